@@ -1,0 +1,1 @@
+pub use nova_rpc as rpc;
