@@ -11,7 +11,8 @@ use nova_rpc::AmqpTransport;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let url = std::env::var("NOVA_RS_AMQP_URL").unwrap_or_else(|_| "rabbit://guest:guest@127.0.0.1:5672/".into());
+    let url = std::env::var("NOVA_RS_AMQP_URL")
+        .unwrap_or_else(|_| "rabbit://guest:guest@127.0.0.1:5672/".into());
     let transport = AmqpTransport::from_url(&url).await?;
     hello::demo(transport.clone()).await?;
     transport.close().await;

@@ -12,9 +12,9 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
 use nova_rpc::{
-    AmqpConfig, AmqpTransport, Call, Dispatcher, Endpoint, Error, NoArgs, NotificationListener, Notifier,
-    NotifyDriver, Priority, RemoteError, RemoteKind, RequestContext, RpcClient, RpcServer, ServerConfig, Target,
-    Transport, Version,
+    AmqpConfig, AmqpTransport, Call, Dispatcher, Endpoint, Error, NoArgs, NotificationListener,
+    Notifier, NotifyDriver, Priority, RemoteError, RemoteKind, RequestContext, RpcClient,
+    RpcServer, ServerConfig, Target, Transport, Version,
 };
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
@@ -178,7 +178,9 @@ fn print(v: &Value) {
 fn parse_json(text: Option<&str>, what: &str) -> anyhow::Result<Map<String, Value>> {
     match text {
         None => Ok(Map::new()),
-        Some(t) => match serde_json::from_str::<Value>(t).with_context(|| format!("invalid JSON for {what}"))? {
+        Some(t) => match serde_json::from_str::<Value>(t)
+            .with_context(|| format!("invalid JSON for {what}"))?
+        {
             Value::Object(m) => Ok(m),
             Value::Null => Ok(Map::new()),
             _ => bail!("{what} must be a JSON object"),
@@ -197,7 +199,8 @@ fn describe(e: &Error, exmods: &[&str]) -> Value {
         Error::Timeout { .. } => json!({"kind": "timeout", "class": "MessagingTimeout",
             "module": "oslo_messaging.exceptions", "message": e.to_string()}),
         Error::Remote(r) => {
-            let rebuilt = matches!(r.module.as_str(), "builtins" | "exceptions") || exmods.contains(&r.module.as_str());
+            let rebuilt = matches!(r.module.as_str(), "builtins" | "exceptions")
+                || exmods.contains(&r.module.as_str());
             let mut d = json!({"kind": "remote", "reconstructed": rebuilt, "class": r.class,
                 "module": if rebuilt { Value::from(r.module.clone()) } else { Value::Null },
                 "message": r.message, "traceback": r.tb});
@@ -207,8 +210,10 @@ fn describe(e: &Error, exmods: &[&str]) -> Value {
             }
             d
         }
-        other => json!({"kind": "local", "class": format!("{other:?}").split([' ', '(', '{']).next().unwrap_or(""),
-            "module": "nova_rpc", "message": other.to_string()}),
+        other => {
+            json!({"kind": "local", "class": format!("{other:?}").split([' ', '(', '{']).next().unwrap_or(""),
+            "module": "nova_rpc", "message": other.to_string()})
+        }
     }
 }
 
@@ -255,11 +260,18 @@ fn py_type(v: &Value) -> &'static str {
 fn py_add(a: &Value, b: &Value) -> Result<Value, RemoteError> {
     match (a, b) {
         (Value::Number(x), Value::Number(y)) => match (x.as_i64(), y.as_i64()) {
-            (Some(i), Some(j)) => Ok(i.checked_add(j).map(Value::from).unwrap_or_else(|| Value::from(i as f64 + j as f64))),
-            _ => Ok(Value::from(x.as_f64().unwrap_or(0.0) + y.as_f64().unwrap_or(0.0))),
+            (Some(i), Some(j)) => Ok(i
+                .checked_add(j)
+                .map(Value::from)
+                .unwrap_or_else(|| Value::from(i as f64 + j as f64))),
+            _ => Ok(Value::from(
+                x.as_f64().unwrap_or(0.0) + y.as_f64().unwrap_or(0.0),
+            )),
         },
         (Value::String(x), Value::String(y)) => Ok(Value::from(format!("{x}{y}"))),
-        (Value::Array(x), Value::Array(y)) => Ok(Value::from(x.iter().chain(y).cloned().collect::<Vec<_>>())),
+        (Value::Array(x), Value::Array(y)) => {
+            Ok(Value::from(x.iter().chain(y).cloned().collect::<Vec<_>>()))
+        }
         _ => Err(RemoteError::type_error(format!(
             "unsupported operand type(s) for +: '{}' and '{}'",
             py_type(a),
@@ -287,10 +299,21 @@ fn record(casts: &Casts, max: usize, call: &Call, args: Value) {
     c.push_back(rec);
 }
 
-fn peer_endpoint(server: String, t: &TargetArgs, casts: Casts, max: usize) -> anyhow::Result<Endpoint> {
+fn peer_endpoint(
+    server: String,
+    t: &TargetArgs,
+    casts: Casts,
+    max: usize,
+) -> anyhow::Result<Endpoint> {
     let version: Version = t.version.parse()?;
     let ns = t.namespace().map(str::to_owned);
-    let (c1, c2, c3, c4, c5) = (casts.clone(), casts.clone(), casts.clone(), casts.clone(), casts);
+    let (c1, c2, c3, c4, c5) = (
+        casts.clone(),
+        casts.clone(),
+        casts.clone(),
+        casts.clone(),
+        casts,
+    );
     let whoami = json!({"server": server, "topic": t.topic, "namespace": ns, "version": t.version});
     Ok(Endpoint::new(t.namespace(), version)
         .method("echo", move |call, a: EchoArgs| {
@@ -304,18 +327,36 @@ fn peer_endpoint(server: String, t: &TargetArgs, casts: Casts, max: usize) -> an
         .method("sleep", |_call, a: SleepArgs| async move {
             let secs = match &a.seconds {
                 Value::Number(n) => n.as_f64().unwrap_or(0.0),
-                Value::String(s) => s.parse().map_err(|_| RemoteError::new("ValueError", "builtins",
-                    format!("could not convert string to float: '{s}'")))?,
-                other => return Err(RemoteError::type_error(format!("float() argument must be a string or a number, not '{}'", py_type(other)))),
+                Value::String(s) => s.parse().map_err(|_| {
+                    RemoteError::new(
+                        "ValueError",
+                        "builtins",
+                        format!("could not convert string to float: '{s}'"),
+                    )
+                })?,
+                other => {
+                    return Err(RemoteError::type_error(format!(
+                        "float() argument must be a string or a number, not '{}'",
+                        py_type(other)
+                    )));
+                }
             };
             let secs = secs.clamp(0.0, 600.0);
             tokio::time::sleep(Duration::from_secs_f64(secs)).await;
             Ok(secs)
         })
         .method("fail", move |call, a: FailArgs| {
-            record(&c3, max, &call, json!({"message": a.message, "code": a.code}));
+            record(
+                &c3,
+                max,
+                &call,
+                json!({"message": a.message, "code": a.code}),
+            );
             async move {
-                Err::<Value, _>(RemoteError::new("PeerError", "oslo_peer", a.message).with_kwarg("code", a.code))
+                Err::<Value, _>(
+                    RemoteError::new("PeerError", "oslo_peer", a.message)
+                        .with_kwarg("code", a.code),
+                )
             }
         })
         .method("whoami", move |_call, _: NoArgs| {
@@ -324,7 +365,10 @@ fn peer_endpoint(server: String, t: &TargetArgs, casts: Casts, max: usize) -> an
         })
         .method("get_context", |call, _: NoArgs| async move {
             let mut m = call.context.into_map();
-            m.insert("client_timeout".into(), call.client_timeout.map(Value::from).unwrap_or(Value::Null));
+            m.insert(
+                "client_timeout".into(),
+                call.client_timeout.map(Value::from).unwrap_or(Value::Null),
+            );
             Ok(m)
         })
         .method("get_casts", move |_call, a: GetCastsArgs| {
@@ -355,15 +399,27 @@ async fn run_server(
     let casts: Casts = Arc::default();
     let mut endpoints = vec![peer_endpoint(server.clone(), &target, casts, max_casts)?];
     if extra_endpoint {
-        endpoints.push(Endpoint::new(None, Version::new(1, 0)).method("ping", |_c, _: NoArgs| async move {
-            Ok("pong-default-namespace")
-        }));
+        endpoints.push(
+            Endpoint::new(None, Version::new(1, 0)).method("ping", |_c, _: NoArgs| async move {
+                Ok("pong-default-namespace")
+            }),
+        );
     }
-    let rpc_target = Target::topic(&target.topic).with_server(&server).with_exchange(&common.exchange);
-    let srv = RpcServer::start_with(transport.clone(), rpc_target, Dispatcher::new(endpoints), ServerConfig::default()).await?;
-    print(&json!({"ready": true, "pid": std::process::id(), "topic": target.topic, "server": server,
+    let rpc_target = Target::topic(&target.topic)
+        .with_server(&server)
+        .with_exchange(&common.exchange);
+    let srv = RpcServer::start_with(
+        transport.clone(),
+        rpc_target,
+        Dispatcher::new(endpoints),
+        ServerConfig::default(),
+    )
+    .await?;
+    print(
+        &json!({"ready": true, "pid": std::process::id(), "topic": target.topic, "server": server,
         "exchange": common.exchange, "namespace": target.namespace(), "version": target.version,
-        "executor": "tokio"}));
+        "executor": "tokio"}),
+    );
     let stop = async {
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
         tokio::select! {
@@ -387,11 +443,18 @@ async fn run_server(
 
 // ---------------------------------------------------------------------------- client
 
-fn client_for(transport: Arc<dyn Transport>, common: &Common, t: &TargetArgs, server: &Option<String>) -> anyhow::Result<RpcClient> {
-    let mut target = Target::topic(&t.topic).with_exchange(&common.exchange).with_version(t.version.parse()?);
+fn client_for(
+    transport: Arc<dyn Transport>,
+    common: &Common,
+    t: &TargetArgs,
+    server: &Option<String>,
+) -> anyhow::Result<RpcClient> {
+    let mut target = Target::topic(&t.topic)
+        .with_exchange(&common.exchange)
+        .with_version(t.version.parse()?);
     target.namespace = t.namespace().map(str::to_owned);
     target.server = server.clone();
-    Ok(RpcClient::with_transport(transport, target))
+    Ok(RpcClient::new(transport, target))
 }
 
 async fn run_op(op: &str, a: OpArgs) -> anyhow::Result<i32> {
@@ -412,9 +475,14 @@ async fn run_op(op: &str, a: OpArgs) -> anyhow::Result<i32> {
         "exchange": a.common.exchange, "namespace": a.target.namespace(), "version": a.target.version});
     let t0 = Instant::now();
     let r = if op == "call" {
-        client.call_value(&ctx, &a.method, Value::Object(margs)).await
+        client
+            .call_value(&ctx, &a.method, Value::Object(margs))
+            .await
     } else {
-        client.cast(&ctx, &a.method, Value::Object(margs)).await.map(|()| Value::Null)
+        client
+            .cast(&ctx, &a.method, Value::Object(margs))
+            .await
+            .map(|()| Value::Null)
     };
     match r {
         Ok(v) => {
@@ -460,16 +528,20 @@ async fn run_bench(
     }
     let ctx = RequestContext::from_map(parse_json(context.as_deref(), "--context")?);
     let transport = connect(&common).await?;
-    let client = client_for(transport.clone(), &common, &target, &server)?.timeout(Duration::from_secs_f64(timeout));
+    let client = client_for(transport.clone(), &common, &target, &server)?
+        .timeout(Duration::from_secs_f64(timeout));
     let payload = Value::from("x".repeat(payload_size));
     for _ in 0..warmup {
-        client.call_value(&ctx, "echo", json!({"value": payload})).await?;
+        client
+            .call_value(&ctx, "echo", json!({"value": payload}))
+            .await?;
     }
     let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let t_start = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..c {
-        let (client, ctx, payload, next) = (client.clone(), ctx.clone(), payload.clone(), next.clone());
+        let (client, ctx, payload, next) =
+            (client.clone(), ctx.clone(), payload.clone(), next.clone());
         tasks.push(tokio::spawn(async move {
             let mut lat = Vec::new();
             let mut errors = Vec::new();
@@ -477,7 +549,10 @@ async fn run_bench(
             while next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < n {
                 let t0 = Instant::now();
                 let r = if cast {
-                    client.cast(&ctx, "echo", &args).await.map(|()| payload.clone())
+                    client
+                        .cast(&ctx, "echo", &args)
+                        .await
+                        .map(|()| payload.clone())
                 } else {
                     client.call_value(&ctx, "echo", args.clone()).await
                 };
@@ -500,7 +575,11 @@ async fn run_bench(
     let elapsed = t_start.elapsed().as_secs_f64();
     lat.sort_by(f64::total_cmp);
     let ms = |v: Option<f64>| v.map(|x| (x * 1e6).round() / 1e3);
-    let rate = if elapsed > 0.0 { ((lat.len() as f64 / elapsed) * 10.0).round() / 10.0 } else { 0.0 };
+    let rate = if elapsed > 0.0 {
+        ((lat.len() as f64 / elapsed) * 10.0).round() / 10.0
+    } else {
+        0.0
+    };
     let mut out = json!({"op": "bench", "mode": if cast { "cast" } else { "call" }, "count": n, "concurrency": c,
         "payload_bytes": payload_size, "ok": errors.is_empty(), "errors": errors.len(),
         "first_errors": errors.iter().take(3).cloned().collect::<Vec<_>>(),
@@ -538,8 +617,10 @@ async fn run_notify(
     let payload: Value = serde_json::from_str(&payload).context("invalid JSON for --payload")?;
     let prio: Priority = priority.parse()?;
     notifier.notify(&ctx, prio, &event_type, payload).await?;
-    print(&json!({"op": "notify", "ok": true, "exchange": common.exchange, "topics": topic_list,
-        "priority": priority, "event_type": event_type, "driver": if driver == NotifyDriver::Messaging { "messaging" } else { "messagingv2" }}));
+    print(
+        &json!({"op": "notify", "ok": true, "exchange": common.exchange, "topics": topic_list,
+        "priority": priority, "event_type": event_type, "driver": if driver == NotifyDriver::Messaging { "messaging" } else { "messagingv2" }}),
+    );
     transport.close().await;
     Ok(0)
 }
@@ -553,21 +634,34 @@ async fn run_listen(
     duration: f64,
 ) -> anyhow::Result<i32> {
     let transport = connect(&common).await?;
-    let prios: Vec<Priority> = priorities.split(',').map(str::parse).collect::<Result<_, _>>()?;
+    let prios: Vec<Priority> = priorities
+        .split(',')
+        .map(str::parse)
+        .collect::<Result<_, _>>()?;
     let topic_list: Vec<&str> = topics.split(',').collect();
-    let mut listener =
-        NotificationListener::start(transport.clone(), Some(&common.exchange), &topic_list, &prios, pool.as_deref()).await?;
+    let mut listener = NotificationListener::start(
+        transport.clone(),
+        Some(&common.exchange),
+        &topic_list,
+        &prios,
+        pool.as_deref(),
+    )
+    .await?;
     eprintln!("listening for notifications");
     let mut got = 0;
     let deadline = tokio::time::Instant::now() + Duration::from_secs_f64(duration);
     while count == 0 || got < count {
-        let Ok(Some(n)) = tokio::time::timeout_at(deadline, listener.next()).await else { break };
+        let Ok(Some(n)) = tokio::time::timeout_at(deadline, listener.next()).await else {
+            break;
+        };
         let msg = &n.notification;
         let mut ctx = msg.context.clone();
         ctx.insert("client_timeout".into(), Value::Null);
-        print(&json!({"priority": msg.priority.to_ascii_lowercase(), "publisher_id": msg.publisher_id,
+        print(
+            &json!({"priority": msg.priority.to_ascii_lowercase(), "publisher_id": msg.publisher_id,
             "event_type": msg.event_type, "payload": msg.payload, "context": ctx,
-            "metadata": {"message_id": msg.message_id, "timestamp": msg.timestamp}}));
+            "metadata": {"message_id": msg.message_id, "timestamp": msg.timestamp}}),
+        );
         got += 1;
     }
     listener.close();
@@ -578,27 +672,82 @@ async fn run_listen(
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "error".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "error".into()),
+        )
         .with_writer(std::io::stderr)
         .init();
     let code = match Cli::parse().mode {
-        Mode::Server { common, target, server, duration, max_casts, extra_endpoint } => {
-            run_server(common, target, server, duration, max_casts, extra_endpoint).await?
-        }
+        Mode::Server {
+            common,
+            target,
+            server,
+            duration,
+            max_casts,
+            extra_endpoint,
+        } => run_server(common, target, server, duration, max_casts, extra_endpoint).await?,
         Mode::Client { op } => match op {
             ClientOp::Call(a) => run_op("call", a).await?,
             ClientOp::Cast(a) => run_op("cast", a).await?,
             ClientOp::Fanout(a) => run_op("fanout", a).await?,
-            ClientOp::Bench { common, target, server, count, concurrency, payload_size, warmup, cast, timeout, context } => {
-                run_bench(common, target, server, count, concurrency, payload_size, warmup, cast, timeout, context).await?
+            ClientOp::Bench {
+                common,
+                target,
+                server,
+                count,
+                concurrency,
+                payload_size,
+                warmup,
+                cast,
+                timeout,
+                context,
+            } => {
+                run_bench(
+                    common,
+                    target,
+                    server,
+                    count,
+                    concurrency,
+                    payload_size,
+                    warmup,
+                    cast,
+                    timeout,
+                    context,
+                )
+                .await?
             }
         },
-        Mode::Notify { common, topics, driver, publisher_id, event_type, priority, payload, context } => {
-            run_notify(common, topics, driver, publisher_id, event_type, priority, payload, context).await?
+        Mode::Notify {
+            common,
+            topics,
+            driver,
+            publisher_id,
+            event_type,
+            priority,
+            payload,
+            context,
+        } => {
+            run_notify(
+                common,
+                topics,
+                driver,
+                publisher_id,
+                event_type,
+                priority,
+                payload,
+                context,
+            )
+            .await?
         }
-        Mode::ListenNotify { common, topics, pool, priorities, count, duration } => {
-            run_listen(common, topics, pool, priorities, count, duration).await?
-        }
+        Mode::ListenNotify {
+            common,
+            topics,
+            pool,
+            priorities,
+            count,
+            duration,
+        } => run_listen(common, topics, pool, priorities, count, duration).await?,
     };
     let _ = RemoteKind::Other;
     std::process::exit(code);

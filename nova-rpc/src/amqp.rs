@@ -16,20 +16,26 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use lapin::options::{
-    BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions, BasicPublishOptions,
-    BasicQosOptions, ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
-    QueueDeleteOptions,
+    BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions,
+    BasicPublishOptions, BasicQosOptions, ConfirmSelectOptions, ExchangeDeclareOptions,
+    QueueBindOptions, QueueDeclareOptions, QueueDeleteOptions,
 };
 use lapin::types::{AMQPValue, FieldTable};
-use lapin::uri::{AMQPAuthority, AMQPQueryString, AMQPScheme, AMQPUri, AMQPUserInfo, SASLMechanism};
-use lapin::{BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, ExchangeKind};
+use lapin::uri::{
+    AMQPAuthority, AMQPQueryString, AMQPScheme, AMQPUri, AMQPUserInfo, SASLMechanism,
+};
+use lapin::{
+    BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, ExchangeKind,
+};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::error::{Error, Result};
 use crate::message::{Codec, Notification, Reply, Request, new_id};
-use crate::transport::{Ack, Delivery, Destination, Disposition, Inbox, Listen, Message, Transport};
+use crate::transport::{
+    Ack, Delivery, Destination, Disposition, Inbox, Listen, Message, Transport,
+};
 use crate::url::{TransportHost, TransportUrl};
 
 /// Settings of an [`AmqpTransport`], named after oslo's options.
@@ -72,7 +78,11 @@ impl AmqpConfig {
     pub fn new(url: TransportUrl) -> Self {
         let program = std::env::args()
             .next()
-            .and_then(|a| std::path::Path::new(&a).file_name().map(|f| f.to_string_lossy().into_owned()))
+            .and_then(|a| {
+                std::path::Path::new(&a)
+                    .file_name()
+                    .map(|f| f.to_string_lossy().into_owned())
+            })
             .unwrap_or_else(|| "nova-rs".into());
         AmqpConfig {
             url,
@@ -105,10 +115,15 @@ impl AmqpConfig {
         }
         let mut c = AmqpConfig::new(parsed);
         for (k, v) in c.url.options.clone() {
-            let bad = || Error::InvalidUrl { url: c.url.to_string(), reason: format!("option {k}={v:?} is not a number") };
+            let bad = || Error::InvalidUrl {
+                url: c.url.to_string(),
+                reason: format!("option {k}={v:?} is not a number"),
+            };
             match k.as_str() {
                 "heartbeat_timeout_threshold" => c.heartbeat = v.parse().map_err(|_| bad())?,
-                "rabbit_retry_interval" => c.retry_interval = Duration::from_secs(v.parse().map_err(|_| bad())?),
+                "rabbit_retry_interval" => {
+                    c.retry_interval = Duration::from_secs(v.parse().map_err(|_| bad())?)
+                }
                 "rabbit_qos_prefetch_count" => c.prefetch_count = v.parse().map_err(|_| bad())?,
                 "rabbit_transient_queues_ttl" => {
                     c.transient_queues_ttl = Duration::from_secs(v.parse().map_err(|_| bad())?)
@@ -164,7 +179,9 @@ pub struct AmqpTransport {
 
 impl std::fmt::Debug for AmqpTransport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AmqpTransport").field("url", &self.inner.config.url.to_string()).finish_non_exhaustive()
+        f.debug_struct("AmqpTransport")
+            .field("url", &self.inner.config.url.to_string())
+            .finish_non_exhaustive()
     }
 }
 
@@ -202,7 +219,12 @@ impl AmqpTransport {
     /// Stops every subscription and closes the connections.
     pub async fn close(&self) {
         self.inner.shutdown.cancel();
-        let p = self.inner.publisher.write().unwrap_or_else(|p| p.into_inner()).take();
+        let p = self
+            .inner
+            .publisher
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
         if let Some(p) = p {
             let _ = p.conn.close(200, "OK".into()).await;
         }
@@ -214,7 +236,10 @@ impl Inner {
         AMQPUri {
             scheme: AMQPScheme::AMQP,
             authority: AMQPAuthority {
-                userinfo: AMQPUserInfo { username: h.username.clone(), password: h.password.clone() },
+                userinfo: AMQPUserInfo {
+                    username: h.username.clone(),
+                    password: h.password.clone(),
+                },
                 host: h.host.clone(),
                 port: h.port,
             },
@@ -246,22 +271,35 @@ impl Inner {
                     self.next_host.store(idx, Ordering::Relaxed);
                     return Ok(c);
                 }
-                Ok(Err(e)) => last = Some(Error::transport(format!("cannot connect to {}:{}", hosts[idx].host, hosts[idx].port), e)),
+                Ok(Err(e)) => {
+                    last = Some(Error::transport(
+                        format!("cannot connect to {}:{}", hosts[idx].host, hosts[idx].port),
+                        e,
+                    ))
+                }
                 Err(_) => {
                     last = Some(Error::Transport {
-                        message: format!("connecting to {}:{} timed out", hosts[idx].host, hosts[idx].port),
+                        message: format!(
+                            "connecting to {}:{} timed out",
+                            hosts[idx].host, hosts[idx].port
+                        ),
                         source: None,
                     })
                 }
             }
         }
-        Err(last.unwrap_or(Error::Transport { message: "transport_url has no host".into(), source: None }))
+        Err(last.unwrap_or(Error::Transport {
+            message: "transport_url has no host".into(),
+            source: None,
+        }))
     }
 
     async fn publisher(&self) -> Result<Arc<PubConn>> {
         let current = |this: &Self| -> Option<Arc<PubConn>> {
             let g = this.publisher.read().unwrap_or_else(|p| p.into_inner());
-            g.as_ref().filter(|p| p.channel.status().connected()).cloned()
+            g.as_ref()
+                .filter(|p| p.channel.status().connected())
+                .cloned()
         };
         if let Some(p) = current(self) {
             return Ok(p);
@@ -274,9 +312,19 @@ impl Inner {
             return Err(Error::Closed("AMQP transport"));
         }
         let conn = self.open().await?;
-        let channel = conn.create_channel().await.map_err(lapin_err("cannot open a channel"))?;
-        channel.confirm_select(ConfirmSelectOptions::default()).await.map_err(lapin_err("confirm.select failed"))?;
-        let p = Arc::new(PubConn { conn, channel, declared: Mutex::new(HashSet::new()) });
+        let channel = conn
+            .create_channel()
+            .await
+            .map_err(lapin_err("cannot open a channel"))?;
+        channel
+            .confirm_select(ConfirmSelectOptions::default())
+            .await
+            .map_err(lapin_err("confirm.select failed"))?;
+        let p = Arc::new(PubConn {
+            conn,
+            channel,
+            declared: Mutex::new(HashSet::new()),
+        });
         *self.publisher.write().unwrap_or_else(|p| p.into_inner()) = Some(p.clone());
         tracing::debug!("publisher connected");
         Ok(p)
@@ -290,14 +338,20 @@ impl Inner {
     }
 
     fn is_obsolete_reply_queue(&self, queue: &str) -> bool {
-        let mut m = self.obsolete_replies.lock().unwrap_or_else(|p| p.into_inner());
+        let mut m = self
+            .obsolete_replies
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         let now = Instant::now();
         m.retain(|_, t| now.duration_since(*t) < Duration::from_secs(60));
         m.contains_key(queue)
     }
 
     fn mark_obsolete_reply_queue(&self, queue: &str) {
-        let mut m = self.obsolete_replies.lock().unwrap_or_else(|p| p.into_inner());
+        let mut m = self
+            .obsolete_replies
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         if m.len() >= 200 {
             if let Some(oldest) = m.iter().min_by_key(|(_, t)| **t).map(|(k, _)| k.clone()) {
                 m.remove(&oldest);
@@ -324,24 +378,60 @@ struct Route<'a> {
     mandatory: bool,
 }
 
-async fn publish_once(p: &PubConn, r: &Route<'_>, body: &[u8], props: BasicProperties) -> lapin::Result<Published> {
+async fn publish_once(
+    p: &PubConn,
+    r: &Route<'_>,
+    body: &[u8],
+    props: BasicProperties,
+) -> lapin::Result<Published> {
     if let Some((kind, auto_delete)) = &r.declare {
         let key = format!("{}\0{}", r.exchange, r.queue.unwrap_or(""));
-        let known = p.declared.lock().unwrap_or_else(|p| p.into_inner()).contains(&key);
+        let known = p
+            .declared
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(&key);
         if !known {
-            let opts = ExchangeDeclareOptions { auto_delete: *auto_delete, ..Default::default() };
-            p.channel.exchange_declare(r.exchange.into(), kind.clone(), opts, FieldTable::default()).await?;
+            let opts = ExchangeDeclareOptions {
+                auto_delete: *auto_delete,
+                ..Default::default()
+            };
+            p.channel
+                .exchange_declare(r.exchange.into(), kind.clone(), opts, FieldTable::default())
+                .await?;
             if let Some(q) = r.queue {
-                p.channel.queue_declare(q.into(), QueueDeclareOptions::default(), FieldTable::default()).await?;
                 p.channel
-                    .queue_bind(q.into(), r.exchange.into(), r.routing_key.into(), QueueBindOptions::default(), FieldTable::default())
+                    .queue_declare(
+                        q.into(),
+                        QueueDeclareOptions::default(),
+                        FieldTable::default(),
+                    )
+                    .await?;
+                p.channel
+                    .queue_bind(
+                        q.into(),
+                        r.exchange.into(),
+                        r.routing_key.into(),
+                        QueueBindOptions::default(),
+                        FieldTable::default(),
+                    )
                     .await?;
             }
-            p.declared.lock().unwrap_or_else(|p| p.into_inner()).insert(key);
+            p.declared
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(key);
         }
     }
-    let opts = BasicPublishOptions { mandatory: r.mandatory, immediate: false };
-    let confirm = p.channel.basic_publish(r.exchange.into(), r.routing_key.into(), opts, body, props).await?.await?;
+    let opts = BasicPublishOptions {
+        mandatory: r.mandatory,
+        immediate: false,
+    };
+    let confirm = p
+        .channel
+        .basic_publish(r.exchange.into(), r.routing_key.into(), opts, body, props)
+        .await?
+        .await?;
     match confirm {
         Confirmation::Ack(Some(_)) | Confirmation::Nack(Some(_)) => Ok(Published::Returned),
         Confirmation::Nack(None) => Err(lapin::Error::from(lapin::ErrorKind::InvalidChannelState(
@@ -367,13 +457,27 @@ impl Transport for AmqpTransport {
         &self.inner.config.control_exchange
     }
 
-    async fn send(&self, dest: Destination, msg: Message, expiration: Option<Duration>) -> Result<()> {
+    async fn send(
+        &self,
+        dest: Destination,
+        msg: Message,
+        expiration: Option<Duration>,
+    ) -> Result<()> {
         let inner = &self.inner;
         let cfg = &inner.config;
         let fanout_exchange;
         let (route, envelope) = match &dest {
-            Destination::Topic { exchange, routing_key } => (
-                Route { exchange, routing_key, declare: Some((ExchangeKind::Topic, false)), queue: None, mandatory: false },
+            Destination::Topic {
+                exchange,
+                routing_key,
+            } => (
+                Route {
+                    exchange,
+                    routing_key,
+                    declare: Some((ExchangeKind::Topic, false)),
+                    queue: None,
+                    mandatory: false,
+                },
                 true,
             ),
             Destination::Fanout { topic } => {
@@ -394,9 +498,22 @@ impl Transport for AmqpTransport {
                     tracing::debug!(reply_q = %queue, "reply queue is gone, reply dropped");
                     return Ok(());
                 }
-                (Route { exchange: "", routing_key: queue, declare: None, queue: None, mandatory: true }, true)
+                (
+                    Route {
+                        exchange: "",
+                        routing_key: queue,
+                        declare: None,
+                        queue: None,
+                        mandatory: true,
+                    },
+                    true,
+                )
             }
-            Destination::Notification { exchange, routing_key, envelope } => (
+            Destination::Notification {
+                exchange,
+                routing_key,
+                envelope,
+            } => (
                 Route {
                     exchange,
                     routing_key,
@@ -450,7 +567,9 @@ impl Transport for AmqpTransport {
                     if matches!(e, Error::Closed(_)) || Instant::now() >= deadline {
                         return Err(e);
                     }
-                    let wait = cfg.backoff(attempt).min(deadline.saturating_duration_since(Instant::now()));
+                    let wait = cfg
+                        .backoff(attempt)
+                        .min(deadline.saturating_duration_since(Instant::now()));
                     tracing::warn!(error = %e, retry_in = ?wait, "AMQP publish failed, reconnecting");
                     attempt += 1;
                     tokio::time::sleep(wait).await;
@@ -464,14 +583,29 @@ impl Transport for AmqpTransport {
         let (tx, rx) = mpsc::channel(self.inner.config.local_buffer.max(1));
         let token = self.inner.shutdown.child_token();
         let (ready_tx, ready_rx) = oneshot::channel();
-        tokio::spawn(consume_loop(self.inner.clone(), spec.clone(), tx, token.clone(), ready_tx));
+        tokio::spawn(consume_loop(
+            self.inner.clone(),
+            spec.clone(),
+            tx,
+            token.clone(),
+            ready_tx,
+        ));
         match ready_rx.await {
             Ok(Ok(())) => {}
             Ok(Err(e)) => return Err(e),
             Err(_) => return Err(Error::Closed("AMQP transport")),
         }
-        let stream = futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|d| (d, rx)) });
-        Ok(Inbox::new(spec.name.clone(), stream.boxed(), move || token.cancel(), true))
+        let stream =
+            futures_util::stream::unfold(
+                rx,
+                |mut rx| async move { rx.recv().await.map(|d| (d, rx)) },
+            );
+        Ok(Inbox::new(
+            spec.name.clone(),
+            stream.boxed(),
+            move || token.cancel(),
+            true,
+        ))
     }
 }
 
@@ -501,15 +635,26 @@ impl Spec {
     fn new(what: Listen, cfg: &AmqpConfig) -> Spec {
         let ttl = i32::try_from(cfg.transient_queues_ttl.as_millis()).unwrap_or(i32::MAX);
         match what {
-            Listen::Rpc { exchange, topic, server } => {
+            Listen::Rpc {
+                exchange,
+                topic,
+                server,
+            } => {
                 let server_q = format!("{topic}.{server}");
                 let fanout_x = format!("{topic}_fanout");
                 let fanout_q = format!("{topic}_fanout_{}", new_id());
                 Spec {
                     kind: Kind::Rpc,
                     name: server_q.clone(),
-                    exchanges: vec![(exchange.clone(), ExchangeKind::Topic, false), (fanout_x.clone(), ExchangeKind::Fanout, true)],
-                    queues: vec![(topic.clone(), None), (server_q.clone(), None), (fanout_q.clone(), Some(ttl))],
+                    exchanges: vec![
+                        (exchange.clone(), ExchangeKind::Topic, false),
+                        (fanout_x.clone(), ExchangeKind::Fanout, true),
+                    ],
+                    queues: vec![
+                        (topic.clone(), None),
+                        (server_q.clone(), None),
+                        (fanout_q.clone(), Some(ttl)),
+                    ],
                     bindings: vec![
                         (topic.clone(), exchange.clone(), topic.clone()),
                         (server_q.clone(), exchange, server_q),
@@ -541,7 +686,8 @@ impl Spec {
                 for (exchange, key) in bindings {
                     let q = pool.clone().unwrap_or_else(|| key.clone());
                     if !s.exchanges.iter().any(|(x, _, _)| *x == exchange) {
-                        s.exchanges.push((exchange.clone(), ExchangeKind::Topic, false));
+                        s.exchanges
+                            .push((exchange.clone(), ExchangeKind::Topic, false));
                     }
                     if !s.queues.iter().any(|(n, _)| *n == q) {
                         s.queues.push((q.clone(), None));
@@ -557,17 +703,28 @@ impl Spec {
 
 async fn setup(inner: &Inner, spec: &Spec) -> Result<(Connection, Channel, Vec<lapin::Consumer>)> {
     let conn = inner.open().await?;
-    let ch = conn.create_channel().await.map_err(lapin_err("cannot open a channel"))?;
+    let ch = conn
+        .create_channel()
+        .await
+        .map_err(lapin_err("cannot open a channel"))?;
     if inner.config.prefetch_count > 0 {
         ch.basic_qos(inner.config.prefetch_count, BasicQosOptions::default())
             .await
             .map_err(lapin_err("basic.qos failed"))?;
     }
     for (name, kind, auto_delete) in &spec.exchanges {
-        let opts = ExchangeDeclareOptions { auto_delete: *auto_delete, ..Default::default() };
-        ch.exchange_declare(name.as_str().into(), kind.clone(), opts, FieldTable::default())
-            .await
-            .map_err(lapin_err("exchange.declare failed"))?;
+        let opts = ExchangeDeclareOptions {
+            auto_delete: *auto_delete,
+            ..Default::default()
+        };
+        ch.exchange_declare(
+            name.as_str().into(),
+            kind.clone(),
+            opts,
+            FieldTable::default(),
+        )
+        .await
+        .map_err(lapin_err("exchange.declare failed"))?;
     }
     for (name, ttl) in &spec.queues {
         let mut args = FieldTable::default();
@@ -579,14 +736,25 @@ async fn setup(inner: &Inner, spec: &Spec) -> Result<(Connection, Channel, Vec<l
             .map_err(lapin_err("queue.declare failed"))?;
     }
     for (queue, exchange, key) in &spec.bindings {
-        ch.queue_bind(queue.as_str().into(), exchange.as_str().into(), key.as_str().into(), QueueBindOptions::default(), FieldTable::default())
-            .await
-            .map_err(lapin_err("queue.bind failed"))?;
+        ch.queue_bind(
+            queue.as_str().into(),
+            exchange.as_str().into(),
+            key.as_str().into(),
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .map_err(lapin_err("queue.bind failed"))?;
     }
     let mut consumers = Vec::new();
     for (i, (queue, _)) in spec.queues.iter().enumerate() {
         let c = ch
-            .basic_consume(queue.as_str().into(), (i + 1).to_string().as_str().into(), BasicConsumeOptions::default(), FieldTable::default())
+            .basic_consume(
+                queue.as_str().into(),
+                (i + 1).to_string().as_str().into(),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
             .await
             .map_err(lapin_err("basic.consume failed"))?;
         consumers.push(c);
@@ -594,7 +762,11 @@ async fn setup(inner: &Inner, spec: &Spec) -> Result<(Connection, Channel, Vec<l
     Ok((conn, ch, consumers))
 }
 
-fn decode(kind: Kind, d: &lapin::message::Delivery, max: usize) -> std::result::Result<Message, crate::message::Malformed> {
+fn decode(
+    kind: Kind,
+    d: &lapin::message::Delivery,
+    max: usize,
+) -> std::result::Result<Message, crate::message::Malformed> {
     let codec = Codec::from_content_type(d.properties.content_type().as_ref().map(|s| s.as_str()));
     match kind {
         Kind::Rpc => Request::decode(codec, &d.data, max).map(Message::Request),
@@ -605,10 +777,17 @@ fn decode(kind: Kind, d: &lapin::message::Delivery, max: usize) -> std::result::
 
 async fn teardown(conn: Connection, ch: Channel, spec: &Spec, consumers: usize) {
     for i in 0..consumers {
-        let _ = ch.basic_cancel((i + 1).to_string().as_str().into(), BasicCancelOptions::default()).await;
+        let _ = ch
+            .basic_cancel(
+                (i + 1).to_string().as_str().into(),
+                BasicCancelOptions::default(),
+            )
+            .await;
     }
     if let Some(q) = &spec.temporary {
-        let _ = ch.queue_delete(q.as_str().into(), QueueDeleteOptions::default()).await;
+        let _ = ch
+            .queue_delete(q.as_str().into(), QueueDeleteOptions::default())
+            .await;
     }
     let _ = ch.close(200, "OK".into()).await;
     let _ = conn.close(200, "OK".into()).await;
@@ -661,7 +840,14 @@ async fn consume_loop(
                             tokio::spawn(async move {
                                 let r = match disp {
                                     Disposition::Ack => acker.ack(BasicAckOptions::default()).await,
-                                    Disposition::Requeue => acker.nack(BasicNackOptions { requeue: true, multiple: false }).await,
+                                    Disposition::Requeue => {
+                                        acker
+                                            .nack(BasicNackOptions {
+                                                requeue: true,
+                                                multiple: false,
+                                            })
+                                            .await
+                                    }
                                 };
                                 if let Err(e) = r {
                                     tracing::warn!(error = %e, "could not settle a notification");

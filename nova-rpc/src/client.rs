@@ -93,7 +93,9 @@ impl ReplyHub {
                     Some(tx) => {
                         let _ = tx.send(reply);
                     }
-                    None => tracing::info!(msg_id = %reply.msg_id, "no calling threads waiting for msg_id"),
+                    None => {
+                        tracing::info!(msg_id = %reply.msg_id, "no calling threads waiting for msg_id")
+                    }
                 }
             }
         });
@@ -139,12 +141,7 @@ pub struct RpcClient {
 
 impl RpcClient {
     /// A client for `target` with the default timeout (60 s) and no version cap.
-    pub fn new(transport: Arc<impl Transport>, target: Target) -> Self {
-        Self::with_transport(transport, target)
-    }
-
-    /// Same as [`RpcClient::new`] for an `Arc<dyn Transport>`.
-    pub fn with_transport(transport: Arc<dyn Transport>, target: Target) -> Self {
+    pub fn new(transport: Arc<dyn Transport>, target: Target) -> Self {
         RpcClient {
             shared: Arc::new(Shared {
                 transport,
@@ -221,6 +218,11 @@ impl RpcClient {
         self
     }
 
+    /// Calls of this client (and its prepared copies) waiting for a reply.
+    pub fn pending_calls(&self) -> usize {
+        self.shared.hub.get().map_or(0, |h| h.lock().len())
+    }
+
     /// The current target.
     pub fn target(&self) -> &Target {
         &self.target
@@ -235,7 +237,10 @@ impl RpcClient {
         if let Some(cap) = self.version_cap {
             let v = self.target.version.unwrap_or(Version::DEFAULT);
             if !cap.can_serve(&v) {
-                return Err(Error::VersionCap { version: v.to_string(), cap: cap.to_string() });
+                return Err(Error::VersionCap {
+                    version: v.to_string(),
+                    cap: cap.to_string(),
+                });
             }
         }
         Ok(())
@@ -247,7 +252,9 @@ impl RpcClient {
             return Err(Error::InvalidTarget("a topic is required to send".into()));
         }
         if t.fanout {
-            return Ok(Destination::Fanout { topic: t.topic.clone() });
+            return Ok(Destination::Fanout {
+                topic: t.topic.clone(),
+            });
         }
         let exchange = t
             .exchange
@@ -257,7 +264,10 @@ impl RpcClient {
             Some(s) => format!("{}.{}", t.topic, s),
             None => t.topic.clone(),
         };
-        Ok(Destination::Topic { exchange, routing_key })
+        Ok(Destination::Topic {
+            exchange,
+            routing_key,
+        })
     }
 
     fn request(&self, ctx: &RequestContext, method: &str, args: Value) -> Result<Request> {
@@ -289,11 +299,19 @@ impl RpcClient {
     }
 
     /// Sends without waiting (oslo's `cast`); fanout when the target says so.
-    pub async fn cast(&self, ctx: &RequestContext, method: &str, args: impl Serialize) -> Result<()> {
+    pub async fn cast(
+        &self,
+        ctx: &RequestContext,
+        method: &str,
+        args: impl Serialize,
+    ) -> Result<()> {
         self.check_version_cap()?;
         let dest = self.destination()?;
         let req = self.request(ctx, method, serde_json::to_value(args)?)?;
-        self.shared.transport.send(dest, Message::Request(req), None).await
+        self.shared
+            .transport
+            .send(dest, Message::Request(req), None)
+            .await
     }
 
     /// Calls `method` and decodes its result into `R`.
@@ -303,21 +321,34 @@ impl RpcClient {
         method: &str,
         args: impl Serialize,
     ) -> Result<R> {
-        let v = self.call_value(ctx, method, serde_json::to_value(args)?).await?;
+        let v = self
+            .call_value(ctx, method, serde_json::to_value(args)?)
+            .await?;
         Ok(serde_json::from_value(v)?)
     }
 
     /// Calls `method` with already-built JSON arguments and returns the
     /// (deserialized) result value.
-    pub async fn call_value(&self, ctx: &RequestContext, method: &str, args: Value) -> Result<Value> {
+    pub async fn call_value(
+        &self,
+        ctx: &RequestContext,
+        method: &str,
+        args: Value,
+    ) -> Result<Value> {
         if self.target.fanout {
-            return Err(Error::InvalidTarget("call() cannot be used with a fanout target".into()));
+            return Err(Error::InvalidTarget(
+                "call() cannot be used with a fanout target".into(),
+            ));
         }
         self.check_version_cap()?;
         let dest = self.destination()?;
         let mut req = self.request(ctx, method, args)?;
         let shared = &self.shared;
-        let hub = shared.hub.get_or_try_init(|| ReplyHub::start(&shared.transport)).await?.clone();
+        let hub = shared
+            .hub
+            .get_or_try_init(|| ReplyHub::start(&shared.transport))
+            .await?
+            .clone();
 
         let timeout = match ctx.remaining() {
             Some(left) => left.min(self.timeout),
@@ -326,13 +357,20 @@ impl RpcClient {
         let msg_id = new_id();
         let (tx, rx) = mpsc::unbounded_channel();
         hub.lock().insert(msg_id.clone(), tx);
-        let mut waiter = Waiter { hub: hub.clone(), msg_id: msg_id.clone(), rx };
+        let mut waiter = Waiter {
+            hub: hub.clone(),
+            msg_id: msg_id.clone(),
+            rx,
+        };
 
         req.msg_id = Some(msg_id.clone());
         req.reply_q = Some(hub.queue.clone());
         req.call_monitor_timeout = self.call_monitor_timeout.map(|d| d.as_secs_f64());
         let started = Instant::now();
-        shared.transport.send(dest, Message::Request(req), Some(timeout)).await?;
+        shared
+            .transport
+            .send(dest, Message::Request(req), Some(timeout))
+            .await?;
 
         let deadline = started + timeout;
         let cm = self.call_monitor_timeout;
@@ -346,7 +384,12 @@ impl RpcClient {
             let reply = match tokio::time::timeout_at(wake, waiter.rx.recv()).await {
                 Ok(Some(r)) => r,
                 Ok(None) => return Err(Error::Closed("reply listener")),
-                Err(_) => return Err(Error::Timeout { msg_id, timeout: which }),
+                Err(_) => {
+                    return Err(Error::Timeout {
+                        msg_id,
+                        timeout: which,
+                    });
+                }
             };
             if let Some(f) = &reply.failure {
                 return Err(Error::Remote(RemoteError::from_failure_json(f)?));

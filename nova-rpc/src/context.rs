@@ -82,7 +82,9 @@ impl RequestContext {
     }
     /// `project_id` (falls back to `project` / `tenant`).
     pub fn project_id(&self) -> Option<&str> {
-        self.str_of("project_id").or_else(|| self.str_of("project")).or_else(|| self.str_of("tenant"))
+        self.str_of("project_id")
+            .or_else(|| self.str_of("project"))
+            .or_else(|| self.str_of("tenant"))
     }
     /// `roles`.
     pub fn roles(&self) -> Vec<&str> {
@@ -93,7 +95,10 @@ impl RequestContext {
     }
     /// `is_admin` (false when absent).
     pub fn is_admin(&self) -> bool {
-        self.values.get("is_admin").and_then(Value::as_bool).unwrap_or(false)
+        self.values
+            .get("is_admin")
+            .and_then(Value::as_bool)
+            .unwrap_or(false)
     }
     /// The deadline, if the caller set one.
     pub fn deadline(&self) -> Option<DateTime<Utc>> {
@@ -103,7 +108,8 @@ impl RequestContext {
     }
     /// Time left until the deadline (zero when passed; `None` without a deadline).
     pub fn remaining(&self) -> Option<Duration> {
-        self.deadline().map(|d| (d - Utc::now()).to_std().unwrap_or(Duration::ZERO))
+        self.deadline()
+            .map(|d| (d - Utc::now()).to_std().unwrap_or(Duration::ZERO))
     }
 
     /// Sets `request_id`.
@@ -138,7 +144,10 @@ impl RequestContext {
     }
     /// Sets the deadline.
     pub fn with_deadline(mut self, deadline: DateTime<Utc>) -> Self {
-        self.set(DEADLINE_KEY, deadline.to_rfc3339_opts(SecondsFormat::Micros, true));
+        self.set(
+            DEADLINE_KEY,
+            deadline.to_rfc3339_opts(SecondsFormat::Micros, true),
+        );
         self
     }
     /// Sets the deadline `d` from now.

@@ -38,7 +38,11 @@ pub struct Call {
     pub routing_key: String,
 }
 
-type Handler = Arc<dyn Fn(Call, Map<String, Value>) -> BoxFuture<'static, Result<Value, RemoteError>> + Send + Sync>;
+type Handler = Arc<
+    dyn Fn(Call, Map<String, Value>) -> BoxFuture<'static, Result<Value, RemoteError>>
+        + Send
+        + Sync,
+>;
 
 /// Arguments of a method that takes none (extra keys are ignored).
 #[derive(Debug, Clone, Copy, Default, serde::Deserialize)]
@@ -74,7 +78,12 @@ impl Endpoint {
     /// An endpoint serving `namespace` (None = the null namespace) at `version`.
     pub fn new(namespace: Option<&str>, version: Version) -> Self {
         let namespace = namespace.map(str::to_owned);
-        Endpoint { accepted_namespaces: vec![namespace.clone()], namespace, version, methods: HashMap::new() }
+        Endpoint {
+            accepted_namespaces: vec![namespace.clone()],
+            namespace,
+            version,
+            methods: HashMap::new(),
+        }
     }
 
     /// Also accepts messages addressed to an older namespace name (oslo's `legacy_namespaces`).
@@ -108,7 +117,8 @@ impl Endpoint {
             let args = match serde_json::from_value::<A>(Value::Object(args)) {
                 Ok(a) => a,
                 Err(e) => {
-                    let err = RemoteError::type_error(format!("{method}() got unusable arguments: {e}"));
+                    let err =
+                        RemoteError::type_error(format!("{method}() got unusable arguments: {e}"));
                     return futures_util::future::ready(Err(err)).boxed();
                 }
             };
@@ -116,7 +126,10 @@ impl Endpoint {
             async move {
                 let r = fut.await?;
                 serde_json::to_value(r).map_err(|e| {
-                    RemoteError::internal("SerializationError", format!("{method}() returned an unserializable value: {e}"))
+                    RemoteError::internal(
+                        "SerializationError",
+                        format!("{method}() returned an unserializable value: {e}"),
+                    )
                 })
             }
             .boxed()
@@ -144,7 +157,10 @@ pub struct Dispatcher {
 impl Dispatcher {
     /// A dispatcher over `endpoints`, tried in order.
     pub fn new(endpoints: Vec<Endpoint>) -> Self {
-        Dispatcher { endpoints: endpoints.into(), serializer: Arc::new(NoOpSerializer) }
+        Dispatcher {
+            endpoints: endpoints.into(),
+            serializer: Arc::new(NoOpSerializer),
+        }
     }
 
     /// Uses `serializer` for arguments, results and the context.
@@ -154,7 +170,12 @@ impl Dispatcher {
     }
 
     /// Runs one request; the error is what goes back in the reply's `failure`.
-    pub async fn dispatch(&self, req: Request, exchange: &str, routing_key: &str) -> Result<Value, RemoteError> {
+    pub async fn dispatch(
+        &self,
+        req: Request,
+        exchange: &str,
+        routing_key: &str,
+    ) -> Result<Value, RemoteError> {
         let version_str = req.version.as_deref().unwrap_or("1.0");
         let version = match version_str.parse::<Version>() {
             Ok(v) => v,
@@ -185,7 +206,12 @@ impl Dispatcher {
         };
         let mut args = Map::new();
         for (k, v) in req.args {
-            args.insert(k, self.serializer.deserialize_entity(&context, v).map_err(to_remote)?);
+            args.insert(
+                k,
+                self.serializer
+                    .deserialize_entity(&context, v)
+                    .map_err(to_remote)?,
+            );
         }
         let call = Call {
             context,
@@ -199,7 +225,9 @@ impl Dispatcher {
         };
         let ctx = call.context.clone();
         let result = handler(call, args).await?;
-        self.serializer.serialize_entity(&ctx, result).map_err(to_remote)
+        self.serializer
+            .serialize_entity(&ctx, result)
+            .map_err(to_remote)
     }
 }
 
@@ -240,7 +268,8 @@ mod tests {
         let peer = Endpoint::new(Some("peer"), Version::new(1, 3))
             .method("add", |_c, a: AddArgs| async move { Ok(a.a + a.b) })
             .method("_secret", |_c, _a: NoArgs| async move { Ok("no") });
-        let default = Endpoint::new(None, Version::new(1, 0)).method("ping", |_c, _a: NoArgs| async move { Ok("pong") });
+        let default = Endpoint::new(None, Version::new(1, 0))
+            .method("ping", |_c, _a: NoArgs| async move { Ok("pong") });
         Dispatcher::new(vec![peer, default])
     }
 
@@ -250,23 +279,49 @@ mod tests {
 
     #[tokio::test]
     async fn oslo_rules() {
-        let ok = run(req("add", Some("peer"), Some("1.2"), json!({"a": 2, "b": 40}))).await;
+        let ok = run(req(
+            "add",
+            Some("peer"),
+            Some("1.2"),
+            json!({"a": 2, "b": 40}),
+        ))
+        .await;
         assert_eq!(ok.unwrap(), json!(42));
-        let newer = run(req("add", Some("peer"), Some("1.4"), json!({}))).await.unwrap_err();
+        let newer = run(req("add", Some("peer"), Some("1.4"), json!({})))
+            .await
+            .unwrap_err();
         assert_eq!(newer.kind(), RemoteKind::UnsupportedVersion);
-        assert_eq!(newer.message, "Endpoint does not support RPC version 1.4. Attempted method: add");
-        let major = run(req("add", Some("peer"), Some("2.0"), json!({}))).await.unwrap_err();
+        assert_eq!(
+            newer.message,
+            "Endpoint does not support RPC version 1.4. Attempted method: add"
+        );
+        let major = run(req("add", Some("peer"), Some("2.0"), json!({})))
+            .await
+            .unwrap_err();
         assert_eq!(major.kind(), RemoteKind::UnsupportedVersion);
-        let ns = run(req("add", Some("nope"), Some("1.0"), json!({}))).await.unwrap_err();
+        let ns = run(req("add", Some("nope"), Some("1.0"), json!({})))
+            .await
+            .unwrap_err();
         assert_eq!(ns.kind(), RemoteKind::UnsupportedVersion);
-        let missing = run(req("nope", Some("peer"), Some("1.0"), json!({}))).await.unwrap_err();
+        let missing = run(req("nope", Some("peer"), Some("1.0"), json!({})))
+            .await
+            .unwrap_err();
         assert_eq!(missing.kind(), RemoteKind::NoSuchMethod);
-        let private = run(req("_secret", Some("peer"), None, json!({}))).await.unwrap_err();
+        let private = run(req("_secret", Some("peer"), None, json!({})))
+            .await
+            .unwrap_err();
         assert_eq!(private.kind(), RemoteKind::NoSuchMethod);
-        assert_eq!(run(req("ping", None, None, json!({}))).await.unwrap(), json!("pong"));
-        let bad_args = run(req("add", Some("peer"), None, json!({"a": "x", "b": 1}))).await.unwrap_err();
+        assert_eq!(
+            run(req("ping", None, None, json!({}))).await.unwrap(),
+            json!("pong")
+        );
+        let bad_args = run(req("add", Some("peer"), None, json!({"a": "x", "b": 1})))
+            .await
+            .unwrap_err();
         assert_eq!(bad_args.kind(), RemoteKind::TypeError);
-        let bad_version = run(req("add", Some("peer"), Some("one"), json!({}))).await.unwrap_err();
+        let bad_version = run(req("add", Some("peer"), Some("one"), json!({})))
+            .await
+            .unwrap_err();
         assert_eq!(bad_version.kind(), RemoteKind::UnsupportedVersion);
     }
 }

@@ -25,7 +25,9 @@ pub enum Error {
     #[error("remote error: {0}")]
     Remote(RemoteError),
     /// The requested version is above the client's `version_cap` (oslo's `RPCVersionCapError`).
-    #[error("requested message version, {version} is incompatible: it needs a version cap of at least that, but the cap is {cap}")]
+    #[error(
+        "requested message version, {version} is incompatible: it needs a version cap of at least that, but the cap is {cap}"
+    )]
     VersionCap {
         /// The version the message asked for.
         version: String,
@@ -85,12 +87,14 @@ impl Error {
 
     /// True when the server had no such method (oslo's `NoSuchMethod`).
     pub fn is_no_such_method(&self) -> bool {
-        self.remote().is_some_and(|r| r.kind() == RemoteKind::NoSuchMethod)
+        self.remote()
+            .is_some_and(|r| r.kind() == RemoteKind::NoSuchMethod)
     }
 
     /// True when no endpoint served the namespace/version (oslo's `UnsupportedVersion`).
     pub fn is_unsupported_version(&self) -> bool {
-        self.remote().is_some_and(|r| r.kind() == RemoteKind::UnsupportedVersion)
+        self.remote()
+            .is_some_and(|r| r.kind() == RemoteKind::UnsupportedVersion)
     }
 
     #[cfg(feature = "amqp")]
@@ -98,7 +102,10 @@ impl Error {
         message: impl Into<String>,
         source: impl std::error::Error + Send + Sync + 'static,
     ) -> Self {
-        Error::Transport { message: message.into(), source: Some(Box::new(source)) }
+        Error::Transport {
+            message: message.into(),
+            source: Some(Box::new(source)),
+        }
     }
 }
 
@@ -156,7 +163,11 @@ pub struct RemoteError {
 impl RemoteError {
     /// A remote error with `args = [message]` and no kwargs, as Python builds
     /// `Class(message)`.
-    pub fn new(class: impl Into<String>, module: impl Into<String>, message: impl Into<String>) -> Self {
+    pub fn new(
+        class: impl Into<String>,
+        module: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
         let message = message.into();
         RemoteError {
             class: class.into(),
@@ -290,9 +301,15 @@ mod tests {
     #[test]
     fn dispatcher_errors_have_oslo_names_and_messages() {
         let e = RemoteError::unsupported_version("1.9", "echo");
-        assert_eq!(e.message, "Endpoint does not support RPC version 1.9. Attempted method: echo");
+        assert_eq!(
+            e.message,
+            "Endpoint does not support RPC version 1.9. Attempted method: echo"
+        );
         assert_eq!(e.kind(), RemoteKind::UnsupportedVersion);
-        assert_eq!(RemoteError::no_such_method("x").kind(), RemoteKind::NoSuchMethod);
+        assert_eq!(
+            RemoteError::no_such_method("x").kind(),
+            RemoteKind::NoSuchMethod
+        );
     }
 
     #[test]
@@ -304,7 +321,13 @@ mod tests {
 
     #[test]
     fn garbage_failure_is_a_codec_error() {
-        assert!(matches!(RemoteError::from_failure_json("{"), Err(Error::Codec(_))));
-        assert!(matches!(RemoteError::from_failure_json("{\"module\":\"m\"}"), Err(Error::Codec(_))));
+        assert!(matches!(
+            RemoteError::from_failure_json("{"),
+            Err(Error::Codec(_))
+        ));
+        assert!(matches!(
+            RemoteError::from_failure_json("{\"module\":\"m\"}"),
+            Err(Error::Codec(_))
+        ));
     }
 }

@@ -4,7 +4,7 @@
 //! reply queues, notification queues that keep messages until a listener
 //! comes). Used by tests, examples and the all-in-one process.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -12,7 +12,9 @@ use futures_util::StreamExt;
 
 use crate::error::{Error, Result};
 use crate::message::new_id;
-use crate::transport::{Ack, Delivery, Destination, Disposition, Inbox, Listen, Message, Transport};
+use crate::transport::{
+    Ack, Delivery, Destination, Disposition, Inbox, Listen, Message, Transport,
+};
 
 /// Settings of a [`MemoryTransport`].
 #[derive(Debug, Clone)]
@@ -26,17 +28,23 @@ pub struct MemoryConfig {
 
 impl Default for MemoryConfig {
     fn default() -> Self {
-        MemoryConfig { control_exchange: "openstack".into(), queue_capacity: 65_536 }
+        MemoryConfig {
+            control_exchange: "openstack".into(),
+            queue_capacity: 65_536,
+        }
     }
 }
 
 type Item = (Message, String, String);
-type QueueEnds = (flume::Sender<Item>, flume::Receiver<Item>);
 
-#[derive(Debug)]
+/// A queue: messages go round-robin to its consumers (each with a private
+/// channel, like RabbitMQ's per-consumer delivery), or wait in the backlog
+/// while it has none.
+#[derive(Debug, Default)]
 struct Queue {
-    tx: flume::Sender<Item>,
-    rx: flume::Receiver<Item>,
+    consumers: Vec<(u64, flume::Sender<Item>, flume::Receiver<Item>)>,
+    next: usize,
+    backlog: VecDeque<Item>,
 }
 
 #[derive(Debug, Default)]
@@ -44,6 +52,7 @@ struct State {
     queues: HashMap<String, Queue>,
     /// exchange -> (routing key, queue); fanout exchanges bind with "".
     bindings: HashMap<String, Vec<(String, String)>>,
+    next_consumer: u64,
 }
 
 #[derive(Debug)]
@@ -54,21 +63,75 @@ struct Broker {
 
 impl Broker {
     fn lock(&self) -> MutexGuard<'_, State> {
-        // A panic while holding the lock cannot leave the maps inconsistent
-        // (every update is a single insert/remove), so recover from poison.
+        // Every update is a single insert/remove/push, so a panic elsewhere
+        // cannot leave the maps half-changed: recover from poison.
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn declare(&self, st: &mut State, queue: &str) -> QueueEnds {
-        let cap = self.capacity;
-        let q = st.queues.entry(queue.to_owned()).or_insert_with(|| {
-            let (tx, rx) = flume::bounded(cap);
-            Queue { tx, rx }
-        });
-        (q.tx.clone(), q.rx.clone())
+    fn enqueue(&self, q: &mut Queue, name: &str, mut item: Item) -> Result<()> {
+        let n = q.consumers.len();
+        for i in 0..n {
+            let idx = (q.next + i) % n;
+            match q.consumers[idx].1.try_send(item) {
+                Ok(()) => {
+                    q.next = idx + 1;
+                    return Ok(());
+                }
+                Err(flume::TrySendError::Full(back) | flume::TrySendError::Disconnected(back)) => {
+                    item = back
+                }
+            }
+        }
+        if n > 0 || q.backlog.len() >= self.capacity {
+            return Err(Error::Delivery(format!(
+                "queue {name} is full ({} messages)",
+                self.capacity
+            )));
+        }
+        q.backlog.push_back(item);
+        Ok(())
+    }
+
+    /// Adds a consumer to `queue` (creating it) and hands it the backlog.
+    fn attach(&self, st: &mut State, queue: &str) -> (u64, flume::Receiver<Item>) {
+        st.next_consumer += 1;
+        let id = st.next_consumer;
+        let (tx, rx) = flume::bounded(self.capacity);
+        let q = st.queues.entry(queue.to_owned()).or_default();
+        while let Some(item) = q.backlog.pop_front() {
+            if let Err(flume::TrySendError::Full(item) | flume::TrySendError::Disconnected(item)) =
+                tx.try_send(item)
+            {
+                q.backlog.push_front(item);
+                break;
+            }
+        }
+        q.consumers.push((id, tx, rx.clone()));
+        (id, rx)
+    }
+
+    /// Removes a consumer; what it had not taken goes back to the queue.
+    fn detach(&self, st: &mut State, queue: &str, id: u64) {
+        let Some(q) = st.queues.get_mut(queue) else {
+            return;
+        };
+        let Some(pos) = q.consumers.iter().position(|c| c.0 == id) else {
+            return;
+        };
+        let (_, _, rx) = q.consumers.remove(pos);
+        let left: Vec<Item> = rx.drain().collect();
+        for item in left {
+            if self.enqueue(q, queue, item).is_err() {
+                tracing::warn!(
+                    queue,
+                    "queue full: a message returned by a stopped consumer was dropped"
+                );
+            }
+        }
     }
 
     fn bind(st: &mut State, exchange: &str, key: &str, queue: &str) {
+        st.queues.entry(queue.to_owned()).or_default();
         let b = st.bindings.entry(exchange.to_owned()).or_default();
         if !b.iter().any(|(k, q)| k == key && q == queue) {
             b.push((key.to_owned(), queue.to_owned()));
@@ -80,6 +143,43 @@ impl Broker {
         for b in st.bindings.values_mut() {
             b.retain(|(_, q)| q != queue);
         }
+    }
+
+    fn publish(&self, exchange: &str, key: &str, msg: Message) -> Result<()> {
+        let mut st = self.lock();
+        let names: Vec<String> = if exchange.is_empty() {
+            st.queues
+                .contains_key(key)
+                .then(|| key.to_owned())
+                .into_iter()
+                .collect()
+        } else {
+            let fanout = exchange.ends_with("_fanout");
+            st.bindings
+                .get(exchange)
+                .into_iter()
+                .flatten()
+                .filter(|(k, _)| fanout || k == key)
+                .map(|(_, q)| q.clone())
+                .collect()
+        };
+        if names.is_empty() {
+            tracing::debug!(exchange, routing_key = key, "message unroutable, dropped");
+            if exchange.is_empty() {
+                return Err(Error::Delivery(format!("no queue named {key}")));
+            }
+            return Ok(());
+        }
+        let last = names.len() - 1;
+        let mut msg = Some(msg);
+        for (i, name) in names.iter().enumerate() {
+            let m = if i == last { msg.take() } else { msg.clone() };
+            let (Some(m), Some(q)) = (m, st.queues.get_mut(name)) else {
+                continue;
+            };
+            self.enqueue(q, name, (m, exchange.to_owned(), key.to_owned()))?;
+        }
+        Ok(())
     }
 }
 
@@ -128,80 +228,72 @@ impl MemoryTransport {
     /// A new broker with the given settings.
     pub fn with_config(config: MemoryConfig) -> Self {
         MemoryTransport {
-            broker: Arc::new(Broker { state: Mutex::default(), capacity: config.queue_capacity.max(1) }),
+            broker: Arc::new(Broker {
+                state: Mutex::default(),
+                capacity: config.queue_capacity.max(1),
+            }),
             control_exchange: config.control_exchange.into(),
         }
     }
 
     /// Another handle on the same broker with another control exchange.
     pub fn with_control_exchange(&self, exchange: &str) -> Arc<MemoryTransport> {
-        Arc::new(MemoryTransport { broker: self.broker.clone(), control_exchange: exchange.into() })
+        Arc::new(MemoryTransport {
+            broker: self.broker.clone(),
+            control_exchange: exchange.into(),
+        })
     }
 
     /// Messages waiting in `queue` (`None` if it does not exist).
     pub fn queue_len(&self, queue: &str) -> Option<usize> {
-        self.broker.lock().queues.get(queue).map(|q| q.rx.len())
+        let st = self.broker.lock();
+        let q = st.queues.get(queue)?;
+        Some(q.backlog.len() + q.consumers.iter().map(|c| c.2.len()).sum::<usize>())
     }
 
-    fn publish(&self, exchange: &str, key: &str, msg: Message) -> Result<()> {
-        let targets: Vec<(String, flume::Sender<Item>)> = {
-            let st = self.broker.lock();
-            if exchange.is_empty() {
-                st.queues.get(key).map(|q| (key.to_owned(), q.tx.clone())).into_iter().collect()
-            } else {
-                let fanout = exchange.ends_with("_fanout");
-                st.bindings
-                    .get(exchange)
-                    .into_iter()
-                    .flatten()
-                    .filter(|(k, _)| fanout || k == key)
-                    .filter_map(|(_, q)| st.queues.get(q).map(|qq| (q.clone(), qq.tx.clone())))
-                    .collect()
-            }
-        };
-        if targets.is_empty() {
-            tracing::debug!(exchange, routing_key = key, "message unroutable, dropped");
-            if exchange.is_empty() {
-                return Err(Error::Delivery(format!("no queue named {key}")));
-            }
-            return Ok(());
+    /// An inbox over consumers of `queues`; closing it detaches them (their
+    /// untaken messages go back to the queues) and deletes `temporary` queues.
+    fn inbox(
+        &self,
+        st: &mut State,
+        name: String,
+        queues: Vec<String>,
+        temporary: Vec<String>,
+        with_ack: bool,
+    ) -> Inbox {
+        let mut attached = Vec::new();
+        let mut streams = Vec::new();
+        for q in queues {
+            let (id, rx) = self.broker.attach(st, &q);
+            let broker = self.broker.clone();
+            let queue = q.clone();
+            streams.push(
+                rx.into_stream()
+                    .map(move |(message, exchange, routing_key)| {
+                        let ack = with_ack.then(|| {
+                            let broker = broker.clone();
+                            let queue = queue.clone();
+                            let item = (message.clone(), exchange.clone(), routing_key.clone());
+                            Ack::new(move |d| {
+                                if d == Disposition::Requeue {
+                                    let mut st = broker.lock();
+                                    if let Some(q) = st.queues.get_mut(&queue) {
+                                        let _ = broker.enqueue(q, &queue, item);
+                                    }
+                                }
+                            })
+                        });
+                        Delivery {
+                            message: Ok(message),
+                            exchange,
+                            routing_key,
+                            ack,
+                        }
+                    })
+                    .boxed(),
+            );
+            attached.push((q, id));
         }
-        let last = targets.len() - 1;
-        let mut msg = Some(msg);
-        for (i, (queue, tx)) in targets.into_iter().enumerate() {
-            let m = if i == last { msg.take() } else { msg.clone() };
-            let Some(m) = m else { break };
-            match tx.try_send((m, exchange.to_owned(), key.to_owned())) {
-                Ok(()) => {}
-                Err(flume::TrySendError::Full(_)) => {
-                    return Err(Error::Delivery(format!(
-                        "queue {queue} is full ({} messages)",
-                        self.broker.capacity
-                    )));
-                }
-                Err(flume::TrySendError::Disconnected(_)) => {}
-            }
-        }
-        Ok(())
-    }
-
-    fn inbox(&self, name: String, queues: Vec<QueueEnds>, temporary: Vec<String>, with_ack: bool) -> Inbox {
-        let streams = queues.into_iter().map(move |(tx, rx)| {
-            rx.into_stream()
-                .map(move |(message, exchange, routing_key)| {
-                    let ack = with_ack.then(|| {
-                        let tx = tx.clone();
-                        let item = (message.clone(), exchange.clone(), routing_key.clone());
-                        Ack::new(move |d| {
-                            if d == Disposition::Requeue {
-                                let _ = tx.try_send(item);
-                            }
-                        })
-                    });
-                    Delivery { message: Ok(message), exchange, routing_key, ack }
-                })
-                .boxed()
-        });
         let stream = futures_util::stream::select_all(streams).boxed();
         let broker = self.broker.clone();
         Inbox::new(
@@ -209,6 +301,9 @@ impl MemoryTransport {
             stream,
             move || {
                 let mut st = broker.lock();
+                for (q, id) in &attached {
+                    broker.detach(&mut st, q, *id);
+                }
                 for q in &temporary {
                     Broker::delete(&mut st, q);
                 }
@@ -224,60 +319,69 @@ impl Transport for MemoryTransport {
         &self.control_exchange
     }
 
-    async fn send(&self, dest: Destination, msg: Message, _expiration: Option<Duration>) -> Result<()> {
+    async fn send(
+        &self,
+        dest: Destination,
+        msg: Message,
+        _expiration: Option<Duration>,
+    ) -> Result<()> {
         match dest {
-            Destination::Topic { exchange, routing_key } => self.publish(&exchange, &routing_key, msg),
-            Destination::Fanout { topic } => self.publish(&format!("{topic}_fanout"), "", msg),
-            Destination::Reply { queue } => self.publish("", &queue, msg),
-            Destination::Notification { exchange, routing_key, .. } => {
-                {
-                    let mut st = self.broker.lock();
-                    self.broker.declare(&mut st, &routing_key);
-                    Broker::bind(&mut st, &exchange, &routing_key, &routing_key);
-                }
-                self.publish(&exchange, &routing_key, msg)
+            Destination::Topic {
+                exchange,
+                routing_key,
+            } => self.broker.publish(&exchange, &routing_key, msg),
+            Destination::Fanout { topic } => {
+                self.broker.publish(&format!("{topic}_fanout"), "", msg)
+            }
+            Destination::Reply { queue } => self.broker.publish("", &queue, msg),
+            Destination::Notification {
+                exchange,
+                routing_key,
+                ..
+            } => {
+                Broker::bind(
+                    &mut self.broker.lock(),
+                    &exchange,
+                    &routing_key,
+                    &routing_key,
+                );
+                self.broker.publish(&exchange, &routing_key, msg)
             }
         }
     }
 
     async fn listen(&self, what: Listen) -> Result<Inbox> {
         let mut st = self.broker.lock();
-        match what {
-            Listen::Rpc { exchange, topic, server } => {
+        Ok(match what {
+            Listen::Rpc {
+                exchange,
+                topic,
+                server,
+            } => {
                 let server_q = format!("{topic}.{server}");
                 let fanout_q = format!("{topic}_fanout_{}", new_id());
-                let rxs = vec![
-                    self.broker.declare(&mut st, &topic),
-                    self.broker.declare(&mut st, &server_q),
-                    self.broker.declare(&mut st, &fanout_q),
-                ];
                 Broker::bind(&mut st, &exchange, &topic, &topic);
                 Broker::bind(&mut st, &exchange, &server_q, &server_q);
                 Broker::bind(&mut st, &format!("{topic}_fanout"), &topic, &fanout_q);
-                drop(st);
-                Ok(self.inbox(server_q, rxs, vec![fanout_q], false))
+                let queues = vec![topic, server_q.clone(), fanout_q.clone()];
+                self.inbox(&mut st, server_q, queues, vec![fanout_q], false)
             }
             Listen::Replies => {
                 let name = format!("reply_{}", new_id());
-                let rx = self.broker.declare(&mut st, &name);
-                drop(st);
-                Ok(self.inbox(name.clone(), vec![rx], vec![name], false))
+                self.inbox(&mut st, name.clone(), vec![name.clone()], vec![name], false)
             }
             Listen::Notifications { bindings, pool } => {
-                let mut rxs = Vec::new();
-                let mut name = String::new();
+                let mut queues: Vec<String> = Vec::new();
                 for (exchange, key) in &bindings {
                     let queue = pool.clone().unwrap_or_else(|| key.clone());
-                    let rx = self.broker.declare(&mut st, &queue);
                     Broker::bind(&mut st, exchange, key, &queue);
-                    if !rxs.iter().any(|(_, r): &QueueEnds| r.same_channel(&rx.1)) {
-                        rxs.push(rx);
+                    if !queues.contains(&queue) {
+                        queues.push(queue);
                     }
-                    name = queue;
                 }
-                drop(st);
-                Ok(self.inbox(name, rxs, Vec::new(), true))
+                let name = queues.last().cloned().unwrap_or_default();
+                self.inbox(&mut st, name, queues, Vec::new(), true)
             }
-        }
+        })
     }
 }

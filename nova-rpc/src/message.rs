@@ -54,8 +54,10 @@ impl Codec {
                 let mut out = Vec::with_capacity(inner.len() + inner.len() / 8 + 48);
                 let mut ser = serde_json::Serializer::new(&mut out);
                 let mut map = ser.serialize_map(Some(2)).map_err(|e| e.to_string())?;
-                map.serialize_entry("oslo.version", ENVELOPE_VERSION).map_err(|e| e.to_string())?;
-                map.serialize_entry("oslo.message", &inner).map_err(|e| e.to_string())?;
+                map.serialize_entry("oslo.version", ENVELOPE_VERSION)
+                    .map_err(|e| e.to_string())?;
+                map.serialize_entry("oslo.message", &inner)
+                    .map_err(|e| e.to_string())?;
                 map.end().map_err(|e| e.to_string())?;
                 Ok(out)
             }
@@ -74,16 +76,18 @@ impl Codec {
                 if !(outer.contains_key("oslo.version") && outer.contains_key("oslo.message")) {
                     return Ok(outer);
                 }
-                let version = outer.get("oslo.version").and_then(Value::as_str).unwrap_or("");
+                let version = outer
+                    .get("oslo.version")
+                    .and_then(Value::as_str)
+                    .unwrap_or("");
                 if !envelope_compatible(version) {
                     return Err(format!(
                         "unsupported RPC envelope version {version:?}: this peer speaks {ENVELOPE_VERSION}"
                     ));
                 }
                 match outer.remove("oslo.message") {
-                    Some(Value::String(s)) => {
-                        serde_json::from_str(&s).map_err(|e| format!("invalid JSON in oslo.message: {e}"))
-                    }
+                    Some(Value::String(s)) => serde_json::from_str(&s)
+                        .map_err(|e| format!("invalid JSON in oslo.message: {e}")),
                     _ => Err("oslo.message is not a string".into()),
                 }
             }
@@ -115,7 +119,11 @@ pub struct Malformed {
 
 impl Malformed {
     fn new(reason: impl Into<String>) -> Self {
-        Malformed { reason: reason.into(), msg_id: None, reply_q: None }
+        Malformed {
+            reason: reason.into(),
+            msg_id: None,
+            reply_q: None,
+        }
     }
 }
 
@@ -184,7 +192,11 @@ fn serialize_context<M: SerializeMap>(m: &mut M, ctx: &Map<String, Value>) -> Re
 }
 
 fn take_context(map: &mut Map<String, Value>) -> Map<String, Value> {
-    let keys: Vec<String> = map.keys().filter(|k| k.starts_with(CONTEXT_PREFIX)).cloned().collect();
+    let keys: Vec<String> = map
+        .keys()
+        .filter(|k| k.starts_with(CONTEXT_PREFIX))
+        .cloned()
+        .collect();
     let mut ctx = Map::new();
     for k in keys {
         if let Some(v) = map.remove(&k) {
@@ -206,12 +218,24 @@ impl Request {
     /// Reads a request from its dict. Unknown keys are ignored.
     pub fn from_map(mut map: Map<String, Value>) -> Result<Request, Malformed> {
         // Read the reply address first so that any later error can be answered.
-        let msg_id = map.remove("_msg_id").and_then(|v| v.as_str().map(str::to_owned));
-        let reply_q = map.remove("_reply_q").and_then(|v| v.as_str().map(str::to_owned));
-        let fail = |reason: String| Malformed { reason, msg_id: msg_id.clone(), reply_q: reply_q.clone() };
+        let msg_id = map
+            .remove("_msg_id")
+            .and_then(|v| v.as_str().map(str::to_owned));
+        let reply_q = map
+            .remove("_reply_q")
+            .and_then(|v| v.as_str().map(str::to_owned));
+        let fail = |reason: String| Malformed {
+            reason,
+            msg_id: msg_id.clone(),
+            reply_q: reply_q.clone(),
+        };
         let method = match map.remove("method") {
             Some(Value::String(s)) if !s.is_empty() => s,
-            Some(other) => return Err(fail(format!("method must be a non-empty string, got {other}"))),
+            Some(other) => {
+                return Err(fail(format!(
+                    "method must be a non-empty string, got {other}"
+                )));
+            }
             None => return Err(fail("message has no method".into())),
         };
         let args = match map.remove("args") {
@@ -226,7 +250,10 @@ impl Request {
             Some(Value::Number(n)) => n.as_f64().filter(|f| f.is_finite() && *f >= 0.0),
             Some(other) => return Err(fail(format!("_timeout must be a number, got {other}"))),
         };
-        let unique_id = map.remove("_unique_id").and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default();
+        let unique_id = map
+            .remove("_unique_id")
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default();
         let context = take_context(&mut map);
         if !map.is_empty() {
             tracing::debug!(keys = ?map.keys().collect::<Vec<_>>(), "ignoring unknown keys in request");
@@ -250,7 +277,10 @@ impl Request {
         let req = Request::from_map(map)?;
         if body.len() > max_size {
             return Err(Malformed {
-                reason: format!("message of {} bytes exceeds the limit of {max_size} bytes", body.len()),
+                reason: format!(
+                    "message of {} bytes exceeds the limit of {max_size} bytes",
+                    body.len()
+                ),
                 msg_id: req.msg_id,
                 reply_q: req.reply_q,
             });
@@ -294,8 +324,14 @@ impl Reply {
         Ok(Reply {
             result: map.remove("result").unwrap_or(Value::Null),
             failure,
-            ending: map.remove("ending").and_then(|v| v.as_bool()).unwrap_or(false),
-            unique_id: map.remove("_unique_id").and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default(),
+            ending: map
+                .remove("ending")
+                .and_then(|v| v.as_bool())
+                .unwrap_or(false),
+            unique_id: map
+                .remove("_unique_id")
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default(),
             msg_id,
         })
     }
@@ -375,7 +411,16 @@ impl Notification {
         }
         let payload = map.remove("payload").unwrap_or(Value::Null);
         let context = take_context(&mut map);
-        Ok(Notification { message_id, publisher_id, event_type, priority, payload, timestamp, unique_id, context })
+        Ok(Notification {
+            message_id,
+            publisher_id,
+            event_type,
+            priority,
+            payload,
+            timestamp,
+            unique_id,
+            context,
+        })
     }
 
     /// Decodes a notification body (enveloped or v1).
@@ -399,7 +444,10 @@ mod tests {
         ctx.insert("user_id".into(), json!("u-1"));
         Request {
             method: "echo".into(),
-            args: json!({"value": {"k": [1, "two", null]}}).as_object().cloned().unwrap(),
+            args: json!({"value": {"k": [1, "two", null]}})
+                .as_object()
+                .cloned()
+                .unwrap(),
             namespace: Some("peer".into()),
             version: Some("1.3".into()),
             msg_id: Some("82368c732dc24840aebdacd9376328a1".into()),
@@ -415,13 +463,19 @@ mod tests {
         let body = Codec::Json.encode(&call(), true).unwrap();
         let expected = r#"{"oslo.version":"2.0","oslo.message":"{\"method\":\"echo\",\"args\":{\"value\":{\"k\":[1,\"two\",null]}},\"namespace\":\"peer\",\"version\":\"1.3\",\"_msg_id\":\"82368c732dc24840aebdacd9376328a1\",\"_reply_q\":\"reply_f2bbf9c89f9a40fcbcab8135856b2e06\",\"_timeout\":null,\"_unique_id\":\"6ab86762d4b14ca7a59217c98382b27f\",\"_context_user_id\":\"u-1\"}"}"#;
         assert_eq!(String::from_utf8(body.clone()).unwrap(), expected);
-        assert_eq!(Request::decode(Codec::Json, &body, usize::MAX).unwrap(), call());
+        assert_eq!(
+            Request::decode(Codec::Json, &body, usize::MAX).unwrap(),
+            call()
+        );
     }
 
     #[test]
     fn decodes_the_observed_python_call() {
         let body = br#"{"oslo.version": "2.0", "oslo.message": "{\"method\": \"echo\", \"args\": {\"value\": {\"k\": [1, \"two\", null]}}, \"namespace\": \"peer\", \"version\": \"1.3\", \"_msg_id\": \"82368c732dc24840aebdacd9376328a1\", \"_reply_q\": \"reply_f2bbf9c89f9a40fcbcab8135856b2e06\", \"_timeout\": null, \"_unique_id\": \"6ab86762d4b14ca7a59217c98382b27f\", \"_context_user_id\": \"u-1\"}"}"#;
-        assert_eq!(Request::decode(Codec::Json, body, usize::MAX).unwrap(), call());
+        assert_eq!(
+            Request::decode(Codec::Json, body, usize::MAX).unwrap(),
+            call()
+        );
     }
 
     #[test]
@@ -432,7 +486,10 @@ mod tests {
         let body = String::from_utf8(Codec::Json.encode(&cast, true).unwrap()).unwrap();
         assert!(!body.contains("_msg_id") && !body.contains("_timeout"));
         let mp = Codec::Msgpack.encode(&call(), true).unwrap();
-        assert_eq!(Request::decode(Codec::Msgpack, &mp, usize::MAX).unwrap(), call());
+        assert_eq!(
+            Request::decode(Codec::Msgpack, &mp, usize::MAX).unwrap(),
+            call()
+        );
     }
 
     #[test]
@@ -445,7 +502,10 @@ mod tests {
             unique_id: "u".into(),
         };
         let inner = serde_json::to_string(&r).unwrap();
-        assert_eq!(inner, r#"{"result":{"k":1},"failure":null,"ending":true,"_msg_id":"m","_unique_id":"u"}"#);
+        assert_eq!(
+            inner,
+            r#"{"result":{"k":1},"failure":null,"ending":true,"_msg_id":"m","_unique_id":"u"}"#
+        );
         let back = Reply::decode(Codec::Json, &Codec::Json.encode(&r, true).unwrap()).unwrap();
         assert_eq!(back, r);
     }
@@ -459,14 +519,25 @@ mod tests {
         let big = Codec::Json.encode(&call(), true).unwrap();
         let err = Request::decode(Codec::Json, &big, 10).unwrap_err();
         assert!(err.reason.contains("exceeds"), "{}", err.reason);
-        assert_eq!(err.msg_id.as_deref(), Some("82368c732dc24840aebdacd9376328a1"));
+        assert_eq!(
+            err.msg_id.as_deref(),
+            Some("82368c732dc24840aebdacd9376328a1")
+        );
     }
 
     #[test]
     fn envelope_versions_are_checked() {
         let bad = br#"{"oslo.version": "3.0", "oslo.message": "{}"}"#;
-        assert!(Request::decode(Codec::Json, bad, usize::MAX).unwrap_err().reason.contains("envelope"));
+        assert!(
+            Request::decode(Codec::Json, bad, usize::MAX)
+                .unwrap_err()
+                .reason
+                .contains("envelope")
+        );
         let v1 = br#"{"method": "echo", "args": {}}"#;
-        assert_eq!(Request::decode(Codec::Json, v1, usize::MAX).unwrap().method, "echo");
+        assert_eq!(
+            Request::decode(Codec::Json, v1, usize::MAX).unwrap().method,
+            "echo"
+        );
     }
 }

@@ -112,12 +112,11 @@ pub struct Notifier {
 
 impl Notifier {
     /// A notifier for `topics` (oslo's default is `["notifications"]`).
-    pub fn new(transport: Arc<impl Transport>, publisher_id: impl Into<String>, topics: &[&str]) -> Self {
-        Self::with_transport(transport, publisher_id, topics)
-    }
-
-    /// Same as [`Notifier::new`] for an `Arc<dyn Transport>`.
-    pub fn with_transport(transport: Arc<dyn Transport>, publisher_id: impl Into<String>, topics: &[&str]) -> Self {
+    pub fn new(
+        transport: Arc<dyn Transport>,
+        publisher_id: impl Into<String>,
+        topics: &[&str],
+    ) -> Self {
         Notifier {
             transport,
             publisher_id: publisher_id.into(),
@@ -161,14 +160,20 @@ impl Notifier {
         // oslo sends a redacted copy of the context: no credentials.
         let mut context = ctx.as_map().clone();
         context.remove("auth_token");
-        let exchange = self.exchange.clone().unwrap_or_else(|| self.transport.control_exchange().to_owned());
+        let exchange = self
+            .exchange
+            .clone()
+            .unwrap_or_else(|| self.transport.control_exchange().to_owned());
         let msg = Notification {
             message_id: uuid::Uuid::new_v4().to_string(),
             publisher_id: self.publisher_id.clone(),
             event_type: event_type.to_owned(),
             priority: priority.as_str().to_ascii_uppercase(),
             payload,
-            timestamp: chrono::Utc::now().naive_utc().format("%Y-%m-%d %H:%M:%S%.6f").to_string(),
+            timestamp: chrono::Utc::now()
+                .naive_utc()
+                .format("%Y-%m-%d %H:%M:%S%.6f")
+                .to_string(),
             unique_id: new_id(),
             context,
         };
@@ -178,18 +183,30 @@ impl Notifier {
                 routing_key: format!("{topic}.{priority}"),
                 envelope: self.driver == NotifyDriver::MessagingV2,
             };
-            self.transport.send(dest, Message::Notification(msg.clone()), None).await?;
+            self.transport
+                .send(dest, Message::Notification(msg.clone()), None)
+                .await?;
         }
         Ok(())
     }
 
     /// `notify` at `info`.
-    pub async fn info(&self, ctx: &RequestContext, event_type: &str, payload: impl Serialize) -> Result<()> {
+    pub async fn info(
+        &self,
+        ctx: &RequestContext,
+        event_type: &str,
+        payload: impl Serialize,
+    ) -> Result<()> {
         self.notify(ctx, Priority::Info, event_type, payload).await
     }
 
     /// `notify` at `error`.
-    pub async fn error(&self, ctx: &RequestContext, event_type: &str, payload: impl Serialize) -> Result<()> {
+    pub async fn error(
+        &self,
+        ctx: &RequestContext,
+        event_type: &str,
+        payload: impl Serialize,
+    ) -> Result<()> {
         self.notify(ctx, Priority::Error, event_type, payload).await
     }
 }
@@ -232,7 +249,7 @@ impl NotificationListener {
     /// control exchange). With `pool`, listeners sharing the pool name share
     /// one queue (each notification goes to one of them).
     pub async fn start(
-        transport: Arc<impl Transport>,
+        transport: Arc<dyn Transport>,
         exchange: Option<&str>,
         topics: &[&str],
         priorities: &[Priority],
@@ -245,7 +262,12 @@ impl NotificationListener {
                 bindings.push((exchange.clone(), format!("{t}.{p}")));
             }
         }
-        let inbox = transport.listen(Listen::Notifications { bindings, pool: pool.map(str::to_owned) }).await?;
+        let inbox = transport
+            .listen(Listen::Notifications {
+                bindings,
+                pool: pool.map(str::to_owned),
+            })
+            .await?;
         Ok(NotificationListener { inbox })
     }
 
@@ -256,9 +278,16 @@ impl NotificationListener {
             let mut d = self.inbox.recv().await?;
             match d.message {
                 Ok(Message::Notification(notification)) => {
-                    return Some(ReceivedNotification { notification, routing_key: d.routing_key, ack: d.ack.take() });
+                    return Some(ReceivedNotification {
+                        notification,
+                        routing_key: d.routing_key,
+                        ack: d.ack.take(),
+                    });
                 }
-                Ok(other) => tracing::warn!(?other, "unexpected message in a notification queue, dropped"),
+                Ok(other) => tracing::warn!(
+                    ?other,
+                    "unexpected message in a notification queue, dropped"
+                ),
                 Err(bad) => tracing::warn!(reason = %bad.reason, "malformed notification dropped"),
             }
             if let Some(a) = d.ack.take() {

@@ -29,7 +29,10 @@ pub struct ServerConfig {
 
 impl Default for ServerConfig {
     fn default() -> Self {
-        ServerConfig { executor_pool_size: 64, drain_timeout: Duration::from_secs(60) }
+        ServerConfig {
+            executor_pool_size: 64,
+            drain_timeout: Duration::from_secs(60),
+        }
     }
 }
 
@@ -50,11 +53,15 @@ pub struct RpcServer {
 impl RpcServer {
     /// Subscribes to `<topic>`, `<topic>.<server>` and the topic's fanout,
     /// and serves with the default [`ServerConfig`].
-    pub async fn start(transport: Arc<impl Transport>, target: Target, dispatcher: Dispatcher) -> Result<RpcServer> {
+    pub async fn start(
+        transport: Arc<dyn Transport>,
+        target: Target,
+        dispatcher: Dispatcher,
+    ) -> Result<RpcServer> {
         Self::start_with(transport, target, dispatcher, ServerConfig::default()).await
     }
 
-    /// Same as [`RpcServer::start`] with explicit settings and an `Arc<dyn Transport>`.
+    /// Same as [`RpcServer::start`] with explicit settings.
     pub async fn start_with(
         transport: Arc<dyn Transport>,
         target: Target,
@@ -62,14 +69,31 @@ impl RpcServer {
         config: ServerConfig,
     ) -> Result<RpcServer> {
         let Some(server) = target.server.clone().filter(|s| !s.is_empty()) else {
-            return Err(Error::InvalidTarget("an RPC server needs a topic and a server name".into()));
+            return Err(Error::InvalidTarget(
+                "an RPC server needs a topic and a server name".into(),
+            ));
         };
         if target.topic.is_empty() {
-            return Err(Error::InvalidTarget("an RPC server needs a topic and a server name".into()));
+            return Err(Error::InvalidTarget(
+                "an RPC server needs a topic and a server name".into(),
+            ));
         }
-        let exchange = target.exchange.clone().unwrap_or_else(|| transport.control_exchange().to_owned());
-        let inbox = transport.listen(Listen::Rpc { exchange, topic: target.topic.clone(), server }).await?;
-        let shared = Arc::new(Shared { transport, dispatcher, dups: Mutex::default() });
+        let exchange = target
+            .exchange
+            .clone()
+            .unwrap_or_else(|| transport.control_exchange().to_owned());
+        let inbox = transport
+            .listen(Listen::Rpc {
+                exchange,
+                topic: target.topic.clone(),
+                server,
+            })
+            .await?;
+        let shared = Arc::new(Shared {
+            transport,
+            dispatcher,
+            dups: Mutex::default(),
+        });
         let stop = CancellationToken::new();
         let task = tokio::spawn(run(shared, inbox, stop.clone(), config));
         Ok(RpcServer { target, stop, task })
@@ -98,7 +122,12 @@ impl RpcServer {
     }
 }
 
-async fn run(shared: Arc<Shared>, mut inbox: crate::transport::Inbox, stop: CancellationToken, config: ServerConfig) {
+async fn run(
+    shared: Arc<Shared>,
+    mut inbox: crate::transport::Inbox,
+    stop: CancellationToken,
+    config: ServerConfig,
+) {
     let limit = Arc::new(Semaphore::new(config.executor_pool_size.max(1)));
     let tracker = TaskTracker::new();
     loop {
@@ -126,19 +155,43 @@ async fn run(shared: Arc<Shared>, mut inbox: crate::transport::Inbox, stop: Canc
         tracker.spawn(async move { handle(&shared, delivery).await });
     }
     tracker.close();
-    if tokio::time::timeout(config.drain_timeout, tracker.wait()).await.is_err() {
+    if tokio::time::timeout(config.drain_timeout, tracker.wait())
+        .await
+        .is_err()
+    {
         tracing::warn!(timeout = ?config.drain_timeout, "requests still running at the end of the drain timeout");
     }
 }
 
-async fn send_reply(shared: &Shared, queue: &str, msg_id: &str, method: &str, outcome: Result<Value, RemoteError>) {
+async fn send_reply(
+    shared: &Shared,
+    queue: &str,
+    msg_id: &str,
+    method: &str,
+    outcome: Result<Value, RemoteError>,
+) {
     let (result, failure) = match outcome {
         Ok(v) => (v, None),
-        Err(e) => (Value::Null, Some(e.with_default_traceback(method).to_failure_json())),
+        Err(e) => (
+            Value::Null,
+            Some(e.with_default_traceback(method).to_failure_json()),
+        ),
     };
-    let reply = Reply { result, failure, ending: true, msg_id: msg_id.to_owned(), unique_id: new_id() };
-    let dest = Destination::Reply { queue: queue.to_owned() };
-    if let Err(e) = shared.transport.send(dest, Message::Reply(reply), None).await {
+    let reply = Reply {
+        result,
+        failure,
+        ending: true,
+        msg_id: msg_id.to_owned(),
+        unique_id: new_id(),
+    };
+    let dest = Destination::Reply {
+        queue: queue.to_owned(),
+    };
+    if let Err(e) = shared
+        .transport
+        .send(dest, Message::Reply(reply), None)
+        .await
+    {
         tracing::warn!(msg_id, reply_q = queue, error = %e, "could not send reply");
     }
 }
@@ -160,7 +213,12 @@ async fn handle(shared: &Shared, delivery: Delivery) {
             return;
         }
     };
-    if shared.dups.lock().unwrap_or_else(|p| p.into_inner()).seen(&req.unique_id) {
+    if shared
+        .dups
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .seen(&req.unique_id)
+    {
         tracing::warn!(unique_id = %req.unique_id, method = %req.method, "duplicate message dropped");
         return;
     }
@@ -172,16 +230,27 @@ async fn handle(shared: &Shared, delivery: Delivery) {
         (Some((id, q)), Some(cm)) => {
             let every = cm.trunc() / 2.0;
             if every < 1.0 {
-                tracing::warn!(call_monitor_timeout = cm, "call-monitor timeout below 2 s: no heartbeats sent");
+                tracing::warn!(
+                    call_monitor_timeout = cm,
+                    "call-monitor timeout below 2 s: no heartbeats sent"
+                );
                 None
             } else {
-                Some(spawn_heartbeat(shared.transport.clone(), q.clone(), id.clone(), Duration::from_secs_f64(every)))
+                Some(spawn_heartbeat(
+                    shared.transport.clone(),
+                    q.clone(),
+                    id.clone(),
+                    Duration::from_secs_f64(every),
+                ))
             }
         }
         _ => None,
     };
     let method = req.method.clone();
-    let outcome = shared.dispatcher.dispatch(req, &delivery.exchange, &delivery.routing_key).await;
+    let outcome = shared
+        .dispatcher
+        .dispatch(req, &delivery.exchange, &delivery.routing_key)
+        .await;
     if let Some(h) = heartbeat {
         h.abort();
     }
@@ -195,13 +264,26 @@ async fn handle(shared: &Shared, delivery: Delivery) {
     }
 }
 
-fn spawn_heartbeat(transport: Arc<dyn Transport>, queue: String, msg_id: String, every: Duration) -> JoinHandle<()> {
+fn spawn_heartbeat(
+    transport: Arc<dyn Transport>,
+    queue: String,
+    msg_id: String,
+    every: Duration,
+) -> JoinHandle<()> {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
         loop {
             tick.tick().await;
-            let beat = Reply { result: Value::Null, failure: None, ending: false, msg_id: msg_id.clone(), unique_id: new_id() };
-            let dest = Destination::Reply { queue: queue.clone() };
+            let beat = Reply {
+                result: Value::Null,
+                failure: None,
+                ending: false,
+                msg_id: msg_id.clone(),
+                unique_id: new_id(),
+            };
+            let dest = Destination::Reply {
+                queue: queue.clone(),
+            };
             if let Err(e) = transport.send(dest, Message::Reply(beat), None).await {
                 tracing::warn!(%msg_id, error = %e, "could not send call-monitor heartbeat");
             }

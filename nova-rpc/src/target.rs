@@ -29,7 +29,10 @@ pub struct Target {
 impl Target {
     /// A target for `topic` with everything else defaulted.
     pub fn topic(topic: impl Into<String>) -> Self {
-        Target { topic: topic.into(), ..Default::default() }
+        Target {
+            topic: topic.into(),
+            ..Default::default()
+        }
     }
 
     /// Sets the server.

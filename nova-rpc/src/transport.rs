@@ -129,7 +129,9 @@ pub struct Inbox {
 
 impl fmt::Debug for Inbox {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Inbox").field("name", &self.name).finish_non_exhaustive()
+        f.debug_struct("Inbox")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
     }
 }
 
@@ -143,7 +145,12 @@ impl Inbox {
         on_close: impl FnOnce() + Send + 'static,
         drain_on_close: bool,
     ) -> Self {
-        Inbox { name: name.into(), stream: Some(stream), on_close: Some(Box::new(on_close)), drain_on_close }
+        Inbox {
+            name: name.into(),
+            stream: Some(stream),
+            on_close: Some(Box::new(on_close)),
+            drain_on_close,
+        }
     }
 
     /// The queue name (for replies: the `_reply_q` callers put in requests).
@@ -186,7 +193,12 @@ pub trait Transport: Send + Sync + fmt::Debug + 'static {
 
     /// Publishes one message. `expiration` is the per-message TTL (calls carry
     /// their timeout). Returns once the broker has taken the message.
-    async fn send(&self, dest: Destination, msg: Message, expiration: Option<Duration>) -> Result<()>;
+    async fn send(
+        &self,
+        dest: Destination,
+        msg: Message,
+        expiration: Option<Duration>,
+    ) -> Result<()>;
 
     /// Subscribes; the inbox yields deliveries until closed.
     async fn listen(&self, what: Listen) -> Result<Inbox>;

@@ -52,11 +52,15 @@ fn percent_decode(s: &str, what: &str, url: &str) -> Result<String, Error> {
     let mut i = 0;
     while i < b.len() {
         if b[i] == b'%' {
-            let hex = b.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok());
-            let v = hex.and_then(|h| u8::from_str_radix(h, 16).ok()).ok_or_else(|| Error::InvalidUrl {
-                url: redact(url),
-                reason: format!("bad percent-escape in the {what}"),
-            })?;
+            let hex = b
+                .get(i + 1..i + 3)
+                .and_then(|h| std::str::from_utf8(h).ok());
+            let v = hex
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+                .ok_or_else(|| Error::InvalidUrl {
+                    url: redact(url),
+                    reason: format!("bad percent-escape in the {what}"),
+                })?;
             out.push(v);
             i += 3;
         } else {
@@ -64,12 +68,17 @@ fn percent_decode(s: &str, what: &str, url: &str) -> Result<String, Error> {
             i += 1;
         }
     }
-    String::from_utf8(out).map_err(|_| Error::InvalidUrl { url: redact(url), reason: format!("the {what} is not UTF-8") })
+    String::from_utf8(out).map_err(|_| Error::InvalidUrl {
+        url: redact(url),
+        reason: format!("the {what} is not UTF-8"),
+    })
 }
 
 /// The URL with passwords masked, for messages and logs.
 fn redact(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else { return url.to_owned() };
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
     let (netloc, tail) = match rest.find(['/', '?']) {
         Some(i) => rest.split_at(i),
         None => (rest, ""),
@@ -91,13 +100,18 @@ impl FromStr for TransportUrl {
     type Err = Error;
 
     fn from_str(url: &str) -> Result<Self, Error> {
-        let bad = |reason: &str| Error::InvalidUrl { url: redact(url), reason: reason.to_owned() };
+        let bad = |reason: &str| Error::InvalidUrl {
+            url: redact(url),
+            reason: reason.to_owned(),
+        };
         let (scheme, rest) = url
             .split_once("://")
             .ok_or_else(|| bad("expected <driver>://[user:pass@]host[:port][,...]/[vhost]"))?;
         let scheme = scheme.to_ascii_lowercase();
         if !matches!(scheme.as_str(), "rabbit" | "kombu" | "fake" | "memory") {
-            return Err(bad("unsupported driver: use rabbit:// (RabbitMQ) or fake:// (in memory)"));
+            return Err(bad(
+                "unsupported driver: use rabbit:// (RabbitMQ) or fake:// (in memory)",
+            ));
         }
         let (before_query, query) = match rest.split_once('?') {
             Some((a, q)) => (a, Some(q)),
@@ -115,13 +129,18 @@ impl FromStr for TransportUrl {
             };
             let (username, password) = match cred {
                 Some(c) => match c.split_once(':') {
-                    Some((u, p)) => (percent_decode(u, "user name", url)?, percent_decode(p, "password", url)?),
+                    Some((u, p)) => (
+                        percent_decode(u, "user name", url)?,
+                        percent_decode(p, "password", url)?,
+                    ),
                     None => (percent_decode(c, "user name", url)?, String::new()),
                 },
                 None => ("guest".to_owned(), "guest".to_owned()),
             };
             let (host, port) = if let Some(v6) = hostport.strip_prefix('[') {
-                let (h, after) = v6.split_once(']').ok_or_else(|| bad("unclosed [ in an IPv6 host"))?;
+                let (h, after) = v6
+                    .split_once(']')
+                    .ok_or_else(|| bad("unclosed [ in an IPv6 host"))?;
                 let port = match after.strip_prefix(':') {
                     Some(p) => Some(p),
                     None if after.is_empty() => None,
@@ -136,12 +155,19 @@ impl FromStr for TransportUrl {
             };
             let port = match port {
                 None | Some("") => DEFAULT_PORT,
-                Some(p) => p.parse().map_err(|_| bad("the port must be a number from 1 to 65535"))?,
+                Some(p) => p
+                    .parse()
+                    .map_err(|_| bad("the port must be a number from 1 to 65535"))?,
             };
             if host.is_empty() {
                 return Err(bad("a host is empty"));
             }
-            hosts.push(TransportHost { host, port, username, password });
+            hosts.push(TransportHost {
+                host,
+                port,
+                username,
+                password,
+            });
         }
         let is_memory = matches!(scheme.as_str(), "fake" | "memory");
         if hosts.is_empty() && !is_memory {
@@ -158,11 +184,23 @@ impl FromStr for TransportUrl {
             Some(p) => percent_decode(p, "virtual host", url)?,
         };
         let mut options = BTreeMap::new();
-        for kv in query.into_iter().flat_map(|q| q.split('&')).filter(|s| !s.is_empty()) {
+        for kv in query
+            .into_iter()
+            .flat_map(|q| q.split('&'))
+            .filter(|s| !s.is_empty())
+        {
             let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
-            options.insert(percent_decode(k, "query", url)?, percent_decode(v, "query", url)?);
+            options.insert(
+                percent_decode(k, "query", url)?,
+                percent_decode(v, "query", url)?,
+            );
         }
-        Ok(TransportUrl { scheme, hosts, virtual_host, options })
+        Ok(TransportUrl {
+            scheme,
+            hosts,
+            virtual_host,
+            options,
+        })
     }
 }
 
@@ -181,10 +219,18 @@ impl fmt::Display for TransportUrl {
             if i > 0 {
                 f.write_str(",")?;
             }
-            let host = if h.host.contains(':') { format!("[{}]", h.host) } else { h.host.clone() };
+            let host = if h.host.contains(':') {
+                format!("[{}]", h.host)
+            } else {
+                h.host.clone()
+            };
             write!(f, "{}:***@{}:{}", h.username, host, h.port)?;
         }
-        let vhost = if self.virtual_host == "/" { "" } else { &self.virtual_host };
+        let vhost = if self.virtual_host == "/" {
+            ""
+        } else {
+            &self.virtual_host
+        };
         write!(f, "/{vhost}")
     }
 }
@@ -195,7 +241,10 @@ mod tests {
 
     #[test]
     fn parses_oslo_urls() {
-        let u: TransportUrl = "rabbit://nova:s%40cret@r1:5673,other:pw@[::1]/prod?heartbeat_timeout_threshold=30".parse().unwrap();
+        let u: TransportUrl =
+            "rabbit://nova:s%40cret@r1:5673,other:pw@[::1]/prod?heartbeat_timeout_threshold=30"
+                .parse()
+                .unwrap();
         assert_eq!(u.hosts.len(), 2);
         assert_eq!(u.hosts[0].password, "s@cret");
         assert_eq!(u.hosts[0].port, 5673);
@@ -212,7 +261,11 @@ mod tests {
 
     #[test]
     fn errors_never_show_the_password() {
-        for bad in ["rabbit://u:topsecret@h:notaport/", "zmq://u:topsecret@h/", "rabbit://u:topsecret@[::1/"] {
+        for bad in [
+            "rabbit://u:topsecret@h:notaport/",
+            "zmq://u:topsecret@h/",
+            "rabbit://u:topsecret@[::1/",
+        ] {
             let e = bad.parse::<TransportUrl>().unwrap_err().to_string();
             assert!(!e.contains("topsecret"), "{e}");
             assert!(e.contains("u:***@"), "{e}");

@@ -31,7 +31,11 @@ impl Version {
 
     /// `major.minor`.
     pub const fn new(major: u32, minor: u32) -> Self {
-        Version { major, minor, rev: None }
+        Version {
+            major,
+            minor,
+            rev: None,
+        }
     }
 
     /// oslo's `version_is_compatible(self, requested)`: true when an
