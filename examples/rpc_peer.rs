@@ -289,7 +289,7 @@ fn record(casts: &Casts, max: usize, call: &Call, args: Value) {
     let rec = json!({
         "method": call.method, "args": args, "namespace": call.namespace,
         "version": call.version.to_string(), "context": call.context.as_map(),
-        "exchange": call.exchange, "routing_key": call.routing_key,
+        "exchange": &*call.exchange, "routing_key": &*call.routing_key,
         "received_at": std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0),
     });
     let mut c = casts.lock().unwrap_or_else(|p| p.into_inner());
@@ -655,7 +655,7 @@ async fn run_listen(
             break;
         };
         let msg = &n.notification;
-        let mut ctx = msg.context.clone();
+        let mut ctx = (*msg.context).clone();
         ctx.insert("client_timeout".into(), Value::Null);
         print(
             &json!({"priority": msg.priority.to_ascii_lowercase(), "publisher_id": msg.publisher_id,

@@ -6,6 +6,8 @@
 //! Python client → Rust server, Rust client → Python server, and Rust ↔ Rust
 //! (the Python ↔ Python baseline is `oslo_peer.py selftest`).
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};

@@ -352,10 +352,10 @@ impl Inner {
             .obsolete_replies
             .lock()
             .unwrap_or_else(|p| p.into_inner());
-        if m.len() >= 200 {
-            if let Some(oldest) = m.iter().min_by_key(|(_, t)| **t).map(|(k, _)| k.clone()) {
-                m.remove(&oldest);
-            }
+        if m.len() >= 200
+            && let Some(oldest) = m.iter().min_by_key(|(_, t)| **t).map(|(k, _)| k.clone())
+        {
+            m.remove(&oldest);
         }
         m.insert(queue.to_owned(), Instant::now());
     }
@@ -459,14 +459,14 @@ impl Transport for AmqpTransport {
 
     async fn send(
         &self,
-        dest: Destination,
+        dest: &Destination,
         msg: Message,
         expiration: Option<Duration>,
     ) -> Result<()> {
         let inner = &self.inner;
         let cfg = &inner.config;
         let fanout_exchange;
-        let (route, envelope) = match &dest {
+        let (route, envelope) = match dest {
             Destination::Topic {
                 exchange,
                 routing_key,
@@ -864,8 +864,8 @@ async fn consume_loop(
                     };
                     let delivery = Delivery {
                         message,
-                        exchange: d.exchange.as_str().to_owned(),
-                        routing_key: d.routing_key.as_str().to_owned(),
+                        exchange: d.exchange.as_str().into(),
+                        routing_key: d.routing_key.as_str().into(),
                         ack,
                     };
                     tokio::select! {

@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
-use tokio::sync::{OnceCell, mpsc};
+use tokio::sync::OnceCell;
 use tokio::time::Instant;
 use tokio_util::sync::{CancellationToken, DropGuard};
 
@@ -26,23 +26,29 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 /// How many `_unique_id`s a receiver remembers to drop duplicates (oslo's `DUP_MSG_CHECK_SIZE`).
 pub(crate) const DUP_CHECK_SIZE: usize = 16;
 
-/// The last few `_unique_id`s seen by one receiver.
+/// The last few `_unique_id`s seen by one receiver (kept as 64-bit hashes:
+/// no allocation per message, and a false match among 16 ids is negligible).
 #[derive(Debug, Default)]
-pub(crate) struct DupCache(VecDeque<String>);
+pub(crate) struct DupCache {
+    seen: VecDeque<u64>,
+    hasher: std::hash::RandomState,
+}
 
 impl DupCache {
     /// True if `id` was seen already; remembers it otherwise.
     pub(crate) fn seen(&mut self, id: &str) -> bool {
+        use std::hash::BuildHasher;
         if id.is_empty() {
             return false;
         }
-        if self.0.iter().any(|x| x == id) {
+        let h = self.hasher.hash_one(id);
+        if self.seen.contains(&h) {
             return true;
         }
-        if self.0.len() == DUP_CHECK_SIZE {
-            self.0.pop_front();
+        if self.seen.len() == DUP_CHECK_SIZE {
+            self.seen.pop_front();
         }
-        self.0.push_back(id.to_owned());
+        self.seen.push_back(h);
         false
     }
 }
@@ -51,7 +57,7 @@ impl DupCache {
 #[derive(Debug)]
 struct ReplyHub {
     queue: String,
-    waiters: Mutex<HashMap<String, mpsc::UnboundedSender<Reply>>>,
+    waiters: Mutex<HashMap<String, flume::Sender<Reply>>>,
     _stop: DropGuard,
 }
 
@@ -102,7 +108,7 @@ impl ReplyHub {
         Ok(hub)
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, mpsc::UnboundedSender<Reply>>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, flume::Sender<Reply>>> {
         self.waiters.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
@@ -111,7 +117,7 @@ impl ReplyHub {
 struct Waiter {
     hub: Arc<ReplyHub>,
     msg_id: String,
-    rx: mpsc::UnboundedReceiver<Reply>,
+    rx: flume::Receiver<Reply>,
 }
 
 impl Drop for Waiter {
@@ -137,6 +143,8 @@ pub struct RpcClient {
     timeout: Duration,
     call_monitor_timeout: Option<Duration>,
     version_cap: Option<Version>,
+    /// `destination()` of the current target, computed when the target changes.
+    dest: Option<Destination>,
 }
 
 impl RpcClient {
@@ -152,6 +160,20 @@ impl RpcClient {
             timeout: DEFAULT_TIMEOUT,
             call_monitor_timeout: None,
             version_cap: None,
+            dest: None,
+        }
+        .refresh()
+    }
+
+    fn refresh(mut self) -> Self {
+        self.dest = self.destination().ok();
+        self
+    }
+
+    fn current_destination(&self) -> Result<std::borrow::Cow<'_, Destination>> {
+        match &self.dest {
+            Some(d) => Ok(std::borrow::Cow::Borrowed(d)),
+            None => self.destination().map(std::borrow::Cow::Owned),
         }
     }
 
@@ -174,17 +196,17 @@ impl RpcClient {
     /// Sets the exchange.
     pub fn exchange(mut self, exchange: impl Into<String>) -> Self {
         self.target.exchange = Some(exchange.into());
-        self
+        self.refresh()
     }
     /// Sets the topic.
     pub fn topic(mut self, topic: impl Into<String>) -> Self {
         self.target.topic = topic.into();
-        self
+        self.refresh()
     }
     /// Sends to one server (`<topic>.<server>`).
     pub fn server(mut self, server: impl Into<String>) -> Self {
         self.target.server = Some(server.into());
-        self
+        self.refresh()
     }
     /// Sets the namespace.
     pub fn namespace(mut self, namespace: Option<&str>) -> Self {
@@ -199,7 +221,7 @@ impl RpcClient {
     /// Casts to every server on the topic.
     pub fn fanout(mut self, fanout: bool) -> Self {
         self.target.fanout = fanout;
-        self
+        self.refresh()
     }
     /// Sets the call timeout (oslo's `timeout`, default `rpc_response_timeout` = 60 s).
     pub fn timeout(mut self, timeout: Duration) -> Self {
@@ -271,7 +293,7 @@ impl RpcClient {
     }
 
     fn request(&self, ctx: &RequestContext, method: &str, args: Value) -> Result<Request> {
-        let args = match args {
+        let mut args = match args {
             Value::Object(m) => m,
             Value::Null => Map::new(),
             other => {
@@ -281,13 +303,12 @@ impl RpcClient {
             }
         };
         let ser = &self.shared.serializer;
-        let mut out = Map::new();
-        for (k, v) in args {
-            out.insert(k, ser.serialize_entity(ctx, v)?);
+        for v in args.values_mut() {
+            *v = ser.serialize_entity(ctx, std::mem::take(v))?;
         }
         Ok(Request {
             method: method.to_owned(),
-            args: out,
+            args,
             namespace: self.target.namespace.clone(),
             version: self.target.version.map(|v| v.to_string()),
             msg_id: None,
@@ -306,11 +327,11 @@ impl RpcClient {
         args: impl Serialize,
     ) -> Result<()> {
         self.check_version_cap()?;
-        let dest = self.destination()?;
+        let dest = self.current_destination()?;
         let req = self.request(ctx, method, serde_json::to_value(args)?)?;
         self.shared
             .transport
-            .send(dest, Message::Request(req), None)
+            .send(&dest, Message::Request(req), None)
             .await
     }
 
@@ -341,7 +362,7 @@ impl RpcClient {
             ));
         }
         self.check_version_cap()?;
-        let dest = self.destination()?;
+        let dest = self.current_destination()?;
         let mut req = self.request(ctx, method, args)?;
         let shared = &self.shared;
         let hub = shared
@@ -355,9 +376,9 @@ impl RpcClient {
             None => self.timeout,
         };
         let msg_id = new_id();
-        let (tx, rx) = mpsc::unbounded_channel();
+        let (tx, rx) = flume::unbounded();
         hub.lock().insert(msg_id.clone(), tx);
-        let mut waiter = Waiter {
+        let waiter = Waiter {
             hub: hub.clone(),
             msg_id: msg_id.clone(),
             rx,
@@ -369,7 +390,7 @@ impl RpcClient {
         let started = Instant::now();
         shared
             .transport
-            .send(dest, Message::Request(req), Some(timeout))
+            .send(&dest, Message::Request(req), Some(timeout))
             .await?;
 
         let deadline = started + timeout;
@@ -381,9 +402,9 @@ impl RpcClient {
                 Some(c) if c < deadline => (c, cm.unwrap_or(timeout)),
                 _ => (deadline, timeout),
             };
-            let reply = match tokio::time::timeout_at(wake, waiter.rx.recv()).await {
-                Ok(Some(r)) => r,
-                Ok(None) => return Err(Error::Closed("reply listener")),
+            let reply = match tokio::time::timeout_at(wake, waiter.rx.recv_async()).await {
+                Ok(Ok(r)) => r,
+                Ok(Err(_)) => return Err(Error::Closed("reply listener")),
                 Err(_) => {
                     return Err(Error::Timeout {
                         msg_id,
@@ -392,7 +413,7 @@ impl RpcClient {
                 }
             };
             if let Some(f) = &reply.failure {
-                return Err(Error::Remote(RemoteError::from_failure_json(f)?));
+                return Err(RemoteError::from_failure_json(f)?.into());
             }
             if reply.is_heartbeat() {
                 cm_deadline = cm.map(|d| Instant::now() + d);

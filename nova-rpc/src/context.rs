@@ -1,5 +1,6 @@
 //! The request context, carried on the wire as oslo carries it (`_context_<key>`).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -20,7 +21,7 @@ use serde_json::{Map, Value};
 /// ```
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct RequestContext {
-    values: Map<String, Value>,
+    values: Arc<Map<String, Value>>,
 }
 
 /// The key the deadline travels under (ISO-8601, UTC).
@@ -31,7 +32,9 @@ impl RequestContext {
     pub fn new() -> Self {
         let mut values = Map::new();
         values.insert("request_id".into(), Value::String(new_request_id()));
-        RequestContext { values }
+        RequestContext {
+            values: Arc::new(values),
+        }
     }
 
     /// An empty context (no keys at all), as oslo sends for `{}`.
@@ -41,7 +44,19 @@ impl RequestContext {
 
     /// A context from its dictionary form (the `_context_` prefix already stripped).
     pub fn from_map(values: Map<String, Value>) -> Self {
+        RequestContext {
+            values: Arc::new(values),
+        }
+    }
+
+    /// A context sharing an already built dictionary (no copy).
+    pub fn from_shared(values: Arc<Map<String, Value>>) -> Self {
         RequestContext { values }
+    }
+
+    /// The dictionary form, shared (cloning a context or sending it copies nothing).
+    pub fn shared(&self) -> Arc<Map<String, Value>> {
+        self.values.clone()
     }
 
     /// The dictionary form.
@@ -51,7 +66,7 @@ impl RequestContext {
 
     /// The dictionary form, owned.
     pub fn into_map(self) -> Map<String, Value> {
-        self.values
+        Arc::unwrap_or_clone(self.values)
     }
 
     fn str_of(&self, key: &str) -> Option<&str> {
@@ -65,7 +80,7 @@ impl RequestContext {
 
     /// Sets any key.
     pub fn set(&mut self, key: impl Into<String>, value: impl Into<Value>) {
-        self.values.insert(key.into(), value.into());
+        Arc::make_mut(&mut self.values).insert(key.into(), value.into());
     }
 
     /// `request_id`.

@@ -33,9 +33,9 @@ pub struct Call {
     /// True for calls (a reply is expected), false for casts.
     pub expects_reply: bool,
     /// The exchange the message came through (`<topic>_fanout` for fanout casts).
-    pub exchange: String,
+    pub exchange: Arc<str>,
     /// Its routing key.
-    pub routing_key: String,
+    pub routing_key: Arc<str>,
 }
 
 type Handler = Arc<
@@ -173,8 +173,8 @@ impl Dispatcher {
     pub async fn dispatch(
         &self,
         req: Request,
-        exchange: &str,
-        routing_key: &str,
+        exchange: Arc<str>,
+        routing_key: Arc<str>,
     ) -> Result<Value, RemoteError> {
         let version_str = req.version.as_deref().unwrap_or("1.0");
         let version = match version_str.parse::<Version>() {
@@ -220,8 +220,8 @@ impl Dispatcher {
             namespace: req.namespace,
             version,
             expects_reply: req.msg_id.is_some(),
-            exchange: exchange.to_owned(),
-            routing_key: routing_key.to_owned(),
+            exchange,
+            routing_key,
         };
         let ctx = call.context.clone();
         let result = handler(call, args).await?;
@@ -233,7 +233,7 @@ impl Dispatcher {
 
 fn to_remote(e: Error) -> RemoteError {
     match e {
-        Error::Remote(r) => r,
+        Error::Remote(r) => *r,
         other => RemoteError::internal("SerializationError", other.to_string()),
     }
 }
@@ -254,7 +254,7 @@ mod tests {
             reply_q: Some("r".into()),
             call_monitor_timeout: None,
             unique_id: "u".into(),
-            context: Map::new(),
+            context: Default::default(),
         }
     }
 
@@ -274,7 +274,7 @@ mod tests {
     }
 
     async fn run(r: Request) -> Result<Value, RemoteError> {
-        dispatcher().dispatch(r, "x", "t").await
+        dispatcher().dispatch(r, "x".into(), "t".into()).await
     }
 
     #[tokio::test]

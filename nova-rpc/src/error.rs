@@ -23,7 +23,7 @@ pub enum Error {
     },
     /// The remote endpoint raised an error; it crossed the wire in oslo's failure shape.
     #[error("remote error: {0}")]
-    Remote(RemoteError),
+    Remote(Box<RemoteError>),
     /// The requested version is above the client's `version_cap` (oslo's `RPCVersionCapError`).
     #[error(
         "requested message version, {version} is incompatible: it needs a version cap of at least that, but the cap is {cap}"
@@ -280,7 +280,7 @@ impl std::error::Error for RemoteError {}
 
 impl From<RemoteError> for Error {
     fn from(e: RemoteError) -> Self {
-        Error::Remote(e)
+        Error::Remote(Box::new(e))
     }
 }
 

@@ -21,9 +21,12 @@ use crate::transport::{
 pub struct MemoryConfig {
     /// Exchange for targets that name none (oslo's `control_exchange`, default `openstack`).
     pub control_exchange: String,
-    /// Messages a queue holds before publishing to it fails with
-    /// [`Error::Delivery`] (default 65,536).
+    /// Messages each consumer of a queue (or a queue without consumers)
+    /// holds; publishing to a full queue waits for room (default 65,536).
     pub queue_capacity: usize,
+    /// How long publishing waits for room in a full queue before failing
+    /// with [`Error::Delivery`] (default 60 s).
+    pub send_timeout: Duration,
 }
 
 impl Default for MemoryConfig {
@@ -31,11 +34,16 @@ impl Default for MemoryConfig {
         MemoryConfig {
             control_exchange: "openstack".into(),
             queue_capacity: 65_536,
+            send_timeout: Duration::from_secs(60),
         }
     }
 }
 
-type Item = (Message, String, String);
+type Item = (Message, Arc<str>, Arc<str>);
+/// `(routing key, queue)` bound to an exchange.
+type Binding = (Arc<str>, Arc<str>);
+/// A message waiting for room in a consumer's channel.
+type Pending = (flume::Sender<Item>, Item);
 
 /// A queue: messages go round-robin to its consumers (each with a private
 /// channel, like RabbitMQ's per-consumer delivery), or wait in the backlog
@@ -49,9 +57,11 @@ struct Queue {
 
 #[derive(Debug, Default)]
 struct State {
-    queues: HashMap<String, Queue>,
+    queues: HashMap<Arc<str>, Queue>,
     /// exchange -> (routing key, queue); fanout exchanges bind with "".
-    bindings: HashMap<String, Vec<(String, String)>>,
+    bindings: HashMap<Arc<str>, Vec<Binding>>,
+    /// The empty name (default exchange, fanout routing key), shared.
+    empty: Arc<str>,
     next_consumer: u64,
 }
 
@@ -68,28 +78,56 @@ impl Broker {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn enqueue(&self, q: &mut Queue, name: &str, mut item: Item) -> Result<()> {
+    /// Hands `item` to the next consumer with room, or to the backlog when
+    /// the queue has no consumer. When every consumer is full, returns the
+    /// next one's sender with the item, to wait on outside the lock.
+    fn enqueue(&self, q: &mut Queue, name: &str, mut item: Item) -> Result<Option<Pending>> {
         let n = q.consumers.len();
         for i in 0..n {
             let idx = (q.next + i) % n;
             match q.consumers[idx].1.try_send(item) {
                 Ok(()) => {
                     q.next = idx + 1;
-                    return Ok(());
+                    return Ok(None);
                 }
                 Err(flume::TrySendError::Full(back) | flume::TrySendError::Disconnected(back)) => {
                     item = back
                 }
             }
         }
-        if n > 0 || q.backlog.len() >= self.capacity {
+        if n > 0 {
+            let idx = q.next % n;
+            q.next = idx + 1;
+            return Ok(Some((q.consumers[idx].1.clone(), item)));
+        }
+        if q.backlog.len() >= self.capacity {
             return Err(Error::Delivery(format!(
-                "queue {name} is full ({} messages)",
+                "queue {name} is full ({} messages) and nobody consumes it",
                 self.capacity
             )));
         }
         q.backlog.push_back(item);
-        Ok(())
+        Ok(None)
+    }
+
+    /// `enqueue` from a place that cannot wait (a consumer leaving, a
+    /// requeue): a full consumer is waited on by a task.
+    fn enqueue_detached(&self, q: &mut Queue, name: &str, item: Item) {
+        match self.enqueue(q, name, item) {
+            Ok(None) => {}
+            Ok(Some((tx, item))) => match tokio::runtime::Handle::try_current() {
+                Ok(h) => {
+                    h.spawn(async move {
+                        let _ = tx.send_async(item).await;
+                    });
+                }
+                Err(_) => tracing::warn!(
+                    queue = name,
+                    "queue full outside a runtime: a message was dropped"
+                ),
+            },
+            Err(e) => tracing::warn!(queue = name, error = %e, "a returned message was dropped"),
+        }
     }
 
     /// Adds a consumer to `queue` (creating it) and hands it the backlog.
@@ -97,7 +135,7 @@ impl Broker {
         st.next_consumer += 1;
         let id = st.next_consumer;
         let (tx, rx) = flume::bounded(self.capacity);
-        let q = st.queues.entry(queue.to_owned()).or_default();
+        let q = st.queues.entry(queue.into()).or_default();
         while let Some(item) = q.backlog.pop_front() {
             if let Err(flume::TrySendError::Full(item) | flume::TrySendError::Disconnected(item)) =
                 tx.try_send(item)
@@ -121,65 +159,68 @@ impl Broker {
         let (_, _, rx) = q.consumers.remove(pos);
         let left: Vec<Item> = rx.drain().collect();
         for item in left {
-            if self.enqueue(q, queue, item).is_err() {
-                tracing::warn!(
-                    queue,
-                    "queue full: a message returned by a stopped consumer was dropped"
-                );
-            }
+            self.enqueue_detached(q, queue, item);
         }
     }
 
     fn bind(st: &mut State, exchange: &str, key: &str, queue: &str) {
-        st.queues.entry(queue.to_owned()).or_default();
-        let b = st.bindings.entry(exchange.to_owned()).or_default();
-        if !b.iter().any(|(k, q)| k == key && q == queue) {
-            b.push((key.to_owned(), queue.to_owned()));
+        let queue: Arc<str> = match st.queues.get_key_value(queue) {
+            Some((name, _)) => name.clone(),
+            None => {
+                let name: Arc<str> = queue.into();
+                st.queues.insert(name.clone(), Queue::default());
+                name
+            }
+        };
+        let b = st.bindings.entry(exchange.into()).or_default();
+        if !b.iter().any(|(k, q)| &**k == key && *q == queue) {
+            b.push((key.into(), queue));
         }
     }
 
     fn delete(st: &mut State, queue: &str) {
         st.queues.remove(queue);
         for b in st.bindings.values_mut() {
-            b.retain(|(_, q)| q != queue);
+            b.retain(|(_, q)| &**q != queue);
         }
     }
 
-    fn publish(&self, exchange: &str, key: &str, msg: Message) -> Result<()> {
+    fn publish(&self, exchange: &str, key: &str, msg: Message) -> Result<Vec<Pending>> {
         let mut st = self.lock();
-        let names: Vec<String> = if exchange.is_empty() {
-            st.queues
-                .contains_key(key)
-                .then(|| key.to_owned())
-                .into_iter()
-                .collect()
-        } else {
+        // (queue, exchange, routing key) of every copy; names are shared, not copied.
+        let mut targets: Vec<(Arc<str>, Arc<str>, Arc<str>)> = Vec::new();
+        if exchange.is_empty() {
+            if let Some((name, _)) = st.queues.get_key_value(key) {
+                targets.push((name.clone(), st.empty.clone(), name.clone()));
+            }
+        } else if let Some((ex, binds)) = st.bindings.get_key_value(exchange) {
             let fanout = exchange.ends_with("_fanout");
-            st.bindings
-                .get(exchange)
-                .into_iter()
-                .flatten()
-                .filter(|(k, _)| fanout || k == key)
-                .map(|(_, q)| q.clone())
-                .collect()
-        };
-        if names.is_empty() {
+            for (k, q) in binds {
+                if fanout {
+                    targets.push((q.clone(), ex.clone(), st.empty.clone()));
+                } else if &**k == key {
+                    targets.push((q.clone(), ex.clone(), k.clone()));
+                }
+            }
+        }
+        if targets.is_empty() {
             tracing::debug!(exchange, routing_key = key, "message unroutable, dropped");
             if exchange.is_empty() {
                 return Err(Error::Delivery(format!("no queue named {key}")));
             }
-            return Ok(());
+            return Ok(Vec::new());
         }
-        let last = names.len() - 1;
+        let mut pending = Vec::new();
+        let last = targets.len() - 1;
         let mut msg = Some(msg);
-        for (i, name) in names.iter().enumerate() {
+        for (i, (name, ex, rk)) in targets.into_iter().enumerate() {
             let m = if i == last { msg.take() } else { msg.clone() };
-            let (Some(m), Some(q)) = (m, st.queues.get_mut(name)) else {
+            let (Some(m), Some(q)) = (m, st.queues.get_mut(&name)) else {
                 continue;
             };
-            self.enqueue(q, name, (m, exchange.to_owned(), key.to_owned()))?;
+            pending.extend(self.enqueue(q, &name, (m, ex, rk))?);
         }
-        Ok(())
+        Ok(pending)
     }
 }
 
@@ -211,6 +252,7 @@ impl Broker {
 pub struct MemoryTransport {
     broker: Arc<Broker>,
     control_exchange: Arc<str>,
+    send_timeout: Duration,
 }
 
 impl Default for MemoryTransport {
@@ -229,10 +271,14 @@ impl MemoryTransport {
     pub fn with_config(config: MemoryConfig) -> Self {
         MemoryTransport {
             broker: Arc::new(Broker {
-                state: Mutex::default(),
+                state: Mutex::new(State {
+                    empty: "".into(),
+                    ..Default::default()
+                }),
                 capacity: config.queue_capacity.max(1),
             }),
             control_exchange: config.control_exchange.into(),
+            send_timeout: config.send_timeout,
         }
     }
 
@@ -241,6 +287,7 @@ impl MemoryTransport {
         Arc::new(MemoryTransport {
             broker: self.broker.clone(),
             control_exchange: exchange.into(),
+            send_timeout: self.send_timeout,
         })
     }
 
@@ -277,8 +324,8 @@ impl MemoryTransport {
                             Ack::new(move |d| {
                                 if d == Disposition::Requeue {
                                     let mut st = broker.lock();
-                                    if let Some(q) = st.queues.get_mut(&queue) {
-                                        let _ = broker.enqueue(q, &queue, item);
+                                    if let Some(q) = st.queues.get_mut(queue.as_str()) {
+                                        broker.enqueue_detached(q, &queue, item);
                                     }
                                 }
                             })
@@ -321,33 +368,41 @@ impl Transport for MemoryTransport {
 
     async fn send(
         &self,
-        dest: Destination,
+        dest: &Destination,
         msg: Message,
         _expiration: Option<Duration>,
     ) -> Result<()> {
-        match dest {
+        let pending = match dest {
             Destination::Topic {
                 exchange,
                 routing_key,
-            } => self.broker.publish(&exchange, &routing_key, msg),
+            } => self.broker.publish(exchange, routing_key, msg),
             Destination::Fanout { topic } => {
                 self.broker.publish(&format!("{topic}_fanout"), "", msg)
             }
-            Destination::Reply { queue } => self.broker.publish("", &queue, msg),
+            Destination::Reply { queue } => self.broker.publish("", queue, msg),
             Destination::Notification {
                 exchange,
                 routing_key,
                 ..
             } => {
-                Broker::bind(
-                    &mut self.broker.lock(),
-                    &exchange,
-                    &routing_key,
-                    &routing_key,
-                );
-                self.broker.publish(&exchange, &routing_key, msg)
+                Broker::bind(&mut self.broker.lock(), exchange, routing_key, routing_key);
+                self.broker.publish(exchange, routing_key, msg)
+            }
+        }?;
+        // Full consumers: wait for room (backpressure), but not forever.
+        for (tx, item) in pending {
+            match tokio::time::timeout(self.send_timeout, tx.send_async(item)).await {
+                Ok(_) => {}
+                Err(_) => {
+                    return Err(Error::Delivery(format!(
+                        "queue full for {:?}: the consumer does not keep up",
+                        self.send_timeout
+                    )));
+                }
             }
         }
+        Ok(())
     }
 
     async fn listen(&self, what: Listen) -> Result<Inbox> {

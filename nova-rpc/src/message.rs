@@ -1,6 +1,8 @@
 //! The messages that cross the wire (oslo's inner `oslo.message` dicts) and
 //! their codecs: JSON in oslo's `2.0` envelope, or MessagePack.
 
+use std::sync::Arc;
+
 use serde::ser::{SerializeMap, Serializer};
 use serde_json::{Map, Value};
 
@@ -146,8 +148,8 @@ pub struct Request {
     pub call_monitor_timeout: Option<f64>,
     /// `_unique_id`: for duplicate suppression.
     pub unique_id: String,
-    /// The context dict (`_context_*` keys without the prefix).
-    pub context: Map<String, Value>,
+    /// The context dict (`_context_*` keys without the prefix), shared.
+    pub context: Arc<Map<String, Value>>,
 }
 
 fn json_number(f: f64) -> Value {
@@ -191,7 +193,7 @@ fn serialize_context<M: SerializeMap>(m: &mut M, ctx: &Map<String, Value>) -> Re
     Ok(())
 }
 
-fn take_context(map: &mut Map<String, Value>) -> Map<String, Value> {
+fn take_context(map: &mut Map<String, Value>) -> Arc<Map<String, Value>> {
     let keys: Vec<String> = map
         .keys()
         .filter(|k| k.starts_with(CONTEXT_PREFIX))
@@ -203,7 +205,7 @@ fn take_context(map: &mut Map<String, Value>) -> Map<String, Value> {
             ctx.insert(k[CONTEXT_PREFIX.len()..].to_owned(), v);
         }
     }
-    ctx
+    Arc::new(ctx)
 }
 
 fn opt_string(map: &mut Map<String, Value>, key: &str) -> Result<Option<String>, String> {
@@ -371,8 +373,8 @@ pub struct Notification {
     pub timestamp: String,
     /// `_unique_id`.
     pub unique_id: String,
-    /// The context dict.
-    pub context: Map<String, Value>,
+    /// The context dict, shared.
+    pub context: Arc<Map<String, Value>>,
 }
 
 impl serde::Serialize for Notification {
@@ -454,7 +456,7 @@ mod tests {
             reply_q: Some("reply_f2bbf9c89f9a40fcbcab8135856b2e06".into()),
             call_monitor_timeout: None,
             unique_id: "6ab86762d4b14ca7a59217c98382b27f".into(),
-            context: ctx,
+            context: Arc::new(ctx),
         }
     }
 

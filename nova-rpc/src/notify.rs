@@ -175,7 +175,7 @@ impl Notifier {
                 .format("%Y-%m-%d %H:%M:%S%.6f")
                 .to_string(),
             unique_id: new_id(),
-            context,
+            context: std::sync::Arc::new(context),
         };
         for topic in &self.topics {
             let dest = Destination::Notification {
@@ -184,7 +184,7 @@ impl Notifier {
                 envelope: self.driver == NotifyDriver::MessagingV2,
             };
             self.transport
-                .send(dest, Message::Notification(msg.clone()), None)
+                .send(&dest, Message::Notification(msg.clone()), None)
                 .await?;
         }
         Ok(())
@@ -217,7 +217,7 @@ pub struct ReceivedNotification {
     /// The notification.
     pub notification: Notification,
     /// The routing key it came with (`<topic>.<priority>`).
-    pub routing_key: String,
+    pub routing_key: std::sync::Arc<str>,
     ack: Option<Ack>,
 }
 

@@ -1,6 +1,8 @@
 //! The serializer hook: how a higher layer (nova-objects) turns its
 //! entities and contexts into wire values and back.
 
+use std::sync::Arc;
+
 use serde_json::{Map, Value};
 
 use crate::context::RequestContext;
@@ -20,12 +22,12 @@ pub trait Serializer: Send + Sync + std::fmt::Debug + 'static {
         Ok(entity)
     }
     /// The context's dictionary form (sent as `_context_*` keys).
-    fn serialize_context(&self, ctx: &RequestContext) -> Map<String, Value> {
-        ctx.as_map().clone()
+    fn serialize_context(&self, ctx: &RequestContext) -> Arc<Map<String, Value>> {
+        ctx.shared()
     }
     /// Rebuilds a context from its dictionary form.
-    fn deserialize_context(&self, ctx: Map<String, Value>) -> RequestContext {
-        RequestContext::from_map(ctx)
+    fn deserialize_context(&self, ctx: Arc<Map<String, Value>>) -> RequestContext {
+        RequestContext::from_shared(ctx)
     }
 }
 

@@ -189,7 +189,7 @@ async fn send_reply(
     };
     if let Err(e) = shared
         .transport
-        .send(dest, Message::Reply(reply), None)
+        .send(&dest, Message::Reply(reply), None)
         .await
     {
         tracing::warn!(msg_id, reply_q = queue, error = %e, "could not send reply");
@@ -249,7 +249,7 @@ async fn handle(shared: &Shared, delivery: Delivery) {
     let method = req.method.clone();
     let outcome = shared
         .dispatcher
-        .dispatch(req, &delivery.exchange, &delivery.routing_key)
+        .dispatch(req, delivery.exchange, delivery.routing_key)
         .await;
     if let Some(h) = heartbeat {
         h.abort();
@@ -272,6 +272,7 @@ fn spawn_heartbeat(
 ) -> JoinHandle<()> {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        let dest = Destination::Reply { queue };
         loop {
             tick.tick().await;
             let beat = Reply {
@@ -281,10 +282,7 @@ fn spawn_heartbeat(
                 msg_id: msg_id.clone(),
                 unique_id: new_id(),
             };
-            let dest = Destination::Reply {
-                queue: queue.clone(),
-            };
-            if let Err(e) = transport.send(dest, Message::Reply(beat), None).await {
+            if let Err(e) = transport.send(&dest, Message::Reply(beat), None).await {
                 tracing::warn!(%msg_id, error = %e, "could not send call-monitor heartbeat");
             }
         }

@@ -1,6 +1,7 @@
 //! The small trait every transport implements, and what flows through it.
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::StreamExt;
@@ -112,9 +113,9 @@ pub struct Delivery {
     /// The message, or why it could not be decoded.
     pub message: std::result::Result<Message, Malformed>,
     /// Exchange it was published to.
-    pub exchange: String,
+    pub exchange: Arc<str>,
     /// Its routing key.
-    pub routing_key: String,
+    pub routing_key: Arc<str>,
     /// Present when the delivery must be settled after processing.
     pub ack: Option<Ack>,
 }
@@ -195,7 +196,7 @@ pub trait Transport: Send + Sync + fmt::Debug + 'static {
     /// their timeout). Returns once the broker has taken the message.
     async fn send(
         &self,
-        dest: Destination,
+        dest: &Destination,
         msg: Message,
         expiration: Option<Duration>,
     ) -> Result<()>;

@@ -80,7 +80,7 @@ impl Fixture {
         #[cfg(feature = "amqp")]
         if self.kind == "amqp" {
             delete_queues(
-                &[self.topic.clone()],
+                std::slice::from_ref(&self.topic),
                 &["a", "b", "c"].map(|s| format!("{}.{s}", self.topic)),
             )
             .await;
@@ -186,7 +186,7 @@ pub(crate) fn test_endpoint(server: &str, probe: Probe) -> Endpoint {
         .method("record", move |c: Call, a: Val| {
             let _ = p2
                 .casts
-                .send((c.routing_key.clone(), a.value, c.exchange.clone()));
+                .send((c.routing_key.to_string(), a.value, c.exchange.to_string()));
             async move { Ok(()) }
         })
         .method("get_context", |c: Call, _: NoArgs| async move {

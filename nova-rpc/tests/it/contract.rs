@@ -102,7 +102,7 @@ async fn casts_are_delivered_once_and_never_answered(f: Fixture) {
                 .unwrap(),
         );
     }
-    got.sort_by(|a, b| a.1.to_string().cmp(&b.1.to_string()));
+    got.sort_by_key(|a| a.1.to_string());
     assert_eq!(got[0].1, "c1");
     assert_eq!(got[0].0, f.topic);
     assert_eq!(got[1].1, "c2");
@@ -541,7 +541,7 @@ async fn notifications_round_trip_and_requeue(f: Fixture) {
         got.push((
             n.notification.priority.clone(),
             n.notification.event_type.clone(),
-            n.routing_key.clone(),
+            n.routing_key.to_string(),
         ));
         if n.notification.priority == "INFO" {
             assert_eq!(n.notification.publisher_id, "compute.host1");

@@ -1,5 +1,7 @@
 //! nova-rpc integration tests: one binary (link once), modules per subject.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 #[cfg(feature = "amqp")]
 mod amqp_wire;
 mod common;

@@ -36,7 +36,7 @@ prop_compose! {
             reply_q: call.then(|| format!("reply_{}", nova_rpc::new_id())),
             call_monitor_timeout: if call { cm.map(f64::from) } else { None },
             unique_id: nova_rpc::new_id(),
-            context,
+            context: std::sync::Arc::new(context),
         }
     }
 }
