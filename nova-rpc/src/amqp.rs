@@ -27,7 +27,6 @@ use lapin::uri::{
 use lapin::{
     BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, ExchangeKind,
 };
-use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -67,8 +66,6 @@ pub struct AmqpConfig {
     pub send_timeout: Duration,
     /// Requests larger than this are refused with a failure reply (default 64 MiB).
     pub max_message_size: usize,
-    /// Deliveries a subscription buffers locally (default 256).
-    pub local_buffer: usize,
     /// Connection name shown by `rabbitmqctl list_connections` (default `<program>:<pid>:<uuid>`).
     pub connection_name: String,
 }
@@ -97,7 +94,6 @@ impl AmqpConfig {
             prefetch_count: 0,
             send_timeout: Duration::from_secs(60),
             max_message_size: 64 << 20,
-            local_buffer: 256,
             connection_name: format!("{program}:{}:{}", std::process::id(), uuid::Uuid::new_v4()),
         }
     }
@@ -580,31 +576,39 @@ impl Transport for AmqpTransport {
 
     async fn listen(&self, what: Listen) -> Result<Inbox> {
         let spec = Arc::new(Spec::new(what, &self.inner.config));
-        let (tx, rx) = mpsc::channel(self.inner.config.local_buffer.max(1));
+        // The first set-up happens now, so that a broker that cannot be
+        // reached is an error here; later losses reconnect in the stream.
+        let (conn, ch, consumers) = setup(&self.inner, &spec).await?;
+        let n = consumers.len();
+        let slot: LiveSlot = Arc::new(Mutex::new(Some((conn, ch))));
         let token = self.inner.shutdown.child_token();
-        let (ready_tx, ready_rx) = oneshot::channel();
-        tokio::spawn(consume_loop(
-            self.inner.clone(),
-            spec.clone(),
-            tx,
-            token.clone(),
-            ready_tx,
-        ));
-        match ready_rx.await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => return Err(e),
-            Err(_) => return Err(Error::Closed("AMQP transport")),
-        }
-        let stream =
-            futures_util::stream::unfold(
-                rx,
-                |mut rx| async move { rx.recv().await.map(|d| (d, rx)) },
-            );
+        let state = ConsumerState {
+            inner: self.inner.clone(),
+            spec: spec.clone(),
+            token: token.clone(),
+            slot: slot.clone(),
+            stream: Some(futures_util::stream::select_all(consumers)),
+            attempt: 0,
+        };
+        let stream = futures_util::stream::unfold(state, |mut s| async move {
+            let d = s.next_delivery().await?;
+            Some((d, s))
+        });
+        let close_spec = spec.clone();
+        let on_close = move || {
+            token.cancel();
+            let taken = slot.lock().unwrap_or_else(|p| p.into_inner()).take();
+            if let (Some((conn, ch)), Ok(rt)) = (taken, tokio::runtime::Handle::try_current()) {
+                rt.spawn(async move { teardown(conn, ch, &close_spec, n).await });
+            }
+        };
+        // Deliveries not yet taken are unacknowledged: the broker gives them
+        // back to the queue when the channel closes, so nothing is drained here.
         Ok(Inbox::new(
             spec.name.clone(),
             stream.boxed(),
-            move || token.cancel(),
-            true,
+            on_close,
+            false,
         ))
     }
 }
@@ -793,101 +797,123 @@ async fn teardown(conn: Connection, ch: Channel, spec: &Spec, consumers: usize) 
     let _ = conn.close(200, "OK".into()).await;
 }
 
-async fn consume_loop(
+/// The live connection of a subscription, shared with `Inbox::close`.
+type LiveSlot = Arc<Mutex<Option<(Connection, Channel)>>>;
+
+/// A subscription's receiving side: polled by the inbox's owner directly (no
+/// forwarding task), reconnecting with backoff when the connection is lost.
+struct ConsumerState {
     inner: Arc<Inner>,
     spec: Arc<Spec>,
-    tx: mpsc::Sender<Delivery>,
     token: CancellationToken,
-    ready: oneshot::Sender<Result<()>>,
-) {
-    let mut ready = Some(ready);
-    let mut attempt = 0u32;
-    loop {
-        let set = tokio::select! {
-            _ = token.cancelled() => return,
-            s = setup(&inner, &spec) => s,
-        };
-        match set {
-            Ok((conn, ch, consumers)) => {
-                if let Some(r) = ready.take() {
-                    let _ = r.send(Ok(()));
-                } else {
-                    tracing::info!(queue = %spec.name, "reconnected and redeclared queues");
+    slot: LiveSlot,
+    stream: Option<futures_util::stream::SelectAll<lapin::Consumer>>,
+    attempt: u32,
+}
+
+impl ConsumerState {
+    async fn next_delivery(&mut self) -> Option<Delivery> {
+        loop {
+            if self.token.is_cancelled() {
+                self.stream = None;
+                let taken = self.slot.lock().unwrap_or_else(|p| p.into_inner()).take();
+                if let Some((conn, ch)) = taken {
+                    teardown(conn, ch, &self.spec, self.spec.queues.len()).await;
                 }
-                attempt = 0;
-                let n = consumers.len();
-                let mut stream = futures_util::stream::select_all(consumers);
-                loop {
-                    let item = tokio::select! {
-                        _ = token.cancelled() => { teardown(conn, ch, &spec, n).await; return; }
-                        i = stream.next() => i,
-                    };
-                    let d = match item {
-                        Some(Ok(d)) => d,
-                        Some(Err(e)) => {
-                            tracing::warn!(queue = %spec.name, error = %e, "AMQP consumer failed, reconnecting");
-                            break;
-                        }
-                        None => {
-                            tracing::warn!(queue = %spec.name, "AMQP consumer cancelled, reconnecting");
-                            break;
-                        }
-                    };
-                    let message = decode(spec.kind, &d, inner.config.max_message_size);
-                    let ack = if spec.kind == Kind::Notifications {
-                        let acker = d.acker.clone();
-                        Some(Ack::new(move |disp| {
-                            tokio::spawn(async move {
-                                let r = match disp {
-                                    Disposition::Ack => acker.ack(BasicAckOptions::default()).await,
-                                    Disposition::Requeue => {
-                                        acker
-                                            .nack(BasicNackOptions {
-                                                requeue: true,
-                                                multiple: false,
-                                            })
-                                            .await
-                                    }
-                                };
-                                if let Err(e) = r {
-                                    tracing::warn!(error = %e, "could not settle a notification");
-                                }
-                            });
-                        }))
-                    } else {
-                        // oslo acknowledges requests and replies on receipt (at most once).
-                        if let Err(e) = d.acker.ack(BasicAckOptions::default()).await {
-                            tracing::warn!(error = %e, "ack failed; the message is dropped (the broker will redeliver it)");
-                            continue;
-                        }
-                        None
-                    };
-                    let delivery = Delivery {
-                        message,
-                        exchange: d.exchange.as_str().into(),
-                        routing_key: d.routing_key.as_str().into(),
-                        ack,
-                    };
-                    tokio::select! {
-                        _ = token.cancelled() => { teardown(conn, ch, &spec, n).await; return; }
-                        r = tx.send(delivery) => if r.is_err() { teardown(conn, ch, &spec, n).await; return; },
-                    }
+                return None;
+            }
+            let Some(stream) = self.stream.as_mut() else {
+                self.reconnect().await;
+                continue;
+            };
+            let item = tokio::select! {
+                _ = self.token.cancelled() => continue,
+                i = stream.next() => i,
+            };
+            let d = match item {
+                Some(Ok(d)) => d,
+                Some(Err(e)) => {
+                    tracing::warn!(queue = %self.spec.name, error = %e, "AMQP consumer failed, reconnecting");
+                    self.lost();
+                    continue;
                 }
+                None => {
+                    tracing::warn!(queue = %self.spec.name, "AMQP consumer cancelled, reconnecting");
+                    self.lost();
+                    continue;
+                }
+            };
+            let message = decode(self.spec.kind, &d, self.inner.config.max_message_size);
+            let ack = if self.spec.kind == Kind::Notifications {
+                let acker = d.acker.clone();
+                Some(Ack::new(move |disp| {
+                    tokio::spawn(async move {
+                        let r = match disp {
+                            Disposition::Ack => acker.ack(BasicAckOptions::default()).await,
+                            Disposition::Requeue => {
+                                acker
+                                    .nack(BasicNackOptions {
+                                        requeue: true,
+                                        multiple: false,
+                                    })
+                                    .await
+                            }
+                        };
+                        if let Err(e) = r {
+                            tracing::warn!(error = %e, "could not settle a notification");
+                        }
+                    });
+                }))
+            } else {
+                // oslo acknowledges requests and replies on receipt (at most once).
+                if let Err(e) = d.acker.ack(BasicAckOptions::default()).await {
+                    tracing::warn!(error = %e, "ack failed; the broker will redeliver the message");
+                    continue;
+                }
+                None
+            };
+            return Some(Delivery {
+                message,
+                exchange: d.exchange.as_str().into(),
+                routing_key: d.routing_key.as_str().into(),
+                ack,
+            });
+        }
+    }
+
+    /// Forgets a broken connection (closing it in the background).
+    fn lost(&mut self) {
+        self.stream = None;
+        let taken = self.slot.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some((conn, _)) = taken {
+            tokio::spawn(async move {
                 let _ = conn.close(320, "reconnecting".into()).await;
+            });
+        }
+    }
+
+    /// One reconnection attempt after the backoff delay.
+    async fn reconnect(&mut self) {
+        self.attempt += 1;
+        let wait = self.inner.config.backoff(self.attempt);
+        tokio::select! {
+            _ = self.token.cancelled() => return,
+            _ = tokio::time::sleep(wait) => {}
+        }
+        let r = tokio::select! {
+            _ = self.token.cancelled() => return,
+            r = setup(&self.inner, &self.spec) => r,
+        };
+        match r {
+            Ok((conn, ch, consumers)) => {
+                tracing::info!(queue = %self.spec.name, attempt = self.attempt, "reconnected and redeclared queues");
+                *self.slot.lock().unwrap_or_else(|p| p.into_inner()) = Some((conn, ch));
+                self.stream = Some(futures_util::stream::select_all(consumers));
+                self.attempt = 0;
             }
             Err(e) => {
-                if let Some(r) = ready.take() {
-                    let _ = r.send(Err(e));
-                    return;
-                }
-                tracing::warn!(queue = %spec.name, error = %e, "AMQP reconnect failed");
+                tracing::warn!(queue = %self.spec.name, error = %e, retry_in = ?self.inner.config.backoff(self.attempt + 1), "AMQP reconnect failed")
             }
-        }
-        attempt += 1;
-        let wait = inner.config.backoff(attempt);
-        tokio::select! {
-            _ = token.cancelled() => return,
-            _ = tokio::time::sleep(wait) => {}
         }
     }
 }
