@@ -1,11 +1,13 @@
 //! nova-rpc over RabbitMQ against (b) a bare lapin request/reply loop with
-//! the same bodies and the same delivery guarantees (publisher confirms,
-//! ack on receipt) — the ceiling — and (c) the real Python oslo.messaging
+//! the same bodies, the same delivery guarantees (publisher confirms, ack on
+//! receipt), the same topic-exchange routing and the same connection layout
+//! (publishing and consuming on separate connections) — the ceiling; the
+//! bare loop with one connection per side is printed for reference — and (c) the real Python oslo.messaging
 //! (`oslo_peer.py client bench` against `oslo_peer.py server`) — the anchor.
 //! All on the same broker, in one run; one JSON line per figure, then a summary.
 //!
 //! Run with: cargo bench --features amqp --bench rpc_amqp_compare
-//! (NOVA_RS_BENCH_N calls per run for Rust, default 20000; NOVA_RS_BENCH_PY_N for Python, default 2000;
+//! (NOVA_RS_BENCH_N calls per run for Rust, default 10000, NOVA_RS_BENCH_ROUNDS interleaved rounds, default 3; NOVA_RS_BENCH_PY_N for Python, default 2000;
 //!  NOVA_RS_PYTHON / NOVA_RS_SHARED locate the Python peer; scripts/test sets them up)
 
 #[path = "harness.rs"]
@@ -110,7 +112,14 @@ fn props() -> BasicProperties {
         .with_delivery_mode(2)
 }
 
-async fn bare(results: &mut Results, n: usize) -> lapin::Result<()> {
+/// `split`: each side publishes on one connection and consumes on another
+/// (nova-rpc's layout, as RabbitMQ recommends); otherwise one connection a side.
+async fn bare(results: &mut Results, n: usize, split: bool) -> lapin::Result<()> {
+    let name = if split {
+        "bare lapin"
+    } else {
+        "bare lapin 1conn"
+    };
     let id = nova_rpc::new_id();
     let (req_q, reply_q) = (
         format!("bench_bare_req_{id}"),
@@ -144,7 +153,12 @@ async fn bare(results: &mut Results, n: usize) -> lapin::Result<()> {
         FieldTable::default(),
     )
     .await?;
-    let spub = confirm_channel(&sconn).await?;
+    let sconn_pub = if split {
+        Some(Connection::connect(AMQP_URI, Default::default()).await?)
+    } else {
+        None
+    };
+    let spub = confirm_channel(sconn_pub.as_ref().unwrap_or(&sconn)).await?;
     let mut consumer = sch
         .basic_consume(
             req_q.as_str().into(),
@@ -181,7 +195,12 @@ async fn bare(results: &mut Results, n: usize) -> lapin::Result<()> {
     let cch = cconn.create_channel().await?;
     cch.queue_declare(reply_q.as_str().into(), qopts, FieldTable::default())
         .await?;
-    let cpub = confirm_channel(&cconn).await?;
+    let cconn_pub = if split {
+        Some(Connection::connect(AMQP_URI, Default::default()).await?)
+    } else {
+        None
+    };
+    let cpub = confirm_channel(cconn_pub.as_ref().unwrap_or(&cconn)).await?;
     let waiters: Arc<Mutex<HashMap<String, oneshot::Sender<Vec<u8>>>>> = Arc::default();
     let mut replies = cch
         .basic_consume(
@@ -256,7 +275,7 @@ async fn bare(results: &mut Results, n: usize) -> lapin::Result<()> {
             }
         })
         .await;
-        record(results, &f, "bare lapin", "call", c);
+        record(results, &f, name, "call", c);
     }
     let (cpub2, req_body2, req_q2) = (cpub.clone(), req_body.clone(), req_q.clone());
     let f = harness::load(n, 1, move || {
@@ -278,11 +297,14 @@ async fn bare(results: &mut Results, n: usize) -> lapin::Result<()> {
         }
     })
     .await;
-    record(results, &f, "bare lapin", "cast", 1);
+    record(results, &f, name, "cast", 1);
     router.abort();
     server.abort();
     let _ = cconn.close(200, "OK".into()).await;
     let _ = sconn.close(200, "OK".into()).await;
+    for c in [cconn_pub, sconn_pub].into_iter().flatten() {
+        let _ = c.close(200, "OK".into()).await;
+    }
     Ok(())
 }
 
@@ -440,7 +462,8 @@ fn python(results: &mut Results, n: usize) -> Result<(), String> {
 }
 
 fn main() {
-    let n = env_n("NOVA_RS_BENCH_N", 20_000);
+    let n = env_n("NOVA_RS_BENCH_N", 10_000);
+    let rounds = env_n("NOVA_RS_BENCH_ROUNDS", 3).max(1);
     let py_n = env_n("NOVA_RS_BENCH_PY_N", 2_000);
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -448,43 +471,54 @@ fn main() {
         .expect("runtime");
     let mut results: Results = Vec::new();
     rt.block_on(async {
-        if let Err(e) = bare(&mut results, n).await {
-            eprintln!("bare lapin run failed: {e}");
-        }
-        if let Err(e) = ours(&mut results, n).await {
-            eprintln!("nova-rpc run failed: {e}");
+        // Interleaved rounds, medians reported: the machine's noise hits both alike.
+        for round in 0..rounds {
+            if let Err(e) = bare(&mut results, n, true).await {
+                eprintln!("bare lapin run failed: {e}");
+            }
+            if let Err(e) = ours(&mut results, n).await {
+                eprintln!("nova-rpc run failed: {e}");
+            }
+            if round == 0
+                && let Err(e) = bare(&mut results, n, false).await
+            {
+                eprintln!("bare lapin run failed: {e}");
+            }
         }
     });
     if let Err(e) = python(&mut results, py_n) {
         eprintln!("python anchor not measured: {e}");
     }
-    let get = |name: &str, mode: &str, c: usize| {
-        results
+    let get = |name: &str, mode: &str, c: usize| -> Option<f64> {
+        let mut v: Vec<f64> = results
             .iter()
-            .find(|r| r.0 == name && r.1 == mode && r.2 == c)
+            .filter(|r| r.0 == name && r.1 == mode && r.2 == c)
             .map(|r| r.3)
+            .collect();
+        v.sort_by(f64::total_cmp);
+        v.get(v.len() / 2).copied()
     };
-    println!("\nsummary (per second; nova-rpc as % of bare lapin; × Python oslo.messaging)");
+    println!(
+        "\nsummary (per second, median of the rounds; nova-rpc as % of bare lapin with the same connection layout; x Python oslo.messaging)"
+    );
+    let fmt = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.0}"));
+    let ratio = |a: Option<f64>, b: Option<f64>, f: &dyn Fn(f64) -> String| match (a, b) {
+        (Some(a), Some(b)) if b > 0.0 => f(a / b),
+        _ => "-".to_string(),
+    };
     for (mode, cs) in [("call", &CONCURRENCY[..]), ("cast", &[1][..])] {
         for &c in cs {
-            let (a, b, py) = (
-                get("nova-rpc amqp", mode, c),
-                get("bare lapin", mode, c),
-                get("python oslo.messaging", mode, c),
-            );
-            let fmt = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.0}"));
-            let pct = match (a, b) {
-                (Some(a), Some(b)) if b > 0.0 => format!("{:.0}%", 100.0 * a / b),
-                _ => "-".into(),
-            };
-            let x = match (a, py) {
-                (Some(a), Some(p)) if p > 0.0 => format!("{:.1}x", a / p),
-                _ => "-".into(),
-            };
+            let a = get("nova-rpc amqp", mode, c);
+            let b = get("bare lapin", mode, c);
+            let b1 = get("bare lapin 1conn", mode, c);
+            let py = get("python oslo.messaging", mode, c);
+            let pct = ratio(a, b, &|r| format!("{:.0}%", 100.0 * r));
+            let x = ratio(a, py, &|r| format!("{r:.1}x"));
             println!(
-                "{mode:5} c={c:<3} nova-rpc {:>8}  bare {:>8}  python {:>6}  | {pct:>5} of bare, {x:>6} python",
+                "{mode:5} c={c:<3} nova-rpc {:>7}  bare {:>7} (1 conn/side {:>7})  python {:>6}  | {pct:>5} of bare, {x:>6} python",
                 fmt(a),
                 fmt(b),
+                fmt(b1),
                 fmt(py)
             );
         }

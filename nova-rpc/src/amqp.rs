@@ -585,6 +585,7 @@ impl Transport for AmqpTransport {
         let state = ConsumerState {
             inner: self.inner.clone(),
             spec: spec.clone(),
+            cancelled: Box::pin(token.clone().cancelled_owned()),
             token: token.clone(),
             slot: slot.clone(),
             stream: Some(futures_util::stream::select_all(consumers)),
@@ -806,6 +807,8 @@ struct ConsumerState {
     inner: Arc<Inner>,
     spec: Arc<Spec>,
     token: CancellationToken,
+    /// Created once: a fresh `cancelled()` per delivery would register with the token each time.
+    cancelled: std::pin::Pin<Box<tokio_util::sync::WaitForCancellationFutureOwned>>,
     slot: LiveSlot,
     stream: Option<futures_util::stream::SelectAll<lapin::Consumer>>,
     attempt: u32,
@@ -827,7 +830,7 @@ impl ConsumerState {
                 continue;
             };
             let item = tokio::select! {
-                _ = self.token.cancelled() => continue,
+                _ = &mut self.cancelled => continue,
                 i = stream.next() => i,
             };
             let d = match item {

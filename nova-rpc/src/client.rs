@@ -73,9 +73,13 @@ impl ReplyHub {
         let weak = Arc::downgrade(&hub);
         tokio::spawn(async move {
             let mut dups = DupCache::default();
+            // One cancellation future for the whole loop: creating one per
+            // message registers (under a lock) with the token every time.
+            let cancelled = token.cancelled();
+            tokio::pin!(cancelled);
             loop {
                 let delivery = tokio::select! {
-                    _ = token.cancelled() => break,
+                    _ = &mut cancelled => break,
                     d = inbox.recv() => match d { Some(d) => d, None => break },
                 };
                 let reply = match delivery.message {

@@ -130,13 +130,15 @@ async fn run(
 ) {
     let limit = Arc::new(Semaphore::new(config.executor_pool_size.max(1)));
     let tracker = TaskTracker::new();
+    let cancelled = stop.cancelled();
+    tokio::pin!(cancelled);
     loop {
         let permit = tokio::select! {
-            _ = stop.cancelled() => break,
+            _ = &mut cancelled => break,
             p = limit.clone().acquire_owned() => match p { Ok(p) => p, Err(_) => break },
         };
         let delivery = tokio::select! {
-            _ = stop.cancelled() => break,
+            _ = &mut cancelled => break,
             d = inbox.recv() => match d {
                 Some(d) => d,
                 None => { tracing::warn!("transport closed the server's queues"); break }
