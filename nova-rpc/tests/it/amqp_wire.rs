@@ -586,3 +586,101 @@ async fn broker_restart_is_survived() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failover_skips_a_dead_host() {
+    // Port 1 refuses at once; the second host of the URL is the real broker.
+    let url = "rabbit://guest:guest@127.0.0.1:1,guest:guest@127.0.0.1:5672/";
+    let t = AmqpTransport::connect(
+        AmqpConfig::from_url(url)
+            .unwrap()
+            .control_exchange(EXCHANGE),
+    )
+    .await
+    .unwrap();
+    let topic = unique("t");
+    let (probe, _) = Probe::new();
+    let d = nova_rpc::Dispatcher::new(vec![crate::common::test_endpoint("a", probe)]);
+    let server = nova_rpc::RpcServer::start_with(
+        t.clone(),
+        Target::topic(&topic).with_server("a"),
+        d,
+        ServerConfig::default(),
+    )
+    .await
+    .unwrap();
+    let c = RpcClient::new(t.clone(), Target::topic(&topic).with_namespace("test"));
+    let v: i64 = c
+        .call(&RequestContext::new(), "add", json!({"a": 1, "b": 2}))
+        .await
+        .unwrap();
+    assert_eq!(v, 3);
+    server.stop().await;
+    t.close().await;
+    delete_queues(&[topic.clone(), format!("{topic}.a")], &[]).await;
+    let all_dead = AmqpConfig::from_url("rabbit://guest:guest@127.0.0.1:1/").unwrap();
+    let e = AmqpTransport::connect(all_dead).await.unwrap_err();
+    assert!(
+        e.to_string().contains("127.0.0.1:1"),
+        "the error names the host: {e}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn msgpack_is_chosen_by_configuration_and_read_by_content_type() {
+    let topic = unique("t");
+    // The server sends JSON, the client MessagePack: each side reads what the other sends.
+    let server_t = AmqpTransport::connect(
+        AmqpConfig::from_url(&amqp_url())
+            .unwrap()
+            .control_exchange(EXCHANGE),
+    )
+    .await
+    .unwrap();
+    let client_t = AmqpTransport::connect(
+        AmqpConfig::from_url(&amqp_url())
+            .unwrap()
+            .control_exchange(EXCHANGE)
+            .codec(nova_rpc::Codec::Msgpack),
+    )
+    .await
+    .unwrap();
+    let (_conn, ch) = raw().await;
+    let (_q, mut requests) = spy(&ch, &topic).await;
+    let (probe, _) = Probe::new();
+    let d = nova_rpc::Dispatcher::new(vec![crate::common::test_endpoint("a", probe)]);
+    let server = nova_rpc::RpcServer::start_with(
+        server_t.clone(),
+        Target::topic(&topic).with_server("a"),
+        d,
+        ServerConfig::default(),
+    )
+    .await
+    .unwrap();
+    let c = RpcClient::new(
+        client_t.clone(),
+        Target::topic(&topic).with_namespace("test"),
+    );
+    let v: Value = c
+        .call(
+            &RequestContext::new(),
+            "echo",
+            json!({"value": {"n": [1.5, null, "x"]}}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(v, json!({"n": [1.5, null, "x"]}));
+    let d = next(&mut requests).await;
+    assert_eq!(
+        d.properties.content_type().as_ref().map(|s| s.as_str()),
+        Some("application/msgpack")
+    );
+    assert!(
+        serde_json::from_slice::<Value>(&d.data).is_err(),
+        "the body is MessagePack, not JSON"
+    );
+    server.stop().await;
+    server_t.close().await;
+    client_t.close().await;
+    delete_queues(&[topic.clone(), format!("{topic}.a")], &[]).await;
+}
