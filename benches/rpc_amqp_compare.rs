@@ -1,6 +1,6 @@
 //! nova-rpc over RabbitMQ against (b) a bare lapin request/reply loop with
 //! the same bodies, the same delivery guarantees (publisher confirms, ack on
-//! receipt), the same topic-exchange routing and the same connection layout
+//! receipt, queued without waiting for its write, as nova-rpc does), the same topic-exchange routing and the same connection layout
 //! (publishing and consuming on separate connections) — the ceiling; the
 //! bare loop with one connection per side is printed for reference — and (c) the real Python oslo.messaging
 //! (`oslo_peer.py client bench` against `oslo_peer.py server`) — the anchor.
@@ -169,7 +169,7 @@ async fn bare(results: &mut Results, n: usize, split: bool) -> lapin::Result<()>
         .await?;
     let server = tokio::spawn(async move {
         while let Some(Ok(d)) = consumer.next().await {
-            let _ = d.acker.ack(BasicAckOptions::default()).await;
+            let _ = futures_util::FutureExt::now_or_never(d.acker.ack(BasicAckOptions::default()));
             let (Some(to), Some(corr)) = (
                 d.properties.reply_to().clone(),
                 d.properties.correlation_id().clone(),
@@ -213,7 +213,7 @@ async fn bare(results: &mut Results, n: usize, split: bool) -> lapin::Result<()>
     let w = waiters.clone();
     let router = tokio::spawn(async move {
         while let Some(Ok(d)) = replies.next().await {
-            let _ = d.acker.ack(BasicAckOptions::default()).await;
+            let _ = futures_util::FutureExt::now_or_never(d.acker.ack(BasicAckOptions::default()));
             let corr = d
                 .properties
                 .correlation_id()

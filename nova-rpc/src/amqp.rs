@@ -869,10 +869,14 @@ impl ConsumerState {
                 }))
             } else {
                 // oslo acknowledges requests and replies on receipt (at most once).
-                if let Err(e) = d.acker.ack(BasicAckOptions::default()).await {
-                    tracing::warn!(error = %e, "ack failed; the broker will redeliver the message");
+                // The ack is queued now and written by lapin in the background:
+                // waiting for the write would add a thread round trip to every call.
+                if !d.acker.usable() {
+                    tracing::warn!("delivery on a failed channel; the broker will redeliver it");
                     continue;
                 }
+                let _ =
+                    futures_util::FutureExt::now_or_never(d.acker.ack(BasicAckOptions::default()));
                 None
             };
             return Some(Delivery {
