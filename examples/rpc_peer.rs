@@ -147,28 +147,31 @@ enum ClientOp {
     Call(OpArgs),
     Cast(OpArgs),
     Fanout(OpArgs),
-    Bench {
-        #[command(flatten)]
-        common: Common,
-        #[command(flatten)]
-        target: TargetArgs,
-        #[arg(long)]
-        server: Option<String>,
-        #[arg(short = 'n', long = "count", default_value_t = 2000)]
-        count: usize,
-        #[arg(short = 'c', long = "concurrency", default_value_t = 1)]
-        concurrency: usize,
-        #[arg(long, default_value_t = 16)]
-        payload_size: usize,
-        #[arg(long, default_value_t = 20)]
-        warmup: usize,
-        #[arg(long)]
-        cast: bool,
-        #[arg(long, default_value_t = 30.0)]
-        timeout: f64,
-        #[arg(long)]
-        context: Option<String>,
-    },
+    Bench(BenchArgs),
+}
+
+#[derive(Args, Clone)]
+struct BenchArgs {
+    #[command(flatten)]
+    common: Common,
+    #[command(flatten)]
+    target: TargetArgs,
+    #[arg(long)]
+    server: Option<String>,
+    #[arg(short = 'n', long = "count", default_value_t = 2000)]
+    count: usize,
+    #[arg(short = 'c', long = "concurrency", default_value_t = 1)]
+    concurrency: usize,
+    #[arg(long, default_value_t = 16)]
+    payload_size: usize,
+    #[arg(long, default_value_t = 20)]
+    warmup: usize,
+    #[arg(long)]
+    cast: bool,
+    #[arg(long, default_value_t = 30.0)]
+    timeout: f64,
+    #[arg(long)]
+    context: Option<String>,
 }
 
 fn print(v: &Value) {
@@ -510,19 +513,19 @@ fn percentile(sorted: &[f64], p: f64) -> Option<f64> {
     Some(sorted[f] + (sorted[c] - sorted[f]) * (k - f as f64))
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn run_bench(
-    common: Common,
-    target: TargetArgs,
-    server: Option<String>,
-    n: usize,
-    c: usize,
-    payload_size: usize,
-    warmup: usize,
-    cast: bool,
-    timeout: f64,
-    context: Option<String>,
-) -> anyhow::Result<i32> {
+async fn run_bench(b: BenchArgs) -> anyhow::Result<i32> {
+    let BenchArgs {
+        common,
+        target,
+        server,
+        count: n,
+        concurrency: c,
+        payload_size,
+        warmup,
+        cast,
+        timeout,
+        context,
+    } = b;
     if n == 0 || n > 1_000_000 || c == 0 || c > 256 {
         bail!("bench: count must be 1..1000000, concurrency 1..256");
     }
@@ -691,32 +694,7 @@ async fn main() -> anyhow::Result<()> {
             ClientOp::Call(a) => run_op("call", a).await?,
             ClientOp::Cast(a) => run_op("cast", a).await?,
             ClientOp::Fanout(a) => run_op("fanout", a).await?,
-            ClientOp::Bench {
-                common,
-                target,
-                server,
-                count,
-                concurrency,
-                payload_size,
-                warmup,
-                cast,
-                timeout,
-                context,
-            } => {
-                run_bench(
-                    common,
-                    target,
-                    server,
-                    count,
-                    concurrency,
-                    payload_size,
-                    warmup,
-                    cast,
-                    timeout,
-                    context,
-                )
-                .await?
-            }
+            ClientOp::Bench(b) => run_bench(b).await?,
         },
         Mode::Notify {
             common,

@@ -11,12 +11,10 @@ use lapin::options::{
 };
 use lapin::types::FieldTable;
 use lapin::{BasicProperties, Channel, Connection, ExchangeKind};
-use nova_rpc::{
-    AmqpConfig, AmqpTransport, RemoteKind, RequestContext, RpcClient, ServerConfig, Target, Version,
-};
+use nova_rpc::{AmqpConfig, AmqpTransport, RemoteKind, RequestContext, RpcClient, Target, Version};
 use serde_json::{Map, Value, json};
 
-use crate::common::{Fixture, Probe, amqp_url, delete_queues, unique};
+use crate::common::{Fixture, Probe, amqp_url, delete_queues, serve, unique};
 
 const EXCHANGE: &str = "nova_rs_test";
 
@@ -261,16 +259,7 @@ async fn malformed_input_is_answered_and_the_server_keeps_serving() {
         .control_exchange(EXCHANGE);
     cfg.max_message_size = 4096;
     let small = AmqpTransport::connect(cfg).await.unwrap();
-    let (probe, _) = Probe::new();
-    let d = nova_rpc::Dispatcher::new(vec![crate::common::test_endpoint("a", probe)]);
-    let server = nova_rpc::RpcServer::start_with(
-        small.clone(),
-        Target::topic(&f.topic).with_server("a"),
-        d,
-        ServerConfig::default(),
-    )
-    .await
-    .unwrap();
+    let server = serve(small.clone(), &f.topic, "a").await;
     let (_conn, ch) = raw().await;
     let (reply_q, mut replies) = spy(&ch, "").await;
 
@@ -481,16 +470,7 @@ async fn survive<F: std::future::Future<Output = ()>>(disrupt: impl FnOnce(Strin
     let topic = unique("t");
     let server_t = transport_named(&marker).await;
     let client_t = transport_named(&marker).await;
-    let (probe, _) = Probe::new();
-    let d = nova_rpc::Dispatcher::new(vec![crate::common::test_endpoint("a", probe)]);
-    let server = nova_rpc::RpcServer::start_with(
-        server_t.clone(),
-        Target::topic(&topic).with_server("a"),
-        d,
-        ServerConfig::default(),
-    )
-    .await
-    .unwrap();
+    let server = serve(server_t.clone(), &topic, "a").await;
     let client = RpcClient::new(
         client_t.clone(),
         Target::topic(&topic)
@@ -599,16 +579,7 @@ async fn failover_skips_a_dead_host() {
     .await
     .unwrap();
     let topic = unique("t");
-    let (probe, _) = Probe::new();
-    let d = nova_rpc::Dispatcher::new(vec![crate::common::test_endpoint("a", probe)]);
-    let server = nova_rpc::RpcServer::start_with(
-        t.clone(),
-        Target::topic(&topic).with_server("a"),
-        d,
-        ServerConfig::default(),
-    )
-    .await
-    .unwrap();
+    let server = serve(t.clone(), &topic, "a").await;
     let c = RpcClient::new(t.clone(), Target::topic(&topic).with_namespace("test"));
     let v: i64 = c
         .call(&RequestContext::new(), "add", json!({"a": 1, "b": 2}))
@@ -647,16 +618,7 @@ async fn msgpack_is_chosen_by_configuration_and_read_by_content_type() {
     .unwrap();
     let (_conn, ch) = raw().await;
     let (_q, mut requests) = spy(&ch, &topic).await;
-    let (probe, _) = Probe::new();
-    let d = nova_rpc::Dispatcher::new(vec![crate::common::test_endpoint("a", probe)]);
-    let server = nova_rpc::RpcServer::start_with(
-        server_t.clone(),
-        Target::topic(&topic).with_server("a"),
-        d,
-        ServerConfig::default(),
-    )
-    .await
-    .unwrap();
+    let server = serve(server_t.clone(), &topic, "a").await;
     let c = RpcClient::new(
         client_t.clone(),
         Target::topic(&topic).with_namespace("test"),

@@ -202,3 +202,17 @@ pub(crate) fn default_endpoint() -> Endpoint {
     Endpoint::new(None, Version::new(1, 0))
         .method("ping", |_c, _: NoArgs| async move { Ok("pong") })
 }
+
+/// Starts the test endpoint as server `name` of `topic` on `transport`.
+pub(crate) async fn serve(transport: Arc<dyn Transport>, topic: &str, name: &str) -> RpcServer {
+    let (probe, _) = Probe::new();
+    let d = Dispatcher::new(vec![test_endpoint(name, probe), default_endpoint()]);
+    RpcServer::start_with(
+        transport,
+        Target::topic(topic).with_server(name),
+        d,
+        ServerConfig::default(),
+    )
+    .await
+    .expect("server starts")
+}
