@@ -105,6 +105,18 @@ async fn confirm_channel(conn: &Connection) -> lapin::Result<Channel> {
     Ok(ch)
 }
 
+/// A confirm-mode channel for publishing: on a connection of its own when
+/// `split`, otherwise on `conn` (the returned connection must be kept open).
+async fn publisher(conn: &Connection, split: bool) -> lapin::Result<(Option<Connection>, Channel)> {
+    let own = if split {
+        Some(Connection::connect(AMQP_URI, Default::default()).await?)
+    } else {
+        None
+    };
+    let ch = confirm_channel(own.as_ref().unwrap_or(conn)).await?;
+    Ok((own, ch))
+}
+
 fn props() -> BasicProperties {
     BasicProperties::default()
         .with_content_type("application/json".into())
@@ -153,12 +165,7 @@ async fn bare(results: &mut Results, n: usize, split: bool) -> lapin::Result<()>
         FieldTable::default(),
     )
     .await?;
-    let sconn_pub = if split {
-        Some(Connection::connect(AMQP_URI, Default::default()).await?)
-    } else {
-        None
-    };
-    let spub = confirm_channel(sconn_pub.as_ref().unwrap_or(&sconn)).await?;
+    let (sconn_pub, spub) = publisher(&sconn, split).await?;
     let mut consumer = sch
         .basic_consume(
             req_q.as_str().into(),
@@ -195,12 +202,7 @@ async fn bare(results: &mut Results, n: usize, split: bool) -> lapin::Result<()>
     let cch = cconn.create_channel().await?;
     cch.queue_declare(reply_q.as_str().into(), qopts, FieldTable::default())
         .await?;
-    let cconn_pub = if split {
-        Some(Connection::connect(AMQP_URI, Default::default()).await?)
-    } else {
-        None
-    };
-    let cpub = confirm_channel(cconn_pub.as_ref().unwrap_or(&cconn)).await?;
+    let (cconn_pub, cpub) = publisher(&cconn, split).await?;
     let waiters: Arc<Mutex<HashMap<String, oneshot::Sender<Vec<u8>>>>> = Arc::default();
     let mut replies = cch
         .basic_consume(

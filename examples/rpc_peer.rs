@@ -80,24 +80,7 @@ enum Mode {
         op: ClientOp,
     },
     /// send one notification
-    Notify {
-        #[command(flatten)]
-        common: Common,
-        #[arg(long, default_value = "notifications")]
-        topics: String,
-        #[arg(long, default_value = "messagingv2")]
-        driver: String,
-        #[arg(long, default_value = "compute.peer1")]
-        publisher_id: String,
-        #[arg(long, default_value = "compute.instance.create.end")]
-        event_type: String,
-        #[arg(long, default_value = "info")]
-        priority: String,
-        #[arg(long, default_value = r#"{"instance_id": "i-1"}"#)]
-        payload: String,
-        #[arg(long)]
-        context: Option<String>,
-    },
+    Notify(NotifyArgs),
     /// print received notifications
     ListenNotify {
         #[command(flatten)]
@@ -148,6 +131,26 @@ enum ClientOp {
     Cast(OpArgs),
     Fanout(OpArgs),
     Bench(BenchArgs),
+}
+
+#[derive(Args, Clone)]
+struct NotifyArgs {
+    #[command(flatten)]
+    common: Common,
+    #[arg(long, default_value = "notifications")]
+    topics: String,
+    #[arg(long, default_value = "messagingv2")]
+    driver: String,
+    #[arg(long, default_value = "compute.peer1")]
+    publisher_id: String,
+    #[arg(long, default_value = "compute.instance.create.end")]
+    event_type: String,
+    #[arg(long, default_value = "info")]
+    priority: String,
+    #[arg(long, default_value = r#"{"instance_id": "i-1"}"#)]
+    payload: String,
+    #[arg(long)]
+    context: Option<String>,
 }
 
 #[derive(Args, Clone)]
@@ -597,17 +600,17 @@ async fn run_bench(b: BenchArgs) -> anyhow::Result<i32> {
 
 // ---------------------------------------------------------------------------- notifications
 
-#[allow(clippy::too_many_arguments)]
-async fn run_notify(
-    common: Common,
-    topics: String,
-    driver: String,
-    publisher_id: String,
-    event_type: String,
-    priority: String,
-    payload: String,
-    context: Option<String>,
-) -> anyhow::Result<i32> {
+async fn run_notify(a: NotifyArgs) -> anyhow::Result<i32> {
+    let NotifyArgs {
+        common,
+        topics,
+        driver,
+        publisher_id,
+        event_type,
+        priority,
+        payload,
+        context,
+    } = a;
     let transport = connect(&common).await?;
     let driver = match driver.as_str() {
         "messagingv2" => NotifyDriver::MessagingV2,
@@ -696,28 +699,7 @@ async fn main() -> anyhow::Result<()> {
             ClientOp::Fanout(a) => run_op("fanout", a).await?,
             ClientOp::Bench(b) => run_bench(b).await?,
         },
-        Mode::Notify {
-            common,
-            topics,
-            driver,
-            publisher_id,
-            event_type,
-            priority,
-            payload,
-            context,
-        } => {
-            run_notify(
-                common,
-                topics,
-                driver,
-                publisher_id,
-                event_type,
-                priority,
-                payload,
-                context,
-            )
-            .await?
-        }
+        Mode::Notify(a) => run_notify(a).await?,
         Mode::ListenNotify {
             common,
             topics,

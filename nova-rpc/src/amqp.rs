@@ -381,12 +381,16 @@ async fn publish_once(
     props: BasicProperties,
 ) -> lapin::Result<Published> {
     if let Some((kind, auto_delete)) = &r.declare {
-        let key = format!("{}\0{}", r.exchange, r.queue.unwrap_or(""));
+        // Cached per connection; no allocation on the hot path (topic and fanout sends).
+        let key: std::borrow::Cow<'_, str> = match r.queue {
+            None => r.exchange.into(),
+            Some(q) => format!("{}\0{q}", r.exchange).into(),
+        };
         let known = p
             .declared
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .contains(&key);
+            .contains(key.as_ref());
         if !known {
             let opts = ExchangeDeclareOptions {
                 auto_delete: *auto_delete,
@@ -416,7 +420,7 @@ async fn publish_once(
             p.declared
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
-                .insert(key);
+                .insert(key.into_owned());
         }
     }
     let opts = BasicPublishOptions {
