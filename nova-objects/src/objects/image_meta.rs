@@ -1,0 +1,207 @@
+//! Nova's `ImageMeta`, `ImageMetaProps` objects (fields, types and versions as in nova 34).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::{DateTime, nova_object};
+
+/// Nova's `ImageMeta` object (version 1.8).
+#[nova_object(name = "ImageMeta", version = "1.8")]
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ImageMeta {
+    #[field(kind = "UUID")]
+    id: String,
+    name: String,
+    status: String,
+    visibility: String,
+    #[field(kind = "FlexibleBoolean")]
+    protected: bool,
+    checksum: String,
+    owner: String,
+    size: i64,
+    virtual_size: i64,
+    container_format: String,
+    disk_format: String,
+    created_at: Option<DateTime>,
+    updated_at: Option<DateTime>,
+    tags: Vec<String>,
+    direct_url: String,
+    min_ram: i64,
+    min_disk: i64,
+    properties: ImageMetaProps,
+}
+
+/// Nova's `ImageMetaProps` object (version 1.44).
+#[nova_object(name = "ImageMetaProps", version = "1.44")]
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ImageMetaProps {
+    #[field(
+        kind = "Enum(alpha,armv6,armv7l,armv7b,aarch64,cris,i686,ia64,lm32,m68k,microblaze,microblazeel,mips,mipsel,mips64,mips64el,openrisc,parisc,parisc64,ppc,ppcle,ppc64,ppc64le,ppcemb,s390,s390x,sh4,sh4eb,sparc,sparc64,unicore32,x86_64,xtensa,xtensaeb)"
+    )]
+    hw_architecture: String,
+    #[field(
+        since = "1.31",
+        kind = "Enum(alpha,armv6,armv7l,armv7b,aarch64,cris,i686,ia64,lm32,m68k,microblaze,microblazeel,mips,mipsel,mips64,mips64el,openrisc,parisc,parisc64,ppc,ppcle,ppc64,ppc64le,ppcemb,s390,s390x,sh4,sh4eb,sparc,sparc64,unicore32,x86_64,xtensa,xtensaeb)"
+    )]
+    hw_emulation_architecture: String,
+    hw_auto_disk_config: String,
+    #[field(kind = "FlexibleBoolean")]
+    hw_boot_menu: bool,
+    #[field(kind = "Enum(fdc,ide,sata,scsi,usb,virtio,xen,lxc,uml)")]
+    hw_cdrom_bus: String,
+    hw_cpu_cores: i64,
+    hw_cpu_sockets: i64,
+    hw_cpu_max_cores: i64,
+    hw_cpu_max_sockets: i64,
+    hw_cpu_max_threads: i64,
+    #[field(kind = "Enum(dedicated,shared,mixed)")]
+    hw_cpu_policy: String,
+    #[field(since = "1.9", kind = "Enum(prefer,isolate,require)")]
+    hw_cpu_thread_policy: String,
+    #[field(since = "1.10")]
+    hw_cpu_realtime_mask: String,
+    hw_cpu_threads: i64,
+    hw_device_id: i64,
+    #[field(kind = "Enum(fdc,ide,sata,scsi,usb,virtio,xen,lxc,uml)")]
+    hw_disk_bus: String,
+    hw_disk_type: String,
+    #[field(kind = "Enum(fdc,ide,sata,scsi,usb,virtio,xen,lxc,uml)")]
+    hw_floppy_bus: String,
+    #[field(since = "1.11", kind = "Enum(uefi,bios)")]
+    hw_firmware_type: String,
+    #[field(since = "1.38", kind = "FlexibleBoolean")]
+    hw_firmware_stateless: bool,
+    #[field(since = "1.29", kind = "Enum(usb,virtio)")]
+    hw_input_bus: String,
+    #[field(kind = "FlexibleBoolean")]
+    hw_ipxe_boot: bool,
+    #[field(since = "1.33", kind = "FlexibleBoolean")]
+    hw_locked_memory: bool,
+    hw_machine_type: String,
+    #[field(since = "1.24", kind = "FlexibleBoolean")]
+    hw_mem_encryption: bool,
+    #[field(
+        since = "1.42",
+        kind = "Enum(amd-sev,amd-sev-es,amd-sev-snp,intel-tdx)"
+    )]
+    hw_mem_encryption_model: String,
+    hw_mem_page_size: String,
+    hw_numa_nodes: i64,
+    hw_numa_cpus: Vec<BTreeSet<i64>>,
+    hw_numa_mem: Vec<i64>,
+    #[field(since = "1.25", kind = "Enum(required,legacy,preferred,socket)")]
+    hw_pci_numa_affinity_policy: String,
+    #[field(since = "1.14", kind = "Enum(usbtablet)")]
+    hw_pointer_model: String,
+    #[field(since = "1.23", kind = "FlexibleBoolean")]
+    hw_pmu: bool,
+    #[field(kind = "FlexibleBoolean")]
+    hw_qemu_guest_agent: bool,
+    #[field(
+        since = "1.15",
+        kind = "Enum(fdc,ide,sata,scsi,usb,virtio,xen,lxc,uml)"
+    )]
+    hw_rescue_bus: String,
+    #[field(since = "1.15", kind = "Enum(cdrom,disk,floppy,fs,lun)")]
+    hw_rescue_device: String,
+    #[field(kind = "Enum(virtio)")]
+    hw_rng_model: String,
+    #[field(since = "1.21", kind = "FlexibleBoolean")]
+    hw_time_hpet: bool,
+    hw_serial_port_count: i64,
+    #[field(kind = "Enum(buslogic,ibmvscsi,lsilogic,lsisas1068,lsisas1078,virtio-scsi,vmpvscsi)")]
+    hw_scsi_model: String,
+    #[field(kind = "Enum(cirrus,qxl,vga,vmvga,xen,virtio,gop,none,bochs)")]
+    hw_video_model: String,
+    hw_video_ram: i64,
+    #[field(
+        kind = "Enum(virtio,ne2k_pci,pcnet,rtl8139,e1000,e1000e,netfront,spapr-vlan,lan9118,sriov,vmxnet,vmxnet3,igb)"
+    )]
+    hw_vif_model: String,
+    #[field(since = "1.34", kind = "Enum(intel,smmuv3,virtio,auto)")]
+    hw_viommu_model: String,
+    #[field(kind = "Enum(hvm,xen,uml,exe)")]
+    hw_vm_mode: String,
+    #[field(kind = "Enum(none,pause,poweroff,reset,disabled)")]
+    hw_watchdog_action: String,
+    #[field(since = "1.4", kind = "FlexibleBoolean")]
+    hw_vif_multiqueue_enabled: bool,
+    #[field(since = "1.27", kind = "Enum(tpm-tis,tpm-crb)")]
+    hw_tpm_model: String,
+    #[field(since = "1.27", kind = "Enum(1.2,2.0)")]
+    hw_tpm_version: String,
+    #[field(since = "1.32", kind = "FlexibleBoolean")]
+    hw_ephemeral_encryption: bool,
+    #[field(since = "1.32", kind = "Enum(plain,luks,luksv2)")]
+    hw_ephemeral_encryption_format: String,
+    #[field(since = "1.37", kind = "UUID")]
+    hw_ephemeral_encryption_secret_uuid: String,
+    #[field(since = "1.35", kind = "FlexibleBoolean")]
+    hw_virtio_packed_ring: bool,
+    #[field(since = "1.36", kind = "Enum(passthrough,emulate)")]
+    hw_maxphysaddr_mode: String,
+    #[field(since = "1.36")]
+    hw_maxphysaddr_bits: i64,
+    #[field(
+        since = "1.40",
+        kind = "Enum(sb16,es1370,pcspk,ac97,ich6,ich9,usb,virtio)"
+    )]
+    hw_sound_model: String,
+    #[field(since = "1.41", kind = "Enum(none,nec-xhci,qemu-xhci)")]
+    hw_usb_model: String,
+    #[field(since = "1.41")]
+    hw_redirected_usb_ports: i64,
+    #[field(kind = "FlexibleBoolean")]
+    img_bittorrent: bool,
+    #[field(kind = "FlexibleBoolean")]
+    img_bdm_v2: bool,
+    #[field(kind = "List(Dict(String?))")]
+    img_block_device_mapping: Vec<BTreeMap<String, Option<String>>>,
+    #[field(kind = "FlexibleBoolean")]
+    img_cache_in_nova: bool,
+    img_compression_level: i64,
+    #[field(since = "1.2", kind = "VersionPredicate")]
+    img_hv_requested_version: String,
+    #[field(
+        since = "1.2",
+        kind = "Enum(baremetal,bhyve,docker,fake,hyperv,ironic,kqemu,kvm,lxc,lxd,openvz,parallels,phyp,qemu,test,uml,vbox,vz,vmware,xen,zvm,prsm)"
+    )]
+    img_hv_type: String,
+    #[field(since = "1.7", kind = "Enum(optional,mandatory)")]
+    img_config_drive: String,
+    #[field(kind = "FlexibleBoolean")]
+    img_linked_clone: bool,
+    #[field(kind = "List(Dict(String?))")]
+    img_mappings: Vec<BTreeMap<String, Option<String>>>,
+    img_owner_id: String,
+    img_root_device_name: String,
+    #[field(kind = "FlexibleBoolean")]
+    img_use_agent: bool,
+    img_version: i64,
+    img_signature: String,
+    #[field(kind = "Enum(SHA-224,SHA-256,SHA-384,SHA-512)")]
+    img_signature_hash_method: String,
+    #[field(kind = "UUID")]
+    img_signature_certificate_uuid: String,
+    #[field(
+        kind = "Enum(DSA,ECC_SECP384R1,ECC_SECP521R1,ECC_SECT409K1,ECC_SECT409R1,ECC_SECT571K1,ECC_SECT571R1,RSA-PSS)"
+    )]
+    img_signature_key_type: String,
+    #[field(since = "1.19", kind = "FlexibleBoolean")]
+    img_hide_hypervisor_id: bool,
+    #[field(since = "1.5")]
+    os_admin_user: String,
+    os_command_line: String,
+    os_distro: String,
+    #[field(since = "1.1", kind = "FlexibleBoolean")]
+    os_require_quiesce: bool,
+    #[field(since = "1.13", kind = "Enum(required,disabled,optional)")]
+    os_secure_boot: String,
+    #[field(kind = "FlexibleBoolean")]
+    os_skip_agent_inject_files_at_boot: bool,
+    #[field(kind = "FlexibleBoolean")]
+    os_skip_agent_inject_ssh: bool,
+    #[field(kind = "Enum(linux,windows)")]
+    os_type: String,
+    #[field(since = "1.20")]
+    traits_required: Vec<String>,
+}

@@ -1,0 +1,6 @@
+//! Integration tests of nova-objects through its public API.
+#![allow(clippy::unwrap_used)]
+
+mod fingerprints;
+mod fixtures;
+mod props;
