@@ -1,1 +1,5 @@
+//! nova-rs: OpenStack Nova's compute control plane in Rust. This umbrella
+//! crate re-exports the library crates; examples and benches live beside it.
+
+pub use nova_objects as objects;
 pub use nova_rpc as rpc;

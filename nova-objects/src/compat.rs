@@ -1,8 +1,8 @@
 //! Backports: OVO's `obj_make_compatible` / `obj_make_compatible_from_manifest`
 //! applied to a primitive.
 //!
-//! Fields added after the target version are dropped (each field declares
-//! the version that added it), then the class's own conversions run, then
+//! The class's own conversions run, then fields added after the target
+//! version are dropped (each field declares the version that added it), then
 //! child objects are backported: to the version the manifest names when
 //! one is given (children it does not name are left alone), else by the
 //! field's `obj_relationships`; a child field without either is an
@@ -47,13 +47,15 @@ pub fn backport(
             class.name
         )));
     };
+    // The class's conversions see the fields they convert before newer
+    // fields are dropped (nova's obj_make_compatible pops as it converts).
+    if let Some(compat) = class.compat {
+        compat(data, target)?;
+    }
     for f in class.fields {
         if f.since > target {
             data.remove(f.name);
         }
-    }
-    if let Some(compat) = class.compat {
-        compat(data, target);
     }
     for f in class.fields {
         let Some(child) = (f.child)() else { continue };
@@ -116,4 +118,26 @@ fn backport_child(
         return Ok(());
     }
     backport(item, child, target, manifest)
+}
+
+/// OVO's `raise_on_too_new_values`: `field` holding one of `values` cannot
+/// be sent to a peer at `target`.
+pub fn refuse_new_values(
+    data: &serde_json::Map<String, Value>,
+    target: ObjVersion,
+    field: &str,
+    values: &[&str],
+) -> Result<()> {
+    if let Some(Value::String(v)) = data.get(field)
+        && values.contains(&v.as_str())
+    {
+        return Err(Error::ObjectAction {
+            action: "obj_make_compatible".to_owned(),
+            reason: format!(
+                "{field}={v} not supported in version ({}, {})",
+                target.major, target.minor
+            ),
+        });
+    }
+    Ok(())
 }

@@ -31,9 +31,10 @@ mod object;
 pub mod objects;
 pub mod primitive;
 pub mod registry;
+mod serializer;
 mod version;
 
-pub use compat::backport;
+pub use compat::{backport, refuse_new_values};
 pub use error::{Error, Result};
 pub use field::{DateTime, FieldKind, FieldValue, RawObject};
 pub use fingerprint::{fingerprint, fingerprints};
@@ -42,6 +43,7 @@ pub use nova_objects_derive::nova_object;
 pub use object::{CompatFn, FieldInfo, Manifest, ObjectClass, VersionedObject};
 pub use objects::*;
 pub use registry::{AnyObject, Registry, registry};
+pub use serializer::{Backporter, ObjectSerializer};
 pub use version::ObjVersion;
 
 #[doc(hidden)]

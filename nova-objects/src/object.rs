@@ -34,8 +34,9 @@ pub struct FieldInfo {
 }
 
 /// Extra backport conversions of a class (beyond dropping fields newer
-/// than the target), applied to the primitive's data.
-pub type CompatFn = fn(&mut Map<String, Value>, ObjVersion);
+/// than the target), applied to the primitive's data. An error means the
+/// value cannot be expressed at that version (OVO `ObjectActionError`).
+pub type CompatFn = fn(&mut Map<String, Value>, ObjVersion) -> Result<()>;
 
 /// Everything known about a class at run time: the registry holds one per
 /// object type.

@@ -428,7 +428,7 @@ impl RpcClient {
             }
             if reply.ending {
                 let v = kept.unwrap_or(Value::Null);
-                return shared.serializer.deserialize_entity(ctx, v);
+                return shared.serializer.deserialize_entity(ctx, v).await;
             }
         }
     }

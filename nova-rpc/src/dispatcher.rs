@@ -210,6 +210,7 @@ impl Dispatcher {
                 k,
                 self.serializer
                     .deserialize_entity(&context, v)
+                    .await
                     .map_err(to_remote)?,
             );
         }

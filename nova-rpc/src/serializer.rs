@@ -12,13 +12,17 @@ use crate::error::Result;
 /// for the context, on both sides of a call.
 ///
 /// The defaults pass values through unchanged (oslo's `NoOpSerializer`).
+#[async_trait::async_trait]
 pub trait Serializer: Send + Sync + std::fmt::Debug + 'static {
     /// Turns an outgoing entity (argument or result) into its wire form.
     fn serialize_entity(&self, _ctx: &RequestContext, entity: Value) -> Result<Value> {
         Ok(entity)
     }
     /// Turns an incoming wire value into the entity the receiver expects.
-    fn deserialize_entity(&self, _ctx: &RequestContext, entity: Value) -> Result<Value> {
+    ///
+    /// Asynchronous because it may ask a peer for help (nova-objects asks
+    /// the conductor to backport objects newer than it knows).
+    async fn deserialize_entity(&self, _ctx: &RequestContext, entity: Value) -> Result<Value> {
         Ok(entity)
     }
     /// The context's dictionary form (sent as `_context_*` keys).
@@ -35,4 +39,5 @@ pub trait Serializer: Send + Sync + std::fmt::Debug + 'static {
 #[derive(Debug, Clone, Copy, Default)]
 pub struct NoOpSerializer;
 
+#[async_trait::async_trait]
 impl Serializer for NoOpSerializer {}

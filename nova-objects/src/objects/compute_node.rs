@@ -12,6 +12,7 @@ pub struct ComputeNode {
     #[field(since = "1.15", kind = "UUID")]
     uuid: String,
     service_id: Option<i64>,
+    #[field(since = "1.7")]
     host: Option<String>,
     vcpus: i64,
     memory_mb: i64,

@@ -31,7 +31,7 @@ pub struct ImageMeta {
 }
 
 /// Nova's `ImageMetaProps` object (version 1.44).
-#[nova_object(name = "ImageMetaProps", version = "1.44")]
+#[nova_object(name = "ImageMetaProps", version = "1.44", compat = image_meta_props_compat)]
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ImageMetaProps {
     #[field(
@@ -204,4 +204,35 @@ pub struct ImageMetaProps {
     os_type: String,
     #[field(since = "1.20")]
     traits_required: Vec<String>,
+}
+
+/// Enum values added after a version cannot be sent to older peers (nova
+/// refuses rather than silently changing the guest); `disabled` watchdog
+/// action, meaning the default, is dropped before 1.16.
+fn image_meta_props_compat(
+    data: &mut serde_json::Map<String, serde_json::Value>,
+    target: crate::ObjVersion,
+) -> crate::Result<()> {
+    use crate::{ObjVersion as V, refuse_new_values as refuse};
+    const RULES: &[(V, &str, &[&str])] = &[
+        (V::new(1, 44), "hw_mem_encryption_model", &["intel-tdx"]),
+        (V::new(1, 43), "hw_mem_encryption_model", &["amd-sev-snp"]),
+        (V::new(1, 39), "hw_vif_model", &["igb"]),
+        (V::new(1, 30), "hw_video_model", &["bochs"]),
+        (V::new(1, 28), "hw_pci_numa_affinity_policy", &["socket"]),
+        (V::new(1, 26), "hw_cpu_policy", &["mixed"]),
+        (V::new(1, 22), "hw_video_model", &["gop", "virtio", "none"]),
+        (V::new(1, 6), "hw_disk_bus", &["lxc", "uml"]),
+    ];
+    for (since, field, values) in RULES {
+        if target < *since {
+            refuse(data, target, field, values)?;
+        }
+    }
+    if target < V::new(1, 16)
+        && data.get("hw_watchdog_action").and_then(|v| v.as_str()) == Some("disabled")
+    {
+        data.remove("hw_watchdog_action");
+    }
+    Ok(())
 }

@@ -35,11 +35,11 @@ pub struct InstanceGroupList {
 }
 
 /// Before 1.11 a group had a `policies` list (always one entry) instead of
-/// `policy`.
+/// `policy`; before 1.7 an always-empty `metadetails` dict.
 fn instance_group_compat(
     data: &mut serde_json::Map<String, serde_json::Value>,
     target: crate::ObjVersion,
-) {
+) -> crate::Result<()> {
     if target < crate::ObjVersion::new(1, 11) {
         let policies = match data.remove("policy") {
             Some(serde_json::Value::String(p)) => vec![serde_json::Value::String(p)],
@@ -47,4 +47,12 @@ fn instance_group_compat(
         };
         data.insert("policies".to_owned(), serde_json::Value::Array(policies));
     }
+    if target < crate::ObjVersion::new(1, 7) {
+        // Before 1.7 there was an always-empty `metadetails` dict.
+        data.insert(
+            "metadetails".to_owned(),
+            serde_json::Value::Object(Default::default()),
+        );
+    }
+    Ok(())
 }

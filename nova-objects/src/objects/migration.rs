@@ -25,13 +25,19 @@ pub struct Migration {
         kind = "Enum(migration,resize,live-migration,evacuation)"
     )]
     migration_type: String,
+    #[field(since = "1.2")]
     hidden: bool,
     #[field(since = "1.4")]
     memory_total: Option<i64>,
+    #[field(since = "1.4")]
     memory_processed: Option<i64>,
+    #[field(since = "1.4")]
     memory_remaining: Option<i64>,
+    #[field(since = "1.4")]
     disk_total: Option<i64>,
+    #[field(since = "1.4")]
     disk_processed: Option<i64>,
+    #[field(since = "1.4")]
     disk_remaining: Option<i64>,
     #[field(since = "1.6")]
     cross_cell_move: bool,

@@ -8,7 +8,7 @@ use crate::{DateTime, nova_object};
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Service {
     id: i64,
-    #[field(kind = "UUID")]
+    #[field(since = "1.21", kind = "UUID")]
     uuid: String,
     host: Option<String>,
     binary: Option<String>,
@@ -18,8 +18,11 @@ pub struct Service {
     disabled_reason: Option<String>,
     availability_zone: Option<String>,
     compute_node: ComputeNode,
+    #[field(since = "1.13")]
     last_seen_up: Option<DateTime>,
+    #[field(since = "1.14")]
     forced_down: bool,
+    #[field(since = "1.16")]
     version: i64,
     created_at: Option<DateTime>,
     updated_at: Option<DateTime>,

@@ -3,4 +3,6 @@
 
 mod fingerprints;
 mod fixtures;
+mod oracle;
 mod props;
+mod sample;
