@@ -83,6 +83,12 @@ pub enum Error {
     /// A bad sort key, marker or filter in a list query (nova: `InvalidSortKey`, `MarkerNotFound`).
     #[error("{0}")]
     InvalidQuery(String),
+    /// Nova's `MarkerNotFound`: the marker of a list query names no row.
+    #[error("Marker {0} could not be found.")]
+    MarkerNotFound(String),
+    /// The request needs rights the context does not carry (nova's `Forbidden`).
+    #[error("{0}")]
+    Forbidden(String),
     /// The database failed.
     #[error("database error: {0}")]
     Db(String),
@@ -119,6 +125,8 @@ impl Error {
             Error::Exists { .. } => "Duplicate",
             Error::FieldNotSet { .. } => "ObjectActionError",
             Error::InvalidQuery(_) => "InvalidSortKey",
+            Error::MarkerNotFound(_) => "MarkerNotFound",
+            Error::Forbidden(_) => "Forbidden",
             Error::Db(_) => "DBError",
             Error::Rpc(_) => "MessagingException",
         }
@@ -130,13 +138,90 @@ impl Error {
             return (**r).clone();
         }
         let module = match self {
-            Error::UnexpectedTaskState { .. } | Error::NotFound { .. } | Error::Exists { .. } => {
-                "nova.exception"
-            }
+            Error::UnexpectedTaskState { .. }
+            | Error::NotFound { .. }
+            | Error::Exists { .. }
+            | Error::MarkerNotFound(_)
+            | Error::Forbidden(_)
+            | Error::InvalidQuery(_) => "nova.exception",
             Error::InvalidVersion(_) | Error::InvalidPrimitive(_) => "builtins",
             _ => "oslo_versionedobjects.exception",
         };
-        nova_rpc::RemoteError::new(self.class_name(), module, self.to_string())
+        let r = nova_rpc::RemoteError::new(self.class_name(), module, self.to_string());
+        match self {
+            Error::UnexpectedTaskState {
+                instance_uuid,
+                expected,
+                actual,
+            } => r
+                .with_kwarg("instance_uuid", instance_uuid.as_str())
+                .with_kwarg("expected", expected.as_str())
+                .with_kwarg("actual", actual.as_str()),
+            Error::NotFound { kind, id } | Error::Exists { kind, id } => {
+                r.with_kwarg("kind", *kind).with_kwarg("id", id.as_str())
+            }
+            Error::MarkerNotFound(m) => r.with_kwarg("marker", m.as_str()),
+            Error::ObjectAction { action, reason } => r
+                .with_kwarg("action", action.as_str())
+                .with_kwarg("reason", reason.as_str()),
+            _ => r,
+        }
+    }
+
+    /// The error a remote peer (the conductor) reported, typed again where
+    /// it is one of ours, so callers match on it whichever side ran the
+    /// operation.
+    pub fn from_remote(r: nova_rpc::RemoteError) -> Self {
+        let kw = |k: &str| {
+            r.kwargs
+                .get(k)
+                .and_then(serde_json::Value::as_str)
+                .map(str::to_owned)
+        };
+        let class = r.class.trim_end_matches("_Remote");
+        let kind = || kw("kind").and_then(|k| crate::registry().get(&k).map(|c| c.name));
+        match class {
+            "UnexpectedTaskStateError" => {
+                if let (Some(instance_uuid), Some(expected), Some(actual)) =
+                    (kw("instance_uuid"), kw("expected"), kw("actual"))
+                {
+                    return Error::UnexpectedTaskState {
+                        instance_uuid,
+                        expected,
+                        actual,
+                    };
+                }
+            }
+            "MarkerNotFound" => {
+                if let Some(m) = kw("marker") {
+                    return Error::MarkerNotFound(m);
+                }
+            }
+            "Duplicate" => {
+                if let (Some(kind), Some(id)) = (kind(), kw("id")) {
+                    return Error::Exists { kind, id };
+                }
+            }
+            "Forbidden" => return Error::Forbidden(r.message.clone()),
+            "InvalidSortKey" => return Error::InvalidQuery(r.message.clone()),
+            "ObjectActionError" => {
+                if let (Some(action), Some(reason)) = (kw("action"), kw("reason")) {
+                    return Error::ObjectAction { action, reason };
+                }
+            }
+            c if c.ends_with("NotFound") => {
+                if let (Some(kind), Some(id)) = (kind(), kw("id")) {
+                    return Error::NotFound { kind, id };
+                }
+            }
+            _ => {}
+        }
+        Error::Rpc(nova_rpc::Error::Remote(Box::new(r)))
+    }
+
+    /// Whether this is a `NotFound` (whichever side found it missing).
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, Error::NotFound { .. })
     }
 }
 

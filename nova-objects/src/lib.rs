@@ -23,27 +23,35 @@
 extern crate self as nova_objects;
 
 mod compat;
+#[cfg(feature = "db")]
+pub mod db;
 mod error;
 pub mod field;
 mod fingerprint;
+mod indirection;
 mod meta;
 mod object;
 pub mod objects;
 pub mod primitive;
 pub mod registry;
 mod serializer;
+mod store;
 mod version;
 
 pub use compat::{backport, refuse_new_values};
 pub use error::{Error, Result};
 pub use field::{DateTime, FieldKind, FieldValue, RawObject};
 pub use fingerprint::{fingerprint, fingerprints};
+pub use indirection::{
+    CONDUCTOR_API_VERSION, CONDUCTOR_TOPIC, ConductorStore, conductor_object_endpoint,
+};
 pub use meta::{FieldSet, ObjectMeta};
 pub use nova_objects_derive::nova_object;
 pub use object::{CompatFn, FieldInfo, Manifest, ObjectClass, VersionedObject};
 pub use objects::*;
 pub use registry::{AnyObject, Registry, registry};
 pub use serializer::{Backporter, ObjectSerializer};
+pub use store::{ListQuery, Lookup, ObjectStore, Objects, ReadDeleted, SaveOptions, SortDir};
 pub use version::ObjVersion;
 
 #[doc(hidden)]

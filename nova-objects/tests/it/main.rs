@@ -4,5 +4,7 @@
 mod fingerprints;
 mod fixtures;
 mod oracle;
+#[cfg(feature = "db")]
+mod persistence;
 mod props;
 mod sample;

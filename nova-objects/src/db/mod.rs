@@ -1,0 +1,335 @@
+//! SQL persistence (feature `db`): the tables behind the objects, numbered
+//! migrations, and [`Database`], the direct [`ObjectStore`].
+//!
+//! One code path for SQLite (the embedded default: a file, or memory),
+//! PostgreSQL (feature `postgres`) and MySQL/MariaDB (feature `mysql`),
+//! through sea-orm's connection and sea-query's statement builders.
+//!
+//! Connection strings may be nova.conf's SQLAlchemy URLs
+//! (`mysql+pymysql://nova:pw@db/nova`, `postgresql://...`,
+//! `sqlite:////var/lib/nova/nova.sqlite`) or plain sqlx ones.
+//!
+//! SQLite and its single writer: a file database gets a pool of several
+//! connections in WAL mode (readers never wait for the writer) with a busy
+//! timeout (writers queue instead of failing), and every store operation
+//! is one statement or reads after its write, never holding a transaction
+//! while it asks the pool for another connection, so it cannot deadlock.
+//! An in-memory database exists per connection, so it has exactly one.
+
+mod migrate;
+mod sql;
+mod tables;
+
+use std::time::Duration;
+
+use nova_rpc::RequestContext;
+use sea_orm::{ConnectOptions, DatabaseConnection, DbBackend};
+use serde_json::{Map, Value};
+
+use crate::error::{Error, Result};
+use crate::primitive::NAME_KEY;
+use crate::store::{ListQuery, Lookup, ObjectStore, ReadDeleted, SaveOptions};
+use tables::{Table, table_for};
+
+/// Database settings (nova.conf `[database]`).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct DbConfig {
+    /// `connection`: the database URL. Default `sqlite::memory:`.
+    pub connection: String,
+    /// `max_pool_size`: connections in the pool. Default 10 (SQLite file:
+    /// 4; SQLite memory: always 1).
+    pub max_pool_size: Option<u32>,
+    /// `pool_timeout`: how long to wait for a free connection. Default 30 s.
+    pub pool_timeout: Duration,
+    /// SQLite only: how long a writer waits for the write lock. Default 30 s.
+    pub sqlite_busy_timeout: Duration,
+}
+
+impl Default for DbConfig {
+    fn default() -> Self {
+        DbConfig {
+            connection: "sqlite::memory:".into(),
+            max_pool_size: None,
+            pool_timeout: Duration::from_secs(30),
+            sqlite_busy_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+impl DbConfig {
+    /// Settings for the database at `url`.
+    pub fn new(url: impl Into<String>) -> Self {
+        DbConfig {
+            connection: url.into(),
+            ..Self::default()
+        }
+    }
+
+    /// A private in-memory SQLite database (tests, examples).
+    pub fn memory() -> Self {
+        Self::default()
+    }
+
+    /// A SQLite database in file `path` (created if missing).
+    pub fn sqlite_file(path: impl AsRef<std::path::Path>) -> Self {
+        Self::new(format!("sqlite:{}", path.as_ref().display()))
+    }
+}
+
+/// The URL sqlx understands for a nova.conf connection string; passwords
+/// never appear in errors.
+fn normalize_url(url: &str) -> Result<(String, DbBackend, bool)> {
+    let (scheme, rest) = url.split_once(':').ok_or_else(|| {
+        Error::Db(format!(
+            "[database] connection has no scheme: {}",
+            mask(url)
+        ))
+    })?;
+    let base = scheme.split('+').next().unwrap_or(scheme);
+    match base {
+        "sqlite" => {
+            let memory = rest == ":memory:" || rest == "//" || rest.is_empty();
+            if memory {
+                return Ok(("sqlite::memory:".into(), DbBackend::Sqlite, true));
+            }
+            // SQLAlchemy: sqlite:///relative.db and sqlite:////abs/path.db
+            let path = rest.strip_prefix("///").map_or_else(
+                || rest.trim_start_matches("//").to_owned(),
+                |p| p.to_owned(),
+            );
+            let sep = if path.contains('?') { '&' } else { '?' };
+            let path = if path.contains("mode=") {
+                path
+            } else {
+                format!("{path}{sep}mode=rwc")
+            };
+            Ok((format!("sqlite:{path}"), DbBackend::Sqlite, false))
+        }
+        "postgres" | "postgresql" => Ok((format!("postgres:{rest}"), DbBackend::Postgres, false)),
+        "mysql" | "mariadb" => Ok((format!("mysql:{rest}"), DbBackend::MySql, false)),
+        other => Err(Error::Db(format!(
+            "unsupported database {other:?} in [database] connection: use sqlite, postgresql or mysql"
+        ))),
+    }
+}
+
+fn mask(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            match creds.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..s + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// A database holding nova objects: the direct [`ObjectStore`].
+#[derive(Debug, Clone)]
+pub struct Database {
+    conn: DatabaseConnection,
+}
+
+impl Database {
+    /// Connects (the schema is not touched: see [`Database::sync`]).
+    pub async fn connect(cfg: &DbConfig) -> Result<Self> {
+        let (url, backend, memory) = normalize_url(&cfg.connection)?;
+        let mut opts = ConnectOptions::new(url);
+        let pool = match (backend, memory) {
+            (DbBackend::Sqlite, true) => 1,
+            (DbBackend::Sqlite, false) => cfg.max_pool_size.unwrap_or(4),
+            _ => cfg.max_pool_size.unwrap_or(10),
+        };
+        opts.max_connections(pool)
+            .min_connections(0)
+            .acquire_timeout(cfg.pool_timeout)
+            .connect_timeout(cfg.pool_timeout)
+            .sqlx_logging(false);
+        if backend == DbBackend::Sqlite {
+            let busy = cfg.sqlite_busy_timeout;
+            opts.map_sqlx_sqlite_opts(move |o| {
+                let o = o.busy_timeout(busy).foreign_keys(true);
+                if memory {
+                    o
+                } else {
+                    o.create_if_missing(true)
+                        .journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
+                        .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Normal)
+                }
+            });
+        }
+        let conn = sea_orm::Database::connect(opts)
+            .await
+            .map_err(|e| Error::Db(format!("cannot connect to {}: {e}", mask(&cfg.connection))))?;
+        Ok(Database { conn })
+    }
+
+    /// `nova-manage db sync`: applies pending migrations; returns how many
+    /// ran (0 when the schema is current).
+    pub async fn sync(&self) -> Result<u32> {
+        migrate::sync(&self.conn).await
+    }
+
+    /// The schema version of the database (`None` before the first sync),
+    /// for `nova-status upgrade check`.
+    pub async fn schema_version(&self) -> Result<Option<u32>> {
+        migrate::current(&self.conn).await
+    }
+
+    /// The newest schema version this build knows.
+    pub fn latest_schema_version() -> u32 {
+        migrate::latest()
+    }
+
+    /// `sqlite`, `postgresql` or `mysql`.
+    pub fn backend_name(&self) -> &'static str {
+        match self.conn.get_database_backend() {
+            DbBackend::Postgres => "postgresql",
+            DbBackend::MySql => "mysql",
+            _ => "sqlite",
+        }
+    }
+
+    /// The sea-orm connection, for queries of one's own.
+    pub fn connection(&self) -> &DatabaseConnection {
+        &self.conn
+    }
+
+    /// Names of the tables the schema holds, with the class each stores.
+    pub fn tables() -> Vec<(&'static str, &'static str)> {
+        tables::TABLES.iter().map(|t| (t.name, t.object)).collect()
+    }
+
+    /// The stored fields of class `objname` (empty if it has no table).
+    pub fn stored_fields(objname: &str) -> Vec<&'static str> {
+        table_for(objname).map_or_else(Vec::new, |t| t.columns.to_vec())
+    }
+}
+
+fn table_of(objname: &str) -> Result<&'static Table> {
+    table_for(objname).ok_or_else(|| Error::ObjectAction {
+        action: "persist".into(),
+        reason: format!("{objname} objects are not stored in the database"),
+    })
+}
+
+fn table_of_value(v: &Value) -> Result<&'static Table> {
+    let name = v
+        .get(NAME_KEY)
+        .and_then(Value::as_str)
+        .ok_or_else(|| Error::InvalidPrimitive(format!("no {NAME_KEY} key")))?;
+    table_of(name)
+}
+
+#[async_trait::async_trait]
+impl ObjectStore for Database {
+    async fn create(&self, _ctx: &RequestContext, obj: Value) -> Result<Value> {
+        let t = table_of_value(&obj)?;
+        sql::create(&self.conn, t, obj).await
+    }
+
+    async fn save(&self, _ctx: &RequestContext, obj: Value, opts: &SaveOptions) -> Result<Value> {
+        let t = table_of_value(&obj)?;
+        sql::save(&self.conn, t, obj, opts).await
+    }
+
+    async fn destroy(&self, _ctx: &RequestContext, obj: Value) -> Result<Value> {
+        let t = table_of_value(&obj)?;
+        sql::destroy(&self.conn, t, obj).await
+    }
+
+    async fn get(&self, ctx: &RequestContext, objname: &str, by: &Lookup) -> Result<Value> {
+        let t = table_of(objname)?;
+        sql::get(&self.conn, t, by, ReadDeleted::of(ctx)?).await
+    }
+
+    async fn list(&self, ctx: &RequestContext, objname: &str, q: &ListQuery) -> Result<Vec<Value>> {
+        let t = table_of(objname)?;
+        sql::list(&self.conn, t, q, ReadDeleted::of(ctx)?, ctx.is_admin()).await
+    }
+
+    async fn count(
+        &self,
+        ctx: &RequestContext,
+        objname: &str,
+        filters: &Map<String, Value>,
+    ) -> Result<u64> {
+        let t = table_of(objname)?;
+        sql::count(
+            &self.conn,
+            t,
+            filters,
+            ReadDeleted::of(ctx)?,
+            ctx.is_admin(),
+        )
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nova_conf_urls_become_sqlx_urls() {
+        let n = |u: &str| normalize_url(u).unwrap();
+        assert_eq!(
+            n("mysql+pymysql://nova:pw@db/nova").0,
+            "mysql://nova:pw@db/nova"
+        );
+        assert_eq!(n("postgresql://n@h/nova").1, DbBackend::Postgres);
+        assert_eq!(
+            n("sqlite:////var/lib/nova.db").0,
+            "sqlite:/var/lib/nova.db?mode=rwc"
+        );
+        assert_eq!(n("sqlite:///nova.db").0, "sqlite:nova.db?mode=rwc");
+        assert!(n("sqlite://").2);
+        assert!(n("sqlite::memory:").2);
+        let e = normalize_url("oracle://u:secret@h/x")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("use sqlite, postgresql or mysql"), "{e}");
+        assert_eq!(
+            mask("mysql://nova:secret@db/nova"),
+            "mysql://nova:***@db/nova"
+        );
+    }
+
+    #[test]
+    fn every_table_names_a_class_and_stores_only_its_fields() {
+        for t in tables::TABLES {
+            let class = t.class();
+            for c in t.columns {
+                assert!(
+                    class.field(c).is_some(),
+                    "{}.{c} is not a field of {}",
+                    t.name,
+                    class.name
+                );
+            }
+            for k in t.unique.iter().chain(t.indexes) {
+                for c in *k {
+                    assert!(t.stores(c), "{}: key column {c} is not stored", t.name);
+                    assert_ne!(
+                        sql::col_type(t, c),
+                        sql::ColType::Json,
+                        "{}.{c}: JSON in a key",
+                        t.name
+                    );
+                    assert_ne!(
+                        sql::col_type(t, c),
+                        sql::ColType::Text,
+                        "{}.{c}: TEXT in a key",
+                        t.name
+                    );
+                }
+            }
+            if let Some(l) = t.list {
+                assert!(crate::registry().get(l).is_some(), "{l}");
+            }
+        }
+    }
+}

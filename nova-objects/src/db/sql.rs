@@ -1,0 +1,678 @@
+//! Rows ↔ primitives and the SQL of each store operation, written once
+//! with sea-query for SQLite, PostgreSQL and MySQL/MariaDB.
+
+use chrono::{NaiveDateTime, SubsecRound, Timelike, Utc};
+use sea_orm::sea_query::{
+    Alias, Cond, Expr, ExprTrait, Func, NullOrdering, Order, Query, SelectStatement, SimpleExpr,
+    Value as SqlValue,
+};
+use sea_orm::{ConnectionTrait, DbBackend, DbErr, QueryResult, RuntimeErr, SqlErr};
+use serde_json::{Map, Value};
+
+use crate::db::tables::Table;
+use crate::error::{Error, Result};
+use crate::field::{format_datetime, parse_datetime};
+use crate::primitive::{CHANGES_KEY, DATA_KEY, NAME_KEY, NAMESPACE, NAMESPACE_KEY, VERSION_KEY};
+use crate::store::{ListQuery, Lookup, ReadDeleted, SaveOptions, SortDir};
+
+/// Storage type of a column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ColType {
+    BigInt,
+    Double,
+    Bool,
+    DateTime,
+    Str,
+    Text,
+    Json,
+}
+
+/// The column type of stored field `name` of `t` (from the field's OVO type).
+pub(crate) fn col_type(t: &Table, name: &str) -> ColType {
+    if name == "id" || name == "deleted" {
+        return ColType::BigInt;
+    }
+    let Some(f) = t.class().field(name) else {
+        return ColType::Json;
+    };
+    let kind = f.kind.name();
+    match kind.split('(').next().unwrap_or("") {
+        "Integer" | "NonNegativeInteger" => ColType::BigInt,
+        "Float" | "NonNegativeFloat" => ColType::Double,
+        "Boolean" | "FlexibleBoolean" => ColType::Bool,
+        "DateTime" => ColType::DateTime,
+        "SensitiveString" => ColType::Text,
+        "String" | "UUID" | "Enum" | "IPAddress" | "IPV4Address" | "IPV6Address"
+        | "IPV4AndV6Address" | "MACAddress" | "PCIAddress" | "VersionPredicate" => {
+            if t.text.contains(&name) {
+                ColType::Text
+            } else {
+                ColType::Str
+            }
+        }
+        _ => ColType::Json,
+    }
+}
+
+pub(crate) fn db_err(e: DbErr) -> Error {
+    Error::Db(e.to_string())
+}
+
+fn is_unique_violation(e: &DbErr) -> bool {
+    matches!(e.sql_err(), Some(SqlErr::UniqueConstraintViolation(_)))
+        || matches!(e, DbErr::Exec(RuntimeErr::SqlxError(_)) if e.to_string().contains("UNIQUE"))
+}
+
+fn now() -> NaiveDateTime {
+    Utc::now().naive_utc().trunc_subsecs(0)
+}
+
+fn invalid(t: &Table, field: &str, v: &Value) -> Error {
+    Error::InvalidPrimitive(format!("{}.{field}: {v} does not fit its column", t.object))
+}
+
+/// A field's primitive value as the SQL value of its column.
+pub(crate) fn to_sql(t: &Table, field: &str, v: &Value) -> Result<SqlValue> {
+    let ty = col_type(t, field);
+    if v.is_null() {
+        return Ok(match ty {
+            ColType::BigInt => SqlValue::BigInt(None),
+            ColType::Double => SqlValue::Double(None),
+            ColType::Bool => SqlValue::Bool(None),
+            ColType::DateTime => SqlValue::ChronoDateTime(None),
+            ColType::Str | ColType::Text | ColType::Json => SqlValue::String(None),
+        });
+    }
+    Ok(match ty {
+        ColType::BigInt => v.as_i64().ok_or_else(|| invalid(t, field, v))?.into(),
+        ColType::Double => v.as_f64().ok_or_else(|| invalid(t, field, v))?.into(),
+        ColType::Bool => v.as_bool().ok_or_else(|| invalid(t, field, v))?.into(),
+        ColType::DateTime => {
+            let s = v.as_str().ok_or_else(|| invalid(t, field, v))?;
+            let dt = parse_datetime(s).ok_or_else(|| invalid(t, field, v))?;
+            dt.naive_utc()
+                .with_nanosecond(0)
+                .unwrap_or(dt.naive_utc())
+                .into()
+        }
+        ColType::Str | ColType::Text => v.as_str().ok_or_else(|| invalid(t, field, v))?.into(),
+        ColType::Json => without_changes(v).to_string().into(),
+    })
+}
+
+/// A structured value as stored: nested object primitives without their
+/// change lists (what is in the database has no pending changes).
+fn without_changes(v: &Value) -> Value {
+    match v {
+        Value::Object(m) => Value::Object(
+            m.iter()
+                .filter(|(k, _)| k.as_str() != CHANGES_KEY)
+                .map(|(k, x)| (k.clone(), without_changes(x)))
+                .collect(),
+        ),
+        Value::Array(a) => Value::Array(a.iter().map(without_changes).collect()),
+        other => other.clone(),
+    }
+}
+
+fn read_col(t: &Table, row: &QueryResult, field: &str) -> Result<Value> {
+    let e = |e: DbErr| Error::Db(format!("reading {}.{field}: {e}", t.name));
+    Ok(match col_type(t, field) {
+        ColType::BigInt => row.try_get::<Option<i64>>("", field).map_err(e)?.into(),
+        ColType::Double => row.try_get::<Option<f64>>("", field).map_err(e)?.into(),
+        ColType::Bool => row.try_get::<Option<bool>>("", field).map_err(e)?.into(),
+        ColType::DateTime => row
+            .try_get::<Option<NaiveDateTime>>("", field)
+            .map_err(e)?
+            .map(|n| Value::String(format_datetime(&n.and_utc())))
+            .unwrap_or(Value::Null),
+        ColType::Str | ColType::Text => row.try_get::<Option<String>>("", field).map_err(e)?.into(),
+        ColType::Json => match row.try_get::<Option<String>>("", field).map_err(e)? {
+            None => Value::Null,
+            Some(s) => serde_json::from_str(&s)
+                .map_err(|x| Error::Db(format!("{}.{field} holds invalid JSON: {x}", t.name)))?,
+        },
+    })
+}
+
+/// The primitive of the object in `row`.
+pub(crate) fn row_to_primitive(t: &Table, row: &QueryResult) -> Result<Value> {
+    let class = t.class();
+    let mut data = Map::with_capacity(t.columns.len());
+    for &c in t.columns {
+        let v = if c == "deleted" && t.soft_delete() {
+            let d: i64 = row
+                .try_get("", "deleted")
+                .map_err(|e| Error::Db(format!("reading {}.deleted: {e}", t.name)))?;
+            Value::Bool(d != 0)
+        } else {
+            read_col(t, row, c)?
+        };
+        let nullable = class.field(c).is_none_or(|f| f.nullable);
+        if Value::is_null(&v) && !nullable {
+            continue; // never set: stays unset, as a fresh nova object
+        }
+        data.insert(c.to_owned(), v);
+    }
+    let mut m = Map::with_capacity(4);
+    m.insert(NAME_KEY.into(), class.name.into());
+    m.insert(NAMESPACE_KEY.into(), NAMESPACE.into());
+    m.insert(VERSION_KEY.into(), class.version.to_string().into());
+    m.insert(DATA_KEY.into(), Value::Object(data));
+    Ok(Value::Object(m))
+}
+
+/// The parts of a primitive the store needs.
+pub(crate) struct Parts {
+    pub data: Map<String, Value>,
+    pub changes: Vec<String>,
+}
+
+pub(crate) fn split(t: &Table, v: Value) -> Result<Parts> {
+    let Value::Object(mut m) = v else {
+        return Err(Error::InvalidPrimitive("not an object primitive".into()));
+    };
+    match m.get(NAME_KEY).and_then(Value::as_str) {
+        Some(n) if n == t.object => {}
+        other => {
+            return Err(Error::InvalidPrimitive(format!(
+                "expected a {} primitive, got {other:?}",
+                t.object
+            )));
+        }
+    }
+    let data = match m.remove(DATA_KEY) {
+        Some(Value::Object(d)) => d,
+        _ => return Err(Error::InvalidPrimitive(format!("no {DATA_KEY} map"))),
+    };
+    let changes = match m.remove(CHANGES_KEY) {
+        Some(Value::Array(a)) => a
+            .into_iter()
+            .filter_map(|x| x.as_str().map(str::to_owned))
+            .collect(),
+        _ => Vec::new(),
+    };
+    Ok(Parts { data, changes })
+}
+
+fn select(t: &Table) -> SelectStatement {
+    let mut q = Query::select();
+    q.from(t.name).column("id");
+    for &c in t.columns.iter().filter(|c| **c != "id") {
+        q.column(c);
+    }
+    q
+}
+
+fn live(t: &Table, rd: ReadDeleted) -> Option<SimpleExpr> {
+    if !t.soft_delete() {
+        return None;
+    }
+    match rd {
+        ReadDeleted::No => Some(Expr::col("deleted").eq(0)),
+        ReadDeleted::Yes => None,
+        ReadDeleted::Only => Some(Expr::col("deleted").ne(0)),
+    }
+}
+
+/// The condition that identifies the row of `data`: its id, or its first
+/// unique key.
+fn row_key(t: &Table, data: &Map<String, Value>) -> Result<(SimpleExpr, String)> {
+    if t.stores("id")
+        && let Some(id) = data.get("id").and_then(Value::as_i64)
+    {
+        return Ok((Expr::col("id").eq(id), id.to_string()));
+    }
+    let key = t.unique.first().ok_or_else(|| Error::ObjectAction {
+        action: "save".into(),
+        reason: format!("{} has no id", t.object),
+    })?;
+    let mut cond = Cond::all();
+    let mut shown = Vec::new();
+    for &c in *key {
+        let v = data.get(c).ok_or_else(|| Error::ObjectAction {
+            action: "save".into(),
+            reason: format!("{}.{c} is not set", t.object),
+        })?;
+        cond = cond.add(Expr::col(c).eq(to_sql(t, c, v)?));
+        shown.push(v.as_str().map_or_else(|| v.to_string(), str::to_owned));
+    }
+    Ok((cond.into(), shown.join("/")))
+}
+
+fn kind(t: &Table) -> &'static str {
+    t.class().name
+}
+
+async fn fetch_one<C: ConnectionTrait>(
+    db: &C,
+    t: &Table,
+    cond: SimpleExpr,
+    rd: ReadDeleted,
+) -> Result<Option<Value>> {
+    let mut q = select(t);
+    q.and_where(cond).and_where_option(live(t, rd));
+    match db.query_one(&q).await.map_err(db_err)? {
+        Some(r) => Ok(Some(row_to_primitive(t, &r)?)),
+        None => Ok(None),
+    }
+}
+
+/// `get`.
+pub(crate) async fn get<C: ConnectionTrait>(
+    db: &C,
+    t: &Table,
+    by: &Lookup,
+    rd: ReadDeleted,
+) -> Result<Value> {
+    let cond = match by {
+        Lookup::Id(i) => Expr::col("id").eq(*i),
+        Lookup::Uuid(u) if t.stores("uuid") => Expr::col("uuid").eq(u.as_str()),
+        Lookup::Uuid(_) => {
+            return Err(Error::InvalidQuery(format!("{} has no uuid", t.object)));
+        }
+        Lookup::Field { name, value } => {
+            scalar_column(t, name)?;
+            Expr::col(Alias::new(name)).eq(to_sql(t, name, value)?)
+        }
+    };
+    fetch_one(db, t, cond, rd)
+        .await?
+        .ok_or_else(|| Error::NotFound {
+            kind: kind(t),
+            id: by.to_string(),
+        })
+}
+
+/// `create`.
+pub(crate) async fn create<C: ConnectionTrait>(db: &C, t: &Table, obj: Value) -> Result<Value> {
+    let mut p = split(t, obj)?;
+    if p.data.get("id").is_some_and(|v| !v.is_null()) && t.stores("id") {
+        return Err(Error::ObjectAction {
+            action: "create".into(),
+            reason: "already created".into(),
+        });
+    }
+    let class = t.class();
+    if class.field("created_at").is_some() && p.data.get("created_at").is_none_or(Value::is_null) {
+        p.data.insert(
+            "created_at".into(),
+            format_datetime(&now().and_utc()).into(),
+        );
+    }
+    let mut cols = Vec::new();
+    let mut vals: Vec<SimpleExpr> = Vec::new();
+    for &c in t.columns {
+        if c == "id" || c == "deleted" {
+            continue;
+        }
+        if let Some(v) = p.data.get(c) {
+            cols.push(c);
+            vals.push(to_sql(t, c, v)?.into());
+        }
+    }
+    let mut ins = Query::insert();
+    ins.into_table(t.name)
+        .columns(cols)
+        .values(vals)
+        .map_err(|e| Error::Db(e.to_string()))?;
+    let exists = |e: DbErr| {
+        if is_unique_violation(&e) {
+            let id = t
+                .unique
+                .iter()
+                .map(|k| {
+                    k.iter()
+                        .map(|c| p.data.get(*c).map_or(String::new(), |v| v.to_string()))
+                        .collect::<Vec<_>>()
+                        .join("/")
+                })
+                .collect::<Vec<_>>()
+                .join(" or ");
+            Error::Exists { kind: kind(t), id }
+        } else {
+            db_err(e)
+        }
+    };
+    let id: i64 = if db.get_database_backend() == DbBackend::MySql {
+        let r = db.execute(&ins).await.map_err(exists)?;
+        i64::try_from(r.last_insert_id()).map_err(|e| Error::Db(e.to_string()))?
+    } else {
+        ins.returning_col("id");
+        let row = db
+            .query_one(&ins)
+            .await
+            .map_err(exists)?
+            .ok_or_else(|| Error::Db("insert returned no id".into()))?;
+        row.try_get("", "id").map_err(db_err)?
+    };
+    fetch_one(db, t, Expr::col("id").eq(id), ReadDeleted::Yes)
+        .await?
+        .ok_or_else(|| Error::Db(format!("{} row {id} vanished after insert", t.name)))
+}
+
+fn py_repr(v: &Value) -> String {
+    match v {
+        Value::Null => "None".into(),
+        Value::String(s) => format!("'{s}'"),
+        Value::Array(a) => format!("[{}]", a.iter().map(py_repr).collect::<Vec<_>>().join(", ")),
+        other => other.to_string(),
+    }
+}
+
+/// `save`.
+pub(crate) async fn save<C: ConnectionTrait>(
+    db: &C,
+    t: &Table,
+    obj: Value,
+    opts: &SaveOptions,
+) -> Result<Value> {
+    let p = split(t, obj)?;
+    let (key, shown) = row_key(t, &p.data)?;
+    let class = t.class();
+    let mut upd = Query::update();
+    upd.table(t.name);
+    let mut n = 0;
+    for c in &p.changes {
+        let c = c.as_str();
+        if c == "id" || c == "deleted" || !t.stores(c) {
+            continue;
+        }
+        let Some(&col) = t.columns.iter().find(|x| **x == c) else {
+            continue;
+        };
+        let v = p.data.get(col).unwrap_or(&Value::Null);
+        upd.value(col, to_sql(t, col, v)?);
+        n += 1;
+    }
+    if class.field("updated_at").is_some() && !p.changes.iter().any(|c| c == "updated_at") {
+        upd.value("updated_at", now());
+        n += 1;
+    }
+    let mut expected = Cond::all();
+    for (field, values) in &opts.expected {
+        scalar_column(t, field)?;
+        let mut any = Cond::any();
+        for v in values {
+            any = any.add(if v.is_null() {
+                Expr::col(Alias::new(field)).is_null()
+            } else {
+                Expr::col(Alias::new(field)).eq(to_sql(t, field, v)?)
+            });
+        }
+        expected = expected.add(any);
+    }
+    if n > 0 || !opts.expected.is_empty() {
+        if n == 0 {
+            // Nothing to write, but the expectation must still hold: touch the key.
+            upd.value("id", Expr::col("id"));
+        }
+        upd.cond_where(Cond::all().add(key.clone()).add(expected))
+            .and_where_option(live(t, ReadDeleted::No));
+        let r = db.execute(&upd).await.map_err(|e| {
+            if is_unique_violation(&e) {
+                Error::Exists {
+                    kind: kind(t),
+                    id: shown.clone(),
+                }
+            } else {
+                db_err(e)
+            }
+        })?;
+        // MySQL reports changed rows, not matched ones: a no-op write of
+        // identical values counts 0, so a miss is confirmed by reading.
+        if r.rows_affected() == 0 {
+            let Some(now) = fetch_one(db, t, key.clone(), ReadDeleted::No).await? else {
+                return Err(Error::NotFound {
+                    kind: kind(t),
+                    id: shown,
+                });
+            };
+            let data = &now[DATA_KEY];
+            for (field, values) in &opts.expected {
+                let actual = data.get(field).unwrap_or(&Value::Null);
+                if !values.contains(actual) {
+                    return Err(Error::UnexpectedTaskState {
+                        instance_uuid: data
+                            .get("uuid")
+                            .and_then(Value::as_str)
+                            .unwrap_or(&shown)
+                            .to_owned(),
+                        expected: format!(
+                            "{{'{field}': {}}}",
+                            py_repr(&Value::from(values.clone()))
+                        ),
+                        actual: py_repr(actual),
+                    });
+                }
+            }
+        }
+    }
+    fetch_one(db, t, key, ReadDeleted::No)
+        .await?
+        .ok_or_else(|| Error::NotFound {
+            kind: kind(t),
+            id: shown,
+        })
+}
+
+/// `destroy`.
+pub(crate) async fn destroy<C: ConnectionTrait>(db: &C, t: &Table, obj: Value) -> Result<Value> {
+    let p = split(t, obj)?;
+    let (key, shown) = row_key(t, &p.data)?;
+    let not_found = || Error::NotFound {
+        kind: kind(t),
+        id: shown.clone(),
+    };
+    if t.soft_delete() {
+        let mut upd = Query::update();
+        upd.table(t.name)
+            .value("deleted", Expr::col("id"))
+            .value("deleted_at", now())
+            .cond_where(key.clone())
+            .and_where(Expr::col("deleted").eq(0));
+        let r = db.execute(&upd).await.map_err(db_err)?;
+        if r.rows_affected() == 0 {
+            return Err(not_found());
+        }
+        fetch_one(db, t, key, ReadDeleted::Yes)
+            .await?
+            .ok_or_else(not_found)
+    } else {
+        let before = fetch_one(db, t, key.clone(), ReadDeleted::Yes)
+            .await?
+            .ok_or_else(not_found)?;
+        let mut del = Query::delete();
+        del.from_table(t.name).cond_where(key);
+        let r = db.execute(&del).await.map_err(db_err)?;
+        if r.rows_affected() == 0 {
+            return Err(not_found());
+        }
+        Ok(before)
+    }
+}
+
+/// Checks that `name` is a stored scalar column (filters, sort keys).
+fn scalar_column(t: &Table, name: &str) -> Result<()> {
+    if (t.stores(name) || name == "id") && col_type(t, name) != ColType::Json {
+        Ok(())
+    } else {
+        Err(Error::InvalidQuery(format!(
+            "{name} is not a field of {} that can be filtered or sorted on",
+            t.object
+        )))
+    }
+}
+
+fn filters(t: &Table, f: &Map<String, Value>, rd: ReadDeleted, admin: bool) -> Result<Cond> {
+    let mut cond = Cond::all();
+    let mut rd = rd;
+    for (k, v) in f {
+        match k.as_str() {
+            "changes-since" | "changes-before" => {
+                let at = v.as_str().and_then(parse_datetime).ok_or_else(|| {
+                    Error::InvalidQuery(format!("{k} must be an ISO 8601 time, not {v}"))
+                })?;
+                let at = at.naive_utc();
+                let col = Expr::col("updated_at");
+                cond = cond.add(if k == "changes-since" {
+                    col.gte(at)
+                } else {
+                    col.lte(at)
+                });
+            }
+            "deleted" if t.soft_delete() => {
+                let want = v.as_bool().ok_or_else(|| {
+                    Error::InvalidQuery(format!("deleted must be true or false, not {v}"))
+                })?;
+                if want && !admin {
+                    return Err(Error::Forbidden(
+                        "reading deleted records needs an admin context".into(),
+                    ));
+                }
+                rd = if want {
+                    ReadDeleted::Only
+                } else {
+                    ReadDeleted::No
+                };
+            }
+            name => {
+                scalar_column(t, name)?;
+                let col = Expr::col(Alias::new(name));
+                cond = cond.add(match v {
+                    Value::Null => col.is_null(),
+                    Value::Array(a) => {
+                        let vals = a
+                            .iter()
+                            .map(|x| to_sql(t, name, x))
+                            .collect::<Result<Vec<_>>>()?;
+                        col.is_in(vals)
+                    }
+                    v => col.eq(to_sql(t, name, v)?),
+                });
+            }
+        }
+    }
+    if let Some(l) = live(t, rd) {
+        cond = cond.add(l);
+    }
+    Ok(cond)
+}
+
+/// `list`.
+pub(crate) async fn list<C: ConnectionTrait>(
+    db: &C,
+    t: &Table,
+    q: &ListQuery,
+    rd: ReadDeleted,
+    admin: bool,
+) -> Result<Vec<Value>> {
+    let mut keys: Vec<(String, SortDir)> = Vec::new();
+    let default_dir = q.sort_dirs.first().copied().unwrap_or(SortDir::Desc);
+    if q.sort_keys.is_empty() {
+        if t.stores("created_at") {
+            keys.push(("created_at".into(), default_dir));
+        }
+    } else {
+        for (i, k) in q.sort_keys.iter().enumerate() {
+            scalar_column(t, k)?;
+            keys.push((
+                k.clone(),
+                q.sort_dirs.get(i).copied().unwrap_or(default_dir),
+            ));
+        }
+    }
+    if !keys.iter().any(|(k, _)| k == "id") {
+        keys.push(("id".into(), keys.first().map_or(default_dir, |k| k.1)));
+    }
+    let mut sel = select(t);
+    sel.cond_where(filters(t, &q.filters, rd, admin)?);
+    if let Some(m) = &q.marker {
+        let mk = t.marker_key();
+        let mv = if mk == "id" {
+            Value::from(
+                m.parse::<i64>()
+                    .map_err(|_| Error::MarkerNotFound(m.clone()))?,
+            )
+        } else {
+            Value::from(m.as_str())
+        };
+        let row = fetch_one(db, t, Expr::col(mk).eq(to_sql(t, mk, &mv)?), rd)
+            .await?
+            .ok_or_else(|| Error::MarkerNotFound(m.clone()))?;
+        let data = &row[DATA_KEY];
+        let id = data.get("id").cloned().unwrap_or(Value::Null);
+        let mut after = Cond::any();
+        for i in 0..keys.len() {
+            let mut all = Cond::all();
+            for (k, _) in &keys[..i] {
+                let v = if k == "id" {
+                    &id
+                } else {
+                    data.get(k).unwrap_or(&Value::Null)
+                };
+                let col = Expr::col(Alias::new(k));
+                all = all.add(if v.is_null() {
+                    col.is_null()
+                } else {
+                    col.eq(to_sql(t, k, v)?)
+                });
+            }
+            let (k, dir) = &keys[i];
+            let v = if k == "id" {
+                &id
+            } else {
+                data.get(k).unwrap_or(&Value::Null)
+            };
+            let col = Expr::col(Alias::new(k));
+            // NULLs sort first ascending and last descending on every backend.
+            let next: Option<SimpleExpr> = match (dir, v.is_null()) {
+                (SortDir::Asc, true) => Some(col.is_not_null()),
+                (SortDir::Asc, false) => Some(col.gt(to_sql(t, k, v)?)),
+                (SortDir::Desc, true) => None,
+                (SortDir::Desc, false) => Some(
+                    Cond::any()
+                        .add(Expr::col(Alias::new(k)).lt(to_sql(t, k, v)?))
+                        .add(Expr::col(Alias::new(k)).is_null())
+                        .into(),
+                ),
+            };
+            if let Some(n) = next {
+                after = after.add(all.add(n));
+            }
+        }
+        sel.cond_where(after);
+    }
+    for (k, dir) in &keys {
+        let (order, nulls) = match dir {
+            SortDir::Asc => (Order::Asc, NullOrdering::First),
+            SortDir::Desc => (Order::Desc, NullOrdering::Last),
+        };
+        sel.order_by_with_nulls(Alias::new(k), order, nulls);
+    }
+    if let Some(l) = q.limit {
+        sel.limit(l);
+    }
+    let rows = db.query_all(&sel).await.map_err(db_err)?;
+    rows.iter().map(|r| row_to_primitive(t, r)).collect()
+}
+
+/// `count`.
+pub(crate) async fn count<C: ConnectionTrait>(
+    db: &C,
+    t: &Table,
+    f: &Map<String, Value>,
+    rd: ReadDeleted,
+    admin: bool,
+) -> Result<u64> {
+    let mut q = Query::select();
+    q.expr_as(Func::count(Expr::col("id")), "n")
+        .from(t.name)
+        .cond_where(filters(t, f, rd, admin)?);
+    let row = db.query_one(&q).await.map_err(db_err)?;
+    let n: i64 = match row {
+        Some(r) => r.try_get("", "n").map_err(db_err)?,
+        None => 0,
+    };
+    Ok(u64::try_from(n).unwrap_or(0))
+}

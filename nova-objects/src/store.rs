@@ -1,0 +1,340 @@
+//! The object persistence API every service uses, whatever is behind it:
+//! the database directly ([`crate::db::Database`], feature `db`) or the
+//! conductor over RPC ([`crate::ConductorStore`], nova's indirection API for
+//! services without database credentials). The choice is made once, when
+//! the service builds its [`Objects`]; call sites never know which it is.
+//!
+//! The store speaks primitives (so the same trait crosses RPC); [`Objects`]
+//! is the typed face: `create`, `save` (only the changed fields, with
+//! nova's expected-state checks), `destroy` (soft delete), `get`, `list`
+//! (filters, sort keys, marker and limit) and `count`.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+
+use nova_rpc::RequestContext;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::error::{Error, Result};
+use crate::object::VersionedObject;
+
+/// How a single object is found.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Lookup {
+    /// By the `id` column.
+    Id(i64),
+    /// By `uuid`.
+    Uuid(String),
+    /// By any other unique field (`flavorid`, `instance_uuid`, `host`, ...).
+    Field {
+        /// Field name.
+        name: String,
+        /// Its value.
+        value: Value,
+    },
+}
+
+impl fmt::Display for Lookup {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Lookup::Id(i) => write!(f, "{i}"),
+            Lookup::Uuid(u) => f.write_str(u),
+            Lookup::Field { name, value } => write!(f, "{name}={value}"),
+        }
+    }
+}
+
+/// Which rows a read sees (nova's `context.read_deleted`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReadDeleted {
+    /// Live rows only (the default).
+    #[default]
+    No,
+    /// Live and soft-deleted rows (admins).
+    Yes,
+    /// Soft-deleted rows only (admins).
+    Only,
+}
+
+impl ReadDeleted {
+    /// What the request context asks for (`read_deleted` key, as nova's
+    /// `RequestContext`); reading deleted rows needs an admin context.
+    pub fn of(ctx: &RequestContext) -> Result<Self> {
+        let rd = match ctx.get("read_deleted").and_then(Value::as_str) {
+            None | Some("no") => ReadDeleted::No,
+            Some("yes") => ReadDeleted::Yes,
+            Some("only") => ReadDeleted::Only,
+            Some(other) => {
+                return Err(Error::InvalidQuery(format!(
+                    "read_deleted can only be one of 'no', 'yes' or 'only', not {other:?}"
+                )));
+            }
+        };
+        if rd != ReadDeleted::No && !ctx.is_admin() {
+            return Err(Error::Forbidden(
+                "reading deleted records needs an admin context".into(),
+            ));
+        }
+        Ok(rd)
+    }
+}
+
+/// Sort direction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SortDir {
+    /// Ascending.
+    Asc,
+    /// Descending (nova's default for instances).
+    #[default]
+    Desc,
+}
+
+/// A list query, with nova's `get_by_filters` semantics.
+///
+/// Filters are exact matches on stored scalar fields (a list value means
+/// "one of"), plus `changes-since` / `changes-before` on `updated_at`
+/// (deleted rows included, as nova does for these) and `deleted` (true:
+/// deleted rows only; admins). Pagination is nova's: rows after the row
+/// whose lookup key (`uuid`, or `id`) is `marker`, in the order of the
+/// sort keys (the row id breaks ties), at most `limit` of them.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ListQuery {
+    /// Field → value (or list of values).
+    #[serde(default)]
+    pub filters: Map<String, Value>,
+    /// Sort keys, most significant first (default: `created_at`, then `id`).
+    #[serde(default)]
+    pub sort_keys: Vec<String>,
+    /// One direction per sort key (missing ones: the first direction, or desc).
+    #[serde(default)]
+    pub sort_dirs: Vec<SortDir>,
+    /// Uuid (or id) of the last row of the previous page.
+    #[serde(default)]
+    pub marker: Option<String>,
+    /// Page size.
+    #[serde(default)]
+    pub limit: Option<u64>,
+}
+
+impl ListQuery {
+    /// A query with no filters.
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// Adds an exact-match filter.
+    pub fn filter(mut self, field: &str, value: impl Into<Value>) -> Self {
+        self.filters.insert(field.to_owned(), value.into());
+        self
+    }
+    /// Adds a sort key.
+    pub fn sort(mut self, key: &str, dir: SortDir) -> Self {
+        self.sort_keys.push(key.to_owned());
+        self.sort_dirs.push(dir);
+        self
+    }
+    /// Sets the marker.
+    pub fn marker(mut self, marker: impl Into<String>) -> Self {
+        self.marker = Some(marker.into());
+        self
+    }
+    /// Sets the page size.
+    pub fn limit(mut self, limit: u64) -> Self {
+        self.limit = Some(limit);
+        self
+    }
+}
+
+/// Conditions of a `save`: nova's `expected_task_state` /
+/// `expected_vm_state`. The update happens only if the stored value is
+/// one of the expected ones, atomically; otherwise nothing is written and
+/// the save fails (`UnexpectedTaskStateError`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SaveOptions {
+    /// Field → acceptable current values (`null` included when listed).
+    #[serde(default)]
+    pub expected: BTreeMap<String, Vec<Value>>,
+}
+
+impl SaveOptions {
+    /// Nova's `save(expected_task_state=[...])`.
+    pub fn expected_task_state<I, S>(states: I) -> Self
+    where
+        I: IntoIterator<Item = Option<S>>,
+        S: Into<String>,
+    {
+        Self::default().expect("task_state", states)
+    }
+    /// Adds an expectation on `field`.
+    pub fn expect<I, S>(mut self, field: &str, values: I) -> Self
+    where
+        I: IntoIterator<Item = Option<S>>,
+        S: Into<String>,
+    {
+        self.expected.insert(
+            field.to_owned(),
+            values
+                .into_iter()
+                .map(|v| v.map_or(Value::Null, |s| Value::String(s.into())))
+                .collect(),
+        );
+        self
+    }
+}
+
+/// Persistence of object primitives: what the database and the conductor
+/// both offer. Implemented by [`crate::db::Database`] and
+/// [`crate::ConductorStore`].
+#[async_trait::async_trait]
+pub trait ObjectStore: Send + Sync + fmt::Debug {
+    /// Inserts the object; returns it as stored (id, timestamps).
+    async fn create(&self, ctx: &RequestContext, obj: Value) -> Result<Value>;
+    /// Writes the object's changed fields (`nova_object.changes`); returns
+    /// it as stored.
+    async fn save(&self, ctx: &RequestContext, obj: Value, opts: &SaveOptions) -> Result<Value>;
+    /// Deletes the object (soft delete where the class has `deleted`);
+    /// returns it as it now is.
+    async fn destroy(&self, ctx: &RequestContext, obj: Value) -> Result<Value>;
+    /// One object of class `objname`.
+    async fn get(&self, ctx: &RequestContext, objname: &str, by: &Lookup) -> Result<Value>;
+    /// Objects of class `objname` matching a query.
+    async fn list(&self, ctx: &RequestContext, objname: &str, q: &ListQuery) -> Result<Vec<Value>>;
+    /// How many objects match `filters` (quota usage counting).
+    async fn count(
+        &self,
+        ctx: &RequestContext,
+        objname: &str,
+        filters: &Map<String, Value>,
+    ) -> Result<u64>;
+}
+
+/// The typed object API over any [`ObjectStore`].
+///
+/// ```
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// # #[cfg(feature = "db")] {
+/// use nova_objects::{Flavor, Objects, ListQuery, db::{Database, DbConfig}};
+/// use nova_rpc::RequestContext;
+///
+/// let db = Database::connect(&DbConfig::memory()).await?;
+/// db.sync().await?;
+/// let objects = Objects::new(db);
+/// let ctx = RequestContext::new().with_admin(true);
+///
+/// let mut flavor = Flavor::new().with_name(Some("m1.tiny".to_owned())).with_flavorid("1")
+///     .with_vcpus(1).with_memory_mb(512).with_root_gb(1).with_ephemeral_gb(0).with_swap(0);
+/// objects.create(&ctx, &mut flavor).await?;
+/// assert!(*flavor.id() > 0);
+///
+/// flavor.set_vcpus(2);
+/// objects.save(&ctx, &mut flavor).await?;
+/// let again: Flavor = objects.get(&ctx, nova_objects::Lookup::Id(*flavor.id())).await?;
+/// assert_eq!(*again.vcpus(), 2);
+/// assert_eq!(objects.list::<Flavor>(&ctx, &ListQuery::new()).await?.len(), 1);
+/// # }
+/// # Ok::<(), nova_objects::Error>(()) }).unwrap();
+/// ```
+#[derive(Debug, Clone)]
+pub struct Objects {
+    store: Arc<dyn ObjectStore>,
+}
+
+impl Objects {
+    /// Objects kept in `store`.
+    pub fn new(store: impl ObjectStore + 'static) -> Self {
+        Objects {
+            store: Arc::new(store),
+        }
+    }
+
+    /// Objects kept in a shared store.
+    pub fn from_arc(store: Arc<dyn ObjectStore>) -> Self {
+        Objects { store }
+    }
+
+    /// The store behind.
+    pub fn store(&self) -> &Arc<dyn ObjectStore> {
+        &self.store
+    }
+
+    fn adopt<T: VersionedObject>(obj: &mut T, v: &Value) -> Result<()> {
+        *obj = T::obj_from_primitive(v)?;
+        obj.obj_reset_changes_recursive();
+        Ok(())
+    }
+
+    /// Inserts `obj`; on return it holds what the store assigned (id,
+    /// `created_at`) and has no changes.
+    pub async fn create<T: VersionedObject>(
+        &self,
+        ctx: &RequestContext,
+        obj: &mut T,
+    ) -> Result<()> {
+        let v = self.store.create(ctx, obj.obj_to_primitive()).await?;
+        Self::adopt(obj, &v)
+    }
+
+    /// Writes the changed fields of `obj`.
+    pub async fn save<T: VersionedObject>(&self, ctx: &RequestContext, obj: &mut T) -> Result<()> {
+        self.save_with(ctx, obj, &SaveOptions::default()).await
+    }
+
+    /// Writes the changed fields of `obj` if the stored row meets `opts`.
+    pub async fn save_with<T: VersionedObject>(
+        &self,
+        ctx: &RequestContext,
+        obj: &mut T,
+        opts: &SaveOptions,
+    ) -> Result<()> {
+        let v = self.store.save(ctx, obj.obj_to_primitive(), opts).await?;
+        Self::adopt(obj, &v)
+    }
+
+    /// Deletes `obj` (soft delete where the class has `deleted`).
+    pub async fn destroy<T: VersionedObject>(
+        &self,
+        ctx: &RequestContext,
+        obj: &mut T,
+    ) -> Result<()> {
+        let v = self.store.destroy(ctx, obj.obj_to_primitive()).await?;
+        Self::adopt(obj, &v)
+    }
+
+    /// One object.
+    pub async fn get<T: VersionedObject>(&self, ctx: &RequestContext, by: Lookup) -> Result<T> {
+        let v = self.store.get(ctx, T::NAME, &by).await?;
+        T::obj_from_primitive(&v)
+    }
+
+    /// One object by uuid.
+    pub async fn get_by_uuid<T: VersionedObject>(
+        &self,
+        ctx: &RequestContext,
+        uuid: &str,
+    ) -> Result<T> {
+        self.get(ctx, Lookup::Uuid(uuid.to_owned())).await
+    }
+
+    /// Objects matching `q`.
+    pub async fn list<T: VersionedObject>(
+        &self,
+        ctx: &RequestContext,
+        q: &ListQuery,
+    ) -> Result<Vec<T>> {
+        let rows = self.store.list(ctx, T::NAME, q).await?;
+        rows.iter().map(T::obj_from_primitive).collect()
+    }
+
+    /// How many objects match `filters`.
+    pub async fn count<T: VersionedObject>(
+        &self,
+        ctx: &RequestContext,
+        filters: &Map<String, Value>,
+    ) -> Result<u64> {
+        self.store.count(ctx, T::NAME, filters).await
+    }
+}

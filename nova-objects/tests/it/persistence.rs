@@ -1,0 +1,753 @@
+//! The persistence contract: the same cases on every database (SQLite file
+//! and memory always; PostgreSQL and MariaDB with features `postgres` /
+//! `mysql`, on loopback) and through the conductor (indirection over the
+//! memory transport, backed by SQLite).
+//!
+//! PostgreSQL and MariaDB must be reachable (`NOVA_RS_PG_URL`, default
+//! `postgres://postgres@127.0.0.1:5432/postgres`; `NOVA_RS_MYSQL_URL`,
+//! default `mysql://root@127.0.0.1:3306/mysql`): each test creates its own
+//! `nova_test_*` database there and drops it when it passes.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use nova_objects::db::{Database, DbConfig};
+use nova_objects::{
+    Aggregate, BuildRequest, CellMapping, ComputeNode, ConductorStore, Error, Flavor, HostMapping,
+    Instance, InstanceInfoCache, KeyPair, ListQuery, Lookup, Objects, SaveOptions, Service,
+    SortDir, VersionedObject, conductor_object_endpoint, registry,
+};
+use nova_rpc::{Dispatcher, MemoryTransport, RequestContext, RpcServer, Target};
+use sea_orm::ConnectionTrait;
+use serde_json::{Value, json};
+
+use crate::sample::sample_object;
+
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Backend {
+    SqliteFile,
+    SqliteMemory,
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
+    Postgres,
+    #[cfg_attr(not(feature = "mysql"), allow(dead_code))]
+    MySql,
+}
+
+pub(crate) struct Harness {
+    pub objects: Objects,
+    pub db: Database,
+    server: Option<RpcServer>,
+    cleanup: Option<(Database, String)>,
+    file: Option<std::path::PathBuf>,
+}
+
+impl Harness {
+    pub(crate) async fn finish(mut self) {
+        if let Some(s) = self.server.take() {
+            s.stop().await;
+        }
+        if let Some((admin, name)) = self.cleanup.take() {
+            self.db.connection().clone().close().await.ok();
+            admin
+                .connection()
+                .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name}"))
+                .await
+                .ok();
+        }
+        if let Some(f) = self.file.take() {
+            for ext in ["", "-wal", "-shm"] {
+                std::fs::remove_file(format!("{}{ext}", f.display())).ok();
+            }
+        }
+    }
+}
+
+fn unique_name() -> String {
+    format!("nova_test_{}", uuid::Uuid::new_v4().simple())
+}
+
+async fn server_db(admin_url: &str, what: &str, env: &str) -> (Database, String, String) {
+    let admin = Database::connect(&DbConfig::new(admin_url))
+        .await
+        .unwrap_or_else(|e| {
+            panic!(
+                "{what} is not reachable at {admin_url} ({e}): start it (scripts/test does) \
+                 or point {env} at one"
+            )
+        });
+    let name = unique_name();
+    admin
+        .connection()
+        .execute_unprepared(&format!("CREATE DATABASE {name}"))
+        .await
+        .unwrap();
+    let base = admin_url.rsplit_once('/').map_or(admin_url, |(b, _)| b);
+    let url = format!("{base}/{name}");
+    (admin, name, url)
+}
+
+pub(crate) async fn harness(backend: Backend, indirect: bool) -> Harness {
+    let mut cleanup = None;
+    let mut file = None;
+    let db = match backend {
+        Backend::SqliteMemory => Database::connect(&DbConfig::memory()).await.unwrap(),
+        Backend::SqliteFile => {
+            let path = std::env::temp_dir().join(format!("{}.sqlite", unique_name()));
+            file = Some(path.clone());
+            Database::connect(&DbConfig::sqlite_file(&path))
+                .await
+                .unwrap()
+        }
+        Backend::Postgres => {
+            let url = std::env::var("NOVA_RS_PG_URL")
+                .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+            let (admin, name, url) = server_db(&url, "PostgreSQL", "NOVA_RS_PG_URL").await;
+            cleanup = Some((admin, name));
+            Database::connect(&DbConfig::new(url)).await.unwrap()
+        }
+        Backend::MySql => {
+            let url = std::env::var("NOVA_RS_MYSQL_URL")
+                .unwrap_or_else(|_| "mysql://root@127.0.0.1:3306/mysql".into());
+            let (admin, name, url) = server_db(&url, "MariaDB/MySQL", "NOVA_RS_MYSQL_URL").await;
+            cleanup = Some((admin, name));
+            Database::connect(&DbConfig::new(url)).await.unwrap()
+        }
+    };
+    assert_eq!(db.sync().await.unwrap(), Database::latest_schema_version());
+    let (objects, server) = if indirect {
+        let transport = MemoryTransport::new();
+        let server = RpcServer::start(
+            transport.clone(),
+            Target::topic(nova_objects::CONDUCTOR_TOPIC).with_server("conductor1"),
+            Dispatcher::new(vec![conductor_object_endpoint(Arc::new(db.clone()))]),
+        )
+        .await
+        .unwrap();
+        (Objects::new(ConductorStore::new(transport)), Some(server))
+    } else {
+        (Objects::new(db.clone()), None)
+    };
+    Harness {
+        objects,
+        db,
+        server,
+        cleanup,
+        file,
+    }
+}
+
+fn admin() -> RequestContext {
+    RequestContext::new()
+        .with_user("admin")
+        .with_project("admin")
+        .with_admin(true)
+}
+
+fn user(project: &str) -> RequestContext {
+    RequestContext::new().with_user("u").with_project(project)
+}
+
+fn flavor(name: &str) -> Flavor {
+    Flavor::new()
+        .with_name(Some(name.to_owned()))
+        .with_flavorid(format!("id-{name}"))
+        .with_vcpus(2)
+        .with_memory_mb(2048)
+        .with_root_gb(20)
+        .with_ephemeral_gb(0)
+        .with_swap(0)
+        .with_extra_specs(
+            [("hw:cpu_policy".to_owned(), "dedicated".to_owned())]
+                .into_iter()
+                .collect::<std::collections::BTreeMap<_, _>>(),
+        )
+}
+
+fn instance(n: usize, project: &str) -> Instance {
+    Instance::new()
+        .with_uuid(uuid::Uuid::new_v4().to_string())
+        .with_project_id(Some(project.to_owned()))
+        .with_user_id(Some("u".to_owned()))
+        .with_display_name(Some(format!("vm-{n:02}")))
+        .with_host(Some(format!("host{}", n % 3)))
+        .with_vm_state(Some("building".to_owned()))
+        .with_task_state(Some("scheduling".to_owned()))
+        .with_vcpus(Some(2))
+        .with_memory_mb(Some(2048))
+        .with_flavor(flavor("m1.small"))
+        .with_metadata(
+            [("role".to_owned(), format!("r{}", n % 2))]
+                .into_iter()
+                .collect::<std::collections::BTreeMap<_, _>>(),
+        )
+        .with_locked(false)
+}
+
+// ---------------------------------------------------------------- cases
+
+pub(crate) async fn sync_is_idempotent_and_versioned(h: &Harness) {
+    assert_eq!(h.db.sync().await.unwrap(), 0, "second sync must be a no-op");
+    assert_eq!(
+        h.db.schema_version().await.unwrap(),
+        Some(Database::latest_schema_version())
+    );
+}
+
+pub(crate) async fn instance_round_trips(h: &Harness) {
+    let ctx = admin();
+    let mut inst = instance(1, "p1");
+    inst.set_launched_at(Some(
+        chrono::DateTime::parse_from_rfc3339("2025-03-04T05:06:07Z")
+            .unwrap()
+            .to_utc(),
+    ));
+    h.objects.create(&ctx, &mut inst).await.unwrap();
+    assert!(*inst.id() > 0, "create assigns the id");
+    assert!(inst.created_at().is_some(), "create stamps created_at");
+    assert!(inst.obj_what_changed().is_empty());
+    let got: Instance = h.objects.get_by_uuid(&ctx, inst.uuid()).await.unwrap();
+    assert_eq!(got.obj_to_primitive(), inst.obj_to_primitive());
+    assert_eq!(got.flavor().extra_specs()["hw:cpu_policy"], "dedicated");
+    let by_id: Instance = h.objects.get(&ctx, Lookup::Id(*inst.id())).await.unwrap();
+    assert_eq!(by_id.uuid(), inst.uuid());
+    let err = h
+        .objects
+        .get_by_uuid::<Instance>(&ctx, &uuid::Uuid::new_v4().to_string())
+        .await
+        .unwrap_err();
+    assert!(err.is_not_found(), "{err}");
+    assert!(err.to_string().contains("could not be found"), "{err}");
+}
+
+/// Every stored class, filled with a sample of every field, comes back equal.
+pub(crate) async fn every_stored_class_round_trips(h: &Harness) {
+    let ctx = admin();
+    for (table, objname) in Database::tables() {
+        let class = registry().get(objname).unwrap();
+        let stored = Database::stored_fields(objname);
+        for seed in [3u64, 8] {
+            let mut prim = sample_object(class, seed, 2).unwrap();
+            let data = prim["nova_object.data"].as_object_mut().unwrap();
+            data.retain(|k, _| stored.contains(&k.as_str()));
+            for k in ["id", "deleted", "deleted_at", "created_at", "updated_at"] {
+                data.remove(k);
+            }
+            // Unique keys must differ between the two seeds.
+            for (k, v) in data.iter_mut() {
+                let kind = class.field(k).unwrap().kind.name();
+                if (kind == "String" || kind == "UUID")
+                    && ["uuid", "instance_uuid", "token", "flavorid", "name", "host"]
+                        .contains(&k.as_str())
+                {
+                    *v = json!(if k.ends_with("uuid") {
+                        uuid::Uuid::new_v4().to_string()
+                    } else {
+                        format!("{k}-{seed}-{}", uuid::Uuid::new_v4().simple())
+                    });
+                }
+            }
+            let obj = registry().decode(prim).unwrap();
+            let created = h
+                .objects
+                .store()
+                .create(&ctx, obj.to_value())
+                .await
+                .unwrap_or_else(|e| panic!("{table}: create failed: {e}"));
+            let sent = obj.to_value();
+            let sent = sent["nova_object.data"].as_object().unwrap();
+            let back = created["nova_object.data"].as_object().unwrap();
+            for (k, v) in sent {
+                assert_eq!(back.get(k), Some(v), "{table}.{k} (seed {seed})");
+            }
+            let again = registry().decode(created.clone()).unwrap().to_value();
+            assert_eq!(
+                again["nova_object.data"], created["nova_object.data"],
+                "{table}: stored primitive decodes"
+            );
+        }
+    }
+}
+
+pub(crate) async fn save_writes_only_changed_fields(h: &Harness) {
+    let ctx = admin();
+    let mut inst = instance(2, "p1");
+    h.objects.create(&ctx, &mut inst).await.unwrap();
+    let mut a: Instance = h.objects.get_by_uuid(&ctx, inst.uuid()).await.unwrap();
+    let mut b: Instance = h.objects.get_by_uuid(&ctx, inst.uuid()).await.unwrap();
+    a.set_display_name(Some("renamed".to_owned()));
+    b.set_host(Some("elsewhere".to_owned()));
+    b.flavor_mut().set_vcpus(8);
+    h.objects.save(&ctx, &mut a).await.unwrap();
+    h.objects.save(&ctx, &mut b).await.unwrap();
+    let got: Instance = h.objects.get_by_uuid(&ctx, inst.uuid()).await.unwrap();
+    assert_eq!(
+        got.display_name().as_deref(),
+        Some("renamed"),
+        "a's change kept"
+    );
+    assert_eq!(got.host().as_deref(), Some("elsewhere"));
+    assert_eq!(
+        *got.flavor().vcpus(),
+        8,
+        "a nested object's change is saved"
+    );
+    assert!(got.updated_at().is_some(), "save stamps updated_at");
+    assert_eq!(
+        b.display_name().as_deref(),
+        Some("renamed"),
+        "save refreshes the object"
+    );
+}
+
+pub(crate) async fn save_checks_expected_task_state(h: &Harness) {
+    let ctx = admin();
+    let mut inst = instance(3, "p1");
+    h.objects.create(&ctx, &mut inst).await.unwrap();
+    inst.set_task_state(Some("spawning".to_owned()));
+    let err = h
+        .objects
+        .save_with(
+            &ctx,
+            &mut inst,
+            &SaveOptions::expected_task_state([None::<&str>]),
+        )
+        .await
+        .unwrap_err();
+    match &err {
+        Error::UnexpectedTaskState {
+            instance_uuid,
+            actual,
+            expected,
+        } => {
+            assert_eq!(instance_uuid, inst.uuid());
+            assert_eq!(actual, "'scheduling'");
+            assert_eq!(expected, "{'task_state': [None]}");
+        }
+        other => panic!("expected UnexpectedTaskState, got {other:?}"),
+    }
+    let stored: Instance = h.objects.get_by_uuid(&ctx, inst.uuid()).await.unwrap();
+    assert_eq!(
+        stored.task_state().as_deref(),
+        Some("scheduling"),
+        "nothing written"
+    );
+
+    // Two writers race from the same state: exactly one wins.
+    let mut a: Instance = h.objects.get_by_uuid(&ctx, inst.uuid()).await.unwrap();
+    let mut b = a.clone();
+    a.set_task_state(Some("spawning".to_owned()));
+    b.set_task_state(Some("deleting".to_owned()));
+    let exp = SaveOptions::expected_task_state([Some("scheduling")]);
+    let (ra, rb) = tokio::join!(
+        h.objects.save_with(&ctx, &mut a, &exp),
+        h.objects.save_with(&ctx, &mut b, &exp)
+    );
+    assert!(
+        ra.is_ok() != rb.is_ok(),
+        "exactly one writer wins: {ra:?} {rb:?}"
+    );
+    let loser = ra.err().or(rb.err()).unwrap();
+    assert!(
+        matches!(loser, Error::UnexpectedTaskState { .. }),
+        "{loser:?}"
+    );
+}
+
+pub(crate) async fn soft_delete_keeps_rows_for_admins(h: &Harness) {
+    let ctx = admin();
+    let mut inst = instance(4, "p1");
+    h.objects.create(&ctx, &mut inst).await.unwrap();
+    h.objects.destroy(&ctx, &mut inst).await.unwrap();
+    assert!(*inst.deleted());
+    assert!(inst.deleted_at().is_some());
+    let err = h
+        .objects
+        .get_by_uuid::<Instance>(&ctx, inst.uuid())
+        .await
+        .unwrap_err();
+    assert!(err.is_not_found(), "{err}");
+    let mut rd = admin();
+    rd.set("read_deleted", "yes");
+    let got: Instance = h.objects.get_by_uuid(&rd, inst.uuid()).await.unwrap();
+    assert!(*got.deleted());
+    let mut only = admin();
+    only.set("read_deleted", "only");
+    let gone = h
+        .objects
+        .list::<Instance>(&only, &ListQuery::new())
+        .await
+        .unwrap();
+    assert_eq!(gone.len(), 1);
+    let deleted = h
+        .objects
+        .list::<Instance>(&ctx, &ListQuery::new().filter("deleted", true))
+        .await
+        .unwrap();
+    assert_eq!(
+        deleted.len(),
+        1,
+        "admins list deleted instances with the deleted filter"
+    );
+    let mut nosy = user("p1");
+    nosy.set("read_deleted", "yes");
+    let err = h
+        .objects
+        .get_by_uuid::<Instance>(&nosy, inst.uuid())
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Forbidden(_)), "{err:?}");
+    let err = h.objects.destroy(&ctx, &mut got.clone()).await.unwrap_err();
+    assert!(err.is_not_found(), "deleting twice: {err}");
+
+    // A soft-deleted row does not block its unique key.
+    let mut f = flavor("m1.reuse");
+    h.objects.create(&ctx, &mut f).await.unwrap();
+    let err = h
+        .objects
+        .create(&ctx, &mut flavor("m1.reuse"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::Exists { kind: "Flavor", .. }),
+        "{err:?}"
+    );
+    h.objects.destroy(&ctx, &mut f).await.unwrap();
+    h.objects
+        .create(&ctx, &mut flavor("m1.reuse"))
+        .await
+        .unwrap();
+}
+
+pub(crate) async fn list_filters_sorts_and_pages(h: &Harness) {
+    let ctx = admin();
+    let mut all = Vec::new();
+    for n in 0..23 {
+        let mut i = instance(n, if n % 2 == 0 { "even" } else { "odd" });
+        if n % 5 == 0 {
+            i.set_display_name(None);
+        }
+        h.objects.create(&ctx, &mut i).await.unwrap();
+        all.push(i);
+    }
+    let even = h
+        .objects
+        .list::<Instance>(&ctx, &ListQuery::new().filter("project_id", "even"))
+        .await
+        .unwrap();
+    assert_eq!(even.len(), 12);
+    let hosts = h
+        .objects
+        .list::<Instance>(
+            &ctx,
+            &ListQuery::new().filter("host", json!(["host0", "host1"])),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        hosts.len(),
+        all.iter()
+            .filter(|i| i.host().as_deref() != Some("host2"))
+            .count()
+    );
+    assert_eq!(
+        h.objects
+            .count::<Instance>(&ctx, &ListQuery::new().filter("project_id", "odd").filters)
+            .await
+            .unwrap(),
+        11
+    );
+
+    for dir in [SortDir::Asc, SortDir::Desc] {
+        // Expected order: display_name (NULLs first ascending), then id.
+        let mut want: Vec<(Option<String>, i64, String)> = all
+            .iter()
+            .map(|i| (i.display_name().clone(), *i.id(), i.uuid().clone()))
+            .collect();
+        want.sort();
+        if dir == SortDir::Desc {
+            want.reverse();
+        }
+        let want: Vec<String> = want.into_iter().map(|w| w.2).collect();
+        let mut got = Vec::new();
+        let mut marker: Option<String> = None;
+        loop {
+            let mut q = ListQuery::new()
+                .sort("display_name", dir)
+                .sort("id", dir)
+                .limit(4);
+            q.marker = marker.clone();
+            let page = h.objects.list::<Instance>(&ctx, &q).await.unwrap();
+            if page.is_empty() {
+                break;
+            }
+            assert!(page.len() <= 4);
+            marker = Some(page.last().unwrap().uuid().clone());
+            got.extend(page.iter().map(|i| i.uuid().clone()));
+        }
+        assert_eq!(got, want, "pages in {dir:?} order");
+    }
+
+    let err = h
+        .objects
+        .list::<Instance>(&ctx, &ListQuery::new().sort("flavor", SortDir::Asc))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::InvalidQuery(_)), "{err:?}");
+    let err = h
+        .objects
+        .list::<Instance>(
+            &ctx,
+            &ListQuery::new().marker(uuid::Uuid::new_v4().to_string()),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::MarkerNotFound(_)), "{err:?}");
+    let err = h
+        .objects
+        .list::<Instance>(&ctx, &ListQuery::new().filter("no_such_field", 1))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("no_such_field"), "{err}");
+}
+
+pub(crate) async fn compute_objects_and_mappings(h: &Harness) {
+    let ctx = admin();
+    let mut svc = Service::new()
+        .with_uuid(uuid::Uuid::new_v4().to_string())
+        .with_host(Some("c1".to_owned()))
+        .with_binary(Some("nova-compute".to_owned()))
+        .with_topic(Some("compute".to_owned()))
+        .with_report_count(0)
+        .with_disabled(false)
+        .with_version(66);
+    h.objects.create(&ctx, &mut svc).await.unwrap();
+    svc.set_report_count(1);
+    h.objects.save(&ctx, &mut svc).await.unwrap();
+    let got: Service = h
+        .objects
+        .get(
+            &ctx,
+            Lookup::Field {
+                name: "host".into(),
+                value: json!("c1"),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(*got.report_count(), 1);
+    let err = h
+        .objects
+        .create(&ctx, &mut svc.clone().with_id(0))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::ObjectAction { .. }),
+        "creating a created object: {err:?}"
+    );
+
+    let mut cn = ComputeNode::new()
+        .with_uuid(uuid::Uuid::new_v4().to_string())
+        .with_host(Some("c1".to_owned()))
+        .with_hypervisor_hostname(Some("c1.example".to_owned()))
+        .with_vcpus(16)
+        .with_memory_mb(65536)
+        .with_local_gb(1000)
+        .with_vcpus_used(0)
+        .with_memory_mb_used(0)
+        .with_local_gb_used(0)
+        .with_hypervisor_type("fake")
+        .with_hypervisor_version(1)
+        .with_cpu_allocation_ratio(4.0)
+        .with_ram_allocation_ratio(1.5)
+        .with_disk_allocation_ratio(1.0)
+        .with_service_id(Some(*svc.id()));
+    h.objects.create(&ctx, &mut cn).await.unwrap();
+    let got: ComputeNode = h.objects.get_by_uuid(&ctx, cn.uuid()).await.unwrap();
+    assert_eq!(*got.ram_allocation_ratio(), 1.5);
+
+    let mut cell = CellMapping::new()
+        .with_uuid(uuid::Uuid::new_v4().to_string())
+        .with_name(Some("cell1".to_owned()))
+        .with_transport_url("rabbit://guest:guest@127.0.0.1:5672/")
+        .with_database_connection("sqlite:///nova.db")
+        .with_disabled(false);
+    h.objects.create(&ctx, &mut cell).await.unwrap();
+    let mut hm = HostMapping::new()
+        .with_host("c1")
+        .with_cell_mapping(cell.clone());
+    h.objects.create(&ctx, &mut hm).await.unwrap();
+    let got: HostMapping = h
+        .objects
+        .get(
+            &ctx,
+            Lookup::Field {
+                name: "host".into(),
+                value: json!("c1"),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(got.cell_mapping().uuid(), cell.uuid());
+
+    let inst = instance(9, "p1");
+    let mut br = BuildRequest::new()
+        .with_instance_uuid(inst.uuid().clone())
+        .with_project_id("p1")
+        .with_instance(inst.clone());
+    h.objects.create(&ctx, &mut br).await.unwrap();
+    let got: BuildRequest = h
+        .objects
+        .get(
+            &ctx,
+            Lookup::Field {
+                name: "instance_uuid".into(),
+                value: json!(inst.uuid()),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(got.instance().display_name(), inst.display_name());
+    h.objects.destroy(&ctx, &mut br).await.unwrap();
+    let err = h
+        .objects
+        .get::<BuildRequest>(
+            &ctx,
+            Lookup::Field {
+                name: "instance_uuid".into(),
+                value: json!(inst.uuid()),
+            },
+        )
+        .await
+        .unwrap_err();
+    assert!(err.is_not_found(), "build requests are hard deleted: {err}");
+
+    // No id field: rows are found by their unique key.
+    let mut cache = InstanceInfoCache::new().with_instance_uuid(inst.uuid().clone());
+    h.objects.create(&ctx, &mut cache).await.unwrap();
+    cache.set_network_info(Some("[{\"id\": \"port1\"}]".to_owned()));
+    h.objects.save(&ctx, &mut cache).await.unwrap();
+    let got: InstanceInfoCache = h
+        .objects
+        .get(
+            &ctx,
+            Lookup::Field {
+                name: "instance_uuid".into(),
+                value: json!(inst.uuid()),
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(got.network_info().as_deref(), Some("[{\"id\": \"port1\"}]"));
+
+    let mut kp = KeyPair::new()
+        .with_name("k1")
+        .with_user_id(Some("u".to_owned()))
+        .with_type("ssh")
+        .with_public_key(Some("ssh-ed25519 AAAA".to_owned()));
+    h.objects.create(&ctx, &mut kp).await.unwrap();
+    let err = h.objects.create(&ctx, &mut kp.clone().with_id(0)).await;
+    assert!(err.is_err());
+    let mut agg = Aggregate::new()
+        .with_uuid(uuid::Uuid::new_v4().to_string())
+        .with_name("az1-agg")
+        .with_hosts(Some(vec!["c1".to_owned()]));
+    h.objects.create(&ctx, &mut agg).await.unwrap();
+    agg.hosts_mut()
+        .get_or_insert_with(Vec::new)
+        .push("c2".to_owned());
+    h.objects.save(&ctx, &mut agg).await.unwrap();
+    let got: Aggregate = h.objects.get_by_uuid(&ctx, agg.uuid()).await.unwrap();
+    assert_eq!(
+        got.hosts().as_deref(),
+        Some(&["c1".to_owned(), "c2".to_owned()][..])
+    );
+}
+
+/// Many writers at once on one database: nothing deadlocks, nothing is lost.
+pub(crate) async fn concurrent_writers(h: &Harness) {
+    let ctx = admin();
+    let mut tasks = Vec::new();
+    for w in 0..8 {
+        let objects = h.objects.clone();
+        let ctx = ctx.clone();
+        tasks.push(tokio::spawn(async move {
+            for n in 0..10 {
+                let mut i = instance(w * 100 + n, "busy");
+                objects.create(&ctx, &mut i).await?;
+                i.set_task_state(None);
+                objects
+                    .save_with(
+                        &ctx,
+                        &mut i,
+                        &SaveOptions::expected_task_state([Some("scheduling")]),
+                    )
+                    .await?;
+                let _: Vec<Instance> = objects
+                    .list(
+                        &ctx,
+                        &ListQuery::new().filter("project_id", "busy").limit(5),
+                    )
+                    .await?;
+            }
+            Ok::<_, Error>(())
+        }));
+    }
+    let all = async {
+        for t in tasks {
+            t.await.unwrap().unwrap();
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(120), all)
+        .await
+        .expect("concurrent writers deadlocked");
+    let n = h
+        .objects
+        .count::<Instance>(
+            &ctx,
+            &ListQuery::new()
+                .filter("task_state", Value::Null)
+                .filter("project_id", "busy")
+                .filters,
+        )
+        .await
+        .unwrap();
+    assert_eq!(n, 80);
+}
+
+macro_rules! contract {
+    ($($case:ident),* $(,)?) => {
+        macro_rules! on_backend {
+            ($modname:ident, $backend:expr, $indirect:expr) => {
+                mod $modname {
+                    $(
+                        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                        async fn $case() {
+                            let h = super::harness($backend, $indirect).await;
+                            super::$case(&h).await;
+                            h.finish().await;
+                        }
+                    )*
+                }
+            };
+        }
+        on_backend!(sqlite, super::Backend::SqliteFile, false);
+        on_backend!(sqlite_memory, super::Backend::SqliteMemory, false);
+        on_backend!(indirection, super::Backend::SqliteFile, true);
+        #[cfg(feature = "postgres")]
+        on_backend!(postgres, super::Backend::Postgres, false);
+        #[cfg(feature = "mysql")]
+        on_backend!(mariadb, super::Backend::MySql, false);
+    };
+}
+
+contract!(
+    sync_is_idempotent_and_versioned,
+    instance_round_trips,
+    every_stored_class_round_trips,
+    save_writes_only_changed_fields,
+    save_checks_expected_task_state,
+    soft_delete_keeps_rows_for_admins,
+    list_filters_sorts_and_pages,
+    compute_objects_and_mappings,
+    concurrent_writers,
+);
