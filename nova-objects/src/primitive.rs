@@ -130,6 +130,65 @@ impl<T: VersionedObject> Visitor<'_> for FieldKeySeed<T> {
     }
 }
 
+/// A string read without copying when the input allows it (MessagePack
+/// and JSON without escapes do).
+struct Text<'de>(std::borrow::Cow<'de, str>);
+
+impl<'de> de::Deserialize<'de> for Text<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Text<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E: de::Error>(
+                self,
+                v: &'de str,
+            ) -> std::result::Result<Text<'de>, E> {
+                Ok(Text(std::borrow::Cow::Borrowed(v)))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> std::result::Result<Text<'de>, E> {
+                Ok(Text(std::borrow::Cow::Owned(v.to_owned())))
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+/// `nova_object.changes` read straight into a field set (names this
+/// class does not have are ignored).
+struct ChangesSeed<T>(PhantomData<T>);
+
+impl<'de, T: VersionedObject> DeserializeSeed<'de> for ChangesSeed<T> {
+    type Value = crate::meta::FieldSet;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> std::result::Result<Self::Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de, T: VersionedObject> Visitor<'de> for ChangesSeed<T> {
+    type Value = crate::meta::FieldSet;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a list of field names")
+    }
+    fn visit_unit<E: de::Error>(self) -> std::result::Result<Self::Value, E> {
+        Ok(crate::meta::FieldSet::default())
+    }
+    fn visit_seq<A: de::SeqAccess<'de>>(
+        self,
+        mut seq: A,
+    ) -> std::result::Result<Self::Value, A::Error> {
+        let mut set = crate::meta::FieldSet::default();
+        while let Some(i) = seq.next_element_seed(FieldKeySeed::<T>(PhantomData))? {
+            if let Some(i) = i {
+                set.insert(i as u32);
+            }
+        }
+        Ok(set)
+    }
+}
+
 struct DataSeed<'a, T>(&'a mut T);
 
 impl<'de, T: VersionedObject> DeserializeSeed<'de> for DataSeed<'_, T> {
@@ -174,17 +233,17 @@ impl<'de, T: VersionedObject> Visitor<'de> for ObjectVisitor<T> {
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> std::result::Result<T, A::Error> {
         let mut obj = T::default();
-        let mut name: Option<String> = None;
-        let mut namespace: Option<String> = None;
-        let mut version: Option<String> = None;
-        let mut changes: Option<Vec<String>> = None;
+        let mut name: Option<Text<'de>> = None;
+        let mut namespace: Option<Text<'de>> = None;
+        let mut version: Option<Text<'de>> = None;
+        let mut changes = crate::meta::FieldSet::default();
         let mut data = false;
         while let Some(k) = map.next_key_seed(KeySeed)? {
             match k {
                 Key::Name => name = Some(map.next_value()?),
                 Key::Namespace => namespace = Some(map.next_value()?),
                 Key::Version => version = Some(map.next_value()?),
-                Key::Changes => changes = map.next_value()?,
+                Key::Changes => changes = map.next_value_seed(ChangesSeed::<T>(PhantomData))?,
                 Key::Data => {
                     map.next_value_seed(DataSeed(&mut obj))?;
                     data = true;
@@ -194,14 +253,14 @@ impl<'de, T: VersionedObject> Visitor<'de> for ObjectVisitor<T> {
                 }
             }
         }
-        let name = name.ok_or_else(|| de::Error::missing_field(NAME_KEY))?;
+        let name = name.ok_or_else(|| de::Error::missing_field(NAME_KEY))?.0;
         if name != T::NAME {
             return Err(de::Error::custom(format_args!(
                 "expected a {} primitive, got {name}",
                 T::NAME
             )));
         }
-        match namespace.as_deref() {
+        match namespace.as_ref().map(|n| &*n.0) {
             Some(NAMESPACE) => {}
             Some(other) => {
                 return Err(de::Error::custom(Error::UnsupportedObject(format!(
@@ -210,12 +269,14 @@ impl<'de, T: VersionedObject> Visitor<'de> for ObjectVisitor<T> {
             }
             None => return Err(de::Error::missing_field(NAMESPACE_KEY)),
         }
-        let version = version.ok_or_else(|| de::Error::missing_field(VERSION_KEY))?;
+        let version = version
+            .ok_or_else(|| de::Error::missing_field(VERSION_KEY))?
+            .0;
         let v: ObjVersion = version.parse().map_err(de::Error::custom)?;
         if !v.readable_by(T::VERSION) {
             return Err(de::Error::custom(Error::IncompatibleObjectVersion {
-                objname: name,
-                objver: version,
+                objname: name.into_owned(),
+                objver: version.into_owned(),
                 supported: T::VERSION,
             }));
         }
@@ -226,10 +287,8 @@ impl<'de, T: VersionedObject> Visitor<'de> for ObjectVisitor<T> {
         if v != T::VERSION {
             meta.version = Some(v);
         }
-        for c in changes.iter().flatten() {
-            if let Some(i) = T::obj_field_index(c) {
-                meta.changed.insert(i as u32);
-            }
+        for i in changes.iter() {
+            meta.changed.insert(i);
         }
         Ok(obj)
     }

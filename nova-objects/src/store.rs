@@ -37,6 +37,16 @@ pub enum Lookup {
     },
 }
 
+impl Lookup {
+    /// By unique field `name`.
+    pub fn field(name: &str, value: impl Into<Value>) -> Self {
+        Lookup::Field {
+            name: name.to_owned(),
+            value: value.into(),
+        }
+    }
+}
+
 impl fmt::Display for Lookup {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

@@ -525,13 +525,7 @@ pub(crate) async fn compute_objects_and_mappings(h: &Harness) {
     h.objects.save(&ctx, &mut svc).await.unwrap();
     let got: Service = h
         .objects
-        .get(
-            &ctx,
-            Lookup::Field {
-                name: "host".into(),
-                value: json!("c1"),
-            },
-        )
+        .get(&ctx, Lookup::field("host", "c1"))
         .await
         .unwrap();
     assert_eq!(*got.report_count(), 1);
@@ -578,13 +572,7 @@ pub(crate) async fn compute_objects_and_mappings(h: &Harness) {
     h.objects.create(&ctx, &mut hm).await.unwrap();
     let got: HostMapping = h
         .objects
-        .get(
-            &ctx,
-            Lookup::Field {
-                name: "host".into(),
-                value: json!("c1"),
-            },
-        )
+        .get(&ctx, Lookup::field("host", "c1"))
         .await
         .unwrap();
     assert_eq!(got.cell_mapping().uuid(), cell.uuid());
@@ -597,26 +585,14 @@ pub(crate) async fn compute_objects_and_mappings(h: &Harness) {
     h.objects.create(&ctx, &mut br).await.unwrap();
     let got: BuildRequest = h
         .objects
-        .get(
-            &ctx,
-            Lookup::Field {
-                name: "instance_uuid".into(),
-                value: json!(inst.uuid()),
-            },
-        )
+        .get(&ctx, Lookup::field("instance_uuid", inst.uuid().as_str()))
         .await
         .unwrap();
     assert_eq!(got.instance().display_name(), inst.display_name());
     h.objects.destroy(&ctx, &mut br).await.unwrap();
     let err = h
         .objects
-        .get::<BuildRequest>(
-            &ctx,
-            Lookup::Field {
-                name: "instance_uuid".into(),
-                value: json!(inst.uuid()),
-            },
-        )
+        .get::<BuildRequest>(&ctx, Lookup::field("instance_uuid", inst.uuid().as_str()))
         .await
         .unwrap_err();
     assert!(err.is_not_found(), "build requests are hard deleted: {err}");
@@ -628,13 +604,7 @@ pub(crate) async fn compute_objects_and_mappings(h: &Harness) {
     h.objects.save(&ctx, &mut cache).await.unwrap();
     let got: InstanceInfoCache = h
         .objects
-        .get(
-            &ctx,
-            Lookup::Field {
-                name: "instance_uuid".into(),
-                value: json!(inst.uuid()),
-            },
-        )
+        .get(&ctx, Lookup::field("instance_uuid", inst.uuid().as_str()))
         .await
         .unwrap();
     assert_eq!(got.network_info().as_deref(), Some("[{\"id\": \"port1\"}]"));
