@@ -76,12 +76,17 @@ fn main() {
         let s: RequestSpec = primitive::from_msgpack(black_box(&packed)).expect("decode");
         black_box(primitive::to_msgpack(&s).expect("encode"));
     });
+    let msgpack_decode_us = median_us(20_000, || {
+        let s: RequestSpec = primitive::from_msgpack(black_box(&packed)).expect("decode");
+        black_box(s);
+    });
     println!(
         "{}",
         json!({"impl": "nova-objects", "object": "RequestSpec", "bytes_json": wire.len(),
                "bytes_msgpack": packed.len(),
                "json_us_per_encode_decode": round(json_us),
-               "msgpack_us_per_encode_decode": round(msgpack_us)})
+               "msgpack_us_per_encode_decode": round(msgpack_us),
+               "msgpack_us_decode_only": round(msgpack_decode_us)})
     );
 
     let rt = tokio::runtime::Builder::new_multi_thread()

@@ -138,13 +138,67 @@ impl FieldValue for Value {
     }
 }
 
+/// `YYYY-MM-DDTHH:MM:SSZ` without going through a format string (the
+/// common case of every primitive with timestamps); `None` for years
+/// outside 0..=9999.
+fn ovo_time(t: &DateTime) -> Option<[u8; 20]> {
+    use chrono::{Datelike, Timelike};
+    let y = u32::try_from(t.year()).ok().filter(|y| *y <= 9999)?;
+    let mut b = *b"0000-00-00T00:00:00Z";
+    let put = |b: &mut [u8; 20], at: usize, v: u32, n: usize| {
+        let mut v = v;
+        for i in (0..n).rev() {
+            b[at + i] = b'0' + (v % 10) as u8;
+            v /= 10;
+        }
+    };
+    put(&mut b, 0, y, 4);
+    put(&mut b, 5, t.month(), 2);
+    put(&mut b, 8, t.day(), 2);
+    put(&mut b, 11, t.hour(), 2);
+    put(&mut b, 14, t.minute(), 2);
+    put(&mut b, 17, t.second().min(59), 2);
+    Some(b)
+}
+
 /// Formats a timestamp as OVO does: seconds precision, `Z` for UTC.
 pub fn format_datetime(t: &DateTime) -> String {
-    t.format("%Y-%m-%dT%H:%M:%SZ").to_string()
+    match ovo_time(t) {
+        Some(b) => b.iter().map(|c| *c as char).collect(),
+        None => t.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+    }
+}
+
+/// The exact OVO form `YYYY-MM-DDTHH:MM:SSZ`, parsed without chrono's
+/// general parser.
+fn parse_ovo_time(s: &str) -> Option<DateTime> {
+    let b = s.as_bytes();
+    if b.len() != 20
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || b[10] != b'T'
+        || b[13] != b':'
+        || b[16] != b':'
+        || b[19] != b'Z'
+    {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| -> Option<u32> {
+        b[r].iter().try_fold(0u32, |acc, c| {
+            c.is_ascii_digit().then(|| acc * 10 + u32::from(c - b'0'))
+        })
+    };
+    let date =
+        chrono::NaiveDate::from_ymd_opt(i32::try_from(num(0..4)?).ok()?, num(5..7)?, num(8..10)?)?;
+    let t = date.and_hms_opt(num(11..13)?, num(14..16)?, num(17..19)?)?;
+    Some(Utc.from_utc_datetime(&t))
 }
 
 /// Parses the ISO 8601 forms peers send (`Z`, `+00:00`, fractions, naive = UTC).
 pub fn parse_datetime(s: &str) -> Option<DateTime> {
+    if let Some(t) = parse_ovo_time(s) {
+        return Some(t);
+    }
     if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
         return Some(t.with_timezone(&Utc));
     }
@@ -161,7 +215,11 @@ impl FieldValue for DateTime {
         "DateTime".to_owned()
     }
     fn encode<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(&self.format("%Y-%m-%dT%H:%M:%SZ"))
+        match ovo_time(self) {
+            // ASCII digits and punctuation only.
+            Some(b) => s.serialize_str(std::str::from_utf8(&b).unwrap_or_default()),
+            None => s.collect_str(&self.format("%Y-%m-%dT%H:%M:%SZ")),
+        }
     }
     fn decode<'de, D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct V;
@@ -335,6 +393,31 @@ mod tests {
             "2025-01-02T03:04:05Z"
         );
         assert!(parse_datetime("yesterday").is_none());
+        assert!(parse_datetime("2025-13-02T03:04:05Z").is_none());
+        assert!(parse_datetime("2025-02-30T03:04:05Z").is_none());
+    }
+
+    #[test]
+    fn fast_timestamp_path_agrees_with_chrono() {
+        for secs in [
+            0i64,
+            1,
+            951_782_400,
+            1_700_000_000,
+            4_102_444_799,
+            -62_135_596_800,
+            253_402_300_799,
+            253_402_300_800,
+        ] {
+            let t = chrono::DateTime::from_timestamp(secs, 0).unwrap();
+            let want = t.format("%Y-%m-%dT%H:%M:%SZ").to_string();
+            assert_eq!(format_datetime(&t), want, "{secs}");
+            let enc = serde_json::to_string(&Enc(&t)).unwrap();
+            assert_eq!(enc, format!("\"{want}\""));
+            if want.len() == 20 {
+                assert_eq!(parse_datetime(&want), Some(t), "{want}");
+            }
+        }
     }
 
     #[test]

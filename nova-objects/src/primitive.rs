@@ -310,7 +310,10 @@ pub fn from_value<T: VersionedObject>(v: &Value) -> Result<T> {
 
 /// Encodes an object (or anything serializable holding objects) as MessagePack.
 pub fn to_msgpack<T: Serialize + ?Sized>(v: &T) -> Result<Vec<u8>> {
-    rmp_serde::to_vec(v).map_err(|e| Error::InvalidPrimitive(e.to_string()))
+    // Most primitives are a few KiB: start there rather than doubling up to it.
+    let mut buf = Vec::with_capacity(4096);
+    rmp_serde::encode::write(&mut buf, v).map_err(|e| Error::InvalidPrimitive(e.to_string()))?;
+    Ok(buf)
 }
 
 /// Decodes MessagePack written by [`to_msgpack`] (or a Python peer's msgpack).
