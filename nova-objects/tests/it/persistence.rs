@@ -721,3 +721,101 @@ contract!(
     compute_objects_and_mappings,
     concurrent_writers,
 );
+
+/// An older caller (Instance 2.7) gets what it can read from the
+/// conductor; bad input gets nova's exception classes, and the conductor
+/// keeps serving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conductor_backports_for_older_callers_and_refuses_bad_input() {
+    let db = Database::connect(&DbConfig::memory()).await.unwrap();
+    db.sync().await.unwrap();
+    let transport = MemoryTransport::new();
+    let server = RpcServer::start(
+        transport.clone(),
+        Target::topic(nova_objects::CONDUCTOR_TOPIC).with_server("c1"),
+        Dispatcher::new(vec![conductor_object_endpoint(Arc::new(db.clone()))]),
+    )
+    .await
+    .unwrap();
+    let ctx = admin();
+    let mut inst = instance(1, "p").with_compute_id(Some(7));
+    Objects::new(db).create(&ctx, &mut inst).await.unwrap();
+
+    let client = nova_rpc::RpcClient::new(transport, Target::topic("conductor"))
+        .version(nova_objects::CONDUCTOR_API_VERSION);
+    let mut versions = serde_json::Map::new();
+    for (k, v) in Instance::obj_tree_versions() {
+        versions.insert(k, json!(v.to_string()));
+    }
+    versions.insert("Instance".into(), json!("2.7"));
+    let old = client
+        .call_value(
+            &ctx,
+            "object_class_action_versions",
+            json!({"objname": "Instance", "objmethod": "get_by_uuid",
+                   "object_versions": versions, "args": [inst.uuid()], "kwargs": {}}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(old["nova_object.version"], "2.7");
+    assert!(
+        old["nova_object.data"].get("compute_id").is_none(),
+        "2.8's field dropped"
+    );
+    assert_eq!(old["nova_object.data"]["uuid"], json!(inst.uuid()));
+
+    let err = client
+        .call_value(
+            &ctx,
+            "object_action",
+            json!({"objinst": {"nova_object.name": "Instance"}, "objmethod": "save", "args": [], "kwargs": {}}),
+        )
+        .await
+        .unwrap_err();
+    let r = err.remote().expect("a remote error");
+    assert_eq!(r.class, "UnsupportedObjectError", "{r:?}");
+    let err = client
+        .call_value(
+            &ctx,
+            "object_action",
+            json!({"objinst": {"nova_object.name": "Instance", "nova_object.namespace": "nova",
+                               "nova_object.version": "2.8", "nova_object.data": {"vcpus": "many"}},
+                   "objmethod": "save", "args": [], "kwargs": {}}),
+        )
+        .await
+        .unwrap_err();
+    let r = err.remote().expect("a remote error");
+    assert_eq!(r.class, "ValueError", "{r:?}");
+    assert!(r.message.contains("vcpus"), "{r:?}");
+    let err = client
+        .call_value(
+            &ctx,
+            "object_class_action_versions",
+            json!({"objname": "Instance", "objmethod": "drop_all_tables",
+                   "object_versions": versions, "args": [], "kwargs": {}}),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.remote().unwrap().class, "ObjectActionError");
+    let err = client
+        .call_value(
+            &ctx,
+            "object_class_action_versions",
+            json!({"objname": "Instance", "objmethod": "get_by_uuid",
+                   "object_versions": versions, "args": ["nope"], "kwargs": {}}),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.remote().unwrap().class, "InstanceNotFound");
+    // Still serving.
+    let again = client
+        .call_value(
+            &ctx,
+            "object_backport_versions",
+            json!({"objinst": old, "object_versions": {"Instance": "2.6"}}),
+        )
+        .await
+        .unwrap();
+    assert_eq!(again["nova_object.version"], "2.6");
+    server.stop().await;
+}
