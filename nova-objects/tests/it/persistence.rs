@@ -86,6 +86,17 @@ async fn server_db(admin_url: &str, what: &str, env: &str) -> (Database, String,
     (admin, name, url)
 }
 
+/// A conductor serving the object API from `db` on `transport`.
+async fn start_conductor(db: &Database, transport: &Arc<MemoryTransport>) -> RpcServer {
+    RpcServer::start(
+        transport.clone(),
+        Target::topic(nova_objects::CONDUCTOR_TOPIC).with_server("conductor1"),
+        Dispatcher::new(vec![conductor_object_endpoint(Arc::new(db.clone()))]),
+    )
+    .await
+    .unwrap()
+}
+
 pub(crate) async fn harness(backend: Backend, indirect: bool) -> Harness {
     let mut cleanup = None;
     let mut file = None;
@@ -116,13 +127,7 @@ pub(crate) async fn harness(backend: Backend, indirect: bool) -> Harness {
     assert_eq!(db.sync().await.unwrap(), Database::latest_schema_version());
     let (objects, server) = if indirect {
         let transport = MemoryTransport::new();
-        let server = RpcServer::start(
-            transport.clone(),
-            Target::topic(nova_objects::CONDUCTOR_TOPIC).with_server("conductor1"),
-            Dispatcher::new(vec![conductor_object_endpoint(Arc::new(db.clone()))]),
-        )
-        .await
-        .unwrap();
+        let server = start_conductor(&db, &transport).await;
         (Objects::new(ConductorStore::new(transport)), Some(server))
     } else {
         (Objects::new(db.clone()), None)
@@ -730,13 +735,7 @@ async fn conductor_backports_for_older_callers_and_refuses_bad_input() {
     let db = Database::connect(&DbConfig::memory()).await.unwrap();
     db.sync().await.unwrap();
     let transport = MemoryTransport::new();
-    let server = RpcServer::start(
-        transport.clone(),
-        Target::topic(nova_objects::CONDUCTOR_TOPIC).with_server("c1"),
-        Dispatcher::new(vec![conductor_object_endpoint(Arc::new(db.clone()))]),
-    )
-    .await
-    .unwrap();
+    let server = start_conductor(&db, &transport).await;
     let ctx = admin();
     let mut inst = instance(1, "p").with_compute_id(Some(7));
     Objects::new(db).create(&ctx, &mut inst).await.unwrap();
