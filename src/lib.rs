@@ -3,3 +3,4 @@
 
 pub use nova_objects as objects;
 pub use nova_rpc as rpc;
+pub use nova_scheduler as scheduler;

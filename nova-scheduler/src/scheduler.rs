@@ -1,0 +1,488 @@
+//! `select_destinations`: filters → weighers → choice → consume, per
+//! instance, with alternates (nova's `SchedulerManager` without the RPC).
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use crate::config::SchedulerConfig;
+use crate::error::{Error, Result};
+use crate::filters::{FilterContext, HostFilter, filter_by_name};
+use crate::host_state::{Aggregate, HostState};
+use crate::request::{Request, ResourceRequest};
+use crate::weighers::{HostWeigher, weigher_by_name};
+
+/// One chosen (or alternate) host for an instance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Selection {
+    /// Compute service host.
+    pub host: String,
+    /// Node.
+    pub nodename: String,
+    /// Compute node uuid.
+    pub compute_node_uuid: String,
+    /// Cell uuid.
+    pub cell_uuid: String,
+}
+
+/// How many hosts a filter kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FilterCount {
+    /// Filter name.
+    pub filter: &'static str,
+    /// Hosts before.
+    pub start: usize,
+    /// Hosts after.
+    pub end: usize,
+    /// Whether the filter stands for a Placement check.
+    pub emulated: bool,
+}
+
+/// A host that passed, with its weight.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Weighed {
+    /// Index into [`Scheduler::hosts`].
+    pub host: usize,
+    /// Total weight.
+    pub weight: f64,
+}
+
+/// One filter + weigh round.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Round {
+    /// Instance index (for the last round of a multi-instance request with
+    /// alternates, the index of the last instance).
+    pub index: usize,
+    /// Hosts the round started with.
+    pub input_hosts: usize,
+    /// Filters that ran.
+    pub filter_counts: Vec<FilterCount>,
+    /// Passing hosts, best first.
+    pub passed: Vec<Weighed>,
+    /// Time spent filtering (ms).
+    pub filter_ms: f64,
+    /// Time spent weighing (ms).
+    pub weigh_ms: f64,
+}
+
+/// The outcome of one request, with the trace of every round.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Decision {
+    /// Per instance: the chosen host, then alternates.
+    pub selections: Vec<Vec<Selection>>,
+    /// Every round, in order.
+    pub rounds: Vec<Round>,
+}
+
+/// The scheduler: host states, aggregates, filters and weighers.
+#[derive(Debug)]
+pub struct Scheduler {
+    config: SchedulerConfig,
+    filters: Vec<Box<dyn HostFilter>>,
+    weighers: Vec<Box<dyn HostWeigher>>,
+    aggregates: Vec<Aggregate>,
+    hosts: Vec<HostState>,
+    by_name: HashMap<(String, String), usize>,
+    rng: u64,
+    last_rounds: Vec<Round>,
+}
+
+impl Scheduler {
+    /// A scheduler with `config`'s filters and weighers; unknown names are errors.
+    pub fn new(config: SchedulerConfig) -> Result<Self> {
+        let filters = config
+            .enabled_filters
+            .iter()
+            .map(|n| {
+                filter_by_name(n, &config)
+                    .ok_or_else(|| Error::Config(format!("unknown filter {n}")))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let weighers = config
+            .weighers
+            .iter()
+            .map(|n| {
+                weigher_by_name(n).ok_or_else(|| Error::Config(format!("unknown weigher {n}")))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let rng = config.seed ^ 0x9E37_79B9_7F4A_7C15;
+        Ok(Scheduler {
+            config,
+            filters,
+            weighers,
+            aggregates: Vec::new(),
+            hosts: Vec::new(),
+            by_name: HashMap::new(),
+            rng,
+            last_rounds: Vec::new(),
+        })
+    }
+
+    /// The rounds of the last request that ended in `NoValidHost`.
+    pub fn last_rounds(&self) -> &[Round] {
+        &self.last_rounds
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &SchedulerConfig {
+        &self.config
+    }
+
+    /// Filter names in run order.
+    pub fn filter_names(&self) -> Vec<&'static str> {
+        self.filters.iter().map(|f| f.name()).collect()
+    }
+
+    /// Names of the filters that stand for Placement checks.
+    pub fn emulated_filter_names(&self) -> Vec<&'static str> {
+        self.filters
+            .iter()
+            .filter(|f| f.emulated())
+            .map(|f| f.name())
+            .collect()
+    }
+
+    /// Weigher names in order.
+    pub fn weigher_names(&self) -> Vec<&'static str> {
+        self.weighers.iter().map(|w| w.name()).collect()
+    }
+
+    /// Replaces the aggregates (hosts refer to them by index).
+    pub fn set_aggregates(&mut self, aggregates: Vec<Aggregate>) {
+        self.aggregates = aggregates;
+    }
+
+    /// The aggregates.
+    pub fn aggregates(&self) -> &[Aggregate] {
+        &self.aggregates
+    }
+
+    /// The hosts, in insertion order.
+    pub fn hosts(&self) -> &[HostState] {
+        &self.hosts
+    }
+
+    /// Adds a host, or replaces the one with the same host and node (a
+    /// compute's report updates one host, nothing else).
+    pub fn upsert_host(&mut self, host: HostState) -> usize {
+        let key = (host.host.clone(), host.nodename.clone());
+        match self.by_name.get(&key) {
+            Some(&i) => {
+                self.hosts[i] = host;
+                i
+            }
+            None => {
+                self.hosts.push(host);
+                self.by_name.insert(key, self.hosts.len() - 1);
+                self.hosts.len() - 1
+            }
+        }
+    }
+
+    /// Removes a host (a deleted compute node).
+    pub fn remove_host(&mut self, host: &str, nodename: &str) -> Option<HostState> {
+        let i = self
+            .by_name
+            .remove(&(host.to_owned(), nodename.to_owned()))?;
+        let removed = self.hosts.remove(i);
+        for v in self.by_name.values_mut() {
+            if *v > i {
+                *v -= 1;
+            }
+        }
+        Some(removed)
+    }
+
+    fn next_random(&mut self, n: usize) -> usize {
+        // xorshift64*: only used for host_subset_size > 1 and shuffles.
+        self.rng ^= self.rng >> 12;
+        self.rng ^= self.rng << 25;
+        self.rng ^= self.rng >> 27;
+        (self.rng.wrapping_mul(0x2545_F491_4F6C_DD1D) % n as u64) as usize
+    }
+
+    fn ctx<'a>(
+        &'a self,
+        req: &'a Request,
+        resources: &'a ResourceRequest,
+        index: usize,
+        uuid: &'a str,
+    ) -> FilterContext<'a> {
+        FilterContext {
+            request: req,
+            resources,
+            config: &self.config,
+            aggregates: &self.aggregates,
+            index,
+            instance_uuid: uuid,
+        }
+    }
+
+    /// Nova's `get_filtered_hosts`: requested destination, ignored and
+    /// forced hosts, then the filters (stopping at the first that leaves none).
+    fn filter_hosts(
+        &self,
+        hosts: &[usize],
+        ctx: &FilterContext<'_>,
+        round: &mut Round,
+    ) -> Vec<usize> {
+        let req = ctx.request;
+        let mut list: Vec<usize> = match &req.requested_destination {
+            Some(d) => hosts
+                .iter()
+                .copied()
+                .filter(|&i| {
+                    let h = &self.hosts[i];
+                    h.host == d.host && d.node.as_ref().is_none_or(|n| *n == h.nodename)
+                })
+                .collect(),
+            None => hosts.to_vec(),
+        };
+        if !req.ignore_hosts.is_empty()
+            || !req.force_hosts.is_empty()
+            || !req.force_nodes.is_empty()
+        {
+            if !req.ignore_hosts.is_empty() {
+                list.retain(|&i| {
+                    !req.ignore_hosts
+                        .iter()
+                        .any(|h| h.eq_ignore_ascii_case(&self.hosts[i].host))
+                });
+                if list.is_empty() {
+                    return list;
+                }
+            }
+            if !req.force_hosts.is_empty() {
+                list.retain(|&i| {
+                    req.force_hosts
+                        .iter()
+                        .any(|h| h.eq_ignore_ascii_case(&self.hosts[i].host))
+                });
+            }
+            if !req.force_nodes.is_empty() {
+                list.retain(|&i| req.force_nodes.contains(&self.hosts[i].nodename));
+            }
+            let check_type = req
+                .scheduler_hints
+                .get("_nova_check_type")
+                .is_some_and(|v| !v.is_empty());
+            if !check_type && (!req.force_hosts.is_empty() || !req.force_nodes.is_empty()) {
+                return list;
+            }
+        }
+        let rebuild = req.is_rebuild();
+        for f in &self.filters {
+            if f.run_filter_once_per_request() && ctx.index > 0 {
+                continue;
+            }
+            let start = list.len();
+            if !rebuild || f.run_on_rebuild() {
+                list.retain(|&i| f.host_passes(&self.hosts[i], ctx));
+            }
+            round.filter_counts.push(FilterCount {
+                filter: f.name(),
+                start,
+                end: list.len(),
+                emulated: f.emulated(),
+            });
+            if list.is_empty() {
+                break;
+            }
+        }
+        list
+    }
+
+    /// Nova's weight handler: per weigher, clamp, normalise, multiply, sum;
+    /// sorted by weight, descending, stable.
+    fn weigh_hosts(&self, hosts: &[usize], ctx: &FilterContext<'_>) -> Vec<Weighed> {
+        let mut out: Vec<Weighed> = hosts
+            .iter()
+            .map(|&host| Weighed { host, weight: 0.0 })
+            .collect();
+        if out.len() <= 1 {
+            return out;
+        }
+        let mut raw = vec![0.0f64; out.len()];
+        for w in &self.weighers {
+            let (lo, hi) = (w.minval(), w.maxval());
+            for (r, o) in raw.iter_mut().zip(&out) {
+                let mut v = w.weigh(&self.hosts[o.host], ctx);
+                if let Some(lo) = lo {
+                    v = v.max(lo);
+                }
+                if let Some(hi) = hi {
+                    v = v.min(hi);
+                }
+                *r = v;
+            }
+            let max = hi.unwrap_or_else(|| raw.iter().copied().fold(f64::NEG_INFINITY, f64::max));
+            let min = lo.unwrap_or_else(|| raw.iter().copied().fold(f64::INFINITY, f64::min));
+            if min == max {
+                continue;
+            }
+            let range = max - min;
+            for (r, o) in raw.iter().zip(out.iter_mut()) {
+                let m = w.multiplier(&self.hosts[o.host], ctx);
+                o.weight += m * ((r - min) / range);
+            }
+        }
+        out.sort_by(|a, b| {
+            b.weight
+                .partial_cmp(&a.weight)
+                .unwrap_or(std::cmp::Ordering::Equal)
+        });
+        out
+    }
+
+    /// Nova's `_get_sorted_hosts`: filtered, weighed, the chosen host first.
+    fn sorted_hosts(
+        &mut self,
+        req: &Request,
+        resources: &ResourceRequest,
+        hosts: &[usize],
+        index: usize,
+        uuid: &str,
+        trace: &mut Vec<Round>,
+    ) -> Vec<usize> {
+        let mut round = Round {
+            index,
+            input_hosts: hosts.len(),
+            ..Round::default()
+        };
+        let t = Instant::now();
+        let ctx = self.ctx(req, resources, index, uuid);
+        let filtered = self.filter_hosts(hosts, &ctx, &mut round);
+        round.filter_ms = t.elapsed().as_secs_f64() * 1e3;
+        if filtered.is_empty() {
+            trace.push(round);
+            return filtered;
+        }
+        let t = Instant::now();
+        let mut weighed = self.weigh_hosts(&filtered, &ctx);
+        round.weigh_ms = t.elapsed().as_secs_f64() * 1e3;
+        if self.config.shuffle_best_same_weighed_hosts {
+            let best = weighed[0].weight;
+            let n = weighed.iter().take_while(|w| w.weight == best).count();
+            for i in (1..n).rev() {
+                let j = self.next_random(i + 1);
+                weighed.swap(i, j);
+            }
+        }
+        round.passed = weighed.clone();
+        trace.push(round);
+        let mut sorted: Vec<usize> = weighed.iter().map(|w| w.host).collect();
+        let subset = if self.config.host_subset_size < sorted.len() {
+            self.config.host_subset_size
+        } else {
+            sorted.len()
+        };
+        let pick = if subset > 1 {
+            self.next_random(subset)
+        } else {
+            0
+        };
+        let chosen = sorted.remove(pick);
+        sorted.insert(0, chosen);
+        sorted
+    }
+
+    fn selection(&self, i: usize) -> Selection {
+        let h = &self.hosts[i];
+        Selection {
+            host: h.host.clone(),
+            nodename: h.nodename.clone(),
+            compute_node_uuid: h.uuid.clone(),
+            cell_uuid: h.cell_uuid.clone(),
+        }
+    }
+
+    /// `select_destinations` for `req`: one host per instance uuid (at
+    /// least one placement when the request names none), each followed by
+    /// up to `max_attempts - 1` alternates from its cell. The chosen hosts'
+    /// states are consumed (as nova's scheduler does until the computes
+    /// report again); on `NoValidHost` nothing is consumed.
+    pub fn select_destinations(&mut self, req: &Request) -> Result<Vec<Vec<Selection>>> {
+        self.schedule(req).map(|d| d.selections)
+    }
+
+    /// [`Scheduler::select_destinations`], with every round's filter counts
+    /// and weights.
+    pub fn schedule(&mut self, req: &Request) -> Result<Decision> {
+        let mut req = req.clone();
+        let resources = req.resources();
+        let uuids: Vec<String> = if req.instance_uuids.is_empty() {
+            vec![String::new()]
+        } else {
+            req.instance_uuids.clone()
+        };
+        let n = uuids.len();
+        let num_alts = if self.config.return_alternates {
+            self.config.max_attempts.saturating_sub(1)
+        } else {
+            0
+        };
+        let mut hosts: Vec<usize> = (0..self.hosts.len()).collect();
+        let mut rounds = Vec::new();
+        let mut selected: Vec<usize> = Vec::new();
+        let mut saved: Vec<(usize, HostState)> = Vec::new();
+        let (mem, disk, vcpus) = (
+            req.flavor.memory_mb,
+            req.flavor.root_gb + req.flavor.ephemeral_gb,
+            req.flavor.vcpus,
+        );
+        for (i, uuid) in uuids.iter().enumerate() {
+            let sorted = self.sorted_hosts(&req, &resources, &hosts, i, uuid, &mut rounds);
+            let Some(&chosen) = sorted.first() else {
+                break;
+            };
+            selected.push(chosen);
+            if !saved.iter().any(|(j, _)| *j == chosen) {
+                saved.push((chosen, self.hosts[chosen].clone()));
+            }
+            let h = &mut self.hosts[chosen];
+            h.consume(mem, disk, vcpus);
+            if let Some(g) = req.group.as_mut() {
+                g.hosts.push(h.host.clone());
+                if !uuid.is_empty() {
+                    h.instances.insert(uuid.clone());
+                }
+            }
+            hosts = sorted;
+        }
+        if selected.len() < n {
+            for (i, h) in saved {
+                self.hosts[i] = h;
+            }
+            let last = rounds.last();
+            let filter = last
+                .and_then(|r| r.filter_counts.iter().find(|c| c.end == 0))
+                .map(|c| c.filter.to_owned());
+            self.last_rounds = rounds;
+            return Err(Error::NoValidHost {
+                reason: "There are not enough hosts available.".into(),
+                filter,
+                placed: selected.len(),
+                requested: n,
+            });
+        }
+        if n > 1 && num_alts > 0 {
+            hosts = self.sorted_hosts(&req, &resources, &hosts, n - 1, &uuids[n - 1], &mut rounds);
+        }
+        let selections = selected
+            .iter()
+            .map(|&s| {
+                let cell = &self.hosts[s].cell_uuid;
+                let mut v = vec![self.selection(s)];
+                for &h in &hosts {
+                    if v.len() > num_alts {
+                        break;
+                    }
+                    if self.hosts[h].cell_uuid == *cell && !selected.contains(&h) {
+                        v.push(self.selection(h));
+                    }
+                }
+                v
+            })
+            .collect();
+        Ok(Decision { selections, rounds })
+    }
+}

@@ -1,0 +1,4 @@
+//! Integration tests of nova-scheduler through its public API.
+#![allow(clippy::unwrap_used)]
+
+mod golden;
