@@ -41,6 +41,24 @@ pub fn matches(value: &str, req: &str) -> bool {
     }
 }
 
+/// [`matches`] for a numeric value when `req` is one numeric comparison
+/// (`= N`, `== N`, `!= N`, `>= N`, `<= N`); `None` when the requirement
+/// needs the value's string form.
+pub fn matches_number(value: f64, req: &str) -> Option<bool> {
+    let mut words = req.split_whitespace();
+    let (Some(op), Some(arg), None) = (words.next(), words.next(), words.next()) else {
+        return None;
+    };
+    let b = arg.parse::<f64>().ok()?;
+    Some(match op {
+        "=" | ">=" => value >= b,
+        "==" => value == b,
+        "!=" => value != b,
+        "<=" => value <= b,
+        _ => return None,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::matches;

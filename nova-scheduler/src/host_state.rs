@@ -229,48 +229,77 @@ pub(crate) fn py_str(v: &serde_json::Value) -> String {
     }
 }
 
+/// A HostState attribute, borrowed where it can be.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Attr<'a> {
+    /// A string attribute.
+    Str(&'a str),
+    /// An integer attribute.
+    Int(i64),
+    /// A float attribute.
+    Float(f64),
+    /// A structured attribute (`cpu_info`, `stats`, `supported_instances`).
+    Json(serde_json::Value),
+}
+
+impl Attr<'_> {
+    /// As a JSON value.
+    pub fn to_value(&self) -> serde_json::Value {
+        match self {
+            Attr::Str(s) => serde_json::Value::from(*s),
+            Attr::Int(i) => serde_json::Value::from(*i),
+            Attr::Float(f) => serde_json::Value::from(*f),
+            Attr::Json(v) => v.clone(),
+        }
+    }
+}
+
 impl HostState {
-    /// The value of HostState attribute `name` as nova's filters read it
-    /// (`getattr(host_state, name)`), `None` when it has no such
-    /// attribute or it is `None`.
-    pub fn attr(&self, name: &str) -> Option<serde_json::Value> {
+    /// HostState attribute `name` as nova's filters read it
+    /// (`getattr(host_state, name)`), `None` when it has no such attribute.
+    pub fn attr_ref(&self, name: &str) -> Option<Attr<'_>> {
         use serde_json::Value as V;
         Some(match name {
-            "host" => V::from(self.host.as_str()),
-            "nodename" | "hypervisor_hostname" => V::from(self.nodename.as_str()),
-            "uuid" => V::from(self.uuid.as_str()),
-            "cell_uuid" => V::from(self.cell_uuid.as_str()),
-            "total_usable_ram_mb" => V::from(self.total_usable_ram_mb),
-            "free_ram_mb" => V::from(self.free_ram_mb),
-            "total_usable_disk_gb" => V::from(self.total_usable_disk_gb),
-            "free_disk_mb" => V::from(self.free_disk_mb),
-            "disk_mb_used" => V::from(self.disk_mb_used),
-            "vcpus_total" => V::from(self.vcpus_total),
-            "vcpus_used" => V::from(self.vcpus_used),
-            "cpu_allocation_ratio" => V::from(self.cpu_allocation_ratio),
-            "ram_allocation_ratio" => V::from(self.ram_allocation_ratio),
-            "disk_allocation_ratio" => V::from(self.disk_allocation_ratio),
-            "num_instances" => V::from(self.num_instances),
-            "num_io_ops" => V::from(self.num_io_ops),
-            "failed_builds" => V::from(self.failed_builds),
-            "hypervisor_type" => V::from(self.hypervisor_type.as_str()),
-            "hypervisor_version" => V::from(self.hypervisor_version),
-            "cpu_info" => self.cpu_info.clone(),
-            "host_ip" => V::from(self.host_ip.as_str()),
-            "stats" => V::Object(
+            "host" => Attr::Str(&self.host),
+            "nodename" | "hypervisor_hostname" => Attr::Str(&self.nodename),
+            "uuid" => Attr::Str(&self.uuid),
+            "cell_uuid" => Attr::Str(&self.cell_uuid),
+            "total_usable_ram_mb" => Attr::Int(self.total_usable_ram_mb),
+            "free_ram_mb" => Attr::Int(self.free_ram_mb),
+            "total_usable_disk_gb" => Attr::Int(self.total_usable_disk_gb),
+            "free_disk_mb" => Attr::Int(self.free_disk_mb),
+            "disk_mb_used" => Attr::Int(self.disk_mb_used),
+            "vcpus_total" => Attr::Int(self.vcpus_total),
+            "vcpus_used" => Attr::Int(self.vcpus_used),
+            "cpu_allocation_ratio" => Attr::Float(self.cpu_allocation_ratio),
+            "ram_allocation_ratio" => Attr::Float(self.ram_allocation_ratio),
+            "disk_allocation_ratio" => Attr::Float(self.disk_allocation_ratio),
+            "num_instances" => Attr::Int(self.num_instances),
+            "num_io_ops" => Attr::Int(self.num_io_ops),
+            "failed_builds" => Attr::Int(self.failed_builds),
+            "hypervisor_type" => Attr::Str(&self.hypervisor_type),
+            "hypervisor_version" => Attr::Int(self.hypervisor_version),
+            "host_ip" => Attr::Str(&self.host_ip),
+            "cpu_info" => Attr::Json(self.cpu_info.clone()),
+            "stats" => Attr::Json(V::Object(
                 self.stats
                     .iter()
                     .map(|(k, v)| (k.clone(), V::from(v.as_str())))
                     .collect(),
-            ),
-            "supported_instances" => V::Array(
+            )),
+            "supported_instances" => Attr::Json(V::Array(
                 self.supported_instances
                     .iter()
                     .map(|t| V::Array(t.iter().map(|s| V::from(s.as_str())).collect()))
                     .collect(),
-            ),
+            )),
             _ => return None,
         })
+    }
+
+    /// [`HostState::attr_ref`] as a JSON value.
+    pub fn attr(&self, name: &str) -> Option<serde_json::Value> {
+        self.attr_ref(name).map(|a| a.to_value())
     }
 
     /// Whether nova's HostState has attribute `name` at all (set or not).

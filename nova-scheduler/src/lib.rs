@@ -32,6 +32,8 @@ pub mod weighers;
 pub use config::{ALL_WEIGHERS, DEFAULT_FILTERS, SchedulerConfig};
 pub use error::{Error, Result};
 pub use host_state::{Aggregate, HostState, Inventory, ServiceInfo};
-pub use request::{Destination, FlavorSpec, Request, ResourceRequest, ServerGroup};
+pub use request::{
+    Destination, FlavorSpec, Request, ResourceRequest, STANDARD_CLASSES, ServerGroup,
+};
 pub use scenario::Scenario;
 pub use scheduler::{Decision, FilterCount, Round, Scheduler, Selection, Weighed};

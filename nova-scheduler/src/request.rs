@@ -137,6 +137,21 @@ pub struct ResourceRequest {
     pub forbidden_traits: BTreeSet<String>,
 }
 
+/// The resource classes the node itself reports.
+pub const STANDARD_CLASSES: [&str; 4] = ["VCPU", "PCPU", "MEMORY_MB", "DISK_GB"];
+
+impl ResourceRequest {
+    /// The amount of resource class `rc` requested (0 when none).
+    pub fn amount(&self, rc: &str) -> i64 {
+        self.resources.get(rc).copied().unwrap_or(0)
+    }
+
+    /// Amounts of [`STANDARD_CLASSES`], in that order.
+    pub fn standard_amounts(&self) -> [i64; 4] {
+        STANDARD_CLASSES.map(|rc| self.amount(rc))
+    }
+}
+
 impl ResourceRequest {
     /// Nova's mapping of flavor and image to resources and traits:
     /// VCPU (PCPU with `hw:cpu_policy=dedicated`), MEMORY_MB, DISK_GB =

@@ -214,6 +214,7 @@ impl Scheduler {
             aggregates: &self.aggregates,
             index,
             instance_uuid: uuid,
+            cache: Default::default(),
         }
     }
 
@@ -269,22 +270,38 @@ impl Scheduler {
                 return list;
             }
         }
+        // One pass over the hosts runs every filter on a host while its
+        // state is in cache; counting where each host dropped out gives
+        // each filter's start/end exactly as filter-after-filter would.
         let rebuild = req.is_rebuild();
-        for f in &self.filters {
-            if f.run_filter_once_per_request() && ctx.index > 0 {
-                continue;
+        let active: Vec<(&dyn HostFilter, bool)> = self
+            .filters
+            .iter()
+            .filter(|f| !(f.run_filter_once_per_request() && ctx.index > 0))
+            .map(|f| (f.as_ref(), !rebuild || f.run_on_rebuild()))
+            .collect();
+        let mut dropped = vec![0usize; active.len()];
+        let start = list.len();
+        list.retain(|&i| {
+            let h = &self.hosts[i];
+            for (k, (f, run)) in active.iter().enumerate() {
+                if *run && !f.host_passes(h, ctx) {
+                    dropped[k] += 1;
+                    return false;
+                }
             }
-            let start = list.len();
-            if !rebuild || f.run_on_rebuild() {
-                list.retain(|&i| f.host_passes(&self.hosts[i], ctx));
-            }
+            true
+        });
+        let mut left = start;
+        for ((f, _), d) in active.iter().zip(&dropped) {
             round.filter_counts.push(FilterCount {
                 filter: f.name(),
-                start,
-                end: list.len(),
+                start: left,
+                end: left - d,
                 emulated: f.emulated(),
             });
-            if list.is_empty() {
+            left -= d;
+            if left == 0 {
                 break;
             }
         }
@@ -301,35 +318,94 @@ impl Scheduler {
         if out.len() <= 1 {
             return out;
         }
-        let mut raw = vec![0.0f64; out.len()];
-        for w in &self.weighers {
-            let (lo, hi) = (w.minval(), w.maxval());
-            for (r, o) in raw.iter_mut().zip(&out) {
-                let mut v = w.weigh(&self.hosts[o.host], ctx);
-                if let Some(lo) = lo {
+        // Per weigher: its multiplier option per aggregate, parsed once.
+        struct Active<'w> {
+            w: &'w dyn HostWeigher,
+            default: f64,
+            sign: f64,
+            per_agg: Option<Vec<Option<Option<f64>>>>,
+            lo: Option<f64>,
+            hi: Option<f64>,
+        }
+        let active: Vec<Active<'_>> = self
+            .weighers
+            .iter()
+            .filter_map(|w| {
+                let (option, default) = w.multiplier_option(&self.config);
+                let per_agg: Vec<Option<Option<f64>>> = self
+                    .aggregates
+                    .iter()
+                    .map(|a| a.metadata.get(option).map(|v| v.trim().parse::<f64>().ok()))
+                    .collect();
+                let overridden = per_agg.iter().any(Option::is_some);
+                // A weigher whose multiplier is 0 everywhere, or whose raw
+                // weight is the same for every host, adds nothing.
+                (!w.is_constant(ctx) && (default != 0.0 || overridden)).then(|| Active {
+                    w: w.as_ref(),
+                    default,
+                    sign: w.multiplier_sign(),
+                    per_agg: overridden.then_some(per_agg),
+                    lo: w.minval(),
+                    hi: w.maxval(),
+                })
+            })
+            .collect();
+        let n = out.len();
+        let mut raw = vec![0.0f64; active.len() * n];
+        let mut mult = vec![0.0f64; active.len() * n];
+        // One pass over the hosts computes every raw weight and multiplier.
+        for (j, o) in out.iter().enumerate() {
+            let h = &self.hosts[o.host];
+            for (k, a) in active.iter().enumerate() {
+                let mut v = a.w.weigh(h, ctx);
+                if let Some(lo) = a.lo {
                     v = v.max(lo);
                 }
-                if let Some(hi) = hi {
+                if let Some(hi) = a.hi {
                     v = v.min(hi);
                 }
-                *r = v;
+                raw[k * n + j] = v;
+                let m = match &a.per_agg {
+                    None => a.default,
+                    Some(per_agg) => {
+                        let mut best: Option<f64> = None;
+                        let mut bad = false;
+                        for &g in &h.aggregates {
+                            match per_agg.get(g).copied().flatten() {
+                                Some(Some(v)) => best = Some(best.map_or(v, |b: f64| b.min(v))),
+                                Some(None) => bad = true,
+                                None => {}
+                            }
+                        }
+                        if bad {
+                            a.default
+                        } else {
+                            best.unwrap_or(a.default)
+                        }
+                    }
+                };
+                mult[k * n + j] = a.sign * m;
             }
-            let max = hi.unwrap_or_else(|| raw.iter().copied().fold(f64::NEG_INFINITY, f64::max));
-            let min = lo.unwrap_or_else(|| raw.iter().copied().fold(f64::INFINITY, f64::min));
+        }
+        for (k, a) in active.iter().enumerate() {
+            let raw = &raw[k * n..(k + 1) * n];
+            let mult = &mult[k * n..(k + 1) * n];
+            let max =
+                a.hi.unwrap_or_else(|| raw.iter().copied().fold(f64::NEG_INFINITY, f64::max));
+            let min =
+                a.lo.unwrap_or_else(|| raw.iter().copied().fold(f64::INFINITY, f64::min));
             if min == max {
                 continue;
             }
             let range = max - min;
-            for (r, o) in raw.iter().zip(out.iter_mut()) {
-                let m = w.multiplier(&self.hosts[o.host], ctx);
+            for ((r, m), o) in raw.iter().zip(mult).zip(out.iter_mut()) {
                 o.weight += m * ((r - min) / range);
             }
         }
-        out.sort_by(|a, b| {
-            b.weight
-                .partial_cmp(&a.weight)
-                .unwrap_or(std::cmp::Ordering::Equal)
-        });
+        // Weights are sums of finite products starting at +0.0 (never NaN
+        // or -0.0), so the total order is the numeric one; stable, as
+        // Python's sort.
+        out.sort_by(|a, b| b.weight.total_cmp(&a.weight));
         out
     }
 
@@ -393,6 +469,27 @@ impl Scheduler {
             compute_node_uuid: h.uuid.clone(),
             cell_uuid: h.cell_uuid.clone(),
         }
+    }
+
+    /// Filters and weighs every host for the first instance of `req`
+    /// without choosing or consuming anything: the hosts that pass, best
+    /// first, and how many each filter kept (a dry run).
+    pub fn rank(&self, req: &Request) -> Round {
+        let resources = req.resources();
+        let uuid = req.instance_uuids.first().map_or("", String::as_str);
+        let hosts: Vec<usize> = (0..self.hosts.len()).collect();
+        let mut round = Round {
+            input_hosts: hosts.len(),
+            ..Round::default()
+        };
+        let ctx = self.ctx(req, &resources, 0, uuid);
+        let t = Instant::now();
+        let filtered = self.filter_hosts(&hosts, &ctx, &mut round);
+        round.filter_ms = t.elapsed().as_secs_f64() * 1e3;
+        let t = Instant::now();
+        round.passed = self.weigh_hosts(&filtered, &ctx);
+        round.weigh_ms = t.elapsed().as_secs_f64() * 1e3;
+        round
     }
 
     /// `select_destinations` for `req`: one host per instance uuid (at

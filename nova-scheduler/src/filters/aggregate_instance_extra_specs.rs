@@ -21,17 +21,22 @@ impl HostFilter for AggregateInstanceExtraSpecsFilter {
         if specs.is_empty() {
             return true;
         }
-        let metadata = ctx.metadata_of(host);
         for (key, req) in specs {
             let key = match key.split_once(':') {
                 Some(("aggregate_instance_extra_specs", k)) => k,
                 Some(_) => continue,
                 None => key.as_str(),
             };
-            let Some(values) = metadata.get(key).filter(|v| !v.is_empty()) else {
-                return false;
-            };
-            if !values.iter().any(|v| extra_specs_ops::matches(v, req)) {
+            let mut any_value = false;
+            let mut matched = false;
+            for v in ctx.metadata_values(host, key) {
+                any_value = true;
+                if extra_specs_ops::matches(v, req) {
+                    matched = true;
+                    break;
+                }
+            }
+            if !any_value || !matched {
                 return false;
             }
         }

@@ -16,16 +16,20 @@ impl HostFilter for AggregateMultiTenancyIsolation {
         true
     }
     fn host_passes(&self, host: &HostState, ctx: &FilterContext<'_>) -> bool {
-        let metadata = ctx.metadata_of(host);
-        let mut tenants = metadata
-            .iter()
-            .filter(|(k, _)| k.starts_with("filter_tenant_id"))
-            .flat_map(|(_, v)| v.iter())
-            .peekable();
-        if tenants.peek().is_none() {
-            return true;
-        }
         let project = ctx.request.project_id.as_str();
-        tenants.any(|t| *t == project)
+        let mut configured = false;
+        for agg in ctx.aggregates_of(host) {
+            for (k, v) in &agg.metadata {
+                if k.starts_with("filter_tenant_id") {
+                    for t in v.split(',').map(str::trim) {
+                        if t == project {
+                            return true;
+                        }
+                        configured = true;
+                    }
+                }
+            }
+        }
+        !configured
     }
 }

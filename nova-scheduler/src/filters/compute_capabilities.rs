@@ -5,7 +5,7 @@ use serde_json::Value;
 
 use super::{FilterContext, HostFilter};
 use crate::extra_specs_ops;
-use crate::host_state::{HostState, py_str};
+use crate::host_state::{Attr, HostState, py_str};
 
 /// Nova's `ComputeCapabilitiesFilter`.
 #[derive(Debug)]
@@ -44,29 +44,57 @@ impl HostFilter for ComputeCapabilitiesFilter {
         true
     }
     fn host_passes(&self, host: &HostState, ctx: &FilterContext<'_>) -> bool {
-        for (key, req) in &ctx.request.flavor.extra_specs {
-            let (key, req) = if key == "hw:maxphysaddr_bits" {
-                (
-                    "capabilities:cpu_info:maxphysaddr:bits",
-                    format!(">= {req}"),
-                )
-            } else {
-                (key.as_str(), req.clone())
-            };
-            let mut scope: Vec<&str> = key.split(':').collect();
-            if scope.len() == 1 {
-                if !HostState::has_attr(key) && !host.stats.contains_key(key) {
-                    continue;
+        let specs = ctx.cache.capabilities.get_or_init(|| {
+            let mut out = Vec::new();
+            for (key, req) in &ctx.request.flavor.extra_specs {
+                let (key, req) = if key == "hw:maxphysaddr_bits" {
+                    (
+                        "capabilities:cpu_info:maxphysaddr:bits",
+                        format!(">= {req}"),
+                    )
+                } else {
+                    (key.as_str(), req.clone())
+                };
+                let mut scope: Vec<String> = key.split(':').map(str::to_owned).collect();
+                let unscoped = scope.len() == 1;
+                if !unscoped {
+                    if scope[0] != "capabilities" {
+                        continue;
+                    }
+                    scope.remove(0);
                 }
-            } else if scope[0] != "capabilities" {
-                continue;
-            } else {
-                scope.remove(0);
+                out.push((scope, req, unscoped));
             }
-            let Some(cap) = capability(host, &scope) else {
+            out
+        });
+        for (scope, req, unscoped) in specs {
+            if scope.len() == 1 {
+                let key = scope[0].as_str();
+                // Unscoped keys apply only to attributes and stats the host has.
+                let ok = match host.attr_ref(key) {
+                    Some(Attr::Str(s)) => extra_specs_ops::matches(s, req),
+                    Some(Attr::Int(i)) => extra_specs_ops::matches_number(i as f64, req)
+                        .unwrap_or_else(|| extra_specs_ops::matches(&i.to_string(), req)),
+                    Some(a @ (Attr::Float(_) | Attr::Json(_))) => {
+                        let v = a.to_value();
+                        !v.is_null() && extra_specs_ops::matches(&py_str(&v), req)
+                    }
+                    None => match host.stats.get(key) {
+                        Some(s) => extra_specs_ops::matches(s, req),
+                        // An unscoped key the host has no attribute for is not a capability.
+                        None => *unscoped && !HostState::has_attr(key),
+                    },
+                };
+                if !ok {
+                    return false;
+                }
+                continue;
+            }
+            let path: Vec<&str> = scope.iter().map(String::as_str).collect();
+            let Some(cap) = capability(host, &path) else {
                 return false;
             };
-            if !extra_specs_ops::matches(&py_str(&cap), &req) {
+            if !extra_specs_ops::matches(&py_str(&cap), req) {
                 return false;
             }
         }

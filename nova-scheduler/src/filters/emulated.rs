@@ -8,6 +8,7 @@
 
 use super::{FilterContext, HostFilter};
 use crate::host_state::HostState;
+use crate::request::STANDARD_CLASSES;
 
 /// Availability zone → aggregates with that `availability_zone` metadata.
 #[derive(Debug)]
@@ -32,13 +33,17 @@ impl HostFilter for AvailabilityZoneFilter {
         else {
             return true;
         };
-        let in_az = |i: &usize| {
-            ctx.aggregates.get(*i).is_some_and(|a| {
-                a.metadata.get("availability_zone").map(String::as_str) == Some(az)
-            })
-        };
-        let any_az = (0..ctx.aggregates.len()).any(|i| in_az(&i));
-        !any_az || host.aggregates.iter().any(in_az)
+        let in_az = ctx.cache.az_aggregates.get_or_init(|| {
+            ctx.aggregates
+                .iter()
+                .map(|a| a.metadata.get("availability_zone").map(String::as_str) == Some(az))
+                .collect()
+        });
+        !in_az.iter().any(|b| *b)
+            || host
+                .aggregates
+                .iter()
+                .any(|&i| in_az.get(i).copied().unwrap_or(false))
     }
 }
 
@@ -46,7 +51,8 @@ impl HostFilter for AvailabilityZoneFilter {
 #[derive(Debug)]
 pub struct ResourceFilter {
     name: &'static str,
-    classes: &'static [&'static str],
+    /// Indices into [`STANDARD_CLASSES`].
+    classes: &'static [usize],
 }
 
 impl ResourceFilter {
@@ -54,21 +60,21 @@ impl ResourceFilter {
     pub fn core() -> Self {
         ResourceFilter {
             name: "CoreFilter",
-            classes: &["VCPU", "PCPU"],
+            classes: &[0, 1],
         }
     }
     /// MEMORY_MB.
     pub fn ram() -> Self {
         ResourceFilter {
             name: "RamFilter",
-            classes: &["MEMORY_MB"],
+            classes: &[2],
         }
     }
     /// DISK_GB.
     pub fn disk() -> Self {
         ResourceFilter {
             name: "DiskFilter",
-            classes: &["DISK_GB"],
+            classes: &[3],
         }
     }
 }
@@ -81,12 +87,17 @@ impl HostFilter for ResourceFilter {
         true
     }
     fn host_passes(&self, host: &HostState, ctx: &FilterContext<'_>) -> bool {
-        self.classes
-            .iter()
-            .all(|rc| match ctx.resources.resources.get(*rc) {
-                Some(&amount) if amount > 0 => host.inventory(rc).is_some_and(|i| i.fits(amount)),
-                _ => true,
-            })
+        let amounts = ctx
+            .cache
+            .standard_amounts
+            .get_or_init(|| ctx.resources.standard_amounts());
+        self.classes.iter().all(|&c| {
+            let amount = amounts[c];
+            amount <= 0
+                || host
+                    .inventory(STANDARD_CLASSES[c])
+                    .is_some_and(|i| i.fits(amount))
+        })
     }
 }
 
@@ -107,11 +118,16 @@ impl HostFilter for PlacementFilter {
             return false;
         }
         let r = ctx.resources;
-        let fits = r.resources.iter().all(|(rc, &amount)| {
-            matches!(rc.as_str(), "VCPU" | "PCPU" | "MEMORY_MB" | "DISK_GB")
-                || amount <= 0
-                || host.inventory(rc).is_some_and(|i| i.fits(amount))
+        let others = ctx.cache.other_resources.get_or_init(|| {
+            r.resources
+                .iter()
+                .filter(|(rc, n)| **n > 0 && !STANDARD_CLASSES.contains(&rc.as_str()))
+                .map(|(rc, n)| (rc.clone(), *n))
+                .collect()
         });
+        let fits = others
+            .iter()
+            .all(|(rc, amount)| host.inventory(rc).is_some_and(|i| i.fits(*amount)));
         fits && r.required_traits.iter().all(|t| host.traits.contains(t))
             && !r.forbidden_traits.iter().any(|t| host.traits.contains(t))
     }

@@ -97,14 +97,16 @@ impl HostFilter for ImagePropertiesFilter {
     }
     fn host_passes(&self, host: &HostState, ctx: &FilterContext<'_>) -> bool {
         let req = ctx.request;
-        let arch = req
-            .image_prop("hw_architecture")
-            .map(str::to_owned)
-            .or_else(|| ctx.config.image_properties_default_architecture.clone())
-            .map(|a| canonical_arch(&a));
-        let hv = req.image_prop("img_hv_type").map(canonical_hv);
-        let mode = req.image_prop("hw_vm_mode").map(canonical_vm_mode);
-        let wanted = [arch, hv, mode];
+        let wanted = ctx.cache.image_wanted.get_or_init(|| {
+            let arch = req
+                .image_prop("hw_architecture")
+                .map(str::to_owned)
+                .or_else(|| ctx.config.image_properties_default_architecture.clone())
+                .map(|a| canonical_arch(&a));
+            let hv = req.image_prop("img_hv_type").map(canonical_hv);
+            let mode = req.image_prop("hw_vm_mode").map(canonical_vm_mode);
+            [arch, hv, mode]
+        });
         if wanted.iter().all(Option::is_none) {
             return true;
         }

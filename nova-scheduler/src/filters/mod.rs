@@ -58,33 +58,73 @@ pub struct FilterContext<'a> {
     pub index: usize,
     /// The instance being placed.
     pub instance_uuid: &'a str,
+    /// Values derived from the request once per round.
+    pub cache: RoundCache,
+}
+
+/// Per-request values filters derive once per round instead of per host.
+#[derive(Debug, Default)]
+pub struct RoundCache {
+    /// ImagePropertiesFilter: canonical (arch, hypervisor type, VM mode).
+    pub(crate) image_wanted: std::cell::OnceCell<[Option<String>; 3]>,
+    /// AvailabilityZoneFilter: which aggregates are in the requested AZ.
+    pub(crate) az_aggregates: std::cell::OnceCell<Vec<bool>>,
+    /// ComputeCapabilitiesFilter: the extra specs it checks, as
+    /// (scope path, requirement, unscoped).
+    pub(crate) capabilities: std::cell::OnceCell<Vec<(Vec<String>, String, bool)>>,
+    /// PlacementFilter: requested classes other than the node's own.
+    pub(crate) other_resources: std::cell::OnceCell<Vec<(String, i64)>>,
+    /// Requested VCPU, PCPU, MEMORY_MB, DISK_GB.
+    pub(crate) standard_amounts: std::cell::OnceCell<[i64; 4]>,
 }
 
 impl FilterContext<'_> {
-    /// Nova's `aggregate_metadata_get_by_host`: key → every value of the
-    /// host's aggregates (comma-separated values split and trimmed).
-    pub fn metadata_of(&self, host: &HostState) -> BTreeMap<&str, BTreeSet<&str>> {
+    /// The aggregates of `host`.
+    pub fn aggregates_of<'h>(
+        &'h self,
+        host: &'h HostState,
+    ) -> impl Iterator<Item = &'h Aggregate> + 'h {
+        host.aggregates
+            .iter()
+            .filter_map(|&a| self.aggregates.get(a))
+    }
+
+    /// Nova's `aggregate_metadata_get_by_host`, as a lookup: every value of
+    /// `key` in the host's aggregates (comma-separated values split and
+    /// trimmed), without building the map.
+    pub fn metadata_values<'h>(
+        &'h self,
+        host: &'h HostState,
+        key: &'h str,
+    ) -> impl Iterator<Item = &'h str> + 'h {
+        self.aggregates_of(host)
+            .filter_map(move |a| a.metadata.get(key))
+            .flat_map(|v| v.split(',').map(str::trim))
+    }
+
+    /// Nova's `aggregate_metadata_get_by_host` (key → values), for filters
+    /// that look at every key.
+    pub fn metadata_of<'h>(&'h self, host: &'h HostState) -> BTreeMap<&'h str, BTreeSet<&'h str>> {
         let mut out: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
-        for &a in &host.aggregates {
-            if let Some(agg) = self.aggregates.get(a) {
-                for (k, v) in &agg.metadata {
-                    out.entry(k.as_str())
-                        .or_default()
-                        .extend(v.split(',').map(str::trim));
-                }
+        for agg in self.aggregates_of(host) {
+            for (k, v) in &agg.metadata {
+                out.entry(k.as_str())
+                    .or_default()
+                    .extend(v.split(',').map(str::trim));
             }
         }
         out
     }
 
-    /// Nova's `aggregate_values_from_key`: the distinct values of `key` in
-    /// the host's aggregates.
-    pub fn values_of<'h>(&'h self, host: &HostState, key: &str) -> BTreeSet<&'h str> {
-        host.aggregates
-            .iter()
-            .filter_map(|&a| self.aggregates.get(a))
-            .filter_map(|agg| agg.metadata.get(key).map(String::as_str))
-            .collect()
+    /// Nova's `aggregate_values_from_key`: the raw values of `key` in the
+    /// host's aggregates (duplicates possible; nova keeps a set).
+    pub fn values_of<'h>(
+        &'h self,
+        host: &'h HostState,
+        key: &'h str,
+    ) -> impl Iterator<Item = &'h str> + 'h {
+        self.aggregates_of(host)
+            .filter_map(move |a| a.metadata.get(key).map(String::as_str))
     }
 
     /// The per-host value of a numeric option: the minimum of the host's

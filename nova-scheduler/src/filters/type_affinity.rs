@@ -16,11 +16,14 @@ impl HostFilter for AggregateTypeAffinityFilter {
         true
     }
     fn host_passes(&self, host: &HostState, ctx: &FilterContext<'_>) -> bool {
-        let values = ctx.values_of(host, "instance_type");
         let flavor = ctx.request.flavor.name.as_str();
-        values.is_empty()
-            || values
-                .iter()
-                .any(|v| v.split(',').any(|x| x.trim() == flavor))
+        let mut any = false;
+        for v in ctx.values_of(host, "instance_type") {
+            any = true;
+            if v.split(',').any(|x| x.trim() == flavor) {
+                return true;
+            }
+        }
+        !any
     }
 }

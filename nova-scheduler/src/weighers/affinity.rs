@@ -1,9 +1,10 @@
 //! Soft server-group weighers: members of a `soft-affinity` group attract,
 //! members of a `soft-anti-affinity` group repel.
 
+use crate::config::SchedulerConfig;
 use crate::filters::FilterContext;
 use crate::host_state::HostState;
-use crate::weighers::{HostWeigher, multiplier_for};
+use crate::weighers::HostWeigher;
 
 fn members_on_host(host: &HostState, ctx: &FilterContext<'_>, policy: &str) -> f64 {
     match &ctx.request.group {
@@ -27,13 +28,17 @@ impl HostWeigher for ServerGroupSoftAffinityWeigher {
     fn weigh(&self, host: &HostState, ctx: &FilterContext<'_>) -> f64 {
         members_on_host(host, ctx, "soft-affinity")
     }
-    fn multiplier(&self, host: &HostState, ctx: &FilterContext<'_>) -> f64 {
-        multiplier_for(
-            host,
-            ctx,
+    fn multiplier_option(&self, config: &SchedulerConfig) -> (&'static str, f64) {
+        (
             "soft_affinity_weight_multiplier",
-            ctx.config.soft_affinity_weight_multiplier,
+            config.soft_affinity_weight_multiplier,
         )
+    }
+    fn is_constant(&self, ctx: &FilterContext<'_>) -> bool {
+        ctx.request
+            .group
+            .as_ref()
+            .is_none_or(|g| g.policy != "soft-affinity")
     }
 }
 
@@ -48,12 +53,16 @@ impl HostWeigher for ServerGroupSoftAntiAffinityWeigher {
     fn weigh(&self, host: &HostState, ctx: &FilterContext<'_>) -> f64 {
         -members_on_host(host, ctx, "soft-anti-affinity")
     }
-    fn multiplier(&self, host: &HostState, ctx: &FilterContext<'_>) -> f64 {
-        multiplier_for(
-            host,
-            ctx,
+    fn multiplier_option(&self, config: &SchedulerConfig) -> (&'static str, f64) {
+        (
             "soft_anti_affinity_weight_multiplier",
-            ctx.config.soft_anti_affinity_weight_multiplier,
+            config.soft_anti_affinity_weight_multiplier,
         )
+    }
+    fn is_constant(&self, ctx: &FilterContext<'_>) -> bool {
+        ctx.request
+            .group
+            .as_ref()
+            .is_none_or(|g| g.policy != "soft-anti-affinity")
     }
 }

@@ -1,8 +1,9 @@
 //! `BuildFailureWeigher`: hosts that recently failed builds go last.
 
+use crate::config::SchedulerConfig;
 use crate::filters::FilterContext;
 use crate::host_state::HostState;
-use crate::weighers::{HostWeigher, multiplier_for};
+use crate::weighers::HostWeigher;
 
 /// Nova's `BuildFailureWeigher` (the multiplier is applied negatively).
 #[derive(Debug)]
@@ -15,12 +16,13 @@ impl HostWeigher for BuildFailureWeigher {
     fn weigh(&self, host: &HostState, _ctx: &FilterContext<'_>) -> f64 {
         host.failed_builds as f64
     }
-    fn multiplier(&self, host: &HostState, ctx: &FilterContext<'_>) -> f64 {
-        -multiplier_for(
-            host,
-            ctx,
+    fn multiplier_option(&self, config: &SchedulerConfig) -> (&'static str, f64) {
+        (
             "build_failure_weight_multiplier",
-            ctx.config.build_failure_weight_multiplier,
+            config.build_failure_weight_multiplier,
         )
+    }
+    fn multiplier_sign(&self) -> f64 {
+        -1.0
     }
 }

@@ -1,8 +1,9 @@
 //! `MetricsWeigher`: a weighted sum of the host's metrics.
 
+use crate::config::SchedulerConfig;
 use crate::filters::FilterContext;
 use crate::host_state::HostState;
-use crate::weighers::{HostWeigher, multiplier_for};
+use crate::weighers::HostWeigher;
 
 /// Nova's `MetricsWeigher` (`[metrics] weight_setting`). A host missing a
 /// metric weighs `weight_of_unavailable`.
@@ -27,12 +28,13 @@ impl HostWeigher for MetricsWeigher {
         }
         value
     }
-    fn multiplier(&self, host: &HostState, ctx: &FilterContext<'_>) -> f64 {
-        multiplier_for(
-            host,
-            ctx,
+    fn is_constant(&self, ctx: &FilterContext<'_>) -> bool {
+        ctx.config.metrics_weight_setting.is_empty()
+    }
+    fn multiplier_option(&self, config: &SchedulerConfig) -> (&'static str, f64) {
+        (
             "metrics_weight_multiplier",
-            ctx.config.metrics_weight_multiplier,
+            config.metrics_weight_multiplier,
         )
     }
 }

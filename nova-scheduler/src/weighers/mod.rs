@@ -32,6 +32,7 @@ pub use ram::RAMWeigher;
 
 use std::fmt;
 
+use crate::config::SchedulerConfig;
 use crate::filters::FilterContext;
 use crate::host_state::HostState;
 
@@ -49,8 +50,23 @@ pub trait HostWeigher: Send + Sync + fmt::Debug {
     }
     /// The raw weight of `host`.
     fn weigh(&self, host: &HostState, ctx: &FilterContext<'_>) -> f64;
+    /// The option (and aggregate metadata key) of the multiplier, and its
+    /// configured value.
+    fn multiplier_option(&self, config: &SchedulerConfig) -> (&'static str, f64);
+    /// Applied to the multiplier (`BuildFailureWeigher`: -1).
+    fn multiplier_sign(&self) -> f64 {
+        1.0
+    }
+    /// Whether every host weighs the same for this request (the weigher
+    /// then adds nothing and is skipped, as normalisation would make it 0).
+    fn is_constant(&self, _ctx: &FilterContext<'_>) -> bool {
+        false
+    }
     /// The multiplier for `host`.
-    fn multiplier(&self, host: &HostState, ctx: &FilterContext<'_>) -> f64;
+    fn multiplier(&self, host: &HostState, ctx: &FilterContext<'_>) -> f64 {
+        let (option, default) = self.multiplier_option(ctx.config);
+        self.multiplier_sign() * multiplier_for(host, ctx, option, default)
+    }
 }
 
 /// `[filter_scheduler] <option>` for `host`, unless its aggregates set it.
@@ -91,6 +107,9 @@ pub fn weigher_by_name(name: &str) -> Option<Box<dyn HostWeigher>> {
 /// Declares a weigher whose raw weight is one expression of the host.
 macro_rules! host_weigher {
     ($(#[$doc:meta])* $ty:ident, $name:literal, $option:ident, minval = $min:expr, |$h:ident, $c:ident| $raw:expr) => {
+        crate::weighers::host_weigher!($(#[$doc])* $ty, $name, $option, minval = $min, constant = |_c| false, |$h, $c| $raw);
+    };
+    ($(#[$doc:meta])* $ty:ident, $name:literal, $option:ident, minval = $min:expr, constant = |$cc:ident| $constant:expr, |$h:ident, $c:ident| $raw:expr) => {
         $(#[$doc])*
         #[derive(Debug)]
         pub struct $ty;
@@ -105,8 +124,11 @@ macro_rules! host_weigher {
             fn weigh(&self, $h: &crate::host_state::HostState, $c: &crate::filters::FilterContext<'_>) -> f64 {
                 $raw
             }
-            fn multiplier(&self, host: &crate::host_state::HostState, ctx: &crate::filters::FilterContext<'_>) -> f64 {
-                crate::weighers::multiplier_for(host, ctx, stringify!($option), ctx.config.$option)
+            fn multiplier_option(&self, config: &crate::config::SchedulerConfig) -> (&'static str, f64) {
+                (stringify!($option), config.$option)
+            }
+            fn is_constant(&self, $cc: &crate::filters::FilterContext<'_>) -> bool {
+                $constant
             }
         }
     };
