@@ -24,6 +24,7 @@ mod error;
 pub mod extra_specs_ops;
 pub mod filters;
 mod host_state;
+pub mod placement;
 mod request;
 pub mod scenario;
 mod scheduler;

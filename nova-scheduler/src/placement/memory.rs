@@ -1,0 +1,815 @@
+//! [`MemoryPlacement`]: the Placement model in memory, behind one lock, so
+//! every write is atomic and checked against generations.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::RwLock;
+
+use super::Placement;
+use super::model::{
+    AllocationCandidates, AllocationRequest, Allocations, CandidatesRequest, ConsumerAllocations,
+    GroupPolicy, InventoryRecord, PlacementError, ProviderSummary, RequestGroup, ResourceProvider,
+    valid_resource_class,
+};
+
+type Result<T> = std::result::Result<T, PlacementError>;
+
+/// Names → small integers, so providers hold compact ids.
+#[derive(Debug, Default)]
+struct Interner {
+    ids: HashMap<String, u32>,
+    names: Vec<String>,
+}
+
+impl Interner {
+    fn intern(&mut self, s: &str) -> u32 {
+        if let Some(&i) = self.ids.get(s) {
+            return i;
+        }
+        let i = self.names.len() as u32;
+        self.names.push(s.to_owned());
+        self.ids.insert(s.to_owned(), i);
+        i
+    }
+    fn get(&self, s: &str) -> Option<u32> {
+        self.ids.get(s).copied()
+    }
+    fn name(&self, i: u32) -> &str {
+        &self.names[i as usize]
+    }
+}
+
+#[derive(Debug)]
+struct Inv {
+    rc: u32,
+    record: InventoryRecord,
+    used: i64,
+}
+
+#[derive(Debug)]
+struct Provider {
+    uuid: String,
+    name: String,
+    generation: u64,
+    parent: Option<usize>,
+    root: usize,
+    children: Vec<usize>,
+    inventories: Vec<Inv>,
+    traits: Vec<u32>,
+    aggregates: Vec<u32>,
+    alive: bool,
+}
+
+impl Provider {
+    fn inv(&self, rc: u32) -> Option<&Inv> {
+        self.inventories.iter().find(|i| i.rc == rc)
+    }
+    fn has_trait(&self, t: u32) -> bool {
+        self.traits.binary_search(&t).is_ok()
+    }
+    fn in_aggregate(&self, a: u32) -> bool {
+        self.aggregates.binary_search(&a).is_ok()
+    }
+}
+
+#[derive(Debug)]
+struct Consumer {
+    project_id: String,
+    user_id: String,
+    generation: u64,
+    /// (provider, class, amount)
+    allocations: Vec<(usize, u32, i64)>,
+}
+
+/// A partial allocation request: (provider, class, amount) parts and
+/// (group, provider) mappings.
+type Combo = (Vec<(usize, u32, i64)>, Vec<(usize, usize)>);
+
+#[derive(Debug, Default)]
+struct State {
+    providers: Vec<Provider>,
+    by_uuid: HashMap<String, usize>,
+    by_name: HashMap<String, usize>,
+    rcs: Interner,
+    traits: Interner,
+    aggregates: Interner,
+    consumers: HashMap<String, Consumer>,
+    /// Roots in creation order (candidates come out in this order).
+    roots: Vec<usize>,
+}
+
+/// A group with its names resolved to ids; `None` when it cannot match
+/// anything (an unknown class, trait or aggregate that is required).
+#[derive(Debug)]
+struct Group {
+    numbered: bool,
+    suffix: String,
+    resources: Vec<(u32, i64)>,
+    required: Vec<u32>,
+    forbidden: Vec<u32>,
+    member_of: Vec<Vec<u32>>,
+    forbidden_aggs: Vec<u32>,
+    in_tree: Option<usize>,
+}
+
+impl State {
+    fn idx(&self, uuid: &str) -> Result<usize> {
+        self.by_uuid
+            .get(uuid)
+            .copied()
+            .ok_or_else(|| PlacementError::NotFound(format!("resource provider {uuid}")))
+    }
+
+    fn view(&self, i: usize) -> ResourceProvider {
+        let p = &self.providers[i];
+        ResourceProvider {
+            uuid: p.uuid.clone(),
+            name: p.name.clone(),
+            generation: p.generation,
+            parent_provider_uuid: p.parent.map(|x| self.providers[x].uuid.clone()),
+            root_provider_uuid: self.providers[p.root].uuid.clone(),
+        }
+    }
+
+    fn check_generation(&self, i: usize, generation: u64) -> Result<()> {
+        let p = &self.providers[i];
+        if p.generation != generation {
+            return Err(PlacementError::ConcurrentUpdate(format!(
+                "resource provider generation conflict: {} is at generation {}, the request named {generation}",
+                p.uuid, p.generation
+            )));
+        }
+        Ok(())
+    }
+
+    fn resolve(&self, g: &RequestGroup) -> Result<Option<Group>> {
+        let mut resources = Vec::new();
+        for (rc, &n) in &g.resources {
+            if !valid_resource_class(rc) {
+                return Err(PlacementError::BadRequest(format!(
+                    "invalid resource class {rc:?}"
+                )));
+            }
+            if n < 1 {
+                return Err(PlacementError::BadRequest(format!(
+                    "{rc}: amount must be at least 1, not {n}"
+                )));
+            }
+            match self.rcs.get(rc) {
+                Some(id) => resources.push((id, n)),
+                None => return Ok(None),
+            }
+        }
+        let mut required = Vec::new();
+        for t in &g.required_traits {
+            match self.traits.get(t) {
+                Some(id) => required.push(id),
+                None => return Ok(None),
+            }
+        }
+        let forbidden = g
+            .forbidden_traits
+            .iter()
+            .filter_map(|t| self.traits.get(t))
+            .collect();
+        let mut member_of = Vec::new();
+        for set in &g.member_of {
+            let ids: Vec<u32> = set.iter().filter_map(|a| self.aggregates.get(a)).collect();
+            if ids.is_empty() {
+                return Ok(None);
+            }
+            member_of.push(ids);
+        }
+        let forbidden_aggs = g
+            .forbidden_aggregates
+            .iter()
+            .filter_map(|a| self.aggregates.get(a))
+            .collect();
+        let in_tree = match &g.in_tree {
+            Some(u) => match self.by_uuid.get(u) {
+                Some(&i) => Some(self.providers[i].root),
+                None => return Ok(None),
+            },
+            None => None,
+        };
+        Ok(Some(Group {
+            numbered: !g.suffix.is_empty(),
+            suffix: g.suffix.clone(),
+            resources,
+            required,
+            forbidden,
+            member_of,
+            forbidden_aggs,
+            in_tree,
+        }))
+    }
+
+    /// Providers of the tree under `root`, root first.
+    fn tree(&self, root: usize) -> Vec<usize> {
+        let mut out = vec![root];
+        let mut i = 0;
+        while i < out.len() {
+            out.extend(self.providers[out[i]].children.iter().copied());
+            i += 1;
+        }
+        out
+    }
+
+    fn aggregates_ok(&self, p: &Provider, g: &Group) -> bool {
+        let root = &self.providers[p.root];
+        let member = |a: u32| p.in_aggregate(a) || root.in_aggregate(a);
+        g.member_of.iter().all(|set| set.iter().any(|&a| member(a)))
+            && !g.forbidden_aggs.iter().any(|&a| member(a))
+    }
+
+    /// Providers of `tree` that can give all of a numbered group alone.
+    fn single_providers(&self, tree: &[usize], g: &Group) -> Vec<usize> {
+        tree.iter()
+            .copied()
+            .filter(|&i| {
+                let p = &self.providers[i];
+                g.resources
+                    .iter()
+                    .all(|&(rc, n)| p.inv(rc).is_some_and(|v| v.record.admits(v.used, n)))
+                    && g.required.iter().all(|&t| p.has_trait(t))
+                    && !g.forbidden.iter().any(|&t| p.has_trait(t))
+                    && self.aggregates_ok(p, g)
+            })
+            .collect()
+    }
+
+    /// The choices for one group in one tree: each a list of (provider, class, amount).
+    fn group_choices(&self, tree: &[usize], g: &Group, cap: usize) -> Vec<Vec<(usize, u32, i64)>> {
+        if let Some(t) = g.in_tree
+            && self.providers[tree[0]].root != t
+        {
+            return Vec::new();
+        }
+        if g.numbered || tree.len() == 1 {
+            let ok = self.single_providers(tree, g);
+            // The unnumbered group in a one-provider tree is the same check.
+            return ok
+                .into_iter()
+                .take(cap)
+                .map(|p| g.resources.iter().map(|&(rc, n)| (p, rc, n)).collect())
+                .collect();
+        }
+        // Unnumbered group in a nested tree: each class from any provider
+        // of the tree that has room for it and meets the aggregate rules.
+        let mut per_rc: Vec<Vec<usize>> = Vec::new();
+        for &(rc, n) in &g.resources {
+            let c: Vec<usize> = tree
+                .iter()
+                .copied()
+                .filter(|&i| {
+                    let p = &self.providers[i];
+                    p.inv(rc).is_some_and(|v| v.record.admits(v.used, n))
+                        && !g.forbidden.iter().any(|&t| p.has_trait(t))
+                        && self.aggregates_ok(p, g)
+                })
+                .collect();
+            if c.is_empty() {
+                return Vec::new();
+            }
+            per_rc.push(c);
+        }
+        let mut out: Vec<Vec<(usize, u32, i64)>> = vec![Vec::new()];
+        for (k, &(rc, n)) in g.resources.iter().enumerate() {
+            let mut next = Vec::new();
+            'outer: for partial in &out {
+                for &p in &per_rc[k] {
+                    let mut v = partial.clone();
+                    v.push((p, rc, n));
+                    next.push(v);
+                    if next.len() >= cap {
+                        break 'outer;
+                    }
+                }
+            }
+            out = next;
+        }
+        // Required traits: the providers used, or the root, must have them.
+        let root = &self.providers[tree[0]];
+        out.retain(|choice| {
+            g.required.iter().all(|&t| {
+                root.has_trait(t)
+                    || choice
+                        .iter()
+                        .any(|&(p, _, _)| self.providers[p].has_trait(t))
+            })
+        });
+        out
+    }
+
+    fn candidates(&self, req: &CandidatesRequest) -> Result<AllocationCandidates> {
+        let mut groups = Vec::new();
+        for g in &req.groups {
+            match self.resolve(g)? {
+                Some(g) => groups.push(g),
+                None => return Ok(AllocationCandidates::default()),
+            }
+        }
+        if groups.is_empty() {
+            return Err(PlacementError::BadRequest(
+                "at least one group must request resources".into(),
+            ));
+        }
+        let root_required: Option<Vec<u32>> = req
+            .root_required
+            .iter()
+            .map(|t| self.traits.get(t))
+            .collect();
+        let Some(root_required) = root_required else {
+            return Ok(AllocationCandidates::default());
+        };
+        let root_forbidden: Vec<u32> = req
+            .root_forbidden
+            .iter()
+            .filter_map(|t| self.traits.get(t))
+            .collect();
+        const PER_TREE: usize = 64;
+        let limit = req.limit.unwrap_or(usize::MAX);
+        let mut out = AllocationCandidates::default();
+        let mut trees_used = Vec::new();
+        for &root in &self.roots {
+            if out.allocation_requests.len() >= limit {
+                break;
+            }
+            let r = &self.providers[root];
+            if !r.alive
+                || !root_required.iter().all(|&t| r.has_trait(t))
+                || root_forbidden.iter().any(|&t| r.has_trait(t))
+            {
+                continue;
+            }
+            let flat = r.children.is_empty();
+            let tree = if flat { vec![root] } else { self.tree(root) };
+            // Cartesian product of the groups' choices, capped per tree.
+            let mut combos: Vec<Combo> = vec![(Vec::new(), Vec::new())];
+            for (gi, g) in groups.iter().enumerate() {
+                let choices = self.group_choices(&tree, g, PER_TREE);
+                if choices.is_empty() {
+                    combos.clear();
+                    break;
+                }
+                let mut next = Vec::new();
+                for (allocs, mapping) in &combos {
+                    for c in &choices {
+                        if req.group_policy == GroupPolicy::Isolate && g.numbered {
+                            let used: Vec<usize> = mapping
+                                .iter()
+                                .filter(|(g2, _)| groups[*g2].numbered)
+                                .map(|(_, p)| *p)
+                                .collect();
+                            if c.iter().any(|(p, _, _)| used.contains(p)) {
+                                continue;
+                            }
+                        }
+                        let mut a = allocs.clone();
+                        a.extend(c.iter().copied());
+                        let mut m = mapping.clone();
+                        m.extend(c.iter().map(|(p, _, _)| (gi, *p)));
+                        next.push((a, m));
+                        if next.len() >= PER_TREE {
+                            break;
+                        }
+                    }
+                }
+                combos = next;
+            }
+            let mut any = false;
+            for (allocs, mapping) in combos {
+                // Amounts of several groups on one provider must fit together.
+                let mut merged: BTreeMap<(usize, u32), i64> = BTreeMap::new();
+                for (p, rc, n) in allocs {
+                    *merged.entry((p, rc)).or_default() += n;
+                }
+                let fits = merged.iter().all(|(&(p, rc), &n)| {
+                    self.providers[p]
+                        .inv(rc)
+                        .is_some_and(|v| v.used + n <= v.record.capacity())
+                });
+                if !fits {
+                    continue;
+                }
+                let mut allocations: Allocations = BTreeMap::new();
+                for ((p, rc), n) in merged {
+                    allocations
+                        .entry(self.providers[p].uuid.clone())
+                        .or_default()
+                        .insert(self.rcs.name(rc).to_owned(), n);
+                }
+                let mut mappings: BTreeMap<String, Vec<String>> = BTreeMap::new();
+                for (gi, p) in mapping {
+                    let v = mappings.entry(groups[gi].suffix.clone()).or_default();
+                    let u = &self.providers[p].uuid;
+                    if !v.contains(u) {
+                        v.push(u.clone());
+                    }
+                }
+                out.allocation_requests.push(AllocationRequest {
+                    root_provider_uuid: r.uuid.clone(),
+                    allocations,
+                    mappings,
+                });
+                any = true;
+                if out.allocation_requests.len() >= limit {
+                    break;
+                }
+            }
+            if any {
+                trees_used.push(tree);
+            }
+        }
+        for tree in trees_used {
+            for i in tree {
+                let p = &self.providers[i];
+                out.provider_summaries.insert(
+                    p.uuid.clone(),
+                    ProviderSummary {
+                        resources: p
+                            .inventories
+                            .iter()
+                            .map(|v| {
+                                (
+                                    self.rcs.name(v.rc).to_owned(),
+                                    (v.record.capacity(), v.used),
+                                )
+                            })
+                            .collect(),
+                        traits: p
+                            .traits
+                            .iter()
+                            .map(|&t| self.traits.name(t).to_owned())
+                            .collect(),
+                        parent_provider_uuid: p.parent.map(|x| self.providers[x].uuid.clone()),
+                        root_provider_uuid: self.providers[p.root].uuid.clone(),
+                    },
+                );
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// The Placement model in memory: every operation takes one lock, so
+/// claims are atomic (two claimants racing for the last unit: one wins,
+/// the other gets a conflict) and nothing is ever allocated past capacity.
+#[derive(Debug, Default)]
+pub struct MemoryPlacement {
+    state: RwLock<State>,
+}
+
+impl MemoryPlacement {
+    /// An empty Placement.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, State> {
+        self.state.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, State> {
+        self.state.write().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl Placement for MemoryPlacement {
+    fn create_provider(
+        &self,
+        uuid: &str,
+        name: &str,
+        parent: Option<&str>,
+    ) -> Result<ResourceProvider> {
+        let mut s = self.write();
+        if s.by_uuid.contains_key(uuid) {
+            return Err(PlacementError::Duplicate(format!(
+                "a resource provider with uuid {uuid} already exists"
+            )));
+        }
+        if s.by_name.contains_key(name) {
+            return Err(PlacementError::Duplicate(format!(
+                "a resource provider named {name:?} already exists"
+            )));
+        }
+        let parent = match parent {
+            Some(p) => Some(s.idx(p).map_err(|_| {
+                PlacementError::BadRequest(format!("parent provider {p} does not exist"))
+            })?),
+            None => None,
+        };
+        let i = s.providers.len();
+        let root = parent.map_or(i, |p| s.providers[p].root);
+        s.providers.push(Provider {
+            uuid: uuid.to_owned(),
+            name: name.to_owned(),
+            generation: 0,
+            parent,
+            root,
+            children: Vec::new(),
+            inventories: Vec::new(),
+            traits: Vec::new(),
+            aggregates: Vec::new(),
+            alive: true,
+        });
+        if let Some(p) = parent {
+            s.providers[p].children.push(i);
+        } else {
+            s.roots.push(i);
+        }
+        s.by_uuid.insert(uuid.to_owned(), i);
+        s.by_name.insert(name.to_owned(), i);
+        Ok(s.view(i))
+    }
+
+    fn get_provider(&self, uuid: &str) -> Result<ResourceProvider> {
+        let s = self.read();
+        let i = s.idx(uuid)?;
+        Ok(s.view(i))
+    }
+
+    fn delete_provider(&self, uuid: &str) -> Result<()> {
+        let mut s = self.write();
+        let i = s.idx(uuid)?;
+        if s.providers[i]
+            .children
+            .iter()
+            .any(|&c| s.providers[c].alive)
+        {
+            return Err(PlacementError::CannotDeleteParent(format!(
+                "resource provider {uuid} has children"
+            )));
+        }
+        if s.providers[i].inventories.iter().any(|v| v.used > 0) {
+            return Err(PlacementError::ProviderInUse(format!(
+                "resource provider {uuid} has allocations"
+            )));
+        }
+        let name = s.providers[i].name.clone();
+        s.by_uuid.remove(uuid);
+        s.by_name.remove(&name);
+        s.roots.retain(|&r| r != i);
+        if let Some(p) = s.providers[i].parent {
+            s.providers[p].children.retain(|&c| c != i);
+        }
+        let p = &mut s.providers[i];
+        p.alive = false;
+        p.inventories.clear();
+        Ok(())
+    }
+
+    fn inventories(&self, uuid: &str) -> Result<(u64, BTreeMap<String, InventoryRecord>)> {
+        let s = self.read();
+        let p = &s.providers[s.idx(uuid)?];
+        Ok((
+            p.generation,
+            p.inventories
+                .iter()
+                .map(|v| (s.rcs.name(v.rc).to_owned(), v.record))
+                .collect(),
+        ))
+    }
+
+    fn set_inventories(
+        &self,
+        uuid: &str,
+        generation: u64,
+        inventories: &BTreeMap<String, InventoryRecord>,
+    ) -> Result<u64> {
+        let mut s = self.write();
+        let i = s.idx(uuid)?;
+        s.check_generation(i, generation)?;
+        for (rc, rec) in inventories {
+            if !valid_resource_class(rc) {
+                return Err(PlacementError::BadRequest(format!(
+                    "invalid resource class {rc:?}"
+                )));
+            }
+            rec.validate()
+                .map_err(|e| PlacementError::BadRequest(format!("{rc}: {e}")))?;
+        }
+        // Nothing in use may lose its inventory or end up past capacity.
+        for v in &s.providers[i].inventories {
+            let rc = s.rcs.name(v.rc);
+            match inventories.get(rc) {
+                None if v.used > 0 => {
+                    return Err(PlacementError::InventoryInUse(format!(
+                        "inventory for {rc} on resource provider {uuid} is in use"
+                    )));
+                }
+                Some(rec) if v.used > rec.capacity() => {
+                    return Err(PlacementError::InventoryInUse(format!(
+                        "inventory for {rc} on resource provider {uuid}: {} in use is more than the new capacity {}",
+                        v.used,
+                        rec.capacity()
+                    )));
+                }
+                _ => {}
+            }
+        }
+        let mut new = Vec::with_capacity(inventories.len());
+        for (rc, rec) in inventories {
+            let id = s.rcs.intern(rc);
+            let used = s.providers[i].inv(id).map_or(0, |v| v.used);
+            new.push(Inv {
+                rc: id,
+                record: *rec,
+                used,
+            });
+        }
+        let p = &mut s.providers[i];
+        p.inventories = new;
+        p.generation += 1;
+        Ok(p.generation)
+    }
+
+    fn traits(&self, uuid: &str) -> Result<(u64, BTreeSet<String>)> {
+        let s = self.read();
+        let p = &s.providers[s.idx(uuid)?];
+        Ok((
+            p.generation,
+            p.traits
+                .iter()
+                .map(|&t| s.traits.name(t).to_owned())
+                .collect(),
+        ))
+    }
+
+    fn set_traits(&self, uuid: &str, generation: u64, traits: &BTreeSet<String>) -> Result<u64> {
+        let mut s = self.write();
+        let i = s.idx(uuid)?;
+        s.check_generation(i, generation)?;
+        let mut ids: Vec<u32> = traits.iter().map(|t| s.traits.intern(t)).collect();
+        ids.sort_unstable();
+        let p = &mut s.providers[i];
+        p.traits = ids;
+        p.generation += 1;
+        Ok(p.generation)
+    }
+
+    fn aggregates(&self, uuid: &str) -> Result<(u64, BTreeSet<String>)> {
+        let s = self.read();
+        let p = &s.providers[s.idx(uuid)?];
+        Ok((
+            p.generation,
+            p.aggregates
+                .iter()
+                .map(|&a| s.aggregates.name(a).to_owned())
+                .collect(),
+        ))
+    }
+
+    fn set_aggregates(
+        &self,
+        uuid: &str,
+        generation: u64,
+        aggregates: &BTreeSet<String>,
+    ) -> Result<u64> {
+        let mut s = self.write();
+        let i = s.idx(uuid)?;
+        s.check_generation(i, generation)?;
+        let mut ids: Vec<u32> = aggregates.iter().map(|a| s.aggregates.intern(a)).collect();
+        ids.sort_unstable();
+        let p = &mut s.providers[i];
+        p.aggregates = ids;
+        p.generation += 1;
+        Ok(p.generation)
+    }
+
+    fn usages(&self, uuid: &str) -> Result<BTreeMap<String, i64>> {
+        let s = self.read();
+        let p = &s.providers[s.idx(uuid)?];
+        Ok(p.inventories
+            .iter()
+            .map(|v| (s.rcs.name(v.rc).to_owned(), v.used))
+            .collect())
+    }
+
+    fn allocation_candidates(&self, req: &CandidatesRequest) -> Result<AllocationCandidates> {
+        self.read().candidates(req)
+    }
+
+    fn allocations(&self, consumer: &str) -> Result<ConsumerAllocations> {
+        let s = self.read();
+        let Some(c) = s.consumers.get(consumer) else {
+            return Ok(ConsumerAllocations::default());
+        };
+        let mut allocations: Allocations = BTreeMap::new();
+        for &(p, rc, n) in &c.allocations {
+            *allocations
+                .entry(s.providers[p].uuid.clone())
+                .or_default()
+                .entry(s.rcs.name(rc).to_owned())
+                .or_default() += n;
+        }
+        Ok(ConsumerAllocations {
+            allocations,
+            project_id: c.project_id.clone(),
+            user_id: c.user_id.clone(),
+            consumer_generation: Some(c.generation),
+        })
+    }
+
+    fn put_allocations(
+        &self,
+        consumer: &str,
+        allocations: &Allocations,
+        project_id: &str,
+        user_id: &str,
+        consumer_generation: Option<u64>,
+    ) -> Result<Option<u64>> {
+        let mut s = self.write();
+        let current = s.consumers.get(consumer).map(|c| c.generation);
+        if current != consumer_generation {
+            return Err(PlacementError::ConcurrentUpdate(format!(
+                "consumer generation conflict - expected {consumer_generation:?} but got {current:?}"
+            )));
+        }
+        // Resolve and merge the new allocations.
+        let mut new: BTreeMap<(usize, u32), i64> = BTreeMap::new();
+        for (rp, res) in allocations {
+            let p = s.idx(rp).map_err(|_| {
+                PlacementError::BadRequest(format!("resource provider {rp} does not exist"))
+            })?;
+            for (rc, &n) in res {
+                if n < 1 {
+                    return Err(PlacementError::BadRequest(format!(
+                        "{rc} on {rp}: amount must be at least 1"
+                    )));
+                }
+                let id = s.rcs.get(rc).ok_or_else(|| {
+                    PlacementError::BadRequest(format!(
+                        "resource provider {rp} has no inventory of {rc}"
+                    ))
+                })?;
+                *new.entry((p, id)).or_default() += n;
+            }
+        }
+        let old: Vec<(usize, u32, i64)> = s
+            .consumers
+            .get(consumer)
+            .map(|c| c.allocations.clone())
+            .unwrap_or_default();
+        let old_of = |p: usize, rc: u32| {
+            old.iter()
+                .filter(|a| a.0 == p && a.1 == rc)
+                .map(|a| a.2)
+                .sum::<i64>()
+        };
+        for (&(p, rc), &n) in &new {
+            let prov = &s.providers[p];
+            let Some(v) = prov.inv(rc) else {
+                return Err(PlacementError::BadRequest(format!(
+                    "resource provider {} has no inventory of {}",
+                    prov.uuid,
+                    s.rcs.name(rc)
+                )));
+            };
+            let used_without = v.used - old_of(p, rc);
+            if !v.record.admits(used_without, n) {
+                return Err(PlacementError::CapacityExceeded(format!(
+                    "unable to allocate {n} {} on resource provider {}: {} of {} used (min_unit {}, max_unit {}, step_size {})",
+                    s.rcs.name(rc),
+                    prov.uuid,
+                    used_without,
+                    v.record.capacity(),
+                    v.record.min_unit,
+                    v.record.max_unit,
+                    v.record.step_size
+                )));
+            }
+        }
+        // Apply: release the old, take the new, bump every provider touched.
+        let mut touched: BTreeSet<usize> = BTreeSet::new();
+        for &(p, rc, n) in &old {
+            if let Some(v) = s.providers[p].inventories.iter_mut().find(|v| v.rc == rc) {
+                v.used -= n;
+            }
+            touched.insert(p);
+        }
+        for (&(p, rc), &n) in &new {
+            if let Some(v) = s.providers[p].inventories.iter_mut().find(|v| v.rc == rc) {
+                v.used += n;
+            }
+            touched.insert(p);
+        }
+        for p in touched {
+            s.providers[p].generation += 1;
+        }
+        if new.is_empty() {
+            s.consumers.remove(consumer);
+            return Ok(None);
+        }
+        let generation = current.map_or(0, |g| g + 1);
+        s.consumers.insert(
+            consumer.to_owned(),
+            Consumer {
+                project_id: project_id.to_owned(),
+                user_id: user_id.to_owned(),
+                generation,
+                allocations: new.into_iter().map(|((p, rc), n)| (p, rc, n)).collect(),
+            },
+        );
+        Ok(Some(generation))
+    }
+}

@@ -1,0 +1,287 @@
+//! Placement's data model: resource providers (trees), inventories,
+//! traits, aggregates, consumers and their allocations.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Resource classes Placement defines (os-resource-classes).
+pub const STANDARD_RESOURCE_CLASSES: &[&str] = &[
+    "VCPU",
+    "MEMORY_MB",
+    "DISK_GB",
+    "PCI_DEVICE",
+    "SRIOV_NET_VF",
+    "NUMA_SOCKET",
+    "NUMA_CORE",
+    "NUMA_THREAD",
+    "NUMA_MEMORY_MB",
+    "IPV4_ADDRESS",
+    "VGPU",
+    "VGPU_DISPLAY_HEAD",
+    "NET_BW_EGR_KILOBIT_PER_SEC",
+    "NET_BW_IGR_KILOBIT_PER_SEC",
+    "PCPU",
+    "MEM_ENCRYPTION_CONTEXT",
+    "FPGA",
+    "PGPU",
+];
+
+/// Whether `rc` is a standard class or a well-formed custom one (`CUSTOM_[A-Z0-9_]+`).
+pub fn valid_resource_class(rc: &str) -> bool {
+    STANDARD_RESOURCE_CLASSES.contains(&rc)
+        || rc.strip_prefix("CUSTOM_").is_some_and(|s| {
+            !s.is_empty()
+                && s.bytes()
+                    .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
+        })
+}
+
+/// One inventory of a provider.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct InventoryRecord {
+    /// Total amount (≥ 1).
+    pub total: i64,
+    /// Reserved for the provider's own use.
+    pub reserved: i64,
+    /// Smallest allocation.
+    pub min_unit: i64,
+    /// Largest allocation.
+    pub max_unit: i64,
+    /// Allocations must be multiples of this.
+    pub step_size: i64,
+    /// Overcommit ratio.
+    pub allocation_ratio: f64,
+}
+
+impl InventoryRecord {
+    /// `total` units with Placement's defaults (reserved 0, min 1, max =
+    /// total, step 1, ratio 1.0).
+    pub fn new(total: i64) -> Self {
+        InventoryRecord {
+            total,
+            reserved: 0,
+            min_unit: 1,
+            max_unit: total,
+            step_size: 1,
+            allocation_ratio: 1.0,
+        }
+    }
+
+    /// With an overcommit ratio.
+    pub fn with_ratio(mut self, r: f64) -> Self {
+        self.allocation_ratio = r;
+        self
+    }
+
+    /// With a reserved amount.
+    pub fn with_reserved(mut self, r: i64) -> Self {
+        self.reserved = r;
+        self
+    }
+
+    /// Placement's capacity: `int((total - reserved) * allocation_ratio)`.
+    pub fn capacity(&self) -> i64 {
+        ((self.total - self.reserved) as f64 * self.allocation_ratio) as i64
+    }
+
+    /// Whether `amount` more fits on top of `used`: capacity, min/max
+    /// unit and step size.
+    pub fn admits(&self, used: i64, amount: i64) -> bool {
+        amount >= self.min_unit
+            && amount <= self.max_unit
+            && self.step_size > 0
+            && amount % self.step_size == 0
+            && used + amount <= self.capacity()
+    }
+
+    /// Checks the record's own consistency (Placement's schema rules).
+    pub fn validate(&self) -> Result<(), String> {
+        if self.total < 1 {
+            return Err("total must be at least 1".into());
+        }
+        if self.reserved < 0 || self.reserved > self.total {
+            return Err("reserved must be between 0 and total".into());
+        }
+        if self.min_unit < 1 || self.max_unit < self.min_unit || self.step_size < 1 {
+            return Err("min_unit, max_unit and step_size must satisfy 1 <= min_unit <= max_unit, step_size >= 1".into());
+        }
+        if self.allocation_ratio.is_nan()
+            || self.allocation_ratio <= 0.0
+            || !self.allocation_ratio.is_finite()
+        {
+            return Err("allocation_ratio must be a positive number".into());
+        }
+        Ok(())
+    }
+}
+
+/// A resource provider as callers see it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResourceProvider {
+    /// Uuid.
+    pub uuid: String,
+    /// Unique name.
+    pub name: String,
+    /// Generation: bumped by every change to the provider or its allocations.
+    pub generation: u64,
+    /// Parent provider (nested trees).
+    pub parent_provider_uuid: Option<String>,
+    /// Root of the tree.
+    pub root_provider_uuid: String,
+}
+
+/// Resources per provider: `{provider uuid: {resource class: amount}}`.
+pub type Allocations = BTreeMap<String, BTreeMap<String, i64>>;
+
+/// A consumer's allocations (`GET /allocations/{consumer}`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ConsumerAllocations {
+    /// Resources per provider.
+    pub allocations: Allocations,
+    /// Project.
+    pub project_id: String,
+    /// User.
+    pub user_id: String,
+    /// Consumer generation (`None` for a consumer that does not exist).
+    pub consumer_generation: Option<u64>,
+}
+
+/// One request group of `GET /allocation_candidates`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RequestGroup {
+    /// Suffix (`""` for the unnumbered group).
+    pub suffix: String,
+    /// Resource class → amount.
+    pub resources: BTreeMap<String, i64>,
+    /// Traits required.
+    pub required_traits: BTreeSet<String>,
+    /// Traits forbidden.
+    pub forbidden_traits: BTreeSet<String>,
+    /// `member_of`: each entry is a set of aggregates one of which the
+    /// provider must be in (`in:a,b`); every entry must hold.
+    pub member_of: Vec<BTreeSet<String>>,
+    /// `member_of=!in:`: aggregates the provider must not be in.
+    pub forbidden_aggregates: BTreeSet<String>,
+    /// `in_tree`: the root the providers must be under.
+    pub in_tree: Option<String>,
+}
+
+/// `group_policy` for several numbered groups.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum GroupPolicy {
+    /// Groups may share a provider.
+    #[default]
+    None,
+    /// Numbered groups use different providers.
+    Isolate,
+}
+
+/// A `GET /allocation_candidates` query.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CandidatesRequest {
+    /// The groups (the unnumbered one first, if any).
+    pub groups: Vec<RequestGroup>,
+    /// Policy between numbered groups.
+    pub group_policy: GroupPolicy,
+    /// Traits the root provider must have (`root_required`).
+    pub root_required: BTreeSet<String>,
+    /// Traits the root provider must not have (`root_required=!T`).
+    pub root_forbidden: BTreeSet<String>,
+    /// At most this many allocation requests (`limit`).
+    pub limit: Option<usize>,
+}
+
+/// One allocation request of the answer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AllocationRequest {
+    /// The root provider of the tree it allocates from.
+    pub root_provider_uuid: String,
+    /// Resources per provider.
+    pub allocations: Allocations,
+    /// Request group suffix → providers that satisfied it.
+    pub mappings: BTreeMap<String, Vec<String>>,
+}
+
+/// A provider in the summaries: capacity and usage per class, traits.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProviderSummary {
+    /// Class → (capacity, used).
+    pub resources: BTreeMap<String, (i64, i64)>,
+    /// Traits.
+    pub traits: BTreeSet<String>,
+    /// Parent.
+    pub parent_provider_uuid: Option<String>,
+    /// Root.
+    pub root_provider_uuid: String,
+}
+
+/// The answer of `GET /allocation_candidates`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AllocationCandidates {
+    /// Allocation requests, grouped by tree in provider order.
+    pub allocation_requests: Vec<AllocationRequest>,
+    /// Every provider of the trees that appear.
+    pub provider_summaries: BTreeMap<String, ProviderSummary>,
+}
+
+/// Placement errors, with Placement's error codes.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum PlacementError {
+    /// 404.
+    #[error("{0} not found")]
+    NotFound(String),
+    /// 409 `placement.concurrent_update`: a stale generation.
+    #[error("{0}")]
+    ConcurrentUpdate(String),
+    /// 409 `placement.inventory.inuse`.
+    #[error("{0}")]
+    InventoryInUse(String),
+    /// 409 `placement.resource_provider.inuse`.
+    #[error("{0}")]
+    ProviderInUse(String),
+    /// 409 `placement.resource_provider.cannot_delete_parent`.
+    #[error("{0}")]
+    CannotDeleteParent(String),
+    /// 409 `placement.duplicate_name` / duplicate uuid.
+    #[error("{0}")]
+    Duplicate(String),
+    /// 409: the allocation does not fit (capacity exceeded or unit constraints).
+    #[error("{0}")]
+    CapacityExceeded(String),
+    /// 400: a malformed request.
+    #[error("{0}")]
+    BadRequest(String),
+}
+
+impl PlacementError {
+    /// Placement's error `code` (microversion ≥ 1.23).
+    pub fn code(&self) -> &'static str {
+        match self {
+            PlacementError::NotFound(_) => "placement.resource_provider.not_found",
+            PlacementError::ConcurrentUpdate(_) => "placement.concurrent_update",
+            PlacementError::InventoryInUse(_) => "placement.inventory.inuse",
+            PlacementError::ProviderInUse(_) => "placement.resource_provider.inuse",
+            PlacementError::CannotDeleteParent(_) => {
+                "placement.resource_provider.cannot_delete_parent"
+            }
+            PlacementError::Duplicate(_) => "placement.duplicate_name",
+            PlacementError::CapacityExceeded(_) | PlacementError::BadRequest(_) => {
+                "placement.undefined_code"
+            }
+        }
+    }
+
+    /// The HTTP status Placement answers with.
+    pub fn status(&self) -> u16 {
+        match self {
+            PlacementError::NotFound(_) => 404,
+            PlacementError::BadRequest(_) => 400,
+            _ => 409,
+        }
+    }
+
+    /// Whether a retry may succeed (a lost race).
+    pub fn is_conflict(&self) -> bool {
+        self.status() == 409
+    }
+}
