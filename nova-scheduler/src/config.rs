@@ -95,6 +95,16 @@ pub struct SchedulerConfig {
     pub service_down_time: f64,
     /// Seed of the random choice among `host_subset_size` hosts.
     pub seed: u64,
+    /// `[scheduler] max_placement_results` (1000): allocation candidates asked for.
+    pub max_placement_results: usize,
+    /// `[scheduler] limit_tenants_to_placement_aggregate` (false).
+    pub limit_tenants_to_placement_aggregate: bool,
+    /// `[scheduler] placement_aggregate_required_for_tenants` (false).
+    pub placement_aggregate_required_for_tenants: bool,
+    /// `[scheduler] query_placement_for_image_type_support` (false).
+    pub query_placement_for_image_type_support: bool,
+    /// `[scheduler] enable_isolated_aggregate_filtering` (false).
+    pub enable_isolated_aggregate_filtering: bool,
 }
 
 impl Default for SchedulerConfig {
@@ -132,6 +142,11 @@ impl Default for SchedulerConfig {
             aggregate_image_properties_isolation_separator: ".".into(),
             service_down_time: 60.0,
             seed: 0,
+            max_placement_results: 1000,
+            limit_tenants_to_placement_aggregate: false,
+            placement_aggregate_required_for_tenants: false,
+            query_placement_for_image_type_support: false,
+            enable_isolated_aggregate_filtering: false,
         }
     }
 }
@@ -221,6 +236,25 @@ impl SchedulerConfig {
                 self.aggregate_image_properties_isolation_separator = value.to_owned()
             }
             "service_down_time" => self.service_down_time = f()?,
+            "max_placement_results" => {
+                let n = i()?;
+                if n < 1 {
+                    return Err(bad());
+                }
+                self.max_placement_results = n as usize;
+            }
+            "limit_tenants_to_placement_aggregate" => {
+                self.limit_tenants_to_placement_aggregate = b()?
+            }
+            "placement_aggregate_required_for_tenants" => {
+                self.placement_aggregate_required_for_tenants = b()?
+            }
+            "query_placement_for_image_type_support" => {
+                self.query_placement_for_image_type_support = b()?
+            }
+            "enable_isolated_aggregate_filtering" => {
+                self.enable_isolated_aggregate_filtering = b()?
+            }
             _ => {
                 return Err(crate::Error::Config(format!(
                     "unknown scheduler option {name}"

@@ -25,6 +25,7 @@ pub mod extra_specs_ops;
 pub mod filters;
 mod host_state;
 pub mod placement;
+mod placement_scheduling;
 mod request;
 pub mod scenario;
 mod scheduler;
@@ -33,6 +34,7 @@ pub mod weighers;
 pub use config::{ALL_WEIGHERS, DEFAULT_FILTERS, SchedulerConfig};
 pub use error::{Error, Result};
 pub use host_state::{Aggregate, HostState, Inventory, ServiceInfo};
+pub use placement_scheduling::COMPUTE_STATUS_DISABLED;
 pub use request::{
     Destination, FlavorSpec, Request, ResourceRequest, STANDARD_CLASSES, ServerGroup,
 };

@@ -76,6 +76,8 @@ pub struct Request {
     pub flavor: FlavorSpec,
     /// Image id (IsolatedHostsFilter).
     pub image_id: String,
+    /// Image disk format (`qcow2`, `raw`, ...; image-type pre-filter).
+    pub image_disk_format: Option<String>,
     /// Image properties (`hw_architecture`, `img_hv_type`, ...): strings,
     /// or a list of strings for `traits_required`.
     pub image_properties: BTreeMap<String, serde_json::Value>,
@@ -135,6 +137,17 @@ pub struct ResourceRequest {
     pub required_traits: BTreeSet<String>,
     /// Traits the provider must not have.
     pub forbidden_traits: BTreeSet<String>,
+}
+
+/// A consumer id for a placement that names no instance.
+pub(crate) fn new_consumer_id() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    format!(
+        "consumer-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 /// The resource classes the node itself reports.

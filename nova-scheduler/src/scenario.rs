@@ -386,6 +386,10 @@ fn parse_request(r: &Value, hosts: &[HostState]) -> Result<Request> {
         user_id: string(r, "user_id", "user"),
         flavor,
         image_id: string(&image, "id", "image:default"),
+        image_disk_format: image
+            .get("disk_format")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
         image_properties: obj(&image, "properties")
             .map(|m| m.clone().into_iter().collect())
             .unwrap_or_default(),
@@ -471,6 +475,112 @@ impl Scenario {
             hosts,
             request,
         })
+    }
+
+    /// Registers every host in `placement` as a root resource provider
+    /// (uuid = compute node uuid) with VCPU, MEMORY_MB and DISK_GB from the
+    /// node, its other inventories, traits (`COMPUTE_STATUS_DISABLED` when
+    /// the service is disabled) and aggregates, and the usage the host
+    /// reports as allocations of a consumer `existing:<node uuid>`.
+    pub fn populate(&self, placement: &dyn crate::placement::Placement) -> Result<()> {
+        use crate::placement::{Allocations, InventoryRecord};
+        let perr = |e: crate::placement::PlacementError| Error::Scenario(format!("placement: {e}"));
+        for h in &self.hosts {
+            let rp = placement
+                .create_provider(&h.uuid, &h.nodename, None)
+                .map_err(perr)?;
+            let mut inv = BTreeMap::new();
+            let std = [
+                (
+                    "VCPU",
+                    h.vcpus_total,
+                    h.reserved_vcpus,
+                    h.cpu_allocation_ratio,
+                    h.vcpus_used,
+                ),
+                (
+                    "MEMORY_MB",
+                    h.total_usable_ram_mb,
+                    h.reserved_memory_mb,
+                    h.ram_allocation_ratio,
+                    h.total_usable_ram_mb - h.free_ram_mb,
+                ),
+                (
+                    "DISK_GB",
+                    h.total_usable_disk_gb,
+                    h.reserved_disk_gb,
+                    h.disk_allocation_ratio,
+                    h.total_usable_disk_gb - h.free_disk_mb / 1024,
+                ),
+            ];
+            let mut used: Vec<(String, i64, i64)> = Vec::new();
+            for (rc, total, reserved, ratio, u) in std {
+                if total < 1 {
+                    continue;
+                }
+                inv.insert(
+                    rc.to_owned(),
+                    InventoryRecord {
+                        reserved: reserved.min(total),
+                        ..InventoryRecord::new(total).with_ratio(ratio)
+                    },
+                );
+                used.push((rc.to_owned(), u, total));
+            }
+            for (rc, i) in &h.inventories {
+                if i.total < 1 {
+                    continue;
+                }
+                inv.insert(
+                    rc.clone(),
+                    InventoryRecord {
+                        reserved: i.reserved.min(i.total),
+                        max_unit: i.max_unit.max(1),
+                        ..InventoryRecord::new(i.total).with_ratio(i.allocation_ratio)
+                    },
+                );
+                used.push((rc.clone(), i.used.ceil() as i64, i.max_unit.max(1)));
+            }
+            let g = placement
+                .set_inventories(&h.uuid, rp.generation, &inv)
+                .map_err(perr)?;
+            let mut traits = h.traits.clone();
+            if h.service.disabled {
+                traits.insert(crate::COMPUTE_STATUS_DISABLED.to_owned());
+            }
+            let g = placement.set_traits(&h.uuid, g, &traits).map_err(perr)?;
+            let aggs: BTreeSet<String> = h
+                .aggregates
+                .iter()
+                .filter_map(|&a| self.aggregates.get(a))
+                .map(|a| a.uuid.clone())
+                .collect();
+            placement.set_aggregates(&h.uuid, g, &aggs).map_err(perr)?;
+            // Existing usage, in pieces no larger than max_unit.
+            let mut k = 0;
+            let mut left: Vec<(String, i64, i64)> = used.into_iter().filter(|u| u.1 > 0).collect();
+            while !left.is_empty() {
+                let mut a: Allocations = BTreeMap::new();
+                let r = a.entry(h.uuid.clone()).or_default();
+                for (rc, amount, max_unit) in left.iter_mut() {
+                    let take = (*amount).min(*max_unit);
+                    r.insert(rc.clone(), take);
+                    *amount -= take;
+                }
+                left.retain(|u| u.1 > 0);
+                // Usage past capacity (overcommitted hosts) cannot be
+                // recorded; what fits is.
+                let _ = placement.put_allocations(
+                    &format!("existing:{}:{k}", h.uuid),
+                    &a,
+                    "existing",
+                    "existing",
+                    None,
+                );
+                k += 1;
+            }
+        }
+        Ok(())
     }
 
     /// A scheduler loaded with the scenario's hosts and aggregates.

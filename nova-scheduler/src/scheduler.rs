@@ -22,6 +22,9 @@ pub struct Selection {
     pub compute_node_uuid: String,
     /// Cell uuid.
     pub cell_uuid: String,
+    /// With Placement: the allocation request (claimed for the chosen
+    /// host; for an alternate, the one to claim when it is tried).
+    pub allocation_request: Option<crate::placement::Allocations>,
 }
 
 /// How many hosts a filter kept.
@@ -409,6 +412,46 @@ impl Scheduler {
         out
     }
 
+    pub(crate) fn sorted_hosts_for(
+        &mut self,
+        req: &Request,
+        resources: &ResourceRequest,
+        hosts: &[usize],
+        index: usize,
+        uuid: &str,
+        trace: &mut Vec<Round>,
+    ) -> Vec<usize> {
+        self.sorted_hosts(req, resources, hosts, index, uuid, trace)
+    }
+
+    pub(crate) fn selection_of(&self, i: usize) -> Selection {
+        self.selection(i)
+    }
+
+    /// Consumes what one instance takes on host `h` (nova's
+    /// `_consume_selected_host`), and records it in the request's group.
+    pub(crate) fn consume_for(&mut self, h: usize, req: &mut Request, uuid: &str) {
+        let (mem, disk, vcpus) = (
+            req.flavor.memory_mb,
+            req.flavor.root_gb + req.flavor.ephemeral_gb,
+            req.flavor.vcpus,
+        );
+        let host = &mut self.hosts[h];
+        host.consume(mem, disk, vcpus);
+        if let Some(g) = req.group.as_mut() {
+            g.hosts.push(host.host.clone());
+            if !uuid.is_empty() {
+                host.instances.insert(uuid.to_owned());
+            }
+        }
+    }
+
+    pub(crate) fn restore(&mut self, saved: Vec<(usize, HostState)>) {
+        for (i, h) in saved {
+            self.hosts[i] = h;
+        }
+    }
+
     /// Nova's `_get_sorted_hosts`: filtered, weighed, the chosen host first.
     fn sorted_hosts(
         &mut self,
@@ -468,6 +511,7 @@ impl Scheduler {
             nodename: h.nodename.clone(),
             compute_node_uuid: h.uuid.clone(),
             cell_uuid: h.cell_uuid.clone(),
+            allocation_request: None,
         }
     }
 
@@ -521,11 +565,6 @@ impl Scheduler {
         let mut rounds = Vec::new();
         let mut selected: Vec<usize> = Vec::new();
         let mut saved: Vec<(usize, HostState)> = Vec::new();
-        let (mem, disk, vcpus) = (
-            req.flavor.memory_mb,
-            req.flavor.root_gb + req.flavor.ephemeral_gb,
-            req.flavor.vcpus,
-        );
         for (i, uuid) in uuids.iter().enumerate() {
             let sorted = self.sorted_hosts(&req, &resources, &hosts, i, uuid, &mut rounds);
             let Some(&chosen) = sorted.first() else {
@@ -535,20 +574,11 @@ impl Scheduler {
             if !saved.iter().any(|(j, _)| *j == chosen) {
                 saved.push((chosen, self.hosts[chosen].clone()));
             }
-            let h = &mut self.hosts[chosen];
-            h.consume(mem, disk, vcpus);
-            if let Some(g) = req.group.as_mut() {
-                g.hosts.push(h.host.clone());
-                if !uuid.is_empty() {
-                    h.instances.insert(uuid.clone());
-                }
-            }
+            self.consume_for(chosen, &mut req, uuid);
             hosts = sorted;
         }
         if selected.len() < n {
-            for (i, h) in saved {
-                self.hosts[i] = h;
-            }
+            self.restore(saved);
             let last = rounds.last();
             let filter = last
                 .and_then(|r| r.filter_counts.iter().find(|c| c.end == 0))

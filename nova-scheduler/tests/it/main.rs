@@ -3,3 +3,4 @@
 
 mod golden;
 mod placement;
+mod with_placement;
