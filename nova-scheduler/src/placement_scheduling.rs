@@ -114,16 +114,15 @@ impl Scheduler {
         if cands.allocation_requests.is_empty() {
             return Err(no_host(Some("Placement".into()), 0));
         }
-        let mut by_root: HashMap<&str, Vec<&Allocations>> = HashMap::new();
+        // Each host with candidates, and its candidates in Placement's order.
+        let mut by_host: HashMap<usize, Vec<&Allocations>> = HashMap::new();
         for a in &cands.allocation_requests {
-            by_root
-                .entry(a.root_provider_uuid.as_str())
-                .or_default()
-                .push(&a.allocations);
+            if let Some(h) = self.host_index_by_uuid(&a.root_provider_uuid) {
+                by_host.entry(h).or_default().push(&a.allocations);
+            }
         }
-        let mut hosts: Vec<usize> = (0..self.hosts().len())
-            .filter(|&i| by_root.contains_key(self.hosts()[i].uuid.as_str()))
-            .collect();
+        let mut hosts: Vec<usize> = by_host.keys().copied().collect();
+        hosts.sort_unstable();
         let mut req = req.clone();
         let uuids: Vec<String> = if req.instance_uuids.is_empty() {
             vec![crate::request::new_consumer_id()]
@@ -145,10 +144,7 @@ impl Scheduler {
             let sorted = self.sorted_hosts_for(&req, &resources, &hosts, i, uuid, &mut rounds);
             let mut chosen = None;
             for &h in &sorted {
-                let Some(alloc) = by_root
-                    .get(self.hosts()[h].uuid.as_str())
-                    .and_then(|v| v.first())
-                else {
+                let Some(alloc) = by_host.get(&h).and_then(|v| v.first()) else {
                     continue;
                 };
                 match placement.put_allocations(uuid, alloc, &req.project_id, &req.user_id, None) {
@@ -206,10 +202,7 @@ impl Scheduler {
                         break;
                     }
                     if self.hosts()[h].cell_uuid == cell && !chosen.contains(&h) {
-                        let Some(a) = by_root
-                            .get(self.hosts()[h].uuid.as_str())
-                            .and_then(|v| v.first())
-                        else {
+                        let Some(a) = by_host.get(&h).and_then(|v| v.first()) else {
                             continue;
                         };
                         let mut alt = self.selection_of(h);

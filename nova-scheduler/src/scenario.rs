@@ -561,10 +561,10 @@ impl Scenario {
             let mut left: Vec<(String, i64, i64)> = used.into_iter().filter(|u| u.1 > 0).collect();
             while !left.is_empty() {
                 let mut a: Allocations = BTreeMap::new();
-                let r = a.entry(h.uuid.clone()).or_default();
+                let r = a.entry(h.uuid.as_str().into()).or_default();
                 for (rc, amount, max_unit) in left.iter_mut() {
                     let take = (*amount).min(*max_unit);
-                    r.insert(rc.clone(), take);
+                    r.insert(rc.as_str().into(), take);
                     *amount -= take;
                 }
                 left.retain(|u| u.1 > 0);

@@ -85,6 +85,7 @@ pub struct Scheduler {
     aggregates: Vec<Aggregate>,
     hosts: Vec<HostState>,
     by_name: HashMap<(String, String), usize>,
+    by_uuid: HashMap<String, usize>,
     rng: u64,
     last_rounds: Vec<Round>,
 }
@@ -115,6 +116,7 @@ impl Scheduler {
             aggregates: Vec::new(),
             hosts: Vec::new(),
             by_name: HashMap::new(),
+            by_uuid: HashMap::new(),
             rng,
             last_rounds: Vec::new(),
         })
@@ -159,6 +161,11 @@ impl Scheduler {
         &self.aggregates
     }
 
+    /// The index of the host whose compute node (root provider) is `uuid`.
+    pub fn host_index_by_uuid(&self, uuid: &str) -> Option<usize> {
+        self.by_uuid.get(uuid).copied()
+    }
+
     /// The hosts, in insertion order.
     pub fn hosts(&self) -> &[HostState] {
         &self.hosts
@@ -170,10 +177,13 @@ impl Scheduler {
         let key = (host.host.clone(), host.nodename.clone());
         match self.by_name.get(&key) {
             Some(&i) => {
+                self.by_uuid.remove(&self.hosts[i].uuid);
+                self.by_uuid.insert(host.uuid.clone(), i);
                 self.hosts[i] = host;
                 i
             }
             None => {
+                self.by_uuid.insert(host.uuid.clone(), self.hosts.len());
                 self.hosts.push(host);
                 self.by_name.insert(key, self.hosts.len() - 1);
                 self.hosts.len() - 1

@@ -7,8 +7,8 @@ use std::sync::RwLock;
 use super::Placement;
 use super::model::{
     AllocationCandidates, AllocationRequest, Allocations, CandidatesRequest, ConsumerAllocations,
-    GroupPolicy, InventoryRecord, PlacementError, ProviderSummary, RequestGroup, ResourceProvider,
-    valid_resource_class,
+    GroupPolicy, InventoryRecord, Name, PlacementError, ProviderSummary, RequestGroup,
+    ResourceProvider, valid_resource_class,
 };
 
 type Result<T> = std::result::Result<T, PlacementError>;
@@ -16,8 +16,8 @@ type Result<T> = std::result::Result<T, PlacementError>;
 /// Names → small integers, so providers hold compact ids.
 #[derive(Debug, Default)]
 struct Interner {
-    ids: HashMap<String, u32>,
-    names: Vec<String>,
+    ids: HashMap<Name, u32>,
+    names: Vec<Name>,
 }
 
 impl Interner {
@@ -26,14 +26,15 @@ impl Interner {
             return i;
         }
         let i = self.names.len() as u32;
-        self.names.push(s.to_owned());
-        self.ids.insert(s.to_owned(), i);
+        let name: Name = Name::from(s);
+        self.names.push(name.clone());
+        self.ids.insert(name, i);
         i
     }
     fn get(&self, s: &str) -> Option<u32> {
         self.ids.get(s).copied()
     }
-    fn name(&self, i: u32) -> &str {
+    fn name(&self, i: u32) -> &Name {
         &self.names[i as usize]
     }
 }
@@ -47,7 +48,7 @@ struct Inv {
 
 #[derive(Debug)]
 struct Provider {
-    uuid: String,
+    uuid: Name,
     name: String,
     generation: u64,
     parent: Option<usize>,
@@ -87,7 +88,7 @@ type Combo = (Vec<(usize, u32, i64)>, Vec<(usize, usize)>);
 #[derive(Debug, Default)]
 struct State {
     providers: Vec<Provider>,
-    by_uuid: HashMap<String, usize>,
+    by_uuid: HashMap<Name, usize>,
     by_name: HashMap<String, usize>,
     rcs: Interner,
     traits: Interner,
@@ -102,7 +103,7 @@ struct State {
 #[derive(Debug)]
 struct Group {
     numbered: bool,
-    suffix: String,
+    suffix: Name,
     resources: Vec<(u32, i64)>,
     required: Vec<u32>,
     forbidden: Vec<u32>,
@@ -122,11 +123,11 @@ impl State {
     fn view(&self, i: usize) -> ResourceProvider {
         let p = &self.providers[i];
         ResourceProvider {
-            uuid: p.uuid.clone(),
+            uuid: p.uuid.to_string(),
             name: p.name.clone(),
             generation: p.generation,
-            parent_provider_uuid: p.parent.map(|x| self.providers[x].uuid.clone()),
-            root_provider_uuid: self.providers[p.root].uuid.clone(),
+            parent_provider_uuid: p.parent.map(|x| self.providers[x].uuid.to_string()),
+            root_provider_uuid: self.providers[p.root].uuid.to_string(),
         }
     }
 
@@ -185,7 +186,7 @@ impl State {
             .filter_map(|a| self.aggregates.get(a))
             .collect();
         let in_tree = match &g.in_tree {
-            Some(u) => match self.by_uuid.get(u) {
+            Some(u) => match self.by_uuid.get(u.as_str()) {
                 Some(&i) => Some(self.providers[i].root),
                 None => return Ok(None),
             },
@@ -193,7 +194,7 @@ impl State {
         };
         Ok(Some(Group {
             numbered: !g.suffix.is_empty(),
-            suffix: g.suffix.clone(),
+            suffix: Name::from(g.suffix.as_str()),
             resources,
             required,
             forbidden,
@@ -300,6 +301,53 @@ impl State {
         out
     }
 
+    /// The candidate of a provider without children, if it can serve every group.
+    fn flat_candidate(
+        &self,
+        i: usize,
+        groups: &[Group],
+        policy: GroupPolicy,
+    ) -> Option<AllocationRequest> {
+        let p = &self.providers[i];
+        if policy == GroupPolicy::Isolate && groups.iter().filter(|g| g.numbered).count() > 1 {
+            return None;
+        }
+        let mut inner: BTreeMap<Name, i64> = BTreeMap::new();
+        for g in groups {
+            if g.in_tree.is_some_and(|t| t != i)
+                || !g.required.iter().all(|&t| p.has_trait(t))
+                || g.forbidden.iter().any(|&t| p.has_trait(t))
+                || !self.aggregates_ok(p, g)
+            {
+                return None;
+            }
+            for &(rc, n) in &g.resources {
+                let v = p.inv(rc)?;
+                if !v.record.admits(v.used, n) {
+                    return None;
+                }
+                *inner.entry(self.rcs.name(rc).clone()).or_default() += n;
+            }
+        }
+        if groups.len() > 1 {
+            for (rc, n) in &inner {
+                let id = self.rcs.get(rc)?;
+                let v = p.inv(id)?;
+                if v.used + n > v.record.capacity() {
+                    return None;
+                }
+            }
+        }
+        Some(AllocationRequest {
+            root_provider_uuid: p.uuid.clone(),
+            allocations: BTreeMap::from([(p.uuid.clone(), inner)]),
+            mappings: groups
+                .iter()
+                .map(|g| (g.suffix.clone(), p.uuid.clone()))
+                .collect(),
+        })
+    }
+
     fn candidates(&self, req: &CandidatesRequest) -> Result<AllocationCandidates> {
         let mut groups = Vec::new();
         for g in &req.groups {
@@ -330,6 +378,7 @@ impl State {
         let limit = req.limit.unwrap_or(usize::MAX);
         let mut out = AllocationCandidates::default();
         let mut trees_used = Vec::new();
+        let mut flat_used: Vec<usize> = Vec::new();
         for &root in &self.roots {
             if out.allocation_requests.len() >= limit {
                 break;
@@ -341,8 +390,16 @@ impl State {
             {
                 continue;
             }
-            let flat = r.children.is_empty();
-            let tree = if flat { vec![root] } else { self.tree(root) };
+            if r.children.is_empty() {
+                // A provider without children (most computes): every group
+                // from it, the amounts of all groups together within capacity.
+                if let Some(a) = self.flat_candidate(root, &groups, req.group_policy) {
+                    out.allocation_requests.push(a);
+                    flat_used.push(root);
+                }
+                continue;
+            }
+            let tree = self.tree(root);
             // Cartesian product of the groups' choices, capped per tree.
             let mut combos: Vec<Combo> = vec![(Vec::new(), Vec::new())];
             for (gi, g) in groups.iter().enumerate() {
@@ -379,11 +436,14 @@ impl State {
             let mut any = false;
             for (allocs, mapping) in combos {
                 // Amounts of several groups on one provider must fit together.
-                let mut merged: BTreeMap<(usize, u32), i64> = BTreeMap::new();
+                let mut merged: Vec<((usize, u32), i64)> = Vec::with_capacity(allocs.len());
                 for (p, rc, n) in allocs {
-                    *merged.entry((p, rc)).or_default() += n;
+                    match merged.iter_mut().find(|(k, _)| *k == (p, rc)) {
+                        Some((_, m)) => *m += n,
+                        None => merged.push(((p, rc), n)),
+                    }
                 }
-                let fits = merged.iter().all(|(&(p, rc), &n)| {
+                let fits = merged.iter().all(|&((p, rc), n)| {
                     self.providers[p]
                         .inv(rc)
                         .is_some_and(|v| v.used + n <= v.record.capacity())
@@ -396,14 +456,13 @@ impl State {
                     allocations
                         .entry(self.providers[p].uuid.clone())
                         .or_default()
-                        .insert(self.rcs.name(rc).to_owned(), n);
+                        .insert(self.rcs.name(rc).clone(), n);
                 }
-                let mut mappings: BTreeMap<String, Vec<String>> = BTreeMap::new();
+                let mut mappings: Vec<(Name, Name)> = Vec::with_capacity(mapping.len());
                 for (gi, p) in mapping {
-                    let v = mappings.entry(groups[gi].suffix.clone()).or_default();
-                    let u = &self.providers[p].uuid;
-                    if !v.contains(u) {
-                        v.push(u.clone());
+                    let pair = (groups[gi].suffix.clone(), self.providers[p].uuid.clone());
+                    if !mappings.contains(&pair) {
+                        mappings.push(pair);
                     }
                 }
                 out.allocation_requests.push(AllocationRequest {
@@ -420,31 +479,30 @@ impl State {
                 trees_used.push(tree);
             }
         }
-        for tree in trees_used {
-            for i in tree {
+        if req.without_summaries {
+            return Ok(out);
+        }
+        let summarized = flat_used
+            .into_iter()
+            .chain(trees_used.into_iter().flatten());
+        {
+            for i in summarized {
                 let p = &self.providers[i];
-                out.provider_summaries.insert(
-                    p.uuid.clone(),
-                    ProviderSummary {
-                        resources: p
-                            .inventories
-                            .iter()
-                            .map(|v| {
-                                (
-                                    self.rcs.name(v.rc).to_owned(),
-                                    (v.record.capacity(), v.used),
-                                )
-                            })
-                            .collect(),
-                        traits: p
-                            .traits
-                            .iter()
-                            .map(|&t| self.traits.name(t).to_owned())
-                            .collect(),
-                        parent_provider_uuid: p.parent.map(|x| self.providers[x].uuid.clone()),
-                        root_provider_uuid: self.providers[p.root].uuid.clone(),
-                    },
-                );
+                out.provider_summaries.push(ProviderSummary {
+                    uuid: p.uuid.clone(),
+                    resources: p
+                        .inventories
+                        .iter()
+                        .map(|v| (self.rcs.name(v.rc).clone(), v.record.capacity(), v.used))
+                        .collect(),
+                    traits: p
+                        .traits
+                        .iter()
+                        .map(|&t| self.traits.name(t).clone())
+                        .collect(),
+                    parent_provider_uuid: p.parent.map(|x| self.providers[x].uuid.clone()),
+                    root_provider_uuid: self.providers[p.root].uuid.clone(),
+                });
             }
         }
         Ok(out)
@@ -500,8 +558,9 @@ impl Placement for MemoryPlacement {
         };
         let i = s.providers.len();
         let root = parent.map_or(i, |p| s.providers[p].root);
+        let uuid_name: Name = Name::from(uuid);
         s.providers.push(Provider {
-            uuid: uuid.to_owned(),
+            uuid: uuid_name.clone(),
             name: name.to_owned(),
             generation: 0,
             parent,
@@ -517,7 +576,7 @@ impl Placement for MemoryPlacement {
         } else {
             s.roots.push(i);
         }
-        s.by_uuid.insert(uuid.to_owned(), i);
+        s.by_uuid.insert(uuid_name, i);
         s.by_name.insert(name.to_owned(), i);
         Ok(s.view(i))
     }
@@ -565,7 +624,7 @@ impl Placement for MemoryPlacement {
             p.generation,
             p.inventories
                 .iter()
-                .map(|v| (s.rcs.name(v.rc).to_owned(), v.record))
+                .map(|v| (s.rcs.name(v.rc).to_string(), v.record))
                 .collect(),
         ))
     }
@@ -591,7 +650,7 @@ impl Placement for MemoryPlacement {
         // Nothing in use may lose its inventory or end up past capacity.
         for v in &s.providers[i].inventories {
             let rc = s.rcs.name(v.rc);
-            match inventories.get(rc) {
+            match inventories.get(&**rc) {
                 None if v.used > 0 => {
                     return Err(PlacementError::InventoryInUse(format!(
                         "inventory for {rc} on resource provider {uuid} is in use"
@@ -630,7 +689,7 @@ impl Placement for MemoryPlacement {
             p.generation,
             p.traits
                 .iter()
-                .map(|&t| s.traits.name(t).to_owned())
+                .map(|&t| s.traits.name(t).to_string())
                 .collect(),
         ))
     }
@@ -654,7 +713,7 @@ impl Placement for MemoryPlacement {
             p.generation,
             p.aggregates
                 .iter()
-                .map(|&a| s.aggregates.name(a).to_owned())
+                .map(|&a| s.aggregates.name(a).to_string())
                 .collect(),
         ))
     }
@@ -681,7 +740,7 @@ impl Placement for MemoryPlacement {
         let p = &s.providers[s.idx(uuid)?];
         Ok(p.inventories
             .iter()
-            .map(|v| (s.rcs.name(v.rc).to_owned(), v.used))
+            .map(|v| (s.rcs.name(v.rc).to_string(), v.used))
             .collect())
     }
 
@@ -699,7 +758,7 @@ impl Placement for MemoryPlacement {
             *allocations
                 .entry(s.providers[p].uuid.clone())
                 .or_default()
-                .entry(s.rcs.name(rc).to_owned())
+                .entry(s.rcs.name(rc).clone())
                 .or_default() += n;
         }
         Ok(ConsumerAllocations {

@@ -18,7 +18,7 @@
 //! group.resources.insert("VCPU".into(), 4);
 //! let req = CandidatesRequest { groups: vec![group], ..Default::default() };
 //! let cands = p.allocation_candidates(&req).unwrap();
-//! assert_eq!(cands.provider_summaries["rp-1"].resources["VCPU"], (16, 0));
+//! assert_eq!(cands.summary("rp-1").unwrap().resource("VCPU"), Some((16, 0)));
 //!
 //! // Claim it for a new consumer (no consumer generation yet).
 //! let alloc = &cands.allocation_requests[0].allocations;
@@ -34,8 +34,8 @@ use std::collections::{BTreeMap, BTreeSet};
 pub use memory::MemoryPlacement;
 pub use model::{
     AllocationCandidates, AllocationRequest, Allocations, CandidatesRequest, ConsumerAllocations,
-    GroupPolicy, InventoryRecord, PlacementError, ProviderSummary, RequestGroup, ResourceProvider,
-    STANDARD_RESOURCE_CLASSES, valid_resource_class,
+    GroupPolicy, InventoryRecord, Name, PlacementError, ProviderSummary, RequestGroup,
+    ResourceProvider, STANDARD_RESOURCE_CLASSES, valid_resource_class,
 };
 
 /// What the scheduler (and the Placement API) need of a Placement store.

@@ -2,6 +2,11 @@
 //! traits, aggregates, consumers and their allocations.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+/// A shared name (provider uuid, resource class, trait): cloning it does
+/// not allocate.
+pub type Name = Arc<str>;
 
 /// Resource classes Placement defines (os-resource-classes).
 pub const STANDARD_RESOURCE_CLASSES: &[&str] = &[
@@ -130,7 +135,7 @@ pub struct ResourceProvider {
 }
 
 /// Resources per provider: `{provider uuid: {resource class: amount}}`.
-pub type Allocations = BTreeMap<String, BTreeMap<String, i64>>;
+pub type Allocations = BTreeMap<Name, BTreeMap<Name, i64>>;
 
 /// A consumer's allocations (`GET /allocations/{consumer}`).
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -188,30 +193,57 @@ pub struct CandidatesRequest {
     pub root_forbidden: BTreeSet<String>,
     /// At most this many allocation requests (`limit`).
     pub limit: Option<usize>,
+    /// Leave `provider_summaries` empty (in-process callers that only
+    /// claim, like the scheduler; the HTTP API always fills them).
+    pub without_summaries: bool,
 }
 
 /// One allocation request of the answer.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AllocationRequest {
     /// The root provider of the tree it allocates from.
-    pub root_provider_uuid: String,
+    pub root_provider_uuid: Name,
     /// Resources per provider.
     pub allocations: Allocations,
-    /// Request group suffix → providers that satisfied it.
-    pub mappings: BTreeMap<String, Vec<String>>,
+    /// (request group suffix, provider) pairs: which providers satisfied
+    /// which group (Placement's `mappings`).
+    pub mappings: Vec<(Name, Name)>,
+}
+
+impl AllocationRequest {
+    /// The providers that satisfied group `suffix`.
+    pub fn providers_for(&self, suffix: &str) -> Vec<&str> {
+        self.mappings
+            .iter()
+            .filter(|(g, _)| &**g == suffix)
+            .map(|(_, p)| &**p)
+            .collect()
+    }
 }
 
 /// A provider in the summaries: capacity and usage per class, traits.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ProviderSummary {
-    /// Class → (capacity, used).
-    pub resources: BTreeMap<String, (i64, i64)>,
+    /// The provider.
+    pub uuid: Name,
+    /// (class, capacity, used).
+    pub resources: Vec<(Name, i64, i64)>,
     /// Traits.
-    pub traits: BTreeSet<String>,
+    pub traits: Vec<Name>,
     /// Parent.
-    pub parent_provider_uuid: Option<String>,
+    pub parent_provider_uuid: Option<Name>,
     /// Root.
-    pub root_provider_uuid: String,
+    pub root_provider_uuid: Name,
+}
+
+impl ProviderSummary {
+    /// (capacity, used) of class `rc`.
+    pub fn resource(&self, rc: &str) -> Option<(i64, i64)> {
+        self.resources
+            .iter()
+            .find(|(r, _, _)| &**r == rc)
+            .map(|(_, c, u)| (*c, *u))
+    }
 }
 
 /// The answer of `GET /allocation_candidates`.
@@ -219,8 +251,15 @@ pub struct ProviderSummary {
 pub struct AllocationCandidates {
     /// Allocation requests, grouped by tree in provider order.
     pub allocation_requests: Vec<AllocationRequest>,
-    /// Every provider of the trees that appear.
-    pub provider_summaries: BTreeMap<String, ProviderSummary>,
+    /// Every provider of the trees that appear, in provider order.
+    pub provider_summaries: Vec<ProviderSummary>,
+}
+
+impl AllocationCandidates {
+    /// The summary of provider `uuid`.
+    pub fn summary(&self, uuid: &str) -> Option<&ProviderSummary> {
+        self.provider_summaries.iter().find(|s| &*s.uuid == uuid)
+    }
 }
 
 /// Placement errors, with Placement's error codes.

@@ -40,8 +40,8 @@ fn group(res: &[(&str, i64)]) -> RequestGroup {
 
 fn alloc(rp: &str, res: &[(&str, i64)]) -> Allocations {
     BTreeMap::from([(
-        rp.to_owned(),
-        res.iter().map(|(k, v)| ((*k).to_owned(), *v)).collect(),
+        rp.into(),
+        res.iter().map(|(k, v)| ((*k).into(), *v)).collect(),
     )])
 }
 
@@ -236,7 +236,7 @@ fn candidates_honour_traits_aggregates_limit_and_nesting() {
             .unwrap()
             .allocation_requests
             .iter()
-            .map(|a| a.root_provider_uuid.clone())
+            .map(|a| a.root_provider_uuid.to_string())
             .collect()
     };
     let base = group(&[("VCPU", 2), ("MEMORY_MB", 1024)]);
@@ -313,12 +313,12 @@ fn candidates_honour_traits_aggregates_limit_and_nesting() {
     let c = p.allocation_candidates(&req).unwrap();
     assert_eq!(c.allocation_requests.len(), 1);
     let a = &c.allocation_requests[0];
-    assert_eq!(a.root_provider_uuid, "cn4");
+    assert_eq!(&*a.root_provider_uuid, "cn4");
     assert_eq!(a.allocations["cn4-gpu"]["VGPU"], 1);
     assert_eq!(a.allocations["cn4"]["VCPU"], 2);
-    assert_eq!(a.mappings["1"], ["cn4-gpu"]);
-    assert_eq!(c.provider_summaries["cn4-gpu"].root_provider_uuid, "cn4");
-    assert_eq!(c.provider_summaries["cn4"].resources["VCPU"], (32, 0));
+    assert_eq!(a.providers_for("1"), ["cn4-gpu"]);
+    assert_eq!(&*c.summary("cn4-gpu").unwrap().root_provider_uuid, "cn4");
+    assert_eq!(c.summary("cn4").unwrap().resource("VCPU"), Some((32, 0)));
     assert!(matches!(
         p.delete_provider("cn4"),
         Err(PlacementError::CannotDeleteParent(_))

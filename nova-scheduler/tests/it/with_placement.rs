@@ -79,7 +79,7 @@ fn placement_backed_selection_matches_nova() {
         );
         let rp = &sel[0].compute_node_uuid;
         assert_eq!(
-            claimed.allocations[rp]["MEMORY_MB"],
+            claimed.allocations[rp.as_str()]["MEMORY_MB"],
             sc.request.flavor.memory_mb
         );
     }
