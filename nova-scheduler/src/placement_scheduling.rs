@@ -141,7 +141,7 @@ impl Scheduler {
         let mut saved = Vec::new();
         let mut failure = None;
         for (i, uuid) in uuids.iter().enumerate() {
-            let sorted = self.sorted_hosts_for(&req, &resources, &hosts, i, uuid, &mut rounds);
+            let sorted = self.sorted_hosts(&req, &resources, &hosts, i, uuid, &mut rounds);
             let mut chosen = None;
             for &h in &sorted {
                 let Some(alloc) = by_host.get(&h).and_then(|v| v.first()) else {
@@ -186,15 +186,14 @@ impl Scheduler {
             return Err(no_host(filter, selected.len()));
         }
         if n > 1 && num_alts > 0 {
-            hosts =
-                self.sorted_hosts_for(&req, &resources, &hosts, n - 1, &uuids[n - 1], &mut rounds);
+            hosts = self.sorted_hosts(&req, &resources, &hosts, n - 1, &uuids[n - 1], &mut rounds);
         }
         let chosen: Vec<usize> = selected.iter().map(|(h, _)| *h).collect();
         Ok(selected
             .into_iter()
             .map(|(s, alloc)| {
                 let cell = self.hosts()[s].cell_uuid.clone();
-                let mut first = self.selection_of(s);
+                let mut first = self.selection(s);
                 first.allocation_request = Some(alloc);
                 let mut v = vec![first];
                 for &h in &hosts {
@@ -205,7 +204,7 @@ impl Scheduler {
                         let Some(a) = by_host.get(&h).and_then(|v| v.first()) else {
                             continue;
                         };
-                        let mut alt = self.selection_of(h);
+                        let mut alt = self.selection(h);
                         alt.allocation_request = Some((*a).clone());
                         v.push(alt);
                     }

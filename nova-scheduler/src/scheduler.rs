@@ -422,22 +422,6 @@ impl Scheduler {
         out
     }
 
-    pub(crate) fn sorted_hosts_for(
-        &mut self,
-        req: &Request,
-        resources: &ResourceRequest,
-        hosts: &[usize],
-        index: usize,
-        uuid: &str,
-        trace: &mut Vec<Round>,
-    ) -> Vec<usize> {
-        self.sorted_hosts(req, resources, hosts, index, uuid, trace)
-    }
-
-    pub(crate) fn selection_of(&self, i: usize) -> Selection {
-        self.selection(i)
-    }
-
     /// Consumes what one instance takes on host `h` (nova's
     /// `_consume_selected_host`), and records it in the request's group.
     pub(crate) fn consume_for(&mut self, h: usize, req: &mut Request, uuid: &str) {
@@ -463,7 +447,7 @@ impl Scheduler {
     }
 
     /// Nova's `_get_sorted_hosts`: filtered, weighed, the chosen host first.
-    fn sorted_hosts(
+    pub(crate) fn sorted_hosts(
         &mut self,
         req: &Request,
         resources: &ResourceRequest,
@@ -514,7 +498,7 @@ impl Scheduler {
         sorted
     }
 
-    fn selection(&self, i: usize) -> Selection {
+    pub(crate) fn selection(&self, i: usize) -> Selection {
         let h = &self.hosts[i];
         Selection {
             host: h.host.clone(),

@@ -112,7 +112,50 @@ struct Group {
     in_tree: Option<usize>,
 }
 
+/// The two name sets a provider carries.
+#[derive(Debug, Clone, Copy)]
+enum Tags {
+    Traits,
+    Aggregates,
+}
+
 impl State {
+    fn tags(&self, uuid: &str, which: Tags) -> Result<(u64, BTreeSet<String>)> {
+        let p = &self.providers[self.idx(uuid)?];
+        let (ids, names) = match which {
+            Tags::Traits => (&p.traits, &self.traits),
+            Tags::Aggregates => (&p.aggregates, &self.aggregates),
+        };
+        Ok((
+            p.generation,
+            ids.iter().map(|&t| names.name(t).to_string()).collect(),
+        ))
+    }
+
+    fn set_tags(
+        &mut self,
+        uuid: &str,
+        generation: u64,
+        names: &BTreeSet<String>,
+        which: Tags,
+    ) -> Result<u64> {
+        let i = self.idx(uuid)?;
+        self.check_generation(i, generation)?;
+        let interner = match which {
+            Tags::Traits => &mut self.traits,
+            Tags::Aggregates => &mut self.aggregates,
+        };
+        let mut ids: Vec<u32> = names.iter().map(|t| interner.intern(t)).collect();
+        ids.sort_unstable();
+        let p = &mut self.providers[i];
+        match which {
+            Tags::Traits => p.traits = ids,
+            Tags::Aggregates => p.aggregates = ids,
+        }
+        p.generation += 1;
+        Ok(p.generation)
+    }
+
     fn idx(&self, uuid: &str) -> Result<usize> {
         self.by_uuid
             .get(uuid)
@@ -683,39 +726,16 @@ impl Placement for MemoryPlacement {
     }
 
     fn traits(&self, uuid: &str) -> Result<(u64, BTreeSet<String>)> {
-        let s = self.read();
-        let p = &s.providers[s.idx(uuid)?];
-        Ok((
-            p.generation,
-            p.traits
-                .iter()
-                .map(|&t| s.traits.name(t).to_string())
-                .collect(),
-        ))
+        self.read().tags(uuid, Tags::Traits)
     }
 
     fn set_traits(&self, uuid: &str, generation: u64, traits: &BTreeSet<String>) -> Result<u64> {
-        let mut s = self.write();
-        let i = s.idx(uuid)?;
-        s.check_generation(i, generation)?;
-        let mut ids: Vec<u32> = traits.iter().map(|t| s.traits.intern(t)).collect();
-        ids.sort_unstable();
-        let p = &mut s.providers[i];
-        p.traits = ids;
-        p.generation += 1;
-        Ok(p.generation)
+        self.write()
+            .set_tags(uuid, generation, traits, Tags::Traits)
     }
 
     fn aggregates(&self, uuid: &str) -> Result<(u64, BTreeSet<String>)> {
-        let s = self.read();
-        let p = &s.providers[s.idx(uuid)?];
-        Ok((
-            p.generation,
-            p.aggregates
-                .iter()
-                .map(|&a| s.aggregates.name(a).to_string())
-                .collect(),
-        ))
+        self.read().tags(uuid, Tags::Aggregates)
     }
 
     fn set_aggregates(
@@ -724,15 +744,8 @@ impl Placement for MemoryPlacement {
         generation: u64,
         aggregates: &BTreeSet<String>,
     ) -> Result<u64> {
-        let mut s = self.write();
-        let i = s.idx(uuid)?;
-        s.check_generation(i, generation)?;
-        let mut ids: Vec<u32> = aggregates.iter().map(|a| s.aggregates.intern(a)).collect();
-        ids.sort_unstable();
-        let p = &mut s.providers[i];
-        p.aggregates = ids;
-        p.generation += 1;
-        Ok(p.generation)
+        self.write()
+            .set_tags(uuid, generation, aggregates, Tags::Aggregates)
     }
 
     fn usages(&self, uuid: &str) -> Result<BTreeMap<String, i64>> {
