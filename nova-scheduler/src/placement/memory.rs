@@ -345,17 +345,16 @@ impl State {
     }
 
     /// The candidate of a provider without children, if it can serve every group.
+    /// The candidate of a provider without children, if it can serve
+    /// every group; `merged` is the request's amounts summed per class
+    /// (ids, and the map every such candidate allocates).
     fn flat_candidate(
         &self,
         i: usize,
         groups: &[Group],
-        policy: GroupPolicy,
+        merged: &(Vec<(u32, i64)>, BTreeMap<Name, i64>),
     ) -> Option<AllocationRequest> {
         let p = &self.providers[i];
-        if policy == GroupPolicy::Isolate && groups.iter().filter(|g| g.numbered).count() > 1 {
-            return None;
-        }
-        let mut inner: BTreeMap<Name, i64> = BTreeMap::new();
         for g in groups {
             if g.in_tree.is_some_and(|t| t != i)
                 || !g.required.iter().all(|&t| p.has_trait(t))
@@ -369,13 +368,11 @@ impl State {
                 if !v.record.admits(v.used, n) {
                     return None;
                 }
-                *inner.entry(self.rcs.name(rc).clone()).or_default() += n;
             }
         }
         if groups.len() > 1 {
-            for (rc, n) in &inner {
-                let id = self.rcs.get(rc)?;
-                let v = p.inv(id)?;
+            for &(rc, n) in &merged.0 {
+                let v = p.inv(rc)?;
                 if v.used + n > v.record.capacity() {
                     return None;
                 }
@@ -383,7 +380,7 @@ impl State {
         }
         Some(AllocationRequest {
             root_provider_uuid: p.uuid.clone(),
-            allocations: BTreeMap::from([(p.uuid.clone(), inner)]),
+            allocations: BTreeMap::from([(p.uuid.clone(), merged.1.clone())]),
             mappings: groups
                 .iter()
                 .map(|g| (g.suffix.clone(), p.uuid.clone()))
@@ -418,6 +415,23 @@ impl State {
             .filter_map(|t| self.traits.get(t))
             .collect();
         const PER_TREE: usize = 64;
+        // What a provider without children would allocate (every group from it).
+        let mut merged_ids: Vec<(u32, i64)> = Vec::new();
+        for g in &groups {
+            for &(rc, n) in &g.resources {
+                match merged_ids.iter_mut().find(|(r, _)| *r == rc) {
+                    Some((_, m)) => *m += n,
+                    None => merged_ids.push((rc, n)),
+                }
+            }
+        }
+        let merged_map: BTreeMap<Name, i64> = merged_ids
+            .iter()
+            .map(|&(rc, n)| (self.rcs.name(rc).clone(), n))
+            .collect();
+        let merged = (merged_ids, merged_map);
+        let flat_possible = !(req.group_policy == GroupPolicy::Isolate
+            && groups.iter().filter(|g| g.numbered).count() > 1);
         let limit = req.limit.unwrap_or(usize::MAX);
         let mut out = AllocationCandidates::default();
         let mut trees_used = Vec::new();
@@ -436,7 +450,7 @@ impl State {
             if r.children.is_empty() {
                 // A provider without children (most computes): every group
                 // from it, the amounts of all groups together within capacity.
-                if let Some(a) = self.flat_candidate(root, &groups, req.group_policy) {
+                if flat_possible && let Some(a) = self.flat_candidate(root, &groups, &merged) {
                     out.allocation_requests.push(a);
                     flat_used.push(root);
                 }
