@@ -3,7 +3,7 @@
 //! included), only hosts with candidates are filtered and weighed, and the
 //! chosen host's candidate is claimed before the next instance is placed.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 
 use crate::error::{Error, Result};
 use crate::placement::{Allocations, CandidatesRequest, Placement, PlacementError, RequestGroup};
@@ -111,18 +111,24 @@ impl Scheduler {
             placed,
             requested: n,
         };
-        if cands.allocation_requests.is_empty() {
+        if cands.is_empty() {
             return Err(no_host(Some("Placement".into()), 0));
         }
-        // Each host with candidates, and its candidates in Placement's order.
-        let mut by_host: HashMap<usize, Vec<&Allocations>> = HashMap::new();
-        for a in &cands.allocation_requests {
-            if let Some(h) = self.host_index_by_uuid(&a.root_provider_uuid) {
-                by_host.entry(h).or_default().push(&a.allocations);
+        // Each host with candidates: its first candidate (Placement's order).
+        let mut first_candidate: Vec<u32> = vec![u32::MAX; self.hosts().len()];
+        let mut hosts: Vec<usize> = Vec::with_capacity(cands.len());
+        for c in 0..cands.len() {
+            if let Some(h) = self.host_index_by_uuid(cands.root(c))
+                && first_candidate[h] == u32::MAX
+            {
+                first_candidate[h] = c as u32;
+                hosts.push(h);
             }
         }
-        let mut hosts: Vec<usize> = by_host.keys().copied().collect();
         hosts.sort_unstable();
+        let candidate_of = |h: usize| {
+            (first_candidate[h] != u32::MAX).then(|| cands.allocations(first_candidate[h] as usize))
+        };
         let mut req = req.clone();
         let uuids: Vec<String> = if req.instance_uuids.is_empty() {
             vec![crate::request::new_consumer_id()]
@@ -144,12 +150,12 @@ impl Scheduler {
             let sorted = self.sorted_hosts(&req, &resources, &hosts, i, uuid, &mut rounds);
             let mut chosen = None;
             for &h in &sorted {
-                let Some(alloc) = by_host.get(&h).and_then(|v| v.first()) else {
+                let Some(alloc) = candidate_of(h) else {
                     continue;
                 };
-                match placement.put_allocations(uuid, alloc, &req.project_id, &req.user_id, None) {
+                match placement.put_allocations(uuid, &alloc, &req.project_id, &req.user_id, None) {
                     Ok(_) => {
-                        chosen = Some((h, (*alloc).clone()));
+                        chosen = Some((h, alloc));
                         break;
                     }
                     Err(e) if e.is_conflict() => continue, // lost a race: the next host
@@ -201,11 +207,11 @@ impl Scheduler {
                         break;
                     }
                     if self.hosts()[h].cell_uuid == cell && !chosen.contains(&h) {
-                        let Some(a) = by_host.get(&h).and_then(|v| v.first()) else {
+                        let Some(a) = candidate_of(h) else {
                             continue;
                         };
                         let mut alt = self.selection(h);
-                        alt.allocation_request = Some((*a).clone());
+                        alt.allocation_request = Some(a);
                         v.push(alt);
                     }
                 }

@@ -11,6 +11,29 @@ use crate::host_state::{Aggregate, HostState};
 use crate::request::{Request, ResourceRequest};
 use crate::weighers::{HostWeigher, weigher_by_name};
 
+/// A fast, non-cryptographic hasher for the uuid index (keys are our own
+/// compute node uuids, not attacker-chosen input).
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct FxHasher(u64);
+
+impl std::hash::Hasher for FxHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        const K: u64 = 0x517c_c1b7_2722_0a95;
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(c);
+            self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(w)).wrapping_mul(K);
+        }
+        for &b in chunks.remainder() {
+            self.0 = (self.0.rotate_left(5) ^ u64::from(b)).wrapping_mul(K);
+        }
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
 /// One chosen (or alternate) host for an instance.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Selection {
@@ -85,7 +108,7 @@ pub struct Scheduler {
     aggregates: Vec<Aggregate>,
     hosts: Vec<HostState>,
     by_name: HashMap<(String, String), usize>,
-    by_uuid: HashMap<String, usize>,
+    by_uuid: HashMap<String, usize, std::hash::BuildHasherDefault<FxHasher>>,
     rng: u64,
     last_rounds: Vec<Round>,
 }
@@ -116,7 +139,7 @@ impl Scheduler {
             aggregates: Vec::new(),
             hosts: Vec::new(),
             by_name: HashMap::new(),
-            by_uuid: HashMap::new(),
+            by_uuid: HashMap::default(),
             rng,
             last_rounds: Vec::new(),
         })
@@ -343,6 +366,7 @@ impl Scheduler {
         let active: Vec<Active<'_>> = self
             .weighers
             .iter()
+            .filter(|w| !w.is_constant(ctx))
             .filter_map(|w| {
                 let (option, default) = w.multiplier_option(&self.config);
                 let per_agg: Vec<Option<Option<f64>>> = self
@@ -353,7 +377,7 @@ impl Scheduler {
                 let overridden = per_agg.iter().any(Option::is_some);
                 // A weigher whose multiplier is 0 everywhere, or whose raw
                 // weight is the same for every host, adds nothing.
-                (!w.is_constant(ctx) && (default != 0.0 || overridden)).then(|| Active {
+                (default != 0.0 || overridden).then(|| Active {
                     w: w.as_ref(),
                     default,
                     sign: w.multiplier_sign(),

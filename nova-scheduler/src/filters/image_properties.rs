@@ -10,6 +10,12 @@ use crate::host_state::HostState;
 #[derive(Debug)]
 pub struct ImagePropertiesFilter;
 
+/// String equality without a library call (these are a few bytes long).
+#[inline]
+fn short_eq(a: &str, b: &str) -> bool {
+    a.len() == b.len() && a.bytes().zip(b.bytes()).all(|(x, y)| x == y)
+}
+
 fn canonical_arch(a: &str) -> String {
     let a = a.to_ascii_lowercase();
     match a.as_str() {
@@ -123,7 +129,7 @@ impl HostFilter for ImagePropertiesFilter {
             wanted
                 .iter()
                 .flatten()
-                .all(|w| supported.iter().any(|s| s == w))
+                .all(|w| supported.iter().any(|s| short_eq(s, w)))
                 && version_ok()
         })
     }

@@ -6,7 +6,7 @@ use std::sync::RwLock;
 
 use super::Placement;
 use super::model::{
-    AllocationCandidates, AllocationRequest, Allocations, CandidatesRequest, ConsumerAllocations,
+    AllocationCandidates, Allocations, CandidateRow, CandidatesRequest, ConsumerAllocations,
     GroupPolicy, InventoryRecord, Name, PlacementError, ProviderSummary, RequestGroup,
     ResourceProvider, valid_resource_class,
 };
@@ -344,16 +344,9 @@ impl State {
         out
     }
 
-    /// The candidate of a provider without children, if it can serve every group.
-    /// The candidate of a provider without children, if it can serve
-    /// every group; `merged` is the request's amounts summed per class
-    /// (ids, and the map every such candidate allocates).
-    fn flat_candidate(
-        &self,
-        i: usize,
-        groups: &[Group],
-        merged: &(Vec<(u32, i64)>, BTreeMap<Name, i64>),
-    ) -> Option<AllocationRequest> {
+    /// Whether a provider without children can serve every group alone;
+    /// `merged` is the request's amounts summed per class.
+    fn flat_fits(&self, i: usize, groups: &[Group], merged: &[(u32, i64)]) -> bool {
         let p = &self.providers[i];
         for g in groups {
             if g.in_tree.is_some_and(|t| t != i)
@@ -361,31 +354,18 @@ impl State {
                 || g.forbidden.iter().any(|&t| p.has_trait(t))
                 || !self.aggregates_ok(p, g)
             {
-                return None;
+                return false;
             }
             for &(rc, n) in &g.resources {
-                let v = p.inv(rc)?;
-                if !v.record.admits(v.used, n) {
-                    return None;
+                if !p.inv(rc).is_some_and(|v| v.record.admits(v.used, n)) {
+                    return false;
                 }
             }
         }
-        if groups.len() > 1 {
-            for &(rc, n) in &merged.0 {
-                let v = p.inv(rc)?;
-                if v.used + n > v.record.capacity() {
-                    return None;
-                }
-            }
-        }
-        Some(AllocationRequest {
-            root_provider_uuid: p.uuid.clone(),
-            allocations: BTreeMap::from([(p.uuid.clone(), merged.1.clone())]),
-            mappings: groups
+        groups.len() == 1
+            || merged
                 .iter()
-                .map(|g| (g.suffix.clone(), p.uuid.clone()))
-                .collect(),
-        })
+                .all(|&(rc, n)| p.inv(rc).is_some_and(|v| v.used + n <= v.record.capacity()))
     }
 
     fn candidates(&self, req: &CandidatesRequest) -> Result<AllocationCandidates> {
@@ -425,19 +405,27 @@ impl State {
                 }
             }
         }
-        let merged_map: BTreeMap<Name, i64> = merged_ids
-            .iter()
-            .map(|&(rc, n)| (self.rcs.name(rc).clone(), n))
-            .collect();
-        let merged = (merged_ids, merged_map);
         let flat_possible = !(req.group_policy == GroupPolicy::Isolate
             && groups.iter().filter(|g| g.numbered).count() > 1);
         let limit = req.limit.unwrap_or(usize::MAX);
-        let mut out = AllocationCandidates::default();
+        let mut out = AllocationCandidates {
+            groups: groups.iter().map(|g| g.suffix.clone()).collect(),
+            ..AllocationCandidates::default()
+        };
+        // State index → table index, filled as providers and classes appear.
+        let mut pslot = vec![u32::MAX; self.providers.len()];
+        let mut cslot = vec![u32::MAX; self.rcs.names.len()];
+        let slot = |table: &mut Vec<Name>, slots: &mut Vec<u32>, i: usize, name: &Name| -> u32 {
+            if slots[i] == u32::MAX {
+                slots[i] = table.len() as u32;
+                table.push(name.clone());
+            }
+            slots[i]
+        };
         let mut trees_used = Vec::new();
         let mut flat_used: Vec<usize> = Vec::new();
         for &root in &self.roots {
-            if out.allocation_requests.len() >= limit {
+            if out.rows.len() >= limit {
                 break;
             }
             let r = &self.providers[root];
@@ -450,8 +438,20 @@ impl State {
             if r.children.is_empty() {
                 // A provider without children (most computes): every group
                 // from it, the amounts of all groups together within capacity.
-                if flat_possible && let Some(a) = self.flat_candidate(root, &groups, &merged) {
-                    out.allocation_requests.push(a);
+                if flat_possible && self.flat_fits(root, &groups, &merged_ids) {
+                    let ps = slot(&mut out.providers, &mut pslot, root, &r.uuid);
+                    let start = out.parts.len() as u32;
+                    for &(rc, n) in &merged_ids {
+                        let cs = slot(&mut out.classes, &mut cslot, rc as usize, self.rcs.name(rc));
+                        out.parts.push((ps, cs, n));
+                    }
+                    let mstart = out.maps.len() as u32;
+                    out.maps.extend((0..groups.len() as u32).map(|g| (g, ps)));
+                    out.rows.push(CandidateRow {
+                        root: ps,
+                        parts: (start, out.parts.len() as u32),
+                        maps: (mstart, out.maps.len() as u32),
+                    });
                     flat_used.push(root);
                 }
                 continue;
@@ -508,27 +508,28 @@ impl State {
                 if !fits {
                     continue;
                 }
-                let mut allocations: Allocations = BTreeMap::new();
+                let root_slot = slot(&mut out.providers, &mut pslot, root, &r.uuid);
+                let start = out.parts.len() as u32;
                 for ((p, rc), n) in merged {
-                    allocations
-                        .entry(self.providers[p].uuid.clone())
-                        .or_default()
-                        .insert(self.rcs.name(rc).clone(), n);
+                    let ps = slot(&mut out.providers, &mut pslot, p, &self.providers[p].uuid);
+                    let cs = slot(&mut out.classes, &mut cslot, rc as usize, self.rcs.name(rc));
+                    out.parts.push((ps, cs, n));
                 }
-                let mut mappings: Vec<(Name, Name)> = Vec::with_capacity(mapping.len());
+                let mstart = out.maps.len() as u32;
                 for (gi, p) in mapping {
-                    let pair = (groups[gi].suffix.clone(), self.providers[p].uuid.clone());
-                    if !mappings.contains(&pair) {
-                        mappings.push(pair);
+                    let ps = slot(&mut out.providers, &mut pslot, p, &self.providers[p].uuid);
+                    let pair = (gi as u32, ps);
+                    if !out.maps[mstart as usize..].contains(&pair) {
+                        out.maps.push(pair);
                     }
                 }
-                out.allocation_requests.push(AllocationRequest {
-                    root_provider_uuid: r.uuid.clone(),
-                    allocations,
-                    mappings,
+                out.rows.push(CandidateRow {
+                    root: root_slot,
+                    parts: (start, out.parts.len() as u32),
+                    maps: (mstart, out.maps.len() as u32),
                 });
                 any = true;
-                if out.allocation_requests.len() >= limit {
+                if out.rows.len() >= limit {
                     break;
                 }
             }

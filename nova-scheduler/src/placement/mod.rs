@@ -21,8 +21,8 @@
 //! assert_eq!(cands.summary("rp-1").unwrap().resource("VCPU"), Some((16, 0)));
 //!
 //! // Claim it for a new consumer (no consumer generation yet).
-//! let alloc = &cands.allocation_requests[0].allocations;
-//! p.put_allocations("vm-1", alloc, "project", "user", None).unwrap();
+//! let alloc = cands.allocations(0);
+//! p.put_allocations("vm-1", &alloc, "project", "user", None).unwrap();
 //! assert_eq!(p.usages("rp-1").unwrap()["VCPU"], 4);
 //! ```
 

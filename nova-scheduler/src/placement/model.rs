@@ -246,16 +246,85 @@ impl ProviderSummary {
     }
 }
 
-/// The answer of `GET /allocation_candidates`.
+/// One row of [`AllocationCandidates`]: indices into its tables.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct CandidateRow {
+    pub(crate) root: u32,
+    pub(crate) parts: (u32, u32),
+    pub(crate) maps: (u32, u32),
+}
+
+/// The answer of `GET /allocation_candidates`: allocation requests (in
+/// tree order) and provider summaries. Requests are stored compactly (no
+/// allocation per candidate) and built on demand with
+/// [`AllocationCandidates::request`] / [`AllocationCandidates::allocations`].
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct AllocationCandidates {
-    /// Allocation requests, grouped by tree in provider order.
-    pub allocation_requests: Vec<AllocationRequest>,
-    /// Every provider of the trees that appear, in provider order.
+    pub(crate) providers: Vec<Name>,
+    pub(crate) classes: Vec<Name>,
+    pub(crate) groups: Vec<Name>,
+    pub(crate) rows: Vec<CandidateRow>,
+    /// (provider, class, amount), indices into the tables.
+    pub(crate) parts: Vec<(u32, u32, i64)>,
+    /// (group, provider).
+    pub(crate) maps: Vec<(u32, u32)>,
+    /// Every provider of the trees that appear (unless the request said
+    /// `without_summaries`).
     pub provider_summaries: Vec<ProviderSummary>,
 }
 
 impl AllocationCandidates {
+    /// How many allocation requests.
+    pub fn len(&self) -> usize {
+        self.rows.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.rows.is_empty()
+    }
+
+    /// The root provider of request `i`.
+    pub fn root(&self, i: usize) -> &Name {
+        &self.providers[self.rows[i].root as usize]
+    }
+
+    /// The resources of request `i` per provider (what a claim sends).
+    pub fn allocations(&self, i: usize) -> Allocations {
+        let (a, b) = self.rows[i].parts;
+        let mut out: Allocations = BTreeMap::new();
+        for &(p, rc, n) in &self.parts[a as usize..b as usize] {
+            *out.entry(self.providers[p as usize].clone())
+                .or_default()
+                .entry(self.classes[rc as usize].clone())
+                .or_default() += n;
+        }
+        out
+    }
+
+    /// Request `i`, built.
+    pub fn request(&self, i: usize) -> AllocationRequest {
+        let (a, b) = self.rows[i].maps;
+        AllocationRequest {
+            root_provider_uuid: self.root(i).clone(),
+            allocations: self.allocations(i),
+            mappings: self.maps[a as usize..b as usize]
+                .iter()
+                .map(|&(g, p)| {
+                    (
+                        self.groups[g as usize].clone(),
+                        self.providers[p as usize].clone(),
+                    )
+                })
+                .collect(),
+        }
+    }
+
+    /// Every request, built.
+    pub fn requests(&self) -> impl Iterator<Item = AllocationRequest> + '_ {
+        (0..self.len()).map(|i| self.request(i))
+    }
+
     /// The summary of provider `uuid`.
     pub fn summary(&self, uuid: &str) -> Option<&ProviderSummary> {
         self.provider_summaries.iter().find(|s| &*s.uuid == uuid)

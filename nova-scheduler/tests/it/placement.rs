@@ -232,12 +232,8 @@ fn candidates_honour_traits_aggregates_limit_and_nesting() {
         .unwrap();
 
     let roots = |req: &CandidatesRequest| -> Vec<String> {
-        p.allocation_candidates(req)
-            .unwrap()
-            .allocation_requests
-            .iter()
-            .map(|a| a.root_provider_uuid.to_string())
-            .collect()
+        let c = p.allocation_candidates(req).unwrap();
+        (0..c.len()).map(|i| c.root(i).to_string()).collect()
     };
     let base = group(&[("VCPU", 2), ("MEMORY_MB", 1024)]);
     assert_eq!(
@@ -311,8 +307,8 @@ fn candidates_honour_traits_aggregates_limit_and_nesting() {
         ..Default::default()
     };
     let c = p.allocation_candidates(&req).unwrap();
-    assert_eq!(c.allocation_requests.len(), 1);
-    let a = &c.allocation_requests[0];
+    assert_eq!(c.len(), 1);
+    let a = &c.request(0);
     assert_eq!(&*a.root_provider_uuid, "cn4");
     assert_eq!(a.allocations["cn4-gpu"]["VGPU"], 1);
     assert_eq!(a.allocations["cn4"]["VCPU"], 2);
