@@ -34,6 +34,35 @@ impl std::hash::Hasher for FxHasher {
     }
 }
 
+/// A weigher active in a round, with its multiplier per aggregate.
+struct ActiveWeigher<'w> {
+    w: &'w dyn HostWeigher,
+    default: f64,
+    sign: f64,
+    per_agg: Option<Vec<Option<Option<f64>>>>,
+    lo: Option<f64>,
+    hi: Option<f64>,
+}
+
+impl ActiveWeigher<'_> {
+    /// The multiplier for `h`: the option, unless the host's aggregates set
+    /// it (their minimum; a value that does not parse means the option).
+    fn multiplier(&self, h: &HostState) -> f64 {
+        let Some(per_agg) = &self.per_agg else {
+            return self.default;
+        };
+        let mut best: Option<f64> = None;
+        for &g in &h.aggregates {
+            match per_agg.get(g).copied().flatten() {
+                Some(Some(v)) => best = Some(best.map_or(v, |b: f64| b.min(v))),
+                Some(None) => return self.default,
+                None => {}
+            }
+        }
+        best.unwrap_or(self.default)
+    }
+}
+
 /// One chosen (or alternate) host for an instance.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Selection {
@@ -261,7 +290,7 @@ impl Scheduler {
         hosts: &[usize],
         ctx: &FilterContext<'_>,
         round: &mut Round,
-    ) -> Vec<usize> {
+    ) -> Vec<Weighed> {
         let req = ctx.request;
         let mut list: Vec<usize> = match &req.requested_destination {
             Some(d) => hosts
@@ -285,7 +314,7 @@ impl Scheduler {
                         .any(|h| h.eq_ignore_ascii_case(&self.hosts[i].host))
                 });
                 if list.is_empty() {
-                    return list;
+                    return Vec::new();
                 }
             }
             if !req.force_hosts.is_empty() {
@@ -303,68 +332,16 @@ impl Scheduler {
                 .get("_nova_check_type")
                 .is_some_and(|v| !v.is_empty());
             if !check_type && (!req.force_hosts.is_empty() || !req.force_nodes.is_empty()) {
-                return list;
+                return self.filter_and_weigh(&list, ctx, round, false);
             }
         }
-        // One pass over the hosts runs every filter on a host while its
-        // state is in cache; counting where each host dropped out gives
-        // each filter's start/end exactly as filter-after-filter would.
-        let rebuild = req.is_rebuild();
-        let active: Vec<(&dyn HostFilter, bool)> = self
-            .filters
-            .iter()
-            .filter(|f| !(f.run_filter_once_per_request() && ctx.index > 0))
-            .map(|f| (f.as_ref(), !rebuild || f.run_on_rebuild()))
-            .collect();
-        let mut dropped = vec![0usize; active.len()];
-        let start = list.len();
-        list.retain(|&i| {
-            let h = &self.hosts[i];
-            for (k, (f, run)) in active.iter().enumerate() {
-                if *run && !f.host_passes(h, ctx) {
-                    dropped[k] += 1;
-                    return false;
-                }
-            }
-            true
-        });
-        let mut left = start;
-        for ((f, _), d) in active.iter().zip(&dropped) {
-            round.filter_counts.push(FilterCount {
-                filter: f.name(),
-                start: left,
-                end: left - d,
-                emulated: f.emulated(),
-            });
-            left -= d;
-            if left == 0 {
-                break;
-            }
-        }
-        list
+        self.filter_and_weigh(&list, ctx, round, true)
     }
 
-    /// Nova's weight handler: per weigher, clamp, normalise, multiply, sum;
-    /// sorted by weight, descending, stable.
-    fn weigh_hosts(&self, hosts: &[usize], ctx: &FilterContext<'_>) -> Vec<Weighed> {
-        let mut out: Vec<Weighed> = hosts
-            .iter()
-            .map(|&host| Weighed { host, weight: 0.0 })
-            .collect();
-        if out.len() <= 1 {
-            return out;
-        }
-        // Per weigher: its multiplier option per aggregate, parsed once.
-        struct Active<'w> {
-            w: &'w dyn HostWeigher,
-            default: f64,
-            sign: f64,
-            per_agg: Option<Vec<Option<Option<f64>>>>,
-            lo: Option<f64>,
-            hi: Option<f64>,
-        }
-        let active: Vec<Active<'_>> = self
-            .weighers
+    /// The active weighers of a round: multiplier options parsed once per
+    /// aggregate; weighers that would add 0 to every host left out.
+    fn active_weighers(&self, ctx: &FilterContext<'_>) -> Vec<ActiveWeigher<'_>> {
+        self.weighers
             .iter()
             .filter(|w| !w.is_constant(ctx))
             .filter_map(|w| {
@@ -375,9 +352,7 @@ impl Scheduler {
                     .map(|a| a.metadata.get(option).map(|v| v.trim().parse::<f64>().ok()))
                     .collect();
                 let overridden = per_agg.iter().any(Option::is_some);
-                // A weigher whose multiplier is 0 everywhere, or whose raw
-                // weight is the same for every host, adds nothing.
-                (default != 0.0 || overridden).then(|| Active {
+                (default != 0.0 || overridden).then(|| ActiveWeigher {
                     w: w.as_ref(),
                     default,
                     sign: w.multiplier_sign(),
@@ -386,14 +361,55 @@ impl Scheduler {
                     hi: w.maxval(),
                 })
             })
-            .collect();
-        let n = out.len();
-        let mut raw = vec![0.0f64; active.len() * n];
-        let mut mult = vec![0.0f64; active.len() * n];
-        // One pass over the hosts computes every raw weight and multiplier.
-        for (j, o) in out.iter().enumerate() {
-            let h = &self.hosts[o.host];
-            for (k, a) in active.iter().enumerate() {
+            .collect()
+    }
+
+    /// Nova's filter handler and weight handler in one pass over the hosts:
+    /// every filter runs on a host while its state is in cache (counting
+    /// where each host dropped out gives each filter's start/end exactly as
+    /// filter-after-filter would), and a host that passes has its raw
+    /// weights and multipliers taken right away. Then, per weigher, nova's
+    /// clamp / normalise / multiply / sum, and a stable sort by weight,
+    /// descending. `run_filters` false: the hosts are forced, only weighed.
+    fn filter_and_weigh(
+        &self,
+        list: &[usize],
+        ctx: &FilterContext<'_>,
+        round: &mut Round,
+        run_filters: bool,
+    ) -> Vec<Weighed> {
+        let t = Instant::now();
+        let rebuild = ctx.request.is_rebuild();
+        let filters: Vec<(&dyn HostFilter, bool)> = if run_filters {
+            self.filters
+                .iter()
+                .filter(|f| !(f.run_filter_once_per_request() && ctx.index > 0))
+                .map(|f| (f.as_ref(), !rebuild || f.run_on_rebuild()))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let weighers = self.active_weighers(ctx);
+        let kk = weighers.len();
+        let mut dropped = vec![0usize; filters.len()];
+        let mut out: Vec<Weighed> = Vec::with_capacity(list.len());
+        let mut raw: Vec<f64> = Vec::with_capacity(list.len() * kk);
+        let mut mult: Vec<f64> = Vec::with_capacity(list.len() * kk);
+        let mut lo_seen = vec![f64::INFINITY; kk];
+        let mut hi_seen = vec![f64::NEG_INFINITY; kk];
+        'hosts: for &i in list {
+            let h = &self.hosts[i];
+            for (k, (f, run)) in filters.iter().enumerate() {
+                if *run && !f.host_passes(h, ctx) {
+                    dropped[k] += 1;
+                    continue 'hosts;
+                }
+            }
+            out.push(Weighed {
+                host: i,
+                weight: 0.0,
+            });
+            for (k, a) in weighers.iter().enumerate() {
                 let mut v = a.w.weigh(h, ctx);
                 if let Some(lo) = a.lo {
                     v = v.max(lo);
@@ -401,48 +417,61 @@ impl Scheduler {
                 if let Some(hi) = a.hi {
                     v = v.min(hi);
                 }
-                raw[k * n + j] = v;
-                let m = match &a.per_agg {
-                    None => a.default,
-                    Some(per_agg) => {
-                        let mut best: Option<f64> = None;
-                        let mut bad = false;
-                        for &g in &h.aggregates {
-                            match per_agg.get(g).copied().flatten() {
-                                Some(Some(v)) => best = Some(best.map_or(v, |b: f64| b.min(v))),
-                                Some(None) => bad = true,
-                                None => {}
-                            }
-                        }
-                        if bad {
-                            a.default
-                        } else {
-                            best.unwrap_or(a.default)
-                        }
+                lo_seen[k] = lo_seen[k].min(v);
+                hi_seen[k] = hi_seen[k].max(v);
+                raw.push(v);
+                mult.push(a.sign * a.multiplier(h));
+            }
+        }
+        if run_filters {
+            let mut left = list.len();
+            for ((f, _), d) in filters.iter().zip(&dropped) {
+                round.filter_counts.push(FilterCount {
+                    filter: f.name(),
+                    start: left,
+                    end: left - d,
+                    emulated: f.emulated(),
+                });
+                left -= d;
+                if left == 0 {
+                    break;
+                }
+            }
+        }
+        round.filter_ms = t.elapsed().as_secs_f64() * 1e3;
+        let t = Instant::now();
+        let n = out.len();
+        if n > 1 {
+            // Normalisation bounds: the weigher's own, else the candidates' range.
+            let bounds: Vec<Option<(f64, f64)>> = weighers
+                .iter()
+                .enumerate()
+                .map(|(k, a)| {
+                    let (min, max) = (a.lo.unwrap_or(lo_seen[k]), a.hi.unwrap_or(hi_seen[k]));
+                    (min != max).then_some((min, max - min))
+                })
+                .collect();
+            for (j, o) in out.iter_mut().enumerate() {
+                for (k, b) in bounds.iter().enumerate() {
+                    if let Some((min, range)) = b {
+                        o.weight += mult[j * kk + k] * ((raw[j * kk + k] - min) / range);
                     }
-                };
-                mult[k * n + j] = a.sign * m;
+                }
             }
+            // Weights are sums of finite products starting at +0.0 (never
+            // NaN or -0.0), so the total order is the numeric one; with the
+            // position as tie-break the unstable sort gives Python's stable order.
+            let mut keyed: Vec<(f64, u32)> = out
+                .iter()
+                .enumerate()
+                .map(|(i, o)| (o.weight, i as u32))
+                .collect();
+            keyed.sort_unstable_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+            out = keyed.into_iter().map(|(_, i)| out[i as usize]).collect();
+        } else {
+            out.iter_mut().for_each(|o| o.weight = 0.0);
         }
-        for (k, a) in active.iter().enumerate() {
-            let raw = &raw[k * n..(k + 1) * n];
-            let mult = &mult[k * n..(k + 1) * n];
-            let max =
-                a.hi.unwrap_or_else(|| raw.iter().copied().fold(f64::NEG_INFINITY, f64::max));
-            let min =
-                a.lo.unwrap_or_else(|| raw.iter().copied().fold(f64::INFINITY, f64::min));
-            if min == max {
-                continue;
-            }
-            let range = max - min;
-            for ((r, m), o) in raw.iter().zip(mult).zip(out.iter_mut()) {
-                o.weight += m * ((r - min) / range);
-            }
-        }
-        // Weights are sums of finite products starting at +0.0 (never NaN
-        // or -0.0), so the total order is the numeric one; stable, as
-        // Python's sort.
-        out.sort_by(|a, b| b.weight.total_cmp(&a.weight));
+        round.weigh_ms = t.elapsed().as_secs_f64() * 1e3;
         out
     }
 
@@ -485,17 +514,12 @@ impl Scheduler {
             input_hosts: hosts.len(),
             ..Round::default()
         };
-        let t = Instant::now();
         let ctx = self.ctx(req, resources, index, uuid);
-        let filtered = self.filter_hosts(hosts, &ctx, &mut round);
-        round.filter_ms = t.elapsed().as_secs_f64() * 1e3;
-        if filtered.is_empty() {
+        let mut weighed = self.filter_hosts(hosts, &ctx, &mut round);
+        if weighed.is_empty() {
             trace.push(round);
-            return filtered;
+            return Vec::new();
         }
-        let t = Instant::now();
-        let mut weighed = self.weigh_hosts(&filtered, &ctx);
-        round.weigh_ms = t.elapsed().as_secs_f64() * 1e3;
         if self.config.shuffle_best_same_weighed_hosts {
             let best = weighed[0].weight;
             let n = weighed.iter().take_while(|w| w.weight == best).count();
@@ -545,12 +569,7 @@ impl Scheduler {
             ..Round::default()
         };
         let ctx = self.ctx(req, &resources, 0, uuid);
-        let t = Instant::now();
-        let filtered = self.filter_hosts(&hosts, &ctx, &mut round);
-        round.filter_ms = t.elapsed().as_secs_f64() * 1e3;
-        let t = Instant::now();
-        round.passed = self.weigh_hosts(&filtered, &ctx);
-        round.weigh_ms = t.elapsed().as_secs_f64() * 1e3;
+        round.passed = self.filter_hosts(&hosts, &ctx, &mut round);
         round
     }
 
