@@ -100,7 +100,8 @@ impl Scheduler {
         placement: &dyn Placement,
         req: &Request,
     ) -> Result<Vec<Vec<Selection>>> {
-        let query = self.candidates_request(req)?;
+        let mut query = self.candidates_request(req)?;
+        query.without_summaries = true; // only the requests are needed here
         let cands = placement
             .allocation_candidates(&query)
             .map_err(|e| Error::Config(format!("placement: {e}")))?;
