@@ -4,3 +4,4 @@
 pub use nova_objects as objects;
 pub use nova_rpc as rpc;
 pub use nova_scheduler as scheduler;
+pub use nova_virt as virt;

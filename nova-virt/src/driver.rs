@@ -1,0 +1,367 @@
+//! The `ComputeDriver` contract: what nova-compute asks of a hypervisor.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// Nova's power states (`nova.compute.power_state`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[repr(u8)]
+pub enum PowerState {
+    /// Unknown / no state.
+    NoState = 0,
+    /// Running.
+    Running = 1,
+    /// Paused (vCPUs stopped, memory kept).
+    Paused = 3,
+    /// Shut down.
+    Shutdown = 4,
+    /// Crashed.
+    Crashed = 6,
+    /// Suspended (memory saved to disk).
+    Suspended = 7,
+}
+
+impl PowerState {
+    /// Nova's integer code.
+    pub fn code(self) -> u8 {
+        self as u8
+    }
+}
+
+/// A file to inject, as nova passes it (`injected_files`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InjectedFile {
+    /// Path in the guest.
+    pub path: String,
+    /// Contents.
+    pub contents: Vec<u8>,
+}
+
+/// A block device of the instance (`block_device_info`), minimal.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlockDevice {
+    /// Device name (`vdb`).
+    pub device_name: String,
+    /// Local path or connection of the volume.
+    pub source: String,
+    /// Boot index (0 = boot disk).
+    pub boot_index: Option<i32>,
+}
+
+/// A network interface of the instance (`network_info`), minimal.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Vif {
+    /// Port id.
+    pub id: String,
+    /// MAC address.
+    pub address: String,
+    /// Bridge or network to plug into, if any.
+    pub bridge: Option<String>,
+}
+
+/// What `spawn` needs: the instance, its flavor, its image, and what nova passes along.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct InstanceSpec {
+    /// Instance uuid (the domain's uuid and name).
+    pub uuid: String,
+    /// Display name.
+    pub name: String,
+    /// Flavor name (fault injection keys on it).
+    pub flavor_name: String,
+    /// vCPUs.
+    pub vcpus: u32,
+    /// Memory (MiB).
+    pub memory_mb: u64,
+    /// Root disk (GiB).
+    pub root_gb: u64,
+    /// Image id.
+    pub image_id: String,
+    /// Image properties (`hw_disk_bus`, `hw_vif_model`, `os_type`, ...).
+    pub image_properties: BTreeMap<String, String>,
+    /// Local path of the image (base disk), when the image is a disk.
+    pub image_path: Option<String>,
+    /// Kernel for direct kernel boot (`kernel_id`).
+    pub kernel_path: Option<String>,
+    /// Ramdisk for direct kernel boot (`ramdisk_id`).
+    pub ramdisk_path: Option<String>,
+    /// Kernel command line for direct kernel boot.
+    pub kernel_cmdline: Option<String>,
+    /// Networks.
+    pub network_info: Vec<Vif>,
+    /// Volumes.
+    pub block_devices: Vec<BlockDevice>,
+    /// Admin password, if any.
+    pub admin_password: Option<String>,
+    /// Files to inject.
+    pub injected_files: Vec<InjectedFile>,
+    /// User data.
+    pub user_data: Option<String>,
+}
+
+/// State of one instance on the hypervisor (`get_info`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InstanceInfo {
+    /// Power state.
+    pub state: PowerState,
+    /// Hypervisor's id for it (domain id), if running.
+    pub internal_id: Option<String>,
+}
+
+/// One resource class as the driver reports it for Placement.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ResourceInventory {
+    /// Total.
+    pub total: i64,
+    /// Reserved for the host.
+    pub reserved: i64,
+    /// Largest single allocation.
+    pub max_unit: i64,
+    /// Overcommit ratio.
+    pub allocation_ratio: f64,
+}
+
+/// What the host offers (`get_available_resource` + `update_provider_tree`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HostResources {
+    /// Hypervisor host name (the node).
+    pub hypervisor_hostname: String,
+    /// Hypervisor type (`QEMU`, `fake`).
+    pub hypervisor_type: String,
+    /// Hypervisor version, nova's integer form (7.2.0 = 7002000).
+    pub hypervisor_version: i64,
+    /// CPUs.
+    pub vcpus: i64,
+    /// CPUs in use.
+    pub vcpus_used: i64,
+    /// Memory (MiB).
+    pub memory_mb: i64,
+    /// Memory in use (MiB).
+    pub memory_mb_used: i64,
+    /// Disk (GiB).
+    pub local_gb: i64,
+    /// Disk in use (GiB).
+    pub local_gb_used: i64,
+    /// `cpu_info` JSON.
+    pub cpu_info: serde_json::Value,
+    /// `[arch, hv_type, vm_mode]` the host runs (ImagePropertiesFilter).
+    pub supported_instances: Vec<[String; 3]>,
+    /// Inventories by resource class (VCPU, MEMORY_MB, DISK_GB).
+    pub inventories: BTreeMap<String, ResourceInventory>,
+    /// Traits the driver's capabilities imply (`COMPUTE_*`).
+    pub traits: Vec<String>,
+}
+
+/// Where a console is (nova's `ConsoleVNC` / `ConsoleSpice` / `ConsoleSerial`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Console {
+    /// Host the proxy connects to.
+    pub host: String,
+    /// Port.
+    pub port: u16,
+    /// TLS port (SPICE), if any.
+    pub tls_port: Option<u16>,
+    /// Path on the host, for consoles reached by path.
+    pub internal_access_path: Option<String>,
+}
+
+/// What a driver supports (nova's `capabilities` dict); compute checks it
+/// before accepting a request.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Capabilities {
+    /// Pause / unpause.
+    pub supports_pause: bool,
+    /// Suspend / resume.
+    pub supports_suspend: bool,
+    /// Snapshots.
+    pub supports_snapshot: bool,
+    /// Resize and cold migration.
+    pub supports_resize: bool,
+    /// Live migration.
+    pub supports_live_migration: bool,
+    /// Rescue.
+    pub supports_rescue: bool,
+    /// VNC consoles.
+    pub supports_vnc_console: bool,
+    /// SPICE consoles.
+    pub supports_spice_console: bool,
+    /// Serial consoles.
+    pub supports_serial_console: bool,
+    /// Evacuate.
+    pub supports_evacuate: bool,
+    /// Image types that can be booted (`qcow2`, `raw`, `aki`, ...).
+    pub image_types: Vec<String>,
+}
+
+impl Capabilities {
+    /// The traits these capabilities imply (nova's `capabilities_as_traits`).
+    pub fn as_traits(&self) -> Vec<String> {
+        let mut t: Vec<String> = self
+            .image_types
+            .iter()
+            .map(|i| format!("COMPUTE_IMAGE_TYPE_{}", i.to_ascii_uppercase()))
+            .collect();
+        if self.supports_rescue {
+            t.push("COMPUTE_RESCUE_BFV".into());
+        }
+        t.sort();
+        t
+    }
+}
+
+/// A lifecycle transition the hypervisor reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Transition {
+    /// The instance started.
+    Started,
+    /// The instance stopped.
+    Stopped,
+    /// The instance was paused.
+    Paused,
+    /// The instance was resumed.
+    Resumed,
+    /// The instance was suspended.
+    Suspended,
+}
+
+/// A lifecycle event (`nova.virt.event.LifecycleEvent`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LifecycleEvent {
+    /// The instance.
+    pub uuid: String,
+    /// What happened.
+    pub transition: Transition,
+}
+
+/// Where a driver sends lifecycle events (compute syncs power states from them).
+pub trait EventSink: Send + Sync + std::fmt::Debug {
+    /// One event; must not block.
+    fn emit(&self, event: LifecycleEvent);
+}
+
+/// Recorded instance sizes for a resize (`migrate_disk_and_power_off`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResizeTarget {
+    /// New vCPUs.
+    pub vcpus: u32,
+    /// New memory (MiB).
+    pub memory_mb: u64,
+    /// New root disk (GiB).
+    pub root_gb: u64,
+}
+
+fn unsupported<T>(op: &'static str) -> Result<T> {
+    Err(Error::NotSupported { operation: op })
+}
+
+/// The hypervisor driver contract (nova's `ComputeDriver`). Operations a
+/// driver lacks answer [`Error::NotSupported`]; [`ComputeDriver::capabilities`]
+/// tells what it supports.
+#[async_trait::async_trait]
+pub trait ComputeDriver: Send + Sync + std::fmt::Debug {
+    /// Driver name (`fake`, `libvirt`).
+    fn name(&self) -> &'static str;
+    /// What it supports.
+    fn capabilities(&self) -> Capabilities;
+    /// Where lifecycle events go (set once at start-up).
+    fn register_event_sink(&self, sink: Arc<dyn EventSink>);
+    /// Prepares the host (connects to the hypervisor, checks it).
+    async fn init_host(&self, host: &str) -> Result<()>;
+    /// Host resources, usage and inventories.
+    async fn host_resources(&self) -> Result<HostResources>;
+    /// Instance uuids on the host.
+    async fn list_instance_uuids(&self) -> Result<Vec<String>>;
+    /// Whether the instance exists.
+    async fn instance_exists(&self, uuid: &str) -> Result<bool> {
+        Ok(self.list_instance_uuids().await?.iter().any(|u| u == uuid))
+    }
+    /// Power state of an instance.
+    async fn get_info(&self, uuid: &str) -> Result<InstanceInfo>;
+    /// Creates and starts an instance.
+    async fn spawn(&self, spec: &InstanceSpec) -> Result<()>;
+    /// Stops and removes an instance (and its local disks).
+    async fn destroy(&self, uuid: &str) -> Result<()>;
+    /// Reboots: soft (guest shutdown then start) or hard.
+    async fn reboot(&self, uuid: &str, hard: bool) -> Result<()>;
+    /// Powers off, asking the guest first for up to `clean_shutdown_timeout`.
+    async fn power_off(&self, uuid: &str, clean_shutdown_timeout: Duration) -> Result<()>;
+    /// Powers on.
+    async fn power_on(&self, uuid: &str) -> Result<()>;
+    /// Pauses.
+    async fn pause(&self, _uuid: &str) -> Result<()> {
+        unsupported("pause")
+    }
+    /// Unpauses.
+    async fn unpause(&self, _uuid: &str) -> Result<()> {
+        unsupported("unpause")
+    }
+    /// Suspends (memory to disk).
+    async fn suspend(&self, _uuid: &str) -> Result<()> {
+        unsupported("suspend")
+    }
+    /// Resumes a suspended instance.
+    async fn resume(&self, _uuid: &str) -> Result<()> {
+        unsupported("resume")
+    }
+    /// The console log.
+    async fn get_console_output(&self, _uuid: &str) -> Result<String> {
+        unsupported("get_console_output")
+    }
+    /// The VNC console.
+    async fn get_vnc_console(&self, _uuid: &str) -> Result<Console> {
+        unsupported("get_vnc_console")
+    }
+    /// The SPICE console.
+    async fn get_spice_console(&self, _uuid: &str) -> Result<Console> {
+        unsupported("get_spice_console")
+    }
+    /// The serial console.
+    async fn get_serial_console(&self, _uuid: &str) -> Result<Console> {
+        unsupported("get_serial_console")
+    }
+    /// Snapshots the root disk to an image; returns its location.
+    async fn snapshot(&self, _uuid: &str, _image_id: &str) -> Result<String> {
+        unsupported("snapshot")
+    }
+    /// Resize, step 1: stop and prepare the disk for the new size.
+    async fn migrate_disk_and_power_off(
+        &self,
+        _uuid: &str,
+        _dest: &str,
+        _target: &ResizeTarget,
+    ) -> Result<()> {
+        unsupported("migrate_disk_and_power_off")
+    }
+    /// Resize, step 2: start with the new size.
+    async fn finish_migration(&self, _spec: &InstanceSpec, _power_on: bool) -> Result<()> {
+        unsupported("finish_migration")
+    }
+    /// Resize, confirm: drop what the revert would need.
+    async fn confirm_migration(&self, _uuid: &str) -> Result<()> {
+        unsupported("confirm_migration")
+    }
+    /// Resize, revert: back to the old size.
+    async fn finish_revert_migration(&self, _spec: &InstanceSpec, _power_on: bool) -> Result<()> {
+        unsupported("finish_revert_migration")
+    }
+    /// Live migration pre-check on the destination.
+    async fn check_can_live_migrate_destination(&self, _uuid: &str) -> Result<()> {
+        unsupported("check_can_live_migrate_destination")
+    }
+    /// Live migration to `dest`.
+    async fn live_migration(&self, _uuid: &str, _dest: &str) -> Result<()> {
+        unsupported("live_migration")
+    }
+    /// Rescue: boot the rescue image with the root disk attached.
+    async fn rescue(&self, _spec: &InstanceSpec, _rescue_image: &str) -> Result<()> {
+        unsupported("rescue")
+    }
+    /// Leave rescue.
+    async fn unrescue(&self, _uuid: &str) -> Result<()> {
+        unsupported("unrescue")
+    }
+}

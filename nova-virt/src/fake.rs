@@ -1,0 +1,516 @@
+//! [`FakeDriver`]: instances in memory, instant and deterministic, with
+//! injectable faults so the services can test reschedules and recovery.
+//! Small enough per node to run a thousand in one process.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use crate::driver::{
+    Capabilities, ComputeDriver, Console, EventSink, HostResources, InstanceInfo, InstanceSpec,
+    LifecycleEvent, PowerState, ResizeTarget, ResourceInventory, Transition,
+};
+use crate::error::{Error, Result};
+
+/// Host resources of a fake node (nova's `FakeDriver` defaults: 1000
+/// vCPUs, 800000 MiB, 600000 GiB).
+#[derive(Debug, Clone, PartialEq)]
+pub struct FakeConfig {
+    /// Node name.
+    pub hypervisor_hostname: String,
+    /// CPUs.
+    pub vcpus: i64,
+    /// Memory (MiB).
+    pub memory_mb: i64,
+    /// Disk (GiB).
+    pub local_gb: i64,
+    /// `cpu_allocation_ratio` reported.
+    pub cpu_allocation_ratio: f64,
+    /// `ram_allocation_ratio` reported.
+    pub ram_allocation_ratio: f64,
+    /// `disk_allocation_ratio` reported.
+    pub disk_allocation_ratio: f64,
+    /// `reserved_host_memory_mb` (512).
+    pub reserved_host_memory_mb: i64,
+}
+
+impl Default for FakeConfig {
+    fn default() -> Self {
+        FakeConfig {
+            hypervisor_hostname: "fake-mini".into(),
+            vcpus: 1000,
+            memory_mb: 800_000,
+            local_gb: 600_000,
+            cpu_allocation_ratio: 4.0,
+            ram_allocation_ratio: 1.0,
+            disk_allocation_ratio: 1.0,
+            reserved_host_memory_mb: 512,
+        }
+    }
+}
+
+/// Faults to inject.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Faults {
+    /// The Nth `spawn` call (1-based) fails.
+    pub fail_spawn_on_call: Option<u64>,
+    /// Every `spawn` of this flavor fails.
+    pub fail_spawn_for_flavor: Option<String>,
+    /// Every `spawn` of this image fails.
+    pub fail_spawn_for_image: Option<String>,
+    /// Every operation takes this long first.
+    pub delay: Option<Duration>,
+    /// `spawn` "crashes" half way: the instance exists, shut off, and the
+    /// call fails (compute must clean up).
+    pub crash_mid_spawn: bool,
+}
+
+#[derive(Debug, Clone)]
+struct FakeInstance {
+    state: PowerState,
+    vcpus: i64,
+    memory_mb: i64,
+    root_gb: i64,
+    console: String,
+    resized_from: Option<(i64, i64, i64)>,
+}
+
+/// The fake hypervisor.
+#[derive(Debug, Default)]
+pub struct FakeDriver {
+    config: FakeConfig,
+    faults: Mutex<Faults>,
+    instances: Mutex<BTreeMap<String, FakeInstance>>,
+    spawns: AtomicU64,
+    sink: Mutex<Option<Arc<dyn EventSink>>>,
+}
+
+impl FakeDriver {
+    /// A fake node with `config`.
+    pub fn new(config: FakeConfig) -> Self {
+        FakeDriver {
+            config,
+            ..Self::default()
+        }
+    }
+
+    /// Replaces the injected faults.
+    pub fn set_faults(&self, faults: Faults) {
+        *self.faults.lock().unwrap_or_else(|e| e.into_inner()) = faults;
+    }
+
+    /// Makes an instance vanish behind compute's back (a lost instance).
+    pub fn lose_instance(&self, uuid: &str) -> bool {
+        self.lock().remove(uuid).is_some()
+    }
+
+    /// Changes an instance's state behind compute's back (the guest shut
+    /// itself down, crashed...), emitting the event a hypervisor would.
+    pub fn set_state_externally(&self, uuid: &str, state: PowerState) -> Result<()> {
+        self.with(uuid, "set_state", |i| {
+            i.state = state;
+            Ok(())
+        })?;
+        let t = match state {
+            PowerState::Running => Transition::Started,
+            PowerState::Paused => Transition::Paused,
+            PowerState::Suspended => Transition::Suspended,
+            _ => Transition::Stopped,
+        };
+        self.emit(uuid, t);
+        Ok(())
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, FakeInstance>> {
+        self.instances.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn faults(&self) -> Faults {
+        self.faults
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    async fn delay(&self) {
+        if let Some(d) = self.faults().delay {
+            tokio::time::sleep(d).await;
+        }
+    }
+
+    fn emit(&self, uuid: &str, transition: Transition) {
+        let sink = self.sink.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        if let Some(s) = sink {
+            s.emit(LifecycleEvent {
+                uuid: uuid.to_owned(),
+                transition,
+            });
+        }
+    }
+
+    fn with<T>(
+        &self,
+        uuid: &str,
+        _op: &'static str,
+        f: impl FnOnce(&mut FakeInstance) -> Result<T>,
+    ) -> Result<T> {
+        let mut g = self.lock();
+        let i = g
+            .get_mut(uuid)
+            .ok_or_else(|| Error::InstanceNotFound(uuid.to_owned()))?;
+        f(i)
+    }
+
+    /// Moves an instance from one of `from` to `to`.
+    async fn transition(
+        &self,
+        uuid: &str,
+        op: &'static str,
+        from: &[PowerState],
+        to: PowerState,
+        event: Option<Transition>,
+    ) -> Result<()> {
+        self.delay().await;
+        self.with(uuid, op, |i| {
+            if !from.contains(&i.state) {
+                return Err(Error::InvalidState {
+                    uuid: uuid.to_owned(),
+                    state: i.state,
+                    operation: op,
+                });
+            }
+            i.state = to;
+            i.console.push_str(&format!("[fake] {op}\n"));
+            Ok(())
+        })?;
+        if let Some(e) = event {
+            self.emit(uuid, e);
+        }
+        Ok(())
+    }
+}
+
+#[async_trait::async_trait]
+impl ComputeDriver for FakeDriver {
+    fn name(&self) -> &'static str {
+        "fake"
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            supports_pause: true,
+            supports_suspend: true,
+            supports_snapshot: true,
+            supports_resize: true,
+            supports_live_migration: true,
+            supports_rescue: false,
+            supports_vnc_console: true,
+            supports_spice_console: false,
+            supports_serial_console: false,
+            supports_evacuate: true,
+            image_types: vec!["raw".into(), "qcow2".into()],
+        }
+    }
+
+    fn register_event_sink(&self, sink: Arc<dyn EventSink>) {
+        *self.sink.lock().unwrap_or_else(|e| e.into_inner()) = Some(sink);
+    }
+
+    async fn init_host(&self, _host: &str) -> Result<()> {
+        Ok(())
+    }
+
+    async fn host_resources(&self) -> Result<HostResources> {
+        let c = &self.config;
+        let (mut vcpus, mut mem, mut disk) = (0, 0, 0);
+        for i in self.lock().values() {
+            vcpus += i.vcpus;
+            mem += i.memory_mb;
+            disk += i.root_gb;
+        }
+        let inv = |total: i64, reserved: i64, ratio: f64| ResourceInventory {
+            total,
+            reserved,
+            max_unit: total,
+            allocation_ratio: ratio,
+        };
+        Ok(HostResources {
+            hypervisor_hostname: c.hypervisor_hostname.clone(),
+            hypervisor_type: "fake".into(),
+            hypervisor_version: 1000,
+            vcpus: c.vcpus,
+            vcpus_used: vcpus,
+            memory_mb: c.memory_mb,
+            memory_mb_used: mem + c.reserved_host_memory_mb,
+            local_gb: c.local_gb,
+            local_gb_used: disk,
+            cpu_info: serde_json::json!({"arch": "x86_64", "model": "fake", "vendor": "fake"}),
+            supported_instances: vec![
+                ["x86_64".into(), "fake".into(), "hvm".into()],
+                ["i686".into(), "fake".into(), "hvm".into()],
+            ],
+            inventories: BTreeMap::from([
+                ("VCPU".into(), inv(c.vcpus, 0, c.cpu_allocation_ratio)),
+                (
+                    "MEMORY_MB".into(),
+                    inv(
+                        c.memory_mb,
+                        c.reserved_host_memory_mb,
+                        c.ram_allocation_ratio,
+                    ),
+                ),
+                (
+                    "DISK_GB".into(),
+                    inv(c.local_gb, 0, c.disk_allocation_ratio),
+                ),
+            ]),
+            traits: self.capabilities().as_traits(),
+        })
+    }
+
+    async fn list_instance_uuids(&self) -> Result<Vec<String>> {
+        Ok(self.lock().keys().cloned().collect())
+    }
+
+    async fn get_info(&self, uuid: &str) -> Result<InstanceInfo> {
+        self.with(uuid, "get_info", |i| {
+            Ok(InstanceInfo {
+                state: i.state,
+                internal_id: (i.state == PowerState::Running).then(|| uuid.to_owned()),
+            })
+        })
+    }
+
+    async fn spawn(&self, spec: &InstanceSpec) -> Result<()> {
+        self.delay().await;
+        let n = self.spawns.fetch_add(1, Ordering::SeqCst) + 1;
+        let f = self.faults();
+        let fail = |reason: String| Error::Failed {
+            operation: "spawn",
+            uuid: spec.uuid.clone(),
+            reason,
+        };
+        if f.fail_spawn_on_call == Some(n) {
+            return Err(fail(format!("injected failure on spawn call {n}")));
+        }
+        if f.fail_spawn_for_flavor.as_deref() == Some(spec.flavor_name.as_str()) {
+            return Err(fail(format!(
+                "injected failure for flavor {}",
+                spec.flavor_name
+            )));
+        }
+        if f.fail_spawn_for_image.as_deref() == Some(spec.image_id.as_str()) {
+            return Err(fail(format!(
+                "injected failure for image {}",
+                spec.image_id
+            )));
+        }
+        {
+            let mut g = self.lock();
+            if g.contains_key(&spec.uuid) {
+                return Err(Error::InstanceExists(spec.uuid.clone()));
+            }
+            g.insert(
+                spec.uuid.clone(),
+                FakeInstance {
+                    state: if f.crash_mid_spawn {
+                        PowerState::Shutdown
+                    } else {
+                        PowerState::Running
+                    },
+                    vcpus: i64::from(spec.vcpus),
+                    memory_mb: spec.memory_mb as i64,
+                    root_gb: spec.root_gb as i64,
+                    console: format!("[fake] booting {} ({})\n", spec.name, spec.uuid),
+                    resized_from: None,
+                },
+            );
+        }
+        if f.crash_mid_spawn {
+            return Err(fail("injected crash in the middle of spawn".into()));
+        }
+        self.emit(&spec.uuid, Transition::Started);
+        Ok(())
+    }
+
+    async fn destroy(&self, uuid: &str) -> Result<()> {
+        self.delay().await;
+        let was = self
+            .lock()
+            .remove(uuid)
+            .ok_or_else(|| Error::InstanceNotFound(uuid.to_owned()))?;
+        if was.state != PowerState::Shutdown {
+            self.emit(uuid, Transition::Stopped);
+        }
+        Ok(())
+    }
+
+    async fn reboot(&self, uuid: &str, hard: bool) -> Result<()> {
+        let from: &[PowerState] = if hard {
+            &[
+                PowerState::Running,
+                PowerState::Shutdown,
+                PowerState::Crashed,
+                PowerState::Paused,
+            ]
+        } else {
+            &[PowerState::Running]
+        };
+        self.transition(
+            uuid,
+            "reboot",
+            from,
+            PowerState::Running,
+            Some(Transition::Started),
+        )
+        .await
+    }
+
+    async fn power_off(&self, uuid: &str, _timeout: Duration) -> Result<()> {
+        self.transition(
+            uuid,
+            "power_off",
+            &[PowerState::Running, PowerState::Paused, PowerState::Crashed],
+            PowerState::Shutdown,
+            Some(Transition::Stopped),
+        )
+        .await
+    }
+
+    async fn power_on(&self, uuid: &str) -> Result<()> {
+        self.transition(
+            uuid,
+            "power_on",
+            &[PowerState::Shutdown, PowerState::Crashed],
+            PowerState::Running,
+            Some(Transition::Started),
+        )
+        .await
+    }
+
+    async fn pause(&self, uuid: &str) -> Result<()> {
+        self.transition(
+            uuid,
+            "pause",
+            &[PowerState::Running],
+            PowerState::Paused,
+            Some(Transition::Paused),
+        )
+        .await
+    }
+
+    async fn unpause(&self, uuid: &str) -> Result<()> {
+        self.transition(
+            uuid,
+            "unpause",
+            &[PowerState::Paused],
+            PowerState::Running,
+            Some(Transition::Resumed),
+        )
+        .await
+    }
+
+    async fn suspend(&self, uuid: &str) -> Result<()> {
+        self.transition(
+            uuid,
+            "suspend",
+            &[PowerState::Running, PowerState::Paused],
+            PowerState::Suspended,
+            Some(Transition::Suspended),
+        )
+        .await
+    }
+
+    async fn resume(&self, uuid: &str) -> Result<()> {
+        self.transition(
+            uuid,
+            "resume",
+            &[PowerState::Suspended],
+            PowerState::Running,
+            Some(Transition::Resumed),
+        )
+        .await
+    }
+
+    async fn get_console_output(&self, uuid: &str) -> Result<String> {
+        self.with(uuid, "get_console_output", |i| Ok(i.console.clone()))
+    }
+
+    async fn get_vnc_console(&self, uuid: &str) -> Result<Console> {
+        self.with(uuid, "get_vnc_console", |_| {
+            Ok(Console {
+                host: "127.0.0.1".into(),
+                port: 6969,
+                tls_port: None,
+                internal_access_path: None,
+            })
+        })
+    }
+
+    async fn snapshot(&self, uuid: &str, image_id: &str) -> Result<String> {
+        self.delay().await;
+        self.with(uuid, "snapshot", |_| {
+            Ok(format!("fake://images/{image_id}"))
+        })
+    }
+
+    async fn migrate_disk_and_power_off(
+        &self,
+        uuid: &str,
+        _dest: &str,
+        target: &ResizeTarget,
+    ) -> Result<()> {
+        self.delay().await;
+        self.with(uuid, "migrate_disk_and_power_off", |i| {
+            i.resized_from = Some((i.vcpus, i.memory_mb, i.root_gb));
+            i.vcpus = i64::from(target.vcpus);
+            i.memory_mb = target.memory_mb as i64;
+            i.root_gb = target.root_gb as i64;
+            i.state = PowerState::Shutdown;
+            Ok(())
+        })?;
+        self.emit(uuid, Transition::Stopped);
+        Ok(())
+    }
+
+    async fn finish_migration(&self, spec: &InstanceSpec, power_on: bool) -> Result<()> {
+        if power_on {
+            self.power_on(&spec.uuid).await
+        } else {
+            self.with(&spec.uuid, "finish_migration", |_| Ok(()))
+        }
+    }
+
+    async fn confirm_migration(&self, uuid: &str) -> Result<()> {
+        self.with(uuid, "confirm_migration", |i| {
+            i.resized_from = None;
+            Ok(())
+        })
+    }
+
+    async fn finish_revert_migration(&self, spec: &InstanceSpec, power_on: bool) -> Result<()> {
+        self.with(&spec.uuid, "finish_revert_migration", |i| {
+            if let Some((v, m, d)) = i.resized_from.take() {
+                (i.vcpus, i.memory_mb, i.root_gb) = (v, m, d);
+            }
+            Ok(())
+        })?;
+        if power_on {
+            self.power_on(&spec.uuid).await?;
+        }
+        Ok(())
+    }
+
+    async fn check_can_live_migrate_destination(&self, uuid: &str) -> Result<()> {
+        self.with(uuid, "check_can_live_migrate_destination", |_| Ok(()))
+    }
+
+    async fn live_migration(&self, uuid: &str, _dest: &str) -> Result<()> {
+        self.delay().await;
+        self.lock()
+            .remove(uuid)
+            .map(|_| ())
+            .ok_or_else(|| Error::InstanceNotFound(uuid.to_owned()))
+    }
+}

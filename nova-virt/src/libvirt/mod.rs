@@ -1,0 +1,668 @@
+//! `LibvirtDriver` (feature `libvirt`): instances as libvirt domains,
+//! through the `virt` crate. Blocking libvirt calls run on tokio's blocking
+//! pool. Disks are qcow2 overlays (`qemu-img create -b`) on the image's
+//! base file; the serial console goes to a log file; VNC listens on the
+//! configured address; `[libvirt] virt_type` is the domain type (`qemu` on
+//! machines without usable KVM, `test` with libvirt's `test:///default`).
+//!
+//! Lifecycle events: every operation reports its own transition; a watcher
+//! thread compares domain states every `event_poll_interval` and reports
+//! guests that stop or crash by themselves (libvirt's own event API is only
+//! reachable through the raw bindings and unsafe code).
+
+pub mod xml;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use virt::connect::Connect;
+use virt::domain::{Domain, DomainState};
+
+use crate::driver::{
+    Capabilities, ComputeDriver, Console, EventSink, HostResources, InstanceInfo, InstanceSpec,
+    LifecycleEvent, PowerState, ResourceInventory, Transition,
+};
+use crate::error::{Error, Result};
+use xml::{DomainPlan, domain_xml};
+
+/// `[libvirt]`, `[vnc]` and allocation settings of the driver.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LibvirtConfig {
+    /// `[libvirt] connection_uri` (default `qemu:///system`).
+    pub connection_uri: String,
+    /// `[libvirt] virt_type` (default `kvm`; `qemu` without usable KVM).
+    pub virt_type: String,
+    /// `[DEFAULT] instances_path` (default `/var/lib/nova/instances`).
+    pub instances_path: PathBuf,
+    /// `[vnc] enabled` and `[vnc] server_listen`.
+    pub vnc_listen: Option<String>,
+    /// `cpu_allocation_ratio` reported to Placement (4.0).
+    pub cpu_allocation_ratio: f64,
+    /// `ram_allocation_ratio` (1.0).
+    pub ram_allocation_ratio: f64,
+    /// `disk_allocation_ratio` (1.0).
+    pub disk_allocation_ratio: f64,
+    /// `reserved_host_memory_mb` (512).
+    pub reserved_host_memory_mb: i64,
+    /// How long a soft reboot waits for the guest to stop before a hard one (60 s).
+    pub soft_reboot_timeout: Duration,
+    /// How often the event watcher looks at domain states (1 s).
+    pub event_poll_interval: Duration,
+}
+
+impl Default for LibvirtConfig {
+    fn default() -> Self {
+        LibvirtConfig {
+            connection_uri: "qemu:///system".into(),
+            virt_type: "kvm".into(),
+            instances_path: PathBuf::from("/var/lib/nova/instances"),
+            vnc_listen: Some("127.0.0.1".into()),
+            cpu_allocation_ratio: 4.0,
+            ram_allocation_ratio: 1.0,
+            disk_allocation_ratio: 1.0,
+            reserved_host_memory_mb: 512,
+            soft_reboot_timeout: Duration::from_secs(60),
+            event_poll_interval: Duration::from_secs(1),
+        }
+    }
+}
+
+/// The libvirt driver.
+#[derive(Debug)]
+pub struct LibvirtDriver {
+    cfg: LibvirtConfig,
+    conn: Arc<Connect>,
+    sink: Arc<Mutex<Option<Arc<dyn EventSink>>>>,
+}
+
+fn hv(e: virt::error::Error) -> Error {
+    Error::Hypervisor(e.message().to_owned())
+}
+
+fn failed(op: &'static str, uuid: &str, e: impl std::fmt::Display) -> Error {
+    Error::Failed {
+        operation: op,
+        uuid: uuid.to_owned(),
+        reason: e.to_string(),
+    }
+}
+
+fn power_state(s: DomainState, managed_save: bool) -> PowerState {
+    match s {
+        DomainState::Running | DomainState::Blocked => PowerState::Running,
+        DomainState::Paused => PowerState::Paused,
+        DomainState::Shutdown | DomainState::Shutoff if managed_save => PowerState::Suspended,
+        DomainState::Shutdown | DomainState::Shutoff => PowerState::Shutdown,
+        DomainState::Crashed => PowerState::Crashed,
+        DomainState::PMSuspended => PowerState::Suspended,
+        DomainState::NoState => PowerState::NoState,
+    }
+}
+
+fn state_of(dom: &Domain) -> Result<PowerState> {
+    let (s, _) = dom.state().map_err(hv)?;
+    let s = s.known().unwrap_or(DomainState::NoState);
+    let saved = matches!(s, DomainState::Shutoff) && dom.has_managed_save(0).unwrap_or(false);
+    Ok(power_state(s, saved))
+}
+
+impl LibvirtDriver {
+    /// Connects to `cfg.connection_uri` (blocking; call before serving).
+    pub fn connect(cfg: LibvirtConfig) -> Result<Self> {
+        // Errors come back as values; libvirt's default handler would also
+        // print each one (every "domain not found" lookup) on stderr.
+        virt::error::clear_error_callback();
+        let conn = Connect::open(Some(&cfg.connection_uri)).map_err(|e| {
+            Error::Hypervisor(format!(
+                "cannot connect to {}: {}",
+                cfg.connection_uri,
+                e.message()
+            ))
+        })?;
+        Ok(LibvirtDriver {
+            cfg,
+            conn: Arc::new(conn),
+            sink: Arc::new(Mutex::new(None)),
+        })
+    }
+
+    /// The settings.
+    pub fn config(&self) -> &LibvirtConfig {
+        &self.cfg
+    }
+
+    fn instance_dir(&self, uuid: &str) -> PathBuf {
+        self.cfg.instances_path.join(uuid)
+    }
+
+    fn console_log(&self, uuid: &str) -> PathBuf {
+        self.instance_dir(uuid).join("console.log")
+    }
+
+    /// Runs `f` with the connection on the blocking pool.
+    async fn blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connect) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let conn = self.conn.clone();
+        tokio::task::spawn_blocking(move || f(&conn))
+            .await
+            .map_err(|e| Error::Hypervisor(format!("libvirt worker: {e}")))?
+    }
+
+    fn lookup(conn: &Connect, uuid: &str) -> Result<Domain> {
+        conn.lookup_domain_by_uuid_string(uuid)
+            .map_err(|_| Error::InstanceNotFound(uuid.to_owned()))
+    }
+
+    fn emit(&self, uuid: &str, transition: Transition) {
+        let sink = self.sink.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        if let Some(s) = sink {
+            s.emit(LifecycleEvent {
+                uuid: uuid.to_owned(),
+                transition,
+            });
+        }
+    }
+
+    /// Waits until the domain is shut off, for at most `timeout`.
+    fn wait_shutoff(dom: &Domain, timeout: Duration) -> bool {
+        let t = Instant::now();
+        while t.elapsed() < timeout {
+            if !dom.is_active().unwrap_or(false) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        !dom.is_active().unwrap_or(false)
+    }
+
+    fn start_watcher(&self) {
+        let (conn, sink, every) = (
+            self.conn.clone(),
+            self.sink.clone(),
+            self.cfg.event_poll_interval,
+        );
+        std::thread::Builder::new()
+            .name("libvirt-events".into())
+            .spawn(move || {
+                let mut last: BTreeMap<String, PowerState> = BTreeMap::new();
+                loop {
+                    std::thread::sleep(every);
+                    let Some(s) = sink.lock().unwrap_or_else(|e| e.into_inner()).clone() else {
+                        continue;
+                    };
+                    let Ok(doms) = conn.list_all_domains(0) else {
+                        if !conn.is_alive().unwrap_or(false) {
+                            return;
+                        }
+                        continue;
+                    };
+                    let mut now = BTreeMap::new();
+                    for d in doms {
+                        if let (Ok(u), Ok(st)) = (d.uuid_string(), state_of(&d)) {
+                            now.insert(u, st);
+                        }
+                    }
+                    for (u, st) in &now {
+                        let before = last.get(u).copied();
+                        if before == Some(*st) {
+                            continue;
+                        }
+                        // The driver reports what it does itself; this reports what
+                        // happens behind compute's back: a guest that stops or crashes.
+                        let t = match (before, st) {
+                            (
+                                Some(PowerState::Running | PowerState::Paused),
+                                PowerState::Shutdown | PowerState::Crashed,
+                            ) => Some(Transition::Stopped),
+                            _ => None,
+                        };
+                        if let Some(t) = t {
+                            s.emit(LifecycleEvent {
+                                uuid: u.clone(),
+                                transition: t,
+                            });
+                        }
+                    }
+                    last = now;
+                }
+            })
+            .ok();
+    }
+}
+
+/// Total and available GiB of the file system holding `path` (`df`).
+fn disk_gb(path: &std::path::Path) -> (i64, i64) {
+    let out = std::process::Command::new("df")
+        .args(["-k", "--output=size,avail"])
+        .arg(path)
+        .output();
+    let Ok(out) = out else {
+        return (0, 0);
+    };
+    let text = String::from_utf8_lossy(&out.stdout);
+    let nums: Vec<i64> = text
+        .lines()
+        .nth(1)
+        .unwrap_or("")
+        .split_whitespace()
+        .filter_map(|n| n.parse().ok())
+        .collect();
+    match nums.as_slice() {
+        [size, avail] => (size / 1024 / 1024, avail / 1024 / 1024),
+        _ => (0, 0),
+    }
+}
+
+#[async_trait::async_trait]
+impl ComputeDriver for LibvirtDriver {
+    fn name(&self) -> &'static str {
+        "libvirt"
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            supports_pause: true,
+            supports_suspend: true,
+            supports_snapshot: false,
+            supports_resize: false,
+            supports_live_migration: false,
+            supports_rescue: false,
+            supports_vnc_console: self.cfg.vnc_listen.is_some(),
+            supports_spice_console: false,
+            supports_serial_console: false,
+            supports_evacuate: false,
+            image_types: vec!["qcow2".into(), "raw".into(), "aki".into(), "ari".into()],
+        }
+    }
+
+    fn register_event_sink(&self, sink: Arc<dyn EventSink>) {
+        let first = self
+            .sink
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .replace(sink)
+            .is_none();
+        if first {
+            self.start_watcher();
+        }
+    }
+
+    async fn init_host(&self, _host: &str) -> Result<()> {
+        std::fs::create_dir_all(&self.cfg.instances_path).map_err(|e| {
+            Error::Hypervisor(format!(
+                "instances_path {}: {e}",
+                self.cfg.instances_path.display()
+            ))
+        })?;
+        let virt_type = self.cfg.virt_type.clone();
+        self.blocking(move |c| {
+            let caps = c.capabilities().map_err(hv)?;
+            if xml::supported_instances(&caps, &virt_type).is_empty() {
+                return Err(Error::Hypervisor(format!(
+                    "the hypervisor offers no hvm guests of domain type {virt_type:?}: check [libvirt] virt_type"
+                )));
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn host_resources(&self) -> Result<HostResources> {
+        let cfg = self.cfg.clone();
+        let (local_gb, free_gb) = disk_gb(&cfg.instances_path);
+        self.blocking(move |c| {
+            let node = c.node_info().map_err(hv)?;
+            let caps = c.capabilities().map_err(hv)?;
+            let version = i64::from(c.hyp_version().map_err(hv)?);
+            let hostname = c.hostname().map_err(hv)?;
+            let (mut vcpus_used, mut mem_used) = (0i64, 0i64);
+            for d in c
+                .list_all_domains(virt::sys::VIR_CONNECT_LIST_DOMAINS_ACTIVE)
+                .map_err(hv)?
+            {
+                if let Ok(i) = d.info() {
+                    vcpus_used += i64::from(i.nr_virt_cpu);
+                    mem_used += (i.memory / 1024) as i64;
+                }
+            }
+            let (vcpus, memory_mb) = (i64::from(node.cpus), (node.memory / 1024) as i64);
+            let inv = |total: i64, reserved: i64, ratio: f64| ResourceInventory {
+                total,
+                reserved,
+                max_unit: total,
+                allocation_ratio: ratio,
+            };
+            let mut inventories = BTreeMap::from([
+                ("VCPU".to_owned(), inv(vcpus, 0, cfg.cpu_allocation_ratio)),
+                (
+                    "MEMORY_MB".to_owned(),
+                    inv(
+                        memory_mb,
+                        cfg.reserved_host_memory_mb.min(memory_mb),
+                        cfg.ram_allocation_ratio,
+                    ),
+                ),
+            ]);
+            if local_gb > 0 {
+                inventories.insert(
+                    "DISK_GB".into(),
+                    inv(local_gb, 0, cfg.disk_allocation_ratio),
+                );
+            }
+            Ok(HostResources {
+                hypervisor_hostname: hostname,
+                hypervisor_type: "QEMU".into(),
+                hypervisor_version: version,
+                vcpus,
+                vcpus_used,
+                memory_mb,
+                memory_mb_used: mem_used + cfg.reserved_host_memory_mb,
+                local_gb,
+                local_gb_used: local_gb - free_gb,
+                cpu_info: serde_json::json!({"arch": "x86_64", "model": node.model, "topology": {
+                    "sockets": node.sockets, "cores": node.cores, "threads": node.threads}}),
+                supported_instances: xml::supported_instances(&caps, &cfg.virt_type),
+                inventories,
+                traits: Vec::new(),
+            })
+        })
+        .await
+        .map(|mut r| {
+            r.traits = self.capabilities().as_traits();
+            r
+        })
+    }
+
+    async fn list_instance_uuids(&self) -> Result<Vec<String>> {
+        self.blocking(|c| {
+            Ok(c.list_all_domains(0)
+                .map_err(hv)?
+                .iter()
+                .filter_map(|d| d.uuid_string().ok())
+                .collect())
+        })
+        .await
+    }
+
+    async fn get_info(&self, uuid: &str) -> Result<InstanceInfo> {
+        let u = uuid.to_owned();
+        self.blocking(move |c| {
+            let d = Self::lookup(c, &u)?;
+            Ok(InstanceInfo {
+                state: state_of(&d)?,
+                internal_id: d.id().map(|i| i.to_string()),
+            })
+        })
+        .await
+    }
+
+    async fn spawn(&self, spec: &InstanceSpec) -> Result<()> {
+        let dir = self.instance_dir(&spec.uuid);
+        let exists = {
+            let u = spec.uuid.clone();
+            self.blocking(move |c| Ok(c.lookup_domain_by_uuid_string(&u).is_ok()))
+                .await?
+        };
+        if exists {
+            return Err(Error::InstanceExists(spec.uuid.clone()));
+        }
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| failed("spawn", &spec.uuid, format!("{}: {e}", dir.display())))?;
+        let disk_path = match &spec.image_path {
+            Some(base) => {
+                let disk = dir.join("disk");
+                let mut cmd = tokio::process::Command::new("qemu-img");
+                cmd.args(["create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", base])
+                    .arg(&disk);
+                if spec.root_gb > 0 {
+                    cmd.arg(format!("{}G", spec.root_gb));
+                }
+                let out = cmd
+                    .output()
+                    .await
+                    .map_err(|e| failed("spawn", &spec.uuid, format!("qemu-img: {e}")))?;
+                if !out.status.success() {
+                    return Err(failed(
+                        "spawn",
+                        &spec.uuid,
+                        format!(
+                            "qemu-img create: {}",
+                            String::from_utf8_lossy(&out.stderr).trim()
+                        ),
+                    ));
+                }
+                Some(disk.display().to_string())
+            }
+            None => None,
+        };
+        let plan = DomainPlan {
+            virt_type: self.cfg.virt_type.clone(),
+            disk_path,
+            console_log: self.console_log(&spec.uuid).display().to_string(),
+            vnc_listen: self.cfg.vnc_listen.clone(),
+        };
+        let domain = domain_xml(spec, &plan);
+        let u = spec.uuid.clone();
+        let r = self
+            .blocking(move |c| {
+                let d = c
+                    .define_domain_xml(&domain)
+                    .map_err(|e| failed("spawn", &u, e.message()))?;
+                if let Err(e) = d.create() {
+                    let _ = d.undefine();
+                    return Err(failed("spawn", &u, e.message()));
+                }
+                Ok(())
+            })
+            .await;
+        match r {
+            Ok(()) => {
+                self.emit(&spec.uuid, Transition::Started);
+                Ok(())
+            }
+            Err(e) => {
+                let _ = std::fs::remove_dir_all(&dir);
+                Err(e)
+            }
+        }
+    }
+
+    async fn destroy(&self, uuid: &str) -> Result<()> {
+        let u = uuid.to_owned();
+        self.blocking(move |c| {
+            let d = Self::lookup(c, &u)?;
+            if d.is_active().unwrap_or(false) {
+                d.destroy()
+                    .map_err(|e| failed("destroy", &u, e.message()))?;
+            }
+            if d.has_managed_save(0).unwrap_or(false) {
+                let _ = d.managed_save_remove(0);
+            }
+            d.undefine()
+                .map_err(|e| failed("destroy", &u, e.message()))?;
+            Ok(())
+        })
+        .await?;
+        self.emit(uuid, Transition::Stopped);
+        let _ = std::fs::remove_dir_all(self.instance_dir(uuid));
+        Ok(())
+    }
+
+    async fn reboot(&self, uuid: &str, hard: bool) -> Result<()> {
+        let (u, wait) = (uuid.to_owned(), self.cfg.soft_reboot_timeout);
+        self.blocking(move |c| {
+            let d = Self::lookup(c, &u)?;
+            let stopped = !hard
+                && d.is_active().unwrap_or(false)
+                && d.shutdown().is_ok()
+                && Self::wait_shutoff(&d, wait);
+            if !stopped && d.is_active().unwrap_or(false) {
+                d.destroy().map_err(|e| failed("reboot", &u, e.message()))?;
+            }
+            d.create().map_err(|e| failed("reboot", &u, e.message()))
+        })
+        .await?;
+        self.emit(uuid, Transition::Started);
+        Ok(())
+    }
+
+    async fn power_off(&self, uuid: &str, clean_shutdown_timeout: Duration) -> Result<()> {
+        let u = uuid.to_owned();
+        self.blocking(move |c| {
+            let d = Self::lookup(c, &u)?;
+            if !d.is_active().unwrap_or(false) {
+                return Ok(());
+            }
+            let clean = !clean_shutdown_timeout.is_zero()
+                && d.shutdown().is_ok()
+                && Self::wait_shutoff(&d, clean_shutdown_timeout);
+            if !clean && d.is_active().unwrap_or(false) {
+                d.destroy()
+                    .map_err(|e| failed("power_off", &u, e.message()))?;
+            }
+            Ok(())
+        })
+        .await?;
+        self.emit(uuid, Transition::Stopped);
+        Ok(())
+    }
+
+    async fn power_on(&self, uuid: &str) -> Result<()> {
+        let u = uuid.to_owned();
+        self.blocking(move |c| {
+            let d = Self::lookup(c, &u)?;
+            if d.is_active().unwrap_or(false) {
+                return Ok(());
+            }
+            d.create().map_err(|e| failed("power_on", &u, e.message()))
+        })
+        .await?;
+        self.emit(uuid, Transition::Started);
+        Ok(())
+    }
+
+    async fn pause(&self, uuid: &str) -> Result<()> {
+        let u = uuid.to_owned();
+        self.blocking(move |c| {
+            Self::lookup(c, &u)?
+                .suspend()
+                .map_err(|e| failed("pause", &u, e.message()))
+        })
+        .await?;
+        self.emit(uuid, Transition::Paused);
+        Ok(())
+    }
+
+    async fn unpause(&self, uuid: &str) -> Result<()> {
+        let u = uuid.to_owned();
+        self.blocking(move |c| {
+            Self::lookup(c, &u)?
+                .resume()
+                .map_err(|e| failed("unpause", &u, e.message()))
+        })
+        .await?;
+        self.emit(uuid, Transition::Resumed);
+        Ok(())
+    }
+
+    async fn suspend(&self, uuid: &str) -> Result<()> {
+        let u = uuid.to_owned();
+        self.blocking(move |c| {
+            Self::lookup(c, &u)?
+                .managed_save(0)
+                .map_err(|e| failed("suspend", &u, e.message()))
+        })
+        .await?;
+        self.emit(uuid, Transition::Suspended);
+        Ok(())
+    }
+
+    async fn resume(&self, uuid: &str) -> Result<()> {
+        let u = uuid.to_owned();
+        self.blocking(move |c| {
+            Self::lookup(c, &u)?
+                .create()
+                .map_err(|e| failed("resume", &u, e.message()))
+        })
+        .await?;
+        self.emit(uuid, Transition::Resumed);
+        Ok(())
+    }
+
+    async fn get_console_output(&self, uuid: &str) -> Result<String> {
+        let u = uuid.to_owned();
+        self.blocking(move |c| Self::lookup(c, &u).map(|_| ()))
+            .await?;
+        match std::fs::read(self.console_log(uuid)) {
+            Ok(bytes) => {
+                let tail = &bytes[bytes.len().saturating_sub(100 * 1024)..];
+                Ok(String::from_utf8_lossy(tail).into_owned())
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(String::new()),
+            Err(e) => Err(failed("get_console_output", uuid, e)),
+        }
+    }
+
+    async fn get_vnc_console(&self, uuid: &str) -> Result<Console> {
+        let Some(listen) = self.cfg.vnc_listen.clone() else {
+            return Err(Error::NotSupported {
+                operation: "get_vnc_console",
+            });
+        };
+        let u = uuid.to_owned();
+        self.blocking(move |c| {
+            let d = Self::lookup(c, &u)?;
+            let live = d.xml_desc(0).map_err(hv)?;
+            let port = xml::vnc_port(&live).ok_or_else(|| {
+                failed(
+                    "get_vnc_console",
+                    &u,
+                    "the domain has no VNC port (is it running?)",
+                )
+            })?;
+            Ok(Console {
+                host: listen,
+                port,
+                tls_port: None,
+                internal_access_path: None,
+            })
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::xml::domain_name;
+    use super::*;
+
+    #[test]
+    fn libvirt_states_map_to_nova_power_states() {
+        assert_eq!(
+            power_state(DomainState::Running, false),
+            PowerState::Running
+        );
+        assert_eq!(
+            power_state(DomainState::Blocked, false),
+            PowerState::Running
+        );
+        assert_eq!(power_state(DomainState::Paused, false), PowerState::Paused);
+        assert_eq!(
+            power_state(DomainState::Shutoff, false),
+            PowerState::Shutdown
+        );
+        assert_eq!(
+            power_state(DomainState::Shutoff, true),
+            PowerState::Suspended
+        );
+        assert_eq!(
+            power_state(DomainState::Crashed, false),
+            PowerState::Crashed
+        );
+        assert_eq!(domain_name("u"), "instance-u");
+    }
+}

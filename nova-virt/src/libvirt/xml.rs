@@ -1,0 +1,267 @@
+//! Domain XML from an instance, its flavor and its image (pure, tested).
+
+use crate::driver::InstanceSpec;
+
+/// Where and how the domain runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DomainPlan {
+    /// `[libvirt] virt_type`: the domain type (`kvm`, `qemu`, or `test`).
+    pub virt_type: String,
+    /// The root disk (a qcow2 overlay), if any.
+    pub disk_path: Option<String>,
+    /// The serial console log file.
+    pub console_log: String,
+    /// `[vnc] server_listen`, when VNC is enabled.
+    pub vnc_listen: Option<String>,
+}
+
+/// `instance-<uuid>`: the libvirt domain name of an instance.
+pub fn domain_name(uuid: &str) -> String {
+    format!("instance-{uuid}")
+}
+
+/// Escapes text for XML content and attribute values.
+pub fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '\'' => out.push_str("&apos;"),
+            '"' => out.push_str("&quot;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn prop<'a>(spec: &'a InstanceSpec, key: &str) -> Option<&'a str> {
+    spec.image_properties.get(key).map(String::as_str)
+}
+
+/// The domain XML of `spec` under `plan`.
+pub fn domain_xml(spec: &InstanceSpec, plan: &DomainPlan) -> String {
+    let e = escape;
+    let arch = prop(spec, "hw_architecture").unwrap_or("x86_64");
+    let bus = prop(spec, "hw_disk_bus").unwrap_or("virtio");
+    let dev = if bus == "virtio" { "vda" } else { "sda" };
+    let vif_model = prop(spec, "hw_vif_model").unwrap_or("virtio");
+    let mut x = String::with_capacity(2048);
+    x.push_str(&format!("<domain type='{}'>\n", e(&plan.virt_type)));
+    x.push_str(&format!("  <name>{}</name>\n", e(&domain_name(&spec.uuid))));
+    x.push_str(&format!("  <uuid>{}</uuid>\n", e(&spec.uuid)));
+    x.push_str("  <metadata>\n    <nova:instance xmlns:nova='http://openstack.org/xmlns/libvirt/nova/1.1'>\n");
+    x.push_str(&format!("      <nova:name>{}</nova:name>\n", e(&spec.name)));
+    x.push_str(&format!(
+        "      <nova:flavor name='{}'><nova:memory>{}</nova:memory><nova:disk>{}</nova:disk><nova:vcpus>{}</nova:vcpus></nova:flavor>\n",
+        e(&spec.flavor_name),
+        spec.memory_mb,
+        spec.root_gb,
+        spec.vcpus
+    ));
+    x.push_str("    </nova:instance>\n  </metadata>\n");
+    x.push_str(&format!(
+        "  <memory unit='MiB'>{}</memory>\n",
+        spec.memory_mb
+    ));
+    x.push_str(&format!("  <vcpu>{}</vcpu>\n", spec.vcpus.max(1)));
+    x.push_str("  <os>\n");
+    x.push_str(&format!("    <type arch='{}'>hvm</type>\n", e(arch)));
+    match &spec.kernel_path {
+        Some(k) => {
+            x.push_str(&format!("    <kernel>{}</kernel>\n", e(k)));
+            if let Some(r) = &spec.ramdisk_path {
+                x.push_str(&format!("    <initrd>{}</initrd>\n", e(r)));
+            }
+            let cmdline = spec.kernel_cmdline.as_deref().unwrap_or("console=ttyS0");
+            x.push_str(&format!("    <cmdline>{}</cmdline>\n", e(cmdline)));
+        }
+        None => x.push_str("    <boot dev='hd'/>\n"),
+    }
+    x.push_str("  </os>\n  <features><acpi/><apic/></features>\n  <clock offset='utc'/>\n");
+    x.push_str("  <on_poweroff>destroy</on_poweroff>\n  <on_reboot>restart</on_reboot>\n  <on_crash>destroy</on_crash>\n");
+    x.push_str("  <devices>\n");
+    if let Some(d) = &plan.disk_path {
+        x.push_str(&format!(
+            "    <disk type='file' device='disk'>\n      <driver name='qemu' type='qcow2' cache='none'/>\n      <source file='{}'/>\n      <target dev='{dev}' bus='{}'/>\n    </disk>\n",
+            e(d),
+            e(bus)
+        ));
+    }
+    for v in &spec.block_devices {
+        x.push_str(&format!(
+            "    <disk type='file' device='disk'>\n      <driver name='qemu' type='raw'/>\n      <source file='{}'/>\n      <target dev='{}' bus='virtio'/>\n    </disk>\n",
+            e(&v.source),
+            e(&v.device_name)
+        ));
+    }
+    for vif in &spec.network_info {
+        match &vif.bridge {
+            Some(br) => x.push_str(&format!(
+                "    <interface type='bridge'>\n      <mac address='{}'/>\n      <source bridge='{}'/>\n      <model type='{}'/>\n    </interface>\n",
+                e(&vif.address),
+                e(br),
+                e(vif_model)
+            )),
+            None => x.push_str(&format!(
+                "    <interface type='user'>\n      <mac address='{}'/>\n      <model type='{}'/>\n    </interface>\n",
+                e(&vif.address),
+                e(vif_model)
+            )),
+        }
+    }
+    x.push_str(&format!(
+        "    <serial type='file'>\n      <source path='{}' append='on'/>\n      <target port='0'/>\n    </serial>\n",
+        e(&plan.console_log)
+    ));
+    if let Some(listen) = &plan.vnc_listen {
+        x.push_str(&format!(
+            "    <graphics type='vnc' port='-1' autoport='yes' listen='{}'/>\n",
+            e(listen)
+        ));
+    }
+    x.push_str("    <memballoon model='none'/>\n  </devices>\n</domain>\n");
+    x
+}
+
+/// The VNC port of a running domain's live XML (`None` when it has none yet).
+pub fn vnc_port(live_xml: &str) -> Option<u16> {
+    let g = live_xml
+        .find("<graphics type='vnc'")
+        .or_else(|| live_xml.find("<graphics type=\"vnc\""))?;
+    let rest = &live_xml[g..];
+    let end = rest.find('>')?;
+    let tag = &rest[..end];
+    let p = tag.find("port=")? + 6;
+    let v: String = tag[p..].chars().take_while(char::is_ascii_digit).collect();
+    v.parse().ok().filter(|p: &u16| *p > 0)
+}
+
+/// `[arch, virt_type, hvm]` for every guest arch the capabilities XML offers
+/// with domain type `virt_type`.
+pub fn supported_instances(capabilities: &str, virt_type: &str) -> Vec<[String; 3]> {
+    let mut out = Vec::new();
+    for guest in capabilities.split("<guest>").skip(1) {
+        let guest = guest.split("</guest>").next().unwrap_or("");
+        if !guest.contains("<os_type>hvm</os_type>") {
+            continue;
+        }
+        let Some(a) = guest
+            .find("<arch name='")
+            .map(|i| i + 12)
+            .or_else(|| guest.find("<arch name=\"").map(|i| i + 12))
+        else {
+            continue;
+        };
+        let arch: String = guest[a..]
+            .chars()
+            .take_while(|c| *c != '\'' && *c != '"')
+            .collect();
+        let has_type = guest.contains(&format!("<domain type='{virt_type}'"))
+            || guest.contains(&format!("<domain type=\"{virt_type}\""));
+        if has_type {
+            out.push([arch, virt_type.to_owned(), "hvm".to_owned()]);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::driver::Vif;
+
+    fn spec() -> InstanceSpec {
+        InstanceSpec {
+            uuid: "6a1f0c3e-0000-4d2b-8c1a-0123456789ab".into(),
+            name: "web <1> & 'x'".into(),
+            flavor_name: "m1.tiny".into(),
+            vcpus: 2,
+            memory_mb: 256,
+            root_gb: 1,
+            ..Default::default()
+        }
+    }
+
+    fn plan() -> DomainPlan {
+        DomainPlan {
+            virt_type: "qemu".into(),
+            disk_path: Some("/var/lib/nova/instances/x/disk".into()),
+            console_log: "/var/lib/nova/instances/x/console.log".into(),
+            vnc_listen: Some("127.0.0.1".into()),
+        }
+    }
+
+    #[test]
+    fn disk_boot_domain() {
+        let x = domain_xml(&spec(), &plan());
+        assert!(x.starts_with("<domain type='qemu'>"));
+        assert!(x.contains("<name>instance-6a1f0c3e-0000-4d2b-8c1a-0123456789ab</name>"));
+        assert!(x.contains("<memory unit='MiB'>256</memory>"));
+        assert!(x.contains("<vcpu>2</vcpu>"));
+        assert!(x.contains("<boot dev='hd'/>"));
+        assert!(x.contains("<source file='/var/lib/nova/instances/x/disk'/>"));
+        assert!(x.contains("<target dev='vda' bus='virtio'/>"));
+        assert!(x.contains("<serial type='file'>"));
+        assert!(x.contains("<graphics type='vnc' port='-1' autoport='yes' listen='127.0.0.1'/>"));
+        assert!(
+            x.contains("<nova:name>web &lt;1&gt; &amp; &apos;x&apos;</nova:name>"),
+            "{x}"
+        );
+        assert!(!x.contains("<kernel>"));
+    }
+
+    #[test]
+    fn direct_kernel_boot_and_image_properties() {
+        let mut s = spec();
+        s.kernel_path = Some("/g/vmlinuz".into());
+        s.ramdisk_path = Some("/g/initrd.img".into());
+        s.image_properties
+            .insert("hw_disk_bus".into(), "scsi".into());
+        s.image_properties
+            .insert("hw_vif_model".into(), "e1000".into());
+        s.network_info.push(Vif {
+            id: "p1".into(),
+            address: "fa:16:3e:00:00:01".into(),
+            bridge: Some("br-int".into()),
+        });
+        let mut p = plan();
+        p.vnc_listen = None;
+        p.virt_type = "kvm".into();
+        let x = domain_xml(&s, &p);
+        assert!(x.starts_with("<domain type='kvm'>"));
+        assert!(x.contains("<kernel>/g/vmlinuz</kernel>"));
+        assert!(x.contains("<initrd>/g/initrd.img</initrd>"));
+        assert!(x.contains("<cmdline>console=ttyS0</cmdline>"));
+        assert!(x.contains("<target dev='sda' bus='scsi'/>"));
+        assert!(x.contains("<source bridge='br-int'/>"));
+        assert!(x.contains("<model type='e1000'/>"));
+        assert!(!x.contains("<graphics"));
+    }
+
+    #[test]
+    fn live_xml_and_capabilities_are_read() {
+        assert_eq!(
+            vnc_port("<graphics type='vnc' port='5901' autoport='yes' listen='127.0.0.1'>"),
+            Some(5901)
+        );
+        assert_eq!(
+            vnc_port("<graphics type='vnc' port='-1' autoport='yes'/>"),
+            None
+        );
+        assert_eq!(vnc_port("<devices/>"), None);
+        let caps = "<capabilities><guest><os_type>hvm</os_type><arch name='x86_64'><domain type='qemu'/><domain type='kvm'/></arch></guest>\
+                    <guest><os_type>hvm</os_type><arch name='i686'><domain type='qemu'/></arch></guest>\
+                    <guest><os_type>xen</os_type><arch name='x86_64'><domain type='xen'/></arch></guest></capabilities>";
+        let s = supported_instances(caps, "qemu");
+        assert_eq!(
+            s,
+            vec![
+                ["x86_64".to_owned(), "qemu".into(), "hvm".into()],
+                ["i686".into(), "qemu".into(), "hvm".into()]
+            ]
+        );
+        assert_eq!(supported_instances(caps, "kvm").len(), 1);
+    }
+}

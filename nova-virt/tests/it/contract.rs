@@ -1,0 +1,188 @@
+//! The driver contract: spawn → running → reboot → power off → power on →
+//! pause → suspend → resume → console output → destroy, lifecycle events,
+//! host resources, and the error cases (unknown instance, double spawn,
+//! destroy of a missing instance). Run against every driver.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use nova_virt::{ComputeDriver, EventSink, InstanceSpec, LifecycleEvent, PowerState, Transition};
+
+/// Records events.
+#[derive(Debug, Default)]
+pub(crate) struct Recorder(pub Mutex<Vec<LifecycleEvent>>);
+
+impl EventSink for Recorder {
+    fn emit(&self, event: LifecycleEvent) {
+        self.0.lock().unwrap().push(event);
+    }
+}
+
+impl Recorder {
+    pub(crate) async fn wait_for(&self, uuid: &str, t: Transition, within: Duration) -> bool {
+        let start = Instant::now();
+        while start.elapsed() < within {
+            if self
+                .0
+                .lock()
+                .unwrap()
+                .iter()
+                .any(|e| e.uuid == uuid && e.transition == t)
+            {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        false
+    }
+}
+
+/// What a driver under test needs beyond the contract.
+#[derive(Debug, Clone)]
+pub(crate) struct Profile {
+    /// How long state changes and events may take.
+    pub patience: Duration,
+    /// A line the guest prints once booted (real guests only).
+    pub boot_marker: Option<&'static str>,
+    /// Whether the VNC console must answer the RFB greeting.
+    pub vnc_answers: bool,
+}
+
+async fn wait_state(d: &dyn ComputeDriver, uuid: &str, want: PowerState, within: Duration) {
+    let start = Instant::now();
+    loop {
+        let s = d.get_info(uuid).await.unwrap().state;
+        if s == want {
+            return;
+        }
+        assert!(
+            start.elapsed() < within,
+            "{uuid}: still {s:?} after {within:?}, want {want:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn wait_console(
+    d: &dyn ComputeDriver,
+    uuid: &str,
+    marker: &str,
+    occurrences: usize,
+    within: Duration,
+) {
+    let start = Instant::now();
+    loop {
+        let out = d.get_console_output(uuid).await.unwrap();
+        if out.matches(marker).count() >= occurrences || (occurrences == 1 && out.contains(marker))
+        {
+            return;
+        }
+        assert!(
+            start.elapsed() < within,
+            "{uuid}: {marker:?} not on the console after {within:?}:\n{out}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// The whole lifecycle through the driver API.
+pub(crate) async fn lifecycle(d: Arc<dyn ComputeDriver>, spec: InstanceSpec, p: &Profile) {
+    let rec = Arc::new(Recorder::default());
+    d.register_event_sink(rec.clone());
+    d.init_host("test-host").await.unwrap();
+    let uuid = spec.uuid.clone();
+    let u = uuid.as_str();
+
+    d.spawn(&spec).await.unwrap();
+    assert!(d.instance_exists(u).await.unwrap());
+    assert!(d.list_instance_uuids().await.unwrap().contains(&uuid));
+    wait_state(&*d, u, PowerState::Running, p.patience).await;
+    assert!(
+        rec.wait_for(u, Transition::Started, p.patience).await,
+        "a Started event"
+    );
+    if let Some(m) = p.boot_marker {
+        wait_console(&*d, u, m, 1, p.patience).await;
+    }
+    let err = d.spawn(&spec).await.unwrap_err();
+    assert!(
+        matches!(err, nova_virt::Error::InstanceExists(_)),
+        "double spawn: {err:?}"
+    );
+
+    let host = d.host_resources().await.unwrap();
+    for rc in ["VCPU", "MEMORY_MB"] {
+        assert!(
+            host.inventories.get(rc).is_some_and(|i| i.total > 0),
+            "{rc} inventory: {host:?}"
+        );
+    }
+    assert!(!host.supported_instances.is_empty());
+    assert!(
+        host.vcpus_used >= i64::from(spec.vcpus),
+        "usage counts the instance: {host:?}"
+    );
+
+    d.reboot(u, false).await.unwrap();
+    wait_state(&*d, u, PowerState::Running, p.patience).await;
+    d.reboot(u, true).await.unwrap();
+    wait_state(&*d, u, PowerState::Running, p.patience).await;
+    if let Some(m) = p.boot_marker {
+        wait_console(&*d, u, m, 1, p.patience).await;
+    }
+
+    d.power_off(u, p.patience).await.unwrap();
+    wait_state(&*d, u, PowerState::Shutdown, p.patience).await;
+    assert!(
+        rec.wait_for(u, Transition::Stopped, p.patience).await,
+        "a Stopped event"
+    );
+    d.power_on(u).await.unwrap();
+    wait_state(&*d, u, PowerState::Running, p.patience).await;
+
+    d.pause(u).await.unwrap();
+    wait_state(&*d, u, PowerState::Paused, p.patience).await;
+    assert!(
+        rec.wait_for(u, Transition::Paused, p.patience).await,
+        "a Paused event"
+    );
+    d.unpause(u).await.unwrap();
+    wait_state(&*d, u, PowerState::Running, p.patience).await;
+
+    d.suspend(u).await.unwrap();
+    wait_state(&*d, u, PowerState::Suspended, p.patience).await;
+    d.resume(u).await.unwrap();
+    wait_state(&*d, u, PowerState::Running, p.patience).await;
+
+    let console = d.get_console_output(u).await.unwrap();
+    if let Some(m) = p.boot_marker {
+        assert!(console.contains(m), "console: {console}");
+    }
+    if p.vnc_answers {
+        let c = d.get_vnc_console(u).await.unwrap();
+        let mut s = tokio::net::TcpStream::connect((c.host.as_str(), c.port))
+            .await
+            .unwrap();
+        let mut greeting = [0u8; 12];
+        tokio::time::timeout(
+            p.patience,
+            tokio::io::AsyncReadExt::read_exact(&mut s, &mut greeting),
+        )
+        .await
+        .expect("the VNC server answers")
+        .unwrap();
+        assert_eq!(&greeting, b"RFB 003.008\n");
+    }
+
+    d.destroy(u).await.unwrap();
+    assert!(!d.instance_exists(u).await.unwrap());
+    let err = d.get_info(u).await.unwrap_err();
+    assert!(err.is_not_found(), "{err:?}");
+    let err = d.destroy(u).await.unwrap_err();
+    assert!(err.is_not_found(), "destroying a missing instance: {err:?}");
+    let err = d
+        .power_on("00000000-0000-0000-0000-00000000dead")
+        .await
+        .unwrap_err();
+    assert!(err.is_not_found(), "{err:?}");
+}
