@@ -125,6 +125,19 @@ pub struct ResourceInventory {
     pub allocation_ratio: f64,
 }
 
+impl ResourceInventory {
+    /// `total` units, `reserved` of them for the host, overcommitted by
+    /// `allocation_ratio`; one allocation may take them all.
+    pub fn new(total: i64, reserved: i64, allocation_ratio: f64) -> Self {
+        ResourceInventory {
+            total,
+            reserved,
+            max_unit: total,
+            allocation_ratio,
+        }
+    }
+}
+
 /// What the host offers (`get_available_resource` + `update_provider_tree`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HostResources {

@@ -229,12 +229,7 @@ impl ComputeDriver for FakeDriver {
             mem += i.memory_mb;
             disk += i.root_gb;
         }
-        let inv = |total: i64, reserved: i64, ratio: f64| ResourceInventory {
-            total,
-            reserved,
-            max_unit: total,
-            allocation_ratio: ratio,
-        };
+        let inv = ResourceInventory::new;
         Ok(HostResources {
             hypervisor_hostname: c.hypervisor_hostname.clone(),
             hypervisor_type: "fake".into(),

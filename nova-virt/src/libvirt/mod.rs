@@ -330,12 +330,7 @@ impl ComputeDriver for LibvirtDriver {
                 }
             }
             let (vcpus, memory_mb) = (i64::from(node.cpus), (node.memory / 1024) as i64);
-            let inv = |total: i64, reserved: i64, ratio: f64| ResourceInventory {
-                total,
-                reserved,
-                max_unit: total,
-                allocation_ratio: ratio,
-            };
+            let inv = ResourceInventory::new;
             let mut inventories = BTreeMap::from([
                 ("VCPU".to_owned(), inv(vcpus, 0, cfg.cpu_allocation_ratio)),
                 (
