@@ -174,6 +174,38 @@ pub(crate) async fn lifecycle(d: Arc<dyn ComputeDriver>, spec: InstanceSpec, p: 
         assert_eq!(&greeting, b"RFB 003.008\n");
     }
 
+    if p.boot_marker.is_some() {
+        // The guest stops behind the driver's back (as when it crashes or
+        // an operator stops it): compute still hears of it.
+        let stopped = |r: &Recorder| {
+            r.0.lock()
+                .unwrap()
+                .iter()
+                .filter(|e| e.uuid == u && e.transition == Transition::Stopped)
+                .count()
+        };
+        let before = stopped(&rec);
+        let name = format!("instance-{u}");
+        let out = std::process::Command::new("virsh")
+            .args(["-c", "qemu:///system", "destroy", &name])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "virsh shutdown: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        wait_state(&*d, u, PowerState::Shutdown, p.patience).await;
+        let start = Instant::now();
+        while stopped(&rec) == before {
+            assert!(
+                start.elapsed() < p.patience,
+                "no Stopped event for a guest stopped behind the driver's back"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     d.destroy(u).await.unwrap();
     assert!(!d.instance_exists(u).await.unwrap());
     let err = d.get_info(u).await.unwrap_err();
