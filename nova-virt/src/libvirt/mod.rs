@@ -5,11 +5,13 @@
 //! configured address; `[libvirt] virt_type` is the domain type (`qemu` on
 //! machines without usable KVM, `test` with libvirt's `test:///default`).
 //!
-//! Lifecycle events: every operation reports its own transition; a watcher
-//! thread compares domain states every `event_poll_interval` and reports
-//! guests that stop or crash by themselves (libvirt's own event API is only
-//! reachable through the raw bindings and unsafe code).
+//! Lifecycle events come from libvirt itself (`VIR_DOMAIN_EVENT_ID_LIFECYCLE`,
+//! subscribed through the raw bindings in `events.rs`, the crate's only
+//! unsafe code), so guests that stop or crash on their own are reported too.
+//! If libvirt refuses the subscription, the driver reports each operation's
+//! transition itself and a watcher thread polls for the rest.
 
+mod events;
 pub mod xml;
 
 use std::collections::BTreeMap;
@@ -74,7 +76,9 @@ impl Default for LibvirtConfig {
 pub struct LibvirtDriver {
     cfg: LibvirtConfig,
     conn: Arc<Connect>,
-    sink: Arc<Mutex<Option<Arc<dyn EventSink>>>>,
+    sink: events::SinkSlot,
+    /// Whether libvirt delivers lifecycle events (else: own reports + watcher).
+    libvirt_events: bool,
 }
 
 fn hv(e: virt::error::Error) -> Error {
@@ -114,6 +118,7 @@ impl LibvirtDriver {
         // Errors come back as values; libvirt's default handler would also
         // print each one (every "domain not found" lookup) on stderr.
         virt::error::clear_error_callback();
+        events::start_event_loop();
         let conn = Connect::open(Some(&cfg.connection_uri)).map_err(|e| {
             Error::Hypervisor(format!(
                 "cannot connect to {}: {}",
@@ -121,11 +126,26 @@ impl LibvirtDriver {
                 e.message()
             ))
         })?;
+        let sink: events::SinkSlot = Arc::new(Mutex::new(None));
+        let libvirt_events = match events::register(&conn, sink.clone()) {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::warn!("{e}: reporting lifecycle events by polling");
+                false
+            }
+        };
         Ok(LibvirtDriver {
             cfg,
             conn: Arc::new(conn),
-            sink: Arc::new(Mutex::new(None)),
+            sink,
+            libvirt_events,
         })
+    }
+
+    /// Whether lifecycle events come from libvirt's event API (else from
+    /// the driver's own reports and a polling watcher).
+    pub fn has_libvirt_events(&self) -> bool {
+        self.libvirt_events
     }
 
     /// The settings.
@@ -157,7 +177,11 @@ impl LibvirtDriver {
             .map_err(|_| Error::InstanceNotFound(uuid.to_owned()))
     }
 
+    /// Reports an operation's transition, when libvirt does not.
     fn emit(&self, uuid: &str, transition: Transition) {
+        if self.libvirt_events {
+            return;
+        }
         let sink = self.sink.lock().unwrap_or_else(|e| e.into_inner()).clone();
         if let Some(s) = sink {
             s.emit(LifecycleEvent {

@@ -28,6 +28,7 @@ async fn libvirt_test_driver_meets_the_contract() {
         ..LibvirtConfig::default()
     };
     let d = LibvirtDriver::connect(cfg).unwrap();
+    assert!(d.has_libvirt_events(), "lifecycle events come from libvirt");
     let spec = InstanceSpec {
         uuid: "6a1f0c3e-0000-4d2b-8c1a-000000000001".into(),
         name: "contract".into(),
@@ -86,6 +87,7 @@ async fn real_qemu_guest_meets_the_contract() {
         ..LibvirtConfig::default()
     };
     let d = LibvirtDriver::connect(cfg).unwrap();
+    assert!(d.has_libvirt_events(), "lifecycle events come from libvirt");
     let spec = InstanceSpec {
         uuid: format!("6a1f0c3e-0000-4d2b-8c1a-{:012x}", std::process::id()),
         name: "real-guest".into(),
