@@ -23,6 +23,8 @@ mod config;
 mod error;
 pub mod extra_specs_ops;
 pub mod filters;
+#[cfg(feature = "objects")]
+pub mod from_objects;
 mod host_state;
 pub mod placement;
 mod placement_scheduling;
