@@ -339,6 +339,51 @@ impl Objects {
         rows.iter().map(T::obj_from_primitive).collect()
     }
 
+    /// Nova's `expected_attrs` of an instance kept in other tables:
+    /// `fault` (its newest `InstanceFault`) and `info_cache`. Loaded
+    /// attributes do not count as changes.
+    pub async fn load_instance_attrs(
+        &self,
+        ctx: &RequestContext,
+        inst: &mut crate::Instance,
+        attrs: &[&str],
+    ) -> Result<()> {
+        let uuid = inst.uuid().clone();
+        let before = inst.obj_meta().changed;
+        for attr in attrs {
+            match *attr {
+                "fault" => {
+                    let q = ListQuery::new()
+                        .filter("instance_uuid", uuid.as_str())
+                        .sort("created_at", SortDir::Desc)
+                        .sort("id", SortDir::Desc)
+                        .limit(1);
+                    let fault = self
+                        .list::<crate::InstanceFault>(ctx, &q)
+                        .await?
+                        .into_iter()
+                        .next();
+                    inst.set_fault(fault);
+                }
+                "info_cache" => {
+                    let by = Lookup::field("instance_uuid", uuid.as_str());
+                    match self.get::<crate::InstanceInfoCache>(ctx, by).await {
+                        Ok(c) => inst.set_info_cache(Some(c)),
+                        Err(e) if e.is_not_found() => inst.set_info_cache(None),
+                        Err(e) => return Err(e),
+                    }
+                }
+                other => {
+                    return Err(Error::InvalidQuery(format!(
+                        "{other} is not an instance attribute kept apart (fault, info_cache)"
+                    )));
+                }
+            }
+        }
+        inst.obj_meta_mut().changed = before;
+        Ok(())
+    }
+
     /// How many objects match `filters`.
     pub async fn count<T: VersionedObject>(
         &self,

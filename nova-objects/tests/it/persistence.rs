@@ -638,6 +638,57 @@ pub(crate) async fn compute_objects_and_mappings(h: &Harness) {
     );
 }
 
+/// Faults and the info cache live in their own tables and load on demand.
+pub(crate) async fn instance_attrs_load_from_their_tables(h: &Harness) {
+    use nova_objects::InstanceFault;
+    let ctx = admin();
+    let mut inst = instance(5, "p1");
+    h.objects.create(&ctx, &mut inst).await.unwrap();
+    h.objects
+        .load_instance_attrs(&ctx, &mut inst, &["fault", "info_cache"])
+        .await
+        .unwrap();
+    assert!(inst.fault().is_none() && inst.info_cache().is_none());
+    for (code, msg, at) in [
+        (500, "old", "2025-01-01T00:00:00Z"),
+        (500, "No valid host was found.", "2025-01-02T00:00:00Z"),
+    ] {
+        let mut f = InstanceFault::new()
+            .with_instance_uuid(inst.uuid().clone())
+            .with_code(code)
+            .with_message(Some(msg.to_owned()))
+            .with_created_at(Some(
+                chrono::DateTime::parse_from_rfc3339(at).unwrap().to_utc(),
+            ));
+        h.objects.create(&ctx, &mut f).await.unwrap();
+    }
+    let mut cache = InstanceInfoCache::new()
+        .with_instance_uuid(inst.uuid().clone())
+        .with_network_info(Some("[]".to_owned()));
+    h.objects.create(&ctx, &mut cache).await.unwrap();
+    let mut got: Instance = h.objects.get_by_uuid(&ctx, inst.uuid()).await.unwrap();
+    h.objects
+        .load_instance_attrs(&ctx, &mut got, &["fault", "info_cache"])
+        .await
+        .unwrap();
+    assert_eq!(
+        got.fault().as_ref().unwrap().message().as_deref(),
+        Some("No valid host was found."),
+        "the newest fault"
+    );
+    assert_eq!(
+        got.info_cache().as_ref().unwrap().network_info().as_deref(),
+        Some("[]")
+    );
+    assert!(got.obj_what_changed().is_empty(), "loaded, not changed");
+    let err = h
+        .objects
+        .load_instance_attrs(&ctx, &mut got, &["flavor"])
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::InvalidQuery(_)), "{err:?}");
+}
+
 /// Many writers at once on one database: nothing deadlocks, nothing is lost.
 pub(crate) async fn concurrent_writers(h: &Harness) {
     let ctx = admin();
@@ -724,6 +775,7 @@ contract!(
     soft_delete_keeps_rows_for_admins,
     list_filters_sorts_and_pages,
     compute_objects_and_mappings,
+    instance_attrs_load_from_their_tables,
     concurrent_writers,
 );
 
