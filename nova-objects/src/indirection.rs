@@ -53,8 +53,7 @@ struct ClassAction {
 struct ObjectAction {
     objinst: Value,
     objmethod: String,
-    #[serde(default)]
-    args: Vec<Value>,
+    // `args`: create, save and destroy take none (unknown keys are ignored).
     #[serde(default)]
     kwargs: Map<String, Value>,
 }
@@ -242,14 +241,12 @@ async fn object_action(
 ) -> Result<Value> {
     // Decoding checks the primitive from the network before it goes anywhere.
     let obj = registry().decode(a.objinst)?;
-    let sent_version = obj.class().version.min(
-        obj.to_value()[VERSION_KEY]
-            .as_str()
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(obj.class().version),
-    );
     let v = obj.to_value();
-    let _ = &a.args;
+    // The caller's version of the class: the answer is backported to it.
+    let sent_version = v[VERSION_KEY]
+        .as_str()
+        .and_then(|s| s.parse::<ObjVersion>().ok())
+        .map_or(obj.class().version, |s| s.min(obj.class().version));
     let out = match a.objmethod.as_str() {
         "create" => store.create(ctx, v).await?,
         "save" => store.save(ctx, v, &expected(&a.kwargs)).await?,

@@ -302,35 +302,12 @@ impl HostState {
         self.attr_ref(name).map(|a| a.to_value())
     }
 
-    /// Whether nova's HostState has attribute `name` at all (set or not).
-    pub(crate) fn has_attr(name: &str) -> bool {
+    /// Whether `name` is an attribute of nova's HostState that
+    /// [`HostState::attr_ref`] does not model (numa_topology, pci_stats, ...).
+    pub(crate) fn unmodelled_nova_attr(name: &str) -> bool {
         matches!(
             name,
-            "host"
-                | "nodename"
-                | "hypervisor_hostname"
-                | "uuid"
-                | "cell_uuid"
-                | "total_usable_ram_mb"
-                | "free_ram_mb"
-                | "total_usable_disk_gb"
-                | "free_disk_mb"
-                | "disk_mb_used"
-                | "vcpus_total"
-                | "vcpus_used"
-                | "cpu_allocation_ratio"
-                | "ram_allocation_ratio"
-                | "disk_allocation_ratio"
-                | "num_instances"
-                | "num_io_ops"
-                | "failed_builds"
-                | "hypervisor_type"
-                | "hypervisor_version"
-                | "cpu_info"
-                | "host_ip"
-                | "stats"
-                | "supported_instances"
-                | "numa_topology"
+            "numa_topology"
                 | "pci_stats"
                 | "metrics"
                 | "limits"

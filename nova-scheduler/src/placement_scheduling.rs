@@ -6,9 +6,9 @@
 use std::collections::BTreeSet;
 
 use crate::error::{Error, Result};
-use crate::placement::{Allocations, CandidatesRequest, Placement, PlacementError, RequestGroup};
+use crate::placement::{CandidatesRequest, Placement, PlacementError, RequestGroup};
 use crate::request::Request;
-use crate::scheduler::{Round, Scheduler, Selection};
+use crate::scheduler::{Claim, Scheduler, Selection};
 
 /// The resource provider trait of disabled computes.
 pub const COMPUTE_STATUS_DISABLED: &str = "COMPUTE_STATUS_DISABLED";
@@ -105,15 +105,13 @@ impl Scheduler {
         let cands = placement
             .allocation_candidates(&query)
             .map_err(|e| Error::Config(format!("placement: {e}")))?;
-        let n = req.instance_uuids.len().max(1);
-        let no_host = |filter: Option<String>, placed: usize| Error::NoValidHost {
-            reason: "There are not enough hosts available.".into(),
-            filter,
-            placed,
-            requested: n,
-        };
         if cands.is_empty() {
-            return Err(no_host(Some("Placement".into()), 0));
+            return Err(Error::NoValidHost {
+                reason: "There are not enough hosts available.".into(),
+                filter: Some("Placement".into()),
+                placed: 0,
+                requested: req.instance_uuids.len().max(1),
+            });
         }
         // Each host with candidates: its first candidate (Placement's order).
         let mut first_candidate: Vec<u32> = vec![u32::MAX; self.hosts().len()];
@@ -130,94 +128,34 @@ impl Scheduler {
         let candidate_of = |h: usize| {
             (first_candidate[h] != u32::MAX).then(|| cands.allocations(first_candidate[h] as usize))
         };
-        let mut req = req.clone();
         let uuids: Vec<String> = if req.instance_uuids.is_empty() {
             vec![crate::request::new_consumer_id()]
         } else {
             req.instance_uuids.clone()
         };
-        let resources = req.resources();
-        let num_alts = if self.config().return_alternates {
-            self.config().max_attempts.saturating_sub(1)
-        } else {
-            0
-        };
-        let mut rounds: Vec<Round> = Vec::new();
-        let mut selected: Vec<(usize, Allocations)> = Vec::new();
         let mut claimed: Vec<String> = Vec::new();
-        let mut saved = Vec::new();
-        let mut failure = None;
-        for (i, uuid) in uuids.iter().enumerate() {
-            let sorted = self.sorted_hosts(&req, &resources, &hosts, i, uuid, &mut rounds);
-            let mut chosen = None;
-            for &h in &sorted {
-                let Some(alloc) = candidate_of(h) else {
-                    continue;
-                };
-                match placement.put_allocations(uuid, &alloc, &req.project_id, &req.user_id, None) {
-                    Ok(_) => {
-                        chosen = Some((h, alloc));
-                        break;
-                    }
-                    Err(e) if e.is_conflict() => continue, // lost a race: the next host
-                    Err(e @ PlacementError::BadRequest(_)) => {
-                        failure = Some(Error::Config(format!("placement refused a claim: {e}")));
-                        break;
-                    }
-                    Err(_) => continue,
-                }
-            }
-            let Some((h, alloc)) = chosen else {
-                break;
+        let claim = |h: usize, uuid: &str| {
+            let Some(alloc) = candidate_of(h) else {
+                return Claim::Skip;
             };
-            claimed.push(uuid.clone());
-            if !saved.iter().any(|(j, _)| *j == h) {
-                saved.push((h, self.hosts()[h].clone()));
+            match placement.put_allocations(uuid, &alloc, &req.project_id, &req.user_id, None) {
+                Ok(_) => {
+                    claimed.push(uuid.to_owned());
+                    Claim::Taken(Some(alloc))
+                }
+                // A lost race (or any refusal of this host): the next host.
+                Err(PlacementError::BadRequest(e)) => {
+                    Claim::Abort(Error::Config(format!("placement refused a claim: {e}")))
+                }
+                Err(_) => Claim::Skip,
             }
-            self.consume_for(h, &mut req, uuid);
-            selected.push((h, alloc));
-            hosts = sorted;
-        }
-        if selected.len() < n || failure.is_some() {
+        };
+        let out = self.place(req, hosts, &uuids, claim, |h| candidate_of(h).map(Some));
+        if out.is_err() {
             for c in &claimed {
                 let _ = placement.delete_allocations(c);
             }
-            self.restore(saved);
-            if let Some(e) = failure {
-                return Err(e);
-            }
-            let filter = rounds
-                .last()
-                .and_then(|r| r.filter_counts.iter().find(|c| c.end == 0))
-                .map(|c| c.filter.to_owned());
-            return Err(no_host(filter, selected.len()));
         }
-        if n > 1 && num_alts > 0 {
-            hosts = self.sorted_hosts(&req, &resources, &hosts, n - 1, &uuids[n - 1], &mut rounds);
-        }
-        let chosen: Vec<usize> = selected.iter().map(|(h, _)| *h).collect();
-        Ok(selected
-            .into_iter()
-            .map(|(s, alloc)| {
-                let cell = self.hosts()[s].cell_uuid.clone();
-                let mut first = self.selection(s);
-                first.allocation_request = Some(alloc);
-                let mut v = vec![first];
-                for &h in &hosts {
-                    if v.len() > num_alts {
-                        break;
-                    }
-                    if self.hosts()[h].cell_uuid == cell && !chosen.contains(&h) {
-                        let Some(a) = candidate_of(h) else {
-                            continue;
-                        };
-                        let mut alt = self.selection(h);
-                        alt.allocation_request = Some(a);
-                        v.push(alt);
-                    }
-                }
-                v
-            })
-            .collect())
+        out.map(|d| d.selections)
     }
 }

@@ -8,6 +8,7 @@ use crate::config::SchedulerConfig;
 use crate::error::{Error, Result};
 use crate::filters::{FilterContext, HostFilter, filter_by_name};
 use crate::host_state::{Aggregate, HostState};
+use crate::placement::Allocations;
 use crate::request::{Request, ResourceRequest};
 use crate::weighers::{HostWeigher, weigher_by_name};
 
@@ -51,16 +52,23 @@ impl ActiveWeigher<'_> {
         let Some(per_agg) = &self.per_agg else {
             return self.default;
         };
-        let mut best: Option<f64> = None;
-        for &g in &h.aggregates {
-            match per_agg.get(g).copied().flatten() {
-                Some(Some(v)) => best = Some(best.map_or(v, |b: f64| b.min(v))),
-                Some(None) => return self.default,
-                None => {}
-            }
-        }
-        best.unwrap_or(self.default)
+        // Aggregates without the key do not count; the rest as the filters do.
+        let values = h
+            .aggregates
+            .iter()
+            .filter_map(|&g| per_agg.get(g).copied().flatten());
+        crate::filters::min_or_default(values, self.default)
     }
+}
+
+/// What a placement loop's claim step did with a host.
+pub(crate) enum Claim {
+    /// The host is taken (with the allocation claimed, if any).
+    Taken(Option<Allocations>),
+    /// Try the next host.
+    Skip,
+    /// Stop: the request fails with this error.
+    Abort(Error),
 }
 
 /// One chosen (or alternate) host for an instance.
@@ -283,9 +291,10 @@ impl Scheduler {
         }
     }
 
-    /// Nova's `get_filtered_hosts`: requested destination, ignored and
-    /// forced hosts, then the filters (stopping at the first that leaves none).
-    fn filter_hosts(
+    /// Nova's `get_filtered_hosts` then `get_weighed_hosts`: requested
+    /// destination, ignored and forced hosts (forced hosts skip the
+    /// filters), then filters and weighers; the passing hosts, best first.
+    fn weighed_hosts(
         &self,
         hosts: &[usize],
         ctx: &FilterContext<'_>,
@@ -477,7 +486,7 @@ impl Scheduler {
 
     /// Consumes what one instance takes on host `h` (nova's
     /// `_consume_selected_host`), and records it in the request's group.
-    pub(crate) fn consume_for(&mut self, h: usize, req: &mut Request, uuid: &str) {
+    fn consume_for(&mut self, h: usize, req: &mut Request, uuid: &str) {
         let (mem, disk, vcpus) = (
             req.flavor.memory_mb,
             req.flavor.root_gb + req.flavor.ephemeral_gb,
@@ -493,14 +502,14 @@ impl Scheduler {
         }
     }
 
-    pub(crate) fn restore(&mut self, saved: Vec<(usize, HostState)>) {
+    fn restore(&mut self, saved: Vec<(usize, HostState)>) {
         for (i, h) in saved {
             self.hosts[i] = h;
         }
     }
 
     /// Nova's `_get_sorted_hosts`: filtered, weighed, the chosen host first.
-    pub(crate) fn sorted_hosts(
+    fn sorted_hosts(
         &mut self,
         req: &Request,
         resources: &ResourceRequest,
@@ -515,7 +524,7 @@ impl Scheduler {
             ..Round::default()
         };
         let ctx = self.ctx(req, resources, index, uuid);
-        let mut weighed = self.filter_hosts(hosts, &ctx, &mut round);
+        let mut weighed = self.weighed_hosts(hosts, &ctx, &mut round);
         if weighed.is_empty() {
             trace.push(round);
             return Vec::new();
@@ -546,7 +555,7 @@ impl Scheduler {
         sorted
     }
 
-    pub(crate) fn selection(&self, i: usize) -> Selection {
+    fn selection(&self, i: usize) -> Selection {
         let h = &self.hosts[i];
         Selection {
             host: h.host.clone(),
@@ -569,7 +578,7 @@ impl Scheduler {
             ..Round::default()
         };
         let ctx = self.ctx(req, &resources, 0, uuid);
-        round.passed = self.filter_hosts(&hosts, &ctx, &mut round);
+        round.passed = self.weighed_hosts(&hosts, &ctx, &mut round);
         round
     }
 
@@ -585,63 +594,110 @@ impl Scheduler {
     /// [`Scheduler::select_destinations`], with every round's filter counts
     /// and weights.
     pub fn schedule(&mut self, req: &Request) -> Result<Decision> {
-        let mut req = req.clone();
-        let resources = req.resources();
         let uuids: Vec<String> = if req.instance_uuids.is_empty() {
             vec![String::new()]
         } else {
             req.instance_uuids.clone()
         };
+        let hosts: Vec<usize> = (0..self.hosts.len()).collect();
+        self.place(
+            req,
+            hosts,
+            &uuids,
+            |_, _| Claim::Taken(None),
+            |_| Some(None),
+        )
+    }
+
+    /// Nova's `_legacy_find_hosts` / `_schedule` loop: for each instance, the
+    /// sorted hosts (survivors of the previous round), the first one
+    /// `claim` takes, its state consumed; then alternates from the chosen
+    /// host's cell that `alternate` offers. On failure the host states are
+    /// restored and the rounds kept for [`Scheduler::last_rounds`].
+    pub(crate) fn place(
+        &mut self,
+        req: &Request,
+        mut hosts: Vec<usize>,
+        uuids: &[String],
+        mut claim: impl FnMut(usize, &str) -> Claim,
+        alternate: impl Fn(usize) -> Option<Option<Allocations>>,
+    ) -> Result<Decision> {
+        let mut req = req.clone();
+        let resources = req.resources();
         let n = uuids.len();
         let num_alts = if self.config.return_alternates {
             self.config.max_attempts.saturating_sub(1)
         } else {
             0
         };
-        let mut hosts: Vec<usize> = (0..self.hosts.len()).collect();
         let mut rounds = Vec::new();
-        let mut selected: Vec<usize> = Vec::new();
+        let mut selected: Vec<(usize, Option<Allocations>)> = Vec::new();
         let mut saved: Vec<(usize, HostState)> = Vec::new();
-        for (i, uuid) in uuids.iter().enumerate() {
+        let mut failure = None;
+        'instances: for (i, uuid) in uuids.iter().enumerate() {
             let sorted = self.sorted_hosts(&req, &resources, &hosts, i, uuid, &mut rounds);
-            let Some(&chosen) = sorted.first() else {
+            let mut chosen = None;
+            for &h in &sorted {
+                match claim(h, uuid) {
+                    Claim::Taken(a) => {
+                        chosen = Some((h, a));
+                        break;
+                    }
+                    Claim::Skip => {}
+                    Claim::Abort(e) => {
+                        failure = Some(e);
+                        break 'instances;
+                    }
+                }
+            }
+            let Some((h, a)) = chosen else {
                 break;
             };
-            selected.push(chosen);
-            if !saved.iter().any(|(j, _)| *j == chosen) {
-                saved.push((chosen, self.hosts[chosen].clone()));
+            if !saved.iter().any(|(j, _)| *j == h) {
+                saved.push((h, self.hosts[h].clone()));
             }
-            self.consume_for(chosen, &mut req, uuid);
+            self.consume_for(h, &mut req, uuid);
+            selected.push((h, a));
             hosts = sorted;
         }
-        if selected.len() < n {
+        if selected.len() < n || failure.is_some() {
             self.restore(saved);
-            let last = rounds.last();
-            let filter = last
+            let filter = rounds
+                .last()
                 .and_then(|r| r.filter_counts.iter().find(|c| c.end == 0))
                 .map(|c| c.filter.to_owned());
             self.last_rounds = rounds;
-            return Err(Error::NoValidHost {
+            return Err(failure.unwrap_or(Error::NoValidHost {
                 reason: "There are not enough hosts available.".into(),
                 filter,
                 placed: selected.len(),
                 requested: n,
-            });
+            }));
         }
         if n > 1 && num_alts > 0 {
             hosts = self.sorted_hosts(&req, &resources, &hosts, n - 1, &uuids[n - 1], &mut rounds);
         }
+        let chosen: Vec<usize> = selected.iter().map(|(h, _)| *h).collect();
         let selections = selected
-            .iter()
-            .map(|&s| {
+            .into_iter()
+            .map(|(s, alloc)| {
                 let cell = &self.hosts[s].cell_uuid;
-                let mut v = vec![self.selection(s)];
+                let mut v = vec![Selection {
+                    allocation_request: alloc,
+                    ..self.selection(s)
+                }];
                 for &h in &hosts {
                     if v.len() > num_alts {
                         break;
                     }
-                    if self.hosts[h].cell_uuid == *cell && !selected.contains(&h) {
-                        v.push(self.selection(h));
+                    if self.hosts[h].cell_uuid == *cell
+                        && !chosen.contains(&h)
+                        && let Some(a) = alternate(h)
+                    {
+                        v.push(Selection {
+                            allocation_request: a,
+                            ..self.selection(h)
+                        });
                     }
                 }
                 v

@@ -108,7 +108,7 @@ impl FakeDriver {
     /// Changes an instance's state behind compute's back (the guest shut
     /// itself down, crashed...), emitting the event a hypervisor would.
     pub fn set_state_externally(&self, uuid: &str, state: PowerState) -> Result<()> {
-        self.with(uuid, "set_state", |i| {
+        self.with(uuid, |i| {
             i.state = state;
             Ok(())
         })?;
@@ -149,12 +149,7 @@ impl FakeDriver {
         }
     }
 
-    fn with<T>(
-        &self,
-        uuid: &str,
-        _op: &'static str,
-        f: impl FnOnce(&mut FakeInstance) -> Result<T>,
-    ) -> Result<T> {
+    fn with<T>(&self, uuid: &str, f: impl FnOnce(&mut FakeInstance) -> Result<T>) -> Result<T> {
         let mut g = self.lock();
         let i = g
             .get_mut(uuid)
@@ -172,7 +167,7 @@ impl FakeDriver {
         event: Option<Transition>,
     ) -> Result<()> {
         self.delay().await;
-        self.with(uuid, op, |i| {
+        self.with(uuid, |i| {
             if !from.contains(&i.state) {
                 return Err(Error::InvalidState {
                     uuid: uuid.to_owned(),
@@ -269,7 +264,7 @@ impl ComputeDriver for FakeDriver {
     }
 
     async fn get_info(&self, uuid: &str) -> Result<InstanceInfo> {
-        self.with(uuid, "get_info", |i| {
+        self.with(uuid, |i| {
             Ok(InstanceInfo {
                 state: i.state,
                 internal_id: (i.state == PowerState::Running).then(|| uuid.to_owned()),
@@ -429,11 +424,11 @@ impl ComputeDriver for FakeDriver {
     }
 
     async fn get_console_output(&self, uuid: &str) -> Result<String> {
-        self.with(uuid, "get_console_output", |i| Ok(i.console.clone()))
+        self.with(uuid, |i| Ok(i.console.clone()))
     }
 
     async fn get_vnc_console(&self, uuid: &str) -> Result<Console> {
-        self.with(uuid, "get_vnc_console", |_| {
+        self.with(uuid, |_| {
             Ok(Console {
                 host: "127.0.0.1".into(),
                 port: 6969,
@@ -445,9 +440,7 @@ impl ComputeDriver for FakeDriver {
 
     async fn snapshot(&self, uuid: &str, image_id: &str) -> Result<String> {
         self.delay().await;
-        self.with(uuid, "snapshot", |_| {
-            Ok(format!("fake://images/{image_id}"))
-        })
+        self.with(uuid, |_| Ok(format!("fake://images/{image_id}")))
     }
 
     async fn migrate_disk_and_power_off(
@@ -457,7 +450,7 @@ impl ComputeDriver for FakeDriver {
         target: &ResizeTarget,
     ) -> Result<()> {
         self.delay().await;
-        self.with(uuid, "migrate_disk_and_power_off", |i| {
+        self.with(uuid, |i| {
             i.resized_from = Some((i.vcpus, i.memory_mb, i.root_gb));
             i.vcpus = i64::from(target.vcpus);
             i.memory_mb = target.memory_mb as i64;
@@ -473,19 +466,19 @@ impl ComputeDriver for FakeDriver {
         if power_on {
             self.power_on(&spec.uuid).await
         } else {
-            self.with(&spec.uuid, "finish_migration", |_| Ok(()))
+            self.with(&spec.uuid, |_| Ok(()))
         }
     }
 
     async fn confirm_migration(&self, uuid: &str) -> Result<()> {
-        self.with(uuid, "confirm_migration", |i| {
+        self.with(uuid, |i| {
             i.resized_from = None;
             Ok(())
         })
     }
 
     async fn finish_revert_migration(&self, spec: &InstanceSpec, power_on: bool) -> Result<()> {
-        self.with(&spec.uuid, "finish_revert_migration", |i| {
+        self.with(&spec.uuid, |i| {
             if let Some((v, m, d)) = i.resized_from.take() {
                 (i.vcpus, i.memory_mb, i.root_gb) = (v, m, d);
             }
@@ -498,7 +491,7 @@ impl ComputeDriver for FakeDriver {
     }
 
     async fn check_can_live_migrate_destination(&self, uuid: &str) -> Result<()> {
-        self.with(uuid, "check_can_live_migrate_destination", |_| Ok(()))
+        self.with(uuid, |_| Ok(()))
     }
 
     async fn live_migration(&self, uuid: &str, _dest: &str) -> Result<()> {

@@ -82,7 +82,7 @@ impl HostFilter for ComputeCapabilitiesFilter {
                     None => match host.stats.get(key) {
                         Some(s) => extra_specs_ops::matches(s, req),
                         // An unscoped key the host has no attribute for is not a capability.
-                        None => *unscoped && !HostState::has_attr(key),
+                        None => *unscoped && !HostState::unmodelled_nova_attr(key),
                     },
                 };
                 if !ok {

@@ -135,15 +135,28 @@ impl FilterContext<'_> {
         key: &str,
         default: T,
     ) -> T {
-        let mut best: Option<T> = None;
-        for v in self.values_of(host, key) {
-            match v.trim().parse::<T>() {
-                Ok(x) => best = Some(best.map_or(x, |b| if x < b { x } else { b })),
-                Err(_) => return default,
-            }
-        }
-        best.unwrap_or(default)
+        min_or_default(
+            self.values_of(host, key)
+                .map(|v| v.trim().parse::<T>().ok()),
+            default,
+        )
     }
+}
+
+/// Nova's `validate_num_values(..., based_on=min)`: the smallest of the
+/// values, `default` when there are none or one does not parse (`None`).
+pub(crate) fn min_or_default<T: PartialOrd + Copy>(
+    values: impl Iterator<Item = Option<T>>,
+    default: T,
+) -> T {
+    let mut best: Option<T> = None;
+    for v in values {
+        let Some(x) = v else {
+            return default;
+        };
+        best = Some(best.map_or(x, |b| if x < b { x } else { b }));
+    }
+    best.unwrap_or(default)
 }
 
 /// A host filter: keeps the hosts a request may land on.
