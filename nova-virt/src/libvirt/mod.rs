@@ -191,6 +191,23 @@ impl LibvirtDriver {
         }
     }
 
+    /// One libvirt call on the instance's domain, then its transition.
+    async fn domain_op(
+        &self,
+        uuid: &str,
+        op: &'static str,
+        call: fn(&Domain) -> std::result::Result<(), virt::error::Error>,
+        transition: Transition,
+    ) -> Result<()> {
+        let u = uuid.to_owned();
+        self.blocking(move |c| {
+            call(&Self::lookup(c, &u)?).map_err(|e| failed(op, &u, e.message()))
+        })
+        .await?;
+        self.emit(uuid, transition);
+        Ok(())
+    }
+
     /// Waits until the domain is shut off, for at most `timeout`.
     fn wait_shutoff(dom: &Domain, timeout: Duration) -> bool {
         let t = Instant::now();
@@ -565,51 +582,29 @@ impl ComputeDriver for LibvirtDriver {
     }
 
     async fn pause(&self, uuid: &str) -> Result<()> {
-        let u = uuid.to_owned();
-        self.blocking(move |c| {
-            Self::lookup(c, &u)?
-                .suspend()
-                .map_err(|e| failed("pause", &u, e.message()))
-        })
-        .await?;
-        self.emit(uuid, Transition::Paused);
-        Ok(())
+        self.domain_op(uuid, "pause", |d| d.suspend(), Transition::Paused)
+            .await
     }
 
     async fn unpause(&self, uuid: &str) -> Result<()> {
-        let u = uuid.to_owned();
-        self.blocking(move |c| {
-            Self::lookup(c, &u)?
-                .resume()
-                .map_err(|e| failed("unpause", &u, e.message()))
-        })
-        .await?;
-        self.emit(uuid, Transition::Resumed);
-        Ok(())
+        self.domain_op(uuid, "unpause", |d| d.resume(), Transition::Resumed)
+            .await
     }
 
     async fn suspend(&self, uuid: &str) -> Result<()> {
-        let u = uuid.to_owned();
-        self.blocking(move |c| {
-            Self::lookup(c, &u)?
-                .managed_save(0)
-                .map_err(|e| failed("suspend", &u, e.message()))
-        })
-        .await?;
-        self.emit(uuid, Transition::Suspended);
-        Ok(())
+        self.domain_op(
+            uuid,
+            "suspend",
+            |d| d.managed_save(0),
+            Transition::Suspended,
+        )
+        .await
     }
 
     async fn resume(&self, uuid: &str) -> Result<()> {
-        let u = uuid.to_owned();
-        self.blocking(move |c| {
-            Self::lookup(c, &u)?
-                .create()
-                .map_err(|e| failed("resume", &u, e.message()))
-        })
-        .await?;
-        self.emit(uuid, Transition::Resumed);
-        Ok(())
+        // Starting a domain with a managed save restores it.
+        self.domain_op(uuid, "resume", |d| d.create(), Transition::Resumed)
+            .await
     }
 
     async fn get_console_output(&self, uuid: &str) -> Result<String> {
