@@ -1,0 +1,19 @@
+//! The runner every nova-rs service binary shares.
+//!
+//! * [`Conf`]: the operator's `nova.conf` (INI, oslo.config option names),
+//!   with `NOVA_<SECTION>_<KEY>` environment overrides; unknown options
+//!   warn, invalid values stop start-up with a message naming the option.
+//! * [`init_tracing`], [`shutdown_token`] (SIGINT/SIGTERM → graceful stop),
+//!   [`connect_transport`] (`memory://` or `rabbit://`), [`open_database`].
+//! * [`heartbeat`]: the service group record (`report_interval`,
+//!   `service_down_time`), and [`periodic`] tasks.
+
+pub mod cells;
+mod conf;
+mod runner;
+
+pub use conf::{Conf, ConfError, KNOWN_OPTIONS};
+pub use runner::{
+    connect_transport, heartbeat, init_tracing, is_up, open_database, periodic, register_service,
+    shutdown_token,
+};

@@ -1,0 +1,216 @@
+//! Transport, database, tracing, shutdown, service group and periodic tasks.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use nova_objects::db::{Database, DbConfig};
+use nova_objects::{ListQuery, Objects, Service};
+use nova_rpc::{MemoryConfig, MemoryTransport, RequestContext, Transport, TransportUrl};
+use tokio_util::sync::CancellationToken;
+
+use crate::conf::Conf;
+
+/// Nova 34's `SERVICE_VERSION` (what services record).
+const SERVICE_VERSION: i64 = 73;
+
+/// Logs to stderr (`RUST_LOG` filters; `debug` raises the default level).
+pub fn init_tracing(debug: bool) {
+    let default = if debug { "debug" } else { "info" };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// A token cancelled on SIGINT or SIGTERM: services stop taking work,
+/// finish what they hold and exit.
+pub fn shutdown_token() -> CancellationToken {
+    let token = CancellationToken::new();
+    let t = token.clone();
+    tokio::spawn(async move {
+        let ctrl_c = tokio::signal::ctrl_c();
+        #[cfg(unix)]
+        {
+            let mut term =
+                match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                    Ok(s) => s,
+                    Err(_) => {
+                        let _ = ctrl_c.await;
+                        t.cancel();
+                        return;
+                    }
+                };
+            tokio::select! {
+                _ = ctrl_c => {}
+                _ = term.recv() => {}
+            }
+        }
+        #[cfg(not(unix))]
+        let _ = ctrl_c.await;
+        tracing::info!("signal received: shutting down");
+        t.cancel();
+    });
+    token
+}
+
+/// The RPC transport `[DEFAULT] transport_url` names: `memory://` (one
+/// process) or `rabbit://` (needs the `amqp` feature). The exchange is
+/// `[DEFAULT] control_exchange` (`nova`).
+pub async fn connect_transport(conf: &Conf) -> anyhow::Result<Arc<dyn Transport>> {
+    let url = conf.transport_url();
+    let exchange = conf.str_or("DEFAULT", "control_exchange", "nova");
+    let parsed: TransportUrl = url
+        .parse()
+        .with_context(|| "invalid [DEFAULT] transport_url")?;
+    if parsed.is_memory() {
+        return Ok(Arc::new(MemoryTransport::with_config(MemoryConfig {
+            control_exchange: exchange,
+            ..MemoryConfig::default()
+        })));
+    }
+    #[cfg(feature = "amqp")]
+    {
+        let cfg = nova_rpc::AmqpConfig::from_url(&url)?.control_exchange(exchange);
+        let t = nova_rpc::AmqpTransport::connect(cfg)
+            .await
+            .with_context(|| format!("cannot reach the message broker at {parsed}"))?;
+        Ok(t)
+    }
+    #[cfg(not(feature = "amqp"))]
+    anyhow::bail!(
+        "[DEFAULT] transport_url {parsed}: this build has only the in-memory transport (build with feature amqp)"
+    )
+}
+
+/// Opens `connection` (nova.conf SQLAlchemy URLs accepted); `sync` runs
+/// the migrations first (the all-in-one does; split services expect
+/// `nova-manage db sync`).
+pub async fn open_database(connection: &str, sync: bool) -> anyhow::Result<Database> {
+    if let Some(path) = connection.strip_prefix("sqlite:")
+        && !path.starts_with(":memory")
+    {
+        let path = path.trim_start_matches("//");
+        if let Some(dir) = std::path::Path::new(path).parent()
+            && !dir.as_os_str().is_empty()
+        {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("cannot create {}", dir.display()))?;
+        }
+    }
+    let db = Database::connect(&DbConfig::new(connection))
+        .await
+        .with_context(|| "cannot open [database] connection")?;
+    if sync {
+        db.sync().await?;
+    } else if db.schema_version().await? != Some(Database::latest_schema_version()) {
+        anyhow::bail!(
+            "the database schema is not current: run `nova-manage db sync` (schema {:?}, expected {})",
+            db.schema_version().await?,
+            Database::latest_schema_version()
+        );
+    }
+    Ok(db)
+}
+
+fn admin() -> RequestContext {
+    RequestContext::new().with_admin(true).with_roles(["admin"])
+}
+
+/// The Service record of `binary` on `host` (created, or re-enabled
+/// for a new version): what the service group tracks.
+pub async fn register_service(
+    objects: &Objects,
+    host: &str,
+    binary: &str,
+    topic: &str,
+) -> anyhow::Result<Service> {
+    let ctx = admin();
+    let q = ListQuery::new().filter("host", host).filter("binary", binary);
+    let found: Vec<Service> = objects.list(&ctx, &q).await?;
+    let now = chrono::Utc::now();
+    if let Some(mut s) = found.into_iter().next() {
+        s.set_version(SERVICE_VERSION);
+        s.set_last_seen_up(Some(now));
+        objects.save(&ctx, &mut s).await?;
+        return Ok(s);
+    }
+    let mut s = Service::new()
+        .with_uuid(uuid::Uuid::new_v4().to_string())
+        .with_host(Some(host.to_owned()))
+        .with_binary(Some(binary.to_owned()))
+        .with_topic(Some(topic.to_owned()))
+        .with_report_count(0)
+        .with_disabled(false)
+        .with_forced_down(false)
+        .with_version(SERVICE_VERSION)
+        .with_last_seen_up(Some(now));
+    objects.create(&ctx, &mut s).await?;
+    Ok(s)
+}
+
+/// Reports the service alive every `interval` until `stop` (nova's DB
+/// service-group driver: `report_count` += 1 and `last_seen_up` = now).
+pub fn heartbeat(
+    objects: Objects,
+    mut service: Service,
+    interval: Duration,
+    stop: CancellationToken,
+) -> tokio::task::JoinHandle<()> {
+    periodic(stop, interval, interval, move || {
+        service.set_report_count(*service.report_count() + 1);
+        service.set_last_seen_up(Some(chrono::Utc::now()));
+        let mut s = service.clone();
+        let objects = objects.clone();
+        async move {
+            if let Err(e) = objects.save(&admin(), &mut s).await {
+                tracing::warn!(error = %e, "service heartbeat failed (the service will look down if this lasts)");
+            }
+        }
+    })
+}
+
+/// Nova's `is_up`: not forced down, and seen within `down_time`.
+pub fn is_up(service: &Service, down_time: Duration, now: chrono::DateTime<chrono::Utc>) -> bool {
+    if *service.forced_down() {
+        return false;
+    }
+    let seen = service
+        .last_seen_up()
+        .or(*service.updated_at())
+        .or(*service.created_at());
+    match seen {
+        Some(t) => (now - t).abs().to_std().unwrap_or(Duration::MAX) <= down_time,
+        None => false,
+    }
+}
+
+/// Runs `task` every `interval` (first after `initial_delay`) until
+/// `stop`; a run never overlaps the next.
+pub fn periodic<F, Fut>(
+    stop: CancellationToken,
+    interval: Duration,
+    initial_delay: Duration,
+    mut task: F,
+) -> tokio::task::JoinHandle<()>
+where
+    F: FnMut() -> Fut + Send + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(initial_delay) => {}
+        }
+        loop {
+            task().await;
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tokio::time::sleep(interval) => {}
+            }
+        }
+    })
+}

@@ -1,0 +1,241 @@
+//! nova-scheduler: serves `select_destinations` (topic `scheduler`, 4.5)
+//! with nova-scheduler's filters and weighers, claiming in the SQL
+//! Placement store.
+//!
+//! Host states come from the ComputeNode and Service tables, reloaded when
+//! older than [`HOST_REFRESH`] (and once more before answering
+//! NoValidHost from an old view), so a burst of requests does not reload
+//! a thousand nodes each time. Between reloads the scheduler consumes
+//! what it placed from its own view, as nova's HostState does.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use nova_objects::{Aggregate, ComputeNode, ListQuery, Objects, RequestSpec, Service, VersionedObject};
+use nova_placement::SqlPlacement;
+use nova_rpc::{Dispatcher, Endpoint, RemoteError, RequestContext, RpcServer, Target, Transport};
+use nova_rpcapi::scheduler::{SERVER_VERSION, SelectDestinations, TOPIC};
+use nova_scheduler::{Scheduler, SchedulerConfig, Selection};
+use nova_service::Conf;
+use serde_json::{Value, json};
+
+/// How old the host view may get before a request reloads it.
+pub const HOST_REFRESH: Duration = Duration::from_secs(1);
+
+/// The scheduler's configuration, from `[filter_scheduler]` and `[scheduler]`.
+pub fn scheduler_config(conf: &Conf) -> anyhow::Result<SchedulerConfig> {
+    let mut c = SchedulerConfig::default();
+    for section in ["filter_scheduler", "scheduler"] {
+        for (k, v) in conf.section(section) {
+            if let Err(e) = c.set(&k, &v) {
+                anyhow::bail!("[{section}] {k}: {e}");
+            }
+        }
+    }
+    Ok(c)
+}
+
+#[derive(Debug)]
+struct View {
+    scheduler: Scheduler,
+    loaded: Option<Instant>,
+}
+
+/// The scheduler manager.
+#[derive(Debug, Clone)]
+pub struct SchedulerManager {
+    objects: Objects,
+    placement: SqlPlacement,
+    view: Arc<Mutex<View>>,
+    cell_uuid: String,
+}
+
+fn admin() -> RequestContext {
+    RequestContext::new().with_admin(true).with_roles(["admin"])
+}
+
+fn no_valid_host(reason: &str) -> RemoteError {
+    RemoteError::new(
+        "nova.exception",
+        "NoValidHost",
+        format!("No valid host was found. {reason}"),
+    )
+    .with_kwarg("reason", reason.to_owned())
+}
+
+impl SchedulerManager {
+    /// A manager over the database's objects and Placement.
+    pub fn new(
+        config: SchedulerConfig,
+        objects: Objects,
+        placement: SqlPlacement,
+        cell_uuid: &str,
+    ) -> anyhow::Result<Self> {
+        Ok(SchedulerManager {
+            objects,
+            placement,
+            view: Arc::new(Mutex::new(View {
+                scheduler: Scheduler::new(config)?,
+                loaded: None,
+            })),
+            cell_uuid: cell_uuid.to_owned(),
+        })
+    }
+
+    /// Reloads the host view from the database.
+    pub async fn refresh(&self) -> nova_objects::Result<()> {
+        let ctx = admin();
+        let nodes: Vec<ComputeNode> = self.objects.list(&ctx, &ListQuery::new()).await?;
+        let services: Vec<Service> = self
+            .objects
+            .list(&ctx, &ListQuery::new().filter("binary", "nova-compute"))
+            .await?;
+        let aggs: Vec<Aggregate> = self.objects.list(&ctx, &ListQuery::new()).await?;
+        let by_host: BTreeMap<String, &Service> = services
+            .iter()
+            .filter_map(|s| s.host().clone().map(|h| (h, s)))
+            .collect();
+        let now = chrono::Utc::now();
+        let aggregates: Vec<nova_scheduler::Aggregate> =
+            aggs.iter().map(nova_scheduler::from_objects::aggregate).collect();
+        let mut states = Vec::with_capacity(nodes.len());
+        for cn in &nodes {
+            let host = cn.host().clone().unwrap_or_default();
+            let member: Vec<usize> = aggs
+                .iter()
+                .enumerate()
+                .filter(|(_, a)| a.hosts().as_ref().is_some_and(|h| h.contains(&host)))
+                .map(|(i, _)| i)
+                .collect();
+            states.push(nova_scheduler::from_objects::host_state(
+                cn,
+                by_host.get(&host).copied(),
+                member,
+                BTreeSet::new(),
+                &self.cell_uuid,
+                now,
+            ));
+        }
+        let mut v = self.view.lock().unwrap_or_else(|e| e.into_inner());
+        v.scheduler.set_aggregates(aggregates);
+        let keep: BTreeSet<(String, String)> = states
+            .iter()
+            .map(|h| (h.host.clone(), h.nodename.clone()))
+            .collect();
+        let gone: Vec<(String, String)> = v
+            .scheduler
+            .hosts()
+            .iter()
+            .map(|h| (h.host.clone(), h.nodename.clone()))
+            .filter(|k| !keep.contains(k))
+            .collect();
+        for (h, n) in gone {
+            v.scheduler.remove_host(&h, &n);
+        }
+        for s in states {
+            v.scheduler.upsert_host(s);
+        }
+        v.loaded = Some(Instant::now());
+        Ok(())
+    }
+
+    fn stale(&self, max_age: Duration) -> bool {
+        let v = self.view.lock().unwrap_or_else(|e| e.into_inner());
+        v.loaded.is_none_or(|t| t.elapsed() >= max_age)
+    }
+
+    /// `select_destinations`: one Selection list per instance (chosen host
+    /// first, then the alternates), claimed in Placement.
+    pub async fn select_destinations(
+        &self,
+        spec: &RequestSpec,
+        instance_uuids: &[String],
+    ) -> Result<Vec<Vec<Selection>>, RemoteError> {
+        let req = nova_scheduler::from_objects::request(spec, instance_uuids);
+        let mut retried = false;
+        loop {
+            if self.stale(HOST_REFRESH) || retried {
+                self.refresh().await.map_err(|e| {
+                    RemoteError::internal("SchedulerError", format!("cannot load host states: {e}"))
+                })?;
+                if retried {
+                    self.placement.invalidate();
+                }
+            }
+            let (view, placement, req2) = (self.view.clone(), self.placement.clone(), req.clone());
+            let out = tokio::task::spawn_blocking(move || {
+                let mut v = view.lock().unwrap_or_else(|e| e.into_inner());
+                v.scheduler.select_destinations_with(&placement, &req2)
+            })
+            .await
+            .map_err(|e| RemoteError::internal("SchedulerError", e.to_string()))?;
+            match out {
+                Ok(s) => return Ok(s),
+                Err(nova_scheduler::Error::NoValidHost { reason, .. }) => {
+                    if !retried && self.stale(Duration::from_millis(200)) {
+                        retried = true;
+                        continue;
+                    }
+                    return Err(no_valid_host(&reason));
+                }
+                Err(e) => return Err(RemoteError::internal("SchedulerError", e.to_string())),
+            }
+        }
+    }
+
+    /// The RPC endpoint (topic `scheduler`, 4.5).
+    pub fn endpoint(&self) -> Endpoint {
+        let me = self.clone();
+        Endpoint::new(None, SERVER_VERSION).method(
+            "select_destinations",
+            move |_call, a: SelectDestinations| {
+                let me = me.clone();
+                async move {
+                    let spec = RequestSpec::obj_from_primitive(&a.spec_obj).map_err(|e| {
+                        RemoteError::type_error(format!("spec_obj is not a RequestSpec: {e}"))
+                    })?;
+                    let chosen = me.select_destinations(&spec, &a.instance_uuids).await?;
+                    Ok(chosen
+                        .iter()
+                        .map(|alts| alts.iter().map(selection_primitive).collect::<Vec<_>>())
+                        .collect::<Vec<_>>())
+                }
+            },
+        )
+    }
+}
+
+/// A Selection as nova's `Selection` object primitive.
+pub fn selection_primitive(s: &Selection) -> Value {
+    let alloc = s.allocation_request.as_ref().map(|a| {
+        let allocs: serde_json::Map<String, Value> = a
+            .iter()
+            .map(|(rp, res)| (rp.to_string(), json!({ "resources": res })))
+            .collect();
+        json!({ "allocations": allocs }).to_string()
+    });
+    nova_objects::Selection::new()
+        .with_compute_node_uuid(s.compute_node_uuid.clone())
+        .with_service_host(s.host.clone())
+        .with_nodename(s.nodename.clone())
+        .with_cell_uuid(s.cell_uuid.clone())
+        .with_limits(None)
+        .with_allocation_request(alloc)
+        .with_allocation_request_version(Some("1.36".into()))
+        .with_availability_zone(None)
+        .obj_to_primitive()
+}
+
+/// Starts the scheduler's RPC server on `transport`.
+pub async fn serve(
+    transport: Arc<dyn Transport>,
+    manager: &SchedulerManager,
+    host: &str,
+) -> anyhow::Result<RpcServer> {
+    let dispatcher = Dispatcher::new(vec![
+        manager.endpoint(),
+        nova_rpcapi::base::endpoint("nova-scheduler"),
+    ]);
+    Ok(RpcServer::start(transport, Target::topic(TOPIC).with_server(host), dispatcher).await?)
+}
