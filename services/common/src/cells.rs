@@ -29,7 +29,10 @@ pub async fn ensure_cells(
             .with_disabled(false);
         objects.create(&ctx, &mut c0).await?;
     }
-    if let Some(c1) = cells.into_iter().find(|c| c.name().as_deref() == Some("cell1")) {
+    if let Some(c1) = cells
+        .into_iter()
+        .find(|c| c.name().as_deref() == Some("cell1"))
+    {
         return Ok(c1);
     }
     let mut c1 = CellMapping::new()

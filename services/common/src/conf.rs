@@ -178,13 +178,21 @@ impl Conf {
 
     /// A typed value with a default; an unparsable value is an error
     /// naming the option.
-    pub fn parse_or<T: FromStr>(&self, section: &str, key: &str, default: T) -> Result<T, ConfError> {
+    pub fn parse_or<T: FromStr>(
+        &self,
+        section: &str,
+        key: &str,
+        default: T,
+    ) -> Result<T, ConfError> {
         match self.get(section, key).filter(|v| !v.is_empty()) {
             None => Ok(default),
             Some(v) => v.parse::<T>().map_err(|_| {
                 ConfError(format!(
                     "invalid value '{v}' for [{section}] {key}: expected {}",
-                    std::any::type_name::<T>().rsplit("::").next().unwrap_or("a value")
+                    std::any::type_name::<T>()
+                        .rsplit("::")
+                        .next()
+                        .unwrap_or("a value")
                 ))
             }),
         }
@@ -192,7 +200,11 @@ impl Conf {
 
     /// A boolean (`true/false/yes/no/1/0/on/off`).
     pub fn bool_or(&self, section: &str, key: &str, default: bool) -> Result<bool, ConfError> {
-        match self.get(section, key).map(str::to_ascii_lowercase).as_deref() {
+        match self
+            .get(section, key)
+            .map(str::to_ascii_lowercase)
+            .as_deref()
+        {
             None | Some("") => Ok(default),
             Some("true" | "yes" | "1" | "on") => Ok(true),
             Some("false" | "no" | "0" | "off") => Ok(false),
@@ -218,7 +230,11 @@ impl Conf {
         self.get("DEFAULT", "host")
             .filter(|h| !h.is_empty())
             .map(str::to_owned)
-            .or_else(|| std::fs::read_to_string("/etc/hostname").ok().map(|h| h.trim().to_owned()))
+            .or_else(|| {
+                std::fs::read_to_string("/etc/hostname")
+                    .ok()
+                    .map(|h| h.trim().to_owned())
+            })
             .filter(|h| !h.is_empty())
             .unwrap_or_else(|| "localhost".to_owned())
     }
@@ -274,7 +290,10 @@ mod tests {
         assert_eq!(c.service_group().unwrap(), (5, 60));
         c.apply_env([
             ("NOVA_DEFAULT_HOST".to_owned(), "cmp2".to_owned()),
-            ("NOVA_FILTER_SCHEDULER_HOST_SUBSET_SIZE".to_owned(), "2".to_owned()),
+            (
+                "NOVA_FILTER_SCHEDULER_HOST_SUBSET_SIZE".to_owned(),
+                "2".to_owned(),
+            ),
             ("HOME".to_owned(), "/root".to_owned()),
         ]);
         assert_eq!(c.host(), "cmp2");
@@ -284,7 +303,10 @@ mod tests {
         let e = c.service_group().unwrap_err().to_string();
         assert!(e.contains("[DEFAULT] report_interval"), "{e}");
         c.set("DEFAULT", "report_interval", "60");
-        assert!(c.service_group().is_err(), "down time must exceed the interval");
+        assert!(
+            c.service_group().is_err(),
+            "down time must exceed the interval"
+        );
         assert!(c.bool_or("DEFAULT", "debug", false).is_ok());
         c.set("DEFAULT", "debug", "maybe");
         assert!(c.bool_or("DEFAULT", "debug", false).is_err());

@@ -14,6 +14,6 @@ mod runner;
 
 pub use conf::{Conf, ConfError, KNOWN_OPTIONS};
 pub use runner::{
-    connect_transport, heartbeat, init_tracing, is_up, open_database, periodic, register_service,
-    shutdown_token,
+    connect_transport, ensure_sqlite_dir, heartbeat, init_tracing, is_up, open_database, periodic,
+    register_service, shutdown_token,
 };

@@ -86,21 +86,31 @@ pub async fn connect_transport(conf: &Conf) -> anyhow::Result<Arc<dyn Transport>
     )
 }
 
+/// Creates the directory of a SQLite file database (other URLs: nothing).
+pub fn ensure_sqlite_dir(connection: &str) -> anyhow::Result<()> {
+    let path = connection.strip_prefix("sqlite:").map(|p| {
+        // SQLAlchemy: sqlite:///relative, sqlite:////absolute; sqlx: sqlite:path.
+        let p = p.split('?').next().unwrap_or(p);
+        p.strip_prefix("///")
+            .or_else(|| p.strip_prefix("//"))
+            .unwrap_or(p)
+    });
+    if let Some(path) = path
+        && !path.starts_with(":memory")
+        && !path.is_empty()
+        && let Some(dir) = std::path::Path::new(path).parent()
+        && !dir.as_os_str().is_empty()
+    {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    Ok(())
+}
+
 /// Opens `connection` (nova.conf SQLAlchemy URLs accepted); `sync` runs
 /// the migrations first (the all-in-one does; split services expect
 /// `nova-manage db sync`).
 pub async fn open_database(connection: &str, sync: bool) -> anyhow::Result<Database> {
-    if let Some(path) = connection.strip_prefix("sqlite:")
-        && !path.starts_with(":memory")
-    {
-        let path = path.trim_start_matches("//");
-        if let Some(dir) = std::path::Path::new(path).parent()
-            && !dir.as_os_str().is_empty()
-        {
-            std::fs::create_dir_all(dir)
-                .with_context(|| format!("cannot create {}", dir.display()))?;
-        }
-    }
+    ensure_sqlite_dir(connection)?;
     let db = Database::connect(&DbConfig::new(connection))
         .await
         .with_context(|| "cannot open [database] connection")?;
@@ -129,7 +139,9 @@ pub async fn register_service(
     topic: &str,
 ) -> anyhow::Result<Service> {
     let ctx = admin();
-    let q = ListQuery::new().filter("host", host).filter("binary", binary);
+    let q = ListQuery::new()
+        .filter("host", host)
+        .filter("binary", binary);
     let found: Vec<Service> = objects.list(&ctx, &q).await?;
     let now = chrono::Utc::now();
     if let Some(mut s) = found.into_iter().next() {

@@ -20,12 +20,14 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use nova_objects::{ComputeNode, Instance, ListQuery, Objects, SaveOptions, Service, VersionedObject};
+use nova_objects::{
+    ComputeNode, Instance, ListQuery, Objects, SaveOptions, Service, VersionedObject,
+};
 use nova_placement::SqlPlacement;
 use nova_rpc::{Dispatcher, Endpoint, RemoteError, RequestContext, RpcServer, Target, Transport};
 use nova_rpcapi::compute::{
-    BuildAndRunInstance, InstanceArg, RebootInstance, SERVER_VERSION, StopInstance,
-    TerminateInstance, TOPIC,
+    BuildAndRunInstance, InstanceArg, RebootInstance, SERVER_VERSION, StopInstance, TOPIC,
+    TerminateInstance,
 };
 use nova_rpcapi::conductor::{BuildInstances, ComputeTaskApi};
 use nova_scheduler::placement::InventoryRecord;
@@ -74,7 +76,9 @@ impl ComputeConfig {
         c.update_resources_interval = Duration::from_secs(if upd == 0 { 60 } else { upd });
         c.sync_power_state_interval =
             Duration::from_secs(conf.parse_or("DEFAULT", "sync_power_state_interval", 600u64)?);
-        c.max_concurrent_builds = conf.parse_or("DEFAULT", "max_concurrent_builds", 10usize)?.max(1);
+        c.max_concurrent_builds = conf
+            .parse_or("DEFAULT", "max_concurrent_builds", 10usize)?
+            .max(1);
         Ok(c)
     }
 }
@@ -133,8 +137,12 @@ fn usage_of(i: &Instance) -> Usage {
     let has_flavor = i.obj_attr_is_set("flavor");
     Usage {
         vcpus: i.vcpus().unwrap_or(if has_flavor { *f.vcpus() } else { 0 }),
-        memory_mb: i.memory_mb().unwrap_or(if has_flavor { *f.memory_mb() } else { 0 }),
-        disk_gb: i.root_gb().unwrap_or(if has_flavor { *f.root_gb() } else { 0 })
+        memory_mb: i
+            .memory_mb()
+            .unwrap_or(if has_flavor { *f.memory_mb() } else { 0 }),
+        disk_gb: i
+            .root_gb()
+            .unwrap_or(if has_flavor { *f.root_gb() } else { 0 })
             + i.ephemeral_gb().unwrap_or(0),
     }
 }
@@ -211,7 +219,12 @@ impl ComputeManager {
             dispatcher,
         )
         .await?;
-        nova_service::heartbeat(me.objects.clone(), service, me.cfg.report_interval, stop.clone());
+        nova_service::heartbeat(
+            me.objects.clone(),
+            service,
+            me.cfg.report_interval,
+            stop.clone(),
+        );
         let m = self.clone();
         nova_service::periodic(
             stop.clone(),
@@ -300,11 +313,17 @@ impl ComputeManager {
                             .with_host_ip(Some("127.0.0.1".to_owned()))
                             .with_mapped(0);
                         for (rc, set) in [
-                            ("VCPU", ComputeNode::set_cpu_allocation_ratio as fn(&mut ComputeNode, f64)),
+                            (
+                                "VCPU",
+                                ComputeNode::set_cpu_allocation_ratio as fn(&mut ComputeNode, f64),
+                            ),
                             ("MEMORY_MB", ComputeNode::set_ram_allocation_ratio),
                             ("DISK_GB", ComputeNode::set_disk_allocation_ratio),
                         ] {
-                            set(&mut n, res.inventories.get(rc).map_or(1.0, |i| i.allocation_ratio));
+                            set(
+                                &mut n,
+                                res.inventories.get(rc).map_or(1.0, |i| i.allocation_ratio),
+                            );
                         }
                         me.objects.create(&ctx, &mut n).await?;
                         n
@@ -314,7 +333,11 @@ impl ComputeManager {
         };
         t.node = Some(node);
         // Placement: the provider, its inventories and traits.
-        let uuid = t.node.as_ref().map(|n| n.uuid().clone()).unwrap_or_default();
+        let uuid = t
+            .node
+            .as_ref()
+            .map(|n| n.uuid().clone())
+            .unwrap_or_default();
         let rp = match me.placement.get_provider_async(&uuid).await {
             Ok(rp) => rp,
             Err(_) => me
@@ -327,19 +350,26 @@ impl ComputeManager {
             .inventories
             .iter()
             .map(|(rc, i)| {
-                (rc.clone(), InventoryRecord {
-                    total: i.total,
-                    reserved: i.reserved,
-                    min_unit: 1,
-                    max_unit: i.max_unit.max(1),
-                    step_size: 1,
-                    allocation_ratio: i.allocation_ratio,
-                })
+                (
+                    rc.clone(),
+                    InventoryRecord {
+                        total: i.total,
+                        reserved: i.reserved,
+                        min_unit: 1,
+                        max_unit: i.max_unit.max(1),
+                        step_size: 1,
+                        allocation_ratio: i.allocation_ratio,
+                    },
+                )
             })
             .collect();
         let mut generation = rp.generation;
         if t.inventory != inventory {
-            let (g, current) = me.placement.inventories_async(&uuid).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+            let (g, current) = me
+                .placement
+                .inventories_async(&uuid)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
             generation = g;
             if current != inventory {
                 generation = me
@@ -361,7 +391,11 @@ impl ComputeManager {
             traits.insert("COMPUTE_STATUS_DISABLED".into());
         }
         if t.traits != traits {
-            let (g, current) = me.placement.traits_async(&uuid).await.map_err(|e| anyhow::anyhow!("{e}"))?;
+            let (g, current) = me
+                .placement
+                .traits_async(&uuid)
+                .await
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
             if current != traits {
                 me.placement
                     .set_traits_async(&uuid, g.max(generation), &traits)
@@ -393,7 +427,10 @@ impl ComputeManager {
         n.set_free_ram_mb(Some(*n.memory_mb() - mem_used));
         n.set_free_disk_gb(Some(*n.local_gb() - total.disk_gb));
         n.set_running_vms(Some(running));
-        n.set_stats(Some(BTreeMap::from([("num_instances".to_owned(), Some(running.to_string()))])));
+        n.set_stats(Some(BTreeMap::from([(
+            "num_instances".to_owned(),
+            Some(running.to_string()),
+        )])));
         if !n.obj_what_changed().is_empty()
             && let Err(e) = self.inner.objects.save(&admin(), n).await
         {
@@ -416,7 +453,13 @@ impl ComputeManager {
 
     /// The compute node's uuid (the Placement provider), once started.
     pub async fn node_uuid(&self) -> Option<String> {
-        self.inner.tracker.lock().await.node.as_ref().map(|n| n.uuid().clone())
+        self.inner
+            .tracker
+            .lock()
+            .await
+            .node
+            .as_ref()
+            .map(|n| n.uuid().clone())
     }
 
     fn spec_of(inst: &Instance, admin_password: Option<String>) -> InstanceSpec {
@@ -497,7 +540,11 @@ impl ComputeManager {
                 self.drop_claim(inst.uuid()).await;
                 let _ = me.placement.delete_allocations_async(inst.uuid()).await;
                 let reason = err.to_string();
-                let retry = a.filter_properties.get("retry").filter(|r| !r.is_null()).cloned();
+                let retry = a
+                    .filter_properties
+                    .get("retry")
+                    .filter(|r| !r.is_null())
+                    .cloned();
                 match retry {
                     Some(mut retry) => {
                         // Reschedule: the conductor takes the next alternate.
@@ -506,7 +553,16 @@ impl ComputeManager {
                         inst.set_node(None);
                         inst.set_task_state(Some("scheduling".into()));
                         me.objects.save(&ctx, &mut inst).await?;
-                        record_fault(&me.objects, &ctx, inst.uuid(), 500, &reason, None, Some(self.host())).await?;
+                        record_fault(
+                            &me.objects,
+                            &ctx,
+                            inst.uuid(),
+                            500,
+                            &reason,
+                            None,
+                            Some(self.host()),
+                        )
+                        .await?;
                         let mut fp = a.filter_properties.clone();
                         fp["retry"] = retry;
                         let args = BuildInstances {
@@ -522,7 +578,8 @@ impl ComputeManager {
                     }
                     None => {
                         let msg = format!("Build of instance {} aborted: {reason}", inst.uuid());
-                        set_error(&me.objects, &ctx, &mut inst, 500, &msg, Some(self.host())).await?;
+                        set_error(&me.objects, &ctx, &mut inst, 500, &msg, Some(self.host()))
+                            .await?;
                     }
                 }
                 Ok(())
@@ -542,7 +599,12 @@ impl ComputeManager {
         let r = {
             let _g = lock.lock().await;
             // Work on the stored record, not the caller's copy.
-            match self.inner.objects.get_by_uuid::<Instance>(&admin(), &uuid).await {
+            match self
+                .inner
+                .objects
+                .get_by_uuid::<Instance>(&admin(), &uuid)
+                .await
+            {
                 Ok(cur) => f(cur).await.map_err(remote),
                 Err(e) if e.is_not_found() => Ok(()),
                 Err(e) => Err(remote(e)),
@@ -554,9 +616,14 @@ impl ComputeManager {
     }
 
     /// `terminate_instance`.
-    pub async fn terminate_instance(&self, ctx: &RequestContext, a: TerminateInstance) -> Result<(), RemoteError> {
+    pub async fn terminate_instance(
+        &self,
+        ctx: &RequestContext,
+        a: TerminateInstance,
+    ) -> Result<(), RemoteError> {
         let ctx = elevated(ctx);
-        self.with_instance(&a.instance, |inst| self.do_terminate(ctx, inst)).await
+        self.with_instance(&a.instance, |inst| self.do_terminate(ctx, inst))
+            .await
     }
 
     async fn do_terminate(&self, ctx: RequestContext, mut inst: Instance) -> anyhow::Result<()> {
@@ -564,7 +631,15 @@ impl ComputeManager {
         match me.driver.destroy(inst.uuid()).await {
             Ok(()) | Err(nova_virt::Error::InstanceNotFound(_)) => {}
             Err(e) => {
-                set_error(&me.objects, &ctx, &mut inst, 500, &format!("delete failed: {e}"), Some(self.host())).await?;
+                set_error(
+                    &me.objects,
+                    &ctx,
+                    &mut inst,
+                    500,
+                    &format!("delete failed: {e}"),
+                    Some(self.host()),
+                )
+                .await?;
                 return Ok(());
             }
         }
@@ -608,33 +683,52 @@ impl ComputeManager {
     }
 
     /// `reboot_instance`.
-    pub async fn reboot_instance(&self, ctx: &RequestContext, a: RebootInstance) -> Result<(), RemoteError> {
+    pub async fn reboot_instance(
+        &self,
+        ctx: &RequestContext,
+        a: RebootInstance,
+    ) -> Result<(), RemoteError> {
         let ctx = elevated(ctx);
         let hard = a.reboot_type.eq_ignore_ascii_case("HARD");
         self.with_instance(&a.instance, |inst| async move {
             let r = self.inner.driver.reboot(inst.uuid(), hard).await;
-            self.finish_action(&ctx, inst, r, "active", PowerState::Running, "Reboot").await
+            self.finish_action(&ctx, inst, r, "active", PowerState::Running, "Reboot")
+                .await
         })
         .await
     }
 
     /// `stop_instance`.
-    pub async fn stop_instance(&self, ctx: &RequestContext, a: StopInstance) -> Result<(), RemoteError> {
+    pub async fn stop_instance(
+        &self,
+        ctx: &RequestContext,
+        a: StopInstance,
+    ) -> Result<(), RemoteError> {
         let ctx = elevated(ctx);
-        let timeout = if a.clean_shutdown { self.inner.cfg.shutdown_timeout } else { Duration::ZERO };
+        let timeout = if a.clean_shutdown {
+            self.inner.cfg.shutdown_timeout
+        } else {
+            Duration::ZERO
+        };
         self.with_instance(&a.instance, |inst| async move {
             let r = self.inner.driver.power_off(inst.uuid(), timeout).await;
-            self.finish_action(&ctx, inst, r, "stopped", PowerState::Shutdown, "Stop").await
+            self.finish_action(&ctx, inst, r, "stopped", PowerState::Shutdown, "Stop")
+                .await
         })
         .await
     }
 
     /// `start_instance`.
-    pub async fn start_instance(&self, ctx: &RequestContext, a: InstanceArg) -> Result<(), RemoteError> {
+    pub async fn start_instance(
+        &self,
+        ctx: &RequestContext,
+        a: InstanceArg,
+    ) -> Result<(), RemoteError> {
         let ctx = elevated(ctx);
         self.with_instance(&a.instance, |inst| async move {
             let r = self.inner.driver.power_on(inst.uuid()).await;
-            self.finish_action(&ctx, inst, r, "active", PowerState::Running, "Start").await
+            self.finish_action(&ctx, inst, r, "active", PowerState::Running, "Start")
+                .await
         })
         .await
     }
@@ -652,26 +746,64 @@ impl ComputeManager {
             let vm = inst.vm_state().clone().unwrap_or_default();
             let prim = inst.obj_to_primitive();
             let r = if task == "deleting" {
-                self.terminate_instance(&ctx, TerminateInstance { instance: prim, bdms: Value::Null })
-                    .await
-                    .map_err(|e| anyhow::anyhow!(e.message))
-            } else if vm == "building" || ["scheduling", "spawning", "networking", "block_device_mapping"].contains(&task.as_str()) {
+                self.terminate_instance(
+                    &ctx,
+                    TerminateInstance {
+                        instance: prim,
+                        bdms: Value::Null,
+                    },
+                )
+                .await
+                .map_err(|e| anyhow::anyhow!(e.message))
+            } else if vm == "building"
+                || [
+                    "scheduling",
+                    "spawning",
+                    "networking",
+                    "block_device_mapping",
+                ]
+                .contains(&task.as_str())
+            {
                 let mut inst = inst;
                 let _ = self.inner.driver.destroy(inst.uuid()).await;
                 self.drop_claim(inst.uuid()).await;
-                let _ = self.inner.placement.delete_allocations_async(inst.uuid()).await;
-                set_error(&self.inner.objects, &ctx, &mut inst, 500, "Instance was being built when nova-compute restarted.", Some(self.host()))
-                    .await
-                    .map_err(Into::into)
+                let _ = self
+                    .inner
+                    .placement
+                    .delete_allocations_async(inst.uuid())
+                    .await;
+                set_error(
+                    &self.inner.objects,
+                    &ctx,
+                    &mut inst,
+                    500,
+                    "Instance was being built when nova-compute restarted.",
+                    Some(self.host()),
+                )
+                .await
+                .map_err(Into::into)
             } else if task.starts_with("reboot") {
                 let hard = task.ends_with("_hard");
-                self.reboot_instance(&ctx, RebootInstance { instance: prim, block_device_info: Value::Null, reboot_type: if hard { "HARD" } else { "SOFT" }.into() })
-                    .await
-                    .map_err(|e| anyhow::anyhow!(e.message))
+                self.reboot_instance(
+                    &ctx,
+                    RebootInstance {
+                        instance: prim,
+                        block_device_info: Value::Null,
+                        reboot_type: if hard { "HARD" } else { "SOFT" }.into(),
+                    },
+                )
+                .await
+                .map_err(|e| anyhow::anyhow!(e.message))
             } else if task == "powering-off" {
-                self.stop_instance(&ctx, StopInstance { instance: prim, clean_shutdown: true })
-                    .await
-                    .map_err(|e| anyhow::anyhow!(e.message))
+                self.stop_instance(
+                    &ctx,
+                    StopInstance {
+                        instance: prim,
+                        clean_shutdown: true,
+                    },
+                )
+                .await
+                .map_err(|e| anyhow::anyhow!(e.message))
             } else if task == "powering-on" {
                 self.start_instance(&ctx, InstanceArg { instance: prim })
                     .await
@@ -679,7 +811,11 @@ impl ComputeManager {
             } else if !task.is_empty() {
                 let mut inst = inst;
                 inst.set_task_state(None);
-                self.inner.objects.save(&ctx, &mut inst).await.map_err(Into::into)
+                self.inner
+                    .objects
+                    .save(&ctx, &mut inst)
+                    .await
+                    .map_err(Into::into)
             } else {
                 Ok(())
             };
@@ -702,7 +838,12 @@ impl ComputeManager {
             let lock = self.lock_for(&uuid);
             {
                 let _g = lock.lock().await;
-                let Ok(mut cur) = self.inner.objects.get_by_uuid::<Instance>(&ctx, &uuid).await else {
+                let Ok(mut cur) = self
+                    .inner
+                    .objects
+                    .get_by_uuid::<Instance>(&ctx, &uuid)
+                    .await
+                else {
                     continue;
                 };
                 if cur.task_state().is_some() {
@@ -717,7 +858,12 @@ impl ComputeManager {
                 if cur.power_state().unwrap_or(-1) != code {
                     cur.set_power_state(Some(code));
                 }
-                if cur.vm_state().as_deref() == Some("active") && matches!(power, PowerState::Shutdown | PowerState::NoState | PowerState::Crashed) {
+                if cur.vm_state().as_deref() == Some("active")
+                    && matches!(
+                        power,
+                        PowerState::Shutdown | PowerState::NoState | PowerState::Crashed
+                    )
+                {
                     cur.set_vm_state(Some("stopped".into()));
                 }
                 if !cur.obj_what_changed().is_empty() {
@@ -731,13 +877,22 @@ impl ComputeManager {
 
     /// The RPC endpoint.
     pub fn endpoint(&self) -> Endpoint {
-        let (m1, m2, m3, m4, m5) = (self.clone(), self.clone(), self.clone(), self.clone(), self.clone());
+        let (m1, m2, m3, m4, m5) = (
+            self.clone(),
+            self.clone(),
+            self.clone(),
+            self.clone(),
+            self.clone(),
+        );
         Endpoint::new(None, SERVER_VERSION)
-            .method("build_and_run_instance", move |call, a: BuildAndRunInstance| {
-                let m = m1.clone();
-                tokio::spawn(async move { m.build_and_run_instance(call.context, a).await });
-                async { Ok(()) }
-            })
+            .method(
+                "build_and_run_instance",
+                move |call, a: BuildAndRunInstance| {
+                    let m = m1.clone();
+                    tokio::spawn(async move { m.build_and_run_instance(call.context, a).await });
+                    async { Ok(()) }
+                },
+            )
             .method("terminate_instance", move |call, a: TerminateInstance| {
                 let m = m2.clone();
                 async move { m.terminate_instance(&call.context, a).await }
@@ -757,29 +912,50 @@ impl ComputeManager {
     }
 }
 
+/// A fake hypervisor as `[DEFAULT] compute_driver` (`fake.FakeDriver`,
+/// `fake.SmallFakeDriver`, `fake.MediumFakeDriver`) and `[fake]`
+/// (`vcpus`, `memory_mb`, `local_gb`) describe it.
+pub fn fake_driver(
+    conf: &nova_service::Conf,
+    hostname: &str,
+) -> anyhow::Result<Arc<nova_virt::FakeDriver>> {
+    let name = conf.str_or("DEFAULT", "compute_driver", "fake.FakeDriver");
+    let mut c = nova_virt::FakeConfig {
+        hypervisor_hostname: hostname.to_owned(),
+        ..Default::default()
+    };
+    if name == "fake.SmallFakeDriver" {
+        (c.vcpus, c.memory_mb, c.local_gb) = (2, 8192, 1028);
+    } else if name == "fake.MediumFakeDriver" {
+        (c.vcpus, c.memory_mb, c.local_gb) = (10, 8192, 1028);
+    }
+    c.vcpus = conf.parse_or("fake", "vcpus", c.vcpus)?;
+    c.memory_mb = conf.parse_or("fake", "memory_mb", c.memory_mb)?;
+    c.local_gb = conf.parse_or("fake", "local_gb", c.local_gb)?;
+    c.reserved_host_memory_mb = conf.parse_or(
+        "DEFAULT",
+        "reserved_host_memory_mb",
+        c.reserved_host_memory_mb,
+    )?;
+    c.cpu_allocation_ratio =
+        conf.parse_or("DEFAULT", "cpu_allocation_ratio", c.cpu_allocation_ratio)?;
+    c.ram_allocation_ratio =
+        conf.parse_or("DEFAULT", "ram_allocation_ratio", c.ram_allocation_ratio)?;
+    c.disk_allocation_ratio =
+        conf.parse_or("DEFAULT", "disk_allocation_ratio", c.disk_allocation_ratio)?;
+    Ok(Arc::new(nova_virt::FakeDriver::new(c)))
+}
+
 /// The driver `[DEFAULT] compute_driver` names: `fake.FakeDriver`, or
 /// `libvirt.LibvirtDriver` (feature `libvirt`; `[libvirt]` options).
-pub fn driver_from_conf(conf: &nova_service::Conf, hostname: &str) -> anyhow::Result<Arc<dyn ComputeDriver>> {
+pub fn driver_from_conf(
+    conf: &nova_service::Conf,
+    hostname: &str,
+) -> anyhow::Result<Arc<dyn ComputeDriver>> {
     let name = conf.str_or("DEFAULT", "compute_driver", "fake.FakeDriver");
     match name.as_str() {
         "fake.FakeDriver" | "fake.SmallFakeDriver" | "fake.MediumFakeDriver" => {
-            let mut c = nova_virt::FakeConfig {
-                hypervisor_hostname: hostname.to_owned(),
-                ..Default::default()
-            };
-            if name == "fake.SmallFakeDriver" {
-                (c.vcpus, c.memory_mb, c.local_gb) = (2, 8192, 1028);
-            } else if name == "fake.MediumFakeDriver" {
-                (c.vcpus, c.memory_mb, c.local_gb) = (10, 8192, 1028);
-            }
-            c.vcpus = conf.parse_or("fake", "vcpus", c.vcpus)?;
-            c.memory_mb = conf.parse_or("fake", "memory_mb", c.memory_mb)?;
-            c.local_gb = conf.parse_or("fake", "local_gb", c.local_gb)?;
-            c.reserved_host_memory_mb = conf.parse_or("DEFAULT", "reserved_host_memory_mb", c.reserved_host_memory_mb)?;
-            c.cpu_allocation_ratio = conf.parse_or("DEFAULT", "cpu_allocation_ratio", c.cpu_allocation_ratio)?;
-            c.ram_allocation_ratio = conf.parse_or("DEFAULT", "ram_allocation_ratio", c.ram_allocation_ratio)?;
-            c.disk_allocation_ratio = conf.parse_or("DEFAULT", "disk_allocation_ratio", c.disk_allocation_ratio)?;
-            Ok(Arc::new(nova_virt::FakeDriver::new(c)))
+            Ok(fake_driver(conf, hostname)?)
         }
         #[cfg(feature = "libvirt")]
         "libvirt.LibvirtDriver" => {
@@ -791,17 +967,37 @@ pub fn driver_from_conf(conf: &nova_service::Conf, hostname: &str) -> anyhow::Re
                     .get("DEFAULT", "instances_path")
                     .map(Into::into)
                     .unwrap_or(d.instances_path.clone()),
-                reserved_host_memory_mb: conf.parse_or("DEFAULT", "reserved_host_memory_mb", d.reserved_host_memory_mb)?,
-                cpu_allocation_ratio: conf.parse_or("DEFAULT", "cpu_allocation_ratio", d.cpu_allocation_ratio)?,
-                ram_allocation_ratio: conf.parse_or("DEFAULT", "ram_allocation_ratio", d.ram_allocation_ratio)?,
-                disk_allocation_ratio: conf.parse_or("DEFAULT", "disk_allocation_ratio", d.disk_allocation_ratio)?,
+                reserved_host_memory_mb: conf.parse_or(
+                    "DEFAULT",
+                    "reserved_host_memory_mb",
+                    d.reserved_host_memory_mb,
+                )?,
+                cpu_allocation_ratio: conf.parse_or(
+                    "DEFAULT",
+                    "cpu_allocation_ratio",
+                    d.cpu_allocation_ratio,
+                )?,
+                ram_allocation_ratio: conf.parse_or(
+                    "DEFAULT",
+                    "ram_allocation_ratio",
+                    d.ram_allocation_ratio,
+                )?,
+                disk_allocation_ratio: conf.parse_or(
+                    "DEFAULT",
+                    "disk_allocation_ratio",
+                    d.disk_allocation_ratio,
+                )?,
                 ..d
             };
             Ok(Arc::new(nova_virt::libvirt::LibvirtDriver::connect(c)?))
         }
         other => anyhow::bail!(
             "[DEFAULT] compute_driver = {other}: unknown driver (fake.FakeDriver, fake.SmallFakeDriver, fake.MediumFakeDriver{})",
-            if cfg!(feature = "libvirt") { ", libvirt.LibvirtDriver" } else { "; libvirt.LibvirtDriver needs the libvirt feature" }
+            if cfg!(feature = "libvirt") {
+                ", libvirt.LibvirtDriver"
+            } else {
+                "; libvirt.LibvirtDriver needs the libvirt feature"
+            }
         ),
     }
 }

@@ -13,7 +13,11 @@ use nova_service::Conf;
 #[command(version)]
 struct Args {
     /// nova.conf files (later ones override earlier ones).
-    #[arg(long = "config", alias = "config-file", default_value = "/etc/nova/nova.conf")]
+    #[arg(
+        long = "config",
+        alias = "config-file",
+        default_value = "/etc/nova/nova.conf"
+    )]
     config: Vec<PathBuf>,
 }
 

@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use nova_objects::{
-    BuildRequest, Instance, InstanceMapping, ListQuery, Lookup, Objects, ObjectStore,
+    BuildRequest, Instance, InstanceMapping, ListQuery, Lookup, ObjectStore, Objects,
     VersionedObject,
 };
 use nova_placement::SqlPlacement;
@@ -98,7 +98,11 @@ impl Conductor {
             .get::<BuildRequest>(ctx, Lookup::field("instance_uuid", uuid))
             .await
         {
-            let _ = self.objects.store().destroy(ctx, br.obj_to_primitive()).await;
+            let _ = self
+                .objects
+                .store()
+                .destroy(ctx, br.obj_to_primitive())
+                .await;
         }
     }
 
@@ -126,20 +130,32 @@ impl Conductor {
             match self.objects.get_by_uuid::<Instance>(&ctx, u).await {
                 Ok(i) => instances.push(i),
                 // Deleted while queued: nothing to build.
-                Err(e) => tracing::info!(instance = %u, error = %e, "instance gone before scheduling"),
+                Err(e) => {
+                    tracing::info!(instance = %u, error = %e, "instance gone before scheduling")
+                }
             }
         }
-        let selections = match self.scheduler.select_destinations(&ctx, spec.clone(), uuids.clone()).await {
+        let selections = match self
+            .scheduler
+            .select_destinations(&ctx, spec.clone(), uuids.clone())
+            .await
+        {
             Ok(s) => s,
             Err(e) => {
                 let message = e
                     .remote()
                     .map(|r| r.message.clone())
                     .unwrap_or_else(|| e.to_string());
-                let code = if e.remote().is_some_and(|r| r.class == "NoValidHost") { 500 } else { 500 };
+                let code = if e.remote().is_some_and(|r| r.class == "NoValidHost") {
+                    500
+                } else {
+                    500
+                };
                 for mut inst in instances {
                     tracing::info!(instance = %inst.uuid(), reason = %message, "burying the instance in cell0");
-                    if let Err(e) = set_error(&self.objects, &ctx, &mut inst, code, &message, None).await {
+                    if let Err(e) =
+                        set_error(&self.objects, &ctx, &mut inst, code, &message, None).await
+                    {
                         tracing::error!(error = %e, "cannot record the scheduling failure");
                     }
                     self.map_instance(&ctx, inst.uuid(), CELL0_UUID).await;
@@ -155,7 +171,8 @@ impl Conductor {
                 .request_specs
                 .iter()
                 .find(|s| {
-                    s.pointer("/nova_object.data/instance_uuid").and_then(Value::as_str)
+                    s.pointer("/nova_object.data/instance_uuid")
+                        .and_then(Value::as_str)
                         == Some(inst.uuid().as_str())
                 })
                 .cloned()
@@ -183,9 +200,8 @@ impl Conductor {
         let chosen = hosts.remove(0);
         let host = sel(&chosen, "service_host");
         let node = sel(&chosen, "nodename");
-        let retry = (self.max_attempts > 1).then(|| {
-            json!({"num_attempts": attempt, "hosts": [[host.clone(), node.clone()]]})
-        });
+        let retry = (self.max_attempts > 1)
+            .then(|| json!({"num_attempts": attempt, "hosts": [[host.clone(), node.clone()]]}));
         let args = BuildAndRunInstance {
             instance: inst.obj_to_primitive(),
             image: image.clone(),
@@ -282,8 +298,16 @@ impl Conductor {
             let _ = self.objects.save(&ctx, &mut inst).await;
             let mut hosts = vec![chosen];
             hosts.extend(alternates);
-            self.cast_build(&ctx, inst, hosts, a.request_spec.clone(), &a.image, attempts, &a.admin_password)
-                .await;
+            self.cast_build(
+                &ctx,
+                inst,
+                hosts,
+                a.request_spec.clone(),
+                &a.image,
+                attempts,
+                &a.admin_password,
+            )
+            .await;
         }
         Ok(())
     }
@@ -292,10 +316,13 @@ impl Conductor {
     pub fn compute_task_endpoint(&self) -> Endpoint {
         let (m1, m2) = (self.clone(), self.clone());
         Endpoint::new(Some(COMPUTE_TASK_NAMESPACE), COMPUTE_TASK_VERSION)
-            .method("schedule_and_build_instances", move |call, a: ScheduleAndBuildInstances| {
-                let m = m1.clone();
-                async move { m.schedule_and_build_instances(&call.context, a).await }
-            })
+            .method(
+                "schedule_and_build_instances",
+                move |call, a: ScheduleAndBuildInstances| {
+                    let m = m1.clone();
+                    async move { m.schedule_and_build_instances(&call.context, a).await }
+                },
+            )
             .method("build_instances", move |call, a: BuildInstances| {
                 let m = m2.clone();
                 async move { m.build_instances(&call.context, a).await }
@@ -338,5 +365,10 @@ pub async fn serve(
         nova_objects::conductor_object_endpoint(store),
         nova_rpcapi::base::endpoint("nova-conductor"),
     ]);
-    Ok(RpcServer::start(transport, Target::topic(TOPIC).with_server(host), dispatcher).await?)
+    Ok(RpcServer::start(
+        transport,
+        Target::topic(TOPIC).with_server(host),
+        dispatcher,
+    )
+    .await?)
 }

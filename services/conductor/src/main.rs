@@ -13,7 +13,11 @@ use nova_service::Conf;
 #[command(version)]
 struct Args {
     /// nova.conf files (later ones override earlier ones).
-    #[arg(long = "config", alias = "config-file", default_value = "/etc/nova/nova.conf")]
+    #[arg(
+        long = "config",
+        alias = "config-file",
+        default_value = "/etc/nova/nova.conf"
+    )]
     config: Vec<PathBuf>,
 }
 
@@ -27,7 +31,12 @@ async fn main() -> anyhow::Result<()> {
     let objects = Objects::from_arc(db.clone());
     let placement = SqlPlacement::open(&conf.placement_connection()).await?;
     placement.sync().await?;
-    let cell1 = nova_service::cells::ensure_cells(&objects, &conf.transport_url(), &conf.database_connection()).await?;
+    let cell1 = nova_service::cells::ensure_cells(
+        &objects,
+        &conf.transport_url(),
+        &conf.database_connection(),
+    )
+    .await?;
     let cap = nova_rpcapi::parse_version_cap(
         &conf.str_or("upgrade_levels", "compute", "auto"),
         nova_rpcapi::compute::VERSION_ALIASES,
@@ -42,9 +51,15 @@ async fn main() -> anyhow::Result<()> {
         cell1.uuid(),
     );
     let host = conf.host();
-    let service = nova_service::register_service(&objects, &host, "nova-conductor", "conductor").await?;
+    let service =
+        nova_service::register_service(&objects, &host, "nova-conductor", "conductor").await?;
     let (report, _) = conf.service_group()?;
-    let hb = nova_service::heartbeat(objects, service, std::time::Duration::from_secs(report), stop.clone());
+    let hb = nova_service::heartbeat(
+        objects,
+        service,
+        std::time::Duration::from_secs(report),
+        stop.clone(),
+    );
     let server = nova_conductor::serve(transport, &conductor, db, &host).await?;
     tracing::info!(%host, "nova-conductor started");
     stop.cancelled().await;

@@ -78,8 +78,7 @@ impl SqlPlacement {
 
     /// Opens `url` (nova.conf `[placement_database] connection` syntax).
     pub async fn open(url: &str) -> std::result::Result<Self, nova_objects::Error> {
-        let db =
-            nova_objects::db::Database::connect(&nova_objects::db::DbConfig::new(url)).await?;
+        let db = nova_objects::db::Database::connect(&nova_objects::db::DbConfig::new(url)).await?;
         Ok(Self::new(db.connection().clone()))
     }
 
@@ -107,7 +106,10 @@ impl SqlPlacement {
         }
         for (name, sql) in [
             ("allocations_rp_idx", "allocations (rp_uuid)"),
-            ("resource_providers_root_idx", "resource_providers (root_uuid)"),
+            (
+                "resource_providers_root_idx",
+                "resource_providers (root_uuid)",
+            ),
         ] {
             let create = format!("CREATE INDEX {name} ON {sql}");
             if self.backend == DbBackend::MySql {
@@ -158,7 +160,15 @@ impl SqlPlacement {
     }
 
     async fn begin(&self) -> Result<DatabaseTransaction> {
-        self.conn.begin().await.map_err(db)
+        // SQLite: take the write lock at BEGIN, so a transaction that reads
+        // then writes waits for other writers (busy_timeout) instead of
+        // failing when it upgrades.
+        let opts = sea_orm::TransactionOptions {
+            sqlite_transaction_mode: (self.backend == DbBackend::Sqlite)
+                .then_some(sea_orm::SqliteTransactionMode::Immediate),
+            ..Default::default()
+        };
+        self.conn.begin_with_options(opts).await.map_err(db)
     }
 
     async fn provider_row<C: ConnectionTrait>(
@@ -204,7 +214,12 @@ impl SqlPlacement {
     }
 
     /// Checks `generation` against the provider and bumps it, inside `txn`.
-    async fn bump_checked(&self, txn: &DatabaseTransaction, uuid: &str, generation: u64) -> Result<u64> {
+    async fn bump_checked(
+        &self,
+        txn: &DatabaseTransaction,
+        uuid: &str,
+        generation: u64,
+    ) -> Result<u64> {
         if self.cas_generation(txn, uuid, generation).await? {
             return Ok(generation + 1);
         }
@@ -279,7 +294,11 @@ impl SqlPlacement {
         let txn = self.begin().await?;
         self.provider_row(&txn, uuid).await?;
         let children = self
-            .all(&txn, "SELECT uuid FROM resource_providers WHERE parent_uuid = ?", vec![uuid.into()])
+            .all(
+                &txn,
+                "SELECT uuid FROM resource_providers WHERE parent_uuid = ?",
+                vec![uuid.into()],
+            )
             .await?;
         if !children.is_empty() {
             return Err(PlacementError::CannotDeleteParent(format!(
@@ -287,19 +306,35 @@ impl SqlPlacement {
             )));
         }
         let allocs = self
-            .all(&txn, "SELECT consumer_uuid FROM allocations WHERE rp_uuid = ?", vec![uuid.into()])
+            .all(
+                &txn,
+                "SELECT consumer_uuid FROM allocations WHERE rp_uuid = ?",
+                vec![uuid.into()],
+            )
             .await?;
         if !allocs.is_empty() {
             return Err(PlacementError::ProviderInUse(format!(
                 "Unable to delete resource provider {uuid}: Resource provider has allocations."
             )));
         }
-        for table in ["inventories", "resource_provider_traits", "resource_provider_aggregates"] {
-            self.exec(&txn, &format!("DELETE FROM {table} WHERE rp_uuid = ?"), vec![uuid.into()])
-                .await?;
-        }
-        self.exec(&txn, "DELETE FROM resource_providers WHERE uuid = ?", vec![uuid.into()])
+        for table in [
+            "inventories",
+            "resource_provider_traits",
+            "resource_provider_aggregates",
+        ] {
+            self.exec(
+                &txn,
+                &format!("DELETE FROM {table} WHERE rp_uuid = ?"),
+                vec![uuid.into()],
+            )
             .await?;
+        }
+        self.exec(
+            &txn,
+            "DELETE FROM resource_providers WHERE uuid = ?",
+            vec![uuid.into()],
+        )
+        .await?;
         txn.commit().await.map_err(db)?;
         self.invalidate();
         Ok(())
@@ -375,7 +410,9 @@ impl SqlPlacement {
     ) -> Result<u64> {
         for (rc, inv) in inventories {
             if !nova_scheduler::placement::valid_resource_class(rc) {
-                return Err(PlacementError::BadRequest(format!("No such resource class {rc}.")));
+                return Err(PlacementError::BadRequest(format!(
+                    "No such resource class {rc}."
+                )));
             }
             inv.validate()
                 .map_err(|e| PlacementError::BadRequest(format!("{rc}: {e}")))?;
@@ -400,8 +437,12 @@ impl SqlPlacement {
                 _ => {}
             }
         }
-        self.exec(&txn, "DELETE FROM inventories WHERE rp_uuid = ?", vec![uuid.into()])
-            .await?;
+        self.exec(
+            &txn,
+            "DELETE FROM inventories WHERE rp_uuid = ?",
+            vec![uuid.into()],
+        )
+        .await?;
         for (rc, inv) in inventories {
             self.exec(
                 &txn,
@@ -451,8 +492,12 @@ impl SqlPlacement {
         let _w = self.write_lock.lock().await;
         let txn = self.begin().await?;
         let new_gen = self.bump_checked(&txn, uuid, generation).await?;
-        self.exec(&txn, &format!("DELETE FROM {table} WHERE rp_uuid = ?"), vec![uuid.into()])
-            .await?;
+        self.exec(
+            &txn,
+            &format!("DELETE FROM {table} WHERE rp_uuid = ?"),
+            vec![uuid.into()],
+        )
+        .await?;
         for n in names {
             self.exec(
                 &txn,
@@ -478,8 +523,14 @@ impl SqlPlacement {
         generation: u64,
         traits: &BTreeSet<String>,
     ) -> Result<u64> {
-        self.set_names("resource_provider_traits", "trait", uuid, generation, traits)
-            .await
+        self.set_names(
+            "resource_provider_traits",
+            "trait",
+            uuid,
+            generation,
+            traits,
+        )
+        .await
     }
 
     /// `GET /resource_providers/{uuid}/aggregates`.
@@ -495,8 +546,14 @@ impl SqlPlacement {
         generation: u64,
         aggregates: &BTreeSet<String>,
     ) -> Result<u64> {
-        self.set_names("resource_provider_aggregates", "aggregate", uuid, generation, aggregates)
-            .await
+        self.set_names(
+            "resource_provider_aggregates",
+            "aggregate",
+            uuid,
+            generation,
+            aggregates,
+        )
+        .await
     }
 
     /// `GET /resource_providers/{uuid}/usages`.
@@ -505,9 +562,17 @@ impl SqlPlacement {
         self.usages_in(&self.conn, uuid, None).await
     }
 
-    async fn consumer_in<C: ConnectionTrait>(&self, c: &C, consumer: &str) -> Result<ConsumerAllocations> {
+    async fn consumer_in<C: ConnectionTrait>(
+        &self,
+        c: &C,
+        consumer: &str,
+    ) -> Result<ConsumerAllocations> {
         let rows = self
-            .all(c, "SELECT project_id, user_id, generation FROM consumers WHERE uuid = ?", vec![consumer.into()])
+            .all(
+                c,
+                "SELECT project_id, user_id, generation FROM consumers WHERE uuid = ?",
+                vec![consumer.into()],
+            )
             .await?;
         let mut out = ConsumerAllocations::default();
         let Some(r) = rows.first() else {
@@ -550,7 +615,13 @@ impl SqlPlacement {
         let mut last = None;
         for _ in 0..ALLOCATION_CONFLICT_RETRIES {
             match self
-                .try_put_allocations(consumer, allocations, project_id, user_id, consumer_generation)
+                .try_put_allocations(
+                    consumer,
+                    allocations,
+                    project_id,
+                    user_id,
+                    consumer_generation,
+                )
                 .await
             {
                 Err(Retry::ProviderRace(msg)) => last = Some(msg),
@@ -561,9 +632,9 @@ impl SqlPlacement {
                 }
             }
         }
-        Err(PlacementError::ConcurrentUpdate(last.unwrap_or_else(|| {
-            "resource provider generation conflict".to_owned()
-        })))
+        Err(PlacementError::ConcurrentUpdate(last.unwrap_or_else(
+            || "resource provider generation conflict".to_owned(),
+        )))
     }
 
     /// `DELETE /allocations/{consumer}` (whatever its generation; a
@@ -631,7 +702,10 @@ impl SqlPlacement {
                         "Unable to allocate inventory: Inventory for '{rc}' on resource provider '{rp}' invalid."
                     ))));
                 };
-                if *amount < inv.min_unit || *amount > inv.max_unit || *amount % inv.step_size.max(1) != 0 {
+                if *amount < inv.min_unit
+                    || *amount > inv.max_unit
+                    || *amount % inv.step_size.max(1) != 0
+                {
                     return Err(Retry::Fail(PlacementError::BadRequest(format!(
                         "Unable to allocate inventory: Unable to create allocation for '{rc}' on resource provider '{rp}'. The requested amount would violate inventory constraints."
                     ))));
@@ -644,8 +718,12 @@ impl SqlPlacement {
                 }
             }
         }
-        self.exec(&txn, "DELETE FROM allocations WHERE consumer_uuid = ?", vec![consumer.into()])
-            .await?;
+        self.exec(
+            &txn,
+            "DELETE FROM allocations WHERE consumer_uuid = ?",
+            vec![consumer.into()],
+        )
+        .await?;
         for (rp, resources) in allocations {
             for (rc, amount) in resources {
                 self.exec(
@@ -664,8 +742,12 @@ impl SqlPlacement {
             }
         }
         let new_gen = if allocations.is_empty() {
-            self.exec(&txn, "DELETE FROM consumers WHERE uuid = ?", vec![consumer.into()])
-                .await?;
+            self.exec(
+                &txn,
+                "DELETE FROM consumers WHERE uuid = ?",
+                vec![consumer.into()],
+            )
+            .await?;
             None
         } else if let Some(g) = current.consumer_generation {
             let n = self
@@ -708,7 +790,9 @@ impl SqlPlacement {
         drop(guard);
         let cur = m.allocations(consumer).map(|c| c.consumer_generation);
         let ok = match cur {
-            Ok(g) => m.put_allocations(consumer, allocations, project, user, g).is_ok(),
+            Ok(g) => m
+                .put_allocations(consumer, allocations, project, user, g)
+                .is_ok(),
             Err(_) => false,
         };
         if !ok {
@@ -720,7 +804,11 @@ impl SqlPlacement {
     pub async fn snapshot(&self) -> Result<MemoryPlacement> {
         let m = MemoryPlacement::new();
         let rows = self
-            .all(&self.conn, "SELECT uuid, name, parent_uuid FROM resource_providers", vec![])
+            .all(
+                &self.conn,
+                "SELECT uuid, name, parent_uuid FROM resource_providers",
+                vec![],
+            )
             .await?;
         let mut pending: Vec<(String, String, Option<String>)> = Vec::with_capacity(rows.len());
         for r in &rows {
@@ -776,10 +864,16 @@ impl SqlPlacement {
         ] {
             let mut sets: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
             for r in &self
-                .all(&self.conn, &format!("SELECT rp_uuid, {col} FROM {table}"), vec![])
+                .all(
+                    &self.conn,
+                    &format!("SELECT rp_uuid, {col} FROM {table}"),
+                    vec![],
+                )
                 .await?
             {
-                sets.entry(get_s(r, "rp_uuid")?).or_default().insert(get_s(r, col)?);
+                sets.entry(get_s(r, "rp_uuid")?)
+                    .or_default()
+                    .insert(get_s(r, col)?);
             }
             for (rp, set) in &sets {
                 if let Ok(rpv) = m.get_provider(rp) {
@@ -793,14 +887,25 @@ impl SqlPlacement {
         }
         let mut consumers: BTreeMap<String, (String, String)> = BTreeMap::new();
         for r in &self
-            .all(&self.conn, "SELECT uuid, project_id, user_id FROM consumers", vec![])
+            .all(
+                &self.conn,
+                "SELECT uuid, project_id, user_id FROM consumers",
+                vec![],
+            )
             .await?
         {
-            consumers.insert(get_s(r, "uuid")?, (get_s(r, "project_id")?, get_s(r, "user_id")?));
+            consumers.insert(
+                get_s(r, "uuid")?,
+                (get_s(r, "project_id")?, get_s(r, "user_id")?),
+            );
         }
         let mut allocs: BTreeMap<String, Allocations> = BTreeMap::new();
         for r in &self
-            .all(&self.conn, "SELECT consumer_uuid, rp_uuid, resource_class, used FROM allocations", vec![])
+            .all(
+                &self.conn,
+                "SELECT consumer_uuid, rp_uuid, resource_class, used FROM allocations",
+                vec![],
+            )
             .await?
         {
             allocs
@@ -880,7 +985,12 @@ fn block<F: Future>(fut: F) -> F::Output {
 }
 
 impl Placement for SqlPlacement {
-    fn create_provider(&self, uuid: &str, name: &str, parent: Option<&str>) -> Result<ResourceProvider> {
+    fn create_provider(
+        &self,
+        uuid: &str,
+        name: &str,
+        parent: Option<&str>,
+    ) -> Result<ResourceProvider> {
         block(self.create_provider_async(uuid, name, parent))
     }
     fn get_provider(&self, uuid: &str) -> Result<ResourceProvider> {
@@ -909,7 +1019,12 @@ impl Placement for SqlPlacement {
     fn aggregates(&self, uuid: &str) -> Result<(u64, BTreeSet<String>)> {
         block(self.aggregates_async(uuid))
     }
-    fn set_aggregates(&self, uuid: &str, generation: u64, aggregates: &BTreeSet<String>) -> Result<u64> {
+    fn set_aggregates(
+        &self,
+        uuid: &str,
+        generation: u64,
+        aggregates: &BTreeSet<String>,
+    ) -> Result<u64> {
         block(self.set_aggregates_async(uuid, generation, aggregates))
     }
     fn usages(&self, uuid: &str) -> Result<BTreeMap<String, i64>> {
@@ -932,6 +1047,12 @@ impl Placement for SqlPlacement {
         user_id: &str,
         consumer_generation: Option<u64>,
     ) -> Result<Option<u64>> {
-        block(self.put_allocations_async(consumer, allocations, project_id, user_id, consumer_generation))
+        block(self.put_allocations_async(
+            consumer,
+            allocations,
+            project_id,
+            user_id,
+            consumer_generation,
+        ))
     }
 }

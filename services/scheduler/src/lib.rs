@@ -12,7 +12,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use nova_objects::{Aggregate, ComputeNode, ListQuery, Objects, RequestSpec, Service, VersionedObject};
+use nova_objects::{
+    Aggregate, ComputeNode, ListQuery, Objects, RequestSpec, Service, VersionedObject,
+};
 use nova_placement::SqlPlacement;
 use nova_rpc::{Dispatcher, Endpoint, RemoteError, RequestContext, RpcServer, Target, Transport};
 use nova_rpcapi::scheduler::{SERVER_VERSION, SelectDestinations, TOPIC};
@@ -97,8 +99,10 @@ impl SchedulerManager {
             .filter_map(|s| s.host().clone().map(|h| (h, s)))
             .collect();
         let now = chrono::Utc::now();
-        let aggregates: Vec<nova_scheduler::Aggregate> =
-            aggs.iter().map(nova_scheduler::from_objects::aggregate).collect();
+        let aggregates: Vec<nova_scheduler::Aggregate> = aggs
+            .iter()
+            .map(nova_scheduler::from_objects::aggregate)
+            .collect();
         let mut states = Vec::with_capacity(nodes.len());
         for cn in &nodes {
             let host = cn.host().clone().unwrap_or_default();
@@ -237,5 +241,10 @@ pub async fn serve(
         manager.endpoint(),
         nova_rpcapi::base::endpoint("nova-scheduler"),
     ]);
-    Ok(RpcServer::start(transport, Target::topic(TOPIC).with_server(host), dispatcher).await?)
+    Ok(RpcServer::start(
+        transport,
+        Target::topic(TOPIC).with_server(host),
+        dispatcher,
+    )
+    .await?)
 }

@@ -12,7 +12,11 @@ use nova_service::Conf;
 #[command(version)]
 struct Args {
     /// nova.conf files (later ones override earlier ones).
-    #[arg(long = "config", alias = "config-file", default_value = "/etc/nova/nova.conf")]
+    #[arg(
+        long = "config",
+        alias = "config-file",
+        default_value = "/etc/nova/nova.conf"
+    )]
     config: Vec<PathBuf>,
 }
 
@@ -39,9 +43,15 @@ async fn main() -> anyhow::Result<()> {
         cell1.uuid(),
     )?;
     let host = conf.host();
-    let service = nova_service::register_service(&objects, &host, "nova-scheduler", "scheduler").await?;
+    let service =
+        nova_service::register_service(&objects, &host, "nova-scheduler", "scheduler").await?;
     let (report, _) = conf.service_group()?;
-    let hb = nova_service::heartbeat(objects, service, std::time::Duration::from_secs(report), stop.clone());
+    let hb = nova_service::heartbeat(
+        objects,
+        service,
+        std::time::Duration::from_secs(report),
+        stop.clone(),
+    );
     let server = nova_scheduler_service::serve(transport, &manager, &host).await?;
     tracing::info!(%host, "nova-scheduler started");
     stop.cancelled().await;

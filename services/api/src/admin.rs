@@ -1,0 +1,582 @@
+//! Admin and project-wide views: os-hypervisors, os-services (list,
+//! enable/disable, forced down, delete), os-availability-zone, limits and
+//! quota sets.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::Extension;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use nova_objects::{Aggregate, ComputeNode, Instance, KeyPair, ListQuery, Service};
+use serde_json::{Value, json};
+
+use crate::auth::Ctx;
+use crate::fault::{ApiResult, Fault};
+use crate::microversion::ApiVersion;
+use crate::servers::{admin_ctx, json_body, require_admin};
+use crate::{ApiState, schemas, views};
+
+type St = State<Arc<ApiState>>;
+type Params = Query<Vec<(String, String)>>;
+
+fn is_up(st: &ApiState, s: &Service) -> bool {
+    nova_service::is_up(s, st.cfg.service_down_time, chrono::Utc::now())
+}
+
+async fn services_all(st: &ApiState) -> ApiResult<Vec<Service>> {
+    Ok(st.objects.list(&admin_ctx(), &ListQuery::new()).await?)
+}
+
+async fn host_zones(st: &ApiState) -> ApiResult<BTreeMap<String, String>> {
+    let aggs: Vec<Aggregate> = st.objects.list(&admin_ctx(), &ListQuery::new()).await?;
+    let mut out = BTreeMap::new();
+    for a in aggs {
+        if let Some(z) = a
+            .metadata()
+            .as_ref()
+            .and_then(|m| m.get("availability_zone"))
+        {
+            for h in a.hosts().clone().unwrap_or_default() {
+                out.insert(h, z.clone());
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn hypervisor_view(
+    st: &ApiState,
+    v: ApiVersion,
+    cn: &ComputeNode,
+    svc: Option<&Service>,
+    detail: bool,
+) -> Value {
+    let id = if v.at_least(2, 53) {
+        json!(cn.uuid())
+    } else {
+        json!(cn.id())
+    };
+    let state = if svc.is_some_and(|s| is_up(st, s)) {
+        "up"
+    } else {
+        "down"
+    };
+    let status = if svc.is_some_and(|s| *s.disabled()) {
+        "disabled"
+    } else {
+        "enabled"
+    };
+    let mut out = json!({"id": id, "hypervisor_hostname": cn.hypervisor_hostname(), "state": state, "status": status});
+    if !detail {
+        return out;
+    }
+    out["host_ip"] = json!(cn.host_ip());
+    out["hypervisor_type"] = json!(cn.hypervisor_type());
+    out["hypervisor_version"] = json!(cn.hypervisor_version());
+    let sid = svc.map(|s| {
+        if v.at_least(2, 53) {
+            json!(s.uuid())
+        } else {
+            json!(s.id())
+        }
+    });
+    out["service"] = json!({"host": cn.host(), "id": sid, "disabled_reason": svc.and_then(|s| s.disabled_reason().clone())});
+    if v.at_least(2, 88) {
+        out["uptime"] = Value::Null;
+    } else {
+        out["vcpus"] = json!(cn.vcpus());
+        out["memory_mb"] = json!(cn.memory_mb());
+        out["local_gb"] = json!(cn.local_gb());
+        out["vcpus_used"] = json!(cn.vcpus_used());
+        out["memory_mb_used"] = json!(cn.memory_mb_used());
+        out["local_gb_used"] = json!(cn.local_gb_used());
+        out["free_ram_mb"] = json!(cn.free_ram_mb());
+        out["free_disk_gb"] = json!(cn.free_disk_gb());
+        out["current_workload"] = json!(cn.current_workload().unwrap_or(0));
+        out["running_vms"] = json!(cn.running_vms().unwrap_or(0));
+        out["disk_available_least"] = json!(cn.disk_available_least());
+        // A JSON object since 2.28, its text before.
+        out["cpu_info"] = match cn.cpu_info().as_deref().map(serde_json::from_str::<Value>) {
+            Some(Ok(info)) if v.at_least(2, 28) => info,
+            _ => json!(cn.cpu_info()),
+        };
+    }
+    out
+}
+
+async fn hypervisor_list(
+    st: &ApiState,
+    ctx: &Ctx,
+    v: ApiVersion,
+    p: &[(String, String)],
+    detail: bool,
+) -> ApiResult<Value> {
+    require_admin(ctx, "os_compute_api:os-hypervisors:list")?;
+    let nodes: Vec<ComputeNode> = st.objects.list(&admin_ctx(), &ListQuery::new()).await?;
+    let services = services_all(st).await?;
+    let by_host: BTreeMap<String, &Service> = services
+        .iter()
+        .filter(|s| s.binary().as_deref() == Some("nova-compute"))
+        .filter_map(|s| s.host().clone().map(|h| (h, s)))
+        .collect();
+    let pattern = p
+        .iter()
+        .find(|(k, _)| k == "hypervisor_hostname_pattern")
+        .map(|(_, v)| v.clone());
+    let list: Vec<Value> = nodes
+        .iter()
+        .filter(|n| {
+            pattern.as_ref().is_none_or(|pat| {
+                n.hypervisor_hostname()
+                    .as_deref()
+                    .unwrap_or("")
+                    .contains(pat.as_str())
+            })
+        })
+        .map(|n| {
+            hypervisor_view(
+                st,
+                v,
+                n,
+                n.host().as_ref().and_then(|h| by_host.get(h).copied()),
+                detail,
+            )
+        })
+        .collect();
+    Ok(json!({"hypervisors": list}))
+}
+
+pub(crate) async fn hypervisors(
+    State(st): St,
+    Extension(ctx): Extension<Ctx>,
+    Extension(v): Extension<ApiVersion>,
+    Query(p): Params,
+) -> ApiResult<Response> {
+    Ok(axum::Json(hypervisor_list(&st, &ctx, v, &p, false).await?).into_response())
+}
+
+pub(crate) async fn hypervisors_detail(
+    State(st): St,
+    Extension(ctx): Extension<Ctx>,
+    Extension(v): Extension<ApiVersion>,
+    Query(p): Params,
+) -> ApiResult<Response> {
+    Ok(axum::Json(hypervisor_list(&st, &ctx, v, &p, true).await?).into_response())
+}
+
+pub(crate) async fn hypervisor(
+    State(st): St,
+    Extension(ctx): Extension<Ctx>,
+    Extension(v): Extension<ApiVersion>,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    require_admin(&ctx, "os_compute_api:os-hypervisors:show")?;
+    if v.at_least(2, 53) && uuid::Uuid::parse_str(&id).is_err() {
+        return Err(Fault::bad_request(format!("Invalid uuid {id}")));
+    }
+    let nodes: Vec<ComputeNode> = st.objects.list(&admin_ctx(), &ListQuery::new()).await?;
+    let Some(n) = nodes
+        .iter()
+        .find(|n| *n.uuid() == id || n.id().to_string() == id)
+    else {
+        return Err(Fault::not_found(format!(
+            "Hypervisor with ID {id} could not be found."
+        )));
+    };
+    let services = services_all(&st).await?;
+    let svc = services
+        .iter()
+        .find(|s| s.binary().as_deref() == Some("nova-compute") && s.host() == n.host());
+    Ok(axum::Json(json!({"hypervisor": hypervisor_view(&st, v, n, svc, true)})).into_response())
+}
+
+fn service_view(
+    st: &ApiState,
+    v: ApiVersion,
+    s: &Service,
+    zones: &BTreeMap<String, String>,
+) -> Value {
+    let host = s.host().clone().unwrap_or_default();
+    let zone = if s.binary().as_deref() == Some("nova-compute") {
+        zones
+            .get(&host)
+            .cloned()
+            .unwrap_or_else(|| st.cfg.default_az.clone())
+    } else {
+        st.cfg.internal_az.clone()
+    };
+    let mut out = json!({
+        "id": if v.at_least(2, 53) { json!(s.uuid()) } else { json!(s.id()) },
+        "binary": s.binary(), "host": host, "zone": zone,
+        "status": if *s.disabled() { "disabled" } else { "enabled" },
+        "state": if is_up(st, s) { "up" } else { "down" },
+        "updated_at": views::usage_time(&s.last_seen_up().or(*s.updated_at())),
+        "disabled_reason": s.disabled_reason(),
+    });
+    if v.at_least(2, 11) {
+        out["forced_down"] = json!(s.forced_down());
+    }
+    out
+}
+
+pub(crate) async fn services(
+    State(st): St,
+    Extension(ctx): Extension<Ctx>,
+    Extension(v): Extension<ApiVersion>,
+    Query(p): Params,
+) -> ApiResult<Response> {
+    require_admin(&ctx, "os_compute_api:os-services:list")?;
+    let get = |k: &str| p.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+    let zones = host_zones(&st).await?;
+    let list: Vec<Value> = services_all(&st)
+        .await?
+        .iter()
+        .filter(|s| get("host").is_none_or(|h| s.host().as_deref() == Some(h.as_str())))
+        .filter(|s| get("binary").is_none_or(|b| s.binary().as_deref() == Some(b.as_str())))
+        .map(|s| service_view(&st, v, s, &zones))
+        .collect();
+    Ok(axum::Json(json!({"services": list})).into_response())
+}
+
+fn flag(v: &Value) -> Option<bool> {
+    match v {
+        Value::Bool(b) => Some(*b),
+        Value::String(s) => match s.to_ascii_lowercase().as_str() {
+            "true" | "1" | "on" | "yes" => Some(true),
+            "false" | "0" | "off" | "no" => Some(false),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+pub(crate) async fn update_service(
+    State(st): St,
+    Extension(ctx): Extension<Ctx>,
+    Extension(v): Extension<ApiVersion>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> ApiResult<Response> {
+    require_admin(&ctx, "os_compute_api:os-services:update")?;
+    let body = json_body(&body)?;
+    let all = services_all(&st).await?;
+    let zones = host_zones(&st).await?;
+    if v.at_least(2, 53) {
+        schemas::check("service_update", v, schemas::service_update, &body)?;
+        if uuid::Uuid::parse_str(&id).is_err() {
+            return Err(Fault::bad_request(format!("Invalid uuid {id}")));
+        }
+        let Some(mut s) = all.into_iter().find(|s| *s.uuid() == id) else {
+            return Err(Fault::not_found(format!(
+                "Service {id} could not be found."
+            )));
+        };
+        if body.as_object().is_none_or(|o| o.is_empty()) {
+            return Err(Fault::bad_request(
+                "No updates were requested. Fields 'status' or 'forced_down' should be specified.",
+            ));
+        }
+        if body.get("disabled_reason").is_some() && body["status"].as_str() != Some("disabled") {
+            return Err(Fault::bad_request(
+                "Specifying 'disabled_reason' with status 'enabled' is invalid.",
+            ));
+        }
+        match body["status"].as_str() {
+            Some("disabled") => {
+                s.set_disabled(true);
+                s.set_disabled_reason(body["disabled_reason"].as_str().map(str::to_owned));
+            }
+            Some(_) => {
+                s.set_disabled(false);
+                s.set_disabled_reason(None);
+            }
+            None => {}
+        }
+        if let Some(f) = body.get("forced_down") {
+            s.set_forced_down(flag(f).unwrap_or(false));
+        }
+        st.objects.save(&admin_ctx(), &mut s).await?;
+        return Ok(
+            axum::Json(json!({"service": service_view(&st, v, &s, &zones)})).into_response(),
+        );
+    }
+    // Before 2.53: PUT /os-services/{enable,disable,disable-log-reason,force-down}.
+    let host = body["host"].as_str().unwrap_or_default();
+    let binary = body["binary"].as_str().unwrap_or_default();
+    let Some(mut s) = all
+        .into_iter()
+        .find(|s| s.host().as_deref() == Some(host) && s.binary().as_deref() == Some(binary))
+    else {
+        return Err(Fault::not_found(format!(
+            "Service {binary} on host {host} could not be found."
+        )));
+    };
+    let mut out = json!({"host": host, "binary": binary});
+    match id.as_str() {
+        "enable" => {
+            s.set_disabled(false);
+            s.set_disabled_reason(None);
+            out["status"] = json!("enabled");
+        }
+        "disable" => {
+            s.set_disabled(true);
+            out["status"] = json!("disabled");
+        }
+        "disable-log-reason" => {
+            let reason = body["disabled_reason"]
+                .as_str()
+                .ok_or_else(|| Fault::bad_request("Missing disabled reason field"))?;
+            s.set_disabled(true);
+            s.set_disabled_reason(Some(reason.to_owned()));
+            out["status"] = json!("disabled");
+            out["disabled_reason"] = json!(reason);
+        }
+        "force-down" if v.at_least(2, 11) => {
+            let f = flag(&body["forced_down"])
+                .ok_or_else(|| Fault::bad_request("forced_down must be a boolean"))?;
+            s.set_forced_down(f);
+            out["forced_down"] = json!(f);
+        }
+        other => return Err(Fault::not_found(format!("Unknown action {other}"))),
+    }
+    st.objects.save(&admin_ctx(), &mut s).await?;
+    Ok(axum::Json(json!({"service": out})).into_response())
+}
+
+pub(crate) async fn delete_service(
+    State(st): St,
+    Extension(ctx): Extension<Ctx>,
+    Extension(v): Extension<ApiVersion>,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    require_admin(&ctx, "os_compute_api:os-services:delete")?;
+    let all = services_all(&st).await?;
+    let found = if v.at_least(2, 53) {
+        all.into_iter().find(|s| *s.uuid() == id)
+    } else {
+        all.into_iter().find(|s| s.id().to_string() == id)
+    };
+    let Some(mut s) = found else {
+        return Err(Fault::not_found(format!(
+            "Service {id} could not be found."
+        )));
+    };
+    let host = s.host().clone().unwrap_or_default();
+    if s.binary().as_deref() == Some("nova-compute") {
+        let busy: Vec<Instance> = st
+            .objects
+            .list(
+                &admin_ctx(),
+                &ListQuery::new().filter("host", host.as_str()),
+            )
+            .await?;
+        if !busy.is_empty() {
+            return Err(Fault::conflict(
+                "Unable to delete compute service that is hosting instances. Migrate or delete the instances first.",
+            ));
+        }
+        let nodes: Vec<ComputeNode> = st
+            .objects
+            .list(
+                &admin_ctx(),
+                &ListQuery::new().filter("host", host.as_str()),
+            )
+            .await?;
+        for mut n in nodes {
+            let _ = st.placement.delete_provider_async(n.uuid()).await;
+            st.objects.destroy(&admin_ctx(), &mut n).await?;
+        }
+    }
+    st.objects.destroy(&admin_ctx(), &mut s).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn zone_info(st: &ApiState, detail: bool) -> ApiResult<Value> {
+    let services = services_all(st).await?;
+    let zones = host_zones(st).await?;
+    let mut by_zone: BTreeMap<String, BTreeMap<String, BTreeMap<String, Value>>> = BTreeMap::new();
+    let mut available: BTreeMap<String, bool> = BTreeMap::new();
+    for s in &services {
+        let host = s.host().clone().unwrap_or_default();
+        let compute = s.binary().as_deref() == Some("nova-compute");
+        let zone = if compute {
+            zones
+                .get(&host)
+                .cloned()
+                .unwrap_or_else(|| st.cfg.default_az.clone())
+        } else {
+            st.cfg.internal_az.clone()
+        };
+        if !compute && !detail {
+            continue;
+        }
+        let up = is_up(st, s);
+        let alive = up && !*s.disabled();
+        *available.entry(zone.clone()).or_insert(false) |= alive || !compute;
+        by_zone.entry(zone).or_default().entry(host).or_default().insert(
+            s.binary().clone().unwrap_or_default(),
+            json!({"available": up, "active": !*s.disabled(), "updated_at": views::usage_time(&s.last_seen_up().or(*s.updated_at()))}),
+        );
+    }
+    let list: Vec<Value> = by_zone
+        .into_iter()
+        .map(|(z, hosts)| {
+            json!({"zoneName": z, "zoneState": {"available": available.get(&z).copied().unwrap_or(false)},
+                   "hosts": if detail { json!(hosts) } else { Value::Null }})
+        })
+        .collect();
+    Ok(json!({"availabilityZoneInfo": list}))
+}
+
+pub(crate) async fn zones(State(st): St) -> ApiResult<Response> {
+    Ok(axum::Json(zone_info(&st, false).await?).into_response())
+}
+
+pub(crate) async fn zones_detail(
+    State(st): St,
+    Extension(ctx): Extension<Ctx>,
+) -> ApiResult<Response> {
+    require_admin(&ctx, "os_compute_api:os-availability-zone:detail")?;
+    Ok(axum::Json(zone_info(&st, true).await?).into_response())
+}
+
+struct Used {
+    instances: i64,
+    cores: i64,
+    ram: i64,
+    key_pairs: i64,
+}
+
+async fn usage(st: &ApiState, project: &str, user: &str) -> ApiResult<Used> {
+    let mine: Vec<Instance> = st
+        .objects
+        .list(
+            &admin_ctx(),
+            &ListQuery::new().filter("project_id", project),
+        )
+        .await?;
+    let keys: Vec<KeyPair> = st
+        .objects
+        .list(&admin_ctx(), &ListQuery::new().filter("user_id", user))
+        .await?;
+    Ok(Used {
+        instances: mine.len() as i64,
+        cores: mine.iter().map(|i| i.vcpus().unwrap_or(0)).sum(),
+        ram: mine.iter().map(|i| i.memory_mb().unwrap_or(0)).sum(),
+        key_pairs: keys.len() as i64,
+    })
+}
+
+pub(crate) async fn limits(
+    State(st): St,
+    Extension(ctx): Extension<Ctx>,
+    Extension(v): Extension<ApiVersion>,
+) -> ApiResult<Response> {
+    let q = &st.cfg.quotas;
+    let u = usage(&st, &ctx.project_id, &ctx.user_id).await?;
+    let mut abs = json!({
+        "maxServerMeta": q.metadata_items, "maxImageMeta": q.metadata_items,
+        "maxTotalInstances": q.instances, "maxTotalCores": q.cores, "maxTotalRAMSize": q.ram,
+        "maxTotalKeypairs": q.key_pairs, "maxServerGroups": q.server_groups,
+        "maxServerGroupMembers": q.server_group_members,
+        "totalInstancesUsed": u.instances, "totalCoresUsed": u.cores, "totalRAMUsed": u.ram,
+        "totalServerGroupsUsed": 0,
+    });
+    if !v.at_least(2, 57) {
+        abs["maxPersonality"] = json!(5);
+        abs["maxPersonalitySize"] = json!(10240);
+    }
+    if !v.at_least(2, 36) {
+        for k in [
+            "maxSecurityGroups",
+            "maxSecurityGroupRules",
+            "maxTotalFloatingIps",
+        ] {
+            abs[k] = json!(-1);
+        }
+        for k in ["totalSecurityGroupsUsed", "totalFloatingIpsUsed"] {
+            abs[k] = json!(0);
+        }
+    }
+    Ok(axum::Json(json!({"limits": {"rate": [], "absolute": abs}})).into_response())
+}
+
+fn quota_limits(st: &ApiState, v: ApiVersion) -> Vec<(&'static str, i64)> {
+    let q = &st.cfg.quotas;
+    let mut out = vec![
+        ("instances", q.instances),
+        ("cores", q.cores),
+        ("ram", q.ram),
+        ("metadata_items", q.metadata_items),
+        ("key_pairs", q.key_pairs),
+        ("server_groups", q.server_groups),
+        ("server_group_members", q.server_group_members),
+    ];
+    if !v.at_least(2, 57) {
+        out.extend([
+            ("injected_files", 5),
+            ("injected_file_content_bytes", 10240),
+            ("injected_file_path_bytes", 255),
+        ]);
+    }
+    out
+}
+
+fn check_project(ctx: &Ctx, project: &str) -> ApiResult<()> {
+    if ctx.is_admin() || ctx.project_id == project {
+        Ok(())
+    } else {
+        Err(Fault::policy("os_compute_api:os-quota-sets:show"))
+    }
+}
+
+pub(crate) async fn quota_show(
+    State(st): St,
+    Extension(ctx): Extension<Ctx>,
+    Extension(v): Extension<ApiVersion>,
+    Path(project): Path<String>,
+) -> ApiResult<Response> {
+    check_project(&ctx, &project)?;
+    let mut qs = json!({"id": project});
+    for (k, n) in quota_limits(&st, v) {
+        qs[k] = json!(n);
+    }
+    Ok(axum::Json(json!({"quota_set": qs})).into_response())
+}
+
+pub(crate) async fn quota_defaults(
+    State(st): St,
+    Extension(v): Extension<ApiVersion>,
+    Path(project): Path<String>,
+) -> ApiResult<Response> {
+    let mut qs = json!({"id": project});
+    for (k, n) in quota_limits(&st, v) {
+        qs[k] = json!(n);
+    }
+    Ok(axum::Json(json!({"quota_set": qs})).into_response())
+}
+
+pub(crate) async fn quota_detail(
+    State(st): St,
+    Extension(ctx): Extension<Ctx>,
+    Extension(v): Extension<ApiVersion>,
+    Path(project): Path<String>,
+) -> ApiResult<Response> {
+    check_project(&ctx, &project)?;
+    let u = usage(&st, &project, &ctx.user_id).await?;
+    let mut qs = json!({"id": project});
+    for (k, n) in quota_limits(&st, v) {
+        let in_use = match k {
+            "instances" => u.instances,
+            "cores" => u.cores,
+            "ram" => u.ram,
+            "key_pairs" => u.key_pairs,
+            _ => 0,
+        };
+        qs[k] = json!({"limit": n, "in_use": in_use, "reserved": 0});
+    }
+    Ok(axum::Json(json!({"quota_set": qs})).into_response())
+}

@@ -1,0 +1,456 @@
+//! Who is calling: the built-in identity service (a Keystone v3 subset
+//! real clients accept), token validation, the `noauth2` dev mode, and the
+//! request context handlers see.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Json;
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use hmac::{Hmac, KeyInit, Mac};
+use nova_rpc::RequestContext;
+use serde_json::{Value, json};
+use sha2::Sha256;
+
+/// A user of the built-in identity service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    /// Name (also its id).
+    pub name: String,
+    /// Password.
+    pub password: String,
+    /// The project it is scoped to (name, also the id).
+    pub project: String,
+    /// Roles (`admin` implies `member`, which implies `reader`).
+    pub roles: Vec<String>,
+}
+
+impl User {
+    /// Parses `NAME:PASSWORD:PROJECT:ROLE[+ROLE…]`.
+    pub fn parse(s: &str) -> Result<User, String> {
+        let parts: Vec<&str> = s.trim().splitn(4, ':').collect();
+        if parts.len() != 4 || parts.iter().any(|p| p.is_empty()) {
+            return Err(format!("'{s}' is not NAME:PASSWORD:PROJECT:ROLE[+ROLE...]"));
+        }
+        Ok(User {
+            name: parts[0].to_owned(),
+            password: parts[1].to_owned(),
+            project: parts[2].to_owned(),
+            roles: parts[3].split('+').map(str::to_owned).collect(),
+        })
+    }
+}
+
+/// How the compute API authenticates requests (`[api] auth_strategy`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthStrategy {
+    /// Tokens from the built-in identity service (default).
+    Keystone,
+    /// Dev mode: the token is `user:project` (admin when user is `admin`).
+    NoAuth,
+}
+
+/// One endpoint of the service catalog.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CatalogEntry {
+    /// Service type (`compute`, `image`, `identity`, `placement`).
+    pub service_type: String,
+    /// Service name (`nova`, `glance`, `keystone`).
+    pub name: String,
+    /// Its URL.
+    pub url: String,
+}
+
+/// The identity service's settings and its token signer.
+#[derive(Debug, Clone)]
+pub struct Identity {
+    /// Users.
+    pub users: Vec<User>,
+    /// Token lifetime (`[identity] token_ttl`, default 3600 s).
+    pub token_ttl: Duration,
+    /// Region of the catalog.
+    pub region: String,
+    /// The service catalog.
+    pub catalog: Vec<CatalogEntry>,
+    /// Auth strategy of the compute API.
+    pub strategy: AuthStrategy,
+    secret: Arc<Vec<u8>>,
+}
+
+/// The caller of a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ctx {
+    /// User id.
+    pub user_id: String,
+    /// Project id.
+    pub project_id: String,
+    /// Roles (implied ones included).
+    pub roles: Vec<String>,
+    /// Request id (`req-<uuid>`).
+    pub request_id: String,
+}
+
+impl Ctx {
+    /// Has the admin role.
+    pub fn is_admin(&self) -> bool {
+        self.has("admin")
+    }
+    /// Has `role`.
+    pub fn has(&self, role: &str) -> bool {
+        self.roles.iter().any(|r| r == role)
+    }
+    /// May read in its project.
+    pub fn can_read(&self) -> bool {
+        self.has("reader") || self.has("member") || self.is_admin()
+    }
+    /// May change things in its project.
+    pub fn can_write(&self) -> bool {
+        self.has("member") || self.is_admin()
+    }
+    /// The RPC context for this caller.
+    pub fn rpc(&self) -> RequestContext {
+        RequestContext::new()
+            .with_user(self.user_id.clone())
+            .with_project(self.project_id.clone())
+            .with_roles(self.roles.iter().cloned())
+            .with_admin(self.is_admin())
+            .with_request_id(self.request_id.clone())
+    }
+}
+
+/// Keystone's implied roles: admin ⇒ member ⇒ reader.
+pub fn with_implied(roles: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = roles.to_vec();
+    let mut add = |r: &str| {
+        if !out.iter().any(|x| x == r) {
+            out.push(r.to_owned());
+        }
+    };
+    if roles.iter().any(|r| r == "admin") {
+        add("member");
+        add("reader");
+    }
+    if roles.iter().any(|r| r == "member") {
+        add("reader");
+    }
+    out
+}
+
+type HmacSha256 = Hmac<Sha256>;
+
+impl Identity {
+    /// An identity service for `users`, signing tokens with `secret`
+    /// (every API process that must accept the tokens shares it).
+    pub fn new(users: Vec<User>, secret: &[u8], strategy: AuthStrategy) -> Self {
+        Identity {
+            users,
+            token_ttl: Duration::from_secs(3600),
+            region: "RegionOne".into(),
+            catalog: Vec::new(),
+            strategy,
+            secret: Arc::new(secret.to_vec()),
+        }
+    }
+
+    fn sign(&self, payload: &str) -> String {
+        let mut mac = <HmacSha256 as KeyInit>::new_from_slice(&self.secret)
+            .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
+        mac.update(payload.as_bytes());
+        hex::encode(mac.finalize().into_bytes())
+    }
+
+    /// Issues a token for `user`: (token, expiry).
+    pub fn issue(&self, user: &User) -> (String, chrono::DateTime<chrono::Utc>) {
+        let expires = chrono::Utc::now()
+            + chrono::Duration::from_std(self.token_ttl).unwrap_or(chrono::Duration::hours(1));
+        let payload = format!(
+            "{}|{}|{}|{}|{}",
+            user.name,
+            user.project,
+            user.roles.join("+"),
+            expires.timestamp(),
+            uuid::Uuid::new_v4().simple()
+        );
+        let enc = URL_SAFE_NO_PAD.encode(payload.as_bytes());
+        let sig = self.sign(&enc);
+        (format!("{enc}.{sig}"), expires)
+    }
+
+    /// The user, project, roles and expiry of a valid token.
+    pub fn validate(&self, token: &str) -> Option<(String, String, Vec<String>, i64)> {
+        let (enc, sig) = token.split_once('.')?;
+        let want = self.sign(enc);
+        // Constant-time enough for hex of equal length.
+        if want.len() != sig.len()
+            || want
+                .bytes()
+                .zip(sig.bytes())
+                .fold(0u8, |a, (x, y)| a | (x ^ y))
+                != 0
+        {
+            return None;
+        }
+        let payload = String::from_utf8(URL_SAFE_NO_PAD.decode(enc).ok()?).ok()?;
+        let parts: Vec<&str> = payload.split('|').collect();
+        if parts.len() != 5 {
+            return None;
+        }
+        let exp: i64 = parts[3].parse().ok()?;
+        if exp <= chrono::Utc::now().timestamp() {
+            return None;
+        }
+        let roles = parts[2]
+            .split('+')
+            .filter(|r| !r.is_empty())
+            .map(str::to_owned)
+            .collect();
+        Some((parts[0].to_owned(), parts[1].to_owned(), roles, exp))
+    }
+
+    /// The caller of a compute request, from its `X-Auth-Token`.
+    pub fn authenticate(&self, headers: &HeaderMap, request_id: &str) -> Option<Ctx> {
+        let token = headers.get("x-auth-token")?.to_str().ok()?.trim();
+        let (user, project, roles) = match self.strategy {
+            AuthStrategy::NoAuth => {
+                let (u, p) = token.split_once(':').unwrap_or((token, token));
+                let p = if p.is_empty() { u } else { p };
+                let roles = if u == "admin" {
+                    vec!["admin".to_owned()]
+                } else {
+                    vec!["member".to_owned()]
+                };
+                (u.to_owned(), p.to_owned(), roles)
+            }
+            AuthStrategy::Keystone => {
+                let (u, p, r, _) = self.validate(token)?;
+                (u, p, r)
+            }
+        };
+        Some(Ctx {
+            user_id: user,
+            project_id: project,
+            roles: with_implied(&roles),
+            request_id: request_id.to_owned(),
+        })
+    }
+
+    fn token_body(
+        &self,
+        user: &User,
+        methods: &[&str],
+        expires: chrono::DateTime<chrono::Utc>,
+    ) -> Value {
+        let domain = json!({"id": "default", "name": "Default"});
+        let roles: Vec<Value> = with_implied(&user.roles)
+            .iter()
+            .map(|r| json!({"id": r, "name": r}))
+            .collect();
+        let catalog: Vec<Value> = self
+            .catalog
+            .iter()
+            .map(|c| {
+                let endpoints: Vec<Value> = ["public", "internal", "admin"]
+                    .iter()
+                    .map(|i| {
+                        json!({"id": format!("{}-{i}", c.name), "interface": i,
+                               "region": self.region, "region_id": self.region, "url": c.url})
+                    })
+                    .collect();
+                json!({"id": c.name, "type": c.service_type, "name": c.name, "endpoints": endpoints})
+            })
+            .collect();
+        let fmt = |t: chrono::DateTime<chrono::Utc>| t.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string();
+        json!({"token": {
+            "methods": methods,
+            "user": {"id": user.name, "name": user.name, "domain": domain, "password_expires_at": null},
+            "audit_ids": [uuid::Uuid::new_v4().simple().to_string()[..22].to_owned()],
+            "expires_at": fmt(expires),
+            "issued_at": fmt(chrono::Utc::now()),
+            "project": {"id": user.project, "name": user.project, "domain": domain},
+            "is_domain": false,
+            "roles": roles,
+            "catalog": catalog,
+        }})
+    }
+}
+
+fn keystone_error(status: StatusCode, message: &str) -> Response {
+    let title = status.canonical_reason().unwrap_or("Error");
+    (
+        status,
+        Json(json!({"error": {"code": status.as_u16(), "message": message, "title": title}})),
+    )
+        .into_response()
+}
+
+fn version_doc(base: &str) -> Value {
+    json!({
+        "id": "v3.14",
+        "status": "stable",
+        "updated": "2020-04-07T00:00:00Z",
+        "links": [{"rel": "self", "href": format!("{base}/v3/")}],
+        "media-types": [{"base": "application/json", "type": "application/vnd.openstack.identity-v3+json"}],
+    })
+}
+
+#[derive(Debug, Clone)]
+struct IdState {
+    identity: Identity,
+    base: String,
+}
+
+/// The identity routes (mount at `/identity`; `base` is their public URL).
+pub fn router(identity: Identity, base: &str) -> Router {
+    let st = IdState {
+        identity,
+        base: base.trim_end_matches('/').to_owned(),
+    };
+    Router::new()
+        .route("/", get(versions))
+        .route("/v3", get(v3))
+        .route("/v3/", get(v3))
+        .route("/v3/auth/tokens", post(issue).get(check).head(check))
+        .with_state(st)
+}
+
+async fn versions(State(st): State<IdState>) -> Response {
+    Json(json!({"versions": {"values": [version_doc(&st.base)]}})).into_response()
+}
+
+async fn v3(State(st): State<IdState>) -> Response {
+    Json(json!({"version": version_doc(&st.base)})).into_response()
+}
+
+fn find_user<'a>(id: &'a Identity, name: &str) -> Option<&'a User> {
+    id.users.iter().find(|u| u.name == name)
+}
+
+async fn issue(State(st): State<IdState>, body: Bytes) -> Response {
+    let Ok(body) = serde_json::from_slice::<Value>(&body) else {
+        return keystone_error(
+            StatusCode::BAD_REQUEST,
+            "Malformed JSON in the request body.",
+        );
+    };
+    let id = &st.identity;
+    let auth = &body["auth"]["identity"];
+    let methods: Vec<&str> = auth["methods"]
+        .as_array()
+        .map(|m| m.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    let user = if methods.contains(&"password") {
+        let u = &auth["password"]["user"];
+        let name = u["name"]
+            .as_str()
+            .or_else(|| u["id"].as_str())
+            .unwrap_or("");
+        let password = u["password"].as_str().unwrap_or("");
+        find_user(id, name)
+            .filter(|u| u.password == password)
+            .cloned()
+    } else if methods.contains(&"token") {
+        let token = auth["token"]["id"].as_str().unwrap_or("");
+        id.validate(token)
+            .and_then(|(u, _, _, _)| find_user(id, &u).cloned())
+    } else {
+        return keystone_error(
+            StatusCode::BAD_REQUEST,
+            "Expecting to find password or token in identity.",
+        );
+    };
+    let Some(user) = user else {
+        return keystone_error(
+            StatusCode::UNAUTHORIZED,
+            "The request you have made requires authentication.",
+        );
+    };
+    // A scope naming another project than the user's is refused.
+    let scope = &body["auth"]["scope"]["project"];
+    if let Some(p) = scope["name"].as_str().or_else(|| scope["id"].as_str())
+        && p != user.project
+    {
+        return keystone_error(
+            StatusCode::UNAUTHORIZED,
+            &format!("User {} has no access to project {p}.", user.name),
+        );
+    }
+    let (token, expires) = id.issue(&user);
+    let mut r = (
+        StatusCode::CREATED,
+        Json(id.token_body(&user, &methods, expires)),
+    )
+        .into_response();
+    if let Ok(v) = HeaderValue::from_str(&token) {
+        r.headers_mut().insert("x-subject-token", v);
+    }
+    r
+}
+
+async fn check(State(st): State<IdState>, headers: HeaderMap) -> Response {
+    let id = &st.identity;
+    let caller = headers
+        .get("x-auth-token")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|t| id.validate(t));
+    if caller.is_none() {
+        return keystone_error(
+            StatusCode::UNAUTHORIZED,
+            "The request you have made requires authentication.",
+        );
+    }
+    let subject = headers
+        .get("x-subject-token")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    match id.validate(subject) {
+        Some((u, _, _, exp)) => match find_user(id, &u) {
+            Some(user) => {
+                let expires = chrono::DateTime::from_timestamp(exp, 0).unwrap_or_default();
+                Json(id.token_body(user, &["password"], expires)).into_response()
+            }
+            None => keystone_error(StatusCode::NOT_FOUND, "Could not find token."),
+        },
+        None => keystone_error(
+            StatusCode::NOT_FOUND,
+            &format!("Could not find token: {subject}."),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_round_trip_and_reject_tampering_and_expiry() {
+        let u = User::parse("demo:pw:demo:member").unwrap();
+        let mut id = Identity::new(vec![u.clone()], b"secret", AuthStrategy::Keystone);
+        let (t, _) = id.issue(&u);
+        let (user, project, roles, _) = id.validate(&t).unwrap();
+        assert_eq!((user.as_str(), project.as_str()), ("demo", "demo"));
+        assert_eq!(roles, vec!["member".to_owned()]);
+        let other = Identity::new(vec![], b"other", AuthStrategy::Keystone);
+        assert!(
+            other.validate(&t).is_none(),
+            "another secret must not validate"
+        );
+        let mut bad = t.clone();
+        bad.insert(0, 'x');
+        assert!(id.validate(&bad).is_none());
+        id.token_ttl = Duration::ZERO;
+        let (old, _) = id.issue(&u);
+        assert!(id.validate(&old).is_none(), "expired tokens are refused");
+        assert!(User::parse("a:b:c").is_err());
+        assert_eq!(
+            with_implied(&["admin".to_owned()]),
+            vec!["admin".to_owned(), "member".to_owned(), "reader".to_owned()]
+        );
+    }
+}

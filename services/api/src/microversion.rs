@@ -1,0 +1,125 @@
+//! Compute API microversions (`OpenStack-API-Version: compute X.Y` and the
+//! legacy `X-OpenStack-Nova-API-Version`).
+
+use std::fmt;
+
+use axum::http::HeaderMap;
+
+/// A microversion `major.minor`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ApiVersion(pub u16, pub u16);
+
+/// The oldest version served.
+pub const MIN: ApiVersion = ApiVersion(2, 1);
+/// The newest version served.
+pub const MAX: ApiVersion = ApiVersion(2, 100);
+
+impl fmt::Display for ApiVersion {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}", self.0, self.1)
+    }
+}
+
+impl ApiVersion {
+    /// True when this request is at `v` or newer.
+    pub fn at_least(self, major: u16, minor: u16) -> bool {
+        self >= ApiVersion(major, minor)
+    }
+
+    /// Parses `X.Y` or `latest`.
+    pub fn parse(s: &str) -> Option<ApiVersion> {
+        let s = s.trim();
+        if s.eq_ignore_ascii_case("latest") {
+            return Some(MAX);
+        }
+        let (a, b) = s.split_once('.')?;
+        Some(ApiVersion(a.parse().ok()?, b.parse().ok()?))
+    }
+}
+
+/// What a request asked for: a version, or why it cannot be served.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Negotiated {
+    /// Serve at this version.
+    Ok(ApiVersion),
+    /// 400: unparsable.
+    Malformed(String),
+    /// 406: outside MIN..=MAX.
+    Unsupported(ApiVersion),
+}
+
+/// The version of a request (no header: 2.1).
+pub fn negotiate(headers: &HeaderMap) -> Negotiated {
+    let mut value: Option<String> = None;
+    for v in headers.get_all("openstack-api-version") {
+        // "compute 2.60" (possibly several services, comma-separated).
+        for part in v.to_str().unwrap_or("").split(',') {
+            let mut it = part.split_whitespace();
+            if let (Some(svc), Some(ver)) = (it.next(), it.next())
+                && svc.eq_ignore_ascii_case("compute")
+            {
+                value = Some(ver.to_owned());
+            }
+        }
+    }
+    if value.is_none() {
+        value = headers
+            .get("x-openstack-nova-api-version")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+    }
+    let Some(v) = value else {
+        return Negotiated::Ok(MIN);
+    };
+    match ApiVersion::parse(&v) {
+        None => Negotiated::Malformed(v),
+        Some(ver) if ver < MIN || ver > MAX => Negotiated::Unsupported(ver),
+        Some(ver) => Negotiated::Ok(ver),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn h(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut m = HeaderMap::new();
+        for (k, v) in pairs {
+            m.append(*k, v.parse().unwrap());
+        }
+        m
+    }
+
+    #[test]
+    fn negotiation_follows_nova() {
+        assert_eq!(negotiate(&h(&[])), Negotiated::Ok(MIN));
+        assert_eq!(
+            negotiate(&h(&[("OpenStack-API-Version", "compute 2.61")])),
+            Negotiated::Ok(ApiVersion(2, 61))
+        );
+        assert_eq!(
+            negotiate(&h(&[("X-OpenStack-Nova-API-Version", "2.37")])),
+            Negotiated::Ok(ApiVersion(2, 37))
+        );
+        assert_eq!(
+            negotiate(&h(&[("OpenStack-API-Version", "compute latest")])),
+            Negotiated::Ok(MAX)
+        );
+        assert_eq!(
+            negotiate(&h(&[("OpenStack-API-Version", "compute 3.0")])),
+            Negotiated::Unsupported(ApiVersion(3, 0))
+        );
+        assert!(matches!(
+            negotiate(&h(&[("X-OpenStack-Nova-API-Version", "two")])),
+            Negotiated::Malformed(_)
+        ));
+        // The new header wins over the legacy one.
+        assert_eq!(
+            negotiate(&h(&[
+                ("OpenStack-API-Version", "compute 2.10"),
+                ("X-OpenStack-Nova-API-Version", "2.5")
+            ])),
+            Negotiated::Ok(ApiVersion(2, 10))
+        );
+    }
+}

@@ -1,0 +1,169 @@
+//! Binding the compute API (and identity) and the image API from nova.conf.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use nova_objects::Objects;
+use nova_placement::SqlPlacement;
+use nova_rpc::Transport;
+use nova_service::Conf;
+use tokio_util::sync::CancellationToken;
+
+use crate::auth::{AuthStrategy, CatalogEntry, Identity, User};
+use crate::{ApiConfig, ApiState, ImageStore};
+
+/// Where the API ended up listening.
+#[derive(Debug, Clone)]
+pub struct Endpoints {
+    /// The compute API (`http://host:port`, identity under `/identity`).
+    pub compute: SocketAddr,
+    /// The image API.
+    pub image: SocketAddr,
+    /// The compute endpoint's public URL.
+    pub compute_url: String,
+    /// The image endpoint's public URL.
+    pub image_url: String,
+    /// The identity endpoint's public URL (`…/identity/v3`).
+    pub identity_url: String,
+    /// The users of the built-in identity service.
+    pub users: Vec<User>,
+    /// The state the handlers share.
+    pub state: Arc<ApiState>,
+}
+
+/// Default users when `[identity] users` is not set.
+pub const DEFAULT_USERS: &str = "admin:admin:admin:admin, demo:demo:demo:member, alt_demo:alt_demo:alt_demo:member, viewer:viewer:demo:reader";
+
+/// The built-in identity's users from `[identity] users`.
+pub fn users_from_conf(conf: &Conf) -> anyhow::Result<Vec<User>> {
+    conf.str_or("identity", "users", DEFAULT_USERS)
+        .split(',')
+        .filter(|s| !s.trim().is_empty())
+        .map(|s| User::parse(s).map_err(|e| anyhow::anyhow!("[identity] users: {e}")))
+        .collect()
+}
+
+async fn bind(addr: &str) -> anyhow::Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr}"))
+}
+
+/// Starts the compute API and the image API; they stop with `stop`.
+pub async fn start(
+    conf: &Conf,
+    objects: Objects,
+    placement: SqlPlacement,
+    transport: Arc<dyn Transport>,
+    stop: CancellationToken,
+) -> anyhow::Result<Endpoints> {
+    let listen = conf.str_or("DEFAULT", "osapi_compute_listen", "127.0.0.1");
+    let port: u16 = conf.parse_or("DEFAULT", "osapi_compute_listen_port", 8774)?;
+    let compute_l = bind(&format!("{listen}:{port}")).await?;
+    let compute_addr = compute_l.local_addr()?;
+    let img_listen = conf.str_or("image", "bind_host", &listen);
+    let img_port: u16 = conf.parse_or("image", "bind_port", 9292)?;
+    let image_l = bind(&format!("{img_listen}:{img_port}")).await?;
+    let image_addr = image_l.local_addr()?;
+    let host_of = |a: SocketAddr| {
+        if a.ip().is_unspecified() {
+            format!("127.0.0.1:{}", a.port())
+        } else {
+            a.to_string()
+        }
+    };
+    let compute_url = conf
+        .get("api", "compute_link_prefix")
+        .map(str::to_owned)
+        .unwrap_or_else(|| format!("http://{}", host_of(compute_addr)));
+    let image_url = conf
+        .get("image", "public_url")
+        .map(str::to_owned)
+        .unwrap_or_else(|| format!("http://{}", host_of(image_addr)));
+    let strategy = match conf.str_or("api", "auth_strategy", "keystone").as_str() {
+        "keystone" => AuthStrategy::Keystone,
+        "noauth2" | "noauth" => AuthStrategy::NoAuth,
+        other => anyhow::bail!("[api] auth_strategy = {other}: expected keystone or noauth2"),
+    };
+    let users = users_from_conf(conf)?;
+    let secret = match conf.get("identity", "secret") {
+        Some(s) if !s.is_empty() => s.as_bytes().to_vec(),
+        _ => uuid::Uuid::new_v4().as_bytes().to_vec(),
+    };
+    let mut identity = Identity::new(users.clone(), &secret, strategy);
+    identity.token_ttl =
+        std::time::Duration::from_secs(conf.parse_or("identity", "token_ttl", 3600u64)?);
+    identity.region = conf.str_or("identity", "region", "RegionOne");
+    let identity_url = format!("{compute_url}/identity/v3");
+    identity.catalog = vec![
+        CatalogEntry {
+            service_type: "compute".into(),
+            name: "nova".into(),
+            url: format!("{compute_url}/v2.1"),
+        },
+        CatalogEntry {
+            service_type: "image".into(),
+            name: "glance".into(),
+            url: image_url.clone(),
+        },
+        CatalogEntry {
+            service_type: "identity".into(),
+            name: "keystone".into(),
+            url: identity_url.clone(),
+        },
+    ];
+    let store_dir: PathBuf = conf
+        .get("image", "store_path")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(conf.str_or("DEFAULT", "state_path", "/var/lib/nova")).join("images")
+        });
+    let images = ImageStore::open(&store_dir)
+        .with_context(|| format!("image store {}", store_dir.display()))?;
+    let cap = nova_rpcapi::parse_version_cap(
+        &conf.str_or("upgrade_levels", "compute", "auto"),
+        nova_rpcapi::compute::VERSION_ALIASES,
+    )
+    .map_err(|e| anyhow::anyhow!("[upgrade_levels] compute: {e}"))?;
+    let cfg = ApiConfig::from_conf(conf, &compute_url)?;
+    let state = Arc::new(ApiState::new(
+        cfg,
+        objects,
+        placement,
+        transport,
+        images.clone(),
+        identity.clone(),
+        cap,
+    ));
+    let app = crate::router(state.clone());
+    let s1 = stop.clone();
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(compute_l, app)
+            .with_graceful_shutdown(s1.cancelled_owned())
+            .await
+        {
+            tracing::error!(error = %e, "compute API server failed");
+        }
+    });
+    let img_app = crate::image::router(images, identity, &image_url);
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(image_l, img_app)
+            .with_graceful_shutdown(stop.cancelled_owned())
+            .await
+        {
+            tracing::error!(error = %e, "image API server failed");
+        }
+    });
+    tracing::info!(compute = %compute_url, image = %image_url, "API listening");
+    Ok(Endpoints {
+        compute: compute_addr,
+        image: image_addr,
+        compute_url,
+        image_url,
+        identity_url,
+        users,
+        state,
+    })
+}

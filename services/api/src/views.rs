@@ -1,0 +1,320 @@
+//! Response bodies (Nova's `views/*.py`), per microversion.
+
+use nova_objects::{Flavor, Instance, VersionedObject};
+use serde_json::{Map, Value, json};
+use sha2::Digest as _;
+
+use crate::ApiState;
+use crate::auth::Ctx;
+use crate::microversion::ApiVersion;
+
+/// ISO 8601 as Nova prints it (`2026-12-01T05:24:38Z`).
+pub(crate) fn time(t: &Option<chrono::DateTime<chrono::Utc>>) -> Value {
+    match t {
+        Some(t) => json!(t.format("%Y-%m-%dT%H:%M:%SZ").to_string()),
+        None => Value::Null,
+    }
+}
+
+/// `OS-SRV-USG` times (microseconds, no zone).
+pub(crate) fn usage_time(t: &Option<chrono::DateTime<chrono::Utc>>) -> Value {
+    match t {
+        Some(t) => json!(t.format("%Y-%m-%dT%H:%M:%S%.6f").to_string()),
+        None => Value::Null,
+    }
+}
+
+/// The API status of (vm_state, task_state) (`common._STATE_MAP`).
+pub(crate) fn status(vm: &str, task: Option<&str>) -> &'static str {
+    let task = task.unwrap_or("");
+    match vm {
+        "active" => match task {
+            "rebooting" | "reboot_pending" | "reboot_started" => "REBOOT",
+            "rebooting_hard" | "reboot_pending_hard" | "reboot_started_hard" => "HARD_REBOOT",
+            "updating_password" => "PASSWORD",
+            "rebuilding" | "rebuild_block_device_mapping" | "rebuild_spawning" => "REBUILD",
+            "migrating" => "MIGRATING",
+            "resize_prep" | "resize_migrating" | "resize_migrated" | "resize_finish" => "RESIZE",
+            _ => "ACTIVE",
+        },
+        "building" => "BUILD",
+        "stopped" => match task {
+            "resize_prep" | "resize_migrating" | "resize_migrated" | "resize_finish" => "RESIZE",
+            "rebuilding" | "rebuild_block_device_mapping" | "rebuild_spawning" => "REBUILD",
+            _ => "SHUTOFF",
+        },
+        "resized" => match task {
+            "resize_reverting" => "REVERT_RESIZE",
+            _ => "VERIFY_RESIZE",
+        },
+        "paused" => match task {
+            "migrating" => "MIGRATING",
+            _ => "PAUSED",
+        },
+        "suspended" => "SUSPENDED",
+        "rescued" => "RESCUE",
+        "error" => match task {
+            "rebuilding" | "rebuild_block_device_mapping" | "rebuild_spawning" => "REBUILD",
+            _ => "ERROR",
+        },
+        "deleted" => "DELETED",
+        "soft-delete" => "SOFT_DELETED",
+        "shelved" => "SHELVED",
+        "shelved_offloaded" => "SHELVED_OFFLOADED",
+        _ => "UNKNOWN",
+    }
+}
+
+/// The vm_states (and task_state, if one) a status filter means.
+pub(crate) fn states_of_status(
+    status: &str,
+) -> Option<(Vec<&'static str>, Option<Vec<&'static str>>)> {
+    Some(match status.to_ascii_uppercase().as_str() {
+        "ACTIVE" => (vec!["active"], None),
+        "BUILD" => (vec!["building"], None),
+        "SHUTOFF" => (vec!["stopped"], None),
+        "ERROR" => (vec!["error"], None),
+        "DELETED" => (vec!["deleted"], None),
+        "SOFT_DELETED" => (vec!["soft-delete"], None),
+        "PAUSED" => (vec!["paused"], None),
+        "SUSPENDED" => (vec!["suspended"], None),
+        "RESCUE" => (vec!["rescued"], None),
+        "SHELVED" => (vec!["shelved"], None),
+        "SHELVED_OFFLOADED" => (vec!["shelved_offloaded"], None),
+        "VERIFY_RESIZE" => (vec!["resized"], None),
+        "REBOOT" => (
+            vec!["active"],
+            Some(vec!["rebooting", "reboot_pending", "reboot_started"]),
+        ),
+        "HARD_REBOOT" => (
+            vec!["active"],
+            Some(vec![
+                "rebooting_hard",
+                "reboot_pending_hard",
+                "reboot_started_hard",
+            ]),
+        ),
+        _ => return None,
+    })
+}
+
+fn links(st: &ApiState, kind: &str, id: &str) -> Value {
+    json!([
+        {"rel": "self", "href": format!("{}/v2.1/{kind}/{id}", st.cfg.public_url)},
+        {"rel": "bookmark", "href": format!("{}/{kind}/{id}", st.cfg.public_url)},
+    ])
+}
+
+/// `{"id", "name", "links"}` of a server.
+pub(crate) fn server_brief(st: &ApiState, i: &Instance) -> Value {
+    json!({"id": i.uuid(), "name": i.display_name().clone().unwrap_or_default(), "links": links(st, "servers", i.uuid())})
+}
+
+fn host_id(project: &str, host: &Option<String>) -> String {
+    match host {
+        Some(h) if !h.is_empty() => {
+            hex::encode(sha2::Sha224::digest(format!("{project}{h}").as_bytes()))
+        }
+        _ => String::new(),
+    }
+}
+
+/// A server's full view at microversion `v` for caller `ctx`.
+pub(crate) fn server(st: &ApiState, ctx: &Ctx, v: ApiVersion, i: &Instance, show: bool) -> Value {
+    let project = i.project_id().clone().unwrap_or_default();
+    let vm = i.vm_state().clone().unwrap_or_default();
+    let task = i.task_state().clone();
+    let status = status(&vm, task.as_deref());
+    let image = match i.image_ref().as_deref() {
+        Some(id) if !id.is_empty() => {
+            let mut img = json!({"id": id, "links": [{"rel": "bookmark", "href": format!("{}/images/{id}", st.cfg.public_url)}]});
+            if v.at_least(2, 98)
+                && let Some(meta) = st.images.get(id)
+            {
+                let props: Map<String, Value> = meta
+                    .as_object()
+                    .map(|o| {
+                        o.iter()
+                            .filter(|(k, _)| {
+                                k.starts_with("hw_")
+                                    || k.starts_with("os_")
+                                        && *k != "os_hash_algo"
+                                        && *k != "os_hash_value"
+                                        && *k != "os_hidden"
+                            })
+                            .map(|(k, v)| (k.clone(), v.clone()))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                img["properties"] = Value::Object(props);
+            }
+            img
+        }
+        _ => json!(""),
+    };
+    let flavor = if i.obj_attr_is_set("flavor") {
+        flavor_embedded(st, v, i.flavor())
+    } else {
+        json!({})
+    };
+    let mut s = json!({
+        "id": i.uuid(),
+        "name": i.display_name().clone().unwrap_or_default(),
+        "status": status,
+        "tenant_id": project,
+        "user_id": i.user_id().clone().unwrap_or_default(),
+        "metadata": i.metadata(),
+        "hostId": host_id(&project, i.host()),
+        "image": image,
+        "flavor": flavor,
+        "created": time(i.created_at()),
+        "updated": time(&i.updated_at().or(*i.created_at())),
+        "addresses": {},
+        "accessIPv4": i.access_ip_v4().clone().unwrap_or_default(),
+        "accessIPv6": i.access_ip_v6().clone().unwrap_or_default(),
+        "links": links(st, "servers", i.uuid()),
+        "OS-DCF:diskConfig": if *i.auto_disk_config() { "AUTO" } else { "MANUAL" },
+        "OS-EXT-AZ:availability_zone": i.availability_zone().clone().unwrap_or_else(|| st.cfg.default_az.clone()),
+        "config_drive": i.config_drive().clone().unwrap_or_default(),
+        "key_name": i.key_name(),
+        "OS-SRV-USG:launched_at": usage_time(i.launched_at()),
+        "OS-SRV-USG:terminated_at": usage_time(i.terminated_at()),
+        "OS-EXT-STS:task_state": task,
+        "OS-EXT-STS:vm_state": vm,
+        "OS-EXT-STS:power_state": i.power_state().unwrap_or(0),
+        "os-extended-volumes:volumes_attached": [],
+        "security_groups": [{"name": "default"}],
+    });
+    let o = s.as_object_mut().unwrap_or_else(|| unreachable!());
+    if status == "BUILD" || status == "ACTIVE" {
+        o.insert("progress".into(), json!(i.progress().unwrap_or(0)));
+    }
+    if ctx.is_admin() {
+        o.insert("OS-EXT-SRV-ATTR:host".into(), json!(i.host()));
+        o.insert(
+            "OS-EXT-SRV-ATTR:hypervisor_hostname".into(),
+            json!(i.node()),
+        );
+        o.insert(
+            "OS-EXT-SRV-ATTR:instance_name".into(),
+            json!(format!("instance-{:08x}", i.id())),
+        );
+        if v.at_least(2, 3) {
+            o.insert(
+                "OS-EXT-SRV-ATTR:reservation_id".into(),
+                json!(i.reservation_id()),
+            );
+            o.insert(
+                "OS-EXT-SRV-ATTR:launch_index".into(),
+                json!(i.launch_index()),
+            );
+            o.insert(
+                "OS-EXT-SRV-ATTR:kernel_id".into(),
+                json!(i.kernel_id().clone().unwrap_or_default()),
+            );
+            o.insert(
+                "OS-EXT-SRV-ATTR:ramdisk_id".into(),
+                json!(i.ramdisk_id().clone().unwrap_or_default()),
+            );
+            o.insert(
+                "OS-EXT-SRV-ATTR:root_device_name".into(),
+                json!(i.root_device_name()),
+            );
+            o.insert("OS-EXT-SRV-ATTR:user_data".into(), json!(i.user_data()));
+            if !v.at_least(2, 90) {
+                o.insert("OS-EXT-SRV-ATTR:hostname".into(), json!(i.hostname()));
+            }
+        }
+        if v.at_least(2, 16) {
+            o.insert(
+                "host_status".into(),
+                json!(if i.host().is_some() { "UP" } else { "" }),
+            );
+        }
+    }
+    if v.at_least(2, 90) {
+        o.insert("OS-EXT-SRV-ATTR:hostname".into(), json!(i.hostname()));
+    }
+    if v.at_least(2, 9) {
+        o.insert("locked".into(), json!(i.locked()));
+    }
+    if v.at_least(2, 73) {
+        o.insert("locked_reason".into(), Value::Null);
+    }
+    if v.at_least(2, 19) {
+        o.insert("description".into(), json!(i.display_description()));
+    }
+    if v.at_least(2, 26) {
+        o.insert("tags".into(), json!([]));
+    }
+    if v.at_least(2, 71) && show {
+        o.insert("server_groups".into(), json!([]));
+    }
+    if v.at_least(2, 96) {
+        o.insert(
+            "pinned_availability_zone".into(),
+            json!(i.availability_zone()),
+        );
+    }
+    if v.at_least(2, 100) && show {
+        o.insert("scheduler_hints".into(), json!({}));
+    }
+    if matches!(status, "ERROR" | "DELETED")
+        && let Some(f) = i.fault()
+    {
+        let mut fault = json!({"code": f.code(), "created": time(f.created_at()), "message": f.message().clone().unwrap_or_default()});
+        if ctx.is_admin() {
+            fault["details"] = json!(f.details().clone().unwrap_or_default());
+        }
+        o.insert("fault".into(), fault);
+    }
+    s
+}
+
+/// The flavor inside a server: a link before 2.47, the flavor itself since.
+pub(crate) fn flavor_embedded(st: &ApiState, v: ApiVersion, f: &Flavor) -> Value {
+    if v.at_least(2, 47) {
+        let mut out = json!({
+            "vcpus": f.vcpus(), "ram": f.memory_mb(), "disk": f.root_gb(),
+            "ephemeral": f.ephemeral_gb(), "swap": f.swap(),
+            "original_name": f.name().clone().unwrap_or_default(),
+        });
+        out["extra_specs"] = json!(f.extra_specs());
+        out
+    } else {
+        json!({"id": f.flavorid(), "links": [{"rel": "bookmark", "href": format!("{}/flavors/{}", st.cfg.public_url, f.flavorid())}]})
+    }
+}
+
+/// A flavor's view (`brief`: id, name, links).
+pub(crate) fn flavor(
+    st: &ApiState,
+    v: ApiVersion,
+    f: &Flavor,
+    brief: bool,
+    with_specs: bool,
+) -> Value {
+    let mut out = json!({"id": f.flavorid(), "name": f.name().clone().unwrap_or_default(), "links": links(st, "flavors", f.flavorid())});
+    if v.at_least(2, 55) {
+        out["description"] = json!(f.description());
+    }
+    if brief {
+        return out;
+    }
+    out["ram"] = json!(f.memory_mb());
+    out["vcpus"] = json!(f.vcpus());
+    out["disk"] = json!(f.root_gb());
+    out["OS-FLV-EXT-DATA:ephemeral"] = json!(f.ephemeral_gb());
+    out["swap"] = if v.at_least(2, 75) || *f.swap() != 0 {
+        json!(f.swap())
+    } else {
+        json!("")
+    };
+    out["rxtx_factor"] = json!(f.rxtx_factor().unwrap_or(1.0));
+    out["os-flavor-access:is_public"] = json!(f.is_public());
+    out["OS-FLV-DISABLED:disabled"] = json!(f.disabled());
+    if v.at_least(2, 61) && with_specs {
+        out["extra_specs"] = json!(f.extra_specs());
+    }
+    out
+}
