@@ -25,9 +25,12 @@ use serde_json::{Value, json};
 /// How old the host view may get before a request reloads it.
 pub const HOST_REFRESH: Duration = Duration::from_secs(1);
 
-/// The scheduler's configuration, from `[filter_scheduler]` and `[scheduler]`.
+/// The scheduler's configuration, from `[filter_scheduler]`, `[scheduler]`
+/// and `[DEFAULT] service_down_time`.
 pub fn scheduler_config(conf: &Conf) -> anyhow::Result<SchedulerConfig> {
     let mut c = SchedulerConfig::default();
+    let (_, down) = conf.service_group()?;
+    c.service_down_time = down as f64;
     for section in ["filter_scheduler", "scheduler"] {
         for (k, v) in conf.section(section) {
             if let Err(e) = c.set(&k, &v) {

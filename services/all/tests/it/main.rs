@@ -1,1 +1,9 @@
-//! functional tests
+//! Functional tests of the reference services: one process (`Cluster`),
+//! the real `openstack` CLI against `nova-all`, and every service as its
+//! own process over RabbitMQ and PostgreSQL.
+
+mod api;
+mod boot;
+mod cli;
+mod cluster;
+mod multiprocess;

@@ -1,0 +1,1 @@
+//! The real `openstack` CLI against `nova-all`. (Filled in below.)
