@@ -425,6 +425,7 @@ async fn check(State(st): State<IdState>, headers: HeaderMap) -> Response {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 

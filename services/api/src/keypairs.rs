@@ -250,7 +250,7 @@ pub(crate) async fn create(
     let (public, private) = match kp["public_key"].as_str() {
         Some(pk) => (pk.trim().to_owned(), None),
         None => {
-            let (p, s) = generate(&format!("Generated-by-Nova"));
+            let (p, s) = generate("Generated-by-Nova");
             (p, Some(s))
         }
     };
@@ -319,6 +319,7 @@ pub(crate) async fn delete(
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 

@@ -79,13 +79,14 @@ pub fn negotiate(headers: &HeaderMap) -> Negotiated {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 
-    fn h(pairs: &[(&str, &str)]) -> HeaderMap {
+    fn h(pairs: &[(&'static str, &str)]) -> HeaderMap {
         let mut m = HeaderMap::new();
         for (k, v) in pairs {
-            m.append(*k, v.parse().unwrap());
+            m.append(*k, v.parse().expect("header value"));
         }
         m
     }

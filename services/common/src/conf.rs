@@ -276,7 +276,31 @@ impl Conf {
     }
 }
 
+impl Conf {
+    /// What a service binary does first: reads `--config` files (later
+    /// ones override), applies `NOVA_*` environment overrides, starts
+    /// logging, and warns about options nothing reads.
+    pub fn for_service(paths: &[std::path::PathBuf]) -> Result<Self, ConfError> {
+        let mut conf = Conf::new();
+        for p in paths {
+            let more = Conf::load(p)?;
+            for (s, keys) in more.sections {
+                for (k, v) in keys {
+                    conf.set(&s, &k, &v);
+                }
+            }
+        }
+        conf.apply_env(std::env::vars());
+        crate::init_tracing(conf.bool_or("DEFAULT", "debug", false)?);
+        for o in conf.unknown_options() {
+            tracing::warn!(option = %o, "unknown option ignored");
+        }
+        Ok(conf)
+    }
+}
+
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 
@@ -310,28 +334,5 @@ mod tests {
         assert!(c.bool_or("DEFAULT", "debug", false).is_ok());
         c.set("DEFAULT", "debug", "maybe");
         assert!(c.bool_or("DEFAULT", "debug", false).is_err());
-    }
-}
-
-impl Conf {
-    /// What a service binary does first: reads `--config` files (later
-    /// ones override), applies `NOVA_*` environment overrides, starts
-    /// logging, and warns about options nothing reads.
-    pub fn for_service(paths: &[std::path::PathBuf]) -> Result<Self, ConfError> {
-        let mut conf = Conf::new();
-        for p in paths {
-            let more = Conf::load(p)?;
-            for (s, keys) in more.sections {
-                for (k, v) in keys {
-                    conf.set(&s, &k, &v);
-                }
-            }
-        }
-        conf.apply_env(std::env::vars());
-        crate::init_tracing(conf.bool_or("DEFAULT", "debug", false)?);
-        for o in conf.unknown_options() {
-            tracing::warn!(option = %o, "unknown option ignored");
-        }
-        Ok(conf)
     }
 }

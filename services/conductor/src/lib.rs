@@ -135,9 +135,15 @@ impl Conductor {
                 }
             }
         }
+        if instances.is_empty() {
+            return Ok(());
+        }
+        // Only what still exists is scheduled: nothing is claimed for an
+        // instance deleted while queued.
+        let uuids: Vec<String> = instances.iter().map(|i| i.uuid().clone()).collect();
         let selections = match self
             .scheduler
-            .select_destinations(&ctx, spec.clone(), uuids.clone())
+            .select_destinations(&ctx, spec.clone(), uuids)
             .await
         {
             Ok(s) => s,
@@ -146,11 +152,8 @@ impl Conductor {
                     .remote()
                     .map(|r| r.message.clone())
                     .unwrap_or_else(|| e.to_string());
-                let code = if e.remote().is_some_and(|r| r.class == "NoValidHost") {
-                    500
-                } else {
-                    500
-                };
+                // Nova records NoValidHost (and any scheduling failure) as a 500 fault.
+                let code = 500;
                 for mut inst in instances {
                     tracing::info!(instance = %inst.uuid(), reason = %message, "burying the instance in cell0");
                     if let Err(e) =

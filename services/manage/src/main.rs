@@ -120,8 +120,8 @@ async fn main() -> anyhow::Result<()> {
                     let ctx = nova_rpc::RequestContext::new().with_admin(true);
                     let cells: Vec<CellMapping> = objects.list(&ctx, &ListQuery::new()).await?;
                     println!(
-                        "{:<8} {:<36} {:<24} {}",
-                        "Name", "UUID", "Transport URL", "Disabled"
+                        "{:<8} {:<36} {:<24} Disabled",
+                        "Name", "UUID", "Transport URL"
                     );
                     for c in cells {
                         println!(

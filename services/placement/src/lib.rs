@@ -52,6 +52,9 @@ fn db(e: DbErr) -> PlacementError {
     PlacementError::ConcurrentUpdate(format!("placement database: {e}"))
 }
 
+/// The in-memory copy candidates are computed on, and when it was loaded.
+type Mirror = (Instant, Arc<MemoryPlacement>);
+
 /// Placement in SQL. Cheap to clone (shared state).
 #[derive(Debug, Clone)]
 pub struct SqlPlacement {
@@ -60,7 +63,7 @@ pub struct SqlPlacement {
     /// In-process writers take this first: SQLite allows one writer, and
     /// queueing here beats retrying on `SQLITE_BUSY`.
     write_lock: Arc<tokio::sync::Mutex<()>>,
-    mirror: Arc<Mutex<Option<(Instant, Arc<MemoryPlacement>)>>>,
+    mirror: Arc<Mutex<Option<Mirror>>>,
     refresh: Duration,
 }
 
@@ -97,8 +100,7 @@ impl SqlPlacement {
     pub async fn sync(&self) -> Result<()> {
         for sql in SCHEMA {
             let sql = if self.backend == DbBackend::MySql {
-                sql.replace("CREATE TABLE IF NOT EXISTS", "CREATE TABLE IF NOT EXISTS")
-                    + " ENGINE=InnoDB"
+                format!("{sql} ENGINE=InnoDB")
             } else {
                 (*sql).to_owned()
             };

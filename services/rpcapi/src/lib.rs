@@ -39,6 +39,7 @@ pub fn parse_version_cap(
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
 

@@ -11,15 +11,22 @@ use crate::cluster::temp_dir;
 /// The `openstack` executable of the test virtualenv; `None` (outside CI)
 /// when it is not installed. In CI a missing client fails the test.
 fn openstack() -> Option<PathBuf> {
-    let venv = std::env::var("NOVA_RS_VENV").unwrap_or_else(|_| "/var/tmp/nova-rs/venv-oracles".into());
+    let venv =
+        std::env::var("NOVA_RS_VENV").unwrap_or_else(|_| "/var/tmp/nova-rs/venv-oracles".into());
     let exe = Path::new(&venv).join("bin/openstack");
     if exe.exists() {
         return Some(exe);
     }
     if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("{} is missing: scripts/test installs python-openstackclient into the test virtualenv", exe.display());
+        panic!(
+            "{} is missing: scripts/test installs python-openstackclient into the test virtualenv",
+            exe.display()
+        );
     }
-    eprintln!("SKIP: {} is not installed (run scripts/test once to create the virtualenv)", exe.display());
+    eprintln!(
+        "SKIP: {} is not installed (run scripts/test once to create the virtualenv)",
+        exe.display()
+    );
     None
 }
 
@@ -37,7 +44,11 @@ impl Drop for NovaAll {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 struct Cli {
@@ -83,17 +94,28 @@ fn the_openstack_cli_runs_against_nova_all() {
     let child = std::process::Command::new(env!("CARGO_BIN_EXE_nova-all"))
         .args(["--fake-computes", "3", "--state-dir"])
         .arg(&dir)
-        .args(["--port", &port.to_string(), "--image-port", &image_port.to_string()])
+        .args([
+            "--port",
+            &port.to_string(),
+            "--image-port",
+            &image_port.to_string(),
+        ])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let mut all = NovaAll { child, dir: dir.clone() };
+    let mut all = NovaAll {
+        child,
+        dir: dir.clone(),
+    };
     // Wait for its banner (it prints once every service is up).
     let clouds = dir.join("clouds.yaml");
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     while !clouds.exists() {
-        assert!(std::time::Instant::now() < deadline, "nova-all did not start");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "nova-all did not start"
+        );
         if let Ok(Some(status)) = all.child.try_wait() {
             panic!("nova-all exited: {status}");
         }
@@ -104,19 +126,78 @@ fn the_openstack_cli_runs_against_nova_all() {
     // Image, flavor, keypair.
     let img = dir.join("disk.raw");
     std::fs::write(&img, vec![0u8; 256 * 1024]).unwrap();
-    let image_id = cli.value(&["image", "create", "--disk-format", "raw", "--container-format", "bare", "--public", "--file", img.to_str().unwrap(), "cli-image"], "id");
+    let image_id = cli.value(
+        &[
+            "image",
+            "create",
+            "--disk-format",
+            "raw",
+            "--container-format",
+            "bare",
+            "--public",
+            "--file",
+            img.to_str().unwrap(),
+            "cli-image",
+        ],
+        "id",
+    );
     assert_eq!(cli.value(&["image", "show", &image_id], "status"), "active");
-    cli.run(&["flavor", "create", "--ram", "256", "--disk", "1", "--vcpus", "1", "lab.flavor"]);
+    cli.run(&[
+        "flavor",
+        "create",
+        "--ram",
+        "256",
+        "--disk",
+        "1",
+        "--vcpus",
+        "1",
+        "lab.flavor",
+    ]);
     let key = dir.join("key.pub");
-    std::fs::write(&key, "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGsRJ5XbOOx1hPN7sC4nT3T0Fm9gWl7EJAx/J2cqvT4W cli\n").unwrap();
-    let fp = cli.value(&["keypair", "create", "--public-key", key.to_str().unwrap(), "k1"], "fingerprint");
+    std::fs::write(
+        &key,
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGsRJ5XbOOx1hPN7sC4nT3T0Fm9gWl7EJAx/J2cqvT4W cli\n",
+    )
+    .unwrap();
+    let fp = cli.value(
+        &[
+            "keypair",
+            "create",
+            "--public-key",
+            key.to_str().unwrap(),
+            "k1",
+        ],
+        "fingerprint",
+    );
     assert_eq!(fp.split(':').count(), 16, "{fp}");
 
     // A server, with --wait.
-    let status = cli.value(&["server", "create", "--flavor", "lab.flavor", "--image", "cli-image", "--nic", "none", "--key-name", "k1", "--wait", "vm1"], "status");
+    let status = cli.value(
+        &[
+            "server",
+            "create",
+            "--flavor",
+            "lab.flavor",
+            "--image",
+            "cli-image",
+            "--nic",
+            "none",
+            "--key-name",
+            "k1",
+            "--wait",
+            "vm1",
+        ],
+        "status",
+    );
     assert_eq!(status, "ACTIVE");
     let list = cli.run(&["server", "list"]);
-    assert!(list.contains("vm1") && list.contains("ACTIVE") && list.contains("cli-image") && list.contains("lab.flavor"), "{list}");
+    assert!(
+        list.contains("vm1")
+            && list.contains("ACTIVE")
+            && list.contains("cli-image")
+            && list.contains("lab.flavor"),
+        "{list}"
+    );
     assert_eq!(cli.value(&["server", "show", "vm1"], "key_name"), "k1");
 
     // Reboot, stop, start.
@@ -138,8 +219,14 @@ fn the_openstack_cli_runs_against_nova_all() {
     let az = cli.run(&["availability", "zone", "list", "--compute"]);
     assert!(az.contains("nova") && az.contains("available"), "{az}");
     let limits = cli.run(&["limits", "show", "--absolute"]);
-    assert!(limits.contains("total_instances_used") && limits.contains("max_total_instances"), "{limits}");
-    let used: Vec<&str> = limits.lines().filter(|l| l.contains("total_ram_used")).collect();
+    assert!(
+        limits.contains("total_instances_used") && limits.contains("max_total_instances"),
+        "{limits}"
+    );
+    let used: Vec<&str> = limits
+        .lines()
+        .filter(|l| l.contains("total_ram_used"))
+        .collect();
     assert!(used.first().is_some_and(|l| l.contains("256")), "{limits}");
 
     // Delete, with --wait.
@@ -157,7 +244,10 @@ fn wait_for(cli: &Cli, server: &str, status: &str) {
         if cli.value(&["server", "show", server], "status") == status {
             return;
         }
-        assert!(std::time::Instant::now() < deadline, "{server} never reached {status}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{server} never reached {status}"
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
 }

@@ -2,6 +2,8 @@
 //! the real `openstack` CLI against `nova-all`, and every service as its
 //! own process over RabbitMQ and PostgreSQL.
 
+#![allow(clippy::unwrap_used)]
+
 mod api;
 mod boot;
 mod cli;

@@ -47,7 +47,10 @@ impl Procs {
     fn spawn(&mut self, name: &str, conf: &Path, env: &[(&str, &str)], log: &Path) {
         let out = std::fs::File::create(log.join(format!("{name}.log"))).unwrap();
         let mut cmd = Command::new(bin(name.split('@').next().unwrap()));
-        cmd.arg("--config").arg(conf).stdout(Stdio::null()).stderr(out);
+        cmd.arg("--config")
+            .arg(conf)
+            .stdout(Stdio::null())
+            .stderr(out);
         for (k, v) in env {
             cmd.env(k, v);
         }
@@ -57,7 +60,8 @@ impl Procs {
     fn check_alive(&mut self, log: &Path) {
         for (name, c) in &mut self.0 {
             if let Ok(Some(status)) = c.try_wait() {
-                let text = std::fs::read_to_string(log.join(format!("{name}.log"))).unwrap_or_default();
+                let text =
+                    std::fs::read_to_string(log.join(format!("{name}.log"))).unwrap_or_default();
                 panic!("{name} exited with {status}:\n{text}");
             }
         }
@@ -65,11 +69,24 @@ impl Procs {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
-async fn json_req(http: &reqwest::Client, method: reqwest::Method, url: &str, token: &str, body: Option<Value>) -> (u16, Value) {
-    let mut rb = http.request(method, url).header("X-Auth-Token", token).header("OpenStack-API-Version", "compute 2.100");
+async fn json_req(
+    http: &reqwest::Client,
+    method: reqwest::Method,
+    url: &str,
+    token: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let mut rb = http
+        .request(method, url)
+        .header("X-Auth-Token", token)
+        .header("OpenStack-API-Version", "compute 2.100");
     if let Some(b) = body {
         rb = rb.json(&b);
     }
@@ -82,13 +99,21 @@ async fn json_req(http: &reqwest::Client, method: reqwest::Method, url: &str, to
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn services_as_processes_over_rabbitmq_and_postgresql() {
     let tag = uuid::Uuid::new_v4().simple().to_string()[..8].to_owned();
-    let pg_admin = std::env::var("NOVA_RS_PG_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-    let amqp = std::env::var("NOVA_RS_AMQP_URL").unwrap_or_else(|_| "rabbit://guest:guest@127.0.0.1:5672/".into());
+    let pg_admin = std::env::var("NOVA_RS_PG_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    let amqp = std::env::var("NOVA_RS_AMQP_URL")
+        .unwrap_or_else(|_| "rabbit://guest:guest@127.0.0.1:5672/".into());
     let admin_db = nova_objects::db::Database::connect(&nova_objects::db::DbConfig::new(&pg_admin))
         .await
-        .unwrap_or_else(|e| panic!("PostgreSQL is not reachable at {pg_admin} ({e}): bash scripts/test starts it"));
+        .unwrap_or_else(|e| {
+            panic!("PostgreSQL is not reachable at {pg_admin} ({e}): bash scripts/test starts it")
+        });
     let dbname = format!("nova_mp_{tag}");
-    admin_db.connection().execute_unprepared(&format!("CREATE DATABASE {dbname}")).await.unwrap();
+    admin_db
+        .connection()
+        .execute_unprepared(&format!("CREATE DATABASE {dbname}"))
+        .await
+        .unwrap();
     let db_url = match pg_admin.rsplit_once('/') {
         Some((base, _)) => format!("{base}/{dbname}"),
         None => panic!("NOVA_RS_PG_URL has no database name"),
@@ -108,20 +133,57 @@ async fn services_as_processes_over_rabbitmq_and_postgresql() {
     )
     .unwrap();
     // nova-manage db sync, then every service.
-    let out = Command::new(bin("nova-manage")).arg("--config").arg(&conf).args(["db", "sync"]).output().unwrap();
-    assert!(out.status.success(), "db sync: {}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new(bin("nova-manage"))
+        .arg("--config")
+        .arg(&conf)
+        .args(["db", "sync"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "db sync: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let said = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(said.contains("applied") && said.contains("cell1"), "{said}");
-    let again = Command::new(bin("nova-manage")).arg("--config").arg(&conf).args(["db", "sync"]).output().unwrap();
-    assert!(String::from_utf8_lossy(&again.stdout).contains("applied 0 migration"), "db sync is idempotent");
+    let again = Command::new(bin("nova-manage"))
+        .arg("--config")
+        .arg(&conf)
+        .args(["db", "sync"])
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&again.stdout).contains("applied 0 migration"),
+        "db sync is idempotent"
+    );
 
     let mut procs = Procs(Vec::new());
-    procs.spawn("nova-conductor", &conf, &[("NOVA_DEFAULT_HOST", &format!("ctl-{tag}"))], &dir);
-    procs.spawn("nova-scheduler", &conf, &[("NOVA_DEFAULT_HOST", &format!("ctl-{tag}"))], &dir);
-    procs.spawn("nova-api", &conf, &[("NOVA_DEFAULT_HOST", &format!("ctl-{tag}"))], &dir);
+    procs.spawn(
+        "nova-conductor",
+        &conf,
+        &[("NOVA_DEFAULT_HOST", &format!("ctl-{tag}"))],
+        &dir,
+    );
+    procs.spawn(
+        "nova-scheduler",
+        &conf,
+        &[("NOVA_DEFAULT_HOST", &format!("ctl-{tag}"))],
+        &dir,
+    );
+    procs.spawn(
+        "nova-api",
+        &conf,
+        &[("NOVA_DEFAULT_HOST", &format!("ctl-{tag}"))],
+        &dir,
+    );
     let hosts: Vec<String> = (1..=3).map(|n| format!("mp{tag}-cmp-{n}")).collect();
     for (n, h) in hosts.iter().enumerate() {
-        procs.spawn(&format!("nova-compute@{n}"), &conf, &[("NOVA_DEFAULT_HOST", h)], &dir);
+        procs.spawn(
+            &format!("nova-compute@{n}"),
+            &conf,
+            &[("NOVA_DEFAULT_HOST", h)],
+            &dir,
+        );
     }
 
     let http = reqwest::Client::new();
@@ -131,30 +193,68 @@ async fn services_as_processes_over_rabbitmq_and_postgresql() {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     let token = loop {
         procs.check_alive(&dir);
-        if let Ok(r) = http.post(format!("{base}/identity/v3/auth/tokens")).json(&auth).send().await
+        if let Ok(r) = http
+            .post(format!("{base}/identity/v3/auth/tokens"))
+            .json(&auth)
+            .send()
+            .await
             && r.status().as_u16() == 201
         {
             break r.headers()["x-subject-token"].to_str().unwrap().to_owned();
         }
-        assert!(tokio::time::Instant::now() < deadline, "nova-api never came up");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "nova-api never came up"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
     // Wait for the three computes to be up.
     loop {
         procs.check_alive(&dir);
-        let (_, hv) = json_req(&http, reqwest::Method::GET, &format!("{base}/v2.1/os-hypervisors/detail"), &token, None).await;
-        let up = hv["hypervisors"].as_array().map_or(0, |a| a.iter().filter(|h| h["state"] == "up").count());
+        let (_, hv) = json_req(
+            &http,
+            reqwest::Method::GET,
+            &format!("{base}/v2.1/os-hypervisors/detail"),
+            &token,
+            None,
+        )
+        .await;
+        let up = hv["hypervisors"]
+            .as_array()
+            .map_or(0, |a| a.iter().filter(|h| h["state"] == "up").count());
         if up == 3 {
             break;
         }
-        assert!(tokio::time::Instant::now() < deadline, "computes never came up: {hv}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "computes never came up: {hv}"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     // nova-manage maps the new hosts; nova-status is happy.
-    let out = Command::new(bin("nova-manage")).arg("--config").arg(&conf).args(["cell_v2", "discover_hosts", "--verbose"]).output().unwrap();
-    assert!(String::from_utf8_lossy(&out.stdout).contains("Found 3 unmapped computes"), "{}", String::from_utf8_lossy(&out.stdout));
-    let st = Command::new(bin("nova-status")).arg("--config").arg(&conf).args(["upgrade", "check"]).output().unwrap();
-    assert_eq!(st.status.code(), Some(0), "{}", String::from_utf8_lossy(&st.stdout));
+    let out = Command::new(bin("nova-manage"))
+        .arg("--config")
+        .arg(&conf)
+        .args(["cell_v2", "discover_hosts", "--verbose"])
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("Found 3 unmapped computes"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let st = Command::new(bin("nova-status"))
+        .arg("--config")
+        .arg(&conf)
+        .args(["upgrade", "check"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        st.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&st.stdout)
+    );
 
     // A flavor and an image.
     let (s, _) = json_req(&http, reqwest::Method::POST, &format!("{base}/v2.1/flavors"), &token, Some(json!({"flavor": {"name": "mp.small", "ram": 1024, "vcpus": 1, "disk": 1, "id": "mp1"}}))).await;
@@ -162,7 +262,15 @@ async fn services_as_processes_over_rabbitmq_and_postgresql() {
     let r = http.post(format!("http://127.0.0.1:{image_port}/v2/images")).header("X-Auth-Token", &token).json(&json!({"name": "mp", "disk_format": "raw", "container_format": "bare", "visibility": "public"})).send().await.unwrap();
     let image: Value = r.json().await.unwrap();
     let image_id = image["id"].as_str().unwrap().to_owned();
-    let r = http.put(format!("http://127.0.0.1:{image_port}/v2/images/{image_id}/file")).header("X-Auth-Token", &token).body(vec![1u8; 1024]).send().await.unwrap();
+    let r = http
+        .put(format!(
+            "http://127.0.0.1:{image_port}/v2/images/{image_id}/file"
+        ))
+        .header("X-Auth-Token", &token)
+        .body(vec![1u8; 1024])
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status().as_u16(), 204);
 
     // Twenty servers in one request.
@@ -171,47 +279,100 @@ async fn services_as_processes_over_rabbitmq_and_postgresql() {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
     let servers = loop {
         procs.check_alive(&dir);
-        let (_, list) = json_req(&http, reqwest::Method::GET, &format!("{base}/v2.1/servers/detail"), &token, None).await;
+        let (_, list) = json_req(
+            &http,
+            reqwest::Method::GET,
+            &format!("{base}/v2.1/servers/detail"),
+            &token,
+            None,
+        )
+        .await;
         let all = list["servers"].as_array().cloned().unwrap_or_default();
-        assert!(all.iter().all(|s| s["status"] != "ERROR"), "a server failed: {list}");
+        assert!(
+            all.iter().all(|s| s["status"] != "ERROR"),
+            "a server failed: {list}"
+        );
         if all.len() == 20 && all.iter().all(|s| s["status"] == "ACTIVE") {
             break all;
         }
-        assert!(tokio::time::Instant::now() < deadline, "servers not active: {list}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "servers not active: {list}"
+        );
         tokio::time::sleep(Duration::from_millis(250)).await;
     };
     // The RAM weigher spreads: equal hosts end within one server of each other.
     let mut per_host = std::collections::BTreeMap::<String, usize>::new();
     for s in &servers {
-        *per_host.entry(s["OS-EXT-SRV-ATTR:host"].as_str().unwrap().to_owned()).or_default() += 1;
+        *per_host
+            .entry(s["OS-EXT-SRV-ATTR:host"].as_str().unwrap().to_owned())
+            .or_default() += 1;
     }
     assert_eq!(per_host.len(), 3, "{per_host:?}");
-    let (min, max) = (per_host.values().min().unwrap(), per_host.values().max().unwrap());
+    let (min, max) = (
+        per_host.values().min().unwrap(),
+        per_host.values().max().unwrap(),
+    );
     assert!(max - min <= 1, "spread {per_host:?}");
 
     // Placement in PostgreSQL holds exactly the twenty allocations.
     let placement = nova_placement::SqlPlacement::open(&db_url).await.unwrap();
     let mut total = 0;
-    let (_, hv) = json_req(&http, reqwest::Method::GET, &format!("{base}/v2.1/os-hypervisors"), &token, None).await;
-    let nodes: Vec<String> = hv["hypervisors"].as_array().unwrap().iter().map(|h| h["id"].as_str().unwrap().to_owned()).collect();
+    let (_, hv) = json_req(
+        &http,
+        reqwest::Method::GET,
+        &format!("{base}/v2.1/os-hypervisors"),
+        &token,
+        None,
+    )
+    .await;
+    let nodes: Vec<String> = hv["hypervisors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["id"].as_str().unwrap().to_owned())
+        .collect();
     for n in &nodes {
-        total += placement.usages_async(n).await.unwrap().get("MEMORY_MB").copied().unwrap_or(0);
+        total += placement
+            .usages_async(n)
+            .await
+            .unwrap()
+            .get("MEMORY_MB")
+            .copied()
+            .unwrap_or(0);
     }
     assert_eq!(total, 20 * 1024);
 
     // Delete them all.
     for s in &servers {
         let id = s["id"].as_str().unwrap();
-        let (st, b) = json_req(&http, reqwest::Method::DELETE, &format!("{base}/v2.1/servers/{id}"), &token, None).await;
+        let (st, b) = json_req(
+            &http,
+            reqwest::Method::DELETE,
+            &format!("{base}/v2.1/servers/{id}"),
+            &token,
+            None,
+        )
+        .await;
         assert_eq!(st, 204, "{b}");
     }
     loop {
         procs.check_alive(&dir);
-        let (_, list) = json_req(&http, reqwest::Method::GET, &format!("{base}/v2.1/servers"), &token, None).await;
+        let (_, list) = json_req(
+            &http,
+            reqwest::Method::GET,
+            &format!("{base}/v2.1/servers"),
+            &token,
+            None,
+        )
+        .await;
         if list["servers"].as_array().is_some_and(|a| a.is_empty()) {
             break;
         }
-        assert!(tokio::time::Instant::now() < deadline, "servers not deleted: {list}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "servers not deleted: {list}"
+        );
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
     let mut total = 0;
@@ -223,6 +384,9 @@ async fn services_as_processes_over_rabbitmq_and_postgresql() {
     assert_eq!(total, 0, "every allocation released");
     drop(procs);
     drop(placement);
-    let _ = admin_db.connection().execute_unprepared(&format!("DROP DATABASE IF EXISTS {dbname} WITH (FORCE)")).await;
+    let _ = admin_db
+        .connection()
+        .execute_unprepared(&format!("DROP DATABASE IF EXISTS {dbname} WITH (FORCE)"))
+        .await;
     let _ = std::fs::remove_dir_all(&dir);
 }
