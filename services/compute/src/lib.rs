@@ -202,6 +202,7 @@ impl ComputeManager {
         stop: CancellationToken,
     ) -> anyhow::Result<RpcServer> {
         let me = &self.inner;
+        wait_for_conductor(&transport, &stop).await?;
         me.driver.init_host(&me.cfg.host).await?;
         let service =
             nova_service::register_service(&me.objects, &me.cfg.host, "nova-compute", "compute")
@@ -909,6 +910,39 @@ impl ComputeManager {
                 let m = m5.clone();
                 async move { m.start_instance(&call.context, a).await }
             })
+    }
+}
+
+/// Nova's `conductor_api.wait_until_ready`: pings the conductors until
+/// one answers (a compute that starts first would otherwise lose its
+/// first requests to a topic nobody consumes yet).
+pub async fn wait_for_conductor(
+    transport: &Arc<dyn Transport>,
+    stop: &CancellationToken,
+) -> anyhow::Result<()> {
+    let ctx = admin();
+    let mut attempt = 0u32;
+    loop {
+        let ping = nova_rpcapi::base::ping(
+            transport.clone(),
+            &ctx,
+            nova_rpcapi::conductor::TOPIC,
+            None,
+            json!("compute"),
+            Duration::from_secs(if attempt == 0 { 2 } else { 5 }),
+        );
+        tokio::select! {
+            _ = stop.cancelled() => anyhow::bail!("stopped while waiting for the conductor"),
+            r = ping => match r {
+                Ok(_) => return Ok(()),
+                Err(e) if e.is_timeout() || matches!(e, nova_rpc::Error::Delivery(_)) => {
+                    attempt += 1;
+                    tracing::warn!(attempt, "waiting for nova-conductor (no answer yet)");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+                Err(e) => return Err(e.into()),
+            },
+        }
     }
 }
 
