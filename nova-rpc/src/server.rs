@@ -249,10 +249,19 @@ async fn handle(shared: &Shared, delivery: Delivery) {
         _ => None,
     };
     let method = req.method.clone();
-    let outcome = shared
-        .dispatcher
-        .dispatch(req, delivery.exchange, delivery.routing_key)
-        .await;
+    // Everything logged while serving carries the caller's request id.
+    let span = tracing::info_span!(
+        "rpc",
+        method = %req.method,
+        request_id = req.context.get("request_id").and_then(|v| v.as_str()).unwrap_or("-"),
+    );
+    let outcome = tracing::Instrument::instrument(
+        shared
+            .dispatcher
+            .dispatch(req, delivery.exchange, delivery.routing_key),
+        span,
+    )
+    .await;
     if let Some(h) = heartbeat {
         h.abort();
     }

@@ -61,7 +61,7 @@ impl AllInOne {
         let stop = CancellationToken::new();
         let transport = nova_service::connect_transport(&conf).await?;
         let url = conf.database_connection();
-        let db = Arc::new(nova_service::open_database(&url, true).await?);
+        let db = Arc::new(nova_service::open_database(&conf, true).await?);
         let objects = Objects::from_arc(db.clone());
         let placement = if conf.placement_connection() == url {
             SqlPlacement::new(db.connection().clone())

@@ -293,10 +293,19 @@ async fn frame(req: Request, next: Next) -> Response {
                     Err(_) => Fault::new(StatusCode::PAYLOAD_TOO_LARGE, "Request is too large.")
                         .into_response(),
                     Ok(bytes) => {
+                        let span = tracing::info_span!(
+                            "api",
+                            request_id = %request_id,
+                            method = %parts.method,
+                            path = %parts.uri.path(),
+                        );
                         parts.extensions.insert(v);
                         parts.extensions.insert(RequestId(request_id.clone()));
-                        next.run(Request::from_parts(parts, Body::from(bytes)))
-                            .await
+                        tracing::Instrument::instrument(
+                            next.run(Request::from_parts(parts, Body::from(bytes))),
+                            span,
+                        )
+                        .await
                     }
                 }
             }

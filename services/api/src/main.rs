@@ -27,7 +27,7 @@ async fn main() -> anyhow::Result<()> {
     let conf = Conf::for_service(&args.config)?;
     let stop = nova_service::shutdown_token();
     let transport = nova_service::connect_transport(&conf).await?;
-    let db = nova_service::open_database(&conf.database_connection(), false).await?;
+    let db = nova_service::open_database(&conf, false).await?;
     let objects = Objects::new(db);
     let placement = SqlPlacement::open(&conf.placement_connection()).await?;
     placement.sync().await?;

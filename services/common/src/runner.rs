@@ -106,12 +106,21 @@ pub fn ensure_sqlite_dir(connection: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Opens `connection` (nova.conf SQLAlchemy URLs accepted); `sync` runs
+/// Opens `[database] connection` (SQLAlchemy URLs accepted) with
+/// `max_pool_size` and `pool_timeout`; `sync` runs
 /// the migrations first (the all-in-one does; split services expect
 /// `nova-manage db sync`).
-pub async fn open_database(connection: &str, sync: bool) -> anyhow::Result<Database> {
-    ensure_sqlite_dir(connection)?;
-    let db = Database::connect(&DbConfig::new(connection))
+pub async fn open_database(conf: &Conf, sync: bool) -> anyhow::Result<Database> {
+    let connection = conf.database_connection();
+    ensure_sqlite_dir(&connection)?;
+    let mut cfg = DbConfig::new(&connection);
+    if let Some(n) = conf.get("database", "max_pool_size").filter(|v| !v.is_empty()) {
+        cfg.max_pool_size = Some(n.parse().map_err(|_| {
+            anyhow::anyhow!("invalid value '{n}' for [database] max_pool_size: expected a number")
+        })?);
+    }
+    cfg.pool_timeout = Duration::from_secs(conf.parse_or("database", "pool_timeout", 30u64)?);
+    let db = Database::connect(&cfg)
         .await
         .with_context(|| "cannot open [database] connection")?;
     if sync {

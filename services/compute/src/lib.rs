@@ -381,12 +381,16 @@ impl ComputeManager {
             }
             t.inventory = inventory;
         }
-        let disabled = me
-            .service
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .as_ref()
-            .is_some_and(|s| *s.disabled());
+        // The service record as operators last left it (os-services
+        // enable/disable): a disabled compute is hidden from Placement.
+        let sid = me.service.lock().unwrap_or_else(|e| e.into_inner()).as_ref().map(|s| s.uuid().clone());
+        let disabled = match sid {
+            Some(u) => match me.objects.get_by_uuid::<Service>(&ctx, &u).await {
+                Ok(s) => *s.disabled(),
+                Err(_) => false,
+            },
+            None => false,
+        };
         let mut traits: BTreeSet<String> = res.traits.iter().cloned().collect();
         if disabled {
             traits.insert("COMPUTE_STATUS_DISABLED".into());
@@ -890,7 +894,20 @@ impl ComputeManager {
                 "build_and_run_instance",
                 move |call, a: BuildAndRunInstance| {
                     let m = m1.clone();
-                    tokio::spawn(async move { m.build_and_run_instance(call.context, a).await });
+                    // The build outlives the cast: it keeps the request id.
+                    let span = tracing::info_span!(
+                        "build_and_run_instance",
+                        request_id = call.context.request_id().unwrap_or("-"),
+                        instance = a
+                            .instance
+                            .pointer("/nova_object.data/uuid")
+                            .and_then(serde_json::Value::as_str)
+                            .unwrap_or("-"),
+                    );
+                    tokio::spawn(tracing::Instrument::instrument(
+                        async move { m.build_and_run_instance(call.context, a).await },
+                        span,
+                    ));
                     async { Ok(()) }
                 },
             )

@@ -95,7 +95,7 @@ async fn main() -> anyhow::Result<()> {
             );
         }
         Cmd::CellV2 { cmd } => {
-            let db = nova_service::open_database(&conf.database_connection(), false).await?;
+            let db = nova_service::open_database(&conf, false).await?;
             let objects = Objects::new(db);
             match cmd {
                 CellCmd::MapCell0 => {

@@ -9,7 +9,7 @@
 //! what it placed from its own view, as nova's HostState does.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use nova_objects::{
@@ -52,7 +52,9 @@ struct View {
 pub struct SchedulerManager {
     objects: Objects,
     placement: SqlPlacement,
-    view: Arc<Mutex<View>>,
+    // A tokio mutex: a request holds it on a blocking thread for a whole
+    // placement; workers wait for it without blocking.
+    view: Arc<tokio::sync::Mutex<View>>,
     cell_uuid: String,
 }
 
@@ -80,7 +82,7 @@ impl SchedulerManager {
         Ok(SchedulerManager {
             objects,
             placement,
-            view: Arc::new(Mutex::new(View {
+            view: Arc::new(tokio::sync::Mutex::new(View {
                 scheduler: Scheduler::new(config)?,
                 loaded: None,
             })),
@@ -124,7 +126,7 @@ impl SchedulerManager {
                 now,
             ));
         }
-        let mut v = self.view.lock().unwrap_or_else(|e| e.into_inner());
+        let mut v = self.view.lock().await;
         v.scheduler.set_aggregates(aggregates);
         let keep: BTreeSet<(String, String)> = states
             .iter()
@@ -147,8 +149,8 @@ impl SchedulerManager {
         Ok(())
     }
 
-    fn stale(&self, max_age: Duration) -> bool {
-        let v = self.view.lock().unwrap_or_else(|e| e.into_inner());
+    async fn stale(&self, max_age: Duration) -> bool {
+        let v = self.view.lock().await;
         v.loaded.is_none_or(|t| t.elapsed() >= max_age)
     }
 
@@ -162,7 +164,7 @@ impl SchedulerManager {
         let req = nova_scheduler::from_objects::request(spec, instance_uuids);
         let mut retried = false;
         loop {
-            if self.stale(HOST_REFRESH) || retried {
+            if retried || self.stale(HOST_REFRESH).await {
                 self.refresh().await.map_err(|e| {
                     RemoteError::internal("SchedulerError", format!("cannot load host states: {e}"))
                 })?;
@@ -172,7 +174,7 @@ impl SchedulerManager {
             }
             let (view, placement, req2) = (self.view.clone(), self.placement.clone(), req.clone());
             let out = tokio::task::spawn_blocking(move || {
-                let mut v = view.lock().unwrap_or_else(|e| e.into_inner());
+                let mut v = view.blocking_lock();
                 v.scheduler.select_destinations_with(&placement, &req2)
             })
             .await
@@ -180,7 +182,7 @@ impl SchedulerManager {
             match out {
                 Ok(s) => return Ok(s),
                 Err(nova_scheduler::Error::NoValidHost { reason, .. }) => {
-                    if !retried && self.stale(Duration::from_millis(200)) {
+                    if !retried && self.stale(Duration::from_millis(200)).await {
                         retried = true;
                         continue;
                     }
