@@ -187,6 +187,9 @@ async fn run_all(computes: usize, clients: usize, cycles: usize) {
     ] {
         conf.set(s, k, v);
     }
+    if let Ok(n) = std::env::var("BENCH_POOL") {
+        conf.set("database", "max_pool_size", &n);
+    }
     let conf = nova_all::embedded_defaults(conf, &dir);
     let before = rss_kib();
     let t = Instant::now();

@@ -158,6 +158,10 @@ impl Database {
                     o.create_if_missing(true)
                         .journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
                         .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Normal)
+                        // Pages are read through a memory map instead of a
+                        // pread per page after each other connection's write.
+                        .pragma("mmap_size", "268435456")
+
                 }
             });
         }

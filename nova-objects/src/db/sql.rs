@@ -27,8 +27,52 @@ pub(crate) enum ColType {
     Json,
 }
 
+/// What reading a column needs, computed once per table.
+#[derive(Debug, Clone, Copy)]
+struct ColInfo {
+    ty: ColType,
+    nullable: bool,
+    /// `deleted` of a soft-deleting table (stored as the row id).
+    soft_deleted: bool,
+}
+
+/// The column infos of `t`, aligned with `t.columns` (cached: rows are
+/// read on every object load, so nothing is looked up by name per row).
+fn col_infos(t: &Table) -> &'static [ColInfo] {
+    use std::collections::HashMap;
+    use std::sync::OnceLock;
+    static CACHE: OnceLock<HashMap<&'static str, Vec<ColInfo>>> = OnceLock::new();
+    let cache = CACHE.get_or_init(|| {
+        crate::db::tables::TABLES
+            .iter()
+            .map(|t| {
+                let class = t.class();
+                let soft = t.soft_delete();
+                let infos = t
+                    .columns
+                    .iter()
+                    .map(|c| ColInfo {
+                        ty: compute_col_type(t, c),
+                        nullable: class.field(c).is_none_or(|f| f.nullable),
+                        soft_deleted: *c == "deleted" && soft,
+                    })
+                    .collect();
+                (t.name, infos)
+            })
+            .collect()
+    });
+    cache.get(t.name).map_or(&[], Vec::as_slice)
+}
+
 /// The column type of stored field `name` of `t` (from the field's OVO type).
 pub(crate) fn col_type(t: &Table, name: &str) -> ColType {
+    match t.columns.iter().position(|c| *c == name) {
+        Some(i) => col_infos(t).get(i).map_or(ColType::Json, |c| c.ty),
+        None => compute_col_type(t, name),
+    }
+}
+
+fn compute_col_type(t: &Table, name: &str) -> ColType {
     if name == "id" || name == "deleted" {
         return ColType::BigInt;
     }
@@ -115,9 +159,9 @@ fn without_changes(v: &Value) -> Value {
     }
 }
 
-fn read_col(t: &Table, row: &QueryResult, field: &str) -> Result<Value> {
+fn read_col(t: &Table, row: &QueryResult, field: &str, ty: ColType) -> Result<Value> {
     let e = |e: DbErr| Error::Db(format!("reading {}.{field}: {e}", t.name));
-    Ok(match col_type(t, field) {
+    Ok(match ty {
         ColType::BigInt => row.try_get::<Option<i64>>("", field).map_err(e)?.into(),
         ColType::Double => row.try_get::<Option<f64>>("", field).map_err(e)?.into(),
         ColType::Bool => row.try_get::<Option<bool>>("", field).map_err(e)?.into(),
@@ -139,17 +183,16 @@ fn read_col(t: &Table, row: &QueryResult, field: &str) -> Result<Value> {
 pub(crate) fn row_to_primitive(t: &Table, row: &QueryResult) -> Result<Value> {
     let class = t.class();
     let mut data = Map::with_capacity(t.columns.len());
-    for &c in t.columns {
-        let v = if c == "deleted" && t.soft_delete() {
+    for (&c, info) in t.columns.iter().zip(col_infos(t)) {
+        let v = if info.soft_deleted {
             let d: i64 = row
                 .try_get("", "deleted")
                 .map_err(|e| Error::Db(format!("reading {}.deleted: {e}", t.name)))?;
             Value::Bool(d != 0)
         } else {
-            read_col(t, row, c)?
+            read_col(t, row, c, info.ty)?
         };
-        let nullable = class.field(c).is_none_or(|f| f.nullable);
-        if Value::is_null(&v) && !nullable {
+        if Value::is_null(&v) && !info.nullable {
             continue; // never set: stays unset, as a fresh nova object
         }
         data.insert(c.to_owned(), v);

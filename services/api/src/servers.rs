@@ -593,16 +593,24 @@ async fn plan_create(st: &ApiState, ctx: &Ctx, v: ApiVersion, body: &Value) -> A
     }
     // Quotas, counted from what exists (Nova's DbQuotaDriver).
     let q = &st.cfg.quotas;
-    let mine: Vec<Instance> = st
-        .objects
-        .list(
-            &admin_ctx(),
-            &ListQuery::new().filter("project_id", ctx.project_id.as_str()),
-        )
-        .await?;
-    let used_cores: i64 = mine.iter().map(|i| i.vcpus().unwrap_or(0)).sum();
-    let used_ram: i64 = mine.iter().map(|i| i.memory_mb().unwrap_or(0)).sum();
-    let used = mine.len() as i64;
+    let (used, used_cores, used_ram) = if q.cores < 0 && q.ram < 0 {
+        // Only the instance count matters (or nothing): count, do not load.
+        let n = if q.instances < 0 {
+            0
+        } else {
+            let f = serde_json::Map::from_iter([("project_id".to_owned(), json!(ctx.project_id))]);
+            st.objects.count::<Instance>(&admin_ctx(), &f).await? as i64
+        };
+        (n, 0, 0)
+    } else {
+        let mine: Vec<Instance> = st
+            .objects
+            .list(&admin_ctx(), &ListQuery::new().filter("project_id", ctx.project_id.as_str()))
+            .await?;
+        let cores: i64 = mine.iter().map(|i| i.vcpus().unwrap_or(0)).sum();
+        let ram: i64 = mine.iter().map(|i| i.memory_mb().unwrap_or(0)).sum();
+        (mine.len() as i64, cores, ram)
+    };
     let fit = |per: i64, used: i64, limit: i64| {
         if per == 0 || limit < 0 {
             max

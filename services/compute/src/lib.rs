@@ -37,6 +37,9 @@ use serde_json::{Value, json};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
+/// How soon a claim's usage reaches the ComputeNode record.
+pub const USAGE_FLUSH: Duration = Duration::from_millis(250);
+
 /// Compute settings (nova.conf names).
 #[derive(Debug, Clone)]
 pub struct ComputeConfig {
@@ -93,6 +96,8 @@ struct Usage {
 #[derive(Debug, Default)]
 struct Tracker {
     node: Option<ComputeNode>,
+    /// Usage changed since the ComputeNode record was last written.
+    dirty: bool,
     claims: HashMap<String, Usage>,
     inventory: BTreeMap<String, InventoryRecord>,
     traits: BTreeSet<String>,
@@ -417,6 +422,7 @@ impl ComputeManager {
     }
 
     async fn write_usage(&self, t: &mut Tracker) {
+        t.dirty = false;
         let total = t.claims.values().fold(Usage::default(), |a, u| Usage {
             vcpus: a.vcpus + u.vcpus,
             memory_mb: a.memory_mb + u.memory_mb,
@@ -446,14 +452,33 @@ impl ComputeManager {
     async fn claim(&self, inst: &Instance) {
         let mut t = self.inner.tracker.lock().await;
         t.claims.insert(inst.uuid().clone(), usage_of(inst));
-        self.write_usage(&mut t).await;
+        self.mark_dirty(&mut t);
     }
 
     async fn drop_claim(&self, uuid: &str) {
         let mut t = self.inner.tracker.lock().await;
         if t.claims.remove(uuid).is_some() {
-            self.write_usage(&mut t).await;
+            self.mark_dirty(&mut t);
         }
+    }
+
+    /// Claims are counted at once; the ComputeNode record follows within
+    /// [`USAGE_FLUSH`] (one write for a burst of builds and deletes —
+    /// Placement, not this record, is what admits claims; the scheduler
+    /// reads the record at most once a second).
+    fn mark_dirty(&self, t: &mut Tracker) {
+        if t.dirty {
+            return;
+        }
+        t.dirty = true;
+        let me = self.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(USAGE_FLUSH).await;
+            let mut t = me.inner.tracker.lock().await;
+            if t.dirty {
+                me.write_usage(&mut t).await;
+            }
+        });
     }
 
     /// The compute node's uuid (the Placement provider), once started.

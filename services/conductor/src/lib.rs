@@ -41,6 +41,8 @@ pub struct Conductor {
     compute: ComputeApi,
     max_attempts: i64,
     cell1_uuid: String,
+    /// Cell mappings by uuid (they do not change while running).
+    cells: Arc<tokio::sync::Mutex<std::collections::HashMap<String, nova_objects::CellMapping>>>,
 }
 
 fn admin_of(ctx: &RequestContext) -> RequestContext {
@@ -67,6 +69,7 @@ impl Conductor {
             compute: ComputeApi::new(transport, compute_cap),
             max_attempts: max_attempts.max(1),
             cell1_uuid: cell1_uuid.to_owned(),
+            cells: Arc::default(),
         }
     }
 
@@ -75,20 +78,34 @@ impl Conductor {
             .objects
             .get(ctx, Lookup::field("instance_uuid", uuid))
             .await;
-        let cell = nova_objects::CellMapping::new().with_uuid(cell_uuid.to_owned());
         match found {
             Ok(mut m) => {
-                let cells: Vec<nova_objects::CellMapping> = self
-                    .objects
-                    .list(ctx, &ListQuery::new().filter("uuid", cell_uuid))
-                    .await
-                    .unwrap_or_default();
-                m.set_cell_mapping(Some(cells.into_iter().next().unwrap_or(cell)));
+                let cell = self.cell(ctx, cell_uuid).await;
+                m.set_cell_mapping(Some(cell));
                 if let Err(e) = self.objects.save(ctx, &mut m).await {
                     tracing::warn!(instance = uuid, error = %e, "cannot update the instance mapping");
                 }
             }
             Err(e) => tracing::warn!(instance = uuid, error = %e, "no instance mapping"),
+        }
+    }
+
+    async fn cell(&self, ctx: &RequestContext, uuid: &str) -> nova_objects::CellMapping {
+        let mut cache = self.cells.lock().await;
+        if let Some(c) = cache.get(uuid) {
+            return c.clone();
+        }
+        let found: Vec<nova_objects::CellMapping> = self
+            .objects
+            .list(ctx, &ListQuery::new().filter("uuid", uuid))
+            .await
+            .unwrap_or_default();
+        match found.into_iter().next() {
+            Some(c) => {
+                cache.insert(uuid.to_owned(), c.clone());
+                c
+            }
+            None => nova_objects::CellMapping::new().with_uuid(uuid.to_owned()),
         }
     }
 

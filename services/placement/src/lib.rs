@@ -640,29 +640,30 @@ impl SqlPlacement {
     }
 
     /// `DELETE /allocations/{consumer}` (whatever its generation; a
-    /// consumer without allocations is fine).
+    /// consumer without allocations is fine). Freeing never overcommits,
+    /// so the providers' generations are bumped without a check.
     pub async fn delete_allocations_async(&self, consumer: &str) -> Result<()> {
-        loop {
-            let cur = self.allocations_async(consumer).await?;
-            if cur.consumer_generation.is_none() {
-                return Ok(());
-            }
-            match self
-                .put_allocations_async(
-                    consumer,
-                    &Allocations::new(),
-                    &cur.project_id,
-                    &cur.user_id,
-                    cur.consumer_generation,
-                )
-                .await
-            {
-                Err(PlacementError::ConcurrentUpdate(m)) if m.contains("consumer generation") => {
-                    continue;
-                }
-                other => return other.map(|_| ()),
-            }
+        let _w = self.write_lock.lock().await;
+        let txn = self.begin().await?;
+        let rows = self
+            .all(&txn, "SELECT DISTINCT rp_uuid FROM allocations WHERE consumer_uuid = ?", vec![consumer.into()])
+            .await?;
+        self.exec(&txn, "DELETE FROM allocations WHERE consumer_uuid = ?", vec![consumer.into()])
+            .await?;
+        self.exec(&txn, "DELETE FROM consumers WHERE uuid = ?", vec![consumer.into()]).await?;
+        for r in &rows {
+            self.exec(
+                &txn,
+                "UPDATE resource_providers SET generation = generation + 1 WHERE uuid = ?",
+                vec![get_s(r, "rp_uuid")?.into()],
+            )
+            .await?;
         }
+        txn.commit().await.map_err(db)?;
+        if !rows.is_empty() {
+            self.mirror_apply(consumer, &Allocations::new(), "", "");
+        }
+        Ok(())
     }
 
     async fn try_put_allocations(
@@ -726,15 +727,26 @@ impl SqlPlacement {
             vec![consumer.into()],
         )
         .await?;
+        // One multi-row INSERT for every (provider, class).
+        let mut values = Vec::new();
+        let mut rows = Vec::new();
         for (rp, resources) in allocations {
             for (rc, amount) in resources {
-                self.exec(
-                    &txn,
-                    "INSERT INTO allocations (consumer_uuid, rp_uuid, resource_class, used) VALUES (?, ?, ?, ?)",
-                    vec![consumer.into(), rp.to_string().into(), rc.to_string().into(), (*amount).into()],
-                )
-                .await?;
+                rows.push("(?, ?, ?, ?)");
+                values.extend([
+                    Value::from(consumer),
+                    rp.to_string().into(),
+                    rc.to_string().into(),
+                    (*amount).into(),
+                ]);
             }
+        }
+        if !rows.is_empty() {
+            let sql = format!(
+                "INSERT INTO allocations (consumer_uuid, rp_uuid, resource_class, used) VALUES {}",
+                rows.join(", ")
+            );
+            self.exec(&txn, &sql, values).await?;
         }
         for (rp, g) in &generations {
             if !self.cas_generation(&txn, rp, *g).await? {

@@ -584,22 +584,24 @@ async fn flavors_keypairs_and_admin_views() {
             && h["hypervisor_type"] == "fake"),
         "{hv:?}"
     );
-    let r = c
-        .call(
-            Method::GET,
-            "/v2.1/os-hypervisors/detail",
-            "admin",
-            "2.1",
-            None,
-        )
-        .await;
-    let used: i64 = r.body["hypervisors"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|h| h["running_vms"].as_i64().unwrap())
-        .sum();
-    assert_eq!(used, 1);
+    // The compute writes its usage record within nova_compute::USAGE_FLUSH.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let r = c
+            .call(Method::GET, "/v2.1/os-hypervisors/detail", "admin", "2.1", None)
+            .await;
+        let used: i64 = r.body["hypervisors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| h["running_vms"].as_i64().unwrap())
+            .sum();
+        if used == 1 {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "running_vms is {used}, not 1");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
     let r = c
         .call(Method::GET, "/v2.1/os-services", "admin", "2.69", None)
         .await;
