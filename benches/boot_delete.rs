@@ -23,7 +23,11 @@ use serde_json::{Value, json};
 fn rss_kib() -> u64 {
     std::fs::read_to_string("/proc/self/statm")
         .ok()
-        .and_then(|s| s.split_whitespace().nth(1).and_then(|p| p.parse::<u64>().ok()))
+        .and_then(|s| {
+            s.split_whitespace()
+                .nth(1)
+                .and_then(|p| p.parse::<u64>().ok())
+        })
         .map_or(0, |pages| pages * 4)
 }
 
@@ -45,10 +49,17 @@ struct Target {
 async fn token(http: &reqwest::Client, identity: &str) -> String {
     let auth = json!({"auth": {"identity": {"methods": ["password"], "password": {"user": {"name": "admin", "domain": {"name": "Default"}, "password": "admin"}}}, "scope": {"project": {"name": "admin", "domain": {"name": "Default"}}}}});
     for _ in 0..600 {
-        if let Ok(r) = http.post(format!("{identity}/auth/tokens")).json(&auth).send().await
+        if let Ok(r) = http
+            .post(format!("{identity}/auth/tokens"))
+            .json(&auth)
+            .send()
+            .await
             && r.status().as_u16() == 201
         {
-            return r.headers()["x-subject-token"].to_str().expect("token").to_owned();
+            return r.headers()["x-subject-token"]
+                .to_str()
+                .expect("token")
+                .to_owned();
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -59,11 +70,17 @@ async fn prepare(http: &reqwest::Client, t: &Target, tok: &str) -> String {
     let r = http
         .post(format!("{}/v2.1/flavors", t.compute))
         .header("X-Auth-Token", tok)
-        .json(&json!({"flavor": {"name": "bench", "ram": 64, "vcpus": 1, "disk": 1, "id": "bench"}}))
+        .json(
+            &json!({"flavor": {"name": "bench", "ram": 64, "vcpus": 1, "disk": 1, "id": "bench"}}),
+        )
         .send()
         .await
         .expect("flavor");
-    assert!(r.status().is_success() || r.status().as_u16() == 409, "flavor: {}", r.status());
+    assert!(
+        r.status().is_success() || r.status().as_u16() == 409,
+        "flavor: {}",
+        r.status()
+    );
     let img: Value = http
         .post(format!("{}/v2/images", t.image))
         .header("X-Auth-Token", tok)
@@ -91,13 +108,28 @@ struct Figures {
     errors: usize,
 }
 
-async fn workload(t: Arc<Target>, tok: String, image: String, clients: usize, cycles: usize) -> Figures {
-    let http = reqwest::Client::builder().pool_max_idle_per_host(clients * 2).build().expect("client");
+async fn workload(
+    t: Arc<Target>,
+    tok: String,
+    image: String,
+    clients: usize,
+    cycles: usize,
+) -> Figures {
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(clients * 2)
+        .build()
+        .expect("client");
     let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let start = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..clients {
-        let (http, t, tok, image, next) = (http.clone(), t.clone(), tok.clone(), image.clone(), next.clone());
+        let (http, t, tok, image, next) = (
+            http.clone(),
+            t.clone(),
+            tok.clone(),
+            image.clone(),
+            next.clone(),
+        );
         tasks.push(tokio::spawn(async move {
             let mut lat = Vec::new();
             let mut errors = 0;
@@ -149,7 +181,12 @@ async fn workload(t: Arc<Target>, tok: String, image: String, clients: usize, cy
     }
     let seconds = start.elapsed().as_secs_f64();
     all.sort_by(|a, b| a.total_cmp(b));
-    Figures { cycles: all.len(), seconds, latencies_ms: all, errors }
+    Figures {
+        cycles: all.len(),
+        seconds,
+        latencies_ms: all,
+        errors,
+    }
 }
 
 fn pct(v: &[f64], p: f64) -> f64 {
@@ -193,7 +230,9 @@ async fn run_all(computes: usize, clients: usize, cycles: usize) {
     let conf = nova_all::embedded_defaults(conf, &dir);
     let before = rss_kib();
     let t = Instant::now();
-    let all = nova_all::AllInOne::start(conf.clone(), 0).await.expect("start");
+    let all = nova_all::AllInOne::start(conf.clone(), 0)
+        .await
+        .expect("start");
     let base = rss_kib();
     let hosts: Vec<String> = (1..=computes).map(|n| format!("bench-{n}")).collect();
     let mut all = all;
@@ -210,7 +249,14 @@ async fn run_all(computes: usize, clients: usize, cycles: usize) {
     let image = prepare(&http, &target, &tok).await;
     tokio::time::sleep(Duration::from_millis(1200)).await; // host view and Placement mirror settle
     // Warm-up, then the measured run.
-    workload(target.clone(), tok.clone(), image.clone(), clients, clients * 2).await;
+    workload(
+        target.clone(),
+        tok.clone(),
+        image.clone(),
+        clients,
+        clients * 2,
+    )
+    .await;
     let f = workload(target, tok, image, clients, cycles).await;
     report(
         "all",
@@ -244,39 +290,78 @@ impl Drop for Procs {
 
 fn bin_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("exe");
-    exe.parent().and_then(Path::parent).expect("target dir").to_owned()
+    exe.parent()
+        .and_then(Path::parent)
+        .expect("target dir")
+        .to_owned()
 }
 
 fn proc_rss_kib(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/statm"))
         .ok()
-        .and_then(|s| s.split_whitespace().nth(1).and_then(|p| p.parse::<u64>().ok()))
+        .and_then(|s| {
+            s.split_whitespace()
+                .nth(1)
+                .and_then(|p| p.parse::<u64>().ok())
+        })
         .map_or(0, |pages| pages * 4)
 }
 
 async fn run_multi(computes: usize, clients: usize, cycles: usize) {
     use sea_orm::ConnectionTrait as _;
     let bins = bin_dir();
-    for b in ["nova-api", "nova-conductor", "nova-scheduler", "nova-compute", "nova-manage"] {
-        assert!(bins.join(b).exists(), "{}/{b} missing: cargo build --release --bins --all-features", bins.display());
+    for b in [
+        "nova-api",
+        "nova-conductor",
+        "nova-scheduler",
+        "nova-compute",
+        "nova-manage",
+    ] {
+        assert!(
+            bins.join(b).exists(),
+            "{}/{b} missing: cargo build --release --bins --all-features",
+            bins.display()
+        );
     }
     let tag = uuid::Uuid::new_v4().simple().to_string()[..8].to_owned();
-    let pg = std::env::var("NOVA_RS_PG_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-    let amqp = std::env::var("NOVA_RS_AMQP_URL").unwrap_or_else(|_| "rabbit://guest:guest@127.0.0.1:5672/".into());
-    let admin = nova_objects::db::Database::connect(&nova_objects::db::DbConfig::new(&pg)).await.expect("PostgreSQL");
+    let pg = std::env::var("NOVA_RS_PG_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    let amqp = std::env::var("NOVA_RS_AMQP_URL")
+        .unwrap_or_else(|_| "rabbit://guest:guest@127.0.0.1:5672/".into());
+    let admin = nova_objects::db::Database::connect(&nova_objects::db::DbConfig::new(&pg))
+        .await
+        .expect("PostgreSQL");
     let dbname = format!("nova_bench_{tag}");
-    admin.connection().execute_unprepared(&format!("CREATE DATABASE {dbname}")).await.expect("create db");
+    admin
+        .connection()
+        .execute_unprepared(&format!("CREATE DATABASE {dbname}"))
+        .await
+        .expect("create db");
     let db_url = format!("{}/{dbname}", pg.rsplit_once('/').expect("db url").0);
     let dir = std::env::temp_dir().join(format!("nova-rs-bench-mp-{tag}"));
     std::fs::create_dir_all(&dir).expect("dir");
-    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("port").local_addr().expect("addr").port();
-    let iport = std::net::TcpListener::bind("127.0.0.1:0").expect("port").local_addr().expect("addr").port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("port")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let iport = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("port")
+        .local_addr()
+        .expect("addr")
+        .port();
     let conf = dir.join("nova.conf");
     std::fs::write(&conf, format!(
         "[DEFAULT]\ntransport_url = {amqp}\ncontrol_exchange = nova_bench_{tag}\nstate_path = {}\nosapi_compute_listen_port = {port}\n\
          [database]\nconnection = {db_url}\nmax_pool_size = 20\n[image]\nbind_port = {iport}\n[quota]\ninstances = -1\ncores = -1\nram = -1\n",
         dir.display())).expect("conf");
-    let ok = Command::new(bins.join("nova-manage")).arg("--config").arg(&conf).args(["db", "sync"]).stdout(Stdio::null()).status().expect("db sync");
+    let ok = Command::new(bins.join("nova-manage"))
+        .arg("--config")
+        .arg(&conf)
+        .args(["db", "sync"])
+        .stdout(Stdio::null())
+        .status()
+        .expect("db sync");
     assert!(ok.success());
     let mut procs = Procs(Vec::new());
     let spawn = |name: &str, host: &str, extra: &[&str]| {
@@ -298,7 +383,11 @@ async fn run_multi(computes: usize, clients: usize, cycles: usize) {
     let t = Instant::now();
     let mut compute_pids = Vec::new();
     for k in 0..4 {
-        let c = spawn("nova-compute", &format!("bench{k}"), &["--fake-hosts", &per.to_string()]);
+        let c = spawn(
+            "nova-compute",
+            &format!("bench{k}"),
+            &["--fake-hosts", &per.to_string()],
+        );
         compute_pids.push(c.id());
         procs.0.push(c);
     }
@@ -310,18 +399,36 @@ async fn run_multi(computes: usize, clients: usize, cycles: usize) {
     let http = reqwest::Client::new();
     let tok = token(&http, &target.identity).await;
     loop {
-        let hv: Value = http.get(format!("{}/v2.1/os-hypervisors", target.compute)).header("X-Auth-Token", &tok).send().await.expect("hv").json().await.expect("hv json");
+        let hv: Value = http
+            .get(format!("{}/v2.1/os-hypervisors", target.compute))
+            .header("X-Auth-Token", &tok)
+            .send()
+            .await
+            .expect("hv")
+            .json()
+            .await
+            .expect("hv json");
         let n = hv["hypervisors"].as_array().map_or(0, Vec::len);
         if n >= per * 4 {
             break;
         }
-        assert!(t.elapsed() < Duration::from_secs(600), "computes did not all start: {n}");
+        assert!(
+            t.elapsed() < Duration::from_secs(600),
+            "computes did not all start: {n}"
+        );
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     let started = t.elapsed().as_secs_f64();
     let image = prepare(&http, &target, &tok).await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    workload(target.clone(), tok.clone(), image.clone(), clients, clients * 2).await;
+    workload(
+        target.clone(),
+        tok.clone(),
+        image.clone(),
+        clients,
+        clients * 2,
+    )
+    .await;
     let f = workload(target, tok, image, clients, cycles).await;
     let compute_rss: u64 = compute_pids.iter().map(|p| proc_rss_kib(*p)).sum();
     report(
@@ -332,14 +439,21 @@ async fn run_multi(computes: usize, clients: usize, cycles: usize) {
         json!({"start_s": (started * 10.0).round() / 10.0, "rss_per_fake_compute_kib": compute_rss / (per * 4) as u64}),
     );
     drop(procs);
-    let _ = admin.connection().execute_unprepared(&format!("DROP DATABASE IF EXISTS {dbname} WITH (FORCE)")).await;
+    let _ = admin
+        .connection()
+        .execute_unprepared(&format!("DROP DATABASE IF EXISTS {dbname} WITH (FORCE)"))
+        .await;
     let _ = std::fs::remove_dir_all(&dir);
 }
 
 fn main() {
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
     let args: Vec<String> = std::env::args().collect();
-    let want = |m: &str| !args.iter().any(|a| a == "all" || a == "multi") || args.iter().any(|a| a == m);
+    let want =
+        |m: &str| !args.iter().any(|a| a == "all" || a == "multi") || args.iter().any(|a| a == m);
     let computes = arg("--computes", 1000);
     let clients = arg("--clients", 16);
     let cycles = arg("--cycles", 2000);

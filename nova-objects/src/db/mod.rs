@@ -161,7 +161,6 @@ impl Database {
                         // Pages are read through a memory map instead of a
                         // pread per page after each other connection's write.
                         .pragma("mmap_size", "268435456")
-
                 }
             });
         }

@@ -63,11 +63,7 @@ impl AllInOne {
         let url = conf.database_connection();
         let db = Arc::new(nova_service::open_database(&conf, true).await?);
         let objects = Objects::from_arc(db.clone());
-        let placement = if conf.placement_connection() == url {
-            SqlPlacement::new(db.connection().clone())
-        } else {
-            SqlPlacement::open(&conf.placement_connection()).await?
-        };
+        let placement = SqlPlacement::open_beside(&conf.placement_connection(), &url, &db).await?;
         placement.sync().await?;
         let cell1 =
             nova_service::cells::ensure_cells(&objects, &conf.transport_url(), &url).await?;
@@ -106,6 +102,7 @@ impl AllInOne {
             placement.clone(),
             cell1.uuid(),
         )?;
+        sched.start_refresher(stop.clone());
         servers.push(nova_scheduler_service::serve(transport.clone(), &sched, &host).await?);
         let s =
             nova_service::register_service(&objects, &host, "nova-scheduler", "scheduler").await?;

@@ -28,8 +28,13 @@ async fn main() -> anyhow::Result<()> {
     let stop = nova_service::shutdown_token();
     let transport = nova_service::connect_transport(&conf).await?;
     let db = nova_service::open_database(&conf, false).await?;
-    let objects = Objects::new(db);
-    let placement = SqlPlacement::open(&conf.placement_connection()).await?;
+    let objects = Objects::new(db.clone());
+    let placement = SqlPlacement::open_beside(
+        &conf.placement_connection(),
+        &conf.database_connection(),
+        &db,
+    )
+    .await?;
     placement.sync().await?;
     nova_api::serve::start(&conf, objects, placement, transport, stop.clone()).await?;
     stop.cancelled().await;

@@ -605,7 +605,10 @@ async fn plan_create(st: &ApiState, ctx: &Ctx, v: ApiVersion, body: &Value) -> A
     } else {
         let mine: Vec<Instance> = st
             .objects
-            .list(&admin_ctx(), &ListQuery::new().filter("project_id", ctx.project_id.as_str()))
+            .list(
+                &admin_ctx(),
+                &ListQuery::new().filter("project_id", ctx.project_id.as_str()),
+            )
             .await?;
         let cores: i64 = mine.iter().map(|i| i.vcpus().unwrap_or(0)).sum();
         let ram: i64 = mine.iter().map(|i| i.memory_mb().unwrap_or(0)).sum();

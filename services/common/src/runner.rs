@@ -114,7 +114,10 @@ pub async fn open_database(conf: &Conf, sync: bool) -> anyhow::Result<Database> 
     let connection = conf.database_connection();
     ensure_sqlite_dir(&connection)?;
     let mut cfg = DbConfig::new(&connection);
-    if let Some(n) = conf.get("database", "max_pool_size").filter(|v| !v.is_empty()) {
+    if let Some(n) = conf
+        .get("database", "max_pool_size")
+        .filter(|v| !v.is_empty())
+    {
         cfg.max_pool_size = Some(n.parse().map_err(|_| {
             anyhow::anyhow!("invalid value '{n}' for [database] max_pool_size: expected a number")
         })?);

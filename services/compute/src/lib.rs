@@ -388,7 +388,12 @@ impl ComputeManager {
         }
         // The service record as operators last left it (os-services
         // enable/disable): a disabled compute is hidden from Placement.
-        let sid = me.service.lock().unwrap_or_else(|e| e.into_inner()).as_ref().map(|s| s.uuid().clone());
+        let sid = me
+            .service
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .map(|s| s.uuid().clone());
         let disabled = match sid {
             Some(u) => match me.objects.get_by_uuid::<Service>(&ctx, &u).await {
                 Ok(s) => *s.disabled(),

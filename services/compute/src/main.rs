@@ -36,15 +36,26 @@ async fn main() -> anyhow::Result<()> {
     let placement = SqlPlacement::open(&conf.placement_connection()).await?;
     let cfg = ComputeConfig::from_conf(&conf)?;
     if args.fake_hosts > 0 {
-        if !conf.str_or("DEFAULT", "compute_driver", "fake.FakeDriver").starts_with("fake.") {
+        if !conf
+            .str_or("DEFAULT", "compute_driver", "fake.FakeDriver")
+            .starts_with("fake.")
+        {
             anyhow::bail!("--fake-hosts needs a fake.* [DEFAULT] compute_driver");
         }
-        let hosts: Vec<String> = (1..=args.fake_hosts).map(|n| format!("{}-{n}", cfg.host)).collect();
+        let hosts: Vec<String> = (1..=args.fake_hosts)
+            .map(|n| format!("{}-{n}", cfg.host))
+            .collect();
         let servers: Vec<anyhow::Result<nova_rpc::RpcServer>> = futures_util::stream::iter(hosts)
             .map(|host| {
                 let mut cfg = cfg.clone();
                 cfg.host = host.clone();
-                let (conf, objects, placement, transport, stop) = (&conf, objects.clone(), placement.clone(), transport.clone(), stop.clone());
+                let (conf, objects, placement, transport, stop) = (
+                    &conf,
+                    objects.clone(),
+                    placement.clone(),
+                    transport.clone(),
+                    stop.clone(),
+                );
                 async move {
                     let driver = nova_compute::fake_driver(conf, &host)?;
                     let m = ComputeManager::new(cfg, driver, objects, placement, transport.clone());
@@ -54,8 +65,12 @@ async fn main() -> anyhow::Result<()> {
             .buffer_unordered(8)
             .collect()
             .await;
-        let servers: Vec<nova_rpc::RpcServer> = servers.into_iter().collect::<anyhow::Result<_>>()?;
-        tracing::info!(computes = servers.len(), "nova-compute started (fake hosts)");
+        let servers: Vec<nova_rpc::RpcServer> =
+            servers.into_iter().collect::<anyhow::Result<_>>()?;
+        tracing::info!(
+            computes = servers.len(),
+            "nova-compute started (fake hosts)"
+        );
         stop.cancelled().await;
         for s in servers {
             s.stop().await;

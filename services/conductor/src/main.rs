@@ -29,7 +29,12 @@ async fn main() -> anyhow::Result<()> {
     let transport = nova_service::connect_transport(&conf).await?;
     let db = Arc::new(nova_service::open_database(&conf, false).await?);
     let objects = Objects::from_arc(db.clone());
-    let placement = SqlPlacement::open(&conf.placement_connection()).await?;
+    let placement = SqlPlacement::open_beside(
+        &conf.placement_connection(),
+        &conf.database_connection(),
+        &db,
+    )
+    .await?;
     placement.sync().await?;
     let cell1 = nova_service::cells::ensure_cells(
         &objects,

@@ -9,8 +9,11 @@
 //! allocate past `(total - reserved) * allocation_ratio`.
 //!
 //! Allocation candidates are computed on an in-memory mirror of the
-//! tables ([`nova_scheduler::placement::MemoryPlacement`]), reloaded when
-//! older than [`SqlPlacement::refresh_interval`]: a stale mirror can only
+//! tables ([`nova_scheduler::placement::MemoryPlacement`]). This process's
+//! own writes update it at once; every [`SqlPlacement::refresh_interval`]
+//! a one-column probe (providers and the sum of their generations, which
+//! every write bumps) tells whether another process wrote, and only then
+//! is it reloaded. A stale mirror can only
 //! propose a host whose claim then fails in the database, which the
 //! scheduler treats as a lost race (the next host).
 //!
@@ -52,8 +55,16 @@ fn db(e: DbErr) -> PlacementError {
     PlacementError::ConcurrentUpdate(format!("placement database: {e}"))
 }
 
-/// The in-memory copy candidates are computed on, and when it was loaded.
-type Mirror = (Instant, Arc<MemoryPlacement>);
+/// The in-memory copy candidates are computed on.
+#[derive(Debug)]
+struct Mirror {
+    model: Arc<MemoryPlacement>,
+    /// When the database was last found to match it.
+    checked: Instant,
+    /// What the probe should read if nobody else wrote: providers and the
+    /// sum of their generations (every write bumps some generation).
+    expected: (i64, i64),
+}
 
 /// Placement in SQL. Cheap to clone (shared state).
 #[derive(Debug, Clone)]
@@ -82,7 +93,27 @@ impl SqlPlacement {
     /// Opens `url` (nova.conf `[placement_database] connection` syntax).
     pub async fn open(url: &str) -> std::result::Result<Self, nova_objects::Error> {
         let db = nova_objects::db::Database::connect(&nova_objects::db::DbConfig::new(url)).await?;
-        Ok(Self::new(db.connection().clone()))
+        Ok(Self::on(&db))
+    }
+
+    /// Placement at `url`; when that is `db`'s own database (`db_url`),
+    /// on `db`'s connections (nova.conf's
+    /// `[placement_database] connection` defaults to `[database] connection`).
+    pub async fn open_beside(
+        url: &str,
+        db_url: &str,
+        db: &nova_objects::db::Database,
+    ) -> std::result::Result<Self, nova_objects::Error> {
+        if url == db_url {
+            Ok(Self::on(db))
+        } else {
+            Self::open(url).await
+        }
+    }
+
+    /// Placement in the same database as `db`'s objects, on its connections.
+    pub fn on(db: &nova_objects::db::Database) -> Self {
+        Self::new(db.connection().clone())
     }
 
     /// How old the candidates mirror may get (default 1 s).
@@ -628,8 +659,8 @@ impl SqlPlacement {
             {
                 Err(Retry::ProviderRace(msg)) => last = Some(msg),
                 Err(Retry::Fail(e)) => return Err(e),
-                Ok(g) => {
-                    self.mirror_apply(consumer, allocations, project_id, user_id);
+                Ok((g, bumped)) => {
+                    self.mirror_apply(consumer, allocations, project_id, user_id, bumped);
                     return Ok(g);
                 }
             }
@@ -646,11 +677,24 @@ impl SqlPlacement {
         let _w = self.write_lock.lock().await;
         let txn = self.begin().await?;
         let rows = self
-            .all(&txn, "SELECT DISTINCT rp_uuid FROM allocations WHERE consumer_uuid = ?", vec![consumer.into()])
+            .all(
+                &txn,
+                "SELECT DISTINCT rp_uuid FROM allocations WHERE consumer_uuid = ?",
+                vec![consumer.into()],
+            )
             .await?;
-        self.exec(&txn, "DELETE FROM allocations WHERE consumer_uuid = ?", vec![consumer.into()])
-            .await?;
-        self.exec(&txn, "DELETE FROM consumers WHERE uuid = ?", vec![consumer.into()]).await?;
+        self.exec(
+            &txn,
+            "DELETE FROM allocations WHERE consumer_uuid = ?",
+            vec![consumer.into()],
+        )
+        .await?;
+        self.exec(
+            &txn,
+            "DELETE FROM consumers WHERE uuid = ?",
+            vec![consumer.into()],
+        )
+        .await?;
         for r in &rows {
             self.exec(
                 &txn,
@@ -661,7 +705,7 @@ impl SqlPlacement {
         }
         txn.commit().await.map_err(db)?;
         if !rows.is_empty() {
-            self.mirror_apply(consumer, &Allocations::new(), "", "");
+            self.mirror_apply(consumer, &Allocations::new(), "", "", rows.len() as i64);
         }
         Ok(())
     }
@@ -673,7 +717,7 @@ impl SqlPlacement {
         project_id: &str,
         user_id: &str,
         consumer_generation: Option<u64>,
-    ) -> std::result::Result<Option<u64>, Retry> {
+    ) -> std::result::Result<(Option<u64>, i64), Retry> {
         let txn = self.begin().await?;
         let current = self.consumer_in(&txn, consumer).await?;
         if current.consumer_generation != consumer_generation {
@@ -792,26 +836,51 @@ impl SqlPlacement {
             Some(1)
         };
         txn.commit().await.map_err(db)?;
-        Ok(new_gen)
+        Ok((new_gen, generations.len() as i64))
     }
 
-    fn mirror_apply(&self, consumer: &str, allocations: &Allocations, project: &str, user: &str) {
-        let guard = self.mirror.lock().unwrap_or_else(|e| e.into_inner());
-        let Some((_, m)) = guard.as_ref() else {
+    /// Applies this process's committed write to the mirror (which then
+    /// expects `bumped` more generations in the database).
+    fn mirror_apply(
+        &self,
+        consumer: &str,
+        allocations: &Allocations,
+        project: &str,
+        user: &str,
+        bumped: i64,
+    ) {
+        let mut guard = self.mirror.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(mirror) = guard.as_mut() else {
             return;
         };
-        let m = m.clone();
-        drop(guard);
-        let cur = m.allocations(consumer).map(|c| c.consumer_generation);
-        let ok = match cur {
+        let m = &mirror.model;
+        let ok = match m.allocations(consumer).map(|c| c.consumer_generation) {
             Ok(g) => m
                 .put_allocations(consumer, allocations, project, user, g)
                 .is_ok(),
             Err(_) => false,
         };
-        if !ok {
-            self.invalidate();
+        if ok {
+            mirror.expected.1 += bumped;
+        } else {
+            *guard = None;
         }
+    }
+
+    /// Providers and the sum of their generations.
+    async fn probe(&self) -> Result<(i64, i64)> {
+        let rows = self
+            .all(
+                &self.conn,
+                "SELECT generation FROM resource_providers",
+                vec![],
+            )
+            .await?;
+        let mut sum = 0i64;
+        for r in &rows {
+            sum = sum.wrapping_add(get_i(r, "generation")?);
+        }
+        Ok((rows.len() as i64, sum))
     }
 
     /// Loads every table into a fresh in-memory model.
@@ -942,22 +1011,45 @@ impl SqlPlacement {
         &self,
         req: &CandidatesRequest,
     ) -> Result<AllocationCandidates> {
-        let fresh = {
+        let (current, due) = {
             let g = self.mirror.lock().unwrap_or_else(|e| e.into_inner());
-            g.as_ref()
-                .filter(|(at, _)| at.elapsed() < self.refresh)
-                .map(|(_, m)| m.clone())
-        };
-        let m = match fresh {
-            Some(m) => m,
-            None => {
-                let m = Arc::new(self.snapshot().await?);
-                *self.mirror.lock().unwrap_or_else(|e| e.into_inner()) =
-                    Some((Instant::now(), m.clone()));
-                m
+            match g.as_ref() {
+                Some(m) => (
+                    Some((m.model.clone(), m.expected)),
+                    m.checked.elapsed() >= self.refresh,
+                ),
+                None => (None, true),
             }
         };
-        m.allocation_candidates(req)
+        let model = match current {
+            // Fresh enough, or nobody else wrote since (the probe reads
+            // what this process expects): keep the mirror.
+            Some((model, _)) if !due => model,
+            Some((model, expected)) if self.probe().await? == expected => {
+                if let Some(m) = self
+                    .mirror
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .as_mut()
+                {
+                    m.checked = Instant::now();
+                }
+                model
+            }
+            _ => {
+                let t0 = Instant::now();
+                let expected = self.probe().await?;
+                let model = Arc::new(self.snapshot().await?);
+                tracing::debug!(elapsed = ?t0.elapsed(), "placement mirror reloaded");
+                *self.mirror.lock().unwrap_or_else(|e| e.into_inner()) = Some(Mirror {
+                    model: model.clone(),
+                    checked: Instant::now(),
+                    expected,
+                });
+                model
+            }
+        };
+        model.allocation_candidates(req)
     }
 }
 

@@ -2,10 +2,10 @@
 //! with nova-scheduler's filters and weighers, claiming in the SQL
 //! Placement store.
 //!
-//! Host states come from the ComputeNode and Service tables, reloaded when
-//! older than [`HOST_REFRESH`] (and once more before answering
-//! NoValidHost from an old view), so a burst of requests does not reload
-//! a thousand nodes each time. Between reloads the scheduler consumes
+//! Host states come from the ComputeNode and Service tables, reloaded
+//! every [`HOST_REFRESH`] by a background task (and once more before
+//! answering NoValidHost from an old view), so requests never wait for a
+//! thousand nodes to load. Between reloads the scheduler consumes
 //! what it placed from its own view, as nova's HostState does.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -92,6 +92,7 @@ impl SchedulerManager {
 
     /// Reloads the host view from the database.
     pub async fn refresh(&self) -> nova_objects::Result<()> {
+        let t0 = Instant::now();
         let ctx = admin();
         let nodes: Vec<ComputeNode> = self.objects.list(&ctx, &ListQuery::new()).await?;
         let services: Vec<Service> = self
@@ -146,12 +147,30 @@ impl SchedulerManager {
             v.scheduler.upsert_host(s);
         }
         v.loaded = Some(Instant::now());
+        tracing::debug!(hosts = v.scheduler.hosts().len(), elapsed = ?t0.elapsed(), "host states refreshed");
         Ok(())
     }
 
     async fn stale(&self, max_age: Duration) -> bool {
         let v = self.view.lock().await;
         v.loaded.is_none_or(|t| t.elapsed() >= max_age)
+    }
+
+    /// Reloads the host view every [`HOST_REFRESH`] until `stop`, off the
+    /// request path.
+    pub fn start_refresher(
+        &self,
+        stop: tokio_util::sync::CancellationToken,
+    ) -> tokio::task::JoinHandle<()> {
+        let me = self.clone();
+        nova_service::periodic(stop, HOST_REFRESH, Duration::ZERO, move || {
+            let me = me.clone();
+            async move {
+                if let Err(e) = me.refresh().await {
+                    tracing::warn!(error = %e, "cannot refresh the host states");
+                }
+            }
+        })
     }
 
     /// `select_destinations`: one Selection list per instance (chosen host
@@ -164,7 +183,10 @@ impl SchedulerManager {
         let req = nova_scheduler::from_objects::request(spec, instance_uuids);
         let mut retried = false;
         loop {
-            if retried || self.stale(HOST_REFRESH).await {
+            // The refresher keeps the view within HOST_REFRESH; a request
+            // only loads it itself when it is much older (no refresher, or
+            // a stalled one) or before answering NoValidHost.
+            if retried || self.stale(HOST_REFRESH * 3).await {
                 self.refresh().await.map_err(|e| {
                     RemoteError::internal("SchedulerError", format!("cannot load host states: {e}"))
                 })?;

@@ -27,8 +27,13 @@ async fn main() -> anyhow::Result<()> {
     let stop = nova_service::shutdown_token();
     let transport = nova_service::connect_transport(&conf).await?;
     let db = nova_service::open_database(&conf, false).await?;
-    let objects = Objects::new(db);
-    let placement = SqlPlacement::open(&conf.placement_connection()).await?;
+    let objects = Objects::new(db.clone());
+    let placement = SqlPlacement::open_beside(
+        &conf.placement_connection(),
+        &conf.database_connection(),
+        &db,
+    )
+    .await?;
     placement.sync().await?;
     let cell1 = nova_service::cells::ensure_cells(
         &objects,
@@ -52,6 +57,7 @@ async fn main() -> anyhow::Result<()> {
         std::time::Duration::from_secs(report),
         stop.clone(),
     );
+    manager.start_refresher(stop.clone());
     let server = nova_scheduler_service::serve(transport, &manager, &host).await?;
     tracing::info!(%host, "nova-scheduler started");
     stop.cancelled().await;

@@ -588,7 +588,13 @@ async fn flavors_keypairs_and_admin_views() {
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
     loop {
         let r = c
-            .call(Method::GET, "/v2.1/os-hypervisors/detail", "admin", "2.1", None)
+            .call(
+                Method::GET,
+                "/v2.1/os-hypervisors/detail",
+                "admin",
+                "2.1",
+                None,
+            )
             .await;
         let used: i64 = r.body["hypervisors"]
             .as_array()
@@ -599,7 +605,10 @@ async fn flavors_keypairs_and_admin_views() {
         if used == 1 {
             break;
         }
-        assert!(tokio::time::Instant::now() < deadline, "running_vms is {used}, not 1");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "running_vms is {used}, not 1"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
     let r = c
