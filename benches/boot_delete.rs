@@ -120,6 +120,7 @@ async fn workload(
         .build()
         .expect("client");
     let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let poll = Duration::from_millis(arg("--poll-ms", 5) as u64);
     let start = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..clients {
@@ -155,7 +156,7 @@ async fn workload(
                             errors += 1;
                             break;
                         }
-                        _ => tokio::time::sleep(Duration::from_millis(5)).await,
+                        _ => tokio::time::sleep(poll).await,
                     }
                 }
                 lat.push(sent.elapsed().as_secs_f64() * 1000.0);
@@ -166,7 +167,7 @@ async fn workload(
                     if r.status().as_u16() == 404 {
                         break;
                     }
-                    tokio::time::sleep(Duration::from_millis(5)).await;
+                    tokio::time::sleep(poll).await;
                 }
             }
             (lat, errors)

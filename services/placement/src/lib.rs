@@ -765,12 +765,14 @@ impl SqlPlacement {
                 }
             }
         }
-        self.exec(
-            &txn,
-            "DELETE FROM allocations WHERE consumer_uuid = ?",
-            vec![consumer.into()],
-        )
-        .await?;
+        if !current.allocations.is_empty() {
+            self.exec(
+                &txn,
+                "DELETE FROM allocations WHERE consumer_uuid = ?",
+                vec![consumer.into()],
+            )
+            .await?;
+        }
         // One multi-row INSERT for every (provider, class).
         let mut values = Vec::new();
         let mut rows = Vec::new();
