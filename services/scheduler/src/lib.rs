@@ -3,8 +3,8 @@
 //! Placement store.
 //!
 //! Host states come from the ComputeNode and Service tables, reloaded
-//! every [`HOST_REFRESH`] by a background task (and once more before
-//! answering NoValidHost from an old view), so requests never wait for a
+//! every [`HOST_REFRESH`] by a background task (and once more, with the
+//! Placement mirror, before answering NoValidHost), so requests never wait for a
 //! thousand nodes to load. Between reloads the scheduler consumes
 //! what it placed from its own view, as nova's HostState does.
 
@@ -104,7 +104,10 @@ impl SchedulerManager {
             .iter()
             .filter_map(|s| s.host().clone().map(|h| (h, s)))
             .collect();
-        let now = chrono::Utc::now();
+        // Heartbeat ages as they will be at the end of this view's life: a
+        // compute that goes down while the view is in use is excluded early
+        // rather than chosen late.
+        let now = chrono::Utc::now() + chrono::Duration::from_std(HOST_REFRESH).unwrap_or_default();
         let aggregates: Vec<nova_scheduler::Aggregate> = aggs
             .iter()
             .map(nova_scheduler::from_objects::aggregate)
@@ -204,7 +207,7 @@ impl SchedulerManager {
             match out {
                 Ok(s) => return Ok(s),
                 Err(nova_scheduler::Error::NoValidHost { reason, .. }) => {
-                    if !retried && self.stale(Duration::from_millis(200)).await {
+                    if !retried {
                         retried = true;
                         continue;
                     }
