@@ -73,8 +73,9 @@ pub async fn set_error(
     message: &str,
     host: Option<&str>,
 ) -> nova_objects::Result<()> {
+    // The fault first: whoever sees `error` also finds why.
+    record_fault(objects, ctx, instance.uuid(), code, message, None, host).await?;
     instance.set_vm_state(Some("error".into()));
     instance.set_task_state(None);
-    objects.save(ctx, instance).await?;
-    record_fault(objects, ctx, instance.uuid(), code, message, None, host).await
+    objects.save(ctx, instance).await
 }
