@@ -81,33 +81,9 @@ async fn query(
         all.retain(|f| *f.root_gb() >= m);
     }
     all.sort_by(|a, b| a.flavorid().cmp(b.flavorid()));
-    if let Some(m) = get("marker") {
-        match all.iter().position(|f| f.flavorid() == m) {
-            Some(i) => {
-                all.drain(..=i);
-            }
-            None => return Err(Fault::bad_request(format!("marker [{m}] not found"))),
-        }
-    }
-    let limit = match get("limit") {
-        Some(l) => l
-            .parse::<usize>()
-            .map_err(|_| Fault::bad_request("limit param must be an integer"))?
-            .min(st.cfg.max_limit),
-        None => st.cfg.max_limit,
-    };
-    all.truncate(limit);
-    let next = (all.len() == limit && limit > 0)
-        .then(|| {
-            all.last().map(|f| {
-                format!(
-                    "{}/v2.1/{path}?limit={limit}&marker={}",
-                    st.cfg.public_url,
-                    f.flavorid()
-                )
-            })
-        })
-        .flatten();
+    let next = crate::servers::paginate(st, &mut all, get("marker"), get("limit"), path, |f| {
+        f.flavorid().as_str()
+    })?;
     Ok((all, next))
 }
 

@@ -276,35 +276,9 @@ async fn query_servers(
         }
         std::cmp::Ordering::Equal
     });
-    if let Some(m) = get("marker") {
-        match all.iter().position(|i| i.uuid() == m) {
-            Some(p) => {
-                all.drain(..=p);
-            }
-            None => return Err(Fault::bad_request(format!("marker [{m}] not found"))),
-        }
-    }
-    let limit = match get("limit") {
-        Some(l) => l
-            .parse::<usize>()
-            .map_err(|_| Fault::bad_request("limit param must be an integer"))?
-            .min(st.cfg.max_limit),
-        None => st.cfg.max_limit,
-    };
-    let mut next = None;
-    if all.len() > limit {
-        all.truncate(limit);
-    }
-    if all.len() == limit
-        && limit > 0
-        && let Some(last) = all.last()
-    {
-        next = Some(format!(
-            "{}/v2.1/{path}?limit={limit}&marker={}",
-            st.cfg.public_url,
-            last.uuid()
-        ));
-    }
+    let next = paginate(st, &mut all, get("marker"), get("limit"), path, |i| {
+        i.uuid()
+    })?;
     for i in all
         .iter_mut()
         .filter(|i| i.vm_state().as_deref() == Some("error"))
@@ -315,6 +289,46 @@ async fn query_servers(
     }
     let _ = v;
     Ok((all, next))
+}
+
+/// Nova's marker/limit paging of a sorted list: drops everything up to
+/// the marker (400 when it is unknown), keeps `limit` (capped by
+/// `[api] max_limit`), and returns the next-page link when the page is full.
+pub(crate) fn paginate<T>(
+    st: &ApiState,
+    all: &mut Vec<T>,
+    marker: Option<&str>,
+    limit: Option<&str>,
+    path: &str,
+    key: impl Fn(&T) -> &str,
+) -> ApiResult<Option<String>> {
+    if let Some(m) = marker {
+        match all.iter().position(|x| key(x) == m) {
+            Some(p) => {
+                all.drain(..=p);
+            }
+            None => return Err(Fault::bad_request(format!("marker [{m}] not found"))),
+        }
+    }
+    let limit = match limit {
+        Some(l) => l
+            .parse::<usize>()
+            .map_err(|_| Fault::bad_request("limit param must be an integer"))?
+            .min(st.cfg.max_limit),
+        None => st.cfg.max_limit,
+    };
+    all.truncate(limit);
+    Ok((all.len() == limit && limit > 0)
+        .then(|| {
+            all.last().map(|x| {
+                format!(
+                    "{}/v2.1/{path}?limit={limit}&marker={}",
+                    st.cfg.public_url,
+                    key(x)
+                )
+            })
+        })
+        .flatten())
 }
 
 fn with_links(mut body: Value, key: &str, next: Option<String>) -> Value {
