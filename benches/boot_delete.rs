@@ -31,6 +31,19 @@ fn rss_kib() -> u64 {
         .map_or(0, |pages| pages * 4)
 }
 
+/// CPU time of this process so far (user + system), in ms.
+fn cpu_ms() -> f64 {
+    std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|s| {
+            // Fields after the command name (which may hold spaces): utime is the 12th, stime the 13th.
+            let rest = s.rsplit_once(')')?.1;
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            Some(f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?)
+        })
+        .map_or(0.0, |ticks| ticks * 10.0)
+}
+
 fn arg(name: &str, default: usize) -> usize {
     let args: Vec<String> = std::env::args().collect();
     args.iter()
@@ -106,6 +119,8 @@ struct Figures {
     seconds: f64,
     latencies_ms: Vec<f64>,
     errors: usize,
+    /// HTTP requests sent (create, polls, delete).
+    requests: usize,
 }
 
 async fn workload(
@@ -134,8 +149,10 @@ async fn workload(
         tasks.push(tokio::spawn(async move {
             let mut lat = Vec::new();
             let mut errors = 0;
+            let mut requests = 0;
             while next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < cycles {
                 let sent = Instant::now();
+                requests += 2; // create, delete
                 let r = http
                     .post(format!("{}/v2.1/servers", t.compute))
                     .header("X-Auth-Token", &tok)
@@ -149,6 +166,7 @@ async fn workload(
                 let id = body["server"]["id"].as_str().expect("id").to_owned();
                 let url = format!("{}/v2.1/servers/{id}", t.compute);
                 loop {
+                    requests += 1;
                     let s: Value = http.get(&url).header("X-Auth-Token", &tok).send().await.expect("show").json().await.expect("show json");
                     match s["server"]["status"].as_str() {
                         Some("ACTIVE") => break,
@@ -163,6 +181,7 @@ async fn workload(
                 let r = http.delete(&url).header("X-Auth-Token", &tok).send().await.expect("delete");
                 assert_eq!(r.status().as_u16(), 204, "delete");
                 loop {
+                    requests += 1;
                     let r = http.get(&url).header("X-Auth-Token", &tok).send().await.expect("show");
                     if r.status().as_u16() == 404 {
                         break;
@@ -170,15 +189,17 @@ async fn workload(
                     tokio::time::sleep(poll).await;
                 }
             }
-            (lat, errors)
+            (lat, errors, requests)
         }));
     }
     let mut all = Vec::new();
     let mut errors = 0;
+    let mut requests = 0;
     for t in tasks {
-        let (l, e) = t.await.expect("client");
+        let (l, e, r) = t.await.expect("client");
         all.extend(l);
         errors += e;
+        requests += r;
     }
     let seconds = start.elapsed().as_secs_f64();
     all.sort_by(|a, b| a.total_cmp(b));
@@ -187,6 +208,7 @@ async fn workload(
         seconds,
         latencies_ms: all,
         errors,
+        requests,
     }
 }
 
@@ -205,6 +227,7 @@ fn report(mode: &str, computes: usize, clients: usize, f: &Figures, extra: Value
         "boot_p50_ms": (pct(&f.latencies_ms, 0.5) * 10.0).round() / 10.0,
         "boot_p90_ms": (pct(&f.latencies_ms, 0.9) * 10.0).round() / 10.0,
         "boot_p99_ms": (pct(&f.latencies_ms, 0.99) * 10.0).round() / 10.0,
+        "http_requests_per_boot_delete": ((f.requests as f64 / f.cycles.max(1) as f64) * 10.0).round() / 10.0,
         "anchor_nova_boot_delete_per_s": 5.4, "anchor_nova_boot_p50_ms": 6200.0,
     });
     if let (Some(o), Some(e)) = (out.as_object_mut(), extra.as_object()) {
@@ -258,7 +281,9 @@ async fn run_all(computes: usize, clients: usize, cycles: usize) {
         clients * 2,
     )
     .await;
+    let cpu = cpu_ms();
     let f = workload(target, tok, image, clients, cycles).await;
+    let cpu_per_cycle = (cpu_ms() - cpu) / f.cycles.max(1) as f64;
     report(
         "all",
         computes,
@@ -266,6 +291,8 @@ async fn run_all(computes: usize, clients: usize, cycles: usize) {
         &f,
         json!({
             "start_s": (started * 10.0).round() / 10.0,
+            // Services and clients together (one process).
+            "cpu_ms_per_boot_delete": (cpu_per_cycle * 100.0).round() / 100.0,
             "rss_services_mib": (base.saturating_sub(before)) / 1024,
             "rss_per_fake_compute_kib": (with_computes.saturating_sub(base)) / computes.max(1) as u64,
         }),

@@ -4,10 +4,14 @@
 //! (see `shared/specs/oslo-wire.md`).
 //!
 //! Connections: one publishing connection (confirm mode) shared by every
-//! send of the transport, and one connection per subscription (an RPC
-//! server's three queues, a reply queue, a notification listener), as oslo
-//! does. Every connection reconnects with backoff and failover across the
-//! URL's hosts; subscriptions redeclare their queues (same names) and go on.
+//! send of the transport, and one listening connection shared by every
+//! subscription (an RPC server's three queues, a reply queue, a notification
+//! listener), each subscription on a channel of its own. oslo opens a
+//! connection per listener; lapin runs a thread per connection, so a process
+//! hosting hundreds of fake computes would otherwise hold hundreds of
+//! threads and broker connections. Both connections reconnect with backoff
+//! and failover across the URL's hosts; subscriptions redeclare their queues
+//! (same names) on the new listening connection and go on.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -161,6 +165,8 @@ struct Inner {
     next_host: AtomicUsize,
     publisher: RwLock<Option<Arc<PubConn>>>,
     reconnecting: tokio::sync::Mutex<()>,
+    /// The connection every subscription's channel is opened on.
+    listener: tokio::sync::Mutex<Option<Arc<Connection>>>,
     /// Reply queues found missing for `missing_consumer_retry_timeout`:
     /// later replies to them are dropped at once (oslo: 200 entries, 60 s).
     obsolete_replies: Mutex<HashMap<String, Instant>>,
@@ -194,6 +200,7 @@ impl AmqpTransport {
                 next_host: AtomicUsize::new(0),
                 publisher: RwLock::new(None),
                 reconnecting: tokio::sync::Mutex::new(()),
+                listener: tokio::sync::Mutex::new(None),
                 obsolete_replies: Mutex::new(HashMap::new()),
                 shutdown: CancellationToken::new(),
             }),
@@ -223,6 +230,9 @@ impl AmqpTransport {
             .take();
         if let Some(p) = p {
             let _ = p.conn.close(200, "OK".into()).await;
+        }
+        if let Some(l) = self.inner.listener.lock().await.take() {
+            let _ = l.close(200, "OK".into()).await;
         }
     }
 }
@@ -324,6 +334,26 @@ impl Inner {
         *self.publisher.write().unwrap_or_else(|p| p.into_inner()) = Some(p.clone());
         tracing::debug!("publisher connected");
         Ok(p)
+    }
+
+    /// The shared listening connection, opened again if it was lost.
+    async fn listening_connection(&self) -> Result<Arc<Connection>> {
+        let mut g = self.listener.lock().await;
+        if let Some(c) = g.as_ref().filter(|c| c.status().connected()) {
+            return Ok(c.clone());
+        }
+        if self.shutdown.is_cancelled() {
+            return Err(Error::Closed("AMQP transport"));
+        }
+        if let Some(old) = g.take() {
+            tokio::spawn(async move {
+                let _ = old.close(320, "reconnecting".into()).await;
+            });
+        }
+        let c = Arc::new(self.open().await?);
+        tracing::debug!("listening connection opened");
+        *g = Some(c.clone());
+        Ok(c)
     }
 
     fn invalidate(&self, p: &Arc<PubConn>) {
@@ -582,9 +612,9 @@ impl Transport for AmqpTransport {
         let spec = Arc::new(Spec::new(what, &self.inner.config));
         // The first set-up happens now, so that a broker that cannot be
         // reached is an error here; later losses reconnect in the stream.
-        let (conn, ch, consumers) = setup(&self.inner, &spec).await?;
+        let (ch, consumers) = setup(&self.inner, &spec).await?;
         let n = consumers.len();
-        let slot: LiveSlot = Arc::new(Mutex::new(Some((conn, ch))));
+        let slot: LiveSlot = Arc::new(Mutex::new(Some(ch)));
         let token = self.inner.shutdown.child_token();
         let state = ConsumerState {
             inner: self.inner.clone(),
@@ -603,8 +633,8 @@ impl Transport for AmqpTransport {
         let on_close = move || {
             token.cancel();
             let taken = slot.lock().unwrap_or_else(|p| p.into_inner()).take();
-            if let (Some((conn, ch)), Ok(rt)) = (taken, tokio::runtime::Handle::try_current()) {
-                rt.spawn(async move { teardown(conn, ch, &close_spec, n).await });
+            if let (Some(ch), Ok(rt)) = (taken, tokio::runtime::Handle::try_current()) {
+                rt.spawn(async move { teardown(ch, &close_spec, n).await });
             }
         };
         // Deliveries not yet taken are unacknowledged: the broker gives them
@@ -710,8 +740,8 @@ impl Spec {
     }
 }
 
-async fn setup(inner: &Inner, spec: &Spec) -> Result<(Connection, Channel, Vec<lapin::Consumer>)> {
-    let conn = inner.open().await?;
+async fn setup(inner: &Inner, spec: &Spec) -> Result<(Channel, Vec<lapin::Consumer>)> {
+    let conn = inner.listening_connection().await?;
     let ch = conn
         .create_channel()
         .await
@@ -768,7 +798,7 @@ async fn setup(inner: &Inner, spec: &Spec) -> Result<(Connection, Channel, Vec<l
             .map_err(lapin_err("basic.consume failed"))?;
         consumers.push(c);
     }
-    Ok((conn, ch, consumers))
+    Ok((ch, consumers))
 }
 
 fn decode(
@@ -784,7 +814,7 @@ fn decode(
     }
 }
 
-async fn teardown(conn: Connection, ch: Channel, spec: &Spec, consumers: usize) {
+async fn teardown(ch: Channel, spec: &Spec, consumers: usize) {
     for i in 0..consumers {
         let _ = ch
             .basic_cancel(
@@ -799,11 +829,10 @@ async fn teardown(conn: Connection, ch: Channel, spec: &Spec, consumers: usize) 
             .await;
     }
     let _ = ch.close(200, "OK".into()).await;
-    let _ = conn.close(200, "OK".into()).await;
 }
 
-/// The live connection of a subscription, shared with `Inbox::close`.
-type LiveSlot = Arc<Mutex<Option<(Connection, Channel)>>>;
+/// The live channel of a subscription, shared with `Inbox::close`.
+type LiveSlot = Arc<Mutex<Option<Channel>>>;
 
 /// A subscription's receiving side: polled by the inbox's owner directly (no
 /// forwarding task), reconnecting with backoff when the connection is lost.
@@ -824,8 +853,8 @@ impl ConsumerState {
             if self.token.is_cancelled() {
                 self.stream = None;
                 let taken = self.slot.lock().unwrap_or_else(|p| p.into_inner()).take();
-                if let Some((conn, ch)) = taken {
-                    teardown(conn, ch, &self.spec, self.spec.queues.len()).await;
+                if let Some(ch) = taken {
+                    teardown(ch, &self.spec, self.spec.queues.len()).await;
                 }
                 return None;
             }
@@ -892,13 +921,14 @@ impl ConsumerState {
         }
     }
 
-    /// Forgets a broken connection (closing it in the background).
+    /// Forgets a broken channel (closing it in the background); a lost
+    /// connection is replaced by the next set-up.
     fn lost(&mut self) {
         self.stream = None;
         let taken = self.slot.lock().unwrap_or_else(|p| p.into_inner()).take();
-        if let Some((conn, _)) = taken {
+        if let Some(ch) = taken {
             tokio::spawn(async move {
-                let _ = conn.close(320, "reconnecting".into()).await;
+                let _ = ch.close(200, "reconnecting".into()).await;
             });
         }
     }
@@ -916,9 +946,9 @@ impl ConsumerState {
             r = setup(&self.inner, &self.spec) => r,
         };
         match r {
-            Ok((conn, ch, consumers)) => {
+            Ok((ch, consumers)) => {
                 tracing::info!(queue = %self.spec.name, attempt = self.attempt, "reconnected and redeclared queues");
-                *self.slot.lock().unwrap_or_else(|p| p.into_inner()) = Some((conn, ch));
+                *self.slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(ch);
                 self.stream = Some(futures_util::stream::select_all(consumers));
                 self.attempt = 0;
             }

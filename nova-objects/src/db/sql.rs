@@ -159,19 +159,25 @@ fn without_changes(v: &Value) -> Value {
     }
 }
 
-fn read_col(t: &Table, row: &QueryResult, field: &str, ty: ColType) -> Result<Value> {
+/// Reads column `idx` (named `field`) of `row`: by position, as the
+/// statements list the columns in [`selected`] order (a lookup by name
+/// compares the name with every column's).
+fn read_col(t: &Table, row: &QueryResult, idx: usize, field: &str, ty: ColType) -> Result<Value> {
     let e = |e: DbErr| Error::Db(format!("reading {}.{field}: {e}", t.name));
     Ok(match ty {
-        ColType::BigInt => row.try_get::<Option<i64>>("", field).map_err(e)?.into(),
-        ColType::Double => row.try_get::<Option<f64>>("", field).map_err(e)?.into(),
-        ColType::Bool => row.try_get::<Option<bool>>("", field).map_err(e)?.into(),
+        ColType::BigInt => row.try_get_by_index::<Option<i64>>(idx).map_err(e)?.into(),
+        ColType::Double => row.try_get_by_index::<Option<f64>>(idx).map_err(e)?.into(),
+        ColType::Bool => row.try_get_by_index::<Option<bool>>(idx).map_err(e)?.into(),
         ColType::DateTime => row
-            .try_get::<Option<NaiveDateTime>>("", field)
+            .try_get_by_index::<Option<NaiveDateTime>>(idx)
             .map_err(e)?
             .map(|n| Value::String(format_datetime(&n.and_utc())))
             .unwrap_or(Value::Null),
-        ColType::Str | ColType::Text => row.try_get::<Option<String>>("", field).map_err(e)?.into(),
-        ColType::Json => match row.try_get::<Option<String>>("", field).map_err(e)? {
+        ColType::Str | ColType::Text => row
+            .try_get_by_index::<Option<String>>(idx)
+            .map_err(e)?
+            .into(),
+        ColType::Json => match row.try_get_by_index::<Option<String>>(idx).map_err(e)? {
             None => Value::Null,
             Some(s) => serde_json::from_str(&s)
                 .map_err(|x| Error::Db(format!("{}.{field} holds invalid JSON: {x}", t.name)))?,
@@ -183,14 +189,21 @@ fn read_col(t: &Table, row: &QueryResult, field: &str, ty: ColType) -> Result<Va
 pub(crate) fn row_to_primitive(t: &Table, row: &QueryResult) -> Result<Value> {
     let class = t.class();
     let mut data = Map::with_capacity(t.columns.len());
+    let mut after_id = 1;
     for (&c, info) in t.columns.iter().zip(col_infos(t)) {
+        let idx = if c == "id" {
+            0
+        } else {
+            after_id += 1;
+            after_id - 1
+        };
         let v = if info.soft_deleted {
             let d: i64 = row
-                .try_get("", "deleted")
+                .try_get_by_index(idx)
                 .map_err(|e| Error::Db(format!("reading {}.deleted: {e}", t.name)))?;
             Value::Bool(d != 0)
         } else {
-            read_col(t, row, c, info.ty)?
+            read_col(t, row, idx, c, info.ty)?
         };
         if Value::is_null(&v) && !info.nullable {
             continue; // never set: stays unset, as a fresh nova object
@@ -238,13 +251,27 @@ pub(crate) fn split(t: &Table, v: Value) -> Result<Parts> {
     Ok(Parts { data, changes })
 }
 
+/// The columns statements read, in the order [`row_to_primitive`] expects:
+/// `id`, then the others as the table lists them.
+fn selected(t: &Table) -> impl Iterator<Item = &'static str> {
+    std::iter::once("id").chain(t.columns.iter().copied().filter(|c| *c != "id"))
+}
+
 fn select(t: &Table) -> SelectStatement {
     let mut q = Query::select();
-    q.from(t.name).column("id");
-    for &c in t.columns.iter().filter(|c| **c != "id") {
-        q.column(c);
-    }
+    q.from(t.name).columns(selected(t));
     q
+}
+
+/// Every column of `t`, for `RETURNING`.
+fn returning(t: &Table) -> sea_orm::sea_query::ReturningClause {
+    Query::returning().columns(selected(t))
+}
+
+/// SQLite and PostgreSQL return the written row with the write;
+/// MySQL/MariaDB read it back (no `UPDATE … RETURNING`).
+fn has_returning<C: ConnectionTrait>(db: &C) -> bool {
+    db.get_database_backend() != DbBackend::MySql
 }
 
 fn live(t: &Table, rd: ReadDeleted) -> Option<SimpleExpr> {
@@ -377,18 +404,17 @@ pub(crate) async fn create<C: ConnectionTrait>(db: &C, t: &Table, obj: Value) ->
             db_err(e)
         }
     };
-    let id: i64 = if db.get_database_backend() == DbBackend::MySql {
-        let r = db.execute(&ins).await.map_err(exists)?;
-        i64::try_from(r.last_insert_id()).map_err(|e| Error::Db(e.to_string()))?
-    } else {
-        ins.returning_col("id");
+    if has_returning(db) {
+        ins.returning(returning(t));
         let row = db
             .query_one(&ins)
             .await
             .map_err(exists)?
-            .ok_or_else(|| Error::Db("insert returned no id".into()))?;
-        row.try_get("", "id").map_err(db_err)?
-    };
+            .ok_or_else(|| Error::Db(format!("insert into {} returned no row", t.name)))?;
+        return row_to_primitive(t, &row);
+    }
+    let r = db.execute(&ins).await.map_err(exists)?;
+    let id = i64::try_from(r.last_insert_id()).map_err(|e| Error::Db(e.to_string()))?;
     fetch_one(db, t, Expr::col("id").eq(id), ReadDeleted::Yes)
         .await?
         .ok_or_else(|| Error::Db(format!("{} row {id} vanished after insert", t.name)))
@@ -452,7 +478,7 @@ pub(crate) async fn save<C: ConnectionTrait>(
         }
         upd.cond_where(Cond::all().add(key.clone()).add(expected))
             .and_where_option(live(t, ReadDeleted::No));
-        let r = db.execute(&upd).await.map_err(|e| {
+        let write_err = |e: DbErr| {
             if is_unique_violation(&e) {
                 Error::Exists {
                     kind: kind(t),
@@ -461,10 +487,19 @@ pub(crate) async fn save<C: ConnectionTrait>(
             } else {
                 db_err(e)
             }
-        })?;
-        // MySQL reports changed rows, not matched ones: a no-op write of
-        // identical values counts 0, so a miss is confirmed by reading.
-        if r.rows_affected() == 0 {
+        };
+        let written = if has_returning(db) {
+            upd.returning(returning(t));
+            match db.query_one(&upd).await.map_err(write_err)? {
+                Some(row) => return row_to_primitive(t, &row),
+                None => false,
+            }
+        } else {
+            // MySQL reports changed rows, not matched ones: a no-op write of
+            // identical values counts 0, so a miss is confirmed by reading.
+            db.execute(&upd).await.map_err(write_err)?.rows_affected() > 0
+        };
+        if !written {
             let Some(now) = fetch_one(db, t, key.clone(), ReadDeleted::No).await? else {
                 return Err(Error::NotFound {
                     kind: kind(t),
@@ -514,6 +549,15 @@ pub(crate) async fn destroy<C: ConnectionTrait>(db: &C, t: &Table, obj: Value) -
             .value("deleted_at", now())
             .cond_where(key.clone())
             .and_where(Expr::col("deleted").eq(0));
+        if has_returning(db) {
+            upd.returning(returning(t));
+            let row = db
+                .query_one(&upd)
+                .await
+                .map_err(db_err)?
+                .ok_or_else(not_found)?;
+            return row_to_primitive(t, &row);
+        }
         let r = db.execute(&upd).await.map_err(db_err)?;
         if r.rows_affected() == 0 {
             return Err(not_found());
@@ -521,6 +565,17 @@ pub(crate) async fn destroy<C: ConnectionTrait>(db: &C, t: &Table, obj: Value) -
         fetch_one(db, t, key, ReadDeleted::Yes)
             .await?
             .ok_or_else(not_found)
+    } else if has_returning(db) {
+        let mut del = Query::delete();
+        del.from_table(t.name)
+            .cond_where(key)
+            .returning(returning(t));
+        let row = db
+            .query_one(&del)
+            .await
+            .map_err(db_err)?
+            .ok_or_else(not_found)?;
+        row_to_primitive(t, &row)
     } else {
         let before = fetch_one(db, t, key.clone(), ReadDeleted::Yes)
             .await?

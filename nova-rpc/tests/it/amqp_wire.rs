@@ -550,6 +550,64 @@ async fn connections_dropped_by_the_broker_are_recovered() {
     .await;
 }
 
+/// A process serving many hosts (nova-compute with fake hosts) holds two
+/// broker connections per transport, not one per server; when the broker
+/// drops them, every server comes back on the new listening connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn servers_of_one_transport_share_its_two_connections() {
+    let marker = unique("shared");
+    let topic = unique("t");
+    let t = transport_named(&marker).await;
+    let mut servers = Vec::new();
+    for i in 0..20 {
+        servers.push(serve(t.clone(), &topic, &format!("h{i}")).await);
+    }
+    let client = RpcClient::new(
+        t.clone(),
+        Target::topic(&topic)
+            .with_namespace("test")
+            .with_version(Version::new(1, 0)),
+    )
+    .timeout(Duration::from_secs(3));
+    let call_all = |client: RpcClient| async move {
+        for i in 0..20 {
+            let r = client
+                .prepare()
+                .server(format!("h{i}"))
+                .call::<i64>(&RequestContext::new(), "add", json!({"a": i, "b": 1}))
+                .await;
+            if r.as_ref().ok() != Some(&(i + 1)) {
+                return Err(format!("h{i}: {r:?}"));
+            }
+        }
+        Ok(())
+    };
+    call_all(client.clone()).await.unwrap();
+    let m = marker.clone();
+    let killed = tokio::task::spawn_blocking(move || kill_connections(&m))
+        .await
+        .unwrap();
+    assert_eq!(
+        killed, 2,
+        "20 servers and a reply queue: one publishing and one listening connection"
+    );
+    let t0 = Instant::now();
+    while let Err(e) = call_all(client.clone()).await {
+        assert!(
+            t0.elapsed() < Duration::from_secs(30),
+            "not every server recovered within 30 s: {e}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    for s in servers {
+        s.stop().await;
+    }
+    t.close().await;
+    let mut queues = vec![topic.clone()];
+    queues.extend((0..20).map(|i| format!("{topic}.h{i}")));
+    delete_queues(&queues, &[]).await;
+}
+
 /// Stops and starts the RabbitMQ application: every connection and every
 /// non-durable queue is lost. Run alone (`--run-ignored only`), it disturbs other tests.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
