@@ -20,6 +20,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
+#[path = "../services/all/tests/it/vhost.rs"]
+mod vhost;
+
 fn rss_kib() -> u64 {
     std::fs::read_to_string("/proc/self/statm")
         .ok()
@@ -308,7 +311,14 @@ impl Drop for Procs {
         for c in &mut self.0 {
             let _ = Command::new("kill").arg(c.id().to_string()).status();
         }
-        std::thread::sleep(Duration::from_millis(500));
+        // Up to 10 s to stop: a nova-compute with hundreds of fake hosts
+        // deletes their fanout queues on the way out.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline
+            && self.0.iter_mut().any(|c| matches!(c.try_wait(), Ok(None)))
+        {
+            std::thread::sleep(Duration::from_millis(50));
+        }
         for c in &mut self.0 {
             let _ = c.kill();
             let _ = c.wait();
@@ -354,8 +364,12 @@ async fn run_multi(computes: usize, clients: usize, cycles: usize) {
     let tag = uuid::Uuid::new_v4().simple().to_string()[..8].to_owned();
     let pg = std::env::var("NOVA_RS_PG_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-    let amqp = std::env::var("NOVA_RS_AMQP_URL")
-        .unwrap_or_else(|_| "rabbit://guest:guest@127.0.0.1:5672/".into());
+    let vhost = vhost::Vhost::create(
+        &std::env::var("NOVA_RS_AMQP_URL")
+            .unwrap_or_else(|_| "rabbit://guest:guest@127.0.0.1:5672/".into()),
+        &format!("nova_bench_{tag}"),
+    );
+    let amqp = &vhost.url;
     let admin = nova_objects::db::Database::connect(&nova_objects::db::DbConfig::new(&pg))
         .await
         .expect("PostgreSQL");
@@ -467,6 +481,7 @@ async fn run_multi(computes: usize, clients: usize, cycles: usize) {
         json!({"start_s": (started * 10.0).round() / 10.0, "rss_per_fake_compute_kib": compute_rss / (per * 4) as u64}),
     );
     drop(procs);
+    drop(vhost);
     let _ = admin
         .connection()
         .execute_unprepared(&format!("DROP DATABASE IF EXISTS {dbname} WITH (FORCE)"))

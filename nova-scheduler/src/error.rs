@@ -16,6 +16,15 @@ pub enum Error {
         /// Instances requested.
         requested: usize,
     },
+    /// Placement proposed root providers this scheduler has no host state
+    /// for (a compute that registered after the view was loaded, or one of
+    /// another cell), and the caller asked to hear of them before anything
+    /// was claimed: see [`crate::Scheduler::select_destinations_known`].
+    #[error("Placement proposed {} provider(s) with no host state", providers.len())]
+    UnknownHosts {
+        /// The root provider (compute node) uuids, in Placement's order.
+        providers: Vec<String>,
+    },
     /// A bad configuration (unknown filter or weigher, bad option value).
     #[error("invalid scheduler configuration: {0}")]
     Config(String),

@@ -100,6 +100,21 @@ impl Scheduler {
         placement: &dyn Placement,
         req: &Request,
     ) -> Result<Vec<Vec<Selection>>> {
+        self.select_destinations_known(placement, req, |_| true)
+    }
+
+    /// [`Scheduler::select_destinations_with`], asking first about
+    /// candidates whose root provider is no host of this scheduler's (they
+    /// are left out of the choice): when `accept(&providers)` says no,
+    /// nothing is claimed and the answer is [`Error::UnknownHosts`], so that
+    /// a caller whose host view may be older than Placement can reload it
+    /// and ask again. `accept` is not called when every root is known.
+    pub fn select_destinations_known(
+        &mut self,
+        placement: &dyn Placement,
+        req: &Request,
+        accept: impl FnOnce(&[String]) -> bool,
+    ) -> Result<Vec<Vec<Selection>>> {
         let mut query = self.candidates_request(req)?;
         query.without_summaries = true; // only the requests are needed here
         let cands = placement
@@ -116,13 +131,24 @@ impl Scheduler {
         // Each host with candidates: its first candidate (Placement's order).
         let mut first_candidate: Vec<u32> = vec![u32::MAX; self.hosts().len()];
         let mut hosts: Vec<usize> = Vec::with_capacity(cands.len());
+        let mut unknown: Vec<String> = Vec::new();
         for c in 0..cands.len() {
-            if let Some(h) = self.host_index_by_uuid(cands.root(c))
-                && first_candidate[h] == u32::MAX
-            {
-                first_candidate[h] = c as u32;
-                hosts.push(h);
+            match self.host_index_by_uuid(cands.root(c)) {
+                Some(h) if first_candidate[h] == u32::MAX => {
+                    first_candidate[h] = c as u32;
+                    hosts.push(h);
+                }
+                Some(_) => {}
+                None => {
+                    let root = cands.root(c);
+                    if !unknown.iter().any(|u| **u == **root) {
+                        unknown.push(root.to_string());
+                    }
+                }
             }
+        }
+        if !unknown.is_empty() && !accept(&unknown) {
+            return Err(Error::UnknownHosts { providers: unknown });
         }
         hosts.sort_unstable();
         let candidate_of = |h: usize| {

@@ -173,3 +173,49 @@ fn partial_failure_releases_claims() {
         assert_eq!(p.usages(&format!("rp-{i}")).unwrap()["VCPU"], 0);
     }
 }
+
+/// A compute Placement knows but the host view does not (it registered
+/// after the view was loaded) is reported before anything is claimed when
+/// the caller asks, and left out of the choice when it accepts.
+#[test]
+fn hosts_missing_from_the_view_are_reported_before_claiming() {
+    let (p, hosts) = cluster(3, 4);
+    let mut s = scheduler(&hosts[..2]);
+    let req = Request {
+        flavor: nova_scheduler::FlavorSpec {
+            vcpus: 1,
+            memory_mb: 1024,
+            ..Default::default()
+        },
+        instance_uuids: vec!["a".into(), "b".into(), "c".into()],
+        ..Request::default()
+    };
+    let mut asked = Vec::new();
+    let err = s
+        .select_destinations_known(&p, &req, |unknown| {
+            asked = unknown.to_vec();
+            false
+        })
+        .unwrap_err();
+    assert_eq!(asked, vec!["rp-2".to_owned()]);
+    assert!(
+        matches!(&err, nova_scheduler::Error::UnknownHosts { providers } if providers == &asked),
+        "{err}"
+    );
+    for u in ["a", "b", "c"] {
+        assert!(p.allocations(u).unwrap().consumer_generation.is_none());
+    }
+    // Accepted: only the known hosts are chosen.
+    let picks = s.select_destinations_known(&p, &req, |_| true).unwrap();
+    assert!(picks.iter().all(|alts| alts[0].host != "cmp-2"));
+    // Once the host is in the view, nobody is asked and it is used.
+    s.upsert_host(hosts[2].clone());
+    let req2 = Request {
+        instance_uuids: vec!["d".into(), "e".into(), "f".into()],
+        ..req
+    };
+    let picks = s
+        .select_destinations_known(&p, &req2, |_| panic!("every host is known"))
+        .unwrap();
+    assert!(picks.iter().any(|alts| alts[0].host == "cmp-2"));
+}

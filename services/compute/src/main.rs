@@ -72,9 +72,7 @@ async fn main() -> anyhow::Result<()> {
             "nova-compute started (fake hosts)"
         );
         stop.cancelled().await;
-        for s in servers {
-            s.stop().await;
-        }
+        futures_util::future::join_all(servers.into_iter().map(|s| s.stop())).await;
         return Ok(());
     }
     let driver = nova_compute::driver_from_conf(&conf, &cfg.host)?;

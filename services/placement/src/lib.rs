@@ -402,6 +402,52 @@ impl SqlPlacement {
         Ok(out)
     }
 
+    /// A provider's generation and, per resource class, its inventory and
+    /// what consumers other than `consumer` use of it: one statement.
+    async fn capacity_in<C: ConnectionTrait>(
+        &self,
+        c: &C,
+        uuid: &str,
+        consumer: &str,
+    ) -> Result<(u64, BTreeMap<String, (InventoryRecord, i64)>)> {
+        // SUM is NUMERIC on PostgreSQL and DECIMAL on MySQL: cast it back.
+        let int = match self.backend {
+            DbBackend::MySql => "SIGNED",
+            _ => "BIGINT",
+        };
+        let sql = format!(
+            "SELECT rp.generation, i.resource_class, i.total, i.reserved, i.min_unit, i.max_unit, i.step_size, i.allocation_ratio, \
+             CAST((SELECT COALESCE(SUM(a.used), 0) FROM allocations a WHERE a.rp_uuid = i.rp_uuid AND a.resource_class = i.resource_class AND a.consumer_uuid <> ?) AS {int}) AS used \
+             FROM resource_providers rp LEFT JOIN inventories i ON i.rp_uuid = rp.uuid WHERE rp.uuid = ?"
+        );
+        let rows = self
+            .all(c, &sql, vec![consumer.into(), uuid.into()])
+            .await?;
+        let first = rows
+            .first()
+            .ok_or_else(|| PlacementError::NotFound(format!("resource provider {uuid}")))?;
+        let generation = get_i(first, "generation")? as u64;
+        let mut out = BTreeMap::new();
+        for r in &rows {
+            let Some(rc) = r
+                .try_get::<Option<String>>("", "resource_class")
+                .map_err(db)?
+            else {
+                continue; // a provider without inventory
+            };
+            let inv = InventoryRecord {
+                total: get_i(r, "total")?,
+                reserved: get_i(r, "reserved")?,
+                min_unit: get_i(r, "min_unit")?,
+                max_unit: get_i(r, "max_unit")?,
+                step_size: get_i(r, "step_size")?,
+                allocation_ratio: r.try_get::<f64>("", "allocation_ratio").map_err(db)?,
+            };
+            out.insert(rc, (inv, get_i(r, "used")?));
+        }
+        Ok((generation, out))
+    }
+
     /// `GET /resource_providers/{uuid}/inventories`.
     pub async fn inventories_async(
         &self,
@@ -731,20 +777,24 @@ impl SqlPlacement {
         touched.extend(current.allocations.keys().map(|k| &**k));
         let mut generations = Vec::new();
         for rp in &touched {
-            let row = self.provider_row(&txn, rp).await.map_err(|e| match e {
+            let missing = |e| match e {
                 PlacementError::NotFound(_) => Retry::Fail(PlacementError::BadRequest(format!(
                     "Allocation for resource provider '{rp}' that does not exist."
                 ))),
                 e => Retry::Fail(e),
-            })?;
-            generations.push((rp.to_string(), row.generation));
+            };
             let Some(wanted) = allocations.get(*rp) else {
+                let row = self.provider_row(&txn, rp).await.map_err(missing)?;
+                generations.push((rp.to_string(), row.generation));
                 continue;
             };
-            let inventories = self.inventories_in(&txn, rp).await?;
-            let used = self.usages_in(&txn, rp, Some(consumer)).await?;
+            let (generation, inventories) = self
+                .capacity_in(&txn, rp, consumer)
+                .await
+                .map_err(missing)?;
+            generations.push((rp.to_string(), generation));
             for (rc, amount) in wanted {
-                let Some(inv) = inventories.get(&**rc) else {
+                let Some((inv, u)) = inventories.get(&**rc) else {
                     return Err(Retry::Fail(PlacementError::BadRequest(format!(
                         "Unable to allocate inventory: Inventory for '{rc}' on resource provider '{rp}' invalid."
                     ))));
@@ -757,8 +807,7 @@ impl SqlPlacement {
                         "Unable to allocate inventory: Unable to create allocation for '{rc}' on resource provider '{rp}'. The requested amount would violate inventory constraints."
                     ))));
                 }
-                let u = used.get(&**rc).copied().unwrap_or(0);
-                if !inv.admits(u, *amount) {
+                if !inv.admits(*u, *amount) {
                     return Err(Retry::Fail(PlacementError::CapacityExceeded(format!(
                         "Unable to allocate inventory: Unable to create allocation for '{rc}' on resource provider '{rp}'. The requested amount would exceed the capacity."
                     ))));

@@ -4,8 +4,10 @@
 //!
 //! Host states come from the ComputeNode and Service tables, reloaded
 //! every [`HOST_REFRESH`] by a background task (and once more, with the
-//! Placement mirror, before answering NoValidHost), so requests never wait for a
-//! thousand nodes to load. Between reloads the scheduler consumes
+//! Placement mirror, before answering NoValidHost; and before placing,
+//! when Placement proposes a compute node the view does not have yet), so
+//! requests never wait for a thousand nodes to load, and a compute that
+//! registered a moment ago is already a candidate. Between reloads the scheduler consumes
 //! what it placed from its own view, as nova's HostState does.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -45,7 +47,14 @@ pub fn scheduler_config(conf: &Conf) -> anyhow::Result<SchedulerConfig> {
 struct View {
     scheduler: Scheduler,
     loaded: Option<Instant>,
+    /// Root providers Placement proposed that a fresh reload still did not
+    /// turn into hosts (not compute nodes of this cell): no reason to
+    /// reload again for them.
+    foreign: BTreeSet<String>,
 }
+
+/// How many foreign providers [`View::foreign`] remembers.
+const FOREIGN_MAX: usize = 10_000;
 
 /// The scheduler manager.
 #[derive(Debug, Clone)]
@@ -85,6 +94,7 @@ impl SchedulerManager {
             view: Arc::new(tokio::sync::Mutex::new(View {
                 scheduler: Scheduler::new(config)?,
                 loaded: None,
+                foreign: BTreeSet::new(),
             })),
             cell_uuid: cell_uuid.to_owned(),
         })
@@ -184,31 +194,56 @@ impl SchedulerManager {
         instance_uuids: &[String],
     ) -> Result<Vec<Vec<Selection>>, RemoteError> {
         let req = nova_scheduler::from_objects::request(spec, instance_uuids);
-        let mut retried = false;
+        // Reload the view before the next try: after NoValidHost (with the
+        // Placement mirror), or when Placement proposed hosts the view does
+        // not have yet (a compute that registered since it was loaded).
+        let mut no_valid_host_retried = false;
+        let mut unknown_retried = false;
         loop {
             // The refresher keeps the view within HOST_REFRESH; a request
             // only loads it itself when it is much older (no refresher, or
-            // a stalled one) or before answering NoValidHost.
-            if retried || self.stale(HOST_REFRESH * 3).await {
+            // a stalled one) or before a retry.
+            let retry = no_valid_host_retried || unknown_retried;
+            if retry || self.stale(HOST_REFRESH * 3).await {
                 self.refresh().await.map_err(|e| {
                     RemoteError::internal("SchedulerError", format!("cannot load host states: {e}"))
                 })?;
-                if retried {
+                if no_valid_host_retried {
                     self.placement.invalidate();
                 }
             }
             let (view, placement, req2) = (self.view.clone(), self.placement.clone(), req.clone());
             let out = tokio::task::spawn_blocking(move || {
                 let mut v = view.blocking_lock();
-                v.scheduler.select_destinations_with(&placement, &req2)
+                let View {
+                    scheduler, foreign, ..
+                } = &mut *v;
+                scheduler.select_destinations_known(&placement, &req2, |unknown| {
+                    if !unknown_retried {
+                        return unknown.iter().all(|u| foreign.contains(u));
+                    }
+                    // Still unknown right after a reload: not ours.
+                    if foreign.len() + unknown.len() > FOREIGN_MAX {
+                        foreign.clear();
+                    }
+                    foreign.extend(unknown.iter().cloned());
+                    true
+                })
             })
             .await
             .map_err(|e| RemoteError::internal("SchedulerError", e.to_string()))?;
             match out {
                 Ok(s) => return Ok(s),
+                Err(nova_scheduler::Error::UnknownHosts { providers }) if !unknown_retried => {
+                    tracing::debug!(
+                        new = providers.len(),
+                        "Placement knows hosts the view does not: reloading"
+                    );
+                    unknown_retried = true;
+                }
                 Err(nova_scheduler::Error::NoValidHost { reason, .. }) => {
-                    if !retried {
-                        retried = true;
+                    if !no_valid_host_retried {
+                        no_valid_host_retried = true;
                         continue;
                     }
                     return Err(no_valid_host(&reason));

@@ -433,3 +433,36 @@ async fn restart_recovers_instances_left_in_transition() {
     );
     c.stop().await;
 }
+
+/// A compute that has just registered is a candidate for the very next
+/// request: the scheduler reloads its host view when Placement proposes
+/// a compute node it does not have, instead of leaving it out until the
+/// next periodic refresh.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_compute_that_just_registered_is_scheduled_at_once() {
+    let mut c = Cluster::start(1, &[]).await;
+    // One boot, so the scheduler's view is loaded (with one host).
+    let id = c.boot("demo", "first", "1").await;
+    c.wait_status("demo", &id, "ACTIVE").await;
+    c.all
+        .add_computes(&["fake-compute-new".to_owned()])
+        .await
+        .unwrap();
+    nova_manage::discover_hosts(&c.all.objects, &c.all.conf)
+        .await
+        .unwrap();
+    let r = c.post("/v2.1/servers", "demo", json!({"server": {"name": "n", "flavorRef": "1", "imageRef": nova_all::FAKE_IMAGE_ID, "networks": "none", "min_count": 3, "max_count": 3}})).await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    let r = c.get("/v2.1/servers?name=^n-", "demo").await;
+    for s in r.body["servers"].as_array().unwrap() {
+        c.wait_status("demo", s["id"].as_str().unwrap(), "ACTIVE")
+            .await;
+    }
+    // The RAM weigher prefers the empty host.
+    assert!(
+        c.usage_on("fake-compute-new", "MEMORY_MB").await >= 512,
+        "the new compute was chosen"
+    );
+    assert_eq!(c.total_usage("MEMORY_MB").await, 4 * 512);
+    c.stop().await;
+}

@@ -9,3 +9,5 @@ mod boot;
 mod cli;
 mod cluster;
 mod multiprocess;
+#[cfg(all(feature = "amqp", feature = "postgres"))]
+mod vhost;

@@ -13,6 +13,7 @@ use sea_orm::ConnectionTrait as _;
 use serde_json::{Value, json};
 
 use crate::cluster::temp_dir;
+use crate::vhost::Vhost;
 
 fn bin(name: &str) -> PathBuf {
     // target/<profile>/deps/it-<hash> → target/<profile>/<name>
@@ -35,7 +36,17 @@ impl Drop for Procs {
             // SIGTERM first: the services shut down gracefully.
             let _ = Command::new("kill").arg(c.id().to_string()).status();
         }
-        std::thread::sleep(Duration::from_millis(300));
+        // Up to 10 s to stop: a nova-compute with hundreds of fake hosts
+        // deletes their fanout queues on the way out.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while std::time::Instant::now() < deadline
+            && self
+                .0
+                .iter_mut()
+                .any(|p| matches!(p.1.try_wait(), Ok(None)))
+        {
+            std::thread::sleep(Duration::from_millis(50));
+        }
         for (_, c) in &mut self.0 {
             let _ = c.kill();
             let _ = c.wait();
@@ -101,8 +112,12 @@ async fn services_as_processes_over_rabbitmq_and_postgresql() {
     let tag = uuid::Uuid::new_v4().simple().to_string()[..8].to_owned();
     let pg_admin = std::env::var("NOVA_RS_PG_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-    let amqp = std::env::var("NOVA_RS_AMQP_URL")
-        .unwrap_or_else(|_| "rabbit://guest:guest@127.0.0.1:5672/".into());
+    let vhost = Vhost::create(
+        &std::env::var("NOVA_RS_AMQP_URL")
+            .unwrap_or_else(|_| "rabbit://guest:guest@127.0.0.1:5672/".into()),
+        &format!("nova_mp_{tag}"),
+    );
+    let amqp = &vhost.url;
     let admin_db = nova_objects::db::Database::connect(&nova_objects::db::DbConfig::new(&pg_admin))
         .await
         .unwrap_or_else(|e| {
@@ -384,6 +399,7 @@ async fn services_as_processes_over_rabbitmq_and_postgresql() {
     assert_eq!(total, 0, "every allocation released");
     drop(procs);
     drop(placement);
+    drop(vhost);
     let _ = admin_db
         .connection()
         .execute_unprepared(&format!("DROP DATABASE IF EXISTS {dbname} WITH (FORCE)"))
