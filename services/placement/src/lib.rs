@@ -50,6 +50,18 @@ const SCHEMA: &[&str] = &[
     "CREATE TABLE IF NOT EXISTS resource_provider_aggregates (rp_uuid VARCHAR(36) NOT NULL, aggregate VARCHAR(36) NOT NULL, PRIMARY KEY (rp_uuid, aggregate))",
 ];
 
+/// An inventory from a row with Placement's inventory columns.
+fn inventory_record(r: &QueryResult) -> Result<InventoryRecord> {
+    Ok(InventoryRecord {
+        total: get_i(r, "total")?,
+        reserved: get_i(r, "reserved")?,
+        min_unit: get_i(r, "min_unit")?,
+        max_unit: get_i(r, "max_unit")?,
+        step_size: get_i(r, "step_size")?,
+        allocation_ratio: r.try_get::<f64>("", "allocation_ratio").map_err(db)?,
+    })
+}
+
 fn db(e: DbErr) -> PlacementError {
     // Database failures surface as conflicts: the caller may retry.
     PlacementError::ConcurrentUpdate(format!("placement database: {e}"))
@@ -387,17 +399,7 @@ impl SqlPlacement {
             .await?;
         let mut out = BTreeMap::new();
         for r in &rows {
-            out.insert(
-                get_s(r, "resource_class")?,
-                InventoryRecord {
-                    total: get_i(r, "total")?,
-                    reserved: get_i(r, "reserved")?,
-                    min_unit: get_i(r, "min_unit")?,
-                    max_unit: get_i(r, "max_unit")?,
-                    step_size: get_i(r, "step_size")?,
-                    allocation_ratio: r.try_get::<f64>("", "allocation_ratio").map_err(db)?,
-                },
-            );
+            out.insert(get_s(r, "resource_class")?, inventory_record(r)?);
         }
         Ok(out)
     }
@@ -435,14 +437,7 @@ impl SqlPlacement {
             else {
                 continue; // a provider without inventory
             };
-            let inv = InventoryRecord {
-                total: get_i(r, "total")?,
-                reserved: get_i(r, "reserved")?,
-                min_unit: get_i(r, "min_unit")?,
-                max_unit: get_i(r, "max_unit")?,
-                step_size: get_i(r, "step_size")?,
-                allocation_ratio: r.try_get::<f64>("", "allocation_ratio").map_err(db)?,
-            };
+            let inv = inventory_record(r)?;
             out.insert(rc, (inv, get_i(r, "used")?));
         }
         Ok((generation, out))
@@ -977,14 +972,7 @@ impl SqlPlacement {
         {
             invs.entry(get_s(r, "rp_uuid")?).or_default().insert(
                 get_s(r, "resource_class")?,
-                InventoryRecord {
-                    total: get_i(r, "total")?,
-                    reserved: get_i(r, "reserved")?,
-                    min_unit: get_i(r, "min_unit")?,
-                    max_unit: get_i(r, "max_unit")?,
-                    step_size: get_i(r, "step_size")?,
-                    allocation_ratio: r.try_get::<f64>("", "allocation_ratio").map_err(db)?,
-                },
+                inventory_record(r)?,
             );
         }
         for (rp, inv) in &invs {
