@@ -44,6 +44,10 @@ pub struct DbConfig {
     pub pool_timeout: Duration,
     /// SQLite only: how long a writer waits for the write lock. Default 30 s.
     pub sqlite_busy_timeout: Duration,
+    /// `connection_debug` (oslo.db, 0–100): at 50 or more every SQL
+    /// statement is logged (tracing target `sqlx::query`, level INFO) with
+    /// its duration. Default 0.
+    pub connection_debug: u8,
 }
 
 impl Default for DbConfig {
@@ -53,6 +57,7 @@ impl Default for DbConfig {
             max_pool_size: None,
             pool_timeout: Duration::from_secs(30),
             sqlite_busy_timeout: Duration::from_secs(30),
+            connection_debug: 0,
         }
     }
 }
@@ -147,7 +152,8 @@ impl Database {
             .min_connections(0)
             .acquire_timeout(cfg.pool_timeout)
             .connect_timeout(cfg.pool_timeout)
-            .sqlx_logging(false);
+            // Statements are logged at INFO (sea-orm's default level).
+            .sqlx_logging(cfg.connection_debug >= 50);
         if backend == DbBackend::Sqlite {
             let busy = cfg.sqlite_busy_timeout;
             opts.map_sqlx_sqlite_opts(move |o| {

@@ -52,6 +52,7 @@ pub const KNOWN_OPTIONS: &[(&str, &str)] = &[
     ("database", "connection"),
     ("database", "max_pool_size"),
     ("database", "pool_timeout"),
+    ("database", "connection_debug"),
     ("placement_database", "connection"),
     ("api", "auth_strategy"),
     ("api", "max_limit"),

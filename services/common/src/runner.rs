@@ -107,7 +107,7 @@ pub fn ensure_sqlite_dir(connection: &str) -> anyhow::Result<()> {
 }
 
 /// Opens `[database] connection` (SQLAlchemy URLs accepted) with
-/// `max_pool_size` and `pool_timeout`; `sync` runs
+/// `max_pool_size`, `pool_timeout` and `connection_debug`; `sync` runs
 /// the migrations first (the all-in-one does; split services expect
 /// `nova-manage db sync`).
 pub async fn open_database(conf: &Conf, sync: bool) -> anyhow::Result<Database> {
@@ -123,6 +123,7 @@ pub async fn open_database(conf: &Conf, sync: bool) -> anyhow::Result<Database> 
         })?);
     }
     cfg.pool_timeout = Duration::from_secs(conf.parse_or("database", "pool_timeout", 30u64)?);
+    cfg.connection_debug = conf.parse_or("database", "connection_debug", 0u8)?;
     let db = Database::connect(&cfg)
         .await
         .with_context(|| "cannot open [database] connection")?;
