@@ -12,6 +12,7 @@
 //! computes on 26 servers) beside it.
 //!
 //! Run with: cargo bench --bench boot_delete --features amqp,postgres -- [all|multi] [--computes N] [--clients N] [--cycles N]
+//! (`all` also takes `--set section.option=value` for its nova.conf; `RUST_LOG` turns on logging)
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -254,6 +255,14 @@ async fn run_all(computes: usize, clients: usize, cycles: usize) {
     if let Ok(n) = std::env::var("BENCH_POOL") {
         conf.set("database", "max_pool_size", &n);
     }
+    // `--set section.option=value` (repeatable), e.g. `--set database.connection_debug=60`
+    // with `RUST_LOG=warn,sqlx::query=info` to see every SQL statement.
+    let args: Vec<String> = std::env::args().collect();
+    for w in args.windows(2).filter(|w| w[0] == "--set") {
+        let (key, value) = w[1].split_once('=').expect("--set section.option=value");
+        let (section, option) = key.split_once('.').expect("--set section.option=value");
+        conf.set(section, option, value);
+    }
     let conf = nova_all::embedded_defaults(conf, &dir);
     let before = rss_kib();
     let t = Instant::now();
@@ -490,6 +499,12 @@ async fn run_multi(computes: usize, clients: usize, cycles: usize) {
 }
 
 fn main() {
+    if std::env::var_os("RUST_LOG").is_some() {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_writer(std::io::stderr)
+            .init();
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -18,8 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use nova_objects::{
-    BuildRequest, Instance, InstanceMapping, ListQuery, Lookup, ObjectStore, Objects,
-    VersionedObject,
+    BuildRequest, Instance, InstanceMapping, ListQuery, ObjectStore, Objects, VersionedObject,
 };
 use nova_placement::SqlPlacement;
 use nova_rpc::{Dispatcher, Endpoint, RemoteError, RequestContext, RpcServer, Target, Transport};
@@ -73,20 +72,15 @@ impl Conductor {
         }
     }
 
+    /// Points the instance's mapping at its cell: one UPDATE keyed by
+    /// `instance_uuid` (no read first).
     async fn map_instance(&self, ctx: &RequestContext, uuid: &str, cell_uuid: &str) {
-        let found: Result<InstanceMapping, _> = self
-            .objects
-            .get(ctx, Lookup::field("instance_uuid", uuid))
-            .await;
-        match found {
-            Ok(mut m) => {
-                let cell = self.cell(ctx, cell_uuid).await;
-                m.set_cell_mapping(Some(cell));
-                if let Err(e) = self.objects.save(ctx, &mut m).await {
-                    tracing::warn!(instance = uuid, error = %e, "cannot update the instance mapping");
-                }
-            }
-            Err(e) => tracing::warn!(instance = uuid, error = %e, "no instance mapping"),
+        let cell = self.cell(ctx, cell_uuid).await;
+        let mut m = InstanceMapping::new().with_instance_uuid(uuid.to_owned());
+        m.obj_reset_changes();
+        m.set_cell_mapping(Some(cell));
+        if let Err(e) = self.objects.save(ctx, &mut m).await {
+            tracing::warn!(instance = uuid, error = %e, "cannot update the instance mapping");
         }
     }
 
@@ -109,17 +103,21 @@ impl Conductor {
         }
     }
 
+    /// Deletes the build request (one DELETE keyed by `instance_uuid`); one
+    /// already gone is not an error.
     async fn drop_build_request(&self, ctx: &RequestContext, uuid: &str) {
-        if let Ok(br) = self
+        let br = BuildRequest::new().with_instance_uuid(uuid.to_owned());
+        match self
             .objects
-            .get::<BuildRequest>(ctx, Lookup::field("instance_uuid", uuid))
+            .store()
+            .destroy(ctx, br.obj_to_primitive())
             .await
         {
-            let _ = self
-                .objects
-                .store()
-                .destroy(ctx, br.obj_to_primitive())
-                .await;
+            Ok(_) => {}
+            Err(e) if e.is_not_found() => {}
+            Err(e) => {
+                tracing::warn!(instance = uuid, error = %e, "cannot delete the build request")
+            }
         }
     }
 
