@@ -154,6 +154,18 @@ impl Database {
             .connect_timeout(cfg.pool_timeout)
             // Statements are logged at INFO (sea-orm's default level).
             .sqlx_logging(cfg.connection_debug >= 50);
+        // sqlx pings a connection when it goes back to the pool, and by
+        // default again when it is taken out: a round trip per statement
+        // (for SQLite, a hand-off to the connection's worker thread and
+        // back). An embedded file cannot drop the link, so SQLite skips the
+        // check-out ping; a server connection is pinged at check-out only
+        // after idling long enough for the server or a firewall to drop it
+        // (oslo.db's ping on checkout, without its cost on hot connections).
+        if backend == DbBackend::Sqlite {
+            opts.test_before_acquire(false);
+        } else {
+            opts.test_before_acquire_if_idle_for(Duration::from_secs(10));
+        }
         if backend == DbBackend::Sqlite {
             let busy = cfg.sqlite_busy_timeout;
             opts.map_sqlx_sqlite_opts(move |o| {
