@@ -4,7 +4,7 @@
 //! * `all`: `nova-all` in this process (memory transport, SQLite file);
 //! * `multi`: nova-api, nova-conductor, nova-scheduler and four
 //!   nova-compute processes (250 fake hosts each) over RabbitMQ and
-//!   PostgreSQL — needs `cargo build --release --bins --all-features`.
+//!   PostgreSQL — needs `cargo build --release --workspace --bins --all-features`.
 //!
 //! Clients boot a server, poll it every 5 ms until ACTIVE, delete it and
 //! poll until it is gone, in a loop. Prints one JSON line per mode with
@@ -20,6 +20,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
+
+// The allocator of the service binaries (nova-all runs in this process).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[path = "../services/all/tests/it/vhost.rs"]
 mod vhost;
@@ -366,7 +370,7 @@ async fn run_multi(computes: usize, clients: usize, cycles: usize) {
     ] {
         assert!(
             bins.join(b).exists(),
-            "{}/{b} missing: cargo build --release --bins --all-features",
+            "{}/{b} missing: cargo build --release --workspace --bins --all-features",
             bins.display()
         );
     }

@@ -2,6 +2,10 @@
 //! defaults (memory transport, a SQLite file, fake computes), a
 //! `clouds.yaml` for its built-in identity, and the APIs on loopback.
 
+// mimalloc: glibc malloc was ~15 % of the CPU of a boot in nova-all.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::path::PathBuf;
 
 use clap::Parser;

@@ -1,6 +1,10 @@
 //! `nova-api --config nova.conf`: the compute API (port 8774, with the
 //! built-in identity under `/identity`) and the image API (port 9292).
 
+// mimalloc: glibc malloc was ~15 % of the CPU of a boot in nova-all.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::path::PathBuf;
 
 use clap::Parser;

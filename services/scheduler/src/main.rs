@@ -1,5 +1,9 @@
 //! `nova-scheduler --config nova.conf`
 
+// mimalloc: glibc malloc was ~15 % of the CPU of a boot in nova-all.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::path::PathBuf;
 
 use clap::Parser;
