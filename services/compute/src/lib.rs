@@ -627,22 +627,26 @@ impl ComputeManager {
         F: FnOnce(Instance) -> Fut,
         Fut: std::future::Future<Output = anyhow::Result<()>>,
     {
-        let inst = Instance::obj_from_primitive(prim)
+        let mut inst = Instance::obj_from_primitive(prim)
             .map_err(|e| RemoteError::type_error(format!("instance is not an Instance: {e}")))?;
+        // As Nova: work on the caller's copy (the API saved it just before
+        // casting) and save only what this host changes; no read-back
+        // through the conductor first.
+        inst.obj_reset_changes_recursive();
         let uuid = inst.uuid().clone();
         let lock = self.lock_for(&uuid);
         let r = {
             let _g = lock.lock().await;
-            // Work on the stored record, not the caller's copy.
-            match self
-                .inner
-                .objects
-                .get_by_uuid::<Instance>(&admin(), &uuid)
-                .await
-            {
-                Ok(cur) => f(cur).await.map_err(remote),
-                Err(e) if e.is_not_found() => Ok(()),
-                Err(e) => Err(remote(e)),
+            match f(inst).await {
+                // Deleted while the request was queued: nothing left to act on.
+                Err(e)
+                    if e.downcast_ref::<nova_objects::Error>()
+                        .is_some_and(nova_objects::Error::is_not_found) =>
+                {
+                    tracing::info!(instance = %uuid, error = %e, "instance gone before the action ran");
+                    Ok(())
+                }
+                r => r.map_err(remote),
             }
         };
         drop(lock);
