@@ -517,7 +517,7 @@ fn main() {
     let want =
         |m: &str| !args.iter().any(|a| a == "all" || a == "multi") || args.iter().any(|a| a == m);
     let computes = arg("--computes", 1000);
-    let clients = arg("--clients", 16);
+    let clients = arg("--clients", 8);
     let cycles = arg("--cycles", 2000);
     rt.block_on(async {
         if want("all") {
