@@ -12,6 +12,7 @@ pub mod auth;
 pub mod fault;
 pub mod image;
 pub mod microversion;
+pub mod placement;
 pub mod serve;
 
 mod admin;
@@ -179,7 +180,8 @@ impl ApiState {
 type St = State<Arc<ApiState>>;
 
 /// The compute API router (version documents, `/v2.1/...`) plus the
-/// identity routes under `/identity`.
+/// Placement API's read side under `/placement` and the identity routes
+/// under `/identity`.
 pub fn router(state: Arc<ApiState>) -> Router {
     let v21 = Router::new()
         .route("/servers", get(servers::list).post(servers::create))
@@ -243,6 +245,8 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .fallback(not_found)
         .layer(middleware::from_fn(frame))
         .with_state(state.clone())
+        .nest("/placement", placement::router(state.clone()))
+        .merge(placement::root_with_slash())
         .nest(
             "/identity",
             auth::router(

@@ -48,32 +48,55 @@ pub enum Negotiated {
     Unsupported(ApiVersion),
 }
 
-/// The version of a request (no header: 2.1).
+/// The version of a compute request (no header: 2.1).
 pub fn negotiate(headers: &HeaderMap) -> Negotiated {
+    negotiate_for(
+        headers,
+        "compute",
+        Some("x-openstack-nova-api-version"),
+        MIN,
+        MAX,
+    )
+}
+
+/// The version `service` is asked for in `OpenStack-API-Version` (or the
+/// `legacy` header), served in `min..=max`; no header: `min`.
+pub fn negotiate_for(
+    headers: &HeaderMap,
+    service: &str,
+    legacy: Option<&str>,
+    min: ApiVersion,
+    max: ApiVersion,
+) -> Negotiated {
     let mut value: Option<String> = None;
     for v in headers.get_all("openstack-api-version") {
         // "compute 2.60" (possibly several services, comma-separated).
         for part in v.to_str().unwrap_or("").split(',') {
             let mut it = part.split_whitespace();
             if let (Some(svc), Some(ver)) = (it.next(), it.next())
-                && svc.eq_ignore_ascii_case("compute")
+                && svc.eq_ignore_ascii_case(service)
             {
                 value = Some(ver.to_owned());
             }
         }
     }
-    if value.is_none() {
+    if value.is_none()
+        && let Some(h) = legacy
+    {
         value = headers
-            .get("x-openstack-nova-api-version")
+            .get(h)
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
     }
     let Some(v) = value else {
-        return Negotiated::Ok(MIN);
+        return Negotiated::Ok(min);
     };
+    if v.trim().eq_ignore_ascii_case("latest") {
+        return Negotiated::Ok(max);
+    }
     match ApiVersion::parse(&v) {
         None => Negotiated::Malformed(v),
-        Some(ver) if ver < MIN || ver > MAX => Negotiated::Unsupported(ver),
+        Some(ver) if ver < min || ver > max => Negotiated::Unsupported(ver),
         Some(ver) => Negotiated::Ok(ver),
     }
 }

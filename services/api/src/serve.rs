@@ -109,6 +109,11 @@ pub async fn start(
             url: image_url.clone(),
         },
         CatalogEntry {
+            service_type: "placement".into(),
+            name: "placement".into(),
+            url: format!("{compute_url}/placement"),
+        },
+        CatalogEntry {
             service_type: "identity".into(),
             name: "keystone".into(),
             url: identity_url.clone(),

@@ -231,13 +231,7 @@ impl SqlPlacement {
         let r = rows
             .first()
             .ok_or_else(|| PlacementError::NotFound(format!("resource provider {uuid}")))?;
-        Ok(ResourceProvider {
-            uuid: get_s(r, "uuid")?,
-            name: get_s(r, "name")?,
-            generation: get_i(r, "generation")? as u64,
-            parent_provider_uuid: r.try_get::<Option<String>>("", "parent_uuid").map_err(db)?,
-            root_provider_uuid: get_s(r, "root_uuid")?,
-        })
+        provider_of(r)
     }
 
     /// Bumps the generation of `uuid` from `generation`; false when the
@@ -331,6 +325,27 @@ impl SqlPlacement {
     /// `GET /resource_providers/{uuid}`.
     pub async fn get_provider_async(&self, uuid: &str) -> Result<ResourceProvider> {
         self.provider_row(&self.conn, uuid).await
+    }
+
+    /// `GET /resource_providers` (`name=` and `uuid=` filters), by name.
+    pub async fn list_providers_async(
+        &self,
+        name: Option<&str>,
+        uuid: Option<&str>,
+    ) -> Result<Vec<ResourceProvider>> {
+        let mut sql = String::from(
+            "SELECT uuid, name, generation, parent_uuid, root_uuid FROM resource_providers WHERE 1 = 1",
+        );
+        let mut values = Vec::new();
+        for (col, v) in [("name", name), ("uuid", uuid)] {
+            if let Some(v) = v {
+                sql.push_str(&format!(" AND {col} = ?"));
+                values.push(v.into());
+            }
+        }
+        sql.push_str(" ORDER BY name");
+        let rows = self.all(&self.conn, &sql, values).await?;
+        rows.iter().map(provider_of).collect()
     }
 
     /// `DELETE /resource_providers/{uuid}`.
@@ -1108,6 +1123,16 @@ impl From<DbErr> for Retry {
         // SQLite "database is locked" and serialization failures: retry.
         Retry::ProviderRace(e.to_string())
     }
+}
+
+fn provider_of(r: &QueryResult) -> Result<ResourceProvider> {
+    Ok(ResourceProvider {
+        uuid: get_s(r, "uuid")?,
+        name: get_s(r, "name")?,
+        generation: get_i(r, "generation")? as u64,
+        parent_provider_uuid: r.try_get::<Option<String>>("", "parent_uuid").map_err(db)?,
+        root_provider_uuid: get_s(r, "root_uuid")?,
+    })
 }
 
 fn get_s(r: &QueryResult, col: &str) -> Result<String> {

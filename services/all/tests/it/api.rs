@@ -145,7 +145,9 @@ async fn tokens_are_required_checked_and_expire() {
         .map(|e| e["type"].as_str().unwrap())
         .collect();
     assert!(
-        types.contains(&"compute") && types.contains(&"image") && types.contains(&"identity"),
+        ["compute", "image", "identity", "placement"]
+            .iter()
+            .all(|t| types.contains(t)),
         "{types:?}"
     );
     let roles: Vec<&str> = body["token"]["roles"]
@@ -756,5 +758,144 @@ async fn image_service_subset() {
         .await
         .unwrap();
     assert_eq!(r.status().as_u16(), 204);
+    c.stop().await;
+}
+
+/// A Placement request to the catalog's placement URL.
+async fn placement(
+    c: &Cluster,
+    path: &str,
+    user: Option<&str>,
+    mv: &str,
+) -> (u16, serde_json::Value, String) {
+    let mut rb = c
+        .http
+        .get(format!("{}/placement{path}", c.all.api.compute_url))
+        .header("OpenStack-API-Version", format!("placement {mv}"));
+    if let Some(u) = user {
+        rb = rb.header("X-Auth-Token", c.token(u).await);
+    }
+    let r = rb.send().await.unwrap();
+    let version = r
+        .headers()
+        .get("openstack-api-version")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    (r.status().as_u16(), r.json().await.unwrap(), version)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn placement_api_shows_providers_usages_and_allocations() {
+    let c = Cluster::start(2, &[]).await;
+    // The version document, with and without the trailing slash, needs no token.
+    for root in ["", "/"] {
+        let (st, body, v) = placement(&c, root, None, "1.0").await;
+        assert_eq!((st, v.as_str()), (200, "placement 1.0"), "{root:?}");
+        assert_eq!(body["versions"][0]["max_version"], "1.39");
+    }
+    let (st, body, _) = placement(&c, "/resource_providers", Some("admin"), "1.14").await;
+    assert_eq!(st, 200, "{body}");
+    let rps = body["resource_providers"].as_array().unwrap();
+    let names: Vec<&str> = rps.iter().map(|p| p["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["fake-compute-1", "fake-compute-2"]);
+    assert_eq!(rps[0]["root_provider_uuid"], rps[0]["uuid"]);
+    // Members are refused in Placement's error shape; versions outside 1.0-1.39 are 406.
+    let (st, body, _) = placement(&c, "/resource_providers", Some("demo"), "1.14").await;
+    assert_eq!(
+        (st, body["errors"][0]["status"].as_u64()),
+        (403, Some(403)),
+        "{body}"
+    );
+    let (st, _, _) = placement(&c, "/resource_providers", Some("admin"), "1.99").await;
+    assert_eq!(st, 406);
+    let (st, body, _) =
+        placement(&c, "/resource_providers?member_of=x", Some("admin"), "1.14").await;
+    assert_eq!(st, 400, "{body}");
+    let (st, _, _) = placement(
+        &c,
+        "/resource_providers?name=fake-compute-2",
+        Some("admin"),
+        "1.14",
+    )
+    .await;
+    assert_eq!(st, 200);
+
+    let id = c.boot("demo", "p-1", "1").await;
+    c.wait_status("demo", &id, "ACTIVE").await;
+    let s = c.get(&format!("/v2.1/servers/{id}"), "admin").await;
+    let host = s.body["server"]["OS-EXT-SRV-ATTR:host"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (st, body, _) = placement(&c, &format!("/allocations/{id}"), Some("admin"), "1.28").await;
+    assert_eq!(st, 200, "{body}");
+    let allocs = body["allocations"].as_object().unwrap();
+    assert_eq!(allocs.len(), 1, "{body}");
+    let (rp, a) = allocs.iter().next().unwrap();
+    assert_eq!(a["resources"]["MEMORY_MB"], 512, "{body}");
+    assert!(body["consumer_generation"].is_u64(), "{body}");
+    let (st, prov, _) = placement(
+        &c,
+        &format!("/resource_providers/{rp}"),
+        Some("admin"),
+        "1.14",
+    )
+    .await;
+    assert_eq!(st, 200);
+    assert_eq!(
+        prov["name"],
+        host.as_str(),
+        "the allocation is on the server's host"
+    );
+    let (_, u, _) = placement(
+        &c,
+        &format!("/resource_providers/{rp}/usages"),
+        Some("admin"),
+        "1.9",
+    )
+    .await;
+    assert_eq!(u["usages"]["MEMORY_MB"], 512, "{u}");
+    let (_, inv, _) = placement(
+        &c,
+        &format!("/resource_providers/{rp}/inventories"),
+        Some("admin"),
+        "1.9",
+    )
+    .await;
+    assert!(
+        inv["inventories"]["VCPU"]["total"].as_i64().unwrap() > 0,
+        "{inv}"
+    );
+    assert_eq!(inv["resource_provider_generation"], prov["generation"]);
+    let (st, t, _) = placement(
+        &c,
+        &format!("/resource_providers/{rp}/traits"),
+        Some("admin"),
+        "1.9",
+    )
+    .await;
+    assert_eq!(st, 200);
+    let (_, stored) = c.all.placement.traits_async(rp).await.unwrap();
+    assert_eq!(
+        t["traits"],
+        json!(stored),
+        "the driver's traits as reported"
+    );
+
+    let r = c
+        .call(
+            Method::DELETE,
+            &format!("/v2.1/servers/{id}"),
+            "demo",
+            "2.1",
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 204);
+    c.wait_gone("demo", &id).await;
+    let (_, body, _) = placement(&c, &format!("/allocations/{id}"), Some("admin"), "1.28").await;
+    assert_eq!(body, json!({"allocations": {}}));
+    let (st, body, _) = placement(&c, "/resource_providers/no-such", Some("admin"), "1.14").await;
+    assert_eq!((st, body["errors"][0]["status"].as_u64()), (404, Some(404)));
     c.stop().await;
 }
