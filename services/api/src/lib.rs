@@ -270,7 +270,7 @@ async fn frame(req: Request, next: Next) -> Response {
         microversion::Negotiated::Ok(v) => *v,
         _ => microversion::MIN,
     };
-    let mut resp = match negotiated {
+    let mut resp: Response = match negotiated {
         microversion::Negotiated::Malformed(v) => Fault::bad_request(format!(
             "API Version String {v} is of invalid format. Must be of format MajorNum.MinorNum."
         ))
@@ -315,7 +315,16 @@ async fn frame(req: Request, next: Next) -> Response {
             }
         }
     };
+    let status_is_too_large = resp.status() == StatusCode::PAYLOAD_TOO_LARGE;
     let h = resp.headers_mut();
+    if status_is_too_large {
+        // The body was not read to its end: the connection cannot carry
+        // another request, and the client must not reuse it.
+        h.insert(
+            axum::http::header::CONNECTION,
+            HeaderValue::from_static("close"),
+        );
+    }
     let v = version.to_string();
     if let Ok(x) = HeaderValue::from_str(&format!("compute {v}")) {
         h.insert("openstack-api-version", x);

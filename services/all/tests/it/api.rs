@@ -319,6 +319,8 @@ async fn bad_input_gets_a_fault_and_writes_nothing() {
     let r = c.post("/v2.1/servers", "demo", big).await;
     assert_eq!(r.status, 413);
     assert_eq!(r.fault().0, "overLimit");
+    // The unread body ends the connection: the client must not send the next request on it.
+    assert_eq!(r.headers["connection"], "close");
     // Unknown action, unknown server.
     let r = c.get("/v2.1/servers/not-a-uuid", "demo").await;
     assert_eq!(
