@@ -161,12 +161,10 @@ impl Database {
         // check-out ping; a server connection is pinged at check-out only
         // after idling long enough for the server or a firewall to drop it
         // (oslo.db's ping on checkout, without its cost on hot connections).
-        if backend == DbBackend::Sqlite {
-            opts.test_before_acquire(false);
-        } else {
+        if backend != DbBackend::Sqlite {
             opts.test_before_acquire_if_idle_for(Duration::from_secs(10));
-        }
-        if backend == DbBackend::Sqlite {
+        } else {
+            opts.test_before_acquire(false);
             let busy = cfg.sqlite_busy_timeout;
             opts.map_sqlx_sqlite_opts(move |o| {
                 let o = o.busy_timeout(busy).foreign_keys(true);

@@ -270,7 +270,7 @@ async fn frame(req: Request, next: Next) -> Response {
         microversion::Negotiated::Ok(v) => *v,
         _ => microversion::MIN,
     };
-    let mut resp: Response = match negotiated {
+    let mut resp = match negotiated {
         microversion::Negotiated::Malformed(v) => Fault::bad_request(format!(
             "API Version String {v} is of invalid format. Must be of format MajorNum.MinorNum."
         ))
@@ -291,11 +291,10 @@ async fn frame(req: Request, next: Next) -> Response {
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| v.parse::<usize>().ok());
             if declared.is_some_and(|n| n > MAX_BODY) {
-                Fault::new(StatusCode::PAYLOAD_TOO_LARGE, "Request is too large.").into_response()
+                too_large()
             } else {
                 match axum::body::to_bytes(body, MAX_BODY).await {
-                    Err(_) => Fault::new(StatusCode::PAYLOAD_TOO_LARGE, "Request is too large.")
-                        .into_response(),
+                    Err(_) => too_large(),
                     Ok(bytes) => {
                         let span = tracing::info_span!(
                             "api",
@@ -315,16 +314,7 @@ async fn frame(req: Request, next: Next) -> Response {
             }
         }
     };
-    let status_is_too_large = resp.status() == StatusCode::PAYLOAD_TOO_LARGE;
     let h = resp.headers_mut();
-    if status_is_too_large {
-        // The body was not read to its end: the connection cannot carry
-        // another request, and the client must not reuse it.
-        h.insert(
-            axum::http::header::CONNECTION,
-            HeaderValue::from_static("close"),
-        );
-    }
     let v = version.to_string();
     if let Ok(x) = HeaderValue::from_str(&format!("compute {v}")) {
         h.insert("openstack-api-version", x);
@@ -340,6 +330,19 @@ async fn frame(req: Request, next: Next) -> Response {
         h.insert("x-openstack-request-id", x.clone());
         h.insert("x-compute-request-id", x);
     }
+    resp
+}
+
+/// 413 `overLimit`. The body was not read to its end, so the connection
+/// cannot carry another request: `Connection: close` tells the client not
+/// to reuse it.
+fn too_large() -> Response {
+    let mut resp =
+        Fault::new(StatusCode::PAYLOAD_TOO_LARGE, "Request is too large.").into_response();
+    resp.headers_mut().insert(
+        axum::http::header::CONNECTION,
+        HeaderValue::from_static("close"),
+    );
     resp
 }
 

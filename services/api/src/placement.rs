@@ -97,6 +97,8 @@ async fn frame(mut req: Request, next: Next) -> Response {
     let (version, mut resp) = match negotiate_for(req.headers(), "placement", None, MIN, MAX) {
         Negotiated::Ok(v) => {
             req.extensions_mut().insert(v);
+            req.extensions_mut()
+                .insert(crate::RequestId(request_id.clone()));
             (v, next.run(req).await)
         }
         Negotiated::Malformed(v) => (
@@ -129,7 +131,12 @@ async fn frame(mut req: Request, next: Next) -> Response {
 
 /// A valid token with the admin role (Placement's default policy).
 async fn authorize(State(st): St, req: Request, next: Next) -> Response {
-    match st.identity.authenticate(req.headers(), "") {
+    let rid = req
+        .extensions()
+        .get::<crate::RequestId>()
+        .map(|r| r.0.clone())
+        .unwrap_or_default();
+    match st.identity.authenticate(req.headers(), &rid) {
         None => PlacementFault(
             StatusCode::UNAUTHORIZED,
             "The request you have made requires authentication.".into(),

@@ -344,15 +344,7 @@ async fn projects_are_isolated_and_policy_holds() {
     assert_eq!(r.status, 404);
     let r = c.get("/v2.1/servers/detail", "alt_demo").await;
     assert_eq!(r.body["servers"].as_array().unwrap().len(), 0);
-    let r = c
-        .call(
-            Method::DELETE,
-            &format!("/v2.1/servers/{id}"),
-            "alt_demo",
-            "2.100",
-            None,
-        )
-        .await;
+    let r = c.delete(&format!("/v2.1/servers/{id}"), "alt_demo").await;
     assert_eq!(r.status, 404);
     let r = c
         .post(
@@ -789,13 +781,14 @@ async fn placement(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn placement_api_shows_providers_usages_and_allocations() {
     let c = Cluster::start(2, &[]).await;
+    let admin = Some("admin");
     // The version document, with and without the trailing slash, needs no token.
     for root in ["", "/"] {
         let (st, body, v) = placement(&c, root, None, "1.0").await;
         assert_eq!((st, v.as_str()), (200, "placement 1.0"), "{root:?}");
         assert_eq!(body["versions"][0]["max_version"], "1.39");
     }
-    let (st, body, _) = placement(&c, "/resource_providers", Some("admin"), "1.14").await;
+    let (st, body, _) = placement(&c, "/resource_providers", admin, "1.14").await;
     assert_eq!(st, 200, "{body}");
     let rps = body["resource_providers"].as_array().unwrap();
     let names: Vec<&str> = rps.iter().map(|p| p["name"].as_str().unwrap()).collect();
@@ -808,18 +801,11 @@ async fn placement_api_shows_providers_usages_and_allocations() {
         (403, Some(403)),
         "{body}"
     );
-    let (st, _, _) = placement(&c, "/resource_providers", Some("admin"), "1.99").await;
+    let (st, _, _) = placement(&c, "/resource_providers", admin, "1.99").await;
     assert_eq!(st, 406);
-    let (st, body, _) =
-        placement(&c, "/resource_providers?member_of=x", Some("admin"), "1.14").await;
+    let (st, body, _) = placement(&c, "/resource_providers?member_of=x", admin, "1.14").await;
     assert_eq!(st, 400, "{body}");
-    let (st, _, _) = placement(
-        &c,
-        "/resource_providers?name=fake-compute-2",
-        Some("admin"),
-        "1.14",
-    )
-    .await;
+    let (st, _, _) = placement(&c, "/resource_providers?name=fake-compute-2", admin, "1.14").await;
     assert_eq!(st, 200);
 
     let id = c.boot("demo", "p-1", "1").await;
@@ -829,53 +815,30 @@ async fn placement_api_shows_providers_usages_and_allocations() {
         .as_str()
         .unwrap()
         .to_owned();
-    let (st, body, _) = placement(&c, &format!("/allocations/{id}"), Some("admin"), "1.28").await;
+    let (st, body, _) = placement(&c, &format!("/allocations/{id}"), admin, "1.28").await;
     assert_eq!(st, 200, "{body}");
     let allocs = body["allocations"].as_object().unwrap();
     assert_eq!(allocs.len(), 1, "{body}");
     let (rp, a) = allocs.iter().next().unwrap();
+    let rp_path = format!("/resource_providers/{rp}");
     assert_eq!(a["resources"]["MEMORY_MB"], 512, "{body}");
     assert!(body["consumer_generation"].is_u64(), "{body}");
-    let (st, prov, _) = placement(
-        &c,
-        &format!("/resource_providers/{rp}"),
-        Some("admin"),
-        "1.14",
-    )
-    .await;
+    let (st, prov, _) = placement(&c, &rp_path, admin, "1.14").await;
     assert_eq!(st, 200);
     assert_eq!(
         prov["name"],
         host.as_str(),
         "the allocation is on the server's host"
     );
-    let (_, u, _) = placement(
-        &c,
-        &format!("/resource_providers/{rp}/usages"),
-        Some("admin"),
-        "1.9",
-    )
-    .await;
+    let (_, u, _) = placement(&c, &format!("{rp_path}/usages"), admin, "1.9").await;
     assert_eq!(u["usages"]["MEMORY_MB"], 512, "{u}");
-    let (_, inv, _) = placement(
-        &c,
-        &format!("/resource_providers/{rp}/inventories"),
-        Some("admin"),
-        "1.9",
-    )
-    .await;
+    let (_, inv, _) = placement(&c, &format!("{rp_path}/inventories"), admin, "1.9").await;
     assert!(
         inv["inventories"]["VCPU"]["total"].as_i64().unwrap() > 0,
         "{inv}"
     );
     assert_eq!(inv["resource_provider_generation"], prov["generation"]);
-    let (st, t, _) = placement(
-        &c,
-        &format!("/resource_providers/{rp}/traits"),
-        Some("admin"),
-        "1.9",
-    )
-    .await;
+    let (st, t, _) = placement(&c, &format!("{rp_path}/traits"), admin, "1.9").await;
     assert_eq!(st, 200);
     let (_, stored) = c.all.placement.traits_async(rp).await.unwrap();
     assert_eq!(
@@ -884,20 +847,12 @@ async fn placement_api_shows_providers_usages_and_allocations() {
         "the driver's traits as reported"
     );
 
-    let r = c
-        .call(
-            Method::DELETE,
-            &format!("/v2.1/servers/{id}"),
-            "demo",
-            "2.1",
-            None,
-        )
-        .await;
+    let r = c.delete(&format!("/v2.1/servers/{id}"), "demo").await;
     assert_eq!(r.status, 204);
     c.wait_gone("demo", &id).await;
-    let (_, body, _) = placement(&c, &format!("/allocations/{id}"), Some("admin"), "1.28").await;
+    let (_, body, _) = placement(&c, &format!("/allocations/{id}"), admin, "1.28").await;
     assert_eq!(body, json!({"allocations": {}}));
-    let (st, body, _) = placement(&c, "/resource_providers/no-such", Some("admin"), "1.14").await;
+    let (st, body, _) = placement(&c, "/resource_providers/no-such", admin, "1.14").await;
     assert_eq!((st, body["errors"][0]["status"].as_u64()), (404, Some(404)));
     c.stop().await;
 }

@@ -126,15 +126,7 @@ async fn boot_list_show_reboot_stop_start_delete() {
     assert_eq!(r.status, 400);
     // Delete both: gone, allocations back to zero.
     for i in [&id, &id2] {
-        let r = c
-            .call(
-                Method::DELETE,
-                &format!("/v2.1/servers/{i}"),
-                "demo",
-                "2.100",
-                None,
-            )
-            .await;
+        let r = c.delete(&format!("/v2.1/servers/{i}"), "demo").await;
         assert_eq!(r.status, 204);
     }
     c.wait_gone("demo", &id).await;
@@ -186,15 +178,7 @@ async fn no_valid_host_buries_the_instance_in_cell0() {
     );
     assert_eq!(c.total_usage("MEMORY_MB").await, 0, "nothing allocated");
     // Deleting it works without a compute.
-    let r = c
-        .call(
-            Method::DELETE,
-            &format!("/v2.1/servers/{id}"),
-            "demo",
-            "2.100",
-            None,
-        )
-        .await;
+    let r = c.delete(&format!("/v2.1/servers/{id}"), "demo").await;
     assert_eq!(r.status, 204);
     c.wait_gone("demo", &id).await;
     c.stop().await;

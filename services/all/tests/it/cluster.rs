@@ -155,6 +155,10 @@ impl Cluster {
             .await
     }
 
+    pub(crate) async fn delete(&self, path: &str, user: &str) -> Reply {
+        self.call(Method::DELETE, path, user, "2.100", None).await
+    }
+
     /// Boots one server; returns its id.
     pub(crate) async fn boot(&self, user: &str, name: &str, flavor: &str) -> String {
         let r = self
