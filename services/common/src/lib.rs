@@ -7,10 +7,12 @@
 //!   [`connect_transport`] (`memory://` or `rabbit://`), [`open_database`].
 //! * [`heartbeat`]: the service group record (`report_interval`,
 //!   `service_down_time`), and [`periodic`] tasks.
+//! * [`states`]: vm, task and power states and the API status table.
 
 pub mod cells;
 mod conf;
 mod runner;
+pub mod states;
 
 pub use conf::{Conf, ConfError, KNOWN_OPTIONS};
 pub use runner::{
