@@ -25,6 +25,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use futures_util::FutureExt as _;
 use nova_objects::db::Database;
 use nova_objects::{CellMapping, Objects, Service};
 use nova_placement::SqlPlacement;
@@ -180,12 +181,16 @@ impl Runner {
         self.inner.stop.clone()
     }
 
+    // The accessors box their start-up futures: they nest (cell1 →
+    // objects → database), and a service's start-up future would otherwise
+    // be too deep for the compiler's layout queries.
+
     /// The RPC transport ([`crate::connect_transport`]), connected once.
     pub async fn transport(&self) -> anyhow::Result<Arc<dyn Transport>> {
         let t = self
             .inner
             .transport
-            .get_or_try_init(|| crate::connect_transport(&self.inner.conf))
+            .get_or_try_init(|| crate::connect_transport(&self.inner.conf).boxed())
             .await?;
         Ok(t.clone())
     }
@@ -195,11 +200,14 @@ impl Runner {
         let db = self
             .inner
             .database
-            .get_or_try_init(|| async {
-                let sync = self.inner.sync_schema.load(Ordering::Relaxed);
-                Ok::<_, anyhow::Error>(Arc::new(
-                    crate::open_database(&self.inner.conf, sync).await?,
-                ))
+            .get_or_try_init(|| {
+                async {
+                    let sync = self.inner.sync_schema.load(Ordering::Relaxed);
+                    Ok::<_, anyhow::Error>(Arc::new(
+                        crate::open_database(&self.inner.conf, sync).await?,
+                    ))
+                }
+                .boxed()
             })
             .await?;
         Ok(db.clone())
@@ -211,9 +219,12 @@ impl Runner {
         let objects = self
             .inner
             .objects
-            .get_or_try_init(|| async {
-                let db: Arc<dyn nova_objects::ObjectStore> = self.database().await?;
-                Ok::<_, anyhow::Error>(Objects::from_arc(db))
+            .get_or_try_init(|| {
+                async {
+                    let db: Arc<dyn nova_objects::ObjectStore> = self.database().await?;
+                    Ok::<_, anyhow::Error>(Objects::from_arc(db))
+                }
+                .boxed()
             })
             .await?;
         Ok(objects.clone())
@@ -227,21 +238,24 @@ impl Runner {
         let p = self
             .inner
             .placement
-            .get_or_try_init(|| async {
-                let conf = &self.inner.conf;
-                match self.inner.database.get() {
-                    Some(db) => {
-                        let p = SqlPlacement::open_beside(
-                            &conf.placement_connection(),
-                            &conf.database_connection(),
-                            db,
-                        )
-                        .await?;
-                        p.sync().await?;
-                        Ok::<_, anyhow::Error>(p)
+            .get_or_try_init(|| {
+                async {
+                    let conf = &self.inner.conf;
+                    match self.inner.database.get() {
+                        Some(db) => {
+                            let p = SqlPlacement::open_beside(
+                                &conf.placement_connection(),
+                                &conf.database_connection(),
+                                db,
+                            )
+                            .await?;
+                            p.sync().await?;
+                            Ok::<_, anyhow::Error>(p)
+                        }
+                        None => Ok(SqlPlacement::open(&conf.placement_connection()).await?),
                     }
-                    None => Ok(SqlPlacement::open(&conf.placement_connection()).await?),
                 }
+                .boxed()
             })
             .await?;
         Ok(p.clone())
@@ -252,17 +266,20 @@ impl Runner {
         let c = self
             .inner
             .cell1
-            .get_or_try_init(|| async {
-                let objects = self.objects().await?;
-                let conf = &self.inner.conf;
-                Ok::<_, anyhow::Error>(
-                    crate::cells::ensure_cells(
-                        &objects,
-                        &conf.transport_url(),
-                        &conf.database_connection(),
+            .get_or_try_init(|| {
+                async {
+                    let objects = self.objects().await?;
+                    let conf = &self.inner.conf;
+                    Ok::<_, anyhow::Error>(
+                        crate::cells::ensure_cells(
+                            &objects,
+                            &conf.transport_url(),
+                            &conf.database_connection(),
+                        )
+                        .await?,
                     )
-                    .await?,
-                )
+                }
+                .boxed()
             })
             .await?;
         Ok(c.clone())
