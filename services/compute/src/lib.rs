@@ -16,6 +16,9 @@
 //! the conductor for a reschedule on the next alternate — with its
 //! Placement allocation released first.
 
+pub mod service;
+pub use service::{ComputeService, run, start};
+
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
