@@ -25,7 +25,7 @@ pub struct ComputeService {
     /// Its fake hypervisor (fault injection), when it runs the fake driver.
     pub fake: Option<Arc<FakeDriver>>,
     /// Stops its heartbeats and periodic tasks (a child of the runner's).
-    pub stop: CancellationToken,
+    stop: CancellationToken,
 }
 
 impl ComputeService {
