@@ -69,8 +69,8 @@ use nova_service::context::admin;
 
 fn no_valid_host(reason: &str) -> RemoteError {
     RemoteError::new(
-        "nova.exception",
         "NoValidHost",
+        "nova.exception",
         format!("No valid host was found. {reason}"),
     )
     .with_kwarg("reason", reason.to_owned())

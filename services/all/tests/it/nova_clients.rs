@@ -97,6 +97,26 @@ async fn nova_scheduler_client_selects_destinations_from_our_scheduler() {
         alts[0]["allocation_request"]["allocations"][chosen]["resources"]["MEMORY_MB"],
         512
     );
+    // Nothing fits: nova's client raises nova.exception.NoValidHost, the
+    // exception nova's conductor catches to bury the instance in cell0.
+    let out = tokio::task::spawn_blocking({
+        let url = url.clone();
+        move || {
+            python(
+                &url,
+                &[
+                    "select_destinations",
+                    &uuid::Uuid::new_v4().to_string(),
+                    "1000000",
+                ],
+            )
+        }
+    })
+    .await
+    .unwrap();
+    // (oslo rebuilds a remote exception as a `_Remote` subclass of nova's.)
+    assert_eq!(out["no_valid_host"], true, "{out}");
+    assert_eq!(out["error"], "NoValidHost_Remote", "{out}");
     c.stop().await;
 }
 

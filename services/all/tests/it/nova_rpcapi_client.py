@@ -2,7 +2,7 @@
 calling nova-rs services over RabbitMQ. A test tool of
 services/all/tests/it/nova_clients.rs; prints one JSON line.
 
-  nova_rpcapi_client.py URL select_destinations INSTANCE_UUID
+  nova_rpcapi_client.py URL select_destinations INSTANCE_UUID [VCPUS]
   nova_rpcapi_client.py URL build_and_run_instance HOST NODE INSTANCE_ID INSTANCE_UUID
 """
 import json
@@ -39,13 +39,22 @@ def main():
         from nova.scheduler import rpcapi as scheduler_rpcapi
 
         uuid = sys.argv[3]
+        if len(sys.argv) > 4:
+            flavor.vcpus = int(sys.argv[4])
         spec = objects.RequestSpec.from_components(
             ctxt, uuid, image, flavor, None, None, {}, None, None,
             project_id="py-project", user_id="py-user",
         )
         spec.num_instances = 1
-        hosts = scheduler_rpcapi.SchedulerAPI().select_destinations(
-            ctxt, spec, [uuid], return_objects=True, return_alternates=True)
+        try:
+            hosts = scheduler_rpcapi.SchedulerAPI().select_destinations(
+                ctxt, spec, [uuid], return_objects=True, return_alternates=True)
+        except Exception as e:  # what nova's conductor would catch
+            from nova import exception
+            print(json.dumps({"error": type(e).__name__, "module": type(e).__module__,
+                              "no_valid_host": isinstance(e, exception.NoValidHost),
+                              "message": str(e)}))
+            return
         print(json.dumps([[{
             "class": type(s).__name__,
             "service_host": s.service_host,
