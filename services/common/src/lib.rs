@@ -16,6 +16,7 @@
 
 pub mod cells;
 mod conf;
+pub mod context;
 mod runner;
 mod service;
 pub mod states;
