@@ -127,7 +127,7 @@ async fn host() -> Host {
         manager,
         api: ComputeApi::new(transport),
         conductor,
-        servers: vec![cserver, server],
+        servers: vec![cserver, server.server],
         stop,
     }
 }
