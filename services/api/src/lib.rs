@@ -16,10 +16,12 @@ pub mod placement;
 pub mod serve;
 
 mod admin;
+mod compute_api;
 pub mod flavors;
+mod handlers;
+mod http;
 mod keypairs;
 mod schemas;
-mod servers;
 mod views;
 
 use std::sync::Arc;
@@ -35,8 +37,8 @@ use axum::routing::{get, post, put};
 use nova_objects::Objects;
 use nova_placement::SqlPlacement;
 use nova_rpc::Transport;
-use nova_rpcapi::compute::ComputeApi;
-use nova_rpcapi::conductor::ComputeTaskApi;
+
+use handlers::servers;
 
 pub use auth::{AuthStrategy, CatalogEntry, Ctx, Identity, User};
 pub use fault::{ApiResult, Fault};
@@ -144,10 +146,8 @@ pub struct ApiState {
     pub objects: Objects,
     /// Placement.
     pub placement: SqlPlacement,
-    /// Compute RPC.
-    pub compute: ComputeApi,
-    /// Conductor compute-task RPC.
-    pub conductor: ComputeTaskApi,
+    /// The conductor and compute RPC clients (the compute API layer's).
+    pub(crate) rpc: compute_api::Rpc,
     /// Images.
     pub images: ImageStore,
     /// Tokens.
@@ -169,8 +169,7 @@ impl ApiState {
             cfg,
             objects,
             placement,
-            compute: ComputeApi::new(transport.clone(), compute_cap),
-            conductor: ComputeTaskApi::new(transport),
+            rpc: compute_api::Rpc::new(transport, compute_cap),
             images,
             identity,
         }
