@@ -22,6 +22,8 @@ mod handlers;
 mod http;
 mod keypairs;
 mod schemas;
+#[cfg(test)]
+mod tests;
 mod views;
 
 use std::sync::Arc;
