@@ -273,6 +273,18 @@ async fn bad_input_gets_a_fault_body() {
         )
         .await;
     assert!(fault(&r, "badRequest").contains("not found"));
+    // Errors made below the handlers (axum's 405) get fault bodies too.
+    let r = a
+        .send(App::req(
+            Method::DELETE,
+            "/v2.1/servers/detail",
+            Some(&a.demo),
+            Body::empty(),
+        ))
+        .await;
+    assert_eq!(r.status, StatusCode::METHOD_NOT_ALLOWED);
+    fault(&r, "badMethod");
+    assert!(r.headers.contains_key("x-openstack-request-id"));
     let r = a.get("/v2.1/no-such-thing", &a.demo).await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
     fault(&r, "itemNotFound");
