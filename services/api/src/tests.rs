@@ -117,6 +117,12 @@ impl App {
         .await
     }
 
+    /// `POST /servers/{id}/action` as demo.
+    async fn action(&self, inst: &Instance, body: Value) -> Reply {
+        let path = format!("/v2.1/servers/{}/action", inst.uuid());
+        self.post(&path, &self.demo, body).await
+    }
+
     /// An instance record of project `demo`, written straight to the
     /// database.
     async fn instance(
@@ -302,35 +308,6 @@ async fn bad_input_gets_a_fault_body() {
 async fn actions_in_a_forbidden_state_are_409_and_change_nothing() {
     let a = app().await;
     let stopped = a.instance("s", VmState::Stopped, None, Some("h1")).await;
-    let r = a
-        .post(
-            &format!("/v2.1/servers/{}/action", stopped.uuid()),
-            &a.demo,
-            json!({"os-stop": null}),
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::CONFLICT);
-    assert_eq!(
-        fault(&r, "conflictingRequest"),
-        format!(
-            "Cannot 'stop' instance {} while it is in vm_state stopped",
-            stopped.uuid()
-        )
-    );
-    let r = a
-        .post(
-            &format!("/v2.1/servers/{}/action", stopped.uuid()),
-            &a.demo,
-            json!({"reboot": {"type": "SOFT"}}),
-        )
-        .await;
-    assert_eq!(
-        fault(&r, "conflictingRequest"),
-        format!(
-            "Cannot 'reboot' instance {} while it is in vm_state stopped",
-            stopped.uuid()
-        )
-    );
     let busy = a
         .instance(
             "b",
@@ -339,49 +316,48 @@ async fn actions_in_a_forbidden_state_are_409_and_change_nothing() {
             Some("h1"),
         )
         .await;
-    for (body, method) in [
-        (json!({"os-stop": null}), "stop"),
-        (json!({"reboot": {"type": "HARD"}}), "reboot"),
-    ] {
-        let r = a
-            .post(
-                &format!("/v2.1/servers/{}/action", busy.uuid()),
-                &a.demo,
-                body,
-            )
-            .await;
+    let cases = [
+        (
+            &stopped,
+            json!({"os-stop": null}),
+            "stop",
+            "vm_state stopped",
+        ),
+        (
+            &stopped,
+            json!({"reboot": {"type": "SOFT"}}),
+            "reboot",
+            "vm_state stopped",
+        ),
+        (
+            &busy,
+            json!({"os-stop": null}),
+            "stop",
+            "task_state powering-off",
+        ),
+        (
+            &busy,
+            json!({"reboot": {"type": "HARD"}}),
+            "reboot",
+            "task_state powering-off",
+        ),
+        (&busy, json!({"os-start": null}), "start", "vm_state active"),
+    ];
+    for (inst, body, method, state) in cases {
+        let r = a.action(inst, body).await;
+        assert_eq!(r.status, StatusCode::CONFLICT);
         assert_eq!(
             fault(&r, "conflictingRequest"),
             format!(
-                "Cannot '{method}' instance {} while it is in task_state powering-off",
-                busy.uuid()
+                "Cannot '{method}' instance {} while it is in {state}",
+                inst.uuid()
             )
         );
     }
-    let r = a
-        .post(
-            &format!("/v2.1/servers/{}/action", busy.uuid()),
-            &a.demo,
-            json!({"os-start": null}),
-        )
-        .await;
-    assert_eq!(
-        fault(&r, "conflictingRequest"),
-        format!(
-            "Cannot 'start' instance {} while it is in vm_state active",
-            busy.uuid()
-        )
-    );
     assert_eq!(a.reload(&stopped).await.task_state(), &None);
     assert_eq!(a.reload(&busy).await.task_state(), &TaskState::PoweringOff);
     // Unknown actions are 400; another project's server is 404.
-    let r = a
-        .post(
-            &format!("/v2.1/servers/{}/action", busy.uuid()),
-            &a.demo,
-            json!({"os-frobnicate": null}),
-        )
-        .await;
+    let r = a.action(&busy, json!({"os-frobnicate": null})).await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     let mut other = Instance::new()
         .with_uuid(uuid::Uuid::new_v4().to_string())
@@ -393,13 +369,7 @@ async fn actions_in_a_forbidden_state_are_409_and_change_nothing() {
         .create(&admin_ctx(), &mut other)
         .await
         .unwrap();
-    let r = a
-        .post(
-            &format!("/v2.1/servers/{}/action", other.uuid()),
-            &a.demo,
-            json!({"os-stop": null}),
-        )
-        .await;
+    let r = a.action(&other, json!({"os-stop": null})).await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
 }
 
