@@ -2,7 +2,6 @@
 //! reads, JSON bodies, policy checks, query parameters and paging links.
 
 use axum::body::Bytes;
-use nova_rpc::RequestContext;
 use serde_json::{Value, json};
 
 use crate::ApiState;
@@ -10,10 +9,8 @@ use crate::auth::Ctx;
 use crate::fault::{ApiResult, Fault};
 
 /// The context the API reads and writes the database with (the caller's
-/// rights are checked before).
-pub(crate) fn admin_ctx() -> RequestContext {
-    RequestContext::new().with_admin(true).with_roles(["admin"])
-}
+/// rights are checked before): the services' one admin context.
+pub(crate) use nova_service::context::admin as admin_ctx;
 
 /// The JSON document of a request body (400 when it is not one).
 pub(crate) fn json_body(body: &Bytes) -> ApiResult<Value> {

@@ -7,9 +7,7 @@ use nova_rpc::RequestContext;
 /// cell0's fixed uuid (nova's `CellMapping.CELL0_UUID`).
 pub const CELL0_UUID: &str = "00000000-0000-0000-0000-000000000000";
 
-fn admin() -> RequestContext {
-    RequestContext::new().with_admin(true).with_roles(["admin"])
-}
+use crate::context::admin;
 
 /// The cell mappings `cell0` and `cell1`, created when missing (what
 /// `nova-manage cell_v2 map_cell0` / `create_cell` do). Returns cell1.

@@ -11,6 +11,7 @@
 
 pub mod cells;
 mod conf;
+pub mod context;
 mod runner;
 pub mod states;
 

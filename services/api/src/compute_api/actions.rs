@@ -7,7 +7,7 @@
 //! [`Action::allowed`], its task state in [`Action::task_state`] and its
 //! call in [`act`].
 
-use nova_objects::{Instance, SaveOptions, VersionedObject};
+use nova_objects::{Instance, SaveOptions};
 use nova_service::states::{TaskState, VmState};
 
 use crate::ApiState;
@@ -120,16 +120,22 @@ pub(crate) async fn act(
             ))
         })?;
     let rpc = ctx.rpc();
-    let prim = inst.obj_to_primitive();
     let compute = &st.rpc.compute;
     match action {
         Action::Reboot { hard } => {
+            let kind = if hard { "HARD" } else { "SOFT" };
             compute
-                .reboot_instance(&rpc, &host, prim, if hard { "HARD" } else { "SOFT" })
+                .reboot_instance(
+                    &rpc,
+                    &host,
+                    &inst,
+                    &serde_json::Value::Null,
+                    &kind.to_owned(),
+                )
                 .await
         }
-        Action::Stop => compute.stop_instance(&rpc, &host, prim).await,
-        Action::Start => compute.start_instance(&rpc, &host, prim).await,
+        Action::Stop => compute.stop_instance(&rpc, &host, &inst, &Some(true)).await,
+        Action::Start => compute.start_instance(&rpc, &host, &inst).await,
     }
     .map_err(Fault::internal)
 }

@@ -6,9 +6,8 @@ use std::collections::BTreeMap;
 
 use nova_objects::{
     Aggregate, BuildRequest, Flavor, ImageMeta, Instance, InstanceMapping, KeyPair, ListQuery,
-    Lookup, RequestSpec, VersionedObject,
+    Lookup, RequestSpec,
 };
-use nova_rpcapi::conductor::ScheduleAndBuildInstances;
 use nova_service::states::{PowerState, TaskState, VmState};
 use serde_json::{Value, json};
 
@@ -365,23 +364,23 @@ pub(crate) async fn create(st: &ApiState, ctx: &Ctx, r: &CreateRequest) -> ApiRe
             .with_cell_mapping(None)
             .with_queued_for_delete(false);
         st.objects.create(&rctx, &mut map).await?;
-        build_requests.push(br.obj_to_primitive());
-        specs.push(spec.obj_to_primitive());
+        build_requests.push(br);
+        specs.push(spec);
         first.get_or_insert(uuid);
     }
-    let args = ScheduleAndBuildInstances {
-        build_requests,
-        request_specs: specs,
-        image: plan.image.clone(),
-        admin_password: Some(admin_pass.clone()),
-        requested_networks: Value::Null,
-        block_device_mappings: Value::Null,
-        tags: Value::Null,
-        ..Default::default()
-    };
     st.rpc
         .conductor
-        .schedule_and_build_instances(&ctx.rpc(), &args)
+        .schedule_and_build_instances(
+            &ctx.rpc(),
+            &build_requests,
+            &specs,
+            &plan.image,
+            &Some(admin_pass.clone()),
+            &None,
+            &None,
+            &None,
+            &None,
+        )
         .await
         .map_err(Fault::internal)?;
     Ok(Created {

@@ -63,7 +63,7 @@ pub(crate) async fn delete(st: &ApiState, ctx: &Ctx, mut inst: Instance) -> ApiR
         Some(h) if compute_up(st, &h).await => st
             .rpc
             .compute
-            .terminate_instance(&ctx.rpc(), &h, inst.obj_to_primitive())
+            .terminate_instance(&ctx.rpc(), &h, &inst, &None)
             .await
             .map_err(Fault::internal),
         _ => local_delete(st, inst).await,

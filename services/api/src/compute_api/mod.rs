@@ -57,7 +57,7 @@ impl Rpc {
         compute_cap: Option<nova_rpc::Version>,
     ) -> Self {
         Rpc {
-            compute: ComputeApi::new(transport.clone(), compute_cap),
+            compute: ComputeApi::new(transport.clone()).version_cap(compute_cap),
             conductor: ComputeTaskApi::new(transport),
         }
     }
