@@ -352,6 +352,15 @@ fn expand(args: InterfaceArgs, mut item: ItemTrait) -> syn::Result<Tokens> {
         candidates.sort_by(|a, b| b.cmp(a));
         candidates.dedup();
         let candidates = candidates.iter().map(|v| v.tokens());
+        if let Some(a) = args
+            .iter()
+            .find(|a| a.name == "ctx" || (spec.route == Route::Server && a.name == "server"))
+        {
+            return Err(syn::Error::new(
+                a.name.span(),
+                "this name is the client's own parameter (ctx, server)",
+            ));
+        }
         let route_param = (spec.route == Route::Server).then(|| quote!(server: &str,));
         let route = match spec.route {
             Route::Topic => quote!(),
@@ -366,7 +375,7 @@ fn expand(args: InterfaceArgs, mut item: ItemTrait) -> syn::Result<Tokens> {
             let n = &a.name;
             let key = n.to_string();
             let put = quote! {
-                args.insert(
+                __args.insert(
                     ::std::string::String::from(#key),
                     ::nova_rpc::__private::serde_json::to_value(#n)?,
                 );
@@ -386,13 +395,13 @@ fn expand(args: InterfaceArgs, mut item: ItemTrait) -> syn::Result<Tokens> {
                             }
                         }
                     });
-                    quote!(if version >= #s { #put } #refuse)
+                    quote!(if __version >= #s { #put } #refuse)
                 }
             }
         });
         let send = match spec.kind {
-            Kind::Cast => quote!(.cast(ctx, #wire, args).await),
-            Kind::Call => quote!(.call::<#reply>(ctx, #wire, args).await),
+            Kind::Cast => quote!(.cast(ctx, #wire, __args).await),
+            Kind::Call => quote!(.call::<#reply>(ctx, #wire, __args).await),
         };
         let ret = match spec.kind {
             Kind::Cast => quote!(()),
@@ -408,10 +417,10 @@ fn expand(args: InterfaceArgs, mut item: ItemTrait) -> syn::Result<Tokens> {
                 #route_param
                 #(#params),*
             ) -> ::nova_rpc::Result<#ret> {
-                let version = self.client.highest_sendable(&[#(#candidates),*])?;
-                let mut args = ::nova_rpc::__private::serde_json::Map::new();
+                let __version = self.client.highest_sendable(&[#(#candidates),*])?;
+                let mut __args = ::nova_rpc::__private::serde_json::Map::new();
                 #(#inserts)*
-                self.client.prepare()#route.version(version)#send
+                self.client.prepare()#route.version(__version)#send
             }
         });
     }

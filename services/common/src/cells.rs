@@ -73,7 +73,7 @@ pub async fn set_error(
 ) -> nova_objects::Result<()> {
     // The fault first: whoever sees `error` also finds why.
     record_fault(objects, ctx, instance.uuid(), code, message, None, host).await?;
-    instance.set_vm_state(Some("error".into()));
+    instance.set_vm_state(Some(crate::states::VmState::Error.into()));
     instance.set_task_state(None);
     objects.save(ctx, instance).await
 }

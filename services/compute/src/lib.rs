@@ -24,8 +24,10 @@ pub mod manager;
 pub mod power_sync;
 pub mod recovery;
 pub mod resource_tracker;
+pub mod service;
 
 pub use config::ComputeConfig;
 pub use driver::{driver_from_conf, fake_driver};
 pub use manager::{ComputeManager, wait_for_conductor};
 pub use resource_tracker::USAGE_FLUSH;
+pub use service::{ComputeService, run, start};

@@ -14,6 +14,9 @@
 //! * The object indirection API (3.0) for computes, which have no
 //!   database credentials.
 
+pub mod service;
+pub use service::{run, start};
+
 use std::sync::Arc;
 use std::time::Duration;
 

@@ -1,5 +1,7 @@
 //! What `nova-manage` and `nova-status` do, as functions the all-in-one
-//! and the tests reuse.
+//! and the tests reuse; [`cli`] is their command lines.
+
+pub mod cli;
 
 use nova_objects::db::Database;
 use nova_objects::{CellMapping, ComputeNode, HostMapping, ListQuery, Objects, Service};

@@ -10,6 +10,9 @@
 //! registered a moment ago is already a candidate. Between reloads the scheduler consumes
 //! what it placed from its own view, as nova's HostState does.
 
+pub mod service;
+pub use service::{run, start};
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
