@@ -171,6 +171,14 @@ fn list_query(kw: &Map<String, Value>) -> Result<ListQuery> {
         _ => None,
     };
     q.limit = kw.get("limit").and_then(Value::as_u64);
+    if let Some(Value::Object(r)) = kw.get("regex_filters") {
+        for (k, v) in r {
+            let pattern = v
+                .as_str()
+                .ok_or_else(|| Error::InvalidQuery(format!("regex_filters: {k}: {v}")))?;
+            q.regex_filters.insert(k.clone(), pattern.to_owned());
+        }
+    }
     Ok(q)
 }
 
@@ -509,13 +517,18 @@ impl ObjectStore for ConductorStore {
 
     async fn list(&self, ctx: &RequestContext, objname: &str, q: &ListQuery) -> Result<Vec<Value>> {
         let list = Self::list_class(objname)?;
-        let kwargs = json!({
+        let mut kwargs = json!({
             "filters": q.filters,
             "sort_keys": q.sort_keys,
             "sort_dirs": q.sort_dirs,
             "limit": q.limit,
             "marker": q.marker,
         });
+        // Ours: nova's conductors do not know it, so it is sent only when
+        // there is one.
+        if !q.regex_filters.is_empty() {
+            kwargs["regex_filters"] = json!(q.regex_filters);
+        }
         elements(
             self.class_action(ctx, list, "get_by_filters", vec![], kwargs)
                 .await?,

@@ -167,7 +167,7 @@ impl Database {
             opts.test_before_acquire(false);
             let busy = cfg.sqlite_busy_timeout;
             opts.map_sqlx_sqlite_opts(move |o| {
-                let o = o.busy_timeout(busy).foreign_keys(true);
+                let o = o.busy_timeout(busy).foreign_keys(true).with_regexp();
                 if memory {
                     o
                 } else {
