@@ -8,7 +8,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use futures_util::future::join_all;
-use nova_placement::SqlPlacement;
+use nova_placement::{PlacementService as _, SqlPlacement};
 use nova_scheduler::placement::{Allocations, InventoryRecord, Name, PlacementError};
 use sea_orm::ConnectionTrait as _;
 
