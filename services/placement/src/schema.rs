@@ -1,45 +1,209 @@
-//! Placement's tables.
+//! Placement's tables, as numbered migrations recorded in
+//! `placement_schema_migrations` (nova-objects' migration runner, with a
+//! record table of Placement's own): the same statements create them in
+//! nova's database or in a `[placement_database]` of their own.
 
+use nova_objects::db::{Migration, Migrations};
 use nova_scheduler::placement::PlacementError;
-use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend};
+use sea_orm::sea_query::{ColumnDef, Index, IndexCreateStatement, Table, TableCreateStatement};
+use sea_orm::{DatabaseConnection, DbBackend, Statement};
 
-use crate::error::db;
+/// Placement's migrations, oldest first.
+pub(crate) static MIGRATIONS: Migrations = Migrations {
+    record_table: "placement_schema_migrations",
+    list: &[Migration {
+        version: 1,
+        name: "initial schema: resource providers, inventories, consumers, allocations, traits, aggregates",
+        statements: initial,
+    }],
+};
 
-const SCHEMA: &[&str] = &[
-    "CREATE TABLE IF NOT EXISTS resource_providers (uuid VARCHAR(36) NOT NULL PRIMARY KEY, name VARCHAR(200) NOT NULL UNIQUE, generation BIGINT NOT NULL, parent_uuid VARCHAR(36), root_uuid VARCHAR(36) NOT NULL)",
-    "CREATE TABLE IF NOT EXISTS inventories (rp_uuid VARCHAR(36) NOT NULL, resource_class VARCHAR(255) NOT NULL, total BIGINT NOT NULL, reserved BIGINT NOT NULL, min_unit BIGINT NOT NULL, max_unit BIGINT NOT NULL, step_size BIGINT NOT NULL, allocation_ratio DOUBLE PRECISION NOT NULL, PRIMARY KEY (rp_uuid, resource_class))",
-    "CREATE TABLE IF NOT EXISTS consumers (uuid VARCHAR(36) NOT NULL PRIMARY KEY, project_id VARCHAR(255) NOT NULL, user_id VARCHAR(255) NOT NULL, generation BIGINT NOT NULL)",
-    "CREATE TABLE IF NOT EXISTS allocations (consumer_uuid VARCHAR(36) NOT NULL, rp_uuid VARCHAR(36) NOT NULL, resource_class VARCHAR(255) NOT NULL, used BIGINT NOT NULL, PRIMARY KEY (consumer_uuid, rp_uuid, resource_class))",
-    "CREATE TABLE IF NOT EXISTS resource_provider_traits (rp_uuid VARCHAR(36) NOT NULL, trait VARCHAR(255) NOT NULL, PRIMARY KEY (rp_uuid, trait))",
-    "CREATE TABLE IF NOT EXISTS resource_provider_aggregates (rp_uuid VARCHAR(36) NOT NULL, aggregate VARCHAR(36) NOT NULL, PRIMARY KEY (rp_uuid, aggregate))",
-];
+fn uuid(name: &'static str) -> ColumnDef {
+    ColumnDef::new(name).string_len(36).not_null().take()
+}
 
-/// Creates the tables (idempotent).
-pub(crate) async fn sync(conn: &DatabaseConnection) -> Result<(), PlacementError> {
-    let backend = conn.get_database_backend();
-    for sql in SCHEMA {
-        let sql = if backend == DbBackend::MySql {
-            format!("{sql} ENGINE=InnoDB")
-        } else {
-            (*sql).to_owned()
-        };
-        conn.execute_unprepared(&sql).await.map_err(db)?;
+fn string(name: &'static str) -> ColumnDef {
+    ColumnDef::new(name).string_len(255).not_null().take()
+}
+
+fn int(name: &'static str) -> ColumnDef {
+    ColumnDef::new(name).big_integer().not_null().take()
+}
+
+fn table(
+    backend: DbBackend,
+    name: &'static str,
+    cols: Vec<ColumnDef>,
+    key: &[&'static str],
+) -> TableCreateStatement {
+    let mut st = Table::create();
+    st.table(name).if_not_exists();
+    if backend == DbBackend::MySql {
+        st.engine("InnoDB");
     }
-    for (name, sql) in [
-        ("allocations_rp_idx", "allocations (rp_uuid)"),
-        (
-            "resource_providers_root_idx",
-            "resource_providers (root_uuid)",
-        ),
-    ] {
-        let create = format!("CREATE INDEX {name} ON {sql}");
-        if backend == DbBackend::MySql {
-            // MySQL has no CREATE INDEX IF NOT EXISTS: ignore "exists".
-            let _ = conn.execute_unprepared(&create).await;
-        } else {
-            let create = create.replacen("CREATE INDEX", "CREATE INDEX IF NOT EXISTS", 1);
-            conn.execute_unprepared(&create).await.map_err(db)?;
+    for mut c in cols {
+        st.col(&mut c);
+    }
+    if !key.is_empty() {
+        let mut pk = Index::create();
+        for c in key {
+            pk.col(*c);
+        }
+        st.primary_key(&mut pk);
+    }
+    st
+}
+
+/// Secondary indexes: inside `CREATE TABLE` on MySQL (which has no
+/// `CREATE INDEX IF NOT EXISTS`), apart elsewhere.
+fn index(
+    backend: DbBackend,
+    st: &mut TableCreateStatement,
+    out: &mut Vec<Statement>,
+    name: &'static str,
+    table: &'static str,
+    col: &'static str,
+) {
+    let mut idx: IndexCreateStatement = Index::create().name(name).col(col).take();
+    if backend == DbBackend::MySql {
+        st.index(&mut idx);
+    } else {
+        idx.table(table).if_not_exists();
+        out.push(backend.build(&idx));
+    }
+}
+
+fn initial(backend: DbBackend) -> Vec<Statement> {
+    let mut after = Vec::new();
+    let mut providers = table(
+        backend,
+        "resource_providers",
+        vec![
+            uuid("uuid").primary_key().take(),
+            ColumnDef::new("name")
+                .string_len(200)
+                .not_null()
+                .unique_key()
+                .take(),
+            int("generation"),
+            ColumnDef::new("parent_uuid").string_len(36).null().take(),
+            uuid("root_uuid"),
+        ],
+        &[],
+    );
+    index(
+        backend,
+        &mut providers,
+        &mut after,
+        "resource_providers_root_idx",
+        "resource_providers",
+        "root_uuid",
+    );
+    let inventories = table(
+        backend,
+        "inventories",
+        vec![
+            uuid("rp_uuid"),
+            string("resource_class"),
+            int("total"),
+            int("reserved"),
+            int("min_unit"),
+            int("max_unit"),
+            int("step_size"),
+            ColumnDef::new("allocation_ratio")
+                .double()
+                .not_null()
+                .take(),
+        ],
+        &["rp_uuid", "resource_class"],
+    );
+    let consumers = table(
+        backend,
+        "consumers",
+        vec![
+            uuid("uuid").primary_key().take(),
+            string("project_id"),
+            string("user_id"),
+            int("generation"),
+        ],
+        &[],
+    );
+    let mut allocations = table(
+        backend,
+        "allocations",
+        vec![
+            uuid("consumer_uuid"),
+            uuid("rp_uuid"),
+            string("resource_class"),
+            int("used"),
+        ],
+        &["consumer_uuid", "rp_uuid", "resource_class"],
+    );
+    index(
+        backend,
+        &mut allocations,
+        &mut after,
+        "allocations_rp_idx",
+        "allocations",
+        "rp_uuid",
+    );
+    let traits = table(
+        backend,
+        "resource_provider_traits",
+        vec![uuid("rp_uuid"), string("trait")],
+        &["rp_uuid", "trait"],
+    );
+    let aggregates = table(
+        backend,
+        "resource_provider_aggregates",
+        vec![uuid("rp_uuid"), uuid("aggregate")],
+        &["rp_uuid", "aggregate"],
+    );
+    let mut out: Vec<Statement> = [
+        providers,
+        inventories,
+        consumers,
+        allocations,
+        traits,
+        aggregates,
+    ]
+    .iter()
+    .map(|t| backend.build(t))
+    .collect();
+    out.extend(after);
+    out
+}
+
+/// Applies Placement's pending migrations; returns how many ran.
+pub(crate) async fn sync(conn: &DatabaseConnection) -> Result<u32, PlacementError> {
+    MIGRATIONS
+        .sync(conn)
+        .await
+        .map_err(|e| PlacementError::ConcurrentUpdate(format!("placement database: {e}")))
+}
+
+/// The schema version recorded (`None` before the first sync).
+pub(crate) async fn version(conn: &DatabaseConnection) -> Result<Option<u32>, PlacementError> {
+    MIGRATIONS
+        .current(conn)
+        .await
+        .map_err(|e| PlacementError::ConcurrentUpdate(format!("placement database: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statements_on_every_backend() {
+        for backend in [DbBackend::Sqlite, DbBackend::Postgres, DbBackend::MySql] {
+            let sql: Vec<String> = initial(backend).iter().map(|s| s.to_string()).collect();
+            assert_eq!(
+                sql.iter().filter(|s| s.starts_with("CREATE TABLE")).count(),
+                6
+            );
+            let separate = sql.iter().filter(|s| s.starts_with("CREATE INDEX")).count();
+            assert_eq!(separate, if backend == DbBackend::MySql { 0 } else { 2 });
         }
     }
-    Ok(())
 }

@@ -90,9 +90,23 @@ impl SqlPlacement {
         self
     }
 
-    /// Creates the tables (idempotent).
-    pub async fn sync(&self) -> Result<()> {
+    /// Creates or upgrades the tables: applies Placement's pending
+    /// numbered migrations (recorded in `placement_schema_migrations`, so
+    /// Placement may share nova's database or have its own); returns how
+    /// many ran (0 when the schema is current).
+    pub async fn sync(&self) -> Result<u32> {
         crate::schema::sync(&self.conn).await
+    }
+
+    /// The Placement schema version of the database (`None` before the
+    /// first sync).
+    pub async fn schema_version(&self) -> Result<Option<u32>> {
+        crate::schema::version(&self.conn).await
+    }
+
+    /// The newest Placement schema version this build knows.
+    pub fn latest_schema_version() -> u32 {
+        crate::schema::MIGRATIONS.latest()
     }
 
     /// Loads every table into a fresh in-memory model.

@@ -89,6 +89,28 @@ impl Db {
     }
 }
 
+/// Placement's numbered migrations beside nova's, in one database: each
+/// schema has its own record, and a second sync runs nothing.
+async fn schema_beside_nova(db: &Db) {
+    let nova = nova_objects::db::Database::connect(&nova_objects::db::DbConfig::new(&db.url))
+        .await
+        .unwrap();
+    let p = SqlPlacement::on(&nova);
+    assert_eq!(p.schema_version().await.unwrap(), None);
+    assert_eq!(p.sync().await.unwrap(), 1);
+    nova.sync().await.unwrap();
+    assert_eq!(p.sync().await.unwrap(), 0, "already applied");
+    assert_eq!(
+        p.schema_version().await.unwrap(),
+        Some(SqlPlacement::latest_schema_version())
+    );
+    assert_eq!(
+        nova.schema_version().await.unwrap(),
+        Some(nova_objects::db::Database::latest_schema_version())
+    );
+    assert!(p.list_providers_async(None, None).await.unwrap().is_empty());
+}
+
 fn alloc(rp: &str, rc: &str, n: i64) -> Allocations {
     BTreeMap::from([(Name::from(rp), BTreeMap::from([(Name::from(rc), n)]))])
 }
@@ -270,6 +292,7 @@ async fn no_overcommit_under_races(db: &Db) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite() {
     let db = Db::new(Backend::Sqlite).await;
+    schema_beside_nova(&db).await;
     semantics(&db).await;
     no_overcommit_under_races(&db).await;
     db.cleanup().await;
@@ -279,6 +302,7 @@ async fn sqlite() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres() {
     let db = Db::new(Backend::Postgres).await;
+    schema_beside_nova(&db).await;
     semantics(&db).await;
     no_overcommit_under_races(&db).await;
     db.cleanup().await;
@@ -288,6 +312,7 @@ async fn postgres() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mysql() {
     let db = Db::new(Backend::MySql).await;
+    schema_beside_nova(&db).await;
     semantics(&db).await;
     no_overcommit_under_races(&db).await;
     db.cleanup().await;
