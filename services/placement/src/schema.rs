@@ -179,7 +179,7 @@ pub(crate) async fn sync(conn: &DatabaseConnection) -> Result<u32, PlacementErro
     MIGRATIONS
         .sync(conn)
         .await
-        .map_err(|e| PlacementError::ConcurrentUpdate(format!("placement database: {e}")))
+        .map_err(crate::error::unavailable)
 }
 
 /// The schema version recorded (`None` before the first sync).
@@ -187,7 +187,7 @@ pub(crate) async fn version(conn: &DatabaseConnection) -> Result<Option<u32>, Pl
     MIGRATIONS
         .current(conn)
         .await
-        .map_err(|e| PlacementError::ConcurrentUpdate(format!("placement database: {e}")))
+        .map_err(crate::error::unavailable)
 }
 
 #[cfg(test)]

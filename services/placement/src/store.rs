@@ -22,7 +22,7 @@ use sea_orm::{
 };
 
 use crate::PlacementService;
-use crate::error::db;
+use crate::error::{Failure, classify, db};
 use crate::mirror::{Mirror, snapshot};
 use crate::sql::{self, NameSet};
 
@@ -260,11 +260,14 @@ impl SqlPlacement {
         } else {
             sql::insert_consumer(&txn, consumer, project_id, user_id)
                 .await
-                .map_err(|_| {
-                    Retry::Fail(PlacementError::ConcurrentUpdate(
-                        "consumer generation conflict - the consumer was created concurrently"
-                            .into(),
-                    ))
+                .map_err(|e| match classify(&e) {
+                    Failure::Duplicate | Failure::Race => {
+                        Retry::Fail(PlacementError::ConcurrentUpdate(
+                            "consumer generation conflict - the consumer was created concurrently"
+                                .into(),
+                        ))
+                    }
+                    Failure::Outage => Retry::Fail(db(e)),
                 })?;
             Some(1)
         };
@@ -299,7 +302,11 @@ impl PlacementService for SqlPlacement {
         }
         sql::insert_provider(&txn, uuid, name, parent, &root)
             .await
-            .map_err(|e| PlacementError::Duplicate(e.to_string()))?;
+            .map_err(|e| match classify(&e) {
+                // Created since the check by another process.
+                Failure::Duplicate => PlacementError::Duplicate(e.to_string()),
+                _ => db(e),
+            })?;
         txn.commit().await.map_err(db)?;
         self.mirror.invalidate();
         Ok(ResourceProvider {
@@ -519,7 +526,12 @@ impl From<PlacementError> for Retry {
 
 impl From<DbErr> for Retry {
     fn from(e: DbErr) -> Self {
-        // SQLite "database is locked" and serialization failures: retry.
-        Retry::ProviderRace(e.to_string())
+        match classify(&e) {
+            // SQLite "database is locked", deadlocks, serialization
+            // failures, a row a concurrent writer inserted: retry; an
+            // outage is not retried.
+            Failure::Race | Failure::Duplicate => Retry::ProviderRace(e.to_string()),
+            Failure::Outage => Retry::Fail(db(e)),
+        }
     }
 }

@@ -111,6 +111,47 @@ async fn schema_beside_nova(db: &Db) {
     assert!(p.list_providers_async(None, None).await.unwrap().is_empty());
 }
 
+/// A database that went away is an outage, reported as one (not as a lost
+/// race the caller would retry), on reads, writes and candidates alike.
+async fn outage_is_not_a_race(db: &Db) {
+    let nova = nova_objects::db::Database::connect(&nova_objects::db::DbConfig::new(&db.url))
+        .await
+        .unwrap();
+    let p = SqlPlacement::on(&nova);
+    p.sync().await.unwrap();
+    p.create_provider_async("rp-outage", "outage-node", None)
+        .await
+        .unwrap();
+    nova.connection().close_by_ref().await.unwrap();
+    let unavailable = |what: &str, e: PlacementError| {
+        assert!(
+            matches!(e, PlacementError::Unavailable(_)) && !e.is_conflict() && e.status() == 503,
+            "{what}: {e:?}"
+        );
+    };
+    unavailable("get", p.get_provider_async("rp-outage").await.unwrap_err());
+    unavailable(
+        "claim",
+        p.put_allocations_async("vm-x", &alloc("rp-outage", "VCPU", 1), "p", "u", None)
+            .await
+            .unwrap_err(),
+    );
+    unavailable(
+        "set inventories",
+        p.set_inventories_async("rp-outage", 0, &BTreeMap::new())
+            .await
+            .unwrap_err(),
+    );
+    p.invalidate();
+    unavailable(
+        "candidates",
+        p.allocation_candidates_async(&Default::default())
+            .await
+            .unwrap_err(),
+    );
+    unavailable("sync", p.sync().await.unwrap_err());
+}
+
 fn alloc(rp: &str, rc: &str, n: i64) -> Allocations {
     BTreeMap::from([(Name::from(rp), BTreeMap::from([(Name::from(rc), n)]))])
 }
@@ -293,6 +334,7 @@ async fn no_overcommit_under_races(db: &Db) {
 async fn sqlite() {
     let db = Db::new(Backend::Sqlite).await;
     schema_beside_nova(&db).await;
+    outage_is_not_a_race(&db).await;
     semantics(&db).await;
     no_overcommit_under_races(&db).await;
     db.cleanup().await;
@@ -303,6 +345,7 @@ async fn sqlite() {
 async fn postgres() {
     let db = Db::new(Backend::Postgres).await;
     schema_beside_nova(&db).await;
+    outage_is_not_a_race(&db).await;
     semantics(&db).await;
     no_overcommit_under_races(&db).await;
     db.cleanup().await;
@@ -313,6 +356,7 @@ async fn postgres() {
 async fn mysql() {
     let db = Db::new(Backend::MySql).await;
     schema_beside_nova(&db).await;
+    outage_is_not_a_race(&db).await;
     semantics(&db).await;
     no_overcommit_under_races(&db).await;
     db.cleanup().await;
