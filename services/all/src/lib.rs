@@ -15,7 +15,7 @@ use futures_util::StreamExt as _;
 use nova_api::serve::Endpoints;
 use nova_compute::{ComputeConfig, ComputeManager};
 use nova_objects::{ConductorStore, Objects};
-use nova_placement::SqlPlacement;
+use nova_placement::{PlacementHandle, SqlPlacement};
 use nova_rpc::{RpcServer, Transport};
 use nova_service::Conf;
 use nova_virt::FakeDriver;
@@ -44,7 +44,7 @@ pub struct AllInOne {
     /// The database's objects.
     pub objects: Objects,
     /// Placement.
-    pub placement: SqlPlacement,
+    pub placement: PlacementHandle,
     /// Where the APIs listen.
     pub api: Endpoints,
     /// The computes.
@@ -65,6 +65,7 @@ impl AllInOne {
         let objects = Objects::from_arc(db.clone());
         let placement = SqlPlacement::open_beside(&conf.placement_connection(), &url, &db).await?;
         placement.sync().await?;
+        let placement = PlacementHandle::new(placement);
         let cell1 =
             nova_service::cells::ensure_cells(&objects, &conf.transport_url(), &url).await?;
         let host = conf.host();
@@ -232,7 +233,7 @@ async fn start_compute(
     conf: &Conf,
     host: &str,
     objects: Objects,
-    placement: SqlPlacement,
+    placement: PlacementHandle,
     transport: Arc<dyn Transport>,
     parent: CancellationToken,
 ) -> anyhow::Result<ComputeHandle> {

@@ -33,7 +33,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use nova_objects::Objects;
-use nova_placement::SqlPlacement;
+use nova_placement::PlacementHandle;
 use nova_rpc::Transport;
 use nova_rpcapi::compute::ComputeApi;
 use nova_rpcapi::conductor::ComputeTaskApi;
@@ -143,7 +143,7 @@ pub struct ApiState {
     /// The database's objects.
     pub objects: Objects,
     /// Placement.
-    pub placement: SqlPlacement,
+    pub placement: PlacementHandle,
     /// Compute RPC.
     pub compute: ComputeApi,
     /// Conductor compute-task RPC.
@@ -159,7 +159,7 @@ impl ApiState {
     pub fn new(
         cfg: ApiConfig,
         objects: Objects,
-        placement: SqlPlacement,
+        placement: PlacementHandle,
         transport: Arc<dyn Transport>,
         images: ImageStore,
         identity: Identity,

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 
 use clap::Parser;
 use nova_objects::Objects;
-use nova_placement::SqlPlacement;
+use nova_placement::{PlacementHandle, SqlPlacement};
 use nova_service::Conf;
 
 /// nova-api: the compute API v2.1.
@@ -40,6 +40,7 @@ async fn main() -> anyhow::Result<()> {
     )
     .await?;
     placement.sync().await?;
+    let placement = PlacementHandle::new(placement);
     nova_api::serve::start(&conf, objects, placement, transport, stop.clone()).await?;
     stop.cancelled().await;
     Ok(())

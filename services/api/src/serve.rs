@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use nova_objects::Objects;
-use nova_placement::SqlPlacement;
+use nova_placement::PlacementHandle;
 use nova_rpc::Transport;
 use nova_service::Conf;
 use tokio_util::sync::CancellationToken;
@@ -55,7 +55,7 @@ async fn bind(addr: &str) -> anyhow::Result<tokio::net::TcpListener> {
 pub async fn start(
     conf: &Conf,
     objects: Objects,
-    placement: SqlPlacement,
+    placement: PlacementHandle,
     transport: Arc<dyn Transport>,
     stop: CancellationToken,
 ) -> anyhow::Result<Endpoints> {

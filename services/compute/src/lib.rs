@@ -23,7 +23,7 @@ use std::time::Duration;
 use nova_objects::{
     ComputeNode, Instance, ListQuery, Objects, SaveOptions, Service, VersionedObject,
 };
-use nova_placement::SqlPlacement;
+use nova_placement::PlacementHandle;
 use nova_rpc::{Dispatcher, Endpoint, RemoteError, RequestContext, RpcServer, Target, Transport};
 use nova_rpcapi::compute::{
     BuildAndRunInstance, InstanceArg, RebootInstance, SERVER_VERSION, StopInstance, TOPIC,
@@ -109,7 +109,7 @@ struct Inner {
     cfg: ComputeConfig,
     driver: Arc<dyn ComputeDriver>,
     objects: Objects,
-    placement: SqlPlacement,
+    placement: PlacementHandle,
     conductor: ComputeTaskApi,
     builds: Semaphore,
     locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
@@ -159,7 +159,7 @@ impl ComputeManager {
         cfg: ComputeConfig,
         driver: Arc<dyn ComputeDriver>,
         objects: Objects,
-        placement: SqlPlacement,
+        placement: PlacementHandle,
         transport: Arc<dyn Transport>,
     ) -> Self {
         ComputeManager {

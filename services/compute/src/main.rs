@@ -10,7 +10,7 @@ use clap::Parser;
 use futures_util::StreamExt as _;
 use nova_compute::{ComputeConfig, ComputeManager};
 use nova_objects::{ConductorStore, Objects};
-use nova_placement::SqlPlacement;
+use nova_placement::{PlacementHandle, SqlPlacement};
 use nova_service::Conf;
 
 /// nova-compute: runs instances on this host's hypervisor.
@@ -37,7 +37,7 @@ async fn main() -> anyhow::Result<()> {
     let stop = nova_service::shutdown_token();
     let transport = nova_service::connect_transport(&conf).await?;
     let objects = Objects::new(ConductorStore::new(transport.clone()));
-    let placement = SqlPlacement::open(&conf.placement_connection()).await?;
+    let placement = PlacementHandle::new(SqlPlacement::open(&conf.placement_connection()).await?);
     let cfg = ComputeConfig::from_conf(&conf)?;
     if args.fake_hosts > 0 {
         if !conf

@@ -20,7 +20,7 @@ use std::time::Duration;
 use nova_objects::{
     BuildRequest, Instance, InstanceMapping, ListQuery, ObjectStore, Objects, VersionedObject,
 };
-use nova_placement::SqlPlacement;
+use nova_placement::PlacementHandle;
 use nova_rpc::{Dispatcher, Endpoint, RemoteError, RequestContext, RpcServer, Target, Transport};
 use nova_rpcapi::compute::{BuildAndRunInstance, ComputeApi};
 use nova_rpcapi::conductor::{
@@ -35,7 +35,7 @@ use serde_json::{Value, json};
 #[derive(Debug, Clone)]
 pub struct Conductor {
     objects: Objects,
-    placement: SqlPlacement,
+    placement: PlacementHandle,
     scheduler: SchedulerApi,
     compute: ComputeApi,
     max_attempts: i64,
@@ -55,7 +55,7 @@ impl Conductor {
     /// clients on `transport`.
     pub fn new(
         objects: Objects,
-        placement: SqlPlacement,
+        placement: PlacementHandle,
         transport: Arc<dyn Transport>,
         compute_cap: Option<nova_rpc::Version>,
         max_attempts: i64,

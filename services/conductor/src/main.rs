@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use clap::Parser;
 use nova_objects::Objects;
-use nova_placement::SqlPlacement;
+use nova_placement::{PlacementHandle, SqlPlacement};
 use nova_service::Conf;
 
 /// nova-conductor: builds, reschedules and the object API.
@@ -40,6 +40,7 @@ async fn main() -> anyhow::Result<()> {
     )
     .await?;
     placement.sync().await?;
+    let placement = PlacementHandle::new(placement);
     let cell1 = nova_service::cells::ensure_cells(
         &objects,
         &conf.transport_url(),

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use clap::Parser;
 use nova_objects::Objects;
-use nova_placement::SqlPlacement;
+use nova_placement::{PlacementHandle, SqlPlacement};
 use nova_service::Conf;
 
 /// nova-scheduler: select_destinations over RPC.
@@ -39,6 +39,7 @@ async fn main() -> anyhow::Result<()> {
     )
     .await?;
     placement.sync().await?;
+    let placement = PlacementHandle::new(placement);
     let cell1 = nova_service::cells::ensure_cells(
         &objects,
         &conf.transport_url(),
