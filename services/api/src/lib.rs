@@ -169,7 +169,7 @@ impl ApiState {
             cfg,
             objects,
             placement,
-            compute: ComputeApi::new(transport.clone(), compute_cap),
+            compute: ComputeApi::new(transport.clone()).version_cap(compute_cap),
             conductor: ComputeTaskApi::new(transport),
             images,
             identity,

@@ -17,7 +17,6 @@ use nova_objects::{
     Lookup, RequestSpec, SaveOptions, Service, VersionedObject,
 };
 use nova_rpc::RequestContext;
-use nova_rpcapi::conductor::ScheduleAndBuildInstances;
 use serde_json::{Value, json};
 
 use crate::auth::Ctx;
@@ -796,22 +795,22 @@ pub(crate) async fn create(
             .with_cell_mapping(None)
             .with_queued_for_delete(false);
         st.objects.create(&rctx, &mut map).await?;
-        build_requests.push(br.obj_to_primitive());
-        specs.push(spec.obj_to_primitive());
+        build_requests.push(br);
+        specs.push(spec);
         first.get_or_insert(uuid);
     }
-    let args = ScheduleAndBuildInstances {
-        build_requests,
-        request_specs: specs,
-        image: plan.image.clone().unwrap_or(Value::Null),
-        admin_password: Some(admin_pass.clone()),
-        requested_networks: Value::Null,
-        block_device_mappings: Value::Null,
-        tags: Value::Null,
-        ..Default::default()
-    };
     st.conductor
-        .schedule_and_build_instances(&ctx.rpc(), &args)
+        .schedule_and_build_instances(
+            &ctx.rpc(),
+            &build_requests,
+            &specs,
+            &plan.image.clone().unwrap_or(Value::Null),
+            &Some(admin_pass.clone()),
+            &None,
+            &None,
+            &None,
+            &None,
+        )
         .await
         .map_err(Fault::internal)?;
     let id = first.unwrap_or_default();
@@ -958,7 +957,7 @@ pub(crate) async fn delete(
     match host {
         Some(h) if compute_up(&st, &h).await => {
             st.compute
-                .terminate_instance(&ctx.rpc(), &h, inst.obj_to_primitive())
+                .terminate_instance(&ctx.rpc(), &h, &inst, &None)
                 .await
                 .map_err(Fault::internal)?;
         }
@@ -1054,24 +1053,23 @@ pub(crate) async fn action(
                 "Cannot '{name}' instance {id}: another action is in progress"
             ))
         })?;
-    let prim = inst.obj_to_primitive();
     let r = match name.as_str() {
         "reboot" => {
+            let kind = if new_task == "rebooting_hard" {
+                "HARD"
+            } else {
+                "SOFT"
+            };
             st.compute
-                .reboot_instance(
-                    &rpc,
-                    &host,
-                    prim,
-                    if new_task == "rebooting_hard" {
-                        "HARD"
-                    } else {
-                        "SOFT"
-                    },
-                )
+                .reboot_instance(&rpc, &host, &inst, &Value::Null, &kind.to_owned())
                 .await
         }
-        "os-stop" => st.compute.stop_instance(&rpc, &host, prim).await,
-        _ => st.compute.start_instance(&rpc, &host, prim).await,
+        "os-stop" => {
+            st.compute
+                .stop_instance(&rpc, &host, &inst, &Some(true))
+                .await
+        }
+        _ => st.compute.start_instance(&rpc, &host, &inst).await,
     };
     r.map_err(Fault::internal)?;
     Ok(StatusCode::ACCEPTED.into_response())
