@@ -28,6 +28,6 @@ pub mod service;
 
 pub use config::ComputeConfig;
 pub use driver::{driver_from_conf, fake_driver};
-pub use manager::{ComputeManager, wait_for_conductor};
+pub use manager::{ComputeManager, Started, wait_for_conductor};
 pub use resource_tracker::USAGE_FLUSH;
 pub use service::{ComputeService, run, start};

@@ -102,7 +102,7 @@ impl ComputeManager {
         &self,
         transport: Arc<dyn Transport>,
         stop: CancellationToken,
-    ) -> anyhow::Result<RpcServer> {
+    ) -> anyhow::Result<Started> {
         let me = &self.inner;
         wait_for_conductor(&transport, &stop).await?;
         me.driver.init_host(&me.cfg.host).await?;
@@ -122,14 +122,14 @@ impl ComputeManager {
             dispatcher,
         )
         .await?;
-        nova_service::heartbeat(
+        let heartbeat = nova_service::heartbeat(
             me.objects.clone(),
             service,
             me.cfg.report_interval,
             stop.clone(),
         );
         let m = self.clone();
-        nova_service::periodic(
+        let resources = nova_service::periodic(
             stop.clone(),
             me.cfg.update_resources_interval,
             me.cfg.update_resources_interval,
@@ -143,7 +143,7 @@ impl ComputeManager {
             },
         );
         let m = self.clone();
-        nova_service::periodic(
+        let power = nova_service::periodic(
             stop,
             me.cfg.sync_power_state_interval,
             me.cfg.sync_power_state_interval,
@@ -152,7 +152,14 @@ impl ComputeManager {
                 async move { m.sync_power_states().await }
             },
         );
-        Ok(server)
+        Ok(Started {
+            server,
+            tasks: vec![
+                ("heartbeat", heartbeat),
+                ("update_available_resource", resources),
+                ("sync_power_states", power),
+            ],
+        })
     }
 
     fn spec_of(inst: &Instance, admin_password: Option<String>) -> InstanceSpec {
@@ -363,6 +370,17 @@ impl ComputeManager {
         }
         Ok(())
     }
+}
+
+/// A started compute: its RPC server and its periodic tasks (heartbeat,
+/// resources, power sync), which end when the start's stop token does;
+/// whoever drains the service waits for both.
+#[derive(Debug)]
+pub struct Started {
+    /// The RPC server (`compute.<host>`).
+    pub server: RpcServer,
+    /// The periodic tasks, by name.
+    pub tasks: Vec<(&'static str, tokio::task::JoinHandle<()>)>,
 }
 
 /// What a build needs of `build_and_run_instance`'s arguments.

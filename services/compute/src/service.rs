@@ -79,11 +79,14 @@ pub async fn start_host(
     let placement = runner.placement().await?;
     let manager = ComputeManager::new(cfg, driver, objects, placement, transport.clone());
     let stop = runner.stop_token().child_token();
-    let server = manager
+    let started = manager
         .start(transport, stop.clone())
         .await
         .with_context(|| format!("compute {host}"))?;
-    runner.rpc_server(server);
+    runner.rpc_server(started.server);
+    for (name, task) in started.tasks {
+        runner.task(format!("{name} of {host}"), task);
+    }
     Ok(ComputeService {
         host: host.to_owned(),
         manager,

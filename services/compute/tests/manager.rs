@@ -128,7 +128,7 @@ async fn host() -> Host {
         manager,
         api: ComputeApi::new(transport),
         conductor,
-        servers: vec![cserver, server],
+        servers: vec![cserver, server.server],
         stop,
     }
 }
