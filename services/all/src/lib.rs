@@ -13,7 +13,7 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use nova_api::serve::Endpoints;
 use nova_objects::Objects;
-use nova_placement::SqlPlacement;
+use nova_placement::PlacementHandle;
 use nova_rpc::Transport;
 use nova_service::{Conf, Runner};
 use tokio_util::sync::CancellationToken;
@@ -31,7 +31,7 @@ pub struct AllInOne {
     /// The database's objects.
     pub objects: Objects,
     /// Placement.
-    pub placement: SqlPlacement,
+    pub placement: PlacementHandle,
     /// Where the APIs listen.
     pub api: Endpoints,
     /// The computes.

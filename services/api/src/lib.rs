@@ -40,7 +40,7 @@ use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use nova_objects::Objects;
-use nova_placement::SqlPlacement;
+use nova_placement::PlacementHandle;
 use nova_rpc::Transport;
 
 use handlers::servers;
@@ -151,7 +151,7 @@ pub struct ApiState {
     /// The database's objects.
     pub objects: Objects,
     /// Placement.
-    pub placement: SqlPlacement,
+    pub placement: PlacementHandle,
     /// The conductor and compute RPC clients (the compute API layer's).
     pub(crate) rpc: compute_api::Rpc,
     /// Images.
@@ -165,7 +165,7 @@ impl ApiState {
     pub fn new(
         cfg: ApiConfig,
         objects: Objects,
-        placement: SqlPlacement,
+        placement: PlacementHandle,
         transport: Arc<dyn Transport>,
         images: ImageStore,
         identity: Identity,

@@ -11,7 +11,7 @@ use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
 use nova_objects::db::{Database, DbConfig};
 use nova_objects::{Instance, Objects};
-use nova_placement::SqlPlacement;
+use nova_placement::PlacementHandle;
 use nova_rpc::MemoryTransport;
 use nova_service::states::{TaskState, VmState};
 use serde_json::{Value, json};
@@ -40,8 +40,7 @@ impl Drop for TempDir {
 async fn app() -> App {
     let db = Database::connect(&DbConfig::memory()).await.unwrap();
     db.sync().await.unwrap();
-    let placement = SqlPlacement::on(&db);
-    placement.sync().await.unwrap();
+    let placement = PlacementHandle::memory();
     let dir = std::env::temp_dir().join(format!("nova-api-test-{}", uuid::Uuid::new_v4()));
     let images = ImageStore::open(&dir).unwrap();
     let users = vec![

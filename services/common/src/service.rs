@@ -28,7 +28,7 @@ use std::time::Duration;
 use futures_util::FutureExt as _;
 use nova_objects::db::Database;
 use nova_objects::{CellMapping, Objects, Service};
-use nova_placement::SqlPlacement;
+use nova_placement::{PlacementHandle, SqlPlacement};
 use nova_rpc::{RpcServer, Transport, Version};
 use tokio::sync::OnceCell;
 use tokio::task::JoinHandle;
@@ -86,7 +86,7 @@ struct Inner {
     transport: OnceCell<Arc<dyn Transport>>,
     database: OnceCell<Arc<Database>>,
     objects: OnceCell<Objects>,
-    placement: OnceCell<SqlPlacement>,
+    placement: OnceCell<PlacementHandle>,
     cell1: OnceCell<CellMapping>,
     parts: Mutex<Parts>,
     http_drain_timeout: Duration,
@@ -234,7 +234,7 @@ impl Runner {
     /// when `[placement_database] connection` is the same, tables created)
     /// when this runner opened one, else directly at `[placement_database]
     /// connection` (a compute, which has no database of its own).
-    pub async fn placement(&self) -> anyhow::Result<SqlPlacement> {
+    pub async fn placement(&self) -> anyhow::Result<PlacementHandle> {
         let p = self
             .inner
             .placement
@@ -250,9 +250,11 @@ impl Runner {
                             )
                             .await?;
                             p.sync().await?;
-                            Ok::<_, anyhow::Error>(p)
+                            Ok::<_, anyhow::Error>(PlacementHandle::new(p))
                         }
-                        None => Ok(SqlPlacement::open(&conf.placement_connection()).await?),
+                        None => Ok(PlacementHandle::new(
+                            SqlPlacement::open(&conf.placement_connection()).await?,
+                        )),
                     }
                 }
                 .boxed()

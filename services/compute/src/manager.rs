@@ -10,7 +10,7 @@ use nova_objects::{
     BlockDeviceMappingList, Instance, NetworkRequestList, Objects, RequestSpec, SaveOptions,
     Selection, Service, VersionedObject,
 };
-use nova_placement::SqlPlacement;
+use nova_placement::PlacementHandle;
 use nova_rpc::{Dispatcher, RemoteError, RequestContext, RpcServer, Target, Transport};
 use nova_rpcapi::compute::{Compute, TOPIC};
 use nova_rpcapi::conductor::ComputeTaskApi;
@@ -31,7 +31,7 @@ pub(crate) struct Inner {
     pub(crate) cfg: ComputeConfig,
     pub(crate) driver: Arc<dyn ComputeDriver>,
     pub(crate) objects: Objects,
-    pub(crate) placement: SqlPlacement,
+    pub(crate) placement: PlacementHandle,
     pub(crate) conductor: ComputeTaskApi,
     pub(crate) builds: Semaphore,
     pub(crate) locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
@@ -56,7 +56,7 @@ impl ComputeManager {
         cfg: ComputeConfig,
         driver: Arc<dyn ComputeDriver>,
         objects: Objects,
-        placement: SqlPlacement,
+        placement: PlacementHandle,
         transport: Arc<dyn Transport>,
     ) -> Self {
         ComputeManager {

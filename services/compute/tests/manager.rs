@@ -1,5 +1,5 @@
-//! The compute manager alone: a memory transport, SQLite in memory, SQL
-//! Placement on it, the fake driver, and a test conductor that records
+//! The compute manager alone: a memory transport, SQLite in memory,
+//! in-memory Placement, the fake driver, and a test conductor that records
 //! what the compute asks of it (it implements the `ComputeTask` trait, as
 //! the real conductor does). No cluster.
 
@@ -14,7 +14,7 @@ use nova_objects::{
     BlockDeviceMappingList, BuildRequest, Flavor, Instance, InstanceFault, ListQuery,
     NetworkRequestList, Objects, RawObject, RequestSpec, Selection,
 };
-use nova_placement::SqlPlacement;
+use nova_placement::PlacementHandle;
 use nova_rpc::{
     Dispatcher, MemoryTransport, RemoteError, RequestContext, RpcServer, Target, Transport,
 };
@@ -91,8 +91,7 @@ async fn host() -> Host {
         .await
         .unwrap();
     db.sync().await.unwrap();
-    let placement = SqlPlacement::on(&db);
-    placement.sync().await.unwrap();
+    let placement = PlacementHandle::memory();
     let objects = Objects::new(db);
     let conductor = Arc::new(Conductor::default());
     let cserver = RpcServer::start(

@@ -24,7 +24,7 @@ use nova_objects::{
     BlockDeviceMappingList, BuildRequest, Instance, InstanceMapping, ListQuery, NetworkRequestList,
     ObjectStore, Objects, RawObject, RequestSpec, Selection, VersionedObject,
 };
-use nova_placement::SqlPlacement;
+use nova_placement::PlacementHandle;
 use nova_rpc::{Dispatcher, RemoteError, RequestContext, RpcServer, Target, Transport};
 use nova_rpcapi::compute::ComputeApi;
 use nova_rpcapi::conductor::{ComputeTask, TOPIC};
@@ -38,7 +38,7 @@ use serde_json::{Value, json};
 #[derive(Debug, Clone)]
 pub struct Conductor {
     objects: Objects,
-    placement: SqlPlacement,
+    placement: PlacementHandle,
     scheduler: SchedulerApi,
     compute: ComputeApi,
     max_attempts: i64,
@@ -54,7 +54,7 @@ impl Conductor {
     /// clients on `transport`.
     pub fn new(
         objects: Objects,
-        placement: SqlPlacement,
+        placement: PlacementHandle,
         transport: Arc<dyn Transport>,
         compute_cap: Option<nova_rpc::Version>,
         max_attempts: i64,

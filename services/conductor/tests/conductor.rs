@@ -1,5 +1,5 @@
-//! The conductor alone: a memory transport, SQLite in memory, SQL
-//! Placement on it, and test doubles of the scheduler and of computes
+//! The conductor alone: a memory transport, SQLite in memory, in-memory
+//! Placement, and test doubles of the scheduler and of computes
 //! that implement the same `Scheduler` and `Compute` traits as the real
 //! managers. No cluster.
 
@@ -15,7 +15,7 @@ use nova_objects::{
     BlockDeviceMappingList, BuildRequest, Flavor, Instance, InstanceFault, InstanceMapping,
     ListQuery, NetworkRequestList, Objects, RequestSpec, Selection,
 };
-use nova_placement::SqlPlacement;
+use nova_placement::PlacementHandle;
 use nova_rpc::{
     Dispatcher, MemoryTransport, RemoteError, RequestContext, RpcServer, Target, Transport,
 };
@@ -134,7 +134,7 @@ impl Compute for TestCompute {
 
 struct World {
     objects: Objects,
-    placement: SqlPlacement,
+    placement: PlacementHandle,
     scheduler: Arc<TestScheduler>,
     builds: Arc<Mutex<Vec<Built>>>,
     api: ComputeTaskApi,
@@ -152,8 +152,7 @@ async fn world(max_attempts: i64) -> World {
             .unwrap(),
     );
     db.sync().await.unwrap();
-    let placement = SqlPlacement::on(&db);
-    placement.sync().await.unwrap();
+    let placement = PlacementHandle::memory();
     let objects = Objects::from_arc(db.clone());
     let cell1 = nova_service::cells::ensure_cells(&objects, "memory://", "sqlite::memory:")
         .await

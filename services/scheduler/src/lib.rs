@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use nova_objects::{Aggregate, ComputeNode, ListQuery, Objects, RequestSpec, Service};
-use nova_placement::SqlPlacement;
+use nova_placement::PlacementHandle;
 use nova_rpc::{Dispatcher, RemoteError, RequestContext, RpcServer, Target, Transport};
 use nova_rpcapi::scheduler::{Destinations, Scheduler as SchedulerRpc, TOPIC};
 use nova_scheduler::{Scheduler, SchedulerConfig, Selection};
@@ -61,7 +61,7 @@ const FOREIGN_MAX: usize = 10_000;
 #[derive(Debug, Clone)]
 pub struct SchedulerManager {
     objects: Objects,
-    placement: SqlPlacement,
+    placement: PlacementHandle,
     // A tokio mutex: a request holds it on a blocking thread for a whole
     // placement; workers wait for it without blocking.
     view: Arc<tokio::sync::Mutex<View>>,
@@ -84,7 +84,7 @@ impl SchedulerManager {
     pub fn new(
         config: SchedulerConfig,
         objects: Objects,
-        placement: SqlPlacement,
+        placement: PlacementHandle,
         cell_uuid: &str,
     ) -> anyhow::Result<Self> {
         Ok(SchedulerManager {

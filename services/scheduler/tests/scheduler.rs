@@ -1,6 +1,6 @@
 //! The scheduler manager alone, called through its typed client on a
 //! memory transport: SQLite in memory holds the compute nodes and
-//! services, SQL Placement on it the providers. No cluster.
+//! services, in-memory Placement the providers. No cluster.
 
 #![allow(clippy::unwrap_used)]
 
@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use nova_objects::db::{Database, DbConfig};
 use nova_objects::{ComputeNode, Flavor, Objects, RequestSpec};
-use nova_placement::SqlPlacement;
+use nova_placement::PlacementHandle;
 use nova_rpc::{MemoryTransport, RequestContext, RpcServer, Transport, Version};
 use nova_rpcapi::scheduler::{Destinations, SchedulerApi};
 use nova_scheduler::SchedulerConfig;
@@ -22,7 +22,7 @@ fn ctx() -> RequestContext {
 }
 
 struct World {
-    placement: SqlPlacement,
+    placement: PlacementHandle,
     api: SchedulerApi,
     transport: Arc<dyn Transport>,
     nodes: BTreeMap<String, String>,
@@ -37,8 +37,7 @@ async fn world(hosts: &[(&str, i64)]) -> World {
         .await
         .unwrap();
     db.sync().await.unwrap();
-    let placement = SqlPlacement::on(&db);
-    placement.sync().await.unwrap();
+    let placement = PlacementHandle::memory();
     let objects = Objects::new(db);
     let mut nodes = BTreeMap::new();
     for (host, vcpus) in hosts {
