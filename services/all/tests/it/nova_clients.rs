@@ -1,10 +1,11 @@
 //! Real nova 34 RPC clients (`nova.scheduler.rpcapi.SchedulerAPI`,
-//! `nova.compute.rpcapi.ComputeAPI`, from PyPI) call our scheduler and
-//! compute over RabbitMQ: the wire our typed interfaces speak is nova's.
+//! `nova.compute.rpcapi.ComputeAPI`, `nova.conductor.rpcapi.ComputeTaskAPI`,
+//! from PyPI) call our scheduler, compute and conductor over RabbitMQ: the
+//! wire our typed interfaces speak is nova's.
 
 use std::process::Command;
 
-use nova_objects::{Flavor, Instance, ListQuery};
+use nova_objects::{Flavor, Instance, InstanceMapping, ListQuery};
 use nova_rpc::RequestContext;
 use serde_json::Value;
 
@@ -179,5 +180,71 @@ async fn nova_compute_client_builds_on_our_compute() {
         .await
         .expect("the guest exists on that host");
     assert_eq!(guest.state, nova_virt::PowerState::Running);
+    c.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn nova_conductor_client_schedules_and_builds_through_our_services() {
+    let (c, vhost) = cluster_on_rabbit("py-conductor").await;
+    let flavors: Vec<Flavor> = c
+        .all
+        .objects
+        .list(&admin(), &ListQuery::new().filter("flavorid", "1"))
+        .await
+        .unwrap();
+    // What nova-api writes before its cast: the Instance and its mapping.
+    let mut inst = Instance::new()
+        .with_uuid(uuid::Uuid::new_v4().to_string())
+        .with_project_id(Some("py-project".into()))
+        .with_user_id(Some("py-user".into()))
+        .with_display_name(Some("from-python".into()))
+        .with_flavor(flavors[0].clone())
+        .with_vcpus(Some(1))
+        .with_memory_mb(Some(512))
+        .with_root_gb(Some(1))
+        .with_vm_state(Some("building".into()))
+        .with_task_state(Some("scheduling".into()))
+        .with_locked(false);
+    c.all.objects.create(&admin(), &mut inst).await.unwrap();
+    let mut map = InstanceMapping::new()
+        .with_instance_uuid(inst.uuid().clone())
+        .with_project_id("py-project".to_owned())
+        .with_cell_mapping(None)
+        .with_queued_for_delete(false);
+    c.all.objects.create(&admin(), &mut map).await.unwrap();
+    let (id, uuid) = (inst.id().to_string(), inst.uuid().clone());
+    let out = tokio::task::spawn_blocking({
+        let (url, id, uuid) = (vhost.url.clone(), id, uuid.clone());
+        move || python(&url, &["schedule_and_build_instances", &id, &uuid])
+    })
+    .await
+    .unwrap();
+    assert_eq!(out["cast"], "schedule_and_build_instances");
+    // Our conductor decoded nova's BuildRequests and RequestSpecs, our
+    // scheduler placed the instance and a compute built it.
+    let mut built = None;
+    for _ in 0..200 {
+        let i: Instance = c.all.objects.get_by_uuid(&admin(), &uuid).await.unwrap();
+        if i.vm_state().as_deref() == Some("active") {
+            built = Some(i);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let built = built.expect("the instance became active");
+    let host = built.host().clone().expect("on a host");
+    assert!(c.all.computes.iter().any(|h| h.host == host));
+    let allocs = c.all.placement.allocations_async(&uuid).await.unwrap();
+    assert_eq!(allocs.allocations.len(), 1, "claimed on one provider");
+    let maps: Vec<InstanceMapping> = c
+        .all
+        .objects
+        .list(
+            &admin(),
+            &ListQuery::new().filter("instance_uuid", uuid.as_str()),
+        )
+        .await
+        .unwrap();
+    assert!(maps[0].cell_mapping().is_some(), "mapped to a cell");
     c.stop().await;
 }

@@ -4,6 +4,7 @@ services/all/tests/it/nova_clients.rs; prints one JSON line.
 
   nova_rpcapi_client.py URL select_destinations INSTANCE_UUID [VCPUS]
   nova_rpcapi_client.py URL build_and_run_instance HOST NODE INSTANCE_ID INSTANCE_UUID
+  nova_rpcapi_client.py URL schedule_and_build_instances INSTANCE_ID INSTANCE_UUID
 """
 import json
 import os
@@ -84,6 +85,33 @@ def main():
             security_groups=[], block_device_mapping=objects.BlockDeviceMappingList(objects=[]),
             node=node, limits=None, host_list=[], accel_uuids=[])
         print(json.dumps({"cast": "build_and_run_instance", "host": host}))
+    elif op == "schedule_and_build_instances":
+        from nova.conductor import rpcapi as conductor_rpcapi
+
+        inst_id, uuid = sys.argv[3:5]
+        inst = objects.Instance(
+            context=ctxt, id=int(inst_id), uuid=uuid, display_name="from-python",
+            project_id="py-project", user_id="py-user", vm_state="building",
+            task_state="scheduling", flavor=flavor, vcpus=1, memory_mb=512, root_gb=1,
+            ephemeral_gb=0, image_ref="",
+        )
+        build_request = objects.BuildRequest(
+            context=ctxt, instance_uuid=uuid, project_id="py-project", instance=inst,
+            block_device_mappings=objects.BlockDeviceMappingList(objects=[]),
+            tags=objects.TagList(objects=[]),
+        )
+        spec = objects.RequestSpec.from_components(
+            ctxt, uuid, image, flavor, None, None, {}, None, None,
+            project_id="py-project", user_id="py-user",
+        )
+        spec.num_instances = 1
+        conductor_rpcapi.ComputeTaskAPI().schedule_and_build_instances(
+            ctxt, build_requests=[build_request], request_specs=[spec], image=image,
+            admin_password="", injected_files=[],
+            requested_networks=objects.NetworkRequestList(objects=[]),
+            block_device_mapping=objects.BlockDeviceMappingList(objects=[]),
+            tags=objects.TagList(objects=[]))
+        print(json.dumps({"cast": "schedule_and_build_instances"}))
     else:
         raise SystemExit("unknown op %s" % op)
 
