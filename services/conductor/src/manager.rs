@@ -1,0 +1,363 @@
+//! The conductor manager: the compute-task interface ([`ComputeTask`])
+//! over the database, Placement and the scheduler and compute clients,
+//! and the RPC server that serves it with the object indirection API.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use nova_objects::{
+    BlockDeviceMappingList, BuildRequest, Instance, InstanceMapping, ListQuery, NetworkRequestList,
+    ObjectStore, Objects, RawObject, RequestSpec, Selection, VersionedObject,
+};
+use nova_placement::PlacementHandle;
+use nova_rpc::{Dispatcher, RemoteError, RequestContext, RpcServer, Target, Transport};
+use nova_rpcapi::compute::ComputeApi;
+use nova_rpcapi::conductor::{ComputeTask, TOPIC};
+use nova_rpcapi::scheduler::{Destinations, SchedulerApi};
+use nova_scheduler::placement::{Allocations, Name};
+use nova_service::cells::{CELL0_UUID, set_error};
+use nova_service::states::{TaskState, VmState};
+use serde_json::{Value, json};
+
+/// The conductor manager.
+#[derive(Debug, Clone)]
+pub struct Conductor {
+    objects: Objects,
+    placement: PlacementHandle,
+    scheduler: SchedulerApi,
+    compute: ComputeApi,
+    max_attempts: i64,
+    cell1_uuid: String,
+    /// Cell mappings by uuid (they do not change while running).
+    cells: Arc<tokio::sync::Mutex<std::collections::HashMap<String, nova_objects::CellMapping>>>,
+}
+
+use nova_service::context::elevated as admin_of;
+
+impl Conductor {
+    /// A conductor over `objects` (the database), Placement and the RPC
+    /// clients on `transport`.
+    pub fn new(
+        objects: Objects,
+        placement: PlacementHandle,
+        transport: Arc<dyn Transport>,
+        compute_cap: Option<nova_rpc::Version>,
+        max_attempts: i64,
+        cell1_uuid: &str,
+    ) -> Self {
+        Conductor {
+            objects,
+            placement,
+            scheduler: SchedulerApi::new(transport.clone()).timeout(Duration::from_secs(60)),
+            compute: ComputeApi::new(transport).version_cap(compute_cap),
+            max_attempts: max_attempts.max(1),
+            cell1_uuid: cell1_uuid.to_owned(),
+            cells: Arc::default(),
+        }
+    }
+
+    /// Points the instance's mapping at its cell: one UPDATE keyed by
+    /// `instance_uuid` (no read first).
+    async fn map_instance(&self, ctx: &RequestContext, uuid: &str, cell_uuid: &str) {
+        let cell = self.cell(ctx, cell_uuid).await;
+        let mut m = InstanceMapping::new().with_instance_uuid(uuid.to_owned());
+        m.obj_reset_changes();
+        m.set_cell_mapping(Some(cell));
+        if let Err(e) = self.objects.save(ctx, &mut m).await {
+            tracing::warn!(instance = uuid, error = %e, "cannot update the instance mapping");
+        }
+    }
+
+    async fn cell(&self, ctx: &RequestContext, uuid: &str) -> nova_objects::CellMapping {
+        let mut cache = self.cells.lock().await;
+        if let Some(c) = cache.get(uuid) {
+            return c.clone();
+        }
+        let found: Vec<nova_objects::CellMapping> = self
+            .objects
+            .list(ctx, &ListQuery::new().filter("uuid", uuid))
+            .await
+            .unwrap_or_default();
+        match found.into_iter().next() {
+            Some(c) => {
+                cache.insert(uuid.to_owned(), c.clone());
+                c
+            }
+            None => nova_objects::CellMapping::new().with_uuid(uuid.to_owned()),
+        }
+    }
+
+    /// Deletes the build request (one DELETE keyed by `instance_uuid`); one
+    /// already gone is not an error.
+    async fn drop_build_request(&self, ctx: &RequestContext, uuid: &str) {
+        let br = BuildRequest::new().with_instance_uuid(uuid.to_owned());
+        match self
+            .objects
+            .store()
+            .destroy(ctx, br.obj_to_primitive())
+            .await
+        {
+            Ok(_) => {}
+            Err(e) if e.is_not_found() => {}
+            Err(e) => {
+                tracing::warn!(instance = uuid, error = %e, "cannot delete the build request")
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn cast_build(
+        &self,
+        ctx: &RequestContext,
+        inst: Instance,
+        mut hosts: Vec<Selection>,
+        request_spec: Option<RequestSpec>,
+        image: &Value,
+        attempt: i64,
+        admin_password: &Option<String>,
+    ) {
+        if hosts.is_empty() {
+            return;
+        }
+        let chosen = hosts.remove(0);
+        let host = chosen.service_host().clone();
+        let node = chosen.nodename().clone();
+        let retry = (self.max_attempts > 1)
+            .then(|| json!({"num_attempts": attempt, "hosts": [[host.clone(), node.clone()]]}));
+        let sent = self
+            .compute
+            .build_and_run_instance(
+                ctx,
+                &host,
+                &inst,
+                image,
+                &request_spec,
+                &json!({ "retry": retry, "scheduler_hints": {} }),
+                admin_password,
+                &None,
+                &None,
+                &None,
+                &None,
+                &Some(node),
+                &json!({}),
+                &Some(hosts),
+                &None,
+            )
+            .await;
+        if let Err(e) = sent {
+            let mut inst = inst;
+            let msg = format!("cannot reach compute {host}: {e}");
+            let _ = self.placement.delete_allocations_async(inst.uuid()).await;
+            let _ = set_error(&self.objects, ctx, &mut inst, 500, &msg, None).await;
+        }
+    }
+}
+
+impl ComputeTask for Conductor {
+    async fn schedule_and_build_instances(
+        &self,
+        ctx: RequestContext,
+        _build_requests: Vec<BuildRequest>,
+        request_specs: Vec<RequestSpec>,
+        image: Value,
+        admin_password: Option<String>,
+        _injected_files: Option<Vec<Value>>,
+        _requested_networks: Option<NetworkRequestList>,
+        _block_device_mapping: Option<BlockDeviceMappingList>,
+        _tags: Option<RawObject>,
+    ) -> Result<(), RemoteError> {
+        let ctx = admin_of(&ctx);
+        let Some(spec) = request_specs.first().cloned() else {
+            return Ok(());
+        };
+        let mut instances = Vec::with_capacity(request_specs.len());
+        for s in &request_specs {
+            let u = s.instance_uuid();
+            match self.objects.get_by_uuid::<Instance>(&ctx, u).await {
+                Ok(i) => instances.push(i),
+                // Deleted while queued: nothing to build.
+                Err(e) => {
+                    tracing::info!(instance = %u, error = %e, "instance gone before scheduling")
+                }
+            }
+        }
+        if instances.is_empty() {
+            return Ok(());
+        }
+        // Only what still exists is scheduled: nothing is claimed for an
+        // instance deleted while queued.
+        let uuids: Vec<String> = instances.iter().map(|i| i.uuid().clone()).collect();
+        let selections = match self
+            .scheduler
+            .select_destinations(&ctx, &spec, &uuids, &true, &true)
+            .await
+        {
+            Ok(Destinations::Selections(s)) => Ok(s),
+            Ok(Destinations::Legacy(_)) => {
+                Err("the scheduler answered without Selection objects".to_owned())
+            }
+            Err(e) => Err(e
+                .remote()
+                .map(|r| r.message.clone())
+                .unwrap_or_else(|| e.to_string())),
+        };
+        let selections = match selections {
+            Ok(s) => s,
+            Err(message) => {
+                // Nova records NoValidHost (and any scheduling failure) as a 500 fault.
+                let code = 500;
+                for mut inst in instances {
+                    tracing::info!(instance = %inst.uuid(), reason = %message, "burying the instance in cell0");
+                    if let Err(e) =
+                        set_error(&self.objects, &ctx, &mut inst, code, &message, None).await
+                    {
+                        tracing::error!(error = %e, "cannot record the scheduling failure");
+                    }
+                    self.map_instance(&ctx, inst.uuid(), CELL0_UUID).await;
+                    self.drop_build_request(&ctx, inst.uuid()).await;
+                }
+                return Ok(());
+            }
+        };
+        for (inst, hosts) in instances.into_iter().zip(selections) {
+            self.map_instance(&ctx, inst.uuid(), &self.cell1_uuid).await;
+            self.drop_build_request(&ctx, inst.uuid()).await;
+            let spec_i = request_specs
+                .iter()
+                .find(|s| s.instance_uuid() == inst.uuid())
+                .cloned()
+                .unwrap_or_else(|| spec.clone());
+            self.cast_build(&ctx, inst, hosts, Some(spec_i), &image, 1, &admin_password)
+                .await;
+        }
+        Ok(())
+    }
+
+    async fn build_instances(
+        &self,
+        ctx: RequestContext,
+        instances: Vec<Instance>,
+        image: Value,
+        filter_properties: Value,
+        admin_password: Option<String>,
+        _injected_files: Option<Vec<Value>>,
+        _requested_networks: Option<NetworkRequestList>,
+        _security_groups: Option<Vec<String>>,
+        request_spec: Option<RequestSpec>,
+        host_lists: Option<Vec<Vec<Selection>>>,
+    ) -> Result<(), RemoteError> {
+        let ctx = admin_of(&ctx);
+        let attempts = filter_properties
+            .pointer("/retry/num_attempts")
+            .and_then(Value::as_i64)
+            .unwrap_or(1)
+            + 1;
+        let last_error = filter_properties
+            .pointer("/retry/exc_reason")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .to_owned();
+        let host_lists = host_lists.unwrap_or_default();
+        for (i, sent) in instances.iter().enumerate() {
+            let uuid = sent.uuid().clone();
+            let Ok(mut inst) = self.objects.get_by_uuid::<Instance>(&ctx, &uuid).await else {
+                continue;
+            };
+            if inst.task_state() == &TaskState::Deleting || *inst.deleted() {
+                continue;
+            }
+            let _ = self.placement.delete_allocations_async(&uuid).await;
+            if attempts > self.max_attempts {
+                let msg = format!(
+                    "Exceeded maximum number of retries. Exceeded max scheduling attempts {} for instance {uuid}. Last exception: {last_error}",
+                    self.max_attempts
+                );
+                let _ = set_error(&self.objects, &ctx, &mut inst, 500, &msg, None).await;
+                continue;
+            }
+            let mut alternates: Vec<Selection> = host_lists.get(i).cloned().unwrap_or_default();
+            // Claim the first alternate that still fits.
+            let mut chosen = None;
+            while !alternates.is_empty() {
+                let alt = alternates.remove(0);
+                let claim = alt.allocation_request().clone().unwrap_or_default();
+                let ok = match parse_allocation_request(&claim) {
+                    Some(allocs) => self
+                        .placement
+                        .put_allocations_async(
+                            &uuid,
+                            &allocs,
+                            inst.project_id().as_deref().unwrap_or(""),
+                            inst.user_id().as_deref().unwrap_or(""),
+                            None,
+                        )
+                        .await
+                        .is_ok(),
+                    None => true,
+                };
+                if ok {
+                    chosen = Some(alt);
+                    break;
+                }
+            }
+            let Some(chosen) = chosen else {
+                let msg = format!(
+                    "Exhausted all hosts available for retrying build failures for instance {uuid}. Last exception: {last_error}"
+                );
+                let _ = set_error(&self.objects, &ctx, &mut inst, 500, &msg, None).await;
+                continue;
+            };
+            inst.set_vm_state(Some(VmState::Building.into()));
+            inst.set_task_state(Some(TaskState::Scheduling.into()));
+            let _ = self.objects.save(&ctx, &mut inst).await;
+            let mut hosts = vec![chosen];
+            hosts.extend(alternates);
+            self.cast_build(
+                &ctx,
+                inst,
+                hosts,
+                request_spec.clone(),
+                &image,
+                attempts,
+                &admin_password,
+            )
+            .await;
+        }
+        Ok(())
+    }
+}
+
+/// A Selection's `allocation_request` JSON as Placement allocations.
+pub fn parse_allocation_request(text: &str) -> Option<Allocations> {
+    let v: Value = serde_json::from_str(text).ok()?;
+    let mut out = Allocations::new();
+    for (rp, r) in v.get("allocations")?.as_object()? {
+        let res = r.get("resources")?.as_object()?;
+        let e = out.entry(Name::from(rp.as_str())).or_default();
+        for (rc, n) in res {
+            e.insert(Name::from(rc.as_str()), n.as_i64()?);
+        }
+    }
+    Some(out)
+}
+
+/// Starts the conductor's RPC server: compute_task, the object
+/// indirection API over `store`, and the base API.
+pub async fn serve(
+    transport: Arc<dyn Transport>,
+    conductor: &Conductor,
+    store: Arc<dyn ObjectStore>,
+    host: &str,
+) -> anyhow::Result<RpcServer> {
+    let dispatcher = Dispatcher::new(vec![
+        Arc::new(conductor.clone()).endpoint(),
+        nova_objects::conductor_object_endpoint(store),
+        nova_rpcapi::base::endpoint("nova-conductor"),
+    ]);
+    Ok(RpcServer::start(
+        transport,
+        Target::topic(TOPIC).with_server(host),
+        dispatcher,
+    )
+    .await?)
+}

@@ -1,0 +1,313 @@
+//! The scheduler manager: the host view, placing with nova-scheduler's
+//! filters and weighers and claiming in Placement, and the [`Scheduler`]
+//! interface over it.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use nova_objects::{Aggregate, ComputeNode, ListQuery, Objects, RequestSpec, Service};
+use nova_placement::PlacementHandle;
+use nova_rpc::{Dispatcher, RemoteError, RequestContext, RpcServer, Target, Transport};
+use nova_rpcapi::scheduler::{Destinations, Scheduler as SchedulerRpc, TOPIC};
+use nova_scheduler::{Scheduler, SchedulerConfig, Selection};
+use nova_service::Conf;
+use serde_json::{Value, json};
+
+/// How old the host view may get before a request reloads it.
+pub const HOST_REFRESH: Duration = Duration::from_secs(1);
+
+/// The scheduler's configuration, from `[filter_scheduler]`, `[scheduler]`
+/// and `[DEFAULT] service_down_time`.
+pub fn scheduler_config(conf: &Conf) -> anyhow::Result<SchedulerConfig> {
+    let mut c = SchedulerConfig::default();
+    let (_, down) = conf.service_group()?;
+    c.service_down_time = down as f64;
+    for section in ["filter_scheduler", "scheduler"] {
+        for (k, v) in conf.section(section) {
+            if let Err(e) = c.set(&k, &v) {
+                anyhow::bail!("[{section}] {k}: {e}");
+            }
+        }
+    }
+    Ok(c)
+}
+
+#[derive(Debug)]
+struct View {
+    scheduler: Scheduler,
+    loaded: Option<Instant>,
+    /// Root providers Placement proposed that a fresh reload still did not
+    /// turn into hosts (not compute nodes of this cell): no reason to
+    /// reload again for them.
+    foreign: BTreeSet<String>,
+}
+
+/// How many foreign providers [`View::foreign`] remembers.
+const FOREIGN_MAX: usize = 10_000;
+
+/// The scheduler manager.
+#[derive(Debug, Clone)]
+pub struct SchedulerManager {
+    objects: Objects,
+    placement: PlacementHandle,
+    // A tokio mutex: a request holds it on a blocking thread for a whole
+    // placement; workers wait for it without blocking.
+    view: Arc<tokio::sync::Mutex<View>>,
+    cell_uuid: String,
+}
+
+use nova_service::context::admin;
+
+fn no_valid_host(reason: &str) -> RemoteError {
+    RemoteError::new(
+        "NoValidHost",
+        "nova.exception",
+        format!("No valid host was found. {reason}"),
+    )
+    .with_kwarg("reason", reason.to_owned())
+}
+
+impl SchedulerManager {
+    /// A manager over the database's objects and Placement.
+    pub fn new(
+        config: SchedulerConfig,
+        objects: Objects,
+        placement: PlacementHandle,
+        cell_uuid: &str,
+    ) -> anyhow::Result<Self> {
+        Ok(SchedulerManager {
+            objects,
+            placement,
+            view: Arc::new(tokio::sync::Mutex::new(View {
+                scheduler: Scheduler::new(config)?,
+                loaded: None,
+                foreign: BTreeSet::new(),
+            })),
+            cell_uuid: cell_uuid.to_owned(),
+        })
+    }
+
+    /// Reloads the host view from the database.
+    pub async fn refresh(&self) -> nova_objects::Result<()> {
+        let t0 = Instant::now();
+        let ctx = admin();
+        let nodes: Vec<ComputeNode> = self.objects.list(&ctx, &ListQuery::new()).await?;
+        let services: Vec<Service> = self
+            .objects
+            .list(&ctx, &ListQuery::new().filter("binary", "nova-compute"))
+            .await?;
+        let aggs: Vec<Aggregate> = self.objects.list(&ctx, &ListQuery::new()).await?;
+        let by_host: BTreeMap<String, &Service> = services
+            .iter()
+            .filter_map(|s| s.host().clone().map(|h| (h, s)))
+            .collect();
+        // Heartbeat ages as they will be at the end of this view's life: a
+        // compute that goes down while the view is in use is excluded early
+        // rather than chosen late.
+        let now = chrono::Utc::now() + chrono::Duration::from_std(HOST_REFRESH).unwrap_or_default();
+        let aggregates: Vec<nova_scheduler::Aggregate> = aggs
+            .iter()
+            .map(nova_scheduler::from_objects::aggregate)
+            .collect();
+        let mut states = Vec::with_capacity(nodes.len());
+        for cn in &nodes {
+            let host = cn.host().clone().unwrap_or_default();
+            let member: Vec<usize> = aggs
+                .iter()
+                .enumerate()
+                .filter(|(_, a)| a.hosts().as_ref().is_some_and(|h| h.contains(&host)))
+                .map(|(i, _)| i)
+                .collect();
+            states.push(nova_scheduler::from_objects::host_state(
+                cn,
+                by_host.get(&host).copied(),
+                member,
+                BTreeSet::new(),
+                &self.cell_uuid,
+                now,
+            ));
+        }
+        let mut v = self.view.lock().await;
+        v.scheduler.set_aggregates(aggregates);
+        let keep: BTreeSet<(String, String)> = states
+            .iter()
+            .map(|h| (h.host.clone(), h.nodename.clone()))
+            .collect();
+        let gone: Vec<(String, String)> = v
+            .scheduler
+            .hosts()
+            .iter()
+            .map(|h| (h.host.clone(), h.nodename.clone()))
+            .filter(|k| !keep.contains(k))
+            .collect();
+        for (h, n) in gone {
+            v.scheduler.remove_host(&h, &n);
+        }
+        for s in states {
+            v.scheduler.upsert_host(s);
+        }
+        v.loaded = Some(Instant::now());
+        tracing::debug!(hosts = v.scheduler.hosts().len(), elapsed = ?t0.elapsed(), "host states refreshed");
+        Ok(())
+    }
+
+    async fn stale(&self, max_age: Duration) -> bool {
+        let v = self.view.lock().await;
+        v.loaded.is_none_or(|t| t.elapsed() >= max_age)
+    }
+
+    /// Reloads the host view every [`HOST_REFRESH`] until `stop`, off the
+    /// request path.
+    pub fn start_refresher(
+        &self,
+        stop: tokio_util::sync::CancellationToken,
+    ) -> tokio::task::JoinHandle<()> {
+        let me = self.clone();
+        nova_service::periodic(stop, HOST_REFRESH, Duration::ZERO, move || {
+            let me = me.clone();
+            async move {
+                if let Err(e) = me.refresh().await {
+                    tracing::warn!(error = %e, "cannot refresh the host states");
+                }
+            }
+        })
+    }
+
+    /// Places the instances: one Selection list per instance (chosen host
+    /// first, then the alternates), claimed in Placement.
+    pub async fn place(
+        &self,
+        spec: &RequestSpec,
+        instance_uuids: &[String],
+    ) -> Result<Vec<Vec<Selection>>, RemoteError> {
+        let req = nova_scheduler::from_objects::request(spec, instance_uuids);
+        // Reload the view before the next try: after NoValidHost (with the
+        // Placement mirror), or when Placement proposed hosts the view does
+        // not have yet (a compute that registered since it was loaded).
+        let mut no_valid_host_retried = false;
+        let mut unknown_retried = false;
+        loop {
+            // The refresher keeps the view within HOST_REFRESH; a request
+            // only loads it itself when it is much older (no refresher, or
+            // a stalled one) or before a retry.
+            let retry = no_valid_host_retried || unknown_retried;
+            if retry || self.stale(HOST_REFRESH * 3).await {
+                self.refresh().await.map_err(|e| {
+                    RemoteError::internal("SchedulerError", format!("cannot load host states: {e}"))
+                })?;
+                if no_valid_host_retried {
+                    self.placement.invalidate();
+                }
+            }
+            let (view, placement, req2) = (self.view.clone(), self.placement.clone(), req.clone());
+            let out = tokio::task::spawn_blocking(move || {
+                let mut v = view.blocking_lock();
+                let View {
+                    scheduler, foreign, ..
+                } = &mut *v;
+                scheduler.select_destinations_known(&placement, &req2, |unknown| {
+                    if !unknown_retried {
+                        return unknown.iter().all(|u| foreign.contains(u));
+                    }
+                    // Still unknown right after a reload: not ours.
+                    if foreign.len() + unknown.len() > FOREIGN_MAX {
+                        foreign.clear();
+                    }
+                    foreign.extend(unknown.iter().cloned());
+                    true
+                })
+            })
+            .await
+            .map_err(|e| RemoteError::internal("SchedulerError", e.to_string()))?;
+            match out {
+                Ok(s) => return Ok(s),
+                Err(nova_scheduler::Error::UnknownHosts { providers }) if !unknown_retried => {
+                    tracing::debug!(
+                        new = providers.len(),
+                        "Placement knows hosts the view does not: reloading"
+                    );
+                    unknown_retried = true;
+                }
+                Err(nova_scheduler::Error::NoValidHost { reason, .. }) => {
+                    if !no_valid_host_retried {
+                        no_valid_host_retried = true;
+                        continue;
+                    }
+                    return Err(no_valid_host(&reason));
+                }
+                Err(e) => return Err(RemoteError::internal("SchedulerError", e.to_string())),
+            }
+        }
+    }
+}
+
+impl SchedulerRpc for SchedulerManager {
+    async fn select_destinations(
+        &self,
+        _ctx: RequestContext,
+        spec_obj: RequestSpec,
+        instance_uuids: Vec<String>,
+        return_objects: bool,
+        return_alternates: bool,
+    ) -> Result<Destinations, RemoteError> {
+        let chosen = self.place(&spec_obj, &instance_uuids).await?;
+        if !return_objects {
+            // Nova's pre-4.5 answer: the chosen host of each instance as a dict.
+            return Ok(Destinations::Legacy(
+                chosen
+                    .iter()
+                    .filter_map(|alts| alts.first())
+                    .map(|s| json!({"host": s.host, "nodename": s.nodename, "limits": {}}))
+                    .collect(),
+            ));
+        }
+        Ok(Destinations::Selections(
+            chosen
+                .iter()
+                .map(|alts| {
+                    let keep = if return_alternates { alts.len() } else { 1 };
+                    alts.iter().take(keep).map(selection_object).collect()
+                })
+                .collect(),
+        ))
+    }
+}
+
+/// A Selection as nova's `Selection` object.
+pub fn selection_object(s: &Selection) -> nova_objects::Selection {
+    let alloc = s.allocation_request.as_ref().map(|a| {
+        let allocs: serde_json::Map<String, Value> = a
+            .iter()
+            .map(|(rp, res)| (rp.to_string(), json!({ "resources": res })))
+            .collect();
+        json!({ "allocations": allocs }).to_string()
+    });
+    nova_objects::Selection::new()
+        .with_compute_node_uuid(s.compute_node_uuid.clone())
+        .with_service_host(s.host.clone())
+        .with_nodename(s.nodename.clone())
+        .with_cell_uuid(s.cell_uuid.clone())
+        .with_limits(None)
+        .with_allocation_request(alloc)
+        .with_allocation_request_version(Some("1.36".into()))
+        .with_availability_zone(None)
+}
+
+/// Starts the scheduler's RPC server on `transport`.
+pub async fn serve(
+    transport: Arc<dyn Transport>,
+    manager: &SchedulerManager,
+    host: &str,
+) -> anyhow::Result<RpcServer> {
+    let dispatcher = Dispatcher::new(vec![
+        Arc::new(manager.clone()).endpoint(),
+        nova_rpcapi::base::endpoint("nova-scheduler"),
+    ]);
+    Ok(RpcServer::start(
+        transport,
+        Target::topic(TOPIC).with_server(host),
+        dispatcher,
+    )
+    .await?)
+}
