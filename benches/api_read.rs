@@ -11,10 +11,16 @@
 //! Prints one JSON line per round and a summary line with the medians and
 //! the ratio nova/bare (issue 14's target: at least 30 %).
 //!
-//! Run with: cargo bench --bench api_read -- [--duration S] [--connections N] [--threads N] [--rounds N] [--microversion X.Y]
-//! (`RUST_LOG` turns on logging.)
+//! With `--breakdown`, also the CPU time per request of its parts in
+//! this process, without HTTP or wrk: the instance read
+//! (`Objects::get_by_uuid`) and the whole router (`oneshot`), 8 callers.
+//!
+//! Run with: cargo bench --bench api_read -- [--duration S] [--connections N] [--threads N] [--rounds N] [--microversion X.Y] [--breakdown]
+//! (Logging is nova-all's: INFO to stderr, `RUST_LOG` filters.)
 
-use std::time::Duration;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 
@@ -62,6 +68,93 @@ impl Wrk {
             .and_then(|v| v.trim().parse().ok())
             .unwrap_or_else(|| panic!("no Requests/sec in wrk's output:\n{text}"))
     }
+}
+
+/// CPU time of this process so far (user + system), in ms.
+fn cpu_ms() -> f64 {
+    std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|s| {
+            let rest = s.rsplit_once(')')?.1;
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            Some(f.get(11)?.parse::<f64>().ok()? + f.get(12)?.parse::<f64>().ok()?)
+        })
+        .map_or(0.0, |ticks| ticks * 10.0)
+}
+
+/// `n` calls of `op` from 8 concurrent callers: (CPU µs, wall µs) per call.
+async fn per_call<F, Fut>(n: usize, op: F) -> (f64, f64)
+where
+    F: Fn() -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = ()> + Send,
+{
+    let op = Arc::new(op);
+    let (cpu, wall) = (cpu_ms(), Instant::now());
+    let tasks: Vec<_> = (0..8)
+        .map(|_| {
+            let op = op.clone();
+            tokio::spawn(async move {
+                for _ in 0..n / 8 {
+                    op().await;
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.expect("caller");
+    }
+    let n = (n / 8 * 8) as f64;
+    (
+        ((cpu_ms() - cpu) * 1000.0 / n).round(),
+        (wall.elapsed().as_secs_f64() * 1e6 / n).round(),
+    )
+}
+
+async fn breakdown(all: &nova_all::AllInOne, path: &str, headers: &[(&str, &str)]) {
+    use tower::ServiceExt as _;
+    let n = 20_000;
+    let uuid = path.rsplit('/').next().expect("uuid").to_owned();
+    let objects = all.objects.clone();
+    let ctx = nova_rpc::RequestContext::new().with_admin(true);
+    let read = move || {
+        let (objects, ctx, uuid) = (objects.clone(), ctx.clone(), uuid.clone());
+        async move {
+            objects
+                .get_by_uuid::<nova_objects::Instance>(&ctx, &uuid)
+                .await
+                .expect("instance");
+        }
+    };
+    per_call(n / 10, read.clone()).await;
+    let (read_cpu, read_wall) = per_call(n, read).await;
+    let app = nova_api::router(all.api.state.clone());
+    let mut req = axum::http::Request::get(path);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let req = Arc::new(req.body(()).expect("request"));
+    let call = move || {
+        let (app, req) = (app.clone(), req.clone());
+        async move {
+            let mut r = axum::http::Request::new(axum::body::Body::empty());
+            *r.method_mut() = req.method().clone();
+            *r.uri_mut() = req.uri().clone();
+            *r.headers_mut() = req.headers().clone();
+            let resp = app.oneshot(r).await.expect("router");
+            assert!(resp.status().is_success(), "{}", resp.status());
+            axum::body::to_bytes(resp.into_body(), usize::MAX)
+                .await
+                .expect("body");
+        }
+    };
+    per_call(n / 10, call.clone()).await;
+    let (router_cpu, router_wall) = per_call(n, call).await;
+    println!(
+        "{}",
+        json!({"bench": "api_read", "breakdown": "in-process, 8 callers, per request",
+               "instance_read_cpu_us": read_cpu, "instance_read_wall_us": read_wall,
+               "router_cpu_us": router_cpu, "router_wall_us": router_wall})
+    );
 }
 
 fn median(v: &mut [f64]) -> f64 {
@@ -223,17 +316,17 @@ async fn run() {
                "rounds": rounds, "nova_req_per_s": n.round(), "bare_req_per_s": b.round(),
                "ratio": (n / b * 1000.0).round() / 1000.0, "target_ratio": 0.30})
     );
+    if std::env::args().any(|a| a == "--breakdown") {
+        breakdown(&all, &path, &headers).await;
+    }
     all.shutdown().await;
     let _ = std::fs::remove_dir_all(&dir);
 }
 
 fn main() {
-    if std::env::var_os("RUST_LOG").is_some() {
-        tracing_subscriber::fmt()
-            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-            .with_writer(std::io::stderr)
-            .init();
-    }
+    // Logging as nova-all sets it up (INFO, `RUST_LOG` filters): its
+    // per-request span is part of the read path.
+    nova_service::init_tracing(false);
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
