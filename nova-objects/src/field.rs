@@ -371,6 +371,18 @@ impl FieldValue for RawObject {
     }
 }
 
+impl Serialize for RawObject {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.encode(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for RawObject {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Self::decode(d)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -21,7 +21,6 @@
 use std::sync::Arc;
 
 use nova_rpc::{Endpoint, RemoteError, RequestContext, RpcClient, Target, Transport, Version};
-use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use crate::error::{Error, Result};
@@ -37,31 +36,62 @@ pub const CONDUCTOR_TOPIC: &str = "conductor";
 /// The version of the base conductor API these methods belong to.
 pub const CONDUCTOR_API_VERSION: Version = Version::new(3, 0);
 
-#[derive(Deserialize)]
+/// The conductor's object indirection API (base `conductor` API 3.0):
+/// served by [`conductor_object_endpoint`] from a store, called by
+/// [`ConductorStore`]. Objects travel as primitives of any class.
+#[nova_rpc::interface(
+    topic = CONDUCTOR_TOPIC,
+    version = CONDUCTOR_API_VERSION,
+    client = ObjectIndirectionApi
+)]
+pub trait ObjectIndirection {
+    /// Runs the class method `objmethod` of `objname` and answers its
+    /// result backported to the caller's `object_versions`.
+    #[rpc(call, version = "3.0")]
+    async fn object_class_action_versions(
+        &self,
+        ctx: RequestContext,
+        objname: String,
+        objmethod: String,
+        #[rpc(default)] object_versions: Map<String, Value>,
+        #[rpc(default)] args: Vec<Value>,
+        #[rpc(default)] kwargs: Map<String, Value>,
+    ) -> Value;
+
+    /// Runs `objmethod` (`create`, `save`, `destroy`) on `objinst` and
+    /// answers nova's `(updates, result)` pair.
+    #[rpc(call, version = "3.0")]
+    async fn object_action(
+        &self,
+        ctx: RequestContext,
+        objinst: Value,
+        objmethod: String,
+        #[rpc(default)] args: Vec<Value>,
+        #[rpc(default)] kwargs: Map<String, Value>,
+    ) -> Value;
+
+    /// `objinst` as a caller with `object_versions` can read it.
+    #[rpc(call, version = "3.0")]
+    async fn object_backport_versions(
+        &self,
+        ctx: RequestContext,
+        objinst: Value,
+        object_versions: Map<String, Value>,
+    ) -> Value;
+}
+
 struct ClassAction {
     objname: String,
     objmethod: String,
-    #[serde(default)]
     object_versions: Map<String, Value>,
-    #[serde(default)]
     args: Vec<Value>,
-    #[serde(default)]
     kwargs: Map<String, Value>,
 }
 
-#[derive(Deserialize)]
 struct ObjectAction {
     objinst: Value,
     objmethod: String,
-    // `args`: create, save and destroy take none (unknown keys are ignored).
-    #[serde(default)]
     kwargs: Map<String, Value>,
-}
-
-#[derive(Deserialize)]
-struct BackportVersions {
-    objinst: Value,
-    object_versions: Map<String, Value>,
 }
 
 fn manifest_of(m: &Map<String, Value>) -> Result<Manifest> {
@@ -141,6 +171,14 @@ fn list_query(kw: &Map<String, Value>) -> Result<ListQuery> {
         _ => None,
     };
     q.limit = kw.get("limit").and_then(Value::as_u64);
+    if let Some(Value::Object(r)) = kw.get("regex_filters") {
+        for (k, v) in r {
+            let pattern = v
+                .as_str()
+                .ok_or_else(|| Error::InvalidQuery(format!("regex_filters: {k}: {v}")))?;
+            q.regex_filters.insert(k.clone(), pattern.to_owned());
+        }
+    }
     Ok(q)
 }
 
@@ -271,42 +309,81 @@ fn remote(e: Error) -> RemoteError {
     e.to_remote()
 }
 
+/// A failed call as the store error it carries (nova's exception classes
+/// become the same typed errors on both sides).
+fn from_rpc(e: nova_rpc::Error) -> Error {
+    match e {
+        nova_rpc::Error::Remote(r) => Error::from_remote(*r),
+        e => Error::Rpc(e),
+    }
+}
+
+/// The indirection API over a store.
+struct StoreIndirection(Arc<dyn ObjectStore>);
+
+impl ObjectIndirection for StoreIndirection {
+    async fn object_class_action_versions(
+        &self,
+        ctx: RequestContext,
+        objname: String,
+        objmethod: String,
+        object_versions: Map<String, Value>,
+        args: Vec<Value>,
+        kwargs: Map<String, Value>,
+    ) -> Result<Value, RemoteError> {
+        let a = ClassAction {
+            objname,
+            objmethod,
+            object_versions,
+            args,
+            kwargs,
+        };
+        class_action(&*self.0, &ctx, a).await.map_err(remote)
+    }
+
+    async fn object_action(
+        &self,
+        ctx: RequestContext,
+        objinst: Value,
+        objmethod: String,
+        _args: Vec<Value>,
+        kwargs: Map<String, Value>,
+    ) -> Result<Value, RemoteError> {
+        let a = ObjectAction {
+            objinst,
+            objmethod,
+            kwargs,
+        };
+        object_action(&*self.0, &ctx, a).await.map_err(remote)
+    }
+
+    async fn object_backport_versions(
+        &self,
+        _ctx: RequestContext,
+        objinst: Value,
+        object_versions: Map<String, Value>,
+    ) -> Result<Value, RemoteError> {
+        let manifest = manifest_of(&object_versions).map_err(remote)?;
+        let obj = registry().decode(objinst).map_err(remote)?;
+        let target = manifest
+            .get(obj.class().name)
+            .copied()
+            .unwrap_or(obj.class().version);
+        obj.to_value_at(target, Some(&manifest)).map_err(remote)
+    }
+}
+
 /// The conductor's object endpoint (base `conductor` API 3.0), served from
 /// `store` (the conductor's [`crate::db::Database`]).
 pub fn conductor_object_endpoint(store: Arc<dyn ObjectStore>) -> Endpoint {
-    let s1 = store.clone();
-    let s2 = store;
-    Endpoint::new(None, CONDUCTOR_API_VERSION)
-        .method(
-            "object_class_action_versions",
-            move |call, a: ClassAction| {
-                let s = s1.clone();
-                async move { class_action(&*s, &call.context, a).await.map_err(remote) }
-            },
-        )
-        .method("object_action", move |call, a: ObjectAction| {
-            let s = s2.clone();
-            async move { object_action(&*s, &call.context, a).await.map_err(remote) }
-        })
-        .method(
-            "object_backport_versions",
-            |_call, a: BackportVersions| async move {
-                let manifest = manifest_of(&a.object_versions).map_err(remote)?;
-                let obj = registry().decode(a.objinst).map_err(remote)?;
-                let target = manifest
-                    .get(obj.class().name)
-                    .copied()
-                    .unwrap_or(obj.class().version);
-                obj.to_value_at(target, Some(&manifest)).map_err(remote)
-            },
-        )
+    Arc::new(StoreIndirection(store)).endpoint()
 }
 
 /// The objects, through the conductor: an [`ObjectStore`] (and a
 /// [`Backporter`]) for services without database access.
 #[derive(Debug, Clone)]
 pub struct ConductorStore {
-    client: RpcClient,
+    api: ObjectIndirectionApi,
 }
 
 impl ConductorStore {
@@ -318,18 +395,8 @@ impl ConductorStore {
     /// Uses `client` (its target should be the conductor topic).
     pub fn with_client(client: RpcClient) -> Self {
         ConductorStore {
-            client: client.version(CONDUCTOR_API_VERSION),
+            api: ObjectIndirectionApi::from_client(client),
         }
-    }
-
-    async fn call(&self, ctx: &RequestContext, method: &str, args: Value) -> Result<Value> {
-        self.client
-            .call_value(ctx, method, args)
-            .await
-            .map_err(|e| match e {
-                nova_rpc::Error::Remote(r) => Error::from_remote(*r),
-                e => Error::Rpc(e),
-            })
     }
 
     async fn class_action(
@@ -343,14 +410,21 @@ impl ConductorStore {
         let versions = registry()
             .manifest_for(objname)
             .ok_or_else(|| Error::UnsupportedObject(objname.to_owned()))?;
-        self.call(
-            ctx,
-            "object_class_action_versions",
-            json!({"objname": objname, "objmethod": method,
-                   "object_versions": manifest_json(&versions),
-                   "args": args, "kwargs": kwargs}),
-        )
-        .await
+        let kwargs = match kwargs {
+            Value::Object(m) => m,
+            _ => Map::new(),
+        };
+        self.api
+            .object_class_action_versions(
+                ctx,
+                &objname.to_owned(),
+                &method.to_owned(),
+                &manifest_json(&versions),
+                &args,
+                &kwargs,
+            )
+            .await
+            .map_err(from_rpc)
     }
 
     async fn object_action(
@@ -360,13 +434,15 @@ impl ConductorStore {
         method: &str,
         kwargs: Value,
     ) -> Result<Value> {
+        let kwargs = match kwargs {
+            Value::Object(m) => m,
+            _ => Map::new(),
+        };
         let reply = self
-            .call(
-                ctx,
-                "object_action",
-                json!({"objinst": obj, "objmethod": method, "args": [], "kwargs": kwargs}),
-            )
-            .await?;
+            .api
+            .object_action(ctx, &obj, &method.to_owned(), &Vec::new(), &kwargs)
+            .await
+            .map_err(from_rpc)?;
         let Some(Value::Object(mut updates)) = reply.get(0).cloned() else {
             return Err(Error::InvalidPrimitive(format!(
                 "object_action answered {reply}, not (updates, result)"
@@ -441,13 +517,18 @@ impl ObjectStore for ConductorStore {
 
     async fn list(&self, ctx: &RequestContext, objname: &str, q: &ListQuery) -> Result<Vec<Value>> {
         let list = Self::list_class(objname)?;
-        let kwargs = json!({
+        let mut kwargs = json!({
             "filters": q.filters,
             "sort_keys": q.sort_keys,
             "sort_dirs": q.sort_dirs,
             "limit": q.limit,
             "marker": q.marker,
         });
+        // Ours: nova's conductors do not know it, so it is sent only when
+        // there is one.
+        if !q.regex_filters.is_empty() {
+            kwargs["regex_filters"] = json!(q.regex_filters);
+        }
         elements(
             self.class_action(ctx, list, "get_by_filters", vec![], kwargs)
                 .await?,
@@ -477,11 +558,9 @@ impl Backporter for ConductorStore {
         objinst: Value,
         versions: Manifest,
     ) -> Result<Value> {
-        self.call(
-            ctx,
-            "object_backport_versions",
-            json!({"objinst": objinst, "object_versions": manifest_json(&versions)}),
-        )
-        .await
+        self.api
+            .object_backport_versions(ctx, &objinst, &manifest_json(&versions))
+            .await
+            .map_err(from_rpc)
     }
 }

@@ -43,7 +43,8 @@ pub use error::{Error, Result};
 pub use field::{DateTime, FieldKind, FieldValue, RawObject};
 pub use fingerprint::{fingerprint, fingerprints};
 pub use indirection::{
-    CONDUCTOR_API_VERSION, CONDUCTOR_TOPIC, ConductorStore, conductor_object_endpoint,
+    CONDUCTOR_API_VERSION, CONDUCTOR_TOPIC, ConductorStore, ObjectIndirection,
+    ObjectIndirectionApi, conductor_object_endpoint,
 };
 pub use meta::{FieldSet, ObjectMeta};
 pub use nova_objects_derive::nova_object;

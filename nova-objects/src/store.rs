@@ -108,8 +108,11 @@ pub enum SortDir {
 ///
 /// Filters are exact matches on stored scalar fields (a list value means
 /// "one of"), plus `changes-since` / `changes-before` on `updated_at`
-/// (deleted rows included, as nova does for these) and `deleted` (true:
-/// deleted rows only; admins). Pagination is nova's: rows after the row
+/// (`created_at` for a row never updated) and `deleted` (true: deleted
+/// rows only; admins). [`ListQuery::regex`] filters match a field against
+/// a regular expression in the database (nova's `name` filter: MySQL's
+/// `REGEXP`, PostgreSQL's `~`, SQLite's `REGEXP` function; NULL is matched
+/// as the empty string). Pagination is nova's: rows after the row
 /// whose lookup key (`uuid`, or `id`) is `marker`, in the order of the
 /// sort keys (the row id breaks ties), at most `limit` of them.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -129,6 +132,9 @@ pub struct ListQuery {
     /// Page size.
     #[serde(default)]
     pub limit: Option<u64>,
+    /// Field → regular expression its value must match.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub regex_filters: BTreeMap<String, String>,
 }
 
 impl ListQuery {
@@ -155,6 +161,12 @@ impl ListQuery {
     /// Sets the page size.
     pub fn limit(mut self, limit: u64) -> Self {
         self.limit = Some(limit);
+        self
+    }
+    /// Adds a regular-expression filter: `field` matches `pattern`
+    /// (unanchored, as a search).
+    pub fn regex(mut self, field: &str, pattern: impl Into<String>) -> Self {
+        self.regex_filters.insert(field.to_owned(), pattern.into());
         self
     }
 }

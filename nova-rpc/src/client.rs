@@ -259,6 +259,28 @@ impl RpcClient {
         self.version_cap.is_none_or(|cap| cap.can_serve(&version))
     }
 
+    /// The version cap, if any.
+    pub fn version_cap_value(&self) -> Option<Version> {
+        self.version_cap
+    }
+
+    /// The first of `candidates` (newest first) the version cap allows, or
+    /// `VersionCap` when none is (how a method of nova's rpcapi picks the
+    /// version it sends).
+    pub fn highest_sendable(&self, candidates: &[Version]) -> Result<Version> {
+        match candidates.iter().find(|v| self.can_send_version(**v)) {
+            Some(v) => Ok(*v),
+            None => Err(Error::VersionCap {
+                version: candidates
+                    .last()
+                    .copied()
+                    .unwrap_or(Version::DEFAULT)
+                    .to_string(),
+                cap: self.version_cap.map(|c| c.to_string()).unwrap_or_default(),
+            }),
+        }
+    }
+
     fn check_version_cap(&self) -> Result<()> {
         if let Some(cap) = self.version_cap {
             let v = self.target.version.unwrap_or(Version::DEFAULT);

@@ -25,6 +25,12 @@ pub enum Error {
         /// The root provider (compute node) uuids, in Placement's order.
         providers: Vec<String>,
     },
+    /// Placement could not answer ([`PlacementError::Unavailable`]): not
+    /// a lack of hosts.
+    ///
+    /// [`PlacementError::Unavailable`]: crate::placement::PlacementError::Unavailable
+    #[error("placement: {0}")]
+    Placement(crate::placement::PlacementError),
     /// A bad configuration (unknown filter or weigher, bad option value).
     #[error("invalid scheduler configuration: {0}")]
     Config(String),

@@ -119,7 +119,10 @@ impl Scheduler {
         query.without_summaries = true; // only the requests are needed here
         let cands = placement
             .allocation_candidates(&query)
-            .map_err(|e| Error::Config(format!("placement: {e}")))?;
+            .map_err(|e| match e {
+                PlacementError::Unavailable(_) => Error::Placement(e),
+                e => Error::Config(format!("placement: {e}")),
+            })?;
         if cands.is_empty() {
             return Err(Error::NoValidHost {
                 reason: "There are not enough hosts available.".into(),
@@ -173,6 +176,8 @@ impl Scheduler {
                 Err(PlacementError::BadRequest(e)) => {
                     Claim::Abort(Error::Config(format!("placement refused a claim: {e}")))
                 }
+                // An outage is no reason to try the next host.
+                Err(e @ PlacementError::Unavailable(_)) => Claim::Abort(Error::Placement(e)),
                 Err(_) => Claim::Skip,
             }
         };

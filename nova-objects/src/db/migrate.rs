@@ -1,51 +1,69 @@
 //! Numbered schema migrations.
 //!
-//! Each migration runs once and is recorded in `nova_schema_migrations`
-//! (version, name, time); `sync` applies those not recorded, in order, so
-//! running it again is a no-op. Steps are written to be safe to repeat
-//! (`IF NOT EXISTS`), because MySQL cannot roll DDL back: a sync cut off
-//! half way finishes on the next run.
+//! Each migration runs once and is recorded in its set's table (nova's is
+//! `nova_schema_migrations`: version, name, time); `sync` applies those
+//! not recorded, in order, so running it again is a no-op. Steps are
+//! written to be safe to repeat (`IF NOT EXISTS`), because MySQL cannot
+//! roll DDL back: a sync cut off half way finishes on the next run.
 //!
 //! Tables are created with the columns they have today; a later column is
 //! a new migration with an `AddColumn` step (skipped when the column is
 //! already there, as on a database created after it was declared).
+//!
+//! Other schemas (Placement's) bring their own [`Migrations`], recorded in
+//! their own table, so they may share nova's database or have their own.
 
 use sea_orm::sea_query::{
     Alias, ColumnDef, Expr, Func, Index, Query, Table as SqlTable, TableCreateStatement,
 };
-use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
 
 use crate::db::sql::{ColType, col_type, db_err};
 use crate::db::tables::{TABLES, Table};
 use crate::error::Result;
 
-const MIGRATIONS_TABLE: &str = "nova_schema_migrations";
-
-/// One step of a migration.
-#[derive(Debug)]
-pub(crate) enum Step {
-    /// Create every table in [`TABLES`] with its indexes.
-    CreateTables(&'static [&'static Table]),
-}
-
-/// A numbered migration.
-#[derive(Debug)]
-pub(crate) struct Migration {
+/// A numbered migration: the statements it runs, built for a backend.
+#[derive(Debug, Clone, Copy)]
+pub struct Migration {
+    /// Its number: 1, 2, … in the order they run.
     pub version: u32,
+    /// What it does, as recorded.
     pub name: &'static str,
-    pub steps: &'static [Step],
+    /// Its statements on `backend` (safe to repeat: `IF NOT EXISTS`).
+    pub statements: fn(backend: DbBackend) -> Vec<Statement>,
 }
 
-/// Every migration, oldest first.
-pub(crate) static MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "initial schema: instances, compute, scheduling and cell mapping tables",
-    steps: &[Step::CreateTables(TABLES)],
-}];
+/// A schema's migrations, oldest first, and the table recording which ran.
+#[derive(Debug, Clone, Copy)]
+pub struct Migrations {
+    /// The record table (version, name, applied_at).
+    pub record_table: &'static str,
+    /// Every migration, oldest first.
+    pub list: &'static [Migration],
+}
 
-/// The newest schema version this build knows.
-pub(crate) fn latest() -> u32 {
-    MIGRATIONS.last().map_or(0, |m| m.version)
+/// Nova's own schema.
+pub(crate) static NOVA: Migrations = Migrations {
+    record_table: "nova_schema_migrations",
+    list: &[Migration {
+        version: 1,
+        name: "initial schema: instances, compute, scheduling and cell mapping tables",
+        statements: |backend| create_tables(TABLES, backend),
+    }],
+};
+
+fn create_tables(tables: &'static [&'static Table], backend: DbBackend) -> Vec<Statement> {
+    let mut out = Vec::new();
+    for t in tables {
+        let (st, separate) = create_table(t, backend);
+        out.push(backend.build(&st));
+        out.extend(
+            separate
+                .into_iter()
+                .map(|sql| Statement::from_string(backend, sql)),
+        );
+    }
+    out
 }
 
 fn column(t: &Table, name: &'static str, backend: DbBackend) -> ColumnDef {
@@ -133,82 +151,76 @@ fn create_table(t: &'static Table, backend: DbBackend) -> (TableCreateStatement,
     (st, separate)
 }
 
-async fn ensure_migrations_table(db: &DatabaseConnection) -> Result<()> {
-    let mut st = SqlTable::create();
-    st.table(MIGRATIONS_TABLE)
-        .if_not_exists()
-        .col(
-            ColumnDef::new("version")
-                .big_integer()
-                .not_null()
-                .primary_key(),
-        )
-        .col(ColumnDef::new("name").string_len(255).not_null())
-        .col(ColumnDef::new("applied_at").date_time().not_null());
-    db.execute(&st).await.map_err(db_err)?;
-    Ok(())
-}
+impl Migrations {
+    /// The newest schema version this build knows.
+    pub fn latest(&self) -> u32 {
+        self.list.last().map_or(0, |m| m.version)
+    }
 
-/// The schema version recorded in the database (`None`: never synced).
-pub(crate) async fn current(db: &DatabaseConnection) -> Result<Option<u32>> {
-    ensure_migrations_table(db).await?;
-    let mut q = Query::select();
-    q.expr_as(Func::max(Expr::col("version")), "v")
-        .from(MIGRATIONS_TABLE);
-    let row = db.query_one(&q).await.map_err(db_err)?;
-    let v: Option<i64> = match row {
-        Some(r) => r.try_get("", "v").map_err(db_err)?,
-        None => None,
-    };
-    Ok(v.and_then(|v| u32::try_from(v).ok()))
-}
+    async fn ensure_record_table(&self, db: &DatabaseConnection) -> Result<()> {
+        let mut st = SqlTable::create();
+        st.table(self.record_table)
+            .if_not_exists()
+            .col(
+                ColumnDef::new("version")
+                    .big_integer()
+                    .not_null()
+                    .primary_key(),
+            )
+            .col(ColumnDef::new("name").string_len(255).not_null())
+            .col(ColumnDef::new("applied_at").date_time().not_null());
+        db.execute(&st).await.map_err(db_err)?;
+        Ok(())
+    }
 
-async fn run_step(db: &DatabaseConnection, step: &Step) -> Result<()> {
-    let backend = db.get_database_backend();
-    match step {
-        Step::CreateTables(tables) => {
-            for t in *tables {
-                let (st, separate) = create_table(t, backend);
-                db.execute(&st).await.map_err(db_err)?;
-                for sql in separate {
-                    db.execute_unprepared(&sql).await.map_err(db_err)?;
-                }
+    /// The schema version recorded in the database (`None`: never synced).
+    pub async fn current(&self, db: &DatabaseConnection) -> Result<Option<u32>> {
+        self.ensure_record_table(db).await?;
+        let mut q = Query::select();
+        q.expr_as(Func::max(Expr::col("version")), "v")
+            .from(self.record_table);
+        let row = db.query_one(&q).await.map_err(db_err)?;
+        let v: Option<i64> = match row {
+            Some(r) => r.try_get("", "v").map_err(db_err)?,
+            None => None,
+        };
+        Ok(v.and_then(|v| u32::try_from(v).ok()))
+    }
+
+    /// Applies the migrations not yet recorded; returns how many ran.
+    pub async fn sync(&self, db: &DatabaseConnection) -> Result<u32> {
+        let have = self.current(db).await?.unwrap_or(0);
+        if have > self.latest() {
+            return Err(crate::Error::Db(format!(
+                "the database schema ({}) is at version {have}, newer than this build knows ({}): \
+                 upgrade nova-rs before running it against this database",
+                self.record_table,
+                self.latest()
+            )));
+        }
+        let backend = db.get_database_backend();
+        let mut ran = 0;
+        for m in self.list.iter().filter(|m| m.version > have) {
+            tracing::info!(
+                table = self.record_table,
+                version = m.version,
+                name = m.name,
+                "applying schema migration"
+            );
+            for st in (m.statements)(backend) {
+                db.execute_raw(st).await.map_err(db_err)?;
             }
+            let mut ins = Query::insert();
+            ins.into_table(self.record_table)
+                .columns(["version", "name", "applied_at"])
+                .values_panic([
+                    i64::from(m.version).into(),
+                    m.name.into(),
+                    chrono::Utc::now().naive_utc().into(),
+                ]);
+            db.execute(&ins).await.map_err(db_err)?;
+            ran += 1;
         }
+        Ok(ran)
     }
-    Ok(())
-}
-
-/// Applies the migrations not yet recorded; returns how many ran.
-pub(crate) async fn sync(db: &DatabaseConnection) -> Result<u32> {
-    let have = current(db).await?.unwrap_or(0);
-    if have > latest() {
-        return Err(crate::Error::Db(format!(
-            "the database schema is at version {have}, newer than this build knows ({}): \
-             upgrade nova-rs before running it against this database",
-            latest()
-        )));
-    }
-    let mut ran = 0;
-    for m in MIGRATIONS.iter().filter(|m| m.version > have) {
-        tracing::info!(
-            version = m.version,
-            name = m.name,
-            "applying schema migration"
-        );
-        for step in m.steps {
-            run_step(db, step).await?;
-        }
-        let mut ins = Query::insert();
-        ins.into_table(MIGRATIONS_TABLE)
-            .columns(["version", "name", "applied_at"])
-            .values_panic([
-                i64::from(m.version).into(),
-                m.name.into(),
-                chrono::Utc::now().naive_utc().into(),
-            ]);
-        db.execute(&ins).await.map_err(db_err)?;
-        ran += 1;
-    }
-    Ok(ran)
 }

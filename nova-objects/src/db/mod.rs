@@ -31,6 +31,7 @@ use serde_json::{Map, Value};
 use crate::error::{Error, Result};
 use crate::primitive::NAME_KEY;
 use crate::store::{ListQuery, Lookup, ObjectStore, ReadDeleted, SaveOptions};
+pub use migrate::{Migration, Migrations};
 use tables::{Table, table_for};
 
 /// Database settings (nova.conf `[database]`).
@@ -148,7 +149,7 @@ fn sqlite_options(
     busy: Duration,
     memory: bool,
 ) -> sea_orm::sqlx::sqlite::SqliteConnectOptions {
-    let o = o.busy_timeout(busy).foreign_keys(true);
+    let o = o.busy_timeout(busy).foreign_keys(true).with_regexp();
     if memory {
         o
     } else {
@@ -216,18 +217,18 @@ impl Database {
     /// `nova-manage db sync`: applies pending migrations; returns how many
     /// ran (0 when the schema is current).
     pub async fn sync(&self) -> Result<u32> {
-        migrate::sync(&self.conn).await
+        migrate::NOVA.sync(&self.conn).await
     }
 
     /// The schema version of the database (`None` before the first sync),
     /// for `nova-status upgrade check`.
     pub async fn schema_version(&self) -> Result<Option<u32>> {
-        migrate::current(&self.conn).await
+        migrate::NOVA.current(&self.conn).await
     }
 
     /// The newest schema version this build knows.
     pub fn latest_schema_version() -> u32 {
-        migrate::latest()
+        migrate::NOVA.latest()
     }
 
     /// `sqlite`, `postgresql` or `mysql`.

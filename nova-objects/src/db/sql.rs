@@ -3,8 +3,8 @@
 
 use chrono::{NaiveDateTime, SubsecRound, Timelike, Utc};
 use sea_orm::sea_query::{
-    Alias, Cond, Expr, ExprTrait, Func, NullOrdering, Order, Query, SelectStatement, SimpleExpr,
-    Value as SqlValue,
+    Alias, BinOper, Cond, Expr, ExprTrait, Func, NullOrdering, Order, Query, SelectStatement,
+    SimpleExpr, Value as SqlValue,
 };
 use sea_orm::{ConnectionTrait, DbBackend, DbErr, QueryResult, RuntimeErr, SqlErr};
 use serde_json::{Map, Value};
@@ -612,7 +612,15 @@ fn filters(t: &Table, f: &Map<String, Value>, rd: ReadDeleted, admin: bool) -> R
                     Error::InvalidQuery(format!("{k} must be an ISO 8601 time, not {v}"))
                 })?;
                 let at = at.naive_utc();
-                let col = Expr::col("updated_at");
+                // A row never updated changed when it was created.
+                let col = if t.stores("created_at") {
+                    Expr::expr(Func::coalesce([
+                        Expr::col("updated_at"),
+                        Expr::col("created_at"),
+                    ]))
+                } else {
+                    Expr::col("updated_at")
+                };
                 cond = cond.add(if k == "changes-since" {
                     col.gte(at)
                 } else {
@@ -657,6 +665,21 @@ fn filters(t: &Table, f: &Map<String, Value>, rd: ReadDeleted, admin: bool) -> R
     Ok(cond)
 }
 
+/// `name` matches `pattern` (NULL as the empty string), with the
+/// backend's regular-expression operator.
+fn regex_match(backend: DbBackend, t: &Table, name: &str, pattern: &str) -> Result<SimpleExpr> {
+    scalar_column(t, name)?;
+    let op = match backend {
+        DbBackend::Postgres => "~",
+        // MySQL/MariaDB natively; SQLite through the function sqlx registers.
+        _ => "REGEXP",
+    };
+    Ok(
+        Expr::expr(Func::coalesce([Expr::col(Alias::new(name)), Expr::val("")]))
+            .binary(BinOper::Custom(op), Expr::val(pattern)),
+    )
+}
+
 /// `list`.
 pub(crate) async fn list<C: ConnectionTrait>(
     db: &C,
@@ -685,6 +708,9 @@ pub(crate) async fn list<C: ConnectionTrait>(
     }
     let mut sel = select(t);
     sel.cond_where(filters(t, &q.filters, rd, admin)?);
+    for (name, pattern) in &q.regex_filters {
+        sel.cond_where(regex_match(db.get_database_backend(), t, name, pattern)?);
+    }
     if let Some(m) = &q.marker {
         let mk = t.marker_key();
         let mv = if mk == "id" {

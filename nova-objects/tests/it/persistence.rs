@@ -492,6 +492,75 @@ pub(crate) async fn list_filters_sorts_and_pages(h: &Harness) {
         assert_eq!(got, want, "pages in {dir:?} order");
     }
 
+    // Regular expressions run in the database (NULL names match as "").
+    let names = |q: ListQuery| {
+        let objects = &h.objects;
+        let ctx = &ctx;
+        async move {
+            let mut n: Vec<Option<String>> = objects
+                .list::<Instance>(ctx, &q)
+                .await
+                .unwrap()
+                .iter()
+                .map(|i| i.display_name().clone())
+                .collect();
+            n.sort();
+            n
+        }
+    };
+    assert_eq!(
+        names(ListQuery::new().regex("display_name", "^vm-1[3-4]")).await,
+        vec![Some("vm-13".to_owned()), Some("vm-14".to_owned())]
+    );
+    assert_eq!(
+        names(ListQuery::new().regex("display_name", "^$"))
+            .await
+            .len(),
+        5,
+        "NULL matches as the empty string"
+    );
+    assert_eq!(
+        names(
+            ListQuery::new()
+                .regex("display_name", "2")
+                .filter("project_id", "even")
+        )
+        .await,
+        vec![
+            Some("vm-02".to_owned()),
+            Some("vm-12".to_owned()),
+            Some("vm-22".to_owned())
+        ]
+    );
+    // IN filters on states, with a page size and marker.
+    let mut i = all[1].clone();
+    i.set_vm_state(Some("active".into()));
+    i.set_task_state(Some("rebooting".into()));
+    h.objects.save(&ctx, &mut i).await.unwrap();
+    let q = ListQuery::new()
+        .filter("vm_state", json!(["active", "stopped"]))
+        .filter("task_state", json!(["rebooting", "reboot_pending"]));
+    let hits = h.objects.list::<Instance>(&ctx, &q).await.unwrap();
+    assert_eq!(hits.len(), 1);
+    assert_eq!(hits[0].uuid(), i.uuid());
+    // changes-since: the row just saved, and rows never updated by their
+    // creation time.
+    let since = (chrono::Utc::now() - chrono::Duration::hours(1)).to_rfc3339();
+    let q = ListQuery::new().filter("changes-since", since.as_str());
+    assert_eq!(
+        h.objects.list::<Instance>(&ctx, &q).await.unwrap().len(),
+        23
+    );
+    let later = (chrono::Utc::now() + chrono::Duration::hours(1)).to_rfc3339();
+    let q = ListQuery::new().filter("changes-since", later.as_str());
+    assert!(
+        h.objects
+            .list::<Instance>(&ctx, &q)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
     let err = h
         .objects
         .list::<Instance>(&ctx, &ListQuery::new().sort("flavor", SortDir::Asc))

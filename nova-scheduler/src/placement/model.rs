@@ -359,6 +359,11 @@ pub enum PlacementError {
     /// 400: a malformed request.
     #[error("{0}")]
     BadRequest(String),
+    /// 503: the store could not answer (its database unreachable or
+    /// failing, or a remote Placement down). Not a lost race: retrying at
+    /// once will not help.
+    #[error("{0}")]
+    Unavailable(String),
 }
 
 impl PlacementError {
@@ -373,9 +378,9 @@ impl PlacementError {
                 "placement.resource_provider.cannot_delete_parent"
             }
             PlacementError::Duplicate(_) => "placement.duplicate_name",
-            PlacementError::CapacityExceeded(_) | PlacementError::BadRequest(_) => {
-                "placement.undefined_code"
-            }
+            PlacementError::CapacityExceeded(_)
+            | PlacementError::BadRequest(_)
+            | PlacementError::Unavailable(_) => "placement.undefined_code",
         }
     }
 
@@ -384,6 +389,7 @@ impl PlacementError {
         match self {
             PlacementError::NotFound(_) => 404,
             PlacementError::BadRequest(_) => 400,
+            PlacementError::Unavailable(_) => 503,
             _ => 409,
         }
     }

@@ -11,28 +11,15 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use futures_util::StreamExt as _;
 use nova_api::serve::Endpoints;
-use nova_compute::{ComputeConfig, ComputeManager};
-use nova_objects::{ConductorStore, Objects};
-use nova_placement::SqlPlacement;
-use nova_rpc::{RpcServer, Transport};
-use nova_service::Conf;
-use nova_virt::FakeDriver;
+use nova_objects::Objects;
+use nova_placement::PlacementHandle;
+use nova_rpc::Transport;
+use nova_service::{Conf, Runner};
 use tokio_util::sync::CancellationToken;
 
 /// One compute service of the cluster.
-#[derive(Debug)]
-pub struct ComputeHandle {
-    /// Its host name.
-    pub host: String,
-    /// Its manager.
-    pub manager: ComputeManager,
-    /// Its fake hypervisor (fault injection), when it runs the fake driver.
-    pub fake: Option<Arc<FakeDriver>>,
-    stop: CancellationToken,
-    server: Option<RpcServer>,
-}
+pub use nova_compute::ComputeService as ComputeHandle;
 
 /// The running services.
 #[derive(Debug)]
@@ -44,89 +31,109 @@ pub struct AllInOne {
     /// The database's objects.
     pub objects: Objects,
     /// Placement.
-    pub placement: SqlPlacement,
+    pub placement: PlacementHandle,
     /// Where the APIs listen.
     pub api: Endpoints,
     /// The computes.
     pub computes: Vec<ComputeHandle>,
-    /// Cancels everything.
+    /// Cancels everything (the runner's stop).
     pub stop: CancellationToken,
-    servers: Vec<RpcServer>,
+    /// The runner every service runs on (one transport, one database, one
+    /// Placement); its drain stops them all.
+    pub runner: Runner,
+}
+
+/// What `nova-all` takes on its command line.
+#[derive(clap::Args, Debug, Clone)]
+pub struct Options {
+    /// nova.conf files (optional; embedded defaults otherwise).
+    #[arg(long = "config", alias = "config-file")]
+    pub config: Vec<PathBuf>,
+    /// How many fake computes to run.
+    #[arg(long, default_value_t = 1)]
+    pub fake_computes: usize,
+    /// Where the database, images and clouds.yaml live.
+    #[arg(long)]
+    pub state_dir: Option<PathBuf>,
+    /// Compute API port (identity at /identity).
+    #[arg(long)]
+    pub port: Option<u16>,
+    /// Image API port.
+    #[arg(long)]
+    pub image_port: Option<u16>,
+}
+
+/// `nova-all`: the embedded defaults under the state directory, every
+/// service on one runner, default flavors and an image, a `clouds.yaml`;
+/// then serves until SIGTERM and drains everything.
+pub async fn run(o: Options) -> anyhow::Result<()> {
+    let conf = Conf::for_service(&o.config)?;
+    let state = o.state_dir.clone().unwrap_or_else(default_state_dir);
+    let mut conf = embedded_defaults(conf, &state);
+    if let Some(p) = o.port {
+        conf.set("DEFAULT", "osapi_compute_listen_port", &p.to_string());
+    }
+    if let Some(p) = o.image_port {
+        conf.set("image", "bind_port", &p.to_string());
+    }
+    let runner = Runner::new(conf).with_schema_sync().with_signals();
+    let started = std::time::Instant::now();
+    let all = AllInOne::on(runner, o.fake_computes).await?;
+    seed(&all).await?;
+    let clouds = state.join("clouds.yaml");
+    all.write_clouds_yaml(&clouds)?;
+    println!(
+        "nova-all is up in {:.1} s: compute {}/v2.1, identity {}, image {}, {} fake compute(s)",
+        started.elapsed().as_secs_f64(),
+        all.api.compute_url,
+        all.api.identity_url,
+        all.api.image_url,
+        all.computes.len()
+    );
+    println!("clouds.yaml: {}", clouds.display());
+    println!(
+        "try: OS_CLIENT_CONFIG_FILE={} openstack --os-cloud nova-rs server create --flavor m1.tiny --image fake-image --nic none demo --wait",
+        clouds.display()
+    );
+    all.run().await
 }
 
 impl AllInOne {
-    /// Starts every service with `conf` and `fake_computes` computes named
-    /// `<prefix>-<n>` (prefix `[fake] host_prefix`, default `fake-compute`).
+    /// Starts every service with `conf` (the schema migrated) and
+    /// `fake_computes` computes named `<prefix>-<n>` (prefix `[fake]
+    /// host_prefix`, default `fake-compute`).
     pub async fn start(conf: Conf, fake_computes: usize) -> anyhow::Result<Self> {
-        let stop = CancellationToken::new();
-        let transport = nova_service::connect_transport(&conf).await?;
-        let url = conf.database_connection();
-        let db = Arc::new(nova_service::open_database(&conf, true).await?);
-        let objects = Objects::from_arc(db.clone());
-        let placement = SqlPlacement::open_beside(&conf.placement_connection(), &url, &db).await?;
-        placement.sync().await?;
-        let cell1 =
-            nova_service::cells::ensure_cells(&objects, &conf.transport_url(), &url).await?;
-        let host = conf.host();
-        let (report, _) = conf.service_group()?;
-        let report = std::time::Duration::from_secs(report);
-        let mut servers = Vec::new();
+        Self::on(Runner::new(conf).with_schema_sync(), fake_computes).await
+    }
 
-        // Conductor.
-        let cap = nova_rpcapi_cap(&conf)?;
-        let conductor = nova_conductor::Conductor::new(
-            objects.clone(),
-            placement.clone(),
-            transport.clone(),
-            cap,
-            conf.parse_or("scheduler", "max_attempts", 3i64)?,
-            cell1.uuid(),
-        );
-        servers.push(
-            nova_conductor::serve(
-                transport.clone(),
-                &conductor,
-                db.clone() as Arc<dyn nova_objects::ObjectStore>,
-                &host,
-            )
-            .await?,
-        );
-        let s =
-            nova_service::register_service(&objects, &host, "nova-conductor", "conductor").await?;
-        nova_service::heartbeat(objects.clone(), s, report, stop.clone());
+    /// Starts every service on `runner`: each service's own wiring, as its
+    /// binary runs it. When start-up fails, what started is drained.
+    pub async fn on(runner: Runner, fake_computes: usize) -> anyhow::Result<Self> {
+        match Self::start_on(&runner, fake_computes).await {
+            Ok(me) => Ok(me),
+            Err(e) => {
+                runner.shutdown().await;
+                Err(e)
+            }
+        }
+    }
 
-        // Scheduler.
-        let sched = nova_scheduler_service::SchedulerManager::new(
-            nova_scheduler_service::scheduler_config(&conf)?,
-            objects.clone(),
-            placement.clone(),
-            cell1.uuid(),
-        )?;
-        sched.start_refresher(stop.clone());
-        servers.push(nova_scheduler_service::serve(transport.clone(), &sched, &host).await?);
-        let s =
-            nova_service::register_service(&objects, &host, "nova-scheduler", "scheduler").await?;
-        nova_service::heartbeat(objects.clone(), s, report, stop.clone());
-
+    async fn start_on(runner: &Runner, fake_computes: usize) -> anyhow::Result<Self> {
+        // What others call starts first: the drain stops RPC servers last
+        // started first (computes, then the conductor, then the scheduler).
+        nova_scheduler_service::start(runner).await?;
+        nova_conductor::start(runner).await?;
         // API, identity, images.
-        let api = nova_api::serve::start(
-            &conf,
-            objects.clone(),
-            placement.clone(),
-            transport.clone(),
-            stop.clone(),
-        )
-        .await?;
-
+        let api = nova_api::serve::start(runner).await?;
         let mut me = AllInOne {
-            conf,
-            transport,
-            objects,
-            placement,
+            conf: runner.conf().clone(),
+            transport: runner.transport().await?,
+            objects: runner.objects().await?,
+            placement: runner.placement().await?,
             api,
             computes: Vec::new(),
-            stop,
-            servers,
+            stop: runner.stop_token(),
+            runner: runner.clone(),
         };
         let prefix = me.conf.str_or("fake", "host_prefix", "fake-compute");
         let hosts: Vec<String> = (1..=fake_computes)
@@ -140,27 +147,8 @@ impl AllInOne {
     /// Starts computes on `hosts` (with `[DEFAULT] compute_driver`), a few
     /// at a time.
     pub async fn add_computes(&mut self, hosts: &[String]) -> anyhow::Result<()> {
-        let objects = Objects::new(ConductorStore::new(self.transport.clone()));
-        let started: Vec<anyhow::Result<ComputeHandle>> =
-            futures_util::stream::iter(hosts.iter().cloned())
-                .map(|host| {
-                    let (conf, objects, placement, transport, parent) = (
-                        self.conf.clone(),
-                        objects.clone(),
-                        self.placement.clone(),
-                        self.transport.clone(),
-                        self.stop.clone(),
-                    );
-                    async move {
-                        start_compute(&conf, &host, objects, placement, transport, parent).await
-                    }
-                })
-                .buffer_unordered(8)
-                .collect()
-                .await;
-        for c in started {
-            self.computes.push(c?);
-        }
+        let started = nova_compute::service::start_hosts(&self.runner, hosts).await?;
+        self.computes.extend(started);
         self.computes.sort_by(|a, b| a.host.cmp(&b.host));
         Ok(())
     }
@@ -173,11 +161,8 @@ impl AllInOne {
     /// Stops the compute on `host` (its heartbeats stop: it goes down
     /// after `service_down_time`).
     pub async fn stop_compute(&mut self, host: &str) {
-        if let Some(c) = self.computes.iter_mut().find(|c| c.host == host) {
-            c.stop.cancel();
-            if let Some(s) = c.server.take() {
-                s.stop().await;
-            }
+        if let Some(c) = self.computes.iter().find(|c| c.host == host) {
+            c.stop(&self.runner).await;
         }
     }
 
@@ -205,61 +190,16 @@ impl AllInOne {
         std::fs::write(path, y).with_context(|| format!("cannot write {}", path.display()))
     }
 
-    /// Stops everything.
-    pub async fn shutdown(mut self) {
-        self.stop.cancel();
-        for c in &mut self.computes {
-            c.stop.cancel();
-            if let Some(s) = c.server.take() {
-                s.stop().await;
-            }
-        }
-        for s in self.servers.drain(..) {
-            s.stop().await;
-        }
+    /// Serves until the runner stops (SIGTERM with [`run`]), then drains.
+    pub async fn run(self) -> anyhow::Result<()> {
+        self.runner.run().await
     }
-}
 
-fn nova_rpcapi_cap(conf: &Conf) -> anyhow::Result<Option<nova_rpc::Version>> {
-    nova_rpcapi::parse_version_cap(
-        &conf.str_or("upgrade_levels", "compute", "auto"),
-        nova_rpcapi::compute::VERSION_ALIASES,
-    )
-    .map_err(|e| anyhow::anyhow!("[upgrade_levels] compute: {e}"))
-}
-
-async fn start_compute(
-    conf: &Conf,
-    host: &str,
-    objects: Objects,
-    placement: SqlPlacement,
-    transport: Arc<dyn Transport>,
-    parent: CancellationToken,
-) -> anyhow::Result<ComputeHandle> {
-    let mut cfg = ComputeConfig::from_conf(conf)?;
-    cfg.host = host.to_owned();
-    let (driver, fake): (Arc<dyn nova_virt::ComputeDriver>, Option<Arc<FakeDriver>>) = if conf
-        .str_or("DEFAULT", "compute_driver", "fake.FakeDriver")
-        .starts_with("fake.")
-    {
-        let d = nova_compute::fake_driver(conf, host)?;
-        (d.clone(), Some(d))
-    } else {
-        (nova_compute::driver_from_conf(conf, host)?, None)
-    };
-    let manager = ComputeManager::new(cfg, driver, objects, placement, transport.clone());
-    let stop = parent.child_token();
-    let server = manager
-        .start(transport, stop.clone())
-        .await
-        .with_context(|| format!("compute {host}"))?;
-    Ok(ComputeHandle {
-        host: host.to_owned(),
-        manager,
-        fake,
-        stop,
-        server: Some(server),
-    })
+    /// Stops everything: the APIs answer the requests in flight, the RPC
+    /// servers finish theirs (computes first), periodic tasks stop.
+    pub async fn shutdown(self) {
+        self.runner.shutdown().await;
+    }
 }
 
 /// Where nova-all keeps its state by default: `$XDG_STATE_HOME/nova-rs`,

@@ -15,8 +15,8 @@ use serde_json::{Value, json};
 
 use crate::auth::Ctx;
 use crate::fault::{ApiResult, Fault};
+use crate::http::{admin_ctx, json_body, require_admin};
 use crate::microversion::ApiVersion;
-use crate::servers::{admin_ctx, json_body, require_admin};
 use crate::{ApiState, schemas, views};
 
 type St = State<Arc<ApiState>>;

@@ -94,6 +94,11 @@ impl From<nova_objects::Error> for Fault {
     }
 }
 
+/// Marks a response that already carries a fault body (the fault layer
+/// leaves it alone).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Rendered;
+
 impl IntoResponse for Fault {
     fn into_response(self) -> Response {
         let name = Fault::name(self.status);
@@ -103,6 +108,7 @@ impl IntoResponse for Fault {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json; charset=UTF-8"),
         );
+        r.extensions_mut().insert(Rendered);
         r
     }
 }

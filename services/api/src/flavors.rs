@@ -14,8 +14,8 @@ use serde_json::{Value, json};
 
 use crate::auth::Ctx;
 use crate::fault::{ApiResult, Fault};
+use crate::http::{admin_ctx, json_body, require_admin};
 use crate::microversion::ApiVersion;
-use crate::servers::{admin_ctx, json_body, require_admin};
 use crate::{ApiState, schemas, views};
 
 type St = State<Arc<ApiState>>;
@@ -81,7 +81,7 @@ async fn query(
         all.retain(|f| *f.root_gb() >= m);
     }
     all.sort_by(|a, b| a.flavorid().cmp(b.flavorid()));
-    let next = crate::servers::paginate(st, &mut all, get("marker"), get("limit"), path, |f| {
+    let next = crate::http::paginate(st, &mut all, get("marker"), get("limit"), path, |f| {
         f.flavorid().as_str()
     })?;
     Ok((all, next))

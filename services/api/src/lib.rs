@@ -5,8 +5,12 @@
 //! Every request gets an `x-openstack-request-id`, a microversion
 //! (both headers accepted and echoed, with `Vary`; 406 outside
 //! 2.1 … [`microversion::MAX`]), a body limit (Nova's 112 KiB, 413
-//! `overLimit`) and, except for the version documents, a validated token.
-//! Errors are Nova's fault bodies.
+//! `overLimit`) and, except for the version documents, a validated token:
+//! one tower layer each (`layers`). Errors are Nova's fault bodies.
+//!
+//! A request goes HTTP handler (`handlers`: parse, policy, schema, view)
+//! → compute API layer (`compute_api`: the operations, the only caller of
+//! the RPC clients) → RPC → conductor/compute managers.
 
 pub mod auth;
 pub mod fault;
@@ -16,31 +20,35 @@ pub mod placement;
 pub mod serve;
 
 mod admin;
+mod compute_api;
 pub mod flavors;
+mod handlers;
+mod http;
 mod keypairs;
+mod layers;
 mod schemas;
-mod servers;
+#[cfg(test)]
+mod tests;
 mod views;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use axum::body::Body;
-use axum::extract::{Request, State};
-use axum::http::{HeaderValue, StatusCode};
-use axum::middleware::{self, Next};
+use axum::extract::State;
+use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use nova_objects::Objects;
-use nova_placement::SqlPlacement;
+use nova_placement::PlacementHandle;
 use nova_rpc::Transport;
-use nova_rpcapi::compute::ComputeApi;
-use nova_rpcapi::conductor::ComputeTaskApi;
+
+use handlers::servers;
 
 pub use auth::{AuthStrategy, CatalogEntry, Ctx, Identity, User};
 pub use fault::{ApiResult, Fault};
 pub use image::ImageStore;
+pub use layers::RequestId;
 pub use microversion::ApiVersion;
 
 /// Nova's request body limit (`[oslo_middleware] max_request_body_size`).
@@ -143,11 +151,9 @@ pub struct ApiState {
     /// The database's objects.
     pub objects: Objects,
     /// Placement.
-    pub placement: SqlPlacement,
-    /// Compute RPC.
-    pub compute: ComputeApi,
-    /// Conductor compute-task RPC.
-    pub conductor: ComputeTaskApi,
+    pub placement: PlacementHandle,
+    /// The conductor and compute RPC clients (the compute API layer's).
+    pub(crate) rpc: compute_api::Rpc,
     /// Images.
     pub images: ImageStore,
     /// Tokens.
@@ -159,7 +165,7 @@ impl ApiState {
     pub fn new(
         cfg: ApiConfig,
         objects: Objects,
-        placement: SqlPlacement,
+        placement: PlacementHandle,
         transport: Arc<dyn Transport>,
         images: ImageStore,
         identity: Identity,
@@ -169,8 +175,7 @@ impl ApiState {
             cfg,
             objects,
             placement,
-            compute: ComputeApi::new(transport.clone(), compute_cap),
-            conductor: ComputeTaskApi::new(transport),
+            rpc: compute_api::Rpc::new(transport, compute_cap),
             images,
             identity,
         }
@@ -235,16 +240,19 @@ pub fn router(state: Arc<ApiState>) -> Router {
             "/os-quota-sets/{project}/defaults",
             get(admin::quota_defaults),
         )
-        .layer(middleware::from_fn_with_state(state.clone(), authenticate))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            layers::authenticate,
+        ))
         .route("/", get(version_v21))
         .fallback(not_found);
-    Router::new()
+    let compute = Router::new()
         .route("/", get(versions))
         .route("/v2.1/", get(version_v21))
         .nest("/v2.1", v21)
         .fallback(not_found)
-        .layer(middleware::from_fn(frame))
-        .with_state(state.clone())
+        .with_state(state.clone());
+    layers::frame(compute)
         .nest("/placement", placement::router(state.clone()))
         .merge(placement::root_with_slash())
         .nest(
@@ -258,112 +266,6 @@ pub fn router(state: Arc<ApiState>) -> Router {
 
 async fn not_found() -> Fault {
     Fault::not_found("The resource could not be found.")
-}
-
-/// Request id, body limit, microversion, and the response headers that
-/// go with them (on errors too).
-async fn frame(req: Request, next: Next) -> Response {
-    let request_id = format!("req-{}", uuid::Uuid::new_v4());
-    let (mut parts, body) = req.into_parts();
-    let negotiated = microversion::negotiate(&parts.headers);
-    let version = match &negotiated {
-        microversion::Negotiated::Ok(v) => *v,
-        _ => microversion::MIN,
-    };
-    let mut resp = match negotiated {
-        microversion::Negotiated::Malformed(v) => Fault::bad_request(format!(
-            "API Version String {v} is of invalid format. Must be of format MajorNum.MinorNum."
-        ))
-        .into_response(),
-        microversion::Negotiated::Unsupported(v) => Fault::new(
-            StatusCode::NOT_ACCEPTABLE,
-            format!(
-                "Version {v} is not supported by the API. Minimum is {} and maximum is {}.",
-                microversion::MIN,
-                microversion::MAX
-            ),
-        )
-        .into_response(),
-        microversion::Negotiated::Ok(v) => {
-            let declared = parts
-                .headers
-                .get(axum::http::header::CONTENT_LENGTH)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.parse::<usize>().ok());
-            if declared.is_some_and(|n| n > MAX_BODY) {
-                too_large()
-            } else {
-                match axum::body::to_bytes(body, MAX_BODY).await {
-                    Err(_) => too_large(),
-                    Ok(bytes) => {
-                        let span = tracing::info_span!(
-                            "api",
-                            request_id = %request_id,
-                            method = %parts.method,
-                            path = %parts.uri.path(),
-                        );
-                        parts.extensions.insert(v);
-                        parts.extensions.insert(RequestId(request_id.clone()));
-                        tracing::Instrument::instrument(
-                            next.run(Request::from_parts(parts, Body::from(bytes))),
-                            span,
-                        )
-                        .await
-                    }
-                }
-            }
-        }
-    };
-    let h = resp.headers_mut();
-    let v = version.to_string();
-    if let Ok(x) = HeaderValue::from_str(&format!("compute {v}")) {
-        h.insert("openstack-api-version", x);
-    }
-    if let Ok(x) = HeaderValue::from_str(&v) {
-        h.insert("x-openstack-nova-api-version", x);
-    }
-    h.insert(
-        "vary",
-        HeaderValue::from_static("OpenStack-API-Version, X-OpenStack-Nova-API-Version"),
-    );
-    if let Ok(x) = HeaderValue::from_str(&request_id) {
-        h.insert("x-openstack-request-id", x.clone());
-        h.insert("x-compute-request-id", x);
-    }
-    resp
-}
-
-/// 413 `overLimit`. The body was not read to its end, so the connection
-/// cannot carry another request: `Connection: close` tells the client not
-/// to reuse it.
-fn too_large() -> Response {
-    let mut resp =
-        Fault::new(StatusCode::PAYLOAD_TOO_LARGE, "Request is too large.").into_response();
-    resp.headers_mut().insert(
-        axum::http::header::CONNECTION,
-        HeaderValue::from_static("close"),
-    );
-    resp
-}
-
-/// The request id of a request.
-#[derive(Debug, Clone)]
-pub struct RequestId(pub String);
-
-async fn authenticate(State(st): St, mut req: Request, next: Next) -> Response {
-    let rid = req
-        .extensions()
-        .get::<RequestId>()
-        .map(|r| r.0.clone())
-        .unwrap_or_default();
-    match st.identity.authenticate(req.headers(), &rid) {
-        Some(ctx) => {
-            req.extensions_mut().insert(ctx);
-            next.run(req).await
-        }
-        None => Fault::unauthorized("The request you have made requires authentication.")
-            .into_response(),
-    }
 }
 
 fn version_doc(st: &ApiState) -> serde_json::Value {

@@ -36,11 +36,8 @@ struct PlacementFault(StatusCode, String);
 
 impl From<PlacementError> for PlacementFault {
     fn from(e: PlacementError) -> Self {
-        let status = match &e {
-            PlacementError::NotFound(_) => StatusCode::NOT_FOUND,
-            PlacementError::BadRequest(_) => StatusCode::BAD_REQUEST,
-            _ => StatusCode::CONFLICT,
-        };
+        // 404, 400, 409 for conflicts and in-use refusals, 503 for an outage.
+        let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         PlacementFault(status, e.to_string())
     }
 }

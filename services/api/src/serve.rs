@@ -1,15 +1,12 @@
-//! Binding the compute API (and identity) and the image API from nova.conf.
+//! Binding the compute API (and identity) and the image API from nova.conf,
+//! on the service runner: what `nova-api` and `nova-all` start.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use nova_objects::Objects;
-use nova_placement::SqlPlacement;
-use nova_rpc::Transport;
-use nova_service::Conf;
-use tokio_util::sync::CancellationToken;
+use nova_service::{Conf, Runner};
 
 use crate::auth::{AuthStrategy, CatalogEntry, Identity, User};
 use crate::{ApiConfig, ApiState, ImageStore};
@@ -51,14 +48,14 @@ async fn bind(addr: &str) -> anyhow::Result<tokio::net::TcpListener> {
         .with_context(|| format!("cannot listen on {addr}"))
 }
 
-/// Starts the compute API and the image API; they stop with `stop`.
-pub async fn start(
-    conf: &Conf,
-    objects: Objects,
-    placement: SqlPlacement,
-    transport: Arc<dyn Transport>,
-    stop: CancellationToken,
-) -> anyhow::Result<Endpoints> {
+/// Starts the compute API (identity and Placement under it) and the image
+/// API on `runner` (its database, Placement and transport); they stop
+/// accepting and finish their requests in flight when the runner stops.
+pub async fn start(runner: &Runner) -> anyhow::Result<Endpoints> {
+    let conf = runner.conf();
+    let transport = runner.transport().await?;
+    let objects = runner.objects().await?;
+    let placement = runner.placement().await?;
     let listen = conf.str_or("DEFAULT", "osapi_compute_listen", "127.0.0.1");
     let port: u16 = conf.parse_or("DEFAULT", "osapi_compute_listen_port", 8774)?;
     let compute_l = bind(&format!("{listen}:{port}")).await?;
@@ -127,11 +124,7 @@ pub async fn start(
         });
     let images = ImageStore::open(&store_dir)
         .with_context(|| format!("image store {}", store_dir.display()))?;
-    let cap = nova_rpcapi::parse_version_cap(
-        &conf.str_or("upgrade_levels", "compute", "auto"),
-        nova_rpcapi::compute::VERSION_ALIASES,
-    )
-    .map_err(|e| anyhow::anyhow!("[upgrade_levels] compute: {e}"))?;
+    let cap = nova_service::compute_version_cap(conf)?;
     let cfg = ApiConfig::from_conf(conf, &compute_url)?;
     let state = Arc::new(ApiState::new(
         cfg,
@@ -142,25 +135,12 @@ pub async fn start(
         identity.clone(),
         cap,
     ));
-    let app = crate::router(state.clone());
-    let s1 = stop.clone();
-    tokio::spawn(async move {
-        if let Err(e) = axum::serve(compute_l, app)
-            .with_graceful_shutdown(s1.cancelled_owned())
-            .await
-        {
-            tracing::error!(error = %e, "compute API server failed");
-        }
-    });
-    let img_app = crate::image::router(images, identity, &image_url);
-    tokio::spawn(async move {
-        if let Err(e) = axum::serve(image_l, img_app)
-            .with_graceful_shutdown(stop.cancelled_owned())
-            .await
-        {
-            tracing::error!(error = %e, "image API server failed");
-        }
-    });
+    runner.http("compute API", compute_l, crate::router(state.clone()));
+    runner.http(
+        "image API",
+        image_l,
+        crate::image::router(images, identity, &image_url),
+    );
     tracing::info!(compute = %compute_url, image = %image_url, "API listening");
     Ok(Endpoints {
         compute: compute_addr,
@@ -171,4 +151,11 @@ pub async fn start(
         users,
         state,
     })
+}
+
+/// `nova-api`: starts the APIs ([`start`]), then serves until SIGTERM and
+/// drains (requests in flight are answered).
+pub async fn run(runner: Runner) -> anyhow::Result<()> {
+    start(&runner).await?;
+    runner.run().await
 }

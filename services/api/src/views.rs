@@ -1,6 +1,7 @@
 //! Response bodies (Nova's `views/*.py`), per microversion.
 
 use nova_objects::{Flavor, Instance, VersionedObject};
+use nova_service::states::status_of;
 use serde_json::{Map, Value, json};
 use sha2::Digest as _;
 
@@ -22,80 +23,6 @@ pub(crate) fn usage_time(t: &Option<chrono::DateTime<chrono::Utc>>) -> Value {
         Some(t) => json!(t.format("%Y-%m-%dT%H:%M:%S%.6f").to_string()),
         None => Value::Null,
     }
-}
-
-/// The API status of (vm_state, task_state) (`common._STATE_MAP`).
-pub(crate) fn status(vm: &str, task: Option<&str>) -> &'static str {
-    let task = task.unwrap_or("");
-    match vm {
-        "active" => match task {
-            "rebooting" | "reboot_pending" | "reboot_started" => "REBOOT",
-            "rebooting_hard" | "reboot_pending_hard" | "reboot_started_hard" => "HARD_REBOOT",
-            "updating_password" => "PASSWORD",
-            "rebuilding" | "rebuild_block_device_mapping" | "rebuild_spawning" => "REBUILD",
-            "migrating" => "MIGRATING",
-            "resize_prep" | "resize_migrating" | "resize_migrated" | "resize_finish" => "RESIZE",
-            _ => "ACTIVE",
-        },
-        "building" => "BUILD",
-        "stopped" => match task {
-            "resize_prep" | "resize_migrating" | "resize_migrated" | "resize_finish" => "RESIZE",
-            "rebuilding" | "rebuild_block_device_mapping" | "rebuild_spawning" => "REBUILD",
-            _ => "SHUTOFF",
-        },
-        "resized" => match task {
-            "resize_reverting" => "REVERT_RESIZE",
-            _ => "VERIFY_RESIZE",
-        },
-        "paused" => match task {
-            "migrating" => "MIGRATING",
-            _ => "PAUSED",
-        },
-        "suspended" => "SUSPENDED",
-        "rescued" => "RESCUE",
-        "error" => match task {
-            "rebuilding" | "rebuild_block_device_mapping" | "rebuild_spawning" => "REBUILD",
-            _ => "ERROR",
-        },
-        "deleted" => "DELETED",
-        "soft-delete" => "SOFT_DELETED",
-        "shelved" => "SHELVED",
-        "shelved_offloaded" => "SHELVED_OFFLOADED",
-        _ => "UNKNOWN",
-    }
-}
-
-/// The vm_states (and task_state, if one) a status filter means.
-pub(crate) fn states_of_status(
-    status: &str,
-) -> Option<(Vec<&'static str>, Option<Vec<&'static str>>)> {
-    Some(match status.to_ascii_uppercase().as_str() {
-        "ACTIVE" => (vec!["active"], None),
-        "BUILD" => (vec!["building"], None),
-        "SHUTOFF" => (vec!["stopped"], None),
-        "ERROR" => (vec!["error"], None),
-        "DELETED" => (vec!["deleted"], None),
-        "SOFT_DELETED" => (vec!["soft-delete"], None),
-        "PAUSED" => (vec!["paused"], None),
-        "SUSPENDED" => (vec!["suspended"], None),
-        "RESCUE" => (vec!["rescued"], None),
-        "SHELVED" => (vec!["shelved"], None),
-        "SHELVED_OFFLOADED" => (vec!["shelved_offloaded"], None),
-        "VERIFY_RESIZE" => (vec!["resized"], None),
-        "REBOOT" => (
-            vec!["active"],
-            Some(vec!["rebooting", "reboot_pending", "reboot_started"]),
-        ),
-        "HARD_REBOOT" => (
-            vec!["active"],
-            Some(vec![
-                "rebooting_hard",
-                "reboot_pending_hard",
-                "reboot_started_hard",
-            ]),
-        ),
-        _ => return None,
-    })
 }
 
 fn links(st: &ApiState, kind: &str, id: &str) -> Value {
@@ -124,7 +51,7 @@ pub(crate) fn server(st: &ApiState, ctx: &Ctx, v: ApiVersion, i: &Instance, show
     let project = i.project_id().clone().unwrap_or_default();
     let vm = i.vm_state().clone().unwrap_or_default();
     let task = i.task_state().clone();
-    let status = status(&vm, task.as_deref());
+    let status = status_of(i.vm_state().as_deref(), task.as_deref());
     let image = match i.image_ref().as_deref() {
         Some(id) if !id.is_empty() => {
             let mut img = json!({"id": id, "links": [{"rel": "bookmark", "href": format!("{}/images/{id}", st.cfg.public_url)}]});

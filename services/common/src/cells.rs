@@ -7,9 +7,7 @@ use nova_rpc::RequestContext;
 /// cell0's fixed uuid (nova's `CellMapping.CELL0_UUID`).
 pub const CELL0_UUID: &str = "00000000-0000-0000-0000-000000000000";
 
-fn admin() -> RequestContext {
-    RequestContext::new().with_admin(true).with_roles(["admin"])
-}
+use crate::context::admin;
 
 /// The cell mappings `cell0` and `cell1`, created when missing (what
 /// `nova-manage cell_v2 map_cell0` / `create_cell` do). Returns cell1.
@@ -75,7 +73,7 @@ pub async fn set_error(
 ) -> nova_objects::Result<()> {
     // The fault first: whoever sees `error` also finds why.
     record_fault(objects, ctx, instance.uuid(), code, message, None, host).await?;
-    instance.set_vm_state(Some("error".into()));
+    instance.set_vm_state(Some(crate::states::VmState::Error.into()));
     instance.set_task_state(None);
     objects.save(ctx, instance).await
 }

@@ -1,5 +1,10 @@
-//! The runner every nova-rs service binary shares.
+//! What every nova-rs service binary shares.
 //!
+//! * [`Runner`]: one service process around its manager — config,
+//!   logging, transport, database, Placement, the service record and its
+//!   heartbeats, RPC servers, HTTP servers, periodic tasks, and a graceful
+//!   drain on SIGTERM/SIGINT. A binary's `main` is its [`ConfigArgs`] and
+//!   one call into its crate's `run(runner)`.
 //! * [`Conf`]: the operator's `nova.conf` (INI, oslo.config option names),
 //!   with `NOVA_<SECTION>_<KEY>` environment overrides; unknown options
 //!   warn, invalid values stop start-up with a message naming the option.
@@ -11,7 +16,9 @@
 
 pub mod cells;
 mod conf;
+pub mod context;
 mod runner;
+mod service;
 pub mod states;
 
 pub use conf::{Conf, ConfError, KNOWN_OPTIONS};
@@ -19,3 +26,4 @@ pub use runner::{
     connect_transport, ensure_sqlite_dir, heartbeat, init_tracing, is_up, open_database, periodic,
     register_service, shutdown_token,
 };
+pub use service::{ConfigArgs, HTTP_DRAIN_TIMEOUT, Runner, compute_version_cap};

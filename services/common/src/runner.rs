@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use nova_objects::db::{Database, DbConfig};
 use nova_objects::{ListQuery, Objects, Service};
-use nova_rpc::{MemoryConfig, MemoryTransport, RequestContext, Transport, TransportUrl};
+use nova_rpc::{MemoryConfig, MemoryTransport, Transport, TransportUrl};
 use tokio_util::sync::CancellationToken;
 
 use crate::conf::Conf;
@@ -139,9 +139,7 @@ pub async fn open_database(conf: &Conf, sync: bool) -> anyhow::Result<Database> 
     Ok(db)
 }
 
-fn admin() -> RequestContext {
-    RequestContext::new().with_admin(true).with_roles(["admin"])
-}
+use crate::context::admin;
 
 /// The Service record of `binary` on `host` (created, or re-enabled
 /// for a new version): what the service group tracks.

@@ -14,28 +14,31 @@
 //! * The object indirection API (3.0) for computes, which have no
 //!   database credentials.
 
+pub mod service;
+pub use service::{run, start};
+
 use std::sync::Arc;
 use std::time::Duration;
 
 use nova_objects::{
-    BuildRequest, Instance, InstanceMapping, ListQuery, ObjectStore, Objects, VersionedObject,
+    BlockDeviceMappingList, BuildRequest, Instance, InstanceMapping, ListQuery, NetworkRequestList,
+    ObjectStore, Objects, RawObject, RequestSpec, Selection, VersionedObject,
 };
-use nova_placement::SqlPlacement;
-use nova_rpc::{Dispatcher, Endpoint, RemoteError, RequestContext, RpcServer, Target, Transport};
-use nova_rpcapi::compute::{BuildAndRunInstance, ComputeApi};
-use nova_rpcapi::conductor::{
-    BuildInstances, COMPUTE_TASK_NAMESPACE, COMPUTE_TASK_VERSION, ScheduleAndBuildInstances, TOPIC,
-};
-use nova_rpcapi::scheduler::SchedulerApi;
+use nova_placement::PlacementHandle;
+use nova_rpc::{Dispatcher, RemoteError, RequestContext, RpcServer, Target, Transport};
+use nova_rpcapi::compute::ComputeApi;
+use nova_rpcapi::conductor::{ComputeTask, TOPIC};
+use nova_rpcapi::scheduler::{Destinations, SchedulerApi};
 use nova_scheduler::placement::{Allocations, Name};
 use nova_service::cells::{CELL0_UUID, set_error};
+use nova_service::states::{TaskState, VmState};
 use serde_json::{Value, json};
 
 /// The conductor manager.
 #[derive(Debug, Clone)]
 pub struct Conductor {
     objects: Objects,
-    placement: SqlPlacement,
+    placement: PlacementHandle,
     scheduler: SchedulerApi,
     compute: ComputeApi,
     max_attempts: i64,
@@ -44,18 +47,14 @@ pub struct Conductor {
     cells: Arc<tokio::sync::Mutex<std::collections::HashMap<String, nova_objects::CellMapping>>>,
 }
 
-fn admin_of(ctx: &RequestContext) -> RequestContext {
-    let mut c = ctx.clone();
-    c.set("is_admin", true);
-    c
-}
+use nova_service::context::elevated as admin_of;
 
 impl Conductor {
     /// A conductor over `objects` (the database), Placement and the RPC
     /// clients on `transport`.
     pub fn new(
         objects: Objects,
-        placement: SqlPlacement,
+        placement: PlacementHandle,
         transport: Arc<dyn Transport>,
         compute_cap: Option<nova_rpc::Version>,
         max_attempts: i64,
@@ -64,8 +63,8 @@ impl Conductor {
         Conductor {
             objects,
             placement,
-            scheduler: SchedulerApi::new(transport.clone(), Duration::from_secs(60)),
-            compute: ComputeApi::new(transport, compute_cap),
+            scheduler: SchedulerApi::new(transport.clone()).timeout(Duration::from_secs(60)),
+            compute: ComputeApi::new(transport).version_cap(compute_cap),
             max_attempts: max_attempts.max(1),
             cell1_uuid: cell1_uuid.to_owned(),
             cells: Arc::default(),
@@ -121,27 +120,74 @@ impl Conductor {
         }
     }
 
-    /// `schedule_and_build_instances`.
-    pub async fn schedule_and_build_instances(
+    #[allow(clippy::too_many_arguments)]
+    async fn cast_build(
         &self,
         ctx: &RequestContext,
-        a: ScheduleAndBuildInstances,
+        inst: Instance,
+        mut hosts: Vec<Selection>,
+        request_spec: Option<RequestSpec>,
+        image: &Value,
+        attempt: i64,
+        admin_password: &Option<String>,
+    ) {
+        if hosts.is_empty() {
+            return;
+        }
+        let chosen = hosts.remove(0);
+        let host = chosen.service_host().clone();
+        let node = chosen.nodename().clone();
+        let retry = (self.max_attempts > 1)
+            .then(|| json!({"num_attempts": attempt, "hosts": [[host.clone(), node.clone()]]}));
+        let sent = self
+            .compute
+            .build_and_run_instance(
+                ctx,
+                &host,
+                &inst,
+                image,
+                &request_spec,
+                &json!({ "retry": retry, "scheduler_hints": {} }),
+                admin_password,
+                &None,
+                &None,
+                &None,
+                &None,
+                &Some(node),
+                &json!({}),
+                &Some(hosts),
+                &None,
+            )
+            .await;
+        if let Err(e) = sent {
+            let mut inst = inst;
+            let msg = format!("cannot reach compute {host}: {e}");
+            let _ = self.placement.delete_allocations_async(inst.uuid()).await;
+            let _ = set_error(&self.objects, ctx, &mut inst, 500, &msg, None).await;
+        }
+    }
+}
+
+impl ComputeTask for Conductor {
+    async fn schedule_and_build_instances(
+        &self,
+        ctx: RequestContext,
+        _build_requests: Vec<BuildRequest>,
+        request_specs: Vec<RequestSpec>,
+        image: Value,
+        admin_password: Option<String>,
+        _injected_files: Option<Vec<Value>>,
+        _requested_networks: Option<NetworkRequestList>,
+        _block_device_mapping: Option<BlockDeviceMappingList>,
+        _tags: Option<RawObject>,
     ) -> Result<(), RemoteError> {
-        let ctx = admin_of(ctx);
-        let Some(spec) = a.request_specs.first().cloned() else {
+        let ctx = admin_of(&ctx);
+        let Some(spec) = request_specs.first().cloned() else {
             return Ok(());
         };
-        let mut uuids = Vec::new();
-        for s in &a.request_specs {
-            if let Some(u) = s
-                .pointer("/nova_object.data/instance_uuid")
-                .and_then(Value::as_str)
-            {
-                uuids.push(u.to_owned());
-            }
-        }
-        let mut instances = Vec::with_capacity(uuids.len());
-        for u in &uuids {
+        let mut instances = Vec::with_capacity(request_specs.len());
+        for s in &request_specs {
+            let u = s.instance_uuid();
             match self.objects.get_by_uuid::<Instance>(&ctx, u).await {
                 Ok(i) => instances.push(i),
                 // Deleted while queued: nothing to build.
@@ -158,15 +204,21 @@ impl Conductor {
         let uuids: Vec<String> = instances.iter().map(|i| i.uuid().clone()).collect();
         let selections = match self
             .scheduler
-            .select_destinations(&ctx, spec.clone(), uuids)
+            .select_destinations(&ctx, &spec, &uuids, &true, &true)
             .await
         {
+            Ok(Destinations::Selections(s)) => Ok(s),
+            Ok(Destinations::Legacy(_)) => {
+                Err("the scheduler answered without Selection objects".to_owned())
+            }
+            Err(e) => Err(e
+                .remote()
+                .map(|r| r.message.clone())
+                .unwrap_or_else(|| e.to_string())),
+        };
+        let selections = match selections {
             Ok(s) => s,
-            Err(e) => {
-                let message = e
-                    .remote()
-                    .map(|r| r.message.clone())
-                    .unwrap_or_else(|| e.to_string());
+            Err(message) => {
                 // Nova records NoValidHost (and any scheduling failure) as a 500 fault.
                 let code = 500;
                 for mut inst in instances {
@@ -185,89 +237,48 @@ impl Conductor {
         for (inst, hosts) in instances.into_iter().zip(selections) {
             self.map_instance(&ctx, inst.uuid(), &self.cell1_uuid).await;
             self.drop_build_request(&ctx, inst.uuid()).await;
-            let spec_i = a
-                .request_specs
+            let spec_i = request_specs
                 .iter()
-                .find(|s| {
-                    s.pointer("/nova_object.data/instance_uuid")
-                        .and_then(Value::as_str)
-                        == Some(inst.uuid().as_str())
-                })
+                .find(|s| s.instance_uuid() == inst.uuid())
                 .cloned()
                 .unwrap_or_else(|| spec.clone());
-            self.cast_build(&ctx, inst, hosts, spec_i, &a.image, 1, &a.admin_password)
+            self.cast_build(&ctx, inst, hosts, Some(spec_i), &image, 1, &admin_password)
                 .await;
         }
         Ok(())
     }
 
-    #[allow(clippy::too_many_arguments)]
-    async fn cast_build(
+    async fn build_instances(
         &self,
-        ctx: &RequestContext,
-        inst: Instance,
-        mut hosts: Vec<Value>,
-        request_spec: Value,
-        image: &Value,
-        attempt: i64,
-        admin_password: &Option<String>,
-    ) {
-        if hosts.is_empty() {
-            return;
-        }
-        let chosen = hosts.remove(0);
-        let host = sel(&chosen, "service_host");
-        let node = sel(&chosen, "nodename");
-        let retry = (self.max_attempts > 1)
-            .then(|| json!({"num_attempts": attempt, "hosts": [[host.clone(), node.clone()]]}));
-        let args = BuildAndRunInstance {
-            instance: inst.obj_to_primitive(),
-            image: image.clone(),
-            request_spec,
-            filter_properties: json!({ "retry": retry, "scheduler_hints": {} }),
-            admin_password: admin_password.clone(),
-            node: Some(node),
-            limits: json!({}),
-            host_list: hosts,
-            ..Default::default()
-        };
-        if let Err(e) = self.compute.build_and_run_instance(ctx, &host, &args).await {
-            let mut inst = inst;
-            let msg = format!("cannot reach compute {host}: {e}");
-            let _ = self.placement.delete_allocations_async(inst.uuid()).await;
-            let _ = set_error(&self.objects, ctx, &mut inst, 500, &msg, None).await;
-        }
-    }
-
-    /// `build_instances`: the reschedule path.
-    pub async fn build_instances(
-        &self,
-        ctx: &RequestContext,
-        a: BuildInstances,
+        ctx: RequestContext,
+        instances: Vec<Instance>,
+        image: Value,
+        filter_properties: Value,
+        admin_password: Option<String>,
+        _injected_files: Option<Vec<Value>>,
+        _requested_networks: Option<NetworkRequestList>,
+        _security_groups: Option<Vec<String>>,
+        request_spec: Option<RequestSpec>,
+        host_lists: Option<Vec<Vec<Selection>>>,
     ) -> Result<(), RemoteError> {
-        let ctx = admin_of(ctx);
-        let attempts = a
-            .filter_properties
+        let ctx = admin_of(&ctx);
+        let attempts = filter_properties
             .pointer("/retry/num_attempts")
             .and_then(Value::as_i64)
             .unwrap_or(1)
             + 1;
-        let last_error = a
-            .filter_properties
+        let last_error = filter_properties
             .pointer("/retry/exc_reason")
             .and_then(Value::as_str)
             .unwrap_or("")
             .to_owned();
-        for (i, prim) in a.instances.iter().enumerate() {
-            let uuid = prim
-                .pointer("/nova_object.data/uuid")
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_owned();
+        let host_lists = host_lists.unwrap_or_default();
+        for (i, sent) in instances.iter().enumerate() {
+            let uuid = sent.uuid().clone();
             let Ok(mut inst) = self.objects.get_by_uuid::<Instance>(&ctx, &uuid).await else {
                 continue;
             };
-            if inst.task_state().as_deref() == Some("deleting") || *inst.deleted() {
+            if inst.task_state() == &TaskState::Deleting || *inst.deleted() {
                 continue;
             }
             let _ = self.placement.delete_allocations_async(&uuid).await;
@@ -279,12 +290,12 @@ impl Conductor {
                 let _ = set_error(&self.objects, &ctx, &mut inst, 500, &msg, None).await;
                 continue;
             }
-            let mut alternates: Vec<Value> = a.host_lists.get(i).cloned().unwrap_or_default();
+            let mut alternates: Vec<Selection> = host_lists.get(i).cloned().unwrap_or_default();
             // Claim the first alternate that still fits.
             let mut chosen = None;
             while !alternates.is_empty() {
                 let alt = alternates.remove(0);
-                let claim = sel(&alt, "allocation_request");
+                let claim = alt.allocation_request().clone().unwrap_or_default();
                 let ok = match parse_allocation_request(&claim) {
                     Some(allocs) => self
                         .placement
@@ -311,8 +322,8 @@ impl Conductor {
                 let _ = set_error(&self.objects, &ctx, &mut inst, 500, &msg, None).await;
                 continue;
             };
-            inst.set_vm_state(Some("building".into()));
-            inst.set_task_state(Some("scheduling".into()));
+            inst.set_vm_state(Some(VmState::Building.into()));
+            inst.set_task_state(Some(TaskState::Scheduling.into()));
             let _ = self.objects.save(&ctx, &mut inst).await;
             let mut hosts = vec![chosen];
             hosts.extend(alternates);
@@ -320,40 +331,15 @@ impl Conductor {
                 &ctx,
                 inst,
                 hosts,
-                a.request_spec.clone(),
-                &a.image,
+                request_spec.clone(),
+                &image,
                 attempts,
-                &a.admin_password,
+                &admin_password,
             )
             .await;
         }
         Ok(())
     }
-
-    /// The compute_task endpoint.
-    pub fn compute_task_endpoint(&self) -> Endpoint {
-        let (m1, m2) = (self.clone(), self.clone());
-        Endpoint::new(Some(COMPUTE_TASK_NAMESPACE), COMPUTE_TASK_VERSION)
-            .method(
-                "schedule_and_build_instances",
-                move |call, a: ScheduleAndBuildInstances| {
-                    let m = m1.clone();
-                    async move { m.schedule_and_build_instances(&call.context, a).await }
-                },
-            )
-            .method("build_instances", move |call, a: BuildInstances| {
-                let m = m2.clone();
-                async move { m.build_instances(&call.context, a).await }
-            })
-    }
-}
-
-fn sel(selection: &Value, field: &str) -> String {
-    selection
-        .pointer(&format!("/nova_object.data/{field}"))
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_owned()
 }
 
 /// A Selection's `allocation_request` JSON as Placement allocations.
@@ -379,7 +365,7 @@ pub async fn serve(
     host: &str,
 ) -> anyhow::Result<RpcServer> {
     let dispatcher = Dispatcher::new(vec![
-        conductor.compute_task_endpoint(),
+        Arc::new(conductor.clone()).endpoint(),
         nova_objects::conductor_object_endpoint(store),
         nova_rpcapi::base::endpoint("nova-conductor"),
     ]);

@@ -1,15 +1,14 @@
 //! What `nova-manage` and `nova-status` do, as functions the all-in-one
-//! and the tests reuse.
+//! and the tests reuse; [`cli`] is their command lines.
+
+pub mod cli;
 
 use nova_objects::db::Database;
 use nova_objects::{CellMapping, ComputeNode, HostMapping, ListQuery, Objects, Service};
 use nova_placement::SqlPlacement;
-use nova_rpc::RequestContext;
 use nova_service::Conf;
 
-fn admin() -> RequestContext {
-    RequestContext::new().with_admin(true).with_roles(["admin"])
-}
+use nova_service::context::admin;
 
 /// `nova-manage db sync`: the nova schema, the Placement tables and the
 /// cell mappings; idempotent. Reports each step through `say`.

@@ -4,8 +4,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use nova_rpc::{Endpoint, RequestContext, Result, RpcClient, Target, Transport, Version};
-use serde::Deserialize;
+use nova_rpc::{
+    Endpoint, RemoteError, RequestContext, Result, RpcClient, Target, Transport, Version,
+};
 use serde_json::{Value, json};
 
 /// The namespace.
@@ -13,19 +14,30 @@ pub const NAMESPACE: &str = "baseapi";
 /// The version.
 pub const VERSION: Version = Version::new(1, 1);
 
-#[derive(Deserialize)]
-struct PingArgs {
-    #[serde(default)]
-    arg: Value,
+/// The base API (served on every service's topic).
+#[nova_rpc::interface(namespace = NAMESPACE, version = VERSION, client = BaseApi)]
+pub trait Base {
+    /// Answers `{"service": <binary>, "arg": arg}`: the service is alive.
+    #[rpc(call, version = "1.0")]
+    async fn ping(&self, ctx: RequestContext, #[rpc(default)] arg: Value) -> Value;
+}
+
+struct BaseService {
+    binary: String,
+}
+
+impl Base for BaseService {
+    async fn ping(&self, _ctx: RequestContext, arg: Value) -> Result<Value, RemoteError> {
+        Ok(json!({"service": self.binary, "arg": arg}))
+    }
 }
 
 /// The endpoint a service named `binary` adds to its RPC server.
 pub fn endpoint(binary: &str) -> Endpoint {
-    let binary = binary.to_owned();
-    Endpoint::new(Some(NAMESPACE), VERSION).method("ping", move |_call, a: PingArgs| {
-        let out = json!({"service": binary, "arg": a.arg});
-        async move { Ok(out) }
+    Arc::new(BaseService {
+        binary: binary.to_owned(),
     })
+    .endpoint()
 }
 
 /// Pings `topic` (optionally one server): the service's answer.
@@ -37,13 +49,10 @@ pub async fn ping(
     arg: Value,
     timeout: Duration,
 ) -> Result<Value> {
-    let mut target = Target::topic(topic).with_namespace(NAMESPACE);
+    let mut client =
+        RpcClient::new(transport, Target::topic(topic).with_namespace(NAMESPACE)).timeout(timeout);
     if let Some(s) = server {
-        target = target.with_server(s);
+        client = client.server(s);
     }
-    RpcClient::new(transport, target)
-        .version(VERSION)
-        .timeout(timeout)
-        .call(ctx, "ping", json!({ "arg": arg }))
-        .await
+    BaseApi::from_client(client).ping(ctx, &arg).await
 }

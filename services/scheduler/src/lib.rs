@@ -10,16 +10,17 @@
 //! registered a moment ago is already a candidate. Between reloads the scheduler consumes
 //! what it placed from its own view, as nova's HostState does.
 
+pub mod service;
+pub use service::{run, start};
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use nova_objects::{
-    Aggregate, ComputeNode, ListQuery, Objects, RequestSpec, Service, VersionedObject,
-};
-use nova_placement::SqlPlacement;
-use nova_rpc::{Dispatcher, Endpoint, RemoteError, RequestContext, RpcServer, Target, Transport};
-use nova_rpcapi::scheduler::{SERVER_VERSION, SelectDestinations, TOPIC};
+use nova_objects::{Aggregate, ComputeNode, ListQuery, Objects, RequestSpec, Service};
+use nova_placement::PlacementHandle;
+use nova_rpc::{Dispatcher, RemoteError, RequestContext, RpcServer, Target, Transport};
+use nova_rpcapi::scheduler::{Destinations, Scheduler as SchedulerRpc, TOPIC};
 use nova_scheduler::{Scheduler, SchedulerConfig, Selection};
 use nova_service::Conf;
 use serde_json::{Value, json};
@@ -60,21 +61,19 @@ const FOREIGN_MAX: usize = 10_000;
 #[derive(Debug, Clone)]
 pub struct SchedulerManager {
     objects: Objects,
-    placement: SqlPlacement,
+    placement: PlacementHandle,
     // A tokio mutex: a request holds it on a blocking thread for a whole
     // placement; workers wait for it without blocking.
     view: Arc<tokio::sync::Mutex<View>>,
     cell_uuid: String,
 }
 
-fn admin() -> RequestContext {
-    RequestContext::new().with_admin(true).with_roles(["admin"])
-}
+use nova_service::context::admin;
 
 fn no_valid_host(reason: &str) -> RemoteError {
     RemoteError::new(
-        "nova.exception",
         "NoValidHost",
+        "nova.exception",
         format!("No valid host was found. {reason}"),
     )
     .with_kwarg("reason", reason.to_owned())
@@ -85,7 +84,7 @@ impl SchedulerManager {
     pub fn new(
         config: SchedulerConfig,
         objects: Objects,
-        placement: SqlPlacement,
+        placement: PlacementHandle,
         cell_uuid: &str,
     ) -> anyhow::Result<Self> {
         Ok(SchedulerManager {
@@ -186,9 +185,9 @@ impl SchedulerManager {
         })
     }
 
-    /// `select_destinations`: one Selection list per instance (chosen host
+    /// Places the instances: one Selection list per instance (chosen host
     /// first, then the alternates), claimed in Placement.
-    pub async fn select_destinations(
+    pub async fn place(
         &self,
         spec: &RequestSpec,
         instance_uuids: &[String],
@@ -252,31 +251,42 @@ impl SchedulerManager {
             }
         }
     }
+}
 
-    /// The RPC endpoint (topic `scheduler`, 4.5).
-    pub fn endpoint(&self) -> Endpoint {
-        let me = self.clone();
-        Endpoint::new(None, SERVER_VERSION).method(
-            "select_destinations",
-            move |_call, a: SelectDestinations| {
-                let me = me.clone();
-                async move {
-                    let spec = RequestSpec::obj_from_primitive(&a.spec_obj).map_err(|e| {
-                        RemoteError::type_error(format!("spec_obj is not a RequestSpec: {e}"))
-                    })?;
-                    let chosen = me.select_destinations(&spec, &a.instance_uuids).await?;
-                    Ok(chosen
-                        .iter()
-                        .map(|alts| alts.iter().map(selection_primitive).collect::<Vec<_>>())
-                        .collect::<Vec<_>>())
-                }
-            },
-        )
+impl SchedulerRpc for SchedulerManager {
+    async fn select_destinations(
+        &self,
+        _ctx: RequestContext,
+        spec_obj: RequestSpec,
+        instance_uuids: Vec<String>,
+        return_objects: bool,
+        return_alternates: bool,
+    ) -> Result<Destinations, RemoteError> {
+        let chosen = self.place(&spec_obj, &instance_uuids).await?;
+        if !return_objects {
+            // Nova's pre-4.5 answer: the chosen host of each instance as a dict.
+            return Ok(Destinations::Legacy(
+                chosen
+                    .iter()
+                    .filter_map(|alts| alts.first())
+                    .map(|s| json!({"host": s.host, "nodename": s.nodename, "limits": {}}))
+                    .collect(),
+            ));
+        }
+        Ok(Destinations::Selections(
+            chosen
+                .iter()
+                .map(|alts| {
+                    let keep = if return_alternates { alts.len() } else { 1 };
+                    alts.iter().take(keep).map(selection_object).collect()
+                })
+                .collect(),
+        ))
     }
 }
 
-/// A Selection as nova's `Selection` object primitive.
-pub fn selection_primitive(s: &Selection) -> Value {
+/// A Selection as nova's `Selection` object.
+pub fn selection_object(s: &Selection) -> nova_objects::Selection {
     let alloc = s.allocation_request.as_ref().map(|a| {
         let allocs: serde_json::Map<String, Value> = a
             .iter()
@@ -293,7 +303,6 @@ pub fn selection_primitive(s: &Selection) -> Value {
         .with_allocation_request(alloc)
         .with_allocation_request_version(Some("1.36".into()))
         .with_availability_zone(None)
-        .obj_to_primitive()
 }
 
 /// Starts the scheduler's RPC server on `transport`.
@@ -303,7 +312,7 @@ pub async fn serve(
     host: &str,
 ) -> anyhow::Result<RpcServer> {
     let dispatcher = Dispatcher::new(vec![
-        manager.endpoint(),
+        Arc::new(manager.clone()).endpoint(),
         nova_rpcapi::base::endpoint("nova-scheduler"),
     ]);
     Ok(RpcServer::start(

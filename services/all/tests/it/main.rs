@@ -10,4 +10,6 @@ mod cli;
 mod cluster;
 mod multiprocess;
 #[cfg(all(feature = "amqp", feature = "postgres"))]
+mod nova_clients;
+#[cfg(all(feature = "amqp", feature = "postgres"))]
 mod vhost;

@@ -331,7 +331,9 @@ async fn services_as_processes_over_rabbitmq_and_postgresql() {
     assert!(max - min <= 1, "spread {per_host:?}");
 
     // Placement in PostgreSQL holds exactly the twenty allocations.
-    let placement = nova_placement::SqlPlacement::open(&db_url).await.unwrap();
+    let placement = nova_placement::PlacementHandle::new(
+        nova_placement::SqlPlacement::open(&db_url).await.unwrap(),
+    );
     let mut total = 0;
     let (_, hv) = json_req(
         &http,

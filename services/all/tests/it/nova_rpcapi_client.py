@@ -1,0 +1,92 @@
+"""Real nova 34 RPC clients (nova.scheduler.rpcapi, nova.compute.rpcapi)
+calling nova-rs services over RabbitMQ. A test tool of
+services/all/tests/it/nova_clients.rs; prints one JSON line.
+
+  nova_rpcapi_client.py URL select_destinations INSTANCE_UUID [VCPUS]
+  nova_rpcapi_client.py URL build_and_run_instance HOST NODE INSTANCE_ID INSTANCE_UUID
+"""
+import json
+import os
+import sys
+import tempfile
+
+from nova import config
+from nova import context as nova_context
+from nova import objects
+
+objects.register_all()
+
+
+def main():
+    url, op = sys.argv[1], sys.argv[2]
+    # Started as nova's services are: a nova.conf and nova.config.parse_args.
+    with tempfile.NamedTemporaryFile("w", suffix=".conf", delete=False) as f:
+        f.write("[DEFAULT]\ntransport_url = %s\nrpc_response_timeout = 30\n"
+                "long_rpc_timeout = 30\n"
+                # An explicit cap: 'auto' would read service versions from nova's database.
+                "[upgrade_levels]\ncompute = 6.5\n" % url)
+    config.parse_args(["nova-rpcapi-client", "--config-file", f.name], configure_db=False)
+    os.unlink(f.name)
+    ctxt = nova_context.RequestContext(user_id="py-user", project_id="py-project", is_admin=True)
+    flavor = objects.Flavor(
+        id=1, flavorid="1", name="m1.tiny", vcpus=1, memory_mb=512, root_gb=1,
+        ephemeral_gb=0, swap=0, rxtx_factor=1.0, vcpu_weight=0, disabled=False,
+        is_public=True, extra_specs={}, description=None,
+    )
+    image = {"id": "", "properties": {}, "min_ram": 0, "min_disk": 0}
+
+    if op == "select_destinations":
+        from nova.scheduler import rpcapi as scheduler_rpcapi
+
+        uuid = sys.argv[3]
+        if len(sys.argv) > 4:
+            flavor.vcpus = int(sys.argv[4])
+        spec = objects.RequestSpec.from_components(
+            ctxt, uuid, image, flavor, None, None, {}, None, None,
+            project_id="py-project", user_id="py-user",
+        )
+        spec.num_instances = 1
+        try:
+            hosts = scheduler_rpcapi.SchedulerAPI().select_destinations(
+                ctxt, spec, [uuid], return_objects=True, return_alternates=True)
+        except Exception as e:  # what nova's conductor would catch
+            from nova import exception
+            print(json.dumps({"error": type(e).__name__, "module": type(e).__module__,
+                              "no_valid_host": isinstance(e, exception.NoValidHost),
+                              "message": str(e)}))
+            return
+        print(json.dumps([[{
+            "class": type(s).__name__,
+            "service_host": s.service_host,
+            "nodename": s.nodename,
+            "compute_node_uuid": s.compute_node_uuid,
+            "allocation_request": json.loads(s.allocation_request),
+        } for s in alts] for alts in hosts]))
+    elif op == "build_and_run_instance":
+        from nova.compute import rpcapi as compute_rpcapi
+
+        host, node, inst_id, uuid = sys.argv[3:7]
+        inst = objects.Instance(
+            context=ctxt, id=int(inst_id), uuid=uuid, display_name="from-python",
+            project_id="py-project", user_id="py-user", vm_state="building",
+            task_state="scheduling", power_state=0, host=None, node=None,
+            flavor=flavor, vcpus=1, memory_mb=512, root_gb=1, ephemeral_gb=0,
+            image_ref="", launched_at=None,
+        )
+        inst.obj_reset_changes()
+        spec = objects.RequestSpec.from_components(
+            ctxt, uuid, image, flavor, None, None, {}, None, None,
+            project_id="py-project", user_id="py-user",
+        )
+        compute_rpcapi.ComputeAPI().build_and_run_instance(
+            ctxt, inst, host, image, spec, {}, admin_password=None,
+            injected_files=[], requested_networks=objects.NetworkRequestList(objects=[]),
+            security_groups=[], block_device_mapping=objects.BlockDeviceMappingList(objects=[]),
+            node=node, limits=None, host_list=[], accel_uuids=[])
+        print(json.dumps({"cast": "build_and_run_instance", "host": host}))
+    else:
+        raise SystemExit("unknown op %s" % op)
+
+
+if __name__ == "__main__":
+    main()

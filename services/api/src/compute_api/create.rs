@@ -1,0 +1,391 @@
+//! Creating servers (nova's `API.create`): the flavor, image and key pair
+//! checks, the availability zone, quotas, the four records of each
+//! instance and the cast to the conductor.
+
+use std::collections::BTreeMap;
+
+use nova_objects::{
+    Aggregate, BuildRequest, Flavor, ImageMeta, Instance, InstanceMapping, KeyPair, ListQuery,
+    Lookup, RequestSpec,
+};
+use nova_service::states::{PowerState, TaskState, VmState};
+use serde_json::{Value, json};
+
+use crate::ApiState;
+use crate::auth::Ctx;
+use crate::fault::{ApiResult, Fault};
+use crate::http::admin_ctx;
+
+/// A create request, parsed and checked against its schema and policy.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct CreateRequest {
+    /// `name`.
+    pub name: String,
+    /// `description`.
+    pub description: Option<String>,
+    /// `hostname` (2.90); else derived from the name.
+    pub hostname: Option<String>,
+    /// The flavor id of `flavorRef`.
+    pub flavor_id: String,
+    /// The image id of `imageRef` (or of an image block device mapping).
+    pub image_id: Option<String>,
+    /// Whether block device mappings were given.
+    pub has_bdms: bool,
+    /// `key_name`.
+    pub key_name: Option<String>,
+    /// `user_data` (base 64).
+    pub user_data: Option<String>,
+    /// `metadata`.
+    pub metadata: BTreeMap<String, String>,
+    /// `min_count`.
+    pub min_count: i64,
+    /// `max_count`.
+    pub max_count: i64,
+    /// The zone of `availability_zone`.
+    pub availability_zone: Option<String>,
+    /// The host of `availability_zone` `az:host` or of `host` (admins).
+    pub force_host: Option<String>,
+    /// Scheduler hints.
+    pub hints: BTreeMap<String, Vec<String>>,
+    /// `accessIPv4`.
+    pub access_ip_v4: Option<String>,
+    /// `accessIPv6`.
+    pub access_ip_v6: Option<String>,
+    /// `OS-DCF:diskConfig` is `AUTO`.
+    pub auto_disk_config: bool,
+}
+
+/// What a create made.
+#[derive(Debug, Clone)]
+pub(crate) struct Created {
+    /// The first instance's uuid.
+    pub uuid: String,
+    /// The reservation id of all of them.
+    pub reservation_id: String,
+    /// The generated admin password.
+    pub admin_pass: String,
+}
+
+/// Everything a create needs, checked before anything is written.
+struct Plan {
+    flavor: Flavor,
+    image: Value,
+    key: Option<KeyPair>,
+    count: i64,
+}
+
+async fn availability_zones(st: &ApiState) -> ApiResult<Vec<String>> {
+    let aggs: Vec<Aggregate> = st.objects.list(&admin_ctx(), &ListQuery::new()).await?;
+    let mut zones = vec![st.cfg.default_az.clone()];
+    for a in aggs {
+        if let Some(z) = a
+            .metadata()
+            .as_ref()
+            .and_then(|m| m.get("availability_zone"))
+            && !zones.contains(z)
+        {
+            zones.push(z.clone());
+        }
+    }
+    Ok(zones)
+}
+
+async fn flavor(st: &ApiState, ctx: &Ctx, fid: &str) -> ApiResult<Flavor> {
+    let flavor: Flavor = match st
+        .objects
+        .get(&admin_ctx(), Lookup::field("flavorid", fid))
+        .await
+    {
+        Ok(f) => f,
+        Err(e) if e.is_not_found() => {
+            return Err(Fault::bad_request(format!(
+                "Flavor {fid} could not be found."
+            )));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    if *flavor.disabled() {
+        return Err(Fault::bad_request(format!("Flavor {fid} is disabled.")));
+    }
+    if !*flavor.is_public() && !ctx.is_admin() && !flavor.projects().contains(&ctx.project_id) {
+        return Err(Fault::bad_request(format!(
+            "Flavor {fid} could not be found."
+        )));
+    }
+    Ok(flavor)
+}
+
+fn image(st: &ApiState, ctx: &Ctx, r: &CreateRequest, flavor: &Flavor) -> ApiResult<Value> {
+    let Some(id) = &r.image_id else {
+        if r.has_bdms {
+            return Err(Fault::bad_request(
+                "Booting from a volume needs the block storage service, which this deployment does not have.",
+            ));
+        }
+        return Err(Fault::bad_request("Missing imageRef attribute"));
+    };
+    let img = st
+        .images
+        .get(id)
+        .filter(|i| crate::image::ImageStore::visible(ctx, i))
+        .ok_or_else(|| Fault::bad_request(format!("Image {id} could not be found.")))?;
+    if img["status"].as_str() != Some("active") {
+        return Err(Fault::bad_request(format!("Image {id} is not active.")));
+    }
+    let min_ram = img["min_ram"].as_i64().unwrap_or(0);
+    if min_ram > *flavor.memory_mb() {
+        return Err(Fault::bad_request(
+            "Flavor's memory is too small for requested image.",
+        ));
+    }
+    let min_disk = img["min_disk"].as_i64().unwrap_or(0);
+    if *flavor.root_gb() > 0 && min_disk > *flavor.root_gb() {
+        return Err(Fault::bad_request(
+            "Flavor's disk is too small for requested image.",
+        ));
+    }
+    Ok(img)
+}
+
+async fn key_pair(st: &ApiState, ctx: &Ctx, name: Option<&str>) -> ApiResult<Option<KeyPair>> {
+    let Some(k) = name else {
+        return Ok(None);
+    };
+    let q = ListQuery::new()
+        .filter("name", k)
+        .filter("user_id", ctx.user_id.as_str());
+    let found: Vec<KeyPair> = st.objects.list(&admin_ctx(), &q).await?;
+    found
+        .into_iter()
+        .next()
+        .map(Some)
+        .ok_or_else(|| Fault::bad_request("Invalid key_name provided."))
+}
+
+/// How many instances the quotas allow (between `min` and `max`), counted
+/// from what exists (nova's DbQuotaDriver); 403 below `min`.
+async fn quota_count(
+    st: &ApiState,
+    ctx: &Ctx,
+    flavor: &Flavor,
+    min: i64,
+    max: i64,
+) -> ApiResult<i64> {
+    let q = &st.cfg.quotas;
+    let (used, used_cores, used_ram) = if q.cores < 0 && q.ram < 0 {
+        // Only the instance count matters (or nothing): count, do not load.
+        let n = if q.instances < 0 {
+            0
+        } else {
+            let f = serde_json::Map::from_iter([("project_id".to_owned(), json!(ctx.project_id))]);
+            st.objects.count::<Instance>(&admin_ctx(), &f).await? as i64
+        };
+        (n, 0, 0)
+    } else {
+        let mine: Vec<Instance> = st
+            .objects
+            .list(
+                &admin_ctx(),
+                &ListQuery::new().filter("project_id", ctx.project_id.as_str()),
+            )
+            .await?;
+        let cores: i64 = mine.iter().map(|i| i.vcpus().unwrap_or(0)).sum();
+        let ram: i64 = mine.iter().map(|i| i.memory_mb().unwrap_or(0)).sum();
+        (mine.len() as i64, cores, ram)
+    };
+    let fit = |per: i64, used: i64, limit: i64| {
+        if per == 0 || limit < 0 {
+            max
+        } else {
+            ((limit - used) / per).min(max)
+        }
+    };
+    let count = fit(1, used, q.instances)
+        .min(fit(*flavor.vcpus(), used_cores, q.cores))
+        .min(fit(*flavor.memory_mb(), used_ram, q.ram));
+    if count < min {
+        let (res, per, u, limit) = if fit(1, used, q.instances) < min {
+            ("instances", 1, used, q.instances)
+        } else if fit(*flavor.vcpus(), used_cores, q.cores) < min {
+            ("cores", *flavor.vcpus(), used_cores, q.cores)
+        } else {
+            ("ram", *flavor.memory_mb(), used_ram, q.ram)
+        };
+        return Err(Fault::forbidden(format!(
+            "Quota exceeded for {res}: Requested {}, but already used {u} of {limit} {res}",
+            per * min
+        )));
+    }
+    Ok(count)
+}
+
+async fn plan(st: &ApiState, ctx: &Ctx, r: &CreateRequest) -> ApiResult<Plan> {
+    let flavor = flavor(st, ctx, &r.flavor_id).await?;
+    let image = image(st, ctx, r, &flavor)?;
+    let key = key_pair(st, ctx, r.key_name.as_deref()).await?;
+    if r.metadata.len() as i64 > st.cfg.quotas.metadata_items {
+        return Err(Fault::forbidden(format!(
+            "Quota exceeded for metadata_items: Requested {}, but already used 0 of {} metadata_items",
+            r.metadata.len(),
+            st.cfg.quotas.metadata_items
+        )));
+    }
+    if let Some(zone) = &r.availability_zone
+        && !availability_zones(st).await?.iter().any(|x| x == zone)
+    {
+        return Err(Fault::bad_request(format!(
+            "The requested availability zone is not available: {zone}"
+        )));
+    }
+    let count = quota_count(st, ctx, &flavor, r.min_count, r.max_count).await?;
+    Ok(Plan {
+        flavor,
+        image,
+        key,
+        count,
+    })
+}
+
+fn image_meta(img: &Value) -> ImageMeta {
+    let s = |k: &str| img[k].as_str().unwrap_or("").to_owned();
+    ImageMeta::new()
+        .with_id(s("id"))
+        .with_name(s("name"))
+        .with_status(s("status"))
+        .with_visibility(s("visibility"))
+        .with_owner(s("owner"))
+        .with_container_format(s("container_format"))
+        .with_disk_format(s("disk_format"))
+        .with_checksum(s("checksum"))
+        .with_size(img["size"].as_i64().unwrap_or(0))
+        .with_min_ram(img["min_ram"].as_i64().unwrap_or(0))
+        .with_min_disk(img["min_disk"].as_i64().unwrap_or(0))
+}
+
+/// A hostname from a display name (nova's `sanitize_hostname`).
+fn hostname_of(name: &str) -> String {
+    let mut h: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    h = h.trim_matches('-').chars().take(63).collect();
+    if h.is_empty() { "server".into() } else { h }
+}
+
+/// The instance record `n` of a create, as the API first writes it.
+fn new_instance(ctx: &Ctx, r: &CreateRequest, plan: &Plan, n: i64, reservation: &str) -> Instance {
+    let display = if plan.count > 1 {
+        format!("{}-{}", r.name, n + 1)
+    } else {
+        r.name.clone()
+    };
+    let f = &plan.flavor;
+    Instance::new()
+        .with_uuid(uuid::Uuid::new_v4().to_string())
+        .with_display_name(Some(display.clone()))
+        .with_display_description(r.description.clone())
+        .with_hostname(Some(
+            r.hostname.clone().unwrap_or_else(|| hostname_of(&display)),
+        ))
+        .with_project_id(Some(ctx.project_id.clone()))
+        .with_user_id(Some(ctx.user_id.clone()))
+        .with_image_ref(plan.image["id"].as_str().map(str::to_owned))
+        .with_flavor(f.clone())
+        .with_instance_type_id(Some(*f.id()))
+        .with_vcpus(Some(*f.vcpus()))
+        .with_memory_mb(Some(*f.memory_mb()))
+        .with_root_gb(Some(*f.root_gb()))
+        .with_ephemeral_gb(Some(*f.ephemeral_gb()))
+        .with_key_name(plan.key.as_ref().map(|k| k.name().clone()))
+        .with_key_data(plan.key.as_ref().and_then(|k| k.public_key().clone()))
+        .with_metadata(r.metadata.clone())
+        .with_system_metadata(BTreeMap::new())
+        .with_user_data(r.user_data.clone())
+        .with_vm_state(Some(VmState::Building.into()))
+        .with_task_state(Some(TaskState::Scheduling.into()))
+        .with_power_state(Some(PowerState::NoState as i64))
+        .with_availability_zone(r.availability_zone.clone())
+        .with_launch_index(Some(n))
+        .with_reservation_id(Some(reservation.to_owned()))
+        .with_locked(false)
+        .with_config_drive(Some(String::new()))
+        .with_access_ip_v4(r.access_ip_v4.clone())
+        .with_access_ip_v6(r.access_ip_v6.clone())
+        .with_auto_disk_config(r.auto_disk_config)
+        .with_progress(Some(0))
+        .with_shutdown_terminate(false)
+        .with_disable_terminate(false)
+        .with_cleaned(false)
+        .with_hidden(false)
+}
+
+/// Creates the instances of `r` (as many as the quotas allow between
+/// `min_count` and `max_count`) and asks the conductor to schedule and
+/// build them.
+pub(crate) async fn create(st: &ApiState, ctx: &Ctx, r: &CreateRequest) -> ApiResult<Created> {
+    let plan = plan(st, ctx, r).await?;
+    let reservation = format!("r-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
+    let admin_pass: String = uuid::Uuid::new_v4().simple().to_string()[..12].to_owned();
+    let rctx = admin_ctx();
+    let mut build_requests = Vec::new();
+    let mut specs = Vec::new();
+    let mut first = None;
+    for n in 0..plan.count {
+        let mut inst = new_instance(ctx, r, &plan, n, &reservation);
+        let uuid = inst.uuid().clone();
+        st.objects.create(&rctx, &mut inst).await?;
+        let mut spec = RequestSpec::new()
+            .with_instance_uuid(uuid.clone())
+            .with_project_id(Some(ctx.project_id.clone()))
+            .with_user_id(Some(ctx.user_id.clone()))
+            .with_flavor(plan.flavor.clone())
+            .with_image(Some(image_meta(&plan.image)))
+            .with_num_instances(plan.count)
+            .with_availability_zone(r.availability_zone.clone())
+            .with_scheduler_hints(Some(r.hints.clone()))
+            .with_force_hosts(r.force_host.clone().map(|h| vec![h]))
+            .with_is_bfv(false);
+        st.objects.create(&rctx, &mut spec).await?;
+        let mut br = BuildRequest::new()
+            .with_instance_uuid(uuid.clone())
+            .with_project_id(ctx.project_id.clone())
+            .with_instance(inst.clone());
+        st.objects.create(&rctx, &mut br).await?;
+        let mut map = InstanceMapping::new()
+            .with_instance_uuid(uuid.clone())
+            .with_project_id(ctx.project_id.clone())
+            .with_user_id(ctx.user_id.clone())
+            .with_cell_mapping(None)
+            .with_queued_for_delete(false);
+        st.objects.create(&rctx, &mut map).await?;
+        build_requests.push(br);
+        specs.push(spec);
+        first.get_or_insert(uuid);
+    }
+    st.rpc
+        .conductor
+        .schedule_and_build_instances(
+            &ctx.rpc(),
+            &build_requests,
+            &specs,
+            &plan.image,
+            &Some(admin_pass.clone()),
+            &None,
+            &None,
+            &None,
+            &None,
+        )
+        .await
+        .map_err(Fault::internal)?;
+    Ok(Created {
+        uuid: first.unwrap_or_default(),
+        reservation_id: reservation,
+        admin_pass,
+    })
+}

@@ -1,0 +1,117 @@
+//! The compute API layer (nova's `nova/compute/api.py`): what the server
+//! operations do, apart from HTTP.
+//!
+//! Handlers parse a request, check its schema and policy, call one
+//! operation here and render what it returns; the operations read and
+//! write the records, check quotas and instance states, and are the only
+//! code that calls the conductor and compute RPC clients ([`Rpc`]).
+//!
+//! - [`create`]: flavor, image, key pair, networks, quota, the four
+//!   records (Instance, RequestSpec, BuildRequest, InstanceMapping) and the
+//!   cast to the conductor;
+//! - [`delete`]: the cast to the compute, or the local delete when no
+//!   compute holds the instance (or its compute is down);
+//! - [`actions`]: reboot, stop, start, with nova's state checks;
+//! - [`queries`]: one instance, and the filtered, sorted, paged list (in
+//!   SQL).
+//!
+//! A new server action goes in [`actions`]: its allowed states, the task
+//! state it sets, and its RPC call; the handler in
+//! `handlers::servers::actions` parses its body.
+
+pub(crate) mod actions;
+pub(crate) mod create;
+pub(crate) mod delete;
+pub(crate) mod queries;
+
+use std::sync::Arc;
+
+use nova_objects::Instance;
+use nova_rpc::Transport;
+use nova_rpcapi::compute::ComputeApi;
+use nova_rpcapi::conductor::ComputeTaskApi;
+use nova_service::states::{TaskState, VmState};
+
+use crate::auth::Ctx;
+use crate::fault::{ApiResult, Fault};
+
+pub(crate) use actions::{Action, act};
+pub(crate) use create::{CreateRequest, create};
+pub(crate) use delete::delete;
+pub(crate) use queries::{ListRequest, get, list};
+
+/// The RPC clients the compute API calls (and nothing else does).
+#[derive(Debug)]
+pub(crate) struct Rpc {
+    /// Compute RPC (`compute` topic, a host's server).
+    compute: ComputeApi,
+    /// Conductor compute-task RPC.
+    conductor: ComputeTaskApi,
+}
+
+impl Rpc {
+    /// Clients over `transport`; compute calls capped at `compute_cap`
+    /// (`[upgrade_levels] compute`).
+    pub(crate) fn new(
+        transport: Arc<dyn Transport>,
+        compute_cap: Option<nova_rpc::Version>,
+    ) -> Self {
+        Rpc {
+            compute: ComputeApi::new(transport.clone()).version_cap(compute_cap),
+            conductor: ComputeTaskApi::new(transport),
+        }
+    }
+}
+
+/// Nova's `check_instance_state`: 409 with nova's message (nothing
+/// changes) unless the instance's vm_state is one of `vm` and its
+/// task_state one of `task`.
+pub(crate) fn check_instance_state(
+    inst: &Instance,
+    action: &str,
+    vm: &[VmState],
+    task: &[Option<TaskState>],
+) -> ApiResult<()> {
+    let vm_now = inst.vm_state().as_deref();
+    if !vm_now
+        .and_then(|s| s.parse::<VmState>().ok())
+        .is_some_and(|s| vm.contains(&s))
+    {
+        return Err(Fault::conflict(format!(
+            "Cannot '{action}' instance {} while it is in vm_state {}",
+            inst.uuid(),
+            vm_now.unwrap_or_default()
+        )));
+    }
+    let task_now = inst.task_state().as_deref();
+    let parsed = match task_now {
+        None => Some(None),
+        Some(s) => s.parse::<TaskState>().ok().map(Some),
+    };
+    if !parsed.is_some_and(|t| task.contains(&t)) {
+        return Err(Fault::conflict(format!(
+            "Cannot '{action}' instance {} while it is in task_state {}",
+            inst.uuid(),
+            task_now.unwrap_or("None")
+        )));
+    }
+    Ok(())
+}
+
+/// Nova's `check_instance_lock`: a locked instance is the admins' only.
+pub(crate) fn check_instance_lock(ctx: &Ctx, inst: &Instance) -> ApiResult<()> {
+    if *inst.locked() && !ctx.is_admin() {
+        return Err(Fault::conflict(format!(
+            "Instance {} is locked",
+            inst.uuid()
+        )));
+    }
+    Ok(())
+}
+
+/// Nova's `API.update_instance`: writes the fields the caller changed
+/// (name, description, access addresses, hostname, disk config).
+pub(crate) async fn update(st: &crate::ApiState, inst: &mut Instance) -> ApiResult<()> {
+    st.objects.save(&crate::http::admin_ctx(), inst).await?;
+    Ok(())
+}

@@ -1,0 +1,197 @@
+//! `POST /servers`: the body becomes a [`CreateRequest`] (schema, counts,
+//! user data, networks, zone and host policy); the compute API creates.
+
+use std::collections::BTreeMap;
+
+use axum::Extension;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use base64::Engine as _;
+use serde_json::{Value, json};
+
+use super::St;
+use crate::auth::Ctx;
+use crate::compute_api::{self, CreateRequest};
+use crate::fault::{ApiResult, Fault};
+use crate::http::{json_body, require_admin, require_write, truthy};
+use crate::microversion::ApiVersion;
+use crate::schemas;
+
+/// The id at the end of a reference (`…/flavors/1` or `1`).
+fn id_of_ref(v: &Value) -> String {
+    let s = match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    s.trim_end_matches('/')
+        .rsplit('/')
+        .next()
+        .unwrap_or("")
+        .to_owned()
+}
+
+fn parse_count(v: Option<&Value>, what: &str) -> ApiResult<Option<i64>> {
+    match v {
+        None => Ok(None),
+        Some(Value::Number(n)) => n.as_i64().filter(|n| *n >= 1).map(Some).ok_or_else(|| {
+            Fault::bad_request(format!("Invalid input for field/attribute {what}."))
+        }),
+        Some(Value::String(s)) => s
+            .parse::<i64>()
+            .ok()
+            .filter(|n| *n >= 1)
+            .map(Some)
+            .ok_or_else(|| {
+                Fault::bad_request(format!(
+                    "Invalid input for field/attribute {what}. Value: {s}."
+                ))
+            }),
+        Some(other) => Err(Fault::bad_request(format!(
+            "Invalid input for field/attribute {what}. Value: {other}."
+        ))),
+    }
+}
+
+fn hints(body: &Value) -> BTreeMap<String, Vec<String>> {
+    let mut hints = BTreeMap::new();
+    for key in ["os:scheduler_hints", "OS-SCH-HNT:scheduler_hints"] {
+        if let Some(h) = body[key].as_object() {
+            for (k, v) in h {
+                let vals: Vec<String> = match v {
+                    Value::Array(a) => a
+                        .iter()
+                        .map(|x| {
+                            x.as_str()
+                                .map(str::to_owned)
+                                .unwrap_or_else(|| x.to_string())
+                        })
+                        .collect(),
+                    Value::String(s) => vec![s.clone()],
+                    other => vec![other.to_string()],
+                };
+                hints.insert(k.clone(), vals);
+            }
+        }
+    }
+    hints
+}
+
+/// The create request of a body valid at `v`.
+fn parse(ctx: &Ctx, v: ApiVersion, body: &Value) -> ApiResult<CreateRequest> {
+    schemas::check("server_create", v, || schemas::server_create(v), body)?;
+    let s = &body["server"];
+    let bdms = s["block_device_mapping_v2"].as_array();
+    let image_id = s["imageRef"]
+        .as_str()
+        .map(|r| id_of_ref(&json!(r)))
+        .filter(|r| !r.is_empty())
+        .or_else(|| {
+            bdms.and_then(|b| {
+                b.iter()
+                    .find(|m| m["source_type"] == "image" && m["destination_type"] == "local")
+                    .and_then(|m| m["uuid"].as_str().map(str::to_owned))
+            })
+        });
+    if let Some(n) = s["networks"].as_array().and_then(|n| n.first()) {
+        let what = n["uuid"].as_str().or(n["port"].as_str()).unwrap_or("");
+        return Err(Fault::bad_request(format!(
+            "Network {what} could not be found: this deployment has no network service; use \"networks\": \"none\" or \"auto\"."
+        )));
+    }
+    if let Some(ud) = s["user_data"].as_str()
+        && base64::engine::general_purpose::STANDARD
+            .decode(ud.trim())
+            .is_err()
+    {
+        return Err(Fault::bad_request("User data needs to be valid base 64."));
+    }
+    let min_count = parse_count(s.get("min_count"), "min_count")?.unwrap_or(1);
+    let max_count = parse_count(s.get("max_count"), "max_count")?.unwrap_or(min_count);
+    if min_count > max_count {
+        return Err(Fault::bad_request("min_count must be <= max_count"));
+    }
+    // Availability zone, `az:host[:node]` for admins.
+    let (mut availability_zone, mut force_host) = (None, None);
+    if let Some(z) = s["availability_zone"].as_str() {
+        let mut parts = z.splitn(3, ':');
+        let zone = parts.next().unwrap_or("");
+        if let Some(h) = parts.next().filter(|h| !h.is_empty()) {
+            require_admin(ctx, "os_compute_api:servers:create:forced_host")?;
+            force_host = Some(h.to_owned());
+        }
+        if !zone.is_empty() {
+            availability_zone = Some(zone.to_owned());
+        }
+    }
+    if let Some(h) = s["host"].as_str() {
+        require_admin(ctx, "compute:servers:create:requested_destination")?;
+        force_host = Some(h.to_owned());
+    }
+    Ok(CreateRequest {
+        name: s["name"].as_str().unwrap_or_default().to_owned(),
+        description: s["description"].as_str().map(str::to_owned),
+        hostname: s["hostname"].as_str().map(str::to_owned),
+        flavor_id: id_of_ref(&s["flavorRef"]),
+        image_id,
+        has_bdms: bdms.is_some_and(|b| !b.is_empty()),
+        key_name: s["key_name"].as_str().map(str::to_owned),
+        user_data: s["user_data"].as_str().map(str::to_owned),
+        metadata: s["metadata"]
+            .as_object()
+            .map(|m| {
+                m.iter()
+                    .map(|(k, v)| (k.clone(), v.as_str().unwrap_or_default().to_owned()))
+                    .collect()
+            })
+            .unwrap_or_default(),
+        min_count,
+        max_count,
+        availability_zone,
+        force_host,
+        hints: hints(body),
+        access_ip_v4: s["accessIPv4"].as_str().map(str::to_owned),
+        access_ip_v6: s["accessIPv6"].as_str().map(str::to_owned),
+        auto_disk_config: s["OS-DCF:diskConfig"].as_str() == Some("AUTO"),
+    })
+}
+
+pub(crate) async fn create(
+    State(st): St,
+    Extension(ctx): Extension<Ctx>,
+    Extension(v): Extension<ApiVersion>,
+    body: Bytes,
+) -> ApiResult<Response> {
+    require_write(&ctx, "os_compute_api:servers:create")?;
+    let body = json_body(&body)?;
+    let req = parse(&ctx, v, &body)?;
+    let made = compute_api::create(&st, &ctx, &req).await?;
+    let s = &body["server"];
+    if s["return_reservation_id"].as_bool() == Some(true)
+        || s["return_reservation_id"]
+            .as_str()
+            .is_some_and(|x| truthy(x) == Some(true))
+    {
+        return Ok((
+            StatusCode::ACCEPTED,
+            axum::Json(json!({"reservation_id": made.reservation_id})),
+        )
+            .into_response());
+    }
+    let id = &made.uuid;
+    let location = format!("{}/v2.1/servers/{id}", st.cfg.public_url);
+    let body = json!({"server": {
+        "id": id,
+        "links": [{"rel": "self", "href": location},
+                  {"rel": "bookmark", "href": format!("{}/servers/{id}", st.cfg.public_url)}],
+        "OS-DCF:diskConfig": if req.auto_disk_config { "AUTO" } else { "MANUAL" },
+        "security_groups": [{"name": "default"}],
+        "adminPass": made.admin_pass,
+    }});
+    let mut r = (StatusCode::ACCEPTED, axum::Json(body)).into_response();
+    if let Ok(l) = HeaderValue::from_str(&location) {
+        r.headers_mut().insert(header::LOCATION, l);
+    }
+    Ok(r)
+}

@@ -1,0 +1,131 @@
+//! `GET /servers` and `/servers/detail`: the query parameters become a
+//! [`ListRequest`] the compute API runs in SQL.
+
+use axum::Extension;
+use axum::extract::{Query, State};
+use axum::response::{IntoResponse, Response};
+use nova_objects::{Instance, SortDir};
+use serde_json::{Value, json};
+
+use super::{Params, St};
+use crate::ApiState;
+use crate::auth::Ctx;
+use crate::compute_api::{self, ListRequest, queries::SORT_KEYS};
+use crate::fault::{ApiResult, Fault};
+use crate::http::{next_link, page_size, param, require_read, truthy, with_links};
+use crate::microversion::ApiVersion;
+use crate::views;
+
+/// The list request of query parameters `p` from `ctx`.
+fn parse(st: &ApiState, ctx: &Ctx, p: &[(String, String)]) -> ApiResult<ListRequest> {
+    let get = |k: &str| param(p, k);
+    let all_tenants = get("all_tenants").is_some_and(|v| v.is_empty() || truthy(v).unwrap_or(true));
+    if all_tenants && !ctx.is_admin() {
+        return Err(Fault::policy(
+            "os_compute_api:servers:index:get_all_tenants",
+        ));
+    }
+    let mut r = ListRequest {
+        project_id: if ctx.is_admin() && all_tenants {
+            get("project_id").or(get("tenant_id")).map(str::to_owned)
+        } else {
+            Some(ctx.project_id.clone())
+        },
+        host: get("host").filter(|_| ctx.is_admin()).map(str::to_owned),
+        deleted: ctx.is_admin() && get("deleted").and_then(truthy).unwrap_or(false),
+        status: get("status").map(str::to_owned),
+        flavor: get("flavor").map(str::to_owned),
+        image: get("image").map(|i| i.rsplit('/').next().unwrap_or(i).to_owned()),
+        marker: get("marker").map(str::to_owned),
+        limit: page_size(st, get("limit"))?,
+        ..ListRequest::default()
+    };
+    if let Some(name) = get("name") {
+        regex::Regex::new(name)
+            .map_err(|e| Fault::bad_request(format!("Invalid regular expression for name: {e}")))?;
+        r.name = Some(name.to_owned());
+    }
+    for (key, slot) in [
+        ("changes-since", &mut r.changes_since),
+        ("changes-before", &mut r.changes_before),
+    ] {
+        if let Some(t) = get(key) {
+            *slot = Some(
+                chrono::DateTime::parse_from_rfc3339(t)
+                    .map_err(|_| {
+                        Fault::bad_request(format!(
+                            "Invalid filter field: {key}. Value {t} is not an ISO 8601 time."
+                        ))
+                    })?
+                    .to_utc(),
+            );
+        }
+    }
+    let dirs: Vec<&str> = p
+        .iter()
+        .filter(|(k, _)| k == "sort_dir")
+        .map(|(_, v)| v.as_str())
+        .collect();
+    for (n, k) in p
+        .iter()
+        .filter(|(k, _)| k == "sort_key")
+        .map(|(_, v)| v.as_str())
+        .enumerate()
+    {
+        if !SORT_KEYS.contains(&k) {
+            return Err(Fault::bad_request(format!("Invalid sort_key {k}")));
+        }
+        let dir = match dirs.get(n).copied().unwrap_or("desc") {
+            "desc" => SortDir::Desc,
+            "asc" => SortDir::Asc,
+            other => return Err(Fault::bad_request(format!("Invalid sort_dir {other}"))),
+        };
+        r.sort.push((k.to_owned(), dir));
+    }
+    Ok(r)
+}
+
+/// A page of servers and the link to the next one.
+async fn page(
+    st: &ApiState,
+    ctx: &Ctx,
+    p: &[(String, String)],
+    path: &str,
+) -> ApiResult<(Vec<Instance>, Option<String>)> {
+    let r = parse(st, ctx, p)?;
+    let page = compute_api::list(st, &r).await?;
+    let next = next_link(
+        st,
+        path,
+        page.len(),
+        r.limit,
+        page.last().map(|i| i.uuid().as_str()),
+    );
+    Ok((page, next))
+}
+
+pub(crate) async fn list(
+    State(st): St,
+    Extension(ctx): Extension<Ctx>,
+    Query(p): Params,
+) -> ApiResult<Response> {
+    require_read(&ctx, "os_compute_api:servers:index")?;
+    let (all, next) = page(&st, &ctx, &p, "servers").await?;
+    let servers: Vec<Value> = all.iter().map(|i| views::server_brief(&st, i)).collect();
+    Ok(axum::Json(with_links(json!({"servers": servers}), "servers", next)).into_response())
+}
+
+pub(crate) async fn detail(
+    State(st): St,
+    Extension(ctx): Extension<Ctx>,
+    Extension(v): Extension<ApiVersion>,
+    Query(p): Params,
+) -> ApiResult<Response> {
+    require_read(&ctx, "os_compute_api:servers:detail")?;
+    let (all, next) = page(&st, &ctx, &p, "servers/detail").await?;
+    let servers: Vec<Value> = all
+        .iter()
+        .map(|i| views::server(&st, &ctx, v, i, false))
+        .collect();
+    Ok(axum::Json(with_links(json!({"servers": servers}), "servers", next)).into_response())
+}

@@ -1,0 +1,72 @@
+//! `GET`, `PUT` and `DELETE /servers/{id}`.
+
+use axum::Extension;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use super::St;
+use crate::auth::Ctx;
+use crate::compute_api;
+use crate::fault::ApiResult;
+use crate::http::{json_body, require_read, require_write};
+use crate::microversion::ApiVersion;
+use crate::{schemas, views};
+
+pub(crate) async fn show(
+    State(st): St,
+    Extension(ctx): Extension<Ctx>,
+    Extension(v): Extension<ApiVersion>,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    require_read(&ctx, "os_compute_api:servers:show")?;
+    let inst = compute_api::get(&st, &ctx, &id).await?;
+    Ok(axum::Json(json!({"server": views::server(&st, &ctx, v, &inst, true)})).into_response())
+}
+
+pub(crate) async fn update(
+    State(st): St,
+    Extension(ctx): Extension<Ctx>,
+    Extension(v): Extension<ApiVersion>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> ApiResult<Response> {
+    require_write(&ctx, "os_compute_api:servers:update")?;
+    let body = json_body(&body)?;
+    schemas::check("server_update", v, || schemas::server_update(v), &body)?;
+    let mut inst = compute_api::get(&st, &ctx, &id).await?;
+    let s = &body["server"];
+    if let Some(n) = s["name"].as_str() {
+        inst.set_display_name(Some(n.to_owned()));
+    }
+    if let Some(d) = s.get("description") {
+        inst.set_display_description(d.as_str().map(str::to_owned));
+    }
+    if let Some(a) = s["accessIPv4"].as_str() {
+        inst.set_access_ip_v4(Some(a.to_owned()));
+    }
+    if let Some(a) = s["accessIPv6"].as_str() {
+        inst.set_access_ip_v6(Some(a.to_owned()));
+    }
+    if let Some(h) = s["hostname"].as_str() {
+        inst.set_hostname(Some(h.to_owned()));
+    }
+    if let Some(d) = s["OS-DCF:diskConfig"].as_str() {
+        inst.set_auto_disk_config(d == "AUTO");
+    }
+    compute_api::update(&st, &mut inst).await?;
+    Ok(axum::Json(json!({"server": views::server(&st, &ctx, v, &inst, true)})).into_response())
+}
+
+pub(crate) async fn delete(
+    State(st): St,
+    Extension(ctx): Extension<Ctx>,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    require_write(&ctx, "os_compute_api:servers:delete")?;
+    let inst = compute_api::get(&st, &ctx, &id).await?;
+    compute_api::delete(&st, &ctx, inst).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}

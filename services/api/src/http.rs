@@ -1,0 +1,126 @@
+//! The HTTP helpers every handler shares: the admin context for database
+//! reads, JSON bodies, policy checks, query parameters and paging links.
+
+use axum::body::Bytes;
+use serde_json::{Value, json};
+
+use crate::ApiState;
+use crate::auth::Ctx;
+use crate::fault::{ApiResult, Fault};
+
+/// The context the API reads and writes the database with (the caller's
+/// rights are checked before): the services' one admin context.
+pub(crate) use nova_service::context::admin as admin_ctx;
+
+/// The JSON document of a request body (400 when it is not one).
+pub(crate) fn json_body(body: &Bytes) -> ApiResult<Value> {
+    if body.is_empty() {
+        return Err(Fault::bad_request("Malformed request body"));
+    }
+    serde_json::from_slice(body).map_err(|_| Fault::bad_request("Malformed request body"))
+}
+
+/// Policy: readers (and above).
+pub(crate) fn require_read(ctx: &Ctx, rule: &str) -> ApiResult<()> {
+    if ctx.can_read() {
+        Ok(())
+    } else {
+        Err(Fault::policy(rule))
+    }
+}
+
+/// Policy: members (and above).
+pub(crate) fn require_write(ctx: &Ctx, rule: &str) -> ApiResult<()> {
+    if ctx.can_write() {
+        Ok(())
+    } else {
+        Err(Fault::policy(rule))
+    }
+}
+
+/// Policy: admins.
+pub(crate) fn require_admin(ctx: &Ctx, rule: &str) -> ApiResult<()> {
+    if ctx.is_admin() {
+        Ok(())
+    } else {
+        Err(Fault::policy(rule))
+    }
+}
+
+/// The last value of query parameter `k`.
+pub(crate) fn param<'a>(params: &'a [(String, String)], k: &str) -> Option<&'a str> {
+    params
+        .iter()
+        .rev()
+        .find(|(n, _)| n == k)
+        .map(|(_, v)| v.as_str())
+}
+
+/// oslo's `bool_from_string` (`None` for anything else).
+pub(crate) fn truthy(v: &str) -> Option<bool> {
+    match v.to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" | "t" | "y" => Some(true),
+        "false" | "0" | "no" | "off" | "f" | "n" => Some(false),
+        _ => None,
+    }
+}
+
+/// The page size a `limit` parameter asks for, capped by
+/// `[api] max_limit` (the cap without one).
+pub(crate) fn page_size(st: &ApiState, limit: Option<&str>) -> ApiResult<usize> {
+    Ok(match limit {
+        Some(l) => l
+            .parse::<usize>()
+            .map_err(|_| Fault::bad_request("limit param must be an integer"))?
+            .min(st.cfg.max_limit),
+        None => st.cfg.max_limit,
+    })
+}
+
+/// The next-page link of a page of `len` items of at most `limit`, the
+/// last one's marker being `last` (none when the page is not full).
+pub(crate) fn next_link(
+    st: &ApiState,
+    path: &str,
+    len: usize,
+    limit: usize,
+    last: Option<&str>,
+) -> Option<String> {
+    if len != limit || limit == 0 {
+        return None;
+    }
+    last.map(|m| format!("{}/v2.1/{path}?limit={limit}&marker={m}", st.cfg.public_url))
+}
+
+/// Nova's marker/limit paging of a list sorted in memory (small
+/// collections: flavors): drops everything up to the marker (400 when it
+/// is unknown), keeps `limit` (capped by `[api] max_limit`), and returns
+/// the next-page link when the page is full.
+pub(crate) fn paginate<T>(
+    st: &ApiState,
+    all: &mut Vec<T>,
+    marker: Option<&str>,
+    limit: Option<&str>,
+    path: &str,
+    key: impl Fn(&T) -> &str,
+) -> ApiResult<Option<String>> {
+    if let Some(m) = marker {
+        match all.iter().position(|x| key(x) == m) {
+            Some(p) => {
+                all.drain(..=p);
+            }
+            None => return Err(Fault::bad_request(format!("marker [{m}] not found"))),
+        }
+    }
+    let limit = page_size(st, limit)?;
+    all.truncate(limit);
+    Ok(next_link(st, path, all.len(), limit, all.last().map(&key)))
+}
+
+/// `body` with `<key>_links` holding the next-page link, if any.
+pub(crate) fn with_links(mut body: Value, key: &str, next: Option<String>) -> Value {
+    if let Some(n) = next {
+        body[format!("{key}_links")] = json!([{"rel": "next", "href": n}]);
+    }
+    body
+}

@@ -1,0 +1,551 @@
+//! The compute manager: its state, start-up, and the RPC interface it
+//! serves ([`Compute`]): builds, deletes and power actions, each under
+//! the instance's lock, on the caller's copy of the instance.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use nova_objects::{
+    BlockDeviceMappingList, Instance, NetworkRequestList, Objects, RequestSpec, SaveOptions,
+    Selection, Service, VersionedObject,
+};
+use nova_placement::PlacementHandle;
+use nova_rpc::{Dispatcher, RemoteError, RequestContext, RpcServer, Target, Transport};
+use nova_rpcapi::compute::{Compute, TOPIC};
+use nova_rpcapi::conductor::ComputeTaskApi;
+use nova_service::cells::{record_fault, set_error};
+use nova_service::states::{TaskState, VmState};
+use nova_virt::{ComputeDriver, InstanceSpec, PowerState};
+use serde_json::{Value, json};
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::ComputeConfig;
+use crate::resource_tracker::{Tracker, usage_of};
+
+pub(crate) use nova_service::context::{admin, elevated};
+
+#[derive(Debug)]
+pub(crate) struct Inner {
+    pub(crate) cfg: ComputeConfig,
+    pub(crate) driver: Arc<dyn ComputeDriver>,
+    pub(crate) objects: Objects,
+    pub(crate) placement: PlacementHandle,
+    pub(crate) conductor: ComputeTaskApi,
+    pub(crate) builds: Semaphore,
+    pub(crate) locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    pub(crate) tracker: tokio::sync::Mutex<Tracker>,
+    pub(crate) service: Mutex<Option<Service>>,
+}
+
+/// The compute manager. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct ComputeManager {
+    pub(crate) inner: Arc<Inner>,
+}
+
+fn remote(e: impl std::fmt::Display) -> RemoteError {
+    RemoteError::internal("ComputeError", e.to_string())
+}
+
+impl ComputeManager {
+    /// A manager for `cfg.host` over `driver`; objects go through `objects`
+    /// (a conductor store in production), Placement through `placement`.
+    pub fn new(
+        cfg: ComputeConfig,
+        driver: Arc<dyn ComputeDriver>,
+        objects: Objects,
+        placement: PlacementHandle,
+        transport: Arc<dyn Transport>,
+    ) -> Self {
+        ComputeManager {
+            inner: Arc::new(Inner {
+                builds: Semaphore::new(cfg.max_concurrent_builds),
+                cfg,
+                driver,
+                objects,
+                placement,
+                conductor: ComputeTaskApi::new(transport),
+                locks: Mutex::default(),
+                tracker: tokio::sync::Mutex::default(),
+                service: Mutex::default(),
+            }),
+        }
+    }
+
+    /// The host.
+    pub fn host(&self) -> &str {
+        &self.inner.cfg.host
+    }
+
+    /// The driver.
+    pub fn driver(&self) -> &Arc<dyn ComputeDriver> {
+        &self.inner.driver
+    }
+
+    pub(crate) fn lock_for(&self, uuid: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut l = self.inner.locks.lock().unwrap_or_else(|e| e.into_inner());
+        l.entry(uuid.to_owned()).or_default().clone()
+    }
+
+    pub(crate) fn unlock_for(&self, uuid: &str) {
+        let mut l = self.inner.locks.lock().unwrap_or_else(|e| e.into_inner());
+        if l.get(uuid).is_some_and(|m| Arc::strong_count(m) == 1) {
+            l.remove(uuid);
+        }
+    }
+
+    /// Starts the service: driver, service record, resources, recovery,
+    /// RPC server and periodic tasks. Runs until `stop`.
+    pub async fn start(
+        &self,
+        transport: Arc<dyn Transport>,
+        stop: CancellationToken,
+    ) -> anyhow::Result<Started> {
+        let me = &self.inner;
+        wait_for_conductor(&transport, &stop).await?;
+        me.driver.init_host(&me.cfg.host).await?;
+        let service =
+            nova_service::register_service(&me.objects, &me.cfg.host, "nova-compute", "compute")
+                .await?;
+        *me.service.lock().unwrap_or_else(|e| e.into_inner()) = Some(service.clone());
+        self.update_available_resource().await?;
+        self.recover_instances().await;
+        let dispatcher = Dispatcher::new(vec![
+            Arc::new(self.clone()).endpoint(),
+            nova_rpcapi::base::endpoint("nova-compute"),
+        ]);
+        let server = RpcServer::start(
+            transport,
+            Target::topic(TOPIC).with_server(&me.cfg.host),
+            dispatcher,
+        )
+        .await?;
+        let heartbeat = nova_service::heartbeat(
+            me.objects.clone(),
+            service,
+            me.cfg.report_interval,
+            stop.clone(),
+        );
+        let m = self.clone();
+        let resources = nova_service::periodic(
+            stop.clone(),
+            me.cfg.update_resources_interval,
+            me.cfg.update_resources_interval,
+            move || {
+                let m = m.clone();
+                async move {
+                    if let Err(e) = m.update_available_resource().await {
+                        tracing::warn!(error = %e, "update_available_resource failed");
+                    }
+                }
+            },
+        );
+        let m = self.clone();
+        let power = nova_service::periodic(
+            stop,
+            me.cfg.sync_power_state_interval,
+            me.cfg.sync_power_state_interval,
+            move || {
+                let m = m.clone();
+                async move { m.sync_power_states().await }
+            },
+        );
+        Ok(Started {
+            server,
+            tasks: vec![
+                ("heartbeat", heartbeat),
+                ("update_available_resource", resources),
+                ("sync_power_states", power),
+            ],
+        })
+    }
+
+    fn spec_of(inst: &Instance, admin_password: Option<String>) -> InstanceSpec {
+        let u = usage_of(inst);
+        InstanceSpec {
+            uuid: inst.uuid().clone(),
+            name: inst.display_name().clone().unwrap_or_default(),
+            flavor_name: if inst.obj_attr_is_set("flavor") {
+                inst.flavor().name().clone().unwrap_or_default()
+            } else {
+                String::new()
+            },
+            vcpus: u.vcpus.max(0) as u32,
+            memory_mb: u.memory_mb.max(0) as u64,
+            root_gb: inst.root_gb().unwrap_or(0).max(0) as u64,
+            image_id: inst.image_ref().clone().unwrap_or_default(),
+            user_data: inst.user_data().clone(),
+            admin_password,
+            ..Default::default()
+        }
+    }
+
+    /// Builds `b.instance` under the instance's lock.
+    async fn build(&self, ctx: RequestContext, b: Build) {
+        let uuid = b.instance.uuid().clone();
+        let lock = self.lock_for(&uuid);
+        {
+            let _g = lock.lock().await;
+            if let Err(e) = self.do_build(&ctx, b).await {
+                tracing::error!(instance = %uuid, error = %e, "build failed and could not be recorded");
+            }
+        }
+        drop(lock);
+        self.unlock_for(&uuid);
+    }
+
+    async fn do_build(&self, ctx: &RequestContext, b: Build) -> anyhow::Result<()> {
+        let me = &self.inner;
+        let ctx = elevated(ctx);
+        let mut inst = b.instance;
+        inst.obj_reset_changes_recursive();
+        inst.set_host(Some(self.host().to_owned()));
+        inst.set_node(b.node.clone());
+        inst.set_launched_on(Some(self.host().to_owned()));
+        inst.set_vm_state(Some(VmState::Building.into()));
+        inst.set_task_state(Some(TaskState::Spawning.into()));
+        let expect = SaveOptions::expected_task_state([Some(TaskState::Scheduling.as_str()), None]);
+        if let Err(e) = me.objects.save_with(&ctx, &mut inst, &expect).await {
+            // Deleted (or being deleted) while it was scheduled.
+            tracing::info!(instance = %inst.uuid(), error = %e, "not building: the instance moved on");
+            let _ = me.placement.delete_allocations_async(inst.uuid()).await;
+            return Ok(());
+        }
+        self.claim(&inst).await;
+        let spec = Self::spec_of(&inst, b.admin_password.clone());
+        match me.driver.spawn(&spec).await {
+            Ok(()) => {
+                inst.set_power_state(Some(PowerState::Running.code() as i64));
+                inst.set_vm_state(Some(VmState::Active.into()));
+                inst.set_task_state(None);
+                inst.set_launched_at(Some(chrono::Utc::now()));
+                let expect = SaveOptions::expected_task_state([Some(TaskState::Spawning.as_str())]);
+                if let Err(e) = me.objects.save_with(&ctx, &mut inst, &expect).await {
+                    tracing::info!(instance = %inst.uuid(), error = %e, "built, but the instance moved on (being deleted)");
+                }
+                Ok(())
+            }
+            Err(err) => {
+                tracing::warn!(instance = %inst.uuid(), host = %self.host(), error = %err, "spawn failed");
+                let _ = me.driver.destroy(inst.uuid()).await;
+                self.drop_claim(inst.uuid()).await;
+                let _ = me.placement.delete_allocations_async(inst.uuid()).await;
+                let reason = err.to_string();
+                let retry = b
+                    .filter_properties
+                    .get("retry")
+                    .filter(|r| !r.is_null())
+                    .cloned();
+                match retry {
+                    Some(mut retry) => {
+                        // Reschedule: the conductor takes the next alternate.
+                        retry["exc_reason"] = json!(reason);
+                        inst.set_host(None);
+                        inst.set_node(None);
+                        inst.set_task_state(Some(TaskState::Scheduling.into()));
+                        me.objects.save(&ctx, &mut inst).await?;
+                        record_fault(
+                            &me.objects,
+                            &ctx,
+                            inst.uuid(),
+                            500,
+                            &reason,
+                            None,
+                            Some(self.host()),
+                        )
+                        .await?;
+                        let mut fp = b.filter_properties.clone();
+                        fp["retry"] = retry;
+                        me.conductor
+                            .build_instances(
+                                &ctx,
+                                &vec![inst],
+                                &b.image,
+                                &fp,
+                                &b.admin_password,
+                                &None,
+                                &None,
+                                &None,
+                                &b.request_spec,
+                                &Some(vec![b.host_list.unwrap_or_default()]),
+                            )
+                            .await?;
+                    }
+                    None => {
+                        let msg = format!("Build of instance {} aborted: {reason}", inst.uuid());
+                        set_error(&me.objects, &ctx, &mut inst, 500, &msg, Some(self.host()))
+                            .await?;
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Runs `f` on the caller's copy of the instance under its lock.
+    async fn with_instance<F, Fut>(&self, mut inst: Instance, f: F) -> Result<(), RemoteError>
+    where
+        F: FnOnce(Instance) -> Fut,
+        Fut: std::future::Future<Output = anyhow::Result<()>>,
+    {
+        // As Nova: work on the caller's copy (the API saved it just before
+        // casting) and save only what this host changes; no read-back
+        // through the conductor first.
+        inst.obj_reset_changes_recursive();
+        let uuid = inst.uuid().clone();
+        let lock = self.lock_for(&uuid);
+        let r = {
+            let _g = lock.lock().await;
+            match f(inst).await {
+                // Deleted while the request was queued: nothing left to act on.
+                Err(e)
+                    if e.downcast_ref::<nova_objects::Error>()
+                        .is_some_and(nova_objects::Error::is_not_found) =>
+                {
+                    tracing::info!(instance = %uuid, error = %e, "instance gone before the action ran");
+                    Ok(())
+                }
+                r => r.map_err(remote),
+            }
+        };
+        drop(lock);
+        self.unlock_for(&uuid);
+        r
+    }
+
+    async fn do_terminate(&self, ctx: RequestContext, mut inst: Instance) -> anyhow::Result<()> {
+        let me = &self.inner;
+        match me.driver.destroy(inst.uuid()).await {
+            Ok(()) | Err(nova_virt::Error::InstanceNotFound(_)) => {}
+            Err(e) => {
+                set_error(
+                    &me.objects,
+                    &ctx,
+                    &mut inst,
+                    500,
+                    &format!("delete failed: {e}"),
+                    Some(self.host()),
+                )
+                .await?;
+                return Ok(());
+            }
+        }
+        self.drop_claim(inst.uuid()).await;
+        me.placement
+            .delete_allocations_async(inst.uuid())
+            .await
+            .map_err(|e| anyhow::anyhow!("placement: {e}"))?;
+        inst.set_vm_state(Some(VmState::Deleted.into()));
+        inst.set_task_state(None);
+        inst.set_power_state(Some(PowerState::NoState.code() as i64));
+        inst.set_terminated_at(Some(chrono::Utc::now()));
+        me.objects.save(&ctx, &mut inst).await?;
+        me.objects.destroy(&ctx, &mut inst).await?;
+        Ok(())
+    }
+
+    async fn finish_action(
+        &self,
+        ctx: &RequestContext,
+        mut inst: Instance,
+        result: nova_virt::Result<()>,
+        vm_state: VmState,
+        power: PowerState,
+        action: &str,
+    ) -> anyhow::Result<()> {
+        let me = &self.inner;
+        match result {
+            Ok(()) => {
+                inst.set_vm_state(Some(vm_state.into()));
+                inst.set_power_state(Some(power.code() as i64));
+                inst.set_task_state(None);
+                me.objects.save(ctx, &mut inst).await?;
+            }
+            Err(e) => {
+                let msg = format!("{action} of instance {} failed: {e}", inst.uuid());
+                set_error(&me.objects, ctx, &mut inst, 500, &msg, Some(self.host())).await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A started compute: its RPC server and its periodic tasks (heartbeat,
+/// resources, power sync), which end when the start's stop token does;
+/// whoever drains the service waits for both.
+#[derive(Debug)]
+pub struct Started {
+    /// The RPC server (`compute.<host>`).
+    pub server: RpcServer,
+    /// The periodic tasks, by name.
+    pub tasks: Vec<(&'static str, tokio::task::JoinHandle<()>)>,
+}
+
+/// What a build needs of `build_and_run_instance`'s arguments.
+#[derive(Debug)]
+struct Build {
+    instance: Instance,
+    image: Value,
+    request_spec: Option<RequestSpec>,
+    filter_properties: Value,
+    admin_password: Option<String>,
+    node: Option<String>,
+    host_list: Option<Vec<Selection>>,
+}
+
+impl Compute for ComputeManager {
+    /// The cast returns at once; the build runs under
+    /// `max_concurrent_builds`, keeping the request id.
+    async fn build_and_run_instance(
+        &self,
+        ctx: RequestContext,
+        instance: Instance,
+        image: Value,
+        request_spec: Option<RequestSpec>,
+        filter_properties: Value,
+        admin_password: Option<String>,
+        _injected_files: Option<Vec<Value>>,
+        _requested_networks: Option<NetworkRequestList>,
+        _security_groups: Option<Vec<String>>,
+        _block_device_mapping: Option<BlockDeviceMappingList>,
+        node: Option<String>,
+        _limits: Value,
+        host_list: Option<Vec<Selection>>,
+        _accel_uuids: Option<Vec<String>>,
+    ) -> Result<(), RemoteError> {
+        let span = tracing::info_span!(
+            "build_and_run_instance",
+            request_id = ctx.request_id().unwrap_or("-"),
+            instance = %instance.uuid(),
+        );
+        let build = Build {
+            instance,
+            image,
+            request_spec,
+            filter_properties,
+            admin_password,
+            node,
+            host_list,
+        };
+        let me = self.clone();
+        tokio::spawn(tracing::Instrument::instrument(
+            async move {
+                let _permit = me.inner.builds.acquire().await;
+                me.build(ctx, build).await
+            },
+            span,
+        ));
+        Ok(())
+    }
+
+    async fn terminate_instance(
+        &self,
+        ctx: RequestContext,
+        instance: Instance,
+        _bdms: Option<BlockDeviceMappingList>,
+    ) -> Result<(), RemoteError> {
+        let ctx = elevated(&ctx);
+        self.with_instance(instance, |inst| self.do_terminate(ctx, inst))
+            .await
+    }
+
+    async fn reboot_instance(
+        &self,
+        ctx: RequestContext,
+        instance: Instance,
+        _block_device_info: Value,
+        reboot_type: String,
+    ) -> Result<(), RemoteError> {
+        let ctx = elevated(&ctx);
+        let hard = reboot_type.eq_ignore_ascii_case("HARD");
+        self.with_instance(instance, |inst| async move {
+            let r = self.inner.driver.reboot(inst.uuid(), hard).await;
+            self.finish_action(
+                &ctx,
+                inst,
+                r,
+                VmState::Active,
+                PowerState::Running,
+                "Reboot",
+            )
+            .await
+        })
+        .await
+    }
+
+    async fn stop_instance(
+        &self,
+        ctx: RequestContext,
+        instance: Instance,
+        clean_shutdown: Option<bool>,
+    ) -> Result<(), RemoteError> {
+        let ctx = elevated(&ctx);
+        let timeout = if clean_shutdown.unwrap_or(true) {
+            self.inner.cfg.shutdown_timeout
+        } else {
+            Duration::ZERO
+        };
+        self.with_instance(instance, |inst| async move {
+            let r = self.inner.driver.power_off(inst.uuid(), timeout).await;
+            self.finish_action(
+                &ctx,
+                inst,
+                r,
+                VmState::Stopped,
+                PowerState::Shutdown,
+                "Stop",
+            )
+            .await
+        })
+        .await
+    }
+
+    async fn start_instance(
+        &self,
+        ctx: RequestContext,
+        instance: Instance,
+    ) -> Result<(), RemoteError> {
+        let ctx = elevated(&ctx);
+        self.with_instance(instance, |inst| async move {
+            let r = self.inner.driver.power_on(inst.uuid()).await;
+            self.finish_action(&ctx, inst, r, VmState::Active, PowerState::Running, "Start")
+                .await
+        })
+        .await
+    }
+}
+
+/// Nova's `conductor_api.wait_until_ready`: pings the conductors until
+/// one answers (a compute that starts first would otherwise lose its
+/// first requests to a topic nobody consumes yet).
+pub async fn wait_for_conductor(
+    transport: &Arc<dyn Transport>,
+    stop: &CancellationToken,
+) -> anyhow::Result<()> {
+    let ctx = admin();
+    let mut attempt = 0u32;
+    loop {
+        let ping = nova_rpcapi::base::ping(
+            transport.clone(),
+            &ctx,
+            nova_rpcapi::conductor::TOPIC,
+            None,
+            json!("compute"),
+            Duration::from_secs(if attempt == 0 { 2 } else { 5 }),
+        );
+        tokio::select! {
+            _ = stop.cancelled() => anyhow::bail!("stopped while waiting for the conductor"),
+            r = ping => match r {
+                Ok(_) => return Ok(()),
+                Err(e) if e.is_timeout() || matches!(e, nova_rpc::Error::Delivery(_)) => {
+                    attempt += 1;
+                    tracing::warn!(attempt, "waiting for nova-conductor (no answer yet)");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+                Err(e) => return Err(e.into()),
+            },
+        }
+    }
+}

@@ -1,0 +1,343 @@
+//! The compute manager alone: a memory transport, SQLite in memory,
+//! in-memory Placement, the fake driver, and a test conductor that records
+//! what the compute asks of it (it implements the `ComputeTask` trait, as
+//! the real conductor does). No cluster.
+
+#![allow(clippy::unwrap_used)]
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use nova_compute::{ComputeConfig, ComputeManager};
+use nova_objects::db::{Database, DbConfig};
+use nova_objects::{
+    BlockDeviceMappingList, BuildRequest, Flavor, Instance, InstanceFault, ListQuery,
+    NetworkRequestList, Objects, RawObject, RequestSpec, Selection,
+};
+use nova_placement::PlacementHandle;
+use nova_rpc::{
+    Dispatcher, MemoryTransport, RemoteError, RequestContext, RpcServer, Target, Transport,
+};
+use nova_rpcapi::compute::ComputeApi;
+use nova_rpcapi::conductor::{ComputeTask, TOPIC};
+use nova_service::states::{TaskState, VmState};
+use nova_virt::{ComputeDriver as _, FakeConfig, FakeDriver, Faults, PowerState};
+use serde_json::{Value, json};
+use tokio_util::sync::CancellationToken;
+
+/// A `build_instances` cast: instances, filter properties, host lists.
+type Reschedule = (Vec<Instance>, Value, Option<Vec<Vec<Selection>>>);
+
+/// What the compute sent back to the conductor.
+#[derive(Debug, Default)]
+struct Conductor {
+    reschedules: Mutex<Vec<Reschedule>>,
+}
+
+impl ComputeTask for Conductor {
+    async fn schedule_and_build_instances(
+        &self,
+        _ctx: RequestContext,
+        _build_requests: Vec<BuildRequest>,
+        _request_specs: Vec<RequestSpec>,
+        _image: Value,
+        _admin_password: Option<String>,
+        _injected_files: Option<Vec<Value>>,
+        _requested_networks: Option<NetworkRequestList>,
+        _block_device_mapping: Option<BlockDeviceMappingList>,
+        _tags: Option<RawObject>,
+    ) -> Result<(), RemoteError> {
+        Ok(())
+    }
+
+    async fn build_instances(
+        &self,
+        _ctx: RequestContext,
+        instances: Vec<Instance>,
+        _image: Value,
+        filter_properties: Value,
+        _admin_password: Option<String>,
+        _injected_files: Option<Vec<Value>>,
+        _requested_networks: Option<NetworkRequestList>,
+        _security_groups: Option<Vec<String>>,
+        _request_spec: Option<RequestSpec>,
+        host_lists: Option<Vec<Vec<Selection>>>,
+    ) -> Result<(), RemoteError> {
+        self.reschedules
+            .lock()
+            .unwrap()
+            .push((instances, filter_properties, host_lists));
+        Ok(())
+    }
+}
+
+struct Host {
+    objects: Objects,
+    fake: Arc<FakeDriver>,
+    manager: ComputeManager,
+    api: ComputeApi,
+    conductor: Arc<Conductor>,
+    servers: Vec<RpcServer>,
+    stop: CancellationToken,
+}
+
+fn ctx() -> RequestContext {
+    nova_service::context::admin()
+}
+
+async fn host() -> Host {
+    let transport: Arc<dyn Transport> = MemoryTransport::new();
+    let db = Database::connect(&DbConfig::new("sqlite::memory:"))
+        .await
+        .unwrap();
+    db.sync().await.unwrap();
+    let placement = PlacementHandle::memory();
+    let objects = Objects::new(db);
+    let conductor = Arc::new(Conductor::default());
+    let cserver = RpcServer::start(
+        transport.clone(),
+        Target::topic(TOPIC).with_server("conductor-1"),
+        Dispatcher::new(vec![
+            conductor.clone().endpoint(),
+            nova_rpcapi::base::endpoint("nova-conductor"),
+        ]),
+    )
+    .await
+    .unwrap();
+    let fake = Arc::new(FakeDriver::new(FakeConfig {
+        hypervisor_hostname: "node-1".into(),
+        ..Default::default()
+    }));
+    let manager = ComputeManager::new(
+        ComputeConfig::new("host-1"),
+        fake.clone(),
+        objects.clone(),
+        placement,
+        transport.clone(),
+    );
+    let stop = CancellationToken::new();
+    let server = manager
+        .start(transport.clone(), stop.clone())
+        .await
+        .unwrap();
+    Host {
+        objects,
+        fake,
+        manager,
+        api: ComputeApi::new(transport),
+        conductor,
+        servers: vec![cserver, server.server],
+        stop,
+    }
+}
+
+impl Host {
+    async fn instance(&self) -> Instance {
+        let flavor = Flavor::new()
+            .with_id(1)
+            .with_flavorid("1".to_owned())
+            .with_name(Some("m1.tiny".into()))
+            .with_vcpus(1)
+            .with_memory_mb(512)
+            .with_root_gb(1)
+            .with_ephemeral_gb(0);
+        let mut i = Instance::new()
+            .with_uuid(uuid::Uuid::new_v4().to_string())
+            .with_project_id(Some("p".into()))
+            .with_user_id(Some("u".into()))
+            .with_display_name(Some("vm".into()))
+            .with_flavor(flavor)
+            .with_vcpus(Some(1))
+            .with_memory_mb(Some(512))
+            .with_root_gb(Some(1))
+            .with_vm_state(Some(VmState::Building.into()))
+            .with_task_state(Some(TaskState::Scheduling.into()))
+            .with_locked(false);
+        self.objects.create(&ctx(), &mut i).await.unwrap();
+        i
+    }
+
+    async fn build(&self, inst: &Instance, filter_properties: Value, alternates: Vec<Selection>) {
+        self.api
+            .build_and_run_instance(
+                &ctx(),
+                "host-1",
+                inst,
+                &json!({}),
+                &None,
+                &filter_properties,
+                &None,
+                &None,
+                &None,
+                &None,
+                &None,
+                &Some("node-1".into()),
+                &json!({}),
+                &Some(alternates),
+                &None,
+            )
+            .await
+            .unwrap();
+    }
+
+    /// Waits until the instance satisfies `ok`.
+    async fn until(&self, uuid: &str, ok: impl Fn(&Instance) -> bool) -> Instance {
+        let mut last = None;
+        for _ in 0..400 {
+            let i: Instance = self.objects.get_by_uuid(&ctx(), uuid).await.unwrap();
+            if ok(&i) {
+                return i;
+            }
+            last = Some(i);
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("instance {uuid} never got there: {last:?}");
+    }
+
+    async fn faults(&self, uuid: &str) -> Vec<InstanceFault> {
+        self.objects
+            .list(&ctx(), &ListQuery::new().filter("instance_uuid", uuid))
+            .await
+            .unwrap()
+    }
+
+    async fn stop(self) {
+        self.stop.cancel();
+        for s in self.servers {
+            s.stop().await;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_build_ends_active_and_running_on_this_host() {
+    let h = host().await;
+    let inst = h.instance().await;
+    h.build(&inst, json!({}), vec![]).await;
+    let built = h
+        .until(inst.uuid(), |i| i.vm_state() == &VmState::Active)
+        .await;
+    assert!(built.task_state().is_none());
+    assert_eq!(
+        built.power_state(),
+        &Some(PowerState::Running.code() as i64)
+    );
+    assert_eq!(built.host().as_deref(), Some("host-1"));
+    assert_eq!(built.node().as_deref(), Some("node-1"));
+    assert!(built.launched_at().is_some());
+    assert_eq!(
+        h.fake.get_info(inst.uuid()).await.unwrap().state,
+        PowerState::Running
+    );
+    // Stop, then start: each ends its task in the state nova sets.
+    h.api
+        .stop_instance(&ctx(), "host-1", &built, &Some(false))
+        .await
+        .unwrap();
+    let stopped = h
+        .until(inst.uuid(), |i| i.vm_state() == &VmState::Stopped)
+        .await;
+    assert_eq!(
+        stopped.power_state(),
+        &Some(PowerState::Shutdown.code() as i64)
+    );
+    assert_eq!(
+        h.fake.get_info(inst.uuid()).await.unwrap().state,
+        PowerState::Shutdown
+    );
+    h.api
+        .start_instance(&ctx(), "host-1", &stopped)
+        .await
+        .unwrap();
+    h.until(inst.uuid(), |i| i.vm_state() == &VmState::Active)
+        .await;
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_spawn_with_retries_goes_back_to_the_conductor_with_the_alternates() {
+    let h = host().await;
+    h.fake.set_faults(Faults {
+        fail_spawn_on_call: Some(1),
+        ..Default::default()
+    });
+    let inst = h.instance().await;
+    let alternate = Selection::new()
+        .with_service_host("host-2".to_owned())
+        .with_nodename("node-2".to_owned())
+        .with_compute_node_uuid(uuid::Uuid::new_v4().to_string())
+        .with_cell_uuid(uuid::Uuid::new_v4().to_string());
+    h.build(
+        &inst,
+        json!({"retry": {"num_attempts": 1, "hosts": [["host-1", "node-1"]]}}),
+        vec![alternate.clone()],
+    )
+    .await;
+    let mut sent = None;
+    for _ in 0..400 {
+        if let Some(r) = h.conductor.reschedules.lock().unwrap().pop() {
+            sent = Some(r);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let (instances, fp, host_lists) = sent.expect("the compute asked the conductor to reschedule");
+    assert_eq!(instances.len(), 1);
+    assert_eq!(instances[0].uuid(), inst.uuid());
+    assert!(fp["retry"]["exc_reason"].as_str().is_some(), "{fp}");
+    assert_eq!(host_lists.unwrap(), vec![vec![alternate]]);
+    // The instance waits for the next host: scheduling, off this host, with a fault.
+    let i: Instance = h.objects.get_by_uuid(&ctx(), inst.uuid()).await.unwrap();
+    assert_eq!(i.vm_state(), &VmState::Building);
+    assert_eq!(i.task_state(), &TaskState::Scheduling);
+    assert!(i.host().is_none());
+    assert_eq!(h.faults(inst.uuid()).await.len(), 1);
+    assert!(
+        h.fake.get_info(inst.uuid()).await.is_err(),
+        "the guest is gone"
+    );
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_spawn_without_retries_ends_in_error_with_a_fault() {
+    let h = host().await;
+    h.fake.set_faults(Faults {
+        fail_spawn_on_call: Some(1),
+        ..Default::default()
+    });
+    let inst = h.instance().await;
+    h.build(&inst, json!({}), vec![]).await;
+    let i = h
+        .until(inst.uuid(), |i| i.vm_state() == &VmState::Error)
+        .await;
+    assert!(i.task_state().is_none());
+    let faults = h.faults(inst.uuid()).await;
+    assert_eq!(faults.len(), 1);
+    assert!(
+        faults[0]
+            .message()
+            .as_deref()
+            .unwrap_or_default()
+            .starts_with(&format!("Build of instance {} aborted", inst.uuid())),
+        "{faults:?}"
+    );
+    assert!(h.conductor.reschedules.lock().unwrap().is_empty());
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_build_of_an_instance_deleted_meanwhile_builds_nothing() {
+    let h = host().await;
+    let mut inst = h.instance().await;
+    // The API set `deleting` after the conductor cast the build.
+    inst.set_task_state(Some(TaskState::Deleting.into()));
+    h.objects.save(&ctx(), &mut inst).await.unwrap();
+    h.build(&inst, json!({}), vec![]).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(h.fake.get_info(inst.uuid()).await.is_err());
+    let i: Instance = h.objects.get_by_uuid(&ctx(), inst.uuid()).await.unwrap();
+    assert_eq!(i.task_state(), &TaskState::Deleting);
+    assert!(h.manager.node_uuid().await.is_some());
+    h.stop().await;
+}

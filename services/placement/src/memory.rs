@@ -1,0 +1,157 @@
+//! [`MemoryPlacementService`]: the services' Placement in memory, over
+//! nova-scheduler's [`MemoryPlacement`] (tests, embedding).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Mutex;
+
+use nova_scheduler::placement::{
+    AllocationCandidates, Allocations, CandidatesRequest, ConsumerAllocations, InventoryRecord,
+    MemoryPlacement, Placement, PlacementError, ResourceProvider,
+};
+
+use crate::PlacementService;
+
+type Result<T> = std::result::Result<T, PlacementError>;
+
+/// Placement in memory: every operation is one of [`MemoryPlacement`]'s,
+/// atomic under its lock. Nothing survives the process.
+#[derive(Debug, Default)]
+pub struct MemoryPlacementService {
+    model: MemoryPlacement,
+    /// Every provider created here (the model has no listing of its own).
+    providers: Mutex<BTreeSet<String>>,
+}
+
+impl MemoryPlacementService {
+    /// An empty Placement.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The model, for synchronous reads (the scheduler's embedding).
+    pub fn model(&self) -> &MemoryPlacement {
+        &self.model
+    }
+
+    fn providers(&self) -> std::sync::MutexGuard<'_, BTreeSet<String>> {
+        self.providers.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+#[async_trait::async_trait]
+impl PlacementService for MemoryPlacementService {
+    async fn create_provider_async(
+        &self,
+        uuid: &str,
+        name: &str,
+        parent: Option<&str>,
+    ) -> Result<ResourceProvider> {
+        let rp = self.model.create_provider(uuid, name, parent)?;
+        self.providers().insert(rp.uuid.clone());
+        Ok(rp)
+    }
+
+    async fn get_provider_async(&self, uuid: &str) -> Result<ResourceProvider> {
+        self.model.get_provider(uuid)
+    }
+
+    async fn list_providers_async(
+        &self,
+        name: Option<&str>,
+        uuid: Option<&str>,
+    ) -> Result<Vec<ResourceProvider>> {
+        let known: Vec<String> = self.providers().iter().cloned().collect();
+        let mut out: Vec<ResourceProvider> = known
+            .iter()
+            .filter(|u| uuid.is_none_or(|x| x == u.as_str()))
+            .filter_map(|u| self.model.get_provider(u).ok())
+            .filter(|rp| name.is_none_or(|n| n == rp.name))
+            .collect();
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
+    }
+
+    async fn delete_provider_async(&self, uuid: &str) -> Result<()> {
+        self.model.delete_provider(uuid)?;
+        self.providers().remove(uuid);
+        Ok(())
+    }
+
+    async fn inventories_async(
+        &self,
+        uuid: &str,
+    ) -> Result<(u64, BTreeMap<String, InventoryRecord>)> {
+        self.model.inventories(uuid)
+    }
+
+    async fn set_inventories_async(
+        &self,
+        uuid: &str,
+        generation: u64,
+        inventories: &BTreeMap<String, InventoryRecord>,
+    ) -> Result<u64> {
+        self.model.set_inventories(uuid, generation, inventories)
+    }
+
+    async fn traits_async(&self, uuid: &str) -> Result<(u64, BTreeSet<String>)> {
+        self.model.traits(uuid)
+    }
+
+    async fn set_traits_async(
+        &self,
+        uuid: &str,
+        generation: u64,
+        traits: &BTreeSet<String>,
+    ) -> Result<u64> {
+        self.model.set_traits(uuid, generation, traits)
+    }
+
+    async fn aggregates_async(&self, uuid: &str) -> Result<(u64, BTreeSet<String>)> {
+        self.model.aggregates(uuid)
+    }
+
+    async fn set_aggregates_async(
+        &self,
+        uuid: &str,
+        generation: u64,
+        aggregates: &BTreeSet<String>,
+    ) -> Result<u64> {
+        self.model.set_aggregates(uuid, generation, aggregates)
+    }
+
+    async fn usages_async(&self, uuid: &str) -> Result<BTreeMap<String, i64>> {
+        self.model.usages(uuid)
+    }
+
+    async fn allocation_candidates_async(
+        &self,
+        req: &CandidatesRequest,
+    ) -> Result<AllocationCandidates> {
+        self.model.allocation_candidates(req)
+    }
+
+    async fn allocations_async(&self, consumer: &str) -> Result<ConsumerAllocations> {
+        self.model.allocations(consumer)
+    }
+
+    async fn put_allocations_async(
+        &self,
+        consumer: &str,
+        allocations: &Allocations,
+        project_id: &str,
+        user_id: &str,
+        consumer_generation: Option<u64>,
+    ) -> Result<Option<u64>> {
+        self.model.put_allocations(
+            consumer,
+            allocations,
+            project_id,
+            user_id,
+            consumer_generation,
+        )
+    }
+
+    async fn delete_allocations_async(&self, consumer: &str) -> Result<()> {
+        self.model.delete_allocations(consumer)
+    }
+}

@@ -1,0 +1,247 @@
+//! [`PlacementService`]: what the services need of Placement, async; and
+//! [`PlacementHandle`], the cheap clone the services hold.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
+use std::ops::Deref;
+use std::sync::Arc;
+
+use nova_scheduler::placement::{
+    AllocationCandidates, Allocations, CandidatesRequest, ConsumerAllocations, InventoryRecord,
+    Placement, PlacementError, ResourceProvider,
+};
+
+type Result<T> = std::result::Result<T, PlacementError>;
+
+/// Placement as the services use it: the async twin of nova-scheduler's
+/// synchronous [`Placement`] trait (the methods carry `_async` so a type
+/// may implement both), plus the provider listing the API serves.
+///
+/// Implementations: [`SqlPlacement`](crate::SqlPlacement) (the tables, in
+/// this process) and [`MemoryPlacementService`](crate::MemoryPlacementService);
+/// an HTTP client of any Placement fits the same shape, since errors are
+/// Placement's own: [`PlacementError::ConcurrentUpdate`] for a stale
+/// provider or consumer generation (409 `placement.concurrent_update`,
+/// retry with fresh data), `NotFound` (404), `InventoryInUse` /
+/// `ProviderInUse` / `CannotDeleteParent` / `Duplicate` /
+/// `CapacityExceeded` (409), `BadRequest` (400), and `Unavailable` when
+/// the store cannot answer at all (503: a database or Placement outage,
+/// which a retry at once will not cure).
+#[async_trait::async_trait]
+pub trait PlacementService: Send + Sync + std::fmt::Debug {
+    /// `POST /resource_providers`: a root, or a child of `parent`.
+    async fn create_provider_async(
+        &self,
+        uuid: &str,
+        name: &str,
+        parent: Option<&str>,
+    ) -> Result<ResourceProvider>;
+
+    /// `GET /resource_providers/{uuid}`.
+    async fn get_provider_async(&self, uuid: &str) -> Result<ResourceProvider>;
+
+    /// `GET /resource_providers` (`name=` and `uuid=` filters), by name.
+    async fn list_providers_async(
+        &self,
+        name: Option<&str>,
+        uuid: Option<&str>,
+    ) -> Result<Vec<ResourceProvider>>;
+
+    /// `DELETE /resource_providers/{uuid}`: refused while it has
+    /// allocations or children.
+    async fn delete_provider_async(&self, uuid: &str) -> Result<()>;
+
+    /// `GET /resource_providers/{uuid}/inventories`: the generation and
+    /// the inventories.
+    async fn inventories_async(
+        &self,
+        uuid: &str,
+    ) -> Result<(u64, BTreeMap<String, InventoryRecord>)>;
+
+    /// `PUT /resource_providers/{uuid}/inventories`: replaces them all;
+    /// refused when something in use would lose its inventory or exceed
+    /// the new capacity. Returns the new generation.
+    async fn set_inventories_async(
+        &self,
+        uuid: &str,
+        generation: u64,
+        inventories: &BTreeMap<String, InventoryRecord>,
+    ) -> Result<u64>;
+
+    /// `GET /resource_providers/{uuid}/traits`: the generation and traits.
+    async fn traits_async(&self, uuid: &str) -> Result<(u64, BTreeSet<String>)>;
+
+    /// `PUT /resource_providers/{uuid}/traits`. Returns the new generation.
+    async fn set_traits_async(
+        &self,
+        uuid: &str,
+        generation: u64,
+        traits: &BTreeSet<String>,
+    ) -> Result<u64>;
+
+    /// `GET /resource_providers/{uuid}/aggregates`: the generation and
+    /// aggregates.
+    async fn aggregates_async(&self, uuid: &str) -> Result<(u64, BTreeSet<String>)>;
+
+    /// `PUT /resource_providers/{uuid}/aggregates`. Returns the new
+    /// generation.
+    async fn set_aggregates_async(
+        &self,
+        uuid: &str,
+        generation: u64,
+        aggregates: &BTreeSet<String>,
+    ) -> Result<u64>;
+
+    /// `GET /resource_providers/{uuid}/usages`: used amount per class.
+    async fn usages_async(&self, uuid: &str) -> Result<BTreeMap<String, i64>>;
+
+    /// `GET /allocation_candidates`.
+    async fn allocation_candidates_async(
+        &self,
+        req: &CandidatesRequest,
+    ) -> Result<AllocationCandidates>;
+
+    /// `GET /allocations/{consumer}` (empty for an unknown consumer).
+    async fn allocations_async(&self, consumer: &str) -> Result<ConsumerAllocations>;
+
+    /// `PUT /allocations/{consumer}`: replaces the consumer's allocations
+    /// atomically (empty deletes them). `consumer_generation` is `None`
+    /// for a new consumer. Returns the consumer's new generation (`None`
+    /// once it has no allocations).
+    async fn put_allocations_async(
+        &self,
+        consumer: &str,
+        allocations: &Allocations,
+        project_id: &str,
+        user_id: &str,
+        consumer_generation: Option<u64>,
+    ) -> Result<Option<u64>>;
+
+    /// `DELETE /allocations/{consumer}`, whatever its generation (a
+    /// consumer without allocations is fine).
+    async fn delete_allocations_async(&self, consumer: &str) -> Result<()>;
+
+    /// Forgets what the implementation caches for candidates, so the next
+    /// query sees every write (a scheduler does this before it answers
+    /// NoValidHost). Nothing to forget by default.
+    fn invalidate(&self) {}
+}
+
+/// A shared Placement, whatever its implementation: what managers and the
+/// API hold. Cheap to clone; derefs to [`PlacementService`].
+///
+/// It is also nova-scheduler's synchronous [`Placement`], for
+/// `Scheduler::select_destinations_known`: call that from a blocking
+/// context (`tokio::task::spawn_blocking`) or a multi-threaded runtime.
+#[derive(Debug, Clone)]
+pub struct PlacementHandle(Arc<dyn PlacementService>);
+
+impl PlacementHandle {
+    /// A handle on `service`.
+    pub fn new(service: impl PlacementService + 'static) -> Self {
+        PlacementHandle(Arc::new(service))
+    }
+
+    /// An empty in-memory Placement (tests, embedding).
+    pub fn memory() -> Self {
+        Self::new(crate::MemoryPlacementService::new())
+    }
+}
+
+impl From<Arc<dyn PlacementService>> for PlacementHandle {
+    fn from(service: Arc<dyn PlacementService>) -> Self {
+        PlacementHandle(service)
+    }
+}
+
+impl Deref for PlacementHandle {
+    type Target = dyn PlacementService;
+
+    fn deref(&self) -> &Self::Target {
+        &*self.0
+    }
+}
+
+/// Runs `fut` to completion from synchronous code.
+fn block<F: Future>(fut: F) -> F::Output {
+    let handle = tokio::runtime::Handle::try_current()
+        .unwrap_or_else(|_| panic!("PlacementHandle's Placement trait needs a tokio runtime"));
+    match handle.runtime_flavor() {
+        // Allowed from a blocking thread (`spawn_blocking`) only.
+        tokio::runtime::RuntimeFlavor::CurrentThread => handle.block_on(fut),
+        _ => tokio::task::block_in_place(|| handle.block_on(fut)),
+    }
+}
+
+impl Placement for PlacementHandle {
+    fn create_provider(
+        &self,
+        uuid: &str,
+        name: &str,
+        parent: Option<&str>,
+    ) -> Result<ResourceProvider> {
+        block(self.0.create_provider_async(uuid, name, parent))
+    }
+    fn get_provider(&self, uuid: &str) -> Result<ResourceProvider> {
+        block(self.0.get_provider_async(uuid))
+    }
+    fn delete_provider(&self, uuid: &str) -> Result<()> {
+        block(self.0.delete_provider_async(uuid))
+    }
+    fn inventories(&self, uuid: &str) -> Result<(u64, BTreeMap<String, InventoryRecord>)> {
+        block(self.0.inventories_async(uuid))
+    }
+    fn set_inventories(
+        &self,
+        uuid: &str,
+        generation: u64,
+        inventories: &BTreeMap<String, InventoryRecord>,
+    ) -> Result<u64> {
+        block(self.0.set_inventories_async(uuid, generation, inventories))
+    }
+    fn traits(&self, uuid: &str) -> Result<(u64, BTreeSet<String>)> {
+        block(self.0.traits_async(uuid))
+    }
+    fn set_traits(&self, uuid: &str, generation: u64, traits: &BTreeSet<String>) -> Result<u64> {
+        block(self.0.set_traits_async(uuid, generation, traits))
+    }
+    fn aggregates(&self, uuid: &str) -> Result<(u64, BTreeSet<String>)> {
+        block(self.0.aggregates_async(uuid))
+    }
+    fn set_aggregates(
+        &self,
+        uuid: &str,
+        generation: u64,
+        aggregates: &BTreeSet<String>,
+    ) -> Result<u64> {
+        block(self.0.set_aggregates_async(uuid, generation, aggregates))
+    }
+    fn usages(&self, uuid: &str) -> Result<BTreeMap<String, i64>> {
+        block(self.0.usages_async(uuid))
+    }
+    fn allocation_candidates(&self, req: &CandidatesRequest) -> Result<AllocationCandidates> {
+        block(self.0.allocation_candidates_async(req))
+    }
+    fn delete_allocations(&self, consumer: &str) -> Result<()> {
+        block(self.0.delete_allocations_async(consumer))
+    }
+    fn allocations(&self, consumer: &str) -> Result<ConsumerAllocations> {
+        block(self.0.allocations_async(consumer))
+    }
+    fn put_allocations(
+        &self,
+        consumer: &str,
+        allocations: &Allocations,
+        project_id: &str,
+        user_id: &str,
+        consumer_generation: Option<u64>,
+    ) -> Result<Option<u64>> {
+        block(self.0.put_allocations_async(
+            consumer,
+            allocations,
+            project_id,
+            user_id,
+            consumer_generation,
+        ))
+    }
+}

@@ -1,0 +1,598 @@
+//! The SQL statements behind [`SqlPlacement`](crate::SqlPlacement): one
+//! function per query, rows decoded into the model's types. No checks and
+//! no transactions here (the store decides those); every function runs on
+//! whatever connection or transaction it is given, and returns the
+//! database's own error for the store to classify.
+//!
+//! Statements are written with `?` placeholders and numbered for
+//! PostgreSQL (`$1`, `$2`, …) on the way out.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use nova_scheduler::placement::{
+    Allocations, ConsumerAllocations, InventoryRecord, Name, ResourceProvider,
+};
+use sea_orm::{ConnectionTrait, DbBackend, DbErr, QueryResult, Statement, Value};
+
+type Result<T> = std::result::Result<T, DbErr>;
+
+/// The two name sets a provider has (traits and aggregates), each one
+/// table of `(rp_uuid, name)` rows.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum NameSet {
+    Traits,
+    Aggregates,
+}
+
+impl NameSet {
+    fn table(self) -> &'static str {
+        match self {
+            NameSet::Traits => "resource_provider_traits",
+            NameSet::Aggregates => "resource_provider_aggregates",
+        }
+    }
+
+    fn column(self) -> &'static str {
+        match self {
+            NameSet::Traits => "trait",
+            NameSet::Aggregates => "aggregate",
+        }
+    }
+}
+
+fn stmt(backend: DbBackend, sql: &str, values: Vec<Value>) -> Statement {
+    let sql = if backend == DbBackend::Postgres {
+        let mut out = String::with_capacity(sql.len() + 8);
+        let mut n = 0;
+        for ch in sql.chars() {
+            if ch == '?' {
+                n += 1;
+                out.push('$');
+                out.push_str(&n.to_string());
+            } else {
+                out.push(ch);
+            }
+        }
+        out
+    } else {
+        sql.to_owned()
+    };
+    Statement::from_sql_and_values(backend, sql, values)
+}
+
+async fn all<C: ConnectionTrait>(c: &C, sql: &str, values: Vec<Value>) -> Result<Vec<QueryResult>> {
+    c.query_all_raw(stmt(c.get_database_backend(), sql, values))
+        .await
+}
+
+async fn exec<C: ConnectionTrait>(c: &C, sql: &str, values: Vec<Value>) -> Result<u64> {
+    c.execute_raw(stmt(c.get_database_backend(), sql, values))
+        .await
+        .map(|r| r.rows_affected())
+}
+
+fn get_s(r: &QueryResult, col: &str) -> Result<String> {
+    r.try_get::<String>("", col)
+}
+
+fn get_i(r: &QueryResult, col: &str) -> Result<i64> {
+    r.try_get::<i64>("", col)
+}
+
+/// An inventory from a row with Placement's inventory columns.
+fn inventory_record(r: &QueryResult) -> Result<InventoryRecord> {
+    Ok(InventoryRecord {
+        total: get_i(r, "total")?,
+        reserved: get_i(r, "reserved")?,
+        min_unit: get_i(r, "min_unit")?,
+        max_unit: get_i(r, "max_unit")?,
+        step_size: get_i(r, "step_size")?,
+        allocation_ratio: r.try_get::<f64>("", "allocation_ratio")?,
+    })
+}
+
+fn provider_of(r: &QueryResult) -> Result<ResourceProvider> {
+    Ok(ResourceProvider {
+        uuid: get_s(r, "uuid")?,
+        name: get_s(r, "name")?,
+        generation: get_i(r, "generation")? as u64,
+        parent_provider_uuid: r.try_get::<Option<String>>("", "parent_uuid")?,
+        root_provider_uuid: get_s(r, "root_uuid")?,
+    })
+}
+
+const PROVIDER_COLUMNS: &str = "uuid, name, generation, parent_uuid, root_uuid";
+
+/// Provider `uuid`, if there is one.
+pub(crate) async fn provider<C: ConnectionTrait>(
+    c: &C,
+    uuid: &str,
+) -> Result<Option<ResourceProvider>> {
+    let sql = format!("SELECT {PROVIDER_COLUMNS} FROM resource_providers WHERE uuid = ?");
+    let rows = all(c, &sql, vec![uuid.into()]).await?;
+    rows.first().map(provider_of).transpose()
+}
+
+/// Providers by name, optionally only those with `name` and/or `uuid`.
+pub(crate) async fn providers<C: ConnectionTrait>(
+    c: &C,
+    name: Option<&str>,
+    uuid: Option<&str>,
+) -> Result<Vec<ResourceProvider>> {
+    let mut sql = format!("SELECT {PROVIDER_COLUMNS} FROM resource_providers WHERE 1 = 1");
+    let mut values = Vec::new();
+    for (col, v) in [("name", name), ("uuid", uuid)] {
+        if let Some(v) = v {
+            sql.push_str(&format!(" AND {col} = ?"));
+            values.push(v.into());
+        }
+    }
+    sql.push_str(" ORDER BY name");
+    all(c, &sql, values)
+        .await?
+        .iter()
+        .map(provider_of)
+        .collect()
+}
+
+/// The uuid of a provider that has `uuid` or `name` already.
+pub(crate) async fn provider_clash<C: ConnectionTrait>(
+    c: &C,
+    uuid: &str,
+    name: &str,
+) -> Result<Option<String>> {
+    let rows = all(
+        c,
+        "SELECT uuid, name FROM resource_providers WHERE uuid = ? OR name = ?",
+        vec![uuid.into(), name.into()],
+    )
+    .await?;
+    rows.first().map(|r| get_s(r, "uuid")).transpose()
+}
+
+/// A new provider at generation 0.
+pub(crate) async fn insert_provider<C: ConnectionTrait>(
+    c: &C,
+    uuid: &str,
+    name: &str,
+    parent: Option<&str>,
+    root: &str,
+) -> Result<()> {
+    exec(
+        c,
+        "INSERT INTO resource_providers (uuid, name, generation, parent_uuid, root_uuid) VALUES (?, ?, 0, ?, ?)",
+        vec![
+            uuid.into(),
+            name.into(),
+            parent.map(str::to_owned).into(),
+            root.into(),
+        ],
+    )
+    .await
+    .map(|_| ())
+}
+
+/// Bumps the generation of `uuid`: from `from` only (compare-and-swap:
+/// false when the provider moved on, a lost race), or whatever it is.
+pub(crate) async fn bump_generation<C: ConnectionTrait>(
+    c: &C,
+    uuid: &str,
+    from: Option<u64>,
+) -> Result<bool> {
+    let n = match from {
+        Some(g) => {
+            exec(
+                c,
+                "UPDATE resource_providers SET generation = generation + 1 WHERE uuid = ? AND generation = ?",
+                vec![uuid.into(), (g as i64).into()],
+            )
+            .await?
+        }
+        None => {
+            exec(
+                c,
+                "UPDATE resource_providers SET generation = generation + 1 WHERE uuid = ?",
+                vec![uuid.into()],
+            )
+            .await?
+        }
+    };
+    Ok(n == 1)
+}
+
+/// Whether provider `uuid` has children.
+pub(crate) async fn has_children<C: ConnectionTrait>(c: &C, uuid: &str) -> Result<bool> {
+    let rows = all(
+        c,
+        "SELECT uuid FROM resource_providers WHERE parent_uuid = ?",
+        vec![uuid.into()],
+    )
+    .await?;
+    Ok(!rows.is_empty())
+}
+
+/// Whether anything is allocated from provider `uuid`.
+pub(crate) async fn has_allocations<C: ConnectionTrait>(c: &C, uuid: &str) -> Result<bool> {
+    let rows = all(
+        c,
+        "SELECT consumer_uuid FROM allocations WHERE rp_uuid = ?",
+        vec![uuid.into()],
+    )
+    .await?;
+    Ok(!rows.is_empty())
+}
+
+/// Deletes provider `uuid` with its inventories, traits and aggregates.
+pub(crate) async fn delete_provider<C: ConnectionTrait>(c: &C, uuid: &str) -> Result<()> {
+    for table in [
+        "inventories",
+        "resource_provider_traits",
+        "resource_provider_aggregates",
+    ] {
+        exec(
+            c,
+            &format!("DELETE FROM {table} WHERE rp_uuid = ?"),
+            vec![uuid.into()],
+        )
+        .await?;
+    }
+    exec(
+        c,
+        "DELETE FROM resource_providers WHERE uuid = ?",
+        vec![uuid.into()],
+    )
+    .await
+    .map(|_| ())
+}
+
+/// Provider `uuid`'s inventories, per resource class.
+pub(crate) async fn inventories<C: ConnectionTrait>(
+    c: &C,
+    uuid: &str,
+) -> Result<BTreeMap<String, InventoryRecord>> {
+    let rows = all(
+        c,
+        "SELECT resource_class, total, reserved, min_unit, max_unit, step_size, allocation_ratio FROM inventories WHERE rp_uuid = ?",
+        vec![uuid.into()],
+    )
+    .await?;
+    let mut out = BTreeMap::new();
+    for r in &rows {
+        out.insert(get_s(r, "resource_class")?, inventory_record(r)?);
+    }
+    Ok(out)
+}
+
+/// A provider's generation and, per resource class, its inventory and
+/// what consumers other than `consumer` use of it: one statement. `None`
+/// when there is no such provider.
+pub(crate) async fn capacity<C: ConnectionTrait>(
+    c: &C,
+    uuid: &str,
+    consumer: &str,
+) -> Result<Option<(u64, BTreeMap<String, (InventoryRecord, i64)>)>> {
+    // SUM is NUMERIC on PostgreSQL and DECIMAL on MySQL: cast it back.
+    let int = match c.get_database_backend() {
+        DbBackend::MySql => "SIGNED",
+        _ => "BIGINT",
+    };
+    let sql = format!(
+        "SELECT rp.generation, i.resource_class, i.total, i.reserved, i.min_unit, i.max_unit, i.step_size, i.allocation_ratio, \
+         CAST((SELECT COALESCE(SUM(a.used), 0) FROM allocations a WHERE a.rp_uuid = i.rp_uuid AND a.resource_class = i.resource_class AND a.consumer_uuid <> ?) AS {int}) AS used \
+         FROM resource_providers rp LEFT JOIN inventories i ON i.rp_uuid = rp.uuid WHERE rp.uuid = ?"
+    );
+    let rows = all(c, &sql, vec![consumer.into(), uuid.into()]).await?;
+    let Some(first) = rows.first() else {
+        return Ok(None);
+    };
+    let generation = get_i(first, "generation")? as u64;
+    let mut out = BTreeMap::new();
+    for r in &rows {
+        let Some(rc) = r.try_get::<Option<String>>("", "resource_class")? else {
+            continue; // a provider without inventory
+        };
+        out.insert(rc, (inventory_record(r)?, get_i(r, "used")?));
+    }
+    Ok(Some((generation, out)))
+}
+
+/// What is used of provider `uuid`, per resource class.
+pub(crate) async fn usages<C: ConnectionTrait>(c: &C, uuid: &str) -> Result<BTreeMap<String, i64>> {
+    let rows = all(
+        c,
+        "SELECT resource_class, used FROM allocations WHERE rp_uuid = ?",
+        vec![uuid.into()],
+    )
+    .await?;
+    let mut out = BTreeMap::new();
+    for r in &rows {
+        *out.entry(get_s(r, "resource_class")?).or_insert(0) += get_i(r, "used")?;
+    }
+    Ok(out)
+}
+
+/// Replaces provider `uuid`'s inventories.
+pub(crate) async fn replace_inventories<C: ConnectionTrait>(
+    c: &C,
+    uuid: &str,
+    inventories: &BTreeMap<String, InventoryRecord>,
+) -> Result<()> {
+    exec(
+        c,
+        "DELETE FROM inventories WHERE rp_uuid = ?",
+        vec![uuid.into()],
+    )
+    .await?;
+    for (rc, inv) in inventories {
+        exec(
+            c,
+            "INSERT INTO inventories (rp_uuid, resource_class, total, reserved, min_unit, max_unit, step_size, allocation_ratio) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            vec![
+                uuid.into(),
+                rc.clone().into(),
+                inv.total.into(),
+                inv.reserved.into(),
+                inv.min_unit.into(),
+                inv.max_unit.into(),
+                inv.step_size.into(),
+                inv.allocation_ratio.into(),
+            ],
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// Provider `uuid`'s traits or aggregates.
+pub(crate) async fn names<C: ConnectionTrait>(
+    c: &C,
+    set: NameSet,
+    uuid: &str,
+) -> Result<BTreeSet<String>> {
+    let (table, col) = (set.table(), set.column());
+    let rows = all(
+        c,
+        &format!("SELECT {col} FROM {table} WHERE rp_uuid = ?"),
+        vec![uuid.into()],
+    )
+    .await?;
+    rows.iter().map(|r| get_s(r, col)).collect()
+}
+
+/// Replaces provider `uuid`'s traits or aggregates.
+pub(crate) async fn replace_names<C: ConnectionTrait>(
+    c: &C,
+    set: NameSet,
+    uuid: &str,
+    names: &BTreeSet<String>,
+) -> Result<()> {
+    let (table, col) = (set.table(), set.column());
+    exec(
+        c,
+        &format!("DELETE FROM {table} WHERE rp_uuid = ?"),
+        vec![uuid.into()],
+    )
+    .await?;
+    for n in names {
+        exec(
+            c,
+            &format!("INSERT INTO {table} (rp_uuid, {col}) VALUES (?, ?)"),
+            vec![uuid.into(), n.clone().into()],
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// A consumer's record and allocations (empty for an unknown consumer).
+pub(crate) async fn consumer<C: ConnectionTrait>(
+    c: &C,
+    consumer: &str,
+) -> Result<ConsumerAllocations> {
+    let rows = all(
+        c,
+        "SELECT project_id, user_id, generation FROM consumers WHERE uuid = ?",
+        vec![consumer.into()],
+    )
+    .await?;
+    let mut out = ConsumerAllocations::default();
+    let Some(r) = rows.first() else {
+        return Ok(out);
+    };
+    out.project_id = get_s(r, "project_id")?;
+    out.user_id = get_s(r, "user_id")?;
+    out.consumer_generation = Some(get_i(r, "generation")? as u64);
+    let rows = all(
+        c,
+        "SELECT rp_uuid, resource_class, used FROM allocations WHERE consumer_uuid = ?",
+        vec![consumer.into()],
+    )
+    .await?;
+    for r in &rows {
+        out.allocations
+            .entry(Name::from(get_s(r, "rp_uuid")?))
+            .or_default()
+            .insert(Name::from(get_s(r, "resource_class")?), get_i(r, "used")?);
+    }
+    Ok(out)
+}
+
+/// The providers `consumer` has allocations from.
+pub(crate) async fn consumer_providers<C: ConnectionTrait>(
+    c: &C,
+    consumer: &str,
+) -> Result<Vec<String>> {
+    let rows = all(
+        c,
+        "SELECT DISTINCT rp_uuid FROM allocations WHERE consumer_uuid = ?",
+        vec![consumer.into()],
+    )
+    .await?;
+    rows.iter().map(|r| get_s(r, "rp_uuid")).collect()
+}
+
+/// Deletes `consumer`'s allocations.
+pub(crate) async fn delete_allocations<C: ConnectionTrait>(c: &C, consumer: &str) -> Result<()> {
+    exec(
+        c,
+        "DELETE FROM allocations WHERE consumer_uuid = ?",
+        vec![consumer.into()],
+    )
+    .await
+    .map(|_| ())
+}
+
+/// Inserts `consumer`'s allocations: one multi-row INSERT for every
+/// (provider, class).
+pub(crate) async fn insert_allocations<C: ConnectionTrait>(
+    c: &C,
+    consumer: &str,
+    allocations: &Allocations,
+) -> Result<()> {
+    let mut values = Vec::new();
+    let mut rows = Vec::new();
+    for (rp, resources) in allocations {
+        for (rc, amount) in resources {
+            rows.push("(?, ?, ?, ?)");
+            values.extend([
+                Value::from(consumer),
+                rp.to_string().into(),
+                rc.to_string().into(),
+                (*amount).into(),
+            ]);
+        }
+    }
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let sql = format!(
+        "INSERT INTO allocations (consumer_uuid, rp_uuid, resource_class, used) VALUES {}",
+        rows.join(", ")
+    );
+    exec(c, &sql, values).await.map(|_| ())
+}
+
+/// Deletes the consumer record.
+pub(crate) async fn delete_consumer<C: ConnectionTrait>(c: &C, consumer: &str) -> Result<()> {
+    exec(
+        c,
+        "DELETE FROM consumers WHERE uuid = ?",
+        vec![consumer.into()],
+    )
+    .await
+    .map(|_| ())
+}
+
+/// Bumps the consumer's generation from `from` (and records its project
+/// and user); false when it moved on.
+pub(crate) async fn bump_consumer<C: ConnectionTrait>(
+    c: &C,
+    consumer: &str,
+    project_id: &str,
+    user_id: &str,
+    from: u64,
+) -> Result<bool> {
+    let n = exec(
+        c,
+        "UPDATE consumers SET generation = generation + 1, project_id = ?, user_id = ? WHERE uuid = ? AND generation = ?",
+        vec![project_id.into(), user_id.into(), consumer.into(), (from as i64).into()],
+    )
+    .await?;
+    Ok(n == 1)
+}
+
+/// A new consumer at generation 1.
+pub(crate) async fn insert_consumer<C: ConnectionTrait>(
+    c: &C,
+    consumer: &str,
+    project_id: &str,
+    user_id: &str,
+) -> Result<()> {
+    exec(
+        c,
+        "INSERT INTO consumers (uuid, project_id, user_id, generation) VALUES (?, ?, ?, 1)",
+        vec![consumer.into(), project_id.into(), user_id.into()],
+    )
+    .await
+    .map(|_| ())
+}
+
+/// Providers and the sum of their generations (every write bumps some
+/// generation, so this changes with every write).
+pub(crate) async fn generation_probe<C: ConnectionTrait>(c: &C) -> Result<(i64, i64)> {
+    let rows = all(c, "SELECT generation FROM resource_providers", vec![]).await?;
+    let mut sum = 0i64;
+    for r in &rows {
+        sum = sum.wrapping_add(get_i(r, "generation")?);
+    }
+    Ok((rows.len() as i64, sum))
+}
+
+/// Everything Placement holds, table by table (for a snapshot).
+#[derive(Debug, Default)]
+pub(crate) struct Tables {
+    /// `(uuid, name, parent)` of every provider.
+    pub providers: Vec<(String, String, Option<String>)>,
+    pub inventories: BTreeMap<String, BTreeMap<String, InventoryRecord>>,
+    pub traits: BTreeMap<String, BTreeSet<String>>,
+    pub aggregates: BTreeMap<String, BTreeSet<String>>,
+    /// `(project, user)` of every consumer.
+    pub consumers: BTreeMap<String, (String, String)>,
+    pub allocations: BTreeMap<String, Allocations>,
+}
+
+/// Reads every table.
+pub(crate) async fn tables<C: ConnectionTrait>(c: &C) -> Result<Tables> {
+    let mut t = Tables::default();
+    for r in &all(
+        c,
+        "SELECT uuid, name, parent_uuid FROM resource_providers",
+        vec![],
+    )
+    .await?
+    {
+        t.providers.push((
+            get_s(r, "uuid")?,
+            get_s(r, "name")?,
+            r.try_get::<Option<String>>("", "parent_uuid")?,
+        ));
+    }
+    for r in &all(c, "SELECT rp_uuid, resource_class, total, reserved, min_unit, max_unit, step_size, allocation_ratio FROM inventories", vec![]).await? {
+        t.inventories
+            .entry(get_s(r, "rp_uuid")?)
+            .or_default()
+            .insert(get_s(r, "resource_class")?, inventory_record(r)?);
+    }
+    for (set, into) in [
+        (NameSet::Traits, &mut t.traits),
+        (NameSet::Aggregates, &mut t.aggregates),
+    ] {
+        let (table, col) = (set.table(), set.column());
+        for r in &all(c, &format!("SELECT rp_uuid, {col} FROM {table}"), vec![]).await? {
+            into.entry(get_s(r, "rp_uuid")?)
+                .or_default()
+                .insert(get_s(r, col)?);
+        }
+    }
+    for r in &all(c, "SELECT uuid, project_id, user_id FROM consumers", vec![]).await? {
+        t.consumers.insert(
+            get_s(r, "uuid")?,
+            (get_s(r, "project_id")?, get_s(r, "user_id")?),
+        );
+    }
+    for r in &all(
+        c,
+        "SELECT consumer_uuid, rp_uuid, resource_class, used FROM allocations",
+        vec![],
+    )
+    .await?
+    {
+        t.allocations
+            .entry(get_s(r, "consumer_uuid")?)
+            .or_default()
+            .entry(Name::from(get_s(r, "rp_uuid")?))
+            .or_default()
+            .insert(Name::from(get_s(r, "resource_class")?), get_i(r, "used")?);
+    }
+    Ok(t)
+}

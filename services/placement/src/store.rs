@@ -1,0 +1,537 @@
+//! [`SqlPlacement`]: the store logic — transactions, generation checks,
+//! in-use refusals and allocation retries — over the statements of
+//! [`crate::sql`].
+//!
+//! Every write runs in one transaction and ends with compare-and-swap
+//! updates of the generations it read (`UPDATE … SET generation =
+//! generation + 1 WHERE uuid = ? AND generation = ?`). A writer that lost a
+//! race sees no row updated, rolls back and — for allocations, as
+//! Placement does — retries up to [`ALLOCATION_CONFLICT_RETRIES`] times
+//! with fresh usages.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use nova_scheduler::placement::{
+    AllocationCandidates, Allocations, CandidatesRequest, ConsumerAllocations, InventoryRecord,
+    MemoryPlacement, PlacementError, ResourceProvider,
+};
+use sea_orm::{
+    ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, TransactionTrait,
+};
+
+use crate::PlacementService;
+use crate::error::{Failure, classify, db};
+use crate::mirror::{Mirror, snapshot};
+use crate::sql::{self, NameSet};
+
+type Result<T> = std::result::Result<T, PlacementError>;
+
+/// How often an allocation write retries after losing a provider race
+/// (Placement's `allocation_conflict_retry_count`).
+pub const ALLOCATION_CONFLICT_RETRIES: usize = 10;
+
+/// Placement in SQL (SQLite, PostgreSQL, MySQL). Cheap to clone (shared
+/// state).
+///
+/// Allocation candidates are computed on an in-memory mirror of the
+/// tables, kept within [`SqlPlacement::refresh_interval`] of the database.
+#[derive(Debug, Clone)]
+pub struct SqlPlacement {
+    conn: DatabaseConnection,
+    /// In-process writers take this first: SQLite allows one writer, and
+    /// queueing here beats retrying on `SQLITE_BUSY`.
+    write_lock: Arc<tokio::sync::Mutex<()>>,
+    mirror: Arc<Mirror>,
+    refresh: Duration,
+}
+
+impl SqlPlacement {
+    /// Placement in the database behind `conn`; call [`SqlPlacement::sync`] once.
+    pub fn new(conn: DatabaseConnection) -> Self {
+        SqlPlacement {
+            conn,
+            write_lock: Arc::default(),
+            mirror: Arc::default(),
+            refresh: Duration::from_secs(1),
+        }
+    }
+
+    /// Opens `url` (nova.conf `[placement_database] connection` syntax).
+    pub async fn open(url: &str) -> std::result::Result<Self, nova_objects::Error> {
+        let db = nova_objects::db::Database::connect(&nova_objects::db::DbConfig::new(url)).await?;
+        Ok(Self::on(&db))
+    }
+
+    /// Placement at `url`; when that is `db`'s own database (`db_url`),
+    /// on `db`'s connections (nova.conf's
+    /// `[placement_database] connection` defaults to `[database] connection`).
+    pub async fn open_beside(
+        url: &str,
+        db_url: &str,
+        db: &nova_objects::db::Database,
+    ) -> std::result::Result<Self, nova_objects::Error> {
+        if url == db_url {
+            Ok(Self::on(db))
+        } else {
+            Self::open(url).await
+        }
+    }
+
+    /// Placement in the same database as `db`'s objects, on its connections.
+    pub fn on(db: &nova_objects::db::Database) -> Self {
+        Self::new(db.connection().clone())
+    }
+
+    /// How old the candidates mirror may get (default 1 s).
+    pub fn refresh_interval(mut self, d: Duration) -> Self {
+        self.refresh = d;
+        self
+    }
+
+    /// Creates or upgrades the tables: applies Placement's pending
+    /// numbered migrations (recorded in `placement_schema_migrations`, so
+    /// Placement may share nova's database or have its own); returns how
+    /// many ran (0 when the schema is current).
+    pub async fn sync(&self) -> Result<u32> {
+        crate::schema::sync(&self.conn).await
+    }
+
+    /// The Placement schema version of the database (`None` before the
+    /// first sync).
+    pub async fn schema_version(&self) -> Result<Option<u32>> {
+        crate::schema::version(&self.conn).await
+    }
+
+    /// The newest Placement schema version this build knows.
+    pub fn latest_schema_version() -> u32 {
+        crate::schema::MIGRATIONS.latest()
+    }
+
+    /// Loads every table into a fresh in-memory model.
+    pub async fn snapshot(&self) -> Result<MemoryPlacement> {
+        Ok(snapshot(sql::tables(&self.conn).await.map_err(db)?))
+    }
+
+    async fn begin(&self) -> std::result::Result<DatabaseTransaction, DbErr> {
+        // SQLite: take the write lock at BEGIN, so a transaction that reads
+        // then writes waits for other writers (busy_timeout) instead of
+        // failing when it upgrades.
+        let opts = sea_orm::TransactionOptions {
+            sqlite_transaction_mode: (self.conn.get_database_backend() == DbBackend::Sqlite)
+                .then_some(sea_orm::SqliteTransactionMode::Immediate),
+            ..Default::default()
+        };
+        self.conn.begin_with_options(opts).await
+    }
+
+    /// Provider `uuid`, or `NotFound`.
+    async fn provider<C: ConnectionTrait>(&self, c: &C, uuid: &str) -> Result<ResourceProvider> {
+        sql::provider(c, uuid)
+            .await
+            .map_err(db)?
+            .ok_or_else(|| PlacementError::NotFound(format!("resource provider {uuid}")))
+    }
+
+    /// Checks `generation` against the provider and bumps it, inside `txn`.
+    async fn bump_checked(
+        &self,
+        txn: &DatabaseTransaction,
+        uuid: &str,
+        generation: u64,
+    ) -> Result<u64> {
+        if sql::bump_generation(txn, uuid, Some(generation))
+            .await
+            .map_err(db)?
+        {
+            return Ok(generation + 1);
+        }
+        let cur = self.provider(txn, uuid).await?;
+        Err(PlacementError::ConcurrentUpdate(format!(
+            "resource provider {uuid} generation conflict: {generation} given, {} current",
+            cur.generation
+        )))
+    }
+
+    async fn names(&self, set: NameSet, uuid: &str) -> Result<(u64, BTreeSet<String>)> {
+        let rp = self.provider(&self.conn, uuid).await?;
+        let names = sql::names(&self.conn, set, uuid).await.map_err(db)?;
+        Ok((rp.generation, names))
+    }
+
+    async fn set_names(
+        &self,
+        set: NameSet,
+        uuid: &str,
+        generation: u64,
+        names: &BTreeSet<String>,
+    ) -> Result<u64> {
+        let _w = self.write_lock.lock().await;
+        let txn = self.begin().await.map_err(db)?;
+        let new_gen = self.bump_checked(&txn, uuid, generation).await?;
+        sql::replace_names(&txn, set, uuid, names)
+            .await
+            .map_err(db)?;
+        txn.commit().await.map_err(db)?;
+        self.mirror.invalidate();
+        Ok(new_gen)
+    }
+
+    /// One attempt at `PUT /allocations/{consumer}`: the consumer's new
+    /// generation and how many provider generations it bumped.
+    async fn try_put_allocations(
+        &self,
+        consumer: &str,
+        allocations: &Allocations,
+        project_id: &str,
+        user_id: &str,
+        consumer_generation: Option<u64>,
+    ) -> std::result::Result<(Option<u64>, i64), Retry> {
+        let txn = self.begin().await?;
+        let current = sql::consumer(&txn, consumer).await?;
+        if current.consumer_generation != consumer_generation {
+            return Err(Retry::Fail(PlacementError::ConcurrentUpdate(format!(
+                "consumer generation conflict - expected {:?} but got {:?}",
+                current.consumer_generation, consumer_generation
+            ))));
+        }
+        // Every provider whose usage changes: the new ones and the old ones.
+        let mut touched: BTreeSet<&str> = allocations.keys().map(|k| &**k).collect();
+        touched.extend(current.allocations.keys().map(|k| &**k));
+        let mut generations = Vec::new();
+        for rp in &touched {
+            let missing = || {
+                Retry::Fail(PlacementError::BadRequest(format!(
+                    "Allocation for resource provider '{rp}' that does not exist."
+                )))
+            };
+            let Some(wanted) = allocations.get(*rp) else {
+                let row = sql::provider(&txn, rp).await?.ok_or_else(missing)?;
+                generations.push((rp.to_string(), row.generation));
+                continue;
+            };
+            let (generation, inventories) = sql::capacity(&txn, rp, consumer)
+                .await?
+                .ok_or_else(missing)?;
+            generations.push((rp.to_string(), generation));
+            for (rc, amount) in wanted {
+                let Some((inv, u)) = inventories.get(&**rc) else {
+                    return Err(Retry::Fail(PlacementError::BadRequest(format!(
+                        "Unable to allocate inventory: Inventory for '{rc}' on resource provider '{rp}' invalid."
+                    ))));
+                };
+                if *amount < inv.min_unit
+                    || *amount > inv.max_unit
+                    || *amount % inv.step_size.max(1) != 0
+                {
+                    return Err(Retry::Fail(PlacementError::BadRequest(format!(
+                        "Unable to allocate inventory: Unable to create allocation for '{rc}' on resource provider '{rp}'. The requested amount would violate inventory constraints."
+                    ))));
+                }
+                if !inv.admits(*u, *amount) {
+                    return Err(Retry::Fail(PlacementError::CapacityExceeded(format!(
+                        "Unable to allocate inventory: Unable to create allocation for '{rc}' on resource provider '{rp}'. The requested amount would exceed the capacity."
+                    ))));
+                }
+            }
+        }
+        if !current.allocations.is_empty() {
+            sql::delete_allocations(&txn, consumer).await?;
+        }
+        sql::insert_allocations(&txn, consumer, allocations).await?;
+        for (rp, g) in &generations {
+            if !sql::bump_generation(&txn, rp, Some(*g)).await? {
+                return Err(Retry::ProviderRace(format!(
+                    "resource provider {rp} changed while allocating for {consumer}"
+                )));
+            }
+        }
+        let new_gen = if allocations.is_empty() {
+            sql::delete_consumer(&txn, consumer).await?;
+            None
+        } else if let Some(g) = current.consumer_generation {
+            if !sql::bump_consumer(&txn, consumer, project_id, user_id, g).await? {
+                return Err(Retry::Fail(PlacementError::ConcurrentUpdate(
+                    "consumer generation conflict".into(),
+                )));
+            }
+            Some(g + 1)
+        } else {
+            sql::insert_consumer(&txn, consumer, project_id, user_id)
+                .await
+                .map_err(|e| match classify(&e) {
+                    Failure::Duplicate | Failure::Race => {
+                        Retry::Fail(PlacementError::ConcurrentUpdate(
+                            "consumer generation conflict - the consumer was created concurrently"
+                                .into(),
+                        ))
+                    }
+                    Failure::Outage => Retry::Fail(db(e)),
+                })?;
+            Some(1)
+        };
+        txn.commit().await?;
+        Ok((new_gen, generations.len() as i64))
+    }
+}
+
+#[async_trait::async_trait]
+impl PlacementService for SqlPlacement {
+    async fn create_provider_async(
+        &self,
+        uuid: &str,
+        name: &str,
+        parent: Option<&str>,
+    ) -> Result<ResourceProvider> {
+        let _w = self.write_lock.lock().await;
+        let txn = self.begin().await.map_err(db)?;
+        let root = match parent {
+            Some(p) => self.provider(&txn, p).await?.root_provider_uuid,
+            None => uuid.to_owned(),
+        };
+        if let Some(found) = sql::provider_clash(&txn, uuid, name).await.map_err(db)? {
+            let what = if found == uuid {
+                format!("uuid {uuid}")
+            } else {
+                format!("name {name}")
+            };
+            return Err(PlacementError::Duplicate(format!(
+                "Conflicting resource provider {what} already exists."
+            )));
+        }
+        sql::insert_provider(&txn, uuid, name, parent, &root)
+            .await
+            .map_err(|e| match classify(&e) {
+                // Created since the check by another process.
+                Failure::Duplicate => PlacementError::Duplicate(e.to_string()),
+                _ => db(e),
+            })?;
+        txn.commit().await.map_err(db)?;
+        self.mirror.invalidate();
+        Ok(ResourceProvider {
+            uuid: uuid.to_owned(),
+            name: name.to_owned(),
+            generation: 0,
+            parent_provider_uuid: parent.map(str::to_owned),
+            root_provider_uuid: root,
+        })
+    }
+
+    async fn get_provider_async(&self, uuid: &str) -> Result<ResourceProvider> {
+        self.provider(&self.conn, uuid).await
+    }
+
+    async fn list_providers_async(
+        &self,
+        name: Option<&str>,
+        uuid: Option<&str>,
+    ) -> Result<Vec<ResourceProvider>> {
+        sql::providers(&self.conn, name, uuid).await.map_err(db)
+    }
+
+    async fn delete_provider_async(&self, uuid: &str) -> Result<()> {
+        let _w = self.write_lock.lock().await;
+        let txn = self.begin().await.map_err(db)?;
+        self.provider(&txn, uuid).await?;
+        if sql::has_children(&txn, uuid).await.map_err(db)? {
+            return Err(PlacementError::CannotDeleteParent(format!(
+                "Unable to delete parent resource provider {uuid}: It has child resource providers."
+            )));
+        }
+        if sql::has_allocations(&txn, uuid).await.map_err(db)? {
+            return Err(PlacementError::ProviderInUse(format!(
+                "Unable to delete resource provider {uuid}: Resource provider has allocations."
+            )));
+        }
+        sql::delete_provider(&txn, uuid).await.map_err(db)?;
+        txn.commit().await.map_err(db)?;
+        self.mirror.invalidate();
+        Ok(())
+    }
+
+    async fn inventories_async(
+        &self,
+        uuid: &str,
+    ) -> Result<(u64, BTreeMap<String, InventoryRecord>)> {
+        let rp = self.provider(&self.conn, uuid).await?;
+        let inv = sql::inventories(&self.conn, uuid).await.map_err(db)?;
+        Ok((rp.generation, inv))
+    }
+
+    async fn set_inventories_async(
+        &self,
+        uuid: &str,
+        generation: u64,
+        inventories: &BTreeMap<String, InventoryRecord>,
+    ) -> Result<u64> {
+        for (rc, inv) in inventories {
+            if !nova_scheduler::placement::valid_resource_class(rc) {
+                return Err(PlacementError::BadRequest(format!(
+                    "No such resource class {rc}."
+                )));
+            }
+            inv.validate()
+                .map_err(|e| PlacementError::BadRequest(format!("{rc}: {e}")))?;
+        }
+        let _w = self.write_lock.lock().await;
+        let txn = self.begin().await.map_err(db)?;
+        let new_gen = self.bump_checked(&txn, uuid, generation).await?;
+        let used = sql::usages(&txn, uuid).await.map_err(db)?;
+        for (rc, amount) in used.iter().filter(|(_, a)| **a > 0) {
+            match inventories.get(rc) {
+                None => {
+                    return Err(PlacementError::InventoryInUse(format!(
+                        "Inventory for '{rc}' on resource provider '{uuid}' in use."
+                    )));
+                }
+                Some(inv) if inv.capacity() < *amount => {
+                    return Err(PlacementError::InventoryInUse(format!(
+                        "Unable to update inventory for resource provider {uuid}: {rc} capacity {} is below its usage {amount}.",
+                        inv.capacity()
+                    )));
+                }
+                _ => {}
+            }
+        }
+        sql::replace_inventories(&txn, uuid, inventories)
+            .await
+            .map_err(db)?;
+        txn.commit().await.map_err(db)?;
+        self.mirror.invalidate();
+        Ok(new_gen)
+    }
+
+    async fn traits_async(&self, uuid: &str) -> Result<(u64, BTreeSet<String>)> {
+        self.names(NameSet::Traits, uuid).await
+    }
+
+    async fn set_traits_async(
+        &self,
+        uuid: &str,
+        generation: u64,
+        traits: &BTreeSet<String>,
+    ) -> Result<u64> {
+        self.set_names(NameSet::Traits, uuid, generation, traits)
+            .await
+    }
+
+    async fn aggregates_async(&self, uuid: &str) -> Result<(u64, BTreeSet<String>)> {
+        self.names(NameSet::Aggregates, uuid).await
+    }
+
+    async fn set_aggregates_async(
+        &self,
+        uuid: &str,
+        generation: u64,
+        aggregates: &BTreeSet<String>,
+    ) -> Result<u64> {
+        self.set_names(NameSet::Aggregates, uuid, generation, aggregates)
+            .await
+    }
+
+    async fn usages_async(&self, uuid: &str) -> Result<BTreeMap<String, i64>> {
+        self.provider(&self.conn, uuid).await?;
+        sql::usages(&self.conn, uuid).await.map_err(db)
+    }
+
+    /// On the mirror (see [`SqlPlacement`]).
+    async fn allocation_candidates_async(
+        &self,
+        req: &CandidatesRequest,
+    ) -> Result<AllocationCandidates> {
+        self.mirror.candidates(&self.conn, self.refresh, req).await
+    }
+
+    async fn allocations_async(&self, consumer: &str) -> Result<ConsumerAllocations> {
+        sql::consumer(&self.conn, consumer).await.map_err(db)
+    }
+
+    async fn put_allocations_async(
+        &self,
+        consumer: &str,
+        allocations: &Allocations,
+        project_id: &str,
+        user_id: &str,
+        consumer_generation: Option<u64>,
+    ) -> Result<Option<u64>> {
+        let _w = self.write_lock.lock().await;
+        let mut last = None;
+        for _ in 0..ALLOCATION_CONFLICT_RETRIES {
+            match self
+                .try_put_allocations(
+                    consumer,
+                    allocations,
+                    project_id,
+                    user_id,
+                    consumer_generation,
+                )
+                .await
+            {
+                Err(Retry::ProviderRace(msg)) => last = Some(msg),
+                Err(Retry::Fail(e)) => return Err(e),
+                Ok((g, bumped)) => {
+                    self.mirror
+                        .apply(consumer, allocations, project_id, user_id, bumped);
+                    return Ok(g);
+                }
+            }
+        }
+        Err(PlacementError::ConcurrentUpdate(last.unwrap_or_else(
+            || "resource provider generation conflict".to_owned(),
+        )))
+    }
+
+    /// Freeing never overcommits, so the providers' generations are
+    /// bumped without a check.
+    async fn delete_allocations_async(&self, consumer: &str) -> Result<()> {
+        let _w = self.write_lock.lock().await;
+        let txn = self.begin().await.map_err(db)?;
+        let providers = sql::consumer_providers(&txn, consumer).await.map_err(db)?;
+        sql::delete_allocations(&txn, consumer).await.map_err(db)?;
+        sql::delete_consumer(&txn, consumer).await.map_err(db)?;
+        for rp in &providers {
+            sql::bump_generation(&txn, rp, None).await.map_err(db)?;
+        }
+        txn.commit().await.map_err(db)?;
+        if !providers.is_empty() {
+            self.mirror.apply(
+                consumer,
+                &Allocations::new(),
+                "",
+                "",
+                providers.len() as i64,
+            );
+        }
+        Ok(())
+    }
+
+    fn invalidate(&self) {
+        self.mirror.invalidate();
+    }
+}
+
+/// How one allocation attempt failed.
+enum Retry {
+    /// Lost a provider race: try again with fresh usages.
+    ProviderRace(String),
+    Fail(PlacementError),
+}
+
+impl From<PlacementError> for Retry {
+    fn from(e: PlacementError) -> Self {
+        Retry::Fail(e)
+    }
+}
+
+impl From<DbErr> for Retry {
+    fn from(e: DbErr) -> Self {
+        match classify(&e) {
+            // SQLite "database is locked", deadlocks, serialization
+            // failures, a row a concurrent writer inserted: retry; an
+            // outage is not retried.
+            Failure::Race | Failure::Duplicate => Retry::ProviderRace(e.to_string()),
+            Failure::Outage => Retry::Fail(db(e)),
+        }
+    }
+}
