@@ -17,9 +17,11 @@
 //! An in-memory database exists per connection, so it has exactly one.
 
 mod migrate;
+mod reads;
 mod sql;
 mod tables;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use nova_rpc::RequestContext;
@@ -137,13 +139,34 @@ fn mask(url: &str) -> String {
 #[derive(Debug, Clone)]
 pub struct Database {
     conn: DatabaseConnection,
+    /// SQLite files: the connections reads run on ([`reads`]).
+    reads: Option<Arc<reads::Reads>>,
+}
+
+/// The settings of every SQLite connection (the pool's and the reads').
+fn sqlite_options(
+    o: sea_orm::sqlx::sqlite::SqliteConnectOptions,
+    busy: Duration,
+    memory: bool,
+) -> sea_orm::sqlx::sqlite::SqliteConnectOptions {
+    let o = o.busy_timeout(busy).foreign_keys(true).with_regexp();
+    if memory {
+        o
+    } else {
+        o.create_if_missing(true)
+            .journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
+            .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Normal)
+            // Pages are read through a memory map instead of a
+            // pread per page after each other connection's write.
+            .pragma("mmap_size", "268435456")
+    }
 }
 
 impl Database {
     /// Connects (the schema is not touched: see [`Database::sync`]).
     pub async fn connect(cfg: &DbConfig) -> Result<Self> {
         let (url, backend, memory) = normalize_url(&cfg.connection)?;
-        let mut opts = ConnectOptions::new(url);
+        let mut opts = ConnectOptions::new(url.clone());
         let pool = match (backend, memory) {
             (DbBackend::Sqlite, true) => 1,
             (DbBackend::Sqlite, false) => cfg.max_pool_size.unwrap_or(4),
@@ -167,24 +190,28 @@ impl Database {
         } else {
             opts.test_before_acquire(false);
             let busy = cfg.sqlite_busy_timeout;
-            opts.map_sqlx_sqlite_opts(move |o| {
-                let o = o.busy_timeout(busy).foreign_keys(true).with_regexp();
-                if memory {
-                    o
-                } else {
-                    o.create_if_missing(true)
-                        .journal_mode(sea_orm::sqlx::sqlite::SqliteJournalMode::Wal)
-                        .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Normal)
-                        // Pages are read through a memory map instead of a
-                        // pread per page after each other connection's write.
-                        .pragma("mmap_size", "268435456")
-                }
-            });
+            opts.map_sqlx_sqlite_opts(move |o| sqlite_options(o, busy, memory));
         }
         let conn = sea_orm::Database::connect(opts)
             .await
             .map_err(|e| Error::Db(format!("cannot connect to {}: {e}", mask(&cfg.connection))))?;
-        Ok(Database { conn })
+        let reads = if backend == DbBackend::Sqlite && !memory {
+            use sea_orm::sqlx::ConnectOptions as _;
+            let o: sea_orm::sqlx::sqlite::SqliteConnectOptions = url
+                .parse()
+                .map_err(|e| Error::Db(format!("{}: {e}", mask(&cfg.connection))))?;
+            let o = sqlite_options(o, cfg.sqlite_busy_timeout, false);
+            // As sea-orm sets up the pool's connections.
+            let o = if cfg.connection_debug >= 50 {
+                o.log_statements(tracing::log::LevelFilter::Info)
+            } else {
+                o.disable_statement_logging()
+            };
+            Some(Arc::new(reads::Reads::new(conn.clone(), o, pool as usize)))
+        } else {
+            None
+        };
+        Ok(Database { conn, reads })
     }
 
     /// `nova-manage db sync`: applies pending migrations; returns how many
@@ -263,12 +290,20 @@ impl ObjectStore for Database {
 
     async fn get(&self, ctx: &RequestContext, objname: &str, by: &Lookup) -> Result<Value> {
         let t = table_of(objname)?;
-        sql::get(&self.conn, t, by, ReadDeleted::of(ctx)?).await
+        let rd = ReadDeleted::of(ctx)?;
+        match &self.reads {
+            Some(r) => sql::get(&**r, t, by, rd).await,
+            None => sql::get(&self.conn, t, by, rd).await,
+        }
     }
 
     async fn list(&self, ctx: &RequestContext, objname: &str, q: &ListQuery) -> Result<Vec<Value>> {
         let t = table_of(objname)?;
-        sql::list(&self.conn, t, q, ReadDeleted::of(ctx)?, ctx.is_admin()).await
+        let (rd, admin) = (ReadDeleted::of(ctx)?, ctx.is_admin());
+        match &self.reads {
+            Some(r) => sql::list(&**r, t, q, rd, admin).await,
+            None => sql::list(&self.conn, t, q, rd, admin).await,
+        }
     }
 
     async fn count(
@@ -278,14 +313,11 @@ impl ObjectStore for Database {
         filters: &Map<String, Value>,
     ) -> Result<u64> {
         let t = table_of(objname)?;
-        sql::count(
-            &self.conn,
-            t,
-            filters,
-            ReadDeleted::of(ctx)?,
-            ctx.is_admin(),
-        )
-        .await
+        let (rd, admin) = (ReadDeleted::of(ctx)?, ctx.is_admin());
+        match &self.reads {
+            Some(r) => sql::count(&**r, t, filters, rd, admin).await,
+            None => sql::count(&self.conn, t, filters, rd, admin).await,
+        }
     }
 }
 

@@ -809,6 +809,51 @@ pub(crate) async fn concurrent_writers(h: &Harness) {
     assert_eq!(n, 80);
 }
 
+/// Reads see every write at once, more reads than connections wait for
+/// one, and a read dropped half-way leaves the store working (SQLite
+/// files read on connections of their own).
+pub(crate) async fn reads_see_writes_and_survive_interruption(h: &Harness) {
+    let ctx = admin();
+    let mut inst = instance(1, "p");
+    h.objects.create(&ctx, &mut inst).await.unwrap();
+    let uuid = inst.uuid().clone();
+    for n in 0..5 {
+        inst.set_display_name(Some(format!("name-{n}")));
+        h.objects.save(&ctx, &mut inst).await.unwrap();
+        let seen: Instance = h.objects.get_by_uuid(&ctx, &uuid).await.unwrap();
+        assert_eq!(
+            seen.display_name().as_deref(),
+            Some(format!("name-{n}").as_str())
+        );
+    }
+    // Reads abandoned before they finish.
+    for _ in 0..20 {
+        let read = h.objects.get_by_uuid::<Instance>(&ctx, &uuid);
+        let _ = tokio::time::timeout(Duration::from_micros(1), read).await;
+    }
+    // More concurrent reads than any pool has connections.
+    let reads = (0..40).map(|_| {
+        let (objects, ctx, uuid) = (h.objects.clone(), ctx.clone(), uuid.clone());
+        tokio::spawn(async move {
+            let i: Instance = objects.get_by_uuid(&ctx, &uuid).await.unwrap();
+            let n = objects
+                .count::<Instance>(
+                    &ctx,
+                    &ListQuery::new().filter("uuid", uuid.as_str()).filters,
+                )
+                .await
+                .unwrap();
+            (i.display_name().clone(), n)
+        })
+    });
+    for r in reads.collect::<Vec<_>>() {
+        assert_eq!(r.await.unwrap(), (Some("name-4".to_owned()), 1));
+    }
+    h.objects.destroy(&ctx, &mut inst).await.unwrap();
+    let gone = h.objects.get_by_uuid::<Instance>(&ctx, &uuid).await;
+    assert!(gone.unwrap_err().is_not_found());
+}
+
 macro_rules! contract {
     ($($case:ident),* $(,)?) => {
         macro_rules! on_backend {
@@ -846,6 +891,7 @@ contract!(
     compute_objects_and_mappings,
     instance_attrs_load_from_their_tables,
     concurrent_writers,
+    reads_see_writes_and_survive_interruption,
 );
 
 /// An older caller (Instance 2.7) gets what it can read from the
