@@ -12,7 +12,10 @@ use crate::microversion::ApiVersion;
 /// ISO 8601 as Nova prints it (`2026-12-01T05:24:38Z`).
 pub(crate) fn time(t: &Option<chrono::DateTime<chrono::Utc>>) -> Value {
     match t {
-        Some(t) => json!(t.format("%Y-%m-%dT%H:%M:%SZ").to_string()),
+        // RFC 3339 to the second with `Z`: the same text as strftime
+        // "%Y-%m-%dT%H:%M:%SZ", without parsing a format per call (it was
+        // ~3 % of a GET /servers/{id}).
+        Some(t) => json!(t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
         None => Value::Null,
     }
 }
@@ -20,7 +23,11 @@ pub(crate) fn time(t: &Option<chrono::DateTime<chrono::Utc>>) -> Value {
 /// `OS-SRV-USG` times (microseconds, no zone).
 pub(crate) fn usage_time(t: &Option<chrono::DateTime<chrono::Utc>>) -> Value {
     match t {
-        Some(t) => json!(t.format("%Y-%m-%dT%H:%M:%S%.6f").to_string()),
+        Some(t) => {
+            let mut s = t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+            s.pop(); // the `Z`: nova prints these without a zone
+            json!(s)
+        }
         None => Value::Null,
     }
 }
@@ -244,4 +251,23 @@ pub(crate) fn flavor(
         out["extra_specs"] = json!(f.extra_specs());
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_print_as_nova_prints_them() {
+        let t = chrono::DateTime::parse_from_rfc3339("2026-12-01T05:24:38.123456789Z")
+            .map(|t| t.with_timezone(&chrono::Utc))
+            .ok();
+        assert_eq!(time(&t), json!("2026-12-01T05:24:38Z"));
+        assert_eq!(usage_time(&t), json!("2026-12-01T05:24:38.123456"));
+        let whole = chrono::DateTime::parse_from_rfc3339("2026-12-01T05:24:38Z")
+            .map(|t| t.with_timezone(&chrono::Utc))
+            .ok();
+        assert_eq!(usage_time(&whole), json!("2026-12-01T05:24:38.000000"));
+        assert_eq!(time(&None), Value::Null);
+    }
 }
