@@ -42,6 +42,42 @@ fn python(url: &str, args: &[&str]) -> Value {
     serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {stdout}"))
 }
 
+/// An instance as nova-api writes it before its cast: `building`/`scheduling`, flavor m1.tiny.
+async fn scheduling_instance(c: &Cluster) -> Instance {
+    let flavors: Vec<Flavor> = c
+        .all
+        .objects
+        .list(&admin(), &ListQuery::new().filter("flavorid", "1"))
+        .await
+        .unwrap();
+    let mut inst = Instance::new()
+        .with_uuid(uuid::Uuid::new_v4().to_string())
+        .with_project_id(Some("py-project".into()))
+        .with_user_id(Some("py-user".into()))
+        .with_display_name(Some("from-python".into()))
+        .with_flavor(flavors[0].clone())
+        .with_vcpus(Some(1))
+        .with_memory_mb(Some(512))
+        .with_root_gb(Some(1))
+        .with_vm_state(Some("building".into()))
+        .with_task_state(Some("scheduling".into()))
+        .with_locked(false);
+    c.all.objects.create(&admin(), &mut inst).await.unwrap();
+    inst
+}
+
+/// Waits until the instance is ACTIVE.
+async fn active(c: &Cluster, uuid: &str) -> Instance {
+    for _ in 0..200 {
+        let i: Instance = c.all.objects.get_by_uuid(&admin(), uuid).await.unwrap();
+        if i.vm_state().as_deref() == Some("active") {
+            return i;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("instance {uuid} did not become active");
+}
+
 async fn cluster_on_rabbit(tag: &str) -> (Cluster, Vhost) {
     let amqp = std::env::var("NOVA_RS_AMQP_URL")
         .unwrap_or_else(|_| "rabbit://guest:guest@127.0.0.1:5672/".into());
@@ -124,25 +160,7 @@ async fn nova_scheduler_client_selects_destinations_from_our_scheduler() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn nova_compute_client_builds_on_our_compute() {
     let (c, vhost) = cluster_on_rabbit("py-compute").await;
-    let flavors: Vec<Flavor> = c
-        .all
-        .objects
-        .list(&admin(), &ListQuery::new().filter("flavorid", "1"))
-        .await
-        .unwrap();
-    let mut inst = Instance::new()
-        .with_uuid(uuid::Uuid::new_v4().to_string())
-        .with_project_id(Some("py-project".into()))
-        .with_user_id(Some("py-user".into()))
-        .with_display_name(Some("from-python".into()))
-        .with_flavor(flavors[0].clone())
-        .with_vcpus(Some(1))
-        .with_memory_mb(Some(512))
-        .with_root_gb(Some(1))
-        .with_vm_state(Some("building".into()))
-        .with_task_state(Some("scheduling".into()))
-        .with_locked(false);
-    c.all.objects.create(&admin(), &mut inst).await.unwrap();
+    let inst = scheduling_instance(&c).await;
     let host = c.all.computes[1].host.clone();
     let driver = c.all.computes[1].manager.driver().clone();
     let node = driver.host_resources().await.unwrap().hypervisor_hostname;
@@ -161,16 +179,7 @@ async fn nova_compute_client_builds_on_our_compute() {
     .unwrap();
     assert_eq!(out["cast"], "build_and_run_instance");
     // Our compute decoded nova's Instance and built it on the host nova named.
-    let mut built = None;
-    for _ in 0..200 {
-        let i: Instance = c.all.objects.get_by_uuid(&admin(), &uuid).await.unwrap();
-        if i.vm_state().as_deref() == Some("active") {
-            built = Some(i);
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    let built = built.expect("the instance became active");
+    let built = active(&c, &uuid).await;
     assert_eq!(built.host().as_deref(), Some(host.as_str()));
     assert_eq!(built.node().as_deref(), Some(node.as_str()));
     assert!(built.task_state().is_none());
@@ -186,26 +195,7 @@ async fn nova_compute_client_builds_on_our_compute() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn nova_conductor_client_schedules_and_builds_through_our_services() {
     let (c, vhost) = cluster_on_rabbit("py-conductor").await;
-    let flavors: Vec<Flavor> = c
-        .all
-        .objects
-        .list(&admin(), &ListQuery::new().filter("flavorid", "1"))
-        .await
-        .unwrap();
-    // What nova-api writes before its cast: the Instance and its mapping.
-    let mut inst = Instance::new()
-        .with_uuid(uuid::Uuid::new_v4().to_string())
-        .with_project_id(Some("py-project".into()))
-        .with_user_id(Some("py-user".into()))
-        .with_display_name(Some("from-python".into()))
-        .with_flavor(flavors[0].clone())
-        .with_vcpus(Some(1))
-        .with_memory_mb(Some(512))
-        .with_root_gb(Some(1))
-        .with_vm_state(Some("building".into()))
-        .with_task_state(Some("scheduling".into()))
-        .with_locked(false);
-    c.all.objects.create(&admin(), &mut inst).await.unwrap();
+    let inst = scheduling_instance(&c).await;
     let mut map = InstanceMapping::new()
         .with_instance_uuid(inst.uuid().clone())
         .with_project_id("py-project".to_owned())
@@ -222,16 +212,7 @@ async fn nova_conductor_client_schedules_and_builds_through_our_services() {
     assert_eq!(out["cast"], "schedule_and_build_instances");
     // Our conductor decoded nova's BuildRequests and RequestSpecs, our
     // scheduler placed the instance and a compute built it.
-    let mut built = None;
-    for _ in 0..200 {
-        let i: Instance = c.all.objects.get_by_uuid(&admin(), &uuid).await.unwrap();
-        if i.vm_state().as_deref() == Some("active") {
-            built = Some(i);
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    let built = built.expect("the instance became active");
+    let built = active(&c, &uuid).await;
     let host = built.host().clone().expect("on a host");
     assert!(c.all.computes.iter().any(|h| h.host == host));
     let allocs = c.all.placement.allocations_async(&uuid).await.unwrap();
