@@ -3,8 +3,8 @@
 
 use chrono::{NaiveDateTime, SubsecRound, Timelike, Utc};
 use sea_orm::sea_query::{
-    Alias, BinOper, Cond, Expr, ExprTrait, Func, NullOrdering, Order, Query, SelectStatement,
-    SimpleExpr, Value as SqlValue,
+    Alias, BinOper, Cond, Expr, ExprTrait, Func, LikeExpr, NullOrdering, Order, Query,
+    SelectStatement, SimpleExpr, Value as SqlValue,
 };
 use sea_orm::{ConnectionTrait, DbBackend, DbErr, QueryResult, RuntimeErr, SqlErr};
 use serde_json::{Map, Value};
@@ -627,6 +627,9 @@ fn filters(t: &Table, f: &Map<String, Value>, rd: ReadDeleted, admin: bool) -> R
                     col.lte(at)
                 });
             }
+            "tags" | "tags-any" | "not-tags" | "not-tags-any" if t.stores("tags") => {
+                cond = cond.add(tag_filter(k, v)?);
+            }
             "deleted" if t.soft_delete() => {
                 let want = v.as_bool().ok_or_else(|| {
                     Error::InvalidQuery(format!("deleted must be true or false, not {v}"))
@@ -663,6 +666,47 @@ fn filters(t: &Table, f: &Map<String, Value>, rd: ReadDeleted, admin: bool) -> R
         cond = cond.add(l);
     }
     Ok(cond)
+}
+
+/// Nova's tag filters on a row's `tags` (a `TagList` primitive stored as
+/// JSON text): `tags` (every one), `tags-any` (at least one), `not-tags`
+/// (not every one), `not-tags-any` (none of them). A row has tag `x` when
+/// its text holds `"tag":"x"` (`x` JSON-escaped as the writer escapes it):
+/// inside a JSON string every `"` is escaped, so the pattern can only match
+/// a Tag's own `tag` field, exactly. LIKE's wildcards in `x` are escaped.
+fn tag_filter(key: &str, v: &Value) -> Result<Cond> {
+    let tags: Vec<&str> = match v {
+        Value::Array(a) => a.iter().map(|t| t.as_str()).collect::<Option<_>>(),
+        Value::String(s) => Some(vec![s.as_str()]),
+        _ => None,
+    }
+    .filter(|t: &Vec<&str>| !t.is_empty())
+    .ok_or_else(|| Error::InvalidQuery(format!("{key} must be a list of tags, not {v}")))?;
+    let has = |tag: &str| -> SimpleExpr {
+        let needle = format!("\"tag\":{}", Value::from(tag));
+        let mut pattern = String::from("%");
+        for c in needle.chars() {
+            if matches!(c, '!' | '%' | '_') {
+                pattern.push('!');
+            }
+            pattern.push(c);
+        }
+        pattern.push('%');
+        Expr::expr(Func::coalesce([Expr::col("tags"), Expr::val("")]))
+            .like(LikeExpr::new(pattern).escape('!'))
+    };
+    let each = |all: bool| {
+        tags.iter()
+            .fold(if all { Cond::all() } else { Cond::any() }, |c, t| {
+                c.add(has(t))
+            })
+    };
+    Ok(match key {
+        "tags" => each(true),
+        "tags-any" => each(false),
+        "not-tags" => each(true).not(),
+        _ => each(false).not(),
+    })
 }
 
 /// `name` matches `pattern` (NULL as the empty string), with the

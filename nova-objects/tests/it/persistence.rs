@@ -584,6 +584,85 @@ pub(crate) async fn list_filters_sorts_and_pages(h: &Harness) {
     assert!(err.to_string().contains("no_such_field"), "{err}");
 }
 
+/// A `TagList` primitive (nova's Tag 1.1 / TagList 1.1).
+fn tag_list(uuid: &str, tags: &[&str]) -> nova_objects::RawObject {
+    let objects: Vec<Value> = tags
+        .iter()
+        .map(|t| {
+            json!({"nova_object.name": "Tag", "nova_object.namespace": "nova",
+                   "nova_object.version": "1.1",
+                   "nova_object.data": {"resource_id": uuid, "tag": t}})
+        })
+        .collect();
+    nova_objects::RawObject(json!({"nova_object.name": "TagList",
+        "nova_object.namespace": "nova", "nova_object.version": "1.1",
+        "nova_object.data": {"objects": objects}}))
+}
+
+/// nova's `tags`, `tags-any`, `not-tags`, `not-tags-any` filters, in SQL:
+/// exact tags (no prefix or wildcard matches, quotes and LIKE wildcards
+/// taken literally), rows without tags included by the negative ones.
+pub(crate) async fn tag_filters_run_in_the_database(h: &Harness) {
+    let ctx = admin();
+    let sets: [&[&str]; 5] = [
+        &["a", "b"],
+        &["a"],
+        &["b", "c_%"],
+        &["x\"tag\":\"a", "ab"],
+        &[],
+    ];
+    let mut names = Vec::new();
+    for (n, tags) in sets.iter().enumerate() {
+        let mut i = instance(n, "tags");
+        let uuid = i.uuid().clone();
+        if !tags.is_empty() {
+            i.set_tags(tag_list(&uuid, tags));
+        }
+        h.objects.create(&ctx, &mut i).await.unwrap();
+        names.push(i.display_name().clone().unwrap());
+    }
+    let hits = |k: &'static str, v: Value| {
+        let objects = &h.objects;
+        let ctx = &ctx;
+        async move {
+            let q = ListQuery::new().filter("project_id", "tags").filter(k, v);
+            let mut n: Vec<String> = objects
+                .list::<Instance>(ctx, &q)
+                .await
+                .unwrap()
+                .iter()
+                .map(|i| i.display_name().clone().unwrap())
+                .collect();
+            n.sort();
+            n
+        }
+    };
+    let want = |idx: &[usize]| -> Vec<String> { idx.iter().map(|&i| names[i].clone()).collect() };
+    assert_eq!(hits("tags", json!(["a"])).await, want(&[0, 1]));
+    assert_eq!(hits("tags", json!(["a", "b"])).await, want(&[0]));
+    assert_eq!(
+        hits("tags-any", json!(["a", "c_%"])).await,
+        want(&[0, 1, 2])
+    );
+    assert_eq!(hits("tags", json!(["c__"])).await, want(&[]));
+    assert_eq!(hits("tags", json!(["c_%"])).await, want(&[2]));
+    assert_eq!(
+        hits("not-tags", json!(["a", "b"])).await,
+        want(&[1, 2, 3, 4])
+    );
+    assert_eq!(
+        hits("not-tags-any", json!(["a", "c_%"])).await,
+        want(&[3, 4])
+    );
+    assert_eq!(hits("tags", json!(["x\"tag\":\"a"])).await, want(&[3]));
+    let err = h
+        .objects
+        .list::<Instance>(&ctx, &ListQuery::new().filter("tags", json!([])))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::InvalidQuery(_)), "{err:?}");
+}
+
 pub(crate) async fn compute_objects_and_mappings(h: &Harness) {
     let ctx = admin();
     let mut svc = Service::new()
@@ -888,6 +967,7 @@ contract!(
     save_checks_expected_task_state,
     soft_delete_keeps_rows_for_admins,
     list_filters_sorts_and_pages,
+    tag_filters_run_in_the_database,
     compute_objects_and_mappings,
     instance_attrs_load_from_their_tables,
     concurrent_writers,
