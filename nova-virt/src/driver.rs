@@ -31,6 +31,18 @@ impl PowerState {
     pub fn code(self) -> u8 {
         self as u8
     }
+
+    /// Nova's name (`power_state.STATE_MAP`).
+    pub fn nova_name(self) -> &'static str {
+        match self {
+            PowerState::NoState => "pending",
+            PowerState::Running => "running",
+            PowerState::Paused => "paused",
+            PowerState::Shutdown => "shutdown",
+            PowerState::Crashed => "crashed",
+            PowerState::Suspended => "suspended",
+        }
+    }
 }
 
 /// A file to inject, as nova passes it (`injected_files`).
@@ -267,6 +279,84 @@ pub struct ResizeTarget {
     pub root_gb: u64,
 }
 
+/// One vCPU's figures (`Diagnostics`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CpuDiagnostics {
+    /// vCPU number.
+    pub id: i64,
+    /// CPU time used (ns).
+    pub time: Option<i64>,
+    /// Utilisation (%), when the hypervisor tells.
+    pub utilisation: Option<i64>,
+}
+
+/// One network interface's counters (`Diagnostics`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct NicDiagnostics {
+    /// The host-side device (`tap…`), when it has one.
+    pub device: Option<String>,
+    /// MAC address.
+    pub mac_address: Option<String>,
+    /// Bytes received.
+    pub rx_octets: Option<i64>,
+    /// Receive errors.
+    pub rx_errors: Option<i64>,
+    /// Received packets dropped.
+    pub rx_drop: Option<i64>,
+    /// Packets received.
+    pub rx_packets: Option<i64>,
+    /// Bytes sent.
+    pub tx_octets: Option<i64>,
+    /// Send errors.
+    pub tx_errors: Option<i64>,
+    /// Sent packets dropped.
+    pub tx_drop: Option<i64>,
+    /// Packets sent.
+    pub tx_packets: Option<i64>,
+}
+
+/// One disk's counters (`Diagnostics`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DiskDiagnostics {
+    /// The guest's device name (`vda`).
+    pub device: String,
+    /// Bytes read.
+    pub read_bytes: Option<i64>,
+    /// Read requests.
+    pub read_requests: Option<i64>,
+    /// Bytes written.
+    pub write_bytes: Option<i64>,
+    /// Write requests.
+    pub write_requests: Option<i64>,
+    /// Errors.
+    pub errors_count: Option<i64>,
+}
+
+/// What the hypervisor tells of one instance (nova's `Diagnostics`, less
+/// what the compute manager knows itself: uptime and config drive).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Diagnostics {
+    /// Power state.
+    pub state: PowerState,
+    /// The hypervisor (`[libvirt] virt_type`, `fake`).
+    pub hypervisor: Option<String>,
+    /// The hypervisor's OS.
+    pub hypervisor_os: Option<String>,
+    /// Maximum memory (KiB).
+    pub memory_max_kib: Option<i64>,
+    /// Memory in use (KiB).
+    pub memory_used_kib: Option<i64>,
+    /// The hypervisor's memory statistics by name (libvirt's
+    /// `memoryStats`: `actual`, `rss`, ...), for the driver-specific format.
+    pub memory_stats: BTreeMap<String, i64>,
+    /// vCPUs.
+    pub cpus: Vec<CpuDiagnostics>,
+    /// Network interfaces.
+    pub nics: Vec<NicDiagnostics>,
+    /// Disks.
+    pub disks: Vec<DiskDiagnostics>,
+}
+
 fn unsupported<T>(op: &'static str) -> Result<T> {
     Err(Error::NotSupported { operation: op })
 }
@@ -376,5 +466,10 @@ pub trait ComputeDriver: Send + Sync + std::fmt::Debug {
     /// Leave rescue.
     async fn unrescue(&self, _uuid: &str) -> Result<()> {
         unsupported("unrescue")
+    }
+    /// The instance's figures (nova's `get_instance_diagnostics`; the
+    /// compute also renders its driver-specific `get_diagnostics` from them).
+    async fn get_instance_diagnostics(&self, _uuid: &str) -> Result<Diagnostics> {
+        unsupported("get_instance_diagnostics")
     }
 }

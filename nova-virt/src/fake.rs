@@ -8,8 +8,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::driver::{
-    Capabilities, ComputeDriver, Console, EventSink, HostResources, InstanceInfo, InstanceSpec,
-    LifecycleEvent, PowerState, ResizeTarget, ResourceInventory, Transition,
+    Capabilities, ComputeDriver, Console, CpuDiagnostics, Diagnostics, DiskDiagnostics, EventSink,
+    HostResources, InstanceInfo, InstanceSpec, LifecycleEvent, NicDiagnostics, PowerState,
+    ResizeTarget, ResourceInventory, Transition,
 };
 use crate::error::{Error, Result};
 
@@ -74,6 +75,8 @@ struct FakeInstance {
     root_gb: i64,
     console: String,
     resized_from: Option<(i64, i64, i64)>,
+    /// MAC addresses of its interfaces.
+    macs: Vec<String>,
 }
 
 /// The fake hypervisor.
@@ -314,6 +317,11 @@ impl ComputeDriver for FakeDriver {
                     root_gb: spec.root_gb as i64,
                     console: format!("[fake] booting {} ({})\n", spec.name, spec.uuid),
                     resized_from: None,
+                    macs: spec
+                        .network_info
+                        .iter()
+                        .map(|v| v.address.clone())
+                        .collect(),
                 },
             );
         }
@@ -500,5 +508,52 @@ impl ComputeDriver for FakeDriver {
             .remove(uuid)
             .map(|_| ())
             .ok_or_else(|| Error::InstanceNotFound(uuid.to_owned()))
+    }
+
+    /// The fake guest's figures: its state, one entry per vCPU (a fake
+    /// vCPU runs nothing: 0 ns), its flavor's memory (all of it in use),
+    /// its root disk (`vda`, no I/O) and its interfaces (no traffic).
+    async fn get_instance_diagnostics(&self, uuid: &str) -> Result<Diagnostics> {
+        self.with(uuid, |i| {
+            Ok(Diagnostics {
+                state: i.state,
+                hypervisor: Some("fake".into()),
+                hypervisor_os: Some(std::env::consts::OS.into()),
+                memory_max_kib: Some(i.memory_mb * 1024),
+                memory_used_kib: Some(i.memory_mb * 1024),
+                memory_stats: BTreeMap::new(),
+                cpus: (0..i.vcpus)
+                    .map(|id| CpuDiagnostics {
+                        id,
+                        time: Some(0),
+                        utilisation: None,
+                    })
+                    .collect(),
+                nics: i
+                    .macs
+                    .iter()
+                    .map(|m| NicDiagnostics {
+                        mac_address: Some(m.clone()),
+                        rx_octets: Some(0),
+                        rx_errors: Some(0),
+                        rx_drop: Some(0),
+                        rx_packets: Some(0),
+                        tx_octets: Some(0),
+                        tx_errors: Some(0),
+                        tx_drop: Some(0),
+                        tx_packets: Some(0),
+                        ..NicDiagnostics::default()
+                    })
+                    .collect(),
+                disks: vec![DiskDiagnostics {
+                    device: "vda".into(),
+                    read_bytes: Some(0),
+                    read_requests: Some(0),
+                    write_bytes: Some(0),
+                    write_requests: Some(0),
+                    errors_count: Some(0),
+                }],
+            })
+        })
     }
 }

@@ -24,9 +24,9 @@ mod fake;
 pub mod libvirt;
 
 pub use driver::{
-    BlockDevice, Capabilities, ComputeDriver, Console, EventSink, HostResources, InjectedFile,
-    InstanceInfo, InstanceSpec, LifecycleEvent, PowerState, ResizeTarget, ResourceInventory,
-    Transition, Vif,
+    BlockDevice, Capabilities, ComputeDriver, Console, CpuDiagnostics, Diagnostics,
+    DiskDiagnostics, EventSink, HostResources, InjectedFile, InstanceInfo, InstanceSpec,
+    LifecycleEvent, NicDiagnostics, PowerState, ResizeTarget, ResourceInventory, Transition, Vif,
 };
 pub use error::{Error, Result};
 pub use fake::{FakeConfig, FakeDriver, Faults};

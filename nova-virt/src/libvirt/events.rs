@@ -1,5 +1,5 @@
 //! libvirt's domain lifecycle events, through the raw bindings (`virt`
-//! 0.5 has no safe API for them). This is the crate's only unsafe code:
+//! 0.5 has no safe API for them). With `vcpus.rs`, the crate's only unsafe code:
 //!
 //! - [`start_event_loop`] registers libvirt's default event loop (once per
 //!   process, before any connection is opened) and runs it on a thread;

@@ -138,6 +138,43 @@ pub fn vnc_port(live_xml: &str) -> Option<u16> {
     v.parse().ok().filter(|p: &u16| *p > 0)
 }
 
+/// The value of attribute `attr` in the first `<tag …>` of `xml`.
+fn attr_of(xml: &str, tag: &str, attr: &str) -> Option<String> {
+    let start = xml.find(&format!("<{tag} "))?;
+    let rest = &xml[start..];
+    let elem = &rest[..rest.find('>')?];
+    let at = elem.find(&format!(" {attr}="))? + attr.len() + 2;
+    let quote = elem[at..].chars().next()?;
+    let value = &elem[at + 1..];
+    Some(value[..value.find(quote)?].to_owned())
+}
+
+/// An interface of a live domain XML: MAC address and host-side target
+/// device.
+pub type IoNic = (Option<String>, Option<String>);
+
+/// The guest's disks (target devices) and interfaces (MAC address and
+/// host-side target device, when it has one) in a live domain XML, as
+/// nova's `_get_io_devices` reads them.
+pub fn io_devices(live_xml: &str) -> (Vec<String>, Vec<IoNic>) {
+    let section = |name: &str| -> Vec<String> {
+        live_xml
+            .split(&format!("<{name} "))
+            .skip(1)
+            .filter_map(|s| s.find(&format!("</{name}>")).map(|e| s[..e].to_owned()))
+            .collect()
+    };
+    let disks = section("disk")
+        .iter()
+        .filter_map(|d| attr_of(d, "target", "dev"))
+        .collect();
+    let nics = section("interface")
+        .iter()
+        .map(|i| (attr_of(i, "mac", "address"), attr_of(i, "target", "dev")))
+        .collect();
+    (disks, nics)
+}
+
 /// `[arch, virt_type, hvm]` for every guest arch the capabilities XML offers
 /// with domain type `virt_type`.
 pub fn supported_instances(capabilities: &str, virt_type: &str) -> Vec<[String; 3]> {
@@ -238,6 +275,23 @@ mod tests {
         assert!(x.contains("<source bridge='br-int'/>"));
         assert!(x.contains("<model type='e1000'/>"));
         assert!(!x.contains("<graphics"));
+    }
+
+    #[test]
+    fn io_devices_are_read_from_live_xml() {
+        let live = "<domain><devices>\n<disk type='file' device='disk'><driver name='qemu'/><source file='/x'/><target dev='vda' bus='virtio'/></disk>\n<disk type=\"file\" device=\"cdrom\"><target dev=\"hdc\" bus=\"ide\"/></disk>\n<interface type='bridge'><mac address='fa:16:3e:00:00:01'/><target dev='tap1'/></interface><interface type='user'><mac address='fa:16:3e:00:00:02'/></interface></devices></domain>";
+        let (disks, nics) = io_devices(live);
+        assert_eq!(disks, ["vda", "hdc"]);
+        assert_eq!(
+            nics,
+            [
+                (
+                    Some("fa:16:3e:00:00:01".to_owned()),
+                    Some("tap1".to_owned())
+                ),
+                (Some("fa:16:3e:00:00:02".to_owned()), None)
+            ]
+        );
     }
 
     #[test]

@@ -1,0 +1,114 @@
+//! Server tags (nova's `server_tags` controller and `TagList`): at most
+//! [`MAX_TAG_COUNT`] per server, each 1..=60 characters without `/` or
+//! `,`; changed only while the server is active, paused, suspended or
+//! stopped (409 otherwise). They are kept on the instance's row as nova's
+//! `TagList` primitive, which the list filters (`tags`, `tags-any`,
+//! `not-tags`, `not-tags-any`) search in SQL.
+
+use nova_objects::{Instance, RawObject};
+use nova_service::states::VmState;
+use serde_json::{Value, json};
+
+use crate::ApiState;
+use crate::fault::{ApiResult, Fault};
+use crate::http::admin_ctx;
+
+/// nova's `instance.MAX_TAG_COUNT`.
+pub(crate) const MAX_TAG_COUNT: usize = 50;
+/// nova's `tag.MAX_TAG_LENGTH`.
+pub(crate) const MAX_TAG_LENGTH: usize = 60;
+
+/// nova's `parameter_types.tag`.
+pub(crate) fn tag_schema() -> Value {
+    json!({"type": "string", "pattern": "^[^,/]*$", "minLength": 1, "maxLength": MAX_TAG_LENGTH})
+}
+
+/// The server's tags, sorted (nova reads them in the tags table's key
+/// order).
+pub(crate) fn tags_of(inst: &Instance) -> Vec<String> {
+    if !inst.obj_attr_is_set("tags") {
+        return Vec::new();
+    }
+    let mut tags: Vec<String> = inst.tags().0["nova_object.data"]["objects"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|t| t["nova_object.data"]["tag"].as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
+    tags.sort();
+    tags.dedup();
+    tags
+}
+
+/// nova's `TagList` (1.1) of `tags` on server `uuid`.
+pub(crate) fn tag_list(uuid: &str, tags: &[String]) -> RawObject {
+    let mut tags = tags.to_vec();
+    tags.sort();
+    tags.dedup();
+    let objects: Vec<Value> = tags
+        .iter()
+        .map(|t| {
+            json!({"nova_object.name": "Tag", "nova_object.namespace": "nova",
+                   "nova_object.version": "1.1",
+                   "nova_object.data": {"resource_id": uuid, "tag": t}})
+        })
+        .collect();
+    RawObject(json!({"nova_object.name": "TagList", "nova_object.namespace": "nova",
+        "nova_object.version": "1.1", "nova_object.data": {"objects": objects}}))
+}
+
+/// nova's `_check_instance_in_valid_state` for tag changes (the vm_state
+/// only; any task state).
+pub(crate) fn check_state(inst: &Instance, action: &str) -> ApiResult<()> {
+    const STATES: &[VmState] = &[
+        VmState::Active,
+        VmState::Paused,
+        VmState::Suspended,
+        VmState::Stopped,
+    ];
+    let vm = inst.vm_state().as_deref();
+    if vm
+        .and_then(|s| s.parse::<VmState>().ok())
+        .is_some_and(|s| STATES.contains(&s))
+    {
+        return Ok(());
+    }
+    Err(Fault::conflict(format!(
+        "Cannot '{action}' instance {} while it is in vm_state {}",
+        inst.uuid(),
+        vm.unwrap_or_default()
+    )))
+}
+
+/// Whether `tag` is a valid tag; nova's 400 otherwise.
+pub(crate) fn check_tag(tag: &str) -> ApiResult<()> {
+    let err = if tag.is_empty() {
+        Some(format!("'{tag}' is too short"))
+    } else if tag.chars().count() > MAX_TAG_LENGTH {
+        Some(format!("'{tag}' is too long"))
+    } else if tag.contains(['/', ',']) {
+        Some(format!("'{tag}' does not match '^[^,/]*$'"))
+    } else {
+        None
+    };
+    match err {
+        Some(err) => Err(Fault::bad_request(format!(
+            "Tag '{tag}' is invalid. It must be a non empty string without characters '/' and ','. Validation error message: {err}"
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// Replaces the server's tags; returns them.
+pub(crate) async fn set(
+    st: &ApiState,
+    mut inst: Instance,
+    tags: &[String],
+) -> ApiResult<Vec<String>> {
+    let list = tag_list(inst.uuid(), tags);
+    inst.set_tags(list);
+    st.objects.save(&admin_ctx(), &mut inst).await?;
+    Ok(tags_of(&inst))
+}
