@@ -3,7 +3,9 @@
 //! * [`manager`]: RPC (topic `compute`, server = host, 6.5; the
 //!   [`nova_rpcapi::compute::Compute`] interface): `build_and_run_instance`,
 //!   `terminate_instance`, `reboot_instance`, `stop_instance`,
-//!   `start_instance`, plus the base API.
+//!   `start_instance`, `get_diagnostics`, `get_instance_diagnostics`
+//!   (`diagnostics.rs`: nova's `Diagnostics` object or the driver's dict),
+//!   plus the base API.
 //! * [`resource_tracker`]: the ComputeNode record and the Placement
 //!   provider (inventories, traits) at start, on change and every
 //!   `update_resources_interval` (60 s); claims on build, released on
@@ -19,6 +21,7 @@
 //! Placement allocation released first.
 
 mod config;
+mod diagnostics;
 mod driver;
 pub mod manager;
 pub mod power_sync;

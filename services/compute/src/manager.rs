@@ -515,6 +515,28 @@ impl Compute for ComputeManager {
         })
         .await
     }
+
+    async fn get_diagnostics(
+        &self,
+        _ctx: RequestContext,
+        instance: Instance,
+    ) -> Result<Value, RemoteError> {
+        let d = crate::diagnostics::figures(&*self.inner.driver, &instance).await?;
+        Ok(crate::diagnostics::legacy(&d))
+    }
+
+    async fn get_instance_diagnostics(
+        &self,
+        _ctx: RequestContext,
+        instance: Instance,
+    ) -> Result<Value, RemoteError> {
+        let d = crate::diagnostics::figures(&*self.inner.driver, &instance).await?;
+        Ok(crate::diagnostics::standardized(
+            self.inner.driver.name(),
+            &instance,
+            &d,
+        ))
+    }
 }
 
 /// Nova's `conductor_api.wait_until_ready`: pings the conductors until

@@ -130,6 +130,30 @@ impl Compute for TestCompute {
     ) -> Result<(), RemoteError> {
         Ok(())
     }
+
+    async fn get_diagnostics(
+        &self,
+        _ctx: RequestContext,
+        _instance: Instance,
+    ) -> Result<Value, RemoteError> {
+        Err(RemoteError::new(
+            "NotImplementedError",
+            "builtins",
+            "test compute",
+        ))
+    }
+
+    async fn get_instance_diagnostics(
+        &self,
+        _ctx: RequestContext,
+        _instance: Instance,
+    ) -> Result<Value, RemoteError> {
+        Err(RemoteError::new(
+            "NotImplementedError",
+            "builtins",
+            "test compute",
+        ))
+    }
 }
 
 struct World {

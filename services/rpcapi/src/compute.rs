@@ -11,7 +11,8 @@
 //! * 5.11 — Victoria: `build_and_run_instance` takes `accel_uuids`.
 //! * 6.0 — Wallaby: the 6.x interface (`build_and_run_instance` with
 //!   `host_list`, `accel_uuids`; `terminate_instance(instance, bdms)`;
-//!   `reboot_instance`, `stop_instance`, `start_instance`).
+//!   `reboot_instance`, `stop_instance`, `start_instance`,
+//!   `get_diagnostics`, `get_instance_diagnostics`).
 //! * 6.5 — the server version Nova 34 runs (what our manager announces).
 
 use nova_objects::{BlockDeviceMappingList, Instance, NetworkRequestList, RequestSpec, Selection};
@@ -98,4 +99,16 @@ pub trait Compute {
     /// Powers an instance on.
     #[rpc(cast, server, version = "6.0", min = "5.0")]
     async fn start_instance(&self, ctx: RequestContext, instance: Instance);
+
+    /// The instance's diagnostics in its driver's own format (a dict;
+    /// the API before 2.48). Refused (`InstanceInvalidState`) unless the
+    /// instance is running.
+    #[rpc(call, server, version = "6.0", min = "5.0")]
+    async fn get_diagnostics(&self, ctx: RequestContext, instance: Instance) -> Value;
+
+    /// The instance's standardized diagnostics: a `Diagnostics` (1.0)
+    /// object primitive (the API from 2.48). Refused as
+    /// [`Compute::get_diagnostics`].
+    #[rpc(call, server, version = "6.0", min = "5.0")]
+    async fn get_instance_diagnostics(&self, ctx: RequestContext, instance: Instance) -> Value;
 }
