@@ -198,6 +198,39 @@ pub fn router(state: Arc<ApiState>) -> Router {
                 .delete(servers::delete),
         )
         .route("/servers/{id}/action", post(servers::action))
+        .route(
+            "/servers/{id}/metadata",
+            get(servers::metadata::index)
+                .post(servers::metadata::create)
+                .put(servers::metadata::update_all),
+        )
+        .route(
+            "/servers/{id}/metadata/{key}",
+            get(servers::metadata::show)
+                .put(servers::metadata::update)
+                .delete(servers::metadata::delete),
+        )
+        .route(
+            "/servers/{id}/tags",
+            get(servers::tags::index)
+                .put(servers::tags::update_all)
+                .delete(servers::tags::delete_all),
+        )
+        .route(
+            "/servers/{id}/tags/{tag}",
+            get(servers::tags::show)
+                .put(servers::tags::update)
+                .delete(servers::tags::delete),
+        )
+        .route(
+            "/servers/{id}/os-server-password",
+            get(servers::extras::password_show).delete(servers::extras::password_clear),
+        )
+        .route(
+            "/servers/{id}/diagnostics",
+            get(servers::extras::diagnostics),
+        )
+        .route("/servers/{id}/topology", get(servers::extras::topology))
         .route("/flavors", get(flavors::list).post(flavors::create))
         .route("/flavors/detail", get(flavors::detail))
         .route(

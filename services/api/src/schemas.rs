@@ -82,7 +82,7 @@ pub(crate) fn server_create(v: ApiVersion) -> Value {
         );
     }
     if v.at_least(2, 52) {
-        p.insert("tags".into(), json!({"type": "array", "items": {"type": "string", "minLength": 1, "maxLength": 60}, "maxItems": 50}));
+        p.insert("tags".into(), json!({"type": "array", "items": {"type": "string", "pattern": "^[^,/]*$", "minLength": 1, "maxLength": 60}, "maxItems": 50}));
     }
     if v.at_least(2, 63) {
         p.insert(

@@ -159,11 +159,12 @@ pub(crate) fn server(st: &ApiState, ctx: &Ctx, v: ApiVersion, i: &Instance, show
                 o.insert("OS-EXT-SRV-ATTR:hostname".into(), json!(i.hostname()));
             }
         }
-        if v.at_least(2, 16) {
-            o.insert(
-                "host_status".into(),
-                json!(if i.host().is_some() { "UP" } else { "" }),
-            );
+        // Only where the handler loaded the host's service (nova's
+        // `show_host_status`).
+        if v.at_least(2, 16)
+            && let Some(hs) = crate::compute_api::host_status::host_status(st, i)
+        {
+            o.insert("host_status".into(), json!(hs));
         }
     }
     if v.at_least(2, 90) {
@@ -179,7 +180,7 @@ pub(crate) fn server(st: &ApiState, ctx: &Ctx, v: ApiVersion, i: &Instance, show
         o.insert("description".into(), json!(i.display_description()));
     }
     if v.at_least(2, 26) {
-        o.insert("tags".into(), json!([]));
+        o.insert("tags".into(), json!(crate::compute_api::tags::tags_of(i)));
     }
     if v.at_least(2, 71) && show {
         o.insert("server_groups".into(), json!([]));

@@ -53,6 +53,8 @@ pub(crate) struct CreateRequest {
     pub access_ip_v6: Option<String>,
     /// `OS-DCF:diskConfig` is `AUTO`.
     pub auto_disk_config: bool,
+    /// `tags` (2.52).
+    pub tags: Vec<String>,
 }
 
 /// What a create made.
@@ -223,13 +225,7 @@ async fn plan(st: &ApiState, ctx: &Ctx, r: &CreateRequest) -> ApiResult<Plan> {
     let flavor = flavor(st, ctx, &r.flavor_id).await?;
     let image = image(st, ctx, r, &flavor)?;
     let key = key_pair(st, ctx, r.key_name.as_deref()).await?;
-    if r.metadata.len() as i64 > st.cfg.quotas.metadata_items {
-        return Err(Fault::forbidden(format!(
-            "Quota exceeded for metadata_items: Requested {}, but already used 0 of {} metadata_items",
-            r.metadata.len(),
-            st.cfg.quotas.metadata_items
-        )));
-    }
+    super::metadata::check_quota(st, &r.metadata)?;
     if let Some(zone) = &r.availability_zone
         && !availability_zones(st).await?.iter().any(|x| x == zone)
     {
@@ -339,6 +335,8 @@ pub(crate) async fn create(st: &ApiState, ctx: &Ctx, r: &CreateRequest) -> ApiRe
     for n in 0..plan.count {
         let mut inst = new_instance(ctx, r, &plan, n, &reservation);
         let uuid = inst.uuid().clone();
+        let tags = super::tags::tag_list(&uuid, &r.tags);
+        inst.set_tags(tags.clone());
         st.objects.create(&rctx, &mut inst).await?;
         let mut spec = RequestSpec::new()
             .with_instance_uuid(uuid.clone())
@@ -355,7 +353,8 @@ pub(crate) async fn create(st: &ApiState, ctx: &Ctx, r: &CreateRequest) -> ApiRe
         let mut br = BuildRequest::new()
             .with_instance_uuid(uuid.clone())
             .with_project_id(ctx.project_id.clone())
-            .with_instance(inst.clone());
+            .with_instance(inst.clone())
+            .with_tags(tags);
         st.objects.create(&rctx, &mut br).await?;
         let mut map = InstanceMapping::new()
             .with_instance_uuid(uuid.clone())

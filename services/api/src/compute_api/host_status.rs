@@ -32,7 +32,7 @@ pub(crate) async fn load_services(st: &ApiState, insts: &mut [Instance]) -> ApiR
         }
     }
     for i in insts.iter_mut() {
-        let before = i.obj_meta().changed;
+        let before = i.obj_meta().changed_fields();
         let found: Vec<Service> = i
             .host()
             .as_ref()
@@ -42,7 +42,11 @@ pub(crate) async fn load_services(st: &ApiState, insts: &mut [Instance]) -> ApiR
             .collect();
         i.set_services(ServiceList::new().with_objects(found));
         // A loaded attribute is not a change to save.
-        i.obj_meta_mut().changed = before;
+        let meta = i.obj_meta_mut();
+        meta.clear_changes();
+        for f in before.iter() {
+            meta.mark(f);
+        }
     }
     Ok(())
 }

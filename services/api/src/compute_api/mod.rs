@@ -13,7 +13,10 @@
 //!   compute holds the instance (or its compute is down);
 //! - [`actions`]: reboot, stop, start, with nova's state checks;
 //! - [`queries`]: one instance, and the filtered, sorted, paged list (in
-//!   SQL).
+//!   SQL, tag filters included);
+//! - the sub-resources: [`metadata`] (state, lock and quota checks),
+//!   [`tags`], [`password`], [`diagnostics`] (a call to the compute),
+//!   [`topology`], and [`host_status`] for the server view.
 //!
 //! A new server action goes in [`actions`]: its allowed states, the task
 //! state it sets, and its RPC call; the handler in
@@ -22,7 +25,13 @@
 pub(crate) mod actions;
 pub(crate) mod create;
 pub(crate) mod delete;
+pub(crate) mod diagnostics;
+pub(crate) mod host_status;
+pub(crate) mod metadata;
+pub(crate) mod password;
 pub(crate) mod queries;
+pub(crate) mod tags;
+pub(crate) mod topology;
 
 use std::sync::Arc;
 

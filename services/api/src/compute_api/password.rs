@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use nova_objects::Instance;
+use nova_objects::{Instance, VersionedObject};
 
 use crate::ApiState;
 use crate::fault::ApiResult;

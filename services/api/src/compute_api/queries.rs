@@ -88,6 +88,9 @@ pub(crate) struct ListRequest {
     pub marker: Option<String>,
     /// Page size.
     pub limit: usize,
+    /// nova's tag filters (`tags`, `tags-any`, `not-tags`,
+    /// `not-tags-any`) and their tags.
+    pub tags: Vec<(&'static str, Vec<String>)>,
 }
 
 /// One page of the servers list: filters, order, marker and limit go to
@@ -137,6 +140,9 @@ pub(crate) async fn list(st: &ApiState, r: &ListRequest) -> ApiResult<Vec<Instan
         if let Some(at) = at {
             q = q.filter(key, at.to_rfc3339());
         }
+    }
+    for (key, tags) in &r.tags {
+        q = q.filter(key, json!(tags));
     }
     for (k, d) in &r.sort {
         q = q.sort(k, *d);

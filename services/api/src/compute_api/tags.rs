@@ -5,7 +5,7 @@
 //! `TagList` primitive, which the list filters (`tags`, `tags-any`,
 //! `not-tags`, `not-tags-any`) search in SQL.
 
-use nova_objects::{Instance, RawObject};
+use nova_objects::{Instance, RawObject, VersionedObject};
 use nova_service::states::VmState;
 use serde_json::{Value, json};
 
@@ -55,8 +55,10 @@ pub(crate) fn tag_list(uuid: &str, tags: &[String]) -> RawObject {
                    "nova_object.data": {"resource_id": uuid, "tag": t}})
         })
         .collect();
-    RawObject(json!({"nova_object.name": "TagList", "nova_object.namespace": "nova",
-        "nova_object.version": "1.1", "nova_object.data": {"objects": objects}}))
+    RawObject(
+        json!({"nova_object.name": "TagList", "nova_object.namespace": "nova",
+        "nova_object.version": "1.1", "nova_object.data": {"objects": objects}}),
+    )
 }
 
 /// nova's `_check_instance_in_valid_state` for tag changes (the vm_state

@@ -1,7 +1,7 @@
 //! `GET /servers/{id}/topology` (2.78): nova's `_get_numa_topology` over
 //! the instance's `InstanceNUMATopology` primitive.
 
-use nova_objects::Instance;
+use nova_objects::{Instance, VersionedObject};
 use serde_json::{Map, Value, json};
 
 /// The topology document; `show_host` adds each node's host NUMA node
@@ -81,14 +81,20 @@ mod tests {
     #[test]
     fn nodes_come_from_the_numa_cells() {
         let none = Instance::new().with_numa_topology(None);
-        assert_eq!(topology(&none, true), json!({"nodes": [], "pagesize_kb": null}));
+        assert_eq!(
+            topology(&none, true),
+            json!({"nodes": [], "pagesize_kb": null})
+        );
         let topo = json!({"nova_object.name": "InstanceNUMATopology", "nova_object.namespace": "nova",
             "nova_object.version": "1.3", "nova_object.data": {
                 "instance_uuid": "u", "cells": [cell(0, &[0, 1], json!({"0": 5, "1": 6})), cell(1, &[2, 3], Value::Null)]}});
         let inst = Instance::new().with_numa_topology(Some(RawObject(topo)));
         let user = topology(&inst, false);
         assert_eq!(user["pagesize_kb"], 2048);
-        assert_eq!(user["nodes"][0], json!({"vcpu_set": [0, 1], "siblings": [[0, 1]], "memory_mb": 1024}));
+        assert_eq!(
+            user["nodes"][0],
+            json!({"vcpu_set": [0, 1], "siblings": [[0, 1]], "memory_mb": 1024})
+        );
         let admin = topology(&inst, true);
         assert_eq!(admin["nodes"][0]["host_node"], 0);
         assert_eq!(admin["nodes"][0]["cpu_pinning"], json!({"0": 5, "1": 6}));

@@ -154,6 +154,14 @@ fn parse(ctx: &Ctx, v: ApiVersion, body: &Value) -> ApiResult<CreateRequest> {
         access_ip_v4: s["accessIPv4"].as_str().map(str::to_owned),
         access_ip_v6: s["accessIPv6"].as_str().map(str::to_owned),
         auto_disk_config: s["OS-DCF:diskConfig"].as_str() == Some("AUTO"),
+        tags: s["tags"]
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|t| t.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default(),
     })
 }
 

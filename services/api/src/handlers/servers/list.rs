@@ -17,7 +17,12 @@ use crate::microversion::ApiVersion;
 use crate::views;
 
 /// The list request of query parameters `p` from `ctx`.
-fn parse(st: &ApiState, ctx: &Ctx, p: &[(String, String)]) -> ApiResult<ListRequest> {
+fn parse(
+    st: &ApiState,
+    ctx: &Ctx,
+    v: ApiVersion,
+    p: &[(String, String)],
+) -> ApiResult<ListRequest> {
     let get = |k: &str| param(p, k);
     let all_tenants = get("all_tenants").is_some_and(|v| v.is_empty() || truthy(v).unwrap_or(true));
     if all_tenants && !ctx.is_admin() {
@@ -40,6 +45,15 @@ fn parse(st: &ApiState, ctx: &Ctx, p: &[(String, String)]) -> ApiResult<ListRequ
         limit: page_size(st, get("limit"))?,
         ..ListRequest::default()
     };
+    // nova's `TAG_SEARCH_FILTERS` (2.26): comma-separated tags.
+    if v.at_least(2, 26) {
+        for key in ["tags", "tags-any", "not-tags", "not-tags-any"] {
+            if let Some(t) = get(key) {
+                r.tags
+                    .push((key, t.split(',').map(str::to_owned).collect()));
+            }
+        }
+    }
     if let Some(name) = get("name") {
         regex::Regex::new(name)
             .map_err(|e| Fault::bad_request(format!("Invalid regular expression for name: {e}")))?;
@@ -89,10 +103,11 @@ fn parse(st: &ApiState, ctx: &Ctx, p: &[(String, String)]) -> ApiResult<ListRequ
 async fn page(
     st: &ApiState,
     ctx: &Ctx,
+    v: ApiVersion,
     p: &[(String, String)],
     path: &str,
 ) -> ApiResult<(Vec<Instance>, Option<String>)> {
-    let r = parse(st, ctx, p)?;
+    let r = parse(st, ctx, v, p)?;
     let page = compute_api::list(st, &r).await?;
     let next = next_link(
         st,
@@ -107,10 +122,11 @@ async fn page(
 pub(crate) async fn list(
     State(st): St,
     Extension(ctx): Extension<Ctx>,
+    Extension(v): Extension<ApiVersion>,
     Query(p): Params,
 ) -> ApiResult<Response> {
     require_read(&ctx, "os_compute_api:servers:index")?;
-    let (all, next) = page(&st, &ctx, &p, "servers").await?;
+    let (all, next) = page(&st, &ctx, v, &p, "servers").await?;
     let servers: Vec<Value> = all.iter().map(|i| views::server_brief(&st, i)).collect();
     Ok(axum::Json(with_links(json!({"servers": servers}), "servers", next)).into_response())
 }
@@ -122,7 +138,10 @@ pub(crate) async fn detail(
     Query(p): Params,
 ) -> ApiResult<Response> {
     require_read(&ctx, "os_compute_api:servers:detail")?;
-    let (all, next) = page(&st, &ctx, &p, "servers/detail").await?;
+    let (mut all, next) = page(&st, &ctx, v, &p, "servers/detail").await?;
+    if super::show::shows_host_status(&ctx, v, false) {
+        compute_api::host_status::load_services(&st, &mut all).await?;
+    }
     let servers: Vec<Value> = all
         .iter()
         .map(|i| views::server(&st, &ctx, v, i, false))

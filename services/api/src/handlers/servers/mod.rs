@@ -1,12 +1,16 @@
 //! `/servers`: list (brief and detail, nova's filters, sorting, marker and
 //! limit), show, create (min/max_count, networks, key_name, user_data,
 //! metadata, availability_zone, scheduler hints), update, delete, and the
-//! actions `reboot`, `os-stop`, `os-start`.
+//! actions `reboot`, `os-stop`, `os-start`; the sub-resources `metadata`,
+//! `tags` (2.26), `os-server-password`, `diagnostics`, `topology` (2.78).
 
 mod actions;
 mod create;
+pub(crate) mod extras;
 mod list;
+pub(crate) mod metadata;
 mod show;
+pub(crate) mod tags;
 
 use std::sync::Arc;
 

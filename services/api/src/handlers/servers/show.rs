@@ -15,6 +15,13 @@ use crate::http::{json_body, require_read, require_write};
 use crate::microversion::ApiVersion;
 use crate::{schemas, views};
 
+/// Whether the view shows `host_status` (2.16; nova's
+/// `os_compute_api:servers:show:host_status`, admins; an update's answer
+/// only from 2.75).
+pub(crate) fn shows_host_status(ctx: &Ctx, v: ApiVersion, update: bool) -> bool {
+    ctx.is_admin() && v.at_least(2, 16) && (!update || v.at_least(2, 75))
+}
+
 pub(crate) async fn show(
     State(st): St,
     Extension(ctx): Extension<Ctx>,
@@ -22,7 +29,10 @@ pub(crate) async fn show(
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
     require_read(&ctx, "os_compute_api:servers:show")?;
-    let inst = compute_api::get(&st, &ctx, &id).await?;
+    let mut inst = compute_api::get(&st, &ctx, &id).await?;
+    if shows_host_status(&ctx, v, false) {
+        compute_api::host_status::load_services(&st, std::slice::from_mut(&mut inst)).await?;
+    }
     Ok(axum::Json(json!({"server": views::server(&st, &ctx, v, &inst, true)})).into_response())
 }
 
@@ -57,6 +67,9 @@ pub(crate) async fn update(
         inst.set_auto_disk_config(d == "AUTO");
     }
     compute_api::update(&st, &mut inst).await?;
+    if shows_host_status(&ctx, v, true) {
+        compute_api::host_status::load_services(&st, std::slice::from_mut(&mut inst)).await?;
+    }
     Ok(axum::Json(json!({"server": views::server(&st, &ctx, v, &inst, true)})).into_response())
 }
 

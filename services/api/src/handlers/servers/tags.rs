@@ -1,0 +1,161 @@
+//! `/servers/{id}/tags[/{tag}]` (nova's `server_tags`, 2.26): list,
+//! replace, delete all, and one tag's `GET` (204/404), `PUT` (201 with
+//! its location, or 204 when already there) and `DELETE`.
+
+use axum::Extension;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+
+use super::St;
+use crate::auth::Ctx;
+use crate::compute_api::{self, tags};
+use crate::fault::{ApiResult, Fault};
+use crate::http::{json_body, require_read, require_write};
+use crate::microversion::{ApiVersion, MIN};
+use crate::schemas;
+
+const RULE: &str = "os_compute_api:os-server-tags";
+
+/// The routes exist from 2.26.
+fn since_2_26(v: ApiVersion) -> ApiResult<()> {
+    if v.at_least(2, 26) {
+        Ok(())
+    } else {
+        Err(Fault::not_found("The resource could not be found."))
+    }
+}
+
+fn update_all_schema() -> Value {
+    json!({"type": "object",
+           "properties": {"tags": {"type": "array", "items": tags::tag_schema(),
+                                   "maxItems": tags::MAX_TAG_COUNT}},
+           "required": ["tags"], "additionalProperties": false})
+}
+
+pub(crate) async fn index(
+    State(st): St,
+    Extension(ctx): Extension<Ctx>,
+    Extension(v): Extension<ApiVersion>,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    since_2_26(v)?;
+    require_read(&ctx, &format!("{RULE}:index"))?;
+    let inst = compute_api::get(&st, &ctx, &id).await?;
+    Ok(axum::Json(json!({"tags": tags::tags_of(&inst)})).into_response())
+}
+
+pub(crate) async fn update_all(
+    State(st): St,
+    Extension(ctx): Extension<Ctx>,
+    Extension(v): Extension<ApiVersion>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> ApiResult<Response> {
+    since_2_26(v)?;
+    require_write(&ctx, &format!("{RULE}:update_all"))?;
+    let body = json_body(&body)?;
+    schemas::check("server_tags", MIN, update_all_schema, &body)?;
+    let inst = compute_api::get(&st, &ctx, &id).await?;
+    tags::check_state(&inst, "update tags")?;
+    let wanted: Vec<String> = body["tags"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|t| t.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
+    let now = tags::set(&st, inst, &wanted).await?;
+    Ok(axum::Json(json!({"tags": now})).into_response())
+}
+
+pub(crate) async fn delete_all(
+    State(st): St,
+    Extension(ctx): Extension<Ctx>,
+    Extension(v): Extension<ApiVersion>,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    since_2_26(v)?;
+    require_write(&ctx, &format!("{RULE}:delete_all"))?;
+    let inst = compute_api::get(&st, &ctx, &id).await?;
+    tags::check_state(&inst, "delete tags")?;
+    tags::set(&st, inst, &[]).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+pub(crate) async fn show(
+    State(st): St,
+    Extension(ctx): Extension<Ctx>,
+    Extension(v): Extension<ApiVersion>,
+    Path((id, tag)): Path<(String, String)>,
+) -> ApiResult<Response> {
+    since_2_26(v)?;
+    require_read(&ctx, &format!("{RULE}:show"))?;
+    let inst = compute_api::get(&st, &ctx, &id).await?;
+    if tags::tags_of(&inst).contains(&tag) {
+        Ok(StatusCode::NO_CONTENT.into_response())
+    } else {
+        Err(Fault::not_found(format!("Server {id} has no tag '{tag}'")))
+    }
+}
+
+pub(crate) async fn update(
+    State(st): St,
+    Extension(ctx): Extension<Ctx>,
+    Extension(v): Extension<ApiVersion>,
+    Path((id, tag)): Path<(String, String)>,
+    body: Bytes,
+) -> ApiResult<Response> {
+    since_2_26(v)?;
+    require_write(&ctx, &format!("{RULE}:update"))?;
+    // The body is empty (or JSON null).
+    if !body.iter().all(u8::is_ascii_whitespace) {
+        let b = json_body(&body)?;
+        schemas::check("server_tag", MIN, || json!({"type": "null"}), &b)?;
+    }
+    let inst = compute_api::get(&st, &ctx, &id).await?;
+    tags::check_state(&inst, "update tag")?;
+    tags::check_tag(&tag)?;
+    let mut now = tags::tags_of(&inst);
+    if now.len() >= tags::MAX_TAG_COUNT {
+        return Err(Fault::bad_request(format!(
+            "The number of tags exceeded the per-server limit {}",
+            tags::MAX_TAG_COUNT
+        )));
+    }
+    if now.contains(&tag) {
+        return Ok(StatusCode::NO_CONTENT.into_response());
+    }
+    now.push(tag.clone());
+    tags::set(&st, inst, &now).await?;
+    let mut r = StatusCode::CREATED.into_response();
+    let location = format!("{}/v2.1/servers/{id}/tags/{tag}", st.cfg.public_url);
+    if let Ok(l) = HeaderValue::from_str(&location) {
+        r.headers_mut().insert(header::LOCATION, l);
+    }
+    Ok(r)
+}
+
+pub(crate) async fn delete(
+    State(st): St,
+    Extension(ctx): Extension<Ctx>,
+    Extension(v): Extension<ApiVersion>,
+    Path((id, tag)): Path<(String, String)>,
+) -> ApiResult<Response> {
+    since_2_26(v)?;
+    require_write(&ctx, &format!("{RULE}:delete"))?;
+    let inst = compute_api::get(&st, &ctx, &id).await?;
+    tags::check_state(&inst, "delete tag")?;
+    let mut now = tags::tags_of(&inst);
+    let Some(at) = now.iter().position(|t| *t == tag) else {
+        return Err(Fault::not_found(format!(
+            "Instance {id} has no tag '{tag}'"
+        )));
+    };
+    now.remove(at);
+    tags::set(&st, inst, &now).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
