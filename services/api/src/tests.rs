@@ -21,6 +21,8 @@ use crate::auth::{AuthStrategy, Identity, User};
 use crate::http::admin_ctx;
 use crate::{ApiConfig, ApiState, ImageStore, MAX_BODY};
 
+mod subresources;
+
 struct App {
     router: Router,
     state: Arc<ApiState>,
