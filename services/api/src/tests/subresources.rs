@@ -588,8 +588,8 @@ async fn host_status_tells_the_compute_services_state() {
     svc.set_disabled(false);
     svc.set_last_seen_up(Some(chrono::Utc::now() - chrono::Duration::hours(1)));
     a.state.objects.save(&admin_ctx(), &mut svc).await.unwrap();
-    let path = format!("/v2.1/servers/detail?all_tenants=1&name=^on-h1$");
-    let r = a.at(Method::GET, &path, &admin, "2.16", None).await;
+    let path = "/v2.1/servers/detail?all_tenants=1&name=^on-h1$";
+    let r = a.at(Method::GET, path, &admin, "2.16", None).await;
     assert_eq!(r.body["servers"][0]["host_status"], "UNKNOWN");
 }
 
