@@ -11,5 +11,6 @@ mod cluster;
 mod multiprocess;
 #[cfg(all(feature = "amqp", feature = "postgres"))]
 mod nova_clients;
+mod subresources;
 #[cfg(all(feature = "amqp", feature = "postgres"))]
 mod vhost;
