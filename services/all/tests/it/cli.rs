@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use crate::cluster::temp_dir;
 
+mod subresources;
+
 /// The `openstack` executable of the test virtualenv; `None` (outside CI)
 /// when it is not installed. In CI a missing client fails the test.
 fn openstack() -> Option<PathBuf> {
