@@ -1,5 +1,5 @@
 //! The driver contract: spawn → running → reboot → power off → power on →
-//! pause → suspend → resume → console output → destroy, lifecycle events,
+//! pause → suspend → resume → diagnostics → console output → destroy, lifecycle events,
 //! host resources, and the error cases (unknown instance, double spawn,
 //! destroy of a missing instance). Run against every driver.
 
@@ -85,6 +85,38 @@ async fn wait_console(
     }
 }
 
+/// The figures of a running instance: its state, one entry per vCPU, its
+/// memory, named disks; a real guest has used CPU time and read its root
+/// disk. An unknown instance is `InstanceNotFound`.
+async fn check_diagnostics(d: &dyn ComputeDriver, spec: &InstanceSpec, p: &Profile) {
+    let g = d.get_instance_diagnostics(&spec.uuid).await.unwrap();
+    assert_eq!(g.state, PowerState::Running, "{g:?}");
+    assert_eq!(g.cpus.len(), spec.vcpus as usize, "{g:?}");
+    assert_eq!(
+        g.memory_max_kib,
+        Some(spec.memory_mb as i64 * 1024),
+        "{g:?}"
+    );
+    assert!(g.disks.iter().all(|k| !k.device.is_empty()), "{g:?}");
+    if p.boot_marker.is_some() {
+        assert!(
+            g.cpus.iter().all(|c| c.time.is_some_and(|t| t > 0)),
+            "{g:?}"
+        );
+        assert!(
+            g.disks
+                .iter()
+                .any(|k| k.device == "vda" && k.read_requests.is_some_and(|r| r > 0)),
+            "{g:?}"
+        );
+    }
+    let e = d
+        .get_instance_diagnostics("6a1f0c3e-ffff-4d2b-8c1a-000000000000")
+        .await
+        .unwrap_err();
+    assert!(matches!(e, nova_virt::Error::InstanceNotFound(_)), "{e:?}");
+}
+
 /// The whole lifecycle through the driver API.
 pub(crate) async fn lifecycle(d: Arc<dyn ComputeDriver>, spec: InstanceSpec, p: &Profile) {
     let rec = Arc::new(Recorder::default());
@@ -153,6 +185,7 @@ pub(crate) async fn lifecycle(d: Arc<dyn ComputeDriver>, spec: InstanceSpec, p: 
     wait_state(&*d, u, PowerState::Suspended, p.patience).await;
     d.resume(u).await.unwrap();
     wait_state(&*d, u, PowerState::Running, p.patience).await;
+    check_diagnostics(&*d, &spec, p).await;
 
     let console = d.get_console_output(u).await.unwrap();
     if let Some(m) = p.boot_marker {
