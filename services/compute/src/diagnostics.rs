@@ -67,8 +67,15 @@ fn config_drive(inst: &Instance) -> bool {
 }
 
 /// nova's `Diagnostics` (1.0) primitive: the driver's figures, the uptime
-/// since the instance was launched, memory in MiB.
+/// since the instance was launched, memory in MiB. `driver` is nova's
+/// `HypervisorDriver` enum, which has no fake: the fake driver reports
+/// `libvirt` there as nova's does (its `hypervisor` says `fake`), so a
+/// nova client can decode the object.
 pub(crate) fn standardized(driver: &str, inst: &Instance, d: &Diagnostics) -> Value {
+    let driver = match driver {
+        "fake" => "libvirt",
+        other => other,
+    };
     let uptime = inst
         .launched_at()
         .map(|t| (chrono::Utc::now() - t).num_seconds().max(0));

@@ -189,6 +189,20 @@ async fn nova_compute_client_builds_on_our_compute() {
         .await
         .expect("the guest exists on that host");
     assert_eq!(guest.state, nova_virt::PowerState::Running);
+    // nova's client reads the guest's diagnostics from our compute: a
+    // Diagnostics object it decodes, and the driver's dict.
+    let d = tokio::task::spawn_blocking({
+        let (url, host, id) = (vhost.url.clone(), host.clone(), built.id().to_string());
+        move || python(&url, &["get_instance_diagnostics", &host, &id, &uuid])
+    })
+    .await
+    .unwrap();
+    assert_eq!(d["class"], "Diagnostics", "{d}");
+    assert_eq!(d["state"], "running");
+    assert_eq!(d["hypervisor"], "fake");
+    assert_eq!(d["num_cpus"], 1);
+    assert_eq!(d["memory_maximum"], 512);
+    assert_eq!(d["legacy_memory"], 512 * 1024);
     c.stop().await;
 }
 

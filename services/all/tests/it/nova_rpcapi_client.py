@@ -5,6 +5,7 @@ services/all/tests/it/nova_clients.rs; prints one JSON line.
   nova_rpcapi_client.py URL select_destinations INSTANCE_UUID [VCPUS]
   nova_rpcapi_client.py URL build_and_run_instance HOST NODE INSTANCE_ID INSTANCE_UUID
   nova_rpcapi_client.py URL schedule_and_build_instances INSTANCE_ID INSTANCE_UUID
+  nova_rpcapi_client.py URL get_instance_diagnostics HOST INSTANCE_ID INSTANCE_UUID
 """
 import json
 import os
@@ -85,6 +86,23 @@ def main():
             security_groups=[], block_device_mapping=objects.BlockDeviceMappingList(objects=[]),
             node=node, limits=None, host_list=[], accel_uuids=[])
         print(json.dumps({"cast": "build_and_run_instance", "host": host}))
+    elif op == "get_instance_diagnostics":
+        from nova.compute import rpcapi as compute_rpcapi
+
+        host, inst_id, uuid = sys.argv[3:6]
+        inst = objects.Instance(
+            context=ctxt, id=int(inst_id), uuid=uuid, host=host, display_name="from-python",
+            project_id="py-project", user_id="py-user", vm_state="active", task_state=None,
+            flavor=flavor, config_drive="", launched_at=None,
+        )
+        api = compute_rpcapi.ComputeAPI()
+        d = api.get_instance_diagnostics(ctxt, inst)
+        legacy = api.get_diagnostics(ctxt, inst)
+        print(json.dumps({
+            "class": type(d).__name__, "state": d.state, "driver": d.driver,
+            "hypervisor": d.hypervisor, "num_cpus": d.num_cpus,
+            "memory_maximum": d.memory_details.maximum, "legacy_memory": legacy.get("memory"),
+        }))
     elif op == "schedule_and_build_instances":
         from nova.conductor import rpcapi as conductor_rpcapi
 

@@ -98,7 +98,11 @@ async fn sub_resources_of_a_running_server() {
     assert_eq!(r.status, 200, "{}", r.body);
     let d = &r.body;
     assert_eq!(d["state"], "running");
-    assert_eq!(d["driver"], "fake");
+    assert_eq!(
+        d["driver"], "libvirt",
+        "nova's enum: its fake says libvirt too"
+    );
+    assert_eq!(d["hypervisor"], "fake");
     assert_eq!(d["num_cpus"], 1);
     assert_eq!(d["cpu_details"].as_array().unwrap().len(), 1);
     assert_eq!(d["num_disks"], 1);
