@@ -384,12 +384,12 @@ impl Notifier {
         }
     }
 
-    /// Legacy `compute.instance.<suffix>` (nova's `notify_about_instance_usage`).
+    /// Legacy `compute.instance.<suffix>` (nova's `notify_about_instance_usage`;
+    /// nova's compute manager and compute API both publish it as `compute.<host>`).
     async fn instance_usage(
         &self,
         ctx: &RequestContext,
         inst: &Instance,
-        source: Source,
         host: &str,
         suffix: &str,
         fault: Option<&ExceptionPayload>,
@@ -413,7 +413,7 @@ impl Notifier {
         self.emit_legacy(
             ctx,
             priority,
-            format!("{}.{host}", source.legacy()),
+            format!("compute.{host}"),
             &format!("compute.instance.{suffix}"),
             p,
         )
@@ -423,14 +423,16 @@ impl Notifier {
     /// `instance.<action>.<phase>` from a compute host with
     /// `InstanceActionPayload` (and the legacy `compute.instance.<action>.<phase>`);
     /// with a `fault`, priority ERROR. What the actions call:
-    /// `notifier.instance_action(&ctx, &inst, host, "pause", Phase::Start, None)`.
+    /// `notifier.instance_action(&ctx, &inst, host, "pause", Phase::Start, None)`;
+    /// a phase-less event (`instance.lock`) takes `None` as its phase and has
+    /// no legacy twin.
     pub async fn instance_action(
         &self,
         ctx: &RequestContext,
         inst: &Instance,
         host: &str,
         action: &str,
-        phase: Phase,
+        phase: impl Into<Option<Phase>>,
         fault: Option<&ExceptionPayload>,
     ) {
         self.instance_action_from(ctx, inst, Source::Compute, host, action, phase, fault)
@@ -438,7 +440,7 @@ impl Notifier {
     }
 
     /// [`Notifier::instance_action`] from another service (the API's local
-    /// delete notifies as `nova-api`).
+    /// delete, lock and unlock notify as `nova-api`).
     #[allow(clippy::too_many_arguments)]
     pub async fn instance_action_from(
         &self,
@@ -447,19 +449,18 @@ impl Notifier {
         source: Source,
         host: &str,
         action: &str,
-        phase: Phase,
+        phase: impl Into<Option<Phase>>,
         fault: Option<&ExceptionPayload>,
     ) {
-        self.instance_usage(
-            ctx,
-            inst,
-            source,
-            host,
-            &format!("{action}.{}", phase.as_str()),
-            fault,
-            Value::Null,
-        )
-        .await;
+        let phase = phase.into();
+        let event = match phase {
+            Some(p) => format!("{action}.{}", p.as_str()),
+            None => action.to_owned(),
+        };
+        if phase.is_some() {
+            self.instance_usage(ctx, inst, host, &event, fault, Value::Null)
+                .await;
+        }
         if !self.versioned_enabled() {
             return;
         }
@@ -471,7 +472,7 @@ impl Notifier {
             ctx,
             Self::priority(fault),
             format!("{}:{host}", source.as_str()),
-            &format!("instance.{action}.{}", phase.as_str()),
+            &format!("instance.{event}"),
             payload,
         )
         .await;
@@ -506,7 +507,6 @@ impl Notifier {
         self.instance_usage(
             ctx,
             inst,
-            Source::Compute,
             host,
             &format!("create.{}", phase.as_str()),
             fault,
@@ -541,7 +541,6 @@ impl Notifier {
         self.instance_usage(
             ctx,
             inst,
-            Source::Compute,
             host,
             &format!("rescue.{}", phase.as_str()),
             fault,
@@ -581,7 +580,6 @@ impl Notifier {
         self.instance_usage(
             ctx,
             inst,
-            Source::Compute,
             host,
             &format!("rebuild.{}", phase.as_str()),
             fault,
@@ -620,7 +618,6 @@ impl Notifier {
         self.instance_usage(
             ctx,
             inst,
-            Source::Compute,
             host,
             &format!("snapshot.{}", phase.as_str()),
             None,
@@ -697,7 +694,7 @@ impl Notifier {
             self.emit_legacy(
                 ctx,
                 Priority::Info,
-                format!("{}.{host}", source.legacy()),
+                format!("compute.{host}"),
                 "compute.instance.update",
                 p,
             )
