@@ -7,6 +7,7 @@
 use std::collections::BTreeMap;
 
 use nova_objects::Instance;
+use nova_service::notifications::{OldStates, Source};
 use nova_service::states::VmState;
 
 use crate::ApiState;
@@ -34,6 +35,23 @@ pub(crate) fn check_quota(st: &ApiState, metadata: &BTreeMap<String, String>) ->
     Ok(())
 }
 
+/// Saves the API's change to `inst` and sends nova's `instance.update`
+/// (`source`: nova-compute as `Instance.save` does, nova-api where nova's
+/// handler sends it itself, as for tags).
+pub(crate) async fn save_notified(
+    st: &ApiState,
+    ctx: &Ctx,
+    inst: &mut Instance,
+    source: Source,
+) -> ApiResult<()> {
+    let old = OldStates::of(inst);
+    st.objects.save(&admin_ctx(), inst).await?;
+    st.notifier
+        .instance_update(&ctx.rpc(), inst, &old, source, &st.cfg.host)
+        .await;
+    Ok(())
+}
+
 /// Merges `metadata` into the server's (`replace`: replaces it) and
 /// returns the server's metadata afterwards.
 pub(crate) async fn update(
@@ -54,7 +72,7 @@ pub(crate) async fn update(
     };
     check_quota(st, &new)?;
     inst.set_metadata(new.clone());
-    st.objects.save(&admin_ctx(), &mut inst).await?;
+    save_notified(st, ctx, &mut inst, Source::Compute).await?;
     Ok(new)
 }
 
@@ -71,6 +89,6 @@ pub(crate) async fn delete_key(
     super::check_instance_lock(ctx, &inst)?;
     super::check_instance_state(&inst, "delete metadata", STATES, &[None])?;
     inst.metadata_mut().remove(key);
-    st.objects.save(&admin_ctx(), &mut inst).await?;
+    save_notified(st, ctx, &mut inst, Source::Compute).await?;
     Ok(())
 }

@@ -6,10 +6,11 @@
 use std::collections::BTreeMap;
 
 use nova_objects::{Instance, VersionedObject};
+use nova_service::notifications::Source;
 
 use crate::ApiState;
+use crate::auth::Ctx;
 use crate::fault::ApiResult;
-use crate::http::admin_ctx;
 
 /// nova's `CHUNKS`.
 pub(crate) const CHUNKS: usize = 4;
@@ -45,9 +46,9 @@ pub(crate) fn convert(password: Option<&str>) -> BTreeMap<String, Option<String>
 }
 
 /// Clears the server's password.
-pub(crate) async fn clear(st: &ApiState, mut inst: Instance) -> ApiResult<()> {
+pub(crate) async fn clear(st: &ApiState, ctx: &Ctx, mut inst: Instance) -> ApiResult<()> {
     inst.system_metadata_mut().extend(convert(None));
-    st.objects.save(&admin_ctx(), &mut inst).await?;
+    super::metadata::save_notified(st, ctx, &mut inst, Source::Compute).await?;
     Ok(())
 }
 

@@ -6,12 +6,13 @@
 //! `not-tags`, `not-tags-any`) search in SQL.
 
 use nova_objects::{Instance, RawObject, VersionedObject};
+use nova_service::notifications::Source;
 use nova_service::states::VmState;
 use serde_json::{Value, json};
 
 use crate::ApiState;
+use crate::auth::Ctx;
 use crate::fault::{ApiResult, Fault};
-use crate::http::admin_ctx;
 
 /// nova's `instance.MAX_TAG_COUNT`.
 pub(crate) const MAX_TAG_COUNT: usize = 50;
@@ -106,11 +107,12 @@ pub(crate) fn check_tag(tag: &str) -> ApiResult<()> {
 /// Replaces the server's tags; returns them.
 pub(crate) async fn set(
     st: &ApiState,
+    ctx: &Ctx,
     mut inst: Instance,
     tags: &[String],
 ) -> ApiResult<Vec<String>> {
     let list = tag_list(inst.uuid(), tags);
     inst.set_tags(list);
-    st.objects.save(&admin_ctx(), &mut inst).await?;
+    super::metadata::save_notified(st, ctx, &mut inst, Source::Api).await?;
     Ok(tags_of(&inst))
 }

@@ -33,7 +33,7 @@ pub(crate) async fn password_clear(
 ) -> ApiResult<Response> {
     require_write(&ctx, "os_compute_api:os-server-password:clear")?;
     let inst = compute_api::get(&st, &ctx, &id).await?;
-    password::clear(&st, inst).await?;
+    password::clear(&st, &ctx, inst).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 

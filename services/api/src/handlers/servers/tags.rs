@@ -68,7 +68,7 @@ pub(crate) async fn update_all(
                 .collect()
         })
         .unwrap_or_default();
-    let now = tags::set(&st, inst, &wanted).await?;
+    let now = tags::set(&st, &ctx, inst, &wanted).await?;
     Ok(axum::Json(json!({"tags": now})).into_response())
 }
 
@@ -82,7 +82,7 @@ pub(crate) async fn delete_all(
     require_write(&ctx, &format!("{RULE}:delete_all"))?;
     let inst = compute_api::get(&st, &ctx, &id).await?;
     tags::check_state(&inst, "delete tags")?;
-    tags::set(&st, inst, &[]).await?;
+    tags::set(&st, &ctx, inst, &[]).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -130,7 +130,7 @@ pub(crate) async fn update(
         return Ok(StatusCode::NO_CONTENT.into_response());
     }
     now.push(tag.clone());
-    tags::set(&st, inst, &now).await?;
+    tags::set(&st, &ctx, inst, &now).await?;
     let mut r = StatusCode::CREATED.into_response();
     let location = format!("{}/v2.1/servers/{id}/tags/{tag}", st.cfg.public_url);
     if let Ok(l) = HeaderValue::from_str(&location) {
@@ -156,6 +156,6 @@ pub(crate) async fn delete(
         )));
     };
     now.remove(at);
-    tags::set(&st, inst, &now).await?;
+    tags::set(&st, &ctx, inst, &now).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
