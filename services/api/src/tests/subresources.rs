@@ -274,6 +274,25 @@ async fn tags_follow_nova_and_filter_the_list_in_sql() {
         .at(Method::PUT, &tag_path(&i, "/red"), &demo, v, None)
         .await;
     assert_eq!(r.status, StatusCode::CREATED);
+    // Any character but '/' and ',' (the location encodes it).
+    let r = a
+        .at(
+            Method::PUT,
+            &tag_path(&j, "/caf%C3%A9%20au%20lait"),
+            &demo,
+            v,
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED);
+    assert!(
+        r.headers["location"]
+            .to_str()
+            .unwrap()
+            .ends_with("/tags/caf%C3%A9%20au%20lait")
+    );
+    let r = a.at(Method::GET, &tag_path(&j, ""), &demo, v, None).await;
+    assert_eq!(r.body, json!({"tags": ["café au lait"]}));
     let r = a.at(Method::GET, &tag_path(&i, ""), &demo, v, None).await;
     assert_eq!(r.body, json!({"tags": ["blue", "red"]}));
     let r = a

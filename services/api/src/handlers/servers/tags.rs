@@ -132,7 +132,19 @@ pub(crate) async fn update(
     now.push(tag.clone());
     tags::set(&st, &ctx, inst, &now).await?;
     let mut r = StatusCode::CREATED.into_response();
-    let location = format!("{}/v2.1/servers/{id}/tags/{tag}", st.cfg.public_url);
+    // The tag as a path segment (percent-encoded outside RFC 3986's
+    // unreserved characters).
+    let segment: String = tag
+        .bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                char::from(b).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect();
+    let location = format!("{}/v2.1/servers/{id}/tags/{segment}", st.cfg.public_url);
     if let Ok(l) = HeaderValue::from_str(&location) {
         r.headers_mut().insert(header::LOCATION, l);
     }
