@@ -5,7 +5,7 @@
 //! `TagList` primitive, which the list filters (`tags`, `tags-any`,
 //! `not-tags`, `not-tags-any`) search in SQL.
 
-use nova_objects::{Instance, RawObject, VersionedObject};
+use nova_objects::{Instance, RawObject};
 use nova_service::notifications::Source;
 use nova_service::states::VmState;
 use serde_json::{Value, json};
@@ -27,17 +27,7 @@ pub(crate) fn tag_schema() -> Value {
 /// The server's tags, sorted (nova reads them in the tags table's key
 /// order).
 pub(crate) fn tags_of(inst: &Instance) -> Vec<String> {
-    if !inst.obj_attr_is_set("tags") {
-        return Vec::new();
-    }
-    let mut tags: Vec<String> = inst.tags().0["nova_object.data"]["objects"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|t| t["nova_object.data"]["tag"].as_str().map(str::to_owned))
-                .collect()
-        })
-        .unwrap_or_default();
+    let mut tags = nova_service::notifications::payloads::instance_tags(inst);
     tags.sort();
     tags.dedup();
     tags
