@@ -174,7 +174,10 @@ impl ListQuery {
 /// Conditions of a `save`: nova's `expected_task_state` /
 /// `expected_vm_state`. The update happens only if the stored value is
 /// one of the expected ones, atomically; otherwise nothing is written and
-/// the save fails (`UnexpectedTaskStateError`).
+/// the save fails (`UnexpectedTaskStateError`). A structured field (a
+/// dict such as `metadata`) may be expected too: its stored JSON must be
+/// the expected value's, which makes a read-modify-write of it a
+/// compare-and-swap (direct database stores only).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct SaveOptions {
     /// Field → acceptable current values (`null` included when listed).

@@ -460,7 +460,11 @@ pub(crate) async fn save<C: ConnectionTrait>(
     }
     let mut expected = Cond::all();
     for (field, values) in &opts.expected {
-        scalar_column(t, field)?;
+        // Scalars, or a structured field's stored JSON text (what a
+        // read-modify-write of a dict read: a compare-and-swap).
+        if !t.stores(field) && field != "id" {
+            scalar_column(t, field)?;
+        }
         let mut any = Cond::any();
         for v in values {
             any = any.add(if v.is_null() {

@@ -663,6 +663,47 @@ pub(crate) async fn tag_filters_run_in_the_database(h: &Harness) {
     assert!(matches!(err, Error::InvalidQuery(_)), "{err:?}");
 }
 
+/// A dict field expected as it was read: a read-modify-write of it is a
+/// compare-and-swap (a racing writer's save fails and retries from a
+/// fresh read, so both changes survive). The conductor path refuses it.
+pub(crate) async fn save_compares_and_swaps_a_dict(h: &Harness) {
+    let ctx = admin();
+    let mut inst = instance(1, "cas");
+    h.objects.create(&ctx, &mut inst).await.unwrap();
+    let read: Instance = h.objects.get_by_uuid(&ctx, inst.uuid()).await.unwrap();
+    let cas = |m: &Instance| {
+        let mut o = SaveOptions::default();
+        o.expected
+            .insert("metadata".into(), vec![json!(m.metadata())]);
+        o
+    };
+    let (mut a, mut b) = (read.clone(), read.clone());
+    a.metadata_mut().insert("a".into(), "1".into());
+    b.metadata_mut().insert("b".into(), "2".into());
+    let ra = h.objects.save_with(&ctx, &mut a, &cas(&read)).await;
+    if h.server.is_some() {
+        assert!(matches!(ra, Err(Error::InvalidQuery(_))), "{ra:?}");
+        return;
+    }
+    ra.unwrap();
+    let e = h
+        .objects
+        .save_with(&ctx, &mut b, &cas(&read))
+        .await
+        .unwrap_err();
+    assert!(matches!(e, Error::UnexpectedTaskState { .. }), "{e:?}");
+    let fresh: Instance = h.objects.get_by_uuid(&ctx, inst.uuid()).await.unwrap();
+    let mut b = fresh.clone();
+    b.metadata_mut().insert("b".into(), "2".into());
+    h.objects
+        .save_with(&ctx, &mut b, &cas(&fresh))
+        .await
+        .unwrap();
+    let stored: Instance = h.objects.get_by_uuid(&ctx, inst.uuid()).await.unwrap();
+    let keys: Vec<&String> = stored.metadata().keys().collect();
+    assert_eq!(keys, ["a", "b", "role"]);
+}
+
 pub(crate) async fn compute_objects_and_mappings(h: &Harness) {
     let ctx = admin();
     let mut svc = Service::new()
@@ -965,6 +1006,7 @@ contract!(
     every_stored_class_round_trips,
     save_writes_only_changed_fields,
     save_checks_expected_task_state,
+    save_compares_and_swaps_a_dict,
     soft_delete_keeps_rows_for_admins,
     list_filters_sorts_and_pages,
     tag_filters_run_in_the_database,

@@ -46,10 +46,12 @@ pub(crate) fn convert(password: Option<&str>) -> BTreeMap<String, Option<String>
 }
 
 /// Clears the server's password.
-pub(crate) async fn clear(st: &ApiState, ctx: &Ctx, mut inst: Instance) -> ApiResult<()> {
-    inst.system_metadata_mut().extend(convert(None));
-    super::metadata::save_notified(st, ctx, &mut inst, Source::Compute).await?;
-    Ok(())
+pub(crate) async fn clear(st: &ApiState, ctx: &Ctx, inst: Instance) -> ApiResult<()> {
+    super::metadata::modify(st, ctx, inst, "system_metadata", Source::Compute, |inst| {
+        inst.system_metadata_mut().extend(convert(None));
+        Ok(((), true))
+    })
+    .await
 }
 
 #[cfg(test)]

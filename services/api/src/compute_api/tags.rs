@@ -94,15 +94,58 @@ pub(crate) fn check_tag(tag: &str) -> ApiResult<()> {
     }
 }
 
-/// Replaces the server's tags; returns them.
-pub(crate) async fn set(
+/// Replaces the server's tags (`action`: nova's name for the state
+/// error); returns them.
+pub(crate) async fn replace(
     st: &ApiState,
     ctx: &Ctx,
-    mut inst: Instance,
+    inst: Instance,
     tags: &[String],
+    action: &str,
 ) -> ApiResult<Vec<String>> {
-    let list = tag_list(inst.uuid(), tags);
-    inst.set_tags(list);
-    super::metadata::save_notified(st, ctx, &mut inst, Source::Api).await?;
-    Ok(tags_of(&inst))
+    super::metadata::modify(st, ctx, inst, "tags", Source::Api, |inst| {
+        check_state(inst, action)?;
+        inst.set_tags(tag_list(inst.uuid(), tags));
+        Ok((tags_of(inst), true))
+    })
+    .await
+}
+
+/// Adds `tag` (nova's `update`): false when the server already had it.
+pub(crate) async fn add(st: &ApiState, ctx: &Ctx, inst: Instance, tag: &str) -> ApiResult<bool> {
+    super::metadata::modify(st, ctx, inst, "tags", Source::Api, |inst| {
+        check_state(inst, "update tag")?;
+        check_tag(tag)?;
+        let mut now = tags_of(inst);
+        if now.len() >= MAX_TAG_COUNT {
+            return Err(Fault::bad_request(format!(
+                "The number of tags exceeded the per-server limit {MAX_TAG_COUNT}"
+            )));
+        }
+        if now.iter().any(|t| t == tag) {
+            return Ok((false, false));
+        }
+        now.push(tag.to_owned());
+        inst.set_tags(tag_list(inst.uuid(), &now));
+        Ok((true, true))
+    })
+    .await
+}
+
+/// Removes `tag` (404 when the server lacks it).
+pub(crate) async fn remove(st: &ApiState, ctx: &Ctx, inst: Instance, tag: &str) -> ApiResult<()> {
+    super::metadata::modify(st, ctx, inst, "tags", Source::Api, |inst| {
+        check_state(inst, "delete tag")?;
+        let mut now = tags_of(inst);
+        let Some(at) = now.iter().position(|t| t == tag) else {
+            return Err(Fault::not_found(format!(
+                "Instance {} has no tag '{tag}'",
+                inst.uuid()
+            )));
+        };
+        now.remove(at);
+        inst.set_tags(tag_list(inst.uuid(), &now));
+        Ok(((), true))
+    })
+    .await
 }

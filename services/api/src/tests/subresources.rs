@@ -633,3 +633,32 @@ async fn diagnostics_are_the_admins_and_need_a_host() {
         format!("Instance {} is not ready", b.uuid())
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn racing_changes_of_different_keys_and_tags_all_land() {
+    let a = app().await;
+    let i = a.instance("race", VmState::Active, None, Some("h1")).await;
+    let demo = a.demo.clone();
+    let md = (0..16).map(|n| {
+        let (a, demo, path) = (&a, demo.clone(), md_path(&i, ""));
+        async move {
+            let body = json!({"metadata": {format!("k{n}"): "v"}});
+            a.at(Method::POST, &path, &demo, "2.1", Some(body))
+                .await
+                .status
+        }
+    });
+    let tags = (0..16).map(|n| {
+        let (a, demo, path) = (&a, demo.clone(), tag_path(&i, &format!("/t{n:02}")));
+        async move { a.at(Method::PUT, &path, &demo, "2.26", None).await.status }
+    });
+    let (md, tags) = tokio::join!(
+        futures_util::future::join_all(md),
+        futures_util::future::join_all(tags)
+    );
+    assert!(md.iter().all(|s| *s == StatusCode::OK), "{md:?}");
+    assert!(tags.iter().all(|s| *s == StatusCode::CREATED), "{tags:?}");
+    let now = a.reload(&i).await;
+    assert_eq!(now.metadata().len(), 16, "{:?}", now.metadata());
+    assert_eq!(crate::compute_api::tags::tags_of(&now).len(), 16);
+}

@@ -59,7 +59,6 @@ pub(crate) async fn update_all(
     let body = json_body(&body)?;
     schemas::check("server_tags", MIN, update_all_schema, &body)?;
     let inst = compute_api::get(&st, &ctx, &id).await?;
-    tags::check_state(&inst, "update tags")?;
     let wanted: Vec<String> = body["tags"]
         .as_array()
         .map(|a| {
@@ -68,7 +67,7 @@ pub(crate) async fn update_all(
                 .collect()
         })
         .unwrap_or_default();
-    let now = tags::set(&st, &ctx, inst, &wanted).await?;
+    let now = tags::replace(&st, &ctx, inst, &wanted, "update tags").await?;
     Ok(axum::Json(json!({"tags": now})).into_response())
 }
 
@@ -81,8 +80,7 @@ pub(crate) async fn delete_all(
     since_2_26(v)?;
     require_write(&ctx, &format!("{RULE}:delete_all"))?;
     let inst = compute_api::get(&st, &ctx, &id).await?;
-    tags::check_state(&inst, "delete tags")?;
-    tags::set(&st, &ctx, inst, &[]).await?;
+    tags::replace(&st, &ctx, inst, &[], "delete tags").await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -117,20 +115,9 @@ pub(crate) async fn update(
         schemas::check("server_tag", MIN, || json!({"type": "null"}), &b)?;
     }
     let inst = compute_api::get(&st, &ctx, &id).await?;
-    tags::check_state(&inst, "update tag")?;
-    tags::check_tag(&tag)?;
-    let mut now = tags::tags_of(&inst);
-    if now.len() >= tags::MAX_TAG_COUNT {
-        return Err(Fault::bad_request(format!(
-            "The number of tags exceeded the per-server limit {}",
-            tags::MAX_TAG_COUNT
-        )));
-    }
-    if now.contains(&tag) {
+    if !tags::add(&st, &ctx, inst, &tag).await? {
         return Ok(StatusCode::NO_CONTENT.into_response());
     }
-    now.push(tag.clone());
-    tags::set(&st, &ctx, inst, &now).await?;
     let mut r = StatusCode::CREATED.into_response();
     // The tag as a path segment (percent-encoded outside RFC 3986's
     // unreserved characters).
@@ -160,14 +147,6 @@ pub(crate) async fn delete(
     since_2_26(v)?;
     require_write(&ctx, &format!("{RULE}:delete"))?;
     let inst = compute_api::get(&st, &ctx, &id).await?;
-    tags::check_state(&inst, "delete tag")?;
-    let mut now = tags::tags_of(&inst);
-    let Some(at) = now.iter().position(|t| *t == tag) else {
-        return Err(Fault::not_found(format!(
-            "Instance {id} has no tag '{tag}'"
-        )));
-    };
-    now.remove(at);
-    tags::set(&st, &ctx, inst, &now).await?;
+    tags::remove(&st, &ctx, inst, &tag).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
