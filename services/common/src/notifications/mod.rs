@@ -24,7 +24,8 @@
 //! let mut l = NotificationListener::start(t, None, &["versioned_notifications"], &[Priority::Info], None).await.unwrap();
 //! let inst = nova_objects::Instance::new().with_uuid("178b0921-8f85-4257-88b6-2e743b5a975c".to_owned());
 //! notifier.instance_action(&RequestContext::new(), &inst, "host1", "pause", Phase::Start, None).await;
-//! let n = l.next().await.unwrap().notification;
+//! let received = l.next().await.unwrap();
+//! let n = &received.notification;
 //! assert_eq!(n.event_type, "instance.pause.start");
 //! assert_eq!(n.publisher_id, "nova-compute:host1");
 //! assert_eq!(n.payload["nova_object.name"], "InstanceActionPayload");
