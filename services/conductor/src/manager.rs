@@ -16,6 +16,7 @@ use nova_rpcapi::conductor::{ComputeTask, TOPIC};
 use nova_rpcapi::scheduler::{Destinations, SchedulerApi};
 use nova_scheduler::placement::{Allocations, Name};
 use nova_service::cells::{CELL0_UUID, set_error};
+use nova_service::notifications::{Notifier, OldStates, Source};
 use nova_service::states::{TaskState, VmState};
 use serde_json::{Value, json};
 
@@ -30,6 +31,9 @@ pub struct Conductor {
     cell1_uuid: String,
     /// Cell mappings by uuid (they do not change while running).
     cells: Arc<tokio::sync::Mutex<std::collections::HashMap<String, nova_objects::CellMapping>>>,
+    /// Notifications (`instance.update` as an instance goes to its cell)
+    /// and this conductor's host.
+    notifier: (Notifier, String),
 }
 
 use nova_service::context::elevated as admin_of;
@@ -53,7 +57,14 @@ impl Conductor {
             max_attempts: max_attempts.max(1),
             cell1_uuid: cell1_uuid.to_owned(),
             cells: Arc::default(),
+            notifier: (Notifier::disabled(), String::new()),
         }
+    }
+
+    /// Notifies through `notifier` as the conductor of `host`.
+    pub fn with_notifier(mut self, notifier: Notifier, host: &str) -> Self {
+        self.notifier = (notifier, host.to_owned());
+        self
     }
 
     /// Points the instance's mapping at its cell: one UPDATE keyed by
@@ -221,6 +232,11 @@ impl ComputeTask for Conductor {
         };
         for (inst, hosts) in instances.into_iter().zip(selections) {
             self.map_instance(&ctx, inst.uuid(), &self.cell1_uuid).await;
+            // nova's send_update_with_states(…, BUILDING, service="conductor").
+            let (notifier, host) = &self.notifier;
+            notifier
+                .instance_update(&ctx, &inst, &OldStates::of(&inst), Source::Conductor, host)
+                .await;
             self.drop_build_request(&ctx, inst.uuid()).await;
             let spec_i = request_specs
                 .iter()

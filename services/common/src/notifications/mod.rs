@@ -695,7 +695,7 @@ impl Notifier {
             self.emit_legacy(
                 ctx,
                 Priority::Info,
-                format!("compute.{host}"),
+                format!("{}.{host}", source.legacy()),
                 "compute.instance.update",
                 p,
             )
