@@ -853,3 +853,187 @@ pub fn service_update_notifies(service: &Service) -> bool {
         .iter()
         .any(|f| service.obj_what_changed_names().iter().any(|c| c == f))
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use nova_rpc::{MemoryTransport, NotificationListener};
+
+    fn notifier(format: NotificationFormat, t: &Arc<dyn Transport>) -> Notifier {
+        let cfg = NotificationConfig {
+            format,
+            drivers: vec![Driver::MessagingV2],
+            notify_on_state_change: Some(StateChange::VmAndTaskState),
+            ..NotificationConfig::default()
+        };
+        Notifier::new(cfg, Some(t.clone()), Some("http://img:9292".into()))
+    }
+
+    async fn listen(t: &Arc<dyn Transport>, topic: &str) -> NotificationListener {
+        NotificationListener::start(t.clone(), None, &[topic], &Priority::ALL, None)
+            .await
+            .unwrap()
+    }
+
+    fn instance() -> Instance {
+        let flavor = Flavor::new()
+            .with_flavorid("42".to_owned())
+            .with_name(Some("m1.small".into()))
+            .with_memory_mb(2048)
+            .with_vcpus(1)
+            .with_root_gb(20)
+            .with_ephemeral_gb(0)
+            .with_swap(0)
+            .with_extra_specs(std::collections::BTreeMap::new());
+        Instance::new()
+            .with_id(10)
+            .with_uuid("178b0921-8f85-4257-88b6-2e743b5a975c".to_owned())
+            .with_user_id(Some("u".into()))
+            .with_project_id(Some("p".into()))
+            .with_image_ref(Some("155d900f-4e14-4e4c-a73d-069cbf4541e6".into()))
+            .with_display_name(Some("vm".into()))
+            .with_vm_state(Some("active".into()))
+            .with_task_state(None)
+            .with_power_state(Some(1))
+            .with_locked(false)
+            .with_auto_disk_config(false)
+            .with_metadata(std::collections::BTreeMap::from([(
+                "k".to_owned(),
+                "v".to_owned(),
+            )]))
+            .with_system_metadata(std::collections::BTreeMap::from([(
+                "locked_reason".to_owned(),
+                Some("why".to_owned()),
+            )]))
+            .with_flavor(flavor)
+    }
+
+    #[tokio::test]
+    async fn nothing_is_sent_or_built_with_novas_defaults() {
+        let n = Notifier::disabled();
+        assert!(!n.versioned_enabled() && !n.legacy_enabled());
+        // The log driver alone enables them without a transport.
+        let cfg = NotificationConfig {
+            format: NotificationFormat::Both,
+            drivers: vec![Driver::Log],
+            ..NotificationConfig::default()
+        };
+        let n = Notifier::new(cfg, None, None);
+        assert!(n.versioned_enabled() && n.legacy_enabled());
+        n.instance_action(
+            &RequestContext::new(),
+            &instance(),
+            "h",
+            "pause",
+            Phase::Start,
+            None,
+        )
+        .await;
+    }
+
+    #[tokio::test]
+    async fn the_format_picks_the_topics() {
+        let t: Arc<dyn Transport> = MemoryTransport::new();
+        let mut versioned = listen(&t, "versioned_notifications").await;
+        let mut legacy = listen(&t, "notifications").await;
+        let ctx = RequestContext::new()
+            .with_user("u")
+            .with_project("p")
+            .with_request_id("req-1");
+        notifier(NotificationFormat::Unversioned, &t)
+            .instance_action(&ctx, &instance(), "h1", "reboot", Phase::End, None)
+            .await;
+        let l = legacy.next().await.unwrap();
+        assert_eq!(l.notification.event_type, "compute.instance.reboot.end");
+        assert_eq!(l.notification.publisher_id, "compute.h1");
+        let p = &l.notification.payload;
+        assert_eq!(p["instance_id"], "178b0921-8f85-4257-88b6-2e743b5a975c");
+        assert_eq!(p["instance_type"], "m1.small");
+        assert_eq!(p["memory_mb"], 2048);
+        assert_eq!(p["disk_gb"], 20);
+        assert_eq!(p["state_description"], "");
+        assert_eq!(
+            p["image_ref_url"],
+            "http://img:9292/images/155d900f-4e14-4e4c-a73d-069cbf4541e6"
+        );
+        // Only versioned: the next on the versioned topic is this one.
+        notifier(NotificationFormat::Versioned, &t)
+            .instance_action(&ctx, &instance(), "h1", "lock", None, None)
+            .await;
+        let v = versioned.next().await.unwrap();
+        assert_eq!(v.notification.event_type, "instance.lock");
+        assert_eq!(v.notification.publisher_id, "nova-compute:h1");
+        let d = &v.notification.payload["nova_object.data"];
+        assert_eq!(d["power_state"], "running");
+        assert_eq!(d["auto_disk_config"], "MANUAL");
+        assert_eq!(d["locked_reason"], "why");
+        assert_eq!(d["request_id"], "req-1");
+        assert_eq!(d["action_initiator_user"], "u");
+        assert_eq!(d["metadata"]["k"], "v");
+        assert!(d["flavor"]["nova_object.data"]["projects"].is_null());
+        assert!(d["block_devices"].is_null() && d["shares"].is_null());
+    }
+
+    #[tokio::test]
+    async fn instance_update_reports_state_changes_as_configured() {
+        let t: Arc<dyn Transport> = MemoryTransport::new();
+        let mut versioned = listen(&t, "versioned_notifications").await;
+        let n = notifier(NotificationFormat::Versioned, &t);
+        let ctx = RequestContext::new();
+        let mut inst = instance();
+        let old = OldStates::of(&inst);
+        inst.set_task_state(Some("powering-off".into()));
+        inst.set_display_name(Some("renamed".into()));
+        n.instance_update(&ctx, &inst, &old, Source::Api, "api-host")
+            .await;
+        let got = versioned.next().await.unwrap();
+        assert_eq!(got.notification.publisher_id, "nova-api:api-host");
+        let d = &got.notification.payload["nova_object.data"];
+        assert_eq!(got.notification.payload["nova_object.version"], "2.1");
+        let su = &d["state_update"]["nova_object.data"];
+        assert_eq!(su["old_task_state"], Value::Null);
+        assert_eq!(su["new_task_state"], "powering-off");
+        assert_eq!(d["old_display_name"], "vm");
+        let begin = d["audit_period"]["nova_object.data"]["audit_period_beginning"]
+            .as_str()
+            .unwrap();
+        assert!(begin.ends_with("-01T00:00:00Z"), "{begin}");
+        // vm_state mode: a task change alone reports no transition.
+        let cfg = NotificationConfig {
+            format: NotificationFormat::Versioned,
+            drivers: vec![Driver::MessagingV2],
+            notify_on_state_change: Some(StateChange::VmState),
+            ..NotificationConfig::default()
+        };
+        Notifier::new(cfg, Some(t.clone()), None)
+            .instance_update(&ctx, &inst, &old, Source::Compute, "h")
+            .await;
+        let got = versioned.next().await.unwrap();
+        let su = &got.notification.payload["nova_object.data"]["state_update"]["nova_object.data"];
+        assert_eq!(su["old_task_state"], "powering-off");
+    }
+
+    #[test]
+    fn payload_fields_not_loaded_are_null_and_power_states_are_named() {
+        let f = FlavorPayload::from_flavor(&Flavor::new().with_name(Some("x".into())));
+        assert_eq!(f.flavorid, None);
+        assert_eq!(f.projects, None);
+        assert_eq!(f.extra_specs, None);
+        assert_eq!(payloads::power_state_name(Some(4)), Some("shutdown"));
+        assert_eq!(payloads::power_state_name(Some(0)), Some("pending"));
+        assert_eq!(payloads::power_state_name(None), None);
+        let v = serde_json::to_value(Obj(ExceptionPayload::new("m", "f", "E", "boom"))).unwrap();
+        assert_eq!(v["nova_object.namespace"], "nova");
+        assert_eq!(v["nova_object.data"]["exception_message"], "boom");
+        let (b, e) = current_audit_period(Utc.with_ymd_and_hms(2012, 10, 29, 13, 42, 11).unwrap());
+        assert_eq!(
+            nova_objects::field::format_datetime(&b),
+            "2012-10-01T00:00:00Z"
+        );
+        assert_eq!(
+            nova_objects::field::format_datetime(&e),
+            "2012-10-29T13:42:11Z"
+        );
+    }
+}
