@@ -61,6 +61,25 @@ impl Conductor {
         }
     }
 
+    /// Puts an instance in ERROR with a fault ([`set_error`]) and sends
+    /// `instance.update` (nova's `_set_vm_state_and_notify`).
+    async fn set_error(
+        &self,
+        ctx: &RequestContext,
+        inst: &mut Instance,
+        code: i64,
+        message: &str,
+        host: Option<&str>,
+    ) -> nova_objects::Result<()> {
+        let old = OldStates::of(inst);
+        set_error(&self.objects, ctx, inst, code, message, host).await?;
+        let (notifier, me) = &self.notifier;
+        notifier
+            .instance_update(ctx, inst, &old, Source::Conductor, me)
+            .await;
+        Ok(())
+    }
+
     /// Notifies through `notifier` as the conductor of `host`.
     pub fn with_notifier(mut self, notifier: Notifier, host: &str) -> Self {
         self.notifier = (notifier, host.to_owned());
@@ -159,7 +178,7 @@ impl Conductor {
             let mut inst = inst;
             let msg = format!("cannot reach compute {host}: {e}");
             let _ = self.placement.delete_allocations_async(inst.uuid()).await;
-            let _ = set_error(&self.objects, ctx, &mut inst, 500, &msg, None).await;
+            let _ = self.set_error(ctx, &mut inst, 500, &msg, None).await;
         }
     }
 }
@@ -219,9 +238,7 @@ impl ComputeTask for Conductor {
                 let code = 500;
                 for mut inst in instances {
                     tracing::info!(instance = %inst.uuid(), reason = %message, "burying the instance in cell0");
-                    if let Err(e) =
-                        set_error(&self.objects, &ctx, &mut inst, code, &message, None).await
-                    {
+                    if let Err(e) = self.set_error(&ctx, &mut inst, code, &message, None).await {
                         tracing::error!(error = %e, "cannot record the scheduling failure");
                     }
                     self.map_instance(&ctx, inst.uuid(), CELL0_UUID).await;
@@ -288,7 +305,7 @@ impl ComputeTask for Conductor {
                     "Exceeded maximum number of retries. Exceeded max scheduling attempts {} for instance {uuid}. Last exception: {last_error}",
                     self.max_attempts
                 );
-                let _ = set_error(&self.objects, &ctx, &mut inst, 500, &msg, None).await;
+                let _ = self.set_error(&ctx, &mut inst, 500, &msg, None).await;
                 continue;
             }
             let mut alternates: Vec<Selection> = host_lists.get(i).cloned().unwrap_or_default();
@@ -320,7 +337,7 @@ impl ComputeTask for Conductor {
                 let msg = format!(
                     "Exhausted all hosts available for retrying build failures for instance {uuid}. Last exception: {last_error}"
                 );
-                let _ = set_error(&self.objects, &ctx, &mut inst, 500, &msg, None).await;
+                let _ = self.set_error(&ctx, &mut inst, 500, &msg, None).await;
                 continue;
             };
             inst.set_vm_state(Some(VmState::Building.into()));

@@ -288,6 +288,20 @@ impl Listener {
     }
 }
 
+impl Listener {
+    /// Reads on until one received notification satisfies `ok`.
+    fn until_one(&self, seen: &mut Vec<Value>, what: &str, ok: impl Fn(&Value) -> bool) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while !seen.iter().any(&ok) {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => seen.push(serde_json::from_str(&line).unwrap()),
+                Err(_) => panic!("never received {what}"),
+            }
+        }
+    }
+}
+
 impl Drop for Listener {
     fn drop(&mut self) {
         drop(self.child.stdin.take().map(|mut s| s.flush()));
@@ -505,10 +519,19 @@ async fn a_python_listener_receives_novas_notifications_from_nova_all_on_the_mem
         "keypair.import.end",
         "keypair.delete.end",
     ];
+    let broken_id = broken.clone();
     let seen = tokio::task::spawn_blocking(move || {
         let mut seen = Vec::new();
         listener.until(&mut seen, "versioned_notifications", &versioned);
         listener.until(&mut seen, "notifications", &legacy);
+        // The failed build's end in ERROR is announced too.
+        listener.until_one(&mut seen, "an instance.update to error", |n| {
+            n["event_type"] == "instance.update"
+                && n["topic"] == "versioned_notifications"
+                && n["payload"]["nova_object.data"]["uuid"] == broken_id.as_str()
+                && n["payload"]["nova_object.data"]["state_update"]["nova_object.data"]["state"]
+                    == "error"
+        });
         seen
     })
     .await
