@@ -108,10 +108,14 @@ impl Source {
         }
     }
 
-    /// nova's `NotificationSource.get_source_by_binary` (unknown binaries
-    /// publish as themselves).
-    fn of_binary(binary: &str) -> String {
-        binary.to_owned()
+    /// nova's `NotificationSource.get_source_by_binary`: the API's service
+    /// record (`nova-osapi_compute`) publishes as `nova-api`, every other
+    /// binary as itself.
+    fn of_binary(binary: &str) -> &str {
+        match binary {
+            "nova-osapi_compute" => "nova-api",
+            other => other,
+        }
     }
 
     /// The legacy publisher's service name (`compute.<host>`, `api.<host>`).
