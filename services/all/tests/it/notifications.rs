@@ -336,6 +336,7 @@ async fn a_python_listener_receives_novas_notifications_from_nova_all_on_the_mem
                 "notify_on_state_change",
                 "vm_and_task_state",
             ),
+            ("notifications", "bdms_in_notifications", "true"),
         ],
     )
     .await;
@@ -566,6 +567,12 @@ async fn a_python_listener_receives_novas_notifications_from_nova_all_on_the_mem
         "k-gen"
     );
     assert_eq!(create_end["flavor"]["nova_object.data"]["flavorid"], "1");
+    assert_eq!(
+        create_end["block_devices"],
+        json!([]),
+        "no volumes attached"
+    );
+    assert!(create_end["shares"].is_null(), "shares not asked for");
     assert!(
         create_end["request_id"]
             .as_str()

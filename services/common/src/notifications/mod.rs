@@ -381,6 +381,26 @@ impl Notifier {
         }
     }
 
+    /// `InstancePayload` with `[notifications] bdms_in_notifications` and
+    /// `include_share_mapping` applied.
+    fn instance_payload(&self, ctx: &RequestContext, inst: &Instance) -> InstancePayload {
+        let mut p = InstancePayload::new(ctx, inst);
+        self.options(&mut p);
+        p
+    }
+
+    /// nova lists an instance's volume attachments and shares only when
+    /// asked to; nova-rs attaches neither volumes nor shares, so asked, the
+    /// lists are empty.
+    fn options(&self, p: &mut InstancePayload) {
+        if self.inner.cfg.bdms_in_notifications {
+            p.block_devices = Some(Vec::new());
+        }
+        if self.inner.cfg.include_share_mapping {
+            p.shares = Some(Vec::new());
+        }
+    }
+
     fn priority(fault: Option<&ExceptionPayload>) -> Priority {
         if fault.is_some() {
             Priority::Error
@@ -470,7 +490,7 @@ impl Notifier {
             return;
         }
         let payload = InstanceActionPayload {
-            instance: InstancePayload::new(ctx, inst),
+            instance: self.instance_payload(ctx, inst),
             fault: fault.cloned().map(Obj),
         };
         self.emit(
@@ -521,7 +541,8 @@ impl Notifier {
         if !self.versioned_enabled() {
             return;
         }
-        let payload = InstanceCreatePayload::new(ctx, inst, fault.cloned());
+        let mut payload = InstanceCreatePayload::new(ctx, inst, fault.cloned());
+        self.options(&mut payload.action.instance);
         self.emit(
             ctx,
             Self::priority(fault),
@@ -557,7 +578,7 @@ impl Notifier {
         }
         let payload = InstanceActionRescuePayload {
             action: InstanceActionPayload {
-                instance: InstancePayload::new(ctx, inst),
+                instance: self.instance_payload(ctx, inst),
                 fault: fault.cloned().map(Obj),
             },
             rescue_image_ref,
@@ -596,7 +617,7 @@ impl Notifier {
         }
         let payload = InstanceActionRebuildPayload {
             action: InstanceActionPayload {
-                instance: InstancePayload::new(ctx, inst),
+                instance: self.instance_payload(ctx, inst),
                 fault: fault.cloned().map(Obj),
             },
             trusted_image_certificates: payloads::trusted_certs(inst),
@@ -634,7 +655,7 @@ impl Notifier {
         }
         let payload = InstanceActionSnapshotPayload {
             action: InstanceActionPayload {
-                instance: InstancePayload::new(ctx, inst),
+                instance: self.instance_payload(ctx, inst),
                 fault: None,
             },
             snapshot_image_id: snapshot_image_id.to_owned(),
@@ -707,7 +728,7 @@ impl Notifier {
         }
         if self.versioned_enabled() {
             let payload = InstanceUpdatePayload {
-                instance: InstancePayload::new(ctx, inst),
+                instance: self.instance_payload(ctx, inst),
                 state_update: Obj(InstanceStateUpdatePayload {
                     old_state,
                     state: inst.vm_state().clone(),

@@ -426,8 +426,8 @@ pub struct InstancePayload {
     pub progress: Option<i64>,
     /// Fixed IPs.
     pub ip_addresses: Vec<Obj<IpPayload>>,
-    /// Volumes (null unless `[notifications] bdms_in_notifications`, which
-    /// nova-rs does not offer: it has no volumes).
+    /// Volume attachments (`BlockDevicePayload`s): null unless
+    /// `[notifications] bdms_in_notifications`; nova-rs attaches no volumes.
     pub block_devices: Option<Vec<Value>>,
     /// Metadata.
     pub metadata: BTreeMap<String, String>,
@@ -443,7 +443,8 @@ pub struct InstancePayload {
     pub action_initiator_project: Option<String>,
     /// Why locked.
     pub locked_reason: Option<String>,
-    /// Shares (null unless `[notifications] include_share_mapping`, not offered).
+    /// Shares (`SharePayload`s): null unless `[notifications]
+    /// include_share_mapping`; nova-rs attaches no shares.
     pub shares: Option<Vec<Value>>,
 }
 
