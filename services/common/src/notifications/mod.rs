@@ -518,13 +518,7 @@ impl Notifier {
         let extra = match phase {
             Phase::Start => json!({ "image_name": image_name }),
             Phase::End => {
-                let network_info = inst
-                    .info_cache()
-                    .as_ref()
-                    .filter(|_| inst.obj_attr_is_set("info_cache"))
-                    .and_then(|c| c.network_info().clone())
-                    .and_then(|s| serde_json::from_str::<Value>(&s).ok())
-                    .unwrap_or(Value::Null);
+                let network_info = payloads::network_info(inst);
                 json!({ "message": "Success", "fixed_ips": legacy::fixed_ips(&network_info) })
             }
             _ => Value::Null,
@@ -1037,6 +1031,39 @@ mod tests {
         let got = versioned.next().await.unwrap();
         let su = &got.notification.payload["nova_object.data"]["state_update"]["nova_object.data"];
         assert_eq!(su["old_task_state"], "powering-off");
+    }
+
+    #[test]
+    fn fixed_ips_come_from_the_network_info_as_novas_ip_payloads() {
+        let nw = json!([{
+            "id": "ce531f90-199f-48c0-816c-13e38010b442",
+            "address": "fa:16:3e:4c:2c:30",
+            "devname": "tapce531f90-19",
+            "meta": {},
+            "network": {"label": "private", "subnets": [
+                {"version": 4, "ips": [
+                    {"address": "192.168.1.3", "type": "fixed", "version": 4,
+                     "floating_ips": [{"address": "10.0.0.1", "type": "floating"}]}
+                ]},
+                {"version": 6, "ips": [{"address": "fd00::3", "type": "fixed", "version": 6}]}
+            ]}
+        }]);
+        let ips = payloads::IpPayload::from_network_info(&nw);
+        assert_eq!(ips.len(), 2, "fixed IPs only, of every subnet");
+        let v = serde_json::to_value(&ips[0]).unwrap();
+        assert_eq!(v["nova_object.name"], "IpPayload");
+        assert_eq!(
+            v["nova_object.data"],
+            json!({"label": "private", "mac": "fa:16:3e:4c:2c:30", "meta": {},
+                   "port_uuid": "ce531f90-199f-48c0-816c-13e38010b442", "version": 4,
+                   "address": "192.168.1.3", "device_name": "tapce531f90-19"})
+        );
+        assert_eq!(ips[1].0.version, 6);
+        let legacy = legacy::fixed_ips(&nw);
+        assert_eq!(legacy[0]["label"], "private");
+        assert_eq!(legacy[0]["vif_mac"], "fa:16:3e:4c:2c:30");
+        assert_eq!(legacy.as_array().unwrap().len(), 2);
+        assert!(payloads::IpPayload::from_network_info(&Value::Null).is_empty());
     }
 
     #[test]

@@ -452,13 +452,7 @@ impl InstancePayload {
     /// nova's `InstancePayload(context, instance)`.
     pub fn new(ctx: &RequestContext, i: &Instance) -> Self {
         let set = |k: &str| i.obj_attr_is_set(k);
-        let network_info = i
-            .info_cache()
-            .as_ref()
-            .filter(|_| set("info_cache"))
-            .and_then(|c| c.network_info().clone())
-            .and_then(|s| serde_json::from_str::<Value>(&s).ok())
-            .unwrap_or(Value::Null);
+        let network_info = network_info(i);
         let flavor = if set("flavor") {
             // As nova: the instance's flavor has no projects loaded.
             let mut f = FlavorPayload::from_flavor(i.flavor());
@@ -512,6 +506,17 @@ impl InstancePayload {
             shares: None,
         }
     }
+}
+
+/// An instance's network_info (its info cache's list of VIFs; null when
+/// it has none).
+pub fn network_info(i: &Instance) -> Value {
+    i.info_cache()
+        .as_ref()
+        .filter(|_| i.obj_attr_is_set("info_cache"))
+        .and_then(|c| c.network_info().clone())
+        .and_then(|s| serde_json::from_str::<Value>(&s).ok())
+        .unwrap_or(Value::Null)
 }
 
 /// The tags of an instance (its `TagList`, when loaded).
