@@ -951,6 +951,50 @@ mod tests {
         .await;
     }
 
+    #[test]
+    fn the_log_driver_logs_each_notification_as_json() {
+        #[derive(Clone, Default)]
+        struct Buf(Arc<std::sync::Mutex<Vec<u8>>>);
+        impl std::io::Write for Buf {
+            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(b);
+                Ok(b.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let buf = Buf::default();
+        let writer = buf.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish();
+        let cfg = NotificationConfig {
+            format: NotificationFormat::Versioned,
+            drivers: vec![Driver::Log],
+            ..NotificationConfig::default()
+        };
+        let n = Notifier::new(cfg, None, None);
+        tracing::subscriber::with_default(subscriber, || {
+            tokio::runtime::Builder::new_current_thread()
+                .build()
+                .unwrap()
+                .block_on(n.exception(
+                    &RequestContext::new(),
+                    Source::Compute,
+                    "h1",
+                    &ExceptionPayload::new("m", "power_off", "NovaException", "boom"),
+                ))
+        });
+        let out = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+        assert!(out.contains("ERROR"), "{out}");
+        assert!(out.contains("oslo.messaging.notification"), "{out}");
+        assert!(out.contains(r#""event_type":"compute.exception""#), "{out}");
+        assert!(out.contains(r#""publisher_id":"nova-compute:h1""#), "{out}");
+        assert!(out.contains(r#""exception_message":"boom""#), "{out}");
+    }
+
     #[tokio::test]
     async fn the_format_picks_the_topics() {
         let t: Arc<dyn Transport> = MemoryTransport::new();
