@@ -547,7 +547,9 @@ impl Notifier {
         .await;
     }
 
-    /// `instance.rescue.<phase>` with `InstanceActionRescuePayload`.
+    /// `instance.rescue.<phase>` with `InstanceActionRescuePayload` (legacy:
+    /// `compute.instance.rescue.<phase>` with `rescue_image_name`).
+    #[allow(clippy::too_many_arguments)]
     pub async fn instance_rescue(
         &self,
         ctx: &RequestContext,
@@ -556,8 +558,10 @@ impl Notifier {
         phase: Phase,
         fault: Option<&ExceptionPayload>,
         rescue_image_ref: Option<String>,
+        rescue_image_name: Option<&str>,
     ) {
-        let extra = json!({ "rescue_image_name": Value::Null });
+        // nova's legacy rescue carries the rescue image's name ('' unknown).
+        let extra = json!({ "rescue_image_name": rescue_image_name.unwrap_or_default() });
         self.instance_usage(
             ctx,
             inst,
@@ -587,8 +591,8 @@ impl Notifier {
         .await;
     }
 
-    /// `instance.rebuild.<phase>` (and `instance.rebuild_scheduled` with
-    /// `action = "rebuild_scheduled"`, no phase) with `InstanceActionRebuildPayload`.
+    /// `instance.rebuild.<phase>` with `InstanceActionRebuildPayload` (legacy:
+    /// `compute.instance.rebuild.<phase>`).
     pub async fn instance_rebuild(
         &self,
         ctx: &RequestContext,
@@ -1036,6 +1040,61 @@ mod tests {
         assert_eq!(d["metadata"]["k"], "v");
         assert!(d["flavor"]["nova_object.data"]["projects"].is_null());
         assert!(d["block_devices"].is_null() && d["shares"].is_null());
+    }
+
+    #[tokio::test]
+    async fn rescue_rebuild_and_snapshot_use_their_own_payloads() {
+        let t: Arc<dyn Transport> = MemoryTransport::new();
+        let mut versioned = listen(&t, "versioned_notifications").await;
+        let mut legacy = listen(&t, "notifications").await;
+        let n = notifier(NotificationFormat::Both, &t);
+        let ctx = RequestContext::new();
+        let inst = instance();
+        n.instance_rescue(
+            &ctx,
+            &inst,
+            "h",
+            Phase::Start,
+            None,
+            Some("img-1".into()),
+            Some("cirros"),
+        )
+        .await;
+        n.instance_rebuild(&ctx, &inst, "h", Phase::End, None).await;
+        n.instance_snapshot(&ctx, &inst, "h", Phase::End, "snap-1")
+            .await;
+        let mut got = Vec::new();
+        for _ in 0..3 {
+            let m = versioned.next().await.unwrap();
+            got.push((
+                m.notification.event_type.clone(),
+                m.notification.payload["nova_object.name"].clone(),
+                m.notification.payload["nova_object.version"].clone(),
+            ));
+        }
+        assert_eq!(
+            got,
+            [
+                (
+                    "instance.rescue.start".to_owned(),
+                    json!("InstanceActionRescuePayload"),
+                    json!("1.4")
+                ),
+                (
+                    "instance.rebuild.end".to_owned(),
+                    json!("InstanceActionRebuildPayload"),
+                    json!("1.10")
+                ),
+                (
+                    "instance.snapshot.end".to_owned(),
+                    json!("InstanceActionSnapshotPayload"),
+                    json!("1.10")
+                ),
+            ]
+        );
+        let l = legacy.next().await.unwrap();
+        assert_eq!(l.notification.event_type, "compute.instance.rescue.start");
+        assert_eq!(l.notification.payload["rescue_image_name"], "cirros");
     }
 
     #[tokio::test]
