@@ -40,6 +40,10 @@ impl Drop for TempDir {
 }
 
 async fn app() -> App {
+    app_with(nova_service::notifications::Notifier::disabled()).await
+}
+
+async fn app_with(notifier: nova_service::notifications::Notifier) -> App {
     let db = Database::connect(&DbConfig::memory()).await.unwrap();
     db.sync().await.unwrap();
     let placement = PlacementHandle::memory();
@@ -52,7 +56,7 @@ async fn app() -> App {
     let identity = Identity::new(users.clone(), b"secret", AuthStrategy::Keystone);
     let admin = identity.issue(&users[0]).0;
     let demo = identity.issue(&users[1]).0;
-    let state = Arc::new(ApiState::new(
+    let mut state = ApiState::new(
         ApiConfig::default(),
         Objects::new(db),
         placement,
@@ -60,7 +64,9 @@ async fn app() -> App {
         images,
         identity,
         None,
-    ));
+    );
+    state.notifier = notifier;
+    let state = Arc::new(state);
     App {
         router: crate::router(state.clone()),
         state,
@@ -464,4 +470,77 @@ async fn lists_filter_sort_and_page_in_the_database() {
     assert_eq!(names(&r).len(), 5);
     let r = a.get("/v2.1/servers", &a.admin).await;
     assert!(names(&r).is_empty());
+}
+
+#[tokio::test]
+async fn flavor_and_keypair_changes_are_notified_as_nova_does() {
+    use nova_rpc::{NotificationListener, Priority, Transport};
+    use nova_service::notifications::{Driver, NotificationConfig, NotificationFormat, Notifier};
+    let t: Arc<dyn Transport> = MemoryTransport::new();
+    let cfg = NotificationConfig {
+        format: NotificationFormat::Both,
+        drivers: vec![Driver::MessagingV2],
+        ..NotificationConfig::default()
+    };
+    let mut versioned = NotificationListener::start(
+        t.clone(),
+        None,
+        &["versioned_notifications"],
+        &[Priority::Info],
+        None,
+    )
+    .await
+    .unwrap();
+    let mut legacy =
+        NotificationListener::start(t.clone(), None, &["notifications"], &[Priority::Info], None)
+            .await
+            .unwrap();
+    let a = app_with(Notifier::new(cfg, Some(t), None)).await;
+    let r = a
+        .post(
+            "/v2.1/flavors",
+            &a.admin,
+            json!({"flavor": {"name": "n.tiny", "ram": 64, "vcpus": 1, "disk": 1}}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let n = versioned.next().await.unwrap();
+    assert_eq!(n.notification.event_type, "flavor.create");
+    assert_eq!(n.notification.publisher_id, "nova-api:localhost");
+    let d = &n.notification.payload["nova_object.data"];
+    assert_eq!(
+        (d["name"].as_str(), d["memory_mb"].as_i64()),
+        (Some("n.tiny"), Some(64))
+    );
+    // A refused request sends nothing: the next notification is the key pair's.
+    let r = a
+        .post(
+            "/v2.1/flavors",
+            &a.admin,
+            json!({"flavor": {"name": "n.tiny", "ram": 64, "vcpus": 1, "disk": 1}}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CONFLICT);
+    let (public, _) = crate::keypairs::generate("test");
+    let r = a
+        .post(
+            "/v2.1/os-keypairs",
+            &a.demo,
+            json!({"keypair": {"name": "k1", "public_key": public}}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let start = versioned.next().await.unwrap();
+    assert_eq!(start.notification.event_type, "keypair.import.start");
+    assert!(start.notification.payload["nova_object.data"]["fingerprint"].is_null());
+    let end = versioned.next().await.unwrap();
+    assert_eq!(end.notification.event_type, "keypair.import.end");
+    assert_eq!(
+        end.notification.payload["nova_object.data"]["fingerprint"],
+        r.body["keypair"]["fingerprint"]
+    );
+    let l = legacy.next().await.unwrap();
+    assert_eq!(l.notification.event_type, "keypair.import.start");
+    assert_eq!(l.notification.publisher_id, "api.localhost");
+    assert_eq!(l.notification.payload["key_name"], "k1");
 }

@@ -574,6 +574,32 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn the_notifier_publishes_service_create_on_the_rpc_transport() {
+        let mut conf = Conf::new();
+        conf.set("DEFAULT", "host", "test-host");
+        conf.set("database", "connection", "sqlite::memory:");
+        conf.set("notifications", "notification_format", "versioned");
+        conf.set("oslo_messaging_notifications", "driver", "messagingv2");
+        let r = Runner::new(conf).with_schema_sync();
+        let t = r.transport().await.unwrap();
+        let mut l = nova_rpc::NotificationListener::start(
+            t,
+            None,
+            &["versioned_notifications"],
+            &[nova_rpc::Priority::Info],
+            None,
+        )
+        .await
+        .unwrap();
+        assert!(r.notifier().await.unwrap().versioned_enabled());
+        r.register_service("nova-test", "test").await.unwrap();
+        let got = l.next().await.unwrap();
+        assert_eq!(got.notification.event_type, "service.create");
+        assert_eq!(got.notification.publisher_id, "nova-test:test-host");
+        r.shutdown().await;
+    }
+
+    #[tokio::test]
     async fn shared_connections_open_once_and_the_service_record_beats() {
         let mut conf = Conf::new();
         conf.set("DEFAULT", "host", "test-host");

@@ -274,6 +274,16 @@ impl ComputeManager {
                 let expect = SaveOptions::expected_task_state([Some(TaskState::Spawning.as_str())]);
                 if let Err(e) = me.objects.save_with(&ctx, &mut inst, &expect).await {
                     tracing::info!(instance = %inst.uuid(), error = %e, "built, but the instance moved on (being deleted)");
+                    // As nova: the build ends in create.error with why.
+                    let fault = ExceptionPayload::from_error(
+                        module_path!(),
+                        "build_and_run_instance",
+                        e.class_name(),
+                        &e,
+                    );
+                    self.notifier()
+                        .instance_create(&ctx, &inst, self.host(), Phase::Error, Some(&fault), None)
+                        .await;
                     return Ok(());
                 }
                 self.updated(&ctx, &inst, &old).await;

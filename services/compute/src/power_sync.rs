@@ -36,6 +36,7 @@ impl ComputeManager {
                     Err(_) => continue,
                 };
                 let code = power.code() as i64;
+                let old = nova_service::notifications::OldStates::of(&cur);
                 if cur.power_state().unwrap_or(-1) != code {
                     cur.set_power_state(Some(code));
                 }
@@ -47,8 +48,10 @@ impl ComputeManager {
                 {
                     cur.set_vm_state(Some(VmState::Stopped.into()));
                 }
-                if !cur.obj_what_changed().is_empty() {
-                    let _ = self.inner.objects.save(&ctx, &mut cur).await;
+                if !cur.obj_what_changed().is_empty()
+                    && self.inner.objects.save(&ctx, &mut cur).await.is_ok()
+                {
+                    self.updated(&ctx, &cur, &old).await;
                 }
             }
             drop(lock);

@@ -27,6 +27,7 @@ impl ComputeManager {
                     .map_err(|e| anyhow::anyhow!(e.message)),
                 _ if building => {
                     let mut inst = inst;
+                    let old = nova_service::notifications::OldStates::of(&inst);
                     let _ = self.inner.driver.destroy(inst.uuid()).await;
                     self.drop_claim(inst.uuid()).await;
                     let _ = self
@@ -34,7 +35,7 @@ impl ComputeManager {
                         .placement
                         .delete_allocations_async(inst.uuid())
                         .await;
-                    set_error(
+                    let r = set_error(
                         &self.inner.objects,
                         &ctx,
                         &mut inst,
@@ -42,8 +43,11 @@ impl ComputeManager {
                         "Instance was being built when nova-compute restarted.",
                         Some(self.host()),
                     )
-                    .await
-                    .map_err(Into::into)
+                    .await;
+                    if r.is_ok() {
+                        self.updated(&ctx, &inst, &old).await;
+                    }
+                    r.map_err(Into::into)
                 }
                 Some(t) if t.is_reboot() => {
                     let hard = TaskState::HARD_REBOOT.contains(&t);
@@ -62,12 +66,13 @@ impl ComputeManager {
                     .map_err(|e| anyhow::anyhow!(e.message)),
                 _ if inst.task_state().is_some() => {
                     let mut inst = inst;
+                    let old = nova_service::notifications::OldStates::of(&inst);
                     inst.set_task_state(None);
-                    self.inner
-                        .objects
-                        .save(&ctx, &mut inst)
-                        .await
-                        .map_err(Into::into)
+                    let r = self.inner.objects.save(&ctx, &mut inst).await;
+                    if r.is_ok() {
+                        self.updated(&ctx, &inst, &old).await;
+                    }
+                    r.map_err(Into::into)
                 }
                 _ => Ok(()),
             };

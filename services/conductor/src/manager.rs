@@ -16,6 +16,7 @@ use nova_rpcapi::conductor::{ComputeTask, TOPIC};
 use nova_rpcapi::scheduler::{Destinations, SchedulerApi};
 use nova_scheduler::placement::{Allocations, Name};
 use nova_service::cells::{CELL0_UUID, set_error};
+use nova_service::notifications::{Notifier, OldStates, Source};
 use nova_service::states::{TaskState, VmState};
 use serde_json::{Value, json};
 
@@ -30,6 +31,9 @@ pub struct Conductor {
     cell1_uuid: String,
     /// Cell mappings by uuid (they do not change while running).
     cells: Arc<tokio::sync::Mutex<std::collections::HashMap<String, nova_objects::CellMapping>>>,
+    /// Notifications (`instance.update` as an instance goes to its cell)
+    /// and this conductor's host.
+    notifier: (Notifier, String),
 }
 
 use nova_service::context::elevated as admin_of;
@@ -53,7 +57,33 @@ impl Conductor {
             max_attempts: max_attempts.max(1),
             cell1_uuid: cell1_uuid.to_owned(),
             cells: Arc::default(),
+            notifier: (Notifier::disabled(), String::new()),
         }
+    }
+
+    /// Puts an instance in ERROR with a fault ([`set_error`]) and sends
+    /// `instance.update` (nova's `_set_vm_state_and_notify`).
+    async fn set_error(
+        &self,
+        ctx: &RequestContext,
+        inst: &mut Instance,
+        code: i64,
+        message: &str,
+        host: Option<&str>,
+    ) -> nova_objects::Result<()> {
+        let old = OldStates::of(inst);
+        set_error(&self.objects, ctx, inst, code, message, host).await?;
+        let (notifier, me) = &self.notifier;
+        notifier
+            .instance_update(ctx, inst, &old, Source::Conductor, me)
+            .await;
+        Ok(())
+    }
+
+    /// Notifies through `notifier` as the conductor of `host`.
+    pub fn with_notifier(mut self, notifier: Notifier, host: &str) -> Self {
+        self.notifier = (notifier, host.to_owned());
+        self
     }
 
     /// Points the instance's mapping at its cell: one UPDATE keyed by
@@ -148,7 +178,7 @@ impl Conductor {
             let mut inst = inst;
             let msg = format!("cannot reach compute {host}: {e}");
             let _ = self.placement.delete_allocations_async(inst.uuid()).await;
-            let _ = set_error(&self.objects, ctx, &mut inst, 500, &msg, None).await;
+            let _ = self.set_error(ctx, &mut inst, 500, &msg, None).await;
         }
     }
 }
@@ -208,9 +238,7 @@ impl ComputeTask for Conductor {
                 let code = 500;
                 for mut inst in instances {
                     tracing::info!(instance = %inst.uuid(), reason = %message, "burying the instance in cell0");
-                    if let Err(e) =
-                        set_error(&self.objects, &ctx, &mut inst, code, &message, None).await
-                    {
+                    if let Err(e) = self.set_error(&ctx, &mut inst, code, &message, None).await {
                         tracing::error!(error = %e, "cannot record the scheduling failure");
                     }
                     self.map_instance(&ctx, inst.uuid(), CELL0_UUID).await;
@@ -221,6 +249,11 @@ impl ComputeTask for Conductor {
         };
         for (inst, hosts) in instances.into_iter().zip(selections) {
             self.map_instance(&ctx, inst.uuid(), &self.cell1_uuid).await;
+            // nova's send_update_with_states(…, BUILDING, service="conductor").
+            let (notifier, host) = &self.notifier;
+            notifier
+                .instance_update(&ctx, &inst, &OldStates::of(&inst), Source::Conductor, host)
+                .await;
             self.drop_build_request(&ctx, inst.uuid()).await;
             let spec_i = request_specs
                 .iter()
@@ -272,7 +305,7 @@ impl ComputeTask for Conductor {
                     "Exceeded maximum number of retries. Exceeded max scheduling attempts {} for instance {uuid}. Last exception: {last_error}",
                     self.max_attempts
                 );
-                let _ = set_error(&self.objects, &ctx, &mut inst, 500, &msg, None).await;
+                let _ = self.set_error(&ctx, &mut inst, 500, &msg, None).await;
                 continue;
             }
             let mut alternates: Vec<Selection> = host_lists.get(i).cloned().unwrap_or_default();
@@ -304,7 +337,7 @@ impl ComputeTask for Conductor {
                 let msg = format!(
                     "Exhausted all hosts available for retrying build failures for instance {uuid}. Last exception: {last_error}"
                 );
-                let _ = set_error(&self.objects, &ctx, &mut inst, 500, &msg, None).await;
+                let _ = self.set_error(&ctx, &mut inst, 500, &msg, None).await;
                 continue;
             };
             inst.set_vm_state(Some(VmState::Building.into()));

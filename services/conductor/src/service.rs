@@ -22,7 +22,8 @@ pub async fn start(runner: &Runner) -> anyhow::Result<Conductor> {
         nova_service::compute_version_cap(conf)?,
         conf.parse_or("scheduler", "max_attempts", 3i64)?,
         cell1.uuid(),
-    );
+    )
+    .with_notifier(runner.notifier().await?, &runner.host());
     let host = runner.host();
     runner
         .register_service("nova-conductor", "conductor")

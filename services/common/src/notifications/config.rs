@@ -87,6 +87,12 @@ pub struct NotificationConfig {
     /// `[notifications] notify_on_state_change` (default none: no
     /// `instance.update`).
     pub notify_on_state_change: Option<StateChange>,
+    /// `[notifications] bdms_in_notifications` (default false): instance
+    /// payloads list the volume attachments.
+    pub bdms_in_notifications: bool,
+    /// `[notifications] include_share_mapping` (default false): instance
+    /// payloads list the shares.
+    pub include_share_mapping: bool,
     /// `[oslo_messaging_notifications] driver` (a comma-separated list here;
     /// default none, which as in oslo.messaging sends nothing).
     pub drivers: Vec<Driver>,
@@ -104,6 +110,8 @@ impl Default for NotificationConfig {
             format: NotificationFormat::default(),
             versioned_topics: vec!["versioned_notifications".to_owned()],
             notify_on_state_change: None,
+            bdms_in_notifications: false,
+            include_share_mapping: false,
             drivers: Vec::new(),
             transport_url: None,
             topics: vec!["notifications".to_owned()],
@@ -148,6 +156,19 @@ impl NotificationConfig {
                 ));
             }
         };
+        cfg.bdms_in_notifications = conf.bool_or(n, "bdms_in_notifications", false)?;
+        cfg.include_share_mapping = conf.bool_or(n, "include_share_mapping", false)?;
+        // nova 34 validates but does not use it.
+        if let Some(v) = conf.get(n, "default_level").filter(|v| !v.is_empty())
+            && !["DEBUG", "INFO", "WARN", "ERROR", "CRITICAL"].contains(&v)
+        {
+            return Err(invalid(
+                n,
+                "default_level",
+                v,
+                "DEBUG, INFO, WARN, ERROR or CRITICAL",
+            ));
+        }
         let o = "oslo_messaging_notifications";
         if let Some(drivers) = conf.list(o, "driver") {
             cfg.drivers = drivers
@@ -225,6 +246,18 @@ mod tests {
             Some("rabbit://guest:guest@127.0.0.1:5672/")
         );
         assert_eq!(c.topics, ["legacy"]);
+        conf.set("notifications", "bdms_in_notifications", "true");
+        assert!(
+            NotificationConfig::from_conf(&conf)
+                .unwrap()
+                .bdms_in_notifications
+        );
+        conf.set("notifications", "default_level", "LOUD");
+        let e = NotificationConfig::from_conf(&conf)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("[notifications] default_level"), "{e}");
+        conf.set("notifications", "default_level", "INFO");
         conf.set("notifications", "notification_format", "json");
         let e = NotificationConfig::from_conf(&conf)
             .unwrap_err()

@@ -84,6 +84,9 @@ pub fn fixed_ips(network_info: &Value) -> Value {
     for vif in network_info.as_array().into_iter().flatten() {
         for subnet in vif["network"]["subnets"].as_array().into_iter().flatten() {
             for ip in subnet["ips"].as_array().into_iter().flatten() {
+                if ip["type"].as_str().is_some_and(|t| t != "fixed") {
+                    continue;
+                }
                 let mut ip = ip.clone();
                 if let Some(o) = ip.as_object_mut() {
                     o.insert("label".into(), vif["network"]["label"].clone());

@@ -24,7 +24,8 @@
 //! let mut l = NotificationListener::start(t, None, &["versioned_notifications"], &[Priority::Info], None).await.unwrap();
 //! let inst = nova_objects::Instance::new().with_uuid("178b0921-8f85-4257-88b6-2e743b5a975c".to_owned());
 //! notifier.instance_action(&RequestContext::new(), &inst, "host1", "pause", Phase::Start, None).await;
-//! let n = l.next().await.unwrap().notification;
+//! let received = l.next().await.unwrap();
+//! let n = &received.notification;
 //! assert_eq!(n.event_type, "instance.pause.start");
 //! assert_eq!(n.publisher_id, "nova-compute:host1");
 //! assert_eq!(n.payload["nova_object.name"], "InstanceActionPayload");
@@ -107,10 +108,14 @@ impl Source {
         }
     }
 
-    /// nova's `NotificationSource.get_source_by_binary` (unknown binaries
-    /// publish as themselves).
-    fn of_binary(binary: &str) -> String {
-        binary.to_owned()
+    /// nova's `NotificationSource.get_source_by_binary`: the API's service
+    /// record (`nova-osapi_compute`) publishes as `nova-api`, every other
+    /// binary as itself.
+    fn of_binary(binary: &str) -> &str {
+        match binary {
+            "nova-osapi_compute" => "nova-api",
+            other => other,
+        }
     }
 
     /// The legacy publisher's service name (`compute.<host>`, `api.<host>`).
@@ -376,6 +381,26 @@ impl Notifier {
         }
     }
 
+    /// `InstancePayload` with `[notifications] bdms_in_notifications` and
+    /// `include_share_mapping` applied.
+    fn instance_payload(&self, ctx: &RequestContext, inst: &Instance) -> InstancePayload {
+        let mut p = InstancePayload::new(ctx, inst);
+        self.options(&mut p);
+        p
+    }
+
+    /// nova lists an instance's volume attachments and shares only when
+    /// asked to; nova-rs attaches neither volumes nor shares, so asked, the
+    /// lists are empty.
+    fn options(&self, p: &mut InstancePayload) {
+        if self.inner.cfg.bdms_in_notifications {
+            p.block_devices = Some(Vec::new());
+        }
+        if self.inner.cfg.include_share_mapping {
+            p.shares = Some(Vec::new());
+        }
+    }
+
     fn priority(fault: Option<&ExceptionPayload>) -> Priority {
         if fault.is_some() {
             Priority::Error
@@ -465,7 +490,7 @@ impl Notifier {
             return;
         }
         let payload = InstanceActionPayload {
-            instance: InstancePayload::new(ctx, inst),
+            instance: self.instance_payload(ctx, inst),
             fault: fault.cloned().map(Obj),
         };
         self.emit(
@@ -493,13 +518,7 @@ impl Notifier {
         let extra = match phase {
             Phase::Start => json!({ "image_name": image_name }),
             Phase::End => {
-                let network_info = inst
-                    .info_cache()
-                    .as_ref()
-                    .filter(|_| inst.obj_attr_is_set("info_cache"))
-                    .and_then(|c| c.network_info().clone())
-                    .and_then(|s| serde_json::from_str::<Value>(&s).ok())
-                    .unwrap_or(Value::Null);
+                let network_info = payloads::network_info(inst);
                 json!({ "message": "Success", "fixed_ips": legacy::fixed_ips(&network_info) })
             }
             _ => Value::Null,
@@ -516,7 +535,8 @@ impl Notifier {
         if !self.versioned_enabled() {
             return;
         }
-        let payload = InstanceCreatePayload::new(ctx, inst, fault.cloned());
+        let mut payload = InstanceCreatePayload::new(ctx, inst, fault.cloned());
+        self.options(&mut payload.action.instance);
         self.emit(
             ctx,
             Self::priority(fault),
@@ -527,7 +547,9 @@ impl Notifier {
         .await;
     }
 
-    /// `instance.rescue.<phase>` with `InstanceActionRescuePayload`.
+    /// `instance.rescue.<phase>` with `InstanceActionRescuePayload` (legacy:
+    /// `compute.instance.rescue.<phase>` with `rescue_image_name`).
+    #[allow(clippy::too_many_arguments)]
     pub async fn instance_rescue(
         &self,
         ctx: &RequestContext,
@@ -536,8 +558,10 @@ impl Notifier {
         phase: Phase,
         fault: Option<&ExceptionPayload>,
         rescue_image_ref: Option<String>,
+        rescue_image_name: Option<&str>,
     ) {
-        let extra = json!({ "rescue_image_name": Value::Null });
+        // nova's legacy rescue carries the rescue image's name ('' unknown).
+        let extra = json!({ "rescue_image_name": rescue_image_name.unwrap_or_default() });
         self.instance_usage(
             ctx,
             inst,
@@ -552,7 +576,7 @@ impl Notifier {
         }
         let payload = InstanceActionRescuePayload {
             action: InstanceActionPayload {
-                instance: InstancePayload::new(ctx, inst),
+                instance: self.instance_payload(ctx, inst),
                 fault: fault.cloned().map(Obj),
             },
             rescue_image_ref,
@@ -567,8 +591,8 @@ impl Notifier {
         .await;
     }
 
-    /// `instance.rebuild.<phase>` (and `instance.rebuild_scheduled` with
-    /// `action = "rebuild_scheduled"`, no phase) with `InstanceActionRebuildPayload`.
+    /// `instance.rebuild.<phase>` with `InstanceActionRebuildPayload` (legacy:
+    /// `compute.instance.rebuild.<phase>`).
     pub async fn instance_rebuild(
         &self,
         ctx: &RequestContext,
@@ -591,7 +615,7 @@ impl Notifier {
         }
         let payload = InstanceActionRebuildPayload {
             action: InstanceActionPayload {
-                instance: InstancePayload::new(ctx, inst),
+                instance: self.instance_payload(ctx, inst),
                 fault: fault.cloned().map(Obj),
             },
             trusted_image_certificates: payloads::trusted_certs(inst),
@@ -629,7 +653,7 @@ impl Notifier {
         }
         let payload = InstanceActionSnapshotPayload {
             action: InstanceActionPayload {
-                instance: InstancePayload::new(ctx, inst),
+                instance: self.instance_payload(ctx, inst),
                 fault: None,
             },
             snapshot_image_id: snapshot_image_id.to_owned(),
@@ -694,7 +718,7 @@ impl Notifier {
             self.emit_legacy(
                 ctx,
                 Priority::Info,
-                format!("compute.{host}"),
+                format!("{}.{host}", source.legacy()),
                 "compute.instance.update",
                 p,
             )
@@ -702,7 +726,7 @@ impl Notifier {
         }
         if self.versioned_enabled() {
             let payload = InstanceUpdatePayload {
-                instance: InstancePayload::new(ctx, inst),
+                instance: self.instance_payload(ctx, inst),
                 state_update: Obj(InstanceStateUpdatePayload {
                     old_state,
                     state: inst.vm_state().clone(),
@@ -851,4 +875,320 @@ pub fn service_update_notifies(service: &Service) -> bool {
     ["disabled", "disabled_reason", "forced_down"]
         .iter()
         .any(|f| service.obj_what_changed_names().iter().any(|c| c == f))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use nova_rpc::{MemoryTransport, NotificationListener};
+
+    fn notifier(format: NotificationFormat, t: &Arc<dyn Transport>) -> Notifier {
+        let cfg = NotificationConfig {
+            format,
+            drivers: vec![Driver::MessagingV2],
+            notify_on_state_change: Some(StateChange::VmAndTaskState),
+            ..NotificationConfig::default()
+        };
+        Notifier::new(cfg, Some(t.clone()), Some("http://img:9292".into()))
+    }
+
+    async fn listen(t: &Arc<dyn Transport>, topic: &str) -> NotificationListener {
+        NotificationListener::start(t.clone(), None, &[topic], &Priority::ALL, None)
+            .await
+            .unwrap()
+    }
+
+    fn instance() -> Instance {
+        let flavor = Flavor::new()
+            .with_flavorid("42".to_owned())
+            .with_name(Some("m1.small".into()))
+            .with_memory_mb(2048)
+            .with_vcpus(1)
+            .with_root_gb(20)
+            .with_ephemeral_gb(0)
+            .with_swap(0)
+            .with_extra_specs(std::collections::BTreeMap::new());
+        Instance::new()
+            .with_id(10)
+            .with_uuid("178b0921-8f85-4257-88b6-2e743b5a975c".to_owned())
+            .with_user_id(Some("u".into()))
+            .with_project_id(Some("p".into()))
+            .with_image_ref(Some("155d900f-4e14-4e4c-a73d-069cbf4541e6".into()))
+            .with_display_name(Some("vm".into()))
+            .with_vm_state(Some("active".into()))
+            .with_task_state(None)
+            .with_power_state(Some(1))
+            .with_locked(false)
+            .with_auto_disk_config(false)
+            .with_metadata(std::collections::BTreeMap::from([(
+                "k".to_owned(),
+                "v".to_owned(),
+            )]))
+            .with_system_metadata(std::collections::BTreeMap::from([(
+                "locked_reason".to_owned(),
+                Some("why".to_owned()),
+            )]))
+            .with_flavor(flavor)
+    }
+
+    #[tokio::test]
+    async fn nothing_is_sent_or_built_with_novas_defaults() {
+        let n = Notifier::disabled();
+        assert!(!n.versioned_enabled() && !n.legacy_enabled());
+        // The log driver alone enables them without a transport.
+        let cfg = NotificationConfig {
+            format: NotificationFormat::Both,
+            drivers: vec![Driver::Log],
+            ..NotificationConfig::default()
+        };
+        let n = Notifier::new(cfg, None, None);
+        assert!(n.versioned_enabled() && n.legacy_enabled());
+        n.instance_action(
+            &RequestContext::new(),
+            &instance(),
+            "h",
+            "pause",
+            Phase::Start,
+            None,
+        )
+        .await;
+    }
+
+    #[test]
+    fn the_log_driver_logs_each_notification_as_json() {
+        #[derive(Clone, Default)]
+        struct Buf(Arc<std::sync::Mutex<Vec<u8>>>);
+        impl std::io::Write for Buf {
+            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(b);
+                Ok(b.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let buf = Buf::default();
+        let writer = buf.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish();
+        let cfg = NotificationConfig {
+            format: NotificationFormat::Versioned,
+            drivers: vec![Driver::Log],
+            ..NotificationConfig::default()
+        };
+        let n = Notifier::new(cfg, None, None);
+        tracing::subscriber::with_default(subscriber, || {
+            tokio::runtime::Builder::new_current_thread()
+                .build()
+                .unwrap()
+                .block_on(n.exception(
+                    &RequestContext::new(),
+                    Source::Compute,
+                    "h1",
+                    &ExceptionPayload::new("m", "power_off", "NovaException", "boom"),
+                ))
+        });
+        let out = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+        assert!(out.contains("ERROR"), "{out}");
+        assert!(out.contains("oslo.messaging.notification"), "{out}");
+        assert!(out.contains(r#""event_type":"compute.exception""#), "{out}");
+        assert!(out.contains(r#""publisher_id":"nova-compute:h1""#), "{out}");
+        assert!(out.contains(r#""exception_message":"boom""#), "{out}");
+    }
+
+    #[tokio::test]
+    async fn the_format_picks_the_topics() {
+        let t: Arc<dyn Transport> = MemoryTransport::new();
+        let mut versioned = listen(&t, "versioned_notifications").await;
+        let mut legacy = listen(&t, "notifications").await;
+        let ctx = RequestContext::new()
+            .with_user("u")
+            .with_project("p")
+            .with_request_id("req-1");
+        notifier(NotificationFormat::Unversioned, &t)
+            .instance_action(&ctx, &instance(), "h1", "reboot", Phase::End, None)
+            .await;
+        let l = legacy.next().await.unwrap();
+        assert_eq!(l.notification.event_type, "compute.instance.reboot.end");
+        assert_eq!(l.notification.publisher_id, "compute.h1");
+        let p = &l.notification.payload;
+        assert_eq!(p["instance_id"], "178b0921-8f85-4257-88b6-2e743b5a975c");
+        assert_eq!(p["instance_type"], "m1.small");
+        assert_eq!(p["memory_mb"], 2048);
+        assert_eq!(p["disk_gb"], 20);
+        assert_eq!(p["state_description"], "");
+        assert_eq!(
+            p["image_ref_url"],
+            "http://img:9292/images/155d900f-4e14-4e4c-a73d-069cbf4541e6"
+        );
+        // Only versioned: the next on the versioned topic is this one.
+        notifier(NotificationFormat::Versioned, &t)
+            .instance_action(&ctx, &instance(), "h1", "lock", None, None)
+            .await;
+        let v = versioned.next().await.unwrap();
+        assert_eq!(v.notification.event_type, "instance.lock");
+        assert_eq!(v.notification.publisher_id, "nova-compute:h1");
+        let d = &v.notification.payload["nova_object.data"];
+        assert_eq!(d["power_state"], "running");
+        assert_eq!(d["auto_disk_config"], "MANUAL");
+        assert_eq!(d["locked_reason"], "why");
+        assert_eq!(d["request_id"], "req-1");
+        assert_eq!(d["action_initiator_user"], "u");
+        assert_eq!(d["metadata"]["k"], "v");
+        assert!(d["flavor"]["nova_object.data"]["projects"].is_null());
+        assert!(d["block_devices"].is_null() && d["shares"].is_null());
+    }
+
+    #[tokio::test]
+    async fn rescue_rebuild_and_snapshot_use_their_own_payloads() {
+        let t: Arc<dyn Transport> = MemoryTransport::new();
+        let mut versioned = listen(&t, "versioned_notifications").await;
+        let mut legacy = listen(&t, "notifications").await;
+        let n = notifier(NotificationFormat::Both, &t);
+        let ctx = RequestContext::new();
+        let inst = instance();
+        n.instance_rescue(
+            &ctx,
+            &inst,
+            "h",
+            Phase::Start,
+            None,
+            Some("img-1".into()),
+            Some("cirros"),
+        )
+        .await;
+        n.instance_rebuild(&ctx, &inst, "h", Phase::End, None).await;
+        n.instance_snapshot(&ctx, &inst, "h", Phase::End, "snap-1")
+            .await;
+        let mut got = Vec::new();
+        for _ in 0..3 {
+            let m = versioned.next().await.unwrap();
+            got.push((
+                m.notification.event_type.clone(),
+                m.notification.payload["nova_object.name"].clone(),
+                m.notification.payload["nova_object.version"].clone(),
+            ));
+        }
+        assert_eq!(
+            got,
+            [
+                (
+                    "instance.rescue.start".to_owned(),
+                    json!("InstanceActionRescuePayload"),
+                    json!("1.4")
+                ),
+                (
+                    "instance.rebuild.end".to_owned(),
+                    json!("InstanceActionRebuildPayload"),
+                    json!("1.10")
+                ),
+                (
+                    "instance.snapshot.end".to_owned(),
+                    json!("InstanceActionSnapshotPayload"),
+                    json!("1.10")
+                ),
+            ]
+        );
+        let l = legacy.next().await.unwrap();
+        assert_eq!(l.notification.event_type, "compute.instance.rescue.start");
+        assert_eq!(l.notification.payload["rescue_image_name"], "cirros");
+    }
+
+    #[tokio::test]
+    async fn instance_update_reports_state_changes_as_configured() {
+        let t: Arc<dyn Transport> = MemoryTransport::new();
+        let mut versioned = listen(&t, "versioned_notifications").await;
+        let n = notifier(NotificationFormat::Versioned, &t);
+        let ctx = RequestContext::new();
+        let mut inst = instance();
+        let old = OldStates::of(&inst);
+        inst.set_task_state(Some("powering-off".into()));
+        inst.set_display_name(Some("renamed".into()));
+        n.instance_update(&ctx, &inst, &old, Source::Api, "api-host")
+            .await;
+        let got = versioned.next().await.unwrap();
+        assert_eq!(got.notification.publisher_id, "nova-api:api-host");
+        let d = &got.notification.payload["nova_object.data"];
+        assert_eq!(got.notification.payload["nova_object.version"], "2.1");
+        let su = &d["state_update"]["nova_object.data"];
+        assert_eq!(su["old_task_state"], Value::Null);
+        assert_eq!(su["new_task_state"], "powering-off");
+        assert_eq!(d["old_display_name"], "vm");
+        let begin = d["audit_period"]["nova_object.data"]["audit_period_beginning"]
+            .as_str()
+            .unwrap();
+        assert!(begin.ends_with("-01T00:00:00Z"), "{begin}");
+        // vm_state mode: a task change alone reports no transition.
+        let cfg = NotificationConfig {
+            format: NotificationFormat::Versioned,
+            drivers: vec![Driver::MessagingV2],
+            notify_on_state_change: Some(StateChange::VmState),
+            ..NotificationConfig::default()
+        };
+        Notifier::new(cfg, Some(t.clone()), None)
+            .instance_update(&ctx, &inst, &old, Source::Compute, "h")
+            .await;
+        let got = versioned.next().await.unwrap();
+        let su = &got.notification.payload["nova_object.data"]["state_update"]["nova_object.data"];
+        assert_eq!(su["old_task_state"], "powering-off");
+    }
+
+    #[test]
+    fn fixed_ips_come_from_the_network_info_as_novas_ip_payloads() {
+        let nw = json!([{
+            "id": "ce531f90-199f-48c0-816c-13e38010b442",
+            "address": "fa:16:3e:4c:2c:30",
+            "devname": "tapce531f90-19",
+            "meta": {},
+            "network": {"label": "private", "subnets": [
+                {"version": 4, "ips": [
+                    {"address": "192.168.1.3", "type": "fixed", "version": 4,
+                     "floating_ips": [{"address": "10.0.0.1", "type": "floating"}]}
+                ]},
+                {"version": 6, "ips": [{"address": "fd00::3", "type": "fixed", "version": 6}]}
+            ]}
+        }]);
+        let ips = payloads::IpPayload::from_network_info(&nw);
+        assert_eq!(ips.len(), 2, "fixed IPs only, of every subnet");
+        let v = serde_json::to_value(&ips[0]).unwrap();
+        assert_eq!(v["nova_object.name"], "IpPayload");
+        assert_eq!(
+            v["nova_object.data"],
+            json!({"label": "private", "mac": "fa:16:3e:4c:2c:30", "meta": {},
+                   "port_uuid": "ce531f90-199f-48c0-816c-13e38010b442", "version": 4,
+                   "address": "192.168.1.3", "device_name": "tapce531f90-19"})
+        );
+        assert_eq!(ips[1].0.version, 6);
+        let legacy = legacy::fixed_ips(&nw);
+        assert_eq!(legacy[0]["label"], "private");
+        assert_eq!(legacy[0]["vif_mac"], "fa:16:3e:4c:2c:30");
+        assert_eq!(legacy.as_array().unwrap().len(), 2);
+        assert!(payloads::IpPayload::from_network_info(&Value::Null).is_empty());
+    }
+
+    #[test]
+    fn payload_fields_not_loaded_are_null_and_power_states_are_named() {
+        let f = FlavorPayload::from_flavor(&Flavor::new().with_name(Some("x".into())));
+        assert_eq!(f.flavorid, None);
+        assert_eq!(f.projects, None);
+        assert_eq!(f.extra_specs, None);
+        assert_eq!(payloads::power_state_name(Some(4)), Some("shutdown"));
+        assert_eq!(payloads::power_state_name(Some(0)), Some("pending"));
+        assert_eq!(payloads::power_state_name(None), None);
+        let v = serde_json::to_value(Obj(ExceptionPayload::new("m", "f", "E", "boom"))).unwrap();
+        assert_eq!(v["nova_object.namespace"], "nova");
+        assert_eq!(v["nova_object.data"]["exception_message"], "boom");
+        let (b, e) = current_audit_period(Utc.with_ymd_and_hms(2012, 10, 29, 13, 42, 11).unwrap());
+        assert_eq!(
+            nova_objects::field::format_datetime(&b),
+            "2012-10-01T00:00:00Z"
+        );
+        assert_eq!(
+            nova_objects::field::format_datetime(&e),
+            "2012-10-29T13:42:11Z"
+        );
+    }
 }

@@ -426,8 +426,8 @@ pub struct InstancePayload {
     pub progress: Option<i64>,
     /// Fixed IPs.
     pub ip_addresses: Vec<Obj<IpPayload>>,
-    /// Volumes (null unless `[notifications] bdms_in_notifications`, which
-    /// nova-rs does not offer: it has no volumes).
+    /// Volume attachments (`BlockDevicePayload`s): null unless
+    /// `[notifications] bdms_in_notifications`; nova-rs attaches no volumes.
     pub block_devices: Option<Vec<Value>>,
     /// Metadata.
     pub metadata: BTreeMap<String, String>,
@@ -443,7 +443,8 @@ pub struct InstancePayload {
     pub action_initiator_project: Option<String>,
     /// Why locked.
     pub locked_reason: Option<String>,
-    /// Shares (null unless `[notifications] include_share_mapping`, not offered).
+    /// Shares (`SharePayload`s): null unless `[notifications]
+    /// include_share_mapping`; nova-rs attaches no shares.
     pub shares: Option<Vec<Value>>,
 }
 
@@ -451,13 +452,7 @@ impl InstancePayload {
     /// nova's `InstancePayload(context, instance)`.
     pub fn new(ctx: &RequestContext, i: &Instance) -> Self {
         let set = |k: &str| i.obj_attr_is_set(k);
-        let network_info = i
-            .info_cache()
-            .as_ref()
-            .filter(|_| set("info_cache"))
-            .and_then(|c| c.network_info().clone())
-            .and_then(|s| serde_json::from_str::<Value>(&s).ok())
-            .unwrap_or(Value::Null);
+        let network_info = network_info(i);
         let flavor = if set("flavor") {
             // As nova: the instance's flavor has no projects loaded.
             let mut f = FlavorPayload::from_flavor(i.flavor());
@@ -511,6 +506,17 @@ impl InstancePayload {
             shares: None,
         }
     }
+}
+
+/// An instance's network_info (its info cache's list of VIFs; null when
+/// it has none).
+pub fn network_info(i: &Instance) -> Value {
+    i.info_cache()
+        .as_ref()
+        .filter(|_| i.obj_attr_is_set("info_cache"))
+        .and_then(|c| c.network_info().clone())
+        .and_then(|s| serde_json::from_str::<Value>(&s).ok())
+        .unwrap_or(Value::Null)
 }
 
 /// The tags of an instance (its `TagList`, when loaded).
