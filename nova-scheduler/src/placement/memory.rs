@@ -163,6 +163,24 @@ impl State {
             .ok_or_else(|| PlacementError::NotFound(format!("resource provider {uuid}")))
     }
 
+    fn consumer_view(&self, consumer: &str) -> Option<ConsumerAllocations> {
+        let c = self.consumers.get(consumer)?;
+        let mut allocations: Allocations = BTreeMap::new();
+        for &(p, rc, n) in &c.allocations {
+            *allocations
+                .entry(self.providers[p].uuid.clone())
+                .or_default()
+                .entry(self.rcs.name(rc).clone())
+                .or_default() += n;
+        }
+        Some(ConsumerAllocations {
+            allocations,
+            project_id: c.project_id.clone(),
+            user_id: c.user_id.clone(),
+            consumer_generation: Some(c.generation),
+        })
+    }
+
     fn view(&self, i: usize) -> ResourceProvider {
         let p = &self.providers[i];
         ResourceProvider {
@@ -590,6 +608,105 @@ impl MemoryPlacement {
     }
 }
 
+impl MemoryPlacement {
+    /// Every consumer with its allocations, by uuid.
+    pub fn consumers(&self) -> Vec<(String, ConsumerAllocations)> {
+        let s = self.read();
+        let mut out: Vec<(String, ConsumerAllocations)> = s
+            .consumers
+            .keys()
+            .filter_map(|c| Some((c.clone(), s.consumer_view(c)?)))
+            .collect();
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
+    }
+
+    /// Every live provider, in creation order.
+    pub fn providers(&self) -> Vec<ResourceProvider> {
+        let s = self.read();
+        (0..s.providers.len())
+            .filter(|&i| s.providers[i].alive)
+            .map(|i| s.view(i))
+            .collect()
+    }
+
+    /// `PUT /resource_providers/{uuid}`: renames the provider and sets its
+    /// parent. Without `reparent` (microversions before 1.37) a parent
+    /// may be set on a root but never changed or removed; with it, the
+    /// provider (and its subtree) may move anywhere but under itself.
+    pub fn update_provider(
+        &self,
+        uuid: &str,
+        name: &str,
+        parent: Option<&str>,
+        reparent: bool,
+    ) -> Result<ResourceProvider> {
+        let mut s = self.write();
+        let i = s.idx(uuid)?;
+        if let Some(&other) = s.by_name.get(name)
+            && other != i
+        {
+            return Err(PlacementError::Duplicate(format!(
+                "Conflicting resource provider {name} already exists."
+            )));
+        }
+        let new_parent = match parent {
+            Some(p) => Some(s.idx(p).map_err(|_| {
+                PlacementError::BadRequest(format!(
+                    "parent provider UUID does not exist: {p}"
+                ))
+            })?),
+            None => None,
+        };
+        let old_parent = s.providers[i].parent;
+        if new_parent != old_parent {
+            if !reparent && old_parent.is_some() {
+                return Err(PlacementError::BadRequest(if new_parent.is_none() {
+                    "un-parenting a provider is not currently allowed".into()
+                } else {
+                    "re-parenting a provider is not currently allowed".into()
+                }));
+            }
+            if let Some(np) = new_parent {
+                // Not under itself.
+                let mut cur = Some(np);
+                while let Some(c) = cur {
+                    if c == i {
+                        return Err(PlacementError::BadRequest(
+                            "creating loop in the provider tree is not allowed".into(),
+                        ));
+                    }
+                    cur = s.providers[c].parent;
+                }
+            }
+            if let Some(op) = old_parent {
+                s.providers[op].children.retain(|&c| c != i);
+            } else {
+                s.roots.retain(|&r| r != i);
+            }
+            let new_root = match new_parent {
+                Some(np) => {
+                    s.providers[np].children.push(i);
+                    s.providers[np].root
+                }
+                None => {
+                    s.roots.push(i);
+                    i
+                }
+            };
+            s.providers[i].parent = new_parent;
+            for p in s.tree(i) {
+                s.providers[p].root = new_root;
+            }
+        }
+        let old_name = std::mem::replace(&mut s.providers[i].name, name.to_owned());
+        s.by_name.remove(&old_name);
+        s.by_name.insert(name.to_owned(), i);
+        s.providers[i].generation += 1;
+        Ok(s.view(i))
+    }
+}
+
 impl Placement for MemoryPlacement {
     fn create_provider(
         &self,
@@ -777,24 +894,7 @@ impl Placement for MemoryPlacement {
     }
 
     fn allocations(&self, consumer: &str) -> Result<ConsumerAllocations> {
-        let s = self.read();
-        let Some(c) = s.consumers.get(consumer) else {
-            return Ok(ConsumerAllocations::default());
-        };
-        let mut allocations: Allocations = BTreeMap::new();
-        for &(p, rc, n) in &c.allocations {
-            *allocations
-                .entry(s.providers[p].uuid.clone())
-                .or_default()
-                .entry(s.rcs.name(rc).clone())
-                .or_default() += n;
-        }
-        Ok(ConsumerAllocations {
-            allocations,
-            project_id: c.project_id.clone(),
-            user_id: c.user_id.clone(),
-            consumer_generation: Some(c.generation),
-        })
+        Ok(self.read().consumer_view(consumer).unwrap_or_default())
     }
 
     fn put_allocations(

@@ -28,16 +28,37 @@ pub const STANDARD_RESOURCE_CLASSES: &[&str] = &[
     "MEM_ENCRYPTION_CONTEXT",
     "FPGA",
     "PGPU",
+    "NET_PACKET_RATE_KILOPACKET_PER_SEC",
+    "NET_PACKET_RATE_EGR_KILOPACKET_PER_SEC",
+    "NET_PACKET_RATE_IGR_KILOPACKET_PER_SEC",
 ];
+
+/// The standard traits (os-traits 3.9), one per line, sorted.
+const STANDARD_TRAITS_TEXT: &str = include_str!("standard_traits.txt");
+
+/// The standard traits Placement knows without being told (os-traits).
+pub fn standard_traits() -> impl Iterator<Item = &'static str> {
+    STANDARD_TRAITS_TEXT.lines().filter(|l| !l.is_empty())
+}
+
+/// Whether `t` is a standard trait.
+pub fn is_standard_trait(t: &str) -> bool {
+    STANDARD_TRAITS_TEXT.lines().any(|l| l == t)
+}
+
+/// Whether `t` is a well-formed custom trait (`CUSTOM_[A-Z0-9_]+`).
+pub fn valid_custom_name(t: &str) -> bool {
+    t.strip_prefix("CUSTOM_").is_some_and(|s| {
+        !s.is_empty()
+            && s.len() <= 248
+            && s.bytes()
+                .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
+    })
+}
 
 /// Whether `rc` is a standard class or a well-formed custom one (`CUSTOM_[A-Z0-9_]+`).
 pub fn valid_resource_class(rc: &str) -> bool {
-    STANDARD_RESOURCE_CLASSES.contains(&rc)
-        || rc.strip_prefix("CUSTOM_").is_some_and(|s| {
-            !s.is_empty()
-                && s.bytes()
-                    .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
-        })
+    STANDARD_RESOURCE_CLASSES.contains(&rc) || valid_custom_name(rc)
 }
 
 /// One inventory of a provider.
@@ -347,6 +368,9 @@ pub enum PlacementError {
     /// 409 `placement.resource_provider.inuse`.
     #[error("{0}")]
     ProviderInUse(String),
+    /// 409: a resource class or trait still in use.
+    #[error("{0}")]
+    InUse(String),
     /// 409 `placement.resource_provider.cannot_delete_parent`.
     #[error("{0}")]
     CannotDeleteParent(String),
@@ -379,6 +403,7 @@ impl PlacementError {
             }
             PlacementError::Duplicate(_) => "placement.duplicate_name",
             PlacementError::CapacityExceeded(_)
+            | PlacementError::InUse(_)
             | PlacementError::BadRequest(_)
             | PlacementError::Unavailable(_) => "placement.undefined_code",
         }

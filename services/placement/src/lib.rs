@@ -34,5 +34,5 @@ mod sql;
 mod store;
 
 pub use memory::MemoryPlacementService;
-pub use service::{PlacementHandle, PlacementService};
+pub use service::{Custom, PlacementHandle, PlacementService};
 pub use store::{ALLOCATION_CONFLICT_RETRIES, SqlPlacement};

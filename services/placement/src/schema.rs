@@ -11,11 +11,18 @@ use sea_orm::{DatabaseConnection, DbBackend, Statement};
 /// Placement's migrations, oldest first.
 pub(crate) static MIGRATIONS: Migrations = Migrations {
     record_table: "placement_schema_migrations",
-    list: &[Migration {
-        version: 1,
-        name: "initial schema: resource providers, inventories, consumers, allocations, traits, aggregates",
-        statements: initial,
-    }],
+    list: &[
+        Migration {
+            version: 1,
+            name: "initial schema: resource providers, inventories, consumers, allocations, traits, aggregates",
+            statements: initial,
+        },
+        Migration {
+            version: 2,
+            name: "custom resource classes and traits",
+            statements: custom_names,
+        },
+    ],
 };
 
 fn uuid(name: &'static str) -> ColumnDef {
@@ -172,6 +179,19 @@ fn initial(backend: DbBackend) -> Vec<Statement> {
     .collect();
     out.extend(after);
     out
+}
+
+fn custom_names(backend: DbBackend) -> Vec<Statement> {
+    let t = table(
+        backend,
+        "placement_custom_names",
+        vec![
+            ColumnDef::new("kind").string_len(16).not_null().take(),
+            string("name"),
+        ],
+        &["kind", "name"],
+    );
+    vec![backend.build(&t)]
 }
 
 /// Applies Placement's pending migrations; returns how many ran.
