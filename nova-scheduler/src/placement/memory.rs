@@ -107,6 +107,7 @@ struct Group {
     resources: Vec<(u32, i64)>,
     required: Vec<u32>,
     forbidden: Vec<u32>,
+    any: Vec<Vec<u32>>,
     member_of: Vec<Vec<u32>>,
     forbidden_aggs: Vec<u32>,
     in_tree: Option<usize>,
@@ -233,6 +234,14 @@ impl State {
             .iter()
             .filter_map(|t| self.traits.get(t))
             .collect();
+        let mut any = Vec::new();
+        for set in &g.any_traits {
+            let ids: Vec<u32> = set.iter().filter_map(|t| self.traits.get(t)).collect();
+            if ids.is_empty() {
+                return Ok(None);
+            }
+            any.push(ids);
+        }
         let mut member_of = Vec::new();
         for set in &g.member_of {
             let ids: Vec<u32> = set.iter().filter_map(|a| self.aggregates.get(a)).collect();
@@ -259,6 +268,7 @@ impl State {
             resources,
             required,
             forbidden,
+            any,
             member_of,
             forbidden_aggs,
             in_tree,
@@ -293,6 +303,7 @@ impl State {
                     .iter()
                     .all(|&(rc, n)| p.inv(rc).is_some_and(|v| v.record.admits(v.used, n)))
                     && g.required.iter().all(|&t| p.has_trait(t))
+                    && g.any.iter().all(|set| set.iter().any(|&t| p.has_trait(t)))
                     && !g.forbidden.iter().any(|&t| p.has_trait(t))
                     && self.aggregates_ok(p, g)
             })
@@ -351,15 +362,45 @@ impl State {
         }
         // Required traits: the providers used, or the root, must have them.
         let root = &self.providers[tree[0]];
+        let has = |choice: &Vec<(usize, u32, i64)>, t: u32| {
+            root.has_trait(t)
+                || choice
+                    .iter()
+                    .any(|&(p, _, _)| self.providers[p].has_trait(t))
+        };
         out.retain(|choice| {
-            g.required.iter().all(|&t| {
-                root.has_trait(t)
-                    || choice
-                        .iter()
-                        .any(|&(p, _, _)| self.providers[p].has_trait(t))
-            })
+            g.required.iter().all(|&t| has(choice, t))
+                && g.any.iter().all(|set| set.iter().any(|&t| has(choice, t)))
         });
         out
+    }
+
+    /// Whether `a` is `b` or one of its ancestors.
+    fn is_ancestor(&self, a: usize, b: usize) -> bool {
+        let mut cur = Some(b);
+        while let Some(c) = cur {
+            if c == a {
+                return true;
+            }
+            cur = self.providers[c].parent;
+        }
+        false
+    }
+
+    /// Whether the providers of each `same_subtree` set of groups lie
+    /// under one of them.
+    fn same_subtree_ok(&self, subtrees: &[Vec<usize>], mapping: &[(usize, usize)]) -> bool {
+        subtrees.iter().all(|set| {
+            let ps: Vec<usize> = mapping
+                .iter()
+                .filter(|(g, _)| set.contains(g))
+                .map(|(_, p)| *p)
+                .collect();
+            ps.is_empty()
+                || ps
+                    .iter()
+                    .any(|&top| ps.iter().all(|&p| self.is_ancestor(top, p)))
+        })
     }
 
     /// Whether a provider without children can serve every group alone;
@@ -369,6 +410,7 @@ impl State {
         for g in groups {
             if g.in_tree.is_some_and(|t| t != i)
                 || !g.required.iter().all(|&t| p.has_trait(t))
+                || !g.any.iter().all(|set| set.iter().any(|&t| p.has_trait(t)))
                 || g.forbidden.iter().any(|&t| p.has_trait(t))
                 || !self.aggregates_ok(p, g)
             {
@@ -413,6 +455,19 @@ impl State {
             .filter_map(|t| self.traits.get(t))
             .collect();
         const PER_TREE: usize = 64;
+        // same_subtree as group indices.
+        let subtrees: Vec<Vec<usize>> = req
+            .same_subtree
+            .iter()
+            .map(|set| {
+                groups
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, g)| set.contains(&*g.suffix))
+                    .map(|(i, _)| i)
+                    .collect()
+            })
+            .collect();
         // What a provider without children would allocate (every group from it).
         let mut merged_ids: Vec<(u32, i64)> = Vec::new();
         for g in &groups {
@@ -510,6 +565,9 @@ impl State {
             }
             let mut any = false;
             for (allocs, mapping) in combos {
+                if !self.same_subtree_ok(&subtrees, &mapping) {
+                    continue;
+                }
                 // Amounts of several groups on one provider must fit together.
                 let mut merged: Vec<((usize, u32), i64)> = Vec::with_capacity(allocs.len());
                 for (p, rc, n) in allocs {

@@ -182,6 +182,8 @@ pub struct RequestGroup {
     pub required_traits: BTreeSet<String>,
     /// Traits forbidden.
     pub forbidden_traits: BTreeSet<String>,
+    /// Any-of trait sets (`required=in:A,B`, 1.39): one trait of each set.
+    pub any_traits: Vec<BTreeSet<String>>,
     /// `member_of`: each entry is a set of aggregates one of which the
     /// provider must be in (`in:a,b`); every entry must hold.
     pub member_of: Vec<BTreeSet<String>>,
@@ -212,6 +214,9 @@ pub struct CandidatesRequest {
     pub root_required: BTreeSet<String>,
     /// Traits the root provider must not have (`root_required=!T`).
     pub root_forbidden: BTreeSet<String>,
+    /// `same_subtree`: each a set of group suffixes whose providers must
+    /// all lie under one of them.
+    pub same_subtree: Vec<BTreeSet<String>>,
     /// At most this many allocation requests (`limit`).
     pub limit: Option<usize>,
     /// Leave `provider_summaries` empty (in-process callers that only

@@ -25,6 +25,7 @@
 //! `memory.rs` (the in-memory implementation), `error.rs` (database
 //! failures as Placement errors).
 
+pub mod api;
 mod error;
 mod memory;
 mod mirror;

@@ -1,0 +1,512 @@
+//! Allocations: one consumer's (`/allocations/{consumer}`), several
+//! consumers' at once (`POST /allocations`, 1.13), usages by project
+//! and user (`GET /usages`, 1.9) and the reshaper (1.30).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use axum::body::Bytes;
+use axum::extract::{Path, RawQuery};
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::{Extension, Json};
+use nova_scheduler::placement::{Allocations, ConsumerAllocations, InventoryRecord, Name, PlacementError};
+use serde_json::{Map, Value, json};
+
+use super::providers::gen_conflict;
+use super::util::{self, Query};
+use super::{ApiError, ApiResult, Mv, St, Who, admin_or_service, empty, fresh};
+
+/// One consumer's wanted state, from a body.
+#[derive(Debug, Clone)]
+struct Wanted {
+    consumer: String,
+    allocations: Allocations,
+    project_id: String,
+    user_id: String,
+    /// `Some(None)`: the caller says the consumer is new; `None`: no
+    /// generation given (before 1.28).
+    generation: Option<Option<u64>>,
+}
+
+fn consumer_uuid(c: &str) -> Result<String, ApiError> {
+    util::norm_uuid(c).ok_or_else(|| ApiError::bad(format!("Malformed consumer_uuid: {c}")))
+}
+
+/// `{"resources": {...}}` of one provider.
+fn resources(v: &Value) -> Result<BTreeMap<Name, i64>, ApiError> {
+    let Value::Object(m) = v else {
+        return Err(util::invalid(format!("{v} is not of type 'object'")));
+    };
+    for k in m.keys() {
+        if k != "resources" && k != "generation" {
+            return Err(util::invalid(format!(
+                "Additional properties are not allowed ('{k}' was unexpected)"
+            )));
+        }
+    }
+    let Some(Value::Object(r)) = m.get("resources") else {
+        return Err(util::invalid("'resources' is a required property"));
+    };
+    if r.is_empty() {
+        return Err(util::invalid("{} does not have enough properties"));
+    }
+    let mut out = BTreeMap::new();
+    for (rc, n) in r {
+        if rc.is_empty() || !rc.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_') {
+            return Err(util::invalid(format!("'{rc}' does not match '^[0-9A-Z_]+$'")));
+        }
+        let amount = util::int(r, rc, 1, 2_147_483_647)?.unwrap_or(0);
+        let _ = n;
+        out.insert(Name::from(rc.as_str()), amount);
+    }
+    Ok(out)
+}
+
+/// A consumer's body (PUT, or one entry of POST).
+fn wanted(consumer: String, m: &Map<String, Value>, v: Mv, in_post: bool) -> Result<Wanted, ApiError> {
+    let mut allowed = vec!["allocations"];
+    let mut required = vec!["allocations"];
+    if v.at(8) {
+        allowed.extend(["project_id", "user_id"]);
+        required.extend(["project_id", "user_id"]);
+    }
+    if v.at(28) {
+        allowed.push("consumer_generation");
+        required.push("consumer_generation");
+    }
+    if v.at(34) && !in_post {
+        allowed.push("mappings");
+    }
+    if v.at(34) && in_post {
+        allowed.push("mappings");
+    }
+    if v.at(38) {
+        allowed.push("consumer_type");
+        required.push("consumer_type");
+    }
+    util::keys(m, &allowed, &required)?;
+    let mut allocations = Allocations::new();
+    match m.get("allocations") {
+        Some(Value::Array(items)) if !v.at(12) => {
+            if items.is_empty() {
+                return Err(util::invalid("[] is too short"));
+            }
+            for it in items {
+                let Value::Object(im) = it else {
+                    return Err(util::invalid(format!("{it} is not of type 'object'")));
+                };
+                util::keys(im, &["resource_provider", "resources"], &["resource_provider", "resources"])?;
+                let rp = im
+                    .get("resource_provider")
+                    .and_then(|r| r.get("uuid"))
+                    .and_then(Value::as_str)
+                    .and_then(util::norm_uuid)
+                    .ok_or_else(|| util::invalid("'uuid' is a required property"))?;
+                let res = resources(&json!({"resources": im.get("resources")}))?;
+                allocations.insert(Name::from(rp.as_str()), res);
+            }
+        }
+        Some(Value::Object(items)) if v.at(12) => {
+            if items.is_empty() && !v.at(28) && !in_post {
+                return Err(util::invalid("{} does not have enough properties"));
+            }
+            for (rp, item) in items {
+                let rp = util::norm_uuid(rp)
+                    .ok_or_else(|| util::invalid(format!("'{rp}' does not match any of the regexes")))?;
+                allocations.insert(Name::from(rp.as_str()), resources(item)?);
+            }
+        }
+        Some(other) => {
+            let ty = if v.at(12) { "object" } else { "array" };
+            return Err(util::invalid(format!("{other} is not of type '{ty}'")));
+        }
+        None => return Err(util::invalid("'allocations' is a required property")),
+    }
+    let text = |k: &str| -> Result<String, ApiError> {
+        match m.get(k) {
+            None => Ok(String::new()),
+            Some(Value::String(s)) if !s.is_empty() && s.len() <= 255 => Ok(s.clone()),
+            Some(other) => Err(util::invalid(format!("{other} is not a valid {k}"))),
+        }
+    };
+    let generation = if v.at(28) {
+        match m.get("consumer_generation") {
+            Some(Value::Null) => Some(None),
+            Some(_) => Some(Some(
+                util::int(m, "consumer_generation", 0, i64::MAX)?.unwrap_or(0) as u64,
+            )),
+            None => None,
+        }
+    } else {
+        None
+    };
+    Ok(Wanted {
+        consumer,
+        allocations,
+        project_id: text("project_id")?,
+        user_id: text("user_id")?,
+        generation,
+    })
+}
+
+/// Checks `w` against what is there (providers, classes, the consumer's
+/// generation) and gives the generation to write with.
+async fn precheck(st: &St, w: &Wanted) -> Result<Option<u64>, ApiError> {
+    let cur = st.placement.allocations_async(&w.consumer).await?;
+    let generation = match w.generation {
+        Some(given) => {
+            if given != cur.consumer_generation {
+                let show = |g: Option<u64>| g.map_or("null".to_owned(), |g| g.to_string());
+                let msg = match cur.consumer_generation {
+                    None => format!(
+                        "consumer generation conflict - expected null but got {}",
+                        show(given)
+                    ),
+                    Some(c) => format!(
+                        "consumer generation conflict - expected {c} but got {}",
+                        show(given)
+                    ),
+                };
+                return Err(ApiError::conflict(msg).code("placement.concurrent_update"));
+            }
+            given
+        }
+        None => cur.consumer_generation,
+    };
+    for (rp, res) in &w.allocations {
+        let inv = match st.placement.inventories_async(rp).await {
+            Ok((_, inv)) => inv,
+            Err(PlacementError::NotFound(_)) => {
+                return Err(ApiError::bad(format!(
+                    "Allocation for resource provider '{rp}' that does not exist."
+                )));
+            }
+            Err(e) => return Err(e.into()),
+        };
+        for (rc, n) in res {
+            let Some(i) = inv.get(&**rc) else {
+                return Err(ApiError::conflict(format!(
+                    "Unable to allocate inventory: Inventory for '{rc}' on resource provider '{rp}' invalid."
+                )));
+            };
+            if *n < i.min_unit || *n > i.max_unit || n % i.step_size.max(1) != 0 {
+                return Err(ApiError::conflict(format!(
+                    "Unable to allocate inventory: Unable to create allocation for '{rc}' on resource provider '{rp}'. The requested amount would violate inventory constraints."
+                )));
+            }
+        }
+    }
+    Ok(generation)
+}
+
+fn write_error(e: PlacementError) -> ApiError {
+    match e {
+        PlacementError::ConcurrentUpdate(m) => ApiError::conflict(format!(
+            "Inventory and/or allocations changed while attempting to allocate: {m}"
+        ))
+        .code("placement.concurrent_update"),
+        PlacementError::CapacityExceeded(m) => ApiError::conflict(if m.starts_with("Unable to allocate") {
+            m
+        } else {
+            format!("Unable to allocate inventory: {m}")
+        }),
+        PlacementError::BadRequest(m) if m.starts_with("Unable to allocate inventory") => {
+            ApiError::conflict(m)
+        }
+        other => other.into(),
+    }
+}
+
+async fn write(st: &St, w: &Wanted, generation: Option<u64>) -> Result<(), ApiError> {
+    st.placement
+        .put_allocations_async(&w.consumer, &w.allocations, &w.project_id, &w.user_id, generation)
+        .await
+        .map(|_| ())
+        .map_err(write_error)
+}
+
+pub(crate) async fn show(
+    st: St,
+    Extension(v): Extension<Mv>,
+    Extension(who): Who,
+    Path(consumer): Path<String>,
+) -> ApiResult {
+    admin_or_service(&who, "placement:allocations:list")?;
+    let a = st.placement.allocations_async(&consumer).await?;
+    Ok(fresh(Json(consumer_json(&st, &a, v).await?).into_response(), v))
+}
+
+async fn consumer_json(st: &St, a: &ConsumerAllocations, v: Mv) -> Result<Value, ApiError> {
+    let mut out = Map::new();
+    for (rp, res) in &a.allocations {
+        let generation = match st.placement.get_provider_async(rp).await {
+            Ok(p) => json!(p.generation),
+            Err(PlacementError::NotFound(_)) => Value::Null,
+            Err(e) => return Err(e.into()),
+        };
+        out.insert(rp.to_string(), json!({"generation": generation, "resources": res}));
+    }
+    let mut body = json!({"allocations": out});
+    if v.at(12) && a.consumer_generation.is_some() {
+        body["project_id"] = json!(a.project_id);
+        body["user_id"] = json!(a.user_id);
+    }
+    if v.at(28) && a.consumer_generation.is_some() {
+        body["consumer_generation"] = json!(a.consumer_generation);
+    }
+    Ok(body)
+}
+
+pub(crate) async fn put(
+    st: St,
+    Extension(v): Extension<Mv>,
+    Extension(who): Who,
+    Path(consumer): Path<String>,
+    body: Bytes,
+) -> ApiResult {
+    admin_or_service(&who, "placement:allocations:update")?;
+    let consumer = consumer_uuid(&consumer)?;
+    let m = util::body_object(&body)?;
+    let w = wanted(consumer, &m, v, false)?;
+    let generation = precheck(&st, &w).await?;
+    write(&st, &w, generation).await?;
+    Ok(empty(StatusCode::NO_CONTENT))
+}
+
+pub(crate) async fn delete(st: St, Extension(who): Who, Path(consumer): Path<String>) -> ApiResult {
+    admin_or_service(&who, "placement:allocations:delete")?;
+    let cur = st.placement.allocations_async(&consumer).await?;
+    if cur.allocations.is_empty() {
+        return Err(ApiError::not_found(format!(
+            "No allocations for consumer '{consumer}'"
+        )));
+    }
+    st.placement.delete_allocations_async(&consumer).await?;
+    Ok(empty(StatusCode::NO_CONTENT))
+}
+
+/// `POST /allocations`: every consumer's new allocations. Written one
+/// consumer after another, releases first; a failure puts back what was
+/// already written.
+pub(crate) async fn post_many(
+    st: St,
+    Extension(v): Extension<Mv>,
+    Extension(who): Who,
+    body: Bytes,
+) -> ApiResult {
+    if !v.at(13) {
+        return Err(ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "The method specified is not allowed for this resource.",
+        ));
+    }
+    admin_or_service(&who, "placement:allocations:manage")?;
+    let m = util::body_object(&body)?;
+    if m.is_empty() {
+        return Err(util::invalid("{} does not have enough properties"));
+    }
+    let mut all = Vec::new();
+    for (c, item) in &m {
+        let c = util::norm_uuid(c)
+            .ok_or_else(|| util::invalid(format!("'{c}' does not match any of the regexes")))?;
+        let Value::Object(im) = item else {
+            return Err(util::invalid(format!("{item} is not of type 'object'")));
+        };
+        all.push(wanted(c, im, v, true)?);
+    }
+    apply_many(&st, all).await?;
+    Ok(empty(StatusCode::NO_CONTENT))
+}
+
+/// Writes several consumers' allocations: releases (empty) first, then
+/// shrinking ones, then the rest; on a failure, restores the consumers
+/// already written.
+async fn apply_many(st: &St, mut all: Vec<Wanted>) -> Result<(), ApiError> {
+    let mut olds = Vec::new();
+    for w in &all {
+        olds.push(st.placement.allocations_async(&w.consumer).await?);
+    }
+    let size = |a: &Allocations| a.values().flat_map(|r| r.values()).sum::<i64>();
+    let mut order: Vec<usize> = (0..all.len()).collect();
+    order.sort_by_key(|&i| (!all[i].allocations.is_empty(), size(&all[i].allocations) - size(&olds[i].allocations)));
+    let mut gens = Vec::new();
+    for &i in &order {
+        gens.push(precheck(st, &all[i]).await?);
+    }
+    let mut done: Vec<(usize, Option<u64>)> = Vec::new();
+    for (k, &i) in order.iter().enumerate() {
+        let w = &mut all[i];
+        if w.project_id.is_empty() {
+            w.project_id = olds[i].project_id.clone();
+            w.user_id = olds[i].user_id.clone();
+        }
+        let res = st
+            .placement
+            .put_allocations_async(&w.consumer, &w.allocations, &w.project_id, &w.user_id, gens[k])
+            .await;
+        match res {
+            Ok(g) => done.push((i, g)),
+            Err(e) => {
+                for (j, g) in done.into_iter().rev() {
+                    let o = &olds[j];
+                    let _ = st
+                        .placement
+                        .put_allocations_async(&all[j].consumer, &o.allocations, &o.project_id, &o.user_id, g)
+                        .await;
+                }
+                return Err(write_error(e));
+            }
+        }
+    }
+    Ok(())
+}
+
+pub(crate) async fn total_usages(
+    st: St,
+    Extension(v): Extension<Mv>,
+    Extension(who): Who,
+    RawQuery(raw): RawQuery,
+) -> ApiResult {
+    if !v.at(9) {
+        return Err(ApiError::not_found("The resource could not be found."));
+    }
+    let q = Query::parse(raw.as_deref());
+    q.only(|k| matches!(k, "project_id" | "user_id") || (k == "consumer_type" && v.at(38)))?;
+    let Some(project) = q.get("project_id") else {
+        return Err(ApiError::bad(
+            "Invalid query string parameters: 'project_id' is a required property",
+        ));
+    };
+    let reader = who.roles.iter().any(|r| r == "reader") && who.project_id == project;
+    if !who.admin_or_service() && !reader {
+        return Err(ApiError::forbidden("placement:usages"));
+    }
+    let consumers = st
+        .placement
+        .consumers_async(Some(project), q.get("user_id"))
+        .await?;
+    let mut usages: BTreeMap<String, i64> = BTreeMap::new();
+    for (_, c) in &consumers {
+        for res in c.allocations.values() {
+            for (rc, n) in res {
+                *usages.entry(rc.to_string()).or_default() += n;
+            }
+        }
+    }
+    Ok(fresh(Json(json!({"usages": usages})).into_response(), v))
+}
+
+/// `POST /reshaper` (1.30): new inventories for some providers and new
+/// allocations for some consumers, together. Written as: each provider's
+/// inventories widened to old ∪ new (checked against the generation
+/// given), the allocations moved, then the inventories narrowed to the
+/// new ones.
+pub(crate) async fn reshape(
+    st: St,
+    Extension(v): Extension<Mv>,
+    Extension(who): Who,
+    body: Bytes,
+) -> ApiResult {
+    if !v.at(30) {
+        return Err(ApiError::not_found("The resource could not be found."));
+    }
+    admin_or_service(&who, "placement:reshaper:reshape")?;
+    let m = util::body_object(&body)?;
+    util::keys(&m, &["inventories", "allocations"], &["inventories", "allocations"])?;
+    let Some(Value::Object(invs)) = m.get("inventories") else {
+        return Err(util::invalid("'inventories' is not of type 'object'"));
+    };
+    let Some(Value::Object(allocs)) = m.get("allocations") else {
+        return Err(util::invalid("'allocations' is not of type 'object'"));
+    };
+    let mut targets: Vec<(String, u64, BTreeMap<String, InventoryRecord>)> = Vec::new();
+    for (rp, item) in invs {
+        let Value::Object(im) = item else {
+            return Err(util::invalid(format!("{item} is not of type 'object'")));
+        };
+        util::keys(im, &["inventories", "resource_provider_generation"], &["inventories", "resource_provider_generation"])?;
+        let g = util::int(im, "resource_provider_generation", 0, i64::MAX)?.unwrap_or(0) as u64;
+        let Some(Value::Object(items)) = im.get("inventories") else {
+            return Err(util::invalid("'inventories' is not of type 'object'"));
+        };
+        let mut inv = BTreeMap::new();
+        for (rc, i) in items {
+            let Value::Object(x) = i else {
+                return Err(util::invalid(format!("{i} is not of type 'object'")));
+            };
+            let total = util::int(x, "total", 1, 2_147_483_647)?
+                .ok_or_else(|| util::invalid("'total' is a required property"))?;
+            let mut r = InventoryRecord::new(total);
+            r.max_unit = 2_147_483_647;
+            r.reserved = util::int(x, "reserved", 0, i64::MAX)?.unwrap_or(0);
+            r.min_unit = util::int(x, "min_unit", 1, i64::MAX)?.unwrap_or(1);
+            r.max_unit = util::int(x, "max_unit", 1, i64::MAX)?.unwrap_or(r.max_unit);
+            r.step_size = util::int(x, "step_size", 1, i64::MAX)?.unwrap_or(1);
+            if let Some(f) = x.get("allocation_ratio").and_then(Value::as_f64) {
+                r.allocation_ratio = f;
+            }
+            inv.insert(rc.clone(), r);
+        }
+        let rp = util::norm_uuid(rp).ok_or_else(|| util::invalid(format!("'{rp}' is not a 'uuid'")))?;
+        if st.placement.get_provider_async(&rp).await.is_err() {
+            return Err(ApiError::bad(format!(
+                "Resource provider {rp} in inventories not found"
+            )));
+        }
+        targets.push((rp, g, inv));
+    }
+    let mut wanted_all = Vec::new();
+    for (c, item) in allocs {
+        let c = util::norm_uuid(c).ok_or_else(|| util::invalid(format!("'{c}' is not a 'uuid'")))?;
+        let Value::Object(im) = item else {
+            return Err(util::invalid(format!("{item} is not of type 'object'")));
+        };
+        wanted_all.push(wanted(c, im, v, true)?);
+    }
+    // Widen.
+    let mut widened = Vec::new();
+    for (rp, g, inv) in &targets {
+        let (cur_gen, cur) = st.placement.inventories_async(rp).await?;
+        if cur_gen != *g {
+            return Err(ApiError::conflict(format!(
+                "resource provider generation conflict: resource provider {rp} has changed"
+            ))
+            .code("placement.concurrent_update"));
+        }
+        let mut wide = cur.clone();
+        for (rc, r) in inv {
+            wide.insert(rc.clone(), *r);
+        }
+        let ng = st
+            .placement
+            .set_inventories_async(rp, *g, &wide)
+            .await
+            .map_err(|e| gen_conflict(e, rp))?;
+        widened.push((rp.clone(), ng, cur));
+    }
+    let rollback = |widened: Vec<(String, u64, BTreeMap<String, InventoryRecord>)>| async {
+        for (rp, g, old) in widened {
+            let _ = st.placement.set_inventories_async(&rp, g, &old).await;
+        }
+    };
+    if let Err(e) = apply_many(&st, wanted_all).await {
+        rollback(widened).await;
+        return Err(e);
+    }
+    // Narrow.
+    for (rp, _, inv) in &targets {
+        let (g, _) = st.placement.inventories_async(rp).await?;
+        st.placement
+            .set_inventories_async(rp, g, inv)
+            .await
+            .map_err(|e| match e {
+                PlacementError::InventoryInUse(m) => ApiError::conflict(format!(
+                    "update conflict: {m}"
+                ))
+                .code("placement.inventory.inuse"),
+                other => gen_conflict(other, rp),
+            })?;
+    }
+    let _ = BTreeSet::<String>::new();
+    Ok(empty(StatusCode::NO_CONTENT))
+}

@@ -1,0 +1,246 @@
+//! `GET /allocation_candidates` (1.10): request groups from the query
+//! string, the model's answer in Placement's shape for the microversion.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use axum::extract::RawQuery;
+use axum::response::IntoResponse;
+use axum::{Extension, Json};
+use nova_scheduler::placement::{CandidatesRequest, GroupPolicy, RequestGroup};
+use serde_json::{Map, Value, json};
+
+use super::providers::{check_traits, class_known};
+use super::util::{self, Query};
+use super::{ApiError, ApiResult, Mv, St, Who, admin_or_service, fresh};
+
+/// The prefixes a group's parameters carry, then its suffix.
+const GROUP_KEYS: [&str; 4] = ["resources", "required", "member_of", "in_tree"];
+
+fn split_key(k: &str, v: Mv) -> Option<(&'static str, String)> {
+    for p in GROUP_KEYS {
+        if let Some(s) = k.strip_prefix(p) {
+            if s.is_empty() {
+                return Some((p, String::new()));
+            }
+            let ok = if v.at(33) {
+                s.len() <= 64 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+            } else {
+                v.at(25) && s.bytes().all(|b| b.is_ascii_digit())
+            };
+            if ok && (p != "in_tree" || v.at(31)) {
+                return Some((p, s.to_owned()));
+            }
+        }
+    }
+    None
+}
+
+pub(crate) async fn list(
+    st: St,
+    Extension(v): Extension<Mv>,
+    Extension(who): Who,
+    RawQuery(raw): RawQuery,
+) -> ApiResult {
+    if !v.at(10) {
+        return Err(ApiError::not_found("The resource could not be found."));
+    }
+    admin_or_service(&who, "placement:allocation_candidates:list")?;
+    let q = Query::parse(raw.as_deref());
+    let mut groups: BTreeMap<String, (Vec<&str>, Vec<&str>, Vec<&str>, Vec<&str>)> = BTreeMap::new();
+    for (k, val) in &q.0 {
+        match k.as_str() {
+            "limit" if v.at(16) => continue,
+            "group_policy" if v.at(25) => continue,
+            "root_required" if v.at(35) => continue,
+            "same_subtree" if v.at(36) => continue,
+            _ => {}
+        }
+        let Some((p, suffix)) = split_key(k, v) else {
+            return Err(ApiError::bad(format!(
+                "Invalid query string parameters: Additional properties are not allowed ('{k}' was unexpected)"
+            )));
+        };
+        if p == "required" && suffix.is_empty() && !v.at(17) {
+            return Err(ApiError::bad(format!(
+                "Invalid query string parameters: Additional properties are not allowed ('{k}' was unexpected)"
+            )));
+        }
+        if p == "member_of" && suffix.is_empty() && !v.at(21) {
+            return Err(ApiError::bad(format!(
+                "Invalid query string parameters: Additional properties are not allowed ('{k}' was unexpected)"
+            )));
+        }
+        let g = groups.entry(suffix).or_default();
+        match p {
+            "resources" => g.0.push(val),
+            "required" => g.1.push(val),
+            "member_of" => g.2.push(val),
+            _ => g.3.push(val),
+        }
+    }
+    let mut req = CandidatesRequest::default();
+    let mut numbered = 0;
+    for (suffix, (res, required, member_of, in_tree)) in &groups {
+        if res.len() > 1 {
+            return Err(ApiError::bad(format!(
+                "Invalid query string parameters: multiple 'resources{suffix}' parameters"
+            ))
+            .code("placement.query.duplicate_key"));
+        }
+        let Some(r) = res.first() else {
+            if suffix.is_empty() && v.at(35) {
+                // An unnumbered group without resources (1.35: traits only).
+            }
+            return Err(ApiError::bad(format!(
+                "All traits parameters must be associated with resources. Found the following orphaned traits keys: required{suffix}"
+            ))
+            .code("placement.query.missing_value"));
+        };
+        let mut g = RequestGroup {
+            suffix: suffix.clone(),
+            ..Default::default()
+        };
+        for (rc, n) in util::parse_resources(r)? {
+            if !class_known(&st, &rc).await? {
+                return Err(ApiError::bad(format!(
+                    "Invalid resource class in resources parameter: No such resource class {rc}."
+                )));
+            }
+            g.resources.insert(rc, n);
+        }
+        if required.len() > 1 && !v.at(39) {
+            return Err(ApiError::bad(format!(
+                "Invalid query string parameters: multiple 'required{suffix}' parameters need microversion 1.39"
+            )));
+        }
+        let (any_of, forbidden) = util::parse_required(required, v)?;
+        let names: Vec<String> = any_of.iter().flatten().chain(forbidden.iter()).cloned().collect();
+        check_traits(&st, &names).await?;
+        for set in any_of {
+            if set.len() == 1 {
+                g.required_traits.extend(set);
+            } else {
+                g.any_traits.push(set);
+            }
+        }
+        g.forbidden_traits = forbidden;
+        let (member, not_member) = util::parse_member_of(member_of, v)?;
+        g.member_of = member;
+        g.forbidden_aggregates = not_member;
+        if let Some(t) = in_tree.last() {
+            let u = util::norm_uuid(t).ok_or_else(|| {
+                ApiError::bad(format!(
+                    "Invalid query string parameters: Expected 'in_tree' parameter to be a UUID. Got: {t}"
+                ))
+            })?;
+            g.in_tree = Some(u);
+        }
+        if !suffix.is_empty() {
+            numbered += 1;
+        }
+        req.groups.push(g);
+    }
+    if req.groups.is_empty() {
+        return Err(ApiError::bad(
+            "Invalid query string parameters: 'resources' is a required property",
+        ));
+    }
+    match q.get("group_policy") {
+        Some("isolate") => req.group_policy = GroupPolicy::Isolate,
+        Some("none") => {}
+        Some(other) => {
+            return Err(ApiError::bad(format!(
+                "Invalid query string parameters: '{other}' is not one of ['none', 'isolate']"
+            )));
+        }
+        None if numbered > 1 => {
+            return Err(ApiError::bad(
+                "The \"group_policy\" parameter is required when specifying more than one \"resources{N}\" parameter.",
+            ));
+        }
+        None => {}
+    }
+    if let Some(l) = q.get("limit") {
+        let n: usize = l.parse().ok().filter(|n| *n >= 1).ok_or_else(|| {
+            ApiError::bad(format!(
+                "Invalid query string parameters: '{l}' does not match '^[1-9][0-9]*$'"
+            ))
+        })?;
+        req.limit = Some(n);
+    }
+    if let Some(r) = q.get("root_required") {
+        let (any_of, forbidden) = util::parse_required(&[r], v)?;
+        let names: Vec<String> = any_of.iter().flatten().chain(forbidden.iter()).cloned().collect();
+        check_traits(&st, &names).await?;
+        req.root_required = any_of.into_iter().flatten().collect();
+        req.root_forbidden = forbidden;
+    }
+    for s in q.all("same_subtree") {
+        let set: BTreeSet<String> = s.split(',').map(|x| x.trim().to_owned()).collect();
+        for x in &set {
+            if !groups.contains_key(x) || x.is_empty() {
+                return Err(ApiError::bad(format!(
+                    "Real suffix '{x}' in same_subtree does not match any request group"
+                )));
+            }
+        }
+        req.same_subtree.push(set);
+    }
+    let cands = st.placement.allocation_candidates_async(&req).await?;
+    let mut requests = Vec::new();
+    for r in cands.requests() {
+        let mut a = if v.at(12) {
+            let m: Map<String, Value> = r
+                .allocations
+                .iter()
+                .map(|(rp, res)| (rp.to_string(), json!({"resources": res})))
+                .collect();
+            json!({"allocations": m})
+        } else {
+            let list: Vec<Value> = r
+                .allocations
+                .iter()
+                .map(|(rp, res)| json!({"resource_provider": {"uuid": rp.to_string()}, "resources": res}))
+                .collect();
+            json!({"allocations": list})
+        };
+        if v.at(34) {
+            let mut maps: BTreeMap<String, Vec<String>> = BTreeMap::new();
+            for (g, p) in &r.mappings {
+                let e = maps.entry(g.to_string()).or_default();
+                if !e.contains(&p.to_string()) {
+                    e.push(p.to_string());
+                }
+            }
+            a["mappings"] = json!(maps);
+        }
+        requests.push(a);
+    }
+    let requested: BTreeSet<&str> = req
+        .groups
+        .iter()
+        .flat_map(|g| g.resources.keys().map(String::as_str))
+        .collect();
+    let mut summaries = Map::new();
+    for s in &cands.provider_summaries {
+        let mut res = Map::new();
+        for (rc, cap, used) in &s.resources {
+            if v.at(27) || requested.contains(&**rc) {
+                res.insert(rc.to_string(), json!({"capacity": cap, "used": used}));
+            }
+        }
+        let mut o = json!({"resources": res});
+        if v.at(17) {
+            let mut t: Vec<String> = s.traits.iter().map(|t| t.to_string()).collect();
+            t.sort();
+            o["traits"] = json!(t);
+        }
+        if v.at(29) {
+            o["parent_provider_uuid"] = json!(s.parent_provider_uuid.as_deref());
+            o["root_provider_uuid"] = json!(&*s.root_provider_uuid);
+        }
+        summaries.insert(s.uuid.to_string(), o);
+    }
+    let body = json!({"allocation_requests": requests, "provider_summaries": summaries});
+    Ok(fresh(Json(body).into_response(), v))
+}
