@@ -122,17 +122,18 @@ def replay(engine):
             inv = {}
             for row in q('SELECT resource_class_id, total, reserved, '
                          'min_unit, max_unit, step_size, allocation_ratio '
-                         'FROM inventories WHERE resource_provider_id = %d'
-                         % rid):
+                         'FROM inventories WHERE resource_provider_id = %d '
+                         'ORDER BY id' % rid):
                 inv[rc_name(row[0])] = {
                     'total': row[1], 'reserved': row[2], 'min_unit': row[3],
                     'max_unit': row[4], 'step_size': row[5],
                     'allocation_ratio': row[6]}
-            if inv:
-                _, cur = call('GET', '/resource_providers/%s' % uuid)
-                call('PUT', '/resource_providers/%s/inventories' % uuid,
-                     {'resource_provider_generation': cur['generation'],
-                      'inventories': inv})
+            # One class at a time, as the fixtures add them (each bumps
+            # the provider's generation).
+            for rc, body in inv.items():
+                body = dict(body, resource_class=rc)
+                call('POST', '/resource_providers/%s/inventories' % uuid,
+                     body)
             ts = [traits[row[0]] for row in q(
                 'SELECT trait_id FROM resource_provider_traits '
                 'WHERE resource_provider_id = %d' % rid)]

@@ -311,12 +311,24 @@ impl State {
     }
 
     /// The choices for one group in one tree: each a list of (provider, class, amount).
-    fn group_choices(&self, tree: &[usize], g: &Group, cap: usize) -> Vec<Vec<(usize, u32, i64)>> {
-        if let Some(t) = g.in_tree
-            && self.providers[tree[0]].root != t
-        {
-            return Vec::new();
-        }
+    fn group_choices(&self, pool: &[usize], g: &Group, cap: usize) -> Vec<Vec<(usize, u32, i64)>> {
+        // `in_tree`: only the providers of that tree (the anchor's, or a
+        // sharing provider's own).
+        let kept: Vec<usize>;
+        let tree: &[usize] = match g.in_tree {
+            Some(t) => {
+                kept = pool
+                    .iter()
+                    .copied()
+                    .filter(|&p| self.providers[p].root == t)
+                    .collect();
+                if kept.is_empty() {
+                    return Vec::new();
+                }
+                &kept
+            }
+            None => pool,
+        };
         if g.numbered || tree.len() == 1 {
             let ok = self.single_providers(tree, g);
             // The unnumbered group in a one-provider tree is the same check.
@@ -361,7 +373,7 @@ impl State {
             out = next;
         }
         // Required traits: the providers used, or the root, must have them.
-        let root = &self.providers[tree[0]];
+        let root = &self.providers[pool[0]];
         let has = |choice: &Vec<(usize, u32, i64)>, t: u32| {
             root.has_trait(t)
                 || choice
@@ -495,8 +507,17 @@ impl State {
             }
             slots[i]
         };
-        let mut trees_used = Vec::new();
-        let mut flat_used: Vec<usize> = Vec::new();
+        // Sharing providers (MISC_SHARES_VIA_AGGREGATE) lend to the trees
+        // that share an aggregate with them.
+        let sharing: Vec<usize> = match self.traits.get("MISC_SHARES_VIA_AGGREGATE") {
+            Some(t) => (0..self.providers.len())
+                .filter(|&i| self.providers[i].alive && self.providers[i].has_trait(t))
+                .collect(),
+            None => Vec::new(),
+        };
+        let mut used: Vec<bool> = vec![false; self.providers.len()];
+        let mut seen: std::collections::HashSet<Vec<(usize, u32, i64)>> =
+            std::collections::HashSet::new();
         for &root in &self.roots {
             if out.rows.len() >= limit {
                 break;
@@ -508,10 +529,35 @@ impl State {
             {
                 continue;
             }
-            if r.children.is_empty() {
+            // (No allocation for the common case: no sharing, no children.)
+            let (tree, lenders): (Vec<usize>, Vec<usize>) = if sharing.is_empty() && r.children.is_empty() {
+                (Vec::new(), Vec::new())
+            } else {
+                let tree = self.tree(root);
+                let lenders = sharing
+                    .iter()
+                    .copied()
+                    .filter(|s| !tree.contains(s))
+                    .filter(|&s| {
+                        let sp = &self.providers[s];
+                        tree.iter().any(|&p| {
+                            self.providers[p]
+                                .aggregates
+                                .iter()
+                                .any(|a| sp.in_aggregate(*a))
+                        })
+                    })
+                    .collect();
+                (tree, lenders)
+            };
+            if r.children.is_empty() && lenders.is_empty() {
                 // A provider without children (most computes): every group
                 // from it, the amounts of all groups together within capacity.
-                if flat_possible && self.flat_fits(root, &groups, &merged_ids) {
+                if flat_possible
+                    && self.flat_fits(root, &groups, &merged_ids)
+                    && (sharing.is_empty()
+                        || seen.insert(merged_ids.iter().map(|&(rc, n)| (root, rc, n)).collect()))
+                {
                     let ps = slot(&mut out.providers, &mut pslot, root, &r.uuid);
                     let start = out.parts.len() as u32;
                     for &(rc, n) in &merged_ids {
@@ -525,15 +571,16 @@ impl State {
                         parts: (start, out.parts.len() as u32),
                         maps: (mstart, out.maps.len() as u32),
                     });
-                    flat_used.push(root);
+                    used[root] = true;
                 }
                 continue;
             }
-            let tree = self.tree(root);
+            let mut pool = tree.clone();
+            pool.extend(lenders);
             // Cartesian product of the groups' choices, capped per tree.
             let mut combos: Vec<Combo> = vec![(Vec::new(), Vec::new())];
             for (gi, g) in groups.iter().enumerate() {
-                let choices = self.group_choices(&tree, g, PER_TREE);
+                let choices = self.group_choices(&pool, g, PER_TREE);
                 if choices.is_empty() {
                     combos.clear();
                     break;
@@ -584,6 +631,15 @@ impl State {
                 if !fits {
                     continue;
                 }
+                let mut key: Vec<(usize, u32, i64)> =
+                    merged.iter().map(|&((p, rc), n)| (p, rc, n)).collect();
+                key.sort_unstable();
+                if !seen.insert(key) {
+                    continue; // the same allocation from another anchor
+                }
+                for &((p, _), _) in &merged {
+                    used[p] = true;
+                }
                 let root_slot = slot(&mut out.providers, &mut pslot, root, &r.uuid);
                 let start = out.parts.len() as u32;
                 for ((p, rc), n) in merged {
@@ -609,16 +665,21 @@ impl State {
                     break;
                 }
             }
-            if any {
-                trees_used.push(tree);
-            }
+            let _ = any;
         }
         if req.without_summaries {
             return Ok(out);
         }
-        let summarized = flat_used
-            .into_iter()
-            .chain(trees_used.into_iter().flatten());
+        // Every provider of the trees the answer allocates from.
+        let mut summarized: Vec<usize> = Vec::new();
+        let mut roots_done: Vec<bool> = vec![false; self.providers.len()];
+        for i in 0..self.providers.len() {
+            let r = self.providers[i].root;
+            if used[i] && !roots_done[r] {
+                roots_done[r] = true;
+                summarized.extend(self.tree(r));
+            }
+        }
         {
             for i in summarized {
                 let p = &self.providers[i];
@@ -691,7 +752,8 @@ impl MemoryPlacement {
     /// `PUT /resource_providers/{uuid}`: renames the provider and sets its
     /// parent. Without `reparent` (microversions before 1.37) a parent
     /// may be set on a root but never changed or removed; with it, the
-    /// provider (and its subtree) may move anywhere but under itself.
+    /// provider (and its subtree) may move anywhere but under itself. The
+    /// generation stays (as in Placement).
     pub fn update_provider(
         &self,
         uuid: &str,
@@ -731,7 +793,7 @@ impl MemoryPlacement {
                 while let Some(c) = cur {
                     if c == i {
                         return Err(PlacementError::BadRequest(
-                            "creating loop in the provider tree is not allowed".into(),
+                            "creating loop in the provider tree is not allowed.".into(),
                         ));
                     }
                     cur = s.providers[c].parent;
@@ -760,7 +822,6 @@ impl MemoryPlacement {
         let old_name = std::mem::replace(&mut s.providers[i].name, name.to_owned());
         s.by_name.remove(&old_name);
         s.by_name.insert(name.to_owned(), i);
-        s.providers[i].generation += 1;
         Ok(s.view(i))
     }
 }
@@ -880,7 +941,7 @@ impl Placement for MemoryPlacement {
             rec.validate()
                 .map_err(|e| PlacementError::BadRequest(format!("{rc}: {e}")))?;
         }
-        // Nothing in use may lose its inventory or end up past capacity.
+        // Nothing in use may lose its inventory.
         for v in &s.providers[i].inventories {
             let rc = s.rcs.name(v.rc);
             match inventories.get(&**rc) {
@@ -889,13 +950,7 @@ impl Placement for MemoryPlacement {
                         "inventory for {rc} on resource provider {uuid} is in use"
                     )));
                 }
-                Some(rec) if v.used > rec.capacity() => {
-                    return Err(PlacementError::InventoryInUse(format!(
-                        "inventory for {rc} on resource provider {uuid}: {} in use is more than the new capacity {}",
-                        v.used,
-                        rec.capacity()
-                    )));
-                }
+                // Below usage is allowed (as in Placement): nothing more fits.
                 _ => {}
             }
         }

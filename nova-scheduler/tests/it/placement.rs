@@ -120,7 +120,7 @@ fn stale_generations_are_conflicts() {
 }
 
 #[test]
-fn inventory_below_usage_is_refused() {
+fn inventory_in_use_may_shrink_but_not_go() {
     let p = MemoryPlacement::new();
     compute(&p, "rp", 2, 4096);
     p.put_allocations(
@@ -131,8 +131,9 @@ fn inventory_below_usage_is_refused() {
         None,
     )
     .unwrap();
+    // As Placement: capacity may drop below usage (nothing more fits).
     let (g, _) = p.inventories("rp").unwrap();
-    let err = p
+    let g = p
         .set_inventories(
             "rp",
             g,
@@ -141,8 +142,11 @@ fn inventory_below_usage_is_refused() {
                 ("MEMORY_MB", InventoryRecord::new(4096)),
             ]),
         )
-        .unwrap_err();
-    assert_eq!(err.code(), "placement.inventory.inuse", "{err}");
+        .unwrap();
+    assert!(matches!(
+        p.put_allocations("d", &alloc("rp", &[("VCPU", 1)]), "p", "u", None),
+        Err(PlacementError::CapacityExceeded(_))
+    ));
     let err = p
         .set_inventories(
             "rp",

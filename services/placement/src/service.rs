@@ -59,8 +59,8 @@ pub trait PlacementService: Send + Sync + std::fmt::Debug {
     ) -> Result<(u64, BTreeMap<String, InventoryRecord>)>;
 
     /// `PUT /resource_providers/{uuid}/inventories`: replaces them all;
-    /// refused when something in use would lose its inventory or exceed
-    /// the new capacity. Returns the new generation.
+    /// refused when a class in use would lose its inventory (a capacity
+    /// below usage is allowed, as in Placement). Returns the new generation.
     async fn set_inventories_async(
         &self,
         uuid: &str,
@@ -123,7 +123,8 @@ pub trait PlacementService: Send + Sync + std::fmt::Debug {
 
     /// `PUT /resource_providers/{uuid}`: renames the provider and sets
     /// its parent (`reparent`: microversion 1.37's moves, else a parent
-    /// may only be given to a root). Bumps the generation.
+    /// may only be given to a root). The generation stays, as in
+    /// Placement.
     async fn update_provider_async(
         &self,
         uuid: &str,

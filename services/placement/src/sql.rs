@@ -597,7 +597,7 @@ pub(crate) async fn tables<C: ConnectionTrait>(c: &C) -> Result<Tables> {
     Ok(t)
 }
 
-/// Renames provider `uuid`, sets its parent and root, bumps its generation.
+/// Renames provider `uuid`, sets its parent and root.
 pub(crate) async fn update_provider<C: ConnectionTrait>(
     c: &C,
     uuid: &str,
@@ -607,7 +607,7 @@ pub(crate) async fn update_provider<C: ConnectionTrait>(
 ) -> Result<()> {
     exec(
         c,
-        "UPDATE resource_providers SET name = ?, parent_uuid = ?, root_uuid = ?, generation = generation + 1 WHERE uuid = ?",
+        "UPDATE resource_providers SET name = ?, parent_uuid = ?, root_uuid = ? WHERE uuid = ?",
         vec![
             name.into(),
             parent.map(str::to_owned).into(),

@@ -379,19 +379,14 @@ impl PlacementService for SqlPlacement {
         let txn = self.begin().await.map_err(db)?;
         let new_gen = self.bump_checked(&txn, uuid, generation).await?;
         let used = sql::usages(&txn, uuid).await.map_err(db)?;
-        for (rc, amount) in used.iter().filter(|(_, a)| **a > 0) {
+        for (rc, _) in used.iter().filter(|(_, a)| **a > 0) {
             match inventories.get(rc) {
                 None => {
                     return Err(PlacementError::InventoryInUse(format!(
                         "Inventory for '{rc}' on resource provider '{uuid}' in use."
                     )));
                 }
-                Some(inv) if inv.capacity() < *amount => {
-                    return Err(PlacementError::InventoryInUse(format!(
-                        "Unable to update inventory for resource provider {uuid}: {rc} capacity {} is below its usage {amount}.",
-                        inv.capacity()
-                    )));
-                }
+                // Below usage is allowed (as in Placement): nothing more fits.
                 _ => {}
             }
         }
@@ -545,7 +540,7 @@ impl PlacementService for SqlPlacement {
                     loop {
                         if at.uuid == uuid {
                             return Err(PlacementError::BadRequest(
-                                "creating loop in the provider tree is not allowed".into(),
+                                "creating loop in the provider tree is not allowed.".into(),
                             ));
                         }
                         let Some(up) = at.parent_provider_uuid.clone() else {
@@ -574,7 +569,7 @@ impl PlacementService for SqlPlacement {
         Ok(ResourceProvider {
             uuid: uuid.to_owned(),
             name: name.to_owned(),
-            generation: cur.generation + 1,
+            generation: cur.generation,
             parent_provider_uuid: parent.map(str::to_owned),
             root_provider_uuid: root,
         })

@@ -16,6 +16,9 @@ use super::providers::gen_conflict;
 use super::util::{self, Query};
 use super::{ApiError, ApiResult, Mv, St, Who, admin_or_service, empty, fresh};
 
+/// Placement's default `incomplete_consumer_project_id` and `_user_id`.
+const INCOMPLETE: &str = "00000000-0000-0000-0000-000000000000";
+
 /// One consumer's wanted state, from a body.
 #[derive(Debug, Clone)]
 struct Wanted {
@@ -123,11 +126,7 @@ fn wanted(consumer: String, m: &Map<String, Value>, v: Mv, in_post: bool) -> Res
         None => return Err(util::invalid("'allocations' is a required property")),
     }
     let text = |k: &str| -> Result<String, ApiError> {
-        match m.get(k) {
-            None => Ok(String::new()),
-            Some(Value::String(s)) if !s.is_empty() && s.len() <= 255 => Ok(s.clone()),
-            Some(other) => Err(util::invalid(format!("{other} is not a valid {k}"))),
-        }
+        Ok(util::text(m, k, 1, 255)?.unwrap_or_default().to_owned())
     };
     let generation = if v.at(28) {
         match m.get("consumer_generation") {
@@ -140,13 +139,26 @@ fn wanted(consumer: String, m: &Map<String, Value>, v: Mv, in_post: bool) -> Res
     } else {
         None
     };
+    // Before 1.8 a consumer may come without project and user: Placement
+    // records its `incomplete_consumer_project_id` / `_user_id`.
+    let or_incomplete = |s: String| {
+        if s.is_empty() && !in_post {
+            INCOMPLETE.to_owned()
+        } else {
+            s
+        }
+    };
     Ok(Wanted {
         consumer,
         allocations,
-        project_id: text("project_id")?,
-        user_id: text("user_id")?,
+        project_id: or_incomplete(text("project_id")?),
+        user_id: or_incomplete(text("user_id")?),
         generation,
     })
+}
+
+fn unreachable_none() -> String {
+    "consumer generation conflict".to_owned()
 }
 
 /// Checks `w` against what is there (providers, classes, the consumer's
@@ -156,16 +168,15 @@ async fn precheck(st: &St, w: &Wanted) -> Result<Option<u64>, ApiError> {
     let generation = match w.generation {
         Some(given) => {
             if given != cur.consumer_generation {
-                let show = |g: Option<u64>| g.map_or("null".to_owned(), |g| g.to_string());
-                let msg = match cur.consumer_generation {
-                    None => format!(
-                        "consumer generation conflict - expected null but got {}",
-                        show(given)
+                let msg = match (cur.consumer_generation, given) {
+                    (None, Some(g)) => {
+                        format!("consumer generation conflict - expected null but got {g}")
+                    }
+                    (Some(c), g) => format!(
+                        "consumer generation conflict - expected {} but got {c}",
+                        g.map_or("None".to_owned(), |g| g.to_string())
                     ),
-                    Some(c) => format!(
-                        "consumer generation conflict - expected {c} but got {}",
-                        show(given)
-                    ),
+                    (None, None) => unreachable_none(),
                 };
                 return Err(ApiError::conflict(msg).code("placement.concurrent_update"));
             }
@@ -184,6 +195,12 @@ async fn precheck(st: &St, w: &Wanted) -> Result<Option<u64>, ApiError> {
             Err(e) => return Err(e.into()),
         };
         for (rc, n) in res {
+            if !super::providers::class_known(st, rc).await? {
+                return Err(ApiError::bad(format!(
+                    "Unable to allocate inventory for consumer {}: No such resource class {rc}.",
+                    w.consumer
+                )));
+            }
             let Some(i) = inv.get(&**rc) else {
                 return Err(ApiError::conflict(format!(
                     "Unable to allocate inventory: Inventory for '{rc}' on resource provider '{rp}' invalid."
@@ -295,10 +312,7 @@ pub(crate) async fn post_many(
     body: Bytes,
 ) -> ApiResult {
     if !v.at(13) {
-        return Err(ApiError::new(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "The method specified is not allowed for this resource.",
-        ));
+        return Err(ApiError::not_found("The resource could not be found."));
     }
     admin_or_service(&who, "placement:allocations:manage")?;
     let m = util::body_object(&body)?;

@@ -88,8 +88,17 @@ pub(crate) async fn list(
             .code("placement.query.duplicate_key"));
         }
         let Some(r) = res.first() else {
-            if suffix.is_empty() && v.at(35) {
-                // An unnumbered group without resources (1.35: traits only).
+            if v.at(33) || !in_tree.is_empty() || !member_of.is_empty() {
+                return Err(ApiError::bad(format!(
+                    "All request groups must specify resources. Found the following orphaned keys: {}",
+                    [("required", !required.is_empty()), ("member_of", !member_of.is_empty()), ("in_tree", !in_tree.is_empty())]
+                        .iter()
+                        .filter(|(_, on)| *on)
+                        .map(|(k, _)| format!("{k}{suffix}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ))
+                .code("placement.query.missing_value"));
             }
             return Err(ApiError::bad(format!(
                 "All traits parameters must be associated with resources. Found the following orphaned traits keys: required{suffix}"
@@ -130,7 +139,7 @@ pub(crate) async fn list(
         if let Some(t) = in_tree.last() {
             let u = util::norm_uuid(t).ok_or_else(|| {
                 ApiError::bad(format!(
-                    "Invalid query string parameters: Expected 'in_tree' parameter to be a UUID. Got: {t}"
+                    "Invalid query string parameters: Expected 'in_tree{suffix}' parameter to be a format of uuid. Got: {t}"
                 ))
             })?;
             g.in_tree = Some(u);
@@ -161,11 +170,15 @@ pub(crate) async fn list(
         None => {}
     }
     if let Some(l) = q.get("limit") {
-        let n: usize = l.parse().ok().filter(|n| *n >= 1).ok_or_else(|| {
-            ApiError::bad(format!(
-                "Invalid query string parameters: '{l}' does not match '^[1-9][0-9]*$'"
-            ))
-        })?;
+        let n: usize = l
+            .parse()
+            .ok()
+            .filter(|n| *n >= 1 && !l.starts_with('0') && !l.starts_with('+'))
+            .ok_or_else(|| {
+                ApiError::bad(format!(
+                    "Invalid query string parameters: '{l}' does not match '^[1-9]([0-9]+)?$'\n\nFailed validating 'pattern' in schema['properties']['limit']"
+                ))
+            })?;
         req.limit = Some(n);
     }
     if let Some(r) = q.get("root_required") {
@@ -188,7 +201,18 @@ pub(crate) async fn list(
     }
     let cands = st.placement.allocation_candidates_async(&req).await?;
     let mut requests = Vec::new();
+    let roots: BTreeSet<&str> = cands
+        .provider_summaries
+        .iter()
+        .filter(|s| s.parent_provider_uuid.is_none())
+        .map(|s| &*s.uuid)
+        .collect();
     for r in cands.requests() {
+        // Before 1.29 Placement is not nested-aware: no allocation from a
+        // provider with a parent.
+        if !v.at(29) && r.allocations.keys().any(|p| !roots.contains(&**p)) {
+            continue;
+        }
         let mut a = if v.at(12) {
             let m: Map<String, Value> = r
                 .allocations
@@ -223,6 +247,9 @@ pub(crate) async fn list(
         .collect();
     let mut summaries = Map::new();
     for s in &cands.provider_summaries {
+        if !v.at(29) && s.parent_provider_uuid.is_some() {
+            continue;
+        }
         let mut res = Map::new();
         for (rc, cap, used) in &s.resources {
             if v.at(27) || requested.contains(&**rc) {

@@ -31,7 +31,11 @@ fn class_json(name: &str, prefix: &str) -> Value {
 }
 
 fn created(prefix: &str, path: &str) -> Response {
-    let mut r = empty(StatusCode::CREATED);
+    located(StatusCode::CREATED, prefix, path)
+}
+
+fn located(status: StatusCode, prefix: &str, path: &str) -> Response {
+    let mut r = empty(status);
     if let Ok(l) = HeaderValue::from_str(&format!("{prefix}{path}")) {
         r.headers_mut().insert(header::LOCATION, l);
     }
@@ -48,12 +52,16 @@ async fn classes(st: &St) -> Result<Vec<String>, ApiError> {
 }
 
 fn custom_class(name: &str) -> Result<(), ApiError> {
+    if name.chars().count() > 255 {
+        return Err(util::invalid_at(format!("'{name}' is too long"), "name"));
+    }
     if valid_custom_name(name) {
         Ok(())
     } else {
-        Err(util::invalid(format!(
-            "'{name}' does not match '^CUSTOM\\\\_[A-Z0-9_]+$'"
-        )))
+        Err(util::invalid_at(
+            format!("'{name}' does not match '^CUSTOM\\_[A-Z0-9_]+$'"),
+            "name",
+        ))
     }
 }
 
@@ -133,11 +141,8 @@ pub(crate) async fn put_class(
             .placement
             .add_custom_name_async(Custom::ResourceClasses, &name)
             .await?;
-        return Ok(if added {
-            created(&prefix.0, &format!("/resource_classes/{name}"))
-        } else {
-            empty(StatusCode::NO_CONTENT)
-        });
+        let status = if added { StatusCode::CREATED } else { StatusCode::NO_CONTENT };
+        return Ok(located(status, &prefix.0, &format!("/resource_classes/{name}")));
     }
     // 1.2 - 1.6: rename a custom class.
     let m = util::body_object(&body)?;
@@ -187,7 +192,7 @@ pub(crate) async fn delete_class(
     admin_or_service(&who, "placement:resource_classes:delete")?;
     if STANDARD_RESOURCE_CLASSES.contains(&name.as_str()) {
         return Err(ApiError::bad(format!(
-            "Cannot delete standard resource class {name}"
+            "Error in delete resource class: Cannot delete standard resource class {name}."
         )));
     }
     match st
@@ -197,7 +202,7 @@ pub(crate) async fn delete_class(
     {
         Ok(()) => Ok(empty(StatusCode::NO_CONTENT)),
         Err(PlacementError::InUse(_)) => Err(ApiError::conflict(format!(
-            "Unable to delete resource class {name}. The resource class is in use in inventory."
+            "Error in delete resource class: Cannot delete resource class {name}. Class is in use in inventory."
         ))),
         Err(PlacementError::NotFound(_)) => Err(ApiError::not_found(format!(
             "No such resource class with name {name}"
@@ -226,7 +231,7 @@ pub(crate) async fn list_traits(
             all.retain(|t| t.starts_with(p));
         } else {
             return Err(ApiError::bad(format!(
-                "Badly formed name filter. Expected 'in:' or 'startswith:'. Got: {n}"
+                "Badly formatted name parameter. Expected name query string parameter in form: ?name=[in|startswith]:[name1,name2|prefix]. Got: \"{n}\""
             )));
         }
     }
@@ -235,9 +240,9 @@ pub(crate) async fn list_traits(
             "true" => true,
             "false" => false,
             _ => {
-                return Err(ApiError::bad(format!(
-                    "Invalid query string parameters: '{a}' is not one of ['true', 'false']"
-                )));
+                return Err(ApiError::bad(
+                    "The query parameter \"associated\" only accepts \"true\" or \"false\"",
+                ));
             }
         };
         let mut used = BTreeSet::new();
@@ -291,11 +296,8 @@ pub(crate) async fn put_trait(
         .placement
         .add_custom_name_async(Custom::Traits, &name)
         .await?;
-    let r = if added {
-        created(&prefix.0, &format!("/traits/{name}"))
-    } else {
-        empty(StatusCode::NO_CONTENT)
-    };
+    let status = if added { StatusCode::CREATED } else { StatusCode::NO_CONTENT };
+    let r = located(status, &prefix.0, &format!("/traits/{name}"));
     Ok(fresh(r, v))
 }
 

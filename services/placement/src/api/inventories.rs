@@ -104,6 +104,37 @@ fn check_capacity(rc: &str, uuid: &str, r: &InventoryRecord, v: Mv) -> Result<()
     Ok(())
 }
 
+/// Placement's refusal to drop inventory that allocations use: the
+/// classes (in resource class order) removed by `new` that have usage.
+async fn check_in_use(
+    st: &St,
+    uuid: &str,
+    new: &BTreeMap<String, InventoryRecord>,
+) -> Result<(), ApiError> {
+    let used = st.placement.usages_async(uuid).await?;
+    let mut gone: Vec<&String> = used
+        .iter()
+        .filter(|(rc, n)| **n > 0 && !new.contains_key(*rc))
+        .map(|(rc, _)| rc)
+        .collect();
+    if gone.is_empty() {
+        return Ok(());
+    }
+    let order = |rc: &str| {
+        nova_scheduler::placement::STANDARD_RESOURCE_CLASSES
+            .iter()
+            .position(|s| *s == rc)
+            .unwrap_or(usize::MAX)
+    };
+    gone.sort_by(|a, b| order(a).cmp(&order(b)).then(a.cmp(b)));
+    let names: Vec<&str> = gone.iter().map(|s| s.as_str()).collect();
+    Err(ApiError::conflict(format!(
+        "Inventory for '{}' on resource provider '{uuid}' in use.",
+        names.join(", ")
+    ))
+    .code("placement.inventory.inuse"))
+}
+
 async fn check_class(st: &St, rc: &str, uuid: &str) -> Result<(), ApiError> {
     if class_known(st, rc).await? {
         Ok(())
@@ -187,10 +218,24 @@ pub(crate) async fn set_all(
             &["total"],
         )?;
         let r = record(im)?;
-        check_class(&st, rc, &uuid).await?;
+        if !class_known(&st, rc).await? {
+            return Err(ApiError::bad(format!(
+                "Unknown resource class in inventory for resource provider {uuid}: No such resource class {rc}."
+            )));
+        }
         check_capacity(rc, &uuid, &r, v)?;
         inv.insert(rc.clone(), r);
     }
+    let (cur_gen, _) = st.placement.inventories_async(&uuid).await?;
+    if cur_gen != g {
+        return Err(ApiError::conflict(format!(
+            "resource provider generation conflict: resource provider {uuid} has changed"
+        ))
+        .code("placement.concurrent_update"));
+    }
+    check_in_use(&st, &uuid, &inv)
+        .await
+        .map_err(|e| ApiError { detail: format!("update conflict: {}", e.detail), ..e })?;
     let new_gen = st
         .placement
         .set_inventories_async(&uuid, g, &inv)
@@ -213,6 +258,7 @@ pub(crate) async fn delete_all(
     }
     admin_or_service(&who, "placement:resource_providers:inventories:delete")?;
     let rp = provider(&st, &uuid).await?;
+    check_in_use(&st, &uuid, &BTreeMap::new()).await?;
     st.placement
         .set_inventories_async(&uuid, rp.generation, &BTreeMap::new())
         .await
@@ -329,6 +375,10 @@ pub(crate) async fn delete(
                 "No inventory of class {rc} found for delete"
             )));
         }
+        check_in_use(&st, &uuid, &inv).await.map_err(|e| {
+            ApiError::conflict(format!("Unable to delete inventory of class {rc}: {}", e.detail))
+                .code("placement.concurrent_update")
+        })?;
         match st.placement.set_inventories_async(&uuid, g, &inv).await {
             Ok(_) => return Ok(empty(StatusCode::NO_CONTENT)),
             Err(PlacementError::ConcurrentUpdate(_)) => continue,

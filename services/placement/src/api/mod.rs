@@ -272,7 +272,8 @@ pub fn router(placement: PlacementHandle, auth: Authenticate) -> Router {
         )
         .route("/usages", get(allocations::total_usages))
         .route("/reshaper", post(allocations::reshape))
-        .layer(middleware::from_fn_with_state(auth, authorize));
+        .layer(middleware::from_fn_with_state(auth, authorize))
+        .route_layer(middleware::from_fn(media_types));
     Router::new()
         .route("/", get(home))
         .merge(api)
@@ -312,6 +313,66 @@ async fn authorize(
         )
         .into_response(),
     }
+}
+
+/// Placement's `require_content` (PUT and POST bodies are JSON: 415)
+/// and `check_accept` (reads answer JSON only: 406), on matched routes.
+async fn media_types(req: Request, next: Next) -> Response {
+    let m = req.method().clone();
+    let h = req.headers();
+    let path = req.uri().path();
+    // PUT /traits/{name} and PUT /resource_classes/{name} (1.7) take no body.
+    let bodiless = path.starts_with("/traits/") || path.starts_with("/resource_classes/");
+    // A route newer than the request's microversion is its handler's 404.
+    let v = req.extensions().get::<Mv>().copied().unwrap_or(MIN);
+    let since = if path.starts_with("/resource_classes") {
+        2
+    } else if path.starts_with("/traits") || path.ends_with("/traits") {
+        6
+    } else if path.starts_with("/allocation_candidates") {
+        10
+    } else if path.starts_with("/usages") {
+        9
+    } else if path.starts_with("/reshaper") {
+        30
+    } else if path == "/allocations" {
+        13
+    } else if path.ends_with("/aggregates") {
+        1
+    } else {
+        0
+    };
+    if (m == Method::POST || m == Method::PUT) && !bodiless && v.at(since) {
+        let ctype = h
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        let json = ctype
+            .split(';')
+            .next()
+            .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json"));
+        if !json {
+            let shown = if ctype.is_empty() { "None" } else { ctype };
+            return ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                format!("The media type {shown} is not supported, use application/json"),
+            )
+            .into_response();
+        }
+    }
+    if m == Method::GET
+        && let Some(accept) = h.get(header::ACCEPT).and_then(|v| v.to_str().ok())
+    {
+        let ok = accept.split(',').any(|a| {
+            let t = a.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+            t.is_empty() || t == "*/*" || t == "application/*" || t == "application/json"
+        });
+        if !ok {
+            return ApiError::new(StatusCode::NOT_ACCEPTABLE, "Only application/json is provided")
+                .into_response();
+        }
+    }
+    next.run(req).await
 }
 
 /// Refuses a caller that is neither admin nor service (`action` names the
@@ -383,6 +444,11 @@ pub(crate) fn fresh(mut r: Response, v: Mv) -> Response {
 async fn frame(mut req: Request, next: Next) -> Response {
     let request_id = format!("req-{}", uuid::Uuid::new_v4());
     let asked = negotiate(req.headers());
+    let host = req
+        .headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .map(str::to_owned);
     let (version, mut resp) = match asked {
         Asked::Ok(v) => {
             req.extensions_mut().insert(v);
@@ -392,43 +458,22 @@ async fn frame(mut req: Request, next: Next) -> Response {
                 .and_then(|o| o.0.path().strip_suffix(req.uri().path()).map(str::to_owned))
                 .unwrap_or_default();
             req.extensions_mut().insert(Prefix(prefix));
-            let m = req.method().clone();
             let has_body = req
                 .headers()
                 .get(header::CONTENT_LENGTH)
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| v.parse::<u64>().ok())
                 .is_some_and(|n| n > 0);
-            let ctype = req
+            let no_type = req
                 .headers()
                 .get(header::CONTENT_TYPE)
                 .and_then(|v| v.to_str().ok())
-                .map(str::to_owned);
-            if has_body && ctype.as_deref().is_none_or(str::is_empty) {
+                .is_none_or(str::is_empty);
+            if has_body && no_type {
                 (
                     Some(v),
                     ApiError::bad("content-type header required when content-length > 0")
                         .into_response(),
-                )
-            } else if (m == Method::POST || m == Method::PUT)
-                && has_body
-                && !ctype
-                    .as_deref()
-                    .unwrap_or("")
-                    .trim_start()
-                    .to_ascii_lowercase()
-                    .starts_with("application/json")
-            {
-                (
-                    Some(v),
-                    ApiError::new(
-                        StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                        format!(
-                            "The media type {} is not supported, use application/json",
-                            ctype.unwrap_or_default()
-                        ),
-                    )
-                    .into_response(),
                 )
             } else {
                 (Some(v), next.run(req).await)
@@ -448,7 +493,19 @@ async fn frame(mut req: Request, next: Next) -> Response {
         ),
     };
     if resp.status() == StatusCode::METHOD_NOT_ALLOWED && resp.extensions().get::<ApiError>().is_none() {
-        let allow = resp.headers().get(header::ALLOW).cloned();
+        // Placement lists the methods it declares (no HEAD), ", "-separated.
+        let allow = resp
+            .headers()
+            .get(header::ALLOW)
+            .and_then(|a| a.to_str().ok())
+            .map(|a| {
+                a.split(',')
+                    .map(str::trim)
+                    .filter(|m| *m != "HEAD")
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            })
+            .and_then(|a| HeaderValue::from_str(&a).ok());
         resp = ApiError::new(
             StatusCode::METHOD_NOT_ALLOWED,
             "The method specified is not allowed for this resource.",
@@ -483,6 +540,19 @@ async fn frame(mut req: Request, next: Next) -> Response {
         for (k, v) in keep {
             resp.headers_mut().insert(k, v);
         }
+    }
+    if let Some(v) = version
+        && resp.status() == StatusCode::OK
+        && !resp.headers().contains_key(header::CACHE_CONTROL)
+    {
+        resp = fresh(resp, v);
+    }
+    if let Some(host) = &host
+        && let Some(l) = resp.headers().get(header::LOCATION).and_then(|l| l.to_str().ok())
+        && l.starts_with('/')
+        && let Ok(abs) = HeaderValue::from_str(&format!("http://{host}{l}"))
+    {
+        resp.headers_mut().insert(header::LOCATION, abs);
     }
     let h = resp.headers_mut();
     let shown = version.unwrap_or(MIN);

@@ -17,6 +17,17 @@ use super::util::{self, Query};
 use super::{ApiError, ApiResult, Mv, Prefix, St, Who, admin_or_service, empty, fresh};
 use crate::service::Custom;
 
+/// A provider name: 1 to 200 characters.
+fn check_name(name: &str) -> Result<(), ApiError> {
+    if name.is_empty() {
+        return Err(util::invalid_at("'' should be non-empty", "name"));
+    }
+    if name.chars().count() > 200 {
+        return Err(util::invalid_at(format!("'{name}' is too long"), "name"));
+    }
+    Ok(())
+}
+
 pub(crate) fn view(rp: &ResourceProvider, v: Mv, prefix: &str) -> Value {
     let base = format!("{prefix}/resource_providers/{}", rp.uuid);
     let mut links = vec![json!({"rel": "self", "href": base})];
@@ -66,6 +77,17 @@ pub(crate) fn gen_conflict(e: PlacementError, uuid: &str) -> ApiError {
     }
 }
 
+/// A generation conflict on a provider's traits or aggregates.
+fn changed(e: PlacementError, uuid: &str) -> ApiError {
+    match e {
+        PlacementError::ConcurrentUpdate(_) => ApiError::conflict(
+            "Resource provider's generation already changed. Please update the generation and try again.",
+        )
+        .code("placement.concurrent_update"),
+        other => gen_conflict(other, uuid),
+    }
+}
+
 /// Unknown custom traits among `names`, as Placement's 400.
 pub(crate) async fn check_traits<'a>(
     st: &St,
@@ -80,7 +102,7 @@ pub(crate) async fn check_traits<'a>(
     if missing.is_empty() {
         Ok(())
     } else {
-        Err(ApiError::bad(format!("No such trait(s): {}", missing.join(", "))))
+        Err(ApiError::bad(format!("No such trait(s): {}.", missing.join(", "))))
     }
 }
 
@@ -197,7 +219,10 @@ pub(crate) async fn list(
             let fits = resources.iter().all(|(rc, n)| {
                 inv.get(rc).is_some_and(|i| {
                     let u = used.get(rc).copied().unwrap_or(0);
-                    u + n <= i.capacity() && *n <= i.max_unit && *n >= i.min_unit
+                    u + n <= i.capacity()
+                        && *n <= i.max_unit
+                        && *n >= i.min_unit
+                        && n % i.step_size.max(1) == 0
                 })
             });
             if !fits {
@@ -228,9 +253,7 @@ pub(crate) async fn create(
     };
     util::keys(&m, allowed, &["name"])?;
     let name = util::string(&m, "name")?.unwrap_or_default();
-    if name.is_empty() || name.chars().count() > 200 {
-        return Err(util::invalid(format!("'{name}' is not a valid name (1 to 200 characters)")));
-    }
+    check_name(name)?;
     let uuid = match util::string(&m, "uuid")? {
         Some(u) => util::norm_uuid(u)
             .ok_or_else(|| util::invalid(format!("'{u}' is not a 'uuid'")))?,
@@ -243,6 +266,11 @@ pub(crate) async fn create(
         ),
         Some(other) => return Err(util::invalid(format!("{other} is not of type 'string'"))),
     };
+    if parent.as_deref() == Some(uuid.as_str()) {
+        return Err(ApiError::bad(format!(
+            "Unable to create resource provider \"{name}\", {uuid}: parent provider UUID cannot be same as UUID. Please choose a different parent provider UUID."
+        )));
+    }
     if let Some(p) = &parent
         && st.placement.get_provider_async(p).await.is_err()
     {
@@ -317,9 +345,7 @@ pub(crate) async fn update(
     };
     util::keys(&m, allowed, &["name"])?;
     let name = util::string(&m, "name")?.unwrap_or_default();
-    if name.is_empty() || name.chars().count() > 200 {
-        return Err(util::invalid(format!("'{name}' is not a valid name (1 to 200 characters)")));
-    }
+    check_name(name)?;
     let parent = match m.get("parent_provider_uuid") {
         None => cur.parent_provider_uuid.clone(),
         Some(Value::Null) => None,
@@ -452,7 +478,7 @@ pub(crate) async fn set_aggregates(
         (value, None)
     };
     let Value::Array(items) = list else {
-        return Err(util::invalid(format!("{list} is not of type 'array'")));
+        return Err(util::invalid(format!("{} is not of type 'array'", util::py(&list))));
     };
     let mut aggs = BTreeSet::new();
     for i in &items {
@@ -469,7 +495,7 @@ pub(crate) async fn set_aggregates(
         .placement
         .set_aggregates_async(&uuid, g, &aggs)
         .await
-        .map_err(|e| gen_conflict(e, &uuid))?;
+        .map_err(|e| changed(e, &uuid))?;
     Ok(aggregates_body(new_gen, &aggs, v))
 }
 
@@ -508,8 +534,15 @@ pub(crate) async fn set_traits(
         &["traits", "resource_provider_generation"],
     )?;
     let g = util::int(&m, "resource_provider_generation", 0, i64::MAX)?.unwrap_or(0) as u64;
-    let Some(Value::Array(items)) = m.get("traits") else {
-        return Err(util::invalid("'traits' is not of type 'array'"));
+    let items = match m.get("traits") {
+        Some(Value::Array(items)) => items,
+        Some(other) => {
+            return Err(util::invalid_at(
+                format!("{} is not of type 'array'", util::py(other)),
+                "traits",
+            ));
+        }
+        None => return Err(util::invalid("'traits' is a required property")),
     };
     let mut traits = BTreeSet::new();
     for i in items {
@@ -526,7 +559,7 @@ pub(crate) async fn set_traits(
         .placement
         .set_traits_async(&uuid, g, &traits)
         .await
-        .map_err(|e| gen_conflict(e, &uuid))?;
+        .map_err(|e| changed(e, &uuid))?;
     let body = json!({"resource_provider_generation": new_gen, "traits": traits});
     Ok(Json(body).into_response())
 }

@@ -21,9 +21,63 @@ pub(crate) fn body_value(bytes: &[u8]) -> Result<Value, ApiError> {
     serde_json::from_slice(bytes).map_err(|e| ApiError::bad(format!("Malformed JSON: {e}")))
 }
 
-/// A schema refusal.
+/// A JSON value as Python prints it in jsonschema's messages.
+pub(crate) fn py(v: &Value) -> String {
+    match v {
+        Value::String(s) => format!("'{s}'"),
+        Value::Null => "None".into(),
+        Value::Bool(true) => "True".into(),
+        Value::Bool(false) => "False".into(),
+        Value::Array(a) => format!("[{}]", a.iter().map(py).collect::<Vec<_>>().join(", ")),
+        Value::Object(m) => format!(
+            "{{{}}}",
+            m.iter()
+                .map(|(k, v)| format!("'{k}': {}", py(v)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        other => other.to_string(),
+    }
+}
+
+/// A schema refusal at property `field`.
+pub(crate) fn invalid_at(msg: impl std::fmt::Display, field: &str) -> ApiError {
+    let mut e = invalid(msg);
+    e.detail.push_str(&format!("['properties']['{field}']"));
+    e
+}
+
+/// A schema refusal, worded as jsonschema's (the failed keyword named).
 pub(crate) fn invalid(msg: impl std::fmt::Display) -> ApiError {
-    ApiError::bad(format!("JSON does not validate: {msg}"))
+    let mut msg = msg.to_string();
+    for (old, new) in [("[] is too short", "[] should be non-empty"), ("{} does not have enough properties", "{} should be non-empty")] {
+        msg = msg.replace(old, new);
+    }
+    let keyword = [
+        ("[] should be non-empty", "minItems"),
+        ("{} should be non-empty", "minProperties"),
+        ("is not of type", "type"),
+        ("is a required property", "required"),
+        ("Additional properties", "additionalProperties"),
+        ("less than the minimum", "minimum"),
+        ("greater than the maximum", "maximum"),
+        ("is too short", "minItems"),
+        ("does not have enough properties", "minProperties"),
+        ("does not match any of the regexes", "additionalProperties"),
+        ("does not match", "pattern"),
+        ("non-unique elements", "uniqueItems"),
+        ("is not a 'uuid'", "format"),
+        ("is too long", "maxLength"),
+        ("should be non-empty", "minLength"),
+        ("is too short (string)", "minLength"),
+        ("is not one of", "enum"),
+    ]
+    .iter()
+    .find(|(k, _)| msg.contains(k))
+    .map_or("type", |(_, kw)| kw);
+    ApiError::bad(format!(
+        "JSON does not validate: {msg}\n\nFailed validating '{keyword}' in schema"
+    ))
 }
 
 /// Refuses keys outside `allowed` (`additionalProperties: false`) and
@@ -52,13 +106,13 @@ pub(crate) fn int(m: &Map<String, Value>, k: &str, min: i64, max: i64) -> Result
         Value::Number(n) if n.as_f64().is_some_and(|f| f.fract() == 0.0) => {
             n.as_f64().map_or(i64::MAX, |f| f as i64)
         }
-        other => return Err(invalid(format!("{other} is not of type 'integer'"))),
+        other => return Err(invalid_at(format!("{} is not of type 'integer'", py(other)), k)),
     };
     if n < min {
-        return Err(invalid(format!("{n} is less than the minimum of {min}")));
+        return Err(invalid_at(format!("{n} is less than the minimum of {min}"), k));
     }
     if n > max {
-        return Err(invalid(format!("{n} is greater than the maximum of {max}")));
+        return Err(invalid_at(format!("{n} is greater than the maximum of {max}"), k));
     }
     Ok(Some(n))
 }
@@ -68,8 +122,35 @@ pub(crate) fn string<'a>(m: &'a Map<String, Value>, k: &str) -> Result<Option<&'
     match m.get(k) {
         None => Ok(None),
         Some(Value::String(s)) => Ok(Some(s)),
-        Some(other) => Err(invalid(format!("{other} is not of type 'string'"))),
+        Some(other) => Err(invalid_at(format!("{} is not of type 'string'", py(other)), k)),
     }
+}
+
+/// A string field of `min..=max` characters.
+pub(crate) fn text<'a>(
+    m: &'a Map<String, Value>,
+    k: &str,
+    min: usize,
+    max: usize,
+) -> Result<Option<&'a str>, ApiError> {
+    let Some(s) = string(m, k)? else {
+        return Ok(None);
+    };
+    let n = s.chars().count();
+    if n < min {
+        return Err(invalid_at(
+            if min == 1 {
+                format!("'{s}' should be non-empty")
+            } else {
+                format!("'{s}' is too short (string)")
+            },
+            k,
+        ));
+    }
+    if n > max {
+        return Err(invalid_at(format!("'{s}' is too long"), k));
+    }
+    Ok(Some(s))
 }
 
 /// Whether `s` is a uuid (dashed or not).
@@ -117,29 +198,30 @@ impl Query {
 
 /// `resources=VCPU:1,MEMORY_MB:512`.
 pub(crate) fn parse_resources(v: &str) -> Result<Vec<(String, i64)>, ApiError> {
-    let bad = || {
-        ApiError::bad(format!(
-            "Badly formed resources parameter. Expected resources query string parameter in form: ?resources=VCPU:2,MEMORY_MB:1024. Got: {v}."
-        ))
-        .code("placement.query.bad_value")
-    };
+    let form = "Badly formed resources parameter. Expected resources query string parameter in form: ?resources=VCPU:2,MEMORY_MB:1024.";
     if v.trim().is_empty() {
-        return Err(bad());
+        return Err(ApiError::bad(format!("{form} Got: empty string.")));
     }
     let mut out: Vec<(String, i64)> = Vec::new();
     for part in v.split(',') {
-        let (rc, n) = part.split_once(':').ok_or_else(bad)?;
-        let n: i64 = n.trim().parse().map_err(|_| bad())?;
-        if n < 1 {
-            return Err(ApiError::bad(format!(
+        let mut it = part.split(':');
+        let (Some(rc), Some(n), None) = (it.next(), it.next(), it.next()) else {
+            return Err(ApiError::bad(format!("{form} Got: {part}.")));
+        };
+        let n: i64 = n.trim().parse().map_err(|_| {
+            ApiError::bad(format!(
                 "Requested resource {rc} expected positive integer amount. Got: {n}."
             ))
-            .code("placement.query.bad_value"));
+        })?;
+        if n < 1 {
+            return Err(ApiError::bad(format!(
+                "Requested resource {rc} requires amount >= 1. Got: {n}."
+            )));
         }
-        if out.iter().any(|(r, _)| r == rc) {
-            return Err(bad());
+        match out.iter_mut().find(|(r, _)| r == rc) {
+            Some(e) => e.1 = n,
+            None => out.push((rc.to_owned(), n)),
         }
-        out.push((rc.to_owned(), n));
     }
     Ok(out)
 }
@@ -156,27 +238,27 @@ pub(crate) fn parse_required(values: &[&str], v: super::Mv) -> Result<TraitQuery
         let raw = raw.trim();
         if let Some(list) = raw.strip_prefix("in:") {
             if !v.at(39) {
-                return Err(bad_traits(raw));
+                return Err(bad_traits(raw, v));
             }
             let set: BTreeSet<String> = list.split(',').map(|s| s.trim().to_owned()).collect();
             if set.iter().any(|t| t.is_empty() || t.starts_with('!')) {
-                return Err(bad_traits(raw));
+                return Err(bad_traits(raw, v));
             }
             any_of.push(set);
             continue;
         }
         if raw.is_empty() {
-            return Err(bad_traits(raw));
+            return Err(bad_traits(raw, v));
         }
         for t in raw.split(',') {
             let t = t.trim();
             if let Some(f) = t.strip_prefix('!') {
                 if !v.at(22) || f.is_empty() {
-                    return Err(bad_traits(raw));
+                    return Err(bad_traits(raw, v));
                 }
                 forbidden.insert(f.to_owned());
             } else if t.is_empty() {
-                return Err(bad_traits(raw));
+                return Err(bad_traits(raw, v));
             } else {
                 any_of.push(BTreeSet::from([t.to_owned()]));
             }
@@ -193,9 +275,14 @@ pub(crate) fn parse_required(values: &[&str], v: super::Mv) -> Result<TraitQuery
     Ok((any_of, forbidden))
 }
 
-fn bad_traits(raw: &str) -> ApiError {
+fn bad_traits(raw: &str, v: super::Mv) -> ApiError {
+    let form = if v.at(22) {
+        "HW_CPU_X86_VMX,!CUSTOM_MAGIC"
+    } else {
+        "HW_CPU_X86_VMX,CUSTOM_MAGIC"
+    };
     ApiError::bad(format!(
-        "Invalid query string parameters: Expected 'required' parameter value of the form: HW_CPU_X86_VMX,CUSTOM_MAGIC. Got: {raw}"
+        "Invalid query string parameters: Expected 'required' parameter value of the form: {form}. Got: {raw}"
     ))
 }
 
