@@ -77,6 +77,7 @@ struct Consumer {
     project_id: String,
     user_id: String,
     generation: u64,
+    consumer_type: Option<String>,
     /// (provider, class, amount)
     allocations: Vec<(usize, u32, i64)>,
 }
@@ -179,6 +180,7 @@ impl State {
             project_id: c.project_id.clone(),
             user_id: c.user_id.clone(),
             consumer_generation: Some(c.generation),
+            consumer_type: c.consumer_type.clone(),
         })
     }
 
@@ -740,6 +742,18 @@ impl MemoryPlacement {
         out
     }
 
+    /// Sets the type of a consumer with allocations (1.38); false when
+    /// there is no such consumer.
+    pub fn set_consumer_type(&self, consumer: &str, consumer_type: Option<&str>) -> bool {
+        match self.write().consumers.get_mut(consumer) {
+            Some(c) => {
+                c.consumer_type = consumer_type.map(str::to_owned);
+                true
+            }
+            None => false,
+        }
+    }
+
     /// Every live provider, in creation order.
     pub fn providers(&self) -> Vec<ResourceProvider> {
         let s = self.read();
@@ -1101,12 +1115,14 @@ impl Placement for MemoryPlacement {
             return Ok(None);
         }
         let generation = current.map_or(0, |g| g + 1);
+        let consumer_type = s.consumers.get(consumer).and_then(|c| c.consumer_type.clone());
         s.consumers.insert(
             consumer.to_owned(),
             Consumer {
                 project_id: project_id.to_owned(),
                 user_id: user_id.to_owned(),
                 generation,
+                consumer_type,
                 allocations: new.into_iter().map(|((p, rc), n)| (p, rc, n)).collect(),
             },
         );

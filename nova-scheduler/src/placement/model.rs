@@ -169,6 +169,8 @@ pub struct ConsumerAllocations {
     pub user_id: String,
     /// Consumer generation (`None` for a consumer that does not exist).
     pub consumer_generation: Option<u64>,
+    /// Consumer type (microversion 1.38; `None`: unknown).
+    pub consumer_type: Option<String>,
 }
 
 /// One request group of `GET /allocation_candidates`.

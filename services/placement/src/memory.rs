@@ -204,6 +204,11 @@ impl PlacementService for MemoryPlacementService {
         Ok(all)
     }
 
+    async fn set_consumer_type_async(&self, consumer: &str, consumer_type: Option<&str>) -> Result<()> {
+        self.model.set_consumer_type(consumer, consumer_type);
+        Ok(())
+    }
+
     async fn custom_names_async(&self, kind: Custom) -> Result<BTreeSet<String>> {
         let mut out = self.in_use(kind)?;
         out.extend(

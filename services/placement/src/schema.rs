@@ -22,6 +22,11 @@ pub(crate) static MIGRATIONS: Migrations = Migrations {
             name: "custom resource classes and traits",
             statements: custom_names,
         },
+        Migration {
+            version: 3,
+            name: "consumer types",
+            statements: consumer_types,
+        },
     ],
 };
 
@@ -192,6 +197,14 @@ fn custom_names(backend: DbBackend) -> Vec<Statement> {
         &["kind", "name"],
     );
     vec![backend.build(&t)]
+}
+
+fn consumer_types(backend: DbBackend) -> Vec<Statement> {
+    let alter = Table::alter()
+        .table("consumers")
+        .add_column(ColumnDef::new("consumer_type").string_len(255).null())
+        .take();
+    vec![backend.build(&alter)]
 }
 
 /// Applies Placement's pending migrations; returns how many ran.

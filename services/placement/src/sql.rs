@@ -391,7 +391,7 @@ pub(crate) async fn consumer<C: ConnectionTrait>(
 ) -> Result<ConsumerAllocations> {
     let rows = all(
         c,
-        "SELECT project_id, user_id, generation FROM consumers WHERE uuid = ?",
+        "SELECT project_id, user_id, generation, consumer_type FROM consumers WHERE uuid = ?",
         vec![consumer.into()],
     )
     .await?;
@@ -402,6 +402,7 @@ pub(crate) async fn consumer<C: ConnectionTrait>(
     out.project_id = get_s(r, "project_id")?;
     out.user_id = get_s(r, "user_id")?;
     out.consumer_generation = Some(get_i(r, "generation")? as u64);
+    out.consumer_type = r.try_get::<Option<String>>("", "consumer_type")?;
     let rows = all(
         c,
         "SELECT rp_uuid, resource_class, used FROM allocations WHERE consumer_uuid = ?",
@@ -648,7 +649,7 @@ pub(crate) async fn consumers<C: ConnectionTrait>(
     project: Option<&str>,
     user: Option<&str>,
 ) -> Result<Vec<(String, ConsumerAllocations)>> {
-    let mut sql = "SELECT c.uuid, c.project_id, c.user_id, c.generation, a.rp_uuid, a.resource_class, a.used \
+    let mut sql = "SELECT c.uuid, c.project_id, c.user_id, c.generation, c.consumer_type, a.rp_uuid, a.resource_class, a.used \
          FROM consumers c JOIN allocations a ON a.consumer_uuid = c.uuid WHERE 1 = 1"
         .to_owned();
     let mut values = Vec::new();
@@ -665,6 +666,7 @@ pub(crate) async fn consumers<C: ConnectionTrait>(
             e.project_id = get_s(r, "project_id")?;
             e.user_id = get_s(r, "user_id")?;
             e.consumer_generation = Some(get_i(r, "generation")? as u64);
+            e.consumer_type = r.try_get::<Option<String>>("", "consumer_type")?;
         }
         e.allocations
             .entry(Name::from(get_s(r, "rp_uuid")?))
@@ -739,4 +741,19 @@ pub(crate) async fn delete_custom_name<C: ConnectionTrait>(c: &C, kind: &str, na
     )
     .await
     .map(|n| n > 0)
+}
+
+/// Sets a consumer's type (1.38).
+pub(crate) async fn set_consumer_type<C: ConnectionTrait>(
+    c: &C,
+    consumer: &str,
+    consumer_type: Option<&str>,
+) -> Result<()> {
+    exec(
+        c,
+        "UPDATE consumers SET consumer_type = ? WHERE uuid = ?",
+        vec![consumer_type.map(str::to_owned).into(), consumer.into()],
+    )
+    .await
+    .map(|_| ())
 }

@@ -585,6 +585,13 @@ impl PlacementService for SqlPlacement {
             .map_err(db)
     }
 
+    async fn set_consumer_type_async(&self, consumer: &str, consumer_type: Option<&str>) -> Result<()> {
+        let _w = self.write_lock.lock().await;
+        sql::set_consumer_type(&self.conn, consumer, consumer_type)
+            .await
+            .map_err(db)
+    }
+
     async fn custom_names_async(&self, kind: Custom) -> Result<BTreeSet<String>> {
         sql::custom_names(&self.conn, kind.key(), true)
             .await

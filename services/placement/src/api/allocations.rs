@@ -29,6 +29,8 @@ struct Wanted {
     /// `Some(None)`: the caller says the consumer is new; `None`: no
     /// generation given (before 1.28).
     generation: Option<Option<u64>>,
+    /// `consumer_type` (1.38).
+    consumer_type: Option<String>,
 }
 
 fn consumer_uuid(c: &str) -> Result<String, ApiError> {
@@ -148,12 +150,22 @@ fn wanted(consumer: String, m: &Map<String, Value>, v: Mv, in_post: bool) -> Res
             s
         }
     };
+    let consumer_type = match util::text(m, "consumer_type", 1, 255)? {
+        Some(t) if !t.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_') => {
+            return Err(util::invalid_at(
+                format!("'{t}' does not match '^[A-Z0-9_]+$'"),
+                "consumer_type",
+            ));
+        }
+        t => t.map(str::to_owned),
+    };
     Ok(Wanted {
         consumer,
         allocations,
         project_id: or_incomplete(text("project_id")?),
         user_id: or_incomplete(text("user_id")?),
         generation,
+        consumer_type,
     })
 }
 
@@ -238,8 +250,20 @@ async fn write(st: &St, w: &Wanted, generation: Option<u64>) -> Result<(), ApiEr
     st.placement
         .put_allocations_async(&w.consumer, &w.allocations, &w.project_id, &w.user_id, generation)
         .await
-        .map(|_| ())
-        .map_err(write_error)
+        .map_err(write_error)?;
+    typed(st, w).await
+}
+
+/// Records the consumer type a 1.38 request gave.
+async fn typed(st: &St, w: &Wanted) -> Result<(), ApiError> {
+    if let Some(t) = &w.consumer_type
+        && !w.allocations.is_empty()
+    {
+        st.placement
+            .set_consumer_type_async(&w.consumer, Some(t))
+            .await?;
+    }
+    Ok(())
 }
 
 pub(crate) async fn show(
@@ -270,6 +294,9 @@ async fn consumer_json(st: &St, a: &ConsumerAllocations, v: Mv) -> Result<Value,
     }
     if v.at(28) && a.consumer_generation.is_some() {
         body["consumer_generation"] = json!(a.consumer_generation);
+    }
+    if v.at(38) && a.consumer_generation.is_some() {
+        body["consumer_type"] = json!(a.consumer_type.as_deref().unwrap_or("unknown"));
     }
     Ok(body)
 }
@@ -359,7 +386,10 @@ async fn apply_many(st: &St, mut all: Vec<Wanted>) -> Result<(), ApiError> {
             .put_allocations_async(&w.consumer, &w.allocations, &w.project_id, &w.user_id, gens[k])
             .await;
         match res {
-            Ok(g) => done.push((i, g)),
+            Ok(g) => {
+                typed(st, &all[i]).await?;
+                done.push((i, g));
+            }
             Err(e) => {
                 for (j, g) in done.into_iter().rev() {
                     let o = &olds[j];
@@ -391,6 +421,15 @@ pub(crate) async fn total_usages(
             "Invalid query string parameters: 'project_id' is a required property",
         ));
     };
+    for k in ["project_id", "user_id"] {
+        if let Some(x) = q.get(k)
+            && (x.is_empty() || x.chars().count() > 255)
+        {
+            return Err(ApiError::bad(format!(
+                "Invalid query string parameters: '{x}' is not a valid {k} (1 to 255 characters)"
+            )));
+        }
+    }
     let reader = who.roles.iter().any(|r| r == "reader") && who.project_id == project;
     if !who.admin_or_service() && !reader {
         return Err(ApiError::forbidden("placement:usages"));
@@ -399,6 +438,33 @@ pub(crate) async fn total_usages(
         .placement
         .consumers_async(Some(project), q.get("user_id"))
         .await?;
+    if v.at(38) {
+        // Per consumer type (or one group: `all`, `unknown`).
+        let want = q.get("consumer_type");
+        let mut by_type: BTreeMap<String, (i64, BTreeMap<String, i64>)> = BTreeMap::new();
+        for (_, c) in &consumers {
+            let ty = c.consumer_type.as_deref().unwrap_or("unknown");
+            let key = match want {
+                Some("all") => "all",
+                Some(w) if w != ty => continue,
+                _ => ty,
+            };
+            let e = by_type.entry(key.to_owned()).or_default();
+            e.0 += 1;
+            for res in c.allocations.values() {
+                for (rc, n) in res {
+                    *e.1.entry(rc.to_string()).or_default() += n;
+                }
+            }
+        }
+        let mut out = Map::new();
+        for (ty, (count, res)) in by_type {
+            let mut m: Map<String, Value> = res.into_iter().map(|(k, n)| (k, json!(n))).collect();
+            m.insert("consumer_count".into(), json!(count));
+            out.insert(ty, Value::Object(m));
+        }
+        return Ok(fresh(Json(json!({"usages": out})).into_response(), v));
+    }
     let mut usages: BTreeMap<String, i64> = BTreeMap::new();
     for (_, c) in &consumers {
         for res in c.allocations.values() {
