@@ -153,7 +153,7 @@ def replay(engine):
                       'aggregates': aggs})
         consumers = q('SELECT c.uuid, p.external_id, u.external_id '
                       'FROM consumers c JOIN projects p ON p.id = c.project_id '
-                      'JOIN users u ON u.id = c.user_id')
+                      'JOIN users u ON u.id = c.user_id ORDER BY c.id')
         for cu, project, user in consumers:
             allocs = {}
             for rp, rc, used in q(
@@ -170,6 +170,19 @@ def replay(engine):
                      version='1.28')
 
 
+def check_generations(engine):
+    """Our providers' generations against the fixture's (a mismatch would
+    fail tests that name generations)."""
+    import sqlalchemy as sa
+    with engine.connect() as c:
+        for uuid, gen in c.execute(sa.text(
+                'SELECT uuid, generation FROM resource_providers')):
+            _, ours = call('GET', '/resource_providers/%s' % uuid)
+            if ours['generation'] != gen:
+                print('generation of %s: fixture %s, ours %s'
+                      % (uuid, gen, ours['generation']), file=sys.stderr)
+
+
 def stand_in(name, base):
     """A fixture class named `name`: Placement's `base` for the data and
     the environment, our server for the requests."""
@@ -182,6 +195,7 @@ def stand_in(name, base):
             from placement import db_api
             engine = db_api.placement_context_manager.writer.get_engine()
             replay(engine)
+            check_generations(engine)
 
         def stop_fixture(self):
             try:

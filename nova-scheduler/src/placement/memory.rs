@@ -439,7 +439,13 @@ impl State {
         groups.len() == 1
             || merged
                 .iter()
-                .all(|&(rc, n)| p.inv(rc).is_some_and(|v| v.used + n <= v.record.capacity()))
+                .all(|&(rc, n)| {
+                    p.inv(rc).is_some_and(|v| {
+                        v.used + n <= v.record.capacity()
+                            && n <= v.record.max_unit
+                            && n % v.record.step_size.max(1) == 0
+                    })
+                })
     }
 
     fn candidates(&self, req: &CandidatesRequest) -> Result<AllocationCandidates> {
@@ -625,10 +631,14 @@ impl State {
                         None => merged.push(((p, rc), n)),
                     }
                 }
+                // One allocation per (provider, class): the sum is what
+                // must fit, max_unit and step size included.
                 let fits = merged.iter().all(|&((p, rc), n)| {
-                    self.providers[p]
-                        .inv(rc)
-                        .is_some_and(|v| v.used + n <= v.record.capacity())
+                    self.providers[p].inv(rc).is_some_and(|v| {
+                        v.used + n <= v.record.capacity()
+                            && n <= v.record.max_unit
+                            && n % v.record.step_size.max(1) == 0
+                    })
                 });
                 if !fits {
                     continue;

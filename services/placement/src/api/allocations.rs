@@ -476,6 +476,105 @@ pub(crate) async fn total_usages(
     Ok(fresh(Json(json!({"usages": usages})).into_response(), v))
 }
 
+/// Checks a reshape against the state it would leave: consumer
+/// generations, providers and classes, the new allocations within the
+/// final inventories' capacity, and no class in use dropped.
+async fn simulate(
+    st: &St,
+    targets: &BTreeMap<String, BTreeMap<String, InventoryRecord>>,
+    wanted: &[Wanted],
+) -> Result<(), ApiError> {
+    let mut finals: BTreeMap<String, BTreeMap<String, InventoryRecord>> = targets.clone();
+    let mut usage: BTreeMap<(String, String), i64> = BTreeMap::new();
+    let mut touched: BTreeSet<String> = targets.keys().cloned().collect();
+    for w in wanted {
+        touched.extend(w.allocations.keys().map(|k| k.to_string()));
+        let cur = st.placement.allocations_async(&w.consumer).await?;
+        touched.extend(cur.allocations.keys().map(|k| k.to_string()));
+    }
+    for rp in &touched {
+        if !finals.contains_key(rp) {
+            match st.placement.inventories_async(rp).await {
+                Ok((_, inv)) => {
+                    finals.insert(rp.clone(), inv);
+                }
+                Err(PlacementError::NotFound(_)) => {
+                    return Err(ApiError::bad(format!(
+                        "Allocation for resource provider '{rp}' that does not exist."
+                    )));
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        for (rc, n) in st.placement.usages_async(rp).await? {
+            usage.insert((rp.clone(), rc), n);
+        }
+    }
+    for w in wanted {
+        let cur = st.placement.allocations_async(&w.consumer).await?;
+        if let Some(given) = w.generation
+            && given != cur.consumer_generation
+        {
+            return Err(ApiError::conflict(match (cur.consumer_generation, given) {
+                (None, Some(g)) => format!("consumer generation conflict - expected null but got {g}"),
+                (Some(c), g) => format!(
+                    "consumer generation conflict - expected {} but got {c}",
+                    g.map_or("None".to_owned(), |g| g.to_string())
+                ),
+                (None, None) => unreachable_none(),
+            })
+            .code("placement.concurrent_update"));
+        }
+        for (rp, res) in &cur.allocations {
+            for (rc, n) in res {
+                *usage.entry((rp.to_string(), rc.to_string())).or_default() -= n;
+            }
+        }
+        for (rp, res) in &w.allocations {
+            for (rc, n) in res {
+                *usage.entry((rp.to_string(), rc.to_string())).or_default() += n;
+            }
+        }
+    }
+    for w in wanted {
+        for (rp, res) in &w.allocations {
+            let inv = &finals[&rp.to_string()];
+            for (rc, n) in res {
+                let Some(i) = inv.get(&**rc) else {
+                    return Err(ApiError::conflict(format!(
+                        "Unable to allocate inventory: Inventory for '{rc}' on resource provider '{rp}' invalid."
+                    )));
+                };
+                if *n < i.min_unit || *n > i.max_unit || n % i.step_size.max(1) != 0 {
+                    return Err(ApiError::conflict(format!(
+                        "Unable to allocate inventory: Unable to create allocation for '{rc}' on resource provider '{rp}'. The requested amount would violate inventory constraints."
+                    )));
+                }
+                if usage.get(&(rp.to_string(), rc.to_string())).copied().unwrap_or(0) > i.capacity() {
+                    return Err(ApiError::conflict(format!(
+                        "Unable to allocate inventory: Unable to create allocation for '{rc}' on resource provider '{rp}'. The requested amount would exceed the capacity."
+                    )));
+                }
+            }
+        }
+    }
+    for (rp, inv) in targets {
+        let gone: Vec<&str> = usage
+            .iter()
+            .filter(|((p, rc), n)| p == rp && **n > 0 && !inv.contains_key(rc))
+            .map(|((_, rc), _)| rc.as_str())
+            .collect();
+        if !gone.is_empty() {
+            return Err(ApiError::conflict(format!(
+                "update conflict: Inventory for '{}' on resource provider '{rp}' in use.",
+                gone.join(", ")
+            ))
+            .code("placement.inventory.inuse"));
+        }
+    }
+    Ok(())
+}
+
 /// `POST /reshaper` (1.30): new inventories for some providers and new
 /// allocations for some consumers, together. Written as: each provider's
 /// inventories widened to old ∪ new (checked against the generation
@@ -511,27 +610,22 @@ pub(crate) async fn reshape(
         };
         let mut inv = BTreeMap::new();
         for (rc, i) in items {
-            let Value::Object(x) = i else {
-                return Err(util::invalid(format!("{i} is not of type 'object'")));
-            };
-            let total = util::int(x, "total", 1, 2_147_483_647)?
-                .ok_or_else(|| util::invalid("'total' is a required property"))?;
-            let mut r = InventoryRecord::new(total);
-            r.max_unit = 2_147_483_647;
-            r.reserved = util::int(x, "reserved", 0, i64::MAX)?.unwrap_or(0);
-            r.min_unit = util::int(x, "min_unit", 1, i64::MAX)?.unwrap_or(1);
-            r.max_unit = util::int(x, "max_unit", 1, i64::MAX)?.unwrap_or(r.max_unit);
-            r.step_size = util::int(x, "step_size", 1, i64::MAX)?.unwrap_or(1);
-            if let Some(f) = x.get("allocation_ratio").and_then(Value::as_f64) {
-                r.allocation_ratio = f;
-            }
+            let r = super::inventories::parse_item(i)?;
             inv.insert(rc.clone(), r);
         }
         let rp = util::norm_uuid(rp).ok_or_else(|| util::invalid(format!("'{rp}' is not a 'uuid'")))?;
         if st.placement.get_provider_async(&rp).await.is_err() {
             return Err(ApiError::bad(format!(
-                "Resource provider {rp} in inventories not found"
-            )));
+                "Resource provider {rp} in inventories not found: No resource provider with uuid {rp} found"
+            ))
+            .code("placement.resource_provider.not_found"));
+        }
+        for rc in inv.keys() {
+            if !super::providers::class_known(&st, rc).await? {
+                return Err(ApiError::bad(format!(
+                    "Unknown resource class in inventory for resource provider {rp}: No such resource class {rc}."
+                )));
+            }
         }
         targets.push((rp, g, inv));
     }
@@ -543,16 +637,24 @@ pub(crate) async fn reshape(
         };
         wanted_all.push(wanted(c, im, v, true)?);
     }
-    // Widen.
-    let mut widened = Vec::new();
-    for (rp, g, inv) in &targets {
-        let (cur_gen, cur) = st.placement.inventories_async(rp).await?;
-        if cur_gen != *g {
+    let targets_map: BTreeMap<String, BTreeMap<String, InventoryRecord>> = targets
+        .iter()
+        .map(|(rp, _, inv)| (rp.clone(), inv.clone()))
+        .collect();
+    for (rp, g, _) in &targets {
+        let cur = st.placement.get_provider_async(rp).await?.generation;
+        if cur != *g {
             return Err(ApiError::conflict(format!(
-                "resource provider generation conflict: resource provider {rp} has changed"
+                "resource provider generation conflict for provider {rp}: actual: {cur}, given: {g}"
             ))
             .code("placement.concurrent_update"));
         }
+    }
+    simulate(&st, &targets_map, &wanted_all).await?;
+    // Widen, move the allocations, narrow (all checked above).
+    let mut widened = Vec::new();
+    for (rp, g, inv) in &targets {
+        let (_, cur) = st.placement.inventories_async(rp).await?;
         let mut wide = cur.clone();
         for (rc, r) in inv {
             wide.insert(rc.clone(), *r);
@@ -564,16 +666,12 @@ pub(crate) async fn reshape(
             .map_err(|e| gen_conflict(e, rp))?;
         widened.push((rp.clone(), ng, cur));
     }
-    let rollback = |widened: Vec<(String, u64, BTreeMap<String, InventoryRecord>)>| async {
+    if let Err(e) = apply_many(&st, wanted_all).await {
         for (rp, g, old) in widened {
             let _ = st.placement.set_inventories_async(&rp, g, &old).await;
         }
-    };
-    if let Err(e) = apply_many(&st, wanted_all).await {
-        rollback(widened).await;
         return Err(e);
     }
-    // Narrow.
     for (rp, _, inv) in &targets {
         let (g, _) = st.placement.inventories_async(rp).await?;
         st.placement
@@ -587,6 +685,5 @@ pub(crate) async fn reshape(
                 other => gen_conflict(other, rp),
             })?;
     }
-    let _ = BTreeSet::<String>::new();
     Ok(empty(StatusCode::NO_CONTENT))
 }

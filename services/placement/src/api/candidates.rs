@@ -20,12 +20,20 @@ fn split_key(k: &str, v: Mv) -> Option<(&'static str, String)> {
     for p in GROUP_KEYS {
         if let Some(s) = k.strip_prefix(p) {
             if s.is_empty() {
-                return Some((p, String::new()));
+                return (p != "in_tree" || v.at(31)).then(|| (p, String::new()));
             }
             let ok = if v.at(33) {
-                s.len() <= 64 && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+                // `_` or `-` then up to 64 of [a-zA-Z0-9_-], or digits.
+                let (first, rest) = s.split_at(1);
+                let body_ok = |x: &str| {
+                    !x.is_empty()
+                        && x.len() <= 64
+                        && x.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+                };
+                (matches!(first, "_" | "-") && body_ok(rest))
+                    || (s.bytes().all(|b| b.is_ascii_digit()) && !s.starts_with('0'))
             } else {
-                v.at(25) && s.bytes().all(|b| b.is_ascii_digit())
+                v.at(25) && s.bytes().all(|b| b.is_ascii_digit()) && !s.starts_with('0')
             };
             if ok && (p != "in_tree" || v.at(31)) {
                 return Some((p, s.to_owned()));
@@ -47,6 +55,14 @@ pub(crate) async fn list(
     admin_or_service(&who, "placement:allocation_candidates:list")?;
     let q = Query::parse(raw.as_deref());
     let mut groups: BTreeMap<String, (Vec<&str>, Vec<&str>, Vec<&str>, Vec<&str>)> = BTreeMap::new();
+    let unexpected = |k: &str| {
+        let msg = if v.at(25) {
+            format!("Invalid query string parameters: '{k}' does not match any of the regexes")
+        } else {
+            format!("Invalid query string parameters: Additional properties are not allowed ('{k}' was unexpected)")
+        };
+        ApiError::bad(msg)
+    };
     for (k, val) in &q.0 {
         match k.as_str() {
             "limit" if v.at(16) => continue,
@@ -56,19 +72,13 @@ pub(crate) async fn list(
             _ => {}
         }
         let Some((p, suffix)) = split_key(k, v) else {
-            return Err(ApiError::bad(format!(
-                "Invalid query string parameters: Additional properties are not allowed ('{k}' was unexpected)"
-            )));
+            return Err(unexpected(k));
         };
         if p == "required" && suffix.is_empty() && !v.at(17) {
-            return Err(ApiError::bad(format!(
-                "Invalid query string parameters: Additional properties are not allowed ('{k}' was unexpected)"
-            )));
+            return Err(unexpected(k));
         }
         if p == "member_of" && suffix.is_empty() && !v.at(21) {
-            return Err(ApiError::bad(format!(
-                "Invalid query string parameters: Additional properties are not allowed ('{k}' was unexpected)"
-            )));
+            return Err(unexpected(k));
         }
         let g = groups.entry(suffix).or_default();
         match p {
@@ -76,6 +86,46 @@ pub(crate) async fn list(
             "required" => g.1.push(val),
             "member_of" => g.2.push(val),
             _ => g.3.push(val),
+        }
+    }
+    if !groups.values().any(|g| !g.0.is_empty()) {
+        return Err(ApiError::bad(if v.at(25) {
+            "At least one request group (`resources` or `resources{$S}`) is required."
+        } else {
+            "Invalid query string parameters: 'resources' is a required property"
+        }));
+    }
+    for (what, idx) in [("traits", 1usize), ("member_of", 2), ("in_tree", 3)] {
+        let orphans: Vec<String> = groups
+            .iter()
+            .filter(|(_, g)| g.0.is_empty())
+            .filter(|(_, g)| match idx {
+                1 => !g.1.is_empty(),
+                2 => !g.2.is_empty(),
+                _ => !g.3.is_empty(),
+            })
+            .map(|(sfx, _)| {
+                let key = match idx {
+                    1 => "required",
+                    2 => "member_of",
+                    _ => "in_tree",
+                };
+                format!("{key}{sfx}")
+            })
+            .collect();
+        if !orphans.is_empty() {
+            let msg = if what == "in_tree" {
+                format!(
+                    "All request groups must specify resources. Found the following orphaned keys: {}",
+                    orphans.join(", ")
+                )
+            } else {
+                format!(
+                    "All {what} parameters must be associated with resources. Found the following orphaned {what} keys: {}",
+                    orphans.join(", ")
+                )
+            };
+            return Err(ApiError::bad(msg).code("placement.query.missing_value"));
         }
     }
     let mut req = CandidatesRequest::default();
@@ -117,11 +167,12 @@ pub(crate) async fn list(
             }
             g.resources.insert(rc, n);
         }
-        if required.len() > 1 && !v.at(39) {
-            return Err(ApiError::bad(format!(
-                "Invalid query string parameters: multiple 'required{suffix}' parameters need microversion 1.39"
-            )));
-        }
+        // Before 1.39 the last `required` wins.
+        let required: &[&str] = if v.at(39) {
+            required
+        } else {
+            &required[required.len().saturating_sub(1)..]
+        };
         let (any_of, forbidden) = util::parse_required(required, v)?;
         let names: Vec<String> = any_of.iter().flatten().chain(forbidden.iter()).cloned().collect();
         check_traits(&st, &names).await?;
@@ -154,7 +205,8 @@ pub(crate) async fn list(
             "Invalid query string parameters: 'resources' is a required property",
         ));
     }
-    match q.get("group_policy") {
+    let first = |k: &str| q.0.iter().find(|(x, _)| x == k).map(|(_, v)| v.as_str());
+    match first("group_policy") {
         Some("isolate") => req.group_policy = GroupPolicy::Isolate,
         Some("none") => {}
         Some(other) => {
@@ -169,7 +221,7 @@ pub(crate) async fn list(
         }
         None => {}
     }
-    if let Some(l) = q.get("limit") {
+    if let Some(l) = first("limit") {
         let n: usize = l
             .parse()
             .ok()
@@ -181,8 +233,17 @@ pub(crate) async fn list(
             })?;
         req.limit = Some(n);
     }
+    if q.all("root_required").len() > 1 {
+        return Err(ApiError::bad("Query parameter 'root_required' may be specified only once.")
+            .code("placement.query.duplicate_key"));
+    }
     if let Some(r) = q.get("root_required") {
-        let (any_of, forbidden) = util::parse_required(&[r], v)?;
+        let (any_of, forbidden) = util::parse_required(&[r], v).map_err(|e| {
+            ApiError::bad(e.detail.replace(
+                "Conflicting required and forbidden traits found in the following traits keys: required: ",
+                "Conflicting required and forbidden traits found in root_required: ",
+            ))
+        })?;
         let names: Vec<String> = any_of.iter().flatten().chain(forbidden.iter()).cloned().collect();
         check_traits(&st, &names).await?;
         req.root_required = any_of.into_iter().flatten().collect();
@@ -201,17 +262,25 @@ pub(crate) async fn list(
     }
     let cands = st.placement.allocation_candidates_async(&req).await?;
     let mut requests = Vec::new();
-    let roots: BTreeSet<&str> = cands
+    let root_of: BTreeMap<&str, &str> = cands
         .provider_summaries
         .iter()
-        .filter(|s| s.parent_provider_uuid.is_none())
-        .map(|s| &*s.uuid)
+        .map(|s| (&*s.uuid, &*s.root_provider_uuid))
         .collect();
+    let mut kept_providers: BTreeSet<String> = BTreeSet::new();
     for r in cands.requests() {
-        // Before 1.29 Placement is not nested-aware: no allocation from a
-        // provider with a parent.
-        if !v.at(29) && r.allocations.keys().any(|p| !roots.contains(&**p)) {
-            continue;
+        // Before 1.29 Placement is not nested-aware: no request that uses
+        // two providers of one tree.
+        if !v.at(29) {
+            let mut roots_seen = BTreeSet::new();
+            if !r
+                .allocations
+                .keys()
+                .all(|p| roots_seen.insert(root_of.get(&**p).copied().unwrap_or(&**p)))
+            {
+                continue;
+            }
+            kept_providers.extend(r.allocations.keys().map(|p| p.to_string()));
         }
         let mut a = if v.at(12) {
             let m: Map<String, Value> = r
@@ -247,7 +316,7 @@ pub(crate) async fn list(
         .collect();
     let mut summaries = Map::new();
     for s in &cands.provider_summaries {
-        if !v.at(29) && s.parent_provider_uuid.is_some() {
+        if !v.at(29) && !kept_providers.contains(&*s.uuid) {
             continue;
         }
         let mut res = Map::new();

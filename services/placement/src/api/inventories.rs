@@ -43,6 +43,19 @@ fn one_json(generation: u64, i: &InventoryRecord) -> Value {
     v
 }
 
+/// One inventory of a `{class: inventory}` map (PUT all, reshaper).
+pub(crate) fn parse_item(item: &Value) -> Result<InventoryRecord, ApiError> {
+    let Value::Object(im) = item else {
+        return Err(util::invalid(format!("{} is not of type 'object'", util::py(item))));
+    };
+    util::keys(
+        im,
+        &["total", "reserved", "min_unit", "max_unit", "step_size", "allocation_ratio"],
+        &["total"],
+    )?;
+    record(im)
+}
+
 /// An inventory record from a body (the fields of Placement's schema).
 fn record(m: &Map<String, Value>) -> Result<InventoryRecord, ApiError> {
     let total = util::int(m, "total", 1, MAX_INT)?

@@ -274,12 +274,16 @@ pub fn router(placement: PlacementHandle, auth: Authenticate) -> Router {
         .route("/reshaper", post(allocations::reshape))
         .layer(middleware::from_fn_with_state(auth, authorize))
         .route_layer(middleware::from_fn(media_types));
-    Router::new()
+    let inner = Router::new()
         .route("/", get(home))
         .merge(api)
         .fallback(|| async { ApiError::not_found("The resource could not be found.") })
+        .with_state(state);
+    // `frame` around the whole router (not each route), so it sees the
+    // `Allow` header axum adds to a 405.
+    Router::new()
+        .fallback_service(inner)
         .layer(middleware::from_fn(frame))
-        .with_state(state)
 }
 
 /// `GET /placement/` (the trailing slash), for a router that nests

@@ -145,11 +145,10 @@ pub(crate) async fn list(
         )));
     }
     let (member_of, forbidden_aggs) = util::parse_member_of(&q.all("member_of"), v)?;
-    let required_vals = q.all("required");
-    if required_vals.len() > 1 && !v.at(39) {
-        return Err(ApiError::bad(
-            "Invalid query string parameters: multiple 'required' parameters need microversion 1.39",
-        ));
+    let mut required_vals = q.all("required");
+    if !v.at(39) && required_vals.len() > 1 {
+        // Before 1.39 the last `required` wins.
+        required_vals.drain(..required_vals.len() - 1);
     }
     let (required, forbidden) = util::parse_required(&required_vals, v)?;
     if !required.is_empty() || !forbidden.is_empty() {

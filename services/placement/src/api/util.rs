@@ -238,7 +238,9 @@ pub(crate) fn parse_required(values: &[&str], v: super::Mv) -> Result<TraitQuery
         let raw = raw.trim();
         if let Some(list) = raw.strip_prefix("in:") {
             if !v.at(39) {
-                return Err(bad_traits(raw, v));
+                return Err(ApiError::bad(format!(
+                    "The format '{raw}' only supported since microversion 1.39."
+                )));
             }
             let set: BTreeSet<String> = list.split(',').map(|s| s.trim().to_owned()).collect();
             if set.iter().any(|t| t.is_empty() || t.starts_with('!')) {
@@ -311,9 +313,11 @@ pub(crate) fn parse_member_of(values: &[&str], v: super::Mv) -> Result<TraitQuer
         };
         let ids: Vec<&str> = list.split(',').collect();
         if !is_in && ids.len() > 1 {
-            return Err(ApiError::bad(
-                "Multiple values for 'member_of' must be prefixed with the 'in:' keyword using the valid microversion.",
-            ));
+            return Err(ApiError::bad(if v.at(32) {
+                "Multiple values for 'member_of' must be prefixed with the 'in:' or '!in:' keyword using the valid microversion."
+            } else {
+                "Multiple values for 'member_of' must be prefixed with the 'in:' keyword using the valid microversion."
+            }));
         }
         let mut set = BTreeSet::new();
         for id in ids {
