@@ -337,7 +337,14 @@ impl State {
             return ok
                 .into_iter()
                 .take(cap)
-                .map(|p| g.resources.iter().map(|&(rc, n)| (p, rc, n)).collect())
+                .map(|p| {
+                    if g.resources.is_empty() {
+                        // A resourceless group (1.36): the provider, no amount.
+                        vec![(p, u32::MAX, 0)]
+                    } else {
+                        g.resources.iter().map(|&(rc, n)| (p, rc, n)).collect()
+                    }
+                })
                 .collect();
         }
         // Unnumbered group in a nested tree: each class from any provider
@@ -626,6 +633,9 @@ impl State {
                 // Amounts of several groups on one provider must fit together.
                 let mut merged: Vec<((usize, u32), i64)> = Vec::with_capacity(allocs.len());
                 for (p, rc, n) in allocs {
+                    if n == 0 {
+                        continue; // a resourceless group's provider
+                    }
                     match merged.iter_mut().find(|(k, _)| *k == (p, rc)) {
                         Some((_, m)) => *m += n,
                         None => merged.push(((p, rc), n)),
@@ -643,9 +653,16 @@ impl State {
                 if !fits {
                     continue;
                 }
+                // Same allocations with other group mappings are other
+                // candidates (1.34's mappings tell them apart).
                 let mut key: Vec<(usize, u32, i64)> =
                     merged.iter().map(|&((p, rc), n)| (p, rc, n)).collect();
                 key.sort_unstable();
+                let mut m: Vec<(usize, u32, i64)> =
+                    mapping.iter().map(|&(g, p)| (p, u32::MAX - 1, g as i64)).collect();
+                m.sort_unstable();
+                m.dedup();
+                key.extend(m);
                 if !seen.insert(key) {
                     continue; // the same allocation from another anchor
                 }

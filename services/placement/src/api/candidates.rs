@@ -23,15 +23,8 @@ fn split_key(k: &str, v: Mv) -> Option<(&'static str, String)> {
                 return (p != "in_tree" || v.at(31)).then(|| (p, String::new()));
             }
             let ok = if v.at(33) {
-                // `_` or `-` then up to 64 of [a-zA-Z0-9_-], or digits.
-                let (first, rest) = s.split_at(1);
-                let body_ok = |x: &str| {
-                    !x.is_empty()
-                        && x.len() <= 64
-                        && x.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-                };
-                (matches!(first, "_" | "-") && body_ok(rest))
-                    || (s.bytes().all(|b| b.is_ascii_digit()) && !s.starts_with('0'))
+                s.len() <= 64
+                    && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
             } else {
                 v.at(25) && s.bytes().all(|b| b.is_ascii_digit()) && !s.starts_with('0')
             };
@@ -56,8 +49,14 @@ pub(crate) async fn list(
     let q = Query::parse(raw.as_deref());
     let mut groups: BTreeMap<String, (Vec<&str>, Vec<&str>, Vec<&str>, Vec<&str>)> = BTreeMap::new();
     let unexpected = |k: &str| {
-        let msg = if v.at(25) {
-            format!("Invalid query string parameters: '{k}' does not match any of the regexes")
+        let msg = if v.at(33) {
+            format!(
+                "Invalid query string parameters: '{k}' does not match any of the regexes: '^in_tree([a-zA-Z0-9_-]{{1,64}})?$', '^member_of([a-zA-Z0-9_-]{{1,64}})?$', '^required([a-zA-Z0-9_-]{{1,64}})?$', '^resources([a-zA-Z0-9_-]{{1,64}})?$'"
+            )
+        } else if v.at(25) {
+            format!(
+                "Invalid query string parameters: '{k}' does not match any of the regexes: '^member_of[1-9][0-9]*$', '^required[1-9][0-9]*$', '^resources[1-9][0-9]*$'"
+            )
         } else {
             format!("Invalid query string parameters: Additional properties are not allowed ('{k}' was unexpected)")
         };
@@ -88,17 +87,53 @@ pub(crate) async fn list(
             _ => g.3.push(val),
         }
     }
-    if !groups.values().any(|g| !g.0.is_empty()) {
-        return Err(ApiError::bad(if v.at(25) {
-            "At least one request group (`resources` or `resources{$S}`) is required."
-        } else {
-            "Invalid query string parameters: 'resources' is a required property"
-        }));
+    if v.at(36) && !groups.values().any(|g| !g.0.is_empty()) {
+        return Err(
+            ApiError::bad("There must be at least one resources or resources[$S] parameter.")
+                .code("placement.query.missing_value"),
+        );
     }
+    // same_subtree (1.36): real suffixes; their groups may be resourceless.
+    let mut subtrees: Vec<BTreeSet<String>> = Vec::new();
+    for raw in q.all("same_subtree") {
+        let set: BTreeSet<String> = raw.split(',').map(|x| x.trim().to_owned()).collect();
+        if set.contains("") {
+            return Err(ApiError::bad(format!(
+                "Empty string (unsuffixed group) can not be specified in `same_subtree` query param: {raw}"
+            ))
+            .code("placement.query.bad_value"));
+        }
+        let unknown: Vec<&str> = set
+            .iter()
+            .filter(|x| !groups.contains_key(*x))
+            .map(String::as_str)
+            .collect();
+        if !unknown.is_empty() {
+            return Err(ApiError::bad(format!(
+                "Real suffixes should be specified in `same_subtree`: {} not found in {}",
+                unknown.join(", "),
+                groups.keys().filter(|k| !k.is_empty()).cloned().collect::<Vec<_>>().join(", ")
+            ))
+            .code("placement.query.bad_value"));
+        }
+        subtrees.push(set);
+    }
+    let in_subtree = |sfx: &str| subtrees.iter().any(|s| s.contains(sfx));
+    if v.at(36) {
+        for (sfx, g) in &groups {
+            if !sfx.is_empty() && g.0.is_empty() && !in_subtree(sfx) {
+                return Err(ApiError::bad(format!(
+                    "Resourceless suffixed group request should be specified in `same_subtree` query param: bad group(s) - ['{sfx}']."
+                ))
+                .code("placement.query.bad_value"));
+            }
+        }
+    }
+    let resourceless_ok = |sfx: &str| v.at(36) && !sfx.is_empty() && in_subtree(sfx);
     for (what, idx) in [("traits", 1usize), ("member_of", 2), ("in_tree", 3)] {
         let orphans: Vec<String> = groups
             .iter()
-            .filter(|(_, g)| g.0.is_empty())
+            .filter(|(sfx, g)| g.0.is_empty() && !resourceless_ok(sfx))
             .filter(|(_, g)| match idx {
                 1 => !g.1.is_empty(),
                 2 => !g.2.is_empty(),
@@ -128,6 +163,16 @@ pub(crate) async fn list(
             return Err(ApiError::bad(msg).code("placement.query.missing_value"));
         }
     }
+    if !groups.values().any(|g| !g.0.is_empty()) {
+        return Err(if v.at(36) {
+            ApiError::bad("There must be at least one resources or resources[$S] parameter.")
+                .code("placement.query.missing_value")
+        } else if v.at(25) {
+            ApiError::bad("At least one request group (`resources` or `resources{$S}`) is required.")
+        } else {
+            ApiError::bad("Invalid query string parameters: 'resources' is a required property")
+        });
+    }
     let mut req = CandidatesRequest::default();
     let mut numbered = 0;
     for (suffix, (res, required, member_of, in_tree)) in &groups {
@@ -137,29 +182,17 @@ pub(crate) async fn list(
             ))
             .code("placement.query.duplicate_key"));
         }
-        let Some(r) = res.first() else {
-            if v.at(33) || !in_tree.is_empty() || !member_of.is_empty() {
-                return Err(ApiError::bad(format!(
-                    "All request groups must specify resources. Found the following orphaned keys: {}",
-                    [("required", !required.is_empty()), ("member_of", !member_of.is_empty()), ("in_tree", !in_tree.is_empty())]
-                        .iter()
-                        .filter(|(_, on)| *on)
-                        .map(|(k, _)| format!("{k}{suffix}"))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ))
-                .code("placement.query.missing_value"));
-            }
-            return Err(ApiError::bad(format!(
-                "All traits parameters must be associated with resources. Found the following orphaned traits keys: required{suffix}"
-            ))
-            .code("placement.query.missing_value"));
-        };
+        // A group without resources got here only as a resourceless
+        // same_subtree group (the orphan checks above refused the rest).
+        let r = res.first().copied();
         let mut g = RequestGroup {
             suffix: suffix.clone(),
             ..Default::default()
         };
-        for (rc, n) in util::parse_resources(r)? {
+        for (rc, n) in match r {
+            Some(r) => util::parse_resources(r)?,
+            None => Vec::new(),
+        } {
             if !class_known(&st, &rc).await? {
                 return Err(ApiError::bad(format!(
                     "Invalid resource class in resources parameter: No such resource class {rc}."
@@ -249,17 +282,7 @@ pub(crate) async fn list(
         req.root_required = any_of.into_iter().flatten().collect();
         req.root_forbidden = forbidden;
     }
-    for s in q.all("same_subtree") {
-        let set: BTreeSet<String> = s.split(',').map(|x| x.trim().to_owned()).collect();
-        for x in &set {
-            if !groups.contains_key(x) || x.is_empty() {
-                return Err(ApiError::bad(format!(
-                    "Real suffix '{x}' in same_subtree does not match any request group"
-                )));
-            }
-        }
-        req.same_subtree.push(set);
-    }
+    req.same_subtree = subtrees;
     let cands = st.placement.allocation_candidates_async(&req).await?;
     let mut requests = Vec::new();
     let root_of: BTreeMap<&str, &str> = cands
