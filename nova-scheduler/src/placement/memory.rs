@@ -1141,7 +1141,7 @@ impl Placement for MemoryPlacement {
             s.consumers.remove(consumer);
             return Ok(None);
         }
-        let generation = current.map_or(0, |g| g + 1);
+        let generation = current.map_or(1, |g| g + 1);
         let consumer_type = s.consumers.get(consumer).and_then(|c| c.consumer_type.clone());
         s.consumers.insert(
             consumer.to_owned(),

@@ -180,7 +180,7 @@ fn consumers_have_generations_and_replace_their_allocations() {
     let g = p
         .put_allocations("vm", &alloc("a", &[("VCPU", 2)]), "p", "u", None)
         .unwrap();
-    assert_eq!(g, Some(0));
+    assert_eq!(g, Some(1), "a new consumer is at generation 1, as in Placement");
     let err = p
         .put_allocations("vm", &alloc("b", &[("VCPU", 2)]), "p", "u", None)
         .unwrap_err();
@@ -194,7 +194,7 @@ fn consumers_have_generations_and_replace_their_allocations() {
     assert_eq!(p.usages("a").unwrap()["VCPU"], 0);
     assert_eq!(p.usages("b").unwrap()["VCPU"], 2);
     let cur = p.allocations("vm").unwrap();
-    assert_eq!(cur.consumer_generation, Some(1));
+    assert_eq!(cur.consumer_generation, Some(2));
     assert_eq!(cur.allocations["b"]["VCPU"], 2);
     let err = p
         .put_allocations("other", &alloc("a", &[("VCPU", 17)]), "p", "u", None)

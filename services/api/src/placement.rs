@@ -24,6 +24,7 @@ fn by_identity(identity: Identity) -> Authenticate {
             user_id: c.user_id,
             project_id: c.project_id,
             roles: c.roles,
+            system_scope: false,
         })
     })
 }

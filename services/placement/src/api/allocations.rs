@@ -150,6 +150,32 @@ fn wanted(consumer: String, m: &Map<String, Value>, v: Mv, in_post: bool) -> Res
             s
         }
     };
+    // mappings (1.34): {suffix: [provider uuid, ...]}, sent back from a
+    // candidate; checked, not kept (as in Placement).
+    if let Some(mp) = m.get("mappings") {
+        let Value::Object(mp) = mp else {
+            return Err(util::invalid_at(format!("{} is not of type 'object'", util::py(mp)), "mappings"));
+        };
+        if mp.is_empty() {
+            return Err(util::invalid_at("{} should be non-empty", "mappings"));
+        }
+        for (k, list) in mp {
+            let Value::Array(items) = list else {
+                return Err(util::invalid_at(format!("{} is not of type 'array'", util::py(list)), "mappings"));
+            };
+            if k.is_empty() || k.len() > 64 {
+                return Err(util::invalid_at(format!("'{k}' does not match any of the regexes"), "mappings"));
+            }
+            if items.is_empty() {
+                return Err(util::invalid_at("[] should be non-empty", "mappings"));
+            }
+            for i in items {
+                if !i.as_str().is_some_and(util::is_uuid) {
+                    return Err(util::invalid_at(format!("{} is not a 'uuid'", util::py(i)), "mappings"));
+                }
+            }
+        }
+    }
     let consumer_type = match util::text(m, "consumer_type", 1, 255)? {
         Some(t) if !t.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_') => {
             return Err(util::invalid_at(
@@ -430,7 +456,7 @@ pub(crate) async fn total_usages(
             )));
         }
     }
-    let reader = who.roles.iter().any(|r| r == "reader") && who.project_id == project;
+    let reader = who.has("reader") && who.project_id == project;
     if !who.admin_or_service() && !reader {
         return Err(ApiError::forbidden("placement:usages"));
     }

@@ -68,11 +68,15 @@ pub struct Caller {
     pub project_id: String,
     /// Roles.
     pub roles: Vec<String>,
+    /// A system-scoped token (`OpenStack-System-Scope`): Placement's rules
+    /// are project-scoped, so it may do nothing.
+    pub system_scope: bool,
 }
 
 impl Caller {
-    fn has(&self, r: &str) -> bool {
-        self.roles.iter().any(|x| x == r)
+    /// Has role `r` (on a project).
+    pub fn has(&self, r: &str) -> bool {
+        !self.system_scope && self.roles.iter().any(|x| x == r)
     }
     /// Placement's `admin_or_service_api`.
     pub fn admin_or_service(&self) -> bool {
@@ -103,10 +107,15 @@ pub fn noauth2() -> Authenticate {
             None if user == "admin" => vec!["admin".to_owned()],
             None => Vec::new(),
         };
+        let system_scope = h
+            .get("openstack-system-scope")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| !v.is_empty());
         Some(Caller {
             user_id: user.to_owned(),
-            project_id: project.to_owned(),
+            project_id: if system_scope { String::new() } else { project.to_owned() },
             roles,
+            system_scope,
         })
     })
 }
@@ -447,6 +456,7 @@ pub(crate) fn fresh(mut r: Response, v: Mv) -> Response {
 /// Request id, microversion, content checks, and error bodies.
 async fn frame(mut req: Request, next: Next) -> Response {
     let request_id = format!("req-{}", uuid::Uuid::new_v4());
+    let method = req.method().clone();
     let asked = negotiate(req.headers());
     let host = req
         .headers()
@@ -497,6 +507,7 @@ async fn frame(mut req: Request, next: Next) -> Response {
         ),
     };
     if resp.status() == StatusCode::METHOD_NOT_ALLOWED && resp.extensions().get::<ApiError>().is_none() {
+        let method = method.clone();
         // Placement lists the methods it declares (no HEAD), ", "-separated.
         let allow = resp
             .headers()
@@ -512,7 +523,7 @@ async fn frame(mut req: Request, next: Next) -> Response {
             .and_then(|a| HeaderValue::from_str(&a).ok());
         resp = ApiError::new(
             StatusCode::METHOD_NOT_ALLOWED,
-            "The method specified is not allowed for this resource.",
+            format!("The method {method} is not allowed for this resource."),
         )
         .into_response();
         if let Some(a) = allow {

@@ -12,8 +12,8 @@ pub(crate) fn alloc(rp: &str, rc: &str, n: i64) -> Allocations {
 }
 
 /// Generation checks, in-use refusals, capacity, consumers, candidates.
-/// `first` is the generation a new consumer gets: 1 in SQL (Placement's),
-/// 0 in nova-scheduler's in-memory model.
+/// `first` is the generation a new consumer gets: 1 (Placement's) in
+/// every implementation.
 pub(crate) async fn semantics(p: &dyn PlacementService, first: u64) {
     let rp = p
         .create_provider_async("rp-1", "node-1", None)
