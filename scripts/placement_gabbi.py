@@ -49,12 +49,14 @@ def free_port():
     return port
 
 
-def start_server(port):
+def start_server(port, secure_rbac=False):
     d = tempfile.mkdtemp(prefix='placement-gabbi-')
     conf = os.path.join(d, 'placement.conf')
     with open(conf, 'w') as f:
         f.write('[placement_database]\nconnection = sqlite://%s/p.db\n'
-                '[api]\nauth_strategy = noauth2\n' % d)
+                '[api]\nauth_strategy = noauth2\n'
+                '[oslo_policy]\nenforce_new_defaults = %s\n'
+                % (d, 'true' if secure_rbac else 'false'))
     log = open(os.path.join(d, 'log'), 'w')
     proc = subprocess.Popen([BINARY, '--config', conf, '--port', str(port)],
                             stdout=log, stderr=subprocess.STDOUT)
@@ -189,7 +191,8 @@ def stand_in(name, base):
 
     class StandIn(fixture.GabbiFixture):
         def start_fixture(self):
-            self.server = start_server(STATE['port'])
+            self.server = start_server(
+                STATE['port'], getattr(base, '_secure_rbac', False))
             self.real = base()
             self.real.start_fixture()
             from placement import db_api

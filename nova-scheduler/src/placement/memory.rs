@@ -444,15 +444,13 @@ impl State {
             }
         }
         groups.len() == 1
-            || merged
-                .iter()
-                .all(|&(rc, n)| {
-                    p.inv(rc).is_some_and(|v| {
-                        v.used + n <= v.record.capacity()
-                            && n <= v.record.max_unit
-                            && n % v.record.step_size.max(1) == 0
-                    })
+            || merged.iter().all(|&(rc, n)| {
+                p.inv(rc).is_some_and(|v| {
+                    v.used + n <= v.record.capacity()
+                        && n <= v.record.max_unit
+                        && n % v.record.step_size.max(1) == 0
                 })
+            })
     }
 
     fn candidates(&self, req: &CandidatesRequest) -> Result<AllocationCandidates> {
@@ -545,26 +543,27 @@ impl State {
                 continue;
             }
             // (No allocation for the common case: no sharing, no children.)
-            let (tree, lenders): (Vec<usize>, Vec<usize>) = if sharing.is_empty() && r.children.is_empty() {
-                (Vec::new(), Vec::new())
-            } else {
-                let tree = self.tree(root);
-                let lenders = sharing
-                    .iter()
-                    .copied()
-                    .filter(|s| !tree.contains(s))
-                    .filter(|&s| {
-                        let sp = &self.providers[s];
-                        tree.iter().any(|&p| {
-                            self.providers[p]
-                                .aggregates
-                                .iter()
-                                .any(|a| sp.in_aggregate(*a))
+            let (tree, lenders): (Vec<usize>, Vec<usize>) =
+                if sharing.is_empty() && r.children.is_empty() {
+                    (Vec::new(), Vec::new())
+                } else {
+                    let tree = self.tree(root);
+                    let lenders = sharing
+                        .iter()
+                        .copied()
+                        .filter(|s| !tree.contains(s))
+                        .filter(|&s| {
+                            let sp = &self.providers[s];
+                            tree.iter().any(|&p| {
+                                self.providers[p]
+                                    .aggregates
+                                    .iter()
+                                    .any(|a| sp.in_aggregate(*a))
+                            })
                         })
-                    })
-                    .collect();
-                (tree, lenders)
-            };
+                        .collect();
+                    (tree, lenders)
+                };
             if r.children.is_empty() && lenders.is_empty() {
                 // A provider without children (most computes): every group
                 // from it, the amounts of all groups together within capacity.
@@ -658,8 +657,10 @@ impl State {
                 let mut key: Vec<(usize, u32, i64)> =
                     merged.iter().map(|&((p, rc), n)| (p, rc, n)).collect();
                 key.sort_unstable();
-                let mut m: Vec<(usize, u32, i64)> =
-                    mapping.iter().map(|&(g, p)| (p, u32::MAX - 1, g as i64)).collect();
+                let mut m: Vec<(usize, u32, i64)> = mapping
+                    .iter()
+                    .map(|&(g, p)| (p, u32::MAX - 1, g as i64))
+                    .collect();
                 m.sort_unstable();
                 m.dedup();
                 key.extend(m);
@@ -702,9 +703,9 @@ impl State {
         // Every provider of the trees the answer allocates from.
         let mut summarized: Vec<usize> = Vec::new();
         let mut roots_done: Vec<bool> = vec![false; self.providers.len()];
-        for i in 0..self.providers.len() {
+        for (i, &u) in used.iter().enumerate() {
             let r = self.providers[i].root;
-            if used[i] && !roots_done[r] {
+            if u && !roots_done[r] {
                 roots_done[r] = true;
                 summarized.extend(self.tree(r));
             }
@@ -813,9 +814,7 @@ impl MemoryPlacement {
         }
         let new_parent = match parent {
             Some(p) => Some(s.idx(p).map_err(|_| {
-                PlacementError::BadRequest(format!(
-                    "parent provider UUID does not exist: {p}"
-                ))
+                PlacementError::BadRequest(format!("parent provider UUID does not exist: {p}"))
             })?),
             None => None,
         };
@@ -1142,7 +1141,10 @@ impl Placement for MemoryPlacement {
             return Ok(None);
         }
         let generation = current.map_or(1, |g| g + 1);
-        let consumer_type = s.consumers.get(consumer).and_then(|c| c.consumer_type.clone());
+        let consumer_type = s
+            .consumers
+            .get(consumer)
+            .and_then(|c| c.consumer_type.clone());
         s.consumers.insert(
             consumer.to_owned(),
             Consumer {

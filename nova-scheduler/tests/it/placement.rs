@@ -180,7 +180,11 @@ fn consumers_have_generations_and_replace_their_allocations() {
     let g = p
         .put_allocations("vm", &alloc("a", &[("VCPU", 2)]), "p", "u", None)
         .unwrap();
-    assert_eq!(g, Some(1), "a new consumer is at generation 1, as in Placement");
+    assert_eq!(
+        g,
+        Some(1),
+        "a new consumer is at generation 1, as in Placement"
+    );
     let err = p
         .put_allocations("vm", &alloc("b", &[("VCPU", 2)]), "p", "u", None)
         .unwrap_err();

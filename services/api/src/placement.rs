@@ -64,7 +64,11 @@ pub async fn serve(runner: Runner, port: Option<u16>) -> anyhow::Result<()> {
                 .get("identity", "secret")
                 .filter(|s| !s.is_empty())
                 .context("[api] auth_strategy = keystone needs [identity] secret (shared with nova-api's identity)")?;
-            by_identity(Identity::new(users, secret.as_bytes(), AuthStrategy::Keystone))
+            by_identity(Identity::new(
+                users,
+                secret.as_bytes(),
+                AuthStrategy::Keystone,
+            ))
         }
         other => anyhow::bail!("[api] auth_strategy = {other}: expected keystone or noauth2"),
     };
@@ -77,10 +81,13 @@ pub async fn serve(runner: Runner, port: Option<u16>) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {host}:{port}"))?;
     tracing::info!(addr = %listener.local_addr()?, "Placement API listening");
+    let policy = nova_placement::api::Policy {
+        enforce_new_defaults: conf.parse_or("oslo_policy", "enforce_new_defaults", false)?,
+    };
     runner.http(
         "placement API",
         listener,
-        nova_placement::api::router(placement, auth),
+        nova_placement::api::router_with_policy(placement, auth, policy),
     );
     runner.run().await
 }

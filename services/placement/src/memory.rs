@@ -204,7 +204,11 @@ impl PlacementService for MemoryPlacementService {
         Ok(all)
     }
 
-    async fn set_consumer_type_async(&self, consumer: &str, consumer_type: Option<&str>) -> Result<()> {
+    async fn set_consumer_type_async(
+        &self,
+        consumer: &str,
+        consumer_type: Option<&str>,
+    ) -> Result<()> {
         self.model.set_consumer_type(consumer, consumer_type);
         Ok(())
     }
@@ -228,7 +232,10 @@ impl PlacementService for MemoryPlacementService {
 
     async fn remove_custom_name_async(&self, kind: Custom, name: &str) -> Result<()> {
         if self.in_use(kind)?.contains(name) {
-            return Err(PlacementError::InUse(format!("{} {name} is in use", kind.key())));
+            return Err(PlacementError::InUse(format!(
+                "{} {name} is in use",
+                kind.key()
+            )));
         }
         if !self.custom().remove(&(kind.key(), name.to_owned())) {
             return Err(PlacementError::NotFound(format!("{} {name}", kind.key())));

@@ -145,7 +145,11 @@ pub trait PlacementService: Send + Sync + std::fmt::Debug {
     /// Records the type of a consumer that has allocations (1.38's
     /// `consumer_type`; `None`: unknown). A consumer without allocations
     /// has none to record: nothing happens.
-    async fn set_consumer_type_async(&self, consumer: &str, consumer_type: Option<&str>) -> Result<()>;
+    async fn set_consumer_type_async(
+        &self,
+        consumer: &str,
+        consumer_type: Option<&str>,
+    ) -> Result<()>;
 
     /// The custom resource classes or traits: those created, and those in
     /// use (`CUSTOM_*` only; the standard ones are constants).

@@ -621,7 +621,11 @@ pub(crate) async fn update_provider<C: ConnectionTrait>(
 }
 
 /// Sets the root of every provider of the tree under `uuid` (itself included).
-pub(crate) async fn set_subtree_root<C: ConnectionTrait>(c: &C, uuid: &str, root: &str) -> Result<()> {
+pub(crate) async fn set_subtree_root<C: ConnectionTrait>(
+    c: &C,
+    uuid: &str,
+    root: &str,
+) -> Result<()> {
     let mut todo = vec![uuid.to_owned()];
     while let Some(u) = todo.pop() {
         exec(
@@ -700,9 +704,15 @@ pub(crate) async fn custom_names<C: ConnectionTrait>(
 
 /// The custom names of `kind` in use (inventories and allocations, or
 /// providers' traits).
-pub(crate) async fn custom_in_use<C: ConnectionTrait>(c: &C, kind: &str) -> Result<BTreeSet<String>> {
+pub(crate) async fn custom_in_use<C: ConnectionTrait>(
+    c: &C,
+    kind: &str,
+) -> Result<BTreeSet<String>> {
     let queries: &[(&str, &str)] = if kind == "trait" {
-        &[("SELECT DISTINCT trait AS n FROM resource_provider_traits", "n")]
+        &[(
+            "SELECT DISTINCT trait AS n FROM resource_provider_traits",
+            "n",
+        )]
     } else {
         &[
             ("SELECT DISTINCT resource_class AS n FROM inventories", "n"),
@@ -722,7 +732,11 @@ pub(crate) async fn custom_in_use<C: ConnectionTrait>(c: &C, kind: &str) -> Resu
 }
 
 /// Registers a custom name (the caller checked it is new).
-pub(crate) async fn insert_custom_name<C: ConnectionTrait>(c: &C, kind: &str, name: &str) -> Result<()> {
+pub(crate) async fn insert_custom_name<C: ConnectionTrait>(
+    c: &C,
+    kind: &str,
+    name: &str,
+) -> Result<()> {
     exec(
         c,
         "INSERT INTO placement_custom_names (kind, name) VALUES (?, ?)",
@@ -733,7 +747,11 @@ pub(crate) async fn insert_custom_name<C: ConnectionTrait>(c: &C, kind: &str, na
 }
 
 /// Forgets a custom name; false when it was not registered.
-pub(crate) async fn delete_custom_name<C: ConnectionTrait>(c: &C, kind: &str, name: &str) -> Result<bool> {
+pub(crate) async fn delete_custom_name<C: ConnectionTrait>(
+    c: &C,
+    kind: &str,
+    name: &str,
+) -> Result<bool> {
     exec(
         c,
         "DELETE FROM placement_custom_names WHERE kind = ? AND name = ?",

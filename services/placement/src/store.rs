@@ -22,9 +22,9 @@ use sea_orm::{
 };
 
 use crate::PlacementService;
-use crate::service::Custom;
 use crate::error::{Failure, classify, db};
 use crate::mirror::{Mirror, snapshot};
+use crate::service::Custom;
 use crate::sql::{self, NameSet};
 
 type Result<T> = std::result::Result<T, PlacementError>;
@@ -379,15 +379,13 @@ impl PlacementService for SqlPlacement {
         let txn = self.begin().await.map_err(db)?;
         let new_gen = self.bump_checked(&txn, uuid, generation).await?;
         let used = sql::usages(&txn, uuid).await.map_err(db)?;
+        // A class in use may not go; below usage is allowed (as in
+        // Placement): nothing more fits.
         for (rc, _) in used.iter().filter(|(_, a)| **a > 0) {
-            match inventories.get(rc) {
-                None => {
-                    return Err(PlacementError::InventoryInUse(format!(
-                        "Inventory for '{rc}' on resource provider '{uuid}' in use."
-                    )));
-                }
-                // Below usage is allowed (as in Placement): nothing more fits.
-                _ => {}
+            if !inventories.contains_key(rc) {
+                return Err(PlacementError::InventoryInUse(format!(
+                    "Inventory for '{rc}' on resource provider '{uuid}' in use."
+                )));
             }
         }
         sql::replace_inventories(&txn, uuid, inventories)
@@ -585,7 +583,11 @@ impl PlacementService for SqlPlacement {
             .map_err(db)
     }
 
-    async fn set_consumer_type_async(&self, consumer: &str, consumer_type: Option<&str>) -> Result<()> {
+    async fn set_consumer_type_async(
+        &self,
+        consumer: &str,
+        consumer_type: Option<&str>,
+    ) -> Result<()> {
         let _w = self.write_lock.lock().await;
         sql::set_consumer_type(&self.conn, consumer, consumer_type)
             .await

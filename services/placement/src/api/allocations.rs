@@ -9,7 +9,9 @@ use axum::extract::{Path, RawQuery};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::{Extension, Json};
-use nova_scheduler::placement::{Allocations, ConsumerAllocations, InventoryRecord, Name, PlacementError};
+use nova_scheduler::placement::{
+    Allocations, ConsumerAllocations, InventoryRecord, Name, PlacementError,
+};
 use serde_json::{Map, Value, json};
 
 use super::providers::gen_conflict;
@@ -57,8 +59,14 @@ fn resources(v: &Value) -> Result<BTreeMap<Name, i64>, ApiError> {
     }
     let mut out = BTreeMap::new();
     for (rc, n) in r {
-        if rc.is_empty() || !rc.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_') {
-            return Err(util::invalid(format!("'{rc}' does not match '^[0-9A-Z_]+$'")));
+        if rc.is_empty()
+            || !rc
+                .bytes()
+                .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
+        {
+            return Err(util::invalid(format!(
+                "'{rc}' does not match '^[0-9A-Z_]+$'"
+            )));
         }
         let amount = util::int(r, rc, 1, 2_147_483_647)?.unwrap_or(0);
         let _ = n;
@@ -68,7 +76,12 @@ fn resources(v: &Value) -> Result<BTreeMap<Name, i64>, ApiError> {
 }
 
 /// A consumer's body (PUT, or one entry of POST).
-fn wanted(consumer: String, m: &Map<String, Value>, v: Mv, in_post: bool) -> Result<Wanted, ApiError> {
+fn wanted(
+    consumer: String,
+    m: &Map<String, Value>,
+    v: Mv,
+    in_post: bool,
+) -> Result<Wanted, ApiError> {
     let mut allowed = vec!["allocations"];
     let mut required = vec!["allocations"];
     if v.at(8) {
@@ -100,7 +113,11 @@ fn wanted(consumer: String, m: &Map<String, Value>, v: Mv, in_post: bool) -> Res
                 let Value::Object(im) = it else {
                     return Err(util::invalid(format!("{it} is not of type 'object'")));
                 };
-                util::keys(im, &["resource_provider", "resources"], &["resource_provider", "resources"])?;
+                util::keys(
+                    im,
+                    &["resource_provider", "resources"],
+                    &["resource_provider", "resources"],
+                )?;
                 let rp = im
                     .get("resource_provider")
                     .and_then(|r| r.get("uuid"))
@@ -116,8 +133,9 @@ fn wanted(consumer: String, m: &Map<String, Value>, v: Mv, in_post: bool) -> Res
                 return Err(util::invalid("{} does not have enough properties"));
             }
             for (rp, item) in items {
-                let rp = util::norm_uuid(rp)
-                    .ok_or_else(|| util::invalid(format!("'{rp}' does not match any of the regexes")))?;
+                let rp = util::norm_uuid(rp).ok_or_else(|| {
+                    util::invalid(format!("'{rp}' does not match any of the regexes"))
+                })?;
                 allocations.insert(Name::from(rp.as_str()), resources(item)?);
             }
         }
@@ -154,30 +172,46 @@ fn wanted(consumer: String, m: &Map<String, Value>, v: Mv, in_post: bool) -> Res
     // candidate; checked, not kept (as in Placement).
     if let Some(mp) = m.get("mappings") {
         let Value::Object(mp) = mp else {
-            return Err(util::invalid_at(format!("{} is not of type 'object'", util::py(mp)), "mappings"));
+            return Err(util::invalid_at(
+                format!("{} is not of type 'object'", util::py(mp)),
+                "mappings",
+            ));
         };
         if mp.is_empty() {
             return Err(util::invalid_at("{} should be non-empty", "mappings"));
         }
         for (k, list) in mp {
             let Value::Array(items) = list else {
-                return Err(util::invalid_at(format!("{} is not of type 'array'", util::py(list)), "mappings"));
+                return Err(util::invalid_at(
+                    format!("{} is not of type 'array'", util::py(list)),
+                    "mappings",
+                ));
             };
-            if k.is_empty() || k.len() > 64 {
-                return Err(util::invalid_at(format!("'{k}' does not match any of the regexes"), "mappings"));
+            if k.len() > 64 {
+                return Err(util::invalid_at(
+                    format!("'{k}' does not match any of the regexes"),
+                    "mappings",
+                ));
             }
             if items.is_empty() {
                 return Err(util::invalid_at("[] should be non-empty", "mappings"));
             }
             for i in items {
                 if !i.as_str().is_some_and(util::is_uuid) {
-                    return Err(util::invalid_at(format!("{} is not a 'uuid'", util::py(i)), "mappings"));
+                    return Err(util::invalid_at(
+                        format!("{} is not a 'uuid'", util::py(i)),
+                        "mappings",
+                    ));
                 }
             }
         }
     }
     let consumer_type = match util::text(m, "consumer_type", 1, 255)? {
-        Some(t) if !t.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_') => {
+        Some(t)
+            if !t
+                .bytes()
+                .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_') =>
+        {
             return Err(util::invalid_at(
                 format!("'{t}' does not match '^[A-Z0-9_]+$'"),
                 "consumer_type",
@@ -260,11 +294,13 @@ fn write_error(e: PlacementError) -> ApiError {
             "Inventory and/or allocations changed while attempting to allocate: {m}"
         ))
         .code("placement.concurrent_update"),
-        PlacementError::CapacityExceeded(m) => ApiError::conflict(if m.starts_with("Unable to allocate") {
-            m
-        } else {
-            format!("Unable to allocate inventory: {m}")
-        }),
+        PlacementError::CapacityExceeded(m) => {
+            ApiError::conflict(if m.starts_with("Unable to allocate") {
+                m
+            } else {
+                format!("Unable to allocate inventory: {m}")
+            })
+        }
         PlacementError::BadRequest(m) if m.starts_with("Unable to allocate inventory") => {
             ApiError::conflict(m)
         }
@@ -274,7 +310,13 @@ fn write_error(e: PlacementError) -> ApiError {
 
 async fn write(st: &St, w: &Wanted, generation: Option<u64>) -> Result<(), ApiError> {
     st.placement
-        .put_allocations_async(&w.consumer, &w.allocations, &w.project_id, &w.user_id, generation)
+        .put_allocations_async(
+            &w.consumer,
+            &w.allocations,
+            &w.project_id,
+            &w.user_id,
+            generation,
+        )
         .await
         .map_err(write_error)?;
     typed(st, w).await
@@ -300,7 +342,10 @@ pub(crate) async fn show(
 ) -> ApiResult {
     admin_or_service(&who, "placement:allocations:list")?;
     let a = st.placement.allocations_async(&consumer).await?;
-    Ok(fresh(Json(consumer_json(&st, &a, v).await?).into_response(), v))
+    Ok(fresh(
+        Json(consumer_json(&st, &a, v).await?).into_response(),
+        v,
+    ))
 }
 
 async fn consumer_json(st: &St, a: &ConsumerAllocations, v: Mv) -> Result<Value, ApiError> {
@@ -311,7 +356,10 @@ async fn consumer_json(st: &St, a: &ConsumerAllocations, v: Mv) -> Result<Value,
             Err(PlacementError::NotFound(_)) => Value::Null,
             Err(e) => return Err(e.into()),
         };
-        out.insert(rp.to_string(), json!({"generation": generation, "resources": res}));
+        out.insert(
+            rp.to_string(),
+            json!({"generation": generation, "resources": res}),
+        );
     }
     let mut body = json!({"allocations": out});
     if v.at(12) && a.consumer_generation.is_some() {
@@ -395,7 +443,12 @@ async fn apply_many(st: &St, mut all: Vec<Wanted>) -> Result<(), ApiError> {
     }
     let size = |a: &Allocations| a.values().flat_map(|r| r.values()).sum::<i64>();
     let mut order: Vec<usize> = (0..all.len()).collect();
-    order.sort_by_key(|&i| (!all[i].allocations.is_empty(), size(&all[i].allocations) - size(&olds[i].allocations)));
+    order.sort_by_key(|&i| {
+        (
+            !all[i].allocations.is_empty(),
+            size(&all[i].allocations) - size(&olds[i].allocations),
+        )
+    });
     let mut gens = Vec::new();
     for &i in &order {
         gens.push(precheck(st, &all[i]).await?);
@@ -409,7 +462,13 @@ async fn apply_many(st: &St, mut all: Vec<Wanted>) -> Result<(), ApiError> {
         }
         let res = st
             .placement
-            .put_allocations_async(&w.consumer, &w.allocations, &w.project_id, &w.user_id, gens[k])
+            .put_allocations_async(
+                &w.consumer,
+                &w.allocations,
+                &w.project_id,
+                &w.user_id,
+                gens[k],
+            )
             .await;
         match res {
             Ok(g) => {
@@ -421,7 +480,13 @@ async fn apply_many(st: &St, mut all: Vec<Wanted>) -> Result<(), ApiError> {
                     let o = &olds[j];
                     let _ = st
                         .placement
-                        .put_allocations_async(&all[j].consumer, &o.allocations, &o.project_id, &o.user_id, g)
+                        .put_allocations_async(
+                            &all[j].consumer,
+                            &o.allocations,
+                            &o.project_id,
+                            &o.user_id,
+                            g,
+                        )
                         .await;
                 }
                 return Err(write_error(e));
@@ -448,12 +513,19 @@ pub(crate) async fn total_usages(
         ));
     };
     for k in ["project_id", "user_id"] {
-        if let Some(x) = q.get(k)
-            && (x.is_empty() || x.chars().count() > 255)
-        {
-            return Err(ApiError::bad(format!(
-                "Invalid query string parameters: '{x}' is not a valid {k} (1 to 255 characters)"
-            )));
+        if let Some(x) = q.get(k) {
+            let why = if x.is_empty() {
+                Some(("'' should be non-empty".to_owned(), "minLength"))
+            } else if x.chars().count() > 255 {
+                Some((format!("'{x}' is too long"), "maxLength"))
+            } else {
+                None
+            };
+            if let Some((msg, kw)) = why {
+                return Err(ApiError::bad(format!(
+                    "Invalid query string parameters: {msg}\n\nFailed validating '{kw}' in schema['properties']['{k}']"
+                )));
+            }
         }
     }
     let reader = who.has("reader") && who.project_id == project;
@@ -542,7 +614,9 @@ async fn simulate(
             && given != cur.consumer_generation
         {
             return Err(ApiError::conflict(match (cur.consumer_generation, given) {
-                (None, Some(g)) => format!("consumer generation conflict - expected null but got {g}"),
+                (None, Some(g)) => {
+                    format!("consumer generation conflict - expected null but got {g}")
+                }
                 (Some(c), g) => format!(
                     "consumer generation conflict - expected {} but got {c}",
                     g.map_or("None".to_owned(), |g| g.to_string())
@@ -576,7 +650,12 @@ async fn simulate(
                         "Unable to allocate inventory: Unable to create allocation for '{rc}' on resource provider '{rp}'. The requested amount would violate inventory constraints."
                     )));
                 }
-                if usage.get(&(rp.to_string(), rc.to_string())).copied().unwrap_or(0) > i.capacity() {
+                if usage
+                    .get(&(rp.to_string(), rc.to_string()))
+                    .copied()
+                    .unwrap_or(0)
+                    > i.capacity()
+                {
                     return Err(ApiError::conflict(format!(
                         "Unable to allocate inventory: Unable to create allocation for '{rc}' on resource provider '{rp}'. The requested amount would exceed the capacity."
                     )));
@@ -615,9 +694,16 @@ pub(crate) async fn reshape(
     if !v.at(30) {
         return Err(ApiError::not_found("The resource could not be found."));
     }
-    admin_or_service(&who, "placement:reshaper:reshape")?;
+    // The service's (new defaults); also an admin's (deprecated rule).
+    if !(who.has("service") || (!st.policy.enforce_new_defaults && who.has("admin"))) {
+        return Err(ApiError::forbidden("placement:reshaper:reshape"));
+    }
     let m = util::body_object(&body)?;
-    util::keys(&m, &["inventories", "allocations"], &["inventories", "allocations"])?;
+    util::keys(
+        &m,
+        &["inventories", "allocations"],
+        &["inventories", "allocations"],
+    )?;
     let Some(Value::Object(invs)) = m.get("inventories") else {
         return Err(util::invalid("'inventories' is not of type 'object'"));
     };
@@ -629,7 +715,11 @@ pub(crate) async fn reshape(
         let Value::Object(im) = item else {
             return Err(util::invalid(format!("{item} is not of type 'object'")));
         };
-        util::keys(im, &["inventories", "resource_provider_generation"], &["inventories", "resource_provider_generation"])?;
+        util::keys(
+            im,
+            &["inventories", "resource_provider_generation"],
+            &["inventories", "resource_provider_generation"],
+        )?;
         let g = util::int(im, "resource_provider_generation", 0, i64::MAX)?.unwrap_or(0) as u64;
         let Some(Value::Object(items)) = im.get("inventories") else {
             return Err(util::invalid("'inventories' is not of type 'object'"));
@@ -639,7 +729,8 @@ pub(crate) async fn reshape(
             let r = super::inventories::parse_item(i)?;
             inv.insert(rc.clone(), r);
         }
-        let rp = util::norm_uuid(rp).ok_or_else(|| util::invalid(format!("'{rp}' is not a 'uuid'")))?;
+        let rp =
+            util::norm_uuid(rp).ok_or_else(|| util::invalid(format!("'{rp}' is not a 'uuid'")))?;
         if st.placement.get_provider_async(&rp).await.is_err() {
             return Err(ApiError::bad(format!(
                 "Resource provider {rp} in inventories not found: No resource provider with uuid {rp} found"
@@ -657,7 +748,8 @@ pub(crate) async fn reshape(
     }
     let mut wanted_all = Vec::new();
     for (c, item) in allocs {
-        let c = util::norm_uuid(c).ok_or_else(|| util::invalid(format!("'{c}' is not a 'uuid'")))?;
+        let c =
+            util::norm_uuid(c).ok_or_else(|| util::invalid(format!("'{c}' is not a 'uuid'")))?;
         let Value::Object(im) = item else {
             return Err(util::invalid(format!("{item} is not of type 'object'")));
         };
@@ -704,10 +796,10 @@ pub(crate) async fn reshape(
             .set_inventories_async(rp, g, inv)
             .await
             .map_err(|e| match e {
-                PlacementError::InventoryInUse(m) => ApiError::conflict(format!(
-                    "update conflict: {m}"
-                ))
-                .code("placement.inventory.inuse"),
+                PlacementError::InventoryInUse(m) => {
+                    ApiError::conflict(format!("update conflict: {m}"))
+                        .code("placement.inventory.inuse")
+                }
                 other => gen_conflict(other, rp),
             })?;
     }

@@ -16,6 +16,9 @@ use super::{ApiError, ApiResult, Mv, St, Who, admin_or_service, fresh};
 /// The prefixes a group's parameters carry, then its suffix.
 const GROUP_KEYS: [&str; 4] = ["resources", "required", "member_of", "in_tree"];
 
+/// One group's raw values: resources, required, member_of, in_tree.
+type GroupParams<'a> = (Vec<&'a str>, Vec<&'a str>, Vec<&'a str>, Vec<&'a str>);
+
 fn split_key(k: &str, v: Mv) -> Option<(&'static str, String)> {
     for p in GROUP_KEYS {
         if let Some(s) = k.strip_prefix(p) {
@@ -24,7 +27,8 @@ fn split_key(k: &str, v: Mv) -> Option<(&'static str, String)> {
             }
             let ok = if v.at(33) {
                 s.len() <= 64
-                    && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+                    && s.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
             } else {
                 v.at(25) && s.bytes().all(|b| b.is_ascii_digit()) && !s.starts_with('0')
             };
@@ -47,7 +51,7 @@ pub(crate) async fn list(
     }
     admin_or_service(&who, "placement:allocation_candidates:list")?;
     let q = Query::parse(raw.as_deref());
-    let mut groups: BTreeMap<String, (Vec<&str>, Vec<&str>, Vec<&str>, Vec<&str>)> = BTreeMap::new();
+    let mut groups: BTreeMap<String, GroupParams<'_>> = BTreeMap::new();
     let unexpected = |k: &str| {
         let msg = if v.at(33) {
             format!(
@@ -58,7 +62,9 @@ pub(crate) async fn list(
                 "Invalid query string parameters: '{k}' does not match any of the regexes: '^member_of[1-9][0-9]*$', '^required[1-9][0-9]*$', '^resources[1-9][0-9]*$'"
             )
         } else {
-            format!("Invalid query string parameters: Additional properties are not allowed ('{k}' was unexpected)")
+            format!(
+                "Invalid query string parameters: Additional properties are not allowed ('{k}' was unexpected)"
+            )
         };
         ApiError::bad(msg)
     };
@@ -88,10 +94,10 @@ pub(crate) async fn list(
         }
     }
     if v.at(36) && !groups.values().any(|g| !g.0.is_empty()) {
-        return Err(
-            ApiError::bad("There must be at least one resources or resources[$S] parameter.")
-                .code("placement.query.missing_value"),
-        );
+        return Err(ApiError::bad(
+            "There must be at least one resources or resources[$S] parameter.",
+        )
+        .code("placement.query.missing_value"));
     }
     // same_subtree (1.36): real suffixes; their groups may be resourceless.
     let mut subtrees: Vec<BTreeSet<String>> = Vec::new();
@@ -112,7 +118,12 @@ pub(crate) async fn list(
             return Err(ApiError::bad(format!(
                 "Real suffixes should be specified in `same_subtree`: {} not found in {}",
                 unknown.join(", "),
-                groups.keys().filter(|k| !k.is_empty()).cloned().collect::<Vec<_>>().join(", ")
+                groups
+                    .keys()
+                    .filter(|k| !k.is_empty())
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ))
             .code("placement.query.bad_value"));
         }
@@ -168,7 +179,9 @@ pub(crate) async fn list(
             ApiError::bad("There must be at least one resources or resources[$S] parameter.")
                 .code("placement.query.missing_value")
         } else if v.at(25) {
-            ApiError::bad("At least one request group (`resources` or `resources{$S}`) is required.")
+            ApiError::bad(
+                "At least one request group (`resources` or `resources{$S}`) is required.",
+            )
         } else {
             ApiError::bad("Invalid query string parameters: 'resources' is a required property")
         });
@@ -207,7 +220,12 @@ pub(crate) async fn list(
             &required[required.len().saturating_sub(1)..]
         };
         let (any_of, forbidden) = util::parse_required(required, v)?;
-        let names: Vec<String> = any_of.iter().flatten().chain(forbidden.iter()).cloned().collect();
+        let names: Vec<String> = any_of
+            .iter()
+            .flatten()
+            .chain(forbidden.iter())
+            .cloned()
+            .collect();
         check_traits(&st, &names).await?;
         for set in any_of {
             if set.len() == 1 {
@@ -267,17 +285,24 @@ pub(crate) async fn list(
         req.limit = Some(n);
     }
     if q.all("root_required").len() > 1 {
-        return Err(ApiError::bad("Query parameter 'root_required' may be specified only once.")
-            .code("placement.query.duplicate_key"));
+        return Err(
+            ApiError::bad("Query parameter 'root_required' may be specified only once.")
+                .code("placement.query.duplicate_key"),
+        );
     }
     if let Some(r) = q.get("root_required") {
-        let (any_of, forbidden) = util::parse_required(&[r], v).map_err(|e| {
-            ApiError::bad(e.detail.replace(
-                "Conflicting required and forbidden traits found in the following traits keys: required: ",
-                "Conflicting required and forbidden traits found in root_required: ",
-            ))
-        })?;
-        let names: Vec<String> = any_of.iter().flatten().chain(forbidden.iter()).cloned().collect();
+        let (any_of, forbidden) = util::parse_required(&[r], v)?;
+        if let Some(t) = any_of.iter().flatten().find(|t| forbidden.contains(*t)) {
+            return Err(ApiError::bad(format!(
+                "Conflicting required and forbidden traits found in root_required: {t}"
+            )));
+        }
+        let names: Vec<String> = any_of
+            .iter()
+            .flatten()
+            .chain(forbidden.iter())
+            .cloned()
+            .collect();
         check_traits(&st, &names).await?;
         req.root_required = any_of.into_iter().flatten().collect();
         req.root_forbidden = forbidden;
@@ -350,8 +375,9 @@ pub(crate) async fn list(
         }
         let mut o = json!({"resources": res});
         if v.at(17) {
+            // Standard traits first, then custom ones (Placement's id order).
             let mut t: Vec<String> = s.traits.iter().map(|t| t.to_string()).collect();
-            t.sort();
+            t.sort_by_key(|x| (x.starts_with("CUSTOM_"), x.clone()));
             o["traits"] = json!(t);
         }
         if v.at(29) {

@@ -47,7 +47,11 @@ async fn classes(st: &St) -> Result<Vec<String>, ApiError> {
         .iter()
         .map(|s| (*s).to_owned())
         .collect();
-    out.extend(st.placement.custom_names_async(Custom::ResourceClasses).await?);
+    out.extend(
+        st.placement
+            .custom_names_async(Custom::ResourceClasses)
+            .await?,
+    );
     Ok(out)
 }
 
@@ -78,7 +82,10 @@ pub(crate) async fn list_classes(
         .iter()
         .map(|n| class_json(n, &prefix.0))
         .collect();
-    Ok(fresh(Json(json!({"resource_classes": list})).into_response(), v))
+    Ok(fresh(
+        Json(json!({"resource_classes": list})).into_response(),
+        v,
+    ))
 }
 
 pub(crate) async fn create_class(
@@ -141,8 +148,16 @@ pub(crate) async fn put_class(
             .placement
             .add_custom_name_async(Custom::ResourceClasses, &name)
             .await?;
-        let status = if added { StatusCode::CREATED } else { StatusCode::NO_CONTENT };
-        return Ok(located(status, &prefix.0, &format!("/resource_classes/{name}")));
+        let status = if added {
+            StatusCode::CREATED
+        } else {
+            StatusCode::NO_CONTENT
+        };
+        return Ok(located(
+            status,
+            &prefix.0,
+            &format!("/resource_classes/{name}"),
+        ));
     }
     // 1.2 - 1.6: rename a custom class.
     let m = util::body_object(&body)?;
@@ -161,10 +176,10 @@ pub(crate) async fn put_class(
         )));
     }
     if all.contains(&new) {
-        return Err(ApiError::conflict(format!(
-            "Resource class already exists: {new}"
-        ))
-        .code("placement.duplicate_name"));
+        return Err(
+            ApiError::conflict(format!("Resource class already exists: {new}"))
+                .code("placement.duplicate_name"),
+        );
     }
     // A class in use keeps its name (its rows name it).
     st.placement
@@ -296,7 +311,11 @@ pub(crate) async fn put_trait(
         .placement
         .add_custom_name_async(Custom::Traits, &name)
         .await?;
-    let status = if added { StatusCode::CREATED } else { StatusCode::NO_CONTENT };
+    let status = if added {
+        StatusCode::CREATED
+    } else {
+        StatusCode::NO_CONTENT
+    };
     let r = located(status, &prefix.0, &format!("/traits/{name}"));
     Ok(fresh(r, v))
 }
@@ -310,7 +329,9 @@ pub(crate) async fn delete_trait(
     too_old(v, 6)?;
     admin_or_service(&who, "placement:traits:delete")?;
     if is_standard_trait(&name) {
-        return Err(ApiError::bad(format!("Cannot delete standard trait {name}.")));
+        return Err(ApiError::bad(format!(
+            "Cannot delete standard trait {name}."
+        )));
     }
     match st
         .placement

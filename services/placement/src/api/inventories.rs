@@ -46,11 +46,21 @@ fn one_json(generation: u64, i: &InventoryRecord) -> Value {
 /// One inventory of a `{class: inventory}` map (PUT all, reshaper).
 pub(crate) fn parse_item(item: &Value) -> Result<InventoryRecord, ApiError> {
     let Value::Object(im) = item else {
-        return Err(util::invalid(format!("{} is not of type 'object'", util::py(item))));
+        return Err(util::invalid(format!(
+            "{} is not of type 'object'",
+            util::py(item)
+        )));
     };
     util::keys(
         im,
-        &["total", "reserved", "min_unit", "max_unit", "step_size", "allocation_ratio"],
+        &[
+            "total",
+            "reserved",
+            "min_unit",
+            "max_unit",
+            "step_size",
+            "allocation_ratio",
+        ],
         &["total"],
     )?;
     record(im)
@@ -99,7 +109,11 @@ fn check_capacity(rc: &str, uuid: &str, r: &InventoryRecord, v: Mv) -> Result<()
         r.reserved >= r.total
     };
     if bad {
-        let rel = if v.at(26) { "greater than" } else { "greater than or equal to" };
+        let rel = if v.at(26) {
+            "greater than"
+        } else {
+            "greater than or equal to"
+        };
         return Err(ApiError::bad(format!(
             "Unable to update inventory for resource provider {uuid}: Invalid inventory for '{rc}' on resource provider '{uuid}'. The reserved value is {rel} total."
         )));
@@ -161,10 +175,9 @@ async fn check_class(st: &St, rc: &str, uuid: &str) -> Result<(), ApiError> {
 /// The store's refusals, as Placement words them.
 fn write_error(e: PlacementError, uuid: &str) -> ApiError {
     match e {
-        PlacementError::InventoryInUse(m) => ApiError::conflict(format!(
-            "update conflict: {m}"
-        ))
-        .code("placement.inventory.inuse"),
+        PlacementError::InventoryInUse(m) => {
+            ApiError::conflict(format!("update conflict: {m}")).code("placement.inventory.inuse")
+        }
         PlacementError::BadRequest(m) => ApiError::bad(format!(
             "Unable to update inventory for resource provider {uuid}: {m}"
         )),
@@ -193,11 +206,9 @@ pub(crate) async fn show(
     admin_or_service(&who, "placement:resource_providers:inventories:show")?;
     provider(&st, &uuid).await?;
     let (g, inv) = st.placement.inventories_async(&uuid).await?;
-    let i = inv.get(&rc).ok_or_else(|| {
-        ApiError::not_found(format!(
-            "No inventory of class {rc} for {uuid}"
-        ))
-    })?;
+    let i = inv
+        .get(&rc)
+        .ok_or_else(|| ApiError::not_found(format!("No inventory of class {rc} for {uuid}")))?;
     Ok(fresh(Json(one_json(g, i)).into_response(), v))
 }
 
@@ -227,7 +238,14 @@ pub(crate) async fn set_all(
         };
         util::keys(
             im,
-            &["total", "reserved", "min_unit", "max_unit", "step_size", "allocation_ratio"],
+            &[
+                "total",
+                "reserved",
+                "min_unit",
+                "max_unit",
+                "step_size",
+                "allocation_ratio",
+            ],
             &["total"],
         )?;
         let r = record(im)?;
@@ -246,9 +264,10 @@ pub(crate) async fn set_all(
         ))
         .code("placement.concurrent_update"));
     }
-    check_in_use(&st, &uuid, &inv)
-        .await
-        .map_err(|e| ApiError { detail: format!("update conflict: {}", e.detail), ..e })?;
+    check_in_use(&st, &uuid, &inv).await.map_err(|e| ApiError {
+        detail: format!("update conflict: {}", e.detail),
+        ..e
+    })?;
     let new_gen = st
         .placement
         .set_inventories_async(&uuid, g, &inv)
@@ -298,17 +317,33 @@ pub(crate) async fn create(
     let m = util::body_object(&body)?;
     util::keys(
         &m,
-        &["resource_class", "total", "reserved", "min_unit", "max_unit", "step_size", "allocation_ratio"],
+        &[
+            "resource_class",
+            "total",
+            "reserved",
+            "min_unit",
+            "max_unit",
+            "step_size",
+            "allocation_ratio",
+        ],
         &["resource_class", "total"],
     )?;
-    let rc = util::string(&m, "resource_class")?.unwrap_or_default().to_owned();
-    if !rc.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_') || rc.is_empty() {
-        return Err(util::invalid(format!("'{rc}' does not match '^[A-Z0-9_]+$'")));
+    let rc = util::string(&m, "resource_class")?
+        .unwrap_or_default()
+        .to_owned();
+    if !rc
+        .bytes()
+        .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
+        || rc.is_empty()
+    {
+        return Err(util::invalid(format!(
+            "'{rc}' does not match '^[A-Z0-9_]+$'"
+        )));
     }
     let r = record(&m)?;
-    check_class(&st, &rc, &uuid).await.map_err(|e| {
-        ApiError::bad(e.detail.replace("update inventory", "create inventory"))
-    })?;
+    check_class(&st, &rc, &uuid)
+        .await
+        .map_err(|e| ApiError::bad(e.detail.replace("update inventory", "create inventory")))?;
     check_capacity(&rc, &uuid, &r, v)
         .map_err(|e| ApiError::bad(e.detail.replace("update inventory", "create inventory")))?;
     let (g, mut inv) = st.placement.inventories_async(&uuid).await?;
@@ -346,7 +381,15 @@ pub(crate) async fn update(
     let m = util::body_object(&body)?;
     util::keys(
         &m,
-        &["resource_provider_generation", "total", "reserved", "min_unit", "max_unit", "step_size", "allocation_ratio"],
+        &[
+            "resource_provider_generation",
+            "total",
+            "reserved",
+            "min_unit",
+            "max_unit",
+            "step_size",
+            "allocation_ratio",
+        ],
         &["total", "resource_provider_generation"],
     )?;
     let g = util::int(&m, "resource_provider_generation", 0, i64::MAX)?.unwrap_or(0) as u64;
@@ -389,8 +432,11 @@ pub(crate) async fn delete(
             )));
         }
         check_in_use(&st, &uuid, &inv).await.map_err(|e| {
-            ApiError::conflict(format!("Unable to delete inventory of class {rc}: {}", e.detail))
-                .code("placement.concurrent_update")
+            ApiError::conflict(format!(
+                "Unable to delete inventory of class {rc}: {}",
+                e.detail
+            ))
+            .code("placement.concurrent_update")
         })?;
         match st.placement.set_inventories_async(&uuid, g, &inv).await {
             Ok(_) => return Ok(empty(StatusCode::NO_CONTENT)),

@@ -107,22 +107,42 @@ pub fn noauth2() -> Authenticate {
             None if user == "admin" => vec!["admin".to_owned()],
             None => Vec::new(),
         };
+        // keystonemiddleware's X-Project-Id, when given, names the project.
+        let project = h
+            .get("x-project-id")
+            .and_then(|v| v.to_str().ok())
+            .filter(|v| !v.is_empty())
+            .unwrap_or(project);
         let system_scope = h
             .get("openstack-system-scope")
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| !v.is_empty());
         Some(Caller {
             user_id: user.to_owned(),
-            project_id: if system_scope { String::new() } else { project.to_owned() },
+            project_id: if system_scope {
+                String::new()
+            } else {
+                project.to_owned()
+            },
             roles,
             system_scope,
         })
     })
 }
 
+/// Policy settings (`[oslo_policy]`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Policy {
+    /// `enforce_new_defaults`: only the new default rules (the reshaper is
+    /// then the service's alone); off, the deprecated `role:admin` rules
+    /// also allow (Placement's default).
+    pub enforce_new_defaults: bool,
+}
+
 /// What the handlers share.
 pub(crate) struct Api {
     pub(crate) placement: PlacementHandle,
+    pub(crate) policy: Policy,
 }
 
 pub(crate) type St = axum::extract::State<Arc<Api>>;
@@ -200,7 +220,9 @@ fn explanation(s: StatusCode) -> &'static str {
         400 => {
             "The server could not comply with the request since it is either malformed or otherwise incorrect."
         }
-        401 => "This server could not verify that you are authorized to access the document you requested.",
+        401 => {
+            "This server could not verify that you are authorized to access the document you requested."
+        }
         403 => "Access was denied to this resource.",
         404 => "The resource could not be found.",
         405 => "The method specified is not allowed for this resource.",
@@ -214,7 +236,16 @@ fn explanation(s: StatusCode) -> &'static str {
 /// The Placement router: mount it at `/` (`nova-placement-api`) or nest
 /// it under `/placement` (nova-all; merge [`root_with_slash`] too).
 pub fn router(placement: PlacementHandle, auth: Authenticate) -> Router {
-    let state = Arc::new(Api { placement });
+    router_with_policy(placement, auth, Policy::default())
+}
+
+/// [`router`] with `policy`.
+pub fn router_with_policy(
+    placement: PlacementHandle,
+    auth: Authenticate,
+    policy: Policy,
+) -> Router {
+    let state = Arc::new(Api { placement, policy });
     let api = Router::new()
         .route(
             "/resource_classes",
@@ -377,12 +408,20 @@ async fn media_types(req: Request, next: Next) -> Response {
         && let Some(accept) = h.get(header::ACCEPT).and_then(|v| v.to_str().ok())
     {
         let ok = accept.split(',').any(|a| {
-            let t = a.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+            let t = a
+                .split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase();
             t.is_empty() || t == "*/*" || t == "application/*" || t == "application/json"
         });
         if !ok {
-            return ApiError::new(StatusCode::NOT_ACCEPTABLE, "Only application/json is provided")
-                .into_response();
+            return ApiError::new(
+                StatusCode::NOT_ACCEPTABLE,
+                "Only application/json is provided",
+            )
+            .into_response();
         }
     }
     next.run(req).await
@@ -506,7 +545,9 @@ async fn frame(mut req: Request, next: Next) -> Response {
             .into_response(),
         ),
     };
-    if resp.status() == StatusCode::METHOD_NOT_ALLOWED && resp.extensions().get::<ApiError>().is_none() {
+    if resp.status() == StatusCode::METHOD_NOT_ALLOWED
+        && resp.extensions().get::<ApiError>().is_none()
+    {
         let method = method.clone();
         // Placement lists the methods it declares (no HEAD), ", "-separated.
         let allow = resp
@@ -563,7 +604,10 @@ async fn frame(mut req: Request, next: Next) -> Response {
         resp = fresh(resp, v);
     }
     if let Some(host) = &host
-        && let Some(l) = resp.headers().get(header::LOCATION).and_then(|l| l.to_str().ok())
+        && let Some(l) = resp
+            .headers()
+            .get(header::LOCATION)
+            .and_then(|l| l.to_str().ok())
         && l.starts_with('/')
         && let Ok(abs) = HeaderValue::from_str(&format!("http://{host}{l}"))
     {

@@ -102,7 +102,10 @@ pub(crate) async fn check_traits<'a>(
     if missing.is_empty() {
         Ok(())
     } else {
-        Err(ApiError::bad(format!("No such trait(s): {}.", missing.join(", "))))
+        Err(ApiError::bad(format!(
+            "No such trait(s): {}.",
+            missing.join(", ")
+        )))
     }
 }
 
@@ -196,7 +199,9 @@ pub(crate) async fn list(
     for rp in rps {
         if !member_of.is_empty() || !forbidden_aggs.is_empty() {
             let (_, aggs) = st.placement.aggregates_async(&rp.uuid).await?;
-            if !member_of.iter().all(|set| set.iter().any(|a| aggs.contains(a)))
+            if !member_of
+                .iter()
+                .all(|set| set.iter().any(|a| aggs.contains(a)))
                 || forbidden_aggs.iter().any(|a| aggs.contains(a))
             {
                 continue;
@@ -254,8 +259,9 @@ pub(crate) async fn create(
     let name = util::string(&m, "name")?.unwrap_or_default();
     check_name(name)?;
     let uuid = match util::string(&m, "uuid")? {
-        Some(u) => util::norm_uuid(u)
-            .ok_or_else(|| util::invalid(format!("'{u}' is not a 'uuid'")))?,
+        Some(u) => {
+            util::norm_uuid(u).ok_or_else(|| util::invalid(format!("'{u}' is not a 'uuid'")))?
+        }
         None => uuid::Uuid::new_v4().to_string(),
     };
     let parent = match m.get("parent_provider_uuid") {
@@ -470,14 +476,21 @@ pub(crate) async fn set_aggregates(
         let Value::Object(m) = value else {
             return Err(util::invalid(format!("{value} is not of type 'object'")));
         };
-        util::keys(&m, &["aggregates", "resource_provider_generation"], &["aggregates", "resource_provider_generation"])?;
+        util::keys(
+            &m,
+            &["aggregates", "resource_provider_generation"],
+            &["aggregates", "resource_provider_generation"],
+        )?;
         let g = util::int(&m, "resource_provider_generation", 0, i64::MAX)?.unwrap_or(0) as u64;
         (m.get("aggregates").cloned().unwrap_or(Value::Null), Some(g))
     } else {
         (value, None)
     };
     let Value::Array(items) = list else {
-        return Err(util::invalid(format!("{} is not of type 'array'", util::py(&list))));
+        return Err(util::invalid(format!(
+            "{} is not of type 'array'",
+            util::py(&list)
+        )));
     };
     let mut aggs = BTreeSet::new();
     for i in &items {

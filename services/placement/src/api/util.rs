@@ -8,8 +8,8 @@ use super::ApiError;
 
 /// The JSON object of a request body, or Placement's 400.
 pub(crate) fn body_object(bytes: &[u8]) -> Result<Map<String, Value>, ApiError> {
-    let v: Value = serde_json::from_slice(bytes)
-        .map_err(|e| ApiError::bad(format!("Malformed JSON: {e}")))?;
+    let v: Value =
+        serde_json::from_slice(bytes).map_err(|e| ApiError::bad(format!("Malformed JSON: {e}")))?;
     match v {
         Value::Object(m) => Ok(m),
         other => Err(invalid(format!("{other} is not of type 'object'"))),
@@ -50,7 +50,13 @@ pub(crate) fn invalid_at(msg: impl std::fmt::Display, field: &str) -> ApiError {
 /// A schema refusal, worded as jsonschema's (the failed keyword named).
 pub(crate) fn invalid(msg: impl std::fmt::Display) -> ApiError {
     let mut msg = msg.to_string();
-    for (old, new) in [("[] is too short", "[] should be non-empty"), ("{} does not have enough properties", "{} should be non-empty")] {
+    for (old, new) in [
+        ("[] is too short", "[] should be non-empty"),
+        (
+            "{} does not have enough properties",
+            "{} should be non-empty",
+        ),
+    ] {
         msg = msg.replace(old, new);
     }
     let keyword = [
@@ -82,7 +88,11 @@ pub(crate) fn invalid(msg: impl std::fmt::Display) -> ApiError {
 
 /// Refuses keys outside `allowed` (`additionalProperties: false`) and
 /// missing `required` ones.
-pub(crate) fn keys(m: &Map<String, Value>, allowed: &[&str], required: &[&str]) -> Result<(), ApiError> {
+pub(crate) fn keys(
+    m: &Map<String, Value>,
+    allowed: &[&str],
+    required: &[&str],
+) -> Result<(), ApiError> {
     for k in m.keys() {
         if !allowed.contains(&k.as_str()) {
             return Err(invalid(format!(
@@ -99,20 +109,36 @@ pub(crate) fn keys(m: &Map<String, Value>, allowed: &[&str], required: &[&str]) 
 }
 
 /// An integer field in `min..=max`.
-pub(crate) fn int(m: &Map<String, Value>, k: &str, min: i64, max: i64) -> Result<Option<i64>, ApiError> {
+pub(crate) fn int(
+    m: &Map<String, Value>,
+    k: &str,
+    min: i64,
+    max: i64,
+) -> Result<Option<i64>, ApiError> {
     let Some(v) = m.get(k) else { return Ok(None) };
     let n = match v {
         Value::Number(n) if n.is_i64() || n.is_u64() => n.as_i64().unwrap_or(i64::MAX),
         Value::Number(n) if n.as_f64().is_some_and(|f| f.fract() == 0.0) => {
             n.as_f64().map_or(i64::MAX, |f| f as i64)
         }
-        other => return Err(invalid_at(format!("{} is not of type 'integer'", py(other)), k)),
+        other => {
+            return Err(invalid_at(
+                format!("{} is not of type 'integer'", py(other)),
+                k,
+            ));
+        }
     };
     if n < min {
-        return Err(invalid_at(format!("{n} is less than the minimum of {min}"), k));
+        return Err(invalid_at(
+            format!("{n} is less than the minimum of {min}"),
+            k,
+        ));
     }
     if n > max {
-        return Err(invalid_at(format!("{n} is greater than the maximum of {max}"), k));
+        return Err(invalid_at(
+            format!("{n} is greater than the maximum of {max}"),
+            k,
+        ));
     }
     Ok(Some(n))
 }
@@ -122,7 +148,10 @@ pub(crate) fn string<'a>(m: &'a Map<String, Value>, k: &str) -> Result<Option<&'
     match m.get(k) {
         None => Ok(None),
         Some(Value::String(s)) => Ok(Some(s)),
-        Some(other) => Err(invalid_at(format!("{} is not of type 'string'", py(other)), k)),
+        Some(other) => Err(invalid_at(
+            format!("{} is not of type 'string'", py(other)),
+            k,
+        )),
     }
 }
 
@@ -177,11 +206,19 @@ impl Query {
     }
     /// The last value of `k`.
     pub(crate) fn get(&self, k: &str) -> Option<&str> {
-        self.0.iter().rev().find(|(x, _)| x == k).map(|(_, v)| v.as_str())
+        self.0
+            .iter()
+            .rev()
+            .find(|(x, _)| x == k)
+            .map(|(_, v)| v.as_str())
     }
     /// Every value of `k`.
     pub(crate) fn all(&self, k: &str) -> Vec<&str> {
-        self.0.iter().filter(|(x, _)| x == k).map(|(_, v)| v.as_str()).collect()
+        self.0
+            .iter()
+            .filter(|(x, _)| x == k)
+            .map(|(_, v)| v.as_str())
+            .collect()
     }
     /// Refuses keys that `ok` rejects.
     pub(crate) fn only(&self, ok: impl Fn(&str) -> bool) -> Result<(), ApiError> {
@@ -239,7 +276,7 @@ pub(crate) fn parse_required(values: &[&str], v: super::Mv) -> Result<TraitQuery
         if let Some(list) = raw.strip_prefix("in:") {
             if !v.at(39) {
                 return Err(ApiError::bad(format!(
-                    "The format '{raw}' only supported since microversion 1.39."
+                    "The format 'in:HW_CPU_X86_VMX,CUSTOM_MAGIC' only supported since microversion 1.39. Got: {raw}"
                 )));
             }
             let set: BTreeSet<String> = list.split(',').map(|s| s.trim().to_owned()).collect();
@@ -313,11 +350,9 @@ pub(crate) fn parse_member_of(values: &[&str], v: super::Mv) -> Result<TraitQuer
         };
         let ids: Vec<&str> = list.split(',').collect();
         if !is_in && ids.len() > 1 {
-            return Err(ApiError::bad(if v.at(32) {
-                "Multiple values for 'member_of' must be prefixed with the 'in:' or '!in:' keyword using the valid microversion."
-            } else {
-                "Multiple values for 'member_of' must be prefixed with the 'in:' keyword using the valid microversion."
-            }));
+            return Err(ApiError::bad(
+                "Multiple values for 'member_of' must be prefixed with the 'in:' or '!in:' keyword using the valid microversion.",
+            ));
         }
         let mut set = BTreeSet::new();
         for id in ids {
