@@ -302,6 +302,47 @@ pub struct AllocationCandidates {
 }
 
 impl AllocationCandidates {
+    /// Candidates from built requests and summaries (an answer read from
+    /// another Placement, over HTTP).
+    pub fn from_requests(requests: &[AllocationRequest], summaries: Vec<ProviderSummary>) -> Self {
+        let mut out = AllocationCandidates {
+            provider_summaries: summaries,
+            ..Default::default()
+        };
+        fn slot(table: &mut Vec<Name>, name: &Name) -> u32 {
+            match table.iter().position(|n| n == name) {
+                Some(i) => i as u32,
+                None => {
+                    table.push(name.clone());
+                    (table.len() - 1) as u32
+                }
+            }
+        }
+        for r in requests {
+            let root = slot(&mut out.providers, &r.root_provider_uuid);
+            let start = out.parts.len() as u32;
+            for (rp, res) in &r.allocations {
+                let p = slot(&mut out.providers, rp);
+                for (rc, n) in res {
+                    let c = slot(&mut out.classes, rc);
+                    out.parts.push((p, c, *n));
+                }
+            }
+            let mstart = out.maps.len() as u32;
+            for (g, rp) in &r.mappings {
+                let gi = slot(&mut out.groups, g);
+                let p = slot(&mut out.providers, rp);
+                out.maps.push((gi, p));
+            }
+            out.rows.push(CandidateRow {
+                root,
+                parts: (start, out.parts.len() as u32),
+                maps: (mstart, out.maps.len() as u32),
+            });
+        }
+        out
+    }
+
     /// How many allocation requests.
     pub fn len(&self) -> usize {
         self.rows.len()

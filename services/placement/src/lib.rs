@@ -26,6 +26,7 @@
 //! failures as Placement errors).
 
 pub mod api;
+mod client;
 mod error;
 mod memory;
 mod mirror;
@@ -34,6 +35,7 @@ mod service;
 mod sql;
 mod store;
 
+pub use client::{HttpPlacement, PlacementAuth};
 pub use memory::MemoryPlacementService;
 pub use service::{Custom, PlacementHandle, PlacementService};
 pub use store::{ALLOCATION_CONFLICT_RETRIES, SqlPlacement};

@@ -7,5 +7,6 @@
 
 mod api;
 mod contract;
+mod http;
 mod memory;
 mod sql;
