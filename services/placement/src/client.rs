@@ -91,7 +91,10 @@ impl HttpPlacement {
     pub fn from_options(get: impl Fn(&str) -> Option<String>) -> Option<Self> {
         let endpoint = get("endpoint_override");
         let auth_type = get("auth_type").unwrap_or_else(|| "password".into());
-        if auth_type == "none" || auth_type == "noauth" || (get("auth_url").is_none() && endpoint.is_some()) {
+        if auth_type == "none"
+            || auth_type == "noauth"
+            || (get("auth_url").is_none() && endpoint.is_some())
+        {
             return Some(Self::new(PlacementAuth::Token {
                 endpoint: endpoint?,
                 token: get("token").unwrap_or_else(|| "admin".into()),
@@ -120,7 +123,11 @@ impl HttpPlacement {
     /// (endpoint, token), authenticating when needed.
     async fn session(&self, renew: bool) -> Result<(String, String)> {
         if !renew
-            && let Some(s) = self.session.lock().unwrap_or_else(|e| e.into_inner()).clone()
+            && let Some(s) = self
+                .session
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone()
         {
             return Ok(s);
         }
@@ -151,7 +158,13 @@ impl HttpPlacement {
                         "domain": {"name": user_domain_name}}}},
                     "scope": {"project": {"name": project_name, "domain": {"name": project_domain_name}}},
                 }});
-                let r = self.http.post(&url).json(&body).send().await.map_err(Self::down)?;
+                let r = self
+                    .http
+                    .post(&url)
+                    .json(&body)
+                    .send()
+                    .await
+                    .map_err(Self::down)?;
                 if !r.status().is_success() {
                     return Err(PlacementError::Unavailable(format!(
                         "keystone refused the placement credentials: {}",
@@ -167,8 +180,9 @@ impl HttpPlacement {
                 let doc: Value = r.json().await.map_err(Self::down)?;
                 let endpoint = match endpoint_override {
                     Some(e) => e.trim_end_matches('/').to_owned(),
-                    None => catalog_endpoint(&doc, region_name.as_deref(), interfaces)
-                        .ok_or_else(|| Self::down("no placement endpoint in the service catalog"))?,
+                    None => catalog_endpoint(&doc, region_name.as_deref(), interfaces).ok_or_else(
+                        || Self::down("no placement endpoint in the service catalog"),
+                    )?,
                 };
                 (endpoint, token)
             }
@@ -177,7 +191,13 @@ impl HttpPlacement {
         Ok(s)
     }
 
-    async fn call(&self, method: reqwest::Method, path: &str, mv: &str, body: Option<&Value>) -> Result<Answer> {
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        mv: &str,
+        body: Option<&Value>,
+    ) -> Result<Answer> {
         for attempt in 0..2 {
             let (endpoint, token) = self.session(attempt > 0).await?;
             let mut rb = self
@@ -191,7 +211,8 @@ impl HttpPlacement {
             }
             let r = rb.send().await.map_err(Self::down)?;
             let status = r.status().as_u16();
-            if status == 401 && attempt == 0 && matches!(self.auth, PlacementAuth::Password { .. }) {
+            if status == 401 && attempt == 0 && matches!(self.auth, PlacementAuth::Password { .. })
+            {
                 continue; // the token expired: once more with a new one
             }
             let bytes = r.bytes().await.map_err(Self::down)?;
@@ -202,7 +223,13 @@ impl HttpPlacement {
     }
 
     /// The answer, or its status as a Placement error.
-    async fn ok(&self, method: reqwest::Method, path: &str, mv: &str, body: Option<&Value>) -> Result<Value> {
+    async fn ok(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        mv: &str,
+        body: Option<&Value>,
+    ) -> Result<Value> {
         let a = self.call(method, path, mv, body).await?;
         if (200..300).contains(&a.status) {
             return Ok(a.body);
@@ -227,7 +254,9 @@ fn catalog_endpoint(doc: &Value, region: Option<&str>, interfaces: &[String]) ->
         for e in eps {
             let region_ok = region.is_none_or(|r| e["region"] == r || e["region_id"] == r);
             if e["interface"] == want.as_str() && region_ok {
-                return e["url"].as_str().map(|u| u.trim_end_matches('/').to_owned());
+                return e["url"]
+                    .as_str()
+                    .map(|u| u.trim_end_matches('/').to_owned());
             }
         }
     }
@@ -249,7 +278,9 @@ fn error_of(a: &Answer) -> PlacementError {
             PlacementError::CannotDeleteParent(detail)
         }
         (409, "placement.duplicate_name") => PlacementError::Duplicate(detail),
-        (409, _) if detail.contains("Unable to allocate") => PlacementError::CapacityExceeded(detail),
+        (409, _) if detail.contains("Unable to allocate") => {
+            PlacementError::CapacityExceeded(detail)
+        }
         (409, _) if detail.contains("in use") => PlacementError::InUse(detail),
         (409, _) => PlacementError::ConcurrentUpdate(detail),
         (s, _) => PlacementError::Unavailable(format!("placement answered {s}: {detail}")),
@@ -293,7 +324,11 @@ fn resources_of(v: &Value) -> BTreeMap<Name, i64> {
 
 fn names_of(v: &Value) -> BTreeSet<String> {
     v.as_array()
-        .map(|a| a.iter().filter_map(|x| x.as_str().map(str::to_owned)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|x| x.as_str().map(str::to_owned))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -306,7 +341,11 @@ fn candidates_query(req: &CandidatesRequest) -> String {
     let mut q: Vec<(String, String)> = Vec::new();
     for g in &req.groups {
         let sfx = &g.suffix;
-        let res: Vec<String> = g.resources.iter().map(|(rc, n)| format!("{rc}:{n}")).collect();
+        let res: Vec<String> = g
+            .resources
+            .iter()
+            .map(|(rc, n)| format!("{rc}:{n}"))
+            .collect();
         if !res.is_empty() {
             q.push((format!("resources{sfx}"), res.join(",")));
         }
@@ -316,15 +355,28 @@ fn candidates_query(req: &CandidatesRequest) -> String {
             q.push((format!("required{sfx}"), req_traits.join(",")));
         }
         for any in &g.any_traits {
-            q.push((format!("required{sfx}"), format!("in:{}", any.iter().cloned().collect::<Vec<_>>().join(","))));
+            q.push((
+                format!("required{sfx}"),
+                format!("in:{}", any.iter().cloned().collect::<Vec<_>>().join(",")),
+            ));
         }
         for set in &g.member_of {
-            q.push((format!("member_of{sfx}"), format!("in:{}", set.iter().cloned().collect::<Vec<_>>().join(","))));
+            q.push((
+                format!("member_of{sfx}"),
+                format!("in:{}", set.iter().cloned().collect::<Vec<_>>().join(",")),
+            ));
         }
         if !g.forbidden_aggregates.is_empty() {
             q.push((
                 format!("member_of{sfx}"),
-                format!("!in:{}", g.forbidden_aggregates.iter().cloned().collect::<Vec<_>>().join(",")),
+                format!(
+                    "!in:{}",
+                    g.forbidden_aggregates
+                        .iter()
+                        .cloned()
+                        .collect::<Vec<_>>()
+                        .join(",")
+                ),
             ));
         }
         if let Some(t) = &g.in_tree {
@@ -347,7 +399,10 @@ fn candidates_query(req: &CandidatesRequest) -> String {
         q.push(("root_required".into(), root.join(",")));
     }
     for s in &req.same_subtree {
-        q.push(("same_subtree".into(), s.iter().cloned().collect::<Vec<_>>().join(",")));
+        q.push((
+            "same_subtree".into(),
+            s.iter().cloned().collect::<Vec<_>>().join(","),
+        ));
     }
     q.iter()
         .map(|(k, v)| format!("{}={}", enc(k), enc(v)))
@@ -359,33 +414,56 @@ use reqwest::Method;
 
 #[async_trait::async_trait]
 impl PlacementService for HttpPlacement {
-    async fn create_provider_async(&self, uuid: &str, name: &str, parent: Option<&str>) -> Result<ResourceProvider> {
+    async fn create_provider_async(
+        &self,
+        uuid: &str,
+        name: &str,
+        parent: Option<&str>,
+    ) -> Result<ResourceProvider> {
         let mut body = json!({"uuid": uuid, "name": name});
         if let Some(p) = parent {
             body["parent_provider_uuid"] = json!(p);
         }
-        let v = self.ok(Method::POST, "/resource_providers", "1.39", Some(&body)).await?;
+        let v = self
+            .ok(Method::POST, "/resource_providers", "1.39", Some(&body))
+            .await?;
         Ok(provider_of(&v))
     }
 
     async fn get_provider_async(&self, uuid: &str) -> Result<ResourceProvider> {
-        let v = self.ok(Method::GET, &format!("/resource_providers/{}", enc(uuid)), "1.39", None).await?;
+        let v = self
+            .ok(
+                Method::GET,
+                &format!("/resource_providers/{}", enc(uuid)),
+                "1.39",
+                None,
+            )
+            .await?;
         Ok(provider_of(&v))
     }
 
-    async fn list_providers_async(&self, name: Option<&str>, uuid: Option<&str>) -> Result<Vec<ResourceProvider>> {
+    async fn list_providers_async(
+        &self,
+        name: Option<&str>,
+        uuid: Option<&str>,
+    ) -> Result<Vec<ResourceProvider>> {
         let mut q = Vec::new();
         if let Some(n) = name {
             q.push(format!("name={}", enc(n)));
         }
         if let Some(u) = uuid {
-            if !uuid::Uuid::try_parse(u).is_ok() {
+            if uuid::Uuid::try_parse(u).is_err() {
                 return Ok(Vec::new()); // Placement refuses a non-uuid filter: nothing has it
             }
             q.push(format!("uuid={}", enc(u)));
         }
         let v = self
-            .ok(Method::GET, &format!("/resource_providers?{}", q.join("&")), "1.39", None)
+            .ok(
+                Method::GET,
+                &format!("/resource_providers?{}", q.join("&")),
+                "1.39",
+                None,
+            )
             .await?;
         let mut out: Vec<ResourceProvider> = v["resource_providers"]
             .as_array()
@@ -396,25 +474,50 @@ impl PlacementService for HttpPlacement {
     }
 
     async fn delete_provider_async(&self, uuid: &str) -> Result<()> {
-        self.ok(Method::DELETE, &format!("/resource_providers/{}", enc(uuid)), "1.39", None)
-            .await
-            .map(|_| ())
+        self.ok(
+            Method::DELETE,
+            &format!("/resource_providers/{}", enc(uuid)),
+            "1.39",
+            None,
+        )
+        .await
+        .map(|_| ())
     }
 
-    async fn inventories_async(&self, uuid: &str) -> Result<(u64, BTreeMap<String, InventoryRecord>)> {
+    async fn inventories_async(
+        &self,
+        uuid: &str,
+    ) -> Result<(u64, BTreeMap<String, InventoryRecord>)> {
         let v = self
-            .ok(Method::GET, &format!("/resource_providers/{}/inventories", enc(uuid)), "1.39", None)
+            .ok(
+                Method::GET,
+                &format!("/resource_providers/{}/inventories", enc(uuid)),
+                "1.39",
+                None,
+            )
             .await?;
         let inv = v["inventories"]
             .as_object()
-            .map(|m| m.iter().map(|(rc, i)| (rc.clone(), inventory_of(i))).collect())
+            .map(|m| {
+                m.iter()
+                    .map(|(rc, i)| (rc.clone(), inventory_of(i)))
+                    .collect()
+            })
             .unwrap_or_default();
         Ok((v["resource_provider_generation"].as_u64().unwrap_or(0), inv))
     }
 
-    async fn set_inventories_async(&self, uuid: &str, generation: u64, inventories: &BTreeMap<String, InventoryRecord>) -> Result<u64> {
-        self.ensure_custom(Custom::ResourceClasses, inventories.keys().map(String::as_str))
-            .await?;
+    async fn set_inventories_async(
+        &self,
+        uuid: &str,
+        generation: u64,
+        inventories: &BTreeMap<String, InventoryRecord>,
+    ) -> Result<u64> {
+        self.ensure_custom(
+            Custom::ResourceClasses,
+            inventories.keys().map(String::as_str),
+        )
+        .await?;
         let inv: serde_json::Map<String, Value> = inventories
             .iter()
             .map(|(rc, i)| {
@@ -428,52 +531,116 @@ impl PlacementService for HttpPlacement {
             .collect();
         let body = json!({"resource_provider_generation": generation, "inventories": inv});
         let v = self
-            .ok(Method::PUT, &format!("/resource_providers/{}/inventories", enc(uuid)), "1.39", Some(&body))
+            .ok(
+                Method::PUT,
+                &format!("/resource_providers/{}/inventories", enc(uuid)),
+                "1.39",
+                Some(&body),
+            )
             .await?;
-        Ok(v["resource_provider_generation"].as_u64().unwrap_or(generation + 1))
+        Ok(v["resource_provider_generation"]
+            .as_u64()
+            .unwrap_or(generation + 1))
     }
 
     async fn traits_async(&self, uuid: &str) -> Result<(u64, BTreeSet<String>)> {
         let v = self
-            .ok(Method::GET, &format!("/resource_providers/{}/traits", enc(uuid)), "1.39", None)
+            .ok(
+                Method::GET,
+                &format!("/resource_providers/{}/traits", enc(uuid)),
+                "1.39",
+                None,
+            )
             .await?;
-        Ok((v["resource_provider_generation"].as_u64().unwrap_or(0), names_of(&v["traits"])))
+        Ok((
+            v["resource_provider_generation"].as_u64().unwrap_or(0),
+            names_of(&v["traits"]),
+        ))
     }
 
-    async fn set_traits_async(&self, uuid: &str, generation: u64, traits: &BTreeSet<String>) -> Result<u64> {
-        self.ensure_custom(Custom::Traits, traits.iter().map(String::as_str)).await?;
+    async fn set_traits_async(
+        &self,
+        uuid: &str,
+        generation: u64,
+        traits: &BTreeSet<String>,
+    ) -> Result<u64> {
+        self.ensure_custom(Custom::Traits, traits.iter().map(String::as_str))
+            .await?;
         let body = json!({"resource_provider_generation": generation, "traits": traits});
         let v = self
-            .ok(Method::PUT, &format!("/resource_providers/{}/traits", enc(uuid)), "1.39", Some(&body))
+            .ok(
+                Method::PUT,
+                &format!("/resource_providers/{}/traits", enc(uuid)),
+                "1.39",
+                Some(&body),
+            )
             .await?;
-        Ok(v["resource_provider_generation"].as_u64().unwrap_or(generation + 1))
+        Ok(v["resource_provider_generation"]
+            .as_u64()
+            .unwrap_or(generation + 1))
     }
 
     async fn aggregates_async(&self, uuid: &str) -> Result<(u64, BTreeSet<String>)> {
         let v = self
-            .ok(Method::GET, &format!("/resource_providers/{}/aggregates", enc(uuid)), "1.39", None)
+            .ok(
+                Method::GET,
+                &format!("/resource_providers/{}/aggregates", enc(uuid)),
+                "1.39",
+                None,
+            )
             .await?;
-        Ok((v["resource_provider_generation"].as_u64().unwrap_or(0), names_of(&v["aggregates"])))
+        Ok((
+            v["resource_provider_generation"].as_u64().unwrap_or(0),
+            names_of(&v["aggregates"]),
+        ))
     }
 
-    async fn set_aggregates_async(&self, uuid: &str, generation: u64, aggregates: &BTreeSet<String>) -> Result<u64> {
+    async fn set_aggregates_async(
+        &self,
+        uuid: &str,
+        generation: u64,
+        aggregates: &BTreeSet<String>,
+    ) -> Result<u64> {
         let body = json!({"resource_provider_generation": generation, "aggregates": aggregates});
         let v = self
-            .ok(Method::PUT, &format!("/resource_providers/{}/aggregates", enc(uuid)), "1.39", Some(&body))
+            .ok(
+                Method::PUT,
+                &format!("/resource_providers/{}/aggregates", enc(uuid)),
+                "1.39",
+                Some(&body),
+            )
             .await?;
-        Ok(v["resource_provider_generation"].as_u64().unwrap_or(generation + 1))
+        Ok(v["resource_provider_generation"]
+            .as_u64()
+            .unwrap_or(generation + 1))
     }
 
     async fn usages_async(&self, uuid: &str) -> Result<BTreeMap<String, i64>> {
         let v = self
-            .ok(Method::GET, &format!("/resource_providers/{}/usages", enc(uuid)), "1.39", None)
+            .ok(
+                Method::GET,
+                &format!("/resource_providers/{}/usages", enc(uuid)),
+                "1.39",
+                None,
+            )
             .await?;
-        Ok(resources_of(&v["usages"]).into_iter().map(|(k, n)| (k.to_string(), n)).collect())
+        Ok(resources_of(&v["usages"])
+            .into_iter()
+            .map(|(k, n)| (k.to_string(), n))
+            .collect())
     }
 
-    async fn allocation_candidates_async(&self, req: &CandidatesRequest) -> Result<AllocationCandidates> {
+    async fn allocation_candidates_async(
+        &self,
+        req: &CandidatesRequest,
+    ) -> Result<AllocationCandidates> {
         let v = self
-            .ok(Method::GET, &format!("/allocation_candidates?{}", candidates_query(req)), "1.39", None)
+            .ok(
+                Method::GET,
+                &format!("/allocation_candidates?{}", candidates_query(req)),
+                "1.39",
+                None,
+            )
             .await?;
         let summaries: Vec<ProviderSummary> = v["provider_summaries"]
             .as_object()
@@ -495,9 +662,14 @@ impl PlacementService for HttpPlacement {
                                     .collect()
                             })
                             .unwrap_or_default(),
-                        traits: names_of(&s["traits"]).into_iter().map(|t| Name::from(t.as_str())).collect(),
+                        traits: names_of(&s["traits"])
+                            .into_iter()
+                            .map(|t| Name::from(t.as_str()))
+                            .collect(),
                         parent_provider_uuid: s["parent_provider_uuid"].as_str().map(Name::from),
-                        root_provider_uuid: Name::from(s["root_provider_uuid"].as_str().unwrap_or(uuid)),
+                        root_provider_uuid: Name::from(
+                            s["root_provider_uuid"].as_str().unwrap_or(uuid),
+                        ),
                     })
                     .collect()
             })
@@ -518,11 +690,20 @@ impl PlacementService for HttpPlacement {
                 .unwrap_or_default();
             let mut mappings = Vec::new();
             for (g, rps) in r["mappings"].as_object().into_iter().flatten() {
-                for rp in rps.as_array().into_iter().flatten().filter_map(|x| x.as_str()) {
+                for rp in rps
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|x| x.as_str())
+                {
                     mappings.push((Name::from(g.as_str()), Name::from(rp)));
                 }
             }
-            let first = allocations.keys().next().cloned().unwrap_or_else(|| Name::from(""));
+            let first = allocations
+                .keys()
+                .next()
+                .cloned()
+                .unwrap_or_else(|| Name::from(""));
             let root = root_of.get(&*first).cloned().unwrap_or(first);
             requests.push(AllocationRequest {
                 root_provider_uuid: root,
@@ -530,13 +711,22 @@ impl PlacementService for HttpPlacement {
                 mappings,
             });
         }
-        let summaries = if req.without_summaries { Vec::new() } else { summaries };
+        let summaries = if req.without_summaries {
+            Vec::new()
+        } else {
+            summaries
+        };
         Ok(AllocationCandidates::from_requests(&requests, summaries))
     }
 
     async fn allocations_async(&self, consumer: &str) -> Result<ConsumerAllocations> {
         let v = self
-            .ok(Method::GET, &format!("/allocations/{}", enc(consumer)), "1.39", None)
+            .ok(
+                Method::GET,
+                &format!("/allocations/{}", enc(consumer)),
+                "1.39",
+                None,
+            )
             .await?;
         let mut out = ConsumerAllocations::default();
         for (rp, a) in v["allocations"].as_object().into_iter().flatten() {
@@ -553,7 +743,14 @@ impl PlacementService for HttpPlacement {
         Ok(out)
     }
 
-    async fn put_allocations_async(&self, consumer: &str, allocations: &Allocations, project_id: &str, user_id: &str, consumer_generation: Option<u64>) -> Result<Option<u64>> {
+    async fn put_allocations_async(
+        &self,
+        consumer: &str,
+        allocations: &Allocations,
+        project_id: &str,
+        user_id: &str,
+        consumer_generation: Option<u64>,
+    ) -> Result<Option<u64>> {
         let allocs: serde_json::Map<String, Value> = allocations
             .iter()
             .map(|(rp, res)| (rp.to_string(), json!({"resources": res})))
@@ -561,8 +758,13 @@ impl PlacementService for HttpPlacement {
         let body = json!({"allocations": allocs, "project_id": project_id, "user_id": user_id,
                           "consumer_generation": consumer_generation});
         // 1.36: the newest without a required consumer_type.
-        self.ok(Method::PUT, &format!("/allocations/{}", enc(consumer)), "1.36", Some(&body))
-            .await?;
+        self.ok(
+            Method::PUT,
+            &format!("/allocations/{}", enc(consumer)),
+            "1.36",
+            Some(&body),
+        )
+        .await?;
         // Placement bumps a consumer's generation by one per write (a new
         // one is created at 0 and written to 1).
         Ok((!allocations.is_empty()).then(|| consumer_generation.map_or(1, |g| g + 1)))
@@ -570,7 +772,12 @@ impl PlacementService for HttpPlacement {
 
     async fn delete_allocations_async(&self, consumer: &str) -> Result<()> {
         match self
-            .ok(Method::DELETE, &format!("/allocations/{}", enc(consumer)), "1.39", None)
+            .ok(
+                Method::DELETE,
+                &format!("/allocations/{}", enc(consumer)),
+                "1.39",
+                None,
+            )
             .await
         {
             Ok(_) | Err(PlacementError::NotFound(_)) => Ok(()),
@@ -578,29 +785,57 @@ impl PlacementService for HttpPlacement {
         }
     }
 
-    async fn update_provider_async(&self, uuid: &str, name: &str, parent: Option<&str>, reparent: bool) -> Result<ResourceProvider> {
+    async fn update_provider_async(
+        &self,
+        uuid: &str,
+        name: &str,
+        parent: Option<&str>,
+        reparent: bool,
+    ) -> Result<ResourceProvider> {
         let body = json!({"name": name, "parent_provider_uuid": parent});
         let mv = if reparent { "1.37" } else { "1.36" };
         let v = self
-            .ok(Method::PUT, &format!("/resource_providers/{}", enc(uuid)), mv, Some(&body))
+            .ok(
+                Method::PUT,
+                &format!("/resource_providers/{}", enc(uuid)),
+                mv,
+                Some(&body),
+            )
             .await?;
         Ok(provider_of(&v))
     }
 
     /// Placement has no consumer listing: every provider's allocations,
     /// then each consumer's record.
-    async fn consumers_async(&self, project_id: Option<&str>, user_id: Option<&str>) -> Result<Vec<(String, ConsumerAllocations)>> {
+    async fn consumers_async(
+        &self,
+        project_id: Option<&str>,
+        user_id: Option<&str>,
+    ) -> Result<Vec<(String, ConsumerAllocations)>> {
         let mut ids = BTreeSet::new();
         for rp in self.list_providers_async(None, None).await? {
             let v = self
-                .ok(Method::GET, &format!("/resource_providers/{}/allocations", enc(&rp.uuid)), "1.39", None)
+                .ok(
+                    Method::GET,
+                    &format!("/resource_providers/{}/allocations", enc(&rp.uuid)),
+                    "1.39",
+                    None,
+                )
                 .await?;
-            ids.extend(v["allocations"].as_object().into_iter().flatten().map(|(c, _)| c.clone()));
+            ids.extend(
+                v["allocations"]
+                    .as_object()
+                    .into_iter()
+                    .flatten()
+                    .map(|(c, _)| c.clone()),
+            );
         }
         let mut out = Vec::new();
         for c in ids {
             let a = self.allocations_async(&c).await?;
-            if project_id.is_none_or(|p| p == a.project_id) && user_id.is_none_or(|u| u == a.user_id) {
+            if project_id.is_none_or(|p| p == a.project_id)
+                && user_id.is_none_or(|u| u == a.user_id)
+            {
                 out.push((c, a));
             }
         }
@@ -609,7 +844,11 @@ impl PlacementService for HttpPlacement {
 
     /// Rewrites the consumer's allocations at 1.38 with the type (which
     /// bumps its generation: Placement has no other way to set it).
-    async fn set_consumer_type_async(&self, consumer: &str, consumer_type: Option<&str>) -> Result<()> {
+    async fn set_consumer_type_async(
+        &self,
+        consumer: &str,
+        consumer_type: Option<&str>,
+    ) -> Result<()> {
         let cur = self.allocations_async(consumer).await?;
         if cur.allocations.is_empty() {
             return Ok(());
@@ -622,15 +861,22 @@ impl PlacementService for HttpPlacement {
         let body = json!({"allocations": allocs, "project_id": cur.project_id, "user_id": cur.user_id,
                           "consumer_generation": cur.consumer_generation,
                           "consumer_type": consumer_type.unwrap_or("unknown")});
-        self.ok(Method::PUT, &format!("/allocations/{}", enc(consumer)), "1.38", Some(&body))
-            .await
-            .map(|_| ())
+        self.ok(
+            Method::PUT,
+            &format!("/allocations/{}", enc(consumer)),
+            "1.38",
+            Some(&body),
+        )
+        .await
+        .map(|_| ())
     }
 
     async fn custom_names_async(&self, kind: Custom) -> Result<BTreeSet<String>> {
         Ok(match kind {
             Custom::ResourceClasses => {
-                let v = self.ok(Method::GET, "/resource_classes", "1.39", None).await?;
+                let v = self
+                    .ok(Method::GET, "/resource_classes", "1.39", None)
+                    .await?;
                 v["resource_classes"]
                     .as_array()
                     .into_iter()
