@@ -11,5 +11,6 @@ mod cluster;
 mod multiprocess;
 #[cfg(all(feature = "amqp", feature = "postgres"))]
 mod nova_clients;
+mod real_placement;
 #[cfg(all(feature = "amqp", feature = "postgres"))]
 mod vhost;
