@@ -103,6 +103,8 @@ pub struct ApiConfig {
     pub default_az: String,
     /// `[DEFAULT] internal_service_availability_zone` (`internal`).
     pub internal_az: String,
+    /// `[DEFAULT] host` (notifications publish as `nova-api:<host>`).
+    pub host: String,
 }
 
 impl Default for ApiConfig {
@@ -114,6 +116,7 @@ impl Default for ApiConfig {
             max_limit: 1000,
             default_az: "nova".into(),
             internal_az: "internal".into(),
+            host: "localhost".into(),
         }
     }
 }
@@ -139,6 +142,7 @@ impl ApiConfig {
             max_limit: conf.parse_or("api", "max_limit", 1000usize)?,
             default_az: conf.str_or("DEFAULT", "default_availability_zone", "nova"),
             internal_az: conf.str_or("DEFAULT", "internal_service_availability_zone", "internal"),
+            host: conf.host(),
         })
     }
 }
@@ -158,6 +162,9 @@ pub struct ApiState {
     pub images: ImageStore,
     /// Tokens.
     pub identity: Identity,
+    /// Notifications (`flavor.*`, `keypair.*`, `service.*`, local deletes,
+    /// `instance.update`); none unless set ([`nova_service::Runner::notifier`]).
+    pub notifier: nova_service::notifications::Notifier,
 }
 
 impl ApiState {
@@ -178,6 +185,7 @@ impl ApiState {
             rpc: compute_api::Rpc::new(transport, compute_cap),
             images,
             identity,
+            notifier: nova_service::notifications::Notifier::disabled(),
         }
     }
 }

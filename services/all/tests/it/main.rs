@@ -9,8 +9,10 @@ mod boot;
 mod cli;
 mod cluster;
 mod multiprocess;
+#[cfg(feature = "amqp")]
+mod notifications;
 #[cfg(all(feature = "amqp", feature = "postgres"))]
 mod nova_clients;
 mod real_placement;
-#[cfg(all(feature = "amqp", feature = "postgres"))]
+#[cfg(feature = "amqp")]
 mod vhost;

@@ -106,6 +106,7 @@ pub(crate) async fn act(
             "Cannot '{name}' instance {id}: it is not on any host"
         )));
     }
+    let old = nova_service::notifications::OldStates::of(&inst);
     inst.set_task_state(Some(action.task_state().into()));
     st.objects
         .save_with(
@@ -120,6 +121,16 @@ pub(crate) async fn act(
             ))
         })?;
     let rpc = ctx.rpc();
+    // As nova's Instance.save: `instance.update`, published as nova-compute.
+    st.notifier
+        .instance_update(
+            &rpc,
+            &inst,
+            &old,
+            nova_service::notifications::Source::Compute,
+            &st.cfg.host,
+        )
+        .await;
     let compute = &st.rpc.compute;
     match action {
         Action::Reboot { hard } => {

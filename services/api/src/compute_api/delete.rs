@@ -3,6 +3,8 @@
 //! buried in cell0) or its compute is down.
 
 use nova_objects::{BuildRequest, Instance, ListQuery, Lookup, Service, VersionedObject};
+use nova_rpc::RequestContext;
+use nova_service::notifications::{OldStates, Phase, Source};
 use nova_service::states::{TaskState, VmState};
 
 use crate::ApiState;
@@ -25,8 +27,25 @@ async fn compute_up(st: &ApiState, host: &str) -> bool {
 
 /// Deletes an instance no compute holds: the record, its build request
 /// and its allocations.
-async fn local_delete(st: &ApiState, mut inst: Instance) -> ApiResult<()> {
+async fn local_delete(
+    st: &ApiState,
+    rpc_ctx: &RequestContext,
+    mut inst: Instance,
+) -> ApiResult<()> {
     let ctx = admin_ctx();
+    let host = &st.cfg.host;
+    st.notifier
+        .instance_action_from(
+            rpc_ctx,
+            &inst,
+            Source::Api,
+            host,
+            "delete",
+            Phase::Start,
+            None,
+        )
+        .await;
+    let old = OldStates::of(&inst);
     st.placement
         .delete_allocations_async(inst.uuid())
         .await
@@ -35,6 +54,9 @@ async fn local_delete(st: &ApiState, mut inst: Instance) -> ApiResult<()> {
     inst.set_task_state(None);
     inst.set_terminated_at(Some(chrono::Utc::now()));
     st.objects.save(&ctx, &mut inst).await?;
+    st.notifier
+        .instance_update(rpc_ctx, &inst, &old, Source::Compute, host)
+        .await;
     st.objects.destroy(&ctx, &mut inst).await?;
     if let Ok(br) = st
         .objects
@@ -47,6 +69,17 @@ async fn local_delete(st: &ApiState, mut inst: Instance) -> ApiResult<()> {
             .destroy(&ctx, br.obj_to_primitive())
             .await;
     }
+    st.notifier
+        .instance_action_from(
+            rpc_ctx,
+            &inst,
+            Source::Api,
+            host,
+            "delete",
+            Phase::End,
+            None,
+        )
+        .await;
     Ok(())
 }
 
@@ -57,8 +90,13 @@ pub(crate) async fn delete(st: &ApiState, ctx: &Ctx, mut inst: Instance) -> ApiR
         return Ok(());
     }
     let host = inst.host().clone();
+    let old = OldStates::of(&inst);
     inst.set_task_state(Some(TaskState::Deleting.into()));
     st.objects.save(&admin_ctx(), &mut inst).await?;
+    // As nova's Instance.save: published as nova-compute from this host.
+    st.notifier
+        .instance_update(&ctx.rpc(), &inst, &old, Source::Compute, &st.cfg.host)
+        .await;
     match host {
         Some(h) if compute_up(st, &h).await => st
             .rpc
@@ -66,6 +104,6 @@ pub(crate) async fn delete(st: &ApiState, ctx: &Ctx, mut inst: Instance) -> ApiR
             .terminate_instance(&ctx.rpc(), &h, &inst, &None)
             .await
             .map_err(Fault::internal),
-        _ => local_delete(st, inst).await,
+        _ => local_delete(st, &ctx.rpc(), inst).await,
     }
 }
