@@ -137,6 +137,7 @@ async fn claims(http: &reqwest::Client, base: &str, providers: usize, n: usize) 
         });
         let t = Instant::now();
         let r = req(http, reqwest::Method::PUT, format!("{base}/allocations/{}", uuid::Uuid::new_v4()))
+            .header("openstack-api-version", "placement 1.28")
             .json(&body)
             .send()
             .await
