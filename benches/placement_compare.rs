@@ -47,8 +47,12 @@ async fn fill_ours(url: &str, n: usize) -> SqlPlacement {
             .iter()
             .flat_map(|&i| {
                 let u = rp_uuid(i);
-                [("VCPU", 64, 16.0), ("MEMORY_MB", 262_144, 1.5), ("DISK_GB", 2000, 1.0)]
-                    .map(|(rc, t, r)| format!("('{u}', '{rc}', {t}, 0, 1, {t}, 1, {r:.1})"))
+                [
+                    ("VCPU", 64, 16.0),
+                    ("MEMORY_MB", 262_144, 1.5),
+                    ("DISK_GB", 2000, 1.0),
+                ]
+                .map(|(rc, t, r)| format!("('{u}', '{rc}', {t}, 0, 1, {t}, 1, {r:.1})"))
             })
             .collect();
         conn.execute_unprepared(&format!(
@@ -72,13 +76,19 @@ async fn serve_ours(p: SqlPlacement) -> String {
 async fn serve_python(n: usize) -> (tokio::process::Child, String) {
     let python = std::env::var("NOVA_RS_PYTHON")
         .unwrap_or_else(|_| "/var/tmp/nova-rs/venv-oracles/bin/python".into());
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/placement_py_server.py");
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/scripts/placement_py_server.py"
+    );
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
         .port();
-    let dir = std::env::temp_dir().join(format!("placement16-bench-{}", uuid::Uuid::new_v4().simple()));
+    let dir = std::env::temp_dir().join(format!(
+        "placement16-bench-{}",
+        uuid::Uuid::new_v4().simple()
+    ));
     let mut child = tokio::process::Command::new(&python)
         .arg(script)
         .arg(&dir)
@@ -112,7 +122,9 @@ async fn candidates(http: &reqwest::Client, base: &str, runs: usize) -> (Duratio
         let r = req(
             http,
             reqwest::Method::GET,
-            format!("{base}/allocation_candidates?resources=VCPU:1,MEMORY_MB:512,DISK_GB:10&limit=1000"),
+            format!(
+                "{base}/allocation_candidates?resources=VCPU:1,MEMORY_MB:512,DISK_GB:10&limit=1000"
+            ),
         )
         .send()
         .await
@@ -127,7 +139,12 @@ async fn candidates(http: &reqwest::Client, base: &str, runs: usize) -> (Duratio
 }
 
 /// p50 and p99 of `n` claims by new consumers.
-async fn claims(http: &reqwest::Client, base: &str, providers: usize, n: usize) -> (Duration, Duration) {
+async fn claims(
+    http: &reqwest::Client,
+    base: &str,
+    providers: usize,
+    n: usize,
+) -> (Duration, Duration) {
     let mut times = Vec::new();
     for k in 0..n {
         let rp = rp_uuid(1 + k % providers);
@@ -136,12 +153,16 @@ async fn claims(http: &reqwest::Client, base: &str, providers: usize, n: usize) 
             "project_id": "p", "user_id": "u", "consumer_generation": null,
         });
         let t = Instant::now();
-        let r = req(http, reqwest::Method::PUT, format!("{base}/allocations/{}", uuid::Uuid::new_v4()))
-            .header("openstack-api-version", "placement 1.28")
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
+        let r = req(
+            http,
+            reqwest::Method::PUT,
+            format!("{base}/allocations/{}", uuid::Uuid::new_v4()),
+        )
+        .header("openstack-api-version", "placement 1.28")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
         times.push(t.elapsed());
         assert_eq!(r.status(), 204, "{}", r.text().await.unwrap_or_default());
     }
@@ -162,7 +183,8 @@ async fn main() {
     }
     println!("GET /allocation_candidates (limit 1000), HTTP, SQLite: ours vs Placement 16");
     for n in sizes {
-        let dir = std::env::temp_dir().join(format!("placement-bench-{}", uuid::Uuid::new_v4().simple()));
+        let dir =
+            std::env::temp_dir().join(format!("placement-bench-{}", uuid::Uuid::new_v4().simple()));
         std::fs::create_dir_all(&dir).unwrap();
         let ours = serve_ours(fill_ours(&format!("sqlite:{}/p.db", dir.display()), n).await).await;
         let (o, oc) = candidates(&http, &ours, 10).await;
@@ -202,6 +224,10 @@ async fn main() {
         let url = format!("{base}/{name}");
         let ours = serve_ours(fill_ours(&url, 1000).await).await;
         let (p50, p99) = claims(&http, &ours, 1000, 300).await;
-        println!("PUT /allocations/{{consumer}}, PostgreSQL: ours p50 {} p99 {}", ms(p50), ms(p99));
+        println!(
+            "PUT /allocations/{{consumer}}, PostgreSQL: ours p50 {} p99 {}",
+            ms(p50),
+            ms(p99)
+        );
     }
 }
