@@ -21,6 +21,7 @@ with --json, writes {file: {"passed": n, "failed": n, "skipped": n,
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -50,7 +51,7 @@ def free_port():
 
 
 def start_server(port, secure_rbac=False):
-    d = tempfile.mkdtemp(prefix='placement-gabbi-')
+    d = os.path.realpath(tempfile.mkdtemp(prefix='placement-gabbi-'))
     conf = os.path.join(d, 'placement.conf')
     with open(conf, 'w') as f:
         f.write('[placement_database]\nconnection = sqlite://%s/p.db\n'
@@ -60,6 +61,7 @@ def start_server(port, secure_rbac=False):
     log = open(os.path.join(d, 'log'), 'w')
     proc = subprocess.Popen([BINARY, '--config', conf, '--port', str(port)],
                             stdout=log, stderr=subprocess.STDOUT)
+    proc.tmpdir = d
     for _ in range(200):
         try:
             urllib.request.urlopen('http://127.0.0.1:%d/' % port, timeout=1)
@@ -206,6 +208,7 @@ def stand_in(name, base):
             finally:
                 self.server.terminate()
                 self.server.wait()
+                shutil.rmtree(self.server.tmpdir, ignore_errors=True)
 
     StandIn.__name__ = name
     return StandIn
