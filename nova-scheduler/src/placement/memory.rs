@@ -77,6 +77,7 @@ struct Consumer {
     project_id: String,
     user_id: String,
     generation: u64,
+    consumer_type: Option<String>,
     /// (provider, class, amount)
     allocations: Vec<(usize, u32, i64)>,
 }
@@ -107,6 +108,7 @@ struct Group {
     resources: Vec<(u32, i64)>,
     required: Vec<u32>,
     forbidden: Vec<u32>,
+    any: Vec<Vec<u32>>,
     member_of: Vec<Vec<u32>>,
     forbidden_aggs: Vec<u32>,
     in_tree: Option<usize>,
@@ -163,6 +165,25 @@ impl State {
             .ok_or_else(|| PlacementError::NotFound(format!("resource provider {uuid}")))
     }
 
+    fn consumer_view(&self, consumer: &str) -> Option<ConsumerAllocations> {
+        let c = self.consumers.get(consumer)?;
+        let mut allocations: Allocations = BTreeMap::new();
+        for &(p, rc, n) in &c.allocations {
+            *allocations
+                .entry(self.providers[p].uuid.clone())
+                .or_default()
+                .entry(self.rcs.name(rc).clone())
+                .or_default() += n;
+        }
+        Some(ConsumerAllocations {
+            allocations,
+            project_id: c.project_id.clone(),
+            user_id: c.user_id.clone(),
+            consumer_generation: Some(c.generation),
+            consumer_type: c.consumer_type.clone(),
+        })
+    }
+
     fn view(&self, i: usize) -> ResourceProvider {
         let p = &self.providers[i];
         ResourceProvider {
@@ -215,6 +236,14 @@ impl State {
             .iter()
             .filter_map(|t| self.traits.get(t))
             .collect();
+        let mut any = Vec::new();
+        for set in &g.any_traits {
+            let ids: Vec<u32> = set.iter().filter_map(|t| self.traits.get(t)).collect();
+            if ids.is_empty() {
+                return Ok(None);
+            }
+            any.push(ids);
+        }
         let mut member_of = Vec::new();
         for set in &g.member_of {
             let ids: Vec<u32> = set.iter().filter_map(|a| self.aggregates.get(a)).collect();
@@ -241,6 +270,7 @@ impl State {
             resources,
             required,
             forbidden,
+            any,
             member_of,
             forbidden_aggs,
             in_tree,
@@ -275,6 +305,7 @@ impl State {
                     .iter()
                     .all(|&(rc, n)| p.inv(rc).is_some_and(|v| v.record.admits(v.used, n)))
                     && g.required.iter().all(|&t| p.has_trait(t))
+                    && g.any.iter().all(|set| set.iter().any(|&t| p.has_trait(t)))
                     && !g.forbidden.iter().any(|&t| p.has_trait(t))
                     && self.aggregates_ok(p, g)
             })
@@ -282,19 +313,38 @@ impl State {
     }
 
     /// The choices for one group in one tree: each a list of (provider, class, amount).
-    fn group_choices(&self, tree: &[usize], g: &Group, cap: usize) -> Vec<Vec<(usize, u32, i64)>> {
-        if let Some(t) = g.in_tree
-            && self.providers[tree[0]].root != t
-        {
-            return Vec::new();
-        }
+    fn group_choices(&self, pool: &[usize], g: &Group, cap: usize) -> Vec<Vec<(usize, u32, i64)>> {
+        // `in_tree`: only the providers of that tree (the anchor's, or a
+        // sharing provider's own).
+        let kept: Vec<usize>;
+        let tree: &[usize] = match g.in_tree {
+            Some(t) => {
+                kept = pool
+                    .iter()
+                    .copied()
+                    .filter(|&p| self.providers[p].root == t)
+                    .collect();
+                if kept.is_empty() {
+                    return Vec::new();
+                }
+                &kept
+            }
+            None => pool,
+        };
         if g.numbered || tree.len() == 1 {
             let ok = self.single_providers(tree, g);
             // The unnumbered group in a one-provider tree is the same check.
             return ok
                 .into_iter()
                 .take(cap)
-                .map(|p| g.resources.iter().map(|&(rc, n)| (p, rc, n)).collect())
+                .map(|p| {
+                    if g.resources.is_empty() {
+                        // A resourceless group (1.36): the provider, no amount.
+                        vec![(p, u32::MAX, 0)]
+                    } else {
+                        g.resources.iter().map(|&(rc, n)| (p, rc, n)).collect()
+                    }
+                })
                 .collect();
         }
         // Unnumbered group in a nested tree: each class from any provider
@@ -332,16 +382,46 @@ impl State {
             out = next;
         }
         // Required traits: the providers used, or the root, must have them.
-        let root = &self.providers[tree[0]];
+        let root = &self.providers[pool[0]];
+        let has = |choice: &Vec<(usize, u32, i64)>, t: u32| {
+            root.has_trait(t)
+                || choice
+                    .iter()
+                    .any(|&(p, _, _)| self.providers[p].has_trait(t))
+        };
         out.retain(|choice| {
-            g.required.iter().all(|&t| {
-                root.has_trait(t)
-                    || choice
-                        .iter()
-                        .any(|&(p, _, _)| self.providers[p].has_trait(t))
-            })
+            g.required.iter().all(|&t| has(choice, t))
+                && g.any.iter().all(|set| set.iter().any(|&t| has(choice, t)))
         });
         out
+    }
+
+    /// Whether `a` is `b` or one of its ancestors.
+    fn is_ancestor(&self, a: usize, b: usize) -> bool {
+        let mut cur = Some(b);
+        while let Some(c) = cur {
+            if c == a {
+                return true;
+            }
+            cur = self.providers[c].parent;
+        }
+        false
+    }
+
+    /// Whether the providers of each `same_subtree` set of groups lie
+    /// under one of them.
+    fn same_subtree_ok(&self, subtrees: &[Vec<usize>], mapping: &[(usize, usize)]) -> bool {
+        subtrees.iter().all(|set| {
+            let ps: Vec<usize> = mapping
+                .iter()
+                .filter(|(g, _)| set.contains(g))
+                .map(|(_, p)| *p)
+                .collect();
+            ps.is_empty()
+                || ps
+                    .iter()
+                    .any(|&top| ps.iter().all(|&p| self.is_ancestor(top, p)))
+        })
     }
 
     /// Whether a provider without children can serve every group alone;
@@ -351,6 +431,7 @@ impl State {
         for g in groups {
             if g.in_tree.is_some_and(|t| t != i)
                 || !g.required.iter().all(|&t| p.has_trait(t))
+                || !g.any.iter().all(|set| set.iter().any(|&t| p.has_trait(t)))
                 || g.forbidden.iter().any(|&t| p.has_trait(t))
                 || !self.aggregates_ok(p, g)
             {
@@ -363,9 +444,13 @@ impl State {
             }
         }
         groups.len() == 1
-            || merged
-                .iter()
-                .all(|&(rc, n)| p.inv(rc).is_some_and(|v| v.used + n <= v.record.capacity()))
+            || merged.iter().all(|&(rc, n)| {
+                p.inv(rc).is_some_and(|v| {
+                    v.used + n <= v.record.capacity()
+                        && n <= v.record.max_unit
+                        && n % v.record.step_size.max(1) == 0
+                })
+            })
     }
 
     fn candidates(&self, req: &CandidatesRequest) -> Result<AllocationCandidates> {
@@ -395,6 +480,19 @@ impl State {
             .filter_map(|t| self.traits.get(t))
             .collect();
         const PER_TREE: usize = 64;
+        // same_subtree as group indices.
+        let subtrees: Vec<Vec<usize>> = req
+            .same_subtree
+            .iter()
+            .map(|set| {
+                groups
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, g)| set.contains(&*g.suffix))
+                    .map(|(i, _)| i)
+                    .collect()
+            })
+            .collect();
         // What a provider without children would allocate (every group from it).
         let mut merged_ids: Vec<(u32, i64)> = Vec::new();
         for g in &groups {
@@ -422,8 +520,17 @@ impl State {
             }
             slots[i]
         };
-        let mut trees_used = Vec::new();
-        let mut flat_used: Vec<usize> = Vec::new();
+        // Sharing providers (MISC_SHARES_VIA_AGGREGATE) lend to the trees
+        // that share an aggregate with them.
+        let sharing: Vec<usize> = match self.traits.get("MISC_SHARES_VIA_AGGREGATE") {
+            Some(t) => (0..self.providers.len())
+                .filter(|&i| self.providers[i].alive && self.providers[i].has_trait(t))
+                .collect(),
+            None => Vec::new(),
+        };
+        let mut used: Vec<bool> = vec![false; self.providers.len()];
+        let mut seen: std::collections::HashSet<Vec<(usize, u32, i64)>> =
+            std::collections::HashSet::new();
         for &root in &self.roots {
             if out.rows.len() >= limit {
                 break;
@@ -435,10 +542,36 @@ impl State {
             {
                 continue;
             }
-            if r.children.is_empty() {
+            // (No allocation for the common case: no sharing, no children.)
+            let (tree, lenders): (Vec<usize>, Vec<usize>) =
+                if sharing.is_empty() && r.children.is_empty() {
+                    (Vec::new(), Vec::new())
+                } else {
+                    let tree = self.tree(root);
+                    let lenders = sharing
+                        .iter()
+                        .copied()
+                        .filter(|s| !tree.contains(s))
+                        .filter(|&s| {
+                            let sp = &self.providers[s];
+                            tree.iter().any(|&p| {
+                                self.providers[p]
+                                    .aggregates
+                                    .iter()
+                                    .any(|a| sp.in_aggregate(*a))
+                            })
+                        })
+                        .collect();
+                    (tree, lenders)
+                };
+            if r.children.is_empty() && lenders.is_empty() {
                 // A provider without children (most computes): every group
                 // from it, the amounts of all groups together within capacity.
-                if flat_possible && self.flat_fits(root, &groups, &merged_ids) {
+                if flat_possible
+                    && self.flat_fits(root, &groups, &merged_ids)
+                    && (sharing.is_empty()
+                        || seen.insert(merged_ids.iter().map(|&(rc, n)| (root, rc, n)).collect()))
+                {
                     let ps = slot(&mut out.providers, &mut pslot, root, &r.uuid);
                     let start = out.parts.len() as u32;
                     for &(rc, n) in &merged_ids {
@@ -452,15 +585,16 @@ impl State {
                         parts: (start, out.parts.len() as u32),
                         maps: (mstart, out.maps.len() as u32),
                     });
-                    flat_used.push(root);
+                    used[root] = true;
                 }
                 continue;
             }
-            let tree = self.tree(root);
+            let mut pool = tree.clone();
+            pool.extend(lenders);
             // Cartesian product of the groups' choices, capped per tree.
             let mut combos: Vec<Combo> = vec![(Vec::new(), Vec::new())];
             for (gi, g) in groups.iter().enumerate() {
-                let choices = self.group_choices(&tree, g, PER_TREE);
+                let choices = self.group_choices(&pool, g, PER_TREE);
                 if choices.is_empty() {
                     combos.clear();
                     break;
@@ -492,21 +626,49 @@ impl State {
             }
             let mut any = false;
             for (allocs, mapping) in combos {
+                if !self.same_subtree_ok(&subtrees, &mapping) {
+                    continue;
+                }
                 // Amounts of several groups on one provider must fit together.
                 let mut merged: Vec<((usize, u32), i64)> = Vec::with_capacity(allocs.len());
                 for (p, rc, n) in allocs {
+                    if n == 0 {
+                        continue; // a resourceless group's provider
+                    }
                     match merged.iter_mut().find(|(k, _)| *k == (p, rc)) {
                         Some((_, m)) => *m += n,
                         None => merged.push(((p, rc), n)),
                     }
                 }
+                // One allocation per (provider, class): the sum is what
+                // must fit, max_unit and step size included.
                 let fits = merged.iter().all(|&((p, rc), n)| {
-                    self.providers[p]
-                        .inv(rc)
-                        .is_some_and(|v| v.used + n <= v.record.capacity())
+                    self.providers[p].inv(rc).is_some_and(|v| {
+                        v.used + n <= v.record.capacity()
+                            && n <= v.record.max_unit
+                            && n % v.record.step_size.max(1) == 0
+                    })
                 });
                 if !fits {
                     continue;
+                }
+                // Same allocations with other group mappings are other
+                // candidates (1.34's mappings tell them apart).
+                let mut key: Vec<(usize, u32, i64)> =
+                    merged.iter().map(|&((p, rc), n)| (p, rc, n)).collect();
+                key.sort_unstable();
+                let mut m: Vec<(usize, u32, i64)> = mapping
+                    .iter()
+                    .map(|&(g, p)| (p, u32::MAX - 1, g as i64))
+                    .collect();
+                m.sort_unstable();
+                m.dedup();
+                key.extend(m);
+                if !seen.insert(key) {
+                    continue; // the same allocation from another anchor
+                }
+                for &((p, _), _) in &merged {
+                    used[p] = true;
                 }
                 let root_slot = slot(&mut out.providers, &mut pslot, root, &r.uuid);
                 let start = out.parts.len() as u32;
@@ -533,16 +695,21 @@ impl State {
                     break;
                 }
             }
-            if any {
-                trees_used.push(tree);
-            }
+            let _ = any;
         }
         if req.without_summaries {
             return Ok(out);
         }
-        let summarized = flat_used
-            .into_iter()
-            .chain(trees_used.into_iter().flatten());
+        // Every provider of the trees the answer allocates from.
+        let mut summarized: Vec<usize> = Vec::new();
+        let mut roots_done: Vec<bool> = vec![false; self.providers.len()];
+        for (i, &u) in used.iter().enumerate() {
+            let r = self.providers[i].root;
+            if u && !roots_done[r] {
+                roots_done[r] = true;
+                summarized.extend(self.tree(r));
+            }
+        }
         {
             for i in summarized {
                 let p = &self.providers[i];
@@ -587,6 +754,115 @@ impl MemoryPlacement {
 
     fn write(&self) -> std::sync::RwLockWriteGuard<'_, State> {
         self.state.write().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl MemoryPlacement {
+    /// Every consumer with its allocations, by uuid.
+    pub fn consumers(&self) -> Vec<(String, ConsumerAllocations)> {
+        let s = self.read();
+        let mut out: Vec<(String, ConsumerAllocations)> = s
+            .consumers
+            .keys()
+            .filter_map(|c| Some((c.clone(), s.consumer_view(c)?)))
+            .collect();
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
+    }
+
+    /// Sets the type of a consumer with allocations (1.38); false when
+    /// there is no such consumer.
+    pub fn set_consumer_type(&self, consumer: &str, consumer_type: Option<&str>) -> bool {
+        match self.write().consumers.get_mut(consumer) {
+            Some(c) => {
+                c.consumer_type = consumer_type.map(str::to_owned);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Every live provider, in creation order.
+    pub fn providers(&self) -> Vec<ResourceProvider> {
+        let s = self.read();
+        (0..s.providers.len())
+            .filter(|&i| s.providers[i].alive)
+            .map(|i| s.view(i))
+            .collect()
+    }
+
+    /// `PUT /resource_providers/{uuid}`: renames the provider and sets its
+    /// parent. Without `reparent` (microversions before 1.37) a parent
+    /// may be set on a root but never changed or removed; with it, the
+    /// provider (and its subtree) may move anywhere but under itself. The
+    /// generation stays (as in Placement).
+    pub fn update_provider(
+        &self,
+        uuid: &str,
+        name: &str,
+        parent: Option<&str>,
+        reparent: bool,
+    ) -> Result<ResourceProvider> {
+        let mut s = self.write();
+        let i = s.idx(uuid)?;
+        if let Some(&other) = s.by_name.get(name)
+            && other != i
+        {
+            return Err(PlacementError::Duplicate(format!(
+                "Conflicting resource provider {name} already exists."
+            )));
+        }
+        let new_parent = match parent {
+            Some(p) => Some(s.idx(p).map_err(|_| {
+                PlacementError::BadRequest(format!("parent provider UUID does not exist: {p}"))
+            })?),
+            None => None,
+        };
+        let old_parent = s.providers[i].parent;
+        if new_parent != old_parent {
+            if !reparent && old_parent.is_some() {
+                return Err(PlacementError::BadRequest(if new_parent.is_none() {
+                    "un-parenting a provider is not currently allowed".into()
+                } else {
+                    "re-parenting a provider is not currently allowed".into()
+                }));
+            }
+            if let Some(np) = new_parent {
+                // Not under itself.
+                let mut cur = Some(np);
+                while let Some(c) = cur {
+                    if c == i {
+                        return Err(PlacementError::BadRequest(
+                            "creating loop in the provider tree is not allowed.".into(),
+                        ));
+                    }
+                    cur = s.providers[c].parent;
+                }
+            }
+            if let Some(op) = old_parent {
+                s.providers[op].children.retain(|&c| c != i);
+            } else {
+                s.roots.retain(|&r| r != i);
+            }
+            let new_root = match new_parent {
+                Some(np) => {
+                    s.providers[np].children.push(i);
+                    s.providers[np].root
+                }
+                None => {
+                    s.roots.push(i);
+                    i
+                }
+            };
+            s.providers[i].parent = new_parent;
+            for p in s.tree(i) {
+                s.providers[p].root = new_root;
+            }
+        }
+        let old_name = std::mem::replace(&mut s.providers[i].name, name.to_owned());
+        s.by_name.remove(&old_name);
+        s.by_name.insert(name.to_owned(), i);
+        Ok(s.view(i))
     }
 }
 
@@ -705,7 +981,7 @@ impl Placement for MemoryPlacement {
             rec.validate()
                 .map_err(|e| PlacementError::BadRequest(format!("{rc}: {e}")))?;
         }
-        // Nothing in use may lose its inventory or end up past capacity.
+        // Nothing in use may lose its inventory.
         for v in &s.providers[i].inventories {
             let rc = s.rcs.name(v.rc);
             match inventories.get(&**rc) {
@@ -714,13 +990,7 @@ impl Placement for MemoryPlacement {
                         "inventory for {rc} on resource provider {uuid} is in use"
                     )));
                 }
-                Some(rec) if v.used > rec.capacity() => {
-                    return Err(PlacementError::InventoryInUse(format!(
-                        "inventory for {rc} on resource provider {uuid}: {} in use is more than the new capacity {}",
-                        v.used,
-                        rec.capacity()
-                    )));
-                }
+                // Below usage is allowed (as in Placement): nothing more fits.
                 _ => {}
             }
         }
@@ -777,24 +1047,7 @@ impl Placement for MemoryPlacement {
     }
 
     fn allocations(&self, consumer: &str) -> Result<ConsumerAllocations> {
-        let s = self.read();
-        let Some(c) = s.consumers.get(consumer) else {
-            return Ok(ConsumerAllocations::default());
-        };
-        let mut allocations: Allocations = BTreeMap::new();
-        for &(p, rc, n) in &c.allocations {
-            *allocations
-                .entry(s.providers[p].uuid.clone())
-                .or_default()
-                .entry(s.rcs.name(rc).clone())
-                .or_default() += n;
-        }
-        Ok(ConsumerAllocations {
-            allocations,
-            project_id: c.project_id.clone(),
-            user_id: c.user_id.clone(),
-            consumer_generation: Some(c.generation),
-        })
+        Ok(self.read().consumer_view(consumer).unwrap_or_default())
     }
 
     fn put_allocations(
@@ -887,13 +1140,18 @@ impl Placement for MemoryPlacement {
             s.consumers.remove(consumer);
             return Ok(None);
         }
-        let generation = current.map_or(0, |g| g + 1);
+        let generation = current.map_or(1, |g| g + 1);
+        let consumer_type = s
+            .consumers
+            .get(consumer)
+            .and_then(|c| c.consumer_type.clone());
         s.consumers.insert(
             consumer.to_owned(),
             Consumer {
                 project_id: project_id.to_owned(),
                 user_id: user_id.to_owned(),
                 generation,
+                consumer_type,
                 allocations: new.into_iter().map(|((p, rc), n)| (p, rc, n)).collect(),
             },
         );

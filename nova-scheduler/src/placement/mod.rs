@@ -35,7 +35,8 @@ pub use memory::MemoryPlacement;
 pub use model::{
     AllocationCandidates, AllocationRequest, Allocations, CandidatesRequest, ConsumerAllocations,
     GroupPolicy, InventoryRecord, Name, PlacementError, ProviderSummary, RequestGroup,
-    ResourceProvider, STANDARD_RESOURCE_CLASSES, valid_resource_class,
+    ResourceProvider, STANDARD_RESOURCE_CLASSES, is_standard_trait, standard_traits,
+    valid_custom_name, valid_resource_class,
 };
 
 /// What the scheduler (and the Placement API) need of a Placement store.
@@ -58,8 +59,9 @@ pub trait Placement: Send + Sync + std::fmt::Debug {
         &self,
         uuid: &str,
     ) -> Result<(u64, BTreeMap<String, InventoryRecord>), PlacementError>;
-    /// Replaces all inventories; refused when something in use would lose
-    /// its inventory or exceed the new capacity. Returns the new generation.
+    /// Replaces all inventories; refused when a class in use would lose
+    /// its inventory (a capacity below usage is allowed, as in Placement:
+    /// nothing more fits). Returns the new generation.
     fn set_inventories(
         &self,
         uuid: &str,

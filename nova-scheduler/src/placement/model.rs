@@ -28,16 +28,37 @@ pub const STANDARD_RESOURCE_CLASSES: &[&str] = &[
     "MEM_ENCRYPTION_CONTEXT",
     "FPGA",
     "PGPU",
+    "NET_PACKET_RATE_KILOPACKET_PER_SEC",
+    "NET_PACKET_RATE_EGR_KILOPACKET_PER_SEC",
+    "NET_PACKET_RATE_IGR_KILOPACKET_PER_SEC",
 ];
+
+/// The standard traits (os-traits 3.9), one per line, sorted.
+const STANDARD_TRAITS_TEXT: &str = include_str!("standard_traits.txt");
+
+/// The standard traits Placement knows without being told (os-traits).
+pub fn standard_traits() -> impl Iterator<Item = &'static str> {
+    STANDARD_TRAITS_TEXT.lines().filter(|l| !l.is_empty())
+}
+
+/// Whether `t` is a standard trait.
+pub fn is_standard_trait(t: &str) -> bool {
+    STANDARD_TRAITS_TEXT.lines().any(|l| l == t)
+}
+
+/// Whether `t` is a well-formed custom trait (`CUSTOM_[A-Z0-9_]+`).
+pub fn valid_custom_name(t: &str) -> bool {
+    t.strip_prefix("CUSTOM_").is_some_and(|s| {
+        !s.is_empty()
+            && s.len() <= 248
+            && s.bytes()
+                .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
+    })
+}
 
 /// Whether `rc` is a standard class or a well-formed custom one (`CUSTOM_[A-Z0-9_]+`).
 pub fn valid_resource_class(rc: &str) -> bool {
-    STANDARD_RESOURCE_CLASSES.contains(&rc)
-        || rc.strip_prefix("CUSTOM_").is_some_and(|s| {
-            !s.is_empty()
-                && s.bytes()
-                    .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
-        })
+    STANDARD_RESOURCE_CLASSES.contains(&rc) || valid_custom_name(rc)
 }
 
 /// One inventory of a provider.
@@ -148,6 +169,8 @@ pub struct ConsumerAllocations {
     pub user_id: String,
     /// Consumer generation (`None` for a consumer that does not exist).
     pub consumer_generation: Option<u64>,
+    /// Consumer type (microversion 1.38; `None`: unknown).
+    pub consumer_type: Option<String>,
 }
 
 /// One request group of `GET /allocation_candidates`.
@@ -161,6 +184,8 @@ pub struct RequestGroup {
     pub required_traits: BTreeSet<String>,
     /// Traits forbidden.
     pub forbidden_traits: BTreeSet<String>,
+    /// Any-of trait sets (`required=in:A,B`, 1.39): one trait of each set.
+    pub any_traits: Vec<BTreeSet<String>>,
     /// `member_of`: each entry is a set of aggregates one of which the
     /// provider must be in (`in:a,b`); every entry must hold.
     pub member_of: Vec<BTreeSet<String>>,
@@ -191,6 +216,9 @@ pub struct CandidatesRequest {
     pub root_required: BTreeSet<String>,
     /// Traits the root provider must not have (`root_required=!T`).
     pub root_forbidden: BTreeSet<String>,
+    /// `same_subtree`: each a set of group suffixes whose providers must
+    /// all lie under one of them.
+    pub same_subtree: Vec<BTreeSet<String>>,
     /// At most this many allocation requests (`limit`).
     pub limit: Option<usize>,
     /// Leave `provider_summaries` empty (in-process callers that only
@@ -274,6 +302,47 @@ pub struct AllocationCandidates {
 }
 
 impl AllocationCandidates {
+    /// Candidates from built requests and summaries (an answer read from
+    /// another Placement, over HTTP).
+    pub fn from_requests(requests: &[AllocationRequest], summaries: Vec<ProviderSummary>) -> Self {
+        let mut out = AllocationCandidates {
+            provider_summaries: summaries,
+            ..Default::default()
+        };
+        fn slot(table: &mut Vec<Name>, name: &Name) -> u32 {
+            match table.iter().position(|n| n == name) {
+                Some(i) => i as u32,
+                None => {
+                    table.push(name.clone());
+                    (table.len() - 1) as u32
+                }
+            }
+        }
+        for r in requests {
+            let root = slot(&mut out.providers, &r.root_provider_uuid);
+            let start = out.parts.len() as u32;
+            for (rp, res) in &r.allocations {
+                let p = slot(&mut out.providers, rp);
+                for (rc, n) in res {
+                    let c = slot(&mut out.classes, rc);
+                    out.parts.push((p, c, *n));
+                }
+            }
+            let mstart = out.maps.len() as u32;
+            for (g, rp) in &r.mappings {
+                let gi = slot(&mut out.groups, g);
+                let p = slot(&mut out.providers, rp);
+                out.maps.push((gi, p));
+            }
+            out.rows.push(CandidateRow {
+                root,
+                parts: (start, out.parts.len() as u32),
+                maps: (mstart, out.maps.len() as u32),
+            });
+        }
+        out
+    }
+
     /// How many allocation requests.
     pub fn len(&self) -> usize {
         self.rows.len()
@@ -347,6 +416,9 @@ pub enum PlacementError {
     /// 409 `placement.resource_provider.inuse`.
     #[error("{0}")]
     ProviderInUse(String),
+    /// 409: a resource class or trait still in use.
+    #[error("{0}")]
+    InUse(String),
     /// 409 `placement.resource_provider.cannot_delete_parent`.
     #[error("{0}")]
     CannotDeleteParent(String),
@@ -379,6 +451,7 @@ impl PlacementError {
             }
             PlacementError::Duplicate(_) => "placement.duplicate_name",
             PlacementError::CapacityExceeded(_)
+            | PlacementError::InUse(_)
             | PlacementError::BadRequest(_)
             | PlacementError::Unavailable(_) => "placement.undefined_code",
         }

@@ -120,7 +120,7 @@ fn stale_generations_are_conflicts() {
 }
 
 #[test]
-fn inventory_below_usage_is_refused() {
+fn inventory_in_use_may_shrink_but_not_go() {
     let p = MemoryPlacement::new();
     compute(&p, "rp", 2, 4096);
     p.put_allocations(
@@ -131,8 +131,9 @@ fn inventory_below_usage_is_refused() {
         None,
     )
     .unwrap();
+    // As Placement: capacity may drop below usage (nothing more fits).
     let (g, _) = p.inventories("rp").unwrap();
-    let err = p
+    let g = p
         .set_inventories(
             "rp",
             g,
@@ -141,8 +142,11 @@ fn inventory_below_usage_is_refused() {
                 ("MEMORY_MB", InventoryRecord::new(4096)),
             ]),
         )
-        .unwrap_err();
-    assert_eq!(err.code(), "placement.inventory.inuse", "{err}");
+        .unwrap();
+    assert!(matches!(
+        p.put_allocations("d", &alloc("rp", &[("VCPU", 1)]), "p", "u", None),
+        Err(PlacementError::CapacityExceeded(_))
+    ));
     let err = p
         .set_inventories(
             "rp",
@@ -176,7 +180,11 @@ fn consumers_have_generations_and_replace_their_allocations() {
     let g = p
         .put_allocations("vm", &alloc("a", &[("VCPU", 2)]), "p", "u", None)
         .unwrap();
-    assert_eq!(g, Some(0));
+    assert_eq!(
+        g,
+        Some(1),
+        "a new consumer is at generation 1, as in Placement"
+    );
     let err = p
         .put_allocations("vm", &alloc("b", &[("VCPU", 2)]), "p", "u", None)
         .unwrap_err();
@@ -190,7 +198,7 @@ fn consumers_have_generations_and_replace_their_allocations() {
     assert_eq!(p.usages("a").unwrap()["VCPU"], 0);
     assert_eq!(p.usages("b").unwrap()["VCPU"], 2);
     let cur = p.allocations("vm").unwrap();
-    assert_eq!(cur.consumer_generation, Some(1));
+    assert_eq!(cur.consumer_generation, Some(2));
     assert_eq!(cur.allocations["b"]["VCPU"], 2);
     let err = p
         .put_allocations("other", &alloc("a", &[("VCPU", 17)]), "p", "u", None)

@@ -232,7 +232,8 @@ impl Runner {
         Ok(objects.clone())
     }
 
-    /// Placement, opened once: beside the database (on its connections
+    /// Placement, opened once: over HTTP when `[placement] auth_url` or
+    /// `endpoint_override` is set (nova's options); else beside the database (on its connections
     /// when `[placement_database] connection` is the same, tables created)
     /// when this runner opened one, else directly at `[placement_database]
     /// connection` (a compute, which has no database of its own).
@@ -243,6 +244,15 @@ impl Runner {
             .get_or_try_init(|| {
                 async {
                     let conf = &self.inner.conf;
+                    // `[placement] auth_url` or `endpoint_override`: a
+                    // Placement service over HTTP (any Placement).
+                    if let Some(http) = nova_placement::HttpPlacement::from_options(|k| {
+                        conf.get("placement", k)
+                            .filter(|v| !v.is_empty())
+                            .map(str::to_owned)
+                    }) {
+                        return Ok::<_, anyhow::Error>(PlacementHandle::new(http));
+                    }
                     match self.inner.database.get() {
                         Some(db) => {
                             let p = SqlPlacement::open_beside(

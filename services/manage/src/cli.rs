@@ -34,6 +34,34 @@ enum Cmd {
         #[command(subcommand)]
         cmd: CellCmd,
     },
+    /// Placement: nova's records and Placement's in line.
+    Placement {
+        #[command(subcommand)]
+        cmd: PlacementCmd,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+enum PlacementCmd {
+    /// Creates missing allocations of instances on hosts (exit 0: some
+    /// created, 4: nothing to do).
+    #[command(name = "heal_allocations")]
+    HealAllocations {
+        /// Only print what would be done.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Finds allocations of consumers nova does not know (exit 0: none,
+    /// 3: found, 4: found and deleted).
+    Audit {
+        /// Delete what is found.
+        #[arg(long)]
+        delete: bool,
+    },
+    /// Puts compute node providers in the Placement aggregates of their
+    /// hosts' aggregates.
+    #[command(name = "sync_aggregates")]
+    SyncAggregates,
 }
 
 #[derive(Subcommand, Debug)]
@@ -61,8 +89,8 @@ enum CellCmd {
     ListCells,
 }
 
-/// Runs a `nova-manage` command, printing what it does.
-pub async fn manage(args: ManageArgs) -> anyhow::Result<()> {
+/// Runs a `nova-manage` command, printing what it does; the exit code.
+pub async fn manage(args: ManageArgs) -> anyhow::Result<i32> {
     let conf = args.config.conf()?;
     let mut say = |s: String| println!("{s}");
     match args.cmd {
@@ -125,8 +153,40 @@ pub async fn manage(args: ManageArgs) -> anyhow::Result<()> {
             }
             runner.shutdown().await;
         }
+        Cmd::Placement { cmd } => {
+            let runner = Runner::new(conf);
+            let objects = runner.objects().await?;
+            let placement = runner.placement().await?;
+            let (outcome, code) = match cmd {
+                PlacementCmd::HealAllocations { dry_run } => {
+                    let o =
+                        crate::placement::heal_allocations(&objects, &placement, dry_run).await?;
+                    let code = if o.count == 0 { 4 } else { 0 };
+                    (o, code)
+                }
+                PlacementCmd::Audit { delete } => {
+                    let o = crate::placement::audit(&objects, &placement, delete).await?;
+                    let code = match (o.count, delete) {
+                        (0, _) => 0,
+                        (_, false) => 3,
+                        (_, true) => 4,
+                    };
+                    (o, code)
+                }
+                PlacementCmd::SyncAggregates => (
+                    crate::placement::sync_aggregates(&objects, &placement).await?,
+                    0,
+                ),
+            };
+            for l in &outcome.lines {
+                println!("{l}");
+            }
+            println!("Processed {} item(s).", outcome.count);
+            runner.shutdown().await;
+            return Ok(code);
+        }
     }
-    Ok(())
+    Ok(0)
 }
 
 /// nova-status: deployment health checks.

@@ -2,6 +2,7 @@
 //! and the tests reuse; [`cli`] is their command lines.
 
 pub mod cli;
+pub mod placement;
 
 use nova_objects::db::Database;
 use nova_objects::{CellMapping, ComputeNode, HostMapping, ListQuery, Objects, Service};

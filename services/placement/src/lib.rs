@@ -25,6 +25,8 @@
 //! `memory.rs` (the in-memory implementation), `error.rs` (database
 //! failures as Placement errors).
 
+pub mod api;
+mod client;
 mod error;
 mod memory;
 mod mirror;
@@ -33,6 +35,7 @@ mod service;
 mod sql;
 mod store;
 
+pub use client::{HttpPlacement, PlacementAuth};
 pub use memory::MemoryPlacementService;
-pub use service::{PlacementHandle, PlacementService};
+pub use service::{Custom, PlacementHandle, PlacementService};
 pub use store::{ALLOCATION_CONFLICT_RETRIES, SqlPlacement};

@@ -10,6 +10,7 @@ use nova_scheduler::placement::{
 };
 
 use crate::PlacementService;
+use crate::service::Custom;
 
 type Result<T> = std::result::Result<T, PlacementError>;
 
@@ -20,6 +21,8 @@ pub struct MemoryPlacementService {
     model: MemoryPlacement,
     /// Every provider created here (the model has no listing of its own).
     providers: Mutex<BTreeSet<String>>,
+    /// Custom resource classes and traits registered.
+    custom: Mutex<BTreeSet<(&'static str, String)>>,
 }
 
 impl MemoryPlacementService {
@@ -35,6 +38,30 @@ impl MemoryPlacementService {
 
     fn providers(&self) -> std::sync::MutexGuard<'_, BTreeSet<String>> {
         self.providers.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn custom(&self) -> std::sync::MutexGuard<'_, BTreeSet<(&'static str, String)>> {
+        self.custom.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The custom names providers use now.
+    fn in_use(&self, kind: Custom) -> Result<BTreeSet<String>> {
+        let mut out = BTreeSet::new();
+        for rp in self.model.providers() {
+            match kind {
+                Custom::ResourceClasses => {
+                    out.extend(self.model.inventories(&rp.uuid)?.1.into_keys());
+                    for (_, c) in self.model.consumers() {
+                        for res in c.allocations.values() {
+                            out.extend(res.keys().map(|k| k.to_string()));
+                        }
+                    }
+                }
+                Custom::Traits => out.extend(self.model.traits(&rp.uuid)?.1),
+            }
+        }
+        out.retain(|n| n.starts_with("CUSTOM_"));
+        Ok(out)
     }
 }
 
@@ -153,5 +180,66 @@ impl PlacementService for MemoryPlacementService {
 
     async fn delete_allocations_async(&self, consumer: &str) -> Result<()> {
         self.model.delete_allocations(consumer)
+    }
+
+    async fn update_provider_async(
+        &self,
+        uuid: &str,
+        name: &str,
+        parent: Option<&str>,
+        reparent: bool,
+    ) -> Result<ResourceProvider> {
+        self.model.update_provider(uuid, name, parent, reparent)
+    }
+
+    async fn consumers_async(
+        &self,
+        project_id: Option<&str>,
+        user_id: Option<&str>,
+    ) -> Result<Vec<(String, ConsumerAllocations)>> {
+        let mut all = self.model.consumers();
+        all.retain(|(_, c)| {
+            project_id.is_none_or(|p| p == c.project_id) && user_id.is_none_or(|u| u == c.user_id)
+        });
+        Ok(all)
+    }
+
+    async fn set_consumer_type_async(
+        &self,
+        consumer: &str,
+        consumer_type: Option<&str>,
+    ) -> Result<()> {
+        self.model.set_consumer_type(consumer, consumer_type);
+        Ok(())
+    }
+
+    async fn custom_names_async(&self, kind: Custom) -> Result<BTreeSet<String>> {
+        let mut out = self.in_use(kind)?;
+        out.extend(
+            self.custom()
+                .iter()
+                .filter(|(k, _)| *k == kind.key())
+                .map(|(_, n)| n.clone()),
+        );
+        Ok(out)
+    }
+
+    async fn add_custom_name_async(&self, kind: Custom, name: &str) -> Result<bool> {
+        let known = self.custom_names_async(kind).await?.contains(name);
+        self.custom().insert((kind.key(), name.to_owned()));
+        Ok(!known)
+    }
+
+    async fn remove_custom_name_async(&self, kind: Custom, name: &str) -> Result<()> {
+        if self.in_use(kind)?.contains(name) {
+            return Err(PlacementError::InUse(format!(
+                "{} {name} is in use",
+                kind.key()
+            )));
+        }
+        if !self.custom().remove(&(kind.key(), name.to_owned())) {
+            return Err(PlacementError::NotFound(format!("{} {name}", kind.key())));
+        }
+        Ok(())
     }
 }

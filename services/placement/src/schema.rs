@@ -11,11 +11,23 @@ use sea_orm::{DatabaseConnection, DbBackend, Statement};
 /// Placement's migrations, oldest first.
 pub(crate) static MIGRATIONS: Migrations = Migrations {
     record_table: "placement_schema_migrations",
-    list: &[Migration {
-        version: 1,
-        name: "initial schema: resource providers, inventories, consumers, allocations, traits, aggregates",
-        statements: initial,
-    }],
+    list: &[
+        Migration {
+            version: 1,
+            name: "initial schema: resource providers, inventories, consumers, allocations, traits, aggregates",
+            statements: initial,
+        },
+        Migration {
+            version: 2,
+            name: "custom resource classes and traits",
+            statements: custom_names,
+        },
+        Migration {
+            version: 3,
+            name: "consumer types",
+            statements: consumer_types,
+        },
+    ],
 };
 
 fn uuid(name: &'static str) -> ColumnDef {
@@ -172,6 +184,27 @@ fn initial(backend: DbBackend) -> Vec<Statement> {
     .collect();
     out.extend(after);
     out
+}
+
+fn custom_names(backend: DbBackend) -> Vec<Statement> {
+    let t = table(
+        backend,
+        "placement_custom_names",
+        vec![
+            ColumnDef::new("kind").string_len(16).not_null().take(),
+            string("name"),
+        ],
+        &["kind", "name"],
+    );
+    vec![backend.build(&t)]
+}
+
+fn consumer_types(backend: DbBackend) -> Vec<Statement> {
+    let alter = Table::alter()
+        .table("consumers")
+        .add_column(ColumnDef::new("consumer_type").string_len(255).null())
+        .take();
+    vec![backend.build(&alter)]
 }
 
 /// Applies Placement's pending migrations; returns how many ran.

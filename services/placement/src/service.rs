@@ -59,8 +59,8 @@ pub trait PlacementService: Send + Sync + std::fmt::Debug {
     ) -> Result<(u64, BTreeMap<String, InventoryRecord>)>;
 
     /// `PUT /resource_providers/{uuid}/inventories`: replaces them all;
-    /// refused when something in use would lose its inventory or exceed
-    /// the new capacity. Returns the new generation.
+    /// refused when a class in use would lose its inventory (a capacity
+    /// below usage is allowed, as in Placement). Returns the new generation.
     async fn set_inventories_async(
         &self,
         uuid: &str,
@@ -121,10 +121,72 @@ pub trait PlacementService: Send + Sync + std::fmt::Debug {
     /// consumer without allocations is fine).
     async fn delete_allocations_async(&self, consumer: &str) -> Result<()>;
 
+    /// `PUT /resource_providers/{uuid}`: renames the provider and sets
+    /// its parent (`reparent`: microversion 1.37's moves, else a parent
+    /// may only be given to a root). The generation stays, as in
+    /// Placement.
+    async fn update_provider_async(
+        &self,
+        uuid: &str,
+        name: &str,
+        parent: Option<&str>,
+        reparent: bool,
+    ) -> Result<ResourceProvider>;
+
+    /// Every consumer with allocations, with them, by uuid (optionally
+    /// only those of `project_id` and `user_id`): `GET /usages` and
+    /// `GET /resource_providers/{uuid}/allocations` read these.
+    async fn consumers_async(
+        &self,
+        project_id: Option<&str>,
+        user_id: Option<&str>,
+    ) -> Result<Vec<(String, ConsumerAllocations)>>;
+
+    /// Records the type of a consumer that has allocations (1.38's
+    /// `consumer_type`; `None`: unknown). A consumer without allocations
+    /// has none to record: nothing happens.
+    async fn set_consumer_type_async(
+        &self,
+        consumer: &str,
+        consumer_type: Option<&str>,
+    ) -> Result<()>;
+
+    /// The custom resource classes or traits: those created, and those in
+    /// use (`CUSTOM_*` only; the standard ones are constants).
+    async fn custom_names_async(&self, kind: Custom) -> Result<BTreeSet<String>>;
+
+    /// `POST /resource_classes`, `PUT /traits/{name}`: registers a custom
+    /// name; false when it was already there.
+    async fn add_custom_name_async(&self, kind: Custom, name: &str) -> Result<bool>;
+
+    /// `DELETE /resource_classes/{name}`, `DELETE /traits/{name}`: refused
+    /// (`InUse`) while an inventory or a provider uses it; `NotFound`
+    /// when unknown.
+    async fn remove_custom_name_async(&self, kind: Custom, name: &str) -> Result<()>;
+
     /// Forgets what the implementation caches for candidates, so the next
     /// query sees every write (a scheduler does this before it answers
     /// NoValidHost). Nothing to forget by default.
     fn invalidate(&self) {}
+}
+
+/// The two catalogs of custom names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Custom {
+    /// `CUSTOM_*` resource classes.
+    ResourceClasses,
+    /// `CUSTOM_*` traits.
+    Traits,
+}
+
+impl Custom {
+    /// The stored kind.
+    pub(crate) fn key(self) -> &'static str {
+        match self {
+            Custom::ResourceClasses => "resource_class",
+            Custom::Traits => "trait",
+        }
+    }
 }
 
 /// A shared Placement, whatever its implementation: what managers and the

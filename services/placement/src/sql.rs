@@ -391,7 +391,7 @@ pub(crate) async fn consumer<C: ConnectionTrait>(
 ) -> Result<ConsumerAllocations> {
     let rows = all(
         c,
-        "SELECT project_id, user_id, generation FROM consumers WHERE uuid = ?",
+        "SELECT project_id, user_id, generation, consumer_type FROM consumers WHERE uuid = ?",
         vec![consumer.into()],
     )
     .await?;
@@ -402,6 +402,7 @@ pub(crate) async fn consumer<C: ConnectionTrait>(
     out.project_id = get_s(r, "project_id")?;
     out.user_id = get_s(r, "user_id")?;
     out.consumer_generation = Some(get_i(r, "generation")? as u64);
+    out.consumer_type = r.try_get::<Option<String>>("", "consumer_type")?;
     let rows = all(
         c,
         "SELECT rp_uuid, resource_class, used FROM allocations WHERE consumer_uuid = ?",
@@ -595,4 +596,182 @@ pub(crate) async fn tables<C: ConnectionTrait>(c: &C) -> Result<Tables> {
             .insert(Name::from(get_s(r, "resource_class")?), get_i(r, "used")?);
     }
     Ok(t)
+}
+
+/// Renames provider `uuid`, sets its parent and root.
+pub(crate) async fn update_provider<C: ConnectionTrait>(
+    c: &C,
+    uuid: &str,
+    name: &str,
+    parent: Option<&str>,
+    root: &str,
+) -> Result<()> {
+    exec(
+        c,
+        "UPDATE resource_providers SET name = ?, parent_uuid = ?, root_uuid = ? WHERE uuid = ?",
+        vec![
+            name.into(),
+            parent.map(str::to_owned).into(),
+            root.into(),
+            uuid.into(),
+        ],
+    )
+    .await
+    .map(|_| ())
+}
+
+/// Sets the root of every provider of the tree under `uuid` (itself included).
+pub(crate) async fn set_subtree_root<C: ConnectionTrait>(
+    c: &C,
+    uuid: &str,
+    root: &str,
+) -> Result<()> {
+    let mut todo = vec![uuid.to_owned()];
+    while let Some(u) = todo.pop() {
+        exec(
+            c,
+            "UPDATE resource_providers SET root_uuid = ? WHERE uuid = ?",
+            vec![root.into(), u.clone().into()],
+        )
+        .await?;
+        for r in &all(
+            c,
+            "SELECT uuid FROM resource_providers WHERE parent_uuid = ?",
+            vec![u.into()],
+        )
+        .await?
+        {
+            todo.push(get_s(r, "uuid")?);
+        }
+    }
+    Ok(())
+}
+
+/// Consumers with their allocations (of `project` / `user` only, when given).
+pub(crate) async fn consumers<C: ConnectionTrait>(
+    c: &C,
+    project: Option<&str>,
+    user: Option<&str>,
+) -> Result<Vec<(String, ConsumerAllocations)>> {
+    let mut sql = "SELECT c.uuid, c.project_id, c.user_id, c.generation, c.consumer_type, a.rp_uuid, a.resource_class, a.used \
+         FROM consumers c JOIN allocations a ON a.consumer_uuid = c.uuid WHERE 1 = 1"
+        .to_owned();
+    let mut values = Vec::new();
+    for (col, v) in [("c.project_id", project), ("c.user_id", user)] {
+        if let Some(v) = v {
+            sql.push_str(&format!(" AND {col} = ?"));
+            values.push(v.into());
+        }
+    }
+    let mut out: BTreeMap<String, ConsumerAllocations> = BTreeMap::new();
+    for r in &all(c, &sql, values).await? {
+        let e = out.entry(get_s(r, "uuid")?).or_default();
+        if e.consumer_generation.is_none() {
+            e.project_id = get_s(r, "project_id")?;
+            e.user_id = get_s(r, "user_id")?;
+            e.consumer_generation = Some(get_i(r, "generation")? as u64);
+            e.consumer_type = r.try_get::<Option<String>>("", "consumer_type")?;
+        }
+        e.allocations
+            .entry(Name::from(get_s(r, "rp_uuid")?))
+            .or_default()
+            .insert(Name::from(get_s(r, "resource_class")?), get_i(r, "used")?);
+    }
+    Ok(out.into_iter().collect())
+}
+
+/// The custom names of `kind` registered, and (`with_used`) those in use.
+pub(crate) async fn custom_names<C: ConnectionTrait>(
+    c: &C,
+    kind: &str,
+    with_used: bool,
+) -> Result<BTreeSet<String>> {
+    let mut out = BTreeSet::new();
+    for r in &all(
+        c,
+        "SELECT name FROM placement_custom_names WHERE kind = ?",
+        vec![kind.into()],
+    )
+    .await?
+    {
+        out.insert(get_s(r, "name")?);
+    }
+    if with_used {
+        out.extend(custom_in_use(c, kind).await?);
+    }
+    Ok(out)
+}
+
+/// The custom names of `kind` in use (inventories and allocations, or
+/// providers' traits).
+pub(crate) async fn custom_in_use<C: ConnectionTrait>(
+    c: &C,
+    kind: &str,
+) -> Result<BTreeSet<String>> {
+    let queries: &[(&str, &str)] = if kind == "trait" {
+        &[(
+            "SELECT DISTINCT trait AS n FROM resource_provider_traits",
+            "n",
+        )]
+    } else {
+        &[
+            ("SELECT DISTINCT resource_class AS n FROM inventories", "n"),
+            ("SELECT DISTINCT resource_class AS n FROM allocations", "n"),
+        ]
+    };
+    let mut out = BTreeSet::new();
+    for (q, col) in queries {
+        for r in &all(c, q, vec![]).await? {
+            let n = get_s(r, col)?;
+            if n.starts_with("CUSTOM_") {
+                out.insert(n);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Registers a custom name (the caller checked it is new).
+pub(crate) async fn insert_custom_name<C: ConnectionTrait>(
+    c: &C,
+    kind: &str,
+    name: &str,
+) -> Result<()> {
+    exec(
+        c,
+        "INSERT INTO placement_custom_names (kind, name) VALUES (?, ?)",
+        vec![kind.into(), name.into()],
+    )
+    .await
+    .map(|_| ())
+}
+
+/// Forgets a custom name; false when it was not registered.
+pub(crate) async fn delete_custom_name<C: ConnectionTrait>(
+    c: &C,
+    kind: &str,
+    name: &str,
+) -> Result<bool> {
+    exec(
+        c,
+        "DELETE FROM placement_custom_names WHERE kind = ? AND name = ?",
+        vec![kind.into(), name.into()],
+    )
+    .await
+    .map(|n| n > 0)
+}
+
+/// Sets a consumer's type (1.38).
+pub(crate) async fn set_consumer_type<C: ConnectionTrait>(
+    c: &C,
+    consumer: &str,
+    consumer_type: Option<&str>,
+) -> Result<()> {
+    exec(
+        c,
+        "UPDATE consumers SET consumer_type = ? WHERE uuid = ?",
+        vec![consumer_type.map(str::to_owned).into(), consumer.into()],
+    )
+    .await
+    .map(|_| ())
 }

@@ -24,6 +24,7 @@ use sea_orm::{
 use crate::PlacementService;
 use crate::error::{Failure, classify, db};
 use crate::mirror::{Mirror, snapshot};
+use crate::service::Custom;
 use crate::sql::{self, NameSet};
 
 type Result<T> = std::result::Result<T, PlacementError>;
@@ -378,20 +379,13 @@ impl PlacementService for SqlPlacement {
         let txn = self.begin().await.map_err(db)?;
         let new_gen = self.bump_checked(&txn, uuid, generation).await?;
         let used = sql::usages(&txn, uuid).await.map_err(db)?;
-        for (rc, amount) in used.iter().filter(|(_, a)| **a > 0) {
-            match inventories.get(rc) {
-                None => {
-                    return Err(PlacementError::InventoryInUse(format!(
-                        "Inventory for '{rc}' on resource provider '{uuid}' in use."
-                    )));
-                }
-                Some(inv) if inv.capacity() < *amount => {
-                    return Err(PlacementError::InventoryInUse(format!(
-                        "Unable to update inventory for resource provider {uuid}: {rc} capacity {} is below its usage {amount}.",
-                        inv.capacity()
-                    )));
-                }
-                _ => {}
+        // A class in use may not go; below usage is allowed (as in
+        // Placement): nothing more fits.
+        for (rc, _) in used.iter().filter(|(_, a)| **a > 0) {
+            if !inventories.contains_key(rc) {
+                return Err(PlacementError::InventoryInUse(format!(
+                    "Inventory for '{rc}' on resource provider '{uuid}' in use."
+                )));
             }
         }
         sql::replace_inventories(&txn, uuid, inventories)
@@ -503,6 +497,146 @@ impl PlacementService for SqlPlacement {
                 providers.len() as i64,
             );
         }
+        Ok(())
+    }
+
+    async fn update_provider_async(
+        &self,
+        uuid: &str,
+        name: &str,
+        parent: Option<&str>,
+        reparent: bool,
+    ) -> Result<ResourceProvider> {
+        let _w = self.write_lock.lock().await;
+        let txn = self.begin().await.map_err(db)?;
+        let cur = self.provider(&txn, uuid).await?;
+        if let Some(found) = sql::provider_clash(&txn, uuid, name).await.map_err(db)?
+            && found != uuid
+        {
+            return Err(PlacementError::Duplicate(format!(
+                "Conflicting resource provider {name} already exists."
+            )));
+        }
+        let mut root = cur.root_provider_uuid.clone();
+        let moved = cur.parent_provider_uuid.as_deref() != parent;
+        if moved {
+            if !reparent && cur.parent_provider_uuid.is_some() {
+                return Err(PlacementError::BadRequest(if parent.is_none() {
+                    "un-parenting a provider is not currently allowed".into()
+                } else {
+                    "re-parenting a provider is not currently allowed".into()
+                }));
+            }
+            root = match parent {
+                Some(p) => {
+                    let mut at = sql::provider(&txn, p).await.map_err(db)?.ok_or_else(|| {
+                        PlacementError::BadRequest(format!(
+                            "parent provider UUID does not exist: {p}"
+                        ))
+                    })?;
+                    let new_root = at.root_provider_uuid.clone();
+                    loop {
+                        if at.uuid == uuid {
+                            return Err(PlacementError::BadRequest(
+                                "creating loop in the provider tree is not allowed.".into(),
+                            ));
+                        }
+                        let Some(up) = at.parent_provider_uuid.clone() else {
+                            break;
+                        };
+                        at = self.provider(&txn, &up).await?;
+                    }
+                    new_root
+                }
+                None => uuid.to_owned(),
+            };
+        }
+        sql::update_provider(&txn, uuid, name, parent, &root)
+            .await
+            .map_err(|e| match classify(&e) {
+                Failure::Duplicate => PlacementError::Duplicate(format!(
+                    "Conflicting resource provider {name} already exists."
+                )),
+                _ => db(e),
+            })?;
+        if moved {
+            sql::set_subtree_root(&txn, uuid, &root).await.map_err(db)?;
+        }
+        txn.commit().await.map_err(db)?;
+        self.mirror.invalidate();
+        Ok(ResourceProvider {
+            uuid: uuid.to_owned(),
+            name: name.to_owned(),
+            generation: cur.generation,
+            parent_provider_uuid: parent.map(str::to_owned),
+            root_provider_uuid: root,
+        })
+    }
+
+    async fn consumers_async(
+        &self,
+        project_id: Option<&str>,
+        user_id: Option<&str>,
+    ) -> Result<Vec<(String, ConsumerAllocations)>> {
+        sql::consumers(&self.conn, project_id, user_id)
+            .await
+            .map_err(db)
+    }
+
+    async fn set_consumer_type_async(
+        &self,
+        consumer: &str,
+        consumer_type: Option<&str>,
+    ) -> Result<()> {
+        let _w = self.write_lock.lock().await;
+        sql::set_consumer_type(&self.conn, consumer, consumer_type)
+            .await
+            .map_err(db)
+    }
+
+    async fn custom_names_async(&self, kind: Custom) -> Result<BTreeSet<String>> {
+        sql::custom_names(&self.conn, kind.key(), true)
+            .await
+            .map_err(db)
+    }
+
+    async fn add_custom_name_async(&self, kind: Custom, name: &str) -> Result<bool> {
+        let _w = self.write_lock.lock().await;
+        let txn = self.begin().await.map_err(db)?;
+        let registered = sql::custom_names(&txn, kind.key(), false)
+            .await
+            .map_err(db)?;
+        if registered.contains(name) {
+            return Ok(false);
+        }
+        let used = sql::custom_in_use(&txn, kind.key()).await.map_err(db)?;
+        sql::insert_custom_name(&txn, kind.key(), name)
+            .await
+            .map_err(db)?;
+        txn.commit().await.map_err(db)?;
+        Ok(!used.contains(name))
+    }
+
+    async fn remove_custom_name_async(&self, kind: Custom, name: &str) -> Result<()> {
+        let _w = self.write_lock.lock().await;
+        let txn = self.begin().await.map_err(db)?;
+        if sql::custom_in_use(&txn, kind.key())
+            .await
+            .map_err(db)?
+            .contains(name)
+        {
+            return Err(PlacementError::InUse(format!(
+                "{} {name} is in use",
+                kind.key()
+            )));
+        }
+        if !sql::delete_custom_name(&txn, kind.key(), name)
+            .await
+            .map_err(db)?
+        {
+            return Err(PlacementError::NotFound(format!("{} {name}", kind.key())));
+        }
+        txn.commit().await.map_err(db)?;
         Ok(())
     }
 

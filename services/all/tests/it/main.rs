@@ -13,6 +13,7 @@ mod multiprocess;
 mod notifications;
 #[cfg(all(feature = "amqp", feature = "postgres"))]
 mod nova_clients;
+mod real_placement;
 mod subresources;
 #[cfg(feature = "amqp")]
 mod vhost;

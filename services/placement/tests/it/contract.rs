@@ -12,8 +12,8 @@ pub(crate) fn alloc(rp: &str, rc: &str, n: i64) -> Allocations {
 }
 
 /// Generation checks, in-use refusals, capacity, consumers, candidates.
-/// `first` is the generation a new consumer gets: 1 in SQL (Placement's),
-/// 0 in nova-scheduler's in-memory model.
+/// `first` is the generation a new consumer gets: 1 (Placement's) in
+/// every implementation.
 pub(crate) async fn semantics(p: &dyn PlacementService, first: u64) {
     let rp = p
         .create_provider_async("rp-1", "node-1", None)
@@ -105,13 +105,20 @@ pub(crate) async fn semantics(p: &dyn PlacementService, first: u64) {
             .await,
         Err(PlacementError::BadRequest(_))
     ));
-    // In use: inventory cannot shrink below usage; provider cannot go.
-    let (g, _) = p.inventories_async("rp-1").await.unwrap();
-    let small = BTreeMap::from([("VCPU".to_owned(), InventoryRecord::new(2))]);
+    // In use: an inventory may shrink below its usage (as in Placement)
+    // but not go; the provider cannot go.
+    let (g, before) = p.inventories_async("rp-1").await.unwrap();
+    let mut small = before.clone();
+    small.insert("VCPU".to_owned(), InventoryRecord::new(2));
+    let g = p.set_inventories_async("rp-1", g, &small).await.unwrap();
+    let mut gone = small.clone();
+    gone.remove("VCPU");
     assert!(matches!(
-        p.set_inventories_async("rp-1", g, &small).await,
+        p.set_inventories_async("rp-1", g, &gone).await,
         Err(PlacementError::InventoryInUse(_))
     ));
+    let g = p.set_inventories_async("rp-1", g, &before).await.unwrap();
+    let _ = g;
     assert!(matches!(
         p.delete_provider_async("rp-1").await,
         Err(PlacementError::ProviderInUse(_))

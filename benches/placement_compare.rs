@@ -1,0 +1,233 @@
+//! Placement over HTTP, side by side on the same data and box: ours
+//! (nova-placement's API router on `SqlPlacement`, SQLite, served on a
+//! local port) vs OpenStack Placement 16 (PyPI openstack-placement on
+//! SQLite, `scripts/placement_py_server.py` under wsgiref).
+//!
+//! - `GET /allocation_candidates?resources=VCPU:1,MEMORY_MB:512,DISK_GB:10&limit=1000`
+//!   at 1k and 10k providers (100k with `NOVA_RS_BENCH_BIG=1`): median.
+//! - `PUT /allocations/{consumer}` (new consumers, 1.28): p50 / p99, on
+//!   SQLite for both, and ours on PostgreSQL when `NOVA_RS_PG_URL` is set.
+//!
+//! `cargo bench --bench placement_compare` (NOVA_RS_PYTHON: the test
+//! virtualenv's Python, with openstack-placement).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::{Duration, Instant};
+
+use nova_placement::{PlacementHandle, SqlPlacement, api};
+use sea_orm::ConnectionTrait as _;
+use tokio::io::AsyncBufReadExt as _;
+
+fn rp_uuid(i: usize) -> String {
+    format!("{i:08x}-0000-4000-8000-{i:012x}")
+}
+
+/// Our tables filled with `n` providers (bulk SQL: the same rows the
+/// Python side inserts into Placement's).
+async fn fill_ours(url: &str, n: usize) -> SqlPlacement {
+    let p = SqlPlacement::open(url).await.unwrap();
+    p.sync().await.unwrap();
+    let db = nova_objects::db::Database::connect(&nova_objects::db::DbConfig::new(url))
+        .await
+        .unwrap();
+    let conn = db.connection();
+    for chunk in (1..=n).collect::<Vec<_>>().chunks(500) {
+        let rps: Vec<String> = chunk
+            .iter()
+            .map(|&i| format!("('{u}', 'cn-{i}', 0, NULL, '{u}')", u = rp_uuid(i)))
+            .collect();
+        conn.execute_unprepared(&format!(
+            "INSERT INTO resource_providers (uuid, name, generation, parent_uuid, root_uuid) VALUES {}",
+            rps.join(", ")
+        ))
+        .await
+        .unwrap();
+        let invs: Vec<String> = chunk
+            .iter()
+            .flat_map(|&i| {
+                let u = rp_uuid(i);
+                [
+                    ("VCPU", 64, 16.0),
+                    ("MEMORY_MB", 262_144, 1.5),
+                    ("DISK_GB", 2000, 1.0),
+                ]
+                .map(|(rc, t, r)| format!("('{u}', '{rc}', {t}, 0, 1, {t}, 1, {r:.1})"))
+            })
+            .collect();
+        conn.execute_unprepared(&format!(
+            "INSERT INTO inventories (rp_uuid, resource_class, total, reserved, min_unit, max_unit, step_size, allocation_ratio) VALUES {}",
+            invs.join(", ")
+        ))
+        .await
+        .unwrap();
+    }
+    p
+}
+
+async fn serve_ours(p: SqlPlacement) -> String {
+    let app = api::router(PlacementHandle::new(p), api::noauth2());
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(l, app).await.unwrap() });
+    format!("http://{addr}")
+}
+
+async fn serve_python(n: usize) -> (tokio::process::Child, String) {
+    let python = std::env::var("NOVA_RS_PYTHON")
+        .unwrap_or_else(|_| "/var/tmp/nova-rs/venv-oracles/bin/python".into());
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/scripts/placement_py_server.py"
+    );
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dir = std::env::temp_dir().join(format!(
+        "placement16-bench-{}",
+        uuid::Uuid::new_v4().simple()
+    ));
+    let mut child = tokio::process::Command::new(&python)
+        .arg(script)
+        .arg(&dir)
+        .arg(port.to_string())
+        .arg(n.to_string())
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {python}: {e}"));
+    let mut line = String::new();
+    tokio::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .await
+        .unwrap();
+    assert_eq!(line.trim(), "listening");
+    (child, format!("http://127.0.0.1:{port}"))
+}
+
+fn req(http: &reqwest::Client, m: reqwest::Method, url: String) -> reqwest::RequestBuilder {
+    http.request(m, url)
+        .header("x-auth-token", "admin")
+        .header("openstack-api-version", "placement 1.39")
+}
+
+/// Median time of `runs` candidate queries, and how many came back.
+async fn candidates(http: &reqwest::Client, base: &str, runs: usize) -> (Duration, usize) {
+    let mut times = Vec::new();
+    let mut count = 0;
+    for _ in 0..runs {
+        let t = Instant::now();
+        let r = req(
+            http,
+            reqwest::Method::GET,
+            format!(
+                "{base}/allocation_candidates?resources=VCPU:1,MEMORY_MB:512,DISK_GB:10&limit=1000"
+            ),
+        )
+        .send()
+        .await
+        .unwrap();
+        assert_eq!(r.status(), 200);
+        let v: serde_json::Value = r.json().await.unwrap();
+        times.push(t.elapsed());
+        count = v["allocation_requests"].as_array().unwrap().len();
+    }
+    times.sort();
+    (times[times.len() / 2], count)
+}
+
+/// p50 and p99 of `n` claims by new consumers.
+async fn claims(
+    http: &reqwest::Client,
+    base: &str,
+    providers: usize,
+    n: usize,
+) -> (Duration, Duration) {
+    let mut times = Vec::new();
+    for k in 0..n {
+        let rp = rp_uuid(1 + k % providers);
+        let body = serde_json::json!({
+            "allocations": {rp: {"resources": {"VCPU": 1, "MEMORY_MB": 512}}},
+            "project_id": "p", "user_id": "u", "consumer_generation": null,
+        });
+        let t = Instant::now();
+        let r = req(
+            http,
+            reqwest::Method::PUT,
+            format!("{base}/allocations/{}", uuid::Uuid::new_v4()),
+        )
+        .header("openstack-api-version", "placement 1.28")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+        times.push(t.elapsed());
+        assert_eq!(r.status(), 204, "{}", r.text().await.unwrap_or_default());
+    }
+    times.sort();
+    (times[n / 2], times[n * 99 / 100])
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.2} ms", d.as_secs_f64() * 1000.0)
+}
+
+#[tokio::main]
+async fn main() {
+    let http = reqwest::Client::new();
+    let mut sizes = vec![1000, 10_000];
+    if std::env::var("NOVA_RS_BENCH_BIG").is_ok() {
+        sizes.push(100_000);
+    }
+    println!("GET /allocation_candidates (limit 1000), HTTP, SQLite: ours vs Placement 16");
+    for n in sizes {
+        let dir =
+            std::env::temp_dir().join(format!("placement-bench-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let ours = serve_ours(fill_ours(&format!("sqlite:{}/p.db", dir.display()), n).await).await;
+        let (o, oc) = candidates(&http, &ours, 10).await;
+        let (mut py, theirs) = serve_python(n).await;
+        let (t, tc) = candidates(&http, &theirs, 3).await;
+        println!(
+            "  {n:>6} providers: ours {} ({oc} candidates), Placement 16 {} ({tc}): {:.0}x",
+            ms(o),
+            ms(t),
+            t.as_secs_f64() / o.as_secs_f64()
+        );
+        if n == 1000 {
+            let (op50, op99) = claims(&http, &ours, n, 300).await;
+            let (tp50, tp99) = claims(&http, &theirs, n, 300).await;
+            println!(
+                "PUT /allocations/{{consumer}}, SQLite: ours p50 {} p99 {}; Placement 16 p50 {} p99 {}",
+                ms(op50),
+                ms(op99),
+                ms(tp50),
+                ms(tp99)
+            );
+        }
+        py.kill().await.unwrap();
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    if let Ok(pg) = std::env::var("NOVA_RS_PG_URL") {
+        let name = format!("placement_bench_{}", uuid::Uuid::new_v4().simple());
+        let admin = nova_objects::db::Database::connect(&nova_objects::db::DbConfig::new(&pg))
+            .await
+            .unwrap();
+        admin
+            .connection()
+            .execute_unprepared(&format!("CREATE DATABASE {name}"))
+            .await
+            .unwrap();
+        let base = pg.rsplit_once('/').map_or(pg.as_str(), |(b, _)| b);
+        let url = format!("{base}/{name}");
+        let ours = serve_ours(fill_ours(&url, 1000).await).await;
+        let (p50, p99) = claims(&http, &ours, 1000, 300).await;
+        println!(
+            "PUT /allocations/{{consumer}}, PostgreSQL: ours p50 {} p99 {}",
+            ms(p50),
+            ms(p99)
+        );
+    }
+}

@@ -1,0 +1,921 @@
+//! [`HttpPlacement`]: the services' Placement over HTTP, to any Placement
+//! (OpenStack's, or nova-placement-api), configured by nova's `[placement]`
+//! options: Keystone password auth (`auth_url`, `username`, `password`,
+//! `project_name`, `user_domain_name`, `project_domain_name`,
+//! `region_name`, `valid_interfaces`; the endpoint from the token's service
+//! catalog) or a fixed `endpoint_override` with a fixed token (noauth2).
+//!
+//! Placement's answers map onto [`PlacementError`]: 404 `NotFound`, 409
+//! `placement.concurrent_update` `ConcurrentUpdate`, the other 409s by
+//! code (`inventory.inuse`, `resource_provider.inuse`, …, a failed claim
+//! `CapacityExceeded`), 400 `BadRequest`, a transport failure or 5xx
+//! `Unavailable`. Custom resource classes and traits are created before
+//! they are used, as nova's report client does.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Mutex;
+
+use nova_scheduler::placement::{
+    AllocationCandidates, AllocationRequest, Allocations, CandidatesRequest, ConsumerAllocations,
+    GroupPolicy, InventoryRecord, Name, PlacementError, ProviderSummary, ResourceProvider,
+};
+use serde_json::{Value, json};
+
+use crate::PlacementService;
+use crate::service::Custom;
+
+type Result<T> = std::result::Result<T, PlacementError>;
+
+/// How [`HttpPlacement`] authenticates.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PlacementAuth {
+    /// A fixed token at a fixed endpoint (Placement's noauth2: `admin`).
+    Token {
+        /// The endpoint (`http://host:8778`).
+        endpoint: String,
+        /// The `X-Auth-Token`.
+        token: String,
+    },
+    /// Keystone v3 password auth, the endpoint from the catalog (or
+    /// `endpoint_override`).
+    Password {
+        /// `auth_url` (`http://keystone/identity/v3` or without `/v3`).
+        auth_url: String,
+        /// `username`.
+        username: String,
+        /// `password`.
+        password: String,
+        /// `project_name`.
+        project_name: String,
+        /// `user_domain_name`.
+        user_domain_name: String,
+        /// `project_domain_name`.
+        project_domain_name: String,
+        /// `region_name` (`None`: any).
+        region_name: Option<String>,
+        /// `valid_interfaces` (first match wins; default internal, public).
+        interfaces: Vec<String>,
+        /// `endpoint_override`.
+        endpoint_override: Option<String>,
+    },
+}
+
+/// Placement over HTTP.
+#[derive(Debug)]
+pub struct HttpPlacement {
+    http: reqwest::Client,
+    auth: PlacementAuth,
+    /// (endpoint, token), once authenticated.
+    session: Mutex<Option<(String, String)>>,
+}
+
+/// One HTTP answer.
+struct Answer {
+    status: u16,
+    body: Value,
+}
+
+impl HttpPlacement {
+    /// A client; it authenticates on first use (and again on a 401).
+    pub fn new(auth: PlacementAuth) -> Self {
+        HttpPlacement {
+            http: reqwest::Client::new(),
+            auth,
+            session: Mutex::new(None),
+        }
+    }
+
+    /// From nova.conf's `[placement]` values (`get(key)`): `None` when
+    /// neither `auth_url` nor `endpoint_override` is set (the embedded
+    /// SQL Placement is then used).
+    pub fn from_options(get: impl Fn(&str) -> Option<String>) -> Option<Self> {
+        let endpoint = get("endpoint_override");
+        let auth_type = get("auth_type").unwrap_or_else(|| "password".into());
+        if auth_type == "none"
+            || auth_type == "noauth"
+            || (get("auth_url").is_none() && endpoint.is_some())
+        {
+            return Some(Self::new(PlacementAuth::Token {
+                endpoint: endpoint?,
+                token: get("token").unwrap_or_else(|| "admin".into()),
+            }));
+        }
+        let auth_url = get("auth_url")?;
+        Some(Self::new(PlacementAuth::Password {
+            auth_url,
+            username: get("username").unwrap_or_default(),
+            password: get("password").unwrap_or_default(),
+            project_name: get("project_name").unwrap_or_else(|| "service".into()),
+            user_domain_name: get("user_domain_name").unwrap_or_else(|| "Default".into()),
+            project_domain_name: get("project_domain_name").unwrap_or_else(|| "Default".into()),
+            region_name: get("region_name"),
+            interfaces: get("valid_interfaces")
+                .map(|v| v.split(',').map(|s| s.trim().to_owned()).collect())
+                .unwrap_or_else(|| vec!["internal".into(), "public".into()]),
+            endpoint_override: endpoint,
+        }))
+    }
+
+    fn down(e: impl std::fmt::Display) -> PlacementError {
+        PlacementError::Unavailable(format!("placement unreachable: {e}"))
+    }
+
+    /// (endpoint, token), authenticating when needed.
+    async fn session(&self, renew: bool) -> Result<(String, String)> {
+        if !renew
+            && let Some(s) = self
+                .session
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone()
+        {
+            return Ok(s);
+        }
+        let s = match &self.auth {
+            PlacementAuth::Token { endpoint, token } => {
+                (endpoint.trim_end_matches('/').to_owned(), token.clone())
+            }
+            PlacementAuth::Password {
+                auth_url,
+                username,
+                password,
+                project_name,
+                user_domain_name,
+                project_domain_name,
+                region_name,
+                interfaces,
+                endpoint_override,
+            } => {
+                let base = auth_url.trim_end_matches('/');
+                let url = if base.ends_with("/v3") {
+                    format!("{base}/auth/tokens")
+                } else {
+                    format!("{base}/v3/auth/tokens")
+                };
+                let body = json!({"auth": {
+                    "identity": {"methods": ["password"], "password": {"user": {
+                        "name": username, "password": password,
+                        "domain": {"name": user_domain_name}}}},
+                    "scope": {"project": {"name": project_name, "domain": {"name": project_domain_name}}},
+                }});
+                let r = self
+                    .http
+                    .post(&url)
+                    .json(&body)
+                    .send()
+                    .await
+                    .map_err(Self::down)?;
+                if !r.status().is_success() {
+                    return Err(PlacementError::Unavailable(format!(
+                        "keystone refused the placement credentials: {}",
+                        r.status()
+                    )));
+                }
+                let token = r
+                    .headers()
+                    .get("x-subject-token")
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_owned)
+                    .ok_or_else(|| Self::down("keystone sent no X-Subject-Token"))?;
+                let doc: Value = r.json().await.map_err(Self::down)?;
+                let endpoint = match endpoint_override {
+                    Some(e) => e.trim_end_matches('/').to_owned(),
+                    None => catalog_endpoint(&doc, region_name.as_deref(), interfaces).ok_or_else(
+                        || Self::down("no placement endpoint in the service catalog"),
+                    )?,
+                };
+                (endpoint, token)
+            }
+        };
+        *self.session.lock().unwrap_or_else(|e| e.into_inner()) = Some(s.clone());
+        Ok(s)
+    }
+
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        mv: &str,
+        body: Option<&Value>,
+    ) -> Result<Answer> {
+        for attempt in 0..2 {
+            let (endpoint, token) = self.session(attempt > 0).await?;
+            let mut rb = self
+                .http
+                .request(method.clone(), format!("{endpoint}{path}"))
+                .header("x-auth-token", token)
+                .header("openstack-api-version", format!("placement {mv}"))
+                .header("accept", "application/json");
+            if let Some(b) = body {
+                rb = rb.json(b);
+            }
+            let r = rb.send().await.map_err(Self::down)?;
+            let status = r.status().as_u16();
+            if status == 401 && attempt == 0 && matches!(self.auth, PlacementAuth::Password { .. })
+            {
+                continue; // the token expired: once more with a new one
+            }
+            let bytes = r.bytes().await.map_err(Self::down)?;
+            let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+            return Ok(Answer { status, body });
+        }
+        Err(Self::down("placement keeps refusing the credentials"))
+    }
+
+    /// The answer, or its status as a Placement error.
+    async fn ok(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        mv: &str,
+        body: Option<&Value>,
+    ) -> Result<Value> {
+        let a = self.call(method, path, mv, body).await?;
+        if (200..300).contains(&a.status) {
+            return Ok(a.body);
+        }
+        Err(error_of(&a))
+    }
+
+    async fn ensure_custom(&self, kind: Custom, names: impl Iterator<Item = &str>) -> Result<()> {
+        for n in names.filter(|n| n.starts_with("CUSTOM_")) {
+            self.add_custom_name_async(kind, n).await?;
+        }
+        Ok(())
+    }
+}
+
+/// The placement endpoint of a Keystone token's catalog.
+fn catalog_endpoint(doc: &Value, region: Option<&str>, interfaces: &[String]) -> Option<String> {
+    let catalog = doc["token"]["catalog"].as_array()?;
+    let svc = catalog.iter().find(|s| s["type"] == "placement")?;
+    let eps = svc["endpoints"].as_array()?;
+    for want in interfaces {
+        for e in eps {
+            let region_ok = region.is_none_or(|r| e["region"] == r || e["region_id"] == r);
+            if e["interface"] == want.as_str() && region_ok {
+                return e["url"]
+                    .as_str()
+                    .map(|u| u.trim_end_matches('/').to_owned());
+            }
+        }
+    }
+    None
+}
+
+/// A Placement error answer as a [`PlacementError`].
+fn error_of(a: &Answer) -> PlacementError {
+    let e = &a.body["errors"][0];
+    let detail = e["detail"].as_str().unwrap_or("").trim().to_owned();
+    let code = e["code"].as_str().unwrap_or("");
+    match (a.status, code) {
+        (404, _) => PlacementError::NotFound(detail),
+        (400, _) => PlacementError::BadRequest(detail),
+        (409, "placement.concurrent_update") => PlacementError::ConcurrentUpdate(detail),
+        (409, "placement.inventory.inuse") => PlacementError::InventoryInUse(detail),
+        (409, "placement.resource_provider.inuse") => PlacementError::ProviderInUse(detail),
+        (409, "placement.resource_provider.cannot_delete_parent") => {
+            PlacementError::CannotDeleteParent(detail)
+        }
+        (409, "placement.duplicate_name") => PlacementError::Duplicate(detail),
+        (409, _) if detail.contains("Unable to allocate") => {
+            PlacementError::CapacityExceeded(detail)
+        }
+        (409, _) if detail.contains("in use") => PlacementError::InUse(detail),
+        (409, _) => PlacementError::ConcurrentUpdate(detail),
+        (s, _) => PlacementError::Unavailable(format!("placement answered {s}: {detail}")),
+    }
+}
+
+fn provider_of(v: &Value) -> ResourceProvider {
+    let s = |k: &str| v[k].as_str().unwrap_or("").to_owned();
+    ResourceProvider {
+        uuid: s("uuid"),
+        name: s("name"),
+        generation: v["generation"].as_u64().unwrap_or(0),
+        parent_provider_uuid: v["parent_provider_uuid"].as_str().map(str::to_owned),
+        root_provider_uuid: v["root_provider_uuid"]
+            .as_str()
+            .map_or_else(|| s("uuid"), str::to_owned),
+    }
+}
+
+fn inventory_of(v: &Value) -> InventoryRecord {
+    let i = |k: &str, d: i64| v[k].as_i64().unwrap_or(d);
+    InventoryRecord {
+        total: i("total", 0),
+        reserved: i("reserved", 0),
+        min_unit: i("min_unit", 1),
+        max_unit: i("max_unit", i64::from(i32::MAX)),
+        step_size: i("step_size", 1),
+        allocation_ratio: v["allocation_ratio"].as_f64().unwrap_or(1.0),
+    }
+}
+
+fn resources_of(v: &Value) -> BTreeMap<Name, i64> {
+    v.as_object()
+        .map(|m| {
+            m.iter()
+                .map(|(rc, n)| (Name::from(rc.as_str()), n.as_i64().unwrap_or(0)))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn names_of(v: &Value) -> BTreeSet<String> {
+    v.as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|x| x.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn enc(s: &str) -> String {
+    form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+/// A candidates request as Placement's query string (1.39).
+fn candidates_query(req: &CandidatesRequest) -> String {
+    let mut q: Vec<(String, String)> = Vec::new();
+    for g in &req.groups {
+        let sfx = &g.suffix;
+        let res: Vec<String> = g
+            .resources
+            .iter()
+            .map(|(rc, n)| format!("{rc}:{n}"))
+            .collect();
+        if !res.is_empty() {
+            q.push((format!("resources{sfx}"), res.join(",")));
+        }
+        let mut req_traits: Vec<String> = g.required_traits.iter().cloned().collect();
+        req_traits.extend(g.forbidden_traits.iter().map(|t| format!("!{t}")));
+        if !req_traits.is_empty() {
+            q.push((format!("required{sfx}"), req_traits.join(",")));
+        }
+        for any in &g.any_traits {
+            q.push((
+                format!("required{sfx}"),
+                format!("in:{}", any.iter().cloned().collect::<Vec<_>>().join(",")),
+            ));
+        }
+        for set in &g.member_of {
+            q.push((
+                format!("member_of{sfx}"),
+                format!("in:{}", set.iter().cloned().collect::<Vec<_>>().join(",")),
+            ));
+        }
+        if !g.forbidden_aggregates.is_empty() {
+            q.push((
+                format!("member_of{sfx}"),
+                format!(
+                    "!in:{}",
+                    g.forbidden_aggregates
+                        .iter()
+                        .cloned()
+                        .collect::<Vec<_>>()
+                        .join(",")
+                ),
+            ));
+        }
+        if let Some(t) = &g.in_tree {
+            q.push((format!("in_tree{sfx}"), t.clone()));
+        }
+    }
+    if req.groups.iter().filter(|g| !g.suffix.is_empty()).count() > 1 {
+        let p = match req.group_policy {
+            GroupPolicy::Isolate => "isolate",
+            GroupPolicy::None => "none",
+        };
+        q.push(("group_policy".into(), p.into()));
+    }
+    if let Some(l) = req.limit {
+        q.push(("limit".into(), l.to_string()));
+    }
+    let mut root: Vec<String> = req.root_required.iter().cloned().collect();
+    root.extend(req.root_forbidden.iter().map(|t| format!("!{t}")));
+    if !root.is_empty() {
+        q.push(("root_required".into(), root.join(",")));
+    }
+    for s in &req.same_subtree {
+        q.push((
+            "same_subtree".into(),
+            s.iter().cloned().collect::<Vec<_>>().join(","),
+        ));
+    }
+    q.iter()
+        .map(|(k, v)| format!("{}={}", enc(k), enc(v)))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+use reqwest::Method;
+
+#[async_trait::async_trait]
+impl PlacementService for HttpPlacement {
+    async fn create_provider_async(
+        &self,
+        uuid: &str,
+        name: &str,
+        parent: Option<&str>,
+    ) -> Result<ResourceProvider> {
+        let mut body = json!({"uuid": uuid, "name": name});
+        if let Some(p) = parent {
+            body["parent_provider_uuid"] = json!(p);
+        }
+        let v = self
+            .ok(Method::POST, "/resource_providers", "1.39", Some(&body))
+            .await?;
+        Ok(provider_of(&v))
+    }
+
+    async fn get_provider_async(&self, uuid: &str) -> Result<ResourceProvider> {
+        let v = self
+            .ok(
+                Method::GET,
+                &format!("/resource_providers/{}", enc(uuid)),
+                "1.39",
+                None,
+            )
+            .await?;
+        Ok(provider_of(&v))
+    }
+
+    async fn list_providers_async(
+        &self,
+        name: Option<&str>,
+        uuid: Option<&str>,
+    ) -> Result<Vec<ResourceProvider>> {
+        let mut q = Vec::new();
+        if let Some(n) = name {
+            q.push(format!("name={}", enc(n)));
+        }
+        if let Some(u) = uuid {
+            if uuid::Uuid::try_parse(u).is_err() {
+                return Ok(Vec::new()); // Placement refuses a non-uuid filter: nothing has it
+            }
+            q.push(format!("uuid={}", enc(u)));
+        }
+        let v = self
+            .ok(
+                Method::GET,
+                &format!("/resource_providers?{}", q.join("&")),
+                "1.39",
+                None,
+            )
+            .await?;
+        let mut out: Vec<ResourceProvider> = v["resource_providers"]
+            .as_array()
+            .map(|a| a.iter().map(provider_of).collect())
+            .unwrap_or_default();
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
+    }
+
+    async fn delete_provider_async(&self, uuid: &str) -> Result<()> {
+        self.ok(
+            Method::DELETE,
+            &format!("/resource_providers/{}", enc(uuid)),
+            "1.39",
+            None,
+        )
+        .await
+        .map(|_| ())
+    }
+
+    async fn inventories_async(
+        &self,
+        uuid: &str,
+    ) -> Result<(u64, BTreeMap<String, InventoryRecord>)> {
+        let v = self
+            .ok(
+                Method::GET,
+                &format!("/resource_providers/{}/inventories", enc(uuid)),
+                "1.39",
+                None,
+            )
+            .await?;
+        let inv = v["inventories"]
+            .as_object()
+            .map(|m| {
+                m.iter()
+                    .map(|(rc, i)| (rc.clone(), inventory_of(i)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        Ok((v["resource_provider_generation"].as_u64().unwrap_or(0), inv))
+    }
+
+    async fn set_inventories_async(
+        &self,
+        uuid: &str,
+        generation: u64,
+        inventories: &BTreeMap<String, InventoryRecord>,
+    ) -> Result<u64> {
+        self.ensure_custom(
+            Custom::ResourceClasses,
+            inventories.keys().map(String::as_str),
+        )
+        .await?;
+        let inv: serde_json::Map<String, Value> = inventories
+            .iter()
+            .map(|(rc, i)| {
+                (
+                    rc.clone(),
+                    json!({"total": i.total, "reserved": i.reserved, "min_unit": i.min_unit,
+                           "max_unit": i.max_unit, "step_size": i.step_size,
+                           "allocation_ratio": i.allocation_ratio}),
+                )
+            })
+            .collect();
+        let body = json!({"resource_provider_generation": generation, "inventories": inv});
+        let v = self
+            .ok(
+                Method::PUT,
+                &format!("/resource_providers/{}/inventories", enc(uuid)),
+                "1.39",
+                Some(&body),
+            )
+            .await?;
+        Ok(v["resource_provider_generation"]
+            .as_u64()
+            .unwrap_or(generation + 1))
+    }
+
+    async fn traits_async(&self, uuid: &str) -> Result<(u64, BTreeSet<String>)> {
+        let v = self
+            .ok(
+                Method::GET,
+                &format!("/resource_providers/{}/traits", enc(uuid)),
+                "1.39",
+                None,
+            )
+            .await?;
+        Ok((
+            v["resource_provider_generation"].as_u64().unwrap_or(0),
+            names_of(&v["traits"]),
+        ))
+    }
+
+    async fn set_traits_async(
+        &self,
+        uuid: &str,
+        generation: u64,
+        traits: &BTreeSet<String>,
+    ) -> Result<u64> {
+        self.ensure_custom(Custom::Traits, traits.iter().map(String::as_str))
+            .await?;
+        let body = json!({"resource_provider_generation": generation, "traits": traits});
+        let v = self
+            .ok(
+                Method::PUT,
+                &format!("/resource_providers/{}/traits", enc(uuid)),
+                "1.39",
+                Some(&body),
+            )
+            .await?;
+        Ok(v["resource_provider_generation"]
+            .as_u64()
+            .unwrap_or(generation + 1))
+    }
+
+    async fn aggregates_async(&self, uuid: &str) -> Result<(u64, BTreeSet<String>)> {
+        let v = self
+            .ok(
+                Method::GET,
+                &format!("/resource_providers/{}/aggregates", enc(uuid)),
+                "1.39",
+                None,
+            )
+            .await?;
+        Ok((
+            v["resource_provider_generation"].as_u64().unwrap_or(0),
+            names_of(&v["aggregates"]),
+        ))
+    }
+
+    async fn set_aggregates_async(
+        &self,
+        uuid: &str,
+        generation: u64,
+        aggregates: &BTreeSet<String>,
+    ) -> Result<u64> {
+        let body = json!({"resource_provider_generation": generation, "aggregates": aggregates});
+        let v = self
+            .ok(
+                Method::PUT,
+                &format!("/resource_providers/{}/aggregates", enc(uuid)),
+                "1.39",
+                Some(&body),
+            )
+            .await?;
+        Ok(v["resource_provider_generation"]
+            .as_u64()
+            .unwrap_or(generation + 1))
+    }
+
+    async fn usages_async(&self, uuid: &str) -> Result<BTreeMap<String, i64>> {
+        let v = self
+            .ok(
+                Method::GET,
+                &format!("/resource_providers/{}/usages", enc(uuid)),
+                "1.39",
+                None,
+            )
+            .await?;
+        Ok(resources_of(&v["usages"])
+            .into_iter()
+            .map(|(k, n)| (k.to_string(), n))
+            .collect())
+    }
+
+    async fn allocation_candidates_async(
+        &self,
+        req: &CandidatesRequest,
+    ) -> Result<AllocationCandidates> {
+        let v = self
+            .ok(
+                Method::GET,
+                &format!("/allocation_candidates?{}", candidates_query(req)),
+                "1.39",
+                None,
+            )
+            .await?;
+        let summaries: Vec<ProviderSummary> = v["provider_summaries"]
+            .as_object()
+            .map(|m| {
+                m.iter()
+                    .map(|(uuid, s)| ProviderSummary {
+                        uuid: Name::from(uuid.as_str()),
+                        resources: s["resources"]
+                            .as_object()
+                            .map(|r| {
+                                r.iter()
+                                    .map(|(rc, x)| {
+                                        (
+                                            Name::from(rc.as_str()),
+                                            x["capacity"].as_i64().unwrap_or(0),
+                                            x["used"].as_i64().unwrap_or(0),
+                                        )
+                                    })
+                                    .collect()
+                            })
+                            .unwrap_or_default(),
+                        traits: names_of(&s["traits"])
+                            .into_iter()
+                            .map(|t| Name::from(t.as_str()))
+                            .collect(),
+                        parent_provider_uuid: s["parent_provider_uuid"].as_str().map(Name::from),
+                        root_provider_uuid: Name::from(
+                            s["root_provider_uuid"].as_str().unwrap_or(uuid),
+                        ),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let root_of: BTreeMap<&str, Name> = summaries
+            .iter()
+            .map(|s| (&*s.uuid, s.root_provider_uuid.clone()))
+            .collect();
+        let mut requests = Vec::new();
+        for r in v["allocation_requests"].as_array().into_iter().flatten() {
+            let allocations: Allocations = r["allocations"]
+                .as_object()
+                .map(|m| {
+                    m.iter()
+                        .map(|(rp, a)| (Name::from(rp.as_str()), resources_of(&a["resources"])))
+                        .collect()
+                })
+                .unwrap_or_default();
+            let mut mappings = Vec::new();
+            for (g, rps) in r["mappings"].as_object().into_iter().flatten() {
+                for rp in rps
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|x| x.as_str())
+                {
+                    mappings.push((Name::from(g.as_str()), Name::from(rp)));
+                }
+            }
+            let first = allocations
+                .keys()
+                .next()
+                .cloned()
+                .unwrap_or_else(|| Name::from(""));
+            let root = root_of.get(&*first).cloned().unwrap_or(first);
+            requests.push(AllocationRequest {
+                root_provider_uuid: root,
+                allocations,
+                mappings,
+            });
+        }
+        let summaries = if req.without_summaries {
+            Vec::new()
+        } else {
+            summaries
+        };
+        Ok(AllocationCandidates::from_requests(&requests, summaries))
+    }
+
+    async fn allocations_async(&self, consumer: &str) -> Result<ConsumerAllocations> {
+        let v = self
+            .ok(
+                Method::GET,
+                &format!("/allocations/{}", enc(consumer)),
+                "1.39",
+                None,
+            )
+            .await?;
+        let mut out = ConsumerAllocations::default();
+        for (rp, a) in v["allocations"].as_object().into_iter().flatten() {
+            out.allocations
+                .insert(Name::from(rp.as_str()), resources_of(&a["resources"]));
+        }
+        out.project_id = v["project_id"].as_str().unwrap_or("").to_owned();
+        out.user_id = v["user_id"].as_str().unwrap_or("").to_owned();
+        out.consumer_generation = v["consumer_generation"].as_u64();
+        out.consumer_type = v["consumer_type"]
+            .as_str()
+            .filter(|t| *t != "unknown")
+            .map(str::to_owned);
+        Ok(out)
+    }
+
+    async fn put_allocations_async(
+        &self,
+        consumer: &str,
+        allocations: &Allocations,
+        project_id: &str,
+        user_id: &str,
+        consumer_generation: Option<u64>,
+    ) -> Result<Option<u64>> {
+        let allocs: serde_json::Map<String, Value> = allocations
+            .iter()
+            .map(|(rp, res)| (rp.to_string(), json!({"resources": res})))
+            .collect();
+        let body = json!({"allocations": allocs, "project_id": project_id, "user_id": user_id,
+                          "consumer_generation": consumer_generation});
+        // 1.36: the newest without a required consumer_type.
+        self.ok(
+            Method::PUT,
+            &format!("/allocations/{}", enc(consumer)),
+            "1.36",
+            Some(&body),
+        )
+        .await?;
+        // Placement bumps a consumer's generation by one per write (a new
+        // one is created at 0 and written to 1).
+        Ok((!allocations.is_empty()).then(|| consumer_generation.map_or(1, |g| g + 1)))
+    }
+
+    async fn delete_allocations_async(&self, consumer: &str) -> Result<()> {
+        match self
+            .ok(
+                Method::DELETE,
+                &format!("/allocations/{}", enc(consumer)),
+                "1.39",
+                None,
+            )
+            .await
+        {
+            Ok(_) | Err(PlacementError::NotFound(_)) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn update_provider_async(
+        &self,
+        uuid: &str,
+        name: &str,
+        parent: Option<&str>,
+        reparent: bool,
+    ) -> Result<ResourceProvider> {
+        let body = json!({"name": name, "parent_provider_uuid": parent});
+        let mv = if reparent { "1.37" } else { "1.36" };
+        let v = self
+            .ok(
+                Method::PUT,
+                &format!("/resource_providers/{}", enc(uuid)),
+                mv,
+                Some(&body),
+            )
+            .await?;
+        Ok(provider_of(&v))
+    }
+
+    /// Placement has no consumer listing: every provider's allocations,
+    /// then each consumer's record.
+    async fn consumers_async(
+        &self,
+        project_id: Option<&str>,
+        user_id: Option<&str>,
+    ) -> Result<Vec<(String, ConsumerAllocations)>> {
+        let mut ids = BTreeSet::new();
+        for rp in self.list_providers_async(None, None).await? {
+            let v = self
+                .ok(
+                    Method::GET,
+                    &format!("/resource_providers/{}/allocations", enc(&rp.uuid)),
+                    "1.39",
+                    None,
+                )
+                .await?;
+            ids.extend(
+                v["allocations"]
+                    .as_object()
+                    .into_iter()
+                    .flatten()
+                    .map(|(c, _)| c.clone()),
+            );
+        }
+        let mut out = Vec::new();
+        for c in ids {
+            let a = self.allocations_async(&c).await?;
+            if project_id.is_none_or(|p| p == a.project_id)
+                && user_id.is_none_or(|u| u == a.user_id)
+            {
+                out.push((c, a));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Rewrites the consumer's allocations at 1.38 with the type (which
+    /// bumps its generation: Placement has no other way to set it).
+    async fn set_consumer_type_async(
+        &self,
+        consumer: &str,
+        consumer_type: Option<&str>,
+    ) -> Result<()> {
+        let cur = self.allocations_async(consumer).await?;
+        if cur.allocations.is_empty() {
+            return Ok(());
+        }
+        let allocs: serde_json::Map<String, Value> = cur
+            .allocations
+            .iter()
+            .map(|(rp, res)| (rp.to_string(), json!({"resources": res})))
+            .collect();
+        let body = json!({"allocations": allocs, "project_id": cur.project_id, "user_id": cur.user_id,
+                          "consumer_generation": cur.consumer_generation,
+                          "consumer_type": consumer_type.unwrap_or("unknown")});
+        self.ok(
+            Method::PUT,
+            &format!("/allocations/{}", enc(consumer)),
+            "1.38",
+            Some(&body),
+        )
+        .await
+        .map(|_| ())
+    }
+
+    async fn custom_names_async(&self, kind: Custom) -> Result<BTreeSet<String>> {
+        Ok(match kind {
+            Custom::ResourceClasses => {
+                let v = self
+                    .ok(Method::GET, "/resource_classes", "1.39", None)
+                    .await?;
+                v["resource_classes"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|c| c["name"].as_str())
+                    .filter(|n| n.starts_with("CUSTOM_"))
+                    .map(str::to_owned)
+                    .collect()
+            }
+            Custom::Traits => {
+                let v = self
+                    .ok(Method::GET, "/traits?name=startswith:CUSTOM_", "1.39", None)
+                    .await?;
+                names_of(&v["traits"])
+            }
+        })
+    }
+
+    async fn add_custom_name_async(&self, kind: Custom, name: &str) -> Result<bool> {
+        let (path, mv) = match kind {
+            Custom::ResourceClasses => (format!("/resource_classes/{}", enc(name)), "1.39"),
+            Custom::Traits => (format!("/traits/{}", enc(name)), "1.39"),
+        };
+        let a = self.call(Method::PUT, &path, mv, None).await?;
+        match a.status {
+            201 => Ok(true),
+            204 => Ok(false),
+            _ => Err(error_of(&a)),
+        }
+    }
+
+    async fn remove_custom_name_async(&self, kind: Custom, name: &str) -> Result<()> {
+        let (path, mv) = match kind {
+            Custom::ResourceClasses => (format!("/resource_classes/{}", enc(name)), "1.39"),
+            Custom::Traits => (format!("/traits/{}", enc(name)), "1.39"),
+        };
+        match self.ok(Method::DELETE, &path, mv, None).await {
+            Err(PlacementError::ConcurrentUpdate(m)) => Err(PlacementError::InUse(m)),
+            other => other.map(|_| ()),
+        }
+    }
+}
