@@ -377,4 +377,14 @@ pub trait ComputeDriver: Send + Sync + std::fmt::Debug {
     async fn unrescue(&self, _uuid: &str) -> Result<()> {
         unsupported("unrescue")
     }
+    /// Sets the guest's admin password (`user`: the image's
+    /// `os_admin_user`, else `root`); [`Error::AgentNotEnabled`] when the
+    /// guest has no agent to do it.
+    async fn set_admin_password(&self, _uuid: &str, _user: &str, _password: &str) -> Result<()> {
+        unsupported("set_admin_password")
+    }
+    /// Triggers a crash dump in the guest (an NMI).
+    async fn trigger_crash_dump(&self, _uuid: &str) -> Result<()> {
+        unsupported("trigger_crash_dump")
+    }
 }

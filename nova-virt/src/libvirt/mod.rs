@@ -21,6 +21,7 @@ use std::time::{Duration, Instant};
 
 use virt::connect::Connect;
 use virt::domain::{Domain, DomainState};
+use virt::error::ErrorNumber;
 
 use crate::driver::{
     Capabilities, ComputeDriver, Console, EventSink, HostResources, InstanceInfo, InstanceSpec,
@@ -605,6 +606,47 @@ impl ComputeDriver for LibvirtDriver {
         // Starting a domain with a managed save restores it.
         self.domain_op(uuid, "resume", |d| d.create(), Transition::Resumed)
             .await
+    }
+
+    async fn set_admin_password(&self, uuid: &str, user: &str, password: &str) -> Result<()> {
+        let (u, user, password) = (uuid.to_owned(), user.to_owned(), password.to_owned());
+        self.blocking(move |c| {
+            let dom = Self::lookup(c, &u)?;
+            dom.set_user_password(&user, &password, 0).map_err(|e| {
+                match e.code().unwrap_or(ErrorNumber::InternalError) {
+                    // No agent channel, or an agent that does not answer.
+                    ErrorNumber::ArgumentUnsupported
+                    | ErrorNumber::AgentUnresponsive
+                    | ErrorNumber::OperationUnsupported => Error::AgentNotEnabled(u.clone()),
+                    ErrorNumber::NoSupport => Error::NotSupported {
+                        operation: "set_admin_password",
+                    },
+                    _ => failed("set_admin_password", &u, e.message()),
+                }
+            })
+        })
+        .await
+    }
+
+    async fn trigger_crash_dump(&self, uuid: &str) -> Result<()> {
+        let u = uuid.to_owned();
+        self.blocking(move |c| {
+            let dom = Self::lookup(c, &u)?;
+            events::inject_nmi(&dom).map_err(|e| {
+                match e.code().unwrap_or(ErrorNumber::InternalError) {
+                    ErrorNumber::NoSupport => Error::NotSupported {
+                        operation: "trigger_crash_dump",
+                    },
+                    ErrorNumber::OperationInvalid => Error::InvalidState {
+                        uuid: u.clone(),
+                        state: state_of(&dom).unwrap_or(PowerState::NoState),
+                        operation: "trigger_crash_dump",
+                    },
+                    _ => failed("trigger_crash_dump", &u, e.message()),
+                }
+            })
+        })
+        .await
     }
 
     async fn get_console_output(&self, uuid: &str) -> Result<String> {

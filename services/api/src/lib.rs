@@ -103,6 +103,12 @@ pub struct ApiConfig {
     pub default_az: String,
     /// `[DEFAULT] internal_service_availability_zone` (`internal`).
     pub internal_az: String,
+    /// `[DEFAULT] host`: the API's host (its instance action events).
+    pub host: String,
+    /// `[DEFAULT] reclaim_instance_interval` (s; > 0: deletes are soft).
+    pub reclaim_instance_interval: i64,
+    /// `[api] enable_instance_password`: rescue returns `adminPass`.
+    pub enable_instance_password: bool,
 }
 
 impl Default for ApiConfig {
@@ -114,6 +120,9 @@ impl Default for ApiConfig {
             max_limit: 1000,
             default_az: "nova".into(),
             internal_az: "internal".into(),
+            host: "localhost".into(),
+            reclaim_instance_interval: 0,
+            enable_instance_password: true,
         }
     }
 }
@@ -139,6 +148,13 @@ impl ApiConfig {
             max_limit: conf.parse_or("api", "max_limit", 1000usize)?,
             default_az: conf.str_or("DEFAULT", "default_availability_zone", "nova"),
             internal_az: conf.str_or("DEFAULT", "internal_service_availability_zone", "internal"),
+            host: conf.host(),
+            reclaim_instance_interval: conf.parse_or(
+                "DEFAULT",
+                "reclaim_instance_interval",
+                0i64,
+            )?,
+            enable_instance_password: conf.bool_or("api", "enable_instance_password", true)?,
         })
     }
 }
@@ -198,6 +214,14 @@ pub fn router(state: Arc<ApiState>) -> Router {
                 .delete(servers::delete),
         )
         .route("/servers/{id}/action", post(servers::action))
+        .route(
+            "/servers/{id}/os-instance-actions",
+            get(servers::instance_actions),
+        )
+        .route(
+            "/servers/{id}/os-instance-actions/{request_id}",
+            get(servers::instance_action),
+        )
         .route("/flavors", get(flavors::list).post(flavors::create))
         .route("/flavors/detail", get(flavors::detail))
         .route(

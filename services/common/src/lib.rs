@@ -13,10 +13,12 @@
 //! * [`heartbeat`]: the service group record (`report_interval`,
 //!   `service_down_time`), and [`periodic`] tasks.
 //! * [`states`]: vm, task and power states and the API status table.
+//! * [`instance_actions`]: instance actions and their events.
 
 pub mod cells;
 mod conf;
 pub mod context;
+pub mod instance_actions;
 mod runner;
 mod service;
 pub mod states;
