@@ -174,7 +174,8 @@ pub(crate) fn server(st: &ApiState, ctx: &Ctx, v: ApiVersion, i: &Instance, show
         o.insert("locked".into(), json!(i.locked()));
     }
     if v.at_least(2, 73) {
-        o.insert("locked_reason".into(), Value::Null);
+        let reason = i.system_metadata().get("locked_reason").cloned().flatten();
+        o.insert("locked_reason".into(), json!(reason));
     }
     if v.at_least(2, 19) {
         o.insert("description".into(), json!(i.display_description()));

@@ -52,8 +52,6 @@ pub mod names {
     pub const UNRESCUE: &str = "unrescue";
     /// Restore a soft-deleted server.
     pub const RESTORE: &str = "restore";
-    /// `forceDelete`.
-    pub const FORCE_DELETE: &str = "forceDelete";
 }
 
 /// Records the start of `action` on `instance_uuid` for the request of

@@ -80,11 +80,8 @@ pub(crate) async fn delete(
         && inst.launched_at().is_some();
     let original = inst.task_state().clone();
     let host = inst.host().clone();
-    let action = if kind == DeleteKind::Force {
-        names::FORCE_DELETE
-    } else {
-        names::DELETE
-    };
+    // nova records every kind of delete as `delete`.
+    let action = names::DELETE;
     inst.set_task_state(Some(
         if soft {
             TaskState::SoftDeleting
