@@ -11,6 +11,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use nova_objects::{Aggregate, ComputeNode, Instance, KeyPair, ListQuery, Service};
+use nova_service::notifications::ServiceAction;
 use serde_json::{Value, json};
 
 use crate::auth::Ctx;
@@ -253,6 +254,19 @@ fn flag(v: &Value) -> Option<bool> {
     }
 }
 
+/// Saves a service record; `service.update` when its status changed (as
+/// nova's `Service.save`: `disabled`, `disabled_reason` or `forced_down`).
+async fn save_service(st: &ApiState, ctx: &Ctx, s: &mut Service) -> ApiResult<()> {
+    let notify = nova_service::notifications::service_update_notifies(s);
+    st.objects.save(&admin_ctx(), s).await?;
+    if notify {
+        st.notifier
+            .service(&ctx.rpc(), s, ServiceAction::Update)
+            .await;
+    }
+    Ok(())
+}
+
 pub(crate) async fn update_service(
     State(st): St,
     Extension(ctx): Extension<Ctx>,
@@ -298,7 +312,7 @@ pub(crate) async fn update_service(
         if let Some(f) = body.get("forced_down") {
             s.set_forced_down(flag(f).unwrap_or(false));
         }
-        st.objects.save(&admin_ctx(), &mut s).await?;
+        save_service(&st, &ctx, &mut s).await?;
         return Ok(
             axum::Json(json!({"service": service_view(&st, v, &s, &zones)})).into_response(),
         );
@@ -342,7 +356,7 @@ pub(crate) async fn update_service(
         }
         other => return Err(Fault::not_found(format!("Unknown action {other}"))),
     }
-    st.objects.save(&admin_ctx(), &mut s).await?;
+    save_service(&st, &ctx, &mut s).await?;
     Ok(axum::Json(json!({"service": out})).into_response())
 }
 
@@ -391,6 +405,9 @@ pub(crate) async fn delete_service(
         }
     }
     st.objects.destroy(&admin_ctx(), &mut s).await?;
+    st.notifier
+        .service(&ctx.rpc(), &s, ServiceAction::Delete)
+        .await;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 

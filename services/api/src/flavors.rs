@@ -10,6 +10,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use nova_objects::{Flavor, ListQuery, Lookup, VersionedObject};
+use nova_service::notifications::FlavorAction;
 use serde_json::{Value, json};
 
 use crate::auth::Ctx;
@@ -20,6 +21,14 @@ use crate::{ApiState, schemas, views};
 
 type St = State<Arc<ApiState>>;
 type Params = Query<Vec<(String, String)>>;
+
+/// `flavor.create` / `.update` / `.delete` (nova sends them from the
+/// Flavor object's create, save and destroy).
+async fn notify(st: &ApiState, ctx: &Ctx, f: &Flavor, action: FlavorAction) {
+    st.notifier
+        .flavor(&ctx.rpc(), f, action, &st.cfg.host)
+        .await;
+}
 
 fn visible(ctx: &Ctx, f: &Flavor) -> bool {
     ctx.is_admin() || *f.is_public() || f.projects().contains(&ctx.project_id)
@@ -203,6 +212,7 @@ pub(crate) async fn create(
         .with_projects(Vec::new())
         .with_description(f["description"].as_str().map(str::to_owned));
     st.objects.create(&admin_ctx(), &mut flavor).await?;
+    notify(&st, &ctx, &flavor, FlavorAction::Create).await;
     Ok(axum::Json(json!({"flavor": views::flavor(&st, v, &flavor, false, true)})).into_response())
 }
 
@@ -229,6 +239,7 @@ pub(crate) async fn update(
     let mut f = get_flavor(&st, &ctx, &id).await?;
     f.set_description(desc.as_str().map(str::to_owned));
     st.objects.save(&admin_ctx(), &mut f).await?;
+    notify(&st, &ctx, &f, FlavorAction::Update).await;
     Ok(axum::Json(json!({"flavor": views::flavor(&st, v, &f, false, true)})).into_response())
 }
 
@@ -240,6 +251,7 @@ pub(crate) async fn delete(
     require_admin(&ctx, "os_compute_api:os-flavor-manage:delete")?;
     let mut f = get_flavor(&st, &ctx, &id).await?;
     st.objects.destroy(&admin_ctx(), &mut f).await?;
+    notify(&st, &ctx, &f, FlavorAction::Delete).await;
     Ok(StatusCode::ACCEPTED.into_response())
 }
 
@@ -283,6 +295,7 @@ pub(crate) async fn action(
     }
     f.set_projects(projects);
     st.objects.save(&admin_ctx(), &mut f).await?;
+    notify(&st, &ctx, &f, FlavorAction::Update).await;
     Ok(axum::Json(access_body(&f)).into_response())
 }
 
@@ -345,6 +358,7 @@ pub(crate) async fn set_extra_specs(
     }
     f.set_extra_specs(specs);
     st.objects.save(&admin_ctx(), &mut f).await?;
+    notify(&st, &ctx, &f, FlavorAction::Update).await;
     Ok(axum::Json(json!({"extra_specs": body["extra_specs"]})).into_response())
 }
 
@@ -386,6 +400,7 @@ pub(crate) async fn put_extra_spec(
     );
     f.set_extra_specs(specs);
     st.objects.save(&admin_ctx(), &mut f).await?;
+    notify(&st, &ctx, &f, FlavorAction::Update).await;
     Ok(axum::Json(body).into_response())
 }
 
@@ -404,6 +419,7 @@ pub(crate) async fn delete_extra_spec(
     }
     f.set_extra_specs(specs);
     st.objects.save(&admin_ctx(), &mut f).await?;
+    notify(&st, &ctx, &f, FlavorAction::Update).await;
     Ok(StatusCode::ACCEPTED.into_response())
 }
 

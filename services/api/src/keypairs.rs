@@ -12,6 +12,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use md5::Digest as _;
 use nova_objects::{KeyPair, ListQuery};
+use nova_service::notifications::{KeypairAction, Phase};
 use serde_json::{Value, json};
 
 use crate::auth::Ctx;
@@ -247,6 +248,24 @@ pub(crate) async fn create(
             st.cfg.quotas.key_pairs
         )));
     }
+    let action = if kp["public_key"].is_string() {
+        KeypairAction::Import
+    } else {
+        KeypairAction::Create
+    };
+    // nova's start notification carries the key pair before its key exists
+    // (create) or before its fingerprint is computed (import).
+    let pending = KeyPair::new()
+        .with_name(name.clone())
+        .with_user_id(Some(user.clone()))
+        .with_public_key(kp["public_key"].as_str().map(|k| k.trim().to_owned()))
+        .with_fingerprint(None)
+        .with_type(kind.clone());
+    let notifier = &st.notifier;
+    let rpc_ctx = ctx.rpc();
+    notifier
+        .keypair(&rpc_ctx, &pending, action, Phase::Start, &st.cfg.host)
+        .await;
     let (public, private) = match kp["public_key"].as_str() {
         Some(pk) => (pk.trim().to_owned(), None),
         None => {
@@ -277,6 +296,9 @@ pub(crate) async fn create(
         .with_fingerprint(Some(fp))
         .with_type(kind);
     st.objects.create(&admin_ctx(), &mut k).await?;
+    notifier
+        .keypair(&rpc_ctx, &k, action, Phase::End, &st.cfg.host)
+        .await;
     let mut out = full(v, &k);
     if let Some(p) = private {
         out["private_key"] = json!(p);
@@ -309,7 +331,26 @@ pub(crate) async fn delete(
             "Keypair {name} not found for user {user}"
         )));
     };
+    let rpc_ctx = ctx.rpc();
+    st.notifier
+        .keypair(
+            &rpc_ctx,
+            &k,
+            KeypairAction::Delete,
+            Phase::Start,
+            &st.cfg.host,
+        )
+        .await;
     st.objects.destroy(&admin_ctx(), &mut k).await?;
+    st.notifier
+        .keypair(
+            &rpc_ctx,
+            &k,
+            KeypairAction::Delete,
+            Phase::End,
+            &st.cfg.host,
+        )
+        .await;
     Ok(if v.at_least(2, 2) {
         StatusCode::NO_CONTENT
     } else {

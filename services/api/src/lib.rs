@@ -103,7 +103,8 @@ pub struct ApiConfig {
     pub default_az: String,
     /// `[DEFAULT] internal_service_availability_zone` (`internal`).
     pub internal_az: String,
-    /// `[DEFAULT] host`: the API's host (its instance action events).
+    /// `[DEFAULT] host` (notifications publish as `nova-api:<host>`; the
+    /// host of the API's instance action events).
     pub host: String,
     /// `[DEFAULT] reclaim_instance_interval` (s; > 0: deletes are soft).
     pub reclaim_instance_interval: i64,
@@ -174,6 +175,9 @@ pub struct ApiState {
     pub images: ImageStore,
     /// Tokens.
     pub identity: Identity,
+    /// Notifications (`flavor.*`, `keypair.*`, `service.*`, local deletes,
+    /// `instance.update`); none unless set ([`nova_service::Runner::notifier`]).
+    pub notifier: nova_service::notifications::Notifier,
 }
 
 impl ApiState {
@@ -194,6 +198,7 @@ impl ApiState {
             rpc: compute_api::Rpc::new(transport, compute_cap),
             images,
             identity,
+            notifier: nova_service::notifications::Notifier::disabled(),
         }
     }
 }

@@ -126,7 +126,7 @@ pub async fn start(runner: &Runner) -> anyhow::Result<Endpoints> {
         .with_context(|| format!("image store {}", store_dir.display()))?;
     let cap = nova_service::compute_version_cap(conf)?;
     let cfg = ApiConfig::from_conf(conf, &compute_url)?;
-    let state = Arc::new(ApiState::new(
+    let mut state = ApiState::new(
         cfg,
         objects,
         placement,
@@ -134,7 +134,9 @@ pub async fn start(runner: &Runner) -> anyhow::Result<Endpoints> {
         images.clone(),
         identity.clone(),
         cap,
-    ));
+    );
+    state.notifier = runner.notifier().await?;
+    let state = Arc::new(state);
     runner.http("compute API", compute_l, crate::router(state.clone()));
     runner.http(
         "image API",

@@ -70,6 +70,12 @@ pub const KNOWN_OPTIONS: &[(&str, &str)] = &[
     ("fake", "*"),
     ("oslo_messaging_rabbit", "*"),
     ("placement", "*"),
+    ("notifications", "notification_format"),
+    ("notifications", "versioned_notifications_topics"),
+    ("notifications", "notify_on_state_change"),
+    ("oslo_messaging_notifications", "driver"),
+    ("oslo_messaging_notifications", "transport_url"),
+    ("oslo_messaging_notifications", "topics"),
 ];
 
 /// A parsed nova.conf.

@@ -14,18 +14,21 @@
 //!   `service_down_time`), and [`periodic`] tasks.
 //! * [`states`]: vm, task and power states and the API status table.
 //! * [`instance_actions`]: instance actions and their events.
+//! * [`notifications`]: nova's versioned and legacy notifications
+//!   ([`notifications::Notifier`], built once by [`Runner::notifier`]).
 
 pub mod cells;
 mod conf;
 pub mod context;
 pub mod instance_actions;
+pub mod notifications;
 mod runner;
 mod service;
 pub mod states;
 
 pub use conf::{Conf, ConfError, KNOWN_OPTIONS};
 pub use runner::{
-    connect_transport, ensure_sqlite_dir, heartbeat, init_tracing, is_up, open_database, periodic,
-    register_service, shutdown_token,
+    connect_transport, connect_transport_url, ensure_sqlite_dir, heartbeat, init_tracing, is_up,
+    open_database, periodic, register_service, shutdown_token,
 };
 pub use service::{ConfigArgs, HTTP_DRAIN_TIMEOUT, Runner, compute_version_cap};

@@ -61,11 +61,19 @@ pub fn shutdown_token() -> CancellationToken {
 /// process) or `rabbit://` (needs the `amqp` feature). The exchange is
 /// `[DEFAULT] control_exchange` (`nova`).
 pub async fn connect_transport(conf: &Conf) -> anyhow::Result<Arc<dyn Transport>> {
-    let url = conf.transport_url();
+    connect_transport_url(conf, &conf.transport_url(), "[DEFAULT] transport_url").await
+}
+
+/// A transport to `url` (`option` names where it came from in messages),
+/// on `[DEFAULT] control_exchange`.
+pub async fn connect_transport_url(
+    conf: &Conf,
+    url: &str,
+    option: &str,
+) -> anyhow::Result<Arc<dyn Transport>> {
+    let url = url.to_owned();
     let exchange = conf.str_or("DEFAULT", "control_exchange", "nova");
-    let parsed: TransportUrl = url
-        .parse()
-        .with_context(|| "invalid [DEFAULT] transport_url")?;
+    let parsed: TransportUrl = url.parse().with_context(|| format!("invalid {option}"))?;
     if parsed.is_memory() {
         return Ok(Arc::new(MemoryTransport::with_config(MemoryConfig {
             control_exchange: exchange,
@@ -82,7 +90,7 @@ pub async fn connect_transport(conf: &Conf) -> anyhow::Result<Arc<dyn Transport>
     }
     #[cfg(not(feature = "amqp"))]
     anyhow::bail!(
-        "[DEFAULT] transport_url {parsed}: this build has only the in-memory transport (build with feature amqp)"
+        "{option} {parsed}: this build has only the in-memory transport (build with feature amqp)"
     )
 }
 
@@ -142,9 +150,11 @@ pub async fn open_database(conf: &Conf, sync: bool) -> anyhow::Result<Database> 
 use crate::context::admin;
 
 /// The Service record of `binary` on `host` (created, or re-enabled
-/// for a new version): what the service group tracks.
+/// for a new version): what the service group tracks. A new record is
+/// announced (`service.create`).
 pub async fn register_service(
     objects: &Objects,
+    notifier: &crate::notifications::Notifier,
     host: &str,
     binary: &str,
     topic: &str,
@@ -172,6 +182,9 @@ pub async fn register_service(
         .with_version(SERVICE_VERSION)
         .with_last_seen_up(Some(now));
     objects.create(&ctx, &mut s).await?;
+    notifier
+        .service(&ctx, &s, crate::notifications::ServiceAction::Create)
+        .await;
     Ok(s)
 }
 

@@ -88,6 +88,7 @@ struct Inner {
     objects: OnceCell<Objects>,
     placement: OnceCell<PlacementHandle>,
     cell1: OnceCell<CellMapping>,
+    notifier: OnceCell<crate::notifications::Notifier>,
     parts: Mutex<Parts>,
     http_drain_timeout: Duration,
 }
@@ -132,6 +133,7 @@ impl Runner {
                 objects: OnceCell::new(),
                 placement: OnceCell::new(),
                 cell1: OnceCell::new(),
+                notifier: OnceCell::new(),
                 parts: Mutex::default(),
                 http_drain_timeout,
             }),
@@ -287,13 +289,50 @@ impl Runner {
         Ok(c.clone())
     }
 
+    /// The notifier (`[notifications]`, `[oslo_messaging_notifications]`),
+    /// built once: on the RPC transport, or on its own when
+    /// `[oslo_messaging_notifications] transport_url` names another (so an
+    /// all-in-one on the memory transport can publish to RabbitMQ). Without
+    /// a messaging driver no transport is opened.
+    pub async fn notifier(&self) -> anyhow::Result<crate::notifications::Notifier> {
+        let n = self
+            .inner
+            .notifier
+            .get_or_try_init(|| {
+                async {
+                    use crate::notifications::{NotificationConfig, Notifier};
+                    let conf = &self.inner.conf;
+                    let cfg = NotificationConfig::from_conf(conf)?;
+                    let transport = match (cfg.messaging(), &cfg.transport_url) {
+                        (None, _) => None,
+                        (Some(_), Some(url)) if *url != conf.transport_url() => Some(
+                            crate::runner::connect_transport_url(
+                                conf,
+                                url,
+                                "[oslo_messaging_notifications] transport_url",
+                            )
+                            .await?,
+                        ),
+                        (Some(_), _) => Some(self.transport().await?),
+                    };
+                    let image_url = conf.get("image", "public_url").map(str::to_owned);
+                    Ok::<_, anyhow::Error>(Notifier::new(cfg, transport, image_url))
+                }
+                .boxed()
+            })
+            .await?;
+        Ok(n.clone())
+    }
+
     /// Registers `binary` on this host in the service group (the Service
     /// record, [`crate::register_service`]) and reports it alive every
     /// `[DEFAULT] report_interval` until the runner stops.
     pub async fn register_service(&self, binary: &str, topic: &str) -> anyhow::Result<Service> {
         let (report, _) = self.inner.conf.service_group()?;
         let objects = self.objects().await?;
-        let service = crate::register_service(&objects, &self.host(), binary, topic).await?;
+        let notifier = self.notifier().await?;
+        let service =
+            crate::register_service(&objects, &notifier, &self.host(), binary, topic).await?;
         let hb = crate::heartbeat(
             objects,
             service.clone(),

@@ -13,6 +13,7 @@
 use nova_objects::{Instance, SaveOptions};
 use nova_rpc::{RemoteError, RequestContext};
 use nova_service::cells::{record_fault, set_error};
+use nova_service::notifications::{ExceptionPayload, OldStates, Phase, Source};
 use nova_service::states::{TaskState, VmState};
 use nova_virt::{InstanceSpec, PowerState};
 
@@ -81,10 +82,17 @@ impl ComputeManager {
         what: &str,
         err: nova_virt::Error,
         on_failure: OnFailure,
+        event: &str,
     ) -> anyhow::Error {
         let me = &self.inner;
         let msg = format!("{what} of instance {} failed: {err}", inst.uuid());
         tracing::warn!(instance = %inst.uuid(), error = %err, "{what} failed");
+        // nova's `wrap_exception`: `compute.exception` for these actions.
+        let fault = ExceptionPayload::from_driver(module_path!(), event, &err);
+        self.notifier()
+            .exception(ctx, Source::Compute, self.host(), &fault)
+            .await;
+        let old = OldStates::of(inst);
         let r = match on_failure {
             OnFailure::Error => {
                 set_error(&me.objects, ctx, inst, 500, &msg, Some(self.host())).await
@@ -112,24 +120,37 @@ impl ComputeManager {
         if let Err(e) = r {
             return anyhow::Error::new(e).context(msg);
         }
+        self.updated(ctx, inst, &old).await;
         anyhow::Error::new(err).context(msg)
     }
 
     /// One driver operation that moves the instance to `vm_state` from
     /// `expected` (pause, unpause, suspend, resume, soft delete, restore).
+    ///
+    /// `action` names its notifications (`instance.<action>.start` /
+    /// `.end`, nova's `notify_about_instance_action`); a failure is a
+    /// `compute.exception` naming `<action>_instance`.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) async fn power_action(
         &self,
         ctx: &RequestContext,
         mut inst: Instance,
         what: &str,
+        action: &str,
         expected: TaskState,
         vm_state: VmState,
         on_failure: OnFailure,
         op: impl std::future::Future<Output = nova_virt::Result<()>>,
     ) -> anyhow::Result<()> {
+        self.notify_action(ctx, &inst, action, Phase::Start, None)
+            .await;
         if let Err(e) = op.await {
-            return Err(self.failed(ctx, &mut inst, what, e, on_failure).await);
+            let function = format!("{action}_instance");
+            return Err(self
+                .failed(ctx, &mut inst, what, e, on_failure, &function)
+                .await);
         }
+        let old = OldStates::of(&inst);
         inst.set_power_state(Some(self.power_of(inst.uuid()).await.code() as i64));
         inst.set_vm_state(Some(vm_state.into()));
         inst.set_task_state(None);
@@ -141,6 +162,9 @@ impl ComputeManager {
                 &SaveOptions::expected_task_state([Some(expected.as_str())]),
             )
             .await?;
+        self.updated(ctx, &inst, &old).await;
+        self.notify_action(ctx, &inst, action, Phase::End, None)
+            .await;
         Ok(())
     }
 
@@ -156,6 +180,7 @@ impl ComputeManager {
             ctx,
             inst,
             "Pause",
+            "pause",
             TaskState::Pausing,
             VmState::Paused,
             OnFailure::RevertTask,
@@ -176,6 +201,7 @@ impl ComputeManager {
             ctx,
             inst,
             "Unpause",
+            "unpause",
             TaskState::Unpausing,
             VmState::Active,
             OnFailure::RevertTask,
@@ -200,6 +226,7 @@ impl ComputeManager {
             ctx,
             inst,
             "Suspend",
+            "suspend",
             TaskState::Suspending,
             VmState::Suspended,
             OnFailure::Error,
@@ -227,6 +254,7 @@ impl ComputeManager {
             ctx,
             inst,
             "Resume",
+            "resume",
             TaskState::Resuming,
             back,
             OnFailure::Error,
@@ -283,8 +311,10 @@ impl ComputeManager {
                 }
             }
         };
+        let old = OldStates::of(&inst);
         inst.set_task_state(None);
         me.objects.save_with(ctx, &mut inst, &expect).await?;
+        self.updated(ctx, &inst, &old).await;
         match err {
             None => Ok(()),
             Some(e) => Err(e),
@@ -299,9 +329,19 @@ impl ComputeManager {
         inst: Instance,
     ) -> anyhow::Result<()> {
         let me = &self.inner;
+        self.notify_action(ctx, &inst, "trigger_crash_dump", Phase::Start, None)
+            .await;
         match me.driver.trigger_crash_dump(inst.uuid()).await {
-            Ok(()) => Ok(()),
+            Ok(()) => {
+                self.notify_action(ctx, &inst, "trigger_crash_dump", Phase::End, None)
+                    .await;
+                Ok(())
+            }
             Err(e) => {
+                let fault = ExceptionPayload::from_driver(module_path!(), "trigger_crash_dump", &e);
+                self.notifier()
+                    .exception(ctx, Source::Compute, self.host(), &fault)
+                    .await;
                 let msg = format!("Trigger crash dump of instance {} failed: {e}", inst.uuid());
                 record_fault(
                     &me.objects,
@@ -388,11 +428,23 @@ impl ComputeManager {
             .unwrap_or_else(|| inst.image_ref().clone().unwrap_or_default());
         let mut spec: InstanceSpec = Self::spec_of(&inst, rescue_password);
         spec.image_id = image.clone();
+        let host = self.host().to_owned();
+        self.notifier()
+            .instance_rescue(ctx, &inst, &host, Phase::Start, None, Some(image.clone()))
+            .await;
         if let Err(e) = me.driver.rescue(&spec, &image).await {
             return Err(self
-                .failed(ctx, &mut inst, "Rescue", e, OnFailure::Error)
+                .failed(
+                    ctx,
+                    &mut inst,
+                    "Rescue",
+                    e,
+                    OnFailure::Error,
+                    "rescue_instance",
+                )
                 .await);
         }
+        let old = OldStates::of(&inst);
         inst.set_power_state(Some(self.power_of(inst.uuid()).await.code() as i64));
         inst.set_vm_state(Some(VmState::Rescued.into()));
         inst.set_task_state(None);
@@ -404,6 +456,10 @@ impl ComputeManager {
                 &SaveOptions::expected_task_state([Some(TaskState::Rescuing.as_str())]),
             )
             .await?;
+        self.updated(ctx, &inst, &old).await;
+        self.notifier()
+            .instance_rescue(ctx, &inst, &host, Phase::End, None, Some(image))
+            .await;
         Ok(())
     }
 
@@ -419,6 +475,7 @@ impl ComputeManager {
             ctx,
             inst,
             "Unrescue",
+            "unrescue",
             TaskState::Unrescuing,
             VmState::Active,
             OnFailure::Error,
@@ -441,6 +498,7 @@ impl ComputeManager {
             ctx,
             inst,
             "Soft delete",
+            "soft_delete",
             TaskState::SoftDeleting,
             VmState::SoftDeleted,
             OnFailure::Error,
@@ -467,6 +525,7 @@ impl ComputeManager {
             ctx,
             inst,
             "Restore",
+            "restore",
             TaskState::Restoring,
             VmState::Active,
             OnFailure::Error,

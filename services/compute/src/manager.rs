@@ -16,6 +16,7 @@ use nova_rpcapi::compute::{Compute, TOPIC};
 use nova_rpcapi::conductor::ComputeTaskApi;
 use nova_service::cells::{record_fault, set_error};
 use nova_service::instance_actions;
+use nova_service::notifications::{ExceptionPayload, Notifier, OldStates, Phase, Source};
 use nova_service::states::{TaskState, VmState};
 use nova_virt::{ComputeDriver, InstanceSpec, PowerState};
 use serde_json::{Value, json};
@@ -39,6 +40,7 @@ pub(crate) struct Inner {
     pub(crate) locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     pub(crate) tracker: tokio::sync::Mutex<Tracker>,
     pub(crate) service: Mutex<Option<Service>>,
+    pub(crate) notifier: std::sync::OnceLock<Notifier>,
 }
 
 /// The compute manager. Cheap to clone.
@@ -72,8 +74,44 @@ impl ComputeManager {
                 locks: Mutex::default(),
                 tracker: tokio::sync::Mutex::default(),
                 service: Mutex::default(),
+                notifier: std::sync::OnceLock::new(),
             }),
         }
+    }
+
+    /// Notifies through `notifier` (set before [`ComputeManager::start`];
+    /// without one, nothing is sent).
+    pub fn set_notifier(&self, notifier: Notifier) {
+        let _ = self.inner.notifier.set(notifier);
+    }
+
+    /// The notifier (instance actions, `instance.update`, `compute.exception`).
+    pub fn notifier(&self) -> &Notifier {
+        static DISABLED: std::sync::LazyLock<Notifier> =
+            std::sync::LazyLock::new(Notifier::disabled);
+        self.inner.notifier.get().unwrap_or(&DISABLED)
+    }
+
+    /// `instance.update` after a save that changed `inst` from `old`
+    /// (nova's `send_update`, with `notify_on_state_change`).
+    pub(crate) async fn updated(&self, ctx: &RequestContext, inst: &Instance, old: &OldStates) {
+        self.notifier()
+            .instance_update(ctx, inst, old, Source::Compute, self.host())
+            .await;
+    }
+
+    /// `instance.<action>.<phase>` from this host.
+    pub(crate) async fn notify_action(
+        &self,
+        ctx: &RequestContext,
+        inst: &Instance,
+        action: &str,
+        phase: Phase,
+        fault: Option<&ExceptionPayload>,
+    ) {
+        self.notifier()
+            .instance_action(ctx, inst, self.host(), action, phase, fault)
+            .await;
     }
 
     /// The host.
@@ -108,9 +146,14 @@ impl ComputeManager {
         let me = &self.inner;
         wait_for_conductor(&transport, &stop).await?;
         me.driver.init_host(&me.cfg.host).await?;
-        let service =
-            nova_service::register_service(&me.objects, &me.cfg.host, "nova-compute", "compute")
-                .await?;
+        let service = nova_service::register_service(
+            &me.objects,
+            self.notifier(),
+            &me.cfg.host,
+            "nova-compute",
+            "compute",
+        )
+        .await?;
         *me.service.lock().unwrap_or_else(|e| e.into_inner()) = Some(service.clone());
         self.update_available_resource().await?;
         self.recover_instances().await;
@@ -225,6 +268,7 @@ impl ComputeManager {
         let ctx = elevated(ctx);
         let mut inst = b.instance;
         inst.obj_reset_changes_recursive();
+        let old = OldStates::of(&inst);
         inst.set_host(Some(self.host().to_owned()));
         inst.set_node(b.node.clone());
         inst.set_launched_on(Some(self.host().to_owned()));
@@ -237,10 +281,16 @@ impl ComputeManager {
             let _ = me.placement.delete_allocations_async(inst.uuid()).await;
             return Ok(());
         }
+        self.updated(&ctx, &inst, &old).await;
+        let image_name = b.image.get("name").and_then(Value::as_str);
+        self.notifier()
+            .instance_create(&ctx, &inst, self.host(), Phase::Start, None, image_name)
+            .await;
         self.claim(&inst).await;
         let spec = Self::spec_of(&inst, b.admin_password.clone());
         match me.driver.spawn(&spec).await {
             Ok(()) => {
+                let old = OldStates::of(&inst);
                 inst.set_power_state(Some(PowerState::Running.code() as i64));
                 inst.set_vm_state(Some(VmState::Active.into()));
                 inst.set_task_state(None);
@@ -248,11 +298,21 @@ impl ComputeManager {
                 let expect = SaveOptions::expected_task_state([Some(TaskState::Spawning.as_str())]);
                 if let Err(e) = me.objects.save_with(&ctx, &mut inst, &expect).await {
                     tracing::info!(instance = %inst.uuid(), error = %e, "built, but the instance moved on (being deleted)");
+                    return Ok(());
                 }
+                self.updated(&ctx, &inst, &old).await;
+                self.notifier()
+                    .instance_create(&ctx, &inst, self.host(), Phase::End, None, None)
+                    .await;
                 Ok(())
             }
             Err(err) => {
                 tracing::warn!(instance = %inst.uuid(), host = %self.host(), error = %err, "spawn failed");
+                let fault = ExceptionPayload::from_driver(module_path!(), "spawn", &err);
+                self.notifier()
+                    .instance_create(&ctx, &inst, self.host(), Phase::Error, Some(&fault), None)
+                    .await;
+                let old = OldStates::of(&inst);
                 let _ = me.driver.destroy(inst.uuid()).await;
                 self.drop_claim(inst.uuid()).await;
                 let _ = me.placement.delete_allocations_async(inst.uuid()).await;
@@ -270,6 +330,7 @@ impl ComputeManager {
                         inst.set_node(None);
                         inst.set_task_state(Some(TaskState::Scheduling.into()));
                         me.objects.save(&ctx, &mut inst).await?;
+                        self.updated(&ctx, &inst, &old).await;
                         record_fault(
                             &me.objects,
                             &ctx,
@@ -301,6 +362,7 @@ impl ComputeManager {
                         let msg = format!("Build of instance {} aborted: {reason}", inst.uuid());
                         set_error(&me.objects, &ctx, &mut inst, 500, &msg, Some(self.host()))
                             .await?;
+                        self.updated(&ctx, &inst, &old).await;
                         return Err(anyhow::Error::new(err).context(msg));
                     }
                 }
@@ -369,9 +431,18 @@ impl ComputeManager {
         mut inst: Instance,
     ) -> anyhow::Result<()> {
         let me = &self.inner;
+        self.notify_action(&ctx, &inst, "delete", Phase::Start, None)
+            .await;
+        self.notify_action(&ctx, &inst, "shutdown", Phase::Start, None)
+            .await;
+        let old = OldStates::of(&inst);
         match me.driver.destroy(inst.uuid()).await {
             Ok(()) | Err(nova_virt::Error::InstanceNotFound(_)) => {}
             Err(e) => {
+                let fault = ExceptionPayload::from_driver(module_path!(), "terminate_instance", &e);
+                self.notifier()
+                    .exception(&ctx, Source::Compute, self.host(), &fault)
+                    .await;
                 set_error(
                     &me.objects,
                     &ctx,
@@ -381,9 +452,12 @@ impl ComputeManager {
                     Some(self.host()),
                 )
                 .await?;
+                self.updated(&ctx, &inst, &old).await;
                 return Ok(());
             }
         }
+        self.notify_action(&ctx, &inst, "shutdown", Phase::End, None)
+            .await;
         self.drop_claim(inst.uuid()).await;
         me.placement
             .delete_allocations_async(inst.uuid())
@@ -394,11 +468,18 @@ impl ComputeManager {
         inst.set_power_state(Some(PowerState::NoState.code() as i64));
         inst.set_terminated_at(Some(chrono::Utc::now()));
         me.objects.save(&ctx, &mut inst).await?;
+        self.updated(&ctx, &inst, &old).await;
         me.objects.destroy(&ctx, &mut inst).await?;
+        self.notify_action(&ctx, &inst, "delete", Phase::End, None)
+            .await;
         Ok(())
     }
 
-    async fn finish_action(
+    /// Ends an action the driver ran: the new states (and `instance.<event>.end`),
+    /// or ERROR with a fault (and `instance.<event>.error` where nova has one,
+    /// else `compute.exception`, as nova's `wrap_exception`).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn finish_action(
         &self,
         ctx: &RequestContext,
         mut inst: Instance,
@@ -406,24 +487,52 @@ impl ComputeManager {
         vm_state: VmState,
         power: PowerState,
         action: &str,
+        event: &str,
     ) -> anyhow::Result<()> {
         let me = &self.inner;
+        let old = OldStates::of(&inst);
         match result {
             Ok(()) => {
                 inst.set_vm_state(Some(vm_state.into()));
                 inst.set_power_state(Some(power.code() as i64));
                 inst.set_task_state(None);
                 me.objects.save(ctx, &mut inst).await?;
+                self.updated(ctx, &inst, &old).await;
+                self.notify_action(ctx, &inst, event, Phase::End, None)
+                    .await;
             }
             Err(e) => {
+                let fault = ExceptionPayload::from_driver(module_path!(), event, &e);
+                if EVENTS_WITH_ERROR.contains(&event) {
+                    self.notify_action(ctx, &inst, event, Phase::Error, Some(&fault))
+                        .await;
+                } else {
+                    self.notifier()
+                        .exception(ctx, Source::Compute, self.host(), &fault)
+                        .await;
+                }
                 let msg = format!("{action} of instance {} failed: {e}", inst.uuid());
                 set_error(&me.objects, ctx, &mut inst, 500, &msg, Some(self.host())).await?;
+                self.updated(ctx, &inst, &old).await;
                 return Err(anyhow::Error::new(e).context(msg));
             }
         }
         Ok(())
     }
 }
+
+/// The instance actions nova sends an `instance.<action>.error` for (the
+/// others' failures are `compute.exception`).
+const EVENTS_WITH_ERROR: &[&str] = &[
+    "reboot",
+    "rebuild",
+    "resize",
+    "interface_attach",
+    "volume_attach",
+    "volume_swap",
+    "share_attach",
+    "share_detach",
+];
 
 /// A started compute: its RPC server and its periodic tasks (heartbeat,
 /// resources, power sync), which end when the start's stop token does;
@@ -516,6 +625,8 @@ impl Compute for ComputeManager {
         let ctx = elevated(&ctx);
         let hard = reboot_type.eq_ignore_ascii_case("HARD");
         self.with_instance(&ctx, instance, "reboot_instance", |inst| async {
+            self.notify_action(&ctx, &inst, "reboot", Phase::Start, None)
+                .await;
             let r = self.inner.driver.reboot(inst.uuid(), hard).await;
             self.finish_action(
                 &ctx,
@@ -524,6 +635,7 @@ impl Compute for ComputeManager {
                 VmState::Active,
                 PowerState::Running,
                 "Reboot",
+                "reboot",
             )
             .await
         })
@@ -543,6 +655,8 @@ impl Compute for ComputeManager {
             Duration::ZERO
         };
         self.with_instance(&ctx, instance, "stop_instance", |inst| async {
+            self.notify_action(&ctx, &inst, "power_off", Phase::Start, None)
+                .await;
             let r = self.inner.driver.power_off(inst.uuid(), timeout).await;
             self.finish_action(
                 &ctx,
@@ -551,6 +665,7 @@ impl Compute for ComputeManager {
                 VmState::Stopped,
                 PowerState::Shutdown,
                 "Stop",
+                "power_off",
             )
             .await
         })
@@ -564,9 +679,19 @@ impl Compute for ComputeManager {
     ) -> Result<(), RemoteError> {
         let ctx = elevated(&ctx);
         self.with_instance(&ctx, instance, "start_instance", |inst| async {
+            self.notify_action(&ctx, &inst, "power_on", Phase::Start, None)
+                .await;
             let r = self.inner.driver.power_on(inst.uuid()).await;
-            self.finish_action(&ctx, inst, r, VmState::Active, PowerState::Running, "Start")
-                .await
+            self.finish_action(
+                &ctx,
+                inst,
+                r,
+                VmState::Active,
+                PowerState::Running,
+                "Start",
+                "power_on",
+            )
+            .await
         })
         .await
     }

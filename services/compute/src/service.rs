@@ -78,6 +78,7 @@ pub async fn start_host(
     let transport = runner.transport().await?;
     let placement = runner.placement().await?;
     let manager = ComputeManager::new(cfg, driver, objects, placement, transport.clone());
+    manager.set_notifier(runner.notifier().await?);
     let stop = runner.stop_token().child_token();
     let started = manager
         .start(transport, stop.clone())

@@ -86,7 +86,13 @@ fn ctx() -> RequestContext {
 }
 
 async fn host() -> Host {
-    let transport: Arc<dyn Transport> = MemoryTransport::new();
+    host_notifying(MemoryTransport::new(), None).await
+}
+
+async fn host_notifying(
+    transport: Arc<dyn Transport>,
+    notifier: Option<nova_service::notifications::Notifier>,
+) -> Host {
     let db = Database::connect(&DbConfig::new("sqlite::memory:"))
         .await
         .unwrap();
@@ -115,6 +121,9 @@ async fn host() -> Host {
         placement,
         transport.clone(),
     );
+    if let Some(n) = notifier {
+        manager.set_notifier(n);
+    }
     let stop = CancellationToken::new();
     let server = manager
         .start(transport.clone(), stop.clone())
@@ -339,5 +348,218 @@ async fn a_build_of_an_instance_deleted_meanwhile_builds_nothing() {
     let i: Instance = h.objects.get_by_uuid(&ctx(), inst.uuid()).await.unwrap();
     assert_eq!(i.task_state(), &TaskState::Deleting);
     assert!(h.manager.node_uuid().await.is_some());
+    h.stop().await;
+}
+
+/// Receives every notification of `topics` on `t`.
+async fn listen(t: &Arc<dyn Transport>, topics: &[&str]) -> nova_rpc::NotificationListener {
+    use nova_rpc::Priority;
+    nova_rpc::NotificationListener::start(t.clone(), None, topics, &Priority::ALL, None)
+        .await
+        .unwrap()
+}
+
+/// The next `n` notifications' (event type, publisher, priority, payload).
+async fn next(
+    l: &mut nova_rpc::NotificationListener,
+    n: usize,
+) -> Vec<(String, String, String, Value)> {
+    let mut out = Vec::new();
+    for _ in 0..n {
+        let r = tokio::time::timeout(Duration::from_secs(10), l.next())
+            .await
+            .expect("a notification")
+            .unwrap();
+        let m = &r.notification;
+        out.push((
+            m.event_type.clone(),
+            m.publisher_id.clone(),
+            m.priority.clone(),
+            m.payload.clone(),
+        ));
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn builds_power_actions_and_deletes_send_novas_notifications_in_order() {
+    use nova_service::notifications::{
+        Driver, NotificationConfig, NotificationFormat, Notifier, StateChange,
+    };
+    let transport: Arc<dyn Transport> = MemoryTransport::new();
+    let cfg = NotificationConfig {
+        format: NotificationFormat::Both,
+        drivers: vec![Driver::MessagingV2],
+        notify_on_state_change: Some(StateChange::VmState),
+        ..NotificationConfig::default()
+    };
+    let mut versioned = listen(&transport, &["versioned_notifications"]).await;
+    let mut legacy = listen(&transport, &["notifications"]).await;
+    let notifier = Notifier::new(cfg, Some(transport.clone()), None);
+    let h = host_notifying(transport, Some(notifier)).await;
+    // The compute's service record is new: service.create.
+    let got = next(&mut versioned, 1).await;
+    assert_eq!(got[0].0, "service.create");
+    assert_eq!(got[0].1, "nova-compute:host-1");
+    assert_eq!(got[0].3["nova_object.name"], "ServiceStatusPayload");
+    assert_eq!(got[0].3["nova_object.data"]["binary"], "nova-compute");
+
+    let inst = h.instance().await;
+    h.build(&inst, json!({}), vec![]).await;
+    let got = next(&mut versioned, 2).await;
+    let events: Vec<&str> = got.iter().map(|g| g.0.as_str()).collect();
+    // building → building is no vm-state change: a plain update first.
+    assert_eq!(events, ["instance.update", "instance.create.start"]);
+    let start = &got[1];
+    assert_eq!(start.1, "nova-compute:host-1");
+    assert_eq!(start.2, "INFO");
+    assert_eq!(start.3["nova_object.name"], "InstanceCreatePayload");
+    assert_eq!(start.3["nova_object.version"], "1.13");
+    let d = &start.3["nova_object.data"];
+    assert_eq!(d["uuid"], inst.uuid().as_str());
+    assert_eq!(d["state"], "building");
+    assert_eq!(d["task_state"], "spawning");
+    assert_eq!(d["flavor"]["nova_object.name"], "FlavorPayload");
+    assert_eq!(d["flavor"]["nova_object.data"]["memory_mb"], 512);
+    assert!(d["fault"].is_null());
+    let got = next(&mut versioned, 2).await;
+    assert_eq!(got[0].0, "instance.update");
+    let su = &got[0].3["nova_object.data"]["state_update"]["nova_object.data"];
+    assert_eq!(
+        (su["old_state"].as_str(), su["state"].as_str()),
+        (Some("building"), Some("active"))
+    );
+    assert_eq!(got[1].0, "instance.create.end");
+    assert_eq!(got[1].3["nova_object.data"]["state"], "active");
+    assert_eq!(got[1].3["nova_object.data"]["power_state"], "running");
+    assert!(got[1].3["nova_object.data"]["launched_at"].is_string());
+    let built: Instance = h.objects.get_by_uuid(&ctx(), inst.uuid()).await.unwrap();
+
+    // The legacy twins, from compute.<host>.
+    let got = next(&mut legacy, 4).await;
+    let events: Vec<&str> = got.iter().map(|g| g.0.as_str()).collect();
+    assert_eq!(
+        events,
+        [
+            "compute.instance.update",
+            "compute.instance.create.start",
+            "compute.instance.update",
+            "compute.instance.create.end",
+        ]
+    );
+    assert_eq!(got[1].1, "compute.host-1");
+    assert_eq!(got[3].3["message"], "Success");
+    assert_eq!(got[3].3["instance_id"], inst.uuid().as_str());
+    assert_eq!(got[3].3["state"], "active");
+
+    h.api
+        .stop_instance(&ctx(), "host-1", &built, &Some(false))
+        .await
+        .unwrap();
+    let got = next(&mut versioned, 3).await;
+    let events: Vec<&str> = got.iter().map(|g| g.0.as_str()).collect();
+    assert_eq!(
+        events,
+        [
+            "instance.power_off.start",
+            "instance.update",
+            "instance.power_off.end"
+        ]
+    );
+    assert_eq!(got[2].3["nova_object.name"], "InstanceActionPayload");
+    assert_eq!(got[2].3["nova_object.version"], "1.9");
+    assert_eq!(got[2].3["nova_object.data"]["state"], "stopped");
+    let stopped: Instance = h.objects.get_by_uuid(&ctx(), inst.uuid()).await.unwrap();
+    h.api
+        .start_instance(&ctx(), "host-1", &stopped)
+        .await
+        .unwrap();
+    let got = next(&mut versioned, 3).await;
+    let events: Vec<&str> = got.iter().map(|g| g.0.as_str()).collect();
+    assert_eq!(
+        events,
+        [
+            "instance.power_on.start",
+            "instance.update",
+            "instance.power_on.end"
+        ]
+    );
+    let active: Instance = h.objects.get_by_uuid(&ctx(), inst.uuid()).await.unwrap();
+    h.api
+        .reboot_instance(&ctx(), "host-1", &active, &Value::Null, &"SOFT".to_owned())
+        .await
+        .unwrap();
+    let got = next(&mut versioned, 3).await;
+    let events: Vec<&str> = got.iter().map(|g| g.0.as_str()).collect();
+    // active → active: an update without a state change.
+    assert_eq!(
+        events,
+        [
+            "instance.reboot.start",
+            "instance.update",
+            "instance.reboot.end"
+        ]
+    );
+    let active: Instance = h.objects.get_by_uuid(&ctx(), inst.uuid()).await.unwrap();
+    h.api
+        .terminate_instance(&ctx(), "host-1", &active, &None)
+        .await
+        .unwrap();
+    let got = next(&mut versioned, 5).await;
+    let events: Vec<&str> = got.iter().map(|g| g.0.as_str()).collect();
+    assert_eq!(
+        events,
+        [
+            "instance.delete.start",
+            "instance.shutdown.start",
+            "instance.shutdown.end",
+            "instance.update",
+            "instance.delete.end"
+        ]
+    );
+    let end = &got[4].3["nova_object.data"];
+    assert_eq!(end["state"], "deleted");
+    assert!(
+        end["terminated_at"].is_string() && end["deleted_at"].is_string(),
+        "{end}"
+    );
+    h.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_spawn_sends_create_error_with_the_drivers_fault() {
+    use nova_service::notifications::{Driver, NotificationConfig, NotificationFormat, Notifier};
+    let transport: Arc<dyn Transport> = MemoryTransport::new();
+    let cfg = NotificationConfig {
+        format: NotificationFormat::Versioned,
+        drivers: vec![Driver::MessagingV2],
+        ..NotificationConfig::default()
+    };
+    let mut versioned = listen(&transport, &["versioned_notifications"]).await;
+    let notifier = Notifier::new(cfg, Some(transport.clone()), None);
+    let h = host_notifying(transport, Some(notifier)).await;
+    assert_eq!(next(&mut versioned, 1).await[0].0, "service.create");
+    h.fake.set_faults(Faults {
+        fail_spawn_on_call: Some(1),
+        ..Default::default()
+    });
+    let inst = h.instance().await;
+    h.build(&inst, json!({}), vec![]).await;
+    let got = next(&mut versioned, 2).await;
+    assert_eq!(got[0].0, "instance.create.start");
+    assert_eq!(got[1].0, "instance.create.error");
+    assert_eq!(got[1].2, "ERROR");
+    let fault = &got[1].3["nova_object.data"]["fault"];
+    assert_eq!(fault["nova_object.name"], "ExceptionPayload");
+    assert_eq!(fault["nova_object.version"], "1.1");
+    assert_eq!(fault["nova_object.data"]["function_name"], "spawn");
+    assert!(
+        fault["nova_object.data"]["exception_message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()),
+        "{fault}"
+    );
+    h.until(inst.uuid(), |i| i.vm_state() == &VmState::Error)
+        .await;
     h.stop().await;
 }

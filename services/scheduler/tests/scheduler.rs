@@ -41,9 +41,15 @@ async fn world(hosts: &[(&str, i64)]) -> World {
     let objects = Objects::new(db);
     let mut nodes = BTreeMap::new();
     for (host, vcpus) in hosts {
-        let service = nova_service::register_service(&objects, host, "nova-compute", "compute")
-            .await
-            .unwrap();
+        let service = nova_service::register_service(
+            &objects,
+            &Default::default(),
+            host,
+            "nova-compute",
+            "compute",
+        )
+        .await
+        .unwrap();
         let uuid = uuid::Uuid::new_v4().to_string();
         let mut n = ComputeNode::new()
             .with_uuid(uuid.clone())

@@ -10,7 +10,9 @@ mod boot;
 mod cli;
 mod cluster;
 mod multiprocess;
+#[cfg(feature = "amqp")]
+mod notifications;
 #[cfg(all(feature = "amqp", feature = "postgres"))]
 mod nova_clients;
-#[cfg(all(feature = "amqp", feature = "postgres"))]
+#[cfg(feature = "amqp")]
 mod vhost;

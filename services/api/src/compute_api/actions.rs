@@ -14,6 +14,7 @@
 
 use nova_objects::{Instance, SaveOptions};
 use nova_service::instance_actions::{self as ia, names};
+use nova_service::notifications::{OldStates, Phase, Source};
 use nova_service::states::{TaskState, VmState};
 
 use crate::ApiState;
@@ -220,15 +221,25 @@ pub(crate) async fn act(
     if host.is_empty() {
         return Err(not_ready(&inst));
     }
-    if let Some(t) = action.task_state() {
+    let old = OldStates::of(&inst);
+    let saved = if let Some(t) = action.task_state() {
         inst.set_task_state(Some(t.into()));
         if action == Action::Restore {
             inst.set_deleted_at(None);
         }
         save_expecting(st, &mut inst, task, &action).await?;
-    }
+        true
+    } else {
+        false
+    };
     record(st, ctx, &id, action.record()).await?;
     let rpc = ctx.rpc();
+    if saved {
+        // As nova's Instance.save: `instance.update`, published as nova-compute.
+        st.notifier
+            .instance_update(&rpc, &inst, &old, Source::Compute, &st.cfg.host)
+            .await;
+    }
     let compute = &st.rpc.compute;
     match action {
         Action::Reboot { hard } => {
@@ -348,7 +359,19 @@ pub(crate) async fn lock(
     };
     ia::reported(&st.objects, &rctx, &uuid, "api_lock", &st.cfg.host, work)
         .await
-        .map_err(Fault::internal)
+        .map_err(Fault::internal)?;
+    st.notifier
+        .instance_action_from(
+            &rctx,
+            &inst,
+            Source::Api,
+            &st.cfg.host,
+            "lock",
+            None::<Phase>,
+            None,
+        )
+        .await;
+    Ok(())
 }
 
 /// Nova's `is_expected_locked_by`: whether `ctx` unlocks a lock of its
@@ -375,7 +398,19 @@ pub(crate) async fn unlock(st: &ApiState, ctx: &Ctx, mut inst: Instance) -> ApiR
     };
     ia::reported(&st.objects, &rctx, &uuid, "api_unlock", &st.cfg.host, work)
         .await
-        .map_err(Fault::internal)
+        .map_err(Fault::internal)?;
+    st.notifier
+        .instance_action_from(
+            &rctx,
+            &inst,
+            Source::Api,
+            &st.cfg.host,
+            "unlock",
+            None::<Phase>,
+            None,
+        )
+        .await;
+    Ok(())
 }
 
 /// `os-resetState`: the vm_state set (`active` or `error`), the task
@@ -386,10 +421,15 @@ pub(crate) async fn reset_state(
     mut inst: Instance,
     state: VmState,
 ) -> ApiResult<()> {
-    let action = ia::action_start(&st.objects, &ctx.rpc(), inst.uuid(), names::RESET_STATE).await?;
+    let rctx = ctx.rpc();
+    let action = ia::action_start(&st.objects, &rctx, inst.uuid(), names::RESET_STATE).await?;
+    let old = OldStates::of(&inst);
     inst.set_vm_state(Some(state.into()));
     inst.set_task_state(None);
     st.objects.save(&admin_ctx(), &mut inst).await?;
+    st.notifier
+        .instance_update(&rctx, &inst, &old, Source::Compute, &st.cfg.host)
+        .await;
     ia::action_finish(&st.objects, action).await?;
     Ok(())
 }

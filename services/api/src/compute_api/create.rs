@@ -304,6 +304,11 @@ fn new_instance(ctx: &Ctx, r: &CreateRequest, plan: &Plan, n: i64, reservation: 
         .with_ephemeral_gb(Some(*f.ephemeral_gb()))
         .with_key_name(plan.key.as_ref().map(|k| k.name().clone()))
         .with_key_data(plan.key.as_ref().and_then(|k| k.public_key().clone()))
+        // As nova: the key pair itself travels with the instance (notifications show it).
+        .with_keypairs(
+            nova_objects::KeyPairList::new()
+                .with_objects(plan.key.iter().cloned().collect::<Vec<_>>()),
+        )
         .with_metadata(r.metadata.clone())
         .with_system_metadata(BTreeMap::new())
         .with_user_data(r.user_data.clone())

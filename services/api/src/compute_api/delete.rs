@@ -5,7 +5,9 @@
 //! cell0) or its compute is down.
 
 use nova_objects::{BuildRequest, Instance, ListQuery, Lookup, Service, VersionedObject};
+use nova_rpc::RequestContext;
 use nova_service::instance_actions::names;
+use nova_service::notifications::{OldStates, Phase, Source};
 use nova_service::states::{TaskState, VmState};
 
 use crate::ApiState;
@@ -28,8 +30,25 @@ async fn compute_up(st: &ApiState, host: &str) -> bool {
 
 /// Deletes an instance no compute holds: the record, its build request
 /// and its allocations.
-async fn local_delete(st: &ApiState, mut inst: Instance) -> ApiResult<()> {
+async fn local_delete(
+    st: &ApiState,
+    rpc_ctx: &RequestContext,
+    mut inst: Instance,
+) -> ApiResult<()> {
     let ctx = admin_ctx();
+    let host = &st.cfg.host;
+    st.notifier
+        .instance_action_from(
+            rpc_ctx,
+            &inst,
+            Source::Api,
+            host,
+            "delete",
+            Phase::Start,
+            None,
+        )
+        .await;
+    let old = OldStates::of(&inst);
     st.placement
         .delete_allocations_async(inst.uuid())
         .await
@@ -38,6 +57,9 @@ async fn local_delete(st: &ApiState, mut inst: Instance) -> ApiResult<()> {
     inst.set_task_state(None);
     inst.set_terminated_at(Some(chrono::Utc::now()));
     st.objects.save(&ctx, &mut inst).await?;
+    st.notifier
+        .instance_update(rpc_ctx, &inst, &old, Source::Compute, host)
+        .await;
     st.objects.destroy(&ctx, &mut inst).await?;
     if let Ok(br) = st
         .objects
@@ -50,6 +72,17 @@ async fn local_delete(st: &ApiState, mut inst: Instance) -> ApiResult<()> {
             .destroy(&ctx, br.obj_to_primitive())
             .await;
     }
+    st.notifier
+        .instance_action_from(
+            rpc_ctx,
+            &inst,
+            Source::Api,
+            host,
+            "delete",
+            Phase::End,
+            None,
+        )
+        .await;
     Ok(())
 }
 
@@ -82,6 +115,7 @@ pub(crate) async fn delete(
     let host = inst.host().clone();
     // nova records every kind of delete as `delete`.
     let action = names::DELETE;
+    let old = OldStates::of(&inst);
     inst.set_task_state(Some(
         if soft {
             TaskState::SoftDeleting
@@ -93,6 +127,7 @@ pub(crate) async fn delete(
     if soft {
         inst.set_deleted_at(Some(chrono::Utc::now()));
     }
+    let rpc = ctx.rpc();
     match host {
         Some(h) if compute_up(st, &h).await => {
             if original == TaskState::Deleting || original == TaskState::SoftDeleting {
@@ -100,8 +135,11 @@ pub(crate) async fn delete(
                 return Ok(());
             }
             st.objects.save(&admin_ctx(), &mut inst).await?;
+            // As nova's Instance.save: published as nova-compute from this host.
+            st.notifier
+                .instance_update(&rpc, &inst, &old, Source::Compute, &st.cfg.host)
+                .await;
             super::actions::record(st, ctx, inst.uuid(), action).await?;
-            let rpc = ctx.rpc();
             if soft {
                 st.rpc.compute.soft_delete_instance(&rpc, &h, &inst).await
             } else {
@@ -114,8 +152,11 @@ pub(crate) async fn delete(
         }
         _ => {
             st.objects.save(&admin_ctx(), &mut inst).await?;
+            st.notifier
+                .instance_update(&rpc, &inst, &old, Source::Compute, &st.cfg.host)
+                .await;
             let uuid = inst.uuid().clone();
-            local_delete(st, inst).await?;
+            local_delete(st, &rpc, inst).await?;
             super::actions::record(st, ctx, &uuid, action).await
         }
     }

@@ -1,0 +1,854 @@
+//! nova's notifications: versioned (`nova/notifications/objects`) and
+//! legacy (`compute.instance.*`), on a notification transport of their own
+//! (`[oslo_messaging_notifications] transport_url`) or the RPC one.
+//!
+//! A [`Notifier`] is built once per process ([`crate::Runner::notifier`])
+//! and handed to the managers and the API. Its methods build nova's payload
+//! for the event and send what `[notifications] notification_format` and
+//! `[oslo_messaging_notifications] driver` ask for: with nova's defaults
+//! (`unversioned`, no driver) nothing is built or sent. A failed send is
+//! logged and never fails the operation that notified (as nova's
+//! `best_effort`).
+//!
+//! ```
+//! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+//! use nova_rpc::{MemoryTransport, NotificationListener, Priority, RequestContext, Transport};
+//! use nova_service::notifications::{NotificationConfig, NotificationFormat, Driver, Notifier, Phase};
+//! let t: std::sync::Arc<dyn Transport> = MemoryTransport::new();
+//! let cfg = NotificationConfig {
+//!     format: NotificationFormat::Versioned,
+//!     drivers: vec![Driver::MessagingV2],
+//!     ..NotificationConfig::default()
+//! };
+//! let notifier = Notifier::new(cfg, Some(t.clone()), None);
+//! let mut l = NotificationListener::start(t, None, &["versioned_notifications"], &[Priority::Info], None).await.unwrap();
+//! let inst = nova_objects::Instance::new().with_uuid("178b0921-8f85-4257-88b6-2e743b5a975c".to_owned());
+//! notifier.instance_action(&RequestContext::new(), &inst, "host1", "pause", Phase::Start, None).await;
+//! let n = l.next().await.unwrap().notification;
+//! assert_eq!(n.event_type, "instance.pause.start");
+//! assert_eq!(n.publisher_id, "nova-compute:host1");
+//! assert_eq!(n.payload["nova_object.name"], "InstanceActionPayload");
+//! # });
+//! ```
+
+mod config;
+pub mod legacy;
+pub mod payloads;
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{Datelike, TimeZone, Utc};
+use nova_objects::{Flavor, Instance, KeyPair, Service, VersionedObject};
+use nova_rpc::{NotifyDriver, Priority, RequestContext, Transport};
+use serde::Serialize;
+use serde_json::{Value, json};
+
+pub use config::{Driver, NotificationConfig, NotificationFormat, StateChange};
+pub use payloads::ExceptionPayload;
+use payloads::{
+    AuditPeriodPayload, FlavorPayload, InstanceActionPayload, InstanceActionRebuildPayload,
+    InstanceActionRescuePayload, InstanceActionSnapshotPayload, InstanceCreatePayload,
+    InstancePayload, InstanceStateUpdatePayload, InstanceUpdatePayload, KeypairPayload, Obj,
+    PayloadObject, ServiceStatusPayload,
+};
+
+/// How long one send may wait for the broker before it is given up (and logged).
+pub const SEND_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// nova's `NotificationPhase`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// `start`
+    Start,
+    /// `end`
+    End,
+    /// `error` (sent at priority ERROR with the fault)
+    Error,
+    /// `progress`
+    Progress,
+}
+
+impl Phase {
+    /// The event-type suffix.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Start => "start",
+            Phase::End => "end",
+            Phase::Error => "error",
+            Phase::Progress => "progress",
+        }
+    }
+}
+
+/// nova's `NotificationSource`: the binary that publishes
+/// (`publisher_id` is `<source>:<host>`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// `nova-api`
+    Api,
+    /// `nova-compute`
+    Compute,
+    /// `nova-conductor`
+    Conductor,
+    /// `nova-scheduler`
+    Scheduler,
+}
+
+impl Source {
+    /// The binary name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Api => "nova-api",
+            Source::Compute => "nova-compute",
+            Source::Conductor => "nova-conductor",
+            Source::Scheduler => "nova-scheduler",
+        }
+    }
+
+    /// nova's `NotificationSource.get_source_by_binary` (unknown binaries
+    /// publish as themselves).
+    fn of_binary(binary: &str) -> String {
+        binary.to_owned()
+    }
+
+    /// The legacy publisher's service name (`compute.<host>`, `api.<host>`).
+    fn legacy(self) -> &'static str {
+        match self {
+            Source::Api => "api",
+            Source::Compute => "compute",
+            Source::Conductor => "conductor",
+            Source::Scheduler => "scheduler",
+        }
+    }
+}
+
+/// An instance's states before a change (for `instance.update`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OldStates {
+    /// vm state.
+    pub vm_state: Option<String>,
+    /// task state.
+    pub task_state: Option<String>,
+    /// display name.
+    pub display_name: Option<String>,
+}
+
+impl OldStates {
+    /// The states `inst` has now (take it before changing them).
+    pub fn of(inst: &Instance) -> Self {
+        OldStates {
+            vm_state: inst.vm_state().clone(),
+            task_state: inst.task_state().clone(),
+            display_name: inst.display_name().clone(),
+        }
+    }
+}
+
+/// The flavor notifications (`flavor.create`, `.update`, `.delete`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlavorAction {
+    /// `flavor.create`
+    Create,
+    /// `flavor.update` (access or extra specs changed)
+    Update,
+    /// `flavor.delete`
+    Delete,
+}
+
+/// The key pair notifications (`keypair.<action>.<phase>`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeypairAction {
+    /// `keypair.create.*` (generated by nova)
+    Create,
+    /// `keypair.import.*` (public key given)
+    Import,
+    /// `keypair.delete.*`
+    Delete,
+}
+
+/// The service notifications (`service.create`, `.update`, `.delete`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServiceAction {
+    /// A new service record.
+    Create,
+    /// `disabled`, `disabled_reason` or `forced_down` changed.
+    Update,
+    /// The record was deleted.
+    Delete,
+}
+
+struct Inner {
+    cfg: NotificationConfig,
+    /// Versioned notifications' notifier (`versioned_notifications_topics`).
+    versioned: Option<nova_rpc::Notifier>,
+    /// Legacy notifications' notifier (`[oslo_messaging_notifications] topics`).
+    legacy: Option<nova_rpc::Notifier>,
+    image_url_base: Option<String>,
+}
+
+/// What every service notifies through (cheap to clone).
+#[derive(Clone)]
+pub struct Notifier {
+    inner: Arc<Inner>,
+}
+
+impl fmt::Debug for Notifier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Notifier")
+            .field("format", &self.inner.cfg.format)
+            .field("drivers", &self.inner.cfg.drivers)
+            .field("versioned", &self.versioned_enabled())
+            .field("legacy", &self.legacy_enabled())
+            .finish()
+    }
+}
+
+impl Default for Notifier {
+    fn default() -> Self {
+        Self::disabled()
+    }
+}
+
+/// The start of the current audit period and now (nova's
+/// `audit_period_bounds(current_period=True)` for the default monthly period).
+pub fn current_audit_period(
+    now: chrono::DateTime<Utc>,
+) -> (chrono::DateTime<Utc>, chrono::DateTime<Utc>) {
+    let start = Utc
+        .with_ymd_and_hms(now.year(), now.month(), 1, 0, 0, 0)
+        .single()
+        .unwrap_or(now);
+    (start, now)
+}
+
+impl Notifier {
+    /// Sends nothing (nova's default: no driver).
+    pub fn disabled() -> Self {
+        Self::new(NotificationConfig::default(), None, None)
+    }
+
+    /// A notifier for `cfg` on `transport` (the notification transport; it
+    /// may be `None` only when no messaging driver is configured).
+    /// `image_url_base` is the image API's URL for the legacy `image_ref_url`.
+    pub fn new(
+        cfg: NotificationConfig,
+        transport: Option<Arc<dyn Transport>>,
+        image_url_base: Option<String>,
+    ) -> Self {
+        let driver = match cfg.messaging() {
+            Some(Driver::Messaging) => NotifyDriver::Messaging,
+            _ => NotifyDriver::MessagingV2,
+        };
+        let make = |topics: &[String]| {
+            let t = transport.clone()?;
+            cfg.messaging()?;
+            let topics: Vec<&str> = topics.iter().map(String::as_str).collect();
+            Some(nova_rpc::Notifier::new(t, "nova", &topics).driver(driver))
+        };
+        let versioned = if cfg.format.versioned() {
+            make(&cfg.versioned_topics)
+        } else {
+            None
+        };
+        let legacy = if cfg.format.unversioned() {
+            make(&cfg.topics)
+        } else {
+            None
+        };
+        Notifier {
+            inner: Arc::new(Inner {
+                versioned,
+                legacy,
+                image_url_base,
+                cfg,
+            }),
+        }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &NotificationConfig {
+        &self.inner.cfg
+    }
+
+    /// Whether versioned notifications go anywhere (nova's
+    /// `if_notifications_enabled`).
+    pub fn versioned_enabled(&self) -> bool {
+        let c = &self.inner.cfg;
+        c.format.versioned() && (self.inner.versioned.is_some() || c.logs())
+    }
+
+    /// Whether legacy notifications go anywhere.
+    pub fn legacy_enabled(&self) -> bool {
+        let c = &self.inner.cfg;
+        c.format.unversioned() && (self.inner.legacy.is_some() || c.logs())
+    }
+
+    async fn send(
+        &self,
+        versioned: bool,
+        ctx: &RequestContext,
+        priority: Priority,
+        publisher_id: String,
+        event_type: &str,
+        payload: Value,
+    ) {
+        if self.inner.cfg.logs() {
+            let body = json!({
+                "message_id": uuid::Uuid::new_v4().to_string(),
+                "publisher_id": publisher_id,
+                "event_type": event_type,
+                "priority": priority.as_str().to_ascii_uppercase(),
+                "payload": payload,
+                "timestamp": Utc::now().naive_utc().format("%Y-%m-%d %H:%M:%S%.6f").to_string(),
+            });
+            match priority {
+                Priority::Error | Priority::Critical => {
+                    tracing::error!(target: "oslo.messaging.notification", event_type, "{body}")
+                }
+                Priority::Warn => {
+                    tracing::warn!(target: "oslo.messaging.notification", event_type, "{body}")
+                }
+                Priority::Debug => {
+                    tracing::debug!(target: "oslo.messaging.notification", event_type, "{body}")
+                }
+                _ => tracing::info!(target: "oslo.messaging.notification", event_type, "{body}"),
+            }
+        }
+        let notifier = if versioned {
+            &self.inner.versioned
+        } else {
+            &self.inner.legacy
+        };
+        let Some(n) = notifier else { return };
+        let n = n.prepare(publisher_id);
+        match tokio::time::timeout(SEND_TIMEOUT, n.notify(ctx, priority, event_type, payload)).await
+        {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(event_type, error = %e, "notification not sent"),
+            Err(_) => {
+                tracing::warn!(event_type, timeout = ?SEND_TIMEOUT, "notification not sent: the notification transport did not take it in time")
+            }
+        }
+    }
+
+    /// Sends a versioned notification: `event_type` from `publisher`,
+    /// `payload` as its nova object. For events this type has no method for.
+    pub async fn emit<P: PayloadObject>(
+        &self,
+        ctx: &RequestContext,
+        priority: Priority,
+        publisher_id: String,
+        event_type: &str,
+        payload: P,
+    ) {
+        if !self.versioned_enabled() {
+            return;
+        }
+        match serde_json::to_value(Obj(payload)) {
+            Ok(v) => {
+                self.send(true, ctx, priority, publisher_id, event_type, v)
+                    .await
+            }
+            Err(e) => tracing::warn!(event_type, error = %e, "notification payload not encodable"),
+        }
+    }
+
+    /// Sends a legacy notification (`event_type` in nova's allowed list).
+    pub async fn emit_legacy(
+        &self,
+        ctx: &RequestContext,
+        priority: Priority,
+        publisher_id: String,
+        event_type: &str,
+        payload: impl Serialize,
+    ) {
+        if !self.legacy_enabled() {
+            return;
+        }
+        match serde_json::to_value(payload) {
+            Ok(v) => {
+                self.send(false, ctx, priority, publisher_id, event_type, v)
+                    .await
+            }
+            Err(e) => tracing::warn!(event_type, error = %e, "notification payload not encodable"),
+        }
+    }
+
+    fn priority(fault: Option<&ExceptionPayload>) -> Priority {
+        if fault.is_some() {
+            Priority::Error
+        } else {
+            Priority::Info
+        }
+    }
+
+    /// Legacy `compute.instance.<suffix>` (nova's `notify_about_instance_usage`;
+    /// nova's compute manager and compute API both publish it as `compute.<host>`).
+    async fn instance_usage(
+        &self,
+        ctx: &RequestContext,
+        inst: &Instance,
+        host: &str,
+        suffix: &str,
+        fault: Option<&ExceptionPayload>,
+        extra: Value,
+    ) {
+        if !self.legacy_enabled() {
+            return;
+        }
+        let mut p = legacy::info_from_instance(inst, self.inner.image_url_base.as_deref());
+        if let Value::Object(extra) = extra {
+            p.extend(extra);
+        }
+        if let Some(f) = fault {
+            legacy::add_fault(&mut p, f);
+        }
+        let priority = if suffix.ends_with("error") {
+            Priority::Error
+        } else {
+            Priority::Info
+        };
+        self.emit_legacy(
+            ctx,
+            priority,
+            format!("compute.{host}"),
+            &format!("compute.instance.{suffix}"),
+            p,
+        )
+        .await;
+    }
+
+    /// `instance.<action>.<phase>` from a compute host with
+    /// `InstanceActionPayload` (and the legacy `compute.instance.<action>.<phase>`);
+    /// with a `fault`, priority ERROR. What the actions call:
+    /// `notifier.instance_action(&ctx, &inst, host, "pause", Phase::Start, None)`;
+    /// a phase-less event (`instance.lock`) takes `None` as its phase and has
+    /// no legacy twin.
+    pub async fn instance_action(
+        &self,
+        ctx: &RequestContext,
+        inst: &Instance,
+        host: &str,
+        action: &str,
+        phase: impl Into<Option<Phase>>,
+        fault: Option<&ExceptionPayload>,
+    ) {
+        self.instance_action_from(ctx, inst, Source::Compute, host, action, phase, fault)
+            .await;
+    }
+
+    /// [`Notifier::instance_action`] from another service (the API's local
+    /// delete, lock and unlock notify as `nova-api`).
+    #[allow(clippy::too_many_arguments)]
+    pub async fn instance_action_from(
+        &self,
+        ctx: &RequestContext,
+        inst: &Instance,
+        source: Source,
+        host: &str,
+        action: &str,
+        phase: impl Into<Option<Phase>>,
+        fault: Option<&ExceptionPayload>,
+    ) {
+        let phase = phase.into();
+        let event = match phase {
+            Some(p) => format!("{action}.{}", p.as_str()),
+            None => action.to_owned(),
+        };
+        if phase.is_some() {
+            self.instance_usage(ctx, inst, host, &event, fault, Value::Null)
+                .await;
+        }
+        if !self.versioned_enabled() {
+            return;
+        }
+        let payload = InstanceActionPayload {
+            instance: InstancePayload::new(ctx, inst),
+            fault: fault.cloned().map(Obj),
+        };
+        self.emit(
+            ctx,
+            Self::priority(fault),
+            format!("{}:{host}", source.as_str()),
+            &format!("instance.{event}"),
+            payload,
+        )
+        .await;
+    }
+
+    /// `instance.create.<phase>` with `InstanceCreatePayload` (legacy:
+    /// `compute.instance.create.<phase>`, with `image_name` at start and
+    /// `message: Success` at the end).
+    pub async fn instance_create(
+        &self,
+        ctx: &RequestContext,
+        inst: &Instance,
+        host: &str,
+        phase: Phase,
+        fault: Option<&ExceptionPayload>,
+        image_name: Option<&str>,
+    ) {
+        let extra = match phase {
+            Phase::Start => json!({ "image_name": image_name }),
+            Phase::End => {
+                let network_info = inst
+                    .info_cache()
+                    .as_ref()
+                    .filter(|_| inst.obj_attr_is_set("info_cache"))
+                    .and_then(|c| c.network_info().clone())
+                    .and_then(|s| serde_json::from_str::<Value>(&s).ok())
+                    .unwrap_or(Value::Null);
+                json!({ "message": "Success", "fixed_ips": legacy::fixed_ips(&network_info) })
+            }
+            _ => Value::Null,
+        };
+        self.instance_usage(
+            ctx,
+            inst,
+            host,
+            &format!("create.{}", phase.as_str()),
+            fault,
+            extra,
+        )
+        .await;
+        if !self.versioned_enabled() {
+            return;
+        }
+        let payload = InstanceCreatePayload::new(ctx, inst, fault.cloned());
+        self.emit(
+            ctx,
+            Self::priority(fault),
+            format!("nova-compute:{host}"),
+            &format!("instance.create.{}", phase.as_str()),
+            payload,
+        )
+        .await;
+    }
+
+    /// `instance.rescue.<phase>` with `InstanceActionRescuePayload`.
+    pub async fn instance_rescue(
+        &self,
+        ctx: &RequestContext,
+        inst: &Instance,
+        host: &str,
+        phase: Phase,
+        fault: Option<&ExceptionPayload>,
+        rescue_image_ref: Option<String>,
+    ) {
+        let extra = json!({ "rescue_image_name": Value::Null });
+        self.instance_usage(
+            ctx,
+            inst,
+            host,
+            &format!("rescue.{}", phase.as_str()),
+            fault,
+            extra,
+        )
+        .await;
+        if !self.versioned_enabled() {
+            return;
+        }
+        let payload = InstanceActionRescuePayload {
+            action: InstanceActionPayload {
+                instance: InstancePayload::new(ctx, inst),
+                fault: fault.cloned().map(Obj),
+            },
+            rescue_image_ref,
+        };
+        self.emit(
+            ctx,
+            Self::priority(fault),
+            format!("nova-compute:{host}"),
+            &format!("instance.rescue.{}", phase.as_str()),
+            payload,
+        )
+        .await;
+    }
+
+    /// `instance.rebuild.<phase>` (and `instance.rebuild_scheduled` with
+    /// `action = "rebuild_scheduled"`, no phase) with `InstanceActionRebuildPayload`.
+    pub async fn instance_rebuild(
+        &self,
+        ctx: &RequestContext,
+        inst: &Instance,
+        host: &str,
+        phase: Phase,
+        fault: Option<&ExceptionPayload>,
+    ) {
+        self.instance_usage(
+            ctx,
+            inst,
+            host,
+            &format!("rebuild.{}", phase.as_str()),
+            fault,
+            Value::Null,
+        )
+        .await;
+        if !self.versioned_enabled() {
+            return;
+        }
+        let payload = InstanceActionRebuildPayload {
+            action: InstanceActionPayload {
+                instance: InstancePayload::new(ctx, inst),
+                fault: fault.cloned().map(Obj),
+            },
+            trusted_image_certificates: payloads::trusted_certs(inst),
+        };
+        self.emit(
+            ctx,
+            Self::priority(fault),
+            format!("nova-compute:{host}"),
+            &format!("instance.rebuild.{}", phase.as_str()),
+            payload,
+        )
+        .await;
+    }
+
+    /// `instance.snapshot.<phase>` with `InstanceActionSnapshotPayload`.
+    pub async fn instance_snapshot(
+        &self,
+        ctx: &RequestContext,
+        inst: &Instance,
+        host: &str,
+        phase: Phase,
+        snapshot_image_id: &str,
+    ) {
+        self.instance_usage(
+            ctx,
+            inst,
+            host,
+            &format!("snapshot.{}", phase.as_str()),
+            None,
+            Value::Null,
+        )
+        .await;
+        if !self.versioned_enabled() {
+            return;
+        }
+        let payload = InstanceActionSnapshotPayload {
+            action: InstanceActionPayload {
+                instance: InstancePayload::new(ctx, inst),
+                fault: None,
+            },
+            snapshot_image_id: snapshot_image_id.to_owned(),
+        };
+        self.emit(
+            ctx,
+            Priority::Info,
+            format!("nova-compute:{host}"),
+            &format!("instance.snapshot.{}", phase.as_str()),
+            payload,
+        )
+        .await;
+    }
+
+    /// nova's `send_update` after a save of `inst` that may have changed its
+    /// states (`old` taken before): with `notify_on_state_change` set,
+    /// `instance.update` (`InstanceUpdatePayload`) and the legacy
+    /// `compute.instance.update`; with the state-change fields when the vm
+    /// state (or, for `vm_and_task_state`, the task state) changed.
+    pub async fn instance_update(
+        &self,
+        ctx: &RequestContext,
+        inst: &Instance,
+        old: &OldStates,
+        source: Source,
+        host: &str,
+    ) {
+        let Some(mode) = self.inner.cfg.notify_on_state_change else {
+            return;
+        };
+        if !self.versioned_enabled() && !self.legacy_enabled() {
+            return;
+        }
+        let state_changed = old.vm_state != *inst.vm_state()
+            || (mode == StateChange::VmAndTaskState && old.task_state != *inst.task_state());
+        let (old_state, old_task_state) = if state_changed {
+            (old.vm_state.clone(), old.task_state.clone())
+        } else {
+            (inst.vm_state().clone(), inst.task_state().clone())
+        };
+        let old_display_name = (old.display_name != *inst.display_name())
+            .then(|| old.display_name.clone())
+            .flatten();
+        let (begin, end) = current_audit_period(Utc::now());
+        if self.legacy_enabled() {
+            let mut p = legacy::info_from_instance(inst, self.inner.image_url_base.as_deref());
+            p.insert("old_state".into(), json!(old_state));
+            p.insert("state".into(), json!(inst.vm_state()));
+            p.insert("old_task_state".into(), json!(old_task_state));
+            p.insert("new_task_state".into(), json!(inst.task_state()));
+            p.insert(
+                "audit_period_beginning".into(),
+                json!(legacy::strtime(&Some(begin))),
+            );
+            p.insert(
+                "audit_period_ending".into(),
+                json!(legacy::strtime(&Some(end))),
+            );
+            if let Some(n) = &old_display_name {
+                p.insert("old_display_name".into(), json!(n));
+            }
+            self.emit_legacy(
+                ctx,
+                Priority::Info,
+                format!("compute.{host}"),
+                "compute.instance.update",
+                p,
+            )
+            .await;
+        }
+        if self.versioned_enabled() {
+            let payload = InstanceUpdatePayload {
+                instance: InstancePayload::new(ctx, inst),
+                state_update: Obj(InstanceStateUpdatePayload {
+                    old_state,
+                    state: inst.vm_state().clone(),
+                    old_task_state,
+                    new_task_state: inst.task_state().clone(),
+                }),
+                audit_period: Obj(AuditPeriodPayload {
+                    audit_period_beginning: nova_objects::field::format_datetime(&begin),
+                    audit_period_ending: nova_objects::field::format_datetime(&end),
+                }),
+                old_display_name,
+                tags: payloads::instance_tags(inst),
+            };
+            self.emit(
+                ctx,
+                Priority::Info,
+                format!("{}:{host}", source.as_str()),
+                "instance.update",
+                payload,
+            )
+            .await;
+        }
+    }
+
+    /// `flavor.create` / `.update` / `.delete` from the API (`FlavorPayload`).
+    pub async fn flavor(
+        &self,
+        ctx: &RequestContext,
+        flavor: &Flavor,
+        action: FlavorAction,
+        host: &str,
+    ) {
+        if !self.versioned_enabled() {
+            return;
+        }
+        let event = match action {
+            FlavorAction::Create => "flavor.create",
+            FlavorAction::Update => "flavor.update",
+            FlavorAction::Delete => "flavor.delete",
+        };
+        self.emit(
+            ctx,
+            Priority::Info,
+            format!("nova-api:{host}"),
+            event,
+            FlavorPayload::from_flavor(flavor),
+        )
+        .await;
+    }
+
+    /// `keypair.<action>.<phase>` from the API (`KeypairPayload`; legacy
+    /// `keypair.<action>.<phase>` with the owner and the name).
+    pub async fn keypair(
+        &self,
+        ctx: &RequestContext,
+        keypair: &KeyPair,
+        action: KeypairAction,
+        phase: Phase,
+        host: &str,
+    ) {
+        let action = match action {
+            KeypairAction::Create => "create",
+            KeypairAction::Import => "import",
+            KeypairAction::Delete => "delete",
+        };
+        let event = format!("keypair.{action}.{}", phase.as_str());
+        if self.legacy_enabled() {
+            self.emit_legacy(
+                ctx,
+                Priority::Info,
+                format!("api.{host}"),
+                &event,
+                legacy::keypair(ctx, keypair.name()),
+            )
+            .await;
+        }
+        self.emit(
+            ctx,
+            Priority::Info,
+            format!("nova-api:{host}"),
+            &event,
+            KeypairPayload::from_keypair(keypair),
+        )
+        .await;
+    }
+
+    /// `service.create` / `.update` / `.delete` (`ServiceStatusPayload`),
+    /// published as the service's own binary on its host.
+    pub async fn service(&self, ctx: &RequestContext, service: &Service, action: ServiceAction) {
+        if !self.versioned_enabled() {
+            return;
+        }
+        let event = match action {
+            ServiceAction::Create => "service.create",
+            ServiceAction::Update => "service.update",
+            ServiceAction::Delete => "service.delete",
+        };
+        let publisher = format!(
+            "{}:{}",
+            Source::of_binary(service.binary().as_deref().unwrap_or("nova-compute")),
+            service.host().as_deref().unwrap_or_default()
+        );
+        self.emit(
+            ctx,
+            Priority::Info,
+            publisher,
+            event,
+            ServiceStatusPayload::from_service(service),
+        )
+        .await;
+    }
+
+    /// `compute.exception` (`ExceptionPayload`, ERROR): an operation failed
+    /// with no `*.error` notification of its own (nova's `wrap_exception`).
+    pub async fn exception(
+        &self,
+        ctx: &RequestContext,
+        source: Source,
+        host: &str,
+        fault: &ExceptionPayload,
+    ) {
+        if self.legacy_enabled() {
+            self.emit_legacy(
+                ctx,
+                Priority::Error,
+                format!("{}.{host}", source.legacy()),
+                &fault.function_name,
+                json!({ "exception": fault.exception_message, "args": {} }),
+            )
+            .await;
+        }
+        self.emit(
+            ctx,
+            Priority::Error,
+            format!("{}:{host}", source.as_str()),
+            "compute.exception",
+            fault.clone(),
+        )
+        .await;
+    }
+}
+
+/// Whether `service` changed in a way nova notifies (`disabled`,
+/// `disabled_reason` or `forced_down` among its changed fields).
+pub fn service_update_notifies(service: &Service) -> bool {
+    ["disabled", "disabled_reason", "forced_down"]
+        .iter()
+        .any(|f| service.obj_what_changed_names().iter().any(|c| c == f))
+}
