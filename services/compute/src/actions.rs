@@ -394,13 +394,20 @@ impl ComputeManager {
             .chars()
             .map(|c| if c.is_ascii() { c } else { '\u{FFFD}' })
             .collect();
+        // nova's `_tail_log`: `log.split('\n')[-length:]`, Python's slice
+        // (0: nothing; -1, which the API lets through: all but the first).
         Ok(match tail_length {
             None => out,
-            Some(n) if n <= 0 => String::new(),
+            Some(0) => String::new(),
             Some(n) => {
                 let lines: Vec<&str> = out.split('\n').collect();
-                let from = lines.len().saturating_sub(n as usize);
-                lines[from..].join("\n")
+                let len = lines.len() as i64;
+                let from = if n > 0 {
+                    (len - n).max(0)
+                } else {
+                    (-n).min(len)
+                };
+                lines[from as usize..].join("\n")
             }
         })
     }
