@@ -919,3 +919,153 @@ async fn actions_notify_as_nova_does() {
     c.stop().await;
     drop(vhost);
 }
+
+/// The real `openstack` CLI doing every action against the `nova-all`
+/// binary (soft deletes on: `reclaim_instance_interval`).
+#[test]
+fn the_openstack_cli_does_the_server_actions() {
+    use crate::cli::{launch, wait_for};
+    let Some((_all, cli)) = launch(1, &[("NOVA_DEFAULT_RECLAIM_INSTANCE_INTERVAL", "3600")]) else {
+        return;
+    };
+    let image = nova_all::FAKE_IMAGE_ID;
+    let status = cli.value(
+        &[
+            "server", "create", "--flavor", "1", "--image", image, "--nic", "none", "--wait",
+            "act1",
+        ],
+        "status",
+    );
+    assert_eq!(status, "ACTIVE");
+    let show = |field: &str| cli.value(&["server", "show", "act1"], field);
+    cli.run(&["server", "pause", "act1"]);
+    wait_for(&cli, "act1", "PAUSED");
+    cli.run(&["server", "unpause", "act1"]);
+    wait_for(&cli, "act1", "ACTIVE");
+    cli.run(&["server", "suspend", "act1"]);
+    wait_for(&cli, "act1", "SUSPENDED");
+    cli.run(&["server", "resume", "act1"]);
+    wait_for(&cli, "act1", "ACTIVE");
+    cli.run(&[
+        "--os-compute-api-version",
+        "2.73",
+        "server",
+        "lock",
+        "--reason",
+        "cli maintenance",
+        "act1",
+    ]);
+    let locked = cli.run(&[
+        "--os-compute-api-version",
+        "2.73",
+        "server",
+        "show",
+        "act1",
+        "-f",
+        "json",
+    ]);
+    let locked: Value = serde_json::from_str(&locked).unwrap();
+    assert_eq!(locked["locked"], true, "{locked}");
+    assert_eq!(locked["locked_reason"], "cli maintenance", "{locked}");
+    cli.run(&["server", "unlock", "act1"]);
+    cli.run(&["server", "set", "--password", "n3w-secret", "act1"]);
+    assert_eq!(show("status"), "ACTIVE");
+    cli.run(&[
+        "--os-compute-api-version",
+        "2.17",
+        "server",
+        "dump",
+        "create",
+        "act1",
+    ]);
+    let log = cli.run(&["console", "log", "show", "act1"]);
+    assert!(log.contains("[fake] booting act1"), "{log}");
+    let tail = cli.run(&["console", "log", "show", "--lines", "3", "act1"]);
+    assert!(
+        !tail.contains("booting") && log.contains(tail.trim()),
+        "{tail}"
+    );
+    cli.run(&["server", "rescue", "--image", image, "act1"]);
+    wait_for(&cli, "act1", "RESCUE");
+    cli.run(&["server", "unrescue", "act1"]);
+    wait_for(&cli, "act1", "ACTIVE");
+    cli.run(&[
+        "server",
+        "set",
+        "--state",
+        "error",
+        "--auto-approve",
+        "act1",
+    ]);
+    wait_for(&cli, "act1", "ERROR");
+    cli.run(&[
+        "server",
+        "set",
+        "--state",
+        "active",
+        "--auto-approve",
+        "act1",
+    ]);
+    wait_for(&cli, "act1", "ACTIVE");
+    // The instance actions, as `server event list` shows them.
+    let events = cli.run(&[
+        "server", "event", "list", "act1", "-f", "value", "-c", "Action",
+    ]);
+    let names: Vec<&str> = events.lines().collect();
+    assert_eq!(
+        names,
+        vec![
+            "resetState",
+            "resetState",
+            "unrescue",
+            "rescue",
+            "trigger_crash_dump",
+            "changePassword",
+            "unlock",
+            "lock",
+            "resume",
+            "suspend",
+            "unpause",
+            "pause",
+            "create"
+        ],
+        "{events}"
+    );
+    let req = cli.run(&[
+        "server",
+        "event",
+        "list",
+        "act1",
+        "-f",
+        "value",
+        "-c",
+        "Request ID",
+    ]);
+    let pause_req = req.lines().nth(11).unwrap();
+    let detail = cli.run(&[
+        "--os-compute-api-version",
+        "2.84",
+        "server",
+        "event",
+        "show",
+        "act1",
+        pause_req,
+        "-f",
+        "json",
+    ]);
+    let detail: Value = serde_json::from_str(&detail).unwrap();
+    assert_eq!(detail["action"], "pause", "{detail}");
+    assert_eq!(
+        detail["events"][0]["event"], "compute_pause_instance",
+        "{detail}"
+    );
+    assert_eq!(detail["events"][0]["result"], "Success", "{detail}");
+    // Soft delete, restore, force delete.
+    cli.run(&["server", "delete", "act1"]);
+    wait_for(&cli, "act1", "SOFT_DELETED");
+    cli.run(&["server", "restore", "act1"]);
+    wait_for(&cli, "act1", "ACTIVE");
+    cli.run(&["server", "delete", "--force", "--wait", "act1"]);
+    let list = cli.run(&["server", "list"]);
+    assert!(!list.contains("act1"), "{list}");
+}
