@@ -230,7 +230,8 @@ impl ComputeDriver for FakeDriver {
             supports_snapshot: true,
             supports_resize: true,
             supports_live_migration: true,
-            supports_rescue: true,
+            // Rescue works; this flag is the BFV rescue trait, which needs volumes.
+            supports_rescue: false,
             supports_vnc_console: true,
             supports_spice_console: false,
             supports_serial_console: false,

@@ -1,6 +1,6 @@
 //! The driver contract: spawn → running → reboot → power off → power on →
-//! pause → crash dump → admin password → suspend → resume → console
-//! output → destroy, lifecycle events,
+//! pause → crash dump → admin password → rescue → unrescue → suspend →
+//! resume → console output → destroy, lifecycle events,
 //! host resources, and the error cases (unknown instance, double spawn,
 //! destroy of a missing instance). Run against every driver.
 
@@ -171,6 +171,26 @@ pub(crate) async fn lifecycle(d: Arc<dyn ComputeDriver>, spec: InstanceSpec, p: 
         .await
         .unwrap_err();
     assert!(e.is_not_found(), "crash dump of a missing guest: {e}");
+
+    // Rescue: the guest runs again (from the rescue disk, its own
+    // attached); unrescue brings its own disk back; neither twice.
+    let boots = |out: String| p.boot_marker.map_or(0, |m| out.matches(m).count());
+    let before = boots(d.get_console_output(u).await.unwrap());
+    d.rescue(&spec, "rescue-image").await.unwrap();
+    wait_state(&*d, u, PowerState::Running, p.patience).await;
+    if let Some(m) = p.boot_marker {
+        wait_console(&*d, u, m, before + 1, p.patience).await;
+    }
+    assert!(
+        d.rescue(&spec, "rescue-image").await.is_err(),
+        "rescue twice"
+    );
+    d.unrescue(u).await.unwrap();
+    wait_state(&*d, u, PowerState::Running, p.patience).await;
+    if let Some(m) = p.boot_marker {
+        wait_console(&*d, u, m, before + 2, p.patience).await;
+    }
+    assert!(d.unrescue(u).await.is_err(), "unrescue twice");
 
     d.suspend(u).await.unwrap();
     wait_state(&*d, u, PowerState::Suspended, p.patience).await;
