@@ -174,6 +174,26 @@ pub async fn event_start(
     event: &str,
     host: &str,
 ) -> Result<Option<InstanceActionEvent>> {
+    Ok(started(objects, ctx, instance_uuid, event, host)
+        .await?
+        .map(|s| s.event))
+}
+
+/// An event started: its action (and whether events move the action's
+/// `updated_at`), and the event.
+struct Started {
+    action: InstanceAction,
+    update: bool,
+    event: InstanceActionEvent,
+}
+
+async fn started(
+    objects: &Objects,
+    ctx: &RequestContext,
+    instance_uuid: &str,
+    event: &str,
+    host: &str,
+) -> Result<Option<Started>> {
     let Some((mut action, update)) = find_action(objects, ctx, instance_uuid).await? else {
         return Ok(None);
     };
@@ -190,7 +210,11 @@ pub async fn event_start(
         action.set_updated_at(Some(now));
         objects.save(&admin, &mut action).await?;
     }
-    Ok(Some(e))
+    Ok(Some(Started {
+        action,
+        update,
+        event: e,
+    }))
 }
 
 /// Records the end of event `event` of the action of `ctx`'s request
@@ -212,7 +236,7 @@ pub async fn event_finish(
         .filter("event", event)
         .sort("id", SortDir::Asc)
         .limit(1);
-    let Some(mut e) = objects
+    let Some(e) = objects
         .list::<InstanceActionEvent>(&admin, &q)
         .await?
         .into_iter()
@@ -220,6 +244,19 @@ pub async fn event_finish(
     else {
         return Ok(());
     };
+    finish(objects, action, update, e, outcome).await
+}
+
+/// Ends event `e` of `action` (what [`event_finish`] does once both are
+/// found).
+async fn finish(
+    objects: &Objects,
+    mut action: InstanceAction,
+    update: bool,
+    mut e: InstanceActionEvent,
+    outcome: &Outcome,
+) -> Result<()> {
+    let admin = crate::context::admin();
     let now = Utc::now();
     e.obj_reset_changes();
     e.set_finish_time(Some(now));
@@ -258,18 +295,25 @@ pub async fn reported<T, F>(
 where
     F: std::future::Future<Output = anyhow::Result<T>>,
 {
-    match event_start(objects, ctx, instance_uuid, event, host).await {
-        Ok(Some(_)) => {}
+    let begun = match started(objects, ctx, instance_uuid, event, host).await {
+        Ok(Some(s)) => Some(s),
         Ok(None) => {
-            tracing::debug!(instance = %instance_uuid, event, "no action recorded for this request")
+            tracing::debug!(instance = %instance_uuid, event, "no action recorded for this request");
+            None
         }
         Err(e) => {
-            tracing::warn!(instance = %instance_uuid, event, error = %e, "could not record the event start")
+            tracing::warn!(instance = %instance_uuid, event, error = %e, "could not record the event start");
+            None
         }
-    }
+    };
     let r = work.await;
-    if let Err(e) = event_finish(objects, ctx, instance_uuid, event, &Outcome::of(&r)).await {
-        tracing::warn!(instance = %instance_uuid, event, error = %e, "could not record the event end");
+    if let Some(s) = begun {
+        // The action and event just written: no need to look them up again.
+        let mut event_row = s.event;
+        event_row.obj_reset_changes();
+        if let Err(e) = finish(objects, s.action, s.update, event_row, &Outcome::of(&r)).await {
+            tracing::warn!(instance = %instance_uuid, event, error = %e, "could not record the event end");
+        }
     }
     r
 }
