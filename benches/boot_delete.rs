@@ -2,6 +2,9 @@
 //! 1,000 fake computes, through the real HTTP API:
 //!
 //! * `all`: `nova-all` in this process (memory transport, SQLite file);
+//! * `actions`: the same `nova-all`; each client boots one server, then
+//!   pauses and unpauses it in a loop (each action polled until done):
+//!   server actions/s through the API;
 //! * `multi`: nova-api, nova-conductor, nova-scheduler and four
 //!   nova-compute processes (250 fake hosts each) over RabbitMQ and
 //!   PostgreSQL — needs `cargo build --release --workspace --bins --all-features`.
@@ -11,7 +14,7 @@
 //! the anchor (Nova: 5.4 boot+delete/s, boot median 6.2 s with 1,000 fake
 //! computes on 26 servers) beside it.
 //!
-//! Run with: cargo bench --bench boot_delete --features amqp,postgres -- [all|multi] [--computes N] [--clients N] [--cycles N]
+//! Run with: cargo bench --bench boot_delete --features amqp,postgres -- [all|actions|multi] [--computes N] [--clients N] [--cycles N]
 //! (`all` also takes `--set section.option=value` for its nova.conf; `RUST_LOG` turns on logging)
 
 use std::path::{Path, PathBuf};
@@ -317,6 +320,134 @@ async fn run_all(computes: usize, clients: usize, cycles: usize) {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// Pause+unpause cycles through the API, `clients` servers (one each)
+/// on `computes` fake computes in this process.
+async fn run_actions(computes: usize, clients: usize, cycles: usize) {
+    let dir = std::env::temp_dir().join(format!("nova-rs-bench-{}", uuid::Uuid::new_v4().simple()));
+    let mut conf = nova_service::Conf::new();
+    for (s, k, v) in [
+        ("DEFAULT", "osapi_compute_listen_port", "0"),
+        ("image", "bind_port", "0"),
+    ] {
+        conf.set(s, k, v);
+    }
+    let conf = nova_all::embedded_defaults(conf, &dir);
+    let mut all = nova_all::AllInOne::start(conf, 0).await.expect("start");
+    let hosts: Vec<String> = (1..=computes).map(|n| format!("bench-{n}")).collect();
+    all.add_computes(&hosts).await.expect("computes");
+    let t = Arc::new(Target {
+        compute: all.api.compute_url.clone(),
+        identity: all.api.identity_url.clone(),
+        image: all.api.image_url.clone(),
+    });
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(clients * 2)
+        .build()
+        .expect("client");
+    let tok = token(&http, &t.identity).await;
+    let image = prepare(&http, &t, &tok).await;
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let poll = Duration::from_millis(arg("--poll-ms", 5) as u64);
+    // One server per client, ACTIVE.
+    let mut servers = Vec::new();
+    for _ in 0..clients {
+        let r: Value = http
+            .post(format!("{}/v2.1/servers", t.compute))
+            .header("X-Auth-Token", &tok)
+            .header("OpenStack-API-Version", "compute 2.100")
+            .json(&json!({"server": {"name": "a", "flavorRef": "bench", "imageRef": image, "networks": "none"}}))
+            .send()
+            .await
+            .expect("create")
+            .json()
+            .await
+            .expect("create json");
+        servers.push(
+            r["server"]["id"]
+                .as_str()
+                .unwrap_or_else(|| panic!("create: {r}"))
+                .to_owned(),
+        );
+    }
+    let wait = move |http: reqwest::Client, url: String, tok: String, want: &'static str| async move {
+        let mut polls = 0;
+        loop {
+            polls += 1;
+            let s: Value = http
+                .get(&url)
+                .header("X-Auth-Token", &tok)
+                .send()
+                .await
+                .expect("show")
+                .json()
+                .await
+                .expect("show json");
+            if s["server"]["status"] == want && s["server"]["OS-EXT-STS:task_state"].is_null() {
+                return polls;
+            }
+            assert_ne!(s["server"]["status"], "ERROR", "{s}");
+            tokio::time::sleep(poll).await;
+        }
+    };
+    for id in &servers {
+        let url = format!("{}/v2.1/servers/{id}", t.compute);
+        wait(http.clone(), url, tok.clone(), "ACTIVE").await;
+    }
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let cpu = cpu_ms();
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for id in servers.clone() {
+        let (http, t, tok, next) = (http.clone(), t.clone(), tok.clone(), next.clone());
+        tasks.push(tokio::spawn(async move {
+            let url = format!("{}/v2.1/servers/{id}", t.compute);
+            let (mut lat, mut requests) = (Vec::new(), 0);
+            while next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < cycles {
+                for (body, want) in [
+                    (json!({"pause": null}), "PAUSED"),
+                    (json!({"unpause": null}), "ACTIVE"),
+                ] {
+                    let sent = Instant::now();
+                    let r = http
+                        .post(format!("{url}/action"))
+                        .header("X-Auth-Token", &tok)
+                        .json(&body)
+                        .send()
+                        .await
+                        .expect("action");
+                    assert_eq!(r.status().as_u16(), 202, "action");
+                    requests += 1 + wait(http.clone(), url.clone(), tok.clone(), want).await;
+                    lat.push(sent.elapsed().as_secs_f64() * 1000.0);
+                }
+            }
+            (lat, requests)
+        }));
+    }
+    let (mut lat, mut requests) = (Vec::new(), 0);
+    for task in tasks {
+        let (l, r) = task.await.expect("client");
+        lat.extend(l);
+        requests += r;
+    }
+    let seconds = start.elapsed().as_secs_f64();
+    let cpu_per_action = (cpu_ms() - cpu) / lat.len().max(1) as f64;
+    lat.sort_by(|a, b| a.total_cmp(b));
+    println!(
+        "{}",
+        json!({
+            "bench": "boot_delete", "mode": "actions", "computes": computes, "clients": clients,
+            "actions": lat.len(), "seconds": (seconds * 100.0).round() / 100.0,
+            "actions_per_s": ((lat.len() as f64 / seconds) * 10.0).round() / 10.0,
+            "action_p50_ms": (pct(&lat, 0.5) * 10.0).round() / 10.0,
+            "action_p90_ms": (pct(&lat, 0.9) * 10.0).round() / 10.0,
+            "http_requests_per_action": ((requests as f64 / lat.len().max(1) as f64) * 10.0).round() / 10.0,
+            "cpu_ms_per_action": (cpu_per_action * 100.0).round() / 100.0,
+        })
+    );
+    all.shutdown().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 struct Procs(Vec<Child>);
 
 impl Drop for Procs {
@@ -514,14 +645,21 @@ fn main() {
         .build()
         .expect("runtime");
     let args: Vec<String> = std::env::args().collect();
-    let want =
-        |m: &str| !args.iter().any(|a| a == "all" || a == "multi") || args.iter().any(|a| a == m);
+    let want = |m: &str| {
+        !args
+            .iter()
+            .any(|a| a == "all" || a == "actions" || a == "multi")
+            || args.iter().any(|a| a == m)
+    };
     let computes = arg("--computes", 1000);
     let clients = arg("--clients", 8);
     let cycles = arg("--cycles", 2000);
     rt.block_on(async {
         if want("all") {
             run_all(computes, clients, cycles).await;
+        }
+        if want("actions") {
+            run_actions(computes, clients, cycles / 2).await;
         }
         if want("multi") {
             run_multi(computes, clients, cycles / 2).await;

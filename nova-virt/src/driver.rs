@@ -472,4 +472,15 @@ pub trait ComputeDriver: Send + Sync + std::fmt::Debug {
     async fn get_instance_diagnostics(&self, _uuid: &str) -> Result<Diagnostics> {
         unsupported("get_instance_diagnostics")
     }
+
+    /// Sets the guest's admin password (`user`: the image's
+    /// `os_admin_user`, else `root`); [`Error::AgentNotEnabled`] when the
+    /// guest has no agent to do it.
+    async fn set_admin_password(&self, _uuid: &str, _user: &str, _password: &str) -> Result<()> {
+        unsupported("set_admin_password")
+    }
+    /// Triggers a crash dump in the guest (an NMI).
+    async fn trigger_crash_dump(&self, _uuid: &str) -> Result<()> {
+        unsupported("trigger_crash_dump")
+    }
 }

@@ -37,6 +37,10 @@ pub enum Error {
         /// Why.
         reason: String,
     },
+    /// The guest has no agent for the operation (nova's
+    /// `InstanceAgentNotEnabled`).
+    #[error("Guest agent is not enabled for the instance")]
+    AgentNotEnabled(String),
     /// The hypervisor connection failed.
     #[error("hypervisor: {0}")]
     Hypervisor(String),

@@ -65,6 +65,9 @@ pub struct Faults {
     /// `spawn` "crashes" half way: the instance exists, shut off, and the
     /// call fails (compute must clean up).
     pub crash_mid_spawn: bool,
+    /// Instance operations (`pause`, `suspend`, `rescue`,
+    /// `set_admin_password`, ...) that fail, the instance unchanged.
+    pub fail_operations: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -77,6 +80,10 @@ struct FakeInstance {
     resized_from: Option<(i64, i64, i64)>,
     /// MAC addresses of its interfaces.
     macs: Vec<String>,
+    /// In rescue: the image it runs from.
+    rescued_from: Option<String>,
+    /// The admin password last set.
+    admin_password: Option<String>,
 }
 
 /// The fake hypervisor.
@@ -136,6 +143,29 @@ impl FakeDriver {
             .clone()
     }
 
+    /// The injected failure of `op`, if any.
+    fn injected(&self, uuid: &str, op: &'static str) -> Result<()> {
+        if self.faults().fail_operations.iter().any(|o| o == op) {
+            return Err(Error::Failed {
+                operation: op,
+                uuid: uuid.to_owned(),
+                reason: format!("injected failure of {op}"),
+            });
+        }
+        Ok(())
+    }
+
+    /// The admin password the guest has (last spawn or
+    /// `set_admin_password`).
+    pub fn admin_password(&self, uuid: &str) -> Option<String> {
+        self.lock().get(uuid).and_then(|i| i.admin_password.clone())
+    }
+
+    /// The image an instance in rescue runs from.
+    pub fn rescue_image(&self, uuid: &str) -> Option<String> {
+        self.lock().get(uuid).and_then(|i| i.rescued_from.clone())
+    }
+
     async fn delay(&self) {
         if let Some(d) = self.faults().delay {
             tokio::time::sleep(d).await;
@@ -170,6 +200,7 @@ impl FakeDriver {
         event: Option<Transition>,
     ) -> Result<()> {
         self.delay().await;
+        self.injected(uuid, op)?;
         self.with(uuid, |i| {
             if !from.contains(&i.state) {
                 return Err(Error::InvalidState {
@@ -202,6 +233,7 @@ impl ComputeDriver for FakeDriver {
             supports_snapshot: true,
             supports_resize: true,
             supports_live_migration: true,
+            // Rescue works; this flag is the BFV rescue trait, which needs volumes.
             supports_rescue: false,
             supports_vnc_console: true,
             supports_spice_console: false,
@@ -322,6 +354,8 @@ impl ComputeDriver for FakeDriver {
                         .iter()
                         .map(|v| v.address.clone())
                         .collect(),
+                    rescued_from: None,
+                    admin_password: spec.admin_password.clone(),
                 },
             );
         }
@@ -554,6 +588,80 @@ impl ComputeDriver for FakeDriver {
                     errors_count: Some(0),
                 }],
             })
+        })
+    }
+
+    async fn rescue(&self, spec: &InstanceSpec, rescue_image: &str) -> Result<()> {
+        self.delay().await;
+        self.injected(&spec.uuid, "rescue")?;
+        self.with(&spec.uuid, |i| {
+            if i.rescued_from.is_some() {
+                return Err(Error::InvalidState {
+                    uuid: spec.uuid.clone(),
+                    state: i.state,
+                    operation: "rescue",
+                });
+            }
+            i.rescued_from = Some(rescue_image.to_owned());
+            i.state = PowerState::Running;
+            i.console
+                .push_str(&format!("[fake] rescue from image {rescue_image}\n"));
+            Ok(())
+        })?;
+        self.emit(&spec.uuid, Transition::Started);
+        Ok(())
+    }
+
+    async fn unrescue(&self, uuid: &str) -> Result<()> {
+        self.delay().await;
+        self.injected(uuid, "unrescue")?;
+        self.with(uuid, |i| {
+            if i.rescued_from.take().is_none() {
+                return Err(Error::InvalidState {
+                    uuid: uuid.to_owned(),
+                    state: i.state,
+                    operation: "unrescue",
+                });
+            }
+            i.state = PowerState::Running;
+            i.console.push_str("[fake] unrescue\n");
+            Ok(())
+        })?;
+        self.emit(uuid, Transition::Started);
+        Ok(())
+    }
+
+    async fn set_admin_password(&self, uuid: &str, user: &str, password: &str) -> Result<()> {
+        self.delay().await;
+        self.injected(uuid, "set_admin_password")?;
+        self.with(uuid, |i| {
+            if i.state != PowerState::Running {
+                return Err(Error::InvalidState {
+                    uuid: uuid.to_owned(),
+                    state: i.state,
+                    operation: "set_admin_password",
+                });
+            }
+            i.admin_password = Some(password.to_owned());
+            i.console
+                .push_str(&format!("[fake] password of {user} changed\n"));
+            Ok(())
+        })
+    }
+
+    async fn trigger_crash_dump(&self, uuid: &str) -> Result<()> {
+        self.delay().await;
+        self.injected(uuid, "trigger_crash_dump")?;
+        self.with(uuid, |i| {
+            if i.state != PowerState::Running {
+                return Err(Error::InvalidState {
+                    uuid: uuid.to_owned(),
+                    state: i.state,
+                    operation: "trigger_crash_dump",
+                });
+            }
+            i.console.push_str("[fake] NMI received: crash dump\n");
+            Ok(())
         })
     }
 }

@@ -155,6 +155,21 @@ pub(crate) fn register(conn: &Connect, slot: SinkSlot) -> Result<()> {
     Ok(())
 }
 
+/// `virDomainInjectNMI` (the `virt` crate lacks it): an NMI to the guest,
+/// nova's `trigger_crash_dump`.
+pub(crate) fn inject_nmi(
+    dom: &virt::domain::Domain,
+) -> std::result::Result<(), virt::error::Error> {
+    // SAFETY: `dom` owns a live domain pointer for the whole call, and
+    // virDomainInjectNMI neither keeps nor frees it.
+    let r = unsafe { sys::virDomainInjectNMI(dom.as_ptr(), 0) };
+    if r < 0 {
+        Err(virt::error::Error::last_error())
+    } else {
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -22,6 +22,7 @@ use std::time::{Duration, Instant};
 
 use virt::connect::Connect;
 use virt::domain::{Domain, DomainState};
+use virt::error::ErrorNumber;
 
 use crate::driver::{
     Capabilities, ComputeDriver, Console, CpuDiagnostics, Diagnostics, DiskDiagnostics, EventSink,
@@ -482,6 +483,7 @@ impl ComputeDriver for LibvirtDriver {
             disk_path,
             console_log: self.console_log(&spec.uuid).display().to_string(),
             vnc_listen: self.cfg.vnc_listen.clone(),
+            rescued_disk: None,
         };
         let domain = domain_xml(spec, &plan);
         let u = spec.uuid.clone();
@@ -607,6 +609,152 @@ impl ComputeDriver for LibvirtDriver {
         // Starting a domain with a managed save restores it.
         self.domain_op(uuid, "resume", |d| d.create(), Transition::Resumed)
             .await
+    }
+
+    /// Nova's libvirt rescue: the domain's definition kept aside
+    /// (`unrescue.xml`), then the guest restarted from a rescue disk (an
+    /// overlay of the rescue image, when it is a disk) with its own root
+    /// disk attached second.
+    async fn rescue(&self, spec: &InstanceSpec, _rescue_image: &str) -> Result<()> {
+        let dir = self.instance_dir(&spec.uuid);
+        let saved = dir.join("unrescue.xml");
+        if saved.exists() {
+            return Err(failed(
+                "rescue",
+                &spec.uuid,
+                "the instance is already in rescue",
+            ));
+        }
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| failed("rescue", &spec.uuid, format!("{}: {e}", dir.display())))?;
+        let own = dir.join("disk");
+        let rescue_disk = match &spec.image_path {
+            Some(base) => {
+                let disk = dir.join("disk.rescue");
+                let out = tokio::process::Command::new("qemu-img")
+                    .args(["create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", base])
+                    .arg(&disk)
+                    .output()
+                    .await
+                    .map_err(|e| failed("rescue", &spec.uuid, format!("qemu-img: {e}")))?;
+                if !out.status.success() {
+                    return Err(failed(
+                        "rescue",
+                        &spec.uuid,
+                        format!(
+                            "qemu-img create: {}",
+                            String::from_utf8_lossy(&out.stderr).trim()
+                        ),
+                    ));
+                }
+                Some(disk.display().to_string())
+            }
+            None => None,
+        };
+        let plan = DomainPlan {
+            virt_type: self.cfg.virt_type.clone(),
+            disk_path: rescue_disk,
+            console_log: self.console_log(&spec.uuid).display().to_string(),
+            vnc_listen: self.cfg.vnc_listen.clone(),
+            rescued_disk: own.exists().then(|| own.display().to_string()),
+        };
+        let rescue_xml = domain_xml(spec, &plan);
+        let u = spec.uuid.clone();
+        self.blocking(move |c| {
+            let d = Self::lookup(c, &u)?;
+            let original = d
+                .xml_desc(virt::sys::VIR_DOMAIN_XML_INACTIVE)
+                .map_err(|e| failed("rescue", &u, e.message()))?;
+            std::fs::write(&saved, original)
+                .map_err(|e| failed("rescue", &u, format!("{}: {e}", saved.display())))?;
+            if d.is_active().unwrap_or(false) {
+                d.destroy().map_err(|e| failed("rescue", &u, e.message()))?;
+            }
+            let r = c
+                .define_domain_xml(&rescue_xml)
+                .and_then(|d| d.create().map(|_| ()));
+            if let Err(e) = r {
+                // Back to the instance's own definition.
+                if let Ok(xml) = std::fs::read_to_string(&saved) {
+                    let _ = c.define_domain_xml(&xml);
+                }
+                let _ = std::fs::remove_file(&saved);
+                return Err(failed("rescue", &u, e.message()));
+            }
+            Ok(())
+        })
+        .await?;
+        self.emit(&spec.uuid, Transition::Started);
+        Ok(())
+    }
+
+    /// Leaves rescue: the kept definition back, booted from its own disk;
+    /// the rescue disk removed.
+    async fn unrescue(&self, uuid: &str) -> Result<()> {
+        let dir = self.instance_dir(uuid);
+        let saved = dir.join("unrescue.xml");
+        let xml = std::fs::read_to_string(&saved).map_err(|_| Error::InvalidState {
+            uuid: uuid.to_owned(),
+            state: PowerState::Running,
+            operation: "unrescue",
+        })?;
+        let u = uuid.to_owned();
+        self.blocking(move |c| {
+            let d = Self::lookup(c, &u)?;
+            if d.is_active().unwrap_or(false) {
+                d.destroy()
+                    .map_err(|e| failed("unrescue", &u, e.message()))?;
+            }
+            c.define_domain_xml(&xml)
+                .and_then(|d| d.create().map(|_| ()))
+                .map_err(|e| failed("unrescue", &u, e.message()))
+        })
+        .await?;
+        let _ = std::fs::remove_file(&saved);
+        let _ = std::fs::remove_file(dir.join("disk.rescue"));
+        self.emit(uuid, Transition::Started);
+        Ok(())
+    }
+
+    async fn set_admin_password(&self, uuid: &str, user: &str, password: &str) -> Result<()> {
+        let (u, user, password) = (uuid.to_owned(), user.to_owned(), password.to_owned());
+        self.blocking(move |c| {
+            let dom = Self::lookup(c, &u)?;
+            dom.set_user_password(&user, &password, 0).map_err(|e| {
+                match e.code().unwrap_or(ErrorNumber::InternalError) {
+                    // No agent channel, or an agent that does not answer.
+                    ErrorNumber::ArgumentUnsupported
+                    | ErrorNumber::AgentUnresponsive
+                    | ErrorNumber::OperationUnsupported => Error::AgentNotEnabled(u.clone()),
+                    ErrorNumber::NoSupport => Error::NotSupported {
+                        operation: "set_admin_password",
+                    },
+                    _ => failed("set_admin_password", &u, e.message()),
+                }
+            })
+        })
+        .await
+    }
+
+    async fn trigger_crash_dump(&self, uuid: &str) -> Result<()> {
+        let u = uuid.to_owned();
+        self.blocking(move |c| {
+            let dom = Self::lookup(c, &u)?;
+            events::inject_nmi(&dom).map_err(|e| {
+                match e.code().unwrap_or(ErrorNumber::InternalError) {
+                    ErrorNumber::NoSupport => Error::NotSupported {
+                        operation: "trigger_crash_dump",
+                    },
+                    ErrorNumber::OperationInvalid => Error::InvalidState {
+                        uuid: u.clone(),
+                        state: state_of(&dom).unwrap_or(PowerState::NoState),
+                        operation: "trigger_crash_dump",
+                    },
+                    _ => failed("trigger_crash_dump", &u, e.message()),
+                }
+            })
+        })
+        .await
     }
 
     async fn get_console_output(&self, uuid: &str) -> Result<String> {

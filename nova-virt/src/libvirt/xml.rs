@@ -13,6 +13,9 @@ pub struct DomainPlan {
     pub console_log: String,
     /// `[vnc] server_listen`, when VNC is enabled.
     pub vnc_listen: Option<String>,
+    /// In rescue: the instance's own root disk, attached after the
+    /// rescue disk (nova's rescue layout).
+    pub rescued_disk: Option<String>,
 }
 
 /// `instance-<uuid>`: the libvirt domain name of an instance.
@@ -85,6 +88,14 @@ pub fn domain_xml(spec: &InstanceSpec, plan: &DomainPlan) -> String {
     if let Some(d) = &plan.disk_path {
         x.push_str(&format!(
             "    <disk type='file' device='disk'>\n      <driver name='qemu' type='qcow2' cache='none'/>\n      <source file='{}'/>\n      <target dev='{dev}' bus='{}'/>\n    </disk>\n",
+            e(d),
+            e(bus)
+        ));
+    }
+    if let Some(d) = &plan.rescued_disk {
+        let second = if bus == "virtio" { "vdb" } else { "sdb" };
+        x.push_str(&format!(
+            "    <disk type='file' device='disk'>\n      <driver name='qemu' type='qcow2' cache='none'/>\n      <source file='{}'/>\n      <target dev='{second}' bus='{}'/>\n    </disk>\n",
             e(d),
             e(bus)
         ));
@@ -223,6 +234,7 @@ mod tests {
 
     fn plan() -> DomainPlan {
         DomainPlan {
+            rescued_disk: None,
             virt_type: "qemu".into(),
             disk_path: Some("/var/lib/nova/instances/x/disk".into()),
             console_log: "/var/lib/nova/instances/x/console.log".into(),

@@ -1,5 +1,6 @@
 //! The driver contract: spawn → running → reboot → power off → power on →
-//! pause → suspend → resume → diagnostics → console output → destroy, lifecycle events,
+//! pause → crash dump → admin password → rescue → unrescue → suspend →
+//! resume → diagnostics → console output → destroy, lifecycle events,
 //! host resources, and the error cases (unknown instance, double spawn,
 //! destroy of a missing instance). Run against every driver.
 
@@ -46,6 +47,10 @@ pub(crate) struct Profile {
     pub boot_marker: Option<&'static str>,
     /// Whether the VNC console must answer the RFB greeting.
     pub vnc_answers: bool,
+    /// Whether setting the admin password needs a guest agent the guest
+    /// lacks (a real guest without the QEMU agent channel): the driver
+    /// must then say so (`AgentNotEnabled`, nova's 409).
+    pub password_needs_agent: bool,
 }
 
 async fn wait_state(d: &dyn ComputeDriver, uuid: &str, want: PowerState, within: Duration) {
@@ -183,6 +188,44 @@ pub(crate) async fn lifecycle(d: Arc<dyn ComputeDriver>, spec: InstanceSpec, p: 
     );
     d.unpause(u).await.unwrap();
     wait_state(&*d, u, PowerState::Running, p.patience).await;
+
+    // A crash dump (NMI) leaves a running guest running.
+    d.trigger_crash_dump(u).await.unwrap();
+    wait_state(&*d, u, PowerState::Running, p.patience).await;
+    let r = d.set_admin_password(u, "root", "n3w-pass").await;
+    if p.password_needs_agent {
+        assert!(
+            matches!(r, Err(nova_virt::Error::AgentNotEnabled(_))),
+            "no guest agent: {r:?}"
+        );
+    } else {
+        r.unwrap();
+    }
+    let e = d
+        .trigger_crash_dump("6a1f0c3e-ffff-4d2b-8c1a-00000000ffff")
+        .await
+        .unwrap_err();
+    assert!(e.is_not_found(), "crash dump of a missing guest: {e}");
+
+    // Rescue: the guest runs again (from the rescue disk, its own
+    // attached); unrescue brings its own disk back; neither twice.
+    let boots = |out: String| p.boot_marker.map_or(0, |m| out.matches(m).count());
+    let before = boots(d.get_console_output(u).await.unwrap());
+    d.rescue(&spec, "rescue-image").await.unwrap();
+    wait_state(&*d, u, PowerState::Running, p.patience).await;
+    if let Some(m) = p.boot_marker {
+        wait_console(&*d, u, m, before + 1, p.patience).await;
+    }
+    assert!(
+        d.rescue(&spec, "rescue-image").await.is_err(),
+        "rescue twice"
+    );
+    d.unrescue(u).await.unwrap();
+    wait_state(&*d, u, PowerState::Running, p.patience).await;
+    if let Some(m) = p.boot_marker {
+        wait_console(&*d, u, m, before + 2, p.patience).await;
+    }
+    assert!(d.unrescue(u).await.is_err(), "unrescue twice");
 
     d.suspend(u).await.unwrap();
     wait_state(&*d, u, PowerState::Suspended, p.patience).await;

@@ -26,6 +26,7 @@ async fn fake_driver_meets_the_contract() {
         patience: Duration::from_secs(2),
         boot_marker: None,
         vnc_answers: false,
+        password_needs_agent: false,
     };
     lifecycle(Arc::new(FakeDriver::default()), spec("vm-contract"), &p).await;
 }
@@ -109,7 +110,48 @@ async fn host_resources_follow_instances() {
     assert_eq!(r.inventories["VCPU"].allocation_ratio, 4.0);
     assert!(r.traits.contains(&"COMPUTE_IMAGE_TYPE_QCOW2".to_owned()));
     let caps = d.capabilities();
-    assert!(caps.supports_pause && !caps.supports_rescue);
-    let e = d.rescue(&spec("x"), "img").await.unwrap_err();
-    assert!(e.is_not_supported(), "{e}");
+    assert!(
+        caps.supports_pause && !caps.supports_rescue,
+        "no BFV rescue"
+    );
+    let e = d.rescue(&spec("missing"), "img").await.unwrap_err();
+    assert!(e.is_not_found(), "{e}");
+}
+
+#[tokio::test]
+async fn rescue_password_crash_dump_and_failing_operations() {
+    let d = FakeDriver::new(FakeConfig::default());
+    d.spawn(&InstanceSpec {
+        admin_password: Some("first".into()),
+        ..spec("r")
+    })
+    .await
+    .unwrap();
+    assert_eq!(d.admin_password("r").as_deref(), Some("first"));
+    d.set_admin_password("r", "root", "second").await.unwrap();
+    assert_eq!(d.admin_password("r").as_deref(), Some("second"));
+    d.rescue(&spec("r"), "rescue-img").await.unwrap();
+    assert_eq!(d.rescue_image("r").as_deref(), Some("rescue-img"));
+    assert!(
+        d.rescue(&spec("r"), "again").await.is_err(),
+        "already rescued"
+    );
+    d.unrescue("r").await.unwrap();
+    assert_eq!(d.rescue_image("r"), None);
+    assert!(d.unrescue("r").await.is_err(), "not rescued");
+    d.trigger_crash_dump("r").await.unwrap();
+    assert!(d.get_console_output("r").await.unwrap().contains("NMI"));
+    d.power_off("r", Duration::ZERO).await.unwrap();
+    let e = d.set_admin_password("r", "root", "x").await.unwrap_err();
+    assert!(matches!(e, nova_virt::Error::InvalidState { .. }), "{e}");
+    d.power_on("r").await.unwrap();
+    d.set_faults(Faults {
+        fail_operations: vec!["pause".into(), "trigger_crash_dump".into()],
+        ..Faults::default()
+    });
+    assert!(d.pause("r").await.is_err());
+    assert_eq!(d.get_info("r").await.unwrap().state, PowerState::Running);
+    assert!(d.trigger_crash_dump("r").await.is_err());
+    d.suspend("r").await.unwrap();
+    assert_eq!(d.get_info("r").await.unwrap().state, PowerState::Suspended);
 }

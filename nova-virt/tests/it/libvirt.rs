@@ -41,6 +41,7 @@ async fn libvirt_test_driver_meets_the_contract() {
         patience: Duration::from_secs(5),
         boot_marker: None,
         vnc_answers: false,
+        password_needs_agent: false,
     };
     lifecycle(Arc::new(d), spec, &p).await;
 }
@@ -105,6 +106,7 @@ async fn real_qemu_guest_meets_the_contract() {
         patience: Duration::from_secs(90),
         boot_marker: Some("NOVA-RS GUEST BOOTED"),
         vnc_answers: true,
+        password_needs_agent: true,
     };
     lifecycle(Arc::new(d), spec, &p).await;
 }

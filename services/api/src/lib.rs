@@ -103,8 +103,13 @@ pub struct ApiConfig {
     pub default_az: String,
     /// `[DEFAULT] internal_service_availability_zone` (`internal`).
     pub internal_az: String,
-    /// `[DEFAULT] host` (notifications publish as `nova-api:<host>`).
+    /// `[DEFAULT] host` (notifications publish as `nova-api:<host>`; the
+    /// host of the API's instance action events).
     pub host: String,
+    /// `[DEFAULT] reclaim_instance_interval` (s; > 0: deletes are soft).
+    pub reclaim_instance_interval: i64,
+    /// `[api] enable_instance_password`: rescue returns `adminPass`.
+    pub enable_instance_password: bool,
 }
 
 impl Default for ApiConfig {
@@ -117,6 +122,8 @@ impl Default for ApiConfig {
             default_az: "nova".into(),
             internal_az: "internal".into(),
             host: "localhost".into(),
+            reclaim_instance_interval: 0,
+            enable_instance_password: true,
         }
     }
 }
@@ -143,6 +150,12 @@ impl ApiConfig {
             default_az: conf.str_or("DEFAULT", "default_availability_zone", "nova"),
             internal_az: conf.str_or("DEFAULT", "internal_service_availability_zone", "internal"),
             host: conf.host(),
+            reclaim_instance_interval: conf.parse_or(
+                "DEFAULT",
+                "reclaim_instance_interval",
+                0i64,
+            )?,
+            enable_instance_password: conf.bool_or("api", "enable_instance_password", true)?,
         })
     }
 }
@@ -239,6 +252,14 @@ pub fn router(state: Arc<ApiState>) -> Router {
             get(servers::extras::diagnostics),
         )
         .route("/servers/{id}/topology", get(servers::extras::topology))
+        .route(
+            "/servers/{id}/os-instance-actions",
+            get(servers::instance_actions),
+        )
+        .route(
+            "/servers/{id}/os-instance-actions/{request_id}",
+            get(servers::instance_action),
+        )
         .route("/flavors", get(flavors::list).post(flavors::create))
         .route("/flavors/detail", get(flavors::detail))
         .route(

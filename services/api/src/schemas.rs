@@ -155,6 +155,45 @@ pub(crate) fn reboot() -> Value {
         "required": ["type"], "additionalProperties": false}}, "required": ["reboot"], "additionalProperties": false})
 }
 
+/// The body of server action `action` at `v` (nova's schemas of the
+/// action controllers); `None` for an action without one here.
+pub(crate) fn server_action(action: &str, v: ApiVersion) -> Option<Value> {
+    let any = json!({});
+    let null = json!({"type": "null"});
+    let inner = match action {
+        "pause" | "unpause" | "suspend" | "resume" | "lock" | "unlock" | "unrescue" | "restore"
+        | "forceDelete" => {
+            if action == "lock" && v.at_least(2, 73) {
+                json!({"type": ["object", "null"], "properties": {
+                    "locked_reason": {"type": "string", "minLength": 1, "maxLength": 255}},
+                    "additionalProperties": false})
+            } else {
+                any
+            }
+        }
+        "trigger_crash_dump" => null,
+        "changePassword" => json!({"type": "object", "properties": {
+            "adminPass": {"type": "string"}}, "required": ["adminPass"],
+            "additionalProperties": false}),
+        "rescue" => json!({"type": ["object", "null"], "properties": {
+            "adminPass": {"type": "string"},
+            "rescue_image_ref": {"type": "string", "format": "uuid"}},
+            "additionalProperties": false}),
+        "os-resetState" => json!({"type": "object", "properties": {
+            "state": {"type": "string", "enum": ["active", "error"]}},
+            "required": ["state"], "additionalProperties": false}),
+        "os-getConsoleOutput" => json!({"type": "object", "properties": {
+            "length": {"type": ["integer", "string", "null"], "pattern": "^-?[0-9]+$",
+                       "minimum": -1}},
+            "additionalProperties": false}),
+        _ => return None,
+    };
+    Some(
+        json!({"type": "object", "properties": {action: inner}, "required": [action],
+                "additionalProperties": false}),
+    )
+}
+
 /// `POST /flavors`.
 pub(crate) fn flavor_create(v: ApiVersion) -> Value {
     let mut props = json!({

@@ -44,7 +44,8 @@ pub(crate) fn server_brief(st: &ApiState, i: &Instance) -> Value {
     json!({"id": i.uuid(), "name": i.display_name().clone().unwrap_or_default(), "links": links(st, "servers", i.uuid())})
 }
 
-fn host_id(project: &str, host: &Option<String>) -> String {
+/// Nova's `hostId`: sha224 of project and host (empty without a host).
+pub(crate) fn host_id(project: &str, host: &Option<String>) -> String {
     match host {
         Some(h) if !h.is_empty() => {
             hex::encode(sha2::Sha224::digest(format!("{project}{h}").as_bytes()))
@@ -174,7 +175,8 @@ pub(crate) fn server(st: &ApiState, ctx: &Ctx, v: ApiVersion, i: &Instance, show
         o.insert("locked".into(), json!(i.locked()));
     }
     if v.at_least(2, 73) {
-        o.insert("locked_reason".into(), Value::Null);
+        let reason = i.system_metadata().get("locked_reason").cloned().flatten();
+        o.insert("locked_reason".into(), json!(reason));
     }
     if v.at_least(2, 19) {
         o.insert("description".into(), json!(i.display_description()));

@@ -13,12 +13,14 @@
 //! * [`heartbeat`]: the service group record (`report_interval`,
 //!   `service_down_time`), and [`periodic`] tasks.
 //! * [`states`]: vm, task and power states and the API status table.
+//! * [`instance_actions`]: instance actions and their events.
 //! * [`notifications`]: nova's versioned and legacy notifications
 //!   ([`notifications::Notifier`], built once by [`Runner::notifier`]).
 
 pub mod cells;
 mod conf;
 pub mod context;
+pub mod instance_actions;
 pub mod notifications;
 mod runner;
 mod service;

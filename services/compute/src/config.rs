@@ -17,6 +17,10 @@ pub struct ComputeConfig {
     pub max_concurrent_builds: usize,
     /// How long `stop_instance` lets the guest shut down cleanly.
     pub shutdown_timeout: Duration,
+    /// `[DEFAULT] reclaim_instance_interval` (none: 0, deletes are
+    /// immediate): soft-deleted instances older than this are reclaimed,
+    /// checked that often.
+    pub reclaim_instance_interval: Option<Duration>,
 }
 
 impl ComputeConfig {
@@ -29,6 +33,7 @@ impl ComputeConfig {
             sync_power_state_interval: Duration::from_secs(600),
             max_concurrent_builds: 10,
             shutdown_timeout: Duration::from_secs(60),
+            reclaim_instance_interval: None,
         }
     }
 
@@ -44,6 +49,8 @@ impl ComputeConfig {
         c.max_concurrent_builds = conf
             .parse_or("DEFAULT", "max_concurrent_builds", 10usize)?
             .max(1);
+        let reclaim = conf.parse_or("DEFAULT", "reclaim_instance_interval", 0i64)?;
+        c.reclaim_instance_interval = (reclaim > 0).then(|| Duration::from_secs(reclaim as u64));
         Ok(c)
     }
 }

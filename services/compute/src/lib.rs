@@ -3,9 +3,15 @@
 //! * [`manager`]: RPC (topic `compute`, server = host, 6.5; the
 //!   [`nova_rpcapi::compute::Compute`] interface): `build_and_run_instance`,
 //!   `terminate_instance`, `reboot_instance`, `stop_instance`,
-//!   `start_instance`, `get_diagnostics`, `get_instance_diagnostics`
-//!   (`diagnostics.rs`: nova's `Diagnostics` object or the driver's dict),
-//!   plus the base API.
+//!   `start_instance`, `pause_instance`, `unpause_instance`,
+//!   `suspend_instance`, `resume_instance`, `set_admin_password`,
+//!   `trigger_crash_dump`, `get_console_output`, `rescue_instance`,
+//!   `unrescue_instance`, `soft_delete_instance`, `restore_instance`,
+//!   `get_diagnostics`, `get_instance_diagnostics` (`diagnostics.rs`:
+//!   nova's `Diagnostics` object or the driver's dict), plus the base API;
+//!   each action an event of its request's instance action.
+//! * `actions`: those actions' states and failures, and the
+//!   `reclaim_instance_interval` periodic task.
 //! * [`resource_tracker`]: the ComputeNode record and the Placement
 //!   provider (inventories, traits) at start, on change and every
 //!   `update_resources_interval` (60 s); claims on build, released on
@@ -20,6 +26,7 @@
 //! the conductor for a reschedule on the next alternate — with its
 //! Placement allocation released first.
 
+mod actions;
 mod config;
 mod diagnostics;
 mod driver;

@@ -15,6 +15,7 @@ use nova_rpc::{Dispatcher, RemoteError, RequestContext, RpcServer, Target, Trans
 use nova_rpcapi::compute::{Compute, TOPIC};
 use nova_rpcapi::conductor::ComputeTaskApi;
 use nova_service::cells::{record_fault, set_error};
+use nova_service::instance_actions;
 use nova_service::notifications::{ExceptionPayload, Notifier, OldStates, Phase, Source};
 use nova_service::states::{TaskState, VmState};
 use nova_virt::{ComputeDriver, InstanceSpec, PowerState};
@@ -22,6 +23,7 @@ use serde_json::{Value, json};
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 
+use crate::actions::NovaError;
 use crate::config::ComputeConfig;
 use crate::resource_tracker::{Tracker, usage_of};
 
@@ -185,6 +187,15 @@ impl ComputeManager {
                 }
             },
         );
+        let mut tasks = Vec::new();
+        if let Some(every) = me.cfg.reclaim_instance_interval {
+            let m = self.clone();
+            let reclaim = nova_service::periodic(stop.clone(), every, every, move || {
+                let m = m.clone();
+                async move { m.reclaim_queued_deletes().await }
+            });
+            tasks.push(("reclaim_queued_deletes", reclaim));
+        }
         let m = self.clone();
         let power = nova_service::periodic(
             stop,
@@ -197,15 +208,18 @@ impl ComputeManager {
         );
         Ok(Started {
             server,
-            tasks: vec![
+            tasks: [
                 ("heartbeat", heartbeat),
                 ("update_available_resource", resources),
                 ("sync_power_states", power),
-            ],
+            ]
+            .into_iter()
+            .chain(tasks)
+            .collect(),
         })
     }
 
-    fn spec_of(inst: &Instance, admin_password: Option<String>) -> InstanceSpec {
+    pub(crate) fn spec_of(inst: &Instance, admin_password: Option<String>) -> InstanceSpec {
         let u = usage_of(inst);
         InstanceSpec {
             uuid: inst.uuid().clone(),
@@ -231,8 +245,18 @@ impl ComputeManager {
         let lock = self.lock_for(&uuid);
         {
             let _g = lock.lock().await;
-            if let Err(e) = self.do_build(&ctx, b).await {
-                tracing::error!(instance = %uuid, error = %e, "build failed and could not be recorded");
+            let work = self.do_build(&ctx, b);
+            if let Err(e) = instance_actions::reported(
+                &self.inner.objects,
+                &ctx,
+                &uuid,
+                "compute__do_build_and_run_instance",
+                self.host(),
+                work,
+            )
+            .await
+            {
+                tracing::warn!(instance = %uuid, error = %format!("{e:#}"), "build failed");
             }
         }
         drop(lock);
@@ -349,6 +373,7 @@ impl ComputeManager {
                         set_error(&me.objects, &ctx, &mut inst, 500, &msg, Some(self.host()))
                             .await?;
                         self.updated(&ctx, &inst, &old).await;
+                        return Err(anyhow::Error::new(err).context(msg));
                     }
                 }
                 Ok(())
@@ -356,11 +381,19 @@ impl ComputeManager {
         }
     }
 
-    /// Runs `f` on the caller's copy of the instance under its lock.
-    async fn with_instance<F, Fut>(&self, mut inst: Instance, f: F) -> Result<(), RemoteError>
+    /// Runs `f` on the caller's copy of the instance under its lock, as
+    /// event `compute_<event>` of the request's instance action.
+    pub(crate) async fn with_instance<T, F, Fut>(
+        &self,
+        ctx: &RequestContext,
+        mut inst: Instance,
+        event: &str,
+        f: F,
+    ) -> Result<T, RemoteError>
     where
+        T: Default,
         F: FnOnce(Instance) -> Fut,
-        Fut: std::future::Future<Output = anyhow::Result<()>>,
+        Fut: std::future::Future<Output = anyhow::Result<T>>,
     {
         // As Nova: work on the caller's copy (the API saved it just before
         // casting) and save only what this host changes; no read-back
@@ -370,16 +403,31 @@ impl ComputeManager {
         let lock = self.lock_for(&uuid);
         let r = {
             let _g = lock.lock().await;
-            match f(inst).await {
+            let work = f(inst);
+            let event = format!("compute_{event}");
+            match instance_actions::reported(
+                &self.inner.objects,
+                ctx,
+                &uuid,
+                &event,
+                self.host(),
+                work,
+            )
+            .await
+            {
                 // Deleted while the request was queued: nothing left to act on.
                 Err(e)
                     if e.downcast_ref::<nova_objects::Error>()
                         .is_some_and(nova_objects::Error::is_not_found) =>
                 {
                     tracing::info!(instance = %uuid, error = %e, "instance gone before the action ran");
-                    Ok(())
+                    Ok(T::default())
                 }
-                r => r.map_err(remote),
+                Err(e) => match e.downcast::<NovaError>() {
+                    Ok(n) => Err(n.0),
+                    Err(e) => Err(remote(format!("{e:#}"))),
+                },
+                Ok(v) => Ok(v),
             }
         };
         drop(lock);
@@ -387,7 +435,11 @@ impl ComputeManager {
         r
     }
 
-    async fn do_terminate(&self, ctx: RequestContext, mut inst: Instance) -> anyhow::Result<()> {
+    pub(crate) async fn do_terminate(
+        &self,
+        ctx: RequestContext,
+        mut inst: Instance,
+    ) -> anyhow::Result<()> {
         let me = &self.inner;
         self.notify_action(&ctx, &inst, "delete", Phase::Start, None)
             .await;
@@ -472,6 +524,7 @@ impl ComputeManager {
                 let msg = format!("{action} of instance {} failed: {e}", inst.uuid());
                 set_error(&me.objects, ctx, &mut inst, 500, &msg, Some(self.host())).await?;
                 self.updated(ctx, &inst, &old).await;
+                return Err(anyhow::Error::new(e).context(msg));
             }
         }
         Ok(())
@@ -566,8 +619,10 @@ impl Compute for ComputeManager {
         _bdms: Option<BlockDeviceMappingList>,
     ) -> Result<(), RemoteError> {
         let ctx = elevated(&ctx);
-        self.with_instance(instance, |inst| self.do_terminate(ctx, inst))
-            .await
+        self.with_instance(&ctx, instance, "terminate_instance", |inst| {
+            self.do_terminate(ctx.clone(), inst)
+        })
+        .await
     }
 
     async fn reboot_instance(
@@ -579,7 +634,7 @@ impl Compute for ComputeManager {
     ) -> Result<(), RemoteError> {
         let ctx = elevated(&ctx);
         let hard = reboot_type.eq_ignore_ascii_case("HARD");
-        self.with_instance(instance, |inst| async move {
+        self.with_instance(&ctx, instance, "reboot_instance", |inst| async {
             self.notify_action(&ctx, &inst, "reboot", Phase::Start, None)
                 .await;
             let r = self.inner.driver.reboot(inst.uuid(), hard).await;
@@ -609,7 +664,7 @@ impl Compute for ComputeManager {
         } else {
             Duration::ZERO
         };
-        self.with_instance(instance, |inst| async move {
+        self.with_instance(&ctx, instance, "stop_instance", |inst| async {
             self.notify_action(&ctx, &inst, "power_off", Phase::Start, None)
                 .await;
             let r = self.inner.driver.power_off(inst.uuid(), timeout).await;
@@ -633,7 +688,7 @@ impl Compute for ComputeManager {
         instance: Instance,
     ) -> Result<(), RemoteError> {
         let ctx = elevated(&ctx);
-        self.with_instance(instance, |inst| async move {
+        self.with_instance(&ctx, instance, "start_instance", |inst| async {
             self.notify_action(&ctx, &inst, "power_on", Phase::Start, None)
                 .await;
             let r = self.inner.driver.power_on(inst.uuid()).await;
@@ -671,6 +726,137 @@ impl Compute for ComputeManager {
             &instance,
             &d,
         ))
+    }
+
+    async fn pause_instance(
+        &self,
+        ctx: RequestContext,
+        instance: Instance,
+    ) -> Result<(), RemoteError> {
+        let ctx = elevated(&ctx);
+        self.with_instance(&ctx, instance, "pause_instance", |i| self.do_pause(&ctx, i))
+            .await
+    }
+
+    async fn unpause_instance(
+        &self,
+        ctx: RequestContext,
+        instance: Instance,
+    ) -> Result<(), RemoteError> {
+        let ctx = elevated(&ctx);
+        self.with_instance(&ctx, instance, "unpause_instance", |i| {
+            self.do_unpause(&ctx, i)
+        })
+        .await
+    }
+
+    async fn suspend_instance(
+        &self,
+        ctx: RequestContext,
+        instance: Instance,
+    ) -> Result<(), RemoteError> {
+        let ctx = elevated(&ctx);
+        self.with_instance(&ctx, instance, "suspend_instance", |i| {
+            self.do_suspend(&ctx, i)
+        })
+        .await
+    }
+
+    async fn resume_instance(
+        &self,
+        ctx: RequestContext,
+        instance: Instance,
+    ) -> Result<(), RemoteError> {
+        let ctx = elevated(&ctx);
+        self.with_instance(&ctx, instance, "resume_instance", |i| {
+            self.do_resume(&ctx, i)
+        })
+        .await
+    }
+
+    async fn set_admin_password(
+        &self,
+        ctx: RequestContext,
+        instance: Instance,
+        new_pass: String,
+    ) -> Result<(), RemoteError> {
+        let ctx = elevated(&ctx);
+        self.with_instance(&ctx, instance, "set_admin_password", |i| {
+            self.do_set_admin_password(&ctx, i, &new_pass)
+        })
+        .await
+    }
+
+    async fn trigger_crash_dump(
+        &self,
+        ctx: RequestContext,
+        instance: Instance,
+    ) -> Result<(), RemoteError> {
+        let ctx = elevated(&ctx);
+        self.with_instance(&ctx, instance, "trigger_crash_dump", |i| {
+            self.do_trigger_crash_dump(&ctx, i)
+        })
+        .await
+    }
+
+    async fn get_console_output(
+        &self,
+        _ctx: RequestContext,
+        instance: Instance,
+        tail_length: Option<i64>,
+    ) -> Result<String, RemoteError> {
+        self.do_get_console_output(&instance, tail_length).await
+    }
+
+    async fn rescue_instance(
+        &self,
+        ctx: RequestContext,
+        instance: Instance,
+        rescue_password: Option<String>,
+        rescue_image_ref: Option<String>,
+        _clean_shutdown: Option<bool>,
+    ) -> Result<(), RemoteError> {
+        let ctx = elevated(&ctx);
+        self.with_instance(&ctx, instance, "rescue_instance", |i| {
+            self.do_rescue(&ctx, i, rescue_password, rescue_image_ref)
+        })
+        .await
+    }
+
+    async fn unrescue_instance(
+        &self,
+        ctx: RequestContext,
+        instance: Instance,
+    ) -> Result<(), RemoteError> {
+        let ctx = elevated(&ctx);
+        self.with_instance(&ctx, instance, "unrescue_instance", |i| {
+            self.do_unrescue(&ctx, i)
+        })
+        .await
+    }
+
+    async fn soft_delete_instance(
+        &self,
+        ctx: RequestContext,
+        instance: Instance,
+    ) -> Result<(), RemoteError> {
+        let ctx = elevated(&ctx);
+        self.with_instance(&ctx, instance, "soft_delete_instance", |i| {
+            self.do_soft_delete(&ctx, i)
+        })
+        .await
+    }
+
+    async fn restore_instance(
+        &self,
+        ctx: RequestContext,
+        instance: Instance,
+    ) -> Result<(), RemoteError> {
+        let ctx = elevated(&ctx);
+        self.with_instance(&ctx, instance, "restore_instance", |i| {
+            self.do_restore(&ctx, i)
+        })
+        .await
     }
 }
 

@@ -3,7 +3,7 @@
 
 use nova_rpcapi::compute::Compute as _;
 use nova_service::cells::set_error;
-use nova_service::states::{TaskState, VmState};
+use nova_service::states::{PowerState, TaskState, VmState};
 use serde_json::Value;
 
 use crate::manager::{ComputeManager, admin};
@@ -60,6 +60,27 @@ impl ComputeManager {
                     .stop_instance(ctx.clone(), inst, Some(true))
                     .await
                     .map_err(|e| anyhow::anyhow!(e.message)),
+                // nova's `_init_instance`: a pause or unpause the restart
+                // cut short ends where the guest is.
+                Some(TaskState::Unpausing)
+                    if self.power_of(inst.uuid()).await == PowerState::Paused =>
+                {
+                    self.unpause_instance(ctx.clone(), inst)
+                        .await
+                        .map_err(|e| anyhow::anyhow!(e.message))
+                }
+                Some(TaskState::Pausing | TaskState::Unpausing)
+                    if self.power_of(inst.uuid()).await == PowerState::Running =>
+                {
+                    let mut inst = inst;
+                    inst.set_task_state(None);
+                    inst.set_vm_state(Some(VmState::Active.into()));
+                    self.inner
+                        .objects
+                        .save(&ctx, &mut inst)
+                        .await
+                        .map_err(Into::into)
+                }
                 Some(TaskState::PoweringOn) => self
                     .start_instance(ctx.clone(), inst)
                     .await

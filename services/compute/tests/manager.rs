@@ -563,3 +563,154 @@ async fn a_failed_spawn_sends_create_error_with_the_drivers_fault() {
         .await;
     h.stop().await;
 }
+
+/// A user's request context with its own request id.
+fn user_ctx() -> RequestContext {
+    RequestContext::new()
+        .with_user("u")
+        .with_project("p")
+        .with_request_id(nova_rpc::new_request_id())
+}
+
+/// The events of the action `ctx`'s request recorded on `uuid`.
+async fn events_of(
+    h: &Host,
+    uuid: &str,
+    ctx: &RequestContext,
+) -> Vec<nova_objects::InstanceActionEvent> {
+    let actions: Vec<nova_objects::InstanceAction> = h
+        .objects
+        .list(
+            &ctx_admin(),
+            &ListQuery::new()
+                .filter("instance_uuid", uuid)
+                .filter("request_id", ctx.request_id().unwrap()),
+        )
+        .await
+        .unwrap();
+    assert_eq!(actions.len(), 1);
+    h.objects
+        .list(
+            &ctx_admin(),
+            &ListQuery::new().filter("action_id", *actions[0].id()),
+        )
+        .await
+        .unwrap()
+}
+
+fn ctx_admin() -> RequestContext {
+    ctx()
+}
+
+/// Sets the task state the API would and records the API's action.
+async fn api_side(h: &Host, inst: &mut Instance, task: TaskState, action: &str) -> RequestContext {
+    let c = user_ctx();
+    inst.set_task_state(Some(task.into()));
+    h.objects.save(&ctx(), inst).await.unwrap();
+    nova_service::instance_actions::action_start(&h.objects, &c, inst.uuid(), action)
+        .await
+        .unwrap();
+    c
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn actions_record_their_events_and_failures_as_nova() {
+    let h = host().await;
+    let inst = h.instance().await;
+    h.build(&inst, json!({}), vec![]).await;
+    let mut inst = h
+        .until(inst.uuid(), |i| i.vm_state() == &VmState::Active)
+        .await;
+    // pause: PAUSED, the guest paused, one Success event on this host.
+    let c = api_side(&h, &mut inst, TaskState::Pausing, "pause").await;
+    h.api.pause_instance(&c, "host-1", &inst).await.unwrap();
+    let mut inst = h
+        .until(inst.uuid(), |i| i.vm_state() == &VmState::Paused)
+        .await;
+    assert!(inst.task_state().is_none());
+    assert_eq!(inst.power_state(), &Some(PowerState::Paused.code() as i64));
+    let ev = events_of(&h, inst.uuid(), &c).await;
+    assert_eq!(ev.len(), 1);
+    assert_eq!(ev[0].event().as_deref(), Some("compute_pause_instance"));
+    assert_eq!(ev[0].result().as_deref(), Some("Success"));
+    assert_eq!(ev[0].host().as_deref(), Some("host-1"));
+    assert!(ev[0].finish_time().is_some());
+    // unpause fails in the driver: task state reverted, fault, Error event,
+    // still paused.
+    h.fake.set_faults(Faults {
+        fail_operations: vec!["unpause".into()],
+        ..Faults::default()
+    });
+    let c = api_side(&h, &mut inst, TaskState::Unpausing, "unpause").await;
+    h.api.unpause_instance(&c, "host-1", &inst).await.unwrap();
+    let mut inst = h.until(inst.uuid(), |i| i.task_state().is_none()).await;
+    assert_eq!(inst.vm_state().as_deref(), Some("paused"));
+    assert_eq!(h.faults(inst.uuid()).await.len(), 1);
+    let ev = events_of(&h, inst.uuid(), &c).await;
+    assert_eq!(ev[0].result().as_deref(), Some("Error"));
+    assert!(
+        ev[0]
+            .details()
+            .as_deref()
+            .unwrap()
+            .contains("injected failure of unpause")
+    );
+    assert!(ev[0].traceback().is_some());
+    // A restart that finds it unpausing with the guest paused redoes the unpause.
+    h.fake.set_faults(Faults::default());
+    inst.set_task_state(Some(TaskState::Unpausing.into()));
+    h.objects.save(&ctx(), &mut inst).await.unwrap();
+    h.manager.recover_instances().await;
+    let mut inst = h
+        .until(inst.uuid(), |i| i.vm_state() == &VmState::Active)
+        .await;
+    assert_eq!(
+        h.fake.get_info(inst.uuid()).await.unwrap().state,
+        PowerState::Running
+    );
+    // set_admin_password is a call: nova's exception class comes back.
+    let c = api_side(&h, &mut inst, TaskState::UpdatingPassword, "changePassword").await;
+    h.api
+        .set_admin_password(&c, "host-1", &inst, &"pw-1".to_owned())
+        .await
+        .unwrap();
+    assert_eq!(h.fake.admin_password(inst.uuid()).as_deref(), Some("pw-1"));
+    h.fake.set_faults(Faults {
+        fail_operations: vec!["set_admin_password".into()],
+        ..Faults::default()
+    });
+    let mut inst = h.until(inst.uuid(), |i| i.task_state().is_none()).await;
+    let c = api_side(&h, &mut inst, TaskState::UpdatingPassword, "changePassword").await;
+    let e = h
+        .api
+        .set_admin_password(&c, "host-1", &inst, &"pw-2".to_owned())
+        .await
+        .unwrap_err();
+    let r = e.remote().expect("a remote error");
+    assert!(r.is("nova.exception", "InstancePasswordSetFailed"), "{r:?}");
+    assert!(!r.message.contains("pw-2"), "the password never leaks");
+    let inst = h.until(inst.uuid(), |i| i.task_state().is_none()).await;
+    // Console output: all of it, or its tail as nova cuts it (the last
+    // `length` pieces between newlines: a log ending in one gives an
+    // empty last piece).
+    let all = h
+        .api
+        .get_console_output(&user_ctx(), "host-1", &inst, &None)
+        .await
+        .unwrap();
+    assert!(all.contains("booting") && all.contains("pause"), "{all}");
+    let last = all.trim_end().lines().last().unwrap();
+    let out = h
+        .api
+        .get_console_output(&user_ctx(), "host-1", &inst, &Some(2))
+        .await
+        .unwrap();
+    assert_eq!(out, format!("{last}\n"));
+    let none = h
+        .api
+        .get_console_output(&user_ctx(), "host-1", &inst, &Some(0))
+        .await
+        .unwrap();
+    assert_eq!(none, "");
+    h.stop().await;
+}

@@ -154,6 +154,99 @@ impl Compute for TestCompute {
             "test compute",
         ))
     }
+
+    async fn pause_instance(
+        &self,
+        _ctx: RequestContext,
+        _instance: Instance,
+    ) -> Result<(), RemoteError> {
+        Ok(())
+    }
+
+    async fn unpause_instance(
+        &self,
+        _ctx: RequestContext,
+        _instance: Instance,
+    ) -> Result<(), RemoteError> {
+        Ok(())
+    }
+
+    async fn suspend_instance(
+        &self,
+        _ctx: RequestContext,
+        _instance: Instance,
+    ) -> Result<(), RemoteError> {
+        Ok(())
+    }
+
+    async fn resume_instance(
+        &self,
+        _ctx: RequestContext,
+        _instance: Instance,
+    ) -> Result<(), RemoteError> {
+        Ok(())
+    }
+
+    async fn trigger_crash_dump(
+        &self,
+        _ctx: RequestContext,
+        _instance: Instance,
+    ) -> Result<(), RemoteError> {
+        Ok(())
+    }
+
+    async fn unrescue_instance(
+        &self,
+        _ctx: RequestContext,
+        _instance: Instance,
+    ) -> Result<(), RemoteError> {
+        Ok(())
+    }
+
+    async fn soft_delete_instance(
+        &self,
+        _ctx: RequestContext,
+        _instance: Instance,
+    ) -> Result<(), RemoteError> {
+        Ok(())
+    }
+
+    async fn restore_instance(
+        &self,
+        _ctx: RequestContext,
+        _instance: Instance,
+    ) -> Result<(), RemoteError> {
+        Ok(())
+    }
+
+    async fn set_admin_password(
+        &self,
+        _ctx: RequestContext,
+        _instance: Instance,
+        _new_pass: String,
+    ) -> Result<(), RemoteError> {
+        Ok(())
+    }
+
+    async fn get_console_output(
+        &self,
+        _ctx: RequestContext,
+        _instance: Instance,
+        _tail_length: Option<i64>,
+    ) -> Result<String, RemoteError> {
+        Ok(String::new())
+    }
+
+    async fn rescue_instance(
+        &self,
+        _ctx: RequestContext,
+        _instance: Instance,
+        _rescue_password: Option<String>,
+        _rescue_image_ref: Option<String>,
+        _clean_shutdown: Option<bool>,
+    ) -> Result<(), RemoteError> {
+        Ok(())
+    }
 }
 
 struct World {

@@ -11,8 +11,12 @@
 //! * 5.11 — Victoria: `build_and_run_instance` takes `accel_uuids`.
 //! * 6.0 — Wallaby: the 6.x interface (`build_and_run_instance` with
 //!   `host_list`, `accel_uuids`; `terminate_instance(instance, bdms)`;
-//!   `reboot_instance`, `stop_instance`, `start_instance`,
-//!   `get_diagnostics`, `get_instance_diagnostics`).
+//!   `reboot_instance`, `stop_instance`, `start_instance`, `pause_instance`,
+//!   `unpause_instance`, `suspend_instance`, `resume_instance`,
+//!   `set_admin_password`, `trigger_crash_dump`, `get_console_output`,
+//!   `rescue_instance`, `unrescue_instance`, `soft_delete_instance`,
+//!   `restore_instance`, `get_diagnostics`, `get_instance_diagnostics`;
+//!   each also at 5.0).
 //! * 6.5 — the server version Nova 34 runs (what our manager announces).
 
 use nova_objects::{BlockDeviceMappingList, Instance, NetworkRequestList, RequestSpec, Selection};
@@ -111,4 +115,61 @@ pub trait Compute {
     /// [`Compute::get_diagnostics`].
     #[rpc(call, server, version = "6.0", min = "5.0")]
     async fn get_instance_diagnostics(&self, ctx: RequestContext, instance: Instance) -> Value;
+    /// Pauses an instance (the guest's vCPUs stop; memory stays).
+    #[rpc(cast, server, version = "6.0", min = "5.0")]
+    async fn pause_instance(&self, ctx: RequestContext, instance: Instance);
+
+    /// Unpauses a paused instance.
+    #[rpc(cast, server, version = "6.0", min = "5.0")]
+    async fn unpause_instance(&self, ctx: RequestContext, instance: Instance);
+
+    /// Suspends an instance (its memory saved to disk).
+    #[rpc(cast, server, version = "6.0", min = "5.0")]
+    async fn suspend_instance(&self, ctx: RequestContext, instance: Instance);
+
+    /// Resumes a suspended instance.
+    #[rpc(cast, server, version = "6.0", min = "5.0")]
+    async fn resume_instance(&self, ctx: RequestContext, instance: Instance);
+
+    /// Sets the guest's admin password (a call: the API answers with the
+    /// outcome).
+    #[rpc(call, server, version = "6.0", min = "5.0")]
+    async fn set_admin_password(&self, ctx: RequestContext, instance: Instance, new_pass: String);
+
+    /// Triggers a crash dump in the guest (an NMI).
+    #[rpc(cast, server, version = "6.0", min = "5.0")]
+    async fn trigger_crash_dump(&self, ctx: RequestContext, instance: Instance);
+
+    /// The guest's console log, its last `tail_length` lines when given.
+    #[rpc(call, server, version = "6.0", min = "5.0")]
+    async fn get_console_output(
+        &self,
+        ctx: RequestContext,
+        instance: Instance,
+        #[rpc(default)] tail_length: Option<i64>,
+    ) -> String;
+
+    /// Boots the instance from a rescue image, its own disk attached.
+    #[rpc(cast, server, version = "6.0", min = "5.0")]
+    async fn rescue_instance(
+        &self,
+        ctx: RequestContext,
+        instance: Instance,
+        #[rpc(default)] rescue_password: Option<String>,
+        #[rpc(default)] rescue_image_ref: Option<String>,
+        #[rpc(default)] clean_shutdown: Option<bool>,
+    );
+
+    /// Boots the instance from its own disk again.
+    #[rpc(cast, server, version = "6.0", min = "5.0")]
+    async fn unrescue_instance(&self, ctx: RequestContext, instance: Instance);
+
+    /// Powers a soft-deleted instance off (it stays on the host until
+    /// reclaimed or restored).
+    #[rpc(cast, server, version = "6.0", min = "5.0")]
+    async fn soft_delete_instance(&self, ctx: RequestContext, instance: Instance);
+
+    /// Brings a soft-deleted instance back.
+    #[rpc(cast, server, version = "6.0", min = "5.0")]
+    async fn restore_instance(&self, ctx: RequestContext, instance: Instance);
 }

@@ -12,7 +12,7 @@ mod subresources;
 
 /// The `openstack` executable of the test virtualenv; `None` (outside CI)
 /// when it is not installed. In CI a missing client fails the test.
-fn openstack() -> Option<PathBuf> {
+pub(crate) fn openstack() -> Option<PathBuf> {
     let venv =
         std::env::var("NOVA_RS_VENV").unwrap_or_else(|_| "/var/tmp/nova-rs/venv-oracles".into());
     let exe = Path::new(&venv).join("bin/openstack");
@@ -32,7 +32,7 @@ fn openstack() -> Option<PathBuf> {
     None
 }
 
-struct NovaAll {
+pub(crate) struct NovaAll {
     child: std::process::Child,
     dir: PathBuf,
 }
@@ -53,7 +53,7 @@ fn free_port() -> u16 {
         .port()
 }
 
-struct Cli {
+pub(crate) struct Cli {
     exe: PathBuf,
     clouds: PathBuf,
 }
@@ -61,7 +61,7 @@ struct Cli {
 impl Cli {
     /// Runs `openstack --os-cloud nova-rs ARGS`; panics with its output
     /// when it fails.
-    fn run(&self, args: &[&str]) -> String {
+    pub(crate) fn run(&self, args: &[&str]) -> String {
         let out = std::process::Command::new(&self.exe)
             .args(["--os-cloud", "nova-rs"])
             .args(args)
@@ -81,7 +81,7 @@ impl Cli {
         stdout
     }
 
-    fn value(&self, args: &[&str], field: &str) -> String {
+    pub(crate) fn value(&self, args: &[&str], field: &str) -> String {
         let mut a = args.to_vec();
         a.extend(["-f", "value", "-c", field]);
         self.run(&a).trim().to_owned()
@@ -240,7 +240,7 @@ fn the_openstack_cli_runs_against_nova_all() {
     cli.run(&["image", "delete", "cli-image"]);
 }
 
-fn wait_for(cli: &Cli, server: &str, status: &str) {
+pub(crate) fn wait_for(cli: &Cli, server: &str, status: &str) {
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     loop {
         if cli.value(&["server", "show", server], "status") == status {
@@ -252,4 +252,44 @@ fn wait_for(cli: &Cli, server: &str, status: &str) {
         );
         std::thread::sleep(Duration::from_millis(200));
     }
+}
+
+/// Starts the `nova-all` binary with `fake_computes` fake computes and
+/// the environment overrides `env` (`NOVA_<SECTION>_<KEY>`), and waits
+/// for its clouds.yaml; `None` when the CLI is not installed.
+pub(crate) fn launch(fake_computes: usize, env: &[(&str, &str)]) -> Option<(NovaAll, Cli)> {
+    let exe = openstack()?;
+    let dir = temp_dir("cli");
+    let (port, image_port) = (free_port(), free_port());
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_nova-all"))
+        .args(["--fake-computes", &fake_computes.to_string(), "--state-dir"])
+        .arg(&dir)
+        .args([
+            "--port",
+            &port.to_string(),
+            "--image-port",
+            &image_port.to_string(),
+        ])
+        .envs(env.iter().copied())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut all = NovaAll {
+        child,
+        dir: dir.clone(),
+    };
+    let clouds = dir.join("clouds.yaml");
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !clouds.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "nova-all did not start"
+        );
+        if let Ok(Some(status)) = all.child.try_wait() {
+            panic!("nova-all exited: {status}");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Some((all, Cli { exe, clouds }))
 }

@@ -148,7 +148,7 @@ fn compare(sample: &Value, ours: &Value, path: &str, errors: &mut Vec<String>) {
 }
 
 /// Compares one received notification with nova's sample for its event.
-fn check_against_sample(n: &Value) -> Vec<String> {
+pub(crate) fn check_against_sample(n: &Value) -> Vec<String> {
     let event = n["event_type"].as_str().unwrap_or_default();
     let source = |v: &Value| {
         v.as_str()
@@ -223,13 +223,13 @@ fn the_comparison_catches_what_differs() {
 }
 
 /// The Python listener: its lines arrive on a channel.
-struct Listener {
+pub(crate) struct Listener {
     child: Child,
     lines: std::sync::mpsc::Receiver<String>,
 }
 
 impl Listener {
-    fn start(url: &str, topics: &[&str]) -> Listener {
+    pub(crate) fn start(url: &str, topics: &[&str]) -> Listener {
         let python = std::env::var("NOVA_RS_PYTHON")
             .unwrap_or_else(|_| "/var/tmp/nova-rs/venv-oracles/bin/python".into());
         let script = concat!(
@@ -267,7 +267,7 @@ impl Listener {
 
     /// Everything received until every one of `events` (of `topic`) has
     /// been seen at least once.
-    fn until(&self, seen: &mut Vec<Value>, topic: &str, events: &[&str]) {
+    pub(crate) fn until(&self, seen: &mut Vec<Value>, topic: &str, events: &[&str]) {
         let deadline = std::time::Instant::now() + Duration::from_secs(60);
         loop {
             let have: BTreeSet<&str> = seen

@@ -368,6 +368,13 @@ pub(crate) async fn create(st: &ApiState, ctx: &Ctx, r: &CreateRequest) -> ApiRe
             .with_cell_mapping(None)
             .with_queued_for_delete(false);
         st.objects.create(&rctx, &mut map).await?;
+        super::actions::record(
+            st,
+            ctx,
+            &uuid,
+            nova_service::instance_actions::names::CREATE,
+        )
+        .await?;
         build_requests.push(br);
         specs.push(spec);
         first.get_or_insert(uuid);

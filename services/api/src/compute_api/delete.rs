@@ -1,9 +1,12 @@
-//! Deleting servers (nova's `API.delete`): a cast to the instance's
-//! compute, or a local delete when no compute holds it (never scheduled,
-//! buried in cell0) or its compute is down.
+//! Deleting servers (nova's `API.delete`, `soft_delete`, `force_delete`):
+//! a cast to the instance's compute (`terminate_instance`, or
+//! `soft_delete_instance` when `reclaim_instance_interval` > 0), or a
+//! local delete when no compute holds it (never scheduled, buried in
+//! cell0) or its compute is down.
 
 use nova_objects::{BuildRequest, Instance, ListQuery, Lookup, Service, VersionedObject};
 use nova_rpc::RequestContext;
+use nova_service::instance_actions::names;
 use nova_service::notifications::{OldStates, Phase, Source};
 use nova_service::states::{TaskState, VmState};
 
@@ -83,27 +86,78 @@ async fn local_delete(
     Ok(())
 }
 
-/// Deletes `inst` (a delete already under way is not repeated).
-pub(crate) async fn delete(st: &ApiState, ctx: &Ctx, mut inst: Instance) -> ApiResult<()> {
+/// How a delete goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum DeleteKind {
+    /// `DELETE /servers/{id}`: soft when `reclaim_instance_interval` > 0
+    /// and the server was launched (nova's controller), else hard.
+    Delete,
+    /// `forceDelete`: hard, whatever the interval (task state must be none).
+    Force,
+}
+
+/// Deletes `inst` (a delete already under way is not repeated), as
+/// action `delete` on the compute, or locally when no compute holds it.
+pub(crate) async fn delete(
+    st: &ApiState,
+    ctx: &Ctx,
+    mut inst: Instance,
+    kind: DeleteKind,
+) -> ApiResult<()> {
     super::check_instance_lock(ctx, &inst)?;
-    if inst.task_state() == &TaskState::Deleting {
-        return Ok(());
+    if kind == DeleteKind::Force {
+        super::check_instance_state(&inst, "forceDelete", VmState::ALL, &[None])?;
     }
+    let soft = kind == DeleteKind::Delete
+        && st.cfg.reclaim_instance_interval > 0
+        && inst.launched_at().is_some();
+    let original = inst.task_state().clone();
     let host = inst.host().clone();
+    // nova records every kind of delete as `delete`.
+    let action = names::DELETE;
     let old = OldStates::of(&inst);
-    inst.set_task_state(Some(TaskState::Deleting.into()));
-    st.objects.save(&admin_ctx(), &mut inst).await?;
-    // As nova's Instance.save: published as nova-compute from this host.
-    st.notifier
-        .instance_update(&ctx.rpc(), &inst, &old, Source::Compute, &st.cfg.host)
-        .await;
+    inst.set_task_state(Some(
+        if soft {
+            TaskState::SoftDeleting
+        } else {
+            TaskState::Deleting
+        }
+        .into(),
+    ));
+    if soft {
+        inst.set_deleted_at(Some(chrono::Utc::now()));
+    }
+    let rpc = ctx.rpc();
     match host {
-        Some(h) if compute_up(st, &h).await => st
-            .rpc
-            .compute
-            .terminate_instance(&ctx.rpc(), &h, &inst, &None)
-            .await
-            .map_err(Fault::internal),
-        _ => local_delete(st, &ctx.rpc(), inst).await,
+        Some(h) if compute_up(st, &h).await => {
+            if original == TaskState::Deleting || original == TaskState::SoftDeleting {
+                // Already being deleted: nothing more to do (nova ignores it).
+                return Ok(());
+            }
+            st.objects.save(&admin_ctx(), &mut inst).await?;
+            // As nova's Instance.save: published as nova-compute from this host.
+            st.notifier
+                .instance_update(&rpc, &inst, &old, Source::Compute, &st.cfg.host)
+                .await;
+            super::actions::record(st, ctx, inst.uuid(), action).await?;
+            if soft {
+                st.rpc.compute.soft_delete_instance(&rpc, &h, &inst).await
+            } else {
+                st.rpc
+                    .compute
+                    .terminate_instance(&rpc, &h, &inst, &None)
+                    .await
+            }
+            .map_err(Fault::internal)
+        }
+        _ => {
+            st.objects.save(&admin_ctx(), &mut inst).await?;
+            st.notifier
+                .instance_update(&rpc, &inst, &old, Source::Compute, &st.cfg.host)
+                .await;
+            let uuid = inst.uuid().clone();
+            local_delete(st, &rpc, inst).await?;
+            super::actions::record(st, ctx, &uuid, action).await
+        }
     }
 }

@@ -11,7 +11,11 @@
 //!   cast to the conductor;
 //! - [`delete`]: the cast to the compute, or the local delete when no
 //!   compute holds the instance (or its compute is down);
-//! - [`actions`]: reboot, stop, start, with nova's state checks;
+//! - [`actions`]: reboot, stop, start, pause, unpause, suspend, resume,
+//!   changePassword, trigger_crash_dump, rescue, unrescue, restore (with
+//!   nova's state checks), lock, unlock, os-resetState, the console
+//!   output; each records its instance action;
+//! - [`instance_actions`]: the instance actions and events of a server;
 //! - [`queries`]: one instance, and the filtered, sorted, paged list (in
 //!   SQL, tag filters included);
 //! - the sub-resources: [`metadata`] (state, lock and quota checks),
@@ -27,6 +31,7 @@ pub(crate) mod create;
 pub(crate) mod delete;
 pub(crate) mod diagnostics;
 pub(crate) mod host_status;
+pub(crate) mod instance_actions;
 pub(crate) mod metadata;
 pub(crate) mod password;
 pub(crate) mod queries;
@@ -44,9 +49,11 @@ use nova_service::states::{TaskState, VmState};
 use crate::auth::Ctx;
 use crate::fault::{ApiResult, Fault};
 
-pub(crate) use actions::{Action, act};
+pub(crate) use actions::{
+    Action, act, console_output, is_expected_locked_by, lock, reset_state, unlock,
+};
 pub(crate) use create::{CreateRequest, create};
-pub(crate) use delete::delete;
+pub(crate) use delete::{DeleteKind, delete};
 pub(crate) use queries::{ListRequest, get, list};
 
 /// The RPC clients the compute API calls (and nothing else does).
@@ -102,6 +109,18 @@ pub(crate) fn check_instance_state(
             "Cannot '{action}' instance {} while it is in task_state {}",
             inst.uuid(),
             task_now.unwrap_or("None")
+        )));
+    }
+    Ok(())
+}
+
+/// Nova's `check_instance_state(must_have_launched=True)`: an instance
+/// never launched refuses the action (409).
+pub(crate) fn check_launched(inst: &Instance, action: &str) -> ApiResult<()> {
+    if inst.launched_at().is_none() {
+        return Err(Fault::conflict(format!(
+            "Cannot '{action}' instance {} while it is in launched_at None",
+            inst.uuid()
         )));
     }
     Ok(())

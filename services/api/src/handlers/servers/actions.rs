@@ -1,21 +1,61 @@
-//! `POST /servers/{id}/action`: the action's name is the body's one key.
+//! `POST /servers/{id}/action`: the action's name is the body's one key;
+//! its schema (at the request's microversion), its policy rule (nova's
+//! names and defaults), then the compute API.
 
 use axum::Extension;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use nova_service::states::VmState;
+use serde_json::{Value, json};
 
 use super::St;
 use crate::auth::Ctx;
-use crate::compute_api::{self, Action};
+use crate::compute_api::{self, Action, DeleteKind};
 use crate::fault::{ApiResult, Fault};
-use crate::http::{json_body, require_write};
+use crate::http::{json_body, require_admin, require_write};
+use crate::microversion::ApiVersion;
 use crate::schemas;
+
+/// The policy rule of an action (nova's `nova/policies`).
+fn policy(name: &str) -> String {
+    match name {
+        "pause" | "unpause" => format!("os_compute_api:os-pause-server:{name}"),
+        "suspend" | "resume" => format!("os_compute_api:os-suspend-server:{name}"),
+        "lock" | "unlock" => format!("os_compute_api:os-lock-server:{name}"),
+        "changePassword" => "os_compute_api:os-admin-password".into(),
+        "os-resetState" => "os_compute_api:os-admin-actions:reset_state".into(),
+        "os-getConsoleOutput" => "os_compute_api:os-console-output".into(),
+        "rescue" => "os_compute_api:os-rescue".into(),
+        "unrescue" => "os_compute_api:os-unrescue".into(),
+        "restore" => "os_compute_api:os-deferred-delete:restore".into(),
+        "forceDelete" => "os_compute_api:os-deferred-delete:force_delete".into(),
+        "os-stop" => "os_compute_api:servers:stop".into(),
+        "os-start" => "os_compute_api:servers:start".into(),
+        other => format!("os_compute_api:servers:{other}"),
+    }
+}
+
+/// Nova's `utils.generate_password` alphabet (no look-alike characters).
+const PASSWORD_SYMBOLS: &[u8] = b"23456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz";
+
+/// A random password of nova's default length (12).
+fn generate_password() -> String {
+    let bytes = uuid::Uuid::new_v4().into_bytes();
+    let more = uuid::Uuid::new_v4().into_bytes();
+    bytes
+        .iter()
+        .chain(more.iter())
+        .take(12)
+        .map(|b| PASSWORD_SYMBOLS[*b as usize % PASSWORD_SYMBOLS.len()] as char)
+        .collect()
+}
 
 pub(crate) async fn action(
     State(st): St,
     Extension(ctx): Extension<Ctx>,
+    Extension(v): Extension<ApiVersion>,
     Path(id): Path<String>,
     body: Bytes,
 ) -> ApiResult<Response> {
@@ -28,7 +68,88 @@ pub(crate) async fn action(
             "Malformed request body: an action body has exactly one key, the action name",
         ));
     };
-    let action = match name.as_str() {
+    let name = name.as_str();
+    let known = matches!(
+        name,
+        "reboot"
+            | "os-stop"
+            | "os-start"
+            | "pause"
+            | "unpause"
+            | "suspend"
+            | "resume"
+            | "lock"
+            | "unlock"
+            | "changePassword"
+            | "os-resetState"
+            | "os-getConsoleOutput"
+            | "rescue"
+            | "unrescue"
+            | "restore"
+            | "forceDelete"
+    ) || (name == "trigger_crash_dump" && v.at_least(2, 17));
+    if !known {
+        return Err(if name == "trigger_crash_dump" {
+            Fault::not_found(format!("There is no such action: {name}"))
+        } else {
+            Fault::bad_request(format!("There is no such action: {name}"))
+        });
+    }
+    if name == "reboot" {
+        schemas::check("reboot", crate::microversion::MIN, schemas::reboot, &body)?;
+    } else if let Some(schema) = schemas::server_action(name, v) {
+        schemas::check(&format!("action:{name}"), v, || schema, &body)?;
+    }
+    let rule = policy(name);
+    let inst = compute_api::get(&st, &ctx, &id).await?;
+    match name {
+        "os-resetState" => {
+            require_admin(&ctx, &rule)?;
+            let state = match args["state"].as_str() {
+                Some("error") => VmState::Error,
+                _ => VmState::Active,
+            };
+            compute_api::reset_state(&st, &ctx, inst, state).await?;
+            return Ok(StatusCode::ACCEPTED.into_response());
+        }
+        "lock" => {
+            require_write(&ctx, &rule)?;
+            let reason = if v.at_least(2, 73) {
+                args["locked_reason"].as_str().map(str::to_owned)
+            } else {
+                None
+            };
+            compute_api::lock(&st, &ctx, inst, reason).await?;
+            return Ok(StatusCode::ACCEPTED.into_response());
+        }
+        "unlock" => {
+            require_write(&ctx, &rule)?;
+            if !compute_api::is_expected_locked_by(&ctx, &inst) {
+                require_admin(&ctx, "os_compute_api:os-lock-server:unlock:unlock_override")?;
+            }
+            compute_api::unlock(&st, &ctx, inst).await?;
+            return Ok(StatusCode::ACCEPTED.into_response());
+        }
+        "os-getConsoleOutput" => {
+            require_write(&ctx, &rule)?;
+            let length = match &args["length"] {
+                Value::Number(n) => n.as_i64(),
+                Value::String(s) => s.parse::<i64>().ok(),
+                _ => None,
+            };
+            let output = compute_api::console_output(&st, &ctx, &inst, length).await?;
+            return Ok(axum::Json(json!({"output": output})).into_response());
+        }
+        "forceDelete" => {
+            require_write(&ctx, &rule)?;
+            compute_api::delete(&st, &ctx, inst, DeleteKind::Force).await?;
+            return Ok(StatusCode::ACCEPTED.into_response());
+        }
+        _ => {}
+    }
+    require_write(&ctx, &rule)?;
+    let mut reply = None;
+    let action = match name {
         "reboot" => Action::Reboot {
             hard: args["type"]
                 .as_str()
@@ -36,17 +157,47 @@ pub(crate) async fn action(
         },
         "os-stop" => Action::Stop,
         "os-start" => Action::Start,
+        "pause" => Action::Pause,
+        "unpause" => Action::Unpause,
+        "suspend" => Action::Suspend,
+        "resume" => Action::Resume,
+        "trigger_crash_dump" => Action::TriggerCrashDump,
+        "unrescue" => Action::Unrescue,
+        "restore" => Action::Restore,
+        "changePassword" => Action::ChangePassword {
+            password: args["adminPass"].as_str().unwrap_or_default().to_owned(),
+        },
+        "rescue" => {
+            let password = args["adminPass"]
+                .as_str()
+                .map_or_else(generate_password, str::to_owned);
+            let image_ref = args["rescue_image_ref"].as_str().map(str::to_owned);
+            if let Some(image) = &image_ref
+                && st.images.get(image).is_none()
+            {
+                return Err(Fault::bad_request(format!(
+                    "Requested rescue image '{image}' is not supported"
+                )));
+            }
+            reply = Some(if st.cfg.enable_instance_password {
+                json!({"adminPass": password})
+            } else {
+                json!({})
+            });
+            Action::Rescue {
+                password,
+                image_ref,
+            }
+        }
         _ => {
             return Err(Fault::bad_request(format!(
                 "There is no such action: {name}"
             )));
         }
     };
-    require_write(&ctx, &format!("os_compute_api:servers:{name}"))?;
-    if let Action::Reboot { .. } = action {
-        schemas::check("reboot", crate::microversion::MIN, schemas::reboot, &body)?;
-    }
-    let inst = compute_api::get(&st, &ctx, &id).await?;
     compute_api::act(&st, &ctx, inst, action).await?;
-    Ok(StatusCode::ACCEPTED.into_response())
+    Ok(match reply {
+        Some(body) => (StatusCode::OK, axum::Json(body)).into_response(),
+        None => StatusCode::ACCEPTED.into_response(),
+    })
 }

@@ -1,12 +1,14 @@
 //! `/servers`: list (brief and detail, nova's filters, sorting, marker and
 //! limit), show, create (min/max_count, networks, key_name, user_data,
-//! metadata, availability_zone, scheduler hints), update, delete, and the
-//! actions `reboot`, `os-stop`, `os-start`; the sub-resources `metadata`,
-//! `tags` (2.26), `os-server-password`, `diagnostics`, `topology` (2.78).
+//! metadata, availability_zone, scheduler hints), update, delete, the
+//! actions (`actions`), the instance actions (`os-instance-actions`), and
+//! the sub-resources `metadata`, `tags` (2.26), `os-server-password`,
+//! `diagnostics`, `topology` (2.78).
 
 mod actions;
 mod create;
 pub(crate) mod extras;
+mod instance_actions;
 mod list;
 pub(crate) mod metadata;
 mod show;
@@ -20,6 +22,7 @@ use crate::ApiState;
 
 pub(crate) use actions::action;
 pub(crate) use create::create;
+pub(crate) use instance_actions::{index as instance_actions, show as instance_action};
 pub(crate) use list::{detail, list};
 pub(crate) use show::{delete, show, update};
 

@@ -80,6 +80,6 @@ pub(crate) async fn delete(
 ) -> ApiResult<Response> {
     require_write(&ctx, "os_compute_api:servers:delete")?;
     let inst = compute_api::get(&st, &ctx, &id).await?;
-    compute_api::delete(&st, &ctx, inst).await?;
+    compute_api::delete(&st, &ctx, inst, compute_api::DeleteKind::Delete).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
