@@ -227,7 +227,7 @@ pub async fn event_finish(
     event: &str,
     outcome: &Outcome,
 ) -> Result<()> {
-    let Some((mut action, update)) = find_action(objects, ctx, instance_uuid).await? else {
+    let Some((action, update)) = find_action(objects, ctx, instance_uuid).await? else {
         return Ok(());
     };
     let admin = crate::context::admin();
