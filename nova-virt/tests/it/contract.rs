@@ -94,7 +94,17 @@ async fn wait_console(
 /// memory, named disks; a real guest has used CPU time, and its root disk
 /// and memory statistics are read. An unknown instance is `InstanceNotFound`.
 async fn check_diagnostics(d: &dyn ComputeDriver, spec: &InstanceSpec, p: &Profile) {
-    let g = d.get_instance_diagnostics(&spec.uuid).await.unwrap();
+    let mut g = d.get_instance_diagnostics(&spec.uuid).await.unwrap();
+    // A guest that was just resumed may not have run a whole clock tick on
+    // its vCPU thread yet (the kernel counts thread time in ticks): it
+    // will, as long as it runs.
+    for _ in 0..120 {
+        if p.boot_marker.is_none() || g.cpus.iter().all(|c| c.time.is_some_and(|t| t > 0)) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        g = d.get_instance_diagnostics(&spec.uuid).await.unwrap();
+    }
     assert_eq!(g.state, PowerState::Running, "{g:?}");
     assert_eq!(g.cpus.len(), spec.vcpus as usize, "{g:?}");
     assert_eq!(

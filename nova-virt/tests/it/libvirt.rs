@@ -102,6 +102,7 @@ async fn real_qemu_guest_meets_the_contract() {
         kernel_cmdline: Some("console=ttyS0 quiet".into()),
         ..InstanceSpec::default()
     };
+    let _reap = Reap(spec.uuid.clone());
     let p = Profile {
         patience: Duration::from_secs(90),
         boot_marker: Some("NOVA-RS GUEST BOOTED"),
@@ -109,4 +110,25 @@ async fn real_qemu_guest_meets_the_contract() {
         password_needs_agent: true,
     };
     lifecycle(Arc::new(d), spec, &p).await;
+}
+
+/// Destroys and undefines the real guest when the test ends, also when it
+/// fails half-way: a failed run must not leave a QEMU process eating the
+/// machine's CPU (an already-destroyed guest makes these no-ops).
+struct Reap(String);
+
+impl Drop for Reap {
+    fn drop(&mut self) {
+        for args in [
+            &["destroy", self.0.as_str()][..],
+            &["undefine", "--managed-save", self.0.as_str()][..],
+        ] {
+            let _ = std::process::Command::new("virsh")
+                .args(["-q", "-c", "qemu:///system"])
+                .args(args)
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .status();
+        }
+    }
 }
