@@ -270,13 +270,15 @@ async fn finish(
             action.set_message(Some("Error".into()));
         }
     }
-    objects.save(&admin, &mut e).await?;
     if update {
         action.set_updated_at(Some(now));
     }
+    // The action first (nova changes both in one transaction): whoever
+    // sees the event finished also sees the action's message.
     if !action.obj_what_changed().is_empty() {
         objects.save(&admin, &mut action).await?;
     }
+    objects.save(&admin, &mut e).await?;
     Ok(())
 }
 
