@@ -200,3 +200,170 @@ pub(crate) async fn no_overcommit_under_races(
     assert!(used <= 10, "overcommitted: {used} of 10");
     assert_eq!(used, 10, "every unit was eventually granted");
 }
+
+/// Batch writes (`POST /allocations`, the reshaper): all or nothing, and
+/// Placement's generations — the reshaper bumps a provider for the
+/// interim inventories, once for the allocations, once for the final
+/// inventories; the allocations bump each provider once however many
+/// consumers use it.
+pub(crate) async fn batch_writes(p: &dyn PlacementService) {
+    use nova_scheduler::placement::{ConsumerWrite, InventoryWrite};
+    let write = |c: &str, a: Allocations, generation: Option<u64>| ConsumerWrite {
+        consumer: c.to_owned(),
+        allocations: a,
+        project_id: "p".into(),
+        user_id: "u".into(),
+        generation,
+    };
+    let both = |a: Allocations, b: Allocations| -> Allocations {
+        let mut out = a;
+        for (rp, res) in b {
+            out.entry(rp).or_default().extend(res);
+        }
+        out
+    };
+    p.create_provider_async("bw-root", "bw-root", None)
+        .await
+        .unwrap();
+    let inv = BTreeMap::from([
+        ("VCPU".to_owned(), InventoryRecord::new(8)),
+        ("DISK_GB".to_owned(), InventoryRecord::new(100)),
+    ]);
+    p.set_inventories_async("bw-root", 0, &inv).await.unwrap();
+    let a1 = both(alloc("bw-root", "VCPU", 2), alloc("bw-root", "DISK_GB", 10));
+    p.put_allocations_async("bw-c1", &a1, "p", "u", None)
+        .await
+        .unwrap();
+    p.put_allocations_async("bw-c2", &alloc("bw-root", "VCPU", 1), "p", "u", None)
+        .await
+        .unwrap();
+    p.create_provider_async("bw-child", "bw-child", Some("bw-root"))
+        .await
+        .unwrap();
+    let root_gen = p.get_provider_async("bw-root").await.unwrap().generation;
+    assert_eq!(root_gen, 3);
+    let reshape = |disk: i64| {
+        (
+            vec![
+                InventoryWrite {
+                    provider: "bw-root".into(),
+                    generation: 3,
+                    inventories: BTreeMap::from([(
+                        "DISK_GB".to_owned(),
+                        InventoryRecord {
+                            max_unit: 1000,
+                            ..InventoryRecord::new(100)
+                        },
+                    )]),
+                },
+                InventoryWrite {
+                    provider: "bw-child".into(),
+                    generation: 0,
+                    inventories: BTreeMap::from([("VCPU".to_owned(), InventoryRecord::new(8))]),
+                },
+            ],
+            vec![
+                write(
+                    "bw-c1",
+                    both(
+                        alloc("bw-root", "DISK_GB", disk),
+                        alloc("bw-child", "VCPU", 2),
+                    ),
+                    Some(1),
+                ),
+                write("bw-c2", alloc("bw-child", "VCPU", 1), Some(1)),
+            ],
+        )
+    };
+    // Over capacity at the end: nothing written.
+    let before = (
+        p.inventories_async("bw-root").await.unwrap(),
+        p.inventories_async("bw-child").await.unwrap(),
+        p.allocations_async("bw-c1").await.unwrap(),
+        p.allocations_async("bw-c2").await.unwrap(),
+    );
+    let (invs, cons) = reshape(1000);
+    assert!(matches!(
+        p.write_many_async(&invs, &cons).await,
+        Err(PlacementError::CapacityExceeded(_))
+    ));
+    // The VCPU still in use on the root when it loses its inventory.
+    let (invs, mut cons) = reshape(10);
+    cons.pop();
+    assert!(matches!(
+        p.write_many_async(&invs, &cons).await,
+        Err(PlacementError::InventoryInUse(_))
+    ));
+    let after = (
+        p.inventories_async("bw-root").await.unwrap(),
+        p.inventories_async("bw-child").await.unwrap(),
+        p.allocations_async("bw-c1").await.unwrap(),
+        p.allocations_async("bw-c2").await.unwrap(),
+    );
+    assert_eq!(before, after, "a failed batch leaves no trace");
+    // The reshape: each provider +3 (interim, allocations, final).
+    let (invs, cons) = reshape(10);
+    assert_eq!(
+        p.write_many_async(&invs, &cons).await.unwrap(),
+        vec![Some(2), Some(2)]
+    );
+    assert_eq!(p.get_provider_async("bw-root").await.unwrap().generation, 6);
+    assert_eq!(
+        p.get_provider_async("bw-child").await.unwrap().generation,
+        3
+    );
+    assert_eq!(
+        p.usages_async("bw-root").await.unwrap(),
+        BTreeMap::from([("DISK_GB".to_owned(), 10)])
+    );
+    assert_eq!(
+        p.usages_async("bw-child").await.unwrap(),
+        BTreeMap::from([("VCPU".to_owned(), 3)])
+    );
+    // Allocations only: c1 released (its providers bumped), c3 new; the
+    // child bumped once for both c1's release and c3.
+    assert_eq!(
+        p.write_many_async(
+            &[],
+            &[
+                write("bw-c1", Allocations::new(), Some(2)),
+                write("bw-c3", alloc("bw-child", "VCPU", 4), None),
+            ],
+        )
+        .await
+        .unwrap(),
+        vec![None, Some(1)]
+    );
+    assert_eq!(p.get_provider_async("bw-root").await.unwrap().generation, 7);
+    assert_eq!(
+        p.get_provider_async("bw-child").await.unwrap().generation,
+        4
+    );
+    assert_eq!(
+        p.allocations_async("bw-c1")
+            .await
+            .unwrap()
+            .consumer_generation,
+        None
+    );
+    // A stale consumer generation anywhere: nothing written.
+    assert!(matches!(
+        p.write_many_async(
+            &[],
+            &[
+                write("bw-c2", alloc("bw-child", "VCPU", 2), Some(2)),
+                write("bw-c3", alloc("bw-child", "VCPU", 1), Some(7)),
+            ],
+        )
+        .await,
+        Err(PlacementError::ConcurrentUpdate(_))
+    ));
+    assert_eq!(
+        p.allocations_async("bw-c2").await.unwrap().allocations,
+        alloc("bw-child", "VCPU", 1)
+    );
+    assert_eq!(
+        p.get_provider_async("bw-child").await.unwrap().generation,
+        4
+    );
+}

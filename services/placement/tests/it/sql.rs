@@ -77,6 +77,7 @@ impl Db {
         let p = self.open().await;
         assert_eq!(p.sync().await.unwrap(), 0, "idempotent");
         contract::semantics(&p, 1).await;
+        contract::batch_writes(&p).await;
         let setup = self.open().await;
         let mut stores = Vec::new();
         for _ in 0..8 {
