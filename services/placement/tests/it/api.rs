@@ -710,7 +710,7 @@ async fn reshaper_moves_inventory_and_allocations_together() {
             .await;
         assert_eq!(r.body["usages"], json!({"VCPU": 2}), "nothing changed");
         let r = c
-            .admin("POST", "/reshaper", Some(reshape(rp_gen)), "1.30")
+            .admin("POST", "/reshaper", Some(reshape(rp_gen.clone())), "1.30")
             .await;
         assert_eq!(r.status, 204, "{}", r.body);
         let r = c
@@ -731,5 +731,56 @@ async fn reshaper_moves_inventory_and_allocations_together() {
             )
             .await;
         assert_eq!(r.body["usages"], json!({"VCPU": 2}));
+        // Placement's bumps: the root only for its final inventories (it
+        // lost its allocations, which does not bump it); the child for
+        // the interim inventories, the allocations and the final ones.
+        assert_eq!(r.body["resource_provider_generation"], 3);
+        let r = c
+            .admin("GET", &format!("/resource_providers/{RP}"), None, "1.30")
+            .await;
+        assert_eq!(
+            r.body["generation"],
+            json!(rp_gen.as_u64().unwrap() + 1),
+            "{}",
+            r.body
+        );
+    }
+}
+
+/// `PUT /resource_providers/{uuid}/aggregates` answers with the list as
+/// given, in its order (as Placement echoes its request).
+#[tokio::test]
+async fn aggregates_answer_in_the_order_given() {
+    const B: &str = "f918801a-5e54-4bee-9095-09a9d0c786b8";
+    const A: &str = "a893eb5c-e2a0-4251-ab26-f71d3b0cfc0b";
+    for c in both().await {
+        let r = c
+            .admin(
+                "POST",
+                "/resource_providers",
+                Some(json!({"name": "cn", "uuid": RP})),
+                "1.20",
+            )
+            .await;
+        assert_eq!(r.status, 200);
+        let r = c
+            .admin(
+                "PUT",
+                &format!("/resource_providers/{RP}/aggregates"),
+                Some(json!({"aggregates": [B, A], "resource_provider_generation": 0})),
+                "1.19",
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert_eq!(r.body["aggregates"], json!([B, A]));
+        let r = c
+            .admin(
+                "PUT",
+                &format!("/resource_providers/{RP}/aggregates"),
+                Some(json!([A, B])),
+                "1.1",
+            )
+            .await;
+        assert_eq!(r.body["aggregates"], json!([A, B]), "{}", r.body);
     }
 }
