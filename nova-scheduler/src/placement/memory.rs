@@ -1237,6 +1237,21 @@ impl Placement for MemoryPlacement {
         Ok(self.read().consumer_view(consumer).unwrap_or_default())
     }
 
+    /// `DELETE /allocations/{consumer}`: as in Placement, no provider
+    /// generation moves (freeing never overcommits).
+    fn delete_allocations(&self, consumer: &str) -> Result<()> {
+        let mut s = self.write();
+        let Some(c) = s.consumers.remove(consumer) else {
+            return Ok(());
+        };
+        for (p, rc, n) in c.allocations {
+            if let Some(v) = s.providers[p].inventories.iter_mut().find(|v| v.rc == rc) {
+                v.used -= n;
+            }
+        }
+        Ok(())
+    }
+
     fn put_allocations(
         &self,
         consumer: &str,
@@ -1306,13 +1321,18 @@ impl Placement for MemoryPlacement {
                 )));
             }
         }
-        // Apply: release the old, take the new, bump every provider touched.
+        // Apply: release the old, take the new. As in Placement, the
+        // providers bumped are those allocated from now (or, when the
+        // consumer is released, those it had allocations on): freeing
+        // alone never overcommits.
         let mut touched: BTreeSet<usize> = BTreeSet::new();
         for &(p, rc, n) in &old {
             if let Some(v) = s.providers[p].inventories.iter_mut().find(|v| v.rc == rc) {
                 v.used -= n;
             }
-            touched.insert(p);
+            if new.is_empty() {
+                touched.insert(p);
+            }
         }
         for (&(p, rc), &n) in &new {
             if let Some(v) = s.providers[p].inventories.iter_mut().find(|v| v.rc == rc) {

@@ -197,9 +197,13 @@ impl SqlPlacement {
                 current.consumer_generation, consumer_generation
             ))));
         }
-        // Every provider whose usage changes: the new ones and the old ones.
+        // The providers bumped, as in Placement: those allocated from now,
+        // or, when the consumer is released, those it had allocations on
+        // (freeing alone never overcommits).
         let mut touched: BTreeSet<&str> = allocations.keys().map(|k| &**k).collect();
-        touched.extend(current.allocations.keys().map(|k| &**k));
+        if allocations.is_empty() {
+            touched.extend(current.allocations.keys().map(|k| &**k));
+        }
         let mut generations = Vec::new();
         for rp in &touched {
             let missing = || {
@@ -677,26 +681,17 @@ impl PlacementService for SqlPlacement {
         )))
     }
 
-    /// Freeing never overcommits, so the providers' generations are
-    /// bumped without a check.
+    /// As in Placement, no provider generation moves: freeing never
+    /// overcommits.
     async fn delete_allocations_async(&self, consumer: &str) -> Result<()> {
         let _w = self.write_lock.lock().await;
         let txn = self.begin().await.map_err(db)?;
         let providers = sql::consumer_providers(&txn, consumer).await.map_err(db)?;
         sql::delete_allocations(&txn, consumer).await.map_err(db)?;
         sql::delete_consumer(&txn, consumer).await.map_err(db)?;
-        for rp in &providers {
-            sql::bump_generation(&txn, rp, None).await.map_err(db)?;
-        }
         txn.commit().await.map_err(db)?;
         if !providers.is_empty() {
-            self.mirror.apply(
-                consumer,
-                &Allocations::new(),
-                "",
-                "",
-                providers.len() as i64,
-            );
+            self.mirror.apply(consumer, &Allocations::new(), "", "", 0);
         }
         Ok(())
     }

@@ -367,3 +367,51 @@ pub(crate) async fn batch_writes(p: &dyn PlacementService) {
         4
     );
 }
+
+/// Placement's generation bumps for single-consumer writes: a PUT bumps
+/// the providers the consumer allocates from now (or, released with an
+/// empty PUT, those it had allocations on), never the ones it only left;
+/// a DELETE bumps none (freeing never overcommits).
+pub(crate) async fn allocation_bumps(p: &dyn PlacementService) {
+    let gen_of =
+        |rp: &'static str| async move { p.get_provider_async(rp).await.unwrap().generation };
+    for rp in ["ab-a", "ab-b"] {
+        p.create_provider_async(rp, rp, None).await.unwrap();
+        let inv = BTreeMap::from([("VCPU".to_owned(), InventoryRecord::new(8))]);
+        p.set_inventories_async(rp, 0, &inv).await.unwrap();
+    }
+    let g = p
+        .put_allocations_async("ab-c", &alloc("ab-a", "VCPU", 2), "p", "u", None)
+        .await
+        .unwrap();
+    assert_eq!((gen_of("ab-a").await, gen_of("ab-b").await), (2, 1));
+    // The move: only the provider allocated from now moves.
+    let g = p
+        .put_allocations_async("ab-c", &alloc("ab-b", "VCPU", 2), "p", "u", g)
+        .await
+        .unwrap();
+    assert_eq!((gen_of("ab-a").await, gen_of("ab-b").await), (2, 2));
+    // Released with an empty PUT: the providers it had allocations on.
+    assert_eq!(
+        p.put_allocations_async("ab-c", &Allocations::new(), "p", "u", g)
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!((gen_of("ab-a").await, gen_of("ab-b").await), (2, 3));
+    // DELETE: none.
+    p.put_allocations_async("ab-d", &alloc("ab-a", "VCPU", 3), "p", "u", None)
+        .await
+        .unwrap();
+    p.delete_allocations_async("ab-d").await.unwrap();
+    assert_eq!((gen_of("ab-a").await, gen_of("ab-b").await), (3, 3));
+    assert_eq!(
+        p.usages_async("ab-a")
+            .await
+            .unwrap()
+            .get("VCPU")
+            .copied()
+            .unwrap_or(0),
+        0
+    );
+}

@@ -8,6 +8,7 @@ use crate::contract;
 async fn memory() {
     contract::semantics(&MemoryPlacementService::new(), 1).await;
     contract::batch_writes(&MemoryPlacementService::new()).await;
+    contract::allocation_bumps(&MemoryPlacementService::new()).await;
     let shared = PlacementHandle::memory();
     let stores = vec![shared.clone(); 8];
     contract::no_overcommit_under_races(&*shared, &stores).await;
