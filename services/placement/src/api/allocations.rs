@@ -244,8 +244,9 @@ async fn precheck(st: &St, w: &Wanted) -> Result<Option<u64>, ApiError> {
                     (None, Some(g)) => {
                         format!("consumer generation conflict - expected null but got {g}")
                     }
+                    // Placement's wording: the current one, then the given.
                     (Some(c), g) => format!(
-                        "consumer generation conflict - expected {} but got {c}",
+                        "consumer generation conflict - expected {c} but got {}",
                         g.map_or("None".to_owned(), |g| g.to_string())
                     ),
                     (None, None) => unreachable_none(),
@@ -602,7 +603,7 @@ async fn simulate(
                     format!("consumer generation conflict - expected null but got {g}")
                 }
                 (Some(c), g) => format!(
-                    "consumer generation conflict - expected {} but got {c}",
+                    "consumer generation conflict - expected {c} but got {}",
                     g.map_or("None".to_owned(), |g| g.to_string())
                 ),
                 (None, None) => unreachable_none(),

@@ -784,3 +784,62 @@ async fn aggregates_answer_in_the_order_given() {
         assert_eq!(r.body["aggregates"], json!([A, B]), "{}", r.body);
     }
 }
+
+/// A stale consumer generation is told as Placement does: the current
+/// generation, then the one given.
+#[tokio::test]
+async fn consumer_generation_conflict_wording() {
+    for c in both().await {
+        c.admin(
+            "POST",
+            "/resource_providers",
+            Some(json!({"name": "cn", "uuid": RP})),
+            "1.20",
+        )
+        .await;
+        let r = c
+            .admin("PUT", &format!("/resource_providers/{RP}/inventories"), Some(json!({"resource_provider_generation": 0, "inventories": {"VCPU": {"total": 4}}})), "1.26")
+            .await;
+        assert_eq!(r.status, 200);
+        let put = |g: Value| json!({"allocations": {RP: {"resources": {"VCPU": 1}}}, "project_id": PROJECT, "user_id": "u", "consumer_generation": g});
+        let r = c
+            .admin(
+                "PUT",
+                &format!("/allocations/{C1}"),
+                Some(put(Value::Null)),
+                "1.28",
+            )
+            .await;
+        assert_eq!(r.status, 204);
+        let r = c
+            .admin(
+                "PUT",
+                &format!("/allocations/{C1}"),
+                Some(put(json!(5))),
+                "1.28",
+            )
+            .await;
+        assert_eq!(r.status, 409);
+        assert!(
+            r.body
+                .to_string()
+                .contains("consumer generation conflict - expected 1 but got 5"),
+            "{}",
+            r.body
+        );
+        let r = c
+            .admin(
+                "POST",
+                "/allocations",
+                Some(json!({C1: put(Value::Null)})),
+                "1.28",
+            )
+            .await;
+        assert_eq!(r.status, 409);
+        assert!(
+            r.body.to_string().contains("expected 1 but got None"),
+            "{}",
+            r.body
+        );
+    }
+}
