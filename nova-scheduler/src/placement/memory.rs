@@ -207,7 +207,7 @@ impl State {
             if g != c.generation {
                 return Err(PlacementError::ConcurrentUpdate(format!(
                     "consumer generation conflict - expected {:?} but got {:?}",
-                    c.generation, g
+                    g, c.generation
                 )));
             }
             let old = cur.map(|x| x.allocations.clone()).unwrap_or_default();
@@ -454,9 +454,13 @@ impl State {
         out
     }
 
+    /// `member_of` and forbidden aggregates, as Placement applies them: for
+    /// the unnumbered group an aggregate on the root spans the whole tree
+    /// (the provider or its root is in it); a numbered group's provider
+    /// must be in it itself.
     fn aggregates_ok(&self, p: &Provider, g: &Group) -> bool {
         let root = &self.providers[p.root];
-        let member = |a: u32| p.in_aggregate(a) || root.in_aggregate(a);
+        let member = |a: u32| p.in_aggregate(a) || (!g.numbered && root.in_aggregate(a));
         g.member_of.iter().all(|set| set.iter().any(|&a| member(a)))
             && !g.forbidden_aggs.iter().any(|&a| member(a))
     }
@@ -1264,7 +1268,7 @@ impl Placement for MemoryPlacement {
         let current = s.consumers.get(consumer).map(|c| c.generation);
         if current != consumer_generation {
             return Err(PlacementError::ConcurrentUpdate(format!(
-                "consumer generation conflict - expected {consumer_generation:?} but got {current:?}"
+                "consumer generation conflict - expected {current:?} but got {consumer_generation:?}"
             )));
         }
         // Resolve and merge the new allocations.

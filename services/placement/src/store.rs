@@ -326,7 +326,7 @@ impl SqlPlacement {
             if cur.consumer_generation != c.generation {
                 return Err(Retry::Fail(PlacementError::ConcurrentUpdate(format!(
                     "consumer generation conflict - expected {:?} but got {:?}",
-                    c.generation, cur.consumer_generation
+                    cur.consumer_generation, c.generation
                 ))));
             }
             let keys = if c.allocations.is_empty() {
