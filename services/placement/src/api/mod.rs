@@ -19,6 +19,7 @@
 mod allocations;
 mod candidates;
 mod catalog;
+mod cors;
 mod inventories;
 mod providers;
 mod util;
@@ -36,6 +37,8 @@ use nova_scheduler::placement::PlacementError;
 use serde_json::json;
 
 use crate::PlacementHandle;
+
+pub use cors::Cors;
 
 /// The oldest microversion served.
 pub const MIN: Mv = Mv(0);

@@ -843,3 +843,112 @@ async fn consumer_generation_conflict_wording() {
         );
     }
 }
+
+/// `[cors]` as oslo.middleware: a preflight from an allowed origin gets
+/// the preflight headers (and a 200 where the API has no OPTIONS); an
+/// origin not allowed gets a bare 200; plain requests from an allowed
+/// origin get `Access-Control-Allow-Origin`. Off, OPTIONS stays a 405.
+#[tokio::test]
+async fn cors_as_oslo_middleware() {
+    let on = Client {
+        app: api::Cors {
+            allowed_origin: vec!["http://valid.example.com".into()],
+            allow_headers: vec!["openstack-api-version".into()],
+            ..Default::default()
+        }
+        .wrap(api::router(PlacementHandle::memory(), api::noauth2())),
+    };
+    let h = |r: &Reply, k: &str| r.headers.get(k).map(|v| v.to_str().unwrap().to_owned());
+    let r = on
+        .call(
+            "OPTIONS",
+            "/",
+            None,
+            "",
+            Some("user"),
+            &[
+                ("origin", "http://valid.example.com"),
+                ("access-control-request-method", "GET"),
+                ("access-control-request-headers", "openstack-api-version"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        h(&r, "access-control-allow-origin").as_deref(),
+        Some("http://valid.example.com")
+    );
+    assert_eq!(
+        h(&r, "access-control-allow-headers").as_deref(),
+        Some("openstack-api-version")
+    );
+    assert_eq!(
+        h(&r, "access-control-allow-methods").as_deref(),
+        Some("GET")
+    );
+    assert_eq!(
+        h(&r, "access-control-allow-credentials").as_deref(),
+        Some("true")
+    );
+    assert_eq!(h(&r, "access-control-max-age").as_deref(), Some("3600"));
+    // A header not allowed: no preflight headers.
+    let r = on
+        .call(
+            "OPTIONS",
+            "/",
+            None,
+            "",
+            Some("user"),
+            &[
+                ("origin", "http://valid.example.com"),
+                ("access-control-request-method", "GET"),
+                ("access-control-request-headers", "x-not-allowed"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(h(&r, "access-control-allow-origin"), None);
+    for origin in ["http://invalid.example.com", "http://valid.example.com"] {
+        let extra = [("origin", origin), ("access-control-request-method", "GET")];
+        let r = on
+            .call("OPTIONS", "/", None, "", Some("user"), &extra)
+            .await;
+        assert_eq!(r.status, 200);
+        let r = on.call("GET", "/", None, "", Some("user"), &extra).await;
+        assert_eq!(r.status, 200);
+        let want = (origin == "http://valid.example.com").then(|| origin.to_owned());
+        assert_eq!(h(&r, "access-control-allow-origin"), want, "{origin}");
+        if want.is_some() {
+            assert!(h(&r, "vary").unwrap().contains("Origin"));
+        }
+    }
+    let off = Client::new(PlacementHandle::memory());
+    let r = off
+        .call(
+            "OPTIONS",
+            "/",
+            None,
+            "",
+            Some("user"),
+            &[("origin", "http://valid.example.com")],
+        )
+        .await;
+    assert_eq!(r.status, 405);
+    let r = api::Cors::default().wrap(api::router(PlacementHandle::memory(), api::noauth2()));
+    let off = Client { app: r };
+    let r = off
+        .call(
+            "GET",
+            "/",
+            None,
+            "",
+            None,
+            &[("origin", "http://valid.example.com")],
+        )
+        .await;
+    assert_eq!(
+        h(&r, "access-control-allow-origin"),
+        None,
+        "no origin allowed: off"
+    );
+}
