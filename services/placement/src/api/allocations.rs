@@ -57,17 +57,28 @@ fn resources(v: &Value) -> Result<BTreeMap<Name, i64>, ApiError> {
     if r.is_empty() {
         return Err(util::invalid("{} does not have enough properties"));
     }
+    // The schema's `patternProperties` with no additional properties:
+    // jsonschema names every key outside the pattern, sorted.
+    let mut bad: Vec<&String> = r
+        .keys()
+        .filter(|rc| {
+            rc.is_empty()
+                || !rc
+                    .bytes()
+                    .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
+        })
+        .collect();
+    if !bad.is_empty() {
+        bad.sort();
+        let verb = if bad.len() == 1 { "does" } else { "do" };
+        let names: Vec<String> = bad.iter().map(|k| format!("'{k}'")).collect();
+        return Err(util::invalid(format!(
+            "{} {verb} not match any of the regexes: '^[A-Z0-9_]+$'",
+            names.join(", ")
+        )));
+    }
     let mut out = BTreeMap::new();
     for (rc, n) in r {
-        if rc.is_empty()
-            || !rc
-                .bytes()
-                .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
-        {
-            return Err(util::invalid(format!(
-                "'{rc}' does not match '^[0-9A-Z_]+$'"
-            )));
-        }
         let amount = util::int(r, rc, 1, 2_147_483_647)?.unwrap_or(0);
         let _ = n;
         out.insert(Name::from(rc.as_str()), amount);

@@ -952,3 +952,52 @@ async fn cors_as_oslo_middleware() {
         "no origin allowed: off"
     );
 }
+
+/// Placement's schema and query wording: resource class keys outside
+/// the pattern named as jsonschema's `patternProperties` does; a trait
+/// both required and forbidden in `root_required` named as such.
+#[tokio::test]
+async fn schema_and_root_required_wording() {
+    for c in both().await {
+        c.admin(
+            "POST",
+            "/resource_providers",
+            Some(json!({"name": "cn", "uuid": RP})),
+            "1.20",
+        )
+        .await;
+        let r = c
+            .admin(
+                "PUT",
+                &format!("/allocations/{C1}"),
+                Some(json!({"allocations": {RP: {"resources": {"vcpu": 1, "DISK_GB": 20, "mem": 1}}}, "project_id": PROJECT, "user_id": "u"})),
+                "1.12",
+            )
+            .await;
+        assert_eq!(r.status, 400);
+        assert!(
+            r.body
+                .to_string()
+                .contains("'mem', 'vcpu' do not match any of the regexes: '^[A-Z0-9_]+$'"),
+            "{}",
+            r.body
+        );
+        let r = c
+            .admin(
+                "GET",
+                "/allocation_candidates?resources=VCPU:1&root_required=HW_CPU_X86_AVX2,HW_CPU_X86_SSE,!HW_CPU_X86_AVX2",
+                None,
+                "1.35",
+            )
+            .await;
+        assert_eq!(r.status, 400);
+        assert_eq!(r.body["errors"][0]["code"], "placement.query.bad_value");
+        assert!(
+            r.body.to_string().contains(
+                "Conflicting required and forbidden traits found in root_required: HW_CPU_X86_AVX2"
+            ),
+            "{}",
+            r.body
+        );
+    }
+}
