@@ -1001,3 +1001,56 @@ async fn schema_and_root_required_wording() {
         );
     }
 }
+
+/// Errors as webob renders them: JSON without `Accept` or with `*/*`
+/// (Placement's request log), HTML when the `Accept` header prefers it,
+/// plain text when it takes neither.
+#[tokio::test]
+async fn errors_follow_the_accept_header() {
+    let c = Client::new(PlacementHandle::memory());
+    let get = |accept: Option<&'static str>| {
+        let extra: Vec<(&str, &str)> = accept.map(|a| ("accept", a)).into_iter().collect();
+        let c = &c;
+        async move {
+            let app = c.app.clone();
+            let mut rb = Request::builder()
+                .method("GET")
+                .uri("/bc8d9d50-7b0d-45ef-839c-e7b5e1c4e8fd")
+                .header("x-auth-token", "admin");
+            for (k, v) in extra {
+                rb = rb.header(k, v);
+            }
+            let resp = app.oneshot(rb.body(Body::empty()).unwrap()).await.unwrap();
+            let status = resp.status();
+            let ct = resp.headers()[axum::http::header::CONTENT_TYPE]
+                .to_str()
+                .unwrap()
+                .to_owned();
+            let body = axum::body::to_bytes(resp.into_body(), usize::MAX)
+                .await
+                .unwrap();
+            (status, ct, String::from_utf8(body.to_vec()).unwrap())
+        }
+    };
+    for accept in [None, Some("*/*"), Some("application/json")] {
+        let (status, ct, body) = get(accept).await;
+        assert_eq!(status, 404);
+        assert_eq!(ct, "application/json", "{accept:?}");
+        assert!(body.contains("\"errors\""), "{body}");
+    }
+    for accept in ["text/html", "text/*", "application/json;q=0.5, text/html"] {
+        let (status, ct, body) = get(Some(accept)).await;
+        assert_eq!(status, 404);
+        assert!(ct.starts_with("text/html"), "{accept}: {ct}");
+        assert!(body.contains("<h1>404 Not Found</h1>"), "{body}");
+        assert!(body.contains("The resource could not be found"), "{body}");
+    }
+    let (_, ct, body) = get(Some("text/html;q=0.1, application/json")).await;
+    assert_eq!(ct, "application/json", "{body}");
+    let (_, ct, body) = get(Some("text/plain")).await;
+    assert!(ct.starts_with("text/plain"), "{ct}");
+    assert!(
+        body.starts_with("404 Not Found\n\nThe resource could not be found."),
+        "{body}"
+    );
+}
