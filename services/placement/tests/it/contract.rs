@@ -208,6 +208,12 @@ pub(crate) async fn no_overcommit_under_races(
 /// consumers use it.
 pub(crate) async fn batch_writes(p: &dyn PlacementService) {
     use nova_scheduler::placement::{ConsumerWrite, InventoryWrite};
+    // Uuids, so a real Placement takes them too.
+    const ROOT: &str = "b0000000-0000-4000-8000-000000000001";
+    const CHILD: &str = "b0000000-0000-4000-8000-000000000002";
+    const C1: &str = "b0000000-0000-4000-8000-0000000000c1";
+    const C2: &str = "b0000000-0000-4000-8000-0000000000c2";
+    const C3: &str = "b0000000-0000-4000-8000-0000000000c3";
     let write = |c: &str, a: Allocations, generation: Option<u64>| ConsumerWrite {
         consumer: c.to_owned(),
         allocations: a,
@@ -222,31 +228,31 @@ pub(crate) async fn batch_writes(p: &dyn PlacementService) {
         }
         out
     };
-    p.create_provider_async("bw-root", "bw-root", None)
+    p.create_provider_async(ROOT, "bw-root", None)
         .await
         .unwrap();
     let inv = BTreeMap::from([
         ("VCPU".to_owned(), InventoryRecord::new(8)),
         ("DISK_GB".to_owned(), InventoryRecord::new(100)),
     ]);
-    p.set_inventories_async("bw-root", 0, &inv).await.unwrap();
-    let a1 = both(alloc("bw-root", "VCPU", 2), alloc("bw-root", "DISK_GB", 10));
-    p.put_allocations_async("bw-c1", &a1, "p", "u", None)
+    p.set_inventories_async(ROOT, 0, &inv).await.unwrap();
+    let a1 = both(alloc(ROOT, "VCPU", 2), alloc(ROOT, "DISK_GB", 10));
+    p.put_allocations_async(C1, &a1, "p", "u", None)
         .await
         .unwrap();
-    p.put_allocations_async("bw-c2", &alloc("bw-root", "VCPU", 1), "p", "u", None)
+    p.put_allocations_async(C2, &alloc(ROOT, "VCPU", 1), "p", "u", None)
         .await
         .unwrap();
-    p.create_provider_async("bw-child", "bw-child", Some("bw-root"))
+    p.create_provider_async(CHILD, "bw-child", Some(ROOT))
         .await
         .unwrap();
-    let root_gen = p.get_provider_async("bw-root").await.unwrap().generation;
+    let root_gen = p.get_provider_async(ROOT).await.unwrap().generation;
     assert_eq!(root_gen, 3);
     let reshape = |disk: i64| {
         (
             vec![
                 InventoryWrite {
-                    provider: "bw-root".into(),
+                    provider: ROOT.into(),
                     generation: 3,
                     inventories: BTreeMap::from([(
                         "DISK_GB".to_owned(),
@@ -257,36 +263,34 @@ pub(crate) async fn batch_writes(p: &dyn PlacementService) {
                     )]),
                 },
                 InventoryWrite {
-                    provider: "bw-child".into(),
+                    provider: CHILD.into(),
                     generation: 0,
                     inventories: BTreeMap::from([("VCPU".to_owned(), InventoryRecord::new(8))]),
                 },
             ],
             vec![
                 write(
-                    "bw-c1",
-                    both(
-                        alloc("bw-root", "DISK_GB", disk),
-                        alloc("bw-child", "VCPU", 2),
-                    ),
+                    C1,
+                    both(alloc(ROOT, "DISK_GB", disk), alloc(CHILD, "VCPU", 2)),
                     Some(1),
                 ),
-                write("bw-c2", alloc("bw-child", "VCPU", 1), Some(1)),
+                write(C2, alloc(CHILD, "VCPU", 1), Some(1)),
             ],
         )
     };
     // Over capacity at the end: nothing written.
     let before = (
-        p.inventories_async("bw-root").await.unwrap(),
-        p.inventories_async("bw-child").await.unwrap(),
-        p.allocations_async("bw-c1").await.unwrap(),
-        p.allocations_async("bw-c2").await.unwrap(),
+        p.inventories_async(ROOT).await.unwrap(),
+        p.inventories_async(CHILD).await.unwrap(),
+        p.allocations_async(C1).await.unwrap(),
+        p.allocations_async(C2).await.unwrap(),
     );
     let (invs, cons) = reshape(1000);
-    assert!(matches!(
-        p.write_many_async(&invs, &cons).await,
-        Err(PlacementError::CapacityExceeded(_))
-    ));
+    let r = p.write_many_async(&invs, &cons).await;
+    assert!(
+        matches!(r, Err(PlacementError::CapacityExceeded(_))),
+        "{r:?}"
+    );
     // The VCPU still in use on the root when it loses its inventory.
     let (invs, mut cons) = reshape(10);
     cons.pop();
@@ -295,10 +299,10 @@ pub(crate) async fn batch_writes(p: &dyn PlacementService) {
         Err(PlacementError::InventoryInUse(_))
     ));
     let after = (
-        p.inventories_async("bw-root").await.unwrap(),
-        p.inventories_async("bw-child").await.unwrap(),
-        p.allocations_async("bw-c1").await.unwrap(),
-        p.allocations_async("bw-c2").await.unwrap(),
+        p.inventories_async(ROOT).await.unwrap(),
+        p.inventories_async(CHILD).await.unwrap(),
+        p.allocations_async(C1).await.unwrap(),
+        p.allocations_async(C2).await.unwrap(),
     );
     assert_eq!(before, after, "a failed batch leaves no trace");
     // The reshape: each provider +3 (interim, allocations, final).
@@ -307,17 +311,14 @@ pub(crate) async fn batch_writes(p: &dyn PlacementService) {
         p.write_many_async(&invs, &cons).await.unwrap(),
         vec![Some(2), Some(2)]
     );
-    assert_eq!(p.get_provider_async("bw-root").await.unwrap().generation, 6);
+    assert_eq!(p.get_provider_async(ROOT).await.unwrap().generation, 6);
+    assert_eq!(p.get_provider_async(CHILD).await.unwrap().generation, 3);
     assert_eq!(
-        p.get_provider_async("bw-child").await.unwrap().generation,
-        3
-    );
-    assert_eq!(
-        p.usages_async("bw-root").await.unwrap(),
+        p.usages_async(ROOT).await.unwrap(),
         BTreeMap::from([("DISK_GB".to_owned(), 10)])
     );
     assert_eq!(
-        p.usages_async("bw-child").await.unwrap(),
+        p.usages_async(CHILD).await.unwrap(),
         BTreeMap::from([("VCPU".to_owned(), 3)])
     );
     // Allocations only: c1 released (its providers bumped), c3 new; the
@@ -326,24 +327,18 @@ pub(crate) async fn batch_writes(p: &dyn PlacementService) {
         p.write_many_async(
             &[],
             &[
-                write("bw-c1", Allocations::new(), Some(2)),
-                write("bw-c3", alloc("bw-child", "VCPU", 4), None),
+                write(C1, Allocations::new(), Some(2)),
+                write(C3, alloc(CHILD, "VCPU", 4), None),
             ],
         )
         .await
         .unwrap(),
         vec![None, Some(1)]
     );
-    assert_eq!(p.get_provider_async("bw-root").await.unwrap().generation, 7);
+    assert_eq!(p.get_provider_async(ROOT).await.unwrap().generation, 7);
+    assert_eq!(p.get_provider_async(CHILD).await.unwrap().generation, 4);
     assert_eq!(
-        p.get_provider_async("bw-child").await.unwrap().generation,
-        4
-    );
-    assert_eq!(
-        p.allocations_async("bw-c1")
-            .await
-            .unwrap()
-            .consumer_generation,
+        p.allocations_async(C1).await.unwrap().consumer_generation,
         None
     );
     // A stale consumer generation anywhere: nothing written.
@@ -351,21 +346,18 @@ pub(crate) async fn batch_writes(p: &dyn PlacementService) {
         p.write_many_async(
             &[],
             &[
-                write("bw-c2", alloc("bw-child", "VCPU", 2), Some(2)),
-                write("bw-c3", alloc("bw-child", "VCPU", 1), Some(7)),
+                write(C2, alloc(CHILD, "VCPU", 2), Some(2)),
+                write(C3, alloc(CHILD, "VCPU", 1), Some(7)),
             ],
         )
         .await,
         Err(PlacementError::ConcurrentUpdate(_))
     ));
     assert_eq!(
-        p.allocations_async("bw-c2").await.unwrap().allocations,
-        alloc("bw-child", "VCPU", 1)
+        p.allocations_async(C2).await.unwrap().allocations,
+        alloc(CHILD, "VCPU", 1)
     );
-    assert_eq!(
-        p.get_provider_async("bw-child").await.unwrap().generation,
-        4
-    );
+    assert_eq!(p.get_provider_async(CHILD).await.unwrap().generation, 4);
 }
 
 /// Placement's generation bumps for single-consumer writes: a PUT bumps
