@@ -124,7 +124,7 @@ pub trait PlacementService: Send + Sync + std::fmt::Debug {
     /// replaced (a bump per provider the consumers now allocate from, or
     /// a released consumer had allocations on), the inventories narrowed
     /// to the new (a bump). Each consumer's new generation (`None`:
-    /// released). Stores that cannot (an HTTP client) refuse it.
+    /// released). The default refuses it (a store that cannot).
     async fn write_many_async(
         &self,
         inventories: &[InventoryWrite],
