@@ -50,7 +50,7 @@ def free_port():
     return port
 
 
-def start_server(port, secure_rbac=False):
+def start_server(port, secure_rbac=False, cors=None):
     d = os.path.realpath(tempfile.mkdtemp(prefix='placement-gabbi-'))
     conf = os.path.join(d, 'placement.conf')
     with open(conf, 'w') as f:
@@ -58,6 +58,10 @@ def start_server(port, secure_rbac=False):
                 '[api]\nauth_strategy = noauth2\n'
                 '[oslo_policy]\nenforce_new_defaults = %s\n'
                 % (d, 'true' if secure_rbac else 'false'))
+        opts = {k: v for k, v in (cors or {}).items() if v}
+        if opts:
+            f.write('[cors]\n' + ''.join(
+                '%s = %s\n' % (k, ','.join(v)) for k, v in opts.items()))
     log = open(os.path.join(d, 'log'), 'w')
     proc = subprocess.Popen([BINARY, '--config', conf, '--port', str(port)],
                             stdout=log, stderr=subprocess.STDOUT)
@@ -193,10 +197,14 @@ def stand_in(name, base):
 
     class StandIn(fixture.GabbiFixture):
         def start_fixture(self):
-            self.server = start_server(
-                STATE['port'], getattr(base, '_secure_rbac', False))
             self.real = base()
             self.real.start_fixture()
+            # The [cors] options the fixture set (CORSFixture), for ours.
+            cors = self.real.conf_fixture.conf.cors
+            self.server = start_server(
+                STATE['port'], getattr(base, '_secure_rbac', False),
+                {'allowed_origin': cors.allowed_origin,
+                 'allow_headers': cors.allow_headers})
             from placement import db_api
             engine = db_api.placement_context_manager.writer.get_engine()
             replay(engine)

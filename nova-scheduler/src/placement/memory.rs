@@ -7,14 +7,14 @@ use std::sync::RwLock;
 use super::Placement;
 use super::model::{
     AllocationCandidates, Allocations, CandidateRow, CandidatesRequest, ConsumerAllocations,
-    GroupPolicy, InventoryRecord, Name, PlacementError, ProviderSummary, RequestGroup,
-    ResourceProvider, valid_resource_class,
+    ConsumerWrite, GroupPolicy, InventoryRecord, InventoryWrite, Name, PlacementError,
+    ProviderSummary, RequestGroup, ResourceProvider, valid_resource_class,
 };
 
 type Result<T> = std::result::Result<T, PlacementError>;
 
 /// Names → small integers, so providers hold compact ids.
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 struct Interner {
     ids: HashMap<Name, u32>,
     names: Vec<Name>,
@@ -39,14 +39,14 @@ impl Interner {
     }
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct Inv {
     rc: u32,
     record: InventoryRecord,
     used: i64,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct Provider {
     uuid: Name,
     name: String,
@@ -72,7 +72,7 @@ impl Provider {
     }
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 struct Consumer {
     project_id: String,
     user_id: String,
@@ -86,7 +86,7 @@ struct Consumer {
 /// (group, provider) mappings.
 type Combo = (Vec<(usize, u32, i64)>, Vec<(usize, usize)>);
 
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 struct State {
     providers: Vec<Provider>,
     by_uuid: HashMap<Name, usize>,
@@ -156,6 +156,172 @@ impl State {
         }
         p.generation += 1;
         Ok(p.generation)
+    }
+
+    /// See [`MemoryPlacement::write_many`]; leaves `self` half-written on
+    /// a failure (the caller works on a copy).
+    fn write_many(
+        &mut self,
+        inventories: &[InventoryWrite],
+        consumers: &[ConsumerWrite],
+    ) -> Result<Vec<Option<u64>>> {
+        // Interim inventories: the old with the new over them.
+        let mut targets = Vec::new();
+        for w in inventories {
+            let i = self.idx(&w.provider)?;
+            self.check_generation(i, w.generation)?;
+            for (rc, rec) in &w.inventories {
+                if !valid_resource_class(rc) {
+                    return Err(PlacementError::BadRequest(format!(
+                        "invalid resource class {rc:?}"
+                    )));
+                }
+                rec.validate()
+                    .map_err(|e| PlacementError::BadRequest(format!("{rc}: {e}")))?;
+            }
+            targets.push(i);
+            if w.inventories.is_empty() {
+                continue;
+            }
+            for (rc, rec) in &w.inventories {
+                let id = self.rcs.intern(rc);
+                let p = &mut self.providers[i];
+                match p.inventories.iter_mut().find(|v| v.rc == id) {
+                    Some(v) => v.record = *rec,
+                    None => p.inventories.push(Inv {
+                        rc: id,
+                        record: *rec,
+                        used: 0,
+                    }),
+                }
+            }
+            self.providers[i].generation += 1;
+        }
+        // The consumers: generations, then release every old allocation.
+        let mut touched: BTreeSet<usize> = BTreeSet::new();
+        let mut prev: HashMap<(usize, u32), i64> = HashMap::new();
+        let mut currents = Vec::new();
+        for c in consumers {
+            let cur = self.consumers.get(&c.consumer);
+            let g = cur.map(|x| x.generation);
+            if g != c.generation {
+                return Err(PlacementError::ConcurrentUpdate(format!(
+                    "consumer generation conflict - expected {:?} but got {:?}",
+                    g, c.generation
+                )));
+            }
+            let old = cur.map(|x| x.allocations.clone()).unwrap_or_default();
+            if c.allocations.is_empty() {
+                touched.extend(old.iter().map(|a| a.0));
+            }
+            currents.push((g, cur.and_then(|x| x.consumer_type.clone()), old));
+        }
+        for p in 0..self.providers.len() {
+            for v in &self.providers[p].inventories {
+                prev.insert((p, v.rc), v.used);
+            }
+        }
+        for (_, _, old) in &currents {
+            for &(p, rc, n) in old {
+                if let Some(v) = self.providers[p]
+                    .inventories
+                    .iter_mut()
+                    .find(|v| v.rc == rc)
+                {
+                    v.used -= n;
+                }
+            }
+        }
+        // Take the new, each within the inventory (or no worse than before).
+        let mut news = Vec::new();
+        for c in consumers {
+            let mut new: BTreeMap<(usize, u32), i64> = BTreeMap::new();
+            for (rp, res) in &c.allocations {
+                let p = self.idx(rp).map_err(|_| {
+                    PlacementError::BadRequest(format!(
+                        "Allocation for resource provider '{rp}' that does not exist."
+                    ))
+                })?;
+                touched.insert(p);
+                for (rc, &n) in res {
+                    let invalid = || {
+                        PlacementError::BadRequest(format!(
+                            "Unable to allocate inventory: Inventory for '{rc}' on resource provider '{rp}' invalid."
+                        ))
+                    };
+                    let id = self.rcs.get(rc).ok_or_else(invalid)?;
+                    let v = self.providers[p]
+                        .inventories
+                        .iter_mut()
+                        .find(|v| v.rc == id)
+                        .ok_or_else(invalid)?;
+                    let r = v.record;
+                    if n < r.min_unit || n > r.max_unit || n % r.step_size.max(1) != 0 {
+                        return Err(PlacementError::BadRequest(format!(
+                            "Unable to allocate inventory: Unable to create allocation for '{rc}' on resource provider '{rp}'. The requested amount would violate inventory constraints."
+                        )));
+                    }
+                    v.used += n;
+                    let before = prev.get(&(p, id)).copied().unwrap_or(0);
+                    if v.used > r.capacity() && v.used > before {
+                        return Err(PlacementError::CapacityExceeded(format!(
+                            "Unable to allocate inventory: Unable to create allocation for '{rc}' on resource provider '{rp}'. The requested amount would exceed the capacity."
+                        )));
+                    }
+                    *new.entry((p, id)).or_default() += n;
+                }
+            }
+            news.push(new);
+        }
+        for p in touched {
+            self.providers[p].generation += 1;
+        }
+        let mut out = Vec::new();
+        for ((c, (g, ty, _)), new) in consumers.iter().zip(currents).zip(news) {
+            if new.is_empty() {
+                self.consumers.remove(&c.consumer);
+                out.push(None);
+                continue;
+            }
+            let generation = g.map_or(1, |g| g + 1);
+            self.consumers.insert(
+                c.consumer.clone(),
+                Consumer {
+                    project_id: c.project_id.clone(),
+                    user_id: c.user_id.clone(),
+                    generation,
+                    consumer_type: ty,
+                    allocations: new.into_iter().map(|((p, rc), n)| (p, rc, n)).collect(),
+                },
+            );
+            out.push(Some(generation));
+        }
+        // The final inventories: nothing in use may lose its inventory.
+        for (w, &i) in inventories.iter().zip(&targets) {
+            let mut new = Vec::with_capacity(w.inventories.len());
+            for v in &self.providers[i].inventories {
+                let rc = self.rcs.name(v.rc);
+                if v.used > 0 && !w.inventories.contains_key(&**rc) {
+                    return Err(PlacementError::InventoryInUse(format!(
+                        "Inventory for '{rc}' on resource provider '{}' in use.",
+                        w.provider
+                    )));
+                }
+            }
+            for (rc, rec) in &w.inventories {
+                let id = self.rcs.intern(rc);
+                let used = self.providers[i].inv(id).map_or(0, |v| v.used);
+                new.push(Inv {
+                    rc: id,
+                    record: *rec,
+                    used,
+                });
+            }
+            let p = &mut self.providers[i];
+            p.inventories = new;
+            p.generation += 1;
+        }
+        Ok(out)
     }
 
     fn idx(&self, uuid: &str) -> Result<usize> {
@@ -288,9 +454,13 @@ impl State {
         out
     }
 
+    /// `member_of` and forbidden aggregates, as Placement applies them: for
+    /// the unnumbered group an aggregate on the root spans the whole tree
+    /// (the provider or its root is in it); a numbered group's provider
+    /// must be in it itself.
     fn aggregates_ok(&self, p: &Provider, g: &Group) -> bool {
         let root = &self.providers[p.root];
-        let member = |a: u32| p.in_aggregate(a) || root.in_aggregate(a);
+        let member = |a: u32| p.in_aggregate(a) || (!g.numbered && root.in_aggregate(a));
         g.member_of.iter().all(|set| set.iter().any(|&a| member(a)))
             && !g.forbidden_aggs.iter().any(|&a| member(a))
     }
@@ -758,6 +928,27 @@ impl MemoryPlacement {
 }
 
 impl MemoryPlacement {
+    /// Several consumers' allocations and providers' inventories written
+    /// as one (`POST /allocations`, the reshaper), as Placement does in
+    /// one transaction: each provider in `inventories` first widened to
+    /// its old inventories with the new ones over them (a generation
+    /// bump), then every consumer's allocations replaced (one bump per
+    /// provider they now allocate from, or, for a consumer released, it
+    /// had allocations on), then the inventories set to the new ones (a
+    /// bump). All or nothing: on any failure the model is as it was.
+    /// Returns each consumer's new generation (`None`: released).
+    pub fn write_many(
+        &self,
+        inventories: &[InventoryWrite],
+        consumers: &[ConsumerWrite],
+    ) -> Result<Vec<Option<u64>>> {
+        let mut guard = self.write();
+        let mut s = guard.clone();
+        let out = s.write_many(inventories, consumers)?;
+        *guard = s;
+        Ok(out)
+    }
+
     /// Every consumer with its allocations, by uuid.
     pub fn consumers(&self) -> Vec<(String, ConsumerAllocations)> {
         let s = self.read();
@@ -1050,6 +1241,21 @@ impl Placement for MemoryPlacement {
         Ok(self.read().consumer_view(consumer).unwrap_or_default())
     }
 
+    /// `DELETE /allocations/{consumer}`: as in Placement, no provider
+    /// generation moves (freeing never overcommits).
+    fn delete_allocations(&self, consumer: &str) -> Result<()> {
+        let mut s = self.write();
+        let Some(c) = s.consumers.remove(consumer) else {
+            return Ok(());
+        };
+        for (p, rc, n) in c.allocations {
+            if let Some(v) = s.providers[p].inventories.iter_mut().find(|v| v.rc == rc) {
+                v.used -= n;
+            }
+        }
+        Ok(())
+    }
+
     fn put_allocations(
         &self,
         consumer: &str,
@@ -1062,7 +1268,7 @@ impl Placement for MemoryPlacement {
         let current = s.consumers.get(consumer).map(|c| c.generation);
         if current != consumer_generation {
             return Err(PlacementError::ConcurrentUpdate(format!(
-                "consumer generation conflict - expected {consumer_generation:?} but got {current:?}"
+                "consumer generation conflict - expected {current:?} but got {consumer_generation:?}"
             )));
         }
         // Resolve and merge the new allocations.
@@ -1119,13 +1325,18 @@ impl Placement for MemoryPlacement {
                 )));
             }
         }
-        // Apply: release the old, take the new, bump every provider touched.
+        // Apply: release the old, take the new. As in Placement, the
+        // providers bumped are those allocated from now (or, when the
+        // consumer is released, those it had allocations on): freeing
+        // alone never overcommits.
         let mut touched: BTreeSet<usize> = BTreeSet::new();
         for &(p, rc, n) in &old {
             if let Some(v) = s.providers[p].inventories.iter_mut().find(|v| v.rc == rc) {
                 v.used -= n;
             }
-            touched.insert(p);
+            if new.is_empty() {
+                touched.insert(p);
+            }
         }
         for (&(p, rc), &n) in &new {
             if let Some(v) = s.providers[p].inventories.iter_mut().find(|v| v.rc == rc) {

@@ -34,9 +34,9 @@ use std::collections::{BTreeMap, BTreeSet};
 pub use memory::MemoryPlacement;
 pub use model::{
     AllocationCandidates, AllocationRequest, Allocations, CandidatesRequest, ConsumerAllocations,
-    GroupPolicy, InventoryRecord, Name, PlacementError, ProviderSummary, RequestGroup,
-    ResourceProvider, STANDARD_RESOURCE_CLASSES, is_standard_trait, standard_traits,
-    valid_custom_name, valid_resource_class,
+    ConsumerWrite, GroupPolicy, InventoryRecord, InventoryWrite, Name, PlacementError,
+    ProviderSummary, RequestGroup, ResourceProvider, STANDARD_RESOURCE_CLASSES, is_standard_trait,
+    standard_traits, valid_custom_name, valid_resource_class,
 };
 
 /// What the scheduler (and the Placement API) need of a Placement store.

@@ -158,6 +158,34 @@ pub struct ResourceProvider {
 /// Resources per provider: `{provider uuid: {resource class: amount}}`.
 pub type Allocations = BTreeMap<Name, BTreeMap<Name, i64>>;
 
+/// One provider's new inventories in a batch write (the reshaper, 1.30),
+/// checked against `generation`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct InventoryWrite {
+    /// The provider.
+    pub provider: String,
+    /// Its generation as the caller saw it.
+    pub generation: u64,
+    /// The inventories it ends with.
+    pub inventories: BTreeMap<String, InventoryRecord>,
+}
+
+/// One consumer's new allocations in a batch write (`POST /allocations`,
+/// the reshaper): empty allocations release the consumer's.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ConsumerWrite {
+    /// The consumer.
+    pub consumer: String,
+    /// Its new allocations.
+    pub allocations: Allocations,
+    /// Project.
+    pub project_id: String,
+    /// User.
+    pub user_id: String,
+    /// Its generation now, as the caller saw it (`None`: a new consumer).
+    pub generation: Option<u64>,
+}
+
 /// A consumer's allocations (`GET /allocations/{consumer}`).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ConsumerAllocations {

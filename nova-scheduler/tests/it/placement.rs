@@ -401,3 +401,39 @@ proptest! {
         }
     }
 }
+
+/// `member_of` as Placement applies it (bug 1792503): an aggregate on a
+/// root spans its tree for the unnumbered group only; a numbered group's
+/// provider must be in the aggregate itself.
+#[test]
+fn root_aggregates_span_the_tree_for_the_unnumbered_group_only() {
+    let p = MemoryPlacement::new();
+    let rp = p.create_provider("cn", "cn", None).unwrap();
+    p.set_aggregates("cn", rp.generation, &BTreeSet::from(["agg-a".to_owned()]))
+        .unwrap();
+    for numa in ["numa0", "numa1"] {
+        p.create_provider(numa, numa, Some("cn")).unwrap();
+        p.set_inventories(numa, 0, &inv(&[("VCPU", InventoryRecord::new(4))]))
+            .unwrap();
+    }
+    let req = |suffix: &str, agg: &str| {
+        let mut g = group(&[("VCPU", 1)]);
+        g.suffix = suffix.into();
+        g.member_of = vec![BTreeSet::from([agg.to_owned()])];
+        CandidatesRequest {
+            groups: vec![g],
+            ..Default::default()
+        }
+    };
+    let count = |r: &CandidatesRequest| p.allocation_candidates(r).unwrap().len();
+    assert_eq!(
+        count(&req("", "agg-a")),
+        2,
+        "the root's aggregate spans its tree"
+    );
+    assert_eq!(count(&req("1", "agg-a")), 0, "not for a numbered group");
+    let g = p.aggregates("numa1").unwrap().0;
+    p.set_aggregates("numa1", g, &BTreeSet::from(["agg-a".to_owned()]))
+        .unwrap();
+    assert_eq!(count(&req("1", "agg-a")), 1, "the provider itself in it");
+}

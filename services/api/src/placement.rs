@@ -84,10 +84,27 @@ pub async fn serve(runner: Runner, port: Option<u16>) -> anyhow::Result<()> {
     let policy = nova_placement::api::Policy {
         enforce_new_defaults: conf.parse_or("oslo_policy", "enforce_new_defaults", false)?,
     };
+    let cors = cors_from_conf(conf)?;
     runner.http(
         "placement API",
         listener,
-        nova_placement::api::router_with_policy(placement, auth, policy),
+        cors.wrap(nova_placement::api::router_with_policy(
+            placement, auth, policy,
+        )),
     );
     runner.run().await
+}
+
+/// The `[cors]` options (oslo.middleware's), as Placement reads them.
+fn cors_from_conf(conf: &nova_service::Conf) -> anyhow::Result<nova_placement::api::Cors> {
+    let d = nova_placement::api::Cors::default();
+    let list = |k: &str, default: Vec<String>| conf.list("cors", k).unwrap_or(default);
+    Ok(nova_placement::api::Cors {
+        allowed_origin: list("allowed_origin", d.allowed_origin),
+        allow_credentials: conf.parse_or("cors", "allow_credentials", d.allow_credentials)?,
+        expose_headers: list("expose_headers", d.expose_headers),
+        max_age: conf.parse_or("cors", "max_age", d.max_age)?,
+        allow_methods: list("allow_methods", d.allow_methods),
+        allow_headers: list("allow_headers", d.allow_headers),
+    })
 }

@@ -55,6 +55,7 @@ pub const KNOWN_OPTIONS: &[(&str, &str)] = &[
     ("database", "pool_timeout"),
     ("database", "connection_debug"),
     ("placement_database", "connection"),
+    ("cors", "*"),
     ("api", "auth_strategy"),
     ("api", "max_limit"),
     ("api", "enable_instance_password"),

@@ -17,7 +17,8 @@ use std::sync::Mutex;
 
 use nova_scheduler::placement::{
     AllocationCandidates, AllocationRequest, Allocations, CandidatesRequest, ConsumerAllocations,
-    GroupPolicy, InventoryRecord, Name, PlacementError, ProviderSummary, ResourceProvider,
+    ConsumerWrite, GroupPolicy, InventoryRecord, InventoryWrite, Name, PlacementError,
+    ProviderSummary, ResourceProvider,
 };
 use serde_json::{Value, json};
 
@@ -768,6 +769,70 @@ impl PlacementService for HttpPlacement {
         // Placement bumps a consumer's generation by one per write (a new
         // one is created at 0 and written to 1).
         Ok((!allocations.is_empty()).then(|| consumer_generation.map_or(1, |g| g + 1)))
+    }
+
+    /// `POST /allocations`, or `POST /reshaper` when inventories change
+    /// (Placement writes either in one transaction).
+    async fn write_many_async(
+        &self,
+        inventories: &[InventoryWrite],
+        consumers: &[ConsumerWrite],
+    ) -> Result<Vec<Option<u64>>> {
+        let allocs: serde_json::Map<String, Value> = consumers
+            .iter()
+            .map(|c| {
+                let a: serde_json::Map<String, Value> = c
+                    .allocations
+                    .iter()
+                    .map(|(rp, res)| (rp.to_string(), json!({"resources": res})))
+                    .collect();
+                (
+                    c.consumer.clone(),
+                    json!({"allocations": a, "project_id": c.project_id, "user_id": c.user_id,
+                           "consumer_generation": c.generation}),
+                )
+            })
+            .collect();
+        if inventories.is_empty() {
+            self.ok(Method::POST, "/allocations", "1.36", Some(&json!(allocs)))
+                .await?;
+        } else {
+            for w in inventories {
+                self.ensure_custom(
+                    Custom::ResourceClasses,
+                    w.inventories.keys().map(String::as_str),
+                )
+                .await?;
+            }
+            let invs: serde_json::Map<String, Value> = inventories
+                .iter()
+                .map(|w| {
+                    let inv: serde_json::Map<String, Value> = w
+                        .inventories
+                        .iter()
+                        .map(|(rc, i)| {
+                            (
+                                rc.clone(),
+                                json!({"total": i.total, "reserved": i.reserved, "min_unit": i.min_unit,
+                                       "max_unit": i.max_unit, "step_size": i.step_size,
+                                       "allocation_ratio": i.allocation_ratio}),
+                            )
+                        })
+                        .collect();
+                    (
+                        w.provider.clone(),
+                        json!({"resource_provider_generation": w.generation, "inventories": inv}),
+                    )
+                })
+                .collect();
+            let body = json!({"inventories": invs, "allocations": allocs});
+            self.ok(Method::POST, "/reshaper", "1.36", Some(&body))
+                .await?;
+        }
+        Ok(consumers
+            .iter()
+            .map(|c| (!c.allocations.is_empty()).then(|| c.generation.map_or(1, |g| g + 1)))
+            .collect())
     }
 
     async fn delete_allocations_async(&self, consumer: &str) -> Result<()> {

@@ -5,8 +5,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
 
 use nova_scheduler::placement::{
-    AllocationCandidates, Allocations, CandidatesRequest, ConsumerAllocations, InventoryRecord,
-    MemoryPlacement, Placement, PlacementError, ResourceProvider,
+    AllocationCandidates, Allocations, CandidatesRequest, ConsumerAllocations, ConsumerWrite,
+    InventoryRecord, InventoryWrite, MemoryPlacement, Placement, PlacementError, ResourceProvider,
 };
 
 use crate::PlacementService;
@@ -180,6 +180,14 @@ impl PlacementService for MemoryPlacementService {
 
     async fn delete_allocations_async(&self, consumer: &str) -> Result<()> {
         self.model.delete_allocations(consumer)
+    }
+
+    async fn write_many_async(
+        &self,
+        inventories: &[InventoryWrite],
+        consumers: &[ConsumerWrite],
+    ) -> Result<Vec<Option<u64>>> {
+        self.model.write_many(inventories, consumers)
     }
 
     async fn update_provider_async(

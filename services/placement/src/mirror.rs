@@ -28,9 +28,9 @@ struct Copy {
     model: Arc<MemoryPlacement>,
     /// When the database was last found to match it.
     checked: Instant,
-    /// What the probe should read if nobody else wrote: providers and the
-    /// sum of their generations (every write bumps some generation).
-    expected: (i64, i64),
+    /// What the probe should read if nobody else wrote (see
+    /// [`sql::Probe`]).
+    expected: sql::Probe,
 }
 
 /// The mirror of one store (shared by its clones).
@@ -50,7 +50,8 @@ impl Mirror {
     }
 
     /// Applies this process's committed allocation write to the copy
-    /// (which then expects `bumped` more generations in the database).
+    /// (which then expects `bumped` more generations in the database, and
+    /// the allocations' new rows and amounts).
     pub(crate) fn apply(
         &self,
         consumer: &str,
@@ -64,14 +65,29 @@ impl Mirror {
             return;
         };
         let m = &copy.model;
-        let ok = match m.allocations(consumer).map(|c| c.consumer_generation) {
-            Ok(g) => m
-                .put_allocations(consumer, allocations, project, user, g)
-                .is_ok(),
-            Err(_) => false,
+        let rows = |a: &Allocations| {
+            (
+                a.values().map(|r| r.len() as i64).sum::<i64>(),
+                a.values().flat_map(|r| r.values()).sum::<i64>(),
+            )
+        };
+        let (ok, before) = match m.allocations(consumer) {
+            // A DELETE (nothing bumped) or a write.
+            Ok(c) if allocations.is_empty() && bumped == 0 => {
+                (m.delete_allocations(consumer).is_ok(), rows(&c.allocations))
+            }
+            Ok(c) => (
+                m.put_allocations(consumer, allocations, project, user, c.consumer_generation)
+                    .is_ok(),
+                rows(&c.allocations),
+            ),
+            Err(_) => (false, (0, 0)),
         };
         if ok {
+            let after = rows(allocations);
             copy.expected.1 += bumped;
+            copy.expected.2 += after.0 - before.0;
+            copy.expected.3 += after.1 - before.1;
         } else {
             *guard = None;
         }

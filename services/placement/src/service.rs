@@ -7,8 +7,8 @@ use std::ops::Deref;
 use std::sync::Arc;
 
 use nova_scheduler::placement::{
-    AllocationCandidates, Allocations, CandidatesRequest, ConsumerAllocations, InventoryRecord,
-    Placement, PlacementError, ResourceProvider,
+    AllocationCandidates, Allocations, CandidatesRequest, ConsumerAllocations, ConsumerWrite,
+    InventoryRecord, InventoryWrite, Placement, PlacementError, ResourceProvider,
 };
 
 type Result<T> = std::result::Result<T, PlacementError>;
@@ -116,6 +116,25 @@ pub trait PlacementService: Send + Sync + std::fmt::Debug {
         user_id: &str,
         consumer_generation: Option<u64>,
     ) -> Result<Option<u64>>;
+
+    /// `POST /allocations` and `POST /reshaper` (1.30): several consumers'
+    /// allocations and providers' inventories, all or nothing, as
+    /// Placement's one transaction: each provider in `inventories`
+    /// widened to old and new (a generation bump), the allocations
+    /// replaced (a bump per provider the consumers now allocate from, or
+    /// a released consumer had allocations on), the inventories narrowed
+    /// to the new (a bump). Each consumer's new generation (`None`:
+    /// released). The default refuses it (a store that cannot).
+    async fn write_many_async(
+        &self,
+        inventories: &[InventoryWrite],
+        consumers: &[ConsumerWrite],
+    ) -> Result<Vec<Option<u64>>> {
+        let _ = (inventories, consumers);
+        Err(PlacementError::BadRequest(
+            "batch writes are not supported by this Placement".into(),
+        ))
+    }
 
     /// `DELETE /allocations/{consumer}`, whatever its generation (a
     /// consumer without allocations is fine).

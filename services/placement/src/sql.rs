@@ -518,15 +518,36 @@ pub(crate) async fn insert_consumer<C: ConnectionTrait>(
     .map(|_| ())
 }
 
-/// Providers and the sum of their generations (every write bumps some
-/// generation, so this changes with every write).
-pub(crate) async fn generation_probe<C: ConnectionTrait>(c: &C) -> Result<(i64, i64)> {
+/// What the mirror probes: providers, the sum of their generations, and
+/// the allocation rows with the sum of their amounts. Every write but a
+/// `DELETE /allocations` bumps some generation (as in Placement, that
+/// one bumps none), and a delete lowers the allocations' sums.
+pub(crate) type Probe = (i64, i64, i64, i64);
+
+/// See [`Probe`].
+pub(crate) async fn generation_probe<C: ConnectionTrait>(c: &C) -> Result<Probe> {
     let rows = all(c, "SELECT generation FROM resource_providers", vec![]).await?;
     let mut sum = 0i64;
     for r in &rows {
         sum = sum.wrapping_add(get_i(r, "generation")?);
     }
-    Ok((rows.len() as i64, sum))
+    let int = match c.get_database_backend() {
+        DbBackend::MySql => "SIGNED",
+        _ => "BIGINT",
+    };
+    let a = all(
+        c,
+        &format!(
+            "SELECT CAST(COUNT(*) AS {int}) AS n, CAST(COALESCE(SUM(used), 0) AS {int}) AS s FROM allocations"
+        ),
+        vec![],
+    )
+    .await?;
+    let (n, used) = match a.first() {
+        Some(r) => (get_i(r, "n")?, get_i(r, "s")?),
+        None => (0, 0),
+    };
+    Ok((rows.len() as i64, sum, n, used))
 }
 
 /// Everything Placement holds, table by table (for a snapshot).

@@ -14,8 +14,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use nova_scheduler::placement::{
-    AllocationCandidates, Allocations, CandidatesRequest, ConsumerAllocations, InventoryRecord,
-    MemoryPlacement, PlacementError, ResourceProvider,
+    AllocationCandidates, Allocations, CandidatesRequest, ConsumerAllocations, ConsumerWrite,
+    InventoryRecord, InventoryWrite, MemoryPlacement, PlacementError, ResourceProvider,
 };
 use sea_orm::{
     ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, DbErr, TransactionTrait,
@@ -197,9 +197,13 @@ impl SqlPlacement {
                 current.consumer_generation, consumer_generation
             ))));
         }
-        // Every provider whose usage changes: the new ones and the old ones.
+        // The providers bumped, as in Placement: those allocated from now,
+        // or, when the consumer is released, those it had allocations on
+        // (freeing alone never overcommits).
         let mut touched: BTreeSet<&str> = allocations.keys().map(|k| &**k).collect();
-        touched.extend(current.allocations.keys().map(|k| &**k));
+        if allocations.is_empty() {
+            touched.extend(current.allocations.keys().map(|k| &**k));
+        }
         let mut generations = Vec::new();
         for rp in &touched {
             let missing = || {
@@ -274,6 +278,174 @@ impl SqlPlacement {
         };
         txn.commit().await?;
         Ok((new_gen, generations.len() as i64))
+    }
+}
+
+impl SqlPlacement {
+    /// One attempt at [`PlacementService::write_many_async`], in one
+    /// transaction.
+    async fn try_write_many(
+        &self,
+        inventories: &[InventoryWrite],
+        consumers: &[ConsumerWrite],
+    ) -> std::result::Result<Vec<Option<u64>>, Retry> {
+        let txn = self.begin().await?;
+        // Each provider's generation as this transaction left it.
+        let mut gens: BTreeMap<String, u64> = BTreeMap::new();
+        // Interim inventories: the old with the new over them.
+        for w in inventories {
+            let rp = &w.provider;
+            let cur = sql::provider(&txn, rp).await?.ok_or_else(|| {
+                Retry::Fail(PlacementError::NotFound(format!("resource provider {rp}")))
+            })?;
+            if cur.generation != w.generation {
+                return Err(Retry::Fail(PlacementError::ConcurrentUpdate(format!(
+                    "resource provider {rp} generation conflict: {} given, {} current",
+                    w.generation, cur.generation
+                ))));
+            }
+            let mut g = cur.generation;
+            if !w.inventories.is_empty() {
+                let mut interim = sql::inventories(&txn, rp).await?;
+                interim.extend(w.inventories.iter().map(|(k, v)| (k.clone(), *v)));
+                sql::replace_inventories(&txn, rp, &interim).await?;
+                if !sql::bump_generation(&txn, rp, Some(g)).await? {
+                    return Err(Retry::ProviderRace(format!(
+                        "resource provider {rp} changed"
+                    )));
+                }
+                g += 1;
+            }
+            gens.insert(rp.clone(), g);
+        }
+        // The consumers' generations; the providers whose generation moves.
+        let mut touched: BTreeSet<String> = BTreeSet::new();
+        let mut currents = Vec::new();
+        for c in consumers {
+            let cur = sql::consumer(&txn, &c.consumer).await?;
+            if cur.consumer_generation != c.generation {
+                return Err(Retry::Fail(PlacementError::ConcurrentUpdate(format!(
+                    "consumer generation conflict - expected {:?} but got {:?}",
+                    cur.consumer_generation, c.generation
+                ))));
+            }
+            let keys = if c.allocations.is_empty() {
+                &cur.allocations
+            } else {
+                &c.allocations
+            };
+            touched.extend(keys.keys().map(|k| k.to_string()));
+            currents.push(cur);
+        }
+        let mut prev: BTreeMap<String, BTreeMap<String, i64>> = BTreeMap::new();
+        for rp in &touched {
+            let Some(row) = sql::provider(&txn, rp).await? else {
+                return Err(Retry::Fail(PlacementError::BadRequest(format!(
+                    "Allocation for resource provider '{rp}' that does not exist."
+                ))));
+            };
+            gens.entry(rp.clone()).or_insert(row.generation);
+            prev.insert(rp.clone(), sql::usages(&txn, rp).await?);
+        }
+        for (c, cur) in consumers.iter().zip(&currents) {
+            if !cur.allocations.is_empty() {
+                sql::delete_allocations(&txn, &c.consumer).await?;
+            }
+        }
+        // The new allocations, each within the inventory (or no worse
+        // than before), as Placement checks them.
+        let mut caps = BTreeMap::new();
+        for rp in &touched {
+            let (_, inv) = sql::capacity(&txn, rp, "").await?.unwrap_or_default();
+            caps.insert(rp.clone(), inv);
+        }
+        let mut taken: BTreeMap<(String, String), i64> = BTreeMap::new();
+        for c in consumers {
+            for (rp, res) in &c.allocations {
+                let inv = &caps[&rp.to_string()];
+                for (rc, n) in res {
+                    let Some((i, used)) = inv.get(&**rc) else {
+                        return Err(Retry::Fail(PlacementError::BadRequest(format!(
+                            "Unable to allocate inventory: Inventory for '{rc}' on resource provider '{rp}' invalid."
+                        ))));
+                    };
+                    if *n < i.min_unit || *n > i.max_unit || n % i.step_size.max(1) != 0 {
+                        return Err(Retry::Fail(PlacementError::BadRequest(format!(
+                            "Unable to allocate inventory: Unable to create allocation for '{rc}' on resource provider '{rp}'. The requested amount would violate inventory constraints."
+                        ))));
+                    }
+                    let sum = taken.entry((rp.to_string(), rc.to_string())).or_default();
+                    *sum += n;
+                    let before = prev[&rp.to_string()].get(&**rc).copied().unwrap_or(0);
+                    if used + *sum > i.capacity() && used + *sum > before {
+                        return Err(Retry::Fail(PlacementError::CapacityExceeded(format!(
+                            "Unable to allocate inventory: Unable to create allocation for '{rc}' on resource provider '{rp}'. The requested amount would exceed the capacity."
+                        ))));
+                    }
+                }
+            }
+            sql::insert_allocations(&txn, &c.consumer, &c.allocations).await?;
+        }
+        for rp in &touched {
+            let g = gens.get_mut(rp).expect("read above");
+            if !sql::bump_generation(&txn, rp, Some(*g)).await? {
+                return Err(Retry::ProviderRace(format!(
+                    "resource provider {rp} changed"
+                )));
+            }
+            *g += 1;
+        }
+        let mut out = Vec::new();
+        for (c, cur) in consumers.iter().zip(&currents) {
+            let new_gen = if c.allocations.is_empty() {
+                sql::delete_consumer(&txn, &c.consumer).await?;
+                None
+            } else if let Some(g) = cur.consumer_generation {
+                if !sql::bump_consumer(&txn, &c.consumer, &c.project_id, &c.user_id, g).await? {
+                    return Err(Retry::Fail(PlacementError::ConcurrentUpdate(
+                        "consumer generation conflict".into(),
+                    )));
+                }
+                Some(g + 1)
+            } else {
+                sql::insert_consumer(&txn, &c.consumer, &c.project_id, &c.user_id)
+                    .await
+                    .map_err(|e| match classify(&e) {
+                        Failure::Duplicate | Failure::Race => {
+                            Retry::Fail(PlacementError::ConcurrentUpdate(
+                                "consumer generation conflict - the consumer was created concurrently"
+                                    .into(),
+                            ))
+                        }
+                        Failure::Outage => Retry::Fail(db(e)),
+                    })?;
+                Some(1)
+            };
+            out.push(new_gen);
+        }
+        // The final inventories: nothing in use may lose its inventory.
+        for w in inventories {
+            let rp = &w.provider;
+            let used = sql::usages(&txn, rp).await?;
+            if let Some((rc, _)) = used
+                .iter()
+                .find(|(rc, n)| **n > 0 && !w.inventories.contains_key(*rc))
+            {
+                return Err(Retry::Fail(PlacementError::InventoryInUse(format!(
+                    "Inventory for '{rc}' on resource provider '{rp}' in use."
+                ))));
+            }
+            sql::replace_inventories(&txn, rp, &w.inventories).await?;
+            let g = gens.get_mut(rp).expect("read above");
+            if !sql::bump_generation(&txn, rp, Some(*g)).await? {
+                return Err(Retry::ProviderRace(format!(
+                    "resource provider {rp} changed"
+                )));
+            }
+            *g += 1;
+        }
+        txn.commit().await?;
+        Ok(out)
     }
 }
 
@@ -476,26 +648,50 @@ impl PlacementService for SqlPlacement {
         )))
     }
 
-    /// Freeing never overcommits, so the providers' generations are
-    /// bumped without a check.
+    async fn write_many_async(
+        &self,
+        inventories: &[InventoryWrite],
+        consumers: &[ConsumerWrite],
+    ) -> Result<Vec<Option<u64>>> {
+        for w in inventories {
+            for (rc, inv) in &w.inventories {
+                if !nova_scheduler::placement::valid_resource_class(rc) {
+                    return Err(PlacementError::BadRequest(format!(
+                        "No such resource class {rc}."
+                    )));
+                }
+                inv.validate()
+                    .map_err(|e| PlacementError::BadRequest(format!("{rc}: {e}")))?;
+            }
+        }
+        let _w = self.write_lock.lock().await;
+        let mut last = None;
+        for _ in 0..ALLOCATION_CONFLICT_RETRIES {
+            match self.try_write_many(inventories, consumers).await {
+                Err(Retry::ProviderRace(msg)) => last = Some(msg),
+                Err(Retry::Fail(e)) => return Err(e),
+                Ok(gens) => {
+                    self.mirror.invalidate();
+                    return Ok(gens);
+                }
+            }
+        }
+        Err(PlacementError::ConcurrentUpdate(last.unwrap_or_else(
+            || "resource provider generation conflict".to_owned(),
+        )))
+    }
+
+    /// As in Placement, no provider generation moves: freeing never
+    /// overcommits.
     async fn delete_allocations_async(&self, consumer: &str) -> Result<()> {
         let _w = self.write_lock.lock().await;
         let txn = self.begin().await.map_err(db)?;
         let providers = sql::consumer_providers(&txn, consumer).await.map_err(db)?;
         sql::delete_allocations(&txn, consumer).await.map_err(db)?;
         sql::delete_consumer(&txn, consumer).await.map_err(db)?;
-        for rp in &providers {
-            sql::bump_generation(&txn, rp, None).await.map_err(db)?;
-        }
         txn.commit().await.map_err(db)?;
         if !providers.is_empty() {
-            self.mirror.apply(
-                consumer,
-                &Allocations::new(),
-                "",
-                "",
-                providers.len() as i64,
-            );
+            self.mirror.apply(consumer, &Allocations::new(), "", "", 0);
         }
         Ok(())
     }

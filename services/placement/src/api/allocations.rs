@@ -10,11 +10,11 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::{Extension, Json};
 use nova_scheduler::placement::{
-    Allocations, ConsumerAllocations, InventoryRecord, Name, PlacementError,
+    Allocations, ConsumerAllocations, ConsumerWrite, InventoryRecord, InventoryWrite, Name,
+    PlacementError,
 };
 use serde_json::{Map, Value, json};
 
-use super::providers::gen_conflict;
 use super::util::{self, Query};
 use super::{ApiError, ApiResult, Mv, St, Who, admin_or_service, empty, fresh};
 
@@ -57,17 +57,28 @@ fn resources(v: &Value) -> Result<BTreeMap<Name, i64>, ApiError> {
     if r.is_empty() {
         return Err(util::invalid("{} does not have enough properties"));
     }
+    // The schema's `patternProperties` with no additional properties:
+    // jsonschema names every key outside the pattern, sorted.
+    let mut bad: Vec<&String> = r
+        .keys()
+        .filter(|rc| {
+            rc.is_empty()
+                || !rc
+                    .bytes()
+                    .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
+        })
+        .collect();
+    if !bad.is_empty() {
+        bad.sort();
+        let verb = if bad.len() == 1 { "does" } else { "do" };
+        let names: Vec<String> = bad.iter().map(|k| format!("'{k}'")).collect();
+        return Err(util::invalid(format!(
+            "{} {verb} not match any of the regexes: '^[A-Z0-9_]+$'",
+            names.join(", ")
+        )));
+    }
     let mut out = BTreeMap::new();
     for (rc, n) in r {
-        if rc.is_empty()
-            || !rc
-                .bytes()
-                .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
-        {
-            return Err(util::invalid(format!(
-                "'{rc}' does not match '^[0-9A-Z_]+$'"
-            )));
-        }
         let amount = util::int(r, rc, 1, 2_147_483_647)?.unwrap_or(0);
         let _ = n;
         out.insert(Name::from(rc.as_str()), amount);
@@ -244,8 +255,9 @@ async fn precheck(st: &St, w: &Wanted) -> Result<Option<u64>, ApiError> {
                     (None, Some(g)) => {
                         format!("consumer generation conflict - expected null but got {g}")
                     }
+                    // Placement's wording: the current one, then the given.
                     (Some(c), g) => format!(
-                        "consumer generation conflict - expected {} but got {c}",
+                        "consumer generation conflict - expected {c} but got {}",
                         g.map_or("None".to_owned(), |g| g.to_string())
                     ),
                     (None, None) => unreachable_none(),
@@ -433,67 +445,51 @@ pub(crate) async fn post_many(
     Ok(empty(StatusCode::NO_CONTENT))
 }
 
-/// Writes several consumers' allocations: releases (empty) first, then
-/// shrinking ones, then the rest; on a failure, restores the consumers
-/// already written.
-async fn apply_many(st: &St, mut all: Vec<Wanted>) -> Result<(), ApiError> {
-    let mut olds = Vec::new();
+/// Writes several consumers' allocations in one store transaction (as
+/// Placement's one `replace_all`), after checking each against what is
+/// there; nothing is written when any fails.
+async fn apply_many(st: &St, all: Vec<Wanted>) -> Result<(), ApiError> {
+    let writes = checked_writes(st, all.clone(), false).await?;
+    st.placement
+        .write_many_async(&[], &writes)
+        .await
+        .map_err(write_error)?;
     for w in &all {
-        olds.push(st.placement.allocations_async(&w.consumer).await?);
-    }
-    let size = |a: &Allocations| a.values().flat_map(|r| r.values()).sum::<i64>();
-    let mut order: Vec<usize> = (0..all.len()).collect();
-    order.sort_by_key(|&i| {
-        (
-            !all[i].allocations.is_empty(),
-            size(&all[i].allocations) - size(&olds[i].allocations),
-        )
-    });
-    let mut gens = Vec::new();
-    for &i in &order {
-        gens.push(precheck(st, &all[i]).await?);
-    }
-    let mut done: Vec<(usize, Option<u64>)> = Vec::new();
-    for (k, &i) in order.iter().enumerate() {
-        let w = &mut all[i];
-        if w.project_id.is_empty() {
-            w.project_id = olds[i].project_id.clone();
-            w.user_id = olds[i].user_id.clone();
-        }
-        let res = st
-            .placement
-            .put_allocations_async(
-                &w.consumer,
-                &w.allocations,
-                &w.project_id,
-                &w.user_id,
-                gens[k],
-            )
-            .await;
-        match res {
-            Ok(g) => {
-                typed(st, &all[i]).await?;
-                done.push((i, g));
-            }
-            Err(e) => {
-                for (j, g) in done.into_iter().rev() {
-                    let o = &olds[j];
-                    let _ = st
-                        .placement
-                        .put_allocations_async(
-                            &all[j].consumer,
-                            &o.allocations,
-                            &o.project_id,
-                            &o.user_id,
-                            g,
-                        )
-                        .await;
-                }
-                return Err(write_error(e));
-            }
-        }
+        typed(st, w).await?;
     }
     Ok(())
+}
+
+/// Each consumer's write: its generation checked and, unless `reshape`
+/// (checked against the final inventories by [`simulate`]), its
+/// allocations against the inventories there now; a missing project and
+/// user kept from what is there.
+async fn checked_writes(
+    st: &St,
+    all: Vec<Wanted>,
+    reshape: bool,
+) -> Result<Vec<ConsumerWrite>, ApiError> {
+    let mut writes = Vec::new();
+    for mut w in all {
+        let old = st.placement.allocations_async(&w.consumer).await?;
+        let generation = match (reshape, w.generation) {
+            (false, _) => precheck(st, &w).await?,
+            (true, Some(given)) => given,
+            (true, None) => old.consumer_generation,
+        };
+        if w.project_id.is_empty() {
+            w.project_id = old.project_id;
+            w.user_id = old.user_id;
+        }
+        writes.push(ConsumerWrite {
+            consumer: w.consumer,
+            allocations: w.allocations,
+            project_id: w.project_id,
+            user_id: w.user_id,
+            generation,
+        });
+    }
+    Ok(writes)
 }
 
 pub(crate) async fn total_usages(
@@ -618,7 +614,7 @@ async fn simulate(
                     format!("consumer generation conflict - expected null but got {g}")
                 }
                 (Some(c), g) => format!(
-                    "consumer generation conflict - expected {} but got {c}",
+                    "consumer generation conflict - expected {c} but got {}",
                     g.map_or("None".to_owned(), |g| g.to_string())
                 ),
                 (None, None) => unreachable_none(),
@@ -769,39 +765,28 @@ pub(crate) async fn reshape(
         }
     }
     simulate(&st, &targets_map, &wanted_all).await?;
-    // Widen, move the allocations, narrow (all checked above).
-    let mut widened = Vec::new();
-    for (rp, g, inv) in &targets {
-        let (_, cur) = st.placement.inventories_async(rp).await?;
-        let mut wide = cur.clone();
-        for (rc, r) in inv {
-            wide.insert(rc.clone(), *r);
-        }
-        let ng = st
-            .placement
-            .set_inventories_async(rp, *g, &wide)
-            .await
-            .map_err(|e| gen_conflict(e, rp))?;
-        widened.push((rp.clone(), ng, cur));
-    }
-    if let Err(e) = apply_many(&st, wanted_all).await {
-        for (rp, g, old) in widened {
-            let _ = st.placement.set_inventories_async(&rp, g, &old).await;
-        }
-        return Err(e);
-    }
-    for (rp, _, inv) in &targets {
-        let (g, _) = st.placement.inventories_async(rp).await?;
-        st.placement
-            .set_inventories_async(rp, g, inv)
-            .await
-            .map_err(|e| match e {
-                PlacementError::InventoryInUse(m) => {
-                    ApiError::conflict(format!("update conflict: {m}"))
-                        .code("placement.inventory.inuse")
-                }
-                other => gen_conflict(other, rp),
-            })?;
+    // One transaction: widen, move the allocations, narrow.
+    let inventories: Vec<InventoryWrite> = targets
+        .into_iter()
+        .map(|(provider, generation, inventories)| InventoryWrite {
+            provider,
+            generation,
+            inventories,
+        })
+        .collect();
+    let writes = checked_writes(&st, wanted_all.clone(), true).await?;
+    st.placement
+        .write_many_async(&inventories, &writes)
+        .await
+        .map_err(|e| match e {
+            PlacementError::InventoryInUse(m) => {
+                ApiError::conflict(format!("update conflict: {m}"))
+                    .code("placement.inventory.inuse")
+            }
+            other => write_error(other),
+        })?;
+    for w in &wanted_all {
+        typed(&st, w).await?;
     }
     Ok(empty(StatusCode::NO_CONTENT))
 }

@@ -291,12 +291,22 @@ pub(crate) async fn list(
         );
     }
     if let Some(r) = q.get("root_required") {
-        let (any_of, forbidden) = util::parse_required(&[r], v)?;
-        if let Some(t) = any_of.iter().flatten().find(|t| forbidden.contains(*t)) {
+        // Placement's legacy parse (a flat list, `!` forbids): a trait
+        // both required and forbidden is refused first.
+        let items: BTreeSet<&str> = r.split(',').collect();
+        let conflicts: Vec<&str> = items
+            .iter()
+            .filter_map(|t| t.strip_prefix('!'))
+            .filter(|t| items.contains(t))
+            .collect();
+        if !conflicts.is_empty() {
             return Err(ApiError::bad(format!(
-                "Conflicting required and forbidden traits found in root_required: {t}"
-            )));
+                "Conflicting required and forbidden traits found in root_required: {}",
+                conflicts.join(", ")
+            ))
+            .code("placement.query.bad_value"));
         }
+        let (any_of, forbidden) = util::parse_required(&[r], v)?;
         let names: Vec<String> = any_of
             .iter()
             .flatten()

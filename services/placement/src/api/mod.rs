@@ -19,6 +19,7 @@
 mod allocations;
 mod candidates;
 mod catalog;
+mod cors;
 mod inventories;
 mod providers;
 mod util;
@@ -36,6 +37,8 @@ use nova_scheduler::placement::PlacementError;
 use serde_json::json;
 
 use crate::PlacementHandle;
+
+pub use cors::Cors;
 
 /// The oldest microversion served.
 pub const MIN: Mv = Mv(0);
@@ -496,6 +499,7 @@ pub(crate) fn fresh(mut r: Response, v: Mv) -> Response {
 async fn frame(mut req: Request, next: Next) -> Response {
     let request_id = format!("req-{}", uuid::Uuid::new_v4());
     let method = req.method().clone();
+    let error_type = error_type(req.headers());
     let asked = negotiate(req.headers());
     let host = req
         .headers()
@@ -592,7 +596,18 @@ async fn frame(mut req: Request, next: Next) -> Response {
             .filter(|(k, _)| *k == header::ALLOW || *k == header::LOCATION)
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
-        resp = (e.status, axum::Json(json!({"errors": [body]}))).into_response();
+        resp = match error_type {
+            ErrorType::Json => (e.status, axum::Json(json!({"errors": [body]}))).into_response(),
+            ErrorType::Html | ErrorType::Plain => {
+                let text = webob_body(&e, error_type);
+                let ct = if error_type == ErrorType::Html {
+                    "text/html; charset=UTF-8"
+                } else {
+                    "text/plain; charset=UTF-8"
+                };
+                (e.status, [(header::CONTENT_TYPE, ct)], text).into_response()
+            }
+        };
         for (k, v) in keep {
             resp.headers_mut().insert(k, v);
         }
@@ -623,6 +638,108 @@ async fn frame(mut req: Request, next: Next) -> Response {
         h.insert("x-openstack-request-id", x);
     }
     resp
+}
+
+/// How an error is rendered: as webob does, by the best of `text/html`
+/// and `application/json` the `Accept` header takes (html first on a tie),
+/// else plain text; no `Accept`, or exactly `*/*`, is JSON (Placement's
+/// request log sets it so).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ErrorType {
+    Json,
+    Html,
+    Plain,
+}
+
+fn error_type(h: &HeaderMap) -> ErrorType {
+    let Some(accept) = h
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && *v != "*/*")
+    else {
+        return ErrorType::Json;
+    };
+    // Each media range with its q; an offer takes the most specific
+    // range that matches it.
+    let ranges: Vec<(String, f32)> = accept
+        .split(',')
+        .filter_map(|part| {
+            let mut it = part.split(';');
+            let range = it.next()?.trim().to_ascii_lowercase();
+            if range.is_empty() {
+                return None;
+            }
+            let q = it
+                .filter_map(|p| p.trim().strip_prefix("q="))
+                .find_map(|q| q.trim().parse::<f32>().ok())
+                .unwrap_or(1.0);
+            Some((range, q))
+        })
+        .collect();
+    let quality = |offer: &str| -> f32 {
+        let (ty, _) = offer.split_once('/').unwrap_or((offer, ""));
+        let mut best: Option<(u8, f32)> = None;
+        for (r, q) in &ranges {
+            let spec = if r == offer {
+                3
+            } else if r.strip_suffix("/*") == Some(ty) {
+                2
+            } else if r == "*/*" {
+                1
+            } else {
+                continue;
+            };
+            if best.is_none_or(|(s, _)| spec > s) {
+                best = Some((spec, *q));
+            }
+        }
+        best.map_or(0.0, |(_, q)| q)
+    };
+    let (html, json) = (quality("text/html"), quality("application/json"));
+    if html > 0.0 && html >= json {
+        ErrorType::Html
+    } else if json > 0.0 {
+        ErrorType::Json
+    } else {
+        ErrorType::Plain
+    }
+}
+
+/// webob's HTML or plain-text error page: the status, the explanation,
+/// the detail, and the error code as an HTML comment when one was given.
+fn webob_body(e: &ApiError, t: ErrorType) -> String {
+    let status = format!(
+        "{} {}",
+        e.status.as_u16(),
+        e.status.canonical_reason().unwrap_or("Error")
+    );
+    let comment = (e.code != "placement.undefined_code").then_some(e.code);
+    let esc = |s: &str| {
+        s.replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;")
+            .replace('"', "&quot;")
+            .replace('\'', "&#x27;")
+    };
+    if t == ErrorType::Html {
+        let html_comment = comment.map_or(String::new(), |c| format!("<!-- {} -->", esc(c)));
+        let body = format!(
+            "{}<br /><br />\n{}\n{html_comment}\n",
+            esc(explanation(e.status)),
+            esc(&e.detail)
+        );
+        format!(
+            "<html>\n <head>\n  <title>{status}</title>\n </head>\n <body>\n  <h1>{status}</h1>\n  {body}\n </body>\n</html>"
+        )
+    } else {
+        // strip_tags: newlines to spaces, <br /> to a newline, no comment.
+        let body = format!(
+            "{}\n\n {}  ",
+            explanation(e.status),
+            e.detail.replace('\n', " ")
+        );
+        format!("{status}\n\n{body}")
+    }
 }
 
 async fn home() -> Response {

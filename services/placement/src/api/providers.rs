@@ -451,7 +451,12 @@ pub(crate) async fn aggregates(
     Ok(fresh(aggregates_body(generation, &aggs, v), v))
 }
 
-fn aggregates_body(generation: u64, aggs: &BTreeSet<String>, v: Mv) -> Response {
+fn aggregates_body<'a>(
+    generation: u64,
+    aggs: impl IntoIterator<Item = &'a String>,
+    v: Mv,
+) -> Response {
+    let aggs: Vec<&String> = aggs.into_iter().collect();
     let mut body = json!({"aggregates": aggs});
     if v.at(19) {
         body["resource_provider_generation"] = json!(generation);
@@ -493,11 +498,14 @@ pub(crate) async fn set_aggregates(
         )));
     };
     let mut aggs = BTreeSet::new();
+    // Placement answers with the list as given (its order, its spelling).
+    let mut given = Vec::new();
     for i in &items {
         let u = i
             .as_str()
             .and_then(util::norm_uuid)
             .ok_or_else(|| util::invalid(format!("{i} is not a 'uuid'")))?;
+        given.push(i.as_str().unwrap_or_default().to_owned());
         if !aggs.insert(u) {
             return Err(util::invalid(format!("{items:?} has non-unique elements")));
         }
@@ -508,7 +516,7 @@ pub(crate) async fn set_aggregates(
         .set_aggregates_async(&uuid, g, &aggs)
         .await
         .map_err(|e| changed(e, &uuid))?;
-    Ok(aggregates_body(new_gen, &aggs, v))
+    Ok(aggregates_body(new_gen, &given, v))
 }
 
 pub(crate) async fn traits(

@@ -710,7 +710,7 @@ async fn reshaper_moves_inventory_and_allocations_together() {
             .await;
         assert_eq!(r.body["usages"], json!({"VCPU": 2}), "nothing changed");
         let r = c
-            .admin("POST", "/reshaper", Some(reshape(rp_gen)), "1.30")
+            .admin("POST", "/reshaper", Some(reshape(rp_gen.clone())), "1.30")
             .await;
         assert_eq!(r.status, 204, "{}", r.body);
         let r = c
@@ -731,5 +731,326 @@ async fn reshaper_moves_inventory_and_allocations_together() {
             )
             .await;
         assert_eq!(r.body["usages"], json!({"VCPU": 2}));
+        // Placement's bumps: the root only for its final inventories (it
+        // lost its allocations, which does not bump it); the child for
+        // the interim inventories, the allocations and the final ones.
+        assert_eq!(r.body["resource_provider_generation"], 3);
+        let r = c
+            .admin("GET", &format!("/resource_providers/{RP}"), None, "1.30")
+            .await;
+        assert_eq!(
+            r.body["generation"],
+            json!(rp_gen.as_u64().unwrap() + 1),
+            "{}",
+            r.body
+        );
     }
+}
+
+/// `PUT /resource_providers/{uuid}/aggregates` answers with the list as
+/// given, in its order (as Placement echoes its request).
+#[tokio::test]
+async fn aggregates_answer_in_the_order_given() {
+    const B: &str = "f918801a-5e54-4bee-9095-09a9d0c786b8";
+    const A: &str = "a893eb5c-e2a0-4251-ab26-f71d3b0cfc0b";
+    for c in both().await {
+        let r = c
+            .admin(
+                "POST",
+                "/resource_providers",
+                Some(json!({"name": "cn", "uuid": RP})),
+                "1.20",
+            )
+            .await;
+        assert_eq!(r.status, 200);
+        let r = c
+            .admin(
+                "PUT",
+                &format!("/resource_providers/{RP}/aggregates"),
+                Some(json!({"aggregates": [B, A], "resource_provider_generation": 0})),
+                "1.19",
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert_eq!(r.body["aggregates"], json!([B, A]));
+        let r = c
+            .admin(
+                "PUT",
+                &format!("/resource_providers/{RP}/aggregates"),
+                Some(json!([A, B])),
+                "1.1",
+            )
+            .await;
+        assert_eq!(r.body["aggregates"], json!([A, B]), "{}", r.body);
+    }
+}
+
+/// A stale consumer generation is told as Placement does: the current
+/// generation, then the one given.
+#[tokio::test]
+async fn consumer_generation_conflict_wording() {
+    for c in both().await {
+        c.admin(
+            "POST",
+            "/resource_providers",
+            Some(json!({"name": "cn", "uuid": RP})),
+            "1.20",
+        )
+        .await;
+        let r = c
+            .admin("PUT", &format!("/resource_providers/{RP}/inventories"), Some(json!({"resource_provider_generation": 0, "inventories": {"VCPU": {"total": 4}}})), "1.26")
+            .await;
+        assert_eq!(r.status, 200);
+        let put = |g: Value| json!({"allocations": {RP: {"resources": {"VCPU": 1}}}, "project_id": PROJECT, "user_id": "u", "consumer_generation": g});
+        let r = c
+            .admin(
+                "PUT",
+                &format!("/allocations/{C1}"),
+                Some(put(Value::Null)),
+                "1.28",
+            )
+            .await;
+        assert_eq!(r.status, 204);
+        let r = c
+            .admin(
+                "PUT",
+                &format!("/allocations/{C1}"),
+                Some(put(json!(5))),
+                "1.28",
+            )
+            .await;
+        assert_eq!(r.status, 409);
+        assert!(
+            r.body
+                .to_string()
+                .contains("consumer generation conflict - expected 1 but got 5"),
+            "{}",
+            r.body
+        );
+        let r = c
+            .admin(
+                "POST",
+                "/allocations",
+                Some(json!({C1: put(Value::Null)})),
+                "1.28",
+            )
+            .await;
+        assert_eq!(r.status, 409);
+        assert!(
+            r.body.to_string().contains("expected 1 but got None"),
+            "{}",
+            r.body
+        );
+    }
+}
+
+/// `[cors]` as oslo.middleware: a preflight from an allowed origin gets
+/// the preflight headers (and a 200 where the API has no OPTIONS); an
+/// origin not allowed gets a bare 200; plain requests from an allowed
+/// origin get `Access-Control-Allow-Origin`. Off, OPTIONS stays a 405.
+#[tokio::test]
+async fn cors_as_oslo_middleware() {
+    let on = Client {
+        app: api::Cors {
+            allowed_origin: vec!["http://valid.example.com".into()],
+            allow_headers: vec!["openstack-api-version".into()],
+            ..Default::default()
+        }
+        .wrap(api::router(PlacementHandle::memory(), api::noauth2())),
+    };
+    let h = |r: &Reply, k: &str| r.headers.get(k).map(|v| v.to_str().unwrap().to_owned());
+    let r = on
+        .call(
+            "OPTIONS",
+            "/",
+            None,
+            "",
+            Some("user"),
+            &[
+                ("origin", "http://valid.example.com"),
+                ("access-control-request-method", "GET"),
+                ("access-control-request-headers", "openstack-api-version"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        h(&r, "access-control-allow-origin").as_deref(),
+        Some("http://valid.example.com")
+    );
+    assert_eq!(
+        h(&r, "access-control-allow-headers").as_deref(),
+        Some("openstack-api-version")
+    );
+    assert_eq!(
+        h(&r, "access-control-allow-methods").as_deref(),
+        Some("GET")
+    );
+    assert_eq!(
+        h(&r, "access-control-allow-credentials").as_deref(),
+        Some("true")
+    );
+    assert_eq!(h(&r, "access-control-max-age").as_deref(), Some("3600"));
+    // A header not allowed: no preflight headers.
+    let r = on
+        .call(
+            "OPTIONS",
+            "/",
+            None,
+            "",
+            Some("user"),
+            &[
+                ("origin", "http://valid.example.com"),
+                ("access-control-request-method", "GET"),
+                ("access-control-request-headers", "x-not-allowed"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(h(&r, "access-control-allow-origin"), None);
+    for origin in ["http://invalid.example.com", "http://valid.example.com"] {
+        let extra = [("origin", origin), ("access-control-request-method", "GET")];
+        let r = on
+            .call("OPTIONS", "/", None, "", Some("user"), &extra)
+            .await;
+        assert_eq!(r.status, 200);
+        let r = on.call("GET", "/", None, "", Some("user"), &extra).await;
+        assert_eq!(r.status, 200);
+        let want = (origin == "http://valid.example.com").then(|| origin.to_owned());
+        assert_eq!(h(&r, "access-control-allow-origin"), want, "{origin}");
+        if want.is_some() {
+            assert!(h(&r, "vary").unwrap().contains("Origin"));
+        }
+    }
+    let off = Client::new(PlacementHandle::memory());
+    let r = off
+        .call(
+            "OPTIONS",
+            "/",
+            None,
+            "",
+            Some("user"),
+            &[("origin", "http://valid.example.com")],
+        )
+        .await;
+    assert_eq!(r.status, 405);
+    let r = api::Cors::default().wrap(api::router(PlacementHandle::memory(), api::noauth2()));
+    let off = Client { app: r };
+    let r = off
+        .call(
+            "GET",
+            "/",
+            None,
+            "",
+            None,
+            &[("origin", "http://valid.example.com")],
+        )
+        .await;
+    assert_eq!(
+        h(&r, "access-control-allow-origin"),
+        None,
+        "no origin allowed: off"
+    );
+}
+
+/// Placement's schema and query wording: resource class keys outside
+/// the pattern named as jsonschema's `patternProperties` does; a trait
+/// both required and forbidden in `root_required` named as such.
+#[tokio::test]
+async fn schema_and_root_required_wording() {
+    for c in both().await {
+        c.admin(
+            "POST",
+            "/resource_providers",
+            Some(json!({"name": "cn", "uuid": RP})),
+            "1.20",
+        )
+        .await;
+        let r = c
+            .admin(
+                "PUT",
+                &format!("/allocations/{C1}"),
+                Some(json!({"allocations": {RP: {"resources": {"vcpu": 1, "DISK_GB": 20, "mem": 1}}}, "project_id": PROJECT, "user_id": "u"})),
+                "1.12",
+            )
+            .await;
+        assert_eq!(r.status, 400);
+        assert!(
+            r.body
+                .to_string()
+                .contains("'mem', 'vcpu' do not match any of the regexes: '^[A-Z0-9_]+$'"),
+            "{}",
+            r.body
+        );
+        let r = c
+            .admin(
+                "GET",
+                "/allocation_candidates?resources=VCPU:1&root_required=HW_CPU_X86_AVX2,HW_CPU_X86_SSE,!HW_CPU_X86_AVX2",
+                None,
+                "1.35",
+            )
+            .await;
+        assert_eq!(r.status, 400);
+        assert_eq!(r.body["errors"][0]["code"], "placement.query.bad_value");
+        assert!(
+            r.body.to_string().contains(
+                "Conflicting required and forbidden traits found in root_required: HW_CPU_X86_AVX2"
+            ),
+            "{}",
+            r.body
+        );
+    }
+}
+
+/// Errors as webob renders them: JSON without `Accept` or with `*/*`
+/// (Placement's request log), HTML when the `Accept` header prefers it,
+/// plain text when it takes neither.
+#[tokio::test]
+async fn errors_follow_the_accept_header() {
+    let c = Client::new(PlacementHandle::memory());
+    let get = |accept: Option<&'static str>| {
+        let extra: Vec<(&str, &str)> = accept.map(|a| ("accept", a)).into_iter().collect();
+        let c = &c;
+        async move {
+            let app = c.app.clone();
+            let mut rb = Request::builder()
+                .method("GET")
+                .uri("/bc8d9d50-7b0d-45ef-839c-e7b5e1c4e8fd")
+                .header("x-auth-token", "admin");
+            for (k, v) in extra {
+                rb = rb.header(k, v);
+            }
+            let resp = app.oneshot(rb.body(Body::empty()).unwrap()).await.unwrap();
+            let status = resp.status();
+            let ct = resp.headers()[axum::http::header::CONTENT_TYPE]
+                .to_str()
+                .unwrap()
+                .to_owned();
+            let body = axum::body::to_bytes(resp.into_body(), usize::MAX)
+                .await
+                .unwrap();
+            (status, ct, String::from_utf8(body.to_vec()).unwrap())
+        }
+    };
+    for accept in [None, Some("*/*"), Some("application/json")] {
+        let (status, ct, body) = get(accept).await;
+        assert_eq!(status, 404);
+        assert_eq!(ct, "application/json", "{accept:?}");
+        assert!(body.contains("\"errors\""), "{body}");
+    }
+    for accept in ["text/html", "text/*", "application/json;q=0.5, text/html"] {
+        let (status, ct, body) = get(Some(accept)).await;
+        assert_eq!(status, 404);
+        assert!(ct.starts_with("text/html"), "{accept}: {ct}");
+        assert!(body.contains("<h1>404 Not Found</h1>"), "{body}");
+        assert!(body.contains("The resource could not be found"), "{body}");
+    }
+    let (_, ct, body) = get(Some("text/html;q=0.1, application/json")).await;
+    assert_eq!(ct, "application/json", "{body}");
+    let (_, ct, body) = get(Some("text/plain")).await;
+    assert!(ct.starts_with("text/plain"), "{ct}");
+    assert!(
+        body.starts_with("404 Not Found\n\nThe resource could not be found."),
+        "{body}"
+    );
 }

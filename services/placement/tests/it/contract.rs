@@ -200,3 +200,210 @@ pub(crate) async fn no_overcommit_under_races(
     assert!(used <= 10, "overcommitted: {used} of 10");
     assert_eq!(used, 10, "every unit was eventually granted");
 }
+
+/// Batch writes (`POST /allocations`, the reshaper): all or nothing, and
+/// Placement's generations — the reshaper bumps a provider for the
+/// interim inventories, once for the allocations, once for the final
+/// inventories; the allocations bump each provider once however many
+/// consumers use it.
+pub(crate) async fn batch_writes(p: &dyn PlacementService) {
+    use nova_scheduler::placement::{ConsumerWrite, InventoryWrite};
+    // Uuids, so a real Placement takes them too.
+    const ROOT: &str = "b0000000-0000-4000-8000-000000000001";
+    const CHILD: &str = "b0000000-0000-4000-8000-000000000002";
+    const C1: &str = "b0000000-0000-4000-8000-0000000000c1";
+    const C2: &str = "b0000000-0000-4000-8000-0000000000c2";
+    const C3: &str = "b0000000-0000-4000-8000-0000000000c3";
+    let write = |c: &str, a: Allocations, generation: Option<u64>| ConsumerWrite {
+        consumer: c.to_owned(),
+        allocations: a,
+        project_id: "p".into(),
+        user_id: "u".into(),
+        generation,
+    };
+    let both = |a: Allocations, b: Allocations| -> Allocations {
+        let mut out = a;
+        for (rp, res) in b {
+            out.entry(rp).or_default().extend(res);
+        }
+        out
+    };
+    p.create_provider_async(ROOT, "bw-root", None)
+        .await
+        .unwrap();
+    let inv = BTreeMap::from([
+        ("VCPU".to_owned(), InventoryRecord::new(8)),
+        ("DISK_GB".to_owned(), InventoryRecord::new(100)),
+    ]);
+    p.set_inventories_async(ROOT, 0, &inv).await.unwrap();
+    let a1 = both(alloc(ROOT, "VCPU", 2), alloc(ROOT, "DISK_GB", 10));
+    p.put_allocations_async(C1, &a1, "p", "u", None)
+        .await
+        .unwrap();
+    p.put_allocations_async(C2, &alloc(ROOT, "VCPU", 1), "p", "u", None)
+        .await
+        .unwrap();
+    p.create_provider_async(CHILD, "bw-child", Some(ROOT))
+        .await
+        .unwrap();
+    let root_gen = p.get_provider_async(ROOT).await.unwrap().generation;
+    assert_eq!(root_gen, 3);
+    let reshape = |disk: i64| {
+        (
+            vec![
+                InventoryWrite {
+                    provider: ROOT.into(),
+                    generation: 3,
+                    inventories: BTreeMap::from([(
+                        "DISK_GB".to_owned(),
+                        InventoryRecord {
+                            max_unit: 1000,
+                            ..InventoryRecord::new(100)
+                        },
+                    )]),
+                },
+                InventoryWrite {
+                    provider: CHILD.into(),
+                    generation: 0,
+                    inventories: BTreeMap::from([("VCPU".to_owned(), InventoryRecord::new(8))]),
+                },
+            ],
+            vec![
+                write(
+                    C1,
+                    both(alloc(ROOT, "DISK_GB", disk), alloc(CHILD, "VCPU", 2)),
+                    Some(1),
+                ),
+                write(C2, alloc(CHILD, "VCPU", 1), Some(1)),
+            ],
+        )
+    };
+    // Over capacity at the end: nothing written.
+    let before = (
+        p.inventories_async(ROOT).await.unwrap(),
+        p.inventories_async(CHILD).await.unwrap(),
+        p.allocations_async(C1).await.unwrap(),
+        p.allocations_async(C2).await.unwrap(),
+    );
+    let (invs, cons) = reshape(1000);
+    let r = p.write_many_async(&invs, &cons).await;
+    assert!(
+        matches!(r, Err(PlacementError::CapacityExceeded(_))),
+        "{r:?}"
+    );
+    // The VCPU still in use on the root when it loses its inventory.
+    let (invs, mut cons) = reshape(10);
+    cons.pop();
+    assert!(matches!(
+        p.write_many_async(&invs, &cons).await,
+        Err(PlacementError::InventoryInUse(_))
+    ));
+    let after = (
+        p.inventories_async(ROOT).await.unwrap(),
+        p.inventories_async(CHILD).await.unwrap(),
+        p.allocations_async(C1).await.unwrap(),
+        p.allocations_async(C2).await.unwrap(),
+    );
+    assert_eq!(before, after, "a failed batch leaves no trace");
+    // The reshape: each provider +3 (interim, allocations, final).
+    let (invs, cons) = reshape(10);
+    assert_eq!(
+        p.write_many_async(&invs, &cons).await.unwrap(),
+        vec![Some(2), Some(2)]
+    );
+    assert_eq!(p.get_provider_async(ROOT).await.unwrap().generation, 6);
+    assert_eq!(p.get_provider_async(CHILD).await.unwrap().generation, 3);
+    assert_eq!(
+        p.usages_async(ROOT).await.unwrap(),
+        BTreeMap::from([("DISK_GB".to_owned(), 10)])
+    );
+    assert_eq!(
+        p.usages_async(CHILD).await.unwrap(),
+        BTreeMap::from([("VCPU".to_owned(), 3)])
+    );
+    // Allocations only: c1 released (its providers bumped), c3 new; the
+    // child bumped once for both c1's release and c3.
+    assert_eq!(
+        p.write_many_async(
+            &[],
+            &[
+                write(C1, Allocations::new(), Some(2)),
+                write(C3, alloc(CHILD, "VCPU", 4), None),
+            ],
+        )
+        .await
+        .unwrap(),
+        vec![None, Some(1)]
+    );
+    assert_eq!(p.get_provider_async(ROOT).await.unwrap().generation, 7);
+    assert_eq!(p.get_provider_async(CHILD).await.unwrap().generation, 4);
+    assert_eq!(
+        p.allocations_async(C1).await.unwrap().consumer_generation,
+        None
+    );
+    // A stale consumer generation anywhere: nothing written.
+    assert!(matches!(
+        p.write_many_async(
+            &[],
+            &[
+                write(C2, alloc(CHILD, "VCPU", 2), Some(2)),
+                write(C3, alloc(CHILD, "VCPU", 1), Some(7)),
+            ],
+        )
+        .await,
+        Err(PlacementError::ConcurrentUpdate(_))
+    ));
+    assert_eq!(
+        p.allocations_async(C2).await.unwrap().allocations,
+        alloc(CHILD, "VCPU", 1)
+    );
+    assert_eq!(p.get_provider_async(CHILD).await.unwrap().generation, 4);
+}
+
+/// Placement's generation bumps for single-consumer writes: a PUT bumps
+/// the providers the consumer allocates from now (or, released with an
+/// empty PUT, those it had allocations on), never the ones it only left;
+/// a DELETE bumps none (freeing never overcommits).
+pub(crate) async fn allocation_bumps(p: &dyn PlacementService) {
+    let gen_of =
+        |rp: &'static str| async move { p.get_provider_async(rp).await.unwrap().generation };
+    for rp in ["ab-a", "ab-b"] {
+        p.create_provider_async(rp, rp, None).await.unwrap();
+        let inv = BTreeMap::from([("VCPU".to_owned(), InventoryRecord::new(8))]);
+        p.set_inventories_async(rp, 0, &inv).await.unwrap();
+    }
+    let g = p
+        .put_allocations_async("ab-c", &alloc("ab-a", "VCPU", 2), "p", "u", None)
+        .await
+        .unwrap();
+    assert_eq!((gen_of("ab-a").await, gen_of("ab-b").await), (2, 1));
+    // The move: only the provider allocated from now moves.
+    let g = p
+        .put_allocations_async("ab-c", &alloc("ab-b", "VCPU", 2), "p", "u", g)
+        .await
+        .unwrap();
+    assert_eq!((gen_of("ab-a").await, gen_of("ab-b").await), (2, 2));
+    // Released with an empty PUT: the providers it had allocations on.
+    assert_eq!(
+        p.put_allocations_async("ab-c", &Allocations::new(), "p", "u", g)
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!((gen_of("ab-a").await, gen_of("ab-b").await), (2, 3));
+    // DELETE: none.
+    p.put_allocations_async("ab-d", &alloc("ab-a", "VCPU", 3), "p", "u", None)
+        .await
+        .unwrap();
+    p.delete_allocations_async("ab-d").await.unwrap();
+    assert_eq!((gen_of("ab-a").await, gen_of("ab-b").await), (3, 3));
+    assert_eq!(
+        p.usages_async("ab-a")
+            .await
+            .unwrap()
+            .get("VCPU")
+            .copied()
+            .unwrap_or(0),
+        0
+    );
+}

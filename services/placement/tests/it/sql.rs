@@ -77,6 +77,9 @@ impl Db {
         let p = self.open().await;
         assert_eq!(p.sync().await.unwrap(), 0, "idempotent");
         contract::semantics(&p, 1).await;
+        contract::batch_writes(&p).await;
+        contract::allocation_bumps(&p).await;
+        mirror_sees_another_process_delete(&self.open().await, &self.open().await).await;
         let setup = self.open().await;
         let mut stores = Vec::new();
         for _ in 0..8 {
@@ -98,6 +101,37 @@ impl Db {
             let _ = std::fs::remove_file(f.with_extension("sqlite-shm"));
         }
     }
+}
+
+/// A DELETE bumps no generation (as in Placement), yet another store's
+/// candidates see the capacity it freed (the mirror also probes the
+/// allocations).
+async fn mirror_sees_another_process_delete(a: &SqlPlacement, b: &SqlPlacement) {
+    let a = a.clone().refresh_interval(std::time::Duration::ZERO);
+    a.create_provider_async("md-rp", "md-rp", None)
+        .await
+        .unwrap();
+    let inv = BTreeMap::from([(
+        "CUSTOM_MD".to_owned(),
+        nova_scheduler::placement::InventoryRecord::new(4),
+    )]);
+    a.set_inventories_async("md-rp", 0, &inv).await.unwrap();
+    a.put_allocations_async("md-c", &alloc("md-rp", "CUSTOM_MD", 4), "p", "u", None)
+        .await
+        .unwrap();
+    let mut group = nova_scheduler::placement::RequestGroup::default();
+    group.resources.insert("CUSTOM_MD".into(), 1);
+    let req = nova_scheduler::placement::CandidatesRequest {
+        groups: vec![group],
+        ..Default::default()
+    };
+    assert_eq!(a.allocation_candidates_async(&req).await.unwrap().len(), 0);
+    b.delete_allocations_async("md-c").await.unwrap();
+    assert_eq!(
+        a.allocation_candidates_async(&req).await.unwrap().len(),
+        1,
+        "the other store's delete is seen"
+    );
 }
 
 /// Placement's numbered migrations beside nova's, in one database: each
