@@ -223,6 +223,29 @@ impl HttpPlacement {
         Err(Self::down("placement keeps refusing the credentials"))
     }
 
+    /// `GET /resource_providers/{uuid}/{part}` (inventories, traits,
+    /// aggregates, usages).
+    async fn provider_part(&self, uuid: &str, part: &str) -> Result<Value> {
+        let path = format!("/resource_providers/{}/{part}", enc(uuid));
+        self.ok(Method::GET, &path, "1.39", None).await
+    }
+
+    /// `PUT /resource_providers/{uuid}/{part}` with `body`: the provider's
+    /// new generation (`generation + 1` when the answer does not say).
+    async fn put_provider_part(
+        &self,
+        uuid: &str,
+        part: &str,
+        generation: u64,
+        body: &Value,
+    ) -> Result<u64> {
+        let path = format!("/resource_providers/{}/{part}", enc(uuid));
+        let v = self.ok(Method::PUT, &path, "1.39", Some(body)).await?;
+        Ok(v["resource_provider_generation"]
+            .as_u64()
+            .unwrap_or(generation + 1))
+    }
+
     /// The answer, or its status as a Placement error.
     async fn ok(
         &self,
@@ -489,14 +512,7 @@ impl PlacementService for HttpPlacement {
         &self,
         uuid: &str,
     ) -> Result<(u64, BTreeMap<String, InventoryRecord>)> {
-        let v = self
-            .ok(
-                Method::GET,
-                &format!("/resource_providers/{}/inventories", enc(uuid)),
-                "1.39",
-                None,
-            )
-            .await?;
+        let v = self.provider_part(uuid, "inventories").await?;
         let inv = v["inventories"]
             .as_object()
             .map(|m| {
@@ -531,28 +547,12 @@ impl PlacementService for HttpPlacement {
             })
             .collect();
         let body = json!({"resource_provider_generation": generation, "inventories": inv});
-        let v = self
-            .ok(
-                Method::PUT,
-                &format!("/resource_providers/{}/inventories", enc(uuid)),
-                "1.39",
-                Some(&body),
-            )
-            .await?;
-        Ok(v["resource_provider_generation"]
-            .as_u64()
-            .unwrap_or(generation + 1))
+        self.put_provider_part(uuid, "inventories", generation, &body)
+            .await
     }
 
     async fn traits_async(&self, uuid: &str) -> Result<(u64, BTreeSet<String>)> {
-        let v = self
-            .ok(
-                Method::GET,
-                &format!("/resource_providers/{}/traits", enc(uuid)),
-                "1.39",
-                None,
-            )
-            .await?;
+        let v = self.provider_part(uuid, "traits").await?;
         Ok((
             v["resource_provider_generation"].as_u64().unwrap_or(0),
             names_of(&v["traits"]),
@@ -568,28 +568,12 @@ impl PlacementService for HttpPlacement {
         self.ensure_custom(Custom::Traits, traits.iter().map(String::as_str))
             .await?;
         let body = json!({"resource_provider_generation": generation, "traits": traits});
-        let v = self
-            .ok(
-                Method::PUT,
-                &format!("/resource_providers/{}/traits", enc(uuid)),
-                "1.39",
-                Some(&body),
-            )
-            .await?;
-        Ok(v["resource_provider_generation"]
-            .as_u64()
-            .unwrap_or(generation + 1))
+        self.put_provider_part(uuid, "traits", generation, &body)
+            .await
     }
 
     async fn aggregates_async(&self, uuid: &str) -> Result<(u64, BTreeSet<String>)> {
-        let v = self
-            .ok(
-                Method::GET,
-                &format!("/resource_providers/{}/aggregates", enc(uuid)),
-                "1.39",
-                None,
-            )
-            .await?;
+        let v = self.provider_part(uuid, "aggregates").await?;
         Ok((
             v["resource_provider_generation"].as_u64().unwrap_or(0),
             names_of(&v["aggregates"]),
@@ -603,28 +587,12 @@ impl PlacementService for HttpPlacement {
         aggregates: &BTreeSet<String>,
     ) -> Result<u64> {
         let body = json!({"resource_provider_generation": generation, "aggregates": aggregates});
-        let v = self
-            .ok(
-                Method::PUT,
-                &format!("/resource_providers/{}/aggregates", enc(uuid)),
-                "1.39",
-                Some(&body),
-            )
-            .await?;
-        Ok(v["resource_provider_generation"]
-            .as_u64()
-            .unwrap_or(generation + 1))
+        self.put_provider_part(uuid, "aggregates", generation, &body)
+            .await
     }
 
     async fn usages_async(&self, uuid: &str) -> Result<BTreeMap<String, i64>> {
-        let v = self
-            .ok(
-                Method::GET,
-                &format!("/resource_providers/{}/usages", enc(uuid)),
-                "1.39",
-                None,
-            )
-            .await?;
+        let v = self.provider_part(uuid, "usages").await?;
         Ok(resources_of(&v["usages"])
             .into_iter()
             .map(|(k, n)| (k.to_string(), n))
