@@ -6,7 +6,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
 
@@ -47,12 +47,13 @@ type Pending = (flume::Sender<Item>, Item);
 
 /// A queue: messages go round-robin to its consumers (each with a private
 /// channel, like RabbitMQ's per-consumer delivery), or wait in the backlog
-/// while it has none.
+/// while it has none (each with its expiry, RabbitMQ's per-message TTL:
+/// an expired call is dropped, not handed to a late consumer).
 #[derive(Debug, Default)]
 struct Queue {
     consumers: Vec<(u64, flume::Sender<Item>, flume::Receiver<Item>)>,
     next: usize,
-    backlog: VecDeque<Item>,
+    backlog: VecDeque<(Item, Option<Instant>)>,
 }
 
 #[derive(Debug, Default)]
@@ -81,7 +82,13 @@ impl Broker {
     /// Hands `item` to the next consumer with room, or to the backlog when
     /// the queue has no consumer. When every consumer is full, returns the
     /// next one's sender with the item, to wait on outside the lock.
-    fn enqueue(&self, q: &mut Queue, name: &str, mut item: Item) -> Result<Option<Pending>> {
+    fn enqueue(
+        &self,
+        q: &mut Queue,
+        name: &str,
+        mut item: Item,
+        expires: Option<Instant>,
+    ) -> Result<Option<Pending>> {
         let n = q.consumers.len();
         for i in 0..n {
             let idx = (q.next + i) % n;
@@ -106,14 +113,14 @@ impl Broker {
                 self.capacity
             )));
         }
-        q.backlog.push_back(item);
+        q.backlog.push_back((item, expires));
         Ok(None)
     }
 
     /// `enqueue` from a place that cannot wait (a consumer leaving, a
     /// requeue): a full consumer is waited on by a task.
     fn enqueue_detached(&self, q: &mut Queue, name: &str, item: Item) {
-        match self.enqueue(q, name, item) {
+        match self.enqueue(q, name, item, None) {
             Ok(None) => {}
             Ok(Some((tx, item))) => match tokio::runtime::Handle::try_current() {
                 Ok(h) => {
@@ -136,11 +143,16 @@ impl Broker {
         let id = st.next_consumer;
         let (tx, rx) = flume::bounded(self.capacity);
         let q = st.queues.entry(queue.into()).or_default();
-        while let Some(item) = q.backlog.pop_front() {
+        let now = Instant::now();
+        while let Some((item, expires)) = q.backlog.pop_front() {
+            if expires.is_some_and(|t| t <= now) {
+                tracing::debug!(queue, "an expired message was dropped");
+                continue;
+            }
             if let Err(flume::TrySendError::Full(item) | flume::TrySendError::Disconnected(item)) =
                 tx.try_send(item)
             {
-                q.backlog.push_front(item);
+                q.backlog.push_front((item, expires));
                 break;
             }
         }
@@ -185,8 +197,28 @@ impl Broker {
         }
     }
 
-    fn publish(&self, exchange: &str, key: &str, msg: Message) -> Result<Vec<Pending>> {
+    fn publish(
+        &self,
+        exchange: &str,
+        key: &str,
+        msg: Message,
+        expires: Option<Instant>,
+    ) -> Result<Vec<Pending>> {
         let mut st = self.lock();
+        // A topic message nobody has bound a queue for yet (a server that is
+        // starting, or restarting): the queue its server will consume is
+        // declared and holds it, as the durable, non-auto-delete queues of
+        // oslo's rabbit driver hold casts across a consumer's restart. Fanout
+        // and reply messages are not kept (RabbitMQ does not keep them).
+        if !exchange.is_empty()
+            && !exchange.ends_with("_fanout")
+            && !st
+                .bindings
+                .get(exchange)
+                .is_some_and(|b| b.iter().any(|(k, _)| &**k == key))
+        {
+            Self::bind(&mut st, exchange, key, key);
+        }
         // (queue, exchange, routing key) of every copy; names are shared, not copied.
         let mut targets: Vec<(Arc<str>, Arc<str>, Arc<str>)> = Vec::new();
         if exchange.is_empty() {
@@ -218,7 +250,7 @@ impl Broker {
             let (Some(m), Some(q)) = (m, st.queues.get_mut(&name)) else {
                 continue;
             };
-            pending.extend(self.enqueue(q, &name, (m, ex, rk))?);
+            pending.extend(self.enqueue(q, &name, (m, ex, rk), expires)?);
         }
         Ok(pending)
     }
@@ -370,24 +402,26 @@ impl Transport for MemoryTransport {
         &self,
         dest: &Destination,
         msg: Message,
-        _expiration: Option<Duration>,
+        expiration: Option<Duration>,
     ) -> Result<()> {
+        let expires = expiration.and_then(|d| Instant::now().checked_add(d));
         let pending = match dest {
             Destination::Topic {
                 exchange,
                 routing_key,
-            } => self.broker.publish(exchange, routing_key, msg),
+            } => self.broker.publish(exchange, routing_key, msg, expires),
             Destination::Fanout { topic } => {
-                self.broker.publish(&format!("{topic}_fanout"), "", msg)
+                self.broker
+                    .publish(&format!("{topic}_fanout"), "", msg, expires)
             }
-            Destination::Reply { queue } => self.broker.publish("", queue, msg),
+            Destination::Reply { queue } => self.broker.publish("", queue, msg, expires),
             Destination::Notification {
                 exchange,
                 routing_key,
                 ..
             } => {
                 Broker::bind(&mut self.broker.lock(), exchange, routing_key, routing_key);
-                self.broker.publish(exchange, routing_key, msg)
+                self.broker.publish(exchange, routing_key, msg, expires)
             }
         }?;
         // Full consumers: wait for room (backpressure), but not forever.
@@ -403,6 +437,15 @@ impl Transport for MemoryTransport {
             }
         }
         Ok(())
+    }
+
+    fn has_consumer(&self, queue: &str) -> Option<bool> {
+        let st = self.broker.lock();
+        Some(
+            st.queues
+                .get(queue)
+                .is_some_and(|q| !q.consumers.is_empty()),
+        )
     }
 
     async fn listen(&self, what: Listen) -> Result<Inbox> {
@@ -438,5 +481,93 @@ impl Transport for MemoryTransport {
                 self.inbox(&mut st, name, queues, Vec::new(), true)
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Dispatcher, Endpoint, RequestContext, RpcClient, RpcServer, Target, Version};
+    use serde_json::{Value, json};
+
+    fn recording(seen: Arc<Mutex<Vec<i64>>>) -> Dispatcher {
+        let endpoint = Endpoint::new(None, Version::new(1, 0)).method(
+            "note",
+            move |_call, a: serde_json::Map<String, Value>| {
+                let seen = seen.clone();
+                async move {
+                    seen.lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .push(a["n"].as_i64().unwrap_or(-1));
+                    Ok(())
+                }
+            },
+        );
+        Dispatcher::new(vec![endpoint])
+    }
+
+    #[tokio::test]
+    async fn a_cast_to_a_server_that_has_not_started_yet_waits_for_it() {
+        let transport = MemoryTransport::new();
+        let client = RpcClient::new(
+            transport.clone(),
+            Target::topic("compute").with_server("h1"),
+        );
+        client
+            .cast(&RequestContext::new(), "note", json!({"n": 1}))
+            .await
+            .unwrap();
+        // Another server of the topic does not get it: it is for h1.
+        let other_seen = Arc::new(Mutex::new(Vec::new()));
+        let other = RpcServer::start(
+            transport.clone(),
+            Target::topic("compute").with_server("h2"),
+            recording(other_seen.clone()),
+        )
+        .await
+        .unwrap();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let server = RpcServer::start(
+            transport.clone(),
+            Target::topic("compute").with_server("h1"),
+            recording(seen.clone()),
+        )
+        .await
+        .unwrap();
+        for _ in 0..100 {
+            if !seen.lock().unwrap().is_empty() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(*seen.lock().unwrap(), vec![1], "the cast was kept for h1");
+        assert_eq!(transport.has_consumer("compute.h1"), Some(true));
+        assert_eq!(transport.has_consumer("compute.h3"), Some(false));
+        assert!(other_seen.lock().unwrap().is_empty());
+        server.stop().await;
+        other.stop().await;
+    }
+
+    #[tokio::test]
+    async fn an_expired_call_is_not_handed_to_a_late_server() {
+        let transport = MemoryTransport::new();
+        let client = RpcClient::new(transport.clone(), Target::topic("late").with_server("h1"))
+            .timeout(Duration::from_millis(50));
+        let r: crate::Result<Value> = client
+            .call(&RequestContext::new(), "note", json!({"n": 7}))
+            .await;
+        assert!(r.is_err_and(|e| e.is_timeout()));
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let server = RpcServer::start(
+            transport.clone(),
+            Target::topic("late").with_server("h1"),
+            recording(seen.clone()),
+        )
+        .await
+        .unwrap();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(seen.lock().unwrap().is_empty(), "an expired call was run");
+        assert_eq!(transport.queue_len("late.h1"), Some(0));
+        server.stop().await;
     }
 }

@@ -203,4 +203,13 @@ pub trait Transport: Send + Sync + fmt::Debug + 'static {
 
     /// Subscribes; the inbox yields deliveries until closed.
     async fn listen(&self, what: Listen) -> Result<Inbox>;
+
+    /// Whether a server consumes `queue` (`topic` or `topic.server`), when
+    /// the transport can tell: the memory broker, whose servers all live in
+    /// this process, knows; a remote broker says `None` (its queues
+    /// outlive their consumers).
+    fn has_consumer(&self, queue: &str) -> Option<bool> {
+        let _ = queue;
+        None
+    }
 }

@@ -123,25 +123,30 @@ impl AllInOne {
         // started first (computes, then the conductor, then the scheduler).
         nova_scheduler_service::start(runner).await?;
         nova_conductor::start(runner).await?;
-        // API, identity, images.
-        let api = nova_api::serve::start(runner).await?;
-        let mut me = AllInOne {
-            conf: runner.conf().clone(),
-            transport: runner.transport().await?,
-            objects: runner.objects().await?,
-            placement: runner.placement().await?,
-            api,
-            computes: Vec::new(),
-            stop: runner.stop_token(),
-            runner: runner.clone(),
-        };
-        let prefix = me.conf.str_or("fake", "host_prefix", "fake-compute");
+        // The computes before the API: a request accepted at once finds
+        // their queues and fresh heartbeats (after a restart, not the
+        // previous process's).
+        let conf = runner.conf().clone();
+        let objects = runner.objects().await?;
+        let prefix = conf.str_or("fake", "host_prefix", "fake-compute");
         let hosts: Vec<String> = (1..=fake_computes)
             .map(|n| format!("{prefix}-{n}"))
             .collect();
-        me.add_computes(&hosts).await?;
-        nova_manage::discover_hosts(&me.objects, &me.conf).await?;
-        Ok(me)
+        let mut computes = nova_compute::service::start_hosts(runner, &hosts).await?;
+        computes.sort_by(|a, b| a.host.cmp(&b.host));
+        nova_manage::discover_hosts(&objects, &conf).await?;
+        // API, identity, images.
+        let api = nova_api::serve::start(runner).await?;
+        Ok(AllInOne {
+            conf,
+            transport: runner.transport().await?,
+            objects,
+            placement: runner.placement().await?,
+            api,
+            computes,
+            stop: runner.stop_token(),
+            runner: runner.clone(),
+        })
     }
 
     /// Starts computes on `hosts` (with `[DEFAULT] compute_driver`), a few
@@ -187,7 +192,8 @@ impl AllInOne {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)?;
         }
-        std::fs::write(path, y).with_context(|| format!("cannot write {}", path.display()))
+        write_private(path, y.as_bytes())
+            .with_context(|| format!("cannot write {}", path.display()))
     }
 
     /// Serves until the runner stops (SIGTERM with [`run`]), then drains.
@@ -200,6 +206,20 @@ impl AllInOne {
     pub async fn shutdown(self) {
         self.runner.shutdown().await;
     }
+}
+
+/// Writes `data` to `path` readable by its owner alone (`0600`: it holds
+/// passwords), an existing file included.
+fn write_private(path: &Path, data: &[u8]) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let mut o = std::fs::OpenOptions::new();
+    o.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut o, 0o600);
+    let mut f = o.open(path)?;
+    #[cfg(unix)]
+    f.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
+    f.write_all(data)
 }
 
 /// Where nova-all keeps its state by default: `$XDG_STATE_HOME/nova-rs`,

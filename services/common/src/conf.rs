@@ -36,6 +36,7 @@ pub const KNOWN_OPTIONS: &[(&str, &str)] = &[
     ("DEFAULT", "update_resources_interval"),
     ("DEFAULT", "sync_power_state_interval"),
     ("DEFAULT", "reclaim_instance_interval"),
+    ("DEFAULT", "instance_build_timeout"),
     ("DEFAULT", "reserved_host_memory_mb"),
     ("DEFAULT", "reserved_host_disk_mb"),
     ("DEFAULT", "reserved_host_cpus"),
@@ -286,6 +287,14 @@ impl Conf {
             )));
         }
         Ok((report, down))
+    }
+
+    /// `[DEFAULT] instance_build_timeout` in seconds (nova's default 0:
+    /// none): how long an instance may stay building before the conductor
+    /// (unscheduled) or its compute puts it in ERROR.
+    pub fn instance_build_timeout(&self) -> Result<Option<std::time::Duration>, ConfError> {
+        let t = self.parse_or("DEFAULT", "instance_build_timeout", 0u64)?;
+        Ok((t > 0).then(|| std::time::Duration::from_secs(t)))
     }
 }
 

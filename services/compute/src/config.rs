@@ -21,6 +21,10 @@ pub struct ComputeConfig {
     /// immediate): soft-deleted instances older than this are reclaimed,
     /// checked that often.
     pub reclaim_instance_interval: Option<Duration>,
+    /// `[DEFAULT] instance_build_timeout` (0, nova's default: none): an
+    /// instance of this host still building after this long goes to ERROR
+    /// (nova's `_check_instance_build_time`).
+    pub instance_build_timeout: Option<Duration>,
 }
 
 impl ComputeConfig {
@@ -34,6 +38,7 @@ impl ComputeConfig {
             max_concurrent_builds: 10,
             shutdown_timeout: Duration::from_secs(60),
             reclaim_instance_interval: None,
+            instance_build_timeout: None,
         }
     }
 
@@ -51,6 +56,7 @@ impl ComputeConfig {
             .max(1);
         let reclaim = conf.parse_or("DEFAULT", "reclaim_instance_interval", 0i64)?;
         c.reclaim_instance_interval = (reclaim > 0).then(|| Duration::from_secs(reclaim as u64));
+        c.instance_build_timeout = conf.instance_build_timeout()?;
         Ok(c)
     }
 }

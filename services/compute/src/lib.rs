@@ -16,6 +16,9 @@
 //!   provider (inventories, traits) at start, on change and every
 //!   `update_resources_interval` (60 s); claims on build, released on
 //!   failure and delete.
+//! * `healing`: allocations of instances deleted behind this host's back
+//!   removed every `update_resources_interval`, and the
+//!   `instance_build_timeout` watchdog.
 //! * [`power_sync`] (`sync_power_state_interval`, 600 s) and [`recovery`]
 //!   at start-up: instances left in transitional states end in a stable one.
 //! * [`driver`]: the hypervisor `[DEFAULT] compute_driver` names.
@@ -30,6 +33,7 @@ mod actions;
 mod config;
 mod diagnostics;
 mod driver;
+mod healing;
 pub mod manager;
 pub mod power_sync;
 pub mod recovery;

@@ -188,6 +188,15 @@ impl ComputeManager {
             },
         );
         let mut tasks = Vec::new();
+        if let Some(timeout) = me.cfg.instance_build_timeout {
+            let every = timeout.min(Duration::from_secs(60));
+            let m = self.clone();
+            let watchdog = nova_service::periodic(stop.clone(), every, every, move || {
+                let m = m.clone();
+                async move { m.check_instance_build_time().await }
+            });
+            tasks.push(("check_instance_build_time", watchdog));
+        }
         if let Some(every) = me.cfg.reclaim_instance_interval {
             let m = self.clone();
             let reclaim = nova_service::periodic(stop.clone(), every, every, move || {

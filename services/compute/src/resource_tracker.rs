@@ -213,6 +213,10 @@ impl ComputeManager {
             t.traits = traits;
         }
         self.write_usage(&mut t).await;
+        drop(t);
+        let tracked: BTreeSet<String> = instances.iter().map(|i| i.uuid().clone()).collect();
+        self.remove_deleted_instances_allocations(&uuid, &tracked)
+            .await;
         Ok(())
     }
 

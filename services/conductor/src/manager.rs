@@ -38,6 +38,8 @@ pub struct Conductor {
 
 use nova_service::context::elevated as admin_of;
 
+mod recovery;
+
 impl Conductor {
     /// A conductor over `objects` (the database), Placement and the RPC
     /// clients on `transport`.

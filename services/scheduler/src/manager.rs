@@ -55,6 +55,9 @@ pub struct SchedulerManager {
     // placement; workers wait for it without blocking.
     view: Arc<tokio::sync::Mutex<View>>,
     cell_uuid: String,
+    /// Where computes are reached: a compute whose queue has no consumer
+    /// there is down (see [`SchedulerManager::with_reachability`]).
+    reachability: Option<Arc<dyn Transport>>,
 }
 
 use nova_service::context::admin;
@@ -85,7 +88,19 @@ impl SchedulerManager {
                 foreign: BTreeSet::new(),
             })),
             cell_uuid: cell_uuid.to_owned(),
+            reachability: None,
         })
+    }
+
+    /// Computes nobody serves on `transport` are down, whatever their
+    /// last heartbeat says: on the memory transport every service is in
+    /// this process, so a compute whose queue has no consumer did not
+    /// start (again) here — its record's heartbeat is from a previous
+    /// process, and a build sent to it would wait for ever. Transports
+    /// that cannot tell (RabbitMQ keeps the queue) change nothing.
+    pub fn with_reachability(mut self, transport: Arc<dyn Transport>) -> Self {
+        self.reachability = Some(transport);
+        self
     }
 
     /// Reloads the host view from the database.
@@ -119,14 +134,20 @@ impl SchedulerManager {
                 .filter(|(_, a)| a.hosts().as_ref().is_some_and(|h| h.contains(&host)))
                 .map(|(i, _)| i)
                 .collect();
-            states.push(nova_scheduler::from_objects::host_state(
+            let mut state = nova_scheduler::from_objects::host_state(
                 cn,
                 by_host.get(&host).copied(),
                 member,
                 BTreeSet::new(),
                 &self.cell_uuid,
                 now,
-            ));
+            );
+            if let Some(t) = &self.reachability
+                && t.has_consumer(&format!("{}.{host}", nova_rpcapi::compute::TOPIC)) == Some(false)
+            {
+                state.service.seconds_since_heartbeat = f64::INFINITY;
+            }
+            states.push(state);
         }
         let mut v = self.view.lock().await;
         v.scheduler.set_aggregates(aggregates);

@@ -18,7 +18,8 @@ pub async fn start(runner: &Runner) -> anyhow::Result<SchedulerManager> {
         objects,
         placement,
         cell1.uuid(),
-    )?;
+    )?
+    .with_reachability(transport.clone());
     let host = runner.host();
     runner
         .register_service("nova-scheduler", "scheduler")

@@ -54,7 +54,16 @@ pub(crate) fn temp_dir(tag: &str) -> PathBuf {
 impl Cluster {
     /// `computes` fake computes; `extra` overrides nova.conf options.
     pub(crate) async fn start(computes: usize, extra: &[(&str, &str, &str)]) -> Cluster {
-        let dir = temp_dir("cluster");
+        Self::start_in(temp_dir("cluster"), computes, extra).await
+    }
+
+    /// As [`Cluster::start`], on the state (SQLite file) in `dir`: a
+    /// restart when an earlier cluster ran there.
+    pub(crate) async fn start_in(
+        dir: PathBuf,
+        computes: usize,
+        extra: &[(&str, &str, &str)],
+    ) -> Cluster {
         let mut conf = Conf::new();
         for (s, k, v) in [
             ("DEFAULT", "osapi_compute_listen_port", "0"),
@@ -250,6 +259,13 @@ impl Cluster {
             .get(resource)
             .copied()
             .unwrap_or(0)
+    }
+
+    /// Stops every service and keeps the state directory (for
+    /// [`Cluster::start_in`]).
+    pub(crate) async fn stop_keeping_state(self) -> PathBuf {
+        self.all.shutdown().await;
+        self.dir
     }
 
     pub(crate) async fn stop(self) {

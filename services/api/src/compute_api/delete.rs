@@ -131,7 +131,18 @@ pub(crate) async fn delete(
     match host {
         Some(h) if compute_up(st, &h).await => {
             if original == TaskState::Deleting || original == TaskState::SoftDeleting {
-                // Already being deleted: nothing more to do (nova ignores it).
+                // Already being deleted. The first request may have died
+                // with a crashed process (the server would stay `deleting`
+                // for ever): a hard delete asks the compute again. It
+                // deletes under the instance's lock, so the repeat of a
+                // delete in progress finds nothing left to do.
+                if original == TaskState::Deleting && !soft {
+                    st.rpc
+                        .compute
+                        .terminate_instance(&rpc, &h, &inst, &None)
+                        .await
+                        .map_err(Fault::internal)?;
+                }
                 return Ok(());
             }
             st.objects.save(&admin_ctx(), &mut inst).await?;
