@@ -83,6 +83,9 @@ pub struct InstanceSpec {
     pub uuid: String,
     /// Display name.
     pub name: String,
+    /// The hypervisor's name for it (nova's `instance.name`, from
+    /// `[DEFAULT] instance_name_template`); empty: `instance-<uuid>`.
+    pub instance_name: String,
     /// Flavor name (fault injection keys on it).
     pub flavor_name: String,
     /// vCPUs.
@@ -113,6 +116,11 @@ pub struct InstanceSpec {
     pub injected_files: Vec<InjectedFile>,
     /// User data.
     pub user_data: Option<String>,
+    /// The config drive's files (paths such as
+    /// `openstack/latest/meta_data.json`), when the instance has one: the
+    /// driver makes them an ISO 9660 volume labelled `config-2` and
+    /// attaches it.
+    pub config_drive: Option<Vec<InjectedFile>>,
 }
 
 /// State of one instance on the hypervisor (`get_info`).

@@ -11,6 +11,7 @@
 //! If libvirt refuses the subscription, the driver reports each operation's
 //! transition itself and a watcher thread polls for the rest.
 
+pub mod config_drive;
 mod events;
 mod vcpus;
 pub mod xml;
@@ -478,12 +479,23 @@ impl ComputeDriver for LibvirtDriver {
             }
             None => None,
         };
+        let config_drive = match &spec.config_drive {
+            Some(files) => match config_drive::build(&dir, files).await {
+                Ok(p) => Some(p.display().to_string()),
+                Err(e) => {
+                    let _ = std::fs::remove_dir_all(&dir);
+                    return Err(failed("spawn", &spec.uuid, e));
+                }
+            },
+            None => None,
+        };
         let plan = DomainPlan {
             virt_type: self.cfg.virt_type.clone(),
             disk_path,
             console_log: self.console_log(&spec.uuid).display().to_string(),
             vnc_listen: self.cfg.vnc_listen.clone(),
             rescued_disk: None,
+            config_drive,
         };
         let domain = domain_xml(spec, &plan);
         let u = spec.uuid.clone();
@@ -657,6 +669,9 @@ impl ComputeDriver for LibvirtDriver {
             console_log: self.console_log(&spec.uuid).display().to_string(),
             vnc_listen: self.cfg.vnc_listen.clone(),
             rescued_disk: own.exists().then(|| own.display().to_string()),
+            config_drive: Some(dir.join(config_drive::FILE))
+                .filter(|p| p.exists())
+                .map(|p| p.display().to_string()),
         };
         let rescue_xml = domain_xml(spec, &plan);
         let u = spec.uuid.clone();

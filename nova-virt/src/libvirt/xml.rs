@@ -16,11 +16,24 @@ pub struct DomainPlan {
     /// In rescue: the instance's own root disk, attached after the
     /// rescue disk (nova's rescue layout).
     pub rescued_disk: Option<String>,
+    /// The config drive ISO (`disk.config`), when the instance has one.
+    pub config_drive: Option<String>,
 }
 
-/// `instance-<uuid>`: the libvirt domain name of an instance.
+/// `instance-<uuid>`: the libvirt domain name of an instance whose spec
+/// names none.
 pub fn domain_name(uuid: &str) -> String {
     format!("instance-{uuid}")
+}
+
+/// The domain name of `spec`: its `instance_name` (nova's
+/// `instance_name_template`), else [`domain_name`].
+pub fn spec_domain_name(spec: &InstanceSpec) -> String {
+    if spec.instance_name.is_empty() {
+        domain_name(&spec.uuid)
+    } else {
+        spec.instance_name.clone()
+    }
 }
 
 /// Escapes text for XML content and attribute values.
@@ -52,7 +65,7 @@ pub fn domain_xml(spec: &InstanceSpec, plan: &DomainPlan) -> String {
     let vif_model = prop(spec, "hw_vif_model").unwrap_or("virtio");
     let mut x = String::with_capacity(2048);
     x.push_str(&format!("<domain type='{}'>\n", e(&plan.virt_type)));
-    x.push_str(&format!("  <name>{}</name>\n", e(&domain_name(&spec.uuid))));
+    x.push_str(&format!("  <name>{}</name>\n", e(&spec_domain_name(spec))));
     x.push_str(&format!("  <uuid>{}</uuid>\n", e(&spec.uuid)));
     x.push_str("  <metadata>\n    <nova:instance xmlns:nova='http://openstack.org/xmlns/libvirt/nova/1.1'>\n");
     x.push_str(&format!("      <nova:name>{}</nova:name>\n", e(&spec.name)));
@@ -98,6 +111,15 @@ pub fn domain_xml(spec: &InstanceSpec, plan: &DomainPlan) -> String {
             "    <disk type='file' device='disk'>\n      <driver name='qemu' type='qcow2' cache='none'/>\n      <source file='{}'/>\n      <target dev='{second}' bus='{}'/>\n    </disk>\n",
             e(d),
             e(bus)
+        ));
+    }
+    if let Some(iso) = &plan.config_drive {
+        // nova's layout: the config drive is a read-only CD-ROM after the disks.
+        let cd_bus = prop(spec, "hw_cdrom_bus").unwrap_or("ide");
+        let cd_dev = if cd_bus == "ide" { "hdd" } else { "sdz" };
+        x.push_str(&format!(
+            "    <disk type='file' device='cdrom'>\n      <driver name='qemu' type='raw'/>\n      <source file='{}'/>\n      <target dev='{cd_dev}' bus='{cd_bus}'/>\n      <readonly/>\n    </disk>\n",
+            e(iso)
         ));
     }
     for v in &spec.block_devices {
@@ -235,6 +257,7 @@ mod tests {
     fn plan() -> DomainPlan {
         DomainPlan {
             rescued_disk: None,
+            config_drive: None,
             virt_type: "qemu".into(),
             disk_path: Some("/var/lib/nova/instances/x/disk".into()),
             console_log: "/var/lib/nova/instances/x/console.log".into(),

@@ -36,6 +36,9 @@ pub struct AllInOne {
     pub api: Endpoints,
     /// The computes.
     pub computes: Vec<ComputeHandle>,
+    /// Where the metadata API listens, when `[DEFAULT] enabled_apis`
+    /// names `metadata`.
+    pub metadata: Option<std::net::SocketAddr>,
     /// Cancels everything (the runner's stop).
     pub stop: CancellationToken,
     /// The runner every service runs on (one transport, one database, one
@@ -83,13 +86,16 @@ pub async fn run(o: Options) -> anyhow::Result<()> {
     let clouds = state.join("clouds.yaml");
     all.write_clouds_yaml(&clouds)?;
     println!(
-        "nova-all is up in {:.1} s: compute {}/v2.1, identity {}, image {}, {} fake compute(s)",
+        "nova-all is up in {:.1} s: compute {}/v2.1, identity {}, image {}, {} compute(s)",
         started.elapsed().as_secs_f64(),
         all.api.compute_url,
         all.api.identity_url,
         all.api.image_url,
         all.computes.len()
     );
+    if let Some(m) = all.metadata {
+        println!("metadata API: http://{m}");
+    }
     println!("clouds.yaml: {}", clouds.display());
     println!(
         "try: OS_CLIENT_CONFIG_FILE={} openstack --os-cloud nova-rs server create --flavor m1.tiny --image fake-image --nic none demo --wait",
@@ -129,15 +135,29 @@ impl AllInOne {
         let conf = runner.conf().clone();
         let objects = runner.objects().await?;
         let prefix = conf.str_or("fake", "host_prefix", "fake-compute");
-        let hosts: Vec<String> = (1..=fake_computes)
-            .map(|n| format!("{prefix}-{n}"))
-            .collect();
+        let hosts: Vec<String> = if conf
+            .str_or("DEFAULT", "compute_driver", "fake.FakeDriver")
+            .starts_with("fake.")
+        {
+            (1..=fake_computes)
+                .map(|n| format!("{prefix}-{n}"))
+                .collect()
+        } else {
+            // A real hypervisor: one compute, this host's, and no fake ones.
+            vec![conf.host()]
+        };
         let mut computes = nova_compute::service::start_hosts(runner, &hosts).await?;
         computes.sort_by(|a, b| a.host.cmp(&b.host));
         nova_manage::discover_hosts(&objects, &conf).await?;
-        // API, identity, images.
+        // API, identity, images, metadata.
         let api = nova_api::serve::start(runner).await?;
+        let metadata = if nova_metadata::enabled(&conf) {
+            Some(nova_metadata::start(runner).await?)
+        } else {
+            None
+        };
         Ok(AllInOne {
+            metadata,
             conf,
             transport: runner.transport().await?,
             objects,
@@ -252,6 +272,10 @@ pub fn embedded_defaults(mut conf: Conf, state: &Path) -> Conf {
     );
     set(&mut conf, "DEFAULT", "transport_url", "memory://".into());
     set(&mut conf, "DEFAULT", "host", "nova-all".into());
+    // The metadata API only when asked for (`enabled_apis =
+    // osapi_compute,metadata`), on loopback unless told otherwise.
+    set(&mut conf, "DEFAULT", "enabled_apis", "osapi_compute".into());
+    set(&mut conf, "DEFAULT", "metadata_listen", "127.0.0.1".into());
     set(
         &mut conf,
         "DEFAULT",
@@ -284,6 +308,7 @@ pub async fn seed(all: &AllInOne) -> anyhow::Result<()> {
             project_id: "admin".into(),
             roles: vec!["admin".into()],
             request_id: String::new(),
+            auth: None,
         };
         let body = serde_json_map(&[
             ("id", FAKE_IMAGE_ID),

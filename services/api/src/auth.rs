@@ -95,6 +95,19 @@ pub struct Ctx {
     pub roles: Vec<String>,
     /// Request id (`req-<uuid>`).
     pub request_id: String,
+    /// The caller's token and the image endpoint, which nova's context
+    /// carries over RPC (`auth_token`, `service_catalog`): the compute
+    /// fetches the image with them.
+    pub auth: Option<Arc<CallerAuth>>,
+}
+
+/// The caller's token and the endpoints the compute needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallerAuth {
+    /// `X-Auth-Token`.
+    pub token: String,
+    /// The image API's URL (the catalog's `image` entry).
+    pub image_url: Option<String>,
 }
 
 impl Ctx {
@@ -116,12 +129,27 @@ impl Ctx {
     }
     /// The RPC context for this caller.
     pub fn rpc(&self) -> RequestContext {
-        RequestContext::new()
+        let c = RequestContext::new()
             .with_user(self.user_id.clone())
             .with_project(self.project_id.clone())
             .with_roles(self.roles.iter().cloned())
             .with_admin(self.is_admin())
-            .with_request_id(self.request_id.clone())
+            .with_request_id(self.request_id.clone());
+        match &self.auth {
+            Some(a) => {
+                let mut c = c;
+                c.set("auth_token", a.token.clone());
+                if let Some(url) = &a.image_url {
+                    c.set(
+                        "service_catalog",
+                        serde_json::json!([{"type": "image", "name": "glance",
+                            "endpoints": [{"interface": "public", "url": url}]}]),
+                    );
+                }
+                c
+            }
+            None => c,
+        }
     }
 }
 
@@ -238,6 +266,14 @@ impl Identity {
             project_id: project,
             roles: with_implied(&roles),
             request_id: request_id.to_owned(),
+            auth: Some(Arc::new(CallerAuth {
+                token: token.to_owned(),
+                image_url: self
+                    .catalog
+                    .iter()
+                    .find(|e| e.service_type == "image")
+                    .map(|e| e.url.clone()),
+            })),
         })
     }
 

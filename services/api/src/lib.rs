@@ -45,7 +45,7 @@ use nova_rpc::Transport;
 
 use handlers::servers;
 
-pub use auth::{AuthStrategy, CatalogEntry, Ctx, Identity, User};
+pub use auth::{AuthStrategy, CallerAuth, CatalogEntry, Ctx, Identity, User};
 pub use fault::{ApiResult, Fault};
 pub use image::ImageStore;
 pub use layers::RequestId;
@@ -110,6 +110,8 @@ pub struct ApiConfig {
     pub reclaim_instance_interval: i64,
     /// `[api] enable_instance_password`: rescue returns `adminPass`.
     pub enable_instance_password: bool,
+    /// `[DEFAULT] instance_name_template` (`instance-%08x`).
+    pub instance_name_template: String,
 }
 
 impl Default for ApiConfig {
@@ -124,6 +126,7 @@ impl Default for ApiConfig {
             host: "localhost".into(),
             reclaim_instance_interval: 0,
             enable_instance_password: true,
+            instance_name_template: nova_service::instance_name::DEFAULT_TEMPLATE.into(),
         }
     }
 }
@@ -156,6 +159,7 @@ impl ApiConfig {
                 0i64,
             )?,
             enable_instance_password: conf.bool_or("api", "enable_instance_password", true)?,
+            instance_name_template: nova_service::instance_name::template(conf),
         })
     }
 }

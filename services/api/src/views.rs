@@ -132,7 +132,11 @@ pub(crate) fn server(st: &ApiState, ctx: &Ctx, v: ApiVersion, i: &Instance, show
         );
         o.insert(
             "OS-EXT-SRV-ATTR:instance_name".into(),
-            json!(format!("instance-{:08x}", i.id())),
+            json!(nova_service::instance_name::instance_name(
+                &st.cfg.instance_name_template,
+                *i.id(),
+                i.uuid()
+            )),
         );
         if v.at_least(2, 3) {
             o.insert(

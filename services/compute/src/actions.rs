@@ -433,8 +433,14 @@ impl ComputeManager {
             })
             .filter(|r| !r.is_empty())
             .unwrap_or_else(|| inst.image_ref().clone().unwrap_or_default());
-        let mut spec: InstanceSpec = Self::spec_of(&inst, rescue_password);
+        let mut spec: InstanceSpec = self.spec_of(&inst, rescue_password);
         spec.image_id = image.clone();
+        spec.image_path = me
+            .images
+            .get()
+            .map(|c| c.path_of(&image))
+            .filter(|p| p.exists())
+            .map(|p| p.display().to_string());
         let host = self.host().to_owned();
         self.notifier()
             .instance_rescue(

@@ -25,6 +25,15 @@ pub struct ComputeConfig {
     /// instance of this host still building after this long goes to ERROR
     /// (nova's `_check_instance_build_time`).
     pub instance_build_timeout: Option<Duration>,
+    /// `[DEFAULT] instance_name_template` (`instance-%08x`): the
+    /// hypervisor's name of an instance.
+    pub instance_name_template: String,
+    /// `[DEFAULT] force_config_drive`: every instance gets a config drive.
+    pub force_config_drive: bool,
+    /// What config drives tell (`[api]` options, as the metadata API).
+    pub metadata: nova_metadata::MetadataConfig,
+    /// Vendor data on config drives (`[api] vendordata_*`).
+    pub vendor: std::sync::Arc<nova_metadata::VendorConfig>,
 }
 
 impl ComputeConfig {
@@ -39,6 +48,10 @@ impl ComputeConfig {
             shutdown_timeout: Duration::from_secs(60),
             reclaim_instance_interval: None,
             instance_build_timeout: None,
+            instance_name_template: nova_service::instance_name::DEFAULT_TEMPLATE.into(),
+            force_config_drive: false,
+            metadata: nova_metadata::MetadataConfig::default(),
+            vendor: std::sync::Arc::default(),
         }
     }
 
@@ -57,6 +70,10 @@ impl ComputeConfig {
         let reclaim = conf.parse_or("DEFAULT", "reclaim_instance_interval", 0i64)?;
         c.reclaim_instance_interval = (reclaim > 0).then(|| Duration::from_secs(reclaim as u64));
         c.instance_build_timeout = conf.instance_build_timeout()?;
+        c.instance_name_template = nova_service::instance_name::template(conf);
+        c.force_config_drive = conf.bool_or("DEFAULT", "force_config_drive", false)?;
+        c.metadata = nova_metadata::MetadataConfig::from_conf(conf);
+        c.vendor = std::sync::Arc::new(nova_metadata::VendorConfig::from_conf(conf)?);
         Ok(c)
     }
 }

@@ -55,10 +55,18 @@ pub fn driver_from_conf(
             let c = nova_virt::libvirt::LibvirtConfig {
                 connection_uri: conf.str_or("libvirt", "connection_uri", &d.connection_uri),
                 virt_type: conf.str_or("libvirt", "virt_type", &d.virt_type),
-                instances_path: conf
-                    .get("DEFAULT", "instances_path")
-                    .map(Into::into)
-                    .unwrap_or(d.instances_path.clone()),
+                // nova's default: $state_path/instances.
+                instances_path: conf.get("DEFAULT", "instances_path").map_or_else(
+                    || {
+                        std::path::PathBuf::from(conf.str_or(
+                            "DEFAULT",
+                            "state_path",
+                            "/var/lib/nova",
+                        ))
+                        .join("instances")
+                    },
+                    Into::into,
+                ),
                 reserved_host_memory_mb: conf.parse_or(
                     "DEFAULT",
                     "reserved_host_memory_mb",

@@ -34,14 +34,17 @@ mod config;
 mod diagnostics;
 mod driver;
 mod healing;
+mod image_cache;
 pub mod manager;
 pub mod power_sync;
 pub mod recovery;
 pub mod resource_tracker;
 pub mod service;
+mod spawn;
 
 pub use config::ComputeConfig;
 pub use driver::{driver_from_conf, fake_driver};
+pub use image_cache::ImageCache;
 pub use manager::{ComputeManager, Started, wait_for_conductor};
 pub use resource_tracker::USAGE_FLUSH;
 pub use service::{ComputeService, run, start};

@@ -41,6 +41,8 @@ pub(crate) struct Inner {
     pub(crate) tracker: tokio::sync::Mutex<Tracker>,
     pub(crate) service: Mutex<Option<Service>>,
     pub(crate) notifier: std::sync::OnceLock<Notifier>,
+    /// Where images are downloaded to (for drivers that boot from a disk).
+    pub(crate) images: std::sync::OnceLock<crate::ImageCache>,
 }
 
 /// The compute manager. Cheap to clone.
@@ -75,6 +77,7 @@ impl ComputeManager {
                 tracker: tokio::sync::Mutex::default(),
                 service: Mutex::default(),
                 notifier: std::sync::OnceLock::new(),
+                images: std::sync::OnceLock::new(),
             }),
         }
     }
@@ -83,6 +86,12 @@ impl ComputeManager {
     /// without one, nothing is sent).
     pub fn set_notifier(&self, notifier: Notifier) {
         let _ = self.inner.notifier.set(notifier);
+    }
+
+    /// Downloads images into `cache` before spawning (drivers that boot
+    /// from a disk; the fake driver needs none).
+    pub fn set_image_cache(&self, cache: crate::ImageCache) {
+        let _ = self.inner.images.set(cache);
     }
 
     /// The notifier (instance actions, `instance.update`, `compute.exception`).
@@ -228,10 +237,20 @@ impl ComputeManager {
         })
     }
 
-    pub(crate) fn spec_of(inst: &Instance, admin_password: Option<String>) -> InstanceSpec {
+    pub(crate) fn spec_of(&self, inst: &Instance, admin_password: Option<String>) -> InstanceSpec {
         let u = usage_of(inst);
+        let image_path = self.inner.images.get().and_then(|c| {
+            let p = c.path_of(inst.image_ref().as_deref().filter(|r| !r.is_empty())?);
+            p.exists().then(|| p.display().to_string())
+        });
         InstanceSpec {
             uuid: inst.uuid().clone(),
+            instance_name: nova_service::instance_name::instance_name(
+                &self.inner.cfg.instance_name_template,
+                *inst.id(),
+                inst.uuid(),
+            ),
+            image_path,
             name: inst.display_name().clone().unwrap_or_default(),
             flavor_name: if inst.obj_attr_is_set("flavor") {
                 inst.flavor().name().clone().unwrap_or_default()
@@ -283,6 +302,12 @@ impl ComputeManager {
         inst.set_launched_on(Some(self.host().to_owned()));
         inst.set_vm_state(Some(VmState::Building.into()));
         inst.set_task_state(Some(TaskState::Spawning.into()));
+        // nova's configdrive.update_instance: a forced config drive shows.
+        if self.config_drive_required(&inst)
+            && inst.config_drive().as_deref().is_none_or(str::is_empty)
+        {
+            inst.set_config_drive(Some("True".into()));
+        }
         let expect = SaveOptions::expected_task_state([Some(TaskState::Scheduling.as_str()), None]);
         if let Err(e) = me.objects.save_with(&ctx, &mut inst, &expect).await {
             // Deleted (or being deleted) while it was scheduled.
@@ -296,8 +321,14 @@ impl ComputeManager {
             .instance_create(&ctx, &inst, self.host(), Phase::Start, None, image_name)
             .await;
         self.claim(&inst).await;
-        let spec = Self::spec_of(&inst, b.admin_password.clone());
-        match me.driver.spawn(&spec).await {
+        let spawned = match self
+            .prepare_spawn(&ctx, &inst, &b.image, b.admin_password.clone())
+            .await
+        {
+            Ok(spec) => me.driver.spawn(&spec).await,
+            Err(e) => Err(e),
+        };
+        match spawned {
             Ok(()) => {
                 let old = OldStates::of(&inst);
                 inst.set_power_state(Some(PowerState::Running.code() as i64));

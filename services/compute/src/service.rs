@@ -77,7 +77,11 @@ pub async fn start_host(
     cfg.host = host.to_owned();
     let transport = runner.transport().await?;
     let placement = runner.placement().await?;
+    let boots_from_disk = driver.name() != "fake";
     let manager = ComputeManager::new(cfg, driver, objects, placement, transport.clone());
+    if boots_from_disk {
+        manager.set_image_cache(crate::ImageCache::from_conf(runner.conf()));
+    }
     manager.set_notifier(runner.notifier().await?);
     let stop = runner.stop_token().child_token();
     let started = manager

@@ -9,11 +9,14 @@ mod api;
 mod boot;
 mod cli;
 mod cluster;
+mod metadata;
 mod multiprocess;
 #[cfg(feature = "amqp")]
 mod notifications;
 #[cfg(all(feature = "amqp", feature = "postgres"))]
 mod nova_clients;
+#[cfg(feature = "libvirt")]
+mod real_guest;
 mod real_placement;
 mod recovery;
 mod subresources;

@@ -55,6 +55,8 @@ pub(crate) struct CreateRequest {
     pub auto_disk_config: bool,
     /// `tags` (2.52).
     pub tags: Vec<String>,
+    /// `config_drive`: the instance gets a config drive.
+    pub config_drive: bool,
 }
 
 /// What a create made.
@@ -315,7 +317,11 @@ fn new_instance(ctx: &Ctx, r: &CreateRequest, plan: &Plan, n: i64, reservation: 
         .with_launch_index(Some(n))
         .with_reservation_id(Some(reservation.to_owned()))
         .with_locked(false)
-        .with_config_drive(Some(String::new()))
+        .with_config_drive(Some(if r.config_drive {
+            "True".into()
+        } else {
+            String::new()
+        }))
         .with_access_ip_v4(r.access_ip_v4.clone())
         .with_access_ip_v6(r.access_ip_v6.clone())
         .with_auto_disk_config(r.auto_disk_config)

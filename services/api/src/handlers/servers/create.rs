@@ -154,6 +154,15 @@ fn parse(ctx: &Ctx, v: ApiVersion, body: &Value) -> ApiResult<CreateRequest> {
         access_ip_v4: s["accessIPv4"].as_str().map(str::to_owned),
         access_ip_v6: s["accessIPv6"].as_str().map(str::to_owned),
         auto_disk_config: s["OS-DCF:diskConfig"].as_str() == Some("AUTO"),
+        // nova's boolean parameter: true, or "true"/"1"/"yes"/"on"-like strings.
+        config_drive: match &s["config_drive"] {
+            Value::Bool(b) => *b,
+            Value::String(t) => matches!(
+                t.to_ascii_lowercase().as_str(),
+                "true" | "1" | "t" | "yes" | "y" | "on"
+            ),
+            _ => false,
+        },
         tags: s["tags"]
             .as_array()
             .map(|a| {
