@@ -110,6 +110,8 @@ pub struct ApiConfig {
     pub reclaim_instance_interval: i64,
     /// `[api] enable_instance_password`: rescue returns `adminPass`.
     pub enable_instance_password: bool,
+    /// `[DEFAULT] allow_resize_to_same_host` (false).
+    pub allow_resize_to_same_host: bool,
 }
 
 impl Default for ApiConfig {
@@ -124,6 +126,7 @@ impl Default for ApiConfig {
             host: "localhost".into(),
             reclaim_instance_interval: 0,
             enable_instance_password: true,
+            allow_resize_to_same_host: false,
         }
     }
 }
@@ -156,6 +159,11 @@ impl ApiConfig {
                 0i64,
             )?,
             enable_instance_password: conf.bool_or("api", "enable_instance_password", true)?,
+            allow_resize_to_same_host: conf.bool_or(
+                "DEFAULT",
+                "allow_resize_to_same_host",
+                false,
+            )?,
         })
     }
 }
@@ -219,6 +227,16 @@ pub fn router(state: Arc<ApiState>) -> Router {
                 .delete(servers::delete),
         )
         .route("/servers/{id}/action", post(servers::action))
+        .route("/servers/{id}/migrations", get(servers::moves::index))
+        .route(
+            "/servers/{id}/migrations/{migration_id}",
+            get(servers::moves::show).delete(servers::moves::delete),
+        )
+        .route(
+            "/servers/{id}/migrations/{migration_id}/action",
+            post(servers::moves::migration_action),
+        )
+        .route("/os-migrations", get(servers::moves::os_migrations))
         .route(
             "/servers/{id}/metadata",
             get(servers::metadata::index)

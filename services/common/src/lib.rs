@@ -21,6 +21,7 @@ pub mod cells;
 mod conf;
 pub mod context;
 pub mod instance_actions;
+pub mod moves;
 pub mod notifications;
 mod runner;
 mod service;

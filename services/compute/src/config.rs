@@ -21,6 +21,9 @@ pub struct ComputeConfig {
     /// immediate): soft-deleted instances older than this are reclaimed,
     /// checked that often.
     pub reclaim_instance_interval: Option<Duration>,
+    /// `[DEFAULT] resize_confirm_window` (none: 0, never): resizes
+    /// finished on this host longer ago are confirmed automatically.
+    pub resize_confirm_window: Option<Duration>,
 }
 
 impl ComputeConfig {
@@ -34,6 +37,7 @@ impl ComputeConfig {
             max_concurrent_builds: 10,
             shutdown_timeout: Duration::from_secs(60),
             reclaim_instance_interval: None,
+            resize_confirm_window: None,
         }
     }
 
@@ -51,6 +55,8 @@ impl ComputeConfig {
             .max(1);
         let reclaim = conf.parse_or("DEFAULT", "reclaim_instance_interval", 0i64)?;
         c.reclaim_instance_interval = (reclaim > 0).then(|| Duration::from_secs(reclaim as u64));
+        let window = conf.parse_or("DEFAULT", "resize_confirm_window", 0i64)?;
+        c.resize_confirm_window = (window > 0).then(|| Duration::from_secs(window as u64));
         Ok(c)
     }
 }

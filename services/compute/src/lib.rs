@@ -31,6 +31,7 @@ mod config;
 mod diagnostics;
 mod driver;
 pub mod manager;
+mod moves;
 pub mod power_sync;
 pub mod recovery;
 pub mod resource_tracker;
