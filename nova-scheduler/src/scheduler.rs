@@ -307,7 +307,10 @@ impl Scheduler {
                 .copied()
                 .filter(|&i| {
                     let h = &self.hosts[i];
-                    h.host == d.host && d.node.as_ref().is_none_or(|n| *n == h.nodename)
+                    // A destination without a host (a move's cell or
+                    // cross-cell flag only) names no host.
+                    (d.host.is_empty() || h.host == d.host)
+                        && d.node.as_ref().is_none_or(|n| *n == h.nodename)
                 })
                 .collect(),
             None => hosts.to_vec(),

@@ -438,7 +438,16 @@ pub trait ComputeDriver: Send + Sync + std::fmt::Debug {
     async fn snapshot(&self, _uuid: &str, _image_id: &str) -> Result<String> {
         unsupported("snapshot")
     }
-    /// Resize, step 1: stop and prepare the disk for the new size.
+    /// Resize/cold migration, on the destination before anything moves:
+    /// whether this host takes the instance at its new size (nova's
+    /// resize claim; a refusal reschedules).
+    async fn prep_resize(&self, _spec: &InstanceSpec) -> Result<()> {
+        unsupported("prep_resize")
+    }
+    /// Resize/cold migration, on the source: power the guest off and
+    /// prepare its disk for `target` on host `dest` (nova's
+    /// `migrate_disk_and_power_off`). A smaller root disk is refused
+    /// ([`Error::ResizeRefused`]: the instance stays as it was).
     async fn migrate_disk_and_power_off(
         &self,
         _uuid: &str,
@@ -447,25 +456,58 @@ pub trait ComputeDriver: Send + Sync + std::fmt::Debug {
     ) -> Result<()> {
         unsupported("migrate_disk_and_power_off")
     }
-    /// Resize, step 2: start with the new size.
+    /// Resize/cold migration, on the destination: the guest at its new
+    /// size (created here, or the same guest on a same-host resize),
+    /// started when `power_on`.
     async fn finish_migration(&self, _spec: &InstanceSpec, _power_on: bool) -> Result<()> {
         unsupported("finish_migration")
     }
-    /// Resize, confirm: drop what the revert would need.
-    async fn confirm_migration(&self, _uuid: &str) -> Result<()> {
+    /// Confirm, on the source: drop what a revert would need; the guest
+    /// itself goes unless the move stayed on this host.
+    async fn confirm_migration(&self, _uuid: &str, _same_host: bool) -> Result<()> {
         unsupported("confirm_migration")
     }
-    /// Resize, revert: back to the old size.
+    /// Revert, on the source: the guest back at its old size, started
+    /// when `power_on`.
     async fn finish_revert_migration(&self, _spec: &InstanceSpec, _power_on: bool) -> Result<()> {
         unsupported("finish_revert_migration")
     }
-    /// Live migration pre-check on the destination.
-    async fn check_can_live_migrate_destination(&self, _uuid: &str) -> Result<()> {
+    /// Live migration, on the destination: can it receive the guest.
+    async fn check_can_live_migrate_destination(
+        &self,
+        _spec: &InstanceSpec,
+        _block_migration: bool,
+    ) -> Result<()> {
         unsupported("check_can_live_migrate_destination")
     }
-    /// Live migration to `dest`.
+    /// Live migration, on the source: can the guest leave.
+    async fn check_can_live_migrate_source(&self, _uuid: &str) -> Result<()> {
+        unsupported("check_can_live_migrate_source")
+    }
+    /// Live migration, on the destination: prepare for the incoming guest.
+    async fn pre_live_migration(&self, _spec: &InstanceSpec) -> Result<()> {
+        unsupported("pre_live_migration")
+    }
+    /// Live migration to `dest`, run on the source; returns when the
+    /// guest runs there (or fails, the guest still here).
     async fn live_migration(&self, _uuid: &str, _dest: &str) -> Result<()> {
         unsupported("live_migration")
+    }
+    /// Live migration, on the destination: the guest is now here.
+    async fn post_live_migration_at_destination(&self, _spec: &InstanceSpec) -> Result<()> {
+        unsupported("post_live_migration_at_destination")
+    }
+    /// Live migration failed: the destination drops what it prepared.
+    async fn rollback_live_migration_at_destination(&self, _uuid: &str) -> Result<()> {
+        unsupported("rollback_live_migration_at_destination")
+    }
+    /// Completes a running live migration at once (the guest paused).
+    async fn live_migration_force_complete(&self, _uuid: &str) -> Result<()> {
+        unsupported("live_migration_force_complete")
+    }
+    /// Aborts a running live migration.
+    async fn live_migration_abort(&self, _uuid: &str) -> Result<()> {
+        unsupported("live_migration_abort")
     }
     /// Rescue: boot the rescue image with the root disk attached.
     async fn rescue(&self, _spec: &InstanceSpec, _rescue_image: &str) -> Result<()> {

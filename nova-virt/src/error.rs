@@ -44,6 +44,16 @@ pub enum Error {
     /// The hypervisor connection failed.
     #[error("hypervisor: {0}")]
     Hypervisor(String),
+    /// A resize the driver refuses before changing anything (nova's
+    /// `InstanceFaultRollback` around `ResizeError`): the instance stays
+    /// as it was.
+    #[error("Resize error: {reason}")]
+    ResizeRefused {
+        /// The instance.
+        uuid: String,
+        /// Why (`Unable to resize disk down.`).
+        reason: String,
+    },
 }
 
 impl Error {

@@ -67,7 +67,15 @@ pub struct Faults {
     pub crash_mid_spawn: bool,
     /// Instance operations (`pause`, `suspend`, `rescue`,
     /// `set_admin_password`, ...) that fail, the instance unchanged.
+    /// The moves' steps too: `prep_resize`, `migrate_disk_and_power_off`,
+    /// `finish_migration`, `confirm_migration`, `finish_revert_migration`,
+    /// `check_can_live_migrate_destination`, `check_can_live_migrate_source`,
+    /// `pre_live_migration`, `live_migration`,
+    /// `post_live_migration_at_destination`.
     pub fail_operations: Vec<String>,
+    /// How long a live migration runs (unless forced to complete or
+    /// aborted); none: at once.
+    pub live_migration_time: Option<Duration>,
 }
 
 #[derive(Debug, Clone)]
@@ -94,6 +102,8 @@ pub struct FakeDriver {
     instances: Mutex<BTreeMap<String, FakeInstance>>,
     spawns: AtomicU64,
     sink: Mutex<Option<Arc<dyn EventSink>>>,
+    /// Running live migrations: (forced to complete, aborted).
+    live: Mutex<BTreeMap<String, (bool, bool)>>,
 }
 
 impl FakeDriver {
@@ -153,6 +163,32 @@ impl FakeDriver {
             });
         }
         Ok(())
+    }
+
+    /// Marks a running live migration forced or aborted.
+    fn set_live(&self, uuid: &str, force: bool, abort: bool) -> Result<()> {
+        let mut l = self.live.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(e) = l.get_mut(uuid) else {
+            return Err(Error::Failed {
+                operation: if abort {
+                    "live_migration_abort"
+                } else {
+                    "live_migration_force_complete"
+                },
+                uuid: uuid.to_owned(),
+                reason: "no live migration in progress".into(),
+            });
+        };
+        e.0 |= force;
+        e.1 |= abort;
+        Ok(())
+    }
+
+    /// The sizes of a fake guest: (vCPUs, memory MiB, root GiB, state).
+    pub fn guest(&self, uuid: &str) -> Option<(i64, i64, i64, PowerState)> {
+        self.lock()
+            .get(uuid)
+            .map(|i| (i.vcpus, i.memory_mb, i.root_gb, i.state))
     }
 
     /// The admin password the guest has (last spawn or
@@ -485,6 +521,11 @@ impl ComputeDriver for FakeDriver {
         self.with(uuid, |_| Ok(format!("fake://images/{image_id}")))
     }
 
+    async fn prep_resize(&self, spec: &InstanceSpec) -> Result<()> {
+        self.delay().await;
+        self.injected(&spec.uuid, "prep_resize")
+    }
+
     async fn migrate_disk_and_power_off(
         &self,
         uuid: &str,
@@ -492,12 +533,18 @@ impl ComputeDriver for FakeDriver {
         target: &ResizeTarget,
     ) -> Result<()> {
         self.delay().await;
+        self.injected(uuid, "migrate_disk_and_power_off")?;
         self.with(uuid, |i| {
+            // As nova's libvirt driver: a root disk is never shrunk.
+            if (target.root_gb as i64) < i.root_gb {
+                return Err(Error::ResizeRefused {
+                    uuid: uuid.to_owned(),
+                    reason: "Unable to resize disk down.".into(),
+                });
+            }
             i.resized_from = Some((i.vcpus, i.memory_mb, i.root_gb));
-            i.vcpus = i64::from(target.vcpus);
-            i.memory_mb = target.memory_mb as i64;
-            i.root_gb = target.root_gb as i64;
             i.state = PowerState::Shutdown;
+            i.console.push_str("[fake] migrate_disk_and_power_off\n");
             Ok(())
         })?;
         self.emit(uuid, Transition::Stopped);
@@ -505,43 +552,177 @@ impl ComputeDriver for FakeDriver {
     }
 
     async fn finish_migration(&self, spec: &InstanceSpec, power_on: bool) -> Result<()> {
-        if power_on {
-            self.power_on(&spec.uuid).await
+        self.delay().await;
+        self.injected(&spec.uuid, "finish_migration")?;
+        let state = if power_on {
+            PowerState::Running
         } else {
-            self.with(&spec.uuid, |_| Ok(()))
-        }
-    }
-
-    async fn confirm_migration(&self, uuid: &str) -> Result<()> {
-        self.with(uuid, |i| {
-            i.resized_from = None;
-            Ok(())
-        })
-    }
-
-    async fn finish_revert_migration(&self, spec: &InstanceSpec, power_on: bool) -> Result<()> {
-        self.with(&spec.uuid, |i| {
-            if let Some((v, m, d)) = i.resized_from.take() {
-                (i.vcpus, i.memory_mb, i.root_gb) = (v, m, d);
+            PowerState::Shutdown
+        };
+        {
+            let mut g = self.lock();
+            match g.get_mut(&spec.uuid) {
+                // A same-host resize: the same guest, resized.
+                Some(i) => {
+                    i.vcpus = i64::from(spec.vcpus);
+                    i.memory_mb = spec.memory_mb as i64;
+                    i.root_gb = spec.root_gb as i64;
+                    i.state = state;
+                }
+                None => {
+                    g.insert(
+                        spec.uuid.clone(),
+                        FakeInstance {
+                            state,
+                            vcpus: i64::from(spec.vcpus),
+                            memory_mb: spec.memory_mb as i64,
+                            root_gb: spec.root_gb as i64,
+                            console: format!("[fake] migrated in {} ({})\n", spec.name, spec.uuid),
+                            resized_from: None,
+                            macs: Vec::new(),
+                            rescued_from: None,
+                            admin_password: None,
+                        },
+                    );
+                }
             }
-            Ok(())
-        })?;
+        }
         if power_on {
-            self.power_on(&spec.uuid).await?;
+            self.emit(&spec.uuid, Transition::Started);
         }
         Ok(())
     }
 
-    async fn check_can_live_migrate_destination(&self, uuid: &str) -> Result<()> {
+    async fn confirm_migration(&self, uuid: &str, same_host: bool) -> Result<()> {
+        self.delay().await;
+        self.injected(uuid, "confirm_migration")?;
+        if same_host {
+            return self.with(uuid, |i| {
+                i.resized_from = None;
+                Ok(())
+            });
+        }
+        // The source's copy goes (already gone is fine: nothing to clean).
+        self.lock().remove(uuid);
+        Ok(())
+    }
+
+    async fn finish_revert_migration(&self, spec: &InstanceSpec, power_on: bool) -> Result<()> {
+        self.delay().await;
+        self.injected(&spec.uuid, "finish_revert_migration")?;
+        self.with(&spec.uuid, |i| {
+            if let Some((v, m, d)) = i.resized_from.take() {
+                (i.vcpus, i.memory_mb, i.root_gb) = (v, m, d);
+            }
+            if power_on {
+                i.state = PowerState::Running;
+            }
+            Ok(())
+        })?;
+        if power_on {
+            self.emit(&spec.uuid, Transition::Started);
+        }
+        Ok(())
+    }
+
+    async fn check_can_live_migrate_destination(
+        &self,
+        spec: &InstanceSpec,
+        _block_migration: bool,
+    ) -> Result<()> {
+        self.delay().await;
+        self.injected(&spec.uuid, "check_can_live_migrate_destination")?;
+        if self.lock().contains_key(&spec.uuid) {
+            return Err(Error::InstanceExists(spec.uuid.clone()));
+        }
+        Ok(())
+    }
+
+    async fn check_can_live_migrate_source(&self, uuid: &str) -> Result<()> {
+        self.injected(uuid, "check_can_live_migrate_source")?;
         self.with(uuid, |_| Ok(()))
+    }
+
+    async fn pre_live_migration(&self, spec: &InstanceSpec) -> Result<()> {
+        self.delay().await;
+        self.injected(&spec.uuid, "pre_live_migration")?;
+        let mut g = self.lock();
+        // The incoming guest: defined, paused until the memory arrives.
+        g.entry(spec.uuid.clone()).or_insert_with(|| FakeInstance {
+            state: PowerState::Paused,
+            vcpus: i64::from(spec.vcpus),
+            memory_mb: spec.memory_mb as i64,
+            root_gb: spec.root_gb as i64,
+            console: format!("[fake] incoming live migration of {}\n", spec.uuid),
+            resized_from: None,
+            macs: Vec::new(),
+            rescued_from: None,
+            admin_password: None,
+        });
+        Ok(())
     }
 
     async fn live_migration(&self, uuid: &str, _dest: &str) -> Result<()> {
         self.delay().await;
-        self.lock()
-            .remove(uuid)
-            .map(|_| ())
-            .ok_or_else(|| Error::InstanceNotFound(uuid.to_owned()))
+        self.injected(uuid, "live_migration")?;
+        self.with(uuid, |_| Ok(()))?;
+        self.live
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(uuid.to_owned(), (false, false));
+        let started = std::time::Instant::now();
+        let total = self.faults().live_migration_time.unwrap_or_default();
+        let outcome = loop {
+            let (forced, aborted) = self
+                .live
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .get(uuid)
+                .copied()
+                .unwrap_or_default();
+            if aborted {
+                break Err(Error::Failed {
+                    operation: "live_migration",
+                    uuid: uuid.to_owned(),
+                    reason: "Migration aborted by request".into(),
+                });
+            }
+            if forced || started.elapsed() >= total {
+                break Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        self.live
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(uuid);
+        outcome?;
+        // The guest runs on the destination now.
+        self.lock().remove(uuid);
+        Ok(())
+    }
+
+    async fn post_live_migration_at_destination(&self, spec: &InstanceSpec) -> Result<()> {
+        self.injected(&spec.uuid, "post_live_migration_at_destination")?;
+        self.with(&spec.uuid, |i| {
+            i.state = PowerState::Running;
+            Ok(())
+        })?;
+        self.emit(&spec.uuid, Transition::Resumed);
+        Ok(())
+    }
+
+    async fn rollback_live_migration_at_destination(&self, uuid: &str) -> Result<()> {
+        self.lock().remove(uuid);
+        Ok(())
+    }
+
+    async fn live_migration_force_complete(&self, uuid: &str) -> Result<()> {
+        self.set_live(uuid, true, false)
+    }
+
+    async fn live_migration_abort(&self, uuid: &str) -> Result<()> {
+        self.set_live(uuid, false, true)
     }
 
     /// The fake guest's figures: its state, one entry per vCPU (a fake

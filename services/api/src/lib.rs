@@ -112,6 +112,8 @@ pub struct ApiConfig {
     pub enable_instance_password: bool,
     /// `[DEFAULT] instance_name_template` (`instance-%08x`).
     pub instance_name_template: String,
+    /// `[DEFAULT] allow_resize_to_same_host` (false).
+    pub allow_resize_to_same_host: bool,
 }
 
 impl Default for ApiConfig {
@@ -127,6 +129,7 @@ impl Default for ApiConfig {
             reclaim_instance_interval: 0,
             enable_instance_password: true,
             instance_name_template: nova_service::instance_name::DEFAULT_TEMPLATE.into(),
+            allow_resize_to_same_host: false,
         }
     }
 }
@@ -160,6 +163,11 @@ impl ApiConfig {
             )?,
             enable_instance_password: conf.bool_or("api", "enable_instance_password", true)?,
             instance_name_template: nova_service::instance_name::template(conf),
+            allow_resize_to_same_host: conf.bool_or(
+                "DEFAULT",
+                "allow_resize_to_same_host",
+                false,
+            )?,
         })
     }
 }
@@ -223,6 +231,16 @@ pub fn router(state: Arc<ApiState>) -> Router {
                 .delete(servers::delete),
         )
         .route("/servers/{id}/action", post(servers::action))
+        .route("/servers/{id}/migrations", get(servers::moves::index))
+        .route(
+            "/servers/{id}/migrations/{migration_id}",
+            get(servers::moves::show).delete(servers::moves::delete),
+        )
+        .route(
+            "/servers/{id}/migrations/{migration_id}/action",
+            post(servers::moves::migration_action),
+        )
+        .route("/os-migrations", get(servers::moves::os_migrations))
         .route(
             "/servers/{id}/metadata",
             get(servers::metadata::index)

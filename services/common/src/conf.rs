@@ -37,6 +37,8 @@ pub const KNOWN_OPTIONS: &[(&str, &str)] = &[
     ("DEFAULT", "sync_power_state_interval"),
     ("DEFAULT", "reclaim_instance_interval"),
     ("DEFAULT", "instance_build_timeout"),
+    ("DEFAULT", "allow_resize_to_same_host"),
+    ("DEFAULT", "resize_confirm_window"),
     ("DEFAULT", "reserved_host_memory_mb"),
     ("DEFAULT", "reserved_host_disk_mb"),
     ("DEFAULT", "reserved_host_cpus"),

@@ -22,6 +22,7 @@ mod conf;
 pub mod context;
 pub mod instance_actions;
 pub mod instance_name;
+pub mod moves;
 pub mod notifications;
 mod runner;
 mod service;

@@ -34,6 +34,9 @@ pub struct ComputeConfig {
     pub metadata: nova_metadata::MetadataConfig,
     /// Vendor data on config drives (`[api] vendordata_*`).
     pub vendor: std::sync::Arc<nova_metadata::VendorConfig>,
+    /// `[DEFAULT] resize_confirm_window` (none: 0, never): resizes
+    /// finished on this host longer ago are confirmed automatically.
+    pub resize_confirm_window: Option<Duration>,
 }
 
 impl ComputeConfig {
@@ -52,6 +55,7 @@ impl ComputeConfig {
             force_config_drive: false,
             metadata: nova_metadata::MetadataConfig::default(),
             vendor: std::sync::Arc::default(),
+            resize_confirm_window: None,
         }
     }
 
@@ -74,6 +78,8 @@ impl ComputeConfig {
         c.force_config_drive = conf.bool_or("DEFAULT", "force_config_drive", false)?;
         c.metadata = nova_metadata::MetadataConfig::from_conf(conf);
         c.vendor = std::sync::Arc::new(nova_metadata::VendorConfig::from_conf(conf)?);
+        let window = conf.parse_or("DEFAULT", "resize_confirm_window", 0i64)?;
+        c.resize_confirm_window = (window > 0).then(|| Duration::from_secs(window as u64));
         Ok(c)
     }
 }

@@ -36,6 +36,7 @@ mod driver;
 mod healing;
 mod image_cache;
 pub mod manager;
+mod moves;
 pub mod power_sync;
 pub mod recovery;
 pub mod resource_tracker;

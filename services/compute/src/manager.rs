@@ -7,8 +7,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use nova_objects::{
-    BlockDeviceMappingList, Instance, NetworkRequestList, Objects, RequestSpec, SaveOptions,
-    Selection, Service, VersionedObject,
+    BlockDeviceMappingList, Flavor, Instance, Migration, NetworkRequestList, Objects, RequestSpec,
+    SaveOptions, Selection, Service, VersionedObject,
 };
 use nova_placement::PlacementHandle;
 use nova_rpc::{Dispatcher, RemoteError, RequestContext, RpcServer, Target, Transport};
@@ -213,6 +213,17 @@ impl ComputeManager {
                 async move { m.reclaim_queued_deletes().await }
             });
             tasks.push(("reclaim_queued_deletes", reclaim));
+        }
+        if let Some(window) = me.cfg.resize_confirm_window {
+            // Nova runs `_poll_unconfirmed_resizes` every 60 s; never
+            // less often than the window itself.
+            let every = window.min(Duration::from_secs(60));
+            let m = self.clone();
+            let confirm = nova_service::periodic(stop.clone(), every, every, move || {
+                let m = m.clone();
+                async move { m.poll_unconfirmed_resizes(window).await }
+            });
+            tasks.push(("poll_unconfirmed_resizes", confirm));
         }
         let m = self.clone();
         let power = nova_service::periodic(
@@ -663,6 +674,234 @@ impl Compute for ComputeManager {
             self.do_terminate(ctx.clone(), inst)
         })
         .await
+    }
+
+    // -- Moves (`moves.rs`).
+
+    async fn prep_resize(
+        &self,
+        ctx: RequestContext,
+        instance: Instance,
+        image: Value,
+        flavor: Flavor,
+        request_spec: Option<RequestSpec>,
+        filter_properties: Value,
+        node: Option<String>,
+        clean_shutdown: Option<bool>,
+        migration: Migration,
+        host_list: Option<Vec<Selection>>,
+    ) -> Result<(), RemoteError> {
+        let ctx = elevated(&ctx);
+        let p = crate::moves::Prep {
+            image,
+            flavor,
+            request_spec,
+            filter_properties,
+            node,
+            clean_shutdown,
+            migration,
+            host_list,
+        };
+        self.spawn_move(ctx, instance, "prep_resize", move |m, ctx, i| async move {
+            m.do_prep_resize(&ctx, i, p).await
+        });
+        Ok(())
+    }
+
+    async fn resize_instance(
+        &self,
+        ctx: RequestContext,
+        instance: Instance,
+        migration: Migration,
+        image: Value,
+        flavor: Flavor,
+        _clean_shutdown: Option<bool>,
+        request_spec: Option<RequestSpec>,
+    ) -> Result<(), RemoteError> {
+        let ctx = elevated(&ctx);
+        self.spawn_move(
+            ctx,
+            instance,
+            "resize_instance",
+            move |m, ctx, i| async move {
+                m.do_resize_instance(&ctx, i, migration, image, flavor, request_spec)
+                    .await
+            },
+        );
+        Ok(())
+    }
+
+    async fn finish_resize(
+        &self,
+        ctx: RequestContext,
+        instance: Instance,
+        migration: Migration,
+        _image: Value,
+        _disk_info: Value,
+        _request_spec: Option<RequestSpec>,
+    ) -> Result<(), RemoteError> {
+        let ctx = elevated(&ctx);
+        self.spawn_move(
+            ctx,
+            instance,
+            "finish_resize",
+            move |m, ctx, i| async move { m.do_finish_resize(&ctx, i, migration).await },
+        );
+        Ok(())
+    }
+
+    async fn confirm_resize(
+        &self,
+        ctx: RequestContext,
+        instance: Instance,
+        migration: Migration,
+    ) -> Result<(), RemoteError> {
+        let ctx = elevated(&ctx);
+        self.spawn_move(
+            ctx,
+            instance,
+            "confirm_resize",
+            move |m, ctx, i| async move { m.do_confirm_resize(&ctx, i, migration).await },
+        );
+        Ok(())
+    }
+
+    async fn revert_resize(
+        &self,
+        ctx: RequestContext,
+        instance: Instance,
+        migration: Migration,
+        request_spec: Option<RequestSpec>,
+    ) -> Result<(), RemoteError> {
+        let ctx = elevated(&ctx);
+        self.spawn_move(ctx, instance, "revert_resize", move |m, ctx, i| async move {
+            m.do_revert_resize(&ctx, i, migration, request_spec).await
+        });
+        Ok(())
+    }
+
+    async fn finish_revert_resize(
+        &self,
+        ctx: RequestContext,
+        instance: Instance,
+        migration: Migration,
+        _request_spec: Option<RequestSpec>,
+    ) -> Result<(), RemoteError> {
+        let ctx = elevated(&ctx);
+        self.spawn_move(
+            ctx,
+            instance,
+            "finish_revert_resize",
+            move |m, ctx, i| async move { m.do_finish_revert_resize(&ctx, i, migration).await },
+        );
+        Ok(())
+    }
+
+    async fn check_can_live_migrate_destination(
+        &self,
+        ctx: RequestContext,
+        instance: Instance,
+        block_migration: Option<bool>,
+        _disk_over_commit: Option<bool>,
+        _migration: Option<Migration>,
+        _limits: Value,
+    ) -> Result<Value, RemoteError> {
+        let ctx = elevated(&ctx);
+        self.do_check_live_destination(&ctx, &instance, block_migration)
+            .await
+    }
+
+    async fn check_can_live_migrate_source(
+        &self,
+        _ctx: RequestContext,
+        instance: Instance,
+        dest_check_data: Value,
+    ) -> Result<Value, RemoteError> {
+        self.do_check_live_source(&instance, dest_check_data).await
+    }
+
+    async fn pre_live_migration(
+        &self,
+        ctx: RequestContext,
+        instance: Instance,
+        _disk: Value,
+        migrate_data: Value,
+    ) -> Result<Value, RemoteError> {
+        let ctx = elevated(&ctx);
+        self.do_pre_live_migration(&ctx, &instance, migrate_data)
+            .await
+    }
+
+    async fn live_migration(
+        &self,
+        ctx: RequestContext,
+        instance: Instance,
+        dest: String,
+        _block_migration: Option<bool>,
+        migration: Option<Migration>,
+        migrate_data: Value,
+    ) -> Result<(), RemoteError> {
+        let ctx = elevated(&ctx);
+        let mut migration = migration;
+        if let Some(m) = migration.as_mut() {
+            // Nova: `queued` until the executor takes it.
+            m.obj_reset_changes();
+            m.set_status(Some("queued".into()));
+            let _ = self.inner.objects.save(&ctx, m).await;
+        }
+        let me = self.clone();
+        tokio::spawn(async move {
+            me.do_live_migration(ctx, instance, dest, migration, migrate_data)
+                .await
+        });
+        Ok(())
+    }
+
+    async fn post_live_migration_at_destination(
+        &self,
+        ctx: RequestContext,
+        instance: Instance,
+        _block_migration: Option<bool>,
+    ) -> Result<(), RemoteError> {
+        let ctx = elevated(&ctx);
+        self.with_instance(&ctx, instance, "post_live_migration_at_destination", |i| {
+            self.do_post_live_at_destination(&ctx, i)
+        })
+        .await
+    }
+
+    async fn rollback_live_migration_at_destination(
+        &self,
+        ctx: RequestContext,
+        instance: Instance,
+        _destroy_disks: Option<bool>,
+        _migrate_data: Value,
+    ) -> Result<(), RemoteError> {
+        let ctx = elevated(&ctx);
+        self.do_rollback_live_at_destination(&ctx, &instance)
+            .await
+            .map_err(remote)
+    }
+
+    async fn live_migration_force_complete(
+        &self,
+        ctx: RequestContext,
+        instance: Instance,
+    ) -> Result<(), RemoteError> {
+        let ctx = elevated(&ctx);
+        self.do_live_force_complete(&ctx, &instance).await;
+        Ok(())
+    }
+
+    async fn live_migration_abort(
+        &self,
+        ctx: RequestContext,
+        instance: Instance,
+        migration_id: i64,
+    ) -> Result<(), RemoteError> {
+        let ctx = elevated(&ctx);
+        self.do_live_abort(&ctx, &instance, migration_id).await;
+        Ok(())
     }
 
     async fn reboot_instance(

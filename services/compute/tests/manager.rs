@@ -50,6 +50,24 @@ impl ComputeTask for Conductor {
         Ok(())
     }
 
+    async fn migrate_server(
+        &self,
+        _ctx: RequestContext,
+        _instance: Instance,
+        _scheduler_hint: Value,
+        _live: bool,
+        _rebuild: bool,
+        _flavor: Option<Flavor>,
+        _block_migration: Value,
+        _disk_over_commit: Value,
+        _reservations: Value,
+        _clean_shutdown: Option<bool>,
+        _request_spec: Option<RequestSpec>,
+        _host_list: Option<Vec<Selection>>,
+    ) -> Result<(), RemoteError> {
+        Ok(())
+    }
+
     async fn build_instances(
         &self,
         _ctx: RequestContext,

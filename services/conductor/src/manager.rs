@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use nova_objects::{
-    BlockDeviceMappingList, BuildRequest, Instance, InstanceMapping, ListQuery, NetworkRequestList,
-    ObjectStore, Objects, RawObject, RequestSpec, Selection, VersionedObject,
+    BlockDeviceMappingList, BuildRequest, Flavor, Instance, InstanceMapping, ListQuery,
+    NetworkRequestList, ObjectStore, Objects, RawObject, RequestSpec, Selection, VersionedObject,
 };
 use nova_placement::PlacementHandle;
 use nova_rpc::{Dispatcher, RemoteError, RequestContext, RpcServer, Target, Transport};
@@ -39,6 +39,7 @@ pub struct Conductor {
 use nova_service::context::elevated as admin_of;
 
 mod recovery;
+mod migrate;
 
 impl Conductor {
     /// A conductor over `objects` (the database), Placement and the RPC
@@ -266,6 +267,49 @@ impl ComputeTask for Conductor {
                 .await;
         }
         Ok(())
+    }
+
+    async fn migrate_server(
+        &self,
+        ctx: RequestContext,
+        instance: Instance,
+        scheduler_hint: Value,
+        live: bool,
+        _rebuild: bool,
+        flavor: Option<Flavor>,
+        block_migration: Value,
+        disk_over_commit: Value,
+        _reservations: Value,
+        clean_shutdown: Option<bool>,
+        request_spec: Option<RequestSpec>,
+        host_list: Option<Vec<Selection>>,
+    ) -> Result<(), RemoteError> {
+        let user = (
+            ctx.user_id().map(str::to_owned),
+            ctx.project_id().map(str::to_owned),
+        );
+        let ctx = admin_of(&ctx);
+        if live {
+            return self
+                .live_migrate(
+                    &ctx,
+                    user,
+                    instance,
+                    &scheduler_hint,
+                    block_migration.as_bool(),
+                    disk_over_commit.as_bool(),
+                    request_spec,
+                )
+                .await;
+        }
+        let m = migrate::ColdMove {
+            flavor,
+            scheduler_hint,
+            clean_shutdown,
+            request_spec,
+            host_list,
+        };
+        self.cold_migrate(&ctx, user, instance, m).await
     }
 
     async fn build_instances(

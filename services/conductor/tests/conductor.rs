@@ -104,6 +104,143 @@ impl Compute for TestCompute {
         Ok(())
     }
 
+    // -- Moves: this double takes none (the cluster tests drive them).
+    async fn prep_resize(
+        &self,
+        _ctx: RequestContext,
+        _instance: Instance,
+        _image: Value,
+        _flavor: Flavor,
+        _request_spec: Option<RequestSpec>,
+        _filter_properties: Value,
+        _node: Option<String>,
+        _clean_shutdown: Option<bool>,
+        _migration: nova_objects::Migration,
+        _host_list: Option<Vec<Selection>>,
+    ) -> Result<(), RemoteError> {
+        Ok(())
+    }
+    async fn resize_instance(
+        &self,
+        _ctx: RequestContext,
+        _instance: Instance,
+        _migration: nova_objects::Migration,
+        _image: Value,
+        _flavor: Flavor,
+        _clean_shutdown: Option<bool>,
+        _request_spec: Option<RequestSpec>,
+    ) -> Result<(), RemoteError> {
+        Ok(())
+    }
+    async fn finish_resize(
+        &self,
+        _ctx: RequestContext,
+        _instance: Instance,
+        _migration: nova_objects::Migration,
+        _image: Value,
+        _disk_info: Value,
+        _request_spec: Option<RequestSpec>,
+    ) -> Result<(), RemoteError> {
+        Ok(())
+    }
+    async fn confirm_resize(
+        &self,
+        _ctx: RequestContext,
+        _instance: Instance,
+        _migration: nova_objects::Migration,
+    ) -> Result<(), RemoteError> {
+        Ok(())
+    }
+    async fn revert_resize(
+        &self,
+        _ctx: RequestContext,
+        _instance: Instance,
+        _migration: nova_objects::Migration,
+        _request_spec: Option<RequestSpec>,
+    ) -> Result<(), RemoteError> {
+        Ok(())
+    }
+    async fn finish_revert_resize(
+        &self,
+        _ctx: RequestContext,
+        _instance: Instance,
+        _migration: nova_objects::Migration,
+        _request_spec: Option<RequestSpec>,
+    ) -> Result<(), RemoteError> {
+        Ok(())
+    }
+    async fn check_can_live_migrate_destination(
+        &self,
+        _ctx: RequestContext,
+        _instance: Instance,
+        _block_migration: Option<bool>,
+        _disk_over_commit: Option<bool>,
+        _migration: Option<nova_objects::Migration>,
+        _limits: Value,
+    ) -> Result<Value, RemoteError> {
+        Ok(json!({}))
+    }
+    async fn check_can_live_migrate_source(
+        &self,
+        _ctx: RequestContext,
+        _instance: Instance,
+        dest_check_data: Value,
+    ) -> Result<Value, RemoteError> {
+        Ok(dest_check_data)
+    }
+    async fn pre_live_migration(
+        &self,
+        _ctx: RequestContext,
+        _instance: Instance,
+        _disk: Value,
+        migrate_data: Value,
+    ) -> Result<Value, RemoteError> {
+        Ok(migrate_data)
+    }
+    async fn live_migration(
+        &self,
+        _ctx: RequestContext,
+        _instance: Instance,
+        _dest: String,
+        _block_migration: Option<bool>,
+        _migration: Option<nova_objects::Migration>,
+        _migrate_data: Value,
+    ) -> Result<(), RemoteError> {
+        Ok(())
+    }
+    async fn post_live_migration_at_destination(
+        &self,
+        _ctx: RequestContext,
+        _instance: Instance,
+        _block_migration: Option<bool>,
+    ) -> Result<(), RemoteError> {
+        Ok(())
+    }
+    async fn rollback_live_migration_at_destination(
+        &self,
+        _ctx: RequestContext,
+        _instance: Instance,
+        _destroy_disks: Option<bool>,
+        _migrate_data: Value,
+    ) -> Result<(), RemoteError> {
+        Ok(())
+    }
+    async fn live_migration_force_complete(
+        &self,
+        _ctx: RequestContext,
+        _instance: Instance,
+    ) -> Result<(), RemoteError> {
+        Ok(())
+    }
+    async fn live_migration_abort(
+        &self,
+        _ctx: RequestContext,
+        _instance: Instance,
+        _migration_id: i64,
+    ) -> Result<(), RemoteError> {
+        Ok(())
+    }
+
     async fn reboot_instance(
         &self,
         _ctx: RequestContext,

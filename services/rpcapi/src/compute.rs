@@ -17,9 +17,16 @@
 //!   `rescue_instance`, `unrescue_instance`, `soft_delete_instance`,
 //!   `restore_instance`, `get_diagnostics`, `get_instance_diagnostics`;
 //!   each also at 5.0).
+//! * 6.0 also: the move operations (`crate::compute` methods below
+//!   `terminate_instance`: resize, cold and live migration), nova's names,
+//!   arguments and versions; nova 34 sends the in-flight steps to the
+//!   `compute-alt` topic, which this project does not serve yet (its
+//!   fallback, topic `compute`, as for a pre-6.5 compute).
 //! * 6.5 — the server version Nova 34 runs (what our manager announces).
 
-use nova_objects::{BlockDeviceMappingList, Instance, NetworkRequestList, RequestSpec, Selection};
+use nova_objects::{
+    BlockDeviceMappingList, Flavor, Instance, Migration, NetworkRequestList, RequestSpec, Selection,
+};
 use nova_rpc::{RequestContext, Version};
 use serde_json::Value;
 
@@ -79,6 +86,155 @@ pub trait Compute {
         ctx: RequestContext,
         instance: Instance,
         #[rpc(default)] bdms: Option<BlockDeviceMappingList>,
+    );
+
+    // -- Moves (resize, cold and live migration; `moves` in the compute crate).
+
+    /// Resize/cold migration on the destination: claims the new flavor
+    /// and casts [`Compute::resize_instance`] to the source; a failure
+    /// reverts the allocations and reschedules through the conductor.
+    #[rpc(cast, server, version = "6.0", min = "5.0")]
+    async fn prep_resize(
+        &self,
+        ctx: RequestContext,
+        instance: Instance,
+        #[rpc(default)] image: Value,
+        flavor: Flavor,
+        #[rpc(default)] request_spec: Option<RequestSpec>,
+        #[rpc(default)] filter_properties: Value,
+        #[rpc(default)] node: Option<String>,
+        #[rpc(default)] clean_shutdown: Option<bool>,
+        migration: Migration,
+        #[rpc(default)] host_list: Option<Vec<Selection>>,
+    );
+
+    /// Resize/cold migration on the source: powers the guest off, hands
+    /// the instance to the destination, casts [`Compute::finish_resize`].
+    #[rpc(cast, server, version = "6.0", min = "5.0")]
+    async fn resize_instance(
+        &self,
+        ctx: RequestContext,
+        instance: Instance,
+        migration: Migration,
+        #[rpc(default)] image: Value,
+        flavor: Flavor,
+        #[rpc(default)] clean_shutdown: Option<bool>,
+        #[rpc(default, since = "5.2")] request_spec: Option<RequestSpec>,
+    );
+
+    /// Resize/cold migration on the destination: starts the guest with the
+    /// new flavor; the instance ends in `resized`.
+    #[rpc(cast, server, version = "6.0", min = "5.0")]
+    async fn finish_resize(
+        &self,
+        ctx: RequestContext,
+        instance: Instance,
+        migration: Migration,
+        #[rpc(default)] image: Value,
+        #[rpc(default)] disk_info: Value,
+        #[rpc(default, since = "5.2")] request_spec: Option<RequestSpec>,
+    );
+
+    /// Confirms a resize on the source: the old guest and the migration's
+    /// allocation go.
+    #[rpc(cast, server, version = "6.0", min = "5.0")]
+    async fn confirm_resize(&self, ctx: RequestContext, instance: Instance, migration: Migration);
+
+    /// Reverts a resize on the destination: the new guest goes, then
+    /// [`Compute::finish_revert_resize`] on the source.
+    #[rpc(cast, server, version = "6.0", min = "5.0")]
+    async fn revert_resize(
+        &self,
+        ctx: RequestContext,
+        instance: Instance,
+        migration: Migration,
+        #[rpc(default, since = "5.2")] request_spec: Option<RequestSpec>,
+    );
+
+    /// Reverts a resize on the source: old flavor, host and allocations
+    /// back, the guest started as it was.
+    #[rpc(cast, server, version = "6.0", min = "5.0")]
+    async fn finish_revert_resize(
+        &self,
+        ctx: RequestContext,
+        instance: Instance,
+        migration: Migration,
+        #[rpc(default, since = "5.2")] request_spec: Option<RequestSpec>,
+    );
+
+    /// Live migration: the destination's checks; answers the migrate data.
+    #[rpc(call, server, version = "6.0", min = "5.0")]
+    async fn check_can_live_migrate_destination(
+        &self,
+        ctx: RequestContext,
+        instance: Instance,
+        #[rpc(default)] block_migration: Option<bool>,
+        #[rpc(default)] disk_over_commit: Option<bool>,
+        #[rpc(default, since = "5.3")] migration: Option<Migration>,
+        #[rpc(default, since = "5.3")] limits: Value,
+    ) -> Value;
+
+    /// Live migration: the source's checks of the destination's data.
+    #[rpc(call, server, version = "6.0", min = "5.0")]
+    async fn check_can_live_migrate_source(
+        &self,
+        ctx: RequestContext,
+        instance: Instance,
+        dest_check_data: Value,
+    ) -> Value;
+
+    /// Live migration: the destination prepares to receive the guest.
+    #[rpc(call, server, version = "6.0", min = "6.0")]
+    async fn pre_live_migration(
+        &self,
+        ctx: RequestContext,
+        instance: Instance,
+        #[rpc(default)] disk: Value,
+        #[rpc(default)] migrate_data: Value,
+    ) -> Value;
+
+    /// Live migration, run on the source.
+    #[rpc(cast, server, version = "6.0", min = "5.0")]
+    async fn live_migration(
+        &self,
+        ctx: RequestContext,
+        instance: Instance,
+        dest: String,
+        #[rpc(default)] block_migration: Option<bool>,
+        #[rpc(default)] migration: Option<Migration>,
+        #[rpc(default)] migrate_data: Value,
+    );
+
+    /// Live migration: the destination takes the instance over.
+    #[rpc(call, server, version = "6.0", min = "5.0")]
+    async fn post_live_migration_at_destination(
+        &self,
+        ctx: RequestContext,
+        instance: Instance,
+        #[rpc(default)] block_migration: Option<bool>,
+    );
+
+    /// Live migration failed: the destination drops what it prepared.
+    #[rpc(cast, server, version = "6.0", min = "5.0")]
+    async fn rollback_live_migration_at_destination(
+        &self,
+        ctx: RequestContext,
+        instance: Instance,
+        #[rpc(default)] destroy_disks: Option<bool>,
+        #[rpc(default)] migrate_data: Value,
+    );
+
+    /// Completes a running live migration now (the guest paused).
+    #[rpc(cast, server, version = "6.0", min = "5.0")]
+    async fn live_migration_force_complete(&self, ctx: RequestContext, instance: Instance);
+
+    /// Aborts a live migration (running, queued or preparing).
+    #[rpc(cast, server, version = "6.0", min = "5.0")]
+    async fn live_migration_abort(
+        &self,
+        ctx: RequestContext,
+        instance: Instance,
+        migration_id: i64,
     );
 
     /// Reboots an instance (`reboot_type` `SOFT` or `HARD`).

@@ -12,11 +12,13 @@
 //! * 1.17 — `schedule_and_build_instances` takes `tags`.
 //! * 1.19 — `build_instances` takes `host_lists` (alternates); nova's
 //!   client sends 1.18 without them, 1.10 without `request_spec`.
+//! * 1.13 — `migrate_server` takes `request_spec`; 1.20 `host_list`
+//!   (a move's alternates, for a reschedule).
 //! * 1.26 — what Nova 34 serves.
 
 use nova_objects::{
-    BlockDeviceMappingList, BuildRequest, Instance, NetworkRequestList, RawObject, RequestSpec,
-    Selection,
+    BlockDeviceMappingList, BuildRequest, Flavor, Instance, NetworkRequestList, RawObject,
+    RequestSpec, Selection,
 };
 use nova_rpc::{RequestContext, Version};
 use serde_json::Value;
@@ -50,6 +52,28 @@ pub trait ComputeTask {
         #[rpc(default)] requested_networks: Option<NetworkRequestList>,
         #[rpc(default)] block_device_mapping: Option<BlockDeviceMappingList>,
         #[rpc(default, since = "1.17")] tags: Option<RawObject>,
+    );
+
+    /// Moves an instance: a resize or cold migration (`live` false:
+    /// schedules, then `prep_resize` on the destination; with `host_list`
+    /// a reschedule on those alternates), or a live migration (`live`:
+    /// the destination checked, then `live_migration` on the source).
+    /// Nova's API casts it (`do_cast=True`).
+    #[rpc(cast, version = "1.20", min = "1.13")]
+    async fn migrate_server(
+        &self,
+        ctx: RequestContext,
+        instance: Instance,
+        #[rpc(default)] scheduler_hint: Value,
+        live: bool,
+        #[rpc(default)] rebuild: bool,
+        #[rpc(default)] flavor: Option<Flavor>,
+        #[rpc(default)] block_migration: Value,
+        #[rpc(default)] disk_over_commit: Value,
+        #[rpc(default)] reservations: Value,
+        #[rpc(default)] clean_shutdown: Option<bool>,
+        #[rpc(default)] request_spec: Option<RequestSpec>,
+        #[rpc(default, since = "1.20")] host_list: Option<Vec<Selection>>,
     );
 
     /// The reschedule path: builds `instances` again on their next

@@ -10,6 +10,7 @@ mod boot;
 mod cli;
 mod cluster;
 mod metadata;
+mod moves;
 mod multiprocess;
 #[cfg(feature = "amqp")]
 mod notifications;

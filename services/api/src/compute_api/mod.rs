@@ -16,6 +16,8 @@
 //!   nova's state checks), lock, unlock, os-resetState, the console
 //!   output; each records its instance action;
 //! - [`instance_actions`]: the instance actions and events of a server;
+//! - [`moves`]: resize, confirm/revert, cold and live migration, a
+//!   server's migrations (force complete, abort) and `os-migrations`;
 //! - [`queries`]: one instance, and the filtered, sorted, paged list (in
 //!   SQL, tag filters included);
 //! - the sub-resources: [`metadata`] (state, lock and quota checks),
@@ -33,6 +35,7 @@ pub(crate) mod diagnostics;
 pub(crate) mod host_status;
 pub(crate) mod instance_actions;
 pub(crate) mod metadata;
+pub(crate) mod moves;
 pub(crate) mod password;
 pub(crate) mod queries;
 pub(crate) mod tags;

@@ -87,13 +87,18 @@ pub(crate) async fn action(
             | "unrescue"
             | "restore"
             | "forceDelete"
-    ) || (name == "trigger_crash_dump" && v.at_least(2, 17));
+    ) || (name == "trigger_crash_dump" && v.at_least(2, 17))
+        || super::moves::is_move(name);
     if !known {
         return Err(if name == "trigger_crash_dump" {
             Fault::not_found(format!("There is no such action: {name}"))
         } else {
             Fault::bad_request(format!("There is no such action: {name}"))
         });
+    }
+    if super::moves::is_move(name) {
+        let inst = compute_api::get(&st, &ctx, &id).await?;
+        return super::moves::action(&st, &ctx, v, inst, name, &body).await;
     }
     if name == "reboot" {
         schemas::check("reboot", crate::microversion::MIN, schemas::reboot, &body)?;
