@@ -189,7 +189,7 @@ impl ComputeManager {
         };
         let mut target = inst.clone();
         set_flavor_fields(&mut target, &p.flavor);
-        let spec = Self::spec_of(&target, None);
+        let spec = self.spec_of(&target, None);
         let checked = async {
             if inst.host().is_none() {
                 anyhow::bail!("Migration error: Instance has no source host");
@@ -433,7 +433,7 @@ impl ComputeManager {
         self.notify_action(ctx, &inst, "resize_finish", Phase::Start, None)
             .await;
         let power_on = old_vm_state(&inst) != VmState::Stopped;
-        let spec = Self::spec_of(&inst, None);
+        let spec = self.spec_of(&inst, None);
         if let Err(e) = me.driver.finish_migration(&spec, power_on).await {
             let err = anyhow::Error::new(e);
             if resized {
@@ -633,7 +633,7 @@ impl ComputeManager {
         inst.set_node(migration.source_node().clone());
         revert_allocation(&me.placement, inst.uuid(), migration.uuid()).await?;
         let power_on = vm_before != VmState::Stopped;
-        let spec = Self::spec_of(&inst, None);
+        let spec = self.spec_of(&inst, None);
         let r = me.driver.finish_revert_migration(&spec, power_on).await;
         let old = OldStates::of(&inst);
         inst.set_old_flavor(None);
@@ -762,7 +762,7 @@ impl ComputeManager {
         block_migration: Option<bool>,
     ) -> Result<Value, RemoteError> {
         let me = &self.inner;
-        let spec = Self::spec_of(inst, None);
+        let spec = self.spec_of(inst, None);
         let block = block_migration.unwrap_or(true);
         me.driver
             .check_can_live_migrate_destination(&spec, block)
@@ -808,7 +808,7 @@ impl ComputeManager {
     ) -> Result<Value, RemoteError> {
         self.notify_action(ctx, inst, "live_migration_pre", Phase::Start, None)
             .await;
-        let spec = Self::spec_of(inst, None);
+        let spec = self.spec_of(inst, None);
         self.inner
             .driver
             .pre_live_migration(&spec)
@@ -982,7 +982,7 @@ impl ComputeManager {
         let me = &self.inner;
         self.notify_action(ctx, &inst, "live_migration_post_dest", Phase::Start, None)
             .await;
-        let spec = Self::spec_of(&inst, None);
+        let spec = self.spec_of(&inst, None);
         let r = me.driver.post_live_migration_at_destination(&spec).await;
         let node = me.driver.host_resources().await?.hypervisor_hostname;
         let old = OldStates::of(&inst);
