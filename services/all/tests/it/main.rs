@@ -4,11 +4,13 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod access;
 mod actions;
 mod api;
 mod boot;
 mod cli;
 mod cluster;
+mod hostile;
 mod multiprocess;
 #[cfg(feature = "amqp")]
 mod notifications;
