@@ -343,6 +343,12 @@ pub(crate) async fn update_service(
             let reason = body["disabled_reason"]
                 .as_str()
                 .ok_or_else(|| Fault::bad_request("Missing disabled reason field"))?;
+            // nova's schema: 1 to 255 characters.
+            if reason.is_empty() || reason.chars().count() > 255 {
+                return Err(Fault::bad_request(
+                    "Invalid input for field/attribute disabled_reason. The reason must be 1 to 255 characters",
+                ));
+            }
             s.set_disabled(true);
             s.set_disabled_reason(Some(reason.to_owned()));
             out["status"] = json!("disabled");

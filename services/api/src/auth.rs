@@ -198,6 +198,16 @@ impl Identity {
     pub fn issue(&self, user: &User) -> (String, chrono::DateTime<chrono::Utc>) {
         let expires = chrono::Utc::now()
             + chrono::Duration::from_std(self.token_ttl).unwrap_or(chrono::Duration::hours(1));
+        self.issue_until(user, expires)
+    }
+
+    /// Issues a token for `user` that expires at `expires` (a token
+    /// re-issued from another keeps that one's expiry, as Keystone's).
+    pub fn issue_until(
+        &self,
+        user: &User,
+        expires: chrono::DateTime<chrono::Utc>,
+    ) -> (String, chrono::DateTime<chrono::Utc>) {
         let payload = format!(
             "{}|{}|{}|{}|{}",
             user.name,
@@ -234,11 +244,17 @@ impl Identity {
         if exp <= chrono::Utc::now().timestamp() {
             return None;
         }
-        let roles = parts[2]
+        let roles: Vec<String> = parts[2]
             .split('+')
             .filter(|r| !r.is_empty())
             .map(str::to_owned)
             .collect();
+        // Keystone's revocation: a token of a user who is gone, or who
+        // lost the token's project or one of its roles, is no longer valid.
+        let user = self.users.iter().find(|u| u.name == parts[0])?;
+        if user.project != parts[1] || !roles.iter().all(|r| user.roles.contains(r)) {
+            return None;
+        }
         Some((parts[0].to_owned(), parts[1].to_owned(), roles, exp))
     }
 
@@ -381,6 +397,8 @@ async fn issue(State(st): State<IdState>, body: Bytes) -> Response {
         .as_array()
         .map(|m| m.iter().filter_map(Value::as_str).collect())
         .unwrap_or_default();
+    // A token re-issued from a token keeps its expiry.
+    let mut expires_at = None;
     let user = if methods.contains(&"password") {
         let u = &auth["password"]["user"];
         let name = u["name"]
@@ -393,8 +411,10 @@ async fn issue(State(st): State<IdState>, body: Bytes) -> Response {
             .cloned()
     } else if methods.contains(&"token") {
         let token = auth["token"]["id"].as_str().unwrap_or("");
-        id.validate(token)
-            .and_then(|(u, _, _, _)| find_user(id, &u).cloned())
+        id.validate(token).and_then(|(u, _, _, exp)| {
+            expires_at = chrono::DateTime::from_timestamp(exp, 0);
+            find_user(id, &u).cloned()
+        })
     } else {
         return keystone_error(
             StatusCode::BAD_REQUEST,
@@ -407,6 +427,32 @@ async fn issue(State(st): State<IdState>, body: Bytes) -> Response {
             "The request you have made requires authentication.",
         );
     };
+    // Only project scope exists here: a system or domain scope is refused
+    // (Keystone: the user has no role assignment there), not silently
+    // turned into a project token.
+    let scopes = &body["auth"]["scope"];
+    if scopes.get("system").is_some() {
+        return keystone_error(
+            StatusCode::UNAUTHORIZED,
+            &format!("User {} has no access to the system.", user.name),
+        );
+    }
+    if let Some(d) = scopes.get("domain") {
+        let name = d["name"]
+            .as_str()
+            .or_else(|| d["id"].as_str())
+            .unwrap_or("");
+        return keystone_error(
+            StatusCode::UNAUTHORIZED,
+            &format!("User {} has no access to domain {name}.", user.name),
+        );
+    }
+    if scopes.get("OS-TRUST:trust").is_some() || scopes.get("application_credential").is_some() {
+        return keystone_error(
+            StatusCode::UNAUTHORIZED,
+            "The request you have made requires authentication.",
+        );
+    }
     // A scope naming another project than the user's is refused.
     let scope = &body["auth"]["scope"]["project"];
     if let Some(p) = scope["name"].as_str().or_else(|| scope["id"].as_str())
@@ -417,7 +463,10 @@ async fn issue(State(st): State<IdState>, body: Bytes) -> Response {
             &format!("User {} has no access to project {p}.", user.name),
         );
     }
-    let (token, expires) = id.issue(&user);
+    let (token, expires) = match expires_at {
+        Some(t) => id.issue_until(&user, t),
+        None => id.issue(&user),
+    };
     let mut r = (
         StatusCode::CREATED,
         Json(id.token_body(&user, &methods, expires)),
@@ -435,17 +484,29 @@ async fn check(State(st): State<IdState>, headers: HeaderMap) -> Response {
         .get("x-auth-token")
         .and_then(|v| v.to_str().ok())
         .and_then(|t| id.validate(t));
-    if caller.is_none() {
+    let Some((caller, _, caller_roles, _)) = caller else {
         return keystone_error(
             StatusCode::UNAUTHORIZED,
             "The request you have made requires authentication.",
         );
-    }
+    };
     let subject = headers
         .get("x-subject-token")
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    match id.validate(subject) {
+    let validated = id.validate(subject);
+    // Keystone's identity:validate_token: the token's own user, an admin
+    // or a service.
+    let privileged = with_implied(&caller_roles)
+        .iter()
+        .any(|r| r == "admin" || r == "service");
+    if !privileged && validated.as_ref().is_some_and(|(u, ..)| *u != caller) {
+        return keystone_error(
+            StatusCode::FORBIDDEN,
+            "You are not authorized to perform the requested action: identity:validate_token.",
+        );
+    }
+    match validated {
         Some((u, _, _, exp)) => match find_user(id, &u) {
             Some(user) => {
                 let expires = chrono::DateTime::from_timestamp(exp, 0).unwrap_or_default();

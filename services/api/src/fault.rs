@@ -65,7 +65,6 @@ impl Fault {
             403 => "forbidden",
             404 => "itemNotFound",
             405 => "badMethod",
-            406 => "notAcceptable",
             409 => "conflictingRequest",
             413 => "overLimit",
             415 => "badMediaType",

@@ -17,7 +17,7 @@ use crate::auth::Ctx;
 use crate::fault::{ApiResult, Fault};
 use crate::http::{admin_ctx, json_body, require_admin};
 use crate::microversion::ApiVersion;
-use crate::{ApiState, schemas, views};
+use crate::{ApiState, flavor_rules, schemas, views};
 
 type St = State<Arc<ApiState>>;
 type Params = Query<Vec<(String, String)>>;
@@ -146,14 +146,6 @@ pub(crate) async fn show(
     Ok(axum::Json(json!({"flavor": views::flavor(&st, v, &f, false, true)})).into_response())
 }
 
-fn num(v: &Value) -> i64 {
-    match v {
-        Value::Number(n) => n.as_i64().unwrap_or(0),
-        Value::String(s) => s.parse().unwrap_or(0),
-        _ => 0,
-    }
-}
-
 pub(crate) async fn create(
     State(st): St,
     Extension(ctx): Extension<Ctx>,
@@ -165,6 +157,14 @@ pub(crate) async fn create(
     schemas::check("flavor_create", v, || schemas::flavor_create(v), &body)?;
     let f = &body["flavor"];
     let name = f["name"].as_str().unwrap_or_default().to_owned();
+    flavor_rules::printable_name("name", &name)?;
+    let memory_mb = flavor_rules::integer(&f["ram"], "ram", 1)?;
+    let vcpus = flavor_rules::integer(&f["vcpus"], "vcpus", 1)?;
+    let root_gb = flavor_rules::integer(&f["disk"], "disk", 0)?;
+    let ephemeral_gb = flavor_rules::integer(&f["OS-FLV-EXT-DATA:ephemeral"], "ephemeral", 0)?;
+    let swap = flavor_rules::integer(&f["swap"], "swap", 0)?;
+    let rxtx = flavor_rules::rxtx_factor(&f["rxtx_factor"])?;
+    let description = flavor_rules::description(&f["description"])?;
     let flavorid = match &f["id"] {
         Value::String(s) => s.clone(),
         _ => uuid::Uuid::new_v4().to_string(),
@@ -191,26 +191,21 @@ pub(crate) async fn create(
         ),
         _ => true,
     };
-    let rxtx = match &f["rxtx_factor"] {
-        Value::Number(n) => n.as_f64().unwrap_or(1.0),
-        Value::String(s) => s.parse().unwrap_or(1.0),
-        _ => 1.0,
-    };
     let mut flavor = Flavor::new()
         .with_name(Some(name))
         .with_flavorid(flavorid)
-        .with_memory_mb(num(&f["ram"]))
-        .with_vcpus(num(&f["vcpus"]))
-        .with_root_gb(num(&f["disk"]))
-        .with_ephemeral_gb(num(&f["OS-FLV-EXT-DATA:ephemeral"]))
-        .with_swap(num(&f["swap"]))
+        .with_memory_mb(memory_mb)
+        .with_vcpus(vcpus)
+        .with_root_gb(root_gb)
+        .with_ephemeral_gb(ephemeral_gb)
+        .with_swap(swap)
         .with_rxtx_factor(Some(rxtx))
         .with_vcpu_weight(None)
         .with_disabled(false)
         .with_is_public(is_public)
         .with_extra_specs(std::collections::BTreeMap::new())
         .with_projects(Vec::new())
-        .with_description(f["description"].as_str().map(str::to_owned));
+        .with_description(description);
     st.objects.create(&admin_ctx(), &mut flavor).await?;
     notify(&st, &ctx, &flavor, FlavorAction::Create).await;
     Ok(axum::Json(json!({"flavor": views::flavor(&st, v, &flavor, false, true)})).into_response())
@@ -236,8 +231,16 @@ pub(crate) async fn update(
             "Invalid input for field/attribute flavor. 'description' is a required property",
         ));
     };
+    let desc = flavor_rules::description(desc)?;
+    if body["flavor"].as_object().is_some_and(|o| o.len() > 1)
+        || body.as_object().is_some_and(|o| o.len() > 1)
+    {
+        return Err(Fault::bad_request(
+            "Invalid input for field/attribute flavor. Additional properties are not allowed",
+        ));
+    }
     let mut f = get_flavor(&st, &ctx, &id).await?;
-    f.set_description(desc.as_str().map(str::to_owned));
+    f.set_description(desc);
     st.objects.save(&admin_ctx(), &mut f).await?;
     notify(&st, &ctx, &f, FlavorAction::Update).await;
     Ok(axum::Json(json!({"flavor": views::flavor(&st, v, &f, false, true)})).into_response())
@@ -273,6 +276,7 @@ pub(crate) async fn action(
             "There is no such action: expected addTenantAccess or removeTenantAccess with a tenant",
         ));
     };
+    flavor_rules::tenant(&tenant)?;
     if *f.is_public() {
         return Err(Fault::conflict("Can not add access to a public flavor."));
     }
@@ -335,6 +339,7 @@ pub(crate) async fn extra_specs(
 pub(crate) async fn set_extra_specs(
     State(st): St,
     Extension(ctx): Extension<Ctx>,
+    Extension(v): Extension<ApiVersion>,
     Path(id): Path<String>,
     body: Bytes,
 ) -> ApiResult<Response> {
@@ -346,16 +351,13 @@ pub(crate) async fn set_extra_specs(
         schemas::extra_specs,
         &body,
     )?;
+    let mut checked = Vec::new();
+    for (k, val) in body["extra_specs"].as_object().into_iter().flatten() {
+        checked.push((k.clone(), flavor_rules::extra_spec(v, k, val)?));
+    }
     let mut f = get_flavor(&st, &ctx, &id).await?;
     let mut specs = f.extra_specs().clone();
-    for (k, v) in body["extra_specs"].as_object().into_iter().flatten() {
-        specs.insert(
-            k.clone(),
-            v.as_str()
-                .map(str::to_owned)
-                .unwrap_or_else(|| v.to_string()),
-        );
-    }
+    specs.extend(checked);
     f.set_extra_specs(specs);
     st.objects.save(&admin_ctx(), &mut f).await?;
     notify(&st, &ctx, &f, FlavorAction::Update).await;
@@ -379,6 +381,7 @@ pub(crate) async fn extra_spec(
 pub(crate) async fn put_extra_spec(
     State(st): St,
     Extension(ctx): Extension<Ctx>,
+    Extension(v): Extension<ApiVersion>,
     Path((id, key)): Path<(String, String)>,
     body: Bytes,
 ) -> ApiResult<Response> {
@@ -390,14 +393,10 @@ pub(crate) async fn put_extra_spec(
     let Some(val) = obj.get(&key) else {
         return Err(Fault::bad_request("Request body and URI mismatch"));
     };
+    let text = flavor_rules::extra_spec(v, &key, val)?;
     let mut f = get_flavor(&st, &ctx, &id).await?;
     let mut specs = f.extra_specs().clone();
-    specs.insert(
-        key.clone(),
-        val.as_str()
-            .map(str::to_owned)
-            .unwrap_or_else(|| val.to_string()),
-    );
+    specs.insert(key.clone(), text);
     f.set_extra_specs(specs);
     st.objects.save(&admin_ctx(), &mut f).await?;
     notify(&st, &ctx, &f, FlavorAction::Update).await;

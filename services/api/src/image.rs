@@ -19,6 +19,7 @@ use serde_json::{Map, Value, json};
 use tokio::io::AsyncWriteExt as _;
 
 use crate::auth::{Ctx, Identity};
+use crate::image_rules::{self, MAX_IMAGE_BODY};
 
 /// Fields Glance owns; everything else in an image is a custom property.
 const CORE: &[&str] = &[
@@ -159,18 +160,13 @@ impl ImageStore {
             .and_then(Value::as_str)
             .unwrap_or("shared")
             .to_owned();
-        if !["public", "private", "shared", "community"].contains(&visibility.as_str()) {
+        if !image_rules::VISIBILITIES.contains(&visibility.as_str()) {
             return Err((
                 StatusCode::BAD_REQUEST,
                 format!("Invalid visibility value: {visibility}"),
             ));
         }
-        if visibility == "public" && !ctx.is_admin() {
-            return Err((
-                StatusCode::FORBIDDEN,
-                "You are not authorized to complete publicize_image action.".into(),
-            ));
-        }
+        image_rules::may_set_visibility(ctx, &visibility, None)?;
         let t = now();
         img.insert("id".into(), json!(id));
         img.insert("visibility".into(), json!(visibility));
@@ -198,6 +194,7 @@ impl ImageStore {
         img.insert("file".into(), json!(format!("/v2/images/{id}/file")));
         img.insert("self".into(), json!(format!("/v2/images/{id}")));
         img.insert("schema".into(), json!("/v2/schemas/image"));
+        image_rules::validate(&img)?;
         let img = Value::Object(img);
         self.save(&img)
             .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
@@ -258,10 +255,13 @@ pub fn router(store: ImageStore, identity: Identity, base: &str) -> Router {
         .route("/versions", get(versions))
         .route("/v2/images", get(list).post(create))
         .route("/v2/images/{id}", get(show).patch(update).delete(delete))
-        .route("/v2/images/{id}/file", get(download).put(upload))
+        .route(
+            "/v2/images/{id}/file",
+            get(download).put(upload).layer(DefaultBodyLimit::disable()),
+        )
         .route("/v2/schemas/image", get(schema))
         .route("/v2/schemas/images", get(schema))
-        .layer(DefaultBodyLimit::disable())
+        .layer(DefaultBodyLimit::max(MAX_IMAGE_BODY))
         .with_state(st)
 }
 
@@ -414,6 +414,9 @@ async fn create(State(st): State<ImgState>, headers: HeaderMap, body: Bytes) -> 
         Ok(c) => c,
         Err(r) => return r,
     };
+    if let Err((s, m)) = image_rules::may_write(&ctx, "add_image") {
+        return err(s, &m);
+    }
     let Ok(Value::Object(body)) = serde_json::from_slice::<Value>(&body) else {
         return err(StatusCode::BAD_REQUEST, "Body must be a JSON object.");
     };
@@ -441,12 +444,16 @@ async fn update(
         Ok(i) => i,
         Err(r) => return r,
     };
+    if let Err((s, m)) = image_rules::may_write(&ctx, "modify_image") {
+        return err(s, &m);
+    }
     if !owns(&ctx, &img) {
         return err(
             StatusCode::FORBIDDEN,
             "You are not permitted to modify this image.",
         );
     }
+    let was = img["visibility"].as_str().map(str::to_owned);
     let Ok(Value::Array(ops)) = serde_json::from_slice::<Value>(&body) else {
         return err(
             StatusCode::BAD_REQUEST,
@@ -492,6 +499,16 @@ async fn update(
             }
         }
     }
+    if let Some(o) = img.as_object()
+        && let Err((s, m)) = image_rules::validate(o)
+    {
+        return err(s, &m);
+    }
+    if let Some(v) = img["visibility"].as_str()
+        && let Err((s, m)) = image_rules::may_set_visibility(&ctx, v, was.as_deref())
+    {
+        return err(s, &m);
+    }
     img["updated_at"] = json!(now());
     if let Err(e) = st.store.save(&img) {
         return err(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string());
@@ -517,6 +534,9 @@ async fn delete(
         Ok(i) => i,
         Err(r) => return r,
     };
+    if let Err((s, m)) = image_rules::may_write(&ctx, "delete_image") {
+        return err(s, &m);
+    }
     if !owns(&ctx, &img) {
         return err(
             StatusCode::FORBIDDEN,
@@ -553,6 +573,9 @@ async fn upload(
         Ok(i) => i,
         Err(r) => return r,
     };
+    if let Err((s, m)) = image_rules::may_write(&ctx, "upload_image") {
+        return err(s, &m);
+    }
     if !owns(&ctx, &img) {
         return err(
             StatusCode::FORBIDDEN,

@@ -227,6 +227,11 @@ pub(crate) async fn create(
     schemas::check("keypair_create", v, || schemas::keypair_create(v), &body)?;
     let kp = &body["keypair"];
     let name = kp["name"].as_str().unwrap_or_default().to_owned();
+    if name.trim().is_empty() || name.chars().any(char::is_control) {
+        return Err(Fault::bad_request(format!(
+            "Invalid input for field/attribute name. Value: {name:?}. Keypair names must be printable and not only whitespace"
+        )));
+    }
     let user = owner(&ctx, v, kp["user_id"].as_str())?;
     let kind = kp["type"].as_str().unwrap_or("ssh").to_owned();
     if find(&st, &user, &name).await?.is_some() {

@@ -80,6 +80,20 @@ pub(crate) async fn render_faults(resp: Response) -> Response {
     out
 }
 
+/// The identity routes' body limit (nova's, [`MAX_BODY`]) with its 413 in
+/// nova's fault format; their other errors keep Keystone's format.
+pub(crate) fn identity_frame(router: Router) -> Router {
+    router
+        .layer(RequestBodyLimitLayer::new(MAX_BODY))
+        .layer(middleware::map_response(|resp: Response| async move {
+            if resp.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                render_faults(resp).await
+            } else {
+                resp
+            }
+        }))
+}
+
 /// A new request id, in the extensions, the span and the response.
 pub(crate) async fn request_id(mut req: Request, next: Next) -> Response {
     let id = format!("req-{}", uuid::Uuid::new_v4());

@@ -21,9 +21,12 @@ pub mod serve;
 
 mod admin;
 mod compute_api;
+mod extra_specs;
+mod flavor_rules;
 pub mod flavors;
 mod handlers;
 mod http;
+mod image_rules;
 mod keypairs;
 mod layers;
 mod schemas;
@@ -341,10 +344,10 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .merge(placement::root_with_slash())
         .nest(
             "/identity",
-            auth::router(
+            layers::identity_frame(auth::router(
                 state.identity.clone(),
                 &format!("{}/identity", state.cfg.public_url),
-            ),
+            )),
         )
 }
 

@@ -26,14 +26,26 @@ impl ApiVersion {
         self >= ApiVersion(major, minor)
     }
 
-    /// Parses `X.Y` or `latest`.
+    /// Parses `X.Y` or `latest` as nova's `APIVersionRequest` does
+    /// (`^([1-9]\d*)\.([1-9]\d*|0)$`: ASCII digits, no leading zero, so
+    /// `2.01` is refused); numbers too large for a version saturate (they
+    /// are then unsupported, 406, as in nova).
     pub fn parse(s: &str) -> Option<ApiVersion> {
         let s = s.trim();
         if s.eq_ignore_ascii_case("latest") {
             return Some(MAX);
         }
         let (a, b) = s.split_once('.')?;
-        Some(ApiVersion(a.parse().ok()?, b.parse().ok()?))
+        let number = |n: &str, zero_ok: bool| -> Option<u16> {
+            if n.is_empty() || !n.bytes().all(|c| c.is_ascii_digit()) {
+                return None;
+            }
+            if n.starts_with('0') && !(zero_ok && n == "0") {
+                return None;
+            }
+            Some(n.parse::<u16>().unwrap_or(u16::MAX))
+        };
+        Some(ApiVersion(number(a, false)?, number(b, true)?))
     }
 }
 
@@ -70,8 +82,11 @@ pub fn negotiate_for(
 ) -> Negotiated {
     let mut value: Option<String> = None;
     for v in headers.get_all("openstack-api-version") {
-        // "compute 2.60" (possibly several services, comma-separated).
-        for part in v.to_str().unwrap_or("").split(',') {
+        // "compute 2.60" (possibly several services, comma-separated);
+        // bytes that are not ASCII are kept (and refused below), not
+        // dropped with the header.
+        let v = String::from_utf8_lossy(v.as_bytes());
+        for part in v.split(',') {
             let mut it = part.split_whitespace();
             if let (Some(svc), Some(ver)) = (it.next(), it.next())
                 && svc.eq_ignore_ascii_case(service)
@@ -85,8 +100,7 @@ pub fn negotiate_for(
     {
         value = headers
             .get(h)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
     }
     let Some(v) = value else {
         return Negotiated::Ok(min);

@@ -10,9 +10,10 @@ use crate::fault::Fault;
 use crate::microversion::ApiVersion;
 
 fn name() -> Value {
-    // Nova's `name`: no leading or trailing whitespace, 1..255.
+    // Nova's `name`: printable (no control character), no leading or
+    // trailing whitespace (so not only whitespace), 1..255.
     json!({"type": "string", "minLength": 1, "maxLength": 255,
-           "pattern": "^\\S([\\s\\S]*\\S)?$"})
+           "pattern": "^[^\\s\\p{Cc}]([^\\p{Cc}]*[^\\s\\p{Cc}])?$"})
 }
 
 fn metadata() -> Value {

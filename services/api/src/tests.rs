@@ -21,6 +21,7 @@ use crate::auth::{AuthStrategy, Identity, User};
 use crate::http::admin_ctx;
 use crate::{ApiConfig, ApiState, ImageStore, MAX_BODY};
 
+mod hardening;
 mod subresources;
 
 struct App {
@@ -211,7 +212,7 @@ async fn microversions_are_negotiated_and_echoed() {
         .insert("openstack-api-version", "compute 3.0".parse().unwrap());
     let r = a.send(req).await;
     assert_eq!(r.status, StatusCode::NOT_ACCEPTABLE);
-    assert!(fault(&r, "notAcceptable").contains("Version 3.0 is not supported"));
+    assert!(fault(&r, "computeFault").contains("Version 3.0 is not supported"));
 
     let mut req = App::req(Method::GET, "/v2.1/servers", Some(&a.demo), Body::empty());
     req.headers_mut()

@@ -111,6 +111,43 @@ pub fn ensure_sqlite_dir(connection: &str) -> anyhow::Result<()> {
     {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
+    if let Some(path) = path
+        && !path.starts_with(":memory")
+        && !path.is_empty()
+    {
+        restrict_sqlite_file(std::path::Path::new(path))?;
+    }
+    Ok(())
+}
+
+/// The database holds every record (and the identity's users' projects):
+/// the file is created `0640`, and one that others could read loses
+/// their access (SQLite gives its WAL and shared-memory files the same
+/// mode).
+fn restrict_sqlite_file(path: &std::path::Path) -> anyhow::Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+        match std::fs::metadata(path) {
+            Ok(m) => {
+                let mode = m.permissions().mode();
+                if m.is_file() && mode & 0o007 != 0 {
+                    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode & !0o007))
+                        .with_context(|| format!("cannot restrict {}", path.display()))?;
+                }
+            }
+            Err(_) => {
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .mode(0o640)
+                    .open(path)
+                    .with_context(|| format!("cannot create {}", path.display()))?;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
     Ok(())
 }
 

@@ -4,6 +4,7 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod access;
 mod actions;
 mod api;
 mod boot;
@@ -11,6 +12,7 @@ mod cli;
 mod cluster;
 mod metadata;
 mod moves;
+mod hostile;
 mod multiprocess;
 #[cfg(feature = "amqp")]
 mod notifications;

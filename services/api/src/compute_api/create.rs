@@ -5,8 +5,8 @@
 use std::collections::BTreeMap;
 
 use nova_objects::{
-    Aggregate, BuildRequest, Flavor, ImageMeta, Instance, InstanceMapping, KeyPair, ListQuery,
-    Lookup, RequestSpec,
+    Aggregate, BuildRequest, ComputeNode, Destination, Flavor, ImageMeta, Instance,
+    InstanceMapping, KeyPair, ListQuery, Lookup, RequestSpec,
 };
 use nova_service::states::{PowerState, TaskState, VmState};
 use serde_json::{Value, json};
@@ -43,8 +43,14 @@ pub(crate) struct CreateRequest {
     pub max_count: i64,
     /// The zone of `availability_zone`.
     pub availability_zone: Option<String>,
-    /// The host of `availability_zone` `az:host` or of `host` (admins).
+    /// The host of `availability_zone` `az:host` (admins).
     pub force_host: Option<String>,
+    /// `host` and `hypervisor_hostname` (2.74, admins): the
+    /// `requested_destination` the scheduler must honour (its filters
+    /// still run, unlike a forced host).
+    pub requested_host: Option<String>,
+    /// See `requested_host`.
+    pub requested_node: Option<String>,
     /// Scheduler hints.
     pub hints: BTreeMap<String, Vec<String>>,
     /// `accessIPv4`.
@@ -72,6 +78,7 @@ pub(crate) struct Created {
 
 /// Everything a create needs, checked before anything is written.
 struct Plan {
+    destination: Option<Destination>,
     flavor: Flavor,
     image: Value,
     key: Option<KeyPair>,
@@ -236,12 +243,42 @@ async fn plan(st: &ApiState, ctx: &Ctx, r: &CreateRequest) -> ApiResult<Plan> {
         )));
     }
     let count = quota_count(st, ctx, &flavor, r.min_count, r.max_count).await?;
+    let destination = requested_destination(st, r).await?;
     Ok(Plan {
+        destination,
         flavor,
         image,
         key,
         count,
     })
+}
+
+/// Nova's `_validate_host_or_node`: the requested host (and node) must be
+/// a compute node nova knows, else 400; a node alone names its host.
+async fn requested_destination(st: &ApiState, r: &CreateRequest) -> ApiResult<Option<Destination>> {
+    let (host, node) = (r.requested_host.as_deref(), r.requested_node.as_deref());
+    if host.is_none() && node.is_none() {
+        return Ok(None);
+    }
+    let mut q = ListQuery::new();
+    if let Some(h) = host {
+        q = q.filter("host", h);
+    }
+    if let Some(n) = node {
+        q = q.filter("hypervisor_hostname", n);
+    }
+    let nodes: Vec<ComputeNode> = st.objects.list(&admin_ctx(), &q).await?;
+    let Some(found) = nodes.first() else {
+        let what = host.or(node).unwrap_or_default();
+        return Err(Fault::bad_request(format!(
+            "Compute host {what} could not be found."
+        )));
+    };
+    Ok(Some(
+        Destination::new()
+            .with_host(found.host().clone().unwrap_or_default())
+            .with_node(node.map(str::to_owned)),
+    ))
 }
 
 fn image_meta(img: &Value) -> ImageMeta {
@@ -359,6 +396,7 @@ pub(crate) async fn create(st: &ApiState, ctx: &Ctx, r: &CreateRequest) -> ApiRe
             .with_availability_zone(r.availability_zone.clone())
             .with_scheduler_hints(Some(r.hints.clone()))
             .with_force_hosts(r.force_host.clone().map(|h| vec![h]))
+            .with_requested_destination(plan.destination.clone())
             .with_is_bfv(false);
         st.objects.create(&rctx, &mut spec).await?;
         let mut br = BuildRequest::new()

@@ -125,9 +125,11 @@ fn parse(ctx: &Ctx, v: ApiVersion, body: &Value) -> ApiResult<CreateRequest> {
             availability_zone = Some(zone.to_owned());
         }
     }
-    if let Some(h) = s["host"].as_str() {
+    // 2.74: `host` / `hypervisor_hostname`, a requested destination (admins).
+    let requested_host = s["host"].as_str().map(str::to_owned);
+    let requested_node = s["hypervisor_hostname"].as_str().map(str::to_owned);
+    if requested_host.is_some() || requested_node.is_some() {
         require_admin(ctx, "compute:servers:create:requested_destination")?;
-        force_host = Some(h.to_owned());
     }
     Ok(CreateRequest {
         name: s["name"].as_str().unwrap_or_default().to_owned(),
@@ -150,6 +152,8 @@ fn parse(ctx: &Ctx, v: ApiVersion, body: &Value) -> ApiResult<CreateRequest> {
         max_count,
         availability_zone,
         force_host,
+        requested_host,
+        requested_node,
         hints: hints(body),
         access_ip_v4: s["accessIPv4"].as_str().map(str::to_owned),
         access_ip_v6: s["accessIPv6"].as_str().map(str::to_owned),

@@ -16,6 +16,11 @@ use crate::http::{next_link, page_size, param, require_read, truthy, with_links}
 use crate::microversion::ApiVersion;
 use crate::views;
 
+/// The longest `name=` filter, in bytes.
+const NAME_FILTER_MAX_LEN: usize = 1024;
+/// The largest compiled `name=` filter (the regex crate's `size_limit`).
+const NAME_FILTER_MAX_SIZE: usize = 256 * 1024;
+
 /// The list request of query parameters `p` from `ctx`.
 fn parse(
     st: &ApiState,
@@ -55,7 +60,17 @@ fn parse(
         }
     }
     if let Some(name) = get("name") {
-        regex::Regex::new(name)
+        // The database matches it against every row: its size is bounded
+        // (a pattern that compiles to a large automaton, `\w{1000}`, costs
+        // time per row), and it is compiled once per query.
+        if name.len() > NAME_FILTER_MAX_LEN {
+            return Err(Fault::bad_request(format!(
+                "Invalid regular expression for name: longer than {NAME_FILTER_MAX_LEN} bytes"
+            )));
+        }
+        regex::RegexBuilder::new(name)
+            .size_limit(NAME_FILTER_MAX_SIZE)
+            .build()
             .map_err(|e| Fault::bad_request(format!("Invalid regular expression for name: {e}")))?;
         r.name = Some(name.to_owned());
     }
