@@ -457,6 +457,20 @@ async fn services_as_processes_over_rabbitmq_and_postgresql() {
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
         }
+        if action == "live" {
+            // Settled once the migration says so.
+            loop {
+                let (_, m) = json_req(&http, reqwest::Method::GET, &format!("{base}/v2.1/os-migrations?instance_uuid={mover}&migration_type=live-migration"), &token, None).await;
+                if m["migrations"][0]["status"] == "completed" {
+                    break;
+                }
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "live migration never completed: {m}"
+                );
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
         host = now["OS-EXT-SRV-ATTR:host"].as_str().unwrap().to_owned();
         let a = placement.allocations_async(&mover).await.unwrap();
         assert_eq!(a.allocations.len(), 1, "{action}: {:?}", a.allocations);
