@@ -13,6 +13,7 @@
 
 pub mod config_drive;
 mod events;
+mod moves;
 mod vcpus;
 pub mod xml;
 
@@ -313,7 +314,10 @@ impl ComputeDriver for LibvirtDriver {
             supports_pause: true,
             supports_suspend: true,
             supports_snapshot: false,
-            supports_resize: false,
+            // On the guest's own host only (`moves.rs`): no disk copy to
+            // another host, so no cold migration elsewhere; no live
+            // migration (one machine has no second libvirtd to move to).
+            supports_resize: true,
             supports_live_migration: false,
             supports_rescue: false,
             supports_vnc_console: self.cfg.vnc_listen.is_some(),
@@ -621,6 +625,31 @@ impl ComputeDriver for LibvirtDriver {
         // Starting a domain with a managed save restores it.
         self.domain_op(uuid, "resume", |d| d.create(), Transition::Resumed)
             .await
+    }
+
+    async fn prep_resize(&self, spec: &InstanceSpec) -> Result<()> {
+        self.resize_prep(spec).await
+    }
+
+    async fn migrate_disk_and_power_off(
+        &self,
+        uuid: &str,
+        _dest: &str,
+        target: &crate::driver::ResizeTarget,
+    ) -> Result<()> {
+        self.resize_power_off(uuid, target).await
+    }
+
+    async fn finish_migration(&self, spec: &InstanceSpec, power_on: bool) -> Result<()> {
+        self.resize_finish(spec, power_on).await
+    }
+
+    async fn confirm_migration(&self, uuid: &str, _same_host: bool) -> Result<()> {
+        self.resize_confirm(uuid).await
+    }
+
+    async fn finish_revert_migration(&self, spec: &InstanceSpec, power_on: bool) -> Result<()> {
+        self.resize_revert(spec, power_on).await
     }
 
     /// Nova's libvirt rescue: the domain's definition kept aside

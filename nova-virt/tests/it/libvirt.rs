@@ -132,3 +132,133 @@ impl Drop for Reap {
         }
     }
 }
+
+/// A real guest resized on its own host: the disk grown (never shrunk),
+/// the domain redefined with the new vCPUs and memory, a revert back to
+/// the kept disk and definition, a confirm dropping them; another host's
+/// guest is refused at `prep_resize`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn real_qemu_guest_resizes_on_its_host() {
+    use nova_virt::{ComputeDriver, PowerState, ResizeTarget};
+    let guest = PathBuf::from(
+        std::env::var("NOVA_RS_GUEST_DIR").unwrap_or_else(|_| "/var/tmp/nova-rs/guest".into()),
+    );
+    assert!(
+        guest.join("base.qcow2").exists()
+            && std::path::Path::new("/run/libvirt/libvirt-sock").exists(),
+        "the test guest or libvirtd is missing: run scripts/libvirt-setup (scripts/test does)"
+    );
+    let dir = instances_dir("resize");
+    let cfg = LibvirtConfig {
+        connection_uri: "qemu:///system".into(),
+        virt_type: "qemu".into(),
+        instances_path: dir.clone(),
+        soft_reboot_timeout: Duration::from_secs(2),
+        event_poll_interval: Duration::from_millis(250),
+        ..LibvirtConfig::default()
+    };
+    let d = LibvirtDriver::connect(cfg).unwrap();
+    let spec = InstanceSpec {
+        uuid: format!("6a1f0c3e-0001-4d2b-8c1a-{:012x}", std::process::id()),
+        name: "resize-guest".into(),
+        flavor_name: "m1.nano".into(),
+        vcpus: 1,
+        memory_mb: 128,
+        root_gb: 1,
+        image_path: Some(guest.join("base.qcow2").display().to_string()),
+        kernel_path: Some(guest.join("vmlinuz").display().to_string()),
+        ramdisk_path: Some(guest.join("initrd.img").display().to_string()),
+        kernel_cmdline: Some("console=ttyS0 quiet".into()),
+        ..InstanceSpec::default()
+    };
+    let _reap = Reap(spec.uuid.clone());
+    async fn figures(
+        d: &LibvirtDriver,
+        uuid: String,
+    ) -> (usize, Option<i64>, nova_virt::PowerState) {
+        let g = d.get_instance_diagnostics(&uuid).await.unwrap();
+        (g.cpus.len(), g.memory_max_kib, g.state)
+    }
+    d.spawn(&spec).await.unwrap();
+    let disk = dir.join(&spec.uuid).join("disk");
+    let size = |p: &std::path::Path| {
+        let out = std::process::Command::new("qemu-img")
+            .args(["info", "--output=json", "-U"])
+            .arg(p)
+            .output()
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        v["virtual-size"].as_u64().unwrap()
+    };
+    assert_eq!(size(&disk), 1 << 30);
+    let bigger = InstanceSpec {
+        vcpus: 2,
+        memory_mb: 192,
+        root_gb: 2,
+        flavor_name: "m1.micro".into(),
+        ..spec.clone()
+    };
+    // Resize, revert.
+    d.prep_resize(&bigger).await.unwrap();
+    let target = ResizeTarget {
+        vcpus: 2,
+        memory_mb: 192,
+        root_gb: 2,
+    };
+    d.migrate_disk_and_power_off(&spec.uuid, "here", &target)
+        .await
+        .unwrap();
+    assert_eq!(
+        d.get_info(&spec.uuid).await.unwrap().state,
+        PowerState::Shutdown
+    );
+    assert_eq!(size(&disk), 2 << 30, "the disk grew");
+    d.finish_migration(&bigger, true).await.unwrap();
+    assert_eq!(
+        figures(&d, spec.uuid.clone()).await,
+        (2, Some(192 * 1024), PowerState::Running)
+    );
+    d.finish_revert_migration(&spec, true).await.unwrap();
+    assert_eq!(
+        figures(&d, spec.uuid.clone()).await,
+        (1, Some(128 * 1024), PowerState::Running)
+    );
+    assert_eq!(size(&disk), 1 << 30, "the kept disk is back");
+
+    // Resize, confirm: nothing kept aside afterwards.
+    d.migrate_disk_and_power_off(&spec.uuid, "here", &target)
+        .await
+        .unwrap();
+    d.finish_migration(&bigger, true).await.unwrap();
+    d.confirm_migration(&spec.uuid, true).await.unwrap();
+    assert!(!dir.join(&spec.uuid).join("disk.resize").exists());
+    assert!(!dir.join(&spec.uuid).join("resize.xml").exists());
+    assert_eq!(
+        figures(&d, spec.uuid.clone()).await,
+        (2, Some(192 * 1024), PowerState::Running)
+    );
+
+    // A smaller disk is refused, nothing changed.
+    let small = ResizeTarget {
+        vcpus: 1,
+        memory_mb: 128,
+        root_gb: 1,
+    };
+    let e = d
+        .migrate_disk_and_power_off(&spec.uuid, "here", &small)
+        .await
+        .unwrap_err();
+    assert!(matches!(e, nova_virt::Error::ResizeRefused { .. }), "{e}");
+    assert_eq!(
+        d.get_info(&spec.uuid).await.unwrap().state,
+        PowerState::Running
+    );
+    // Another host's guest: refused before anything moves.
+    let stranger = InstanceSpec {
+        uuid: "6a1f0c3e-0002-4d2b-8c1a-000000000000".into(),
+        ..spec.clone()
+    };
+    assert!(d.prep_resize(&stranger).await.is_err());
+    d.destroy(&spec.uuid).await.unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -922,7 +922,9 @@ impl ComputeManager {
         {
             tracing::error!(instance = %inst.uuid(), error = %e, "post_live_migration_at_destination failed");
         }
-        self.save_migration(ctx, migration, "completed").await;
+        // The source's allocation goes before the migration says
+        // `completed` (nova marks it first): whoever sees it completed
+        // sees the books settled.
         if let Err(e) = me
             .placement
             .delete_allocations_async(migration.uuid())
@@ -930,6 +932,7 @@ impl ComputeManager {
         {
             tracing::error!(error = %e, "cannot delete the migration's allocations");
         }
+        self.save_migration(ctx, migration, "completed").await;
         if let Ok(now) = me.objects.get_by_uuid::<Instance>(ctx, inst.uuid()).await {
             *inst = now;
         }

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use crate::cluster::temp_dir;
 
+mod moves;
 mod subresources;
 
 /// The `openstack` executable of the test virtualenv; `None` (outside CI)

@@ -1032,3 +1032,89 @@ async fn os_migrations_filters_versions_and_paging() {
     assert_books(&c).await;
     c.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_valid_host_and_a_source_that_went_down() {
+    let c = Cluster::start(1, &[]).await;
+    let (id, host) = boot_active(&c, "nv-1", "1").await;
+    // One host and no same-host resize: the scheduler finds nothing; the
+    // server stays as it was, its allocation back, with nova's fault.
+    let r = act(
+        &c,
+        "demo",
+        "2.1",
+        &id,
+        json!({"resize": {"flavorRef": "2"}}),
+    )
+    .await;
+    assert_eq!(r.status, 202);
+    wait_migration(&c, &id, "error").await;
+    let s = wait_stable(&c, &id, "ACTIVE").await;
+    assert_eq!(host_of(&s), host);
+    assert_eq!(s["flavor"]["original_name"], "m1.tiny");
+    assert!(
+        faults_of(&c, &id)
+            .await
+            .iter()
+            .any(|f| f.contains("No valid host was found")),
+        "{:?}",
+        faults_of(&c, &id).await
+    );
+    assert_books(&c).await;
+    let r = act(
+        &c,
+        "admin",
+        "2.25",
+        &id,
+        json!({"os-migrateLive": {"host": null, "block_migration": "auto"}}),
+    )
+    .await;
+    assert_eq!(r.status, 202);
+    wait_migration(&c, &id, "error").await;
+    let s = wait_stable(&c, &id, "ACTIVE").await;
+    assert_eq!(host_of(&s), host);
+    assert_books(&c).await;
+    c.stop().await;
+
+    // A resize waiting for its confirmation whose source compute went
+    // down: confirm is refused (409), nothing changes.
+    let mut c = Cluster::start(2, &[]).await;
+    let (id, src) = boot_active(&c, "nv-2", "1").await;
+    let r = act(
+        &c,
+        "demo",
+        "2.1",
+        &id,
+        json!({"resize": {"flavorRef": "2"}}),
+    )
+    .await;
+    assert_eq!(r.status, 202);
+    wait_stable(&c, &id, "VERIFY_RESIZE").await;
+    c.all.stop_compute(&src).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let r = c
+            .get(
+                &format!("/v2.1/os-services?binary=nova-compute&host={src}"),
+                "admin",
+            )
+            .await;
+        if r.body["services"][0]["state"] == "down" {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{src} never went down: {}",
+            r.body
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let r = act(&c, "demo", "2.1", &id, json!({"confirmResize": null})).await;
+    assert_eq!(r.status, 409, "{}", r.body);
+    let (_, m) = r.fault();
+    assert!(m.contains("unavailable"), "{m}");
+    let s = server(&c, &id).await;
+    assert_eq!(s["status"], "VERIFY_RESIZE");
+    assert_eq!(migrations_of(&c, &id).await[0]["status"], "finished");
+    c.stop().await;
+}

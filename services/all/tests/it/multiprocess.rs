@@ -1,7 +1,9 @@
 //! The distributed deployment: nova-api, nova-conductor, nova-scheduler
 //! and three nova-computes as separate processes, over RabbitMQ and
 //! PostgreSQL, set up with nova-manage. Twenty servers boot, spread as
-//! the weighers say, and are deleted; Placement usages return to zero.
+//! the weighers say; one is resized, cold-migrated and live-migrated
+//! between compute processes; all are deleted; Placement usages return
+//! to zero.
 
 #![cfg(all(feature = "amqp", feature = "postgres"))]
 
@@ -359,6 +361,139 @@ async fn services_as_processes_over_rabbitmq_and_postgresql() {
             .unwrap_or(0);
     }
     assert_eq!(total, 20 * 1024);
+
+    // Moves between compute processes: a resize (confirmed), a cold
+    // migration (confirmed) and a live migration of one server; after
+    // each, one allocation, on its host, and the totals add up.
+    let (s, _) = json_req(
+        &http,
+        reqwest::Method::POST,
+        &format!("{base}/v2.1/flavors"),
+        &token,
+        Some(
+            json!({"flavor": {"name": "mp.big", "ram": 2048, "vcpus": 1, "disk": 1, "id": "mp2"}}),
+        ),
+    )
+    .await;
+    assert_eq!(s, 200);
+    let mover = servers[0]["id"].as_str().unwrap().to_owned();
+    let show = |id: String| {
+        let (http, base, token) = (&http, &base, &token);
+        async move {
+            let (_, b) = json_req(
+                http,
+                reqwest::Method::GET,
+                &format!("{base}/v2.1/servers/{id}"),
+                token,
+                None,
+            )
+            .await;
+            b["server"].clone()
+        }
+    };
+    let mut host = servers[0]["OS-EXT-SRV-ATTR:host"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for (action, body, ram) in [
+        ("resize", json!({"resize": {"flavorRef": "mp2"}}), 2048),
+        ("migrate", json!({"migrate": null}), 2048),
+        (
+            "live",
+            json!({"os-migrateLive": {"host": null, "block_migration": "auto"}}),
+            2048,
+        ),
+    ] {
+        let (st, b) = json_req(
+            &http,
+            reqwest::Method::POST,
+            &format!("{base}/v2.1/servers/{mover}/action"),
+            &token,
+            Some(body),
+        )
+        .await;
+        assert_eq!(st, 202, "{action}: {b}");
+        let want = if action == "live" {
+            "ACTIVE"
+        } else {
+            "VERIFY_RESIZE"
+        };
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        let now = loop {
+            procs.check_alive(&dir);
+            let s = show(mover.clone()).await;
+            assert_ne!(s["status"], "ERROR", "{action}: {s}");
+            if s["status"] == want
+                && s["OS-EXT-STS:task_state"].is_null()
+                && s["OS-EXT-SRV-ATTR:host"] != host.as_str()
+            {
+                break s;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{action} never finished: {s}"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        };
+        if want == "VERIFY_RESIZE" {
+            let (st, b) = json_req(
+                &http,
+                reqwest::Method::POST,
+                &format!("{base}/v2.1/servers/{mover}/action"),
+                &token,
+                Some(json!({"confirmResize": null})),
+            )
+            .await;
+            assert_eq!(st, 204, "{b}");
+            loop {
+                let s = show(mover.clone()).await;
+                if s["status"] == "ACTIVE" && s["OS-EXT-STS:task_state"].is_null() {
+                    break;
+                }
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "confirm never finished: {s}"
+                );
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+        if action == "live" {
+            // Settled once the migration says so.
+            loop {
+                let (_, m) = json_req(&http, reqwest::Method::GET, &format!("{base}/v2.1/os-migrations?instance_uuid={mover}&migration_type=live-migration"), &token, None).await;
+                if m["migrations"][0]["status"] == "completed" {
+                    break;
+                }
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "live migration never completed: {m}"
+                );
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
+        host = now["OS-EXT-SRV-ATTR:host"].as_str().unwrap().to_owned();
+        let a = placement.allocations_async(&mover).await.unwrap();
+        assert_eq!(a.allocations.len(), 1, "{action}: {:?}", a.allocations);
+        assert_eq!(
+            a.allocations.values().next().unwrap().get("MEMORY_MB"),
+            Some(&ram)
+        );
+        let mut total = 0;
+        for n in &nodes {
+            total += placement
+                .usages_async(n)
+                .await
+                .unwrap()
+                .get("MEMORY_MB")
+                .copied()
+                .unwrap_or(0);
+        }
+        assert_eq!(
+            total,
+            19 * 1024 + ram,
+            "{action}: no migration's allocation left"
+        );
+    }
 
     // Delete them all.
     for s in &servers {

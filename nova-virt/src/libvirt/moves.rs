@@ -1,0 +1,202 @@
+//! Resize on the guest's own host (nova's libvirt `migrate_disk_and_power_off`,
+//! `finish_migration`, `confirm_migration`, `finish_revert_migration`
+//! when source and destination are one host): the domain's definition
+//! and root disk kept aside (`resize.xml`, `disk.resize`), the disk grown
+//! with `qemu-img resize` (never shrunk), the domain redefined at the new
+//! size. Moves to another host (their disk copied, or live) are not done
+//! here: `prep_resize` refuses a guest this host does not have.
+
+use std::path::Path;
+
+use super::{LibvirtDriver, failed};
+use crate::driver::{InstanceSpec, ResizeTarget, Transition};
+use crate::error::{Error, Result};
+use crate::libvirt::xml::{DomainPlan, domain_xml};
+
+const GIB: u64 = 1 << 30;
+
+/// The virtual size of a disk image (`qemu-img info`).
+async fn virtual_size(op: &'static str, uuid: &str, disk: &Path) -> Result<u64> {
+    let out = tokio::process::Command::new("qemu-img")
+        .args(["info", "--output=json", "-U"])
+        .arg(disk)
+        .output()
+        .await
+        .map_err(|e| failed(op, uuid, format!("qemu-img: {e}")))?;
+    if !out.status.success() {
+        return Err(failed(
+            op,
+            uuid,
+            format!(
+                "qemu-img info: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            ),
+        ));
+    }
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .map_err(|e| failed(op, uuid, format!("qemu-img info: {e}")))?;
+    v["virtual-size"]
+        .as_u64()
+        .ok_or_else(|| failed(op, uuid, "qemu-img info: no virtual-size"))
+}
+
+impl LibvirtDriver {
+    /// Only the guest's own host takes it.
+    pub(super) async fn resize_prep(&self, spec: &InstanceSpec) -> Result<()> {
+        let u = spec.uuid.clone();
+        let here = self
+            .blocking(move |c| Ok(c.lookup_domain_by_uuid_string(&u).is_ok()))
+            .await?;
+        if !here {
+            return Err(failed(
+                "prep_resize",
+                &spec.uuid,
+                "the libvirt driver resizes a guest on its own host only (no disk copy between hosts)",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Power off, keep the definition and the disk aside, grow the disk.
+    pub(super) async fn resize_power_off(&self, uuid: &str, target: &ResizeTarget) -> Result<()> {
+        const OP: &str = "migrate_disk_and_power_off";
+        let dir = self.instance_dir(uuid);
+        let disk = dir.join("disk");
+        let grow_to = if disk.exists() && target.root_gb > 0 {
+            let now = virtual_size(OP, uuid, &disk).await?;
+            let want = target.root_gb * GIB;
+            if want < now {
+                return Err(Error::ResizeRefused {
+                    uuid: uuid.to_owned(),
+                    reason: "Unable to resize disk down.".into(),
+                });
+            }
+            (want > now).then_some(want)
+        } else {
+            None
+        };
+        let (u, saved, wait) = (
+            uuid.to_owned(),
+            dir.join("resize.xml"),
+            self.cfg.soft_reboot_timeout,
+        );
+        self.blocking(move |c| {
+            let d = Self::lookup(c, &u)?;
+            let xml = d
+                .xml_desc(virt::sys::VIR_DOMAIN_XML_INACTIVE)
+                .map_err(|e| failed(OP, &u, e.message()))?;
+            std::fs::write(&saved, xml)
+                .map_err(|e| failed(OP, &u, format!("{}: {e}", saved.display())))?;
+            let clean = d.is_active().unwrap_or(false)
+                && d.shutdown().is_ok()
+                && Self::wait_shutoff(&d, wait);
+            if !clean && d.is_active().unwrap_or(false) {
+                d.destroy().map_err(|e| failed(OP, &u, e.message()))?;
+            }
+            Ok(())
+        })
+        .await?;
+        self.emit(uuid, Transition::Stopped);
+        if disk.exists() {
+            std::fs::copy(&disk, dir.join("disk.resize"))
+                .map_err(|e| failed(OP, uuid, format!("cannot keep the disk aside: {e}")))?;
+        }
+        if let Some(bytes) = grow_to {
+            let out = tokio::process::Command::new("qemu-img")
+                .args(["resize", "-q"])
+                .arg(&disk)
+                .arg(bytes.to_string())
+                .output()
+                .await
+                .map_err(|e| failed(OP, uuid, format!("qemu-img: {e}")))?;
+            if !out.status.success() {
+                return Err(failed(
+                    OP,
+                    uuid,
+                    format!(
+                        "qemu-img resize: {}",
+                        String::from_utf8_lossy(&out.stderr).trim()
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The domain redefined at its new size, started when asked.
+    pub(super) async fn resize_finish(&self, spec: &InstanceSpec, power_on: bool) -> Result<()> {
+        const OP: &str = "finish_migration";
+        let dir = self.instance_dir(&spec.uuid);
+        let disk = dir.join("disk");
+        let plan = DomainPlan {
+            virt_type: self.cfg.virt_type.clone(),
+            disk_path: disk.exists().then(|| disk.display().to_string()),
+            console_log: self.console_log(&spec.uuid).display().to_string(),
+            vnc_listen: self.cfg.vnc_listen.clone(),
+            rescued_disk: None,
+        };
+        let xml = domain_xml(spec, &plan);
+        let u = spec.uuid.clone();
+        self.blocking(move |c| {
+            let d = c
+                .define_domain_xml(&xml)
+                .map_err(|e| failed(OP, &u, e.message()))?;
+            if power_on && !d.is_active().unwrap_or(false) {
+                d.create().map_err(|e| failed(OP, &u, e.message()))?;
+            }
+            Ok(())
+        })
+        .await?;
+        if power_on {
+            self.emit(&spec.uuid, Transition::Started);
+        }
+        Ok(())
+    }
+
+    /// Confirmed: what a revert needed goes.
+    pub(super) async fn resize_confirm(&self, uuid: &str) -> Result<()> {
+        let dir = self.instance_dir(uuid);
+        let _ = std::fs::remove_file(dir.join("resize.xml"));
+        let _ = std::fs::remove_file(dir.join("disk.resize"));
+        Ok(())
+    }
+
+    /// Reverted: the kept disk and definition back, started when asked.
+    pub(super) async fn resize_revert(&self, spec: &InstanceSpec, power_on: bool) -> Result<()> {
+        const OP: &str = "finish_revert_migration";
+        let dir = self.instance_dir(&spec.uuid);
+        let saved = dir.join("resize.xml");
+        let xml = std::fs::read_to_string(&saved)
+            .map_err(|e| failed(OP, &spec.uuid, format!("{}: {e}", saved.display())))?;
+        let u = spec.uuid.clone();
+        self.blocking(move |c| {
+            let d = Self::lookup(c, &u)?;
+            if d.is_active().unwrap_or(false) {
+                d.destroy().map_err(|e| failed(OP, &u, e.message()))?;
+            }
+            Ok(())
+        })
+        .await?;
+        let kept = dir.join("disk.resize");
+        if kept.exists() {
+            std::fs::rename(&kept, dir.join("disk"))
+                .map_err(|e| failed(OP, &spec.uuid, format!("cannot restore the disk: {e}")))?;
+        }
+        let u = spec.uuid.clone();
+        self.blocking(move |c| {
+            let d = c
+                .define_domain_xml(&xml)
+                .map_err(|e| failed(OP, &u, e.message()))?;
+            if power_on {
+                d.create().map_err(|e| failed(OP, &u, e.message()))?;
+            }
+            Ok(())
+        })
+        .await?;
+        let _ = std::fs::remove_file(&saved);
+        if power_on {
+            self.emit(&spec.uuid, Transition::Started);
+        }
+        Ok(())
+    }
+}
