@@ -20,6 +20,7 @@ pub mod placement;
 pub mod serve;
 
 mod admin;
+mod aggregates;
 mod compute_api;
 pub mod flavors;
 mod handlers;
@@ -27,6 +28,7 @@ mod http;
 mod keypairs;
 mod layers;
 mod schemas;
+mod server_groups;
 #[cfg(test)]
 mod tests;
 mod views;
@@ -295,6 +297,25 @@ pub fn router(state: Arc<ApiState>) -> Router {
         )
         .route("/os-availability-zone", get(admin::zones))
         .route("/os-availability-zone/detail", get(admin::zones_detail))
+        .route(
+            "/os-aggregates",
+            get(aggregates::list).post(aggregates::create),
+        )
+        .route(
+            "/os-aggregates/{id}",
+            get(aggregates::show)
+                .put(aggregates::update)
+                .delete(aggregates::delete),
+        )
+        .route("/os-aggregates/{id}/action", post(aggregates::action))
+        .route(
+            "/os-server-groups",
+            get(server_groups::list).post(server_groups::create),
+        )
+        .route(
+            "/os-server-groups/{id}",
+            get(server_groups::show).delete(server_groups::delete),
+        )
         .route("/limits", get(admin::limits))
         .route("/os-quota-sets/{project}", get(admin::quota_show))
         .route("/os-quota-sets/{project}/detail", get(admin::quota_detail))

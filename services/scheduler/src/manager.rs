@@ -55,6 +55,9 @@ pub struct SchedulerManager {
     // placement; workers wait for it without blocking.
     view: Arc<tokio::sync::Mutex<View>>,
     cell_uuid: String,
+    /// `[DEFAULT] default_availability_zone` (a Selection's zone for a host
+    /// in none).
+    default_az: String,
 }
 
 use nova_service::context::admin;
@@ -85,7 +88,14 @@ impl SchedulerManager {
                 foreign: BTreeSet::new(),
             })),
             cell_uuid: cell_uuid.to_owned(),
+            default_az: "nova".to_owned(),
         })
+    }
+
+    /// Sets `[DEFAULT] default_availability_zone` (`nova`).
+    pub fn with_default_az(mut self, zone: &str) -> Self {
+        self.default_az = zone.to_owned();
+        self
     }
 
     /// Reloads the host view from the database.
@@ -182,6 +192,11 @@ impl SchedulerManager {
         instance_uuids: &[String],
     ) -> Result<Vec<Vec<Selection>>, RemoteError> {
         let req = nova_scheduler::from_objects::request(spec, instance_uuids);
+        let placed = crate::members::placed_instances(&self.objects, &req)
+            .await
+            .map_err(|e| {
+                RemoteError::internal("SchedulerError", format!("cannot load instances: {e}"))
+            })?;
         // Reload the view before the next try: after NoValidHost (with the
         // Placement mirror), or when Placement proposed hosts the view does
         // not have yet (a compute that registered since it was loaded).
@@ -201,11 +216,13 @@ impl SchedulerManager {
                 }
             }
             let (view, placement, req2) = (self.view.clone(), self.placement.clone(), req.clone());
+            let placed2 = placed.clone();
             let out = tokio::task::spawn_blocking(move || {
                 let mut v = view.blocking_lock();
                 let View {
                     scheduler, foreign, ..
                 } = &mut *v;
+                crate::members::add_instances(scheduler, &placed2);
                 scheduler.select_destinations_known(&placement, &req2, |unknown| {
                     if !unknown_retried {
                         return unknown.iter().all(|u| foreign.contains(u));
@@ -252,6 +269,10 @@ impl SchedulerRpc for SchedulerManager {
         return_alternates: bool,
     ) -> Result<Destinations, RemoteError> {
         let chosen = self.place(&spec_obj, &instance_uuids).await?;
+        let zones = {
+            let v = self.view.lock().await;
+            crate::members::zones(&v.scheduler, &chosen, &self.default_az)
+        };
         if !return_objects {
             // Nova's pre-4.5 answer: the chosen host of each instance as a dict.
             return Ok(Destinations::Legacy(
@@ -267,7 +288,12 @@ impl SchedulerRpc for SchedulerManager {
                 .iter()
                 .map(|alts| {
                     let keep = if return_alternates { alts.len() } else { 1 };
-                    alts.iter().take(keep).map(selection_object).collect()
+                    alts.iter()
+                        .take(keep)
+                        .map(|s| {
+                            selection_object(s).with_availability_zone(zones.get(&s.host).cloned())
+                        })
+                        .collect()
                 })
                 .collect(),
         ))

@@ -18,7 +18,12 @@ pub async fn start(runner: &Runner) -> anyhow::Result<SchedulerManager> {
         objects,
         placement,
         cell1.uuid(),
-    )?;
+    )?
+    .with_default_az(
+        &runner
+            .conf()
+            .str_or("DEFAULT", "default_availability_zone", "nova"),
+    );
     let host = runner.host();
     runner
         .register_service("nova-scheduler", "scheduler")

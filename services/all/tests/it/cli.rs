@@ -9,6 +9,7 @@ use std::time::Duration;
 use crate::cluster::temp_dir;
 
 mod subresources;
+mod zones;
 
 /// The `openstack` executable of the test virtualenv; `None` (outside CI)
 /// when it is not installed. In CI a missing client fails the test.

@@ -18,3 +18,6 @@ mod real_placement;
 mod subresources;
 #[cfg(feature = "amqp")]
 mod vhost;
+#[cfg(feature = "amqp")]
+mod zone_notifications;
+mod zones;
