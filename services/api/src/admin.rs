@@ -506,7 +506,7 @@ pub(crate) async fn limits(
         "maxTotalKeypairs": q.key_pairs, "maxServerGroups": q.server_groups,
         "maxServerGroupMembers": q.server_group_members,
         "totalInstancesUsed": u.instances, "totalCoresUsed": u.cores, "totalRAMUsed": u.ram,
-        "totalServerGroupsUsed": 0,
+        "totalServerGroupsUsed": crate::server_groups::count(&st, &ctx.project_id).await?,
     });
     if !v.at_least(2, 57) {
         abs["maxPersonality"] = json!(5);
@@ -597,6 +597,7 @@ pub(crate) async fn quota_detail(
             "cores" => u.cores,
             "ram" => u.ram,
             "key_pairs" => u.key_pairs,
+            "server_groups" => crate::server_groups::count(&st, &project).await?,
             _ => 0,
         };
         qs[k] = json!({"limit": n, "in_use": in_use, "reserved": 0});

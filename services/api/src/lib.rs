@@ -20,6 +20,7 @@ pub mod placement;
 pub mod serve;
 
 mod admin;
+mod aggregates;
 mod compute_api;
 mod extra_specs;
 mod flavor_rules;
@@ -30,6 +31,7 @@ mod image_rules;
 mod keypairs;
 mod layers;
 mod schemas;
+mod server_groups;
 #[cfg(test)]
 mod tests;
 mod views;
@@ -320,6 +322,25 @@ pub fn router(state: Arc<ApiState>) -> Router {
         )
         .route("/os-availability-zone", get(admin::zones))
         .route("/os-availability-zone/detail", get(admin::zones_detail))
+        .route(
+            "/os-aggregates",
+            get(aggregates::list).post(aggregates::create),
+        )
+        .route(
+            "/os-aggregates/{id}",
+            get(aggregates::show)
+                .put(aggregates::update)
+                .delete(aggregates::delete),
+        )
+        .route("/os-aggregates/{id}/action", post(aggregates::action))
+        .route(
+            "/os-server-groups",
+            get(server_groups::list).post(server_groups::create),
+        )
+        .route(
+            "/os-server-groups/{id}",
+            get(server_groups::show).delete(server_groups::delete),
+        )
         .route("/limits", get(admin::limits))
         .route("/os-quota-sets/{project}", get(admin::quota_show))
         .route("/os-quota-sets/{project}/detail", get(admin::quota_detail))

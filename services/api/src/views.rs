@@ -32,6 +32,17 @@ pub(crate) fn usage_time(t: &Option<chrono::DateTime<chrono::Utc>>) -> Value {
     }
 }
 
+/// nova's `get_instance_availability_zone`: the zone the conductor
+/// recorded when it placed the instance (its host's; the default zone for a
+/// host in none), or before that the requested one (`""` when none).
+fn availability_zone(st: &ApiState, i: &Instance) -> String {
+    match (i.availability_zone(), i.host()) {
+        (Some(z), _) => z.clone(),
+        (None, Some(_)) => st.cfg.default_az.clone(),
+        (None, None) => String::new(),
+    }
+}
+
 fn links(st: &ApiState, kind: &str, id: &str) -> Value {
     json!([
         {"rel": "self", "href": format!("{}/v2.1/{kind}/{id}", st.cfg.public_url)},
@@ -109,7 +120,7 @@ pub(crate) fn server(st: &ApiState, ctx: &Ctx, v: ApiVersion, i: &Instance, show
         "accessIPv6": i.access_ip_v6().clone().unwrap_or_default(),
         "links": links(st, "servers", i.uuid()),
         "OS-DCF:diskConfig": if *i.auto_disk_config() { "AUTO" } else { "MANUAL" },
-        "OS-EXT-AZ:availability_zone": i.availability_zone().clone().unwrap_or_else(|| st.cfg.default_az.clone()),
+        "OS-EXT-AZ:availability_zone": availability_zone(st, i),
         "config_drive": i.config_drive().clone().unwrap_or_default(),
         "key_name": i.key_name(),
         "OS-SRV-USG:launched_at": usage_time(i.launched_at()),

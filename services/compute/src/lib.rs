@@ -35,6 +35,7 @@ mod diagnostics;
 mod driver;
 mod healing;
 mod image_cache;
+mod group_policy;
 pub mod manager;
 mod moves;
 pub mod power_sync;

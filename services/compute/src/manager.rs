@@ -338,6 +338,26 @@ impl ComputeManager {
         {
             Ok(spec) => me.driver.spawn(&spec).await,
             Err(e) => Err(e),
+        let spec = Self::spec_of(&inst, b.admin_password.clone());
+        // nova checks the server group's policy once the instance is on
+        // this host; a violation reschedules it as a failed spawn does.
+        let group_check = self
+            .validate_group_policy(&ctx, &inst, b.request_spec.as_ref(), &b.filter_properties)
+            .await;
+        let spawned = match group_check {
+            Ok(()) => me.driver.spawn(&spec).await.map_err(|err| {
+                let fault = ExceptionPayload::from_driver(module_path!(), "spawn", &err);
+                (err.to_string(), fault)
+            }),
+            Err(reason) => Err((
+                reason.clone(),
+                ExceptionPayload::new(
+                    module_path!(),
+                    "_validate_instance_group_policy",
+                    "GroupAffinityViolation",
+                    reason,
+                ),
+            )),
         };
         match spawned {
             Ok(()) => {
@@ -367,9 +387,8 @@ impl ComputeManager {
                     .await;
                 Ok(())
             }
-            Err(err) => {
-                tracing::warn!(instance = %inst.uuid(), host = %self.host(), error = %err, "spawn failed");
-                let fault = ExceptionPayload::from_driver(module_path!(), "spawn", &err);
+            Err((reason, fault)) => {
+                tracing::warn!(instance = %inst.uuid(), host = %self.host(), error = %reason, "spawn failed");
                 self.notifier()
                     .instance_create(&ctx, &inst, self.host(), Phase::Error, Some(&fault), None)
                     .await;
@@ -377,7 +396,6 @@ impl ComputeManager {
                 let _ = me.driver.destroy(inst.uuid()).await;
                 self.drop_claim(inst.uuid()).await;
                 let _ = me.placement.delete_allocations_async(inst.uuid()).await;
-                let reason = err.to_string();
                 let retry = b
                     .filter_properties
                     .get("retry")
@@ -424,7 +442,7 @@ impl ComputeManager {
                         set_error(&me.objects, &ctx, &mut inst, 500, &msg, Some(self.host()))
                             .await?;
                         self.updated(&ctx, &inst, &old).await;
-                        return Err(anyhow::Error::new(err).context(msg));
+                        return Err(anyhow::anyhow!(msg));
                     }
                 }
                 Ok(())

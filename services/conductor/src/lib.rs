@@ -14,8 +14,10 @@
 //! * The object indirection API (3.0) for computes, which have no
 //!   database credentials.
 
+mod groups;
 mod manager;
 pub mod service;
 
+pub use groups::group_hosts;
 pub use manager::{Conductor, parse_allocation_request, serve};
 pub use service::{run, start};

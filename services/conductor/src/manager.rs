@@ -34,6 +34,8 @@ pub struct Conductor {
     /// Notifications (`instance.update` as an instance goes to its cell)
     /// and this conductor's host.
     notifier: (Notifier, String),
+    /// `[DEFAULT] default_availability_zone`.
+    default_az: String,
 }
 
 use nova_service::context::elevated as admin_of;
@@ -61,7 +63,14 @@ impl Conductor {
             cell1_uuid: cell1_uuid.to_owned(),
             cells: Arc::default(),
             notifier: (Notifier::disabled(), String::new()),
+            default_az: "nova".to_owned(),
         }
+    }
+
+    /// Sets `[DEFAULT] default_availability_zone` (`nova`).
+    pub fn with_default_az(mut self, zone: &str) -> Self {
+        self.default_az = zone.to_owned();
+        self
     }
 
     /// Puts an instance in ERROR with a fault ([`set_error`]) and sends
@@ -200,9 +209,12 @@ impl ComputeTask for Conductor {
         _tags: Option<RawObject>,
     ) -> Result<(), RemoteError> {
         let ctx = admin_of(&ctx);
-        let Some(spec) = request_specs.first().cloned() else {
+        let Some(mut spec) = request_specs.first().cloned() else {
             return Ok(());
         };
+        if let Err(e) = crate::groups::setup_instance_group(&self.objects, &ctx, &mut spec).await {
+            tracing::warn!(error = %e, "cannot load the request's server group");
+        }
         let mut instances = Vec::with_capacity(request_specs.len());
         for s in &request_specs {
             let u = s.instance_uuid();
@@ -250,7 +262,19 @@ impl ComputeTask for Conductor {
                 return Ok(());
             }
         };
-        for (inst, hosts) in instances.into_iter().zip(selections) {
+        for (mut inst, hosts) in instances.into_iter().zip(selections) {
+            if let Some(chosen) = hosts.first()
+                && let Err(e) = crate::groups::set_availability_zone(
+                    &self.objects,
+                    &ctx,
+                    &mut inst,
+                    chosen,
+                    &self.default_az,
+                )
+                .await
+            {
+                tracing::warn!(instance = %inst.uuid(), error = %e, "cannot record the availability zone");
+            }
             self.map_instance(&ctx, inst.uuid(), &self.cell1_uuid).await;
             // nova's send_update_with_states(…, BUILDING, service="conductor").
             let (notifier, host) = &self.notifier;
@@ -389,6 +413,17 @@ impl ComputeTask for Conductor {
             inst.set_vm_state(Some(VmState::Building.into()));
             inst.set_task_state(Some(TaskState::Scheduling.into()));
             let _ = self.objects.save(&ctx, &mut inst).await;
+            if let Err(e) = crate::groups::set_availability_zone(
+                &self.objects,
+                &ctx,
+                &mut inst,
+                &chosen,
+                &self.default_az,
+            )
+            .await
+            {
+                tracing::warn!(instance = %uuid, error = %e, "cannot record the availability zone");
+            }
             let mut hosts = vec![chosen];
             hosts.extend(alternates);
             self.cast_build(

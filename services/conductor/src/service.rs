@@ -23,7 +23,8 @@ pub async fn start(runner: &Runner) -> anyhow::Result<Conductor> {
         conf.parse_or("scheduler", "max_attempts", 3i64)?,
         cell1.uuid(),
     )
-    .with_notifier(runner.notifier().await?, &runner.host());
+    .with_notifier(runner.notifier().await?, &runner.host())
+    .with_default_az(&conf.str_or("DEFAULT", "default_availability_zone", "nova"));
     let host = runner.host();
     let started = chrono::Utc::now();
     runner

@@ -58,6 +58,9 @@ pub struct SchedulerManager {
     /// Where computes are reached: a compute whose queue has no consumer
     /// there is down (see [`SchedulerManager::with_reachability`]).
     reachability: Option<Arc<dyn Transport>>,
+    /// `[DEFAULT] default_availability_zone` (a Selection's zone for a host
+    /// in none).
+    default_az: String,
 }
 
 use nova_service::context::admin;
@@ -100,6 +103,13 @@ impl SchedulerManager {
     /// that cannot tell (RabbitMQ keeps the queue) change nothing.
     pub fn with_reachability(mut self, transport: Arc<dyn Transport>) -> Self {
         self.reachability = Some(transport);
+            default_az: "nova".to_owned(),
+        })
+    }
+
+    /// Sets `[DEFAULT] default_availability_zone` (`nova`).
+    pub fn with_default_az(mut self, zone: &str) -> Self {
+        self.default_az = zone.to_owned();
         self
     }
 
@@ -203,6 +213,11 @@ impl SchedulerManager {
         instance_uuids: &[String],
     ) -> Result<Vec<Vec<Selection>>, RemoteError> {
         let req = nova_scheduler::from_objects::request(spec, instance_uuids);
+        let placed = crate::members::placed_instances(&self.objects, &req)
+            .await
+            .map_err(|e| {
+                RemoteError::internal("SchedulerError", format!("cannot load instances: {e}"))
+            })?;
         // Reload the view before the next try: after NoValidHost (with the
         // Placement mirror), or when Placement proposed hosts the view does
         // not have yet (a compute that registered since it was loaded).
@@ -222,11 +237,13 @@ impl SchedulerManager {
                 }
             }
             let (view, placement, req2) = (self.view.clone(), self.placement.clone(), req.clone());
+            let placed2 = placed.clone();
             let out = tokio::task::spawn_blocking(move || {
                 let mut v = view.blocking_lock();
                 let View {
                     scheduler, foreign, ..
                 } = &mut *v;
+                crate::members::add_instances(scheduler, &placed2);
                 scheduler.select_destinations_known(&placement, &req2, |unknown| {
                     if !unknown_retried {
                         return unknown.iter().all(|u| foreign.contains(u));
@@ -273,6 +290,10 @@ impl SchedulerRpc for SchedulerManager {
         return_alternates: bool,
     ) -> Result<Destinations, RemoteError> {
         let chosen = self.place(&spec_obj, &instance_uuids).await?;
+        let zones = {
+            let v = self.view.lock().await;
+            crate::members::zones(&v.scheduler, &chosen, &self.default_az)
+        };
         if !return_objects {
             // Nova's pre-4.5 answer: the chosen host of each instance as a dict.
             return Ok(Destinations::Legacy(
@@ -288,7 +309,12 @@ impl SchedulerRpc for SchedulerManager {
                 .iter()
                 .map(|alts| {
                     let keep = if return_alternates { alts.len() } else { 1 };
-                    alts.iter().take(keep).map(selection_object).collect()
+                    alts.iter()
+                        .take(keep)
+                        .map(|s| {
+                            selection_object(s).with_availability_zone(zones.get(&s.host).cloned())
+                        })
+                        .collect()
                 })
                 .collect(),
         ))

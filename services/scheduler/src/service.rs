@@ -20,6 +20,11 @@ pub async fn start(runner: &Runner) -> anyhow::Result<SchedulerManager> {
         cell1.uuid(),
     )?
     .with_reachability(transport.clone());
+    .with_default_az(
+        &runner
+            .conf()
+            .str_or("DEFAULT", "default_availability_zone", "nova"),
+    );
     let host = runner.host();
     runner
         .register_service("nova-scheduler", "scheduler")

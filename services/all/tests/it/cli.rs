@@ -10,6 +10,7 @@ use crate::cluster::temp_dir;
 
 mod moves;
 mod subresources;
+mod zones;
 
 /// The `openstack` executable of the test virtualenv; `None` (outside CI)
 /// when it is not installed. In CI a missing client fails the test.

@@ -25,3 +25,6 @@ mod recovery;
 mod subresources;
 #[cfg(feature = "amqp")]
 mod vhost;
+#[cfg(feature = "amqp")]
+mod zone_notifications;
+mod zones;

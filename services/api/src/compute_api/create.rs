@@ -83,6 +83,8 @@ struct Plan {
     image: Value,
     key: Option<KeyPair>,
     count: i64,
+    /// The group of the `group` hint.
+    group: Option<nova_objects::InstanceGroup>,
 }
 
 async fn availability_zones(st: &ApiState) -> ApiResult<Vec<String>> {
@@ -244,12 +246,17 @@ async fn plan(st: &ApiState, ctx: &Ctx, r: &CreateRequest) -> ApiResult<Plan> {
     }
     let count = quota_count(st, ctx, &flavor, r.min_count, r.max_count).await?;
     let destination = requested_destination(st, r).await?;
+    let group = match r.hints.get("group").and_then(|g| g.first()) {
+        Some(hint) => Some(crate::server_groups::for_boot(st, ctx, hint, count).await?),
+        None => None,
+    };
     Ok(Plan {
         destination,
         flavor,
         image,
         key,
         count,
+        group,
     })
 }
 
@@ -398,6 +405,14 @@ pub(crate) async fn create(st: &ApiState, ctx: &Ctx, r: &CreateRequest) -> ApiRe
             .with_force_hosts(r.force_host.clone().map(|h| vec![h]))
             .with_requested_destination(plan.destination.clone())
             .with_is_bfv(false);
+        if let Some(g) = &plan.group {
+            // As nova stores it: the group without its members and hosts
+            // (the conductor loads them when it schedules).
+            let mut g = g.clone();
+            g.set_members(None);
+            g.set_hosts(None);
+            spec.set_instance_group(Some(g));
+        }
         st.objects.create(&rctx, &mut spec).await?;
         let mut br = BuildRequest::new()
             .with_instance_uuid(uuid.clone())
@@ -422,6 +437,10 @@ pub(crate) async fn create(st: &ApiState, ctx: &Ctx, r: &CreateRequest) -> ApiRe
         build_requests.push(br);
         specs.push(spec);
         first.get_or_insert(uuid);
+    }
+    if let Some(g) = plan.group {
+        let uuids: Vec<String> = specs.iter().map(|s| s.instance_uuid().clone()).collect();
+        crate::server_groups::add_members(st, ctx, g, &uuids).await?;
     }
     st.rpc
         .conductor

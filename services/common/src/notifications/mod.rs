@@ -33,6 +33,7 @@
 //! ```
 
 mod config;
+mod groups;
 pub mod legacy;
 pub mod payloads;
 
@@ -47,6 +48,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 pub use config::{Driver, NotificationConfig, NotificationFormat, StateChange};
+pub use groups::{AggregateAction, AggregatePayload, ServerGroupPayload};
 pub use payloads::ExceptionPayload;
 use payloads::{
     AuditPeriodPayload, FlavorPayload, InstanceActionPayload, InstanceActionRebuildPayload,

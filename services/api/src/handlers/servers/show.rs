@@ -33,7 +33,18 @@ pub(crate) async fn show(
     if shows_host_status(&ctx, v, false) {
         compute_api::host_status::load_services(&st, std::slice::from_mut(&mut inst)).await?;
     }
-    Ok(axum::Json(json!({"server": views::server(&st, &ctx, v, &inst, true)})).into_response())
+    let mut server = views::server(&st, &ctx, v, &inst, true);
+    if v.at_least(2, 71) {
+        server["server_groups"] = json!(
+            crate::server_groups::of_instance(
+                &st,
+                inst.project_id().as_deref().unwrap_or_default(),
+                inst.uuid()
+            )
+            .await?
+        );
+    }
+    Ok(axum::Json(json!({ "server": server })).into_response())
 }
 
 pub(crate) async fn update(
@@ -70,7 +81,18 @@ pub(crate) async fn update(
     if shows_host_status(&ctx, v, true) {
         compute_api::host_status::load_services(&st, std::slice::from_mut(&mut inst)).await?;
     }
-    Ok(axum::Json(json!({"server": views::server(&st, &ctx, v, &inst, true)})).into_response())
+    let mut server = views::server(&st, &ctx, v, &inst, true);
+    if v.at_least(2, 71) {
+        server["server_groups"] = json!(
+            crate::server_groups::of_instance(
+                &st,
+                inst.project_id().as_deref().unwrap_or_default(),
+                inst.uuid()
+            )
+            .await?
+        );
+    }
+    Ok(axum::Json(json!({ "server": server })).into_response())
 }
 
 pub(crate) async fn delete(
