@@ -134,6 +134,9 @@ impl LibvirtDriver {
             console_log: self.console_log(&spec.uuid).display().to_string(),
             vnc_listen: self.cfg.vnc_listen.clone(),
             rescued_disk: None,
+            config_drive: Some(dir.join(super::config_drive::FILE))
+                .filter(|p| p.exists())
+                .map(|p| p.display().to_string()),
         };
         let xml = domain_xml(spec, &plan);
         let u = spec.uuid.clone();

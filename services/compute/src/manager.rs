@@ -332,20 +332,20 @@ impl ComputeManager {
             .instance_create(&ctx, &inst, self.host(), Phase::Start, None, image_name)
             .await;
         self.claim(&inst).await;
-        let spawned = match self
-            .prepare_spawn(&ctx, &inst, &b.image, b.admin_password.clone())
-            .await
-        {
-            Ok(spec) => me.driver.spawn(&spec).await,
-            Err(e) => Err(e),
-        let spec = Self::spec_of(&inst, b.admin_password.clone());
         // nova checks the server group's policy once the instance is on
         // this host; a violation reschedules it as a failed spawn does.
         let group_check = self
             .validate_group_policy(&ctx, &inst, b.request_spec.as_ref(), &b.filter_properties)
             .await;
         let spawned = match group_check {
-            Ok(()) => me.driver.spawn(&spec).await.map_err(|err| {
+            Ok(()) => match self
+                .prepare_spawn(&ctx, &inst, &b.image, b.admin_password.clone())
+                .await
+            {
+                Ok(spec) => me.driver.spawn(&spec).await,
+                Err(e) => Err(e),
+            }
+            .map_err(|err| {
                 let fault = ExceptionPayload::from_driver(module_path!(), "spawn", &err);
                 (err.to_string(), fault)
             }),

@@ -40,8 +40,8 @@ pub struct Conductor {
 
 use nova_service::context::elevated as admin_of;
 
-mod recovery;
 mod migrate;
+mod recovery;
 
 impl Conductor {
     /// A conductor over `objects` (the database), Placement and the RPC

@@ -92,6 +92,7 @@ impl SchedulerManager {
             })),
             cell_uuid: cell_uuid.to_owned(),
             reachability: None,
+            default_az: "nova".to_owned(),
         })
     }
 
@@ -103,8 +104,7 @@ impl SchedulerManager {
     /// that cannot tell (RabbitMQ keeps the queue) change nothing.
     pub fn with_reachability(mut self, transport: Arc<dyn Transport>) -> Self {
         self.reachability = Some(transport);
-            default_az: "nova".to_owned(),
-        })
+        self
     }
 
     /// Sets `[DEFAULT] default_availability_zone` (`nova`).

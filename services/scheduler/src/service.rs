@@ -19,7 +19,7 @@ pub async fn start(runner: &Runner) -> anyhow::Result<SchedulerManager> {
         placement,
         cell1.uuid(),
     )?
-    .with_reachability(transport.clone());
+    .with_reachability(transport.clone())
     .with_default_az(
         &runner
             .conf()

@@ -10,9 +10,9 @@ mod api;
 mod boot;
 mod cli;
 mod cluster;
+mod hostile;
 mod metadata;
 mod moves;
-mod hostile;
 mod multiprocess;
 #[cfg(feature = "amqp")]
 mod notifications;
