@@ -12,6 +12,8 @@
 //!   each action an event of its request's instance action.
 //! * `actions`: those actions' states and failures, and the
 //!   `reclaim_instance_interval` periodic task.
+//! * `rebuild`: `rebuild_instance` (rebuild on this host, or an
+//!   evacuation to it).
 //! * [`resource_tracker`]: the ComputeNode record and the Placement
 //!   provider (inventories, traits) at start, on change and every
 //!   `update_resources_interval` (60 s); claims on build, released on
@@ -32,6 +34,7 @@ mod diagnostics;
 mod driver;
 pub mod manager;
 pub mod power_sync;
+mod rebuild;
 pub mod recovery;
 pub mod resource_tracker;
 pub mod service;

@@ -7,8 +7,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use nova_objects::{
-    BlockDeviceMappingList, Instance, NetworkRequestList, Objects, RequestSpec, SaveOptions,
-    Selection, Service, VersionedObject,
+    BlockDeviceMappingList, Instance, Migration, NetworkRequestList, Objects, RequestSpec,
+    SaveOptions, Selection, Service, VersionedObject,
 };
 use nova_placement::PlacementHandle;
 use nova_rpc::{Dispatcher, RemoteError, RequestContext, RpcServer, Target, Transport};
@@ -855,6 +855,43 @@ impl Compute for ComputeManager {
         let ctx = elevated(&ctx);
         self.with_instance(&ctx, instance, "restore_instance", |i| {
             self.do_restore(&ctx, i)
+        })
+        .await
+    }
+
+    async fn rebuild_instance(
+        &self,
+        ctx: RequestContext,
+        instance: Instance,
+        new_pass: Option<String>,
+        _injected_files: Option<Vec<Value>>,
+        image_ref: Option<String>,
+        _orig_image_ref: Option<String>,
+        _orig_sys_metadata: Value,
+        _bdms: Option<BlockDeviceMappingList>,
+        recreate: bool,
+        _on_shared_storage: Option<bool>,
+        preserve_ephemeral: bool,
+        migration: Option<Migration>,
+        scheduled_node: Option<String>,
+        _limits: Value,
+        _request_spec: Option<RequestSpec>,
+        _accel_uuids: Option<Vec<String>>,
+        _reimage_boot_volume: Option<bool>,
+        target_state: Option<String>,
+    ) -> Result<(), RemoteError> {
+        let ctx = elevated(&ctx);
+        let args = crate::rebuild::RebuildArgs {
+            new_pass,
+            image_ref,
+            recreate,
+            preserve_ephemeral,
+            migration,
+            scheduled_node,
+            target_state,
+        };
+        self.with_instance(&ctx, instance, "rebuild_instance", |i| {
+            self.do_rebuild(&ctx, i, args)
         })
         .await
     }

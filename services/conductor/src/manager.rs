@@ -38,6 +38,8 @@ pub struct Conductor {
 
 use nova_service::context::elevated as admin_of;
 
+mod moves;
+
 impl Conductor {
     /// A conductor over `objects` (the database), Placement and the RPC
     /// clients on `transport`.
@@ -262,6 +264,47 @@ impl ComputeTask for Conductor {
                 .unwrap_or_else(|| spec.clone());
             self.cast_build(&ctx, inst, hosts, Some(spec_i), &image, 1, &admin_password)
                 .await;
+        }
+        Ok(())
+    }
+
+    async fn rebuild_instance(
+        &self,
+        ctx: RequestContext,
+        instance: Instance,
+        new_pass: Option<String>,
+        injected_files: Option<Vec<Value>>,
+        image_ref: Option<String>,
+        orig_image_ref: Option<String>,
+        orig_sys_metadata: Value,
+        _bdms: Option<BlockDeviceMappingList>,
+        recreate: bool,
+        on_shared_storage: Option<bool>,
+        preserve_ephemeral: bool,
+        host: Option<String>,
+        request_spec: Option<RequestSpec>,
+        _reimage_boot_volume: Option<bool>,
+        target_state: Option<String>,
+    ) -> Result<(), RemoteError> {
+        let ctx = admin_of(&ctx);
+        let uuid = instance.uuid().clone();
+        let r = moves::Rebuild {
+            instance,
+            new_pass,
+            injected_files,
+            image_ref,
+            orig_image_ref,
+            orig_sys_metadata,
+            recreate,
+            on_shared_storage,
+            preserve_ephemeral,
+            host,
+            request_spec,
+            target_state,
+        };
+        let work = self.rebuild(&ctx, r);
+        if let Err(e) = moves::event(self, &ctx, &uuid, "rebuild_server", work).await {
+            tracing::warn!(instance = %uuid, error = %format!("{e:#}"), "rebuild not sent");
         }
         Ok(())
     }

@@ -247,6 +247,37 @@ impl Compute for TestCompute {
     ) -> Result<(), RemoteError> {
         Ok(())
     }
+
+    /// Recorded as a build whose filter properties say `rebuild`.
+    async fn rebuild_instance(
+        &self,
+        _ctx: RequestContext,
+        instance: Instance,
+        _new_pass: Option<String>,
+        _injected_files: Option<Vec<Value>>,
+        image_ref: Option<String>,
+        _orig_image_ref: Option<String>,
+        _orig_sys_metadata: Value,
+        _bdms: Option<BlockDeviceMappingList>,
+        recreate: bool,
+        _on_shared_storage: Option<bool>,
+        _preserve_ephemeral: bool,
+        _migration: Option<nova_objects::Migration>,
+        scheduled_node: Option<String>,
+        _limits: Value,
+        _request_spec: Option<RequestSpec>,
+        _accel_uuids: Option<Vec<String>>,
+        _reimage_boot_volume: Option<bool>,
+        _target_state: Option<String>,
+    ) -> Result<(), RemoteError> {
+        self.builds.lock().unwrap().push((
+            self.host.clone(),
+            instance,
+            json!({"rebuild": {"image_ref": image_ref, "recreate": recreate, "node": scheduled_node}}),
+            Vec::new(),
+        ));
+        Ok(())
+    }
 }
 
 struct World {

@@ -17,9 +17,15 @@
 //!   `rescue_instance`, `unrescue_instance`, `soft_delete_instance`,
 //!   `restore_instance`, `get_diagnostics`, `get_instance_diagnostics`;
 //!   each also at 5.0).
+//! * 5.12 — `rebuild_instance` takes `accel_uuids`.
+//! * 6.0 also: `rebuild_instance`.
+//! * 6.1 — `rebuild_instance` takes `reimage_boot_volume`.
+//! * 6.2 — `rebuild_instance` takes `target_state` (evacuate to SHUTOFF).
 //! * 6.5 — the server version Nova 34 runs (what our manager announces).
 
-use nova_objects::{BlockDeviceMappingList, Instance, NetworkRequestList, RequestSpec, Selection};
+use nova_objects::{
+    BlockDeviceMappingList, Instance, Migration, NetworkRequestList, RequestSpec, Selection,
+};
 use nova_rpc::{RequestContext, Version};
 use serde_json::Value;
 
@@ -172,4 +178,31 @@ pub trait Compute {
     /// Brings a soft-deleted instance back.
     #[rpc(cast, server, version = "6.0", min = "5.0")]
     async fn restore_instance(&self, ctx: RequestContext, instance: Instance);
+
+    // Rebuild (nova's compute rpcapi name, arguments and versions).
+
+    /// Rebuilds (`recreate` false: same host, new image) or evacuates
+    /// (`recreate` true: on this host, from a failed one) an instance.
+    #[rpc(cast, server, version = "6.2", min = "5.0")]
+    async fn rebuild_instance(
+        &self,
+        ctx: RequestContext,
+        instance: Instance,
+        #[rpc(default)] new_pass: Option<String>,
+        #[rpc(default)] injected_files: Option<Vec<Value>>,
+        #[rpc(default)] image_ref: Option<String>,
+        #[rpc(default)] orig_image_ref: Option<String>,
+        #[rpc(default)] orig_sys_metadata: Value,
+        #[rpc(default)] bdms: Option<BlockDeviceMappingList>,
+        #[rpc(default)] recreate: bool,
+        #[rpc(default)] on_shared_storage: Option<bool>,
+        #[rpc(default)] preserve_ephemeral: bool,
+        #[rpc(default)] migration: Option<Migration>,
+        #[rpc(default)] scheduled_node: Option<String>,
+        #[rpc(default)] limits: Value,
+        #[rpc(default)] request_spec: Option<RequestSpec>,
+        #[rpc(default, since = "5.12")] accel_uuids: Option<Vec<String>>,
+        #[rpc(default, since = "6.1")] reimage_boot_volume: Option<bool>,
+        #[rpc(default, since = "6.2", needed)] target_state: Option<String>,
+    );
 }

@@ -182,6 +182,9 @@ impl SchedulerManager {
         instance_uuids: &[String],
     ) -> Result<Vec<Vec<Selection>>, RemoteError> {
         let req = nova_scheduler::from_objects::request(spec, instance_uuids);
+        if req.is_rebuild() {
+            return self.rebuild_check(req).await;
+        }
         // Reload the view before the next try: after NoValidHost (with the
         // Placement mirror), or when Placement proposed hosts the view does
         // not have yet (a compute that registered since it was loaded).
@@ -238,6 +241,35 @@ impl SchedulerManager {
                 }
                 Err(e) => return Err(RemoteError::internal("SchedulerError", e.to_string())),
             }
+        }
+    }
+}
+
+impl SchedulerManager {
+    /// Nova's rebuild check (`_nova_check_type` = `rebuild`): the
+    /// instance's own (forced) host through the filters that run on a
+    /// rebuild, without Placement and without a claim (the instance keeps
+    /// its allocation).
+    async fn rebuild_check(
+        &self,
+        req: nova_scheduler::Request,
+    ) -> Result<Vec<Vec<Selection>>, RemoteError> {
+        if self.stale(HOST_REFRESH * 3).await {
+            self.refresh().await.map_err(|e| {
+                RemoteError::internal("SchedulerError", format!("cannot load host states: {e}"))
+            })?;
+        }
+        let view = self.view.clone();
+        let out = tokio::task::spawn_blocking(move || {
+            let mut v = view.blocking_lock();
+            v.scheduler.select_destinations(&req)
+        })
+        .await
+        .map_err(|e| RemoteError::internal("SchedulerError", e.to_string()))?;
+        match out {
+            Ok(s) => Ok(s),
+            Err(nova_scheduler::Error::NoValidHost { reason, .. }) => Err(no_valid_host(&reason)),
+            Err(e) => Err(RemoteError::internal("SchedulerError", e.to_string())),
         }
     }
 }

@@ -15,6 +15,7 @@ mod notifications;
 #[cfg(all(feature = "amqp", feature = "postgres"))]
 mod nova_clients;
 mod real_placement;
+mod rebuild;
 mod subresources;
 #[cfg(feature = "amqp")]
 mod vhost;

@@ -35,6 +35,7 @@ pub(crate) mod instance_actions;
 pub(crate) mod metadata;
 pub(crate) mod password;
 pub(crate) mod queries;
+pub(crate) mod rebuild;
 pub(crate) mod tags;
 pub(crate) mod topology;
 
@@ -55,6 +56,7 @@ pub(crate) use actions::{
 pub(crate) use create::{CreateRequest, create};
 pub(crate) use delete::{DeleteKind, delete};
 pub(crate) use queries::{ListRequest, get, list};
+pub(crate) use rebuild::{RebuildRequest, rebuild};
 
 /// The RPC clients the compute API calls (and nothing else does).
 #[derive(Debug)]

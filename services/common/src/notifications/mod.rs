@@ -34,6 +34,7 @@
 
 mod config;
 pub mod legacy;
+mod moves;
 pub mod payloads;
 
 use std::fmt;

@@ -87,7 +87,8 @@ pub(crate) async fn action(
             | "unrescue"
             | "restore"
             | "forceDelete"
-    ) || (name == "trigger_crash_dump" && v.at_least(2, 17));
+    ) || (name == "trigger_crash_dump" && v.at_least(2, 17))
+        || super::moves::NAMES.contains(&name);
     if !known {
         return Err(if name == "trigger_crash_dump" {
             Fault::not_found(format!("There is no such action: {name}"))
@@ -146,6 +147,9 @@ pub(crate) async fn action(
             return Ok(StatusCode::ACCEPTED.into_response());
         }
         _ => {}
+    }
+    if super::moves::NAMES.contains(&name) {
+        return super::moves::handle(&st, &ctx, v, inst, name, args, generate_password).await;
     }
     require_write(&ctx, &rule)?;
     let mut reply = None;

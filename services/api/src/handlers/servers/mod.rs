@@ -11,6 +11,7 @@ pub(crate) mod extras;
 mod instance_actions;
 mod list;
 pub(crate) mod metadata;
+mod moves;
 mod show;
 pub(crate) mod tags;
 
