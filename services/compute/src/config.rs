@@ -21,6 +21,15 @@ pub struct ComputeConfig {
     /// immediate): soft-deleted instances older than this are reclaimed,
     /// checked that often.
     pub reclaim_instance_interval: Option<Duration>,
+    /// `[DEFAULT] shelved_offload_time` (s): 0 offloads a shelved
+    /// instance at once, -1 never, otherwise the periodic task offloads
+    /// those shelved longer.
+    pub shelved_offload_time: i64,
+    /// `[DEFAULT] shelved_poll_interval` (s, 3600; ≤ 0 off).
+    pub shelved_poll_interval: i64,
+    /// `[glance] api_servers`: the image API (none: the image endpoint of
+    /// the request's service catalog, as nova's keystoneauth does).
+    pub glance_api_servers: Vec<String>,
 }
 
 impl ComputeConfig {
@@ -34,6 +43,9 @@ impl ComputeConfig {
             max_concurrent_builds: 10,
             shutdown_timeout: Duration::from_secs(60),
             reclaim_instance_interval: None,
+            shelved_offload_time: 0,
+            shelved_poll_interval: 3600,
+            glance_api_servers: Vec::new(),
         }
     }
 
@@ -51,6 +63,14 @@ impl ComputeConfig {
             .max(1);
         let reclaim = conf.parse_or("DEFAULT", "reclaim_instance_interval", 0i64)?;
         c.reclaim_instance_interval = (reclaim > 0).then(|| Duration::from_secs(reclaim as u64));
+        c.shelved_offload_time = conf.parse_or("DEFAULT", "shelved_offload_time", 0i64)?;
+        c.shelved_poll_interval = conf.parse_or("DEFAULT", "shelved_poll_interval", 3600i64)?;
+        c.glance_api_servers = conf
+            .str_or("glance", "api_servers", "")
+            .split(',')
+            .map(|s| s.trim().trim_end_matches('/').to_owned())
+            .filter(|s| !s.is_empty())
+            .collect();
         Ok(c)
     }
 }

@@ -14,6 +14,10 @@
 //!   `reclaim_instance_interval` periodic task.
 //! * `rebuild`: `rebuild_instance` (rebuild on this host, or an
 //!   evacuation to it).
+//! * `shelve`: `snapshot_instance`, `backup_instance` (rotation),
+//!   `shelve_instance`, `shelve_offload_instance`, `unshelve_instance`,
+//!   the `shelved_offload_time` periodic task; `images`: the image API
+//!   client they upload and delete images with.
 //! * [`resource_tracker`]: the ComputeNode record and the Placement
 //!   provider (inventories, traits) at start, on change and every
 //!   `update_resources_interval` (60 s); claims on build, released on
@@ -32,12 +36,14 @@ mod actions;
 mod config;
 mod diagnostics;
 mod driver;
+mod images;
 pub mod manager;
 pub mod power_sync;
 mod rebuild;
 pub mod recovery;
 pub mod resource_tracker;
 pub mod service;
+mod shelve;
 
 pub use config::ComputeConfig;
 pub use driver::{driver_from_conf, fake_driver};

@@ -41,6 +41,8 @@ pub(crate) struct Inner {
     pub(crate) tracker: tokio::sync::Mutex<Tracker>,
     pub(crate) service: Mutex<Option<Service>>,
     pub(crate) notifier: std::sync::OnceLock<Notifier>,
+    /// The image API client (snapshots, shelving, backups).
+    pub(crate) http: reqwest::Client,
 }
 
 /// The compute manager. Cheap to clone.
@@ -75,6 +77,7 @@ impl ComputeManager {
                 tracker: tokio::sync::Mutex::default(),
                 service: Mutex::default(),
                 notifier: std::sync::OnceLock::new(),
+                http: reqwest::Client::new(),
             }),
         }
     }
@@ -195,6 +198,15 @@ impl ComputeManager {
                 async move { m.reclaim_queued_deletes().await }
             });
             tasks.push(("reclaim_queued_deletes", reclaim));
+        }
+        if me.cfg.shelved_offload_time > 0 && me.cfg.shelved_poll_interval > 0 {
+            let every = Duration::from_secs(me.cfg.shelved_poll_interval as u64);
+            let m = self.clone();
+            let poll = nova_service::periodic(stop.clone(), every, every, move || {
+                let m = m.clone();
+                async move { m.poll_shelved_instances().await }
+            });
+            tasks.push(("poll_shelved_instances", poll));
         }
         let m = self.clone();
         let power = nova_service::periodic(
@@ -688,10 +700,14 @@ impl Compute for ComputeManager {
         instance: Instance,
     ) -> Result<(), RemoteError> {
         let ctx = elevated(&ctx);
-        self.with_instance(&ctx, instance, "start_instance", |inst| async {
+        self.with_instance(&ctx, instance, "start_instance", |mut inst| async {
             self.notify_action(&ctx, &inst, "power_on", Phase::Start, None)
                 .await;
             let r = self.inner.driver.power_on(inst.uuid()).await;
+            if r.is_ok() {
+                // An unshelve where it was shelved: the snapshot goes.
+                self.forget_shelved_image(&ctx, &mut inst).await;
+            }
             self.finish_action(
                 &ctx,
                 inst,
@@ -892,6 +908,87 @@ impl Compute for ComputeManager {
         };
         self.with_instance(&ctx, instance, "rebuild_instance", |i| {
             self.do_rebuild(&ctx, i, args)
+        })
+        .await
+    }
+
+    async fn snapshot_instance(
+        &self,
+        ctx: RequestContext,
+        instance: Instance,
+        image_id: String,
+    ) -> Result<(), RemoteError> {
+        // Elevated, keeping the caller's token and catalog (the upload's).
+        let ctx = elevated(&ctx);
+        self.with_instance(&ctx, instance, "snapshot_instance", |i| {
+            self.do_snapshot(&ctx, i, &image_id, TaskState::ImageSnapshot, None)
+        })
+        .await
+    }
+
+    async fn backup_instance(
+        &self,
+        ctx: RequestContext,
+        instance: Instance,
+        image_id: String,
+        backup_type: String,
+        rotation: i64,
+    ) -> Result<(), RemoteError> {
+        let ctx = elevated(&ctx);
+        self.with_instance(&ctx, instance, "backup_instance", |i| {
+            self.do_snapshot(
+                &ctx,
+                i,
+                &image_id,
+                TaskState::ImageBackup,
+                Some((backup_type, rotation)),
+            )
+        })
+        .await
+    }
+
+    async fn shelve_instance(
+        &self,
+        ctx: RequestContext,
+        instance: Instance,
+        image_id: Option<String>,
+        clean_shutdown: Option<bool>,
+        _accel_uuids: Option<Vec<String>>,
+    ) -> Result<(), RemoteError> {
+        let ctx = elevated(&ctx);
+        self.with_instance(&ctx, instance, "shelve_instance", |i| {
+            self.do_shelve(&ctx, i, image_id, clean_shutdown.unwrap_or(true))
+        })
+        .await
+    }
+
+    async fn shelve_offload_instance(
+        &self,
+        ctx: RequestContext,
+        instance: Instance,
+        clean_shutdown: Option<bool>,
+        _accel_uuids: Option<Vec<String>>,
+    ) -> Result<(), RemoteError> {
+        let ctx = elevated(&ctx);
+        self.with_instance(&ctx, instance, "shelve_offload_instance", |i| {
+            self.do_shelve_offload(&ctx, i, clean_shutdown.unwrap_or(true))
+        })
+        .await
+    }
+
+    async fn unshelve_instance(
+        &self,
+        ctx: RequestContext,
+        instance: Instance,
+        image: Value,
+        _filter_properties: Value,
+        node: Option<String>,
+        _request_spec: Option<RequestSpec>,
+        _accel_uuids: Option<Vec<String>>,
+    ) -> Result<(), RemoteError> {
+        let ctx = elevated(&ctx);
+        self.with_instance(&ctx, instance, "unshelve_instance", |i| {
+            self.do_unshelve(&ctx, i, image, node)
         })
         .await
     }

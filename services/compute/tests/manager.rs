@@ -90,6 +90,15 @@ impl ComputeTask for Conductor {
     ) -> Result<(), RemoteError> {
         Ok(())
     }
+
+    async fn unshelve_instance(
+        &self,
+        _ctx: RequestContext,
+        _instance: Instance,
+        _request_spec: Option<RequestSpec>,
+    ) -> Result<(), RemoteError> {
+        Ok(())
+    }
 }
 
 struct Host {

@@ -309,6 +309,28 @@ impl ComputeTask for Conductor {
         Ok(())
     }
 
+    async fn unshelve_instance(
+        &self,
+        ctx: RequestContext,
+        instance: Instance,
+        request_spec: Option<RequestSpec>,
+    ) -> Result<(), RemoteError> {
+        let ctx = admin_of(&ctx);
+        let uuid = instance.uuid().clone();
+        // nova's event is the scheduling of an offloaded instance.
+        let offloaded = instance.vm_state().as_deref() != Some("shelved");
+        let work = self.unshelve(&ctx, instance, request_spec);
+        let r = if offloaded {
+            moves::event(self, &ctx, &uuid, "schedule_instances", work).await
+        } else {
+            work.await
+        };
+        if let Err(e) = r {
+            tracing::warn!(instance = %uuid, error = %format!("{e:#}"), "unshelve not sent");
+        }
+        Ok(())
+    }
+
     async fn build_instances(
         &self,
         ctx: RequestContext,

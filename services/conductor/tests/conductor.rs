@@ -278,6 +278,67 @@ impl Compute for TestCompute {
         ));
         Ok(())
     }
+
+    async fn snapshot_instance(
+        &self,
+        _ctx: RequestContext,
+        _instance: Instance,
+        _image_id: String,
+    ) -> Result<(), RemoteError> {
+        Ok(())
+    }
+
+    async fn backup_instance(
+        &self,
+        _ctx: RequestContext,
+        _instance: Instance,
+        _image_id: String,
+        _backup_type: String,
+        _rotation: i64,
+    ) -> Result<(), RemoteError> {
+        Ok(())
+    }
+
+    async fn shelve_instance(
+        &self,
+        _ctx: RequestContext,
+        _instance: Instance,
+        _image_id: Option<String>,
+        _clean_shutdown: Option<bool>,
+        _accel_uuids: Option<Vec<String>>,
+    ) -> Result<(), RemoteError> {
+        Ok(())
+    }
+
+    async fn shelve_offload_instance(
+        &self,
+        _ctx: RequestContext,
+        _instance: Instance,
+        _clean_shutdown: Option<bool>,
+        _accel_uuids: Option<Vec<String>>,
+    ) -> Result<(), RemoteError> {
+        Ok(())
+    }
+
+    /// Recorded as a build whose filter properties say `unshelve`.
+    async fn unshelve_instance(
+        &self,
+        _ctx: RequestContext,
+        instance: Instance,
+        image: Value,
+        _filter_properties: Value,
+        node: Option<String>,
+        _request_spec: Option<RequestSpec>,
+        _accel_uuids: Option<Vec<String>>,
+    ) -> Result<(), RemoteError> {
+        self.builds.lock().unwrap().push((
+            self.host.clone(),
+            instance,
+            json!({"unshelve": {"image": image, "node": node}}),
+            Vec::new(),
+        ));
+        Ok(())
+    }
 }
 
 struct World {

@@ -12,6 +12,7 @@
 //! * 1.17 — `schedule_and_build_instances` takes `tags`.
 //! * 1.19 — `build_instances` takes `host_lists` (alternates); nova's
 //!   client sends 1.18 without them, 1.10 without `request_spec`.
+//! * 1.3 — `unshelve_instance`; 1.14 with `request_spec`.
 //! * 1.8 — `rebuild_instance`; 1.12 with `request_spec`; 1.24 with
 //!   `reimage_boot_volume`; 1.25 with `target_state`.
 //! * 1.26 — what Nova 34 serves.
@@ -92,5 +93,16 @@ pub trait ComputeTask {
         #[rpc(default, since = "1.12")] request_spec: Option<RequestSpec>,
         #[rpc(default, since = "1.24")] reimage_boot_volume: Option<bool>,
         #[rpc(default, since = "1.25", needed)] target_state: Option<String>,
+    );
+
+    /// Unshelves a shelved instance: a SHELVED one is powered on where it
+    /// is; an offloaded one is scheduled again (the spec's availability
+    /// zone or requested destination), claimed and spawned.
+    #[rpc(cast, version = "1.14", min = "1.3")]
+    async fn unshelve_instance(
+        &self,
+        ctx: RequestContext,
+        instance: Instance,
+        #[rpc(default, since = "1.14")] request_spec: Option<RequestSpec>,
     );
 }

@@ -16,6 +16,7 @@ mod notifications;
 mod nova_clients;
 mod real_placement;
 mod rebuild;
+mod shelve;
 mod subresources;
 #[cfg(feature = "amqp")]
 mod vhost;

@@ -92,6 +92,11 @@ async fn availability_zones(st: &ApiState) -> ApiResult<Vec<String>> {
     Ok(zones)
 }
 
+/// Whether `zone` is one a server may be asked into.
+pub(crate) async fn availability_zone_exists(st: &ApiState, zone: &str) -> ApiResult<bool> {
+    Ok(availability_zones(st).await?.iter().any(|x| x == zone))
+}
+
 async fn flavor(st: &ApiState, ctx: &Ctx, fid: &str) -> ApiResult<Flavor> {
     let flavor: Flavor = match st
         .objects

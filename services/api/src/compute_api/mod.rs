@@ -15,6 +15,8 @@
 //!   changePassword, trigger_crash_dump, rescue, unrescue, restore (with
 //!   nova's state checks), lock, unlock, os-resetState, the console
 //!   output; each records its instance action;
+//! - [`rebuild`], [`images`] (createImage, createBackup), [`shelve`]
+//!   (shelve, shelveOffload, unshelve);
 //! - [`instance_actions`]: the instance actions and events of a server;
 //! - [`queries`]: one instance, and the filtered, sorted, paged list (in
 //!   SQL, tag filters included);
@@ -31,11 +33,13 @@ pub(crate) mod create;
 pub(crate) mod delete;
 pub(crate) mod diagnostics;
 pub(crate) mod host_status;
+pub(crate) mod images;
 pub(crate) mod instance_actions;
 pub(crate) mod metadata;
 pub(crate) mod password;
 pub(crate) mod queries;
 pub(crate) mod rebuild;
+pub(crate) mod shelve;
 pub(crate) mod tags;
 pub(crate) mod topology;
 

@@ -5,7 +5,8 @@ use nova_objects::{Instance, RequestSpec, Selection};
 use nova_rpc::RequestContext;
 use nova_rpcapi::scheduler::Destinations;
 use nova_service::instance_actions;
-use nova_service::notifications::Source;
+use nova_service::notifications::{OldStates, Source};
+use nova_service::states::{TaskState, VmState};
 use serde_json::{Value, json};
 
 use super::Conductor;
@@ -258,6 +259,93 @@ impl Conductor {
                     inst.uuid()
                 )
             })?;
+        Ok(())
+    }
+}
+
+impl Conductor {
+    /// `unshelve_instance`: a SHELVED instance is powered on where it is
+    /// (POWERING_ON, `start_instance`); an offloaded one is scheduled
+    /// again (the request spec's zone or requested destination), claimed,
+    /// and cast to its new host with its shelved image. No host: back to
+    /// SHELVED_OFFLOADED with no task, as nova.
+    pub(crate) async fn unshelve(
+        &self,
+        ctx: &RequestContext,
+        mut inst: Instance,
+        spec: Option<RequestSpec>,
+    ) -> anyhow::Result<()> {
+        let uuid = inst.uuid().clone();
+        let (notifier, me) = &self.notifier;
+        if inst.vm_state().as_deref() == Some(VmState::Shelved.as_str()) {
+            let old = OldStates::of(&inst);
+            inst.set_task_state(Some(TaskState::PoweringOn.into()));
+            self.objects
+                .save_with(
+                    ctx,
+                    &mut inst,
+                    &nova_objects::SaveOptions::expected_task_state([Some(
+                        TaskState::Unshelving.as_str(),
+                    )]),
+                )
+                .await?;
+            notifier
+                .instance_update(ctx, &inst, &old, Source::Conductor, me)
+                .await;
+            let host = inst.host().clone().unwrap_or_default();
+            self.compute.start_instance(ctx, &host, &inst).await?;
+            return Ok(());
+        }
+        let Some(mut spec) = spec else {
+            anyhow::bail!("unshelve of instance {uuid} without a request spec");
+        };
+        spec.set_project_id(inst.project_id().clone());
+        spec.set_user_id(inst.user_id().clone());
+        spec.set_ignore_hosts(None);
+        spec.set_force_hosts(None);
+        spec.set_force_nodes(None);
+        let image = match inst.system_metadata().get("shelved_image_id") {
+            Some(Some(id)) => json!({"id": id}),
+            _ => Value::Null,
+        };
+        let sel = match self.schedule_one(ctx, &spec, &uuid).await {
+            Ok(s) => s,
+            Err(msg) => {
+                tracing::warn!(instance = %uuid, reason = %msg, "no valid host found for unshelve");
+                let old = OldStates::of(&inst);
+                inst.set_task_state(None);
+                self.objects.save(ctx, &mut inst).await?;
+                notifier
+                    .instance_update(ctx, &inst, &old, Source::Conductor, me)
+                    .await;
+                anyhow::bail!(msg);
+            }
+        };
+        let host = sel.service_host().clone();
+        let node = sel.nodename().clone();
+        let sent = self
+            .compute
+            .unshelve_instance(
+                ctx,
+                &host,
+                &inst,
+                &image,
+                &json!({"scheduler_hints": {}}),
+                &Some(node),
+                &Some(spec),
+                &None,
+            )
+            .await;
+        if let Err(e) = sent {
+            let _ = self.placement.delete_allocations_async(&uuid).await;
+            let old = OldStates::of(&inst);
+            inst.set_task_state(None);
+            let _ = self.objects.save(ctx, &mut inst).await;
+            notifier
+                .instance_update(ctx, &inst, &old, Source::Conductor, me)
+                .await;
+            return Err(e.into());
+        }
         Ok(())
     }
 }

@@ -57,6 +57,7 @@ pub(crate) async fn action(
     Extension(ctx): Extension<Ctx>,
     Extension(v): Extension<ApiVersion>,
     Path(id): Path<String>,
+    headers: axum::http::HeaderMap,
     body: Bytes,
 ) -> ApiResult<Response> {
     let body = json_body(&body)?;
@@ -149,7 +150,17 @@ pub(crate) async fn action(
         _ => {}
     }
     if super::moves::NAMES.contains(&name) {
-        return super::moves::handle(&st, &ctx, v, inst, name, args, generate_password).await;
+        let token = headers
+            .get("x-auth-token")
+            .and_then(|t| t.to_str().ok())
+            .map(str::trim);
+        let call = super::moves::Call {
+            v,
+            name,
+            args,
+            token,
+        };
+        return super::moves::handle(&st, &ctx, inst, call, generate_password).await;
     }
     require_write(&ctx, &rule)?;
     let mut reply = None;

@@ -6,18 +6,25 @@
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use nova_objects::Instance;
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
 use crate::ApiState;
 use crate::auth::Ctx;
-use crate::compute_api::{self, RebuildRequest};
+use crate::compute_api::{self, RebuildRequest, images, shelve};
 use crate::fault::{ApiResult, Fault};
-use crate::http::{require_write, truthy};
+use crate::http::{require_admin, require_write, truthy};
 use crate::microversion::ApiVersion;
 use crate::views;
 
 /// The actions served here.
-pub(crate) const NAMES: &[&str] = &["rebuild"];
+pub(crate) const NAMES: &[&str] = &[
+    "rebuild",
+    "createImage",
+    "createBackup",
+    "shelve",
+    "shelveOffload",
+    "unshelve",
+];
 
 /// A JSON boolean or one of nova's boolean strings.
 fn boolean(v: &Value) -> bool {
@@ -33,20 +40,101 @@ fn nullable(args: &Value, key: &str) -> Option<Option<String>> {
     args.get(key).map(|v| v.as_str().map(str::to_owned))
 }
 
-/// Serves action `name` of `inst`.
+/// One action request: microversion, name, arguments, the caller's token.
+pub(crate) struct Call<'a> {
+    pub(crate) v: ApiVersion,
+    pub(crate) name: &'a str,
+    pub(crate) args: &'a Value,
+    pub(crate) token: Option<&'a str>,
+}
+
+/// The body's `metadata` object (already schema-checked).
+fn metadata(args: &Value) -> Map<String, Value> {
+    args["metadata"].as_object().cloned().unwrap_or_default()
+}
+
+/// The answer to `createImage` / `createBackup`: before 2.45 an empty 202
+/// with the image's `Location`, from 2.45 `{"image_id"}`.
+fn image_reply(st: &ApiState, v: ApiVersion, id: &str) -> Response {
+    if v.at_least(2, 45) {
+        (StatusCode::ACCEPTED, axum::Json(json!({ "image_id": id }))).into_response()
+    } else {
+        (
+            StatusCode::ACCEPTED,
+            [(axum::http::header::LOCATION, images::image_url(st, id))],
+        )
+            .into_response()
+    }
+}
+
+/// Serves action `c.name` of `inst`.
 pub(crate) async fn handle(
     st: &ApiState,
     ctx: &Ctx,
-    v: ApiVersion,
     inst: Instance,
-    name: &str,
-    args: &Value,
+    c: Call<'_>,
     password: impl FnOnce() -> String,
 ) -> ApiResult<Response> {
-    match name {
+    let (v, args) = (c.v, c.args);
+    match c.name {
         "rebuild" => rebuild(st, ctx, v, inst, args, password).await,
-        _ => Err(Fault::bad_request(format!(
-            "There is no such action: {name}"
+        "createImage" => {
+            require_write(ctx, "os_compute_api:servers:create_image")?;
+            let name = args["name"].as_str().unwrap_or_default().trim().to_owned();
+            let id = images::snapshot(st, ctx, inst, &name, &metadata(args), c.token).await?;
+            Ok(image_reply(st, v, &id))
+        }
+        "createBackup" => {
+            require_write(ctx, "os_compute_api:os-create-backup")?;
+            let name = args["name"].as_str().unwrap_or_default().trim().to_owned();
+            let backup_type = args["backup_type"].as_str().unwrap_or_default().to_owned();
+            let rotation = match &args["rotation"] {
+                Value::Number(n) => n.as_i64().unwrap_or(0),
+                Value::String(s) => s.parse().unwrap_or(0),
+                _ => 0,
+            };
+            let id = images::backup(
+                st,
+                ctx,
+                inst,
+                &name,
+                &backup_type,
+                rotation,
+                &metadata(args),
+                c.token,
+            )
+            .await?;
+            Ok(image_reply(st, v, &id))
+        }
+        "shelve" => {
+            require_write(ctx, "os_compute_api:os-shelve:shelve")?;
+            shelve::shelve(st, ctx, inst, c.token).await?;
+            Ok(StatusCode::ACCEPTED.into_response())
+        }
+        "shelveOffload" => {
+            require_admin(ctx, "os_compute_api:os-shelve:shelve_offload")?;
+            shelve::shelve_offload(st, ctx, inst).await?;
+            Ok(StatusCode::ACCEPTED.into_response())
+        }
+        "unshelve" => {
+            require_write(ctx, "os_compute_api:os-shelve:unshelve")?;
+            let mut r = shelve::UnshelveRequest::default();
+            if v.at_least(2, 77) && args.is_object() {
+                if let Some(az) = args.get("availability_zone") {
+                    r.az = Some(az.as_str().map(str::to_owned));
+                }
+                if v.at_least(2, 91) {
+                    r.host = args["host"].as_str().map(str::to_owned);
+                }
+            }
+            if r.host.is_some() {
+                require_admin(ctx, "os_compute_api:os-shelve:unshelve_to_host")?;
+            }
+            shelve::unshelve(st, ctx, inst, r, c.token).await?;
+            Ok(StatusCode::ACCEPTED.into_response())
+        }
+        other => Err(Fault::bad_request(format!(
+            "There is no such action: {other}"
         ))),
     }
 }
