@@ -16,6 +16,7 @@ mod notifications;
 mod nova_clients;
 mod real_placement;
 mod rebuild;
+mod restore_quota;
 mod shelve;
 mod subresources;
 #[cfg(feature = "amqp")]
