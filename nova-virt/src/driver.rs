@@ -434,8 +434,10 @@ pub trait ComputeDriver: Send + Sync + std::fmt::Debug {
     async fn get_serial_console(&self, _uuid: &str) -> Result<Console> {
         unsupported("get_serial_console")
     }
-    /// Snapshots the root disk to an image; returns its location.
-    async fn snapshot(&self, _uuid: &str, _image_id: &str) -> Result<String> {
+    /// Snapshots the instance's root disk into the file `dest` (nova's
+    /// `snapshot`, before the upload); returns the snapshot's disk format
+    /// (`qcow2`, `raw`).
+    async fn snapshot(&self, _uuid: &str, _dest: &std::path::Path) -> Result<String> {
         unsupported("snapshot")
     }
     /// Resize/cold migration, on the destination before anything moves:

@@ -516,9 +516,19 @@ impl ComputeDriver for FakeDriver {
         })
     }
 
-    async fn snapshot(&self, uuid: &str, image_id: &str) -> Result<String> {
+    /// The fake disk: a raw image naming the instance and its size.
+    async fn snapshot(&self, uuid: &str, dest: &std::path::Path) -> Result<String> {
         self.delay().await;
-        self.with(uuid, |_| Ok(format!("fake://images/{image_id}")))
+        self.injected(uuid, "snapshot")?;
+        let text = self.with(uuid, |i| {
+            Ok(format!("fake disk of instance {uuid}: {} GiB\n", i.root_gb))
+        })?;
+        std::fs::write(dest, text.as_bytes()).map_err(|e| Error::Failed {
+            operation: "snapshot",
+            uuid: uuid.to_owned(),
+            reason: format!("{}: {e}", dest.display()),
+        })?;
+        Ok("raw".into())
     }
 
     async fn prep_resize(&self, spec: &InstanceSpec) -> Result<()> {

@@ -652,6 +652,64 @@ impl ComputeDriver for LibvirtDriver {
         self.resize_revert(spec, power_on).await
     }
 
+    /// The root disk (its qcow2 overlay and backing chain) flattened into
+    /// `dest` by `qemu-img convert`; a running guest is paused meanwhile
+    /// (its vCPUs stopped, so the disk is consistent) and resumed after.
+    async fn snapshot(&self, uuid: &str, dest: &std::path::Path) -> Result<String> {
+        let disk = self.instance_dir(uuid).join("disk");
+        let u = uuid.to_owned();
+        let paused = self
+            .blocking(move |c| {
+                let d = Self::lookup(c, &u)?;
+                let running = matches!(state_of(&d)?, PowerState::Running);
+                if running {
+                    d.suspend()
+                        .map_err(|e| failed("snapshot", &u, e.message()))?;
+                }
+                Ok(running)
+            })
+            .await?;
+        let r = async {
+            if !disk.exists() {
+                return Err(failed(
+                    "snapshot",
+                    uuid,
+                    "the instance has no local root disk",
+                ));
+            }
+            let out = tokio::process::Command::new("qemu-img")
+                .args(["convert", "-U", "-f", "qcow2", "-O", "qcow2"])
+                .arg(&disk)
+                .arg(dest)
+                .output()
+                .await
+                .map_err(|e| failed("snapshot", uuid, format!("qemu-img: {e}")))?;
+            if !out.status.success() {
+                return Err(failed(
+                    "snapshot",
+                    uuid,
+                    format!(
+                        "qemu-img convert: {}",
+                        String::from_utf8_lossy(&out.stderr).trim()
+                    ),
+                ));
+            }
+            Ok("qcow2".to_owned())
+        }
+        .await;
+        if paused {
+            let u = uuid.to_owned();
+            self.blocking(move |c| {
+                Self::lookup(c, &u)?
+                    .resume()
+                    .map_err(|e| failed("snapshot", &u, e.message()))
+                    .map(|_| ())
+            })
+            .await?;
+        }
+        r
+    }
+
     /// Nova's libvirt rescue: the domain's definition kept aside
     /// (`unrescue.xml`), then the guest restarted from a rescue disk (an
     /// overlay of the rescue image, when it is a disk) with its own root

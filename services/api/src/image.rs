@@ -214,6 +214,21 @@ impl ImageStore {
         self.activate(id, data.len() as u64, md5, sha)
     }
 
+    /// Deletes an image and its data (one already gone is fine).
+    pub fn delete(&self, id: &str) -> std::io::Result<()> {
+        self.images
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(id);
+        for p in [self.dir.join(format!("{id}.json")), self.data_path(id)] {
+            match std::fs::remove_file(p) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
     fn activate(&self, id: &str, size: u64, md5: String, sha: String) -> std::io::Result<Value> {
         let mut map = self.images.write().unwrap_or_else(|e| e.into_inner());
         let Some(img) = map.get_mut(id) else {

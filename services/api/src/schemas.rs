@@ -187,12 +187,101 @@ pub(crate) fn server_action(action: &str, v: ApiVersion) -> Option<Value> {
             "length": {"type": ["integer", "string", "null"], "pattern": "^-?[0-9]+$",
                        "minimum": -1}},
             "additionalProperties": false}),
+        "rebuild" => rebuild(v),
+        "createImage" => json!({"type": "object", "properties": {
+            "name": name(), "metadata": metadata()},
+            "required": ["name"], "additionalProperties": false}),
+        "createBackup" => json!({"type": "object", "properties": {
+            "name": name(), "backup_type": {"type": "string"},
+            "rotation": {"type": ["integer", "string"], "pattern": "^[0-9]+$", "minimum": 0},
+            "metadata": metadata()},
+            "required": ["name", "backup_type", "rotation"], "additionalProperties": false}),
+        "shelve" | "shelveOffload" => any,
+        "unshelve" if v.at_least(2, 91) => json!({"type": ["object", "null"], "properties": {
+            "availability_zone": {"type": ["string", "null"]}, "host": {"type": "string"}},
+            "additionalProperties": false}),
+        "unshelve" if v.at_least(2, 77) => json!({"type": ["object", "null"], "properties": {
+            "availability_zone": name()}, "required": ["availability_zone"],
+            "additionalProperties": false}),
+        "unshelve" => any,
+        "evacuate" => evacuate(v),
         _ => return None,
     };
     Some(
         json!({"type": "object", "properties": {action: inner}, "required": [action],
                 "additionalProperties": false}),
     )
+}
+
+/// `{"rebuild": {...}}` at `v` (nova's `rebuild`, `rebuild_v219` …
+/// `rebuild_v294`).
+fn rebuild(v: ApiVersion) -> Value {
+    let mut props = json!({
+        "name": name(),
+        "imageRef": {"type": "string", "minLength": 1},
+        "adminPass": {"type": "string"},
+        "metadata": metadata(),
+        "preserve_ephemeral": boolean(),
+        "OS-DCF:diskConfig": {"type": "string", "enum": ["AUTO", "MANUAL"]},
+        "accessIPv4": {"type": "string", "format": "ipv4"},
+        "accessIPv6": {"type": "string", "format": "ipv6"},
+    });
+    let p = props.as_object_mut().unwrap_or_else(|| unreachable!());
+    if !v.at_least(2, 57) {
+        p.insert("personality".into(), json!({"type": "array", "items": {
+            "type": "object", "properties": {"path": {"type": "string"}, "contents": {"type": "string"}},
+            "additionalProperties": false}}));
+    } else {
+        p.insert(
+            "user_data".into(),
+            json!({"type": ["string", "null"], "maxLength": 65535}),
+        );
+    }
+    if v.at_least(2, 19) {
+        p.insert(
+            "description".into(),
+            json!({"type": ["string", "null"], "maxLength": 255}),
+        );
+    }
+    if v.at_least(2, 54) {
+        p.insert(
+            "key_name".into(),
+            json!({"type": ["string", "null"], "minLength": 1, "maxLength": 255}),
+        );
+    }
+    if v.at_least(2, 63) {
+        p.insert(
+            "trusted_image_certificates".into(),
+            json!({"type": ["array", "null"],
+            "minItems": 1, "maxItems": 50, "uniqueItems": true,
+            "items": {"type": "string", "minLength": 1}}),
+        );
+    }
+    if v.at_least(2, 90) {
+        p.insert(
+            "hostname".into(),
+            json!({"type": "string", "minLength": 1, "maxLength": 255}),
+        );
+    }
+    json!({"type": "object", "properties": props, "required": ["imageRef"], "additionalProperties": false})
+}
+
+/// `{"evacuate": {...}}` at `v` (nova's `evacuate`, `_v214`, `_v229`, `_v268`, `_v295`).
+fn evacuate(v: ApiVersion) -> Value {
+    let mut props = json!({
+        "host": {"type": "string", "minLength": 1, "maxLength": 255},
+        "adminPass": {"type": "string"},
+    });
+    let p = props.as_object_mut().unwrap_or_else(|| unreachable!());
+    let mut required = vec![];
+    if !v.at_least(2, 14) {
+        p.insert("onSharedStorage".into(), boolean());
+        required.push("onSharedStorage");
+    }
+    if v.at_least(2, 29) && !v.at_least(2, 68) {
+        p.insert("force".into(), boolean());
+    }
+    json!({"type": "object", "properties": props, "required": required, "additionalProperties": false})
 }
 
 /// `POST /flavors`.

@@ -199,6 +199,14 @@ pub(crate) fn server(st: &ApiState, ctx: &Ctx, v: ApiVersion, i: &Instance, show
     if v.at_least(2, 26) {
         o.insert("tags".into(), json!(crate::compute_api::tags::tags_of(i)));
     }
+    if v.at_least(2, 63) {
+        let ids = i
+            .trusted_certs()
+            .as_ref()
+            .and_then(|t| t.0.pointer("/nova_object.data/ids").cloned())
+            .unwrap_or(Value::Null);
+        o.insert("trusted_image_certificates".into(), ids);
+    }
     if v.at_least(2, 71) && show {
         o.insert("server_groups".into(), json!([]));
     }

@@ -52,6 +52,20 @@ pub mod names {
     pub const UNRESCUE: &str = "unrescue";
     /// Restore a soft-deleted server.
     pub const RESTORE: &str = "restore";
+    /// `rebuild`.
+    pub const REBUILD: &str = "rebuild";
+    /// `evacuate`.
+    pub const EVACUATE: &str = "evacuate";
+    /// `createImage`.
+    pub const CREATE_IMAGE: &str = "createImage";
+    /// `createBackup`.
+    pub const BACKUP: &str = "createBackup";
+    /// `shelve`.
+    pub const SHELVE: &str = "shelve";
+    /// `shelveOffload`.
+    pub const SHELVE_OFFLOAD: &str = "shelveOffload";
+    /// `unshelve`.
+    pub const UNSHELVE: &str = "unshelve";
 }
 
 /// Records the start of `action` on `instance_uuid` for the request of

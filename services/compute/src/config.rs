@@ -37,6 +37,15 @@ pub struct ComputeConfig {
     /// `[DEFAULT] resize_confirm_window` (none: 0, never): resizes
     /// finished on this host longer ago are confirmed automatically.
     pub resize_confirm_window: Option<Duration>,
+    /// `[DEFAULT] shelved_offload_time` (s): 0 offloads a shelved
+    /// instance at once, -1 never, otherwise the periodic task offloads
+    /// those shelved longer.
+    pub shelved_offload_time: i64,
+    /// `[DEFAULT] shelved_poll_interval` (s, 3600; ≤ 0 off).
+    pub shelved_poll_interval: i64,
+    /// `[glance] api_servers`: the image API (none: the image endpoint of
+    /// the request's service catalog, as nova's keystoneauth does).
+    pub glance_api_servers: Vec<String>,
 }
 
 impl ComputeConfig {
@@ -56,6 +65,9 @@ impl ComputeConfig {
             metadata: nova_metadata::MetadataConfig::default(),
             vendor: std::sync::Arc::default(),
             resize_confirm_window: None,
+            shelved_offload_time: 0,
+            shelved_poll_interval: 3600,
+            glance_api_servers: Vec::new(),
         }
     }
 
@@ -80,6 +92,14 @@ impl ComputeConfig {
         c.vendor = std::sync::Arc::new(nova_metadata::VendorConfig::from_conf(conf)?);
         let window = conf.parse_or("DEFAULT", "resize_confirm_window", 0i64)?;
         c.resize_confirm_window = (window > 0).then(|| Duration::from_secs(window as u64));
+        c.shelved_offload_time = conf.parse_or("DEFAULT", "shelved_offload_time", 0i64)?;
+        c.shelved_poll_interval = conf.parse_or("DEFAULT", "shelved_poll_interval", 3600i64)?;
+        c.glance_api_servers = conf
+            .str_or("glance", "api_servers", "")
+            .split(',')
+            .map(|s| s.trim().trim_end_matches('/').to_owned())
+            .filter(|s| !s.is_empty())
+            .collect();
         Ok(c)
     }
 }

@@ -12,6 +12,12 @@
 //!   each action an event of its request's instance action.
 //! * `actions`: those actions' states and failures, and the
 //!   `reclaim_instance_interval` periodic task.
+//! * `rebuild`: `rebuild_instance` (rebuild on this host, or an
+//!   evacuation to it).
+//! * `shelve`: `snapshot_instance`, `backup_instance` (rotation),
+//!   `shelve_instance`, `shelve_offload_instance`, `unshelve_instance`,
+//!   the `shelved_offload_time` periodic task; `images`: the image API
+//!   client they upload and delete images with.
 //! * [`resource_tracker`]: the ComputeNode record and the Placement
 //!   provider (inventories, traits) at start, on change and every
 //!   `update_resources_interval` (60 s); claims on build, released on
@@ -36,12 +42,15 @@ mod driver;
 mod group_policy;
 mod healing;
 mod image_cache;
+mod images;
 pub mod manager;
 mod moves;
 pub mod power_sync;
+mod rebuild;
 pub mod recovery;
 pub mod resource_tracker;
 pub mod service;
+mod shelve;
 mod spawn;
 
 pub use config::ComputeConfig;

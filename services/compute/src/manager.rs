@@ -43,6 +43,8 @@ pub(crate) struct Inner {
     pub(crate) notifier: std::sync::OnceLock<Notifier>,
     /// Where images are downloaded to (for drivers that boot from a disk).
     pub(crate) images: std::sync::OnceLock<crate::ImageCache>,
+    /// The image API client (snapshots, shelving, backups).
+    pub(crate) http: reqwest::Client,
 }
 
 /// The compute manager. Cheap to clone.
@@ -78,6 +80,7 @@ impl ComputeManager {
                 service: Mutex::default(),
                 notifier: std::sync::OnceLock::new(),
                 images: std::sync::OnceLock::new(),
+                http: reqwest::Client::new(),
             }),
         }
     }
@@ -224,6 +227,15 @@ impl ComputeManager {
                 async move { m.poll_unconfirmed_resizes(window).await }
             });
             tasks.push(("poll_unconfirmed_resizes", confirm));
+        }
+        if me.cfg.shelved_offload_time > 0 && me.cfg.shelved_poll_interval > 0 {
+            let every = Duration::from_secs(me.cfg.shelved_poll_interval as u64);
+            let m = self.clone();
+            let poll = nova_service::periodic(stop.clone(), every, every, move || {
+                let m = m.clone();
+                async move { m.poll_shelved_instances().await }
+            });
+            tasks.push(("poll_shelved_instances", poll));
         }
         let m = self.clone();
         let power = nova_service::periodic(
@@ -985,10 +997,14 @@ impl Compute for ComputeManager {
         instance: Instance,
     ) -> Result<(), RemoteError> {
         let ctx = elevated(&ctx);
-        self.with_instance(&ctx, instance, "start_instance", |inst| async {
+        self.with_instance(&ctx, instance, "start_instance", |mut inst| async {
             self.notify_action(&ctx, &inst, "power_on", Phase::Start, None)
                 .await;
             let r = self.inner.driver.power_on(inst.uuid()).await;
+            if r.is_ok() {
+                // An unshelve where it was shelved: the snapshot goes.
+                self.forget_shelved_image(&ctx, &mut inst).await;
+            }
             self.finish_action(
                 &ctx,
                 inst,
@@ -1152,6 +1168,124 @@ impl Compute for ComputeManager {
         let ctx = elevated(&ctx);
         self.with_instance(&ctx, instance, "restore_instance", |i| {
             self.do_restore(&ctx, i)
+        })
+        .await
+    }
+
+    async fn rebuild_instance(
+        &self,
+        ctx: RequestContext,
+        instance: Instance,
+        new_pass: Option<String>,
+        _injected_files: Option<Vec<Value>>,
+        image_ref: Option<String>,
+        _orig_image_ref: Option<String>,
+        _orig_sys_metadata: Value,
+        _bdms: Option<BlockDeviceMappingList>,
+        recreate: bool,
+        _on_shared_storage: Option<bool>,
+        preserve_ephemeral: bool,
+        migration: Option<Migration>,
+        scheduled_node: Option<String>,
+        _limits: Value,
+        _request_spec: Option<RequestSpec>,
+        _accel_uuids: Option<Vec<String>>,
+        _reimage_boot_volume: Option<bool>,
+        target_state: Option<String>,
+    ) -> Result<(), RemoteError> {
+        let ctx = elevated(&ctx);
+        let args = crate::rebuild::RebuildArgs {
+            new_pass,
+            image_ref,
+            recreate,
+            preserve_ephemeral,
+            migration,
+            scheduled_node,
+            target_state,
+        };
+        self.with_instance(&ctx, instance, "rebuild_instance", |i| {
+            self.do_rebuild(&ctx, i, args)
+        })
+        .await
+    }
+
+    async fn snapshot_instance(
+        &self,
+        ctx: RequestContext,
+        instance: Instance,
+        image_id: String,
+    ) -> Result<(), RemoteError> {
+        // Elevated, keeping the caller's token and catalog (the upload's).
+        let ctx = elevated(&ctx);
+        self.with_instance(&ctx, instance, "snapshot_instance", |i| {
+            self.do_snapshot(&ctx, i, &image_id, TaskState::ImageSnapshot, None)
+        })
+        .await
+    }
+
+    async fn backup_instance(
+        &self,
+        ctx: RequestContext,
+        instance: Instance,
+        image_id: String,
+        backup_type: String,
+        rotation: i64,
+    ) -> Result<(), RemoteError> {
+        let ctx = elevated(&ctx);
+        self.with_instance(&ctx, instance, "backup_instance", |i| {
+            self.do_snapshot(
+                &ctx,
+                i,
+                &image_id,
+                TaskState::ImageBackup,
+                Some((backup_type, rotation)),
+            )
+        })
+        .await
+    }
+
+    async fn shelve_instance(
+        &self,
+        ctx: RequestContext,
+        instance: Instance,
+        image_id: Option<String>,
+        clean_shutdown: Option<bool>,
+        _accel_uuids: Option<Vec<String>>,
+    ) -> Result<(), RemoteError> {
+        let ctx = elevated(&ctx);
+        self.with_instance(&ctx, instance, "shelve_instance", |i| {
+            self.do_shelve(&ctx, i, image_id, clean_shutdown.unwrap_or(true))
+        })
+        .await
+    }
+
+    async fn shelve_offload_instance(
+        &self,
+        ctx: RequestContext,
+        instance: Instance,
+        clean_shutdown: Option<bool>,
+        _accel_uuids: Option<Vec<String>>,
+    ) -> Result<(), RemoteError> {
+        let ctx = elevated(&ctx);
+        self.with_instance(&ctx, instance, "shelve_offload_instance", |i| {
+            self.do_shelve_offload(&ctx, i, clean_shutdown.unwrap_or(true))
+        })
+        .await
+    }
+
+    async fn unshelve_instance(
+        &self,
+        ctx: RequestContext,
+        instance: Instance,
+        image: Value,
+        _filter_properties: Value,
+        node: Option<String>,
+        _request_spec: Option<RequestSpec>,
+        _accel_uuids: Option<Vec<String>>,
+    ) -> Result<(), RemoteError> {
+        let ctx = elevated(&ctx);
+        self.with_instance(&ctx, instance, "unshelve_instance", |i| {
+            self.do_unshelve(&ctx, i, image, node)
         })
         .await
     }

@@ -87,6 +87,36 @@ impl ComputeTask for Conductor {
             .push((instances, filter_properties, host_lists));
         Ok(())
     }
+
+    async fn rebuild_instance(
+        &self,
+        _ctx: RequestContext,
+        _instance: Instance,
+        _new_pass: Option<String>,
+        _injected_files: Option<Vec<Value>>,
+        _image_ref: Option<String>,
+        _orig_image_ref: Option<String>,
+        _orig_sys_metadata: Value,
+        _bdms: Option<BlockDeviceMappingList>,
+        _recreate: bool,
+        _on_shared_storage: Option<bool>,
+        _preserve_ephemeral: bool,
+        _host: Option<String>,
+        _request_spec: Option<RequestSpec>,
+        _reimage_boot_volume: Option<bool>,
+        _target_state: Option<String>,
+    ) -> Result<(), RemoteError> {
+        Ok(())
+    }
+
+    async fn unshelve_instance(
+        &self,
+        _ctx: RequestContext,
+        _instance: Instance,
+        _request_spec: Option<RequestSpec>,
+    ) -> Result<(), RemoteError> {
+        Ok(())
+    }
 }
 
 struct Host {

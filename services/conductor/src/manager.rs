@@ -41,6 +41,7 @@ pub struct Conductor {
 use nova_service::context::elevated as admin_of;
 
 mod migrate;
+mod moves;
 mod recovery;
 
 impl Conductor {
@@ -334,6 +335,69 @@ impl ComputeTask for Conductor {
             host_list,
         };
         self.cold_migrate(&ctx, user, instance, m).await
+    }
+
+    async fn rebuild_instance(
+        &self,
+        ctx: RequestContext,
+        instance: Instance,
+        new_pass: Option<String>,
+        injected_files: Option<Vec<Value>>,
+        image_ref: Option<String>,
+        orig_image_ref: Option<String>,
+        orig_sys_metadata: Value,
+        _bdms: Option<BlockDeviceMappingList>,
+        recreate: bool,
+        on_shared_storage: Option<bool>,
+        preserve_ephemeral: bool,
+        host: Option<String>,
+        request_spec: Option<RequestSpec>,
+        _reimage_boot_volume: Option<bool>,
+        target_state: Option<String>,
+    ) -> Result<(), RemoteError> {
+        let ctx = admin_of(&ctx);
+        let uuid = instance.uuid().clone();
+        let r = moves::Rebuild {
+            instance,
+            new_pass,
+            injected_files,
+            image_ref,
+            orig_image_ref,
+            orig_sys_metadata,
+            recreate,
+            on_shared_storage,
+            preserve_ephemeral,
+            host,
+            request_spec,
+            target_state,
+        };
+        let work = self.rebuild(&ctx, r);
+        if let Err(e) = moves::event(self, &ctx, &uuid, "rebuild_server", work).await {
+            tracing::warn!(instance = %uuid, error = %format!("{e:#}"), "rebuild not sent");
+        }
+        Ok(())
+    }
+
+    async fn unshelve_instance(
+        &self,
+        ctx: RequestContext,
+        instance: Instance,
+        request_spec: Option<RequestSpec>,
+    ) -> Result<(), RemoteError> {
+        let ctx = admin_of(&ctx);
+        let uuid = instance.uuid().clone();
+        // nova's event is the scheduling of an offloaded instance.
+        let offloaded = instance.vm_state().as_deref() != Some("shelved");
+        let work = self.unshelve(&ctx, instance, request_spec);
+        let r = if offloaded {
+            moves::event(self, &ctx, &uuid, "schedule_instances", work).await
+        } else {
+            work.await
+        };
+        if let Err(e) = r {
+            tracing::warn!(instance = %uuid, error = %format!("{e:#}"), "unshelve not sent");
+        }
+        Ok(())
     }
 
     async fn build_instances(

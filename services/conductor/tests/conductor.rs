@@ -384,6 +384,98 @@ impl Compute for TestCompute {
     ) -> Result<(), RemoteError> {
         Ok(())
     }
+
+    /// Recorded as a build whose filter properties say `rebuild`.
+    async fn rebuild_instance(
+        &self,
+        _ctx: RequestContext,
+        instance: Instance,
+        _new_pass: Option<String>,
+        _injected_files: Option<Vec<Value>>,
+        image_ref: Option<String>,
+        _orig_image_ref: Option<String>,
+        _orig_sys_metadata: Value,
+        _bdms: Option<BlockDeviceMappingList>,
+        recreate: bool,
+        _on_shared_storage: Option<bool>,
+        _preserve_ephemeral: bool,
+        _migration: Option<nova_objects::Migration>,
+        scheduled_node: Option<String>,
+        _limits: Value,
+        _request_spec: Option<RequestSpec>,
+        _accel_uuids: Option<Vec<String>>,
+        _reimage_boot_volume: Option<bool>,
+        _target_state: Option<String>,
+    ) -> Result<(), RemoteError> {
+        self.builds.lock().unwrap().push((
+            self.host.clone(),
+            instance,
+            json!({"rebuild": {"image_ref": image_ref, "recreate": recreate, "node": scheduled_node}}),
+            Vec::new(),
+        ));
+        Ok(())
+    }
+
+    async fn snapshot_instance(
+        &self,
+        _ctx: RequestContext,
+        _instance: Instance,
+        _image_id: String,
+    ) -> Result<(), RemoteError> {
+        Ok(())
+    }
+
+    async fn backup_instance(
+        &self,
+        _ctx: RequestContext,
+        _instance: Instance,
+        _image_id: String,
+        _backup_type: String,
+        _rotation: i64,
+    ) -> Result<(), RemoteError> {
+        Ok(())
+    }
+
+    async fn shelve_instance(
+        &self,
+        _ctx: RequestContext,
+        _instance: Instance,
+        _image_id: Option<String>,
+        _clean_shutdown: Option<bool>,
+        _accel_uuids: Option<Vec<String>>,
+    ) -> Result<(), RemoteError> {
+        Ok(())
+    }
+
+    async fn shelve_offload_instance(
+        &self,
+        _ctx: RequestContext,
+        _instance: Instance,
+        _clean_shutdown: Option<bool>,
+        _accel_uuids: Option<Vec<String>>,
+    ) -> Result<(), RemoteError> {
+        Ok(())
+    }
+
+    /// Recorded as a build whose filter properties say `unshelve`.
+    async fn unshelve_instance(
+        &self,
+        _ctx: RequestContext,
+        instance: Instance,
+        image: Value,
+        _filter_properties: Value,
+        node: Option<String>,
+        _request_spec: Option<RequestSpec>,
+        _accel_uuids: Option<Vec<String>>,
+    ) -> Result<(), RemoteError> {
+        self.builds.lock().unwrap().push((
+            self.host.clone(),
+            instance,
+            json!({"unshelve": {"image": image, "node": node}}),
+            Vec::new(),
+        ));
+        Ok(())
+    }
 }
 
 struct World {

@@ -22,6 +22,14 @@
 //!   arguments and versions; nova 34 sends the in-flight steps to the
 //!   `compute-alt` topic, which this project does not serve yet (its
 //!   fallback, topic `compute`, as for a pre-6.5 compute).
+//! * 5.2 — `unshelve_instance` takes `request_spec`.
+//! * 5.12 — `rebuild_instance` takes `accel_uuids`.
+//! * 5.13 — `shelve_instance`, `shelve_offload_instance`,
+//!   `unshelve_instance` take `accel_uuids`.
+//! * 6.0 also: `rebuild_instance`, `snapshot_instance`, `backup_instance`,
+//!   `shelve_instance`, `shelve_offload_instance`, `unshelve_instance`.
+//! * 6.1 — `rebuild_instance` takes `reimage_boot_volume`.
+//! * 6.2 — `rebuild_instance` takes `target_state` (evacuate to SHUTOFF).
 //! * 6.5 — the server version Nova 34 runs (what our manager announces).
 
 use nova_objects::{
@@ -328,4 +336,85 @@ pub trait Compute {
     /// Brings a soft-deleted instance back.
     #[rpc(cast, server, version = "6.0", min = "5.0")]
     async fn restore_instance(&self, ctx: RequestContext, instance: Instance);
+
+    // Rebuild (nova's compute rpcapi name, arguments and versions).
+
+    /// Rebuilds (`recreate` false: same host, new image) or evacuates
+    /// (`recreate` true: on this host, from a failed one) an instance.
+    #[rpc(cast, server, version = "6.2", min = "5.0")]
+    async fn rebuild_instance(
+        &self,
+        ctx: RequestContext,
+        instance: Instance,
+        #[rpc(default)] new_pass: Option<String>,
+        #[rpc(default)] injected_files: Option<Vec<Value>>,
+        #[rpc(default)] image_ref: Option<String>,
+        #[rpc(default)] orig_image_ref: Option<String>,
+        #[rpc(default)] orig_sys_metadata: Value,
+        #[rpc(default)] bdms: Option<BlockDeviceMappingList>,
+        #[rpc(default)] recreate: bool,
+        #[rpc(default)] on_shared_storage: Option<bool>,
+        #[rpc(default)] preserve_ephemeral: bool,
+        #[rpc(default)] migration: Option<Migration>,
+        #[rpc(default)] scheduled_node: Option<String>,
+        #[rpc(default)] limits: Value,
+        #[rpc(default)] request_spec: Option<RequestSpec>,
+        #[rpc(default, since = "5.12")] accel_uuids: Option<Vec<String>>,
+        #[rpc(default, since = "6.1")] reimage_boot_volume: Option<bool>,
+        #[rpc(default, since = "6.2", needed)] target_state: Option<String>,
+    );
+
+    /// Snapshots the instance's root disk into image `image_id` (which
+    /// the API created, queued).
+    #[rpc(cast, server, version = "6.0", min = "5.0")]
+    async fn snapshot_instance(&self, ctx: RequestContext, instance: Instance, image_id: String);
+
+    /// A backup: a snapshot into `image_id`, then the oldest backups of
+    /// `backup_type` beyond `rotation` deleted.
+    #[rpc(cast, server, version = "6.0", min = "5.0")]
+    async fn backup_instance(
+        &self,
+        ctx: RequestContext,
+        instance: Instance,
+        image_id: String,
+        backup_type: String,
+        rotation: i64,
+    );
+
+    /// Shelves: powers off, snapshots into `image_id`, SHELVED; offloaded
+    /// at once when `shelved_offload_time` is 0.
+    #[rpc(cast, server, version = "6.0", min = "5.0")]
+    async fn shelve_instance(
+        &self,
+        ctx: RequestContext,
+        instance: Instance,
+        #[rpc(default)] image_id: Option<String>,
+        #[rpc(default)] clean_shutdown: Option<bool>,
+        #[rpc(default, since = "5.13")] accel_uuids: Option<Vec<String>>,
+    );
+
+    /// Offloads a shelved instance: the guest destroyed, the host's
+    /// allocation freed, host and node cleared (SHELVED_OFFLOADED).
+    #[rpc(cast, server, version = "6.0", min = "5.0")]
+    async fn shelve_offload_instance(
+        &self,
+        ctx: RequestContext,
+        instance: Instance,
+        #[rpc(default)] clean_shutdown: Option<bool>,
+        #[rpc(default, since = "5.13")] accel_uuids: Option<Vec<String>>,
+    );
+
+    /// Spawns an offloaded instance here from its shelved image (then
+    /// deleted); the conductor scheduled it and claimed.
+    #[rpc(cast, server, version = "6.0", min = "5.0")]
+    async fn unshelve_instance(
+        &self,
+        ctx: RequestContext,
+        instance: Instance,
+        #[rpc(default)] image: Value,
+        #[rpc(default)] filter_properties: Value,
+        #[rpc(default)] node: Option<String>,
+        #[rpc(default, since = "5.2")] request_spec: Option<RequestSpec>,
+        #[rpc(default, since = "5.13")] accel_uuids: Option<Vec<String>>,
+    );
 }

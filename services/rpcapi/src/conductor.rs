@@ -14,6 +14,9 @@
 //!   client sends 1.18 without them, 1.10 without `request_spec`.
 //! * 1.13 — `migrate_server` takes `request_spec`; 1.20 `host_list`
 //!   (a move's alternates, for a reschedule).
+//! * 1.3 — `unshelve_instance`; 1.14 with `request_spec`.
+//! * 1.8 — `rebuild_instance`; 1.12 with `request_spec`; 1.24 with
+//!   `reimage_boot_volume`; 1.25 with `target_state`.
 //! * 1.26 — what Nova 34 serves.
 
 use nova_objects::{
@@ -91,5 +94,39 @@ pub trait ComputeTask {
         #[rpc(default)] security_groups: Option<Vec<String>>,
         #[rpc(default, since = "1.10")] request_spec: Option<RequestSpec>,
         #[rpc(default, since = "1.19")] host_lists: Option<Vec<Vec<Selection>>>,
+    );
+
+    /// Rebuilds an instance on its host (`host` given), through the
+    /// scheduler's rebuild check (`host` none: a new image), or evacuates
+    /// it (`recreate`: a host chosen by the scheduler, or `host`).
+    #[rpc(cast, version = "1.25", min = "1.8")]
+    async fn rebuild_instance(
+        &self,
+        ctx: RequestContext,
+        instance: Instance,
+        #[rpc(default)] new_pass: Option<String>,
+        #[rpc(default)] injected_files: Option<Vec<Value>>,
+        #[rpc(default)] image_ref: Option<String>,
+        #[rpc(default)] orig_image_ref: Option<String>,
+        #[rpc(default)] orig_sys_metadata: Value,
+        #[rpc(default)] bdms: Option<BlockDeviceMappingList>,
+        #[rpc(default)] recreate: bool,
+        #[rpc(default)] on_shared_storage: Option<bool>,
+        #[rpc(default)] preserve_ephemeral: bool,
+        #[rpc(default)] host: Option<String>,
+        #[rpc(default, since = "1.12")] request_spec: Option<RequestSpec>,
+        #[rpc(default, since = "1.24")] reimage_boot_volume: Option<bool>,
+        #[rpc(default, since = "1.25", needed)] target_state: Option<String>,
+    );
+
+    /// Unshelves a shelved instance: a SHELVED one is powered on where it
+    /// is; an offloaded one is scheduled again (the spec's availability
+    /// zone or requested destination), claimed and spawned.
+    #[rpc(cast, version = "1.14", min = "1.3")]
+    async fn unshelve_instance(
+        &self,
+        ctx: RequestContext,
+        instance: Instance,
+        #[rpc(default, since = "1.14")] request_spec: Option<RequestSpec>,
     );
 }

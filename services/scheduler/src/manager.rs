@@ -213,6 +213,9 @@ impl SchedulerManager {
         instance_uuids: &[String],
     ) -> Result<Vec<Vec<Selection>>, RemoteError> {
         let req = nova_scheduler::from_objects::request(spec, instance_uuids);
+        if req.is_rebuild() {
+            return self.rebuild_check(req).await;
+        }
         let placed = crate::members::placed_instances(&self.objects, &req)
             .await
             .map_err(|e| {
@@ -276,6 +279,35 @@ impl SchedulerManager {
                 }
                 Err(e) => return Err(RemoteError::internal("SchedulerError", e.to_string())),
             }
+        }
+    }
+}
+
+impl SchedulerManager {
+    /// Nova's rebuild check (`_nova_check_type` = `rebuild`): the
+    /// instance's own (forced) host through the filters that run on a
+    /// rebuild, without Placement and without a claim (the instance keeps
+    /// its allocation).
+    async fn rebuild_check(
+        &self,
+        req: nova_scheduler::Request,
+    ) -> Result<Vec<Vec<Selection>>, RemoteError> {
+        if self.stale(HOST_REFRESH * 3).await {
+            self.refresh().await.map_err(|e| {
+                RemoteError::internal("SchedulerError", format!("cannot load host states: {e}"))
+            })?;
+        }
+        let view = self.view.clone();
+        let out = tokio::task::spawn_blocking(move || {
+            let mut v = view.blocking_lock();
+            v.scheduler.select_destinations(&req)
+        })
+        .await
+        .map_err(|e| RemoteError::internal("SchedulerError", e.to_string()))?;
+        match out {
+            Ok(s) => Ok(s),
+            Err(nova_scheduler::Error::NoValidHost { reason, .. }) => Err(no_valid_host(&reason)),
+            Err(e) => Err(RemoteError::internal("SchedulerError", e.to_string())),
         }
     }
 }

@@ -21,7 +21,10 @@ mod nova_clients;
 #[cfg(feature = "libvirt")]
 mod real_guest;
 mod real_placement;
+mod rebuild;
 mod recovery;
+mod restore_quota;
+mod shelve;
 mod subresources;
 #[cfg(feature = "amqp")]
 mod vhost;

@@ -209,6 +209,9 @@ pub(crate) async fn act(
     let (vm, task) = action.allowed();
     super::check_instance_state(&inst, action.method(), vm, task)?;
     super::check_launched(&inst, action.method())?;
+    if action == Action::Restore {
+        super::create::check_restore_quota(st, &inst).await?;
+    }
     if action == Action::Restore && host.is_empty() {
         // Nova restores an instance on no host in the database alone.
         inst.set_vm_state(Some(VmState::Active.into()));

@@ -103,6 +103,11 @@ async fn availability_zones(st: &ApiState) -> ApiResult<Vec<String>> {
     Ok(zones)
 }
 
+/// Whether `zone` is one a server may be asked into.
+pub(crate) async fn availability_zone_exists(st: &ApiState, zone: &str) -> ApiResult<bool> {
+    Ok(availability_zones(st).await?.iter().any(|x| x == zone))
+}
+
 async fn flavor(st: &ApiState, ctx: &Ctx, fid: &str) -> ApiResult<Flavor> {
     let flavor: Flavor = match st
         .objects
@@ -185,7 +190,10 @@ async fn quota_count(
     max: i64,
 ) -> ApiResult<i64> {
     let q = &st.cfg.quotas;
-    let (used, used_cores, used_ram) = if q.cores < 0 && q.ram < 0 {
+    // Soft-deleted servers do not count (nova's `_get_counts_in_db`):
+    // with soft deletes on, the instances are listed to leave them out.
+    let soft = st.cfg.reclaim_instance_interval > 0;
+    let (used, used_cores, used_ram) = if q.cores < 0 && q.ram < 0 && !soft {
         // Only the instance count matters (or nothing): count, do not load.
         let n = if q.instances < 0 {
             0
@@ -202,6 +210,10 @@ async fn quota_count(
                 &ListQuery::new().filter("project_id", ctx.project_id.as_str()),
             )
             .await?;
+        let mine: Vec<&Instance> = mine
+            .iter()
+            .filter(|i| i.vm_state().as_deref() != Some(VmState::SoftDeleted.as_str()))
+            .collect();
         let cores: i64 = mine.iter().map(|i| i.vcpus().unwrap_or(0)).sum();
         let ram: i64 = mine.iter().map(|i| i.memory_mb().unwrap_or(0)).sum();
         (mine.len() as i64, cores, ram)
@@ -230,6 +242,47 @@ async fn quota_count(
         )));
     }
     Ok(count)
+}
+
+/// Nova's quota check of a `restore` (`check_num_instances_quota` for
+/// one more instance of the server's flavor): the project's instances,
+/// cores and RAM counted without the soft-deleted ones (nova's
+/// `_get_counts_in_db`), 403 when the restored server would not fit.
+pub(crate) async fn check_restore_quota(st: &ApiState, inst: &Instance) -> ApiResult<()> {
+    let q = &st.cfg.quotas;
+    if q.instances < 0 && q.cores < 0 && q.ram < 0 {
+        return Ok(());
+    }
+    let project = inst.project_id().clone().unwrap_or_default();
+    let mine: Vec<Instance> = st
+        .objects
+        .list(
+            &admin_ctx(),
+            &ListQuery::new().filter("project_id", project.as_str()),
+        )
+        .await?;
+    let live = mine
+        .iter()
+        .filter(|i| i.vm_state().as_deref() != Some(VmState::SoftDeleted.as_str()));
+    let (mut n, mut cores, mut ram) = (0i64, 0i64, 0i64);
+    for i in live {
+        n += 1;
+        cores += i.vcpus().unwrap_or(0);
+        ram += i.memory_mb().unwrap_or(0);
+    }
+    let want = [
+        ("instances", 1, n, q.instances),
+        ("cores", inst.vcpus().unwrap_or(0), cores, q.cores),
+        ("ram", inst.memory_mb().unwrap_or(0), ram, q.ram),
+    ];
+    for (res, req, used, limit) in want {
+        if limit >= 0 && used + req > limit {
+            return Err(Fault::forbidden(format!(
+                "Quota exceeded for {res}: Requested {req}, but already used {used} of {limit} {res}"
+            )));
+        }
+    }
+    Ok(())
 }
 
 async fn plan(st: &ApiState, ctx: &Ctx, r: &CreateRequest) -> ApiResult<Plan> {

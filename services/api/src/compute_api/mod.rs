@@ -15,6 +15,8 @@
 //!   changePassword, trigger_crash_dump, rescue, unrescue, restore (with
 //!   nova's state checks), lock, unlock, os-resetState, the console
 //!   output; each records its instance action;
+//! - [`rebuild`], [`images`] (createImage, createBackup), [`shelve`]
+//!   (shelve, shelveOffload, unshelve);
 //! - [`instance_actions`]: the instance actions and events of a server;
 //! - [`moves`]: resize, confirm/revert, cold and live migration, a
 //!   server's migrations (force complete, abort) and `os-migrations`;
@@ -33,11 +35,14 @@ pub(crate) mod create;
 pub(crate) mod delete;
 pub(crate) mod diagnostics;
 pub(crate) mod host_status;
+pub(crate) mod images;
 pub(crate) mod instance_actions;
 pub(crate) mod metadata;
 pub(crate) mod moves;
 pub(crate) mod password;
 pub(crate) mod queries;
+pub(crate) mod rebuild;
+pub(crate) mod shelve;
 pub(crate) mod tags;
 pub(crate) mod topology;
 
@@ -58,6 +63,7 @@ pub(crate) use actions::{
 pub(crate) use create::{CreateRequest, create};
 pub(crate) use delete::{DeleteKind, delete};
 pub(crate) use queries::{ListRequest, get, list};
+pub(crate) use rebuild::{RebuildRequest, rebuild};
 
 /// The RPC clients the compute API calls (and nothing else does).
 #[derive(Debug)]

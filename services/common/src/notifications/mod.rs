@@ -35,6 +35,7 @@
 mod config;
 mod groups;
 pub mod legacy;
+mod moves;
 pub mod payloads;
 
 use std::fmt;

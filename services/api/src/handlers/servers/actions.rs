@@ -57,6 +57,7 @@ pub(crate) async fn action(
     Extension(ctx): Extension<Ctx>,
     Extension(v): Extension<ApiVersion>,
     Path(id): Path<String>,
+    headers: axum::http::HeaderMap,
     body: Bytes,
 ) -> ApiResult<Response> {
     let body = json_body(&body)?;
@@ -88,7 +89,8 @@ pub(crate) async fn action(
             | "restore"
             | "forceDelete"
     ) || (name == "trigger_crash_dump" && v.at_least(2, 17))
-        || super::moves::is_move(name);
+        || super::moves::is_move(name)
+        || super::rebuilds::NAMES.contains(&name);
     if !known {
         return Err(if name == "trigger_crash_dump" {
             Fault::not_found(format!("There is no such action: {name}"))
@@ -151,6 +153,19 @@ pub(crate) async fn action(
             return Ok(StatusCode::ACCEPTED.into_response());
         }
         _ => {}
+    }
+    if super::rebuilds::NAMES.contains(&name) {
+        let token = headers
+            .get("x-auth-token")
+            .and_then(|t| t.to_str().ok())
+            .map(str::trim);
+        let call = super::rebuilds::Call {
+            v,
+            name,
+            args,
+            token,
+        };
+        return super::rebuilds::handle(&st, &ctx, inst, call, generate_password).await;
     }
     require_write(&ctx, &rule)?;
     let mut reply = None;

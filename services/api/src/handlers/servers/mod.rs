@@ -12,6 +12,7 @@ mod instance_actions;
 mod list;
 pub(crate) mod metadata;
 pub(crate) mod moves;
+mod rebuilds;
 mod show;
 pub(crate) mod tags;
 
