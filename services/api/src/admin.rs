@@ -539,6 +539,16 @@ fn quota_limits(st: &ApiState, v: ApiVersion) -> Vec<(&'static str, i64)> {
             ("injected_file_path_bytes", 255),
         ]);
     }
+    if !v.at_least(2, 36) {
+        // nova's deprecated nova-network resources: no limit (-1), nothing
+        // counted, still answered below 2.36.
+        out.extend([
+            ("fixed_ips", -1),
+            ("floating_ips", -1),
+            ("security_groups", -1),
+            ("security_group_rules", -1),
+        ]);
+    }
     out
 }
 

@@ -16,5 +16,6 @@ mod notifications;
 mod nova_clients;
 mod real_placement;
 mod subresources;
+mod tempest_fixes;
 #[cfg(feature = "amqp")]
 mod vhost;
