@@ -23,15 +23,15 @@ use crate::{ApiState, schemas, views};
 type St = State<Arc<ApiState>>;
 type Params = Query<Vec<(String, String)>>;
 
-fn is_up(st: &ApiState, s: &Service) -> bool {
+pub(crate) fn is_up(st: &ApiState, s: &Service) -> bool {
     nova_service::is_up(s, st.cfg.service_down_time, chrono::Utc::now())
 }
 
-async fn services_all(st: &ApiState) -> ApiResult<Vec<Service>> {
+pub(crate) async fn services_all(st: &ApiState) -> ApiResult<Vec<Service>> {
     Ok(st.objects.list(&admin_ctx(), &ListQuery::new()).await?)
 }
 
-async fn host_zones(st: &ApiState) -> ApiResult<BTreeMap<String, String>> {
+pub(crate) async fn host_zones(st: &ApiState) -> ApiResult<BTreeMap<String, String>> {
     let aggs: Vec<Aggregate> = st.objects.list(&admin_ctx(), &ListQuery::new()).await?;
     let mut out = BTreeMap::new();
     for a in aggs {
@@ -48,7 +48,7 @@ async fn host_zones(st: &ApiState) -> ApiResult<BTreeMap<String, String>> {
     Ok(out)
 }
 
-fn hypervisor_view(
+pub(crate) fn hypervisor_view(
     st: &ApiState,
     v: ApiVersion,
     cn: &ComputeNode,
@@ -543,6 +543,16 @@ fn quota_limits(st: &ApiState, v: ApiVersion) -> Vec<(&'static str, i64)> {
             ("injected_files", 5),
             ("injected_file_content_bytes", 10240),
             ("injected_file_path_bytes", 255),
+        ]);
+    }
+    if !v.at_least(2, 36) {
+        // nova's deprecated nova-network resources: no limit (-1), nothing
+        // counted, still answered below 2.36.
+        out.extend([
+            ("fixed_ips", -1),
+            ("floating_ips", -1),
+            ("security_groups", -1),
+            ("security_group_rules", -1),
         ]);
     }
     out

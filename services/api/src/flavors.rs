@@ -167,6 +167,8 @@ pub(crate) async fn create(
     let description = flavor_rules::description(&f["description"])?;
     let flavorid = match &f["id"] {
         Value::String(s) => s.clone(),
+        // nova stores `str(id)`: an integer id 42 is the flavor "42"
+        Value::Number(n) => n.to_string(),
         _ => uuid::Uuid::new_v4().to_string(),
     };
     let all: Vec<Flavor> = st.objects.list(&admin_ctx(), &ListQuery::new()).await?;

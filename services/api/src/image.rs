@@ -682,3 +682,66 @@ async fn download(
         Err(e) => err(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
     }
 }
+
+/// What nova's image proxy (`/v2.1/images`, `images_proxy`) needs of the
+/// store.
+impl ImageStore {
+    /// Every image (a snapshot of the store).
+    pub(crate) fn all(&self) -> Vec<Value> {
+        self.images
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    /// An image's custom properties (everything Glance does not own).
+    pub(crate) fn properties(img: &Value) -> Map<String, Value> {
+        img.as_object()
+            .map(|o| {
+                o.iter()
+                    .filter(|(k, _)| !CORE.contains(&k.as_str()))
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Replaces an image's custom properties with `props` (Glance's
+    /// update with `purge_props`); returns the image.
+    pub(crate) fn set_properties(
+        &self,
+        id: &str,
+        props: &Map<String, Value>,
+    ) -> std::io::Result<Value> {
+        let mut map = self.images.write().unwrap_or_else(|e| e.into_inner());
+        let Some(Value::Object(img)) = map.get_mut(id) else {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                "no such image",
+            ));
+        };
+        img.retain(|k, _| CORE.contains(&k.as_str()));
+        for (k, v) in props {
+            if !CORE.contains(&k.as_str()) {
+                img.insert(k.clone(), v.clone());
+            }
+        }
+        img.insert("updated_at".into(), json!(now()));
+        let img = Value::Object(img.clone());
+        drop(map);
+        self.save(&img)?;
+        Ok(img)
+    }
+
+    /// Removes an image and its data.
+    pub(crate) fn remove(&self, id: &str) {
+        self.images
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(id);
+        let _ = std::fs::remove_file(self.dir.join(format!("{id}.json")));
+        let _ = std::fs::remove_file(self.data_path(id));
+    }
+}

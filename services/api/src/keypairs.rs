@@ -125,15 +125,137 @@ fn brief(v: ApiVersion, k: &KeyPair) -> Value {
     out
 }
 
-fn full(v: ApiVersion, k: &KeyPair) -> Value {
+/// nova's create view: the index fields, `type` (2.2), `user_id`, and
+/// `private_key` only for a generated key.
+fn created(v: ApiVersion, k: &KeyPair, private_key: Option<String>) -> Value {
     let mut out = brief(v, k);
     out["user_id"] = json!(k.user_id());
+    if let Some(p) = private_key {
+        out["private_key"] = json!(p);
+    }
+    out
+}
+
+/// nova's show view: the create fields plus the record's columns.
+fn full(v: ApiVersion, k: &KeyPair) -> Value {
+    let mut out = created(v, k, None);
     out["id"] = json!(k.id());
     out["deleted"] = json!(false);
     out["created_at"] = views::usage_time(k.created_at());
-    out["updated_at"] = Value::Null;
+    out["updated_at"] = views::usage_time(k.updated_at());
     out["deleted_at"] = Value::Null;
     out
+}
+
+/// The DER bytes of a PEM `CERTIFICATE`.
+fn pem_certificate(pem: &str) -> Result<Vec<u8>, String> {
+    let begin = "-----BEGIN CERTIFICATE-----";
+    let end = "-----END CERTIFICATE-----";
+    let start = pem
+        .find(begin)
+        .ok_or("Valid PEM but no BEGIN CERTIFICATE/END CERTIFICATE delimiters.")?
+        + begin.len();
+    let stop = pem[start..]
+        .find(end)
+        .ok_or("Valid PEM but no BEGIN CERTIFICATE/END CERTIFICATE delimiters.")?
+        + start;
+    let b64: String = pem[start..stop]
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .collect();
+    let der = B64
+        .decode(b64)
+        .map_err(|e| format!("Unable to load PEM file: {e}"))?;
+    // A certificate is a DER SEQUENCE (0x30) of the length it says.
+    let well_formed = match der.as_slice() {
+        [0x30, n, rest @ ..] if *n < 0x80 => rest.len() == usize::from(*n),
+        [0x30, n, rest @ ..] if (0x81..=0x84).contains(n) => {
+            let k = usize::from(*n - 0x80);
+            rest.len() >= k
+                && rest[..k]
+                    .iter()
+                    .fold(0usize, |a, b| a << 8 | usize::from(*b))
+                    == rest.len() - k
+        }
+        _ => false,
+    };
+    if !well_formed {
+        return Err("Unable to load certificate: not a DER X.509 certificate".into());
+    }
+    Ok(der)
+}
+
+/// nova's `generate_x509_fingerprint`: SHA-1 of the certificate's DER,
+/// colon-separated hex.
+pub(crate) fn x509_fingerprint(pem: &str) -> Result<String, String> {
+    let der = pem_certificate(pem)?;
+    Ok(sha1::Sha1::digest(&der)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":"))
+}
+
+/// nova's `generate_winrm_x509_cert`: a self-signed client certificate
+/// for `user_id` made by `openssl` (as nova makes it); returns (the
+/// certificate PEM, the PKCS#12 bundle in base64).
+async fn generate_x509(user_id: &str) -> Result<(String, String), String> {
+    let dir = std::env::temp_dir().join(format!("nova-x509-{}", uuid::Uuid::new_v4()));
+    std::fs::create_dir(&dir).map_err(|e| e.to_string())?;
+    let result = generate_x509_in(&dir, user_id).await;
+    let _ = std::fs::remove_dir_all(&dir);
+    result
+}
+
+async fn generate_x509_in(
+    dir: &std::path::Path,
+    user_id: &str,
+) -> Result<(String, String), String> {
+    use tokio::process::Command;
+    let keyfile = dir.join("temp.key");
+    let conffile = dir.join("temp.conf");
+    std::fs::write(
+        &conffile,
+        format!(
+            "distinguished_name  = req_distinguished_name\n[req_distinguished_name]\n\
+             [v3_req_client]\nextendedKeyUsage = clientAuth\n\
+             subjectAltName = otherName:1.3.6.1.4.1.311.20.2.3;UTF8:{user_id}@localhost\n"
+        ),
+    )
+    .map_err(|e| e.to_string())?;
+    let cert = Command::new("openssl")
+        .args(["req", "-x509", "-nodes", "-days", "3650", "-config"])
+        .arg(&conffile)
+        .args(["-newkey", "rsa:2048", "-outform", "PEM", "-keyout"])
+        .arg(&keyfile)
+        .args([
+            "-subj",
+            &format!("/CN={user_id}"),
+            "-extensions",
+            "v3_req_client",
+        ])
+        .output()
+        .await
+        .map_err(|e| format!("cannot run openssl: {e}"))?;
+    if !cert.status.success() {
+        return Err(String::from_utf8_lossy(&cert.stderr).into_owned());
+    }
+    let certificate = String::from_utf8_lossy(&cert.stdout).into_owned();
+    let certfile = dir.join("temp.crt");
+    std::fs::write(&certfile, &certificate).map_err(|e| e.to_string())?;
+    let p12 = Command::new("openssl")
+        .args(["pkcs12", "-export", "-inkey"])
+        .arg(&keyfile)
+        .arg("-in")
+        .arg(&certfile)
+        .args(["-password", "pass:"])
+        .output()
+        .await
+        .map_err(|e| format!("cannot run openssl: {e}"))?;
+    if !p12.status.success() {
+        return Err(String::from_utf8_lossy(&p12.stderr).into_owned());
+    }
+    Ok((certificate, B64.encode(&p12.stdout)))
 }
 
 async fn find(st: &ApiState, user: &str, name: &str) -> ApiResult<Option<KeyPair>> {
@@ -273,22 +395,26 @@ pub(crate) async fn create(
         .await;
     let (public, private) = match kp["public_key"].as_str() {
         Some(pk) => (pk.trim().to_owned(), None),
+        None if kind == "x509" => {
+            let (cert, bundle) = generate_x509(&user).await.map_err(|e| {
+                Fault::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    format!("Unexpected error while generating an X509 certificate: {e}"),
+                )
+            })?;
+            (cert, Some(bundle))
+        }
         None => {
             let (p, s) = generate("Generated-by-Nova");
             (p, Some(s))
         }
     };
     let fp = if kind == "x509" {
-        if !public.contains("BEGIN CERTIFICATE") {
-            return Err(Fault::bad_request(
-                "Keypair data is invalid: failed to generate fingerprint",
-            ));
-        }
-        md5::Md5::digest(public.as_bytes())
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect::<Vec<_>>()
-            .join(":")
+        x509_fingerprint(&public).map_err(|e| {
+            Fault::bad_request(format!(
+                "Keypair data is invalid: failed to generate X509 fingerprint. Error message: {e}"
+            ))
+        })?
     } else {
         fingerprint(&public).ok_or_else(|| {
             Fault::bad_request("Keypair data is invalid: failed to generate fingerprint")
@@ -304,10 +430,7 @@ pub(crate) async fn create(
     notifier
         .keypair(&rpc_ctx, &k, action, Phase::End, &st.cfg.host)
         .await;
-    let mut out = full(v, &k);
-    if let Some(p) = private {
-        out["private_key"] = json!(p);
-    }
+    let out = created(v, &k, private);
     let status = if v.at_least(2, 2) {
         StatusCode::CREATED
     } else {

@@ -26,14 +26,17 @@ mod extra_specs;
 mod flavor_rules;
 pub mod flavors;
 mod handlers;
+mod hosts;
 mod http;
 mod image_rules;
+mod images_proxy;
 mod keypairs;
 mod layers;
 mod schemas;
 mod server_groups;
 #[cfg(test)]
 mod tests;
+mod usage;
 mod views;
 
 use std::sync::Arc;
@@ -347,6 +350,43 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route(
             "/os-quota-sets/{project}/defaults",
             get(admin::quota_defaults),
+        )
+        // Routes nova keeps for older microversions (`hosts`).
+        .route("/os-hosts", get(hosts::index))
+        .route("/os-hosts/{host}", get(hosts::show))
+        .route("/os-hypervisors/statistics", get(hosts::statistics))
+        .route("/os-hypervisors/{id}/search", get(hosts::search))
+        .route("/os-hypervisors/{id}/servers", get(hosts::servers))
+        .route("/os-simple-tenant-usage", get(usage::tenant_usages))
+        .route(
+            "/os-simple-tenant-usage/{project}",
+            get(usage::tenant_usage),
+        )
+        .route("/os-instance_usage_audit_log", get(usage::audit_logs))
+        .route(
+            "/os-instance_usage_audit_log/{before}",
+            get(usage::audit_log_show),
+        )
+        .route("/extensions", get(usage::extensions))
+        .route("/extensions/{alias}", get(usage::extension))
+        // nova's image proxy (below 2.36; image metadata below 2.39).
+        .route("/images", get(images_proxy::index))
+        .route("/images/detail", get(images_proxy::detail))
+        .route(
+            "/images/{id}",
+            get(images_proxy::show).delete(images_proxy::delete),
+        )
+        .route(
+            "/images/{id}/metadata",
+            get(images_proxy::metadata_index)
+                .post(images_proxy::metadata_create)
+                .put(images_proxy::metadata_update_all),
+        )
+        .route(
+            "/images/{id}/metadata/{key}",
+            get(images_proxy::metadata_show)
+                .put(images_proxy::metadata_update)
+                .delete(images_proxy::metadata_delete),
         )
         .layer(middleware::from_fn_with_state(
             state.clone(),

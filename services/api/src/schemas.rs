@@ -288,7 +288,7 @@ fn evacuate(v: ApiVersion) -> Value {
 pub(crate) fn flavor_create(v: ApiVersion) -> Value {
     let mut props = json!({
         "name": {"type": "string", "minLength": 1, "maxLength": 255},
-        "id": {"type": ["string", "null"], "minLength": 1, "maxLength": 255, "pattern": "^[a-zA-Z0-9._-]([a-zA-Z0-9. _-]*[a-zA-Z0-9._-])?$"},
+        "id": {"type": ["string", "number", "null"], "minLength": 1, "maxLength": 255, "pattern": "^[a-zA-Z0-9._-]([a-zA-Z0-9. _-]*[a-zA-Z0-9._-])?$"},
         "ram": {"type": ["integer", "string"], "pattern": "^[0-9]+$", "minimum": 1},
         "vcpus": {"type": ["integer", "string"], "pattern": "^[0-9]+$", "minimum": 1},
         "disk": {"type": ["integer", "string"], "pattern": "^[0-9]+$", "minimum": 0},

@@ -206,6 +206,10 @@ pub(crate) fn server(st: &ApiState, ctx: &Ctx, v: ApiVersion, i: &Instance, show
             .and_then(|t| t.0.pointer("/nova_object.data/ids").cloned())
             .unwrap_or(Value::Null);
         o.insert("trusted_image_certificates".into(), ids);
+        o.insert(
+            "trusted_image_certificates".into(),
+            json!(trusted_cert_ids(i)),
+        );
     }
     if v.at_least(2, 71) && show {
         o.insert("server_groups".into(), json!([]));
@@ -227,6 +231,41 @@ pub(crate) fn server(st: &ApiState, ctx: &Ctx, v: ApiVersion, i: &Instance, show
             fault["details"] = json!(f.details().clone().unwrap_or_default());
         }
         o.insert("fault".into(), fault);
+    }
+    s
+}
+
+/// The ids of an instance's `TrustedCerts` (null without).
+fn trusted_cert_ids(i: &Instance) -> Option<Vec<String>> {
+    if !i.obj_attr_is_set("trusted_certs") {
+        return None;
+    }
+    let ids = i.trusted_certs().as_ref()?.0["nova_object.data"]["ids"].as_array()?;
+    Some(
+        ids.iter()
+            .filter_map(|x| x.as_str().map(str::to_owned))
+            .collect(),
+    )
+}
+
+/// The answer of `PUT /servers/{id}`: before 2.75 nova's update view
+/// leaves out the zone, config drive, key name, usage times, security
+/// groups, extended attributes and statuses, volumes and host status;
+/// from 2.75 it is the show view.
+pub(crate) fn server_updated(st: &ApiState, ctx: &Ctx, v: ApiVersion, i: &Instance) -> Value {
+    let mut s = server(st, ctx, v, i, true);
+    if !v.at_least(2, 75)
+        && let Some(o) = s.as_object_mut()
+    {
+        o.retain(|k, _| {
+            !(k.starts_with("OS-EXT-")
+                || k.starts_with("OS-SRV-USG:")
+                || k.starts_with("os-extended-volumes:")
+                || matches!(
+                    k.as_str(),
+                    "config_drive" | "key_name" | "security_groups" | "host_status"
+                ))
+        });
     }
     s
 }

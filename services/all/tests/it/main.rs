@@ -13,6 +13,7 @@ mod cluster;
 mod hostile;
 mod metadata;
 mod moves;
+mod legacy_routes;
 mod multiprocess;
 #[cfg(feature = "amqp")]
 mod notifications;
@@ -26,6 +27,7 @@ mod recovery;
 mod restore_quota;
 mod shelve;
 mod subresources;
+mod tempest_fixes;
 #[cfg(feature = "amqp")]
 mod vhost;
 #[cfg(feature = "amqp")]

@@ -63,6 +63,20 @@ pub(crate) struct CreateRequest {
     pub tags: Vec<String>,
     /// `config_drive`: the instance gets a config drive.
     pub config_drive: bool,
+    /// `adminPass`; else one is generated.
+    pub admin_pass: Option<String>,
+    /// `trusted_image_certificates` (2.63).
+    pub trusted_certs: Option<Vec<String>>,
+}
+
+/// nova's `TrustedCerts` primitive of these certificate ids.
+pub(crate) fn trusted_certs_object(ids: &[String]) -> nova_objects::RawObject {
+    nova_objects::RawObject(json!({
+        "nova_object.name": "TrustedCerts",
+        "nova_object.namespace": "nova",
+        "nova_object.version": "1.0",
+        "nova_object.data": {"ids": ids},
+    }))
 }
 
 /// What a create made.
@@ -422,6 +436,7 @@ fn new_instance(ctx: &Ctx, r: &CreateRequest, plan: &Plan, n: i64, reservation: 
         .with_access_ip_v4(r.access_ip_v4.clone())
         .with_access_ip_v6(r.access_ip_v6.clone())
         .with_auto_disk_config(r.auto_disk_config)
+        .with_trusted_certs(r.trusted_certs.as_deref().map(trusted_certs_object))
         .with_progress(Some(0))
         .with_shutdown_terminate(false)
         .with_disable_terminate(false)
@@ -435,7 +450,10 @@ fn new_instance(ctx: &Ctx, r: &CreateRequest, plan: &Plan, n: i64, reservation: 
 pub(crate) async fn create(st: &ApiState, ctx: &Ctx, r: &CreateRequest) -> ApiResult<Created> {
     let plan = plan(st, ctx, r).await?;
     let reservation = format!("r-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
-    let admin_pass: String = uuid::Uuid::new_v4().simple().to_string()[..12].to_owned();
+    let admin_pass: String = r
+        .admin_pass
+        .clone()
+        .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string()[..12].to_owned());
     let rctx = admin_ctx();
     let mut build_requests = Vec::new();
     let mut specs = Vec::new();

@@ -131,6 +131,35 @@ fn parse(ctx: &Ctx, v: ApiVersion, body: &Value) -> ApiResult<CreateRequest> {
     if requested_host.is_some() || requested_node.is_some() {
         require_admin(ctx, "compute:servers:create:requested_destination")?;
     }
+    // Without a network service the only security group is `default`
+    // (nova asks Neutron and answers 400 for a name it does not know).
+    if let Some(groups) = s["security_groups"].as_array() {
+        for g in groups {
+            let name = g["name"].as_str().unwrap_or_default();
+            if name != "default" {
+                return Err(Fault::bad_request(format!(
+                    "Security group {name} not found."
+                )));
+            }
+        }
+    }
+    let trusted_certs = if v.at_least(2, 63) {
+        s["trusted_image_certificates"]
+            .as_array()
+            .filter(|a| !a.is_empty())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|c| c.as_str().map(str::to_owned))
+                    .collect::<Vec<_>>()
+            })
+    } else {
+        None
+    };
+    if trusted_certs.is_some() && image_id.is_none() {
+        return Err(Fault::bad_request(
+            "Image certificate validation is not supported when booting from volume",
+        ));
+    }
     Ok(CreateRequest {
         name: s["name"].as_str().unwrap_or_default().to_owned(),
         description: s["description"].as_str().map(str::to_owned),
@@ -155,8 +184,8 @@ fn parse(ctx: &Ctx, v: ApiVersion, body: &Value) -> ApiResult<CreateRequest> {
         requested_host,
         requested_node,
         hints: hints(body),
-        access_ip_v4: s["accessIPv4"].as_str().map(str::to_owned),
-        access_ip_v6: s["accessIPv6"].as_str().map(str::to_owned),
+        access_ip_v4: s["accessIPv4"].as_str().map(normalize_ip),
+        access_ip_v6: s["accessIPv6"].as_str().map(normalize_ip),
         auto_disk_config: s["OS-DCF:diskConfig"].as_str() == Some("AUTO"),
         // nova's boolean parameter: true, or "true"/"1"/"yes"/"on"-like strings.
         config_drive: match &s["config_drive"] {
@@ -175,7 +204,17 @@ fn parse(ctx: &Ctx, v: ApiVersion, body: &Value) -> ApiResult<CreateRequest> {
                     .collect()
             })
             .unwrap_or_default(),
+        admin_pass: s["adminPass"].as_str().map(str::to_owned),
+        trusted_certs,
     })
+}
+
+/// An access address as nova stores it (its IP address fields print
+/// `netaddr.IPAddress`: `0000::babe:220.12.22.2` is `::babe:dc0c:1602`);
+/// text that is no address (the schema refuses it) stays as given.
+pub(crate) fn normalize_ip(a: &str) -> String {
+    a.parse::<std::net::IpAddr>()
+        .map_or_else(|_| a.to_owned(), |ip| ip.to_string())
 }
 
 pub(crate) async fn create(
@@ -202,14 +241,16 @@ pub(crate) async fn create(
     }
     let id = &made.uuid;
     let location = format!("{}/v2.1/servers/{id}", st.cfg.public_url);
-    let body = json!({"server": {
+    let mut body = json!({"server": {
         "id": id,
         "links": [{"rel": "self", "href": location},
                   {"rel": "bookmark", "href": format!("{}/servers/{id}", st.cfg.public_url)}],
         "OS-DCF:diskConfig": if req.auto_disk_config { "AUTO" } else { "MANUAL" },
         "security_groups": [{"name": "default"}],
-        "adminPass": made.admin_pass,
     }});
+    if st.cfg.enable_instance_password {
+        body["server"]["adminPass"] = json!(made.admin_pass);
+    }
     let mut r = (StatusCode::ACCEPTED, axum::Json(body)).into_response();
     if let Ok(l) = HeaderValue::from_str(&location) {
         r.headers_mut().insert(header::LOCATION, l);

@@ -66,10 +66,10 @@ pub(crate) async fn update(
         inst.set_display_description(d.as_str().map(str::to_owned));
     }
     if let Some(a) = s["accessIPv4"].as_str() {
-        inst.set_access_ip_v4(Some(a.to_owned()));
+        inst.set_access_ip_v4(Some(super::create::normalize_ip(a)));
     }
     if let Some(a) = s["accessIPv6"].as_str() {
-        inst.set_access_ip_v6(Some(a.to_owned()));
+        inst.set_access_ip_v6(Some(super::create::normalize_ip(a)));
     }
     if let Some(h) = s["hostname"].as_str() {
         inst.set_hostname(Some(h.to_owned()));
@@ -93,6 +93,7 @@ pub(crate) async fn update(
         );
     }
     Ok(axum::Json(json!({ "server": server })).into_response())
+    Ok(axum::Json(json!({"server": views::server_updated(&st, &ctx, v, &inst)})).into_response())
 }
 
 pub(crate) async fn delete(

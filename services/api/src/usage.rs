@@ -1,0 +1,363 @@
+//! `os-simple-tenant-usage` (index and show over a `start`/`end` window,
+//! 2.40 marker/limit paging), `os-instance_usage_audit_log`, and
+//! `extensions` (nova's list).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::Extension;
+use axum::extract::{Path, Query, State};
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, TimeZone, Utc};
+use nova_objects::SortDir;
+use nova_objects::{Instance, ListQuery, Service, VersionedObject};
+use serde_json::{Value, json};
+
+use crate::ApiState;
+use crate::admin::services_all;
+use crate::auth::Ctx;
+use crate::fault::{ApiResult, Fault};
+use crate::http::{param, require_admin, require_read};
+use crate::microversion::ApiVersion;
+
+type St = State<Arc<ApiState>>;
+type Params = Query<Vec<(String, String)>>;
+
+/// nova's `_parse_datetime`: three formats, UTC; now when absent.
+fn parse_time(s: Option<&str>) -> ApiResult<DateTime<Utc>> {
+    let Some(s) = s.filter(|s| !s.is_empty()) else {
+        return Ok(Utc::now());
+    };
+    for fmt in [
+        "%Y-%m-%dT%H:%M:%S",
+        "%Y-%m-%dT%H:%M:%S%.f",
+        "%Y-%m-%d %H:%M:%S%.f",
+    ] {
+        if let Ok(t) = NaiveDateTime::parse_from_str(s, fmt) {
+            return Ok(Utc.from_utc_datetime(&t));
+        }
+    }
+    Err(Fault::bad_request(
+        "Invalid datetime string: Datetime is in invalid format",
+    ))
+}
+
+/// nova's `timeutils.normalize_time` printed by its JSON encoder.
+fn iso(t: &DateTime<Utc>) -> Value {
+    json!(t.format("%Y-%m-%dT%H:%M:%S%.6f").to_string())
+}
+
+/// Hours of `i` inside `[start, stop]` (nova's `_hours_for`).
+fn hours_for(i: &Instance, start: DateTime<Utc>, stop: DateTime<Utc>) -> f64 {
+    let launched = *i.launched_at();
+    let terminated = *i.terminated_at();
+    if terminated.is_some_and(|t| t < start) || launched.is_some_and(|l| l > stop) {
+        return 0.0;
+    }
+    match launched {
+        Some(l) => {
+            let from = l.max(start);
+            let to = terminated.map_or(stop, |t| t.min(stop));
+            (to - from).num_microseconds().unwrap_or(0) as f64 / 3_600_000_000.0
+        }
+        None => 0.0,
+    }
+}
+
+/// The usage of the instances active in the window (nova's
+/// `get_active_by_window_joined`: launched before its end, not terminated
+/// before its start, deleted ones included), grouped per project.
+async fn usages(
+    st: &ApiState,
+    p: &[(String, String)],
+    project: Option<&str>,
+    detailed: bool,
+    paged: bool,
+) -> ApiResult<(Vec<Value>, Vec<Value>, usize)> {
+    let start = parse_time(param(p, "start"))?;
+    let mut stop = parse_time(param(p, "end"))?;
+    if start >= stop {
+        return Err(Fault::bad_request(
+            "Invalid start time. The start time cannot occur after the end time.",
+        ));
+    }
+    stop = stop.min(Utc::now());
+    let limit = if paged {
+        crate::http::page_size(st, param(p, "limit"))?
+    } else {
+        st.cfg.max_limit
+    };
+    let mut rctx = crate::http::admin_ctx();
+    rctx.set("read_deleted", "yes");
+    let mut q = ListQuery::new()
+        .sort("created_at", SortDir::Asc)
+        .sort("id", SortDir::Asc);
+    if let Some(pr) = project {
+        q = q.filter("project_id", pr);
+    }
+    let all: Vec<Instance> = st.objects.list(&rctx, &q).await?;
+    let mut active: Vec<Instance> = all
+        .into_iter()
+        .filter(|i| {
+            i.launched_at().is_some_and(|l| l < stop) && i.terminated_at().is_none_or(|t| t > start)
+        })
+        .collect();
+    if let Some(m) = param(p, "marker").filter(|_| paged) {
+        match active.iter().position(|i| i.uuid() == m) {
+            Some(pos) => {
+                active.drain(..=pos);
+            }
+            None => {
+                return Err(Fault::bad_request(format!(
+                    "Marker {m} could not be found."
+                )));
+            }
+        }
+    }
+    active.truncate(limit);
+    let now = Utc::now();
+    let mut by_project: BTreeMap<String, Value> = BTreeMap::new();
+    let mut order = Vec::new();
+    let mut servers = Vec::new();
+    for i in &active {
+        let hours = hours_for(i, start, stop);
+        let f = i.obj_attr_is_set("flavor").then(|| i.flavor());
+        let (mem, disk, vcpus, fname) = match f {
+            Some(f) => (
+                *f.memory_mb(),
+                f.root_gb() + f.ephemeral_gb(),
+                *f.vcpus(),
+                f.name().clone().unwrap_or_default(),
+            ),
+            None => (0, 0, 0, String::new()),
+        };
+        let started = i.launched_at().unwrap_or(now);
+        let ended = *i.terminated_at();
+        let state = match ended {
+            Some(_) => "terminated".to_owned(),
+            None => i.vm_state().clone().unwrap_or_default(),
+        };
+        let uptime = (ended.unwrap_or(now) - started).num_seconds();
+        let tenant = i.project_id().clone().unwrap_or_default();
+        let info = json!({
+            "hours": hours, "flavor": fname, "instance_id": i.uuid(),
+            "name": i.display_name(), "tenant_id": tenant,
+            "memory_mb": mem, "local_gb": disk, "vcpus": vcpus,
+            "started_at": iso(&started), "ended_at": ended.as_ref().map(iso),
+            "state": state, "uptime": uptime,
+        });
+        let summary = by_project.entry(tenant.clone()).or_insert_with(|| {
+            order.push(tenant.clone());
+            let mut s = json!({"tenant_id": tenant, "total_local_gb_usage": 0.0,
+                "total_vcpus_usage": 0.0, "total_memory_mb_usage": 0.0, "total_hours": 0.0,
+                "start": iso(&start), "stop": iso(&stop)});
+            if detailed {
+                s["server_usages"] = json!([]);
+            }
+            s
+        });
+        let add = |s: &mut Value, k: &str, x: f64| {
+            s[k] = json!(s[k].as_f64().unwrap_or(0.0) + x);
+        };
+        add(summary, "total_local_gb_usage", disk as f64 * hours);
+        add(summary, "total_vcpus_usage", vcpus as f64 * hours);
+        add(summary, "total_memory_mb_usage", mem as f64 * hours);
+        add(summary, "total_hours", hours);
+        if detailed && let Some(list) = summary["server_usages"].as_array_mut() {
+            list.push(info.clone());
+        }
+        servers.push(info);
+    }
+    let out = order
+        .into_iter()
+        .filter_map(|t| by_project.remove(&t))
+        .collect();
+    Ok((out, servers, limit))
+}
+
+fn links(st: &ApiState, servers: &[Value], limit: usize, path: &str) -> Option<Value> {
+    let last = servers.last()?["instance_id"].as_str()?.to_owned();
+    crate::http::next_link(st, path, servers.len(), limit, Some(&last))
+        .map(|href| json!([{"rel": "next", "href": href}]))
+}
+
+pub(crate) async fn tenant_usages(
+    State(st): St,
+    Extension(ctx): Extension<Ctx>,
+    Extension(v): Extension<ApiVersion>,
+    Query(p): Params,
+) -> ApiResult<Response> {
+    require_admin(&ctx, "os_compute_api:os-simple-tenant-usage:list")?;
+    let detailed = param(&p, "detailed") == Some("1");
+    let paged = v.at_least(2, 40);
+    let (list, servers, limit) = usages(&st, &p, None, detailed, paged).await?;
+    let mut body = json!({"tenant_usages": list});
+    if paged && let Some(l) = links(&st, &servers, limit, "os-simple-tenant-usage") {
+        body["tenant_usages_links"] = l;
+    }
+    Ok(axum::Json(body).into_response())
+}
+
+pub(crate) async fn tenant_usage(
+    State(st): St,
+    Extension(ctx): Extension<Ctx>,
+    Extension(v): Extension<ApiVersion>,
+    Path(project): Path<String>,
+    Query(p): Params,
+) -> ApiResult<Response> {
+    if !(ctx.is_admin() || ctx.project_id == project) {
+        return Err(Fault::policy("os_compute_api:os-simple-tenant-usage:show"));
+    }
+    require_read(&ctx, "os_compute_api:os-simple-tenant-usage:show")?;
+    let paged = v.at_least(2, 40);
+    let (list, servers, limit) = usages(&st, &p, Some(&project), true, paged).await?;
+    let usage = list.into_iter().next().unwrap_or_else(|| json!({}));
+    let mut body = json!({"tenant_usage": usage});
+    if paged
+        && let Some(l) = links(
+            &st,
+            &servers,
+            limit,
+            &format!("os-simple-tenant-usage/{project}"),
+        )
+    {
+        body["tenant_usage_links"] = l;
+    }
+    Ok(axum::Json(body).into_response())
+}
+
+/// nova's `last_completed_audit_period` for the default monthly period:
+/// the last whole month before `before`.
+fn audit_period(before: NaiveDateTime) -> (NaiveDateTime, NaiveDateTime) {
+    let first = |y: i32, m: u32| {
+        NaiveDate::from_ymd_opt(y, m, 1)
+            .and_then(|d| d.and_hms_opt(0, 0, 0))
+            .unwrap_or_default()
+    };
+    let prev = |y: i32, m: u32| if m <= 1 { (y - 1, 12) } else { (y, m - 1) };
+    let mut end = first(before.year(), before.month());
+    if end >= before {
+        let (y, m) = prev(before.year(), before.month());
+        end = first(y, m);
+    }
+    let (y, m) = prev(end.year(), end.month());
+    (first(y, m), end)
+}
+
+/// The audit of the period: nova reads the `instance_usage_audit` task
+/// logs its computes write when `[DEFAULT] instance_usage_audit` is on;
+/// nova-rs computes do not run that audit, so every compute host is
+/// reported as not run.
+async fn audit_log(st: &ApiState, before: NaiveDateTime) -> ApiResult<Value> {
+    let (begin, end) = audit_period(before);
+    let mut hosts: Vec<String> = services_all(st)
+        .await?
+        .iter()
+        .filter(|s: &&Service| {
+            s.topic().as_deref() == Some("compute") || s.binary().as_deref() == Some("nova-compute")
+        })
+        .filter_map(|s| s.host().clone())
+        .collect();
+    hosts.sort();
+    hosts.dedup();
+    let fmt = |t: NaiveDateTime| t.format("%Y-%m-%d %H:%M:%S").to_string();
+    let n = hosts.len();
+    Ok(json!({
+        "period_beginning": fmt(begin), "period_ending": fmt(end),
+        "num_hosts": n, "num_hosts_done": 0, "num_hosts_running": 0,
+        "num_hosts_not_run": n, "hosts_not_run": hosts,
+        "total_instances": 0, "total_errors": 0,
+        "overall_status": if n == 0 { "ALL hosts done. 0 errors.".to_owned() } else { format!("0 of {n} hosts done. 0 errors.") },
+        "log": {},
+    }))
+}
+
+pub(crate) async fn audit_logs(
+    State(st): St,
+    Extension(ctx): Extension<Ctx>,
+) -> ApiResult<Response> {
+    require_admin(&ctx, "os_compute_api:os-instance-usage-audit-log:list")?;
+    let log = audit_log(&st, Utc::now().naive_utc()).await?;
+    Ok(axum::Json(json!({"instance_usage_audit_logs": log})).into_response())
+}
+
+pub(crate) async fn audit_log_show(
+    State(st): St,
+    Extension(ctx): Extension<Ctx>,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    require_admin(&ctx, "os_compute_api:os-instance-usage-audit-log:show")?;
+    let fmt = if id.contains('.') {
+        "%Y-%m-%d %H:%M:%S%.f"
+    } else {
+        "%Y-%m-%d %H:%M:%S"
+    };
+    let before = NaiveDateTime::parse_from_str(&id, fmt)
+        .map_err(|_| Fault::bad_request(format!("Invalid timestamp for date {id}")))?;
+    let log = audit_log(&st, before).await?;
+    Ok(axum::Json(json!({"instance_usage_audit_log": log})).into_response())
+}
+
+/// nova 34's extension list (`extension_info.py`, Apache-2.0): the v2.1
+/// list, and the legacy v2 one for `/v2`.
+fn extension_list(legacy: bool) -> Vec<Value> {
+    let all: Value = serde_json::from_str(include_str!("extensions.json")).unwrap_or(Value::Null);
+    all[if legacy { "legacy_v2" } else { "v21" }]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+pub(crate) async fn extensions(Extension(ctx): Extension<Ctx>) -> ApiResult<Response> {
+    require_read(&ctx, "os_compute_api:extensions")?;
+    Ok(axum::Json(json!({"extensions": extension_list(false)})).into_response())
+}
+
+pub(crate) async fn extension(
+    Extension(ctx): Extension<Ctx>,
+    Path(alias): Path<String>,
+) -> ApiResult<Response> {
+    require_read(&ctx, "os_compute_api:extensions")?;
+    match extension_list(false)
+        .into_iter()
+        .find(|e| e["alias"] == alias.as_str())
+    {
+        Some(e) => Ok(axum::Json(json!({"extension": e})).into_response()),
+        None => Err(Fault::not_found("The resource could not be found.")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(s: &str) -> NaiveDateTime {
+        NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S").unwrap_or_default()
+    }
+
+    #[test]
+    fn the_audit_period_is_the_last_whole_month() {
+        assert_eq!(
+            audit_period(at("2026-12-06 08:00:00")),
+            (at("2026-11-01 00:00:00"), at("2026-12-01 00:00:00"))
+        );
+        assert_eq!(
+            audit_period(at("2026-01-01 00:00:00")),
+            (at("2025-11-01 00:00:00"), at("2025-12-01 00:00:00"))
+        );
+        assert_eq!(
+            audit_period(at("2026-01-15 00:00:00")),
+            (at("2025-12-01 00:00:00"), at("2026-01-01 00:00:00"))
+        );
+    }
+
+    #[test]
+    fn nova_lists_its_extensions() {
+        assert_eq!(extension_list(false).len(), 99);
+        assert!(
+            extension_list(false)
+                .iter()
+                .any(|e| e["alias"] == "os-hypervisors")
+        );
+    }
+}
