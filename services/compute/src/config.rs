@@ -21,6 +21,9 @@ pub struct ComputeConfig {
     /// immediate): soft-deleted instances older than this are reclaimed,
     /// checked that often.
     pub reclaim_instance_interval: Option<Duration>,
+    /// The console options (`[vnc]`, `[spice]`, `[serial_console]`,
+    /// `[mks]`, `[consoleauth] token_ttl`).
+    pub consoles: nova_service::consoles::ConsoleOptions,
 }
 
 impl ComputeConfig {
@@ -34,6 +37,7 @@ impl ComputeConfig {
             max_concurrent_builds: 10,
             shutdown_timeout: Duration::from_secs(60),
             reclaim_instance_interval: None,
+            consoles: Default::default(),
         }
     }
 
@@ -51,6 +55,7 @@ impl ComputeConfig {
             .max(1);
         let reclaim = conf.parse_or("DEFAULT", "reclaim_instance_interval", 0i64)?;
         c.reclaim_instance_interval = (reclaim > 0).then(|| Duration::from_secs(reclaim as u64));
+        c.consoles = nova_service::consoles::ConsoleOptions::from_conf(conf)?;
         Ok(c)
     }
 }

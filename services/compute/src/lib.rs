@@ -28,6 +28,7 @@
 
 mod actions;
 mod config;
+mod consoles;
 mod diagnostics;
 mod driver;
 pub mod manager;
