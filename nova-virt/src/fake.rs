@@ -34,6 +34,16 @@ pub struct FakeConfig {
     pub disk_allocation_ratio: f64,
     /// `reserved_host_memory_mb` (512).
     pub reserved_host_memory_mb: i64,
+    /// Where the guests' consoles are said to be: host, and the VNC,
+    /// SPICE (TLS: port + 1) and serial ports (nova's fake: 6969). Tests
+    /// put a fake console server there.
+    pub console_host: String,
+    /// VNC port.
+    pub vnc_port: u16,
+    /// SPICE port.
+    pub spice_port: u16,
+    /// Serial port.
+    pub serial_port: u16,
 }
 
 impl Default for FakeConfig {
@@ -47,6 +57,10 @@ impl Default for FakeConfig {
             ram_allocation_ratio: 1.0,
             disk_allocation_ratio: 1.0,
             reserved_host_memory_mb: 512,
+            console_host: "127.0.0.1".into(),
+            vnc_port: 6969,
+            spice_port: 6969,
+            serial_port: 6969,
         }
     }
 }
@@ -272,8 +286,8 @@ impl ComputeDriver for FakeDriver {
             // Rescue works; this flag is the BFV rescue trait, which needs volumes.
             supports_rescue: false,
             supports_vnc_console: true,
-            supports_spice_console: false,
-            supports_serial_console: false,
+            supports_spice_console: true,
+            supports_serial_console: true,
             supports_evacuate: true,
             image_types: vec!["raw".into(), "qcow2".into()],
         }
@@ -508,8 +522,30 @@ impl ComputeDriver for FakeDriver {
     async fn get_vnc_console(&self, uuid: &str) -> Result<Console> {
         self.with(uuid, |_| {
             Ok(Console {
-                host: "127.0.0.1".into(),
-                port: 6969,
+                host: self.config.console_host.clone(),
+                port: self.config.vnc_port,
+                tls_port: None,
+                internal_access_path: None,
+            })
+        })
+    }
+
+    async fn get_spice_console(&self, uuid: &str) -> Result<Console> {
+        self.with(uuid, |_| {
+            Ok(Console {
+                host: self.config.console_host.clone(),
+                port: self.config.spice_port,
+                tls_port: self.config.spice_port.checked_add(1),
+                internal_access_path: None,
+            })
+        })
+    }
+
+    async fn get_serial_console(&self, uuid: &str) -> Result<Console> {
+        self.with(uuid, |_| {
+            Ok(Console {
+                host: self.config.console_host.clone(),
+                port: self.config.serial_port,
                 tls_port: None,
                 internal_access_path: None,
             })

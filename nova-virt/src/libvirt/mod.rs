@@ -45,6 +45,9 @@ pub struct LibvirtConfig {
     pub instances_path: PathBuf,
     /// `[vnc] enabled` and `[vnc] server_listen`.
     pub vnc_listen: Option<String>,
+    /// The other consoles: `[vnc] server_proxyclient_address`, `[spice]`,
+    /// `[serial_console]`.
+    pub consoles: ConsoleConfig,
     /// `cpu_allocation_ratio` reported to Placement (4.0).
     pub cpu_allocation_ratio: f64,
     /// `ram_allocation_ratio` (1.0).
@@ -66,12 +69,39 @@ impl Default for LibvirtConfig {
             virt_type: "kvm".into(),
             instances_path: PathBuf::from("/var/lib/nova/instances"),
             vnc_listen: Some("127.0.0.1".into()),
+            consoles: ConsoleConfig::default(),
             cpu_allocation_ratio: 4.0,
             ram_allocation_ratio: 1.0,
             disk_allocation_ratio: 1.0,
             reserved_host_memory_mb: 512,
             soft_reboot_timeout: Duration::from_secs(60),
             event_poll_interval: Duration::from_secs(1),
+        }
+    }
+}
+
+/// Console settings of the driver beyond `[vnc] server_listen`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConsoleConfig {
+    /// `[vnc] server_proxyclient_address`: the VNC console's host as
+    /// reported to the proxy (127.0.0.1).
+    pub vnc_proxyclient_address: String,
+    /// `[spice] enabled` and `[spice] server_listen`.
+    pub spice_listen: Option<String>,
+    /// `[spice] server_proxyclient_address` (127.0.0.1).
+    pub spice_proxyclient_address: String,
+    /// `[serial_console] enabled`: `proxyclient_address` (where the TCP
+    /// serial port listens) and `port_range`.
+    pub serial: Option<(String, (u16, u16))>,
+}
+
+impl Default for ConsoleConfig {
+    fn default() -> Self {
+        ConsoleConfig {
+            vnc_proxyclient_address: "127.0.0.1".into(),
+            spice_listen: None,
+            spice_proxyclient_address: "127.0.0.1".into(),
+            serial: None,
         }
     }
 }
@@ -84,6 +114,9 @@ pub struct LibvirtDriver {
     sink: events::SinkSlot,
     /// Whether libvirt delivers lifecycle events (else: own reports + watcher).
     libvirt_events: bool,
+    /// Serial console ports taken from `port_range`, by instance (nova's
+    /// `serial_console.ALLOCATED_PORTS`).
+    serial_ports: Mutex<BTreeMap<String, u16>>,
 }
 
 fn hv(e: virt::error::Error) -> Error {
@@ -144,6 +177,7 @@ impl LibvirtDriver {
             conn: Arc::new(conn),
             sink,
             libvirt_events,
+            serial_ports: Mutex::default(),
         })
     }
 
@@ -164,6 +198,50 @@ impl LibvirtDriver {
 
     fn console_log(&self, uuid: &str) -> PathBuf {
         self.instance_dir(uuid).join("console.log")
+    }
+
+    /// The consoles of a new domain: SPICE when enabled, and a TCP serial
+    /// port from `port_range` (the instance's own if it has one; else the
+    /// first one free and not taken, as nova's `acquire_port`).
+    fn console_plan(&self, uuid: &str) -> Result<xml::ConsolePlan> {
+        let c = &self.cfg.consoles;
+        let serial_tcp = match &c.serial {
+            None => None,
+            Some((host, (lo, hi))) => {
+                let mut taken = self.serial_ports.lock().unwrap_or_else(|e| e.into_inner());
+                let port = match taken.get(uuid) {
+                    Some(p) => *p,
+                    None => {
+                        let used: std::collections::BTreeSet<u16> =
+                            taken.values().copied().collect();
+                        let p = (*lo..*hi)
+                            .find(|p| {
+                                !used.contains(p)
+                                    && std::net::TcpListener::bind((host.as_str(), *p)).is_ok()
+                            })
+                            .ok_or_else(|| {
+                                Error::Hypervisor(format!(
+                                    "Not able to acquire a free port for {host}"
+                                ))
+                            })?;
+                        taken.insert(uuid.to_owned(), p);
+                        p
+                    }
+                };
+                Some((host.clone(), port))
+            }
+        };
+        Ok(xml::ConsolePlan {
+            spice_listen: c.spice_listen.clone(),
+            serial_tcp,
+        })
+    }
+
+    /// The live XML of a running instance's domain.
+    async fn live_xml(&self, uuid: &str) -> Result<String> {
+        let u = uuid.to_owned();
+        self.blocking(move |c| Self::lookup(c, &u)?.xml_desc(0).map_err(hv))
+            .await
     }
 
     /// Runs `f` with the connection on the blocking pool.
@@ -321,8 +399,8 @@ impl ComputeDriver for LibvirtDriver {
             supports_live_migration: false,
             supports_rescue: false,
             supports_vnc_console: self.cfg.vnc_listen.is_some(),
-            supports_spice_console: false,
-            supports_serial_console: false,
+            supports_spice_console: self.cfg.consoles.spice_listen.is_some(),
+            supports_serial_console: self.cfg.consoles.serial.is_some(),
             supports_evacuate: false,
             image_types: vec!["qcow2".into(), "raw".into(), "aki".into(), "ari".into()],
         }
@@ -500,6 +578,7 @@ impl ComputeDriver for LibvirtDriver {
             vnc_listen: self.cfg.vnc_listen.clone(),
             rescued_disk: None,
             config_drive,
+            consoles: self.console_plan(&spec.uuid)?,
         };
         let domain = domain_xml(spec, &plan);
         let u = spec.uuid.clone();
@@ -545,6 +624,10 @@ impl ComputeDriver for LibvirtDriver {
         .await?;
         self.emit(uuid, Transition::Stopped);
         let _ = std::fs::remove_dir_all(self.instance_dir(uuid));
+        self.serial_ports
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(uuid);
         Ok(())
     }
 
@@ -759,6 +842,7 @@ impl ComputeDriver for LibvirtDriver {
             config_drive: Some(dir.join(config_drive::FILE))
                 .filter(|p| p.exists())
                 .map(|p| p.display().to_string()),
+            consoles: self.console_plan(&spec.uuid)?,
         };
         let rescue_xml = domain_xml(spec, &plan);
         let u = spec.uuid.clone();
@@ -881,11 +965,12 @@ impl ComputeDriver for LibvirtDriver {
     }
 
     async fn get_vnc_console(&self, uuid: &str) -> Result<Console> {
-        let Some(listen) = self.cfg.vnc_listen.clone() else {
+        if self.cfg.vnc_listen.is_none() {
             return Err(Error::NotSupported {
                 operation: "get_vnc_console",
             });
-        };
+        }
+        let host = self.cfg.consoles.vnc_proxyclient_address.clone();
         let u = uuid.to_owned();
         self.blocking(move |c| {
             let d = Self::lookup(c, &u)?;
@@ -898,13 +983,57 @@ impl ComputeDriver for LibvirtDriver {
                 )
             })?;
             Ok(Console {
-                host: listen,
+                host,
                 port,
                 tls_port: None,
                 internal_access_path: None,
             })
         })
         .await
+    }
+
+    async fn get_spice_console(&self, uuid: &str) -> Result<Console> {
+        if self.cfg.consoles.spice_listen.is_none() {
+            return Err(Error::NotSupported {
+                operation: "get_spice_console",
+            });
+        }
+        let live = self.live_xml(uuid).await?;
+        let (port, tls_port) = xml::spice_ports(&live).ok_or_else(|| {
+            failed(
+                "get_spice_console",
+                uuid,
+                "the domain has no SPICE port (is it running?)",
+            )
+        })?;
+        Ok(Console {
+            host: self.cfg.consoles.spice_proxyclient_address.clone(),
+            port,
+            tls_port,
+            internal_access_path: None,
+        })
+    }
+
+    async fn get_serial_console(&self, uuid: &str) -> Result<Console> {
+        if self.cfg.consoles.serial.is_none() {
+            return Err(Error::NotSupported {
+                operation: "get_serial_console",
+            });
+        }
+        let live = self.live_xml(uuid).await?;
+        let (host, port) = xml::serial_tcp(&live).ok_or_else(|| {
+            failed(
+                "get_serial_console",
+                uuid,
+                "the domain has no TCP serial port",
+            )
+        })?;
+        Ok(Console {
+            host,
+            port,
+            tls_port: None,
+            internal_access_path: None,
+        })
     }
 }
 

@@ -18,6 +18,20 @@ pub struct DomainPlan {
     pub rescued_disk: Option<String>,
     /// The config drive ISO (`disk.config`), when the instance has one.
     pub config_drive: Option<String>,
+    /// SPICE graphics and the TCP serial port, when enabled.
+    pub consoles: ConsolePlan,
+}
+
+/// The consoles beyond VNC a domain gets (`[spice]`, `[serial_console]`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ConsolePlan {
+    /// `[spice] server_listen`, when SPICE is enabled.
+    pub spice_listen: Option<String>,
+    /// `[serial_console] proxyclient_address` and the port taken from
+    /// `port_range`, when the serial console is enabled: the serial port
+    /// is then a TCP server (raw), its output still logged to the console
+    /// log.
+    pub serial_tcp: Option<(String, u16)>,
 }
 
 /// `instance-<uuid>`: the libvirt domain name of an instance whose spec
@@ -144,13 +158,26 @@ pub fn domain_xml(spec: &InstanceSpec, plan: &DomainPlan) -> String {
             )),
         }
     }
-    x.push_str(&format!(
-        "    <serial type='file'>\n      <source path='{}' append='on'/>\n      <target port='0'/>\n    </serial>\n",
-        e(&plan.console_log)
-    ));
+    match &plan.consoles.serial_tcp {
+        None => x.push_str(&format!(
+            "    <serial type='file'>\n      <source path='{}' append='on'/>\n      <target port='0'/>\n    </serial>\n",
+            e(&plan.console_log)
+        )),
+        Some((host, port)) => x.push_str(&format!(
+            "    <serial type='tcp'>\n      <source mode='bind' host='{}' service='{port}'/>\n      <protocol type='raw'/>\n      <log file='{}' append='on'/>\n      <target port='0'/>\n    </serial>\n",
+            e(host),
+            e(&plan.console_log)
+        )),
+    }
     if let Some(listen) = &plan.vnc_listen {
         x.push_str(&format!(
             "    <graphics type='vnc' port='-1' autoport='yes' listen='{}'/>\n",
+            e(listen)
+        ));
+    }
+    if let Some(listen) = &plan.consoles.spice_listen {
+        x.push_str(&format!(
+            "    <graphics type='spice' port='-1' autoport='yes' listen='{}'/>\n",
             e(listen)
         ));
     }
@@ -169,6 +196,40 @@ pub fn vnc_port(live_xml: &str) -> Option<u16> {
     let p = tag.find("port=")? + 6;
     let v: String = tag[p..].chars().take_while(char::is_ascii_digit).collect();
     v.parse().ok().filter(|p: &u16| *p > 0)
+}
+
+/// The SPICE port and TLS port of a running domain's live XML.
+pub fn spice_ports(live_xml: &str) -> Option<(u16, Option<u16>)> {
+    let g = live_xml
+        .find("<graphics type='spice'")
+        .or_else(|| live_xml.find("<graphics type=\"spice\""))?;
+    let rest = &live_xml[g..];
+    let tag = &rest[..rest.find('>')?];
+    let num = |name: &str| -> Option<u16> {
+        let at = tag.find(&format!(" {name}="))? + name.len() + 3;
+        let v: String = tag[at..].chars().take_while(char::is_ascii_digit).collect();
+        v.parse().ok().filter(|p: &u16| *p > 0)
+    };
+    Some((num("port")?, num("tlsPort")))
+}
+
+/// The host and port of a running domain's TCP serial port in bind mode
+/// (nova's `_get_serial_ports_from_guest(mode='bind')`, the first one).
+pub fn serial_tcp(live_xml: &str) -> Option<(String, u16)> {
+    for s in live_xml.split("<serial ").skip(1) {
+        let s = s.split("</serial>").next().unwrap_or("");
+        if !(s.starts_with("type='tcp'") || s.starts_with("type=\"tcp\"")) {
+            continue;
+        }
+        let mode = attr_of(s, "source", "mode");
+        if mode.as_deref() != Some("bind") {
+            continue;
+        }
+        let host = attr_of(s, "source", "host")?;
+        let port = attr_of(s, "source", "service")?.parse().ok()?;
+        return Some((host, port));
+    }
+    None
 }
 
 /// The value of attribute `attr` in the first `<tag …>` of `xml`.
@@ -262,7 +323,29 @@ mod tests {
             disk_path: Some("/var/lib/nova/instances/x/disk".into()),
             console_log: "/var/lib/nova/instances/x/console.log".into(),
             vnc_listen: Some("127.0.0.1".into()),
+            consoles: ConsolePlan::default(),
         }
+    }
+
+    #[test]
+    fn spice_and_tcp_serial_when_enabled() {
+        let mut p = plan();
+        p.consoles = ConsolePlan {
+            spice_listen: Some("127.0.0.1".into()),
+            serial_tcp: Some(("127.0.0.1".into(), 10001)),
+        };
+        let x = domain_xml(&spec(), &p);
+        assert!(x.contains("<graphics type='spice' port='-1' autoport='yes' listen='127.0.0.1'/>"));
+        assert!(x.contains("<source mode='bind' host='127.0.0.1' service='10001'/>"));
+        assert!(x.contains("<log file='/var/lib/nova/instances/x/console.log' append='on'/>"));
+        assert!(!x.contains("<serial type='file'>"));
+        let live = "<devices><serial type='tcp'><source mode='bind' host='127.0.0.1' service='10001'/><protocol type='raw'/></serial><graphics type='spice' port='5901' autoport='yes' listen='127.0.0.1'><listen type='address' address='127.0.0.1'/></graphics></devices>";
+        assert_eq!(serial_tcp(live), Some(("127.0.0.1".into(), 10001)));
+        assert_eq!(spice_ports(live), Some((5901, None)));
+        assert_eq!(
+            serial_tcp("<serial type='file'><source path='/x'/></serial>"),
+            None
+        );
     }
 
     #[test]

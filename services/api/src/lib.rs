@@ -283,6 +283,14 @@ pub fn router(state: Arc<ApiState>) -> Router {
         )
         .route("/servers/{id}/topology", get(servers::extras::topology))
         .route(
+            "/servers/{id}/remote-consoles",
+            post(handlers::consoles::create),
+        )
+        .route(
+            "/os-console-auth-tokens/{token}",
+            get(handlers::consoles::token_show),
+        )
+        .route(
             "/servers/{id}/os-instance-actions",
             get(servers::instance_actions),
         )

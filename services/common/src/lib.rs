@@ -19,6 +19,7 @@
 
 pub mod cells;
 mod conf;
+pub mod consoles;
 pub mod context;
 pub mod instance_actions;
 pub mod instance_name;

@@ -46,6 +46,9 @@ pub struct ComputeConfig {
     /// `[glance] api_servers`: the image API (none: the image endpoint of
     /// the request's service catalog, as nova's keystoneauth does).
     pub glance_api_servers: Vec<String>,
+    /// The console options (`[vnc]`, `[spice]`, `[serial_console]`,
+    /// `[mks]`, `[consoleauth] token_ttl`).
+    pub consoles: nova_service::consoles::ConsoleOptions,
 }
 
 impl ComputeConfig {
@@ -68,6 +71,7 @@ impl ComputeConfig {
             shelved_offload_time: 0,
             shelved_poll_interval: 3600,
             glance_api_servers: Vec::new(),
+            consoles: Default::default(),
         }
     }
 
@@ -100,6 +104,7 @@ impl ComputeConfig {
             .map(|s| s.trim().trim_end_matches('/').to_owned())
             .filter(|s| !s.is_empty())
             .collect();
+        c.consoles = nova_service::consoles::ConsoleOptions::from_conf(conf)?;
         Ok(c)
     }
 }

@@ -24,6 +24,10 @@ pub fn fake_driver(
     c.vcpus = conf.parse_or("fake", "vcpus", c.vcpus)?;
     c.memory_mb = conf.parse_or("fake", "memory_mb", c.memory_mb)?;
     c.local_gb = conf.parse_or("fake", "local_gb", c.local_gb)?;
+    c.console_host = conf.str_or("fake", "console_host", &c.console_host);
+    c.vnc_port = conf.parse_or("fake", "vnc_port", c.vnc_port)?;
+    c.spice_port = conf.parse_or("fake", "spice_port", c.spice_port)?;
+    c.serial_port = conf.parse_or("fake", "serial_port", c.serial_port)?;
     c.reserved_host_memory_mb = conf.parse_or(
         "DEFAULT",
         "reserved_host_memory_mb",
@@ -52,6 +56,7 @@ pub fn driver_from_conf(
         #[cfg(feature = "libvirt")]
         "libvirt.LibvirtDriver" => {
             let d = nova_virt::libvirt::LibvirtConfig::default();
+            let consoles = nova_service::consoles::ConsoleOptions::from_conf(conf)?;
             let c = nova_virt::libvirt::LibvirtConfig {
                 connection_uri: conf.str_or("libvirt", "connection_uri", &d.connection_uri),
                 virt_type: conf.str_or("libvirt", "virt_type", &d.virt_type),
@@ -87,6 +92,22 @@ pub fn driver_from_conf(
                     "disk_allocation_ratio",
                     d.disk_allocation_ratio,
                 )?,
+                vnc_listen: consoles
+                    .vnc_enabled
+                    .then(|| consoles.vnc_server_listen.clone()),
+                consoles: nova_virt::libvirt::ConsoleConfig {
+                    vnc_proxyclient_address: consoles.vnc_proxyclient_address.clone(),
+                    spice_listen: consoles
+                        .spice_enabled
+                        .then(|| consoles.spice_server_listen.clone()),
+                    spice_proxyclient_address: consoles.spice_proxyclient_address.clone(),
+                    serial: consoles.serial_enabled.then(|| {
+                        (
+                            consoles.serial_proxyclient_address.clone(),
+                            consoles.serial_port_range,
+                        )
+                    }),
+                },
                 ..d
             };
             Ok(Arc::new(nova_virt::libvirt::LibvirtDriver::connect(c)?))

@@ -37,6 +37,7 @@
 
 mod actions;
 mod config;
+mod consoles;
 mod diagnostics;
 mod driver;
 mod group_policy;

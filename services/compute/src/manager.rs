@@ -1288,6 +1288,51 @@ impl Compute for ComputeManager {
             self.do_unshelve(&ctx, i, image, node)
         })
         .await
+    async fn get_vnc_console(
+        &self,
+        ctx: RequestContext,
+        instance: Instance,
+        console_type: String,
+    ) -> Result<Value, RemoteError> {
+        crate::consoles::get(self, ctx, instance, "vnc", console_type).await
+    }
+
+    async fn get_spice_console(
+        &self,
+        ctx: RequestContext,
+        instance: Instance,
+        console_type: String,
+    ) -> Result<Value, RemoteError> {
+        crate::consoles::get(self, ctx, instance, "spice", console_type).await
+    }
+
+    async fn get_serial_console(
+        &self,
+        ctx: RequestContext,
+        instance: Instance,
+        console_type: String,
+    ) -> Result<Value, RemoteError> {
+        crate::consoles::get(self, ctx, instance, "serial", console_type).await
+    }
+
+    async fn get_mks_console(
+        &self,
+        ctx: RequestContext,
+        instance: Instance,
+        console_type: String,
+    ) -> Result<Value, RemoteError> {
+        crate::consoles::get(self, ctx, instance, "mks", console_type).await
+    }
+
+    async fn validate_console_port(
+        &self,
+        _ctx: RequestContext,
+        instance: Instance,
+        port: String,
+        console_type: String,
+    ) -> Result<bool, RemoteError> {
+        self.do_validate_console_port(&instance, &port, &console_type)
+            .await
     }
 }
 

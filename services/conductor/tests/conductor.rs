@@ -356,6 +356,68 @@ impl Compute for TestCompute {
         Ok(())
     }
 
+    async fn get_vnc_console(
+        &self,
+        _ctx: RequestContext,
+        _instance: Instance,
+        _console_type: String,
+    ) -> Result<Value, RemoteError> {
+        Err(RemoteError::new(
+            "NotImplementedError",
+            "builtins",
+            "test compute",
+        ))
+    }
+
+    async fn get_spice_console(
+        &self,
+        _ctx: RequestContext,
+        _instance: Instance,
+        _console_type: String,
+    ) -> Result<Value, RemoteError> {
+        Err(RemoteError::new(
+            "NotImplementedError",
+            "builtins",
+            "test compute",
+        ))
+    }
+
+    async fn get_serial_console(
+        &self,
+        _ctx: RequestContext,
+        _instance: Instance,
+        _console_type: String,
+    ) -> Result<Value, RemoteError> {
+        Err(RemoteError::new(
+            "NotImplementedError",
+            "builtins",
+            "test compute",
+        ))
+    }
+
+    async fn get_mks_console(
+        &self,
+        _ctx: RequestContext,
+        _instance: Instance,
+        _console_type: String,
+    ) -> Result<Value, RemoteError> {
+        Err(RemoteError::new(
+            "NotImplementedError",
+            "builtins",
+            "test compute",
+        ))
+    }
+
+    async fn validate_console_port(
+        &self,
+        _ctx: RequestContext,
+        _instance: Instance,
+        _port: String,
+        _console_type: String,
+    ) -> Result<bool, RemoteError> {
+        Ok(false)
+    }
+
     async fn set_admin_password(
         &self,
         _ctx: RequestContext,

@@ -30,6 +30,9 @@
 //!   `shelve_instance`, `shelve_offload_instance`, `unshelve_instance`.
 //! * 6.1 — `rebuild_instance` takes `reimage_boot_volume`.
 //! * 6.2 — `rebuild_instance` takes `target_state` (evacuate to SHUTOFF).
+//!   `restore_instance`, `get_diagnostics`, `get_instance_diagnostics`,
+//!   `get_vnc_console`, `get_spice_console`, `get_serial_console`,
+//!   `get_mks_console`, `validate_console_port`; each also at 5.0).
 //! * 6.5 — the server version Nova 34 runs (what our manager announces).
 
 use nova_objects::{
@@ -417,4 +420,55 @@ pub trait Compute {
         #[rpc(default, since = "5.2")] request_spec: Option<RequestSpec>,
         #[rpc(default, since = "5.13")] accel_uuids: Option<Vec<String>>,
     );
+    // Remote consoles: each authorizes a `ConsoleAuthToken` on the host
+    // and answers nova's connection-info dict (`token`, `access_url`,
+    // `host`, `port`, `internal_access_path`[, `tls_port`]).
+
+    /// A noVNC console (`console_type` `novnc`).
+    #[rpc(call, server, version = "6.0", min = "5.0")]
+    async fn get_vnc_console(
+        &self,
+        ctx: RequestContext,
+        instance: Instance,
+        console_type: String,
+    ) -> Value;
+
+    /// A SPICE console (`spice-html5`, `spice-direct`).
+    #[rpc(call, server, version = "6.0", min = "5.0")]
+    async fn get_spice_console(
+        &self,
+        ctx: RequestContext,
+        instance: Instance,
+        console_type: String,
+    ) -> Value;
+
+    /// A serial console (`serial`).
+    #[rpc(call, server, version = "6.0", min = "5.0")]
+    async fn get_serial_console(
+        &self,
+        ctx: RequestContext,
+        instance: Instance,
+        console_type: String,
+    ) -> Value;
+
+    /// An MKS console (`webmks`; refused unless `[mks] enabled`).
+    #[rpc(call, server, version = "6.0", min = "5.0")]
+    async fn get_mks_console(
+        &self,
+        ctx: RequestContext,
+        instance: Instance,
+        console_type: String,
+    ) -> Value;
+
+    /// Whether the instance's console of `console_type` is still on
+    /// `port` (a string, as nova's proxies send it). Nova 34's client sends
+    /// it to topic `compute-alt` from 6.5; we send it to `compute`.
+    #[rpc(call, server, version = "6.0", min = "5.0")]
+    async fn validate_console_port(
+        &self,
+        ctx: RequestContext,
+        instance: Instance,
+        port: String,
+        console_type: String,
+    ) -> bool;
 }

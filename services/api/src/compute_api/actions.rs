@@ -187,7 +187,7 @@ impl Action {
 }
 
 /// Nova's `InstanceNotReady` (409).
-fn not_ready(inst: &Instance) -> Fault {
+pub(crate) fn not_ready(inst: &Instance) -> Fault {
     Fault::conflict(format!("Instance {} is not ready", inst.uuid()))
 }
 

@@ -31,6 +31,7 @@
 //! `handlers::servers::actions` parses its body.
 
 pub(crate) mod actions;
+pub(crate) mod consoles;
 pub(crate) mod create;
 pub(crate) mod delete;
 pub(crate) mod diagnostics;

@@ -2,4 +2,5 @@
 //! of its microversion, calls the compute API layer
 //! ([`crate::compute_api`]) and renders a view ([`crate::views`]).
 
+pub(crate) mod consoles;
 pub(crate) mod servers;

@@ -70,6 +70,10 @@ pub(crate) async fn action(
         ));
     };
     let name = name.as_str();
+    if let Some(r) = crate::handlers::consoles::legacy_action(&st, &ctx, v, &id, name, &body).await
+    {
+        return r;
+    }
     let known = matches!(
         name,
         "reboot"
