@@ -137,6 +137,7 @@ impl LibvirtDriver {
             config_drive: Some(dir.join(super::config_drive::FILE))
                 .filter(|p| p.exists())
                 .map(|p| p.display().to_string()),
+            consoles: self.console_plan(&spec.uuid)?,
         };
         let xml = domain_xml(spec, &plan);
         let u = spec.uuid.clone();

@@ -200,12 +200,6 @@ pub(crate) fn server(st: &ApiState, ctx: &Ctx, v: ApiVersion, i: &Instance, show
         o.insert("tags".into(), json!(crate::compute_api::tags::tags_of(i)));
     }
     if v.at_least(2, 63) {
-        let ids = i
-            .trusted_certs()
-            .as_ref()
-            .and_then(|t| t.0.pointer("/nova_object.data/ids").cloned())
-            .unwrap_or(Value::Null);
-        o.insert("trusted_image_certificates".into(), ids);
         o.insert(
             "trusted_image_certificates".into(),
             json!(trusted_cert_ids(i)),

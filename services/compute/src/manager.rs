@@ -1288,6 +1288,8 @@ impl Compute for ComputeManager {
             self.do_unshelve(&ctx, i, image, node)
         })
         .await
+    }
+
     async fn get_vnc_console(
         &self,
         ctx: RequestContext,

@@ -11,9 +11,9 @@ mod boot;
 mod cli;
 mod cluster;
 mod hostile;
+mod legacy_routes;
 mod metadata;
 mod moves;
-mod legacy_routes;
 mod multiprocess;
 #[cfg(feature = "amqp")]
 mod notifications;

@@ -81,7 +81,7 @@ pub(crate) async fn update(
     if shows_host_status(&ctx, v, true) {
         compute_api::host_status::load_services(&st, std::slice::from_mut(&mut inst)).await?;
     }
-    let mut server = views::server(&st, &ctx, v, &inst, true);
+    let mut server = views::server_updated(&st, &ctx, v, &inst);
     if v.at_least(2, 71) {
         server["server_groups"] = json!(
             crate::server_groups::of_instance(
@@ -93,7 +93,6 @@ pub(crate) async fn update(
         );
     }
     Ok(axum::Json(json!({ "server": server })).into_response())
-    Ok(axum::Json(json!({"server": views::server_updated(&st, &ctx, v, &inst)})).into_response())
 }
 
 pub(crate) async fn delete(
