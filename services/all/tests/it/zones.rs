@@ -340,7 +340,7 @@ async fn group(c: &Cluster, user: &str, policy: &str, rules: Value) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn server_groups_place_members_by_their_policy() {
-    let c = Cluster::start(2, &[]).await;
+    let c = Cluster::start(2, &[("quota", "instances", "20")]).await;
     // Affinity: together.
     let aff = group(&c, "demo", "affinity", json!({})).await;
     // Booted together: one request each, scheduled concurrently.
@@ -407,6 +407,31 @@ async fn server_groups_place_members_by_their_policy() {
         *per_host.entry(host_of(&c, id).await).or_insert(0) += 1;
     }
     assert_eq!(per_host.values().copied().collect::<Vec<_>>(), vec![2, 2]);
+    // Two members in one request (min_count 2) are spread too.
+    let pair = group(&c, "demo", "anti-affinity", json!({})).await;
+    let r = c
+        .post(
+            "/v2.1/servers",
+            "demo",
+            json!({"server": {"name": "pair", "flavorRef": "1", "imageRef": nova_all::FAKE_IMAGE_ID,
+                              "networks": "none", "min_count": 2, "return_reservation_id": true},
+                   "os:scheduler_hints": {"group": pair}}),
+        )
+        .await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    let g = c
+        .get(&format!("/v2.1/os-server-groups/{pair}"), "demo")
+        .await;
+    let pair_ids: Vec<String> =
+        serde_json::from_value(g.body["server_group"]["members"].clone()).unwrap();
+    assert_eq!(pair_ids.len(), 2, "{}", g.body);
+    for id in &pair_ids {
+        c.wait_status("demo", id, "ACTIVE").await;
+    }
+    assert_ne!(
+        host_of(&c, &pair_ids[0]).await,
+        host_of(&c, &pair_ids[1]).await
+    );
     // The group shows its live members; the server its group (2.71).
     let r = c
         .get(&format!("/v2.1/os-server-groups/{anti}"), "demo")
@@ -493,6 +518,7 @@ async fn server_groups_place_members_by_their_policy() {
     everything.extend(b.iter().cloned());
     everything.extend(t.iter().cloned());
     everything.push(third.clone());
+    everything.extend(pair_ids.iter().cloned());
     assert_allocations(&c, &everything).await;
     for id in &everything {
         c.delete(&format!("/v2.1/servers/{id}"), "demo").await;
