@@ -312,6 +312,12 @@ pub(crate) async fn for_boot(
     let g = get(st, hint)
         .await
         .map_err(|f| Fault::bad_request(f.message))?;
+    // As nova's project-scoped read: another project's group is not found.
+    if !ctx.is_admin() && g.project_id().as_deref() != Some(ctx.project_id.as_str()) {
+        return Err(Fault::bad_request(format!(
+            "Instance group {hint} could not be found."
+        )));
+    }
     let limit = st.cfg.quotas.server_group_members;
     if limit >= 0 {
         let members = g.members().clone().unwrap_or_default();

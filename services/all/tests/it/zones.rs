@@ -123,21 +123,21 @@ async fn aggregates_follow_nova_rules_and_mirror_into_placement() {
     let r = agg_action(&c, a1, json!({"add_host": {"host": "nowhere"}})).await;
     assert_eq!(r.status, 404);
     assert_eq!(r.fault().1, "Compute host nowhere could not be found.");
-    let r = agg_action(&c, a1, json!({"add_host": {"host": "fake-compute-1"}})).await;
+    let r = agg_action(&c, a1, json!({"add_host": {"host": "fake-compute-2"}})).await;
     assert_eq!(r.status, 200, "{}", r.body);
-    assert_eq!(r.body["aggregate"]["hosts"], json!(["fake-compute-1"]));
+    assert_eq!(r.body["aggregate"]["hosts"], json!(["fake-compute-2"]));
     assert_eq!(r.body["aggregate"]["availability_zone"], "az1");
     let uuid = r.body["aggregate"]["uuid"].as_str().unwrap().to_owned();
-    let r = agg_action(&c, a1, json!({"add_host": {"host": "fake-compute-1"}})).await;
+    let r = agg_action(&c, a1, json!({"add_host": {"host": "fake-compute-2"}})).await;
     assert_eq!(r.status, 409);
     assert_eq!(
         r.fault().1,
-        format!("Aggregate {a1} already has host fake-compute-1.")
+        format!("Aggregate {a1} already has host fake-compute-2.")
     );
     // The compute node's provider is in the Placement aggregate.
     let node1 = c
         .all
-        .compute("fake-compute-1")
+        .compute("fake-compute-2")
         .unwrap()
         .manager
         .node_uuid()
@@ -158,7 +158,7 @@ async fn aggregates_follow_nova_rules_and_mirror_into_placement() {
     assert!(r.body["aggregate"].get("uuid").is_none());
     // A host is in one zone only.
     let a2 = aggregate(&c, "rack-2", Some("az2")).await;
-    let r = agg_action(&c, a2, json!({"add_host": {"host": "fake-compute-1"}})).await;
+    let r = agg_action(&c, a2, json!({"add_host": {"host": "fake-compute-2"}})).await;
     assert_eq!(r.status, 409, "{}", r.body);
     assert!(
         r.fault()
@@ -170,7 +170,7 @@ async fn aggregates_follow_nova_rules_and_mirror_into_placement() {
     // A zone-less aggregate takes it; its zone then cannot conflict.
     let a3 = aggregate(&c, "ssd", None).await;
     assert_eq!(
-        agg_action(&c, a3, json!({"add_host": {"host": "fake-compute-1"}}))
+        agg_action(&c, a3, json!({"add_host": {"host": "fake-compute-2"}}))
             .await
             .status,
         200
@@ -218,12 +218,14 @@ async fn aggregates_follow_nova_rules_and_mirror_into_placement() {
     let detail = r.body["availabilityZoneInfo"].as_array().unwrap();
     let az1 = detail.iter().find(|z| z["zoneName"] == "az1").unwrap();
     assert_eq!(
-        az1["hosts"]["fake-compute-1"]["nova-compute"]["available"],
+        az1["hosts"]["fake-compute-2"]["nova-compute"]["available"],
         true
     );
     assert!(detail.iter().any(|z| z["zoneName"] == "internal"));
 
-    // Booting into az1 lands on its host; the server tells its zone.
+    // Booting into az1 lands on its host (the second one: with equal
+    // weights the first would win), found through the Placement aggregate;
+    // the server tells its zone.
     let id = boot_with(
         &c,
         "demo",
@@ -234,11 +236,11 @@ async fn aggregates_follow_nova_rules_and_mirror_into_placement() {
     .await;
     let s = c.wait_status("demo", &id, "ACTIVE").await;
     assert_eq!(s["OS-EXT-AZ:availability_zone"], "az1");
-    assert_eq!(host_of(&c, &id).await, "fake-compute-1");
+    assert_eq!(host_of(&c, &id).await, "fake-compute-2");
     // A boot with no zone gets its host's zone recorded.
     let other = boot_with(&c, "demo", "anywhere", json!({}), json!({})).await;
     let s = c.wait_status("demo", &other, "ACTIVE").await;
-    let expect = if host_of(&c, &other).await == "fake-compute-1" {
+    let expect = if host_of(&c, &other).await == "fake-compute-2" {
         "az1"
     } else {
         "nova"
@@ -258,12 +260,12 @@ async fn aggregates_follow_nova_rules_and_mirror_into_placement() {
         &c,
         "admin",
         "pinned",
-        json!({"availability_zone": "nova:fake-compute-2"}),
+        json!({"availability_zone": "nova:fake-compute-1"}),
         json!({}),
     )
     .await;
     c.wait_status("admin", &pinned, "ACTIVE").await;
-    assert_eq!(host_of(&c, &pinned).await, "fake-compute-2");
+    assert_eq!(host_of(&c, &pinned).await, "fake-compute-1");
     // The zone of a host with servers cannot change under them.
     let r = c
         .call(
@@ -280,7 +282,7 @@ async fn aggregates_follow_nova_rules_and_mirror_into_placement() {
             .1
             .contains("One or more hosts contain instances in this zone")
     );
-    let r = agg_action(&c, a1, json!({"remove_host": {"host": "fake-compute-1"}})).await;
+    let r = agg_action(&c, a1, json!({"remove_host": {"host": "fake-compute-2"}})).await;
     assert_eq!(r.status, 409, "{}", r.body);
     // A non-empty aggregate is not deleted.
     let r = c
@@ -297,15 +299,15 @@ async fn aggregates_follow_nova_rules_and_mirror_into_placement() {
         c.wait_gone("admin", s).await;
     }
     // Empty again: removed from the aggregate and from Placement's.
-    let r = agg_action(&c, a1, json!({"remove_host": {"host": "fake-compute-1"}})).await;
+    let r = agg_action(&c, a1, json!({"remove_host": {"host": "fake-compute-2"}})).await;
     assert_eq!(r.status, 200, "{}", r.body);
     let (_, aggs) = c.all.placement.aggregates_async(&node1).await.unwrap();
     assert!(!aggs.contains(&uuid));
-    let r = agg_action(&c, a1, json!({"remove_host": {"host": "fake-compute-1"}})).await;
+    let r = agg_action(&c, a1, json!({"remove_host": {"host": "fake-compute-2"}})).await;
     assert_eq!(r.status, 404);
     assert_eq!(
         r.fault().1,
-        format!("Cannot remove host fake-compute-1 in aggregate {a1}")
+        format!("Cannot remove host fake-compute-2 in aggregate {a1}")
     );
     assert_eq!(
         c.delete(&format!("/v2.1/os-aggregates/{a1}"), "admin")
@@ -338,7 +340,7 @@ async fn group(c: &Cluster, user: &str, policy: &str, rules: Value) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn server_groups_place_members_by_their_policy() {
-    let c = Cluster::start(2, &[]).await;
+    let c = Cluster::start(2, &[("quota", "instances", "20")]).await;
     // Affinity: together.
     let aff = group(&c, "demo", "affinity", json!({})).await;
     // Booted together: one request each, scheduled concurrently.
@@ -405,6 +407,31 @@ async fn server_groups_place_members_by_their_policy() {
         *per_host.entry(host_of(&c, id).await).or_insert(0) += 1;
     }
     assert_eq!(per_host.values().copied().collect::<Vec<_>>(), vec![2, 2]);
+    // Two members in one request (min_count 2) are spread too.
+    let pair = group(&c, "demo", "anti-affinity", json!({})).await;
+    let r = c
+        .post(
+            "/v2.1/servers",
+            "demo",
+            json!({"server": {"name": "pair", "flavorRef": "1", "imageRef": nova_all::FAKE_IMAGE_ID,
+                              "networks": "none", "min_count": 2, "return_reservation_id": true},
+                   "os:scheduler_hints": {"group": pair}}),
+        )
+        .await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    let g = c
+        .get(&format!("/v2.1/os-server-groups/{pair}"), "demo")
+        .await;
+    let pair_ids: Vec<String> =
+        serde_json::from_value(g.body["server_group"]["members"].clone()).unwrap();
+    assert_eq!(pair_ids.len(), 2, "{}", g.body);
+    for id in &pair_ids {
+        c.wait_status("demo", id, "ACTIVE").await;
+    }
+    assert_ne!(
+        host_of(&c, &pair_ids[0]).await,
+        host_of(&c, &pair_ids[1]).await
+    );
     // The group shows its live members; the server its group (2.71).
     let r = c
         .get(&format!("/v2.1/os-server-groups/{anti}"), "demo")
@@ -463,6 +490,15 @@ async fn server_groups_place_members_by_their_policy() {
             .status,
         403
     );
+    let r = c
+        .post(
+            "/v2.1/servers",
+            "alt_demo",
+            json!({"server": {"name": "x", "flavorRef": "1", "imageRef": nova_all::FAKE_IMAGE_ID, "networks": "none"},
+                   "os:scheduler_hints": {"group": aff}}),
+        )
+        .await;
+    assert_eq!(r.status, 400, "{}", r.body);
     let mine = c.get("/v2.1/os-server-groups", "admin").await;
     assert_eq!(mine.body["server_groups"], json!([]));
     let all = c
@@ -482,6 +518,7 @@ async fn server_groups_place_members_by_their_policy() {
     everything.extend(b.iter().cloned());
     everything.extend(t.iter().cloned());
     everything.push(third.clone());
+    everything.extend(pair_ids.iter().cloned());
     assert_allocations(&c, &everything).await;
     for id in &everything {
         c.delete(&format!("/v2.1/servers/{id}"), "demo").await;
@@ -571,6 +608,38 @@ async fn a_late_anti_affinity_violation_is_rescheduled() {
     assert_eq!(hosts.len(), 2, "{}", r.body);
     assert!(hosts.contains(&stacked.as_str()), "{}", r.body);
     assert_allocations(&c, &[p, q, first, second]).await;
+    c.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tenant_aggregates_keep_a_project_on_its_hosts_through_placement() {
+    let c = Cluster::start(
+        2,
+        &[("scheduler", "limit_tenants_to_placement_aggregate", "true")],
+    )
+    .await;
+    let a = aggregate(&c, "demo-only", None).await;
+    let r = agg_action(
+        &c,
+        a,
+        json!({"set_metadata": {"metadata": {"filter_tenant_id": "demo"}}}),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        agg_action(&c, a, json!({"add_host": {"host": "fake-compute-2"}}))
+            .await
+            .status,
+        200
+    );
+    let mut ids = Vec::new();
+    for n in 0..3 {
+        let id = c.boot("demo", &format!("t-{n}"), "1").await;
+        c.wait_status("demo", &id, "ACTIVE").await;
+        assert_eq!(host_of(&c, &id).await, "fake-compute-2");
+        ids.push(id);
+    }
+    assert_allocations(&c, &ids).await;
     c.stop().await;
 }
 
