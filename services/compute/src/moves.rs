@@ -181,7 +181,8 @@ impl ComputeManager {
             .as_deref()
             .and_then(|s| s.parse().ok())
             .unwrap_or(VmState::Active);
-        self.notify_action(ctx, &inst, "resize_prep", Phase::Start, None)
+        self.notifier()
+            .instance_resize_prep(ctx, &inst, self.host(), Phase::Start, &p.flavor)
             .await;
         let node = match p.node.clone() {
             Some(n) => n,
@@ -199,7 +200,8 @@ impl ComputeManager {
         }
         .await;
         if let Err(err) = checked {
-            self.notify_action(ctx, &inst, "resize_prep", Phase::End, None)
+            self.notifier()
+                .instance_resize_prep(ctx, &inst, self.host(), Phase::End, &p.flavor)
                 .await;
             // Nova's `_revert_allocation`, then `_reschedule_resize_or_reraise`.
             if let Err(e) = revert_allocation(&me.placement, inst.uuid(), migration.uuid()).await {
@@ -280,7 +282,8 @@ impl ComputeManager {
         inst.set_migration_context(Some(migration_context(&inst, &migration)));
         me.objects.save(ctx, &mut inst).await?;
         self.claim_as(migration.uuid(), &target).await;
-        self.notify_action(ctx, &inst, "resize_prep", Phase::End, None)
+        self.notifier()
+            .instance_resize_prep(ctx, &inst, self.host(), Phase::End, &p.flavor)
             .await;
         let source = inst.host().clone().unwrap_or_default();
         let sent = self

@@ -403,6 +403,22 @@ async fn a_python_listener_receives_novas_notifications_from_nova_all_on_the_mem
     c.wait_status("demo", &id, "ACTIVE").await;
     action(json!({"reboot": {"type": "SOFT"}})).await;
     c.wait_status("demo", &id, "ACTIVE").await;
+    // Resizes: one confirmed, one reverted.
+    action(json!({"resize": {"flavorRef": "2"}})).await;
+    c.wait_status("demo", &id, "VERIFY_RESIZE").await;
+    let r = c
+        .post(
+            &format!("/v2.1/servers/{id}/action"),
+            "demo",
+            json!({"confirmResize": null}),
+        )
+        .await;
+    assert_eq!(r.status, 204, "{}", r.body);
+    c.wait_status("demo", &id, "ACTIVE").await;
+    action(json!({"resize": {"flavorRef": "3"}})).await;
+    c.wait_status("demo", &id, "VERIFY_RESIZE").await;
+    action(json!({"revertResize": null})).await;
+    c.wait_status("demo", &id, "ACTIVE").await;
     assert_eq!(
         c.delete(&format!("/v2.1/servers/{id}"), "demo")
             .await
@@ -605,6 +621,29 @@ async fn a_python_listener_receives_novas_notifications_from_nova_all_on_the_mem
     assert!(
         counts["service.create"] >= 4,
         "conductor, scheduler and two computes: {counts:?}"
+    );
+    // Two resizes (each compared with nova's samples above).
+    for (event, n) in [
+        ("instance.resize_prep.start", 2),
+        ("instance.resize_prep.end", 2),
+        ("instance.resize.start", 2),
+        ("instance.resize.end", 2),
+        ("instance.resize_finish.start", 2),
+        ("instance.resize_finish.end", 2),
+        ("instance.resize_confirm.start", 1),
+        ("instance.resize_confirm.end", 1),
+        ("instance.resize_revert.start", 1),
+        ("instance.resize_revert.end", 1),
+    ] {
+        assert_eq!(counts.get(event).copied(), Some(n), "{event}: {counts:?}");
+    }
+    let prep = seen
+        .iter()
+        .find(|n| n["event_type"] == "instance.resize_prep.start")
+        .unwrap();
+    assert_eq!(
+        prep["payload"]["nova_object.data"]["new_flavor"]["nova_object.data"]["name"],
+        "m1.small"
     );
     // The conductor announces the instance as it goes to its cell.
     let first_update = seen
