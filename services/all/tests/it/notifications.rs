@@ -419,6 +419,32 @@ async fn a_python_listener_receives_novas_notifications_from_nova_all_on_the_mem
     c.wait_status("demo", &id, "VERIFY_RESIZE").await;
     action(json!({"revertResize": null})).await;
     c.wait_status("demo", &id, "ACTIVE").await;
+    // A live migration.
+    let r = c
+        .call(
+            Method::POST,
+            &format!("/v2.1/servers/{id}/action"),
+            "admin",
+            "2.25",
+            Some(json!({"os-migrateLive": {"host": null, "block_migration": "auto"}})),
+        )
+        .await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let r = c
+            .get(
+                &format!("/v2.1/os-migrations?instance_uuid={id}&migration_type=live-migration"),
+                "admin",
+            )
+            .await;
+        if r.body["migrations"][0]["status"] == "completed" {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{}", r.body);
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    c.wait_status("demo", &id, "ACTIVE").await;
     assert_eq!(
         c.delete(&format!("/v2.1/servers/{id}"), "demo")
             .await
@@ -634,6 +660,12 @@ async fn a_python_listener_receives_novas_notifications_from_nova_all_on_the_mem
         ("instance.resize_confirm.end", 1),
         ("instance.resize_revert.start", 1),
         ("instance.resize_revert.end", 1),
+        ("instance.live_migration_pre.start", 1),
+        ("instance.live_migration_pre.end", 1),
+        ("instance.live_migration_post.start", 1),
+        ("instance.live_migration_post.end", 1),
+        ("instance.live_migration_post_dest.start", 1),
+        ("instance.live_migration_post_dest.end", 1),
     ] {
         assert_eq!(counts.get(event).copied(), Some(n), "{event}: {counts:?}");
     }
