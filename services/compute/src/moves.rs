@@ -181,7 +181,8 @@ impl ComputeManager {
             .as_deref()
             .and_then(|s| s.parse().ok())
             .unwrap_or(VmState::Active);
-        self.notify_action(ctx, &inst, "resize_prep", Phase::Start, None)
+        self.notifier()
+            .instance_resize_prep(ctx, &inst, self.host(), Phase::Start, &p.flavor)
             .await;
         let node = match p.node.clone() {
             Some(n) => n,
@@ -199,7 +200,8 @@ impl ComputeManager {
         }
         .await;
         if let Err(err) = checked {
-            self.notify_action(ctx, &inst, "resize_prep", Phase::End, None)
+            self.notifier()
+                .instance_resize_prep(ctx, &inst, self.host(), Phase::End, &p.flavor)
                 .await;
             // Nova's `_revert_allocation`, then `_reschedule_resize_or_reraise`.
             if let Err(e) = revert_allocation(&me.placement, inst.uuid(), migration.uuid()).await {
@@ -280,7 +282,8 @@ impl ComputeManager {
         inst.set_migration_context(Some(migration_context(&inst, &migration)));
         me.objects.save(ctx, &mut inst).await?;
         self.claim_as(migration.uuid(), &target).await;
-        self.notify_action(ctx, &inst, "resize_prep", Phase::End, None)
+        self.notifier()
+            .instance_resize_prep(ctx, &inst, self.host(), Phase::End, &p.flavor)
             .await;
         let source = inst.host().clone().unwrap_or_default();
         let sent = self
@@ -515,6 +518,7 @@ impl ComputeManager {
         if !same_host {
             self.drop_claim(inst.uuid()).await;
         }
+        self.drop_claim(migration.uuid()).await;
         // Whatever the driver said, the instance lives on the destination:
         // the source's allocation goes (nova's `_delete_allocation_after_move`).
         me.placement
@@ -653,6 +657,7 @@ impl ComputeManager {
             .await;
             return Err(err);
         }
+        self.drop_claim(migration.uuid()).await;
         self.claim(&inst).await;
         inst.set_migration_context(None);
         inst.set_launched_at(Some(chrono::Utc::now()));
@@ -748,6 +753,88 @@ impl ComputeManager {
                 tracing::warn!(instance = %uuid, error = %e, "cannot confirm the resize");
             }
         }
+    }
+
+    /// Nova's `_update_usage_from_migrations`: what moves in progress
+    /// hold on this host beyond its instances — an incoming move's new
+    /// flavor until the instance arrives, an outgoing (or same-host)
+    /// move's old flavor until it is confirmed or reverted — keyed by the
+    /// migration's uuid.
+    pub(crate) async fn migration_usage(
+        &self,
+    ) -> nova_objects::Result<Vec<(String, crate::resource_tracker::Usage)>> {
+        const DONE: &[&str] = &[
+            "confirmed",
+            "reverted",
+            "error",
+            "failed",
+            "completed",
+            "cancelled",
+            "done",
+        ];
+        let me = &self.inner;
+        let ctx = crate::manager::admin();
+        let mut found: Vec<Migration> = Vec::new();
+        for key in ["source_compute", "dest_compute"] {
+            let mine: Vec<Migration> = me
+                .objects
+                .list(
+                    &ctx,
+                    &nova_objects::ListQuery::new().filter(key, self.host()),
+                )
+                .await?;
+            for m in mine {
+                if !found.iter().any(|f| f.uuid() == m.uuid()) {
+                    found.push(m);
+                }
+            }
+        }
+        let mut out = Vec::new();
+        for m in found {
+            let status = m.status().clone().unwrap_or_default();
+            if DONE.contains(&status.as_str()) || m.migration_type() == "evacuation" {
+                continue;
+            }
+            let Some(uuid) = m.instance_uuid().clone() else {
+                continue;
+            };
+            let Ok(inst) = me.objects.get_by_uuid::<Instance>(&ctx, &uuid).await else {
+                continue;
+            };
+            let here = inst.host().as_deref() == Some(self.host());
+            let outgoing = m.source_compute().as_deref() == Some(self.host());
+            let incoming = m.dest_compute().as_deref() == Some(self.host());
+            let flavor = if incoming && !here {
+                inst.new_flavor()
+                    .clone()
+                    .or_else(|| Some(inst.flavor().clone()))
+            } else if outgoing && (!here || incoming) && m.migration_type() != "live-migration" {
+                // Moved away (or a same-host resize past its finish): the
+                // old flavor until confirmed or reverted.
+                let finished = matches!(
+                    status.as_str(),
+                    "post-migrating" | "finished" | "confirming" | "reverting"
+                );
+                (!here || finished).then(|| {
+                    inst.old_flavor()
+                        .clone()
+                        .unwrap_or_else(|| inst.flavor().clone())
+                })
+            } else {
+                None
+            };
+            if let Some(f) = flavor {
+                out.push((
+                    m.uuid().clone(),
+                    crate::resource_tracker::Usage {
+                        vcpus: *f.vcpus(),
+                        memory_mb: *f.memory_mb(),
+                        disk_gb: *f.root_gb() + *f.ephemeral_gb(),
+                    },
+                ));
+            }
+        }
+        Ok(out)
     }
 
     // -- Live migration.

@@ -61,11 +61,13 @@ impl ComputeManager {
         let me = &self.inner;
         let res = me.driver.host_resources().await?;
         let instances = self.instances_here().await?;
+        let moving = self.migration_usage().await?;
         let mut t = me.tracker.lock().await;
         t.claims = instances
             .iter()
             .filter(|i| i.vm_state() != &VmState::Error || i.launched_at().is_some())
             .map(|i| (i.uuid().clone(), usage_of(i)))
+            .chain(moving)
             .collect();
         t.reserved_memory_mb = res.inventories.get("MEMORY_MB").map_or(0, |i| i.reserved);
         let ctx = admin();

@@ -237,6 +237,29 @@ async fn resize_confirm_then_revert_with_nova_bookkeeping() {
     assert_eq!(rp.to_string(), src_node);
     assert_eq!(res.get("MEMORY_MB"), Some(&512));
     assert_eq!(c.usage_on(&dest, "MEMORY_MB").await, 2048);
+    // The source's resource tracker still counts the old flavor (nova's
+    // usage from migrations), also after its periodic pass.
+    c.all
+        .compute(&src)
+        .unwrap()
+        .manager
+        .update_available_resource()
+        .await
+        .unwrap();
+    let nodes: Vec<nova_objects::ComputeNode> = c
+        .all
+        .objects
+        .list(
+            &nova_service::context::admin(),
+            &ListQuery::new().filter("host", src.as_str()),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        *nodes[0].memory_mb_used(),
+        512 + 512,
+        "reserved + the old flavor"
+    );
     // The guests: the destination's runs the new size.
     assert_eq!(fake(&c, &dest).guest(&id).map(|g| g.1), Some(2048));
     // Nova's instance record during the resize.

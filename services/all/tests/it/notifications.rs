@@ -403,6 +403,48 @@ async fn a_python_listener_receives_novas_notifications_from_nova_all_on_the_mem
     c.wait_status("demo", &id, "ACTIVE").await;
     action(json!({"reboot": {"type": "SOFT"}})).await;
     c.wait_status("demo", &id, "ACTIVE").await;
+    // Resizes: one confirmed, one reverted.
+    action(json!({"resize": {"flavorRef": "2"}})).await;
+    c.wait_status("demo", &id, "VERIFY_RESIZE").await;
+    let r = c
+        .post(
+            &format!("/v2.1/servers/{id}/action"),
+            "demo",
+            json!({"confirmResize": null}),
+        )
+        .await;
+    assert_eq!(r.status, 204, "{}", r.body);
+    c.wait_status("demo", &id, "ACTIVE").await;
+    action(json!({"resize": {"flavorRef": "3"}})).await;
+    c.wait_status("demo", &id, "VERIFY_RESIZE").await;
+    action(json!({"revertResize": null})).await;
+    c.wait_status("demo", &id, "ACTIVE").await;
+    // A live migration.
+    let r = c
+        .call(
+            Method::POST,
+            &format!("/v2.1/servers/{id}/action"),
+            "admin",
+            "2.25",
+            Some(json!({"os-migrateLive": {"host": null, "block_migration": "auto"}})),
+        )
+        .await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let r = c
+            .get(
+                &format!("/v2.1/os-migrations?instance_uuid={id}&migration_type=live-migration"),
+                "admin",
+            )
+            .await;
+        if r.body["migrations"][0]["status"] == "completed" {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{}", r.body);
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    c.wait_status("demo", &id, "ACTIVE").await;
     assert_eq!(
         c.delete(&format!("/v2.1/servers/{id}"), "demo")
             .await
@@ -605,6 +647,35 @@ async fn a_python_listener_receives_novas_notifications_from_nova_all_on_the_mem
     assert!(
         counts["service.create"] >= 4,
         "conductor, scheduler and two computes: {counts:?}"
+    );
+    // Two resizes (each compared with nova's samples above).
+    for (event, n) in [
+        ("instance.resize_prep.start", 2),
+        ("instance.resize_prep.end", 2),
+        ("instance.resize.start", 2),
+        ("instance.resize.end", 2),
+        ("instance.resize_finish.start", 2),
+        ("instance.resize_finish.end", 2),
+        ("instance.resize_confirm.start", 1),
+        ("instance.resize_confirm.end", 1),
+        ("instance.resize_revert.start", 1),
+        ("instance.resize_revert.end", 1),
+        ("instance.live_migration_pre.start", 1),
+        ("instance.live_migration_pre.end", 1),
+        ("instance.live_migration_post.start", 1),
+        ("instance.live_migration_post.end", 1),
+        ("instance.live_migration_post_dest.start", 1),
+        ("instance.live_migration_post_dest.end", 1),
+    ] {
+        assert_eq!(counts.get(event).copied(), Some(n), "{event}: {counts:?}");
+    }
+    let prep = seen
+        .iter()
+        .find(|n| n["event_type"] == "instance.resize_prep.start")
+        .unwrap();
+    assert_eq!(
+        prep["payload"]["nova_object.data"]["new_flavor"]["nova_object.data"]["name"],
+        "m1.small"
     );
     // The conductor announces the instance as it goes to its cell.
     let first_update = seen

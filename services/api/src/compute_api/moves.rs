@@ -239,7 +239,7 @@ pub(crate) async fn resize(
     save_from_idle(st, &mut inst, action).await?;
     let rpc = ctx.rpc();
     st.notifier
-        .instance_update(&rpc, &inst, &old, Source::Api, &st.cfg.host)
+        .instance_update(&rpc, &inst, &old, Source::Compute, &st.cfg.host)
         .await;
     super::actions::record(
         st,
@@ -364,7 +364,7 @@ pub(crate) async fn revert_resize(st: &ApiState, ctx: &Ctx, mut inst: Instance) 
     inst.set_task_state(Some(TaskState::ResizeReverting.into()));
     save_from_idle(st, &mut inst, "revertResize").await?;
     st.notifier
-        .instance_update(&ctx.rpc(), &inst, &old, Source::Api, &st.cfg.host)
+        .instance_update(&ctx.rpc(), &inst, &old, Source::Compute, &st.cfg.host)
         .await;
     migration.obj_reset_changes();
     migration.set_status(Some("reverting".into()));
@@ -402,7 +402,7 @@ pub(crate) async fn live_migrate(
     save_from_idle(st, &mut inst, "os-migrateLive").await?;
     let rpc = ctx.rpc();
     st.notifier
-        .instance_update(&rpc, &inst, &old, Source::Api, &st.cfg.host)
+        .instance_update(&rpc, &inst, &old, Source::Compute, &st.cfg.host)
         .await;
     super::actions::record(st, ctx, inst.uuid(), names::LIVE_MIGRATION).await?;
     // `force` false: the scheduler checks the host; otherwise (forced, or

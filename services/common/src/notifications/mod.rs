@@ -53,9 +53,9 @@ pub use groups::{AggregateAction, AggregatePayload, ServerGroupPayload};
 pub use payloads::ExceptionPayload;
 use payloads::{
     AuditPeriodPayload, FlavorPayload, InstanceActionPayload, InstanceActionRebuildPayload,
-    InstanceActionRescuePayload, InstanceActionSnapshotPayload, InstanceCreatePayload,
-    InstancePayload, InstanceStateUpdatePayload, InstanceUpdatePayload, KeypairPayload, Obj,
-    PayloadObject, ServiceStatusPayload,
+    InstanceActionRescuePayload, InstanceActionResizePrepPayload, InstanceActionSnapshotPayload,
+    InstanceCreatePayload, InstancePayload, InstanceStateUpdatePayload, InstanceUpdatePayload,
+    KeypairPayload, Obj, PayloadObject, ServiceStatusPayload,
 };
 
 /// How long one send may wait for the broker before it is given up (and logged).
@@ -776,6 +776,55 @@ impl Notifier {
             format!("nova-api:{host}"),
             event,
             FlavorPayload::from_flavor(flavor),
+        )
+        .await;
+    }
+
+    /// `instance.resize_prep.<phase>` with `InstanceActionResizePrepPayload`
+    /// (legacy: `compute.instance.resize.prep.<phase>`, the new flavor's
+    /// name and id at the end).
+    pub async fn instance_resize_prep(
+        &self,
+        ctx: &RequestContext,
+        inst: &Instance,
+        host: &str,
+        phase: Phase,
+        new_flavor: &Flavor,
+    ) {
+        let extra = match phase {
+            Phase::End => json!({
+                "new_instance_type": new_flavor.name(),
+                "new_instance_type_id": new_flavor.id(),
+            }),
+            _ => Value::Null,
+        };
+        self.instance_usage(
+            ctx,
+            inst,
+            host,
+            &format!("resize.prep.{}", phase.as_str()),
+            None,
+            extra,
+        )
+        .await;
+        if !self.versioned_enabled() {
+            return;
+        }
+        let mut flavor = FlavorPayload::from_flavor(new_flavor);
+        flavor.projects = None;
+        let payload = InstanceActionResizePrepPayload {
+            action: InstanceActionPayload {
+                instance: self.instance_payload(ctx, inst),
+                fault: None,
+            },
+            new_flavor: Some(Obj(flavor)),
+        };
+        self.emit(
+            ctx,
+            Self::priority(None),
+            format!("nova-compute:{host}"),
+            &format!("instance.resize_prep.{}", phase.as_str()),
+            payload,
         )
         .await;
     }

@@ -660,3 +660,18 @@ payload!(
     "InstanceActionSnapshotPayload",
     "1.10"
 );
+
+/// `InstanceActionResizePrepPayload` 1.4: `instance.resize_prep.*`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct InstanceActionResizePrepPayload {
+    /// The action part.
+    #[serde(flatten)]
+    pub action: InstanceActionPayload,
+    /// The flavor the instance is resized to.
+    pub new_flavor: Option<Obj<FlavorPayload>>,
+}
+payload!(
+    InstanceActionResizePrepPayload,
+    "InstanceActionResizePrepPayload",
+    "1.4"
+);
