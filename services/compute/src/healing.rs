@@ -25,7 +25,7 @@ impl ComputeManager {
         tracked: &BTreeSet<String>,
     ) {
         let me = &self.inner;
-        let consumers = match me.placement.consumers_async(None, None).await {
+        let consumers = match me.placement.provider_consumers_async(node).await {
             Ok(c) => c,
             Err(e) => {
                 tracing::warn!(error = %e, "skipping removal of allocations for deleted instances");
@@ -34,8 +34,8 @@ impl ComputeManager {
         };
         let mut ctx = admin();
         ctx.set("read_deleted", "yes");
-        for (consumer, alloc) in consumers {
-            if !alloc.allocations.contains_key(node) || tracked.contains(&consumer) {
+        for consumer in consumers {
+            if tracked.contains(&consumer) {
                 continue;
             }
             let inst = match me.objects.get_by_uuid::<Instance>(&ctx, &consumer).await {

@@ -838,6 +838,23 @@ impl PlacementService for HttpPlacement {
         Ok(provider_of(&v))
     }
 
+    async fn provider_consumers_async(&self, uuid: &str) -> Result<Vec<String>> {
+        let v = self
+            .ok(
+                Method::GET,
+                &format!("/resource_providers/{}/allocations", enc(uuid)),
+                "1.39",
+                None,
+            )
+            .await?;
+        Ok(v["allocations"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .map(|(c, _)| c.clone())
+            .collect())
+    }
+
     /// Placement has no consumer listing: every provider's allocations,
     /// then each consumer's record.
     async fn consumers_async(

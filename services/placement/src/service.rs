@@ -161,6 +161,20 @@ pub trait PlacementService: Send + Sync + std::fmt::Debug {
         user_id: Option<&str>,
     ) -> Result<Vec<(String, ConsumerAllocations)>>;
 
+    /// The consumers with allocations against provider `uuid`
+    /// (`GET /resource_providers/{uuid}/allocations`; what the resource
+    /// tracker's healing reads). The default filters
+    /// [`PlacementService::consumers_async`].
+    async fn provider_consumers_async(&self, uuid: &str) -> Result<Vec<String>> {
+        Ok(self
+            .consumers_async(None, None)
+            .await?
+            .into_iter()
+            .filter(|(_, a)| a.allocations.contains_key(uuid))
+            .map(|(c, _)| c)
+            .collect())
+    }
+
     /// Records the type of a consumer that has allocations (1.38's
     /// `consumer_type`; `None`: unknown). A consumer without allocations
     /// has none to record: nothing happens.

@@ -701,6 +701,19 @@ pub(crate) async fn consumers<C: ConnectionTrait>(
     Ok(out.into_iter().collect())
 }
 
+/// The consumers with allocations against provider `rp_uuid`.
+pub(crate) async fn provider_consumers<C: ConnectionTrait>(
+    c: &C,
+    rp_uuid: &str,
+) -> Result<Vec<String>> {
+    let sql = "SELECT DISTINCT consumer_uuid FROM allocations WHERE rp_uuid = ?";
+    let mut out = Vec::new();
+    for r in &all(c, sql, vec![rp_uuid.into()]).await? {
+        out.push(get_s(r, "consumer_uuid")?);
+    }
+    Ok(out)
+}
+
 /// The custom names of `kind` registered, and (`with_used`) those in use.
 pub(crate) async fn custom_names<C: ConnectionTrait>(
     c: &C,

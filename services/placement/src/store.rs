@@ -779,6 +779,10 @@ impl PlacementService for SqlPlacement {
             .map_err(db)
     }
 
+    async fn provider_consumers_async(&self, uuid: &str) -> Result<Vec<String>> {
+        sql::provider_consumers(&self.conn, uuid).await.map_err(db)
+    }
+
     async fn set_consumer_type_async(
         &self,
         consumer: &str,

@@ -248,3 +248,35 @@ async fn after_a_restart_a_compute_that_did_not_come_back_gets_no_build() {
     }
     c.stop().await;
 }
+
+#[tokio::test]
+async fn a_server_on_a_compute_nobody_serves_is_deleted_at_once() {
+    // Its record says up for a minute more; on the memory transport no
+    // one will ever take a cast to it.
+    let c = Cluster::start(2, &[("DEFAULT", "service_down_time", "60")]).await;
+    let r = c
+        .call(
+            reqwest::Method::POST,
+            "/v2.1/servers",
+            "admin",
+            "2.74",
+            Some(json!({"server": {"name": "orphan", "flavorRef": "1",
+                "imageRef": nova_all::FAKE_IMAGE_ID, "networks": "none",
+                "hypervisor_hostname": "fake-compute-2"}})),
+        )
+        .await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    let id = r.body["server"]["id"].as_str().unwrap().to_owned();
+    c.wait_status("admin", &id, "ACTIVE").await;
+    let mut c = c;
+    c.all.stop_compute("fake-compute-2").await;
+    assert_eq!(
+        c.delete(&format!("/v2.1/servers/{id}"), "admin")
+            .await
+            .status,
+        204
+    );
+    c.wait_gone("admin", &id).await;
+    assert!(!allocated(&c, &id).await);
+    c.stop().await;
+}

@@ -15,8 +15,19 @@ use crate::auth::Ctx;
 use crate::fault::{ApiResult, Fault};
 use crate::http::admin_ctx;
 
-/// Whether the compute service of `host` is up.
+/// Whether the compute service of `host` is up: nova's service group,
+/// and, on the memory transport (every service in this process), someone
+/// serving its queue — a compute that did not start here never will
+/// take the cast, whatever its record's last heartbeat says.
 async fn compute_up(st: &ApiState, host: &str) -> bool {
+    if st
+        .rpc
+        .transport
+        .has_consumer(&format!("{}.{host}", nova_rpcapi::compute::TOPIC))
+        == Some(false)
+    {
+        return false;
+    }
     let q = ListQuery::new()
         .filter("host", host)
         .filter("binary", "nova-compute");

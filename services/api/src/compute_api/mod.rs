@@ -73,6 +73,8 @@ pub(crate) struct Rpc {
     compute: ComputeApi,
     /// Conductor compute-task RPC.
     conductor: ComputeTaskApi,
+    /// Their transport (whether a compute is served at all: memory).
+    transport: Arc<dyn Transport>,
 }
 
 impl Rpc {
@@ -84,7 +86,8 @@ impl Rpc {
     ) -> Self {
         Rpc {
             compute: ComputeApi::new(transport.clone()).version_cap(compute_cap),
-            conductor: ComputeTaskApi::new(transport),
+            conductor: ComputeTaskApi::new(transport.clone()),
+            transport,
         }
     }
 }

@@ -100,6 +100,17 @@ pub(crate) async fn semantics(p: &dyn PlacementService, first: u64) {
         Some(first + 1)
     );
     assert_eq!(p.usages_async("rp-1").await.unwrap()["VCPU"], 8);
+    assert_eq!(
+        p.provider_consumers_async("rp-1").await.unwrap(),
+        vec!["vm-1".to_owned()],
+        "the provider's consumers"
+    );
+    assert!(
+        p.provider_consumers_async("rp-x")
+            .await
+            .unwrap_or_default()
+            .is_empty()
+    );
     assert!(matches!(
         p.put_allocations_async("vm-9", &alloc("rp-x", "VCPU", 1), "p", "u", None)
             .await,
