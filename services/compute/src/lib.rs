@@ -30,6 +30,7 @@ mod actions;
 mod config;
 mod diagnostics;
 mod driver;
+mod host_ops;
 pub mod manager;
 pub mod power_sync;
 pub mod recovery;

@@ -30,6 +30,7 @@ pub(crate) mod actions;
 pub(crate) mod create;
 pub(crate) mod delete;
 pub(crate) mod diagnostics;
+pub(crate) mod host_ops;
 pub(crate) mod host_status;
 pub(crate) mod instance_actions;
 pub(crate) mod metadata;
