@@ -446,3 +446,40 @@ async fn flavor_filters_extra_spec_unset_and_the_v2_root() {
     assert_eq!(doc["version"]["links"][0]["href"], href.as_str());
     c.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scheduler_hints_at_2_100_come_from_the_request_spec_in_show_and_detail() {
+    let c = Cluster::start(1, &[]).await;
+    let r = c
+        .post(
+            "/v2.1/servers",
+            "demo",
+            json!({"server": {"name": "h", "flavorRef": "1", "imageRef": nova_all::FAKE_IMAGE_ID, "networks": "none"},
+                   "os:scheduler_hints": {"my_hint": "x"}}),
+        )
+        .await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    let hinted = r.body["server"]["id"].as_str().unwrap().to_owned();
+    let plain = c.boot("demo", "p", "1").await;
+    c.wait_status("demo", &hinted, "ACTIVE").await;
+    let r = c.get(&format!("/v2.1/servers/{hinted}"), "demo").await;
+    assert_eq!(
+        r.body["server"]["scheduler_hints"],
+        json!({"my_hint": ["x"]})
+    );
+    let r = c.get("/v2.1/servers/detail", "demo").await;
+    for s in r.body["servers"].as_array().unwrap() {
+        let want = if s["id"] == hinted.as_str() {
+            json!({"my_hint": ["x"]})
+        } else {
+            assert_eq!(s["id"], plain.as_str());
+            json!({})
+        };
+        assert_eq!(s["scheduler_hints"], want, "{s}");
+    }
+    let r = c
+        .call(Method::GET, "/v2.1/servers/detail", "demo", "2.99", None)
+        .await;
+    assert!(r.body["servers"][0].get("scheduler_hints").is_none());
+    c.stop().await;
+}

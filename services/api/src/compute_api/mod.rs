@@ -36,6 +36,7 @@ pub(crate) mod instance_actions;
 pub(crate) mod metadata;
 pub(crate) mod password;
 pub(crate) mod queries;
+pub(crate) mod sched_hints;
 pub(crate) mod tags;
 pub(crate) mod topology;
 

@@ -33,7 +33,10 @@ pub(crate) async fn show(
     if shows_host_status(&ctx, v, false) {
         compute_api::host_status::load_services(&st, std::slice::from_mut(&mut inst)).await?;
     }
-    Ok(axum::Json(json!({"server": views::server(&st, &ctx, v, &inst, true)})).into_response())
+    let mut view = [views::server(&st, &ctx, v, &inst, true)];
+    compute_api::sched_hints::fill(&st, v, &mut view).await?;
+    let [view] = view;
+    Ok(axum::Json(json!({"server": view})).into_response())
 }
 
 pub(crate) async fn update(
@@ -70,7 +73,10 @@ pub(crate) async fn update(
     if shows_host_status(&ctx, v, true) {
         compute_api::host_status::load_services(&st, std::slice::from_mut(&mut inst)).await?;
     }
-    Ok(axum::Json(json!({"server": views::server_updated(&st, &ctx, v, &inst)})).into_response())
+    let mut view = [views::server_updated(&st, &ctx, v, &inst)];
+    compute_api::sched_hints::fill(&st, v, &mut view).await?;
+    let [view] = view;
+    Ok(axum::Json(json!({"server": view})).into_response())
 }
 
 pub(crate) async fn delete(
