@@ -535,4 +535,28 @@ pub trait ComputeDriver: Send + Sync + std::fmt::Debug {
     async fn trigger_crash_dump(&self, _uuid: &str) -> Result<()> {
         unsupported("trigger_crash_dump")
     }
+
+    /// Lets the host take new instances (`"enabled"`) or not
+    /// (`"disabled"`); nova's `set_host_enabled`.
+    async fn set_host_enabled(&self, _enabled: bool) -> Result<String> {
+        unsupported("set_host_enabled")
+    }
+
+    /// Starts (`true`) or stops a maintenance window: `"on_maintenance"` /
+    /// `"off_maintenance"`; nova's `host_maintenance_mode`.
+    async fn host_maintenance_mode(&self, _host: &str, _mode: bool) -> Result<String> {
+        unsupported("host_maintenance_mode")
+    }
+
+    /// Reboots, shuts down or starts up the host; nova's
+    /// `host_power_action` (answers the action done).
+    async fn host_power_action(&self, _action: &str) -> Result<String> {
+        unsupported("host_power_action")
+    }
+
+    /// The host's uptime (the `uptime` command's output); nova's
+    /// `get_host_uptime`.
+    async fn get_host_uptime(&self) -> Result<String> {
+        unsupported("get_host_uptime")
+    }
 }

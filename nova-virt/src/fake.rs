@@ -891,4 +891,23 @@ impl ComputeDriver for FakeDriver {
             Ok(())
         })
     }
+
+    // The host-level operations answer as nova's fake driver does (it has
+    // no host to act on); it has no uptime either (`NotSupported`).
+    async fn set_host_enabled(&self, enabled: bool) -> Result<String> {
+        Ok(if enabled { "enabled" } else { "disabled" }.to_owned())
+    }
+
+    async fn host_maintenance_mode(&self, _host: &str, mode: bool) -> Result<String> {
+        Ok(if mode {
+            "on_maintenance"
+        } else {
+            "off_maintenance"
+        }
+        .to_owned())
+    }
+
+    async fn host_power_action(&self, action: &str) -> Result<String> {
+        Ok(action.to_owned())
+    }
 }

@@ -64,17 +64,23 @@ async fn query(
     let mut all: Vec<Flavor> = st.objects.list(&admin_ctx(), &ListQuery::new()).await?;
     // is_public: default True (public, plus the project's own for users);
     // "None" means all (admins); false means private only (admins).
+    // Only admins filter (nova's `_parse_is_public`: oslo's booleans,
+    // 400 for anything else); users always see the public ones and theirs.
     let is_public = get("is_public").map(str::to_ascii_lowercase);
-    match is_public.as_deref() {
-        Some("none") if ctx.is_admin() => {}
-        Some("false" | "0" | "no") if ctx.is_admin() => all.retain(|f| !*f.is_public()),
-        Some("none" | "false" | "0" | "no") => all.retain(|f| visible(ctx, f)),
-        _ => {
-            if ctx.is_admin() {
-                all.retain(|f| *f.is_public());
-            } else {
-                all.retain(|f| visible(ctx, f));
-            }
+    if !ctx.is_admin() {
+        all.retain(|f| visible(ctx, f));
+    } else {
+        match is_public.as_deref() {
+            Some("none") => {}
+            None => all.retain(|f| *f.is_public()),
+            Some(other) => match crate::http::truthy(other) {
+                Some(want) => all.retain(|f| *f.is_public() == want),
+                None => {
+                    return Err(Fault::bad_request(format!(
+                        "Invalid is_public filter [{other}]"
+                    )));
+                }
+            },
         }
     }
     if let Some(m) = get("minRam") {
@@ -421,7 +427,7 @@ pub(crate) async fn delete_extra_spec(
     f.set_extra_specs(specs);
     st.objects.save(&admin_ctx(), &mut f).await?;
     notify(&st, &ctx, &f, FlavorAction::Update).await;
-    Ok(StatusCode::ACCEPTED.into_response())
+    Ok(StatusCode::OK.into_response())
 }
 
 /// Nova's usual flavors (what devstack creates): m1.tiny … m1.xlarge.

@@ -15,6 +15,7 @@ use serde_json::{Value, json};
 use crate::ApiState;
 use crate::admin::{host_zones, hypervisor_view, services_all};
 use crate::auth::Ctx;
+use crate::compute_api::host_ops;
 use crate::fault::{ApiResult, Fault};
 use crate::http::{admin_ctx, param, require_admin};
 use crate::microversion::ApiVersion;
@@ -301,4 +302,210 @@ pub(crate) async fn servers(
         list.push(view);
     }
     Ok(axum::Json(json!({"hypervisors": list})).into_response())
+}
+
+/// The compute service of `host` (nova's `_assert_host_exists`): 404
+/// when there is none, 400 when it is down.
+async fn compute_host(st: &ApiState, host: &str) -> ApiResult<Service> {
+    let svc = services_all(st)
+        .await?
+        .into_iter()
+        .find(|s| {
+            s.binary().as_deref() == Some("nova-compute") && s.host().as_deref() == Some(host)
+        })
+        .ok_or_else(|| Fault::not_found(format!("Compute host {host} could not be found.")))?;
+    if !crate::admin::is_up(st, &svc) {
+        return Err(Fault::bad_request(format!(
+            "Compute service of {host} is unavailable at this time."
+        )));
+    }
+    Ok(svc)
+}
+
+/// A compute's answer, or nova's faults for its errors (501 when its
+/// driver cannot).
+fn host_call(r: Result<String, nova_rpc::Error>) -> ApiResult<String> {
+    r.map_err(|e| match e.remote() {
+        Some(r) if r.is("builtins", "NotImplementedError") => Fault::new(
+            axum::http::StatusCode::NOT_IMPLEMENTED,
+            "The requested functionality is not supported.",
+        ),
+        _ => Fault::internal(e),
+    })
+}
+
+fn enable_flag(v: &Value, what: &str) -> ApiResult<Option<bool>> {
+    match v {
+        Value::Null => Ok(None),
+        Value::String(s) if s.eq_ignore_ascii_case("enable") => Ok(Some(true)),
+        Value::String(s) if s.eq_ignore_ascii_case("disable") => Ok(Some(false)),
+        other => Err(Fault::bad_request(format!(
+            "Invalid input for field/attribute {what}. Value: {other}. '{other}' is not one of ['enable', 'disable']"
+        ))),
+    }
+}
+
+/// `PUT /os-hosts/{host}` (to 2.42): `status` and/or `maintenance_mode`
+/// (`enable` / `disable`), each done by the host's compute.
+pub(crate) async fn update(
+    State(st): St,
+    Extension(ctx): Extension<Ctx>,
+    Extension(v): Extension<ApiVersion>,
+    Path(host): Path<String>,
+    body: axum::body::Bytes,
+) -> ApiResult<Response> {
+    removed_at(v, 2, 43)?;
+    require_admin(&ctx, "os_compute_api:os-hosts:update")?;
+    let body = crate::http::json_body(&body)?;
+    let Some(obj) = body.as_object() else {
+        return Err(Fault::bad_request(
+            "Invalid input: the body must be an object",
+        ));
+    };
+    if let Some(k) = obj
+        .keys()
+        .find(|k| !["status", "maintenance_mode"].contains(&k.as_str()))
+    {
+        return Err(Fault::bad_request(format!(
+            "Invalid input for field/attribute request body. Additional properties are not allowed ('{k}' was unexpected)"
+        )));
+    }
+    let status = enable_flag(&body["status"], "status")?;
+    let maintenance = enable_flag(&body["maintenance_mode"], "maintenance_mode")?;
+    if status.is_none() && maintenance.is_none() {
+        return Err(Fault::bad_request(
+            "Invalid input for field/attribute request body. {} is not valid under any of the given schemas",
+        ));
+    }
+    compute_host(&st, &host).await?;
+    let mut out = json!({"host": host});
+    if let Some(enabled) = status {
+        let r = host_call(host_ops::set_enabled(&st, &ctx, &host, enabled).await)?;
+        if r != "enabled" && r != "disabled" {
+            return Err(Fault::bad_request(r));
+        }
+        out["status"] = json!(r);
+    }
+    if let Some(mode) = maintenance {
+        let r = host_call(host_ops::maintenance(&st, &ctx, &host, mode).await)?;
+        if r != "on_maintenance" && r != "off_maintenance" {
+            return Err(Fault::bad_request(r));
+        }
+        out["maintenance_mode"] = json!(r);
+    }
+    Ok(axum::Json(out).into_response())
+}
+
+async fn power_action(
+    st: &ApiState,
+    ctx: &Ctx,
+    v: ApiVersion,
+    host: &str,
+    action: &str,
+    rule: &str,
+) -> ApiResult<Response> {
+    removed_at(v, 2, 43)?;
+    require_admin(ctx, rule)?;
+    compute_host(st, host).await?;
+    let r = host_call(host_ops::power_action(st, ctx, host, action).await)?;
+    Ok(axum::Json(json!({"host": host, "power_action": r})).into_response())
+}
+
+/// `GET /os-hosts/{host}/reboot` (to 2.42).
+pub(crate) async fn reboot(
+    State(st): St,
+    Extension(ctx): Extension<Ctx>,
+    Extension(v): Extension<ApiVersion>,
+    Path(host): Path<String>,
+) -> ApiResult<Response> {
+    power_action(
+        &st,
+        &ctx,
+        v,
+        &host,
+        "reboot",
+        "os_compute_api:os-hosts:reboot",
+    )
+    .await
+}
+
+/// `GET /os-hosts/{host}/shutdown` (to 2.42).
+pub(crate) async fn shutdown(
+    State(st): St,
+    Extension(ctx): Extension<Ctx>,
+    Extension(v): Extension<ApiVersion>,
+    Path(host): Path<String>,
+) -> ApiResult<Response> {
+    power_action(
+        &st,
+        &ctx,
+        v,
+        &host,
+        "shutdown",
+        "os_compute_api:os-hosts:shutdown",
+    )
+    .await
+}
+
+/// `GET /os-hosts/{host}/startup` (to 2.42).
+pub(crate) async fn startup(
+    State(st): St,
+    Extension(ctx): Extension<Ctx>,
+    Extension(v): Extension<ApiVersion>,
+    Path(host): Path<String>,
+) -> ApiResult<Response> {
+    power_action(
+        &st,
+        &ctx,
+        v,
+        &host,
+        "startup",
+        "os_compute_api:os-hosts:start",
+    )
+    .await
+}
+
+/// `GET /os-hypervisors/{id}/uptime` (to 2.87): the hypervisor's brief
+/// view with its host's uptime as the driver reports it.
+pub(crate) async fn uptime(
+    State(st): St,
+    Extension(ctx): Extension<Ctx>,
+    Extension(v): Extension<ApiVersion>,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    removed_at(v, 2, 88)?;
+    require_admin(&ctx, "os_compute_api:os-hypervisors:uptime")?;
+    if v.at_least(2, 53) && uuid::Uuid::parse_str(&id).is_err() {
+        return Err(Fault::bad_request(format!("Invalid uuid {id}")));
+    }
+    let nodes: Vec<ComputeNode> = st.objects.list(&admin_ctx(), &ListQuery::new()).await?;
+    let not_found = || Fault::not_found(format!("Hypervisor with ID '{id}' could not be found."));
+    let node = nodes
+        .into_iter()
+        .find(|n| {
+            if v.at_least(2, 53) {
+                *n.uuid() == id
+            } else {
+                n.id().to_string() == id
+            }
+        })
+        .ok_or_else(not_found)?;
+    let host = node.host().clone().unwrap_or_default();
+    let svc = services_all(&st)
+        .await?
+        .into_iter()
+        .find(|s| {
+            s.binary().as_deref() == Some("nova-compute")
+                && s.host().as_deref() == Some(host.as_str())
+        })
+        .ok_or_else(not_found)?;
+    if !crate::admin::is_up(&st, &svc) {
+        return Err(Fault::bad_request(format!(
+            "Compute service of {host} is unavailable at this time."
+        )));
+    }
+    let up = host_call(host_ops::uptime(&st, &ctx, &host).await)?;
+    let mut view = hypervisor_view(&st, v, &node, Some(&svc), false);
+    view["uptime"] = json!(up);
+    Ok(axum::Json(json!({"hypervisor": view})).into_response())
 }

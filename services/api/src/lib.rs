@@ -361,7 +361,11 @@ pub fn router(state: Arc<ApiState>) -> Router {
         )
         // Routes nova keeps for older microversions (`hosts`).
         .route("/os-hosts", get(hosts::index))
-        .route("/os-hosts/{host}", get(hosts::show))
+        .route("/os-hosts/{host}", get(hosts::show).put(hosts::update))
+        .route("/os-hosts/{host}/reboot", get(hosts::reboot))
+        .route("/os-hosts/{host}/shutdown", get(hosts::shutdown))
+        .route("/os-hosts/{host}/startup", get(hosts::startup))
+        .route("/os-hypervisors/{id}/uptime", get(hosts::uptime))
         .route("/os-hypervisors/statistics", get(hosts::statistics))
         .route("/os-hypervisors/{id}/search", get(hosts::search))
         .route("/os-hypervisors/{id}/servers", get(hosts::servers))
@@ -405,6 +409,8 @@ pub fn router(state: Arc<ApiState>) -> Router {
     let compute = Router::new()
         .route("/", get(versions))
         .route("/v2.1/", get(version_v21))
+        .route("/v2", get(version_v20))
+        .route("/v2/", get(version_v20))
         .nest("/v2.1", v21)
         .fallback(not_found)
         .with_state(state.clone());
@@ -437,13 +443,24 @@ fn version_doc(st: &ApiState) -> serde_json::Value {
     })
 }
 
-async fn versions(State(st): St) -> Response {
-    let v20 = serde_json::json!({
+/// nova's `v2.0` document (the legacy-compatible root, deprecated).
+fn version_doc_v20(st: &ApiState) -> serde_json::Value {
+    serde_json::json!({
         "id": "v2.0", "status": "DEPRECATED", "version": "", "min_version": "",
-        "updated": "2011-01-21T11:33:21Z",
-        "links": [{"rel": "self", "href": format!("{}/v2/", st.cfg.public_url)}],
-    });
+        "updated": "2025-07-04T12:00:00Z",
+        "links": [{"rel": "self", "href": format!("{}/v2/", st.cfg.public_url)},
+                  {"rel": "describedby", "type": "text/html", "href": "https://docs.openstack.org/"}],
+        "media-types": [{"base": "application/json", "type": "application/vnd.openstack.compute+json;version=2"}],
+    })
+}
+
+async fn versions(State(st): St) -> Response {
+    let v20 = version_doc_v20(&st);
     axum::Json(serde_json::json!({"versions": [v20, version_doc(&st)]})).into_response()
+}
+
+async fn version_v20(State(st): St) -> Response {
+    axum::Json(serde_json::json!({"version": version_doc_v20(&st)})).into_response()
 }
 
 async fn version_v21(State(st): St) -> Response {

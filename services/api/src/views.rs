@@ -214,9 +214,8 @@ pub(crate) fn server(st: &ApiState, ctx: &Ctx, v: ApiVersion, i: &Instance, show
             json!(i.availability_zone()),
         );
     }
-    if v.at_least(2, 100) && show {
-        o.insert("scheduler_hints".into(), json!({}));
-    }
+    // 2.100's `scheduler_hints` come from the request specs: the handlers
+    // put them in (`compute_api::sched_hints::fill`).
     if matches!(status, "ERROR" | "DELETED")
         && let Some(f) = i.fault()
     {

@@ -44,6 +44,7 @@ mod group_policy;
 mod healing;
 mod image_cache;
 mod images;
+mod host_ops;
 pub mod manager;
 mod moves;
 pub mod power_sync;

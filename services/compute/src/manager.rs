@@ -1336,6 +1336,51 @@ impl Compute for ComputeManager {
         self.do_validate_console_port(&instance, &port, &console_type)
             .await
     }
+
+    async fn set_host_enabled(
+        &self,
+        _ctx: RequestContext,
+        enabled: bool,
+    ) -> Result<String, RemoteError> {
+        self.inner
+            .driver
+            .set_host_enabled(enabled)
+            .await
+            .map_err(crate::host_ops::remote)
+    }
+
+    async fn host_maintenance_mode(
+        &self,
+        _ctx: RequestContext,
+        host: String,
+        mode: bool,
+    ) -> Result<String, RemoteError> {
+        self.inner
+            .driver
+            .host_maintenance_mode(&host, mode)
+            .await
+            .map_err(crate::host_ops::remote)
+    }
+
+    async fn host_power_action(
+        &self,
+        _ctx: RequestContext,
+        action: String,
+    ) -> Result<String, RemoteError> {
+        self.inner
+            .driver
+            .host_power_action(&action)
+            .await
+            .map_err(crate::host_ops::remote)
+    }
+
+    async fn get_host_uptime(&self, _ctx: RequestContext) -> Result<String, RemoteError> {
+        self.inner
+            .driver
+            .get_host_uptime()
+            .await
+            .map_err(crate::host_ops::remote)
+    }
 }
 
 /// Nova's `conductor_api.wait_until_ready`: pings the conductors until

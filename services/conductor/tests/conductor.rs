@@ -538,6 +538,35 @@ impl Compute for TestCompute {
         ));
         Ok(())
     }
+
+    async fn set_host_enabled(
+        &self,
+        _ctx: RequestContext,
+        enabled: bool,
+    ) -> Result<String, RemoteError> {
+        Ok(if enabled { "enabled" } else { "disabled" }.into())
+    }
+
+    async fn host_maintenance_mode(
+        &self,
+        _ctx: RequestContext,
+        _host: String,
+        _mode: bool,
+    ) -> Result<String, RemoteError> {
+        Ok("off_maintenance".into())
+    }
+
+    async fn host_power_action(
+        &self,
+        _ctx: RequestContext,
+        action: String,
+    ) -> Result<String, RemoteError> {
+        Ok(action)
+    }
+
+    async fn get_host_uptime(&self, _ctx: RequestContext) -> Result<String, RemoteError> {
+        Ok(String::new())
+    }
 }
 
 struct World {

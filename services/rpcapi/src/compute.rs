@@ -15,7 +15,10 @@
 //!   `unpause_instance`, `suspend_instance`, `resume_instance`,
 //!   `set_admin_password`, `trigger_crash_dump`, `get_console_output`,
 //!   `rescue_instance`, `unrescue_instance`, `soft_delete_instance`,
-//!   `restore_instance`, `get_diagnostics`, `get_instance_diagnostics`;
+//!   `restore_instance`, `get_diagnostics`, `get_instance_diagnostics`,
+//!   `get_vnc_console`, `get_spice_console`, `get_serial_console`,
+//!   `get_mks_console`, `validate_console_port`, `set_host_enabled`,
+//!   `host_maintenance_mode`, `host_power_action`, `get_host_uptime`;
 //!   each also at 5.0).
 //! * 6.0 also: the move operations (`crate::compute` methods below
 //!   `terminate_instance`: resize, cold and live migration), nova's names,
@@ -30,9 +33,6 @@
 //!   `shelve_instance`, `shelve_offload_instance`, `unshelve_instance`.
 //! * 6.1 — `rebuild_instance` takes `reimage_boot_volume`.
 //! * 6.2 — `rebuild_instance` takes `target_state` (evacuate to SHUTOFF).
-//!   `restore_instance`, `get_diagnostics`, `get_instance_diagnostics`,
-//!   `get_vnc_console`, `get_spice_console`, `get_serial_console`,
-//!   `get_mks_console`, `validate_console_port`; each also at 5.0).
 //! * 6.5 — the server version Nova 34 runs (what our manager announces).
 
 use nova_objects::{
@@ -471,4 +471,25 @@ pub trait Compute {
         port: String,
         console_type: String,
     ) -> bool;
+
+    // The host-level calls of `os-hosts` and `os-hypervisors/{id}/uptime`.
+
+    /// Lets the host take new instances or not; answers the driver's
+    /// `"enabled"` / `"disabled"`.
+    #[rpc(call, server, version = "6.0", min = "5.0")]
+    async fn set_host_enabled(&self, ctx: RequestContext, enabled: bool) -> String;
+
+    /// Starts or stops the host's maintenance window; answers the
+    /// driver's `"on_maintenance"` / `"off_maintenance"`.
+    #[rpc(call, server, version = "6.0", min = "5.0")]
+    async fn host_maintenance_mode(&self, ctx: RequestContext, host: String, mode: bool) -> String;
+
+    /// Reboots, shuts down or starts up the host (`action`); answers the
+    /// action done.
+    #[rpc(call, server, version = "6.0", min = "5.0")]
+    async fn host_power_action(&self, ctx: RequestContext, action: String) -> String;
+
+    /// The host's uptime as the driver reports it (`uptime`'s output).
+    #[rpc(call, server, version = "6.0", min = "5.0")]
+    async fn get_host_uptime(&self, ctx: RequestContext) -> String;
 }

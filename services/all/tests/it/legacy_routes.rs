@@ -405,3 +405,145 @@ async fn hosts_hypervisor_routes_usage_audit_and_extensions() {
     assert_eq!(r.status, 404);
     c.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn host_updates_power_actions_and_uptime_go_to_the_compute() {
+    let c = Cluster::start(1, &[]).await;
+    let r = c
+        .call(Method::GET, "/v2.1/os-hosts", "admin", "2.1", None)
+        .await;
+    let host = r.body["hosts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["service"] == "compute")
+        .unwrap()["host_name"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let path = format!("/v2.1/os-hosts/{host}");
+    // The fake driver answers as nova's does.
+    let r = c
+        .call(
+            Method::PUT,
+            &path,
+            "admin",
+            "2.1",
+            Some(json!({"status": "disable", "maintenance_mode": "Enable"})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        r.body,
+        json!({"host": host, "status": "disabled", "maintenance_mode": "on_maintenance"})
+    );
+    for (action, want) in [
+        ("reboot", "reboot"),
+        ("shutdown", "shutdown"),
+        ("startup", "startup"),
+    ] {
+        let r = c
+            .call(
+                Method::GET,
+                &format!("{path}/{action}"),
+                "admin",
+                "2.1",
+                None,
+            )
+            .await;
+        assert_eq!(
+            r.body,
+            json!({"host": host, "power_action": want}),
+            "{action}"
+        );
+    }
+    // Refusals: bad values, nothing asked, users, unknown hosts, 2.43.
+    for body in [
+        json!({"status": "on"}),
+        json!({}),
+        json!({"other": "enable"}),
+    ] {
+        let r = c.call(Method::PUT, &path, "admin", "2.1", Some(body)).await;
+        assert_eq!(r.status, 400, "{}", r.body);
+    }
+    let r = c
+        .call(
+            Method::PUT,
+            &path,
+            "demo",
+            "2.1",
+            Some(json!({"status": "enable"})),
+        )
+        .await;
+    assert_eq!(r.status, 403);
+    let r = c
+        .call(Method::GET, &format!("{path}/reboot"), "demo", "2.1", None)
+        .await;
+    assert_eq!(r.status, 403);
+    let r = c
+        .call(
+            Method::PUT,
+            "/v2.1/os-hosts/nowhere",
+            "admin",
+            "2.1",
+            Some(json!({"status": "enable"})),
+        )
+        .await;
+    assert_eq!(r.status, 404);
+    let r = c
+        .call(
+            Method::GET,
+            "/v2.1/os-hosts/nowhere/startup",
+            "admin",
+            "2.1",
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 404);
+    let r = c
+        .call(
+            Method::GET,
+            &format!("{path}/reboot"),
+            "admin",
+            "2.43",
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 404);
+    // The fake driver has no uptime: 501, as nova's fake driver.
+    let r = c
+        .call(Method::GET, "/v2.1/os-hypervisors", "admin", "2.1", None)
+        .await;
+    let id = r.body["hypervisors"][0]["id"].clone();
+    let r = c
+        .call(
+            Method::GET,
+            &format!("/v2.1/os-hypervisors/{id}/uptime"),
+            "admin",
+            "2.1",
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 501, "{}", r.body);
+    let r = c
+        .call(
+            Method::GET,
+            &format!("/v2.1/os-hypervisors/{id}/uptime"),
+            "demo",
+            "2.1",
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 403);
+    let r = c
+        .call(
+            Method::GET,
+            "/v2.1/os-hypervisors/999/uptime",
+            "admin",
+            "2.1",
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 404);
+    c.stop().await;
+}

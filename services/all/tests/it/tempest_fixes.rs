@@ -338,3 +338,148 @@ async fn quota_sets_show_the_network_resources_below_2_36() {
     assert!(r.body["quota_set"].get("fixed_ips").is_none(), "{}", r.body);
     c.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flavor_filters_extra_spec_unset_and_the_v2_root() {
+    let c = Cluster::start(0, &[]).await;
+    let make = |name: &str, public: &str| json!({"flavor": {"name": name, "ram": 64, "vcpus": 1, "disk": 1, "os-flavor-access:is_public": public}});
+    for (name, public) in [("priv", "False"), ("pub", "True")] {
+        let r = c
+            .call(
+                Method::POST,
+                "/v2.1/flavors",
+                "admin",
+                "2.1",
+                Some(make(name, public)),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", r.body);
+    }
+    let names = |r: &crate::cluster::Reply| -> Vec<String> {
+        r.body["flavors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["name"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    for (v, has, lacks) in [
+        ("f", "priv", "pub"),
+        ("no", "priv", "pub"),
+        ("t", "pub", "priv"),
+        ("1", "pub", "priv"),
+    ] {
+        let r = c
+            .call(
+                Method::GET,
+                &format!("/v2.1/flavors/detail?is_public={v}"),
+                "admin",
+                "2.1",
+                None,
+            )
+            .await;
+        let n = names(&r);
+        assert!(
+            n.contains(&has.to_owned()) && !n.contains(&lacks.to_owned()),
+            "{v}: {n:?}"
+        );
+    }
+    let r = c
+        .call(
+            Method::GET,
+            "/v2.1/flavors?is_public=maybe",
+            "admin",
+            "2.1",
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 400);
+    // Users ignore the filter: the public ones.
+    let r = c
+        .call(
+            Method::GET,
+            "/v2.1/flavors?is_public=false",
+            "demo",
+            "2.1",
+            None,
+        )
+        .await;
+    assert!(names(&r).contains(&"pub".to_owned()));
+    // Unsetting an extra spec answers 200 (nova's default).
+    let r = c.get("/v2.1/flavors?is_public=none", "admin").await;
+    let id = r.body["flavors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["name"] == "pub")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let specs = format!("/v2.1/flavors/{id}/os-extra_specs");
+    let r = c
+        .call(
+            Method::POST,
+            &specs,
+            "admin",
+            "2.1",
+            Some(json!({"extra_specs": {"k": "v"}})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = c
+        .call(Method::DELETE, &format!("{specs}/k"), "admin", "2.1", None)
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    // The legacy v2 root: its own document, its self link the one listed.
+    let r = c.http.get(c.url("/")).send().await.unwrap();
+    let versions: Value = r.json().await.unwrap();
+    let href = versions["versions"][0]["links"][0]["href"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(href.ends_with("/v2/"), "{versions}");
+    let r = c.http.get(&href).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let doc: Value = r.json().await.unwrap();
+    assert_eq!(doc["version"]["id"], "v2.0");
+    assert_eq!(doc["version"]["links"][0]["href"], href.as_str());
+    c.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scheduler_hints_at_2_100_come_from_the_request_spec_in_show_and_detail() {
+    let c = Cluster::start(1, &[]).await;
+    let r = c
+        .post(
+            "/v2.1/servers",
+            "demo",
+            json!({"server": {"name": "h", "flavorRef": "1", "imageRef": nova_all::FAKE_IMAGE_ID, "networks": "none"},
+                   "os:scheduler_hints": {"my_hint": "x"}}),
+        )
+        .await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    let hinted = r.body["server"]["id"].as_str().unwrap().to_owned();
+    let plain = c.boot("demo", "p", "1").await;
+    c.wait_status("demo", &hinted, "ACTIVE").await;
+    let r = c.get(&format!("/v2.1/servers/{hinted}"), "demo").await;
+    assert_eq!(
+        r.body["server"]["scheduler_hints"],
+        json!({"my_hint": ["x"]})
+    );
+    let r = c.get("/v2.1/servers/detail", "demo").await;
+    for s in r.body["servers"].as_array().unwrap() {
+        let want = if s["id"] == hinted.as_str() {
+            json!({"my_hint": ["x"]})
+        } else {
+            assert_eq!(s["id"], plain.as_str());
+            json!({})
+        };
+        assert_eq!(s["scheduler_hints"], want, "{s}");
+    }
+    let r = c
+        .call(Method::GET, "/v2.1/servers/detail", "demo", "2.99", None)
+        .await;
+    assert!(r.body["servers"][0].get("scheduler_hints").is_none());
+    c.stop().await;
+}

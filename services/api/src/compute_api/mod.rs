@@ -35,6 +35,7 @@ pub(crate) mod consoles;
 pub(crate) mod create;
 pub(crate) mod delete;
 pub(crate) mod diagnostics;
+pub(crate) mod host_ops;
 pub(crate) mod host_status;
 pub(crate) mod images;
 pub(crate) mod instance_actions;
@@ -44,6 +45,7 @@ pub(crate) mod password;
 pub(crate) mod queries;
 pub(crate) mod rebuild;
 pub(crate) mod shelve;
+pub(crate) mod sched_hints;
 pub(crate) mod tags;
 pub(crate) mod topology;
 

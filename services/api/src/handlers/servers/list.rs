@@ -157,9 +157,10 @@ pub(crate) async fn detail(
     if super::show::shows_host_status(&ctx, v, false) {
         compute_api::host_status::load_services(&st, &mut all).await?;
     }
-    let servers: Vec<Value> = all
+    let mut servers: Vec<Value> = all
         .iter()
         .map(|i| views::server(&st, &ctx, v, i, false))
         .collect();
+    compute_api::sched_hints::fill(&st, v, &mut servers).await?;
     Ok(axum::Json(with_links(json!({"servers": servers}), "servers", next)).into_response())
 }

@@ -33,7 +33,9 @@ pub(crate) async fn show(
     if shows_host_status(&ctx, v, false) {
         compute_api::host_status::load_services(&st, std::slice::from_mut(&mut inst)).await?;
     }
-    let mut server = views::server(&st, &ctx, v, &inst, true);
+    let mut view = [views::server(&st, &ctx, v, &inst, true)];
+    compute_api::sched_hints::fill(&st, v, &mut view).await?;
+    let [mut server] = view;
     if v.at_least(2, 71) {
         server["server_groups"] = json!(
             crate::server_groups::of_instance(
@@ -81,7 +83,9 @@ pub(crate) async fn update(
     if shows_host_status(&ctx, v, true) {
         compute_api::host_status::load_services(&st, std::slice::from_mut(&mut inst)).await?;
     }
-    let mut server = views::server_updated(&st, &ctx, v, &inst);
+    let mut view = [views::server_updated(&st, &ctx, v, &inst)];
+    compute_api::sched_hints::fill(&st, v, &mut view).await?;
+    let [mut server] = view;
     if v.at_least(2, 71) {
         server["server_groups"] = json!(
             crate::server_groups::of_instance(
