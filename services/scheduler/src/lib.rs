@@ -11,6 +11,7 @@
 //! what it placed from its own view, as nova's HostState does.
 
 mod manager;
+mod move_claims;
 pub mod service;
 
 pub use manager::{HOST_REFRESH, SchedulerManager, scheduler_config, selection_object, serve};

@@ -9,6 +9,7 @@ mod api;
 mod boot;
 mod cli;
 mod cluster;
+mod evacuate;
 mod multiprocess;
 #[cfg(feature = "amqp")]
 mod notifications;

@@ -32,6 +32,7 @@ pub(crate) mod actions;
 pub(crate) mod create;
 pub(crate) mod delete;
 pub(crate) mod diagnostics;
+pub(crate) mod evacuate;
 pub(crate) mod host_status;
 pub(crate) mod images;
 pub(crate) mod instance_actions;
