@@ -168,6 +168,7 @@ impl ComputeManager {
         .await?;
         *me.service.lock().unwrap_or_else(|e| e.into_inner()) = Some(service.clone());
         self.update_available_resource().await?;
+        self.destroy_evacuated_instances().await;
         self.recover_instances().await;
         let dispatcher = Dispatcher::new(vec![
             Arc::new(self.clone()).endpoint(),

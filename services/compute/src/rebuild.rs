@@ -146,6 +146,11 @@ impl ComputeManager {
                 if a.recreate {
                     self.remove_node_allocation(inst.uuid()).await;
                     self.drop_claim(inst.uuid()).await;
+                    // Still the failed host's, where its allocation is.
+                    if let Some(m) = &a.migration {
+                        inst.set_host(m.source_compute().clone());
+                        inst.set_node(m.source_node().clone());
+                    }
                 }
                 let fault = match (
                     e.downcast_ref::<nova_virt::Error>(),
@@ -287,5 +292,72 @@ impl ComputeManager {
             .instance_rebuild(ctx, inst, self.host(), Phase::End, None)
             .await;
         Ok(())
+    }
+}
+
+impl ComputeManager {
+    /// Nova's `_destroy_evacuated_instances`, at start-up: the instances
+    /// evacuated from this host while it was down (their `evacuation`
+    /// Migrations from here, accepted, pre-migrating or done) lose their
+    /// guest here and their allocation on this node; the Migration ends
+    /// `completed`.
+    pub(crate) async fn destroy_evacuated_instances(&self) {
+        let me = &self.inner;
+        let ctx = nova_service::context::admin();
+        let q = nova_objects::ListQuery::new()
+            .filter("source_compute", self.host())
+            .filter("migration_type", "evacuation");
+        let migrations: Vec<Migration> = match me.objects.list(&ctx, &q).await {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot list the evacuations from this host");
+                return;
+            }
+        };
+        let Some(rp) = self.node_uuid().await else {
+            return;
+        };
+        for mut m in migrations {
+            if !matches!(
+                m.status().as_deref(),
+                Some("accepted" | "pre-migrating" | "done")
+            ) {
+                continue;
+            }
+            let Some(uuid) = m.instance_uuid().clone() else {
+                continue;
+            };
+            tracing::info!(instance = %uuid, "cleaning up an instance evacuated from this host");
+            match me.driver.destroy(&uuid).await {
+                Ok(()) | Err(nova_virt::Error::InstanceNotFound(_)) => {}
+                Err(e) => {
+                    tracing::warn!(instance = %uuid, error = %e, "cannot destroy the evacuated guest");
+                    continue;
+                }
+            }
+            self.drop_claim(&uuid).await;
+            if let Ok(current) = me.placement.allocations_async(&uuid).await {
+                let mut allocs = current.allocations.clone();
+                if allocs.remove(&Name::from(rp.as_str())).is_some()
+                    && let Err(e) = me
+                        .placement
+                        .put_allocations_async(
+                            &uuid,
+                            &allocs,
+                            &current.project_id,
+                            &current.user_id,
+                            current.consumer_generation,
+                        )
+                        .await
+                {
+                    tracing::warn!(instance = %uuid, error = %e, "cannot remove the source allocation");
+                    continue;
+                }
+            }
+            m.set_status(Some("completed".into()));
+            if let Err(e) = me.objects.save(&ctx, &mut m).await {
+                tracing::warn!(error = %e, "cannot complete the evacuation's migration");
+            }
+        }
     }
 }

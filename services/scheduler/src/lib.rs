@@ -12,6 +12,7 @@
 
 mod manager;
 mod members;
+mod move_claims;
 pub mod service;
 
 pub use manager::{HOST_REFRESH, SchedulerManager, scheduler_config, selection_object, serve};

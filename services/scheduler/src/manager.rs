@@ -221,6 +221,16 @@ impl SchedulerManager {
             .map_err(|e| {
                 RemoteError::internal("SchedulerError", format!("cannot load instances: {e}"))
             })?;
+        // Instances that hold allocations already are moving (evacuate):
+        // their claims add to what they hold.
+        let mut held = BTreeMap::new();
+        for u in instance_uuids {
+            if let Ok(a) = self.placement.allocations_async(u).await
+                && !a.allocations.is_empty()
+            {
+                held.insert(u.clone(), a);
+            }
+        }
         // Reload the view before the next try: after NoValidHost (with the
         // Placement mirror), or when Placement proposed hosts the view does
         // not have yet (a compute that registered since it was loaded).
@@ -241,6 +251,7 @@ impl SchedulerManager {
             }
             let (view, placement, req2) = (self.view.clone(), self.placement.clone(), req.clone());
             let placed2 = placed.clone();
+            let placement = crate::move_claims::MovePlacement::new(placement, held.clone());
             let out = tokio::task::spawn_blocking(move || {
                 let mut v = view.blocking_lock();
                 let View {

@@ -14,6 +14,7 @@ mod hostile;
 mod legacy_routes;
 mod metadata;
 mod moves;
+mod evacuate;
 mod multiprocess;
 #[cfg(feature = "amqp")]
 mod notifications;

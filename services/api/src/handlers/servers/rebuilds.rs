@@ -24,6 +24,7 @@ pub(crate) const NAMES: &[&str] = &[
     "shelve",
     "shelveOffload",
     "unshelve",
+    "evacuate",
 ];
 
 /// A JSON boolean or one of nova's boolean strings.
@@ -132,6 +133,36 @@ pub(crate) async fn handle(
             }
             shelve::unshelve(st, ctx, inst, r, c.token).await?;
             Ok(StatusCode::ACCEPTED.into_response())
+        }
+        "evacuate" => {
+            require_admin(ctx, "os_compute_api:os-evacuate")?;
+            let mut r = compute_api::evacuate::EvacuateRequest {
+                host: args["host"].as_str().map(str::to_owned),
+                ..Default::default()
+            };
+            if !v.at_least(2, 14) {
+                r.on_shared_storage = Some(boolean(&args["onSharedStorage"]));
+            }
+            if v.at_least(2, 29) && !v.at_least(2, 68) {
+                r.force = boolean(&args["force"]);
+            }
+            if v.at_least(2, 95) {
+                r.target_state = Some("stopped".into());
+            }
+            // Before 2.14 a password is made up when none is given.
+            let pass = match args["adminPass"].as_str() {
+                Some(p) => Some(p.to_owned()),
+                None if !v.at_least(2, 14) => Some(password()),
+                None => None,
+            };
+            r.password = pass.clone();
+            compute_api::evacuate::evacuate(st, ctx, inst, r).await?;
+            if !v.at_least(2, 14) && st.cfg.enable_instance_password {
+                return Ok(
+                    (StatusCode::OK, axum::Json(json!({ "adminPass": pass }))).into_response()
+                );
+            }
+            Ok(StatusCode::OK.into_response())
         }
         other => Err(Fault::bad_request(format!(
             "There is no such action: {other}"
