@@ -125,6 +125,8 @@ impl AllInOne {
         nova_conductor::start(runner).await?;
         // API, identity, images.
         let api = nova_api::serve::start(runner).await?;
+        // The console proxies of the enabled consoles.
+        nova_consoleproxy::start_enabled(runner).await?;
         let mut me = AllInOne {
             conf: runner.conf().clone(),
             transport: runner.transport().await?,

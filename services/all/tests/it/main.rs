@@ -9,6 +9,7 @@ mod api;
 mod boot;
 mod cli;
 mod cluster;
+mod consoles;
 mod multiprocess;
 #[cfg(feature = "amqp")]
 mod notifications;
