@@ -13,6 +13,8 @@
 //!
 //! Run with: cargo bench --bench console_proxy -- [--mib N] [--rounds N] [--base64]
 
+#![allow(clippy::unwrap_used)]
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
