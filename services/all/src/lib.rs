@@ -156,6 +156,8 @@ impl AllInOne {
         } else {
             None
         };
+        // The console proxies of the enabled consoles.
+        nova_consoleproxy::start_enabled(runner).await?;
         Ok(AllInOne {
             metadata,
             conf,

@@ -10,11 +10,12 @@ mod api;
 mod boot;
 mod cli;
 mod cluster;
+mod consoles;
+mod evacuate;
 mod hostile;
 mod legacy_routes;
 mod metadata;
 mod moves;
-mod evacuate;
 mod multiprocess;
 #[cfg(feature = "amqp")]
 mod notifications;
