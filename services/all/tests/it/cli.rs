@@ -92,40 +92,10 @@ impl Cli {
 
 #[test]
 fn the_openstack_cli_runs_against_nova_all() {
-    let Some(exe) = openstack() else { return };
-    let dir = temp_dir("cli");
-    let (port, image_port) = (free_port(), free_port());
-    let child = std::process::Command::new(env!("CARGO_BIN_EXE_nova-all"))
-        .args(["--fake-computes", "3", "--state-dir"])
-        .arg(&dir)
-        .args([
-            "--port",
-            &port.to_string(),
-            "--image-port",
-            &image_port.to_string(),
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut all = NovaAll {
-        child,
-        dir: dir.clone(),
+    let Some((all, cli)) = launch(3, &[]) else {
+        return;
     };
-    // Wait for its banner (it prints once every service is up).
-    let clouds = dir.join("clouds.yaml");
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while !clouds.exists() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "nova-all did not start"
-        );
-        if let Ok(Some(status)) = all.child.try_wait() {
-            panic!("nova-all exited: {status}");
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let cli = Cli { exe, clouds };
+    let dir = all.dir.clone();
 
     // Image, flavor, keypair.
     let img = dir.join("disk.raw");

@@ -2,13 +2,11 @@
 //! `nova-all`: `server resize` (confirm, revert), `server migrate`
 //! (confirm), `server migrate --live-migration`, `server migration list`.
 
-use std::process::Stdio;
 use std::time::Duration;
 
 use serde_json::Value;
 
-use super::{Cli, NovaAll, free_port, openstack};
-use crate::cluster::temp_dir;
+use super::Cli;
 
 fn json(cli: &Cli, args: &[&str]) -> Value {
     let mut a = args.to_vec();
@@ -38,39 +36,9 @@ fn settled(cli: &Cli, name: &str, status: &str) -> String {
 
 #[test]
 fn the_openstack_cli_resizes_and_migrates_servers() {
-    let Some(exe) = openstack() else { return };
-    let dir = temp_dir("cli-moves");
-    let (port, image_port) = (free_port(), free_port());
-    let child = std::process::Command::new(env!("CARGO_BIN_EXE_nova-all"))
-        .args(["--fake-computes", "2", "--state-dir"])
-        .arg(&dir)
-        .args([
-            "--port",
-            &port.to_string(),
-            "--image-port",
-            &image_port.to_string(),
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut all = NovaAll {
-        child,
-        dir: dir.clone(),
+    let Some((_all, cli)) = super::launch(2, &[]) else {
+        return;
     };
-    let clouds = dir.join("clouds.yaml");
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while !clouds.exists() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "nova-all did not start"
-        );
-        if let Ok(Some(status)) = all.child.try_wait() {
-            panic!("nova-all exited: {status}");
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let cli = Cli { exe, clouds };
     let status = cli.value(
         &[
             "server",

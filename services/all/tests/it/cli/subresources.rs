@@ -1,13 +1,9 @@
 //! The real `openstack` CLI on the server sub-resources: properties
 //! (metadata), tags (2.26) and the tag list filters, diagnostics, topology.
 
-use std::process::Stdio;
-use std::time::Duration;
-
 use serde_json::Value;
 
-use super::{Cli, NovaAll, free_port, openstack};
-use crate::cluster::temp_dir;
+use super::{Cli, NovaAll};
 
 impl Cli {
     /// `openstack ARGS -f json`, parsed.
@@ -21,39 +17,7 @@ impl Cli {
 
 /// `nova-all` with one fake compute, and a CLI on its clouds.yaml.
 fn start() -> Option<(NovaAll, Cli)> {
-    let exe = openstack()?;
-    let dir = temp_dir("cli-sub");
-    let (port, image_port) = (free_port(), free_port());
-    let child = std::process::Command::new(env!("CARGO_BIN_EXE_nova-all"))
-        .args(["--fake-computes", "1", "--state-dir"])
-        .arg(&dir)
-        .args([
-            "--port",
-            &port.to_string(),
-            "--image-port",
-            &image_port.to_string(),
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut all = NovaAll {
-        child,
-        dir: dir.clone(),
-    };
-    let clouds = dir.join("clouds.yaml");
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while !clouds.exists() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "nova-all did not start"
-        );
-        if let Ok(Some(status)) = all.child.try_wait() {
-            panic!("nova-all exited: {status}");
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    Some((all, Cli { exe, clouds }))
+    super::launch(1, &[])
 }
 
 fn names(list: &Value) -> Vec<String> {
