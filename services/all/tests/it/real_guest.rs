@@ -30,9 +30,14 @@ pub(crate) fn guest_dir() -> PathBuf {
 /// A cluster whose one compute is this host's libvirt (QEMU, TCG).
 pub(crate) async fn libvirt_cluster(extra: &[(&str, &str, &str)]) -> Cluster {
     let host = format!("real-guest-{}", uuid::Uuid::new_v4().simple());
+    // Clusters side by side share this host's libvirtd, each with its own
+    // database (so its own instance ids): a per-cluster prefix in
+    // nova's `instance_name_template` keeps their domain names apart.
+    let template = format!("instance-{}-%08x", &host["real-guest-".len()..][..6]);
     let mut conf: Vec<(&str, &str, &str)> = vec![
         ("DEFAULT", "compute_driver", "libvirt.LibvirtDriver"),
         ("DEFAULT", "host", host.as_str()),
+        ("DEFAULT", "instance_name_template", template.as_str()),
         ("libvirt", "virt_type", "qemu"),
         ("libvirt", "connection_uri", "qemu:///system"),
     ];
@@ -153,9 +158,13 @@ async fn a_qcow2_from_the_image_api_boots_as_a_real_guest_and_is_deleted_without
         .unwrap()
         .to_owned();
     let _reap = Reap(name.clone());
+    // `instance-<cluster>-%08x`: the template's id part, 8 hex digits.
+    let id_part = name.rsplit('-').next().unwrap_or_default();
     assert!(
-        name.starts_with("instance-") && name.len() == "instance-".len() + 8,
-        "instance_name as instance-%08x: {name}"
+        name.starts_with("instance-")
+            && id_part.len() == 8
+            && id_part.chars().all(|c| c.is_ascii_hexdigit()),
+        "instance_name as instance-<cluster>-%08x: {name}"
     );
     // Operators find the guest with virsh by the name the API shows.
     let uuid = virsh(&["domuuid", &name]);
