@@ -167,7 +167,21 @@ impl ComputeManager {
         )
         .await?;
         *me.service.lock().unwrap_or_else(|e| e.into_inner()) = Some(service.clone());
-        self.update_available_resource().await?;
+        // The first report: a Placement that is busy for a moment (a
+        // locked SQLite file, a restarting server) gets a few more tries
+        // before the compute gives up starting.
+        let mut delay = Duration::from_millis(100);
+        for attempt in 1.. {
+            match self.update_available_resource().await {
+                Ok(()) => break,
+                Err(e) if attempt < 6 => {
+                    tracing::warn!(host = %me.cfg.host, error = %format!("{e:#}"), attempt, "first resource update failed; retrying");
+                    tokio::time::sleep(delay).await;
+                    delay *= 2;
+                }
+                Err(e) => return Err(e),
+            }
+        }
         self.destroy_evacuated_instances().await;
         self.recover_instances().await;
         let dispatcher = Dispatcher::new(vec![
