@@ -98,7 +98,7 @@ pub(crate) async fn boot_guest_as(c: &Cluster, image: &str, extra: Value) -> Gue
     }
 }
 
-async fn metadata_cluster(extra: &[(&str, &str, &str)]) -> (Cluster, String) {
+pub(crate) async fn metadata_cluster(extra: &[(&str, &str, &str)]) -> (Cluster, String) {
     let mut conf = vec![
         ("DEFAULT", "enabled_apis", "osapi_compute,metadata"),
         ("DEFAULT", "metadata_listen_port", "0"),
