@@ -137,6 +137,8 @@ pub(crate) async fn start(
         client: reqwest::Client::builder()
             .timeout(Duration::from_secs(60))
             .redirect(reqwest::redirect::Policy::none())
+            // Straight to nova-api-metadata, never through an HTTP proxy.
+            .no_proxy()
             .build()?,
         upstream: upstream.trim_end_matches('/').to_owned(),
         network_id,
