@@ -1,8 +1,8 @@
 //! nova-api-metadata behind nova-network's datapath: a guest on a network
 //! built by `LinuxDatapath` asks 169.254.169.254 from its fixed address and
 //! the metadata service (`[api] use_forwarded_for`, the forwarder's
-//! `X-Forwarded-For`) answers with that instance's tree, as the guest's
-//! cloud-init sees it. The guest is a namespace of its own with a veth on
+//! `X-Forwarded-For`) answers with that instance's tree, as cloud-init's
+//! own readers see it from the guest's side. The guest is a namespace of its own with a veth on
 //! the network's bridge (a real QEMU guest on the same path:
 //! services/network/tests/it/guest.rs).
 
@@ -13,7 +13,9 @@ use nova_objects::{InstanceInfoCache, Objects};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::metadata::{boot_guest, metadata_cluster};
+use crate::metadata::{
+    boot_guest, check_cloud_init_view, cloud_init_read_in, metadata_cluster, vendor_conf,
+};
 
 fn sh(cmd: &str) -> String {
     let out = Command::new("sh").args(["-c", cmd]).output().unwrap();
@@ -50,7 +52,13 @@ async fn the_metadata_service_answers_a_guest_on_a_datapath_network_by_its_fixed
             .is_ok_and(|s| s.success()),
         "dnsmasq and curl are needed (scripts/test installs dnsmasq-base)"
     );
-    let (c, url) = metadata_cluster(&[("api", "use_forwarded_for", "true")]).await;
+    let dir = crate::cluster::temp_dir("guest-network");
+    let vpath = vendor_conf(&dir);
+    let (c, url) = metadata_cluster(&[
+        ("api", "use_forwarded_for", "true"),
+        ("api", "vendordata_jsonfile_path", &vpath),
+    ])
+    .await;
     let g = boot_guest(&c, json!({})).await;
     let id = Uuid::new_v4();
     let b = id.as_bytes();
@@ -119,6 +127,15 @@ async fn the_metadata_service_answers_a_guest_on_a_datapath_network_by_its_fixed
     assert_eq!(get("/latest/meta-data/local-ipv4"), fixed);
     let nd: Value = serde_json::from_str(&get("/openstack/latest/network_data.json")).unwrap();
     assert_eq!(nd["networks"][0]["ip_address"], fixed.as_str(), "{nd}");
+    // cloud-init's own readers, from the guest's namespace, see this instance.
+    let (ns, fixed_ip) = (gns.clone(), fixed.clone());
+    let v = tokio::task::spawn_blocking(move || {
+        cloud_init_read_in(Some(&ns), "http://169.254.169.254", &json!({}))
+    })
+    .await
+    .unwrap();
+    check_cloud_init_view(&v, &g, false);
+    assert_eq!(v["ec2"]["local-ipv4"], fixed_ip.as_str(), "{v}");
     // Another address of the network is nobody: 404.
     sh(&format!("ip -n {gns} addr add {p}.8/24 dev {inner}"));
     let code = sh(&format!(
@@ -128,4 +145,5 @@ async fn the_metadata_service_answers_a_guest_on_a_datapath_network_by_its_fixed
     assert_eq!(code, "404");
     dp.delete_network(id).await.unwrap();
     c.stop().await;
+    let _ = std::fs::remove_dir_all(dir);
 }
