@@ -65,15 +65,27 @@ pub struct BlockDevice {
     pub boot_index: Option<i32>,
 }
 
-/// A network interface of the instance (`network_info`), minimal.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// A network interface of the instance (one VIF of nova's `network_info`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Vif {
     /// Port id.
     pub id: String,
     /// MAC address.
     pub address: String,
+    /// nova's VIF type (`bridge`, `ovs`, ...); empty when unknown.
+    #[serde(default)]
+    pub vif_type: String,
     /// Bridge or network to plug into, if any.
     pub bridge: Option<String>,
+    /// The host device (`"tap"` + the first 11 characters of the port id).
+    #[serde(default)]
+    pub devname: Option<String>,
+    /// The port's fixed addresses.
+    #[serde(default)]
+    pub fixed_ips: Vec<String>,
+    /// The network's MTU, when known.
+    #[serde(default)]
+    pub mtu: Option<u32>,
 }
 
 /// What `spawn` needs: the instance, its flavor, its image, and what nova passes along.

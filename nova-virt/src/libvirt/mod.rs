@@ -15,6 +15,7 @@ pub mod config_drive;
 mod events;
 mod moves;
 mod vcpus;
+mod vif;
 pub mod xml;
 
 use std::collections::BTreeMap;
@@ -581,6 +582,10 @@ impl ComputeDriver for LibvirtDriver {
             consoles: self.console_plan(&spec.uuid)?,
         };
         let domain = domain_xml(spec, &plan);
+        if let Err(e) = self.plug_vifs(&spec.uuid, &spec.network_info).await {
+            let _ = std::fs::remove_dir_all(&dir);
+            return Err(e);
+        }
         let u = spec.uuid.clone();
         let r = self
             .blocking(move |c| {
@@ -608,6 +613,18 @@ impl ComputeDriver for LibvirtDriver {
 
     async fn destroy(&self, uuid: &str) -> Result<()> {
         let u = uuid.to_owned();
+        let taps = self
+            .blocking(move |c| {
+                let d = Self::lookup(c, &u)?;
+                let xml = d.xml_desc(0).unwrap_or_default();
+                Ok(xml::io_devices(&xml)
+                    .1
+                    .into_iter()
+                    .filter_map(|(_, tap)| tap)
+                    .collect::<Vec<_>>())
+            })
+            .await?;
+        let u = uuid.to_owned();
         self.blocking(move |c| {
             let d = Self::lookup(c, &u)?;
             if d.is_active().unwrap_or(false) {
@@ -622,6 +639,7 @@ impl ComputeDriver for LibvirtDriver {
             Ok(())
         })
         .await?;
+        self.unplug_taps(&taps).await;
         self.emit(uuid, Transition::Stopped);
         let _ = std::fs::remove_dir_all(self.instance_dir(uuid));
         self.serial_ports
@@ -632,6 +650,8 @@ impl ComputeDriver for LibvirtDriver {
     }
 
     async fn reboot(&self, uuid: &str, hard: bool) -> Result<()> {
+        // nova's hard reboot plugs the VIFs again (a soft one may end hard).
+        self.plug_defined(uuid).await?;
         let (u, wait) = (uuid.to_owned(), self.cfg.soft_reboot_timeout);
         self.blocking(move |c| {
             let d = Self::lookup(c, &u)?;
@@ -671,6 +691,7 @@ impl ComputeDriver for LibvirtDriver {
     }
 
     async fn power_on(&self, uuid: &str) -> Result<()> {
+        self.plug_defined(uuid).await?;
         let u = uuid.to_owned();
         self.blocking(move |c| {
             let d = Self::lookup(c, &u)?;
@@ -845,6 +866,7 @@ impl ComputeDriver for LibvirtDriver {
             consoles: self.console_plan(&spec.uuid)?,
         };
         let rescue_xml = domain_xml(spec, &plan);
+        self.plug_vifs(&spec.uuid, &spec.network_info).await?;
         let u = spec.uuid.clone();
         self.blocking(move |c| {
             let d = Self::lookup(c, &u)?;
@@ -884,6 +906,7 @@ impl ComputeDriver for LibvirtDriver {
             state: PowerState::Running,
             operation: "unrescue",
         })?;
+        self.plug_domain_vifs(uuid, &xml).await?;
         let u = uuid.to_owned();
         self.blocking(move |c| {
             let d = Self::lookup(c, &u)?;

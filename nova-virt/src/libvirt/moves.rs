@@ -140,6 +140,7 @@ impl LibvirtDriver {
             consoles: self.console_plan(&spec.uuid)?,
         };
         let xml = domain_xml(spec, &plan);
+        self.plug_vifs(&spec.uuid, &spec.network_info).await?;
         let u = spec.uuid.clone();
         self.blocking(move |c| {
             let d = c
@@ -186,6 +187,7 @@ impl LibvirtDriver {
             std::fs::rename(&kept, dir.join("disk"))
                 .map_err(|e| failed(OP, &spec.uuid, format!("cannot restore the disk: {e}")))?;
         }
+        self.plug_domain_vifs(&spec.uuid, &xml).await?;
         let u = spec.uuid.clone();
         self.blocking(move |c| {
             let d = c

@@ -145,12 +145,22 @@ pub fn domain_xml(spec: &InstanceSpec, plan: &DomainPlan) -> String {
     }
     for vif in &spec.network_info {
         match &vif.bridge {
-            Some(br) => x.push_str(&format!(
-                "    <interface type='bridge'>\n      <mac address='{}'/>\n      <source bridge='{}'/>\n      <model type='{}'/>\n    </interface>\n",
-                e(&vif.address),
-                e(br),
-                e(vif_model)
-            )),
+            Some(br) => {
+                // nova's bridge VIF: libvirt makes the tap and puts it on the bridge.
+                x.push_str(&format!(
+                    "    <interface type='bridge'>\n      <mac address='{}'/>\n      <source bridge='{}'/>\n",
+                    e(&vif.address),
+                    e(br)
+                ));
+                if let Some(dev) = &vif.devname {
+                    x.push_str(&format!("      <target dev='{}'/>\n", e(dev)));
+                }
+                x.push_str(&format!("      <model type='{}'/>\n", e(vif_model)));
+                if let Some(mtu) = vif.mtu {
+                    x.push_str(&format!("      <mtu size='{mtu}'/>\n"));
+                }
+                x.push_str("    </interface>\n");
+            }
             None => x.push_str(&format!(
                 "    <interface type='user'>\n      <mac address='{}'/>\n      <model type='{}'/>\n    </interface>\n",
                 e(&vif.address),
@@ -269,6 +279,21 @@ pub fn io_devices(live_xml: &str) -> (Vec<String>, Vec<IoNic>) {
     (disks, nics)
 }
 
+/// The bridges a domain's XML plugs into, with each interface's MTU:
+/// what must exist before the domain starts.
+pub fn bridges(domain_xml: &str) -> Vec<(String, Option<u32>)> {
+    domain_xml
+        .split("<interface ")
+        .skip(1)
+        .filter_map(|s| s.find("</interface>").map(|e| &s[..e]))
+        .filter_map(|i| {
+            let br = attr_of(i, "source", "bridge")?;
+            let mtu = attr_of(i, "mtu", "size").and_then(|m| m.parse().ok());
+            Some((br, mtu))
+        })
+        .collect()
+}
+
 /// `[arch, virt_type, hvm]` for every guest arch the capabilities XML offers
 /// with domain type `virt_type`.
 pub fn supported_instances(capabilities: &str, virt_type: &str) -> Vec<[String; 3]> {
@@ -380,6 +405,7 @@ mod tests {
             id: "p1".into(),
             address: "fa:16:3e:00:00:01".into(),
             bridge: Some("br-int".into()),
+            ..Vif::default()
         });
         let mut p = plan();
         p.vnc_listen = None;
@@ -393,6 +419,29 @@ mod tests {
         assert!(x.contains("<source bridge='br-int'/>"));
         assert!(x.contains("<model type='e1000'/>"));
         assert!(!x.contains("<graphics"));
+    }
+
+    #[test]
+    fn bridge_vifs_are_novas_and_their_bridges_are_read_back() {
+        let mut s = spec();
+        s.network_info.push(Vif {
+            id: "0b7e9c55-1f2a-4c3d-9e8f-112233445566".into(),
+            address: "fa:16:3e:12:34:56".into(),
+            vif_type: "bridge".into(),
+            bridge: Some("brq5d2c1b0a-9f".into()),
+            devname: Some("tap0b7e9c55-1f".into()),
+            fixed_ips: vec!["10.20.30.5".into()],
+            mtu: Some(1450),
+        });
+        let x = domain_xml(&s, &plan());
+        assert!(
+            x.contains("    <interface type='bridge'>\n      <mac address='fa:16:3e:12:34:56'/>\n      <source bridge='brq5d2c1b0a-9f'/>\n      <target dev='tap0b7e9c55-1f'/>\n      <model type='virtio'/>\n      <mtu size='1450'/>\n    </interface>\n"),
+            "{x}"
+        );
+        assert_eq!(bridges(&x), [("brq5d2c1b0a-9f".to_owned(), Some(1450))]);
+        // libvirt's own rendering (double quotes, more elements).
+        let live = "<interface type=\"bridge\"><mac address=\"fa:16:3e:12:34:56\"/><source bridge=\"brqx\"/><target dev=\"tapx\"/><model type=\"virtio\"/><alias name=\"net0\"/></interface><interface type='user'><mac address='fa:16:3e:00:00:02'/></interface>";
+        assert_eq!(bridges(live), [("brqx".to_owned(), None)]);
     }
 
     #[test]

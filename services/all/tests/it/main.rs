@@ -12,6 +12,7 @@ mod cli;
 mod cluster;
 mod consoles;
 mod evacuate;
+mod guest_network;
 mod hostile;
 mod legacy_routes;
 mod metadata;

@@ -98,7 +98,7 @@ pub(crate) async fn boot_guest_as(c: &Cluster, image: &str, extra: Value) -> Gue
     }
 }
 
-async fn metadata_cluster(extra: &[(&str, &str, &str)]) -> (Cluster, String) {
+pub(crate) async fn metadata_cluster(extra: &[(&str, &str, &str)]) -> (Cluster, String) {
     let mut conf = vec![
         ("DEFAULT", "enabled_apis", "osapi_compute,metadata"),
         ("DEFAULT", "metadata_listen_port", "0"),
@@ -113,6 +113,12 @@ async fn metadata_cluster(extra: &[(&str, &str, &str)]) -> (Cluster, String) {
 /// `url` (`headers` added to every request, as Neutron's proxy does), or
 /// against a config drive directory; prints what they read as JSON.
 pub(crate) fn cloud_init_read(source: &str, headers: &Value) -> Value {
+    cloud_init_read_in(None, source, headers)
+}
+
+/// [`cloud_init_read`] from inside the network namespace `netns` (a
+/// guest's view of the network), when given.
+pub(crate) fn cloud_init_read_in(netns: Option<&str>, source: &str, headers: &Value) -> Value {
     let python = std::env::var("NOVA_RS_PYTHON")
         .unwrap_or_else(|_| "/var/tmp/nova-rs/venv-oracles/bin/python".into());
     let script = r#"
@@ -139,7 +145,15 @@ print(json.dumps({"metadata": res["metadata"], "userdata": text(res.get("userdat
     "vendordata2": res.get("vendordata2"), "ec2": e, "ec2_userdata": text(eud),
     "version": res.get("version")}, default=str))
 "#;
-    let out = std::process::Command::new(&python)
+    let mut cmd = match netns {
+        Some(ns) => {
+            let mut c = std::process::Command::new("ip");
+            c.args(["netns", "exec", ns, &python]);
+            c
+        }
+        None => std::process::Command::new(&python),
+    };
+    let out = cmd
         .env("PYTHONPATH", "/usr/lib/python3/dist-packages")
         .args(["-c", script, source, &headers.to_string()])
         .output()
