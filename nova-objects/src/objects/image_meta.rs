@@ -345,6 +345,20 @@ impl ImageMetaProps {
                 // The field's own name wins over its legacy one.
                 continue;
             }
+            // An enum field takes only its values (nova raises on others).
+            let kind = Self::obj_class()
+                .fields
+                .iter()
+                .find(|f| f.name == field)
+                .map(|f| f.kind.name())
+                .unwrap_or_default();
+            if let Some(values) = kind.strip_prefix("Enum(").and_then(|k| k.strip_suffix(')'))
+                && !value
+                    .as_str()
+                    .is_some_and(|v| values.split(',').any(|x| x == v))
+            {
+                continue;
+            }
             for c in candidates(value) {
                 let one: Map<String, Value> = [(field.to_owned(), c.clone())].into_iter().collect();
                 if Self::obj_from_primitive(&primitive(one)).is_ok() {

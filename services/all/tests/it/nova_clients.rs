@@ -309,6 +309,8 @@ async fn nova_clients_rebuild_shelve_unshelve_and_migrate_through_our_services()
     // compute.rebuild_instance (6.2) to a new image, on the same host.
     let image = crate::rebuild::second_image(&c, "py-rebuild", &[]);
     let before = active(&c, &uuid).await;
+    // launched_at is stored to the second: a rebuild must show a later one.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     send_as_nova_api(
         &c,
         &url,
@@ -325,6 +327,12 @@ async fn nova_clients_rebuild_shelve_unshelve_and_migrate_through_our_services()
     .await;
     assert_eq!(rebuilt.image_ref().as_deref(), Some(image.as_str()));
     assert_eq!(rebuilt.host(), before.host(), "a rebuild stays on its host");
+    assert!(
+        rebuilt.launched_at() > before.launched_at(),
+        "the compute spawned the guest again: {:?} then {:?}",
+        before.launched_at(),
+        rebuilt.launched_at()
+    );
     let guest = c
         .all
         .computes
