@@ -378,6 +378,7 @@ impl Notifier {
     /// legacy `compute_task.<method>` from the conductor of `host`, after a
     /// task left instance `instance_uuid` in `state` (nova's
     /// `set_vm_state_and_notify(…, 'compute_task', method, …)`).
+    #[allow(clippy::too_many_arguments)]
     pub async fn compute_task_error(
         &self,
         ctx: &RequestContext,

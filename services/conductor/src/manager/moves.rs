@@ -277,7 +277,7 @@ impl Conductor {
         for rp in allocations.allocations.keys() {
             let (_, traits) = self
                 .placement
-                .traits_async(&rp.to_string())
+                .traits_async(rp.as_ref())
                 .await
                 .map_err(|e| e.to_string())?;
             have.extend(traits);
