@@ -236,3 +236,170 @@ fn image_meta_props_compat(
     }
     Ok(())
 }
+
+/// nova's legacy image property names and the field each stands for
+/// (`ImageMetaProps._set_attr_from_legacy_names`).
+const LEGACY_PROPS: [(&str, &str); 5] = [
+    ("architecture", "hw_architecture"),
+    ("hypervisor_type", "img_hv_type"),
+    ("vm_mode", "hw_vm_mode"),
+    ("hypervisor_version_requires", "img_hv_requested_version"),
+    ("auto_disk_config", "hw_auto_disk_config"),
+];
+
+impl ImageMeta {
+    /// nova's `ImageMeta.from_dict`: an image as the image API shows it
+    /// (Glance v2: custom properties are top-level keys) with its
+    /// properties parsed ([`ImageMetaProps::from_glance`]).
+    pub fn from_glance(img: &serde_json::Value) -> ImageMeta {
+        let s = |k: &str| img[k].as_str().unwrap_or("").to_owned();
+        let mut m = ImageMeta::new()
+            .with_id(s("id"))
+            .with_name(s("name"))
+            .with_status(s("status"))
+            .with_visibility(s("visibility"))
+            .with_owner(s("owner"))
+            .with_container_format(s("container_format"))
+            .with_disk_format(s("disk_format"))
+            .with_checksum(s("checksum"))
+            .with_size(img["size"].as_i64().unwrap_or(0))
+            .with_min_ram(img["min_ram"].as_i64().unwrap_or(0))
+            .with_min_disk(img["min_disk"].as_i64().unwrap_or(0))
+            .with_properties(ImageMetaProps::from_glance(img));
+        if let Some(p) = img["protected"].as_bool() {
+            m = m.with_protected(p);
+        }
+        if let Some(tags) = img["tags"].as_array() {
+            m = m.with_tags(
+                tags.iter()
+                    .filter_map(|t| t.as_str().map(str::to_owned))
+                    .collect::<Vec<String>>(),
+            );
+        }
+        m
+    }
+}
+
+impl ImageMetaProps {
+    /// nova's `ImageMetaProps.from_dict`: every key of `img` that names a
+    /// field (or a legacy name of one), coerced from the image API's
+    /// string to the field's type; `trait:<NAME>=required` keys become
+    /// `traits_required`. A value the field refuses is left out (nova
+    /// raises on it when the image is used).
+    pub fn from_glance(img: &serde_json::Value) -> ImageMetaProps {
+        use crate::VersionedObject;
+        use serde_json::{Map, Value, json};
+        let Some(all) = img.as_object() else {
+            return ImageMetaProps::new();
+        };
+        let primitive = |data: Map<String, Value>| {
+            json!({
+                "nova_object.name": "ImageMetaProps",
+                "nova_object.namespace": "nova",
+                "nova_object.version": Self::VERSION.to_string(),
+                "nova_object.data": data,
+            })
+        };
+        let candidates = |v: &Value| -> Vec<Value> {
+            let Some(s) = v.as_str() else {
+                return vec![v.clone()];
+            };
+            let mut c = vec![json!(s)];
+            if let Ok(i) = s.trim().parse::<i64>() {
+                c.push(json!(i));
+            }
+            if let Ok(f) = s.trim().parse::<f64>() {
+                c.push(json!(f));
+            }
+            match s.trim().to_ascii_lowercase().as_str() {
+                "true" | "yes" | "on" | "1" | "y" | "t" => c.push(json!(true)),
+                "false" | "no" | "off" | "0" | "n" | "f" => c.push(json!(false)),
+                _ => {}
+            }
+            c.push(json!(
+                s.split(',')
+                    .map(str::trim)
+                    .filter(|x| !x.is_empty())
+                    .collect::<Vec<_>>()
+            ));
+            c
+        };
+        let mut data = Map::new();
+        let mut traits: Vec<String> = Vec::new();
+        for (key, value) in all {
+            if let Some(t) = key.strip_prefix("trait:") {
+                if value.as_str() == Some("required") {
+                    traits.push(t.to_owned());
+                }
+                continue;
+            }
+            let field = LEGACY_PROPS
+                .iter()
+                .find(|(old, _)| old == key)
+                .map(|(_, new)| *new)
+                .unwrap_or(key.as_str());
+            if field == "traits_required" || Self::obj_field_index(field).is_none() {
+                continue;
+            }
+            if data.contains_key(field) && field != key {
+                // The field's own name wins over its legacy one.
+                continue;
+            }
+            // An enum field takes only its values (nova raises on others).
+            let kind = Self::obj_class()
+                .fields
+                .iter()
+                .find(|f| f.name == field)
+                .map(|f| f.kind.name())
+                .unwrap_or_default();
+            if let Some(values) = kind.strip_prefix("Enum(").and_then(|k| k.strip_suffix(')'))
+                && !value
+                    .as_str()
+                    .is_some_and(|v| values.split(',').any(|x| x == v))
+            {
+                continue;
+            }
+            for c in candidates(value) {
+                let one: Map<String, Value> = [(field.to_owned(), c.clone())].into_iter().collect();
+                if Self::obj_from_primitive(&primitive(one)).is_ok() {
+                    data.insert(field.to_owned(), c);
+                    break;
+                }
+            }
+        }
+        if !traits.is_empty() {
+            traits.sort();
+            data.insert("traits_required".into(), json!(traits));
+        }
+        Self::obj_from_primitive(&primitive(data)).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod from_glance_tests {
+    use super::*;
+    use crate::VersionedObject;
+
+    #[test]
+    fn glance_properties_become_typed_fields_and_required_traits() {
+        let img = serde_json::json!({
+            "id": "155d900f-4e14-4e4c-a73d-069cbf4541e6", "name": "i", "status": "active",
+            "architecture": "x86_64", "hw_cpu_cores": "2", "hw_boot_menu": "true",
+            "trait:CUSTOM_GOLD": "required", "trait:CUSTOM_X": "forbidden",
+            "os_distro": "debian", "not_a_field": "x", "hw_disk_bus": "floppy-disk",
+        });
+        let m = ImageMeta::from_glance(&img);
+        let p = m.properties();
+        assert_eq!(p.hw_architecture(), "x86_64");
+        assert_eq!(*p.hw_cpu_cores(), 2);
+        assert!(*p.hw_boot_menu());
+        assert_eq!(p.traits_required(), &vec!["CUSTOM_GOLD".to_owned()]);
+        assert_eq!(p.os_distro(), "debian");
+        assert!(
+            !p.obj_attr_is_set("hw_disk_bus"),
+            "an invalid enum value is left out"
+        );
+        assert!(!p.obj_attr_is_set("hw_cpu_sockets"));
+    }
+}

@@ -442,6 +442,7 @@ impl ComputeManager {
             .filter(|p| p.exists())
             .map(|p| p.display().to_string());
         let host = self.host().to_owned();
+        self.notifier().instance_exists(ctx, &inst, &host).await;
         self.notifier()
             .instance_rescue(
                 ctx,

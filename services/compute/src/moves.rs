@@ -182,6 +182,9 @@ impl ComputeManager {
             .and_then(|s| s.parse().ok())
             .unwrap_or(VmState::Active);
         self.notifier()
+            .instance_exists(ctx, &inst, self.host())
+            .await;
+        self.notifier()
             .instance_resize_prep(ctx, &inst, self.host(), Phase::Start, &p.flavor)
             .await;
         let node = match p.node.clone() {
@@ -589,6 +592,9 @@ impl ComputeManager {
     ) -> anyhow::Result<()> {
         let me = &self.inner;
         migration.obj_reset_changes();
+        self.notifier()
+            .instance_exists(ctx, &inst, self.host())
+            .await;
         let same_host = migration.source_compute() == migration.dest_compute();
         if !same_host {
             match me.driver.destroy(inst.uuid()).await {

@@ -200,6 +200,10 @@ impl ComputeManager {
     ) -> anyhow::Result<()> {
         let me = &self.inner;
         let uuid = inst.uuid().clone();
+        // nova's notify_usage_exists(current_period=True) before the image changes.
+        self.notifier()
+            .instance_exists(ctx, inst, self.host())
+            .await;
         self.notifier()
             .instance_rebuild(ctx, inst, self.host(), Phase::Start, None)
             .await;

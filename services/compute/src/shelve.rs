@@ -204,6 +204,7 @@ impl ComputeManager {
     ) -> anyhow::Result<()> {
         let me = &self.inner;
         let host = self.host().to_owned();
+        self.notifier().instance_exists(ctx, &inst, &host).await;
         self.notify_action(ctx, &inst, "shelve", Phase::Start, None)
             .await;
         let r = async {

@@ -16,7 +16,7 @@ use nova_rpcapi::conductor::{ComputeTask, TOPIC};
 use nova_rpcapi::scheduler::{Destinations, SchedulerApi};
 use nova_scheduler::placement::{Allocations, Name};
 use nova_service::cells::{CELL0_UUID, set_error};
-use nova_service::notifications::{Notifier, OldStates, Source};
+use nova_service::notifications::{ExceptionPayload, Notifier, OldStates, Source};
 use nova_service::states::{TaskState, VmState};
 use serde_json::{Value, json};
 
@@ -91,6 +91,26 @@ impl Conductor {
             .instance_update(ctx, inst, &old, Source::Conductor, me)
             .await;
         Ok(())
+    }
+
+    /// `compute_task.<method>.error` (and the legacy `compute_task.<method>`)
+    /// for a task that left `inst` in its current vm state after failing
+    /// with `class`: `message` (nova's `set_vm_state_and_notify`).
+    pub(crate) async fn notify_task_error(
+        &self,
+        ctx: &RequestContext,
+        method: &str,
+        inst: &Instance,
+        spec: Option<&RequestSpec>,
+        class: &str,
+        message: &str,
+    ) {
+        let (notifier, me) = &self.notifier;
+        let state = inst.vm_state().clone().unwrap_or_else(|| "error".into());
+        let reason = ExceptionPayload::new("nova.conductor.manager", method, class, message);
+        notifier
+            .compute_task_error(ctx, me, method, inst.uuid(), spec, &state, reason)
+            .await;
     }
 
     /// Notifies through `notifier` as the conductor of `host`.
@@ -239,17 +259,18 @@ impl ComputeTask for Conductor {
             .await
         {
             Ok(Destinations::Selections(s)) => Ok(s),
-            Ok(Destinations::Legacy(_)) => {
-                Err("the scheduler answered without Selection objects".to_owned())
-            }
+            Ok(Destinations::Legacy(_)) => Err((
+                "SchedulerError".to_owned(),
+                "the scheduler answered without Selection objects".to_owned(),
+            )),
             Err(e) => Err(e
                 .remote()
-                .map(|r| r.message.clone())
-                .unwrap_or_else(|| e.to_string())),
+                .map(|r| (r.class.clone(), r.message.clone()))
+                .unwrap_or_else(|| ("NovaException".to_owned(), e.to_string()))),
         };
         let selections = match selections {
             Ok(s) => s,
-            Err(message) => {
+            Err((class, message)) => {
                 // Nova records NoValidHost (and any scheduling failure) as a 500 fault.
                 let code = 500;
                 for mut inst in instances {
@@ -257,6 +278,18 @@ impl ComputeTask for Conductor {
                     if let Err(e) = self.set_error(&ctx, &mut inst, code, &message, None).await {
                         tracing::error!(error = %e, "cannot record the scheduling failure");
                     }
+                    let spec_i = request_specs
+                        .iter()
+                        .find(|s| s.instance_uuid() == inst.uuid());
+                    self.notify_task_error(
+                        &ctx,
+                        "build_instances",
+                        &inst,
+                        spec_i.or(Some(&spec)),
+                        &class,
+                        &message,
+                    )
+                    .await;
                     self.map_instance(&ctx, inst.uuid(), CELL0_UUID).await;
                     self.drop_build_request(&ctx, inst.uuid()).await;
                 }
@@ -440,6 +473,15 @@ impl ComputeTask for Conductor {
                     self.max_attempts
                 );
                 let _ = self.set_error(&ctx, &mut inst, 500, &msg, None).await;
+                self.notify_task_error(
+                    &ctx,
+                    "build_instances",
+                    &inst,
+                    request_spec.as_ref(),
+                    "MaxRetriesExceeded",
+                    &msg,
+                )
+                .await;
                 continue;
             }
             let mut alternates: Vec<Selection> = host_lists.get(i).cloned().unwrap_or_default();
@@ -472,6 +514,15 @@ impl ComputeTask for Conductor {
                     "Exhausted all hosts available for retrying build failures for instance {uuid}. Last exception: {last_error}"
                 );
                 let _ = self.set_error(&ctx, &mut inst, 500, &msg, None).await;
+                self.notify_task_error(
+                    &ctx,
+                    "build_instances",
+                    &inst,
+                    request_spec.as_ref(),
+                    "MaxRetriesExceeded",
+                    &msg,
+                )
+                .await;
                 continue;
             };
             inst.set_vm_state(Some(VmState::Building.into()));

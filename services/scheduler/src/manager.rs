@@ -12,6 +12,7 @@ use nova_rpc::{Dispatcher, RemoteError, RequestContext, RpcServer, Target, Trans
 use nova_rpcapi::scheduler::{Destinations, Scheduler as SchedulerRpc, TOPIC};
 use nova_scheduler::{Scheduler, SchedulerConfig, Selection};
 use nova_service::Conf;
+use nova_service::notifications::{Notifier, Phase};
 use serde_json::{Value, json};
 
 /// How old the host view may get before a request reloads it.
@@ -61,6 +62,8 @@ pub struct SchedulerManager {
     /// `[DEFAULT] default_availability_zone` (a Selection's zone for a host
     /// in none).
     default_az: String,
+    /// `scheduler.select_destinations.*` and this scheduler's host.
+    notifier: (Notifier, String),
 }
 
 use nova_service::context::admin;
@@ -93,7 +96,14 @@ impl SchedulerManager {
             cell_uuid: cell_uuid.to_owned(),
             reachability: None,
             default_az: "nova".to_owned(),
+            notifier: (Notifier::disabled(), String::new()),
         })
+    }
+
+    /// Notifies through `notifier` as the scheduler of `host`.
+    pub fn with_notifier(mut self, notifier: Notifier, host: &str) -> Self {
+        self.notifier = (notifier, host.to_owned());
+        self
     }
 
     /// Computes nobody serves on `transport` are down, whatever their
@@ -326,13 +336,20 @@ impl SchedulerManager {
 impl SchedulerRpc for SchedulerManager {
     async fn select_destinations(
         &self,
-        _ctx: RequestContext,
+        ctx: RequestContext,
         spec_obj: RequestSpec,
         instance_uuids: Vec<String>,
         return_objects: bool,
         return_alternates: bool,
     ) -> Result<Destinations, RemoteError> {
+        let (notifier, me) = &self.notifier;
+        notifier
+            .select_destinations(&ctx, me, &spec_obj, Phase::Start)
+            .await;
         let chosen = self.place(&spec_obj, &instance_uuids).await?;
+        notifier
+            .select_destinations(&ctx, me, &spec_obj, Phase::End)
+            .await;
         let zones = {
             let v = self.view.lock().await;
             crate::members::zones(&v.scheduler, &chosen, &self.default_az)

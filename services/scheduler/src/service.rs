@@ -20,6 +20,7 @@ pub async fn start(runner: &Runner) -> anyhow::Result<SchedulerManager> {
         cell1.uuid(),
     )?
     .with_reachability(transport.clone())
+    .with_notifier(runner.notifier().await?, &runner.host())
     .with_default_az(
         &runner
             .conf()

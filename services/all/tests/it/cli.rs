@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use crate::cluster::temp_dir;
 
+mod lifecycle;
 mod moves;
 mod subresources;
 mod zones;
@@ -55,6 +56,9 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// How long one `openstack` command may take (a `--wait` included).
+pub(crate) const CLI_TIMEOUT: Duration = Duration::from_secs(180);
+
 pub(crate) struct Cli {
     exe: PathBuf,
     clouds: PathBuf,
@@ -62,23 +66,50 @@ pub(crate) struct Cli {
 
 impl Cli {
     /// Runs `openstack --os-cloud nova-rs ARGS`; panics with its output
-    /// when it fails.
+    /// when it fails or takes more than [`CLI_TIMEOUT`] (it is killed).
     pub(crate) fn run(&self, args: &[&str]) -> String {
-        let out = std::process::Command::new(&self.exe)
+        let mut child = std::process::Command::new(&self.exe)
             .args(["--os-cloud", "nova-rs"])
             .args(args)
             .env("OS_CLIENT_CONFIG_FILE", &self.clouds)
             .env_remove("OS_CLOUD")
             .stdin(Stdio::null())
-            .output()
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
             .unwrap();
-        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        let read = |mut r: Box<dyn std::io::Read + Send>| {
+            std::thread::spawn(move || {
+                let mut v = Vec::new();
+                let _ = r.read_to_end(&mut v);
+                String::from_utf8_lossy(&v).into_owned()
+            })
+        };
+        let out = read(Box::new(child.stdout.take().unwrap()));
+        let err = read(Box::new(child.stderr.take().unwrap()));
+        let deadline = std::time::Instant::now() + CLI_TIMEOUT;
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break Some(status);
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                break None;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        let (stdout, stderr) = (out.join().unwrap(), err.join().unwrap());
+        let Some(status) = status else {
+            panic!(
+                "openstack {} took more than {CLI_TIMEOUT:?} and was killed\n{stdout}{stderr}",
+                args.join(" ")
+            );
+        };
         assert!(
-            out.status.success(),
-            "openstack {}: {}\n{stdout}{}",
-            args.join(" "),
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
+            status.success(),
+            "openstack {}: {status}\n{stdout}{stderr}",
+            args.join(" ")
         );
         stdout
     }

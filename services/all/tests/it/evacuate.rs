@@ -218,6 +218,24 @@ async fn evacuate_to_a_named_host_and_to_shutoff_at_2_95() {
     force_down(&c, &src, true).await;
     // 2.29 force: straight to the host, its allocation claimed there.
     let target = others[1].clone();
+    // The target is in another zone: the server follows its host there.
+    let r = c
+        .post(
+            "/v2.1/os-aggregates",
+            "admin",
+            json!({"aggregate": {"name": "ev-zone", "availability_zone": "az-ev"}}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let agg = r.body["aggregate"]["id"].as_i64().unwrap();
+    let r = c
+        .post(
+            &format!("/v2.1/os-aggregates/{agg}/action"),
+            "admin",
+            json!({"add_host": {"host": target}}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
     let r = act(
         &c,
         "admin",
@@ -227,7 +245,10 @@ async fn evacuate_to_a_named_host_and_to_shutoff_at_2_95() {
     )
     .await;
     assert_eq!(r.status, 200, "{}", r.body);
-    wait_on(&c, &id, &target, "active").await;
+    let i = wait_on(&c, &id, &target, "active").await;
+    assert_eq!(i.availability_zone().as_deref(), Some("az-ev"));
+    let r = c.get(&format!("/v2.1/servers/{id}"), "admin").await;
+    assert_eq!(r.body["server"]["OS-EXT-AZ:availability_zone"], "az-ev");
     let mut want = vec![node_of(&c, &src).await, node_of(&c, &target).await];
     want.sort();
     assert_eq!(allocated_on(&c, &id).await, want);
@@ -248,6 +269,11 @@ async fn evacuate_to_a_named_host_and_to_shutoff_at_2_95() {
     assert!(r.body.is_null(), "{}", r.body);
     let i = wait_on(&c, &id, &back, "stopped").await;
     assert_eq!(*i.power_state(), Some(4));
+    assert_eq!(
+        i.availability_zone().as_deref(),
+        Some("nova"),
+        "the default zone again"
+    );
     c.stop().await;
 }
 

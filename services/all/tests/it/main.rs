@@ -30,6 +30,7 @@ mod recovery;
 mod restore_quota;
 mod shelve;
 mod subresources;
+mod task_notifications;
 mod tempest_fixes;
 #[cfg(feature = "amqp")]
 mod vhost;

@@ -243,3 +243,160 @@ async fn nova_conductor_client_schedules_and_builds_through_our_services() {
     assert!(maps[0].cell_mapping().is_some(), "mapped to a cell");
     c.stop().await;
 }
+
+/// Polls the instance until `ok` holds (30 s).
+async fn until(c: &Cluster, uuid: &str, what: &str, ok: impl Fn(&Instance) -> bool) -> Instance {
+    for _ in 0..600 {
+        let i: Instance = c.all.objects.get_by_uuid(&admin(), uuid).await.unwrap();
+        if ok(&i) {
+            return i;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("instance {uuid} never got {what}");
+}
+
+/// Sets the states nova-api writes before it sends `method`, then has
+/// nova's own client send it with the instance as nova-api holds it.
+async fn send_as_nova_api(
+    c: &Cluster,
+    url: &str,
+    uuid: &str,
+    states: (&str, &str),
+    image_ref: Option<&str>,
+    method: &str,
+    args: Value,
+) {
+    let mut i: Instance = c.all.objects.get_by_uuid(&admin(), uuid).await.unwrap();
+    i.set_vm_state(Some(states.0.into()));
+    i.set_task_state(Some(states.1.into()));
+    if let Some(img) = image_ref {
+        i.set_image_ref(Some(img.into()));
+    }
+    c.all.objects.save(&admin(), &mut i).await.unwrap();
+    let fields = serde_json::json!({
+        "id": i.id(), "uuid": i.uuid(), "host": i.host(), "node": i.node(),
+        "vm_state": i.vm_state(), "task_state": i.task_state(), "power_state": i.power_state(),
+        "image_ref": i.image_ref(), "display_name": i.display_name(),
+        "project_id": i.project_id(), "user_id": i.user_id(), "vcpus": 1, "memory_mb": 512,
+        "root_gb": 1, "ephemeral_gb": 0, "locked": false, "metadata": {}, "system_metadata": {},
+    });
+    let out = tokio::task::spawn_blocking({
+        let (url, method) = (url.to_owned(), method.to_owned());
+        move || {
+            python(
+                &url,
+                &[
+                    "instance_action",
+                    &method,
+                    &fields.to_string(),
+                    &args.to_string(),
+                ],
+            )
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(out["sent"], method, "{out}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn nova_clients_rebuild_shelve_unshelve_and_migrate_through_our_services() {
+    let (c, vhost) = cluster_on_rabbit("py-lifecycle").await;
+    let url = vhost.url.clone();
+    let uuid = c.boot("demo", "py-life", "1").await;
+    c.wait_status("demo", &uuid, "ACTIVE").await;
+    // compute.rebuild_instance (6.2) to a new image, on the same host.
+    let image = crate::rebuild::second_image(&c, "py-rebuild", &[]);
+    let before = active(&c, &uuid).await;
+    // launched_at is stored to the second: a rebuild must show a later one.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    send_as_nova_api(
+        &c,
+        &url,
+        &uuid,
+        ("active", "rebuilding"),
+        Some(&image),
+        "compute.rebuild_instance",
+        serde_json::json!({"image_ref": image, "orig_image_ref": nova_all::FAKE_IMAGE_ID}),
+    )
+    .await;
+    let rebuilt = until(&c, &uuid, "rebuilt", |i| {
+        i.task_state().is_none() && i.vm_state().as_deref() == Some("active")
+    })
+    .await;
+    assert_eq!(rebuilt.image_ref().as_deref(), Some(image.as_str()));
+    assert_eq!(rebuilt.host(), before.host(), "a rebuild stays on its host");
+    assert!(
+        rebuilt.launched_at() > before.launched_at(),
+        "the compute spawned the guest again: {:?} then {:?}",
+        before.launched_at(),
+        rebuilt.launched_at()
+    );
+    let guest = c
+        .all
+        .computes
+        .iter()
+        .find(|h| Some(&h.host) == before.host().as_ref())
+        .unwrap()
+        .manager
+        .driver()
+        .clone();
+    assert!(guest.instance_exists(&uuid).await.unwrap());
+    // compute.shelve_offload_instance: the guest and the allocation go.
+    send_as_nova_api(
+        &c,
+        &url,
+        &uuid,
+        ("shelved", "shelving_offloading"),
+        None,
+        "compute.shelve_offload_instance",
+        serde_json::json!({}),
+    )
+    .await;
+    let offloaded = until(&c, &uuid, "shelved_offloaded", |i| {
+        i.vm_state().as_deref() == Some("shelved_offloaded") && i.task_state().is_none()
+    })
+    .await;
+    assert!(offloaded.host().is_none());
+    assert!(!guest.instance_exists(&uuid).await.unwrap());
+    let allocs = c.all.placement.allocations_async(&uuid).await.unwrap();
+    assert!(allocs.allocations.is_empty(), "offloading frees the host");
+    // conductor.unshelve_instance (1.14): scheduled again, built again.
+    send_as_nova_api(
+        &c,
+        &url,
+        &uuid,
+        ("shelved_offloaded", "unshelving"),
+        None,
+        "conductor.unshelve_instance",
+        serde_json::json!({}),
+    )
+    .await;
+    let back = active(&c, &uuid).await;
+    assert!(back.host().is_some());
+    let allocs = c.all.placement.allocations_async(&uuid).await.unwrap();
+    assert_eq!(allocs.allocations.len(), 1, "claimed again");
+    // conductor.migrate_server (a call): a cold migration to the other host.
+    let source = back.host().clone().unwrap();
+    send_as_nova_api(
+        &c,
+        &url,
+        &uuid,
+        ("active", "resize_prep"),
+        None,
+        "conductor.migrate_server",
+        serde_json::json!({}),
+    )
+    .await;
+    let moved = until(&c, &uuid, "resized", |i| {
+        i.vm_state().as_deref() == Some("resized") && i.task_state().is_none()
+    })
+    .await;
+    assert_ne!(
+        moved.host().as_deref(),
+        Some(source.as_str()),
+        "on the other host"
+    );
+    c.stop().await;
+}

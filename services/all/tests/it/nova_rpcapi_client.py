@@ -6,6 +6,10 @@ services/all/tests/it/nova_clients.rs; prints one JSON line.
   nova_rpcapi_client.py URL build_and_run_instance HOST NODE INSTANCE_ID INSTANCE_UUID
   nova_rpcapi_client.py URL schedule_and_build_instances INSTANCE_ID INSTANCE_UUID
   nova_rpcapi_client.py URL get_instance_diagnostics HOST INSTANCE_ID INSTANCE_UUID
+  nova_rpcapi_client.py URL instance_action METHOD INSTANCE_JSON [ARGS_JSON]
+    METHOD: compute.rebuild_instance, compute.shelve_offload_instance,
+    conductor.unshelve_instance, conductor.migrate_server (the instance as
+    nova-api sends it, its fields in INSTANCE_JSON)
 """
 import json
 import os
@@ -130,6 +134,41 @@ def main():
             block_device_mapping=objects.BlockDeviceMappingList(objects=[]),
             tags=objects.TagList(objects=[]))
         print(json.dumps({"cast": "schedule_and_build_instances"}))
+    elif op == "instance_action":
+        from nova.compute import rpcapi as compute_rpcapi
+        from nova.conductor import rpcapi as conductor_rpcapi
+
+        method = sys.argv[3]
+        fields = json.loads(sys.argv[4])
+        args = json.loads(sys.argv[5]) if len(sys.argv) > 5 else {}
+        inst = objects.Instance(context=ctxt, flavor=flavor, **fields)
+        inst.obj_reset_changes()
+        spec = objects.RequestSpec.from_components(
+            ctxt, inst.uuid, image, flavor, None, None, {}, None, None,
+            project_id=inst.project_id, user_id=inst.user_id,
+        )
+        spec.num_instances = 1
+        if method == "compute.rebuild_instance":
+            compute_rpcapi.ComputeAPI().rebuild_instance(
+                ctxt, instance=inst, new_pass=None, injected_files=[],
+                image_ref=args["image_ref"], orig_image_ref=args["orig_image_ref"],
+                orig_sys_metadata={}, bdms=objects.BlockDeviceMappingList(objects=[]),
+                recreate=False, on_shared_storage=False, host=inst.host, node=inst.node,
+                preserve_ephemeral=False, migration=None, limits={}, request_spec=spec,
+                accel_uuids=[], reimage_boot_volume=False, target_state=None)
+        elif method == "compute.shelve_offload_instance":
+            compute_rpcapi.ComputeAPI().shelve_offload_instance(
+                ctxt, inst, clean_shutdown=True, accel_uuids=[])
+        elif method == "conductor.unshelve_instance":
+            conductor_rpcapi.ComputeTaskAPI().unshelve_instance(ctxt, inst, request_spec=spec)
+        elif method == "conductor.migrate_server":
+            # A call: it returns once our conductor has scheduled the move.
+            conductor_rpcapi.ComputeTaskAPI().migrate_server(
+                ctxt, inst, {}, False, False, flavor, None, None,
+                clean_shutdown=True, request_spec=spec, host_list=None)
+        else:
+            raise SystemExit("unknown method %s" % method)
+        print(json.dumps({"sent": method}))
     else:
         raise SystemExit("unknown op %s" % op)
 

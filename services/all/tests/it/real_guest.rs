@@ -327,3 +327,109 @@ async fn a_config_drive_is_attached_and_cloud_init_reads_it() {
     c.stop().await;
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// The image API's record of `id` once it is `active` (60 s).
+async fn image_active(c: &Cluster, id: &str) -> Value {
+    let tok = c.token("admin").await;
+    let url = &c.all.api.image_url;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let r = c
+            .http
+            .get(format!("{url}/v2/images/{id}"))
+            .header("X-Auth-Token", &tok)
+            .send()
+            .await
+            .unwrap();
+        let img: Value = r.json().await.unwrap();
+        if img["status"] == "active" {
+            return img;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "snapshot never active: {img}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_snapshot_of_a_running_guest_is_a_qcow2_that_boots_again() {
+    let guest = guest_dir();
+    let c = libvirt_cluster(&[]).await;
+    let image = upload_image(&c, "nova-rs-guest", &guest.join("base.qcow2")).await;
+    let server = boot_active(&c, &image, json!({})).await;
+    let id = server["id"].as_str().unwrap().to_owned();
+    let _reap = Reap(
+        server["OS-EXT-SRV-ATTR:instance_name"]
+            .as_str()
+            .unwrap()
+            .to_owned(),
+    );
+    wait_console(&c, &id, "NOVA-RS GUEST BOOTED").await;
+    // createImage of the running guest (2.45: the image id in the body).
+    let r = c
+        .call(
+            reqwest::Method::POST,
+            &format!("/v2.1/servers/{id}/action"),
+            "admin",
+            "2.45",
+            Some(json!({"createImage": {"name": "real-snap", "metadata": {"purpose": "test"}}})),
+        )
+        .await;
+    assert_eq!(r.status, 202, "createImage: {}", r.body);
+    let snap = r.body["image_id"].as_str().unwrap().to_owned();
+    let img = image_active(&c, &snap).await;
+    assert_eq!(img["disk_format"], "qcow2", "{img}");
+    assert_eq!(img["image_type"], "snapshot", "{img}");
+    assert_eq!(img["instance_uuid"], json!(id), "{img}");
+    assert_eq!(img["base_image_ref"], json!(image), "{img}");
+    assert_eq!(img["purpose"], "test", "{img}");
+    // The guest runs on after the snapshot (it was paused, then resumed).
+    let r = c.get(&format!("/v2.1/servers/{id}"), "admin").await;
+    assert_eq!(r.body["server"]["status"], "ACTIVE", "{}", r.body);
+    assert_eq!(r.body["server"]["OS-EXT-STS:power_state"], 1);
+    // The upload is a self-contained qcow2 (no backing file).
+    let tok = c.token("admin").await;
+    let data = c
+        .http
+        .get(format!("{}/v2/images/{snap}/file", c.all.api.image_url))
+        .header("X-Auth-Token", &tok)
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert_eq!(&data[..4], b"QFI\xfb", "a qcow2");
+    let file = c.dir.join("snapshot-download.qcow2");
+    std::fs::write(&file, &data).unwrap();
+    let info = std::process::Command::new("qemu-img")
+        .args(["info", "--output=json"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    let info: Value = serde_json::from_slice(&info.stdout).unwrap();
+    assert!(info["backing-filename"].is_null(), "{info}");
+    assert_eq!(info["virtual-size"], json!(1u64 << 30), "{info}");
+    // A second server boots from the snapshot to the same marker.
+    let copy = boot_active(&c, &snap, json!({"name": "from-snapshot"})).await;
+    let copy_id = copy["id"].as_str().unwrap().to_owned();
+    let _reap_copy = Reap(
+        copy["OS-EXT-SRV-ATTR:instance_name"]
+            .as_str()
+            .unwrap()
+            .to_owned(),
+    );
+    wait_console(&c, &copy_id, "NOVA-RS GUEST BOOTED").await;
+    for s in [&id, &copy_id] {
+        assert_eq!(
+            c.delete(&format!("/v2.1/servers/{s}"), "admin")
+                .await
+                .status,
+            204
+        );
+        c.wait_gone("admin", s).await;
+    }
+    c.stop().await;
+}

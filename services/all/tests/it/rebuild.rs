@@ -30,7 +30,7 @@ async fn act(c: &Cluster, user: &str, mv: &str, id: &str, body: Value) -> Reply 
 }
 
 /// A second public, active image; its id.
-fn second_image(c: &Cluster, name: &str, extra: &[(&str, Value)]) -> String {
+pub(crate) fn second_image(c: &Cluster, name: &str, extra: &[(&str, Value)]) -> String {
     let admin = nova_api::Ctx {
         user_id: "admin".into(),
         project_id: "admin".into(),

@@ -355,20 +355,10 @@ async fn requested_destination(st: &ApiState, r: &CreateRequest) -> ApiResult<Op
     ))
 }
 
+/// The image (Glance's view) as nova's `ImageMeta` for a request spec
+/// (nova's `ImageMeta.from_dict`, its properties parsed).
 fn image_meta(img: &Value) -> ImageMeta {
-    let s = |k: &str| img[k].as_str().unwrap_or("").to_owned();
-    ImageMeta::new()
-        .with_id(s("id"))
-        .with_name(s("name"))
-        .with_status(s("status"))
-        .with_visibility(s("visibility"))
-        .with_owner(s("owner"))
-        .with_container_format(s("container_format"))
-        .with_disk_format(s("disk_format"))
-        .with_checksum(s("checksum"))
-        .with_size(img["size"].as_i64().unwrap_or(0))
-        .with_min_ram(img["min_ram"].as_i64().unwrap_or(0))
-        .with_min_disk(img["min_disk"].as_i64().unwrap_or(0))
+    ImageMeta::from_glance(img)
 }
 
 /// A hostname from a display name (nova's `sanitize_hostname`).

@@ -37,6 +37,7 @@ mod groups;
 pub mod legacy;
 mod moves;
 pub mod payloads;
+mod tasks;
 
 use std::fmt;
 use std::sync::Arc;
@@ -56,6 +57,10 @@ use payloads::{
     InstanceActionRescuePayload, InstanceActionResizePrepPayload, InstanceActionSnapshotPayload,
     InstanceCreatePayload, InstancePayload, InstanceStateUpdatePayload, InstanceUpdatePayload,
     KeypairPayload, Obj, PayloadObject, ServiceStatusPayload,
+};
+pub use tasks::{
+    ComputeTaskPayload, ImageMetaPayload, ImageMetaPropsPayload, InstanceExistsPayload,
+    RequestSpecPayload,
 };
 
 /// How long one send may wait for the broker before it is given up (and logged).

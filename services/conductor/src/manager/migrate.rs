@@ -125,6 +125,16 @@ impl Conductor {
         notifier
             .instance_update(ctx, inst, &old, Source::Conductor, me)
             .await;
+        let spec = self.spec_of(ctx, inst).await;
+        self.notify_task_error(
+            ctx,
+            "migrate_server",
+            inst,
+            Some(&spec),
+            why.class,
+            &why.message,
+        )
+        .await;
     }
 
     /// Nova's `MigrationTask._execute` (and `_reschedule`), then

@@ -1,7 +1,9 @@
 //! The conductor's rebuild task (nova's
 //! `ComputeTaskManager.rebuild_instance`), for rebuilds and evacuations.
 
-use nova_objects::{Instance, RequestSpec, Selection};
+use std::collections::BTreeSet;
+
+use nova_objects::{Instance, RequestSpec, Selection, VersionedObject};
 use nova_rpc::RequestContext;
 use nova_rpcapi::scheduler::Destinations;
 use nova_service::instance_actions;
@@ -76,7 +78,8 @@ impl Conductor {
                     .await
                 {
                     self.migration_error(ctx, &mut migration).await;
-                    self.rebuild_failed(ctx, &mut inst, &msg).await;
+                    self.rebuild_failed(ctx, &mut inst, spec.as_ref(), &msg)
+                        .await;
                     anyhow::bail!(msg);
                 }
                 node = self.node_of(ctx, h).await;
@@ -95,7 +98,18 @@ impl Conductor {
             }
             s.set_project_id(inst.project_id().clone());
             s.set_user_id(inst.user_id().clone());
-            match self.schedule_one(ctx, s, &uuid).await {
+            // A rebuild to a new image on the same host: the image's required
+            // traits must be on the providers the instance already uses.
+            let traits_ok = if !r.recreate && r.orig_image_ref != r.image_ref {
+                self.validate_image_traits_for_rebuild(&inst, s).await
+            } else {
+                Ok(())
+            };
+            let scheduled = match traits_ok {
+                Ok(()) => self.schedule_one(ctx, s, &uuid).await,
+                Err(msg) => Err(msg),
+            };
+            match scheduled {
                 Ok(sel) => {
                     host = Some(sel.service_host().clone());
                     node = Some(sel.nodename().clone());
@@ -108,7 +122,8 @@ impl Conductor {
                         inst.set_image_ref(Some(orig.clone()));
                         let _ = self.objects.save(ctx, &mut inst).await;
                     }
-                    self.rebuild_failed(ctx, &mut inst, &msg).await;
+                    self.rebuild_failed(ctx, &mut inst, spec.as_ref(), &msg)
+                        .await;
                     anyhow::bail!(msg);
                 }
             }
@@ -118,6 +133,20 @@ impl Conductor {
         notifier
             .instance_rebuild_scheduled(ctx, &inst, Source::Conductor, me)
             .await;
+        // nova: the instance's zone is its (new) host's, before the cast
+        // (an evacuation may land in another zone).
+        match crate::groups::host_availability_zone(&self.objects, ctx, &host, &self.default_az)
+            .await
+        {
+            Ok(az) if inst.availability_zone().as_deref() != Some(az.as_str()) => {
+                inst.set_availability_zone(Some(az));
+                if let Err(e) = self.objects.save(ctx, &mut inst).await {
+                    tracing::warn!(instance = %uuid, error = %e, "cannot record the availability zone");
+                }
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(instance = %uuid, error = %e, "cannot find the host's zone"),
+        }
         if r.recreate
             && let Some(m) = migration.as_mut()
         {
@@ -179,11 +208,84 @@ impl Conductor {
     }
 
     /// Nova's `_set_vm_state_and_notify(…, 'rebuild_server', ERROR)`.
-    async fn rebuild_failed(&self, ctx: &RequestContext, inst: &mut Instance, msg: &str) {
+    async fn rebuild_failed(
+        &self,
+        ctx: &RequestContext,
+        inst: &mut Instance,
+        spec: Option<&RequestSpec>,
+        msg: &str,
+    ) {
         tracing::warn!(instance = %inst.uuid(), reason = %msg, "rebuild failed");
         if let Err(e) = self.set_error(ctx, inst, 500, msg, None).await {
             tracing::error!(error = %e, "cannot record the rebuild failure");
         }
+        let class = if msg.starts_with("No valid host") {
+            "NoValidHost"
+        } else {
+            "NovaException"
+        };
+        self.notify_task_error(ctx, "rebuild_server", inst, spec, class, msg)
+            .await;
+    }
+
+    /// nova's `_validate_image_traits_for_rebuild`: the traits the new image
+    /// requires (`trait:<NAME>=required`) may not be forbidden by the
+    /// flavor and must be on the providers of the instance's allocations;
+    /// otherwise the NoValidHost message.
+    async fn validate_image_traits_for_rebuild(
+        &self,
+        inst: &Instance,
+        spec: &RequestSpec,
+    ) -> Result<(), String> {
+        let Some(image) = spec
+            .image()
+            .as_ref()
+            .filter(|_| spec.obj_attr_is_set("image"))
+        else {
+            return Ok(());
+        };
+        if !image.obj_attr_is_set("properties")
+            || !image.properties().obj_attr_is_set("traits_required")
+        {
+            return Ok(());
+        }
+        let wanted: BTreeSet<String> = image
+            .properties()
+            .traits_required()
+            .iter()
+            .cloned()
+            .collect();
+        if wanted.is_empty() {
+            return Ok(());
+        }
+        let forbidden: BTreeSet<String> = inst
+            .flavor()
+            .extra_specs()
+            .iter()
+            .filter(|(k, v)| k.starts_with("trait") && v.as_str() == "forbidden")
+            .filter_map(|(k, _)| k.split_once(':').map(|(_, t)| t.to_owned()))
+            .collect();
+        if !wanted.is_disjoint(&forbidden) {
+            return Err("No valid host was found. Image traits are part of forbidden traits in flavor associated with the server. Either specify a different image during rebuild or create a new server with the specified image and a compatible flavor.".to_owned());
+        }
+        let allocations = self
+            .placement
+            .allocations_async(inst.uuid())
+            .await
+            .map_err(|e| e.to_string())?;
+        let mut have = BTreeSet::new();
+        for rp in allocations.allocations.keys() {
+            let (_, traits) = self
+                .placement
+                .traits_async(rp.as_ref())
+                .await
+                .map_err(|e| e.to_string())?;
+            have.extend(traits);
+        }
+        if !wanted.is_subset(&have) {
+            return Err("No valid host was found. Image traits cannot be satisfied by the current resource providers. Either specify a different image during rebuild or create a new server with the specified image.".to_owned());
+        }
+        Ok(())
     }
 
     /// The node of `host`'s compute (its first ComputeNode).
