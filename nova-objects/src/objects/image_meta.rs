@@ -236,3 +236,158 @@ fn image_meta_props_compat(
     }
     Ok(())
 }
+
+impl ImageMeta {
+    /// nova's `ImageMeta.from_dict`: an image as the image service shows
+    /// it (Glance v2: custom properties as top-level keys, or nova's own
+    /// dict with them under `properties`) with the fields it has set; the
+    /// properties that are `ImageMetaProps` fields become those fields,
+    /// coerced from Glance's strings as nova's field types coerce them
+    /// (a value a field cannot take is left out; other keys are ignored,
+    /// as nova ignores them).
+    pub fn from_dict(img: &serde_json::Value) -> ImageMeta {
+        use serde_json::Value;
+        let mut m = ImageMeta::new();
+        let s = |k: &str| img.get(k).and_then(Value::as_str).map(str::to_owned);
+        let n = |k: &str| img.get(k).and_then(Value::as_i64);
+        if let Some(v) = s("id") {
+            m.set_id(v);
+        }
+        if let Some(v) = s("name") {
+            m.set_name(v);
+        }
+        if let Some(v) = s("status") {
+            m.set_status(v);
+        }
+        if let Some(v) = s("visibility") {
+            m.set_visibility(v);
+        }
+        if let Some(v) = img.get("protected").and_then(Value::as_bool) {
+            m.set_protected(v);
+        }
+        if let Some(v) = s("checksum") {
+            m.set_checksum(v);
+        }
+        if let Some(v) = s("owner") {
+            m.set_owner(v);
+        }
+        if let Some(v) = n("size") {
+            m.set_size(v);
+        }
+        if let Some(v) = n("virtual_size") {
+            m.set_virtual_size(v);
+        }
+        if let Some(v) = s("container_format") {
+            m.set_container_format(v);
+        }
+        if let Some(v) = s("disk_format") {
+            m.set_disk_format(v);
+        }
+        if let Some(v) = s("created_at").and_then(|t| crate::field::parse_datetime(&t)) {
+            m.set_created_at(Some(v));
+        }
+        if let Some(v) = s("updated_at").and_then(|t| crate::field::parse_datetime(&t)) {
+            m.set_updated_at(Some(v));
+        }
+        if let Some(tags) = img.get("tags").and_then(Value::as_array) {
+            m.set_tags(
+                tags.iter()
+                    .filter_map(|t| t.as_str().map(str::to_owned))
+                    .collect::<Vec<_>>(),
+            );
+        }
+        if let Some(v) = s("direct_url") {
+            m.set_direct_url(v);
+        }
+        m.set_min_ram(n("min_ram").unwrap_or(0));
+        m.set_min_disk(n("min_disk").unwrap_or(0));
+        let props = match img.get("properties") {
+            Some(Value::Object(p)) => p.clone(),
+            _ => img.as_object().cloned().unwrap_or_default(),
+        };
+        m.set_properties(ImageMetaProps::from_properties(&props));
+        m
+    }
+}
+
+impl ImageMetaProps {
+    /// The `ImageMetaProps` fields among `props` (nova's
+    /// `ImageMetaProps.from_dict`), each coerced to its field's type.
+    pub fn from_properties(props: &serde_json::Map<String, serde_json::Value>) -> ImageMetaProps {
+        use crate::VersionedObject;
+        use serde_json::{Value, json};
+        let class = ImageMetaProps::obj_class();
+        let mut data = serde_json::Map::new();
+        for f in class.fields {
+            let Some(v) = props.get(f.name) else { continue };
+            let kind = f.kind.name();
+            let coerced = match (kind.as_str(), v) {
+                ("Integer" | "NonNegativeInteger", Value::String(s)) => {
+                    s.trim().parse::<i64>().ok().map(Value::from)
+                }
+                ("Float" | "NonNegativeFloat", Value::String(s)) => {
+                    s.trim().parse::<f64>().ok().map(Value::from)
+                }
+                // oslo's `bool_from_string`.
+                ("Boolean" | "FlexibleBoolean", Value::String(s)) => Some(Value::Bool(matches!(
+                    s.trim().to_ascii_lowercase().as_str(),
+                    "1" | "t" | "true" | "on" | "y" | "yes"
+                ))),
+                (_, v) => Some(v.clone()),
+            };
+            let Some(coerced) = coerced else { continue };
+            if let Some(values) = kind.strip_prefix("Enum(").and_then(|k| k.strip_suffix(')'))
+                && !coerced
+                    .as_str()
+                    .is_some_and(|c| values.split(',').any(|v| v == c))
+            {
+                continue;
+            }
+            // Keep it only if the field takes it (an enum's values, …).
+            let one = json!({
+                "nova_object.name": class.name,
+                "nova_object.namespace": "nova",
+                "nova_object.version": class.version.to_string(),
+                "nova_object.data": { f.name: coerced.clone() },
+            });
+            if ImageMetaProps::obj_from_primitive(&one).is_ok() {
+                data.insert(f.name.to_owned(), coerced);
+            }
+        }
+        let all = json!({
+            "nova_object.name": class.name,
+            "nova_object.namespace": "nova",
+            "nova_object.version": class.version.to_string(),
+            "nova_object.data": data,
+        });
+        ImageMetaProps::obj_from_primitive(&all).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::VersionedObject;
+    use serde_json::json;
+
+    #[test]
+    fn from_dict_takes_glance_properties_as_nova_coerces_them() {
+        let img = json!({
+            "id": "155d900f-4e14-4e4c-a73d-069cbf4541e6", "name": "cirros", "status": "active",
+            "visibility": "public", "protected": false, "size": 1024, "min_ram": 0,
+            "disk_format": "qcow2", "container_format": "bare", "tags": ["a"],
+            "hw_architecture": "x86_64", "hw_cpu_cores": "2", "hw_boot_menu": "yes",
+            "hw_disk_bus": "no-such-bus", "owner_specified.openstack.md5": "x",
+        });
+        let m = ImageMeta::from_dict(&img);
+        assert_eq!(m.name(), "cirros");
+        assert_eq!(*m.size(), 1024);
+        assert!(!m.obj_attr_is_set("checksum"), "absent fields stay unset");
+        let props = m.properties().obj_to_primitive()["nova_object.data"].clone();
+        assert_eq!(
+            props,
+            json!({"hw_architecture": "x86_64", "hw_cpu_cores": 2, "hw_boot_menu": true})
+        );
+    }
+}

@@ -355,22 +355,6 @@ async fn requested_destination(st: &ApiState, r: &CreateRequest) -> ApiResult<Op
     ))
 }
 
-fn image_meta(img: &Value) -> ImageMeta {
-    let s = |k: &str| img[k].as_str().unwrap_or("").to_owned();
-    ImageMeta::new()
-        .with_id(s("id"))
-        .with_name(s("name"))
-        .with_status(s("status"))
-        .with_visibility(s("visibility"))
-        .with_owner(s("owner"))
-        .with_container_format(s("container_format"))
-        .with_disk_format(s("disk_format"))
-        .with_checksum(s("checksum"))
-        .with_size(img["size"].as_i64().unwrap_or(0))
-        .with_min_ram(img["min_ram"].as_i64().unwrap_or(0))
-        .with_min_disk(img["min_disk"].as_i64().unwrap_or(0))
-}
-
 /// A hostname from a display name (nova's `sanitize_hostname`).
 fn hostname_of(name: &str) -> String {
     let mut h: String = name
@@ -469,7 +453,7 @@ pub(crate) async fn create(st: &ApiState, ctx: &Ctx, r: &CreateRequest) -> ApiRe
             .with_project_id(Some(ctx.project_id.clone()))
             .with_user_id(Some(ctx.user_id.clone()))
             .with_flavor(plan.flavor.clone())
-            .with_image(Some(image_meta(&plan.image)))
+            .with_image(Some(ImageMeta::from_dict(&plan.image)))
             .with_num_instances(plan.count)
             .with_availability_zone(r.availability_zone.clone())
             .with_scheduler_hints(Some(r.hints.clone()))

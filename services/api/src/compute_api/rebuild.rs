@@ -148,23 +148,6 @@ pub(crate) fn image_system_metadata(img: &Value) -> BTreeMap<String, Option<Stri
     out
 }
 
-/// The image (Glance's view) as nova's `ImageMeta` for a request spec.
-pub(crate) fn image_meta(img: &Value) -> ImageMeta {
-    let s = |k: &str| img[k].as_str().unwrap_or("").to_owned();
-    ImageMeta::new()
-        .with_id(s("id"))
-        .with_name(s("name"))
-        .with_status(s("status"))
-        .with_visibility(s("visibility"))
-        .with_owner(s("owner"))
-        .with_container_format(s("container_format"))
-        .with_disk_format(s("disk_format"))
-        .with_checksum(s("checksum"))
-        .with_size(img["size"].as_i64().unwrap_or(0))
-        .with_min_ram(img["min_ram"].as_i64().unwrap_or(0))
-        .with_min_disk(img["min_disk"].as_i64().unwrap_or(0))
-}
-
 /// nova's `TrustedCerts` (1.0) primitive.
 fn trusted_certs(ids: &[String]) -> RawObject {
     RawObject(json!({
@@ -348,7 +331,7 @@ pub(crate) async fn rebuild(
     if orig_image_ref != image_id
         && let Some(s) = spec.as_mut()
     {
-        s.set_image(Some(image_meta(&img)));
+        s.set_image(Some(ImageMeta::from_dict(&img)));
         if let Err(e) = st.objects.save(&admin_ctx(), s).await {
             tracing::warn!(instance = %uuid, error = %e, "cannot save the request spec's new image");
         }
