@@ -6,6 +6,7 @@ services/all/tests/it/nova_clients.rs; prints one JSON line.
   nova_rpcapi_client.py URL build_and_run_instance HOST NODE INSTANCE_ID INSTANCE_UUID
   nova_rpcapi_client.py URL schedule_and_build_instances INSTANCE_ID INSTANCE_UUID
   nova_rpcapi_client.py URL get_instance_diagnostics HOST INSTANCE_ID INSTANCE_UUID
+  nova_rpcapi_client.py URL validate_console_port HOST INSTANCE_ID INSTANCE_UUID PORT
 """
 import json
 import os
@@ -103,6 +104,18 @@ def main():
             "hypervisor": d.hypervisor, "num_cpus": d.num_cpus,
             "memory_maximum": d.memory_details.maximum, "legacy_memory": legacy.get("memory"),
         }))
+    elif op == "validate_console_port":
+        from nova.compute import rpcapi as compute_rpcapi
+
+        host, inst_id, uuid, port = sys.argv[3:7]
+        inst = objects.Instance(
+            context=ctxt, id=int(inst_id), uuid=uuid, host=host, display_name="from-python",
+            project_id="py-project", user_id="py-user", vm_state="active", task_state=None,
+            flavor=flavor, launched_at=None,
+        )
+        # Under a 6.5 cap nova's client sends this to the 'compute-alt' topic.
+        ok = compute_rpcapi.ComputeAPI().validate_console_port(ctxt, inst, port, "novnc")
+        print(json.dumps({"valid": ok}))
     elif op == "schedule_and_build_instances":
         from nova.conductor import rpcapi as conductor_rpcapi
 
