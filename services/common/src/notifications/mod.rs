@@ -32,6 +32,7 @@
 //! # });
 //! ```
 
+mod compute_task;
 mod config;
 mod groups;
 pub mod legacy;
@@ -48,6 +49,7 @@ use nova_rpc::{NotifyDriver, Priority, RequestContext, Transport};
 use serde::Serialize;
 use serde_json::{Value, json};
 
+pub use compute_task::{ComputeTaskPayload, RequestSpecPayload, TaskFailure};
 pub use config::{Driver, NotificationConfig, NotificationFormat, StateChange};
 pub use groups::{AggregateAction, AggregatePayload, ServerGroupPayload};
 pub use payloads::ExceptionPayload;

@@ -11,7 +11,7 @@ use nova_rpc::{RemoteError, RequestContext};
 use nova_rpcapi::scheduler::Destinations;
 use nova_service::cells::record_fault;
 use nova_service::moves::{move_allocations, new_migration, revert_allocation};
-use nova_service::notifications::{OldStates, Source};
+use nova_service::notifications::{OldStates, Source, TaskFailure};
 use serde_json::{Value, json};
 
 use super::{Conductor, parse_allocation_request};
@@ -94,6 +94,7 @@ impl Conductor {
         migration: Option<&mut Migration>,
         held: bool,
         why: &Failure,
+        spec: Option<&RequestSpec>,
     ) {
         tracing::info!(instance = %inst.uuid(), class = why.class, reason = %why.message, "move failed");
         if let Some(m) = migration {
@@ -124,6 +125,29 @@ impl Conductor {
         let (notifier, me) = &self.notifier;
         notifier
             .instance_update(ctx, inst, &old, Source::Conductor, me)
+            .await;
+        // nova's `set_vm_state_and_notify`: a cold move passes its request
+        // spec, a live migration only the instance's uuid.
+        let module_name = if spec.is_some() {
+            "nova.conductor.tasks.migrate"
+        } else {
+            "nova.conductor.tasks.live_migrate"
+        };
+        notifier
+            .compute_task_error(
+                ctx,
+                me,
+                inst.uuid(),
+                spec,
+                inst.vm_state().as_deref(),
+                &TaskFailure {
+                    method: "migrate_server",
+                    class: why.class,
+                    message: &why.message,
+                    module_name,
+                    function_name: "_execute",
+                },
+            )
             .await;
     }
 
@@ -216,7 +240,8 @@ impl Conductor {
                         "MigrationError",
                         format!("cannot record the migration: {e}"),
                     );
-                    self.move_failed(ctx, &mut inst, None, false, &why).await;
+                    self.move_failed(ctx, &mut inst, None, false, &why, Some(&spec))
+                        .await;
                     return Ok(());
                 }
                 mg
@@ -231,8 +256,15 @@ impl Conductor {
                         "No valid host was found. Unable to replace instance claim on source: {e}"
                     ),
                 );
-                self.move_failed(ctx, &mut inst, Some(&mut migration), false, &why)
-                    .await;
+                self.move_failed(
+                    ctx,
+                    &mut inst,
+                    Some(&mut migration),
+                    false,
+                    &why,
+                    Some(&spec),
+                )
+                .await;
                 return Ok(());
             }
         };
@@ -249,8 +281,15 @@ impl Conductor {
                     inst.uuid()
                 ),
             );
-            self.move_failed(ctx, &mut inst, Some(&mut migration), held, &why)
-                .await;
+            self.move_failed(
+                ctx,
+                &mut inst,
+                Some(&mut migration),
+                held,
+                &why,
+                Some(&spec),
+            )
+            .await;
             return Ok(());
         }
         let (chosen, alternates) = match m.host_list {
@@ -268,8 +307,15 @@ impl Conductor {
                     }
                     Ok(_) => {
                         let why = Failure::new("NoValidHost", "No valid host was found. ");
-                        self.move_failed(ctx, &mut inst, Some(&mut migration), held, &why)
-                            .await;
+                        self.move_failed(
+                            ctx,
+                            &mut inst,
+                            Some(&mut migration),
+                            held,
+                            &why,
+                            Some(&spec),
+                        )
+                        .await;
                         return Ok(());
                     }
                     Err(e) => {
@@ -278,8 +324,15 @@ impl Conductor {
                             .map(|r| r.message.clone())
                             .unwrap_or_else(|| e.to_string());
                         let why = Failure::new("NoValidHost", message);
-                        self.move_failed(ctx, &mut inst, Some(&mut migration), held, &why)
-                            .await;
+                        self.move_failed(
+                            ctx,
+                            &mut inst,
+                            Some(&mut migration),
+                            held,
+                            &why,
+                            Some(&spec),
+                        )
+                        .await;
                         return Ok(());
                     }
                 }
@@ -322,8 +375,15 @@ impl Conductor {
                                 inst.uuid()
                             ),
                         );
-                        self.move_failed(ctx, &mut inst, Some(&mut migration), held, &why)
-                            .await;
+                        self.move_failed(
+                            ctx,
+                            &mut inst,
+                            Some(&mut migration),
+                            held,
+                            &why,
+                            Some(&spec),
+                        )
+                        .await;
                         return Ok(());
                     }
                 }
@@ -358,7 +418,7 @@ impl Conductor {
                 &inst,
                 &image,
                 &flavor,
-                &Some(spec),
+                &Some(spec.clone()),
                 &legacy,
                 &Some(node),
                 &m.clean_shutdown,
@@ -373,8 +433,15 @@ impl Conductor {
                 "MigrationError",
                 format!("cannot reach compute {host}: {e}"),
             );
-            self.move_failed(ctx, &mut inst, Some(&mut migration), held, &why)
-                .await;
+            self.move_failed(
+                ctx,
+                &mut inst,
+                Some(&mut migration),
+                held,
+                &why,
+                Some(&spec),
+            )
+            .await;
         }
         Ok(())
     }
@@ -426,14 +493,15 @@ impl Conductor {
                 "MigrationError",
                 format!("cannot record the migration: {e}"),
             );
-            self.move_failed(ctx, &mut inst, None, false, &why).await;
+            self.move_failed(ctx, &mut inst, None, false, &why, None)
+                .await;
             return Ok(());
         }
         let held = match move_allocations(&self.placement, inst.uuid(), migration.uuid()).await {
             Ok(h) => h,
             Err(e) => {
                 let why = Failure::new("MigrationPreCheckError", e.to_string());
-                self.move_failed(ctx, &mut inst, Some(&mut migration), false, &why)
+                self.move_failed(ctx, &mut inst, Some(&mut migration), false, &why, None)
                     .await;
                 return Ok(());
             }
@@ -458,7 +526,7 @@ impl Conductor {
                             inst.uuid()
                         ),
                     );
-                    self.move_failed(ctx, &mut inst, Some(&mut migration), held, &why)
+                    self.move_failed(ctx, &mut inst, Some(&mut migration), held, &why, None)
                         .await;
                     return Ok(());
                 }
@@ -467,7 +535,7 @@ impl Conductor {
                         "ComputeHostNotFound",
                         format!("Compute host {dest} could not be found."),
                     );
-                    self.move_failed(ctx, &mut inst, Some(&mut migration), held, &why)
+                    self.move_failed(ctx, &mut inst, Some(&mut migration), held, &why, None)
                         .await;
                     return Ok(());
                 };
@@ -503,7 +571,7 @@ impl Conductor {
                             inst.uuid()
                         ),
                     );
-                    self.move_failed(ctx, &mut inst, Some(&mut migration), held, &why)
+                    self.move_failed(ctx, &mut inst, Some(&mut migration), held, &why, None)
                         .await;
                     return Ok(());
                 }
@@ -540,7 +608,7 @@ impl Conductor {
                             .map(|r| r.message.clone())
                             .unwrap_or_else(|| e.to_string());
                         let why = Failure::new("NoValidHost", message);
-                        self.move_failed(ctx, &mut inst, Some(&mut migration), held, &why)
+                        self.move_failed(ctx, &mut inst, Some(&mut migration), held, &why, None)
                             .await;
                         return Ok(());
                     }
@@ -606,7 +674,7 @@ impl Conductor {
                             &dest,
                             &block_migration,
                             &Some(migration.clone()),
-                            &data,
+                            &Some(data),
                         )
                         .await;
                     if let Err(e) = sent {
@@ -615,7 +683,7 @@ impl Conductor {
                             "MigrationError",
                             format!("cannot reach compute {source}: {e}"),
                         );
-                        self.move_failed(ctx, &mut inst, Some(&mut migration), held, &why)
+                        self.move_failed(ctx, &mut inst, Some(&mut migration), held, &why, None)
                             .await;
                     }
                     return Ok(());
@@ -641,7 +709,7 @@ impl Conductor {
             "NoValidHost"
         };
         let why = Failure::new(class, last_error);
-        self.move_failed(ctx, &mut inst, Some(&mut migration), held, &why)
+        self.move_failed(ctx, &mut inst, Some(&mut migration), held, &why, None)
             .await;
         Ok(())
     }
