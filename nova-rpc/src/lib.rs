@@ -77,6 +77,9 @@ pub use version::Version;
 ///   versions its cap allows, like nova's `can_send_version` chains.
 /// * `server`: the client method takes a `server: &str` after the context
 ///   and sends to `<topic>.<server>`; `fanout`: a cast to every server.
+/// * `alt_topic = "t", alt_since = "X.Y"`: the client sends to topic `t`
+///   instead when its cap allows `X.Y` (nova's `prepare_for_alt_rpcserver`:
+///   a second server that keeps serving during a graceful shutdown).
 /// * The server method returns `Result<Reply, RemoteError>`; the client
 ///   method `Result<Reply>` (a cast: once sent).
 ///

@@ -248,34 +248,74 @@ const LEGACY_PROPS: [(&str, &str); 5] = [
 ];
 
 impl ImageMeta {
-    /// nova's `ImageMeta.from_dict`: an image as the image API shows it
-    /// (Glance v2: custom properties are top-level keys) with its
-    /// properties parsed ([`ImageMetaProps::from_glance`]).
-    pub fn from_glance(img: &serde_json::Value) -> ImageMeta {
-        let s = |k: &str| img[k].as_str().unwrap_or("").to_owned();
-        let mut m = ImageMeta::new()
-            .with_id(s("id"))
-            .with_name(s("name"))
-            .with_status(s("status"))
-            .with_visibility(s("visibility"))
-            .with_owner(s("owner"))
-            .with_container_format(s("container_format"))
-            .with_disk_format(s("disk_format"))
-            .with_checksum(s("checksum"))
-            .with_size(img["size"].as_i64().unwrap_or(0))
-            .with_min_ram(img["min_ram"].as_i64().unwrap_or(0))
-            .with_min_disk(img["min_disk"].as_i64().unwrap_or(0))
-            .with_properties(ImageMetaProps::from_glance(img));
-        if let Some(p) = img["protected"].as_bool() {
-            m = m.with_protected(p);
+    /// nova's `ImageMeta.from_dict`: an image as the image service shows
+    /// it (Glance v2: custom properties as top-level keys, or nova's own
+    /// dict with them under `properties`) with the fields it has set; the
+    /// properties that are `ImageMetaProps` fields become those fields,
+    /// coerced from Glance's strings as nova's field types coerce them
+    /// (a value a field cannot take is left out; other keys are ignored,
+    /// as nova ignores them).
+    pub fn from_dict(img: &serde_json::Value) -> ImageMeta {
+        use serde_json::Value;
+        let mut m = ImageMeta::new();
+        let s = |k: &str| img.get(k).and_then(Value::as_str).map(str::to_owned);
+        let n = |k: &str| img.get(k).and_then(Value::as_i64);
+        if let Some(v) = s("id") {
+            m.set_id(v);
         }
-        if let Some(tags) = img["tags"].as_array() {
-            m = m.with_tags(
+        if let Some(v) = s("name") {
+            m.set_name(v);
+        }
+        if let Some(v) = s("status") {
+            m.set_status(v);
+        }
+        if let Some(v) = s("visibility") {
+            m.set_visibility(v);
+        }
+        if let Some(v) = img.get("protected").and_then(Value::as_bool) {
+            m.set_protected(v);
+        }
+        if let Some(v) = s("checksum") {
+            m.set_checksum(v);
+        }
+        if let Some(v) = s("owner") {
+            m.set_owner(v);
+        }
+        if let Some(v) = n("size") {
+            m.set_size(v);
+        }
+        if let Some(v) = n("virtual_size") {
+            m.set_virtual_size(v);
+        }
+        if let Some(v) = s("container_format") {
+            m.set_container_format(v);
+        }
+        if let Some(v) = s("disk_format") {
+            m.set_disk_format(v);
+        }
+        if let Some(v) = s("created_at").and_then(|t| crate::field::parse_datetime(&t)) {
+            m.set_created_at(Some(v));
+        }
+        if let Some(v) = s("updated_at").and_then(|t| crate::field::parse_datetime(&t)) {
+            m.set_updated_at(Some(v));
+        }
+        if let Some(tags) = img.get("tags").and_then(Value::as_array) {
+            m.set_tags(
                 tags.iter()
                     .filter_map(|t| t.as_str().map(str::to_owned))
-                    .collect::<Vec<String>>(),
+                    .collect::<Vec<_>>(),
             );
         }
+        if let Some(v) = s("direct_url") {
+            m.set_direct_url(v);
+        }
+        m.set_min_ram(n("min_ram").unwrap_or(0));
+        m.set_min_disk(n("min_disk").unwrap_or(0));
+        let props = match img.get("properties") {
+            Some(p @ Value::Object(_)) => p,
+            _ => img,
+        };
+        m.set_properties(ImageMetaProps::from_dict(props));
         m
     }
 }
@@ -286,7 +326,7 @@ impl ImageMetaProps {
     /// string to the field's type; `trait:<NAME>=required` keys become
     /// `traits_required`. A value the field refuses is left out (nova
     /// raises on it when the image is used).
-    pub fn from_glance(img: &serde_json::Value) -> ImageMetaProps {
+    pub fn from_dict(img: &serde_json::Value) -> ImageMetaProps {
         use crate::VersionedObject;
         use serde_json::{Map, Value, json};
         let Some(all) = img.as_object() else {
@@ -377,7 +417,7 @@ impl ImageMetaProps {
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
-mod from_glance_tests {
+mod from_dict_props_tests {
     use super::*;
     use crate::VersionedObject;
 
@@ -389,7 +429,7 @@ mod from_glance_tests {
             "trait:CUSTOM_GOLD": "required", "trait:CUSTOM_X": "forbidden",
             "os_distro": "debian", "not_a_field": "x", "hw_disk_bus": "floppy-disk",
         });
-        let m = ImageMeta::from_glance(&img);
+        let m = ImageMeta::from_dict(&img);
         let p = m.properties();
         assert_eq!(p.hw_architecture(), "x86_64");
         assert_eq!(*p.hw_cpu_cores(), 2);
@@ -401,5 +441,33 @@ mod from_glance_tests {
             "an invalid enum value is left out"
         );
         assert!(!p.obj_attr_is_set("hw_cpu_sockets"));
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::VersionedObject;
+    use serde_json::json;
+
+    #[test]
+    fn from_dict_takes_glance_properties_as_nova_coerces_them() {
+        let img = json!({
+            "id": "155d900f-4e14-4e4c-a73d-069cbf4541e6", "name": "cirros", "status": "active",
+            "visibility": "public", "protected": false, "size": 1024, "min_ram": 0,
+            "disk_format": "qcow2", "container_format": "bare", "tags": ["a"],
+            "hw_architecture": "x86_64", "hw_cpu_cores": "2", "hw_boot_menu": "yes",
+            "hw_disk_bus": "no-such-bus", "owner_specified.openstack.md5": "x",
+        });
+        let m = ImageMeta::from_dict(&img);
+        assert_eq!(m.name(), "cirros");
+        assert_eq!(*m.size(), 1024);
+        assert!(!m.obj_attr_is_set("checksum"), "absent fields stay unset");
+        let props = m.properties().obj_to_primitive()["nova_object.data"].clone();
+        assert_eq!(
+            props,
+            json!({"hw_architecture": "x86_64", "hw_cpu_cores": 2, "hw_boot_menu": true})
+        );
     }
 }

@@ -14,6 +14,7 @@ mod instance_fault;
 mod instance_group;
 mod instance_info_cache;
 mod keypair;
+mod migrate_data;
 mod migration;
 mod network_request;
 mod pci_request;
@@ -42,6 +43,9 @@ pub use instance_fault::{InstanceFault, InstanceFaultList};
 pub use instance_group::{InstanceGroup, InstanceGroupList};
 pub use instance_info_cache::InstanceInfoCache;
 pub use keypair::{KeyPair, KeyPairList};
+pub use migrate_data::{
+    LibvirtLiveMigrateBDMInfo, LibvirtLiveMigrateData, LibvirtLiveMigrateNUMAInfo, VIFMigrateData,
+};
 pub use migration::{Migration, MigrationList};
 pub use network_request::{NetworkRequest, NetworkRequestList};
 pub use pci_request::{InstancePCIRequest, InstancePCIRequests};
@@ -94,6 +98,9 @@ pub fn all_classes() -> Vec<&'static ObjectClass> {
         InstancePCIRequests::obj_class(),
         KeyPair::obj_class(),
         KeyPairList::obj_class(),
+        LibvirtLiveMigrateBDMInfo::obj_class(),
+        LibvirtLiveMigrateData::obj_class(),
+        LibvirtLiveMigrateNUMAInfo::obj_class(),
         Migration::obj_class(),
         MigrationList::obj_class(),
         NetworkRequest::obj_class(),
@@ -111,5 +118,6 @@ pub fn all_classes() -> Vec<&'static ObjectClass> {
         Selection::obj_class(),
         Service::obj_class(),
         ServiceList::obj_class(),
+        VIFMigrateData::obj_class(),
     ]
 }

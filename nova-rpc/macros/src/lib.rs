@@ -118,6 +118,9 @@ struct MethodSpec {
     route: Route,
     version: Ver,
     min: Option<Ver>,
+    /// Another topic, used when the version cap allows its version
+    /// (`alt_topic = "t", alt_since = "X.Y"`).
+    alt: Option<(LitStr, Ver)>,
 }
 
 struct ArgSpec {
@@ -142,6 +145,7 @@ fn method_spec(attr: Option<Attribute>, span: Span) -> syn::Result<MethodSpec> {
     })?;
     let metas = attr.parse_args_with(Punctuated::<Meta, Token![,]>::parse_terminated)?;
     let (mut kind, mut route, mut version, mut min) = (None, Route::Topic, None, None);
+    let (mut alt_topic, mut alt_since) = (None, None);
     for m in metas {
         match &m {
             Meta::Path(p) if p.is_ident("call") => kind = Some(Kind::Call),
@@ -154,10 +158,17 @@ fn method_spec(attr: Option<Attribute>, span: Span) -> syn::Result<MethodSpec> {
             Meta::NameValue(nv) if nv.path.is_ident("min") => {
                 min = Some(Ver::parse(&lit_str(&nv.value)?)?)
             }
+            Meta::NameValue(nv) if nv.path.is_ident("alt_topic") => {
+                alt_topic = Some(lit_str(&nv.value)?)
+            }
+            Meta::NameValue(nv) if nv.path.is_ident("alt_since") => {
+                alt_since = Some(Ver::parse(&lit_str(&nv.value)?)?)
+            }
             other => {
                 return Err(syn::Error::new(
                     other.span(),
-                    "expected call, cast, server, fanout, version = \"X.Y\" or min = \"X.Y\"",
+                    "expected call, cast, server, fanout, version = \"X.Y\", min = \"X.Y\", \
+                     alt_topic = \"topic\" or alt_since = \"X.Y\"",
                 ));
             }
         }
@@ -171,11 +182,22 @@ fn method_spec(attr: Option<Attribute>, span: Span) -> syn::Result<MethodSpec> {
     if min.is_some_and(|m| m > version) {
         return Err(syn::Error::new(attr.span(), "min is above version"));
     }
+    let alt = match (alt_topic, alt_since) {
+        (Some(t), Some(v)) => Some((t, v)),
+        (None, None) => None,
+        _ => {
+            return Err(syn::Error::new(
+                attr.span(),
+                "alt_topic and alt_since go together",
+            ));
+        }
+    };
     Ok(MethodSpec {
         kind,
         route,
         version,
         min,
+        alt,
     })
 }
 
@@ -367,6 +389,21 @@ fn expand(args: InterfaceArgs, mut item: ItemTrait) -> syn::Result<Tokens> {
             Route::Server => quote!(.server(server)),
             Route::Fanout => quote!(.fanout(true)),
         };
+        // The alternative topic when the cap allows its version (nova's
+        // `prepare_for_alt_rpcserver`), else the interface's own.
+        let alt_route = match &spec.alt {
+            None => quote!(),
+            Some((topic, since)) => {
+                let since = since.tokens();
+                quote! {
+                    let __prepared = if self.client.can_send_version(#since) {
+                        __prepared.topic(#topic)
+                    } else {
+                        __prepared
+                    };
+                }
+            }
+        };
         let params = args.iter().map(|a| {
             let (n, t) = (&a.name, &a.ty);
             quote!(#n: &#t)
@@ -420,7 +457,9 @@ fn expand(args: InterfaceArgs, mut item: ItemTrait) -> syn::Result<Tokens> {
                 let __version = self.client.highest_sendable(&[#(#candidates),*])?;
                 let mut __args = ::nova_rpc::__private::serde_json::Map::new();
                 #(#inserts)*
-                self.client.prepare()#route.version(__version)#send
+                let __prepared = self.client.prepare()#route.version(__version);
+                #alt_route
+                __prepared #send
             }
         });
     }

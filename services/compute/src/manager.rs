@@ -7,8 +7,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use nova_objects::{
-    BlockDeviceMappingList, Flavor, Instance, Migration, NetworkRequestList, Objects, RequestSpec,
-    SaveOptions, Selection, Service, VersionedObject,
+    BlockDeviceMappingList, Flavor, Instance, LibvirtLiveMigrateData, Migration,
+    NetworkRequestList, Objects, RequestSpec, SaveOptions, Selection, Service, VersionedObject,
 };
 use nova_placement::PlacementHandle;
 use nova_rpc::{Dispatcher, RemoteError, RequestContext, RpcServer, Target, Transport};
@@ -188,6 +188,14 @@ impl ComputeManager {
             Arc::new(self.clone()).endpoint(),
             nova_rpcapi::base::endpoint("nova-compute"),
         ]);
+        // Two servers, as nova 34's compute: `compute-alt` (the steps of
+        // operations under way) and `compute` (new work).
+        let alt_server = RpcServer::start(
+            transport.clone(),
+            Target::topic(nova_rpcapi::compute::ALT_TOPIC).with_server(&me.cfg.host),
+            dispatcher.clone(),
+        )
+        .await?;
         let server = RpcServer::start(
             transport,
             Target::topic(TOPIC).with_server(&me.cfg.host),
@@ -264,6 +272,7 @@ impl ComputeManager {
         );
         Ok(Started {
             server,
+            alt_server,
             tasks: [
                 ("heartbeat", heartbeat),
                 ("update_available_resource", resources),
@@ -645,8 +654,11 @@ const EVENTS_WITH_ERROR: &[&str] = &[
 /// whoever drains the service waits for both.
 #[derive(Debug)]
 pub struct Started {
-    /// The RPC server (`compute.<host>`).
+    /// The RPC server of new work (`compute.<host>`).
     pub server: RpcServer,
+    /// The RPC server of the steps of operations under way
+    /// (`compute-alt.<host>`): on shutdown, stop it after `server`.
+    pub alt_server: RpcServer,
     /// The periodic tasks, by name.
     pub tasks: Vec<(&'static str, tokio::task::JoinHandle<()>)>,
 }
@@ -847,12 +859,12 @@ impl Compute for ComputeManager {
         ctx: RequestContext,
         instance: Instance,
         block_migration: Option<bool>,
-        _disk_over_commit: Option<bool>,
+        disk_over_commit: Option<bool>,
         _migration: Option<Migration>,
         _limits: Value,
-    ) -> Result<Value, RemoteError> {
+    ) -> Result<LibvirtLiveMigrateData, RemoteError> {
         let ctx = elevated(&ctx);
-        self.do_check_live_destination(&ctx, &instance, block_migration)
+        self.do_check_live_destination(&ctx, &instance, block_migration, disk_over_commit)
             .await
     }
 
@@ -860,8 +872,8 @@ impl Compute for ComputeManager {
         &self,
         _ctx: RequestContext,
         instance: Instance,
-        dest_check_data: Value,
-    ) -> Result<Value, RemoteError> {
+        dest_check_data: LibvirtLiveMigrateData,
+    ) -> Result<LibvirtLiveMigrateData, RemoteError> {
         self.do_check_live_source(&instance, dest_check_data).await
     }
 
@@ -870,8 +882,8 @@ impl Compute for ComputeManager {
         ctx: RequestContext,
         instance: Instance,
         _disk: Value,
-        migrate_data: Value,
-    ) -> Result<Value, RemoteError> {
+        migrate_data: Option<LibvirtLiveMigrateData>,
+    ) -> Result<LibvirtLiveMigrateData, RemoteError> {
         let ctx = elevated(&ctx);
         self.do_pre_live_migration(&ctx, &instance, migrate_data)
             .await
@@ -884,7 +896,7 @@ impl Compute for ComputeManager {
         dest: String,
         _block_migration: Option<bool>,
         migration: Option<Migration>,
-        migrate_data: Value,
+        migrate_data: Option<LibvirtLiveMigrateData>,
     ) -> Result<(), RemoteError> {
         let ctx = elevated(&ctx);
         let mut migration = migration;
@@ -920,7 +932,7 @@ impl Compute for ComputeManager {
         ctx: RequestContext,
         instance: Instance,
         _destroy_disks: Option<bool>,
-        _migrate_data: Value,
+        _migrate_data: Option<LibvirtLiveMigrateData>,
     ) -> Result<(), RemoteError> {
         let ctx = elevated(&ctx);
         self.do_rollback_live_at_destination(&ctx, &instance)

@@ -12,7 +12,8 @@
 //! failed step move it back to the instance (`revert_allocation`).
 
 use nova_objects::{
-    Flavor, Instance, Migration, RequestSpec, SaveOptions, Selection, VersionedObject,
+    Flavor, Instance, LibvirtLiveMigrateData, Migration, RequestSpec, SaveOptions, Selection,
+    VersionedObject,
 };
 use nova_rpc::{RemoteError, RequestContext};
 use nova_rpcapi::compute::ComputeApi;
@@ -847,13 +848,15 @@ impl ComputeManager {
 
     /// The destination's checks (`check_can_live_migrate_destination`),
     /// which ask the source's (`check_can_live_migrate_source`); answers
-    /// the migrate data.
+    /// nova's `LibvirtLiveMigrateData` with what this destination knows
+    /// (fields nova-rs has nothing truthful for stay unset, as OVO allows).
     pub(crate) async fn do_check_live_destination(
         &self,
         ctx: &RequestContext,
         inst: &Instance,
         block_migration: Option<bool>,
-    ) -> Result<Value, RemoteError> {
+        disk_over_commit: Option<bool>,
+    ) -> Result<LibvirtLiveMigrateData, RemoteError> {
         let me = &self.inner;
         let spec = self.spec_of(inst, None);
         let block = block_migration.unwrap_or(true);
@@ -861,8 +864,21 @@ impl ComputeManager {
             .check_can_live_migrate_destination(&spec, block)
             .await
             .map_err(|e| precheck(inst, self.host(), &e.to_string()))?;
-        let data = json!({"block_migration": block, "is_shared_instance_path": false,
-                          "dest_host": self.host()});
+        let mut data = LibvirtLiveMigrateData::new()
+            .with_block_migration(block)
+            .with_disk_over_commit(disk_over_commit.unwrap_or(false))
+            // No instance directory is shared between computes here.
+            .with_is_shared_instance_path(false)
+            .with_is_shared_block_storage(false)
+            .with_dst_wants_file_backed_memory(false)
+            .with_file_backed_memory_discard(false)
+            .with_dst_cpu_shared_set_info(std::collections::BTreeSet::new())
+            .with_serial_listen_addr(None)
+            .with_graphics_listen_addr_vnc(None)
+            .with_graphics_listen_addr_spice(None);
+        if let Ok(r) = me.driver.host_resources().await {
+            data.set_disk_available_mb(Some((r.local_gb - r.local_gb_used).max(0) * 1024));
+        }
         let source = inst.host().clone().unwrap_or_default();
         self.compute_api()
             .check_can_live_migrate_source(ctx, &source, inst, &data)
@@ -878,17 +894,21 @@ impl ComputeManager {
             })
     }
 
-    /// The source's check: the guest exists here and may leave.
+    /// The source's check: the guest exists here and may leave; adds what
+    /// the source knows (nova's instance directory is named by uuid; no
+    /// volumes here, so not volume-backed).
     pub(crate) async fn do_check_live_source(
         &self,
         inst: &Instance,
-        data: Value,
-    ) -> Result<Value, RemoteError> {
+        mut data: LibvirtLiveMigrateData,
+    ) -> Result<LibvirtLiveMigrateData, RemoteError> {
         self.inner
             .driver
             .check_can_live_migrate_source(inst.uuid())
             .await
             .map_err(|e| precheck(inst, self.host(), &e.to_string()))?;
+        data.set_instance_relative_path(inst.uuid().clone());
+        data.set_is_volume_backed(false);
         Ok(data)
     }
 
@@ -897,8 +917,8 @@ impl ComputeManager {
         &self,
         ctx: &RequestContext,
         inst: &Instance,
-        migrate_data: Value,
-    ) -> Result<Value, RemoteError> {
+        migrate_data: Option<LibvirtLiveMigrateData>,
+    ) -> Result<LibvirtLiveMigrateData, RemoteError> {
         self.notify_action(ctx, inst, "live_migration_pre", Phase::Start, None)
             .await;
         let spec = self.spec_of(inst, None);
@@ -915,7 +935,15 @@ impl ComputeManager {
             })?;
         self.notify_action(ctx, inst, "live_migration_pre", Phase::End, None)
             .await;
-        Ok(migrate_data)
+        // What nova's destination adds: no ports to wait for, no volumes,
+        // no serial ports to rebind, no separate migration address.
+        let mut data = migrate_data.unwrap_or_default();
+        data.set_wait_for_vif_plugged(false);
+        data.set_vifs(Vec::new());
+        data.set_bdms(Vec::new());
+        data.set_serial_listen_ports(Vec::new());
+        data.set_target_connect_addr(None);
+        Ok(data)
     }
 
     /// `live_migration` on the source, in the background (abort and force
@@ -928,7 +956,7 @@ impl ComputeManager {
         mut inst: Instance,
         dest: String,
         migration: Option<Migration>,
-        migrate_data: Value,
+        migrate_data: Option<LibvirtLiveMigrateData>,
     ) {
         let me = &self.inner;
         inst.obj_reset_changes_recursive();
@@ -938,6 +966,8 @@ impl ComputeManager {
         };
         migration.obj_reset_changes();
         self.save_migration(&ctx, &mut migration, "preparing").await;
+        // nova's source: `migrate_data.migration = migration`.
+        let migrate_data = migrate_data.map(|d| d.with_migration(migration.clone()));
         let pre = self
             .compute_api()
             .pre_live_migration(&ctx, &dest, &inst, &Value::Null, &migrate_data)
@@ -1059,7 +1089,7 @@ impl ComputeManager {
         self.updated(ctx, inst, &old).await;
         if let Err(e) = self
             .compute_api()
-            .rollback_live_migration_at_destination(ctx, dest, inst, &Some(true), &Value::Null)
+            .rollback_live_migration_at_destination(ctx, dest, inst, &Some(true), &None)
             .await
         {
             tracing::warn!(error = %e, "cannot reach the destination's rollback");

@@ -106,6 +106,20 @@ impl ComputeManager {
                             .with_hypervisor_type(res.hypervisor_type.clone())
                             .with_hypervisor_version(res.hypervisor_version)
                             .with_cpu_info(res.cpu_info.to_string())
+                            // What the image properties filter matches
+                            // (nova's `supported_hv_specs` from the driver's
+                            // `supported_instances`).
+                            .with_supported_hv_specs(
+                                res.supported_instances
+                                    .iter()
+                                    .map(|[arch, hv, mode]| {
+                                        nova_objects::HVSpec::new()
+                                            .with_arch(arch.clone())
+                                            .with_hv_type(hv.clone())
+                                            .with_vm_mode(mode.clone())
+                                    })
+                                    .collect::<Vec<_>>(),
+                            )
                             .with_running_vms(Some(0))
                             .with_current_workload(Some(0))
                             .with_host_ip(Some("127.0.0.1".to_owned()))

@@ -30,11 +30,15 @@ pub struct ComputeService {
 
 impl ComputeService {
     /// Stops this compute alone: its heartbeats stop (it goes down after
-    /// `service_down_time`) and its RPC server drains.
+    /// `service_down_time`) and its RPC servers drain (`compute`, then
+    /// `compute-alt`).
     pub async fn stop(&self, runner: &Runner) {
         self.stop.cancel();
         runner
             .stop_rpc_server(nova_rpcapi::compute::TOPIC, &self.host)
+            .await;
+        runner
+            .stop_rpc_server(nova_rpcapi::compute::ALT_TOPIC, &self.host)
             .await;
     }
 }
@@ -88,6 +92,9 @@ pub async fn start_host(
         .start(transport, stop.clone())
         .await
         .with_context(|| format!("compute {host}"))?;
+    // The runner drains the last registered first: `compute` stops taking
+    // new work while `compute-alt` still finishes what is under way.
+    runner.rpc_server(started.alt_server);
     runner.rpc_server(started.server);
     for (name, task) in started.tasks {
         runner.task(format!("{name} of {host}"), task);

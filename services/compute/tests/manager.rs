@@ -183,7 +183,7 @@ async fn host_notifying(
         manager,
         api: ComputeApi::new(transport),
         conductor,
-        servers: vec![cserver, server.server],
+        servers: vec![cserver, server.server, server.alt_server],
         stop,
     }
 }

@@ -177,15 +177,15 @@ impl Compute for TestCompute {
         _disk_over_commit: Option<bool>,
         _migration: Option<nova_objects::Migration>,
         _limits: Value,
-    ) -> Result<Value, RemoteError> {
-        Ok(json!({}))
+    ) -> Result<nova_objects::LibvirtLiveMigrateData, RemoteError> {
+        Ok(Default::default())
     }
     async fn check_can_live_migrate_source(
         &self,
         _ctx: RequestContext,
         _instance: Instance,
-        dest_check_data: Value,
-    ) -> Result<Value, RemoteError> {
+        dest_check_data: nova_objects::LibvirtLiveMigrateData,
+    ) -> Result<nova_objects::LibvirtLiveMigrateData, RemoteError> {
         Ok(dest_check_data)
     }
     async fn pre_live_migration(
@@ -193,9 +193,9 @@ impl Compute for TestCompute {
         _ctx: RequestContext,
         _instance: Instance,
         _disk: Value,
-        migrate_data: Value,
-    ) -> Result<Value, RemoteError> {
-        Ok(migrate_data)
+        migrate_data: Option<nova_objects::LibvirtLiveMigrateData>,
+    ) -> Result<nova_objects::LibvirtLiveMigrateData, RemoteError> {
+        Ok(migrate_data.unwrap_or_default())
     }
     async fn live_migration(
         &self,
@@ -204,7 +204,7 @@ impl Compute for TestCompute {
         _dest: String,
         _block_migration: Option<bool>,
         _migration: Option<nova_objects::Migration>,
-        _migrate_data: Value,
+        _migrate_data: Option<nova_objects::LibvirtLiveMigrateData>,
     ) -> Result<(), RemoteError> {
         Ok(())
     }
@@ -221,7 +221,7 @@ impl Compute for TestCompute {
         _ctx: RequestContext,
         _instance: Instance,
         _destroy_disks: Option<bool>,
-        _migrate_data: Value,
+        _migrate_data: Option<nova_objects::LibvirtLiveMigrateData>,
     ) -> Result<(), RemoteError> {
         Ok(())
     }

@@ -22,9 +22,12 @@
 //!   each also at 5.0).
 //! * 6.0 also: the move operations (`crate::compute` methods below
 //!   `terminate_instance`: resize, cold and live migration), nova's names,
-//!   arguments and versions; nova 34 sends the in-flight steps to the
-//!   `compute-alt` topic, which this project does not serve yet (its
-//!   fallback, topic `compute`, as for a pre-6.5 compute).
+//!   arguments and versions; the in-flight steps (`resize_instance`,
+//!   `finish_resize`, `finish_revert_resize`, `pre_live_migration`,
+//!   `live_migration`, `post_live_migration_at_destination`,
+//!   `rollback_live_migration_at_destination`, `validate_console_port`)
+//!   go to topic [`ALT_TOPIC`] when the cap allows 6.5, else to `compute`,
+//!   as nova 34's `prepare_for_alt_rpcserver`.
 //! * 5.2 — `unshelve_instance` takes `request_spec`.
 //! * 5.12 — `rebuild_instance` takes `accel_uuids`.
 //! * 5.13 — `shelve_instance`, `shelve_offload_instance`,
@@ -36,13 +39,19 @@
 //! * 6.5 — the server version Nova 34 runs (what our manager announces).
 
 use nova_objects::{
-    BlockDeviceMappingList, Flavor, Instance, Migration, NetworkRequestList, RequestSpec, Selection,
+    BlockDeviceMappingList, Flavor, Instance, LibvirtLiveMigrateData, Migration,
+    NetworkRequestList, RequestSpec, Selection,
 };
 use nova_rpc::{RequestContext, Version};
 use serde_json::Value;
 
 /// The topic.
 pub const TOPIC: &str = "compute";
+/// The second topic every compute serves (nova 34's `RPC_TOPIC_ALT`): the
+/// steps of operations already under way are sent there, and a compute
+/// that is shutting down stops its `compute` server first and keeps this
+/// one until the end, so those operations can finish.
+pub const ALT_TOPIC: &str = "compute-alt";
 /// What the manager implements.
 pub const SERVER_VERSION: Version = Version::new(6, 5);
 /// `[upgrade_levels] compute` release names (nova's `VERSION_ALIASES`).
@@ -121,7 +130,14 @@ pub trait Compute {
 
     /// Resize/cold migration on the source: powers the guest off, hands
     /// the instance to the destination, casts [`Compute::finish_resize`].
-    #[rpc(cast, server, version = "6.0", min = "5.0")]
+    #[rpc(
+        cast,
+        server,
+        version = "6.0",
+        min = "5.0",
+        alt_topic = "compute-alt",
+        alt_since = "6.5"
+    )]
     async fn resize_instance(
         &self,
         ctx: RequestContext,
@@ -135,7 +151,14 @@ pub trait Compute {
 
     /// Resize/cold migration on the destination: starts the guest with the
     /// new flavor; the instance ends in `resized`.
-    #[rpc(cast, server, version = "6.0", min = "5.0")]
+    #[rpc(
+        cast,
+        server,
+        version = "6.0",
+        min = "5.0",
+        alt_topic = "compute-alt",
+        alt_since = "6.5"
+    )]
     async fn finish_resize(
         &self,
         ctx: RequestContext,
@@ -164,7 +187,14 @@ pub trait Compute {
 
     /// Reverts a resize on the source: old flavor, host and allocations
     /// back, the guest started as it was.
-    #[rpc(cast, server, version = "6.0", min = "5.0")]
+    #[rpc(
+        cast,
+        server,
+        version = "6.0",
+        min = "5.0",
+        alt_topic = "compute-alt",
+        alt_since = "6.5"
+    )]
     async fn finish_revert_resize(
         &self,
         ctx: RequestContext,
@@ -183,7 +213,7 @@ pub trait Compute {
         #[rpc(default)] disk_over_commit: Option<bool>,
         #[rpc(default, since = "5.3")] migration: Option<Migration>,
         #[rpc(default, since = "5.3")] limits: Value,
-    ) -> Value;
+    ) -> LibvirtLiveMigrateData;
 
     /// Live migration: the source's checks of the destination's data.
     #[rpc(call, server, version = "6.0", min = "5.0")]
@@ -191,21 +221,35 @@ pub trait Compute {
         &self,
         ctx: RequestContext,
         instance: Instance,
-        dest_check_data: Value,
-    ) -> Value;
+        dest_check_data: LibvirtLiveMigrateData,
+    ) -> LibvirtLiveMigrateData;
 
     /// Live migration: the destination prepares to receive the guest.
-    #[rpc(call, server, version = "6.0", min = "6.0")]
+    #[rpc(
+        call,
+        server,
+        version = "6.0",
+        min = "6.0",
+        alt_topic = "compute-alt",
+        alt_since = "6.5"
+    )]
     async fn pre_live_migration(
         &self,
         ctx: RequestContext,
         instance: Instance,
         #[rpc(default)] disk: Value,
-        #[rpc(default)] migrate_data: Value,
-    ) -> Value;
+        #[rpc(default)] migrate_data: Option<LibvirtLiveMigrateData>,
+    ) -> LibvirtLiveMigrateData;
 
     /// Live migration, run on the source.
-    #[rpc(cast, server, version = "6.0", min = "5.0")]
+    #[rpc(
+        cast,
+        server,
+        version = "6.0",
+        min = "5.0",
+        alt_topic = "compute-alt",
+        alt_since = "6.5"
+    )]
     async fn live_migration(
         &self,
         ctx: RequestContext,
@@ -213,11 +257,18 @@ pub trait Compute {
         dest: String,
         #[rpc(default)] block_migration: Option<bool>,
         #[rpc(default)] migration: Option<Migration>,
-        #[rpc(default)] migrate_data: Value,
+        #[rpc(default)] migrate_data: Option<LibvirtLiveMigrateData>,
     );
 
     /// Live migration: the destination takes the instance over.
-    #[rpc(call, server, version = "6.0", min = "5.0")]
+    #[rpc(
+        call,
+        server,
+        version = "6.0",
+        min = "5.0",
+        alt_topic = "compute-alt",
+        alt_since = "6.5"
+    )]
     async fn post_live_migration_at_destination(
         &self,
         ctx: RequestContext,
@@ -226,13 +277,20 @@ pub trait Compute {
     );
 
     /// Live migration failed: the destination drops what it prepared.
-    #[rpc(cast, server, version = "6.0", min = "5.0")]
+    #[rpc(
+        cast,
+        server,
+        version = "6.0",
+        min = "5.0",
+        alt_topic = "compute-alt",
+        alt_since = "6.5"
+    )]
     async fn rollback_live_migration_at_destination(
         &self,
         ctx: RequestContext,
         instance: Instance,
         #[rpc(default)] destroy_disks: Option<bool>,
-        #[rpc(default)] migrate_data: Value,
+        #[rpc(default)] migrate_data: Option<LibvirtLiveMigrateData>,
     );
 
     /// Completes a running live migration now (the guest paused).
@@ -461,9 +519,16 @@ pub trait Compute {
     ) -> Value;
 
     /// Whether the instance's console of `console_type` is still on
-    /// `port` (a string, as nova's proxies send it). Nova 34's client sends
-    /// it to topic `compute-alt` from 6.5; we send it to `compute`.
-    #[rpc(call, server, version = "6.0", min = "5.0")]
+    /// `port` (a string, as nova's proxies send it). Sent to topic
+    /// `compute-alt` from 6.5, as nova 34's client does.
+    #[rpc(
+        call,
+        server,
+        version = "6.0",
+        min = "5.0",
+        alt_topic = "compute-alt",
+        alt_since = "6.5"
+    )]
     async fn validate_console_port(
         &self,
         ctx: RequestContext,

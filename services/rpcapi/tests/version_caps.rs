@@ -193,3 +193,62 @@ async fn select_destinations_refuses_a_cap_that_loses_selection_objects() {
     assert_eq!(keys, ["instance_uuids", "spec_obj"]);
     server.stop().await;
 }
+
+#[tokio::test]
+async fn in_flight_steps_go_to_compute_alt_from_6_5() {
+    let transport = MemoryTransport::new();
+    let (main, on_main) = recorder(
+        transport.clone(),
+        "compute",
+        Version::new(6, 5),
+        "validate_console_port",
+        json!(true),
+    )
+    .await;
+    let (alt, on_alt) = recorder(
+        transport.clone(),
+        "compute-alt",
+        Version::new(6, 5),
+        "validate_console_port",
+        json!(true),
+    )
+    .await;
+    let ctx = RequestContext::new();
+    let inst = Instance::new().with_uuid(uuid::Uuid::new_v4().to_string());
+    let validate = |cap: &str| {
+        let cap = parse_version_cap(cap, VERSION_ALIASES).unwrap();
+        let api = ComputeApi::new(transport.clone()).version_cap(cap);
+        let (inst, ctx) = (inst.clone(), ctx.clone());
+        async move {
+            api.validate_console_port(&ctx, "host1", &inst, &"5900".into(), &"novnc".into())
+                .await
+        }
+    };
+    // Uncapped and gazpacho (6.5): the alternative server answers.
+    assert!(validate("auto").await.unwrap());
+    assert!(validate("gazpacho").await.unwrap());
+    assert_eq!(on_alt.lock().unwrap().len(), 2);
+    assert!(on_main.lock().unwrap().is_empty());
+    // A 6.4 deployment has no `compute-alt` server: the main topic.
+    assert!(validate("flamingo").await.unwrap());
+    assert_eq!(on_main.lock().unwrap().len(), 1);
+    assert_eq!(on_alt.lock().unwrap().len(), 2);
+    main.stop().await;
+    // New work (not an in-flight step) always goes to `compute`.
+    let (start, started) = recorder(
+        transport.clone(),
+        "compute",
+        Version::new(6, 5),
+        "start_instance",
+        Value::Null,
+    )
+    .await;
+    ComputeApi::new(transport.clone())
+        .start_instance(&ctx, "host1", &inst)
+        .await
+        .unwrap();
+    wait_for(&started, 1).await;
+    for s in [alt, start] {
+        s.stop().await;
+    }
+}

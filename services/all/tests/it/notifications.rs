@@ -381,6 +381,25 @@ async fn a_python_listener_receives_novas_notifications_from_nova_all_on_the_mem
         204
     );
     // A server's life.
+    // The image says its architecture, as the image of nova's samples
+    // (the request spec's image properties are in compute_task payloads).
+    let r = c
+        .http
+        .patch(format!(
+            "{}/v2/images/{}",
+            c.all.api.image_url,
+            nova_all::FAKE_IMAGE_ID
+        ))
+        .header("X-Auth-Token", c.token("admin").await)
+        .header(
+            "Content-Type",
+            "application/openstack-images-v2.1-json-patch",
+        )
+        .body(json!([{"op": "add", "path": "/hw_architecture", "value": "x86_64"}]).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
     let r = c
         .post(
             "/v2.1/servers",
@@ -449,6 +468,41 @@ async fn a_python_listener_receives_novas_notifications_from_nova_all_on_the_mem
         tokio::time::sleep(std::time::Duration::from_millis(25)).await;
     }
     c.wait_status("demo", &id, "ACTIVE").await;
+    // A resize no host can take: compute_task.migrate_server.error.
+    let r = c
+        .post(
+            "/v2.1/flavors",
+            "admin",
+            json!({"flavor": {"name": "notif.huge", "ram": 64, "vcpus": 1, "disk": 1000000}}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let huge = r.body["flavor"]["id"].as_str().unwrap().to_owned();
+    action(json!({"resize": {"flavorRef": huge}})).await;
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let r = c
+            .get(
+                &format!("/v2.1/os-migrations?instance_uuid={id}&migration_type=resize"),
+                "admin",
+            )
+            .await;
+        let failed = r.body["migrations"]
+            .as_array()
+            .is_some_and(|m| m.iter().any(|m| m["status"] == "error"));
+        if failed {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{}", r.body);
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    c.wait_status("demo", &id, "ACTIVE").await;
+    assert_eq!(
+        c.delete(&format!("/v2.1/flavors/{huge}"), "admin")
+            .await
+            .status,
+        202
+    );
     assert_eq!(
         c.delete(&format!("/v2.1/servers/{id}"), "demo")
             .await
@@ -540,6 +594,7 @@ async fn a_python_listener_receives_novas_notifications_from_nova_all_on_the_mem
         "instance.create.start",
         "instance.create.end",
         "instance.create.error",
+        "compute_task.migrate_server.error",
         "instance.power_off.start",
         "instance.power_off.end",
         "instance.power_on.start",
@@ -562,6 +617,7 @@ async fn a_python_listener_receives_novas_notifications_from_nova_all_on_the_mem
         "compute.instance.power_off.end",
         "compute.instance.delete.start",
         "compute.instance.delete.end",
+        "compute_task.migrate_server",
         "keypair.create.start",
         "keypair.import.end",
         "keypair.delete.end",
@@ -673,6 +729,45 @@ async fn a_python_listener_receives_novas_notifications_from_nova_all_on_the_mem
     ] {
         assert_eq!(counts.get(event).copied(), Some(n), "{event}: {counts:?}");
     }
+    // The failed resize: the instance stays active, the new flavor is in
+    // the request spec, the reason is nova's NoValidHost.
+    let task = find("compute_task.migrate_server.error");
+    assert_eq!(task["priority"], "ERROR");
+    assert!(
+        task["publisher_id"]
+            .as_str()
+            .unwrap()
+            .starts_with("nova-conductor:"),
+        "{task}"
+    );
+    let task = &task["payload"]["nova_object.data"];
+    assert_eq!(task["instance_uuid"], id.as_str());
+    assert_eq!(task["state"], "active");
+    assert_eq!(
+        task["reason"]["nova_object.data"]["exception"],
+        "NoValidHost"
+    );
+    let spec = &task["request_spec"]["nova_object.data"];
+    assert_eq!(spec["instance_uuid"], id.as_str());
+    assert_eq!(spec["flavor"]["nova_object.data"]["name"], "notif.huge");
+    assert_eq!(spec["flavor"]["nova_object.data"]["root_gb"], 1000000);
+    assert_eq!(spec["security_groups"], json!([]));
+    assert_eq!(spec["num_instances"], 1);
+    assert_eq!(
+        spec["image"]["nova_object.data"]["properties"]["nova_object.data"]["hw_architecture"],
+        "x86_64"
+    );
+    let legacy_task = seen
+        .iter()
+        .find(|n| n["event_type"] == "compute_task.migrate_server")
+        .unwrap();
+    assert_eq!(legacy_task["priority"], "ERROR");
+    assert_eq!(legacy_task["payload"]["instance_id"], id.as_str());
+    assert_eq!(legacy_task["payload"]["method"], "migrate_server");
+    assert_eq!(
+        legacy_task["payload"]["request_spec"]["instance_type"]["nova_object.data"]["name"],
+        "notif.huge"
+    );
     let prep = seen
         .iter()
         .find(|n| n["event_type"] == "instance.resize_prep.start")

@@ -203,6 +203,23 @@ async fn nova_compute_client_builds_on_our_compute() {
     assert_eq!(d["num_cpus"], 1);
     assert_eq!(d["memory_maximum"], 512);
     assert_eq!(d["legacy_memory"], 512 * 1024);
+    // A compute shutting down stops its `compute` server first; nova's
+    // client sends the steps of work under way (here a console proxy's
+    // check) to `compute-alt`, which still answers.
+    assert!(
+        c.all
+            .runner
+            .stop_rpc_server(nova_rpcapi::compute::TOPIC, &host)
+            .await
+    );
+    let v = tokio::task::spawn_blocking({
+        let (url, host, id) = (vhost.url.clone(), host.clone(), built.id().to_string());
+        let uuid = built.uuid().clone();
+        move || python(&url, &["validate_console_port", &host, &id, &uuid, "6969"])
+    })
+    .await
+    .unwrap();
+    assert_eq!(v["valid"], true, "{v}");
     c.stop().await;
 }
 

@@ -10,6 +10,7 @@ services/all/tests/it/nova_clients.rs; prints one JSON line.
     METHOD: compute.rebuild_instance, compute.shelve_offload_instance,
     conductor.unshelve_instance, conductor.migrate_server (the instance as
     nova-api sends it, its fields in INSTANCE_JSON)
+  nova_rpcapi_client.py URL validate_console_port HOST INSTANCE_ID INSTANCE_UUID PORT
 """
 import json
 import os
@@ -107,6 +108,18 @@ def main():
             "hypervisor": d.hypervisor, "num_cpus": d.num_cpus,
             "memory_maximum": d.memory_details.maximum, "legacy_memory": legacy.get("memory"),
         }))
+    elif op == "validate_console_port":
+        from nova.compute import rpcapi as compute_rpcapi
+
+        host, inst_id, uuid, port = sys.argv[3:7]
+        inst = objects.Instance(
+            context=ctxt, id=int(inst_id), uuid=uuid, host=host, display_name="from-python",
+            project_id="py-project", user_id="py-user", vm_state="active", task_state=None,
+            flavor=flavor, launched_at=None,
+        )
+        # Under a 6.5 cap nova's client sends this to the 'compute-alt' topic.
+        ok = compute_rpcapi.ComputeAPI().validate_console_port(ctxt, inst, port, "novnc")
+        print(json.dumps({"valid": ok}))
     elif op == "schedule_and_build_instances":
         from nova.conductor import rpcapi as conductor_rpcapi
 

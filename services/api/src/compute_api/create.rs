@@ -355,12 +355,6 @@ async fn requested_destination(st: &ApiState, r: &CreateRequest) -> ApiResult<Op
     ))
 }
 
-/// The image (Glance's view) as nova's `ImageMeta` for a request spec
-/// (nova's `ImageMeta.from_dict`, its properties parsed).
-fn image_meta(img: &Value) -> ImageMeta {
-    ImageMeta::from_glance(img)
-}
-
 /// A hostname from a display name (nova's `sanitize_hostname`).
 fn hostname_of(name: &str) -> String {
     let mut h: String = name
@@ -459,7 +453,7 @@ pub(crate) async fn create(st: &ApiState, ctx: &Ctx, r: &CreateRequest) -> ApiRe
             .with_project_id(Some(ctx.project_id.clone()))
             .with_user_id(Some(ctx.user_id.clone()))
             .with_flavor(plan.flavor.clone())
-            .with_image(Some(image_meta(&plan.image)))
+            .with_image(Some(ImageMeta::from_dict(&plan.image)))
             .with_num_instances(plan.count)
             .with_availability_zone(r.availability_zone.clone())
             .with_scheduler_hints(Some(r.hints.clone()))

@@ -148,12 +148,6 @@ pub(crate) fn image_system_metadata(img: &Value) -> BTreeMap<String, Option<Stri
     out
 }
 
-/// The image (Glance's view) as nova's `ImageMeta` for a request spec
-/// (nova's `ImageMeta.from_dict`, its properties parsed).
-pub(crate) fn image_meta(img: &Value) -> ImageMeta {
-    ImageMeta::from_glance(img)
-}
-
 /// nova's `TrustedCerts` (1.0) primitive.
 fn trusted_certs(ids: &[String]) -> RawObject {
     RawObject(json!({
@@ -337,7 +331,7 @@ pub(crate) async fn rebuild(
     if orig_image_ref != image_id
         && let Some(s) = spec.as_mut()
     {
-        s.set_image(Some(image_meta(&img)));
+        s.set_image(Some(ImageMeta::from_dict(&img)));
         if let Err(e) = st.objects.save(&admin_ctx(), s).await {
             tracing::warn!(instance = %uuid, error = %e, "cannot save the request spec's new image");
         }

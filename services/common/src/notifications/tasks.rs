@@ -51,11 +51,11 @@ fn set_fields(o: &impl VersionedObject) -> Map<String, Value> {
     }
 }
 
-/// `ImageMetaPropsPayload` 1.19: only the properties the image sets (nova's
+/// `ImageMetaPropsPayload` 1.20: only the properties the image sets (nova's
 /// `populate_schema(set_none=False)`).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ImageMetaPropsPayload(pub Map<String, Value>);
-payload!(ImageMetaPropsPayload, "ImageMetaPropsPayload", "1.19");
+payload!(ImageMetaPropsPayload, "ImageMetaPropsPayload", "1.20");
 
 /// `ImageMetaPayload` 1.0: an image's metadata, every field (null when the
 /// image does not say).

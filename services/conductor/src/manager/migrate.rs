@@ -94,6 +94,7 @@ impl Conductor {
         migration: Option<&mut Migration>,
         held: bool,
         why: &Failure,
+        spec: Option<&RequestSpec>,
     ) {
         tracing::info!(instance = %inst.uuid(), class = why.class, reason = %why.message, "move failed");
         if let Some(m) = migration {
@@ -125,12 +126,13 @@ impl Conductor {
         notifier
             .instance_update(ctx, inst, &old, Source::Conductor, me)
             .await;
-        let spec = self.spec_of(ctx, inst).await;
+        // nova's `set_vm_state_and_notify`: a cold move passes its request
+        // spec, a live migration none.
         self.notify_task_error(
             ctx,
             "migrate_server",
             inst,
-            Some(&spec),
+            spec,
             why.class,
             &why.message,
         )
@@ -226,7 +228,8 @@ impl Conductor {
                         "MigrationError",
                         format!("cannot record the migration: {e}"),
                     );
-                    self.move_failed(ctx, &mut inst, None, false, &why).await;
+                    self.move_failed(ctx, &mut inst, None, false, &why, Some(&spec))
+                        .await;
                     return Ok(());
                 }
                 mg
@@ -241,8 +244,15 @@ impl Conductor {
                         "No valid host was found. Unable to replace instance claim on source: {e}"
                     ),
                 );
-                self.move_failed(ctx, &mut inst, Some(&mut migration), false, &why)
-                    .await;
+                self.move_failed(
+                    ctx,
+                    &mut inst,
+                    Some(&mut migration),
+                    false,
+                    &why,
+                    Some(&spec),
+                )
+                .await;
                 return Ok(());
             }
         };
@@ -259,8 +269,15 @@ impl Conductor {
                     inst.uuid()
                 ),
             );
-            self.move_failed(ctx, &mut inst, Some(&mut migration), held, &why)
-                .await;
+            self.move_failed(
+                ctx,
+                &mut inst,
+                Some(&mut migration),
+                held,
+                &why,
+                Some(&spec),
+            )
+            .await;
             return Ok(());
         }
         let (chosen, alternates) = match m.host_list {
@@ -278,8 +295,15 @@ impl Conductor {
                     }
                     Ok(_) => {
                         let why = Failure::new("NoValidHost", "No valid host was found. ");
-                        self.move_failed(ctx, &mut inst, Some(&mut migration), held, &why)
-                            .await;
+                        self.move_failed(
+                            ctx,
+                            &mut inst,
+                            Some(&mut migration),
+                            held,
+                            &why,
+                            Some(&spec),
+                        )
+                        .await;
                         return Ok(());
                     }
                     Err(e) => {
@@ -288,8 +312,15 @@ impl Conductor {
                             .map(|r| r.message.clone())
                             .unwrap_or_else(|| e.to_string());
                         let why = Failure::new("NoValidHost", message);
-                        self.move_failed(ctx, &mut inst, Some(&mut migration), held, &why)
-                            .await;
+                        self.move_failed(
+                            ctx,
+                            &mut inst,
+                            Some(&mut migration),
+                            held,
+                            &why,
+                            Some(&spec),
+                        )
+                        .await;
                         return Ok(());
                     }
                 }
@@ -332,8 +363,15 @@ impl Conductor {
                                 inst.uuid()
                             ),
                         );
-                        self.move_failed(ctx, &mut inst, Some(&mut migration), held, &why)
-                            .await;
+                        self.move_failed(
+                            ctx,
+                            &mut inst,
+                            Some(&mut migration),
+                            held,
+                            &why,
+                            Some(&spec),
+                        )
+                        .await;
                         return Ok(());
                     }
                 }
@@ -368,7 +406,7 @@ impl Conductor {
                 &inst,
                 &image,
                 &flavor,
-                &Some(spec),
+                &Some(spec.clone()),
                 &legacy,
                 &Some(node),
                 &m.clean_shutdown,
@@ -383,8 +421,15 @@ impl Conductor {
                 "MigrationError",
                 format!("cannot reach compute {host}: {e}"),
             );
-            self.move_failed(ctx, &mut inst, Some(&mut migration), held, &why)
-                .await;
+            self.move_failed(
+                ctx,
+                &mut inst,
+                Some(&mut migration),
+                held,
+                &why,
+                Some(&spec),
+            )
+            .await;
         }
         Ok(())
     }
@@ -436,14 +481,15 @@ impl Conductor {
                 "MigrationError",
                 format!("cannot record the migration: {e}"),
             );
-            self.move_failed(ctx, &mut inst, None, false, &why).await;
+            self.move_failed(ctx, &mut inst, None, false, &why, None)
+                .await;
             return Ok(());
         }
         let held = match move_allocations(&self.placement, inst.uuid(), migration.uuid()).await {
             Ok(h) => h,
             Err(e) => {
                 let why = Failure::new("MigrationPreCheckError", e.to_string());
-                self.move_failed(ctx, &mut inst, Some(&mut migration), false, &why)
+                self.move_failed(ctx, &mut inst, Some(&mut migration), false, &why, None)
                     .await;
                 return Ok(());
             }
@@ -468,7 +514,7 @@ impl Conductor {
                             inst.uuid()
                         ),
                     );
-                    self.move_failed(ctx, &mut inst, Some(&mut migration), held, &why)
+                    self.move_failed(ctx, &mut inst, Some(&mut migration), held, &why, None)
                         .await;
                     return Ok(());
                 }
@@ -477,7 +523,7 @@ impl Conductor {
                         "ComputeHostNotFound",
                         format!("Compute host {dest} could not be found."),
                     );
-                    self.move_failed(ctx, &mut inst, Some(&mut migration), held, &why)
+                    self.move_failed(ctx, &mut inst, Some(&mut migration), held, &why, None)
                         .await;
                     return Ok(());
                 };
@@ -513,7 +559,7 @@ impl Conductor {
                             inst.uuid()
                         ),
                     );
-                    self.move_failed(ctx, &mut inst, Some(&mut migration), held, &why)
+                    self.move_failed(ctx, &mut inst, Some(&mut migration), held, &why, None)
                         .await;
                     return Ok(());
                 }
@@ -550,7 +596,7 @@ impl Conductor {
                             .map(|r| r.message.clone())
                             .unwrap_or_else(|| e.to_string());
                         let why = Failure::new("NoValidHost", message);
-                        self.move_failed(ctx, &mut inst, Some(&mut migration), held, &why)
+                        self.move_failed(ctx, &mut inst, Some(&mut migration), held, &why, None)
                             .await;
                         return Ok(());
                     }
@@ -616,7 +662,7 @@ impl Conductor {
                             &dest,
                             &block_migration,
                             &Some(migration.clone()),
-                            &data,
+                            &Some(data),
                         )
                         .await;
                     if let Err(e) = sent {
@@ -625,7 +671,7 @@ impl Conductor {
                             "MigrationError",
                             format!("cannot reach compute {source}: {e}"),
                         );
-                        self.move_failed(ctx, &mut inst, Some(&mut migration), held, &why)
+                        self.move_failed(ctx, &mut inst, Some(&mut migration), held, &why, None)
                             .await;
                     }
                     return Ok(());
@@ -651,7 +697,7 @@ impl Conductor {
             "NoValidHost"
         };
         let why = Failure::new(class, last_error);
-        self.move_failed(ctx, &mut inst, Some(&mut migration), held, &why)
+        self.move_failed(ctx, &mut inst, Some(&mut migration), held, &why, None)
             .await;
         Ok(())
     }
