@@ -65,15 +65,29 @@ pub struct BlockDevice {
     pub boot_index: Option<i32>,
 }
 
-/// A network interface of the instance (`network_info`), minimal.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// A network interface of the instance (`network_info`): what a driver
+/// needs to plug nova's `bridge` VIF type (a tap device on a Linux bridge).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Vif {
     /// Port id.
     pub id: String,
     /// MAC address.
     pub address: String,
-    /// Bridge or network to plug into, if any.
+    /// Bridge or network to plug into, if any (`brq` + 11 characters of
+    /// the network id for the built-in network service).
     pub bridge: Option<String>,
+    /// nova's VIF type (`bridge`; empty when unknown).
+    #[serde(default)]
+    pub vif_type: String,
+    /// The host device (`tap` + 11 characters of the port id).
+    #[serde(default)]
+    pub devname: Option<String>,
+    /// The port's fixed IPs.
+    #[serde(default)]
+    pub fixed_ips: Vec<String>,
+    /// The network's MTU.
+    #[serde(default)]
+    pub mtu: Option<u32>,
 }
 
 /// What `spawn` needs: the instance, its flavor, its image, and what nova passes along.

@@ -380,6 +380,7 @@ mod tests {
             id: "p1".into(),
             address: "fa:16:3e:00:00:01".into(),
             bridge: Some("br-int".into()),
+            ..Default::default()
         });
         let mut p = plan();
         p.vnc_listen = None;

@@ -1,6 +1,5 @@
 //! nova-network: a built-in Neutron v2.0 subset for the all-in-one (and
-//! its own binary, `nova-network-api`, port 9696), and nova's side of
-//! Neutron ([`client`]).
+//! its own binary, `nova-network-api`, port 9696).
 //!
 //! The service keeps networks, subnets, ports, security groups and rules
 //! and floating IPs as Neutron's JSON documents (`service.rs`, `ports.rs`,

@@ -132,11 +132,24 @@ async fn a_deleted_port_reaches_the_compute_through_nova_events() {
     assert_eq!(port["port"]["binding:vif_type"], "bridge", "{port}");
     // The instance's info cache lists it (and another port).
     let ctx = nova_service::context::admin();
-    let nw = json!([{"id": port_id, "address": port["port"]["mac_address"]}, {"id": "other"}]);
+    let mac = port["port"]["mac_address"].clone();
+    let ip = port["port"]["fixed_ips"][0]["ip_address"].clone();
+    assert_eq!(ip, "10.0.0.2", "{port}");
+    let nw = json!([{"id": port_id, "address": mac, "network": {"label": "private",
+        "subnets": [{"ips": [{"address": ip, "type": "fixed", "version": 4}]}]}}, {"id": "other"}]);
     let mut cache = InstanceInfoCache::new()
         .with_instance_uuid(id.clone())
         .with_network_info(Some(nw.to_string()));
     c.all.objects.create(&ctx, &mut cache).await.unwrap();
+    // The server's addresses come from the cache.
+    let r = c.get(&format!("/v2.1/servers/{id}"), "demo").await;
+    assert_eq!(
+        r.body["server"]["addresses"],
+        json!({"private": [{"version": 4, "addr": ip, "OS-EXT-IPS:type": "fixed",
+            "OS-EXT-IPS-MAC:mac_addr": mac}]}),
+        "{}",
+        r.body
+    );
     // Deleting the port: the network service tells nova, the API casts to
     // the compute, which drops the port from the cache.
     let r = c
