@@ -86,6 +86,11 @@ pub async fn run(o: Options) -> anyhow::Result<()> {
     if let Some(p) = o.image_port {
         conf.set("image", "bind_port", &p.to_string());
     }
+    // The binary runs the built-in network service (Neutron v2.0 subset,
+    // port 9696) unless told otherwise; the embedded `Cluster`s do not.
+    if conf.get("network", "enabled").is_none_or(str::is_empty) {
+        conf.set("network", "enabled", "true");
+    }
     if let Some(p) = o.network_port {
         conf.set("network", "bind_port", &p.to_string());
     }
@@ -307,8 +312,6 @@ pub fn embedded_defaults(mut conf: Conf, state: &Path) -> Conf {
         state.display().to_string(),
     );
     set(&mut conf, "DEFAULT", "transport_url", "memory://".into());
-    // The built-in network service (Neutron v2.0 subset) on 9696.
-    set(&mut conf, "network", "enabled", "true".into());
     set(&mut conf, "DEFAULT", "host", "nova-all".into());
     // The metadata API only when asked for (`enabled_apis =
     // osapi_compute,metadata`), on loopback unless told otherwise.
