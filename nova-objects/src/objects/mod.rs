@@ -6,6 +6,7 @@ mod build_request;
 mod cell_mapping;
 mod compute_node;
 mod console_auth_token;
+mod external_event;
 mod flavor;
 mod image_meta;
 mod instance;
@@ -33,6 +34,7 @@ pub use cell_mapping::{
 };
 pub use compute_node::{ComputeNode, ComputeNodeList, HVSpec, PciDevicePool, PciDevicePoolList};
 pub use console_auth_token::ConsoleAuthToken;
+pub use external_event::InstanceExternalEvent;
 pub use flavor::{Flavor, FlavorList};
 pub use image_meta::{ImageMeta, ImageMetaProps};
 pub use instance::{Instance, InstanceList};
@@ -86,6 +88,7 @@ pub fn all_classes() -> Vec<&'static ObjectClass> {
         InstanceActionEvent::obj_class(),
         InstanceActionEventList::obj_class(),
         InstanceActionList::obj_class(),
+        InstanceExternalEvent::obj_class(),
         InstanceFault::obj_class(),
         InstanceFaultList::obj_class(),
         InstanceGroup::obj_class(),

@@ -18,6 +18,8 @@ use nova_rpc::Transport;
 use nova_service::{Conf, Runner};
 use tokio_util::sync::CancellationToken;
 
+mod network;
+
 /// One compute service of the cluster.
 pub use nova_compute::ComputeService as ComputeHandle;
 
@@ -36,6 +38,8 @@ pub struct AllInOne {
     pub api: Endpoints,
     /// The computes.
     pub computes: Vec<ComputeHandle>,
+    /// The built-in network service, when `[network] enabled`.
+    pub network: Option<nova_network::Started>,
     /// Where the metadata API listens, when `[DEFAULT] enabled_apis`
     /// names `metadata`.
     pub metadata: Option<std::net::SocketAddr>,
@@ -64,6 +68,9 @@ pub struct Options {
     /// Image API port.
     #[arg(long)]
     pub image_port: Option<u16>,
+    /// Network API port (`[network] bind_port`, default 9696).
+    #[arg(long)]
+    pub network_port: Option<u16>,
 }
 
 /// `nova-all`: the embedded defaults under the state directory, every
@@ -79,6 +86,14 @@ pub async fn run(o: Options) -> anyhow::Result<()> {
     if let Some(p) = o.image_port {
         conf.set("image", "bind_port", &p.to_string());
     }
+    // The binary runs the built-in network service (Neutron v2.0 subset,
+    // port 9696) unless told otherwise; the embedded `Cluster`s do not.
+    if conf.get("network", "enabled").is_none_or(str::is_empty) {
+        conf.set("network", "enabled", "true");
+    }
+    if let Some(p) = o.network_port {
+        conf.set("network", "bind_port", &p.to_string());
+    }
     let runner = Runner::new(conf).with_schema_sync().with_signals();
     let started = std::time::Instant::now();
     let all = AllInOne::on(runner, o.fake_computes).await?;
@@ -93,6 +108,9 @@ pub async fn run(o: Options) -> anyhow::Result<()> {
         all.api.image_url,
         all.computes.len()
     );
+    if let Some(n) = &all.network {
+        println!("network API: {}", n.url);
+    }
     if let Some(m) = all.metadata {
         println!("metadata API: http://{m}");
     }
@@ -149,8 +167,28 @@ impl AllInOne {
         let mut computes = nova_compute::service::start_hosts(runner, &hosts).await?;
         computes.sort_by(|a, b| a.host.cmp(&b.host));
         nova_manage::discover_hosts(&objects, &conf).await?;
-        // API, identity, images, metadata.
-        let api = nova_api::serve::start(runner).await?;
+        // The network service's address first (the identity's catalog
+        // lists it), then API, identity, images, metadata.
+        let network = if conf.bool_or("network", "enabled", false)? {
+            let svc = nova_network::open(runner).await?;
+            let (l, url) = nova_network::bind(&conf, None).await?;
+            Some((svc, l, url))
+        } else {
+            None
+        };
+        let more = network
+            .iter()
+            .map(|(_, _, url)| nova_api::CatalogEntry {
+                service_type: "network".into(),
+                name: "neutron".into(),
+                url: url.clone(),
+            })
+            .collect();
+        let api = nova_api::serve::start_with(runner, more).await?;
+        let network = match network {
+            Some((svc, l, url)) => Some(network::start(runner, &api, svc, l, url).await?),
+            None => None,
+        };
         let metadata = if nova_metadata::enabled(&conf) {
             Some(nova_metadata::start(runner).await?)
         } else {
@@ -159,6 +197,7 @@ impl AllInOne {
         // The console proxies of the enabled consoles.
         nova_consoleproxy::start_enabled(runner).await?;
         Ok(AllInOne {
+            network,
             metadata,
             conf,
             transport: runner.transport().await?,

@@ -22,6 +22,7 @@ pub mod serve;
 mod admin;
 mod aggregates;
 mod compute_api;
+mod external_events;
 mod extra_specs;
 mod flavor_rules;
 pub mod flavors;
@@ -352,6 +353,7 @@ pub fn router(state: Arc<ApiState>) -> Router {
             "/os-server-groups/{id}",
             get(server_groups::show).delete(server_groups::delete),
         )
+        .route("/os-server-external-events", post(external_events::create))
         .route("/limits", get(admin::limits))
         .route("/os-quota-sets/{project}", get(admin::quota_show))
         .route("/os-quota-sets/{project}/detail", get(admin::quota_detail))

@@ -52,6 +52,12 @@ async fn bind(addr: &str) -> anyhow::Result<tokio::net::TcpListener> {
 /// API on `runner` (its database, Placement and transport); they stop
 /// accepting and finish their requests in flight when the runner stops.
 pub async fn start(runner: &Runner) -> anyhow::Result<Endpoints> {
+    start_with(runner, vec![]).await
+}
+
+/// [`start`], with `more` endpoints in the identity's service catalog
+/// (nova-all's built-in network service).
+pub async fn start_with(runner: &Runner, more: Vec<CatalogEntry>) -> anyhow::Result<Endpoints> {
     let conf = runner.conf();
     let transport = runner.transport().await?;
     let objects = runner.objects().await?;
@@ -116,6 +122,7 @@ pub async fn start(runner: &Runner) -> anyhow::Result<Endpoints> {
             url: identity_url.clone(),
         },
     ];
+    identity.catalog.extend(more);
     let store_dir: PathBuf = conf
         .get("image", "store_path")
         .map(PathBuf::from)

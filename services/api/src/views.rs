@@ -51,6 +51,47 @@ fn links(st: &ApiState, kind: &str, id: &str) -> Value {
 }
 
 /// `{"id", "name", "links"}` of a server.
+/// nova's `addresses`: the info cache's fixed and floating IPs by network
+/// label (`{}` when the cache was not loaded or is empty).
+fn addresses(i: &Instance) -> Value {
+    let mut out = serde_json::Map::new();
+    if !i.obj_attr_is_set("info_cache") {
+        return Value::Object(out);
+    }
+    let nw: Value = i
+        .info_cache()
+        .as_ref()
+        .and_then(|c| c.network_info().as_deref().map(str::to_owned))
+        .and_then(|s| serde_json::from_str(&s).ok())
+        .unwrap_or(Value::Null);
+    for vif in nw.as_array().into_iter().flatten() {
+        if !vif["network"].is_object() {
+            continue;
+        }
+        let label = vif["network"]["label"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        let list = out.entry(label).or_insert_with(|| json!([]));
+        for subnet in vif["network"]["subnets"].as_array().into_iter().flatten() {
+            for ip in subnet["ips"].as_array().into_iter().flatten() {
+                let mut add = |addr: &Value, kind: &str| {
+                    if let Some(l) = list.as_array_mut() {
+                        l.push(json!({"version": ip["version"].as_u64().unwrap_or(4),
+                            "addr": addr, "OS-EXT-IPS:type": kind,
+                            "OS-EXT-IPS-MAC:mac_addr": vif["address"]}));
+                    }
+                };
+                add(&ip["address"], "fixed");
+                for f in ip["floating_ips"].as_array().into_iter().flatten() {
+                    add(&f["address"], "floating");
+                }
+            }
+        }
+    }
+    Value::Object(out)
+}
+
 pub(crate) fn server_brief(st: &ApiState, i: &Instance) -> Value {
     json!({"id": i.uuid(), "name": i.display_name().clone().unwrap_or_default(), "links": links(st, "servers", i.uuid())})
 }
@@ -115,7 +156,7 @@ pub(crate) fn server(st: &ApiState, ctx: &Ctx, v: ApiVersion, i: &Instance, show
         "flavor": flavor,
         "created": time(i.created_at()),
         "updated": time(&i.updated_at().or(*i.created_at())),
-        "addresses": {},
+        "addresses": addresses(i),
         "accessIPv4": i.access_ip_v4().clone().unwrap_or_default(),
         "accessIPv6": i.access_ip_v6().clone().unwrap_or_default(),
         "links": links(st, "servers", i.uuid()),

@@ -45,6 +45,7 @@ mod healing;
 mod host_ops;
 mod image_cache;
 mod images;
+mod instance_events;
 pub mod manager;
 mod moves;
 pub mod power_sync;

@@ -45,6 +45,8 @@ pub(crate) struct Inner {
     pub(crate) images: std::sync::OnceLock<crate::ImageCache>,
     /// The image API client (snapshots, shelving, backups).
     pub(crate) http: reqwest::Client,
+    /// What builds wait for from other services (`network-vif-plugged`).
+    pub(crate) events: crate::instance_events::InstanceEvents,
 }
 
 /// The compute manager. Cheap to clone.
@@ -81,6 +83,7 @@ impl ComputeManager {
                 notifier: std::sync::OnceLock::new(),
                 images: std::sync::OnceLock::new(),
                 http: reqwest::Client::new(),
+                events: Default::default(),
             }),
         }
     }
@@ -676,6 +679,16 @@ struct Build {
 }
 
 impl Compute for ComputeManager {
+    async fn external_instance_event(
+        &self,
+        ctx: RequestContext,
+        instances: Vec<Instance>,
+        events: Vec<nova_objects::InstanceExternalEvent>,
+    ) -> Result<(), RemoteError> {
+        self.do_external_instance_event(ctx, instances, events)
+            .await
+    }
+
     /// The cast returns at once; the build runs under
     /// `max_concurrent_builds`, keeping the request id.
     async fn build_and_run_instance(
@@ -727,10 +740,15 @@ impl Compute for ComputeManager {
         _bdms: Option<BlockDeviceMappingList>,
     ) -> Result<(), RemoteError> {
         let ctx = elevated(&ctx);
-        self.with_instance(&ctx, instance, "terminate_instance", |inst| {
-            self.do_terminate(ctx.clone(), inst)
-        })
-        .await
+        let uuid = instance.uuid().clone();
+        let r = self
+            .with_instance(&ctx, instance, "terminate_instance", |inst| {
+                self.do_terminate(ctx.clone(), inst)
+            })
+            .await;
+        // Nobody waits for events of a deleted instance.
+        self.inner.events.clear(&uuid);
+        r
     }
 
     // -- Moves (`moves.rs`).

@@ -104,6 +104,15 @@ impl Compute for TestCompute {
         Ok(())
     }
 
+    async fn external_instance_event(
+        &self,
+        _ctx: RequestContext,
+        _instances: Vec<Instance>,
+        _events: Vec<nova_objects::InstanceExternalEvent>,
+    ) -> Result<(), RemoteError> {
+        Ok(())
+    }
+
     // -- Moves: this double takes none (the cluster tests drive them).
     async fn prep_resize(
         &self,

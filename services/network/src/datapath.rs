@@ -68,7 +68,13 @@ impl Datapath for NoopDatapath {
     }
 }
 
-/// A network's bridge name: `"brq"` + the first 11 characters of its id (Neutron's).
+/// The bridge name of a network (`brq` + the first 11 characters of its
+/// id), as Neutron's Linux bridge agent names it.
 pub fn bridge_name(network_id: Uuid) -> String {
     format!("brq{}", &network_id.to_string()[..11])
+}
+
+/// The tap device of a port (`tap` + the first 11 characters of its id).
+pub fn tap_name(port_id: &str) -> String {
+    format!("tap{}", port_id.chars().take(11).collect::<String>())
 }

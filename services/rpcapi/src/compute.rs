@@ -39,8 +39,8 @@
 //! * 6.5 — the server version Nova 34 runs (what our manager announces).
 
 use nova_objects::{
-    BlockDeviceMappingList, Flavor, Instance, LibvirtLiveMigrateData, Migration,
-    NetworkRequestList, RequestSpec, Selection,
+    BlockDeviceMappingList, Flavor, Instance, InstanceExternalEvent, LibvirtLiveMigrateData,
+    Migration, NetworkRequestList, RequestSpec, Selection,
 };
 use nova_rpc::{RequestContext, Version};
 use serde_json::Value;
@@ -340,6 +340,16 @@ pub trait Compute {
     /// [`Compute::get_diagnostics`].
     #[rpc(call, server, version = "6.0", min = "5.0")]
     async fn get_instance_diagnostics(&self, ctx: RequestContext, instance: Instance) -> Value;
+    /// Events from other services (`os-server-external-events`: Neutron's
+    /// `network-vif-plugged`, ...) for instances on this host.
+    #[rpc(cast, server, version = "6.0", min = "5.0")]
+    async fn external_instance_event(
+        &self,
+        ctx: RequestContext,
+        instances: Vec<Instance>,
+        events: Vec<InstanceExternalEvent>,
+    );
+
     /// Pauses an instance (the guest's vCPUs stop; memory stays).
     #[rpc(cast, server, version = "6.0", min = "5.0")]
     async fn pause_instance(&self, ctx: RequestContext, instance: Instance);

@@ -10,6 +10,7 @@ use crate::cluster::temp_dir;
 
 mod lifecycle;
 mod moves;
+mod network;
 mod subresources;
 mod zones;
 
@@ -60,8 +61,8 @@ fn free_port() -> u16 {
 pub(crate) const CLI_TIMEOUT: Duration = Duration::from_secs(180);
 
 pub(crate) struct Cli {
-    exe: PathBuf,
-    clouds: PathBuf,
+    pub(crate) exe: PathBuf,
+    pub(crate) clouds: PathBuf,
 }
 
 impl Cli {
@@ -263,7 +264,7 @@ pub(crate) fn wait_for(cli: &Cli, server: &str, status: &str) {
 pub(crate) fn launch(fake_computes: usize, env: &[(&str, &str)]) -> Option<(NovaAll, Cli)> {
     let exe = openstack()?;
     let dir = temp_dir("cli");
-    let (port, image_port) = (free_port(), free_port());
+    let (port, image_port, network_port) = (free_port(), free_port(), free_port());
     let child = std::process::Command::new(env!("CARGO_BIN_EXE_nova-all"))
         .args(["--fake-computes", &fake_computes.to_string(), "--state-dir"])
         .arg(&dir)
@@ -272,6 +273,8 @@ pub(crate) fn launch(fake_computes: usize, env: &[(&str, &str)]) -> Option<(Nova
             &port.to_string(),
             "--image-port",
             &image_port.to_string(),
+            "--network-port",
+            &network_port.to_string(),
         ])
         .envs(env.iter().copied())
         .stdout(Stdio::piped())

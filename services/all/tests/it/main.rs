@@ -18,6 +18,7 @@ mod legacy_routes;
 mod metadata;
 mod moves;
 mod multiprocess;
+mod network;
 #[cfg(feature = "amqp")]
 mod notifications;
 #[cfg(all(feature = "amqp", feature = "postgres"))]

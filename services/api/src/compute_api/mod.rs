@@ -36,6 +36,7 @@ pub(crate) mod create;
 pub(crate) mod delete;
 pub(crate) mod diagnostics;
 pub(crate) mod evacuate;
+pub(crate) mod external_events;
 pub(crate) mod host_ops;
 pub(crate) mod host_status;
 pub(crate) mod images;

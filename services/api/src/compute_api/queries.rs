@@ -37,6 +37,14 @@ pub(crate) async fn get(st: &ApiState, ctx: &Ctx, id: &str) -> ApiResult<Instanc
     Ok(inst)
 }
 
+/// Loads `inst`'s network info cache (the view's `addresses`).
+pub(crate) async fn load_network_info(st: &ApiState, inst: &mut Instance) -> ApiResult<()> {
+    st.objects
+        .load_instance_attrs(&admin_ctx(), inst, &["info_cache"])
+        .await?;
+    Ok(())
+}
+
 /// The instance fields a list may be sorted on (nova's
 /// `VALID_SORT_KEYS` that we store).
 pub(crate) const SORT_KEYS: &[&str] = &[

@@ -1,0 +1,58 @@
+//! The built-in network service in the all-in-one: its callers
+//! authenticated by the built-in identity, nova's external events sent with
+//! an admin token from it, and the shared flat network made at start.
+
+use std::sync::Arc;
+
+use nova_api::serve::Endpoints;
+use nova_network::{Caller, NetworkService, NovaEvents, Started};
+use nova_service::Runner;
+
+/// Serves `svc` on `listener` (bound beforehand at `url`).
+pub(crate) async fn start(
+    runner: &Runner,
+    api: &Endpoints,
+    svc: Arc<NetworkService>,
+    listener: tokio::net::TcpListener,
+    url: String,
+) -> anyhow::Result<Started> {
+    let identity = api.state.identity.clone();
+    let auth: nova_network::Authenticate = Arc::new(move |h| {
+        let c = identity.authenticate(&h, "").map(|c| Caller {
+            user_id: c.user_id,
+            project_id: c.project_id,
+            roles: c.roles,
+        });
+        Box::pin(async move { c })
+    });
+    let admin = api
+        .users
+        .iter()
+        .find(|u| u.roles.iter().any(|r| r == "admin"))
+        .cloned();
+    if let Some(admin) = admin {
+        let identity = api.state.identity.clone();
+        svc.set_nova_events(NovaEvents::new(
+            &api.compute_url,
+            Arc::new(move || {
+                let (token, _) = identity.issue(&admin);
+                Box::pin(async move { Ok(token) })
+            }),
+        ));
+    } else {
+        tracing::warn!("no admin user: the network service cannot send nova its events");
+    }
+    nova_network::ensure_default_network(&svc, runner.conf()).await?;
+    let addr = listener.local_addr()?;
+    runner.http(
+        "network API",
+        listener,
+        nova_network::api::router(svc.clone(), auth, &url),
+    );
+    tracing::info!(%url, "network API listening");
+    Ok(Started {
+        addr,
+        url,
+        service: svc,
+    })
+}

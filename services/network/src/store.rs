@@ -1,0 +1,146 @@
+//! Persistence: every resource is one row of `neutron_resources` (kind,
+//! id, project, its Neutron JSON), created by numbered migrations recorded
+//! in `network_schema_migrations` (nova-objects' migration runner) in
+//! nova's database or a `[network] connection` of its own. The service
+//! keeps the rows in memory and writes each change through before it
+//! answers.
+
+use std::collections::BTreeMap;
+
+use nova_objects::db::{Migration, Migrations};
+use sea_orm::sea_query::{ColumnDef, Index, Table};
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement, TransactionTrait, Value};
+
+/// The network service's migrations, oldest first.
+static MIGRATIONS: Migrations = Migrations {
+    record_table: "network_schema_migrations",
+    list: &[Migration {
+        version: 1,
+        name: "neutron resources: networks, subnets, ports, security groups and rules, floating IPs",
+        statements: initial,
+    }],
+};
+
+fn initial(backend: DbBackend) -> Vec<Statement> {
+    let mut t = Table::create();
+    t.table("neutron_resources").if_not_exists();
+    if backend == DbBackend::MySql {
+        t.engine("InnoDB");
+    }
+    t.col(ColumnDef::new("kind").string_len(32).not_null())
+        .col(ColumnDef::new("id").string_len(36).not_null())
+        .col(ColumnDef::new("project_id").string_len(255).not_null())
+        .col(ColumnDef::new("body").text().not_null())
+        .primary_key(Index::create().col("kind").col("id"));
+    vec![backend.build(&t)]
+}
+
+/// Where the resources are kept: a SQL database, or nowhere (tests).
+#[derive(Debug, Clone, Default)]
+pub struct Store {
+    conn: Option<DatabaseConnection>,
+}
+
+/// Every stored resource: kind → id → body.
+pub type Rows = BTreeMap<String, BTreeMap<String, serde_json::Value>>;
+
+fn stmt(backend: DbBackend, sql: &str, values: Vec<Value>) -> Statement {
+    let sql = if backend == DbBackend::Postgres {
+        let mut n = 0;
+        sql.chars()
+            .map(|c| {
+                if c == '?' {
+                    n += 1;
+                    format!("${n}")
+                } else {
+                    c.to_string()
+                }
+            })
+            .collect()
+    } else {
+        sql.to_owned()
+    };
+    Statement::from_sql_and_values(backend, sql, values)
+}
+
+impl Store {
+    /// Nothing persisted (the service's state lives as long as it does).
+    pub fn memory() -> Self {
+        Store { conn: None }
+    }
+
+    /// Over `conn`, its schema migrated.
+    pub async fn open(conn: DatabaseConnection) -> anyhow::Result<Self> {
+        MIGRATIONS.sync(&conn).await?;
+        Ok(Store { conn: Some(conn) })
+    }
+
+    /// Every row.
+    pub async fn load(&self) -> anyhow::Result<Rows> {
+        let mut out = Rows::new();
+        let Some(c) = &self.conn else {
+            return Ok(out);
+        };
+        let rows = c
+            .query_all_raw(stmt(
+                c.get_database_backend(),
+                "SELECT kind, id, body FROM neutron_resources",
+                vec![],
+            ))
+            .await?;
+        for r in rows {
+            let kind: String = r.try_get("", "kind")?;
+            let id: String = r.try_get("", "id")?;
+            let body: String = r.try_get("", "body")?;
+            out.entry(kind)
+                .or_default()
+                .insert(id, serde_json::from_str(&body)?);
+        }
+        Ok(out)
+    }
+
+    /// Writes `puts` (kind, body with `id`) and removes `deletes` (kind,
+    /// id) in one transaction.
+    pub async fn write(
+        &self,
+        puts: &[(&str, &serde_json::Value)],
+        deletes: &[(&str, &str)],
+    ) -> anyhow::Result<()> {
+        let Some(c) = &self.conn else {
+            return Ok(());
+        };
+        let b = c.get_database_backend();
+        let tx = c.begin().await?;
+        for (kind, id) in deletes {
+            tx.execute_raw(stmt(
+                b,
+                "DELETE FROM neutron_resources WHERE kind = ? AND id = ?",
+                vec![(*kind).into(), (*id).into()],
+            ))
+            .await?;
+        }
+        for (kind, body) in puts {
+            let id = body["id"].as_str().unwrap_or_default();
+            let project = body["project_id"].as_str().unwrap_or_default();
+            tx.execute_raw(stmt(
+                b,
+                "DELETE FROM neutron_resources WHERE kind = ? AND id = ?",
+                vec![(*kind).into(), id.into()],
+            ))
+            .await?;
+            tx.execute_raw(stmt(
+                b,
+                "INSERT INTO neutron_resources (kind, id, project_id, body) VALUES (?, ?, ?, ?)",
+                vec![
+                    (*kind).into(),
+                    id.into(),
+                    project.into(),
+                    body.to_string().into(),
+                ],
+            ))
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+}
