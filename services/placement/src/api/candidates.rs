@@ -49,7 +49,7 @@ pub(crate) async fn list(
     if !v.at(10) {
         return Err(ApiError::not_found("The resource could not be found."));
     }
-    admin_or_service(&who, "placement:allocation_candidates:list")?;
+    admin_or_service(&st.policy, &who, "placement:allocation_candidates:list")?;
     let q = Query::parse(raw.as_deref());
     let mut groups: BTreeMap<String, GroupParams<'_>> = BTreeMap::new();
     let unexpected = |k: &str| {
