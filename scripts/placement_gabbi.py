@@ -50,7 +50,7 @@ def free_port():
     return port
 
 
-def start_server(port, secure_rbac=False, cors=None):
+def start_server(port, secure_rbac=False, cors=None, policy=None):
     d = os.path.realpath(tempfile.mkdtemp(prefix='placement-gabbi-'))
     conf = os.path.join(d, 'placement.conf')
     with open(conf, 'w') as f:
@@ -58,6 +58,11 @@ def start_server(port, secure_rbac=False, cors=None):
                 '[api]\nauth_strategy = noauth2\n'
                 '[oslo_policy]\nenforce_new_defaults = %s\n'
                 % (d, 'true' if secure_rbac else 'false'))
+        if policy is not None:
+            policy_file = os.path.join(d, 'policy.json')
+            with open(policy_file, 'w') as p:
+                json.dump(policy, p)
+            f.write('policy_file = %s\n' % policy_file)
         opts = {k: v for k, v in (cors or {}).items() if v}
         if opts:
             f.write('[cors]\n' + ''.join(
@@ -201,10 +206,17 @@ def stand_in(name, base):
             self.real.start_fixture()
             # The [cors] options the fixture set (CORSFixture), for ours.
             cors = self.real.conf_fixture.conf.cors
+            # The policy rules the fixture set (OpenPolicyFixture), as
+            # the policy file ours reads.
+            policy = None
+            if issubclass(base, pfix.OpenPolicyFixture):
+                from placement import policy as placement_policy
+                enforcer = placement_policy.get_enforcer()
+                policy = {k: str(v) for k, v in enforcer.rules.items()}
             self.server = start_server(
                 STATE['port'], getattr(base, '_secure_rbac', False),
                 {'allowed_origin': cors.allowed_origin,
-                 'allow_headers': cors.allow_headers})
+                 'allow_headers': cors.allow_headers}, policy)
             from placement import db_api
             engine = db_api.placement_context_manager.writer.get_engine()
             replay(engine)

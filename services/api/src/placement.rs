@@ -11,6 +11,7 @@ use axum::http::HeaderMap;
 use nova_placement::api::{Authenticate, Caller};
 use nova_placement::{PlacementHandle, SqlPlacement};
 use nova_service::Runner;
+use nova_service::authtoken::{AuthToken, AuthTokenOptions};
 
 use crate::ApiState;
 use crate::auth::{AuthStrategy, Identity};
@@ -44,9 +45,11 @@ pub fn root_with_slash() -> Router {
 /// `[placement] bind_port`, default 8778; `[placement] bind_host`, default
 /// 127.0.0.1) over `[placement_database] connection` (schema synced at
 /// start). `[api] auth_strategy`: `noauth2` (Placement's: the token names
-/// the user, `X-Roles` the roles, `admin` is an admin) or `keystone` (the
-/// built-in identity's tokens, signed with the shared `[identity]
-/// secret`). Serves until SIGTERM, then drains.
+/// the user, `X-Roles` the roles, `admin` is an admin) or `keystone`: with
+/// `[keystone_authtoken] auth_url`, a real Keystone validates the tokens
+/// (keystonemiddleware's `auth_token`, `nova_service::authtoken`); without
+/// it, the built-in identity's tokens, signed with the shared `[identity]
+/// secret`. Serves until SIGTERM, then drains.
 pub async fn serve(runner: Runner, port: Option<u16>) -> anyhow::Result<()> {
     let conf = runner.conf();
     let url = conf.placement_connection();
@@ -56,8 +59,18 @@ pub async fn serve(runner: Runner, port: Option<u16>) -> anyhow::Result<()> {
         .with_context(|| format!("[placement_database] connection = {url}"))?;
     store.sync().await?;
     let placement = PlacementHandle::new(store);
-    let auth = match conf.str_or("api", "auth_strategy", "keystone").as_str() {
+    let strategy = conf.str_or("api", "auth_strategy", "keystone");
+    let authtoken = match strategy.as_str() {
+        // The version document needs no token, as Placement's.
+        "keystone" => AuthTokenOptions::from_conf(conf)?.map(|o| AuthToken::new(o, &["/"])),
+        _ => None,
+    };
+    let auth = match strategy.as_str() {
         "noauth2" | "noauth" => nova_placement::api::noauth2(),
+        "keystone" if authtoken.is_some() => {
+            tracing::info!("tokens validated by Keystone ([keystone_authtoken])");
+            nova_placement::api::keystone_headers()
+        }
         "keystone" => {
             let users = crate::serve::users_from_conf(conf)?;
             let secret = conf
@@ -83,15 +96,24 @@ pub async fn serve(runner: Runner, port: Option<u16>) -> anyhow::Result<()> {
     tracing::info!(addr = %listener.local_addr()?, "Placement API listening");
     let policy = nova_placement::api::Policy {
         enforce_new_defaults: conf.parse_or("oslo_policy", "enforce_new_defaults", false)?,
+        overrides: Arc::new(match conf.get("oslo_policy", "policy_file") {
+            Some(f) if !f.is_empty() => {
+                let text = std::fs::read_to_string(f)
+                    .with_context(|| format!("[oslo_policy] policy_file = {f}"))?;
+                nova_placement::api::Policy::parse_rules(&text).map_err(anyhow::Error::msg)?
+            }
+            _ => Default::default(),
+        }),
     };
     let cors = cors_from_conf(conf)?;
-    runner.http(
-        "placement API",
-        listener,
-        cors.wrap(nova_placement::api::router_with_policy(
-            placement, auth, policy,
-        )),
-    );
+    let mut app = nova_placement::api::router_with_policy(placement, auth, policy);
+    if let Some(a) = authtoken {
+        app = app.layer(axum::middleware::from_fn_with_state(
+            a,
+            nova_service::authtoken::middleware,
+        ));
+    }
+    runner.http("placement API", listener, cors.wrap(app));
     runner.run().await
 }
 

@@ -87,6 +87,8 @@ pub const KNOWN_OPTIONS: &[(&str, &str)] = &[
     ("placement_database", "connection"),
     ("cors", "*"),
     ("api", "auth_strategy"),
+    ("keystone_authtoken", "*"),
+    ("oslo_policy", "*"),
     ("api", "max_limit"),
     ("api", "enable_instance_password"),
     ("api", "compute_link_prefix"),

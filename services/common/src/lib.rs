@@ -13,10 +13,13 @@
 //! * [`heartbeat`]: the service group record (`report_interval`,
 //!   `service_down_time`), and [`periodic`] tasks.
 //! * [`states`]: vm, task and power states and the API status table.
+//! * [`authtoken`]: keystonemiddleware's `auth_token` (a real Keystone
+//!   validates tokens, `[keystone_authtoken]`).
 //! * [`instance_actions`]: instance actions and their events.
 //! * [`notifications`]: nova's versioned and legacy notifications
 //!   ([`notifications::Notifier`], built once by [`Runner::notifier`]).
 
+pub mod authtoken;
 pub mod cells;
 mod conf;
 pub mod consoles;

@@ -16,7 +16,7 @@ use nova_scheduler::placement::{
 use serde_json::{Map, Value, json};
 
 use super::util::{self, Query};
-use super::{ApiError, ApiResult, Mv, St, Who, admin_or_service, empty, fresh};
+use super::{ApiError, ApiResult, Mv, St, Target, Who, admin_or_service, empty, fresh};
 
 /// Placement's default `incomplete_consumer_project_id` and `_user_id`.
 const INCOMPLETE: &str = "00000000-0000-0000-0000-000000000000";
@@ -352,7 +352,7 @@ pub(crate) async fn show(
     Extension(who): Who,
     Path(consumer): Path<String>,
 ) -> ApiResult {
-    admin_or_service(&who, "placement:allocations:list")?;
+    admin_or_service(&st.policy, &who, "placement:allocations:list")?;
     let a = st.placement.allocations_async(&consumer).await?;
     Ok(fresh(
         Json(consumer_json(&st, &a, v).await?).into_response(),
@@ -394,7 +394,7 @@ pub(crate) async fn put(
     Path(consumer): Path<String>,
     body: Bytes,
 ) -> ApiResult {
-    admin_or_service(&who, "placement:allocations:update")?;
+    admin_or_service(&st.policy, &who, "placement:allocations:update")?;
     let consumer = consumer_uuid(&consumer)?;
     let m = util::body_object(&body)?;
     let w = wanted(consumer, &m, v, false)?;
@@ -404,7 +404,7 @@ pub(crate) async fn put(
 }
 
 pub(crate) async fn delete(st: St, Extension(who): Who, Path(consumer): Path<String>) -> ApiResult {
-    admin_or_service(&who, "placement:allocations:delete")?;
+    admin_or_service(&st.policy, &who, "placement:allocations:delete")?;
     let cur = st.placement.allocations_async(&consumer).await?;
     if cur.allocations.is_empty() {
         return Err(ApiError::not_found(format!(
@@ -427,7 +427,7 @@ pub(crate) async fn post_many(
     if !v.at(13) {
         return Err(ApiError::not_found("The resource could not be found."));
     }
-    admin_or_service(&who, "placement:allocations:manage")?;
+    admin_or_service(&st.policy, &who, "placement:allocations:manage")?;
     let m = util::body_object(&body)?;
     if m.is_empty() {
         return Err(util::invalid("{} does not have enough properties"));
@@ -525,7 +525,16 @@ pub(crate) async fn total_usages(
         }
     }
     let reader = who.has("reader") && who.project_id == project;
-    if !who.admin_or_service() && !reader {
+    let target = Target {
+        project_id: Some(project),
+        user_id: q.get("user_id"),
+    };
+    if !st.policy.allows(
+        &who,
+        "placement:usages",
+        target,
+        who.admin_or_service() || reader,
+    ) {
         return Err(ApiError::forbidden("placement:usages"));
     }
     let consumers = st
@@ -691,7 +700,13 @@ pub(crate) async fn reshape(
         return Err(ApiError::not_found("The resource could not be found."));
     }
     // The service's (new defaults); also an admin's (deprecated rule).
-    if !(who.has("service") || (!st.policy.enforce_new_defaults && who.has("admin"))) {
+    let default = who.has("service") || (!st.policy.enforce_new_defaults && who.has("admin"));
+    if !st.policy.allows(
+        &who,
+        "placement:reshaper:reshape",
+        Target::default(),
+        default,
+    ) {
         return Err(ApiError::forbidden("placement:reshaper:reshape"));
     }
     let m = util::body_object(&body)?;

@@ -3,11 +3,13 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use axum::Extension;
 use axum::extract::RawQuery;
+use axum::http::header;
 use axum::response::IntoResponse;
-use axum::{Extension, Json};
-use nova_scheduler::placement::{CandidatesRequest, GroupPolicy, RequestGroup};
-use serde_json::{Map, Value, json};
+use nova_scheduler::placement::{
+    AllocationCandidates, CandidatesRequest, GroupPolicy, ProviderSummary, RequestGroup,
+};
 
 use super::providers::{check_traits, class_known};
 use super::util::{self, Query};
@@ -49,7 +51,7 @@ pub(crate) async fn list(
     if !v.at(10) {
         return Err(ApiError::not_found("The resource could not be found."));
     }
-    admin_or_service(&who, "placement:allocation_candidates:list")?;
+    admin_or_service(&st.policy, &who, "placement:allocation_candidates:list")?;
     let q = Query::parse(raw.as_deref());
     let mut groups: BTreeMap<String, GroupParams<'_>> = BTreeMap::new();
     let unexpected = |k: &str| {
@@ -319,14 +321,38 @@ pub(crate) async fn list(
     }
     req.same_subtree = subtrees;
     let cands = st.placement.allocation_candidates_async(&req).await?;
-    let mut requests = Vec::new();
+    let requested: BTreeSet<&str> = req
+        .groups
+        .iter()
+        .flat_map(|g| g.resources.keys().map(String::as_str))
+        .collect();
+    let body = render(&cands, &requested, v);
+    let r = ([(header::CONTENT_TYPE, "application/json")], body).into_response();
+    Ok(fresh(r, v))
+}
+
+/// A JSON string (serde_json's escaping) onto `out`.
+fn string(out: &mut Vec<u8>, s: &str) {
+    // Writing to a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut *out, s);
+}
+
+/// The answer's JSON, written straight from the model's tables (no
+/// `Value` tree: a thousand candidates are a few hundred KiB), in the
+/// shape of microversion `v`, keys in the order serde_json's map gives.
+fn render(cands: &AllocationCandidates, requested: &BTreeSet<&str>, v: Mv) -> Vec<u8> {
+    use std::io::Write as _;
+    let mut out: Vec<u8> = Vec::with_capacity(256 + cands.len() * 420);
     let root_of: BTreeMap<&str, &str> = cands
         .provider_summaries
         .iter()
         .map(|s| (&*s.uuid, &*s.root_provider_uuid))
         .collect();
-    let mut kept_providers: BTreeSet<String> = BTreeSet::new();
-    for r in cands.requests() {
+    let mut kept_providers: BTreeSet<&str> = BTreeSet::new();
+    out.extend_from_slice(b"{\"allocation_requests\": [");
+    let mut first = true;
+    for i in 0..cands.len() {
+        let r = cands.request(i);
         // Before 1.29 Placement is not nested-aware: no request that uses
         // two providers of one tree.
         if !v.at(29) {
@@ -338,64 +364,137 @@ pub(crate) async fn list(
             {
                 continue;
             }
-            kept_providers.extend(r.allocations.keys().map(|p| p.to_string()));
-        }
-        let mut a = if v.at(12) {
-            let m: Map<String, Value> = r
-                .allocations
-                .iter()
-                .map(|(rp, res)| (rp.to_string(), json!({"resources": res})))
-                .collect();
-            json!({"allocations": m})
-        } else {
-            let list: Vec<Value> = r
-                .allocations
-                .iter()
-                .map(|(rp, res)| json!({"resource_provider": {"uuid": rp.to_string()}, "resources": res}))
-                .collect();
-            json!({"allocations": list})
-        };
-        if v.at(34) {
-            let mut maps: BTreeMap<String, Vec<String>> = BTreeMap::new();
-            for (g, p) in &r.mappings {
-                let e = maps.entry(g.to_string()).or_default();
-                if !e.contains(&p.to_string()) {
-                    e.push(p.to_string());
+            for p in r.allocations.keys() {
+                if let Some((k, _)) = root_of.get_key_value(&**p) {
+                    kept_providers.insert(*k);
                 }
             }
-            a["mappings"] = json!(maps);
         }
-        requests.push(a);
-    }
-    let requested: BTreeSet<&str> = req
-        .groups
-        .iter()
-        .flat_map(|g| g.resources.keys().map(String::as_str))
-        .collect();
-    let mut summaries = Map::new();
-    for s in &cands.provider_summaries {
-        if !v.at(29) && !kept_providers.contains(&*s.uuid) {
-            continue;
+        if !first {
+            out.extend_from_slice(b", ");
         }
-        let mut res = Map::new();
-        for (rc, cap, used) in &s.resources {
-            if v.at(27) || requested.contains(&**rc) {
-                res.insert(rc.to_string(), json!({"capacity": cap, "used": used}));
+        first = false;
+        let resources =
+            |out: &mut Vec<u8>, res: &BTreeMap<nova_scheduler::placement::Name, i64>| {
+                out.push(b'{');
+                for (k, (rc, n)) in res.iter().enumerate() {
+                    if k > 0 {
+                        out.extend_from_slice(b", ");
+                    }
+                    string(out, rc);
+                    let _ = write!(out, ": {n}");
+                }
+                out.push(b'}');
+            };
+        out.extend_from_slice(b"{\"allocations\": ");
+        if v.at(12) {
+            out.push(b'{');
+            for (k, (rp, res)) in r.allocations.iter().enumerate() {
+                if k > 0 {
+                    out.extend_from_slice(b", ");
+                }
+                string(&mut out, rp);
+                out.extend_from_slice(b": {\"resources\": ");
+                resources(&mut out, res);
+                out.push(b'}');
             }
+            out.push(b'}');
+        } else {
+            out.push(b'[');
+            for (k, (rp, res)) in r.allocations.iter().enumerate() {
+                if k > 0 {
+                    out.extend_from_slice(b", ");
+                }
+                out.extend_from_slice(b"{\"resource_provider\": {\"uuid\": ");
+                string(&mut out, rp);
+                out.extend_from_slice(b"}, \"resources\": ");
+                resources(&mut out, res);
+                out.push(b'}');
+            }
+            out.push(b']');
         }
-        let mut o = json!({"resources": res});
+        if v.at(34) {
+            let mut maps: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+            for (g, p) in &r.mappings {
+                let e = maps.entry(&**g).or_default();
+                if !e.contains(&&**p) {
+                    e.push(&**p);
+                }
+            }
+            out.extend_from_slice(b", \"mappings\": {");
+            for (k, (g, ps)) in maps.iter().enumerate() {
+                if k > 0 {
+                    out.extend_from_slice(b", ");
+                }
+                string(&mut out, g);
+                out.extend_from_slice(b": [");
+                for (j, p) in ps.iter().enumerate() {
+                    if j > 0 {
+                        out.extend_from_slice(b", ");
+                    }
+                    string(&mut out, p);
+                }
+                out.push(b']');
+            }
+            out.push(b'}');
+        }
+        out.push(b'}');
+    }
+    out.extend_from_slice(b"], \"provider_summaries\": {");
+    let mut summaries: Vec<&ProviderSummary> = cands
+        .provider_summaries
+        .iter()
+        .filter(|s| v.at(29) || kept_providers.contains(&*s.uuid))
+        .collect();
+    summaries.sort_by(|a, b| a.uuid.cmp(&b.uuid));
+    for (k, s) in summaries.iter().enumerate() {
+        if k > 0 {
+            out.extend_from_slice(b", ");
+        }
+        string(&mut out, &s.uuid);
+        out.extend_from_slice(b": {");
+        if v.at(29) {
+            out.extend_from_slice(b"\"parent_provider_uuid\": ");
+            match &s.parent_provider_uuid {
+                Some(p) => string(&mut out, p),
+                None => out.extend_from_slice(b"null"),
+            }
+            out.extend_from_slice(b", ");
+        }
+        out.extend_from_slice(b"\"resources\": {");
+        let mut res: Vec<&(nova_scheduler::placement::Name, i64, i64)> = s
+            .resources
+            .iter()
+            .filter(|(rc, _, _)| v.at(27) || requested.contains(&**rc))
+            .collect();
+        res.sort_by(|a, b| a.0.cmp(&b.0));
+        for (j, (rc, cap, used)) in res.iter().enumerate() {
+            if j > 0 {
+                out.extend_from_slice(b", ");
+            }
+            string(&mut out, rc);
+            let _ = write!(out, ": {{\"capacity\": {cap}, \"used\": {used}}}");
+        }
+        out.push(b'}');
+        if v.at(29) {
+            out.extend_from_slice(b", \"root_provider_uuid\": ");
+            string(&mut out, &s.root_provider_uuid);
+        }
         if v.at(17) {
             // Standard traits first, then custom ones (Placement's id order).
-            let mut t: Vec<String> = s.traits.iter().map(|t| t.to_string()).collect();
-            t.sort_by_key(|x| (x.starts_with("CUSTOM_"), x.clone()));
-            o["traits"] = json!(t);
+            let mut t: Vec<&str> = s.traits.iter().map(|t| &**t).collect();
+            t.sort_by_key(|x| (x.starts_with("CUSTOM_"), *x));
+            out.extend_from_slice(b", \"traits\": [");
+            for (j, x) in t.iter().enumerate() {
+                if j > 0 {
+                    out.extend_from_slice(b", ");
+                }
+                string(&mut out, x);
+            }
+            out.push(b']');
         }
-        if v.at(29) {
-            o["parent_provider_uuid"] = json!(s.parent_provider_uuid.as_deref());
-            o["root_provider_uuid"] = json!(&*s.root_provider_uuid);
-        }
-        summaries.insert(s.uuid.to_string(), o);
+        out.push(b'}');
     }
-    let body = json!({"allocation_requests": requests, "provider_summaries": summaries});
-    Ok(fresh(Json(body).into_response(), v))
+    out.extend_from_slice(b"}}");
+    out
 }

@@ -76,7 +76,7 @@ pub(crate) async fn list_classes(
     Extension(prefix): Extension<Prefix>,
 ) -> ApiResult {
     too_old(v, 2)?;
-    admin_or_service(&who, "placement:resource_classes:list")?;
+    admin_or_service(&st.policy, &who, "placement:resource_classes:list")?;
     let list: Vec<Value> = classes(&st)
         .await?
         .iter()
@@ -96,7 +96,7 @@ pub(crate) async fn create_class(
     body: Bytes,
 ) -> ApiResult {
     too_old(v, 2)?;
-    admin_or_service(&who, "placement:resource_classes:create")?;
+    admin_or_service(&st.policy, &who, "placement:resource_classes:create")?;
     let m = util::body_object(&body)?;
     util::keys(&m, &["name"], &["name"])?;
     let name = util::string(&m, "name")?.unwrap_or_default().to_owned();
@@ -122,7 +122,7 @@ pub(crate) async fn get_class(
     Path(name): Path<String>,
 ) -> ApiResult {
     too_old(v, 2)?;
-    admin_or_service(&who, "placement:resource_classes:show")?;
+    admin_or_service(&st.policy, &who, "placement:resource_classes:show")?;
     if !classes(&st).await?.contains(&name) {
         return Err(ApiError::not_found(format!(
             "No such resource class with name {name}"
@@ -140,7 +140,7 @@ pub(crate) async fn put_class(
     body: Bytes,
 ) -> ApiResult {
     too_old(v, 2)?;
-    admin_or_service(&who, "placement:resource_classes:update")?;
+    admin_or_service(&st.policy, &who, "placement:resource_classes:update")?;
     if v.at(7) {
         // Create or confirm.
         custom_class(&name)?;
@@ -204,7 +204,7 @@ pub(crate) async fn delete_class(
     Path(name): Path<String>,
 ) -> ApiResult {
     too_old(v, 2)?;
-    admin_or_service(&who, "placement:resource_classes:delete")?;
+    admin_or_service(&st.policy, &who, "placement:resource_classes:delete")?;
     if STANDARD_RESOURCE_CLASSES.contains(&name.as_str()) {
         return Err(ApiError::bad(format!(
             "Error in delete resource class: Cannot delete standard resource class {name}."
@@ -233,7 +233,7 @@ pub(crate) async fn list_traits(
     RawQuery(raw): RawQuery,
 ) -> ApiResult {
     too_old(v, 6)?;
-    admin_or_service(&who, "placement:traits:list")?;
+    admin_or_service(&st.policy, &who, "placement:traits:list")?;
     let q = Query::parse(raw.as_deref());
     q.only(|k| k == "name" || k == "associated")?;
     let mut all: BTreeSet<String> = standard_traits().map(str::to_owned).collect();
@@ -285,7 +285,7 @@ pub(crate) async fn get_trait(
     Path(name): Path<String>,
 ) -> ApiResult {
     too_old(v, 6)?;
-    admin_or_service(&who, "placement:traits:show")?;
+    admin_or_service(&st.policy, &who, "placement:traits:show")?;
     if trait_exists(&st, &name).await? {
         Ok(fresh(empty(StatusCode::NO_CONTENT), v))
     } else {
@@ -301,7 +301,7 @@ pub(crate) async fn put_trait(
     Path(name): Path<String>,
 ) -> ApiResult {
     too_old(v, 6)?;
-    admin_or_service(&who, "placement:traits:update")?;
+    admin_or_service(&st.policy, &who, "placement:traits:update")?;
     if !valid_custom_name(&name) {
         return Err(ApiError::bad(
             "The trait is invalid. A valid trait must be no longer than 255 characters, start with the prefix \"CUSTOM_\" and use following characters: \"A\"-\"Z\", \"0\"-\"9\" and \"_\"",
@@ -327,7 +327,7 @@ pub(crate) async fn delete_trait(
     Path(name): Path<String>,
 ) -> ApiResult {
     too_old(v, 6)?;
-    admin_or_service(&who, "placement:traits:delete")?;
+    admin_or_service(&st.policy, &who, "placement:traits:delete")?;
     if is_standard_trait(&name) {
         return Err(ApiError::bad(format!(
             "Cannot delete standard trait {name}."

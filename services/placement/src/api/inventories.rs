@@ -191,7 +191,11 @@ pub(crate) async fn list(
     Extension(who): Who,
     Path(uuid): Path<String>,
 ) -> ApiResult {
-    admin_or_service(&who, "placement:resource_providers:inventories:list")?;
+    admin_or_service(
+        &st.policy,
+        &who,
+        "placement:resource_providers:inventories:list",
+    )?;
     provider(&st, &uuid).await?;
     let (g, inv) = st.placement.inventories_async(&uuid).await?;
     Ok(fresh(Json(all_json(g, &inv)).into_response(), v))
@@ -203,7 +207,11 @@ pub(crate) async fn show(
     Extension(who): Who,
     Path((uuid, rc)): Path<(String, String)>,
 ) -> ApiResult {
-    admin_or_service(&who, "placement:resource_providers:inventories:show")?;
+    admin_or_service(
+        &st.policy,
+        &who,
+        "placement:resource_providers:inventories:show",
+    )?;
     provider(&st, &uuid).await?;
     let (g, inv) = st.placement.inventories_async(&uuid).await?;
     let i = inv
@@ -219,7 +227,11 @@ pub(crate) async fn set_all(
     Path(uuid): Path<String>,
     body: Bytes,
 ) -> ApiResult {
-    admin_or_service(&who, "placement:resource_providers:inventories:update")?;
+    admin_or_service(
+        &st.policy,
+        &who,
+        "placement:resource_providers:inventories:update",
+    )?;
     provider(&st, &uuid).await?;
     let m = util::body_object(&body)?;
     util::keys(
@@ -288,7 +300,11 @@ pub(crate) async fn delete_all(
             "The method specified is not allowed for this resource.",
         ));
     }
-    admin_or_service(&who, "placement:resource_providers:inventories:delete")?;
+    admin_or_service(
+        &st.policy,
+        &who,
+        "placement:resource_providers:inventories:delete",
+    )?;
     let rp = provider(&st, &uuid).await?;
     check_in_use(&st, &uuid, &BTreeMap::new()).await?;
     st.placement
@@ -312,7 +328,11 @@ pub(crate) async fn create(
     Path(uuid): Path<String>,
     body: Bytes,
 ) -> ApiResult {
-    admin_or_service(&who, "placement:resource_providers:inventories:create")?;
+    admin_or_service(
+        &st.policy,
+        &who,
+        "placement:resource_providers:inventories:create",
+    )?;
     provider(&st, &uuid).await?;
     let m = util::body_object(&body)?;
     util::keys(
@@ -366,7 +386,8 @@ pub(crate) async fn create(
     )) {
         resp.headers_mut().insert(header::LOCATION, l);
     }
-    Ok(resp)
+    // Placement marks the created inventory as it marks a read (1.15).
+    Ok(fresh(resp, v))
 }
 
 pub(crate) async fn update(
@@ -376,7 +397,11 @@ pub(crate) async fn update(
     Path((uuid, rc)): Path<(String, String)>,
     body: Bytes,
 ) -> ApiResult {
-    admin_or_service(&who, "placement:resource_providers:inventories:update")?;
+    admin_or_service(
+        &st.policy,
+        &who,
+        "placement:resource_providers:inventories:update",
+    )?;
     provider(&st, &uuid).await?;
     let m = util::body_object(&body)?;
     util::keys(
@@ -422,7 +447,11 @@ pub(crate) async fn delete(
     Extension(who): Who,
     Path((uuid, rc)): Path<(String, String)>,
 ) -> ApiResult {
-    admin_or_service(&who, "placement:resource_providers:inventories:delete")?;
+    admin_or_service(
+        &st.policy,
+        &who,
+        "placement:resource_providers:inventories:delete",
+    )?;
     provider(&st, &uuid).await?;
     for _ in 0..crate::ALLOCATION_CONFLICT_RETRIES {
         let (g, mut inv) = st.placement.inventories_async(&uuid).await?;

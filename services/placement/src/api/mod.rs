@@ -21,6 +21,7 @@ mod candidates;
 mod catalog;
 mod cors;
 mod inventories;
+mod policy;
 mod providers;
 mod util;
 
@@ -39,6 +40,8 @@ use serde_json::json;
 use crate::PlacementHandle;
 
 pub use cors::Cors;
+pub use policy::Policy;
+pub(crate) use policy::Target;
 
 /// The oldest microversion served.
 pub const MIN: Mv = Mv(0);
@@ -133,13 +136,34 @@ pub fn noauth2() -> Authenticate {
     })
 }
 
-/// Policy settings (`[oslo_policy]`).
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Policy {
-    /// `enforce_new_defaults`: only the new default rules (the reshaper is
-    /// then the service's alone); off, the deprecated `role:admin` rules
-    /// also allow (Placement's default).
-    pub enforce_new_defaults: bool,
+/// Callers as keystonemiddleware's `auth_token` vouched for them (behind
+/// `nova_service::authtoken::middleware`, as Placement is behind
+/// keystonemiddleware): `X-Identity-Status: Confirmed`, `X-User-Id`,
+/// `X-Project-Id`, `X-Roles`, `OpenStack-System-Scope`. Anything else is
+/// a 401.
+pub fn keystone_headers() -> Authenticate {
+    Arc::new(|h: &HeaderMap| {
+        let get = |k: &str| h.get(k).and_then(|v| v.to_str().ok()).unwrap_or_default();
+        if get("x-identity-status") != "Confirmed" || get("x-user-id").is_empty() {
+            return None;
+        }
+        let system_scope = !get("openstack-system-scope").is_empty();
+        Some(Caller {
+            user_id: get("x-user-id").to_owned(),
+            project_id: if system_scope {
+                String::new()
+            } else {
+                get("x-project-id").to_owned()
+            },
+            roles: get("x-roles")
+                .split(',')
+                .map(str::trim)
+                .filter(|r| !r.is_empty())
+                .map(str::to_owned)
+                .collect(),
+            system_scope,
+        })
+    })
 }
 
 /// What the handlers share.
@@ -430,10 +454,14 @@ async fn media_types(req: Request, next: Next) -> Response {
     next.run(req).await
 }
 
-/// Refuses a caller that is neither admin nor service (`action` names the
-/// policy rule in the message).
-pub(crate) fn admin_or_service(who: &Caller, action: &str) -> Result<(), ApiError> {
-    if who.admin_or_service() {
+/// Refuses a caller that the policy rule `action` does not allow (by
+/// default: neither admin nor service).
+pub(crate) fn admin_or_service(
+    policy: &Policy,
+    who: &Caller,
+    action: &str,
+) -> Result<(), ApiError> {
+    if policy.allows(who, action, Target::default(), who.admin_or_service()) {
         Ok(())
     } else {
         Err(ApiError::forbidden(action))

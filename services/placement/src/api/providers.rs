@@ -131,7 +131,7 @@ pub(crate) async fn list(
     Extension(prefix): Extension<Prefix>,
     RawQuery(raw): RawQuery,
 ) -> ApiResult {
-    admin_or_service(&who, "placement:resource_providers:list")?;
+    admin_or_service(&st.policy, &who, "placement:resource_providers:list")?;
     let q = Query::parse(raw.as_deref());
     q.only(|k| {
         matches!(k, "name" | "uuid")
@@ -248,7 +248,7 @@ pub(crate) async fn create(
     Extension(prefix): Extension<Prefix>,
     body: Bytes,
 ) -> ApiResult {
-    admin_or_service(&who, "placement:resource_providers:create")?;
+    admin_or_service(&st.policy, &who, "placement:resource_providers:create")?;
     let m = util::body_object(&body)?;
     let allowed: &[&str] = if v.at(14) {
         &["name", "uuid", "parent_provider_uuid"]
@@ -327,7 +327,7 @@ pub(crate) async fn show(
     Extension(prefix): Extension<Prefix>,
     Path(uuid): Path<String>,
 ) -> ApiResult {
-    admin_or_service(&who, "placement:resource_providers:show")?;
+    admin_or_service(&st.policy, &who, "placement:resource_providers:show")?;
     let rp = provider(&st, &uuid).await?;
     Ok(fresh(Json(view(&rp, v, &prefix.0)).into_response(), v))
 }
@@ -340,7 +340,7 @@ pub(crate) async fn update(
     Path(uuid): Path<String>,
     body: Bytes,
 ) -> ApiResult {
-    admin_or_service(&who, "placement:resource_providers:update")?;
+    admin_or_service(&st.policy, &who, "placement:resource_providers:update")?;
     let cur = provider(&st, &uuid).await?;
     let m = util::body_object(&body)?;
     let allowed: &[&str] = if v.at(14) {
@@ -382,7 +382,7 @@ pub(crate) async fn update(
 }
 
 pub(crate) async fn delete(st: St, Extension(who): Who, Path(uuid): Path<String>) -> ApiResult {
-    admin_or_service(&who, "placement:resource_providers:delete")?;
+    admin_or_service(&st.policy, &who, "placement:resource_providers:delete")?;
     match st.placement.delete_provider_async(&uuid).await {
         Ok(()) => Ok(empty(StatusCode::NO_CONTENT)),
         Err(PlacementError::NotFound(_)) => Err(ApiError::not_found(format!(
@@ -406,7 +406,7 @@ pub(crate) async fn usages(
     Extension(who): Who,
     Path(uuid): Path<String>,
 ) -> ApiResult {
-    admin_or_service(&who, "placement:resource_providers:usages")?;
+    admin_or_service(&st.policy, &who, "placement:resource_providers:usages")?;
     let rp = provider(&st, &uuid).await?;
     let (_, inv) = st.placement.inventories_async(&uuid).await?;
     let used = st.placement.usages_async(&uuid).await?;
@@ -424,7 +424,11 @@ pub(crate) async fn allocations(
     Extension(who): Who,
     Path(uuid): Path<String>,
 ) -> ApiResult {
-    admin_or_service(&who, "placement:resource_providers:allocations:list")?;
+    admin_or_service(
+        &st.policy,
+        &who,
+        "placement:resource_providers:allocations:list",
+    )?;
     let rp = provider(&st, &uuid).await?;
     let mut out = serde_json::Map::new();
     for (c, a) in st.placement.consumers_async(None, None).await? {
@@ -445,7 +449,11 @@ pub(crate) async fn aggregates(
     if !v.at(1) {
         return Err(ApiError::not_found("The resource could not be found."));
     }
-    admin_or_service(&who, "placement:resource_providers:aggregates:list")?;
+    admin_or_service(
+        &st.policy,
+        &who,
+        "placement:resource_providers:aggregates:list",
+    )?;
     provider(&st, &uuid).await?;
     let (generation, aggs) = st.placement.aggregates_async(&uuid).await?;
     Ok(fresh(aggregates_body(generation, &aggs, v), v))
@@ -474,7 +482,11 @@ pub(crate) async fn set_aggregates(
     if !v.at(1) {
         return Err(ApiError::not_found("The resource could not be found."));
     }
-    admin_or_service(&who, "placement:resource_providers:aggregates:update")?;
+    admin_or_service(
+        &st.policy,
+        &who,
+        "placement:resource_providers:aggregates:update",
+    )?;
     let rp = provider(&st, &uuid).await?;
     let value = util::body_value(&body)?;
     let (list, generation) = if v.at(19) {
@@ -528,7 +540,7 @@ pub(crate) async fn traits(
     if !v.at(6) {
         return Err(ApiError::not_found("The resource could not be found."));
     }
-    admin_or_service(&who, "placement:resource_providers:traits:list")?;
+    admin_or_service(&st.policy, &who, "placement:resource_providers:traits:list")?;
     provider(&st, &uuid).await?;
     let (generation, traits) = st.placement.traits_async(&uuid).await?;
     let body = json!({"resource_provider_generation": generation, "traits": traits});
@@ -545,7 +557,11 @@ pub(crate) async fn set_traits(
     if !v.at(6) {
         return Err(ApiError::not_found("The resource could not be found."));
     }
-    admin_or_service(&who, "placement:resource_providers:traits:update")?;
+    admin_or_service(
+        &st.policy,
+        &who,
+        "placement:resource_providers:traits:update",
+    )?;
     provider(&st, &uuid).await?;
     let m = util::body_object(&body)?;
     util::keys(
@@ -593,7 +609,11 @@ pub(crate) async fn delete_traits(
     if !v.at(6) {
         return Err(ApiError::not_found("The resource could not be found."));
     }
-    admin_or_service(&who, "placement:resource_providers:traits:delete")?;
+    admin_or_service(
+        &st.policy,
+        &who,
+        "placement:resource_providers:traits:delete",
+    )?;
     let rp = provider(&st, &uuid).await?;
     st.placement
         .set_traits_async(&uuid, rp.generation, &BTreeSet::new())

@@ -1054,3 +1054,93 @@ async fn errors_follow_the_accept_header() {
         "{body}"
     );
 }
+
+#[tokio::test]
+async fn policy_file_rules_override_the_defaults() {
+    let rules = api::Policy::parse_rules(
+        "\"placement:resource_providers:list\": \"@\"\n\
+         \"placement:resource_providers:create\": \"role:member and not role:admin\"\n\
+         \"placement:usages\": \"!\"\n",
+    )
+    .unwrap();
+    let policy = api::Policy {
+        enforce_new_defaults: false,
+        overrides: std::sync::Arc::new(rules),
+    };
+    let c = Client {
+        app: api::router_with_policy(PlacementHandle::memory(), api::noauth2(), policy),
+    };
+    let member = [("x-roles", "member")];
+    // Opened to anyone.
+    let r = c
+        .call("GET", "/resource_providers", None, "1.39", Some("u:p"), &[])
+        .await;
+    assert_eq!(r.status, 200);
+    // Members only, admins not.
+    let body = Some(json!({"name": "cn1", "uuid": RP}));
+    let r = c
+        .call(
+            "POST",
+            "/resource_providers",
+            body.clone(),
+            "1.39",
+            Some("u:p"),
+            &member,
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = c.admin("POST", "/resource_providers", body, "1.39").await;
+    assert_eq!(r.status, 403);
+    assert!(
+        r.body["errors"][0]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("placement:resource_providers:create")
+    );
+    // Closed to all, admin too; rules not named keep their default.
+    let r = c.admin("GET", "/usages?project_id=p", None, "1.39").await;
+    assert_eq!(r.status, 403);
+    let r = c
+        .call("GET", "/traits", None, "1.39", Some("u:p"), &member)
+        .await;
+    assert_eq!(r.status, 403);
+    let r = c.admin("GET", "/traits", None, "1.39").await;
+    assert_eq!(r.status, 200);
+}
+
+#[tokio::test]
+async fn created_inventory_carries_the_cache_headers() {
+    let c = Client::new(PlacementHandle::memory());
+    let r = c
+        .admin(
+            "POST",
+            "/resource_providers",
+            Some(json!({"name": "cn1", "uuid": RP})),
+            "1.39",
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    let inv = json!({"resource_class": "VCPU", "total": 8});
+    let r = c
+        .admin(
+            "POST",
+            &format!("/resource_providers/{RP}/inventories"),
+            Some(inv),
+            "1.15",
+        )
+        .await;
+    assert_eq!(r.status, 201, "{}", r.body);
+    assert_eq!(r.headers["cache-control"], "no-cache");
+    assert!(r.headers.contains_key("last-modified"));
+    let inv = json!({"resource_class": "MEMORY_MB", "total": 8});
+    let r = c
+        .admin(
+            "POST",
+            &format!("/resource_providers/{RP}/inventories"),
+            Some(inv),
+            "1.14",
+        )
+        .await;
+    assert_eq!(r.status, 201);
+    assert!(!r.headers.contains_key("cache-control"));
+}
