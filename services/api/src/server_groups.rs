@@ -235,7 +235,9 @@ pub(crate) async fn create(
 ) -> ApiResult<Response> {
     require_write(&ctx, "os_compute_api:os-server-groups:create")?;
     let over = || Fault::forbidden("Quota exceeded, too many server groups.");
-    let limit = st.cfg.quotas.server_groups;
+    let limit = crate::quotas::limits(&st, &ctx.project_id, &ctx.user_id)
+        .await?
+        .server_groups;
     if limit >= 0 && count(&st, &ctx.project_id).await? + 1 > limit {
         return Err(over());
     }
@@ -318,7 +320,9 @@ pub(crate) async fn for_boot(
             "Instance group {hint} could not be found."
         )));
     }
-    let limit = st.cfg.quotas.server_group_members;
+    let limit = crate::quotas::limits(st, &ctx.project_id, &ctx.user_id)
+        .await?
+        .server_group_members;
     if limit >= 0 {
         let members = g.members().clone().unwrap_or_default();
         let mine = if members.is_empty() {
