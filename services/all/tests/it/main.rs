@@ -13,6 +13,7 @@ mod cluster;
 mod consoles;
 mod evacuate;
 mod hostile;
+mod keystone;
 mod legacy_routes;
 mod metadata;
 mod moves;

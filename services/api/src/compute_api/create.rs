@@ -304,7 +304,7 @@ async fn plan(st: &ApiState, ctx: &Ctx, r: &CreateRequest) -> ApiResult<Plan> {
     let flavor = flavor(st, ctx, &r.flavor_id).await?;
     let image = image(st, ctx, r, &flavor)?;
     let key = key_pair(st, ctx, r.key_name.as_deref()).await?;
-    super::metadata::check_quota(st, &r.metadata)?;
+    super::metadata::check_quota(super::metadata::items_limit(st, ctx).await?, &r.metadata)?;
     if let Some(zone) = &r.availability_zone
         && !availability_zones(st).await?.iter().any(|x| x == zone)
     {
