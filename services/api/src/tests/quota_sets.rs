@@ -250,3 +250,30 @@ async fn quota_sets_are_stored_shown_checked_and_enforced() {
     let r = at(Method::GET, "/v2.1/limits", &a.demo, "2.57", None).await;
     assert_eq!(r.body["limits"]["absolute"]["maxTotalInstances"], 7);
 }
+
+#[tokio::test]
+async fn the_noop_driver_has_no_limits_and_stored_ones_survive_a_reopen() {
+    let db = std::sync::Arc::new(Database::connect(&DbConfig::memory()).await.unwrap());
+    db.sync().await.unwrap();
+    let store = crate::quotas::QuotaStore::open(db.clone(), crate::Quotas::default(), false)
+        .await
+        .unwrap();
+    store.set("p1", None, "instances", 3).await.unwrap();
+    store.set("p1", Some("u1"), "instances", 2).await.unwrap();
+    // Opened again (the tables' migration already recorded): still there.
+    let again = crate::quotas::QuotaStore::open(db.clone(), crate::Quotas::default(), false)
+        .await
+        .unwrap();
+    assert_eq!(again.project("p1", None).await.unwrap()["instances"], 3);
+    assert_eq!(
+        again.project("p1", Some("u1")).await.unwrap()["instances"],
+        2
+    );
+    assert_eq!(again.project("p2", None).await.unwrap()["instances"], 10);
+    let noop = crate::quotas::QuotaStore::open(db, crate::Quotas::default(), true)
+        .await
+        .unwrap();
+    let l = noop.project("p1", Some("u1")).await.unwrap();
+    assert!(l.values().all(|v| *v == -1), "{l:?}");
+    assert_eq!(l.len(), crate::quotas::RESOURCES.len());
+}
