@@ -87,7 +87,16 @@ def main():
     # keystone's application parses the command line as its own options.
     sys.argv = sys.argv[:1]
     from keystone.server import wsgi
-    app = wsgi.initialize_public_application()
+    keystone_app = wsgi.initialize_public_application()
+    import threading
+    one_at_a_time = threading.Lock()
+
+    # SQLite takes one writer at a time: requests are answered one after
+    # the other (concurrent token issues and user creations otherwise fail
+    # with "database is locked").
+    def app(environ, start_response):
+        with one_at_a_time:
+            return list(keystone_app(environ, start_response))
 
     class Server(socketserver.ThreadingMixIn, simple_server.WSGIServer):
         daemon_threads = True
@@ -99,7 +108,6 @@ def main():
     httpd = simple_server.make_server('127.0.0.1', port, app,
                                       server_class=Server,
                                       handler_class=Quiet)
-    import threading
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
     provision(url, endpoints)
     print('listening', flush=True)

@@ -219,8 +219,9 @@ pub(crate) async fn update(
     };
     let mut changes = Vec::new();
     for (k, val) in &qs {
-        // nova-network's resources are accepted and ignored.
-        if k == "force" || NETWORK.contains(&k.as_str()) {
+        // nova-network's resources (below 2.36) are stored and shown,
+        // never counted.
+        if k == "force" {
             continue;
         }
         let limit = as_limit(val);
@@ -304,9 +305,6 @@ pub(crate) async fn class_update(
         .cloned()
         .unwrap_or_default();
     for (k, val) in &qs {
-        if NETWORK.contains(&k.as_str()) {
-            continue;
-        }
         st.quotas.set_class(&class, k, as_limit(val)).await?;
     }
     let limits = st.quotas.class(&class).await?;
