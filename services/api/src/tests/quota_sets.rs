@@ -277,3 +277,56 @@ async fn the_noop_driver_has_no_limits_and_stored_ones_survive_a_reopen() {
     assert!(l.values().all(|v| *v == -1), "{l:?}");
     assert_eq!(l.len(), crate::quotas::RESOURCES.len());
 }
+
+#[tokio::test]
+async fn server_group_quotas_hold_at_every_microversion() {
+    let a = app().await;
+    let r = a
+        .call_at(
+            Method::PUT,
+            "/v2.1/os-quota-sets/demo",
+            &a.admin,
+            "2.57",
+            Some(json!({"quota_set": {"server_groups": 1}})),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    // Below 2.64 a group has `policies` (one of them).
+    let group = |n: &str| json!({"server_group": {"name": n, "policies": ["affinity"]}});
+    let r = a
+        .call_at(
+            Method::POST,
+            "/v2.1/os-server-groups",
+            &a.demo,
+            "2.1",
+            Some(group("g1")),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["server_group"]["policies"], json!(["affinity"]));
+    let r = a
+        .call_at(
+            Method::POST,
+            "/v2.1/os-server-groups",
+            &a.demo,
+            "2.1",
+            Some(group("g2")),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
+    assert_eq!(
+        r.body["forbidden"]["message"],
+        "Quota exceeded, too many server groups."
+    );
+    let two = json!({"server_group": {"name": "g3", "policies": ["affinity", "anti-affinity"]}});
+    let r = a
+        .call_at(
+            Method::POST,
+            "/v2.1/os-server-groups",
+            &a.demo,
+            "2.1",
+            Some(two),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
+}
