@@ -2,7 +2,7 @@
 
 usage: python tempest.py NOVA_ALL [--regex R] [--concurrency N]
                          [--json OUT] [--workdir DIR] [--keep]
-                         [--update-expected]
+                         [--update-expected] [--keystone]
 
 Starts NOVA_ALL (a release build is meant) on free loopback ports with its
 built-in identity, a fresh state directory and two fake computes; uploads
@@ -13,7 +13,11 @@ available, neutron, cinder and swift not; the microversions nova-all
 advertises) and runs `tempest run --regex tempest.api.compute` (stestr,
 concurrency 2). Prints the totals and, with --json, writes
 {"passed": [...], "failed": {test: reason}, "skipped": {test: reason}}
-with test ids without their `[id-...]` attributes. --update-expected
+with test ids without their `[id-...]` attributes. With --keystone, a real
+Keystone 30 (scripts/keystone_py_server.py) holds the identities instead:
+nova-all checks its tokens through `[keystone_authtoken]`, and tempest
+creates the projects and users of each test class itself (dynamic
+credentials, as in a real cloud). --update-expected
 rewrites services/all/tests/tempest_expected.txt (the ratchet of
 services/all/tests/tempest.rs): the passing tests, then the others with
 their reasons as comments.
@@ -87,13 +91,38 @@ def users():
     return out
 
 
-def start(binary, work, port, image_port, computes):
+def start_keystone(work, base, image_base):
+    """Keystone 30 with nova's endpoints in its catalog; (process, URL)."""
+    port = free_port()
+    script = os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                          'keystone_py_server.py')
+    log = open(os.path.join(work, 'keystone-server.log'), 'w')
+    proc = subprocess.Popen(
+        [sys.executable, script, os.path.join(work, 'keystone'), str(port),
+         'compute=%s/v2.1' % base, 'image=%s' % image_base,
+         'placement=%s/placement' % base],
+        stdout=subprocess.PIPE, stderr=log)
+    line = proc.stdout.readline().decode().strip()
+    if line != 'listening':
+        proc.terminate()
+        raise RuntimeError('Keystone did not start; see %s' % work)
+    return proc, 'http://127.0.0.1:%d' % port
+
+
+def start(binary, work, port, image_port, computes, keystone=None):
     conf = os.path.join(work, 'nova.conf')
     with open(conf, 'w') as f:
         f.write('[DEFAULT]\nhost = tempest\n'
                 '[identity]\nusers = %s\n' % ', '.join(
                     '%s:%s:%s:%s' % (u, p, pr, '+'.join(IMPLIED[r]))
                     for u, p, pr, r, _ in users()))
+        if keystone:
+            f.write('[keystone_authtoken]\nwww_authenticate_uri = %s\n'
+                    'auth_url = %s/v3\nauth_type = password\n'
+                    'username = nova\npassword = nova\n'
+                    'project_name = service\nuser_domain_name = Default\n'
+                    'project_domain_name = Default\n'
+                    'region_name = RegionOne\n' % (keystone, keystone))
     log = open(os.path.join(work, 'nova-all.log'), 'w')
     proc = subprocess.Popen(
         [binary, '--config', conf, '--state-dir', os.path.join(work, 'state'),
@@ -114,20 +143,24 @@ def start(binary, work, port, image_port, computes):
     raise RuntimeError('nova-all did not answer in 60 s')
 
 
-def token(base, user, password, project):
+def token(base, user, password, project, keystone=None):
     body = {'auth': {'identity': {'methods': ['password'], 'password': {
         'user': {'name': user, 'domain': {'name': 'Default'},
                  'password': password}}},
         'scope': {'project': {'name': project,
                               'domain': {'name': 'Default'}}}}}
-    _, h, _ = request('POST', base + '/identity/v3/auth/tokens', body=body)
+    url = (keystone + '/v3' if keystone else base + '/identity/v3')
+    _, h, _ = request('POST', url + '/auth/tokens', body=body)
     return h.get('X-Subject-Token') or h.get('x-subject-token')
 
 
-def provision(base, image_base):
+def provision(base, image_base, keystone=None):
     """Two images in the image service and two flavors; their ids."""
-    name, pw, project, _, _ = [u for u in users() if u[4]][0]
-    tok = token(base, name, pw, project)
+    if keystone:
+        tok = token(base, 'admin', 'admin', 'admin', keystone)
+    else:
+        name, pw, project, _, _ = [u for u in users() if u[4]][0]
+        tok = token(base, name, pw, project)
     images = []
     for n in (1, 2):
         _, _, img = request('POST', image_base + '/v2/images', tok, {
@@ -147,7 +180,7 @@ def provision(base, image_base):
     return images, flavors, doc['version']['version']
 
 
-def write_config(work, base, images, flavors, max_version):
+def write_config(work, base, images, flavors, max_version, keystone=None):
     accounts = os.path.join(work, 'accounts.yaml')
     with open(accounts, 'w') as f:
         for u, p, pr, role, types in users():
@@ -157,6 +190,15 @@ def write_config(work, base, images, flavors, max_version):
             if types:
                 f.write('  types: [%s]\n'
                         % ', '.join("'%s'" % t for t in types))
+    if keystone:
+        auth = ('use_dynamic_credentials = True\nadmin_username = admin\n'
+                'admin_password = admin\nadmin_project_name = admin\n'
+                'admin_domain_name = Default\n')
+        identity = keystone + '/v3'
+    else:
+        auth = ('use_dynamic_credentials = False\n'
+                'test_accounts_file = %s\n' % accounts)
+        identity = base + '/identity/v3'
     conf = os.path.join(work, 'etc', 'tempest.conf')
     for d in ('etc', 'logs', 'locks'):
         os.makedirs(os.path.join(work, d), exist_ok=True)
@@ -167,12 +209,10 @@ log_file = tempest.log
 [oslo_concurrency]
 lock_path = {work}/locks
 [auth]
-use_dynamic_credentials = False
-test_accounts_file = {accounts}
-create_isolated_networks = False
+{auth}create_isolated_networks = False
 default_credentials_domain_name = Default
 [identity]
-uri_v3 = {base}/identity/v3
+uri_v3 = {identity}
 auth_version = v3
 region = RegionOne
 [identity-feature-enabled]
@@ -218,7 +258,7 @@ glance = True
 neutron = False
 cinder = False
 swift = False
-""".format(work=work, accounts=accounts, base=base, img1=images[0],
+""".format(work=work, auth=auth, identity=identity, img1=images[0],
            img2=images[1], fl1=flavors[0], fl2=flavors[1],
            maxv=max_version))
     return conf
@@ -292,17 +332,22 @@ def main():
     ap.add_argument('--workdir')
     ap.add_argument('--keep', action='store_true')
     ap.add_argument('--update-expected', action='store_true')
+    ap.add_argument('--keystone', action='store_true')
     a = ap.parse_args()
     work = os.path.realpath(a.workdir or tempfile.mkdtemp(prefix='tempest-'))
     os.makedirs(work, exist_ok=True)
     port, image_port = free_port(), free_port()
     base = 'http://127.0.0.1:%d' % port
-    proc = start(os.path.realpath(a.binary), work, port, image_port, 2)
+    image_base = 'http://127.0.0.1:%d' % image_port
+    ks_proc, keystone = None, None
+    if a.keystone:
+        ks_proc, keystone = start_keystone(work, base, image_base)
+    proc = start(os.path.realpath(a.binary), work, port, image_port, 2,
+                 keystone)
     ok = False
     try:
-        images, flavors, maxv = provision(base,
-                                          'http://127.0.0.1:%d' % image_port)
-        conf = write_config(work, base, images, flavors, maxv)
+        images, flavors, maxv = provision(base, image_base, keystone)
+        conf = write_config(work, base, images, flavors, maxv, keystone)
         tempest = os.path.join(os.path.dirname(sys.executable), 'tempest')
         out = os.path.join(work, 'results.subunit')
         started = time.time()
@@ -352,6 +397,9 @@ def main():
             proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
             proc.kill()
+        if ks_proc:
+            ks_proc.terminate()
+            ks_proc.wait()
         if ok and not a.keep and not a.workdir:
             shutil.rmtree(work, ignore_errors=True)
 

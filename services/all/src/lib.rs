@@ -349,7 +349,7 @@ pub async fn seed(all: &AllInOne) -> anyhow::Result<()> {
             project_id: "admin".into(),
             roles: vec!["admin".into()],
             request_id: String::new(),
-            auth: None,
+            ..Default::default()
         };
         let body = serde_json_map(&[
             ("id", FAKE_IMAGE_ID),

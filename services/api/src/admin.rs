@@ -466,14 +466,14 @@ pub(crate) async fn zones_detail(
     Ok(axum::Json(zone_info(&st, true).await?).into_response())
 }
 
-struct Used {
-    instances: i64,
-    cores: i64,
-    ram: i64,
-    key_pairs: i64,
+pub(crate) struct Used {
+    pub(crate) instances: i64,
+    pub(crate) cores: i64,
+    pub(crate) ram: i64,
+    pub(crate) key_pairs: i64,
 }
 
-async fn usage(st: &ApiState, project: &str, user: &str) -> ApiResult<Used> {
+pub(crate) async fn usage(st: &ApiState, project: &str, user: &str) -> ApiResult<Used> {
     let mine: Vec<Instance> = st
         .objects
         .list(
@@ -498,7 +498,7 @@ pub(crate) async fn limits(
     Extension(ctx): Extension<Ctx>,
     Extension(v): Extension<ApiVersion>,
 ) -> ApiResult<Response> {
-    let q = &st.cfg.quotas;
+    let q = &crate::quotas::limits(&st, &ctx.project_id, &ctx.user_id).await?;
     let u = usage(&st, &ctx.project_id, &ctx.user_id).await?;
     let mut abs = json!({
         "maxServerMeta": q.metadata_items, "maxImageMeta": q.metadata_items,
@@ -509,8 +509,8 @@ pub(crate) async fn limits(
         "totalServerGroupsUsed": crate::server_groups::count(&st, &ctx.project_id).await?,
     });
     if !v.at_least(2, 57) {
-        abs["maxPersonality"] = json!(5);
-        abs["maxPersonalitySize"] = json!(10240);
+        abs["maxPersonality"] = json!(q.injected_files);
+        abs["maxPersonalitySize"] = json!(q.injected_file_content_bytes);
     }
     if !v.at_least(2, 36) {
         for k in [
@@ -525,92 +525,4 @@ pub(crate) async fn limits(
         }
     }
     Ok(axum::Json(json!({"limits": {"rate": [], "absolute": abs}})).into_response())
-}
-
-fn quota_limits(st: &ApiState, v: ApiVersion) -> Vec<(&'static str, i64)> {
-    let q = &st.cfg.quotas;
-    let mut out = vec![
-        ("instances", q.instances),
-        ("cores", q.cores),
-        ("ram", q.ram),
-        ("metadata_items", q.metadata_items),
-        ("key_pairs", q.key_pairs),
-        ("server_groups", q.server_groups),
-        ("server_group_members", q.server_group_members),
-    ];
-    if !v.at_least(2, 57) {
-        out.extend([
-            ("injected_files", 5),
-            ("injected_file_content_bytes", 10240),
-            ("injected_file_path_bytes", 255),
-        ]);
-    }
-    if !v.at_least(2, 36) {
-        // nova's deprecated nova-network resources: no limit (-1), nothing
-        // counted, still answered below 2.36.
-        out.extend([
-            ("fixed_ips", -1),
-            ("floating_ips", -1),
-            ("security_groups", -1),
-            ("security_group_rules", -1),
-        ]);
-    }
-    out
-}
-
-fn check_project(ctx: &Ctx, project: &str) -> ApiResult<()> {
-    if ctx.is_admin() || ctx.project_id == project {
-        Ok(())
-    } else {
-        Err(Fault::policy("os_compute_api:os-quota-sets:show"))
-    }
-}
-
-pub(crate) async fn quota_show(
-    State(st): St,
-    Extension(ctx): Extension<Ctx>,
-    Extension(v): Extension<ApiVersion>,
-    Path(project): Path<String>,
-) -> ApiResult<Response> {
-    check_project(&ctx, &project)?;
-    let mut qs = json!({"id": project});
-    for (k, n) in quota_limits(&st, v) {
-        qs[k] = json!(n);
-    }
-    Ok(axum::Json(json!({"quota_set": qs})).into_response())
-}
-
-pub(crate) async fn quota_defaults(
-    State(st): St,
-    Extension(v): Extension<ApiVersion>,
-    Path(project): Path<String>,
-) -> ApiResult<Response> {
-    let mut qs = json!({"id": project});
-    for (k, n) in quota_limits(&st, v) {
-        qs[k] = json!(n);
-    }
-    Ok(axum::Json(json!({"quota_set": qs})).into_response())
-}
-
-pub(crate) async fn quota_detail(
-    State(st): St,
-    Extension(ctx): Extension<Ctx>,
-    Extension(v): Extension<ApiVersion>,
-    Path(project): Path<String>,
-) -> ApiResult<Response> {
-    check_project(&ctx, &project)?;
-    let u = usage(&st, &project, &ctx.user_id).await?;
-    let mut qs = json!({"id": project});
-    for (k, n) in quota_limits(&st, v) {
-        let in_use = match k {
-            "instances" => u.instances,
-            "cores" => u.cores,
-            "ram" => u.ram,
-            "key_pairs" => u.key_pairs,
-            "server_groups" => crate::server_groups::count(&st, &project).await?,
-            _ => 0,
-        };
-        qs[k] = json!({"limit": n, "in_use": in_use, "reserved": 0});
-    }
-    Ok(axum::Json(json!({"quota_set": qs})).into_response())
 }

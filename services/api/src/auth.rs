@@ -19,6 +19,17 @@ use nova_rpc::RequestContext;
 use serde_json::{Value, json};
 use sha2::Sha256;
 
+use crate::keystone::{AuthError, AuthToken, TokenInfo};
+
+/// `X-Service-Token`, when sent.
+fn service_token(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get("x-service-token")
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+}
+
 /// A user of the built-in identity service.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct User {
@@ -81,11 +92,25 @@ pub struct Identity {
     pub catalog: Vec<CatalogEntry>,
     /// Auth strategy of the compute API.
     pub strategy: AuthStrategy,
+    /// `[keystone_authtoken]`: a real Keystone validates the tokens
+    /// instead of the built-in identity (`keystone` strategy).
+    pub keystone: Option<Arc<AuthToken>>,
+    /// `[oslo_policy]`: the rules requests are authorised by.
+    pub policy: crate::policy::Policy,
     secret: Arc<Vec<u8>>,
 }
 
-/// The caller of a request.
+/// Why a request has no caller.
 #[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Unauthenticated {
+    /// No token, or one that is not valid (401).
+    Invalid,
+    /// The identity service could not be asked (503).
+    Unavailable(String),
+}
+
+/// The caller of a request.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Ctx {
     /// User id.
     pub user_id: String,
@@ -99,6 +124,16 @@ pub struct Ctx {
     /// carries over RPC (`auth_token`, `service_catalog`): the compute
     /// fetches the image with them.
     pub auth: Option<Arc<CallerAuth>>,
+    /// The domain of a domain-scoped token (Keystone).
+    pub domain_id: Option<String>,
+    /// `all` for a system-scoped token (Keystone).
+    pub system_scope: Option<String>,
+    /// The roles of a valid `X-Service-Token` (keystonemiddleware's
+    /// `X-Service-Roles`).
+    pub service_roles: Vec<String>,
+    /// The rules the caller's requests are authorised by
+    /// (`[oslo_policy]`; nova 34's defaults unless set).
+    pub policy: crate::policy::Policy,
 }
 
 /// The caller's token and the endpoints the compute needs.
@@ -111,9 +146,10 @@ pub struct CallerAuth {
 }
 
 impl Ctx {
-    /// Has the admin role.
+    /// An admin: passes the policy's `context_is_admin` (nova's
+    /// `context.is_admin`; by default the admin role).
     pub fn is_admin(&self) -> bool {
-        self.has("admin")
+        self.policy.is_admin(self)
     }
     /// Has `role`.
     pub fn has(&self, role: &str) -> bool {
@@ -135,6 +171,16 @@ impl Ctx {
             .with_roles(self.roles.iter().cloned())
             .with_admin(self.is_admin())
             .with_request_id(self.request_id.clone());
+        let mut c = c;
+        if let Some(d) = &self.domain_id {
+            c.set("domain", d.clone());
+        }
+        if let Some(s) = &self.system_scope {
+            c.set("system_scope", s.clone());
+        }
+        if !self.service_roles.is_empty() {
+            c.set("service_roles", self.service_roles.clone());
+        }
         match &self.auth {
             Some(a) => {
                 let mut c = c;
@@ -183,6 +229,8 @@ impl Identity {
             region: "RegionOne".into(),
             catalog: Vec::new(),
             strategy,
+            keystone: None,
+            policy: crate::policy::Policy::default(),
             secret: Arc::new(secret.to_vec()),
         }
     }
@@ -258,9 +306,19 @@ impl Identity {
         Some((parts[0].to_owned(), parts[1].to_owned(), roles, exp))
     }
 
-    /// The caller of a compute request, from its `X-Auth-Token`.
+    /// The caller of a compute request, from its `X-Auth-Token`; with a
+    /// real Keystone, only from what [`Identity::authenticate_async`] put
+    /// in the token cache.
     pub fn authenticate(&self, headers: &HeaderMap, request_id: &str) -> Option<Ctx> {
         let token = headers.get("x-auth-token")?.to_str().ok()?.trim();
+        if let Some(ks) = &self.keystone {
+            let user = ks.cached(token)??;
+            let service = match service_token(headers) {
+                Some(t) => Some(ks.cached(t)??).filter(|s| ks.service_roles_ok(s)),
+                None => None,
+            };
+            return Some(self.keystone_ctx(token, &user, service.as_ref(), request_id));
+        }
         let (user, project, roles) = match self.strategy {
             AuthStrategy::NoAuth => {
                 let (u, p) = token.split_once(':').unwrap_or((token, token));
@@ -290,7 +348,92 @@ impl Identity {
                     .find(|e| e.service_type == "image")
                     .map(|e| e.url.clone()),
             })),
+            policy: self.policy.clone(),
+            ..Ctx::default()
         })
+    }
+
+    /// The caller of a request: with a real Keystone, its `X-Auth-Token`
+    /// (and `X-Service-Token`) checked there, as keystonemiddleware does;
+    /// otherwise [`Identity::authenticate`].
+    pub async fn authenticate_async(
+        &self,
+        headers: &HeaderMap,
+        request_id: &str,
+    ) -> Result<Ctx, Unauthenticated> {
+        let Some(ks) = &self.keystone else {
+            return self
+                .authenticate(headers, request_id)
+                .ok_or(Unauthenticated::Invalid);
+        };
+        let token = headers
+            .get("x-auth-token")
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .ok_or(Unauthenticated::Invalid)?;
+        let check = |r: Result<TokenInfo, AuthError>| match r {
+            Ok(i) => Ok(i),
+            Err(AuthError::Invalid) => Err(Unauthenticated::Invalid),
+            Err(AuthError::Unavailable(e)) => {
+                tracing::warn!(error = %e, "token validation failed");
+                Err(Unauthenticated::Unavailable(e))
+            }
+        };
+        let user = check(ks.validate(token).await)?;
+        // A service token that is sent must be valid (and, when
+        // `service_token_roles_required`, have a service role).
+        let service = match service_token(headers) {
+            Some(t) => {
+                let s = check(ks.validate(t).await)?;
+                if !ks.service_roles_ok(&s) {
+                    return Err(Unauthenticated::Invalid);
+                }
+                Some(s)
+            }
+            None => None,
+        };
+        Ok(self.keystone_ctx(token, &user, service.as_ref(), request_id))
+    }
+
+    /// The `WWW-Authenticate` value a 401 carries (a real Keystone's URI).
+    pub fn www_authenticate(&self) -> Option<String> {
+        self.keystone
+            .as_ref()
+            .map(|k| k.config().www_authenticate())
+    }
+
+    fn keystone_ctx(
+        &self,
+        token: &str,
+        user: &TokenInfo,
+        service: Option<&TokenInfo>,
+        request_id: &str,
+    ) -> Ctx {
+        let service_roles = service
+            .map(|s| {
+                let ks = self.keystone.as_ref();
+                s.roles
+                    .iter()
+                    .filter(|r| ks.is_none_or(|k| k.config().service_token_roles.contains(r)))
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default();
+        Ctx {
+            user_id: user.user_id.clone(),
+            project_id: user.project_id.clone().unwrap_or_default(),
+            roles: user.roles.clone(),
+            request_id: request_id.to_owned(),
+            auth: Some(Arc::new(CallerAuth {
+                token: token.to_owned(),
+                image_url: user.image_url.clone(),
+            })),
+            domain_id: user.domain_id.clone(),
+            system_scope: user.system_scope.clone(),
+            service_roles,
+            policy: self.policy.clone(),
+        }
     }
 
     fn token_body(

@@ -20,31 +20,35 @@ pub(crate) fn json_body(body: &Bytes) -> ApiResult<Value> {
     serde_json::from_slice(body).map_err(|_| Fault::bad_request("Malformed request body"))
 }
 
-/// Policy: readers (and above).
+/// Policy: `rule` (a reader rule in nova's defaults) on the caller's own
+/// project, as [`crate::policy`] enforces it.
 pub(crate) fn require_read(ctx: &Ctx, rule: &str) -> ApiResult<()> {
-    if ctx.can_read() {
-        Ok(())
-    } else {
-        Err(Fault::policy(rule))
-    }
+    require(ctx, rule)
 }
 
-/// Policy: members (and above).
+/// Policy: `rule` (a member rule in nova's defaults) on the caller's own
+/// project.
 pub(crate) fn require_write(ctx: &Ctx, rule: &str) -> ApiResult<()> {
-    if ctx.can_write() {
-        Ok(())
-    } else {
-        Err(Fault::policy(rule))
-    }
+    require(ctx, rule)
 }
 
-/// Policy: admins.
+/// Policy: `rule` (an admin rule in nova's defaults) on the caller's own
+/// project.
 pub(crate) fn require_admin(ctx: &Ctx, rule: &str) -> ApiResult<()> {
-    if ctx.is_admin() {
-        Ok(())
-    } else {
-        Err(Fault::policy(rule))
-    }
+    require(ctx, rule)
+}
+
+/// Policy: `rule` on the caller's own project and user (nova's default
+/// target).
+pub(crate) fn require(ctx: &Ctx, rule: &str) -> ApiResult<()> {
+    ctx.policy
+        .enforce(ctx, rule, &crate::policy::own_target(ctx))
+}
+
+/// Policy: `rule` on a resource of `project_id` / `user_id`.
+pub(crate) fn require_on(ctx: &Ctx, rule: &str, project_id: &str, user_id: &str) -> ApiResult<()> {
+    ctx.policy
+        .enforce(ctx, rule, &crate::policy::target(project_id, user_id))
 }
 
 /// The last value of query parameter `k`.

@@ -250,7 +250,7 @@ pub(crate) async fn delete(
 /// nova's `check_img_metadata_properties_quota` and metadata schema:
 /// string keys of 1–255 characters, string values up to 255, at most
 /// `[quota] metadata_items` of them.
-fn check_metadata_items(st: &ApiState, m: &Map<String, Value>) -> ApiResult<()> {
+async fn check_metadata_items(st: &ApiState, ctx: &Ctx, m: &Map<String, Value>) -> ApiResult<()> {
     for (k, v) in m {
         if k.is_empty() || k.chars().count() > 255 {
             return Err(Fault::bad_request(format!(
@@ -263,7 +263,7 @@ fn check_metadata_items(st: &ApiState, m: &Map<String, Value>) -> ApiResult<()> 
             )));
         }
     }
-    let limit = st.cfg.quotas.metadata_items;
+    let limit = crate::compute_api::metadata::items_limit(st, ctx).await?;
     if limit >= 0 && m.len() as i64 > limit {
         return Err(Fault::forbidden("Image metadata limit exceeded"));
     }
@@ -324,7 +324,7 @@ pub(crate) async fn metadata_create(
     let img = image(&st, &ctx, &id)?;
     let mut props = ImageStore::properties(&img);
     props.extend(given);
-    check_metadata_items(&st, &props)?;
+    check_metadata_items(&st, &ctx, &props).await?;
     check_owner(&ctx, &img)?;
     let img = save_props(&st, &id, &props)?;
     Ok(axum::Json(json!({"metadata": ImageStore::properties(&img)})).into_response())
@@ -342,7 +342,7 @@ pub(crate) async fn metadata_update_all(
     let body = json_body(&body)?;
     let given = body_map(&body, "metadata")?;
     let img = image(&st, &ctx, &id)?;
-    check_metadata_items(&st, &given)?;
+    check_metadata_items(&st, &ctx, &given).await?;
     check_owner(&ctx, &img)?;
     save_props(&st, &id, &given)?;
     Ok(axum::Json(json!({"metadata": given})).into_response())
@@ -370,7 +370,7 @@ pub(crate) async fn metadata_update(
     let img = image(&st, &ctx, &id)?;
     let mut props = ImageStore::properties(&img);
     props.insert(key.clone(), value.clone());
-    check_metadata_items(&st, &props)?;
+    check_metadata_items(&st, &ctx, &props).await?;
     check_owner(&ctx, &img)?;
     save_props(&st, &id, &props)?;
     Ok(axum::Json(json!({"meta": meta})).into_response())

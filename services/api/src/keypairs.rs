@@ -369,10 +369,12 @@ pub(crate) async fn create(
         )
         .await?
         .len() as i64;
-    if count >= st.cfg.quotas.key_pairs {
+    let limit = crate::quotas::limits(&st, &ctx.project_id, &user)
+        .await?
+        .key_pairs;
+    if limit >= 0 && count >= limit {
         return Err(Fault::forbidden(format!(
-            "Quota exceeded for key_pairs: Requested 1, but already used {count} of {} key_pairs",
-            st.cfg.quotas.key_pairs
+            "Quota exceeded for key_pairs: Requested 1, but already used {count} of {limit} key_pairs"
         )));
     }
     let action = if kp["public_key"].is_string() {

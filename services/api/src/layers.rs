@@ -27,6 +27,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use tower_http::limit::RequestBodyLimitLayer;
 
+use crate::auth::{Identity, Unauthenticated};
 use crate::fault::{Fault, Rendered};
 use crate::microversion::{self, ApiVersion};
 use crate::{ApiState, MAX_BODY};
@@ -159,7 +160,8 @@ fn version_headers(resp: &mut Response, version: ApiVersion) {
     );
 }
 
-/// The caller of a request from its token, or 401.
+/// The caller of a request from its token, or 401 (with a real
+/// Keystone's `WWW-Authenticate`), or 503 when Keystone cannot be asked.
 pub(crate) async fn authenticate(
     State(st): State<Arc<ApiState>>,
     mut req: Request<Body>,
@@ -170,12 +172,46 @@ pub(crate) async fn authenticate(
         .get::<RequestId>()
         .map(|r| r.0.clone())
         .unwrap_or_default();
-    match st.identity.authenticate(req.headers(), &rid) {
-        Some(ctx) => {
+    match st.identity.authenticate_async(req.headers(), &rid).await {
+        Ok(ctx) => {
             req.extensions_mut().insert(ctx);
             next.run(req).await
         }
-        None => Fault::unauthorized("The request you have made requires authentication.")
-            .into_response(),
+        Err(Unauthenticated::Invalid) => {
+            let mut r = Fault::unauthorized("The request you have made requires authentication.")
+                .into_response();
+            if let Some(v) = st
+                .identity
+                .www_authenticate()
+                .and_then(|v| HeaderValue::from_str(&v).ok())
+            {
+                r.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+            }
+            r
+        }
+        Err(Unauthenticated::Unavailable(_)) => Fault::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Failed to fetch token data from identity server",
+        )
+        .into_response(),
     }
+}
+
+/// `router` whose callers are checked by a real Keystone first (when
+/// `[keystone_authtoken]` names one): its own synchronous check (the image
+/// API's, Placement's) then finds the answer in the token cache.
+pub(crate) fn with_keystone(router: Router, identity: Identity) -> Router {
+    if identity.keystone.is_none() {
+        return router;
+    }
+    router.layer(middleware::from_fn(
+        move |req: Request<Body>, next: Next| {
+            let identity = identity.clone();
+            async move {
+                // Failures are answered by the router's own check.
+                let _ = identity.authenticate_async(req.headers(), "").await;
+                next.run(req).await
+            }
+        },
+    ))
 }

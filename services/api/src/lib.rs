@@ -17,6 +17,7 @@ pub mod fault;
 pub mod image;
 pub mod microversion;
 pub mod placement;
+pub mod policy;
 pub mod serve;
 
 mod admin;
@@ -32,7 +33,9 @@ mod http;
 mod image_rules;
 mod images_proxy;
 mod keypairs;
+pub mod keystone;
 mod layers;
+pub mod quotas;
 mod schemas;
 mod server_groups;
 #[cfg(test)]
@@ -80,6 +83,12 @@ pub struct Quotas {
     pub server_groups: i64,
     /// `server_group_members`.
     pub server_group_members: i64,
+    /// `injected_files`.
+    pub injected_files: i64,
+    /// `injected_file_content_bytes`.
+    pub injected_file_content_bytes: i64,
+    /// `injected_file_path_bytes`.
+    pub injected_file_path_bytes: i64,
 }
 
 impl Default for Quotas {
@@ -92,6 +101,9 @@ impl Default for Quotas {
             key_pairs: 100,
             server_groups: 10,
             server_group_members: 10,
+            injected_files: 5,
+            injected_file_content_bytes: 10240,
+            injected_file_path_bytes: 255,
         }
     }
 }
@@ -159,6 +171,15 @@ impl ApiConfig {
                 key_pairs: q("key_pairs", d.key_pairs)?,
                 server_groups: q("server_groups", d.server_groups)?,
                 server_group_members: q("server_group_members", d.server_group_members)?,
+                injected_files: q("injected_files", d.injected_files)?,
+                injected_file_content_bytes: q(
+                    "injected_file_content_bytes",
+                    d.injected_file_content_bytes,
+                )?,
+                injected_file_path_bytes: q(
+                    "injected_file_path_bytes",
+                    d.injected_file_path_bytes,
+                )?,
             },
             service_down_time: Duration::from_secs(down),
             max_limit: conf.parse_or("api", "max_limit", 1000usize)?,
@@ -196,6 +217,9 @@ pub struct ApiState {
     pub images: ImageStore,
     /// Tokens.
     pub identity: Identity,
+    /// Per-project quota limits (`[quota]` defaults until stored ones are
+    /// opened: [`quotas::QuotaStore::open`]).
+    pub quotas: quotas::QuotaStore,
     /// Notifications (`flavor.*`, `keypair.*`, `service.*`, local deletes,
     /// `instance.update`); none unless set ([`nova_service::Runner::notifier`]).
     pub notifier: nova_service::notifications::Notifier,
@@ -213,6 +237,7 @@ impl ApiState {
         compute_cap: Option<nova_rpc::Version>,
     ) -> Self {
         ApiState {
+            quotas: quotas::QuotaStore::config_only(cfg.quotas.clone()),
             cfg,
             objects,
             placement,
@@ -355,11 +380,20 @@ pub fn router(state: Arc<ApiState>) -> Router {
         )
         .route("/os-server-external-events", post(external_events::create))
         .route("/limits", get(admin::limits))
-        .route("/os-quota-sets/{project}", get(admin::quota_show))
-        .route("/os-quota-sets/{project}/detail", get(admin::quota_detail))
+        .route(
+            "/os-quota-sets/{project}",
+            get(quotas::api::show)
+                .put(quotas::api::update)
+                .delete(quotas::api::delete),
+        )
+        .route("/os-quota-sets/{project}/detail", get(quotas::api::detail))
         .route(
             "/os-quota-sets/{project}/defaults",
-            get(admin::quota_defaults),
+            get(quotas::api::defaults),
+        )
+        .route(
+            "/os-quota-class-sets/{class}",
+            get(quotas::api::class_show).put(quotas::api::class_update),
         )
         // Routes nova keeps for older microversions (`hosts`).
         .route("/os-hosts", get(hosts::index))
@@ -417,7 +451,10 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .fallback(not_found)
         .with_state(state.clone());
     layers::frame(compute)
-        .nest("/placement", placement::router(state.clone()))
+        .nest(
+            "/placement",
+            layers::with_keystone(placement::router(state.clone()), state.identity.clone()),
+        )
         .merge(placement::root_with_slash())
         .nest(
             "/identity",

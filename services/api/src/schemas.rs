@@ -26,7 +26,7 @@ fn count() -> Value {
     json!({"type": ["integer", "string"], "pattern": "^[0-9]*$", "minimum": 1, "minLength": 1})
 }
 
-fn boolean() -> Value {
+pub(crate) fn boolean() -> Value {
     json!({"type": ["boolean", "string"],
            "enum": [true, "True", "TRUE", "true", "1", "ON", "On", "on", "YES", "Yes", "yes",
                     false, "False", "FALSE", "false", "0", "OFF", "Off", "off", "NO", "No", "no"]})

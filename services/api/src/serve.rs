@@ -99,6 +99,16 @@ pub async fn start_with(runner: &Runner, more: Vec<CatalogEntry>) -> anyhow::Res
     identity.token_ttl =
         std::time::Duration::from_secs(conf.parse_or("identity", "token_ttl", 3600u64)?);
     identity.region = conf.str_or("identity", "region", "RegionOne");
+    identity.policy = crate::policy::Policy(std::sync::Arc::new(
+        crate::policy::Enforcer::from_conf(conf).context("[oslo_policy]")?,
+    ));
+    if let Some(ks) = crate::keystone::AuthTokenConfig::from_conf(conf)? {
+        if strategy != AuthStrategy::Keystone {
+            anyhow::bail!("[keystone_authtoken] is set but [api] auth_strategy is not keystone");
+        }
+        tracing::info!(auth_url = %ks.auth_url, "tokens are validated by Keystone");
+        identity.keystone = Some(Arc::new(crate::keystone::AuthToken::new(ks)));
+    }
     let identity_url = format!("{compute_url}/identity/v3");
     identity.catalog = vec![
         CatalogEntry {
@@ -143,12 +153,29 @@ pub async fn start_with(runner: &Runner, more: Vec<CatalogEntry>) -> anyhow::Res
         cap,
     );
     state.notifier = runner.notifier().await?;
+    let noop = match conf
+        .str_or("quota", "driver", "nova.quota.DbQuotaDriver")
+        .as_str()
+    {
+        "nova.quota.DbQuotaDriver" => false,
+        "nova.quota.NoopQuotaDriver" => true,
+        other => anyhow::bail!(
+            "[quota] driver = {other}: expected nova.quota.DbQuotaDriver or nova.quota.NoopQuotaDriver"
+        ),
+    };
+    state.quotas =
+        crate::quotas::QuotaStore::open(runner.database().await?, state.cfg.quotas.clone(), noop)
+            .await
+            .context("quota tables")?;
     let state = Arc::new(state);
     runner.http("compute API", compute_l, crate::router(state.clone()));
     runner.http(
         "image API",
         image_l,
-        crate::image::router(images, identity, &image_url),
+        crate::layers::with_keystone(
+            crate::image::router(images, identity.clone(), &image_url),
+            identity,
+        ),
     );
     tracing::info!(compute = %compute_url, image = %image_url, "API listening");
     Ok(Endpoints {

@@ -48,8 +48,11 @@ fn create_schema(v: ApiVersion) -> Value {
         }
         json!({"type": "object", "properties": {
             "name": name,
-            "policies": {"type": "array", "items": [{"type": "string", "enum": policies}],
-                         "uniqueItems": true, "minItems": 1, "maxItems": 1, "additionalItems": false}},
+            // nova's draft-4 tuple (`items: [..]`, `additionalItems: false`)
+            // as one item schema with a length of one (2020-12 drafts have
+            // no array `items`).
+            "policies": {"type": "array", "items": {"type": "string", "enum": policies},
+                         "uniqueItems": true, "minItems": 1, "maxItems": 1}},
             "required": ["name", "policies"], "additionalProperties": false})
     };
     json!({"type": "object", "properties": {"server_group": group},
@@ -234,13 +237,16 @@ pub(crate) async fn create(
     body: Bytes,
 ) -> ApiResult<Response> {
     require_write(&ctx, "os_compute_api:os-server-groups:create")?;
+    // The body first (nova's schema decorator), then the quota.
+    let body = json_body(&body)?;
+    schemas::check("server_group_create", v, || create_schema(v), &body)?;
     let over = || Fault::forbidden("Quota exceeded, too many server groups.");
-    let limit = st.cfg.quotas.server_groups;
+    let limit = crate::quotas::limits(&st, &ctx.project_id, &ctx.user_id)
+        .await?
+        .server_groups;
     if limit >= 0 && count(&st, &ctx.project_id).await? + 1 > limit {
         return Err(over());
     }
-    let body = json_body(&body)?;
-    schemas::check("server_group_create", v, || create_schema(v), &body)?;
     let vals = &body["server_group"];
     let (policy, rules) = if v.at_least(2, 64) {
         let policy = vals["policy"].as_str().unwrap_or_default().to_owned();
@@ -318,7 +324,9 @@ pub(crate) async fn for_boot(
             "Instance group {hint} could not be found."
         )));
     }
-    let limit = st.cfg.quotas.server_group_members;
+    let limit = crate::quotas::limits(st, &ctx.project_id, &ctx.user_id)
+        .await?
+        .server_group_members;
     if limit >= 0 {
         let members = g.members().clone().unwrap_or_default();
         let mine = if members.is_empty() {

@@ -22,6 +22,8 @@ use crate::http::admin_ctx;
 use crate::{ApiConfig, ApiState, ImageStore, MAX_BODY};
 
 mod hardening;
+mod policy_file;
+mod quota_sets;
 mod subresources;
 
 struct App {
@@ -45,6 +47,13 @@ async fn app() -> App {
 }
 
 async fn app_with(notifier: nova_service::notifications::Notifier) -> App {
+    app_with_policy(notifier, crate::policy::Policy::default()).await
+}
+
+async fn app_with_policy(
+    notifier: nova_service::notifications::Notifier,
+    policy: crate::policy::Policy,
+) -> App {
     let db = Database::connect(&DbConfig::memory()).await.unwrap();
     db.sync().await.unwrap();
     let placement = PlacementHandle::memory();
@@ -54,12 +63,14 @@ async fn app_with(notifier: nova_service::notifications::Notifier) -> App {
         User::parse("admin:admin:admin:admin").unwrap(),
         User::parse("demo:demo:demo:member").unwrap(),
     ];
-    let identity = Identity::new(users.clone(), b"secret", AuthStrategy::Keystone);
+    let mut identity = Identity::new(users.clone(), b"secret", AuthStrategy::Keystone);
+    identity.policy = policy;
     let admin = identity.issue(&users[0]).0;
     let demo = identity.issue(&users[1]).0;
+    let db = Arc::new(db);
     let mut state = ApiState::new(
         ApiConfig::default(),
-        Objects::new(db),
+        Objects::from_arc(db.clone()),
         placement,
         MemoryTransport::new(),
         images,
@@ -67,6 +78,9 @@ async fn app_with(notifier: nova_service::notifications::Notifier) -> App {
         None,
     );
     state.notifier = notifier;
+    state.quotas = crate::quotas::QuotaStore::open(db, state.cfg.quotas.clone(), false)
+        .await
+        .unwrap();
     let state = Arc::new(state);
     App {
         router: crate::router(state.clone()),

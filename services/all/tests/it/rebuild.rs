@@ -36,7 +36,7 @@ pub(crate) fn second_image(c: &Cluster, name: &str, extra: &[(&str, Value)]) -> 
         project_id: "admin".into(),
         roles: vec!["admin".into()],
         request_id: String::new(),
-        auth: None,
+        ..Default::default()
     };
     let mut body = serde_json::Map::new();
     body.insert("name".into(), json!(name));

@@ -203,7 +203,7 @@ async fn quota_count(
     min: i64,
     max: i64,
 ) -> ApiResult<i64> {
-    let q = &st.cfg.quotas;
+    let q = &crate::quotas::limits(st, &ctx.project_id, &ctx.user_id).await?;
     // Soft-deleted servers do not count (nova's `_get_counts_in_db`):
     // with soft deletes on, the instances are listed to leave them out.
     let soft = st.cfg.reclaim_instance_interval > 0;
@@ -263,11 +263,12 @@ async fn quota_count(
 /// cores and RAM counted without the soft-deleted ones (nova's
 /// `_get_counts_in_db`), 403 when the restored server would not fit.
 pub(crate) async fn check_restore_quota(st: &ApiState, inst: &Instance) -> ApiResult<()> {
-    let q = &st.cfg.quotas;
+    let project = inst.project_id().clone().unwrap_or_default();
+    let q =
+        &crate::quotas::limits(st, &project, inst.user_id().as_deref().unwrap_or_default()).await?;
     if q.instances < 0 && q.cores < 0 && q.ram < 0 {
         return Ok(());
     }
-    let project = inst.project_id().clone().unwrap_or_default();
     let mine: Vec<Instance> = st
         .objects
         .list(
@@ -303,7 +304,7 @@ async fn plan(st: &ApiState, ctx: &Ctx, r: &CreateRequest) -> ApiResult<Plan> {
     let flavor = flavor(st, ctx, &r.flavor_id).await?;
     let image = image(st, ctx, r, &flavor)?;
     let key = key_pair(st, ctx, r.key_name.as_deref()).await?;
-    super::metadata::check_quota(st, &r.metadata)?;
+    super::metadata::check_quota(super::metadata::items_limit(st, ctx).await?, &r.metadata)?;
     if let Some(zone) = &r.availability_zone
         && !availability_zones(st).await?.iter().any(|x| x == zone)
     {

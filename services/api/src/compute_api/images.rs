@@ -134,8 +134,12 @@ fn drop_image(st: &ApiState, id: &str) {
 
 /// Nova's `check_img_metadata_properties_quota` (403 over
 /// `metadata_items`).
-pub(crate) fn check_metadata(st: &ApiState, metadata: &Map<String, Value>) -> ApiResult<()> {
-    let allowed = st.cfg.quotas.metadata_items;
+pub(crate) async fn check_metadata(
+    st: &ApiState,
+    ctx: &Ctx,
+    metadata: &Map<String, Value>,
+) -> ApiResult<()> {
+    let allowed = super::metadata::items_limit(st, ctx).await?;
     if allowed >= 0 && metadata.len() as i64 > allowed {
         return Err(Fault::forbidden(format!(
             "Quota exceeded for metadata_items: Requested {}, but already used 0 of {allowed} metadata_items",
@@ -196,7 +200,7 @@ pub(crate) async fn snapshot(
             inst.uuid()
         )));
     };
-    check_metadata(st, metadata)?;
+    check_metadata(st, ctx, metadata).await?;
     let img = create_image(st, ctx, &inst, name, "snapshot", metadata)?;
     let id = img["id"].as_str().unwrap_or_default().to_owned();
     let rpc = image_rpc_ctx(st, ctx, token);
@@ -238,7 +242,7 @@ pub(crate) async fn backup(
             inst.uuid()
         )));
     };
-    check_metadata(st, metadata)?;
+    check_metadata(st, ctx, metadata).await?;
     let mut extra = metadata.clone();
     extra.insert("backup_type".into(), json!(backup_type));
     let img = create_image(st, ctx, &inst, name, "backup", &extra)?;

@@ -28,10 +28,16 @@ const STATES: &[VmState] = &[
 /// How many times a change is retried after losing a race.
 const RETRIES: usize = 20;
 
-/// Nova's `_check_metadata_properties_quota`: at most `metadata_items`
-/// items (a negative limit is no limit).
-pub(crate) fn check_quota(st: &ApiState, metadata: &BTreeMap<String, String>) -> ApiResult<()> {
-    let allowed = st.cfg.quotas.metadata_items;
+/// The caller's `metadata_items` limit (its project's quota).
+pub(crate) async fn items_limit(st: &ApiState, ctx: &Ctx) -> ApiResult<i64> {
+    Ok(crate::quotas::limits(st, &ctx.project_id, &ctx.user_id)
+        .await?
+        .metadata_items)
+}
+
+/// Nova's `_check_metadata_properties_quota`: at most `allowed` items
+/// ([`items_limit`]; a negative limit is no limit).
+pub(crate) fn check_quota(allowed: i64, metadata: &BTreeMap<String, String>) -> ApiResult<()> {
     if allowed >= 0 && metadata.len() as i64 > allowed {
         return Err(Fault::forbidden(format!(
             "Maximum number of metadata items exceeds {allowed}"
@@ -92,6 +98,7 @@ pub(crate) async fn update(
     metadata: BTreeMap<String, String>,
     replace: bool,
 ) -> ApiResult<BTreeMap<String, String>> {
+    let allowed = items_limit(st, ctx).await?;
     modify(st, ctx, inst, "metadata", Source::Compute, |inst| {
         super::check_instance_lock(ctx, inst)?;
         super::check_instance_state(inst, "update metadata", STATES, &[None])?;
@@ -102,7 +109,7 @@ pub(crate) async fn update(
             m.extend(metadata.clone());
             m
         };
-        check_quota(st, &new)?;
+        check_quota(allowed, &new)?;
         inst.set_metadata(new.clone());
         Ok((new, true))
     })

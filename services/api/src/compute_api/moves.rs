@@ -94,8 +94,9 @@ async fn check_upsize(st: &ApiState, inst: &Instance, old: &Flavor, new: &Flavor
     if dcores <= 0 && dram <= 0 {
         return Ok(());
     }
-    let q = &st.cfg.quotas;
     let project = inst.project_id().clone().unwrap_or_default();
+    let q =
+        &crate::quotas::limits(st, &project, inst.user_id().as_deref().unwrap_or_default()).await?;
     let mine: Vec<Instance> = st
         .objects
         .list(

@@ -236,7 +236,7 @@ pub(crate) async fn rebuild(
         ));
     }
     if let Some(m) = &r.metadata {
-        super::metadata::check_quota(st, m)?;
+        super::metadata::check_quota(super::metadata::items_limit(st, ctx).await?, m)?;
     }
     check_personality(&r.personality)?;
     let spec: Option<RequestSpec> = match st

@@ -504,7 +504,7 @@ async fn a_truncated_body_is_a_bad_request_not_too_large() {
 }
 
 impl App {
-    async fn call_at(
+    pub(super) async fn call_at(
         &self,
         method: Method,
         path: &str,

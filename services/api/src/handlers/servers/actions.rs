@@ -30,7 +30,7 @@ fn policy(name: &str) -> String {
         "rescue" => "os_compute_api:os-rescue".into(),
         "unrescue" => "os_compute_api:os-unrescue".into(),
         "restore" => "os_compute_api:os-deferred-delete:restore".into(),
-        "forceDelete" => "os_compute_api:os-deferred-delete:force_delete".into(),
+        "forceDelete" => "os_compute_api:os-deferred-delete:force".into(),
         "os-stop" => "os_compute_api:servers:stop".into(),
         "os-start" => "os_compute_api:servers:start".into(),
         other => format!("os_compute_api:servers:{other}"),
