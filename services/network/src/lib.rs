@@ -39,9 +39,9 @@ use serde_json::json;
 
 pub use api::Authenticate;
 pub use datapath::{Datapath, HostEntry, NetworkSpec, NoopDatapath, bridge_name, tap_name};
-pub use linux::{LinuxDatapath, LinuxDatapathConfig, namespace_name};
 pub use error::NeutronError;
 pub use events::NovaEvents;
+pub use linux::{LinuxDatapath, LinuxDatapathConfig, namespace_name};
 pub use service::{Caller, NetworkService};
 
 /// The datapath `[network] datapath` names: `noop` (the default) or

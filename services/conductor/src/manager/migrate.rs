@@ -128,15 +128,8 @@ impl Conductor {
             .await;
         // nova's `set_vm_state_and_notify`: a cold move passes its request
         // spec, a live migration none.
-        self.notify_task_error(
-            ctx,
-            "migrate_server",
-            inst,
-            spec,
-            why.class,
-            &why.message,
-        )
-        .await;
+        self.notify_task_error(ctx, "migrate_server", inst, spec, why.class, &why.message)
+            .await;
     }
 
     /// Nova's `MigrationTask._execute` (and `_reschedule`), then
