@@ -17,7 +17,7 @@ use crate::source::ConnectInfo;
 use crate::websocket::{self, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG, OP_TEXT, ReadHalf, WriteHalf};
 
 /// How much of the guest's stream one frame carries at most.
-const CHUNK: usize = 256 * 1024;
+const CHUNK: usize = 64 * 1024;
 
 /// How bytes travel in websocket frames.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
