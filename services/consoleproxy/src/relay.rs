@@ -101,9 +101,9 @@ impl<'a> ClientIo<'a> {
     pub(crate) async fn send(&mut self, data: &[u8]) -> Result<(), String> {
         let mut w = self.writer.lock().await;
         match self.mode {
-            Mode::Binary => websocket::write_frame(&mut *w, OP_BINARY, data).await,
+            Mode::Binary => websocket::write_frame(&mut w, OP_BINARY, data).await,
             Mode::Base64 => {
-                websocket::write_frame(&mut *w, OP_TEXT, B64.encode(data).as_bytes()).await
+                websocket::write_frame(&mut w, OP_TEXT, B64.encode(data).as_bytes()).await
             }
         }
         .map_err(|e| e.to_string())
@@ -135,7 +135,7 @@ async fn data_of(
         OP_TEXT => Ok(Some(BytesMut::from(&decode_text(mode, &m.payload)?[..]))),
         OP_PING => {
             let mut w = writer.lock().await;
-            websocket::write_frame(&mut *w, OP_PONG, &m.payload)
+            websocket::write_frame(&mut w, OP_PONG, &m.payload)
                 .await
                 .map_err(|e| e.to_string())?;
             Ok(Some(BytesMut::new()))
@@ -144,7 +144,7 @@ async fn data_of(
             // Echo the status code (RFC 6455 5.5.1).
             let code = m.payload.get(..2).unwrap_or_default().to_vec();
             let mut w = writer.lock().await;
-            let _ = websocket::write_frame(&mut *w, OP_CLOSE, &code).await;
+            let _ = websocket::write_frame(&mut w, OP_CLOSE, &code).await;
             Ok(None)
         }
         _ => Ok(Some(BytesMut::new())),
@@ -177,7 +177,7 @@ pub(crate) async fn run(
         leftover = std::mem::take(&mut io.pending);
         if let Err(e) = r {
             let mut w = writer.lock().await;
-            let _ = websocket::write_frame(&mut *w, OP_CLOSE, &1011u16.to_be_bytes()).await;
+            let _ = websocket::write_frame(&mut w, OP_CLOSE, &1011u16.to_be_bytes()).await;
             return Err(format!("RFB security negotiation failed: {e}"));
         }
     }
@@ -206,7 +206,7 @@ pub(crate) async fn run(
                 .map_err(|e| e.to_string())?;
             let mut w = writer.lock().await;
             if n == 0 {
-                let _ = websocket::write_frame(&mut *w, OP_CLOSE, &1000u16.to_be_bytes()).await;
+                let _ = websocket::write_frame(&mut w, OP_CLOSE, &1000u16.to_be_bytes()).await;
                 break;
             }
             w.write_all(buf.frame(n, mode == Mode::Base64))
