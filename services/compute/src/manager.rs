@@ -378,7 +378,13 @@ impl ComputeManager {
             .await;
         let spawned = match group_check {
             Ok(()) => match self
-                .prepare_spawn(&ctx, &inst, &b.image, b.admin_password.clone())
+                .prepare_spawn(
+                    &ctx,
+                    &inst,
+                    &b.image,
+                    b.admin_password.clone(),
+                    b.injected_files.as_deref().unwrap_or_default(),
+                )
                 .await
             {
                 Ok(spec) => me.driver.spawn(&spec).await,
@@ -468,7 +474,7 @@ impl ComputeManager {
                                 &b.image,
                                 &fp,
                                 &b.admin_password,
-                                &None,
+                                &b.injected_files,
                                 &None,
                                 &None,
                                 &b.request_spec,
@@ -674,6 +680,8 @@ struct Build {
     request_spec: Option<RequestSpec>,
     filter_properties: Value,
     admin_password: Option<String>,
+    /// `[path, contents (base64)]` pairs for the config drive.
+    injected_files: Option<Vec<Value>>,
     node: Option<String>,
     host_list: Option<Vec<Selection>>,
 }
@@ -699,7 +707,7 @@ impl Compute for ComputeManager {
         request_spec: Option<RequestSpec>,
         filter_properties: Value,
         admin_password: Option<String>,
-        _injected_files: Option<Vec<Value>>,
+        injected_files: Option<Vec<Value>>,
         _requested_networks: Option<NetworkRequestList>,
         _security_groups: Option<Vec<String>>,
         _block_device_mapping: Option<BlockDeviceMappingList>,
@@ -719,6 +727,7 @@ impl Compute for ComputeManager {
             request_spec,
             filter_properties,
             admin_password,
+            injected_files,
             node,
             host_list,
         };

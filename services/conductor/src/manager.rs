@@ -178,6 +178,7 @@ impl Conductor {
         image: &Value,
         attempt: i64,
         admin_password: &Option<String>,
+        injected_files: &Option<Vec<Value>>,
     ) {
         if hosts.is_empty() {
             return;
@@ -197,7 +198,7 @@ impl Conductor {
                 &request_spec,
                 &json!({ "retry": retry, "scheduler_hints": {} }),
                 admin_password,
-                &None,
+                injected_files,
                 &None,
                 &None,
                 &None,
@@ -224,7 +225,7 @@ impl ComputeTask for Conductor {
         request_specs: Vec<RequestSpec>,
         image: Value,
         admin_password: Option<String>,
-        _injected_files: Option<Vec<Value>>,
+        injected_files: Option<Vec<Value>>,
         _requested_networks: Option<NetworkRequestList>,
         _block_device_mapping: Option<BlockDeviceMappingList>,
         _tags: Option<RawObject>,
@@ -321,8 +322,17 @@ impl ComputeTask for Conductor {
                 .find(|s| s.instance_uuid() == inst.uuid())
                 .cloned()
                 .unwrap_or_else(|| spec.clone());
-            self.cast_build(&ctx, inst, hosts, Some(spec_i), &image, 1, &admin_password)
-                .await;
+            self.cast_build(
+                &ctx,
+                inst,
+                hosts,
+                Some(spec_i),
+                &image,
+                1,
+                &admin_password,
+                &injected_files,
+            )
+            .await;
         }
         Ok(())
     }
@@ -440,7 +450,7 @@ impl ComputeTask for Conductor {
         image: Value,
         filter_properties: Value,
         admin_password: Option<String>,
-        _injected_files: Option<Vec<Value>>,
+        injected_files: Option<Vec<Value>>,
         _requested_networks: Option<NetworkRequestList>,
         _security_groups: Option<Vec<String>>,
         request_spec: Option<RequestSpec>,
@@ -549,6 +559,7 @@ impl ComputeTask for Conductor {
                 &image,
                 attempts,
                 &admin_password,
+                &injected_files,
             )
             .await;
         }

@@ -33,7 +33,23 @@ mod relay;
 mod rfb;
 mod service;
 mod source;
+mod tls;
+mod websocket;
 
 pub use proxy::{ProxyConfig, ProxyKind, app};
 pub use service::{run, start, start_enabled};
 pub use source::{ConnectInfo, DbSource, Refused, Source, StaticSource};
+pub use tls::TlsOptions;
+
+/// Serves `app` on `listener` as the proxies do with TLS (websockify's
+/// per-connection TLS detection; `ssl_only`), until `stop`.
+pub async fn serve_tls(
+    listener: tokio::net::TcpListener,
+    app: axum::Router,
+    opts: TlsOptions,
+    stop: tokio_util::sync::CancellationToken,
+) -> anyhow::Result<()> {
+    let acceptor = opts.acceptor()?;
+    tls::serve(listener, app, acceptor, opts, stop).await;
+    Ok(())
+}

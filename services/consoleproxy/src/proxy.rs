@@ -5,10 +5,12 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::ws::WebSocketUpgrade;
-use axum::extract::{FromRequestParts, Request, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 
 use crate::source::{ConnectInfo, Refused, Source};
@@ -189,9 +191,21 @@ async fn handle(State(sh): State<Arc<Shared>>, req: Request) -> Response {
         return crate::files::serve(sh.cfg.web.as_deref(), method, path).await;
     }
     let (mut parts, _body) = req.into_parts();
-    let ws = match WebSocketUpgrade::from_request_parts(&mut parts, &()).await {
-        Ok(ws) => ws,
-        Err(e) => return e.into_response(),
+    if parts.method != Method::GET {
+        return refuse(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "websocket upgrades are GETs",
+        );
+    }
+    let accept = match crate::websocket::check_handshake(&parts.headers) {
+        Ok(a) => a,
+        Err(msg) => return refuse(StatusCode::BAD_REQUEST, msg),
+    };
+    let Some(on_upgrade) = parts.extensions.remove::<hyper::upgrade::OnUpgrade>() else {
+        return refuse(
+            StatusCode::UPGRADE_REQUIRED,
+            "the connection cannot be upgraded",
+        );
     };
     let token = token_of(parts.uri.query(), &parts.headers);
     let info = match sh.source.connect_info(&token).await {
@@ -222,27 +236,71 @@ async fn handle(State(sh): State<Arc<Shared>>, req: Request) -> Response {
             return refuse(StatusCode::BAD_GATEWAY, "cannot reach the console");
         }
     };
-    let mode = ws
-        .requested_protocols()
-        .filter_map(|p| p.to_str().ok())
+    // websockify's subprotocols: the first the client asks for that it knows.
+    let chosen = parts
+        .headers
+        .get_all(header::SEC_WEBSOCKET_PROTOCOL)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
         .find_map(|p| match p.trim() {
-            "binary" => Some(crate::relay::Mode::Binary),
-            "base64" => Some(crate::relay::Mode::Base64),
+            "binary" => Some(("binary", crate::relay::Mode::Binary)),
+            "base64" => Some(("base64", crate::relay::Mode::Base64)),
             _ => None,
-        })
-        .unwrap_or(crate::relay::Mode::Binary);
+        });
+    let mode = chosen.map_or(crate::relay::Mode::Binary, |(_, m)| m);
     let kind = sh.cfg.kind;
     let stop = sh.cfg.stop.clone();
     tracing::info!(instance = %info.instance_uuid, host = %info.host, port = info.port, "console connection");
-    ws.protocols(["binary", "base64"])
-        .max_message_size(16 << 20)
-        .on_upgrade(move |socket| async move {
-            let r = crate::relay::run(socket, guest, mode, kind == ProxyKind::NoVnc, stop).await;
-            if let Err(e) = r {
-                tracing::info!(error = %e, "console connection ended");
+    tokio::spawn(async move {
+        let client = match on_upgrade.await {
+            Ok(u) => client_of(u),
+            Err(e) => {
+                tracing::info!(error = %e, "websocket upgrade failed");
+                return;
             }
-        })
-        .into_response()
+        };
+        let r = crate::relay::run(client, guest, mode, kind == ProxyKind::NoVnc, stop).await;
+        if let Err(e) = r {
+            tracing::info!(error = %e, "console connection ended");
+        }
+    });
+    let mut r = Response::new(Body::empty());
+    *r.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+    let h = r.headers_mut();
+    h.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+    h.insert(header::SEC_WEBSOCKET_ACCEPT, accept);
+    if let Some((p, _)) = chosen {
+        h.insert(header::SEC_WEBSOCKET_PROTOCOL, HeaderValue::from_static(p));
+    }
+    r
+}
+
+/// The upgraded connection in halves: the TCP socket itself when the
+/// listener is plain TCP (no locking between the halves), else the
+/// upgraded stream split.
+fn client_of(u: hyper::upgrade::Upgraded) -> crate::relay::Client {
+    match u.downcast::<TokioIo<TcpStream>>() {
+        Ok(parts) => {
+            let tcp = parts.io.into_inner();
+            let _ = tcp.set_nodelay(true);
+            let (r, w) = tcp.into_split();
+            crate::relay::Client {
+                read: Box::pin(r),
+                write: Box::pin(w),
+                already: parts.read_buf,
+            }
+        }
+        Err(u) => {
+            let (r, w) = tokio::io::split(TokioIo::new(u));
+            crate::relay::Client {
+                read: Box::pin(r),
+                write: Box::pin(w),
+                already: bytes::Bytes::new(),
+            }
+        }
+    }
 }
 
 #[cfg(test)]

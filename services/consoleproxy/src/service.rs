@@ -12,6 +12,7 @@ use nova_service::{Runner, compute_version_cap};
 
 use crate::proxy::{ProxyConfig, ProxyKind, app};
 use crate::source::DbSource;
+use crate::tls::TlsOptions;
 
 /// `(host, port)` the proxy listens on, from its options.
 fn listen(o: &ConsoleOptions, kind: ProxyKind) -> (String, u16) {
@@ -23,7 +24,8 @@ fn listen(o: &ConsoleOptions, kind: ProxyKind) -> (String, u16) {
 }
 
 /// Starts proxy `kind` on `runner` (its options from the runner's
-/// nova.conf): the listener, the database lookup with the compute RPC,
+/// nova.conf): the listener (with TLS when `[DEFAULT] cert` exists;
+/// `ssl_only` refuses plain connections), the database lookup with the compute RPC,
 /// and a task deleting expired tokens every minute. Returns where it
 /// listens.
 pub async fn start(runner: &Runner, kind: ProxyKind) -> anyhow::Result<SocketAddr> {
@@ -49,7 +51,22 @@ pub async fn start(runner: &Runner, kind: ProxyKind) -> anyhow::Result<SocketAdd
         stop: runner.stop_token(),
     };
     let source = Arc::new(DbSource::new(objects.clone(), compute));
-    runner.http(kind.binary(), listener, app(cfg, source));
+    let tls_opts = TlsOptions::from_conf(conf)?;
+    match tls_opts.acceptor()? {
+        // websockify's listener: TLS or plain, per connection.
+        Some(acceptor) => {
+            let stop = runner.stop_token();
+            let h = tokio::spawn(crate::tls::serve(
+                listener,
+                app(cfg, source),
+                Some(acceptor),
+                tls_opts,
+                stop,
+            ));
+            runner.task(kind.binary(), h);
+        }
+        None => runner.http(kind.binary(), listener, app(cfg, source)),
+    }
     runner.periodic(
         &format!("{} expired token purge", kind.binary()),
         Duration::from_secs(60),

@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used)]
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -223,7 +224,214 @@ async fn serial_proxy_relays_both_ways() {
     let big: Vec<u8> = (0..300_000u32).map(|i| (i % 253) as u8).collect();
     ws.send(Message::Binary(big.clone().into())).await.unwrap();
     assert_eq!(read_n(&mut ws, big.len()).await, big);
+    // A ping is answered with its payload.
+    ws.send(Message::Ping(b"still there?".to_vec().into()))
+        .await
+        .unwrap();
+    let pong = tokio::time::timeout(Duration::from_secs(10), ws.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert_eq!(pong, Message::Pong(b"still there?".to_vec().into()));
+    // A close is answered with a close (its code echoed).
     ws.close(None).await.unwrap();
+    let end = tokio::time::timeout(Duration::from_secs(10), ws.next())
+        .await
+        .unwrap();
+    assert!(matches!(end, Some(Ok(Message::Close(_))) | None), "{end:?}");
+}
+
+/// A CA and a certificate for `localhost` / 127.0.0.1 signed by it
+/// (openssl): `(ca.pem, cert.pem, key.pem)`.
+fn test_certificates(dir: &std::path::Path) -> (PathBuf, PathBuf, PathBuf) {
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("openssl (Debian's openssl package)");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    run(&[
+        &["req", "-x509"][..],
+        &ec,
+        &[
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=nova-rs test CA",
+        ],
+    ]
+    .concat());
+    run(&[
+        &["req"][..],
+        &ec,
+        &[
+            "-keyout",
+            "key.pem",
+            "-out",
+            "cert.csr",
+            "-subj",
+            "/CN=localhost",
+        ],
+    ]
+    .concat());
+    std::fs::write(
+        dir.join("ext.cnf"),
+        "basicConstraints=CA:FALSE\nsubjectAltName=DNS:localhost,IP:127.0.0.1\n",
+    )
+    .unwrap();
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "cert.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "cert.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "ext.cnf",
+    ]);
+    (
+        dir.join("ca.pem"),
+        dir.join("cert.pem"),
+        dir.join("key.pem"),
+    )
+}
+
+/// A TLS client trusting `ca`.
+fn tls_connector(ca: &std::path::Path) -> tokio_rustls::TlsConnector {
+    use tokio_rustls::rustls::pki_types::CertificateDer;
+    use tokio_rustls::rustls::pki_types::pem::PemObject as _;
+    let mut roots = tokio_rustls::rustls::RootCertStore::empty();
+    for c in CertificateDer::pem_file_iter(ca).unwrap() {
+        roots.add(c.unwrap()).unwrap();
+    }
+    let cfg = tokio_rustls::rustls::ClientConfig::builder()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    tokio_rustls::TlsConnector::from(Arc::new(cfg))
+}
+
+/// `[DEFAULT] ssl_only`, `cert`, `key`: the proxy's listener speaks TLS
+/// (a client verifying the certificate gets the guest's echo over `wss`),
+/// and refuses plain connections; without `ssl_only` both are served on
+/// the one port, and without the certificate TLS is refused.
+#[tokio::test]
+async fn the_proxy_listens_with_tls_and_ssl_only_refuses_plain_connections() {
+    let dir = std::env::temp_dir().join(format!("nova-rs-proxy-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (ca, cert, key) = test_certificates(&dir);
+    let (guest, _g) = fake_guest::start(FakeConsole::SerialEcho).await.unwrap();
+    let source = Arc::new(StaticSource::new());
+    source.insert("s", info("serial", guest, "wss://localhost:6083/"));
+    let serve = |opts: nova_consoleproxy::TlsOptions| {
+        let source = source.clone();
+        async move {
+            let cfg = ProxyConfig {
+                kind: ProxyKind::Serial,
+                web: None,
+                allowed_origins: Vec::new(),
+                stop: tokio_util::sync::CancellationToken::new(),
+            };
+            let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = l.local_addr().unwrap();
+            let stop = cfg.stop.clone();
+            let app = app(cfg, source);
+            opts.acceptor().unwrap();
+            tokio::spawn(nova_consoleproxy::serve_tls(l, app, opts, stop));
+            addr
+        }
+    };
+    let wss = |addr: SocketAddr| {
+        let connector = tls_connector(&ca);
+        async move {
+            let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+            let name = tokio_rustls::rustls::pki_types::ServerName::try_from("localhost").unwrap();
+            let tls = connector.connect(name, tcp).await?;
+            let req = format!("wss://localhost:{}/?token=s", addr.port())
+                .into_client_request()
+                .unwrap();
+            tokio_tungstenite::client_async(req, tls)
+                .await
+                .map(|(ws, _)| ws)
+                .map_err(std::io::Error::other)
+        }
+    };
+    let addr = serve(nova_consoleproxy::TlsOptions {
+        ssl_only: true,
+        cert: cert.clone(),
+        key: Some(key.clone()),
+    })
+    .await;
+    let mut ws = wss(addr).await.unwrap();
+    let line = b"echo over tls\n";
+    ws.send(Message::Binary(line.to_vec().into()))
+        .await
+        .unwrap();
+    let mut got = Vec::new();
+    while got.len() < line.len() {
+        match tokio::time::timeout(Duration::from_secs(10), ws.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap()
+        {
+            Message::Binary(b) => got.extend_from_slice(&b),
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(got, line);
+    ws.close(None).await.unwrap();
+    // ssl_only: a plain websocket gets no answer but a closed connection.
+    let plain = open(addr, "/?token=s", Some("binary"), None).await;
+    assert!(plain.is_err(), "a plain connection is refused");
+    // Without ssl_only, one port serves both.
+    let addr = serve(nova_consoleproxy::TlsOptions {
+        ssl_only: false,
+        cert: cert.clone(),
+        key: Some(key.clone()),
+    })
+    .await;
+    assert!(wss(addr).await.is_ok());
+    assert!(open(addr, "/?token=s", Some("binary"), None).await.is_ok());
+    // No certificate: plain only; ssl_only without one does not start.
+    let missing = nova_consoleproxy::TlsOptions {
+        ssl_only: false,
+        cert: dir.join("self.pem"),
+        key: None,
+    };
+    let addr = serve(missing.clone()).await;
+    assert!(wss(addr).await.is_err(), "TLS without a certificate");
+    assert!(open(addr, "/?token=s", Some("binary"), None).await.is_ok());
+    let only = nova_consoleproxy::TlsOptions {
+        ssl_only: true,
+        ..missing
+    };
+    assert!(only.acceptor().is_err());
+    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[tokio::test]

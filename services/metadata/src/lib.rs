@@ -19,6 +19,7 @@
 
 pub mod model;
 mod network;
+pub mod provider;
 pub mod service;
 pub mod vendordata;
 

@@ -19,6 +19,7 @@ use serde_json::{Value, json};
 use sha2::Sha256;
 
 use crate::model::{InstanceMetadata, Item, MetadataConfig, TEXT, normpath};
+use crate::provider::PortLookup;
 use crate::vendordata::{VendorConfig, VendorData};
 
 /// nova's `password.MAX_SIZE` (4 chunks of 255).
@@ -43,6 +44,9 @@ pub struct ServiceConfig {
     pub metadata: MetadataConfig,
     /// Vendor data.
     pub vendor: Arc<VendorConfig>,
+    /// Neutron's port lookup for `X-Metadata-Provider` requests (`[neutron]
+    /// endpoint_override`); without it they are refused.
+    pub ports: Option<Arc<dyn PortLookup>>,
 }
 
 impl ServiceConfig {
@@ -59,6 +63,8 @@ impl ServiceConfig {
             use_forwarded_for: conf.bool_or("api", "use_forwarded_for", false)?,
             metadata: MetadataConfig::from_conf(conf),
             vendor: Arc::new(VendorConfig::from_conf(conf)?),
+            ports: crate::provider::NeutronPorts::from_conf(conf)
+                .map(|p| Arc::new(p) as Arc<dyn PortLookup>),
         })
     }
 }
@@ -72,6 +78,8 @@ pub struct MetadataService {
     cfg: ServiceConfig,
     by_instance: Cached<Arc<InstanceMetadata>>,
     by_address: Cached<String>,
+    /// `provider-<id>-<address>` → (instance, tenant).
+    by_provider: Cached<(String, String)>,
 }
 
 /// A refusal in nova's (webob's) plain-text shape.
@@ -146,6 +154,7 @@ impl MetadataService {
             cfg,
             by_instance: Mutex::default(),
             by_address: Mutex::default(),
+            by_provider: Mutex::default(),
         })
     }
 
@@ -212,6 +221,88 @@ impl MetadataService {
         self.by_instance_id(&uuid, Some(address.to_owned())).await
     }
 
+    /// nova's `_get_meta_by_instance_id`: the metadata of `id` when it is
+    /// `tenant`'s (else `None`, a 404).
+    async fn by_instance_of_tenant(
+        &self,
+        id: &str,
+        tenant: &str,
+        address: Option<String>,
+    ) -> Option<Arc<InstanceMetadata>> {
+        let md = self.by_instance_id(id, address).await;
+        md.filter(|m| {
+            let ok = m.project_id == tenant;
+            if !ok {
+                tracing::warn!(
+                    instance = id,
+                    tenant,
+                    "the tenant does not match the instance's project"
+                );
+            }
+            ok
+        })
+    }
+
+    /// nova's `_handle_instance_id_request_from_lb`: the provider's signed
+    /// id, the guest's address, and Neutron's port holding it.
+    async fn by_provider(
+        &self,
+        headers: &HeaderMap,
+    ) -> Result<Option<Arc<InstanceMetadata>>, Response> {
+        let text = |n: &str| headers.get(n).and_then(|v| v.to_str().ok());
+        let Some(forwarded) = text("X-Forwarded-For") else {
+            return Err(refuse(
+                StatusCode::BAD_REQUEST,
+                "X-Forwarded-For is missing from request.",
+            ));
+        };
+        let provider = text("X-Metadata-Provider").unwrap_or_default();
+        let address = forwarded.split(',').next().unwrap_or_default();
+        if !self.cfg.shared_secret.is_empty() {
+            let sig = text("X-Metadata-Provider-Signature").unwrap_or_default();
+            if sig.is_empty() || !self.check_signature(provider, sig) {
+                tracing::warn!(
+                    provider,
+                    requester = address,
+                    "X-Metadata-Provider-Signature does not match"
+                );
+                return Err(refuse(
+                    StatusCode::FORBIDDEN,
+                    "Invalid proxy request signature.",
+                ));
+            }
+        }
+        let ttl = self.cfg.cache_expiration;
+        let key = format!("provider-{provider}-{address}");
+        let (id, tenant) = match cache_get(&self.by_provider, &key, ttl) {
+            Some(found) => found,
+            None => {
+                let Some(ports) = &self.cfg.ports else {
+                    tracing::error!(
+                        "X-Metadata-Provider request, but no [neutron] endpoint to look its port up"
+                    );
+                    return Err(refuse(
+                        StatusCode::BAD_REQUEST,
+                        "An unknown error has occurred. Please try your request again.",
+                    ));
+                };
+                let found = crate::provider::instance_of(ports.as_ref(), provider, address)
+                    .await
+                    .map_err(|r| {
+                        refuse(
+                            StatusCode::from_u16(r.status).unwrap_or(StatusCode::BAD_REQUEST),
+                            &r.explanation,
+                        )
+                    })?;
+                cache_put(&self.by_provider, &key, found.clone(), ttl);
+                found
+            }
+        };
+        Ok(self
+            .by_instance_of_tenant(&id, &tenant, Some(address.to_owned()))
+            .await)
+    }
+
     fn check_signature(&self, instance_id: &str, signature: &str) -> bool {
         let Ok(sig) = hex::decode(signature.trim()) else {
             return false;
@@ -241,11 +332,11 @@ impl MetadataService {
             }
         };
         if self.cfg.service_metadata_proxy {
-            if headers.contains_key("x-metadata-provider") {
-                return Err(refuse(
-                    StatusCode::BAD_REQUEST,
-                    "X-Metadata-Provider requests need Neutron's port lookup, which this deployment does not have.",
-                ));
+            if headers
+                .get("x-metadata-provider")
+                .is_some_and(|v| !v.is_empty())
+            {
+                return self.by_provider(headers).await;
             }
             let id = h("X-Instance-ID")?;
             let sig = h("X-Instance-ID-Signature")?;
@@ -272,18 +363,7 @@ impl MetadataService {
                 ));
             }
             let forwarded = h("X-Forwarded-For")?.map(str::to_owned);
-            let md = self.by_instance_id(id, forwarded).await;
-            return Ok(md.filter(|m| {
-                let ok = m.project_id == tenant;
-                if !ok {
-                    tracing::warn!(
-                        instance = id,
-                        tenant,
-                        "X-Tenant-ID does not match the instance's project"
-                    );
-                }
-                ok
-            }));
+            return Ok(self.by_instance_of_tenant(id, tenant, forwarded).await);
         }
         if headers.contains_key("x-instance-id") {
             tracing::warn!(

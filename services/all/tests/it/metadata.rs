@@ -86,8 +86,20 @@ pub(crate) async fn boot_guest_as(c: &Cluster, image: &str, extra: Value) -> Gue
     if let (Some(s), Some(e)) = (server.as_object_mut(), extra.as_object()) {
         s.extend(e.clone());
     }
+    // `personality` is refused from 2.57 on.
+    let version = if server.get("personality").is_some() {
+        "2.56"
+    } else {
+        "2.100"
+    };
     let r = c
-        .post("/v2.1/servers", "demo", json!({ "server": server }))
+        .call(
+            Method::POST,
+            "/v2.1/servers",
+            "demo",
+            version,
+            Some(json!({ "server": server })),
+        )
         .await;
     assert_eq!(r.status, 202, "{}", r.body);
     let id = r.body["server"]["id"].as_str().unwrap().to_owned();
@@ -143,6 +155,7 @@ else:
 print(json.dumps({"metadata": res["metadata"], "userdata": text(res.get("userdata")),
     "networkdata": res.get("networkdata"), "vendordata": res.get("vendordata"),
     "vendordata2": res.get("vendordata2"), "ec2": e, "ec2_userdata": text(eud),
+    "files": {p: text(c) for p, c in (res.get("files") or {}).items()},
     "version": res.get("version")}, default=str))
 "#;
     let mut cmd = match netns {
@@ -471,6 +484,259 @@ async fn cloud_init_reads_the_metadata_service_through_the_signed_proxy_headers(
         )
         .await;
     assert_eq!(r.body["password"], "ZW5jcnlwdGVkLXBhc3N3b3Jk", "{}", r.body);
+    c.stop().await;
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// A Neutron API answering the provider path's two queries: provider
+/// `lb-1` serves the subnets of `net-1` and `net-2`; on them `10.0.0.5` is
+/// `device`'s port (of `tenant`), `10.0.0.6` says another project's,
+/// `10.0.0.9` has two ports. Counts the
+/// port queries (the cache saves them).
+async fn neutron_ports(
+    device: String,
+    tenant: String,
+) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use axum::extract::RawQuery;
+    let asked = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let seen = asked.clone();
+    let pairs = |q: &Option<String>| -> Vec<(String, String)> {
+        q.as_deref()
+            .unwrap_or("")
+            .split('&')
+            .filter_map(|kv| kv.split_once('='))
+            .map(|(k, v)| {
+                let v = v.replace("%3D", "=").replace("%3d", "=");
+                (k.to_owned(), v)
+            })
+            .collect()
+    };
+    let app = axum::Router::new()
+        .route(
+            "/v2.0/subnets",
+            axum::routing::get(
+                move |h: axum::http::HeaderMap, RawQuery(q): RawQuery| async move {
+                    assert_eq!(h["x-auth-token"], "neutron-admin");
+                    let p = pairs(&q);
+                    assert!(p.contains(&("fields".into(), "network_id".into())), "{p:?}");
+                    let served = p.contains(&("advanced_service_providers".into(), "lb-1".into()));
+                    let subnets = if served {
+                        json!([{"network_id": "net-1"}, {"network_id": "net-2"}])
+                    } else {
+                        json!([])
+                    };
+                    axum::Json(json!({ "subnets": subnets }))
+                },
+            ),
+        )
+        .route(
+            "/v2.0/ports",
+            axum::routing::get(move |RawQuery(q): RawQuery| {
+                seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let (device, tenant) = (device.clone(), tenant.clone());
+                async move {
+                let p = pairs(&q);
+                let on_nets = p.contains(&("network_id".into(), "net-1".into()))
+                    && p.contains(&("network_id".into(), "net-2".into()));
+                let ip = p
+                    .iter()
+                    .find(|(k, _)| k == "fixed_ips")
+                    .map(|(_, v)| v.clone())
+                    .unwrap_or_default();
+                let port = json!({"device_id": device, "tenant_id": tenant});
+                let ports = match ip.as_str() {
+                    "ip_address=10.0.0.5" if on_nets => json!([port]),
+                    "ip_address=10.0.0.9" if on_nets => json!([port, port]),
+                    "ip_address=10.0.0.6" if on_nets => {
+                        json!([{"device_id": port["device_id"], "tenant_id": "another-project"}])
+                    }
+                    _ => json!([]),
+                };
+                axum::Json(json!({ "ports": ports }))
+                }
+            }),
+        );
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", l.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(l, app).await });
+    (url, asked)
+}
+
+/// The metadata provider path (`X-Metadata-Provider`, nova's requests
+/// from a provider network's metadata proxy): the signed provider id and
+/// the guest's address find its port in Neutron; cloud-init reads the
+/// server's metadata through it; nova's refusals otherwise.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_metadata_provider_path_finds_the_guest_by_its_port() {
+    const SECRET: &str = "provider-secret";
+    let dir = crate::cluster::temp_dir("provider");
+    let vpath = vendor_conf(&dir);
+    // The guest's uuid is known only after the boot, and Neutron's answers
+    // name it: the cluster's own metadata service has no Neutron; a second
+    // one on the same database asks the test's Neutron.
+    let (c, url_plain) = metadata_cluster(&[
+        ("neutron", "service_metadata_proxy", "true"),
+        ("neutron", "metadata_proxy_shared_secret", SECRET),
+        ("api", "vendordata_jsonfile_path", &vpath),
+    ])
+    .await;
+    let g = boot_guest(&c, json!({})).await;
+    let (neutron, asked) = neutron_ports(g.id.clone(), g.project.clone()).await;
+    let mut conf = nova_service::Conf::default();
+    for (s, k, v) in [
+        ("neutron", "service_metadata_proxy", "true"),
+        ("neutron", "metadata_proxy_shared_secret", SECRET),
+        ("neutron", "endpoint_override", neutron.as_str()),
+        ("neutron", "token", "neutron-admin"),
+        ("api", "vendordata_jsonfile_path", vpath.as_str()),
+    ] {
+        conf.set(s, k, v);
+    }
+    let svc = nova_metadata::MetadataService::new(
+        c.all.objects.clone(),
+        nova_metadata::ServiceConfig::from_conf(&conf).unwrap(),
+    );
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", l.local_addr().unwrap());
+    let app = svc
+        .router()
+        .into_make_service_with_connect_info::<std::net::SocketAddr>();
+    tokio::spawn(async move { axum::serve(l, app).await });
+
+    let headers = json!({"X-Metadata-Provider": "lb-1",
+        "X-Metadata-Provider-Signature": sign(SECRET, "lb-1"), "X-Forwarded-For": "10.0.0.5"});
+    let v = tokio::task::spawn_blocking({
+        let (url, headers) = (url.clone(), headers.clone());
+        move || cloud_init_read(&url, &headers)
+    })
+    .await
+    .unwrap();
+    check_cloud_init_view(&v, &g, false);
+    assert_eq!(
+        asked.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "the provider's answer is cached ([api] metadata_cache_expiration)"
+    );
+
+    let http = reqwest::Client::new();
+    let get = |u: &str, h: Vec<(&'static str, String)>| {
+        let mut rb = http.get(format!("{u}/openstack/latest/meta_data.json"));
+        for (k, v) in h {
+            rb = rb.header(k, v);
+        }
+        rb.send()
+    };
+    let provider = |id: &str, sig: String, ip: &str| {
+        vec![
+            ("X-Metadata-Provider", id.to_owned()),
+            ("X-Metadata-Provider-Signature", sig),
+            ("X-Forwarded-For", ip.to_owned()),
+        ]
+    };
+    let r = get(
+        &url,
+        provider("lb-1", sign(SECRET, "lb-1"), "10.0.0.5, 192.0.2.1"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        r.status(),
+        200,
+        "the first X-Forwarded-For address is the guest's"
+    );
+    let md: Value = r.json().await.unwrap();
+    assert_eq!(md["uuid"], json!(g.id));
+    // Refusals, with nova's statuses and explanations.
+    let refused = |r: reqwest::Response| async move {
+        let status = r.status().as_u16();
+        (status, r.text().await.unwrap())
+    };
+    let (st, body) = refused(
+        get(&url, provider("lb-1", sign("other", "lb-1"), "10.0.0.5"))
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(st, 403);
+    assert!(body.contains("Invalid proxy request signature."), "{body}");
+    let (st, _) = refused(
+        get(
+            &url,
+            vec![
+                ("X-Metadata-Provider", "lb-1".into()),
+                ("X-Forwarded-For", "10.0.0.5".into()),
+            ],
+        )
+        .await
+        .unwrap(),
+    )
+    .await;
+    assert_eq!(st, 403, "a missing signature");
+    let (st, body) = refused(
+        get(
+            &url,
+            vec![
+                ("X-Metadata-Provider", "lb-1".into()),
+                ("X-Metadata-Provider-Signature", sign(SECRET, "lb-1")),
+            ],
+        )
+        .await
+        .unwrap(),
+    )
+    .await;
+    assert_eq!(st, 400);
+    assert!(
+        body.contains("X-Forwarded-For is missing from request."),
+        "{body}"
+    );
+    let (st, body) = refused(
+        get(&url, provider("lb-2", sign(SECRET, "lb-2"), "10.0.0.5"))
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(st, 400);
+    assert!(
+        body.contains("Could not find any subnets for provider lb-2"),
+        "{body}"
+    );
+    let (st, body) = refused(
+        get(&url, provider("lb-1", sign(SECRET, "lb-1"), "10.0.0.9"))
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(st, 400);
+    assert!(
+        body.contains("Expected a single port matching provider lb-1 and IP 10.0.0.9. Found 2."),
+        "{body}"
+    );
+    let (st, body) = refused(
+        get(&url, provider("lb-1", sign(SECRET, "lb-1"), "10.0.0.7"))
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(st, 400);
+    assert!(body.contains("Found 0."), "{body}");
+    let (st, _) = refused(
+        get(&url, provider("lb-1", sign(SECRET, "lb-1"), "10.0.0.6"))
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(st, 404, "the port's tenant is not the instance's project");
+    // The cluster's own metadata service has no Neutron endpoint: refused.
+    let (st, _) = refused(
+        get(
+            &url_plain,
+            provider("lb-1", sign(SECRET, "lb-1"), "10.0.0.5"),
+        )
+        .await
+        .unwrap(),
+    )
+    .await;
+    assert_eq!(st, 400);
     c.stop().await;
     let _ = std::fs::remove_dir_all(dir);
 }

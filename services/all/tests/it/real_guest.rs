@@ -7,6 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use base64::Engine as _;
 use serde_json::{Value, json};
 
 use crate::cluster::Cluster;
@@ -262,7 +263,8 @@ fn sha1_hex(b: &[u8]) -> String {
 
 /// `config_drive: true`: the libvirt driver attaches an ISO 9660 volume
 /// labelled `config-2` whose files cloud-init's ConfigDriveReader reads
-/// as the metadata service's: uuid, key, user data, vendor data.
+/// as the metadata service's: uuid, key, user data, vendor data, and the
+/// `personality` files (2.56) under `openstack/content/`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_config_drive_is_attached_and_cloud_init_reads_it() {
     let guest = guest_dir();
@@ -270,7 +272,16 @@ async fn a_config_drive_is_attached_and_cloud_init_reads_it() {
     let vpath = crate::metadata::vendor_conf(&dir);
     let c = libvirt_cluster(&[("api", "vendordata_jsonfile_path", &vpath)]).await;
     let image = upload_image(&c, "nova-rs-guest", &guest.join("base.qcow2")).await;
-    let g = crate::metadata::boot_guest_as(&c, &image, json!({"config_drive": true})).await;
+    let motd = base64::engine::general_purpose::STANDARD.encode("hello from personality\n");
+    let g = crate::metadata::boot_guest_as(
+        &c,
+        &image,
+        json!({"config_drive": true, "personality": [
+            {"path": "/etc/motd", "contents": motd},
+            {"path": "/root/empty", "contents": ""},
+        ]}),
+    )
+    .await;
     let name = {
         let r = c.get(&format!("/v2.1/servers/{}", g.id), "admin").await;
         assert_eq!(r.body["server"]["config_drive"], "True");
@@ -316,6 +327,19 @@ async fn a_config_drive_is_attached_and_cloud_init_reads_it() {
             .await
             .unwrap();
     crate::metadata::check_cloud_init_view(&v, &g, true);
+    assert_eq!(
+        v["files"],
+        json!({"/etc/motd": "hello from personality\n", "/root/empty": ""}),
+        "the injected files, read back by cloud-init: {v}"
+    );
+    assert_eq!(
+        std::fs::read(tree.join("openstack/content/0000")).unwrap(),
+        b"hello from personality\n"
+    );
+    assert_eq!(
+        v["metadata"]["files"][0],
+        json!({"path": "/etc/motd", "content_path": "/content/0000"})
+    );
     assert!(
         v["metadata"]["admin_pass"].is_string(),
         "nova's admin_pass on the drive"

@@ -67,6 +67,9 @@ pub(crate) struct CreateRequest {
     pub admin_pass: Option<String>,
     /// `trusted_image_certificates` (2.63).
     pub trusted_certs: Option<Vec<String>>,
+    /// `personality` (≤ 2.56): `{path, contents}` (base64), written on the
+    /// config drive.
+    pub personality: Vec<Value>,
 }
 
 /// nova's `TrustedCerts` primitive of these certificate ids.
@@ -433,6 +436,7 @@ fn new_instance(ctx: &Ctx, r: &CreateRequest, plan: &Plan, n: i64, reservation: 
 /// `min_count` and `max_count`) and asks the conductor to schedule and
 /// build them.
 pub(crate) async fn create(st: &ApiState, ctx: &Ctx, r: &CreateRequest) -> ApiResult<Created> {
+    super::rebuild::check_personality(&r.personality)?;
     let plan = plan(st, ctx, r).await?;
     let reservation = format!("r-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
     let admin_pass: String = r
@@ -506,7 +510,7 @@ pub(crate) async fn create(st: &ApiState, ctx: &Ctx, r: &CreateRequest) -> ApiRe
             &specs,
             &plan.image,
             &Some(admin_pass.clone()),
-            &None,
+            &super::rebuild::injected_files(&r.personality),
             &None,
             &None,
             &None,

@@ -64,7 +64,7 @@ pub(crate) struct RebuildRequest {
 }
 
 /// Nova's `_check_injected_file_quota` (403, nova's messages).
-fn check_personality(files: &[Value]) -> ApiResult<()> {
+pub(crate) fn check_personality(files: &[Value]) -> ApiResult<()> {
     if files.len() > INJECTED_FILES {
         return Err(Fault::forbidden("Personality file limit exceeded"));
     }
@@ -86,6 +86,17 @@ fn check_personality(files: &[Value]) -> ApiResult<()> {
         }
     }
     Ok(())
+}
+
+/// nova's `injected_files` of a `personality`: `[path, contents]` pairs,
+/// the contents still base64 (the compute decodes them); `None` for none.
+pub(crate) fn injected_files(personality: &[Value]) -> Option<Vec<Value>> {
+    (!personality.is_empty()).then(|| {
+        personality
+            .iter()
+            .map(|f| json!([f["path"], f["contents"]]))
+            .collect()
+    })
 }
 
 /// The decoded length of base64 `s`, none when it is not base64.
@@ -352,7 +363,7 @@ pub(crate) async fn rebuild(
             &rpc,
             &inst,
             &Some(r.password.clone()),
-            &Some(r.personality.clone()),
+            &injected_files(&r.personality),
             &Some(image_id),
             &Some(orig_image_ref),
             &Value::Object(orig),

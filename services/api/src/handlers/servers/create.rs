@@ -206,6 +206,11 @@ fn parse(ctx: &Ctx, v: ApiVersion, body: &Value) -> ApiResult<CreateRequest> {
             .unwrap_or_default(),
         admin_pass: s["adminPass"].as_str().map(str::to_owned),
         trusted_certs,
+        personality: if v.at_least(2, 57) {
+            Vec::new()
+        } else {
+            s["personality"].as_array().cloned().unwrap_or_default()
+        },
     })
 }
 

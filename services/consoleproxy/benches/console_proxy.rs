@@ -11,7 +11,7 @@
 //! summary with the medians and the ratio proxy/direct (issue 17's
 //! target: at least 80 %). `--base64` uses websockify's base64 mode.
 //!
-//! Run with: cargo bench --bench console_proxy -- [--mib N] [--rounds N] [--base64]
+//! Run with: cargo bench -p nova-consoleproxy --bench console_proxy -- [--mib N] [--rounds N] [--base64]
 
 #![allow(clippy::unwrap_used)]
 
