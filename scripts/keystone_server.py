@@ -2,7 +2,7 @@
 SQLite with Fernet tokens, served by wsgiref: the identity service the
 services' `[keystone_authtoken]` / `[placement]` / `[service_user]`
 options are tested against. Self-contained: any test (nova-api,
-nova-placement-api, ...) can start one.
+nova-placement-api, tempest with dynamic credentials) can start one.
 
 usage: python keystone_server.py DIR [--port N]
            [--user NAME:PASSWORD:PROJECT:ROLE[+ROLE...]]...
@@ -115,10 +115,12 @@ def main():
     with open(conf, 'w') as f:
         f.write('[DEFAULT]\nlog_file = %s/keystone.log\n'
                 '[database]\nconnection = sqlite:///%s/keystone.db\n'
-                '[token]\nprovider = fernet\n'
+                '[token]\nprovider = fernet\nexpiration = 3600\n'
                 '[fernet_tokens]\nkey_repository = %s/fernet-keys\n'
                 '[fernet_receipts]\nkey_repository = %s/fernet-receipts\n'
                 '[credential]\nkey_repository = %s/credential-keys\n'
+                # bcrypt's minimum cost: a test server, not a vault.
+                '[identity]\npassword_hash_rounds = 4\n'
                 % (d, d, d, d, d))
     user = getpass.getuser()
     group = grp.getgrgid(os.getgid()).gr_name
@@ -135,7 +137,15 @@ def main():
     # keystone's oslo.config reads sys.argv: ours are not its options.
     sys.argv = sys.argv[:1]
     from keystone.server import wsgi
-    app = wsgi.initialize_public_application()
+    keystone_app = wsgi.initialize_public_application()
+    one_at_a_time = threading.Lock()
+
+    # SQLite takes one writer at a time: requests are answered one after
+    # the other (concurrent token issues and user creations, e.g. tempest's
+    # dynamic credentials, otherwise fail with "database is locked").
+    def app(environ, start_response):
+        with one_at_a_time:
+            return list(keystone_app(environ, start_response))
 
     class Server(socketserver.ThreadingMixIn, simple_server.WSGIServer):
         daemon_threads = True

@@ -14,7 +14,7 @@ advertises) and runs `tempest run --regex tempest.api.compute` (stestr,
 concurrency 2). Prints the totals and, with --json, writes
 {"passed": [...], "failed": {test: reason}, "skipped": {test: reason}}
 with test ids without their `[id-...]` attributes. With --keystone, a real
-Keystone 30 (scripts/keystone_py_server.py) holds the identities instead:
+Keystone 30 (scripts/keystone_server.py) holds the identities instead:
 nova-all checks its tokens through `[keystone_authtoken]`, and tempest
 creates the projects and users of each test class itself (dynamic
 credentials, as in a real cloud). --update-expected
@@ -95,15 +95,17 @@ def start_keystone(work, base, image_base):
     """Keystone 30 with nova's endpoints in its catalog; (process, URL)."""
     port = free_port()
     script = os.path.join(os.path.dirname(os.path.abspath(__file__)),
-                          'keystone_py_server.py')
+                          'keystone_server.py')
     log = open(os.path.join(work, 'keystone-server.log'), 'w')
     proc = subprocess.Popen(
-        [sys.executable, script, os.path.join(work, 'keystone'), str(port),
-         'compute=%s/v2.1' % base, 'image=%s' % image_base,
-         'placement=%s/placement' % base],
+        [sys.executable, script, os.path.join(work, 'keystone'),
+         '--port', str(port), '--user', 'nova:nova:service:service',
+         '--endpoint', 'compute=%s/v2.1' % base,
+         '--endpoint', 'image=%s' % image_base,
+         '--endpoint', 'placement=%s/placement' % base],
         stdout=subprocess.PIPE, stderr=log)
     line = proc.stdout.readline().decode().strip()
-    if line != 'listening':
+    if line != 'listening http://127.0.0.1:%d' % port:
         proc.terminate()
         raise RuntimeError('Keystone did not start; see %s' % work)
     return proc, 'http://127.0.0.1:%d' % port

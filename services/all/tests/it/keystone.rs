@@ -1,5 +1,5 @@
 //! nova-all in a real OpenStack cloud: Keystone 30 (PyPI keystone on
-//! SQLite, `scripts/keystone_py_server.py`) issues the tokens, and nova-api
+//! SQLite, `scripts/keystone_server.py`) issues the tokens, and nova-api
 //! checks them there through `[keystone_authtoken]` with its service user:
 //! roles and projects from Keystone, nova's policy on top, a 401 with
 //! `WWW-Authenticate`, revoked tokens refused once the cache expires,
@@ -23,6 +23,17 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// The users the tests log in as (password = name): `nova` (service, in
+/// project `service`), `demo` (member), `viewer` (reader) and `boss`
+/// (manager) in project `demo`, `alt` (member) in project `alt`.
+pub(crate) const USERS: [&str; 5] = [
+    "nova:nova:service:service",
+    "demo:demo:demo:member",
+    "viewer:viewer:demo:reader",
+    "boss:boss:demo:manager",
+    "alt:alt:alt:member",
+];
+
 /// A running Keystone 30 (killed on drop) and its URL.
 pub(crate) struct Keystone {
     _child: tokio::process::Child,
@@ -37,14 +48,16 @@ impl Keystone {
             .unwrap_or_else(|_| "/var/tmp/nova-rs/venv-oracles/bin/python".into());
         let script = concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/../../scripts/keystone_py_server.py"
+            "/../../scripts/keystone_server.py"
         );
         let port = free_port();
         let mut child = tokio::process::Command::new(&python)
             .arg(script)
             .arg(temp_dir("keystone"))
+            .arg("--port")
             .arg(port.to_string())
-            .args(endpoints)
+            .args(USERS.iter().flat_map(|u| ["--user", u]))
+            .args(endpoints.iter().flat_map(|e| ["--endpoint", e.as_str()]))
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .kill_on_drop(true)
@@ -59,7 +72,7 @@ impl Keystone {
             .unwrap();
         assert_eq!(
             line.trim(),
-            "listening",
+            format!("listening http://127.0.0.1:{port}"),
             "Keystone 30 did not start (is PyPI keystone in the test virtualenv?)"
         );
         Keystone {
