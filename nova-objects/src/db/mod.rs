@@ -16,6 +16,7 @@
 //! while it asks the pool for another connection, so it cannot deadlock.
 //! An in-memory database exists per connection, so it has exactly one.
 
+mod joined;
 mod migrate;
 mod reads;
 mod sql;
@@ -318,6 +319,25 @@ impl ObjectStore for Database {
             Some(r) => sql::count(&**r, t, filters, rd, admin).await,
             None => sql::count(&self.conn, t, filters, rd, admin).await,
         }
+    }
+
+    async fn get_instance_with_info_cache(
+        &self,
+        ctx: &RequestContext,
+        uuid: &str,
+    ) -> Result<(Value, Option<Value>)> {
+        // The join reads live rows; deleted ones as `get` reads them.
+        if ReadDeleted::of(ctx)? != ReadDeleted::No {
+            return crate::store::instance_then_info_cache(self, ctx, uuid).await;
+        }
+        let found = match &self.reads {
+            Some(r) => joined::instance_with_info_cache(&**r, uuid).await?,
+            None => joined::instance_with_info_cache(&self.conn, uuid).await?,
+        };
+        found.ok_or_else(|| Error::NotFound {
+            kind: "Instance",
+            id: uuid.to_owned(),
+        })
     }
 }
 

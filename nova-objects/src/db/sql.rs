@@ -187,12 +187,18 @@ fn read_col(t: &Table, row: &QueryResult, idx: usize, field: &str, ty: ColType) 
 
 /// The primitive of the object in `row`.
 pub(crate) fn row_to_primitive(t: &Table, row: &QueryResult) -> Result<Value> {
+    row_to_primitive_at(t, row, 0)
+}
+
+/// The primitive of the object whose columns start at index `base` of
+/// `row` (selected as [`selected`] lists them; a join selects several).
+pub(crate) fn row_to_primitive_at(t: &Table, row: &QueryResult, base: usize) -> Result<Value> {
     let class = t.class();
     let mut data = Map::with_capacity(t.columns.len());
-    let mut after_id = 1;
+    let mut after_id = base + 1;
     for (&c, info) in t.columns.iter().zip(col_infos(t)) {
         let idx = if c == "id" {
-            0
+            base
         } else {
             after_id += 1;
             after_id - 1
@@ -253,7 +259,7 @@ pub(crate) fn split(t: &Table, v: Value) -> Result<Parts> {
 
 /// The columns statements read, in the order [`row_to_primitive`] expects:
 /// `id`, then the others as the table lists them.
-fn selected(t: &Table) -> impl Iterator<Item = &'static str> {
+pub(crate) fn selected(t: &Table) -> impl Iterator<Item = &'static str> {
     std::iter::once("id").chain(t.columns.iter().copied().filter(|c| *c != "id"))
 }
 
@@ -274,7 +280,7 @@ fn has_returning<C: ConnectionTrait>(db: &C) -> bool {
     db.get_database_backend() != DbBackend::MySql
 }
 
-fn live(t: &Table, rd: ReadDeleted) -> Option<SimpleExpr> {
+pub(crate) fn live(t: &Table, rd: ReadDeleted) -> Option<SimpleExpr> {
     if !t.soft_delete() {
         return None;
     }

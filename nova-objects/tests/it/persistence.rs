@@ -838,6 +838,13 @@ pub(crate) async fn instance_attrs_load_from_their_tables(h: &Harness) {
         .await
         .unwrap();
     assert!(inst.fault().is_none() && inst.info_cache().is_none());
+    let bare = h
+        .objects
+        .get_instance(&ctx, inst.uuid(), &["info_cache"])
+        .await
+        .unwrap();
+    assert!(bare.info_cache().is_none(), "no cache row: none");
+    assert_eq!(bare.display_name(), inst.display_name());
     for (code, msg, at) in [
         (500, "old", "2025-01-01T00:00:00Z"),
         (500, "No valid host was found.", "2025-01-02T00:00:00Z"),
@@ -870,6 +877,38 @@ pub(crate) async fn instance_attrs_load_from_their_tables(h: &Harness) {
         Some("[]")
     );
     assert!(got.obj_what_changed().is_empty(), "loaded, not changed");
+
+    // The same in one call, the info cache read with the instance.
+    let joined = h
+        .objects
+        .get_instance(&ctx, inst.uuid(), &["info_cache", "fault"])
+        .await
+        .unwrap();
+    assert_eq!(joined, got, "joined read == separate reads");
+    assert!(joined.obj_what_changed().is_empty(), "loaded, not changed");
+    // A deleted instance is not found (its cache is still there), unless
+    // the context reads deleted rows.
+    let mut gone = instance(6, "p1");
+    h.objects.create(&ctx, &mut gone).await.unwrap();
+    let mut cache = InstanceInfoCache::new()
+        .with_instance_uuid(gone.uuid().clone())
+        .with_network_info(Some("[{\"id\": \"p\"}]".to_owned()));
+    h.objects.create(&ctx, &mut cache).await.unwrap();
+    h.objects.destroy(&ctx, &mut gone).await.unwrap();
+    let err = h
+        .objects
+        .get_instance(&ctx, gone.uuid(), &["info_cache"])
+        .await
+        .unwrap_err();
+    assert!(err.is_not_found(), "{err:?}");
+    let mut deleted_ctx = admin();
+    deleted_ctx.set("read_deleted", "yes");
+    let found = h
+        .objects
+        .get_instance(&deleted_ctx, gone.uuid(), &["info_cache"])
+        .await
+        .unwrap();
+    assert!(*found.deleted());
     let err = h
         .objects
         .load_instance_attrs(&ctx, &mut got, &["flavor"])

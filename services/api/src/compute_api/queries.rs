@@ -18,10 +18,21 @@ fn not_found(id: &str) -> Fault {
 /// The instance `id` as `ctx` may see it (another project's is a 404),
 /// with its fault when it is in error.
 pub(crate) async fn get(st: &ApiState, ctx: &Ctx, id: &str) -> ApiResult<Instance> {
+    get_with(st, ctx, id, &[]).await
+}
+
+/// [`get`] with nova's `expected_attrs` kept in other tables
+/// (`info_cache`: the view's `addresses`), read with the instance.
+pub(crate) async fn get_with(
+    st: &ApiState,
+    ctx: &Ctx,
+    id: &str,
+    attrs: &[&str],
+) -> ApiResult<Instance> {
     if uuid::Uuid::parse_str(id).is_err() {
         return Err(not_found(id));
     }
-    let mut inst = match st.objects.get_by_uuid::<Instance>(&admin_ctx(), id).await {
+    let mut inst = match st.objects.get_instance(&admin_ctx(), id, attrs).await {
         Ok(i) => i,
         Err(e) if e.is_not_found() => return Err(not_found(id)),
         Err(e) => return Err(e.into()),
@@ -35,14 +46,6 @@ pub(crate) async fn get(st: &ApiState, ctx: &Ctx, id: &str) -> ApiResult<Instanc
             .await?;
     }
     Ok(inst)
-}
-
-/// Loads `inst`'s network info cache (the view's `addresses`).
-pub(crate) async fn load_network_info(st: &ApiState, inst: &mut Instance) -> ApiResult<()> {
-    st.objects
-        .load_instance_attrs(&admin_ctx(), inst, &["info_cache"])
-        .await?;
-    Ok(())
 }
 
 /// The instance fields a list may be sorted on (nova's

@@ -29,8 +29,7 @@ pub(crate) async fn show(
     Path(id): Path<String>,
 ) -> ApiResult<Response> {
     require_read(&ctx, "os_compute_api:servers:show")?;
-    let mut inst = compute_api::get(&st, &ctx, &id).await?;
-    compute_api::queries::load_network_info(&st, &mut inst).await?;
+    let mut inst = compute_api::queries::get_with(&st, &ctx, &id, &["info_cache"]).await?;
     if shows_host_status(&ctx, v, false) {
         compute_api::host_status::load_services(&st, std::slice::from_mut(&mut inst)).await?;
     }

@@ -1,0 +1,84 @@
+//! Reads that join what nova joins: an instance with its network info
+//! cache in one statement (nova's `instance_get_by_uuid` with
+//! `columns_to_join=['info_cache']`), so the API's `GET /servers/{id}`
+//! makes one round trip to the database, not two.
+//!
+//! The statement is built once per backend; only the uuid is bound.
+
+use std::sync::OnceLock;
+
+use sea_orm::sea_query::{Alias, Expr, ExprTrait, JoinType, Query};
+use sea_orm::{ConnectionTrait, DbBackend, Statement};
+use serde_json::Value;
+
+use crate::db::sql::{db_err, row_to_primitive_at, selected};
+use crate::db::tables::{Table, table_for};
+use crate::error::{Error, Result};
+
+fn table(objname: &str) -> Result<&'static Table> {
+    table_for(objname).ok_or_else(|| Error::Db(format!("no table for {objname}")))
+}
+
+/// `SELECT instances.*, instance_info_caches.* … LEFT JOIN … WHERE
+/// instances.uuid = ? AND instances.deleted = 0`: live rows only (a
+/// cache is unique per instance, so at most one row).
+fn instance_with_info_cache_sql(backend: DbBackend) -> Result<&'static str> {
+    static SQL: [OnceLock<String>; 3] = [OnceLock::new(), OnceLock::new(), OnceLock::new()];
+    let slot = match backend {
+        DbBackend::Sqlite => &SQL[0],
+        DbBackend::Postgres => &SQL[1],
+        _ => &SQL[2],
+    };
+    if let Some(sql) = slot.get() {
+        return Ok(sql);
+    }
+    let (inst, cache) = (table("Instance")?, table("InstanceInfoCache")?);
+    let col = |t: &Table, c: &str| (Alias::new(t.name), Alias::new(c));
+    let mut q = Query::select();
+    q.from(Alias::new(inst.name))
+        .columns(selected(inst).map(|c| col(inst, c)))
+        .columns(selected(cache).map(|c| col(cache, c)))
+        .join(
+            JoinType::LeftJoin,
+            Alias::new(cache.name),
+            Expr::col(col(cache, "instance_uuid"))
+                .equals(col(inst, "uuid"))
+                .and(Expr::col(col(cache, "deleted")).eq(Expr::cust("0"))),
+        )
+        .and_where(Expr::col(col(inst, "uuid")).eq(""))
+        .and_where(Expr::col(col(inst, "deleted")).eq(Expr::cust("0")));
+    let built = backend.build(&q);
+    // Only the uuid is bound, so the text can be kept and reused.
+    if built.values.as_ref().map_or(0, |v| v.0.len()) != 1 {
+        return Err(Error::Db(format!(
+            "the joined instance read binds more than the uuid: {}",
+            built.sql
+        )));
+    }
+    Ok(slot.get_or_init(|| built.sql))
+}
+
+/// The live instance `uuid` and its live info cache (none when it has
+/// none), as primitives; `None` when there is no such live instance.
+pub(crate) async fn instance_with_info_cache<C: ConnectionTrait>(
+    db: &C,
+    uuid: &str,
+) -> Result<Option<(Value, Option<Value>)>> {
+    let backend = db.get_database_backend();
+    let sql = instance_with_info_cache_sql(backend)?;
+    let stmt = Statement::from_sql_and_values(backend, sql, [uuid.into()]);
+    let Some(row) = db.query_one_raw(stmt).await.map_err(db_err)? else {
+        return Ok(None);
+    };
+    let (inst, cache) = (table("Instance")?, table("InstanceInfoCache")?);
+    let base = selected(inst).count();
+    let instance = row_to_primitive_at(inst, &row, 0)?;
+    let cache_id: Option<i64> = row
+        .try_get_by_index(base)
+        .map_err(|e| Error::Db(format!("reading {}.id: {e}", cache.name)))?;
+    let info_cache = match cache_id {
+        Some(_) => Some(row_to_primitive_at(cache, &row, base)?),
+        None => None,
+    };
+    Ok(Some((instance, info_cache)))
+}
