@@ -39,7 +39,7 @@ impl LibvirtDriver {
     }
 
     /// The guest's directory on the destination.
-    fn peer_dir(&self, uuid: &str) -> PathBuf {
+    pub(super) fn peer_dir(&self, uuid: &str) -> PathBuf {
         self.cfg
             .peer_instances_path
             .as_ref()

@@ -127,6 +127,9 @@ pub struct LibvirtDriver {
     /// Serial console ports taken from `port_range`, by instance (nova's
     /// `serial_console.ALLOCATED_PORTS`).
     serial_ports: Mutex<BTreeMap<String, u16>>,
+    /// This compute's host name (`init_host`): a move to another host
+    /// copies the disk to `peer_instances_path`.
+    host: std::sync::OnceLock<String>,
 }
 
 fn hv(e: virt::error::Error) -> Error {
@@ -188,6 +191,7 @@ impl LibvirtDriver {
             sink,
             libvirt_events,
             serial_ports: Mutex::default(),
+            host: std::sync::OnceLock::new(),
         })
     }
 
@@ -402,10 +406,11 @@ impl ComputeDriver for LibvirtDriver {
             supports_pause: true,
             supports_suspend: true,
             supports_snapshot: false,
-            // Resize on the guest's own host only (`moves.rs`): no disk
-            // copy to another host, so no cold migration elsewhere. Live
-            // migration copies the disk's top layer (`live.rs`: block
-            // migration only, no abort, no guest with a config drive).
+            // Resize on the guest's own host, cold migration to another
+            // host reached as a local path (`moves.rs`: the disk copied
+            // into `peer_instances_path`, no ssh). Live migration copies
+            // the disk's top layer (`live.rs`: block migration only, no
+            // abort, no guest with a config drive).
             supports_resize: true,
             supports_live_migration: true,
             supports_rescue: false,
@@ -429,7 +434,8 @@ impl ComputeDriver for LibvirtDriver {
         }
     }
 
-    async fn init_host(&self, _host: &str) -> Result<()> {
+    async fn init_host(&self, host: &str) -> Result<()> {
+        let _ = self.host.set(host.to_owned());
         std::fs::create_dir_all(&self.cfg.instances_path).map_err(|e| {
             Error::Hypervisor(format!(
                 "instances_path {}: {e}",
@@ -748,18 +754,18 @@ impl ComputeDriver for LibvirtDriver {
     async fn migrate_disk_and_power_off(
         &self,
         uuid: &str,
-        _dest: &str,
+        dest: &str,
         target: &crate::driver::ResizeTarget,
     ) -> Result<()> {
-        self.resize_power_off(uuid, target).await
+        self.resize_power_off(uuid, dest, target).await
     }
 
     async fn finish_migration(&self, spec: &InstanceSpec, power_on: bool) -> Result<()> {
         self.resize_finish(spec, power_on).await
     }
 
-    async fn confirm_migration(&self, uuid: &str, _same_host: bool) -> Result<()> {
-        self.resize_confirm(uuid).await
+    async fn confirm_migration(&self, uuid: &str, same_host: bool) -> Result<()> {
+        self.resize_confirm(uuid, same_host).await
     }
 
     async fn finish_revert_migration(&self, spec: &InstanceSpec, power_on: bool) -> Result<()> {

@@ -40,6 +40,11 @@ impl Drop for Reap {
     }
 }
 
+async fn figures(d: &LibvirtDriver, uuid: &str) -> (usize, Option<i64>, PowerState) {
+    let g = d.get_instance_diagnostics(uuid).await.unwrap();
+    (g.cpus.len(), g.memory_max_kib, g.state)
+}
+
 async fn wait_for_text(path: &Path, text: &str, patience: Duration) {
     let t = std::time::Instant::now();
     while t.elapsed() < patience {
@@ -181,6 +186,147 @@ async fn real_qemu_guest_live_migrates_to_a_second_daemon_and_back() {
     );
 
     src.destroy(&uuid).await.unwrap();
+    let _ = std::fs::remove_dir_all(&here);
+    let _ = std::fs::remove_dir_all(&there);
+}
+
+/// Cold migration with a resize to the second daemon: the disk copied into
+/// its instance directory and grown there (the source's left as it was),
+/// the domain defined there at the new size; a revert brings the guest
+/// back at its old size, a confirm drops the source's domain and files.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn real_qemu_guest_cold_migrates_to_a_second_daemon() {
+    use nova_virt::ResizeTarget;
+    let guest = PathBuf::from(
+        std::env::var("NOVA_RS_GUEST_DIR").unwrap_or_else(|_| "/var/tmp/nova-rs/guest".into()),
+    );
+    let peer = peer_dir();
+    let peer_socket = peer.join("run/libvirt/libvirt-sock");
+    assert!(
+        guest.join("base.qcow2").exists()
+            && Path::new("/run/libvirt/libvirt-sock").exists()
+            && peer_socket.exists(),
+        "the test guest, libvirtd or the second (session) libvirtd is missing: run scripts/libvirt-setup (scripts/test does)"
+    );
+    let peer_uri = format!("qemu:///session?socket={}", peer_socket.display());
+    let tag = format!("cold-{}", std::process::id());
+    let here = std::env::temp_dir().join(format!("nova-virt-{tag}"));
+    let there = peer.join("instances").join(&tag);
+    std::fs::create_dir_all(&here).unwrap();
+    std::fs::create_dir_all(&there).unwrap();
+    let owner = std::fs::metadata(peer.join("instances")).unwrap();
+    std::os::unix::fs::chown(&there, Some(owner.uid()), Some(owner.gid())).unwrap();
+    let cfg = |uri: &str, dir: &Path, peer_dir: &Path| LibvirtConfig {
+        connection_uri: uri.into(),
+        virt_type: "qemu".into(),
+        instances_path: dir.to_owned(),
+        vnc_listen: Some("127.0.0.1".into()),
+        soft_reboot_timeout: Duration::from_secs(2),
+        event_poll_interval: Duration::from_millis(250),
+        peer_instances_path: Some(peer_dir.to_owned()),
+        ..LibvirtConfig::default()
+    };
+    let src = LibvirtDriver::connect(cfg("qemu:///system", &here, &there)).unwrap();
+    let dst = LibvirtDriver::connect(cfg(&peer_uri, &there, &here)).unwrap();
+    src.init_host("home").await.unwrap();
+    dst.init_host("peer").await.unwrap();
+    let spec = InstanceSpec {
+        uuid: format!(
+            "6a1f0c3e-0000-4d2b-8c1a-{:012x}",
+            std::process::id() as u64 + (2 << 40)
+        ),
+        name: "cold-guest".into(),
+        flavor_name: "m1.nano".into(),
+        vcpus: 1,
+        memory_mb: 128,
+        root_gb: 1,
+        image_path: Some(guest.join("base.qcow2").display().to_string()),
+        kernel_path: Some(guest.join("vmlinuz").display().to_string()),
+        ramdisk_path: Some(guest.join("initrd.img").display().to_string()),
+        kernel_cmdline: Some("console=ttyS0 quiet".into()),
+        ..InstanceSpec::default()
+    };
+    let uuid = spec.uuid.clone();
+    let _reap = Reap(uuid.clone(), peer_uri.clone());
+    let bigger = InstanceSpec {
+        vcpus: 2,
+        memory_mb: 192,
+        root_gb: 2,
+        flavor_name: "m1.micro".into(),
+        ..spec.clone()
+    };
+    let target = ResizeTarget {
+        vcpus: 2,
+        memory_mb: 192,
+        root_gb: 2,
+    };
+    let size = |p: &Path| {
+        let out = std::process::Command::new("qemu-img")
+            .args(["info", "--output=json", "-U"])
+            .arg(p)
+            .output()
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        v["virtual-size"].as_u64().unwrap()
+    };
+    src.spawn(&spec).await.unwrap();
+
+    // There, then reverted.
+    dst.prep_resize(&bigger).await.unwrap();
+    src.migrate_disk_and_power_off(&uuid, "peer", &target)
+        .await
+        .unwrap();
+    assert_eq!(
+        src.get_info(&uuid).await.unwrap().state,
+        PowerState::Shutdown
+    );
+    assert_eq!(
+        size(&there.join(&uuid).join("disk")),
+        2 << 30,
+        "the copy grew"
+    );
+    assert_eq!(
+        size(&here.join(&uuid).join("disk")),
+        1 << 30,
+        "the source's stays"
+    );
+    dst.finish_migration(&bigger, true).await.unwrap();
+    assert_eq!(
+        figures(&dst, &uuid).await,
+        (2, Some(192 * 1024), PowerState::Running)
+    );
+    dst.destroy(&uuid).await.unwrap();
+    src.finish_revert_migration(&spec, true).await.unwrap();
+    assert_eq!(
+        figures(&src, &uuid).await,
+        (1, Some(128 * 1024), PowerState::Running)
+    );
+    assert!(!there.join(&uuid).exists());
+
+    // There, confirmed: nothing of it stays here.
+    dst.prep_resize(&bigger).await.unwrap();
+    src.migrate_disk_and_power_off(&uuid, "peer", &target)
+        .await
+        .unwrap();
+    dst.finish_migration(&bigger, true).await.unwrap();
+    src.confirm_migration(&uuid, false).await.unwrap();
+    assert!(matches!(
+        src.get_info(&uuid).await,
+        Err(nova_virt::Error::InstanceNotFound(_))
+    ));
+    assert!(!here.join(&uuid).exists());
+    assert_eq!(
+        figures(&dst, &uuid).await,
+        (2, Some(192 * 1024), PowerState::Running)
+    );
+    // A destination that already holds its files refuses it.
+    assert!(
+        src.prep_resize(&spec).await.is_ok(),
+        "nothing of it left here"
+    );
+    std::fs::create_dir_all(here.join(&uuid)).unwrap();
+    assert!(src.prep_resize(&spec).await.is_err());
+    dst.destroy(&uuid).await.unwrap();
     let _ = std::fs::remove_dir_all(&here);
     let _ = std::fs::remove_dir_all(&there);
 }
