@@ -55,6 +55,16 @@ fn set_flavor_fields(inst: &mut Instance, f: &Flavor) {
     inst.set_flavor(f.clone());
 }
 
+/// The power state code of a guest started (`power_on`) or left off.
+fn power_code(power_on: bool) -> i64 {
+    if power_on {
+        PowerState::Running
+    } else {
+        PowerState::Shutdown
+    }
+    .code() as i64
+}
+
 fn old_vm_state(inst: &Instance) -> VmState {
     inst.system_metadata()
         .get("old_vm_state")
@@ -105,6 +115,19 @@ impl ComputeManager {
         m.set_status(Some(status.to_owned()));
         if let Err(e) = self.inner.objects.save(ctx, m).await {
             tracing::warn!(migration = %m.uuid(), error = %e, "cannot save the migration");
+        }
+    }
+
+    /// The source's allocation, held by the migration, deleted (the
+    /// instance lives on the destination now); a failure is logged.
+    async fn drop_source_allocation(&self, migration: &Migration) {
+        if let Err(e) = self
+            .inner
+            .placement
+            .delete_allocations_async(migration.uuid())
+            .await
+        {
+            tracing::error!(error = %e, "cannot delete the migration's allocations");
         }
     }
 
@@ -442,13 +465,7 @@ impl ComputeManager {
             self.drop_claim(migration.uuid()).await;
             // Nova: the instance stays here (its host is this one now);
             // the source's allocation, held by the migration, goes.
-            if let Err(e) = me
-                .placement
-                .delete_allocations_async(migration.uuid())
-                .await
-            {
-                tracing::error!(error = %e, "cannot delete the migration's allocations");
-            }
+            self.drop_source_allocation(&migration).await;
             self.move_failed(
                 ctx,
                 &mut inst,
@@ -467,14 +484,7 @@ impl ComputeManager {
         let old = OldStates::of(&inst);
         inst.set_vm_state(Some(VmState::Resized.into()));
         inst.set_task_state(None);
-        inst.set_power_state(Some(
-            if power_on {
-                PowerState::Running
-            } else {
-                PowerState::Shutdown
-            }
-            .code() as i64,
-        ));
+        inst.set_power_state(Some(power_code(power_on)));
         inst.set_launched_at(Some(chrono::Utc::now()));
         me.objects
             .save_with(
@@ -653,14 +663,7 @@ impl ComputeManager {
         inst.set_migration_context(None);
         inst.set_launched_at(Some(chrono::Utc::now()));
         inst.set_vm_state(Some(vm_before.into()));
-        inst.set_power_state(Some(
-            if power_on {
-                PowerState::Running
-            } else {
-                PowerState::Shutdown
-            }
-            .code() as i64,
-        ));
+        inst.set_power_state(Some(power_code(power_on)));
         inst.set_task_state(None);
         me.objects
             .save_with(
@@ -1042,13 +1045,7 @@ impl ComputeManager {
         // The source's allocation goes before the migration says
         // `completed` (nova marks it first): whoever sees it completed
         // sees the books settled.
-        if let Err(e) = me
-            .placement
-            .delete_allocations_async(migration.uuid())
-            .await
-        {
-            tracing::error!(error = %e, "cannot delete the migration's allocations");
-        }
+        self.drop_source_allocation(migration).await;
         self.save_migration(ctx, migration, "completed").await;
         if let Ok(now) = me.objects.get_by_uuid::<Instance>(ctx, inst.uuid()).await {
             *inst = now;
