@@ -13,6 +13,7 @@
 
 pub mod config_drive;
 mod events;
+mod live;
 mod moves;
 mod vcpus;
 mod vif;
@@ -61,6 +62,12 @@ pub struct LibvirtConfig {
     pub soft_reboot_timeout: Duration,
     /// How often the event watcher looks at domain states (1 s).
     pub event_poll_interval: Duration,
+    /// `[libvirt] live_migration_uri`: the destination's libvirt, `%s`
+    /// the destination host (`qemu+tcp://%s/system`).
+    pub live_migration_uri: String,
+    /// The destination's `instances_path` when it is not this one (two
+    /// computes on one machine); none: the same path (nova's assumption).
+    pub peer_instances_path: Option<PathBuf>,
 }
 
 impl Default for LibvirtConfig {
@@ -77,6 +84,8 @@ impl Default for LibvirtConfig {
             reserved_host_memory_mb: 512,
             soft_reboot_timeout: Duration::from_secs(60),
             event_poll_interval: Duration::from_secs(1),
+            live_migration_uri: "qemu+tcp://%s/system".into(),
+            peer_instances_path: None,
         }
     }
 }
@@ -118,6 +127,9 @@ pub struct LibvirtDriver {
     /// Serial console ports taken from `port_range`, by instance (nova's
     /// `serial_console.ALLOCATED_PORTS`).
     serial_ports: Mutex<BTreeMap<String, u16>>,
+    /// This compute's host name (`init_host`): a move to another host
+    /// copies the disk to `peer_instances_path`.
+    host: std::sync::OnceLock<String>,
 }
 
 fn hv(e: virt::error::Error) -> Error {
@@ -179,6 +191,7 @@ impl LibvirtDriver {
             sink,
             libvirt_events,
             serial_ports: Mutex::default(),
+            host: std::sync::OnceLock::new(),
         })
     }
 
@@ -393,11 +406,13 @@ impl ComputeDriver for LibvirtDriver {
             supports_pause: true,
             supports_suspend: true,
             supports_snapshot: false,
-            // On the guest's own host only (`moves.rs`): no disk copy to
-            // another host, so no cold migration elsewhere; no live
-            // migration (one machine has no second libvirtd to move to).
+            // Resize on the guest's own host, cold migration to another
+            // host reached as a local path (`moves.rs`: the disk copied
+            // into `peer_instances_path`, no ssh). Live migration copies
+            // the disk's top layer (`live.rs`: block migration only, no
+            // abort, no guest with a config drive).
             supports_resize: true,
-            supports_live_migration: false,
+            supports_live_migration: true,
             supports_rescue: false,
             supports_vnc_console: self.cfg.vnc_listen.is_some(),
             supports_spice_console: self.cfg.consoles.spice_listen.is_some(),
@@ -419,7 +434,8 @@ impl ComputeDriver for LibvirtDriver {
         }
     }
 
-    async fn init_host(&self, _host: &str) -> Result<()> {
+    async fn init_host(&self, host: &str) -> Result<()> {
+        let _ = self.host.set(host.to_owned());
         std::fs::create_dir_all(&self.cfg.instances_path).map_err(|e| {
             Error::Hypervisor(format!(
                 "instances_path {}: {e}",
@@ -738,22 +754,54 @@ impl ComputeDriver for LibvirtDriver {
     async fn migrate_disk_and_power_off(
         &self,
         uuid: &str,
-        _dest: &str,
+        dest: &str,
         target: &crate::driver::ResizeTarget,
     ) -> Result<()> {
-        self.resize_power_off(uuid, target).await
+        self.resize_power_off(uuid, dest, target).await
     }
 
     async fn finish_migration(&self, spec: &InstanceSpec, power_on: bool) -> Result<()> {
         self.resize_finish(spec, power_on).await
     }
 
-    async fn confirm_migration(&self, uuid: &str, _same_host: bool) -> Result<()> {
-        self.resize_confirm(uuid).await
+    async fn confirm_migration(&self, uuid: &str, same_host: bool) -> Result<()> {
+        self.resize_confirm(uuid, same_host).await
     }
 
     async fn finish_revert_migration(&self, spec: &InstanceSpec, power_on: bool) -> Result<()> {
         self.resize_revert(spec, power_on).await
+    }
+
+    async fn check_can_live_migrate_destination(
+        &self,
+        spec: &InstanceSpec,
+        _block_migration: bool,
+    ) -> Result<()> {
+        self.live_check_destination(spec).await
+    }
+
+    async fn check_can_live_migrate_source(&self, uuid: &str) -> Result<()> {
+        self.live_check_source(uuid).await
+    }
+
+    async fn pre_live_migration(&self, spec: &InstanceSpec) -> Result<()> {
+        self.live_pre(spec).await
+    }
+
+    async fn live_migration(&self, uuid: &str, dest: &str) -> Result<()> {
+        self.live_migrate(uuid, dest).await
+    }
+
+    async fn post_live_migration_at_destination(&self, spec: &InstanceSpec) -> Result<()> {
+        self.live_post(spec).await
+    }
+
+    async fn rollback_live_migration_at_destination(&self, uuid: &str) -> Result<()> {
+        self.live_rollback(uuid).await
+    }
+
+    async fn live_migration_force_complete(&self, uuid: &str) -> Result<()> {
+        self.live_force_complete(uuid).await
     }
 
     /// The root disk (its qcow2 overlay and backing chain) flattened into

@@ -1,10 +1,13 @@
-//! Resize on the guest's own host (nova's libvirt `migrate_disk_and_power_off`,
-//! `finish_migration`, `confirm_migration`, `finish_revert_migration`
-//! when source and destination are one host): the domain's definition
-//! and root disk kept aside (`resize.xml`, `disk.resize`), the disk grown
-//! with `qemu-img resize` (never shrunk), the domain redefined at the new
-//! size. Moves to another host (their disk copied, or live) are not done
-//! here: `prep_resize` refuses a guest this host does not have.
+//! Resize and cold migration (nova's libvirt `migrate_disk_and_power_off`,
+//! `finish_migration`, `confirm_migration`, `finish_revert_migration`).
+//! The source keeps the domain's definition aside (`resize.xml`). On the
+//! guest's own host the root disk is kept aside too (`disk.resize`) and
+//! grown in place with `qemu-img resize` (never shrunk); to another host
+//! it is copied into that host's instance directory (`peer_instances_path`
+//! when the two computes share this machine, else the same path, which
+//! nova reaches over ssh and this driver only as a local path) and the
+//! copy grown, the source's disk left as it was for a revert. The
+//! destination defines the domain at the new size.
 
 use std::path::Path;
 
@@ -41,26 +44,38 @@ async fn virtual_size(op: &'static str, uuid: &str, disk: &Path) -> Result<u64> 
 }
 
 impl LibvirtDriver {
-    /// Only the guest's own host takes it.
+    /// The guest's own host takes it; another takes it when it has no
+    /// files of it yet.
     pub(super) async fn resize_prep(&self, spec: &InstanceSpec) -> Result<()> {
         let u = spec.uuid.clone();
         let here = self
             .blocking(move |c| Ok(c.lookup_domain_by_uuid_string(&u).is_ok()))
             .await?;
-        if !here {
+        if !here && self.instance_dir(&spec.uuid).exists() {
             return Err(failed(
                 "prep_resize",
                 &spec.uuid,
-                "the libvirt driver resizes a guest on its own host only (no disk copy between hosts)",
+                "the guest's instance directory already exists on the destination",
             ));
         }
         Ok(())
     }
 
+    /// Whether a move to `dest` leaves this host (unknown host: stays).
+    fn leaves(&self, dest: &str) -> bool {
+        self.host.get().is_some_and(|h| h != dest)
+    }
+
     /// Power off, keep the definition and the disk aside, grow the disk.
-    pub(super) async fn resize_power_off(&self, uuid: &str, target: &ResizeTarget) -> Result<()> {
+    pub(super) async fn resize_power_off(
+        &self,
+        uuid: &str,
+        dest: &str,
+        target: &ResizeTarget,
+    ) -> Result<()> {
         const OP: &str = "migrate_disk_and_power_off";
         let dir = self.instance_dir(uuid);
+        let elsewhere = self.leaves(dest).then(|| self.peer_dir(uuid));
         let disk = dir.join("disk");
         let grow_to = if disk.exists() && target.root_gb > 0 {
             let now = virtual_size(OP, uuid, &disk).await?;
@@ -97,11 +112,24 @@ impl LibvirtDriver {
         })
         .await?;
         self.emit(uuid, Transition::Stopped);
-        if disk.exists() {
-            std::fs::copy(&disk, dir.join("disk.resize"))
-                .map_err(|e| failed(OP, uuid, format!("cannot keep the disk aside: {e}")))?;
-        }
-        if let Some(bytes) = grow_to {
+        // The disk to grow: the copy on the other host, or this one with
+        // the original kept aside.
+        let disk = match &elsewhere {
+            Some(there) => {
+                let copy = there.join("disk");
+                self.copy_to_peer(OP, uuid, &dir, there, disk.exists())?;
+                copy
+            }
+            None => {
+                if disk.exists() {
+                    std::fs::copy(&disk, dir.join("disk.resize")).map_err(|e| {
+                        failed(OP, uuid, format!("cannot keep the disk aside: {e}"))
+                    })?;
+                }
+                disk
+            }
+        };
+        if let Some(bytes) = grow_to.filter(|_| disk.exists()) {
             let out = tokio::process::Command::new("qemu-img")
                 .args(["resize", "-q"])
                 .arg(&disk)
@@ -158,11 +186,60 @@ impl LibvirtDriver {
         Ok(())
     }
 
-    /// Confirmed: what a revert needed goes.
-    pub(super) async fn resize_confirm(&self, uuid: &str) -> Result<()> {
+    /// Confirmed: what a revert needed goes; after a move to another host
+    /// the old domain and its files too.
+    pub(super) async fn resize_confirm(&self, uuid: &str, same_host: bool) -> Result<()> {
         let dir = self.instance_dir(uuid);
+        if !same_host {
+            let u = uuid.to_owned();
+            self.blocking(move |c| {
+                if let Ok(d) = c.lookup_domain_by_uuid_string(&u) {
+                    if d.is_active().unwrap_or(false) {
+                        let _ = d.destroy();
+                    }
+                    d.undefine()
+                        .map_err(|e| failed("confirm_migration", &u, e.message()))?;
+                }
+                Ok(())
+            })
+            .await?;
+            let _ = std::fs::remove_dir_all(&dir);
+            return Ok(());
+        }
         let _ = std::fs::remove_file(dir.join("resize.xml"));
         let _ = std::fs::remove_file(dir.join("disk.resize"));
+        Ok(())
+    }
+
+    /// The guest's files (root disk, config drive) copied into the other
+    /// host's instance directory, owned as that directory's parent is.
+    fn copy_to_peer(
+        &self,
+        op: &'static str,
+        uuid: &str,
+        dir: &Path,
+        there: &Path,
+        has_disk: bool,
+    ) -> Result<()> {
+        use std::os::unix::fs::MetadataExt;
+        let io = |e: std::io::Error| failed(op, uuid, format!("copy to {}: {e}", there.display()));
+        std::fs::create_dir_all(there).map_err(io)?;
+        let owner = there
+            .parent()
+            .and_then(|p| std::fs::metadata(p).ok())
+            .map(|m| (m.uid(), m.gid()));
+        let mut files = vec![there.to_owned()];
+        for name in ["disk", super::config_drive::FILE] {
+            if (name != "disk" || has_disk) && dir.join(name).exists() {
+                std::fs::copy(dir.join(name), there.join(name)).map_err(io)?;
+                files.push(there.join(name));
+            }
+        }
+        if let Some((uid, gid)) = owner {
+            for f in files {
+                std::os::unix::fs::chown(&f, Some(uid), Some(gid)).map_err(io)?;
+            }
+        }
         Ok(())
     }
 

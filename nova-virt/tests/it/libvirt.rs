@@ -136,7 +136,7 @@ impl Drop for Reap {
 /// A real guest resized on its own host: the disk grown (never shrunk),
 /// the domain redefined with the new vCPUs and memory, a revert back to
 /// the kept disk and definition, a confirm dropping them; another host's
-/// guest is refused at `prep_resize`.
+/// guest is taken at `prep_resize` unless its files are here.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn real_qemu_guest_resizes_on_its_host() {
     use nova_virt::{ComputeDriver, PowerState, ResizeTarget};
@@ -253,11 +253,14 @@ async fn real_qemu_guest_resizes_on_its_host() {
         d.get_info(&spec.uuid).await.unwrap().state,
         PowerState::Running
     );
-    // Another host's guest: refused before anything moves.
+    // Another host's guest comes in (a cold migration), unless files of
+    // it are here already.
     let stranger = InstanceSpec {
         uuid: "6a1f0c3e-0002-4d2b-8c1a-000000000000".into(),
         ..spec.clone()
     };
+    d.prep_resize(&stranger).await.unwrap();
+    std::fs::create_dir_all(dir.join(&stranger.uuid)).unwrap();
     assert!(d.prep_resize(&stranger).await.is_err());
     d.destroy(&spec.uuid).await.unwrap();
     let _ = std::fs::remove_dir_all(&dir);

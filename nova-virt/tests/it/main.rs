@@ -6,3 +6,5 @@ mod contract;
 mod fake;
 #[cfg(feature = "libvirt")]
 mod libvirt;
+#[cfg(feature = "libvirt")]
+mod libvirt_live;

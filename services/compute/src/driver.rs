@@ -60,6 +60,11 @@ pub fn driver_from_conf(
             let c = nova_virt::libvirt::LibvirtConfig {
                 connection_uri: conf.str_or("libvirt", "connection_uri", &d.connection_uri),
                 virt_type: conf.str_or("libvirt", "virt_type", &d.virt_type),
+                live_migration_uri: conf.str_or(
+                    "libvirt",
+                    "live_migration_uri",
+                    &d.live_migration_uri,
+                ),
                 // nova's default: $state_path/instances.
                 instances_path: conf.get("DEFAULT", "instances_path").map_or_else(
                     || {

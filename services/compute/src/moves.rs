@@ -55,6 +55,16 @@ fn set_flavor_fields(inst: &mut Instance, f: &Flavor) {
     inst.set_flavor(f.clone());
 }
 
+/// The power state code of a guest started (`power_on`) or left off.
+fn power_code(power_on: bool) -> i64 {
+    if power_on {
+        PowerState::Running
+    } else {
+        PowerState::Shutdown
+    }
+    .code() as i64
+}
+
 fn old_vm_state(inst: &Instance) -> VmState {
     inst.system_metadata()
         .get("old_vm_state")
@@ -108,6 +118,36 @@ impl ComputeManager {
         }
     }
 
+    /// The source's allocation, held by the migration, deleted (the
+    /// instance lives on the destination now); a failure is logged.
+    async fn drop_source_allocation(&self, migration: &Migration) {
+        if let Err(e) = self
+            .inner
+            .placement
+            .delete_allocations_async(migration.uuid())
+            .await
+        {
+            tracing::error!(error = %e, "cannot delete the migration's allocations");
+        }
+    }
+
+    /// The fault of a failed move step on this host (code 500).
+    async fn move_fault(&self, ctx: &RequestContext, uuid: &str, message: &str) {
+        if let Err(e) = record_fault(
+            &self.inner.objects,
+            ctx,
+            uuid,
+            500,
+            message,
+            None,
+            Some(self.host()),
+        )
+        .await
+        {
+            tracing::warn!(instance = uuid, error = %e, "cannot record the move's fault");
+        }
+    }
+
     /// A move's usage on this host, counted under `key` (the migration's
     /// uuid while it is only incoming).
     async fn claim_as(&self, key: &str, inst: &Instance) {
@@ -138,16 +178,7 @@ impl ComputeManager {
         }
         self.save_migration(ctx, migration, "error").await;
         let message = format!("{err:#}");
-        let _ = record_fault(
-            &me.objects,
-            ctx,
-            inst.uuid(),
-            500,
-            &message,
-            None,
-            Some(self.host()),
-        )
-        .await;
+        self.move_fault(ctx, inst.uuid(), &message).await;
         let old = OldStates::of(inst);
         match leave {
             Leave::AsItWas(vm) => inst.set_vm_state(Some(vm.into())),
@@ -232,16 +263,7 @@ impl ComputeManager {
             retry["exc"] = json!([err.to_string()]);
             let mut fp = p.filter_properties.clone();
             fp["retry"] = retry;
-            let _ = record_fault(
-                &me.objects,
-                ctx,
-                inst.uuid(),
-                500,
-                &format!("{err:#}"),
-                None,
-                Some(self.host()),
-            )
-            .await;
+            self.move_fault(ctx, inst.uuid(), &format!("{err:#}")).await;
             let fault = ExceptionPayload::from_error(
                 module_path!(),
                 "prep_resize",
@@ -336,16 +358,13 @@ impl ComputeManager {
         migration.obj_reset_changes();
         let vm_before = old_vm_state(&inst);
         self.save_migration(ctx, &mut migration, "migrating").await;
-        let old = OldStates::of(&inst);
-        inst.set_task_state(Some(TaskState::ResizeMigrating.into()));
-        me.objects
-            .save_with(
-                ctx,
-                &mut inst,
-                &SaveOptions::expected_task_state([Some(TaskState::ResizePrep.as_str())]),
-            )
-            .await?;
-        self.updated(ctx, &inst, &old).await;
+        self.step(
+            ctx,
+            &mut inst,
+            &[TaskState::ResizePrep],
+            Some(TaskState::ResizeMigrating),
+        )
+        .await?;
         self.notify_action(ctx, &inst, "resize", Phase::Start, None)
             .await;
         let dest = migration.dest_compute().clone().unwrap_or_default();
@@ -427,16 +446,13 @@ impl ComputeManager {
         if resized && let Some(f) = inst.new_flavor().clone() {
             set_flavor_fields(&mut inst, &f);
         }
-        let old = OldStates::of(&inst);
-        inst.set_task_state(Some(TaskState::ResizeFinish.into()));
-        me.objects
-            .save_with(
-                ctx,
-                &mut inst,
-                &SaveOptions::expected_task_state([Some(TaskState::ResizeMigrated.as_str())]),
-            )
-            .await?;
-        self.updated(ctx, &inst, &old).await;
+        self.step(
+            ctx,
+            &mut inst,
+            &[TaskState::ResizeMigrated],
+            Some(TaskState::ResizeFinish),
+        )
+        .await?;
         self.notify_action(ctx, &inst, "resize_finish", Phase::Start, None)
             .await;
         let power_on = old_vm_state(&inst) != VmState::Stopped;
@@ -449,13 +465,7 @@ impl ComputeManager {
             self.drop_claim(migration.uuid()).await;
             // Nova: the instance stays here (its host is this one now);
             // the source's allocation, held by the migration, goes.
-            if let Err(e) = me
-                .placement
-                .delete_allocations_async(migration.uuid())
-                .await
-            {
-                tracing::error!(error = %e, "cannot delete the migration's allocations");
-            }
+            self.drop_source_allocation(&migration).await;
             self.move_failed(
                 ctx,
                 &mut inst,
@@ -474,14 +484,7 @@ impl ComputeManager {
         let old = OldStates::of(&inst);
         inst.set_vm_state(Some(VmState::Resized.into()));
         inst.set_task_state(None);
-        inst.set_power_state(Some(
-            if power_on {
-                PowerState::Running
-            } else {
-                PowerState::Shutdown
-            }
-            .code() as i64,
-        ));
+        inst.set_power_state(Some(power_code(power_on)));
         inst.set_launched_at(Some(chrono::Utc::now()));
         me.objects
             .save_with(
@@ -533,16 +536,7 @@ impl ComputeManager {
         if let Err(e) = r {
             let err = anyhow::Error::new(e);
             self.save_migration(ctx, &mut migration, "error").await;
-            let _ = record_fault(
-                &me.objects,
-                ctx,
-                inst.uuid(),
-                500,
-                &format!("{err:#}"),
-                None,
-                Some(self.host()),
-            )
-            .await;
+            self.move_fault(ctx, inst.uuid(), &format!("{err:#}")).await;
             inst.set_vm_state(Some(VmState::Error.into()));
             inst.set_task_state(None);
             me.objects.save(ctx, &mut inst).await?;
@@ -669,14 +663,7 @@ impl ComputeManager {
         inst.set_migration_context(None);
         inst.set_launched_at(Some(chrono::Utc::now()));
         inst.set_vm_state(Some(vm_before.into()));
-        inst.set_power_state(Some(
-            if power_on {
-                PowerState::Running
-            } else {
-                PowerState::Shutdown
-            }
-            .code() as i64,
-        ));
+        inst.set_power_state(Some(power_code(power_on)));
         inst.set_task_state(None);
         me.objects
             .save_with(
@@ -880,17 +867,15 @@ impl ComputeManager {
             data.set_disk_available_mb(Some((r.local_gb - r.local_gb_used).max(0) * 1024));
         }
         let source = inst.host().clone().unwrap_or_default();
+        // What the source raised reaches the conductor as it is (nova lets
+        // it propagate); only a source that does not answer is a pre-check
+        // error here.
         self.compute_api()
             .check_can_live_migrate_source(ctx, &source, inst, &data)
             .await
-            .map_err(|e| {
-                precheck(
-                    inst,
-                    self.host(),
-                    &e.remote()
-                        .map(|r| r.message.clone())
-                        .unwrap_or_else(|| e.to_string()),
-                )
+            .map_err(|e| match e.remote() {
+                Some(r) => r.clone(),
+                None => precheck(inst, self.host(), &e.to_string()),
             })
     }
 
@@ -906,7 +891,19 @@ impl ComputeManager {
             .driver
             .check_can_live_migrate_source(inst.uuid())
             .await
-            .map_err(|e| precheck(inst, self.host(), &e.to_string()))?;
+            .map_err(|e| match e {
+                // The guest is not on this hypervisor: nova's libvirt driver
+                // raises `InstanceNotFound`, which its conductor does not
+                // expect (the server goes to ERROR).
+                nova_virt::Error::InstanceNotFound(_) => RemoteError::new(
+                    "InstanceNotFound",
+                    "nova.exception",
+                    format!("Instance {} could not be found.", inst.uuid()),
+                )
+                .with_kwarg("instance_id", inst.uuid().clone())
+                .with_kwarg("code", 404),
+                e => precheck(inst, self.host(), &e.to_string()),
+            })?;
         data.set_instance_relative_path(inst.uuid().clone());
         data.set_is_volume_backed(false);
         Ok(data)
@@ -1048,13 +1045,7 @@ impl ComputeManager {
         // The source's allocation goes before the migration says
         // `completed` (nova marks it first): whoever sees it completed
         // sees the books settled.
-        if let Err(e) = me
-            .placement
-            .delete_allocations_async(migration.uuid())
-            .await
-        {
-            tracing::error!(error = %e, "cannot delete the migration's allocations");
-        }
+        self.drop_source_allocation(migration).await;
         self.save_migration(ctx, migration, "completed").await;
         if let Ok(now) = me.objects.get_by_uuid::<Instance>(ctx, inst.uuid()).await {
             *inst = now;
@@ -1122,16 +1113,7 @@ impl ComputeManager {
                 inst.set_vm_state(Some(VmState::Active.into()));
             }
             Err(e) => {
-                let _ = record_fault(
-                    &me.objects,
-                    ctx,
-                    inst.uuid(),
-                    500,
-                    &e.to_string(),
-                    None,
-                    Some(self.host()),
-                )
-                .await;
+                self.move_fault(ctx, inst.uuid(), &e.to_string()).await;
                 inst.set_vm_state(Some(VmState::Error.into()));
             }
         }

@@ -26,8 +26,9 @@ use crate::manager::ComputeManager;
 const SHELVED_KEYS: &[&str] = &["shelved_at", "shelved_image_id", "shelved_host"];
 
 impl ComputeManager {
-    /// Moves the task state from `from` to `to` (saved expecting `from`).
-    async fn step(
+    /// Moves the task state from `from` to `to` (saved expecting `from`),
+    /// `instance.update` sent.
+    pub(crate) async fn step(
         &self,
         ctx: &RequestContext,
         inst: &mut Instance,

@@ -40,6 +40,7 @@ pub struct Conductor {
 
 use nova_service::context::elevated as admin_of;
 
+mod failure;
 mod migrate;
 mod moves;
 mod recovery;
@@ -95,7 +96,9 @@ impl Conductor {
 
     /// `compute_task.<method>.error` (and the legacy `compute_task.<method>`)
     /// for a task that left `inst` in its current vm state after failing
-    /// with `class`: `message` (nova's `set_vm_state_and_notify`).
+    /// with `class`: `message` (nova's `set_vm_state_and_notify`); the
+    /// legacy payload's `reason` is `legacy_repr` (`repr(exc)`) when given.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) async fn notify_task_error(
         &self,
         ctx: &RequestContext,
@@ -104,10 +107,12 @@ impl Conductor {
         spec: Option<&RequestSpec>,
         class: &str,
         message: &str,
+        legacy_repr: Option<String>,
     ) {
         let (notifier, me) = &self.notifier;
         let state = inst.vm_state().clone().unwrap_or_else(|| "error".into());
-        let reason = ExceptionPayload::new("nova.conductor.manager", method, class, message);
+        let mut reason = ExceptionPayload::new("nova.conductor.manager", method, class, message);
+        reason.legacy_repr = legacy_repr;
         notifier
             .compute_task_error(ctx, me, method, inst.uuid(), spec, &state, reason)
             .await;
@@ -289,6 +294,7 @@ impl ComputeTask for Conductor {
                         spec_i.or(Some(&spec)),
                         &class,
                         &message,
+                        None,
                     )
                     .await;
                     self.map_instance(&ctx, inst.uuid(), CELL0_UUID).await;
@@ -490,6 +496,7 @@ impl ComputeTask for Conductor {
                     request_spec.as_ref(),
                     "MaxRetriesExceeded",
                     &msg,
+                    None,
                 )
                 .await;
                 continue;
@@ -531,6 +538,7 @@ impl ComputeTask for Conductor {
                     request_spec.as_ref(),
                     "MaxRetriesExceeded",
                     &msg,
+                    None,
                 )
                 .await;
                 continue;

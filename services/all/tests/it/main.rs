@@ -16,6 +16,8 @@ mod guest_network;
 mod hostile;
 mod keystone;
 mod legacy_routes;
+#[cfg(feature = "amqp")]
+mod live_errors;
 mod metadata;
 mod moves;
 mod multiprocess;

@@ -294,7 +294,7 @@ impl Listener {
 
 impl Listener {
     /// Reads on until one received notification satisfies `ok`.
-    fn until_one(&self, seen: &mut Vec<Value>, what: &str, ok: impl Fn(&Value) -> bool) {
+    pub(crate) fn until_one(&self, seen: &mut Vec<Value>, what: &str, ok: impl Fn(&Value) -> bool) {
         let deadline = std::time::Instant::now() + Duration::from_secs(60);
         while !seen.iter().any(&ok) {
             let left = deadline.saturating_duration_since(std::time::Instant::now());

@@ -115,3 +115,107 @@ pub fn keypair(ctx: &RequestContext, key_name: &str) -> Value {
         "key_name": key_name,
     })
 }
+
+/// Python's `repr` of a JSON value (`'text'`, `None`, `True`, `{'k': 1}`).
+pub fn py_repr(v: &Value) -> String {
+    match v {
+        Value::Null => "None".into(),
+        Value::Bool(true) => "True".into(),
+        Value::Bool(false) => "False".into(),
+        Value::Number(n) => n.to_string(),
+        Value::String(s) => py_str_repr(s),
+        Value::Array(a) => format!("[{}]", a.iter().map(py_repr).collect::<Vec<_>>().join(", ")),
+        Value::Object(m) => format!(
+            "{{{}}}",
+            m.iter()
+                .map(|(k, v)| format!("{}: {}", py_str_repr(k), py_repr(v)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
+/// Python's `repr(str)`: single quotes unless the text holds one and no
+/// double quote; backslashes, the quote and control characters escaped.
+fn py_str_repr(s: &str) -> String {
+    let q = if s.contains('\'') && !s.contains('"') {
+        '"'
+    } else {
+        '\''
+    };
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push(q);
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c == q => {
+                out.push('\\');
+                out.push(c);
+            }
+            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
+                out.push_str(&format!("\\x{:02x}", c as u32))
+            }
+            c => out.push(c),
+        }
+    }
+    out.push(q);
+    out
+}
+
+/// What oslo's JSON payload serializer makes of a nova exception in a
+/// legacy payload: `repr(exc)`, nova's `NovaException.__repr__` (the
+/// `str` of `{'kwargs': exc.kwargs, 'message': …, 'class': …}`, the
+/// keywords in the order given, `code` last as nova adds it; a class
+/// received over RPC is named `<Class>_Remote`).
+pub fn nova_exception_repr(class: &str, message: &str, kwargs: &[(String, Value)]) -> String {
+    let kw = kwargs
+        .iter()
+        .map(|(k, v)| format!("{}: {}", py_str_repr(k), py_repr(v)))
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!(
+        "{{'kwargs': {{{kw}}}, 'message': {}, 'class': {}}}",
+        py_str_repr(message),
+        py_str_repr(class)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The strings are Python's own (`repr(exception.NoValidHost(reason="it's"))`,
+    /// and an `InstanceNotFound` deserialized by oslo.messaging).
+    #[test]
+    fn nova_exception_reprs_are_pythons() {
+        assert_eq!(
+            nova_exception_repr(
+                "NoValidHost",
+                "No valid host was found. it's",
+                &[
+                    ("reason".into(), json!("it's")),
+                    ("code".into(), json!(500))
+                ]
+            ),
+            r#"{'kwargs': {'reason': "it's", 'code': 500}, 'message': "No valid host was found. it's", 'class': 'NoValidHost'}"#
+        );
+        assert_eq!(
+            nova_exception_repr(
+                "InstanceNotFound_Remote",
+                "Instance abc could not be found.",
+                &[
+                    ("instance_id".into(), json!("abc")),
+                    ("code".into(), json!(404))
+                ]
+            ),
+            "{'kwargs': {'instance_id': 'abc', 'code': 404}, 'message': 'Instance abc could not be found.', 'class': 'InstanceNotFound_Remote'}"
+        );
+        assert_eq!(
+            py_repr(&json!({"a": [null, true, 1.5, "x\\y\n"]})),
+            r"{'a': [None, True, 1.5, 'x\\y\n']}"
+        );
+    }
+}

@@ -75,6 +75,10 @@ pub struct ExceptionPayload {
     pub exception_message: String,
     /// Where it came from: the error and its causes, one per line.
     pub traceback: String,
+    /// `repr(exc)` for legacy payloads (nova's `NovaException.__repr__`,
+    /// `legacy::nova_exception_repr`); not part of the versioned payload.
+    #[serde(skip)]
+    pub legacy_repr: Option<String>,
 }
 payload!(ExceptionPayload, "ExceptionPayload", "1.1");
 
@@ -93,7 +97,15 @@ impl ExceptionPayload {
             exception: exception.to_owned(),
             traceback: format!("{module_name}::{function_name}: {exception}: {exception_message}"),
             exception_message,
+            legacy_repr: None,
         }
+    }
+
+    /// The same fault, shown in legacy payloads as `repr` (nova's
+    /// exception `repr`, see `legacy::nova_exception_repr`).
+    pub fn with_legacy_repr(mut self, repr: String) -> Self {
+        self.legacy_repr = Some(repr);
+        self
     }
 
     /// A fault from an error (its source chain becomes the traceback).

@@ -397,7 +397,8 @@ impl Notifier {
                 "instance_id": instance_uuid,
                 "state": state,
                 "method": method,
-                "reason": reason.exception_message,
+                // oslo's serializer sends `repr(exc)`; without one, its message.
+                "reason": reason.legacy_repr.as_deref().unwrap_or(&reason.exception_message),
             });
             self.emit_legacy(
                 ctx,

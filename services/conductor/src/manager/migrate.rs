@@ -12,24 +12,11 @@ use nova_rpcapi::scheduler::Destinations;
 use nova_service::cells::record_fault;
 use nova_service::moves::{move_allocations, new_migration, revert_allocation};
 use nova_service::notifications::{OldStates, Source};
+use nova_service::states::VmState;
 use serde_json::{Value, json};
 
+use super::failure::Failure;
 use super::{Conductor, parse_allocation_request};
-
-/// Why a move task failed: nova's exception class and message.
-struct Failure {
-    class: &'static str,
-    message: String,
-}
-
-impl Failure {
-    fn new(class: &'static str, message: impl Into<String>) -> Self {
-        Failure {
-            class,
-            message: message.into(),
-        }
-    }
-}
 
 /// What a cold migration needs of `migrate_server`'s arguments.
 pub(crate) struct ColdMove {
@@ -84,9 +71,33 @@ impl Conductor {
         })
     }
 
+    /// Claims an alternate's allocation request for the instance (nova's
+    /// `claim_resources` when it moves on to the next host); one without an
+    /// allocation request is taken as it is.
+    async fn claim_alternate(&self, inst: &Instance, alt: &Selection) -> bool {
+        let Some(allocs) = alt
+            .allocation_request()
+            .as_deref()
+            .and_then(parse_allocation_request)
+        else {
+            return true;
+        };
+        self.placement
+            .put_allocations_async(
+                inst.uuid(),
+                &allocs,
+                inst.project_id().as_deref().unwrap_or(""),
+                inst.user_id().as_deref().unwrap_or(""),
+                None,
+            )
+            .await
+            .is_ok()
+    }
+
     /// Ends a failed move task as nova's conductor does: the migration in
     /// `error`, the allocations back to the instance, the instance's task
-    /// state cleared (its vm_state as it was) with a fault.
+    /// state cleared with a fault; its vm_state as it was, or ERROR after
+    /// an unexpected live-migration failure (`Failure::in_live_migration`).
     async fn move_failed(
         &self,
         ctx: &RequestContext,
@@ -96,7 +107,7 @@ impl Conductor {
         why: &Failure,
         spec: Option<&RequestSpec>,
     ) {
-        tracing::info!(instance = %inst.uuid(), class = why.class, reason = %why.message, "move failed");
+        tracing::info!(instance = %inst.uuid(), class = %why.class, reason = %why.message, "move failed");
         if let Some(m) = migration {
             m.set_status(Some("error".into()));
             if let Err(e) = self.objects.save(ctx, m).await {
@@ -112,12 +123,20 @@ impl Conductor {
             &self.objects,
             ctx,
             inst.uuid(),
-            if why.class == "NoValidHost" { 400 } else { 500 },
+            if why.class == "NoValidHost" {
+                400
+            } else {
+                why.code()
+            },
             &why.message,
             None,
             None,
         )
         .await;
+        if why.error_state {
+            tracing::error!(instance = %inst.uuid(), "live migration unexpectedly failed: setting the instance to ERROR");
+            inst.set_vm_state(Some(VmState::Error.into()));
+        }
         inst.set_task_state(None);
         if let Err(e) = self.objects.save(ctx, inst).await {
             tracing::warn!(error = %e, "cannot reset the instance's task state");
@@ -128,8 +147,16 @@ impl Conductor {
             .await;
         // nova's `set_vm_state_and_notify`: a cold move passes its request
         // spec, a live migration none.
-        self.notify_task_error(ctx, "migrate_server", inst, spec, why.class, &why.message)
-            .await;
+        self.notify_task_error(
+            ctx,
+            "migrate_server",
+            inst,
+            spec,
+            &why.class,
+            &why.message,
+            Some(why.repr()),
+        )
+        .await;
     }
 
     /// Nova's `MigrationTask._execute` (and `_reschedule`), then
@@ -323,25 +350,7 @@ impl Conductor {
                 let mut chosen = None;
                 while !list.is_empty() {
                     let alt = list.remove(0);
-                    let ok = match alt
-                        .allocation_request()
-                        .as_deref()
-                        .and_then(parse_allocation_request)
-                    {
-                        Some(allocs) => self
-                            .placement
-                            .put_allocations_async(
-                                inst.uuid(),
-                                &allocs,
-                                inst.project_id().as_deref().unwrap_or(""),
-                                inst.user_id().as_deref().unwrap_or(""),
-                                None,
-                            )
-                            .await
-                            .is_ok(),
-                        None => true,
-                    };
-                    if ok {
+                    if self.claim_alternate(&inst, &alt).await {
                         chosen = Some(alt);
                         break;
                     }
@@ -481,7 +490,7 @@ impl Conductor {
         let held = match move_allocations(&self.placement, inst.uuid(), migration.uuid()).await {
             Ok(h) => h,
             Err(e) => {
-                let why = Failure::new("MigrationPreCheckError", e.to_string());
+                let why = Failure::new("MigrationPreCheckError", e.to_string()).in_live_migration();
                 self.move_failed(ctx, &mut inst, Some(&mut migration), false, &why, None)
                     .await;
                 return Ok(());
@@ -500,22 +509,28 @@ impl Conductor {
                 // Nova's forced path: no scheduler; the destination is
                 // claimed with the source's allocation.
                 if *dest == source {
-                    let why = Failure::new(
+                    let why = Failure::with_kwargs(
                         "UnableToMigrateToSelf",
                         format!(
                             "Unable to migrate instance ({}) to current host ({source}).",
                             inst.uuid()
                         ),
-                    );
+                        &[("instance_id", json!(inst.uuid())), ("host", json!(source))],
+                        400,
+                    )
+                    .in_live_migration();
                     self.move_failed(ctx, &mut inst, Some(&mut migration), held, &why, None)
                         .await;
                     return Ok(());
                 }
                 let Some((dest_rp, dest_node)) = self.node_uuid(ctx, dest, None).await else {
-                    let why = Failure::new(
+                    let why = Failure::with_kwargs(
                         "ComputeHostNotFound",
                         format!("Compute host {dest} could not be found."),
-                    );
+                        &[("host", json!(dest))],
+                        404,
+                    )
+                    .in_live_migration();
                     self.move_failed(ctx, &mut inst, Some(&mut migration), held, &why, None)
                         .await;
                     return Ok(());
@@ -551,7 +566,8 @@ impl Conductor {
                             "Migration pre-check error: Unable to migrate {} to {dest}: Unable to claim resources on the destination: {e}",
                             inst.uuid()
                         ),
-                    );
+                )
+                    .in_live_migration();
                     self.move_failed(ctx, &mut inst, Some(&mut migration), held, &why, None)
                         .await;
                     return Ok(());
@@ -588,7 +604,7 @@ impl Conductor {
                             .remote()
                             .map(|r| r.message.clone())
                             .unwrap_or_else(|| e.to_string());
-                        let why = Failure::new("NoValidHost", message);
+                        let why = Failure::new("NoValidHost", message).in_live_migration();
                         self.move_failed(ctx, &mut inst, Some(&mut migration), held, &why, None)
                             .await;
                         return Ok(());
@@ -602,28 +618,8 @@ impl Conductor {
         let mut first = true;
         for sel in candidates {
             let dest = sel.service_host().clone();
-            if !first {
-                let ok = match sel
-                    .allocation_request()
-                    .as_deref()
-                    .and_then(parse_allocation_request)
-                {
-                    Some(allocs) => self
-                        .placement
-                        .put_allocations_async(
-                            inst.uuid(),
-                            &allocs,
-                            inst.project_id().as_deref().unwrap_or(""),
-                            inst.user_id().as_deref().unwrap_or(""),
-                            None,
-                        )
-                        .await
-                        .is_ok(),
-                    None => true,
-                };
-                if !ok {
-                    continue;
-                }
+            if !first && !self.claim_alternate(&inst, &sel).await {
+                continue;
             }
             first = false;
             migration.set_dest_compute(Some(dest.clone()));
@@ -663,18 +659,37 @@ impl Conductor {
                         let why = Failure::new(
                             "MigrationError",
                             format!("cannot reach compute {source}: {e}"),
-                        );
+                        )
+                        .in_live_migration();
                         self.move_failed(ctx, &mut inst, Some(&mut migration), held, &why, None)
                             .await;
                     }
                     return Ok(());
                 }
                 Err(e) => {
-                    last_error = e
-                        .remote()
-                        .map(|r| r.message.clone())
-                        .unwrap_or_else(|| e.to_string());
-                    tracing::info!(instance = %inst.uuid(), host = %dest, reason = %last_error, "destination refused the live migration");
+                    // Nova's `_call_livem_checks_on_host`: a timeout is a
+                    // pre-check error; the scheduled path tries the next
+                    // host after a refusal (`Invalid`, `MigrationPreCheckError`),
+                    // anything else ends the task (a forced host: whatever
+                    // the destination raised).
+                    let why = match e.remote() {
+                        Some(r) => Failure::remote(r),
+                        None => Failure::new(
+                            "MigrationPreCheckError",
+                            format!(
+                                "Migration pre-check error: Timeout while checking if we can live migrate to host: {dest}"
+                            ),
+                        ),
+                    };
+                    tracing::info!(instance = %inst.uuid(), host = %dest, class = %why.class, reason = %why.message, "destination refused the live migration");
+                    if !why.is_refusal() || (forced && requested.is_some()) {
+                        let _ = self.placement.delete_allocations_async(inst.uuid()).await;
+                        let why = why.in_live_migration();
+                        self.move_failed(ctx, &mut inst, Some(&mut migration), held, &why, None)
+                            .await;
+                        return Ok(());
+                    }
+                    last_error = why.message;
                     if requested.is_some() {
                         break;
                     }
@@ -684,12 +699,17 @@ impl Conductor {
         // The destination claim (if any) is the instance's: released
         // before the source's comes back.
         let _ = self.placement.delete_allocations_async(inst.uuid()).await;
-        let class = if requested.is_some() {
-            "MigrationPreCheckError"
+        // Every scheduled host refused: nova asks the scheduler again with
+        // them ignored, and it finds none.
+        let why = if requested.is_some() {
+            Failure::new("MigrationPreCheckError", last_error)
         } else {
-            "NoValidHost"
-        };
-        let why = Failure::new(class, last_error);
+            Failure::new(
+                "NoValidHost",
+                "No valid host was found. There are not enough hosts available.",
+            )
+        }
+        .in_live_migration();
         self.move_failed(ctx, &mut inst, Some(&mut migration), held, &why, None)
             .await;
         Ok(())

@@ -224,7 +224,7 @@ impl Conductor {
         } else {
             "NovaException"
         };
-        self.notify_task_error(ctx, "rebuild_server", inst, spec, class, msg)
+        self.notify_task_error(ctx, "rebuild_server", inst, spec, class, msg, None)
             .await;
     }
 
