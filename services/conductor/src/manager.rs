@@ -179,6 +179,7 @@ impl Conductor {
         attempt: i64,
         admin_password: &Option<String>,
         injected_files: &Option<Vec<Value>>,
+        requested_networks: &Option<NetworkRequestList>,
     ) {
         if hosts.is_empty() {
             return;
@@ -199,7 +200,7 @@ impl Conductor {
                 &json!({ "retry": retry, "scheduler_hints": {} }),
                 admin_password,
                 injected_files,
-                &None,
+                requested_networks,
                 &None,
                 &None,
                 &Some(node),
@@ -226,7 +227,7 @@ impl ComputeTask for Conductor {
         image: Value,
         admin_password: Option<String>,
         injected_files: Option<Vec<Value>>,
-        _requested_networks: Option<NetworkRequestList>,
+        requested_networks: Option<NetworkRequestList>,
         _block_device_mapping: Option<BlockDeviceMappingList>,
         _tags: Option<RawObject>,
     ) -> Result<(), RemoteError> {
@@ -331,6 +332,7 @@ impl ComputeTask for Conductor {
                 1,
                 &admin_password,
                 &injected_files,
+                &requested_networks,
             )
             .await;
         }
@@ -451,7 +453,7 @@ impl ComputeTask for Conductor {
         filter_properties: Value,
         admin_password: Option<String>,
         injected_files: Option<Vec<Value>>,
-        _requested_networks: Option<NetworkRequestList>,
+        requested_networks: Option<NetworkRequestList>,
         _security_groups: Option<Vec<String>>,
         request_spec: Option<RequestSpec>,
         host_lists: Option<Vec<Vec<Selection>>>,
@@ -560,6 +562,7 @@ impl ComputeTask for Conductor {
                 attempts,
                 &admin_password,
                 &injected_files,
+                &requested_networks,
             )
             .await;
         }
