@@ -309,3 +309,75 @@ async fn without_the_plug_event_a_build_goes_on_when_that_is_not_fatal() {
     assert_eq!(p["port"]["device_id"], id.as_str(), "{p}");
     c.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rescheduled_build_keeps_its_port_and_binds_it_on_the_next_host() {
+    let c = Cluster::start(
+        2,
+        &[
+            ("network", "enabled", "true"),
+            ("network", "bind_port", "0"),
+        ],
+    )
+    .await;
+    c.all
+        .compute("fake-compute-1")
+        .unwrap()
+        .fake
+        .as_ref()
+        .unwrap()
+        .set_faults(nova_virt::Faults {
+            fail_spawn_for_flavor: Some("m1.small".into()),
+            ..Default::default()
+        });
+    let mut ids = vec![];
+    for n in 0..4 {
+        let mut s = base(&format!("r{n}"));
+        s["flavorRef"] = json!("2");
+        let r = boot_with(&c, "2.1", s).await;
+        assert_eq!(r.status, 202, "{}", r.body);
+        ids.push(r.body["server"]["id"].as_str().unwrap().to_owned());
+    }
+    let mut rescheduled = 0;
+    for id in &ids {
+        c.wait_status("demo", id, "ACTIVE").await;
+        let ports = ports_of(&c, id).await;
+        assert_eq!(ports.len(), 1, "one port, made once: {ports:?}");
+        assert_eq!(
+            ports[0]["binding:host_id"], "fake-compute-2",
+            "{:?}",
+            ports[0]
+        );
+        assert_eq!(ports[0]["status"], "ACTIVE");
+        let r = c.get(&format!("/v2.1/servers/{id}/ips"), "demo").await;
+        assert_eq!(
+            r.body["addresses"]["private"][0]["addr"],
+            ports[0]["fixed_ips"][0]["ip_address"]
+        );
+        let actions = c
+            .get(&format!("/v2.1/servers/{id}/os-instance-actions"), "admin")
+            .await;
+        let req = actions.body["instanceActions"][0]["request_id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let a = c
+            .get(
+                &format!("/v2.1/servers/{id}/os-instance-actions/{req}"),
+                "admin",
+            )
+            .await;
+        let events = a.body["instanceAction"]["events"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        if events.iter().any(|e| e["host"] == "fake-compute-1") {
+            rescheduled += 1;
+        }
+    }
+    assert!(
+        rescheduled > 0,
+        "no build went through fake-compute-1 first"
+    );
+    c.stop().await;
+}
