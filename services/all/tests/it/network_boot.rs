@@ -126,6 +126,12 @@ async fn a_server_gets_a_bound_port_its_addresses_and_loses_the_port_at_delete()
         assert_eq!(r.status, 404, "{}", r.body);
         assert_eq!(r.fault().1, "Instance is not a member of specified network");
     }
+    // The detail list shows them too.
+    let r = c.get("/v2.1/servers/detail", "demo").await;
+    for s in r.body["servers"].as_array().unwrap() {
+        let ip = &s["addresses"]["private"][0]["addr"];
+        assert!(ip.is_string(), "{s}");
+    }
     // Two servers, two addresses.
     let ip_of = |ports: &[Value]| ports[0]["fixed_ips"][0]["ip_address"].clone();
     assert_ne!(
@@ -220,6 +226,22 @@ async fn bad_requested_networks_are_refused_as_nova_does() {
         assert_eq!(r.status, status, "{networks}: {}", r.body);
         assert_eq!(r.fault().1, message, "{networks}");
     }
+    // Another project's port is not found.
+    let (st, p) = neutron(
+        &c,
+        "admin",
+        Method::POST,
+        "ports",
+        Some(json!({"port": {"network_id": net}})),
+    )
+    .await;
+    assert_eq!(st, 201, "{p}");
+    let theirs = p["port"]["id"].as_str().unwrap().to_owned();
+    let mut s = base("theirs");
+    s["networks"] = json!([{ "port": theirs }]);
+    let r = boot_with(&c, "2.37", s).await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert_eq!(r.fault().1, format!("Port id {theirs} could not be found."));
     // A fixed IP already taken.
     let mut s = base("ip");
     s["networks"] = json!([{ "uuid": net, "fixed_ip": "10.0.0.50" }]);

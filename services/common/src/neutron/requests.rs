@@ -195,8 +195,17 @@ pub async fn validate_networks(
     let mut net_ids = vec![];
     for r in list {
         if let Some(port_id) = r.port_id() {
+            // Another project's port is not the user's to see (nova asks
+            // with the user's token).
             let port = match client.show("port", port_id).await {
-                Ok(p) => p,
+                Ok(p)
+                    if admin
+                        || p["project_id"].as_str().or(p["tenant_id"].as_str())
+                            == Some(project) =>
+                {
+                    p
+                }
+                Ok(_) => return Err(bad(format!("Port id {port_id} could not be found."))),
                 Err(e) if e.is_not_found() => {
                     return Err(bad(format!("Port id {port_id} could not be found.")));
                 }
