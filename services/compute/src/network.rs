@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use nova_objects::{Instance, InstanceInfoCache, Lookup, NetworkRequestList};
 use nova_rpc::RequestContext;
-use nova_service::neutron::{self, NeutronClient, vifs_of_cache};
+use nova_service::neutron::{self, NeutronClient, preserved_ports, vifs_of_cache};
 use serde_json::Value;
 use tokio::sync::oneshot;
 
@@ -234,12 +234,4 @@ impl ComputeManager {
             tracing::warn!(instance = %uuid, error = %e, "ports not unbound");
         }
     }
-}
-
-/// The ports of `vifs` the user gave (kept at delete).
-fn preserved_ports(vifs: &[Value]) -> Vec<String> {
-    vifs.iter()
-        .filter(|v| v["preserve_on_delete"].as_bool() == Some(true))
-        .filter_map(|v| v["id"].as_str().map(str::to_owned))
-        .collect()
 }

@@ -403,3 +403,23 @@ async fn a_rescheduled_build_keeps_its_port_and_binds_it_on_the_next_host() {
     );
     c.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_local_delete_releases_the_ports_too() {
+    let mut c = start(&[]).await;
+    let r = boot_with(&c, "2.1", base("local")).await;
+    let id = r.body["server"]["id"].as_str().unwrap().to_owned();
+    c.wait_status("demo", &id, "ACTIVE").await;
+    assert_eq!(ports_of(&c, &id).await.len(), 1);
+    // The compute is gone: the API deletes the server itself.
+    c.all.stop_compute("fake-compute-1").await;
+    assert_eq!(
+        c.delete(&format!("/v2.1/servers/{id}"), "demo")
+            .await
+            .status,
+        204
+    );
+    c.wait_gone("demo", &id).await;
+    assert!(ports_of(&c, &id).await.is_empty());
+    c.stop().await;
+}

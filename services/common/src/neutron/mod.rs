@@ -16,7 +16,7 @@ use serde_json::Value;
 use crate::Conf;
 
 pub use allocate::{Allocation, deallocate_for_instance, unbind_ports};
-pub use model::{vif_of_port, vifs_of_cache};
+pub use model::{preserved_ports, vif_of_port, vifs_of_cache};
 pub use requests::{NetworkError, parse_requested_networks, validate_networks};
 
 /// A Neutron answer that is not a success, or no answer.

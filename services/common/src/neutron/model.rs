@@ -149,6 +149,15 @@ pub fn vifs_of_cache(network_info: Option<&str>) -> Vec<Value> {
         .unwrap_or_default()
 }
 
+/// The ports of `vifs` the user gave (`preserve_on_delete`: unbound, not
+/// deleted, when the server goes).
+pub fn preserved_ports(vifs: &[Value]) -> Vec<String> {
+    vifs.iter()
+        .filter(|v| v["preserve_on_delete"].as_bool() == Some(true))
+        .filter_map(|v| v["id"].as_str().map(str::to_owned))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
