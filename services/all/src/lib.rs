@@ -186,7 +186,9 @@ impl AllInOne {
             .collect();
         let api = nova_api::serve::start_with(runner, more).await?;
         let network = match network {
-            Some((svc, l, url)) => Some(network::start(runner, &api, svc, l, url).await?),
+            Some((svc, l, url)) => {
+                Some(network::start(runner, &api, svc, l, url, &computes).await?)
+            }
             None => None,
         };
         let metadata = if nova_metadata::enabled(&conf) {
@@ -214,6 +216,11 @@ impl AllInOne {
     /// at a time.
     pub async fn add_computes(&mut self, hosts: &[String]) -> anyhow::Result<()> {
         let started = nova_compute::service::start_hosts(&self.runner, hosts).await?;
+        if let Some(network) = self.api.state.network() {
+            for c in &started {
+                c.manager.set_network(network.clone());
+            }
+        }
         self.computes.extend(started);
         self.computes.sort_by(|a, b| a.host.cmp(&b.host));
         Ok(())

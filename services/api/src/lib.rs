@@ -223,6 +223,10 @@ pub struct ApiState {
     /// Notifications (`flavor.*`, `keypair.*`, `service.*`, local deletes,
     /// `instance.update`); none unless set ([`nova_service::Runner::notifier`]).
     pub notifier: nova_service::notifications::Notifier,
+    /// The network API (`[neutron]`, or nova-all's built-in network
+    /// service): requested networks are checked against it; unset, only
+    /// `"none"`/`"auto"` networks can be asked for.
+    pub network: std::sync::OnceLock<Arc<nova_service::neutron::NeutronClient>>,
 }
 
 impl ApiState {
@@ -245,7 +249,13 @@ impl ApiState {
             images,
             identity,
             notifier: nova_service::notifications::Notifier::disabled(),
+            network: std::sync::OnceLock::new(),
         }
+    }
+
+    /// The network API, when there is one.
+    pub fn network(&self) -> Option<&Arc<nova_service::neutron::NeutronClient>> {
+        self.network.get()
     }
 }
 
@@ -308,6 +318,8 @@ pub fn router(state: Arc<ApiState>) -> Router {
             get(servers::extras::diagnostics),
         )
         .route("/servers/{id}/topology", get(servers::extras::topology))
+        .route("/servers/{id}/ips", get(servers::ips::index))
+        .route("/servers/{id}/ips/{network}", get(servers::ips::show))
         .route(
             "/servers/{id}/remote-consoles",
             post(handlers::consoles::create),

@@ -153,6 +153,9 @@ pub async fn start_with(runner: &Runner, more: Vec<CatalogEntry>) -> anyhow::Res
         cap,
     );
     state.notifier = runner.notifier().await?;
+    if let Some(client) = nova_service::neutron::NeutronClient::from_conf(conf) {
+        let _ = state.network.set(Arc::new(client));
+    }
     let noop = match conf
         .str_or("quota", "driver", "nova.quota.DbQuotaDriver")
         .as_str()

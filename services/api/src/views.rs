@@ -51,20 +51,20 @@ fn links(st: &ApiState, kind: &str, id: &str) -> Value {
 }
 
 /// `{"id", "name", "links"}` of a server.
-/// nova's `addresses`: the info cache's fixed and floating IPs by network
-/// label (`{}` when the cache was not loaded or is empty).
-fn addresses(i: &Instance) -> Value {
-    let mut out = serde_json::Map::new();
+/// nova's `get_networks_for_instance`: per network label (in the order
+/// of the info cache's VIFs), its fixed IPs then its floating IPs, each
+/// with its VIF's MAC (none when the cache was not loaded or is empty).
+pub(crate) fn networks_of(i: &Instance) -> Vec<(String, Vec<Value>)> {
+    let mut out: Vec<(String, Vec<Value>, Vec<Value>)> = vec![];
     if !i.obj_attr_is_set("info_cache") {
-        return Value::Object(out);
+        return vec![];
     }
-    let nw: Value = i
-        .info_cache()
-        .as_ref()
-        .and_then(|c| c.network_info().as_deref().map(str::to_owned))
-        .and_then(|s| serde_json::from_str(&s).ok())
-        .unwrap_or(Value::Null);
-    for vif in nw.as_array().into_iter().flatten() {
+    let nw = nova_service::neutron::vifs_of_cache(
+        i.info_cache()
+            .as_ref()
+            .and_then(|c| c.network_info().as_deref()),
+    );
+    for vif in &nw {
         if !vif["network"].is_object() {
             continue;
         }
@@ -72,24 +72,59 @@ fn addresses(i: &Instance) -> Value {
             .as_str()
             .unwrap_or_default()
             .to_owned();
-        let list = out.entry(label).or_insert_with(|| json!([]));
+        let at = match out.iter().position(|(l, _, _)| *l == label) {
+            Some(n) => n,
+            None => {
+                out.push((label, vec![], vec![]));
+                out.len() - 1
+            }
+        };
+        let ip = |addr: &Value, version: &Value, kind: &str| {
+            json!({"address": addr, "version": version.as_u64().unwrap_or(4), "type": kind,
+                "mac_address": vif["address"]})
+        };
         for subnet in vif["network"]["subnets"].as_array().into_iter().flatten() {
-            for ip in subnet["ips"].as_array().into_iter().flatten() {
-                let mut add = |addr: &Value, kind: &str| {
-                    if let Some(l) = list.as_array_mut() {
-                        l.push(json!({"version": ip["version"].as_u64().unwrap_or(4),
-                            "addr": addr, "OS-EXT-IPS:type": kind,
-                            "OS-EXT-IPS-MAC:mac_addr": vif["address"]}));
-                    }
-                };
-                add(&ip["address"], "fixed");
-                for f in ip["floating_ips"].as_array().into_iter().flatten() {
-                    add(&f["address"], "floating");
+            for fixed in subnet["ips"].as_array().into_iter().flatten() {
+                out[at]
+                    .1
+                    .push(ip(&fixed["address"], &fixed["version"], "fixed"));
+                for f in fixed["floating_ips"].as_array().into_iter().flatten() {
+                    out[at].2.push(ip(&f["address"], &f["version"], "floating"));
                 }
             }
         }
     }
-    Value::Object(out)
+    out.into_iter()
+        .map(|(label, mut ips, floating)| {
+            ips.extend(floating);
+            (label, ips)
+        })
+        .collect()
+}
+
+/// nova's address view of one IP (`extend`: with its type and MAC, as the
+/// server view shows them).
+pub(crate) fn address(ip: &Value, extend: bool) -> Value {
+    let mut a = json!({"version": ip["version"], "addr": ip["address"]});
+    if extend {
+        a["OS-EXT-IPS:type"] = ip["type"].clone();
+        a["OS-EXT-IPS-MAC:mac_addr"] = ip["mac_address"].clone();
+    }
+    a
+}
+
+/// nova's `addresses` of a server (`extend`: the server view's extended
+/// attributes).
+pub(crate) fn addresses_of(i: &Instance, extend: bool) -> Value {
+    Value::Object(
+        networks_of(i)
+            .into_iter()
+            .map(|(label, ips)| {
+                let list = ips.iter().map(|ip| address(ip, extend)).collect();
+                (label, Value::Array(list))
+            })
+            .collect(),
+    )
 }
 
 pub(crate) fn server_brief(st: &ApiState, i: &Instance) -> Value {
@@ -156,7 +191,7 @@ pub(crate) fn server(st: &ApiState, ctx: &Ctx, v: ApiVersion, i: &Instance, show
         "flavor": flavor,
         "created": time(i.created_at()),
         "updated": time(&i.updated_at().or(*i.created_at())),
-        "addresses": addresses(i),
+        "addresses": addresses_of(i, true),
         "accessIPv4": i.access_ip_v4().clone().unwrap_or_default(),
         "accessIPv6": i.access_ip_v6().clone().unwrap_or_default(),
         "links": links(st, "servers", i.uuid()),

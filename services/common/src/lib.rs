@@ -27,6 +27,7 @@ pub mod context;
 pub mod instance_actions;
 pub mod instance_name;
 pub mod moves;
+pub mod neutron;
 pub mod notifications;
 mod runner;
 mod service;

@@ -49,6 +49,12 @@ pub struct ComputeConfig {
     /// The console options (`[vnc]`, `[spice]`, `[serial_console]`,
     /// `[mks]`, `[consoleauth] token_ttl`).
     pub consoles: nova_service::consoles::ConsoleOptions,
+    /// `[DEFAULT] vif_plugging_timeout` (300 s; 0: no wait for
+    /// `network-vif-plugged`).
+    pub vif_plugging_timeout: Duration,
+    /// `[DEFAULT] vif_plugging_is_fatal` (true): a build whose VIFs were
+    /// not plugged in time fails.
+    pub vif_plugging_is_fatal: bool,
 }
 
 impl ComputeConfig {
@@ -72,6 +78,8 @@ impl ComputeConfig {
             shelved_poll_interval: 3600,
             glance_api_servers: Vec::new(),
             consoles: Default::default(),
+            vif_plugging_timeout: Duration::from_secs(300),
+            vif_plugging_is_fatal: true,
         }
     }
 
@@ -105,6 +113,9 @@ impl ComputeConfig {
             .filter(|s| !s.is_empty())
             .collect();
         c.consoles = nova_service::consoles::ConsoleOptions::from_conf(conf)?;
+        c.vif_plugging_timeout =
+            Duration::from_secs(conf.parse_or("DEFAULT", "vif_plugging_timeout", 300u64)?);
+        c.vif_plugging_is_fatal = conf.bool_or("DEFAULT", "vif_plugging_is_fatal", true)?;
         Ok(c)
     }
 }

@@ -20,8 +20,7 @@ pub(crate) struct InstanceEvents {
 impl InstanceEvents {
     /// Registers a wait for `key` (`name-tag`) of `instance`; the receiver
     /// gets the event's status. The build's wait for `network-vif-plugged`
-    /// (nova's Neutron client, not built yet) is its caller.
-    #[allow(dead_code)]
+    /// (`network.rs`) is its caller.
     pub(crate) fn prepare(&self, instance: &str, key: &str) -> oneshot::Receiver<String> {
         let (tx, rx) = oneshot::channel();
         self.lock()

@@ -48,6 +48,7 @@ mod images;
 mod instance_events;
 pub mod manager;
 mod moves;
+mod network;
 pub mod power_sync;
 mod rebuild;
 pub mod recovery;

@@ -47,6 +47,8 @@ pub(crate) struct Inner {
     pub(crate) http: reqwest::Client,
     /// What builds wait for from other services (`network-vif-plugged`).
     pub(crate) events: crate::instance_events::InstanceEvents,
+    /// The network API (none: servers get no ports).
+    pub(crate) network: std::sync::OnceLock<Arc<nova_service::neutron::NeutronClient>>,
 }
 
 /// The compute manager. Cheap to clone.
@@ -84,6 +86,7 @@ impl ComputeManager {
                 images: std::sync::OnceLock::new(),
                 http: reqwest::Client::new(),
                 events: Default::default(),
+                network: std::sync::OnceLock::new(),
             }),
         }
     }
@@ -344,7 +347,7 @@ impl ComputeManager {
     async fn do_build(&self, ctx: &RequestContext, b: Build) -> anyhow::Result<()> {
         let me = &self.inner;
         let ctx = elevated(ctx);
-        let mut inst = b.instance;
+        let mut inst = b.instance.clone();
         inst.obj_reset_changes_recursive();
         let old = OldStates::of(&inst);
         inst.set_host(Some(self.host().to_owned()));
@@ -377,23 +380,7 @@ impl ComputeManager {
             .validate_group_policy(&ctx, &inst, b.request_spec.as_ref(), &b.filter_properties)
             .await;
         let spawned = match group_check {
-            Ok(()) => match self
-                .prepare_spawn(
-                    &ctx,
-                    &inst,
-                    &b.image,
-                    b.admin_password.clone(),
-                    b.injected_files.as_deref().unwrap_or_default(),
-                )
-                .await
-            {
-                Ok(spec) => me.driver.spawn(&spec).await,
-                Err(e) => Err(e),
-            }
-            .map_err(|err| {
-                let fault = ExceptionPayload::from_driver(module_path!(), "spawn", &err);
-                (err.to_string(), fault)
-            }),
+            Ok(()) => self.spawn_with_networks(&ctx, &mut inst, &b).await,
             Err(reason) => Err((
                 reason.clone(),
                 ExceptionPayload::new(
@@ -402,6 +389,7 @@ impl ComputeManager {
                     "GroupAffinityViolation",
                     reason,
                 ),
+                false,
             )),
         };
         match spawned {
@@ -432,7 +420,7 @@ impl ComputeManager {
                     .await;
                 Ok(())
             }
-            Err((reason, fault)) => {
+            Err((reason, fault, abort)) => {
                 tracing::warn!(instance = %inst.uuid(), host = %self.host(), error = %reason, "spawn failed");
                 self.notifier()
                     .instance_create(&ctx, &inst, self.host(), Phase::Error, Some(&fault), None)
@@ -444,11 +432,13 @@ impl ComputeManager {
                 let retry = b
                     .filter_properties
                     .get("retry")
-                    .filter(|r| !r.is_null())
+                    .filter(|r| !r.is_null() && !abort)
                     .cloned();
                 match retry {
                     Some(mut retry) => {
-                        // Reschedule: the conductor takes the next alternate.
+                        // Reschedule: the conductor takes the next alternate;
+                        // the ports stay the instance's, unbound from here.
+                        self.unbind_networks(inst.uuid()).await;
                         retry["exc_reason"] = json!(reason);
                         inst.set_host(None);
                         inst.set_node(None);
@@ -475,7 +465,7 @@ impl ComputeManager {
                                 &fp,
                                 &b.admin_password,
                                 &b.injected_files,
-                                &None,
+                                &b.requested_networks,
                                 &None,
                                 &b.request_spec,
                                 &Some(vec![b.host_list.unwrap_or_default()]),
@@ -483,6 +473,9 @@ impl ComputeManager {
                             .await?;
                     }
                     None => {
+                        if let Err(e) = self.deallocate_networks(&ctx, inst.uuid()).await {
+                            tracing::warn!(instance = %inst.uuid(), error = %e, "ports not released");
+                        }
                         let msg = format!("Build of instance {} aborted: {reason}", inst.uuid());
                         set_error(&me.objects, &ctx, &mut inst, 500, &msg, Some(self.host()))
                             .await?;
@@ -493,6 +486,53 @@ impl ComputeManager {
                 Ok(())
             }
         }
+    }
+
+    /// The build's networks, then the driver's spawn, then the wait for
+    /// the VIFs; an error says why, with its fault, and whether the build
+    /// is aborted rather than rescheduled (nova's network failures).
+    async fn spawn_with_networks(
+        &self,
+        ctx: &RequestContext,
+        inst: &mut Instance,
+        b: &Build,
+    ) -> Result<(), (String, ExceptionPayload, bool)> {
+        let uuid = inst.uuid().clone();
+        let abort = |function: &str, class: &str, e: &anyhow::Error| {
+            tracing::warn!(instance = %uuid, error = %format!("{e:#}"), "{}", crate::network::NETWORK_FAILED);
+            (
+                crate::network::NETWORK_FAILED.to_owned(),
+                ExceptionPayload::new(module_path!(), function, class, format!("{e:#}")),
+                true,
+            )
+        };
+        let (vifs, waits) = self
+            .build_networks(ctx, inst, b.requested_networks.as_ref())
+            .await
+            .map_err(|e| abort("_build_networks_for_instance", "BuildAbortException", &e))?;
+        match self
+            .prepare_spawn(
+                ctx,
+                inst,
+                &b.image,
+                b.admin_password.clone(),
+                b.injected_files.as_deref().unwrap_or_default(),
+            )
+            .await
+        {
+            Ok(mut spec) => {
+                spec.network_info = crate::network::driver_vifs(&vifs);
+                self.inner.driver.spawn(&spec).await
+            }
+            Err(e) => Err(e),
+        }
+        .map_err(|err| {
+            let fault = ExceptionPayload::from_driver(module_path!(), "spawn", &err);
+            (err.to_string(), fault, false)
+        })?;
+        self.wait_for_plugs(&uuid, waits)
+            .await
+            .map_err(|e| abort("spawn", "VirtualInterfaceCreateException", &e))
     }
 
     /// Runs `f` on the caller's copy of the instance under its lock, as
@@ -582,6 +622,13 @@ impl ComputeManager {
         }
         self.notify_action(&ctx, &inst, "shutdown", Phase::End, None)
             .await;
+        if let Err(e) = self.deallocate_networks(&ctx, inst.uuid()).await {
+            // nova's _try_deallocate_network: the instance goes to ERROR.
+            let msg = format!("Failed to deallocate network for instance. Error: {e:#}");
+            set_error(&me.objects, &ctx, &mut inst, 500, &msg, Some(self.host())).await?;
+            self.updated(&ctx, &inst, &old).await;
+            return Ok(());
+        }
         self.drop_claim(inst.uuid()).await;
         me.placement
             .delete_allocations_async(inst.uuid())
@@ -684,6 +731,8 @@ struct Build {
     injected_files: Option<Vec<Value>>,
     node: Option<String>,
     host_list: Option<Vec<Selection>>,
+    /// The networks asked for (`None`: the one available network).
+    requested_networks: Option<NetworkRequestList>,
 }
 
 impl Compute for ComputeManager {
@@ -708,7 +757,7 @@ impl Compute for ComputeManager {
         filter_properties: Value,
         admin_password: Option<String>,
         injected_files: Option<Vec<Value>>,
-        _requested_networks: Option<NetworkRequestList>,
+        requested_networks: Option<NetworkRequestList>,
         _security_groups: Option<Vec<String>>,
         _block_device_mapping: Option<BlockDeviceMappingList>,
         node: Option<String>,
@@ -730,6 +779,7 @@ impl Compute for ComputeManager {
             injected_files,
             node,
             host_list,
+            requested_networks,
         };
         let me = self.clone();
         tokio::spawn(tracing::Instrument::instrument(

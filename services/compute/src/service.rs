@@ -7,6 +7,7 @@ use anyhow::Context as _;
 use futures_util::StreamExt as _;
 use nova_objects::{ConductorStore, Objects};
 use nova_service::Runner;
+use nova_service::neutron::NeutronClient;
 use nova_virt::{ComputeDriver, FakeDriver};
 use tokio_util::sync::CancellationToken;
 
@@ -69,13 +70,14 @@ pub fn driver_for(conf: &nova_service::Conf, host: &str) -> anyhow::Result<Drive
 /// Starts the compute service of `host` on `runner` with `driver`
 /// ([`ComputeManager::start`]: waits for the conductor, registers the
 /// service, reports resources, recovers instances, serves RPC); the runner
-/// drains its RPC server.
+/// drains its RPC server. Its ports come from `network` (`[neutron]`).
 pub async fn start_host(
     runner: &Runner,
     host: &str,
     objects: Objects,
     driver: Arc<dyn ComputeDriver>,
     fake: Option<Arc<FakeDriver>>,
+    network: Option<Arc<NeutronClient>>,
 ) -> anyhow::Result<ComputeService> {
     let mut cfg = ComputeConfig::from_conf(runner.conf())?;
     cfg.host = host.to_owned();
@@ -87,6 +89,9 @@ pub async fn start_host(
         manager.set_image_cache(crate::ImageCache::from_conf(runner.conf()));
     }
     manager.set_notifier(runner.notifier().await?);
+    if let Some(client) = network {
+        manager.set_network(client);
+    }
     let stop = runner.stop_token().child_token();
     let started = manager
         .start(transport, stop.clone())
@@ -111,12 +116,13 @@ pub async fn start_host(
 /// [`driver_for`]), a few at a time; sorted by host.
 pub async fn start_hosts(runner: &Runner, hosts: &[String]) -> anyhow::Result<Vec<ComputeService>> {
     let objects = conductor_objects(runner).await?;
+    let network = NeutronClient::from_conf(runner.conf()).map(Arc::new);
     let started: Vec<anyhow::Result<ComputeService>> = futures_util::stream::iter(hosts)
         .map(|host| {
-            let objects = objects.clone();
+            let (objects, network) = (objects.clone(), network.clone());
             async move {
                 let (driver, fake) = driver_for(runner.conf(), host)?;
-                start_host(runner, host, objects, driver, fake).await
+                start_host(runner, host, objects, driver, fake, network).await
             }
         })
         .buffer_unordered(START_CONCURRENCY)
@@ -150,7 +156,8 @@ pub async fn start(runner: &Runner, fake_hosts: usize) -> anyhow::Result<Vec<Com
     }
     let objects = conductor_objects(runner).await?;
     let driver = crate::driver_from_conf(runner.conf(), &host)?;
-    let c = start_host(runner, &host, objects, driver, None).await?;
+    let network = NeutronClient::from_conf(runner.conf()).map(Arc::new);
+    let c = start_host(runner, &host, objects, driver, None, network).await?;
     tracing::info!(host = %c.host, "nova-compute started");
     Ok(vec![c])
 }

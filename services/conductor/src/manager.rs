@@ -184,6 +184,7 @@ impl Conductor {
         attempt: i64,
         admin_password: &Option<String>,
         injected_files: &Option<Vec<Value>>,
+        requested_networks: &Option<NetworkRequestList>,
     ) {
         if hosts.is_empty() {
             return;
@@ -204,7 +205,7 @@ impl Conductor {
                 &json!({ "retry": retry, "scheduler_hints": {} }),
                 admin_password,
                 injected_files,
-                &None,
+                requested_networks,
                 &None,
                 &None,
                 &Some(node),
@@ -231,7 +232,7 @@ impl ComputeTask for Conductor {
         image: Value,
         admin_password: Option<String>,
         injected_files: Option<Vec<Value>>,
-        _requested_networks: Option<NetworkRequestList>,
+        requested_networks: Option<NetworkRequestList>,
         _block_device_mapping: Option<BlockDeviceMappingList>,
         _tags: Option<RawObject>,
     ) -> Result<(), RemoteError> {
@@ -337,6 +338,7 @@ impl ComputeTask for Conductor {
                 1,
                 &admin_password,
                 &injected_files,
+                &requested_networks,
             )
             .await;
         }
@@ -457,7 +459,7 @@ impl ComputeTask for Conductor {
         filter_properties: Value,
         admin_password: Option<String>,
         injected_files: Option<Vec<Value>>,
-        _requested_networks: Option<NetworkRequestList>,
+        requested_networks: Option<NetworkRequestList>,
         _security_groups: Option<Vec<String>>,
         request_spec: Option<RequestSpec>,
         host_lists: Option<Vec<Vec<Selection>>>,
@@ -568,6 +570,7 @@ impl ComputeTask for Conductor {
                 attempts,
                 &admin_password,
                 &injected_files,
+                &requested_networks,
             )
             .await;
         }

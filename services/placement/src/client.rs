@@ -13,7 +13,6 @@
 //! they are used, as nova's report client does.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Mutex;
 
 use nova_scheduler::placement::{
     AllocationCandidates, AllocationRequest, Allocations, CandidatesRequest, ConsumerAllocations,
@@ -24,50 +23,17 @@ use serde_json::{Value, json};
 
 use crate::PlacementService;
 use crate::service::Custom;
+use crate::session::{KeystoneSession, ServiceAuth};
 
 type Result<T> = std::result::Result<T, PlacementError>;
 
-/// How [`HttpPlacement`] authenticates.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PlacementAuth {
-    /// A fixed token at a fixed endpoint (Placement's noauth2: `admin`).
-    Token {
-        /// The endpoint (`http://host:8778`).
-        endpoint: String,
-        /// The `X-Auth-Token`.
-        token: String,
-    },
-    /// Keystone v3 password auth, the endpoint from the catalog (or
-    /// `endpoint_override`).
-    Password {
-        /// `auth_url` (`http://keystone/identity/v3` or without `/v3`).
-        auth_url: String,
-        /// `username`.
-        username: String,
-        /// `password`.
-        password: String,
-        /// `project_name`.
-        project_name: String,
-        /// `user_domain_name`.
-        user_domain_name: String,
-        /// `project_domain_name`.
-        project_domain_name: String,
-        /// `region_name` (`None`: any).
-        region_name: Option<String>,
-        /// `valid_interfaces` (first match wins; default internal, public).
-        interfaces: Vec<String>,
-        /// `endpoint_override`.
-        endpoint_override: Option<String>,
-    },
-}
+/// How [`HttpPlacement`] authenticates (a [`ServiceAuth`]).
+pub type PlacementAuth = ServiceAuth;
 
 /// Placement over HTTP.
 #[derive(Debug)]
 pub struct HttpPlacement {
-    http: reqwest::Client,
-    auth: PlacementAuth,
-    /// (endpoint, token), once authenticated.
-    session: Mutex<Option<(String, String)>>,
+    session: KeystoneSession,
 }
 
 /// One HTTP answer.
@@ -80,9 +46,7 @@ impl HttpPlacement {
     /// A client; it authenticates on first use (and again on a 401).
     pub fn new(auth: PlacementAuth) -> Self {
         HttpPlacement {
-            http: reqwest::Client::new(),
-            auth,
-            session: Mutex::new(None),
+            session: KeystoneSession::new(auth, "placement"),
         }
     }
 
@@ -90,106 +54,11 @@ impl HttpPlacement {
     /// neither `auth_url` nor `endpoint_override` is set (the embedded
     /// SQL Placement is then used).
     pub fn from_options(get: impl Fn(&str) -> Option<String>) -> Option<Self> {
-        let endpoint = get("endpoint_override");
-        let auth_type = get("auth_type").unwrap_or_else(|| "password".into());
-        if auth_type == "none"
-            || auth_type == "noauth"
-            || (get("auth_url").is_none() && endpoint.is_some())
-        {
-            return Some(Self::new(PlacementAuth::Token {
-                endpoint: endpoint?,
-                token: get("token").unwrap_or_else(|| "admin".into()),
-            }));
-        }
-        let auth_url = get("auth_url")?;
-        Some(Self::new(PlacementAuth::Password {
-            auth_url,
-            username: get("username").unwrap_or_default(),
-            password: get("password").unwrap_or_default(),
-            project_name: get("project_name").unwrap_or_else(|| "service".into()),
-            user_domain_name: get("user_domain_name").unwrap_or_else(|| "Default".into()),
-            project_domain_name: get("project_domain_name").unwrap_or_else(|| "Default".into()),
-            region_name: get("region_name"),
-            interfaces: get("valid_interfaces")
-                .map(|v| v.split(',').map(|s| s.trim().to_owned()).collect())
-                .unwrap_or_else(|| vec!["internal".into(), "public".into()]),
-            endpoint_override: endpoint,
-        }))
+        ServiceAuth::from_options(get).map(Self::new)
     }
 
     fn down(e: impl std::fmt::Display) -> PlacementError {
         PlacementError::Unavailable(format!("placement unreachable: {e}"))
-    }
-
-    /// (endpoint, token), authenticating when needed.
-    async fn session(&self, renew: bool) -> Result<(String, String)> {
-        if !renew
-            && let Some(s) = self
-                .session
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .clone()
-        {
-            return Ok(s);
-        }
-        let s = match &self.auth {
-            PlacementAuth::Token { endpoint, token } => {
-                (endpoint.trim_end_matches('/').to_owned(), token.clone())
-            }
-            PlacementAuth::Password {
-                auth_url,
-                username,
-                password,
-                project_name,
-                user_domain_name,
-                project_domain_name,
-                region_name,
-                interfaces,
-                endpoint_override,
-            } => {
-                let base = auth_url.trim_end_matches('/');
-                let url = if base.ends_with("/v3") {
-                    format!("{base}/auth/tokens")
-                } else {
-                    format!("{base}/v3/auth/tokens")
-                };
-                let body = json!({"auth": {
-                    "identity": {"methods": ["password"], "password": {"user": {
-                        "name": username, "password": password,
-                        "domain": {"name": user_domain_name}}}},
-                    "scope": {"project": {"name": project_name, "domain": {"name": project_domain_name}}},
-                }});
-                let r = self
-                    .http
-                    .post(&url)
-                    .json(&body)
-                    .send()
-                    .await
-                    .map_err(Self::down)?;
-                if !r.status().is_success() {
-                    return Err(PlacementError::Unavailable(format!(
-                        "keystone refused the placement credentials: {}",
-                        r.status()
-                    )));
-                }
-                let token = r
-                    .headers()
-                    .get("x-subject-token")
-                    .and_then(|v| v.to_str().ok())
-                    .map(str::to_owned)
-                    .ok_or_else(|| Self::down("keystone sent no X-Subject-Token"))?;
-                let doc: Value = r.json().await.map_err(Self::down)?;
-                let endpoint = match endpoint_override {
-                    Some(e) => e.trim_end_matches('/').to_owned(),
-                    None => catalog_endpoint(&doc, region_name.as_deref(), interfaces).ok_or_else(
-                        || Self::down("no placement endpoint in the service catalog"),
-                    )?,
-                };
-                (endpoint, token)
-            }
-        };
-        *self.session.lock().unwrap_or_else(|e| e.into_inner()) = Some(s.clone());
-        Ok(s)
     }
 
     async fn call(
@@ -200,9 +69,10 @@ impl HttpPlacement {
         body: Option<&Value>,
     ) -> Result<Answer> {
         for attempt in 0..2 {
-            let (endpoint, token) = self.session(attempt > 0).await?;
+            let (endpoint, token) = self.session.get(attempt > 0).await.map_err(Self::down)?;
             let mut rb = self
-                .http
+                .session
+                .http()
                 .request(method.clone(), format!("{endpoint}{path}"))
                 .header("x-auth-token", token)
                 .header("openstack-api-version", format!("placement {mv}"))
@@ -212,8 +82,7 @@ impl HttpPlacement {
             }
             let r = rb.send().await.map_err(Self::down)?;
             let status = r.status().as_u16();
-            if status == 401 && attempt == 0 && matches!(self.auth, PlacementAuth::Password { .. })
-            {
+            if status == 401 && attempt == 0 && self.session.renews() {
                 continue; // the token expired: once more with a new one
             }
             let bytes = r.bytes().await.map_err(Self::down)?;
@@ -267,24 +136,6 @@ impl HttpPlacement {
         }
         Ok(())
     }
-}
-
-/// The placement endpoint of a Keystone token's catalog.
-fn catalog_endpoint(doc: &Value, region: Option<&str>, interfaces: &[String]) -> Option<String> {
-    let catalog = doc["token"]["catalog"].as_array()?;
-    let svc = catalog.iter().find(|s| s["type"] == "placement")?;
-    let eps = svc["endpoints"].as_array()?;
-    for want in interfaces {
-        for e in eps {
-            let region_ok = region.is_none_or(|r| e["region"] == r || e["region_id"] == r);
-            if e["interface"] == want.as_str() && region_ok {
-                return e["url"]
-                    .as_str()
-                    .map(|u| u.trim_end_matches('/').to_owned());
-            }
-        }
-    }
-    None
 }
 
 /// A Placement error answer as a [`PlacementError`].

@@ -32,10 +32,12 @@ mod memory;
 mod mirror;
 mod schema;
 mod service;
+pub mod session;
 mod sql;
 mod store;
 
 pub use client::{HttpPlacement, PlacementAuth};
 pub use memory::MemoryPlacementService;
 pub use service::{Custom, PlacementHandle, PlacementService};
+pub use session::{KeystoneSession, ServiceAuth, TokenIssuer};
 pub use store::{ALLOCATION_CONFLICT_RETRIES, SqlPlacement};

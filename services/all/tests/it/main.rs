@@ -22,6 +22,7 @@ mod metadata;
 mod moves;
 mod multiprocess;
 mod network;
+mod network_boot;
 #[cfg(feature = "amqp")]
 mod notifications;
 #[cfg(all(feature = "amqp", feature = "postgres"))]

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use nova_objects::{
     Aggregate, BuildRequest, ComputeNode, Destination, Flavor, ImageMeta, Instance,
-    InstanceMapping, KeyPair, ListQuery, Lookup, RequestSpec,
+    InstanceMapping, KeyPair, ListQuery, Lookup, NetworkRequestList, RequestSpec,
 };
 use nova_service::states::{PowerState, TaskState, VmState};
 use serde_json::{Value, json};
@@ -70,6 +70,8 @@ pub(crate) struct CreateRequest {
     /// `personality` (≤ 2.56): `{path, contents}` (base64), written on the
     /// config drive.
     pub personality: Vec<Value>,
+    /// `networks` (`None`: absent, the one available network).
+    pub requested_networks: Option<NetworkRequestList>,
 }
 
 /// nova's `TrustedCerts` primitive of these certificate ids.
@@ -315,6 +317,7 @@ async fn plan(st: &ApiState, ctx: &Ctx, r: &CreateRequest) -> ApiResult<Plan> {
             "The requested availability zone is not available: {zone}"
         )));
     }
+    check_requested_networks(st, ctx, r).await?;
     let count = quota_count(st, ctx, &flavor, r.min_count, r.max_count).await?;
     let destination = requested_destination(st, r).await?;
     let group = match r.hints.get("group").and_then(|g| g.first()) {
@@ -328,6 +331,43 @@ async fn plan(st: &ApiState, ctx: &Ctx, r: &CreateRequest) -> ApiResult<Plan> {
         key,
         count,
         group,
+    })
+}
+
+/// nova's `_check_requested_networks`: with a network service, its
+/// `validate_networks` (nova's 400s and 409s); without one only `"none"`,
+/// `"auto"` or no networks can be served.
+async fn check_requested_networks(st: &ApiState, ctx: &Ctx, r: &CreateRequest) -> ApiResult<()> {
+    use nova_service::neutron::{NetworkError, validate_networks};
+    let requested = r.requested_networks.as_ref();
+    let Some(client) = st.network() else {
+        let first = requested.and_then(|l| l.objects().first()).filter(|n| {
+            n.port_id().is_some() || !matches!(n.network_id().as_deref(), Some("none" | "auto"))
+        });
+        if let Some(n) = first {
+            let what = n
+                .network_id()
+                .clone()
+                .or(n.port_id().clone())
+                .unwrap_or_default();
+            return Err(Fault::bad_request(format!(
+                "Network {what} could not be found: this deployment has no network service; use \"networks\": \"none\" or \"auto\"."
+            )));
+        }
+        return Ok(());
+    };
+    validate_networks(
+        client,
+        &ctx.project_id,
+        ctx.is_admin(),
+        requested,
+        r.max_count,
+    )
+    .await
+    .map_err(|e| match e {
+        NetworkError::BadRequest(m) => Fault::bad_request(m),
+        NetworkError::Conflict(m) => Fault::conflict(m),
+        NetworkError::Unavailable(m) => Fault::internal(m),
     })
 }
 
@@ -511,7 +551,7 @@ pub(crate) async fn create(st: &ApiState, ctx: &Ctx, r: &CreateRequest) -> ApiRe
             &plan.image,
             &Some(admin_pass.clone()),
             &super::rebuild::injected_files(&r.personality),
-            &None,
+            &r.requested_networks,
             &None,
             &None,
         )

@@ -39,8 +39,8 @@ async fn compute_up(st: &ApiState, host: &str) -> bool {
     }
 }
 
-/// Deletes an instance no compute holds: the record, its build request
-/// and its allocations.
+/// Deletes an instance no compute holds: its ports, the record, its build
+/// request and its allocations.
 async fn local_delete(
     st: &ApiState,
     rpc_ctx: &RequestContext,
@@ -59,6 +59,24 @@ async fn local_delete(
             None,
         )
         .await;
+    if let Some(client) = st.network() {
+        // nova's _local_delete: the network resources go too (the ports
+        // nova made deleted, the given ones freed).
+        let cache: Option<nova_objects::InstanceInfoCache> = st
+            .objects
+            .get(&ctx, Lookup::field("instance_uuid", inst.uuid().as_str()))
+            .await
+            .ok();
+        let preserved =
+            nova_service::neutron::preserved_ports(&nova_service::neutron::vifs_of_cache(
+                cache.as_ref().and_then(|c| c.network_info().as_deref()),
+            ));
+        if let Err(e) =
+            nova_service::neutron::deallocate_for_instance(client, inst.uuid(), &preserved).await
+        {
+            tracing::warn!(instance = %inst.uuid(), error = %e, "ports not released at the local delete");
+        }
+    }
     let old = OldStates::of(&inst);
     st.placement
         .delete_allocations_async(inst.uuid())

@@ -115,6 +115,37 @@ fn the_openstack_cli_manages_networks_subnets_and_ports() {
         "default and web: {groups}"
     );
 
+    // A server on the shared network: its port is bound, `addresses` and
+    // `server show` tell its fixed IP, delete removes the port.
+    let server = json(
+        &cli,
+        &[
+            "server",
+            "create",
+            "--flavor",
+            "m1.tiny",
+            "--image",
+            "fake-image",
+            "--network",
+            "private",
+            "--wait",
+            "vm-net",
+        ],
+    );
+    let id = server["id"].as_str().unwrap().to_owned();
+    let ports = json(&cli, &["port", "list", "--server", &id]);
+    let ports = ports.as_array().unwrap();
+    assert_eq!(ports.len(), 1, "{ports:?}");
+    let ip = ports[0]["Fixed IP Addresses"][0]["ip_address"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let shown = json(&cli, &["server", "show", "vm-net"]);
+    assert_eq!(shown["addresses"]["private"][0], ip.as_str(), "{shown}");
+    cli.run(&["server", "delete", "--wait", "vm-net"]);
+    let ports = json(&cli, &["port", "list", "--device-id", &id]);
+    assert_eq!(ports.as_array().unwrap().len(), 0, "{ports}");
+
     // Deleting the port, the subnet and the network.
     cli.run(&["port", "delete", "p1"]);
     cli.run(&["subnet", "delete", "blue-sub"]);

@@ -94,12 +94,8 @@ fn parse(ctx: &Ctx, v: ApiVersion, body: &Value) -> ApiResult<CreateRequest> {
                     .and_then(|m| m["uuid"].as_str().map(str::to_owned))
             })
         });
-    if let Some(n) = s["networks"].as_array().and_then(|n| n.first()) {
-        let what = n["uuid"].as_str().or(n["port"].as_str()).unwrap_or("");
-        return Err(Fault::bad_request(format!(
-            "Network {what} could not be found: this deployment has no network service; use \"networks\": \"none\" or \"auto\"."
-        )));
-    }
+    let requested_networks = nova_service::neutron::parse_requested_networks(s.get("networks"))
+        .map_err(|e| Fault::bad_request(e.to_string()))?;
     if let Some(ud) = s["user_data"].as_str()
         && base64::engine::general_purpose::STANDARD
             .decode(ud.trim())
@@ -211,6 +207,7 @@ fn parse(ctx: &Ctx, v: ApiVersion, body: &Value) -> ApiResult<CreateRequest> {
         } else {
             s["personality"].as_array().cloned().unwrap_or_default()
         },
+        requested_networks,
     })
 }
 

@@ -1,0 +1,240 @@
+//! An instance's ports on a compute (nova's `allocate_for_instance`,
+//! `setup_instance_network_on_host`, `deallocate_for_instance`): ports
+//! created for the requested networks (or the one available network) or
+//! taken as given, checked as nova does, then bound to the host with the
+//! instance as their device; at delete the ports nova made are deleted and
+//! the ones the user gave are unbound (`preserve_on_delete`).
+
+use nova_objects::{Instance, NetworkRequestList};
+use serde_json::{Value, json};
+
+use super::requests::{auto_allocate, available_networks, no_allocate};
+use super::{NResult, NetworkError, NeutronClient, vif_of_port};
+
+/// The ports an instance is to have, before they are bound.
+#[derive(Debug, Clone, Default)]
+pub struct Allocation {
+    /// Each port as the network service shows it, and whether it was given
+    /// (kept at delete) rather than created by nova.
+    pub ports: Vec<(Value, bool)>,
+}
+
+impl Allocation {
+    /// The ports not ACTIVE yet: their `network-vif-plugged` is awaited
+    /// (nova waits for the VIFs whose `active` is false).
+    pub fn to_wait_for(&self) -> Vec<String> {
+        self.ports
+            .iter()
+            .filter(|(p, _)| p["status"] != "ACTIVE")
+            .filter_map(|(p, _)| p["id"].as_str().map(str::to_owned))
+            .collect()
+    }
+}
+
+fn refuse(m: String) -> NetworkError {
+    NetworkError::BadRequest(m)
+}
+
+impl NeutronClient {
+    /// The ports of `inst` for `requested`: with `already` (a build
+    /// rescheduled after its ports were made), the instance's ports, those
+    /// in `preserved` kept at delete; else the given ports (checked: the
+    /// instance's project, not in use) and a new port per requested network
+    /// (or on the one available network). Ports made before a failure are
+    /// deleted again.
+    pub async fn prepare_ports(
+        &self,
+        inst: &Instance,
+        requested: Option<&NetworkRequestList>,
+        already: bool,
+        preserved: &[String],
+    ) -> Result<Allocation, NetworkError> {
+        let uuid = inst.uuid();
+        if already {
+            let ports = self.list("port", &[("device_id", uuid.as_str())]).await?;
+            return Ok(Allocation {
+                ports: ports
+                    .into_iter()
+                    .map(|p| {
+                        let keep = p["id"]
+                            .as_str()
+                            .is_some_and(|id| preserved.iter().any(|k| k == id));
+                        (p, keep)
+                    })
+                    .collect(),
+            });
+        }
+        if no_allocate(requested) {
+            return Ok(Allocation::default());
+        }
+        let project = inst.project_id().clone().unwrap_or_default();
+        let list = requested.map(|l| l.objects().clone()).unwrap_or_default();
+        // (network id, fixed address) per port to make; given ports as is.
+        let mut plan: Vec<Result<(String, Option<String>), Value>> = vec![];
+        if list.is_empty() || auto_allocate(requested) {
+            let nets = available_networks(self, &project, false, &[]).await?;
+            if nets.len() > 1 {
+                return Err(NetworkError::Conflict(
+                    "Multiple possible networks found, use a Network ID to be more specific."
+                        .into(),
+                ));
+            }
+            if nets.is_empty() && auto_allocate(requested) {
+                return Err(refuse(format!(
+                    "Unable to automatically allocate a network for project {project}"
+                )));
+            }
+            for n in nets {
+                plan.push(Ok((n["id"].as_str().unwrap_or_default().to_owned(), None)));
+            }
+        } else {
+            for r in &list {
+                if let Some(port_id) = r.port_id() {
+                    let port = self.show("port", port_id).await.map_err(|e| {
+                        if e.is_not_found() {
+                            refuse(format!("Port id {port_id} could not be found."))
+                        } else {
+                            e.into()
+                        }
+                    })?;
+                    let owner = port["project_id"].as_str().or(port["tenant_id"].as_str());
+                    if owner != Some(project.as_str()) {
+                        return Err(refuse(format!(
+                            "Port {port_id} not usable for instance {uuid}."
+                        )));
+                    }
+                    if port["device_id"]
+                        .as_str()
+                        .is_some_and(|d| !d.is_empty() && d != uuid.as_str())
+                    {
+                        return Err(NetworkError::Conflict(format!(
+                            "Port {port_id} is still in use."
+                        )));
+                    }
+                    if port["binding:vif_type"] == "binding_failed" {
+                        return Err(refuse(format!(
+                            "Binding failed for port {port_id}, please check neutron logs for more information."
+                        )));
+                    }
+                    plan.push(Err(port));
+                } else if let Some(net) = r.network_id() {
+                    plan.push(Ok((net.clone(), r.address().clone())));
+                }
+            }
+        }
+        let mut out = Allocation::default();
+        for step in plan {
+            match step {
+                Err(port) => out.ports.push((port, true)),
+                Ok((net, address)) => {
+                    let mut body = json!({"network_id": net, "project_id": project,
+                        "tenant_id": project, "admin_state_up": true});
+                    if let Some(a) = address {
+                        body["fixed_ips"] = json!([{ "ip_address": a }]);
+                    }
+                    match self.create_port(body).await {
+                        Ok(p) => out.ports.push((p, false)),
+                        Err(e) => {
+                            for (p, given) in &out.ports {
+                                if !given && let Some(id) = p["id"].as_str() {
+                                    let _ = self.delete_port(id).await;
+                                }
+                            }
+                            return Err(match e.status {
+                                409 | 400 | 404 => refuse(e.message),
+                                _ => e.into(),
+                            });
+                        }
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Binds `alloc`'s ports to `host` with `inst` as their device (nova's
+    /// `_update_ports_for_instance`); returns the network info (one VIF per
+    /// port, in order).
+    pub async fn bind_ports(
+        &self,
+        inst: &Instance,
+        host: &str,
+        alloc: &Allocation,
+    ) -> Result<Vec<Value>, NetworkError> {
+        let zone = inst
+            .availability_zone()
+            .clone()
+            .unwrap_or_else(|| "nova".into());
+        let mut vifs = vec![];
+        let mut networks: Vec<(String, Value, Vec<Value>)> = vec![];
+        for (port, given) in &alloc.ports {
+            let id = port["id"].as_str().unwrap_or_default();
+            let bound = self
+                .update_port(
+                    id,
+                    json!({"device_id": inst.uuid(), "device_owner": format!("compute:{zone}"),
+                        "binding:host_id": host}),
+                )
+                .await?;
+            let net_id = bound["network_id"].as_str().unwrap_or_default().to_owned();
+            if !networks.iter().any(|(n, _, _)| *n == net_id) {
+                let net = self.show("network", &net_id).await?;
+                let subnets = self
+                    .list("subnet", &[("network_id", net_id.as_str())])
+                    .await?;
+                networks.push((net_id.clone(), net, subnets));
+            }
+            let (_, net, subnets) = networks
+                .iter()
+                .find(|(n, _, _)| *n == net_id)
+                .unwrap_or_else(|| unreachable!("added above"));
+            let floating = if *given {
+                self.list("floatingip", &[("port_id", id)])
+                    .await
+                    .unwrap_or_default()
+            } else {
+                vec![]
+            };
+            vifs.push(vif_of_port(&bound, net, subnets, &floating, *given));
+        }
+        Ok(vifs)
+    }
+}
+
+/// Unbinds the ports of `instance` from their host (a rescheduled build:
+/// the next host binds them again).
+pub async fn unbind_ports(client: &NeutronClient, instance: &str) -> NResult<()> {
+    for p in client.list("port", &[("device_id", instance)]).await? {
+        if let Some(id) = p["id"].as_str() {
+            client
+                .update_port(id, json!({"binding:host_id": null, "binding:profile": {}}))
+                .await?;
+        }
+    }
+    Ok(())
+}
+
+/// nova's `deallocate_for_instance`: the ports of `instance` in `preserved`
+/// (given by the user) are unbound and freed (device cleared), the others
+/// deleted.
+pub async fn deallocate_for_instance(
+    client: &NeutronClient,
+    instance: &str,
+    preserved: &[String],
+) -> NResult<()> {
+    for p in client.list("port", &[("device_id", instance)]).await? {
+        let Some(id) = p["id"].as_str() else { continue };
+        if preserved.iter().any(|k| k == id) {
+            client
+                .update_port(
+                    id,
+                    json!({"device_id": "", "device_owner": "", "binding:host_id": null,
+                        "binding:profile": {}}),
+                )
+                .await?;
+        } else {
+            client.delete_port(id).await?;
+        }
+    }
+    Ok(())
+}
