@@ -263,6 +263,17 @@ impl ComputeManager {
             });
             tasks.push(("poll_shelved_instances", poll));
         }
+        if me.cfg.instance_usage_audit {
+            // nova runs it on every periodic pass (`periodic_interval`, 60 s);
+            // a period already logged is skipped at once.
+            let every = Duration::from_secs(60);
+            let m = self.clone();
+            let audit = nova_service::periodic(stop.clone(), every, every, move || {
+                let m = m.clone();
+                async move { m.instance_usage_audit_task().await }
+            });
+            tasks.push(("instance_usage_audit", audit));
+        }
         let m = self.clone();
         let power = nova_service::periodic(
             stop,
