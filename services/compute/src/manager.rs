@@ -1242,7 +1242,7 @@ impl Compute for ComputeManager {
         ctx: RequestContext,
         instance: Instance,
         new_pass: Option<String>,
-        _injected_files: Option<Vec<Value>>,
+        injected_files: Option<Vec<Value>>,
         image_ref: Option<String>,
         _orig_image_ref: Option<String>,
         _orig_sys_metadata: Value,
@@ -1262,6 +1262,7 @@ impl Compute for ComputeManager {
         let args = crate::rebuild::RebuildArgs {
             new_pass,
             image_ref,
+            injected_files: injected_files.unwrap_or_default(),
             recreate,
             preserve_ephemeral,
             migration,
