@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use crate::driver::{
     Capabilities, ComputeDriver, Console, CpuDiagnostics, Diagnostics, DiskDiagnostics, EventSink,
-    HostResources, InstanceInfo, InstanceSpec, LifecycleEvent, NicDiagnostics, PowerState,
-    ResizeTarget, ResourceInventory, Transition,
+    HostResources, InjectedFile, InstanceInfo, InstanceSpec, LifecycleEvent, NicDiagnostics,
+    PowerState, ResizeTarget, ResourceInventory, Transition,
 };
 use crate::error::{Error, Result};
 
@@ -106,6 +106,8 @@ struct FakeInstance {
     rescued_from: Option<String>,
     /// The admin password last set.
     admin_password: Option<String>,
+    /// The files its last spawn injected, and its config drive's files.
+    files: (Vec<InjectedFile>, Option<Vec<InjectedFile>>),
 }
 
 /// The fake hypervisor.
@@ -209,6 +211,15 @@ impl FakeDriver {
     /// `set_admin_password`).
     pub fn admin_password(&self, uuid: &str) -> Option<String> {
         self.lock().get(uuid).and_then(|i| i.admin_password.clone())
+    }
+
+    /// The files the last spawn of an instance injected (`injected_files`)
+    /// and the files of its config drive, when it had one.
+    pub fn spawned_files(
+        &self,
+        uuid: &str,
+    ) -> Option<(Vec<InjectedFile>, Option<Vec<InjectedFile>>)> {
+        self.lock().get(uuid).map(|i| i.files.clone())
     }
 
     /// The image an instance in rescue runs from.
@@ -406,6 +417,7 @@ impl ComputeDriver for FakeDriver {
                         .collect(),
                     rescued_from: None,
                     admin_password: spec.admin_password.clone(),
+                    files: (spec.injected_files.clone(), spec.config_drive.clone()),
                 },
             );
         }
@@ -628,6 +640,7 @@ impl ComputeDriver for FakeDriver {
                             macs: Vec::new(),
                             rescued_from: None,
                             admin_password: None,
+                            files: Default::default(),
                         },
                     );
                 }
@@ -704,6 +717,7 @@ impl ComputeDriver for FakeDriver {
             macs: Vec::new(),
             rescued_from: None,
             admin_password: None,
+            files: Default::default(),
         });
         Ok(())
     }

@@ -19,7 +19,7 @@ use sea_orm::sea_query::{
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
 
 use crate::db::sql::{ColType, col_type, db_err};
-use crate::db::tables::{TABLES, Table};
+use crate::db::tables::{TABLES, TASK_LOG, Table};
 use crate::error::Result;
 
 /// A numbered migration: the statements it runs, built for a backend.
@@ -42,14 +42,24 @@ pub struct Migrations {
     pub list: &'static [Migration],
 }
 
+/// Migration 2's tables.
+static TASK_LOG_TABLES: &[&Table] = &[&TASK_LOG];
+
 /// Nova's own schema.
 pub(crate) static NOVA: Migrations = Migrations {
     record_table: "nova_schema_migrations",
-    list: &[Migration {
-        version: 1,
-        name: "initial schema: instances, compute, scheduling and cell mapping tables",
-        statements: |backend| create_tables(TABLES, backend),
-    }],
+    list: &[
+        Migration {
+            version: 1,
+            name: "initial schema: instances, compute, scheduling and cell mapping tables",
+            statements: |backend| create_tables(TABLES, backend),
+        },
+        Migration {
+            version: 2,
+            name: "task_log: the periodic tasks' runs (instance usage audit)",
+            statements: |backend| create_tables(TASK_LOG_TABLES, backend),
+        },
+    ],
 };
 
 fn create_tables(tables: &'static [&'static Table], backend: DbBackend) -> Vec<Statement> {
@@ -126,9 +136,14 @@ fn create_table(t: &'static Table, backend: DbBackend) -> (TableCreateStatement,
         if t.soft_delete() {
             cols.push("deleted");
         }
+        // MySQL names are at most 64 characters (PostgreSQL's 63): a key
+        // too long with `deleted` is named by its own columns, as nova's.
+        let mut name = format!("uniq_{}0{}", t.name, cols.join("0"));
+        if name.len() > 63 {
+            name = format!("uniq_{}0{}", t.name, key.join("0"));
+        }
         let mut idx = Index::create();
-        idx.name(format!("uniq_{}0{}", t.name, cols.join("0")))
-            .unique();
+        idx.name(name).unique();
         for c in &cols {
             idx.col(*c);
         }

@@ -77,6 +77,7 @@ pub(crate) static TABLES: &[&Table] = &[
     &CELL_MAPPINGS,
     &HOST_MAPPINGS,
     &INSTANCE_MAPPINGS,
+    &TASK_LOG,
 ];
 
 /// The table storing class `objname` (or its list class).
@@ -633,4 +634,30 @@ static INSTANCE_MAPPINGS: Table = Table {
     text: &[],
     unique: &[&["instance_uuid"]],
     indexes: &[&["project_id"]],
+};
+
+/// Nova's `task_log`: one row per (task, host, period) a periodic task ran
+/// over (`instance_usage_audit`); added by migration 2.
+pub(crate) static TASK_LOG: Table = Table {
+    name: "task_log",
+    object: "TaskLog",
+    list: Some("TaskLogList"),
+    columns: cols![
+        "id",
+        "task_name",
+        "state",
+        "host",
+        "period_beginning",
+        "period_ending",
+        "message",
+        "task_items",
+        "errors",
+        "created_at",
+        "updated_at",
+        "deleted_at",
+        "deleted",
+    ],
+    text: &[],
+    unique: &[&["task_name", "host", "period_beginning", "period_ending"]],
+    indexes: &[&["period_beginning"], &["host"], &["period_ending"]],
 };

@@ -24,6 +24,7 @@ mod request_spec;
 mod security_group;
 mod selection;
 mod service;
+mod task_log;
 
 pub use aggregate::{Aggregate, AggregateList};
 pub use block_device::{BlockDeviceMapping, BlockDeviceMappingList};
@@ -58,6 +59,7 @@ pub use request_spec::{
 pub use security_group::{SecurityGroup, SecurityGroupList};
 pub use selection::Selection;
 pub use service::{Service, ServiceList};
+pub use task_log::{TaskLog, TaskLogList};
 
 use crate::{ObjectClass, VersionedObject};
 
@@ -121,6 +123,8 @@ pub fn all_classes() -> Vec<&'static ObjectClass> {
         Selection::obj_class(),
         Service::obj_class(),
         ServiceList::obj_class(),
+        TaskLog::obj_class(),
+        TaskLogList::obj_class(),
         VIFMigrateData::obj_class(),
     ]
 }

@@ -888,7 +888,7 @@ pub(crate) async fn instance_attrs_load_from_their_tables(h: &Harness) {
     assert!(joined.obj_what_changed().is_empty(), "loaded, not changed");
     // A deleted instance is not found (its cache is still there), unless
     // the context reads deleted rows.
-    let mut gone = instance(6, "p1");
+    let mut gone = instance(7, "p1");
     h.objects.create(&ctx, &mut gone).await.unwrap();
     let mut cache = InstanceInfoCache::new()
         .with_instance_uuid(gone.uuid().clone())
@@ -909,6 +909,27 @@ pub(crate) async fn instance_attrs_load_from_their_tables(h: &Harness) {
         .await
         .unwrap();
     assert!(*found.deleted());
+
+    // A page of instances: their caches in one query (one read each
+    // through the conductor); one without a cache gets none.
+    let mut other = instance(6, "p1");
+    h.objects.create(&ctx, &mut other).await.unwrap();
+    let mut page: Vec<Instance> = vec![
+        h.objects.get_by_uuid(&ctx, other.uuid()).await.unwrap(),
+        h.objects.get_by_uuid(&ctx, inst.uuid()).await.unwrap(),
+    ];
+    h.objects.load_info_caches(&ctx, &mut page).await.unwrap();
+    assert!(page[0].obj_attr_is_set("info_cache") && page[0].info_cache().is_none());
+    assert_eq!(
+        page[1]
+            .info_cache()
+            .as_ref()
+            .unwrap()
+            .network_info()
+            .as_deref(),
+        Some("[]")
+    );
+    assert!(page.iter().all(|i| i.obj_what_changed().is_empty()));
     let err = h
         .objects
         .load_instance_attrs(&ctx, &mut got, &["flavor"])

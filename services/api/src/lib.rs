@@ -135,6 +135,9 @@ pub struct ApiConfig {
     pub instance_name_template: String,
     /// `[DEFAULT] allow_resize_to_same_host` (false).
     pub allow_resize_to_same_host: bool,
+    /// `[DEFAULT] instance_usage_audit_period` (`month`): the periods
+    /// `os-instance_usage_audit_log` reports on.
+    pub audit_period: nova_service::audit_period::AuditPeriod,
 }
 
 impl Default for ApiConfig {
@@ -151,6 +154,7 @@ impl Default for ApiConfig {
             enable_instance_password: true,
             instance_name_template: nova_service::instance_name::DEFAULT_TEMPLATE.into(),
             allow_resize_to_same_host: false,
+            audit_period: Default::default(),
         }
     }
 }
@@ -198,6 +202,7 @@ impl ApiConfig {
                 "allow_resize_to_same_host",
                 false,
             )?,
+            audit_period: nova_service::audit_period::AuditPeriod::from_conf(conf)?,
         })
     }
 }

@@ -2,15 +2,17 @@
 //! 2.40 marker/limit paging), `os-instance_usage_audit_log`, and
 //! `extensions` (nova's list).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use axum::Extension;
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};
-use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, TimeZone, Utc};
+use chrono::{DateTime, NaiveDateTime, TimeZone, Utc};
 use nova_objects::SortDir;
 use nova_objects::{Instance, ListQuery, Service, VersionedObject};
+use nova_service::audit_period::py_str;
+use nova_service::task_log::{DONE, INSTANCE_USAGE_AUDIT, RUNNING, task_log_get_all};
 use serde_json::{Value, json};
 
 use crate::ApiState;
@@ -226,49 +228,69 @@ pub(crate) async fn tenant_usage(
     Ok(axum::Json(body).into_response())
 }
 
-/// nova's `last_completed_audit_period` for the default monthly period:
-/// the last whole month before `before`.
-fn audit_period(before: NaiveDateTime) -> (NaiveDateTime, NaiveDateTime) {
-    let first = |y: i32, m: u32| {
-        NaiveDate::from_ymd_opt(y, m, 1)
-            .and_then(|d| d.and_hms_opt(0, 0, 0))
-            .unwrap_or_default()
-    };
-    let prev = |y: i32, m: u32| if m <= 1 { (y - 1, 12) } else { (y, m - 1) };
-    let mut end = first(before.year(), before.month());
-    if end >= before {
-        let (y, m) = prev(before.year(), before.month());
-        end = first(y, m);
-    }
-    let (y, m) = prev(end.year(), end.month());
-    (first(y, m), end)
-}
-
-/// The audit of the period: nova reads the `instance_usage_audit` task
-/// logs its computes write when `[DEFAULT] instance_usage_audit` is on;
-/// nova-rs computes do not run that audit, so every compute host is
-/// reported as not run.
+/// nova's `_get_audit_task_logs`: the `instance_usage_audit` task logs of
+/// the period last completed before `before`, against every compute
+/// service's host (disabled ones included: they may hold instances).
 async fn audit_log(st: &ApiState, before: NaiveDateTime) -> ApiResult<Value> {
-    let (begin, end) = audit_period(before);
-    let mut hosts: Vec<String> = services_all(st)
+    let (begin, end) = st.cfg.audit_period.last_completed(before).ok_or_else(|| {
+        Fault::internal(format!(
+            "[DEFAULT] instance_usage_audit_period {} names no period before {before}",
+            st.cfg.audit_period
+        ))
+    })?;
+    let logs = task_log_get_all(
+        &st.objects,
+        &crate::http::admin_ctx(),
+        INSTANCE_USAGE_AUDIT,
+        (begin, end),
+        None,
+        None,
+    )
+    .await?;
+    let hosts: BTreeSet<String> = services_all(st)
         .await?
         .iter()
-        .filter(|s: &&Service| {
-            s.topic().as_deref() == Some("compute") || s.binary().as_deref() == Some("nova-compute")
-        })
+        .filter(|s: &&Service| s.topic().as_deref() == Some("compute"))
         .filter_map(|s| s.host().clone())
         .collect();
-    hosts.sort();
-    hosts.dedup();
-    let fmt = |t: NaiveDateTime| t.format("%Y-%m-%d %H:%M:%S").to_string();
-    let n = hosts.len();
+    let mut seen = BTreeSet::new();
+    let mut done = BTreeSet::new();
+    let mut running = BTreeSet::new();
+    let (mut total_errors, mut total_items) = (0i64, 0i64);
+    let mut log = serde_json::Map::new();
+    for t in &logs {
+        seen.insert(t.host().clone());
+        match t.state().as_str() {
+            DONE => {
+                done.insert(t.host().clone());
+            }
+            RUNNING => {
+                running.insert(t.host().clone());
+            }
+            _ => {}
+        }
+        total_errors += t.errors();
+        total_items += t.task_items();
+        log.insert(
+            t.host().clone(),
+            json!({"state": t.state(), "instances": t.task_items(),
+                   "errors": t.errors(), "message": t.message()}),
+        );
+    }
+    let not_run: Vec<&String> = hosts.difference(&seen).collect();
+    let hosts_done = if done.len() == hosts.len() {
+        "ALL".to_owned()
+    } else {
+        format!("{} of {}", done.len(), hosts.len())
+    };
     Ok(json!({
-        "period_beginning": fmt(begin), "period_ending": fmt(end),
-        "num_hosts": n, "num_hosts_done": 0, "num_hosts_running": 0,
-        "num_hosts_not_run": n, "hosts_not_run": hosts,
-        "total_instances": 0, "total_errors": 0,
-        "overall_status": if n == 0 { "ALL hosts done. 0 errors.".to_owned() } else { format!("0 of {n} hosts done. 0 errors.") },
-        "log": {},
+        "period_beginning": py_str(&begin), "period_ending": py_str(&end),
+        "num_hosts": hosts.len(), "num_hosts_done": done.len(),
+        "num_hosts_running": running.len(), "num_hosts_not_run": not_run.len(),
+        "hosts_not_run": not_run,
+        "total_instances": total_items, "total_errors": total_errors,
+        "overall_status": format!("{hosts_done} hosts done. {total_errors} errors."),
+        "log": log,
     }))
 }
 
@@ -330,26 +352,6 @@ pub(crate) async fn extension(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn at(s: &str) -> NaiveDateTime {
-        NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M:%S").unwrap_or_default()
-    }
-
-    #[test]
-    fn the_audit_period_is_the_last_whole_month() {
-        assert_eq!(
-            audit_period(at("2026-12-06 08:00:00")),
-            (at("2026-11-01 00:00:00"), at("2026-12-01 00:00:00"))
-        );
-        assert_eq!(
-            audit_period(at("2026-01-01 00:00:00")),
-            (at("2025-11-01 00:00:00"), at("2025-12-01 00:00:00"))
-        );
-        assert_eq!(
-            audit_period(at("2026-01-15 00:00:00")),
-            (at("2025-12-01 00:00:00"), at("2026-01-01 00:00:00"))
-        );
-    }
 
     #[test]
     fn nova_lists_its_extensions() {

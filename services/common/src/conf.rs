@@ -36,6 +36,8 @@ pub const KNOWN_OPTIONS: &[(&str, &str)] = &[
     ("DEFAULT", "update_resources_interval"),
     ("DEFAULT", "sync_power_state_interval"),
     ("DEFAULT", "reclaim_instance_interval"),
+    ("DEFAULT", "instance_usage_audit"),
+    ("DEFAULT", "instance_usage_audit_period"),
     ("DEFAULT", "instance_build_timeout"),
     ("DEFAULT", "allow_resize_to_same_host"),
     ("DEFAULT", "resize_confirm_window"),

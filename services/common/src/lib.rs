@@ -19,6 +19,7 @@
 //! * [`notifications`]: nova's versioned and legacy notifications
 //!   ([`notifications::Notifier`], built once by [`Runner::notifier`]).
 
+pub mod audit_period;
 pub mod authtoken;
 pub mod cells;
 mod conf;
@@ -32,6 +33,7 @@ pub mod notifications;
 mod runner;
 mod service;
 pub mod states;
+pub mod task_log;
 
 pub use conf::{Conf, ConfError, KNOWN_OPTIONS};
 pub use runner::{

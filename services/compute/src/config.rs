@@ -43,6 +43,12 @@ pub struct ComputeConfig {
     pub shelved_offload_time: i64,
     /// `[DEFAULT] shelved_poll_interval` (s, 3600; ≤ 0 off).
     pub shelved_poll_interval: i64,
+    /// `[DEFAULT] instance_usage_audit` (default false): the periodic
+    /// usage audit (`instance.exists` for every instance of the last
+    /// completed period, recorded in the task log).
+    pub instance_usage_audit: bool,
+    /// `[DEFAULT] instance_usage_audit_period` (default `month`).
+    pub audit_period: nova_service::audit_period::AuditPeriod,
     /// `[glance] api_servers`: the image API (none: the image endpoint of
     /// the request's service catalog, as nova's keystoneauth does).
     pub glance_api_servers: Vec<String>,
@@ -76,6 +82,8 @@ impl ComputeConfig {
             resize_confirm_window: None,
             shelved_offload_time: 0,
             shelved_poll_interval: 3600,
+            instance_usage_audit: false,
+            audit_period: Default::default(),
             glance_api_servers: Vec::new(),
             consoles: Default::default(),
             vif_plugging_timeout: Duration::from_secs(300),
@@ -106,6 +114,8 @@ impl ComputeConfig {
         c.resize_confirm_window = (window > 0).then(|| Duration::from_secs(window as u64));
         c.shelved_offload_time = conf.parse_or("DEFAULT", "shelved_offload_time", 0i64)?;
         c.shelved_poll_interval = conf.parse_or("DEFAULT", "shelved_poll_interval", 3600i64)?;
+        c.instance_usage_audit = conf.bool_or("DEFAULT", "instance_usage_audit", false)?;
+        c.audit_period = nova_service::audit_period::AuditPeriod::from_conf(conf)?;
         c.glance_api_servers = conf
             .str_or("glance", "api_servers", "")
             .split(',')

@@ -92,6 +92,21 @@ impl ComputeManager {
         Ok(serde_json::from_str(&text).unwrap_or(Value::Null))
     }
 
+    /// The image record of `image_id` (`GET /v2/images/{id}`).
+    pub(crate) async fn show_image(
+        &self,
+        ctx: &RequestContext,
+        image_id: &str,
+    ) -> Result<Value, ImageError> {
+        self.image_request(
+            ctx,
+            reqwest::Method::GET,
+            &format!("/v2/images/{image_id}"),
+            None,
+        )
+        .await
+    }
+
     /// Uploads `data` (`disk_format`) into image `image_id`: its formats
     /// set, then its data (the image becomes active).
     pub(crate) async fn upload_image(

@@ -27,6 +27,9 @@
 //!   `instance_build_timeout` watchdog.
 //! * [`power_sync`] (`sync_power_state_interval`, 600 s) and [`recovery`]
 //!   at start-up: instances left in transitional states end in a stable one.
+//! * `usage_audit`: the periodic instance usage audit
+//!   (`instance_usage_audit`, `instance.exists` per completed period, the
+//!   task log).
 //! * [`driver`]: the hypervisor `[DEFAULT] compute_driver` names.
 //! * No database: objects go through the conductor ([`nova_objects::ConductorStore`]);
 //!   Placement is reached through its own store (`[placement_database]`).
@@ -56,6 +59,7 @@ pub mod resource_tracker;
 pub mod service;
 mod shelve;
 mod spawn;
+mod usage_audit;
 
 pub use config::ComputeConfig;
 pub use driver::{driver_from_conf, fake_driver};

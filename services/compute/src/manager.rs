@@ -266,6 +266,17 @@ impl ComputeManager {
             });
             tasks.push(("poll_shelved_instances", poll));
         }
+        if me.cfg.instance_usage_audit {
+            // nova runs it on every periodic pass (`periodic_interval`, 60 s);
+            // a period already logged is skipped at once.
+            let every = Duration::from_secs(60);
+            let m = self.clone();
+            let audit = nova_service::periodic(stop.clone(), every, every, move || {
+                let m = m.clone();
+                async move { m.instance_usage_audit_task().await }
+            });
+            tasks.push(("instance_usage_audit", audit));
+        }
         let m = self.clone();
         let power = nova_service::periodic(
             stop,
@@ -1281,7 +1292,7 @@ impl Compute for ComputeManager {
         ctx: RequestContext,
         instance: Instance,
         new_pass: Option<String>,
-        _injected_files: Option<Vec<Value>>,
+        injected_files: Option<Vec<Value>>,
         image_ref: Option<String>,
         _orig_image_ref: Option<String>,
         _orig_sys_metadata: Value,
@@ -1301,6 +1312,7 @@ impl Compute for ComputeManager {
         let args = crate::rebuild::RebuildArgs {
             new_pass,
             image_ref,
+            injected_files: injected_files.unwrap_or_default(),
             recreate,
             preserve_ephemeral,
             migration,

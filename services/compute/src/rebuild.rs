@@ -32,6 +32,8 @@ use crate::manager::ComputeManager;
 pub(crate) struct RebuildArgs {
     pub(crate) new_pass: Option<String>,
     pub(crate) image_ref: Option<String>,
+    /// nova's `injected_files` (personality, ≤ 2.56): `[path, base64]`.
+    pub(crate) injected_files: Vec<serde_json::Value>,
     pub(crate) recreate: bool,
     pub(crate) preserve_ephemeral: bool,
     pub(crate) migration: Option<Migration>,
@@ -255,9 +257,29 @@ impl ComputeManager {
         self.save_expecting(ctx, inst, TaskState::RebuildBlockDeviceMapping)
             .await?;
         self.updated(ctx, inst, &old).await;
-        let mut spec = self.spec_of(inst, a.new_pass.clone());
-        if let Some(image) = a.image_ref.clone().filter(|i| !i.is_empty()) {
-            spec.image_id = image;
+        // nova's `_rebuild_default_impl` spawns as a build does: the image
+        // (fetched into the cache by drivers booting from a disk, its record
+        // read from the image API as nova's `ImageMeta.from_image_ref`), the
+        // injected files and a fresh config drive.
+        let image_id = a
+            .image_ref
+            .clone()
+            .filter(|i| !i.is_empty())
+            .or_else(|| inst.image_ref().clone())
+            .unwrap_or_default();
+        let image = if me.images.get().is_some() && !image_id.is_empty() {
+            self.show_image(ctx, &image_id)
+                .await
+                .map_err(|e| anyhow::Error::new(e).context("the image of the rebuild"))?
+        } else {
+            serde_json::json!({"id": image_id})
+        };
+        let mut spec = self
+            .prepare_spawn(ctx, inst, &image, a.new_pass.clone(), &a.injected_files)
+            .await
+            .map_err(|e| anyhow::Error::new(e).context("spawn for the rebuild"))?;
+        if !image_id.is_empty() {
+            spec.image_id = image_id;
         }
         me.driver
             .spawn(&spec)

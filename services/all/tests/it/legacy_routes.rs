@@ -348,7 +348,7 @@ async fn hosts_hypervisor_routes_usage_audit_and_extensions() {
         )
         .await;
     assert_eq!(r.status, 403);
-    // The audit log: our computes run no usage audit.
+    // The audit log: no compute has audited the last period yet.
     let r = c
         .call(
             Method::GET,
@@ -384,6 +384,7 @@ async fn hosts_hypervisor_routes_usage_audit_and_extensions() {
         )
         .await;
     assert_eq!(r.status, 400);
+    usage_audit_log_reads_the_task_logs(&c, &server).await;
     // Extensions.
     let r = c
         .call(Method::GET, "/v2.1/extensions", "demo", "2.1", None)
@@ -546,4 +547,110 @@ async fn host_updates_power_actions_and_uptime_go_to_the_compute() {
         .await;
     assert_eq!(r.status, 404);
     c.stop().await;
+}
+
+/// December 2026 audited: the server's compute runs the usage audit, the
+/// other compute's audit is still running, then done; the log reports
+/// each host's task log as nova's `_get_audit_task_logs` does.
+async fn usage_audit_log_reads_the_task_logs(c: &Cluster, server: &str) {
+    use nova_objects::field::parse_datetime;
+    use nova_service::task_log::{INSTANCE_USAGE_AUDIT, task_log_begin_task, task_log_end_task};
+    let ctx = nova_service::context::admin();
+    let r = c.get(&format!("/v2.1/servers/{server}"), "admin").await;
+    let host = r.body["server"]["OS-EXT-SRV-ATTR:host"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (mine, other) = if c.all.computes[0].host == host {
+        (&c.all.computes[0], &c.all.computes[1])
+    } else {
+        (&c.all.computes[1], &c.all.computes[0])
+    };
+    // The server ran in December 2026 whenever this test runs.
+    let mut inst: nova_objects::Instance = c.all.objects.get_by_uuid(&ctx, server).await.unwrap();
+    inst.set_launched_at(parse_datetime("2026-12-10T08:00:00Z"));
+    c.all.objects.save(&ctx, &mut inst).await.unwrap();
+    let log = mine
+        .manager
+        .instance_usage_audit(parse_datetime("2027-01-05T00:00:00Z").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(*log.task_items(), 1);
+    let path = "/v2.1/os-instance_usage_audit_log/2027-01-05%2000:00:00";
+    let r = c.call(Method::GET, path, "admin", "2.1", None).await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let l = &r.body["instance_usage_audit_log"];
+    assert_eq!(l["period_beginning"], "2026-12-01 00:00:00", "{l}");
+    assert_eq!(l["period_ending"], "2027-01-01 00:00:00");
+    assert_eq!(l["num_hosts"], 2);
+    assert_eq!(l["num_hosts_done"], 1);
+    assert_eq!(l["num_hosts_running"], 0);
+    assert_eq!(l["num_hosts_not_run"], 1);
+    assert_eq!(l["hosts_not_run"], json!([other.host]));
+    assert_eq!(l["total_instances"], 1);
+    assert_eq!(l["total_errors"], 0);
+    assert_eq!(l["overall_status"], "1 of 2 hosts done. 0 errors.");
+    let entry = &l["log"][&host];
+    assert_eq!(entry["state"], "DONE", "{l}");
+    assert_eq!(entry["instances"], 1);
+    assert_eq!(entry["errors"], 0);
+    assert!(
+        entry["message"].as_str().unwrap().starts_with(&format!(
+            "Instance usage audit ran for host {host}, 1 instances in "
+        )),
+        "{entry}"
+    );
+    // The other compute's audit under way, then ended with 2 errors.
+    let period = (
+        parse_datetime("2026-12-01T00:00:00Z").unwrap().naive_utc(),
+        parse_datetime("2027-01-01T00:00:00Z").unwrap().naive_utc(),
+    );
+    task_log_begin_task(
+        &c.all.objects,
+        &ctx,
+        INSTANCE_USAGE_AUDIT,
+        period,
+        &other.host,
+        3,
+        "Instance usage audit started...",
+    )
+    .await
+    .unwrap();
+    let r = c.call(Method::GET, path, "admin", "2.1", None).await;
+    let l = &r.body["instance_usage_audit_log"];
+    assert_eq!(l["num_hosts_running"], 1, "{l}");
+    assert_eq!(l["num_hosts_not_run"], 0);
+    assert_eq!(l["hosts_not_run"], json!([]));
+    assert_eq!(l["total_instances"], 4);
+    assert_eq!(l["log"][&other.host]["state"], "RUNNING");
+    assert_eq!(
+        l["log"][&other.host]["message"],
+        "Instance usage audit started..."
+    );
+    assert_eq!(l["overall_status"], "1 of 2 hosts done. 0 errors.");
+    task_log_end_task(
+        &c.all.objects,
+        &ctx,
+        INSTANCE_USAGE_AUDIT,
+        period,
+        &other.host,
+        2,
+        None,
+    )
+    .await
+    .unwrap();
+    let r = c.call(Method::GET, path, "admin", "2.1", None).await;
+    let l = &r.body["instance_usage_audit_log"];
+    assert_eq!(l["num_hosts_done"], 2, "{l}");
+    assert_eq!(l["total_errors"], 2);
+    assert_eq!(l["overall_status"], "ALL hosts done. 2 errors.");
+    // A second audit of the period on the same host does nothing.
+    assert!(
+        mine.manager
+            .instance_usage_audit(parse_datetime("2027-01-20T00:00:00Z").unwrap())
+            .await
+            .unwrap()
+            .is_none()
+    );
 }

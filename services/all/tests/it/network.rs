@@ -150,6 +150,20 @@ async fn a_deleted_port_reaches_the_compute_through_nova_events() {
         "{}",
         r.body
     );
+    // And in the detailed list.
+    let r = c.get("/v2.1/servers/detail", "demo").await;
+    let listed = r.body["servers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["id"] == id.as_str())
+        .cloned()
+        .unwrap();
+    assert_eq!(
+        listed["addresses"],
+        json!({"private": [{"version": 4, "addr": ip, "OS-EXT-IPS:type": "fixed",
+            "OS-EXT-IPS-MAC:mac_addr": mac}]})
+    );
     // Deleting the port: the network service tells nova, the API casts to
     // the compute, which drops the port from the cache.
     let r = c

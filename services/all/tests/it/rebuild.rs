@@ -411,3 +411,46 @@ async fn a_failed_rebuild_ends_in_error_and_a_stopped_one_stays_stopped() {
     assert_eq!(allocated_on(&c, &id).await, vec![node]);
     c.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rebuild_spawns_as_a_build_with_its_files_and_a_config_drive() {
+    let c = Cluster::start(1, &[("DEFAULT", "force_config_drive", "true")]).await;
+    let id = c.boot("demo", "rb-files", "1").await;
+    c.wait_status("demo", &id, "ACTIVE").await;
+    let host = host_of(&c, &id).await;
+    let fake = c.all.compute(&host).unwrap().fake.clone().unwrap();
+    let (files, drive) = fake.spawned_files(&id).unwrap();
+    assert!(files.is_empty() && drive.is_some());
+    let image = second_image(&c, "image-files", &[]);
+    // Personality files go with rebuilds up to 2.56.
+    let r = act(
+        &c,
+        "demo",
+        "2.56",
+        &id,
+        json!({"rebuild": {"imageRef": image,
+            "personality": [{"path": "/etc/motd", "contents": "aGVsbG8="}]}}),
+    )
+    .await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    c.wait_status("demo", &id, "ACTIVE").await;
+    let (files, drive) = fake.spawned_files(&id).unwrap();
+    assert_eq!(
+        files,
+        vec![nova_virt::InjectedFile {
+            path: "/etc/motd".into(),
+            contents: b"hello".to_vec()
+        }]
+    );
+    // A fresh config drive: the metadata and the injected file on it.
+    let drive = drive.expect("a config drive");
+    assert!(
+        drive
+            .iter()
+            .any(|f| f.path.ends_with("openstack/latest/meta_data.json")),
+        "{:?}",
+        drive.iter().map(|f| &f.path).collect::<Vec<_>>()
+    );
+    assert!(drive.iter().any(|f| f.contents == b"hello"));
+    c.stop().await;
+}

@@ -2,9 +2,7 @@
 //! filters, sorting and paging, all in SQL (nova's `API.get` and
 //! `API.get_all`).
 
-use nova_objects::{
-    Flavor, Instance, InstanceInfoCache, ListQuery, Lookup, SortDir, VersionedObject,
-};
+use nova_objects::{Flavor, Instance, ListQuery, Lookup, SortDir};
 use nova_service::states::{VmState, states_of_status};
 use serde_json::json;
 
@@ -48,32 +46,6 @@ pub(crate) async fn get_with(
             .await?;
     }
     Ok(inst)
-}
-
-/// Loads the network info caches of `insts` in one query (the detail
-/// list's `addresses`).
-pub(crate) async fn load_network_infos(st: &ApiState, insts: &mut [Instance]) -> ApiResult<()> {
-    if insts.is_empty() {
-        return Ok(());
-    }
-    let uuids: Vec<&str> = insts.iter().map(|i| i.uuid().as_str()).collect();
-    let q = ListQuery::new().filter("instance_uuid", json!(uuids));
-    let caches: Vec<InstanceInfoCache> = st.objects.list(&admin_ctx(), &q).await?;
-    for i in insts.iter_mut() {
-        let found = caches
-            .iter()
-            .find(|c| c.instance_uuid() == i.uuid())
-            .cloned();
-        let before = i.obj_meta().changed_fields();
-        i.set_info_cache(found);
-        // A loaded attribute is not a change to save.
-        let meta = i.obj_meta_mut();
-        meta.clear_changes();
-        for f in before.iter() {
-            meta.mark(f);
-        }
-    }
-    Ok(())
 }
 
 /// The instance fields a list may be sorted on (nova's

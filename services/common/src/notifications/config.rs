@@ -3,6 +3,7 @@
 
 use std::str::FromStr;
 
+use crate::audit_period::AuditPeriod;
 use crate::conf::{Conf, ConfError};
 
 /// `[notifications] notification_format`.
@@ -102,6 +103,9 @@ pub struct NotificationConfig {
     /// `[oslo_messaging_notifications] topics`, the legacy notifications'
     /// topics (default `notifications`).
     pub topics: Vec<String>,
+    /// `[DEFAULT] instance_usage_audit_period` (default `month`): the
+    /// period the notifications' `audit_period` bounds are of.
+    pub audit_period: AuditPeriod,
 }
 
 impl Default for NotificationConfig {
@@ -115,6 +119,7 @@ impl Default for NotificationConfig {
             drivers: Vec::new(),
             transport_url: None,
             topics: vec!["notifications".to_owned()],
+            audit_period: AuditPeriod::default(),
         }
     }
 }
@@ -187,6 +192,7 @@ impl NotificationConfig {
         if let Some(topics) = conf.list(o, "topics") {
             cfg.topics = topics;
         }
+        cfg.audit_period = AuditPeriod::from_conf(conf)?;
         Ok(cfg)
     }
 

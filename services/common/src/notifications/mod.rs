@@ -43,7 +43,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{Datelike, TimeZone, Utc};
+use chrono::Utc;
 use nova_objects::{Flavor, Instance, KeyPair, Service, VersionedObject};
 use nova_rpc::{NotifyDriver, Priority, RequestContext, Transport};
 use serde::Serialize;
@@ -224,19 +224,14 @@ impl Default for Notifier {
     }
 }
 
-/// The start of the current audit period and now (nova's
-/// `audit_period_bounds(current_period=True)` for the default monthly period).
-pub fn current_audit_period(
-    now: chrono::DateTime<Utc>,
-) -> (chrono::DateTime<Utc>, chrono::DateTime<Utc>) {
-    let start = Utc
-        .with_ymd_and_hms(now.year(), now.month(), 1, 0, 0, 0)
-        .single()
-        .unwrap_or(now);
-    (start, now)
-}
-
 impl Notifier {
+    /// The current audit period so far: its start and now (nova's
+    /// `audit_period_bounds(current_period=True)` for
+    /// `[DEFAULT] instance_usage_audit_period`).
+    pub fn current_audit_period(&self) -> (chrono::DateTime<Utc>, chrono::DateTime<Utc>) {
+        self.inner.cfg.audit_period.current(Utc::now())
+    }
+
     /// Sends nothing (nova's default: no driver).
     pub fn disabled() -> Self {
         Self::new(NotificationConfig::default(), None, None)
@@ -705,7 +700,7 @@ impl Notifier {
         let old_display_name = (old.display_name != *inst.display_name())
             .then(|| old.display_name.clone())
             .flatten();
-        let (begin, end) = current_audit_period(Utc::now());
+        let (begin, end) = self.current_audit_period();
         if self.legacy_enabled() {
             let mut p = legacy::info_from_instance(inst, self.inner.image_url_base.as_deref());
             p.insert("old_state".into(), json!(old_state));
@@ -1238,14 +1233,5 @@ mod tests {
         let v = serde_json::to_value(Obj(ExceptionPayload::new("m", "f", "E", "boom"))).unwrap();
         assert_eq!(v["nova_object.namespace"], "nova");
         assert_eq!(v["nova_object.data"]["exception_message"], "boom");
-        let (b, e) = current_audit_period(Utc.with_ymd_and_hms(2012, 10, 29, 13, 42, 11).unwrap());
-        assert_eq!(
-            nova_objects::field::format_datetime(&b),
-            "2012-10-01T00:00:00Z"
-        );
-        assert_eq!(
-            nova_objects::field::format_datetime(&e),
-            "2012-10-29T13:42:11Z"
-        );
     }
 }

@@ -18,7 +18,7 @@ use super::groups::ServerGroupPayload;
 use super::payloads::{
     AuditPeriodPayload, ExceptionPayload, FlavorPayload, InstancePayload, Obj, PayloadObject,
 };
-use super::{Notifier, Phase, Source, current_audit_period};
+use super::{Notifier, Phase, Source};
 
 macro_rules! payload {
     ($t:ty, $name:literal, $version:literal) => {
@@ -464,12 +464,25 @@ impl Notifier {
     /// sent before a rebuild, a resize, a shelve offload, ... changes what
     /// the instance uses).
     pub async fn instance_exists(&self, ctx: &RequestContext, inst: &Instance, host: &str) {
+        let period = self.current_audit_period();
+        self.instance_exists_in(ctx, inst, host, period).await;
+    }
+
+    /// `instance.exists` and `compute.instance.exists` for the audit
+    /// period `[begin, end)` (nova's `notify_usage_exists`; the usage
+    /// audit sends it for the last completed period).
+    pub async fn instance_exists_in(
+        &self,
+        ctx: &RequestContext,
+        inst: &Instance,
+        host: &str,
+        (begin, end): (chrono::DateTime<Utc>, chrono::DateTime<Utc>),
+    ) {
         if !self.versioned_enabled() && !self.legacy_enabled() {
             return;
         }
-        let (begin, end) = current_audit_period(Utc::now());
         // nova's legacy audit bounds are `str(datetime)`.
-        let text = |t: chrono::DateTime<Utc>| t.format("%Y-%m-%d %H:%M:%S%.6f").to_string();
+        let text = |t: chrono::DateTime<Utc>| crate::audit_period::py_str(&t.naive_utc());
         self.instance_usage(
             ctx,
             inst,

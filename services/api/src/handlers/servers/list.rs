@@ -154,7 +154,10 @@ pub(crate) async fn detail(
 ) -> ApiResult<Response> {
     require_read(&ctx, "os_compute_api:servers:detail")?;
     let (mut all, next) = page(&st, &ctx, v, &p, "servers/detail").await?;
-    compute_api::queries::load_network_infos(&st, &mut all).await?;
+    // Every listed server's addresses, from their info caches in one query.
+    st.objects
+        .load_info_caches(&crate::http::admin_ctx(), &mut all)
+        .await?;
     if super::show::shows_host_status(&ctx, v, false) {
         compute_api::host_status::load_services(&st, &mut all).await?;
     }
