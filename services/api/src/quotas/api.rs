@@ -139,15 +139,22 @@ pub(crate) async fn defaults(
     Ok(axum::Json(json!({"quota_set": qs})).into_response())
 }
 
-/// What `project` (or `user` in it) uses of each resource.
-async fn in_use(st: &ApiState, project: &str, user: &str) -> ApiResult<Limits> {
-    let u = crate::admin::usage(st, project, user).await?;
-    let groups = crate::server_groups::count(st, project).await?;
+/// What `project` (or `user` in it) uses of each resource, as nova's
+/// `_get_usages` shows it: instances, cores, RAM and server groups
+/// counted for the user when one is named, else for the project; key
+/// pairs and server group members always 0 (nova does not count them
+/// here).
+async fn in_use(st: &ApiState, project: &str, user: Option<&str>) -> ApiResult<Limits> {
+    let (p, u) = super::count::instances(st, project, user).await?;
+    let c = u.unwrap_or(p);
+    let groups = match user {
+        Some(u) => crate::server_groups::count_by_user(st, project, u).await?,
+        None => crate::server_groups::count(st, project).await?,
+    };
     let mut out: Limits = RESOURCES.iter().map(|r| ((*r).to_owned(), 0)).collect();
-    out.insert("instances".into(), u.instances);
-    out.insert("cores".into(), u.cores);
-    out.insert("ram".into(), u.ram);
-    out.insert("key_pairs".into(), u.key_pairs);
+    out.insert("instances".into(), c.instances);
+    out.insert("cores".into(), c.cores);
+    out.insert("ram".into(), c.ram);
     out.insert("server_groups".into(), groups);
     Ok(out)
 }
@@ -167,7 +174,7 @@ pub(crate) async fn detail(
         user.as_deref().unwrap_or(&ctx.user_id),
     )?;
     let limits = st.quotas.project(&project, user.as_deref()).await?;
-    let used = in_use(&st, &project, user.as_deref().unwrap_or(&ctx.user_id)).await?;
+    let used = in_use(&st, &project, user.as_deref()).await?;
     let mut qs = Map::new();
     qs.insert("id".into(), json!(project));
     for k in set_resources(v) {
@@ -211,7 +218,7 @@ pub(crate) async fn update(
             matches!(f, Value::Bool(true)) || f.as_str().and_then(crate::http::truthy) == Some(true)
         })
         .unwrap_or(false);
-    let used = in_use(&st, &project, user.as_deref().unwrap_or(&ctx.user_id)).await?;
+    let used = in_use(&st, &project, user.as_deref()).await?;
     // A user's limit may not exceed the project's.
     let project_limits = match &user {
         Some(_) => Some(st.quotas.project(&project, None).await?),

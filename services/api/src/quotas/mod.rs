@@ -8,6 +8,7 @@
 //! read [`limits`].
 
 pub(crate) mod api;
+pub(crate) mod count;
 mod schema;
 
 use std::collections::BTreeMap;
@@ -258,9 +259,13 @@ impl QuotaStore {
 
 /// The limits that apply to `user` in `project`, as the checks read them.
 pub(crate) async fn limits(st: &ApiState, project: &str, user: &str) -> ApiResult<Quotas> {
-    let l = st.quotas.project(project, Some(user)).await?;
+    Ok(quotas_of(&st.quotas.project(project, Some(user)).await?))
+}
+
+/// [`Limits`] as the typed [`Quotas`] (-1 where a resource is missing).
+pub(crate) fn quotas_of(l: &Limits) -> Quotas {
     let g = |k: &str| l.get(k).copied().unwrap_or(-1);
-    Ok(Quotas {
+    Quotas {
         instances: g("instances"),
         cores: g("cores"),
         ram: g("ram"),
@@ -271,5 +276,5 @@ pub(crate) async fn limits(st: &ApiState, project: &str, user: &str) -> ApiResul
         injected_files: g("injected_files"),
         injected_file_content_bytes: g("injected_file_content_bytes"),
         injected_file_path_bytes: g("injected_file_path_bytes"),
-    })
+    }
 }
