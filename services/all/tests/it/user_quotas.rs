@@ -110,6 +110,26 @@ async fn a_users_own_limit_counts_the_users_own_servers() {
         json!({"quota_set": {"instances": 4}}),
     )
     .await;
+    // Users' own limits share the project's: with demo2's given back,
+    // demo may have 2 (the 4 less demo's 1, plus demo's own 1, is 4).
+    let r = c
+        .call(Method::DELETE, &user("demo2"), "admin", "2.57", None)
+        .await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    let r = c
+        .call(
+            Method::PUT,
+            &user("demo"),
+            "admin",
+            "2.57",
+            Some(json!({"quota_set": {"instances": 5}})),
+        )
+        .await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert_eq!(
+        r.fault().1,
+        "Quota limit 5 for instances must be less than or equal to 4."
+    );
     put_quota(&c, &user("demo"), json!({"quota_set": {"instances": 2}})).await;
     let r = boot(&c, "demo", "d-3", 1, 1).await;
     assert_eq!(r.status, 403, "{}", r.body);

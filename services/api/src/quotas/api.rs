@@ -188,6 +188,41 @@ pub(crate) async fn detail(
     Ok(axum::Json(json!({"quota_set": qs})).into_response())
 }
 
+/// nova's `get_settable_quotas`: per resource the (minimum, maximum) an
+/// update may set. A project: at least its use and the sum of its users'
+/// own limits. A user: at least the user's use, at most what the project
+/// has not given to its users (`remains`) plus the user's own limit.
+async fn settable(
+    st: &ApiState,
+    project: &str,
+    user: Option<&str>,
+) -> ApiResult<std::collections::BTreeMap<&'static str, (i64, i64)>> {
+    // `_sub_quota_values` / `_sum_quota_values`: -1 (unlimited) wins.
+    let sub = |a: i64, b: i64| if a == -1 || b == -1 { -1 } else { a - b };
+    let sum = |a: i64, b: i64| if a == -1 || b == -1 { -1 } else { a + b };
+    let limits = st.quotas.project(project, None).await?;
+    let given = st.quotas.users_total(project).await?;
+    let used = in_use(st, project, user).await?;
+    let own = match user {
+        Some(u) => Some(st.quotas.own(project, Some(u)).await?),
+        None => None,
+    };
+    let mut out = std::collections::BTreeMap::new();
+    for k in RESOURCES {
+        let limit = limits.get(k).copied().unwrap_or(-1);
+        let remains = limit - given.get(k).copied().unwrap_or(0);
+        let in_use = used.get(k).copied().unwrap_or(0);
+        out.insert(
+            k,
+            match &own {
+                Some(own) => (in_use, sum(remains, own.get(k).copied().unwrap_or(0))),
+                None => (sub(limit, remains).max(in_use), -1),
+            },
+        );
+    }
+    Ok(out)
+}
+
 pub(crate) async fn update(
     State(st): St,
     Extension(ctx): Extension<Ctx>,
@@ -218,12 +253,7 @@ pub(crate) async fn update(
             matches!(f, Value::Bool(true)) || f.as_str().and_then(crate::http::truthy) == Some(true)
         })
         .unwrap_or(false);
-    let used = in_use(&st, &project, user.as_deref()).await?;
-    // A user's limit may not exceed the project's.
-    let project_limits = match &user {
-        Some(_) => Some(st.quotas.project(&project, None).await?),
-        None => None,
-    };
+    let settable = settable(&st, &project, user.as_deref()).await?;
     let mut changes = Vec::new();
     for (k, val) in &qs {
         // nova-network's resources (below 2.36) are stored and shown,
@@ -232,21 +262,19 @@ pub(crate) async fn update(
             continue;
         }
         let limit = as_limit(val);
-        if !force {
-            let minimum = used.get(k).copied().unwrap_or(0);
-            if limit >= 0 && limit < minimum {
+        if !force && let Some((minimum, maximum)) = settable.get(k.as_str()).copied() {
+            // nova's `_validate_quota_limit`: -1 is infinity.
+            let inf = |x: i64| if x == -1 { f64::INFINITY } else { x as f64 };
+            if inf(limit) < inf(minimum) {
                 return Err(Fault::bad_request(format!(
                     "Quota limit {limit} for {k} must be greater than or equal to already used and reserved {minimum}."
                 )));
             }
-        }
-        if let Some(max) = project_limits.as_ref().and_then(|l| l.get(k)).copied()
-            && max >= 0
-            && (limit > max || limit < 0)
-        {
-            return Err(Fault::bad_request(format!(
-                "Quota limit {limit} for {k} must be less than or equal to {max}."
-            )));
+            if inf(limit) > inf(maximum) {
+                return Err(Fault::bad_request(format!(
+                    "Quota limit {limit} for {k} must be less than or equal to {maximum}."
+                )));
+            }
         }
         changes.push((k.clone(), limit));
     }

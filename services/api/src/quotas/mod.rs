@@ -163,6 +163,28 @@ impl QuotaStore {
         Ok(out)
     }
 
+    /// The sum of the limits set for the users of `project`, by resource
+    /// (what nova subtracts from the project's limit as `remains`).
+    pub async fn users_total(&self, project: &str) -> ApiResult<Limits> {
+        let mut out = Limits::new();
+        let Some(db) = self.db.as_deref() else {
+            return Ok(out);
+        };
+        if self.noop {
+            return Ok(out);
+        }
+        let mut q = Query::select();
+        q.columns(["resource", "hard_limit"])
+            .from("project_user_quotas".to_owned())
+            .and_where(Expr::col("project_id").eq(project));
+        for r in db.connection().query_all(&q).await.map_err(db_fault)? {
+            let res: String = r.try_get("", "resource").map_err(db_fault)?;
+            let lim: i64 = r.try_get("", "hard_limit").map_err(db_fault)?;
+            *out.entry(res).or_insert(0) += lim;
+        }
+        Ok(out)
+    }
+
     /// The limits a project (or user) set itself, without defaults.
     pub async fn own(&self, project: &str, user: Option<&str>) -> ApiResult<Limits> {
         match user {

@@ -349,3 +349,43 @@ async fn server_group_quotas_hold_at_every_microversion() {
         .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
 }
+
+#[tokio::test]
+async fn user_limits_share_the_projects_as_nova_settles_them() {
+    let a = app().await;
+    let put = |path: &'static str, body: Value| {
+        let a = &a;
+        async move {
+            a.call_at(Method::PUT, path, &a.admin, "2.57", Some(body))
+                .await
+        }
+    };
+    let instances = |n: i64| json!({"quota_set": {"instances": n}});
+    // The project's 10 instances: u1 is given 6, so u2 may have at most 4.
+    let r = put("/v2.1/os-quota-sets/demo?user_id=u1", instances(6)).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let r = put("/v2.1/os-quota-sets/demo?user_id=u2", instances(5)).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
+    assert_eq!(
+        r.body["badRequest"]["message"],
+        "Quota limit 5 for instances must be less than or equal to 4."
+    );
+    // u1 itself may grow to what is left plus its own 6.
+    let r = put("/v2.1/os-quota-sets/demo?user_id=u1", instances(10)).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let r = put("/v2.1/os-quota-sets/demo?user_id=u1", instances(11)).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
+    // The project may not drop below what its users were given, unless forced.
+    let r = put("/v2.1/os-quota-sets/demo", instances(5)).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
+    assert_eq!(
+        r.body["badRequest"]["message"],
+        "Quota limit 5 for instances must be greater than or equal to already used and reserved 10."
+    );
+    let forced = json!({"quota_set": {"instances": 5, "force": true}});
+    let r = put("/v2.1/os-quota-sets/demo", forced).await;
+    assert_eq!(
+        (r.status, r.body["quota_set"]["instances"].clone()),
+        (StatusCode::OK, json!(5))
+    );
+}
