@@ -121,6 +121,11 @@ def main():
                 '[credential]\nkey_repository = %s/credential-keys\n'
                 # bcrypt's minimum cost: a test server, not a vault.
                 '[identity]\npassword_hash_rounds = 4\n'
+                # Keystone's own in-process cache (token validations,
+                # role assignments, catalog): without it every validation
+                # recomputes the token's roles from SQLite.
+                '[cache]\nenabled = true\n'
+                'backend = dogpile.cache.memory\n'
                 % (d, d, d, d, d))
     user = getpass.getuser()
     group = grp.getgrgid(os.getgid()).gr_name

@@ -10,7 +10,7 @@ use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use nova_objects::{Aggregate, ComputeNode, Instance, KeyPair, ListQuery, Service};
+use nova_objects::{Aggregate, ComputeNode, Instance, ListQuery, Service};
 use nova_service::notifications::ServiceAction;
 use serde_json::{Value, json};
 
@@ -466,40 +466,15 @@ pub(crate) async fn zones_detail(
     Ok(axum::Json(zone_info(&st, true).await?).into_response())
 }
 
-pub(crate) struct Used {
-    pub(crate) instances: i64,
-    pub(crate) cores: i64,
-    pub(crate) ram: i64,
-    pub(crate) key_pairs: i64,
-}
-
-pub(crate) async fn usage(st: &ApiState, project: &str, user: &str) -> ApiResult<Used> {
-    let mine: Vec<Instance> = st
-        .objects
-        .list(
-            &admin_ctx(),
-            &ListQuery::new().filter("project_id", project),
-        )
-        .await?;
-    let keys: Vec<KeyPair> = st
-        .objects
-        .list(&admin_ctx(), &ListQuery::new().filter("user_id", user))
-        .await?;
-    Ok(Used {
-        instances: mine.len() as i64,
-        cores: mine.iter().map(|i| i.vcpus().unwrap_or(0)).sum(),
-        ram: mine.iter().map(|i| i.memory_mb().unwrap_or(0)).sum(),
-        key_pairs: keys.len() as i64,
-    })
-}
-
 pub(crate) async fn limits(
     State(st): St,
     Extension(ctx): Extension<Ctx>,
     Extension(v): Extension<ApiVersion>,
 ) -> ApiResult<Response> {
-    let q = &crate::quotas::limits(&st, &ctx.project_id, &ctx.user_id).await?;
-    let u = usage(&st, &ctx.project_id, &ctx.user_id).await?;
+    // nova's `get_project_quotas(usages=True)`: the project's limits and
+    // counts (a user's own limits are not shown here).
+    let q = &crate::quotas::quotas_of(&st.quotas.project(&ctx.project_id, None).await?);
+    let (u, _) = crate::quotas::count::instances(&st, &ctx.project_id, None).await?;
     let mut abs = json!({
         "maxServerMeta": q.metadata_items, "maxImageMeta": q.metadata_items,
         "maxTotalInstances": q.instances, "maxTotalCores": q.cores, "maxTotalRAMSize": q.ram,

@@ -13,6 +13,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
+use nova_service::service_auth::{Named, PasswordAuth, Scope};
 use serde_json::{Value, json};
 
 /// `[keystone_authtoken]` as keystonemiddleware reads it.
@@ -278,37 +279,29 @@ impl AuthToken {
             return Ok(t.clone());
         }
         let c = &self.cfg;
-        let body = json!({"auth": {
-            "identity": {"methods": ["password"], "password": {"user": {
-                "name": c.username, "password": c.password, "domain": c.user_domain.json()}}},
-            "scope": {"project": {"name": c.project_name, "domain": c.project_domain.json()}},
-        }});
-        let url = format!("{}/auth/tokens?nocatalog", c.v3());
-        let resp = self
-            .send(|| self.http.post(&url).json(&body))
-            .await
-            .map_err(AuthError::Unavailable)?;
-        if !resp.status().is_success() {
-            return Err(AuthError::Unavailable(format!(
-                "the service user {} cannot log in to {}: {}",
-                c.username,
-                c.auth_url,
-                resp.status()
-            )));
-        }
-        let token = resp
-            .headers()
-            .get("x-subject-token")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned)
-            .ok_or_else(|| AuthError::Unavailable("Keystone sent no X-Subject-Token".into()))?;
-        let body: Value = resp
-            .json()
-            .await
-            .map_err(|e| AuthError::Unavailable(e.to_string()))?;
-        let exp = TokenInfo::parse(&body, None)
-            .map(|i| i.expires_at)
-            .unwrap_or_else(|| Utc::now() + chrono::Duration::minutes(5));
+        let login = PasswordAuth {
+            auth_url: c.auth_url.clone(),
+            user: Named::Name(c.username.clone(), c.user_domain.json()),
+            password: c.password.clone(),
+            scope: Scope::Project(Named::Name(c.project_name.clone(), c.project_domain.json())),
+        };
+        // Keystone unreachable: tried again `http_request_max_retries` times.
+        let mut attempt = 0;
+        let (token, exp) = loop {
+            match login.login(&self.http).await {
+                Ok(t) => break t,
+                Err(e) if attempt < c.max_retries && e.0.starts_with("cannot reach") => {
+                    attempt += 1;
+                    tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt))).await;
+                }
+                Err(e) => {
+                    return Err(AuthError::Unavailable(format!(
+                        "the service user {} cannot log in to {}: {}",
+                        c.username, c.auth_url, e.0
+                    )));
+                }
+            }
+        };
         *slot = Some((token.clone(), exp));
         Ok(token)
     }

@@ -139,6 +139,27 @@ pub(crate) async fn count(st: &ApiState, project: &str) -> ApiResult<i64> {
     Ok(st.objects.count::<InstanceGroup>(&admin_ctx(), &f).await? as i64)
 }
 
+/// `user`'s server groups in `project`.
+pub(crate) async fn count_by_user(st: &ApiState, project: &str, user: &str) -> ApiResult<i64> {
+    let f = serde_json::Map::from_iter([
+        ("project_id".to_owned(), json!(project)),
+        ("user_id".to_owned(), json!(user)),
+    ]);
+    Ok(st.objects.count::<InstanceGroup>(&admin_ctx(), &f).await? as i64)
+}
+
+/// nova's `check_deltas` of `server_groups` (`extra` more, after the
+/// create: 0): the project's groups within the project's limit and the
+/// user's within the user's.
+async fn groups_over(st: &ApiState, ctx: &Ctx, extra: i64) -> ApiResult<bool> {
+    let (project, user) = (ctx.project_id.as_str(), ctx.user_id.as_str());
+    let limit = |l: crate::quotas::Limits| l.get("server_groups").copied().unwrap_or(-1);
+    let pl = limit(st.quotas.project(project, None).await?);
+    let ul = limit(st.quotas.project(project, Some(user)).await?);
+    Ok((pl >= 0 && count(st, project).await? + extra > pl)
+        || (ul >= 0 && count_by_user(st, project, user).await? + extra > ul))
+}
+
 fn non_negative(p: &[(String, String)], k: &str) -> ApiResult<Option<usize>> {
     match param(p, k) {
         None => Ok(None),
@@ -241,10 +262,7 @@ pub(crate) async fn create(
     let body = json_body(&body)?;
     schemas::check("server_group_create", v, || create_schema(v), &body)?;
     let over = || Fault::forbidden("Quota exceeded, too many server groups.");
-    let limit = crate::quotas::limits(&st, &ctx.project_id, &ctx.user_id)
-        .await?
-        .server_groups;
-    if limit >= 0 && count(&st, &ctx.project_id).await? + 1 > limit {
+    if groups_over(&st, &ctx, 1).await? {
         return Err(over());
     }
     let vals = &body["server_group"];
@@ -287,7 +305,7 @@ pub(crate) async fn create(
         .with_deleted(false);
     st.objects.create(&admin_ctx(), &mut g).await?;
     // nova's `[quota] recheck_quota`: a racing create may have won the last slot.
-    if limit >= 0 && count(&st, &ctx.project_id).await? > limit {
+    if groups_over(&st, &ctx, 0).await? {
         let _ = st.objects.destroy(&admin_ctx(), &mut g).await;
         return Err(over());
     }

@@ -32,6 +32,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use crate::Conf;
+use crate::service_auth::{Named, Scope};
 
 /// The identity headers this middleware sets (and drops from clients).
 const IDENTITY_HEADERS: [&str; 12] = [
@@ -190,32 +191,18 @@ impl AuthToken {
             return Ok(t);
         }
         let o = &self.opts;
-        let body = json!({"auth": {
-            "identity": {"methods": ["password"], "password": {"user": {
-                "name": o.username, "password": o.password,
-                "domain": {"name": o.user_domain_name}}}},
-            "scope": {"project": {"name": o.project_name, "domain": {"name": o.project_domain_name}}},
-        }});
-        let r = self
-            .http
-            .post(format!("{}/auth/tokens?nocatalog", o.v3()))
-            .json(&body)
-            .send()
-            .await
-            .map_err(Self::down)?;
-        if !r.status().is_success() {
-            return Err(AuthTokenError::Unavailable(format!(
-                "the identity service refused [keystone_authtoken] {}'s credentials: {}",
-                o.username,
-                r.status()
-            )));
-        }
-        let t = r
-            .headers()
-            .get("x-subject-token")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned)
-            .ok_or_else(|| Self::down("no X-Subject-Token in the answer"))?;
+        let login = crate::service_auth::PasswordAuth {
+            auth_url: o.auth_url.clone(),
+            user: Named::Name(o.username.clone(), json!({"name": o.user_domain_name})),
+            password: o.password.clone(),
+            scope: Scope::Project(Named::Name(
+                o.project_name.clone(),
+                json!({"name": o.project_domain_name}),
+            )),
+        };
+        let (t, _) = login.login(&self.http).await.map_err(|e| {
+            AuthTokenError::Unavailable(format!("[keystone_authtoken] {}: {}", o.username, e.0))
+        })?;
         *self.service_token.lock().unwrap_or_else(|e| e.into_inner()) = Some(t.clone());
         Ok(t)
     }

@@ -68,6 +68,7 @@ pub const KNOWN_OPTIONS: &[(&str, &str)] = &[
     ("network", "*"),
     ("nova", "*"),
     ("keystone_authtoken", "*"),
+    ("service_user", "*"),
     ("DEFAULT", "vif_plugging_timeout"),
     ("DEFAULT", "vif_plugging_is_fatal"),
     ("neutron", "service_metadata_proxy"),

@@ -15,6 +15,8 @@
 //! * [`states`]: vm, task and power states and the API status table.
 //! * [`authtoken`]: keystonemiddleware's `auth_token` (a real Keystone
 //!   validates tokens, `[keystone_authtoken]`).
+//! * [`service_auth`]: `[service_user]`, the service token sent beside a
+//!   user's on calls made on the user's behalf ([`Runner::service_user`]).
 //! * [`instance_actions`]: instance actions and their events.
 //! * [`notifications`]: nova's versioned and legacy notifications
 //!   ([`notifications::Notifier`], built once by [`Runner::notifier`]).
@@ -32,6 +34,7 @@ pub mod neutron;
 pub mod notifications;
 mod runner;
 mod service;
+pub mod service_auth;
 pub mod states;
 pub mod task_log;
 

@@ -89,6 +89,7 @@ struct Inner {
     placement: OnceCell<PlacementHandle>,
     cell1: OnceCell<CellMapping>,
     notifier: OnceCell<crate::notifications::Notifier>,
+    service_user: std::sync::OnceLock<Option<Arc<crate::service_auth::ServiceUser>>>,
     parts: Mutex<Parts>,
     http_drain_timeout: Duration,
 }
@@ -134,6 +135,7 @@ impl Runner {
                 placement: OnceCell::new(),
                 cell1: OnceCell::new(),
                 notifier: OnceCell::new(),
+                service_user: std::sync::OnceLock::new(),
                 parts: Mutex::default(),
                 http_drain_timeout,
             }),
@@ -297,6 +299,19 @@ impl Runner {
             })
             .await?;
         Ok(c.clone())
+    }
+
+    /// `[service_user]`: the service token every call made on a user's
+    /// behalf carries (`None` unless `send_service_user_token`), one per
+    /// process so its token is cached once.
+    pub fn service_user(
+        &self,
+    ) -> Result<Option<Arc<crate::service_auth::ServiceUser>>, crate::ConfError> {
+        if let Some(s) = self.inner.service_user.get() {
+            return Ok(s.clone());
+        }
+        let s = crate::service_auth::ServiceUser::from_conf(&self.inner.conf)?;
+        Ok(self.inner.service_user.get_or_init(|| s).clone())
     }
 
     /// The notifier (`[notifications]`, `[oslo_messaging_notifications]`),

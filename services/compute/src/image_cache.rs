@@ -7,7 +7,8 @@
 //! The image API is `[glance] api_servers` (the first), else the image
 //! entry of the caller's service catalog, with the caller's token, both
 //! carried by the request context as nova's are (`service_catalog`,
-//! `auth_token`).
+//! `auth_token`), and the service user's token beside it with `[service_user]
+//! send_service_user_token`.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -16,6 +17,7 @@ use std::sync::{Arc, Mutex};
 use anyhow::{Context as _, bail};
 use md5::Digest as _;
 use nova_rpc::RequestContext;
+use nova_service::service_auth::{ServiceUser, on_behalf_of};
 use serde_json::Value;
 use tokio::io::AsyncWriteExt as _;
 
@@ -25,6 +27,7 @@ pub struct ImageCache {
     dir: PathBuf,
     api_servers: Vec<String>,
     http: reqwest::Client,
+    service_user: Option<Arc<ServiceUser>>,
     locks: Arc<Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>>,
 }
 
@@ -36,8 +39,17 @@ impl ImageCache {
             dir: instances_path.join("_base"),
             api_servers,
             http: reqwest::Client::new(),
+            service_user: None,
             locks: Arc::default(),
         }
+    }
+
+    /// Downloads also carry the service user's token
+    /// (`[service_user] send_service_user_token`).
+    #[must_use]
+    pub fn with_service_user(mut self, service: Option<Arc<ServiceUser>>) -> Self {
+        self.service_user = service;
+        self
     }
 
     /// From nova.conf: `[DEFAULT] instances_path` (default
@@ -101,7 +113,7 @@ impl ImageCache {
         let url = format!("{}/v2/images/{id}/file", self.endpoint(ctx)?);
         let mut req = self.http.get(&url);
         if let Some(t) = ctx.get("auth_token").and_then(Value::as_str) {
-            req = req.header("X-Auth-Token", t);
+            req = on_behalf_of(req, t, self.service_user.as_deref()).await?;
         }
         let mut resp = req.send().await.with_context(|| format!("GET {url}"))?;
         if !resp.status().is_success() {

@@ -2,7 +2,9 @@
 //! uploading a snapshot into the image the API created, listing an
 //! instance's backups, deleting images. The endpoint is `[glance]
 //! api_servers`, else the `image` entry of the request's service catalog;
-//! the request's own token authenticates (nova's context auth plugin).
+//! the request's own token authenticates (nova's context auth plugin),
+//! with the service user's beside it when `[service_user]
+//! send_service_user_token` is set (nova's `service_auth`).
 
 use nova_rpc::RequestContext;
 use serde_json::{Value, json};
@@ -69,11 +71,13 @@ impl ComputeManager {
         body: Option<(&str, Vec<u8>)>,
     ) -> Result<Value, ImageError> {
         let (url, token) = self.image_endpoint(ctx)?;
-        let mut rb = self
-            .inner
-            .http
-            .request(method, format!("{url}{path}"))
-            .header("X-Auth-Token", token);
+        let mut rb = nova_service::service_auth::on_behalf_of(
+            self.inner.http.request(method, format!("{url}{path}")),
+            &token,
+            self.inner.service_user.get().map(|s| &**s),
+        )
+        .await
+        .map_err(|e| ImageError::Unreachable(e.to_string()))?;
         if let Some((ctype, bytes)) = body {
             rb = rb.header("Content-Type", ctype).body(bytes);
         }

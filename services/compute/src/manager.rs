@@ -45,6 +45,8 @@ pub(crate) struct Inner {
     pub(crate) images: std::sync::OnceLock<crate::ImageCache>,
     /// The image API client (snapshots, shelving, backups).
     pub(crate) http: reqwest::Client,
+    /// `[service_user]`: the service token sent beside the caller's.
+    pub(crate) service_user: std::sync::OnceLock<Arc<nova_service::service_auth::ServiceUser>>,
     /// What builds wait for from other services (`network-vif-plugged`).
     pub(crate) events: crate::instance_events::InstanceEvents,
     /// The network API (none: servers get no ports).
@@ -85,6 +87,7 @@ impl ComputeManager {
                 notifier: std::sync::OnceLock::new(),
                 images: std::sync::OnceLock::new(),
                 http: reqwest::Client::new(),
+                service_user: std::sync::OnceLock::new(),
                 events: Default::default(),
                 network: std::sync::OnceLock::new(),
             }),
@@ -101,6 +104,12 @@ impl ComputeManager {
     /// from a disk; the fake driver needs none).
     pub fn set_image_cache(&self, cache: crate::ImageCache) {
         let _ = self.inner.images.set(cache);
+    }
+
+    /// Calls to the image API on a caller's behalf also carry the service
+    /// user's token (`[service_user] send_service_user_token`).
+    pub fn set_service_user(&self, service: Arc<nova_service::service_auth::ServiceUser>) {
+        let _ = self.inner.service_user.set(service);
     }
 
     /// The notifier (instance actions, `instance.update`, `compute.exception`).

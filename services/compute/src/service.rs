@@ -85,8 +85,14 @@ pub async fn start_host(
     let placement = runner.placement().await?;
     let boots_from_disk = driver.name() != "fake";
     let manager = ComputeManager::new(cfg, driver, objects, placement, transport.clone());
+    let service_user = runner.service_user()?;
+    if let Some(s) = &service_user {
+        manager.set_service_user(s.clone());
+    }
     if boots_from_disk {
-        manager.set_image_cache(crate::ImageCache::from_conf(runner.conf()));
+        manager.set_image_cache(
+            crate::ImageCache::from_conf(runner.conf()).with_service_user(service_user),
+        );
     }
     manager.set_notifier(runner.notifier().await?);
     if let Some(client) = network {

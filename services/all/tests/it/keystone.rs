@@ -15,7 +15,7 @@ use tokio::io::AsyncBufReadExt as _;
 
 use crate::cluster::{Cluster, temp_dir};
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -113,7 +113,7 @@ impl Keystone {
     }
 }
 
-async fn call(
+pub(crate) async fn call(
     c: &Cluster,
     method: Method,
     path: &str,

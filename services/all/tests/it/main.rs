@@ -33,10 +33,12 @@ mod real_placement;
 mod rebuild;
 mod recovery;
 mod restore_quota;
+mod service_user;
 mod shelve;
 mod subresources;
 mod task_notifications;
 mod tempest_fixes;
+mod user_quotas;
 #[cfg(feature = "amqp")]
 mod vhost;
 #[cfg(feature = "amqp")]

@@ -200,7 +200,8 @@ async fn key_pair(st: &ApiState, ctx: &Ctx, name: Option<&str>) -> ApiResult<Opt
 }
 
 /// How many instances the quotas allow (between `min` and `max`), counted
-/// from what exists (nova's DbQuotaDriver); 403 below `min`.
+/// from what exists (nova's DbQuotaDriver, per project and, when the user
+/// has limits of their own, per user); 403 below `min`.
 async fn quota_count(
     st: &ApiState,
     ctx: &Ctx,
@@ -208,101 +209,31 @@ async fn quota_count(
     min: i64,
     max: i64,
 ) -> ApiResult<i64> {
-    let q = &crate::quotas::limits(st, &ctx.project_id, &ctx.user_id).await?;
-    // Soft-deleted servers do not count (nova's `_get_counts_in_db`):
-    // with soft deletes on, the instances are listed to leave them out.
-    let soft = st.cfg.reclaim_instance_interval > 0;
-    let (used, used_cores, used_ram) = if q.cores < 0 && q.ram < 0 && !soft {
-        // Only the instance count matters (or nothing): count, do not load.
-        let n = if q.instances < 0 {
-            0
-        } else {
-            let f = serde_json::Map::from_iter([("project_id".to_owned(), json!(ctx.project_id))]);
-            st.objects.count::<Instance>(&admin_ctx(), &f).await? as i64
-        };
-        (n, 0, 0)
-    } else {
-        let mine: Vec<Instance> = st
-            .objects
-            .list(
-                &admin_ctx(),
-                &ListQuery::new().filter("project_id", ctx.project_id.as_str()),
-            )
-            .await?;
-        let mine: Vec<&Instance> = mine
-            .iter()
-            .filter(|i| i.vm_state().as_deref() != Some(VmState::SoftDeleted.as_str()))
-            .collect();
-        let cores: i64 = mine.iter().map(|i| i.vcpus().unwrap_or(0)).sum();
-        let ram: i64 = mine.iter().map(|i| i.memory_mb().unwrap_or(0)).sum();
-        (mine.len() as i64, cores, ram)
-    };
-    let fit = |per: i64, used: i64, limit: i64| {
-        if per == 0 || limit < 0 {
-            max
-        } else {
-            ((limit - used) / per).min(max)
-        }
-    };
-    let count = fit(1, used, q.instances)
-        .min(fit(*flavor.vcpus(), used_cores, q.cores))
-        .min(fit(*flavor.memory_mb(), used_ram, q.ram));
-    if count < min {
-        let (res, per, u, limit) = if fit(1, used, q.instances) < min {
-            ("instances", 1, used, q.instances)
-        } else if fit(*flavor.vcpus(), used_cores, q.cores) < min {
-            ("cores", *flavor.vcpus(), used_cores, q.cores)
-        } else {
-            ("ram", *flavor.memory_mb(), used_ram, q.ram)
-        };
-        return Err(Fault::forbidden(format!(
-            "Quota exceeded for {res}: Requested {}, but already used {u} of {limit} {res}",
-            per * min
-        )));
-    }
-    Ok(count)
+    crate::quotas::count::check_num_instances(
+        st,
+        &ctx.project_id,
+        &ctx.user_id,
+        (*flavor.vcpus(), *flavor.memory_mb()),
+        min,
+        max,
+    )
+    .await
 }
 
 /// Nova's quota check of a `restore` (`check_num_instances_quota` for
-/// one more instance of the server's flavor): the project's instances,
-/// cores and RAM counted without the soft-deleted ones (nova's
-/// `_get_counts_in_db`), 403 when the restored server would not fit.
+/// one more instance of the server's flavor, for its project and user):
+/// 403 when the restored server would not fit.
 pub(crate) async fn check_restore_quota(st: &ApiState, inst: &Instance) -> ApiResult<()> {
-    let project = inst.project_id().clone().unwrap_or_default();
-    let q =
-        &crate::quotas::limits(st, &project, inst.user_id().as_deref().unwrap_or_default()).await?;
-    if q.instances < 0 && q.cores < 0 && q.ram < 0 {
-        return Ok(());
-    }
-    let mine: Vec<Instance> = st
-        .objects
-        .list(
-            &admin_ctx(),
-            &ListQuery::new().filter("project_id", project.as_str()),
-        )
-        .await?;
-    let live = mine
-        .iter()
-        .filter(|i| i.vm_state().as_deref() != Some(VmState::SoftDeleted.as_str()));
-    let (mut n, mut cores, mut ram) = (0i64, 0i64, 0i64);
-    for i in live {
-        n += 1;
-        cores += i.vcpus().unwrap_or(0);
-        ram += i.memory_mb().unwrap_or(0);
-    }
-    let want = [
-        ("instances", 1, n, q.instances),
-        ("cores", inst.vcpus().unwrap_or(0), cores, q.cores),
-        ("ram", inst.memory_mb().unwrap_or(0), ram, q.ram),
-    ];
-    for (res, req, used, limit) in want {
-        if limit >= 0 && used + req > limit {
-            return Err(Fault::forbidden(format!(
-                "Quota exceeded for {res}: Requested {req}, but already used {used} of {limit} {res}"
-            )));
-        }
-    }
-    Ok(())
+    crate::quotas::count::check_num_instances(
+        st,
+        inst.project_id().as_deref().unwrap_or_default(),
+        inst.user_id().as_deref().unwrap_or_default(),
+        (inst.vcpus().unwrap_or(0), inst.memory_mb().unwrap_or(0)),
+        1,
+        1,
+    )
+    .await
+    .map(|_| ())
 }
 
 async fn plan(st: &ApiState, ctx: &Ctx, r: &CreateRequest) -> ApiResult<Plan> {

@@ -41,11 +41,16 @@ pub(crate) const IMAGE_STATES: &[VmState] = &[
 
 /// The caller's RPC context with what the compute needs to reach the
 /// image API: the token (`auth_token`) and the catalog's image endpoint
-/// (`service_catalog`, nova's context field).
+/// (`service_catalog`, nova's context field: Keystone's catalog when the
+/// token came from there, else the built-in identity's).
 pub(crate) fn image_rpc_ctx(st: &ApiState, ctx: &Ctx, token: Option<&str>) -> RequestContext {
     let mut rpc = ctx.rpc();
     if let Some(t) = token {
         rpc.set("auth_token", t);
+    }
+    // With Keystone, the image endpoint of the caller's token's catalog.
+    if rpc.get("service_catalog").is_some() {
+        return rpc;
     }
     let catalog: Vec<Value> = st
         .identity

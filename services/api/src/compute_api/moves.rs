@@ -87,34 +87,18 @@ async fn nodes_of(st: &ApiState, host: &str) -> ApiResult<Vec<ComputeNode>> {
 }
 
 /// Nova's `_check_quota_for_upsize`: the growth in cores and RAM within
-/// the project's quota (403 otherwise).
+/// the project's quota and its user's (403 otherwise).
 async fn check_upsize(st: &ApiState, inst: &Instance, old: &Flavor, new: &Flavor) -> ApiResult<()> {
-    let dcores = *new.vcpus() - *old.vcpus();
-    let dram = *new.memory_mb() - *old.memory_mb();
-    if dcores <= 0 && dram <= 0 {
-        return Ok(());
-    }
-    let project = inst.project_id().clone().unwrap_or_default();
-    let q =
-        &crate::quotas::limits(st, &project, inst.user_id().as_deref().unwrap_or_default()).await?;
-    let mine: Vec<Instance> = st
-        .objects
-        .list(
-            &admin_ctx(),
-            &ListQuery::new().filter("project_id", project.as_str()),
-        )
-        .await?;
-    let cores: i64 = mine.iter().map(|i| i.vcpus().unwrap_or(0)).sum();
-    let ram: i64 = mine.iter().map(|i| i.memory_mb().unwrap_or(0)).sum();
-    for (res, delta, used, limit) in [("cores", dcores, cores, q.cores), ("ram", dram, ram, q.ram)]
-    {
-        if delta > 0 && limit >= 0 && used + delta > limit {
-            return Err(Fault::forbidden(format!(
-                "Quota exceeded for {res}: Requested {delta}, but already used {used} of {limit} {res}"
-            )));
-        }
-    }
-    Ok(())
+    crate::quotas::count::check_upsize(
+        st,
+        inst.project_id().as_deref().unwrap_or_default(),
+        inst.user_id().as_deref().unwrap_or_default(),
+        (
+            *new.vcpus() - *old.vcpus(),
+            *new.memory_mb() - *old.memory_mb(),
+        ),
+    )
+    .await
 }
 
 async fn flavor_by_id(st: &ApiState, ctx: &Ctx, fid: &str) -> ApiResult<Flavor> {

@@ -139,15 +139,22 @@ pub(crate) async fn defaults(
     Ok(axum::Json(json!({"quota_set": qs})).into_response())
 }
 
-/// What `project` (or `user` in it) uses of each resource.
-async fn in_use(st: &ApiState, project: &str, user: &str) -> ApiResult<Limits> {
-    let u = crate::admin::usage(st, project, user).await?;
-    let groups = crate::server_groups::count(st, project).await?;
+/// What `project` (or `user` in it) uses of each resource, as nova's
+/// `_get_usages` shows it: instances, cores, RAM and server groups
+/// counted for the user when one is named, else for the project; key
+/// pairs and server group members always 0 (nova does not count them
+/// here).
+async fn in_use(st: &ApiState, project: &str, user: Option<&str>) -> ApiResult<Limits> {
+    let (p, u) = super::count::instances(st, project, user).await?;
+    let c = u.unwrap_or(p);
+    let groups = match user {
+        Some(u) => crate::server_groups::count_by_user(st, project, u).await?,
+        None => crate::server_groups::count(st, project).await?,
+    };
     let mut out: Limits = RESOURCES.iter().map(|r| ((*r).to_owned(), 0)).collect();
-    out.insert("instances".into(), u.instances);
-    out.insert("cores".into(), u.cores);
-    out.insert("ram".into(), u.ram);
-    out.insert("key_pairs".into(), u.key_pairs);
+    out.insert("instances".into(), c.instances);
+    out.insert("cores".into(), c.cores);
+    out.insert("ram".into(), c.ram);
     out.insert("server_groups".into(), groups);
     Ok(out)
 }
@@ -167,7 +174,7 @@ pub(crate) async fn detail(
         user.as_deref().unwrap_or(&ctx.user_id),
     )?;
     let limits = st.quotas.project(&project, user.as_deref()).await?;
-    let used = in_use(&st, &project, user.as_deref().unwrap_or(&ctx.user_id)).await?;
+    let used = in_use(&st, &project, user.as_deref()).await?;
     let mut qs = Map::new();
     qs.insert("id".into(), json!(project));
     for k in set_resources(v) {
@@ -179,6 +186,41 @@ pub(crate) async fn detail(
         );
     }
     Ok(axum::Json(json!({"quota_set": qs})).into_response())
+}
+
+/// nova's `get_settable_quotas`: per resource the (minimum, maximum) an
+/// update may set. A project: at least its use and the sum of its users'
+/// own limits. A user: at least the user's use, at most what the project
+/// has not given to its users (`remains`) plus the user's own limit.
+async fn settable(
+    st: &ApiState,
+    project: &str,
+    user: Option<&str>,
+) -> ApiResult<std::collections::BTreeMap<&'static str, (i64, i64)>> {
+    // `_sub_quota_values` / `_sum_quota_values`: -1 (unlimited) wins.
+    let sub = |a: i64, b: i64| if a == -1 || b == -1 { -1 } else { a - b };
+    let sum = |a: i64, b: i64| if a == -1 || b == -1 { -1 } else { a + b };
+    let limits = st.quotas.project(project, None).await?;
+    let given = st.quotas.users_total(project).await?;
+    let used = in_use(st, project, user).await?;
+    let own = match user {
+        Some(u) => Some(st.quotas.own(project, Some(u)).await?),
+        None => None,
+    };
+    let mut out = std::collections::BTreeMap::new();
+    for k in RESOURCES {
+        let limit = limits.get(k).copied().unwrap_or(-1);
+        let remains = limit - given.get(k).copied().unwrap_or(0);
+        let in_use = used.get(k).copied().unwrap_or(0);
+        out.insert(
+            k,
+            match &own {
+                Some(own) => (in_use, sum(remains, own.get(k).copied().unwrap_or(0))),
+                None => (sub(limit, remains).max(in_use), -1),
+            },
+        );
+    }
+    Ok(out)
 }
 
 pub(crate) async fn update(
@@ -211,12 +253,7 @@ pub(crate) async fn update(
             matches!(f, Value::Bool(true)) || f.as_str().and_then(crate::http::truthy) == Some(true)
         })
         .unwrap_or(false);
-    let used = in_use(&st, &project, user.as_deref().unwrap_or(&ctx.user_id)).await?;
-    // A user's limit may not exceed the project's.
-    let project_limits = match &user {
-        Some(_) => Some(st.quotas.project(&project, None).await?),
-        None => None,
-    };
+    let settable = settable(&st, &project, user.as_deref()).await?;
     let mut changes = Vec::new();
     for (k, val) in &qs {
         // nova-network's resources (below 2.36) are stored and shown,
@@ -225,21 +262,19 @@ pub(crate) async fn update(
             continue;
         }
         let limit = as_limit(val);
-        if !force {
-            let minimum = used.get(k).copied().unwrap_or(0);
-            if limit >= 0 && limit < minimum {
+        if !force && let Some((minimum, maximum)) = settable.get(k.as_str()).copied() {
+            // nova's `_validate_quota_limit`: -1 is infinity.
+            let inf = |x: i64| if x == -1 { f64::INFINITY } else { x as f64 };
+            if inf(limit) < inf(minimum) {
                 return Err(Fault::bad_request(format!(
                     "Quota limit {limit} for {k} must be greater than or equal to already used and reserved {minimum}."
                 )));
             }
-        }
-        if let Some(max) = project_limits.as_ref().and_then(|l| l.get(k)).copied()
-            && max >= 0
-            && (limit > max || limit < 0)
-        {
-            return Err(Fault::bad_request(format!(
-                "Quota limit {limit} for {k} must be less than or equal to {max}."
-            )));
+            if inf(limit) > inf(maximum) {
+                return Err(Fault::bad_request(format!(
+                    "Quota limit {limit} for {k} must be less than or equal to {maximum}."
+                )));
+            }
         }
         changes.push((k.clone(), limit));
     }

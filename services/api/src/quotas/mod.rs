@@ -8,6 +8,7 @@
 //! read [`limits`].
 
 pub(crate) mod api;
+pub(crate) mod count;
 mod schema;
 
 use std::collections::BTreeMap;
@@ -162,6 +163,28 @@ impl QuotaStore {
         Ok(out)
     }
 
+    /// The sum of the limits set for the users of `project`, by resource
+    /// (what nova subtracts from the project's limit as `remains`).
+    pub async fn users_total(&self, project: &str) -> ApiResult<Limits> {
+        let mut out = Limits::new();
+        let Some(db) = self.db.as_deref() else {
+            return Ok(out);
+        };
+        if self.noop {
+            return Ok(out);
+        }
+        let mut q = Query::select();
+        q.columns(["resource", "hard_limit"])
+            .from("project_user_quotas".to_owned())
+            .and_where(Expr::col("project_id").eq(project));
+        for r in db.connection().query_all(&q).await.map_err(db_fault)? {
+            let res: String = r.try_get("", "resource").map_err(db_fault)?;
+            let lim: i64 = r.try_get("", "hard_limit").map_err(db_fault)?;
+            *out.entry(res).or_insert(0) += lim;
+        }
+        Ok(out)
+    }
+
     /// The limits a project (or user) set itself, without defaults.
     pub async fn own(&self, project: &str, user: Option<&str>) -> ApiResult<Limits> {
         match user {
@@ -258,9 +281,13 @@ impl QuotaStore {
 
 /// The limits that apply to `user` in `project`, as the checks read them.
 pub(crate) async fn limits(st: &ApiState, project: &str, user: &str) -> ApiResult<Quotas> {
-    let l = st.quotas.project(project, Some(user)).await?;
+    Ok(quotas_of(&st.quotas.project(project, Some(user)).await?))
+}
+
+/// [`Limits`] as the typed [`Quotas`] (-1 where a resource is missing).
+pub(crate) fn quotas_of(l: &Limits) -> Quotas {
     let g = |k: &str| l.get(k).copied().unwrap_or(-1);
-    Ok(Quotas {
+    Quotas {
         instances: g("instances"),
         cores: g("cores"),
         ram: g("ram"),
@@ -271,5 +298,5 @@ pub(crate) async fn limits(st: &ApiState, project: &str, user: &str) -> ApiResul
         injected_files: g("injected_files"),
         injected_file_content_bytes: g("injected_file_content_bytes"),
         injected_file_path_bytes: g("injected_file_path_bytes"),
-    })
+    }
 }

@@ -100,7 +100,17 @@ async fn quota_sets_are_stored_shown_checked_and_enforced() {
         r.body["forbidden"]["message"],
         "Quota exceeded for key_pairs: Requested 1, but already used 1 of 1 key_pairs"
     );
-    // detail counts the use.
+    // detail shows what is counted: nova leaves key pairs at 0 there,
+    // server groups are the user's own with ?user_id=, else the project's.
+    let r = at(
+        Method::POST,
+        "/v2.1/os-server-groups",
+        &a.demo,
+        "2.57",
+        Some(json!({"server_group": {"name": "g", "policies": ["affinity"]}})),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     let r = at(
         Method::GET,
         "/v2.1/os-quota-sets/demo/detail",
@@ -111,10 +121,19 @@ async fn quota_sets_are_stored_shown_checked_and_enforced() {
     .await;
     assert_eq!(
         r.body["quota_set"]["key_pairs"],
-        json!({"limit": 1, "in_use": 1, "reserved": 0})
+        json!({"limit": 1, "in_use": 0, "reserved": 0})
     );
-    // Below usage (demo's own key pairs): refused unless forced.
-    let zero = json!({"quota_set": {"key_pairs": 0}});
+    assert_eq!(r.body["quota_set"]["server_groups"]["in_use"], 1);
+    for (user, used) in [("demo", 1), ("admin", 0)] {
+        let path = format!("/v2.1/os-quota-sets/demo/detail?user_id={user}");
+        let r = a.call_at(Method::GET, &path, &a.admin, "2.57", None).await;
+        assert_eq!(
+            r.body["quota_set"]["server_groups"]["in_use"], used,
+            "{user}"
+        );
+    }
+    // Below usage (demo's own server groups): refused unless forced.
+    let zero = json!({"quota_set": {"server_groups": 0}});
     let r = at(
         Method::PUT,
         "/v2.1/os-quota-sets/demo?user_id=demo",
@@ -126,9 +145,9 @@ async fn quota_sets_are_stored_shown_checked_and_enforced() {
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     assert_eq!(
         r.body["badRequest"]["message"],
-        "Quota limit 0 for key_pairs must be greater than or equal to already used and reserved 1."
+        "Quota limit 0 for server_groups must be greater than or equal to already used and reserved 1."
     );
-    let forced = json!({"quota_set": {"key_pairs": 0, "force": true}});
+    let forced = json!({"quota_set": {"server_groups": 0, "force": true}});
     let r = at(
         Method::PUT,
         "/v2.1/os-quota-sets/demo?user_id=demo",
@@ -138,7 +157,7 @@ async fn quota_sets_are_stored_shown_checked_and_enforced() {
     )
     .await;
     assert_eq!(
-        (r.status, r.body["quota_set"]["key_pairs"].clone()),
+        (r.status, r.body["quota_set"]["server_groups"].clone()),
         (StatusCode::OK, json!(0))
     );
     // Bad values and unknown resources are 400; injected files too at 2.57.
@@ -329,4 +348,44 @@ async fn server_group_quotas_hold_at_every_microversion() {
         )
         .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
+}
+
+#[tokio::test]
+async fn user_limits_share_the_projects_as_nova_settles_them() {
+    let a = app().await;
+    let put = |path: &'static str, body: Value| {
+        let a = &a;
+        async move {
+            a.call_at(Method::PUT, path, &a.admin, "2.57", Some(body))
+                .await
+        }
+    };
+    let instances = |n: i64| json!({"quota_set": {"instances": n}});
+    // The project's 10 instances: u1 is given 6, so u2 may have at most 4.
+    let r = put("/v2.1/os-quota-sets/demo?user_id=u1", instances(6)).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let r = put("/v2.1/os-quota-sets/demo?user_id=u2", instances(5)).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
+    assert_eq!(
+        r.body["badRequest"]["message"],
+        "Quota limit 5 for instances must be less than or equal to 4."
+    );
+    // u1 itself may grow to what is left plus its own 6.
+    let r = put("/v2.1/os-quota-sets/demo?user_id=u1", instances(10)).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let r = put("/v2.1/os-quota-sets/demo?user_id=u1", instances(11)).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
+    // The project may not drop below what its users were given, unless forced.
+    let r = put("/v2.1/os-quota-sets/demo", instances(5)).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
+    assert_eq!(
+        r.body["badRequest"]["message"],
+        "Quota limit 5 for instances must be greater than or equal to already used and reserved 10."
+    );
+    let forced = json!({"quota_set": {"instances": 5, "force": true}});
+    let r = put("/v2.1/os-quota-sets/demo", forced).await;
+    assert_eq!(
+        (r.status, r.body["quota_set"]["instances"].clone()),
+        (StatusCode::OK, json!(5))
+    );
 }
