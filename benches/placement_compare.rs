@@ -25,6 +25,9 @@ fn rp_uuid(i: usize) -> String {
     format!("{i:08x}-0000-4000-8000-{i:012x}")
 }
 
+/// The rows' `created_at` (the Python side writes the same).
+const CREATED: &str = "2026-01-01 00:00:00";
+
 /// Our tables filled with `n` providers (bulk SQL: the same rows the
 /// Python side inserts into Placement's).
 async fn fill_ours(url: &str, n: usize) -> SqlPlacement {
@@ -37,10 +40,15 @@ async fn fill_ours(url: &str, n: usize) -> SqlPlacement {
     for chunk in (1..=n).collect::<Vec<_>>().chunks(500) {
         let rps: Vec<String> = chunk
             .iter()
-            .map(|&i| format!("('{u}', 'cn-{i}', 0, NULL, '{u}')", u = rp_uuid(i)))
+            .map(|&i| {
+                format!(
+                    "('{u}', 'cn-{i}', 0, NULL, '{u}', '{CREATED}')",
+                    u = rp_uuid(i)
+                )
+            })
             .collect();
         conn.execute_unprepared(&format!(
-            "INSERT INTO resource_providers (uuid, name, generation, parent_uuid, root_uuid) VALUES {}",
+            "INSERT INTO resource_providers (uuid, name, generation, parent_uuid, root_uuid, created_at) VALUES {}",
             rps.join(", ")
         ))
         .await
@@ -54,11 +62,13 @@ async fn fill_ours(url: &str, n: usize) -> SqlPlacement {
                     ("MEMORY_MB", 262_144, 1.5),
                     ("DISK_GB", 2000, 1.0),
                 ]
-                .map(|(rc, t, r)| format!("('{u}', '{rc}', {t}, 0, 1, {t}, 1, {r:.1})"))
+                .map(|(rc, t, r)| {
+                    format!("('{u}', '{rc}', {t}, 0, 1, {t}, 1, {r:.1}, '{CREATED}')")
+                })
             })
             .collect();
         conn.execute_unprepared(&format!(
-            "INSERT INTO inventories (rp_uuid, resource_class, total, reserved, min_unit, max_unit, step_size, allocation_ratio) VALUES {}",
+            "INSERT INTO inventories (rp_uuid, resource_class, total, reserved, min_unit, max_unit, step_size, allocation_ratio, created_at) VALUES {}",
             invs.join(", ")
         ))
         .await
