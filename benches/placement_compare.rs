@@ -13,9 +13,8 @@
 //!
 //! `cargo bench --bench placement_compare --features db,postgres`
 //! (NOVA_RS_PYTHON: the test virtualenv's Python, with
-//! openstack-placement). Our server sets `TCP_NODELAY` as the services'
-//! do (`NOVA_RS_BENCH_NAGLE=1`: not, to see what that costs);
-//! `NOVA_RS_BENCH_OURS_ONLY=1` skips Placement 16 (for profiling).
+//! openstack-placement). `NOVA_RS_BENCH_OURS_ONLY=1` skips Placement 16
+//! (for profiling).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -82,15 +81,10 @@ async fn fill_ours(url: &str, n: usize) -> SqlPlacement {
 }
 
 async fn serve_ours(p: SqlPlacement) -> String {
-    use axum::serve::ListenerExt as _;
     let app = api::router(PlacementHandle::new(p), api::noauth2());
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = l.local_addr().unwrap();
-    // As the services' HTTP servers (nova_service's `Runner::http`).
-    let nodelay = std::env::var("NOVA_RS_BENCH_NAGLE").is_err();
-    let l = l.tap_io(move |tcp| {
-        let _ = tcp.set_nodelay(nodelay);
-    });
+    // Served as the services' HTTP servers are (`Runner::http`: axum's defaults).
     tokio::spawn(async move { axum::serve(l, app).await.unwrap() });
     format!("http://{addr}")
 }
