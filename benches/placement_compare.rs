@@ -4,14 +4,17 @@
 //! SQLite, `scripts/placement_py_server.py` under wsgiref).
 //!
 //! - `GET /allocation_candidates?resources=VCPU:1,MEMORY_MB:512,DISK_GB:10&limit=1000`
-//!   at 1k and 10k providers (100k with `NOVA_RS_BENCH_BIG=1`): median,
-//!   from the request to the answer's last byte (the client parses the
-//!   JSON after the clock stops, for both servers).
+//!   at 1k, 10k and 100k providers (`NOVA_RS_BENCH_SIZES=1000,10000` to
+//!   choose): median of `NOVA_RS_BENCH_RUNS` (15) for ours, of 3 for
+//!   Placement 16, from the request to the answer's last byte (the client
+//!   parses the JSON after the clock stops, for both servers).
 //! - `PUT /allocations/{consumer}` (new consumers, 1.28): p50 / p99, on
 //!   SQLite for both, and ours on PostgreSQL when `NOVA_RS_PG_URL` is set.
 //!
-//! `cargo bench --bench placement_compare` (NOVA_RS_PYTHON: the test
-//! virtualenv's Python, with openstack-placement).
+//! `cargo bench --bench placement_compare --features db,postgres`
+//! (NOVA_RS_PYTHON: the test virtualenv's Python, with
+//! openstack-placement). `NOVA_RS_BENCH_OURS_ONLY=1` skips Placement 16
+//! (for profiling).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -25,6 +28,9 @@ fn rp_uuid(i: usize) -> String {
     format!("{i:08x}-0000-4000-8000-{i:012x}")
 }
 
+/// The rows' `created_at` (the Python side writes the same).
+const CREATED: &str = "2026-01-01 00:00:00";
+
 /// Our tables filled with `n` providers (bulk SQL: the same rows the
 /// Python side inserts into Placement's).
 async fn fill_ours(url: &str, n: usize) -> SqlPlacement {
@@ -37,10 +43,15 @@ async fn fill_ours(url: &str, n: usize) -> SqlPlacement {
     for chunk in (1..=n).collect::<Vec<_>>().chunks(500) {
         let rps: Vec<String> = chunk
             .iter()
-            .map(|&i| format!("('{u}', 'cn-{i}', 0, NULL, '{u}')", u = rp_uuid(i)))
+            .map(|&i| {
+                format!(
+                    "('{u}', 'cn-{i}', 0, NULL, '{u}', '{CREATED}')",
+                    u = rp_uuid(i)
+                )
+            })
             .collect();
         conn.execute_unprepared(&format!(
-            "INSERT INTO resource_providers (uuid, name, generation, parent_uuid, root_uuid) VALUES {}",
+            "INSERT INTO resource_providers (uuid, name, generation, parent_uuid, root_uuid, created_at) VALUES {}",
             rps.join(", ")
         ))
         .await
@@ -54,11 +65,13 @@ async fn fill_ours(url: &str, n: usize) -> SqlPlacement {
                     ("MEMORY_MB", 262_144, 1.5),
                     ("DISK_GB", 2000, 1.0),
                 ]
-                .map(|(rc, t, r)| format!("('{u}', '{rc}', {t}, 0, 1, {t}, 1, {r:.1})"))
+                .map(|(rc, t, r)| {
+                    format!("('{u}', '{rc}', {t}, 0, 1, {t}, 1, {r:.1}, '{CREATED}')")
+                })
             })
             .collect();
         conn.execute_unprepared(&format!(
-            "INSERT INTO inventories (rp_uuid, resource_class, total, reserved, min_unit, max_unit, step_size, allocation_ratio) VALUES {}",
+            "INSERT INTO inventories (rp_uuid, resource_class, total, reserved, min_unit, max_unit, step_size, allocation_ratio, created_at) VALUES {}",
             invs.join(", ")
         ))
         .await
@@ -71,6 +84,7 @@ async fn serve_ours(p: SqlPlacement) -> String {
     let app = api::router(PlacementHandle::new(p), api::noauth2());
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = l.local_addr().unwrap();
+    // Served as the services' HTTP servers are (`Runner::http`: axum's defaults).
     tokio::spawn(async move { axum::serve(l, app).await.unwrap() });
     format!("http://{addr}")
 }
@@ -182,17 +196,27 @@ fn ms(d: Duration) -> String {
 #[tokio::main]
 async fn main() {
     let http = reqwest::Client::new();
-    let mut sizes = vec![1000, 10_000];
-    if std::env::var("NOVA_RS_BENCH_BIG").is_ok() {
-        sizes.push(100_000);
-    }
+    let sizes: Vec<usize> = match std::env::var("NOVA_RS_BENCH_SIZES") {
+        Ok(s) => s.split(',').filter_map(|n| n.trim().parse().ok()).collect(),
+        Err(_) => vec![1000, 10_000, 100_000],
+    };
+    let runs: usize = std::env::var("NOVA_RS_BENCH_RUNS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(15);
+    // Profiling ours alone: no Python Placement.
+    let python = std::env::var("NOVA_RS_BENCH_OURS_ONLY").is_err();
     println!("GET /allocation_candidates (limit 1000), HTTP, SQLite: ours vs Placement 16");
     for n in sizes {
         let dir =
             std::env::temp_dir().join(format!("placement-bench-{}", uuid::Uuid::new_v4().simple()));
         std::fs::create_dir_all(&dir).unwrap();
         let ours = serve_ours(fill_ours(&format!("sqlite:{}/p.db", dir.display()), n).await).await;
-        let (o, oc) = candidates(&http, &ours, 10).await;
+        let (o, oc) = candidates(&http, &ours, runs).await;
+        if !python {
+            println!("  {n:>6} providers: ours {} ({oc} candidates)", ms(o));
+            continue;
+        }
         let (mut py, theirs) = serve_python(n).await;
         let (t, tc) = candidates(&http, &theirs, 3).await;
         println!(

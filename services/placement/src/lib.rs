@@ -23,7 +23,8 @@
 //! store's logic), `sql.rs` (its statements), `schema.rs` (its tables),
 //! `mirror.rs` (the in-memory copy candidates are computed on),
 //! `memory.rs` (the in-memory implementation), `error.rs` (database
-//! failures as Placement errors).
+//! failures as Placement errors), `times.rs` (stored times behind
+//! `Last-Modified`).
 
 pub mod api;
 mod client;
@@ -35,9 +36,11 @@ mod service;
 pub mod session;
 mod sql;
 mod store;
+mod times;
 
 pub use client::{HttpPlacement, PlacementAuth};
 pub use memory::MemoryPlacementService;
 pub use service::{Custom, PlacementHandle, PlacementService};
 pub use session::{KeystoneSession, ServiceAuth, TokenIssuer};
 pub use store::{ALLOCATION_CONFLICT_RETRIES, SqlPlacement};
+pub use times::{Stamped, Times};

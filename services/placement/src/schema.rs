@@ -27,6 +27,11 @@ pub(crate) static MIGRATIONS: Migrations = Migrations {
             name: "consumer types",
             statements: consumer_types,
         },
+        Migration {
+            version: 4,
+            name: "created_at and updated_at on every table (rows there before get the time of the migration)",
+            statements: timestamps,
+        },
     ],
 };
 
@@ -207,6 +212,38 @@ fn consumer_types(backend: DbBackend) -> Vec<Statement> {
     vec![backend.build(&alter)]
 }
 
+/// The tables with Placement's `TimestampMixin` columns.
+pub(crate) const STAMPED_TABLES: [&str; 7] = [
+    "resource_providers",
+    "inventories",
+    "consumers",
+    "allocations",
+    "resource_provider_traits",
+    "resource_provider_aggregates",
+    "placement_custom_names",
+];
+
+fn timestamps(backend: DbBackend) -> Vec<Statement> {
+    let now = chrono::Utc::now().naive_utc();
+    let mut out = Vec::new();
+    for t in STAMPED_TABLES {
+        // One column per ALTER: SQLite takes no more.
+        for col in ["created_at", "updated_at"] {
+            let alter = Table::alter()
+                .table(t)
+                .add_column(ColumnDef::new(col).date_time().null())
+                .take();
+            out.push(backend.build(&alter));
+        }
+        let fill = sea_orm::sea_query::Query::update()
+            .table(t)
+            .value("created_at", now)
+            .take();
+        out.push(backend.build(&fill));
+    }
+    out
+}
+
 /// Applies Placement's pending migrations; returns how many ran.
 pub(crate) async fn sync(conn: &DatabaseConnection) -> Result<u32, PlacementError> {
     MIGRATIONS
@@ -237,6 +274,67 @@ mod tests {
             );
             let separate = sql.iter().filter(|s| s.starts_with("CREATE INDEX")).count();
             assert_eq!(separate, if backend == DbBackend::MySql { 0 } else { 2 });
+        }
+    }
+
+    /// A database made before the times existed (schema 3) migrates, and
+    /// its rows get the time of the migration.
+    #[tokio::test]
+    async fn rows_there_before_get_a_time() {
+        use sea_orm::ConnectionTrait as _;
+        let db = nova_objects::db::Database::connect(&nova_objects::db::DbConfig::new(
+            "sqlite::memory:",
+        ))
+        .await
+        .unwrap();
+        let conn = db.connection();
+        let old = Migrations {
+            record_table: MIGRATIONS.record_table,
+            list: &MIGRATIONS.list[..3],
+        };
+        assert_eq!(old.sync(conn).await.unwrap(), 3);
+        for sql in [
+            "INSERT INTO resource_providers (uuid, name, generation, parent_uuid, root_uuid) VALUES ('rp', 'n', 1, NULL, 'rp')",
+            "INSERT INTO inventories (rp_uuid, resource_class, total, reserved, min_unit, max_unit, step_size, allocation_ratio) VALUES ('rp', 'VCPU', 8, 0, 1, 8, 1, 1.0)",
+            "INSERT INTO consumers (uuid, project_id, user_id, generation) VALUES ('c', 'p', 'u', 1)",
+            "INSERT INTO allocations (consumer_uuid, rp_uuid, resource_class, used) VALUES ('c', 'rp', 'VCPU', 2)",
+            "INSERT INTO resource_provider_traits (rp_uuid, trait) VALUES ('rp', 'CUSTOM_T')",
+            "INSERT INTO resource_provider_aggregates (rp_uuid, aggregate) VALUES ('rp', 'agg')",
+            "INSERT INTO placement_custom_names (kind, name) VALUES ('trait', 'CUSTOM_T')",
+        ] {
+            conn.execute_unprepared(sql).await.unwrap();
+        }
+        let before = chrono::Utc::now() - chrono::Duration::seconds(1);
+        assert_eq!(sync(conn).await.unwrap(), 1);
+        for t in STAMPED_TABLES {
+            let rows = crate::sql::all(
+                conn,
+                &format!("SELECT created_at, updated_at FROM {t}"),
+                vec![],
+            )
+            .await
+            .unwrap();
+            assert_eq!(rows.len(), 1, "{t}");
+            let at: Option<chrono::NaiveDateTime> = rows[0].try_get("", "created_at").unwrap();
+            let at = at
+                .unwrap_or_else(|| panic!("{t} has no created_at"))
+                .and_utc();
+            assert!(at >= before && at <= chrono::Utc::now(), "{t}: {at}");
+        }
+        use crate::Stamped;
+        for of in [
+            Stamped::Providers(&["rp"]),
+            Stamped::Inventories {
+                provider: "rp",
+                class: Some("VCPU"),
+            },
+            Stamped::ConsumerAllocations("c"),
+            Stamped::ProviderAllocations("rp"),
+            Stamped::Names(crate::Custom::Traits, &["CUSTOM_T", "HW_CPU_X86_AVX2"]),
+        ] {
+            let rows = crate::times::read(conn, of).await.unwrap();
+            assert!(!rows.is_empty(), "{of:?}");
+            assert!(rows.iter().all(|r| r.created_at.is_some()), "{of:?}");
         }
     }
 }

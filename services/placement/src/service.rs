@@ -197,6 +197,14 @@ pub trait PlacementService: Send + Sync + std::fmt::Debug {
     /// when unknown.
     async fn remove_custom_name_async(&self, kind: Custom, name: &str) -> Result<()>;
 
+    /// The stored times of the rows `of` names, one per row found
+    /// (`Last-Modified`). `None`: this store keeps no times (the API then
+    /// answers with now, as Placement does for objects without them).
+    async fn times_async(&self, of: crate::Stamped<'_>) -> Result<Option<Vec<crate::Times>>> {
+        let _ = of;
+        Ok(None)
+    }
+
     /// Forgets what the implementation caches for candidates, so the next
     /// query sees every write (a scheduler does this before it answers
     /// NoValidHost). Nothing to forget by default.

@@ -60,7 +60,11 @@ fn stmt(backend: DbBackend, sql: &str, values: Vec<Value>) -> Statement {
     Statement::from_sql_and_values(backend, sql, values)
 }
 
-async fn all<C: ConnectionTrait>(c: &C, sql: &str, values: Vec<Value>) -> Result<Vec<QueryResult>> {
+pub(crate) async fn all<C: ConnectionTrait>(
+    c: &C,
+    sql: &str,
+    values: Vec<Value>,
+) -> Result<Vec<QueryResult>> {
     c.query_all_raw(stmt(c.get_database_backend(), sql, values))
         .await
 }
@@ -71,7 +75,12 @@ async fn exec<C: ConnectionTrait>(c: &C, sql: &str, values: Vec<Value>) -> Resul
         .map(|r| r.rows_affected())
 }
 
-fn get_s(r: &QueryResult, col: &str) -> Result<String> {
+/// The time a write stamps on its rows.
+fn now() -> Value {
+    chrono::Utc::now().naive_utc().into()
+}
+
+pub(crate) fn get_s(r: &QueryResult, col: &str) -> Result<String> {
     r.try_get::<String>("", col)
 }
 
@@ -160,12 +169,21 @@ pub(crate) async fn insert_provider<C: ConnectionTrait>(
 ) -> Result<()> {
     exec(
         c,
-        "INSERT INTO resource_providers (uuid, name, generation, parent_uuid, root_uuid) VALUES (?, ?, 0, ?, ?)",
+        "INSERT INTO resource_providers (uuid, name, generation, parent_uuid, root_uuid, created_at, updated_at) VALUES (?, ?, 0, ?, ?, ?, ?)",
         vec![
             uuid.into(),
             name.into(),
             parent.map(str::to_owned).into(),
             root.into(),
+            now(),
+            // Placement writes a root's own id as its root in a second
+            // statement, which stamps `updated_at`; a child's row is
+            // written once.
+            if parent.is_none() {
+                now()
+            } else {
+                Value::ChronoDateTime(None)
+            },
         ],
     )
     .await
@@ -183,16 +201,16 @@ pub(crate) async fn bump_generation<C: ConnectionTrait>(
         Some(g) => {
             exec(
                 c,
-                "UPDATE resource_providers SET generation = generation + 1 WHERE uuid = ? AND generation = ?",
-                vec![uuid.into(), (g as i64).into()],
+                "UPDATE resource_providers SET generation = generation + 1, updated_at = ? WHERE uuid = ? AND generation = ?",
+                vec![now(), uuid.into(), (g as i64).into()],
             )
             .await?
         }
         None => {
             exec(
                 c,
-                "UPDATE resource_providers SET generation = generation + 1 WHERE uuid = ?",
-                vec![uuid.into()],
+                "UPDATE resource_providers SET generation = generation + 1, updated_at = ? WHERE uuid = ?",
+                vec![now(), uuid.into()],
             )
             .await?
         }
@@ -311,12 +329,27 @@ pub(crate) async fn usages<C: ConnectionTrait>(c: &C, uuid: &str) -> Result<BTre
     Ok(out)
 }
 
-/// Replaces provider `uuid`'s inventories.
+/// Replaces provider `uuid`'s inventories: a class kept keeps its
+/// `created_at` and is stamped `updated_at` (Placement updates those rows
+/// in place), a new class is stamped `created_at`.
 pub(crate) async fn replace_inventories<C: ConnectionTrait>(
     c: &C,
     uuid: &str,
     inventories: &BTreeMap<String, InventoryRecord>,
 ) -> Result<()> {
+    let mut created = BTreeMap::new();
+    for r in &all(
+        c,
+        "SELECT resource_class, created_at FROM inventories WHERE rp_uuid = ?",
+        vec![uuid.into()],
+    )
+    .await?
+    {
+        created.insert(
+            get_s(r, "resource_class")?,
+            r.try_get::<Option<chrono::NaiveDateTime>>("", "created_at")?,
+        );
+    }
     exec(
         c,
         "DELETE FROM inventories WHERE rp_uuid = ?",
@@ -326,7 +359,7 @@ pub(crate) async fn replace_inventories<C: ConnectionTrait>(
     for (rc, inv) in inventories {
         exec(
             c,
-            "INSERT INTO inventories (rp_uuid, resource_class, total, reserved, min_unit, max_unit, step_size, allocation_ratio) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO inventories (rp_uuid, resource_class, total, reserved, min_unit, max_unit, step_size, allocation_ratio, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             vec![
                 uuid.into(),
                 rc.clone().into(),
@@ -336,6 +369,15 @@ pub(crate) async fn replace_inventories<C: ConnectionTrait>(
                 inv.max_unit.into(),
                 inv.step_size.into(),
                 inv.allocation_ratio.into(),
+                match created.get(rc) {
+                    Some(Some(t)) => (*t).into(),
+                    _ => now(),
+                },
+                if created.contains_key(rc) {
+                    now()
+                } else {
+                    Value::ChronoDateTime(None)
+                },
             ],
         )
         .await?;
@@ -376,8 +418,8 @@ pub(crate) async fn replace_names<C: ConnectionTrait>(
     for n in names {
         exec(
             c,
-            &format!("INSERT INTO {table} (rp_uuid, {col}) VALUES (?, ?)"),
-            vec![uuid.into(), n.clone().into()],
+            &format!("INSERT INTO {table} (rp_uuid, {col}, created_at) VALUES (?, ?, ?)"),
+            vec![uuid.into(), n.clone().into(), now()],
         )
         .await?;
     }
@@ -454,12 +496,13 @@ pub(crate) async fn insert_allocations<C: ConnectionTrait>(
     let mut rows = Vec::new();
     for (rp, resources) in allocations {
         for (rc, amount) in resources {
-            rows.push("(?, ?, ?, ?)");
+            rows.push("(?, ?, ?, ?, ?)");
             values.extend([
                 Value::from(consumer),
                 rp.to_string().into(),
                 rc.to_string().into(),
                 (*amount).into(),
+                now(),
             ]);
         }
     }
@@ -467,7 +510,7 @@ pub(crate) async fn insert_allocations<C: ConnectionTrait>(
         return Ok(());
     }
     let sql = format!(
-        "INSERT INTO allocations (consumer_uuid, rp_uuid, resource_class, used) VALUES {}",
+        "INSERT INTO allocations (consumer_uuid, rp_uuid, resource_class, used, created_at) VALUES {}",
         rows.join(", ")
     );
     exec(c, &sql, values).await.map(|_| ())
@@ -495,8 +538,14 @@ pub(crate) async fn bump_consumer<C: ConnectionTrait>(
 ) -> Result<bool> {
     let n = exec(
         c,
-        "UPDATE consumers SET generation = generation + 1, project_id = ?, user_id = ? WHERE uuid = ? AND generation = ?",
-        vec![project_id.into(), user_id.into(), consumer.into(), (from as i64).into()],
+        "UPDATE consumers SET generation = generation + 1, project_id = ?, user_id = ?, updated_at = ? WHERE uuid = ? AND generation = ?",
+        vec![
+            project_id.into(),
+            user_id.into(),
+            now(),
+            consumer.into(),
+            (from as i64).into(),
+        ],
     )
     .await?;
     Ok(n == 1)
@@ -511,8 +560,8 @@ pub(crate) async fn insert_consumer<C: ConnectionTrait>(
 ) -> Result<()> {
     exec(
         c,
-        "INSERT INTO consumers (uuid, project_id, user_id, generation) VALUES (?, ?, ?, 1)",
-        vec![consumer.into(), project_id.into(), user_id.into()],
+        "INSERT INTO consumers (uuid, project_id, user_id, generation, created_at) VALUES (?, ?, ?, 1, ?)",
+        vec![consumer.into(), project_id.into(), user_id.into(), now()],
     )
     .await
     .map(|_| ())
@@ -526,14 +575,22 @@ pub(crate) type Probe = (i64, i64, i64, i64);
 
 /// See [`Probe`].
 pub(crate) async fn generation_probe<C: ConnectionTrait>(c: &C) -> Result<Probe> {
-    let rows = all(c, "SELECT generation FROM resource_providers", vec![]).await?;
-    let mut sum = 0i64;
-    for r in &rows {
-        sum = sum.wrapping_add(get_i(r, "generation")?);
-    }
     let int = match c.get_database_backend() {
         DbBackend::MySql => "SIGNED",
         _ => "BIGINT",
+    };
+    // Counted and summed by the database: one row back, not one per provider.
+    let p = all(
+        c,
+        &format!(
+            "SELECT CAST(COUNT(*) AS {int}) AS n, CAST(COALESCE(SUM(generation), 0) AS {int}) AS s FROM resource_providers"
+        ),
+        vec![],
+    )
+    .await?;
+    let (providers, sum) = match p.first() {
+        Some(r) => (get_i(r, "n")?, get_i(r, "s")?),
+        None => (0, 0),
     };
     let a = all(
         c,
@@ -547,7 +604,7 @@ pub(crate) async fn generation_probe<C: ConnectionTrait>(c: &C) -> Result<Probe>
         Some(r) => (get_i(r, "n")?, get_i(r, "s")?),
         None => (0, 0),
     };
-    Ok((rows.len() as i64, sum, n, used))
+    Ok((providers, sum, n, used))
 }
 
 /// Everything Placement holds, table by table (for a snapshot).
@@ -629,11 +686,12 @@ pub(crate) async fn update_provider<C: ConnectionTrait>(
 ) -> Result<()> {
     exec(
         c,
-        "UPDATE resource_providers SET name = ?, parent_uuid = ?, root_uuid = ? WHERE uuid = ?",
+        "UPDATE resource_providers SET name = ?, parent_uuid = ?, root_uuid = ?, updated_at = ? WHERE uuid = ?",
         vec![
             name.into(),
             parent.map(str::to_owned).into(),
             root.into(),
+            now(),
             uuid.into(),
         ],
     )
@@ -651,8 +709,8 @@ pub(crate) async fn set_subtree_root<C: ConnectionTrait>(
     while let Some(u) = todo.pop() {
         exec(
             c,
-            "UPDATE resource_providers SET root_uuid = ? WHERE uuid = ?",
-            vec![root.into(), u.clone().into()],
+            "UPDATE resource_providers SET root_uuid = ?, updated_at = ? WHERE uuid = ?",
+            vec![root.into(), now(), u.clone().into()],
         )
         .await?;
         for r in &all(
@@ -773,8 +831,8 @@ pub(crate) async fn insert_custom_name<C: ConnectionTrait>(
 ) -> Result<()> {
     exec(
         c,
-        "INSERT INTO placement_custom_names (kind, name) VALUES (?, ?)",
-        vec![kind.into(), name.into()],
+        "INSERT INTO placement_custom_names (kind, name, created_at) VALUES (?, ?, ?)",
+        vec![kind.into(), name.into(), now()],
     )
     .await
     .map(|_| ())
@@ -803,8 +861,12 @@ pub(crate) async fn set_consumer_type<C: ConnectionTrait>(
 ) -> Result<()> {
     exec(
         c,
-        "UPDATE consumers SET consumer_type = ? WHERE uuid = ?",
-        vec![consumer_type.map(str::to_owned).into(), consumer.into()],
+        "UPDATE consumers SET consumer_type = ?, updated_at = ? WHERE uuid = ?",
+        vec![
+            consumer_type.map(str::to_owned).into(),
+            now(),
+            consumer.into(),
+        ],
     )
     .await
     .map(|_| ())

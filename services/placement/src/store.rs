@@ -840,6 +840,13 @@ impl PlacementService for SqlPlacement {
         Ok(())
     }
 
+    async fn times_async(&self, of: crate::Stamped<'_>) -> Result<Option<Vec<crate::Times>>> {
+        crate::times::read(&self.conn, of)
+            .await
+            .map(Some)
+            .map_err(db)
+    }
+
     fn invalidate(&self) {
         self.mirror.invalidate();
     }

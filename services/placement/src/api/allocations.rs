@@ -16,7 +16,9 @@ use nova_scheduler::placement::{
 use serde_json::{Map, Value, json};
 
 use super::util::{self, Query};
-use super::{ApiError, ApiResult, Mv, St, Target, Who, admin_or_service, empty, fresh};
+use super::{
+    ApiError, ApiResult, Mv, St, Target, Who, admin_or_service, empty, fresh, newest_or_now,
+};
 
 /// Placement's default `incomplete_consumer_project_id` and `_user_id`.
 const INCOMPLETE: &str = "00000000-0000-0000-0000-000000000000";
@@ -354,9 +356,11 @@ pub(crate) async fn show(
 ) -> ApiResult {
     admin_or_service(&st.policy, &who, "placement:allocations:list")?;
     let a = st.placement.allocations_async(&consumer).await?;
-    Ok(fresh(
+    let at = newest_or_now(&st, crate::Stamped::ConsumerAllocations(&consumer)).await?;
+    Ok(super::fresh_at(
         Json(consumer_json(&st, &a, v).await?).into_response(),
         v,
+        Some(at),
     ))
 }
 

@@ -15,7 +15,11 @@ use nova_scheduler::placement::{
 use serde_json::{Value, json};
 
 use super::util::{self, Query};
-use super::{ApiError, ApiResult, Mv, Prefix, St, Who, admin_or_service, empty, fresh};
+use super::{
+    ApiError, ApiResult, Mv, Prefix, St, Who, admin_or_service, empty, fresh_at, newest,
+    newest_or_now,
+};
+use crate::Stamped;
 use crate::service::Custom;
 
 fn too_old(v: Mv, min: u16) -> Result<(), ApiError> {
@@ -77,14 +81,14 @@ pub(crate) async fn list_classes(
 ) -> ApiResult {
     too_old(v, 2)?;
     admin_or_service(&st.policy, &who, "placement:resource_classes:list")?;
-    let list: Vec<Value> = classes(&st)
-        .await?
-        .iter()
-        .map(|n| class_json(n, &prefix.0))
-        .collect();
-    Ok(fresh(
+    let all = classes(&st).await?;
+    let list: Vec<Value> = all.iter().map(|n| class_json(n, &prefix.0)).collect();
+    let names: Vec<&str> = all.iter().map(String::as_str).collect();
+    let at = newest_or_now(&st, Stamped::Names(Custom::ResourceClasses, &names)).await?;
+    Ok(fresh_at(
         Json(json!({"resource_classes": list})).into_response(),
         v,
+        Some(at),
     ))
 }
 
@@ -128,7 +132,12 @@ pub(crate) async fn get_class(
             "No such resource class with name {name}"
         )));
     }
-    Ok(fresh(Json(class_json(&name, &prefix.0)).into_response(), v))
+    let at = newest_or_now(&st, Stamped::Names(Custom::ResourceClasses, &[&name])).await?;
+    Ok(fresh_at(
+        Json(class_json(&name, &prefix.0)).into_response(),
+        v,
+        Some(at),
+    ))
 }
 
 pub(crate) async fn put_class(
@@ -266,7 +275,13 @@ pub(crate) async fn list_traits(
         }
         all.retain(|t| used.contains(t) == want);
     }
-    Ok(fresh(Json(json!({"traits": all})).into_response(), v))
+    let names: Vec<&str> = all.iter().map(String::as_str).collect();
+    let at = newest_or_now(&st, Stamped::Names(Custom::Traits, &names)).await?;
+    Ok(fresh_at(
+        Json(json!({"traits": all})).into_response(),
+        v,
+        Some(at),
+    ))
 }
 
 async fn trait_exists(st: &St, name: &str) -> Result<bool, ApiError> {
@@ -287,7 +302,9 @@ pub(crate) async fn get_trait(
     too_old(v, 6)?;
     admin_or_service(&st.policy, &who, "placement:traits:show")?;
     if trait_exists(&st, &name).await? {
-        Ok(fresh(empty(StatusCode::NO_CONTENT), v))
+        // Placement's `trait.created_at`.
+        let at = newest(&st, Stamped::Names(Custom::Traits, &[&name])).await?;
+        Ok(fresh_at(empty(StatusCode::NO_CONTENT), v, at))
     } else {
         Err(ApiError::not_found(format!("No such trait(s): {name}")))
     }
@@ -311,13 +328,17 @@ pub(crate) async fn put_trait(
         .placement
         .add_custom_name_async(Custom::Traits, &name)
         .await?;
-    let status = if added {
-        StatusCode::CREATED
+    // A new trait: now; one already there: its stored `created_at`.
+    let (status, at) = if added {
+        (StatusCode::CREATED, Some(chrono::Utc::now()))
     } else {
-        StatusCode::NO_CONTENT
+        (
+            StatusCode::NO_CONTENT,
+            newest(&st, Stamped::Names(Custom::Traits, &[&name])).await?,
+        )
     };
     let r = located(status, &prefix.0, &format!("/traits/{name}"));
-    Ok(fresh(r, v))
+    Ok(fresh_at(r, v, at))
 }
 
 pub(crate) async fn delete_trait(

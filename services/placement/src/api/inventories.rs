@@ -16,7 +16,11 @@ use serde_json::{Map, Value, json};
 
 use super::providers::{class_known, gen_conflict, provider};
 use super::util;
-use super::{ApiError, ApiResult, Mv, Prefix, St, Who, admin_or_service, empty, fresh};
+use super::{
+    ApiError, ApiResult, Mv, Prefix, St, Who, admin_or_service, empty, fresh, fresh_at, newest,
+    newest_or_now,
+};
+use crate::Stamped;
 
 const MAX_INT: i64 = 2_147_483_647;
 const MAX_FLOAT: f64 = 3.40282e38;
@@ -198,7 +202,16 @@ pub(crate) async fn list(
     )?;
     provider(&st, &uuid).await?;
     let (g, inv) = st.placement.inventories_async(&uuid).await?;
-    Ok(fresh(Json(all_json(g, &inv)).into_response(), v))
+    // No inventories, no `Last-Modified` (Placement's `None`).
+    let at = newest(
+        &st,
+        Stamped::Inventories {
+            provider: &uuid,
+            class: None,
+        },
+    )
+    .await?;
+    Ok(fresh_at(Json(all_json(g, &inv)).into_response(), v, at))
 }
 
 pub(crate) async fn show(
@@ -217,7 +230,15 @@ pub(crate) async fn show(
     let i = inv
         .get(&rc)
         .ok_or_else(|| ApiError::not_found(format!("No inventory of class {rc} for {uuid}")))?;
-    Ok(fresh(Json(one_json(g, i)).into_response(), v))
+    let at = newest_or_now(
+        &st,
+        Stamped::Inventories {
+            provider: &uuid,
+            class: Some(&rc),
+        },
+    )
+    .await?;
+    Ok(fresh_at(Json(one_json(g, i)).into_response(), v, Some(at)))
 }
 
 pub(crate) async fn set_all(
@@ -285,7 +306,13 @@ pub(crate) async fn set_all(
         .set_inventories_async(&uuid, g, &inv)
         .await
         .map_err(|e| write_error(e, &uuid))?;
-    Ok(Json(all_json(new_gen, &inv)).into_response())
+    // The inventories just built carry no times (now); none, no header.
+    let at = (!inv.is_empty()).then(chrono::Utc::now);
+    Ok(fresh_at(
+        Json(all_json(new_gen, &inv)).into_response(),
+        v,
+        at,
+    ))
 }
 
 pub(crate) async fn delete_all(

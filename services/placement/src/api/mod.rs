@@ -14,13 +14,15 @@
 //! query strings), `providers.rs` (providers, their traits, aggregates,
 //! usages and allocations), `inventories.rs`, `catalog.rs` (resource
 //! classes and traits), `allocations.rs` (allocations, usages, reshaper),
-//! `candidates.rs` (`GET /allocation_candidates`).
+//! `candidates.rs` (`GET /allocation_candidates`), `modified.rs`
+//! (`Last-Modified` from the stored times).
 
 mod allocations;
 mod candidates;
 mod catalog;
 mod cors;
 mod inventories;
+mod modified;
 mod policy;
 mod providers;
 mod util;
@@ -40,6 +42,7 @@ use serde_json::json;
 use crate::PlacementHandle;
 
 pub use cors::Cors;
+pub(crate) use modified::{fresh_at, newest, newest_or_now};
 pub use policy::Policy;
 pub(crate) use policy::Target;
 
@@ -509,18 +512,11 @@ pub(crate) fn http_date(t: chrono::DateTime<chrono::Utc>) -> String {
     t.format("%a, %d %b %Y %H:%M:%S GMT").to_string()
 }
 
-/// Marks a read answer as Placement does from 1.15: `Last-Modified`
-/// (now: the store keeps no timestamps, as Placement does for objects
-/// without them) and `Cache-Control: no-cache`.
-pub(crate) fn fresh(mut r: Response, v: Mv) -> Response {
-    if v.at(15) {
-        let h = r.headers_mut();
-        if let Ok(x) = HeaderValue::from_str(&http_date(chrono::Utc::now())) {
-            h.insert(header::LAST_MODIFIED, x);
-        }
-        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    }
-    r
+/// Marks an answer as Placement does from 1.15 where its `Last-Modified`
+/// is now (`modified.rs` has the stored times): `Last-Modified` and
+/// `Cache-Control: no-cache`.
+pub(crate) fn fresh(r: Response, v: Mv) -> Response {
+    fresh_at(r, v, Some(chrono::Utc::now()))
 }
 
 /// Request id, microversion, content checks, and error bodies.

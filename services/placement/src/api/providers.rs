@@ -14,7 +14,11 @@ use nova_scheduler::placement::{
 use serde_json::{Value, json};
 
 use super::util::{self, Query};
-use super::{ApiError, ApiResult, Mv, Prefix, St, Who, admin_or_service, empty, fresh};
+use super::{
+    ApiError, ApiResult, Mv, Prefix, St, Who, admin_or_service, empty, fresh, fresh_at,
+    newest_or_now,
+};
+use crate::Stamped;
 use crate::service::Custom;
 
 /// A provider name: 1 to 200 characters.
@@ -93,10 +97,17 @@ pub(crate) async fn check_traits<'a>(
     st: &St,
     names: impl IntoIterator<Item = &'a String>,
 ) -> Result<(), ApiError> {
-    let custom = st.placement.custom_names_async(Custom::Traits).await?;
-    let missing: Vec<&str> = names
+    let asked: Vec<&String> = names
         .into_iter()
-        .filter(|t| !is_standard_trait(t) && !custom.contains(*t))
+        .filter(|t| !is_standard_trait(t))
+        .collect();
+    if asked.is_empty() {
+        return Ok(());
+    }
+    let custom = st.placement.custom_names_async(Custom::Traits).await?;
+    let missing: Vec<&str> = asked
+        .into_iter()
+        .filter(|t| !custom.contains(*t))
         .map(String::as_str)
         .collect();
     if missing.is_empty() {
@@ -196,6 +207,7 @@ pub(crate) async fn list(
         rps.retain(|rp| Some(&rp.root_provider_uuid) == root.as_ref());
     }
     let mut out = Vec::new();
+    let mut shown: Vec<String> = Vec::new();
     for rp in rps {
         if !member_of.is_empty() || !forbidden_aggs.is_empty() {
             let (_, aggs) = st.placement.aggregates_async(&rp.uuid).await?;
@@ -234,10 +246,18 @@ pub(crate) async fn list(
             }
         }
         out.push(view(&rp, v, &prefix.0));
+        shown.push(rp.uuid);
     }
-    Ok(fresh(
+    let at = if v.at(15) {
+        let uuids: Vec<&str> = shown.iter().map(String::as_str).collect();
+        Some(newest_or_now(&st, Stamped::Providers(&uuids)).await?)
+    } else {
+        None
+    };
+    Ok(fresh_at(
         Json(json!({"resource_providers": out})).into_response(),
         v,
+        at,
     ))
 }
 
@@ -329,7 +349,12 @@ pub(crate) async fn show(
 ) -> ApiResult {
     admin_or_service(&st.policy, &who, "placement:resource_providers:show")?;
     let rp = provider(&st, &uuid).await?;
-    Ok(fresh(Json(view(&rp, v, &prefix.0)).into_response(), v))
+    let at = newest_or_now(&st, Stamped::Providers(&[&uuid])).await?;
+    Ok(fresh_at(
+        Json(view(&rp, v, &prefix.0)).into_response(),
+        v,
+        Some(at),
+    ))
 }
 
 pub(crate) async fn update(
@@ -342,6 +367,16 @@ pub(crate) async fn update(
 ) -> ApiResult {
     admin_or_service(&st.policy, &who, "placement:resource_providers:update")?;
     let cur = provider(&st, &uuid).await?;
+    // Placement answers with the `updated_at` it loaded before saving
+    // (none for a row never updated).
+    let loaded = match st
+        .placement
+        .times_async(Stamped::Providers(&[&uuid]))
+        .await?
+    {
+        Some(rows) => rows.first().and_then(|t| t.updated_at),
+        None => Some(chrono::Utc::now()),
+    };
     let m = util::body_object(&body)?;
     let allowed: &[&str] = if v.at(14) {
         &["name", "parent_provider_uuid"]
@@ -378,7 +413,11 @@ pub(crate) async fn update(
         }
         Err(e) => return Err(e.into()),
     };
-    Ok(fresh(Json(view(&rp, v, &prefix.0)).into_response(), v))
+    Ok(fresh_at(
+        Json(view(&rp, v, &prefix.0)).into_response(),
+        v,
+        loaded,
+    ))
 }
 
 pub(crate) async fn delete(st: St, Extension(who): Who, Path(uuid): Path<String>) -> ApiResult {
@@ -437,7 +476,8 @@ pub(crate) async fn allocations(
         }
     }
     let body = json!({"resource_provider_generation": rp.generation, "allocations": out});
-    Ok(fresh(Json(body).into_response(), v))
+    let at = newest_or_now(&st, Stamped::ProviderAllocations(&uuid)).await?;
+    Ok(fresh_at(Json(body).into_response(), v, Some(at)))
 }
 
 pub(crate) async fn aggregates(
@@ -543,8 +583,9 @@ pub(crate) async fn traits(
     admin_or_service(&st.policy, &who, "placement:resource_providers:traits:list")?;
     provider(&st, &uuid).await?;
     let (generation, traits) = st.placement.traits_async(&uuid).await?;
+    let at = traits_modified(&st, &traits).await?;
     let body = json!({"resource_provider_generation": generation, "traits": traits});
-    Ok(fresh(Json(body).into_response(), v))
+    Ok(fresh_at(Json(body).into_response(), v, Some(at)))
 }
 
 pub(crate) async fn set_traits(
@@ -596,8 +637,19 @@ pub(crate) async fn set_traits(
         .set_traits_async(&uuid, g, &traits)
         .await
         .map_err(|e| changed(e, &uuid))?;
+    let at = traits_modified(&st, &traits).await?;
     let body = json!({"resource_provider_generation": new_gen, "traits": traits});
-    Ok(Json(body).into_response())
+    Ok(fresh_at(Json(body).into_response(), v, Some(at)))
+}
+
+/// A provider's traits answer carries the newest time of the traits'
+/// own rows (Placement's `Trait` objects), or now.
+async fn traits_modified(
+    st: &St,
+    traits: &BTreeSet<String>,
+) -> Result<chrono::DateTime<chrono::Utc>, ApiError> {
+    let names: Vec<&str> = traits.iter().map(String::as_str).collect();
+    newest_or_now(st, Stamped::Names(Custom::Traits, &names)).await
 }
 
 pub(crate) async fn delete_traits(

@@ -9,18 +9,18 @@ use nova_placement::{PlacementHandle, SqlPlacement, api};
 use serde_json::{Value, json};
 use tower::ServiceExt as _;
 
-struct Client {
+pub(super) struct Client {
     app: axum::Router,
 }
 
-struct Reply {
-    status: StatusCode,
-    headers: axum::http::HeaderMap,
-    body: Value,
+pub(super) struct Reply {
+    pub(super) status: StatusCode,
+    pub(super) headers: axum::http::HeaderMap,
+    pub(super) body: Value,
 }
 
 impl Client {
-    fn new(p: PlacementHandle) -> Self {
+    pub(super) fn new(p: PlacementHandle) -> Self {
         Client {
             app: api::router(p, api::noauth2()),
         }
@@ -76,7 +76,13 @@ impl Client {
         }
     }
 
-    async fn admin(&self, method: &str, path: &str, body: Option<Value>, mv: &str) -> Reply {
+    pub(super) async fn admin(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+        mv: &str,
+    ) -> Reply {
         self.call(method, path, body, mv, Some("admin"), &[]).await
     }
 }

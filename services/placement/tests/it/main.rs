@@ -8,5 +8,6 @@
 mod api;
 mod contract;
 mod http;
+mod last_modified;
 mod memory;
 mod sql;
