@@ -36,6 +36,7 @@ mod restore_quota;
 mod service_user;
 mod shelve;
 mod subresources;
+#[cfg(feature = "amqp")]
 mod task_notifications;
 mod tempest_fixes;
 mod user_quotas;
