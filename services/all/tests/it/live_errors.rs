@@ -11,37 +11,14 @@
 use nova_virt::Faults;
 use serde_json::{Value, json};
 
-use crate::cluster::Cluster;
 use crate::moves::{
     act, assert_books, boot_active, fake, faults_of, host_of, wait_for, wait_migration, wait_stable,
 };
-use crate::notifications::{Listener, check_against_sample};
-use crate::vhost::Vhost;
+use crate::notifications::{check_against_sample, notifying_cluster};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn live_migration_failures_keep_the_server_or_put_it_in_error_as_nova() {
-    let amqp = std::env::var("NOVA_RS_AMQP_URL")
-        .unwrap_or_else(|_| "rabbit://guest:guest@127.0.0.1:5672/".into());
-    let vhost = Vhost::create(
-        &amqp,
-        &format!("nova-rs-live-errors-{}", uuid::Uuid::new_v4().simple()),
-    );
-    let listener = tokio::task::spawn_blocking({
-        let url = vhost.url.clone();
-        move || Listener::start(&url, &["versioned_notifications", "notifications"])
-    })
-    .await
-    .unwrap();
-    let c = Cluster::start(
-        2,
-        &[
-            ("DEFAULT", "transport_url", "memory://"),
-            ("oslo_messaging_notifications", "driver", "messagingv2"),
-            ("oslo_messaging_notifications", "transport_url", &vhost.url),
-            ("notifications", "notification_format", "both"),
-        ],
-    )
-    .await;
+    let (_vhost, listener, c) = notifying_cluster("nova-rs-live-errors", 2, &[]).await;
     let live = json!({"os-migrateLive": {"host": null, "block_migration": "auto"}});
 
     // Expected: the only other host refuses in its checks, no host is left.

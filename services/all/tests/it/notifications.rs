@@ -314,27 +314,47 @@ impl Drop for Listener {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_python_listener_receives_novas_notifications_from_nova_all_on_the_memory_transport() {
+/// A vhost of its own (`name-<uuid>`) on the real broker, a Python
+/// listener on both notification topics there, and a cluster of
+/// `computes` fake computes on the memory transport that sends both
+/// notification formats to it, with `extra` options.
+pub(crate) async fn notifying_cluster(
+    name: &str,
+    computes: usize,
+    extra: &[(&str, &str, &str)],
+) -> (Vhost, Listener, Cluster) {
     let amqp = std::env::var("NOVA_RS_AMQP_URL")
         .unwrap_or_else(|_| "rabbit://guest:guest@127.0.0.1:5672/".into());
-    let vhost = Vhost::create(
-        &amqp,
-        &format!("nova-rs-notify-{}", uuid::Uuid::new_v4().simple()),
-    );
+    let vhost = Vhost::create(&amqp, &format!("{name}-{}", uuid::Uuid::new_v4().simple()));
     let listener = tokio::task::spawn_blocking({
         let url = vhost.url.clone();
         move || Listener::start(&url, &["versioned_notifications", "notifications"])
     })
     .await
     .unwrap();
-    let c = Cluster::start(
-        2,
-        &[
+    let c = {
+        let mut opts = vec![
             ("DEFAULT", "transport_url", "memory://"),
             ("oslo_messaging_notifications", "driver", "messagingv2"),
-            ("oslo_messaging_notifications", "transport_url", &vhost.url),
+            (
+                "oslo_messaging_notifications",
+                "transport_url",
+                vhost.url.as_str(),
+            ),
             ("notifications", "notification_format", "both"),
+        ];
+        opts.extend_from_slice(extra);
+        Cluster::start(computes, &opts).await
+    };
+    (vhost, listener, c)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_python_listener_receives_novas_notifications_from_nova_all_on_the_memory_transport() {
+    let (vhost, listener, c) = notifying_cluster(
+        "nova-rs-notify",
+        2,
+        &[
             (
                 "notifications",
                 "notify_on_state_change",

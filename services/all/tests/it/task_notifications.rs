@@ -9,34 +9,12 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::cluster::Cluster;
-use crate::notifications::{Listener, check_against_sample};
+use crate::notifications::{check_against_sample, notifying_cluster};
 use crate::rebuild::second_image;
-use crate::vhost::Vhost;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn task_scheduler_and_audit_notifications_match_novas_samples() {
-    let amqp = std::env::var("NOVA_RS_AMQP_URL")
-        .unwrap_or_else(|_| "rabbit://guest:guest@127.0.0.1:5672/".into());
-    let vhost = Vhost::create(
-        &amqp,
-        &format!("nova-rs-tasks-{}", uuid::Uuid::new_v4().simple()),
-    );
-    let listener = tokio::task::spawn_blocking({
-        let url = vhost.url.clone();
-        move || Listener::start(&url, &["versioned_notifications", "notifications"])
-    })
-    .await
-    .unwrap();
-    let c = Cluster::start(
-        1,
-        &[
-            ("DEFAULT", "transport_url", "memory://"),
-            ("oslo_messaging_notifications", "driver", "messagingv2"),
-            ("oslo_messaging_notifications", "transport_url", &vhost.url),
-            ("notifications", "notification_format", "both"),
-        ],
-    )
-    .await;
+    let (_vhost, listener, c) = notifying_cluster("nova-rs-tasks", 1, &[]).await;
     let act = |id: String, body: Value| {
         let c = &c;
         async move {

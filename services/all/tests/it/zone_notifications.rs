@@ -6,34 +6,11 @@
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::cluster::Cluster;
-use crate::notifications::{Listener, check_against_sample};
-use crate::vhost::Vhost;
+use crate::notifications::{check_against_sample, notifying_cluster};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn aggregate_and_server_group_notifications_match_novas_samples() {
-    let amqp = std::env::var("NOVA_RS_AMQP_URL")
-        .unwrap_or_else(|_| "rabbit://guest:guest@127.0.0.1:5672/".into());
-    let vhost = Vhost::create(
-        &amqp,
-        &format!("nova-rs-zones-{}", uuid::Uuid::new_v4().simple()),
-    );
-    let listener = tokio::task::spawn_blocking({
-        let url = vhost.url.clone();
-        move || Listener::start(&url, &["versioned_notifications", "notifications"])
-    })
-    .await
-    .unwrap();
-    let c = Cluster::start(
-        1,
-        &[
-            ("DEFAULT", "transport_url", "memory://"),
-            ("oslo_messaging_notifications", "driver", "messagingv2"),
-            ("oslo_messaging_notifications", "transport_url", &vhost.url),
-            ("notifications", "notification_format", "both"),
-        ],
-    )
-    .await;
+    let (_vhost, listener, c) = notifying_cluster("nova-rs-zones", 1, &[]).await;
     let r = c
         .post(
             "/v2.1/os-aggregates",
