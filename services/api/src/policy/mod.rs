@@ -203,24 +203,28 @@ impl Enforcer {
     /// The credentials oslo.policy sees for `ctx` (`is_admin` from
     /// `context_is_admin`, as nova's context computes it).
     pub fn credentials(&self, ctx: &Ctx) -> Map<String, Value> {
-        let mut c = json!({
-            "user_id": ctx.user_id,
-            "user": ctx.user_id,
-            "project_id": if ctx.project_id.is_empty() { Value::Null } else { json!(ctx.project_id) },
-            "tenant": ctx.project_id,
-            "roles": ctx.roles,
-            "domain_id": ctx.domain_id,
-            "system_scope": ctx.system_scope,
-            "service_roles": ctx.service_roles,
-            "is_admin": false,
-            "is_admin_project": true,
-        });
-        let creds = c.as_object().cloned().unwrap_or_default();
+        let strings = |v: &[String]| Value::Array(v.iter().cloned().map(Value::String).collect());
+        let mut c = Map::new();
+        c.insert("user_id".into(), ctx.user_id.clone().into());
+        c.insert("user".into(), ctx.user_id.clone().into());
+        let project = if ctx.project_id.is_empty() {
+            Value::Null
+        } else {
+            ctx.project_id.clone().into()
+        };
+        c.insert("project_id".into(), project);
+        c.insert("tenant".into(), ctx.project_id.clone().into());
+        c.insert("roles".into(), strings(&ctx.roles));
+        c.insert("domain_id".into(), ctx.domain_id.clone().into());
+        c.insert("system_scope".into(), ctx.system_scope.clone().into());
+        c.insert("service_roles".into(), strings(&ctx.service_roles));
+        c.insert("is_admin".into(), false.into());
+        c.insert("is_admin_project".into(), true.into());
         let admin = self
-            .rule_passes("context_is_admin", &Map::new(), &creds)
+            .rule_passes("context_is_admin", &Map::new(), &c)
             .unwrap_or(false);
-        c["is_admin"] = json!(admin);
-        c.as_object().cloned().unwrap_or_default()
+        c.insert("is_admin".into(), admin.into());
+        c
     }
 
     /// nova's `context.is_admin`: the caller passes `context_is_admin`.
