@@ -5,7 +5,10 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
+use nova_objects::Instance;
+use serde_json::{Value, json};
+
+use crate::ApiState;
 
 use super::St;
 use crate::auth::Ctx;
@@ -22,6 +25,31 @@ pub(crate) fn shows_host_status(ctx: &Ctx, v: ApiVersion, update: bool) -> bool 
     ctx.is_admin() && v.at_least(2, 16) && (!update || v.at_least(2, 75))
 }
 
+/// `server` (a view of `inst`) with what show, update and rebuild add
+/// from other records: its scheduler hints (2.100) and its server groups
+/// (2.71).
+pub(crate) async fn with_hints_and_groups(
+    st: &ApiState,
+    v: ApiVersion,
+    inst: &Instance,
+    server: Value,
+) -> ApiResult<Value> {
+    let mut view = [server];
+    compute_api::sched_hints::fill(st, v, &mut view).await?;
+    let [mut server] = view;
+    if v.at_least(2, 71) {
+        server["server_groups"] = json!(
+            crate::server_groups::of_instance(
+                st,
+                inst.project_id().as_deref().unwrap_or_default(),
+                inst.uuid()
+            )
+            .await?
+        );
+    }
+    Ok(server)
+}
+
 pub(crate) async fn show(
     State(st): St,
     Extension(ctx): Extension<Ctx>,
@@ -33,19 +61,8 @@ pub(crate) async fn show(
     if shows_host_status(&ctx, v, false) {
         compute_api::host_status::load_services(&st, std::slice::from_mut(&mut inst)).await?;
     }
-    let mut view = [views::server(&st, &ctx, v, &inst, true)];
-    compute_api::sched_hints::fill(&st, v, &mut view).await?;
-    let [mut server] = view;
-    if v.at_least(2, 71) {
-        server["server_groups"] = json!(
-            crate::server_groups::of_instance(
-                &st,
-                inst.project_id().as_deref().unwrap_or_default(),
-                inst.uuid()
-            )
-            .await?
-        );
-    }
+    let server =
+        with_hints_and_groups(&st, v, &inst, views::server(&st, &ctx, v, &inst, true)).await?;
     Ok(axum::Json(json!({ "server": server })).into_response())
 }
 
@@ -83,19 +100,8 @@ pub(crate) async fn update(
     if shows_host_status(&ctx, v, true) {
         compute_api::host_status::load_services(&st, std::slice::from_mut(&mut inst)).await?;
     }
-    let mut view = [views::server_updated(&st, &ctx, v, &inst)];
-    compute_api::sched_hints::fill(&st, v, &mut view).await?;
-    let [mut server] = view;
-    if v.at_least(2, 71) {
-        server["server_groups"] = json!(
-            crate::server_groups::of_instance(
-                &st,
-                inst.project_id().as_deref().unwrap_or_default(),
-                inst.uuid()
-            )
-            .await?
-        );
-    }
+    let server =
+        with_hints_and_groups(&st, v, &inst, views::server_updated(&st, &ctx, v, &inst)).await?;
     Ok(axum::Json(json!({ "server": server })).into_response())
 }
 
