@@ -572,3 +572,20 @@ pub trait ComputeDriver: Send + Sync + std::fmt::Debug {
         unsupported("get_host_uptime")
     }
 }
+
+/// This machine's `uptime` output, as nova's libvirt driver runs it
+/// (`env LANG=C uptime`), for drivers whose hypervisor is this machine.
+pub(crate) async fn local_host_uptime() -> Result<String> {
+    let out = tokio::process::Command::new("env")
+        .args(["LANG=C", "uptime"])
+        .output()
+        .await
+        .map_err(|e| Error::Hypervisor(format!("uptime: {e}")))?;
+    if !out.status.success() {
+        return Err(Error::Hypervisor(format!(
+            "uptime: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}

@@ -92,6 +92,34 @@ pub struct Faults {
     pub live_migration_time: Option<Duration>,
 }
 
+/// What a fake guest's console shows after its spawn: what it was
+/// given (flavor, image, NICs, config drive) and how the spawn ended.
+fn boot_log(spec: &InstanceSpec, running: bool) -> String {
+    use std::fmt::Write as _;
+    let mut log = format!("[fake] booting {} ({})\n", spec.name, spec.uuid);
+    let _ = writeln!(
+        log,
+        "[fake] flavor {}: {} vCPU, {} MiB memory, {} GiB root disk",
+        spec.flavor_name, spec.vcpus, spec.memory_mb, spec.root_gb
+    );
+    let _ = writeln!(log, "[fake] image {}", spec.image_id);
+    if spec.network_info.is_empty() {
+        log.push_str("[fake] no network interface\n");
+    }
+    for vif in &spec.network_info {
+        let _ = writeln!(log, "[fake] network interface {}", vif.address);
+    }
+    if spec.config_drive.is_some() {
+        log.push_str("[fake] config drive attached\n");
+    }
+    log.push_str(if running {
+        "[fake] running\n"
+    } else {
+        "[fake] stopped before the end of its spawn\n"
+    });
+    log
+}
+
 #[derive(Debug, Clone)]
 struct FakeInstance {
     state: PowerState,
@@ -408,7 +436,7 @@ impl ComputeDriver for FakeDriver {
                     vcpus: i64::from(spec.vcpus),
                     memory_mb: spec.memory_mb as i64,
                     root_gb: spec.root_gb as i64,
-                    console: format!("[fake] booting {} ({})\n", spec.name, spec.uuid),
+                    console: boot_log(spec, !f.crash_mid_spawn),
                     resized_from: None,
                     macs: spec
                         .network_info
@@ -907,7 +935,11 @@ impl ComputeDriver for FakeDriver {
     }
 
     // The host-level operations answer as nova's fake driver does (it has
-    // no host to act on); it has no uptime either (`NotSupported`).
+    // no host to act on); its uptime is this machine's, where it runs.
+    async fn get_host_uptime(&self) -> Result<String> {
+        crate::driver::local_host_uptime().await
+    }
+
     async fn set_host_enabled(&self, enabled: bool) -> Result<String> {
         Ok(if enabled { "enabled" } else { "disabled" }.to_owned())
     }

@@ -1014,6 +1014,11 @@ impl ComputeDriver for LibvirtDriver {
         .await
     }
 
+    /// The compute host's `uptime`, as nova's libvirt driver runs it.
+    async fn get_host_uptime(&self) -> Result<String> {
+        crate::driver::local_host_uptime().await
+    }
+
     async fn get_console_output(&self, uuid: &str) -> Result<String> {
         let u = uuid.to_owned();
         self.blocking(move |c| Self::lookup(c, &u).map(|_| ()))
