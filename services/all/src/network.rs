@@ -1,6 +1,7 @@
 //! The built-in network service in the all-in-one: its callers
-//! authenticated by the built-in identity, nova's external events sent with
-//! an admin token from it, the shared flat network made at start, and
+//! authenticated as the compute API's (built-in identity or Keystone),
+//! nova's external events sent with an admin token from the built-in
+//! identity or nova's service user's Keystone token, the shared flat network made at start, and
 //! nova's network API client (the API's and the computes') pointed at it.
 
 use std::sync::Arc;
@@ -20,21 +21,56 @@ pub(crate) async fn start(
     url: String,
     computes: &[nova_compute::ComputeService],
 ) -> anyhow::Result<Started> {
+    // Callers as the compute API authenticates them: the built-in
+    // identity's tokens, or a real Keystone's (validated and cached).
     let identity = api.state.identity.clone();
     let auth: nova_network::Authenticate = Arc::new(move |h| {
-        let c = identity.authenticate(&h, "").map(|c| Caller {
-            user_id: c.user_id,
-            project_id: c.project_id,
-            roles: c.roles,
-        });
-        Box::pin(async move { c })
+        let identity = identity.clone();
+        Box::pin(async move {
+            identity
+                .authenticate_async(&h, "")
+                .await
+                .ok()
+                .map(|c| Caller {
+                    user_id: c.user_id,
+                    project_id: c.project_id,
+                    roles: c.roles,
+                })
+        })
     });
-    let admin = api
+    if let Some(service) = keystone_service_user(runner, &url) {
+        // With Keystone, nova's own service user (`[keystone_authtoken]`)
+        // calls the network service and nova's events API, as nova and
+        // Neutron do in a real cloud.
+        let client = Arc::new(NeutronClient::new(service));
+        if api.state.network.set(client.clone()).is_ok() {
+            for c in computes {
+                c.manager.set_network(client.clone());
+            }
+        }
+        let session = Arc::new(nova_placement::KeystoneSession::new(
+            keystone_service_user(runner, &api.compute_url).unwrap_or_else(|| unreachable!()),
+            "compute",
+        ));
+        svc.set_nova_events(NovaEvents::new(
+            &api.compute_url,
+            Arc::new(move || {
+                let session = session.clone();
+                Box::pin(async move {
+                    session
+                        .get(false)
+                        .await
+                        .map(|(_, token)| token)
+                        .map_err(anyhow::Error::msg)
+                })
+            }),
+        ));
+    } else if let Some(admin) = api
         .users
         .iter()
         .find(|u| u.roles.iter().any(|r| r == "admin"))
-        .cloned();
-    if let Some(admin) = admin {
+        .cloned()
+    {
         // nova's network API client: the built-in service, with an admin's
         // tokens (unless `[neutron]` names another network service).
         let identity = api.state.identity.clone();
@@ -74,5 +110,22 @@ pub(crate) async fn start(
         addr,
         url,
         service: svc,
+    })
+}
+
+/// With a real Keystone (`[keystone_authtoken] auth_url` set), nova's
+/// service user from `[keystone_authtoken]` (password auth), calling
+/// `endpoint`.
+fn keystone_service_user(runner: &Runner, endpoint: &str) -> Option<ServiceAuth> {
+    let conf = runner.conf();
+    conf.get("keystone_authtoken", "auth_url")
+        .filter(|v| !v.is_empty())?;
+    ServiceAuth::from_options(|k| match k {
+        "endpoint_override" => Some(endpoint.to_owned()),
+        "auth_type" => Some("password".to_owned()),
+        k => conf
+            .get("keystone_authtoken", k)
+            .filter(|v| !v.is_empty())
+            .map(str::to_owned),
     })
 }

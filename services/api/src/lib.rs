@@ -35,6 +35,7 @@ mod images_proxy;
 mod keypairs;
 pub mod keystone;
 mod layers;
+mod networks_proxy;
 pub mod quotas;
 mod schemas;
 mod server_groups;
@@ -435,6 +436,8 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/extensions", get(usage::extensions))
         .route("/extensions/{alias}", get(usage::extension))
         // nova's image proxy (below 2.36; image metadata below 2.39).
+        .route("/os-networks", get(networks_proxy::index))
+        .route("/os-networks/{id}", get(networks_proxy::show))
         .route("/images", get(images_proxy::index))
         .route("/images/detail", get(images_proxy::detail))
         .route(

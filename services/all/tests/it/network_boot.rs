@@ -423,3 +423,65 @@ async fn a_local_delete_releases_the_ports_too() {
     assert!(ports_of(&c, &id).await.is_empty());
     c.stop().await;
 }
+
+/// `os-networks` below 2.36: nova's view of each network the caller sees
+/// (`id`, `label`, the rest null; admin fields for admins), 404 from 2.36.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_legacy_network_proxy_shows_what_the_network_service_has() {
+    let c = start(&[]).await;
+    let id = private_net(&c).await;
+    // A network of another project, not shared: the demo user sees none of it.
+    let (s, b) = neutron(
+        &c,
+        "admin",
+        Method::POST,
+        "networks",
+        Some(json!({"network": {"name": "admin-only", "shared": false}})),
+    )
+    .await;
+    assert_eq!(s, 201, "{b}");
+    let hidden = b["network"]["id"].as_str().unwrap().to_owned();
+
+    let r = c
+        .call(Method::GET, "/v2.1/os-networks", "demo", "2.1", None)
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let nets = r.body["networks"].as_array().unwrap();
+    let private = nets.iter().find(|n| n["id"] == json!(id)).expect("private");
+    assert_eq!(private["label"], "private");
+    assert_eq!(private["cidr"], Value::Null);
+    assert!(
+        private.get("project_id").is_none(),
+        "admin fields: {private}"
+    );
+    assert!(nets.iter().all(|n| n["id"] != json!(hidden)), "{}", r.body);
+
+    let r = c
+        .call(
+            Method::GET,
+            &format!("/v2.1/os-networks/{hidden}"),
+            "admin",
+            "2.1",
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["network"]["label"], "admin-only");
+    assert!(r.body["network"].get("project_id").is_some(), "{}", r.body);
+    let r = c
+        .call(
+            Method::GET,
+            &format!("/v2.1/os-networks/{hidden}"),
+            "demo",
+            "2.1",
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 404, "{}", r.body);
+    assert_eq!(r.body["itemNotFound"]["message"], "Network not found");
+    let r = c
+        .call(Method::GET, "/v2.1/os-networks", "demo", "2.36", None)
+        .await;
+    assert_eq!(r.status, 404, "{}", r.body);
+    c.stop().await;
+}

@@ -1,0 +1,143 @@
+//! nova's network proxy below 2.36 (`os-networks` list and show) onto the
+//! network API: nova-network is gone, so nova shows each network's `id`
+//! and `label` (its name), every other field of the old view `null`, the
+//! admin fields only to admins (nova's `network_dict`). A caller sees the
+//! networks Neutron shows it: its project's, shared and external ones.
+
+use std::sync::Arc;
+
+use axum::Extension;
+use axum::extract::{Path, State};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Map, Value, json};
+
+use crate::ApiState;
+use crate::auth::Ctx;
+use crate::fault::{ApiResult, Fault};
+use crate::http::require_read;
+use crate::microversion::ApiVersion;
+
+type St = State<Arc<ApiState>>;
+
+/// The fields of nova's view, then those only admins see.
+const FIELDS: &[&str] = &[
+    "id",
+    "cidr",
+    "netmask",
+    "gateway",
+    "broadcast",
+    "dns1",
+    "dns2",
+    "cidr_v6",
+    "gateway_v6",
+    "label",
+    "netmask_v6",
+];
+const ADMIN_FIELDS: &[&str] = &[
+    "created_at",
+    "updated_at",
+    "deleted_at",
+    "deleted",
+    "injected",
+    "bridge",
+    "vlan",
+    "vpn_public_address",
+    "vpn_public_port",
+    "vpn_private_address",
+    "dhcp_start",
+    "project_id",
+    "host",
+    "bridge_interface",
+    "multi_host",
+    "priority",
+    "rxtx_base",
+    "mtu",
+    "dhcp_server",
+    "enable_dhcp",
+    "share_address",
+];
+
+/// The proxy exists below 2.36 (nova's `MAX_PROXY_API_SUPPORT_VERSION`).
+fn check_proxy(v: ApiVersion) -> ApiResult<()> {
+    if v.at_least(2, 36) {
+        return Err(Fault::not_found("The resource could not be found."));
+    }
+    Ok(())
+}
+
+/// nova's `network_dict`.
+fn view(ctx: &Ctx, net: &Value) -> Value {
+    let admin = ctx.is_admin();
+    let fields = FIELDS
+        .iter()
+        .chain(if admin { ADMIN_FIELDS } else { &[] })
+        .map(|&f| {
+            let v = match f {
+                "id" => net["id"].clone(),
+                "label" => net["name"].clone(),
+                _ => Value::Null,
+            };
+            (f.to_owned(), v)
+        });
+    Value::Object(fields.collect::<Map<String, Value>>())
+}
+
+/// Whether the caller sees `net`, as Neutron shows networks to a user.
+fn visible(ctx: &Ctx, net: &Value) -> bool {
+    ctx.is_admin()
+        || net["shared"].as_bool() == Some(true)
+        || net["router:external"].as_bool() == Some(true)
+        || net["project_id"].as_str() == Some(ctx.project_id.as_str())
+        || net["tenant_id"].as_str() == Some(ctx.project_id.as_str())
+}
+
+fn unavailable(e: impl std::fmt::Display) -> Fault {
+    Fault::new(
+        axum::http::StatusCode::SERVICE_UNAVAILABLE,
+        format!("The network service is unavailable: {e}"),
+    )
+}
+
+/// `GET /os-networks`.
+pub(crate) async fn index(
+    State(st): St,
+    Extension(ctx): Extension<Ctx>,
+    Extension(v): Extension<ApiVersion>,
+) -> ApiResult<Response> {
+    check_proxy(v)?;
+    require_read(&ctx, "os_compute_api:os-networks:list")?;
+    let nets = match st.network() {
+        Some(n) => n.list("network", &[]).await.map_err(unavailable)?,
+        None => Vec::new(),
+    };
+    let out: Vec<Value> = nets
+        .iter()
+        .filter(|n| visible(&ctx, n))
+        .map(|n| view(&ctx, n))
+        .collect();
+    Ok(axum::Json(json!({ "networks": out })).into_response())
+}
+
+/// `GET /os-networks/{id}`.
+pub(crate) async fn show(
+    State(st): St,
+    Extension(ctx): Extension<Ctx>,
+    Extension(v): Extension<ApiVersion>,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    check_proxy(v)?;
+    require_read(&ctx, "os_compute_api:os-networks:show")?;
+    let not_found = || Fault::not_found("Network not found");
+    let Some(client) = st.network() else {
+        return Err(not_found());
+    };
+    let net = match client.show("network", &id).await {
+        Ok(n) => n,
+        Err(e) if e.is_not_found() => return Err(not_found()),
+        Err(e) => return Err(unavailable(e)),
+    };
+    if !visible(&ctx, &net) {
+        return Err(not_found());
+    }
+    Ok(axum::Json(json!({ "network": view(&ctx, &net) })).into_response())
+}
