@@ -22,7 +22,7 @@ type St = State<Arc<ApiState>>;
 type Params = Query<Vec<(String, String)>>;
 
 /// The proxy exists below 2.36 (nova's `MAX_PROXY_API_SUPPORT_VERSION`).
-fn check_proxy(v: ApiVersion) -> ApiResult<()> {
+pub(crate) fn check_proxy(v: ApiVersion) -> ApiResult<()> {
     if v.at_least(2, 36) {
         return Err(Fault::not_found("The resource could not be found."));
     }

@@ -15,6 +15,7 @@ use crate::ApiState;
 use crate::auth::Ctx;
 use crate::fault::{ApiResult, Fault};
 use crate::http::require_read;
+use crate::images_proxy::check_proxy;
 use crate::microversion::ApiVersion;
 
 type St = State<Arc<ApiState>>;
@@ -56,14 +57,6 @@ const ADMIN_FIELDS: &[&str] = &[
     "enable_dhcp",
     "share_address",
 ];
-
-/// The proxy exists below 2.36 (nova's `MAX_PROXY_API_SUPPORT_VERSION`).
-fn check_proxy(v: ApiVersion) -> ApiResult<()> {
-    if v.at_least(2, 36) {
-        return Err(Fault::not_found("The resource could not be found."));
-    }
-    Ok(())
-}
 
 /// nova's `network_dict`.
 fn view(ctx: &Ctx, net: &Value) -> Value {
