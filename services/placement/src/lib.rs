@@ -40,7 +40,7 @@ mod times;
 
 pub use client::{HttpPlacement, PlacementAuth};
 pub use memory::MemoryPlacementService;
-pub use service::{Custom, PlacementHandle, PlacementService};
+pub use service::{ConsumerGeneration, Custom, PlacementHandle, PlacementService};
 pub use session::{KeystoneSession, ServiceAuth, TokenIssuer};
 pub use store::{ALLOCATION_CONFLICT_RETRIES, SqlPlacement};
 pub use times::{Stamped, Times};

@@ -117,6 +117,56 @@ pub trait PlacementService: Send + Sync + std::fmt::Debug {
         consumer_generation: Option<u64>,
     ) -> Result<Option<u64>>;
 
+    /// `PUT /allocations/{consumer}` with Placement's checks before the
+    /// write, in Placement's order: the consumer generation (`expected`),
+    /// then each provider allocated from exists, has an inventory of each
+    /// class, and the amounts keep its `min_unit` / `max_unit` /
+    /// `step_size` (`BadRequest` "Unable to allocate inventory: ..."),
+    /// then the capacity. `consumer_type` (1.38) is recorded with the
+    /// allocations. The default checks through the trait's reads, then
+    /// writes; the SQL store does the checks on the write's own read.
+    async fn put_allocations_checked_async(
+        &self,
+        consumer: &str,
+        allocations: &Allocations,
+        owner: (&str, &str),
+        consumer_type: Option<&str>,
+        expected: ConsumerGeneration,
+    ) -> Result<Option<u64>> {
+        let cur = self.allocations_async(consumer).await?;
+        let generation = match expected {
+            ConsumerGeneration::Any => cur.consumer_generation,
+            ConsumerGeneration::Is(given) if given == cur.consumer_generation => given,
+            ConsumerGeneration::Is(given) => {
+                return Err(PlacementError::ConcurrentUpdate(consumer_conflict(
+                    cur.consumer_generation,
+                    given,
+                )));
+            }
+        };
+        for (rp, res) in allocations {
+            let inv = match self.inventories_async(rp).await {
+                Ok((_, inv)) => inv,
+                Err(PlacementError::NotFound(_)) => {
+                    return Err(PlacementError::BadRequest(missing_provider(rp)));
+                }
+                Err(e) => return Err(e),
+            };
+            for (rc, n) in res {
+                check_amount(rp, rc, inv.get(&**rc), *n)?;
+            }
+        }
+        let g = self
+            .put_allocations_async(consumer, allocations, owner.0, owner.1, generation)
+            .await?;
+        if let Some(t) = consumer_type
+            && !allocations.is_empty()
+        {
+            self.set_consumer_type_async(consumer, Some(t)).await?;
+        }
+        Ok(g)
+    }
+
     /// `POST /allocations` and `POST /reshaper` (1.30): several consumers'
     /// allocations and providers' inventories, all or nothing, as
     /// Placement's one transaction: each provider in `inventories`
@@ -209,6 +259,60 @@ pub trait PlacementService: Send + Sync + std::fmt::Debug {
     /// query sees every write (a scheduler does this before it answers
     /// NoValidHost). Nothing to forget by default.
     fn invalidate(&self) {}
+}
+
+/// The consumer generation a `PUT /allocations/{consumer}` expects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConsumerGeneration {
+    /// Before 1.28: whatever it is when read (the write still fails if it
+    /// moves meanwhile).
+    Any,
+    /// 1.28 and later: exactly this (`None`: a new consumer).
+    Is(Option<u64>),
+}
+
+/// Placement's 409 when the consumer generation given is not the current
+/// one (`ensure_consumer`'s wording: the current, then the given).
+pub(crate) fn consumer_conflict(current: Option<u64>, given: Option<u64>) -> String {
+    match (current, given) {
+        (None, g) => format!(
+            "consumer generation conflict - expected null but got {}",
+            g.map_or("None".to_owned(), |g| g.to_string())
+        ),
+        (Some(c), g) => format!(
+            "consumer generation conflict - expected {c} but got {}",
+            g.map_or("None".to_owned(), |g| g.to_string())
+        ),
+    }
+}
+
+/// The start of [`consumer_conflict`]'s messages.
+pub(crate) const CONSUMER_CONFLICT: &str = "consumer generation conflict - expected ";
+
+/// Placement's 400 for an allocation from a provider that does not exist.
+pub(crate) fn missing_provider(rp: &str) -> String {
+    format!("Allocation for resource provider '{rp}' that does not exist.")
+}
+
+/// Placement's checks of one amount against the provider's inventory of
+/// its class (`None`: no such inventory).
+pub(crate) fn check_amount(
+    rp: &str,
+    rc: &str,
+    inv: Option<&InventoryRecord>,
+    n: i64,
+) -> Result<()> {
+    let Some(i) = inv else {
+        return Err(PlacementError::BadRequest(format!(
+            "Unable to allocate inventory: Inventory for '{rc}' on resource provider '{rp}' invalid."
+        )));
+    };
+    if n < i.min_unit || n > i.max_unit || n % i.step_size.max(1) != 0 {
+        return Err(PlacementError::BadRequest(format!(
+            "Unable to allocate inventory: Unable to create allocation for '{rc}' on resource provider '{rp}'. The requested amount would violate inventory constraints."
+        )));
+    }
+    Ok(())
 }
 
 /// The two catalogs of custom names.

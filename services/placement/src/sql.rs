@@ -871,3 +871,228 @@ pub(crate) async fn set_consumer_type<C: ConnectionTrait>(
     .await
     .map(|_| ())
 }
+
+/// What a `PUT /allocations/{consumer}` checks, read in one statement.
+#[derive(Debug, Default)]
+pub(crate) struct PutState {
+    /// The consumer's record and allocations (empty for a new consumer).
+    pub(crate) consumer: ConsumerAllocations,
+    /// Per provider asked for or allocated from now: its generation and,
+    /// per class, its inventory and what the other consumers use of it.
+    pub(crate) providers: BTreeMap<String, (u64, Capacity)>,
+}
+
+/// Per class: a provider's inventory and what other consumers use of it.
+pub(crate) type Capacity = BTreeMap<String, (InventoryRecord, i64)>;
+
+/// [`PutState`] of `consumer` and the providers `rps` (and those the
+/// consumer has allocations from): one statement, the provider rows (as
+/// [`capacity`]'s), the consumer's row and its allocation rows told apart
+/// by a `k` column.
+pub(crate) async fn put_state<C: ConnectionTrait>(
+    c: &C,
+    consumer: &str,
+    rps: &[&str],
+) -> Result<PutState> {
+    let int = match c.get_database_backend() {
+        DbBackend::MySql => "SIGNED",
+        _ => "BIGINT",
+    };
+    let wanted = if rps.is_empty() {
+        "1 = 0".to_owned()
+    } else {
+        format!("rp.uuid IN ({})", vec!["?"; rps.len()].join(", "))
+    };
+    // The provider rows come first: their columns are typed, the other
+    // rows' NULLs take those types.
+    let sql = format!(
+        "SELECT 'p' AS k, rp.uuid AS rp, i.resource_class AS rc, rp.generation AS n, \
+         i.total, i.reserved, i.min_unit, i.max_unit, i.step_size, i.allocation_ratio, \
+         CAST((SELECT COALESCE(SUM(a.used), 0) FROM allocations a WHERE a.rp_uuid = i.rp_uuid AND a.resource_class = i.resource_class AND a.consumer_uuid <> ?) AS {int}) AS used, \
+         NULL AS project_id, NULL AS user_id, NULL AS consumer_type \
+         FROM resource_providers rp LEFT JOIN inventories i ON i.rp_uuid = rp.uuid \
+         WHERE {wanted} OR rp.uuid IN (SELECT ca.rp_uuid FROM allocations ca WHERE ca.consumer_uuid = ?) \
+         UNION ALL \
+         SELECT 'c', NULL, NULL, c.generation, NULL, NULL, NULL, NULL, NULL, NULL, NULL, c.project_id, c.user_id, c.consumer_type \
+         FROM consumers c WHERE c.uuid = ? \
+         UNION ALL \
+         SELECT 'a', a.rp_uuid, a.resource_class, a.used, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL \
+         FROM allocations a WHERE a.consumer_uuid = ?"
+    );
+    let mut values: Vec<Value> = vec![consumer.into()];
+    values.extend(rps.iter().map(|rp| Value::from(*rp)));
+    values.extend([consumer.into(), consumer.into(), consumer.into()]);
+    let rows = all(c, &sql, values).await?;
+    let mut out = PutState::default();
+    let mut allocations = Allocations::new();
+    let mut known = false;
+    for r in &rows {
+        match get_s(r, "k")?.as_str() {
+            "p" => {
+                let e = out
+                    .providers
+                    .entry(get_s(r, "rp")?)
+                    .or_insert_with(|| (0, BTreeMap::new()));
+                e.0 = get_i(r, "n")? as u64;
+                if let Some(rc) = r.try_get::<Option<String>>("", "rc")? {
+                    e.1.insert(rc, (inventory_record(r)?, get_i(r, "used")?));
+                }
+            }
+            "c" => {
+                known = true;
+                let cs = &mut out.consumer;
+                cs.project_id = r
+                    .try_get::<Option<String>>("", "project_id")?
+                    .unwrap_or_default();
+                cs.user_id = r
+                    .try_get::<Option<String>>("", "user_id")?
+                    .unwrap_or_default();
+                cs.consumer_generation = Some(get_i(r, "n")? as u64);
+                cs.consumer_type = r.try_get::<Option<String>>("", "consumer_type")?;
+            }
+            _ => {
+                allocations
+                    .entry(Name::from(get_s(r, "rp")?))
+                    .or_default()
+                    .insert(Name::from(get_s(r, "rc")?), get_i(r, "n")?);
+            }
+        }
+    }
+    // As [`consumer`]: the allocations of a consumer that has a record.
+    if known {
+        out.consumer.allocations = allocations;
+    }
+    Ok(out)
+}
+
+/// A `PUT /allocations/{consumer}` checked against [`PutState`], written
+/// on PostgreSQL in one statement (its own transaction): the providers
+/// locked at the generations read (`generations`) and the consumer at
+/// `consumer_generation` (`None`: a new one, inserted), and only when all
+/// of them still are, the generations bumped, the allocations replaced
+/// (the rows not wanted deleted, the wanted ones inserted or rewritten as
+/// new) and the consumer written (deleted once it has no allocations).
+/// Returns how many providers were locked and whether the consumer was:
+/// anything short of all of them wrote nothing.
+pub(crate) async fn pg_put<C: ConnectionTrait>(
+    c: &C,
+    consumer: &str,
+    allocations: &Allocations,
+    owner: (&str, &str),
+    consumer_type: Option<&str>,
+    generations: &[(String, u64)],
+    consumer_generation: Option<u64>,
+) -> Result<(usize, bool)> {
+    let at = now();
+    let mut v: Vec<Value> = Vec::new();
+    let locks = if generations.is_empty() {
+        "1 = 0".to_owned()
+    } else {
+        let mut conds = Vec::new();
+        for (rp, g) in generations {
+            conds.push("(uuid = ? AND generation = ?)");
+            v.extend([Value::from(rp.as_str()), (*g as i64).into()]);
+        }
+        conds.join(" OR ")
+    };
+    let mut sql = format!(
+        "WITH lk AS MATERIALIZED (SELECT uuid FROM resource_providers WHERE {locks} ORDER BY uuid FOR UPDATE), "
+    );
+    let consumer_ok = if let Some(g) = consumer_generation {
+        sql.push_str(
+            "ck AS MATERIALIZED (SELECT uuid FROM consumers WHERE uuid = ? AND generation = ? FOR UPDATE), ",
+        );
+        v.extend([Value::from(consumer), (g as i64).into()]);
+        "(SELECT count(*) FROM ck) = 1"
+    } else {
+        "TRUE"
+    };
+    sql.push_str(&format!(
+        "ok AS MATERIALIZED (SELECT (SELECT count(*) FROM lk) = {n} AND {consumer_ok} AS ok), \
+         bump AS (UPDATE resource_providers SET generation = generation + 1, updated_at = ? \
+         WHERE uuid IN (SELECT uuid FROM lk) AND (SELECT ok FROM ok) RETURNING uuid), ",
+        n = generations.len()
+    ));
+    v.push(at.clone());
+    // The rows not wanted any more.
+    let mut keep = Vec::new();
+    let mut rows = Vec::new();
+    let mut kv = Vec::new();
+    let mut iv = Vec::new();
+    for (rp, res) in allocations {
+        for (rc, amount) in res {
+            keep.push("(rp_uuid = ? AND resource_class = ?)");
+            kv.extend([Value::from(rp.to_string()), rc.to_string().into()]);
+            rows.push("(?, ?, ?, ?, ?)");
+            iv.extend([
+                Value::from(consumer),
+                rp.to_string().into(),
+                rc.to_string().into(),
+                (*amount).into(),
+                at.clone(),
+            ]);
+        }
+    }
+    sql.push_str("del AS (DELETE FROM allocations WHERE consumer_uuid = ? AND (SELECT ok FROM ok)");
+    v.push(consumer.into());
+    if !keep.is_empty() {
+        sql.push_str(&format!(" AND NOT ({})", keep.join(" OR ")));
+        v.extend(kv);
+    }
+    sql.push_str("), ");
+    if !rows.is_empty() {
+        // Rewritten as Placement's delete and insert leave them.
+        sql.push_str(&format!(
+            "ins AS (INSERT INTO allocations (consumer_uuid, rp_uuid, resource_class, used, created_at) \
+             SELECT * FROM (VALUES {}) AS w WHERE (SELECT ok FROM ok) \
+             ON CONFLICT (consumer_uuid, rp_uuid, resource_class) DO UPDATE \
+             SET used = EXCLUDED.used, created_at = EXCLUDED.created_at, updated_at = NULL), ",
+            rows.join(", ")
+        ));
+        v.extend(iv);
+    }
+    let typed = consumer_type.filter(|_| !allocations.is_empty());
+    if allocations.is_empty() {
+        sql.push_str("cw AS (DELETE FROM consumers WHERE uuid = ? AND (SELECT ok FROM ok)) ");
+        v.push(consumer.into());
+    } else if consumer_generation.is_some() {
+        sql.push_str(
+            "cw AS (UPDATE consumers SET generation = generation + 1, project_id = ?, user_id = ?, updated_at = ?",
+        );
+        v.extend([owner.0.into(), owner.1.into(), at.clone()]);
+        if let Some(t) = typed {
+            sql.push_str(", consumer_type = ?");
+            v.push(t.into());
+        }
+        sql.push_str(" WHERE uuid = ? AND (SELECT ok FROM ok)) ");
+        v.push(consumer.into());
+    } else {
+        sql.push_str(
+            "cw AS (INSERT INTO consumers (uuid, project_id, user_id, generation, created_at, consumer_type) \
+             SELECT ?, ?, ?, 1, ?, ? WHERE (SELECT ok FROM ok)) ",
+        );
+        v.extend([
+            consumer.into(),
+            owner.0.into(),
+            owner.1.into(),
+            at,
+            typed.map(str::to_owned).into(),
+        ]);
+    }
+    let consumer_locked = if consumer_generation.is_some() {
+        "(SELECT count(*) FROM ck) = 1"
+    } else {
+        "TRUE"
+    };
+    sql.push_str(&format!(
+        "SELECT CAST((SELECT count(*) FROM lk) AS BIGINT) AS locked, {consumer_locked} AS consumer_locked"
+    ));
+    let rows = all(c, &sql, v).await?;
+    let r = rows
+        .first()
+        .ok_or_else(|| DbErr::RecordNotFound("the allocation write's answer".into()))?;
+    Ok((
+        get_i(r, "locked")? as usize,
+        r.try_get::<bool>("", "consumer_locked")?,
+    ))
+}

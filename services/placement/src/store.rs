@@ -25,6 +25,7 @@ use crate::PlacementService;
 use crate::error::{Failure, classify, db};
 use crate::mirror::{Mirror, snapshot};
 use crate::service::Custom;
+use crate::service::{ConsumerGeneration, check_amount, consumer_conflict, missing_provider};
 use crate::sql::{self, NameSet};
 
 type Result<T> = std::result::Result<T, PlacementError>;
@@ -181,67 +182,52 @@ impl SqlPlacement {
 
     /// One attempt at `PUT /allocations/{consumer}`: the consumer's new
     /// generation and how many provider generations it bumped.
+    ///
+    /// One read ([`sql::put_state`]) gives everything the checks need. On
+    /// PostgreSQL the write is then one statement ([`sql::pg_put`]: the
+    /// read's generations are compare-and-swapped under row locks, so the
+    /// read needs no transaction of its own): two round trips in all. On
+    /// SQLite and MySQL the read and the writes share one transaction.
     async fn try_put_allocations(
         &self,
         consumer: &str,
         allocations: &Allocations,
-        project_id: &str,
-        user_id: &str,
-        consumer_generation: Option<u64>,
+        owner: (&str, &str),
+        consumer_type: Option<&str>,
+        expected: ConsumerGeneration,
     ) -> std::result::Result<(Option<u64>, i64), Retry> {
-        let txn = self.begin().await?;
-        let current = sql::consumer(&txn, consumer).await?;
-        if current.consumer_generation != consumer_generation {
-            return Err(Retry::Fail(PlacementError::ConcurrentUpdate(format!(
-                "consumer generation conflict - expected {:?} but got {:?}",
-                current.consumer_generation, consumer_generation
-            ))));
-        }
-        // The providers bumped, as in Placement: those allocated from now,
-        // or, when the consumer is released, those it had allocations on
-        // (freeing alone never overcommits).
-        let mut touched: BTreeSet<&str> = allocations.keys().map(|k| &**k).collect();
-        if allocations.is_empty() {
-            touched.extend(current.allocations.keys().map(|k| &**k));
-        }
-        let mut generations = Vec::new();
-        for rp in &touched {
-            let missing = || {
-                Retry::Fail(PlacementError::BadRequest(format!(
-                    "Allocation for resource provider '{rp}' that does not exist."
-                )))
-            };
-            let Some(wanted) = allocations.get(*rp) else {
-                let row = sql::provider(&txn, rp).await?.ok_or_else(missing)?;
-                generations.push((rp.to_string(), row.generation));
-                continue;
-            };
-            let (generation, inventories) = sql::capacity(&txn, rp, consumer)
-                .await?
-                .ok_or_else(missing)?;
-            generations.push((rp.to_string(), generation));
-            for (rc, amount) in wanted {
-                let Some((inv, u)) = inventories.get(&**rc) else {
-                    return Err(Retry::Fail(PlacementError::BadRequest(format!(
-                        "Unable to allocate inventory: Inventory for '{rc}' on resource provider '{rp}' invalid."
-                    ))));
-                };
-                if *amount < inv.min_unit
-                    || *amount > inv.max_unit
-                    || *amount % inv.step_size.max(1) != 0
-                {
-                    return Err(Retry::Fail(PlacementError::BadRequest(format!(
-                        "Unable to allocate inventory: Unable to create allocation for '{rc}' on resource provider '{rp}'. The requested amount would violate inventory constraints."
-                    ))));
-                }
-                if !inv.admits(*u, *amount) {
-                    return Err(Retry::Fail(PlacementError::CapacityExceeded(format!(
-                        "Unable to allocate inventory: Unable to create allocation for '{rc}' on resource provider '{rp}'. The requested amount would exceed the capacity."
-                    ))));
-                }
+        let rps: Vec<&str> = allocations.keys().map(|k| &**k).collect();
+        if self.conn.get_database_backend() == DbBackend::Postgres {
+            let state = sql::put_state(&self.conn, consumer, &rps).await?;
+            let (current, generations) = put_checks(&state, allocations, expected)?;
+            let (locked, consumer_locked) = sql::pg_put(
+                &self.conn,
+                consumer,
+                allocations,
+                owner,
+                consumer_type,
+                &generations,
+                current,
+            )
+            .await
+            .map_err(|e| consumer_insert_error(e, current))?;
+            if locked != generations.len() {
+                return Err(Retry::ProviderRace(format!(
+                    "a resource provider changed while allocating for {consumer}"
+                )));
             }
+            if !consumer_locked {
+                return Err(Retry::Fail(PlacementError::ConcurrentUpdate(
+                    "consumer generation conflict".into(),
+                )));
+            }
+            let new_gen = (!allocations.is_empty()).then(|| current.map_or(1, |g| g + 1));
+            return Ok((new_gen, generations.len() as i64));
         }
-        if !current.allocations.is_empty() {
+        let txn = self.begin().await?;
+        let state = sql::put_state(&txn, consumer, &rps).await?;
+        let (current, generations) = put_checks(&state, allocations, expected)?;
+        if !state.consumer.allocations.is_empty() {
             sql::delete_allocations(&txn, consumer).await?;
         }
         sql::insert_allocations(&txn, consumer, allocations).await?;
@@ -255,30 +241,133 @@ impl SqlPlacement {
         let new_gen = if allocations.is_empty() {
             sql::delete_consumer(&txn, consumer).await?;
             None
-        } else if let Some(g) = current.consumer_generation {
-            if !sql::bump_consumer(&txn, consumer, project_id, user_id, g).await? {
+        } else if let Some(g) = current {
+            if !sql::bump_consumer(&txn, consumer, owner.0, owner.1, g).await? {
                 return Err(Retry::Fail(PlacementError::ConcurrentUpdate(
                     "consumer generation conflict".into(),
                 )));
             }
             Some(g + 1)
         } else {
-            sql::insert_consumer(&txn, consumer, project_id, user_id)
+            sql::insert_consumer(&txn, consumer, owner.0, owner.1)
                 .await
-                .map_err(|e| match classify(&e) {
-                    Failure::Duplicate | Failure::Race => {
-                        Retry::Fail(PlacementError::ConcurrentUpdate(
-                            "consumer generation conflict - the consumer was created concurrently"
-                                .into(),
-                        ))
-                    }
-                    Failure::Outage => Retry::Fail(db(e)),
-                })?;
+                .map_err(|e| consumer_insert_error(e, None))?;
             Some(1)
         };
+        if let Some(t) = consumer_type
+            && !allocations.is_empty()
+        {
+            sql::set_consumer_type(&txn, consumer, Some(t)).await?;
+        }
         txn.commit().await?;
         Ok((new_gen, generations.len() as i64))
     }
+
+    /// `PUT /allocations/{consumer}`, retried after a lost provider race.
+    async fn put_allocations(
+        &self,
+        consumer: &str,
+        allocations: &Allocations,
+        owner: (&str, &str),
+        consumer_type: Option<&str>,
+        expected: ConsumerGeneration,
+    ) -> Result<Option<u64>> {
+        let _w = self.write_lock.lock().await;
+        let mut last = None;
+        for _ in 0..ALLOCATION_CONFLICT_RETRIES {
+            match self
+                .try_put_allocations(consumer, allocations, owner, consumer_type, expected)
+                .await
+            {
+                Err(Retry::ProviderRace(msg)) => last = Some(msg),
+                Err(Retry::Fail(e)) => return Err(e),
+                Ok((g, bumped)) => {
+                    self.mirror
+                        .apply(consumer, allocations, owner.0, owner.1, bumped);
+                    return Ok(g);
+                }
+            }
+        }
+        Err(PlacementError::ConcurrentUpdate(last.unwrap_or_else(
+            || "resource provider generation conflict".to_owned(),
+        )))
+    }
+}
+
+/// A failed insert of a new consumer: one created concurrently is
+/// Placement's consumer conflict; other failures as [`Retry`]'s.
+fn consumer_insert_error(e: DbErr, current: Option<u64>) -> Retry {
+    match classify(&e) {
+        Failure::Duplicate if current.is_none() => Retry::Fail(PlacementError::ConcurrentUpdate(
+            "consumer generation conflict - the consumer was created concurrently".into(),
+        )),
+        _ => Retry::from(e),
+    }
+}
+
+/// The consumer's current generation, and the providers' generations to
+/// bump.
+type Checked = (Option<u64>, Vec<(String, u64)>);
+
+/// Placement's checks of a `PUT /allocations/{consumer}` against what was
+/// read, in its order: the consumer generation, then each provider
+/// allocated from exists and the amounts fit its inventories' units, then
+/// the capacity. Gives the consumer's current generation and the
+/// generations to bump: of the providers allocated from, or, when the
+/// consumer is released, of those it had allocations on (freeing alone
+/// never overcommits).
+fn put_checks(
+    state: &sql::PutState,
+    allocations: &Allocations,
+    expected: ConsumerGeneration,
+) -> std::result::Result<Checked, Retry> {
+    let current = state.consumer.consumer_generation;
+    if let ConsumerGeneration::Is(given) = expected
+        && given != current
+    {
+        return Err(Retry::Fail(PlacementError::ConcurrentUpdate(
+            consumer_conflict(current, given),
+        )));
+    }
+    for (rp, wanted) in allocations {
+        let Some((_, inventories)) = state.providers.get(&**rp) else {
+            return Err(Retry::Fail(PlacementError::BadRequest(missing_provider(
+                rp,
+            ))));
+        };
+        for (rc, amount) in wanted {
+            check_amount(rp, rc, inventories.get(&**rc).map(|(i, _)| i), *amount)?;
+        }
+    }
+    for (rp, wanted) in allocations {
+        let Some((_, inventories)) = state.providers.get(&**rp) else {
+            continue;
+        };
+        for (rc, amount) in wanted {
+            if let Some((inv, used)) = inventories.get(&**rc)
+                && !inv.admits(*used, *amount)
+            {
+                return Err(Retry::Fail(PlacementError::CapacityExceeded(format!(
+                    "Unable to allocate inventory: Unable to create allocation for '{rc}' on resource provider '{rp}'. The requested amount would exceed the capacity."
+                ))));
+            }
+        }
+    }
+    let touched: Vec<&str> = if allocations.is_empty() {
+        state.consumer.allocations.keys().map(|k| &**k).collect()
+    } else {
+        allocations.keys().map(|k| &**k).collect()
+    };
+    let mut generations = Vec::new();
+    for rp in touched {
+        let Some((g, _)) = state.providers.get(rp) else {
+            return Err(Retry::Fail(PlacementError::BadRequest(missing_provider(
+                rp,
+            ))));
+        };
+        generations.push((rp.to_owned(), *g));
+    }
+    Ok((current, generations))
 }
 
 impl SqlPlacement {
@@ -621,31 +710,27 @@ impl PlacementService for SqlPlacement {
         user_id: &str,
         consumer_generation: Option<u64>,
     ) -> Result<Option<u64>> {
-        let _w = self.write_lock.lock().await;
-        let mut last = None;
-        for _ in 0..ALLOCATION_CONFLICT_RETRIES {
-            match self
-                .try_put_allocations(
-                    consumer,
-                    allocations,
-                    project_id,
-                    user_id,
-                    consumer_generation,
-                )
-                .await
-            {
-                Err(Retry::ProviderRace(msg)) => last = Some(msg),
-                Err(Retry::Fail(e)) => return Err(e),
-                Ok((g, bumped)) => {
-                    self.mirror
-                        .apply(consumer, allocations, project_id, user_id, bumped);
-                    return Ok(g);
-                }
-            }
-        }
-        Err(PlacementError::ConcurrentUpdate(last.unwrap_or_else(
-            || "resource provider generation conflict".to_owned(),
-        )))
+        self.put_allocations(
+            consumer,
+            allocations,
+            (project_id, user_id),
+            None,
+            ConsumerGeneration::Is(consumer_generation),
+        )
+        .await
+    }
+
+    /// The checks on the write's own read (see [`SqlPlacement::try_put_allocations`]).
+    async fn put_allocations_checked_async(
+        &self,
+        consumer: &str,
+        allocations: &Allocations,
+        owner: (&str, &str),
+        consumer_type: Option<&str>,
+        expected: ConsumerGeneration,
+    ) -> Result<Option<u64>> {
+        self.put_allocations(consumer, allocations, owner, consumer_type, expected)
+            .await
     }
 
     async fn write_many_async(

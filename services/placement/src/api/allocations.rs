@@ -19,6 +19,8 @@ use super::util::{self, Query};
 use super::{
     ApiError, ApiResult, Mv, St, Target, Who, admin_or_service, empty, fresh, newest_or_now,
 };
+use crate::ConsumerGeneration;
+use crate::service::{CONSUMER_CONFLICT, check_amount, consumer_conflict, missing_provider};
 
 /// Placement's default `incomplete_consumer_project_id` and `_user_id`.
 const INCOMPLETE: &str = "00000000-0000-0000-0000-000000000000";
@@ -242,10 +244,6 @@ fn wanted(
     })
 }
 
-fn unreachable_none() -> String {
-    "consumer generation conflict".to_owned()
-}
-
 /// Checks `w` against what is there (providers, classes, the consumer's
 /// generation) and gives the generation to write with.
 async fn precheck(st: &St, w: &Wanted) -> Result<Option<u64>, ApiError> {
@@ -253,18 +251,10 @@ async fn precheck(st: &St, w: &Wanted) -> Result<Option<u64>, ApiError> {
     let generation = match w.generation {
         Some(given) => {
             if given != cur.consumer_generation {
-                let msg = match (cur.consumer_generation, given) {
-                    (None, Some(g)) => {
-                        format!("consumer generation conflict - expected null but got {g}")
-                    }
-                    // Placement's wording: the current one, then the given.
-                    (Some(c), g) => format!(
-                        "consumer generation conflict - expected {c} but got {}",
-                        g.map_or("None".to_owned(), |g| g.to_string())
-                    ),
-                    (None, None) => unreachable_none(),
-                };
-                return Err(ApiError::conflict(msg).code("placement.concurrent_update"));
+                return Err(
+                    ApiError::conflict(consumer_conflict(cur.consumer_generation, given))
+                        .code("placement.concurrent_update"),
+                );
             }
             given
         }
@@ -274,9 +264,7 @@ async fn precheck(st: &St, w: &Wanted) -> Result<Option<u64>, ApiError> {
         let inv = match st.placement.inventories_async(rp).await {
             Ok((_, inv)) => inv,
             Err(PlacementError::NotFound(_)) => {
-                return Err(ApiError::bad(format!(
-                    "Allocation for resource provider '{rp}' that does not exist."
-                )));
+                return Err(ApiError::bad(missing_provider(rp)));
             }
             Err(e) => return Err(e.into()),
         };
@@ -287,16 +275,7 @@ async fn precheck(st: &St, w: &Wanted) -> Result<Option<u64>, ApiError> {
                     w.consumer
                 )));
             }
-            let Some(i) = inv.get(&**rc) else {
-                return Err(ApiError::conflict(format!(
-                    "Unable to allocate inventory: Inventory for '{rc}' on resource provider '{rp}' invalid."
-                )));
-            };
-            if *n < i.min_unit || *n > i.max_unit || n % i.step_size.max(1) != 0 {
-                return Err(ApiError::conflict(format!(
-                    "Unable to allocate inventory: Unable to create allocation for '{rc}' on resource provider '{rp}'. The requested amount would violate inventory constraints."
-                )));
-            }
+            check_amount(rp, rc, inv.get(&**rc), *n).map_err(write_error)?;
         }
     }
     Ok(generation)
@@ -304,6 +283,10 @@ async fn precheck(st: &St, w: &Wanted) -> Result<Option<u64>, ApiError> {
 
 fn write_error(e: PlacementError) -> ApiError {
     match e {
+        // `ensure_consumer`'s 409, before any write.
+        PlacementError::ConcurrentUpdate(m) if m.starts_with(CONSUMER_CONFLICT) => {
+            ApiError::conflict(m).code("placement.concurrent_update")
+        }
         PlacementError::ConcurrentUpdate(m) => ApiError::conflict(format!(
             "Inventory and/or allocations changed while attempting to allocate: {m}"
         ))
@@ -402,8 +385,30 @@ pub(crate) async fn put(
     let consumer = consumer_uuid(&consumer)?;
     let m = util::body_object(&body)?;
     let w = wanted(consumer, &m, v, false)?;
-    let generation = precheck(&st, &w).await?;
-    write(&st, &w, generation).await?;
+    // An unknown class: the checks one by one, in Placement's order, give
+    // the first error (the store knows no class names).
+    for rc in w.allocations.values().flat_map(|res| res.keys()) {
+        if !super::providers::class_known(&st, rc).await? {
+            let generation = precheck(&st, &w).await?;
+            write(&st, &w, generation).await?;
+            return Ok(empty(StatusCode::NO_CONTENT));
+        }
+    }
+    // Otherwise the store checks on the write's own read (one pass).
+    let expected = match w.generation {
+        Some(g) => ConsumerGeneration::Is(g),
+        None => ConsumerGeneration::Any,
+    };
+    st.placement
+        .put_allocations_checked_async(
+            &w.consumer,
+            &w.allocations,
+            (&w.project_id, &w.user_id),
+            w.consumer_type.as_deref(),
+            expected,
+        )
+        .await
+        .map_err(write_error)?;
     Ok(empty(StatusCode::NO_CONTENT))
 }
 
@@ -622,17 +627,10 @@ async fn simulate(
         if let Some(given) = w.generation
             && given != cur.consumer_generation
         {
-            return Err(ApiError::conflict(match (cur.consumer_generation, given) {
-                (None, Some(g)) => {
-                    format!("consumer generation conflict - expected null but got {g}")
-                }
-                (Some(c), g) => format!(
-                    "consumer generation conflict - expected {c} but got {}",
-                    g.map_or("None".to_owned(), |g| g.to_string())
-                ),
-                (None, None) => unreachable_none(),
-            })
-            .code("placement.concurrent_update"));
+            return Err(
+                ApiError::conflict(consumer_conflict(cur.consumer_generation, given))
+                    .code("placement.concurrent_update"),
+            );
         }
         for (rp, res) in &cur.allocations {
             for (rc, n) in res {
