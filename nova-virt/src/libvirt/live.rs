@@ -16,8 +16,13 @@
 //! migrate guest to the same host"). The destination's instance directory
 //! is `peer_instances_path` when it is not this host's `instances_path`
 //! (two computes on one machine; nova assumes one path everywhere).
+//! `[libvirt] live_migration_bandwidth` caps the copy (MiB/s); a running
+//! migration is aborted with `virDomainAbortJob` (`jobs.rs`), and forced to
+//! complete as nova's driver does: post-copy when
+//! `live_migration_permit_post_copy` allowed it, else the guest paused
+//! here (libvirt resumes it on the destination).
 //! Not done: a guest with a config drive (nova refuses an iso9660 one
-//! without shared storage too), aborting a running migration.
+//! without shared storage too).
 
 use std::path::PathBuf;
 
@@ -141,6 +146,12 @@ impl LibvirtDriver {
         const OP: &str = "live_migration";
         let (here, there) = (self.instance_dir(uuid), self.peer_dir(uuid));
         let (u, uri) = (uuid.to_owned(), self.peer_uri(dest));
+        let bandwidth = Some(self.cfg.live_migration_bandwidth).filter(|b| *b > 0);
+        let flags = if self.cfg.live_migration_permit_post_copy {
+            MIGRATE_FLAGS | virt::sys::VIR_MIGRATE_POSTCOPY
+        } else {
+            MIGRATE_FLAGS
+        };
         self.blocking(move |c| {
             let d = Self::lookup(c, &u)?;
             let xml = d
@@ -160,10 +171,11 @@ impl LibvirtDriver {
                 migrate_disks: disks,
                 // Both daemons of one machine: migrate over loopback.
                 uri: local_socket(&uri).then(|| "tcp://127.0.0.1".to_owned()),
+                bandwidth,
                 ..Default::default()
             };
             // The connection closes when dropped.
-            d.migrate3(&peer, params, MIGRATE_FLAGS)
+            d.migrate3(&peer, params, flags)
                 .map_err(|e| failed(OP, &u, e.message()))?;
             Ok(())
         })
@@ -212,14 +224,31 @@ impl LibvirtDriver {
         Ok(())
     }
 
-    /// Force complete: the guest paused on the source, so its memory stops
-    /// changing and the copy converges (nova's libvirt driver pauses it).
+    /// Force complete, as nova's migration monitor does it: post-copy when
+    /// the migration permits it, else the guest paused here so its memory
+    /// stops changing and the copy converges.
     pub(super) async fn live_force_complete(&self, uuid: &str) -> Result<()> {
+        const OP: &str = "live_migration_force_complete";
+        let (u, post_copy) = (uuid.to_owned(), self.cfg.live_migration_permit_post_copy);
+        self.blocking(move |c| {
+            let d = Self::lookup(c, &u)?;
+            if post_copy {
+                super::jobs::start_post_copy(&d).map_err(|e| failed(OP, &u, e))
+            } else {
+                d.suspend().map_err(|e| failed(OP, &u, e.message()))
+            }
+        })
+        .await
+    }
+
+    /// Abort: the running migration job cancelled (`virDomainAbortJob`);
+    /// the guest keeps running here and `live_migration` returns the
+    /// cancellation.
+    pub(super) async fn live_abort(&self, uuid: &str) -> Result<()> {
         let u = uuid.to_owned();
         self.blocking(move |c| {
-            Self::lookup(c, &u)?
-                .suspend()
-                .map_err(|e| failed("live_migration_force_complete", &u, e.message()))
+            let d = Self::lookup(c, &u)?;
+            super::jobs::abort_job(&d).map_err(|e| failed("live_migration_abort", &u, e))
         })
         .await
     }

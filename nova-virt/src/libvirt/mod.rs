@@ -13,6 +13,7 @@
 
 pub mod config_drive;
 mod events;
+mod jobs;
 mod live;
 mod moves;
 mod vcpus;
@@ -68,6 +69,15 @@ pub struct LibvirtConfig {
     /// The destination's `instances_path` when it is not this one (two
     /// computes on one machine); none: the same path (nova's assumption).
     pub peer_instances_path: Option<PathBuf>,
+    /// The node's name (`hypervisor_hostname`); none: libvirt's host name
+    /// (nova's). A second daemon on the same machine needs its own.
+    pub hypervisor_hostname: Option<String>,
+    /// `[libvirt] live_migration_bandwidth`: MiB/s a live migration may
+    /// use (0: no limit).
+    pub live_migration_bandwidth: u64,
+    /// `[libvirt] live_migration_permit_post_copy`: migrations may switch
+    /// to post-copy, which `force_complete` then does (else it pauses).
+    pub live_migration_permit_post_copy: bool,
 }
 
 impl Default for LibvirtConfig {
@@ -86,6 +96,9 @@ impl Default for LibvirtConfig {
             event_poll_interval: Duration::from_secs(1),
             live_migration_uri: "qemu+tcp://%s/system".into(),
             peer_instances_path: None,
+            hypervisor_hostname: None,
+            live_migration_bandwidth: 0,
+            live_migration_permit_post_copy: false,
         }
     }
 }
@@ -410,7 +423,7 @@ impl ComputeDriver for LibvirtDriver {
             // host reached as a local path (`moves.rs`: the disk copied
             // into `peer_instances_path`, no ssh). Live migration copies
             // the disk's top layer (`live.rs`: block migration only, no
-            // abort, no guest with a config drive).
+            // guest with a config drive).
             supports_resize: true,
             supports_live_migration: true,
             supports_rescue: false,
@@ -462,7 +475,10 @@ impl ComputeDriver for LibvirtDriver {
             let node = c.node_info().map_err(hv)?;
             let caps = c.capabilities().map_err(hv)?;
             let version = i64::from(c.hyp_version().map_err(hv)?);
-            let hostname = c.hostname().map_err(hv)?;
+            let hostname = match &cfg.hypervisor_hostname {
+                Some(h) => h.clone(),
+                None => c.hostname().map_err(hv)?,
+            };
             let (mut vcpus_used, mut mem_used) = (0i64, 0i64);
             for d in c
                 .list_all_domains(virt::sys::VIR_CONNECT_LIST_DOMAINS_ACTIVE)
@@ -802,6 +818,10 @@ impl ComputeDriver for LibvirtDriver {
 
     async fn live_migration_force_complete(&self, uuid: &str) -> Result<()> {
         self.live_force_complete(uuid).await
+    }
+
+    async fn live_migration_abort(&self, uuid: &str) -> Result<()> {
+        self.live_abort(uuid).await
     }
 
     /// The root disk (its qcow2 overlay and backing chain) flattened into

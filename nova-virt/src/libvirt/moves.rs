@@ -43,6 +43,43 @@ async fn virtual_size(op: &'static str, uuid: &str, disk: &Path) -> Result<u64> 
         .ok_or_else(|| failed(op, uuid, "qemu-img info: no virtual-size"))
 }
 
+/// A disk copied from another host names that host's base file: it is
+/// pointed at this host's copy of the same image (`qemu-img rebase -u`, the
+/// header only: the two base files hold the same bytes), as nova's
+/// destination finds its own `_base` file at the same path.
+async fn rebase_onto(op: &'static str, uuid: &str, disk: &Path, base: &str) -> Result<()> {
+    let out = tokio::process::Command::new("qemu-img")
+        .args(["info", "--output=json", "-U"])
+        .arg(disk)
+        .output()
+        .await
+        .map_err(|e| failed(op, uuid, format!("qemu-img: {e}")))?;
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    let now = v["full-backing-filename"]
+        .as_str()
+        .or_else(|| v["backing-filename"].as_str());
+    if now.is_none_or(|b| b == base) {
+        return Ok(());
+    }
+    let out = tokio::process::Command::new("qemu-img")
+        .args(["rebase", "-u", "-F", "qcow2", "-b", base])
+        .arg(disk)
+        .output()
+        .await
+        .map_err(|e| failed(op, uuid, format!("qemu-img: {e}")))?;
+    if !out.status.success() {
+        return Err(failed(
+            op,
+            uuid,
+            format!(
+                "qemu-img rebase: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            ),
+        ));
+    }
+    Ok(())
+}
+
 impl LibvirtDriver {
     /// The guest's own host takes it; another takes it when it has no
     /// files of it yet.
@@ -156,6 +193,9 @@ impl LibvirtDriver {
         const OP: &str = "finish_migration";
         let dir = self.instance_dir(&spec.uuid);
         let disk = dir.join("disk");
+        if let Some(base) = spec.image_path.as_deref().filter(|_| disk.exists()) {
+            rebase_onto(OP, &spec.uuid, &disk, base).await?;
+        }
         let plan = DomainPlan {
             virt_type: self.cfg.virt_type.clone(),
             disk_path: disk.exists().then(|| disk.display().to_string()),

@@ -3,7 +3,7 @@
 //! `scripts/libvirt-setup` (scripts/test runs it); without it the test
 //! fails and says so.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,6 +14,45 @@ use crate::contract::{Profile, lifecycle};
 
 fn instances_dir(tag: &str) -> PathBuf {
     std::env::temp_dir().join(format!("nova-virt-{tag}-{}", std::process::id()))
+}
+
+/// The test guest's files (`NOVA_RS_GUEST_DIR`) with libvirtd running;
+/// without them the test fails and says what to run.
+pub(crate) fn guest_dir() -> PathBuf {
+    let guest = PathBuf::from(
+        std::env::var("NOVA_RS_GUEST_DIR").unwrap_or_else(|_| "/var/tmp/nova-rs/guest".into()),
+    );
+    for f in ["vmlinuz", "initrd.img", "base.qcow2"] {
+        assert!(
+            guest.join(f).exists(),
+            "{} missing: run scripts/libvirt-setup (scripts/test does) to install libvirt + QEMU and build the test guest",
+            guest.join(f).display()
+        );
+    }
+    assert!(
+        std::path::Path::new("/run/libvirt/libvirt-sock").exists(),
+        "libvirtd is not running: run scripts/libvirt-setup (it starts virtlogd and libvirtd)"
+    );
+    guest
+}
+
+/// The test guest as `name` (`uuid`): one vCPU, 128 MiB, its kernel and
+/// initrd booted directly, its root disk a qcow2 overlay on `base.qcow2`
+/// (`root_gb`, 0: the image's size).
+pub(crate) fn guest_spec(guest: &Path, uuid: String, name: &str, root_gb: u64) -> InstanceSpec {
+    InstanceSpec {
+        uuid,
+        name: name.into(),
+        flavor_name: "m1.nano".into(),
+        vcpus: 1,
+        memory_mb: 128,
+        root_gb,
+        image_path: Some(guest.join("base.qcow2").display().to_string()),
+        kernel_path: Some(guest.join("vmlinuz").display().to_string()),
+        ramdisk_path: Some(guest.join("initrd.img").display().to_string()),
+        kernel_cmdline: Some("console=ttyS0 quiet".into()),
+        ..InstanceSpec::default()
+    }
 }
 
 #[tokio::test]
@@ -64,20 +103,7 @@ async fn libvirt_reports_unknown_uri_clearly() {
 /// driver API only.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn real_qemu_guest_meets_the_contract() {
-    let guest = PathBuf::from(
-        std::env::var("NOVA_RS_GUEST_DIR").unwrap_or_else(|_| "/var/tmp/nova-rs/guest".into()),
-    );
-    for f in ["vmlinuz", "initrd.img", "base.qcow2"] {
-        assert!(
-            guest.join(f).exists(),
-            "{} missing: run scripts/libvirt-setup (scripts/test does) to install libvirt + QEMU and build the test guest",
-            guest.join(f).display()
-        );
-    }
-    assert!(
-        std::path::Path::new("/run/libvirt/libvirt-sock").exists(),
-        "libvirtd is not running: run scripts/libvirt-setup (it starts virtlogd and libvirtd)"
-    );
+    let guest = guest_dir();
     let cfg = LibvirtConfig {
         connection_uri: "qemu:///system".into(),
         virt_type: "qemu".into(),
@@ -89,19 +115,12 @@ async fn real_qemu_guest_meets_the_contract() {
     };
     let d = LibvirtDriver::connect(cfg).unwrap();
     assert!(d.has_libvirt_events(), "lifecycle events come from libvirt");
-    let spec = InstanceSpec {
-        uuid: format!("6a1f0c3e-0000-4d2b-8c1a-{:012x}", std::process::id()),
-        name: "real-guest".into(),
-        flavor_name: "m1.nano".into(),
-        vcpus: 1,
-        memory_mb: 128,
-        root_gb: 0,
-        image_path: Some(guest.join("base.qcow2").display().to_string()),
-        kernel_path: Some(guest.join("vmlinuz").display().to_string()),
-        ramdisk_path: Some(guest.join("initrd.img").display().to_string()),
-        kernel_cmdline: Some("console=ttyS0 quiet".into()),
-        ..InstanceSpec::default()
-    };
+    let spec = guest_spec(
+        &guest,
+        format!("6a1f0c3e-0000-4d2b-8c1a-{:012x}", std::process::id()),
+        "real-guest",
+        0,
+    );
     let _reap = Reap(spec.uuid.clone());
     let p = Profile {
         patience: Duration::from_secs(90),
@@ -140,14 +159,7 @@ impl Drop for Reap {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn real_qemu_guest_resizes_on_its_host() {
     use nova_virt::{ComputeDriver, PowerState, ResizeTarget};
-    let guest = PathBuf::from(
-        std::env::var("NOVA_RS_GUEST_DIR").unwrap_or_else(|_| "/var/tmp/nova-rs/guest".into()),
-    );
-    assert!(
-        guest.join("base.qcow2").exists()
-            && std::path::Path::new("/run/libvirt/libvirt-sock").exists(),
-        "the test guest or libvirtd is missing: run scripts/libvirt-setup (scripts/test does)"
-    );
+    let guest = guest_dir();
     let dir = instances_dir("resize");
     let cfg = LibvirtConfig {
         connection_uri: "qemu:///system".into(),
@@ -158,19 +170,12 @@ async fn real_qemu_guest_resizes_on_its_host() {
         ..LibvirtConfig::default()
     };
     let d = LibvirtDriver::connect(cfg).unwrap();
-    let spec = InstanceSpec {
-        uuid: format!("6a1f0c3e-0001-4d2b-8c1a-{:012x}", std::process::id()),
-        name: "resize-guest".into(),
-        flavor_name: "m1.nano".into(),
-        vcpus: 1,
-        memory_mb: 128,
-        root_gb: 1,
-        image_path: Some(guest.join("base.qcow2").display().to_string()),
-        kernel_path: Some(guest.join("vmlinuz").display().to_string()),
-        ramdisk_path: Some(guest.join("initrd.img").display().to_string()),
-        kernel_cmdline: Some("console=ttyS0 quiet".into()),
-        ..InstanceSpec::default()
-    };
+    let spec = guest_spec(
+        &guest,
+        format!("6a1f0c3e-0001-4d2b-8c1a-{:012x}", std::process::id()),
+        "resize-guest",
+        1,
+    );
     let _reap = Reap(spec.uuid.clone());
     async fn figures(
         d: &LibvirtDriver,

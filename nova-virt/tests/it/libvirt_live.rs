@@ -12,6 +12,8 @@ use std::time::Duration;
 use nova_virt::libvirt::{LibvirtConfig, LibvirtDriver};
 use nova_virt::{ComputeDriver, InstanceSpec, PowerState};
 
+use crate::libvirt::guest_spec;
+
 fn peer_dir() -> PathBuf {
     PathBuf::from(
         std::env::var("NOVA_RS_LIBVIRT_PEER_DIR")
@@ -56,56 +58,93 @@ async fn wait_for_text(path: &Path, text: &str, patience: Duration) {
     panic!("{} never showed {text:?}", path.display());
 }
 
+/// Two drivers on this machine's two daemons, each migrating to the
+/// other: `src` on the system libvirtd (instances in a fresh temp dir,
+/// `here`), `dst` on the session libvirtd run as `nobody` (instances in a
+/// fresh directory of its instances, `there`, owned by its user).
+struct TwoDaemons {
+    guest: PathBuf,
+    peer_uri: String,
+    here: PathBuf,
+    there: PathBuf,
+    src: LibvirtDriver,
+    dst: LibvirtDriver,
+}
+
+impl TwoDaemons {
+    /// `tag` names the instance directories; `tune` adjusts both
+    /// drivers' settings.
+    fn start(tag: &str, tune: impl Fn(&mut LibvirtConfig)) -> TwoDaemons {
+        let guest = crate::libvirt::guest_dir();
+        let peer = peer_dir();
+        let peer_socket = peer.join("run/libvirt/libvirt-sock");
+        assert!(
+            peer_socket.exists(),
+            "the second (session) libvirtd is missing: run scripts/libvirt-setup (scripts/test does)"
+        );
+        let peer_uri = format!("qemu:///session?socket={}", peer_socket.display());
+        let tag = format!("{tag}-{}", std::process::id());
+        let here = std::env::temp_dir().join(format!("nova-virt-{tag}"));
+        let there = peer.join("instances").join(&tag);
+        std::fs::create_dir_all(&here).unwrap();
+        std::fs::create_dir_all(&there).unwrap();
+        let owner = std::fs::metadata(peer.join("instances")).unwrap();
+        std::os::unix::fs::chown(&there, Some(owner.uid()), Some(owner.gid())).unwrap();
+        let cfg = |uri: &str, dir: &Path, to: &str, peer_dir: &Path| {
+            let mut c = LibvirtConfig {
+                connection_uri: uri.into(),
+                virt_type: "qemu".into(),
+                instances_path: dir.to_owned(),
+                vnc_listen: Some("127.0.0.1".into()),
+                soft_reboot_timeout: Duration::from_secs(2),
+                event_poll_interval: Duration::from_millis(250),
+                live_migration_uri: to.into(),
+                peer_instances_path: Some(peer_dir.to_owned()),
+                ..LibvirtConfig::default()
+            };
+            tune(&mut c);
+            c
+        };
+        let src = LibvirtDriver::connect(cfg("qemu:///system", &here, &peer_uri, &there)).unwrap();
+        let dst = LibvirtDriver::connect(cfg(&peer_uri, &there, "qemu:///system", &here)).unwrap();
+        TwoDaemons {
+            guest,
+            peer_uri,
+            here,
+            there,
+            src,
+            dst,
+        }
+    }
+}
+
+impl Drop for TwoDaemons {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.here);
+        let _ = std::fs::remove_dir_all(&self.there);
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn real_qemu_guest_live_migrates_to_a_second_daemon_and_back() {
-    let guest = PathBuf::from(
-        std::env::var("NOVA_RS_GUEST_DIR").unwrap_or_else(|_| "/var/tmp/nova-rs/guest".into()),
-    );
-    let peer = peer_dir();
-    let peer_socket = peer.join("run/libvirt/libvirt-sock");
-    assert!(
-        guest.join("base.qcow2").exists()
-            && Path::new("/run/libvirt/libvirt-sock").exists()
-            && peer_socket.exists(),
-        "the test guest, libvirtd or the second (session) libvirtd is missing: run scripts/libvirt-setup (scripts/test does)"
-    );
-    let peer_uri = format!("qemu:///session?socket={}", peer_socket.display());
-    let tag = format!("live-{}", std::process::id());
-    let here = std::env::temp_dir().join(format!("nova-virt-{tag}"));
-    let there = peer.join("instances").join(&tag);
-    std::fs::create_dir_all(&here).unwrap();
-    std::fs::create_dir_all(&there).unwrap();
-    let owner = std::fs::metadata(peer.join("instances")).unwrap();
-    std::os::unix::fs::chown(&there, Some(owner.uid()), Some(owner.gid())).unwrap();
-    let cfg = |uri: &str, dir: &Path, to: &str, peer_dir: &Path| LibvirtConfig {
-        connection_uri: uri.into(),
-        virt_type: "qemu".into(),
-        instances_path: dir.to_owned(),
-        vnc_listen: Some("127.0.0.1".into()),
-        soft_reboot_timeout: Duration::from_secs(2),
-        event_poll_interval: Duration::from_millis(250),
-        live_migration_uri: to.into(),
-        peer_instances_path: Some(peer_dir.to_owned()),
-        ..LibvirtConfig::default()
-    };
-    let src = LibvirtDriver::connect(cfg("qemu:///system", &here, &peer_uri, &there)).unwrap();
-    let dst = LibvirtDriver::connect(cfg(&peer_uri, &there, "qemu:///system", &here)).unwrap();
-    let spec = InstanceSpec {
-        uuid: format!(
+    let pair = TwoDaemons::start("live", |_| {});
+    let TwoDaemons {
+        guest,
+        peer_uri,
+        here,
+        there,
+        src,
+        dst,
+    } = &pair;
+    let spec = guest_spec(
+        guest,
+        format!(
             "6a1f0c3e-0000-4d2b-8c1a-{:012x}",
             std::process::id() as u64 + (1 << 40)
         ),
-        name: "live-guest".into(),
-        flavor_name: "m1.nano".into(),
-        vcpus: 1,
-        memory_mb: 128,
-        root_gb: 1,
-        image_path: Some(guest.join("base.qcow2").display().to_string()),
-        kernel_path: Some(guest.join("vmlinuz").display().to_string()),
-        ramdisk_path: Some(guest.join("initrd.img").display().to_string()),
-        kernel_cmdline: Some("console=ttyS0 quiet".into()),
-        ..InstanceSpec::default()
-    };
+        "live-guest",
+        1,
+    );
     let uuid = spec.uuid.clone();
     let _reap = Reap(uuid.clone(), peer_uri.clone());
     src.spawn(&spec).await.unwrap();
@@ -186,8 +225,6 @@ async fn real_qemu_guest_live_migrates_to_a_second_daemon_and_back() {
     );
 
     src.destroy(&uuid).await.unwrap();
-    let _ = std::fs::remove_dir_all(&here);
-    let _ = std::fs::remove_dir_all(&there);
 }
 
 /// Cold migration with a resize to the second daemon: the disk copied into
@@ -197,55 +234,26 @@ async fn real_qemu_guest_live_migrates_to_a_second_daemon_and_back() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn real_qemu_guest_cold_migrates_to_a_second_daemon() {
     use nova_virt::ResizeTarget;
-    let guest = PathBuf::from(
-        std::env::var("NOVA_RS_GUEST_DIR").unwrap_or_else(|_| "/var/tmp/nova-rs/guest".into()),
-    );
-    let peer = peer_dir();
-    let peer_socket = peer.join("run/libvirt/libvirt-sock");
-    assert!(
-        guest.join("base.qcow2").exists()
-            && Path::new("/run/libvirt/libvirt-sock").exists()
-            && peer_socket.exists(),
-        "the test guest, libvirtd or the second (session) libvirtd is missing: run scripts/libvirt-setup (scripts/test does)"
-    );
-    let peer_uri = format!("qemu:///session?socket={}", peer_socket.display());
-    let tag = format!("cold-{}", std::process::id());
-    let here = std::env::temp_dir().join(format!("nova-virt-{tag}"));
-    let there = peer.join("instances").join(&tag);
-    std::fs::create_dir_all(&here).unwrap();
-    std::fs::create_dir_all(&there).unwrap();
-    let owner = std::fs::metadata(peer.join("instances")).unwrap();
-    std::os::unix::fs::chown(&there, Some(owner.uid()), Some(owner.gid())).unwrap();
-    let cfg = |uri: &str, dir: &Path, peer_dir: &Path| LibvirtConfig {
-        connection_uri: uri.into(),
-        virt_type: "qemu".into(),
-        instances_path: dir.to_owned(),
-        vnc_listen: Some("127.0.0.1".into()),
-        soft_reboot_timeout: Duration::from_secs(2),
-        event_poll_interval: Duration::from_millis(250),
-        peer_instances_path: Some(peer_dir.to_owned()),
-        ..LibvirtConfig::default()
-    };
-    let src = LibvirtDriver::connect(cfg("qemu:///system", &here, &there)).unwrap();
-    let dst = LibvirtDriver::connect(cfg(&peer_uri, &there, &here)).unwrap();
+    let pair = TwoDaemons::start("cold", |_| {});
+    let TwoDaemons {
+        guest,
+        peer_uri,
+        here,
+        there,
+        src,
+        dst,
+    } = &pair;
     src.init_host("home").await.unwrap();
     dst.init_host("peer").await.unwrap();
-    let spec = InstanceSpec {
-        uuid: format!(
+    let spec = guest_spec(
+        guest,
+        format!(
             "6a1f0c3e-0000-4d2b-8c1a-{:012x}",
             std::process::id() as u64 + (2 << 40)
         ),
-        name: "cold-guest".into(),
-        flavor_name: "m1.nano".into(),
-        vcpus: 1,
-        memory_mb: 128,
-        root_gb: 1,
-        image_path: Some(guest.join("base.qcow2").display().to_string()),
-        kernel_path: Some(guest.join("vmlinuz").display().to_string()),
-        ramdisk_path: Some(guest.join("initrd.img").display().to_string()),
-        kernel_cmdline: Some("console=ttyS0 quiet".into()),
-        ..InstanceSpec::default()
-    };
+        "cold-guest",
+        1,
+    );
     let uuid = spec.uuid.clone();
     let _reap = Reap(uuid.clone(), peer_uri.clone());
     let bigger = InstanceSpec {
@@ -292,13 +300,13 @@ async fn real_qemu_guest_cold_migrates_to_a_second_daemon() {
     );
     dst.finish_migration(&bigger, true).await.unwrap();
     assert_eq!(
-        figures(&dst, &uuid).await,
+        figures(dst, &uuid).await,
         (2, Some(192 * 1024), PowerState::Running)
     );
     dst.destroy(&uuid).await.unwrap();
     src.finish_revert_migration(&spec, true).await.unwrap();
     assert_eq!(
-        figures(&src, &uuid).await,
+        figures(src, &uuid).await,
         (1, Some(128 * 1024), PowerState::Running)
     );
     assert!(!there.join(&uuid).exists());
@@ -316,7 +324,7 @@ async fn real_qemu_guest_cold_migrates_to_a_second_daemon() {
     ));
     assert!(!here.join(&uuid).exists());
     assert_eq!(
-        figures(&dst, &uuid).await,
+        figures(dst, &uuid).await,
         (2, Some(192 * 1024), PowerState::Running)
     );
     // A destination that already holds its files refuses it.
@@ -327,6 +335,71 @@ async fn real_qemu_guest_cold_migrates_to_a_second_daemon() {
     std::fs::create_dir_all(here.join(&uuid)).unwrap();
     assert!(src.prep_resize(&spec).await.is_err());
     dst.destroy(&uuid).await.unwrap();
-    let _ = std::fs::remove_dir_all(&here);
-    let _ = std::fs::remove_dir_all(&there);
+}
+
+/// A running live migration aborted (`virDomainAbortJob`): held to 1 MiB/s
+/// (`[libvirt] live_migration_bandwidth`) so it is still copying when the
+/// abort comes; the migration returns the cancellation, the guest keeps
+/// running here, nothing of it is defined there, and the destination's
+/// rollback removes what it prepared.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn real_qemu_guest_live_migration_is_aborted() {
+    let pair = TwoDaemons::start("abort", |c| c.live_migration_bandwidth = 1);
+    let TwoDaemons {
+        guest,
+        peer_uri,
+        here,
+        there,
+        src,
+        dst,
+    } = &pair;
+    let spec = guest_spec(
+        guest,
+        format!(
+            "6a1f0c3e-0000-4d2b-8c1a-{:012x}",
+            std::process::id() as u64 + (3 << 40)
+        ),
+        "abort-guest",
+        1,
+    );
+    let uuid = spec.uuid.clone();
+    let _reap = Reap(uuid.clone(), peer_uri.clone());
+    // Nothing runs: nothing to abort.
+    src.spawn(&spec).await.unwrap();
+    assert!(src.live_migration_abort(&uuid).await.is_err());
+    wait_for_text(
+        &here.join(&uuid).join("console.log"),
+        "NOVA-RS GUEST BOOTED",
+        Duration::from_secs(120),
+    )
+    .await;
+    dst.pre_live_migration(&spec).await.unwrap();
+    let started = std::time::Instant::now();
+    let abort = async {
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        src.live_migration_abort(&uuid).await
+    };
+    let (migrated, aborted) = tokio::join!(src.live_migration(&uuid, "peer"), abort);
+    aborted.unwrap();
+    let e = migrated.unwrap_err().to_string();
+    assert!(e.contains("cancel") || e.contains("abort"), "{e}");
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "the abort ended it: {:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        src.get_info(&uuid).await.unwrap().state,
+        PowerState::Running
+    );
+    assert!(matches!(
+        dst.get_info(&uuid).await,
+        Err(nova_virt::Error::InstanceNotFound(_))
+    ));
+    dst.rollback_live_migration_at_destination(&uuid)
+        .await
+        .unwrap();
+    assert!(!there.join(&uuid).exists());
+    assert!(here.join(&uuid).join("disk").exists());
+    src.destroy(&uuid).await.unwrap();
 }

@@ -161,8 +161,11 @@ impl AllInOne {
                 .map(|n| format!("{prefix}-{n}"))
                 .collect()
         } else {
-            // A real hypervisor: one compute, this host's, and no fake ones.
-            vec![conf.host()]
+            // A real hypervisor: one compute, this host's, and no fake ones;
+            // with libvirt, a second on `[libvirt] peer_host` (its own daemon).
+            std::iter::once(conf.host())
+                .chain(nova_compute::peer_host(&conf))
+                .collect()
         };
         let mut computes = nova_compute::service::start_hosts(runner, &hosts).await?;
         computes.sort_by(|a, b| a.host.cmp(&b.host));

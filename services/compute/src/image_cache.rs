@@ -52,16 +52,12 @@ impl ImageCache {
         self
     }
 
-    /// From nova.conf: `[DEFAULT] instances_path` (default
-    /// `$state_path/instances`) and `[glance] api_servers`.
-    pub fn from_conf(conf: &nova_service::Conf) -> Self {
-        let path = conf.get("DEFAULT", "instances_path").map_or_else(
-            || {
-                PathBuf::from(conf.str_or("DEFAULT", "state_path", "/var/lib/nova"))
-                    .join("instances")
-            },
-            PathBuf::from,
-        );
+    /// From nova.conf, for the compute on `host`: its instances path
+    /// (`[DEFAULT] instances_path`, default `$state_path/instances`; nova-all's
+    /// second libvirt compute's `[libvirt] peer_instances_path`) and
+    /// `[glance] api_servers`.
+    pub fn from_conf(conf: &nova_service::Conf, host: &str) -> anyhow::Result<Self> {
+        let path = crate::driver::instances_path_for(conf, host)?;
         let servers = conf
             .get("glance", "api_servers")
             .unwrap_or_default()
@@ -69,7 +65,7 @@ impl ImageCache {
             .map(|s| s.trim().trim_end_matches('/').to_owned())
             .filter(|s| !s.is_empty())
             .collect();
-        Self::new(&path, servers)
+        Ok(Self::new(&path, servers))
     }
 
     /// Where the base file of `image_id` is (or will be).

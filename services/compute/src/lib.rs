@@ -62,7 +62,9 @@ mod spawn;
 mod usage_audit;
 
 pub use config::ComputeConfig;
-pub use driver::{driver_from_conf, fake_driver};
+#[cfg(feature = "libvirt")]
+pub use driver::libvirt_config;
+pub use driver::{driver_from_conf, fake_driver, instances_path_for, peer_host};
 pub use image_cache::ImageCache;
 pub use manager::{ComputeManager, Started, wait_for_conductor};
 pub use resource_tracker::USAGE_FLUSH;

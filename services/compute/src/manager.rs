@@ -310,6 +310,43 @@ impl ComputeManager {
         })
     }
 
+    /// [`Self::spec_of`] with the instance's image in this host's cache,
+    /// downloaded when missing: what a guest moving here needs (nova's
+    /// destination `_create_images_and_backing` and `finish_migration`'s
+    /// `_create_image`). Without an image cache (the fake driver) or an
+    /// image (boot from volume) it is `spec_of`.
+    pub(crate) async fn spec_with_image(
+        &self,
+        ctx: &RequestContext,
+        inst: &Instance,
+        operation: &'static str,
+    ) -> Result<InstanceSpec, nova_virt::Error> {
+        let mut spec = self.spec_of(inst, None);
+        let (Some(cache), Some(id)) = (
+            self.inner.images.get(),
+            inst.image_ref().as_deref().filter(|r| !r.is_empty()),
+        ) else {
+            return Ok(spec);
+        };
+        if spec.image_path.is_none() {
+            let failed = |reason: String| nova_virt::Error::Failed {
+                operation,
+                uuid: inst.uuid().clone(),
+                reason,
+            };
+            let image = self
+                .show_image(ctx, id)
+                .await
+                .map_err(|e| failed(e.to_string()))?;
+            let path = cache
+                .fetch(ctx, &image)
+                .await
+                .map_err(|e| failed(format!("{e:#}")))?;
+            spec.image_path = Some(path.display().to_string());
+        }
+        Ok(spec)
+    }
+
     pub(crate) fn spec_of(&self, inst: &Instance, admin_password: Option<String>) -> InstanceSpec {
         let u = usage_of(inst);
         let image_path = self.inner.images.get().and_then(|c| {

@@ -456,8 +456,11 @@ impl ComputeManager {
         self.notify_action(ctx, &inst, "resize_finish", Phase::Start, None)
             .await;
         let power_on = old_vm_state(&inst) != VmState::Stopped;
-        let spec = self.spec_of(&inst, None);
-        if let Err(e) = me.driver.finish_migration(&spec, power_on).await {
+        let finished = match self.spec_with_image(ctx, &inst, "finish_migration").await {
+            Ok(spec) => me.driver.finish_migration(&spec, power_on).await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = finished {
             let err = anyhow::Error::new(e);
             if resized {
                 set_flavor_fields(&mut inst, &old_flavor);
@@ -918,18 +921,17 @@ impl ComputeManager {
     ) -> Result<LibvirtLiveMigrateData, RemoteError> {
         self.notify_action(ctx, inst, "live_migration_pre", Phase::Start, None)
             .await;
-        let spec = self.spec_of(inst, None);
-        self.inner
-            .driver
-            .pre_live_migration(&spec)
-            .await
-            .map_err(|e| {
-                RemoteError::new(
-                    "MigrationError",
-                    "nova.exception",
-                    format!("Migration error: {e}"),
-                )
-            })?;
+        let spec = match self.spec_with_image(ctx, inst, "pre_live_migration").await {
+            Ok(spec) => self.inner.driver.pre_live_migration(&spec).await,
+            Err(e) => Err(e),
+        };
+        spec.map_err(|e| {
+            RemoteError::new(
+                "MigrationError",
+                "nova.exception",
+                format!("Migration error: {e}"),
+            )
+        })?;
         self.notify_action(ctx, inst, "live_migration_pre", Phase::End, None)
             .await;
         // What nova's destination adds: no ports to wait for, no volumes,

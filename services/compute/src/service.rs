@@ -91,7 +91,7 @@ pub async fn start_host(
     }
     if boots_from_disk {
         manager.set_image_cache(
-            crate::ImageCache::from_conf(runner.conf()).with_service_user(service_user),
+            crate::ImageCache::from_conf(runner.conf(), host)?.with_service_user(service_user),
         );
     }
     manager.set_notifier(runner.notifier().await?);

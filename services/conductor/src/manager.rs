@@ -16,7 +16,7 @@ use nova_rpcapi::conductor::{ComputeTask, TOPIC};
 use nova_rpcapi::scheduler::{Destinations, SchedulerApi};
 use nova_scheduler::placement::{Allocations, Name};
 use nova_service::cells::{CELL0_UUID, set_error};
-use nova_service::notifications::{ExceptionPayload, Notifier, OldStates, Source};
+use nova_service::notifications::{ExceptionPayload, Notifier, OldStates, Source, TaskSpec};
 use nova_service::states::{TaskState, VmState};
 use serde_json::{Value, json};
 
@@ -104,7 +104,7 @@ impl Conductor {
         ctx: &RequestContext,
         method: &str,
         inst: &Instance,
-        spec: Option<&RequestSpec>,
+        spec: impl Into<TaskSpec<'_>>,
         class: &str,
         message: &str,
         legacy_repr: Option<String>,
@@ -114,7 +114,7 @@ impl Conductor {
         let mut reason = ExceptionPayload::new("nova.conductor.manager", method, class, message);
         reason.legacy_repr = legacy_repr;
         notifier
-            .compute_task_error(ctx, me, method, inst.uuid(), spec, &state, reason)
+            .compute_task_error(ctx, me, method, inst.uuid(), spec.into(), &state, reason)
             .await;
     }
 

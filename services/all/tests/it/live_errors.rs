@@ -40,6 +40,27 @@ async fn live_migration_failures_keep_the_server_or_put_it_in_error_as_nova() {
     let s = wait_stable(&c, &kept, "ACTIVE").await;
     assert_eq!(host_of(&s), src);
     assert_books(&c).await;
+    // The fault's code is `exc.kwargs['code']`: NoValidHost is a plain
+    // NovaException, 500 (nova's `exception_to_dict`).
+    let faults: Vec<nova_objects::InstanceFault> = c
+        .all
+        .objects
+        .list(
+            &nova_service::context::admin(),
+            &nova_objects::ListQuery::new().filter("instance_uuid", kept.as_str()),
+        )
+        .await
+        .unwrap();
+    let no_host: Vec<i64> = faults
+        .iter()
+        .filter(|f| {
+            f.message()
+                .as_deref()
+                .is_some_and(|m| m.starts_with("No valid host was found."))
+        })
+        .map(|f| *f.code())
+        .collect();
+    assert_eq!(no_host, vec![500], "{faults:?}");
     fake(&c, &other).set_faults(Faults::default());
 
     // Unexpected: the guest is gone from the source's hypervisor; the
@@ -109,6 +130,20 @@ async fn live_migration_failures_keep_the_server_or_put_it_in_error_as_nova() {
     }
     let v = find("versioned_notifications", &kept);
     assert_eq!(v["payload"]["nova_object.data"]["state"], "active");
+    // A live migration's request spec as nova's `_live_migrate` passes it
+    // (`{'instance_properties': {'uuid': …}}`), hydrated by
+    // `RequestSpec.from_primitives` (nova 34's payload, printed by nova).
+    assert_eq!(
+        v["payload"]["nova_object.data"]["request_spec"]["nova_object.data"],
+        json!({
+            "instance_uuid": kept, "project_id": null, "user_id": null,
+            "availability_zone": null, "flavor": null, "force_hosts": null,
+            "force_nodes": null, "ignore_hosts": null, "instance_group": null,
+            "image": null, "numa_topology": null, "pci_requests": null,
+            "num_instances": 1, "requested_destination": null, "retry": null,
+            "scheduler_hints": {}, "security_groups": []
+        })
+    );
     assert_eq!(
         v["payload"]["nova_object.data"]["reason"]["nova_object.data"]["exception"],
         "NoValidHost"
@@ -123,6 +158,11 @@ async fn live_migration_failures_keep_the_server_or_put_it_in_error_as_nova() {
     let l = find("notifications", &kept);
     assert_eq!(l["event_type"], "compute_task.migrate_server");
     assert_eq!(l["payload"]["state"], "active");
+    assert_eq!(
+        l["payload"]["request_spec"],
+        json!({"instance_properties": {"uuid": kept}})
+    );
+    assert_eq!(l["payload"]["instance_properties"], json!({"uuid": kept}));
     let reason = l["payload"]["reason"].as_str().unwrap();
     assert_eq!(
         reason,

@@ -29,6 +29,8 @@ mod notifications;
 mod nova_clients;
 #[cfg(feature = "libvirt")]
 mod real_guest;
+#[cfg(feature = "libvirt")]
+mod real_moves;
 mod real_placement;
 mod rebuild;
 mod recovery;

@@ -373,6 +373,60 @@ fn legacy_request_spec(spec: &RequestSpec) -> Value {
     })
 }
 
+/// The request spec a failed task reports: none, the task's object, or
+/// the legacy dict nova builds itself (a live migration's
+/// `{'instance_properties': {'uuid': …}}`, which the versioned payload
+/// hydrates as `RequestSpec.from_primitives(ctx, dict, {})` does).
+#[derive(Debug, Clone, Copy)]
+pub enum TaskSpec<'a> {
+    /// No request spec (`{}` in the legacy payload, none in the versioned).
+    None,
+    /// The task's `RequestSpec` (`to_legacy_request_spec_dict()`).
+    Object(&'a RequestSpec),
+    /// nova's own legacy dict of an instance's uuid alone (live migration).
+    InstanceUuid(&'a str),
+}
+
+impl<'a> From<Option<&'a RequestSpec>> for TaskSpec<'a> {
+    fn from(s: Option<&'a RequestSpec>) -> Self {
+        s.map_or(TaskSpec::None, TaskSpec::Object)
+    }
+}
+
+impl TaskSpec<'_> {
+    /// The legacy payload's `request_spec`.
+    fn legacy(&self) -> Value {
+        match self {
+            TaskSpec::None => json!({}),
+            TaskSpec::Object(s) => legacy_request_spec(s),
+            TaskSpec::InstanceUuid(u) => json!({"instance_properties": {"uuid": u}}),
+        }
+    }
+
+    /// The versioned payload's `RequestSpecPayload`.
+    fn versioned(&self) -> Option<RequestSpecPayload> {
+        match self {
+            TaskSpec::None => None,
+            TaskSpec::Object(s) => Some(RequestSpecPayload::from_spec(s)),
+            TaskSpec::InstanceUuid(u) => {
+                // `from_primitives`: the uuid, one instance, no hints;
+                // project, user and zone read from the dict (absent: None).
+                let mut s = RequestSpec::new().with_instance_uuid((*u).to_owned());
+                s.set_num_instances(1);
+                s.set_project_id(None);
+                s.set_user_id(None);
+                s.set_availability_zone(None);
+                s.set_ignore_hosts(None);
+                s.set_force_hosts(None);
+                s.set_force_nodes(None);
+                s.set_scheduler_hints(Some(BTreeMap::new()));
+                s.set_requested_destination(None);
+                Some(RequestSpecPayload::from_spec(&s))
+            }
+        }
+    }
+}
+
 impl Notifier {
     /// `compute_task.<method>.error` (ERROR, `ComputeTaskPayload`) and the
     /// legacy `compute_task.<method>` from the conductor of `host`, after a
@@ -385,12 +439,12 @@ impl Notifier {
         host: &str,
         method: &str,
         instance_uuid: &str,
-        spec: Option<&RequestSpec>,
+        spec: TaskSpec<'_>,
         state: &str,
         reason: ExceptionPayload,
     ) {
         if self.legacy_enabled() {
-            let legacy = spec.map(legacy_request_spec).unwrap_or_else(|| json!({}));
+            let legacy = spec.legacy();
             let p = json!({
                 "request_spec": legacy,
                 "instance_properties": legacy.get("instance_properties").cloned().unwrap_or_else(|| json!({})),
@@ -411,7 +465,7 @@ impl Notifier {
         }
         let payload = ComputeTaskPayload {
             instance_uuid: instance_uuid.to_owned(),
-            request_spec: spec.map(|s| Obj(RequestSpecPayload::from_spec(s))),
+            request_spec: spec.versioned().map(Obj),
             state: Some(state.to_owned()),
             reason: Obj(reason),
         };

@@ -11,7 +11,7 @@ use nova_rpc::{RemoteError, RequestContext};
 use nova_rpcapi::scheduler::Destinations;
 use nova_service::cells::record_fault;
 use nova_service::moves::{move_allocations, new_migration, revert_allocation};
-use nova_service::notifications::{OldStates, Source};
+use nova_service::notifications::{OldStates, Source, TaskSpec};
 use nova_service::states::VmState;
 use serde_json::{Value, json};
 
@@ -123,11 +123,8 @@ impl Conductor {
             &self.objects,
             ctx,
             inst.uuid(),
-            if why.class == "NoValidHost" {
-                400
-            } else {
-                why.code()
-            },
+            // `exc.kwargs['code']`: NoValidHost's is NovaException's 500.
+            why.code(),
             &why.message,
             None,
             None,
@@ -146,7 +143,12 @@ impl Conductor {
             .instance_update(ctx, inst, &old, Source::Conductor, me)
             .await;
         // nova's `set_vm_state_and_notify`: a cold move passes its request
-        // spec, a live migration none.
+        // spec, a live migration (`_live_migrate`'s `_set_vm_state`) a
+        // legacy dict of the instance's uuid alone.
+        let spec = match spec {
+            Some(s) => TaskSpec::Object(s),
+            None => TaskSpec::InstanceUuid(inst.uuid()),
+        };
         self.notify_task_error(
             ctx,
             "migrate_server",
