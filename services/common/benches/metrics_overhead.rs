@@ -14,9 +14,9 @@
 //! medians of the per-operation time (1 caller) and of the throughput (8
 //! callers), and the difference.
 //!
-//! Run with: cargo bench --bench metrics_overhead -- [--rounds N] [--n N]
+//! Run with: cargo bench -p nova-service --bench metrics_overhead -- [--rounds N] [--n N]
 
-#[path = "harness.rs"]
+#[path = "../../../benches/harness.rs"]
 mod harness;
 
 use std::time::{Duration, Instant};
@@ -30,9 +30,6 @@ use nova_rpc::{
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use tower::ServiceExt as _;
-
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[derive(Serialize, Deserialize, Clone, PartialEq)]
 struct Echo {
@@ -65,8 +62,8 @@ fn router() -> Router {
     )
 }
 
-/// Sequential time per operation (ns) and throughput with 8 callers.
-async fn measure<F, Fut>(n: usize, op: F) -> (f64, f64)
+/// Sequential time per operation (ns) and the figures with 8 callers.
+async fn measure<F, Fut>(n: usize, op: F) -> (f64, harness::Figures)
 where
     F: Fn() -> Fut + Send + Sync + Clone + 'static,
     Fut: std::future::Future<Output = bool> + Send,
@@ -78,7 +75,7 @@ where
     let ns = t.elapsed().as_secs_f64() * 1e9 / n as f64;
     let f = harness::load(n, 8, op).await;
     assert_eq!(f.errors, 0);
-    (ns, f.per_s)
+    (ns, f)
 }
 
 fn main() {
@@ -105,7 +102,9 @@ fn main() {
         .expect("server");
         let client = RpcClient::new(transport, Target::topic("bench").with_namespace("bench"))
             .timeout(Duration::from_secs(30));
-        let ctx = RequestContext::new().with_user("bench").with_project("bench");
+        let ctx = RequestContext::new()
+            .with_user("bench")
+            .with_project("bench");
         let payload = Echo {
             value: "x".repeat(16),
         };
@@ -114,23 +113,31 @@ fn main() {
         for round in 0..rounds {
             for on in [false, true] {
                 let mode = if on { "on" } else { "off" };
-                let app = if on { instrumented.clone() } else { plain.clone() };
-                let (ns, per_s) = measure(n, move || {
+                let app = if on {
+                    instrumented.clone()
+                } else {
+                    plain.clone()
+                };
+                let (ns, f) = measure(n, move || {
                     let app = app.clone();
                     async move {
-                        let req = Request::get("/v2.1/servers/6a3e3f5c-5e39-4c1e-9d2b-6f1f0e5c0a11")
-                            .body(Body::empty())
-                            .expect("request");
+                        let req =
+                            Request::get("/v2.1/servers/6a3e3f5c-5e39-4c1e-9d2b-6f1f0e5c0a11")
+                                .body(Body::empty())
+                                .expect("request");
                         app.oneshot(req).await.is_ok_and(|r| r.status() == 200)
                     }
                 })
                 .await;
-                println!("{}", json!({"round": round, "kind": "http", "metrics": mode, "ns_per_op": ns.round(), "per_s_8": per_s.round()}));
-                figures.push(("http", mode, ns, per_s));
+                let mut line = f.json("http", mode, 8);
+                line["round"] = json!(round);
+                line["ns_per_op_1"] = json!(ns.round());
+                println!("{line}");
+                figures.push(("http", mode, ns, f.per_s));
 
                 nova_rpc::metrics::set_enabled(on);
                 let (client, ctx, payload) = (client.clone(), ctx.clone(), payload.clone());
-                let (ns, per_s) = measure(n / 4, move || {
+                let (ns, f) = measure(n / 4, move || {
                     let (client, ctx, payload) = (client.clone(), ctx.clone(), payload.clone());
                     async move {
                         client
@@ -140,8 +147,11 @@ fn main() {
                     }
                 })
                 .await;
-                println!("{}", json!({"round": round, "kind": "rpc", "metrics": mode, "ns_per_op": ns.round(), "per_s_8": per_s.round()}));
-                figures.push(("rpc", mode, ns, per_s));
+                let mut line = f.json("rpc", mode, 8);
+                line["round"] = json!(round);
+                line["ns_per_op_1"] = json!(ns.round());
+                println!("{line}");
+                figures.push(("rpc", mode, ns, f.per_s));
             }
         }
         for kind in ["http", "rpc"] {
