@@ -352,6 +352,18 @@ impl RpcClient {
         method: &str,
         args: impl Serialize,
     ) -> Result<()> {
+        let started = crate::metrics::start();
+        let out = self.cast_inner(ctx, method, args).await;
+        crate::metrics::client(started, "cast", &self.target.topic, method, &out);
+        out
+    }
+
+    async fn cast_inner(
+        &self,
+        ctx: &RequestContext,
+        method: &str,
+        args: impl Serialize,
+    ) -> Result<()> {
         self.check_version_cap()?;
         let dest = self.current_destination()?;
         let req = self.request(ctx, method, serde_json::to_value(args)?)?;
@@ -377,6 +389,18 @@ impl RpcClient {
     /// Calls `method` with already-built JSON arguments and returns the
     /// (deserialized) result value.
     pub async fn call_value(
+        &self,
+        ctx: &RequestContext,
+        method: &str,
+        args: Value,
+    ) -> Result<Value> {
+        let started = crate::metrics::start();
+        let out = self.call_value_inner(ctx, method, args).await;
+        crate::metrics::client(started, "call", &self.target.topic, method, &out);
+        out
+    }
+
+    async fn call_value_inner(
         &self,
         ctx: &RequestContext,
         method: &str,

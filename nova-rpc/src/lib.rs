@@ -36,6 +36,7 @@ mod dispatcher;
 mod error;
 mod memory;
 mod message;
+pub mod metrics;
 mod notify;
 mod serializer;
 mod server;

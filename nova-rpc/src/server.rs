@@ -38,6 +38,7 @@ impl Default for ServerConfig {
 
 struct Shared {
     transport: Arc<dyn Transport>,
+    topic: String,
     dispatcher: Dispatcher,
     dups: Mutex<DupCache>,
 }
@@ -91,6 +92,7 @@ impl RpcServer {
             .await?;
         let shared = Arc::new(Shared {
             transport,
+            topic: target.topic.clone(),
             dispatcher,
             dups: Mutex::default(),
         });
@@ -255,6 +257,8 @@ async fn handle(shared: &Shared, delivery: Delivery) {
         method = %req.method,
         request_id = req.context.get("request_id").and_then(|v| v.as_str()).unwrap_or("-"),
     );
+    let kind = if reply_to.is_some() { "call" } else { "cast" };
+    let started = crate::metrics::start();
     let outcome = tracing::Instrument::instrument(
         shared
             .dispatcher
@@ -262,6 +266,7 @@ async fn handle(shared: &Shared, delivery: Delivery) {
         span,
     )
     .await;
+    crate::metrics::server(started, kind, &shared.topic, &method, &outcome);
     if let Some(h) = heartbeat {
         h.abort();
     }

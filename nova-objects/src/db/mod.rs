@@ -136,6 +136,17 @@ fn mask(url: &str) -> String {
     }
 }
 
+/// A connection pool's use ([`Database::pool_status`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PoolStatus {
+    /// Connections open (idle or in use).
+    pub size: u32,
+    /// Open connections no one holds.
+    pub idle: u32,
+    /// The pool's limit.
+    pub max: u32,
+}
+
 /// A database holding nova objects: the direct [`ObjectStore`].
 #[derive(Debug, Clone)]
 pub struct Database {
@@ -244,6 +255,28 @@ impl Database {
     /// The sea-orm connection, for queries of one's own.
     pub fn connection(&self) -> &DatabaseConnection {
         &self.conn
+    }
+
+    /// The connection pool's use now: connections open, of which idle, and
+    /// the most it opens (SQLite files also read on their own connections,
+    /// outside this pool).
+    pub fn pool_status(&self) -> PoolStatus {
+        fn of<DB: sea_orm::sqlx::Database>(p: &sea_orm::sqlx::Pool<DB>) -> PoolStatus {
+            PoolStatus {
+                size: p.size(),
+                idle: u32::try_from(p.num_idle()).unwrap_or(u32::MAX),
+                max: p.options().get_max_connections(),
+            }
+        }
+        match self.conn.get_database_backend() {
+            #[cfg(feature = "postgres")]
+            DbBackend::Postgres => of(self.conn.get_postgres_connection_pool()),
+            #[cfg(feature = "mysql")]
+            DbBackend::MySql => of(self.conn.get_mysql_connection_pool()),
+            DbBackend::Sqlite => of(self.conn.get_sqlite_connection_pool()),
+            #[allow(unreachable_patterns)]
+            _ => PoolStatus::default(),
+        }
     }
 
     /// Names of the tables the schema holds, with the class each stores.

@@ -143,6 +143,11 @@ impl AllInOne {
     }
 
     async fn start_on(runner: &Runner, fake_computes: usize) -> anyhow::Result<Self> {
+        // `[metrics] enabled`: one registry for every service, recording
+        // from the start (served on the compute API's port).
+        if nova_service::metrics::MetricsConfig::from_conf(runner.conf())?.enabled {
+            nova_service::metrics::install()?;
+        }
         // What others call starts first: the drain stops RPC servers last
         // started first (computes, then the conductor, then the scheduler).
         nova_scheduler_service::start(runner).await?;

@@ -171,7 +171,10 @@ pub async fn start_with(runner: &Runner, more: Vec<CatalogEntry>) -> anyhow::Res
             .await
             .context("quota tables")?;
     let state = Arc::new(state);
-    runner.http("compute API", compute_l, crate::router(state.clone()));
+    // `[metrics] enabled`: `/metrics` on the compute API's port (the
+    // runner records both APIs' requests).
+    let compute_app = nova_service::metrics::expose(runner, crate::router(state.clone())).await?;
+    runner.http("compute API", compute_l, compute_app);
     runner.http(
         "image API",
         image_l,

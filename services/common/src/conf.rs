@@ -128,6 +128,9 @@ pub const KNOWN_OPTIONS: &[(&str, &str)] = &[
     ("oslo_messaging_notifications", "driver"),
     ("oslo_messaging_notifications", "transport_url"),
     ("oslo_messaging_notifications", "topics"),
+    ("metrics", "enabled"),
+    ("metrics", "host"),
+    ("metrics", "port"),
 ];
 
 /// A parsed nova.conf.

@@ -18,6 +18,7 @@
 //! * [`service_auth`]: `[service_user]`, the service token sent beside a
 //!   user's on calls made on the user's behalf ([`Runner::service_user`]).
 //! * [`instance_actions`]: instance actions and their events.
+//! * [`metrics`]: Prometheus metrics (`[metrics]`), `/metrics`.
 //! * [`notifications`]: nova's versioned and legacy notifications
 //!   ([`notifications::Notifier`], built once by [`Runner::notifier`]).
 
@@ -29,6 +30,7 @@ pub mod consoles;
 pub mod context;
 pub mod instance_actions;
 pub mod instance_name;
+pub mod metrics;
 pub mod moves;
 pub mod neutron;
 pub mod notifications;

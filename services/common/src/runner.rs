@@ -206,6 +206,7 @@ pub async fn register_service(
         s.set_version(SERVICE_VERSION);
         s.set_last_seen_up(Some(now));
         objects.save(&ctx, &mut s).await?;
+        crate::metrics::heartbeat_reported(binary, host);
         return Ok(s);
     }
     let mut s = Service::new()
@@ -219,6 +220,7 @@ pub async fn register_service(
         .with_version(SERVICE_VERSION)
         .with_last_seen_up(Some(now));
     objects.create(&ctx, &mut s).await?;
+    crate::metrics::heartbeat_reported(binary, host);
     notifier
         .service(&ctx, &s, crate::notifications::ServiceAction::Create)
         .await;
@@ -239,8 +241,14 @@ pub fn heartbeat(
         let mut s = service.clone();
         let objects = objects.clone();
         async move {
-            if let Err(e) = objects.save(&admin(), &mut s).await {
-                tracing::warn!(error = %e, "service heartbeat failed (the service will look down if this lasts)");
+            match objects.save(&admin(), &mut s).await {
+                Ok(()) => crate::metrics::heartbeat_reported(
+                    s.binary().as_deref().unwrap_or("-"),
+                    s.host().as_deref().unwrap_or("-"),
+                ),
+                Err(e) => {
+                    tracing::warn!(error = %e, "service heartbeat failed (the service will look down if this lasts)");
+                }
             }
         }
     })

@@ -217,6 +217,11 @@ impl Runner {
         Ok(db.clone())
     }
 
+    /// The database, if this runner opened it (none is opened here).
+    pub fn database_if_open(&self) -> Option<Arc<Database>> {
+        self.inner.database.get().cloned()
+    }
+
     /// The objects of the database (services with database access; a
     /// compute reaches objects through the conductor instead).
     pub async fn objects(&self) -> anyhow::Result<Objects> {
@@ -394,7 +399,13 @@ impl Runner {
 
     /// Serves `app` on `listener` until the runner stops; then it stops
     /// accepting and finishes the requests in flight.
+    /// When the process records metrics ([`crate::metrics::install`]), the
+    /// requests are recorded ([`crate::metrics::instrument`]).
     pub fn http(&self, name: &str, listener: tokio::net::TcpListener, app: axum::Router) {
+        let app = match crate::metrics::api_label(name) {
+            Some(api) if crate::metrics::handle().is_some() => crate::metrics::instrument(app, api),
+            _ => app,
+        };
         let stop = self.stop_token();
         let label = name.to_owned();
         let h = tokio::spawn(async move {

@@ -171,5 +171,6 @@ pub async fn start(runner: &Runner, fake_hosts: usize) -> anyhow::Result<Vec<Com
 /// `nova-compute`: starts it ([`start`]), then serves until SIGTERM and drains.
 pub async fn run(runner: Runner, fake_hosts: usize) -> anyhow::Result<()> {
     start(&runner, fake_hosts).await?;
+    nova_service::metrics::serve(&runner, nova_service::metrics::COMPUTE_PORT).await?;
     runner.run().await
 }

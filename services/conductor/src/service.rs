@@ -87,5 +87,6 @@ fn lost_builds(
 /// `nova-conductor`: starts it, then serves until SIGTERM and drains.
 pub async fn run(runner: Runner) -> anyhow::Result<()> {
     start(&runner).await?;
+    nova_service::metrics::serve(&runner, nova_service::metrics::CONDUCTOR_PORT).await?;
     runner.run().await
 }

@@ -51,9 +51,11 @@ pub async fn start(runner: &nova_service::Runner) -> anyhow::Result<SocketAddr> 
         .await
         .map_err(|e| anyhow::anyhow!("metadata API: cannot listen on {listen}:{port}: {e}"))?;
     let addr = listener.local_addr()?;
-    let app = svc
-        .router()
-        .into_make_service_with_connect_info::<SocketAddr>();
+    let mut router = svc.router();
+    if nova_service::metrics::handle().is_some() {
+        router = nova_service::metrics::instrument(router, "metadata");
+    }
+    let app = router.into_make_service_with_connect_info::<SocketAddr>();
     let stop = runner.stop_token();
     let server = tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, app)

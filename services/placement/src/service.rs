@@ -443,12 +443,27 @@ impl Placement for PlacementHandle {
         user_id: &str,
         consumer_generation: Option<u64>,
     ) -> Result<Option<u64>> {
-        block(self.0.put_allocations_async(
+        let out = block(self.0.put_allocations_async(
             consumer,
             allocations,
             project_id,
             user_id,
             consumer_generation,
-        ))
+        ));
+        // The scheduler's claims go through here (an empty write is a
+        // removal, not a claim).
+        if !allocations.is_empty() {
+            let outcome = match &out {
+                Ok(_) => "claimed",
+                Err(
+                    PlacementError::ConcurrentUpdate(_)
+                    | PlacementError::CapacityExceeded(_)
+                    | PlacementError::InventoryInUse(_),
+                ) => "conflict",
+                Err(_) => "error",
+            };
+            metrics::counter!("nova_placement_claims_total", "outcome" => outcome).increment(1);
+        }
+        out
     }
 }

@@ -333,6 +333,29 @@ impl SchedulerManager {
     }
 }
 
+/// `nova_scheduler_decisions_total{outcome}` (`selected`, `no_valid_host`,
+/// `error`), `nova_scheduler_no_valid_host_total`,
+/// `nova_scheduler_instances_selected_total` and
+/// `nova_scheduler_select_duration_seconds{outcome}` (facade only: nothing
+/// is kept unless the process installed a recorder).
+fn record_decision(started: std::time::Instant, placed: &Result<Vec<Vec<Selection>>, RemoteError>) {
+    let outcome = match placed {
+        Ok(chosen) => {
+            metrics::counter!("nova_scheduler_instances_selected_total")
+                .increment(chosen.len() as u64);
+            "selected"
+        }
+        Err(e) if e.class == "NoValidHost" => {
+            metrics::counter!("nova_scheduler_no_valid_host_total").increment(1);
+            "no_valid_host"
+        }
+        Err(_) => "error",
+    };
+    metrics::counter!("nova_scheduler_decisions_total", "outcome" => outcome).increment(1);
+    metrics::histogram!("nova_scheduler_select_duration_seconds", "outcome" => outcome)
+        .record(started.elapsed().as_secs_f64());
+}
+
 impl SchedulerRpc for SchedulerManager {
     async fn select_destinations(
         &self,
@@ -346,7 +369,10 @@ impl SchedulerRpc for SchedulerManager {
         notifier
             .select_destinations(&ctx, me, &spec_obj, Phase::Start)
             .await;
-        let chosen = self.place(&spec_obj, &instance_uuids).await?;
+        let started = std::time::Instant::now();
+        let placed = self.place(&spec_obj, &instance_uuids).await;
+        record_decision(started, &placed);
+        let chosen = placed?;
         notifier
             .select_destinations(&ctx, me, &spec_obj, Phase::End)
             .await;

@@ -42,5 +42,6 @@ pub async fn start(runner: &Runner) -> anyhow::Result<SchedulerManager> {
 /// `nova-scheduler`: starts it, then serves until SIGTERM and drains.
 pub async fn run(runner: Runner) -> anyhow::Result<()> {
     start(&runner).await?;
+    nova_service::metrics::serve(&runner, nova_service::metrics::SCHEDULER_PORT).await?;
     runner.run().await
 }

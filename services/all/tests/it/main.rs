@@ -19,6 +19,7 @@ mod legacy_routes;
 #[cfg(feature = "amqp")]
 mod live_errors;
 mod metadata;
+mod metrics;
 mod moves;
 mod multiprocess;
 mod network;
