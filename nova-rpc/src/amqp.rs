@@ -72,6 +72,14 @@ pub struct AmqpConfig {
     pub max_message_size: usize,
     /// Connection name shown by `rabbitmqctl list_connections` (default `<program>:<pid>:<uuid>`).
     pub connection_name: String,
+    /// `amqp_durable_queues`: topic exchanges, server queues (`<topic>`,
+    /// `<topic>.<server>`) and notification queues are durable, so they and
+    /// their (persistent) messages survive a broker restart (default false,
+    /// as oslo; reply and fanout queues stay transient).
+    pub durable_queues: bool,
+    /// `rpc_response_timeout`: how long a call waits for its reply unless
+    /// its client sets a timeout (default 60 s).
+    pub response_timeout: Duration,
 }
 
 impl AmqpConfig {
@@ -99,6 +107,8 @@ impl AmqpConfig {
             send_timeout: Duration::from_secs(60),
             max_message_size: 64 << 20,
             connection_name: format!("{program}:{}:{}", std::process::id(), uuid::Uuid::new_v4()),
+            durable_queues: false,
+            response_timeout: crate::client::DEFAULT_TIMEOUT,
         }
     }
 
@@ -409,6 +419,7 @@ async fn publish_once(
     r: &Route<'_>,
     body: &[u8],
     props: BasicProperties,
+    durable: bool,
 ) -> lapin::Result<Published> {
     if let Some((kind, auto_delete)) = &r.declare {
         // Cached per connection; no allocation on the hot path (topic and fanout sends).
@@ -424,6 +435,7 @@ async fn publish_once(
         if !known {
             let opts = ExchangeDeclareOptions {
                 auto_delete: *auto_delete,
+                durable: durable && !*auto_delete,
                 ..Default::default()
             };
             p.channel
@@ -433,7 +445,10 @@ async fn publish_once(
                 p.channel
                     .queue_declare(
                         q.into(),
-                        QueueDeclareOptions::default(),
+                        QueueDeclareOptions {
+                            durable,
+                            ..Default::default()
+                        },
                         FieldTable::default(),
                     )
                     .await?;
@@ -485,6 +500,10 @@ fn encode(codec: Codec, msg: &Message, envelope: bool) -> Result<Vec<u8>> {
 impl Transport for AmqpTransport {
     fn control_exchange(&self) -> &str {
         &self.inner.config.control_exchange
+    }
+
+    fn response_timeout(&self) -> Duration {
+        self.inner.config.response_timeout
     }
 
     async fn send(
@@ -570,13 +589,15 @@ impl Transport for AmqpTransport {
         let mut returned_since: Option<Instant> = None;
         loop {
             let outcome = match inner.publisher().await {
-                Ok(p) => match publish_once(&p, &route, &body, props.clone()).await {
-                    Ok(o) => Ok(o),
-                    Err(e) => {
-                        inner.invalidate(&p);
-                        Err(Error::transport("publish failed", e))
+                Ok(p) => {
+                    match publish_once(&p, &route, &body, props.clone(), cfg.durable_queues).await {
+                        Ok(o) => Ok(o),
+                        Err(e) => {
+                            inner.invalidate(&p);
+                            Err(Error::transport("publish failed", e))
+                        }
                     }
-                },
+                }
                 Err(e) => Err(e),
             };
             match outcome {
@@ -751,9 +772,11 @@ async fn setup(inner: &Inner, spec: &Spec) -> Result<(Channel, Vec<lapin::Consum
             .await
             .map_err(lapin_err("basic.qos failed"))?;
     }
+    let durable = inner.config.durable_queues;
     for (name, kind, auto_delete) in &spec.exchanges {
         let opts = ExchangeDeclareOptions {
             auto_delete: *auto_delete,
+            durable: durable && !*auto_delete,
             ..Default::default()
         };
         ch.exchange_declare(
@@ -770,7 +793,12 @@ async fn setup(inner: &Inner, spec: &Spec) -> Result<(Channel, Vec<lapin::Consum
         if let Some(ms) = ttl {
             args.insert("x-expires".into(), AMQPValue::LongInt(*ms));
         }
-        ch.queue_declare(name.as_str().into(), QueueDeclareOptions::default(), args)
+        // Transient queues (replies, fanout: with an expiry) are never durable.
+        let opts = QueueDeclareOptions {
+            durable: durable && ttl.is_none(),
+            ..Default::default()
+        };
+        ch.queue_declare(name.as_str().into(), opts, args)
             .await
             .map_err(lapin_err("queue.declare failed"))?;
     }

@@ -152,8 +152,10 @@ pub struct RpcClient {
 }
 
 impl RpcClient {
-    /// A client for `target` with the default timeout (60 s) and no version cap.
+    /// A client for `target` with the transport's default timeout
+    /// (`rpc_response_timeout`, 60 s unless configured) and no version cap.
     pub fn new(transport: Arc<dyn Transport>, target: Target) -> Self {
+        let timeout = transport.response_timeout();
         RpcClient {
             shared: Arc::new(Shared {
                 transport,
@@ -161,7 +163,7 @@ impl RpcClient {
                 hub: OnceCell::new(),
             }),
             target,
-            timeout: DEFAULT_TIMEOUT,
+            timeout,
             call_monitor_timeout: None,
             version_cap: None,
             dest: None,

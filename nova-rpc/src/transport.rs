@@ -212,4 +212,10 @@ pub trait Transport: Send + Sync + fmt::Debug + 'static {
         let _ = queue;
         None
     }
+
+    /// How long a call waits for its reply unless its client says
+    /// otherwise (oslo's `rpc_response_timeout`, default 60 s).
+    fn response_timeout(&self) -> Duration {
+        crate::client::DEFAULT_TIMEOUT
+    }
 }

@@ -194,11 +194,13 @@ impl Database {
         // default again when it is taken out: a round trip per statement
         // (for SQLite, a hand-off to the connection's worker thread and
         // back). An embedded file cannot drop the link, so SQLite skips the
-        // check-out ping; a server connection is pinged at check-out only
-        // after idling long enough for the server or a firewall to drop it
-        // (oslo.db's ping on checkout, without its cost on hot connections).
+        // check-out ping. A server connection is pinged at every check-out,
+        // as oslo.db does: after a database restart every pooled
+        // connection is dead, however recently it was used, and without
+        // the ping each would fail one statement (a 500, a lost heartbeat,
+        // a build dropped) before the pool replaced it.
         if backend != DbBackend::Sqlite {
-            opts.test_before_acquire_if_idle_for(Duration::from_secs(10));
+            opts.test_before_acquire(true);
         } else {
             opts.test_before_acquire(false);
             let busy = cfg.sqlite_busy_timeout;

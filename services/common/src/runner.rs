@@ -82,7 +82,29 @@ pub async fn connect_transport_url(
     }
     #[cfg(feature = "amqp")]
     {
-        let cfg = nova_rpc::AmqpConfig::from_url(&url)?.control_exchange(exchange);
+        let mut cfg = nova_rpc::AmqpConfig::from_url(&url)?.control_exchange(exchange);
+        cfg.durable_queues = conf.bool_or("oslo_messaging_rabbit", "amqp_durable_queues", false)?;
+        // oslo's reconnect options (the URL's query still wins for the interval).
+        let secs = |key: &str, d: std::time::Duration| {
+            conf.parse_or("oslo_messaging_rabbit", key, d.as_secs_f64())
+                .map(|v: f64| {
+                    if v.is_finite() {
+                        std::time::Duration::from_secs_f64(v.clamp(0.0, 3600.0))
+                    } else {
+                        d
+                    }
+                })
+        };
+        if !url.contains("rabbit_retry_interval=") {
+            cfg.retry_interval = secs("rabbit_retry_interval", cfg.retry_interval)?;
+        }
+        cfg.retry_backoff = secs("rabbit_retry_backoff", cfg.retry_backoff)?;
+        cfg.interval_max = secs("rabbit_interval_max", cfg.interval_max)?;
+        let timeout = conf.parse_or("DEFAULT", "rpc_response_timeout", 60u64)?;
+        if timeout == 0 {
+            anyhow::bail!("[DEFAULT] rpc_response_timeout must be positive");
+        }
+        cfg.response_timeout = std::time::Duration::from_secs(timeout);
         let t = nova_rpc::AmqpTransport::connect(cfg)
             .await
             .with_context(|| format!("cannot reach the message broker at {parsed}"))?;

@@ -862,6 +862,33 @@ impl Compute for ComputeManager {
                 self.do_terminate(ctx.clone(), inst)
             })
             .await;
+        if let Err(e) = &r {
+            // nova's do_terminate_instance: a delete that failed leaves the
+            // instance in ERROR (not `deleting` for ever); deleting it
+            // again retries. Gone already: nothing to do.
+            if let Ok(mut inst) = self
+                .inner
+                .objects
+                .get_by_uuid::<Instance>(&ctx, &uuid)
+                .await
+                && inst.vm_state() != &VmState::Deleted
+            {
+                tracing::warn!(instance = %uuid, error = %e, "delete failed: setting the instance to ERROR");
+                let msg = format!("delete failed: {}", e.message);
+                if let Err(e2) = set_error(
+                    &self.inner.objects,
+                    &ctx,
+                    &mut inst,
+                    500,
+                    &msg,
+                    Some(self.host()),
+                )
+                .await
+                {
+                    tracing::warn!(instance = %uuid, error = %e2, "cannot set the instance to ERROR");
+                }
+            }
+        }
         // Nobody waits for events of a deleted instance.
         self.inner.events.clear(&uuid);
         r

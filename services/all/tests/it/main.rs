@@ -8,6 +8,8 @@ mod access;
 mod actions;
 mod api;
 mod boot;
+#[cfg(all(feature = "amqp", feature = "postgres"))]
+mod chaos;
 mod cli;
 mod cluster;
 mod consoles;
@@ -28,6 +30,8 @@ mod network_boot;
 mod notifications;
 #[cfg(all(feature = "amqp", feature = "postgres"))]
 mod nova_clients;
+#[cfg(all(feature = "amqp", feature = "postgres"))]
+mod own_infra;
 #[cfg(feature = "libvirt")]
 mod real_guest;
 #[cfg(feature = "libvirt")]

@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 use crate::cluster::temp_dir;
 use crate::vhost::Vhost;
 
-fn bin(name: &str) -> PathBuf {
+pub(crate) fn bin(name: &str) -> PathBuf {
     // target/<profile>/deps/it-<hash> → target/<profile>/<name>
     let exe = std::env::current_exe().unwrap();
     let dir = exe.parent().and_then(Path::parent).unwrap();
@@ -30,7 +30,7 @@ fn bin(name: &str) -> PathBuf {
     p
 }
 
-struct Procs(Vec<(String, Child)>);
+pub(crate) struct Procs(pub(crate) Vec<(String, Child)>);
 
 impl Drop for Procs {
     fn drop(&mut self) {
@@ -57,8 +57,13 @@ impl Drop for Procs {
 }
 
 impl Procs {
-    fn spawn(&mut self, name: &str, conf: &Path, env: &[(&str, &str)], log: &Path) {
-        let out = std::fs::File::create(log.join(format!("{name}.log"))).unwrap();
+    pub(crate) fn spawn(&mut self, name: &str, conf: &Path, env: &[(&str, &str)], log: &Path) {
+        // Appended: a process started again keeps its predecessor's log.
+        let out = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log.join(format!("{name}.log")))
+            .unwrap();
         let mut cmd = Command::new(bin(name.split('@').next().unwrap()));
         cmd.arg("--config")
             .arg(conf)
@@ -70,7 +75,7 @@ impl Procs {
         self.0.push((name.to_owned(), cmd.spawn().unwrap()));
     }
 
-    fn check_alive(&mut self, log: &Path) {
+    pub(crate) fn check_alive(&mut self, log: &Path) {
         for (name, c) in &mut self.0 {
             if let Ok(Some(status)) = c.try_wait() {
                 let text =
@@ -81,7 +86,7 @@ impl Procs {
     }
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -89,7 +94,7 @@ fn free_port() -> u16 {
         .port()
 }
 
-async fn json_req(
+pub(crate) async fn json_req(
     http: &reqwest::Client,
     method: reqwest::Method,
     url: &str,
