@@ -238,6 +238,12 @@ pub struct Capabilities {
     pub supports_serial_console: bool,
     /// Evacuate.
     pub supports_evacuate: bool,
+    /// Interface hot-plug (`attach_interface` / `detach_interface`).
+    #[serde(default)]
+    pub supports_attach_interface: bool,
+    /// A tag on an attached interface (device metadata).
+    #[serde(default)]
+    pub supports_tagged_attach_interface: bool,
     /// Image types that can be booted (`qcow2`, `raw`, `aki`, ...).
     pub image_types: Vec<String>,
 }
@@ -546,6 +552,14 @@ pub trait ComputeDriver: Send + Sync + std::fmt::Debug {
     /// Triggers a crash dump in the guest (an NMI).
     async fn trigger_crash_dump(&self, _uuid: &str) -> Result<()> {
         unsupported("trigger_crash_dump")
+    }
+    /// Hot-plugs `vif` into the instance (nova's `attach_interface`).
+    async fn attach_interface(&self, _uuid: &str, _vif: &Vif) -> Result<()> {
+        unsupported("attach_interface")
+    }
+    /// Hot-unplugs `vif` from the instance (nova's `detach_interface`).
+    async fn detach_interface(&self, _uuid: &str, _vif: &Vif) -> Result<()> {
+        unsupported("detach_interface")
     }
 
     /// Lets the host take new instances (`"enabled"`) or not

@@ -10,7 +10,7 @@ use std::time::Duration;
 use crate::driver::{
     Capabilities, ComputeDriver, Console, CpuDiagnostics, Diagnostics, DiskDiagnostics, EventSink,
     HostResources, InjectedFile, InstanceInfo, InstanceSpec, LifecycleEvent, NicDiagnostics,
-    PowerState, ResizeTarget, ResourceInventory, Transition,
+    PowerState, ResizeTarget, ResourceInventory, Transition, Vif,
 };
 use crate::error::{Error, Result};
 
@@ -250,6 +250,11 @@ impl FakeDriver {
         self.lock().get(uuid).map(|i| i.files.clone())
     }
 
+    /// The MAC addresses of a fake guest's NICs, in plug order.
+    pub fn nics(&self, uuid: &str) -> Option<Vec<String>> {
+        self.lock().get(uuid).map(|i| i.macs.clone())
+    }
+
     /// The image an instance in rescue runs from.
     pub fn rescue_image(&self, uuid: &str) -> Option<String> {
         self.lock().get(uuid).and_then(|i| i.rescued_from.clone())
@@ -328,6 +333,8 @@ impl ComputeDriver for FakeDriver {
             supports_spice_console: true,
             supports_serial_console: true,
             supports_evacuate: true,
+            supports_attach_interface: true,
+            supports_tagged_attach_interface: true,
             image_types: vec!["raw".into(), "qcow2".into()],
         }
     }
@@ -914,6 +921,50 @@ impl ComputeDriver for FakeDriver {
             i.admin_password = Some(password.to_owned());
             i.console
                 .push_str(&format!("[fake] password of {user} changed\n"));
+            Ok(())
+        })
+    }
+
+    /// The NIC appears in the guest (its MAC among the guest's NICs, a
+    /// console line); the MAC already there is refused as libvirt does.
+    async fn attach_interface(&self, uuid: &str, vif: &Vif) -> Result<()> {
+        self.delay().await;
+        self.injected(uuid, "attach_interface")?;
+        self.with(uuid, |i| {
+            if i.macs.contains(&vif.address) {
+                return Err(Error::Failed {
+                    operation: "attach_interface",
+                    uuid: uuid.to_owned(),
+                    reason: format!("a NIC with MAC {} is already attached", vif.address),
+                });
+            }
+            i.macs.push(vif.address.clone());
+            i.console.push_str(&format!(
+                "[fake] network interface {} attached\n",
+                vif.address
+            ));
+            Ok(())
+        })
+    }
+
+    /// The NIC leaves the guest; one the guest does not have is an error.
+    async fn detach_interface(&self, uuid: &str, vif: &Vif) -> Result<()> {
+        self.delay().await;
+        self.injected(uuid, "detach_interface")?;
+        self.with(uuid, |i| {
+            let before = i.macs.len();
+            i.macs.retain(|m| *m != vif.address);
+            if i.macs.len() == before {
+                return Err(Error::Failed {
+                    operation: "detach_interface",
+                    uuid: uuid.to_owned(),
+                    reason: format!("no NIC with MAC {}", vif.address),
+                });
+            }
+            i.console.push_str(&format!(
+                "[fake] network interface {} detached\n",
+                vif.address
+            ));
             Ok(())
         })
     }

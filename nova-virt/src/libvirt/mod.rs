@@ -32,7 +32,7 @@ use virt::error::ErrorNumber;
 use crate::driver::{
     Capabilities, ComputeDriver, Console, CpuDiagnostics, Diagnostics, DiskDiagnostics, EventSink,
     HostResources, InstanceInfo, InstanceSpec, LifecycleEvent, NicDiagnostics, PowerState,
-    ResourceInventory, Transition,
+    ResourceInventory, Transition, Vif,
 };
 use crate::error::{Error, Result};
 use xml::{DomainPlan, domain_xml};
@@ -431,6 +431,8 @@ impl ComputeDriver for LibvirtDriver {
             supports_spice_console: self.cfg.consoles.spice_listen.is_some(),
             supports_serial_console: self.cfg.consoles.serial.is_some(),
             supports_evacuate: false,
+            supports_attach_interface: true,
+            supports_tagged_attach_interface: true,
             image_types: vec!["qcow2".into(), "raw".into(), "aki".into(), "ari".into()],
         }
     }
@@ -1030,6 +1032,43 @@ impl ComputeDriver for LibvirtDriver {
                     _ => failed("trigger_crash_dump", &u, e.message()),
                 }
             })
+        })
+        .await
+    }
+
+    /// nova's `attach_interface`: the VIF plugged (its bridge made), then
+    /// its `<interface>` added to the domain's definition and, when it
+    /// runs, hot-plugged into the guest (model `virtio`).
+    async fn attach_interface(&self, uuid: &str, vif: &Vif) -> Result<()> {
+        self.plug_vifs(uuid, std::slice::from_ref(vif)).await?;
+        let dev = xml::interface_xml(vif, "virtio");
+        let u = uuid.to_owned();
+        self.blocking(move |c| {
+            let dom = Self::lookup(c, &u)?;
+            let mut flags = virt::sys::VIR_DOMAIN_AFFECT_CONFIG;
+            if dom.is_active().map_err(hv)? {
+                flags |= virt::sys::VIR_DOMAIN_AFFECT_LIVE;
+            }
+            dom.attach_device_flags(&dev, flags)
+                .map_err(|e| failed("attach_interface", &u, e.message()))
+        })
+        .await
+    }
+
+    /// nova's `detach_interface`: the `<interface>` of the VIF's MAC
+    /// removed from the running guest and the domain's definition; its tap
+    /// goes with it (libvirt's), the bridge stays (the network's).
+    async fn detach_interface(&self, uuid: &str, vif: &Vif) -> Result<()> {
+        let dev = xml::interface_xml(vif, "virtio");
+        let u = uuid.to_owned();
+        self.blocking(move |c| {
+            let dom = Self::lookup(c, &u)?;
+            let mut flags = virt::sys::VIR_DOMAIN_AFFECT_CONFIG;
+            if dom.is_active().map_err(hv)? {
+                flags |= virt::sys::VIR_DOMAIN_AFFECT_LIVE;
+            }
+            dom.detach_device_flags(&dev, flags)
+                .map_err(|e| failed("detach_interface", &u, e.message()))
         })
         .await
     }

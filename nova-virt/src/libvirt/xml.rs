@@ -144,29 +144,7 @@ pub fn domain_xml(spec: &InstanceSpec, plan: &DomainPlan) -> String {
         ));
     }
     for vif in &spec.network_info {
-        match &vif.bridge {
-            Some(br) => {
-                // nova's bridge VIF: libvirt makes the tap and puts it on the bridge.
-                x.push_str(&format!(
-                    "    <interface type='bridge'>\n      <mac address='{}'/>\n      <source bridge='{}'/>\n",
-                    e(&vif.address),
-                    e(br)
-                ));
-                if let Some(dev) = &vif.devname {
-                    x.push_str(&format!("      <target dev='{}'/>\n", e(dev)));
-                }
-                x.push_str(&format!("      <model type='{}'/>\n", e(vif_model)));
-                if let Some(mtu) = vif.mtu {
-                    x.push_str(&format!("      <mtu size='{mtu}'/>\n"));
-                }
-                x.push_str("    </interface>\n");
-            }
-            None => x.push_str(&format!(
-                "    <interface type='user'>\n      <mac address='{}'/>\n      <model type='{}'/>\n    </interface>\n",
-                e(&vif.address),
-                e(vif_model)
-            )),
-        }
+        x.push_str(&interface_xml(vif, vif_model));
     }
     match &plan.consoles.serial_tcp {
         None => x.push_str(&format!(
@@ -193,6 +171,37 @@ pub fn domain_xml(spec: &InstanceSpec, plan: &DomainPlan) -> String {
     }
     x.push_str("    <memballoon model='none'/>\n  </devices>\n</domain>\n");
     x
+}
+
+/// One `<interface>` of the domain (four spaces in): nova's bridge VIF
+/// (libvirt makes the tap and puts it on the bridge), or user-mode
+/// networking for a VIF without a bridge. Also the device XML of an
+/// interface hot-plug.
+pub fn interface_xml(vif: &crate::driver::Vif, vif_model: &str) -> String {
+    let e = escape;
+    match &vif.bridge {
+        Some(br) => {
+            let mut x = format!(
+                "    <interface type='bridge'>\n      <mac address='{}'/>\n      <source bridge='{}'/>\n",
+                e(&vif.address),
+                e(br)
+            );
+            if let Some(dev) = &vif.devname {
+                x.push_str(&format!("      <target dev='{}'/>\n", e(dev)));
+            }
+            x.push_str(&format!("      <model type='{}'/>\n", e(vif_model)));
+            if let Some(mtu) = vif.mtu {
+                x.push_str(&format!("      <mtu size='{mtu}'/>\n"));
+            }
+            x.push_str("    </interface>\n");
+            x
+        }
+        None => format!(
+            "    <interface type='user'>\n      <mac address='{}'/>\n      <model type='{}'/>\n    </interface>\n",
+            e(&vif.address),
+            e(vif_model)
+        ),
+    }
 }
 
 /// The VNC port of a running domain's live XML (`None` when it has none yet).

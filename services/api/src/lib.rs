@@ -327,6 +327,14 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/servers/{id}/ips", get(servers::ips::index))
         .route("/servers/{id}/ips/{network}", get(servers::ips::show))
         .route(
+            "/servers/{id}/os-interface",
+            get(servers::interfaces::index).post(servers::interfaces::create),
+        )
+        .route(
+            "/servers/{id}/os-interface/{port_id}",
+            get(servers::interfaces::show).delete(servers::interfaces::delete),
+        )
+        .route(
             "/servers/{id}/remote-consoles",
             post(handlers::consoles::create),
         )

@@ -66,6 +66,10 @@ pub mod names {
     pub const SHELVE_OFFLOAD: &str = "shelveOffload";
     /// `unshelve`.
     pub const UNSHELVE: &str = "unshelve";
+    /// `os-interface` attach.
+    pub const ATTACH_INTERFACE: &str = "attach_interface";
+    /// `os-interface` detach.
+    pub const DETACH_INTERFACE: &str = "detach_interface";
 }
 
 /// Records the start of `action` on `instance_uuid` for the request of

@@ -50,7 +50,9 @@ impl InstanceEvents {
 
 impl ComputeManager {
     /// `external_instance_event`: completes the waits; `network-vif-deleted`
-    /// drops the port from the instance's network info cache.
+    /// drops the port from the instance's network info cache;
+    /// `network-changed` reads the instance's ports again from the network
+    /// service into its info cache.
     pub(crate) async fn do_external_instance_event(
         &self,
         ctx: RequestContext,
@@ -68,6 +70,21 @@ impl ComputeManager {
                     if let Some(port) = ev.tag() {
                         self.forget_vif(&ctx, uuid, port).await;
                     }
+                }
+                "network-changed" => {
+                    // Under the instance's lock (as an attach or detach), in
+                    // a task of its own: a build holding the lock may be
+                    // waiting for an event behind this one.
+                    let (me, ctx, uuid) = (self.clone(), ctx.clone(), uuid.clone());
+                    tokio::spawn(async move {
+                        let lock = me.lock_for(&uuid);
+                        {
+                            let _g = lock.lock().await;
+                            me.refresh_network_info(&ctx, &uuid).await;
+                        }
+                        drop(lock);
+                        me.unlock_for(&uuid);
+                    });
                 }
                 _ => {
                     if !self.inner.events.pop(uuid, &ev.key(), ev.status()) {

@@ -8,7 +8,8 @@
 //!   `trigger_crash_dump`, `get_console_output`, `rescue_instance`,
 //!   `unrescue_instance`, `soft_delete_instance`, `restore_instance`,
 //!   `get_diagnostics`, `get_instance_diagnostics` (`diagnostics.rs`:
-//!   nova's `Diagnostics` object or the driver's dict), plus the base API;
+//!   nova's `Diagnostics` object or the driver's dict), `attach_interface`,
+//!   `detach_interface` (`interfaces.rs`), plus the base API;
 //!   each action an event of its request's instance action.
 //! * `actions`: those actions' states and failures, and the
 //!   `reclaim_instance_interval` periodic task.
@@ -49,6 +50,7 @@ mod host_ops;
 mod image_cache;
 mod images;
 mod instance_events;
+mod interfaces;
 pub mod manager;
 mod moves;
 mod network;

@@ -1300,6 +1300,35 @@ impl Compute for ComputeManager {
         .await
     }
 
+    async fn attach_interface(
+        &self,
+        ctx: RequestContext,
+        instance: Instance,
+        network_id: Option<String>,
+        port_id: Option<String>,
+        requested_ip: Option<String>,
+        tag: Option<String>,
+    ) -> Result<Value, RemoteError> {
+        let ctx = elevated(&ctx);
+        self.with_instance(&ctx, instance, "attach_interface", |i| {
+            self.do_attach_interface(&ctx, i, network_id, port_id, requested_ip, tag)
+        })
+        .await
+    }
+
+    async fn detach_interface(
+        &self,
+        ctx: RequestContext,
+        instance: Instance,
+        port_id: String,
+    ) -> Result<(), RemoteError> {
+        let ctx = elevated(&ctx);
+        self.with_instance(&ctx, instance, "detach_interface", |i| {
+            self.do_detach_interface(&ctx, i, port_id)
+        })
+        .await
+    }
+
     async fn get_console_output(
         &self,
         _ctx: RequestContext,

@@ -341,6 +341,27 @@ impl Compute for TestCompute {
         Ok(())
     }
 
+    async fn attach_interface(
+        &self,
+        _ctx: RequestContext,
+        _instance: Instance,
+        _network_id: Option<String>,
+        _port_id: Option<String>,
+        _requested_ip: Option<String>,
+        _tag: Option<String>,
+    ) -> Result<Value, RemoteError> {
+        Err(RemoteError::internal("NotImplementedError", "test compute"))
+    }
+
+    async fn detach_interface(
+        &self,
+        _ctx: RequestContext,
+        _instance: Instance,
+        _port_id: String,
+    ) -> Result<(), RemoteError> {
+        Ok(())
+    }
+
     async fn unrescue_instance(
         &self,
         _ctx: RequestContext,

@@ -18,8 +18,8 @@
 //!   `restore_instance`, `get_diagnostics`, `get_instance_diagnostics`,
 //!   `get_vnc_console`, `get_spice_console`, `get_serial_console`,
 //!   `get_mks_console`, `validate_console_port`, `set_host_enabled`,
-//!   `host_maintenance_mode`, `host_power_action`, `get_host_uptime`;
-//!   each also at 5.0).
+//!   `host_maintenance_mode`, `host_power_action`, `get_host_uptime`,
+//!   `attach_interface`, `detach_interface`; each also at 5.0).
 //! * 6.0 also: the move operations (`crate::compute` methods below
 //!   `terminate_instance`: resize, cold and live migration), nova's names,
 //!   arguments and versions; the in-flight steps (`resize_instance`,
@@ -374,6 +374,26 @@ pub trait Compute {
     /// Triggers a crash dump in the guest (an NMI).
     #[rpc(cast, server, version = "6.0", min = "5.0")]
     async fn trigger_crash_dump(&self, ctx: RequestContext, instance: Instance);
+
+    /// Hot-plugs a network interface: the port `port_id`, or a new port on
+    /// `network_id` (with `requested_ip`), bound to this host and attached
+    /// by the driver; returns its network info VIF (nova's network model
+    /// as a dict). `tag`: the device's tag (2.49).
+    #[rpc(call, server, version = "6.0", min = "5.0")]
+    async fn attach_interface(
+        &self,
+        ctx: RequestContext,
+        instance: Instance,
+        #[rpc(default)] network_id: Option<String>,
+        #[rpc(default)] port_id: Option<String>,
+        #[rpc(default)] requested_ip: Option<String>,
+        #[rpc(default)] tag: Option<String>,
+    ) -> Value;
+
+    /// Hot-unplugs the interface of port `port_id`; the port is deleted
+    /// when nova made it, else unbound.
+    #[rpc(cast, server, version = "6.0", min = "5.0")]
+    async fn detach_interface(&self, ctx: RequestContext, instance: Instance, port_id: String);
 
     /// The guest's console log, its last `tail_length` lines when given.
     #[rpc(call, server, version = "6.0", min = "5.0")]

@@ -16,6 +16,7 @@ mod consoles;
 mod evacuate;
 mod guest_network;
 mod hostile;
+mod interfaces;
 mod keystone;
 mod legacy_routes;
 #[cfg(feature = "amqp")]

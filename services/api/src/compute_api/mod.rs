@@ -41,6 +41,7 @@ pub(crate) mod host_ops;
 pub(crate) mod host_status;
 pub(crate) mod images;
 pub(crate) mod instance_actions;
+pub(crate) mod interfaces;
 pub(crate) mod metadata;
 pub(crate) mod moves;
 pub(crate) mod password;

@@ -238,3 +238,242 @@ pub async fn deallocate_for_instance(
     }
     Ok(())
 }
+
+/// Why an interface cannot be attached: nova's exception class (in
+/// `nova.exception`) and its message; the API answers by the class.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttachRefused {
+    /// nova's exception class (`PortNotFound`, `NetworkAmbiguous`, ...).
+    pub class: &'static str,
+    /// Its message.
+    pub message: String,
+}
+
+impl std::fmt::Display for AttachRefused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.class, self.message)
+    }
+}
+
+impl std::error::Error for AttachRefused {}
+
+fn refused(class: &'static str, message: impl Into<String>) -> AttachRefused {
+    AttachRefused {
+        class,
+        message: message.into(),
+    }
+}
+
+impl From<super::NeutronFailure> for AttachRefused {
+    fn from(e: super::NeutronFailure) -> Self {
+        refused("InterfaceAttachFailed", e.to_string())
+    }
+}
+
+impl From<NetworkError> for AttachRefused {
+    fn from(e: NetworkError) -> Self {
+        refused("InterfaceAttachFailed", e.to_string())
+    }
+}
+
+impl NeutronClient {
+    /// The one port of an interface attach (nova's `allocate_for_instance`
+    /// with one requested network): `port_id` taken (it must exist, be the
+    /// instance's project's and be free), else a new port on `network_id`
+    /// (visible to the project; `ip` its fixed address), else on the one
+    /// network the project has; then bound to `host` with the instance as
+    /// its device. Returns the port's VIF (`preserve_on_delete` for a
+    /// given port). A port made here is deleted again when the binding
+    /// fails.
+    pub async fn allocate_port(
+        &self,
+        inst: &Instance,
+        network_id: Option<&str>,
+        port_id: Option<&str>,
+        ip: Option<&str>,
+        host: &str,
+    ) -> Result<Value, AttachRefused> {
+        let uuid = inst.uuid();
+        let project = inst.project_id().clone().unwrap_or_default();
+        let (port, given) = if let Some(port_id) = port_id {
+            let port = self.show("port", port_id).await.map_err(|e| {
+                if e.is_not_found() {
+                    refused(
+                        "PortNotFound",
+                        format!("Port id {port_id} could not be found."),
+                    )
+                } else {
+                    e.into()
+                }
+            })?;
+            let owner = port["project_id"].as_str().or(port["tenant_id"].as_str());
+            if owner != Some(project.as_str()) {
+                return Err(refused(
+                    "PortNotUsable",
+                    format!("Port {port_id} not usable for instance {uuid}."),
+                ));
+            }
+            if port["device_id"].as_str().is_some_and(|d| !d.is_empty()) {
+                return Err(refused(
+                    "PortInUse",
+                    format!("Port {port_id} is still in use."),
+                ));
+            }
+            (port, true)
+        } else {
+            let net = match network_id {
+                Some(net) => {
+                    let found =
+                        available_networks(self, &project, false, &[net.to_owned()]).await?;
+                    if found.is_empty() {
+                        return Err(refused(
+                            "NetworkNotFound",
+                            format!("Network {net} could not be found."),
+                        ));
+                    }
+                    net.to_owned()
+                }
+                None => {
+                    let nets = available_networks(self, &project, false, &[]).await?;
+                    match nets.as_slice() {
+                        [] => {
+                            return Err(refused(
+                                "InterfaceAttachFailedNoNetwork",
+                                format!(
+                                    "No specific network was requested and none are available for project '{project}'."
+                                ),
+                            ));
+                        }
+                        [one] => one["id"].as_str().unwrap_or_default().to_owned(),
+                        _ => {
+                            return Err(refused(
+                                "NetworkAmbiguous",
+                                "More than one possible network found. Specify network ID(s) to select which one(s) to connect to.",
+                            ));
+                        }
+                    }
+                }
+            };
+            let mut body = json!({"network_id": net, "project_id": project,
+                "tenant_id": project, "admin_state_up": true});
+            if let Some(a) = ip {
+                body["fixed_ips"] = json!([{ "ip_address": a }]);
+            }
+            let port = self
+                .create_port(body)
+                .await
+                .map_err(|e| match e.kind.as_str() {
+                    "IpAddressAlreadyAllocated" | "IpAddressInUse" => refused(
+                        "FixedIpAlreadyInUse",
+                        format!(
+                            "Fixed IP address {} is already in use on instance {uuid}.",
+                            ip.unwrap_or_default()
+                        ),
+                    ),
+                    "IpAddressGenerationFailure" => refused(
+                        "NoMoreFixedIps",
+                        format!("No fixed IP addresses available for network: {net}"),
+                    ),
+                    "InvalidIpForNetwork" | "InvalidIpForSubnet" | "InvalidInput" => {
+                        refused("InvalidInput", e.message.clone())
+                    }
+                    _ if e.status == 409 && ip.is_some() => refused(
+                        "FixedIpAlreadyInUse",
+                        format!(
+                            "Fixed IP address {} is already in use on instance {uuid}.",
+                            ip.unwrap_or_default()
+                        ),
+                    ),
+                    _ => e.into(),
+                })?;
+            (port, false)
+        };
+        let alloc = Allocation {
+            ports: vec![(port, given)],
+        };
+        match self.bind_ports(inst, host, &alloc).await {
+            Ok(mut vifs) if vifs.len() == 1 => Ok(vifs.remove(0)),
+            other => {
+                let (port, _) = &alloc.ports[0];
+                if let Some(id) = port["id"].as_str() {
+                    let _ = release_port(self, id, given).await;
+                }
+                Err(match other {
+                    Err(e) => e.into(),
+                    Ok(_) => refused(
+                        "InterfaceAttachFailed",
+                        format!("Failed to attach network adapter device to {uuid}"),
+                    ),
+                })
+            }
+        }
+    }
+
+    /// The instance's network info as the network service has it now
+    /// (nova's `get_instance_nw_info` with a refresh): one VIF per port of
+    /// the instance, in the order of `cached` (new ports last);
+    /// `preserve_on_delete`, a VIF's `meta` and its `tag` kept from `cached`.
+    pub async fn instance_network_info(
+        &self,
+        instance: &str,
+        cached: &[Value],
+    ) -> NResult<Vec<Value>> {
+        let mut ports = self.list("port", &[("device_id", instance)]).await?;
+        let pos = |p: &Value| {
+            cached
+                .iter()
+                .position(|v| v["id"] == p["id"])
+                .unwrap_or(usize::MAX)
+        };
+        ports.sort_by_key(pos);
+        let mut networks: Vec<(String, Value, Vec<Value>)> = vec![];
+        let mut out = vec![];
+        for port in ports {
+            let net_id = port["network_id"].as_str().unwrap_or_default().to_owned();
+            if !networks.iter().any(|(n, _, _)| *n == net_id) {
+                let net = self.show("network", &net_id).await?;
+                let subnets = self
+                    .list("subnet", &[("network_id", net_id.as_str())])
+                    .await?;
+                networks.push((net_id.clone(), net, subnets));
+            }
+            let (_, net, subnets) = networks
+                .iter()
+                .find(|(n, _, _)| *n == net_id)
+                .unwrap_or_else(|| unreachable!("added above"));
+            let old = cached.iter().find(|v| v["id"] == port["id"]);
+            let preserve = old.is_some_and(|v| v["preserve_on_delete"] == true);
+            let id = port["id"].as_str().unwrap_or_default();
+            let floating = self
+                .list("floatingip", &[("port_id", id)])
+                .await
+                .unwrap_or_default();
+            let mut vif = vif_of_port(&port, net, subnets, &floating, preserve);
+            if let Some(meta) = old.map(|v| &v["meta"]).filter(|m| m.is_object()) {
+                vif["meta"] = meta.clone();
+            }
+            if let Some(tag) = old.and_then(|v| v.get("tag")).filter(|t| t.is_string()) {
+                vif["tag"] = tag.clone();
+            }
+            out.push(vif);
+        }
+        Ok(out)
+    }
+}
+
+/// nova's `deallocate_port_for_instance`: a port the user gave
+/// (`preserve`) unbound and freed, one nova made deleted.
+pub async fn release_port(client: &NeutronClient, port_id: &str, preserve: bool) -> NResult<()> {
+    if preserve {
+        client
+            .update_port(
+                port_id,
+                json!({"device_id": "", "device_owner": "", "binding:host_id": null,
+                    "binding:profile": {}}),
+            )
+            .await
+            .map(|_| ())
+    } else {
+        client.delete_port(port_id).await
+    }
+}

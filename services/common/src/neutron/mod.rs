@@ -15,7 +15,9 @@ use serde_json::Value;
 
 use crate::Conf;
 
-pub use allocate::{Allocation, deallocate_for_instance, unbind_ports};
+pub use allocate::{
+    Allocation, AttachRefused, deallocate_for_instance, release_port, unbind_ports,
+};
 pub use model::{preserved_ports, vif_of_port, vifs_of_cache};
 pub use requests::{NetworkError, parse_requested_networks, validate_networks};
 

@@ -3,12 +3,13 @@
 //! metadata, availability_zone, scheduler hints), update, delete, the
 //! actions (`actions`), the instance actions (`os-instance-actions`), and
 //! the sub-resources `metadata`, `tags` (2.26), `os-server-password`,
-//! `diagnostics`, `topology` (2.78), `ips`.
+//! `diagnostics`, `topology` (2.78), `ips`, `os-interface`.
 
 mod actions;
 mod create;
 pub(crate) mod extras;
 mod instance_actions;
+pub(crate) mod interfaces;
 pub(crate) mod ips;
 mod list;
 pub(crate) mod metadata;

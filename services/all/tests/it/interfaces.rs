@@ -1,0 +1,678 @@
+//! `os-interface` on the fake driver with nova-all's built-in network
+//! service: attach by network (with a fixed IP and a tag) and by port,
+//! list and show, detach (the port nova made deleted, the user's port
+//! unbound), nova's 400/404/409s, the instance actions, `network-changed`
+//! refreshing the info cache, the versioned notifications compared with
+//! nova's samples, and attach/detach across 1,000 fake computes.
+
+use std::time::Duration;
+
+use nova_virt::Faults;
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::cluster::{Cluster, Reply};
+
+async fn start(computes: usize) -> Cluster {
+    Cluster::start(
+        computes,
+        &[
+            ("network", "enabled", "true"),
+            ("network", "bind_port", "0"),
+        ],
+    )
+    .await
+}
+
+/// A network service request as `user`.
+async fn neutron(
+    c: &Cluster,
+    user: &str,
+    method: Method,
+    path: &str,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let net = c.all.network.as_ref().expect("network service").url.clone();
+    let tok = c.token(user).await;
+    let mut rb = c
+        .http
+        .request(method, format!("{net}/v2.0/{path}"))
+        .header("x-auth-token", tok);
+    if let Some(b) = body {
+        rb = rb.json(&b);
+    }
+    let r = rb.send().await.unwrap();
+    let status = r.status().as_u16();
+    let text = r.text().await.unwrap();
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+async fn ports_of(c: &Cluster, server: &str) -> Vec<Value> {
+    let (s, b) = neutron(
+        c,
+        "admin",
+        Method::GET,
+        &format!("ports?device_id={server}"),
+        None,
+    )
+    .await;
+    assert_eq!(s, 200, "{b}");
+    b["ports"].as_array().cloned().unwrap_or_default()
+}
+
+async fn private_net(c: &Cluster) -> String {
+    let (_, b) = neutron(c, "admin", Method::GET, "networks?name=private", None).await;
+    b["networks"][0]["id"]
+        .as_str()
+        .expect("private network")
+        .to_owned()
+}
+
+/// Boots a server on the one network (a port made for it); its id.
+async fn boot(c: &Cluster, name: &str) -> String {
+    let r = c
+        .call(
+            Method::POST,
+            "/v2.1/servers",
+            "demo",
+            "2.1",
+            Some(json!({"server": {"name": name, "flavorRef": "1",
+                "imageRef": nova_all::FAKE_IMAGE_ID}})),
+        )
+        .await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    r.body["server"]["id"].as_str().unwrap().to_owned()
+}
+
+async fn attach(c: &Cluster, user: &str, mv: &str, id: &str, body: Value) -> Reply {
+    c.call(
+        Method::POST,
+        &format!("/v2.1/servers/{id}/os-interface"),
+        user,
+        mv,
+        Some(body),
+    )
+    .await
+}
+
+async fn detach(c: &Cluster, id: &str, port: &str) -> Reply {
+    c.call(
+        Method::DELETE,
+        &format!("/v2.1/servers/{id}/os-interface/{port}"),
+        "demo",
+        "2.1",
+        None,
+    )
+    .await
+}
+
+/// The server's fixed addresses as `addresses` shows them.
+async fn addresses(c: &Cluster, id: &str) -> Vec<String> {
+    let r = c.get(&format!("/v2.1/servers/{id}"), "demo").await;
+    let mut out: Vec<String> = r.body["server"]["addresses"]
+        .as_object()
+        .into_iter()
+        .flat_map(|m| m.values())
+        .flat_map(|l| l.as_array().cloned().unwrap_or_default())
+        .filter_map(|a| a["addr"].as_str().map(str::to_owned))
+        .collect();
+    out.sort();
+    out
+}
+
+/// Polls `f` until it holds (20 s).
+async fn eventually<F, Fut>(what: &str, f: F)
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while !f().await {
+        assert!(tokio::time::Instant::now() < deadline, "never: {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The events of the server's last instance action named `action`.
+async fn action_events(c: &Cluster, id: &str, action: &str) -> Vec<Value> {
+    let r = c
+        .get(&format!("/v2.1/servers/{id}/os-instance-actions"), "admin")
+        .await;
+    let req = r.body["instanceActions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["action"] == action)
+        .unwrap_or_else(|| panic!("no {action} in {}", r.body))["request_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = c
+        .get(
+            &format!("/v2.1/servers/{id}/os-instance-actions/{req}"),
+            "admin",
+        )
+        .await;
+    r.body["instanceAction"]["events"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn interfaces_attach_by_network_and_port_list_show_and_detach() {
+    let c = start(1).await;
+    let net = private_net(&c).await;
+    let id = boot(&c, "nics").await;
+    c.wait_status("demo", &id, "ACTIVE").await;
+    let fake = crate::moves::fake(&c, "fake-compute-1");
+    assert_eq!(fake.nics(&id).unwrap().len(), 1);
+    // The boot's port.
+    let r = c
+        .get(&format!("/v2.1/servers/{id}/os-interface"), "demo")
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let list = r.body["interfaceAttachments"].as_array().unwrap().clone();
+    assert_eq!(list.len(), 1, "{}", r.body);
+    let first = list[0].clone();
+    assert_eq!(first["net_id"], net.as_str());
+    assert_eq!(first["port_state"], "ACTIVE");
+    assert_eq!(first["tag"], Value::Null, "2.100 shows the tag");
+    let first_ip = first["fixed_ips"][0]["ip_address"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(first["fixed_ips"][0]["subnet_id"].is_string(), "{first}");
+    let r = c
+        .call(
+            Method::GET,
+            &format!("/v2.1/servers/{id}/os-interface"),
+            "demo",
+            "2.69",
+            None,
+        )
+        .await;
+    assert!(
+        r.body["interfaceAttachments"][0].get("tag").is_none(),
+        "no tag before 2.70: {}",
+        r.body
+    );
+
+    // By network, with a fixed IP and a tag (2.49; shown from 2.70).
+    let r = attach(
+        &c,
+        "demo",
+        "2.70",
+        &id,
+        json!({"interfaceAttachment": {"net_id": net,
+            "fixed_ips": [{"ip_address": "10.0.0.50"}], "tag": "data"}}),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let made = r.body["interfaceAttachment"].clone();
+    assert_eq!(made["net_id"], net.as_str());
+    assert_eq!(made["fixed_ips"][0]["ip_address"], "10.0.0.50");
+    assert_eq!(made["tag"], "data");
+    let made_id = made["port_id"].as_str().unwrap().to_owned();
+    assert_eq!(fake.nics(&id).unwrap().len(), 2);
+    assert!(
+        fake.nics(&id)
+            .unwrap()
+            .contains(&made["mac_addr"].as_str().unwrap().to_owned())
+    );
+    let mut want = vec![first_ip.clone(), "10.0.0.50".to_owned()];
+    want.sort();
+    assert_eq!(addresses(&c, &id).await, want);
+    let (_, p) = neutron(&c, "admin", Method::GET, &format!("ports/{made_id}"), None).await;
+    assert_eq!(p["port"]["device_id"], id.as_str(), "{p}");
+    assert_eq!(p["port"]["binding:host_id"], "fake-compute-1", "{p}");
+    assert_eq!(p["port"]["device_owner"], "compute:nova", "{p}");
+    let ev = action_events(&c, &id, "attach_interface").await;
+    assert_eq!(ev[0]["event"], "compute_attach_interface", "{ev:?}");
+    assert_eq!(ev[0]["result"], "Success", "{ev:?}");
+
+    // By port: the user's own port.
+    let (s, p) = neutron(
+        &c,
+        "demo",
+        Method::POST,
+        "ports",
+        Some(json!({"port": {"network_id": net, "name": "mine"}})),
+    )
+    .await;
+    assert_eq!(s, 201, "{p}");
+    let mine = p["port"]["id"].as_str().unwrap().to_owned();
+    let r = attach(
+        &c,
+        "demo",
+        "2.1",
+        &id,
+        json!({"interfaceAttachment": {"port_id": mine}}),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["interfaceAttachment"]["port_id"], mine.as_str());
+    assert!(r.body["interfaceAttachment"].get("tag").is_none());
+    assert_eq!(fake.nics(&id).unwrap().len(), 3);
+
+    // List and show.
+    let r = c
+        .get(&format!("/v2.1/servers/{id}/os-interface"), "demo")
+        .await;
+    let list = r.body["interfaceAttachments"].as_array().unwrap();
+    assert_eq!(list.len(), 3, "{}", r.body);
+    let tagged: Vec<&Value> = list.iter().filter(|a| a["tag"] == "data").collect();
+    assert_eq!(tagged.len(), 1, "{}", r.body);
+    assert_eq!(tagged[0]["port_id"], made_id.as_str());
+    let r = c
+        .get(
+            &format!("/v2.1/servers/{id}/os-interface/{made_id}"),
+            "demo",
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["interfaceAttachment"]["tag"], "data");
+    assert_eq!(r.body["interfaceAttachment"]["port_state"], "ACTIVE");
+    let missing = uuid::Uuid::new_v4().to_string();
+    let r = c
+        .get(
+            &format!("/v2.1/servers/{id}/os-interface/{missing}"),
+            "demo",
+        )
+        .await;
+    assert_eq!(r.status, 404, "{}", r.body);
+    assert_eq!(
+        r.fault().1,
+        format!("Port id {missing} could not be found.")
+    );
+    let (_, p) = neutron(
+        &c,
+        "demo",
+        Method::POST,
+        "ports",
+        Some(json!({"port": {"network_id": net, "name": "loose"}})),
+    )
+    .await;
+    let loose = p["port"]["id"].as_str().unwrap().to_owned();
+    let r = c
+        .get(&format!("/v2.1/servers/{id}/os-interface/{loose}"), "demo")
+        .await;
+    assert_eq!(r.status, 404, "{}", r.body);
+    assert_eq!(
+        r.fault().1,
+        format!("Instance {id} does not have a port with id {loose}")
+    );
+
+    // Detach the port nova made: deleted; the user's: unbound, kept.
+    let r = detach(&c, &id, &made_id).await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    eventually("the made port deleted", || async {
+        neutron(&c, "admin", Method::GET, &format!("ports/{made_id}"), None)
+            .await
+            .0
+            == 404
+    })
+    .await;
+    let r = detach(&c, &id, &mine).await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    eventually("the given port unbound", || async {
+        let (_, p) = neutron(&c, "admin", Method::GET, &format!("ports/{mine}"), None).await;
+        p["port"]["device_id"] == ""
+    })
+    .await;
+    let (_, p) = neutron(&c, "admin", Method::GET, &format!("ports/{mine}"), None).await;
+    assert_eq!(p["port"]["binding:host_id"], "", "{p}");
+    assert_eq!(fake.nics(&id).unwrap().len(), 1);
+    assert_eq!(addresses(&c, &id).await, vec![first_ip.clone()]);
+    assert_eq!(ports_of(&c, &id).await.len(), 1);
+    let ev = action_events(&c, &id, "detach_interface").await;
+    assert_eq!(ev[0]["event"], "compute_detach_interface", "{ev:?}");
+    assert_eq!(ev[0]["result"], "Success", "{ev:?}");
+    // A port the server does not have: accepted, the compute's event fails.
+    let r = detach(&c, &id, &loose).await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    eventually("the detach event fails", || async {
+        let ev = action_events(&c, &id, "detach_interface").await;
+        ev.iter().any(|e| e["result"] == "Error")
+    })
+    .await;
+    c.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn interface_attach_refusals_are_novas() {
+    let c = start(1).await;
+    let net = private_net(&c).await;
+    let id = boot(&c, "refusals").await;
+    c.wait_status("demo", &id, "ACTIVE").await;
+    let first = ports_of(&c, &id).await[0].clone();
+    let first_ip = first["fixed_ips"][0]["ip_address"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let fault = |r: &Reply| r.fault().1;
+    let a = |body: Value| attach(&c, "demo", "2.1", &id, body);
+    let r = a(json!({"interfaceAttachment": {"net_id": net,
+        "port_id": first["id"]}}))
+    .await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert_eq!(fault(&r), "Must not input both network_id and port_id");
+    let r = a(json!({"interfaceAttachment": {"fixed_ips": [{"ip_address": "10.0.0.9"}]}})).await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert_eq!(fault(&r), "Must input network_id when request IP address");
+    let r = a(json!({"interfaceAttachment": {"net_id": "not-a-uuid"}})).await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    // `tag` only from 2.49.
+    let r = a(json!({"interfaceAttachment": {"net_id": net, "tag": "t"}})).await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    let nowhere = uuid::Uuid::new_v4().to_string();
+    let r = a(json!({"interfaceAttachment": {"net_id": nowhere}})).await;
+    assert_eq!(r.status, 404, "{}", r.body);
+    assert_eq!(fault(&r), format!("Network {nowhere} could not be found."));
+    let r = a(json!({"interfaceAttachment": {"port_id": nowhere}})).await;
+    assert_eq!(r.status, 404, "{}", r.body);
+    assert_eq!(fault(&r), format!("Port id {nowhere} could not be found."));
+    let r = a(json!({"interfaceAttachment": {"port_id": first["id"]}})).await;
+    assert_eq!(r.status, 409, "{}", r.body);
+    assert_eq!(
+        fault(&r),
+        format!("Port {} is still in use.", first["id"].as_str().unwrap())
+    );
+    let r = a(json!({"interfaceAttachment": {"net_id": net,
+        "fixed_ips": [{"ip_address": first_ip}]}}))
+    .await;
+    assert_eq!(r.status, 409, "{}", r.body);
+    assert_eq!(
+        fault(&r),
+        format!("Fixed IP address {first_ip} is already in use on instance {id}.")
+    );
+    // Another project's port is not usable.
+    let (s, p) = neutron(
+        &c,
+        "admin",
+        Method::POST,
+        "ports",
+        Some(json!({"port": {"network_id": net, "name": "admins"}})),
+    )
+    .await;
+    assert_eq!(s, 201, "{p}");
+    let admins = p["port"]["id"].as_str().unwrap().to_owned();
+    let r = a(json!({"interfaceAttachment": {"port_id": admins}})).await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert_eq!(
+        fault(&r),
+        format!("Port {admins} not usable for instance {id}.")
+    );
+    // Nothing changed on the server.
+    assert_eq!(ports_of(&c, &id).await.len(), 1);
+    assert_eq!(
+        crate::moves::fake(&c, "fake-compute-1")
+            .nics(&id)
+            .unwrap()
+            .len(),
+        1
+    );
+    // A driver failure: the port made for it is deleted again, 500.
+    let fake = crate::moves::fake(&c, "fake-compute-1");
+    fake.set_faults(Faults {
+        fail_operations: vec!["attach_interface".into()],
+        ..Faults::default()
+    });
+    let r = a(json!({"interfaceAttachment": {"net_id": net}})).await;
+    assert_eq!(r.status, 500, "{}", r.body);
+    assert_eq!(
+        fault(&r),
+        format!("Failed to attach network adapter device to {id}")
+    );
+    fake.set_faults(Faults::default());
+    assert_eq!(ports_of(&c, &id).await.len(), 1);
+    // A locked server (the owner): 409; an admin may.
+    let r = c
+        .post(
+            &format!("/v2.1/servers/{id}/action"),
+            "demo",
+            json!({"lock": null}),
+        )
+        .await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    let r = a(json!({"interfaceAttachment": {"net_id": net}})).await;
+    assert_eq!(r.status, 409, "{}", r.body);
+    assert_eq!(fault(&r), format!("Instance {id} is locked"));
+    let r = detach(&c, &id, first["id"].as_str().unwrap()).await;
+    assert_eq!(r.status, 409, "{}", r.body);
+    let r = c
+        .post(
+            &format!("/v2.1/servers/{id}/action"),
+            "demo",
+            json!({"unlock": null}),
+        )
+        .await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    // Suspended: not a state nova attaches in.
+    let r = c
+        .post(
+            &format!("/v2.1/servers/{id}/action"),
+            "demo",
+            json!({"suspend": null}),
+        )
+        .await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    c.wait_status("demo", &id, "SUSPENDED").await;
+    let r = a(json!({"interfaceAttachment": {"net_id": net}})).await;
+    assert_eq!(r.status, 409, "{}", r.body);
+    assert_eq!(
+        fault(&r),
+        format!("Cannot 'attach_interface' instance {id} while it is in vm_state suspended")
+    );
+    // Policy: another project's user does not see the server.
+    let r = c
+        .get(&format!("/v2.1/servers/{id}/os-interface"), "alt_demo")
+        .await;
+    assert_eq!(r.status, 404, "{}", r.body);
+    c.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn network_changed_refreshes_the_info_cache_from_the_network_service() {
+    let c = start(1).await;
+    let net = private_net(&c).await;
+    let id = boot(&c, "changed").await;
+    c.wait_status("demo", &id, "ACTIVE").await;
+    let before = addresses(&c, &id).await;
+    assert_eq!(before.len(), 1);
+    // A port bound to the server behind nova's back.
+    let (s, p) = neutron(
+        &c,
+        "admin",
+        Method::POST,
+        "ports",
+        Some(
+            json!({"port": {"network_id": net, "device_id": id, "device_owner": "compute:nova",
+            "fixed_ips": [{"ip_address": "10.0.0.77"}]}}),
+        ),
+    )
+    .await;
+    assert_eq!(s, 201, "{p}");
+    assert_eq!(addresses(&c, &id).await, before, "not known yet");
+    let r = c
+        .call(
+            Method::POST,
+            "/v2.1/os-server-external-events",
+            "admin",
+            "2.1",
+            Some(
+                json!({"events": [{"name": "network-changed", "server_uuid": id,
+                "tag": p["port"]["id"]}]}),
+            ),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let mut want = before.clone();
+    want.push("10.0.0.77".into());
+    want.sort();
+    eventually("the cache refreshed", || async {
+        addresses(&c, &id).await == want
+    })
+    .await;
+    c.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn interface_notifications_match_novas_samples() {
+    let (_vhost, listener, c) = crate::notifications::notifying_cluster(
+        "nova-rs-iface",
+        1,
+        &[
+            ("network", "enabled", "true"),
+            ("network", "bind_port", "0"),
+        ],
+    )
+    .await;
+    let net = private_net(&c).await;
+    let id = boot(&c, "notify").await;
+    c.wait_status("demo", &id, "ACTIVE").await;
+    let r = attach(
+        &c,
+        "demo",
+        "2.49",
+        &id,
+        json!({"interfaceAttachment": {"net_id": net, "tag": "n"}}),
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let port = r.body["interfaceAttachment"]["port_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(detach(&c, &id, &port).await.status, 202);
+    eventually("detached", || async { addresses(&c, &id).await.len() == 1 }).await;
+    let fake = crate::moves::fake(&c, "fake-compute-1");
+    fake.set_faults(Faults {
+        fail_operations: vec!["attach_interface".into()],
+        ..Faults::default()
+    });
+    let r = attach(&c, "demo", "2.1", &id, json!({"interfaceAttachment": {}})).await;
+    assert_eq!(r.status, 500, "{}", r.body);
+    let events = [
+        "instance.interface_attach.start",
+        "instance.interface_attach.end",
+        "instance.interface_detach.start",
+        "instance.interface_detach.end",
+        "instance.interface_attach.error",
+    ];
+    let mut seen = vec![];
+    tokio::task::block_in_place(|| listener.until(&mut seen, "versioned_notifications", &events));
+    let mut errors = vec![];
+    for n in seen
+        .iter()
+        .filter(|n| n["topic"] == "versioned_notifications")
+    {
+        let ev = n["event_type"].as_str().unwrap_or_default();
+        if !events.contains(&ev) {
+            continue;
+        }
+        errors.extend(crate::notifications::check_against_sample(n));
+        let data = &n["payload"]["nova_object.data"];
+        assert_eq!(data["uuid"], id.as_str(), "{n}");
+        let ips = data["ip_addresses"].as_array().unwrap().len();
+        // Two interfaces between the attach and the detach, else one.
+        let want = match ev {
+            "instance.interface_attach.end" | "instance.interface_detach.start" => 2,
+            _ => 1,
+        };
+        assert_eq!(ips, want, "{ev}: {n}");
+        if ev == "instance.interface_attach.error" {
+            assert_eq!(
+                data["fault"]["nova_object.data"]["function_name"],
+                "_attach_interface"
+            );
+        }
+    }
+    assert!(errors.is_empty(), "{errors:#?}");
+    c.stop().await;
+}
+
+/// Attach and detach across 1,000 fake computes: one server on each of
+/// `servers` computes, an interface attached to every one concurrently,
+/// then detached; each attach is bound to its server's own host. Prints
+/// the figures.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "heavy: 1,000 fake computes"]
+async fn interface_attach_and_detach_at_scale_on_1000_fake_computes() {
+    let t = std::time::Instant::now();
+    let c = start(1000).await;
+    let started = t.elapsed();
+    let net = private_net(&c).await;
+    let servers = 200usize;
+    let mut ids = vec![];
+    for k in 0..servers {
+        ids.push(boot(&c, &format!("scale-{k}")).await);
+    }
+    for id in &ids {
+        c.wait_status("demo", id, "ACTIVE").await;
+    }
+    let hosts: std::collections::BTreeSet<String> = {
+        let mut h = std::collections::BTreeSet::new();
+        for id in &ids {
+            let r = c.get(&format!("/v2.1/servers/{id}"), "admin").await;
+            h.insert(
+                r.body["server"]["OS-EXT-SRV-ATTR:host"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned(),
+            );
+        }
+        h
+    };
+    let t = std::time::Instant::now();
+    let attached = futures_util::future::join_all(ids.iter().map(|id| {
+        let c = &c;
+        let net = net.clone();
+        async move {
+            let r = attach(
+                c,
+                "demo",
+                "2.1",
+                id,
+                json!({"interfaceAttachment": {"net_id": net}}),
+            )
+            .await;
+            assert_eq!(r.status, 200, "{}", r.body);
+            r.body["interfaceAttachment"]["port_id"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        }
+    }))
+    .await;
+    let attach_s = t.elapsed().as_secs_f64();
+    for (id, port) in ids.iter().zip(&attached) {
+        let r = c.get(&format!("/v2.1/servers/{id}"), "admin").await;
+        let host = r.body["server"]["OS-EXT-SRV-ATTR:host"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let (_, p) = neutron(&c, "admin", Method::GET, &format!("ports/{port}"), None).await;
+        assert_eq!(p["port"]["binding:host_id"], host.as_str(), "{p}");
+        assert_eq!(crate::moves::fake(&c, &host).nics(id).unwrap().len(), 2);
+    }
+    let t = std::time::Instant::now();
+    for (id, port) in ids.iter().zip(&attached) {
+        assert_eq!(detach(&c, id, port).await.status, 202);
+    }
+    for id in &ids {
+        eventually("detached", || async { ports_of(&c, id).await.len() == 1 }).await;
+    }
+    let detach_s = t.elapsed().as_secs_f64();
+    println!(
+        "1,000 fake computes started in {:.1} s; {servers} servers on {} hosts; \
+         {servers} concurrent attaches in {attach_s:.2} s ({:.0}/s); \
+         {servers} detaches done in {detach_s:.2} s ({:.0}/s)",
+        started.as_secs_f64(),
+        hosts.len(),
+        servers as f64 / attach_s,
+        servers as f64 / detach_s
+    );
+    assert!(hosts.len() > 1, "servers spread over the computes");
+    c.stop().await;
+}

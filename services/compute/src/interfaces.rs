@@ -1,0 +1,232 @@
+//! Interface hot-plug (nova's `attach_interface` / `detach_interface`)
+//! and the `network-changed` refresh of the network info cache: the port
+//! taken or made through the network API client and bound to this host,
+//! the driver plugging it into the guest, the info cache updated, and
+//! `instance.interface_attach.start/end/error`,
+//! `instance.interface_detach.start/end` around it.
+
+use nova_objects::{Instance, InstanceInfoCache};
+use nova_rpc::RequestContext;
+use nova_service::cells::record_fault;
+use nova_service::neutron::{self, AttachRefused};
+use nova_service::notifications::{ExceptionPayload, Phase};
+use serde_json::{Value, json};
+
+use crate::actions::nova_error;
+use crate::manager::ComputeManager;
+use crate::network::driver_vifs;
+
+/// The fault code nova's exception class has (`Invalid`: 400, `NotFound`:
+/// 404, `PortInUse`-like conflicts: 409, the rest 500).
+fn code_of(class: &str) -> i64 {
+    match class {
+        "PortNotFound" | "NetworkNotFound" => 404,
+        "FixedIpAlreadyInUse" => 500,
+        "InterfaceAttachFailed" => 500,
+        _ => 400,
+    }
+}
+
+/// `inst` with `vifs` as its (in-memory) network info, so that the
+/// notifications that follow show its addresses.
+fn with_network_info(inst: &mut Instance, vifs: &[Value]) {
+    let cache = InstanceInfoCache::new()
+        .with_instance_uuid(inst.uuid().clone())
+        .with_network_info(Some(Value::from(vifs.to_vec()).to_string()));
+    inst.set_info_cache(Some(cache));
+}
+
+impl ComputeManager {
+    /// nova's `_attach_interface`: refused (nothing changes) when the
+    /// driver cannot hot-plug (or tag) interfaces or the network service
+    /// refuses the port; else the port bound here and attached by the
+    /// driver (a driver failure releases the port again:
+    /// `interface_attach.error`, `InterfaceAttachFailed`). Returns the VIF.
+    pub(crate) async fn do_attach_interface(
+        &self,
+        ctx: &RequestContext,
+        mut inst: Instance,
+        network_id: Option<String>,
+        port_id: Option<String>,
+        requested_ip: Option<String>,
+        tag: Option<String>,
+    ) -> anyhow::Result<Value> {
+        let uuid = inst.uuid().clone();
+        let caps = self.inner.driver.capabilities();
+        let fail = |class: &'static str, message: String| {
+            let me = self.clone();
+            let ctx = ctx.clone();
+            let uuid = uuid.clone();
+            async move {
+                let _ = record_fault(
+                    &me.inner.objects,
+                    &ctx,
+                    &uuid,
+                    code_of(class),
+                    &message,
+                    None,
+                    Some(me.host()),
+                )
+                .await;
+                nova_error(class, message)
+            }
+        };
+        if !caps.supports_attach_interface {
+            return Err(fail(
+                "AttachInterfaceNotSupported",
+                format!("Attaching interfaces is not supported for instance {uuid}."),
+            )
+            .await);
+        }
+        if tag.is_some() && !caps.supports_tagged_attach_interface {
+            return Err(fail(
+                "NetworkInterfaceTaggedAttachNotSupported",
+                "Tagged network interface attachment is not supported for this server instance."
+                    .into(),
+            )
+            .await);
+        }
+        self.notify_action(ctx, &inst, "interface_attach", Phase::Start, None)
+            .await;
+        let Some(client) = self.network().cloned() else {
+            return Err(fail(
+                "InterfaceAttachFailedNoNetwork",
+                format!(
+                    "No specific network was requested and none are available for project '{}'.",
+                    inst.project_id().as_deref().unwrap_or_default()
+                ),
+            )
+            .await);
+        };
+        let mut vif = match client
+            .allocate_port(
+                &inst,
+                network_id.as_deref(),
+                port_id.as_deref(),
+                requested_ip.as_deref(),
+                self.host(),
+            )
+            .await
+        {
+            Ok(v) => v,
+            Err(AttachRefused { class, message }) => return Err(fail(class, message).await),
+        };
+        if let Some(t) = &tag {
+            // Beside nova's VIF keys (nova keeps it in its
+            // VirtualInterface record): the API's 2.70 `tag`.
+            vif["tag"] = json!(t);
+        }
+        let port = vif["id"].as_str().unwrap_or_default().to_owned();
+        let given = vif["preserve_on_delete"] == true;
+        let plugged = driver_vifs(std::slice::from_ref(&vif));
+        if let Err(e) = self.inner.driver.attach_interface(&uuid, &plugged[0]).await {
+            tracing::warn!(instance = %uuid, port = %port, error = %e,
+                "attach interface failed, try to deallocate port");
+            if let Err(e) = neutron::release_port(&client, &port, given).await {
+                tracing::warn!(instance = %uuid, port = %port, error = %e, "port not released");
+            }
+            let fault = ExceptionPayload::from_driver(module_path!(), "_attach_interface", &e);
+            self.notify_action(ctx, &inst, "interface_attach", Phase::Error, Some(&fault))
+                .await;
+            return Err(fail(
+                "InterfaceAttachFailed",
+                format!("Failed to attach network adapter device to {uuid}"),
+            )
+            .await);
+        }
+        let mut vifs = self.cached_vifs(ctx, &uuid).await;
+        vifs.retain(|v| v["id"] != vif["id"]);
+        vifs.push(vif.clone());
+        self.save_network_info(ctx, &uuid, &vifs).await?;
+        with_network_info(&mut inst, &vifs);
+        self.notify_action(ctx, &inst, "interface_attach", Phase::End, None)
+            .await;
+        Ok(vif)
+    }
+
+    /// nova's `_detach_interface`: the port must be in the instance's
+    /// (refreshed) network info (`PortNotFound`); the driver unplugs it
+    /// (a failure: `InterfaceDetachFailed`, the port kept), then the port
+    /// is deleted when nova made it, else unbound, and leaves the cache.
+    pub(crate) async fn do_detach_interface(
+        &self,
+        ctx: &RequestContext,
+        mut inst: Instance,
+        port_id: String,
+    ) -> anyhow::Result<()> {
+        let uuid = inst.uuid().clone();
+        let mut vifs = self.refresh_network_info(ctx, &uuid).await;
+        let Some(condemned) = vifs.iter().find(|v| v["id"] == port_id.as_str()).cloned() else {
+            let msg = format!("Port {port_id} is not attached");
+            let _ = record_fault(
+                &self.inner.objects,
+                ctx,
+                &uuid,
+                404,
+                &msg,
+                None,
+                Some(self.host()),
+            )
+            .await;
+            return Err(nova_error("PortNotFound", msg));
+        };
+        with_network_info(&mut inst, &vifs);
+        self.notify_action(ctx, &inst, "interface_detach", Phase::Start, None)
+            .await;
+        let unplug = driver_vifs(std::slice::from_ref(&condemned));
+        if let Err(e) = self.inner.driver.detach_interface(&uuid, &unplug[0]).await {
+            tracing::warn!(instance = %uuid, port = %port_id, error = %e, "Detach interface failed");
+            let msg = format!("Failed to detach network adapter device from {uuid}");
+            let _ = record_fault(
+                &self.inner.objects,
+                ctx,
+                &uuid,
+                400,
+                &msg,
+                None,
+                Some(self.host()),
+            )
+            .await;
+            return Err(nova_error("InterfaceDetachFailed", msg));
+        }
+        if let Some(client) = self.network().cloned() {
+            let keep = condemned["preserve_on_delete"] == true;
+            neutron::release_port(&client, &port_id, keep).await?;
+        }
+        vifs.retain(|v| v["id"] != port_id.as_str());
+        self.save_network_info(ctx, &uuid, &vifs).await?;
+        with_network_info(&mut inst, &vifs);
+        self.notify_action(ctx, &inst, "interface_detach", Phase::End, None)
+            .await;
+        Ok(())
+    }
+
+    /// The instance's network info read again from the network service
+    /// and written to its info cache (nova's `get_instance_nw_info` with a
+    /// refresh: `network-changed`, a detach); the cache as it was when the
+    /// network service cannot be asked.
+    pub(crate) async fn refresh_network_info(
+        &self,
+        ctx: &RequestContext,
+        uuid: &str,
+    ) -> Vec<Value> {
+        let cached = self.cached_vifs(ctx, uuid).await;
+        let Some(client) = self.network().cloned() else {
+            return cached;
+        };
+        match client.instance_network_info(uuid, &cached).await {
+            Ok(vifs) => {
+                if vifs != cached
+                    && let Err(e) = self.save_network_info(ctx, uuid, &vifs).await
+                {
+                    tracing::warn!(instance = %uuid, error = %e, "info cache not saved");
+                }
+                vifs
+            }
+            Err(e) => {
+                tracing::warn!(instance = %uuid, error = %e, "network info not refreshed");
+                cached
+            }
+        }
+    }
+}
