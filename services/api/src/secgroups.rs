@@ -547,7 +547,13 @@ pub(crate) async fn delete(
     require_write(&ctx, "os_compute_api:os-security-groups:delete")?;
     validate_id(&id)?;
     let c = client(&st)?;
-    get_group(c, &ctx, &id).await?;
+    let g = get_group(c, &ctx, &id).await?;
+    // What Neutron tells a user (nova calls it as its admin).
+    if g["name"] == "default" && !ctx.is_admin() {
+        return Err(Fault::bad_request(
+            "Removing default security group not allowed.",
+        ));
+    }
     match c
         .call(Method::DELETE, &format!("/v2.0/security-groups/{id}"), None)
         .await

@@ -240,6 +240,20 @@ async fn security_groups_reach_the_ports_and_the_views_tell_the_truth() {
     let path = format!("/v2.1/os-security-groups/{tmp}");
     assert_eq!(at(&c, Method::DELETE, "2.1", &path, None).await.status, 202);
     assert_eq!(at(&c, Method::GET, "2.1", &path, None).await.status, 404);
+    // The project's default group stays (Neutron's rule for users).
+    let r = at(&c, Method::GET, "2.1", "/v2.1/os-security-groups", None).await;
+    let default = r.body["security_groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["name"] == "default")
+        .expect("default group")["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let path = format!("/v2.1/os-security-groups/{default}");
+    let r = at(&c, Method::DELETE, "2.1", &path, None).await;
+    assert_eq!(r.status, 400, "{}", r.body);
     let r = at(&c, Method::GET, "2.1", "/v2.1/os-security-groups/x", None).await;
     assert_eq!(r.status, 400, "{}", r.body);
 }
