@@ -2,7 +2,7 @@
 
 usage: python tempest.py NOVA_ALL [--regex R] [--concurrency N]
                          [--json OUT] [--workdir DIR] [--keep]
-                         [--update-expected] [--keystone]
+                         [--update-expected] [--keystone] [--neutron]
 
 Starts NOVA_ALL (a release build is meant) on free loopback ports with its
 built-in identity, a fresh state directory and two fake computes; uploads
@@ -17,7 +17,11 @@ with test ids without their `[id-...]` attributes. With --keystone, a real
 Keystone 30 (scripts/keystone_server.py) holds the identities instead:
 nova-all checks its tokens through `[keystone_authtoken]`, and tempest
 creates the projects and users of each test class itself (dynamic
-credentials, as in a real cloud). --update-expected
+credentials, as in a real cloud). With --neutron, tempest has
+`[service_available] neutron = True` against nova-all's built-in network
+service (on a free port; its shared `private` network the servers' fixed
+network, an external `public` network 172.24.4.0/24 the floating IP pool).
+--update-expected
 rewrites services/all/tests/tempest_expected.txt (the ratchet of
 services/all/tests/tempest.rs): the passing tests, then the others with
 their reasons as comments.
@@ -91,7 +95,7 @@ def users():
     return out
 
 
-def start_keystone(work, base, image_base):
+def start_keystone(work, base, image_base, network_base=None):
     """Keystone 30 with nova's endpoints in its catalog; (process, URL)."""
     port = free_port()
     script = os.path.join(os.path.dirname(os.path.abspath(__file__)),
@@ -102,7 +106,9 @@ def start_keystone(work, base, image_base):
          '--port', str(port), '--user', 'nova:nova:service:service',
          '--endpoint', 'compute=%s/v2.1' % base,
          '--endpoint', 'image=%s' % image_base,
-         '--endpoint', 'placement=%s/placement' % base],
+         '--endpoint', 'placement=%s/placement' % base]
+        + (['--endpoint', 'network=%s' % network_base] if network_base
+           else []),
         stdout=subprocess.PIPE, stderr=log)
     line = proc.stdout.readline().decode().strip()
     if line != 'listening http://127.0.0.1:%d' % port:
@@ -111,13 +117,17 @@ def start_keystone(work, base, image_base):
     return proc, 'http://127.0.0.1:%d' % port
 
 
-def start(binary, work, port, image_port, computes, keystone=None):
+def start(binary, work, port, image_port, computes, keystone=None,
+          network_port=None):
     conf = os.path.join(work, 'nova.conf')
     with open(conf, 'w') as f:
         f.write('[DEFAULT]\nhost = tempest\n'
                 '[identity]\nusers = %s\n' % ', '.join(
                     '%s:%s:%s:%s' % (u, p, pr, '+'.join(IMPLIED[r]))
                     for u, p, pr, r, _ in users()))
+        if network_port:
+            f.write('[network]\nexternal_network_name = public\n'
+                    '[neutron]\ndefault_floating_pool = public\n')
         if keystone:
             f.write('[keystone_authtoken]\nwww_authenticate_uri = %s\n'
                     'auth_url = %s/v3\nauth_type = password\n'
@@ -129,7 +139,8 @@ def start(binary, work, port, image_port, computes, keystone=None):
     proc = subprocess.Popen(
         [binary, '--config', conf, '--state-dir', os.path.join(work, 'state'),
          '--port', str(port), '--image-port', str(image_port),
-         '--fake-computes', str(computes)],
+         '--fake-computes', str(computes)]
+        + (['--network-port', str(network_port)] if network_port else []),
         stdout=log, stderr=subprocess.STDOUT)
     base = 'http://127.0.0.1:%d' % port
     for _ in range(600):
@@ -154,6 +165,13 @@ def token(base, user, password, project, keystone=None):
     url = (keystone + '/v3' if keystone else base + '/identity/v3')
     _, h, _ = request('POST', url + '/auth/tokens', body=body)
     return h.get('X-Subject-Token') or h.get('x-subject-token')
+
+
+def admin_token(base, keystone=None):
+    if keystone:
+        return token(base, 'admin', 'admin', 'admin', keystone)
+    name, pw, project, _, _ = [u for u in users() if u[4]][0]
+    return token(base, name, pw, project)
 
 
 def provision(base, image_base, keystone=None):
@@ -182,7 +200,23 @@ def provision(base, image_base, keystone=None):
     return images, flavors, doc['version']['version']
 
 
-def write_config(work, base, images, flavors, max_version, keystone=None):
+def network_config(network_base, tok):
+    """tempest's settings for the built-in network service."""
+    _, _, nets = request('GET', network_base + '/v2.0/networks?name=public',
+                         tok)
+    public = nets['networks'][0]['id']
+    return ("""[network]
+public_network_id = {public}
+floating_network_name = public
+[network-feature-enabled]
+ipv6 = False
+floating_ips = True
+port_security = True
+""".format(public=public), 'True')
+
+
+def write_config(work, base, images, flavors, max_version, keystone=None,
+                 network=None):
     accounts = os.path.join(work, 'accounts.yaml')
     with open(accounts, 'w') as f:
         for u, p, pr, role, types in users():
@@ -201,6 +235,8 @@ def write_config(work, base, images, flavors, max_version, keystone=None):
         auth = ('use_dynamic_credentials = False\n'
                 'test_accounts_file = %s\n' % accounts)
         identity = base + '/identity/v3'
+    net_conf, neutron = network or ('', 'False')
+    fixed = 'fixed_network_name = private\n' if network else ''
     conf = os.path.join(work, 'etc', 'tempest.conf')
     for d in ('etc', 'logs', 'locks'):
         os.makedirs(os.path.join(work, d), exist_ok=True)
@@ -230,7 +266,7 @@ max_microversion = {maxv}
 build_timeout = 60
 build_interval = 1
 min_compute_nodes = 2
-[compute-feature-enabled]
+{fixed}[compute-feature-enabled]
 change_password = True
 console_output = True
 pause = True
@@ -257,12 +293,13 @@ run_validation = False
 [service_available]
 nova = True
 glance = True
-neutron = False
+neutron = {neutron}
 cinder = False
 swift = False
-""".format(work=work, auth=auth, identity=identity, img1=images[0],
+{net_conf}""".format(work=work, auth=auth, identity=identity, img1=images[0],
            img2=images[1], fl1=flavors[0], fl2=flavors[1],
-           maxv=max_version))
+           maxv=max_version, fixed=fixed, neutron=neutron,
+           net_conf=net_conf))
     return conf
 
 
@@ -335,21 +372,29 @@ def main():
     ap.add_argument('--keep', action='store_true')
     ap.add_argument('--update-expected', action='store_true')
     ap.add_argument('--keystone', action='store_true')
+    ap.add_argument('--neutron', action='store_true')
     a = ap.parse_args()
     work = os.path.realpath(a.workdir or tempfile.mkdtemp(prefix='tempest-'))
     os.makedirs(work, exist_ok=True)
     port, image_port = free_port(), free_port()
     base = 'http://127.0.0.1:%d' % port
     image_base = 'http://127.0.0.1:%d' % image_port
+    network_port = free_port() if a.neutron else None
+    network_base = ('http://127.0.0.1:%d' % network_port if network_port
+                    else None)
     ks_proc, keystone = None, None
     if a.keystone:
-        ks_proc, keystone = start_keystone(work, base, image_base)
+        ks_proc, keystone = start_keystone(work, base, image_base,
+                                           network_base)
     proc = start(os.path.realpath(a.binary), work, port, image_port, 2,
-                 keystone)
+                 keystone, network_port)
     ok = False
     try:
         images, flavors, maxv = provision(base, image_base, keystone)
-        conf = write_config(work, base, images, flavors, maxv, keystone)
+        network = (network_config(network_base, admin_token(base, keystone))
+                   if network_base else None)
+        conf = write_config(work, base, images, flavors, maxv, keystone,
+                            network)
         tempest = os.path.join(os.path.dirname(sys.executable), 'tempest')
         out = os.path.join(work, 'results.subunit')
         started = time.time()

@@ -99,6 +99,7 @@ pub(crate) async fn start(
         tracing::warn!("no admin user: the network service cannot send nova its events");
     }
     nova_network::ensure_default_network(&svc, runner.conf()).await?;
+    nova_network::ensure_external_network(&svc, runner.conf()).await?;
     let addr = listener.local_addr()?;
     runner.http(
         "network API",

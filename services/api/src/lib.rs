@@ -27,6 +27,7 @@ mod external_events;
 mod extra_specs;
 mod flavor_rules;
 pub mod flavors;
+mod floating_ips_proxy;
 mod handlers;
 mod hosts;
 mod http;
@@ -38,6 +39,7 @@ mod layers;
 mod networks_proxy;
 pub mod quotas;
 mod schemas;
+mod secgroups;
 mod server_groups;
 #[cfg(test)]
 mod tests;
@@ -139,6 +141,9 @@ pub struct ApiConfig {
     /// `[DEFAULT] instance_usage_audit_period` (`month`): the periods
     /// `os-instance_usage_audit_log` reports on.
     pub audit_period: nova_service::audit_period::AuditPeriod,
+    /// `[neutron] default_floating_pool` (`nova`): the external network
+    /// `os-floating-ips` allocates from when no pool is named.
+    pub default_floating_pool: String,
 }
 
 impl Default for ApiConfig {
@@ -156,6 +161,7 @@ impl Default for ApiConfig {
             instance_name_template: nova_service::instance_name::DEFAULT_TEMPLATE.into(),
             allow_resize_to_same_host: false,
             audit_period: Default::default(),
+            default_floating_pool: "nova".into(),
         }
     }
 }
@@ -204,6 +210,7 @@ impl ApiConfig {
                 false,
             )?,
             audit_period: nova_service::audit_period::AuditPeriod::from_conf(conf)?,
+            default_floating_pool: conf.str_or("neutron", "default_floating_pool", "nova"),
         })
     }
 }
@@ -445,6 +452,42 @@ pub fn router(state: Arc<ApiState>) -> Router {
         .route("/extensions/{alias}", get(usage::extension))
         // nova's image proxy (below 2.36; image metadata below 2.39).
         .route("/os-networks", get(networks_proxy::index))
+        .route(
+            "/os-security-groups",
+            get(secgroups::index).post(secgroups::create),
+        )
+        .route(
+            "/os-security-groups/{id}",
+            get(secgroups::show)
+                .put(secgroups::update)
+                .delete(secgroups::delete),
+        )
+        .route("/os-security-group-rules", post(secgroups::rule_create))
+        .route(
+            "/os-security-group-rules/{id}",
+            axum::routing::delete(secgroups::rule_delete),
+        )
+        .route(
+            "/servers/{id}/os-security-groups",
+            get(secgroups::server_index),
+        )
+        .route(
+            "/os-floating-ips",
+            get(floating_ips_proxy::index).post(floating_ips_proxy::create),
+        )
+        .route(
+            "/os-floating-ips/{id}",
+            get(floating_ips_proxy::show).delete(floating_ips_proxy::delete),
+        )
+        .route("/os-floating-ip-pools", get(floating_ips_proxy::pools))
+        .route(
+            "/os-tenant-networks",
+            get(networks_proxy::tenant_index).post(networks_proxy::tenant_gone),
+        )
+        .route(
+            "/os-tenant-networks/{id}",
+            get(networks_proxy::tenant_show).delete(networks_proxy::tenant_gone),
+        )
         .route("/os-networks/{id}", get(networks_proxy::show))
         .route("/images", get(images_proxy::index))
         .route("/images/detail", get(images_proxy::detail))

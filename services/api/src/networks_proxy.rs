@@ -134,3 +134,62 @@ pub(crate) async fn show(
     }
     Ok(axum::Json(json!({ "network": view(&ctx, &net) })).into_response())
 }
+
+/// nova's `os-tenant-networks` view (`tenant_networks.network_dict`):
+/// `cidr` is the text `"None"` there.
+fn tenant_view(net: &Value) -> Value {
+    json!({"id": net["id"], "cidr": "None", "label": net["name"]})
+}
+
+/// `GET /os-tenant-networks`: the networks the caller sees.
+pub(crate) async fn tenant_index(
+    State(st): St,
+    Extension(ctx): Extension<Ctx>,
+    Extension(v): Extension<ApiVersion>,
+) -> ApiResult<Response> {
+    check_proxy(v)?;
+    require_read(&ctx, "os_compute_api:os-tenant-networks:list")?;
+    let nets = match st.network() {
+        Some(n) => n.list("network", &[]).await.map_err(unavailable)?,
+        None => Vec::new(),
+    };
+    let out: Vec<Value> = nets
+        .iter()
+        .filter(|n| visible(&ctx, n))
+        .map(tenant_view)
+        .collect();
+    Ok(axum::Json(json!({ "networks": out })).into_response())
+}
+
+/// `GET /os-tenant-networks/{id}`.
+pub(crate) async fn tenant_show(
+    State(st): St,
+    Extension(ctx): Extension<Ctx>,
+    Extension(v): Extension<ApiVersion>,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    check_proxy(v)?;
+    require_read(&ctx, "os_compute_api:os-tenant-networks:show")?;
+    let not_found = || Fault::not_found("Network not found");
+    let Some(client) = st.network() else {
+        return Err(not_found());
+    };
+    let net = match client.show("network", &id).await {
+        Ok(n) => n,
+        Err(e) if e.is_not_found() => return Err(not_found()),
+        Err(e) => return Err(unavailable(e)),
+    };
+    if !visible(&ctx, &net) {
+        return Err(not_found());
+    }
+    Ok(axum::Json(json!({ "network": tenant_view(&net) })).into_response())
+}
+
+/// `POST /os-tenant-networks`, `DELETE /os-tenant-networks/{id}`: removed
+/// with nova-network (410 at every version).
+pub(crate) async fn tenant_gone() -> Fault {
+    Fault::new(
+        axum::http::StatusCode::GONE,
+        "This resource is no longer available in the Nova API.",
+    )
+}

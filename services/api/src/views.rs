@@ -205,7 +205,6 @@ pub(crate) fn server(st: &ApiState, ctx: &Ctx, v: ApiVersion, i: &Instance, show
         "OS-EXT-STS:vm_state": vm,
         "OS-EXT-STS:power_state": i.power_state().unwrap_or(0),
         "os-extended-volumes:volumes_attached": [],
-        "security_groups": [{"name": "default"}],
     });
     let o = s.as_object_mut().unwrap_or_else(|| unreachable!());
     if status == "BUILD" || status == "ACTIVE" {

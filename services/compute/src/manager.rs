@@ -523,7 +523,7 @@ impl ComputeManager {
                                 &b.admin_password,
                                 &b.injected_files,
                                 &b.requested_networks,
-                                &None,
+                                &b.security_groups,
                                 &b.request_spec,
                                 &Some(vec![b.host_list.unwrap_or_default()]),
                             )
@@ -564,7 +564,12 @@ impl ComputeManager {
             )
         };
         let (vifs, waits) = self
-            .build_networks(ctx, inst, b.requested_networks.as_ref())
+            .build_networks(
+                ctx,
+                inst,
+                b.requested_networks.as_ref(),
+                b.security_groups.as_deref().unwrap_or_default(),
+            )
             .await
             .map_err(|e| abort("_build_networks_for_instance", "BuildAbortException", &e))?;
         match self
@@ -790,6 +795,8 @@ struct Build {
     host_list: Option<Vec<Selection>>,
     /// The networks asked for (`None`: the one available network).
     requested_networks: Option<NetworkRequestList>,
+    /// The security groups for the ports made (names or ids).
+    security_groups: Option<Vec<String>>,
 }
 
 impl Compute for ComputeManager {
@@ -815,7 +822,7 @@ impl Compute for ComputeManager {
         admin_password: Option<String>,
         injected_files: Option<Vec<Value>>,
         requested_networks: Option<NetworkRequestList>,
-        _security_groups: Option<Vec<String>>,
+        security_groups: Option<Vec<String>>,
         _block_device_mapping: Option<BlockDeviceMappingList>,
         node: Option<String>,
         _limits: Value,
@@ -837,6 +844,7 @@ impl Compute for ComputeManager {
             node,
             host_list,
             requested_networks,
+            security_groups,
         };
         let me = self.clone();
         tokio::spawn(tracing::Instrument::instrument(

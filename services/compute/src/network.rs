@@ -109,6 +109,7 @@ impl ComputeManager {
         ctx: &RequestContext,
         inst: &mut Instance,
         requested: Option<&NetworkRequestList>,
+        security_groups: &[String],
     ) -> anyhow::Result<(Vec<Value>, PlugWaits)> {
         let Some(client) = self.network().cloned() else {
             return Ok((vec![], PlugWaits::default()));
@@ -125,7 +126,7 @@ impl ComputeManager {
             vec![]
         };
         let alloc = client
-            .prepare_ports(inst, requested, already, &preserved)
+            .prepare_ports(inst, requested, already, &preserved, security_groups)
             .await?;
         if alloc.ports.is_empty() {
             return Ok((vec![], PlugWaits::default()));

@@ -206,7 +206,7 @@ impl Conductor {
                 admin_password,
                 injected_files,
                 requested_networks,
-                &None,
+                &legacy_secgroups(request_spec.as_ref()),
                 &None,
                 &Some(node),
                 &json!({}),
@@ -221,6 +221,25 @@ impl Conductor {
             let _ = self.set_error(ctx, &mut inst, 500, &msg, None).await;
         }
     }
+}
+
+/// nova's `legacy_secgroups`: each requested group's `identifier` (its
+/// uuid, else its name) for the compute's ports.
+fn legacy_secgroups(spec: Option<&RequestSpec>) -> Option<Vec<String>> {
+    let spec = spec.filter(|s| s.obj_attr_is_set("security_groups"))?;
+    let list: Vec<String> = spec
+        .security_groups()
+        .objects()
+        .iter()
+        .map(|g| {
+            if g.obj_attr_is_set("uuid") {
+                g.uuid().clone()
+            } else {
+                g.name().clone()
+            }
+        })
+        .collect();
+    (!list.is_empty()).then_some(list)
 }
 
 impl ComputeTask for Conductor {

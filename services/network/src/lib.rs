@@ -184,6 +184,45 @@ pub async fn ensure_default_network(
     Ok(Some(id))
 }
 
+/// Creates the external network floating IPs come from when `[network]
+/// external_network_name` is set (default: none) and it is missing, with
+/// a subnet of `external_network_cidr` (default `172.24.4.0/24`, as
+/// devstack's `public`); its addresses are recorded, never routed.
+/// Returns its id.
+pub async fn ensure_external_network(
+    svc: &NetworkService,
+    conf: &Conf,
+) -> anyhow::Result<Option<String>> {
+    let name = conf.str_or("network", "external_network_name", "");
+    if name.is_empty() {
+        return Ok(None);
+    }
+    let cidr = conf.str_or("network", "external_network_cidr", "172.24.4.0/24");
+    let admin = Caller::admin();
+    let q = vec![("name".to_owned(), name.clone())];
+    if let Some(n) = svc.list(&admin, service::NETWORK, &q).await.first() {
+        return Ok(n["id"].as_str().map(str::to_owned));
+    }
+    let fail = |e: NeutronError| anyhow::anyhow!("external network: {}", e.message);
+    let net = svc
+        .create_network(
+            &admin,
+            &json!({"network": {"name": name, "router:external": true,
+                "provider:network_type": "flat", "provider:physical_network": "public"}}),
+        )
+        .await
+        .map_err(fail)?;
+    let id = net["id"].as_str().unwrap_or_default().to_owned();
+    svc.create_subnet(
+        &admin,
+        &json!({"subnet": {"name": format!("{name}-subnet"), "network_id": id, "cidr": cidr,
+            "ip_version": if cidr.contains(':') { 6 } else { 4 }, "enable_dhcp": false}}),
+    )
+    .await
+    .map_err(fail)?;
+    Ok(Some(id))
+}
+
 /// `nova-network-api`: the service alone. `[api] auth_strategy`:
 /// `noauth2`, or `keystone` (tokens checked at `[keystone_authtoken]
 /// auth_url`); nova's events go to `[nova] url` with a token for `[nova]
@@ -210,6 +249,7 @@ pub async fn serve(runner: Runner, port: Option<u16>) -> anyhow::Result<()> {
         svc.set_nova_events(NovaEvents::new(url, token));
     }
     ensure_default_network(&svc, &conf).await?;
+    ensure_external_network(&svc, &conf).await?;
     start(&runner, svc, auth, port).await?;
     runner.run().await
 }

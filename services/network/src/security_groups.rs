@@ -101,6 +101,17 @@ impl NetworkService {
         caller: &Caller,
         query: &crate::service::Query,
     ) -> Vec<Value> {
+        // As Neutron: the default group of the project filtered on (one
+        // project) exists once it is looked for, as the caller's does.
+        let mut projects = query
+            .iter()
+            .filter(|(k, _)| k == "tenant_id" || k == "project_id")
+            .map(|(_, v)| v.as_str());
+        if let (Some(p), None) = (projects.next(), projects.next())
+            && p != caller.project_id
+        {
+            let _ = self.ensure_default_group(p).await;
+        }
         let list = self.list(caller, SECURITY_GROUP, &vec![]).await;
         let rows = self.rows.lock().await;
         let full = list.iter().map(|g| with_rules(&rows, g)).collect();

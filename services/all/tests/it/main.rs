@@ -41,6 +41,7 @@ mod real_placement;
 mod rebuild;
 mod recovery;
 mod restore_quota;
+mod secgroups_fips;
 mod service_user;
 mod shelve;
 mod subresources;

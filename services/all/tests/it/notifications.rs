@@ -771,7 +771,7 @@ async fn a_python_listener_receives_novas_notifications_from_nova_all_on_the_mem
     assert_eq!(spec["instance_uuid"], id.as_str());
     assert_eq!(spec["flavor"]["nova_object.data"]["name"], "notif.huge");
     assert_eq!(spec["flavor"]["nova_object.data"]["root_gb"], 1000000);
-    assert_eq!(spec["security_groups"], json!([]));
+    assert_eq!(spec["security_groups"], json!(["default"]));
     assert_eq!(spec["num_instances"], 1);
     assert_eq!(
         spec["image"]["nova_object.data"]["properties"]["nova_object.data"]["hw_architecture"],

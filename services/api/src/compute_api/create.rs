@@ -72,6 +72,9 @@ pub(crate) struct CreateRequest {
     pub personality: Vec<Value>,
     /// `networks` (`None`: absent, the one available network).
     pub requested_networks: Option<NetworkRequestList>,
+    /// `security_groups`: `default` by name, others resolved to their ids
+    /// (nova's `_check_requested_secgroups`); the ports made get them.
+    pub security_groups: Vec<String>,
 }
 
 /// nova's `TrustedCerts` primitive of these certificate ids.
@@ -403,6 +406,22 @@ fn new_instance(ctx: &Ctx, r: &CreateRequest, plan: &Plan, n: i64, reservation: 
         .with_hidden(false)
 }
 
+/// nova's `make_secgroup_list`: a uuid in `uuid`, a name (`default`) in
+/// `name`; `SecurityGroup.identifier` reads them back.
+fn secgroup_list(groups: &[String]) -> nova_objects::SecurityGroupList {
+    let list: Vec<nova_objects::SecurityGroup> = groups
+        .iter()
+        .map(|g| {
+            if uuid::Uuid::try_parse(g).is_ok() {
+                nova_objects::SecurityGroup::new().with_uuid(g.clone())
+            } else {
+                nova_objects::SecurityGroup::new().with_name(g.clone())
+            }
+        })
+        .collect();
+    nova_objects::SecurityGroupList::new().with_objects(list)
+}
+
 /// Creates the instances of `r` (as many as the quotas allow between
 /// `min_count` and `max_count`) and asks the conductor to schedule and
 /// build them.
@@ -435,7 +454,8 @@ pub(crate) async fn create(st: &ApiState, ctx: &Ctx, r: &CreateRequest) -> ApiRe
             .with_scheduler_hints(Some(r.hints.clone()))
             .with_force_hosts(r.force_host.clone().map(|h| vec![h]))
             .with_requested_destination(plan.destination.clone())
-            .with_is_bfv(false);
+            .with_is_bfv(false)
+            .with_security_groups(secgroup_list(&r.security_groups));
         if let Some(g) = &plan.group {
             // As nova stores it: the group without its members and hosts
             // (the conductor loads them when it schedules).

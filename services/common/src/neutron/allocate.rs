@@ -40,14 +40,16 @@ impl NeutronClient {
     /// rescheduled after its ports were made), the instance's ports, those
     /// in `preserved` kept at delete; else the given ports (checked: the
     /// instance's project, not in use) and a new port per requested network
-    /// (or on the one available network). Ports made before a failure are
-    /// deleted again.
+    /// (or on the one available network), with `security_groups` (names or
+    /// ids; only `default`, or none: the network service's default). Ports
+    /// made before a failure are deleted again.
     pub async fn prepare_ports(
         &self,
         inst: &Instance,
         requested: Option<&NetworkRequestList>,
         already: bool,
         preserved: &[String],
+        security_groups: &[String],
     ) -> Result<Allocation, NetworkError> {
         let uuid = inst.uuid();
         if already {
@@ -68,6 +70,7 @@ impl NeutronClient {
             return Ok(Allocation::default());
         }
         let project = inst.project_id().clone().unwrap_or_default();
+        let group_ids = self.security_group_ids(&project, security_groups).await?;
         let list = requested.map(|l| l.objects().clone()).unwrap_or_default();
         // (network id, fixed address) per port to make; given ports as is.
         let mut plan: Vec<Result<(String, Option<String>), Value>> = vec![];
@@ -132,6 +135,9 @@ impl NeutronClient {
                     if let Some(a) = address {
                         body["fixed_ips"] = json!([{ "ip_address": a }]);
                     }
+                    if let Some(ids) = &group_ids {
+                        body["security_groups"] = json!(ids);
+                    }
                     match self.create_port(body).await {
                         Ok(p) => out.ports.push((p, false)),
                         Err(e) => {
@@ -150,6 +156,51 @@ impl NeutronClient {
             }
         }
         Ok(out)
+    }
+
+    /// nova's `_process_security_groups`: the ids of `wanted` (names or
+    /// ids) among `project`'s groups; `None` when only `default` (or
+    /// nothing) is wanted, which is what a port gets without the key.
+    async fn security_group_ids(
+        &self,
+        project: &str,
+        wanted: &[String],
+    ) -> Result<Option<Vec<String>>, NetworkError> {
+        if wanted.iter().all(|g| g == "default") {
+            return Ok(None);
+        }
+        let groups = self
+            .list(
+                "security_group",
+                &[("tenant_id", project), ("fields", "id"), ("fields", "name")],
+            )
+            .await?;
+        let mut ids = Vec::with_capacity(wanted.len());
+        for w in wanted {
+            let mut by_name = None;
+            let mut by_id = None;
+            for g in &groups {
+                let id = g["id"].as_str().unwrap_or_default();
+                if g["name"].as_str() == Some(w.as_str()) {
+                    if by_name.is_some() {
+                        return Err(NetworkError::Conflict(format!(
+                            "Multiple security groups found matching '{w}'. Use an ID to be more specific."
+                        )));
+                    }
+                    by_name = Some(id.to_owned());
+                }
+                if id == w {
+                    by_id = Some(id.to_owned());
+                }
+            }
+            match by_name.or(by_id) {
+                Some(id) => ids.push(id),
+                None => {
+                    return Err(refuse(format!("Security group {w} not found.")));
+                }
+            }
+        }
+        Ok(Some(ids))
     }
 
     /// Binds `alloc`'s ports to `host` with `inst` as their device (nova's
@@ -196,6 +247,59 @@ impl NeutronClient {
                 vec![]
             };
             vifs.push(vif_of_port(&bound, net, subnets, &floating, *given));
+        }
+        Ok(vifs)
+    }
+}
+
+impl NeutronClient {
+    /// nova's `_build_network_info_model` for a refresh: one VIF per port
+    /// of `instance` (the `cached` VIFs' order first), with the floating
+    /// IPs on them; `preserve_on_delete` as cached.
+    pub async fn refresh_network_info(
+        &self,
+        instance: &str,
+        cached: &[Value],
+    ) -> NResult<Vec<Value>> {
+        let mut ports = self.list("port", &[("device_id", instance)]).await?;
+        let at = |p: &Value| {
+            cached
+                .iter()
+                .position(|v| v["id"] == p["id"])
+                .unwrap_or(usize::MAX)
+        };
+        ports.sort_by_key(|p| at(p));
+        let ids: Vec<&str> = ports.iter().filter_map(|p| p["id"].as_str()).collect();
+        let floating = if ids.is_empty() {
+            vec![]
+        } else {
+            let q: Vec<(&str, &str)> = ids.iter().map(|i| ("port_id", *i)).collect();
+            self.list("floatingip", &q).await?
+        };
+        let mut networks: Vec<(String, Value, Vec<Value>)> = vec![];
+        let mut vifs = vec![];
+        for port in &ports {
+            let net_id = port["network_id"].as_str().unwrap_or_default().to_owned();
+            if !networks.iter().any(|(n, _, _)| *n == net_id) {
+                let net = self.show("network", &net_id).await?;
+                let subnets = self
+                    .list("subnet", &[("network_id", net_id.as_str())])
+                    .await?;
+                networks.push((net_id.clone(), net, subnets));
+            }
+            let Some((_, net, subnets)) = networks.iter().find(|(n, _, _)| *n == net_id) else {
+                continue;
+            };
+            let mine: Vec<Value> = floating
+                .iter()
+                .filter(|f| f["port_id"] == port["id"])
+                .cloned()
+                .collect();
+            let keep = cached
+                .iter()
+                .find(|v| v["id"] == port["id"])
+                .is_some_and(|v| v["preserve_on_delete"].as_bool() == Some(true));
+            vifs.push(vif_of_port(port, net, subnets, &mine, keep));
         }
         Ok(vifs)
     }

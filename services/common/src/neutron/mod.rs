@@ -146,10 +146,11 @@ impl NeutronClient {
             }
             q.finish()
         };
+        let coll = collection(kind);
         let path = if q.is_empty() {
-            format!("/v2.0/{kind}s")
+            format!("/v2.0/{coll}")
         } else {
-            format!("/v2.0/{kind}s?{q}")
+            format!("/v2.0/{coll}?{q}")
         };
         let v = self.call(Method::GET, &path, None).await?;
         Ok(v[format!("{kind}s")]
@@ -161,7 +162,11 @@ impl NeutronClient {
     /// `GET /v2.0/<kind>s/{id}`.
     pub async fn show(&self, kind: &str, id: &str) -> NResult<Value> {
         let v = self
-            .call(Method::GET, &format!("/v2.0/{kind}s/{}", enc(id)), None)
+            .call(
+                Method::GET,
+                &format!("/v2.0/{}/{}", collection(kind), enc(id)),
+                None,
+            )
             .await?;
         Ok(v[kind].clone())
     }
@@ -201,6 +206,11 @@ impl NeutronClient {
             Err(e) => Err(e),
         }
     }
+}
+
+/// The URL collection of `kind` (`security_group` → `security-groups`).
+fn collection(kind: &str) -> String {
+    format!("{}s", kind.replace('_', "-"))
 }
 
 fn enc(s: &str) -> String {

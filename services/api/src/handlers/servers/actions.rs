@@ -74,6 +74,12 @@ pub(crate) async fn action(
     {
         return r;
     }
+    if let Some(r) = crate::secgroups::action(&st, &ctx, v, &id, name, &body).await {
+        return r;
+    }
+    if let Some(r) = crate::floating_ips_proxy::action(&st, &ctx, v, &id, name, &body).await {
+        return r;
+    }
     let known = matches!(
         name,
         "reboot"

@@ -127,17 +127,17 @@ fn parse(ctx: &Ctx, v: ApiVersion, body: &Value) -> ApiResult<CreateRequest> {
     if requested_host.is_some() || requested_node.is_some() {
         require_admin(ctx, "compute:servers:create:requested_destination")?;
     }
-    // Without a network service the only security group is `default`
-    // (nova asks Neutron and answers 400 for a name it does not know).
-    if let Some(groups) = s["security_groups"].as_array() {
-        for g in groups {
-            let name = g["name"].as_str().unwrap_or_default();
-            if name != "default" {
-                return Err(Fault::bad_request(format!(
-                    "Security group {name} not found."
-                )));
-            }
+    // nova's names, once each (`default` when none); resolved in `create`.
+    let mut security_groups: Vec<String> = Vec::new();
+    for g in s["security_groups"].as_array().into_iter().flatten() {
+        if let Some(n) = g["name"].as_str().filter(|n| !n.is_empty())
+            && !security_groups.iter().any(|x| x == n)
+        {
+            security_groups.push(n.to_owned());
         }
+    }
+    if security_groups.is_empty() {
+        security_groups.push("default".to_owned());
     }
     let trusted_certs = if v.at_least(2, 63) {
         s["trusted_image_certificates"]
@@ -208,6 +208,7 @@ fn parse(ctx: &Ctx, v: ApiVersion, body: &Value) -> ApiResult<CreateRequest> {
             s["personality"].as_array().cloned().unwrap_or_default()
         },
         requested_networks,
+        security_groups,
     })
 }
 
@@ -227,7 +228,9 @@ pub(crate) async fn create(
 ) -> ApiResult<Response> {
     require_write(&ctx, "os_compute_api:servers:create")?;
     let body = json_body(&body)?;
-    let req = parse(&ctx, v, &body)?;
+    let mut req = parse(&ctx, v, &body)?;
+    req.security_groups =
+        crate::secgroups::resolve_requested(&st, &ctx, &req.security_groups).await?;
     let made = compute_api::create(&st, &ctx, &req).await?;
     let s = &body["server"];
     if s["return_reservation_id"].as_bool() == Some(true)
@@ -248,7 +251,8 @@ pub(crate) async fn create(
         "links": [{"rel": "self", "href": location},
                   {"rel": "bookmark", "href": format!("{}/servers/{id}", st.cfg.public_url)}],
         "OS-DCF:diskConfig": if req.auto_disk_config { "AUTO" } else { "MANUAL" },
-        "security_groups": [{"name": "default"}],
+        "security_groups": s.get("security_groups").cloned()
+            .unwrap_or_else(|| json!([{"name": "default"}])),
     }});
     if st.cfg.enable_instance_password {
         body["server"]["adminPass"] = json!(made.admin_pass);

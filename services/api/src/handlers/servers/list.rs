@@ -166,5 +166,7 @@ pub(crate) async fn detail(
         .map(|i| views::server(&st, &ctx, v, i, false))
         .collect();
     compute_api::sched_hints::fill(&st, v, &mut servers).await?;
+    let insts: Vec<&nova_objects::Instance> = all.iter().collect();
+    crate::secgroups::fill(&st, &ctx, &mut servers, &insts).await?;
     Ok(axum::Json(with_links(json!({"servers": servers}), "servers", next)).into_response())
 }

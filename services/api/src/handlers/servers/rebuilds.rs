@@ -230,9 +230,15 @@ async fn rebuild(
     if all && super::show::shows_host_status(ctx, v, true) {
         compute_api::host_status::load_services(st, std::slice::from_mut(&mut inst)).await?;
     }
-    let mut server =
-        super::show::with_hints_and_groups(st, v, &inst, views::server(st, ctx, v, &inst, true))
-            .await?;
+    let mut server = super::show::with_hints_and_groups(
+        st,
+        ctx,
+        v,
+        &inst,
+        views::server(st, ctx, v, &inst, true),
+        all,
+    )
+    .await?;
     if let Some(o) = server.as_object_mut() {
         if !all {
             // Before 2.75 the rebuild view is the basic server.

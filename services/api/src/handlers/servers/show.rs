@@ -26,16 +26,22 @@ pub(crate) fn shows_host_status(ctx: &Ctx, v: ApiVersion, update: bool) -> bool 
 }
 
 /// `server` (a view of `inst`) with what show, update and rebuild add
-/// from other records: its scheduler hints (2.100) and its server groups
-/// (2.71).
+/// from other records: its scheduler hints (2.100), its server groups
+/// (2.71), and with `security_groups` the groups of its ports (nova's
+/// `show_sec_grp`: show; update and rebuild from 2.75).
 pub(crate) async fn with_hints_and_groups(
     st: &ApiState,
+    ctx: &Ctx,
     v: ApiVersion,
     inst: &Instance,
     server: Value,
+    security_groups: bool,
 ) -> ApiResult<Value> {
     let mut view = [server];
     compute_api::sched_hints::fill(st, v, &mut view).await?;
+    if security_groups {
+        crate::secgroups::fill(st, ctx, &mut view, &[inst]).await?;
+    }
     let [mut server] = view;
     if v.at_least(2, 71) {
         server["server_groups"] = json!(
@@ -61,8 +67,15 @@ pub(crate) async fn show(
     if shows_host_status(&ctx, v, false) {
         compute_api::host_status::load_services(&st, std::slice::from_mut(&mut inst)).await?;
     }
-    let server =
-        with_hints_and_groups(&st, v, &inst, views::server(&st, &ctx, v, &inst, true)).await?;
+    let server = with_hints_and_groups(
+        &st,
+        &ctx,
+        v,
+        &inst,
+        views::server(&st, &ctx, v, &inst, true),
+        true,
+    )
+    .await?;
     Ok(axum::Json(json!({ "server": server })).into_response())
 }
 
@@ -100,8 +113,15 @@ pub(crate) async fn update(
     if shows_host_status(&ctx, v, true) {
         compute_api::host_status::load_services(&st, std::slice::from_mut(&mut inst)).await?;
     }
-    let server =
-        with_hints_and_groups(&st, v, &inst, views::server_updated(&st, &ctx, v, &inst)).await?;
+    let server = with_hints_and_groups(
+        &st,
+        &ctx,
+        v,
+        &inst,
+        views::server_updated(&st, &ctx, v, &inst),
+        v.at_least(2, 75),
+    )
+    .await?;
     Ok(axum::Json(json!({ "server": server })).into_response())
 }
 
