@@ -145,6 +145,7 @@ impl LibvirtDriver {
     pub(super) async fn live_migrate(&self, uuid: &str, dest: &str) -> Result<()> {
         const OP: &str = "live_migration";
         let (here, there) = (self.instance_dir(uuid), self.peer_dir(uuid));
+        let _running = Migrating::start(self, uuid);
         let (u, uri) = (uuid.to_owned(), self.peer_uri(dest));
         let bandwidth = Some(self.cfg.live_migration_bandwidth).filter(|b| *b > 0);
         let flags = if self.cfg.live_migration_permit_post_copy {
@@ -244,13 +245,54 @@ impl LibvirtDriver {
     /// Abort: the running migration job cancelled (`virDomainAbortJob`);
     /// the guest keeps running here and `live_migration` returns the
     /// cancellation.
+    ///
+    /// An abort that comes while this driver's migration of the guest is
+    /// still starting (libvirt's job not begun: "no job is active") waits
+    /// for the job, for at most `ABORT_PATIENCE`.
     pub(super) async fn live_abort(&self, uuid: &str) -> Result<()> {
-        let u = uuid.to_owned();
-        self.blocking(move |c| {
-            let d = Self::lookup(c, &u)?;
-            super::jobs::abort_job(&d).map_err(|e| failed("live_migration_abort", &u, e))
-        })
-        .await
+        const ABORT_PATIENCE: std::time::Duration = std::time::Duration::from_secs(30);
+        let t = std::time::Instant::now();
+        loop {
+            let u = uuid.to_owned();
+            let r = self
+                .blocking(move |c| {
+                    let d = Self::lookup(c, &u)?;
+                    super::jobs::abort_job(&d).map_err(|e| failed("live_migration_abort", &u, e))
+                })
+                .await;
+            let starting = self
+                .migrating
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .contains(uuid);
+            if r.is_ok() || !starting || t.elapsed() > ABORT_PATIENCE {
+                return r;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+    }
+}
+
+/// Marks a guest's live migration as running in this driver while it lives.
+struct Migrating<'a>(&'a LibvirtDriver, String);
+
+impl<'a> Migrating<'a> {
+    fn start(d: &'a LibvirtDriver, uuid: &str) -> Self {
+        d.migrating
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(uuid.to_owned());
+        Migrating(d, uuid.to_owned())
+    }
+}
+
+impl Drop for Migrating<'_> {
+    fn drop(&mut self) {
+        self.0
+            .migrating
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.1);
     }
 }
 

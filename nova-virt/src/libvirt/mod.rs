@@ -143,6 +143,9 @@ pub struct LibvirtDriver {
     /// This compute's host name (`init_host`): a move to another host
     /// copies the disk to `peer_instances_path`.
     host: std::sync::OnceLock<String>,
+    /// Instances whose live migration this driver is running (`live.rs`:
+    /// an abort waits for their job to start).
+    migrating: Mutex<std::collections::BTreeSet<String>>,
 }
 
 fn hv(e: virt::error::Error) -> Error {
@@ -205,6 +208,7 @@ impl LibvirtDriver {
             libvirt_events,
             serial_ports: Mutex::default(),
             host: std::sync::OnceLock::new(),
+            migrating: Mutex::default(),
         })
     }
 
