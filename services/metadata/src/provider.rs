@@ -9,13 +9,15 @@
 //! (Neutron's `advanced_service_providers`).
 //!
 //! The two Neutron queries are a [`PortLookup`]; [`NeutronPorts`] asks a
-//! Neutron API (`[neutron] endpoint_override` with a fixed token, as
-//! Neutron's noauth; Keystone authentication comes with the network
-//! service's client, issue 21).
+//! Neutron API with nova's Neutron client and its `[neutron]` settings
+//! (Keystone password auth and the catalog, or `endpoint_override` with a
+//! fixed token, as Neutron's noauth).
 
 use std::fmt::Debug;
 
 use async_trait::async_trait;
+use nova_placement::ServiceAuth;
+use nova_service::neutron::NeutronClient;
 use serde_json::Value;
 
 /// nova's `MAX_QUERY_NETWORKS`: networks per port query.
@@ -93,79 +95,68 @@ pub async fn instance_of(
     Ok(found.remove(0))
 }
 
-/// [`PortLookup`] over Neutron's API.
+/// [`PortLookup`] over Neutron's API, with nova's Neutron client: the
+/// `[neutron]` keystoneauth options (`auth_url`, `username`, `password`,
+/// `project_name`, the domains, `region_name`, `valid_interfaces`: the
+/// endpoint of service type `network` from the token's catalog, the
+/// token renewed after a 401), or `endpoint_override` with
+/// `auth_type = noauth` and `token`.
 #[derive(Debug)]
 pub struct NeutronPorts {
-    http: reqwest::Client,
-    /// `http://neutron:9696` (without `/v2.0`).
-    endpoint: String,
-    /// The `X-Auth-Token` sent.
-    token: String,
+    client: NeutronClient,
 }
 
 impl NeutronPorts {
-    /// Neutron at `endpoint`, with `token`.
+    /// Neutron at `endpoint` (`http://neutron:9696`), with the fixed `token`.
     pub fn new(endpoint: &str, token: &str) -> Self {
         let endpoint = endpoint.trim_end_matches('/');
         NeutronPorts {
-            http: reqwest::Client::builder()
-                .timeout(std::time::Duration::from_secs(30))
-                .build()
-                .unwrap_or_default(),
-            endpoint: endpoint
-                .strip_suffix("/v2.0")
-                .unwrap_or(endpoint)
-                .to_owned(),
-            token: token.to_owned(),
+            client: NeutronClient::new(ServiceAuth::Token {
+                endpoint: endpoint
+                    .strip_suffix("/v2.0")
+                    .unwrap_or(endpoint)
+                    .to_owned(),
+                token: token.to_owned(),
+            }),
         }
     }
 
-    /// From `[neutron] endpoint_override` and `token` (default `admin`);
-    /// `None` when no endpoint is configured.
+    /// Neutron as `auth` reaches it.
+    pub fn with_auth(auth: ServiceAuth) -> Self {
+        NeutronPorts {
+            client: NeutronClient::new(auth),
+        }
+    }
+
+    /// From `[neutron]`, as nova's other Neutron calls
+    /// ([`NeutronClient::from_conf`]); `None` when neither `auth_url` nor
+    /// an endpoint is configured.
     pub fn from_conf(conf: &nova_service::Conf) -> Option<Self> {
-        let endpoint = conf
-            .get("neutron", "endpoint_override")
-            .filter(|e| !e.is_empty())?;
-        Some(Self::new(
-            endpoint,
-            &conf.str_or("neutron", "token", "admin"),
-        ))
+        NeutronClient::from_conf(conf).map(|client| NeutronPorts { client })
     }
 
-    async fn get(&self, path: &str, query: &[(&str, &str)]) -> anyhow::Result<Value> {
-        let mut url = reqwest::Url::parse(&format!("{}/v2.0/{path}", self.endpoint))?;
-        url.query_pairs_mut().extend_pairs(query);
-        let r = self
-            .http
-            .get(url)
-            .header("X-Auth-Token", &self.token)
-            .header("Accept", "application/json")
-            .send()
-            .await?;
-        let status = r.status();
-        if !status.is_success() {
-            anyhow::bail!("neutron answered {status} to GET {path}");
-        }
-        Ok(r.json().await?)
+    async fn list(&self, kind: &str, query: &[(&str, &str)]) -> anyhow::Result<Vec<Value>> {
+        self.client
+            .list(kind, query)
+            .await
+            .map_err(|e| anyhow::anyhow!("neutron: GET {kind}s: {e}"))
     }
 }
 
 #[async_trait]
 impl PortLookup for NeutronPorts {
     async fn provider_networks(&self, provider: &str) -> anyhow::Result<Vec<String>> {
-        let v = self
-            .get(
-                "subnets",
+        let subnets = self
+            .list(
+                "subnet",
                 &[
                     ("advanced_service_providers", provider),
                     ("fields", "network_id"),
                 ],
             )
             .await?;
-        Ok(v["subnets"]
-            .as_array()
-            .into_iter()
-            .flatten()
+        Ok(subnets
+            .iter()
             .filter_map(|s| s["network_id"].as_str().map(str::to_owned))
             .collect())
     }
@@ -182,11 +173,9 @@ impl PortLookup for NeutronPorts {
             ("fields", "tenant_id"),
         ];
         q.extend(networks.iter().map(|n| ("network_id", n.as_str())));
-        let v = self.get("ports", &q).await?;
-        Ok(v["ports"]
-            .as_array()
-            .into_iter()
-            .flatten()
+        let ports = self.list("port", &q).await?;
+        Ok(ports
+            .iter()
             .map(|p| {
                 (
                     p["device_id"].as_str().unwrap_or_default().to_owned(),
@@ -194,5 +183,149 @@ impl PortLookup for NeutronPorts {
                 )
             })
             .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use std::sync::{Arc, Mutex};
+
+    use axum::Json;
+    use axum::extract::{RawQuery, State};
+    use axum::http::{HeaderMap, StatusCode};
+    use axum::response::{IntoResponse, Response};
+    use axum::routing::{get, post};
+    use serde_json::json;
+
+    use super::*;
+
+    #[derive(Clone, Default)]
+    struct Fake {
+        /// The endpoint served (set once bound).
+        base: Arc<Mutex<String>>,
+        /// Tokens issued so far.
+        issued: Arc<Mutex<Vec<Value>>>,
+        /// Neutron's requests: (token, path and query).
+        asked: Arc<Mutex<Vec<(String, String)>>>,
+    }
+
+    async fn tokens(State(f): State<Fake>, Json(body): Json<Value>) -> Response {
+        let ident = &body["auth"]["identity"]["password"]["user"];
+        if ident["name"] != "neutron" || ident["password"] != "secret" {
+            return StatusCode::UNAUTHORIZED.into_response();
+        }
+        let n = {
+            let mut issued = f.issued.lock().unwrap();
+            issued.push(body.clone());
+            issued.len()
+        };
+        let base = f.base.lock().unwrap().clone();
+        let catalog = json!([
+            {"type": "compute", "endpoints": [
+                {"interface": "internal", "region": "RegionOne", "url": "http://nowhere:1"}]},
+            {"type": "network", "endpoints": [
+                {"interface": "public", "region": "RegionOne", "url": "http://nowhere:2"},
+                {"interface": "internal", "region": "RegionTwo", "url": "http://nowhere:3"},
+                {"interface": "internal", "region": "RegionOne", "url": format!("{base}/neutron/")}]},
+        ]);
+        (
+            StatusCode::CREATED,
+            [("x-subject-token", format!("tok-{n}"))],
+            Json(json!({"token": {"catalog": catalog}})),
+        )
+            .into_response()
+    }
+
+    async fn neutron(
+        State(f): State<Fake>,
+        headers: HeaderMap,
+        uri: axum::http::Uri,
+        RawQuery(q): RawQuery,
+    ) -> Response {
+        let token = headers
+            .get("x-auth-token")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        f.asked.lock().unwrap().push((
+            token.clone(),
+            format!("{}?{}", uri.path(), q.unwrap_or_default()),
+        ));
+        // The first token has expired by the time it is used.
+        if token != "tok-2" {
+            return StatusCode::UNAUTHORIZED.into_response();
+        }
+        if uri.path().ends_with("/subnets") {
+            Json(json!({"subnets": [{"network_id": "net-1"}, {"network_id": "net-2"}]}))
+                .into_response()
+        } else {
+            Json(json!({"ports": [{"device_id": "vm-1", "tenant_id": "proj-1"}]})).into_response()
+        }
+    }
+
+    /// The provider path's Neutron calls authenticate as nova's Neutron
+    /// client does: Keystone v3 password auth with `[neutron]`'s options,
+    /// the `network` endpoint of `valid_interfaces` in `region_name` from
+    /// the catalog, a new token after a 401.
+    #[tokio::test]
+    async fn the_provider_lookup_uses_neutrons_keystone_settings() {
+        let f = Fake::default();
+        let app = axum::Router::new()
+            .route("/identity/v3/auth/tokens", post(tokens))
+            .route("/neutron/v2.0/subnets", get(neutron))
+            .route("/neutron/v2.0/ports", get(neutron))
+            .with_state(f.clone());
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", l.local_addr().unwrap());
+        *f.base.lock().unwrap() = base.clone();
+        tokio::spawn(async move { axum::serve(l, app).await.unwrap() });
+        let conf = nova_service::Conf::parse(&format!(
+            "[neutron]\nauth_type = password\nauth_url = {base}/identity\nusername = neutron\n\
+             password = secret\nproject_name = service\nuser_domain_name = Default\n\
+             project_domain_name = Default\nregion_name = RegionOne\nvalid_interfaces = internal\n\
+             service_metadata_proxy = true\n"
+        ))
+        .unwrap();
+        let ports = NeutronPorts::from_conf(&conf).expect("a Neutron client from [neutron]");
+        let found = instance_of(&ports, "lb-1", "10.0.0.5").await.unwrap();
+        assert_eq!(found, ("vm-1".to_owned(), "proj-1".to_owned()));
+        let issued = f.issued.lock().unwrap().clone();
+        assert_eq!(issued.len(), 2, "one token, renewed after the 401");
+        assert_eq!(
+            issued[0]["auth"]["scope"]["project"],
+            json!({"name": "service", "domain": {"name": "Default"}})
+        );
+        let asked = f.asked.lock().unwrap().clone();
+        assert_eq!(asked.len(), 3, "{asked:?}");
+        assert_eq!(asked[0].0, "tok-1");
+        assert_eq!(
+            asked[1],
+            (
+                "tok-2".to_owned(),
+                "/neutron/v2.0/subnets?advanced_service_providers=lb-1&fields=network_id"
+                    .to_owned()
+            )
+        );
+        assert_eq!(
+            asked[2],
+            (
+                "tok-2".to_owned(),
+                "/neutron/v2.0/ports?fixed_ips=ip_address%3D10.0.0.5&fields=device_id&fields=tenant_id&network_id=net-1&network_id=net-2".to_owned()
+            )
+        );
+        // Wrong credentials: the lookup fails as nova's, a 400.
+        let conf = nova_service::Conf::parse(&format!(
+            "[neutron]\nauth_url = {base}/identity\nusername = neutron\npassword = wrong\n"
+        ))
+        .unwrap();
+        let ports = NeutronPorts::from_conf(&conf).unwrap();
+        let refused = instance_of(&ports, "lb-1", "10.0.0.5").await.unwrap_err();
+        assert_eq!(refused.status, 400);
+        // Nothing configured: no provider path.
+        assert!(
+            NeutronPorts::from_conf(&nova_service::Conf::parse("[neutron]\n").unwrap()).is_none()
+        );
     }
 }
