@@ -43,14 +43,14 @@ fn az_schema() -> Value {
                       "pattern": "^[^:]*$"}, {"type": "null"}]})
 }
 
-fn create_schema() -> Value {
+pub(crate) fn create_schema() -> Value {
     json!({"type": "object", "properties": {"aggregate": {"type": "object", "properties": {
         "name": name_schema(), "availability_zone": az_schema()},
         "required": ["name"], "additionalProperties": false}},
         "required": ["aggregate"], "additionalProperties": false})
 }
 
-fn update_schema() -> Value {
+pub(crate) fn update_schema() -> Value {
     json!({"type": "object", "properties": {"aggregate": {"type": "object", "properties": {
         "name": {"type": "string", "minLength": 1, "maxLength": 255},
         "availability_zone": az_schema()},
@@ -59,7 +59,7 @@ fn update_schema() -> Value {
         "required": ["aggregate"], "additionalProperties": false})
 }
 
-fn host_schema(action: &str) -> Value {
+pub(crate) fn host_schema(action: &str) -> Value {
     json!({"type": "object", "properties": {action: {"type": "object", "properties": {
         "host": {"type": "string", "minLength": 1, "maxLength": 255,
                  "pattern": "^[a-zA-Z0-9-._]*$"}},
@@ -67,7 +67,7 @@ fn host_schema(action: &str) -> Value {
         "required": [action], "additionalProperties": false})
 }
 
-fn metadata_schema() -> Value {
+pub(crate) fn metadata_schema() -> Value {
     json!({"type": "object", "properties": {"set_metadata": {"type": "object", "properties": {
         "metadata": {"type": "object",
             "patternProperties": {"^[a-zA-Z0-9-_:. ]{1,255}$": {"type": ["string", "null"], "maxLength": 255}},

@@ -39,7 +39,7 @@ fn names(v: ApiVersion) -> Vec<&'static str> {
     n
 }
 
-fn schema(v: ApiVersion) -> Value {
+pub(crate) fn schema(v: ApiVersion) -> Value {
     json!({"type": "object", "properties": {"events": {"type": "array", "minItems": 1,
         "items": {"type": "object", "properties": {
             "server_uuid": {"type": "string", "format": "uuid"},

@@ -38,6 +38,9 @@ pub mod keystone;
 mod layers;
 mod networks_proxy;
 pub mod quotas;
+#[macro_use]
+pub mod routes;
+mod openapi;
 mod schemas;
 mod secgroups;
 mod server_groups;
@@ -53,7 +56,7 @@ use axum::Router;
 use axum::extract::State;
 use axum::middleware;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
+use axum::routing::get;
 use nova_objects::Objects;
 use nova_placement::PlacementHandle;
 use nova_rpc::Transport;
@@ -274,244 +277,109 @@ impl ApiState {
 
 type St = State<Arc<ApiState>>;
 
+// The compute API's routes under `/v2.1` (behind the token check): the
+// router is built from this table, and so is the OpenAPI document
+// (`openapi`), so neither can have a route the other lacks.
+route_table! {
+    fn v21_routes, const V21_ROUTES;
+    "/servers" => get(servers::list).post(servers::create),
+    "/servers/detail" => get(servers::detail),
+    "/servers/{id}" => get(servers::show).put(servers::update).delete(servers::delete),
+    "/servers/{id}/action" => post(servers::action),
+    "/servers/{id}/migrations" => get(servers::moves::index),
+    "/servers/{id}/migrations/{migration_id}" => get(servers::moves::show).delete(servers::moves::delete),
+    "/servers/{id}/migrations/{migration_id}/action" => post(servers::moves::migration_action),
+    "/os-migrations" => get(servers::moves::os_migrations),
+    "/servers/{id}/metadata" => get(servers::metadata::index).post(servers::metadata::create).put(servers::metadata::update_all),
+    "/servers/{id}/metadata/{key}" => get(servers::metadata::show).put(servers::metadata::update).delete(servers::metadata::delete),
+    "/servers/{id}/tags" => get(servers::tags::index).put(servers::tags::update_all).delete(servers::tags::delete_all),
+    "/servers/{id}/tags/{tag}" => get(servers::tags::show).put(servers::tags::update).delete(servers::tags::delete),
+    "/servers/{id}/os-server-password" => get(servers::extras::password_show).delete(servers::extras::password_clear),
+    "/servers/{id}/diagnostics" => get(servers::extras::diagnostics),
+    "/servers/{id}/topology" => get(servers::extras::topology),
+    "/servers/{id}/ips" => get(servers::ips::index),
+    "/servers/{id}/ips/{network}" => get(servers::ips::show),
+    "/servers/{id}/remote-consoles" => post(handlers::consoles::create),
+    "/os-console-auth-tokens/{token}" => get(handlers::consoles::token_show),
+    "/servers/{id}/os-instance-actions" => get(servers::instance_actions),
+    "/servers/{id}/os-instance-actions/{request_id}" => get(servers::instance_action),
+    "/flavors" => get(flavors::list).post(flavors::create),
+    "/flavors/detail" => get(flavors::detail),
+    "/flavors/{id}" => get(flavors::show).put(flavors::update).delete(flavors::delete),
+    "/flavors/{id}/action" => post(flavors::action),
+    "/flavors/{id}/os-flavor-access" => get(flavors::access_list),
+    "/flavors/{id}/os-extra_specs" => get(flavors::extra_specs).post(flavors::set_extra_specs),
+    "/flavors/{id}/os-extra_specs/{key}" => get(flavors::extra_spec).put(flavors::put_extra_spec).delete(flavors::delete_extra_spec),
+    "/os-keypairs" => get(keypairs::list).post(keypairs::create),
+    "/os-keypairs/{name}" => get(keypairs::show).delete(keypairs::delete),
+    "/os-hypervisors" => get(admin::hypervisors),
+    "/os-hypervisors/detail" => get(admin::hypervisors_detail),
+    "/os-hypervisors/{id}" => get(admin::hypervisor),
+    "/os-services" => get(admin::services),
+    "/os-services/{id}" => put(admin::update_service).delete(admin::delete_service),
+    "/os-availability-zone" => get(admin::zones),
+    "/os-availability-zone/detail" => get(admin::zones_detail),
+    "/os-aggregates" => get(aggregates::list).post(aggregates::create),
+    "/os-aggregates/{id}" => get(aggregates::show).put(aggregates::update).delete(aggregates::delete),
+    "/os-aggregates/{id}/action" => post(aggregates::action),
+    "/os-server-groups" => get(server_groups::list).post(server_groups::create),
+    "/os-server-groups/{id}" => get(server_groups::show).delete(server_groups::delete),
+    "/os-server-external-events" => post(external_events::create),
+    "/limits" => get(admin::limits),
+    "/os-quota-sets/{project}" => get(quotas::api::show).put(quotas::api::update).delete(quotas::api::delete),
+    "/os-quota-sets/{project}/detail" => get(quotas::api::detail),
+    "/os-quota-sets/{project}/defaults" => get(quotas::api::defaults),
+    "/os-quota-class-sets/{class}" => get(quotas::api::class_show).put(quotas::api::class_update),
+    // Routes nova keeps for older microversions (`hosts`).
+    "/os-hosts" => get(hosts::index),
+    "/os-hosts/{host}" => get(hosts::show).put(hosts::update),
+    "/os-hosts/{host}/reboot" => get(hosts::reboot),
+    "/os-hosts/{host}/shutdown" => get(hosts::shutdown),
+    "/os-hosts/{host}/startup" => get(hosts::startup),
+    "/os-hypervisors/{id}/uptime" => get(hosts::uptime),
+    "/os-hypervisors/statistics" => get(hosts::statistics),
+    "/os-hypervisors/{id}/search" => get(hosts::search),
+    "/os-hypervisors/{id}/servers" => get(hosts::servers),
+    "/os-simple-tenant-usage" => get(usage::tenant_usages),
+    "/os-simple-tenant-usage/{project}" => get(usage::tenant_usage),
+    "/os-instance_usage_audit_log" => get(usage::audit_logs),
+    "/os-instance_usage_audit_log/{before}" => get(usage::audit_log_show),
+    "/extensions" => get(usage::extensions),
+    "/extensions/{alias}" => get(usage::extension),
+    // nova's image proxy (below 2.36; image metadata below 2.39).
+    // nova's network proxies (below 2.36) and the server's interfaces and groups.
+    "/servers/{id}/os-interface" => get(servers::interfaces::index).post(servers::interfaces::create),
+    "/servers/{id}/os-interface/{port_id}" => get(servers::interfaces::show).delete(servers::interfaces::delete),
+    "/servers/{id}/os-security-groups" => get(secgroups::server_index),
+    "/os-security-groups" => get(secgroups::index).post(secgroups::create),
+    "/os-security-groups/{id}" => get(secgroups::show).put(secgroups::update).delete(secgroups::delete),
+    "/os-security-group-rules" => post(secgroups::rule_create),
+    "/os-security-group-rules/{id}" => delete(secgroups::rule_delete),
+    "/os-floating-ip-pools" => get(floating_ips_proxy::pools),
+    "/os-floating-ips" => get(floating_ips_proxy::index).post(floating_ips_proxy::create),
+    "/os-floating-ips/{id}" => get(floating_ips_proxy::show).delete(floating_ips_proxy::delete),
+    "/os-tenant-networks" => get(networks_proxy::tenant_index).post(networks_proxy::tenant_gone),
+    "/os-tenant-networks/{id}" => get(networks_proxy::tenant_show).delete(networks_proxy::tenant_gone),
+    "/os-networks" => get(networks_proxy::index),
+    "/os-networks/{id}" => get(networks_proxy::show),
+    "/images" => get(images_proxy::index),
+    "/images/detail" => get(images_proxy::detail),
+    "/images/{id}" => get(images_proxy::show).delete(images_proxy::delete),
+    "/images/{id}/metadata" => get(images_proxy::metadata_index).post(images_proxy::metadata_create).put(images_proxy::metadata_update_all),
+    "/images/{id}/metadata/{key}" => get(images_proxy::metadata_show).put(images_proxy::metadata_update).delete(images_proxy::metadata_delete),
+}
+
 /// The compute API router (version documents, `/v2.1/...`) plus the
 /// Placement API's read side under `/placement` and the identity routes
 /// under `/identity`.
 pub fn router(state: Arc<ApiState>) -> Router {
-    let v21 = Router::new()
-        .route("/servers", get(servers::list).post(servers::create))
-        .route("/servers/detail", get(servers::detail))
-        .route(
-            "/servers/{id}",
-            get(servers::show)
-                .put(servers::update)
-                .delete(servers::delete),
-        )
-        .route("/servers/{id}/action", post(servers::action))
-        .route("/servers/{id}/migrations", get(servers::moves::index))
-        .route(
-            "/servers/{id}/migrations/{migration_id}",
-            get(servers::moves::show).delete(servers::moves::delete),
-        )
-        .route(
-            "/servers/{id}/migrations/{migration_id}/action",
-            post(servers::moves::migration_action),
-        )
-        .route("/os-migrations", get(servers::moves::os_migrations))
-        .route(
-            "/servers/{id}/metadata",
-            get(servers::metadata::index)
-                .post(servers::metadata::create)
-                .put(servers::metadata::update_all),
-        )
-        .route(
-            "/servers/{id}/metadata/{key}",
-            get(servers::metadata::show)
-                .put(servers::metadata::update)
-                .delete(servers::metadata::delete),
-        )
-        .route(
-            "/servers/{id}/tags",
-            get(servers::tags::index)
-                .put(servers::tags::update_all)
-                .delete(servers::tags::delete_all),
-        )
-        .route(
-            "/servers/{id}/tags/{tag}",
-            get(servers::tags::show)
-                .put(servers::tags::update)
-                .delete(servers::tags::delete),
-        )
-        .route(
-            "/servers/{id}/os-server-password",
-            get(servers::extras::password_show).delete(servers::extras::password_clear),
-        )
-        .route(
-            "/servers/{id}/diagnostics",
-            get(servers::extras::diagnostics),
-        )
-        .route("/servers/{id}/topology", get(servers::extras::topology))
-        .route("/servers/{id}/ips", get(servers::ips::index))
-        .route("/servers/{id}/ips/{network}", get(servers::ips::show))
-        .route(
-            "/servers/{id}/os-interface",
-            get(servers::interfaces::index).post(servers::interfaces::create),
-        )
-        .route(
-            "/servers/{id}/os-interface/{port_id}",
-            get(servers::interfaces::show).delete(servers::interfaces::delete),
-        )
-        .route(
-            "/servers/{id}/remote-consoles",
-            post(handlers::consoles::create),
-        )
-        .route(
-            "/os-console-auth-tokens/{token}",
-            get(handlers::consoles::token_show),
-        )
-        .route(
-            "/servers/{id}/os-instance-actions",
-            get(servers::instance_actions),
-        )
-        .route(
-            "/servers/{id}/os-instance-actions/{request_id}",
-            get(servers::instance_action),
-        )
-        .route("/flavors", get(flavors::list).post(flavors::create))
-        .route("/flavors/detail", get(flavors::detail))
-        .route(
-            "/flavors/{id}",
-            get(flavors::show)
-                .put(flavors::update)
-                .delete(flavors::delete),
-        )
-        .route("/flavors/{id}/action", post(flavors::action))
-        .route("/flavors/{id}/os-flavor-access", get(flavors::access_list))
-        .route(
-            "/flavors/{id}/os-extra_specs",
-            get(flavors::extra_specs).post(flavors::set_extra_specs),
-        )
-        .route(
-            "/flavors/{id}/os-extra_specs/{key}",
-            get(flavors::extra_spec)
-                .put(flavors::put_extra_spec)
-                .delete(flavors::delete_extra_spec),
-        )
-        .route("/os-keypairs", get(keypairs::list).post(keypairs::create))
-        .route(
-            "/os-keypairs/{name}",
-            get(keypairs::show).delete(keypairs::delete),
-        )
-        .route("/os-hypervisors", get(admin::hypervisors))
-        .route("/os-hypervisors/detail", get(admin::hypervisors_detail))
-        .route("/os-hypervisors/{id}", get(admin::hypervisor))
-        .route("/os-services", get(admin::services))
-        .route(
-            "/os-services/{id}",
-            put(admin::update_service).delete(admin::delete_service),
-        )
-        .route("/os-availability-zone", get(admin::zones))
-        .route("/os-availability-zone/detail", get(admin::zones_detail))
-        .route(
-            "/os-aggregates",
-            get(aggregates::list).post(aggregates::create),
-        )
-        .route(
-            "/os-aggregates/{id}",
-            get(aggregates::show)
-                .put(aggregates::update)
-                .delete(aggregates::delete),
-        )
-        .route("/os-aggregates/{id}/action", post(aggregates::action))
-        .route(
-            "/os-server-groups",
-            get(server_groups::list).post(server_groups::create),
-        )
-        .route(
-            "/os-server-groups/{id}",
-            get(server_groups::show).delete(server_groups::delete),
-        )
-        .route("/os-server-external-events", post(external_events::create))
-        .route("/limits", get(admin::limits))
-        .route(
-            "/os-quota-sets/{project}",
-            get(quotas::api::show)
-                .put(quotas::api::update)
-                .delete(quotas::api::delete),
-        )
-        .route("/os-quota-sets/{project}/detail", get(quotas::api::detail))
-        .route(
-            "/os-quota-sets/{project}/defaults",
-            get(quotas::api::defaults),
-        )
-        .route(
-            "/os-quota-class-sets/{class}",
-            get(quotas::api::class_show).put(quotas::api::class_update),
-        )
-        // Routes nova keeps for older microversions (`hosts`).
-        .route("/os-hosts", get(hosts::index))
-        .route("/os-hosts/{host}", get(hosts::show).put(hosts::update))
-        .route("/os-hosts/{host}/reboot", get(hosts::reboot))
-        .route("/os-hosts/{host}/shutdown", get(hosts::shutdown))
-        .route("/os-hosts/{host}/startup", get(hosts::startup))
-        .route("/os-hypervisors/{id}/uptime", get(hosts::uptime))
-        .route("/os-hypervisors/statistics", get(hosts::statistics))
-        .route("/os-hypervisors/{id}/search", get(hosts::search))
-        .route("/os-hypervisors/{id}/servers", get(hosts::servers))
-        .route("/os-simple-tenant-usage", get(usage::tenant_usages))
-        .route(
-            "/os-simple-tenant-usage/{project}",
-            get(usage::tenant_usage),
-        )
-        .route("/os-instance_usage_audit_log", get(usage::audit_logs))
-        .route(
-            "/os-instance_usage_audit_log/{before}",
-            get(usage::audit_log_show),
-        )
-        .route("/extensions", get(usage::extensions))
-        .route("/extensions/{alias}", get(usage::extension))
-        // nova's image proxy (below 2.36; image metadata below 2.39).
-        .route("/os-networks", get(networks_proxy::index))
-        .route(
-            "/os-security-groups",
-            get(secgroups::index).post(secgroups::create),
-        )
-        .route(
-            "/os-security-groups/{id}",
-            get(secgroups::show)
-                .put(secgroups::update)
-                .delete(secgroups::delete),
-        )
-        .route("/os-security-group-rules", post(secgroups::rule_create))
-        .route(
-            "/os-security-group-rules/{id}",
-            axum::routing::delete(secgroups::rule_delete),
-        )
-        .route(
-            "/servers/{id}/os-security-groups",
-            get(secgroups::server_index),
-        )
-        .route(
-            "/os-floating-ips",
-            get(floating_ips_proxy::index).post(floating_ips_proxy::create),
-        )
-        .route(
-            "/os-floating-ips/{id}",
-            get(floating_ips_proxy::show).delete(floating_ips_proxy::delete),
-        )
-        .route("/os-floating-ip-pools", get(floating_ips_proxy::pools))
-        .route(
-            "/os-tenant-networks",
-            get(networks_proxy::tenant_index).post(networks_proxy::tenant_gone),
-        )
-        .route(
-            "/os-tenant-networks/{id}",
-            get(networks_proxy::tenant_show).delete(networks_proxy::tenant_gone),
-        )
-        .route("/os-networks/{id}", get(networks_proxy::show))
-        .route("/images", get(images_proxy::index))
-        .route("/images/detail", get(images_proxy::detail))
-        .route(
-            "/images/{id}",
-            get(images_proxy::show).delete(images_proxy::delete),
-        )
-        .route(
-            "/images/{id}/metadata",
-            get(images_proxy::metadata_index)
-                .post(images_proxy::metadata_create)
-                .put(images_proxy::metadata_update_all),
-        )
-        .route(
-            "/images/{id}/metadata/{key}",
-            get(images_proxy::metadata_show)
-                .put(images_proxy::metadata_update)
-                .delete(images_proxy::metadata_delete),
-        )
+    let v21 = v21_routes()
         .layer(middleware::from_fn_with_state(
             state.clone(),
             layers::authenticate,
         ))
         .route("/", get(version_v21))
+        .route("/openapi.json", get(openapi::serve))
         .fallback(not_found);
     let compute = Router::new()
         .route("/", get(versions))

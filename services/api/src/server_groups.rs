@@ -30,7 +30,7 @@ type Params = Query<Vec<(String, String)>>;
 
 const RETRIES: usize = 10;
 
-fn create_schema(v: ApiVersion) -> Value {
+pub(crate) fn create_schema(v: ApiVersion) -> Value {
     let name = json!({"type": "string", "minLength": 1, "maxLength": 255,
                       "pattern": "^\\S([\\s\\S]*\\S)?$"});
     let group = if v.at_least(2, 64) {

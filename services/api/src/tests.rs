@@ -22,6 +22,7 @@ use crate::http::admin_ctx;
 use crate::{ApiConfig, ApiState, ImageStore, MAX_BODY};
 
 mod hardening;
+mod openapi;
 mod policy_file;
 mod quota_sets;
 mod subresources;

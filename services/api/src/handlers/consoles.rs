@@ -24,7 +24,7 @@ const POLICY: &str = "os_compute_api:os-remote-consoles";
 
 /// The `remote_console` body schema at `v` (2.6, 2.8 adds `mks`/`webmks`,
 /// 2.99 `spice-direct`).
-fn create_schema(v: ApiVersion) -> Value {
+pub(crate) fn create_schema(v: ApiVersion) -> Value {
     let mut protocols = vec!["vnc", "spice", "serial", "rdp"];
     let mut types = vec!["novnc", "xvpvnc", "spice-html5", "serial", "rdp-html5"];
     if v.at_least(2, 8) {

@@ -37,7 +37,7 @@ const INJECTED: [&str; 3] = [
 const GROUPS: [&str; 2] = ["server_groups", "server_group_members"];
 
 /// The resources a quota set shows at `v` (network ones: always -1).
-fn set_resources(v: ApiVersion) -> Vec<&'static str> {
+pub(crate) fn set_resources(v: ApiVersion) -> Vec<&'static str> {
     let mut r: Vec<&str> = RESOURCES
         .iter()
         .copied()
@@ -50,7 +50,7 @@ fn set_resources(v: ApiVersion) -> Vec<&'static str> {
 }
 
 /// The resources a quota class set shows at `v`.
-fn class_resources(v: ApiVersion) -> Vec<&'static str> {
+pub(crate) fn class_resources(v: ApiVersion) -> Vec<&'static str> {
     let mut r: Vec<&str> = RESOURCES
         .iter()
         .copied()
@@ -78,7 +78,7 @@ fn render(limits: &Limits, keys: &[&str], id: Option<&str>) -> Map<String, Value
 }
 
 /// `PUT` bodies: every resource the version accepts, `force`.
-fn update_schema(wrapper: &str, keys: &[&str], force: bool) -> Value {
+pub(crate) fn update_schema(wrapper: &str, keys: &[&str], force: bool) -> Value {
     let limit = json!({"type": ["integer", "string"], "pattern": "^-?[0-9]+$",
                        "minimum": -1, "maximum": 0x7FFF_FFFF});
     let mut props = Map::new();

@@ -28,13 +28,13 @@ fn metadata_schema() -> Value {
 }
 
 /// `{"metadata": {...}}` (create, update_all).
-fn body_schema() -> Value {
+pub(crate) fn body_schema() -> Value {
     json!({"type": "object", "properties": {"metadata": metadata_schema()},
            "required": ["metadata"], "additionalProperties": false})
 }
 
 /// `{"meta": {key: value}}` (update one key).
-fn meta_schema() -> Value {
+pub(crate) fn meta_schema() -> Value {
     let mut m = metadata_schema();
     m["minProperties"] = json!(1);
     m["maxProperties"] = json!(1);

@@ -34,7 +34,7 @@ fn host_schema() -> Value {
            "pattern": "^[a-zA-Z0-9-._]*$"})
 }
 
-fn schema(name: &str, v: ApiVersion) -> Value {
+pub(crate) fn schema(name: &str, v: ApiVersion) -> Value {
     let inner = match name {
         "resize" => json!({"type": "object", "properties": {
             "flavorRef": {"type": ["string", "integer"], "minLength": 1},

@@ -28,7 +28,7 @@ fn since_2_26(v: ApiVersion) -> ApiResult<()> {
     }
 }
 
-fn update_all_schema() -> Value {
+pub(crate) fn update_all_schema() -> Value {
     json!({"type": "object",
            "properties": {"tags": {"type": "array", "items": tags::tag_schema(),
                                    "maxItems": tags::MAX_TAG_COUNT}},

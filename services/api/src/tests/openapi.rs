@@ -1,0 +1,280 @@
+//! The OpenAPI document (`openapi`): it lists exactly the routes and
+//! methods the router serves, its schemas compile, and the responses the
+//! API gives conform to it.
+
+use super::*;
+use crate::microversion::{self, ApiVersion};
+use crate::openapi::{PUBLIC_ROUTES, document};
+
+const METHODS: [&str; 4] = ["get", "post", "put", "delete"];
+
+/// Every microversion the API serves.
+fn versions() -> Vec<ApiVersion> {
+    (microversion::MIN.1..=microversion::MAX.1)
+        .map(|m| ApiVersion(2, m))
+        .collect()
+}
+
+/// (path, method) of every operation in any microversion's document.
+fn documented() -> std::collections::BTreeSet<(String, String)> {
+    let mut all = std::collections::BTreeSet::new();
+    for v in versions() {
+        let doc = document(v, "http://x");
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            for method in item.as_object().unwrap().keys() {
+                all.insert((path.clone(), method.clone()));
+            }
+        }
+    }
+    all
+}
+
+#[test]
+fn the_document_has_every_route_of_the_table_and_no_other() {
+    let mut table = std::collections::BTreeSet::new();
+    for r in crate::V21_ROUTES {
+        for m in r.methods {
+            table.insert((format!("/v2.1{}", r.path), (*m).to_owned()));
+        }
+    }
+    for (p, m) in PUBLIC_ROUTES {
+        table.insert(((*p).to_owned(), (*m).to_owned()));
+    }
+    let doc = documented();
+    let missing: Vec<_> = table.difference(&doc).collect();
+    let extra: Vec<_> = doc.difference(&table).collect();
+    assert!(missing.is_empty(), "routes the document lacks: {missing:?}");
+    assert!(extra.is_empty(), "operations no route serves: {extra:?}");
+    assert!(doc.contains(&("/v2.1/servers/{id}/action".into(), "post".into())));
+}
+
+/// A route added to `router()` outside the table (a `.route("…"` in
+/// lib.rs) must be one of the documented public routes.
+#[test]
+fn lib_rs_adds_no_route_outside_the_table() {
+    let src = include_str!("../lib.rs");
+    let router = &src[src.find("pub fn router(").unwrap()..];
+    let router = &router[..router.find("\n}\n").unwrap()];
+    let doc = documented();
+    for lit in router.split(".route(\"").skip(1) {
+        let path = &lit[..lit.find('"').unwrap()];
+        let known = [path.to_owned(), format!("/v2.1{path}")]
+            .iter()
+            .any(|p| doc.iter().any(|(d, _)| d == p));
+        assert!(
+            known,
+            "route {path} in lib.rs is not in the OpenAPI document"
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_router_serves_exactly_the_documented_methods() {
+    let a = app().await;
+    let doc = documented();
+    let paths: std::collections::BTreeSet<&String> = doc.iter().map(|(p, _)| p).collect();
+    for path in paths {
+        let concrete = path
+            .split('/')
+            .map(|s| if s.starts_with('{') { "x1" } else { s })
+            .collect::<Vec<_>>()
+            .join("/");
+        for m in METHODS {
+            let method = Method::from_bytes(m.to_uppercase().as_bytes()).unwrap();
+            // At the route's oldest microversion (a handler may refuse a
+            // method before it, as nova's `api_version` does).
+            let relative = path.strip_prefix("/v2.1").unwrap_or(path);
+            let (lo, _) = crate::openapi::bounds(relative, m);
+            let mut req = App::req(method, &concrete, Some(&a.admin), Body::from("{}"));
+            req.headers_mut().insert(
+                "openstack-api-version",
+                format!("compute {lo}").parse().unwrap(),
+            );
+            let r = a.send(req).await;
+            let served = doc.contains(&(path.clone(), m.to_owned()));
+            if served {
+                assert_ne!(r.status, StatusCode::METHOD_NOT_ALLOWED, "{m} {path}");
+            } else {
+                assert_eq!(
+                    r.status,
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    "{m} {path} is served but not documented"
+                );
+            }
+        }
+    }
+}
+
+/// Compiles `schema` (its `$ref`s resolved against the document's
+/// components).
+fn validator(doc: &Value, schema: &Value) -> jsonschema::Validator {
+    let mut root = schema.clone();
+    root["components"] = doc["components"].clone();
+    jsonschema::options()
+        .with_draft(jsonschema::Draft::Draft202012)
+        .should_validate_formats(true)
+        .build(&root)
+        .unwrap_or_else(|e| panic!("schema {schema}: {e}"))
+}
+
+/// The microversions where a schema changes (nova's `schemas` and views).
+const SAMPLES: [u16; 16] = [1, 2, 3, 9, 10, 16, 19, 26, 36, 43, 47, 53, 57, 63, 75, 100];
+
+#[test]
+fn every_schema_compiles() {
+    for m in SAMPLES {
+        let doc = document(ApiVersion(2, m), "http://x");
+        for item in doc["paths"].as_object().unwrap().values() {
+            for op in item.as_object().unwrap().values() {
+                if let Some(b) = op.get("requestBody") {
+                    validator(&doc, &b["content"]["application/json"]["schema"]);
+                }
+                for resp in op["responses"].as_object().unwrap().values() {
+                    if let Some(c) = resp.get("content") {
+                        validator(&doc, &c["application/json"]["schema"]);
+                    }
+                }
+            }
+        }
+        assert!(!doc.to_string().contains("\\\\p{"), "2.{m}: \\p classes");
+    }
+}
+
+/// Checks reply `r` of `method path` (a documented path) against the
+/// document of `v`.
+fn conforms(doc: &Value, path: &str, method: &str, r: &Reply) {
+    let code = r.status.as_u16().to_string();
+    let op = &doc["paths"][path][method];
+    let responses = op["responses"].as_object().unwrap();
+    let key = if responses.contains_key(&code) {
+        code.clone()
+    } else {
+        format!("{}XX", &code[..1])
+    };
+    assert!(
+        responses.contains_key(&key),
+        "{method} {path}: status {code} not documented"
+    );
+    if responses[&key].get("content").is_none() {
+        return;
+    }
+    let v = validator(
+        doc,
+        &responses[&key]["content"]["application/json"]["schema"],
+    );
+    if let Err(e) = v.validate(&r.body) {
+        panic!(
+            "{method} {path} ({code}): {e} at {}\n{}",
+            e.instance_path(),
+            r.body
+        );
+    }
+}
+
+#[tokio::test]
+async fn responses_conform_to_the_document_of_their_microversion() {
+    let a = app().await;
+    for v in [
+        ApiVersion(2, 1),
+        ApiVersion(2, 47),
+        ApiVersion(2, 74),
+        microversion::MAX,
+    ] {
+        let doc = document(v, "http://127.0.0.1:8774");
+        let send = |method: Method, path: String, token: String, body: Option<Value>| {
+            let mut req = App::req(
+                method,
+                &path,
+                Some(&token),
+                body.map(|b| Body::from(b.to_string())).unwrap_or_default(),
+            );
+            req.headers_mut().insert(
+                "openstack-api-version",
+                format!("compute {v}").parse().unwrap(),
+            );
+            a.send(req)
+        };
+        let fid = format!("f-{}", v.1);
+        let r = send(
+            Method::POST,
+            "/v2.1/flavors".into(),
+            a.admin.clone(),
+            Some(json!({"flavor": {"name": fid, "id": fid, "ram": 64, "vcpus": 1, "disk": 1}})),
+        )
+        .await;
+        conforms(&doc, "/v2.1/flavors", "post", &r);
+        let kp = format!("k{}", v.1);
+        let r = send(
+            Method::POST,
+            "/v2.1/os-keypairs".into(),
+            a.demo.clone(),
+            Some(json!({"keypair": {"name": kp, "public_key": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBd4Qd6m6vn4hJgNuuJ1qy7rGCpi6KSvaRXSAvfKqBBm x"}})),
+        )
+        .await;
+        conforms(&doc, "/v2.1/os-keypairs", "post", &r);
+        let mut inst = a.instance("s1", VmState::Active, None, Some("h1")).await;
+        inst = a.reload(&inst).await;
+        for (path, token) in [
+            ("/v2.1/flavors".to_owned(), &a.demo),
+            ("/v2.1/flavors/detail".to_owned(), &a.demo),
+            (format!("/v2.1/flavors/{fid}"), &a.demo),
+            ("/v2.1/os-keypairs".to_owned(), &a.demo),
+            (format!("/v2.1/os-keypairs/{kp}"), &a.demo),
+            ("/v2.1/limits".to_owned(), &a.demo),
+            ("/v2.1/servers".to_owned(), &a.demo),
+            ("/v2.1/servers/detail".to_owned(), &a.demo),
+            ("/v2.1/servers/detail".to_owned(), &a.admin),
+            (format!("/v2.1/servers/{}", inst.uuid()), &a.demo),
+            ("/v2.1/servers/nosuch".to_owned(), &a.demo),
+            ("/v2.1/flavors/nosuch".to_owned(), &a.demo),
+            ("/".to_owned(), &a.demo),
+            ("/v2.1/".to_owned(), &a.demo),
+        ] {
+            let r = send(Method::GET, path.clone(), token.clone(), None).await;
+            let documented = if path.ends_with("/nosuch") {
+                path.replace("nosuch", "{id}")
+            } else if path.contains(inst.uuid()) {
+                "/v2.1/servers/{id}".to_owned()
+            } else if path.contains(&format!("/{fid}")) {
+                "/v2.1/flavors/{id}".to_owned()
+            } else if path.contains(&format!("/{kp}")) {
+                "/v2.1/os-keypairs/{name}".to_owned()
+            } else {
+                path.clone()
+            };
+            conforms(&doc, &documented, "get", &r);
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_document_is_served_per_microversion() {
+    let a = app().await;
+    let get = |uri: &str, version: Option<&str>| {
+        let mut req = App::req(Method::GET, uri, None, Body::empty());
+        if let Some(v) = version {
+            req.headers_mut()
+                .insert("openstack-api-version", v.parse().unwrap());
+        }
+        a.send(req)
+    };
+    let r = get("/v2.1/openapi.json", Some("compute 2.42")).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.body["openapi"], "3.1.0");
+    assert_eq!(r.body["info"]["version"], "2.42");
+    assert!(r.body["paths"]["/v2.1/os-hosts"].is_object());
+    assert!(r.body["paths"]["/v2.1/servers/{id}/topology"].is_null());
+    let r = get("/v2.1/openapi.json?microversion=latest", None).await;
+    assert_eq!(r.body["info"]["version"], microversion::MAX.to_string());
+    assert!(r.body["paths"]["/v2.1/os-hosts"].is_null());
+    assert!(r.body["paths"]["/v2.1/servers/{id}/topology"]["get"].is_object());
+    assert_eq!(
+        r.body["paths"]["/v2.1/servers/{id}/topology"]["get"]["x-openstack-microversion"]["min"],
+        "2.78"
+    );
+    let r = get("/v2.1/openapi.json", None).await;
+    assert_eq!(r.body["info"]["version"], "2.1");
+    let r = get("/v2.1/openapi.json?microversion=3.0", None).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    fault(&r, "badRequest");
+}
