@@ -891,3 +891,51 @@ async fn a_tag_filter_of_thousands_of_tags_is_refused() {
         }
     }
 }
+
+/// The image-metadata proxy (below 2.39) takes nova's
+/// `parameter_types.metadata`: keys of `[a-zA-Z0-9-_:. ]`, string values
+/// of at most 255 characters; anything else is a 400 and nothing is
+/// stored (a control-character key was stored).
+#[tokio::test]
+async fn image_metadata_through_the_proxy_is_validated() {
+    let a = app().await;
+    let admin = crate::auth::Ctx {
+        user_id: "admin".into(),
+        project_id: "admin".into(),
+        roles: vec!["admin".into()],
+        ..Default::default()
+    };
+    let mut body = serde_json::Map::new();
+    body.insert("name".into(), json!("img"));
+    body.insert("visibility".into(), json!("public"));
+    let img = a.state.images.create(&admin, &body).unwrap();
+    let id = img["id"].as_str().unwrap().to_owned();
+    let send = |method: Method, path: String, body: Value| {
+        let mut req = App::req(method, &path, Some(&a.admin), Body::from(body.to_string()));
+        req.headers_mut()
+            .insert("openstack-api-version", "compute 2.35".parse().unwrap());
+        a.send(req)
+    };
+    let all = format!("/v2.1/images/{id}/metadata");
+    for bad in [
+        json!({"metadata": {"\u{0}": "x"}}),
+        json!({"metadata": {"k": 1}}),
+        json!({"metadata": {"k": "v".repeat(256)}}),
+        json!({"metadata": {"k": "v"}, "extra": 1}),
+    ] {
+        for m in [Method::POST, Method::PUT] {
+            let r = send(m.clone(), all.clone(), bad.clone()).await;
+            assert_eq!(r.status, StatusCode::BAD_REQUEST, "{m} {bad}: {}", r.body);
+        }
+    }
+    let one = format!("/v2.1/images/{id}/metadata/k");
+    let r = send(Method::PUT, one.clone(), json!({"meta": {"k": 1}})).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
+    let r = send(Method::GET, all.clone(), Value::Null).await;
+    assert_eq!(r.body["metadata"], json!({}), "nothing stored");
+    let r = send(Method::POST, all.clone(), json!({"metadata": {"k": "v"}})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    let r = send(Method::PUT, one, json!({"meta": {"k": "w"}})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["meta"], json!({"k": "w"}));
+}
