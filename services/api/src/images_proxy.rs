@@ -270,7 +270,28 @@ async fn check_metadata_items(st: &ApiState, ctx: &Ctx, m: &Map<String, Value>) 
     Ok(())
 }
 
+/// nova's `image_metadata` body schemas: `{"metadata": {...}}` (create,
+/// update_all) or `{"meta": {k: v}}` (one item), with
+/// `parameter_types.metadata`'s keys and string values.
+fn body_schema(key: &str) -> Value {
+    let mut items = json!({"type": "object",
+        "patternProperties": {"^[a-zA-Z0-9-_:. ]{1,255}$": {"type": "string", "maxLength": 255}},
+        "additionalProperties": false});
+    if key == "meta" {
+        items["minProperties"] = json!(1);
+        items["maxProperties"] = json!(1);
+    }
+    json!({"type": "object", "properties": {key: items}, "required": [key],
+           "additionalProperties": false})
+}
+
 fn body_map(body: &Value, key: &str) -> ApiResult<Map<String, Value>> {
+    crate::schemas::check(
+        &format!("image_metadata:{key}"),
+        crate::microversion::MIN,
+        || body_schema(key),
+        body,
+    )?;
     match body.get(key) {
         Some(Value::Object(m)) => Ok(m.clone()),
         _ => Err(Fault::bad_request(format!(

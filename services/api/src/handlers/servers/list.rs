@@ -20,6 +20,10 @@ use crate::views;
 const NAME_FILTER_MAX_LEN: usize = 1024;
 /// The largest compiled `name=` filter (the regex crate's `size_limit`).
 const NAME_FILTER_MAX_SIZE: usize = 256 * 1024;
+/// The most tags one tag filter may name: nova's limit of tags on a
+/// server (`instance.MAX_TAG_COUNT`). Each tag is a condition of the
+/// database query; thousands of them overflowed the stack building it.
+const TAG_FILTER_MAX: usize = 50;
 
 /// The list request of query parameters `p` from `ctx`.
 fn parse(
@@ -54,8 +58,14 @@ fn parse(
     if v.at_least(2, 26) {
         for key in ["tags", "tags-any", "not-tags", "not-tags-any"] {
             if let Some(t) = get(key) {
-                r.tags
-                    .push((key, t.split(',').map(str::to_owned).collect()));
+                let tags: Vec<String> = t.split(',').map(str::to_owned).collect();
+                if tags.len() > TAG_FILTER_MAX {
+                    return Err(Fault::bad_request(format!(
+                        "Invalid input for query parameters {key}. At most {TAG_FILTER_MAX} tags may be given, not {}",
+                        tags.len()
+                    )));
+                }
+                r.tags.push((key, tags));
             }
         }
     }
