@@ -131,7 +131,7 @@ async fn kill_each_service_and_restart_the_broker_and_database_under_load() {
     let pg = pg.unwrap();
     let amqp = rabbit.lock().unwrap().url();
     let admin_db =
-        nova_objects::db::Database::connect(&nova_objects::db::DbConfig::new(&pg.url("postgres")))
+        nova_objects::db::Database::connect(&nova_objects::db::DbConfig::new(pg.url("postgres")))
             .await
             .unwrap();
     admin_db
@@ -308,7 +308,7 @@ async fn kill_each_service_and_restart_the_broker_and_database_under_load() {
                     None => refused += 1,
                 }
                 slowest = slowest.max(t.elapsed());
-                if step % 2 == 0 && booted.len() > 4 {
+                if step.is_multiple_of(2) && booted.len() > 4 {
                     let id = booted.remove(0);
                     let t = Instant::now();
                     if let Some((s, b)) = try_req(
@@ -877,7 +877,7 @@ async fn statements_after_a_database_restart_succeed() {
         .await
         .unwrap();
     let db =
-        nova_objects::db::Database::connect(&nova_objects::db::DbConfig::new(&pg.url("postgres")))
+        nova_objects::db::Database::connect(&nova_objects::db::DbConfig::new(pg.url("postgres")))
             .await
             .unwrap();
     // Several hot connections in the pool.
