@@ -704,3 +704,80 @@ async fn msgpack_is_chosen_by_configuration_and_read_by_content_type() {
     client_t.close().await;
     delete_queues(&[topic.clone(), format!("{topic}.a")], &[]).await;
 }
+
+/// `amqp_durable_queues`: the topic exchange and the server's queues
+/// (`<topic>`, `<topic>.<server>`) are durable, so they and their
+/// persistent messages outlive a broker restart; fanout and reply queues
+/// stay transient. A client's default call timeout is the transport's
+/// `rpc_response_timeout`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn durable_queues_and_the_response_timeout_are_configurable() {
+    let exchange = unique("durable_x");
+    let mut cfg = AmqpConfig::from_url(&amqp_url())
+        .unwrap()
+        .control_exchange(&exchange);
+    cfg.durable_queues = true;
+    cfg.response_timeout = Duration::from_secs(1);
+    let t = AmqpTransport::connect(cfg).await.unwrap();
+    let topic = unique("t");
+    let server = serve(t.clone(), &topic, "a").await;
+    let client = RpcClient::new(
+        t.clone(),
+        Target::topic(&topic)
+            .with_namespace("test")
+            .with_version(Version::new(1, 0)),
+    );
+    let v: i64 = client
+        .call(&RequestContext::new(), "add", json!({"a": 1, "b": 2}))
+        .await
+        .unwrap();
+    assert_eq!(v, 3);
+    let queues = rabbitmqctl(&["-q", "list_queues", "name", "durable"]);
+    let durable = |name: &str| {
+        queues
+            .lines()
+            .find(|l| l.split('\t').next() == Some(name))
+            .map(|l| l.ends_with("\ttrue"))
+    };
+    assert_eq!(durable(&topic), Some(true), "{queues}");
+    assert_eq!(durable(&format!("{topic}.a")), Some(true), "{queues}");
+    let fanout: Vec<&str> = queues
+        .lines()
+        .filter(|l| l.starts_with(&format!("{topic}_fanout_")))
+        .collect();
+    assert!(
+        fanout.len() == 1 && fanout[0].ends_with("\tfalse"),
+        "{fanout:?}"
+    );
+    let exchanges = rabbitmqctl(&["-q", "list_exchanges", "name", "durable"]);
+    assert!(
+        exchanges.lines().any(|l| l == format!("{exchange}\ttrue")),
+        "{exchanges}"
+    );
+    // Nobody serves `b`: the call ends after the transport's 1 s.
+    let t0 = Instant::now();
+    let e = client
+        .prepare()
+        .server("b")
+        .call::<i64>(&RequestContext::new(), "add", json!({"a": 1, "b": 2}))
+        .await
+        .unwrap_err();
+    assert!(e.is_timeout(), "{e}");
+    assert!(t0.elapsed() < Duration::from_secs(3), "{:?}", t0.elapsed());
+    server.stop().await;
+    t.close().await;
+    delete_queues(
+        &[topic.clone(), format!("{topic}.a"), format!("{topic}.b")],
+        &[],
+    )
+    .await;
+    // The durable exchange would outlive the test.
+    let (conn, ch) = raw().await;
+    ch.exchange_delete(
+        exchange.as_str().into(),
+        lapin::options::ExchangeDeleteOptions::default(),
+    )
+    .await
+    .unwrap();
+    let _ = conn.close(200, "OK".into()).await;
+}

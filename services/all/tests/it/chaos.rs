@@ -131,7 +131,7 @@ async fn kill_each_service_and_restart_the_broker_and_database_under_load() {
     let pg = pg.unwrap();
     let amqp = rabbit.lock().unwrap().url();
     let admin_db =
-        nova_objects::db::Database::connect(&nova_objects::db::DbConfig::new(&pg.url("postgres")))
+        nova_objects::db::Database::connect(&nova_objects::db::DbConfig::new(pg.url("postgres")))
             .await
             .unwrap();
     admin_db
@@ -308,7 +308,7 @@ async fn kill_each_service_and_restart_the_broker_and_database_under_load() {
                     None => refused += 1,
                 }
                 slowest = slowest.max(t.elapsed());
-                if step % 2 == 0 && booted.len() > 4 {
+                if step.is_multiple_of(2) && booted.len() > 4 {
                     let id = booted.remove(0);
                     let t = Instant::now();
                     if let Some((s, b)) = try_req(
@@ -444,10 +444,15 @@ async fn kill_each_service_and_restart_the_broker_and_database_under_load() {
         .await
         .map(|(_, b)| b["servers"].as_array().cloned().unwrap_or_default());
         if let Some(all) = list {
+            // The fake driver's guests live in the nova-compute process:
+            // those of the compute that was killed died with it, and
+            // its power sync tells the truth (SHUTOFF), as nova does.
             let unsettled: Vec<&Value> = all
                 .iter()
                 .filter(|s| {
-                    !(s["status"] == "ACTIVE" || s["status"] == "ERROR")
+                    let shutoff_on_killed =
+                        s["status"] == "SHUTOFF" && s["OS-EXT-SRV-ATTR:host"] == "chaos-cmp-0";
+                    !(s["status"] == "ACTIVE" || s["status"] == "ERROR" || shutoff_on_killed)
                         || !s["OS-EXT-STS:task_state"].is_null()
                 })
                 .collect();
@@ -477,8 +482,9 @@ async fn kill_each_service_and_restart_the_broker_and_database_under_load() {
         tokio::time::sleep(Duration::from_millis(500)).await;
     };
     let active = servers.iter().filter(|s| s["status"] == "ACTIVE").count();
+    let error = servers.iter().filter(|s| s["status"] == "ERROR").count();
     eprintln!(
-        "chaos: settled at {:?}: {} servers, {active} ACTIVE",
+        "chaos: settled at {:?}: {} servers, {active} ACTIVE, {error} ERROR",
         t0.elapsed(),
         servers.len()
     );
@@ -517,8 +523,8 @@ async fn kill_each_service_and_restart_the_broker_and_database_under_load() {
             .values()
             .map(|r| r.get("MEMORY_MB").copied().unwrap_or(0))
             .sum();
-        if s["status"] == "ACTIVE" {
-            assert_eq!(mine, 512, "{id} ACTIVE holds {:?}", a.allocations);
+        if s["status"] == "ACTIVE" || s["status"] == "SHUTOFF" {
+            assert_eq!(mine, 512, "{id} {} holds {:?}", s["status"], a.allocations);
         }
         held += mine;
     }
@@ -858,4 +864,49 @@ async fn four_schedulers_racing_on_a_nearly_full_cloud_never_overcommit() {
         .execute_unprepared(&format!("DROP DATABASE IF EXISTS {dbname} WITH (FORCE)"))
         .await;
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// After a PostgreSQL restart every pooled connection is dead, however
+/// recently used: each is checked at check-out (oslo.db's ping), so the
+/// first statements after the restart succeed rather than failing once
+/// per pooled connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "starts its own PostgreSQL: run with --run-ignored only"]
+async fn statements_after_a_database_restart_succeed() {
+    let pg = tokio::task::spawn_blocking(|| OwnPostgres::start("dbrestart"))
+        .await
+        .unwrap();
+    let db =
+        nova_objects::db::Database::connect(&nova_objects::db::DbConfig::new(pg.url("postgres")))
+            .await
+            .unwrap();
+    // Several hot connections in the pool.
+    let busy = |db: nova_objects::db::Database| async move {
+        let mut tasks = Vec::new();
+        for _ in 0..5 {
+            let db = db.clone();
+            tasks.push(tokio::spawn(async move {
+                db.connection()
+                    .execute_unprepared("SELECT pg_sleep(0.05)")
+                    .await
+                    .map(|_| ())
+            }));
+        }
+        let mut errors = Vec::new();
+        for t in tasks {
+            if let Err(e) = t.await.unwrap() {
+                errors.push(e.to_string());
+            }
+        }
+        errors
+    };
+    assert_eq!(busy(db.clone()).await, Vec::<String>::new());
+    tokio::task::block_in_place(|| pg.restart());
+    assert_eq!(
+        busy(db.clone()).await,
+        Vec::<String>::new(),
+        "statements after the restart"
+    );
+    drop(db);
+    drop(pg);
 }
