@@ -95,43 +95,16 @@ async fn lying_clients_and_wrong_methods_get_nova_faults() {
     c.stop().await;
 }
 
-/// The compute API's routes as `services/api/src/lib.rs` declares them
-/// in `router()` (the `/v2.1` block): `(path template, methods)`. Read
-/// from the route table's source so that a new route is covered without
-/// editing this test; [`every_route_refuses_hostile_input`] checks the
-/// list against the running router (every other method is 405).
+/// The compute API's routes: `(path template, methods)` from the route
+/// table the router is built from (`nova_api::V21_ROUTES`), so that a new
+/// route is covered without editing this test;
+/// [`every_route_refuses_hostile_input`] checks the list against the
+/// running router (every other method is 405).
 fn compute_routes() -> Vec<(String, Vec<&'static str>)> {
-    let src = include_str!("../../../api/src/lib.rs");
-    let start = src
-        .find("let v21 = Router::new()")
-        .expect("router() builds the /v2.1 routes in `let v21`");
-    let end = start
-        + src[start..]
-            .find(".layer(middleware::from_fn_with_state(")
-            .expect("the /v2.1 block ends with its authentication layer");
-    let mut out = Vec::new();
-    for chunk in src[start..end].split(".route(").skip(1) {
-        let path = chunk
-            .split('"')
-            .nth(1)
-            .expect("a route's first argument is its path literal");
-        let mut methods = Vec::new();
-        for m in ["get", "post", "put", "delete", "patch"] {
-            let call = format!("{m}(");
-            let found = chunk.match_indices(&call).any(|(i, _)| {
-                i == 0
-                    || !chunk.as_bytes()[i - 1].is_ascii_alphanumeric()
-                        && chunk.as_bytes()[i - 1] != b'_'
-                        && chunk.as_bytes()[i - 1] != b':'
-            });
-            if found {
-                methods.push(m);
-            }
-        }
-        assert!(!methods.is_empty(), "no method found for route {path}");
-        out.push((path.to_owned(), methods));
-    }
-    out
+    nova_api::V21_ROUTES
+        .iter()
+        .map(|r| (r.path.to_owned(), r.methods.to_vec()))
+        .collect()
 }
 
 /// nova's fault name for a status (`Fault._fault_names`).
