@@ -277,8 +277,24 @@ async fn snapshot(c: &Cluster, server: &str, flavor: &str, demo_project: &str) -
             "admin",
         ),
     ] {
-        let r = c.call(Method::GET, &path, user, "2.100", None).await;
+        let mut r = c.call(Method::GET, &path, user, "2.100", None).await;
         assert_eq!(r.status, 200, "{path}: {}", r.body);
+        if key == "actions"
+            && let Some(list) = r.body["instanceActions"].as_array_mut()
+        {
+            // nova records an interface action before the compute looks at
+            // the port or network it names (`_record_action_start` in
+            // `attach_interface` / `detach_interface`), so a refused attach
+            // or detach of a well-formed but unknown port leaves its
+            // action, there as here (a detach's is recorded by a cast,
+            // possibly after its route's batch).
+            list.retain(|a| {
+                !matches!(
+                    a["action"].as_str(),
+                    Some("attach_interface" | "detach_interface")
+                )
+            });
+        }
         out.insert(key.into(), r.body);
     }
     let services = c
@@ -394,7 +410,17 @@ fn body_keys(path: &str) -> Vec<&'static str> {
 /// are the same).
 #[tokio::test]
 async fn every_route_refuses_hostile_input() {
-    let c = Cluster::start(1, &[]).await;
+    // With nova-all's network service, as it runs by default: the
+    // interface, security group and floating IP routes reach it.
+    let c = Cluster::start(
+        1,
+        &[
+            ("network", "enabled", "true"),
+            ("network", "bind_port", "0"),
+            ("network", "external_network_name", "public"),
+        ],
+    )
+    .await;
     let routes = compute_routes();
     assert!(routes.len() > 60, "{} routes parsed", routes.len());
     assert!(routes.contains(&("/servers".to_owned(), vec!["get", "post"])));
