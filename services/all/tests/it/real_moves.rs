@@ -309,6 +309,20 @@ async fn assert_books_moving(c: &Cluster, id: &str) {
 /// nothing on the destination, the books as before.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_running_live_migration_of_a_real_guest_is_aborted() {
+    interrupt_a_running_live_migration(false).await;
+}
+
+/// The same slow live migration forced to complete (2.22's
+/// `force_complete`): without post-copy nova's libvirt driver pauses the
+/// guest on the source so the copy converges; the migration `completed`,
+/// the server ACTIVE on the destination with the same guest running there
+/// (libvirt resumes it), nothing left on the source.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_running_live_migration_of_a_real_guest_is_forced_to_complete() {
+    interrupt_a_running_live_migration(true).await;
+}
+
+async fn interrupt_a_running_live_migration(force_complete: bool) {
     let guest = guest_dir();
     let peer = Peer::new();
     let c = two_computes(&peer, &[("libvirt", "live_migration_bandwidth", "1")]).await;
@@ -339,6 +353,51 @@ async fn a_running_live_migration_of_a_real_guest_is_aborted() {
     .await;
     assert_eq!(r.status, 202, "{}", r.body);
     let m = migration(&c, &id, "running").await;
+    if force_complete {
+        let r = c
+            .call(
+                Method::POST,
+                &format!("/v2.1/servers/{id}/migrations/{}/action", m["id"]),
+                "admin",
+                "2.22",
+                Some(json!({"force_complete": null})),
+            )
+            .await;
+        assert_eq!(r.status, 202, "{}", r.body);
+        // The source pauses while the copy finishes (unless it finished first).
+        let mut states = Vec::new();
+        for _ in 0..100 {
+            let st = state_on(&c, &peer, &first, &name);
+            let done = st != "running";
+            states.push(st);
+            if done {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        assert!(
+            matches!(states.last().map(String::as_str), Some("paused" | "")),
+            "the source guest was not paused: {states:?}"
+        );
+        migration(&c, &id, "completed").await;
+        let s = settle(&c, &id, "ACTIVE").await;
+        assert_eq!(host_of(&s), second);
+        assert_eq!(state_on(&c, &peer, &second, &name), "running");
+        assert_eq!(
+            state_on(&c, &peer, &first, &name),
+            "",
+            "gone from the source"
+        );
+        assert!(
+            !console(&c, &id).await.contains("NOVA-RS GUEST BOOTED"),
+            "the same guest, not a new boot"
+        );
+        assert_books(&c).await;
+        let r = c.delete(&format!("/v2.1/servers/{id}"), "admin").await;
+        assert_eq!(r.status, 204);
+        c.stop().await;
+        return;
+    }
     let r = c
         .call(
             Method::DELETE,
