@@ -91,6 +91,33 @@ fn unavailable(e: impl std::fmt::Display) -> Fault {
     )
 }
 
+/// The networks of the network service `ctx` sees (none without one).
+async fn visible_networks(st: &crate::ApiState, ctx: &Ctx) -> ApiResult<Vec<Value>> {
+    let nets = match st.network() {
+        Some(n) => n.list("network", &[]).await.map_err(unavailable)?,
+        None => Vec::new(),
+    };
+    Ok(nets.into_iter().filter(|n| visible(ctx, n)).collect())
+}
+
+/// Network `id` as `ctx` sees it (nova's 404 when it does not, or when
+/// there is no network service).
+async fn visible_network(st: &crate::ApiState, ctx: &Ctx, id: &str) -> ApiResult<Value> {
+    let not_found = || Fault::not_found("Network not found");
+    let Some(client) = st.network() else {
+        return Err(not_found());
+    };
+    let net = match client.show("network", id).await {
+        Ok(n) => n,
+        Err(e) if e.is_not_found() => return Err(not_found()),
+        Err(e) => return Err(unavailable(e)),
+    };
+    if !visible(ctx, &net) {
+        return Err(not_found());
+    }
+    Ok(net)
+}
+
 /// `GET /os-networks`.
 pub(crate) async fn index(
     State(st): St,
@@ -99,13 +126,9 @@ pub(crate) async fn index(
 ) -> ApiResult<Response> {
     check_proxy(v)?;
     require_read(&ctx, "os_compute_api:os-networks:list")?;
-    let nets = match st.network() {
-        Some(n) => n.list("network", &[]).await.map_err(unavailable)?,
-        None => Vec::new(),
-    };
-    let out: Vec<Value> = nets
+    let out: Vec<Value> = visible_networks(&st, &ctx)
+        .await?
         .iter()
-        .filter(|n| visible(&ctx, n))
         .map(|n| view(&ctx, n))
         .collect();
     Ok(axum::Json(json!({ "networks": out })).into_response())
@@ -120,18 +143,7 @@ pub(crate) async fn show(
 ) -> ApiResult<Response> {
     check_proxy(v)?;
     require_read(&ctx, "os_compute_api:os-networks:show")?;
-    let not_found = || Fault::not_found("Network not found");
-    let Some(client) = st.network() else {
-        return Err(not_found());
-    };
-    let net = match client.show("network", &id).await {
-        Ok(n) => n,
-        Err(e) if e.is_not_found() => return Err(not_found()),
-        Err(e) => return Err(unavailable(e)),
-    };
-    if !visible(&ctx, &net) {
-        return Err(not_found());
-    }
+    let net = visible_network(&st, &ctx, &id).await?;
     Ok(axum::Json(json!({ "network": view(&ctx, &net) })).into_response())
 }
 
@@ -149,13 +161,9 @@ pub(crate) async fn tenant_index(
 ) -> ApiResult<Response> {
     check_proxy(v)?;
     require_read(&ctx, "os_compute_api:os-tenant-networks:list")?;
-    let nets = match st.network() {
-        Some(n) => n.list("network", &[]).await.map_err(unavailable)?,
-        None => Vec::new(),
-    };
-    let out: Vec<Value> = nets
+    let out: Vec<Value> = visible_networks(&st, &ctx)
+        .await?
         .iter()
-        .filter(|n| visible(&ctx, n))
         .map(tenant_view)
         .collect();
     Ok(axum::Json(json!({ "networks": out })).into_response())
@@ -170,18 +178,7 @@ pub(crate) async fn tenant_show(
 ) -> ApiResult<Response> {
     check_proxy(v)?;
     require_read(&ctx, "os_compute_api:os-tenant-networks:show")?;
-    let not_found = || Fault::not_found("Network not found");
-    let Some(client) = st.network() else {
-        return Err(not_found());
-    };
-    let net = match client.show("network", &id).await {
-        Ok(n) => n,
-        Err(e) if e.is_not_found() => return Err(not_found()),
-        Err(e) => return Err(unavailable(e)),
-    };
-    if !visible(&ctx, &net) {
-        return Err(not_found());
-    }
+    let net = visible_network(&st, &ctx, &id).await?;
     Ok(axum::Json(json!({ "network": tenant_view(&net) })).into_response())
 }
 
