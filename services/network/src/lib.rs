@@ -35,7 +35,7 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use nova_service::{Conf, Runner};
-use serde_json::json;
+use serde_json::{Value, json};
 
 pub use api::Authenticate;
 pub use datapath::{Datapath, HostEntry, NetworkSpec, NoopDatapath, bridge_name, tap_name};
@@ -155,33 +155,16 @@ pub async fn ensure_default_network(
     conf: &Conf,
 ) -> anyhow::Result<Option<String>> {
     let name = conf.str_or("network", "default_network_name", "private");
-    if name.is_empty() {
-        return Ok(None);
-    }
     let cidr = conf.str_or("network", "default_network_cidr", "10.0.0.0/24");
-    let admin = Caller::admin();
-    let q = vec![("name".to_owned(), name.clone())];
-    if let Some(n) = svc.list(&admin, service::NETWORK, &q).await.first() {
-        return Ok(n["id"].as_str().map(str::to_owned));
-    }
-    let fail = |e: NeutronError| anyhow::anyhow!("default network: {}", e.message);
-    let net = svc
-        .create_network(
-            &admin,
-            &json!({"network": {"name": name, "shared": true,
-                "provider:network_type": "flat", "provider:physical_network": "physnet1"}}),
-        )
-        .await
-        .map_err(fail)?;
-    let id = net["id"].as_str().unwrap_or_default().to_owned();
-    svc.create_subnet(
-        &admin,
-        &json!({"subnet": {"name": format!("{name}-subnet"), "network_id": id, "cidr": cidr,
-            "ip_version": if cidr.contains(':') { 6 } else { 4 }}}),
+    ensure_flat_network(
+        svc,
+        "default network",
+        &name,
+        &cidr,
+        json!({"shared": true, "provider:physical_network": "physnet1"}),
+        json!({}),
     )
     .await
-    .map_err(fail)?;
-    Ok(Some(id))
 }
 
 /// Creates the external network floating IPs come from when `[network]
@@ -194,32 +177,54 @@ pub async fn ensure_external_network(
     conf: &Conf,
 ) -> anyhow::Result<Option<String>> {
     let name = conf.str_or("network", "external_network_name", "");
+    let cidr = conf.str_or("network", "external_network_cidr", "172.24.4.0/24");
+    ensure_flat_network(
+        svc,
+        "external network",
+        &name,
+        &cidr,
+        json!({"router:external": true, "provider:physical_network": "public"}),
+        json!({"enable_dhcp": false}),
+    )
+    .await
+}
+
+/// Flat network `name` (none when empty) with a subnet of `cidr`, made with
+/// the extra attributes `net_attrs` / `subnet_attrs` when missing. Its id.
+async fn ensure_flat_network(
+    svc: &NetworkService,
+    what: &str,
+    name: &str,
+    cidr: &str,
+    net_attrs: Value,
+    subnet_attrs: Value,
+) -> anyhow::Result<Option<String>> {
     if name.is_empty() {
         return Ok(None);
     }
-    let cidr = conf.str_or("network", "external_network_cidr", "172.24.4.0/24");
     let admin = Caller::admin();
-    let q = vec![("name".to_owned(), name.clone())];
+    let q = vec![("name".to_owned(), name.to_owned())];
     if let Some(n) = svc.list(&admin, service::NETWORK, &q).await.first() {
         return Ok(n["id"].as_str().map(str::to_owned));
     }
-    let fail = |e: NeutronError| anyhow::anyhow!("external network: {}", e.message);
+    let fail = |e: NeutronError| anyhow::anyhow!("{what}: {}", e.message);
+    let mut net = json!({"name": name, "provider:network_type": "flat"});
+    let mut subnet = json!({"name": format!("{name}-subnet"), "cidr": cidr,
+        "ip_version": if cidr.contains(':') { 6 } else { 4 }});
+    for (to, from) in [(&mut net, net_attrs), (&mut subnet, subnet_attrs)] {
+        if let (Some(to), Value::Object(from)) = (to.as_object_mut(), from) {
+            to.extend(from);
+        }
+    }
     let net = svc
-        .create_network(
-            &admin,
-            &json!({"network": {"name": name, "router:external": true,
-                "provider:network_type": "flat", "provider:physical_network": "public"}}),
-        )
+        .create_network(&admin, &json!({ "network": net }))
         .await
         .map_err(fail)?;
     let id = net["id"].as_str().unwrap_or_default().to_owned();
-    svc.create_subnet(
-        &admin,
-        &json!({"subnet": {"name": format!("{name}-subnet"), "network_id": id, "cidr": cidr,
-            "ip_version": if cidr.contains(':') { 6 } else { 4 }, "enable_dhcp": false}}),
-    )
-    .await
-    .map_err(fail)?;
+    subnet["network_id"] = json!(id);
+    svc.create_subnet(&admin, &json!({ "subnet": subnet }))
+        .await
+        .map_err(fail)?;
     Ok(Some(id))
 }
 
