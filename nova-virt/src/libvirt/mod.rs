@@ -286,6 +286,16 @@ impl LibvirtDriver {
             .map_err(|e| Error::Hypervisor(format!("libvirt worker: {e}")))?
     }
 
+    /// A device change for `dom`'s definition and, when it runs, its guest
+    /// (nova's `persistent=True, live=<active>`).
+    fn affect_config_and_live(dom: &Domain) -> Result<u32> {
+        let mut flags = virt::sys::VIR_DOMAIN_AFFECT_CONFIG;
+        if dom.is_active().map_err(hv)? {
+            flags |= virt::sys::VIR_DOMAIN_AFFECT_LIVE;
+        }
+        Ok(flags)
+    }
+
     fn lookup(conn: &Connect, uuid: &str) -> Result<Domain> {
         conn.lookup_domain_by_uuid_string(uuid)
             .map_err(|_| Error::InstanceNotFound(uuid.to_owned()))
@@ -1049,10 +1059,7 @@ impl ComputeDriver for LibvirtDriver {
         let u = uuid.to_owned();
         self.blocking(move |c| {
             let dom = Self::lookup(c, &u)?;
-            let mut flags = virt::sys::VIR_DOMAIN_AFFECT_CONFIG;
-            if dom.is_active().map_err(hv)? {
-                flags |= virt::sys::VIR_DOMAIN_AFFECT_LIVE;
-            }
+            let flags = Self::affect_config_and_live(&dom)?;
             dom.attach_device_flags(&dev, flags)
                 .map_err(|e| failed("attach_interface", &u, e.message()))
         })
@@ -1067,10 +1074,7 @@ impl ComputeDriver for LibvirtDriver {
         let u = uuid.to_owned();
         self.blocking(move |c| {
             let dom = Self::lookup(c, &u)?;
-            let mut flags = virt::sys::VIR_DOMAIN_AFFECT_CONFIG;
-            if dom.is_active().map_err(hv)? {
-                flags |= virt::sys::VIR_DOMAIN_AFFECT_LIVE;
-            }
+            let flags = Self::affect_config_and_live(&dom)?;
             dom.detach_device_flags(&dev, flags)
                 .map_err(|e| failed("detach_interface", &u, e.message()))
         })

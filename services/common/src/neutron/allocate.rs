@@ -203,6 +203,25 @@ impl NeutronClient {
         Ok(Some(ids))
     }
 
+    /// Network `net_id` and its subnets, read once for all the ports of a
+    /// call (`seen` keeps what was read).
+    async fn network_and_subnets<'a>(
+        &self,
+        seen: &'a mut Vec<(String, Value, Vec<Value>)>,
+        net_id: &str,
+    ) -> NResult<&'a (String, Value, Vec<Value>)> {
+        let i = match seen.iter().position(|(n, _, _)| n == net_id) {
+            Some(i) => i,
+            None => {
+                let net = self.show("network", net_id).await?;
+                let subnets = self.list("subnet", &[("network_id", net_id)]).await?;
+                seen.push((net_id.to_owned(), net, subnets));
+                seen.len() - 1
+            }
+        };
+        Ok(&seen[i])
+    }
+
     /// Binds `alloc`'s ports to `host` with `inst` as their device (nova's
     /// `_update_ports_for_instance`); returns the network info (one VIF per
     /// port, in order).
@@ -228,17 +247,7 @@ impl NeutronClient {
                 )
                 .await?;
             let net_id = bound["network_id"].as_str().unwrap_or_default().to_owned();
-            if !networks.iter().any(|(n, _, _)| *n == net_id) {
-                let net = self.show("network", &net_id).await?;
-                let subnets = self
-                    .list("subnet", &[("network_id", net_id.as_str())])
-                    .await?;
-                networks.push((net_id.clone(), net, subnets));
-            }
-            let (_, net, subnets) = networks
-                .iter()
-                .find(|(n, _, _)| *n == net_id)
-                .unwrap_or_else(|| unreachable!("added above"));
+            let (_, net, subnets) = self.network_and_subnets(&mut networks, &net_id).await?;
             let floating = if *given {
                 self.list("floatingip", &[("port_id", id)])
                     .await
@@ -534,17 +543,7 @@ impl NeutronClient {
         let mut out = vec![];
         for port in ports {
             let net_id = port["network_id"].as_str().unwrap_or_default().to_owned();
-            if !networks.iter().any(|(n, _, _)| *n == net_id) {
-                let net = self.show("network", &net_id).await?;
-                let subnets = self
-                    .list("subnet", &[("network_id", net_id.as_str())])
-                    .await?;
-                networks.push((net_id.clone(), net, subnets));
-            }
-            let (_, net, subnets) = networks
-                .iter()
-                .find(|(n, _, _)| *n == net_id)
-                .unwrap_or_else(|| unreachable!("added above"));
+            let (_, net, subnets) = self.network_and_subnets(&mut networks, &net_id).await?;
             let old = cached.iter().find(|v| v["id"] == port["id"]);
             let preserve = old.is_some_and(|v| v["preserve_on_delete"] == true);
             let id = port["id"].as_str().unwrap_or_default();
