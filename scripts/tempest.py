@@ -346,11 +346,12 @@ EXPECTED = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..',
 def write_expected(passed, failed, skipped):
     with open(EXPECTED, 'w') as f:
         f.write('# tempest 47.0.0 tempest.api.compute against nova-all and '
-                'Keystone 30 (scripts/tempest.py --keystone): %d passed, %d failed, %d skipped.\n'
+                'Keystone 30 and the built-in network service (scripts/tempest.py --keystone --neutron): '
+                '%d passed, %d failed, %d skipped.\n'
                 '# Every test listed must pass (services/all/tests/'
                 'tempest.rs); add tests as they pass:\n'
                 '#   python scripts/tempest.py target/release/nova-all '
-                '--keystone --update-expected\n'
+                '--keystone --neutron --update-expected\n'
                 % (len(passed), len(failed), len(skipped)))
         for t in passed:
             f.write(t + '\n')
