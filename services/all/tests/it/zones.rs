@@ -431,6 +431,22 @@ async fn server_groups_place_members_by_their_policy() {
         host_of(&c, &pair_ids[0]).await,
         host_of(&c, &pair_ids[1]).await
     );
+    // The list filter `reservation_id` finds exactly the request's servers.
+    let rid = r.body["reservation_id"].as_str().unwrap().to_owned();
+    assert!(rid.starts_with("r-"), "{}", r.body);
+    let l = c
+        .get(
+            &format!("/v2.1/servers/detail?reservation_id={rid}"),
+            "demo",
+        )
+        .await;
+    let listed: BTreeSet<String> = l.body["servers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(listed, pair_ids.iter().cloned().collect::<BTreeSet<_>>());
     // The group shows its live members; the server its group (2.71).
     let r = c
         .get(&format!("/v2.1/os-server-groups/{anti}"), "demo")

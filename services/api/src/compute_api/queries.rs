@@ -78,6 +78,9 @@ pub(crate) struct ListRequest {
     pub project_id: Option<String>,
     /// Only on this host (admins).
     pub host: Option<String>,
+    /// Only those booted by this request (`reservation_id`, nova's `r-…`
+    /// of a multiple create).
+    pub reservation_id: Option<String>,
     /// Deleted instances only (admins).
     pub deleted: bool,
     /// A regular expression the display name matches.
@@ -113,6 +116,9 @@ pub(crate) async fn list(st: &ApiState, r: &ListRequest) -> ApiResult<Vec<Instan
     }
     if let Some(h) = &r.host {
         q = q.filter("host", h.as_str());
+    }
+    if let Some(id) = &r.reservation_id {
+        q = q.filter("reservation_id", id.as_str());
     }
     if let Some(name) = &r.name {
         q = q.regex("display_name", name.as_str());

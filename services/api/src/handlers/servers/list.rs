@@ -46,6 +46,7 @@ fn parse(
             Some(ctx.project_id.clone())
         },
         host: get("host").filter(|_| ctx.is_admin()).map(str::to_owned),
+        reservation_id: get("reservation_id").map(str::to_owned),
         deleted: ctx.is_admin() && get("deleted").and_then(truthy).unwrap_or(false),
         status: get("status").map(str::to_owned),
         flavor: get("flavor").map(str::to_owned),
