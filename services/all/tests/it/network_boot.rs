@@ -134,10 +134,39 @@ async fn a_server_gets_a_bound_port_its_addresses_and_loses_the_port_at_delete()
     }
     // Two servers, two addresses.
     let ip_of = |ports: &[Value]| ports[0]["fixed_ips"][0]["ip_address"].clone();
-    assert_ne!(
+    let (ip_a, ip_b) = (
         ip_of(&ports_of(&c, &a).await),
-        ip_of(&ports_of(&c, &b).await)
+        ip_of(&ports_of(&c, &b).await),
     );
+    assert_ne!(ip_a, ip_b);
+    // nova's `ip` / `ip6` list filters: a regular expression matched from
+    // the start of a fixed address.
+    let listed = |q: String| {
+        let c = &c;
+        async move {
+            let r = c.get(&format!("/v2.1/servers?{q}"), "demo").await;
+            assert_eq!(r.status, 200, "{q}: {}", r.body);
+            let mut ids: Vec<String> = r.body["servers"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|s| s["id"].as_str().unwrap().to_owned())
+                .collect();
+            ids.sort();
+            ids
+        }
+    };
+    let exact = |ip: &Value| format!("ip=^{}$", ip.as_str().unwrap().replace('.', "%5C."));
+    assert_eq!(listed(exact(&ip_a)).await, vec![a.clone()]);
+    assert_eq!(listed(exact(&ip_b)).await, vec![b.clone()]);
+    let mut both = vec![a.clone(), b.clone()];
+    both.sort();
+    assert_eq!(listed("ip=10%5C.0%5C.0%5C.".into()).await, both);
+    assert_eq!(listed("ip=0%5C.0%5C.".into()).await, Vec::<String>::new());
+    assert_eq!(listed("ip6=10".into()).await, Vec::<String>::new());
+    assert_eq!(listed("ip=10&limit=1".into()).await.len(), 1);
+    let r = c.get("/v2.1/servers?ip=(", "demo").await;
+    assert_eq!(r.status, 400, "{}", r.body);
     // Delete: the ports nova made are deleted.
     for id in [&a, &b] {
         assert_eq!(

@@ -81,6 +81,11 @@ pub(crate) struct ListRequest {
     /// Only those booted by this request (`reservation_id`, nova's `r-…`
     /// of a multiple create).
     pub reservation_id: Option<String>,
+    /// nova's `ip` / `ip6`: regular expressions one of the instance's
+    /// fixed IPv4 / IPv6 addresses matches from its start (compiled and
+    /// bounded by the handler).
+    pub ip: Option<regex::Regex>,
+    pub ip6: Option<regex::Regex>,
     /// Deleted instances only (admins).
     pub deleted: bool,
     /// A regular expression the display name matches.
@@ -170,16 +175,37 @@ pub(crate) async fn list(st: &ApiState, r: &ListRequest) -> ApiResult<Vec<Instan
         }
     }
     q.marker = r.marker.clone();
-    q.limit = Some(r.limit as u64);
+    let by_ip = r.ip.is_some() || r.ip6.is_some();
+    // nova's `_ip_filter`: the addresses are in the info caches, so the
+    // rows after the marker are read and filtered here, up to the limit.
+    q.limit = (!by_ip).then_some(r.limit as u64);
     let mut ctx_db = admin_ctx();
     if r.deleted {
         ctx_db.set("read_deleted", "only");
     }
     let mut all: Vec<Instance> = st.objects.list(&ctx_db, &q).await?;
+    if by_ip {
+        st.objects.load_info_caches(&admin_ctx(), &mut all).await?;
+        all.retain(|i| matches_ip(i, r.ip.as_ref(), r.ip6.as_ref()));
+        all.truncate(r.limit);
+    }
     for i in all.iter_mut().filter(|i| i.vm_state() == &VmState::Error) {
         st.objects
             .load_instance_attrs(&admin_ctx(), i, &["fault"])
             .await?;
     }
     Ok(all)
+}
+
+/// Whether a fixed address of `i` matches `ip` (IPv4) or `ip6` (IPv6) from
+/// its start, as nova's `re.match`.
+fn matches_ip(i: &Instance, ip: Option<&regex::Regex>, ip6: Option<&regex::Regex>) -> bool {
+    crate::views::networks_of(i).iter().any(|(_, ips)| {
+        ips.iter().filter(|a| a["type"] == "fixed").any(|a| {
+            let addr = a["address"].as_str().unwrap_or_default();
+            let re = if a["version"] == 6 { ip6 } else { ip };
+            re.and_then(|re| re.find(addr))
+                .is_some_and(|m| m.start() == 0)
+        })
+    })
 }

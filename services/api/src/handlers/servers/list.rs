@@ -70,6 +70,23 @@ fn parse(
             }
         }
     }
+    for (key, slot) in [("ip", &mut r.ip), ("ip6", &mut r.ip6)] {
+        if let Some(pattern) = get(key) {
+            if pattern.len() > NAME_FILTER_MAX_LEN {
+                return Err(Fault::bad_request(format!(
+                    "Invalid regular expression for {key}: longer than {NAME_FILTER_MAX_LEN} bytes"
+                )));
+            }
+            *slot = Some(
+                regex::RegexBuilder::new(pattern)
+                    .size_limit(NAME_FILTER_MAX_SIZE)
+                    .build()
+                    .map_err(|e| {
+                        Fault::bad_request(format!("Invalid regular expression for {key}: {e}"))
+                    })?,
+            );
+        }
+    }
     if let Some(name) = get("name") {
         // The database matches it against every row: its size is bounded
         // (a pattern that compiles to a large automaton, `\w{1000}`, costs
