@@ -281,6 +281,9 @@ fn query_params(path: &str, method: &str, v: ApiVersion) -> Vec<Value> {
                 query("marker", marker),
                 query("name", json!({"type": "string", "maxLength": 255})),
                 query("status", json!({"type": "string"})),
+                query("reservation_id", json!({"type": "string"})),
+                query("ip", json!({"type": "string", "maxLength": 1024})),
+                query("ip6", json!({"type": "string", "maxLength": 1024})),
                 query(
                     "changes-since",
                     json!({"type": "string", "format": "date-time"}),
