@@ -12,6 +12,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::cluster::{Cluster, Reply};
+use crate::network_boot::{neutron, ports_of, private_net};
 
 async fn start(computes: usize) -> Cluster {
     Cluster::start(
@@ -22,50 +23,6 @@ async fn start(computes: usize) -> Cluster {
         ],
     )
     .await
-}
-
-/// A network service request as `user`.
-async fn neutron(
-    c: &Cluster,
-    user: &str,
-    method: Method,
-    path: &str,
-    body: Option<Value>,
-) -> (u16, Value) {
-    let net = c.all.network.as_ref().expect("network service").url.clone();
-    let tok = c.token(user).await;
-    let mut rb = c
-        .http
-        .request(method, format!("{net}/v2.0/{path}"))
-        .header("x-auth-token", tok);
-    if let Some(b) = body {
-        rb = rb.json(&b);
-    }
-    let r = rb.send().await.unwrap();
-    let status = r.status().as_u16();
-    let text = r.text().await.unwrap();
-    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
-}
-
-async fn ports_of(c: &Cluster, server: &str) -> Vec<Value> {
-    let (s, b) = neutron(
-        c,
-        "admin",
-        Method::GET,
-        &format!("ports?device_id={server}"),
-        None,
-    )
-    .await;
-    assert_eq!(s, 200, "{b}");
-    b["ports"].as_array().cloned().unwrap_or_default()
-}
-
-async fn private_net(c: &Cluster) -> String {
-    let (_, b) = neutron(c, "admin", Method::GET, "networks?name=private", None).await;
-    b["networks"][0]["id"]
-        .as_str()
-        .expect("private network")
-        .to_owned()
 }
 
 /// Boots a server on the one network (a port made for it); its id.

@@ -20,7 +20,7 @@ async fn start(extra: &[(&str, &str, &str)]) -> Cluster {
 }
 
 /// A network service request as `user`.
-async fn neutron(
+pub(crate) async fn neutron(
     c: &Cluster,
     user: &str,
     method: Method,
@@ -42,7 +42,7 @@ async fn neutron(
     (status, serde_json::from_str(&text).unwrap_or(Value::Null))
 }
 
-async fn ports_of(c: &Cluster, server: &str) -> Vec<Value> {
+pub(crate) async fn ports_of(c: &Cluster, server: &str) -> Vec<Value> {
     let (s, b) = neutron(
         c,
         "admin",
@@ -55,7 +55,7 @@ async fn ports_of(c: &Cluster, server: &str) -> Vec<Value> {
     b["ports"].as_array().cloned().unwrap_or_default()
 }
 
-async fn private_net(c: &Cluster) -> String {
+pub(crate) async fn private_net(c: &Cluster) -> String {
     let (_, b) = neutron(c, "admin", Method::GET, "networks?name=private", None).await;
     b["networks"][0]["id"]
         .as_str()
