@@ -120,8 +120,18 @@ impl FieldValue for f64 {
         s.serialize_f64(*self)
     }
     fn decode<'de, D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        // JSON peers may send 1 for 1.0; accept any number.
-        f64::deserialize(d)
+        // JSON peers may send 1 for 1.0; accept any number. NaN and the
+        // infinities are refused: a JSON primitive cannot carry them (they
+        // would go on as null and not decode again), and no nova Float
+        // (an allocation ratio, an rxtx factor) means anything with them.
+        let f = f64::deserialize(d)?;
+        if f.is_finite() {
+            Ok(f)
+        } else {
+            Err(de::Error::custom(format!(
+                "a Float field must be a finite number, not {f}"
+            )))
+        }
     }
 }
 

@@ -2,7 +2,7 @@
 //! through nova's own serializer) decode, re-encode equal, and backport to
 //! exactly what nova's conductor produces.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
 use nova_objects::{
@@ -220,4 +220,41 @@ fn bad_primitives_get_clear_errors() {
         "nova_object.data": {}}))
         .unwrap_err();
     assert_eq!(err.to_string(), "Unsupported object type Nope");
+}
+
+/// MessagePack carries NaN and the infinities, JSON does not: a Float that
+/// is not finite is refused on decode (fuzzing found one accepted and sent
+/// on as `null`, which no peer decodes again).
+#[test]
+fn non_finite_floats_are_refused() {
+    #[derive(serde::Serialize)]
+    #[serde(untagged)]
+    enum Field {
+        Float(f64),
+        Json(Value),
+        Data(BTreeMap<String, Field>),
+    }
+    let prim = fixture("ComputeNode.json")["primitive"].clone();
+    let with_ratio = |ratio: f64| -> Vec<u8> {
+        let fields = |v: &Value| -> BTreeMap<String, Field> {
+            v.as_object()
+                .unwrap()
+                .iter()
+                .map(|(k, v)| (k.clone(), Field::Json(v.clone())))
+                .collect()
+        };
+        let mut data = fields(&prim["nova_object.data"]);
+        data.insert("cpu_allocation_ratio".into(), Field::Float(ratio));
+        let mut top = fields(&prim);
+        top.insert("nova_object.data".into(), Field::Data(data));
+        rmp_serde::to_vec_named(&top).unwrap()
+    };
+    assert!(registry().decode_msgpack(&with_ratio(4.0)).is_ok());
+    for bad in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
+        let err = registry().decode_msgpack(&with_ratio(bad)).unwrap_err();
+        assert!(
+            err.to_string().contains("cpu_allocation_ratio") && err.to_string().contains("finite"),
+            "{bad}: {err}"
+        );
+    }
 }
