@@ -226,13 +226,12 @@ pub(crate) async fn update(
     Path(id): Path<String>,
     body: Bytes,
 ) -> ApiResult<Response> {
-    require_admin(&ctx, "os_compute_api:os-flavor-manage:update")?;
+    // Before 2.55 the method does not exist: nova's dispatch answers 404
+    // (`VersionNotFoundForAPIMethod`) before any policy is checked.
     if !v.at_least(2, 55) {
-        return Err(Fault::new(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "The method is not allowed for this resource before microversion 2.55.",
-        ));
+        return Err(Fault::not_found("The resource could not be found."));
     }
+    require_admin(&ctx, "os_compute_api:os-flavor-manage:update")?;
     let body = json_body(&body)?;
     let Some(desc) = body["flavor"].get("description") else {
         return Err(Fault::bad_request(

@@ -610,6 +610,21 @@ async fn bad_flavors_are_refused_and_nothing_is_written() {
         .call_at(Method::GET, "/v2.1/flavors/ok", &a.admin, "2.55", None)
         .await;
     assert_eq!(r.body["flavor"]["description"], json!("d"));
+    // Before 2.55 the update does not exist: 404 (as nova's dispatch), for
+    // an admin and before the policy check for a member.
+    for who in [&a.admin, &a.demo] {
+        let r = a
+            .call_at(
+                Method::PUT,
+                "/v2.1/flavors/ok",
+                who,
+                "2.54",
+                Some(json!({"flavor": {"description": "x"}})),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.body);
+        assert!(r.body["itemNotFound"].is_object(), "{}", r.body);
+    }
 
     // Flavor access tenants: 1 to 255 characters.
     for t in [String::new(), "p".repeat(300)] {
