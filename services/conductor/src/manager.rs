@@ -66,7 +66,8 @@ impl Conductor {
         Conductor {
             objects,
             placement,
-            scheduler: SchedulerApi::new(transport.clone()).timeout(Duration::from_secs(60)),
+            // `long_rpc_timeout` (the interface says so), as nova.
+            scheduler: SchedulerApi::new(transport.clone()),
             compute: ComputeApi::new(transport).version_cap(compute_cap),
             max_attempts: max_attempts.max(1),
             cell1_uuid: cell1_uuid.to_owned(),

@@ -19,7 +19,8 @@ use nova_objects::{
 };
 use nova_placement::PlacementHandle;
 use nova_rpc::{
-    Dispatcher, MemoryTransport, RemoteError, RequestContext, RpcServer, Target, Transport,
+    Dispatcher, MemoryConfig, MemoryTransport, RemoteError, RequestContext, RpcServer, Target,
+    Transport,
 };
 use nova_rpcapi::compute::Compute;
 use nova_rpcapi::conductor::ComputeTaskApi;
@@ -33,10 +34,11 @@ fn ctx() -> RequestContext {
     nova_service::context::admin()
 }
 
-/// A scheduler that answers what the test says.
+/// A scheduler that answers what the test says, after `delay`.
 #[derive(Debug, Default)]
 struct TestScheduler {
     answer: Mutex<Option<Result<Vec<Vec<Selection>>, String>>>,
+    delay: Mutex<Duration>,
 }
 
 impl Scheduler for TestScheduler {
@@ -48,6 +50,8 @@ impl Scheduler for TestScheduler {
         _return_objects: bool,
         _return_alternates: bool,
     ) -> Result<Destinations, RemoteError> {
+        let delay = *self.delay.lock().unwrap();
+        tokio::time::sleep(delay).await;
         match self.answer.lock().unwrap().clone() {
             Some(Ok(s)) => Ok(Destinations::Selections(s)),
             Some(Err(reason)) => Err(RemoteError::new(
@@ -684,7 +688,11 @@ struct World {
 const HOSTS: [&str; 2] = ["host-a", "host-b"];
 
 async fn world(max_attempts: i64) -> World {
-    let transport: Arc<dyn Transport> = MemoryTransport::new();
+    world_on(max_attempts, MemoryTransport::new()).await
+}
+
+/// The world on a transport of the test's (its RPC timeouts).
+async fn world_on(max_attempts: i64, transport: Arc<dyn Transport>) -> World {
     let db = Arc::new(
         Database::connect(&DbConfig::new("sqlite::memory:"))
             .await
@@ -1062,5 +1070,65 @@ async fn a_lasting_read_error_ends_the_build_in_error_not_in_build() {
     assert!(w.builds.lock().unwrap().is_empty());
     let allocs = w.placement.allocations_async(inst.uuid()).await.unwrap();
     assert!(allocs.allocations.is_empty());
+    w.stop().await;
+}
+
+/// `rpc_response_timeout` 2 s (the heartbeats' window) and `long_rpc_timeout` `long`.
+fn transport_with_long_timeout(long: Duration) -> Arc<dyn Transport> {
+    Arc::new(MemoryTransport::with_config(MemoryConfig {
+        response_timeout: Duration::from_secs(2),
+        long_rpc_timeout: long,
+        ..MemoryConfig::default()
+    }))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scheduler_slower_than_rpc_response_timeout_is_waited_for_up_to_long_rpc_timeout() {
+    let w = world_on(3, transport_with_long_timeout(Duration::from_secs(30))).await;
+    let (inst, br, spec) = w.new_server().await;
+    *w.scheduler.answer.lock().unwrap() = Some(Ok(vec![vec![selection("host-a", "rp-a")]]));
+    // Past rpc_response_timeout: the scheduler's heartbeats keep the call alive.
+    *w.scheduler.delay.lock().unwrap() = Duration::from_secs(3);
+    w.schedule(br, spec).await;
+    for _ in 0..1000 {
+        if !w.builds.lock().unwrap().is_empty() {
+            break;
+        }
+        let i: Instance = w.objects.get_by_uuid(&ctx(), inst.uuid()).await.unwrap();
+        assert_ne!(
+            i.vm_state(),
+            &VmState::Error,
+            "{}",
+            w.fault(inst.uuid()).await
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let built = w.builds(1).await;
+    assert_eq!(built[0].1.uuid(), inst.uuid());
+    w.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scheduler_slower_than_long_rpc_timeout_times_the_build_out() {
+    let w = world_on(3, transport_with_long_timeout(Duration::from_secs(3))).await;
+    let (inst, br, spec) = w.new_server().await;
+    *w.scheduler.answer.lock().unwrap() = Some(Ok(vec![vec![selection("host-a", "rp-a")]]));
+    *w.scheduler.delay.lock().unwrap() = Duration::from_secs(6);
+    w.schedule(br, spec).await;
+    let mut i: Instance = w.objects.get_by_uuid(&ctx(), inst.uuid()).await.unwrap();
+    for _ in 0..1000 {
+        if i.vm_state() == &VmState::Error {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        i = w.objects.get_by_uuid(&ctx(), inst.uuid()).await.unwrap();
+    }
+    assert_eq!(i.vm_state(), &VmState::Error);
+    let fault = w.fault(inst.uuid()).await;
+    assert!(
+        fault.starts_with("Timed out") && fault.ends_with("(after 3s)"),
+        "timed out after long_rpc_timeout: {fault}"
+    );
+    assert!(w.builds.lock().unwrap().is_empty());
     w.stop().await;
 }
