@@ -57,6 +57,9 @@ pub use notify::{NotificationListener, Notifier, NotifyDriver, Priority, Receive
 pub use serializer::{NoOpSerializer, Serializer};
 pub use server::{RpcServer, ServerConfig};
 pub use target::Target;
+#[cfg(feature = "test-util")]
+pub mod test_util;
+
 pub use transport::{Ack, Delivery, Destination, Disposition, Inbox, Listen, Message, Transport};
 pub use url::{TransportHost, TransportUrl};
 pub use version::Version;
