@@ -80,6 +80,9 @@ pub struct AmqpConfig {
     /// `rpc_response_timeout`: how long a call waits for its reply unless
     /// its client sets a timeout (default 60 s).
     pub response_timeout: Duration,
+    /// `long_rpc_timeout`: the timeout of the calls that may take long
+    /// (default 1800 s; see [`RpcClient::long`](crate::RpcClient::long)).
+    pub long_rpc_timeout: Duration,
 }
 
 impl AmqpConfig {
@@ -109,6 +112,7 @@ impl AmqpConfig {
             connection_name: format!("{program}:{}:{}", std::process::id(), uuid::Uuid::new_v4()),
             durable_queues: false,
             response_timeout: crate::client::DEFAULT_TIMEOUT,
+            long_rpc_timeout: crate::client::DEFAULT_LONG_TIMEOUT,
         }
     }
 
@@ -504,6 +508,10 @@ impl Transport for AmqpTransport {
 
     fn response_timeout(&self) -> Duration {
         self.inner.config.response_timeout
+    }
+
+    fn long_rpc_timeout(&self) -> Duration {
+        self.inner.config.long_rpc_timeout
     }
 
     async fn send(

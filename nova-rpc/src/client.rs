@@ -23,6 +23,9 @@ use crate::version::Version;
 /// oslo's `rpc_response_timeout` default.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// nova's `long_rpc_timeout` default (1800 s).
+pub const DEFAULT_LONG_TIMEOUT: Duration = Duration::from_secs(1800);
+
 /// How many `_unique_id`s a receiver remembers to drop duplicates (oslo's `DUP_MSG_CHECK_SIZE`).
 pub(crate) const DUP_CHECK_SIZE: usize = 16;
 
@@ -145,6 +148,8 @@ pub struct RpcClient {
     shared: Arc<Shared>,
     target: Target,
     timeout: Duration,
+    /// What [`RpcClient::long`] sets the timeout to.
+    long_timeout: Duration,
     call_monitor_timeout: Option<Duration>,
     version_cap: Option<Version>,
     /// `destination()` of the current target, computed when the target changes.
@@ -152,10 +157,12 @@ pub struct RpcClient {
 }
 
 impl RpcClient {
-    /// A client for `target` with the transport's default timeout
-    /// (`rpc_response_timeout`, 60 s unless configured) and no version cap.
+    /// A client for `target` with the transport's default timeouts
+    /// (`rpc_response_timeout`, 60 s, and `long_rpc_timeout`, 1800 s,
+    /// unless configured) and no version cap.
     pub fn new(transport: Arc<dyn Transport>, target: Target) -> Self {
         let timeout = transport.response_timeout();
+        let long_timeout = transport.long_rpc_timeout();
         RpcClient {
             shared: Arc::new(Shared {
                 transport,
@@ -164,6 +171,7 @@ impl RpcClient {
             }),
             target,
             timeout,
+            long_timeout,
             call_monitor_timeout: None,
             version_cap: None,
             dest: None,
@@ -233,6 +241,22 @@ impl RpcClient {
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
         self
+    }
+    /// Sets what [`RpcClient::long`] uses (nova's `long_rpc_timeout`,
+    /// default the transport's).
+    pub fn long_timeout(mut self, timeout: Duration) -> Self {
+        self.long_timeout = timeout;
+        self
+    }
+    /// For a call that may take long, as nova prepares its
+    /// `long_rpc_timeout` calls (`select_destinations`, the live-migration
+    /// checks, ...): the call waits up to the long timeout, and the server
+    /// proves it is still working with heartbeats, the call failing when
+    /// none came for the client's timeout (`call_monitor_timeout =
+    /// rpc_response_timeout`).
+    pub fn long(self) -> Self {
+        let (cm, long) = (self.timeout, self.long_timeout);
+        self.call_monitor_timeout(Some(cm)).timeout(long)
     }
     /// Asks the server for heartbeats every `t/2` and fails the call when
     /// none arrived for `t` (oslo's `call_monitor_timeout`).

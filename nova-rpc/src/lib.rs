@@ -47,7 +47,7 @@ mod version;
 
 #[cfg(feature = "amqp")]
 pub use amqp::{AmqpConfig, AmqpTransport};
-pub use client::{DEFAULT_TIMEOUT, RpcClient};
+pub use client::{DEFAULT_LONG_TIMEOUT, DEFAULT_TIMEOUT, RpcClient};
 pub use context::{RequestContext, new_request_id};
 pub use dispatcher::{Call, Dispatcher, Endpoint, NoArgs};
 pub use error::{DISPATCHER_MODULE, Error, RemoteError, RemoteKind, Result};
@@ -57,6 +57,9 @@ pub use notify::{NotificationListener, Notifier, NotifyDriver, Priority, Receive
 pub use serializer::{NoOpSerializer, Serializer};
 pub use server::{RpcServer, ServerConfig};
 pub use target::Target;
+#[cfg(feature = "test-util")]
+pub mod test_util;
+
 pub use transport::{Ack, Delivery, Destination, Disposition, Inbox, Listen, Message, Transport};
 pub use url::{TransportHost, TransportUrl};
 pub use version::Version;
@@ -78,6 +81,9 @@ pub use version::Version;
 ///   versions its cap allows, like nova's `can_send_version` chains.
 /// * `server`: the client method takes a `server: &str` after the context
 ///   and sends to `<topic>.<server>`; `fanout`: a cast to every server.
+/// * `long` (calls): the client sends it as [`RpcClient::long`] does
+///   (nova's `long_rpc_timeout` calls: the long timeout, heartbeats
+///   within the client's own).
 /// * `alt_topic = "t", alt_since = "X.Y"`: the client sends to topic `t`
 ///   instead when its cap allows `X.Y` (nova's `prepare_for_alt_rpcserver`:
 ///   a second server that keeps serving during a graceful shutdown).

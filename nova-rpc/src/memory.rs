@@ -27,6 +27,12 @@ pub struct MemoryConfig {
     /// How long publishing waits for room in a full queue before failing
     /// with [`Error::Delivery`] (default 60 s).
     pub send_timeout: Duration,
+    /// `rpc_response_timeout`: how long a call waits for its reply unless
+    /// its client sets a timeout (default 60 s).
+    pub response_timeout: Duration,
+    /// `long_rpc_timeout`: the timeout of the calls that may take long
+    /// (default 1800 s; see [`RpcClient::long`](crate::RpcClient::long)).
+    pub long_rpc_timeout: Duration,
 }
 
 impl Default for MemoryConfig {
@@ -35,6 +41,8 @@ impl Default for MemoryConfig {
             control_exchange: "openstack".into(),
             queue_capacity: 65_536,
             send_timeout: Duration::from_secs(60),
+            response_timeout: crate::client::DEFAULT_TIMEOUT,
+            long_rpc_timeout: crate::client::DEFAULT_LONG_TIMEOUT,
         }
     }
 }
@@ -285,6 +293,8 @@ pub struct MemoryTransport {
     broker: Arc<Broker>,
     control_exchange: Arc<str>,
     send_timeout: Duration,
+    /// `(rpc_response_timeout, long_rpc_timeout)`.
+    timeouts: (Duration, Duration),
 }
 
 impl Default for MemoryTransport {
@@ -311,6 +321,7 @@ impl MemoryTransport {
             }),
             control_exchange: config.control_exchange.into(),
             send_timeout: config.send_timeout,
+            timeouts: (config.response_timeout, config.long_rpc_timeout),
         }
     }
 
@@ -320,6 +331,7 @@ impl MemoryTransport {
             broker: self.broker.clone(),
             control_exchange: exchange.into(),
             send_timeout: self.send_timeout,
+            timeouts: self.timeouts,
         })
     }
 
@@ -396,6 +408,14 @@ impl MemoryTransport {
 impl Transport for MemoryTransport {
     fn control_exchange(&self) -> &str {
         &self.control_exchange
+    }
+
+    fn response_timeout(&self) -> Duration {
+        self.timeouts.0
+    }
+
+    fn long_rpc_timeout(&self) -> Duration {
+        self.timeouts.1
     }
 
     async fn send(

@@ -218,4 +218,10 @@ pub trait Transport: Send + Sync + fmt::Debug + 'static {
     fn response_timeout(&self) -> Duration {
         crate::client::DEFAULT_TIMEOUT
     }
+
+    /// The timeout of the calls that may take long (nova's `[DEFAULT]
+    /// long_rpc_timeout`, default 1800 s; see [`crate::RpcClient::long`]).
+    fn long_rpc_timeout(&self) -> Duration {
+        crate::client::DEFAULT_LONG_TIMEOUT
+    }
 }

@@ -118,6 +118,8 @@ struct MethodSpec {
     route: Route,
     version: Ver,
     min: Option<Ver>,
+    /// A call that may take long (`long`: nova's `long_rpc_timeout`).
+    long: bool,
     /// Another topic, used when the version cap allows its version
     /// (`alt_topic = "t", alt_since = "X.Y"`).
     alt: Option<(LitStr, Ver)>,
@@ -145,13 +147,14 @@ fn method_spec(attr: Option<Attribute>, span: Span) -> syn::Result<MethodSpec> {
     })?;
     let metas = attr.parse_args_with(Punctuated::<Meta, Token![,]>::parse_terminated)?;
     let (mut kind, mut route, mut version, mut min) = (None, Route::Topic, None, None);
-    let (mut alt_topic, mut alt_since) = (None, None);
+    let (mut alt_topic, mut alt_since, mut long) = (None, None, false);
     for m in metas {
         match &m {
             Meta::Path(p) if p.is_ident("call") => kind = Some(Kind::Call),
             Meta::Path(p) if p.is_ident("cast") => kind = Some(Kind::Cast),
             Meta::Path(p) if p.is_ident("server") => route = Route::Server,
             Meta::Path(p) if p.is_ident("fanout") => route = Route::Fanout,
+            Meta::Path(p) if p.is_ident("long") => long = true,
             Meta::NameValue(nv) if nv.path.is_ident("version") => {
                 version = Some(Ver::parse(&lit_str(&nv.value)?)?)
             }
@@ -167,13 +170,19 @@ fn method_spec(attr: Option<Attribute>, span: Span) -> syn::Result<MethodSpec> {
             other => {
                 return Err(syn::Error::new(
                     other.span(),
-                    "expected call, cast, server, fanout, version = \"X.Y\", min = \"X.Y\", \
+                    "expected call, cast, server, fanout, long, version = \"X.Y\", min = \"X.Y\", \
                      alt_topic = \"topic\" or alt_since = \"X.Y\"",
                 ));
             }
         }
     }
     let kind = kind.ok_or_else(|| syn::Error::new(attr.span(), "say `call` or `cast`"))?;
+    if long && kind == Kind::Cast {
+        return Err(syn::Error::new(
+            attr.span(),
+            "only a call waits: `long` is for calls",
+        ));
+    }
     if kind == Kind::Call && route == Route::Fanout {
         return Err(syn::Error::new(attr.span(), "a fanout is always a cast"));
     }
@@ -197,6 +206,7 @@ fn method_spec(attr: Option<Attribute>, span: Span) -> syn::Result<MethodSpec> {
         route,
         version,
         min,
+        long,
         alt,
     })
 }
@@ -404,6 +414,7 @@ fn expand(args: InterfaceArgs, mut item: ItemTrait) -> syn::Result<Tokens> {
                 }
             }
         };
+        let long = spec.long.then(|| quote!(.long()));
         let params = args.iter().map(|a| {
             let (n, t) = (&a.name, &a.ty);
             quote!(#n: &#t)
@@ -457,7 +468,7 @@ fn expand(args: InterfaceArgs, mut item: ItemTrait) -> syn::Result<Tokens> {
                 let __version = self.client.highest_sendable(&[#(#candidates),*])?;
                 let mut __args = ::nova_rpc::__private::serde_json::Map::new();
                 #(#inserts)*
-                let __prepared = self.client.prepare()#route.version(__version);
+                let __prepared = self.client.prepare()#route.version(__version)#long;
                 #alt_route
                 __prepared #send
             }

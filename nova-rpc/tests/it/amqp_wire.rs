@@ -454,8 +454,8 @@ fn kill_connections(marker: &str) -> usize {
     pids.len()
 }
 
-async fn transport_named(marker: &str) -> Arc<AmqpTransport> {
-    let mut cfg = AmqpConfig::from_url(&amqp_url())
+async fn transport_named(url: &str, marker: &str) -> Arc<AmqpTransport> {
+    let mut cfg = AmqpConfig::from_url(url)
         .unwrap()
         .control_exchange(EXCHANGE);
     cfg.connection_name = format!("{marker}:{}", uuid::Uuid::new_v4());
@@ -463,13 +463,16 @@ async fn transport_named(marker: &str) -> Arc<AmqpTransport> {
     AmqpTransport::connect(cfg).await.unwrap()
 }
 
-/// Calls in a loop while the broker goes away; every call must end within its
-/// timeout, and calls must succeed again afterwards without a restart.
-async fn survive<F: std::future::Future<Output = ()>>(disrupt: impl FnOnce(String) -> F) {
+/// Calls in a loop while the broker at `url` goes away; every call must end
+/// within its timeout, and calls must succeed again afterwards without a restart.
+async fn survive<F: std::future::Future<Output = ()>>(
+    url: &str,
+    disrupt: impl FnOnce(String) -> F,
+) {
     let marker = unique("conn");
     let topic = unique("t");
-    let server_t = transport_named(&marker).await;
-    let client_t = transport_named(&marker).await;
+    let server_t = transport_named(url, &marker).await;
+    let client_t = transport_named(url, &marker).await;
     let server = serve(server_t.clone(), &topic, "a").await;
     let client = RpcClient::new(
         client_t.clone(),
@@ -538,7 +541,7 @@ async fn survive<F: std::future::Future<Output = ()>>(disrupt: impl FnOnce(Strin
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connections_dropped_by_the_broker_are_recovered() {
-    survive(|marker| async move {
+    survive(&amqp_url(), |marker| async move {
         let killed = tokio::task::spawn_blocking(move || kill_connections(&marker))
             .await
             .unwrap();
@@ -557,7 +560,7 @@ async fn connections_dropped_by_the_broker_are_recovered() {
 async fn servers_of_one_transport_share_its_two_connections() {
     let marker = unique("shared");
     let topic = unique("t");
-    let t = transport_named(&marker).await;
+    let t = transport_named(&amqp_url(), &marker).await;
     let mut servers = Vec::new();
     for i in 0..20 {
         servers.push(serve(t.clone(), &topic, &format!("h{i}")).await);
@@ -608,21 +611,29 @@ async fn servers_of_one_transport_share_its_two_connections() {
     delete_queues(&queues, &[]).await;
 }
 
-/// Stops and starts the RabbitMQ application: every connection and every
-/// non-durable queue is lost. Run alone (`--run-ignored only`), it disturbs other tests.
+/// Stops and starts a RabbitMQ node of the test's own ([`OwnRabbit`]; the
+/// machine's broker, which other tests use meanwhile, is not touched):
+/// every connection and every non-durable queue is lost.
+#[cfg(feature = "test-util")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "restarts the broker: run alone (scripts/test does)"]
+#[ignore = "starts its own RabbitMQ: run with --run-ignored only"]
 async fn broker_restart_is_survived() {
-    survive(|_| async {
-        tokio::task::spawn_blocking(|| {
-            rabbitmqctl(&["stop_app"]);
-            std::thread::sleep(Duration::from_secs(2));
-            rabbitmqctl(&["start_app"]);
-        })
+    use nova_rpc::test_util::OwnRabbit;
+    let rabbit = tokio::task::spawn_blocking(|| OwnRabbit::start("rpc_restart"))
         .await
         .unwrap();
+    let url = rabbit.url();
+    let rabbit = Arc::new(std::sync::Mutex::new(rabbit));
+    let node = rabbit.clone();
+    survive(&url, |_| async move {
+        tokio::task::spawn_blocking(move || node.lock().unwrap().restart())
+            .await
+            .unwrap();
     })
     .await;
+    tokio::task::spawn_blocking(move || drop(rabbit))
+        .await
+        .unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -27,6 +27,7 @@ pub const KNOWN_OPTIONS: &[(&str, &str)] = &[
     ("DEFAULT", "state_path"),
     ("DEFAULT", "control_exchange"),
     ("DEFAULT", "rpc_response_timeout"),
+    ("DEFAULT", "long_rpc_timeout"),
     ("DEFAULT", "report_interval"),
     ("DEFAULT", "service_down_time"),
     ("DEFAULT", "periodic_enable"),

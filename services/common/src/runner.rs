@@ -74,9 +74,12 @@ pub async fn connect_transport_url(
     let url = url.to_owned();
     let exchange = conf.str_or("DEFAULT", "control_exchange", "nova");
     let parsed: TransportUrl = url.parse().with_context(|| format!("invalid {option}"))?;
+    let (response_timeout, long_rpc_timeout) = rpc_timeouts(conf)?;
     if parsed.is_memory() {
         return Ok(Arc::new(MemoryTransport::with_config(MemoryConfig {
             control_exchange: exchange,
+            response_timeout,
+            long_rpc_timeout,
             ..MemoryConfig::default()
         })));
     }
@@ -100,11 +103,8 @@ pub async fn connect_transport_url(
         }
         cfg.retry_backoff = secs("rabbit_retry_backoff", cfg.retry_backoff)?;
         cfg.interval_max = secs("rabbit_interval_max", cfg.interval_max)?;
-        let timeout = conf.parse_or("DEFAULT", "rpc_response_timeout", 60u64)?;
-        if timeout == 0 {
-            anyhow::bail!("[DEFAULT] rpc_response_timeout must be positive");
-        }
-        cfg.response_timeout = std::time::Duration::from_secs(timeout);
+        cfg.response_timeout = response_timeout;
+        cfg.long_rpc_timeout = long_rpc_timeout;
         let t = nova_rpc::AmqpTransport::connect(cfg)
             .await
             .with_context(|| format!("cannot reach the message broker at {parsed}"))?;
@@ -114,6 +114,25 @@ pub async fn connect_transport_url(
     anyhow::bail!(
         "{option} {parsed}: this build has only the in-memory transport (build with feature amqp)"
     )
+}
+
+/// `[DEFAULT] rpc_response_timeout` (60 s) and `long_rpc_timeout` (1800 s,
+/// nova's timeout of the calls that may take long: scheduling, the
+/// live-migration steps, enabling a host), both positive (a year at most).
+fn rpc_timeouts(conf: &Conf) -> anyhow::Result<(Duration, Duration)> {
+    let mut out = [0u64; 2];
+    for (slot, (key, default)) in out
+        .iter_mut()
+        .zip([("rpc_response_timeout", 60u64), ("long_rpc_timeout", 1800)])
+    {
+        *slot = conf.parse_or("DEFAULT", key, default)?;
+        if *slot == 0 {
+            anyhow::bail!("[DEFAULT] {key} must be positive");
+        }
+    }
+    // A deadline must stay representable: at most a year.
+    let secs = |s: u64| Duration::from_secs(s.min(365 * 86_400));
+    Ok((secs(out[0]), secs(out[1])))
 }
 
 /// Creates the directory of a SQLite file database (other URLs: nothing).
@@ -316,4 +335,35 @@ where
             }
         }
     })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_rpc_timeouts_of_nova_conf_reach_the_transport() {
+        let conf = |extra: &str| {
+            Conf::parse(&format!("[DEFAULT]\ntransport_url = memory://\n{extra}")).unwrap()
+        };
+        let t = connect_transport(&conf("")).await.unwrap();
+        assert_eq!(
+            (t.response_timeout(), t.long_rpc_timeout()),
+            (Duration::from_secs(60), Duration::from_secs(1800)),
+            "nova's defaults"
+        );
+        let t = connect_transport(&conf("rpc_response_timeout = 7\nlong_rpc_timeout = 90\n"))
+            .await
+            .unwrap();
+        assert_eq!(
+            (t.response_timeout(), t.long_rpc_timeout()),
+            (Duration::from_secs(7), Duration::from_secs(90))
+        );
+        let e = connect_transport(&conf("long_rpc_timeout = 0\n"))
+            .await
+            .err()
+            .unwrap();
+        assert_eq!(e.to_string(), "[DEFAULT] long_rpc_timeout must be positive");
+    }
 }

@@ -36,9 +36,16 @@ pub struct Conductor {
     notifier: (Notifier, String),
     /// `[DEFAULT] default_availability_zone`.
     default_az: String,
+    /// Reads of an instance that failed for another reason than its
+    /// absence: how many tries in all, and the pause before the second
+    /// (doubling after each).
+    db_retries: (u32, Duration),
 }
 
 use nova_service::context::elevated as admin_of;
+
+/// Instance reads tried 5 times, 0.5 s apart at first, doubling (7.5 s in all).
+const DB_RETRIES: (u32, Duration) = (5, Duration::from_millis(500));
 
 mod failure;
 mod migrate;
@@ -59,13 +66,82 @@ impl Conductor {
         Conductor {
             objects,
             placement,
-            scheduler: SchedulerApi::new(transport.clone()).timeout(Duration::from_secs(60)),
+            // `long_rpc_timeout` (the interface says so), as nova.
+            scheduler: SchedulerApi::new(transport.clone()),
             compute: ComputeApi::new(transport).version_cap(compute_cap),
             max_attempts: max_attempts.max(1),
             cell1_uuid: cell1_uuid.to_owned(),
             cells: Arc::default(),
             notifier: (Notifier::disabled(), String::new()),
             default_az: "nova".to_owned(),
+            db_retries: DB_RETRIES,
+        }
+    }
+
+    /// Sets how often a failed instance read is tried (`attempts` in all,
+    /// at least one) and the first pause between tries (doubling).
+    pub fn with_db_retries(mut self, attempts: u32, first_pause: Duration) -> Self {
+        self.db_retries = (attempts.max(1), first_pause);
+        self
+    }
+
+    /// The instance `uuid`, read again after a pause while the database
+    /// fails (a lost connection, a timeout) as oslo.db's `wrap_db_retry`
+    /// does; an absent instance (`InstanceNotFound`) is answered at once.
+    async fn read_instance(
+        &self,
+        ctx: &RequestContext,
+        uuid: &str,
+    ) -> nova_objects::Result<Instance> {
+        let (attempts, mut pause) = self.db_retries;
+        let mut tried = 1;
+        loop {
+            match self.objects.get_by_uuid::<Instance>(ctx, uuid).await {
+                Err(e) if !e.is_not_found() && tried < attempts => {
+                    tracing::warn!(instance = uuid, error = %e, attempt = tried, "cannot read the instance: trying again");
+                    tokio::time::sleep(pause).await;
+                    pause = pause.saturating_mul(2);
+                    tried += 1;
+                }
+                r => return r,
+            }
+        }
+    }
+
+    /// An instance that could not be read (the database failing after the
+    /// retries) ends in ERROR as nova ends a build that cannot go on: a
+    /// fault and `compute_task.build_instances.error`; before its first
+    /// scheduling (`first`) also mapped to cell0 with its build request
+    /// deleted, as `_bury_in_cell0` does. Each write is tried even if one
+    /// fails (logged).
+    async fn bury_unreadable(
+        &self,
+        ctx: &RequestContext,
+        uuid: &str,
+        spec: Option<&RequestSpec>,
+        error: &nova_objects::Error,
+        first: bool,
+    ) {
+        let message = format!("Cannot read the instance to schedule it: {error}");
+        let mut inst = Instance::new().with_uuid(uuid.to_owned());
+        inst.obj_reset_changes();
+        tracing::error!(instance = uuid, error = %error, "instance unreadable: the build ends in ERROR");
+        if let Err(e) = self.set_error(ctx, &mut inst, 500, &message, None).await {
+            tracing::error!(instance = uuid, error = %e, "cannot record the build failure");
+        }
+        self.notify_task_error(
+            ctx,
+            "build_instances",
+            &inst,
+            spec,
+            error.class_name(),
+            &message,
+            None,
+        )
+        .await;
+        if first {
+            self.map_instance(ctx, uuid, CELL0_UUID).await;
+            self.drop_build_request(ctx, uuid).await;
         }
     }
 
@@ -265,12 +341,14 @@ impl ComputeTask for Conductor {
         let mut instances = Vec::with_capacity(request_specs.len());
         for s in &request_specs {
             let u = s.instance_uuid();
-            match self.objects.get_by_uuid::<Instance>(&ctx, u).await {
+            match self.read_instance(&ctx, u).await {
                 Ok(i) => instances.push(i),
                 // Deleted while queued: nothing to build.
-                Err(e) => {
-                    tracing::info!(instance = %u, error = %e, "instance gone before scheduling")
+                Err(e) if e.is_not_found() => {
+                    tracing::info!(instance = %u, "instance gone before scheduling")
                 }
+                // Not a delete: the build must not be left in BUILD.
+                Err(e) => self.bury_unreadable(&ctx, u, Some(s), &e, true).await,
             }
         }
         if instances.is_empty() {
@@ -497,8 +575,18 @@ impl ComputeTask for Conductor {
         let host_lists = host_lists.unwrap_or_default();
         for (i, sent) in instances.iter().enumerate() {
             let uuid = sent.uuid().clone();
-            let Ok(mut inst) = self.objects.get_by_uuid::<Instance>(&ctx, &uuid).await else {
-                continue;
+            let mut inst = match self.read_instance(&ctx, &uuid).await {
+                Ok(i) => i,
+                // Deleted meanwhile: its allocation went with it.
+                Err(e) if e.is_not_found() => continue,
+                Err(e) => {
+                    // Not a delete: the reschedule ends in ERROR, its
+                    // claim released.
+                    let _ = self.placement.delete_allocations_async(&uuid).await;
+                    self.bury_unreadable(&ctx, &uuid, request_spec.as_ref(), &e, false)
+                        .await;
+                    continue;
+                }
             };
             if inst.task_state() == &TaskState::Deleting || *inst.deleted() {
                 continue;

@@ -6,6 +6,7 @@
 #![allow(clippy::unwrap_used)]
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -13,11 +14,13 @@ use nova_conductor::Conductor;
 use nova_objects::db::{Database, DbConfig};
 use nova_objects::{
     BlockDeviceMappingList, BuildRequest, Flavor, Instance, InstanceFault, InstanceMapping,
-    ListQuery, NetworkRequestList, Objects, RequestSpec, Selection,
+    ListQuery, Lookup, NetworkRequestList, ObjectStore, Objects, RequestSpec, SaveOptions,
+    Selection,
 };
 use nova_placement::PlacementHandle;
 use nova_rpc::{
-    Dispatcher, MemoryTransport, RemoteError, RequestContext, RpcServer, Target, Transport,
+    Dispatcher, MemoryConfig, MemoryTransport, RemoteError, RequestContext, RpcServer, Target,
+    Transport,
 };
 use nova_rpcapi::compute::Compute;
 use nova_rpcapi::conductor::ComputeTaskApi;
@@ -31,10 +34,11 @@ fn ctx() -> RequestContext {
     nova_service::context::admin()
 }
 
-/// A scheduler that answers what the test says.
+/// A scheduler that answers what the test says, after `delay`.
 #[derive(Debug, Default)]
 struct TestScheduler {
     answer: Mutex<Option<Result<Vec<Vec<Selection>>, String>>>,
+    delay: Mutex<Duration>,
 }
 
 impl Scheduler for TestScheduler {
@@ -46,6 +50,8 @@ impl Scheduler for TestScheduler {
         _return_objects: bool,
         _return_alternates: bool,
     ) -> Result<Destinations, RemoteError> {
+        let delay = *self.delay.lock().unwrap();
+        tokio::time::sleep(delay).await;
         match self.answer.lock().unwrap().clone() {
             Some(Ok(s)) => Ok(Destinations::Selections(s)),
             Some(Err(reason)) => Err(RemoteError::new(
@@ -599,8 +605,78 @@ impl Compute for TestCompute {
     }
 }
 
+/// The database, except that the next `failures` reads of an Instance
+/// fail as a lost connection does (not as a missing row).
+#[derive(Debug)]
+struct FlakyStore {
+    db: Arc<Database>,
+    failures: AtomicUsize,
+}
+
+impl FlakyStore {
+    fn fail(&self, objname: &str) -> nova_objects::Result<()> {
+        let take = |n: usize| n.checked_sub(1);
+        if objname == "Instance"
+            && self
+                .failures
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, take)
+                .is_ok()
+        {
+            return Err(nova_objects::Error::Db(
+                "connection to server was lost".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[async_trait::async_trait]
+impl ObjectStore for FlakyStore {
+    async fn create(&self, ctx: &RequestContext, obj: Value) -> nova_objects::Result<Value> {
+        self.db.create(ctx, obj).await
+    }
+    async fn save(
+        &self,
+        ctx: &RequestContext,
+        obj: Value,
+        opts: &SaveOptions,
+    ) -> nova_objects::Result<Value> {
+        self.db.save(ctx, obj, opts).await
+    }
+    async fn destroy(&self, ctx: &RequestContext, obj: Value) -> nova_objects::Result<Value> {
+        self.db.destroy(ctx, obj).await
+    }
+    async fn get(
+        &self,
+        ctx: &RequestContext,
+        objname: &str,
+        by: &Lookup,
+    ) -> nova_objects::Result<Value> {
+        self.fail(objname)?;
+        self.db.get(ctx, objname, by).await
+    }
+    async fn list(
+        &self,
+        ctx: &RequestContext,
+        objname: &str,
+        q: &ListQuery,
+    ) -> nova_objects::Result<Vec<Value>> {
+        self.db.list(ctx, objname, q).await
+    }
+    async fn count(
+        &self,
+        ctx: &RequestContext,
+        objname: &str,
+        filters: &serde_json::Map<String, Value>,
+    ) -> nova_objects::Result<u64> {
+        self.db.count(ctx, objname, filters).await
+    }
+}
+
 struct World {
+    /// The database (what the conductor reads through `flaky`).
     objects: Objects,
+    flaky: Arc<FlakyStore>,
     placement: PlacementHandle,
     scheduler: Arc<TestScheduler>,
     builds: Arc<Mutex<Vec<Built>>>,
@@ -612,7 +688,11 @@ struct World {
 const HOSTS: [&str; 2] = ["host-a", "host-b"];
 
 async fn world(max_attempts: i64) -> World {
-    let transport: Arc<dyn Transport> = MemoryTransport::new();
+    world_on(max_attempts, MemoryTransport::new()).await
+}
+
+/// The world on a transport of the test's (its RPC timeouts).
+async fn world_on(max_attempts: i64, transport: Arc<dyn Transport>) -> World {
     let db = Arc::new(
         Database::connect(&DbConfig::new("sqlite::memory:"))
             .await
@@ -621,6 +701,10 @@ async fn world(max_attempts: i64) -> World {
     db.sync().await.unwrap();
     let placement = PlacementHandle::memory();
     let objects = Objects::from_arc(db.clone());
+    let flaky = Arc::new(FlakyStore {
+        db: db.clone(),
+        failures: AtomicUsize::new(0),
+    });
     let cell1 = nova_service::cells::ensure_cells(&objects, "memory://", "sqlite::memory:")
         .await
         .unwrap();
@@ -651,13 +735,14 @@ async fn world(max_attempts: i64) -> World {
         );
     }
     let conductor = Conductor::new(
-        objects.clone(),
+        Objects::from_arc(flaky.clone()),
         placement.clone(),
         transport.clone(),
         None,
         max_attempts,
         cell1.uuid(),
-    );
+    )
+    .with_db_retries(3, Duration::from_millis(10));
     servers.push(
         nova_conductor::serve(transport.clone(), &conductor, db, "conductor-1")
             .await
@@ -665,6 +750,7 @@ async fn world(max_attempts: i64) -> World {
     );
     World {
         objects,
+        flaky,
         placement,
         scheduler,
         builds,
@@ -935,6 +1021,114 @@ async fn a_reschedule_past_max_attempts_ends_in_error() {
         "{fault}"
     );
     assert!(fault.ends_with("Last exception: boom"), "{fault}");
+    assert!(w.builds.lock().unwrap().is_empty());
+    w.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transient_read_error_does_not_drop_the_build() {
+    let w = world(3).await;
+    let (inst, br, spec) = w.new_server().await;
+    *w.scheduler.answer.lock().unwrap() = Some(Ok(vec![vec![selection("host-a", "rp-a")]]));
+    // Two failed reads, then the database answers again (3 tries in all).
+    w.flaky.failures.store(2, Ordering::SeqCst);
+    w.schedule(br, spec).await;
+    let built = w.builds(1).await;
+    assert_eq!(
+        built[0].1.uuid(),
+        inst.uuid(),
+        "the build went on after the retries"
+    );
+    assert_eq!(w.flaky.failures.load(Ordering::SeqCst), 0);
+    assert_eq!(w.mapping(inst.uuid()).await, Some(w.cell1.clone()));
+    w.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lasting_read_error_ends_the_build_in_error_not_in_build() {
+    let w = world(3).await;
+    let (inst, br, spec) = w.new_server().await;
+    *w.scheduler.answer.lock().unwrap() = Some(Ok(vec![vec![selection("host-a", "rp-a")]]));
+    // Every try fails: not a delete, so the build is not silently dropped.
+    w.flaky.failures.store(3, Ordering::SeqCst);
+    w.schedule(br, spec).await;
+    let i = w
+        .until(inst.uuid(), |i| i.vm_state() == &VmState::Error)
+        .await;
+    assert!(i.task_state().is_none());
+    let fault = w.fault(inst.uuid()).await;
+    assert!(fault.contains("connection to server was lost"), "{fault}");
+    for _ in 0..100 {
+        if w.build_requests(inst.uuid()).await == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(w.mapping(inst.uuid()).await.as_deref(), Some(CELL0_UUID));
+    assert_eq!(w.build_requests(inst.uuid()).await, 0);
+    // Nothing was scheduled or claimed for it.
+    assert!(w.builds.lock().unwrap().is_empty());
+    let allocs = w.placement.allocations_async(inst.uuid()).await.unwrap();
+    assert!(allocs.allocations.is_empty());
+    w.stop().await;
+}
+
+/// `rpc_response_timeout` 2 s (the heartbeats' window) and `long_rpc_timeout` `long`.
+fn transport_with_long_timeout(long: Duration) -> Arc<dyn Transport> {
+    Arc::new(MemoryTransport::with_config(MemoryConfig {
+        response_timeout: Duration::from_secs(2),
+        long_rpc_timeout: long,
+        ..MemoryConfig::default()
+    }))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scheduler_slower_than_rpc_response_timeout_is_waited_for_up_to_long_rpc_timeout() {
+    let w = world_on(3, transport_with_long_timeout(Duration::from_secs(30))).await;
+    let (inst, br, spec) = w.new_server().await;
+    *w.scheduler.answer.lock().unwrap() = Some(Ok(vec![vec![selection("host-a", "rp-a")]]));
+    // Past rpc_response_timeout: the scheduler's heartbeats keep the call alive.
+    *w.scheduler.delay.lock().unwrap() = Duration::from_secs(3);
+    w.schedule(br, spec).await;
+    for _ in 0..1000 {
+        if !w.builds.lock().unwrap().is_empty() {
+            break;
+        }
+        let i: Instance = w.objects.get_by_uuid(&ctx(), inst.uuid()).await.unwrap();
+        assert_ne!(
+            i.vm_state(),
+            &VmState::Error,
+            "{}",
+            w.fault(inst.uuid()).await
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let built = w.builds(1).await;
+    assert_eq!(built[0].1.uuid(), inst.uuid());
+    w.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scheduler_slower_than_long_rpc_timeout_times_the_build_out() {
+    let w = world_on(3, transport_with_long_timeout(Duration::from_secs(3))).await;
+    let (inst, br, spec) = w.new_server().await;
+    *w.scheduler.answer.lock().unwrap() = Some(Ok(vec![vec![selection("host-a", "rp-a")]]));
+    *w.scheduler.delay.lock().unwrap() = Duration::from_secs(6);
+    w.schedule(br, spec).await;
+    let mut i: Instance = w.objects.get_by_uuid(&ctx(), inst.uuid()).await.unwrap();
+    for _ in 0..1000 {
+        if i.vm_state() == &VmState::Error {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        i = w.objects.get_by_uuid(&ctx(), inst.uuid()).await.unwrap();
+    }
+    assert_eq!(i.vm_state(), &VmState::Error);
+    let fault = w.fault(inst.uuid()).await;
+    assert!(
+        fault.starts_with("Timed out") && fault.ends_with("(after 3s)"),
+        "timed out after long_rpc_timeout: {fault}"
+    );
     assert!(w.builds.lock().unwrap().is_empty());
     w.stop().await;
 }

@@ -204,7 +204,8 @@ pub trait Compute {
     );
 
     /// Live migration: the destination's checks; answers the migrate data.
-    #[rpc(call, server, version = "6.0", min = "5.0")]
+    /// Sent with `long_rpc_timeout`, as nova does.
+    #[rpc(call, server, long, version = "6.0", min = "5.0")]
     async fn check_can_live_migrate_destination(
         &self,
         ctx: RequestContext,
@@ -224,10 +225,12 @@ pub trait Compute {
         dest_check_data: LibvirtLiveMigrateData,
     ) -> LibvirtLiveMigrateData;
 
-    /// Live migration: the destination prepares to receive the guest.
+    /// Live migration: the destination prepares to receive the guest
+    /// (`long_rpc_timeout`).
     #[rpc(
         call,
         server,
+        long,
         version = "6.0",
         min = "6.0",
         alt_topic = "compute-alt",
@@ -260,10 +263,12 @@ pub trait Compute {
         #[rpc(default)] migrate_data: Option<LibvirtLiveMigrateData>,
     );
 
-    /// Live migration: the destination takes the instance over.
+    /// Live migration: the destination takes the instance over
+    /// (`long_rpc_timeout`).
     #[rpc(
         call,
         server,
+        long,
         version = "6.0",
         min = "5.0",
         alt_topic = "compute-alt",
@@ -570,8 +575,8 @@ pub trait Compute {
     // The host-level calls of `os-hosts` and `os-hypervisors/{id}/uptime`.
 
     /// Lets the host take new instances or not; answers the driver's
-    /// `"enabled"` / `"disabled"`.
-    #[rpc(call, server, version = "6.0", min = "5.0")]
+    /// `"enabled"` / `"disabled"` (`long_rpc_timeout`).
+    #[rpc(call, server, long, version = "6.0", min = "5.0")]
     async fn set_host_enabled(&self, ctx: RequestContext, enabled: bool) -> String;
 
     /// Starts or stops the host's maintenance window; answers the

@@ -34,8 +34,9 @@ pub enum Destinations {
 #[nova_rpc::interface(topic = TOPIC, version = SERVER_VERSION, client = SchedulerApi)]
 pub trait Scheduler {
     /// Chooses a host (and alternates) for each instance and claims its
-    /// resources in Placement.
-    #[rpc(call, version = "4.5", min = "4.3")]
+    /// resources in Placement. Sent with `long_rpc_timeout` (heartbeats
+    /// within `rpc_response_timeout`), as nova does.
+    #[rpc(call, long, version = "4.5", min = "4.3")]
     async fn select_destinations(
         &self,
         ctx: RequestContext,
