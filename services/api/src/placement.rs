@@ -113,6 +113,9 @@ pub async fn serve(runner: Runner, port: Option<u16>) -> anyhow::Result<()> {
             nova_service::authtoken::middleware,
         ));
     }
+    // `[metrics] enabled`: `/metrics` on this port, outside the token
+    // check (as on nova-api's port); the runner records the requests.
+    let app = nova_service::metrics::expose(&runner, app).await?;
     runner.http("placement API", listener, cors.wrap(app));
     runner.run().await
 }
