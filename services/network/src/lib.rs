@@ -132,8 +132,8 @@ pub async fn open(runner: &Runner) -> anyhow::Result<Arc<NetworkService>> {
     NetworkService::open(store, datapath).await
 }
 
-/// Starts the network API on `runner` with `auth`; the service is opened
-/// by [`open`].
+/// Starts the network API on `runner` with `auth` (and `/metrics` when
+/// `[metrics] enabled`); the service is opened by [`open`].
 pub async fn start(
     runner: &Runner,
     service: Arc<NetworkService>,
@@ -142,7 +142,11 @@ pub async fn start(
 ) -> anyhow::Result<Started> {
     let (l, url) = bind(runner.conf(), port).await?;
     let addr = l.local_addr()?;
-    runner.http("network API", l, api::router(service.clone(), auth, &url));
+    // `[metrics] enabled`: `/metrics` on this port (nova-all serves it on
+    // the compute API's instead and starts its network API on its own).
+    let app =
+        nova_service::metrics::expose(runner, api::router(service.clone(), auth, &url)).await?;
+    runner.http("network API", l, app);
     tracing::info!(%url, "network API listening");
     Ok(Started { addr, url, service })
 }
