@@ -125,6 +125,15 @@ async fn requests_and_generation_conflicts_are_counted() {
         1.0,
         "{text}"
     );
+    // Its own database's pool (`[placement_database]`).
+    assert!(
+        sample_sum(
+            &text,
+            "nova_db_pool_connections",
+            &[("database", "placement"), ("state", "max")]
+        ) >= 1.0,
+        "{text}"
+    );
     assert_eq!(
         sample_sum(
             &text,

@@ -35,7 +35,9 @@
 //!   `nova_instances{vm_state}` (instances not deleted),
 //!   `nova_compute_heartbeat_age_seconds{host}` (the age of each
 //!   compute service's last report, as `is_up` reads it),
-//!   `nova_db_pool_connections{state}` (`open`, `in_use`, `idle`, `max`).
+//!   `nova_db_pool_connections{database, state}` (`open`, `in_use`,
+//!   `idle`, `max`; `database` is `nova`, or a database the process
+//!   opened beside it, [`watch_pool`]: `placement`, `network`).
 //! * `nova_service_heartbeat_timestamp_seconds{binary, host}`: when this
 //!   process last reported each of its services alive.
 
@@ -332,18 +334,46 @@ pub async fn render(runner: &Runner) -> String {
         return String::new();
     };
     if let Some(db) = runner.database_if_open() {
+        pool_gauges("nova", &db);
         collect_database(runner, &db).await;
+    }
+    let pools = POOLS.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    for (name, db) in &pools {
+        pool_gauges(name, db);
     }
     handle.render()
 }
 
-async fn collect_database(runner: &Runner, db: &nova_objects::db::Database) {
+/// Databases a process opened beside the runner's (`[placement_database]`,
+/// `[network] connection`), whose pools a scrape reports.
+static POOLS: Mutex<Vec<(&'static str, nova_objects::db::Database)>> = Mutex::new(Vec::new());
+
+/// Reports `db`'s pool as `nova_db_pool_connections{database=name}` at
+/// each scrape (the runner's own database is `nova`); a no-op when the
+/// process records no metrics.
+pub fn watch_pool(name: &'static str, db: &nova_objects::db::Database) {
+    if HANDLE.get().is_none() {
+        return;
+    }
+    let mut pools = POOLS.lock().unwrap_or_else(|p| p.into_inner());
+    if !pools.iter().any(|(n, _)| *n == name) {
+        pools.push((name, db.clone()));
+    }
+}
+
+fn pool_gauges(name: &'static str, db: &nova_objects::db::Database) {
     let pool = db.pool_status();
-    metrics::gauge!(DB_POOL, "state" => "open").set(f64::from(pool.size));
-    metrics::gauge!(DB_POOL, "state" => "idle").set(f64::from(pool.idle));
-    metrics::gauge!(DB_POOL, "state" => "in_use")
-        .set(f64::from(pool.size.saturating_sub(pool.idle)));
-    metrics::gauge!(DB_POOL, "state" => "max").set(f64::from(pool.max));
+    for (state, n) in [
+        ("open", pool.size),
+        ("idle", pool.idle),
+        ("in_use", pool.size.saturating_sub(pool.idle)),
+        ("max", pool.max),
+    ] {
+        metrics::gauge!(DB_POOL, "database" => name, "state" => state).set(f64::from(n));
+    }
+}
+
+async fn collect_database(runner: &Runner, db: &nova_objects::db::Database) {
     match instances_by_state(db).await {
         Ok(counts) => {
             for s in crate::states::VmState::ALL {

@@ -91,12 +91,20 @@ async fn requests_pool_and_instances_are_served() {
         "a raw path in a label:\n{text}"
     );
     // The database's gauges, read at the scrape.
+    let pool = [("database", "nova")];
     assert!(
-        sample_sum(&text, "nova_db_pool_connections", &[("state", "max")]) >= 1.0,
+        sample_sum(
+            &text,
+            "nova_db_pool_connections",
+            &[pool[0], ("state", "max")]
+        ) >= 1.0,
         "{text}"
     );
     assert!(
-        text.contains("nova_db_pool_connections{state=\"in_use\"}"),
+        text.lines()
+            .any(|l| l.starts_with("nova_db_pool_connections{")
+                && l.contains("database=\"nova\"")
+                && l.contains("state=\"in_use\"")),
         "{text}"
     );
     assert!(

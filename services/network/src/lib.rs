@@ -125,6 +125,7 @@ pub async fn open(runner: &Runner) -> anyhow::Result<Arc<NetworkService>> {
             let db = nova_objects::db::Database::connect(&nova_objects::db::DbConfig::new(url))
                 .await
                 .with_context(|| format!("[network] connection = {url}"))?;
+            nova_service::metrics::watch_pool("network", &db);
             store::Store::open(db.connection().clone()).await?
         }
         None => store::Store::open(runner.database().await?.connection().clone()).await?,
@@ -239,6 +240,10 @@ async fn ensure_flat_network(
 /// are sent).
 pub async fn serve(runner: Runner, port: Option<u16>) -> anyhow::Result<()> {
     let conf = runner.conf().clone();
+    // `[metrics] enabled`: recording before the store opens (its pool).
+    if nova_service::metrics::MetricsConfig::from_conf(&conf)?.enabled {
+        nova_service::metrics::install()?;
+    }
     let svc = open(&runner).await?;
     let auth = match conf.str_or("api", "auth_strategy", "keystone").as_str() {
         "noauth2" | "noauth" => api::noauth(),

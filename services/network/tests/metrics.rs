@@ -84,6 +84,15 @@ async fn requests_are_counted_by_route_and_status() {
     assert_eq!(counted("/v2.0/{collection}", "200"), 1.0, "{text}");
     assert_eq!(counted("/v2.0/{collection}/{id}", "404"), 1.0, "{text}");
     assert!(!text.contains("0f3c9f0e"), "a raw path in a label:\n{text}");
+    // Its own database's pool (`[network] connection`).
+    assert!(
+        sample_sum(
+            &text,
+            "nova_db_pool_connections",
+            &[("database", "network"), ("state", "max")]
+        ) >= 1.0,
+        "{text}"
+    );
     assert!(
         sample_sum(
             &text,
