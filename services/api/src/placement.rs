@@ -54,9 +54,10 @@ pub async fn serve(runner: Runner, port: Option<u16>) -> anyhow::Result<()> {
     let conf = runner.conf();
     let url = conf.placement_connection();
     nova_service::ensure_sqlite_dir(&url)?;
-    let store = SqlPlacement::open(&url)
+    let db = nova_objects::db::Database::connect(&nova_objects::db::DbConfig::new(&url))
         .await
         .with_context(|| format!("[placement_database] connection = {url}"))?;
+    let store = SqlPlacement::on(&db);
     store.sync().await?;
     let placement = PlacementHandle::new(store);
     let strategy = conf.str_or("api", "auth_strategy", "keystone");
@@ -113,6 +114,10 @@ pub async fn serve(runner: Runner, port: Option<u16>) -> anyhow::Result<()> {
             nova_service::authtoken::middleware,
         ));
     }
+    // `[metrics] enabled`: `/metrics` on this port, outside the token
+    // check (as on nova-api's port); the runner records the requests.
+    let app = nova_service::metrics::expose(&runner, app).await?;
+    nova_service::metrics::watch_pool("placement", &db);
     runner.http("placement API", listener, cors.wrap(app));
     runner.run().await
 }

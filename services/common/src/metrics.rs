@@ -7,10 +7,12 @@
 //!
 //! * `[metrics] enabled` — record and serve metrics.
 //! * `[metrics] host`, `[metrics] port` — the listener of a service without
-//!   an HTTP API of its own (conductor, scheduler, compute; each binary has
-//!   its own default port, [`CONDUCTOR_PORT`] …). `nova-api` and `nova-all`
-//!   serve `/metrics` on the compute API's port, and on this listener too
-//!   when `port` is set.
+//!   an HTTP API of its own (conductor, scheduler, compute, and the console
+//!   proxies, whose port faces browsers; each binary has its own default
+//!   port, [`CONDUCTOR_PORT`] …). `nova-api` and `nova-all` serve
+//!   `/metrics` on the compute API's port, `nova-placement-api`,
+//!   `nova-network-api` and `nova-api-metadata` on their API's port; each
+//!   also on this listener when `port` is set.
 //!
 //! What is recorded:
 //!
@@ -24,12 +26,18 @@
 //!   `no_valid_host`, `error`), `nova_scheduler_no_valid_host_total`,
 //!   `nova_scheduler_select_duration_seconds`; Placement claims:
 //!   `nova_placement_claims_total{outcome}` (`claimed`, `conflict`,
-//!   `error`).
+//!   `error`); the Placement API's conflicts:
+//!   `nova_placement_conflicts_total{code}` (each 409 by Placement error
+//!   code, `placement.concurrent_update` a generation conflict) and
+//!   `nova_placement_generation_retries_total{operation}` (writes its
+//!   store retried after losing a provider generation race).
 //! * At each scrape, from the database when the process has one:
 //!   `nova_instances{vm_state}` (instances not deleted),
 //!   `nova_compute_heartbeat_age_seconds{host}` (the age of each
 //!   compute service's last report, as `is_up` reads it),
-//!   `nova_db_pool_connections{state}` (`open`, `idle`, `max`).
+//!   `nova_db_pool_connections{database, state}` (`open`, `in_use`,
+//!   `idle`, `max`; `database` is `nova`, or a database the process
+//!   opened beside it, [`watch_pool`]: `placement`, `network`).
 //! * `nova_service_heartbeat_timestamp_seconds{binary, host}`: when this
 //!   process last reported each of its services alive.
 
@@ -54,6 +62,12 @@ pub const CONDUCTOR_PORT: u16 = 9781;
 pub const SCHEDULER_PORT: u16 = 9782;
 /// `[metrics] port` default of `nova-compute`.
 pub const COMPUTE_PORT: u16 = 9783;
+/// `[metrics] port` default of `nova-novncproxy`.
+pub const NOVNCPROXY_PORT: u16 = 9784;
+/// `[metrics] port` default of `nova-spicehtml5proxy`.
+pub const SPICEHTML5PROXY_PORT: u16 = 9785;
+/// `[metrics] port` default of `nova-serialproxy`.
+pub const SERIALPROXY_PORT: u16 = 9786;
 
 /// HTTP requests answered.
 pub const HTTP_REQUESTS: &str = "nova_http_requests_total";
@@ -67,6 +81,12 @@ pub const HEARTBEAT_AGE: &str = "nova_compute_heartbeat_age_seconds";
 pub const HEARTBEAT_TIMESTAMP: &str = "nova_service_heartbeat_timestamp_seconds";
 /// The database pool's connections.
 pub const DB_POOL: &str = "nova_db_pool_connections";
+/// 409s the Placement API answered, by Placement error code (recorded by
+/// nova-placement's API).
+pub const PLACEMENT_CONFLICTS: &str = "nova_placement_conflicts_total";
+/// Writes Placement's store retried after losing a provider generation
+/// race (recorded by nova-placement's store).
+pub const PLACEMENT_RETRIES: &str = "nova_placement_generation_retries_total";
 
 /// Latency buckets (seconds) of every histogram: 1 ms … 60 s.
 const BUCKETS: &[f64] = &[
@@ -189,8 +209,25 @@ fn describe() {
     );
     describe_gauge!(
         DB_POOL,
-        "Database pool connections: open, idle and the limit"
+        "Database pool connections: open, in use, idle and the limit"
     );
+    describe_counter!(
+        PLACEMENT_CONFLICTS,
+        "Placement API 409 answers, by Placement error code"
+    );
+    describe_counter!(
+        PLACEMENT_RETRIES,
+        "Placement writes retried after a provider generation race, by operation"
+    );
+}
+
+/// `app` recording its requests when this process records metrics and
+/// `name` (the [`Runner::http`] name) is an HTTP API or a console proxy.
+pub fn instrument_named(app: Router, name: &str) -> Router {
+    match api_label(name) {
+        Some(api) if handle().is_some() => instrument(app, api),
+        _ => app,
+    }
 }
 
 /// Records `router`'s requests (`api` names it in the labels). Put it
@@ -216,14 +253,35 @@ fn method_label(m: &Method) -> &'static str {
     }
 }
 
+/// A response extension naming the route template a fallback handler
+/// served (an API routed by its own code, the metadata API's trees): the
+/// `route` label when axum matched no route (a `MatchedPath` on the
+/// response, from a router nested as a fallback service, comes first).
+#[derive(Debug, Clone, Copy)]
+pub struct RouteLabel(pub &'static str);
+
 async fn track(api: &'static str, req: Request, next: Next) -> Response {
     let started = Instant::now();
     let method = method_label(req.method());
-    let route = req
+    let matched = req
         .extensions()
         .get::<MatchedPath>()
-        .map_or_else(|| "<unmatched>".to_owned(), |p| p.as_str().to_owned());
+        .map(|p| p.as_str().to_owned());
     let resp = next.run(req).await;
+    // An inner router (a fallback service) may hand its template back on
+    // the response, a handler that routes by itself a `RouteLabel`.
+    let route = matched
+        .or_else(|| {
+            resp.extensions()
+                .get::<MatchedPath>()
+                .map(|p| p.as_str().to_owned())
+        })
+        .unwrap_or_else(|| {
+            resp.extensions()
+                .get::<RouteLabel>()
+                .map_or("<unmatched>", |l| l.0)
+                .to_owned()
+        });
     let status = resp.status().as_u16().to_string();
     metrics::histogram!(HTTP_DURATION, "api" => api, "method" => method, "route" => route.clone())
         .record(started.elapsed().as_secs_f64());
@@ -235,7 +293,7 @@ async fn track(api: &'static str, req: Request, next: Next) -> Response {
 
 /// The `api` label of the HTTP server [`Runner::http`] calls `name`
 /// (`None`: not recorded, the metrics listener itself).
-pub(crate) fn api_label(name: &str) -> Option<&'static str> {
+fn api_label(name: &str) -> Option<&'static str> {
     Some(match name {
         "metrics" => return None,
         "compute API" => "compute",
@@ -243,6 +301,9 @@ pub(crate) fn api_label(name: &str) -> Option<&'static str> {
         "placement API" => "placement",
         "network API" => "network",
         "metadata API" => "metadata",
+        "nova-novncproxy" => "novncproxy",
+        "nova-spicehtml5proxy" => "spicehtml5proxy",
+        "nova-serialproxy" => "serialproxy",
         _ => "other",
     })
 }
@@ -273,16 +334,46 @@ pub async fn render(runner: &Runner) -> String {
         return String::new();
     };
     if let Some(db) = runner.database_if_open() {
+        pool_gauges("nova", &db);
         collect_database(runner, &db).await;
+    }
+    let pools = POOLS.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    for (name, db) in &pools {
+        pool_gauges(name, db);
     }
     handle.render()
 }
 
-async fn collect_database(runner: &Runner, db: &nova_objects::db::Database) {
+/// Databases a process opened beside the runner's (`[placement_database]`,
+/// `[network] connection`), whose pools a scrape reports.
+static POOLS: Mutex<Vec<(&'static str, nova_objects::db::Database)>> = Mutex::new(Vec::new());
+
+/// Reports `db`'s pool as `nova_db_pool_connections{database=name}` at
+/// each scrape (the runner's own database is `nova`); a no-op when the
+/// process records no metrics.
+pub fn watch_pool(name: &'static str, db: &nova_objects::db::Database) {
+    if HANDLE.get().is_none() {
+        return;
+    }
+    let mut pools = POOLS.lock().unwrap_or_else(|p| p.into_inner());
+    if !pools.iter().any(|(n, _)| *n == name) {
+        pools.push((name, db.clone()));
+    }
+}
+
+fn pool_gauges(name: &'static str, db: &nova_objects::db::Database) {
     let pool = db.pool_status();
-    metrics::gauge!(DB_POOL, "state" => "open").set(f64::from(pool.size));
-    metrics::gauge!(DB_POOL, "state" => "idle").set(f64::from(pool.idle));
-    metrics::gauge!(DB_POOL, "state" => "max").set(f64::from(pool.max));
+    for (state, n) in [
+        ("open", pool.size),
+        ("idle", pool.idle),
+        ("in_use", pool.size.saturating_sub(pool.idle)),
+        ("max", pool.max),
+    ] {
+        metrics::gauge!(DB_POOL, "database" => name, "state" => state).set(f64::from(n));
+    }
+}
+
+async fn collect_database(runner: &Runner, db: &nova_objects::db::Database) {
     match instances_by_state(db).await {
         Ok(counts) => {
             for s in crate::states::VmState::ALL {
@@ -382,6 +473,75 @@ pub async fn expose(runner: &Runner, router: Router) -> anyhow::Result<Router> {
     Ok(router.merge(routes(runner)))
 }
 
+/// The sum of the samples of exposition `text` named `name` whose labels
+/// include `want` (0 when none): what a test or a probe reads from a
+/// scrape. Lines it cannot read are skipped.
+pub fn sample_sum(text: &str, name: &str, want: &[(&str, &str)]) -> f64 {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(parse_sample)
+        .filter(|(n, labels, _)| {
+            n == name
+                && want
+                    .iter()
+                    .all(|(k, v)| labels.iter().any(|(lk, lv)| lk == k && lv == v))
+        })
+        .map(|(_, _, v)| v)
+        .sum()
+}
+
+/// A sample's name, labels and value.
+type Sample = (String, Vec<(String, String)>, f64);
+
+/// `name{k="v",…} value` (a timestamp after the value is ignored).
+fn parse_sample(line: &str) -> Option<Sample> {
+    let line = line.trim();
+    let name_end = line.find(['{', ' '])?;
+    let name = line[..name_end].to_owned();
+    let mut rest = &line[name_end..];
+    let mut labels = Vec::new();
+    if let Some(r) = rest.strip_prefix('{') {
+        let mut chars = r.char_indices();
+        let mut key = String::new();
+        let mut end = None;
+        while let Some((i, c)) = chars.next() {
+            match c {
+                '}' => {
+                    end = Some(i + 1);
+                    break;
+                }
+                ',' | ' ' => {}
+                '=' => {
+                    if chars.next().map(|(_, q)| q) != Some('"') {
+                        return None;
+                    }
+                    let mut value = String::new();
+                    loop {
+                        match chars.next()?.1 {
+                            '"' => break,
+                            '\\' => match chars.next()?.1 {
+                                'n' => value.push('\n'),
+                                other => value.push(other),
+                            },
+                            other => value.push(other),
+                        }
+                    }
+                    labels.push((std::mem::take(&mut key), value));
+                }
+                other => key.push(other),
+            }
+        }
+        rest = &r[end?..];
+    }
+    let value = rest.split_whitespace().next()?;
+    let value = match value {
+        "+Inf" => f64::INFINITY,
+        "-Inf" => f64::NEG_INFINITY,
+        v => v.parse().ok()?,
+    };
+    Some((name, labels, value))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -401,5 +561,19 @@ mod tests {
         let bad = Conf::parse("[metrics]\nport = 70000\n").unwrap_or_else(|e| panic!("{e}"));
         let err = MetricsConfig::from_conf(&bad).err().map(|e| e.to_string());
         assert!(err.is_some_and(|e| e.contains("[metrics] port")));
+    }
+
+    #[test]
+    fn samples_are_read_by_name_and_labels() {
+        let text = "# TYPE a counter\na{route=\"/x/{id}\",status=\"200\"} 2\n\
+            a{route=\"/x/{id}\",status=\"404\"} 1\na{route=\"q\\\"\\\\,}\"} 4 1700000000\n\
+            b 7.5\nbroken{x=1} 3\n";
+        assert_eq!(sample_sum(text, "a", &[]), 7.0);
+        assert_eq!(sample_sum(text, "a", &[("route", "/x/{id}")]), 3.0);
+        assert_eq!(sample_sum(text, "a", &[("status", "404")]), 1.0);
+        assert_eq!(sample_sum(text, "a", &[("route", "q\"\\,}")]), 4.0);
+        assert_eq!(sample_sum(text, "b", &[]), 7.5);
+        assert_eq!(sample_sum(text, "broken", &[]), 0.0);
+        assert_eq!(sample_sum(text, "a", &[("status", "500")]), 0.0);
     }
 }

@@ -402,10 +402,7 @@ impl Runner {
     /// When the process records metrics ([`crate::metrics::install`]), the
     /// requests are recorded ([`crate::metrics::instrument`]).
     pub fn http(&self, name: &str, listener: tokio::net::TcpListener, app: axum::Router) {
-        let app = match crate::metrics::api_label(name) {
-            Some(api) if crate::metrics::handle().is_some() => crate::metrics::instrument(app, api),
-            _ => app,
-        };
+        let app = crate::metrics::instrument_named(app, name);
         let stop = self.stop_token();
         let label = name.to_owned();
         let h = tokio::spawn(async move {

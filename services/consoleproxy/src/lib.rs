@@ -37,7 +37,7 @@ mod tls;
 mod websocket;
 
 pub use proxy::{ProxyConfig, ProxyKind, app};
-pub use service::{run, start, start_enabled};
+pub use service::{metrics_port, run, start, start_enabled};
 pub use source::{ConnectInfo, DbSource, Refused, Source, StaticSource};
 pub use tls::TlsOptions;
 

@@ -179,12 +179,26 @@ fn check_origin(
     Ok(())
 }
 
-async fn handle(State(sh): State<Arc<Shared>>, req: Request) -> Response {
+async fn handle(state: State<Arc<Shared>>, req: Request) -> Response {
     let is_upgrade = req
         .headers()
         .get(header::UPGRADE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
+    let mut resp = answer(state, req, is_upgrade).await;
+    // The `route` label (`[metrics]`): a console connection or a web
+    // client's file, never the raw path.
+    let route = if is_upgrade {
+        "/{websocket}"
+    } else {
+        "/{file}"
+    };
+    resp.extensions_mut()
+        .insert(nova_service::metrics::RouteLabel(route));
+    resp
+}
+
+async fn answer(State(sh): State<Arc<Shared>>, req: Request, is_upgrade: bool) -> Response {
     if !is_upgrade {
         let (method, path) = (req.method().clone(), req.uri().path().to_owned());
         drop(req);

@@ -14,6 +14,16 @@ use crate::proxy::{ProxyConfig, ProxyKind, app};
 use crate::source::DbSource;
 use crate::tls::TlsOptions;
 
+/// The default `[metrics] port` of proxy `kind`'s binary.
+pub fn metrics_port(kind: ProxyKind) -> u16 {
+    use nova_service::metrics::{NOVNCPROXY_PORT, SERIALPROXY_PORT, SPICEHTML5PROXY_PORT};
+    match kind {
+        ProxyKind::NoVnc => NOVNCPROXY_PORT,
+        ProxyKind::SpiceHtml5 => SPICEHTML5PROXY_PORT,
+        ProxyKind::Serial => SERIALPROXY_PORT,
+    }
+}
+
 /// `(host, port)` the proxy listens on, from its options.
 fn listen(o: &ConsoleOptions, kind: ProxyKind) -> (String, u16) {
     match kind {
@@ -56,9 +66,10 @@ pub async fn start(runner: &Runner, kind: ProxyKind) -> anyhow::Result<SocketAdd
         // websockify's listener: TLS or plain, per connection.
         Some(acceptor) => {
             let stop = runner.stop_token();
+            let app = nova_service::metrics::instrument_named(app(cfg, source), kind.binary());
             let h = tokio::spawn(crate::tls::serve(
                 listener,
-                app(cfg, source),
+                app,
                 Some(acceptor),
                 tls_opts,
                 stop,
@@ -113,8 +124,12 @@ pub async fn start_enabled(runner: &Runner) -> anyhow::Result<Vec<(ProxyKind, So
     Ok(out)
 }
 
-/// A proxy binary: starts it, then serves until SIGTERM and drains.
+/// A proxy binary: starts it, then serves until SIGTERM and drains. With
+/// `[metrics] enabled`, `/metrics` on a listener of its own (`[metrics]
+/// host`:`port`, by default 127.0.0.1 and [`metrics_port`]): the proxy's
+/// port faces browsers.
 pub async fn run(runner: Runner, kind: ProxyKind) -> anyhow::Result<()> {
+    nova_service::metrics::serve(&runner, metrics_port(kind)).await?;
     start(&runner, kind).await?;
     runner.run().await
 }

@@ -42,6 +42,13 @@ pub fn enabled(conf: &nova_service::Conf) -> bool {
 /// it stops accepting and finishes the requests in flight when the runner
 /// stops. Returns where it listens.
 pub async fn start(runner: &nova_service::Runner) -> anyhow::Result<SocketAddr> {
+    listen(runner, false).await
+}
+
+/// [`start`]; with `own_metrics`, `/metrics` on its port too when
+/// `[metrics] enabled` (`nova-api-metadata`; nova-all serves it on the
+/// compute API's port).
+async fn listen(runner: &nova_service::Runner, own_metrics: bool) -> anyhow::Result<SocketAddr> {
     let conf = runner.conf();
     let listen = conf.str_or("DEFAULT", "metadata_listen", "0.0.0.0");
     let port: u16 = conf.parse_or("DEFAULT", "metadata_listen_port", 8775)?;
@@ -52,6 +59,9 @@ pub async fn start(runner: &nova_service::Runner) -> anyhow::Result<SocketAddr> 
         .map_err(|e| anyhow::anyhow!("metadata API: cannot listen on {listen}:{port}: {e}"))?;
     let addr = listener.local_addr()?;
     let mut router = svc.router();
+    if own_metrics {
+        router = nova_service::metrics::expose(runner, router).await?;
+    }
     if nova_service::metrics::handle().is_some() {
         router = nova_service::metrics::instrument(router, "metadata");
     }
@@ -72,6 +82,6 @@ pub async fn start(runner: &nova_service::Runner) -> anyhow::Result<SocketAddr> 
 
 /// `nova-api-metadata`: starts it, then serves until SIGTERM and drains.
 pub async fn run(runner: nova_service::Runner) -> anyhow::Result<()> {
-    start(&runner).await?;
+    listen(&runner, true).await?;
     runner.run().await
 }

@@ -430,7 +430,26 @@ impl MetadataService {
     }
 }
 
-async fn handle(State(svc): State<Arc<MetadataService>>, req: Request) -> Response {
+async fn handle(state: State<Arc<MetadataService>>, req: Request) -> Response {
+    let route = route_label(req.uri().path());
+    let mut resp = answer(state, req).await;
+    resp.extensions_mut()
+        .insert(nova_service::metrics::RouteLabel(route));
+    resp
+}
+
+/// The `route` label of a metadata request (`[metrics]`): its tree, never
+/// the raw path.
+fn route_label(path: &str) -> &'static str {
+    let norm = normpath(path);
+    match norm.trim_start_matches('/').split('/').next() {
+        Some("") | None => "/",
+        Some("openstack") => "/openstack/{path}",
+        Some(_) => "/{ec2_version}/{path}",
+    }
+}
+
+async fn answer(State(svc): State<Arc<MetadataService>>, req: Request) -> Response {
     let (parts, body) = req.into_parts();
     let peer = parts
         .extensions

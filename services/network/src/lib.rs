@@ -125,6 +125,7 @@ pub async fn open(runner: &Runner) -> anyhow::Result<Arc<NetworkService>> {
             let db = nova_objects::db::Database::connect(&nova_objects::db::DbConfig::new(url))
                 .await
                 .with_context(|| format!("[network] connection = {url}"))?;
+            nova_service::metrics::watch_pool("network", &db);
             store::Store::open(db.connection().clone()).await?
         }
         None => store::Store::open(runner.database().await?.connection().clone()).await?,
@@ -132,8 +133,8 @@ pub async fn open(runner: &Runner) -> anyhow::Result<Arc<NetworkService>> {
     NetworkService::open(store, datapath).await
 }
 
-/// Starts the network API on `runner` with `auth`; the service is opened
-/// by [`open`].
+/// Starts the network API on `runner` with `auth` (and `/metrics` when
+/// `[metrics] enabled`); the service is opened by [`open`].
 pub async fn start(
     runner: &Runner,
     service: Arc<NetworkService>,
@@ -142,7 +143,11 @@ pub async fn start(
 ) -> anyhow::Result<Started> {
     let (l, url) = bind(runner.conf(), port).await?;
     let addr = l.local_addr()?;
-    runner.http("network API", l, api::router(service.clone(), auth, &url));
+    // `[metrics] enabled`: `/metrics` on this port (nova-all serves it on
+    // the compute API's instead and starts its network API on its own).
+    let app =
+        nova_service::metrics::expose(runner, api::router(service.clone(), auth, &url)).await?;
+    runner.http("network API", l, app);
     tracing::info!(%url, "network API listening");
     Ok(Started { addr, url, service })
 }
@@ -235,6 +240,10 @@ async fn ensure_flat_network(
 /// are sent).
 pub async fn serve(runner: Runner, port: Option<u16>) -> anyhow::Result<()> {
     let conf = runner.conf().clone();
+    // `[metrics] enabled`: recording before the store opens (its pool).
+    if nova_service::metrics::MetricsConfig::from_conf(&conf)?.enabled {
+        nova_service::metrics::install()?;
+    }
     let svc = open(&runner).await?;
     let auth = match conf.str_or("api", "auth_strategy", "keystone").as_str() {
         "noauth2" | "noauth" => api::noauth(),

@@ -279,7 +279,12 @@ impl SqlPlacement {
                 .try_put_allocations(consumer, allocations, owner, consumer_type, expected)
                 .await
             {
-                Err(Retry::ProviderRace(msg)) => last = Some(msg),
+                Err(Retry::ProviderRace(msg)) => {
+                    metrics::counter!("nova_placement_generation_retries_total",
+                        "operation" => "put_allocations")
+                    .increment(1);
+                    last = Some(msg);
+                }
                 Err(Retry::Fail(e)) => return Err(e),
                 Ok((g, bumped)) => {
                     self.mirror
@@ -753,7 +758,12 @@ impl PlacementService for SqlPlacement {
         let mut last = None;
         for _ in 0..ALLOCATION_CONFLICT_RETRIES {
             match self.try_write_many(inventories, consumers).await {
-                Err(Retry::ProviderRace(msg)) => last = Some(msg),
+                Err(Retry::ProviderRace(msg)) => {
+                    metrics::counter!("nova_placement_generation_retries_total",
+                        "operation" => "write_many")
+                    .increment(1);
+                    last = Some(msg);
+                }
                 Err(Retry::Fail(e)) => return Err(e),
                 Ok(gens) => {
                     self.mirror.invalidate();

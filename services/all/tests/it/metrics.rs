@@ -293,6 +293,47 @@ async fn boot_no_valid_host_and_delete_move_the_counters() {
         );
     }
     assert!(mid.sum("nova_db_pool_connections", &[("state", "max")]) >= 1.0);
+    assert!(mid.has("nova_db_pool_connections", &[("state", "in_use")]));
+
+    // A Placement generation conflict (a stale provider generation).
+    let r = c
+        .call(
+            reqwest::Method::GET,
+            "/placement/resource_providers",
+            "admin",
+            "2.1",
+            None,
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    let rp = r.body["resource_providers"][0]["uuid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let r = c
+        .call(
+            reqwest::Method::PUT,
+            &format!("/placement/resource_providers/{rp}/inventories"),
+            "admin",
+            "2.1",
+            Some(json!({"resource_provider_generation": 99999,
+                "inventories": {"VCPU": {"total": 8}}})),
+        )
+        .await;
+    assert_eq!(r.status, 409);
+    let (_, conflicted) = scrape_until(&c, "the Placement conflict", |s| {
+        s.sum(
+            "nova_placement_conflicts_total",
+            &[("code", "placement.concurrent_update")],
+        ) >= 1.0
+    })
+    .await;
+    assert!(conflicted.sum(HTTP, &[("method", "PUT"), ("status", "409")]) >= 1.0);
+    for s in &conflicted.samples {
+        if let Some(route) = s.labels.get("route") {
+            assert!(!route.contains(&rp), "a raw path in a label: {route}");
+        }
+    }
 
     // The delete.
     let r = c.delete(&format!("/v2.1/servers/{id}"), "demo").await;

@@ -31,7 +31,7 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::Request;
+use axum::extract::{MatchedPath, Request};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -347,6 +347,7 @@ pub fn router_with_policy(
     let inner = Router::new()
         .route("/", get(home))
         .merge(api)
+        .route_layer(middleware::from_fn(keep_route))
         .fallback(|| async { ApiError::not_found("The resource could not be found.") })
         .with_state(state);
     // `frame` around the whole router (not each route), so it sees the
@@ -573,6 +574,7 @@ async fn frame(mut req: Request, next: Next) -> Response {
             .into_response(),
         ),
     };
+    let matched = resp.extensions().get::<MatchedPath>().cloned();
     if resp.status() == StatusCode::METHOD_NOT_ALLOWED
         && resp.extensions().get::<ApiError>().is_none()
     {
@@ -600,6 +602,11 @@ async fn frame(mut req: Request, next: Next) -> Response {
         }
     }
     if let Some(e) = resp.extensions_mut().remove::<ApiError>() {
+        if e.status == StatusCode::CONFLICT {
+            // Generation conflicts (`placement.concurrent_update`) and the
+            // other 409s; the codes are this crate's constants.
+            metrics::counter!("nova_placement_conflicts_total", "code" => e.code).increment(1);
+        }
         let title = e.status.canonical_reason().unwrap_or("Error");
         let mut body = json!({
             "status": e.status.as_u16(),
@@ -660,6 +667,21 @@ async fn frame(mut req: Request, next: Next) -> Response {
     h.insert("vary", HeaderValue::from_static("openstack-api-version"));
     if let Ok(x) = HeaderValue::from_str(&request_id) {
         h.insert("x-openstack-request-id", x);
+    }
+    if let Some(m) = matched {
+        resp.extensions_mut().insert(m);
+    }
+    resp
+}
+
+/// The matched route template, on the response: the router is a fallback
+/// service, so a layer outside it (the `[metrics]` request counter) finds
+/// the template there, never the raw path.
+async fn keep_route(req: Request, next: Next) -> Response {
+    let matched = req.extensions().get::<MatchedPath>().cloned();
+    let mut resp = next.run(req).await;
+    if let Some(m) = matched {
+        resp.extensions_mut().insert(m);
     }
     resp
 }

@@ -1,0 +1,119 @@
+//! `nova-novncproxy` with `[metrics] enabled`: `/metrics` on a listener of
+//! its own (`[metrics] port`, not the proxy's browser-facing port) counts
+//! the proxy's requests — web client files and console connections — by
+//! kind and status, never by raw path or token.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::process::{Child, Command};
+
+use nova_service::metrics::sample_sum;
+
+struct Server(Child, std::path::PathBuf);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+        let _ = std::fs::remove_dir_all(&self.1);
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+async fn wait_listening(port: u16) {
+    for _ in 0..400 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("nothing listens on {port}");
+}
+
+#[tokio::test]
+async fn proxy_requests_are_counted_on_the_metrics_port() {
+    let (port, metrics_port) = (free_port(), free_port());
+    let dir = std::env::temp_dir().join(format!("novnc-metrics-{}-{port}", std::process::id()));
+    std::fs::create_dir_all(dir.join("web")).unwrap();
+    std::fs::write(dir.join("web/vnc.html"), "<html></html>").unwrap();
+    let url = format!("sqlite:///{}/nova.sqlite", dir.display());
+    // The schema nova-manage db sync would create.
+    let db = nova_objects::db::Database::connect(&nova_objects::db::DbConfig::new(&url))
+        .await
+        .unwrap();
+    db.sync().await.unwrap();
+    drop(db);
+    let conf = dir.join("nova.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "[DEFAULT]\nweb = {}/web\n[vnc]\nnovncproxy_host = 127.0.0.1\nnovncproxy_port = {port}\n\
+             [database]\nconnection = {url}\n[metrics]\nenabled = true\nport = {metrics_port}\n",
+            dir.display()
+        ),
+    )
+    .unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_nova-novncproxy"))
+        .arg("--config")
+        .arg(&conf)
+        .spawn()
+        .unwrap();
+    let _server = Server(child, dir);
+    wait_listening(port).await;
+    wait_listening(metrics_port).await;
+
+    let base = format!("http://127.0.0.1:{port}");
+    let r = reqwest::get(format!("{base}/vnc.html")).await.unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let r = reqwest::get(format!("{base}/no-such-file.js"))
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 404);
+    // A console connection with a token no one issued.
+    let r = reqwest::Client::new()
+        .get(format!("{base}/websockify?token=not-a-token"))
+        .header("connection", "Upgrade")
+        .header("upgrade", "websocket")
+        .header("sec-websocket-version", "13")
+        .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 403);
+    // `/metrics` is not on the browser-facing port.
+    let r = reqwest::get(format!("{base}/metrics")).await.unwrap();
+    assert_eq!(r.status().as_u16(), 404);
+
+    let r = reqwest::get(format!("http://127.0.0.1:{metrics_port}/metrics"))
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let text = r.text().await.unwrap();
+    let counted = |route: &str, status: &str| {
+        sample_sum(
+            &text,
+            "nova_http_requests_total",
+            &[
+                ("api", "novncproxy"),
+                ("method", "GET"),
+                ("route", route),
+                ("status", status),
+            ],
+        )
+    };
+    assert_eq!(counted("/{file}", "200"), 1.0, "{text}");
+    // The 404 of the browser-facing `/metrics` too.
+    assert_eq!(counted("/{file}", "404"), 2.0, "{text}");
+    assert_eq!(counted("/{websocket}", "403"), 1.0, "{text}");
+    assert!(
+        !text.contains("no-such-file") && !text.contains("not-a-token"),
+        "a raw path or token in a label:\n{text}"
+    );
+}
