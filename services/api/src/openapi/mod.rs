@@ -470,4 +470,5 @@ fn operation(path: &str, method: &str, v: ApiVersion, (lo, hi): (ApiVersion, Api
     op
 }
 
+mod resources;
 mod responses;
