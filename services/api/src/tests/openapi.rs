@@ -353,6 +353,24 @@ async fn the_other_routes_answer_as_documented() {
     let uuid = inst.uuid().clone();
     let r = a.action(&inst, json!({"lock": null})).await;
     assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.body);
+    // A live migration in progress (its views: `/servers/{id}/migrations`
+    // and `/os-migrations` with links).
+    let mut live = nova_objects::Migration::new()
+        .with_uuid(uuid::Uuid::new_v4().to_string())
+        .with_instance_uuid(Some(uuid.clone()))
+        .with_migration_type("live-migration".to_owned())
+        .with_status(Some("running".into()))
+        .with_source_compute(Some("h1".into()))
+        .with_dest_compute(Some("h2".into()))
+        .with_memory_total(Some(1024))
+        .with_user_id(Some("demo".into()))
+        .with_project_id(Some("demo".into()));
+    a.state
+        .objects
+        .create(&crate::http::admin_ctx(), &mut live)
+        .await
+        .unwrap();
+    let live_id = live.id().to_string();
     let admin_ctx = crate::auth::Ctx {
         user_id: "admin".into(),
         project_id: "admin".into(),
@@ -438,10 +456,24 @@ async fn the_other_routes_answer_as_documented() {
             "/servers/{id}/os-server-password",
             "/servers/{id}/ips",
             "/servers/{id}/topology",
-            "/servers/{id}/migrations",
         ] {
             call(Method::GET, path, &id, admin, None).await;
         }
+        if let Some(r) = call(Method::GET, "/servers/{id}/migrations", &id, admin, None).await {
+            assert_eq!(r.body["migrations"][0]["id"], live.id().to_owned());
+        }
+        call(
+            Method::GET,
+            "/servers/{id}/migrations/{migration_id}",
+            &[("{id}", &uuid), ("{migration_id}", &live_id)],
+            admin,
+            None,
+        )
+        .await;
+        let r = call(Method::GET, "/os-migrations", &[], admin, None)
+            .await
+            .unwrap();
+        assert_eq!(r.body["migrations"].as_array().unwrap().len(), 1);
         // Admin APIs.
         let node_id = if v.at_least(2, 53) {
             node.uuid().clone()
@@ -449,7 +481,6 @@ async fn the_other_routes_answer_as_documented() {
             node.id().to_string()
         };
         for path in [
-            "/os-migrations",
             "/os-hypervisors",
             "/os-hypervisors/detail",
             "/os-hypervisors/statistics",
