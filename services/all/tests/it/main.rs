@@ -31,6 +31,7 @@ mod network_boot;
 mod notifications;
 #[cfg(all(feature = "amqp", feature = "postgres"))]
 mod nova_clients;
+mod openapi_conformance;
 #[cfg(all(feature = "amqp", feature = "postgres"))]
 mod own_infra;
 #[cfg(feature = "libvirt")]

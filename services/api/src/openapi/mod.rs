@@ -86,6 +86,14 @@ pub(crate) fn bounds(path: &str, method: &str) -> (ApiVersion, ApiVersion) {
             (microversion::MIN, v(2, 52))
         }
         (p, _) if p.starts_with("/os-networks") => (microversion::MIN, v(2, 35)),
+        // nova's other network proxies (`check_proxy`); creating or
+        // deleting a tenant network is a 410 at every microversion.
+        (p, _) if p.starts_with("/os-security-group") || p.starts_with("/os-floating-ip") => {
+            (microversion::MIN, v(2, 35))
+        }
+        ("/os-tenant-networks" | "/os-tenant-networks/{id}", "get") => {
+            (microversion::MIN, v(2, 35))
+        }
         (p, _) if p.starts_with("/images/{id}/metadata") => (microversion::MIN, v(2, 38)),
         (p, _) if p.starts_with("/images") => (microversion::MIN, v(2, 35)),
         _ => (microversion::MIN, microversion::MAX),
@@ -470,4 +478,5 @@ fn operation(path: &str, method: &str, v: ApiVersion, (lo, hi): (ApiVersion, Api
     op
 }
 
+mod resources;
 mod responses;

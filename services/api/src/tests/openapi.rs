@@ -278,3 +278,388 @@ async fn the_document_is_served_per_microversion() {
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     fault(&r, "badRequest");
 }
+
+/// GET routes whose success has no body (nova answers a tag's existence
+/// with 204).
+const BODILESS_GETS: &[&str] = &["/v2.1/servers/{id}/tags/{tag}"];
+
+#[test]
+fn every_get_route_documents_its_200_body() {
+    for v in versions() {
+        let doc = document(v, "http://x");
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            let Some(op) = item.get("get") else { continue };
+            let responses = op["responses"].as_object().unwrap();
+            if BODILESS_GETS.contains(&path.as_str()) {
+                assert!(responses.contains_key("204"), "{v}: GET {path}");
+                assert!(!responses.contains_key("200"), "{v}: GET {path}");
+                continue;
+            }
+            assert!(
+                responses
+                    .get("200")
+                    .is_some_and(|r| r["content"]["application/json"]["schema"].is_object()),
+                "{v}: GET {path} has no 200 body schema"
+            );
+        }
+    }
+}
+
+/// A compute node and its nova-compute service on host `h1`.
+async fn compute_host(a: &App) -> (nova_objects::ComputeNode, nova_objects::Service) {
+    let ctx = crate::http::admin_ctx();
+    let mut svc = nova_objects::Service::new()
+        .with_uuid(uuid::Uuid::new_v4().to_string())
+        .with_host(Some("h1".into()))
+        .with_binary(Some("nova-compute".into()))
+        .with_topic(Some("compute".into()))
+        .with_report_count(1)
+        .with_disabled(false)
+        .with_forced_down(false)
+        .with_last_seen_up(Some(chrono::Utc::now()))
+        .with_version(66);
+    a.state.objects.create(&ctx, &mut svc).await.unwrap();
+    let mut node = nova_objects::ComputeNode::new()
+        .with_uuid(uuid::Uuid::new_v4().to_string())
+        .with_host(Some("h1".into()))
+        .with_hypervisor_hostname(Some("h1-node".into()))
+        .with_vcpus(8)
+        .with_memory_mb(8192)
+        .with_local_gb(100)
+        .with_vcpus_used(1)
+        .with_memory_mb_used(512)
+        .with_local_gb_used(1)
+        .with_hypervisor_type("fake".to_owned())
+        .with_hypervisor_version(1)
+        .with_cpu_info("{\"arch\": \"x86_64\"}".to_owned())
+        .with_running_vms(Some(1))
+        .with_cpu_allocation_ratio(1.0)
+        .with_ram_allocation_ratio(1.0)
+        .with_disk_allocation_ratio(1.0)
+        .with_mapped(0);
+    a.state.objects.create(&ctx, &mut node).await.unwrap();
+    (node, svc)
+}
+
+/// The server sub-resources, the admin APIs, quotas, usage, flavor access
+/// and extra specs, and the image proxy: each answers with a success that
+/// matches the document of its microversion (routes a microversion does
+/// not have are skipped at it).
+#[tokio::test]
+async fn the_other_routes_answer_as_documented() {
+    let a = app().await;
+    let (node, svc) = compute_host(&a).await;
+    let inst = a.instance("s1", VmState::Active, None, Some("h1")).await;
+    let uuid = inst.uuid().clone();
+    let r = a.action(&inst, json!({"lock": null})).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.body);
+    // A live migration in progress (its views: `/servers/{id}/migrations`
+    // and `/os-migrations` with links).
+    let mut live = nova_objects::Migration::new()
+        .with_uuid(uuid::Uuid::new_v4().to_string())
+        .with_instance_uuid(Some(uuid.clone()))
+        .with_migration_type("live-migration".to_owned())
+        .with_status(Some("running".into()))
+        .with_source_compute(Some("h1".into()))
+        .with_dest_compute(Some("h2".into()))
+        .with_memory_total(Some(1024))
+        .with_user_id(Some("demo".into()))
+        .with_project_id(Some("demo".into()));
+    a.state
+        .objects
+        .create(&crate::http::admin_ctx(), &mut live)
+        .await
+        .unwrap();
+    let live_id = live.id().to_string();
+    let admin_ctx = crate::auth::Ctx {
+        user_id: "admin".into(),
+        project_id: "admin".into(),
+        roles: vec!["admin".into()],
+        ..Default::default()
+    };
+    let mut img = serde_json::Map::new();
+    img.insert("name".into(), json!("img"));
+    img.insert("visibility".into(), json!("public"));
+    img.insert("auto_disk_config".into(), json!("True"));
+    let image = a.state.images.create(&admin_ctx, &img).unwrap();
+    let image = image["id"].as_str().unwrap().to_owned();
+    let mut checked = std::collections::BTreeSet::new();
+    for v in [
+        ApiVersion(2, 1),
+        ApiVersion(2, 28),
+        ApiVersion(2, 53),
+        ApiVersion(2, 75),
+        microversion::MAX,
+    ] {
+        let doc = document(v, "http://127.0.0.1:8774");
+        // Sends `method template` (its `{…}`s replaced by `args`) at `v`
+        // when the route exists at it: a 2xx that conforms.
+        let call = async |method: Method,
+                          template: &str,
+                          args: &[(&str, &str)],
+                          token: &str,
+                          body: Option<Value>|
+               -> Option<Reply> {
+            let m = method.as_str().to_lowercase();
+            let template = format!("/v2.1{template}");
+            doc["paths"][&template].get(&m)?;
+            let mut path = template.clone();
+            for (k, val) in args {
+                path = path.replace(k, val);
+            }
+            let mut req = App::req(
+                method,
+                &path,
+                Some(token),
+                body.map(|b| Body::from(b.to_string())).unwrap_or_default(),
+            );
+            req.headers_mut().insert(
+                "openstack-api-version",
+                format!("compute {v}").parse().unwrap(),
+            );
+            let r = a.send(req).await;
+            assert!(
+                r.status.is_success(),
+                "{v}: {m} {path}: {} {}",
+                r.status,
+                r.body
+            );
+            conforms(&doc, &template, &m, &r);
+            Some(r)
+        };
+        let (admin, demo) = (a.admin.as_str(), a.demo.as_str());
+        let id = [("{id}", uuid.as_str())];
+        let r = call(
+            Method::GET,
+            "/servers/{id}/os-instance-actions",
+            &id,
+            demo,
+            None,
+        )
+        .await
+        .unwrap();
+        let rid = r.body["instanceActions"][0]["request_id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        for token in [admin, demo] {
+            call(
+                Method::GET,
+                "/servers/{id}/os-instance-actions/{request_id}",
+                &[("{id}", &uuid), ("{request_id}", &rid)],
+                token,
+                None,
+            )
+            .await;
+        }
+        for path in [
+            "/servers/{id}/os-server-password",
+            "/servers/{id}/ips",
+            "/servers/{id}/topology",
+        ] {
+            call(Method::GET, path, &id, admin, None).await;
+        }
+        if let Some(r) = call(Method::GET, "/servers/{id}/migrations", &id, admin, None).await {
+            assert_eq!(r.body["migrations"][0]["id"], live.id().to_owned());
+        }
+        call(
+            Method::GET,
+            "/servers/{id}/migrations/{migration_id}",
+            &[("{id}", &uuid), ("{migration_id}", &live_id)],
+            admin,
+            None,
+        )
+        .await;
+        let r = call(Method::GET, "/os-migrations", &[], admin, None)
+            .await
+            .unwrap();
+        assert_eq!(r.body["migrations"].as_array().unwrap().len(), 1);
+        // Admin APIs.
+        let node_id = if v.at_least(2, 53) {
+            node.uuid().clone()
+        } else {
+            node.id().to_string()
+        };
+        for path in [
+            "/os-hypervisors",
+            "/os-hypervisors/detail",
+            "/os-hypervisors/statistics",
+            "/os-services",
+            "/os-availability-zone",
+            "/os-availability-zone/detail",
+            "/os-simple-tenant-usage",
+            "/os-instance_usage_audit_log",
+            "/extensions",
+            "/os-hosts",
+        ] {
+            call(Method::GET, path, &[], admin, None).await;
+        }
+        for (template, key, arg) in [
+            ("/os-hypervisors/{id}", "{id}", node_id.as_str()),
+            ("/os-hypervisors/{id}/search", "{id}", "h1"),
+            ("/os-hypervisors/{id}/servers", "{id}", "h1"),
+            ("/os-hosts/{host}", "{host}", "h1"),
+            ("/extensions/{alias}", "{alias}", "os-hypervisors"),
+            ("/os-simple-tenant-usage/{project}", "{project}", "demo"),
+        ] {
+            call(Method::GET, template, &[(key, arg)], admin, None).await;
+        }
+        let (svc_id, svc_body) = if v.at_least(2, 53) {
+            (svc.uuid().clone(), json!({"status": "enabled"}))
+        } else {
+            (
+                "enable".to_owned(),
+                json!({"host": "h1", "binary": "nova-compute"}),
+            )
+        };
+        call(
+            Method::PUT,
+            "/os-services/{id}",
+            &[("{id}", &svc_id)],
+            admin,
+            Some(svc_body),
+        )
+        .await;
+        // Aggregates.
+        let r = call(
+            Method::POST,
+            "/os-aggregates",
+            &[],
+            admin,
+            Some(json!({"aggregate": {"name": format!("agg-{}", v.1)}})),
+        )
+        .await
+        .unwrap();
+        let agg = r.body["aggregate"]["id"].to_string();
+        let agg = [("{id}", agg.as_str())];
+        for body in [
+            json!({"set_metadata": {"metadata": {"k": "v"}}}),
+            json!({"add_host": {"host": "h1"}}),
+        ] {
+            call(
+                Method::POST,
+                "/os-aggregates/{id}/action",
+                &agg,
+                admin,
+                Some(body),
+            )
+            .await;
+        }
+        call(Method::GET, "/os-aggregates/{id}", &agg, admin, None).await;
+        call(Method::GET, "/os-aggregates", &[], admin, None).await;
+        // Server groups.
+        let group = if v.at_least(2, 64) {
+            json!({"server_group": {"name": "g", "policy": "affinity"}})
+        } else {
+            json!({"server_group": {"name": "g", "policies": ["affinity"]}})
+        };
+        let r = call(Method::POST, "/os-server-groups", &[], demo, Some(group))
+            .await
+            .unwrap();
+        let gid = r.body["server_group"]["id"].as_str().unwrap().to_owned();
+        call(
+            Method::GET,
+            "/os-server-groups/{id}",
+            &[("{id}", &gid)],
+            demo,
+            None,
+        )
+        .await;
+        call(Method::GET, "/os-server-groups", &[], demo, None).await;
+        // Quotas.
+        let project = [("{project}", "demo")];
+        for path in [
+            "/os-quota-sets/{project}",
+            "/os-quota-sets/{project}/detail",
+            "/os-quota-sets/{project}/defaults",
+        ] {
+            call(Method::GET, path, &project, admin, None).await;
+        }
+        call(
+            Method::PUT,
+            "/os-quota-sets/{project}",
+            &project,
+            admin,
+            Some(json!({"quota_set": {"instances": 20}})),
+        )
+        .await;
+        let class = [("{class}", "default")];
+        call(
+            Method::GET,
+            "/os-quota-class-sets/{class}",
+            &class,
+            admin,
+            None,
+        )
+        .await;
+        call(
+            Method::PUT,
+            "/os-quota-class-sets/{class}",
+            &class,
+            admin,
+            Some(json!({"quota_class_set": {"cores": 30}})),
+        )
+        .await;
+        // A private flavor's access and extra specs.
+        let fid = format!("p-{}", v.1);
+        let r = a
+            .post(
+                "/v2.1/flavors",
+                admin,
+                json!({"flavor": {"name": fid, "id": fid, "ram": 64, "vcpus": 1, "disk": 1,
+                                  "os-flavor-access:is_public": false}}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+        let f = [("{id}", fid.as_str())];
+        call(
+            Method::POST,
+            "/flavors/{id}/action",
+            &f,
+            admin,
+            Some(json!({"addTenantAccess": {"tenant": "demo"}})),
+        )
+        .await;
+        call(
+            Method::GET,
+            "/flavors/{id}/os-flavor-access",
+            &f,
+            admin,
+            None,
+        )
+        .await;
+        call(
+            Method::POST,
+            "/flavors/{id}/os-extra_specs",
+            &f,
+            admin,
+            Some(json!({"extra_specs": {"hw:numa_nodes": "1"}})),
+        )
+        .await;
+        call(Method::GET, "/flavors/{id}/os-extra_specs", &f, admin, None).await;
+        let spec = [("{id}", fid.as_str()), ("{key}", "hw:numa_nodes")];
+        call(
+            Method::GET,
+            "/flavors/{id}/os-extra_specs/{key}",
+            &spec,
+            admin,
+            None,
+        )
+        .await;
+        call(
+            Method::PUT,
+            "/flavors/{id}/os-extra_specs/{key}",
+            &spec,
+            admin,
+            Some(json!({"hw:numa_nodes": "1"})),
+        )
+        .await;
+        // The image proxy (to 2.35).
+        for path in ["/images", "/images/detail"] {
+            call(Method::GET, path, &[], demo, None).await;
+        }
+        call(Method::GET, "/images/{id}", &[("{id}", &image)], demo, None).await;
+        checked.insert(v);
+    }
+    assert_eq!(checked.len(), 5);
+}
