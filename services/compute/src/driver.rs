@@ -138,6 +138,16 @@ pub fn libvirt_config(
             "live_migration_permit_post_copy",
             d.live_migration_permit_post_copy,
         )?,
+        device_detach_attempts: conf.parse_or(
+            "libvirt",
+            "device_detach_attempts",
+            d.device_detach_attempts,
+        )?,
+        device_detach_timeout: std::time::Duration::from_secs(conf.parse_or(
+            "libvirt",
+            "device_detach_timeout",
+            d.device_detach_timeout.as_secs(),
+        )?),
         reserved_host_memory_mb: conf.parse_or(
             "DEFAULT",
             "reserved_host_memory_mb",
