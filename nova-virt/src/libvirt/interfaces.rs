@@ -3,7 +3,7 @@
 //! Attach (`attach_interface`): the VIF plugged (its bridge ensured), then
 //! its `bridge` `<interface>` added to the domain's definition and, when
 //! the guest runs or is paused, to the live domain (`persistent=True,
-//! live=<running>`); a libvirt refusal unplugs it again.
+//! live=<running>`).
 //!
 //! Detach (`detach_interface` → `_detach_with_retry`): the interface is
 //! found by its MAC in the live and the persistent XML (found in neither:
@@ -14,8 +14,8 @@
 //! for the device to leave the live XML (nova waits for libvirt's
 //! device-removed event; the XML is what that event reports). Still there
 //! after the last attempt: [`Error::Hypervisor`] (nova's
-//! `DeviceDetachFailed`). The tap is removed afterwards when libvirt left
-//! it (nova's `unplug` in its `finally`).
+//! `DeviceDetachFailed`), the tap left in place (the guest still uses it).
+//! After a detach a tap libvirt left behind is removed.
 
 use std::time::{Duration, Instant};
 
@@ -61,24 +61,20 @@ impl LibvirtDriver {
         self.plug_vifs(uuid, std::slice::from_ref(vif)).await?;
         let dev = xml::interface_xml(vif, "virtio");
         let u = uuid.to_owned();
-        let r = self
-            .blocking(move |c| {
-                let dom = Self::lookup(c, &u)?;
-                let flags = Self::affect_config_and_live(&dom)?;
-                dom.attach_device_flags(&dev, flags)
-                    .map_err(|e| failed("attach_interface", &u, e.message()))
-            })
-            .await;
-        if r.is_err() {
-            self.unplug_taps(vif.devname.as_slice()).await;
-        }
-        r
+        self.blocking(move |c| {
+            let dom = Self::lookup(c, &u)?;
+            let flags = Self::affect_config_and_live(&dom)?;
+            dom.attach_device_flags(&dev, flags)
+                .map_err(|e| failed("attach_interface", &u, e.message()))
+        })
+        .await
     }
 
     pub(super) async fn detach_vif(&self, uuid: &str, vif: &Vif) -> Result<()> {
-        let r = self.detach_with_retry(uuid, vif).await;
+        self.detach_with_retry(uuid, vif).await?;
+        // Only once the guest let go: a tap still attached stays.
         self.unplug_taps(vif.devname.as_slice()).await;
-        r
+        Ok(())
     }
 
     async fn detach_with_retry(&self, uuid: &str, vif: &Vif) -> Result<()> {

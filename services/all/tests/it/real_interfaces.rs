@@ -376,6 +376,11 @@ async fn a_port_is_hot_plugged_into_a_real_guest_and_hot_unplugged_again() {
         interface_of(&domain_xml(&name, false), &made_mac).is_some(),
         "the paused guest still has the device"
     );
+    let made_tap = format!("tap{}", &made[..11]);
+    assert!(
+        std::path::Path::new(&format!("/sys/class/net/brq{s}/brif/{made_tap}")).exists(),
+        "the device's tap stays on the bridge"
+    );
     let (st, p) = port(&c, &made).await;
     assert_eq!(st, 200, "the port is kept: {p}");
     assert_eq!(p["device_id"], id.as_str(), "{p}");
@@ -405,6 +410,10 @@ async fn a_port_is_hot_plugged_into_a_real_guest_and_hot_unplugged_again() {
     .await;
     assert!(interface_of(&domain_xml(&name, false), &made_mac).is_none());
     assert!(interface_of(&domain_xml(&name, true), &made_mac).is_none());
+    assert!(
+        !std::path::Path::new(&format!("/sys/class/net/{made_tap}")).exists(),
+        "{made_tap} left on the host"
+    );
     let r = c
         .get(&format!("/v2.1/servers/{id}/os-interface"), "admin")
         .await;
