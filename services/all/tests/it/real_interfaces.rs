@@ -9,7 +9,9 @@
 //! ping there from the network's namespace. `DELETE
 //! /servers/{id}/os-interface/{port}` takes it out of the live domain and
 //! the definition, the guest loses the NIC, and the user's port is unbound
-//! (kept), as nova does. The guest's shell is reached on its TCP serial
+//! (kept), as nova does. A paused guest keeps a device: the detach fails
+//! after `[libvirt] device_detach_attempts` waits; a stopped server's
+//! definition alone changes. The guest's shell is reached on its TCP serial
 //! port (`[serial_console] enabled`).
 
 use std::process::Command;
@@ -423,6 +425,51 @@ async fn a_port_is_hot_plugged_into_a_real_guest_and_hot_unplugged_again() {
         "{}",
         r.body
     );
+
+    // A stopped server: attach and detach change its definition only.
+    let r = c
+        .post(
+            &format!("/v2.1/servers/{id}/action"),
+            "admin",
+            json!({"os-stop": null}),
+        )
+        .await;
+    assert_eq!(r.status, 202, "stop: {}", r.body);
+    until(120, "the server is SHUTOFF", || async {
+        let r = c.get(&format!("/v2.1/servers/{id}"), "admin").await;
+        let s = &r.body["server"];
+        (s["status"] == "SHUTOFF" && s["OS-EXT-STS:task_state"].is_null()).then_some(())
+    })
+    .await;
+    let r = c
+        .post(
+            &format!("/v2.1/servers/{id}/os-interface"),
+            "admin",
+            json!({"interfaceAttachment": {"net_id": net}}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "attach to a stopped server: {}", r.body);
+    let (cold, cold_mac) = (
+        r.body["interfaceAttachment"]["port_id"]
+            .as_str()
+            .unwrap()
+            .to_owned(),
+        r.body["interfaceAttachment"]["mac_addr"]
+            .as_str()
+            .unwrap()
+            .to_owned(),
+    );
+    assert!(!virsh(&["domstate", &name]).stdout.starts_with(b"running"));
+    let i = interface_of(&domain_xml(&name, true), &cold_mac).expect("defined");
+    assert!(i.contains(&format!("<source bridge='brq{s}'/>")), "{i}");
+    detach(cold.clone()).await;
+    until(
+        120,
+        "the port nova made for the stopped server is deleted",
+        || async { (port(&c, &cold).await.0 == 404).then_some(()) },
+    )
+    .await;
+    assert!(interface_of(&domain_xml(&name, true), &cold_mac).is_none());
 
     let r = c.delete(&format!("/v2.1/servers/{id}"), "admin").await;
     assert_eq!(r.status, 204);
