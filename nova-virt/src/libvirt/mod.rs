@@ -13,6 +13,7 @@
 
 pub mod config_drive;
 mod events;
+mod interfaces;
 mod jobs;
 mod live;
 mod moves;
@@ -78,6 +79,12 @@ pub struct LibvirtConfig {
     /// `[libvirt] live_migration_permit_post_copy`: migrations may switch
     /// to post-copy, which `force_complete` then does (else it pauses).
     pub live_migration_permit_post_copy: bool,
+    /// `[libvirt] device_detach_attempts`: live detach requests before a
+    /// detach fails (8).
+    pub device_detach_attempts: u32,
+    /// `[libvirt] device_detach_timeout`: how long each live detach
+    /// request waits for the guest to release the device (20 s).
+    pub device_detach_timeout: Duration,
 }
 
 impl Default for LibvirtConfig {
@@ -99,6 +106,8 @@ impl Default for LibvirtConfig {
             hypervisor_hostname: None,
             live_migration_bandwidth: 0,
             live_migration_permit_post_copy: false,
+            device_detach_attempts: 8,
+            device_detach_timeout: Duration::from_secs(20),
         }
     }
 }
@@ -1050,35 +1059,19 @@ impl ComputeDriver for LibvirtDriver {
         .await
     }
 
-    /// nova's `attach_interface`: the VIF plugged (its bridge made), then
-    /// its `<interface>` added to the domain's definition and, when it
-    /// runs, hot-plugged into the guest (model `virtio`).
+    /// nova's `attach_interface` (`interfaces.rs`): the VIF plugged, its
+    /// `<interface>` (model `virtio`) added to the definition and, when
+    /// the guest runs, hot-plugged.
     async fn attach_interface(&self, uuid: &str, vif: &Vif) -> Result<()> {
-        self.plug_vifs(uuid, std::slice::from_ref(vif)).await?;
-        let dev = xml::interface_xml(vif, "virtio");
-        let u = uuid.to_owned();
-        self.blocking(move |c| {
-            let dom = Self::lookup(c, &u)?;
-            let flags = Self::affect_config_and_live(&dom)?;
-            dom.attach_device_flags(&dev, flags)
-                .map_err(|e| failed("attach_interface", &u, e.message()))
-        })
-        .await
+        self.attach_vif(uuid, vif).await
     }
 
-    /// nova's `detach_interface`: the `<interface>` of the VIF's MAC
-    /// removed from the running guest and the domain's definition; its tap
-    /// goes with it (libvirt's), the bridge stays (the network's).
+    /// nova's `detach_interface` (`interfaces.rs`): the `<interface>` of
+    /// the VIF's MAC out of the definition, then out of the live domain
+    /// (each request waited for: `device_detach_timeout`, retried
+    /// `device_detach_attempts` times), then the tap removed if left.
     async fn detach_interface(&self, uuid: &str, vif: &Vif) -> Result<()> {
-        let dev = xml::interface_xml(vif, "virtio");
-        let u = uuid.to_owned();
-        self.blocking(move |c| {
-            let dom = Self::lookup(c, &u)?;
-            let flags = Self::affect_config_and_live(&dom)?;
-            dom.detach_device_flags(&dev, flags)
-                .map_err(|e| failed("detach_interface", &u, e.message()))
-        })
-        .await
+        self.detach_vif(uuid, vif).await
     }
 
     /// The compute host's `uptime`, as nova's libvirt driver runs it.

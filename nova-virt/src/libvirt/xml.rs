@@ -303,6 +303,16 @@ pub fn bridges(domain_xml: &str) -> Vec<(String, Option<u32>)> {
         .collect()
 }
 
+/// The MAC addresses of a domain XML's `<interface>`s, in order.
+pub fn interface_macs(domain_xml: &str) -> Vec<String> {
+    domain_xml
+        .split("<interface ")
+        .skip(1)
+        .filter_map(|s| s.find("</interface>").map(|e| &s[..e]))
+        .filter_map(|i| attr_of(i, "mac", "address"))
+        .collect()
+}
+
 /// `[arch, virt_type, hvm]` for every guest arch the capabilities XML offers
 /// with domain type `virt_type`.
 pub fn supported_instances(capabilities: &str, virt_type: &str) -> Vec<[String; 3]> {
@@ -451,6 +461,11 @@ mod tests {
         // libvirt's own rendering (double quotes, more elements).
         let live = "<interface type=\"bridge\"><mac address=\"fa:16:3e:12:34:56\"/><source bridge=\"brqx\"/><target dev=\"tapx\"/><model type=\"virtio\"/><alias name=\"net0\"/></interface><interface type='user'><mac address='fa:16:3e:00:00:02'/></interface>";
         assert_eq!(bridges(live), [("brqx".to_owned(), None)]);
+        assert_eq!(
+            interface_macs(live),
+            ["fa:16:3e:12:34:56", "fa:16:3e:00:00:02"]
+        );
+        assert_eq!(interface_macs(&x), ["fa:16:3e:12:34:56"]);
     }
 
     #[test]

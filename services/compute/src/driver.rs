@@ -138,6 +138,22 @@ pub fn libvirt_config(
             "live_migration_permit_post_copy",
             d.live_migration_permit_post_copy,
         )?,
+        // nova's options have a minimum of 1.
+        device_detach_attempts: conf
+            .parse_or(
+                "libvirt",
+                "device_detach_attempts",
+                d.device_detach_attempts,
+            )?
+            .max(1),
+        device_detach_timeout: std::time::Duration::from_secs(
+            conf.parse_or(
+                "libvirt",
+                "device_detach_timeout",
+                d.device_detach_timeout.as_secs(),
+            )?
+            .max(1),
+        ),
         reserved_host_memory_mb: conf.parse_or(
             "DEFAULT",
             "reserved_host_memory_mb",
@@ -260,5 +276,26 @@ mod tests {
         // Another driver has no peer.
         conf.set("DEFAULT", "compute_driver", "fake.FakeDriver");
         assert_eq!(peer_host(&conf), None);
+    }
+
+    #[test]
+    fn device_detach_options_are_novas() {
+        let mut conf = nova_service::Conf::new();
+        let c = libvirt_config(&conf, "here").unwrap();
+        assert_eq!(c.device_detach_attempts, 8);
+        assert_eq!(c.device_detach_timeout, std::time::Duration::from_secs(20));
+        conf.set("libvirt", "device_detach_attempts", "3");
+        conf.set("libvirt", "device_detach_timeout", "7");
+        let c = libvirt_config(&conf, "here").unwrap();
+        assert_eq!(c.device_detach_attempts, 3);
+        assert_eq!(c.device_detach_timeout, std::time::Duration::from_secs(7));
+        // nova's minimum is 1.
+        conf.set("libvirt", "device_detach_attempts", "0");
+        conf.set("libvirt", "device_detach_timeout", "0");
+        let c = libvirt_config(&conf, "here").unwrap();
+        assert_eq!(c.device_detach_attempts, 1);
+        assert_eq!(c.device_detach_timeout, std::time::Duration::from_secs(1));
+        conf.set("libvirt", "device_detach_timeout", "soon");
+        assert!(libvirt_config(&conf, "here").is_err());
     }
 }

@@ -91,7 +91,7 @@ where
 }
 
 /// The events of the server's last instance action named `action`.
-async fn action_events(c: &Cluster, id: &str, action: &str) -> Vec<Value> {
+pub(crate) async fn action_events(c: &Cluster, id: &str, action: &str) -> Vec<Value> {
     let r = c
         .get(&format!("/v2.1/servers/{id}/os-instance-actions"), "admin")
         .await;

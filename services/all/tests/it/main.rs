@@ -37,6 +37,8 @@ mod own_infra;
 #[cfg(feature = "libvirt")]
 mod real_guest;
 #[cfg(feature = "libvirt")]
+mod real_interfaces;
+#[cfg(feature = "libvirt")]
 mod real_moves;
 mod real_placement;
 mod rebuild;
