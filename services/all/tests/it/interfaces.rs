@@ -474,6 +474,125 @@ async fn network_changed_refreshes_the_info_cache_from_the_network_service() {
     c.stop().await;
 }
 
+/// `injectNetworkInfo` (admin only, 202, no instance action): the compute
+/// reads the server's ports again into its info cache and hands them to
+/// the driver (the fake driver records them).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inject_network_info_refreshes_the_cache_and_reaches_the_driver() {
+    let c = start(1).await;
+    let net = private_net(&c).await;
+    let id = boot(&c, "inject").await;
+    c.wait_status("demo", &id, "ACTIVE").await;
+    let host =
+        c.get(&format!("/v2.1/servers/{id}"), "admin").await.body["server"]["OS-EXT-SRV-ATTR:host"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+    let fake = crate::moves::fake(&c, &host);
+    assert_eq!(fake.injected_network_info(&id), None);
+    let before = addresses(&c, &id).await;
+    assert_eq!(before.len(), 1);
+    // A port bound to the server behind nova's back: only a refresh shows it.
+    let (s, p) = neutron(
+        &c,
+        "admin",
+        Method::POST,
+        "ports",
+        Some(
+            json!({"port": {"network_id": net, "device_id": id, "device_owner": "compute:nova",
+            "fixed_ips": [{"ip_address": "10.0.0.78"}]}}),
+        ),
+    )
+    .await;
+    assert_eq!(s, 201, "{p}");
+    let extra = p["port"]["id"].as_str().unwrap().to_owned();
+    let inject = |user: &'static str, server: String, body: Value| {
+        let c = &c;
+        async move {
+            c.call(
+                Method::POST,
+                &format!("/v2.1/servers/{server}/action"),
+                user,
+                "2.1",
+                Some(body),
+            )
+            .await
+        }
+    };
+    // nova's policy: admins only.
+    let r = inject("demo", id.clone(), json!({"injectNetworkInfo": null})).await;
+    assert_eq!(r.status, 403, "{}", r.body);
+    let r = inject(
+        "admin",
+        uuid::Uuid::new_v4().to_string(),
+        json!({"injectNetworkInfo": null}),
+    )
+    .await;
+    assert_eq!(r.status, 404, "{}", r.body);
+    let r = inject(
+        "admin",
+        id.clone(),
+        json!({"injectNetworkInfo": null, "x": 1}),
+    )
+    .await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert_eq!(addresses(&c, &id).await, before, "nothing refreshed yet");
+    assert_eq!(fake.injected_network_info(&id), None);
+    let r = inject("admin", id.clone(), json!({"injectNetworkInfo": null})).await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    assert!(r.body.is_null() || r.body == json!(""), "{}", r.body);
+    let mut want = before.clone();
+    want.push("10.0.0.78".into());
+    want.sort();
+    eventually("the cache refreshed", || async {
+        addresses(&c, &id).await == want
+    })
+    .await;
+    eventually("the driver got the network info", || async {
+        fake.injected_network_info(&id)
+            .is_some_and(|v| v.iter().any(|vif| vif.id == extra))
+    })
+    .await;
+    let injected = fake.injected_network_info(&id).unwrap();
+    let ports = ports_of(&c, &id).await;
+    assert_eq!(injected.len(), 2, "{injected:?}");
+    for vif in &injected {
+        let port = ports
+            .iter()
+            .find(|p| p["id"] == vif.id.as_str())
+            .unwrap_or_else(|| panic!("{vif:?} not among {ports:?}"));
+        assert_eq!(port["mac_address"], vif.address.as_str());
+    }
+    // As nova: no instance action for it.
+    let r = c
+        .get(&format!("/v2.1/servers/{id}/os-instance-actions"), "admin")
+        .await;
+    let actions: Vec<&str> = r.body["instanceActions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|a| a["action"].as_str())
+        .collect();
+    assert_eq!(actions, ["create"], "{}", r.body);
+    // A driver failure is recorded as the server's fault; it stays ACTIVE.
+    fake.set_faults(Faults {
+        fail_operations: vec!["inject_network_info".into()],
+        ..Faults::default()
+    });
+    let r = inject("admin", id.clone(), json!({"injectNetworkInfo": null})).await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    eventually("the fault recorded", || async {
+        crate::moves::faults_of(&c, &id)
+            .await
+            .iter()
+            .any(|f| f.contains("injected failure of inject_network_info"))
+    })
+    .await;
+    let r = c.get(&format!("/v2.1/servers/{id}"), "admin").await;
+    assert_eq!(r.body["server"]["status"], "ACTIVE", "{}", r.body);
+    c.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn interface_notifications_match_novas_samples() {
     let (_vhost, listener, c) = crate::notifications::notifying_cluster(
