@@ -292,7 +292,12 @@ pub fn is_up(service: &Service, down_time: Duration, now: chrono::DateTime<chron
 }
 
 /// Runs `task` every `interval` (first after `initial_delay`) until
-/// `stop`; a run never overlaps the next.
+/// `stop`; a run never overlaps the next. The schedule is fixed, as
+/// oslo's `FixedIntervalLoopingCall` that nova's service group and
+/// periodic tasks run on: a run starts `interval` after the previous one
+/// started (at once when that one took longer), not `interval` after it
+/// ended, so slow runs (a heartbeat waiting for a busy database) do not
+/// stretch the period by their own length.
 pub fn periodic<F, Fut>(
     stop: CancellationToken,
     interval: Duration,
@@ -308,12 +313,17 @@ where
             _ = stop.cancelled() => return,
             _ = tokio::time::sleep(initial_delay) => {}
         }
+        // The first tick is now; a late one is taken at once and the next
+        // is due `interval` after it (no burst to catch up).
+        let mut ticks = tokio::time::interval(interval.max(Duration::from_millis(1)));
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            task().await;
             tokio::select! {
+                biased;
                 _ = stop.cancelled() => return,
-                _ = tokio::time::sleep(interval) => {}
+                _ = ticks.tick() => {}
             }
+            task().await;
         }
     })
 }
