@@ -327,3 +327,47 @@ where
         }
     })
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    use tokio::time::Instant;
+    use tokio_util::sync::CancellationToken;
+
+    /// The start times (from the first) of the first `n` runs of a task
+    /// taking `run` every `interval`, on tokio's paused clock.
+    async fn starts(interval: Duration, run: Duration, n: usize) -> Vec<Duration> {
+        let stop = CancellationToken::new();
+        let seen = Arc::new(Mutex::new(Vec::<Instant>::new()));
+        let s = seen.clone();
+        let h = super::periodic(stop.clone(), interval, Duration::ZERO, move || {
+            s.lock().unwrap().push(Instant::now());
+            tokio::time::sleep(run)
+        });
+        while seen.lock().unwrap().len() < n {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        stop.cancel();
+        h.await.unwrap();
+        let seen = seen.lock().unwrap();
+        seen.iter().take(n).map(|t| *t - seen[0]).collect()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_periodic_task_starts_on_a_fixed_schedule() {
+        // A run of 0.6 s does not push the next start to 1.6 s.
+        let s = starts(Duration::from_secs(1), Duration::from_millis(600), 4).await;
+        assert_eq!(s, (0..4).map(Duration::from_secs).collect::<Vec<_>>());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_run_longer_than_the_interval_is_followed_at_once_without_a_burst() {
+        let s = starts(Duration::from_secs(1), Duration::from_millis(2500), 3).await;
+        let want: Vec<Duration> = [0, 2500, 5000].map(Duration::from_millis).to_vec();
+        assert_eq!(s, want);
+    }
+}
