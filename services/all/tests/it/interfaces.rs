@@ -563,6 +563,9 @@ async fn inject_network_info_refreshes_the_cache_and_reaches_the_driver() {
             .unwrap_or_else(|| panic!("{vif:?} not among {ports:?}"));
         assert_eq!(port["mac_address"], vif.address.as_str());
     }
+    // resetNetwork, its sibling, is gone (nova 23).
+    let r = inject("admin", id.clone(), json!({"resetNetwork": null})).await;
+    assert_eq!(r.status, 410, "{}", r.body);
     // As nova: no instance action for it.
     let r = c
         .get(&format!("/v2.1/servers/{id}/os-instance-actions"), "admin")

@@ -81,6 +81,11 @@ pub(crate) async fn action(
     if let Some(r) = crate::floating_ips_proxy::action(&st, &ctx, v, &id, name, &body).await {
         return r;
     }
+    if name == "resetNetwork" {
+        // Removed in nova 23 (Wallaby): 410 at every version, whatever the
+        // server.
+        return Err(crate::networks_proxy::tenant_gone().await);
+    }
     let known = matches!(
         name,
         "reboot"
