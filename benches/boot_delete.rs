@@ -2,6 +2,10 @@
 //! 1,000 fake computes, through the real HTTP API:
 //!
 //! * `all`: `nova-all` in this process (memory transport, SQLite file);
+//! * `ports`: as `all` with nova-all's built-in network service: each
+//!   server boots on the shared `private` network, so the compute makes a
+//!   port, binds it, waits for `network-vif-plugged` and deletes it with
+//!   the server (not run unless named);
 //! * `actions`: the same `nova-all`; each client boots one server, then
 //!   pauses and unpauses it in a loop (each action polled until done):
 //!   server actions/s through the API;
@@ -14,8 +18,8 @@
 //! the anchor (Nova: 5.4 boot+delete/s, boot median 6.2 s with 1,000 fake
 //! computes on 26 servers) beside it.
 //!
-//! Run with: cargo bench --bench boot_delete --features amqp,postgres -- [all|actions|multi] [--computes N] [--clients N] [--cycles N]
-//! (`all` also takes `--set section.option=value` for its nova.conf; `RUST_LOG` turns on logging)
+//! Run with: cargo bench --bench boot_delete --features amqp,postgres -- [all|ports|actions|multi] [--computes N] [--clients N] [--cycles N]
+//! (`all` and `ports` also take `--set section.option=value` for its nova.conf; `RUST_LOG` turns on logging)
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -134,10 +138,13 @@ struct Figures {
     requests: usize,
 }
 
+/// Boot+delete cycles by `clients` clients; `networks`: the create
+/// body's (`"none"`, or the network to make a port on).
 async fn workload(
     t: Arc<Target>,
     tok: String,
     image: String,
+    networks: Value,
     clients: usize,
     cycles: usize,
 ) -> Figures {
@@ -150,12 +157,13 @@ async fn workload(
     let start = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..clients {
-        let (http, t, tok, image, next) = (
+        let (http, t, tok, image, next, networks) = (
             http.clone(),
             t.clone(),
             tok.clone(),
             image.clone(),
             next.clone(),
+            networks.clone(),
         );
         tasks.push(tokio::spawn(async move {
             let mut lat = Vec::new();
@@ -168,7 +176,7 @@ async fn workload(
                     .post(format!("{}/v2.1/servers", t.compute))
                     .header("X-Auth-Token", &tok)
                     .header("OpenStack-API-Version", "compute 2.100")
-                    .json(&json!({"server": {"name": "b", "flavorRef": "bench", "imageRef": image, "networks": "none"}}))
+                    .json(&json!({"server": {"name": "b", "flavorRef": "bench", "imageRef": image, "networks": networks}}))
                     .send()
                     .await
                     .expect("create");
@@ -180,6 +188,16 @@ async fn workload(
                     requests += 1;
                     let s: Value = http.get(&url).header("X-Auth-Token", &tok).send().await.expect("show").json().await.expect("show json");
                     match s["server"]["status"].as_str() {
+                        // With a port: its address shown, or the cycle failed.
+                        Some("ACTIVE")
+                            if networks.is_array()
+                                && s["server"]["addresses"]
+                                    .as_object()
+                                    .is_none_or(|a| a.is_empty()) =>
+                        {
+                            errors += 1;
+                            break;
+                        }
                         Some("ACTIVE") => break,
                         Some("ERROR") => {
                             errors += 1;
@@ -247,7 +265,25 @@ fn report(mode: &str, computes: usize, clients: usize, f: &Figures, extra: Value
     println!("{out}");
 }
 
-async fn run_all(computes: usize, clients: usize, cycles: usize) {
+/// The `private` network of nova-all's network service.
+async fn private_network(http: &reqwest::Client, url: &str, tok: &str) -> String {
+    let b: Value = http
+        .get(format!("{url}/v2.0/networks?name=private"))
+        .header("X-Auth-Token", tok)
+        .send()
+        .await
+        .expect("networks")
+        .json()
+        .await
+        .expect("networks json");
+    b["networks"][0]["id"]
+        .as_str()
+        .expect("the private network")
+        .to_owned()
+}
+
+/// `all` (`ports`: with the built-in network service, a port per server).
+async fn run_all(computes: usize, clients: usize, cycles: usize, ports: bool) {
     let dir = std::env::temp_dir().join(format!("nova-rs-bench-{}", uuid::Uuid::new_v4().simple()));
     let mut conf = nova_service::Conf::new();
     for (s, k, v) in [
@@ -258,6 +294,10 @@ async fn run_all(computes: usize, clients: usize, cycles: usize) {
         ("quota", "ram", "-1"),
     ] {
         conf.set(s, k, v);
+    }
+    if ports {
+        conf.set("network", "enabled", "true");
+        conf.set("network", "bind_port", "0");
     }
     if let Ok(n) = std::env::var("BENCH_POOL") {
         conf.set("database", "max_pool_size", &n);
@@ -290,21 +330,26 @@ async fn run_all(computes: usize, clients: usize, cycles: usize) {
     let http = reqwest::Client::new();
     let tok = token(&http, &target.identity).await;
     let image = prepare(&http, &target, &tok).await;
+    let networks = match all.network.as_ref().filter(|_| ports) {
+        Some(n) => json!([{"uuid": private_network(&http, &n.url, &tok).await}]),
+        None => json!("none"),
+    };
     tokio::time::sleep(Duration::from_millis(1200)).await; // host view and Placement mirror settle
     // Warm-up, then the measured run.
     workload(
         target.clone(),
         tok.clone(),
         image.clone(),
+        networks.clone(),
         clients,
         clients * 2,
     )
     .await;
     let cpu = cpu_ms();
-    let f = workload(target, tok, image, clients, cycles).await;
+    let f = workload(target, tok, image, networks, clients, cycles).await;
     let cpu_per_cycle = (cpu_ms() - cpu) / f.cycles.max(1) as f64;
     report(
-        "all",
+        if ports { "ports" } else { "all" },
         computes,
         clients,
         &f,
@@ -611,11 +656,12 @@ async fn run_multi(computes: usize, clients: usize, cycles: usize) {
         target.clone(),
         tok.clone(),
         image.clone(),
+        json!("none"),
         clients,
         clients * 2,
     )
     .await;
-    let f = workload(target, tok, image, clients, cycles).await;
+    let f = workload(target, tok, image, json!("none"), clients, cycles).await;
     let compute_rss: u64 = compute_pids.iter().map(|p| proc_rss_kib(*p)).sum();
     report(
         "multi (RabbitMQ + PostgreSQL)",
@@ -648,7 +694,7 @@ fn main() {
     let want = |m: &str| {
         !args
             .iter()
-            .any(|a| a == "all" || a == "actions" || a == "multi")
+            .any(|a| a == "all" || a == "ports" || a == "actions" || a == "multi")
             || args.iter().any(|a| a == m)
     };
     let computes = arg("--computes", 1000);
@@ -656,7 +702,10 @@ fn main() {
     let cycles = arg("--cycles", 2000);
     rt.block_on(async {
         if want("all") {
-            run_all(computes, clients, cycles).await;
+            run_all(computes, clients, cycles, false).await;
+        }
+        if args.iter().any(|a| a == "ports") {
+            run_all(computes, clients, cycles, true).await;
         }
         if want("actions") {
             run_actions(computes, clients, cycles / 2).await;

@@ -561,6 +561,12 @@ pub trait ComputeDriver: Send + Sync + std::fmt::Debug {
     async fn detach_interface(&self, _uuid: &str, _vif: &Vif) -> Result<()> {
         unsupported("detach_interface")
     }
+    /// Injects the instance's network info (its VIFs) into the guest
+    /// (nova's `inject_network_info`): nothing to do by default, as nova's
+    /// base and libvirt drivers.
+    async fn inject_network_info(&self, _uuid: &str, _vifs: &[Vif]) -> Result<()> {
+        Ok(())
+    }
 
     /// Lets the host take new instances (`"enabled"`) or not
     /// (`"disabled"`); nova's `set_host_enabled`.

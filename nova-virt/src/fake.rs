@@ -136,6 +136,8 @@ struct FakeInstance {
     admin_password: Option<String>,
     /// The files its last spawn injected, and its config drive's files.
     files: (Vec<InjectedFile>, Option<Vec<InjectedFile>>),
+    /// The network info last injected (`inject_network_info`).
+    injected_network: Option<Vec<Vif>>,
 }
 
 /// The fake hypervisor.
@@ -253,6 +255,14 @@ impl FakeDriver {
     /// The MAC addresses of a fake guest's NICs, in plug order.
     pub fn nics(&self, uuid: &str) -> Option<Vec<String>> {
         self.lock().get(uuid).map(|i| i.macs.clone())
+    }
+
+    /// The network info last injected into a fake guest
+    /// (`inject_network_info`); `None` before any.
+    pub fn injected_network_info(&self, uuid: &str) -> Option<Vec<Vif>> {
+        self.lock()
+            .get(uuid)
+            .and_then(|i| i.injected_network.clone())
     }
 
     /// The image an instance in rescue runs from.
@@ -453,6 +463,7 @@ impl ComputeDriver for FakeDriver {
                     rescued_from: None,
                     admin_password: spec.admin_password.clone(),
                     files: (spec.injected_files.clone(), spec.config_drive.clone()),
+                    injected_network: None,
                 },
             );
         }
@@ -676,6 +687,7 @@ impl ComputeDriver for FakeDriver {
                             rescued_from: None,
                             admin_password: None,
                             files: Default::default(),
+                            injected_network: None,
                         },
                     );
                 }
@@ -753,6 +765,7 @@ impl ComputeDriver for FakeDriver {
             rescued_from: None,
             admin_password: None,
             files: Default::default(),
+            injected_network: None,
         });
         Ok(())
     }
@@ -965,6 +978,22 @@ impl ComputeDriver for FakeDriver {
                 "[fake] network interface {} detached\n",
                 vif.address
             ));
+            Ok(())
+        })
+    }
+
+    /// Records the VIFs (a console line with their MACs), in any power
+    /// state: nova's drivers that implement it write the guest's files.
+    async fn inject_network_info(&self, uuid: &str, vifs: &[Vif]) -> Result<()> {
+        self.delay().await;
+        self.injected(uuid, "inject_network_info")?;
+        self.with(uuid, |i| {
+            let macs: Vec<&str> = vifs.iter().map(|v| v.address.as_str()).collect();
+            i.console.push_str(&format!(
+                "[fake] network info injected: {}\n",
+                macs.join(", ")
+            ));
+            i.injected_network = Some(vifs.to_vec());
             Ok(())
         })
     }

@@ -311,7 +311,12 @@ pub fn is_up(service: &Service, down_time: Duration, now: chrono::DateTime<chron
 }
 
 /// Runs `task` every `interval` (first after `initial_delay`) until
-/// `stop`; a run never overlaps the next.
+/// `stop`; a run never overlaps the next. The schedule is fixed, as
+/// oslo's `FixedIntervalLoopingCall` that nova's service group and
+/// periodic tasks run on: a run starts `interval` after the previous one
+/// started (at once when that one took longer), not `interval` after it
+/// ended, so slow runs (a heartbeat waiting for a busy database) do not
+/// stretch the period by their own length.
 pub fn periodic<F, Fut>(
     stop: CancellationToken,
     interval: Duration,
@@ -327,40 +332,84 @@ where
             _ = stop.cancelled() => return,
             _ = tokio::time::sleep(initial_delay) => {}
         }
+        // The first tick is now; a late one is taken at once and the next
+        // is due `interval` after it (no burst to catch up).
+        let mut ticks = tokio::time::interval(interval.max(Duration::from_millis(1)));
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            task().await;
             tokio::select! {
+                biased;
                 _ = stop.cancelled() => return,
-                _ = tokio::time::sleep(interval) => {}
+                _ = ticks.tick() => {}
             }
+            task().await;
         }
     })
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
 mod tests {
-    use super::*;
+    #![allow(clippy::unwrap_used)]
+
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
+
+    use tokio::time::Instant;
+    use tokio_util::sync::CancellationToken;
+
+    /// The start times (from the first) of the first `n` runs of a task
+    /// taking `run` every `interval`, on tokio's paused clock.
+    async fn starts(interval: Duration, run: Duration, n: usize) -> Vec<Duration> {
+        let stop = CancellationToken::new();
+        let seen = Arc::new(Mutex::new(Vec::<Instant>::new()));
+        let s = seen.clone();
+        let h = super::periodic(stop.clone(), interval, Duration::ZERO, move || {
+            s.lock().unwrap().push(Instant::now());
+            tokio::time::sleep(run)
+        });
+        while seen.lock().unwrap().len() < n {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        stop.cancel();
+        h.await.unwrap();
+        let seen = seen.lock().unwrap();
+        seen.iter().take(n).map(|t| *t - seen[0]).collect()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_periodic_task_starts_on_a_fixed_schedule() {
+        // A run of 0.6 s does not push the next start to 1.6 s.
+        let s = starts(Duration::from_secs(1), Duration::from_millis(600), 4).await;
+        assert_eq!(s, (0..4).map(Duration::from_secs).collect::<Vec<_>>());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_run_longer_than_the_interval_is_followed_at_once_without_a_burst() {
+        let s = starts(Duration::from_secs(1), Duration::from_millis(2500), 3).await;
+        let want: Vec<Duration> = [0, 2500, 5000].map(Duration::from_millis).to_vec();
+        assert_eq!(s, want);
+    }
 
     #[tokio::test]
     async fn the_rpc_timeouts_of_nova_conf_reach_the_transport() {
         let conf = |extra: &str| {
-            Conf::parse(&format!("[DEFAULT]\ntransport_url = memory://\n{extra}")).unwrap()
+            super::Conf::parse(&format!("[DEFAULT]\ntransport_url = memory://\n{extra}")).unwrap()
         };
-        let t = connect_transport(&conf("")).await.unwrap();
+        let t = super::connect_transport(&conf("")).await.unwrap();
         assert_eq!(
             (t.response_timeout(), t.long_rpc_timeout()),
             (Duration::from_secs(60), Duration::from_secs(1800)),
             "nova's defaults"
         );
-        let t = connect_transport(&conf("rpc_response_timeout = 7\nlong_rpc_timeout = 90\n"))
-            .await
-            .unwrap();
+        let t =
+            super::connect_transport(&conf("rpc_response_timeout = 7\nlong_rpc_timeout = 90\n"))
+                .await
+                .unwrap();
         assert_eq!(
             (t.response_timeout(), t.long_rpc_timeout()),
             (Duration::from_secs(7), Duration::from_secs(90))
         );
-        let e = connect_transport(&conf("long_rpc_timeout = 0\n"))
+        let e = super::connect_transport(&conf("long_rpc_timeout = 0\n"))
             .await
             .err()
             .unwrap();

@@ -201,6 +201,52 @@ impl ComputeManager {
         Ok(())
     }
 
+    /// nova's `inject_network_info` (a cast, no instance action): the
+    /// instance's network info read again from the network service into
+    /// its info cache, then handed to the driver to inject into the guest
+    /// (nova's libvirt driver, as ours, does nothing with it; the fake
+    /// driver records it). Under the instance's lock, as an attach or a
+    /// detach; a driver failure is recorded as the instance's fault
+    /// (nova's `wrap_instance_fault`).
+    pub(crate) async fn do_inject_network_info(
+        &self,
+        ctx: &RequestContext,
+        inst: Instance,
+    ) -> Result<(), nova_rpc::RemoteError> {
+        let uuid = inst.uuid().clone();
+        let lock = self.lock_for(&uuid);
+        let r = {
+            let _g = lock.lock().await;
+            let vifs = self.refresh_network_info(ctx, &uuid).await;
+            tracing::debug!(instance = %uuid, vifs = vifs.len(), "Inject network info");
+            self.inner
+                .driver
+                .inject_network_info(&uuid, &driver_vifs(&vifs))
+                .await
+        };
+        drop(lock);
+        self.unlock_for(&uuid);
+        if let Err(e) = r {
+            tracing::warn!(instance = %uuid, error = %e, "network info not injected");
+            let msg = e.to_string();
+            let _ = record_fault(
+                &self.inner.objects,
+                ctx,
+                &uuid,
+                500,
+                &msg,
+                None,
+                Some(self.host()),
+            )
+            .await;
+            return Err(nova_rpc::RemoteError::internal(
+                "InjectNetworkInfoFailed",
+                msg,
+            ));
+        }
+        Ok(())
+    }
+
     /// The instance's network info read again from the network service
     /// and written to its info cache (nova's `get_instance_nw_info` with a
     /// refresh: `network-changed`, a detach); the cache as it was when the

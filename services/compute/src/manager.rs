@@ -1337,6 +1337,15 @@ impl Compute for ComputeManager {
         .await
     }
 
+    async fn inject_network_info(
+        &self,
+        ctx: RequestContext,
+        instance: Instance,
+    ) -> Result<(), RemoteError> {
+        let ctx = elevated(&ctx);
+        self.do_inject_network_info(&ctx, instance).await
+    }
+
     async fn get_console_output(
         &self,
         _ctx: RequestContext,

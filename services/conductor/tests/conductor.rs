@@ -347,6 +347,14 @@ impl Compute for TestCompute {
         Ok(())
     }
 
+    async fn inject_network_info(
+        &self,
+        _ctx: RequestContext,
+        _instance: Instance,
+    ) -> Result<(), RemoteError> {
+        Ok(())
+    }
+
     async fn attach_interface(
         &self,
         _ctx: RequestContext,

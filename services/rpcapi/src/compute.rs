@@ -19,7 +19,8 @@
 //!   `get_vnc_console`, `get_spice_console`, `get_serial_console`,
 //!   `get_mks_console`, `validate_console_port`, `set_host_enabled`,
 //!   `host_maintenance_mode`, `host_power_action`, `get_host_uptime`,
-//!   `attach_interface`, `detach_interface`; each also at 5.0).
+//!   `attach_interface`, `detach_interface`, `inject_network_info`; each
+//!   also at 5.0).
 //! * 6.0 also: the move operations (`crate::compute` methods below
 //!   `terminate_instance`: resize, cold and live migration), nova's names,
 //!   arguments and versions; the in-flight steps (`resize_instance`,
@@ -399,6 +400,12 @@ pub trait Compute {
     /// when nova made it, else unbound.
     #[rpc(cast, server, version = "6.0", min = "5.0")]
     async fn detach_interface(&self, ctx: RequestContext, instance: Instance, port_id: String);
+
+    /// Refreshes the instance's network info cache from the network
+    /// service and has the driver inject it into the guest (nova's
+    /// `inject_network_info`; no instance action).
+    #[rpc(cast, server, version = "6.0", min = "5.0")]
+    async fn inject_network_info(&self, ctx: RequestContext, instance: Instance);
 
     /// The guest's console log, its last `tail_length` lines when given.
     #[rpc(call, server, version = "6.0", min = "5.0")]

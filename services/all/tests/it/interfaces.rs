@@ -474,6 +474,128 @@ async fn network_changed_refreshes_the_info_cache_from_the_network_service() {
     c.stop().await;
 }
 
+/// `injectNetworkInfo` (admin only, 202, no instance action): the compute
+/// reads the server's ports again into its info cache and hands them to
+/// the driver (the fake driver records them).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inject_network_info_refreshes_the_cache_and_reaches_the_driver() {
+    let c = start(1).await;
+    let net = private_net(&c).await;
+    let id = boot(&c, "inject").await;
+    c.wait_status("demo", &id, "ACTIVE").await;
+    let host =
+        c.get(&format!("/v2.1/servers/{id}"), "admin").await.body["server"]["OS-EXT-SRV-ATTR:host"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+    let fake = crate::moves::fake(&c, &host);
+    assert_eq!(fake.injected_network_info(&id), None);
+    let before = addresses(&c, &id).await;
+    assert_eq!(before.len(), 1);
+    // A port bound to the server behind nova's back: only a refresh shows it.
+    let (s, p) = neutron(
+        &c,
+        "admin",
+        Method::POST,
+        "ports",
+        Some(
+            json!({"port": {"network_id": net, "device_id": id, "device_owner": "compute:nova",
+            "fixed_ips": [{"ip_address": "10.0.0.78"}]}}),
+        ),
+    )
+    .await;
+    assert_eq!(s, 201, "{p}");
+    let extra = p["port"]["id"].as_str().unwrap().to_owned();
+    let inject = |user: &'static str, server: String, body: Value| {
+        let c = &c;
+        async move {
+            c.call(
+                Method::POST,
+                &format!("/v2.1/servers/{server}/action"),
+                user,
+                "2.1",
+                Some(body),
+            )
+            .await
+        }
+    };
+    // nova's policy: admins only.
+    let r = inject("demo", id.clone(), json!({"injectNetworkInfo": null})).await;
+    assert_eq!(r.status, 403, "{}", r.body);
+    let r = inject(
+        "admin",
+        uuid::Uuid::new_v4().to_string(),
+        json!({"injectNetworkInfo": null}),
+    )
+    .await;
+    assert_eq!(r.status, 404, "{}", r.body);
+    let r = inject(
+        "admin",
+        id.clone(),
+        json!({"injectNetworkInfo": null, "x": 1}),
+    )
+    .await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert_eq!(addresses(&c, &id).await, before, "nothing refreshed yet");
+    assert_eq!(fake.injected_network_info(&id), None);
+    let r = inject("admin", id.clone(), json!({"injectNetworkInfo": null})).await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    assert!(r.body.is_null() || r.body == json!(""), "{}", r.body);
+    let mut want = before.clone();
+    want.push("10.0.0.78".into());
+    want.sort();
+    eventually("the cache refreshed", || async {
+        addresses(&c, &id).await == want
+    })
+    .await;
+    eventually("the driver got the network info", || async {
+        fake.injected_network_info(&id)
+            .is_some_and(|v| v.iter().any(|vif| vif.id == extra))
+    })
+    .await;
+    let injected = fake.injected_network_info(&id).unwrap();
+    let ports = ports_of(&c, &id).await;
+    assert_eq!(injected.len(), 2, "{injected:?}");
+    for vif in &injected {
+        let port = ports
+            .iter()
+            .find(|p| p["id"] == vif.id.as_str())
+            .unwrap_or_else(|| panic!("{vif:?} not among {ports:?}"));
+        assert_eq!(port["mac_address"], vif.address.as_str());
+    }
+    // resetNetwork, its sibling, is gone (nova 23).
+    let r = inject("admin", id.clone(), json!({"resetNetwork": null})).await;
+    assert_eq!(r.status, 410, "{}", r.body);
+    // As nova: no instance action for it.
+    let r = c
+        .get(&format!("/v2.1/servers/{id}/os-instance-actions"), "admin")
+        .await;
+    let actions: Vec<&str> = r.body["instanceActions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|a| a["action"].as_str())
+        .collect();
+    assert_eq!(actions, ["create"], "{}", r.body);
+    // A driver failure is recorded as the server's fault; it stays ACTIVE.
+    fake.set_faults(Faults {
+        fail_operations: vec!["inject_network_info".into()],
+        ..Faults::default()
+    });
+    let r = inject("admin", id.clone(), json!({"injectNetworkInfo": null})).await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    eventually("the fault recorded", || async {
+        crate::moves::faults_of(&c, &id)
+            .await
+            .iter()
+            .any(|f| f.contains("injected failure of inject_network_info"))
+    })
+    .await;
+    let r = c.get(&format!("/v2.1/servers/{id}"), "admin").await;
+    assert_eq!(r.body["server"]["status"], "ACTIVE", "{}", r.body);
+    c.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn interface_notifications_match_novas_samples() {
     let (_vhost, listener, c) = crate::notifications::notifying_cluster(
@@ -546,5 +668,128 @@ async fn interface_notifications_match_novas_samples() {
         }
     }
     assert!(errors.is_empty(), "{errors:#?}");
+    c.stop().await;
+}
+/// Attach and detach across 1,000 fake computes: servers booted at once
+/// (a port each from the built-in network service) land on computes of
+/// their own; an interface attached to every one concurrently is bound to
+/// its server's host with the server as its device, shown in the info
+/// cache (`addresses`) and plugged into that host's fake guest; detached,
+/// the port nova made is gone and the cache and guest are as before.
+/// nova's heartbeat defaults (`report_interval` 10 s, `service_down_time`
+/// 60 s), not the cluster's 1 s / 4 s: 1,000 computes reporting every
+/// second make the busy debug build look some of them down.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn interface_attach_and_detach_at_scale_on_1000_fake_computes() {
+    let t = std::time::Instant::now();
+    let c = Cluster::start(
+        1000,
+        &[
+            ("network", "enabled", "true"),
+            ("network", "bind_port", "0"),
+            ("DEFAULT", "report_interval", "10"),
+            ("DEFAULT", "service_down_time", "60"),
+        ],
+    )
+    .await;
+    let started = t.elapsed();
+    let net = private_net(&c).await;
+    let servers = 20usize;
+    let r = c
+        .call(
+            Method::PUT,
+            "/v2.1/os-quota-sets/demo",
+            "admin",
+            "2.1",
+            Some(json!({"quota_set": {"instances": servers, "cores": servers,
+                "ram": 512 * servers}})),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let t = std::time::Instant::now();
+    let ids = futures_util::future::join_all((0..servers).map(|k| {
+        let c = &c;
+        async move { boot(c, &format!("scale-{k}")).await }
+    }))
+    .await;
+    let mut hosts = std::collections::BTreeMap::new();
+    for id in &ids {
+        let s = c.wait_status("admin", id, "ACTIVE").await;
+        let host = s["OS-EXT-SRV-ATTR:host"].as_str().unwrap_or_default();
+        hosts.insert(id.clone(), host.to_owned());
+    }
+    let boot_s = t.elapsed().as_secs_f64();
+    let distinct: std::collections::BTreeSet<&String> = hosts.values().collect();
+    assert!(
+        distinct.len() > servers / 2,
+        "servers spread over the computes: {hosts:?}"
+    );
+    let mut booted_addrs = std::collections::BTreeMap::new();
+    for id in &ids {
+        let ports = ports_of(&c, id).await;
+        assert_eq!(ports.len(), 1, "{ports:?}");
+        assert_eq!(ports[0]["binding:host_id"], hosts[id].as_str());
+        let addrs = addresses(&c, id).await;
+        assert_eq!(addrs.len(), 1, "{addrs:?}");
+        booted_addrs.insert(id.clone(), addrs);
+    }
+    let t = std::time::Instant::now();
+    let attached = futures_util::future::join_all(ids.iter().map(|id| {
+        let (c, net) = (&c, net.clone());
+        async move {
+            let r = attach(
+                c,
+                "demo",
+                "2.1",
+                id,
+                json!({"interfaceAttachment": {"net_id": net}}),
+            )
+            .await;
+            assert_eq!(r.status, 200, "{}", r.body);
+            let a = &r.body["interfaceAttachment"];
+            let ip = a["fixed_ips"][0]["ip_address"].as_str().unwrap().to_owned();
+            (a["port_id"].as_str().unwrap().to_owned(), ip)
+        }
+    }))
+    .await;
+    let attach_s = t.elapsed().as_secs_f64();
+    for (id, (port, ip)) in ids.iter().zip(&attached) {
+        let host = hosts[id].as_str();
+        let (s, p) = neutron(&c, "admin", Method::GET, &format!("ports/{port}"), None).await;
+        assert_eq!(s, 200, "{p}");
+        assert_eq!(p["port"]["binding:host_id"], host, "{p}");
+        assert_eq!(p["port"]["device_id"], id.as_str(), "{p}");
+        assert_eq!(p["port"]["device_owner"], "compute:nova", "{p}");
+        let mut want = booted_addrs[id].clone();
+        want.push(ip.clone());
+        want.sort();
+        assert_eq!(addresses(&c, id).await, want, "the info cache of {id}");
+        let nics = crate::moves::fake(&c, host).nics(id).unwrap();
+        assert_eq!(nics.len(), 2, "{nics:?}");
+        assert!(nics.contains(&p["port"]["mac_address"].as_str().unwrap().to_owned()));
+    }
+    let t = std::time::Instant::now();
+    for (id, (port, _)) in ids.iter().zip(&attached) {
+        assert_eq!(detach(&c, id, port).await.status, 202);
+    }
+    for (id, (port, _)) in ids.iter().zip(&attached) {
+        eventually("detached", || async {
+            addresses(&c, id).await == booted_addrs[id]
+        })
+        .await;
+        let (s, p) = neutron(&c, "admin", Method::GET, &format!("ports/{port}"), None).await;
+        assert_eq!(s, 404, "the port nova made is deleted: {p}");
+        assert_eq!(ports_of(&c, id).await.len(), 1);
+        let nics = crate::moves::fake(&c, &hosts[id]).nics(id).unwrap();
+        assert_eq!(nics.len(), 1, "{nics:?}");
+    }
+    let detach_s = t.elapsed().as_secs_f64();
+    println!(
+        "1,000 fake computes started in {:.1} s; {servers} servers booted in {boot_s:.2} s \
+         on {} hosts; {servers} concurrent attaches in {attach_s:.2} s; \
+         {servers} detaches done in {detach_s:.2} s",
+        started.as_secs_f64(),
+        distinct.len(),
+    );
     c.stop().await;
 }

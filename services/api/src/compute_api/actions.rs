@@ -437,6 +437,28 @@ pub(crate) async fn reset_state(
     Ok(())
 }
 
+/// `injectNetworkInfo` (nova's `API.inject_network_info`): 409 when the
+/// instance is locked (to a non-admin), else cast to its compute, which
+/// refreshes the info cache and has its driver inject it; no instance
+/// action, in any state. A server on no host is 409 here (nova's rpcapi
+/// raises `NovaException`, a 500).
+pub(crate) async fn inject_network_info(
+    st: &ApiState,
+    ctx: &Ctx,
+    inst: &Instance,
+) -> ApiResult<()> {
+    super::check_instance_lock(ctx, inst)?;
+    let host = inst.host().clone().unwrap_or_default();
+    if host.is_empty() {
+        return Err(not_ready(inst));
+    }
+    st.rpc
+        .compute
+        .inject_network_info(&ctx.rpc(), &host, inst)
+        .await
+        .map_err(Fault::internal)
+}
+
 /// `os-getConsoleOutput`: the log from the compute (its last `length`
 /// lines), control characters but tab and newline removed.
 pub(crate) async fn console_output(

@@ -64,7 +64,8 @@ use crate::auth::Ctx;
 use crate::fault::{ApiResult, Fault};
 
 pub(crate) use actions::{
-    Action, act, console_output, is_expected_locked_by, lock, reset_state, unlock,
+    Action, act, console_output, inject_network_info, is_expected_locked_by, lock, reset_state,
+    unlock,
 };
 pub(crate) use create::{CreateRequest, create};
 pub(crate) use delete::{DeleteKind, delete};

@@ -420,6 +420,7 @@ const SERVER_ACTIONS: &[&str] = &[
     "changePassword",
     "rescue",
     "os-resetState",
+    "injectNetworkInfo",
     "os-getConsoleOutput",
     "rebuild",
     "createImage",

@@ -14,7 +14,7 @@ use super::St;
 use crate::auth::Ctx;
 use crate::compute_api::{self, Action, DeleteKind};
 use crate::fault::{ApiResult, Fault};
-use crate::http::{json_body, require_admin, require_write};
+use crate::http::{json_body, require_admin, require_on, require_write};
 use crate::microversion::ApiVersion;
 use crate::schemas;
 
@@ -26,6 +26,7 @@ fn policy(name: &str) -> String {
         "lock" | "unlock" => format!("os_compute_api:os-lock-server:{name}"),
         "changePassword" => "os_compute_api:os-admin-password".into(),
         "os-resetState" => "os_compute_api:os-admin-actions:reset_state".into(),
+        "injectNetworkInfo" => "os_compute_api:os-admin-actions:inject_network_info".into(),
         "os-getConsoleOutput" => "os_compute_api:os-console-output".into(),
         "rescue" => "os_compute_api:os-rescue".into(),
         "unrescue" => "os_compute_api:os-unrescue".into(),
@@ -80,6 +81,11 @@ pub(crate) async fn action(
     if let Some(r) = crate::floating_ips_proxy::action(&st, &ctx, v, &id, name, &body).await {
         return r;
     }
+    if name == "resetNetwork" {
+        // Removed in nova 23 (Wallaby): 410 at every version, whatever the
+        // server.
+        return Err(crate::networks_proxy::tenant_gone().await);
+    }
     let known = matches!(
         name,
         "reboot"
@@ -93,6 +99,7 @@ pub(crate) async fn action(
             | "unlock"
             | "changePassword"
             | "os-resetState"
+            | "injectNetworkInfo"
             | "os-getConsoleOutput"
             | "rescue"
             | "unrescue"
@@ -127,6 +134,14 @@ pub(crate) async fn action(
                 _ => VmState::Active,
             };
             compute_api::reset_state(&st, &ctx, inst, state).await?;
+            return Ok(StatusCode::ACCEPTED.into_response());
+        }
+        "injectNetworkInfo" => {
+            // nova's admin_actions: the rule on the server's project.
+            let project = inst.project_id().clone().unwrap_or_default();
+            let user = inst.user_id().clone().unwrap_or_default();
+            require_on(&ctx, &rule, &project, &user)?;
+            compute_api::inject_network_info(&st, &ctx, &inst).await?;
             return Ok(StatusCode::ACCEPTED.into_response());
         }
         "lock" => {
