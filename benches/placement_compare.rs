@@ -20,6 +20,11 @@
 
 use std::time::{Duration, Instant};
 
+// The allocator of the service binaries (`nova-placement-api`, nova-all):
+// our server runs in this process.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use nova_placement::{PlacementHandle, SqlPlacement, api};
 use sea_orm::ConnectionTrait as _;
 use tokio::io::AsyncBufReadExt as _;
