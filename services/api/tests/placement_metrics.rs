@@ -4,59 +4,37 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::process::{Child, Command};
+use std::process::Command;
 
 use nova_service::metrics::sample_sum;
+use nova_service::testing::Daemon;
 use serde_json::json;
 
-struct Server(Child, std::path::PathBuf);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-        let _ = std::fs::remove_dir_all(&self.1);
-    }
-}
-
-fn start() -> (Server, u16) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let dir = std::env::temp_dir().join(format!("placement-metrics-{}-{port}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let conf = dir.join("placement.conf");
-    std::fs::write(
-        &conf,
-        format!(
+async fn start() -> (Daemon, u16) {
+    let mut d = Daemon::new("placement-metrics");
+    let port = d.port();
+    let conf = d.write(
+        "placement.conf",
+        &format!(
             "[placement_database]\nconnection = sqlite:///{}/p.db\n[api]\nauth_strategy = noauth2\n\
              [metrics]\nenabled = true\n",
-            dir.display()
+            d.dir().display()
         ),
-    )
-    .unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_nova-placement-api"))
-        .arg("--config")
-        .arg(&conf)
-        .arg("--port")
-        .arg(port.to_string())
-        .spawn()
-        .unwrap();
-    let server = Server(child, dir);
-    for _ in 0..400 {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return (server, port);
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    panic!("nova-placement-api did not listen");
+    );
+    d.spawn(
+        Command::new(env!("CARGO_BIN_EXE_nova-placement-api"))
+            .arg("--config")
+            .arg(&conf)
+            .arg("--port")
+            .arg(port.to_string()),
+    );
+    d.listening(port).await;
+    (d, port)
 }
 
 #[tokio::test]
 async fn requests_and_generation_conflicts_are_counted() {
-    let (_server, port) = start();
+    let (_server, port) = start().await;
     let base = format!("http://127.0.0.1:{port}");
     let http = reqwest::Client::new();
     let uuid = "9a1f4a4b-8f5e-4d0a-9f5b-1f1c3a5e2b7d";

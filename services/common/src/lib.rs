@@ -21,6 +21,7 @@
 //! * [`metrics`]: Prometheus metrics (`[metrics]`), `/metrics`.
 //! * [`notifications`]: nova's versioned and legacy notifications
 //!   ([`notifications::Notifier`], built once by [`Runner::notifier`]).
+//! * [`testing`]: a service binary run by a test as a process.
 
 pub mod audit_period;
 pub mod authtoken;
@@ -39,6 +40,7 @@ mod service;
 pub mod service_auth;
 pub mod states;
 pub mod task_log;
+pub mod testing;
 
 pub use conf::{Conf, ConfError, KNOWN_OPTIONS};
 pub use runner::{

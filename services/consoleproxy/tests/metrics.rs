@@ -5,42 +5,16 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::process::{Child, Command};
+use std::process::Command;
 
 use nova_service::metrics::sample_sum;
-
-struct Server(Child, std::path::PathBuf);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-        let _ = std::fs::remove_dir_all(&self.1);
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-async fn wait_listening(port: u16) {
-    for _ in 0..400 {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    panic!("nothing listens on {port}");
-}
+use nova_service::testing::{Daemon, free_port};
 
 #[tokio::test]
 async fn proxy_requests_are_counted_on_the_metrics_port() {
-    let (port, metrics_port) = (free_port(), free_port());
-    let dir = std::env::temp_dir().join(format!("novnc-metrics-{}-{port}", std::process::id()));
+    let mut d = Daemon::new("novnc-metrics");
+    let (port, metrics_port) = (d.port(), free_port());
+    let dir = d.dir().to_path_buf();
     std::fs::create_dir_all(dir.join("web")).unwrap();
     std::fs::write(dir.join("web/vnc.html"), "<html></html>").unwrap();
     let url = format!("sqlite:///{}/nova.sqlite", dir.display());
@@ -50,24 +24,21 @@ async fn proxy_requests_are_counted_on_the_metrics_port() {
         .unwrap();
     db.sync().await.unwrap();
     drop(db);
-    let conf = dir.join("nova.conf");
-    std::fs::write(
-        &conf,
-        format!(
+    let conf = d.write(
+        "nova.conf",
+        &format!(
             "[DEFAULT]\nweb = {}/web\n[vnc]\nnovncproxy_host = 127.0.0.1\nnovncproxy_port = {port}\n\
              [database]\nconnection = {url}\n[metrics]\nenabled = true\nport = {metrics_port}\n",
             dir.display()
         ),
-    )
-    .unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_nova-novncproxy"))
-        .arg("--config")
-        .arg(&conf)
-        .spawn()
-        .unwrap();
-    let _server = Server(child, dir);
-    wait_listening(port).await;
-    wait_listening(metrics_port).await;
+    );
+    d.spawn(
+        Command::new(env!("CARGO_BIN_EXE_nova-novncproxy"))
+            .arg("--config")
+            .arg(&conf),
+    );
+    d.listening(port).await;
+    d.listening(metrics_port).await;
 
     let base = format!("http://127.0.0.1:{port}");
     let r = reqwest::get(format!("{base}/vnc.html")).await.unwrap();

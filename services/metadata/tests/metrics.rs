@@ -4,57 +4,35 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::process::{Child, Command};
+use std::process::Command;
 
 use nova_service::metrics::sample_sum;
+use nova_service::testing::Daemon;
 
-struct Server(Child, std::path::PathBuf);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-        let _ = std::fs::remove_dir_all(&self.1);
-    }
-}
-
-async fn start() -> (Server, u16) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let dir = std::env::temp_dir().join(format!("metadata-metrics-{}-{port}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let url = format!("sqlite:///{}/nova.sqlite", dir.display());
+async fn start() -> (Daemon, u16) {
+    let mut d = Daemon::new("metadata-metrics");
+    let port = d.port();
+    let url = format!("sqlite:///{}/nova.sqlite", d.dir().display());
     // The schema nova-manage db sync would create.
     let db = nova_objects::db::Database::connect(&nova_objects::db::DbConfig::new(&url))
         .await
         .unwrap();
     db.sync().await.unwrap();
     drop(db);
-    let conf = dir.join("nova.conf");
-    std::fs::write(
-        &conf,
-        format!(
+    let conf = d.write(
+        "nova.conf",
+        &format!(
             "[DEFAULT]\nmetadata_listen = 127.0.0.1\nmetadata_listen_port = {port}\n\
              [database]\nconnection = {url}\n[metrics]\nenabled = true\n"
         ),
-    )
-    .unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_nova-api-metadata"))
-        .arg("--config")
-        .arg(&conf)
-        .spawn()
-        .unwrap();
-    let server = Server(child, dir);
-    for _ in 0..400 {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return (server, port);
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
-    panic!("nova-api-metadata did not listen");
+    );
+    d.spawn(
+        Command::new(env!("CARGO_BIN_EXE_nova-api-metadata"))
+            .arg("--config")
+            .arg(&conf),
+    );
+    d.listening(port).await;
+    (d, port)
 }
 
 #[tokio::test]
