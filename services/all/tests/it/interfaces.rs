@@ -78,7 +78,7 @@ async fn addresses(c: &Cluster, id: &str) -> Vec<String> {
 }
 
 /// Polls `f` until it holds (20 s).
-async fn eventually<F, Fut>(what: &str, f: F)
+pub(crate) async fn eventually<F, Fut>(what: &str, f: F)
 where
     F: Fn() -> Fut,
     Fut: std::future::Future<Output = bool>,
