@@ -69,6 +69,21 @@ impl Daemon {
         path
     }
 
+    /// A nova database (SQLite) in the directory with the schema
+    /// `nova-manage db sync` creates; its URL.
+    ///
+    /// # Panics
+    /// When it cannot be created.
+    #[allow(clippy::expect_used)]
+    pub async fn nova_database(&self) -> String {
+        let url = format!("sqlite:///{}/nova.sqlite", self.dir.display());
+        let db = nova_objects::db::Database::connect(&nova_objects::db::DbConfig::new(&url))
+            .await
+            .expect("the nova database opens");
+        db.sync().await.expect("the nova schema is created");
+        url
+    }
+
     /// Starts `cmd` as this daemon's process.
     ///
     /// # Panics

@@ -17,13 +17,7 @@ async fn proxy_requests_are_counted_on_the_metrics_port() {
     let dir = d.dir().to_path_buf();
     std::fs::create_dir_all(dir.join("web")).unwrap();
     std::fs::write(dir.join("web/vnc.html"), "<html></html>").unwrap();
-    let url = format!("sqlite:///{}/nova.sqlite", dir.display());
-    // The schema nova-manage db sync would create.
-    let db = nova_objects::db::Database::connect(&nova_objects::db::DbConfig::new(&url))
-        .await
-        .unwrap();
-    db.sync().await.unwrap();
-    drop(db);
+    let url = d.nova_database().await;
     let conf = d.write(
         "nova.conf",
         &format!(

@@ -12,13 +12,7 @@ use nova_service::testing::Daemon;
 async fn start() -> (Daemon, u16) {
     let mut d = Daemon::new("metadata-metrics");
     let port = d.port();
-    let url = format!("sqlite:///{}/nova.sqlite", d.dir().display());
-    // The schema nova-manage db sync would create.
-    let db = nova_objects::db::Database::connect(&nova_objects::db::DbConfig::new(&url))
-        .await
-        .unwrap();
-    db.sync().await.unwrap();
-    drop(db);
+    let url = d.nova_database().await;
     let conf = d.write(
         "nova.conf",
         &format!(
