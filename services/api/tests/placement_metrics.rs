@@ -4,8 +4,6 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::process::Command;
-
 use nova_service::metrics::sample_sum;
 use nova_service::testing::Daemon;
 use serde_json::json;
@@ -21,14 +19,8 @@ async fn start() -> (Daemon, u16) {
             d.dir().display()
         ),
     );
-    d.spawn(
-        Command::new(env!("CARGO_BIN_EXE_nova-placement-api"))
-            .arg("--config")
-            .arg(&conf)
-            .arg("--port")
-            .arg(port.to_string()),
-    );
-    d.listening(port).await;
+    d.serve(env!("CARGO_BIN_EXE_nova-placement-api"), &conf)
+        .await;
     (d, port)
 }
 

@@ -93,6 +93,20 @@ impl Daemon {
         self.child = Some(cmd.spawn().expect("the daemon starts"));
     }
 
+    /// Runs the API binary `bin` with `--config conf --port <its port>`
+    /// and waits until it listens there.
+    pub async fn serve(&mut self, bin: &str, conf: &Path) {
+        let port = self.port;
+        self.spawn(
+            Command::new(bin)
+                .arg("--config")
+                .arg(conf)
+                .arg("--port")
+                .arg(port.to_string()),
+        );
+        self.listening(port).await;
+    }
+
     /// Waits (20 s at most) until something accepts connections on `port`.
     ///
     /// # Panics

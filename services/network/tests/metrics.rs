@@ -3,8 +3,6 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::process::Command;
-
 use nova_service::metrics::sample_sum;
 use nova_service::testing::Daemon;
 
@@ -19,14 +17,7 @@ async fn start() -> (Daemon, u16) {
             d.dir().display()
         ),
     );
-    d.spawn(
-        Command::new(env!("CARGO_BIN_EXE_nova-network-api"))
-            .arg("--config")
-            .arg(&conf)
-            .arg("--port")
-            .arg(port.to_string()),
-    );
-    d.listening(port).await;
+    d.serve(env!("CARGO_BIN_EXE_nova-network-api"), &conf).await;
     (d, port)
 }
 
