@@ -902,6 +902,7 @@ pub(crate) fn action_schema(name: &str) -> Value {
             "additionalProperties": false,
         }},
         "required": [name],
+        "additionalProperties": false,
     })
 }
 

@@ -857,6 +857,13 @@ async fn action_bodies_the_document_allows_are_the_ones_the_handlers_take() {
                     );
                 }
             }
+            // The body names one action and nothing else.
+            let mut two = body.clone();
+            two["bogus"] = json!(1);
+            assert!(
+                !whole.is_valid(&two),
+                "{v} {name}: the document takes {two}"
+            );
             if body[name].is_object() {
                 let mut bad = body.clone();
                 bad[name]["bogus"] = json!(1);
