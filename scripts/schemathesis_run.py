@@ -1,7 +1,8 @@
 """Schemathesis against nova-all's own OpenAPI document.
 
     python scripts/schemathesis_run.py target/debug/nova-all \
-        [--microversion latest] [--microversion 2.1] [--max-examples 8] [--seed 1]
+        [--microversion latest] [--microversion 2.1] [--max-examples 8] [--seed 1] \
+        [--include-path-regex 'servers/[{]id[}]/action$']
 
 Starts nova-all (built-in identity, fake computes, a fresh state directory),
 puts a public image and a flavor in it, and runs `schemathesis run` on
@@ -125,6 +126,8 @@ def main():
                    help='seconds per microversion')
     p.add_argument('--seed', type=int, default=1)
     p.add_argument('--keep', action='store_true', help='keep the work directory')
+    p.add_argument('--include-path-regex',
+                   help="only the operations whose path matches (schemathesis' filter)")
     a = p.parse_args()
     versions = a.microversion or ['latest']
     schemathesis = os.path.join(os.path.dirname(sys.executable), 'schemathesis')
@@ -152,6 +155,8 @@ def main():
                    '--suppress-health-check', 'all',
                    '--continue-on-failure',
                    '-H', 'X-Auth-Token: %s' % tok]
+            if a.include_path_regex:
+                cmd += ['--include-path-regex', a.include_path_regex]
             print('==> schemathesis at microversion %s' % v, flush=True)
             rc = subprocess.call(cmd, cwd=work)
             print('==> microversion %s: exit %d in %.0f s'

@@ -108,6 +108,20 @@ pub(crate) fn hypervisor_view(
     out
 }
 
+/// The query parameters `GET /os-hypervisors[/detail]` reads at `v`:
+/// `hypervisor_hostname_pattern` from 2.53 (nova's `limit`, `marker`
+/// and `with_servers` are not read).
+pub(crate) fn hypervisor_query_params(v: ApiVersion) -> Vec<crate::http::QueryParam> {
+    if v.at_least(2, 53) {
+        vec![(
+            "hypervisor_hostname_pattern",
+            json!({"type": "string", "minLength": 1}),
+        )]
+    } else {
+        vec![]
+    }
+}
+
 async fn hypervisor_list(
     st: &ApiState,
     ctx: &Ctx,
@@ -123,6 +137,7 @@ async fn hypervisor_list(
         .filter(|s| s.binary().as_deref() == Some("nova-compute"))
         .filter_map(|s| s.host().clone().map(|h| (h, s)))
         .collect();
+    let p = crate::http::read_only(p.to_vec(), &hypervisor_query_params(v));
     let pattern = p
         .iter()
         .find(|(k, _)| k == "hypervisor_hostname_pattern")

@@ -329,31 +329,30 @@ async fn try_refresh_cache(
     Ok(())
 }
 
-fn parse_action(name: &str, v: ApiVersion, body: &Value) -> ApiResult<()> {
+/// The body of `addFloatingIp` / `removeFloatingIp` (nova's
+/// `floating_ips.add_floating_ip`).
+pub(crate) fn action_schema(name: &str) -> Value {
     let props = if name == "addFloatingIp" {
         json!({"address": {"type": "string", "format": "ip-address"},
                "fixed_address": {"type": "string", "format": "ip-address"}})
     } else {
         json!({"address": {"type": "string", "format": "ip-address"}})
     };
-    schemas::check(
-        &format!("action:{name}"),
-        v,
-        || {
-            json!({
-                "type": "object",
-                "properties": {name: {
-                    "type": "object",
-                    "properties": props,
-                    "required": ["address"],
-                    "additionalProperties": false,
-                }},
-                "required": [name],
-                "additionalProperties": false,
-            })
-        },
-        body,
-    )
+    json!({
+        "type": "object",
+        "properties": {name: {
+            "type": "object",
+            "properties": props,
+            "required": ["address"],
+            "additionalProperties": false,
+        }},
+        "required": [name],
+        "additionalProperties": false,
+    })
+}
+
+fn parse_action(name: &str, v: ApiVersion, body: &Value) -> ApiResult<()> {
+    schemas::check(&format!("action:{name}"), v, || action_schema(name), body)
 }
 
 /// `addFloatingIp` / `removeFloatingIp` (to 2.43; `None`: another action).

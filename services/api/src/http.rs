@@ -60,6 +60,31 @@ pub(crate) fn param<'a>(params: &'a [(String, String)], k: &str) -> Option<&'a s
         .map(|(_, v)| v.as_str())
 }
 
+/// A query parameter a handler reads: its name and its JSON Schema (the
+/// OpenAPI document lists each handler's with these).
+pub(crate) type QueryParam = (&'static str, Value);
+
+/// `limit` and `marker` (nova's paging).
+pub(crate) fn paging_params() -> [QueryParam; 2] {
+    [
+        ("limit", json!({"type": "integer", "minimum": 0})),
+        ("marker", json!({"type": "string"})),
+    ]
+}
+
+/// A `changes-since` / `changes-before` time.
+pub(crate) fn time_param(name: &'static str) -> QueryParam {
+    (name, json!({"type": "string", "format": "date-time"}))
+}
+
+/// The pairs of `p` that `read` lists: a handler sees only the query
+/// parameters it documents.
+pub(crate) fn read_only(p: Vec<(String, String)>, read: &[QueryParam]) -> Vec<(String, String)> {
+    p.into_iter()
+        .filter(|(k, _)| read.iter().any(|(n, _)| n == k))
+        .collect()
+}
+
 /// oslo's `bool_from_string` (`None` for anything else).
 pub(crate) fn truthy(v: &str) -> Option<bool> {
     match v.to_ascii_lowercase().as_str() {

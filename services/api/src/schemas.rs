@@ -163,7 +163,7 @@ pub(crate) fn server_action(action: &str, v: ApiVersion) -> Option<Value> {
     let null = json!({"type": "null"});
     let inner = match action {
         "pause" | "unpause" | "suspend" | "resume" | "lock" | "unlock" | "unrescue" | "restore"
-        | "forceDelete" | "injectNetworkInfo" => {
+        | "forceDelete" | "injectNetworkInfo" | "os-stop" | "os-start" => {
             if action == "lock" && v.at_least(2, 73) {
                 json!({"type": ["object", "null"], "properties": {
                     "locked_reason": {"type": "string", "minLength": 1, "maxLength": 255}},

@@ -890,6 +890,22 @@ pub(crate) async fn action(
     Some(change_groups(st, ctx, v, id, name, body, add).await)
 }
 
+/// The body of `addSecurityGroup` / `removeSecurityGroup` (nova's
+/// `security_groups.add_security_group`).
+pub(crate) fn action_schema(name: &str) -> Value {
+    json!({
+        "type": "object",
+        "properties": {name: {
+            "type": "object",
+            "properties": {"name": {"type": "string", "minLength": 1}},
+            "required": ["name"],
+            "additionalProperties": false,
+        }},
+        "required": [name],
+        "additionalProperties": false,
+    })
+}
+
 async fn change_groups(
     st: &ApiState,
     ctx: &Ctx,
@@ -899,23 +915,7 @@ async fn change_groups(
     body: &Value,
     add: bool,
 ) -> ApiResult<Response> {
-    schemas::check(
-        &format!("action:{name}"),
-        v,
-        || {
-            json!({
-                "type": "object",
-                "properties": {name: {
-                    "type": "object",
-                    "properties": {"name": {"type": "string", "minLength": 1}},
-                    "required": ["name"],
-                    "additionalProperties": false,
-                }},
-                "required": [name],
-            })
-        },
-        body,
-    )?;
+    schemas::check(&format!("action:{name}"), v, || action_schema(name), body)?;
     let inst = compute_api::get(st, ctx, id).await?;
     let rule = if add {
         "os_compute_api:os-security-groups:add"

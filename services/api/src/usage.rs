@@ -183,6 +183,25 @@ fn links(st: &ApiState, servers: &[Value], limit: usize, path: &str) -> Option<V
         .map(|href| json!([{"rel": "next", "href": href}]))
 }
 
+/// The query parameters of `GET /os-simple-tenant-usage` (`index`) or
+/// `/os-simple-tenant-usage/{project}` at `v`: `start`, `end` (nova's
+/// `%Y-%m-%dT%H:%M:%S[.%f]`, now when absent), the index's `detailed`,
+/// paging from 2.40.
+pub(crate) fn query_params(v: ApiVersion, index: bool) -> Vec<crate::http::QueryParam> {
+    let time = json!({"type": "string", "description": "%Y-%m-%dT%H:%M:%S[.%f] (UTC)"});
+    let mut all = vec![("start", time.clone()), ("end", time)];
+    if index {
+        all.push((
+            "detailed",
+            json!({"type": "string", "description": "1: each project's servers too"}),
+        ));
+    }
+    if v.at_least(2, 40) {
+        all.extend(crate::http::paging_params());
+    }
+    all
+}
+
 pub(crate) async fn tenant_usages(
     State(st): St,
     Extension(ctx): Extension<Ctx>,
@@ -190,6 +209,7 @@ pub(crate) async fn tenant_usages(
     Query(p): Params,
 ) -> ApiResult<Response> {
     require_admin(&ctx, "os_compute_api:os-simple-tenant-usage:list")?;
+    let p = crate::http::read_only(p, &query_params(v, true));
     let detailed = param(&p, "detailed") == Some("1");
     let paged = v.at_least(2, 40);
     let (list, servers, limit) = usages(&st, &p, None, detailed, paged).await?;
@@ -211,6 +231,7 @@ pub(crate) async fn tenant_usage(
         return Err(Fault::policy("os_compute_api:os-simple-tenant-usage:show"));
     }
     require_read(&ctx, "os_compute_api:os-simple-tenant-usage:show")?;
+    let p = crate::http::read_only(p, &query_params(v, false));
     let paged = v.at_least(2, 40);
     let (list, servers, limit) = usages(&st, &p, Some(&project), true, paged).await?;
     let usage = list.into_iter().next().unwrap_or_else(|| json!({}));

@@ -58,7 +58,7 @@ async fn migrations(c: &Cluster, id: &str) -> Vec<Migration> {
         .unwrap()
 }
 
-async fn force_down(c: &Cluster, host: &str, down: bool) {
+pub(crate) async fn force_down(c: &Cluster, host: &str, down: bool) {
     let r = c
         .call(
             Method::GET,

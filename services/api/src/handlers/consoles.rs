@@ -81,6 +81,33 @@ pub(crate) async fn create(
 
 /// The legacy console actions (`POST /servers/{id}/action`, 2.1–2.5):
 /// `None` when `name` is not one of them.
+/// The protocol and console types of legacy console action `name`.
+pub(crate) fn legacy_types(name: &str) -> Option<(&'static str, &'static [&'static str])> {
+    Some(match name {
+        "os-getVNCConsole" => ("vnc", &["novnc", "xvpvnc"]),
+        "os-getSPICEConsole" => ("spice", &["spice-html5"]),
+        "os-getSerialConsole" => ("serial", &["serial"]),
+        "os-getRDPConsole" => ("rdp", &["rdp-html5"]),
+        _ => return None,
+    })
+}
+
+/// The body of legacy console action `name` (nova's `get_vnc_console` …).
+pub(crate) fn legacy_schema(name: &str) -> Option<Value> {
+    let (_, types) = legacy_types(name)?;
+    Some(json!({
+        "type": "object",
+        "properties": {name: {
+            "type": "object",
+            "properties": {"type": {"type": "string", "enum": types}},
+            "required": ["type"],
+            "additionalProperties": false,
+        }},
+        "required": [name],
+        "additionalProperties": false,
+    }))
+}
+
 pub(crate) async fn legacy_action(
     st: &crate::ApiState,
     ctx: &Ctx,
@@ -89,35 +116,23 @@ pub(crate) async fn legacy_action(
     name: &str,
     body: &Value,
 ) -> Option<ApiResult<Response>> {
-    let (protocol, types): (&str, &[&str]) = match name {
-        "os-getVNCConsole" => ("vnc", &["novnc", "xvpvnc"]),
-        "os-getSPICEConsole" => ("spice", &["spice-html5"]),
-        "os-getSerialConsole" => ("serial", &["serial"]),
-        "os-getRDPConsole" => ("rdp", &[]),
-        _ => return None,
-    };
+    let (protocol, _) = legacy_types(name)?;
     Some(
         async {
             if v.at_least(2, 6) {
                 return Err(Fault::not_found(format!("There is no such action: {name}")));
             }
+            schemas::check(
+                &format!("action:{name}"),
+                v,
+                || legacy_schema(name).unwrap_or_default(),
+                body,
+            )?;
             if protocol == "rdp" {
                 return Err(Fault::bad_request(
                     "RDP consoles are only available when using the Hyper-V driver, which was removed from Nova in the 29.0.0 (Caracal) release.",
                 ));
             }
-            let schema = json!({
-                "type": "object",
-                "properties": {name: {
-                    "type": "object",
-                    "properties": {"type": {"type": "string", "enum": types}},
-                    "required": ["type"],
-                    "additionalProperties": false,
-                }},
-                "required": [name],
-                "additionalProperties": false,
-            });
-            schemas::check(&format!("action:{name}"), v, || schema, body)?;
             require_write(ctx, POLICY)?;
             let inst = compute_api::get(st, ctx, id).await?;
             let console_type = body[name]["type"].as_str().unwrap_or_default();

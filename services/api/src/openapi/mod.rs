@@ -60,7 +60,8 @@ pub(crate) async fn serve(
             }
         },
     };
-    Ok(axum::Json(document(v, &st.cfg.public_url)).into_response())
+    let doc = document(v, &st.cfg.public_url, st.cfg.enable_instance_password);
+    Ok(axum::Json(doc).into_response())
 }
 
 /// The microversions a route and method exist at (nova's
@@ -101,8 +102,10 @@ pub(crate) fn bounds(path: &str, method: &str) -> (ApiVersion, ApiVersion) {
     (lo, hi)
 }
 
-/// The document of microversion `v`, links under `public_url`.
-pub(crate) fn document(v: ApiVersion, public_url: &str) -> Value {
+/// The document of microversion `v`, links under `public_url`;
+/// `passwords` is `[api] enable_instance_password` (whether evacuate
+/// before 2.14 answers with a body).
+pub(crate) fn document(v: ApiVersion, public_url: &str, passwords: bool) -> Value {
     let mut paths = Map::new();
     for (path, method) in PUBLIC_ROUTES {
         let op = public_operation(path, v);
@@ -114,7 +117,7 @@ pub(crate) fn document(v: ApiVersion, public_url: &str) -> Value {
             if v < lo || v > hi {
                 continue;
             }
-            let op = operation(path, method, v, (lo, hi));
+            let op = operation(path, method, v, (lo, hi), passwords);
             add_operation(&mut paths, &format!("/v2.1{path}"), method, op);
         }
     }
@@ -275,7 +278,13 @@ fn query(name: &str, schema: Value) -> Value {
     json!({"name": name, "in": "query", "required": false, "schema": schema})
 }
 
+/// A handler's own query parameters (`http::QueryParam`).
+fn documented(read: Vec<crate::http::QueryParam>) -> Vec<Value> {
+    read.into_iter().map(|(n, s)| query(n, s)).collect()
+}
+
 fn query_params(path: &str, method: &str, v: ApiVersion) -> Vec<Value> {
+    use crate::handlers::servers::{instance_actions, moves};
     if method != "get" {
         return vec![];
     }
@@ -319,6 +328,13 @@ fn query_params(path: &str, method: &str, v: ApiVersion) -> Vec<Value> {
             query("sort_dir", sort_dir),
         ],
         "/os-keypairs" if v.at_least(2, 35) => vec![query("limit", limit), query("marker", marker)],
+        "/os-migrations" => documented(moves::os_migrations_params(v)),
+        "/servers/{id}/os-instance-actions" => documented(instance_actions::query_params(v)),
+        "/os-simple-tenant-usage" => documented(crate::usage::query_params(v, true)),
+        "/os-simple-tenant-usage/{project}" => documented(crate::usage::query_params(v, false)),
+        "/os-hypervisors" | "/os-hypervisors/detail" => {
+            documented(crate::admin::hypervisor_query_params(v))
+        }
         _ => vec![],
     }
 }
@@ -326,28 +342,13 @@ fn query_params(path: &str, method: &str, v: ApiVersion) -> Vec<Value> {
 /// The request body schema of `method path` at `v`: the handlers' own.
 fn request_schema(path: &str, method: &str, v: ApiVersion) -> Option<Value> {
     use crate::handlers::consoles;
-    use crate::handlers::servers::{metadata, moves, tags};
+    use crate::handlers::servers::{metadata, tags};
     use crate::{aggregates, external_events, quotas, schemas, server_groups};
     let one_of = |all: Vec<Value>| json!({"oneOf": all});
     Some(match (path, method) {
         ("/servers", "post") => schemas::server_create(v),
         ("/servers/{id}", "put") => schemas::server_update(v),
-        ("/servers/{id}/action", "post") => {
-            let mut all = vec![schemas::reboot()];
-            for name in SERVER_ACTIONS {
-                if let Some(s) = schemas::server_action(name, v) {
-                    all.push(s);
-                }
-            }
-            for name in ["os-stop", "os-start"] {
-                all.push(json!({"type": "object", "properties": {name: {}},
-                    "required": [name], "additionalProperties": false}));
-            }
-            for name in MOVE_ACTIONS {
-                all.push(moves::schema(name, v));
-            }
-            one_of(all)
-        }
+        ("/servers/{id}/action", "post") => actions::request(v),
         ("/servers/{id}/metadata", "post" | "put") => metadata::body_schema(),
         ("/servers/{id}/metadata/{key}", "put") => metadata::meta_schema(),
         ("/servers/{id}/tags", "put") => tags::update_all_schema(),
@@ -404,46 +405,20 @@ fn request_schema(path: &str, method: &str, v: ApiVersion) -> Option<Value> {
     })
 }
 
-/// The server actions `schemas::server_action` knows (besides `reboot`,
-/// `os-stop`/`os-start` and the moves).
-const SERVER_ACTIONS: &[&str] = &[
-    "pause",
-    "unpause",
-    "suspend",
-    "resume",
-    "lock",
-    "unlock",
-    "unrescue",
-    "restore",
-    "forceDelete",
-    "trigger_crash_dump",
-    "changePassword",
-    "rescue",
-    "os-resetState",
-    "injectNetworkInfo",
-    "os-getConsoleOutput",
-    "rebuild",
-    "createImage",
-    "createBackup",
-    "shelve",
-    "shelveOffload",
-    "unshelve",
-    "evacuate",
-];
-
-const MOVE_ACTIONS: &[&str] = &[
-    "resize",
-    "confirmResize",
-    "revertResize",
-    "migrate",
-    "os-migrateLive",
-];
-
-fn operation(path: &str, method: &str, v: ApiVersion, (lo, hi): (ApiVersion, ApiVersion)) -> Value {
+fn operation(
+    path: &str,
+    method: &str,
+    v: ApiVersion,
+    (lo, hi): (ApiVersion, ApiVersion),
+    passwords: bool,
+) -> Value {
     let mut params = vec![json!({"$ref": "#/components/parameters/microversion"})];
     params.extend(path_params(path));
     params.extend(query_params(path, method, v));
     let mut responses = Map::new();
+    if (path, method) == ("/servers/{id}/action", "post") {
+        responses = actions::responses(v, passwords);
+    }
     for (code, schema) in responses::success(path, method, v) {
         let r = match schema {
             Some(s) => {
@@ -479,5 +454,6 @@ fn operation(path: &str, method: &str, v: ApiVersion, (lo, hi): (ApiVersion, Api
     op
 }
 
+pub(crate) mod actions;
 mod resources;
 mod responses;

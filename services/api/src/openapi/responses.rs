@@ -323,7 +323,7 @@ pub(crate) fn success(path: &str, method: &str, v: ApiVersion) -> Success {
         ("/servers/{id}", "get" | "put") => ok(wrap("server", server(v))),
         ("/servers", "post") => vec![("202", Some(server_created()))],
         ("/servers/{id}", "delete") => vec![("204", None)],
-        ("/servers/{id}/action", "post") => vec![("200", None), ("202", None)],
+        ("/servers/{id}/action", "post") => vec![],
         ("/servers/{id}/metadata", _) => ok(metadata_body("metadata")),
         ("/servers/{id}/metadata/{key}" | "/images/{id}/metadata/{key}", "get" | "put") => {
             ok(metadata_body("meta"))

@@ -19,7 +19,7 @@ fn versions() -> Vec<ApiVersion> {
 fn documented() -> std::collections::BTreeSet<(String, String)> {
     let mut all = std::collections::BTreeSet::new();
     for v in versions() {
-        let doc = document(v, "http://x");
+        let doc = document(v, "http://x", true);
         for (path, item) in doc["paths"].as_object().unwrap() {
             for method in item.as_object().unwrap().keys() {
                 all.insert((path.clone(), method.clone()));
@@ -123,7 +123,7 @@ const SAMPLES: [u16; 16] = [1, 2, 3, 9, 10, 16, 19, 26, 36, 43, 47, 53, 57, 63, 
 #[test]
 fn every_schema_compiles() {
     for m in SAMPLES {
-        let doc = document(ApiVersion(2, m), "http://x");
+        let doc = document(ApiVersion(2, m), "http://x", true);
         for item in doc["paths"].as_object().unwrap().values() {
             for op in item.as_object().unwrap().values() {
                 if let Some(b) = op.get("requestBody") {
@@ -180,7 +180,7 @@ async fn responses_conform_to_the_document_of_their_microversion() {
         ApiVersion(2, 74),
         microversion::MAX,
     ] {
-        let doc = document(v, "http://127.0.0.1:8774");
+        let doc = document(v, "http://127.0.0.1:8774", true);
         let send = |method: Method, path: String, token: String, body: Option<Value>| {
             let mut req = App::req(
                 method,
@@ -286,7 +286,7 @@ const BODILESS_GETS: &[&str] = &["/v2.1/servers/{id}/tags/{tag}"];
 #[test]
 fn every_get_route_documents_its_200_body() {
     for v in versions() {
-        let doc = document(v, "http://x");
+        let doc = document(v, "http://x", true);
         for (path, item) in doc["paths"].as_object().unwrap() {
             let Some(op) = item.get("get") else { continue };
             let responses = op["responses"].as_object().unwrap();
@@ -391,7 +391,7 @@ async fn the_other_routes_answer_as_documented() {
         ApiVersion(2, 75),
         microversion::MAX,
     ] {
-        let doc = document(v, "http://127.0.0.1:8774");
+        let doc = document(v, "http://127.0.0.1:8774", true);
         // Sends `method template` (its `{…}`s replaced by `args`) at `v`
         // when the route exists at it: a 2xx that conforms.
         let call = async |method: Method,
@@ -662,4 +662,316 @@ async fn the_other_routes_answer_as_documented() {
         checked.insert(v);
     }
     assert_eq!(checked.len(), 5);
+}
+
+/// The action route's request body and answers at `v`: one request body
+/// per action the handler serves at `v` (titled with its name), each
+/// action's answer under exactly one status, and `content` only on a
+/// status whose every action answers with a body.
+#[test]
+fn the_action_route_documents_each_action_where_it_is_served() {
+    use crate::handlers::servers::actions::{ACTIONS, schema};
+    use std::collections::BTreeSet;
+    for passwords in [true, false] {
+        for v in versions() {
+            let doc = document(v, "http://x", passwords);
+            let op = &doc["paths"]["/v2.1/servers/{id}/action"]["post"];
+            let branches = op["requestBody"]["content"]["application/json"]["schema"]["oneOf"]
+                .as_array()
+                .unwrap();
+            let titled: BTreeSet<&str> = branches
+                .iter()
+                .map(|b| b["title"].as_str().unwrap())
+                .collect();
+            let served: BTreeSet<&str> = ACTIONS
+                .iter()
+                .filter(|a| a.serves(v))
+                .map(|a| a.name)
+                .collect();
+            assert_eq!(titled, served, "{v}: the request bodies");
+            assert_eq!(branches.len(), served.len(), "{v}");
+            let mut answered = BTreeSet::new();
+            for (code, r) in op["responses"].as_object().unwrap() {
+                if code == "4XX" {
+                    continue;
+                }
+                let acts = r["x-openstack-actions"]
+                    .as_object()
+                    .unwrap_or_else(|| panic!("{v}: {code} names no action"));
+                let bodiless = acts.values().any(Value::is_null);
+                assert_eq!(r.get("content").is_none(), bodiless, "{v} {code}");
+                for (name, body) in acts {
+                    assert!(answered.insert(name.clone()), "{v}: {name} twice");
+                    if !body.is_null() {
+                        validator(&doc, body);
+                    }
+                }
+            }
+            let answered: BTreeSet<&str> = answered.iter().map(String::as_str).collect();
+            assert_eq!(answered, served, "{v}: the answers");
+            let answer =
+                |code: &str, name: &str| op["responses"][code]["x-openstack-actions"][name].clone();
+            assert!(answer("204", "confirmResize").is_null(), "{v}");
+            assert_eq!(
+                answer("202", "createImage").is_object(),
+                v.at_least(2, 45),
+                "{v}"
+            );
+            assert_eq!(
+                answer("200", "evacuate").is_object(),
+                passwords && !v.at_least(2, 14),
+                "{v}"
+            );
+            assert!(answer("202", "rebuild")["properties"]["server"].is_object());
+            assert_eq!(
+                op["responses"]["200"].get("content").is_some(),
+                passwords && !v.at_least(2, 14),
+                "{v}: evacuate answers 200 without a body"
+            );
+            assert!(op["responses"]["202"].get("content").is_none(), "{v}");
+        }
+    }
+    // Outside its microversions an action has no schema (it is a 404).
+    for a in ACTIONS {
+        for v in versions() {
+            assert_eq!(
+                schema(a.name, v).is_some(),
+                a.serves(v),
+                "{} at {v}",
+                a.name
+            );
+        }
+    }
+    assert!(schema("resetNetwork", microversion::MIN).is_none());
+}
+
+/// A body of each server action that the document allows at `v`; an
+/// action without one here fails the test below.
+fn action_example(name: &str, v: ApiVersion) -> Value {
+    let inner = match name {
+        "reboot" => json!({"type": "HARD"}),
+        "changePassword" | "rescue" => json!({"adminPass": "s3cret"}),
+        "os-resetState" => json!({"state": "error"}),
+        "os-getConsoleOutput" => json!({"length": 10}),
+        "rebuild" => json!({"imageRef": "70a599e0-31e7-49b7-b260-868f441e862b", "name": "r"}),
+        "createImage" => json!({"name": "snap", "metadata": {"k": "v"}}),
+        "createBackup" => json!({"name": "b", "backup_type": "daily", "rotation": 1}),
+        "unshelve" if v.at_least(2, 91) => json!({"availability_zone": null}),
+        "unshelve" if v.at_least(2, 77) => json!({"availability_zone": "nova"}),
+        "evacuate" if v.at_least(2, 14) => json!({"host": "h2"}),
+        "evacuate" => json!({"host": "h2", "onSharedStorage": false}),
+        "resize" => json!({"flavorRef": "1"}),
+        "migrate" if v.at_least(2, 56) => json!({"host": "h2"}),
+        "os-migrateLive" if v.at_least(2, 25) => json!({"host": null, "block_migration": "auto"}),
+        "os-migrateLive" => {
+            json!({"host": null, "block_migration": false, "disk_over_commit": false})
+        }
+        "lock" if v.at_least(2, 73) => json!({"locked_reason": "audit"}),
+        "os-getVNCConsole" => json!({"type": "novnc"}),
+        "os-getSPICEConsole" => json!({"type": "spice-html5"}),
+        "os-getSerialConsole" => json!({"type": "serial"}),
+        "os-getRDPConsole" => json!({"type": "rdp-html5"}),
+        "addSecurityGroup" | "removeSecurityGroup" => json!({"name": "default"}),
+        "addFloatingIp" | "removeFloatingIp" => json!({"address": "172.24.4.10"}),
+        "pause" | "unpause" | "suspend" | "resume" | "lock" | "unlock" | "unrescue" | "restore"
+        | "forceDelete" | "injectNetworkInfo" | "os-stop" | "os-start" | "shelve"
+        | "shelveOffload" | "unshelve" | "confirmResize" | "revertResize" | "migrate"
+        | "trigger_crash_dump" => Value::Null,
+        other => panic!("no example body for action {other}"),
+    };
+    json!({ name: inner })
+}
+
+/// Each action's example passes the document and the handler's schema
+/// (the handler does not answer it with nova's "Invalid input"), and the
+/// example with an unknown member, where the document refuses it, is the
+/// handler's 400 too; a success is the action's documented answer.
+#[tokio::test]
+async fn action_bodies_the_document_allows_are_the_ones_the_handlers_take() {
+    use crate::handlers::servers::actions::ACTIONS;
+    let a = app().await;
+    let mut checked = 0;
+    for m in [1, 14, 17, 25, 44, 45, 56, 73, 77, 91, microversion::MAX.1] {
+        let v = ApiVersion(2, m);
+        let doc = document(v, "http://x", true);
+        let op = &doc["paths"]["/v2.1/servers/{id}/action"]["post"];
+        let whole = validator(
+            &doc,
+            &op["requestBody"]["content"]["application/json"]["schema"],
+        );
+        for act in ACTIONS.iter().filter(|x| x.serves(v)) {
+            let name = act.name;
+            // Busy and on no host: the actions stop at their state checks.
+            let inst = a
+                .instance(name, VmState::Active, Some(TaskState::Rebooting), None)
+                .await;
+            let path = format!("/v2.1/servers/{}/action", inst.uuid());
+            let send = |body: Value| {
+                let mut req = App::req(
+                    Method::POST,
+                    &path,
+                    Some(&a.admin),
+                    Body::from(body.to_string()),
+                );
+                req.headers_mut().insert(
+                    "openstack-api-version",
+                    format!("compute {v}").parse().unwrap(),
+                );
+                tokio::time::timeout(std::time::Duration::from_secs(30), a.send(req))
+            };
+            let body = action_example(name, v);
+            if let Err(e) = whole.validate(&body) {
+                panic!("{v} {name}: the document refuses {body}: {e}");
+            }
+            let r = send(body.clone()).await.expect("an answer");
+            let refused = |r: &Reply| {
+                r.status == StatusCode::BAD_REQUEST
+                    && r.body["badRequest"]["message"]
+                        .as_str()
+                        .is_some_and(|m| m.starts_with("Invalid input"))
+            };
+            assert!(
+                !refused(&r),
+                "{v} {name}: the handler refuses {body}: {}",
+                r.body
+            );
+            if r.status == StatusCode::SERVICE_UNAVAILABLE {
+                // This app has no network service.
+                assert!(
+                    name.contains("SecurityGroup") || name.contains("FloatingIp"),
+                    "{v} {name}"
+                );
+            } else {
+                conforms(&doc, "/v2.1/servers/{id}/action", "post", &r);
+            }
+            if r.status.is_success() {
+                let code = r.status.as_u16().to_string();
+                let answer = &op["responses"][&code]["x-openstack-actions"][name];
+                if answer.is_null() {
+                    assert!(r.body.is_null(), "{v} {name}: {}", r.body);
+                } else {
+                    assert!(
+                        validator(&doc, answer).is_valid(&r.body),
+                        "{v} {name}: {}",
+                        r.body
+                    );
+                }
+            }
+            // The body names one action and nothing else.
+            let mut two = body.clone();
+            two["bogus"] = json!(1);
+            assert!(
+                !whole.is_valid(&two),
+                "{v} {name}: the document takes {two}"
+            );
+            if body[name].is_object() {
+                let mut bad = body.clone();
+                bad[name]["bogus"] = json!(1);
+                if !whole.is_valid(&bad) {
+                    let r = send(bad).await.expect("an answer");
+                    assert!(
+                        refused(&r),
+                        "{v} {name}: the handler takes a body the document refuses: {} {}",
+                        r.status,
+                        r.body
+                    );
+                    checked += 1;
+                }
+            }
+        }
+    }
+    assert!(checked > 100, "{checked}");
+}
+
+/// The query parameters of os-migrations, os-instance-actions,
+/// os-simple-tenant-usage and os-hypervisors: documented at the
+/// microversions their handlers read them, and the handlers read no other.
+#[tokio::test]
+async fn the_query_parameters_the_handlers_read_are_the_documented_ones() {
+    let names = |m: u16, path: &str| -> Vec<String> {
+        let doc = document(ApiVersion(2, m), "http://x", true);
+        doc["paths"][format!("/v2.1{path}")]["get"]["parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|p| p["in"] == "query")
+            .map(|p| p["name"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(
+        names(1, "/os-migrations"),
+        [
+            "instance_uuid",
+            "status",
+            "migration_type",
+            "source_compute",
+            "host"
+        ]
+    );
+    let at_80 = names(80, "/os-migrations");
+    for n in [
+        "limit",
+        "marker",
+        "changes-since",
+        "changes-before",
+        "user_id",
+        "project_id",
+    ] {
+        assert!(at_80.iter().any(|a| a == n), "{n}: {at_80:?}");
+    }
+    assert!(!names(79, "/os-migrations").iter().any(|n| n == "user_id"));
+    assert!(names(57, "/servers/{id}/os-instance-actions").is_empty());
+    assert_eq!(
+        names(66, "/servers/{id}/os-instance-actions"),
+        ["limit", "marker", "changes-since", "changes-before"]
+    );
+    assert_eq!(
+        names(39, "/os-simple-tenant-usage"),
+        ["start", "end", "detailed"]
+    );
+    assert_eq!(
+        names(40, "/os-simple-tenant-usage/{project}"),
+        ["start", "end", "limit", "marker"]
+    );
+    assert!(names(52, "/os-hypervisors").is_empty());
+    assert_eq!(
+        names(53, "/os-hypervisors/detail"),
+        ["hypervisor_hostname_pattern"]
+    );
+    // The handlers.
+    let a = app().await;
+    compute_host(&a).await;
+    let get = |path: String, m: u16| {
+        let mut req = App::req(Method::GET, &path, Some(&a.admin), Body::empty());
+        req.headers_mut().insert(
+            "openstack-api-version",
+            format!("compute 2.{m}").parse().unwrap(),
+        );
+        a.send(req)
+    };
+    let pattern = "/v2.1/os-hypervisors?hypervisor_hostname_pattern=nosuch";
+    let r = get(pattern.into(), 53).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["hypervisors"], json!([]));
+    let r = get(pattern.into(), 52).await;
+    assert_eq!(
+        r.body["hypervisors"].as_array().unwrap().len(),
+        1,
+        "{}",
+        r.body
+    );
+    let inst = a.instance("s1", VmState::Active, None, Some("h1")).await;
+    let r = a.action(&inst, json!({"lock": null})).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.body);
+    let actions = format!(
+        "/v2.1/servers/{}/os-instance-actions?changes-before=2100-01-01T00:00:00Z",
+        inst.uuid()
+    );
+    assert_eq!(
+        get(actions.clone(), 58).await.status,
+        StatusCode::BAD_REQUEST
+    );
+    let r = get(actions, 66).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["instanceActions"].as_array().unwrap().len(), 1);
 }

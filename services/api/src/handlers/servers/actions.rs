@@ -15,8 +15,111 @@ use crate::auth::Ctx;
 use crate::compute_api::{self, Action, DeleteKind};
 use crate::fault::{ApiResult, Fault};
 use crate::http::{json_body, require_admin, require_on, require_write};
-use crate::microversion::ApiVersion;
+use crate::microversion::{self, ApiVersion};
 use crate::schemas;
+
+/// A server action and the microversions it exists at (nova's
+/// `wsgi.Controller.api_version` bounds on the action methods; outside
+/// them the action is a 404, an unknown name a 400).
+pub(crate) struct ServerAction {
+    pub(crate) name: &'static str,
+    pub(crate) min: ApiVersion,
+    pub(crate) max: ApiVersion,
+}
+
+impl ServerAction {
+    pub(crate) fn serves(&self, v: ApiVersion) -> bool {
+        v >= self.min && v <= self.max
+    }
+}
+
+const fn always(name: &'static str) -> ServerAction {
+    ServerAction {
+        name,
+        min: microversion::MIN,
+        max: microversion::MAX,
+    }
+}
+
+const fn between(name: &'static str, min: u16, max: u16) -> ServerAction {
+    ServerAction {
+        name,
+        min: ApiVersion(2, min),
+        max: ApiVersion(2, max),
+    }
+}
+
+/// Every action `POST /servers/{id}/action` serves: the handler knows no
+/// other, and the OpenAPI document's request bodies are these actions'
+/// [`schema`]s. (`resetNetwork`, removed in nova 23, is a 410 at every
+/// microversion and is not listed.)
+pub(crate) const ACTIONS: &[ServerAction] = &[
+    always("reboot"),
+    always("os-stop"),
+    always("os-start"),
+    always("pause"),
+    always("unpause"),
+    always("suspend"),
+    always("resume"),
+    always("lock"),
+    always("unlock"),
+    always("changePassword"),
+    always("os-resetState"),
+    always("injectNetworkInfo"),
+    always("os-getConsoleOutput"),
+    always("rescue"),
+    always("unrescue"),
+    always("restore"),
+    always("forceDelete"),
+    between("trigger_crash_dump", 17, microversion::MAX.1),
+    always("rebuild"),
+    always("createImage"),
+    always("createBackup"),
+    always("shelve"),
+    always("shelveOffload"),
+    always("unshelve"),
+    always("evacuate"),
+    always("resize"),
+    always("confirmResize"),
+    always("revertResize"),
+    always("migrate"),
+    always("os-migrateLive"),
+    // Replaced by `POST /servers/{id}/remote-consoles` at 2.6.
+    between("os-getVNCConsole", 1, 5),
+    between("os-getSPICEConsole", 1, 5),
+    between("os-getSerialConsole", 1, 5),
+    between("os-getRDPConsole", 1, 5),
+    always("addSecurityGroup"),
+    always("removeSecurityGroup"),
+    // nova's floating IP actions end at 2.43.
+    between("addFloatingIp", 1, 43),
+    between("removeFloatingIp", 1, 43),
+];
+
+/// The action named `name`, whatever the microversion.
+pub(crate) fn find(name: &str) -> Option<&'static ServerAction> {
+    ACTIONS.iter().find(|a| a.name == name)
+}
+
+/// The request body of action `name` at `v`, as its handler checks it
+/// (`None`: not served at `v`).
+pub(crate) fn schema(name: &str, v: ApiVersion) -> Option<Value> {
+    let action = find(name).filter(|a| a.serves(v))?;
+    match action.name {
+        "reboot" => Some(schemas::reboot()),
+        n if super::moves::is_move(n) => Some(super::moves::schema(n, v)),
+        n if crate::handlers::consoles::legacy_types(n).is_some() => {
+            crate::handlers::consoles::legacy_schema(n)
+        }
+        n @ ("addSecurityGroup" | "removeSecurityGroup") => {
+            Some(crate::secgroups::action_schema(n))
+        }
+        n @ ("addFloatingIp" | "removeFloatingIp") => {
+            Some(crate::floating_ips_proxy::action_schema(n))
+        }
+        n => schemas::server_action(n, v),
+    }
+}
 
 /// The policy rule of an action (nova's `nova/policies`).
 fn policy(name: &str) -> String {
@@ -71,6 +174,22 @@ pub(crate) async fn action(
         ));
     };
     let name = name.as_str();
+    if name == "resetNetwork" {
+        // Removed in nova 23 (Wallaby): 410 at every version, whatever the
+        // server.
+        return Err(crate::networks_proxy::tenant_gone().await);
+    }
+    match find(name) {
+        None => {
+            return Err(Fault::bad_request(format!(
+                "There is no such action: {name}"
+            )));
+        }
+        Some(a) if !a.serves(v) => {
+            return Err(Fault::not_found(format!("There is no such action: {name}")));
+        }
+        Some(_) => {}
+    }
     if let Some(r) = crate::handlers::consoles::legacy_action(&st, &ctx, v, &id, name, &body).await
     {
         return r;
@@ -81,47 +200,11 @@ pub(crate) async fn action(
     if let Some(r) = crate::floating_ips_proxy::action(&st, &ctx, v, &id, name, &body).await {
         return r;
     }
-    if name == "resetNetwork" {
-        // Removed in nova 23 (Wallaby): 410 at every version, whatever the
-        // server.
-        return Err(crate::networks_proxy::tenant_gone().await);
-    }
-    let known = matches!(
-        name,
-        "reboot"
-            | "os-stop"
-            | "os-start"
-            | "pause"
-            | "unpause"
-            | "suspend"
-            | "resume"
-            | "lock"
-            | "unlock"
-            | "changePassword"
-            | "os-resetState"
-            | "injectNetworkInfo"
-            | "os-getConsoleOutput"
-            | "rescue"
-            | "unrescue"
-            | "restore"
-            | "forceDelete"
-    ) || (name == "trigger_crash_dump" && v.at_least(2, 17))
-        || super::moves::is_move(name)
-        || super::rebuilds::NAMES.contains(&name);
-    if !known {
-        return Err(if name == "trigger_crash_dump" {
-            Fault::not_found(format!("There is no such action: {name}"))
-        } else {
-            Fault::bad_request(format!("There is no such action: {name}"))
-        });
-    }
     if super::moves::is_move(name) {
         let inst = compute_api::get(&st, &ctx, &id).await?;
         return super::moves::action(&st, &ctx, v, inst, name, &body).await;
     }
-    if name == "reboot" {
-        schemas::check("reboot", crate::microversion::MIN, schemas::reboot, &body)?;
-    } else if let Some(schema) = schemas::server_action(name, v) {
+    if let Some(schema) = schema(name, v) {
         schemas::check(&format!("action:{name}"), v, || schema, &body)?;
     }
     let rule = policy(name);

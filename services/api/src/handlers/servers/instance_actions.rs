@@ -87,15 +87,26 @@ fn time_param(
         .transpose()
 }
 
-/// The 2.58+ query: only `limit`, `marker`, `changes-since` (and
-/// `changes-before` from 2.66), each once.
-fn query(st: &crate::ApiState, v: ApiVersion, p: &[(String, String)]) -> ApiResult<ActionsQuery> {
-    let mut known = vec!["limit", "marker", "changes-since"];
-    if v.at_least(2, 66) {
-        known.push("changes-before");
+/// The query parameters of `GET /servers/{id}/os-instance-actions` at
+/// `v`: none before 2.58, then `limit`, `marker`, `changes-since`, and
+/// `changes-before` from 2.66 (nova's `instance_actions` query schemas).
+pub(crate) fn query_params(v: ApiVersion) -> Vec<crate::http::QueryParam> {
+    let mut all = vec![];
+    if v.at_least(2, 58) {
+        all.extend(crate::http::paging_params());
+        all.push(crate::http::time_param("changes-since"));
     }
+    if v.at_least(2, 66) {
+        all.push(crate::http::time_param("changes-before"));
+    }
+    all
+}
+
+/// The 2.58+ query: only [`query_params`], each once.
+fn query(st: &crate::ApiState, v: ApiVersion, p: &[(String, String)]) -> ApiResult<ActionsQuery> {
+    let known = query_params(v);
     for (k, _) in p {
-        if !known.contains(&k.as_str()) {
+        if !known.iter().any(|(n, _)| n == k) {
             return Err(Fault::bad_request(format!(
                 "Invalid input for query parameters {k}. Value: Additional properties are not allowed ('{k}' was unexpected)"
             )));

@@ -5,10 +5,10 @@
 //! the sub-resources `metadata`, `tags` (2.26), `os-server-password`,
 //! `diagnostics`, `topology` (2.78), `ips`, `os-interface`.
 
-mod actions;
+pub(crate) mod actions;
 mod create;
 pub(crate) mod extras;
-mod instance_actions;
+pub(crate) mod instance_actions;
 pub(crate) mod interfaces;
 pub(crate) mod ips;
 mod list;

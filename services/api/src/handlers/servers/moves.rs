@@ -233,6 +233,38 @@ fn parse_time(name: &str, s: &str) -> ApiResult<chrono::DateTime<chrono::Utc>> {
         })
 }
 
+/// The filters of `GET /os-migrations` (nova's `migrations` query schemas;
+/// `hidden` is not read).
+const MIGRATION_FILTERS: [&str; 4] = [
+    "instance_uuid",
+    "status",
+    "migration_type",
+    "source_compute",
+];
+
+/// The query parameters `GET /os-migrations` reads at `v`: the filters and
+/// `host`, paging and `changes-since` from 2.59, `changes-before` from
+/// 2.66, `user_id` and `project_id` from 2.80.
+pub(crate) fn os_migrations_params(v: ApiVersion) -> Vec<crate::http::QueryParam> {
+    let mut all: Vec<crate::http::QueryParam> = MIGRATION_FILTERS
+        .iter()
+        .chain(&["host"])
+        .map(|k| (*k, json!({"type": "string"})))
+        .collect();
+    if v.at_least(2, 59) {
+        all.extend(crate::http::paging_params());
+        all.push(crate::http::time_param("changes-since"));
+    }
+    if v.at_least(2, 66) {
+        all.push(crate::http::time_param("changes-before"));
+    }
+    if v.at_least(2, 80) {
+        all.push(("user_id", json!({"type": "string"})));
+        all.push(("project_id", json!({"type": "string"})));
+    }
+    all
+}
+
 /// `GET /os-migrations`.
 pub(crate) async fn os_migrations(
     State(st): St,
@@ -240,18 +272,14 @@ pub(crate) async fn os_migrations(
     Extension(v): Extension<ApiVersion>,
     axum::extract::Query(params): Params,
 ) -> ApiResult<Response> {
+    let params = crate::http::read_only(params, &os_migrations_params(v));
     let project = param(&params, "project_id").filter(|_| v.at_least(2, 80));
     if project != Some(ctx.project_id.as_str()) {
         require_admin(&ctx, "os_compute_api:os-migrations:index")?;
     }
     let hosts = ctx.is_admin();
     let mut q = ListQuery::new();
-    for key in [
-        "instance_uuid",
-        "status",
-        "migration_type",
-        "source_compute",
-    ] {
+    for key in MIGRATION_FILTERS {
         if let Some(val) = param(&params, key) {
             q = q.filter(key, val);
         }
