@@ -48,13 +48,25 @@ pub(crate) async fn host_zones(st: &ApiState) -> ApiResult<BTreeMap<String, Stri
     Ok(out)
 }
 
+/// What a hypervisor's view shows of it beyond its compute node: its
+/// service (the `state` and `status`), its uptime (detail from 2.88) and
+/// its servers (`with_servers`, from 2.53).
+#[derive(Default)]
+pub(crate) struct HypervisorExtras<'a> {
+    pub(crate) svc: Option<&'a Service>,
+    pub(crate) uptime: Option<String>,
+    /// `None`: not asked for; `Some` (even empty from 2.75): listed.
+    pub(crate) servers: Option<Vec<Value>>,
+}
+
 pub(crate) fn hypervisor_view(
     st: &ApiState,
     v: ApiVersion,
     cn: &ComputeNode,
-    svc: Option<&Service>,
+    extras: HypervisorExtras<'_>,
     detail: bool,
 ) -> Value {
+    let svc = extras.svc;
     let id = if v.at_least(2, 53) {
         json!(cn.uuid())
     } else {
@@ -71,55 +83,127 @@ pub(crate) fn hypervisor_view(
         "enabled"
     };
     let mut out = json!({"id": id, "hypervisor_hostname": cn.hypervisor_hostname(), "state": state, "status": status});
-    if !detail {
-        return out;
-    }
-    out["host_ip"] = json!(cn.host_ip());
-    out["hypervisor_type"] = json!(cn.hypervisor_type());
-    out["hypervisor_version"] = json!(cn.hypervisor_version());
-    let sid = svc.map(|s| {
-        if v.at_least(2, 53) {
-            json!(s.uuid())
+    if detail {
+        out["host_ip"] = json!(cn.host_ip());
+        out["hypervisor_type"] = json!(cn.hypervisor_type());
+        out["hypervisor_version"] = json!(cn.hypervisor_version());
+        let sid = svc.map(|s| {
+            if v.at_least(2, 53) {
+                json!(s.uuid())
+            } else {
+                json!(s.id())
+            }
+        });
+        out["service"] = json!({"host": cn.host(), "id": sid, "disabled_reason": svc.and_then(|s| s.disabled_reason().clone())});
+        if v.at_least(2, 88) {
+            out["uptime"] = json!(extras.uptime);
         } else {
-            json!(s.id())
+            out["vcpus"] = json!(cn.vcpus());
+            out["memory_mb"] = json!(cn.memory_mb());
+            out["local_gb"] = json!(cn.local_gb());
+            out["vcpus_used"] = json!(cn.vcpus_used());
+            out["memory_mb_used"] = json!(cn.memory_mb_used());
+            out["local_gb_used"] = json!(cn.local_gb_used());
+            out["free_ram_mb"] = json!(cn.free_ram_mb());
+            out["free_disk_gb"] = json!(cn.free_disk_gb());
+            out["current_workload"] = json!(cn.current_workload().unwrap_or(0));
+            out["running_vms"] = json!(cn.running_vms().unwrap_or(0));
+            out["disk_available_least"] = json!(cn.disk_available_least());
+            // A JSON object since 2.28 (empty without one), its text before.
+            out["cpu_info"] = if v.at_least(2, 28) {
+                cn.cpu_info()
+                    .as_deref()
+                    .filter(|t| !t.is_empty())
+                    .and_then(|t| serde_json::from_str::<Value>(t).ok())
+                    .unwrap_or_else(|| json!({}))
+            } else {
+                json!(cn.cpu_info())
+            };
         }
-    });
-    out["service"] = json!({"host": cn.host(), "id": sid, "disabled_reason": svc.and_then(|s| s.disabled_reason().clone())});
-    if v.at_least(2, 88) {
-        out["uptime"] = Value::Null;
-    } else {
-        out["vcpus"] = json!(cn.vcpus());
-        out["memory_mb"] = json!(cn.memory_mb());
-        out["local_gb"] = json!(cn.local_gb());
-        out["vcpus_used"] = json!(cn.vcpus_used());
-        out["memory_mb_used"] = json!(cn.memory_mb_used());
-        out["local_gb_used"] = json!(cn.local_gb_used());
-        out["free_ram_mb"] = json!(cn.free_ram_mb());
-        out["free_disk_gb"] = json!(cn.free_disk_gb());
-        out["current_workload"] = json!(cn.current_workload().unwrap_or(0));
-        out["running_vms"] = json!(cn.running_vms().unwrap_or(0));
-        out["disk_available_least"] = json!(cn.disk_available_least());
-        // A JSON object since 2.28, its text before.
-        out["cpu_info"] = match cn.cpu_info().as_deref().map(serde_json::from_str::<Value>) {
-            Some(Ok(info)) if v.at_least(2, 28) => info,
-            _ => json!(cn.cpu_info()),
-        };
+    }
+    match extras.servers {
+        Some(list) if !list.is_empty() => out["servers"] = json!(list),
+        Some(_) if v.at_least(2, 75) => out["servers"] = json!([]),
+        _ => {}
     }
     out
 }
 
+/// The servers on `host` as a hypervisor's view lists them (`name` is the
+/// instance's name on the hypervisor).
+pub(crate) async fn servers_on(st: &ApiState, host: &str) -> ApiResult<Vec<Value>> {
+    let instances: Vec<Instance> = st
+        .objects
+        .list(&admin_ctx(), &ListQuery::new().filter("host", host))
+        .await?;
+    Ok(instances
+        .iter()
+        .map(|i| json!({"name": format!("instance-{:08x}", i.id()), "uuid": i.uuid()}))
+        .collect())
+}
+
+/// The uptime line of `host`'s compute for a 2.88 detail view: `None` when
+/// the service is down or cannot tell (nova's view leaves it null then).
+async fn uptime_of(st: &ApiState, ctx: &Ctx, host: &str, svc: &Service) -> Option<String> {
+    if !is_up(st, svc) {
+        return None;
+    }
+    crate::compute_api::host_ops::uptime(st, ctx, host)
+        .await
+        .ok()
+}
+
 /// The query parameters `GET /os-hypervisors[/detail]` reads at `v`:
-/// `hypervisor_hostname_pattern` from 2.53 (nova's `limit`, `marker`
-/// and `with_servers` are not read).
+/// `limit` and `marker` from 2.33, `hypervisor_hostname_pattern` and
+/// `with_servers` from 2.53 (where no other is accepted).
 pub(crate) fn hypervisor_query_params(v: ApiVersion) -> Vec<crate::http::QueryParam> {
+    let mut all = vec![];
+    if v.at_least(2, 33) {
+        all.extend(crate::http::paging_params());
+    }
     if v.at_least(2, 53) {
-        vec![(
+        all.push((
             "hypervisor_hostname_pattern",
-            json!({"type": "string", "minLength": 1}),
-        )]
+            json!({"type": "string", "pattern": "^[a-zA-Z0-9-._]*$", "minLength": 1, "maxLength": 255}),
+        ));
+        all.extend(hypervisor_show_params(v));
+    }
+    all
+}
+
+/// The query parameters `GET /os-hypervisors/{id}` reads at `v`:
+/// `with_servers` from 2.53 (where no other is accepted).
+pub(crate) fn hypervisor_show_params(v: ApiVersion) -> Vec<crate::http::QueryParam> {
+    if v.at_least(2, 53) {
+        vec![("with_servers", schemas::boolean())]
     } else {
         vec![]
     }
+}
+
+/// `with_servers` (oslo's strict boolean; 400 for anything else).
+fn with_servers(p: &[(String, String)]) -> ApiResult<bool> {
+    match crate::http::param(p, "with_servers") {
+        None => Ok(false),
+        Some(s) => crate::http::truthy(s).ok_or_else(|| {
+            Fault::bad_request(format!(
+                "Invalid input for query parameters with_servers. Value: {s}. '{s}' is not one of the allowed values"
+            ))
+        }),
+    }
+}
+
+/// The hypervisors' query at `v` from `p`: from 2.53 only the documented
+/// parameters, each once; before, the others are ignored.
+fn hypervisor_query(
+    v: ApiVersion,
+    p: &[(String, String)],
+    known: &[crate::http::QueryParam],
+) -> ApiResult<Vec<(String, String)>> {
+    if v.at_least(2, 53) {
+        crate::http::refuse_unknown_params(p, known)?;
+    }
+    Ok(crate::http::read_only(p.to_vec(), known))
 }
 
 async fn hypervisor_list(
@@ -129,40 +213,99 @@ async fn hypervisor_list(
     p: &[(String, String)],
     detail: bool,
 ) -> ApiResult<Value> {
-    require_admin(ctx, "os_compute_api:os-hypervisors:list")?;
-    let nodes: Vec<ComputeNode> = st.objects.list(&admin_ctx(), &ListQuery::new()).await?;
+    let rule = if detail { "list-detail" } else { "list" };
+    require_admin(ctx, &format!("os_compute_api:os-hypervisors:{rule}"))?;
+    let p = hypervisor_query(v, p, &hypervisor_query_params(v))?;
+    let get = |k: &str| crate::http::param(&p, k);
+    let pattern = get("hypervisor_hostname_pattern");
+    let with_servers = with_servers(&p)?;
+    let paged = v.at_least(2, 33);
+    if pattern.is_some() && (get("limit").is_some() || get("marker").is_some()) {
+        return Err(Fault::bad_request(
+            "Paging over hypervisors with the hypervisor_hostname_pattern query parameter is not supported.",
+        ));
+    }
+    let mut nodes: Vec<ComputeNode> = st.objects.list(&admin_ctx(), &ListQuery::new()).await?;
+    nodes.sort_by_key(|n| *n.id());
     let services = services_all(st).await?;
     let by_host: BTreeMap<String, &Service> = services
         .iter()
         .filter(|s| s.binary().as_deref() == Some("nova-compute"))
         .filter_map(|s| s.host().clone().map(|h| (h, s)))
         .collect();
-    let p = crate::http::read_only(p.to_vec(), &hypervisor_query_params(v));
-    let pattern = p
-        .iter()
-        .find(|(k, _)| k == "hypervisor_hostname_pattern")
-        .map(|(_, v)| v.clone());
-    let list: Vec<Value> = nodes
-        .iter()
-        .filter(|n| {
-            pattern.as_ref().is_none_or(|pat| {
-                n.hypervisor_hostname()
-                    .as_deref()
-                    .unwrap_or("")
-                    .contains(pat.as_str())
+    // As nova, a node whose service is gone is left out of the list.
+    nodes.retain(|n| n.host().as_ref().is_some_and(|h| by_host.contains_key(h)));
+    let mut next = None;
+    if let Some(pat) = pattern {
+        nodes.retain(|n| {
+            n.hypervisor_hostname()
+                .as_deref()
+                .unwrap_or("")
+                .contains(pat)
+        });
+        if nodes.is_empty() {
+            return Err(Fault::not_found(format!(
+                "No hypervisor matching '{pat}' could be found."
+            )));
+        }
+    } else if paged {
+        let path = if detail {
+            "os-hypervisors/detail"
+        } else {
+            "os-hypervisors"
+        };
+        // Paged by `id` as the list shows it (the uuid from 2.53).
+        let mut keyed: Vec<(String, ComputeNode)> = nodes
+            .into_iter()
+            .map(|n| {
+                let key = if v.at_least(2, 53) {
+                    n.uuid().clone()
+                } else {
+                    n.id().to_string()
+                };
+                (key, n)
             })
-        })
-        .map(|n| {
-            hypervisor_view(
-                st,
-                v,
-                n,
-                n.host().as_ref().and_then(|h| by_host.get(h).copied()),
-                detail,
-            )
-        })
-        .collect();
-    Ok(json!({"hypervisors": list}))
+            .collect();
+        next = crate::http::paginate(
+            st,
+            &mut keyed,
+            get("marker"),
+            get("limit"),
+            path,
+            |(key, _)| key.as_str(),
+        )?;
+        nodes = keyed.into_iter().map(|(_, n)| n).collect();
+    }
+    let mut list = Vec::with_capacity(nodes.len());
+    for n in &nodes {
+        let host = n.host().clone().unwrap_or_default();
+        let svc = by_host.get(&host).copied();
+        let servers = if with_servers {
+            Some(servers_on(st, &host).await?)
+        } else {
+            None
+        };
+        let uptime = match svc {
+            Some(s) if detail && v.at_least(2, 88) => uptime_of(st, ctx, &host, s).await,
+            _ => None,
+        };
+        list.push(hypervisor_view(
+            st,
+            v,
+            n,
+            HypervisorExtras {
+                svc,
+                uptime,
+                servers,
+            },
+            detail,
+        ));
+    }
+    Ok(crate::http::with_links(
+        json!({"hypervisors": list}),
+        "hypervisors",
+        next,
+    ))
 }
 
 pub(crate) async fn hypervisors(
@@ -188,25 +331,51 @@ pub(crate) async fn hypervisor(
     Extension(ctx): Extension<Ctx>,
     Extension(v): Extension<ApiVersion>,
     Path(id): Path<String>,
+    Query(p): Params,
 ) -> ApiResult<Response> {
     require_admin(&ctx, "os_compute_api:os-hypervisors:show")?;
-    if v.at_least(2, 53) && uuid::Uuid::parse_str(&id).is_err() {
-        return Err(Fault::bad_request(format!("Invalid uuid {id}")));
+    let p = hypervisor_query(v, &p, &hypervisor_show_params(v))?;
+    let with_servers = with_servers(&p)?;
+    let not_found = || Fault::not_found(format!("Hypervisor with ID '{id}' could not be found."));
+    if v.at_least(2, 53) {
+        if uuid::Uuid::parse_str(&id).is_err() {
+            return Err(Fault::bad_request(format!("Invalid uuid {id}")));
+        }
+    } else if id.parse::<i64>().is_err() {
+        return Err(not_found());
     }
     let nodes: Vec<ComputeNode> = st.objects.list(&admin_ctx(), &ListQuery::new()).await?;
-    let Some(n) = nodes
-        .iter()
-        .find(|n| *n.uuid() == id || n.id().to_string() == id)
-    else {
-        return Err(Fault::not_found(format!(
-            "Hypervisor with ID {id} could not be found."
-        )));
+    let Some(n) = nodes.iter().find(|n| {
+        if v.at_least(2, 53) {
+            *n.uuid() == id
+        } else {
+            n.id().to_string() == id
+        }
+    }) else {
+        return Err(not_found());
     };
+    let host = n.host().clone().unwrap_or_default();
     let services = services_all(&st).await?;
     let svc = services
         .iter()
-        .find(|s| s.binary().as_deref() == Some("nova-compute") && s.host() == n.host());
-    Ok(axum::Json(json!({"hypervisor": hypervisor_view(&st, v, n, svc, true)})).into_response())
+        .find(|s| s.binary().as_deref() == Some("nova-compute") && s.host() == n.host())
+        .ok_or_else(not_found)?;
+    let servers = if with_servers {
+        Some(servers_on(&st, &host).await?)
+    } else {
+        None
+    };
+    let uptime = if v.at_least(2, 88) {
+        uptime_of(&st, &ctx, &host, svc).await
+    } else {
+        None
+    };
+    let extras = HypervisorExtras {
+        svc: Some(svc),
+        uptime,
+        servers,
+    };
+    Ok(axum::Json(json!({"hypervisor": hypervisor_view(&st, v, n, extras, true)})).into_response())
 }
 
 fn service_view(

@@ -13,7 +13,7 @@ use nova_objects::{ComputeNode, Instance, ListQuery, Service};
 use serde_json::{Value, json};
 
 use crate::ApiState;
-use crate::admin::{host_zones, hypervisor_view, services_all};
+use crate::admin::{HypervisorExtras, host_zones, hypervisor_view, servers_on, services_all};
 use crate::auth::Ctx;
 use crate::compute_api::host_ops;
 use crate::fault::{ApiResult, Fault};
@@ -265,7 +265,18 @@ pub(crate) async fn search(
     let list: Vec<Value> = matching(&st, &pattern)
         .await?
         .iter()
-        .map(|(n, s)| hypervisor_view(&st, v, n, Some(s), false))
+        .map(|(n, s)| {
+            hypervisor_view(
+                &st,
+                v,
+                n,
+                HypervisorExtras {
+                    svc: Some(s),
+                    ..Default::default()
+                },
+                false,
+            )
+        })
         .collect();
     Ok(axum::Json(json!({"hypervisors": list})).into_response())
 }
@@ -283,23 +294,12 @@ pub(crate) async fn servers(
     let mut list = Vec::new();
     for (n, s) in matching(&st, &pattern).await? {
         let host = n.host().clone().unwrap_or_default();
-        let instances: Vec<Instance> = st
-            .objects
-            .list(
-                &admin_ctx(),
-                &ListQuery::new().filter("host", host.as_str()),
-            )
-            .await?;
-        let mut view = hypervisor_view(&st, v, &n, Some(&s), false);
-        if !instances.is_empty() {
-            view["servers"] = json!(
-                instances
-                    .iter()
-                    .map(|i| json!({"name": format!("instance-{:08x}", i.id()), "uuid": i.uuid()}))
-                    .collect::<Vec<_>>()
-            );
-        }
-        list.push(view);
+        let extras = HypervisorExtras {
+            svc: Some(&s),
+            servers: Some(servers_on(&st, &host).await?),
+            ..Default::default()
+        };
+        list.push(hypervisor_view(&st, v, &n, extras, false));
     }
     Ok(axum::Json(json!({"hypervisors": list})).into_response())
 }
@@ -505,7 +505,11 @@ pub(crate) async fn uptime(
         )));
     }
     let up = host_call(host_ops::uptime(&st, &ctx, &host).await)?;
-    let mut view = hypervisor_view(&st, v, &node, Some(&svc), false);
+    let extras = HypervisorExtras {
+        svc: Some(&svc),
+        ..Default::default()
+    };
+    let mut view = hypervisor_view(&st, v, &node, extras, false);
     view["uptime"] = json!(up);
     Ok(axum::Json(json!({"hypervisor": view})).into_response())
 }

@@ -77,6 +77,31 @@ pub(crate) fn time_param(name: &'static str) -> QueryParam {
     (name, json!({"type": "string", "format": "date-time"}))
 }
 
+/// Nova's strict query schemas (`additionalProperties: false`, every
+/// parameter a `single_param`): 400 for a parameter `known` does not list
+/// or one given more than once, with jsonschema's messages as nova words them.
+pub(crate) fn refuse_unknown_params(p: &[(String, String)], known: &[QueryParam]) -> ApiResult<()> {
+    for (k, _) in p {
+        if !known.iter().any(|(n, _)| n == k) {
+            return Err(Fault::bad_request(format!(
+                "Additional properties are not allowed ('{k}' was unexpected)"
+            )));
+        }
+        let values: Vec<String> = p
+            .iter()
+            .filter(|(n, _)| n == k)
+            .map(|(_, v)| format!("'{v}'"))
+            .collect();
+        if values.len() > 1 {
+            let list = format!("[{}]", values.join(", "));
+            return Err(Fault::bad_request(format!(
+                "Invalid input for query parameters {k}. Value: {list}. {list} is too long"
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// The pairs of `p` that `read` lists: a handler sees only the query
 /// parameters it documents.
 pub(crate) fn read_only(p: Vec<(String, String)>, read: &[QueryParam]) -> Vec<(String, String)> {

@@ -178,14 +178,14 @@ pub(crate) async fn list(
     Query(p): Params,
 ) -> ApiResult<Response> {
     require_read(&ctx, "os_compute_api:os-server-groups:index")?;
-    if v.at_least(2, 75)
-        && let Some((k, _)) = p
-            .iter()
-            .find(|(k, _)| !matches!(k.as_str(), "all_projects" | "limit" | "offset"))
-    {
-        return Err(Fault::bad_request(format!(
-            "Invalid input for query parameters {k}. Additional properties are not allowed ('{k}' was unexpected)"
-        )));
+    if v.at_least(2, 75) {
+        let int = json!({"type": "integer", "minimum": 0});
+        let known = [
+            ("all_projects", json!({"type": "string"})),
+            ("limit", int.clone()),
+            ("offset", int),
+        ];
+        crate::http::refuse_unknown_params(&p, &known)?;
     }
     let offset = non_negative(&p, "offset")?.unwrap_or(0);
     let limit = non_negative(&p, "limit")?

@@ -856,3 +856,175 @@ async fn placement_api_shows_providers_usages_and_allocations() {
     assert_eq!((st, body["errors"][0]["status"].as_u64()), (404, Some(404)));
     c.stop().await;
 }
+
+/// `GET /os-hypervisors[/detail]` pages by `limit` / `marker` from 2.33
+/// (the node `id`, its uuid from 2.53), filters by
+/// `hypervisor_hostname_pattern` and lists each node's servers with
+/// `with_servers` from 2.53, as nova 34's hypervisors controller.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hypervisors_page_filter_and_list_their_servers() {
+    let c = Cluster::start(3, &[]).await;
+    let id = c.boot("demo", "hv", "1").await;
+    c.wait_status("demo", &id, "ACTIVE").await;
+    let server = c.get(&format!("/v2.1/servers/{id}"), "admin").await.body["server"].clone();
+    let host = server["OS-EXT-SRV-ATTR:host"].as_str().unwrap().to_owned();
+    let get = |path: String, v: &'static str| {
+        let c = &c;
+        async move { c.call(Method::GET, &path, "admin", v, None).await }
+    };
+    let ids = |r: &crate::cluster::Reply| -> Vec<String> {
+        r.body["hypervisors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| h["id"].to_string().trim_matches('"').to_owned())
+            .collect()
+    };
+    // Paging by the integer id at 2.33: two pages, a link on the full one.
+    let all = get("/v2.1/os-hypervisors".into(), "2.33").await;
+    assert_eq!(all.status, 200, "{}", all.body);
+    let all_ids = ids(&all);
+    assert_eq!(all_ids.len(), 3);
+    let first = get("/v2.1/os-hypervisors?limit=2".into(), "2.33").await;
+    assert_eq!(ids(&first), all_ids[..2]);
+    let next = first.body["hypervisors_links"][0]["href"].as_str().unwrap();
+    assert!(
+        next.ends_with(&format!(
+            "/v2.1/os-hypervisors?limit=2&marker={}",
+            all_ids[1]
+        )),
+        "{next}"
+    );
+    let rest = get(
+        format!("/v2.1/os-hypervisors?limit=2&marker={}", all_ids[1]),
+        "2.33",
+    )
+    .await;
+    assert_eq!(ids(&rest), all_ids[2..]);
+    assert!(
+        rest.body.get("hypervisors_links").is_none(),
+        "{}",
+        rest.body
+    );
+    let r = get("/v2.1/os-hypervisors?marker=999999".into(), "2.33").await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert_eq!(r.fault().1, "marker [999999] not found");
+    // Before 2.53 other parameters are ignored; from 2.53 refused.
+    let r = get("/v2.1/os-hypervisors/detail?foo=1".into(), "2.33").await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = get("/v2.1/os-hypervisors/detail?foo=1".into(), "2.53").await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    // From 2.53 the marker is the uuid the list shows.
+    let detail = get("/v2.1/os-hypervisors/detail?limit=1".into(), "2.53").await;
+    let uuid = ids(&detail)[0].clone();
+    assert!(uuid::Uuid::parse_str(&uuid).is_ok(), "{uuid}");
+    let next = detail.body["hypervisors_links"][0]["href"]
+        .as_str()
+        .unwrap();
+    assert!(
+        next.ends_with(&format!(
+            "/v2.1/os-hypervisors/detail?limit=1&marker={uuid}"
+        )),
+        "{next}"
+    );
+    let r = get(format!("/v2.1/os-hypervisors/detail?marker={uuid}"), "2.53").await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(ids(&r).len(), 2);
+    assert!(!ids(&r).contains(&uuid));
+    // The hostname pattern: a substring match, no paging with it, 404
+    // when nothing matches.
+    let all53 = get("/v2.1/os-hypervisors".into(), "2.53").await;
+    let names: Vec<String> = all53.body["hypervisors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["hypervisor_hostname"].as_str().unwrap().to_owned())
+        .collect();
+    let r = get(
+        format!(
+            "/v2.1/os-hypervisors?hypervisor_hostname_pattern={}",
+            names[2]
+        ),
+        "2.53",
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(
+        r.body["hypervisors"][0]["hypervisor_hostname"],
+        names[2].as_str()
+    );
+    let r = get(
+        format!(
+            "/v2.1/os-hypervisors?hypervisor_hostname_pattern={}&limit=1",
+            names[2]
+        ),
+        "2.53",
+    )
+    .await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    let r = get(
+        "/v2.1/os-hypervisors?hypervisor_hostname_pattern=no-such-node".into(),
+        "2.53",
+    )
+    .await;
+    assert_eq!(r.status, 404, "{}", r.body);
+    assert_eq!(
+        r.fault().1,
+        "No hypervisor matching 'no-such-node' could be found."
+    );
+    // with_servers: the server on its host; the others list none (an
+    // empty list from 2.75).
+    for v in ["2.53", "2.75"] {
+        let r = get("/v2.1/os-hypervisors?with_servers=true".into(), v).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        let hv = r.body["hypervisors"].as_array().unwrap();
+        let detail = get("/v2.1/os-hypervisors/detail".into(), v).await;
+        for (h, d) in hv
+            .iter()
+            .zip(detail.body["hypervisors"].as_array().unwrap())
+        {
+            if d["service"]["host"] == host.as_str() {
+                assert_eq!(h["servers"][0]["uuid"], id.as_str(), "{h}");
+                assert!(
+                    h["servers"][0]["name"]
+                        .as_str()
+                        .unwrap()
+                        .starts_with("instance-")
+                );
+            } else if v == "2.75" {
+                assert_eq!(h["servers"], json!([]), "{h}");
+            } else {
+                assert!(h.get("servers").is_none(), "{h}");
+            }
+        }
+        let r = get("/v2.1/os-hypervisors?with_servers=maybe".into(), v).await;
+        assert_eq!(r.status, 400, "{}", r.body);
+    }
+    // The show takes with_servers too; at 2.88 the detail has the uptime.
+    let on_host = get("/v2.1/os-hypervisors/detail".into(), "2.88").await;
+    let node = on_host.body["hypervisors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|h| h["service"]["host"] == host.as_str())
+        .unwrap()
+        .clone();
+    assert!(
+        node["uptime"]
+            .as_str()
+            .is_some_and(|u| u.contains("load average")),
+        "{node}"
+    );
+    let r = get(
+        format!(
+            "/v2.1/os-hypervisors/{}?with_servers=1",
+            node["id"].as_str().unwrap()
+        ),
+        "2.88",
+    )
+    .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["hypervisor"]["servers"][0]["uuid"], id.as_str());
+    assert!(r.body["hypervisor"]["uptime"].is_string(), "{}", r.body);
+    c.stop().await;
+}

@@ -162,12 +162,8 @@ pub(crate) async fn token_show(
             "The server could not comply with the request since it is either malformed or otherwise incorrect.",
         ));
     }
-    if v.at_least(2, 99)
-        && let Some((k, _)) = params.first()
-    {
-        return Err(Fault::bad_request(format!(
-            "Invalid input for query parameters {k}. Value: {k}. Additional properties are not allowed ('{k}' was unexpected)"
-        )));
+    if v.at_least(2, 99) {
+        crate::http::refuse_unknown_params(&params, &[])?;
     }
     require_admin(&ctx, "os_compute_api:os-console-auth-tokens")?;
     if token.is_empty() {

@@ -335,6 +335,7 @@ fn query_params(path: &str, method: &str, v: ApiVersion) -> Vec<Value> {
         "/os-hypervisors" | "/os-hypervisors/detail" => {
             documented(crate::admin::hypervisor_query_params(v))
         }
+        "/os-hypervisors/{id}" => documented(crate::admin::hypervisor_show_params(v)),
         _ => vec![],
     }
 }

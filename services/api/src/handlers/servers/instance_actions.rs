@@ -105,18 +105,7 @@ pub(crate) fn query_params(v: ApiVersion) -> Vec<crate::http::QueryParam> {
 /// The 2.58+ query: only [`query_params`], each once.
 fn query(st: &crate::ApiState, v: ApiVersion, p: &[(String, String)]) -> ApiResult<ActionsQuery> {
     let known = query_params(v);
-    for (k, _) in p {
-        if !known.iter().any(|(n, _)| n == k) {
-            return Err(Fault::bad_request(format!(
-                "Invalid input for query parameters {k}. Value: Additional properties are not allowed ('{k}' was unexpected)"
-            )));
-        }
-        if p.iter().filter(|(n, _)| n == k).count() > 1 {
-            return Err(Fault::bad_request(format!(
-                "Invalid input for query parameters {k}. Value: it is given more than once"
-            )));
-        }
-    }
+    crate::http::refuse_unknown_params(p, &known)?;
     let limit = match param(p, "limit") {
         Some(l) => Some(l.parse::<u64>().map_err(|_| {
             Fault::bad_request(format!(

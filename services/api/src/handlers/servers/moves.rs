@@ -43,9 +43,7 @@ pub(crate) fn schema(name: &str, v: ApiVersion) -> Value {
         "migrate" if v.at_least(2, 56) => json!({"type": ["object", "null"],
             "properties": {"host": host_schema()}, "additionalProperties": false}),
         "os-migrateLive" => {
-            let bool_ = json!({"type": ["boolean", "string"],
-                "enum": [true, "True", "TRUE", "true", "1", "ON", "On", "on", "YES", "Yes", "yes",
-                         false, "False", "FALSE", "false", "0", "OFF", "Off", "off", "NO", "No", "no"]});
+            let bool_ = crate::schemas::boolean();
             if v.at_least(2, 25) {
                 let mut block = bool_.clone();
                 if let Some(a) = block["enum"].as_array_mut() {
