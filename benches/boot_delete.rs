@@ -19,7 +19,8 @@
 //! computes on 26 servers) beside it.
 //!
 //! Run with: cargo bench --bench boot_delete --features amqp,postgres -- [all|ports|actions|multi] [--computes N] [--clients N] [--cycles N]
-//! (`all` and `ports` also take `--set section.option=value` for its nova.conf; `RUST_LOG` turns on logging)
+//! (`all` and `ports` also take `--set section.option=value` for its nova.conf; `RUST_LOG` turns on logging;
+//! with `--set metrics.enabled=true`, `ports` also counts the network service's requests per boot+delete, by route)
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -282,6 +283,33 @@ async fn private_network(http: &reqwest::Client, url: &str, tok: &str) -> String
         .to_owned()
 }
 
+/// The network service's HTTP requests so far, by `METHOD route`, from
+/// the process's metrics (`--set metrics.enabled=true`; empty without).
+fn network_requests() -> std::collections::BTreeMap<String, f64> {
+    let mut out = std::collections::BTreeMap::new();
+    let Some(h) = nova_service::metrics::handle() else {
+        return out;
+    };
+    let label = |l: &str, k: &str| {
+        let at = l.find(&format!("{k}=\""))? + k.len() + 2;
+        Some(l[at..at + l[at..].find('"')?].to_owned())
+    };
+    for l in h.render().lines() {
+        if !l.starts_with(nova_service::metrics::HTTP_REQUESTS) || !l.contains("api=\"network\"") {
+            continue;
+        }
+        let (Some(m), Some(r), Some(v)) = (
+            label(l, "method"),
+            label(l, "route"),
+            l.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()),
+        ) else {
+            continue;
+        };
+        *out.entry(format!("{m} {r}")).or_default() += v;
+    }
+    out
+}
+
 /// `all` (`ports`: with the built-in network service, a port per server).
 async fn run_all(computes: usize, clients: usize, cycles: usize, ports: bool) {
     let dir = std::env::temp_dir().join(format!("nova-rs-bench-{}", uuid::Uuid::new_v4().simple()));
@@ -348,8 +376,20 @@ async fn run_all(computes: usize, clients: usize, cycles: usize, ports: bool) {
     )
     .await;
     let cpu = cpu_ms();
+    let net_before = network_requests();
     let f = workload(target, tok, image, networks, clients, cycles).await;
     let cpu_per_cycle = (cpu_ms() - cpu) / f.cycles.max(1) as f64;
+    // Per boot+delete, by request (with `--set metrics.enabled=true`).
+    let per_cycle = |v: f64| (v / f.cycles.max(1) as f64 * 100.0).round() / 100.0;
+    let net: serde_json::Map<String, Value> = network_requests()
+        .into_iter()
+        .map(|(k, v)| {
+            let d = v - net_before.get(&k).copied().unwrap_or(0.0);
+            (k, json!(per_cycle(d)))
+        })
+        .filter(|(_, v)| v.as_f64() != Some(0.0))
+        .collect();
+    let net_total = net.values().filter_map(Value::as_f64).sum::<f64>();
     report(
         if ports { "ports" } else { "all" },
         computes,
@@ -364,6 +404,8 @@ async fn run_all(computes: usize, clients: usize, cycles: usize, ports: bool) {
             // (`all ports` read 0 KiB per compute), so it reports null.
             "rss_services_mib": first.then(|| base.saturating_sub(before) / 1024),
             "rss_per_fake_compute_kib": first.then(|| with_computes.saturating_sub(base) / computes.max(1) as u64),
+            "network_requests_per_boot_delete": (!net.is_empty()).then(|| (net_total * 100.0).round() / 100.0),
+            "network_requests_by_route": (!net.is_empty()).then_some(net),
         }),
     );
     all.shutdown().await;

@@ -561,6 +561,12 @@ pub trait ComputeDriver: Send + Sync + std::fmt::Debug {
     async fn detach_interface(&self, _uuid: &str, _vif: &Vif) -> Result<()> {
         unsupported("detach_interface")
     }
+    /// The guest's PCI address (`0000:00:03.0`) of each of the instance's
+    /// interfaces, by MAC: the bus of nova's device metadata
+    /// (`_prepare_device_bus`). None known by default.
+    async fn interface_addresses(&self, _uuid: &str) -> Result<Vec<(String, String)>> {
+        Ok(vec![])
+    }
     /// Injects the instance's network info (its VIFs) into the guest
     /// (nova's `inject_network_info`): nothing to do by default, as nova's
     /// base and libvirt drivers.

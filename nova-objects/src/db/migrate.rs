@@ -19,7 +19,7 @@ use sea_orm::sea_query::{
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement};
 
 use crate::db::sql::{ColType, col_type, db_err};
-use crate::db::tables::{TABLES, TASK_LOG, Table};
+use crate::db::tables::{TABLES, TASK_LOG, Table, VIRTUAL_INTERFACES};
 use crate::error::Result;
 
 /// A numbered migration: the statements it runs, built for a backend.
@@ -45,6 +45,9 @@ pub struct Migrations {
 /// Migration 2's tables.
 static TASK_LOG_TABLES: &[&Table] = &[&TASK_LOG];
 
+/// Migration 3's tables.
+static VIF_TABLES: &[&Table] = &[&VIRTUAL_INTERFACES];
+
 /// Nova's own schema.
 pub(crate) static NOVA: Migrations = Migrations {
     record_table: "nova_schema_migrations",
@@ -58,6 +61,11 @@ pub(crate) static NOVA: Migrations = Migrations {
             version: 2,
             name: "task_log: the periodic tasks' runs (instance usage audit)",
             statements: |backend| create_tables(TASK_LOG_TABLES, backend),
+        },
+        Migration {
+            version: 3,
+            name: "virtual_interfaces: an instance's ports and their device tags",
+            statements: |backend| create_tables(VIF_TABLES, backend),
         },
     ],
 };

@@ -321,7 +321,21 @@ impl ObjectStore for Database {
 
     async fn destroy(&self, _ctx: &RequestContext, obj: Value) -> Result<Value> {
         let t = table_of_value(&obj)?;
-        sql::destroy(&self.conn, t, obj).await
+        let gone = sql::destroy(&self.conn, t, obj).await?;
+        // As nova's `instance_destroy`: the instance's virtual interfaces
+        // go with it.
+        if t.name == "instances"
+            && let Some(uuid) = gone[crate::primitive::DATA_KEY]["uuid"].as_str()
+        {
+            sql::soft_delete_by(
+                &self.conn,
+                &tables::VIRTUAL_INTERFACES,
+                "instance_uuid",
+                uuid,
+            )
+            .await?;
+        }
+        Ok(gone)
     }
 
     async fn get(&self, ctx: &RequestContext, objname: &str, by: &Lookup) -> Result<Value> {

@@ -600,6 +600,24 @@ pub(crate) async fn destroy<C: ConnectionTrait>(db: &C, t: &Table, obj: Value) -
     }
 }
 
+/// Soft-deletes the live rows of `t` whose `field` is `value` (nova's
+/// `instance_destroy` taking the instance's virtual interfaces with it);
+/// returns how many went.
+pub(crate) async fn soft_delete_by<C: ConnectionTrait>(
+    db: &C,
+    t: &Table,
+    field: &str,
+    value: &str,
+) -> Result<u64> {
+    let mut upd = Query::update();
+    upd.table(t.name)
+        .value("deleted", Expr::col("id"))
+        .value("deleted_at", now())
+        .and_where(Expr::col(Alias::new(field)).eq(value))
+        .and_where(Expr::col("deleted").eq(0));
+    Ok(db.execute(&upd).await.map_err(db_err)?.rows_affected())
+}
+
 /// Checks that `name` is a stored scalar column (filters, sort keys).
 fn scalar_column(t: &Table, name: &str) -> Result<()> {
     if (t.stores(name) || name == "id") && col_type(t, name) != ColType::Json {

@@ -78,6 +78,7 @@ pub(crate) static TABLES: &[&Table] = &[
     &HOST_MAPPINGS,
     &INSTANCE_MAPPINGS,
     &TASK_LOG,
+    &VIRTUAL_INTERFACES,
 ];
 
 /// The table storing class `objname` (or its list class).
@@ -660,4 +661,28 @@ pub(crate) static TASK_LOG: Table = Table {
     text: &[],
     unique: &[&["task_name", "host", "period_beginning", "period_ending"]],
     indexes: &[&["period_beginning"], &["host"], &["period_ending"]],
+};
+
+/// Nova's `virtual_interfaces`: one row per port of an instance, with the
+/// tag the user gave it; added by migration 3. nova's unique key is
+/// (`address`, `deleted`).
+pub(crate) static VIRTUAL_INTERFACES: Table = Table {
+    name: "virtual_interfaces",
+    object: "VirtualInterface",
+    list: Some("VirtualInterfaceList"),
+    columns: cols![
+        "id",
+        "address",
+        "network_id",
+        "instance_uuid",
+        "uuid",
+        "tag",
+        "created_at",
+        "updated_at",
+        "deleted_at",
+        "deleted",
+    ],
+    text: &[],
+    unique: &[&["address"]],
+    indexes: &[&["instance_uuid"], &["uuid"], &["network_id"]],
 };

@@ -25,6 +25,7 @@ mod security_group;
 mod selection;
 mod service;
 mod task_log;
+mod virtual_interface;
 
 pub use aggregate::{Aggregate, AggregateList};
 pub use block_device::{BlockDeviceMapping, BlockDeviceMappingList};
@@ -60,6 +61,7 @@ pub use security_group::{SecurityGroup, SecurityGroupList};
 pub use selection::Selection;
 pub use service::{Service, ServiceList};
 pub use task_log::{TaskLog, TaskLogList};
+pub use virtual_interface::{VirtualInterface, VirtualInterfaceList};
 
 use crate::{ObjectClass, VersionedObject};
 
@@ -126,5 +128,7 @@ pub fn all_classes() -> Vec<&'static ObjectClass> {
         TaskLog::obj_class(),
         TaskLogList::obj_class(),
         VIFMigrateData::obj_class(),
+        VirtualInterface::obj_class(),
+        VirtualInterfaceList::obj_class(),
     ]
 }

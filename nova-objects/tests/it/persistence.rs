@@ -15,7 +15,7 @@ use nova_objects::db::{Database, DbConfig};
 use nova_objects::{
     Aggregate, BuildRequest, CellMapping, ComputeNode, ConductorStore, Error, Flavor, HostMapping,
     Instance, InstanceInfoCache, KeyPair, ListQuery, Lookup, Objects, SaveOptions, Service,
-    SortDir, VersionedObject, conductor_object_endpoint, registry,
+    SortDir, VersionedObject, VirtualInterface, conductor_object_endpoint, registry,
 };
 use nova_rpc::{Dispatcher, MemoryTransport, RequestContext, RpcServer, Target};
 use sea_orm::ConnectionTrait;
@@ -1034,6 +1034,74 @@ pub(crate) async fn reads_see_writes_and_survive_interruption(h: &Harness) {
     assert!(gone.unwrap_err().is_not_found());
 }
 
+/// nova's `VirtualInterface` records: one per port (uuid = port id,
+/// address = MAC, the device tag), `network_id` left unset as nova leaves
+/// it with Neutron, listed by instance, destroyed one by one (a detach)
+/// and all with their instance (nova's `instance_destroy`).
+pub(crate) async fn virtual_interfaces_of_an_instance(h: &Harness) {
+    let ctx = admin();
+    let mut inst = instance(31, "p1");
+    h.objects.create(&ctx, &mut inst).await.unwrap();
+    let uuid = inst.uuid().clone();
+    let mut other = instance(32, "p1");
+    h.objects.create(&ctx, &mut other).await.unwrap();
+    let port = |n: u8| format!("00000000-0000-4000-8000-0000000000{n:02}");
+    let mut made = vec![];
+    for (n, inst_uuid, tag) in [
+        (1u8, &uuid, Some("nic1")),
+        (2, &uuid, None),
+        (3, other.uuid(), Some("x")),
+    ] {
+        let mut vif = VirtualInterface::new()
+            .with_uuid(port(n))
+            .with_address(Some(format!("fa:16:3e:00:00:{n:02x}")))
+            .with_instance_uuid(inst_uuid.clone())
+            .with_tag(tag.map(str::to_owned));
+        h.objects.create(&ctx, &mut vif).await.unwrap();
+        assert!(*vif.id() > 0);
+        made.push(vif);
+    }
+    // A MAC is one live interface's.
+    let mut twin = VirtualInterface::new()
+        .with_uuid(port(9))
+        .with_address(Some("fa:16:3e:00:00:01".into()))
+        .with_instance_uuid(uuid.clone());
+    assert!(h.objects.create(&ctx, &mut twin).await.is_err());
+    let of = |u: String| ListQuery::new().filter("instance_uuid", u);
+    let mine: Vec<VirtualInterface> = h.objects.list(&ctx, &of(uuid.clone())).await.unwrap();
+    assert_eq!(mine.len(), 2);
+    let tagged = mine.iter().find(|v| *v.uuid() == port(1)).unwrap();
+    assert_eq!(tagged.tag().as_deref(), Some("nic1"));
+    assert_eq!(tagged.address().as_deref(), Some("fa:16:3e:00:00:01"));
+    assert!(
+        !tagged.obj_attr_is_set("network_id"),
+        "network_id stays unset"
+    );
+    let got: VirtualInterface = h.objects.get_by_uuid(&ctx, &port(2)).await.unwrap();
+    assert_eq!(got.tag(), &None);
+    assert_eq!(got.instance_uuid(), &uuid);
+    // A detach: that record only.
+    let mut one = got;
+    h.objects.destroy(&ctx, &mut one).await.unwrap();
+    let left: Vec<VirtualInterface> = h.objects.list(&ctx, &of(uuid.clone())).await.unwrap();
+    assert_eq!(left.len(), 1);
+    // The instance's destroy takes the rest, not the other instance's.
+    h.objects.destroy(&ctx, &mut inst).await.unwrap();
+    let left: Vec<VirtualInterface> = h.objects.list(&ctx, &of(uuid.clone())).await.unwrap();
+    assert!(left.is_empty());
+    let theirs: Vec<VirtualInterface> = h
+        .objects
+        .list(&ctx, &of(other.uuid().clone()))
+        .await
+        .unwrap();
+    assert_eq!(theirs.len(), 1);
+    let mut rd = admin();
+    rd.set("read_deleted", "yes");
+    let kept: Vec<VirtualInterface> = h.objects.list(&rd, &of(uuid)).await.unwrap();
+    assert_eq!(kept.len(), 2, "soft-deleted, as nova's");
+    assert!(kept.iter().all(|v| *v.deleted()));
+}
+
 macro_rules! contract {
     ($($case:ident),* $(,)?) => {
         macro_rules! on_backend {
@@ -1074,6 +1142,7 @@ contract!(
     instance_attrs_load_from_their_tables,
     concurrent_writers,
     reads_see_writes_and_survive_interruption,
+    virtual_interfaces_of_an_instance,
 );
 
 /// An older caller (Instance 2.7) gets what it can read from the

@@ -1066,6 +1066,12 @@ impl ComputeDriver for LibvirtDriver {
         self.attach_vif(uuid, vif).await
     }
 
+    /// The PCI address of each `<interface>` in the live domain XML, as
+    /// nova's `_build_interface_metadata` reads it.
+    async fn interface_addresses(&self, uuid: &str) -> Result<Vec<(String, String)>> {
+        Ok(xml::interface_pci_addresses(&self.live_xml(uuid).await?))
+    }
+
     /// nova's `detach_interface` (`interfaces.rs`): the `<interface>` of
     /// the VIF's MAC out of the definition, then out of the live domain
     /// (each request waited for: `device_detach_timeout`, retried

@@ -313,6 +313,31 @@ pub fn interface_macs(domain_xml: &str) -> Vec<String> {
         .collect()
 }
 
+/// `(MAC, PCI address)` of each `<interface>` of a domain XML that has a
+/// PCI `<address>` (libvirt gives one to every virtio NIC), the address
+/// written as nova's `get_pci_address` does (`0000:00:03.0`).
+pub fn interface_pci_addresses(domain_xml: &str) -> Vec<(String, String)> {
+    let hex =
+        |i: &str, a: &str| attr_of(i, "address", a).map(|v| v.trim_start_matches("0x").to_owned());
+    domain_xml
+        .split("<interface ")
+        .skip(1)
+        .filter_map(|s| s.find("</interface>").map(|e| &s[..e]))
+        .filter(|i| attr_of(i, "address", "type").as_deref() == Some("pci"))
+        .filter_map(|i| {
+            let mac = attr_of(i, "mac", "address")?;
+            let addr = format!(
+                "{}:{}:{}.{}",
+                hex(i, "domain")?,
+                hex(i, "bus")?,
+                hex(i, "slot")?,
+                hex(i, "function")?
+            );
+            Some((mac, addr))
+        })
+        .collect()
+}
+
 /// `[arch, virt_type, hvm]` for every guest arch the capabilities XML offers
 /// with domain type `virt_type`.
 pub fn supported_instances(capabilities: &str, virt_type: &str) -> Vec<[String; 3]> {
@@ -345,6 +370,25 @@ pub fn supported_instances(capabilities: &str, virt_type: &str) -> Vec<[String; 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn interface_pci_addresses_read_each_nic_with_a_pci_address() {
+        let x = "<domain><devices>\
+            <disk type='file'><address type='pci' domain='0x0000' bus='0x00' slot='0x04' function='0x0'/></disk>\
+            <interface type='bridge'><mac address='fa:16:3e:00:00:01'/><source bridge='br0'/>\
+            <model type='virtio'/><address type='pci' domain='0x0000' bus='0x00' slot='0x03' function='0x0'/></interface>\
+            <interface type='user'><mac address='fa:16:3e:00:00:02'/></interface>\
+            <interface type='bridge'><mac address='fa:16:3e:00:00:03'/>\
+            <address type='pci' domain='0x0000' bus='0x01' slot='0x1f' function='0x2'/></interface>\
+            </devices></domain>";
+        assert_eq!(
+            interface_pci_addresses(x),
+            vec![
+                ("fa:16:3e:00:00:01".to_owned(), "0000:00:03.0".to_owned()),
+                ("fa:16:3e:00:00:03".to_owned(), "0000:01:1f.2".to_owned()),
+            ]
+        );
+    }
     use crate::driver::Vif;
 
     fn spec() -> InstanceSpec {

@@ -10,7 +10,7 @@ use nova_rpc::RequestContext;
 use nova_service::cells::record_fault;
 use nova_service::neutron::{self, AttachRefused};
 use nova_service::notifications::{ExceptionPayload, Phase};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::actions::nova_error;
 use crate::manager::ComputeManager;
@@ -98,7 +98,7 @@ impl ComputeManager {
             )
             .await);
         };
-        let mut vif = match client
+        let vif = match client
             .allocate_port(
                 &inst,
                 network_id.as_deref(),
@@ -111,11 +111,6 @@ impl ComputeManager {
             Ok(v) => v,
             Err(AttachRefused { class, message }) => return Err(fail(class, message).await),
         };
-        if let Some(t) = &tag {
-            // Beside nova's VIF keys (nova keeps it in its
-            // VirtualInterface record): the API's 2.70 `tag`.
-            vif["tag"] = json!(t);
-        }
         let port = vif["id"].as_str().unwrap_or_default().to_owned();
         let given = vif["preserve_on_delete"] == true;
         let plugged = driver_vifs(std::slice::from_ref(&vif));
@@ -134,10 +129,15 @@ impl ComputeManager {
             )
             .await);
         }
+        let mac = vif["address"].as_str().unwrap_or_default().to_owned();
+        // The port's record, with its tag (the API's 2.70 `tag`).
+        self.record_vifs(ctx, &uuid, &[(port.clone(), mac, tag)])
+            .await?;
         let mut vifs = self.cached_vifs(ctx, &uuid).await;
         vifs.retain(|v| v["id"] != vif["id"]);
         vifs.push(vif.clone());
         self.save_network_info(ctx, &uuid, &vifs).await?;
+        self.refresh_device_metadata(ctx, &mut inst).await?;
         with_network_info(&mut inst, &vifs);
         self.notify_action(ctx, &inst, "interface_attach", Phase::End, None)
             .await;
@@ -193,8 +193,10 @@ impl ComputeManager {
             let keep = condemned["preserve_on_delete"] == true;
             neutron::release_port(&client, &port_id, keep).await?;
         }
+        self.destroy_vif_record(ctx, &uuid, &port_id).await?;
         vifs.retain(|v| v["id"] != port_id.as_str());
         self.save_network_info(ctx, &uuid, &vifs).await?;
+        self.refresh_device_metadata(ctx, &mut inst).await?;
         with_network_info(&mut inst, &vifs);
         self.notify_action(ctx, &inst, "interface_detach", Phase::End, None)
             .await;

@@ -42,6 +42,7 @@
 mod actions;
 mod config;
 mod consoles;
+mod device_tags;
 mod diagnostics;
 mod driver;
 mod group_policy;

@@ -530,7 +530,7 @@ impl ComputeManager {
                             .await?;
                     }
                     None => {
-                        if let Err(e) = self.deallocate_networks(&ctx, inst.uuid()).await {
+                        if let Err(e) = self.deallocate_failed_build(&ctx, inst.uuid()).await {
                             tracing::warn!(instance = %inst.uuid(), error = %e, "ports not released");
                         }
                         let msg = format!("Build of instance {} aborted: {reason}", inst.uuid());
@@ -563,7 +563,7 @@ impl ComputeManager {
                 true,
             )
         };
-        let (vifs, waits) = self
+        let (vifs, waits, records) = self
             .build_networks(
                 ctx,
                 inst,
@@ -594,7 +594,11 @@ impl ComputeManager {
         })?;
         self.wait_for_plugs(&uuid, waits)
             .await
-            .map_err(|e| abort("spawn", "VirtualInterfaceCreateException", &e))
+            .map_err(|e| abort("spawn", "VirtualInterfaceCreateException", &e))?;
+        // As nova's libvirt spawn: the tagged interfaces' device metadata,
+        // saved with the instance's ACTIVE state.
+        self.set_device_metadata(inst, &records).await;
+        Ok(())
     }
 
     /// Runs `f` on the caller's copy of the instance under its lock, as

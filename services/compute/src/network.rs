@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use nova_objects::{Instance, InstanceInfoCache, Lookup, NetworkRequestList};
+use nova_objects::{Instance, InstanceInfoCache, Lookup, NetworkRequestList, VirtualInterface};
 use nova_rpc::RequestContext;
 use nova_service::neutron::{self, NeutronClient, preserved_ports, vifs_of_cache};
 use serde_json::Value;
@@ -102,17 +102,19 @@ impl ComputeManager {
 
     /// nova's `_build_networks_for_instance`: the instance's ports bound to
     /// this host (made now, or, after a reschedule, the ones it has), the
-    /// info cache written; returns the network info and the plug events to
-    /// wait for (registered before the binding that causes them).
+    /// info cache written, a `VirtualInterface` record made per new port
+    /// (with its requested tag); returns the network info, the plug events
+    /// to wait for (registered before the binding that causes them) and
+    /// the records.
     pub(crate) async fn build_networks(
         &self,
         ctx: &RequestContext,
         inst: &mut Instance,
         requested: Option<&NetworkRequestList>,
         security_groups: &[String],
-    ) -> anyhow::Result<(Vec<Value>, PlugWaits)> {
+    ) -> anyhow::Result<(Vec<Value>, PlugWaits, Vec<VirtualInterface>)> {
         let Some(client) = self.network().cloned() else {
-            return Ok((vec![], PlugWaits::default()));
+            return Ok((vec![], PlugWaits::default(), vec![]));
         };
         let uuid = inst.uuid().clone();
         let already = inst
@@ -129,7 +131,7 @@ impl ComputeManager {
             .prepare_ports(inst, requested, already, &preserved, security_groups)
             .await?;
         if alloc.ports.is_empty() {
-            return Ok((vec![], PlugWaits::default()));
+            return Ok((vec![], PlugWaits::default(), vec![]));
         }
         let mut waits = PlugWaits::default();
         if !self.inner.cfg.vif_plugging_timeout.is_zero() {
@@ -159,12 +161,26 @@ impl ComputeManager {
             }
         };
         self.save_network_info(ctx, &uuid, &vifs).await?;
-        if !already {
+        let records = if already {
+            // Recorded by the host that made the ports.
+            self.vif_records(ctx, &uuid).await?
+        } else {
+            let ports: Vec<(String, String, Option<String>)> = alloc
+                .ports
+                .iter()
+                .zip(alloc.tags.iter().chain(std::iter::repeat(&None)))
+                .map(|((p, _), tag)| {
+                    let s = |k: &str| p[k].as_str().unwrap_or_default().to_owned();
+                    (s("id"), s("mac_address"), tag.clone())
+                })
+                .collect();
+            let records = self.record_vifs(ctx, &uuid, &ports).await?;
             inst.system_metadata_mut()
                 .insert(NETWORK_ALLOCATED.into(), Some("True".into()));
             self.inner.objects.save(ctx, inst).await?;
-        }
-        Ok((vifs, waits))
+            records
+        };
+        Ok((vifs, waits, records))
     }
 
     /// Waits for `waits` (nova's `wait_for_instance_event` with
@@ -223,6 +239,20 @@ impl ComputeManager {
         };
         let preserved = preserved_ports(&self.cached_vifs(ctx, uuid).await);
         neutron::deallocate_for_instance(&client, uuid, &preserved).await?;
+        Ok(())
+    }
+
+    /// A build that failed for good: its ports released and their records
+    /// destroyed (the instance stays, in ERROR).
+    pub(crate) async fn deallocate_failed_build(
+        &self,
+        ctx: &RequestContext,
+        uuid: &str,
+    ) -> anyhow::Result<()> {
+        self.deallocate_networks(ctx, uuid).await?;
+        if self.network().is_some() {
+            self.destroy_vif_records(ctx, uuid).await?;
+        }
         Ok(())
     }
 

@@ -280,7 +280,11 @@ async fn interfaces_attach_by_network_and_port_list_show_and_detach() {
     let (_, p) = neutron(&c, "admin", Method::GET, &format!("ports/{mine}"), None).await;
     assert_eq!(p["port"]["binding:host_id"], "", "{p}");
     assert_eq!(fake.nics(&id).unwrap().len(), 1);
-    assert_eq!(addresses(&c, &id).await, vec![first_ip.clone()]);
+    // The compute updates the info cache once the port is released.
+    eventually("the detached addresses leave the server", || async {
+        addresses(&c, &id).await == vec![first_ip.clone()]
+    })
+    .await;
     assert_eq!(ports_of(&c, &id).await.len(), 1);
     let ev = action_events(&c, &id, "detach_interface").await;
     assert_eq!(ev[0]["event"], "compute_detach_interface", "{ev:?}");

@@ -13,6 +13,7 @@ mod chaos;
 mod cli;
 mod cluster;
 mod consoles;
+mod device_tags;
 mod evacuate;
 mod guest_network;
 mod hostile;

@@ -17,6 +17,9 @@ pub struct Allocation {
     /// Each port as the network service shows it, and whether it was given
     /// (kept at delete) rather than created by nova.
     pub ports: Vec<(Value, bool)>,
+    /// The device tag each port was requested with (`networks[].tag`,
+    /// 2.32), in the order of `ports`: nova's `VirtualInterface.tag`.
+    pub tags: Vec<Option<String>>,
 }
 
 impl Allocation {
@@ -30,6 +33,9 @@ impl Allocation {
             .collect()
     }
 }
+
+/// A port to make (network id, fixed address) or a given port as is.
+type PortPlan = Result<(String, Option<String>), Value>;
 
 fn refuse(m: String) -> NetworkError {
     NetworkError::BadRequest(m)
@@ -54,6 +60,7 @@ impl NeutronClient {
         let uuid = inst.uuid();
         if already {
             let ports = self.list("port", &[("device_id", uuid.as_str())]).await?;
+            let tags = vec![None; ports.len()];
             return Ok(Allocation {
                 ports: ports
                     .into_iter()
@@ -64,6 +71,7 @@ impl NeutronClient {
                         (p, keep)
                     })
                     .collect(),
+                tags,
             });
         }
         if no_allocate(requested) {
@@ -72,8 +80,9 @@ impl NeutronClient {
         let project = inst.project_id().clone().unwrap_or_default();
         let group_ids = self.security_group_ids(&project, security_groups).await?;
         let list = requested.map(|l| l.objects().clone()).unwrap_or_default();
-        // (network id, fixed address) per port to make; given ports as is.
-        let mut plan: Vec<Result<(String, Option<String>), Value>> = vec![];
+        // (network id, fixed address) per port to make; given ports as is;
+        // each with its requested tag.
+        let mut plan: Vec<(PortPlan, Option<String>)> = vec![];
         if list.is_empty() || auto_allocate(requested) {
             let nets = available_networks(self, &project, false, &[]).await?;
             if nets.len() > 1 {
@@ -88,7 +97,10 @@ impl NeutronClient {
                 )));
             }
             for n in nets {
-                plan.push(Ok((n["id"].as_str().unwrap_or_default().to_owned(), None)));
+                plan.push((
+                    Ok((n["id"].as_str().unwrap_or_default().to_owned(), None)),
+                    None,
+                ));
             }
         } else {
             for r in &list {
@@ -119,16 +131,19 @@ impl NeutronClient {
                             "Binding failed for port {port_id}, please check neutron logs for more information."
                         )));
                     }
-                    plan.push(Err(port));
+                    plan.push((Err(port), r.tag().clone()));
                 } else if let Some(net) = r.network_id() {
-                    plan.push(Ok((net.clone(), r.address().clone())));
+                    plan.push((Ok((net.clone(), r.address().clone())), r.tag().clone()));
                 }
             }
         }
         let mut out = Allocation::default();
-        for step in plan {
+        for (step, tag) in plan {
             match step {
-                Err(port) => out.ports.push((port, true)),
+                Err(port) => {
+                    out.ports.push((port, true));
+                    out.tags.push(tag);
+                }
                 Ok((net, address)) => {
                     let mut body = json!({"network_id": net, "project_id": project,
                         "tenant_id": project, "admin_state_up": true});
@@ -139,7 +154,10 @@ impl NeutronClient {
                         body["security_groups"] = json!(ids);
                     }
                     match self.create_port(body).await {
-                        Ok(p) => out.ports.push((p, false)),
+                        Ok(p) => {
+                            out.ports.push((p, false));
+                            out.tags.push(tag);
+                        }
                         Err(e) => {
                             for (p, given) in &out.ports {
                                 if !given && let Some(id) = p["id"].as_str() {
@@ -503,6 +521,7 @@ impl NeutronClient {
         };
         let alloc = Allocation {
             ports: vec![(port, given)],
+            tags: vec![None],
         };
         match self.bind_ports(inst, host, &alloc).await {
             Ok(mut vifs) if vifs.len() == 1 => Ok(vifs.remove(0)),
@@ -525,7 +544,7 @@ impl NeutronClient {
     /// The instance's network info as the network service has it now
     /// (nova's `get_instance_nw_info` with a refresh): one VIF per port of
     /// the instance, in the order of `cached` (new ports last);
-    /// `preserve_on_delete`, a VIF's `meta` and its `tag` kept from `cached`.
+    /// `preserve_on_delete` and a VIF's `meta` kept from `cached`.
     pub async fn instance_network_info(
         &self,
         instance: &str,
@@ -554,9 +573,6 @@ impl NeutronClient {
             let mut vif = vif_of_port(&port, net, subnets, &floating, preserve);
             if let Some(meta) = old.map(|v| &v["meta"]).filter(|m| m.is_object()) {
                 vif["meta"] = meta.clone();
-            }
-            if let Some(tag) = old.and_then(|v| v.get("tag")).filter(|t| t.is_string()) {
-                vif["tag"] = tag.clone();
             }
             out.push(vif);
         }

@@ -60,7 +60,7 @@ use payloads::{
 };
 pub use tasks::{
     ComputeTaskPayload, ImageMetaPayload, ImageMetaPropsPayload, InstanceExistsPayload,
-    RequestSpecPayload, TaskSpec,
+    RequestSpecPayload, TaskSpec, primitive,
 };
 
 /// How long one send may wait for the broker before it is given up (and logged).

@@ -30,8 +30,9 @@ macro_rules! payload {
 }
 
 /// A versioned object's primitive built from its name, version and data
-/// (the nested payloads nova-rs keeps as JSON).
-fn primitive(name: &str, version: &str, data: Value) -> Value {
+/// (the nested payloads nova-rs keeps as JSON, an instance's device
+/// metadata).
+pub fn primitive(name: &str, version: &str, data: Value) -> Value {
     json!({
         "nova_object.name": name,
         "nova_object.namespace": "nova",

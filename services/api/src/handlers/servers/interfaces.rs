@@ -3,8 +3,8 @@
 //! port, or a new port on a network, with a fixed IP; `tag` from 2.49) and
 //! detach (202, done by the compute). Each attachment is `net_id`,
 //! `port_id`, `mac_addr`, `port_state`, `fixed_ips`, and from 2.70 `tag`
-//! (the tag it was attached with, kept on the VIF of the server's network
-//! info).
+//! (the tag it was attached or booted with, from the server's
+//! `VirtualInterface` records).
 
 use axum::Extension;
 use axum::body::Bytes;
@@ -43,21 +43,24 @@ fn create_schema(v: ApiVersion) -> Value {
         "additionalProperties": false})
 }
 
-/// The tags of the server's interfaces, by port (its network info).
-fn tags_of(inst: &nova_objects::Instance) -> Vec<(String, Value)> {
-    let text = inst
-        .info_cache()
-        .as_ref()
-        .and_then(|c| c.network_info().clone());
-    nova_service::neutron::vifs_of_cache(text.as_deref())
-        .iter()
-        .filter_map(|v| {
-            Some((
-                v["id"].as_str()?.to_owned(),
-                v.get("tag").cloned().unwrap_or(Value::Null),
-            ))
-        })
-        .collect()
+/// The tags of the server's interfaces, by port: its `VirtualInterface`
+/// records (nova's `VirtualInterfaceList.get_by_instance_uuid`).
+async fn tags_of(
+    st: &crate::ApiState,
+    ctx: &Ctx,
+    inst: &nova_objects::Instance,
+) -> ApiResult<Vec<(String, Value)>> {
+    let vifs: Vec<nova_objects::VirtualInterface> = st
+        .objects
+        .list(
+            &ctx.rpc(),
+            &nova_objects::ListQuery::new().filter("instance_uuid", inst.uuid().as_str()),
+        )
+        .await?;
+    Ok(vifs
+        .into_iter()
+        .map(|v| (v.uuid().clone(), json!(v.tag())))
+        .collect())
 }
 
 /// nova's `_translate_interface_attachment_view`.
@@ -100,7 +103,11 @@ pub(crate) async fn index(
         .list("port", &[("device_id", inst.uuid().as_str())])
         .await
         .map_err(Fault::internal)?;
-    let tags = v.at_least(2, 70).then(|| tags_of(&inst));
+    let tags = if v.at_least(2, 70) {
+        Some(tags_of(&st, &ctx, &inst).await?)
+    } else {
+        None
+    };
     let list: Vec<Value> = ports
         .iter()
         .map(|p| {
@@ -120,6 +127,7 @@ pub(crate) async fn index(
 /// does not exist or is not the server's).
 async fn show_port(
     st: &crate::ApiState,
+    ctx: &Ctx,
     inst: &nova_objects::Instance,
     port_id: &str,
     v: ApiVersion,
@@ -138,13 +146,18 @@ async fn show_port(
             inst.uuid()
         )));
     }
-    let tag = v.at_least(2, 70).then(|| {
-        tags_of(inst)
-            .into_iter()
-            .find(|(id, _)| id == port_id)
-            .map(|(_, t)| t)
-            .unwrap_or(Value::Null)
-    });
+    let tag = if v.at_least(2, 70) {
+        Some(
+            tags_of(st, ctx, inst)
+                .await?
+                .into_iter()
+                .find(|(id, _)| id == port_id)
+                .map(|(_, t)| t)
+                .unwrap_or(Value::Null),
+        )
+    } else {
+        None
+    };
     Ok(json!({ "interfaceAttachment": view(&port, tag) }))
 }
 
@@ -157,7 +170,7 @@ pub(crate) async fn show(
 ) -> ApiResult<Response> {
     let inst = compute_api::queries::get_with(&st, &ctx, &id, &["info_cache"]).await?;
     require_read(&ctx, &format!("{RULE}:show"))?;
-    Ok(axum::Json(show_port(&st, &inst, &port_id, v).await?).into_response())
+    Ok(axum::Json(show_port(&st, &ctx, &inst, &port_id, v).await?).into_response())
 }
 
 /// `POST /servers/{id}/os-interface`: the new attachment (200).
@@ -208,7 +221,7 @@ pub(crate) async fn create(
     network(&st)?;
     let port_id = compute_api::interfaces::attach(&st, &ctx, &inst, req).await?;
     let inst = compute_api::queries::get_with(&st, &ctx, &id, &["info_cache"]).await?;
-    Ok(axum::Json(show_port(&st, &inst, &port_id, v).await?).into_response())
+    Ok(axum::Json(show_port(&st, &ctx, &inst, &port_id, v).await?).into_response())
 }
 
 /// `DELETE /servers/{id}/os-interface/{port_id}` (202).
