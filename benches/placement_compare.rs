@@ -15,6 +15,14 @@
 //! (NOVA_RS_PYTHON: the test virtualenv's Python, with
 //! openstack-placement). `NOVA_RS_BENCH_OURS_ONLY=1` skips Placement 16
 //! (for profiling).
+//!
+//! `NOVA_RS_BENCH_BREAKDOWN=1` also prints, per size, where our request
+//! spends its time in this process (CPU time of the calling thread, which
+//! load on the box does not inflate much): the model's answer
+//! (`allocation_candidates_async` on the warm mirror), the whole router
+//! without sockets (`oneshot`: query parsing, the answer, its JSON, the
+//! middleware), and the process's CPU time per HTTP request (server and
+//! client together).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -85,8 +93,8 @@ async fn fill_ours(url: &str, n: usize) -> SqlPlacement {
     p
 }
 
-async fn serve_ours(p: SqlPlacement) -> String {
-    let app = api::router(PlacementHandle::new(p), api::noauth2());
+async fn serve_ours(p: PlacementHandle) -> String {
+    let app = api::router(p, api::noauth2());
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = l.local_addr().unwrap();
     // Served as the services' HTTP servers are (`Runner::http`: axum's defaults).
@@ -162,6 +170,113 @@ async fn candidates(http: &reqwest::Client, base: &str, runs: usize) -> (Duratio
     (times[times.len() / 2], count)
 }
 
+/// CPU time this thread has run, in µs (`/proc/thread-self/schedstat`,
+/// nanoseconds).
+fn thread_cpu_us() -> f64 {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse::<f64>().ok())
+        .map_or(0.0, |ns| ns / 1000.0)
+}
+
+/// CPU time of the whole process (every thread), in µs.
+fn process_cpu_us() -> f64 {
+    std::fs::read_to_string("/proc/self/schedstat")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse::<f64>().ok())
+        .map_or(0.0, |ns| ns / 1000.0)
+}
+
+/// The query of [`candidates`], as the API parses it.
+fn candidates_request() -> nova_scheduler::placement::CandidatesRequest {
+    use nova_scheduler::placement::{CandidatesRequest, RequestGroup};
+    CandidatesRequest {
+        groups: vec![RequestGroup {
+            resources: [("VCPU", 1), ("MEMORY_MB", 512), ("DISK_GB", 10)]
+                .into_iter()
+                .map(|(rc, n)| (rc.to_owned(), n))
+                .collect(),
+            ..Default::default()
+        }],
+        limit: Some(1000),
+        ..Default::default()
+    }
+}
+
+/// Median thread-CPU µs of `n` runs of `op` (after `n / 10` to warm up),
+/// on a current-thread runtime of its own, so the calling thread does all
+/// the work that is measured.
+fn thread_cpu_median<F, Fut>(n: usize, op: F) -> f64
+where
+    F: Fn() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()>,
+{
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            for _ in 0..n / 10 {
+                op().await;
+            }
+            let mut t = Vec::with_capacity(n);
+            for _ in 0..n {
+                let c = thread_cpu_us();
+                op().await;
+                t.push(thread_cpu_us() - c);
+            }
+            t.sort_by(f64::total_cmp);
+            t[n / 2]
+        })
+    })
+    .join()
+    .unwrap()
+}
+
+/// Where a request's time goes in this process (see the module doc).
+async fn breakdown(http: &reqwest::Client, handle: PlacementHandle, base: &str, n: usize) {
+    use tower::ServiceExt as _;
+    let runs = 300;
+    let h = handle.clone();
+    let model = thread_cpu_median(runs, move || {
+        let h = h.clone();
+        async move {
+            let c = h
+                .allocation_candidates_async(&candidates_request())
+                .await
+                .unwrap();
+            assert!(!c.is_empty());
+        }
+    });
+    let app = api::router(handle, api::noauth2());
+    let router = thread_cpu_median(runs, move || {
+        let app = app.clone();
+        async move {
+            let r = axum::http::Request::get(
+                "/allocation_candidates?resources=VCPU:1,MEMORY_MB:512,DISK_GB:10&limit=1000",
+            )
+            .header("x-auth-token", "admin")
+            .header("openstack-api-version", "placement 1.39")
+            .body(axum::body::Body::empty())
+            .unwrap();
+            let resp = app.oneshot(r).await.unwrap();
+            assert_eq!(resp.status(), 200);
+            let body = axum::body::to_bytes(resp.into_body(), usize::MAX)
+                .await
+                .unwrap();
+            assert!(body.len() > 1000);
+        }
+    });
+    let before = process_cpu_us();
+    candidates(http, base, runs).await;
+    let per_http = (process_cpu_us() - before) / runs as f64;
+    println!(
+        "    breakdown, {n} providers, CPU µs per request (median of {runs}): model {model:.0}, router without sockets {router:.0} (of which JSON and middleware ≈ {:.0}), HTTP server+client (process, mean) {per_http:.0}",
+        router - model
+    );
+}
+
 /// p50 and p99 of `n` claims by new consumers.
 async fn claims(
     http: &reqwest::Client,
@@ -216,8 +331,13 @@ async fn main() {
         let dir =
             std::env::temp_dir().join(format!("placement-bench-{}", uuid::Uuid::new_v4().simple()));
         std::fs::create_dir_all(&dir).unwrap();
-        let ours = serve_ours(fill_ours(&format!("sqlite:{}/p.db", dir.display()), n).await).await;
+        let handle =
+            PlacementHandle::new(fill_ours(&format!("sqlite:{}/p.db", dir.display()), n).await);
+        let ours = serve_ours(handle.clone()).await;
         let (o, oc) = candidates(&http, &ours, runs).await;
+        if std::env::var("NOVA_RS_BENCH_BREAKDOWN").is_ok() {
+            breakdown(&http, handle, &ours, n).await;
+        }
         if !python {
             println!("  {n:>6} providers: ours {} ({oc} candidates)", ms(o));
             continue;
@@ -256,7 +376,7 @@ async fn main() {
             .unwrap();
         let base = pg.rsplit_once('/').map_or(pg.as_str(), |(b, _)| b);
         let url = format!("{base}/{name}");
-        let ours = serve_ours(fill_ours(&url, 1000).await).await;
+        let ours = serve_ours(PlacementHandle::new(fill_ours(&url, 1000).await)).await;
         let (p50, p99) = claims(&http, &ours, 1000, 300).await;
         println!(
             "PUT /allocations/{{consumer}}, PostgreSQL: ours p50 {} p99 {}",

@@ -877,7 +877,11 @@ impl State {
             let r = self.providers[i].root;
             if u && !roots_done[r] {
                 roots_done[r] = true;
-                summarized.extend(self.tree(r));
+                if self.providers[r].children.is_empty() {
+                    summarized.push(r); // (no tree to walk: no allocation)
+                } else {
+                    summarized.extend(self.tree(r));
+                }
             }
         }
         {

@@ -386,6 +386,37 @@ impl AllocationCandidates {
         &self.providers[self.rows[i].root as usize]
     }
 
+    /// The providers the requests name, by the indices [`Self::parts`]
+    /// and [`Self::mapping_pairs`] give.
+    pub fn provider_table(&self) -> &[Name] {
+        &self.providers
+    }
+
+    /// The resource classes the requests name, by index.
+    pub fn class_table(&self) -> &[Name] {
+        &self.classes
+    }
+
+    /// The request groups' suffixes, by index.
+    pub fn group_table(&self) -> &[Name] {
+        &self.groups
+    }
+
+    /// Request `i`'s amounts, unbuilt: (provider, class, amount), indices
+    /// into [`Self::provider_table`] and [`Self::class_table`], in no
+    /// particular order; amounts of one (provider, class) add up.
+    pub fn parts(&self, i: usize) -> &[(u32, u32, i64)] {
+        let (a, b) = self.rows[i].parts;
+        &self.parts[a as usize..b as usize]
+    }
+
+    /// Request `i`'s mappings, unbuilt: (group, provider), indices into
+    /// [`Self::group_table`] and [`Self::provider_table`].
+    pub fn mapping_pairs(&self, i: usize) -> &[(u32, u32)] {
+        let (a, b) = self.rows[i].maps;
+        &self.maps[a as usize..b as usize]
+    }
+
     /// The resources of request `i` per provider (what a claim sends).
     pub fn allocations(&self, i: usize) -> Allocations {
         let (a, b) = self.rows[i].parts;

@@ -8,7 +8,7 @@ use axum::extract::RawQuery;
 use axum::http::header;
 use axum::response::IntoResponse;
 use nova_scheduler::placement::{
-    AllocationCandidates, CandidatesRequest, GroupPolicy, ProviderSummary, RequestGroup,
+    AllocationCandidates, CandidatesRequest, GroupPolicy, Name, ProviderSummary, RequestGroup,
 };
 
 use super::providers::{check_traits, class_known};
@@ -331,110 +331,171 @@ pub(crate) async fn list(
     Ok(fresh(r, v))
 }
 
-/// A JSON string (serde_json's escaping) onto `out`.
+/// A JSON string onto `out`, escaped as serde_json escapes; names with
+/// nothing to escape (uuids, classes, traits) are copied as they are.
 fn string(out: &mut Vec<u8>, s: &str) {
-    // Writing to a Vec cannot fail.
-    let _ = serde_json::to_writer(&mut *out, s);
+    if s.bytes().all(|b| b >= 0x20 && b != b'"' && b != b'\\') {
+        out.reserve(s.len() + 2);
+        out.push(b'"');
+        out.extend_from_slice(s.as_bytes());
+        out.push(b'"');
+    } else {
+        // Writing to a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut *out, s);
+    }
 }
 
-/// The answer's JSON, written straight from the model's tables (no
-/// `Value` tree: a thousand candidates are a few hundred KiB), in the
-/// shape of microversion `v`, keys in the order serde_json's map gives.
+/// An integer onto `out`.
+fn int(out: &mut Vec<u8>, n: i64) {
+    out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
+}
+
+/// `", "` before every item but the first.
+fn sep(out: &mut Vec<u8>, k: usize) {
+    if k > 0 {
+        out.extend_from_slice(b", ");
+    }
+}
+
+/// Each name's place in sorted order (the names are distinct).
+fn ranks(names: &[Name]) -> Vec<u32> {
+    let mut order: Vec<usize> = (0..names.len()).collect();
+    order.sort_unstable_by(|&a, &b| names[a].cmp(&names[b]));
+    let mut rank = vec![0; names.len()];
+    for (r, i) in order.into_iter().enumerate() {
+        rank[i] = r as u32;
+    }
+    rank
+}
+
+/// The answer's JSON, written into one buffer straight from the model's
+/// compact tables (no `Value` tree, no map or string per candidate: a
+/// thousand candidates are a few hundred KiB), in the shape of
+/// microversion `v`, keys in the order serde_json's map gives (sorted).
 fn render(cands: &AllocationCandidates, requested: &BTreeSet<&str>, v: Mv) -> Vec<u8> {
-    use std::io::Write as _;
-    let mut out: Vec<u8> = Vec::with_capacity(256 + cands.len() * 420);
-    let root_of: BTreeMap<&str, &str> = cands
-        .provider_summaries
-        .iter()
-        .map(|s| (&*s.uuid, &*s.root_provider_uuid))
-        .collect();
+    let providers = cands.provider_table();
+    let classes = cands.class_table();
+    let groups = cands.group_table();
+    let class_rank = ranks(classes);
+    let group_rank = ranks(groups);
+    let mut out: Vec<u8> = Vec::with_capacity(
+        256 + cands.len() * (if v.at(34) { 180 } else { 130 })
+            + cands.provider_summaries.len() * 300,
+    );
+    // Before 1.29 Placement is not nested-aware: no request that uses two
+    // providers of one tree, and summaries only of the providers used.
+    let old = !v.at(29);
+    let root_of: BTreeMap<&str, &str> = if old {
+        cands
+            .provider_summaries
+            .iter()
+            .map(|s| (&*s.uuid, &*s.root_provider_uuid))
+            .collect()
+    } else {
+        BTreeMap::new()
+    };
     let mut kept_providers: BTreeSet<&str> = BTreeSet::new();
+    // Scratch space reused by every candidate.
+    let mut parts: Vec<(u32, u32, i64)> = Vec::new();
+    let mut maps: Vec<(u32, u32)> = Vec::new();
+    let mut roots_seen: Vec<&str> = Vec::new();
+    let by_provider = |a: u32, b: u32| {
+        if a == b {
+            std::cmp::Ordering::Equal
+        } else {
+            providers[a as usize].cmp(&providers[b as usize])
+        }
+    };
     out.extend_from_slice(b"{\"allocation_requests\": [");
-    let mut first = true;
+    let mut written = 0;
     for i in 0..cands.len() {
-        let r = cands.request(i);
-        // Before 1.29 Placement is not nested-aware: no request that uses
-        // two providers of one tree.
-        if !v.at(29) {
-            let mut roots_seen = BTreeSet::new();
-            if !r
-                .allocations
-                .keys()
-                .all(|p| roots_seen.insert(root_of.get(&**p).copied().unwrap_or(&**p)))
-            {
+        // By provider then class, one amount per (provider, class).
+        parts.clear();
+        parts.extend_from_slice(cands.parts(i));
+        parts.sort_unstable_by(|a, b| {
+            by_provider(a.0, b.0).then(class_rank[a.1 as usize].cmp(&class_rank[b.1 as usize]))
+        });
+        parts.dedup_by(|next, kept| {
+            let same = (next.0, next.1) == (kept.0, kept.1);
+            if same {
+                kept.2 += next.2;
+            }
+            same
+        });
+        if old {
+            roots_seen.clear();
+            let mut distinct = true;
+            for (k, &(p, _, _)) in parts.iter().enumerate() {
+                if k > 0 && parts[k - 1].0 == p {
+                    continue;
+                }
+                let p = &*providers[p as usize];
+                let root = root_of.get(p).copied().unwrap_or(p);
+                if roots_seen.contains(&root) {
+                    distinct = false;
+                    break;
+                }
+                roots_seen.push(root);
+            }
+            if !distinct {
                 continue;
             }
-            for p in r.allocations.keys() {
-                if let Some((k, _)) = root_of.get_key_value(&**p) {
+            for &(p, _, _) in &parts {
+                if let Some((k, _)) = root_of.get_key_value(&*providers[p as usize]) {
                     kept_providers.insert(*k);
                 }
             }
         }
-        if !first {
-            out.extend_from_slice(b", ");
-        }
-        first = false;
-        let resources =
-            |out: &mut Vec<u8>, res: &BTreeMap<nova_scheduler::placement::Name, i64>| {
-                out.push(b'{');
-                for (k, (rc, n)) in res.iter().enumerate() {
-                    if k > 0 {
-                        out.extend_from_slice(b", ");
-                    }
-                    string(out, rc);
-                    let _ = write!(out, ": {n}");
-                }
-                out.push(b'}');
-            };
+        sep(&mut out, written);
+        written += 1;
         out.extend_from_slice(b"{\"allocations\": ");
-        if v.at(12) {
-            out.push(b'{');
-            for (k, (rp, res)) in r.allocations.iter().enumerate() {
-                if k > 0 {
-                    out.extend_from_slice(b", ");
-                }
-                string(&mut out, rp);
-                out.extend_from_slice(b": {\"resources\": ");
-                resources(&mut out, res);
-                out.push(b'}');
-            }
-            out.push(b'}');
-        } else {
-            out.push(b'[');
-            for (k, (rp, res)) in r.allocations.iter().enumerate() {
-                if k > 0 {
-                    out.extend_from_slice(b", ");
-                }
+        out.push(if v.at(12) { b'{' } else { b'[' });
+        let mut k = 0;
+        while k < parts.len() {
+            let p = parts[k].0;
+            let end = k + parts[k..].iter().take_while(|x| x.0 == p).count();
+            sep(&mut out, k);
+            if v.at(12) {
+                string(&mut out, &providers[p as usize]);
+                out.extend_from_slice(b": {\"resources\": {");
+            } else {
                 out.extend_from_slice(b"{\"resource_provider\": {\"uuid\": ");
-                string(&mut out, rp);
-                out.extend_from_slice(b"}, \"resources\": ");
-                resources(&mut out, res);
-                out.push(b'}');
+                string(&mut out, &providers[p as usize]);
+                out.extend_from_slice(b"}, \"resources\": {");
             }
-            out.push(b']');
+            for (j, &(_, rc, n)) in parts[k..end].iter().enumerate() {
+                sep(&mut out, j);
+                string(&mut out, &classes[rc as usize]);
+                out.extend_from_slice(b": ");
+                int(&mut out, n);
+            }
+            out.extend_from_slice(b"}}");
+            k = end;
         }
+        out.push(if v.at(12) { b'}' } else { b']' });
         if v.at(34) {
-            let mut maps: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
-            for (g, p) in &r.mappings {
-                let e = maps.entry(&**g).or_default();
-                if !e.contains(&&**p) {
-                    e.push(&**p);
-                }
-            }
+            // Groups by name, each with its providers in the order given.
+            maps.clear();
+            maps.extend_from_slice(cands.mapping_pairs(i));
+            maps.sort_by_key(|&(g, _)| group_rank[g as usize]);
             out.extend_from_slice(b", \"mappings\": {");
-            for (k, (g, ps)) in maps.iter().enumerate() {
-                if k > 0 {
-                    out.extend_from_slice(b", ");
-                }
-                string(&mut out, g);
+            let mut k = 0;
+            while k < maps.len() {
+                let g = maps[k].0;
+                let end = k + maps[k..].iter().take_while(|x| x.0 == g).count();
+                sep(&mut out, k);
+                string(&mut out, &groups[g as usize]);
                 out.extend_from_slice(b": [");
-                for (j, p) in ps.iter().enumerate() {
-                    if j > 0 {
-                        out.extend_from_slice(b", ");
+                for j in k..end {
+                    let p = maps[j].1;
+                    if maps[k..j].iter().any(|x| x.1 == p) {
+                        continue;
                     }
-                    string(&mut out, p);
+                    sep(&mut out, j - k);
+                    string(&mut out, &providers[p as usize]);
                 }
                 out.push(b']');
+                k = end;
             }
             out.push(b'}');
         }
@@ -444,13 +505,15 @@ fn render(cands: &AllocationCandidates, requested: &BTreeSet<&str>, v: Mv) -> Ve
     let mut summaries: Vec<&ProviderSummary> = cands
         .provider_summaries
         .iter()
-        .filter(|s| v.at(29) || kept_providers.contains(&*s.uuid))
+        .filter(|s| !old || kept_providers.contains(&*s.uuid))
         .collect();
-    summaries.sort_by(|a, b| a.uuid.cmp(&b.uuid));
+    if !summaries.is_sorted_by(|a, b| a.uuid <= b.uuid) {
+        summaries.sort_unstable_by(|a, b| a.uuid.cmp(&b.uuid));
+    }
+    let mut res: Vec<&(Name, i64, i64)> = Vec::new();
+    let mut traits: Vec<&str> = Vec::new();
     for (k, s) in summaries.iter().enumerate() {
-        if k > 0 {
-            out.extend_from_slice(b", ");
-        }
+        sep(&mut out, k);
         string(&mut out, &s.uuid);
         out.extend_from_slice(b": {");
         if v.at(29) {
@@ -462,18 +525,21 @@ fn render(cands: &AllocationCandidates, requested: &BTreeSet<&str>, v: Mv) -> Ve
             out.extend_from_slice(b", ");
         }
         out.extend_from_slice(b"\"resources\": {");
-        let mut res: Vec<&(nova_scheduler::placement::Name, i64, i64)> = s
-            .resources
-            .iter()
-            .filter(|(rc, _, _)| v.at(27) || requested.contains(&**rc))
-            .collect();
-        res.sort_by(|a, b| a.0.cmp(&b.0));
+        res.clear();
+        res.extend(
+            s.resources
+                .iter()
+                .filter(|(rc, _, _)| v.at(27) || requested.contains(&**rc)),
+        );
+        res.sort_unstable_by(|a, b| a.0.cmp(&b.0));
         for (j, (rc, cap, used)) in res.iter().enumerate() {
-            if j > 0 {
-                out.extend_from_slice(b", ");
-            }
+            sep(&mut out, j);
             string(&mut out, rc);
-            let _ = write!(out, ": {{\"capacity\": {cap}, \"used\": {used}}}");
+            out.extend_from_slice(b": {\"capacity\": ");
+            int(&mut out, *cap);
+            out.extend_from_slice(b", \"used\": ");
+            int(&mut out, *used);
+            out.push(b'}');
         }
         out.push(b'}');
         if v.at(29) {
@@ -482,13 +548,12 @@ fn render(cands: &AllocationCandidates, requested: &BTreeSet<&str>, v: Mv) -> Ve
         }
         if v.at(17) {
             // Standard traits first, then custom ones (Placement's id order).
-            let mut t: Vec<&str> = s.traits.iter().map(|t| &**t).collect();
-            t.sort_by_key(|x| (x.starts_with("CUSTOM_"), *x));
+            traits.clear();
+            traits.extend(s.traits.iter().map(|t| &**t));
+            traits.sort_unstable_by_key(|x| (x.starts_with("CUSTOM_"), *x));
             out.extend_from_slice(b", \"traits\": [");
-            for (j, x) in t.iter().enumerate() {
-                if j > 0 {
-                    out.extend_from_slice(b", ");
-                }
+            for (j, x) in traits.iter().enumerate() {
+                sep(&mut out, j);
                 string(&mut out, x);
             }
             out.push(b']');

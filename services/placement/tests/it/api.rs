@@ -17,6 +17,8 @@ pub(super) struct Reply {
     pub(super) status: StatusCode,
     pub(super) headers: axum::http::HeaderMap,
     pub(super) body: Value,
+    /// The body as sent.
+    pub(super) raw: axum::body::Bytes,
 }
 
 impl Client {
@@ -73,6 +75,7 @@ impl Client {
             status,
             headers,
             body,
+            raw: bytes,
         }
     }
 
@@ -477,6 +480,72 @@ async fn compute_and_shared_disk(c: &Client) {
         )
         .await;
     assert_eq!(r.status, 200, "{}", r.body);
+}
+
+/// JSON as Placement's `json.dumps` writes it: `", "` and `": "`
+/// between items, keys sorted (serde_json's map order).
+struct PythonFormatter;
+
+impl serde_json::ser::Formatter for PythonFormatter {
+    fn begin_array_value<W: ?Sized + std::io::Write>(
+        &mut self,
+        w: &mut W,
+        first: bool,
+    ) -> std::io::Result<()> {
+        if first { Ok(()) } else { w.write_all(b", ") }
+    }
+
+    fn begin_object_key<W: ?Sized + std::io::Write>(
+        &mut self,
+        w: &mut W,
+        first: bool,
+    ) -> std::io::Result<()> {
+        if first { Ok(()) } else { w.write_all(b", ") }
+    }
+
+    fn begin_object_value<W: ?Sized + std::io::Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        w.write_all(b": ")
+    }
+}
+
+/// The candidates answer is written by hand: byte for byte what
+/// serializing its own parse gives (keys sorted, Placement's separators),
+/// at every shape it takes, on a request that spans two providers.
+#[tokio::test]
+async fn candidates_are_written_as_placement_writes_them() {
+    for c in both().await {
+        compute_and_shared_disk(&c).await;
+        for mv in ["1.10", "1.12", "1.17", "1.27", "1.29", "1.34", "1.39"] {
+            for q in ["resources=VCPU:1,DISK_GB:10", "resources=DISK_GB:10,VCPU:1"] {
+                let r = c
+                    .admin("GET", &format!("/allocation_candidates?{q}"), None, mv)
+                    .await;
+                assert_eq!(r.status, 200, "{mv}: {}", r.body);
+                let mut again = Vec::new();
+                let mut ser = serde_json::Serializer::with_formatter(&mut again, PythonFormatter);
+                serde::Serialize::serialize(&r.body, &mut ser).unwrap();
+                assert_eq!(
+                    String::from_utf8_lossy(&r.raw),
+                    String::from_utf8_lossy(&again),
+                    "{mv} {q}"
+                );
+                assert_eq!(
+                    r.body["allocation_requests"][0]["allocations"]
+                        .as_object()
+                        .map_or_else(
+                            || r.body["allocation_requests"][0]["allocations"]
+                                .as_array()
+                                .unwrap()
+                                .len(),
+                            |o| o.len()
+                        ),
+                    2,
+                    "{mv}: {}",
+                    r.body
+                );
+            }
+        }
+    }
 }
 
 #[tokio::test]
