@@ -1156,5 +1156,24 @@ async fn no_valid_host_and_a_source_that_went_down() {
     let s = server(&c, &id).await;
     assert_eq!(s["status"], "VERIFY_RESIZE");
     assert_eq!(migrations_of(&c, &id).await[0]["status"], "finished");
+    // nova's `hidden` filter: no move here hides its record.
+    for (hidden, n) in [("1", 0), ("false", 1)] {
+        let r = c
+            .call(
+                Method::GET,
+                &format!("/v2.1/os-migrations?instance_uuid={id}&hidden={hidden}"),
+                "admin",
+                "2.80",
+                None,
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        assert_eq!(
+            r.body["migrations"].as_array().unwrap().len(),
+            n,
+            "{}",
+            r.body
+        );
+    }
     c.stop().await;
 }

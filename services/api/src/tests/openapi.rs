@@ -905,7 +905,8 @@ async fn the_query_parameters_the_handlers_read_are_the_documented_ones() {
             "status",
             "migration_type",
             "source_compute",
-            "host"
+            "host",
+            "hidden"
         ]
     );
     let at_80 = names(80, "/os-migrations");
@@ -937,7 +938,12 @@ async fn the_query_parameters_the_handlers_read_are_the_documented_ones() {
     assert_eq!(names(52, "/os-hypervisors"), ["limit", "marker"]);
     assert_eq!(
         names(53, "/os-hypervisors/detail"),
-        ["limit", "marker", "hypervisor_hostname_pattern", "with_servers"]
+        [
+            "limit",
+            "marker",
+            "hypervisor_hostname_pattern",
+            "with_servers"
+        ]
     );
     assert!(names(52, "/os-hypervisors/{id}").is_empty());
     assert_eq!(names(53, "/os-hypervisors/{id}"), ["with_servers"]);

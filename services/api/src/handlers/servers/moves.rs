@@ -240,13 +240,13 @@ const MIGRATION_FILTERS: [&str; 4] = [
     "source_compute",
 ];
 
-/// The query parameters `GET /os-migrations` reads at `v`: the filters and
-/// `host`, paging and `changes-since` from 2.59, `changes-before` from
+/// The query parameters `GET /os-migrations` reads at `v`: the filters,
+/// `host` and `hidden`, paging and `changes-since` from 2.59, `changes-before` from
 /// 2.66, `user_id` and `project_id` from 2.80.
 pub(crate) fn os_migrations_params(v: ApiVersion) -> Vec<crate::http::QueryParam> {
     let mut all: Vec<crate::http::QueryParam> = MIGRATION_FILTERS
         .iter()
-        .chain(&["host"])
+        .chain(&["host", "hidden"])
         .map(|k| (*k, json!({"type": "string"})))
         .collect();
     if v.at_least(2, 59) {
@@ -290,6 +290,11 @@ pub(crate) async fn os_migrations(
         }
     }
     let mut all = moves::migrations(&st, q).await?;
+    // nova's `hidden` filter (the source cell's record of a cross-cell
+    // move is hidden; no move here hides one).
+    if let Some(hidden) = param(&params, "hidden").and_then(crate::http::truthy) {
+        all.retain(|m| *m.hidden() == hidden);
+    }
     if let Some(h) = param(&params, "host") {
         all.retain(|m| {
             m.source_compute().as_deref() == Some(h) || m.dest_compute().as_deref() == Some(h)
