@@ -308,6 +308,13 @@ pub fn from_value<T: VersionedObject>(v: &Value) -> Result<T> {
     T::deserialize(v).map_err(|e| Error::InvalidPrimitive(e.to_string()))
 }
 
+/// [`from_value`] taking the primitive: its strings and maps move into
+/// the object instead of being copied (a store's reads).
+pub fn from_value_owned<T: VersionedObject>(v: Value) -> Result<T> {
+    crate::registry::check_versions(&v)?;
+    T::deserialize(v).map_err(|e| Error::InvalidPrimitive(e.to_string()))
+}
+
 /// Encodes an object (or anything serializable holding objects) as MessagePack.
 pub fn to_msgpack<T: Serialize + ?Sized>(v: &T) -> Result<Vec<u8>> {
     // Most primitives are a few KiB: start there rather than doubling up to it.

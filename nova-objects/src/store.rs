@@ -359,7 +359,7 @@ impl Objects {
     /// One object.
     pub async fn get<T: VersionedObject>(&self, ctx: &RequestContext, by: Lookup) -> Result<T> {
         let v = self.store.get(ctx, T::NAME, &by).await?;
-        T::obj_from_primitive(&v)
+        crate::primitive::from_value_owned(v)
     }
 
     /// One object by uuid.
@@ -383,10 +383,9 @@ impl Objects {
     ) -> Result<crate::Instance> {
         let mut inst = if attrs.contains(&"info_cache") {
             let (inst, cache) = self.store.get_instance_with_info_cache(ctx, uuid).await?;
-            let mut inst = crate::Instance::obj_from_primitive(&inst)?;
+            let mut inst: crate::Instance = crate::primitive::from_value_owned(inst)?;
             let cache = cache
-                .as_ref()
-                .map(crate::InstanceInfoCache::obj_from_primitive)
+                .map(crate::primitive::from_value_owned::<crate::InstanceInfoCache>)
                 .transpose()?;
             let before = inst.obj_meta().changed;
             inst.set_info_cache(cache);
@@ -413,7 +412,9 @@ impl Objects {
         q: &ListQuery,
     ) -> Result<Vec<T>> {
         let rows = self.store.list(ctx, T::NAME, q).await?;
-        rows.iter().map(T::obj_from_primitive).collect()
+        rows.into_iter()
+            .map(crate::primitive::from_value_owned)
+            .collect()
     }
 
     /// Nova's `expected_attrs` of an instance kept in other tables:
