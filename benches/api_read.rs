@@ -12,8 +12,10 @@
 //! the ratio nova/bare (issue 14's target: at least 30 %).
 //!
 //! With `--breakdown`, also the CPU time per request of its parts in
-//! this process, without HTTP or wrk: the instance read
-//! (`Objects::get_by_uuid`) and the whole router (`oneshot`), 8 callers.
+//! this process, without HTTP or wrk: a plain instance read
+//! (`Objects::get_by_uuid`), the show's read (`Objects::get_instance`
+//! with its info cache, one joined statement) and the whole router
+//! (`oneshot`), 8 callers.
 //!
 //! Run with: cargo bench --bench api_read -- [--duration S] [--connections N] [--threads N] [--rounds N] [--microversion X.Y] [--breakdown]
 //! (Logging is nova-all's: INFO to stderr, `RUST_LOG` filters.)
@@ -127,6 +129,22 @@ async fn breakdown(all: &nova_all::AllInOne, path: &str, headers: &[(&str, &str)
     };
     per_call(n / 10, read.clone()).await;
     let (read_cpu, read_wall) = per_call(n, read).await;
+    let (objects, ctx) = (
+        all.objects.clone(),
+        nova_rpc::RequestContext::new().with_admin(true),
+    );
+    let uuid = path.rsplit('/').next().expect("uuid").to_owned();
+    let show_read = move || {
+        let (objects, ctx, uuid) = (objects.clone(), ctx.clone(), uuid.clone());
+        async move {
+            objects
+                .get_instance(&ctx, &uuid, &["info_cache"])
+                .await
+                .expect("instance and info cache");
+        }
+    };
+    per_call(n / 10, show_read.clone()).await;
+    let (show_cpu, show_wall) = per_call(n, show_read).await;
     let app = nova_api::router(all.api.state.clone());
     let mut req = axum::http::Request::get(path);
     for (k, v) in headers {
@@ -153,6 +171,7 @@ async fn breakdown(all: &nova_all::AllInOne, path: &str, headers: &[(&str, &str)
         "{}",
         json!({"bench": "api_read", "breakdown": "in-process, 8 callers, per request",
                "instance_read_cpu_us": read_cpu, "instance_read_wall_us": read_wall,
+               "show_read_cpu_us": show_cpu, "show_read_wall_us": show_wall,
                "router_cpu_us": router_cpu, "router_wall_us": router_wall})
     );
 }
