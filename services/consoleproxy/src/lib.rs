@@ -33,6 +33,7 @@ mod relay;
 mod rfb;
 mod service;
 mod source;
+mod splice;
 mod tls;
 mod websocket;
 
