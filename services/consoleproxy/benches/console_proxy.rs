@@ -6,8 +6,7 @@
 //! * `proxy`: a websocket client (binary subprotocol) reads the same
 //!   stream through `nova-serialproxy`'s router (`nova_consoleproxy::app`,
 //!   a fixed token) on the binaries' listener (`serve_tls`, plain TCP),
-//!   which relays the TCP bytes into websocket frames (spliced on plain
-//!   TCP); the client reads the socket as `direct` does and walks the
+//!   which relays the TCP bytes into websocket frames; the client reads the socket as `direct` does and walks the
 //!   frame headers in place (see [`proxied`]), so the difference is the
 //!   proxy's.
 //!

@@ -33,7 +33,6 @@ mod relay;
 mod rfb;
 mod service;
 mod source;
-mod splice;
 mod tls;
 mod websocket;
 

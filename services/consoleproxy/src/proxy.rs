@@ -302,7 +302,7 @@ fn client_of(u: hyper::upgrade::Upgraded) -> crate::relay::Client {
             let (r, w) = tcp.into_split();
             crate::relay::Client {
                 read: Box::pin(r),
-                write: crate::websocket::WriteHalf::Tcp(w),
+                write: Box::pin(w),
                 already: parts.read_buf,
             }
         }
@@ -310,7 +310,7 @@ fn client_of(u: hyper::upgrade::Upgraded) -> crate::relay::Client {
             let (r, w) = tokio::io::split(TokioIo::new(u));
             crate::relay::Client {
                 read: Box::pin(r),
-                write: crate::websocket::WriteHalf::Stream(Box::pin(w)),
+                write: Box::pin(w),
                 already: bytes::Bytes::new(),
             }
         }

@@ -10,19 +10,14 @@ use base64::engine::general_purpose::STANDARD as B64;
 use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::net::tcp::OwnedReadHalf;
 use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
 
 use crate::source::ConnectInfo;
 use crate::websocket::{self, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG, OP_TEXT, ReadHalf, WriteHalf};
 
-/// How much of the guest's stream one frame carries at most when the
-/// proxy copies it (TLS, base64).
+/// How much of the guest's stream one frame carries at most.
 const CHUNK: usize = 64 * 1024;
-
-/// The splice pipe's size: the most one frame carries on plain TCP.
-const SPLICE_PIPE: usize = 256 * 1024;
 
 /// How bytes travel in websocket frames.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -201,83 +196,30 @@ pub(crate) async fn run(
         Ok::<(), String>(())
     };
     let down = async move {
-        if mode == Mode::Binary
-            && let Some(pipe) = splice_pipe(&writer).await
-        {
-            splice_down(&gr, &writer, pipe).await
-        } else {
-            copy_down(&mut gr, &writer, mode).await
+        // One buffer for the whole connection: each chunk is read behind
+        // room for its frame header and written framed, in one write.
+        let mut buf = websocket::FrameBuf::new(CHUNK);
+        loop {
+            let n = gr
+                .read(buf.payload_mut())
+                .await
+                .map_err(|e| e.to_string())?;
+            let mut w = writer.lock().await;
+            if n == 0 {
+                let _ = websocket::write_frame(&mut w, OP_CLOSE, &1000u16.to_be_bytes()).await;
+                break;
+            }
+            w.write_all(buf.frame(n, mode == Mode::Base64))
+                .await
+                .map_err(|e| e.to_string())?;
+            // A no-op on TCP; TLS sends its record now.
+            w.flush().await.map_err(|e| e.to_string())?;
         }
+        Ok::<(), String>(())
     };
     tokio::select! {
         r = up => r,
         r = down => r,
         _ = stop.cancelled() => Ok(()),
-    }
-}
-
-/// A pipe for [`splice_down`] when the client is plain TCP (binary frames
-/// only: base64 needs the bytes in hand); `None` sends the bytes through
-/// [`copy_down`] (TLS, base64, or no pipe to be had).
-async fn splice_pipe(writer: &Mutex<WriteHalf>) -> Option<crate::splice::Pipe> {
-    writer.lock().await.tcp()?;
-    crate::splice::Pipe::new(SPLICE_PIPE)
-        .inspect_err(|e| tracing::warn!(error = %e, "no pipe for the console relay, copying"))
-        .ok()
-}
-
-/// Guest → client, each chunk read into the proxy and written framed.
-async fn copy_down(
-    gr: &mut OwnedReadHalf,
-    writer: &Mutex<WriteHalf>,
-    mode: Mode,
-) -> Result<(), String> {
-    // One buffer for the whole connection: each chunk is read behind
-    // room for its frame header and written framed, in one write.
-    let mut buf = websocket::FrameBuf::new(CHUNK);
-    loop {
-        let n = gr
-            .read(buf.payload_mut())
-            .await
-            .map_err(|e| e.to_string())?;
-        let mut w = writer.lock().await;
-        if n == 0 {
-            let _ = websocket::write_frame(&mut w, OP_CLOSE, &1000u16.to_be_bytes()).await;
-            return Ok(());
-        }
-        w.write_all(buf.frame(n, mode == Mode::Base64))
-            .await
-            .map_err(|e| e.to_string())?;
-        // A no-op on TCP; TLS sends its record now.
-        w.flush().await.map_err(|e| e.to_string())?;
-    }
-}
-
-/// Guest → plain-TCP client in binary frames, the payload spliced (see
-/// [`crate::splice`]): what the guest has (up to the pipe's size) goes
-/// into the pipe, its frame header is written, then the pipe is drained
-/// into the client, the writer held for the whole frame so that a pong
-/// or a close never lands inside it.
-async fn splice_down(
-    gr: &OwnedReadHalf,
-    writer: &Mutex<WriteHalf>,
-    mut pipe: crate::splice::Pipe,
-) -> Result<(), String> {
-    loop {
-        let n = pipe.fill(gr.as_ref()).await.map_err(|e| e.to_string())?;
-        let mut w = writer.lock().await;
-        if n == 0 {
-            let _ = websocket::write_frame(&mut w, OP_CLOSE, &1000u16.to_be_bytes()).await;
-            return Ok(());
-        }
-        let Some(tcp) = w.tcp() else {
-            return Err("the client is no longer a TCP socket".into());
-        };
-        let mut head = [0u8; websocket::MAX_HEADER];
-        let at = websocket::header_into(&mut head, OP_BINARY, n);
-        crate::splice::send_more(tcp, &head[at..])
-            .await
-            .map_err(|e| e.to_string())?;
-        pipe.drain(tcp, n).await.map_err(|e| e.to_string())?;
     }
 }

@@ -10,7 +10,6 @@
 //! measures the difference).
 
 use std::pin::Pin;
-use std::task::{Context, Poll};
 
 use axum::http::{HeaderMap, HeaderValue, header};
 use base64::Engine as _;
@@ -18,8 +17,6 @@ use base64::engine::general_purpose::STANDARD as B64;
 use bytes::{Buf, Bytes, BytesMut};
 use sha1::{Digest, Sha1};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::TcpStream;
-use tokio::net::tcp::OwnedWriteHalf;
 
 /// Frame opcodes.
 pub(crate) const OP_CONTINUATION: u8 = 0x0;
@@ -39,70 +36,8 @@ const ACCEPT_GUID: &str = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 
 /// The client's half of the connection, after the upgrade.
 pub(crate) type ReadHalf = Pin<Box<dyn AsyncRead + Send>>;
-/// The half the proxy writes to the client: the TCP socket itself when
-/// the listener is plain TCP (the guest's bytes can then be spliced into
-/// it), else the upgraded stream (TLS).
-pub(crate) enum WriteHalf {
-    /// A plain TCP client.
-    Tcp(OwnedWriteHalf),
-    /// Any other stream.
-    Stream(Pin<Box<dyn AsyncWrite + Send>>),
-}
-
-impl WriteHalf {
-    /// The client's TCP socket, when it is one.
-    pub(crate) fn tcp(&self) -> Option<&TcpStream> {
-        match self {
-            WriteHalf::Tcp(w) => Some(w.as_ref()),
-            WriteHalf::Stream(_) => None,
-        }
-    }
-}
-
-impl AsyncWrite for WriteHalf {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        match self.get_mut() {
-            WriteHalf::Tcp(w) => Pin::new(w).poll_write(cx, buf),
-            WriteHalf::Stream(w) => w.as_mut().poll_write(cx, buf),
-        }
-    }
-
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[std::io::IoSlice<'_>],
-    ) -> Poll<std::io::Result<usize>> {
-        match self.get_mut() {
-            WriteHalf::Tcp(w) => Pin::new(w).poll_write_vectored(cx, bufs),
-            WriteHalf::Stream(w) => w.as_mut().poll_write_vectored(cx, bufs),
-        }
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        match self {
-            WriteHalf::Tcp(w) => w.is_write_vectored(),
-            WriteHalf::Stream(w) => w.is_write_vectored(),
-        }
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        match self.get_mut() {
-            WriteHalf::Tcp(w) => Pin::new(w).poll_flush(cx),
-            WriteHalf::Stream(w) => w.as_mut().poll_flush(cx),
-        }
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        match self.get_mut() {
-            WriteHalf::Tcp(w) => Pin::new(w).poll_shutdown(cx),
-            WriteHalf::Stream(w) => w.as_mut().poll_shutdown(cx),
-        }
-    }
-}
+/// The half the proxy writes to the client.
+pub(crate) type WriteHalf = Pin<Box<dyn AsyncWrite + Send>>;
 
 /// Why a handshake is refused (400, with this reason).
 pub(crate) fn check_handshake(headers: &HeaderMap) -> Result<HeaderValue, &'static str> {

@@ -404,8 +404,7 @@ async fn the_proxy_listens_with_tls_and_ssl_only_refuses_plain_connections() {
         .await
         .unwrap();
     assert_eq!(read_n(&mut ws, line.len()).await, line);
-    // A large message both ways over TLS (the guest's bytes copied through
-    // the proxy, not spliced): echoed whole, in order.
+    // A large message both ways over TLS: echoed whole, in order.
     let big: Vec<u8> = (0..2_000_000u32).map(|i| (i % 253) as u8).collect();
     ws.send(Message::Binary(big.clone().into())).await.unwrap();
     assert_eq!(read_n(&mut ws, big.len()).await, big);
@@ -578,10 +577,10 @@ async fn read_source(ws: &mut Ws, n: usize) {
     assert_eq!(at, n, "the whole stream, in {frames} frames");
 }
 
-/// The guest's stream to a plain-TCP client (the spliced path): 48 MiB
+/// The guest's stream to a plain-TCP client (the binaries' listener): 48 MiB
 /// arrive byte-exact in binary frames none larger than 1 MiB, unmasked,
-/// then the guest's close as a close frame (1000); base64 (copied
-/// through the proxy) still carries it too.
+/// then the guest's close as a close frame (1000); base64 carries it
+/// too.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_large_stream_arrives_byte_exact_in_well_formed_frames() {
     let n = 48 << 20;
@@ -632,12 +631,10 @@ fn sysctl_max(name: &str) -> u64 {
     v.split_whitespace().last().unwrap().parse().unwrap()
 }
 
-/// Backpressure and cleanup, on the spliced path (binary) and the copied
-/// one (base64): a client that stops reading stops the guest once the
+/// Backpressure and cleanup, in binary and base64 frames: a client that stops reading stops the guest once the
 /// buffers on the way are full (the proxy does not read ahead without
 /// bound), and a client that goes away mid-stream ends the relay: the
-/// proxy closes the guest's connection (with it go the relay's task and
-/// its pipe).
+/// proxy closes the guest's connection (with it goes the relay's task).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_client_holds_the_guest_back_and_one_that_leaves_ends_the_relay() {
     use std::sync::atomic::Ordering::Relaxed;
@@ -670,7 +667,7 @@ async fn a_slow_client_holds_the_guest_back_and_one_that_leaves_ends_the_relay()
         );
         // At most the kernel's socket buffers on both hops (a send and a
         // receive buffer each, at their sysctl maxima) and the relay's
-        // pipe or chunk, with the client library's read-ahead.
+        // chunk, with the client library's read-ahead.
         let bound = 2 * (sysctl_max("tcp_rmem") + sysctl_max("tcp_wmem")) + (8 << 20);
         assert!(
             held < bound,
