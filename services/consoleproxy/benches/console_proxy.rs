@@ -5,13 +5,17 @@
 //!   sending `--mib` MiB, then closing) straight from its port;
 //! * `proxy`: a websocket client (binary subprotocol) reads the same
 //!   stream through `nova-serialproxy`'s router (`nova_consoleproxy::app`,
-//!   a fixed token), which relays the TCP bytes into websocket frames; the
-//!   client reads the socket as `direct` does and walks the frame headers
-//!   in place (see [`proxied`]), so the difference is the proxy's.
+//!   a fixed token) on the binaries' listener (`serve_tls`, plain TCP),
+//!   which relays the TCP bytes into websocket frames; the client reads the socket as `direct` does and walks the
+//!   frame headers in place (see [`proxied`]), so the difference is the
+//!   proxy's.
 //!
-//! `--rounds` alternating runs of each; prints one JSON line per run and a
-//! summary with the medians and the ratio proxy/direct (issue 17's
-//! target: at least 80 %). `--base64` uses websockify's base64 mode.
+//! `--rounds` alternating runs of each; prints one JSON line per run (with
+//! the process's CPU time, getrusage: guest, client and, for `proxy`, the
+//! proxy, all in this process) and a summary with the medians, the ratio
+//! proxy/direct (issue 17's target: at least 80 %) and the CPU time per
+//! GiB of each path (less distorted than bytes/s by a loaded box).
+//! `--base64` uses websockify's base64 mode.
 //!
 //! Run with: cargo bench -p nova-consoleproxy --bench console_proxy -- [--mib N] [--rounds N] [--base64]
 
@@ -197,35 +201,57 @@ async fn main() {
     };
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let proxy = l.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(l, app(cfg, source)).await.unwrap() });
+    let stop = cfg.stop.clone();
+    tokio::spawn(nova_consoleproxy::serve_tls(
+        l,
+        app(cfg, source),
+        nova_consoleproxy::TlsOptions::default(),
+        stop,
+    ));
 
     let (mut d, mut p) = (Vec::new(), Vec::new());
+    let (mut dc, mut pc) = (Vec::new(), Vec::new());
     for round in 0..rounds {
-        let t = Instant::now();
-        let n = direct(guest).await;
-        assert_eq!(n, bytes, "direct: the whole stream");
-        let rate = n as f64 / t.elapsed().as_secs_f64();
-        println!(
-            r#"{{"round": {round}, "path": "direct", "bytes": {n}, "mib_per_s": {:.1}}}"#,
-            rate / 1048576.0
-        );
-        d.push(rate);
-        let t = Instant::now();
-        let n = proxied(proxy, base64).await;
-        assert_eq!(n, bytes, "proxy: the whole stream");
-        let rate = n as f64 / t.elapsed().as_secs_f64();
-        println!(
-            r#"{{"round": {round}, "path": "proxy", "bytes": {n}, "mib_per_s": {:.1}}}"#,
-            rate / 1048576.0
-        );
-        p.push(rate);
+        for path in ["direct", "proxy"] {
+            let (t, cpu) = (Instant::now(), cpu_seconds());
+            let n = if path == "direct" {
+                direct(guest).await
+            } else {
+                proxied(proxy, base64).await
+            };
+            assert_eq!(n, bytes, "{path}: the whole stream");
+            let rate = n as f64 / t.elapsed().as_secs_f64();
+            let cpu = cpu_seconds() - cpu;
+            println!(
+                r#"{{"round": {round}, "path": "{path}", "bytes": {n}, "mib_per_s": {:.1}, "cpu_ms": {:.1}}}"#,
+                rate / 1048576.0,
+                cpu * 1e3
+            );
+            let per_gib = cpu * (1u64 << 30) as f64 / n as f64;
+            if path == "direct" {
+                d.push(rate);
+                dc.push(per_gib);
+            } else {
+                p.push(rate);
+                pc.push(per_gib);
+            }
+        }
     }
     let (dm, pm) = (median(&mut d), median(&mut p));
     println!(
-        "console stream of {mib} MiB, median of {rounds}: direct TCP {:.0} MiB/s | through the proxy ({}) {:.0} MiB/s | {:.0} % (target >= 80 %)",
+        "console stream of {mib} MiB, median of {rounds}: direct TCP {:.0} MiB/s | through the proxy ({}) {:.0} MiB/s | {:.0} % (target >= 80 %) | CPU per GiB: direct {:.0} ms, proxy {:.0} ms",
         dm / 1048576.0,
         if base64 { "base64" } else { "binary" },
         pm / 1048576.0,
-        100.0 * pm / dm
+        100.0 * pm / dm,
+        median(&mut dc) * 1e3,
+        median(&mut pc) * 1e3,
     );
+}
+
+/// This process's CPU time so far (user + system), in seconds.
+fn cpu_seconds() -> f64 {
+    let u = nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_SELF).unwrap();
+    let secs = |t: nix::sys::time::TimeVal| t.tv_sec() as f64 + t.tv_usec() as f64 * 1e-6;
+    secs(u.user_time()) + secs(u.system_time())
 }

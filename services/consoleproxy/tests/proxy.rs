@@ -36,7 +36,16 @@ async fn proxy(
     };
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = l.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(l, app(cfg, source)).await.unwrap() });
+    // The binaries' listener (no certificate: plain TCP only), whose
+    // upgraded connections are the TCP sockets themselves.
+    let stop = cfg.stop.clone();
+    let opts = nova_consoleproxy::TlsOptions::default();
+    tokio::spawn(nova_consoleproxy::serve_tls(
+        l,
+        app(cfg, source),
+        opts,
+        stop,
+    ));
     addr
 }
 
@@ -71,7 +80,10 @@ async fn open(
 }
 
 /// Reads binary frames until `n` bytes came.
-async fn read_n(ws: &mut Ws, n: usize) -> Vec<u8> {
+async fn read_n<S>(ws: &mut tokio_tungstenite::WebSocketStream<S>, n: usize) -> Vec<u8>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
     let mut out = Vec::new();
     while out.len() < n {
         let m = tokio::time::timeout(Duration::from_secs(10), ws.next())
@@ -391,19 +403,11 @@ async fn the_proxy_listens_with_tls_and_ssl_only_refuses_plain_connections() {
     ws.send(Message::Binary(line.to_vec().into()))
         .await
         .unwrap();
-    let mut got = Vec::new();
-    while got.len() < line.len() {
-        match tokio::time::timeout(Duration::from_secs(10), ws.next())
-            .await
-            .unwrap()
-            .unwrap()
-            .unwrap()
-        {
-            Message::Binary(b) => got.extend_from_slice(&b),
-            other => panic!("{other:?}"),
-        }
-    }
-    assert_eq!(got, line);
+    assert_eq!(read_n(&mut ws, line.len()).await, line);
+    // A large message both ways over TLS: echoed whole, in order.
+    let big: Vec<u8> = (0..2_000_000u32).map(|i| (i % 253) as u8).collect();
+    ws.send(Message::Binary(big.clone().into())).await.unwrap();
+    assert_eq!(read_n(&mut ws, big.len()).await, big);
     ws.close(None).await.unwrap();
     // ssl_only: a plain websocket gets no answer but a closed connection.
     let plain = open(addr, "/?token=s", Some("binary"), None).await;
@@ -522,4 +526,157 @@ async fn the_web_client_pages_are_served_from_the_web_directory() {
     assert_eq!(get("/../etc/passwd").await.0, 404);
     assert_eq!(get("/nope.html").await.0, 404);
     let _ = std::fs::remove_dir_all(dir);
+}
+
+/// The byte at `offset` of a [`FakeConsole::Source`] stream.
+fn source_byte(offset: usize) -> u8 {
+    ((offset % (64 * 1024)) % 251) as u8
+}
+
+/// A websocket client that refuses frames above `max_frame` bytes (and,
+/// as tungstenite does, masked or reserved-bit frames from a server).
+async fn open_strict(url: &str, max_frame: usize) -> Ws {
+    let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
+        .max_frame_size(Some(max_frame))
+        .max_message_size(Some(max_frame));
+    tokio_tungstenite::connect_async_with_config(url, Some(config), false)
+        .await
+        .unwrap()
+        .0
+}
+
+/// Reads a whole [`FakeConsole::Source`] stream of `n` bytes: every frame
+/// binary and its bytes where the stream has them, then a close (1000).
+async fn read_source(ws: &mut Ws, n: usize) {
+    let mut at = 0;
+    let mut frames = 0;
+    loop {
+        let m = tokio::time::timeout(Duration::from_secs(30), ws.next())
+            .await
+            .expect("a frame within 30 s")
+            .expect("the socket open until the close frame")
+            .unwrap();
+        match m {
+            Message::Binary(b) => {
+                assert!(!b.is_empty(), "an empty frame at {at}");
+                assert!(at + b.len() <= n, "more than the stream: {}", at + b.len());
+                if let Some(i) = (0..b.len()).find(|&i| b[i] != source_byte(at + i)) {
+                    panic!("byte {} differs", at + i);
+                }
+                at += b.len();
+                frames += 1;
+            }
+            Message::Close(c) => {
+                let c = c.expect("a close code");
+                assert_eq!(u16::from(c.code), 1000);
+                break;
+            }
+            other => panic!("unexpected {other:?} at {at}"),
+        }
+    }
+    assert_eq!(at, n, "the whole stream, in {frames} frames");
+}
+
+/// The guest's stream to a plain-TCP client (the binaries' listener): 48 MiB
+/// arrive byte-exact in binary frames none larger than 1 MiB, unmasked,
+/// then the guest's close as a close frame (1000); base64 carries it
+/// too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_stream_arrives_byte_exact_in_well_formed_frames() {
+    let n = 48 << 20;
+    let (guest, _g) = fake_guest::start(FakeConsole::Source(n as u64))
+        .await
+        .unwrap();
+    let addr = proxy(
+        ProxyKind::Serial,
+        None,
+        &[("s", info("serial", guest, "ws://127.0.0.1:6083/"))],
+    )
+    .await;
+    let mut ws = open_strict(&format!("ws://{addr}/?token=s"), 1 << 20).await;
+    read_source(&mut ws, n).await;
+    let mut ws = open(addr, "/?token=s", Some("base64"), None).await.unwrap();
+    let got = read_n(&mut ws, 1 << 20).await;
+    assert!((0..got.len()).all(|i| got[i] == source_byte(i)));
+}
+
+/// A guest that sends until its connection fails: its address, the bytes
+/// its socket took so far, and word when a write failed (the proxy closed
+/// the connection).
+async fn flood_guest() -> (
+    SocketAddr,
+    Arc<std::sync::atomic::AtomicU64>,
+    tokio::sync::oneshot::Receiver<()>,
+) {
+    use tokio::io::AsyncWriteExt;
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    let sent = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let (closed, on_close) = tokio::sync::oneshot::channel();
+    let counter = sent.clone();
+    tokio::spawn(async move {
+        let (mut s, _) = l.accept().await.unwrap();
+        let chunk: Vec<u8> = (0..64 * 1024).map(|i| (i % 251) as u8).collect();
+        while let Ok(k) = s.write(&chunk).await {
+            counter.fetch_add(k as u64, std::sync::atomic::Ordering::Relaxed);
+        }
+        let _ = closed.send(());
+    });
+    (addr, sent, on_close)
+}
+
+/// The largest buffer `net.ipv4.NAME` lets a TCP socket grow to.
+fn sysctl_max(name: &str) -> u64 {
+    let v = std::fs::read_to_string(format!("/proc/sys/net/ipv4/{name}")).unwrap();
+    v.split_whitespace().last().unwrap().parse().unwrap()
+}
+
+/// Backpressure and cleanup, in binary and base64 frames: a client that stops reading stops the guest once the
+/// buffers on the way are full (the proxy does not read ahead without
+/// bound), and a client that goes away mid-stream ends the relay: the
+/// proxy closes the guest's connection (with it goes the relay's task).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_client_holds_the_guest_back_and_one_that_leaves_ends_the_relay() {
+    use std::sync::atomic::Ordering::Relaxed;
+    for protocol in ["binary", "base64"] {
+        let (guest, sent, closed) = flood_guest().await;
+        let addr = proxy(
+            ProxyKind::Serial,
+            None,
+            &[("s", info("serial", guest, "ws://127.0.0.1:6083/"))],
+        )
+        .await;
+        let mut ws = open(addr, "/?token=s", Some(protocol), None).await.unwrap();
+        let read = read_n(&mut ws, 4 << 20).await.len() as u64;
+        // The client reads no more: the guest must come to a stop.
+        let mut last = sent.load(Relaxed);
+        let mut still = false;
+        for _ in 0..40 {
+            tokio::time::sleep(Duration::from_millis(250)).await;
+            let now = sent.load(Relaxed);
+            if now - last < 64 * 1024 {
+                still = true;
+                break;
+            }
+            last = now;
+        }
+        let held = sent.load(Relaxed) - read;
+        assert!(
+            still,
+            "{protocol}: the guest never stopped ({held} bytes ahead of the client)"
+        );
+        // At most the kernel's socket buffers on both hops (a send and a
+        // receive buffer each, at their sysctl maxima) and the relay's
+        // chunk, with the client library's read-ahead.
+        let bound = 2 * (sysctl_max("tcp_rmem") + sysctl_max("tcp_wmem")) + (8 << 20);
+        assert!(
+            held < bound,
+            "{protocol}: {held} bytes held between the guest and the client (bound {bound})"
+        );
+        drop(ws);
+        tokio::time::timeout(Duration::from_secs(10), closed)
+            .await
+            .unwrap_or_else(|_| panic!("{protocol}: the guest's connection stays open"))
+            .unwrap();
+    }
 }
