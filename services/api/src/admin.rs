@@ -142,15 +142,37 @@ pub(crate) async fn servers_on(st: &ApiState, host: &str) -> ApiResult<Vec<Value
         .collect())
 }
 
-/// The uptime line of `host`'s compute for a 2.88 detail view: `None` when
-/// the service is down or cannot tell (nova's view leaves it null then).
-async fn uptime_of(st: &ApiState, ctx: &Ctx, host: &str, svc: &Service) -> Option<String> {
-    if !is_up(st, svc) {
+/// The uptime a compute reported in its node's `stats` (nova 34's
+/// resource tracker keeps an `uptime` key there; `None` inside: the driver
+/// does not tell), if it reported one.
+fn reported_uptime(cn: &ComputeNode) -> Option<Option<String>> {
+    cn.stats().as_ref()?.get("uptime").cloned()
+}
+
+/// The uptime line of a node for a 2.88 detail view, as nova's view finds
+/// it: the one its compute reported in `stats`, else (the show only: one
+/// call, where a list would make one per node) `get_host_uptime` on its
+/// compute when the service is up, bounded so that a compute that does not
+/// answer costs the caller seconds, not the RPC timeout. `None`: unknown.
+async fn uptime_of(
+    st: &ApiState,
+    ctx: &Ctx,
+    cn: &ComputeNode,
+    svc: &Service,
+    ask: bool,
+) -> Option<String> {
+    if let Some(reported) = reported_uptime(cn) {
+        return reported;
+    }
+    if !ask || !is_up(st, svc) {
         return None;
     }
-    crate::compute_api::host_ops::uptime(st, ctx, host)
-        .await
-        .ok()
+    let host = cn.host().clone().unwrap_or_default();
+    let call = crate::compute_api::host_ops::uptime(st, ctx, &host);
+    match tokio::time::timeout(std::time::Duration::from_secs(5), call).await {
+        Ok(Ok(up)) => Some(up),
+        _ => None,
+    }
 }
 
 /// The query parameters `GET /os-hypervisors[/detail]` reads at `v`:
@@ -286,7 +308,7 @@ async fn hypervisor_list(
             None
         };
         let uptime = match svc {
-            Some(s) if detail && v.at_least(2, 88) => uptime_of(st, ctx, &host, s).await,
+            Some(s) if detail && v.at_least(2, 88) => uptime_of(st, ctx, n, s, false).await,
             _ => None,
         };
         list.push(hypervisor_view(
@@ -366,7 +388,7 @@ pub(crate) async fn hypervisor(
         None
     };
     let uptime = if v.at_least(2, 88) {
-        uptime_of(&st, &ctx, &host, svc).await
+        uptime_of(&st, &ctx, n, svc, true).await
     } else {
         None
     };
