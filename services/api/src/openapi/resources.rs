@@ -301,7 +301,16 @@ fn hypervisor(v: ApiVersion, detail: bool) -> Value {
             };
         }
     }
-    strict(p, &[])
+    // `with_servers` (2.53) adds the node's servers.
+    if v.at_least(2, 53) {
+        p["servers"] = hypervisor_servers();
+    }
+    strict(p, &["servers"])
+}
+
+/// A hypervisor's `servers`: each one's name and uuid.
+fn hypervisor_servers() -> Value {
+    json!({"type": "array", "items": strict(json!({"name": s(), "uuid": s()}), &[])})
 }
 
 /// `/os-hypervisors/{id}/servers` and `/uptime`: the brief view and more.
@@ -625,15 +634,11 @@ pub(crate) fn success(path: &str, method: &str, v: ApiVersion) -> Option<Success
         ("/os-hypervisors/{id}/search", "get") => {
             ok(list("hypervisors", hypervisor(v, false), false))
         }
-        ("/os-hypervisors/{id}/servers", "get") => {
-            let servers = json!({"type": "array", "items": strict(
-                json!({"name": s(), "uuid": s()}), &[])});
-            ok(list(
-                "hypervisors",
-                hypervisor_with(v, "servers", servers, true),
-                false,
-            ))
-        }
+        ("/os-hypervisors/{id}/servers", "get") => ok(list(
+            "hypervisors",
+            hypervisor_with(v, "servers", hypervisor_servers(), true),
+            false,
+        )),
         ("/os-hypervisors/statistics", "get") => ok(hypervisor_statistics()),
         ("/os-services", "get") => ok(list("services", service(v), false)),
         ("/os-services/{id}", "put") => ok(if v.at_least(2, 53) {
