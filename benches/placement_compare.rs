@@ -16,13 +16,14 @@
 //! openstack-placement). `NOVA_RS_BENCH_OURS_ONLY=1` skips Placement 16
 //! (for profiling).
 //!
-//! `NOVA_RS_BENCH_BREAKDOWN=1` also prints, per size, where our request
-//! spends its time in this process (CPU time of the calling thread, which
-//! load on the box does not inflate much): the model's answer
+//! `NOVA_RS_BENCH_BREAKDOWN=1` also prints, per size, the answer's size
+//! and where our request spends its time in this process (CPU time of the
+//! calling thread from `clock_gettime`, which load on the box does not
+//! inflate much, and wall time): the model's answer
 //! (`allocation_candidates_async` on the warm mirror), the whole router
 //! without sockets (`oneshot`: query parsing, the answer, its JSON, the
-//! middleware), and the process's CPU time per HTTP request (server and
-//! client together).
+//! middleware), the HTTP request's wall time, and the process's CPU time
+//! (every thread) per HTTP request (server and client together).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -143,7 +144,12 @@ fn req(http: &reqwest::Client, m: reqwest::Method, url: String) -> reqwest::Requ
 }
 
 /// Median time of `runs` candidate queries, and how many came back.
-async fn candidates(http: &reqwest::Client, base: &str, runs: usize) -> (Duration, usize) {
+async fn candidates(
+    http: &reqwest::Client,
+    base: &str,
+    runs: usize,
+    parse_every: bool,
+) -> (Duration, usize) {
     let mut times = Vec::new();
     let mut count = 0;
     for _ in 0..runs {
@@ -163,28 +169,44 @@ async fn candidates(http: &reqwest::Client, base: &str, runs: usize) -> (Duratio
         // (the same work for both servers) is not the server's latency.
         let body = r.bytes().await.unwrap();
         times.push(t.elapsed());
-        let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
-        count = v["allocation_requests"].as_array().unwrap().len();
+        // The breakdown parses once (the count is the same every run), so
+        // that the process's CPU per request is the HTTP exchange's; the
+        // figures parse every answer, as a scheduler would.
+        if parse_every || count == 0 {
+            let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+            count = v["allocation_requests"].as_array().unwrap().len();
+        }
     }
     times.sort();
     (times[times.len() / 2], count)
 }
 
-/// CPU time this thread has run, in µs (`/proc/thread-self/schedstat`,
-/// nanoseconds).
+/// A CPU clock of this process, in µs (`clock_gettime`, which brings the
+/// running thread's count up to date: `/proc/*/schedstat` is only updated
+/// at ticks and context switches, so a millisecond's work read there
+/// mostly showed 0, and `/proc/self/schedstat` is the main thread alone).
+#[allow(unsafe_code)]
+fn cpu_clock_us(clock: libc::clockid_t) -> f64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec for the call's duration.
+    let rc = unsafe { libc::clock_gettime(clock, &raw mut ts) };
+    if rc != 0 {
+        return 0.0;
+    }
+    ts.tv_sec as f64 * 1e6 + ts.tv_nsec as f64 / 1e3
+}
+
+/// CPU time this thread has run, in µs.
 fn thread_cpu_us() -> f64 {
-    std::fs::read_to_string("/proc/thread-self/schedstat")
-        .ok()
-        .and_then(|s| s.split_whitespace().next()?.parse::<f64>().ok())
-        .map_or(0.0, |ns| ns / 1000.0)
+    cpu_clock_us(libc::CLOCK_THREAD_CPUTIME_ID)
 }
 
 /// CPU time of the whole process (every thread), in µs.
 fn process_cpu_us() -> f64 {
-    std::fs::read_to_string("/proc/self/schedstat")
-        .ok()
-        .and_then(|s| s.split_whitespace().next()?.parse::<f64>().ok())
-        .map_or(0.0, |ns| ns / 1000.0)
+    cpu_clock_us(libc::CLOCK_PROCESS_CPUTIME_ID)
 }
 
 /// The query of [`candidates`], as the API parses it.
@@ -203,10 +225,10 @@ fn candidates_request() -> nova_scheduler::placement::CandidatesRequest {
     }
 }
 
-/// Median thread-CPU µs of `n` runs of `op` (after `n / 10` to warm up),
-/// on a current-thread runtime of its own, so the calling thread does all
-/// the work that is measured.
-fn thread_cpu_median<F, Fut>(n: usize, op: F) -> f64
+/// Medians of `n` runs of `op` (after `n / 10` to warm up): thread-CPU µs
+/// and wall µs, on a current-thread runtime of its own, so the calling
+/// thread does all the work that is measured.
+fn thread_cpu_median<F, Fut>(n: usize, op: F) -> (f64, f64)
 where
     F: Fn() -> Fut + Send + 'static,
     Fut: std::future::Future<Output = ()>,
@@ -220,14 +242,18 @@ where
             for _ in 0..n / 10 {
                 op().await;
             }
-            let mut t = Vec::with_capacity(n);
+            let mut cpu = Vec::with_capacity(n);
+            let mut wall = Vec::with_capacity(n);
             for _ in 0..n {
+                let w = Instant::now();
                 let c = thread_cpu_us();
                 op().await;
-                t.push(thread_cpu_us() - c);
+                cpu.push(thread_cpu_us() - c);
+                wall.push(w.elapsed().as_secs_f64() * 1e6);
             }
-            t.sort_by(f64::total_cmp);
-            t[n / 2]
+            cpu.sort_by(f64::total_cmp);
+            wall.sort_by(f64::total_cmp);
+            (cpu[n / 2], wall[n / 2])
         })
     })
     .join()
@@ -239,7 +265,7 @@ async fn breakdown(http: &reqwest::Client, handle: PlacementHandle, base: &str, 
     use tower::ServiceExt as _;
     let runs = 300;
     let h = handle.clone();
-    let model = thread_cpu_median(runs, move || {
+    let (model, model_wall) = thread_cpu_median(runs, move || {
         let h = h.clone();
         async move {
             let c = h
@@ -250,8 +276,11 @@ async fn breakdown(http: &reqwest::Client, handle: PlacementHandle, base: &str, 
         }
     });
     let app = api::router(handle, api::noauth2());
-    let router = thread_cpu_median(runs, move || {
+    let size = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let seen = size.clone();
+    let (router, router_wall) = thread_cpu_median(runs, move || {
         let app = app.clone();
+        let seen = seen.clone();
         async move {
             let r = axum::http::Request::get(
                 "/allocation_candidates?resources=VCPU:1,MEMORY_MB:512,DISK_GB:10&limit=1000",
@@ -266,14 +295,17 @@ async fn breakdown(http: &reqwest::Client, handle: PlacementHandle, base: &str, 
                 .await
                 .unwrap();
             assert!(body.len() > 1000);
+            seen.store(body.len(), std::sync::atomic::Ordering::Relaxed);
         }
     });
     let before = process_cpu_us();
-    candidates(http, base, runs).await;
+    let (wall, _) = candidates(http, base, runs, false).await;
     let per_http = (process_cpu_us() - before) / runs as f64;
     println!(
-        "    breakdown, {n} providers, CPU µs per request (median of {runs}): model {model:.0}, router without sockets {router:.0} (of which JSON and middleware ≈ {:.0}), HTTP server+client (process, mean) {per_http:.0}",
-        router - model
+        "    breakdown, {n} providers, body {} bytes, median of {runs}, CPU (wall) µs: model {model:.0} ({model_wall:.0}), router without sockets {router:.0} ({router_wall:.0}; of which parsing, JSON and middleware ≈ {:.0}), HTTP request {:.0} wall, process CPU (server and client, every thread) per HTTP request (mean) {per_http:.0}",
+        size.load(std::sync::atomic::Ordering::Relaxed),
+        router - model,
+        wall.as_secs_f64() * 1e6,
     );
 }
 
@@ -334,7 +366,7 @@ async fn main() {
         let handle =
             PlacementHandle::new(fill_ours(&format!("sqlite:{}/p.db", dir.display()), n).await);
         let ours = serve_ours(handle.clone()).await;
-        let (o, oc) = candidates(&http, &ours, runs).await;
+        let (o, oc) = candidates(&http, &ours, runs, true).await;
         if std::env::var("NOVA_RS_BENCH_BREAKDOWN").is_ok() {
             breakdown(&http, handle, &ours, n).await;
         }
@@ -343,7 +375,7 @@ async fn main() {
             continue;
         }
         let (mut py, theirs) = serve_python(n).await;
-        let (t, tc) = candidates(&http, &theirs, 3).await;
+        let (t, tc) = candidates(&http, &theirs, 3, true).await;
         println!(
             "  {n:>6} providers: ours {} ({oc} candidates), Placement 16 {} ({tc}): {:.0}x",
             ms(o),
