@@ -120,6 +120,8 @@ impl Error {
                 "InstanceMapping" => "InstanceMappingNotFound",
                 "HostMapping" => "HostMappingNotFound",
                 "CellMapping" => "CellMappingNotFound",
+                "InstanceAction" => "InstanceActionNotFound",
+                "InstanceActionEvent" => "InstanceActionEventNotFound",
                 _ => "NotFound",
             },
             Error::Exists { .. } => "Duplicate",

@@ -24,7 +24,7 @@ use nova_rpc::{Endpoint, RemoteError, RequestContext, RpcClient, Target, Transpo
 use serde_json::{Map, Value, json};
 
 use crate::error::{Error, Result};
-use crate::object::Manifest;
+use crate::object::{Manifest, VersionedObject};
 use crate::primitive::{CHANGES_KEY, DATA_KEY, NAME_KEY, NAMESPACE, NAMESPACE_KEY, VERSION_KEY};
 use crate::registry::registry;
 use crate::serializer::Backporter;
@@ -207,6 +207,9 @@ async fn class_action(
     a: ClassAction,
 ) -> Result<Value> {
     let manifest = manifest_of(&a.object_versions)?;
+    if a.objname == crate::InstanceActionEvent::NAME {
+        return action_event(store, ctx, &a).await;
+    }
     let class = registry()
         .get(&a.objname)
         .ok_or_else(|| Error::UnsupportedObject(a.objname.clone()))?;
@@ -263,6 +266,61 @@ async fn class_action(
     };
     let v = store.get(ctx, class.name, &by).await?;
     for_caller(v, &manifest)
+}
+
+/// `InstanceActionEvent`'s remotable class methods (nova 34's
+/// `event_start(instance_uuid, event_name, want_result=True, host=None)`,
+/// `event_finish(instance_uuid, event_name, want_result=True)` and
+/// `event_finish_with_failure(instance_uuid, event_name, exc_val=None,
+/// exc_tb=None, want_result=None)`, the exception and traceback as the
+/// strings nova's `serialize_args` makes of them). They answer nothing
+/// (nova's `want_result=False`, all its services send).
+async fn action_event(
+    store: &dyn ObjectStore,
+    ctx: &RequestContext,
+    a: &ClassAction,
+) -> Result<Value> {
+    let text = |i: usize, key: &str| -> Result<String> {
+        arg(a, i, key)?.as_str().map(str::to_owned).ok_or_else(|| {
+            Error::InvalidQuery(format!("{}(): {key} must be a string", a.objmethod))
+        })
+    };
+    let uuid = text(0, "instance_uuid")?;
+    let event = text(1, "event_name")?;
+    let opt = |key: &str, i: usize| -> Option<String> {
+        a.args
+            .get(i)
+            .or_else(|| a.kwargs.get(key))
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+    };
+    match a.objmethod.as_str() {
+        "event_start" => {
+            let host = opt("host", 3);
+            store
+                .action_event_start(ctx, &uuid, &event, host.as_deref())
+                .await?;
+        }
+        "event_finish" => {
+            store
+                .action_event_finish(ctx, &uuid, &event, &crate::EventOutcome::Success)
+                .await?;
+        }
+        "event_finish_with_failure" => {
+            let outcome = match opt("exc_tb", 3) {
+                None => crate::EventOutcome::Success,
+                Some(traceback) => crate::EventOutcome::Error {
+                    details: opt("exc_val", 2).unwrap_or_default(),
+                    traceback,
+                },
+            };
+            store
+                .action_event_finish(ctx, &uuid, &event, &outcome)
+                .await?;
+        }
+        other => return Err(unknown_method(&a.objname, other)),
+    }
+    Ok(Value::Null)
 }
 
 fn unknown_method(objname: &str, method: &str) -> Error {
@@ -457,6 +515,17 @@ impl ConductorStore {
         Ok(out)
     }
 
+    /// Nova's `serialize_args` form of an outcome: `exc_val` (the
+    /// message) and `exc_tb` (the trace), absent on success.
+    fn failure_kwargs(outcome: &crate::EventOutcome) -> Value {
+        match outcome {
+            crate::EventOutcome::Success => json!({"want_result": false}),
+            crate::EventOutcome::Error { details, traceback } => {
+                json!({"exc_val": details, "exc_tb": traceback, "want_result": false})
+            }
+        }
+    }
+
     fn list_class(objname: &str) -> Result<&'static str> {
         let list = format!("{objname}List");
         registry()
@@ -547,6 +616,42 @@ impl ObjectStore for ConductorStore {
             .await?;
         n.as_u64()
             .ok_or_else(|| Error::InvalidPrimitive(format!("count answered {n}")))
+    }
+
+    async fn action_event_start(
+        &self,
+        ctx: &RequestContext,
+        instance_uuid: &str,
+        event: &str,
+        host: Option<&str>,
+    ) -> Result<()> {
+        self.class_action(
+            ctx,
+            crate::InstanceActionEvent::NAME,
+            "event_start",
+            vec![json!(instance_uuid), json!(event)],
+            json!({"want_result": false, "host": host}),
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn action_event_finish(
+        &self,
+        ctx: &RequestContext,
+        instance_uuid: &str,
+        event: &str,
+        outcome: &crate::EventOutcome,
+    ) -> Result<()> {
+        self.class_action(
+            ctx,
+            crate::InstanceActionEvent::NAME,
+            "event_finish_with_failure",
+            vec![json!(instance_uuid), json!(event)],
+            Self::failure_kwargs(outcome),
+        )
+        .await?;
+        Ok(())
     }
 }
 

@@ -245,6 +245,35 @@ pub trait ObjectStore: Send + Sync + fmt::Debug {
     ) -> Result<(Value, Option<Value>)> {
         instance_then_info_cache(self, ctx, uuid).await
     }
+    /// Nova's `InstanceActionEvent.event_start`: records the start of
+    /// `event` (`compute_pause_instance`) on `host` for the action of
+    /// `ctx`'s request on the instance, moving the action's
+    /// `updated_at`. `NotFound`
+    /// (`InstanceActionNotFound`) when the request recorded no action.
+    /// By default the reads and writes of [`ObjectStore`]; the
+    /// conductor's store makes it one call.
+    async fn action_event_start(
+        &self,
+        ctx: &RequestContext,
+        instance_uuid: &str,
+        event: &str,
+        host: Option<&str>,
+    ) -> Result<()> {
+        crate::objects::action_events::event_start(self, ctx, instance_uuid, event, host).await
+    }
+    /// Nova's `InstanceActionEvent.event_finish_with_failure`: event
+    /// `event` of the request's action ends with `outcome`; a failure
+    /// also marks the action's `message` `Error`. `NotFound` when there
+    /// is no such action or event.
+    async fn action_event_finish(
+        &self,
+        ctx: &RequestContext,
+        instance_uuid: &str,
+        event: &str,
+        outcome: &crate::EventOutcome,
+    ) -> Result<()> {
+        crate::objects::action_events::event_finish(self, ctx, instance_uuid, event, outcome).await
+    }
 }
 
 /// [`ObjectStore::get_instance_with_info_cache`] as two reads.

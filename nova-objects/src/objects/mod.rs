@@ -40,8 +40,9 @@ pub use external_event::InstanceExternalEvent;
 pub use flavor::{Flavor, FlavorList};
 pub use image_meta::{ImageMeta, ImageMetaProps};
 pub use instance::{Instance, InstanceList};
+pub(crate) use instance_action::db as action_events;
 pub use instance_action::{
-    InstanceAction, InstanceActionEvent, InstanceActionEventList, InstanceActionList,
+    EventOutcome, InstanceAction, InstanceActionEvent, InstanceActionEventList, InstanceActionList,
 };
 pub use instance_fault::{InstanceFault, InstanceFaultList};
 pub use instance_group::{InstanceGroup, InstanceGroupList};

@@ -13,9 +13,10 @@ use std::time::Duration;
 
 use nova_objects::db::{Database, DbConfig};
 use nova_objects::{
-    Aggregate, BuildRequest, CellMapping, ComputeNode, ConductorStore, Error, Flavor, HostMapping,
-    Instance, InstanceInfoCache, KeyPair, ListQuery, Lookup, Objects, SaveOptions, Service,
-    SortDir, VersionedObject, VirtualInterface, conductor_object_endpoint, registry,
+    Aggregate, BuildRequest, CellMapping, ComputeNode, ConductorStore, Error, EventOutcome, Flavor,
+    HostMapping, Instance, InstanceAction, InstanceActionEvent, InstanceInfoCache, KeyPair,
+    ListQuery, Lookup, Objects, SaveOptions, Service, SortDir, VersionedObject, VirtualInterface,
+    conductor_object_endpoint, registry,
 };
 use nova_rpc::{Dispatcher, MemoryTransport, RequestContext, RpcServer, Target};
 use sea_orm::ConnectionTrait;
@@ -1102,6 +1103,142 @@ pub(crate) async fn virtual_interfaces_of_an_instance(h: &Harness) {
     assert!(kept.iter().all(|v| *v.deleted()));
 }
 
+/// Nova's `InstanceActionEvent.event_start` / `event_finish_with_failure`
+/// (one conductor call each through the indirection): the event lands
+/// on the action of the caller's request and moves its `updated_at`; a
+/// failure marks the action `Error`; a service's own context (no
+/// project) records on the newest action without moving it.
+pub(crate) async fn action_events_follow_the_request(h: &Harness) {
+    let ctx = admin();
+    let uuid = "00000000-0000-4000-8000-00000000a001";
+    let old: chrono::DateTime<chrono::Utc> = "2026-01-01T00:00:00Z".parse().unwrap();
+    let mut made = vec![];
+    for rid in ["req-1", "req-2"] {
+        let mut a = InstanceAction::new()
+            .with_action(Some("pause".into()))
+            .with_instance_uuid(Some(uuid.into()))
+            .with_request_id(Some(rid.into()))
+            .with_project_id(Some("p1".into()))
+            .with_start_time(Some(old))
+            .with_updated_at(Some(old));
+        h.objects.create(&ctx, &mut a).await.unwrap();
+        made.push(a);
+    }
+    let store = h.objects.store();
+    let req1 = user("p1").with_request_id("req-1");
+    store
+        .action_event_start(&req1, uuid, "compute_pause_instance", Some("h1"))
+        .await
+        .unwrap();
+    let events_of = |id: i64| ListQuery::new().filter("action_id", id);
+    let events: Vec<InstanceActionEvent> = h
+        .objects
+        .list(&ctx, &events_of(*made[0].id()))
+        .await
+        .unwrap();
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].host().as_deref(), Some("h1"));
+    assert!(events[0].start_time().is_some());
+    assert_eq!(events[0].result(), &None);
+    let a1: InstanceAction = h
+        .objects
+        .get(&ctx, Lookup::Id(*made[0].id()))
+        .await
+        .unwrap();
+    assert!(
+        a1.updated_at().is_some_and(|t| t > old),
+        "the event moves updated_at"
+    );
+    let a2: InstanceAction = h
+        .objects
+        .get(&ctx, Lookup::Id(*made[1].id()))
+        .await
+        .unwrap();
+    assert_eq!(
+        a2.updated_at(),
+        &Some(old),
+        "the other request's action stays"
+    );
+
+    let failed = EventOutcome::Error {
+        details: "No valid host".into(),
+        traceback: "Traceback (most recent call last):\n  0: No valid host\n".into(),
+    };
+    store
+        .action_event_finish(&req1, uuid, "compute_pause_instance", &failed)
+        .await
+        .unwrap();
+    let events: Vec<InstanceActionEvent> = h
+        .objects
+        .list(&ctx, &events_of(*made[0].id()))
+        .await
+        .unwrap();
+    assert_eq!(events[0].result().as_deref(), Some("Error"));
+    assert_eq!(events[0].details().as_deref(), Some("No valid host"));
+    assert!(
+        events[0]
+            .traceback()
+            .as_deref()
+            .is_some_and(|t| t.contains("No valid host"))
+    );
+    assert!(events[0].finish_time().is_some());
+    let a1: InstanceAction = h
+        .objects
+        .get(&ctx, Lookup::Id(*made[0].id()))
+        .await
+        .unwrap();
+    assert_eq!(a1.message().as_deref(), Some("Error"));
+
+    // No such request, no such event: nova's InstanceActionNotFound, typed
+    // again on the compute's side of the indirection.
+    let stranger = user("p1").with_request_id("req-9");
+    let e = store
+        .action_event_start(&stranger, uuid, "compute_pause_instance", Some("h1"))
+        .await
+        .unwrap_err();
+    assert!(e.is_not_found(), "{e}");
+    let e = store
+        .action_event_finish(
+            &req1,
+            uuid,
+            "compute_unpause_instance",
+            &EventOutcome::Success,
+        )
+        .await
+        .unwrap_err();
+    assert!(e.is_not_found(), "{e}");
+
+    // A service's own context: the newest action, its updated_at kept.
+    let service = RequestContext::new().with_request_id("req-init");
+    store
+        .action_event_start(&service, uuid, "compute_init_instance", None)
+        .await
+        .unwrap();
+    store
+        .action_event_finish(
+            &service,
+            uuid,
+            "compute_init_instance",
+            &EventOutcome::Success,
+        )
+        .await
+        .unwrap();
+    let events: Vec<InstanceActionEvent> = h
+        .objects
+        .list(&ctx, &events_of(*made[1].id()))
+        .await
+        .unwrap();
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].result().as_deref(), Some("Success"));
+    assert_eq!(events[0].host(), &None);
+    let a2: InstanceAction = h
+        .objects
+        .get(&ctx, Lookup::Id(*made[1].id()))
+        .await
+        .unwrap();
+    assert_eq!(a2.updated_at(), &Some(old));
+}
+
 macro_rules! contract {
     ($($case:ident),* $(,)?) => {
         macro_rules! on_backend {
@@ -1143,6 +1280,7 @@ contract!(
     concurrent_writers,
     reads_see_writes_and_survive_interruption,
     virtual_interfaces_of_an_instance,
+    action_events_follow_the_request,
 );
 
 /// An older caller (Instance 2.7) gets what it can read from the
@@ -1156,7 +1294,10 @@ async fn conductor_backports_for_older_callers_and_refuses_bad_input() {
     let server = start_conductor(&db, &transport).await;
     let ctx = admin();
     let mut inst = instance(1, "p").with_compute_id(Some(7));
-    Objects::new(db).create(&ctx, &mut inst).await.unwrap();
+    Objects::new(db.clone())
+        .create(&ctx, &mut inst)
+        .await
+        .unwrap();
 
     let client = nova_rpc::RpcClient::new(transport, Target::topic("conductor"))
         .version(nova_objects::CONDUCTOR_API_VERSION);
@@ -1224,6 +1365,69 @@ async fn conductor_backports_for_older_callers_and_refuses_bad_input() {
         .await
         .unwrap_err();
     assert_eq!(err.remote().unwrap().class, "InstanceNotFound");
+    // nova's EventReporter, as its compute sends it: `event_start` and
+    // `event_finish_with_failure` (exc_val / exc_tb made strings by
+    // serialize_args, want_result False): nothing answered, the event
+    // recorded; no action for the request is InstanceActionNotFound.
+    let mut action = nova_objects::InstanceAction::new()
+        .with_action(Some("reboot".into()))
+        .with_instance_uuid(Some(inst.uuid().clone()))
+        .with_request_id(Some("req-wire".into()))
+        .with_project_id(Some("p".into()));
+    Objects::new(db.clone())
+        .create(&ctx, &mut action)
+        .await
+        .unwrap();
+    let req = RequestContext::new()
+        .with_project("p")
+        .with_request_id("req-wire");
+    let ev = |method: &str, kwargs: Value| {
+        json!({"objname": "InstanceActionEvent", "objmethod": method,
+               "object_versions": {"InstanceActionEvent": "1.4"},
+               "args": [inst.uuid(), "compute_reboot_instance"], "kwargs": kwargs})
+    };
+    let started = client
+        .call_value(
+            &req,
+            "object_class_action_versions",
+            ev("event_start", json!({"want_result": false, "host": "c1"})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(started, Value::Null);
+    let finished = client
+        .call_value(
+            &req,
+            "object_class_action_versions",
+            ev(
+                "event_finish_with_failure",
+                json!({"exc_val": "boom",
+                "exc_tb": "Traceback (most recent call last):\n", "want_result": false}),
+            ),
+        )
+        .await
+        .unwrap();
+    assert_eq!(finished, Value::Null);
+    let events: Vec<nova_objects::InstanceActionEvent> = Objects::new(db.clone())
+        .list(&ctx, &ListQuery::new().filter("action_id", *action.id()))
+        .await
+        .unwrap();
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].result().as_deref(), Some("Error"));
+    assert_eq!(events[0].details().as_deref(), Some("boom"));
+    assert_eq!(events[0].host().as_deref(), Some("c1"));
+    let other = RequestContext::new()
+        .with_project("p")
+        .with_request_id("req-none");
+    let err = client
+        .call_value(
+            &other,
+            "object_class_action_versions",
+            ev("event_start", json!({"want_result": false, "host": "c1"})),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.remote().unwrap().class, "InstanceActionNotFound");
     // Still serving.
     let again = client
         .call_value(
