@@ -154,8 +154,8 @@ pub(crate) async fn count_by_user(st: &ApiState, project: &str, user: &str) -> A
 async fn groups_over(st: &ApiState, ctx: &Ctx, extra: i64) -> ApiResult<bool> {
     let (project, user) = (ctx.project_id.as_str(), ctx.user_id.as_str());
     let limit = |l: crate::quotas::Limits| l.get("server_groups").copied().unwrap_or(-1);
-    let pl = limit(st.quotas.project(project, None).await?);
-    let ul = limit(st.quotas.project(project, Some(user)).await?);
+    let (pl, ul) = st.quotas.project_and_user(project, Some(user)).await?;
+    let (pl, ul) = (limit(pl), limit(ul.unwrap_or_default()));
     Ok((pl >= 0 && count(st, project).await? + extra > pl)
         || (ul >= 0 && count_by_user(st, project, user).await? + extra > ul))
 }

@@ -243,7 +243,10 @@ async fn plan(st: &ApiState, ctx: &Ctx, r: &CreateRequest) -> ApiResult<Plan> {
     let flavor = flavor(st, ctx, &r.flavor_id).await?;
     let image = image(st, ctx, r, &flavor)?;
     let key = key_pair(st, ctx, r.key_name.as_deref()).await?;
-    super::metadata::check_quota(super::metadata::items_limit(st, ctx).await?, &r.metadata)?;
+    // No items are within any limit: the limit is read only for some.
+    if !r.metadata.is_empty() {
+        super::metadata::check_quota(super::metadata::items_limit(st, ctx).await?, &r.metadata)?;
+    }
     if let Some(zone) = &r.availability_zone
         && !availability_zones(st).await?.iter().any(|x| x == zone)
     {

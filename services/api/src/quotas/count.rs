@@ -84,13 +84,6 @@ pub(crate) struct Over {
     pub usages: Counted,
 }
 
-/// Whether `user` has a limit of its own on instances, cores or RAM
-/// (nova counts per user only then).
-async fn user_counted(st: &ApiState, project: &str, user: &str) -> ApiResult<bool> {
-    let own = st.quotas.own(project, Some(user)).await?;
-    Ok(INSTANCE_RESOURCES.iter().any(|r| own.contains_key(*r)))
-}
-
 /// nova's `Quotas.check_deltas` of instances, cores and RAM (`deltas` in
 /// that order; `None` leaves a resource out) for `project` and, when
 /// given, `user` in it.
@@ -100,11 +93,18 @@ pub(crate) async fn check_instance_deltas(
     user: Option<&str>,
     deltas: [Option<i64>; 3],
 ) -> ApiResult<Result<(), Over>> {
-    let project_limits = st.quotas.project(project, None).await?;
-    let user_limits = match user {
-        Some(u) => Some(st.quotas.project(project, Some(u)).await?),
-        None => None,
-    };
+    let limits = st.quotas.project_and_user(project, user).await?;
+    deltas_within(st, project, user, limits, deltas).await
+}
+
+/// [`check_instance_deltas`] with the limits read.
+async fn deltas_within(
+    st: &ApiState,
+    project: &str,
+    user: Option<&str>,
+    (project_limits, user_limits): (Limits, Option<Limits>),
+    deltas: [Option<i64>; 3],
+) -> ApiResult<Result<(), Over>> {
     let limit = |l: &Limits, r: &str| l.get(r).copied().unwrap_or(-1);
     // Nothing limited: nothing to count.
     if INSTANCE_RESOURCES.iter().zip(deltas).all(|(r, d)| {
@@ -212,14 +212,18 @@ pub(crate) async fn check_num_instances(
     min: i64,
     mut max: i64,
 ) -> ApiResult<i64> {
-    let user = if user_counted(st, project, user).await? {
-        Some(user)
-    } else {
-        None
-    };
+    // One read: the limits, and whether the user has one of its own on
+    // instances, cores or RAM (nova counts per user only then).
+    let levels = st.quotas.levels(project, Some(user)).await?;
+    let counted = INSTANCE_RESOURCES
+        .iter()
+        .any(|r| levels.user_own.contains_key(*r));
+    let user = counted.then_some(user);
+    let limits = (levels.project, if counted { levels.user } else { None });
     loop {
         let deltas = [max, max * vcpus, max * ram];
-        let Err(over) = check_instance_deltas(st, project, user, deltas.map(Some)).await? else {
+        let Err(over) = deltas_within(st, project, user, limits.clone(), deltas.map(Some)).await?
+        else {
             return Ok(max);
         };
         let head = headroom(&over, deltas);

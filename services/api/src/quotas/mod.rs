@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use nova_objects::db::Database;
-use sea_orm::sea_query::{Expr, ExprTrait, Query};
+use sea_orm::sea_query::{Expr, ExprTrait, Query, SelectStatement, UnionType};
 use sea_orm::{ConnectionTrait, DatabaseConnection};
 
 use crate::fault::{ApiResult, Fault};
@@ -37,6 +37,17 @@ pub const RESOURCES: [&str; 10] = [
 
 /// Limits by resource name.
 pub type Limits = BTreeMap<String, i64>;
+
+/// What [`QuotaStore::levels`] read.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Levels {
+    /// The project's limits (defaults, then the project's own).
+    pub project: Limits,
+    /// The user's (the project's, then the user's own), when asked.
+    pub user: Option<Limits>,
+    /// The limits the user set itself (none unless asked).
+    pub user_own: Limits,
+}
 
 /// The quota limits of nova's API database.
 #[derive(Debug, Clone)]
@@ -146,21 +157,85 @@ impl QuotaStore {
     /// A project's limits, or a user's in it: defaults, then the
     /// project's, then the user's.
     pub async fn project(&self, project: &str, user: Option<&str>) -> ApiResult<Limits> {
-        let mut out = self.defaults().await?;
+        let (p, u) = self.project_and_user(project, user).await?;
+        Ok(u.unwrap_or(p))
+    }
+
+    /// A project's limits and, with `user`, that user's in it (what a
+    /// quota check compares with).
+    pub async fn project_and_user(
+        &self,
+        project: &str,
+        user: Option<&str>,
+    ) -> ApiResult<(Limits, Option<Limits>)> {
+        let l = self.levels(project, user).await?;
+        Ok((l.project, l.user))
+    }
+
+    /// [`QuotaStore::project_and_user`] and the limits the user set
+    /// itself, from one read of the three tables.
+    pub async fn levels(&self, project: &str, user: Option<&str>) -> ApiResult<Levels> {
         if self.noop {
-            return Ok(out);
+            return Ok(Levels {
+                project: Self::unlimited(),
+                user: user.map(|_| Self::unlimited()),
+                user_own: Limits::new(),
+            });
         }
-        out.extend(self.rows("quotas", &[("project_id", project)]).await?);
-        if let Some(u) = user {
-            out.extend(
-                self.rows(
-                    "project_user_quotas",
-                    &[("project_id", project), ("user_id", u)],
-                )
-                .await?,
+        let mut read: [Limits; 3] = Default::default();
+        if let Some(db) = self.db.as_deref() {
+            // Each row tagged with its level: d(efault class), p(roject), u(ser).
+            let part = |level: &str, table: &str, filters: &[(&str, &str)]| -> SelectStatement {
+                let mut q = Query::select();
+                q.expr_as(Expr::cust(format!("'{level}'")), "level")
+                    .columns(["resource", "hard_limit"])
+                    .from(table.to_owned());
+                for (k, v) in filters {
+                    q.and_where(Expr::col(k.to_string()).eq(v.to_string()));
+                }
+                q
+            };
+            let mut q = part("d", "quota_classes", &[("class_name", "default")]);
+            q.union(
+                UnionType::All,
+                part("p", "quotas", &[("project_id", project)]),
             );
+            if let Some(u) = user {
+                q.union(
+                    UnionType::All,
+                    part(
+                        "u",
+                        "project_user_quotas",
+                        &[("project_id", project), ("user_id", u)],
+                    ),
+                );
+            }
+            for r in db.connection().query_all(&q).await.map_err(db_fault)? {
+                let level: String = r.try_get("", "level").map_err(db_fault)?;
+                let res: String = r.try_get("", "resource").map_err(db_fault)?;
+                let lim: i64 = r.try_get("", "hard_limit").map_err(db_fault)?;
+                let i = match level.as_str() {
+                    "d" => 0,
+                    "p" => 1,
+                    _ => 2,
+                };
+                read[i].insert(res, lim);
+            }
         }
-        Ok(out)
+        let [class, own, user_own] = read;
+        let mut project = self.config_defaults();
+        project.extend(class);
+        project.extend(own);
+        let user = user.map(|_| {
+            let mut u = project.clone();
+            u.extend(user_own.clone());
+            u
+        });
+        Ok(Levels {
+            project,
+            user,
+            user_own,
+        })
     }
 
     /// The sum of the limits set for the users of `project`, by resource
