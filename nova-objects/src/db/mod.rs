@@ -16,7 +16,6 @@
 //! while it asks the pool for another connection, so it cannot deadlock.
 //! An in-memory database exists per connection, so it has exactly one.
 
-mod action_events;
 mod joined;
 mod migrate;
 mod reads;
@@ -408,44 +407,6 @@ impl ObjectStore for Database {
         match &self.reads {
             Some(r) => sql::count(&**r, t, filters, rd, admin).await,
             None => sql::count(&self.conn, t, filters, rd, admin).await,
-        }
-    }
-
-    async fn action_event_start(
-        &self,
-        ctx: &RequestContext,
-        instance_uuid: &str,
-        event: &str,
-        host: Option<&str>,
-    ) -> Result<()> {
-        match action_events::request_of(ctx, instance_uuid) {
-            Some(req) => action_events::start(&self.conn, req, event, host).await,
-            None => {
-                crate::objects::action_events::event_start(self, ctx, instance_uuid, event, host)
-                    .await
-            }
-        }
-    }
-
-    async fn action_event_finish(
-        &self,
-        ctx: &RequestContext,
-        instance_uuid: &str,
-        event: &str,
-        outcome: &crate::EventOutcome,
-    ) -> Result<()> {
-        match action_events::request_of(ctx, instance_uuid) {
-            Some(req) => action_events::finish(&self.conn, req, event, outcome).await,
-            None => {
-                crate::objects::action_events::event_finish(
-                    self,
-                    ctx,
-                    instance_uuid,
-                    event,
-                    outcome,
-                )
-                .await
-            }
         }
     }
 
