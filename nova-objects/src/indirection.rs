@@ -515,6 +515,22 @@ impl ConductorStore {
         Ok(out)
     }
 
+    /// `InstanceActionEvent.<method>(instance_uuid, event_name, **kwargs)`
+    /// on the conductor (it answers nothing: `want_result` False).
+    async fn event_call(
+        &self,
+        ctx: &RequestContext,
+        method: &str,
+        instance_uuid: &str,
+        event: &str,
+        kwargs: Value,
+    ) -> Result<()> {
+        let args = vec![json!(instance_uuid), json!(event)];
+        let name = crate::InstanceActionEvent::NAME;
+        self.class_action(ctx, name, method, args, kwargs).await?;
+        Ok(())
+    }
+
     /// Nova's `serialize_args` form of an outcome: `exc_val` (the
     /// message) and `exc_tb` (the trace), absent on success.
     fn failure_kwargs(outcome: &crate::EventOutcome) -> Value {
@@ -625,15 +641,9 @@ impl ObjectStore for ConductorStore {
         event: &str,
         host: Option<&str>,
     ) -> Result<()> {
-        self.class_action(
-            ctx,
-            crate::InstanceActionEvent::NAME,
-            "event_start",
-            vec![json!(instance_uuid), json!(event)],
-            json!({"want_result": false, "host": host}),
-        )
-        .await?;
-        Ok(())
+        let kwargs = json!({"want_result": false, "host": host});
+        self.event_call(ctx, "event_start", instance_uuid, event, kwargs)
+            .await
     }
 
     async fn action_event_finish(
@@ -643,15 +653,15 @@ impl ObjectStore for ConductorStore {
         event: &str,
         outcome: &crate::EventOutcome,
     ) -> Result<()> {
-        self.class_action(
+        let kwargs = Self::failure_kwargs(outcome);
+        self.event_call(
             ctx,
-            crate::InstanceActionEvent::NAME,
             "event_finish_with_failure",
-            vec![json!(instance_uuid), json!(event)],
-            Self::failure_kwargs(outcome),
+            instance_uuid,
+            event,
+            kwargs,
         )
-        .await?;
-        Ok(())
+        .await
     }
 }
 
