@@ -93,9 +93,7 @@ pub(crate) mod db {
     /// The records are the service's own: the caller's rights were
     /// checked by whoever acts (its user, project and request id kept).
     fn elevated(ctx: &RequestContext) -> RequestContext {
-        let mut c = ctx.clone();
-        c.set("is_admin", true);
-        c
+        ctx.clone().with_admin(true)
     }
 
     /// The action of `ctx`'s request on the instance (nova's

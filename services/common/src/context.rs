@@ -12,7 +12,5 @@ pub fn admin() -> RequestContext {
 /// The caller's context with admin rights (its user, project and request
 /// id kept), for what the service does on the caller's behalf.
 pub fn elevated(ctx: &RequestContext) -> RequestContext {
-    let mut c = ctx.clone();
-    c.set("is_admin", true);
-    c
+    ctx.clone().with_admin(true)
 }
