@@ -92,6 +92,12 @@ pub enum Error {
     /// The database failed.
     #[error("database error: {0}")]
     Db(String),
+    /// The database cannot be reached, or dropped the connection a
+    /// statement ran on (a restart, a failover, an administrator's kill):
+    /// oslo.db's `DBConnectionError`. The operation may succeed once the
+    /// database is back.
+    #[error("database unavailable: {0}")]
+    DbConnection(String),
     /// The RPC layer failed (indirection, backports).
     #[error(transparent)]
     Rpc(#[from] nova_rpc::Error),
@@ -130,6 +136,7 @@ impl Error {
             Error::MarkerNotFound(_) => "MarkerNotFound",
             Error::Forbidden(_) => "Forbidden",
             Error::Db(_) => "DBError",
+            Error::DbConnection(_) => "DBConnectionError",
             Error::Rpc(_) => "MessagingException",
         }
     }
@@ -147,6 +154,7 @@ impl Error {
             | Error::Forbidden(_)
             | Error::InvalidQuery(_) => "nova.exception",
             Error::InvalidVersion(_) | Error::InvalidPrimitive(_) => "builtins",
+            Error::DbConnection(_) => "oslo_db.exception",
             _ => "oslo_versionedobjects.exception",
         };
         let r = nova_rpc::RemoteError::new(self.class_name(), module, self.to_string());
@@ -205,6 +213,10 @@ impl Error {
                 }
             }
             "Forbidden" => return Error::Forbidden(r.message.clone()),
+            "DBConnectionError" => {
+                let why = r.message.strip_prefix("database unavailable: ");
+                return Error::DbConnection(why.unwrap_or(&r.message).to_owned());
+            }
             "InvalidSortKey" => return Error::InvalidQuery(r.message.clone()),
             "ObjectActionError" => {
                 if let (Some(action), Some(reason)) = (kw("action"), kw("reason")) {
@@ -224,6 +236,12 @@ impl Error {
     /// Whether this is a `NotFound` (whichever side found it missing).
     pub fn is_not_found(&self) -> bool {
         matches!(self, Error::NotFound { .. })
+    }
+
+    /// Whether the database was out of reach (whichever side found it so):
+    /// a caller answers "try again later", not an internal error.
+    pub fn is_db_unavailable(&self) -> bool {
+        matches!(self, Error::DbConnection(_))
     }
 }
 

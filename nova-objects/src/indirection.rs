@@ -210,6 +210,9 @@ async fn class_action(
     if a.objname == crate::InstanceActionEvent::NAME {
         return action_event(store, ctx, &a).await;
     }
+    if a.objname == crate::InstanceList::NAME && a.objmethod == "get_counts" {
+        return instance_counts(store, ctx, &a).await;
+    }
     let class = registry()
         .get(&a.objname)
         .ok_or_else(|| Error::UnsupportedObject(a.objname.clone()))?;
@@ -321,6 +324,32 @@ async fn action_event(
         other => return Err(unknown_method(&a.objname, other)),
     }
     Ok(Value::Null)
+}
+
+/// `InstanceList.get_counts(project_id, user_id=None)`: a plain dict
+/// (nova's shape), not an object.
+async fn instance_counts(
+    store: &dyn ObjectStore,
+    ctx: &RequestContext,
+    a: &ClassAction,
+) -> Result<Value> {
+    let project = arg(a, 0, "project_id")?
+        .as_str()
+        .ok_or_else(|| Error::InvalidQuery("get_counts(): project_id must be a string".into()))?
+        .to_owned();
+    let user = match a.args.get(1).or_else(|| a.kwargs.get("user_id")) {
+        None | Some(Value::Null) => None,
+        Some(Value::String(u)) => Some(u.clone()),
+        Some(other) => {
+            return Err(Error::InvalidQuery(format!(
+                "get_counts(): user_id must be a string, not {other}"
+            )));
+        }
+    };
+    let counts = store
+        .instance_counts(ctx, &project, user.as_deref())
+        .await?;
+    Ok(counts.to_value())
 }
 
 fn unknown_method(objname: &str, method: &str) -> Error {
@@ -632,6 +661,20 @@ impl ObjectStore for ConductorStore {
             .await?;
         n.as_u64()
             .ok_or_else(|| Error::InvalidPrimitive(format!("count answered {n}")))
+    }
+
+    async fn instance_counts(
+        &self,
+        ctx: &RequestContext,
+        project_id: &str,
+        user_id: Option<&str>,
+    ) -> Result<crate::InstanceCounts> {
+        let args = vec![json!(project_id)];
+        let kwargs = json!({"user_id": user_id});
+        let v = self
+            .class_action(ctx, crate::InstanceList::NAME, "get_counts", args, kwargs)
+            .await?;
+        crate::InstanceCounts::from_value(&v)
     }
 
     async fn action_event_start(

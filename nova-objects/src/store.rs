@@ -274,6 +274,18 @@ pub trait ObjectStore: Send + Sync + fmt::Debug {
     ) -> Result<()> {
         crate::objects::action_events::event_finish(self, ctx, instance_uuid, event, outcome).await
     }
+    /// Nova's `InstanceList.get_counts`: the instances, cores and RAM
+    /// used in `project_id` and, with `user_id`, by that user in it (what
+    /// a quota check compares with its limits). A database adds them up
+    /// in one statement; by default the project's instances are listed.
+    async fn instance_counts(
+        &self,
+        ctx: &RequestContext,
+        project_id: &str,
+        user_id: Option<&str>,
+    ) -> Result<crate::InstanceCounts> {
+        crate::objects::counts_by_listing(self, ctx, project_id, user_id).await
+    }
 }
 
 /// [`ObjectStore::get_instance_with_info_cache`] as two reads.

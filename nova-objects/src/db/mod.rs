@@ -332,6 +332,34 @@ impl Database {
     }
 }
 
+/// A sea-orm error as ours: [`Error::DbConnection`] when the database is
+/// out of reach or dropped the connection, [`Error::Db`] otherwise (for
+/// callers running statements of their own on [`Database::connection`]).
+impl From<sea_orm::DbErr> for Error {
+    fn from(e: sea_orm::DbErr) -> Self {
+        sql::db_err(e)
+    }
+}
+
+/// Runs read `op` a second time when the database dropped the connection
+/// it ran on (a restart, a failover, a killed session): the pool pings the
+/// connection it lends next, or opens a new one, waiting out a restart up
+/// to its timeout. Reading twice changes nothing; a write is never run
+/// twice here (the first may have committed before the link broke).
+async fn read_again_once<T, F, Fut>(op: F) -> Result<T>
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Result<T>>,
+{
+    match op().await {
+        Err(Error::DbConnection(why)) => {
+            tracing::warn!(error = %why, "database connection lost during a read: reading again");
+            op().await
+        }
+        r => r,
+    }
+}
+
 fn table_of(objname: &str) -> Result<&'static Table> {
     table_for(objname).ok_or_else(|| Error::ObjectAction {
         action: "persist".into(),
@@ -383,7 +411,7 @@ impl ObjectStore for Database {
         let rd = ReadDeleted::of(ctx)?;
         match &self.reads {
             Some(r) => sql::get(&**r, t, by, rd).await,
-            None => sql::get(&self.conn, t, by, rd).await,
+            None => read_again_once(|| sql::get(&self.conn, t, by, rd)).await,
         }
     }
 
@@ -392,7 +420,7 @@ impl ObjectStore for Database {
         let (rd, admin) = (ReadDeleted::of(ctx)?, ctx.is_admin());
         match &self.reads {
             Some(r) => sql::list(&**r, t, q, rd, admin).await,
-            None => sql::list(&self.conn, t, q, rd, admin).await,
+            None => read_again_once(|| sql::list(&self.conn, t, q, rd, admin)).await,
         }
     }
 
@@ -406,7 +434,7 @@ impl ObjectStore for Database {
         let (rd, admin) = (ReadDeleted::of(ctx)?, ctx.is_admin());
         match &self.reads {
             Some(r) => sql::count(&**r, t, filters, rd, admin).await,
-            None => sql::count(&self.conn, t, filters, rd, admin).await,
+            None => read_again_once(|| sql::count(&self.conn, t, filters, rd, admin)).await,
         }
     }
 
@@ -421,12 +449,24 @@ impl ObjectStore for Database {
         }
         let found = match &self.reads {
             Some(r) => joined::instance_with_info_cache(&**r, uuid).await?,
-            None => joined::instance_with_info_cache(&self.conn, uuid).await?,
+            None => read_again_once(|| joined::instance_with_info_cache(&self.conn, uuid)).await?,
         };
         found.ok_or_else(|| Error::NotFound {
             kind: "Instance",
             id: uuid.to_owned(),
         })
+    }
+
+    async fn instance_counts(
+        &self,
+        _ctx: &RequestContext,
+        project_id: &str,
+        user_id: Option<&str>,
+    ) -> Result<crate::InstanceCounts> {
+        match &self.reads {
+            Some(r) => sql::instance_counts(&**r, project_id, user_id).await,
+            None => read_again_once(|| sql::instance_counts(&self.conn, project_id, user_id)).await,
+        }
     }
 }
 

@@ -99,7 +99,39 @@ fn compute_col_type(t: &Table, name: &str) -> ColType {
 }
 
 pub(crate) fn db_err(e: DbErr) -> Error {
-    Error::Db(e.to_string())
+    if lost_connection(&e) {
+        Error::DbConnection(e.to_string())
+    } else {
+        Error::Db(e.to_string())
+    }
+}
+
+/// Whether `e` says the database is out of reach rather than that the
+/// statement failed: no connection to be had (refused, timed out, pool
+/// closed), the link broken under a statement (I/O, TLS, protocol), or the
+/// server ending the session (SQLSTATE class 08; PostgreSQL 57P01–57P03:
+/// administrator's or crash shutdown, starting up; MariaDB 70100: the
+/// connection killed).
+fn lost_connection(e: &DbErr) -> bool {
+    use sea_orm::sqlx::Error as X;
+    match e {
+        DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => true,
+        DbErr::Exec(RuntimeErr::SqlxError(x)) | DbErr::Query(RuntimeErr::SqlxError(x)) => {
+            match &**x {
+                X::Io(_)
+                | X::Tls(_)
+                | X::Protocol(_)
+                | X::PoolTimedOut
+                | X::PoolClosed
+                | X::WorkerCrashed => true,
+                X::Database(d) => d.code().is_some_and(|c| {
+                    c.starts_with("08") || matches!(&*c, "57P01" | "57P02" | "57P03" | "70100")
+                }),
+                _ => false,
+            }
+        }
+        _ => false,
+    }
 }
 
 fn is_unique_violation(e: &DbErr) -> bool {
@@ -871,4 +903,66 @@ pub(crate) async fn count<C: ConnectionTrait>(
         None => 0,
     };
     Ok(u64::try_from(n).unwrap_or(0))
+}
+
+/// Nova's `_get_counts_in_db` in one statement: the live instances of
+/// `project` that are neither soft-deleted nor hidden, counted with their
+/// vCPUs and RAM, and with `user`, the same for that user's (the sums
+/// under a `CASE`, so one pass over the project's rows).
+pub(crate) async fn instance_counts<C: ConnectionTrait>(
+    db: &C,
+    project: &str,
+    user: Option<&str>,
+) -> Result<crate::InstanceCounts> {
+    // SUM is NUMERIC on PostgreSQL and DECIMAL on MySQL: cast it back.
+    let int = match db.get_database_backend() {
+        DbBackend::MySql => "SIGNED",
+        _ => "BIGINT",
+    };
+    let total = |e: Expr| Func::cast_as(Func::coalesce([Func::sum(e).into(), Expr::val(0)]), int);
+    let mut q = Query::select();
+    q.from(crate::db::tables::INSTANCES.name)
+        .expr_as(total(Expr::val(1)), "instances")
+        .expr_as(total(Expr::col("vcpus")), "cores")
+        .expr_as(total(Expr::col("memory_mb")), "ram");
+    if let Some(u) = user {
+        let mine = |then: Expr| -> Expr {
+            Expr::case(Expr::col("user_id").eq(u), then)
+                .finally(0)
+                .into()
+        };
+        q.expr_as(total(mine(Expr::val(1))), "u_instances")
+            .expr_as(total(mine(Expr::col("vcpus"))), "u_cores")
+            .expr_as(total(mine(Expr::col("memory_mb"))), "u_ram");
+    }
+    q.and_where(Expr::col("deleted").eq(0))
+        .and_where(Expr::col("project_id").eq(project))
+        .cond_where(
+            Cond::any()
+                .add(Expr::col("vm_state").is_null())
+                .add(Expr::col("vm_state").ne("soft-delete")),
+        )
+        .cond_where(
+            Cond::any()
+                .add(Expr::col("hidden").is_null())
+                .add(Expr::col("hidden").eq(false)),
+        );
+    let row = db.query_one(&q).await.map_err(db_err)?;
+    let get = |k: &str| -> Result<i64> {
+        match &row {
+            Some(r) => r.try_get("", k).map_err(db_err),
+            None => Ok(0),
+        }
+    };
+    let counts = |p: &str| -> Result<crate::UsageCounts> {
+        Ok(crate::UsageCounts {
+            instances: get(&format!("{p}instances"))?,
+            cores: get(&format!("{p}cores"))?,
+            ram: get(&format!("{p}ram"))?,
+        })
+    };
+    Ok(crate::InstanceCounts {
+        project: counts("")?,
+        user: user.map(|_| counts("u_")).transpose()?,
+    })
 }

@@ -95,7 +95,7 @@ macro_rules! cols {
     ($($c:literal),* $(,)?) => { &[$($c),*] };
 }
 
-static INSTANCES: Table = Table {
+pub(crate) static INSTANCES: Table = Table {
     name: "instances",
     object: "Instance",
     list: Some("InstanceList"),

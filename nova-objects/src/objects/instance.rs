@@ -111,3 +111,114 @@ pub struct Instance {
 pub struct InstanceList {
     objects: Vec<Instance>,
 }
+
+/// How much of the instance quotas one scope uses: its live instances
+/// and their vCPUs and RAM (MiB).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct UsageCounts {
+    /// Instances.
+    pub instances: i64,
+    /// Their vCPUs (`cores`).
+    pub cores: i64,
+    /// Their RAM in MiB (`ram`).
+    pub ram: i64,
+}
+
+impl UsageCounts {
+    /// The count of quota resource `resource` (`instances`, `cores`,
+    /// `ram`).
+    pub fn get(&self, resource: &str) -> Option<i64> {
+        match resource {
+            "instances" => Some(self.instances),
+            "cores" => Some(self.cores),
+            "ram" => Some(self.ram),
+            _ => None,
+        }
+    }
+
+    fn to_value(self) -> serde_json::Value {
+        serde_json::json!({"instances": self.instances, "cores": self.cores, "ram": self.ram})
+    }
+
+    fn from_value(v: &serde_json::Value) -> crate::Result<Self> {
+        let n = |k: &str| {
+            v.get(k).and_then(serde_json::Value::as_i64).ok_or_else(|| {
+                crate::Error::InvalidPrimitive(format!("instance counts: no integer {k} in {v}"))
+            })
+        };
+        Ok(UsageCounts {
+            instances: n("instances")?,
+            cores: n("cores")?,
+            ram: n("ram")?,
+        })
+    }
+}
+
+/// Nova's `InstanceList.get_counts(project_id, user_id=None)`: what a
+/// project's instances use and, when a user is named, that user's in
+/// it. Deleted, soft-deleted (`vm_state` `soft-delete`) and hidden
+/// instances do not count.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct InstanceCounts {
+    /// The project's.
+    pub project: UsageCounts,
+    /// The user's in the project (when one was named).
+    pub user: Option<UsageCounts>,
+}
+
+impl InstanceCounts {
+    /// As nova answers it: `{"project": {"instances": n, "cores": n,
+    /// "ram": n}, "user": {...}}` (`user` only when one was named).
+    pub fn to_value(&self) -> serde_json::Value {
+        let mut v = serde_json::json!({"project": self.project.to_value()});
+        if let Some(u) = self.user {
+            v["user"] = u.to_value();
+        }
+        v
+    }
+
+    /// Read from nova's answer.
+    pub fn from_value(v: &serde_json::Value) -> crate::Result<Self> {
+        let project = v.get("project").ok_or_else(|| {
+            crate::Error::InvalidPrimitive(format!("instance counts without a project: {v}"))
+        })?;
+        Ok(InstanceCounts {
+            project: UsageCounts::from_value(project)?,
+            user: v.get("user").map(UsageCounts::from_value).transpose()?,
+        })
+    }
+}
+
+/// [`InstanceCounts`] of a store that has no query of its own: the
+/// project's instances listed and added up.
+pub(crate) async fn counts_by_listing<S: crate::ObjectStore + ?Sized>(
+    store: &S,
+    ctx: &nova_rpc::RequestContext,
+    project_id: &str,
+    user_id: Option<&str>,
+) -> crate::Result<InstanceCounts> {
+    use crate::VersionedObject as _;
+    let q = crate::ListQuery::new().filter("project_id", project_id);
+    let mut out = InstanceCounts {
+        user: user_id.map(|_| UsageCounts::default()),
+        ..InstanceCounts::default()
+    };
+    for v in store.list(ctx, Instance::NAME, &q).await? {
+        let i: Instance = crate::primitive::from_value_owned(v)?;
+        if i.vm_state().as_deref() == Some("soft-delete") || *i.hidden() {
+            continue;
+        }
+        let add = |c: &mut UsageCounts| {
+            c.instances += 1;
+            c.cores += i.vcpus().unwrap_or(0);
+            c.ram += i.memory_mb().unwrap_or(0);
+        };
+        add(&mut out.project);
+        if let Some(u) = &mut out.user
+            && i.user_id().as_deref() == user_id
+        {
+            add(u);
+        }
+    }
+    Ok(out)
+}

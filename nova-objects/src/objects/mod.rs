@@ -39,7 +39,8 @@ pub use console_auth_token::ConsoleAuthToken;
 pub use external_event::InstanceExternalEvent;
 pub use flavor::{Flavor, FlavorList};
 pub use image_meta::{ImageMeta, ImageMetaProps};
-pub use instance::{Instance, InstanceList};
+pub(crate) use instance::counts_by_listing;
+pub use instance::{Instance, InstanceCounts, InstanceList, UsageCounts};
 pub(crate) use instance_action::db as action_events;
 pub use instance_action::{
     EventOutcome, InstanceAction, InstanceActionEvent, InstanceActionEventList, InstanceActionList,

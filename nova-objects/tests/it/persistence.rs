@@ -1239,6 +1239,129 @@ pub(crate) async fn action_events_follow_the_request(h: &Harness) {
     assert_eq!(a2.updated_at(), &Some(old));
 }
 
+/// Nova's `InstanceList.get_counts`: live instances of the project, with
+/// their vCPUs and RAM, the user's among them; soft-deleted, hidden and
+/// deleted instances and other projects' do not count.
+pub(crate) async fn instance_counts_leave_out_what_nova_does(h: &Harness) {
+    use nova_objects::{InstanceCounts, UsageCounts};
+    let ctx = admin();
+    let counts = |project: &'static str, user: Option<&'static str>| {
+        let store = h.objects.store().clone();
+        let ctx = ctx.clone();
+        async move { store.instance_counts(&ctx, project, user).await.unwrap() }
+    };
+    assert_eq!(
+        counts("p", Some("u")).await,
+        InstanceCounts {
+            project: UsageCounts::default(),
+            user: Some(UsageCounts::default()),
+        }
+    );
+    let made = [
+        instance(1, "p"),
+        instance(2, "p")
+            .with_user_id(Some("v".into()))
+            .with_vcpus(Some(4))
+            .with_memory_mb(Some(512)),
+        instance(3, "p").with_vm_state(Some("soft-delete".into())),
+        instance(4, "p").with_hidden(true),
+        instance(5, "p"),
+        instance(6, "q"),
+        instance(7, "p").with_vcpus(None),
+    ];
+    for mut i in made {
+        h.objects.create(&ctx, &mut i).await.unwrap();
+        if i.display_name().as_deref() == Some("vm-05") {
+            h.objects.destroy(&ctx, &mut i).await.unwrap();
+        }
+    }
+    let c = counts("p", Some("u")).await;
+    assert_eq!(
+        c.project,
+        UsageCounts {
+            instances: 3,
+            cores: 6,
+            ram: 4608
+        }
+    );
+    assert_eq!(
+        c.user,
+        Some(UsageCounts {
+            instances: 2,
+            cores: 2,
+            ram: 4096
+        })
+    );
+    assert_eq!(counts("p", None).await.user, None);
+    assert_eq!(
+        counts("p", Some("w")).await.user,
+        Some(UsageCounts::default())
+    );
+    assert_eq!(counts("q", None).await.project.instances, 1);
+    // nova's answer on the wire.
+    assert_eq!(
+        c.to_value(),
+        json!({"project": {"instances": 3, "cores": 6, "ram": 4608},
+               "user": {"instances": 2, "cores": 2, "ram": 4096}})
+    );
+    assert_eq!(InstanceCounts::from_value(&c.to_value()).unwrap(), c);
+    // A store with only the plain operations counts the same by listing.
+    let plain = PlainStore(h.db.clone());
+    for (p, u) in [("p", Some("u")), ("p", None), ("q", Some("w"))] {
+        let listed = nova_objects::ObjectStore::instance_counts(&plain, &ctx, p, u)
+            .await
+            .unwrap();
+        assert_eq!(listed, counts(p, u).await, "{p} {u:?}");
+    }
+}
+
+/// A store offering only the required operations (the defaults of the
+/// others run over them), on a database.
+#[derive(Debug)]
+struct PlainStore(Database);
+
+#[async_trait::async_trait]
+impl nova_objects::ObjectStore for PlainStore {
+    async fn create(&self, ctx: &RequestContext, obj: Value) -> nova_objects::Result<Value> {
+        self.0.create(ctx, obj).await
+    }
+    async fn save(
+        &self,
+        ctx: &RequestContext,
+        obj: Value,
+        opts: &SaveOptions,
+    ) -> nova_objects::Result<Value> {
+        self.0.save(ctx, obj, opts).await
+    }
+    async fn destroy(&self, ctx: &RequestContext, obj: Value) -> nova_objects::Result<Value> {
+        self.0.destroy(ctx, obj).await
+    }
+    async fn get(
+        &self,
+        ctx: &RequestContext,
+        objname: &str,
+        by: &Lookup,
+    ) -> nova_objects::Result<Value> {
+        self.0.get(ctx, objname, by).await
+    }
+    async fn list(
+        &self,
+        ctx: &RequestContext,
+        objname: &str,
+        q: &ListQuery,
+    ) -> nova_objects::Result<Vec<Value>> {
+        self.0.list(ctx, objname, q).await
+    }
+    async fn count(
+        &self,
+        ctx: &RequestContext,
+        objname: &str,
+        filters: &serde_json::Map<String, Value>,
+    ) -> nova_objects::Result<u64> {
+        self.0.count(ctx, objname, filters).await
+    }
+}
+
 macro_rules! contract {
     ($($case:ident),* $(,)?) => {
         macro_rules! on_backend {
@@ -1281,6 +1404,7 @@ contract!(
     reads_see_writes_and_survive_interruption,
     virtual_interfaces_of_an_instance,
     action_events_follow_the_request,
+    instance_counts_leave_out_what_nova_does,
 );
 
 /// An older caller (Instance 2.7) gets what it can read from the
@@ -1439,4 +1563,104 @@ async fn conductor_backports_for_older_callers_and_refuses_bad_input() {
         .unwrap();
     assert_eq!(again["nova_object.version"], "2.6");
     server.stop().await;
+}
+
+/// Waits until a session of `db` waits for a lock (`terminate`: and ends
+/// it, as an administrator's `pg_terminate_backend` or a restart would);
+/// panics after 10 s. Asked outside a transaction: inside one,
+/// `pg_stat_activity` keeps the picture of its first read.
+#[cfg(feature = "postgres")]
+async fn end_the_waiting_session(db: &Database, terminate: bool, why: &str) {
+    let what = if terminate {
+        "pg_terminate_backend(pid)"
+    } else {
+        "pid"
+    };
+    let sql = format!(
+        "SELECT {what} FROM pg_stat_activity WHERE datname = current_database() \
+         AND pid <> pg_backend_pid() AND wait_event_type = 'Lock'"
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let rows = db
+            .connection()
+            .query_all_raw(sea_orm::Statement::from_string(
+                sea_orm::DbBackend::Postgres,
+                sql.clone(),
+            ))
+            .await
+            .unwrap();
+        if !rows.is_empty() {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no session waits for the lock: {why}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// PostgreSQL ends the session a statement runs on (a restart, a
+/// failover, an administrator's kill): a read runs again on another
+/// connection and answers; a write is not run twice (it may have
+/// committed) and fails as oslo.db's `DBConnectionError`, which the
+/// conductor sends as such and callers tell from other database errors.
+#[cfg(feature = "postgres")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_ended_under_a_statement_reads_again_and_fails_writes_as_unavailable() {
+    use sea_orm::TransactionTrait;
+    let h = harness(Backend::Postgres, false).await;
+    let ctx = admin();
+    let mut inst = instance(1, "p");
+    h.objects.create(&ctx, &mut inst).await.unwrap();
+    let uuid = inst.uuid().clone();
+    let lock = "LOCK TABLE instances IN ACCESS EXCLUSIVE MODE";
+
+    // A read blocked behind a lock loses its session, then reads again.
+    let tx = h.db.connection().begin().await.unwrap();
+    tx.execute_unprepared(lock).await.unwrap();
+    let read = tokio::spawn({
+        let (objects, ctx, uuid) = (h.objects.clone(), ctx.clone(), uuid.clone());
+        async move { objects.get_by_uuid::<Instance>(&ctx, &uuid).await }
+    });
+    end_the_waiting_session(&h.db, true, "the read").await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    if read.is_finished() {
+        panic!("the read ended: {:?}", read.await.unwrap().map(|_| ()));
+    }
+    end_the_waiting_session(&h.db, false, "the read's second try").await;
+    tx.commit().await.unwrap();
+    let got = read.await.unwrap().unwrap();
+    assert_eq!(got.uuid(), &uuid);
+
+    // A write loses its session: unavailable, and nothing written.
+    let tx = h.db.connection().begin().await.unwrap();
+    tx.execute_unprepared(lock).await.unwrap();
+    let write = tokio::spawn({
+        let (objects, ctx, mut inst) = (h.objects.clone(), ctx.clone(), inst.clone());
+        async move {
+            inst.set_display_name(Some("renamed".into()));
+            objects.save(&ctx, &mut inst).await
+        }
+    });
+    end_the_waiting_session(&h.db, true, "the write").await;
+    let e = write.await.unwrap().unwrap_err();
+    assert!(e.is_db_unavailable(), "{e:?}");
+    assert_eq!(e.class_name(), "DBConnectionError");
+    assert!(e.to_string().contains("terminating connection"), "{e}");
+    tx.commit().await.unwrap();
+    let seen: Instance = h.objects.get_by_uuid(&ctx, &uuid).await.unwrap();
+    assert_eq!(seen.display_name().as_deref(), Some("vm-01"));
+
+    // Over RPC it keeps its class, and the caller sees the same error.
+    let remote = e.to_remote();
+    assert_eq!(
+        (remote.class.as_str(), remote.module.as_str()),
+        ("DBConnectionError", "oslo_db.exception")
+    );
+    let back = Error::from_remote(remote);
+    assert!(back.is_db_unavailable());
+    assert_eq!(back.to_string(), e.to_string());
+    h.finish().await;
 }

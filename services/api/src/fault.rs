@@ -88,6 +88,15 @@ impl From<nova_objects::Error> for Fault {
                 Fault::bad_request(format!("marker [{m}] not found"))
             }
             nova_objects::Error::InvalidQuery(m) => Fault::bad_request(m),
+            // A database restart or failover: the request may be sent
+            // again (reads already were, once, on another connection).
+            nova_objects::Error::DbConnection(why) => {
+                tracing::warn!(error = %why, "database unavailable");
+                Fault::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "The database is unavailable; try again later.",
+                )
+            }
             other => Fault::internal(other),
         }
     }
@@ -109,5 +118,20 @@ impl IntoResponse for Fault {
         );
         r.extensions_mut().insert(Rendered);
         r
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_database_out_of_reach_is_unavailable_not_an_internal_error() {
+        let f = Fault::from(nova_objects::Error::DbConnection("restarting".into()));
+        assert_eq!(f.status, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(Fault::name(f.status), "serviceUnavailable");
+        assert!(!f.message.contains("restarting"), "{}", f.message);
+        let f = Fault::from(nova_objects::Error::Db("syntax".into()));
+        assert_eq!(f.status, StatusCode::INTERNAL_SERVER_ERROR);
     }
 }

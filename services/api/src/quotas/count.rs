@@ -7,9 +7,6 @@
 //! limits (the user's own where set, else the project's). The refusal
 //! names the limits and usage of the scope that was exceeded.
 
-use nova_objects::{Instance, ListQuery};
-use nova_service::states::VmState;
-
 use super::Limits;
 use crate::ApiState;
 use crate::fault::{ApiResult, Fault};
@@ -19,57 +16,27 @@ use crate::http::admin_ctx;
 const INSTANCE_RESOURCES: [&str; 3] = ["instances", "cores", "ram"];
 
 /// Counts of the instance resources.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub(crate) struct Counted {
-    /// Live instances.
-    pub instances: i64,
-    /// Their vCPUs.
-    pub cores: i64,
-    /// Their RAM (MiB).
-    pub ram: i64,
-}
+pub(crate) use nova_objects::UsageCounts as Counted;
 
-impl Counted {
-    fn get(&self, res: &str) -> i64 {
-        match res {
-            "instances" => self.instances,
-            "cores" => self.cores,
-            _ => self.ram,
-        }
-    }
+/// The count of instance resource `res` in `c`.
+fn used(c: &Counted, res: &str) -> i64 {
+    c.get(res).unwrap_or(0)
 }
 
 /// nova's `InstanceList.get_counts`: the project's instances, cores and
 /// RAM, and `user`'s in it (deleted, soft-deleted and hidden instances do
-/// not count).
+/// not count), added up by the database.
 pub(crate) async fn instances(
     st: &ApiState,
     project: &str,
     user: Option<&str>,
 ) -> ApiResult<(Counted, Option<Counted>)> {
-    let all: Vec<Instance> = st
+    let c = st
         .objects
-        .list(
-            &admin_ctx(),
-            &ListQuery::new().filter("project_id", project),
-        )
+        .store()
+        .instance_counts(&admin_ctx(), project, user)
         .await?;
-    let (mut p, mut u) = (Counted::default(), Counted::default());
-    for i in all
-        .iter()
-        .filter(|i| i.vm_state().as_deref() != Some(VmState::SoftDeleted.as_str()) && !*i.hidden())
-    {
-        let add = |c: &mut Counted| {
-            c.instances += 1;
-            c.cores += i.vcpus().unwrap_or(0);
-            c.ram += i.memory_mb().unwrap_or(0);
-        };
-        add(&mut p);
-        if user.is_some() && i.user_id().as_deref() == user {
-            add(&mut u);
-        }
-    }
-    Ok((p, user.map(|_| u)))
+    Ok((c.project, c.user))
 }
 
 /// What `check_deltas` refused: the resources over (sorted), and the
@@ -120,11 +87,11 @@ async fn deltas_within(
     for (res, delta) in INSTANCE_RESOURCES.iter().zip(deltas) {
         let Some(delta) = delta else { continue };
         let pl = limit(&project_limits, res);
-        if pl >= 0 && pl < p.get(res) + delta {
+        if pl >= 0 && pl < used(&p, res) + delta {
             overs.push(*res);
         } else if let (Some(ul), Some(u)) = (&user_limits, &u) {
             let ul = limit(ul, res);
-            if ul >= 0 && ul < u.get(res) + delta {
+            if ul >= 0 && ul < used(u, res) + delta {
                 overs.push(*res);
                 over_user = true;
             }
@@ -152,7 +119,7 @@ async fn deltas_within(
 /// or RAM limit follows the instances' headroom).
 fn headroom(over: &Over, deltas: [i64; 3]) -> [f64; 3] {
     let q = |r: &str| over.quotas.get(r).copied().unwrap_or(-1);
-    let mut h = INSTANCE_RESOURCES.map(|r| (q(r) - over.usages.get(r)) as f64);
+    let mut h = INSTANCE_RESOURCES.map(|r| (q(r) - used(&over.usages, r)) as f64);
     for (i, res) in INSTANCE_RESOURCES.iter().enumerate().skip(1) {
         if q(res) == -1 {
             h[i] = if deltas[i] != 0 {

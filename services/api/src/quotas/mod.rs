@@ -57,8 +57,11 @@ pub struct QuotaStore {
     noop: bool,
 }
 
-fn db_fault(e: impl std::fmt::Display) -> Fault {
-    Fault::internal(format!("quota database: {e}"))
+fn db_fault(e: sea_orm::DbErr) -> Fault {
+    match nova_objects::Error::from(e) {
+        e if e.is_db_unavailable() => e.into(),
+        e => Fault::internal(format!("quota database: {e}")),
+    }
 }
 
 impl QuotaStore {
@@ -298,7 +301,7 @@ impl QuotaStore {
         ins.into_table(table.to_owned())
             .columns(cols)
             .values(vals)
-            .map_err(db_fault)?;
+            .map_err(Fault::internal)?;
         db.execute(&ins).await.map_err(db_fault)?;
         Ok(())
     }
