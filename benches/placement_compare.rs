@@ -415,5 +415,11 @@ async fn main() {
             ms(p50),
             ms(p99)
         );
+        // The bench's database goes (its server still holds connections).
+        admin
+            .connection()
+            .execute_unprepared(&format!("DROP DATABASE {name} WITH (FORCE)"))
+            .await
+            .unwrap();
     }
 }
