@@ -323,7 +323,7 @@ async fn try_refresh_cache(
         .get::<nova_objects::InstanceInfoCache>(&actx, lookup)
         .await?;
     let cached = nova_service::neutron::vifs_of_cache(cache.network_info().as_deref());
-    let nw = c.refresh_network_info(inst.uuid(), &cached).await?;
+    let nw = c.instance_network_info(inst.uuid(), &cached).await?;
     cache.set_network_info(Some(Value::from(nw).to_string()));
     st.objects.save(&actx, &mut cache).await?;
     Ok(())
@@ -333,10 +333,9 @@ async fn try_refresh_cache(
 /// `floating_ips.add_floating_ip`).
 pub(crate) fn action_schema(name: &str) -> Value {
     let props = if name == "addFloatingIp" {
-        json!({"address": {"type": "string", "format": "ip-address"},
-               "fixed_address": {"type": "string", "format": "ip-address"}})
+        json!({"address": schemas::ip_address(), "fixed_address": schemas::ip_address()})
     } else {
-        json!({"address": {"type": "string", "format": "ip-address"}})
+        json!({"address": schemas::ip_address()})
     };
     json!({
         "type": "object",

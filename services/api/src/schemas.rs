@@ -16,6 +16,11 @@ fn name() -> Value {
            "pattern": "^[^\\s\\p{Cc}]([^\\p{Cc}]*[^\\s\\p{Cc}])?$"})
 }
 
+/// nova's `parameter_types.ip_address`: an IPv4 or IPv6 address.
+pub(crate) fn ip_address() -> Value {
+    json!({"type": "string", "oneOf": [{"format": "ipv4"}, {"format": "ipv6"}]})
+}
+
 fn metadata() -> Value {
     json!({"type": "object",
            "patternProperties": {"^[a-zA-Z0-9-_:. ]{1,255}$": {"type": "string", "maxLength": 255}},
@@ -183,6 +188,14 @@ pub(crate) fn server_action(action: &str, v: ApiVersion) -> Option<Value> {
         "os-resetState" => json!({"type": "object", "properties": {
             "state": {"type": "string", "enum": ["active", "error"]}},
             "required": ["state"], "additionalProperties": false}),
+        // nova's multinic (to 2.43): a network id (string or number) and
+        // an IPv4 or IPv6 address.
+        "addFixedIp" => json!({"type": "object", "properties": {
+            "networkId": {"type": ["string", "number"], "minLength": 1, "maxLength": 36}},
+            "required": ["networkId"], "additionalProperties": false}),
+        "removeFixedIp" => json!({"type": "object", "properties": {
+            "address": ip_address()},
+            "required": ["address"], "additionalProperties": false}),
         "os-getConsoleOutput" => json!({"type": "object", "properties": {
             "length": {"type": ["integer", "string", "null"], "pattern": "^-?[0-9]+$",
                        "minimum": -1}},

@@ -9,11 +9,12 @@ use nova_objects::{Instance, InstanceInfoCache};
 use nova_rpc::RequestContext;
 use nova_service::cells::record_fault;
 use nova_service::neutron::{self, AttachRefused};
-use nova_service::notifications::{ExceptionPayload, Phase};
+use nova_service::notifications::{ExceptionPayload, Phase, Source};
 use serde_json::Value;
 
 use crate::actions::nova_error;
 use crate::manager::ComputeManager;
+use crate::manager::FixedIpChange;
 use crate::network::driver_vifs;
 
 /// The fault code nova's exception class has (`Invalid`: 400, `NotFound`:
@@ -247,6 +248,91 @@ impl ComputeManager {
             ));
         }
         Ok(())
+    }
+
+    /// nova's multinic `add_fixed_ip_to_instance` /
+    /// `remove_fixed_ip_from_instance`: legacy
+    /// `compute.instance.create_ip.*` / `delete_ip.*` around the port's
+    /// change, the info cache refreshed and injected into the guest,
+    /// `updated_at` moved. The API answered before this ran, so a refusal
+    /// (`NetworkNotFoundForInstance`, `FixedIpNotFoundForInstance`) is the
+    /// instance's fault and `compute.exception` (nova's
+    /// `wrap_instance_fault`, `wrap_exception`); no instance action.
+    pub(crate) async fn do_change_fixed_ip(
+        &self,
+        ctx: &RequestContext,
+        mut inst: Instance,
+        change: FixedIpChange,
+    ) -> Result<(), nova_rpc::RemoteError> {
+        let uuid = inst.uuid().clone();
+        let (added, function) = match &change {
+            FixedIpChange::Add(_) => (true, "add_fixed_ip_to_instance"),
+            FixedIpChange::Remove(_) => (false, "remove_fixed_ip_from_instance"),
+        };
+        let notifier = self.notifier();
+        let lock = self.lock_for(&uuid);
+        let r = async {
+            let _g = lock.lock().await;
+            notifier
+                .instance_ip(ctx, &inst, self.host(), added, Phase::Start, None)
+                .await;
+            let Some(client) = self.network().cloned() else {
+                return Err(AttachRefused {
+                    class: "NetworkNotFoundForInstance",
+                    message: format!("Network could not be found for instance {uuid}."),
+                });
+            };
+            match &change {
+                FixedIpChange::Add(net) => client.add_fixed_ip(&inst, net).await?,
+                FixedIpChange::Remove(address) => client.remove_fixed_ip(&inst, address).await?,
+            }
+            let vifs = self.refresh_network_info(ctx, &uuid).await;
+            if let Err(e) = self
+                .inner
+                .driver
+                .inject_network_info(&uuid, &driver_vifs(&vifs))
+                .await
+            {
+                tracing::warn!(instance = %uuid, error = %e, "network info not injected");
+            }
+            inst.set_updated_at(Some(chrono::Utc::now()));
+            if let Err(e) = self.inner.objects.save(ctx, &mut inst).await {
+                tracing::warn!(instance = %uuid, error = %e, "updated_at not saved");
+            }
+            with_network_info(&mut inst, &vifs);
+            let nw = Value::from(vifs);
+            notifier
+                .instance_ip(ctx, &inst, self.host(), added, Phase::End, Some(&nw))
+                .await;
+            Ok(())
+        }
+        .await;
+        drop(lock);
+        self.unlock_for(&uuid);
+        let Err(AttachRefused { class, message }) = r else {
+            return Ok(());
+        };
+        tracing::warn!(instance = %uuid, class, error = %message, "{function} failed");
+        let code = if class.ends_with("NotFoundForInstance") {
+            404
+        } else {
+            500
+        };
+        let _ = record_fault(
+            &self.inner.objects,
+            ctx,
+            &uuid,
+            code,
+            &message,
+            None,
+            Some(self.host()),
+        )
+        .await;
+        let fault = ExceptionPayload::new(module_path!(), function, class, message.clone());
+        notifier
+            .exception(ctx, Source::Compute, self.host(), &fault)
+            .await;
+        Err(nova_rpc::RemoteError::new(class, "nova.exception", message))
     }
 
     /// The instance's network info read again from the network service

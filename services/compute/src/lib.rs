@@ -9,8 +9,10 @@
 //!   `unrescue_instance`, `soft_delete_instance`, `restore_instance`,
 //!   `get_diagnostics`, `get_instance_diagnostics` (`diagnostics.rs`:
 //!   nova's `Diagnostics` object or the driver's dict), `attach_interface`,
-//!   `detach_interface` (`interfaces.rs`), plus the base API;
-//!   each action an event of its request's instance action.
+//!   `detach_interface`, `add_fixed_ip_to_instance`,
+//!   `remove_fixed_ip_from_instance` (`interfaces.rs`), plus the base API;
+//!   each action an event of its request's instance action (the
+//!   multinic changes have none, as in nova).
 //! * `actions`: those actions' states and failures, and the
 //!   `reclaim_instance_interval` periodic task.
 //! * `rebuild`: `rebuild_instance` (rebuild on this host, or an

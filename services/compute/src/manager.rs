@@ -53,6 +53,15 @@ pub(crate) struct Inner {
     pub(crate) network: std::sync::OnceLock<Arc<nova_service::neutron::NeutronClient>>,
 }
 
+/// A multinic change (nova's `addFixedIp` / `removeFixedIp`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum FixedIpChange {
+    /// One more fixed IP from this network.
+    Add(String),
+    /// This fixed IP released.
+    Remove(String),
+}
+
 /// The compute manager. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct ComputeManager {
@@ -1339,6 +1348,28 @@ impl Compute for ComputeManager {
             self.do_detach_interface(&ctx, i, port_id)
         })
         .await
+    }
+
+    async fn add_fixed_ip_to_instance(
+        &self,
+        ctx: RequestContext,
+        instance: Instance,
+        network_id: String,
+    ) -> Result<(), RemoteError> {
+        let ctx = elevated(&ctx);
+        self.do_change_fixed_ip(&ctx, instance, FixedIpChange::Add(network_id))
+            .await
+    }
+
+    async fn remove_fixed_ip_from_instance(
+        &self,
+        ctx: RequestContext,
+        instance: Instance,
+        address: String,
+    ) -> Result<(), RemoteError> {
+        let ctx = elevated(&ctx);
+        self.do_change_fixed_ip(&ctx, instance, FixedIpChange::Remove(address))
+            .await
     }
 
     async fn inject_network_info(

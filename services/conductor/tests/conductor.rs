@@ -355,6 +355,24 @@ impl Compute for TestCompute {
         Ok(())
     }
 
+    async fn add_fixed_ip_to_instance(
+        &self,
+        _ctx: RequestContext,
+        _instance: Instance,
+        _network_id: String,
+    ) -> Result<(), RemoteError> {
+        Ok(())
+    }
+
+    async fn remove_fixed_ip_from_instance(
+        &self,
+        _ctx: RequestContext,
+        _instance: Instance,
+        _address: String,
+    ) -> Result<(), RemoteError> {
+        Ok(())
+    }
+
     async fn attach_interface(
         &self,
         _ctx: RequestContext,

@@ -401,6 +401,27 @@ pub trait Compute {
     #[rpc(cast, server, version = "6.0", min = "5.0")]
     async fn detach_interface(&self, ctx: RequestContext, instance: Instance, port_id: String);
 
+    /// Adds a fixed IP from network `network_id` to the instance's port
+    /// on it and refreshes its network info (nova's multinic
+    /// `addFixedIp`, to 2.43).
+    #[rpc(cast, server, version = "6.0", min = "5.0")]
+    async fn add_fixed_ip_to_instance(
+        &self,
+        ctx: RequestContext,
+        instance: Instance,
+        network_id: String,
+    );
+
+    /// Releases the instance's fixed IP `address` from its port and
+    /// refreshes its network info (`removeFixedIp`, to 2.43).
+    #[rpc(cast, server, version = "6.0", min = "5.0")]
+    async fn remove_fixed_ip_from_instance(
+        &self,
+        ctx: RequestContext,
+        instance: Instance,
+        address: String,
+    );
+
     /// Refreshes the instance's network info cache from the network
     /// service and has the driver inject it into the guest (nova's
     /// `inject_network_info`; no instance action).

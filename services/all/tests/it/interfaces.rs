@@ -600,6 +600,166 @@ async fn inject_network_info_refreshes_the_cache_and_reaches_the_driver() {
     c.stop().await;
 }
 
+/// nova's multinic actions (to 2.43): `addFixedIp` puts one more address
+/// from the network on the server's port there, `removeFixedIp` releases
+/// one; the compute refreshes the info cache (what `addresses` shows) and
+/// hands the network info to the driver. What the compute cannot do is
+/// the server's fault (the API answered 202 before it tried); no instance
+/// action; a locked server is refused, and 2.44 has no such actions.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn multinic_adds_and_removes_fixed_ips_before_2_44() {
+    let c = start(1).await;
+    let net = private_net(&c).await;
+    let id = boot(&c, "multinic").await;
+    c.wait_status("demo", &id, "ACTIVE").await;
+    let host =
+        c.get(&format!("/v2.1/servers/{id}"), "admin").await.body["server"]["OS-EXT-SRV-ATTR:host"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+    let fake = crate::moves::fake(&c, &host);
+    let before = addresses(&c, &id).await;
+    assert_eq!(before.len(), 1);
+    let act = |user: &'static str, mv: &'static str, server: String, body: Value| {
+        let c = &c;
+        async move {
+            c.call(
+                Method::POST,
+                &format!("/v2.1/servers/{server}/action"),
+                user,
+                mv,
+                Some(body),
+            )
+            .await
+        }
+    };
+    let add = json!({"addFixedIp": {"networkId": net}});
+    for (mv, body, status) in [
+        ("2.44", add.clone(), 404),
+        ("2.1", json!({"addFixedIp": {}}), 400),
+        (
+            "2.1",
+            json!({"addFixedIp": {"networkId": net, "x": 1}}),
+            400,
+        ),
+        (
+            "2.1",
+            json!({"removeFixedIp": {"address": "not-an-ip"}}),
+            400,
+        ),
+        (
+            "2.44",
+            json!({"removeFixedIp": {"address": "10.0.0.9"}}),
+            404,
+        ),
+    ] {
+        let r = act("demo", mv, id.clone(), body.clone()).await;
+        assert_eq!(r.status, status, "{mv} {body}: {}", r.body);
+    }
+    let r = act("demo", "2.1", uuid::Uuid::new_v4().to_string(), add.clone()).await;
+    assert_eq!(r.status, 404, "{}", r.body);
+    // Locked by its owner: refused to the owner, allowed to an admin.
+    let r = act("demo", "2.1", id.clone(), json!({"lock": null})).await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    let r = act("demo", "2.1", id.clone(), add.clone()).await;
+    assert_eq!(r.status, 409, "{}", r.body);
+    let r = act("demo", "2.1", id.clone(), json!({"unlock": null})).await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    assert_eq!(addresses(&c, &id).await, before, "nothing changed yet");
+
+    let r = act("demo", "2.43", id.clone(), add.clone()).await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    assert!(r.body.is_null() || r.body == json!(""), "{}", r.body);
+    eventually("a second address shown", || async {
+        addresses(&c, &id).await.len() == 2
+    })
+    .await;
+    let ports = ports_of(&c, &id).await;
+    assert_eq!(ports.len(), 1, "the same port: {ports:?}");
+    let on_port: Vec<&str> = ports[0]["fixed_ips"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|ip| ip["ip_address"].as_str())
+        .collect();
+    assert_eq!(on_port.len(), 2, "{ports:?}");
+    assert!(on_port.contains(&before[0].as_str()), "{ports:?}");
+    let added = on_port
+        .iter()
+        .find(|a| **a != before[0])
+        .unwrap()
+        .to_string();
+    let mut want = vec![before[0].clone(), added.clone()];
+    want.sort();
+    assert_eq!(addresses(&c, &id).await, want);
+    eventually("the driver got both addresses", || async {
+        fake.injected_network_info(&id)
+            .is_some_and(|vifs| vifs.iter().any(|v| v.fixed_ips.contains(&added)))
+    })
+    .await;
+
+    let r = act(
+        "demo",
+        "2.1",
+        id.clone(),
+        json!({"removeFixedIp": {"address": added}}),
+    )
+    .await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    eventually("back to the first address", || async {
+        addresses(&c, &id).await == before
+    })
+    .await;
+    assert_eq!(
+        ports_of(&c, &id).await[0]["fixed_ips"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+
+    // What the compute cannot do: the server's fault, the server as it was.
+    let r = act(
+        "demo",
+        "2.1",
+        id.clone(),
+        json!({"removeFixedIp": {"address": "10.0.0.250"}}),
+    )
+    .await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    let other = uuid::Uuid::new_v4().to_string();
+    let r = act(
+        "demo",
+        "2.1",
+        id.clone(),
+        json!({"addFixedIp": {"networkId": other}}),
+    )
+    .await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    let gone = format!("Instance {id} does not have fixed IP '10.0.0.250'.");
+    let no_net = format!("Network could not be found for instance {id}.");
+    eventually("both refusals recorded", || async {
+        let f = crate::moves::faults_of(&c, &id).await;
+        f.contains(&gone) && f.contains(&no_net)
+    })
+    .await;
+    assert_eq!(addresses(&c, &id).await, before);
+    let r = c.get(&format!("/v2.1/servers/{id}"), "admin").await;
+    assert_eq!(r.body["server"]["status"], "ACTIVE", "{}", r.body);
+    // As nova: no instance action for them.
+    let r = c
+        .get(&format!("/v2.1/servers/{id}/os-instance-actions"), "admin")
+        .await;
+    let actions: Vec<&str> = r.body["instanceActions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|a| a["action"].as_str())
+        .collect();
+    assert_eq!(actions, ["unlock", "lock", "create"], "{}", r.body);
+    c.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn interface_notifications_match_novas_samples() {
     let (_vhost, listener, c) = crate::notifications::notifying_cluster(

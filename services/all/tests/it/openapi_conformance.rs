@@ -573,6 +573,28 @@ async fn every_server_action_answers_as_documented() {
             a.run(json!({"removeFloatingIp": {"address": address}}))
                 .await;
         }
+        if a.has("addFixedIp") {
+            // The server's network, an address more, then that one released.
+            let ports = crate::network_boot::ports_of(&c, &a.id).await;
+            let net = ports[0]["network_id"].as_str().unwrap().to_owned();
+            let count = |p: &[Value]| p[0]["fixed_ips"].as_array().map_or(0, Vec::len);
+            let before = count(&ports);
+            a.run(json!({"addFixedIp": {"networkId": net}})).await;
+            let mut ports = crate::network_boot::ports_of(&c, &a.id).await;
+            for _ in 0..200 {
+                if count(&ports) > before {
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                ports = crate::network_boot::ports_of(&c, &a.id).await;
+            }
+            let added = ports[0]["fixed_ips"].as_array().unwrap().last().unwrap()["ip_address"]
+                .as_str()
+                .unwrap()
+                .to_owned();
+            assert!(count(&ports) > before, "{mv}: no address added: {ports:?}");
+            a.run(json!({"removeFixedIp": {"address": added}})).await;
+        }
         for console in [
             "os-getVNCConsole",
             "os-getSPICEConsole",

@@ -318,6 +318,17 @@ async fn floating_ips_through_the_legacy_proxy_and_actions() {
     )
     .await;
     assert_eq!(r.status, 400, "{}", r.body);
+    // Not an address: nova's schema refuses it.
+    let r = at(
+        &c,
+        Method::POST,
+        "2.1",
+        &action,
+        Some(json!({"addFloatingIp": {"address": "not-an-ip"}})),
+    )
+    .await;
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(r.body.to_string().contains("Invalid input"), "{}", r.body);
     let r = at(
         &c,
         Method::POST,

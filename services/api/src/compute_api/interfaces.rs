@@ -133,3 +133,44 @@ pub(crate) async fn detach(
         .await
         .map_err(Fault::internal)
 }
+
+/// nova's deprecated multinic actions (to 2.43): a fixed IP more or less.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum FixedIpChange {
+    /// `addFixedIp`: one more fixed IP, from network `networkId`.
+    Add(String),
+    /// `removeFixedIp`: the fixed IP `address` released.
+    Remove(String),
+}
+
+/// nova's `API.add_fixed_ip` / `remove_fixed_ip`: only the lock is
+/// checked (any state; no instance action), then a cast to the instance's
+/// compute, which changes the port and refreshes the info cache (what it
+/// cannot do is an instance fault: nova answers before it tries).
+pub(crate) async fn change_fixed_ip(
+    st: &ApiState,
+    ctx: &Ctx,
+    inst: &Instance,
+    change: FixedIpChange,
+) -> ApiResult<()> {
+    super::check_instance_lock(ctx, inst)?;
+    let host = inst
+        .host()
+        .clone()
+        .filter(|h| !h.is_empty())
+        .ok_or_else(|| super::actions::not_ready(inst))?;
+    let compute = &st.rpc.compute;
+    match change {
+        FixedIpChange::Add(net) => {
+            compute
+                .add_fixed_ip_to_instance(&ctx.rpc(), &host, inst, &net)
+                .await
+        }
+        FixedIpChange::Remove(address) => {
+            compute
+                .remove_fixed_ip_from_instance(&ctx.rpc(), &host, inst, &address)
+                .await
+        }
+    }
+    .map_err(Fault::internal)
+}

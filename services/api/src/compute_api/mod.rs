@@ -69,6 +69,7 @@ pub(crate) use actions::{
 };
 pub(crate) use create::{CreateRequest, create};
 pub(crate) use delete::{DeleteKind, delete};
+pub(crate) use interfaces::{FixedIpChange, change_fixed_ip};
 pub(crate) use queries::{ListRequest, get, list};
 pub(crate) use rebuild::{RebuildRequest, rebuild};
 

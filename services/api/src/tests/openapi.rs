@@ -773,6 +773,8 @@ fn action_example(name: &str, v: ApiVersion) -> Value {
         "os-getRDPConsole" => json!({"type": "rdp-html5"}),
         "addSecurityGroup" | "removeSecurityGroup" => json!({"name": "default"}),
         "addFloatingIp" | "removeFloatingIp" => json!({"address": "172.24.4.10"}),
+        "addFixedIp" => json!({"networkId": "3cb9bc59-5699-4588-a4b1-b87f96708bc6"}),
+        "removeFixedIp" => json!({"address": "10.0.0.4"}),
         "pause" | "unpause" | "suspend" | "resume" | "lock" | "unlock" | "unrescue" | "restore"
         | "forceDelete" | "injectNetworkInfo" | "os-stop" | "os-start" | "shelve"
         | "shelveOffload" | "unshelve" | "confirmResize" | "revertResize" | "migrate"

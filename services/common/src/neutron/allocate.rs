@@ -249,10 +249,7 @@ impl NeutronClient {
         host: &str,
         alloc: &Allocation,
     ) -> Result<Vec<Value>, NetworkError> {
-        let zone = inst
-            .availability_zone()
-            .clone()
-            .unwrap_or_else(|| "nova".into());
+        let owner = Self::device_owner(inst);
         let mut vifs = vec![];
         let mut networks: Vec<(String, Value, Vec<Value>)> = vec![];
         for (port, given) in &alloc.ports {
@@ -260,7 +257,7 @@ impl NeutronClient {
             let bound = self
                 .update_port(
                     id,
-                    json!({"device_id": inst.uuid(), "device_owner": format!("compute:{zone}"),
+                    json!({"device_id": inst.uuid(), "device_owner": owner,
                         "binding:host_id": host}),
                 )
                 .await?;
@@ -274,59 +271,6 @@ impl NeutronClient {
                 vec![]
             };
             vifs.push(vif_of_port(&bound, net, subnets, &floating, *given));
-        }
-        Ok(vifs)
-    }
-}
-
-impl NeutronClient {
-    /// nova's `_build_network_info_model` for a refresh: one VIF per port
-    /// of `instance` (the `cached` VIFs' order first), with the floating
-    /// IPs on them; `preserve_on_delete` as cached.
-    pub async fn refresh_network_info(
-        &self,
-        instance: &str,
-        cached: &[Value],
-    ) -> NResult<Vec<Value>> {
-        let mut ports = self.list("port", &[("device_id", instance)]).await?;
-        let at = |p: &Value| {
-            cached
-                .iter()
-                .position(|v| v["id"] == p["id"])
-                .unwrap_or(usize::MAX)
-        };
-        ports.sort_by_key(|p| at(p));
-        let ids: Vec<&str> = ports.iter().filter_map(|p| p["id"].as_str()).collect();
-        let floating = if ids.is_empty() {
-            vec![]
-        } else {
-            let q: Vec<(&str, &str)> = ids.iter().map(|i| ("port_id", *i)).collect();
-            self.list("floatingip", &q).await?
-        };
-        let mut networks: Vec<(String, Value, Vec<Value>)> = vec![];
-        let mut vifs = vec![];
-        for port in &ports {
-            let net_id = port["network_id"].as_str().unwrap_or_default().to_owned();
-            if !networks.iter().any(|(n, _, _)| *n == net_id) {
-                let net = self.show("network", &net_id).await?;
-                let subnets = self
-                    .list("subnet", &[("network_id", net_id.as_str())])
-                    .await?;
-                networks.push((net_id.clone(), net, subnets));
-            }
-            let Some((_, net, subnets)) = networks.iter().find(|(n, _, _)| *n == net_id) else {
-                continue;
-            };
-            let mine: Vec<Value> = floating
-                .iter()
-                .filter(|f| f["port_id"] == port["id"])
-                .cloned()
-                .collect();
-            let keep = cached
-                .iter()
-                .find(|v| v["id"] == port["id"])
-                .is_some_and(|v| v["preserve_on_delete"].as_bool() == Some(true));
-            vifs.push(vif_of_port(port, net, subnets, &mine, keep));
         }
         Ok(vifs)
     }
@@ -370,8 +314,9 @@ pub async fn deallocate_for_instance(
     Ok(())
 }
 
-/// Why an interface cannot be attached: nova's exception class (in
-/// `nova.exception`) and its message; the API answers by the class.
+/// Why an interface cannot be attached (or a fixed IP added or removed):
+/// nova's exception class (in `nova.exception`) and its message; the API
+/// answers by the class.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AttachRefused {
     /// nova's exception class (`PortNotFound`, `NetworkAmbiguous`, ...).
@@ -542,8 +487,9 @@ impl NeutronClient {
     }
 
     /// The instance's network info as the network service has it now
-    /// (nova's `get_instance_nw_info` with a refresh): one VIF per port of
-    /// the instance, in the order of `cached` (new ports last);
+    /// (nova's `get_instance_nw_info` with a refresh, `_build_network_info_model`):
+    /// one VIF per port of the instance, in the order of `cached` (new
+    /// ports last), with the floating IPs on them (one query for all);
     /// `preserve_on_delete` and a VIF's `meta` kept from `cached`.
     pub async fn instance_network_info(
         &self,
@@ -558,25 +504,134 @@ impl NeutronClient {
                 .unwrap_or(usize::MAX)
         };
         ports.sort_by_key(pos);
+        let ids: Vec<(&str, &str)> = ports
+            .iter()
+            .filter_map(|p| p["id"].as_str())
+            .map(|i| ("port_id", i))
+            .collect();
+        let floating = if ids.is_empty() {
+            vec![]
+        } else {
+            self.list("floatingip", &ids).await?
+        };
         let mut networks: Vec<(String, Value, Vec<Value>)> = vec![];
         let mut out = vec![];
-        for port in ports {
+        for port in &ports {
             let net_id = port["network_id"].as_str().unwrap_or_default().to_owned();
             let (_, net, subnets) = self.network_and_subnets(&mut networks, &net_id).await?;
             let old = cached.iter().find(|v| v["id"] == port["id"]);
             let preserve = old.is_some_and(|v| v["preserve_on_delete"] == true);
-            let id = port["id"].as_str().unwrap_or_default();
-            let floating = self
-                .list("floatingip", &[("port_id", id)])
-                .await
-                .unwrap_or_default();
-            let mut vif = vif_of_port(&port, net, subnets, &floating, preserve);
+            let mine: Vec<Value> = floating
+                .iter()
+                .filter(|f| f["port_id"] == port["id"])
+                .cloned()
+                .collect();
+            let mut vif = vif_of_port(port, net, subnets, &mine, preserve);
             if let Some(meta) = old.map(|v| &v["meta"]).filter(|m| m.is_object()) {
                 vif["meta"] = meta.clone();
             }
             out.push(vif);
         }
         Ok(out)
+    }
+}
+
+/// A network service failure under a fixed IP change (nova lets the
+/// client's exception through: a `NovaException` for the fault).
+fn unreachable(e: super::NeutronFailure) -> AttachRefused {
+    refused("NovaException", e.to_string())
+}
+
+impl NeutronClient {
+    /// The `device_owner` nova gives the ports of `inst`.
+    fn device_owner(inst: &Instance) -> String {
+        let zone = inst.availability_zone().as_deref().unwrap_or("nova");
+        format!("compute:{zone}")
+    }
+
+    /// nova's `add_fixed_ip_to_instance`: one more fixed IP on the
+    /// instance's port on `network_id`, from the first of the network's
+    /// subnets that has an address free (the port's current addresses
+    /// kept). `NetworkNotFoundForInstance` when the network has no
+    /// subnet, the instance no port on it, or no subnet an address left.
+    pub async fn add_fixed_ip(
+        &self,
+        inst: &Instance,
+        network_id: &str,
+    ) -> Result<(), AttachRefused> {
+        let uuid = inst.uuid();
+        let not_found = || {
+            refused(
+                "NetworkNotFoundForInstance",
+                format!("Network could not be found for instance {uuid}."),
+            )
+        };
+        let subnets = self
+            .list("subnet", &[("network_id", network_id)])
+            .await
+            .map_err(unreachable)?;
+        if subnets.is_empty() {
+            return Err(not_found());
+        }
+        let owner = Self::device_owner(inst);
+        let filters = [
+            ("device_id", uuid.as_str()),
+            ("device_owner", owner.as_str()),
+            ("network_id", network_id),
+        ];
+        for port in self.list("port", &filters).await.map_err(unreachable)? {
+            let id = port["id"].as_str().unwrap_or_default();
+            let mut ips = port["fixed_ips"].as_array().cloned().unwrap_or_default();
+            for subnet in &subnets {
+                ips.push(json!({"subnet_id": subnet["id"]}));
+                match self.update_port(id, json!({"fixed_ips": ips})).await {
+                    Ok(_) => return Ok(()),
+                    Err(e) => {
+                        tracing::debug!(instance = %uuid, port = id, error = %e,
+                            "no fixed IP from this subnet, trying the next");
+                        ips.pop();
+                    }
+                }
+            }
+        }
+        Err(not_found())
+    }
+
+    /// nova's `remove_fixed_ip_from_instance`: the fixed IP `address`
+    /// released from the instance's port that has it
+    /// (`FixedIpNotFoundForInstance` when none has).
+    pub async fn remove_fixed_ip(
+        &self,
+        inst: &Instance,
+        address: &str,
+    ) -> Result<(), AttachRefused> {
+        let uuid = inst.uuid();
+        let owner = Self::device_owner(inst);
+        let having = format!("ip_address={address}");
+        let filters = [
+            ("device_id", uuid.as_str()),
+            ("device_owner", owner.as_str()),
+            ("fixed_ips", having.as_str()),
+        ];
+        let ports = self.list("port", &filters).await.map_err(unreachable)?;
+        let Some(port) = ports.into_iter().next() else {
+            return Err(refused(
+                "FixedIpNotFoundForInstance",
+                format!("Instance {uuid} does not have fixed IP '{address}'."),
+            ));
+        };
+        let id = port["id"].as_str().unwrap_or_default();
+        let kept: Vec<Value> = port["fixed_ips"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|ip| ip["ip_address"].as_str() != Some(address))
+            .cloned()
+            .collect();
+        self.update_port(id, json!({"fixed_ips": kept}))
+            .await
+            .map_err(unreachable)?;
+        Ok(())
     }
 }
 

@@ -448,6 +448,34 @@ impl Notifier {
         .await;
     }
 
+    /// Legacy `compute.instance.create_ip.<phase>` /
+    /// `delete_ip.<phase>` (nova's multinic; no versioned twin), the end
+    /// with the instance's fixed IPs from `network_info`.
+    pub async fn instance_ip(
+        &self,
+        ctx: &RequestContext,
+        inst: &Instance,
+        host: &str,
+        added: bool,
+        phase: Phase,
+        network_info: Option<&Value>,
+    ) {
+        let what = if added { "create_ip" } else { "delete_ip" };
+        let extra = network_info.map_or(
+            Value::Null,
+            |nw| json!({"fixed_ips": legacy::fixed_ips(nw)}),
+        );
+        self.instance_usage(
+            ctx,
+            inst,
+            host,
+            &format!("{what}.{}", phase.as_str()),
+            None,
+            extra,
+        )
+        .await;
+    }
+
     /// `instance.<action>.<phase>` from a compute host with
     /// `InstanceActionPayload` (and the legacy `compute.instance.<action>.<phase>`);
     /// with a `fault`, priority ERROR. What the actions call:

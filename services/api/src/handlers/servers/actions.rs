@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 
 use super::St;
 use crate::auth::Ctx;
-use crate::compute_api::{self, Action, DeleteKind};
+use crate::compute_api::{self, Action, DeleteKind, FixedIpChange};
 use crate::fault::{ApiResult, Fault};
 use crate::http::{json_body, require_admin, require_on, require_write};
 use crate::microversion::{self, ApiVersion};
@@ -91,9 +91,11 @@ pub(crate) const ACTIONS: &[ServerAction] = &[
     between("os-getRDPConsole", 1, 5),
     always("addSecurityGroup"),
     always("removeSecurityGroup"),
-    // nova's floating IP actions end at 2.43.
+    // nova's floating IP and multinic actions end at 2.43.
     between("addFloatingIp", 1, 43),
     between("removeFloatingIp", 1, 43),
+    between("addFixedIp", 1, 43),
+    between("removeFixedIp", 1, 43),
 ];
 
 /// The action named `name`, whatever the microversion.
@@ -136,6 +138,8 @@ fn policy(name: &str) -> String {
         "restore" => "os_compute_api:os-deferred-delete:restore".into(),
         "forceDelete" => "os_compute_api:os-deferred-delete:force".into(),
         "os-stop" => "os_compute_api:servers:stop".into(),
+        "addFixedIp" => "os_compute_api:os-multinic:add".into(),
+        "removeFixedIp" => "os_compute_api:os-multinic:remove".into(),
         "os-start" => "os_compute_api:servers:start".into(),
         other => format!("os_compute_api:servers:{other}"),
     }
@@ -258,6 +262,19 @@ pub(crate) async fn action(
         "forceDelete" => {
             require_write(&ctx, &rule)?;
             compute_api::delete(&st, &ctx, inst, DeleteKind::Force).await?;
+            return Ok(StatusCode::ACCEPTED.into_response());
+        }
+        "addFixedIp" | "removeFixedIp" => {
+            // nova's multinic: the rule on the server's project.
+            let project = inst.project_id().clone().unwrap_or_default();
+            let user = inst.user_id().clone().unwrap_or_default();
+            require_on(&ctx, &rule, &project, &user)?;
+            let change = match (&args["networkId"], &args["address"]) {
+                (Value::String(n), _) => FixedIpChange::Add(n.clone()),
+                (Value::Number(n), _) => FixedIpChange::Add(n.to_string()),
+                (_, a) => FixedIpChange::Remove(a.as_str().unwrap_or_default().to_owned()),
+            };
+            compute_api::change_fixed_ip(&st, &ctx, &inst, change).await?;
             return Ok(StatusCode::ACCEPTED.into_response());
         }
         _ => {}

@@ -30,8 +30,7 @@ fn create_schema(v: ApiVersion) -> Value {
         "port_id": {"type": "string", "format": "uuid"},
         "fixed_ips": {"type": "array", "minItems": 1, "maxItems": 1,
             "items": {"type": "object",
-                "properties": {"ip_address": {"type": "string",
-                    "oneOf": [{"format": "ipv4"}, {"format": "ipv6"}]}},
+                "properties": {"ip_address": crate::schemas::ip_address()},
                 "required": ["ip_address"], "additionalProperties": false}},
     });
     if v.at_least(2, 49) {
