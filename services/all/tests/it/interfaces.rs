@@ -41,6 +41,31 @@ async fn boot(c: &Cluster, name: &str) -> String {
     r.body["server"]["id"].as_str().unwrap().to_owned()
 }
 
+/// Boots a server on the one network and waits until it is ACTIVE; its
+/// id and its host's fake driver.
+async fn active<'a>(c: &'a Cluster, name: &str) -> (String, &'a nova_virt::FakeDriver) {
+    let id = boot(c, name).await;
+    c.wait_status("demo", &id, "ACTIVE").await;
+    let host =
+        c.get(&format!("/v2.1/servers/{id}"), "admin").await.body["server"]["OS-EXT-SRV-ATTR:host"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+    (id, crate::moves::fake(c, &host))
+}
+
+/// Server action `body` on `server` as `user` at microversion `mv`.
+async fn act(c: &Cluster, user: &str, mv: &str, server: &str, body: Value) -> Reply {
+    c.call(
+        Method::POST,
+        &format!("/v2.1/servers/{server}/action"),
+        user,
+        mv,
+        Some(body),
+    )
+    .await
+}
+
 async fn attach(c: &Cluster, user: &str, mv: &str, id: &str, body: Value) -> Reply {
     c.call(
         Method::POST,
@@ -485,14 +510,7 @@ async fn network_changed_refreshes_the_info_cache_from_the_network_service() {
 async fn inject_network_info_refreshes_the_cache_and_reaches_the_driver() {
     let c = start(1).await;
     let net = private_net(&c).await;
-    let id = boot(&c, "inject").await;
-    c.wait_status("demo", &id, "ACTIVE").await;
-    let host =
-        c.get(&format!("/v2.1/servers/{id}"), "admin").await.body["server"]["OS-EXT-SRV-ATTR:host"]
-            .as_str()
-            .unwrap()
-            .to_owned();
-    let fake = crate::moves::fake(&c, &host);
+    let (id, fake) = active(&c, "inject").await;
     assert_eq!(fake.injected_network_info(&id), None);
     let before = addresses(&c, &id).await;
     assert_eq!(before.len(), 1);
@@ -510,39 +528,30 @@ async fn inject_network_info_refreshes_the_cache_and_reaches_the_driver() {
     .await;
     assert_eq!(s, 201, "{p}");
     let extra = p["port"]["id"].as_str().unwrap().to_owned();
-    let inject = |user: &'static str, server: String, body: Value| {
-        let c = &c;
-        async move {
-            c.call(
-                Method::POST,
-                &format!("/v2.1/servers/{server}/action"),
-                user,
-                "2.1",
-                Some(body),
-            )
-            .await
-        }
-    };
     // nova's policy: admins only.
-    let r = inject("demo", id.clone(), json!({"injectNetworkInfo": null})).await;
+    let r = act(&c, "demo", "2.1", &id, json!({"injectNetworkInfo": null})).await;
     assert_eq!(r.status, 403, "{}", r.body);
-    let r = inject(
+    let r = act(
+        &c,
         "admin",
-        uuid::Uuid::new_v4().to_string(),
+        "2.1",
+        &uuid::Uuid::new_v4().to_string(),
         json!({"injectNetworkInfo": null}),
     )
     .await;
     assert_eq!(r.status, 404, "{}", r.body);
-    let r = inject(
+    let r = act(
+        &c,
         "admin",
-        id.clone(),
+        "2.1",
+        &id,
         json!({"injectNetworkInfo": null, "x": 1}),
     )
     .await;
     assert_eq!(r.status, 400, "{}", r.body);
     assert_eq!(addresses(&c, &id).await, before, "nothing refreshed yet");
     assert_eq!(fake.injected_network_info(&id), None);
-    let r = inject("admin", id.clone(), json!({"injectNetworkInfo": null})).await;
+    let r = act(&c, "admin", "2.1", &id, json!({"injectNetworkInfo": null})).await;
     assert_eq!(r.status, 202, "{}", r.body);
     assert!(r.body.is_null() || r.body == json!(""), "{}", r.body);
     let mut want = before.clone();
@@ -568,7 +577,7 @@ async fn inject_network_info_refreshes_the_cache_and_reaches_the_driver() {
         assert_eq!(port["mac_address"], vif.address.as_str());
     }
     // resetNetwork, its sibling, is gone (nova 23).
-    let r = inject("admin", id.clone(), json!({"resetNetwork": null})).await;
+    let r = act(&c, "admin", "2.1", &id, json!({"resetNetwork": null})).await;
     assert_eq!(r.status, 410, "{}", r.body);
     // As nova: no instance action for it.
     let r = c
@@ -586,7 +595,7 @@ async fn inject_network_info_refreshes_the_cache_and_reaches_the_driver() {
         fail_operations: vec!["inject_network_info".into()],
         ..Faults::default()
     });
-    let r = inject("admin", id.clone(), json!({"injectNetworkInfo": null})).await;
+    let r = act(&c, "admin", "2.1", &id, json!({"injectNetworkInfo": null})).await;
     assert_eq!(r.status, 202, "{}", r.body);
     eventually("the fault recorded", || async {
         crate::moves::faults_of(&c, &id)
@@ -610,29 +619,9 @@ async fn inject_network_info_refreshes_the_cache_and_reaches_the_driver() {
 async fn multinic_adds_and_removes_fixed_ips_before_2_44() {
     let c = start(1).await;
     let net = private_net(&c).await;
-    let id = boot(&c, "multinic").await;
-    c.wait_status("demo", &id, "ACTIVE").await;
-    let host =
-        c.get(&format!("/v2.1/servers/{id}"), "admin").await.body["server"]["OS-EXT-SRV-ATTR:host"]
-            .as_str()
-            .unwrap()
-            .to_owned();
-    let fake = crate::moves::fake(&c, &host);
+    let (id, fake) = active(&c, "multinic").await;
     let before = addresses(&c, &id).await;
     assert_eq!(before.len(), 1);
-    let act = |user: &'static str, mv: &'static str, server: String, body: Value| {
-        let c = &c;
-        async move {
-            c.call(
-                Method::POST,
-                &format!("/v2.1/servers/{server}/action"),
-                user,
-                mv,
-                Some(body),
-            )
-            .await
-        }
-    };
     let add = json!({"addFixedIp": {"networkId": net}});
     for (mv, body, status) in [
         ("2.44", add.clone(), 404),
@@ -653,21 +642,28 @@ async fn multinic_adds_and_removes_fixed_ips_before_2_44() {
             404,
         ),
     ] {
-        let r = act("demo", mv, id.clone(), body.clone()).await;
+        let r = act(&c, "demo", mv, &id, body.clone()).await;
         assert_eq!(r.status, status, "{mv} {body}: {}", r.body);
     }
-    let r = act("demo", "2.1", uuid::Uuid::new_v4().to_string(), add.clone()).await;
+    let r = act(
+        &c,
+        "demo",
+        "2.1",
+        &uuid::Uuid::new_v4().to_string(),
+        add.clone(),
+    )
+    .await;
     assert_eq!(r.status, 404, "{}", r.body);
     // Locked by its owner: refused to the owner, allowed to an admin.
-    let r = act("demo", "2.1", id.clone(), json!({"lock": null})).await;
+    let r = act(&c, "demo", "2.1", &id, json!({"lock": null})).await;
     assert_eq!(r.status, 202, "{}", r.body);
-    let r = act("demo", "2.1", id.clone(), add.clone()).await;
+    let r = act(&c, "demo", "2.1", &id, add.clone()).await;
     assert_eq!(r.status, 409, "{}", r.body);
-    let r = act("demo", "2.1", id.clone(), json!({"unlock": null})).await;
+    let r = act(&c, "demo", "2.1", &id, json!({"unlock": null})).await;
     assert_eq!(r.status, 202, "{}", r.body);
     assert_eq!(addresses(&c, &id).await, before, "nothing changed yet");
 
-    let r = act("demo", "2.43", id.clone(), add.clone()).await;
+    let r = act(&c, "demo", "2.43", &id, add.clone()).await;
     assert_eq!(r.status, 202, "{}", r.body);
     assert!(r.body.is_null() || r.body == json!(""), "{}", r.body);
     eventually("a second address shown", || async {
@@ -699,9 +695,10 @@ async fn multinic_adds_and_removes_fixed_ips_before_2_44() {
     .await;
 
     let r = act(
+        &c,
         "demo",
         "2.1",
-        id.clone(),
+        &id,
         json!({"removeFixedIp": {"address": added}}),
     )
     .await;
@@ -720,18 +717,20 @@ async fn multinic_adds_and_removes_fixed_ips_before_2_44() {
 
     // What the compute cannot do: the server's fault, the server as it was.
     let r = act(
+        &c,
         "demo",
         "2.1",
-        id.clone(),
+        &id,
         json!({"removeFixedIp": {"address": "10.0.0.250"}}),
     )
     .await;
     assert_eq!(r.status, 202, "{}", r.body);
     let other = uuid::Uuid::new_v4().to_string();
     let r = act(
+        &c,
         "demo",
         "2.1",
-        id.clone(),
+        &id,
         json!({"addFixedIp": {"networkId": other}}),
     )
     .await;
