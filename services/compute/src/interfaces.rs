@@ -5,7 +5,7 @@
 //! `instance.interface_attach.start/end/error`,
 //! `instance.interface_detach.start/end` around it.
 
-use nova_objects::{Instance, InstanceInfoCache};
+use nova_objects::{Instance, InstanceInfoCache, VersionedObject};
 use nova_rpc::RequestContext;
 use nova_service::cells::record_fault;
 use nova_service::neutron::{self, AttachRefused};
@@ -264,6 +264,8 @@ impl ComputeManager {
         mut inst: Instance,
         change: FixedIpChange,
     ) -> Result<(), nova_rpc::RemoteError> {
+        // The caller's copy: only what this host changes is saved.
+        inst.obj_reset_changes_recursive();
         let uuid = inst.uuid().clone();
         let (added, function) = match &change {
             FixedIpChange::Add(_) => (true, "add_fixed_ip_to_instance"),
