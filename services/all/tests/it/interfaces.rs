@@ -115,6 +115,19 @@ where
     }
 }
 
+/// The server's instance actions, newest first.
+async fn action_names(c: &Cluster, id: &str) -> Vec<String> {
+    let r = c
+        .get(&format!("/v2.1/servers/{id}/os-instance-actions"), "admin")
+        .await;
+    r.body["instanceActions"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{}", r.body))
+        .iter()
+        .filter_map(|a| a["action"].as_str().map(str::to_owned))
+        .collect()
+}
+
 /// The events of the server's last instance action named `action`.
 pub(crate) async fn action_events(c: &Cluster, id: &str, action: &str) -> Vec<Value> {
     let r = c
@@ -580,16 +593,7 @@ async fn inject_network_info_refreshes_the_cache_and_reaches_the_driver() {
     let r = act(&c, "admin", "2.1", &id, json!({"resetNetwork": null})).await;
     assert_eq!(r.status, 410, "{}", r.body);
     // As nova: no instance action for it.
-    let r = c
-        .get(&format!("/v2.1/servers/{id}/os-instance-actions"), "admin")
-        .await;
-    let actions: Vec<&str> = r.body["instanceActions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|a| a["action"].as_str())
-        .collect();
-    assert_eq!(actions, ["create"], "{}", r.body);
+    assert_eq!(action_names(&c, &id).await, ["create"]);
     // A driver failure is recorded as the server's fault; it stays ACTIVE.
     fake.set_faults(Faults {
         fail_operations: vec!["inject_network_info".into()],
@@ -746,16 +750,7 @@ async fn multinic_adds_and_removes_fixed_ips_before_2_44() {
     let r = c.get(&format!("/v2.1/servers/{id}"), "admin").await;
     assert_eq!(r.body["server"]["status"], "ACTIVE", "{}", r.body);
     // As nova: no instance action for them.
-    let r = c
-        .get(&format!("/v2.1/servers/{id}/os-instance-actions"), "admin")
-        .await;
-    let actions: Vec<&str> = r.body["instanceActions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|a| a["action"].as_str())
-        .collect();
-    assert_eq!(actions, ["unlock", "lock", "create"], "{}", r.body);
+    assert_eq!(action_names(&c, &id).await, ["unlock", "lock", "create"]);
     c.stop().await;
 }
 
