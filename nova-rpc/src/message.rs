@@ -94,11 +94,19 @@ impl Codec {
                 }
             }
             Codec::Msgpack => {
-                rmp_serde::from_slice(body).map_err(|e| format!("invalid MessagePack body: {e}"))
+                // As deep as a JSON body may nest and no deeper, so whatever
+                // arrives in one codec can be sent on in the other.
+                let mut de = rmp_serde::Deserializer::from_read_ref(body);
+                de.set_max_depth(JSON_MAX_DEPTH);
+                serde::Deserialize::deserialize(&mut de)
+                    .map_err(|e| format!("invalid MessagePack body: {e}"))
             }
         }
     }
 }
+
+/// serde_json's nesting limit for a document it reads (arrays and objects).
+const JSON_MAX_DEPTH: usize = 128;
 
 fn envelope_compatible(v: &str) -> bool {
     match v.parse::<crate::Version>() {
@@ -491,6 +499,57 @@ mod tests {
         assert_eq!(
             Request::decode(Codec::Msgpack, &mp, usize::MAX).unwrap(),
             call()
+        );
+    }
+
+    /// A reply `levels` arrays deep under `result`.
+    fn nested_reply(levels: usize) -> Reply {
+        let mut v = json!(1);
+        for _ in 0..levels {
+            v = json!([v]);
+        }
+        Reply {
+            result: v,
+            failure: None,
+            ending: true,
+            msg_id: "m".into(),
+            unique_id: "u".into(),
+        }
+    }
+
+    #[test]
+    fn both_codecs_read_the_same_nesting_depth() {
+        // Built by hand: the encoders have no limit, the readers have one.
+        for levels in [120, 125, 126, 127, 128, 130, 200] {
+            let reply = nested_reply(levels);
+            let json = Codec::Json.encode(&reply, true).unwrap();
+            let mp = Codec::Msgpack.encode(&reply, true).unwrap();
+            let (j, m) = (
+                Reply::decode(Codec::Json, &json),
+                Reply::decode(Codec::Msgpack, &mp),
+            );
+            assert_eq!(
+                j.is_ok(),
+                m.is_ok(),
+                "{levels} levels: JSON {j:?}, MessagePack {m:?}"
+            );
+            if let Ok(m) = m {
+                assert_eq!(m, reply);
+            }
+        }
+        assert!(
+            Reply::decode(
+                Codec::Msgpack,
+                &Codec::Msgpack.encode(&nested_reply(126), true).unwrap()
+            )
+            .is_ok()
+        );
+        assert!(
+            Reply::decode(
+                Codec::Msgpack,
+                &Codec::Msgpack.encode(&nested_reply(127), true).unwrap()
+            )
+            .is_err()
         );
     }
 
