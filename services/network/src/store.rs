@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 
 use nova_objects::db::{Migration, Migrations};
-use sea_orm::sea_query::{ColumnDef, Index, Table};
+use sea_orm::sea_query::{ColumnDef, Index, OnConflict, Query, Table};
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement, TransactionTrait, Value};
 
 /// The network service's migrations, oldest first.
@@ -63,6 +63,28 @@ fn stmt(backend: DbBackend, sql: &str, values: Vec<Value>) -> Statement {
     Statement::from_sql_and_values(backend, sql, values)
 }
 
+/// `body` (of `kind`) as its row, replacing the row it had.
+fn upsert(backend: DbBackend, kind: &str, body: &serde_json::Value) -> anyhow::Result<Statement> {
+    let id = body["id"].as_str().unwrap_or_default();
+    let project = body["project_id"].as_str().unwrap_or_default();
+    let q = Query::insert()
+        .into_table("neutron_resources")
+        .columns(["kind", "id", "project_id", "body"])
+        .values([
+            kind.into(),
+            id.into(),
+            project.into(),
+            body.to_string().into(),
+        ])?
+        .on_conflict(
+            OnConflict::columns(["kind", "id"])
+                .update_columns(["project_id", "body"])
+                .to_owned(),
+        )
+        .to_owned();
+    Ok(backend.build(&q))
+}
+
 impl Store {
     /// Nothing persisted (the service's state lives as long as it does).
     pub fn memory() -> Self {
@@ -99,8 +121,9 @@ impl Store {
         Ok(out)
     }
 
-    /// Writes `puts` (kind, body with `id`) and removes `deletes` (kind,
-    /// id) in one transaction.
+    /// Writes `puts` (kind, body with `id`; each one upsert) and removes
+    /// `deletes` (kind, id): one statement on its own, several in one
+    /// transaction.
     pub async fn write(
         &self,
         puts: &[(&str, &serde_json::Value)],
@@ -110,37 +133,29 @@ impl Store {
             return Ok(());
         };
         let b = c.get_database_backend();
-        let tx = c.begin().await?;
+        let mut stmts = Vec::with_capacity(puts.len() + deletes.len());
         for (kind, id) in deletes {
-            tx.execute_raw(stmt(
+            stmts.push(stmt(
                 b,
                 "DELETE FROM neutron_resources WHERE kind = ? AND id = ?",
                 vec![(*kind).into(), (*id).into()],
-            ))
-            .await?;
+            ));
         }
         for (kind, body) in puts {
-            let id = body["id"].as_str().unwrap_or_default();
-            let project = body["project_id"].as_str().unwrap_or_default();
-            tx.execute_raw(stmt(
-                b,
-                "DELETE FROM neutron_resources WHERE kind = ? AND id = ?",
-                vec![(*kind).into(), id.into()],
-            ))
-            .await?;
-            tx.execute_raw(stmt(
-                b,
-                "INSERT INTO neutron_resources (kind, id, project_id, body) VALUES (?, ?, ?, ?)",
-                vec![
-                    (*kind).into(),
-                    id.into(),
-                    project.into(),
-                    body.to_string().into(),
-                ],
-            ))
-            .await?;
+            stmts.push(upsert(b, kind, body)?);
         }
-        tx.commit().await?;
+        match <[Statement; 1]>::try_from(stmts) {
+            Ok([one]) => {
+                c.execute_raw(one).await?;
+            }
+            Err(stmts) => {
+                let tx = c.begin().await?;
+                for s in stmts {
+                    tx.execute_raw(s).await?;
+                }
+                tx.commit().await?;
+            }
+        }
         Ok(())
     }
 }
