@@ -28,6 +28,8 @@ pub struct Endpoints {
     pub users: Vec<User>,
     /// The state the handlers share.
     pub state: Arc<ApiState>,
+    /// The compute API's router as served (for callers in this process).
+    pub compute_app: axum::Router,
 }
 
 /// Default users when `[identity] users` is not set.
@@ -174,7 +176,7 @@ pub async fn start_with(runner: &Runner, more: Vec<CatalogEntry>) -> anyhow::Res
     // `[metrics] enabled`: `/metrics` on the compute API's port (the
     // runner records both APIs' requests).
     let compute_app = nova_service::metrics::expose(runner, crate::router(state.clone())).await?;
-    runner.http("compute API", compute_l, compute_app);
+    runner.http(COMPUTE_API, compute_l, compute_app.clone());
     runner.http(
         "image API",
         image_l,
@@ -192,8 +194,12 @@ pub async fn start_with(runner: &Runner, more: Vec<CatalogEntry>) -> anyhow::Res
         identity_url,
         users,
         state,
+        compute_app: nova_service::metrics::instrument_named(compute_app, COMPUTE_API),
     })
 }
+
+/// The compute API's name in logs and metrics.
+const COMPUTE_API: &str = "compute API";
 
 /// `nova-api`: starts the APIs ([`start`]), then serves until SIGTERM and
 /// drains (requests in flight are answered).

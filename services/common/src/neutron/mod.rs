@@ -63,9 +63,21 @@ impl NeutronFailure {
 pub type NResult<T> = Result<T, NeutronFailure>;
 
 /// A Neutron v2.0 client (nova's admin client: the service's credentials).
-#[derive(Debug)]
 pub struct NeutronClient {
     session: KeystoneSession,
+    /// The network service's router when it runs in this process (the
+    /// all-in-one's built-in one): the same requests, tokens and answers,
+    /// handed to it without a socket.
+    local: Option<axum::Router>,
+}
+
+impl std::fmt::Debug for NeutronClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NeutronClient")
+            .field("session", &self.session)
+            .field("in_process", &self.local.is_some())
+            .finish()
+    }
 }
 
 impl NeutronClient {
@@ -73,7 +85,66 @@ impl NeutronClient {
     pub fn new(auth: ServiceAuth) -> Self {
         NeutronClient {
             session: KeystoneSession::new(auth, "network"),
+            local: None,
         }
+    }
+
+    /// Requests go to `router` (the network service in this process, at
+    /// the root of its endpoint) instead of over HTTP; authentication is
+    /// the same.
+    pub fn in_process(mut self, router: axum::Router) -> Self {
+        self.local = Some(router);
+        self
+    }
+
+    /// `method path` with `body` to the network service: status and body.
+    async fn send(
+        &self,
+        endpoint: &str,
+        token: &str,
+        method: &Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> NResult<(u16, axum::body::Bytes)> {
+        if let Some(router) = &self.local {
+            use tower::ServiceExt as _;
+            let mut req = axum::http::Request::builder()
+                .method(method.as_str())
+                .uri(path)
+                .header("x-auth-token", token)
+                .header("accept", "application/json");
+            let body = match body {
+                Some(b) => {
+                    req = req.header("content-type", "application/json");
+                    axum::body::Body::from(serde_json::to_vec(b).map_err(NeutronFailure::down)?)
+                }
+                None => axum::body::Body::empty(),
+            };
+            let req = req.body(body).map_err(NeutronFailure::down)?;
+            let r = router
+                .clone()
+                .oneshot(req)
+                .await
+                .map_err(NeutronFailure::down)?;
+            let status = r.status().as_u16();
+            let bytes = axum::body::to_bytes(r.into_body(), usize::MAX)
+                .await
+                .map_err(NeutronFailure::down)?;
+            return Ok((status, bytes));
+        }
+        let mut rb = self
+            .session
+            .http()
+            .request(method.clone(), format!("{endpoint}{path}"))
+            .header("x-auth-token", token)
+            .header("accept", "application/json");
+        if let Some(b) = body {
+            rb = rb.json(b);
+        }
+        let r = rb.send().await.map_err(NeutronFailure::down)?;
+        let status = r.status().as_u16();
+        let bytes = r.bytes().await.map_err(NeutronFailure::down)?;
+        Ok((status, bytes))
     }
 
     /// From `[neutron]`: `auth_url`/`username`/`password`/`project_name`/
@@ -103,21 +174,10 @@ impl NeutronClient {
                 .get(attempt > 0)
                 .await
                 .map_err(NeutronFailure::down)?;
-            let mut rb = self
-                .session
-                .http()
-                .request(method.clone(), format!("{endpoint}{path}"))
-                .header("x-auth-token", token)
-                .header("accept", "application/json");
-            if let Some(b) = body {
-                rb = rb.json(b);
-            }
-            let r = rb.send().await.map_err(NeutronFailure::down)?;
-            let status = r.status().as_u16();
+            let (status, bytes) = self.send(&endpoint, &token, &method, path, body).await?;
             if status == 401 && attempt == 0 && self.session.renews() {
                 continue;
             }
-            let bytes = r.bytes().await.map_err(NeutronFailure::down)?;
             let v: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
             if (200..300).contains(&status) {
                 return Ok(v);
@@ -215,4 +275,80 @@ fn collection(kind: &str) -> String {
 
 fn enc(s: &str) -> String {
     form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use axum::Json;
+    use axum::extract::Request;
+    use axum::http::StatusCode;
+    use axum::response::IntoResponse as _;
+    use axum::routing::any;
+    use serde_json::json;
+
+    use super::*;
+
+    /// A network service in this process: it sees the client's token, path
+    /// and body as HTTP would carry them; a stale token is renewed once;
+    /// its faults read as Neutron's.
+    #[tokio::test]
+    async fn in_process_requests_carry_what_http_would() {
+        let issued = Arc::new(AtomicUsize::new(0));
+        let router = axum::Router::new().route(
+            "/{*rest}",
+            any(|req: Request| async move {
+                let token = req.headers()["x-auth-token"].to_str().unwrap().to_owned();
+                if token == "t1" {
+                    return (StatusCode::UNAUTHORIZED, Json(json!({}))).into_response();
+                }
+                let (method, uri) = (req.method().to_string(), req.uri().to_string());
+                let typed = req.headers().get("content-type").is_some();
+                let body = axum::body::to_bytes(req.into_body(), 1 << 20).await.unwrap();
+                if uri.starts_with("/v2.0/ports/gone") {
+                    let e = json!({"NeutronError": {"type": "PortNotFound", "message": "Port gone could not be found."}});
+                    return (StatusCode::NOT_FOUND, Json(e)).into_response();
+                }
+                let sent: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+                Json(json!({"port": {"method": method, "uri": uri, "token": token,
+                    "typed": typed, "sent": sent}}))
+                .into_response()
+            }),
+        );
+        let n = issued.clone();
+        let client = NeutronClient::new(ServiceAuth::Issued {
+            endpoint: "http://unused.invalid:9696".into(),
+            issue: Arc::new(move || {
+                let i = n.fetch_add(1, Ordering::SeqCst) + 1;
+                Box::pin(async move { Ok(format!("t{i}")) })
+            }),
+        })
+        .in_process(router);
+
+        let p = client
+            .update_port("p 1", json!({"name": "x"}))
+            .await
+            .unwrap();
+        assert_eq!(
+            p,
+            json!({"method": "PUT", "uri": "/v2.0/ports/p+1", "token": "t2", "typed": true,
+                "sent": {"port": {"name": "x"}}})
+        );
+        assert_eq!(
+            issued.load(Ordering::SeqCst),
+            2,
+            "renewed once after the 401"
+        );
+        let ports = client
+            .list("port", &[("device_id", "d")])
+            .await
+            .unwrap_or_default();
+        assert!(ports.is_empty(), "a show-shaped answer has no list");
+        let e = client.show("port", "gone").await.unwrap_err();
+        assert_eq!((e.status, e.kind.as_str()), (404, "PortNotFound"));
+        assert_eq!(e.message, "Port gone could not be found.");
+        client.delete_port("gone").await.unwrap();
+    }
 }
