@@ -20,7 +20,9 @@
 //!
 //! Run with: cargo bench --bench boot_delete --features amqp,postgres -- [all|ports|actions|multi] [--computes N] [--clients N] [--cycles N]
 //! (`all` and `ports` also take `--set section.option=value` for its nova.conf; `RUST_LOG` turns on logging;
-//! with `--set metrics.enabled=true`, `ports` also counts the network service's requests per boot+delete, by route)
+//! with `--set metrics.enabled=true`, also the RPC requests served and (`ports`) the network service's requests per boot+delete;
+//! `all ports --rounds N` runs the pair N times, alternating, and ends with a line of the ratios ports/all
+//! and their median: one pair moves by ±10 % on a shared box)
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -285,8 +287,11 @@ async fn private_network(http: &reqwest::Client, url: &str, tok: &str) -> String
 
 /// The network service's HTTP requests so far, by `METHOD route`, from
 /// the process's metrics (`--set metrics.enabled=true`; empty without).
-fn network_requests() -> std::collections::BTreeMap<String, f64> {
-    let mut out = std::collections::BTreeMap::new();
+/// Counters so far (with `--set metrics.enabled=true`): the network
+/// service's requests by `method route`, and the RPC requests served by
+/// `topic.method`.
+fn requests() -> [std::collections::BTreeMap<String, f64>; 2] {
+    let mut out = [(); 2].map(|_| std::collections::BTreeMap::new());
     let Some(h) = nova_service::metrics::handle() else {
         return out;
     };
@@ -295,23 +300,35 @@ fn network_requests() -> std::collections::BTreeMap<String, f64> {
         Some(l[at..at + l[at..].find('"')?].to_owned())
     };
     for l in h.render().lines() {
-        if !l.starts_with(nova_service::metrics::HTTP_REQUESTS) || !l.contains("api=\"network\"") {
+        let (i, a, b) = if l.starts_with(nova_service::metrics::HTTP_REQUESTS)
+            && l.contains("api=\"network\"")
+        {
+            (0, "method", "route")
+        } else if l.starts_with(nova_rpc::metrics::SERVER_REQUESTS) {
+            (1, "topic", "method")
+        } else {
             continue;
-        }
-        let (Some(m), Some(r), Some(v)) = (
-            label(l, "method"),
-            label(l, "route"),
+        };
+        let (Some(x), Some(y), Some(v)) = (
+            label(l, a),
+            label(l, b),
             l.rsplit(' ').next().and_then(|v| v.parse::<f64>().ok()),
         ) else {
             continue;
         };
-        *out.entry(format!("{m} {r}")).or_default() += v;
+        let key = if i == 0 {
+            format!("{x} {y}")
+        } else {
+            format!("{x}.{y}")
+        };
+        *out[i].entry(key).or_default() += v;
     }
     out
 }
 
 /// `all` (`ports`: with the built-in network service, a port per server).
-async fn run_all(computes: usize, clients: usize, cycles: usize, ports: bool) {
+/// Returns the boot+delete/s.
+async fn run_all(computes: usize, clients: usize, cycles: usize, ports: bool) -> f64 {
     let dir = std::env::temp_dir().join(format!("nova-rs-bench-{}", uuid::Uuid::new_v4().simple()));
     let mut conf = nova_service::Conf::new();
     for (s, k, v) in [
@@ -376,19 +393,24 @@ async fn run_all(computes: usize, clients: usize, cycles: usize, ports: bool) {
     )
     .await;
     let cpu = cpu_ms();
-    let net_before = network_requests();
+    let counted = requests();
     let f = workload(target, tok, image, networks, clients, cycles).await;
     let cpu_per_cycle = (cpu_ms() - cpu) / f.cycles.max(1) as f64;
     // Per boot+delete, by request (with `--set metrics.enabled=true`).
     let per_cycle = |v: f64| (v / f.cycles.max(1) as f64 * 100.0).round() / 100.0;
-    let net: serde_json::Map<String, Value> = network_requests()
-        .into_iter()
-        .map(|(k, v)| {
-            let d = v - net_before.get(&k).copied().unwrap_or(0.0);
-            (k, json!(per_cycle(d)))
-        })
-        .filter(|(_, v)| v.as_f64() != Some(0.0))
-        .collect();
+    let [net, rpc] = requests();
+    let delta = |now: std::collections::BTreeMap<String, f64>,
+                 before: &std::collections::BTreeMap<String, f64>|
+     -> serde_json::Map<String, Value> {
+        now.into_iter()
+            .map(|(k, v)| {
+                let d = v - before.get(&k).copied().unwrap_or(0.0);
+                (k, json!(per_cycle(d)))
+            })
+            .filter(|(_, v)| v.as_f64() != Some(0.0))
+            .collect()
+    };
+    let (net, rpc) = (delta(net, &counted[0]), delta(rpc, &counted[1]));
     let net_total = net.values().filter_map(Value::as_f64).sum::<f64>();
     report(
         if ports { "ports" } else { "all" },
@@ -406,10 +428,12 @@ async fn run_all(computes: usize, clients: usize, cycles: usize, ports: bool) {
             "rss_per_fake_compute_kib": first.then(|| with_computes.saturating_sub(base) / computes.max(1) as u64),
             "network_requests_per_boot_delete": (!net.is_empty()).then(|| (net_total * 100.0).round() / 100.0),
             "network_requests_by_route": (!net.is_empty()).then_some(net),
+            "rpc_requests_served_by_method": (!rpc.is_empty()).then_some(rpc),
         }),
     );
     all.shutdown().await;
     let _ = std::fs::remove_dir_all(&dir);
+    f.cycles as f64 / f.seconds
 }
 
 /// Pause+unpause cycles through the API, `clients` servers (one each)
@@ -748,10 +772,29 @@ fn main() {
     let clients = arg("--clients", 8);
     let cycles = arg("--cycles", 2000);
     rt.block_on(async {
-        if want("all") {
+        let ports = args.iter().any(|a| a == "ports");
+        if want("all") && ports {
+            let mut ratios = vec![];
+            for _ in 0..arg("--rounds", 1).max(1) {
+                let all = run_all(computes, clients, cycles, false).await;
+                let with_ports = run_all(computes, clients, cycles, true).await;
+                ratios.push(((with_ports / all) * 1000.0).round() / 1000.0);
+            }
+            let mut sorted = ratios.clone();
+            sorted.sort_by(f64::total_cmp);
+            let median = match sorted.len() {
+                n if n % 2 == 1 => sorted[n / 2],
+                n => (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0,
+            };
+            println!(
+                "{}",
+                json!({"bench": "boot_delete", "ratio": "ports/all boot+delete per s",
+                    "ratios": ratios, "median": (median * 1000.0).round() / 1000.0,
+                    "target": 0.8})
+            );
+        } else if want("all") {
             run_all(computes, clients, cycles, false).await;
-        }
-        if args.iter().any(|a| a == "ports") {
+        } else if ports {
             run_all(computes, clients, cycles, true).await;
         }
         if want("actions") {

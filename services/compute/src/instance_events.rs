@@ -67,8 +67,10 @@ impl ComputeManager {
             }
             match ev.name().as_str() {
                 "network-vif-deleted" => {
-                    if let Some(port) = ev.tag() {
-                        self.forget_vif(&ctx, uuid, port).await;
+                    if let (Some(port), Some(inst)) =
+                        (ev.tag(), instances.iter().find(|i| i.uuid() == uuid))
+                    {
+                        self.forget_vif(&ctx, inst, port).await;
                     }
                 }
                 "network-changed" => {
@@ -96,17 +98,23 @@ impl ComputeManager {
         Ok(())
     }
 
-    /// Removes port `port` from `uuid`'s network info cache.
-    async fn forget_vif(&self, ctx: &RequestContext, uuid: &str, port: &str) {
-        let Ok(mut cache) = self
-            .inner
-            .objects
-            .get::<nova_objects::InstanceInfoCache>(
-                ctx,
-                nova_objects::Lookup::field("instance_uuid", uuid),
-            )
-            .await
-        else {
+    /// Removes port `port` from `inst`'s network info cache (the one it
+    /// came with, as nova's compute uses it; read when it came without).
+    async fn forget_vif(&self, ctx: &RequestContext, inst: &Instance, port: &str) {
+        let uuid = inst.uuid();
+        let cache = match inst.info_cache() {
+            Some(c) => Ok(c.clone()),
+            None => {
+                self.inner
+                    .objects
+                    .get::<nova_objects::InstanceInfoCache>(
+                        ctx,
+                        nova_objects::Lookup::field("instance_uuid", uuid.as_str()),
+                    )
+                    .await
+            }
+        };
+        let Ok(mut cache) = cache else {
             return;
         };
         let mut nw: Vec<serde_json::Value> = cache

@@ -100,6 +100,28 @@ impl ComputeManager {
         Ok(())
     }
 
+    /// Writes the network info cache of an instance whose build made its
+    /// ports: its first cache, in one write (nova's API makes the empty one
+    /// with the instance; nova-rs's does not), or over one an earlier
+    /// attempt left.
+    async fn create_network_info(
+        &self,
+        ctx: &RequestContext,
+        uuid: &str,
+        vifs: &[Value],
+    ) -> anyhow::Result<()> {
+        let mut c = InstanceInfoCache::new()
+            .with_instance_uuid(uuid.to_owned())
+            .with_network_info(Some(Value::from(vifs.to_vec()).to_string()));
+        match self.inner.objects.create(ctx, &mut c).await {
+            Ok(()) => Ok(()),
+            Err(nova_objects::Error::Exists { .. }) => {
+                self.save_network_info(ctx, uuid, vifs).await
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// nova's `_build_networks_for_instance`: the instance's ports bound to
     /// this host (made now, or, after a reschedule, the ones it has), the
     /// info cache written, a `VirtualInterface` record made per new port
@@ -160,7 +182,11 @@ impl ComputeManager {
                 return Err(e.into());
             }
         };
-        self.save_network_info(ctx, &uuid, &vifs).await?;
+        if already {
+            self.save_network_info(ctx, &uuid, &vifs).await?;
+        } else {
+            self.create_network_info(ctx, &uuid, &vifs).await?;
+        }
         let records = if already {
             // Recorded by the host that made the ports.
             self.vif_records(ctx, &uuid).await?

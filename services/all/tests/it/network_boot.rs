@@ -189,6 +189,43 @@ async fn a_server_gets_a_bound_port_its_addresses_and_loses_the_port_at_delete()
     c.stop().await;
 }
 
+/// A port deleted in the network service (not through nova): Neutron's
+/// `network-vif-deleted` reaches the compute, which drops it from the
+/// server's network info: `addresses` and `os-interface` no longer show it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_port_deleted_in_the_network_service_leaves_the_server() {
+    let c = start(&[]).await;
+    let r = boot_with(&c, "2.1", base("gone")).await;
+    assert_eq!(r.status, 202, "{}", r.body);
+    let id = r.body["server"]["id"].as_str().unwrap().to_owned();
+    let server = c.wait_status("demo", &id, "ACTIVE").await;
+    assert_eq!(
+        server["addresses"]["private"].as_array().map(Vec::len),
+        Some(1)
+    );
+    let port = ports_of(&c, &id).await[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (s, b) = neutron(&c, "admin", Method::DELETE, &format!("ports/{port}"), None).await;
+    assert_eq!(s, 204, "{b}");
+    let mut shown = Value::Null;
+    for _ in 0..200 {
+        shown = c.get(&format!("/v2.1/servers/{id}"), "demo").await.body;
+        if shown["server"]["addresses"] == json!({}) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(shown["server"]["addresses"], json!({}), "{shown}");
+    assert_eq!(shown["server"]["status"], "ACTIVE", "{shown}");
+    let r = c
+        .get(&format!("/v2.1/servers/{id}/os-interface"), "demo")
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body["interfaceAttachments"], json!([]), "{}", r.body);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_given_port_is_bound_and_only_unbound_at_delete() {
     let c = start(&[]).await;

@@ -35,7 +35,13 @@ pub(crate) async fn deliver(
     for mut ev in events {
         let uuid = ev.instance_uuid().clone();
         if !found.contains_key(&uuid) {
-            let inst = match st.objects.get_by_uuid::<Instance>(&admin, &uuid).await {
+            // With its info cache, as nova's API reads it: the compute
+            // updates the cache from it (`network-vif-deleted`).
+            let inst = match st
+                .objects
+                .get_instance(&admin, &uuid, &["info_cache"])
+                .await
+            {
                 Ok(i) => Some(i),
                 Err(e) if e.is_not_found() => None,
                 Err(e) => return Err(e.into()),
