@@ -212,6 +212,27 @@ fn sqlite_global_config() {
 }
 
 impl Database {
+    /// A new, empty database `<prefix>_<pid>_<time>_<n>` on the server `admin_url`
+    /// points at (PostgreSQL, MySQL / MariaDB; tests and benches): the
+    /// admin connection (to drop it with), its name and its URL.
+    pub async fn create_scratch(admin_url: &str, prefix: &str) -> Result<(Self, String, String)> {
+        use sea_orm::ConnectionTrait as _;
+        let admin = Database::connect(&DbConfig::new(admin_url)).await?;
+        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let name = format!("{prefix}_{}_{nanos}_{n}", std::process::id());
+        admin
+            .connection()
+            .execute_unprepared(&format!("CREATE DATABASE {name}"))
+            .await?;
+        let base = admin_url.rsplit_once('/').map_or(admin_url, |(b, _)| b);
+        let url = format!("{base}/{name}");
+        Ok((admin, name, url))
+    }
+
     /// Connects (the schema is not touched: see [`Database::sync`]).
     pub async fn connect(cfg: &DbConfig) -> Result<Self> {
         let (url, backend, memory) = normalize_url(&cfg.connection)?;

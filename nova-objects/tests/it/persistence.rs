@@ -68,23 +68,14 @@ fn unique_name() -> String {
 }
 
 async fn server_db(admin_url: &str, what: &str, env: &str) -> (Database, String, String) {
-    let admin = Database::connect(&DbConfig::new(admin_url))
+    Database::create_scratch(admin_url, "nova_test")
         .await
         .unwrap_or_else(|e| {
             panic!(
                 "{what} is not reachable at {admin_url} ({e}): start it (scripts/test does) \
                  or point {env} at one"
             )
-        });
-    let name = unique_name();
-    admin
-        .connection()
-        .execute_unprepared(&format!("CREATE DATABASE {name}"))
-        .await
-        .unwrap();
-    let base = admin_url.rsplit_once('/').map_or(admin_url, |(b, _)| b);
-    let url = format!("{base}/{name}");
-    (admin, name, url)
+        })
 }
 
 /// A conductor serving the object API from `db` on `transport`.

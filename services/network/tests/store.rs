@@ -60,21 +60,15 @@ async fn sqlite() {
     }
 }
 
-/// A fresh database on the server at `admin_url` (its last path segment
-/// replaced), dropped afterwards.
+/// The same on a fresh database of the server at `admin_url`, dropped
+/// afterwards.
 #[cfg(any(feature = "postgres", feature = "mysql"))]
-async fn on_server(admin_url: &str) {
-    let name = format!("network_test_{}", uuid::Uuid::new_v4().simple());
-    let admin = Database::connect(&DbConfig::new(admin_url))
+async fn on_server(env: &str, default: &str) {
+    let admin_url = std::env::var(env).unwrap_or_else(|_| default.into());
+    let (admin, name, url) = Database::create_scratch(&admin_url, "network_test")
         .await
         .unwrap_or_else(|e| panic!("{admin_url} is not reachable ({e}): scripts/test starts it"));
-    admin
-        .connection()
-        .execute_unprepared(&format!("CREATE DATABASE {name}"))
-        .await
-        .unwrap();
-    let base = admin_url.rsplit_once('/').map_or(admin_url, |(b, _)| b);
-    writes_are_loaded_again(&format!("{base}/{name}")).await;
+    writes_are_loaded_again(&url).await;
     admin
         .connection()
         .execute_unprepared(&format!("DROP DATABASE {name}"))
@@ -85,15 +79,15 @@ async fn on_server(admin_url: &str) {
 #[cfg(feature = "postgres")]
 #[tokio::test]
 async fn postgres() {
-    let url = std::env::var("NOVA_RS_PG_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-    on_server(&url).await;
+    on_server(
+        "NOVA_RS_PG_URL",
+        "postgres://postgres@127.0.0.1:5432/postgres",
+    )
+    .await;
 }
 
 #[cfg(feature = "mysql")]
 #[tokio::test]
 async fn mysql() {
-    let url = std::env::var("NOVA_RS_MYSQL_URL")
-        .unwrap_or_else(|_| "mysql://root@127.0.0.1:3306/mysql".into());
-    on_server(&url).await;
+    on_server("NOVA_RS_MYSQL_URL", "mysql://root@127.0.0.1:3306/mysql").await;
 }
