@@ -18,8 +18,9 @@ use nova_rpc::{
 use sea_orm::ConnectionTrait as _;
 use serde_json::{Value, json};
 
+use crate::cluster::free_port;
 use crate::cluster::temp_dir;
-use crate::multiprocess::{Procs, bin, free_port, json_req};
+use crate::multiprocess::{Procs, bin, json_req};
 use crate::own_infra::{OwnPostgres, OwnRabbit};
 
 /// `[DEFAULT] instance_build_timeout` of the test's nova.conf.

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
-use crate::cluster::temp_dir;
+use crate::cluster::{free_port, temp_dir};
 
 mod lifecycle;
 mod moves;
@@ -47,14 +47,6 @@ impl Drop for NovaAll {
         let _ = self.child.wait();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// How long one `openstack` command may take (a `--wait` included).

@@ -13,15 +13,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 use tokio::io::AsyncBufReadExt as _;
 
-use crate::cluster::{Cluster, temp_dir};
-
-pub(crate) fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use crate::cluster::{Cluster, free_port, temp_dir};
 
 /// The users the tests log in as (password = name): `nova` (service, in
 /// project `service`), `demo` (member), `viewer` (reader) and `boss`

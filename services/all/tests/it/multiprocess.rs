@@ -14,7 +14,7 @@ use std::time::Duration;
 use sea_orm::ConnectionTrait as _;
 use serde_json::{Value, json};
 
-use crate::cluster::temp_dir;
+use crate::cluster::{free_port, temp_dir};
 use crate::vhost::Vhost;
 
 pub(crate) fn bin(name: &str) -> PathBuf {
@@ -84,14 +84,6 @@ impl Procs {
             }
         }
     }
-}
-
-pub(crate) fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 pub(crate) async fn json_req(

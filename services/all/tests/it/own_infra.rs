@@ -10,8 +10,8 @@ use std::process::Command;
 
 pub(crate) use nova_rpc::test_util::OwnRabbit;
 
+use crate::cluster::free_port;
 use crate::cluster::temp_dir;
-use crate::multiprocess::free_port;
 
 /// A PostgreSQL cluster (`initdb` + `pg_ctl` from
 /// `/usr/lib/postgresql/<version>/bin`, run as `postgres`), trust

@@ -15,7 +15,8 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::cluster::Cluster;
-use crate::keystone::{Keystone, call, free_port};
+use crate::cluster::free_port;
+use crate::keystone::{Keystone, call};
 
 /// One request the image API was sent: method, path, `X-Auth-Token`,
 /// `X-Service-Token`.
