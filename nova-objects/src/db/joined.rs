@@ -8,9 +8,10 @@
 use std::sync::OnceLock;
 
 use sea_orm::sea_query::{Alias, Expr, ExprTrait, JoinType, Query};
-use sea_orm::{ConnectionTrait, DbBackend, Statement};
+use sea_orm::{DbBackend, Statement};
 use serde_json::Value;
 
+use crate::db::rows::{Reader, Row};
 use crate::db::sql::{db_err, row_to_primitive_at, selected};
 use crate::db::tables::{Table, table_for};
 use crate::error::{Error, Result};
@@ -60,24 +61,24 @@ fn instance_with_info_cache_sql(backend: DbBackend) -> Result<&'static str> {
 
 /// The live instance `uuid` and its live info cache (none when it has
 /// none), as primitives; `None` when there is no such live instance.
-pub(crate) async fn instance_with_info_cache<C: ConnectionTrait>(
-    db: &C,
+pub(crate) async fn instance_with_info_cache<R: Reader>(
+    db: &R,
     uuid: &str,
 ) -> Result<Option<(Value, Option<Value>)>> {
-    let backend = db.get_database_backend();
+    let backend = db.backend();
     let sql = instance_with_info_cache_sql(backend)?;
     let stmt = Statement::from_sql_and_values(backend, sql, [uuid.into()]);
-    let Some(row) = db.query_one_raw(stmt).await.map_err(db_err)? else {
+    let Some(mut row) = db.read_one(stmt).await.map_err(db_err)? else {
         return Ok(None);
     };
     let (inst, cache) = (table("Instance")?, table("InstanceInfoCache")?);
     let base = selected(inst).count();
-    let instance = row_to_primitive_at(inst, &row, 0)?;
-    let cache_id: Option<i64> = row
-        .try_get_by_index(base)
+    let instance = row_to_primitive_at(inst, &mut row, 0)?;
+    let cache_id = row
+        .i64_at(base)
         .map_err(|e| Error::Db(format!("reading {}.id: {e}", cache.name)))?;
     let info_cache = match cache_id {
-        Some(_) => Some(row_to_primitive_at(cache, &row, base)?),
+        Some(_) => Some(row_to_primitive_at(cache, &mut row, base)?),
         None => None,
     };
     Ok(Some((instance, info_cache)))

@@ -19,6 +19,7 @@
 mod joined;
 mod migrate;
 mod reads;
+mod rows;
 mod sql;
 mod tables;
 
@@ -155,6 +156,9 @@ pub struct Database {
     reads: Option<Arc<reads::Reads>>,
 }
 
+/// The bytes of a SQLite file each connection maps.
+const SQLITE_MMAP_SIZE: u64 = 256 << 20;
+
 /// The settings of every SQLite connection (the pool's and the reads').
 fn sqlite_options(
     o: sea_orm::sqlx::sqlite::SqliteConnectOptions,
@@ -170,7 +174,7 @@ fn sqlite_options(
             .synchronous(sea_orm::sqlx::sqlite::SqliteSynchronous::Normal)
             // Pages are read through a memory map instead of a
             // pread per page after each other connection's write.
-            .pragma("mmap_size", "268435456")
+            .pragma("mmap_size", SQLITE_MMAP_SIZE.to_string())
     }
 }
 
@@ -271,18 +275,18 @@ impl Database {
             .await
             .map_err(|e| Error::Db(format!("cannot connect to {}: {e}", mask(&cfg.connection))))?;
         let reads = if backend == DbBackend::Sqlite && !memory {
-            use sea_orm::sqlx::ConnectOptions as _;
             let o: sea_orm::sqlx::sqlite::SqliteConnectOptions = url
                 .parse()
                 .map_err(|e| Error::Db(format!("{}: {e}", mask(&cfg.connection))))?;
-            let o = sqlite_options(o, cfg.sqlite_busy_timeout, false);
-            // As sea-orm sets up the pool's connections.
-            let o = if cfg.connection_debug >= 50 {
-                o.log_statements(tracing::log::LevelFilter::Info)
-            } else {
-                o.disable_statement_logging()
-            };
-            Some(Arc::new(reads::Reads::new(conn.clone(), o, pool as usize)))
+            let reads = reads::Reads::new(
+                conn.clone(),
+                o.get_filename(),
+                cfg.sqlite_busy_timeout,
+                cfg.connection_debug >= 50,
+                pool as usize,
+            )
+            .map_err(Error::Db)?;
+            Some(Arc::new(reads))
         } else {
             None
         };

@@ -1,37 +1,54 @@
-//! Reads of a SQLite file database on connections of their own.
+//! Reads of a SQLite file database on connections of their own, stepped
+//! on the reading task's thread.
 //!
-//! sqlx runs every SQLite connection on a thread of its own and, each time
-//! a connection goes back to its pool, pings it: one more round trip to
-//! that thread (and a task spawned for it) per statement, which cost about
-//! as much as reading an instance row. An embedded file cannot lose its
-//! link, so reads (`get`, `list`, `count`: one autocommit `SELECT` each)
-//! take a connection from this small set and put it back as it is. A read
-//! that was interrupted (its future dropped before it finished) closes its
-//! connection instead of returning it. There are as many read connections
-//! as the pool has (a read waits for one as it would for the pool's);
-//! writes go to the pool.
+//! sqlx runs every SQLite connection on a thread of its own: each
+//! statement crosses to that thread and back, two hand-offs (a futex wake
+//! and a context switch each on a busy box) that cost more than reading
+//! an instance row by its uuid. The reads (`get`, `list`, `count`, the
+//! joined instance read: one autocommit `SELECT` each) run instead on
+//! connections this module opens with SQLite's C API (the library sqlx
+//! links, `libsqlite3-sys`), read-only (`PRAGMA query_only`), stepped where
+//! the caller runs, each keeping its prepared statements. A read is one
+//! `SELECT` of a local file through a memory map; decoding its rows, which
+//! ran on the caller's thread before too, costs as much.
 //!
-//! In WAL mode readers see every committed write, whichever connection
-//! made it, so nothing changes for callers. An in-memory database exists
-//! per connection: it never gets read connections.
+//! What these connections do not do goes to the pool as before: a
+//! statement using `REGEXP` (sqlx registers that function on its own
+//! connections), a value of a type no read binds. In WAL mode readers see
+//! every write committed on any connection and never wait for a writer;
+//! a reader waits (SQLite's busy timeout) only while another connection
+//! rebuilds the WAL index after a crash. There are as many read
+//! connections as the pool has (a read waits for one as it would for the
+//! pool's). An in-memory database exists per connection: it never gets
+//! read connections.
+#![allow(unsafe_code)]
 
+use std::collections::HashMap;
+use std::ffi::{CStr, CString, c_int};
+use std::ptr::{self, NonNull};
 use std::sync::Mutex;
+use std::time::Duration;
 
-use sea_orm::sea_query::Values;
-use sea_orm::sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
-use sea_orm::sqlx::{self, ConnectOptions as _};
-use sea_orm::{
-    ConnectionTrait, DatabaseConnection, DbBackend, DbErr, ExecResult, QueryResult, RuntimeErr,
-    Statement,
-};
-use sea_query_sqlx::SqlxValues;
+use libsqlite3_sys as ffi;
+use sea_orm::sea_query::Value as SqlValue;
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, DbErr, RuntimeErr, Statement};
+
+use super::rows::{Cell, ReadRow, Reader};
+
+/// Prepared statements a connection keeps (reads build a handful of
+/// distinct texts; lists with filters more).
+const MAX_STATEMENTS: usize = 128;
 
 /// The read connections of one database.
 pub(crate) struct Reads {
-    /// The pool (writes).
+    /// The pool (writes, and the reads these connections leave to it).
     pool: DatabaseConnection,
-    opts: SqliteConnectOptions,
-    idle: Mutex<Vec<SqliteConnection>>,
+    path: CString,
+    busy: Duration,
+    /// Statements logged at INFO under `sqlx::query`, as the pool's are
+    /// (`[database] connection_debug` ≥ 50).
+    log: bool,
+    idle: Mutex<Vec<Conn>>,
     /// One per read connection (open or not yet).
     permits: tokio::sync::Semaphore,
 }
@@ -39,115 +56,439 @@ pub(crate) struct Reads {
 impl std::fmt::Debug for Reads {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Reads")
+            .field("path", &self.path)
             .field("available", &self.permits.available_permits())
             .finish_non_exhaustive()
     }
 }
 
-/// A lent read connection: back to the set when the read completed,
-/// closed when it was interrupted.
-struct Lease<'a> {
-    reads: &'a Reads,
-    conn: Option<SqliteConnection>,
-    completed: bool,
-    _permit: tokio::sync::SemaphorePermit<'a>,
+/// Why a statement did not run on a read connection.
+#[derive(Debug)]
+enum Failure {
+    /// Not something these connections run: the pool runs it.
+    Unsupported(&'static str),
+    /// SQLite's error.
+    Sqlite(c_int, String),
 }
 
-impl Lease<'_> {
-    fn conn(&mut self) -> &mut SqliteConnection {
-        self.conn
-            .as_mut()
-            .unwrap_or_else(|| unreachable!("a lease holds its connection until dropped"))
-    }
+/// A SQLite connection opened in multi-thread mode, and its prepared
+/// statements by SQL text.
+struct Conn {
+    db: NonNull<ffi::sqlite3>,
+    stmts: HashMap<String, NonNull<ffi::sqlite3_stmt>>,
 }
 
-impl Drop for Lease<'_> {
+// SAFETY: the connection is opened with SQLITE_OPEN_NOMUTEX on a
+// thread-safe SQLite build (checked in `Conn::open`): multi-thread mode, in
+// which a connection and its statements may move between threads as long
+// as one thread uses them at a time. A `Conn` is only used through
+// `&mut self` (one read at a time), never shared.
+unsafe impl Send for Conn {}
+
+impl Drop for Conn {
     fn drop(&mut self) {
-        if let Some(conn) = self.conn.take()
-            && self.completed
-            && let Ok(mut idle) = self.reads.idle.lock()
-        {
-            idle.push(conn);
+        for (_, s) in self.stmts.drain() {
+            // SAFETY: each statement was prepared on this connection and is
+            // finalized once, here.
+            unsafe { ffi::sqlite3_finalize(s.as_ptr()) };
         }
-        // Otherwise the connection closes; its permit opens another.
+        // SAFETY: the handle came from sqlite3_open_v2 and its statements
+        // are finalized; it is closed once.
+        unsafe { ffi::sqlite3_close(self.db.as_ptr()) };
     }
 }
 
-fn sqlx_err(e: sqlx::Error) -> DbErr {
-    DbErr::Query(RuntimeErr::SqlxError(e.into()))
+impl Conn {
+    fn open(path: &CStr, busy: Duration) -> Result<Conn, Failure> {
+        // SAFETY: a plain query of the library's compile-time setting.
+        if unsafe { ffi::sqlite3_threadsafe() } == 0 {
+            return Err(Failure::Unsupported("SQLite built without threads"));
+        }
+        let mut db = ptr::null_mut();
+        // SAFETY: `path` is NUL-terminated and outlives the call; `db`
+        // receives the handle (also on failure, then closed by `Drop`).
+        let rc = unsafe {
+            ffi::sqlite3_open_v2(
+                path.as_ptr(),
+                &raw mut db,
+                ffi::SQLITE_OPEN_READWRITE | ffi::SQLITE_OPEN_NOMUTEX,
+                ptr::null(),
+            )
+        };
+        let db =
+            NonNull::new(db).ok_or(Failure::Sqlite(ffi::SQLITE_NOMEM, "out of memory".into()))?;
+        let mut conn = Conn {
+            db,
+            stmts: HashMap::new(),
+        };
+        if rc != ffi::SQLITE_OK {
+            return Err(conn.error(rc));
+        }
+        let ms = c_int::try_from(busy.as_millis()).unwrap_or(c_int::MAX);
+        // SAFETY: an open handle.
+        unsafe { ffi::sqlite3_busy_timeout(db.as_ptr(), ms) };
+        conn.exec(c"PRAGMA query_only = ON")?;
+        let mmap = CString::new(format!("PRAGMA mmap_size = {}", super::SQLITE_MMAP_SIZE))
+            .map_err(|_| Failure::Unsupported("NUL in a pragma"))?;
+        conn.exec(&mmap)?;
+        Ok(conn)
+    }
+
+    fn error(&self, rc: c_int) -> Failure {
+        // SAFETY: an open handle; the message is copied before any other
+        // call on it.
+        let msg = unsafe { CStr::from_ptr(ffi::sqlite3_errmsg(self.db.as_ptr())) };
+        Failure::Sqlite(rc, msg.to_string_lossy().into_owned())
+    }
+
+    fn exec(&mut self, sql: &CStr) -> Result<(), Failure> {
+        // SAFETY: an open handle and a NUL-terminated statement; no
+        // callback, no error string.
+        let rc = unsafe {
+            ffi::sqlite3_exec(
+                self.db.as_ptr(),
+                sql.as_ptr(),
+                None,
+                ptr::null_mut(),
+                ptr::null_mut(),
+            )
+        };
+        if rc == ffi::SQLITE_OK {
+            Ok(())
+        } else {
+            Err(self.error(rc))
+        }
+    }
+
+    /// The prepared statement of `sql` (prepared on first use, kept).
+    fn prepare(&mut self, sql: &str) -> Result<NonNull<ffi::sqlite3_stmt>, Failure> {
+        if let Some(s) = self.stmts.get(sql) {
+            return Ok(*s);
+        }
+        if self.stmts.len() >= MAX_STATEMENTS {
+            for (_, s) in self.stmts.drain() {
+                // SAFETY: prepared here, reset after its last use, finalized once.
+                unsafe { ffi::sqlite3_finalize(s.as_ptr()) };
+            }
+        }
+        let len =
+            c_int::try_from(sql.len()).map_err(|_| Failure::Unsupported("statement too long"))?;
+        let (mut stmt, mut tail) = (ptr::null_mut(), ptr::null());
+        // SAFETY: `sql` is valid for `len` bytes (no NUL needed with a
+        // length); `stmt` and `tail` receive the statement and the end of
+        // the text it used.
+        let rc = unsafe {
+            ffi::sqlite3_prepare_v3(
+                self.db.as_ptr(),
+                sql.as_ptr().cast(),
+                len,
+                ffi::SQLITE_PREPARE_PERSISTENT as _,
+                &raw mut stmt,
+                &raw mut tail,
+            )
+        };
+        if rc != ffi::SQLITE_OK {
+            return Err(self.error(rc));
+        }
+        let stmt = NonNull::new(stmt).ok_or(Failure::Unsupported("an empty statement"))?;
+        // SAFETY: `tail` points into `sql` (at its end when all of it was
+        // one statement).
+        let used = unsafe { tail.cast::<u8>().offset_from(sql.as_ptr()) };
+        if usize::try_from(used).map_or(true, |u| !sql[u.min(sql.len())..].trim().is_empty()) {
+            // SAFETY: prepared just now, finalized once.
+            unsafe { ffi::sqlite3_finalize(stmt.as_ptr()) };
+            return Err(Failure::Unsupported("several statements"));
+        }
+        self.stmts.insert(sql.to_owned(), stmt);
+        Ok(stmt)
+    }
+
+    /// The rows of `sql` with `values` bound (the first only with `one`).
+    fn query(
+        &mut self,
+        sql: &str,
+        values: &[SqlValue],
+        one: bool,
+    ) -> Result<Vec<Vec<Cell>>, Failure> {
+        let stmt = self.prepare(sql)?;
+        let out = self.bind(stmt, values).and_then(|()| self.step(stmt, one));
+        // SAFETY: a statement of this connection; reset and unbound for
+        // its next use whatever happened.
+        unsafe {
+            ffi::sqlite3_reset(stmt.as_ptr());
+            ffi::sqlite3_clear_bindings(stmt.as_ptr());
+        }
+        out
+    }
+
+    fn bind(
+        &mut self,
+        stmt: NonNull<ffi::sqlite3_stmt>,
+        values: &[SqlValue],
+    ) -> Result<(), Failure> {
+        let s = stmt.as_ptr();
+        // SAFETY: a prepared statement of this connection.
+        let wanted = unsafe { ffi::sqlite3_bind_parameter_count(s) };
+        if usize::try_from(wanted).ok() != Some(values.len()) {
+            return Err(Failure::Unsupported(
+                "parameters and values differ in number",
+            ));
+        }
+        for (i, v) in values.iter().enumerate() {
+            let at = c_int::try_from(i + 1).map_err(|_| Failure::Unsupported("too many values"))?;
+            let rc = match Bound::of(v)? {
+                // SAFETY (every arm): `at` is a parameter of `s`
+                // (1 ..= its count); texts and blobs are copied by SQLite
+                // (SQLITE_TRANSIENT) before the call returns.
+                Bound::Null => unsafe { ffi::sqlite3_bind_null(s, at) },
+                Bound::Int(n) => unsafe { ffi::sqlite3_bind_int64(s, at, n) },
+                Bound::Real(f) => unsafe { ffi::sqlite3_bind_double(s, at, f) },
+                Bound::Text(t) => {
+                    let len = c_int::try_from(t.len())
+                        .map_err(|_| Failure::Unsupported("text too long"))?;
+                    unsafe {
+                        ffi::sqlite3_bind_text(
+                            s,
+                            at,
+                            t.as_ptr().cast(),
+                            len,
+                            ffi::SQLITE_TRANSIENT(),
+                        )
+                    }
+                }
+                Bound::Blob(b) => {
+                    let len = c_int::try_from(b.len())
+                        .map_err(|_| Failure::Unsupported("blob too long"))?;
+                    unsafe {
+                        ffi::sqlite3_bind_blob(
+                            s,
+                            at,
+                            b.as_ptr().cast(),
+                            len,
+                            ffi::SQLITE_TRANSIENT(),
+                        )
+                    }
+                }
+            };
+            if rc != ffi::SQLITE_OK {
+                return Err(self.error(rc));
+            }
+        }
+        Ok(())
+    }
+
+    fn step(
+        &mut self,
+        stmt: NonNull<ffi::sqlite3_stmt>,
+        one: bool,
+    ) -> Result<Vec<Vec<Cell>>, Failure> {
+        let s = stmt.as_ptr();
+        let mut rows = Vec::new();
+        loop {
+            // SAFETY: a prepared, bound statement of this connection.
+            match unsafe { ffi::sqlite3_step(s) } {
+                ffi::SQLITE_ROW => {
+                    rows.push(row(s)?);
+                    if one {
+                        return Ok(rows);
+                    }
+                }
+                ffi::SQLITE_DONE => return Ok(rows),
+                rc => return Err(self.error(rc)),
+            }
+        }
+    }
 }
 
-fn query(stmt: &Statement) -> sqlx::query::Query<'_, sqlx::Sqlite, SqlxValues> {
-    let values = stmt.values.clone().unwrap_or(Values(Vec::new()));
-    sqlx::query_with(sqlx::AssertSqlSafe(stmt.sql.as_str()), SqlxValues(values))
+/// The current row of `s` (after SQLITE_ROW).
+fn row(s: *mut ffi::sqlite3_stmt) -> Result<Vec<Cell>, Failure> {
+    // SAFETY (the whole function): `s` is a statement positioned on a
+    // row; every index is below its column count; a text or blob pointer
+    // is read (for the length `sqlite3_column_bytes` gives, called after
+    // it, as SQLite asks) and copied before the next call on `s`.
+    let n = unsafe { ffi::sqlite3_column_count(s) };
+    let mut cells = Vec::with_capacity(usize::try_from(n).unwrap_or(0));
+    for i in 0..n {
+        let cell = match unsafe { ffi::sqlite3_column_type(s, i) } {
+            ffi::SQLITE_INTEGER => Cell::Int(unsafe { ffi::sqlite3_column_int64(s, i) }),
+            ffi::SQLITE_FLOAT => Cell::Real(unsafe { ffi::sqlite3_column_double(s, i) }),
+            ffi::SQLITE_TEXT => {
+                let p = unsafe { ffi::sqlite3_column_text(s, i) };
+                let len = usize::try_from(unsafe { ffi::sqlite3_column_bytes(s, i) }).unwrap_or(0);
+                let bytes = if p.is_null() {
+                    Vec::new()
+                } else {
+                    unsafe { std::slice::from_raw_parts(p, len) }.to_vec()
+                };
+                match String::from_utf8(bytes) {
+                    Ok(t) => Cell::Text(t),
+                    Err(e) => Cell::Blob(e.into_bytes()),
+                }
+            }
+            ffi::SQLITE_BLOB => {
+                let p = unsafe { ffi::sqlite3_column_blob(s, i) };
+                let len = usize::try_from(unsafe { ffi::sqlite3_column_bytes(s, i) }).unwrap_or(0);
+                if p.is_null() {
+                    Cell::Blob(Vec::new())
+                } else {
+                    Cell::Blob(unsafe { std::slice::from_raw_parts(p.cast::<u8>(), len) }.to_vec())
+                }
+            }
+            _ => Cell::Null,
+        };
+        cells.push(cell);
+    }
+    Ok(cells)
+}
+
+/// A value as bound: what sqlx binds for each sea-query value type
+/// (booleans as 0/1, datetimes and JSON as text).
+enum Bound {
+    Null,
+    Int(i64),
+    Real(f64),
+    Text(String),
+    Blob(Vec<u8>),
+}
+
+impl Bound {
+    fn of(v: &SqlValue) -> Result<Bound, Failure> {
+        fn opt<T>(v: Option<T>, f: impl FnOnce(T) -> Bound) -> Bound {
+            v.map_or(Bound::Null, f)
+        }
+        Ok(match v {
+            SqlValue::Bool(b) => opt(*b, |b| Bound::Int(i64::from(b))),
+            SqlValue::TinyInt(n) => opt(*n, |n| Bound::Int(n.into())),
+            SqlValue::SmallInt(n) => opt(*n, |n| Bound::Int(n.into())),
+            SqlValue::Int(n) => opt(*n, |n| Bound::Int(n.into())),
+            SqlValue::BigInt(n) => opt(*n, Bound::Int),
+            SqlValue::TinyUnsigned(n) => opt(*n, |n| Bound::Int(n.into())),
+            SqlValue::SmallUnsigned(n) => opt(*n, |n| Bound::Int(n.into())),
+            SqlValue::Unsigned(n) => opt(*n, |n| Bound::Int(n.into())),
+            SqlValue::BigUnsigned(Some(n)) => Bound::Int(
+                i64::try_from(*n)
+                    .map_err(|_| Failure::Unsupported("an unsigned value above i64"))?,
+            ),
+            SqlValue::BigUnsigned(None) => Bound::Null,
+            SqlValue::Float(f) => opt(*f, |f| Bound::Real(f.into())),
+            SqlValue::Double(f) => opt(*f, Bound::Real),
+            SqlValue::String(s) => opt(s.as_ref(), |s| Bound::Text(s.clone())),
+            SqlValue::Char(c) => opt(*c, |c| Bound::Text(c.to_string())),
+            SqlValue::Bytes(b) => opt(b.as_ref(), |b| Bound::Blob(b.clone())),
+            SqlValue::ChronoDateTime(d) => {
+                opt(*d, |d| Bound::Text(d.format("%F %T%.f").to_string()))
+            }
+            SqlValue::ChronoDateTimeUtc(d) => opt(*d, |d| {
+                Bound::Text(d.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, false))
+            }),
+            SqlValue::Json(j) => match j {
+                Some(j) => Bound::Text(
+                    serde_json::to_string(j)
+                        .map_err(|_| Failure::Unsupported("unencodable JSON"))?,
+                ),
+                None => Bound::Null,
+            },
+            _ => return Err(Failure::Unsupported("a value type reads do not bind")),
+        })
+    }
 }
 
 impl Reads {
-    /// Up to `max` read connections opened (when first needed) with
-    /// `opts`, beside `pool`.
-    pub(crate) fn new(pool: DatabaseConnection, opts: SqliteConnectOptions, max: usize) -> Self {
-        Reads {
+    /// Up to `max` read connections on the SQLite file `path` (opened
+    /// when first needed), beside `pool`.
+    pub(crate) fn new(
+        pool: DatabaseConnection,
+        path: &std::path::Path,
+        busy: Duration,
+        log: bool,
+        max: usize,
+    ) -> Result<Self, String> {
+        use std::os::unix::ffi::OsStrExt as _;
+        let path = CString::new(path.as_os_str().as_bytes())
+            .map_err(|_| format!("{}: a NUL in the path", path.display()))?;
+        Ok(Reads {
             pool,
-            opts,
+            path,
+            busy,
+            log,
             idle: Mutex::new(Vec::new()),
             permits: tokio::sync::Semaphore::new(max.max(1)),
-        }
+        })
     }
 
-    /// An idle read connection, or a new one.
-    async fn lease(&self) -> Result<Lease<'_>, DbErr> {
-        let permit = self
-            .permits
-            .acquire()
-            .await
-            .map_err(|_| DbErr::ConnectionAcquire(sea_orm::ConnAcquireErr::ConnectionClosed))?;
-        let conn = match self.idle.lock().ok().and_then(|mut i| i.pop()) {
-            Some(conn) => conn,
-            None => self
-                .opts
-                .connect()
-                .await
-                .map_err(|e| DbErr::Conn(RuntimeErr::SqlxError(e.into())))?,
+    /// `stmt`'s rows (the first only with `one`) on a read connection, or
+    /// on the pool when those do not run it.
+    async fn read(&self, stmt: Statement, one: bool) -> Result<Vec<ReadRow>, DbErr> {
+        let why = if stmt.sql.contains("REGEXP") {
+            "REGEXP"
+        } else {
+            let permit =
+                self.permits.acquire().await.map_err(|_| {
+                    DbErr::ConnectionAcquire(sea_orm::ConnAcquireErr::ConnectionClosed)
+                })?;
+            let idle = self.idle.lock().ok().and_then(|mut i| i.pop());
+            let conn = match idle {
+                Some(c) => Ok(c),
+                None => Conn::open(&self.path, self.busy),
+            };
+            let values = stmt.values.as_ref().map_or(&[][..], |v| v.0.as_slice());
+            // Stepped here, with no await between: a read is never left
+            // half done on its connection.
+            let out = conn.and_then(|mut c| {
+                let rows = c.query(&stmt.sql, values, one);
+                if let Ok(mut idle) = self.idle.lock() {
+                    idle.push(c);
+                }
+                rows
+            });
+            drop(permit);
+            match out {
+                Ok(rows) => {
+                    if self.log {
+                        tracing::info!(target: "sqlx::query", statement = %stmt.sql, rows_returned = rows.len(), "read connection");
+                    }
+                    return Ok(rows.into_iter().map(ReadRow::Cells).collect());
+                }
+                Err(Failure::Sqlite(rc, msg)) => {
+                    return Err(DbErr::Query(RuntimeErr::Internal(format!(
+                        "SQLite error {rc}: {msg}"
+                    ))));
+                }
+                Err(Failure::Unsupported(why)) => why,
+            }
         };
-        Ok(Lease {
-            reads: self,
-            conn: Some(conn),
-            completed: false,
-            _permit: permit,
+        tracing::debug!(why, sql = %stmt.sql, "a read on the pool");
+        Ok(if one {
+            self.pool
+                .query_one_raw(stmt)
+                .await?
+                .into_iter()
+                .map(ReadRow::Pool)
+                .collect()
+        } else {
+            self.pool
+                .query_all_raw(stmt)
+                .await?
+                .into_iter()
+                .map(ReadRow::Pool)
+                .collect()
         })
     }
 }
 
 #[async_trait::async_trait]
-impl ConnectionTrait for Reads {
-    fn get_database_backend(&self) -> DbBackend {
+impl Reader for Reads {
+    type Row = ReadRow;
+
+    fn backend(&self) -> DbBackend {
         DbBackend::Sqlite
     }
 
-    async fn execute_raw(&self, stmt: Statement) -> Result<ExecResult, DbErr> {
-        self.pool.execute_raw(stmt).await
+    async fn read_one(&self, stmt: Statement) -> Result<Option<ReadRow>, DbErr> {
+        Ok(self.read(stmt, true).await?.into_iter().next())
     }
 
-    async fn execute_unprepared(&self, sql: &str) -> Result<ExecResult, DbErr> {
-        self.pool.execute_unprepared(sql).await
-    }
-
-    async fn query_one_raw(&self, stmt: Statement) -> Result<Option<QueryResult>, DbErr> {
-        let mut lease = self.lease().await?;
-        let row = query(&stmt).fetch_optional(lease.conn()).await;
-        // A failed statement leaves the connection as it was.
-        lease.completed = true;
-        Ok(row.map_err(sqlx_err)?.map(Into::into))
-    }
-
-    async fn query_all_raw(&self, stmt: Statement) -> Result<Vec<QueryResult>, DbErr> {
-        let mut lease = self.lease().await?;
-        let rows = query(&stmt).fetch_all(lease.conn()).await;
-        lease.completed = true;
-        Ok(rows
-            .map_err(sqlx_err)?
-            .into_iter()
-            .map(Into::into)
-            .collect())
+    async fn read_all(&self, stmt: Statement) -> Result<Vec<ReadRow>, DbErr> {
+        self.read(stmt, false).await
     }
 }

@@ -6,9 +6,10 @@ use sea_orm::sea_query::{
     Alias, BinOper, Cond, Expr, ExprTrait, Func, LikeExpr, NullOrdering, Order, Query,
     SelectStatement, SimpleExpr, Value as SqlValue,
 };
-use sea_orm::{ConnectionTrait, DbBackend, DbErr, QueryResult, RuntimeErr, SqlErr};
+use sea_orm::{ConnectionTrait, DbBackend, DbErr, RuntimeErr, SqlErr};
 use serde_json::{Map, Value};
 
+use crate::db::rows::{Reader, Row, build};
 use crate::db::tables::Table;
 use crate::error::{Error, Result};
 use crate::field::{format_datetime, parse_datetime};
@@ -194,22 +195,19 @@ fn without_changes(v: &Value) -> Value {
 /// Reads column `idx` (named `field`) of `row`: by position, as the
 /// statements list the columns in [`selected`] order (a lookup by name
 /// compares the name with every column's).
-fn read_col(t: &Table, row: &QueryResult, idx: usize, field: &str, ty: ColType) -> Result<Value> {
-    let e = |e: DbErr| Error::Db(format!("reading {}.{field}: {e}", t.name));
+fn read_col<R: Row>(t: &Table, row: &mut R, idx: usize, field: &str, ty: ColType) -> Result<Value> {
+    let e = |e: String| Error::Db(format!("reading {}.{field}: {e}", t.name));
     Ok(match ty {
-        ColType::BigInt => row.try_get_by_index::<Option<i64>>(idx).map_err(e)?.into(),
-        ColType::Double => row.try_get_by_index::<Option<f64>>(idx).map_err(e)?.into(),
-        ColType::Bool => row.try_get_by_index::<Option<bool>>(idx).map_err(e)?.into(),
+        ColType::BigInt => row.i64_at(idx).map_err(e)?.into(),
+        ColType::Double => row.f64_at(idx).map_err(e)?.into(),
+        ColType::Bool => row.bool_at(idx).map_err(e)?.into(),
         ColType::DateTime => row
-            .try_get_by_index::<Option<NaiveDateTime>>(idx)
+            .datetime_at(idx)
             .map_err(e)?
             .map(|n| Value::String(format_datetime(&n.and_utc())))
             .unwrap_or(Value::Null),
-        ColType::Str | ColType::Text => row
-            .try_get_by_index::<Option<String>>(idx)
-            .map_err(e)?
-            .into(),
-        ColType::Json => match row.try_get_by_index::<Option<String>>(idx).map_err(e)? {
+        ColType::Str | ColType::Text => row.text_at(idx).map_err(e)?.into(),
+        ColType::Json => match row.text_at(idx).map_err(e)? {
             None => Value::Null,
             Some(s) => serde_json::from_str(&s)
                 .map_err(|x| Error::Db(format!("{}.{field} holds invalid JSON: {x}", t.name)))?,
@@ -218,13 +216,13 @@ fn read_col(t: &Table, row: &QueryResult, idx: usize, field: &str, ty: ColType) 
 }
 
 /// The primitive of the object in `row`.
-pub(crate) fn row_to_primitive(t: &Table, row: &QueryResult) -> Result<Value> {
+pub(crate) fn row_to_primitive<R: Row>(t: &Table, row: &mut R) -> Result<Value> {
     row_to_primitive_at(t, row, 0)
 }
 
 /// The primitive of the object whose columns start at index `base` of
 /// `row` (selected as [`selected`] lists them; a join selects several).
-pub(crate) fn row_to_primitive_at(t: &Table, row: &QueryResult, base: usize) -> Result<Value> {
+pub(crate) fn row_to_primitive_at<R: Row>(t: &Table, row: &mut R, base: usize) -> Result<Value> {
     let class = t.class();
     let mut data = Map::with_capacity(t.columns.len());
     let mut after_id = base + 1;
@@ -236,10 +234,10 @@ pub(crate) fn row_to_primitive_at(t: &Table, row: &QueryResult, base: usize) -> 
             after_id - 1
         };
         let v = if info.soft_deleted {
-            let d: i64 = row
-                .try_get_by_index(idx)
+            let d = row
+                .i64_at(idx)
                 .map_err(|e| Error::Db(format!("reading {}.deleted: {e}", t.name)))?;
-            Value::Bool(d != 0)
+            Value::Bool(d.is_some_and(|d| d != 0))
         } else {
             read_col(t, row, idx, c, info.ty)?
         };
@@ -352,23 +350,23 @@ fn kind(t: &Table) -> &'static str {
     t.class().name
 }
 
-async fn fetch_one<C: ConnectionTrait>(
-    db: &C,
+async fn fetch_one<R: Reader>(
+    db: &R,
     t: &Table,
     cond: SimpleExpr,
     rd: ReadDeleted,
 ) -> Result<Option<Value>> {
     let mut q = select(t);
     q.and_where(cond).and_where_option(live(t, rd));
-    match db.query_one(&q).await.map_err(db_err)? {
-        Some(r) => Ok(Some(row_to_primitive(t, &r)?)),
+    match db.read_one(build(db, &q)).await.map_err(db_err)? {
+        Some(mut r) => Ok(Some(row_to_primitive(t, &mut r)?)),
         None => Ok(None),
     }
 }
 
 /// `get`.
-pub(crate) async fn get<C: ConnectionTrait>(
-    db: &C,
+pub(crate) async fn get<R: Reader>(
+    db: &R,
     t: &Table,
     by: &Lookup,
     rd: ReadDeleted,
@@ -444,12 +442,12 @@ pub(crate) async fn create<C: ConnectionTrait>(db: &C, t: &Table, obj: Value) ->
     };
     if has_returning(db) {
         ins.returning(returning(t));
-        let row = db
+        let mut row = db
             .query_one(&ins)
             .await
             .map_err(exists)?
             .ok_or_else(|| Error::Db(format!("insert into {} returned no row", t.name)))?;
-        return row_to_primitive(t, &row);
+        return row_to_primitive(t, &mut row);
     }
     let r = db.execute(&ins).await.map_err(exists)?;
     let id = i64::try_from(r.last_insert_id()).map_err(|e| Error::Db(e.to_string()))?;
@@ -533,7 +531,7 @@ pub(crate) async fn save<C: ConnectionTrait>(
         let written = if has_returning(db) {
             upd.returning(returning(t));
             match db.query_one(&upd).await.map_err(write_err)? {
-                Some(row) => return row_to_primitive(t, &row),
+                Some(mut row) => return row_to_primitive(t, &mut row),
                 None => false,
             }
         } else {
@@ -593,12 +591,12 @@ pub(crate) async fn destroy<C: ConnectionTrait>(db: &C, t: &Table, obj: Value) -
             .and_where(Expr::col("deleted").eq(0));
         if has_returning(db) {
             upd.returning(returning(t));
-            let row = db
+            let mut row = db
                 .query_one(&upd)
                 .await
                 .map_err(db_err)?
                 .ok_or_else(not_found)?;
-            return row_to_primitive(t, &row);
+            return row_to_primitive(t, &mut row);
         }
         let r = db.execute(&upd).await.map_err(db_err)?;
         if r.rows_affected() == 0 {
@@ -612,12 +610,12 @@ pub(crate) async fn destroy<C: ConnectionTrait>(db: &C, t: &Table, obj: Value) -
         del.from_table(t.name)
             .cond_where(key)
             .returning(returning(t));
-        let row = db
+        let mut row = db
             .query_one(&del)
             .await
             .map_err(db_err)?
             .ok_or_else(not_found)?;
-        row_to_primitive(t, &row)
+        row_to_primitive(t, &mut row)
     } else {
         let before = fetch_one(db, t, key.clone(), ReadDeleted::Yes)
             .await?
@@ -785,8 +783,8 @@ fn regex_match(backend: DbBackend, t: &Table, name: &str, pattern: &str) -> Resu
 }
 
 /// `list`.
-pub(crate) async fn list<C: ConnectionTrait>(
-    db: &C,
+pub(crate) async fn list<R: Reader>(
+    db: &R,
     t: &Table,
     q: &ListQuery,
     rd: ReadDeleted,
@@ -813,7 +811,7 @@ pub(crate) async fn list<C: ConnectionTrait>(
     let mut sel = select(t);
     sel.cond_where(filters(t, &q.filters, rd, admin)?);
     for (name, pattern) in &q.regex_filters {
-        sel.cond_where(regex_match(db.get_database_backend(), t, name, pattern)?);
+        sel.cond_where(regex_match(db.backend(), t, name, pattern)?);
     }
     if let Some(m) = &q.marker {
         let mk = t.marker_key();
@@ -881,13 +879,15 @@ pub(crate) async fn list<C: ConnectionTrait>(
     if let Some(l) = q.limit {
         sel.limit(l);
     }
-    let rows = db.query_all(&sel).await.map_err(db_err)?;
-    rows.iter().map(|r| row_to_primitive(t, r)).collect()
+    let rows = db.read_all(build(db, &sel)).await.map_err(db_err)?;
+    rows.into_iter()
+        .map(|mut r| row_to_primitive(t, &mut r))
+        .collect()
 }
 
 /// `count`.
-pub(crate) async fn count<C: ConnectionTrait>(
-    db: &C,
+pub(crate) async fn count<R: Reader>(
+    db: &R,
     t: &Table,
     f: &Map<String, Value>,
     rd: ReadDeleted,
@@ -897,9 +897,12 @@ pub(crate) async fn count<C: ConnectionTrait>(
     q.expr_as(Func::count(Expr::col("id")), "n")
         .from(t.name)
         .cond_where(filters(t, f, rd, admin)?);
-    let row = db.query_one(&q).await.map_err(db_err)?;
-    let n: i64 = match row {
-        Some(r) => r.try_get("", "n").map_err(db_err)?,
+    let row = db.read_one(build(db, &q)).await.map_err(db_err)?;
+    let n = match row {
+        Some(mut r) => r
+            .i64_at(0)
+            .map_err(|e| Error::Db(format!("reading a count: {e}")))?
+            .unwrap_or(0),
         None => 0,
     };
     Ok(u64::try_from(n).unwrap_or(0))
@@ -909,13 +912,13 @@ pub(crate) async fn count<C: ConnectionTrait>(
 /// `project` that are neither soft-deleted nor hidden, counted with their
 /// vCPUs and RAM, and with `user`, the same for that user's (the sums
 /// under a `CASE`, so one pass over the project's rows).
-pub(crate) async fn instance_counts<C: ConnectionTrait>(
-    db: &C,
+pub(crate) async fn instance_counts<R: Reader>(
+    db: &R,
     project: &str,
     user: Option<&str>,
 ) -> Result<crate::InstanceCounts> {
     // SUM is NUMERIC on PostgreSQL and DECIMAL on MySQL: cast it back.
-    let int = match db.get_database_backend() {
+    let int = match db.backend() {
         DbBackend::MySql => "SIGNED",
         _ => "BIGINT",
     };
@@ -947,22 +950,28 @@ pub(crate) async fn instance_counts<C: ConnectionTrait>(
                 .add(Expr::col("hidden").is_null())
                 .add(Expr::col("hidden").eq(false)),
         );
-    let row = db.query_one(&q).await.map_err(db_err)?;
-    let get = |k: &str| -> Result<i64> {
-        match &row {
-            Some(r) => r.try_get("", k).map_err(db_err),
+    // The sums by position: instances, cores, ram, then the user's.
+    let mut row = db.read_one(build(db, &q)).await.map_err(db_err)?;
+    let mut get = |i: usize| -> Result<i64> {
+        match &mut row {
+            Some(r) => Ok(r
+                .i64_at(i)
+                .map_err(|e| Error::Db(format!("reading instance counts: {e}")))?
+                .unwrap_or(0)),
             None => Ok(0),
         }
     };
-    let counts = |p: &str| -> Result<crate::UsageCounts> {
+    let mut counts = |first: usize| -> Result<crate::UsageCounts> {
         Ok(crate::UsageCounts {
-            instances: get(&format!("{p}instances"))?,
-            cores: get(&format!("{p}cores"))?,
-            ram: get(&format!("{p}ram"))?,
+            instances: get(first)?,
+            cores: get(first + 1)?,
+            ram: get(first + 2)?,
         })
     };
-    Ok(crate::InstanceCounts {
-        project: counts("")?,
-        user: user.map(|_| counts("u_")).transpose()?,
-    })
+    let project = counts(0)?;
+    let user = match user {
+        Some(_) => Some(counts(3)?),
+        None => None,
+    };
+    Ok(crate::InstanceCounts { project, user })
 }

@@ -15,8 +15,8 @@ use nova_objects::db::{Database, DbConfig};
 use nova_objects::{
     Aggregate, BuildRequest, CellMapping, ComputeNode, ConductorStore, Error, EventOutcome, Flavor,
     HostMapping, Instance, InstanceAction, InstanceActionEvent, InstanceInfoCache, KeyPair,
-    ListQuery, Lookup, Objects, SaveOptions, Service, SortDir, VersionedObject, VirtualInterface,
-    conductor_object_endpoint, registry,
+    ListQuery, Lookup, ObjectStore, Objects, SaveOptions, Service, SortDir, VersionedObject,
+    VirtualInterface, conductor_object_endpoint, registry,
 };
 use nova_rpc::{Dispatcher, MemoryTransport, RequestContext, RpcServer, Target};
 use sea_orm::ConnectionTrait;
@@ -260,6 +260,26 @@ pub(crate) async fn every_stored_class_round_trips(h: &Harness) {
             assert_eq!(
                 again["nova_object.data"], created["nova_object.data"],
                 "{table}: stored primitive decodes"
+            );
+            // A read gives back what the write returned (on a SQLite file
+            // the reads run on connections of their own, the write's
+            // `RETURNING` on the pool: both decode the same columns).
+            let Some(id) = created["nova_object.data"]["id"].as_i64() else {
+                continue; // a class stored without a row id
+            };
+            let read =
+                h.db.get(&ctx, objname, &Lookup::Id(id))
+                    .await
+                    .unwrap_or_else(|e| panic!("{table}: get failed: {e}"));
+            assert_eq!(read, created, "{table}: a read returns what was written");
+            let listed =
+                h.db.list(&ctx, objname, &ListQuery::new().filter("id", id))
+                    .await
+                    .unwrap();
+            assert_eq!(
+                listed,
+                [created],
+                "{table}: a list returns what was written"
             );
         }
     }
