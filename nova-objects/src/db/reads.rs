@@ -314,31 +314,36 @@ fn row(s: *mut ffi::sqlite3_stmt) -> Result<Vec<Cell>, Failure> {
             ffi::SQLITE_FLOAT => Cell::Real(unsafe { ffi::sqlite3_column_double(s, i) }),
             ffi::SQLITE_TEXT => {
                 let p = unsafe { ffi::sqlite3_column_text(s, i) };
-                let len = usize::try_from(unsafe { ffi::sqlite3_column_bytes(s, i) }).unwrap_or(0);
-                let bytes = if p.is_null() {
-                    Vec::new()
-                } else {
-                    unsafe { std::slice::from_raw_parts(p, len) }.to_vec()
-                };
-                match String::from_utf8(bytes) {
+                match String::from_utf8(unsafe { copied(s, i, p) }) {
                     Ok(t) => Cell::Text(t),
                     Err(e) => Cell::Blob(e.into_bytes()),
                 }
             }
             ffi::SQLITE_BLOB => {
                 let p = unsafe { ffi::sqlite3_column_blob(s, i) };
-                let len = usize::try_from(unsafe { ffi::sqlite3_column_bytes(s, i) }).unwrap_or(0);
-                if p.is_null() {
-                    Cell::Blob(Vec::new())
-                } else {
-                    Cell::Blob(unsafe { std::slice::from_raw_parts(p.cast::<u8>(), len) }.to_vec())
-                }
+                Cell::Blob(unsafe { copied(s, i, p.cast()) })
             }
             _ => Cell::Null,
         };
         cells.push(cell);
     }
     Ok(cells)
+}
+
+/// A copy of the text or blob `p` of column `i` of `s`.
+///
+/// # Safety
+/// `p` is what `sqlite3_column_text` / `_blob` just returned for that
+/// column of the row `s` is on (null for an empty value).
+unsafe fn copied(s: *mut ffi::sqlite3_stmt, i: c_int, p: *const u8) -> Vec<u8> {
+    if p.is_null() {
+        return Vec::new();
+    }
+    // SAFETY: the length SQLite gives for the value `p` points at, asked
+    // after the pointer as SQLite's documentation requires.
+    let len = usize::try_from(unsafe { ffi::sqlite3_column_bytes(s, i) }).unwrap_or(0);
+    // SAFETY: `p` is valid for `len` bytes until the next call on `s`.
+    unsafe { std::slice::from_raw_parts(p, len) }.to_vec()
 }
 
 /// A value as bound: what sqlx binds for each sea-query value type

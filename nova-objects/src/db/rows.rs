@@ -90,11 +90,28 @@ pub(crate) enum ReadRow {
     Pool(QueryResult),
 }
 
-fn cell(cells: &mut [Cell], idx: usize) -> Result<&mut Cell, String> {
-    let n = cells.len();
-    cells
-        .get_mut(idx)
-        .ok_or_else(|| format!("column {idx} of a row of {n}"))
+type Got<T> = Result<Option<T>, String>;
+
+impl ReadRow {
+    /// Column `idx`: from a pool row by `pool`, from a cell by `cell`
+    /// (NULL is `None` for every type).
+    fn at<T>(
+        &mut self,
+        idx: usize,
+        pool: fn(&mut QueryResult, usize) -> Got<T>,
+        cell: impl FnOnce(&mut Cell) -> Result<T, String>,
+    ) -> Got<T> {
+        let cells = match self {
+            ReadRow::Pool(r) => return pool(r, idx),
+            ReadRow::Cells(c) => c,
+        };
+        let n = cells.len();
+        match cells.get_mut(idx) {
+            None => Err(format!("column {idx} of a row of {n}")),
+            Some(Cell::Null) => Ok(None),
+            Some(c) => cell(c).map(Some),
+        }
+    }
 }
 
 fn wrong(c: &Cell, want: &str) -> String {
@@ -102,67 +119,42 @@ fn wrong(c: &Cell, want: &str) -> String {
 }
 
 impl Row for ReadRow {
-    fn i64_at(&mut self, idx: usize) -> Result<Option<i64>, String> {
-        let cells = match self {
-            ReadRow::Pool(r) => return r.i64_at(idx),
-            ReadRow::Cells(c) => c,
-        };
-        match cell(cells, idx)? {
-            Cell::Null => Ok(None),
-            Cell::Int(i) => Ok(Some(*i)),
+    fn i64_at(&mut self, idx: usize) -> Got<i64> {
+        self.at(idx, Row::i64_at, |c| match c {
+            Cell::Int(i) => Ok(*i),
             c => Err(wrong(c, "an integer")),
-        }
+        })
     }
-    fn f64_at(&mut self, idx: usize) -> Result<Option<f64>, String> {
-        let cells = match self {
-            ReadRow::Pool(r) => return r.f64_at(idx),
-            ReadRow::Cells(c) => c,
-        };
-        match cell(cells, idx)? {
-            Cell::Null => Ok(None),
-            Cell::Real(f) => Ok(Some(*f)),
+    fn f64_at(&mut self, idx: usize) -> Got<f64> {
+        self.at(idx, Row::f64_at, |c| match c {
+            Cell::Real(f) => Ok(*f),
             #[allow(clippy::cast_precision_loss)]
-            Cell::Int(i) => Ok(Some(*i as f64)),
+            Cell::Int(i) => Ok(*i as f64),
             c => Err(wrong(c, "a number")),
-        }
+        })
     }
-    fn bool_at(&mut self, idx: usize) -> Result<Option<bool>, String> {
-        let cells = match self {
-            ReadRow::Pool(r) => return r.bool_at(idx),
-            ReadRow::Cells(c) => c,
-        };
-        match cell(cells, idx)? {
-            Cell::Null => Ok(None),
-            Cell::Int(i) => Ok(Some(*i != 0)),
+    fn bool_at(&mut self, idx: usize) -> Got<bool> {
+        self.at(idx, Row::bool_at, |c| match c {
+            Cell::Int(i) => Ok(*i != 0),
             c => Err(wrong(c, "a boolean")),
-        }
+        })
     }
-    fn text_at(&mut self, idx: usize) -> Result<Option<String>, String> {
-        let cells = match self {
-            ReadRow::Pool(r) => return r.text_at(idx),
-            ReadRow::Cells(c) => c,
-        };
-        match cell(cells, idx)? {
-            Cell::Null => Ok(None),
-            Cell::Text(s) => Ok(Some(std::mem::take(s))),
+    fn text_at(&mut self, idx: usize) -> Got<String> {
+        self.at(idx, Row::text_at, |c| match c {
+            Cell::Text(s) => Ok(std::mem::take(s)),
             c => Err(wrong(c, "text")),
-        }
+        })
     }
-    fn datetime_at(&mut self, idx: usize) -> Result<Option<NaiveDateTime>, String> {
-        let cells = match self {
-            ReadRow::Pool(r) => return r.datetime_at(idx),
-            ReadRow::Cells(c) => c,
-        };
-        match cell(cells, idx)? {
-            Cell::Null => Ok(None),
-            Cell::Text(s) => parse_sqlite_datetime(s)
-                .map(Some)
-                .ok_or_else(|| format!("invalid datetime: {s}")),
+    fn datetime_at(&mut self, idx: usize) -> Got<NaiveDateTime> {
+        self.at(idx, Row::datetime_at, |c| match c {
+            Cell::Text(s) => {
+                parse_sqlite_datetime(s).ok_or_else(|| format!("invalid datetime: {s}"))
+            }
             Cell::Int(secs) => chrono::DateTime::from_timestamp(*secs, 0)
-                .map(|d| Some(d.naive_utc()))
+                .map(|d| d.naive_utc())
                 .ok_or_else(|| format!("invalid datetime: {secs}")),
             c => Err(wrong(c, "a datetime")),
-        }
+        })
     }
 }
 
