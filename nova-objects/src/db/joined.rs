@@ -9,10 +9,10 @@ use std::sync::OnceLock;
 
 use sea_orm::sea_query::{Alias, Expr, ExprTrait, JoinType, Query};
 use sea_orm::{DbBackend, Statement};
-use serde_json::Value;
 
+use crate::db::decode::FromRow;
 use crate::db::rows::{Reader, Row};
-use crate::db::sql::{db_err, row_to_primitive_at, selected};
+use crate::db::sql::{db_err, selected};
 use crate::db::tables::{Table, table_for};
 use crate::error::{Error, Result};
 
@@ -60,11 +60,12 @@ fn instance_with_info_cache_sql(backend: DbBackend) -> Result<&'static str> {
 }
 
 /// The live instance `uuid` and its live info cache (none when it has
-/// none), as primitives; `None` when there is no such live instance.
-pub(crate) async fn instance_with_info_cache<R: Reader>(
+/// none), decoded as `I` and `C` (primitives or objects); `None` when
+/// there is no such live instance.
+pub(crate) async fn instance_with_info_cache<R: Reader, I: FromRow, C: FromRow>(
     db: &R,
     uuid: &str,
-) -> Result<Option<(Value, Option<Value>)>> {
+) -> Result<Option<(I, Option<C>)>> {
     let backend = db.backend();
     let sql = instance_with_info_cache_sql(backend)?;
     let stmt = Statement::from_sql_and_values(backend, sql, [uuid.into()]);
@@ -73,12 +74,12 @@ pub(crate) async fn instance_with_info_cache<R: Reader>(
     };
     let (inst, cache) = (table("Instance")?, table("InstanceInfoCache")?);
     let base = selected(inst).count();
-    let instance = row_to_primitive_at(inst, &mut row, 0)?;
+    let instance = I::from_row(inst, &mut row, 0)?;
     let cache_id = row
         .i64_at(base)
         .map_err(|e| Error::Db(format!("reading {}.id: {e}", cache.name)))?;
     let info_cache = match cache_id {
-        Some(_) => Some(row_to_primitive_at(cache, &mut row, base)?),
+        Some(_) => Some(C::from_row(cache, &mut row, base)?),
         None => None,
     };
     Ok(Some((instance, info_cache)))

@@ -16,6 +16,7 @@
 //! while it asks the pool for another connection, so it cannot deadlock.
 //! An in-memory database exists per connection, so it has exactly one.
 
+mod decode;
 mod joined;
 mod migrate;
 mod reads;
@@ -467,7 +468,7 @@ impl ObjectStore for Database {
         &self,
         ctx: &RequestContext,
         uuid: &str,
-    ) -> Result<(Value, Option<Value>)> {
+    ) -> Result<(crate::Instance, Option<crate::InstanceInfoCache>)> {
         // The join reads live rows; deleted ones as `get` reads them.
         if ReadDeleted::of(ctx)? != ReadDeleted::No {
             return crate::store::instance_then_info_cache(self, ctx, uuid).await;

@@ -220,11 +220,17 @@ pub(crate) fn row_to_primitive<R: Row>(t: &Table, row: &mut R) -> Result<Value> 
     row_to_primitive_at(t, row, 0)
 }
 
-/// The primitive of the object whose columns start at index `base` of
-/// `row` (selected as [`selected`] lists them; a join selects several).
-pub(crate) fn row_to_primitive_at<R: Row>(t: &Table, row: &mut R, base: usize) -> Result<Value> {
-    let class = t.class();
-    let mut data = Map::with_capacity(t.columns.len());
+/// The stored fields of the object whose columns start at index `base`
+/// of `row` (selected as [`selected`] lists them; a join selects
+/// several), in the table's order: `f(field, value)` for each field set
+/// (a NULL in a column whose field is not nullable leaves it unset, as a
+/// fresh nova object).
+pub(crate) fn row_fields<R: Row>(
+    t: &Table,
+    row: &mut R,
+    base: usize,
+    mut f: impl FnMut(&'static str, Value) -> Result<()>,
+) -> Result<()> {
     let mut after_id = base + 1;
     for (&c, info) in t.columns.iter().zip(col_infos(t)) {
         let idx = if c == "id" {
@@ -242,10 +248,22 @@ pub(crate) fn row_to_primitive_at<R: Row>(t: &Table, row: &mut R, base: usize) -
             read_col(t, row, idx, c, info.ty)?
         };
         if Value::is_null(&v) && !info.nullable {
-            continue; // never set: stays unset, as a fresh nova object
+            continue;
         }
-        data.insert(c.to_owned(), v);
+        f(c, v)?;
     }
+    Ok(())
+}
+
+/// The primitive of the object whose columns start at index `base` of
+/// `row` ([`row_fields`]).
+pub(crate) fn row_to_primitive_at<R: Row>(t: &Table, row: &mut R, base: usize) -> Result<Value> {
+    let class = t.class();
+    let mut data = Map::with_capacity(t.columns.len());
+    row_fields(t, row, base, |c, v| {
+        data.insert(c.to_owned(), v);
+        Ok(())
+    })?;
     let mut m = Map::with_capacity(4);
     m.insert(NAME_KEY.into(), class.name.into());
     m.insert(NAMESPACE_KEY.into(), NAMESPACE.into());
