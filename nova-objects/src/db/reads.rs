@@ -23,6 +23,7 @@
 //! read connections.
 #![allow(unsafe_code)]
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::ffi::{CStr, CString, c_int};
 use std::ptr::{self, NonNull};
@@ -243,32 +244,25 @@ impl Conn {
                 Bound::Null => unsafe { ffi::sqlite3_bind_null(s, at) },
                 Bound::Int(n) => unsafe { ffi::sqlite3_bind_int64(s, at, n) },
                 Bound::Real(f) => unsafe { ffi::sqlite3_bind_double(s, at, f) },
-                Bound::Text(t) => {
-                    let len = c_int::try_from(t.len())
-                        .map_err(|_| Failure::Unsupported("text too long"))?;
-                    unsafe {
-                        ffi::sqlite3_bind_text(
-                            s,
-                            at,
-                            t.as_ptr().cast(),
-                            len,
-                            ffi::SQLITE_TRANSIENT(),
-                        )
-                    }
-                }
-                Bound::Blob(b) => {
-                    let len = c_int::try_from(b.len())
-                        .map_err(|_| Failure::Unsupported("blob too long"))?;
-                    unsafe {
-                        ffi::sqlite3_bind_blob(
-                            s,
-                            at,
-                            b.as_ptr().cast(),
-                            len,
-                            ffi::SQLITE_TRANSIENT(),
-                        )
-                    }
-                }
+                Bound::Text(t) => unsafe {
+                    ffi::sqlite3_bind_text64(
+                        s,
+                        at,
+                        t.as_ptr().cast(),
+                        t.len() as u64,
+                        ffi::SQLITE_TRANSIENT(),
+                        ffi::SQLITE_UTF8 as u8,
+                    )
+                },
+                Bound::Blob(b) => unsafe {
+                    ffi::sqlite3_bind_blob64(
+                        s,
+                        at,
+                        b.as_ptr().cast(),
+                        b.len() as u64,
+                        ffi::SQLITE_TRANSIENT(),
+                    )
+                },
             };
             if rc != ffi::SQLITE_OK {
                 return Err(self.error(rc));
@@ -288,7 +282,7 @@ impl Conn {
             // SAFETY: a prepared, bound statement of this connection.
             match unsafe { ffi::sqlite3_step(s) } {
                 ffi::SQLITE_ROW => {
-                    rows.push(row(s)?);
+                    rows.push(row(s));
                     if one {
                         return Ok(rows);
                     }
@@ -301,7 +295,7 @@ impl Conn {
 }
 
 /// The current row of `s` (after SQLITE_ROW).
-fn row(s: *mut ffi::sqlite3_stmt) -> Result<Vec<Cell>, Failure> {
+fn row(s: *mut ffi::sqlite3_stmt) -> Vec<Cell> {
     // SAFETY (the whole function): `s` is a statement positioned on a
     // row; every index is below its column count; a text or blob pointer
     // is read (for the length `sqlite3_column_bytes` gives, called after
@@ -327,7 +321,7 @@ fn row(s: *mut ffi::sqlite3_stmt) -> Result<Vec<Cell>, Failure> {
         };
         cells.push(cell);
     }
-    Ok(cells)
+    cells
 }
 
 /// A copy of the text or blob `p` of column `i` of `s`.
@@ -348,17 +342,18 @@ unsafe fn copied(s: *mut ffi::sqlite3_stmt, i: c_int, p: *const u8) -> Vec<u8> {
 
 /// A value as bound: what sqlx binds for each sea-query value type
 /// (booleans as 0/1, datetimes and JSON as text).
-enum Bound {
+/// Texts and blobs the statement holds are borrowed (SQLite copies them).
+enum Bound<'a> {
     Null,
     Int(i64),
     Real(f64),
-    Text(String),
-    Blob(Vec<u8>),
+    Text(Cow<'a, str>),
+    Blob(&'a [u8]),
 }
 
-impl Bound {
-    fn of(v: &SqlValue) -> Result<Bound, Failure> {
-        fn opt<T>(v: Option<T>, f: impl FnOnce(T) -> Bound) -> Bound {
+impl<'a> Bound<'a> {
+    fn of(v: &'a SqlValue) -> Result<Bound<'a>, Failure> {
+        fn opt<'a, T>(v: Option<T>, f: impl FnOnce(T) -> Bound<'a>) -> Bound<'a> {
             v.map_or(Bound::Null, f)
         }
         Ok(match v {
@@ -377,19 +372,23 @@ impl Bound {
             SqlValue::BigUnsigned(None) => Bound::Null,
             SqlValue::Float(f) => opt(*f, |f| Bound::Real(f.into())),
             SqlValue::Double(f) => opt(*f, Bound::Real),
-            SqlValue::String(s) => opt(s.as_ref(), |s| Bound::Text(s.clone())),
-            SqlValue::Char(c) => opt(*c, |c| Bound::Text(c.to_string())),
-            SqlValue::Bytes(b) => opt(b.as_ref(), |b| Bound::Blob(b.clone())),
+            SqlValue::String(s) => opt(s.as_deref(), |s| Bound::Text(Cow::Borrowed(s))),
+            SqlValue::Char(c) => opt(*c, |c| Bound::Text(c.to_string().into())),
+            SqlValue::Bytes(b) => opt(b.as_deref(), Bound::Blob),
             SqlValue::ChronoDateTime(d) => {
-                opt(*d, |d| Bound::Text(d.format("%F %T%.f").to_string()))
+                opt(*d, |d| Bound::Text(d.format("%F %T%.f").to_string().into()))
             }
             SqlValue::ChronoDateTimeUtc(d) => opt(*d, |d| {
-                Bound::Text(d.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, false))
+                Bound::Text(
+                    d.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, false)
+                        .into(),
+                )
             }),
             SqlValue::Json(j) => match j {
                 Some(j) => Bound::Text(
                     serde_json::to_string(j)
-                        .map_err(|_| Failure::Unsupported("unencodable JSON"))?,
+                        .map_err(|_| Failure::Unsupported("unencodable JSON"))?
+                        .into(),
                 ),
                 None => Bound::Null,
             },
