@@ -129,9 +129,6 @@ impl Conn {
         // SAFETY: an open handle.
         unsafe { ffi::sqlite3_busy_timeout(db.as_ptr(), ms) };
         conn.exec(c"PRAGMA query_only = ON")?;
-        let mmap = CString::new(format!("PRAGMA mmap_size = {}", super::SQLITE_MMAP_SIZE))
-            .map_err(|_| Failure::Unsupported("NUL in a pragma"))?;
-        conn.exec(&mmap)?;
         Ok(conn)
     }
 
