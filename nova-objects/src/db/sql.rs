@@ -192,12 +192,19 @@ fn without_changes(v: &Value) -> Value {
     }
 }
 
+/// A column's value as read: a JSON column's text is left for the
+/// reader to parse (into a [`Value`], or straight into the field).
+pub(crate) enum Cell {
+    Value(Value),
+    Json(String),
+}
+
 /// Reads column `idx` (named `field`) of `row`: by position, as the
 /// statements list the columns in [`selected`] order (a lookup by name
 /// compares the name with every column's).
-fn read_col<R: Row>(t: &Table, row: &mut R, idx: usize, field: &str, ty: ColType) -> Result<Value> {
+fn read_cell<R: Row>(t: &Table, row: &mut R, idx: usize, field: &str, ty: ColType) -> Result<Cell> {
     let e = |e: String| Error::Db(format!("reading {}.{field}: {e}", t.name));
-    Ok(match ty {
+    Ok(Cell::Value(match ty {
         ColType::BigInt => row.i64_at(idx).map_err(e)?.into(),
         ColType::Double => row.f64_at(idx).map_err(e)?.into(),
         ColType::Bool => row.bool_at(idx).map_err(e)?.into(),
@@ -208,11 +215,17 @@ fn read_col<R: Row>(t: &Table, row: &mut R, idx: usize, field: &str, ty: ColType
             .unwrap_or(Value::Null),
         ColType::Str | ColType::Text => row.text_at(idx).map_err(e)?.into(),
         ColType::Json => match row.text_at(idx).map_err(e)? {
-            None => Value::Null,
-            Some(s) => serde_json::from_str(&s)
-                .map_err(|x| Error::Db(format!("{}.{field} holds invalid JSON: {x}", t.name)))?,
+            // What a JSON NULL reads as, as a NULL does.
+            Some(s) if s != "null" => return Ok(Cell::Json(s)),
+            _ => Value::Null,
         },
-    })
+    }))
+}
+
+/// The value of JSON column `field` of `t` holding `text`.
+pub(crate) fn parse_json(t: &Table, field: &str, text: &str) -> Result<Value> {
+    serde_json::from_str(text)
+        .map_err(|x| Error::Db(format!("{}.{field} holds invalid JSON: {x}", t.name)))
 }
 
 /// The primitive of the object in `row`.
@@ -222,14 +235,14 @@ pub(crate) fn row_to_primitive<R: Row>(t: &Table, row: &mut R) -> Result<Value> 
 
 /// The stored fields of the object whose columns start at index `base`
 /// of `row` (selected as [`selected`] lists them; a join selects
-/// several), in the table's order: `f(field, value)` for each field set
+/// several), in the table's order: `f(field, cell)` for each field set
 /// (a NULL in a column whose field is not nullable leaves it unset, as a
 /// fresh nova object).
-pub(crate) fn row_fields<R: Row>(
+pub(crate) fn row_cells<R: Row>(
     t: &Table,
     row: &mut R,
     base: usize,
-    mut f: impl FnMut(&'static str, Value) -> Result<()>,
+    mut f: impl FnMut(&'static str, Cell) -> Result<()>,
 ) -> Result<()> {
     let mut after_id = base + 1;
     for (&c, info) in t.columns.iter().zip(col_infos(t)) {
@@ -239,20 +252,33 @@ pub(crate) fn row_fields<R: Row>(
             after_id += 1;
             after_id - 1
         };
-        let v = if info.soft_deleted {
+        let cell = if info.soft_deleted {
             let d = row
                 .i64_at(idx)
                 .map_err(|e| Error::Db(format!("reading {}.deleted: {e}", t.name)))?;
-            Value::Bool(d.is_some_and(|d| d != 0))
+            Cell::Value(Value::Bool(d.is_some_and(|d| d != 0)))
         } else {
-            read_col(t, row, idx, c, info.ty)?
+            read_cell(t, row, idx, c, info.ty)?
         };
-        if Value::is_null(&v) && !info.nullable {
+        if matches!(cell, Cell::Value(Value::Null)) && !info.nullable {
             continue;
         }
-        f(c, v)?;
+        f(c, cell)?;
     }
     Ok(())
+}
+
+/// [`row_cells`] with the JSON columns parsed.
+pub(crate) fn row_fields<R: Row>(
+    t: &Table,
+    row: &mut R,
+    base: usize,
+    mut f: impl FnMut(&'static str, Value) -> Result<()>,
+) -> Result<()> {
+    row_cells(t, row, base, |c, cell| match cell {
+        Cell::Value(v) => f(c, v),
+        Cell::Json(s) => f(c, parse_json(t, c, &s)?),
+    })
 }
 
 /// The primitive of the object whose columns start at index `base` of
