@@ -59,6 +59,12 @@ fn instance_with_info_cache_sql(backend: DbBackend) -> Result<&'static str> {
     Ok(slot.get_or_init(|| built.sql))
 }
 
+/// The statement of [`instance_with_info_cache`].
+pub(crate) fn instance_with_info_cache_stmt(backend: DbBackend, uuid: &str) -> Result<Statement> {
+    let sql = instance_with_info_cache_sql(backend)?;
+    Ok(Statement::from_sql_and_values(backend, sql, [uuid.into()]))
+}
+
 /// The live instance `uuid` and its live info cache (none when it has
 /// none), decoded as `I` and `C` (primitives or objects); `None` when
 /// there is no such live instance.
@@ -66,21 +72,26 @@ pub(crate) async fn instance_with_info_cache<R: Reader, I: FromRow, C: FromRow>(
     db: &R,
     uuid: &str,
 ) -> Result<Option<(I, Option<C>)>> {
-    let backend = db.backend();
-    let sql = instance_with_info_cache_sql(backend)?;
-    let stmt = Statement::from_sql_and_values(backend, sql, [uuid.into()]);
-    let Some(mut row) = db.read_one(stmt).await.map_err(db_err)? else {
-        return Ok(None);
-    };
+    let stmt = instance_with_info_cache_stmt(db.backend(), uuid)?;
+    match db.read_one(stmt).await.map_err(db_err)? {
+        Some(mut row) => decode_instance_with_info_cache(&mut row).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// The instance and its info cache of a row of [`instance_with_info_cache`].
+pub(crate) fn decode_instance_with_info_cache<W: Row, I: FromRow, C: FromRow>(
+    row: &mut W,
+) -> Result<(I, Option<C>)> {
     let (inst, cache) = (table("Instance")?, table("InstanceInfoCache")?);
     let base = selected(inst).count();
-    let instance = I::from_row(inst, &mut row, 0)?;
+    let instance = I::from_row(inst, row, 0)?;
     let cache_id = row
         .i64_at(base)
         .map_err(|e| Error::Db(format!("reading {}.id: {e}", cache.name)))?;
     let info_cache = match cache_id {
-        Some(_) => Some(C::from_row(cache, &mut row, base)?),
+        Some(_) => Some(C::from_row(cache, row, base)?),
         None => None,
     };
-    Ok(Some((instance, info_cache)))
+    Ok((instance, info_cache))
 }

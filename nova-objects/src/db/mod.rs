@@ -473,7 +473,15 @@ impl ObjectStore for Database {
             return crate::store::instance_then_info_cache(self, ctx, uuid).await;
         }
         let found = match &self.reads {
-            Some(r) => joined::instance_with_info_cache(&**r, uuid).await?,
+            // The show of a server polled while nothing changes decodes
+            // its row once.
+            Some(r) => {
+                let stmt = joined::instance_with_info_cache_stmt(DbBackend::Sqlite, uuid)?;
+                r.read_cached(&format!("instance+info_cache {uuid}"), stmt, |mut row| {
+                    joined::decode_instance_with_info_cache(&mut row)
+                })
+                .await?
+            }
             None => read_again_once(|| joined::instance_with_info_cache(&self.conn, uuid)).await?,
         };
         found.ok_or_else(|| Error::NotFound {

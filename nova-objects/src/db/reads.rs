@@ -9,8 +9,9 @@
 //! connections this module opens with SQLite's C API (the library sqlx
 //! links, `libsqlite3-sys`), read-only (`PRAGMA query_only`), stepped where
 //! the caller runs, each keeping its prepared statements. A read is one
-//! `SELECT` of a local file through a memory map; decoding its rows, which
-//! ran on the caller's thread before too, costs as much.
+//! `SELECT` of a local file (pages from SQLite's cache, or the OS's);
+//! decoding its rows, which ran on the caller's thread before too, costs
+//! as much.
 //!
 //! What these connections do not do goes to the pool as before: a
 //! statement using `REGEXP` (sqlx registers that function on its own
@@ -21,8 +22,17 @@
 //! connections as the pool has (a read waits for one as it would for the
 //! pool's). An in-memory database exists per connection: it never gets
 //! read connections.
+//!
+//! The API's show of a server (the instance joined with its info cache)
+//! is also kept decoded per connection while the database does not
+//! change: each such read first asks SQLite's `PRAGMA data_version`
+//! (which moves with every commit of any other connection or process)
+//! and drops what the connection kept when it moved; a clone is kept
+//! only when it did not move since the connection's previous read, so a
+//! busy database pays one pragma step per show and no clones.
 #![allow(unsafe_code)]
 
+use std::any::Any;
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::ffi::{CStr, CString, c_int};
@@ -35,10 +45,15 @@ use sea_orm::sea_query::Value as SqlValue;
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, DbErr, RuntimeErr, Statement};
 
 use super::rows::{Cell, ReadRow, Reader};
+use super::sql::db_err;
 
 /// Prepared statements a connection keeps (reads build a handful of
 /// distinct texts; lists with filters more).
 const MAX_STATEMENTS: usize = 128;
+
+/// Decoded objects a connection keeps while the database does not change
+/// ([`Reads::read_cached`]).
+const MAX_CACHED: usize = 256;
 
 /// The read connections of one database.
 pub(crate) struct Reads {
@@ -77,6 +92,11 @@ enum Failure {
 struct Conn {
     db: NonNull<ffi::sqlite3>,
     stmts: HashMap<String, NonNull<ffi::sqlite3_stmt>>,
+    /// `PRAGMA data_version` at this connection's last look.
+    version: Option<i64>,
+    /// What [`Reads::read_cached`] decoded since the database last
+    /// changed, by key.
+    cached: HashMap<String, Box<dyn Any + Send>>,
 }
 
 // SAFETY: the connection is opened with SQLITE_OPEN_NOMUTEX on a
@@ -121,6 +141,8 @@ impl Conn {
         let mut conn = Conn {
             db,
             stmts: HashMap::new(),
+            version: None,
+            cached: HashMap::new(),
         };
         if rc != ffi::SQLITE_OK {
             return Err(conn.error(rc));
@@ -202,6 +224,55 @@ impl Conn {
     }
 
     /// The rows of `sql` with `values` bound (the first only with `one`).
+    /// Whether a write was committed on any connection since this one
+    /// last looked (`PRAGMA data_version`, which SQLite keeps for exactly
+    /// this; a first look counts as a change).
+    fn changed(&mut self) -> Result<bool, Failure> {
+        let version = match self.query("PRAGMA data_version", &[], true)?.first() {
+            Some(row) => match row.first() {
+                Some(Cell::Int(v)) => *v,
+                _ => return Err(Failure::Unsupported("no data_version")),
+            },
+            None => return Err(Failure::Unsupported("no data_version")),
+        };
+        let changed = self.version != Some(version);
+        self.version = Some(version);
+        Ok(changed)
+    }
+
+    /// `sql`'s first row decoded by `decode`, or what this connection
+    /// decoded for `key` when no write was committed since (a clone).
+    /// Kept only when the database did not change since the previous
+    /// look: while writes come, nothing is kept (or cloned).
+    fn cached<T: Clone + Send + 'static>(
+        &mut self,
+        key: &str,
+        sql: &str,
+        values: &[SqlValue],
+        decode: impl FnOnce(ReadRow) -> crate::error::Result<T>,
+    ) -> Result<crate::error::Result<Option<T>>, Failure> {
+        let changed = self.changed()?;
+        if changed {
+            self.cached.clear();
+        } else if let Some(hit) = self.cached.get(key).and_then(|v| v.downcast_ref::<T>()) {
+            return Ok(Ok(Some(hit.clone())));
+        }
+        let Some(row) = self.query(sql, values, true)?.pop() else {
+            return Ok(Ok(None));
+        };
+        let value = match decode(ReadRow::Cells(row)) {
+            Ok(v) => v,
+            Err(e) => return Ok(Err(e)),
+        };
+        if !changed {
+            if self.cached.len() >= MAX_CACHED {
+                self.cached.clear();
+            }
+            self.cached.insert(key.to_owned(), Box::new(value.clone()));
+        }
+        Ok(Ok(Some(value)))
+    }
+
     fn query(
         &mut self,
         sql: &str,
@@ -417,44 +488,47 @@ impl Reads {
         })
     }
 
+    /// `f` on an idle read connection (one opened when none is idle), with
+    /// no await while it runs: a read is never left half done on its
+    /// connection.
+    async fn with_conn<R>(
+        &self,
+        f: impl FnOnce(&mut Conn) -> Result<R, Failure>,
+    ) -> Result<Result<R, Failure>, DbErr> {
+        let permit = self
+            .permits
+            .acquire()
+            .await
+            .map_err(|_| DbErr::ConnectionAcquire(sea_orm::ConnAcquireErr::ConnectionClosed))?;
+        let idle = self.idle.lock().ok().and_then(|mut i| i.pop());
+        let conn = match idle {
+            Some(c) => Ok(c),
+            None => Conn::open(&self.path, self.busy),
+        };
+        let out = conn.and_then(|mut c| {
+            let out = f(&mut c);
+            if let Ok(mut idle) = self.idle.lock() {
+                idle.push(c);
+            }
+            out
+        });
+        drop(permit);
+        Ok(out)
+    }
+
     /// `stmt`'s rows (the first only with `one`) on a read connection, or
     /// on the pool when those do not run it.
     async fn read(&self, stmt: Statement, one: bool) -> Result<Vec<ReadRow>, DbErr> {
         let why = if stmt.sql.contains("REGEXP") {
             "REGEXP"
         } else {
-            let permit =
-                self.permits.acquire().await.map_err(|_| {
-                    DbErr::ConnectionAcquire(sea_orm::ConnAcquireErr::ConnectionClosed)
-                })?;
-            let idle = self.idle.lock().ok().and_then(|mut i| i.pop());
-            let conn = match idle {
-                Some(c) => Ok(c),
-                None => Conn::open(&self.path, self.busy),
-            };
             let values = stmt.values.as_ref().map_or(&[][..], |v| v.0.as_slice());
-            // Stepped here, with no await between: a read is never left
-            // half done on its connection.
-            let out = conn.and_then(|mut c| {
-                let rows = c.query(&stmt.sql, values, one);
-                if let Ok(mut idle) = self.idle.lock() {
-                    idle.push(c);
-                }
-                rows
-            });
-            drop(permit);
-            match out {
+            match self.with_conn(|c| c.query(&stmt.sql, values, one)).await? {
                 Ok(rows) => {
-                    if self.log {
-                        tracing::info!(target: "sqlx::query", statement = %stmt.sql, rows_returned = rows.len(), "read connection");
-                    }
+                    self.logged(&stmt.sql, rows.len());
                     return Ok(rows.into_iter().map(ReadRow::Cells).collect());
                 }
-                Err(Failure::Sqlite(rc, msg)) => {
-                    return Err(DbErr::Query(RuntimeErr::Internal(format!(
-                        "SQLite error {rc}: {msg}"
-                    ))));
-                }
+                Err(Failure::Sqlite(rc, msg)) => return Err(sqlite_err(rc, &msg)),
                 Err(Failure::Unsupported(why)) => why,
             }
         };
@@ -475,6 +549,48 @@ impl Reads {
                 .collect()
         })
     }
+
+    /// `stmt`'s first row decoded by `decode`, or a clone of what a read
+    /// connection decoded for `key` when no write was committed to the
+    /// database since (SQLite's `PRAGMA data_version`, which sees every
+    /// connection's and every process's commits); a statement these
+    /// connections do not run is read on the pool.
+    pub(crate) async fn read_cached<T: Clone + Send + 'static>(
+        &self,
+        key: &str,
+        stmt: Statement,
+        decode: impl Fn(ReadRow) -> crate::error::Result<T>,
+    ) -> crate::error::Result<Option<T>> {
+        if !stmt.sql.contains("REGEXP") {
+            let values = stmt.values.as_ref().map_or(&[][..], |v| v.0.as_slice());
+            let out = self
+                .with_conn(|c| c.cached(key, &stmt.sql, values, &decode))
+                .await
+                .map_err(db_err)?;
+            match out {
+                Ok(found) => {
+                    self.logged(&stmt.sql, usize::from(matches!(found, Ok(Some(_)))));
+                    return found;
+                }
+                Err(Failure::Sqlite(rc, msg)) => return Err(db_err(sqlite_err(rc, &msg))),
+                Err(Failure::Unsupported(_)) => {}
+            }
+        }
+        match self.read(stmt, true).await.map_err(db_err)?.pop() {
+            Some(row) => decode(row).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    fn logged(&self, sql: &str, rows: usize) {
+        if self.log {
+            tracing::info!(target: "sqlx::query", statement = %sql, rows_returned = rows, "read connection");
+        }
+    }
+}
+
+fn sqlite_err(rc: c_int, msg: &str) -> DbErr {
+    DbErr::Query(RuntimeErr::Internal(format!("SQLite error {rc}: {msg}")))
 }
 
 #[async_trait::async_trait]

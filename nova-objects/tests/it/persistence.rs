@@ -1078,9 +1078,65 @@ pub(crate) async fn reads_see_writes_and_survive_interruption(h: &Harness) {
     for r in reads.collect::<Vec<_>>() {
         assert_eq!(r.await.unwrap(), (Some("name-4".to_owned()), 1));
     }
+    // The show's joined read, repeated while nothing changes (a SQLite
+    // file keeps what it decoded), sees every write: the store's, a raw
+    // statement on another connection, its info cache's.
+    let show = |attrs: &'static [&'static str]| {
+        let (objects, ctx, uuid) = (h.objects.clone(), ctx.clone(), uuid.clone());
+        async move { objects.get_instance(&ctx, &uuid, attrs).await }
+    };
+    for n in 0..3 {
+        for _ in 0..3 {
+            let seen = show(&["info_cache"]).await.unwrap();
+            assert_eq!(
+                seen,
+                show(&[])
+                    .await
+                    .unwrap()
+                    .with_info_cache(seen.info_cache().clone())
+            );
+        }
+        inst.set_display_name(Some(format!("shown-{n}")));
+        h.objects.save(&ctx, &mut inst).await.unwrap();
+        let seen = show(&["info_cache"]).await.unwrap();
+        assert_eq!(
+            seen.display_name().as_deref(),
+            Some(format!("shown-{n}").as_str())
+        );
+        h.db.connection()
+            .execute_unprepared(&format!(
+                "UPDATE instances SET display_name = 'raw-{n}' WHERE uuid = '{uuid}'"
+            ))
+            .await
+            .unwrap();
+        let seen = show(&["info_cache"]).await.unwrap();
+        assert_eq!(
+            seen.display_name().as_deref(),
+            Some(format!("raw-{n}").as_str())
+        );
+        inst = h.objects.get_by_uuid(&ctx, &uuid).await.unwrap();
+    }
+    let mut cache = InstanceInfoCache::new()
+        .with_instance_uuid(uuid.clone())
+        .with_network_info(Some("[]".to_owned()));
+    h.objects.create(&ctx, &mut cache).await.unwrap();
+    let seen = show(&["info_cache"]).await.unwrap();
+    assert_eq!(
+        seen.info_cache()
+            .as_ref()
+            .unwrap()
+            .network_info()
+            .as_deref(),
+        Some("[]")
+    );
     h.objects.destroy(&ctx, &mut inst).await.unwrap();
     let gone = h.objects.get_by_uuid::<Instance>(&ctx, &uuid).await;
     assert!(gone.unwrap_err().is_not_found());
+    let gone = show(&["info_cache"]).await;
+    assert!(
+        gone.unwrap_err().is_not_found(),
+        "a destroyed instance is not shown"
+    );
 }
 
 /// nova's `VirtualInterface` records: one per port (uuid = port id,
