@@ -65,12 +65,51 @@ const DATETIME_FORMATS: &[&str] = &[
 /// A datetime stored as text (UTC, or with an offset converted to UTC),
 /// as sqlx reads one.
 pub(crate) fn parse_sqlite_datetime(s: &str) -> Option<NaiveDateTime> {
+    if let Some(t) = parse_written(s) {
+        return Some(t);
+    }
     DATETIME_FORMATS.iter().find_map(|f| {
         chrono::DateTime::parse_from_str(s, f)
             .map(|d| d.naive_utc())
             .or_else(|_| NaiveDateTime::parse_from_str(s, f))
             .ok()
     })
+}
+
+/// The form the writes store (`%F %T%.f`: `YYYY-MM-DD HH:MM:SS`, then
+/// `.` and 1–9 digits or nothing), read without chrono's format parser
+/// (which parses the format string on every call); anything else is
+/// `None`, for the general list.
+fn parse_written(s: &str) -> Option<NaiveDateTime> {
+    let b = s.as_bytes();
+    if b.len() < 19
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || b[10] != b' '
+        || b[13] != b':'
+        || b[16] != b':'
+    {
+        return None;
+    }
+    let num = |digits: &[u8]| {
+        digits.iter().try_fold(0u32, |n, d| {
+            d.is_ascii_digit().then(|| n * 10 + u32::from(d - b'0'))
+        })
+    };
+    let nanos = match &b[19..] {
+        [] => 0,
+        [b'.', frac @ ..] if (1..=9).contains(&frac.len()) => {
+            num(frac)? * 10u32.pow(9 - u32::try_from(frac.len()).ok()?)
+        }
+        _ => return None,
+    };
+    let year = i32::try_from(num(&b[0..4])?).ok()?;
+    chrono::NaiveDate::from_ymd_opt(year, num(&b[5..7])?, num(&b[8..10])?)?.and_hms_nano_opt(
+        num(&b[11..13])?,
+        num(&b[14..16])?,
+        num(&b[17..19])?,
+        nanos,
+    )
 }
 
 fn kind(c: &Cell) -> &'static str {
@@ -221,6 +260,32 @@ mod tests {
             want.with_second(0).and_then(|d| d.with_nanosecond(0))
         );
         assert_eq!(parse_sqlite_datetime("yesterday"), None);
+        // The written form's own reader agrees with chrono's on it, and
+        // leaves everything else to the list.
+        for s in [
+            "2026-12-07 17:30:05",
+            "2026-12-07 17:30:05.1",
+            "2026-12-07 17:30:05.123456",
+            "2026-12-07 17:30:05.123456789",
+            "0001-01-01 00:00:00.000001",
+        ] {
+            let chrono = NaiveDateTime::parse_from_str(s, "%F %T%.f").ok();
+            assert!(chrono.is_some(), "{s}");
+            assert_eq!(parse_written(s), chrono, "{s}");
+        }
+        for s in [
+            "2026-12-07 17:30",
+            "2026-12-07 17:30:05.",
+            "2026-12-07 17:30:05.1234567891",
+            "2026-12-07 17:30:05Z",
+            "2026-13-07 17:30:05",
+            "2026-12-07 24:30:05",
+            "2026-12-07 17:30:60",
+            "2026-12-0x 17:30:05",
+            "+026-12-07 17:30:05",
+        ] {
+            assert_eq!(parse_written(s), None, "{s}");
+        }
         let mut row = ReadRow::Cells(vec![
             Cell::Text("2026-12-07 17:30:05.123456".into()),
             Cell::Int(1),
