@@ -182,26 +182,42 @@ pub fn format_datetime(t: &DateTime) -> String {
 /// The exact OVO form `YYYY-MM-DDTHH:MM:SSZ`, parsed without chrono's
 /// general parser.
 fn parse_ovo_time(s: &str) -> Option<DateTime> {
+    match date_time_prefix(s, b'T')? {
+        (t, b"Z") => Some(Utc.from_utc_datetime(&t)),
+        _ => None,
+    }
+}
+
+/// The decimal number `b` spells (ASCII digits only; `None` otherwise).
+pub(crate) fn digits(b: &[u8]) -> Option<u32> {
+    b.iter().try_fold(0u32, |acc, c| {
+        c.is_ascii_digit()
+            .then(|| acc.checked_mul(10)?.checked_add(u32::from(c - b'0')))
+            .flatten()
+    })
+}
+
+/// `YYYY-MM-DD<sep>HH:MM:SS` at the start of `s` (digits where it has
+/// them, a valid date and time), and the bytes after it.
+pub(crate) fn date_time_prefix(s: &str, sep: u8) -> Option<(chrono::NaiveDateTime, &[u8])> {
     let b = s.as_bytes();
-    if b.len() != 20
+    if b.len() < 19
         || b[4] != b'-'
         || b[7] != b'-'
-        || b[10] != b'T'
+        || b[10] != sep
         || b[13] != b':'
         || b[16] != b':'
-        || b[19] != b'Z'
     {
         return None;
     }
-    let num = |r: std::ops::Range<usize>| -> Option<u32> {
-        b[r].iter().try_fold(0u32, |acc, c| {
-            c.is_ascii_digit().then(|| acc * 10 + u32::from(c - b'0'))
-        })
-    };
-    let date =
-        chrono::NaiveDate::from_ymd_opt(i32::try_from(num(0..4)?).ok()?, num(5..7)?, num(8..10)?)?;
-    let t = date.and_hms_opt(num(11..13)?, num(14..16)?, num(17..19)?)?;
-    Some(Utc.from_utc_datetime(&t))
+    let year = i32::try_from(digits(&b[0..4])?).ok()?;
+    let date = chrono::NaiveDate::from_ymd_opt(year, digits(&b[5..7])?, digits(&b[8..10])?)?;
+    let t = date.and_hms_opt(
+        digits(&b[11..13])?,
+        digits(&b[14..16])?,
+        digits(&b[17..19])?,
+    )?;
+    Some((t, &b[19..]))
 }
 
 /// Parses the ISO 8601 forms peers send (`Z`, `+00:00`, fractions, naive = UTC).

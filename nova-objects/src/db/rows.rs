@@ -81,35 +81,16 @@ pub(crate) fn parse_sqlite_datetime(s: &str) -> Option<NaiveDateTime> {
 /// (which parses the format string on every call); anything else is
 /// `None`, for the general list.
 fn parse_written(s: &str) -> Option<NaiveDateTime> {
-    let b = s.as_bytes();
-    if b.len() < 19
-        || b[4] != b'-'
-        || b[7] != b'-'
-        || b[10] != b' '
-        || b[13] != b':'
-        || b[16] != b':'
-    {
-        return None;
-    }
-    let num = |digits: &[u8]| {
-        digits.iter().try_fold(0u32, |n, d| {
-            d.is_ascii_digit().then(|| n * 10 + u32::from(d - b'0'))
-        })
-    };
-    let nanos = match &b[19..] {
+    use crate::field::{date_time_prefix, digits};
+    let (t, rest) = date_time_prefix(s, b' ')?;
+    let nanos = match rest {
         [] => 0,
         [b'.', frac @ ..] if (1..=9).contains(&frac.len()) => {
-            num(frac)? * 10u32.pow(9 - u32::try_from(frac.len()).ok()?)
+            digits(frac)? * 10u32.pow(9 - u32::try_from(frac.len()).ok()?)
         }
         _ => return None,
     };
-    let year = i32::try_from(num(&b[0..4])?).ok()?;
-    chrono::NaiveDate::from_ymd_opt(year, num(&b[5..7])?, num(&b[8..10])?)?.and_hms_nano_opt(
-        num(&b[11..13])?,
-        num(&b[14..16])?,
-        num(&b[17..19])?,
-        nanos,
-    )
+    chrono::Timelike::with_nanosecond(&t, nanos)
 }
 
 fn kind(c: &Cell) -> &'static str {
