@@ -223,7 +223,6 @@ impl Conn {
         Ok(stmt)
     }
 
-    /// The rows of `sql` with `values` bound (the first only with `one`).
     /// Whether a write was committed on any connection since this one
     /// last looked (`PRAGMA data_version`, which SQLite keeps for exactly
     /// this; a first look counts as a change).
@@ -273,6 +272,7 @@ impl Conn {
         Ok(Ok(Some(value)))
     }
 
+    /// The rows of `sql` with `values` bound (the first only with `one`).
     fn query(
         &mut self,
         sql: &str,
