@@ -48,7 +48,7 @@ impl<T: VersionedObject> FromRow for T {
             (NAME_KEY, Part::Text(class.name)),
             (NAMESPACE_KEY, Part::Text(NAMESPACE)),
             (VERSION_KEY, Part::Version(class.version.to_string())),
-            (DATA_KEY, Part::Data(fields.collect::<Vec<_>>().into_iter())),
+            (DATA_KEY, Part::Data(fields)),
         ];
         let decoded = T::deserialize(MapDeserializer::<_, serde_json::Error>::new(
             parts.into_iter(),
