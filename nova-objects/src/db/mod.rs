@@ -14,12 +14,14 @@
 //! timeout (writers queue instead of failing), and every store operation
 //! is one statement or reads after its write, never holding a transaction
 //! while it asks the pool for another connection, so it cannot deadlock.
-//! An in-memory database exists per connection, so it has exactly one.
+//! The store's statements on a file run on connections of this crate's
+//! own, on the caller's thread ([`local`]); an in-memory database exists
+//! per connection, so it has exactly one, the pool's.
 
 mod decode;
 mod joined;
+mod local;
 mod migrate;
-mod reads;
 mod rows;
 mod sql;
 mod tables;
@@ -153,11 +155,13 @@ pub struct PoolStatus {
 #[derive(Debug, Clone)]
 pub struct Database {
     conn: DatabaseConnection,
-    /// SQLite files: the connections reads run on ([`reads`]).
-    reads: Option<Arc<reads::Reads>>,
+    /// SQLite files: the connections the store's reads and writes run on
+    /// ([`local`]).
+    local: Option<Arc<local::Local>>,
 }
 
-/// The settings of every SQLite connection (the pool's and the reads').
+/// The settings of the pool's SQLite connections (this crate's own
+/// connections, [`local`], set theirs alike).
 fn sqlite_options(
     o: sea_orm::sqlx::sqlite::SqliteConnectOptions,
     busy: Duration,
@@ -274,11 +278,11 @@ impl Database {
         let conn = sea_orm::Database::connect(opts)
             .await
             .map_err(|e| Error::Db(format!("cannot connect to {}: {e}", mask(&cfg.connection))))?;
-        let reads = if backend == DbBackend::Sqlite && !memory {
+        let local = if backend == DbBackend::Sqlite && !memory {
             let o: sea_orm::sqlx::sqlite::SqliteConnectOptions = url
                 .parse()
                 .map_err(|e| Error::Db(format!("{}: {e}", mask(&cfg.connection))))?;
-            let reads = reads::Reads::new(
+            let local = local::Local::new(
                 conn.clone(),
                 o.get_filename(),
                 cfg.sqlite_busy_timeout,
@@ -286,11 +290,11 @@ impl Database {
                 pool as usize,
             )
             .map_err(Error::Db)?;
-            Some(Arc::new(reads))
+            Some(Arc::new(local))
         } else {
             None
         };
-        Ok(Database { conn, reads })
+        Ok(Database { conn, local })
     }
 
     /// `nova-manage db sync`: applies pending migrations; returns how many
@@ -385,6 +389,18 @@ where
     }
 }
 
+/// `destroy`; as nova's `instance_destroy`, an instance's virtual
+/// interfaces go with it.
+async fn destroy<W: rows::Writer>(db: &W, t: &'static Table, obj: Value) -> Result<Value> {
+    let gone = sql::destroy(db, t, obj).await?;
+    if t.name == "instances"
+        && let Some(uuid) = gone[crate::primitive::DATA_KEY]["uuid"].as_str()
+    {
+        sql::soft_delete_by(db, &tables::VIRTUAL_INTERFACES, "instance_uuid", uuid).await?;
+    }
+    Ok(gone)
+}
+
 fn table_of(objname: &str) -> Result<&'static Table> {
     table_for(objname).ok_or_else(|| Error::ObjectAction {
         action: "persist".into(),
@@ -404,37 +420,32 @@ fn table_of_value(v: &Value) -> Result<&'static Table> {
 impl ObjectStore for Database {
     async fn create(&self, _ctx: &RequestContext, obj: Value) -> Result<Value> {
         let t = table_of_value(&obj)?;
-        sql::create(&self.conn, t, obj).await
+        match &self.local {
+            Some(l) => sql::create(&**l, t, obj).await,
+            None => sql::create(&self.conn, t, obj).await,
+        }
     }
 
     async fn save(&self, _ctx: &RequestContext, obj: Value, opts: &SaveOptions) -> Result<Value> {
         let t = table_of_value(&obj)?;
-        sql::save(&self.conn, t, obj, opts).await
+        match &self.local {
+            Some(l) => sql::save(&**l, t, obj, opts).await,
+            None => sql::save(&self.conn, t, obj, opts).await,
+        }
     }
 
     async fn destroy(&self, _ctx: &RequestContext, obj: Value) -> Result<Value> {
         let t = table_of_value(&obj)?;
-        let gone = sql::destroy(&self.conn, t, obj).await?;
-        // As nova's `instance_destroy`: the instance's virtual interfaces
-        // go with it.
-        if t.name == "instances"
-            && let Some(uuid) = gone[crate::primitive::DATA_KEY]["uuid"].as_str()
-        {
-            sql::soft_delete_by(
-                &self.conn,
-                &tables::VIRTUAL_INTERFACES,
-                "instance_uuid",
-                uuid,
-            )
-            .await?;
+        match &self.local {
+            Some(l) => destroy(&**l, t, obj).await,
+            None => destroy(&self.conn, t, obj).await,
         }
-        Ok(gone)
     }
 
     async fn get(&self, ctx: &RequestContext, objname: &str, by: &Lookup) -> Result<Value> {
         let t = table_of(objname)?;
         let rd = ReadDeleted::of(ctx)?;
-        match &self.reads {
+        match &self.local {
             Some(r) => sql::get(&**r, t, by, rd).await,
             None => read_again_once(|| sql::get(&self.conn, t, by, rd)).await,
         }
@@ -443,7 +454,7 @@ impl ObjectStore for Database {
     async fn list(&self, ctx: &RequestContext, objname: &str, q: &ListQuery) -> Result<Vec<Value>> {
         let t = table_of(objname)?;
         let (rd, admin) = (ReadDeleted::of(ctx)?, ctx.is_admin());
-        match &self.reads {
+        match &self.local {
             Some(r) => sql::list(&**r, t, q, rd, admin).await,
             None => read_again_once(|| sql::list(&self.conn, t, q, rd, admin)).await,
         }
@@ -457,7 +468,7 @@ impl ObjectStore for Database {
     ) -> Result<u64> {
         let t = table_of(objname)?;
         let (rd, admin) = (ReadDeleted::of(ctx)?, ctx.is_admin());
-        match &self.reads {
+        match &self.local {
             Some(r) => sql::count(&**r, t, filters, rd, admin).await,
             None => read_again_once(|| sql::count(&self.conn, t, filters, rd, admin)).await,
         }
@@ -472,7 +483,7 @@ impl ObjectStore for Database {
         if ReadDeleted::of(ctx)? != ReadDeleted::No {
             return crate::store::instance_then_info_cache(self, ctx, uuid).await;
         }
-        let found = match &self.reads {
+        let found = match &self.local {
             // The show of a server polled while nothing changes decodes
             // its row once.
             Some(r) => {
@@ -496,7 +507,7 @@ impl ObjectStore for Database {
         project_id: &str,
         user_id: Option<&str>,
     ) -> Result<crate::InstanceCounts> {
-        match &self.reads {
+        match &self.local {
             Some(r) => sql::instance_counts(&**r, project_id, user_id).await,
             None => read_again_once(|| sql::instance_counts(&self.conn, project_id, user_id)).await,
         }

@@ -1,8 +1,8 @@
-//! The rows reads decode, whoever ran the statement: sea-orm (every
-//! backend, and every write's `RETURNING`) or this crate's SQLite read
-//! connections ([`super::reads`]), behind one [`Row`] trait, and the
-//! [`Reader`] the read statements (`get`, `list`, `count`, the joined
-//! instance read) run on.
+//! The rows reads and writes decode, whoever ran the statement: sea-orm
+//! (every backend) or this crate's own SQLite connections
+//! ([`super::local`]), behind one [`Row`] trait; the [`Reader`] the read
+//! statements (`get`, `list`, `count`, the joined instance read) run on
+//! and the [`Writer`] the writes (`create`, `save`, `destroy`) run on.
 
 use chrono::NaiveDateTime;
 use sea_orm::sea_query::QueryStatementWriter;
@@ -199,6 +199,42 @@ impl<C: ConnectionTrait + Sync> Reader for C {
     }
     async fn read_all(&self, stmt: Statement) -> Result<Vec<QueryResult>, DbErr> {
         self.query_all_raw(stmt).await
+    }
+}
+
+/// What a write without `RETURNING` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Written {
+    /// Rows it changed.
+    pub changed: u64,
+    /// The id of the row it inserted (what MySQL, which returns no rows,
+    /// reads back by); PostgreSQL reports none.
+    pub last_id: Option<u64>,
+}
+
+/// Where the write statements run: any sea-orm connection, or a SQLite
+/// file's write connection. Each is one autocommit statement.
+#[async_trait::async_trait]
+pub(crate) trait Writer: Reader {
+    /// A write with `RETURNING`: the first row it returned.
+    async fn write_returning(&self, stmt: Statement) -> Result<Option<Self::Row>, DbErr>;
+    /// A write without `RETURNING`.
+    async fn write(&self, stmt: Statement) -> Result<Written, DbErr>;
+}
+
+#[async_trait::async_trait]
+impl<C: ConnectionTrait + Sync> Writer for C {
+    async fn write_returning(&self, stmt: Statement) -> Result<Option<QueryResult>, DbErr> {
+        self.query_one_raw(stmt).await
+    }
+    async fn write(&self, stmt: Statement) -> Result<Written, DbErr> {
+        let r = self.execute_raw(stmt).await?;
+        Ok(Written {
+            changed: r.rows_affected(),
+            // sea-orm panics when asked for PostgreSQL's.
+            last_id: (self.get_database_backend() != DbBackend::Postgres)
+                .then(|| r.last_insert_id()),
+        })
     }
 }
 

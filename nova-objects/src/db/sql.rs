@@ -6,10 +6,10 @@ use sea_orm::sea_query::{
     Alias, BinOper, Cond, Expr, ExprTrait, Func, LikeExpr, NullOrdering, Order, Query,
     SelectStatement, SimpleExpr, Value as SqlValue,
 };
-use sea_orm::{ConnectionTrait, DbBackend, DbErr, RuntimeErr, SqlErr};
+use sea_orm::{DbBackend, DbErr, RuntimeErr, SqlErr};
 use serde_json::{Map, Value};
 
-use crate::db::rows::{Reader, Row, build};
+use crate::db::rows::{Reader, Row, Writer, build};
 use crate::db::tables::Table;
 use crate::error::{Error, Result};
 use crate::field::{format_datetime, parse_datetime};
@@ -350,8 +350,8 @@ fn returning(t: &Table) -> sea_orm::sea_query::ReturningClause {
 
 /// SQLite and PostgreSQL return the written row with the write;
 /// MySQL/MariaDB read it back (no `UPDATE … RETURNING`).
-fn has_returning<C: ConnectionTrait>(db: &C) -> bool {
-    db.get_database_backend() != DbBackend::MySql
+fn has_returning<R: Reader>(db: &R) -> bool {
+    db.backend() != DbBackend::MySql
 }
 
 pub(crate) fn live(t: &Table, rd: ReadDeleted) -> Option<SimpleExpr> {
@@ -435,7 +435,7 @@ pub(crate) async fn get<R: Reader>(
 }
 
 /// `create`.
-pub(crate) async fn create<C: ConnectionTrait>(db: &C, t: &Table, obj: Value) -> Result<Value> {
+pub(crate) async fn create<W: Writer>(db: &W, t: &Table, obj: Value) -> Result<Value> {
     let mut p = split(t, obj)?;
     if p.data.get("id").is_some_and(|v| !v.is_null()) && t.stores("id") {
         return Err(Error::ObjectAction {
@@ -487,14 +487,17 @@ pub(crate) async fn create<C: ConnectionTrait>(db: &C, t: &Table, obj: Value) ->
     if has_returning(db) {
         ins.returning(returning(t));
         let mut row = db
-            .query_one(&ins)
+            .write_returning(build(db, &ins))
             .await
             .map_err(exists)?
             .ok_or_else(|| Error::Db(format!("insert into {} returned no row", t.name)))?;
         return row_to_primitive(t, &mut row);
     }
-    let r = db.execute(&ins).await.map_err(exists)?;
-    let id = i64::try_from(r.last_insert_id()).map_err(|e| Error::Db(e.to_string()))?;
+    let r = db.write(build(db, &ins)).await.map_err(exists)?;
+    let id = r
+        .last_id
+        .and_then(|id| i64::try_from(id).ok())
+        .ok_or_else(|| Error::Db(format!("no id for the row inserted into {}", t.name)))?;
     fetch_one(db, t, Expr::col("id").eq(id), ReadDeleted::Yes)
         .await?
         .ok_or_else(|| Error::Db(format!("{} row {id} vanished after insert", t.name)))
@@ -510,8 +513,8 @@ fn py_repr(v: &Value) -> String {
 }
 
 /// `save`.
-pub(crate) async fn save<C: ConnectionTrait>(
-    db: &C,
+pub(crate) async fn save<W: Writer>(
+    db: &W,
     t: &Table,
     obj: Value,
     opts: &SaveOptions,
@@ -574,14 +577,18 @@ pub(crate) async fn save<C: ConnectionTrait>(
         };
         let written = if has_returning(db) {
             upd.returning(returning(t));
-            match db.query_one(&upd).await.map_err(write_err)? {
+            match db
+                .write_returning(build(db, &upd))
+                .await
+                .map_err(write_err)?
+            {
                 Some(mut row) => return row_to_primitive(t, &mut row),
                 None => false,
             }
         } else {
             // MySQL reports changed rows, not matched ones: a no-op write of
             // identical values counts 0, so a miss is confirmed by reading.
-            db.execute(&upd).await.map_err(write_err)?.rows_affected() > 0
+            db.write(build(db, &upd)).await.map_err(write_err)?.changed > 0
         };
         if !written {
             let Some(now) = fetch_one(db, t, key.clone(), ReadDeleted::No).await? else {
@@ -619,7 +626,7 @@ pub(crate) async fn save<C: ConnectionTrait>(
 }
 
 /// `destroy`.
-pub(crate) async fn destroy<C: ConnectionTrait>(db: &C, t: &Table, obj: Value) -> Result<Value> {
+pub(crate) async fn destroy<W: Writer>(db: &W, t: &Table, obj: Value) -> Result<Value> {
     let p = split(t, obj)?;
     let (key, shown) = row_key(t, &p.data)?;
     let not_found = || Error::NotFound {
@@ -636,14 +643,14 @@ pub(crate) async fn destroy<C: ConnectionTrait>(db: &C, t: &Table, obj: Value) -
         if has_returning(db) {
             upd.returning(returning(t));
             let mut row = db
-                .query_one(&upd)
+                .write_returning(build(db, &upd))
                 .await
                 .map_err(db_err)?
                 .ok_or_else(not_found)?;
             return row_to_primitive(t, &mut row);
         }
-        let r = db.execute(&upd).await.map_err(db_err)?;
-        if r.rows_affected() == 0 {
+        let r = db.write(build(db, &upd)).await.map_err(db_err)?;
+        if r.changed == 0 {
             return Err(not_found());
         }
         fetch_one(db, t, key, ReadDeleted::Yes)
@@ -655,7 +662,7 @@ pub(crate) async fn destroy<C: ConnectionTrait>(db: &C, t: &Table, obj: Value) -
             .cond_where(key)
             .returning(returning(t));
         let mut row = db
-            .query_one(&del)
+            .write_returning(build(db, &del))
             .await
             .map_err(db_err)?
             .ok_or_else(not_found)?;
@@ -666,8 +673,8 @@ pub(crate) async fn destroy<C: ConnectionTrait>(db: &C, t: &Table, obj: Value) -
             .ok_or_else(not_found)?;
         let mut del = Query::delete();
         del.from_table(t.name).cond_where(key);
-        let r = db.execute(&del).await.map_err(db_err)?;
-        if r.rows_affected() == 0 {
+        let r = db.write(build(db, &del)).await.map_err(db_err)?;
+        if r.changed == 0 {
             return Err(not_found());
         }
         Ok(before)
@@ -677,8 +684,8 @@ pub(crate) async fn destroy<C: ConnectionTrait>(db: &C, t: &Table, obj: Value) -
 /// Soft-deletes the live rows of `t` whose `field` is `value` (nova's
 /// `instance_destroy` taking the instance's virtual interfaces with it);
 /// returns how many went.
-pub(crate) async fn soft_delete_by<C: ConnectionTrait>(
-    db: &C,
+pub(crate) async fn soft_delete_by<W: Writer>(
+    db: &W,
     t: &Table,
     field: &str,
     value: &str,
@@ -689,7 +696,7 @@ pub(crate) async fn soft_delete_by<C: ConnectionTrait>(
         .value("deleted_at", now())
         .and_where(Expr::col(Alias::new(field)).eq(value))
         .and_where(Expr::col("deleted").eq(0));
-    Ok(db.execute(&upd).await.map_err(db_err)?.rows_affected())
+    Ok(db.write(build(db, &upd)).await.map_err(db_err)?.changed)
 }
 
 /// Checks that `name` is a stored scalar column (filters, sort keys).

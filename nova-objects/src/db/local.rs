@@ -1,30 +1,46 @@
-//! Reads of a SQLite file database on connections of their own, stepped
-//! on the reading task's thread.
+//! Statements on a SQLite file database run on connections of this
+//! crate's own, stepped on the calling task's thread.
 //!
 //! sqlx runs every SQLite connection on a thread of its own: each
 //! statement crosses to that thread and back, two hand-offs (a futex wake
 //! and a context switch each on a busy box) that cost more than reading
-//! an instance row by its uuid. The reads (`get`, `list`, `count`, the
-//! joined instance read: one autocommit `SELECT` each) run instead on
-//! connections this module opens with SQLite's C API (the library sqlx
-//! links, `libsqlite3-sys`), read-only (`PRAGMA query_only`), stepped where
-//! the caller runs, each keeping its prepared statements. A read is one
-//! `SELECT` of a local file (pages from SQLite's cache, or the OS's);
-//! decoding its rows, which ran on the caller's thread before too, costs
-//! as much.
+//! an instance row by its uuid or writing it back. The store's statements
+//! (each one autocommit statement) run instead on connections this module
+//! opens with SQLite's C API (the library sqlx links, `libsqlite3-sys`),
+//! stepped where the caller runs, each keeping its prepared statements;
+//! what they do not run goes to the pool as before.
 //!
-//! What these connections do not do goes to the pool as before: a
+//! **Reads** (`get`, `list`, `count`, the joined instance read) run on
+//! read-only connections (`PRAGMA query_only`). A read is one `SELECT` of
+//! a local file (pages from SQLite's cache, or the OS's); decoding its
+//! rows, which ran on the caller's thread before too, costs as much. A
 //! statement using `REGEXP` (sqlx registers that function on its own
-//! connections), a value of a type no read binds. In WAL mode readers see
-//! every write committed on any connection and never wait for a writer;
-//! a reader waits (SQLite's busy timeout) only while another connection
-//! rebuilds the WAL index after a crash. There are as many read
-//! connections as the pool has (a read waits for one as it would for the
-//! pool's). An in-memory database exists per connection: it never gets
-//! read connections.
+//! connections) or a value of a type no statement here binds goes to the
+//! pool. In WAL mode readers see every write committed on any connection
+//! and never wait for a writer; a reader waits (SQLite's busy timeout)
+//! only while another connection rebuilds the WAL index after a crash.
+//! There are as many read connections as the pool has (a read waits for
+//! one as it would for the pool's). An in-memory database exists per
+//! connection: it never gets these connections.
+//!
+//! **Writes** (`create`, `save`, `destroy`: one `INSERT`, `UPDATE` or
+//! `DELETE` each, most with `RETURNING`) run on one write connection (SQLite
+//! has one writer at a time) that never waits for SQLite's lock: a write
+//! that finds the database locked (a transaction on the pool, such as
+//! Placement's claims, or another process), or that fails in any way, is
+//! run again on the pool, where it waits its turn with the busy timeout
+//! and fails, if it does, with sqlx's error as before. An autocommit
+//! statement that failed changed nothing, so running it again is safe. The
+//! write connection keeps SQLite's settings of the pool's (`foreign_keys`,
+//! `synchronous = NORMAL`) and leaves the WAL's checkpoints to the pool's
+//! thread: past 1,000 pages in the log (SQLite's own threshold) a passive
+//! checkpoint is started there, so a write does not wait for its file
+//! syncs (~10 ms here). Should writes outrun those checkpoints (the log
+//! past 4,000 pages), the write connection checkpoints itself after its
+//! commit, as SQLite's automatic checkpoint does, and the log stays short.
 //!
 //! The API's show of a server (the instance joined with its info cache)
-//! is also kept decoded per connection while the database does not
+//! is also kept decoded per read connection while the database does not
 //! change: each such read first asks SQLite's `PRAGMA data_version`
 //! (which moves with every commit of any other connection or process)
 //! and drops what the connection kept when it moved; a clone is kept
@@ -35,16 +51,17 @@
 use std::any::Any;
 use std::borrow::Cow;
 use std::collections::HashMap;
-use std::ffi::{CStr, CString, c_int};
+use std::ffi::{CStr, CString, c_char, c_int, c_void};
 use std::ptr::{self, NonNull};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use libsqlite3_sys as ffi;
 use sea_orm::sea_query::Value as SqlValue;
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, DbErr, RuntimeErr, Statement};
 
-use super::rows::{Cell, ReadRow, Reader};
+use super::rows::{Cell, ReadRow, Reader, Writer, Written};
 use super::sql::db_err;
 
 /// Prepared statements a connection keeps (reads build a handful of
@@ -52,12 +69,16 @@ use super::sql::db_err;
 const MAX_STATEMENTS: usize = 128;
 
 /// Decoded objects a connection keeps while the database does not change
-/// ([`Reads::read_cached`]).
+/// ([`Local::read_cached`]).
 const MAX_CACHED: usize = 256;
 
-/// The read connections of one database.
-pub(crate) struct Reads {
-    /// The pool (writes, and the reads these connections leave to it).
+/// Pages in the WAL past which the write connection has the pool
+/// checkpoint it (SQLite's default `wal_autocheckpoint`).
+const CHECKPOINT_PAGES: i32 = 1000;
+
+/// The connections of one database file.
+pub(crate) struct Local {
+    /// The pool (what these connections leave to it).
     pool: DatabaseConnection,
     path: CString,
     busy: Duration,
@@ -67,11 +88,16 @@ pub(crate) struct Reads {
     idle: Mutex<Vec<Conn>>,
     /// One per read connection (open or not yet).
     permits: tokio::sync::Semaphore,
+    /// The write connection, opened at the first write (and again after
+    /// one left it inside a transaction).
+    writer: Mutex<Option<Conn>>,
+    /// A checkpoint started on the pool and not yet done.
+    checkpointing: Arc<AtomicBool>,
 }
 
-impl std::fmt::Debug for Reads {
+impl std::fmt::Debug for Local {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Reads")
+        f.debug_struct("Local")
             .field("path", &self.path)
             .field("available", &self.permits.available_permits())
             .finish_non_exhaustive()
@@ -94,9 +120,13 @@ struct Conn {
     stmts: HashMap<String, NonNull<ffi::sqlite3_stmt>>,
     /// `PRAGMA data_version` at this connection's last look.
     version: Option<i64>,
-    /// What [`Reads::read_cached`] decoded since the database last
+    /// What [`Local::read_cached`] decoded since the database last
     /// changed, by key.
     cached: HashMap<String, Box<dyn Any + Send>>,
+    /// The write connection: the pages in the WAL after its last commit
+    /// (set by SQLite's WAL hook, which it points at; dropped after the
+    /// connection closes).
+    wal_pages: Option<Box<AtomicI32>>,
 }
 
 // SAFETY: the connection is opened with SQLITE_OPEN_NOMUTEX on a
@@ -114,13 +144,34 @@ impl Drop for Conn {
             unsafe { ffi::sqlite3_finalize(s.as_ptr()) };
         }
         // SAFETY: the handle came from sqlite3_open_v2 and its statements
-        // are finalized; it is closed once.
+        // are finalized; it is closed once (before `wal_pages`, which its
+        // hook points at, is dropped with the fields).
         unsafe { ffi::sqlite3_close(self.db.as_ptr()) };
     }
 }
 
+/// SQLite's WAL hook of the write connection: after each commit, the pages
+/// now in the log.
+///
+/// # Safety
+/// `pages` is the `AtomicI32` the connection's `wal_pages` holds, alive
+/// while the connection is open.
+unsafe extern "C" fn wal_committed(
+    pages: *mut c_void,
+    _db: *mut ffi::sqlite3,
+    _name: *const c_char,
+    n: c_int,
+) -> c_int {
+    // SAFETY: as the function's contract says.
+    unsafe { &*pages.cast::<AtomicI32>() }.store(n, Ordering::Relaxed);
+    ffi::SQLITE_OK
+}
+
 impl Conn {
-    fn open(path: &CStr, busy: Duration) -> Result<Conn, Failure> {
+    /// A read connection (`query_only`, waiting `busy` for a lock), or
+    /// the write connection (never waiting: a locked database is the
+    /// pool's to wait for).
+    fn open(path: &CStr, busy: Duration, write: bool) -> Result<Conn, Failure> {
         // SAFETY: a plain query of the library's compile-time setting.
         if unsafe { ffi::sqlite3_threadsafe() } == 0 {
             return Err(Failure::Unsupported("SQLite built without threads"));
@@ -143,15 +194,67 @@ impl Conn {
             stmts: HashMap::new(),
             version: None,
             cached: HashMap::new(),
+            wal_pages: None,
         };
         if rc != ffi::SQLITE_OK {
             return Err(conn.error(rc));
         }
-        let ms = c_int::try_from(busy.as_millis()).unwrap_or(c_int::MAX);
-        // SAFETY: an open handle.
-        unsafe { ffi::sqlite3_busy_timeout(db.as_ptr(), ms) };
-        conn.exec(c"PRAGMA query_only = ON")?;
+        if write {
+            // The pool's settings (`sqlite_options`); the journal mode is
+            // the file's (WAL, set when the pool connected).
+            conn.exec(c"PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL")?;
+            let pages = Box::new(AtomicI32::new(0));
+            // SAFETY: an open handle; the hook's argument is the boxed
+            // atomic the connection owns until after it closes (`Drop`).
+            // The hook replaces SQLite's automatic checkpoint
+            // (`Local::write_here` asks the pool for one instead).
+            unsafe {
+                ffi::sqlite3_wal_hook(
+                    db.as_ptr(),
+                    Some(wal_committed),
+                    ptr::from_ref::<AtomicI32>(&pages).cast_mut().cast(),
+                );
+            }
+            conn.wal_pages = Some(pages);
+        } else {
+            let ms = c_int::try_from(busy.as_millis()).unwrap_or(c_int::MAX);
+            // SAFETY: an open handle.
+            unsafe { ffi::sqlite3_busy_timeout(db.as_ptr(), ms) };
+            conn.exec(c"PRAGMA query_only = ON")?;
+        }
         Ok(conn)
+    }
+
+    /// Runs write `sql` (autocommit): its rows (`RETURNING`), the rows it
+    /// changed and the last row id inserted.
+    fn write(
+        &mut self,
+        sql: &str,
+        values: &[SqlValue],
+    ) -> Result<(Vec<Vec<Cell>>, Written), Failure> {
+        let rows = self.query(sql, values, false)?;
+        // SAFETY: an open handle; both count the statement just finished
+        // on this connection (one thread at a time).
+        let (changed, last_id) = unsafe {
+            (
+                ffi::sqlite3_changes(self.db.as_ptr()),
+                ffi::sqlite3_last_insert_rowid(self.db.as_ptr()),
+            )
+        };
+        Ok((
+            rows,
+            Written {
+                changed: u64::try_from(changed).unwrap_or(0),
+                last_id: u64::try_from(last_id).ok(),
+            },
+        ))
+    }
+
+    /// Whether no transaction is open on the connection (every statement
+    /// here is autocommit: one left open means the connection is unusable).
+    fn autocommit(&self) -> bool {
+        // SAFETY: an open handle.
+        unsafe { ffi::sqlite3_get_autocommit(self.db.as_ptr()) != 0 }
     }
 
     fn error(&self, rc: c_int) -> Failure {
@@ -465,7 +568,7 @@ impl<'a> Bound<'a> {
     }
 }
 
-impl Reads {
+impl Local {
     /// Up to `max` read connections on the SQLite file `path` (opened
     /// when first needed), beside `pool`.
     pub(crate) fn new(
@@ -478,13 +581,15 @@ impl Reads {
         use std::os::unix::ffi::OsStrExt as _;
         let path = CString::new(path.as_os_str().as_bytes())
             .map_err(|_| format!("{}: a NUL in the path", path.display()))?;
-        Ok(Reads {
+        Ok(Local {
             pool,
             path,
             busy,
             log,
             idle: Mutex::new(Vec::new()),
             permits: tokio::sync::Semaphore::new(max.max(1)),
+            writer: Mutex::new(None),
+            checkpointing: Arc::new(AtomicBool::new(false)),
         })
     }
 
@@ -503,7 +608,7 @@ impl Reads {
         let idle = self.idle.lock().ok().and_then(|mut i| i.pop());
         let conn = match idle {
             Some(c) => Ok(c),
-            None => Conn::open(&self.path, self.busy),
+            None => Conn::open(&self.path, self.busy, false),
         };
         let out = conn.and_then(|mut c| {
             let out = f(&mut c);
@@ -587,6 +692,106 @@ impl Reads {
             tracing::info!(target: "sqlx::query", statement = %sql, rows_returned = rows, "read connection");
         }
     }
+
+    /// Write `stmt` on the write connection (opened when there is none),
+    /// never waiting for SQLite's lock.
+    fn write_here(&self, stmt: &Statement) -> Result<(Vec<Vec<Cell>>, Written), Failure> {
+        let verb = stmt.sql.trim_start().get(..6).unwrap_or("");
+        if !["INSERT", "UPDATE", "DELETE"]
+            .iter()
+            .any(|v| verb.eq_ignore_ascii_case(v))
+        {
+            return Err(Failure::Unsupported("not an INSERT, UPDATE or DELETE"));
+        }
+        let values = stmt.values.as_ref().map_or(&[][..], |v| v.0.as_slice());
+        let mut writer = self
+            .writer
+            .lock()
+            .map_err(|_| Failure::Unsupported("a write panicked"))?;
+        let conn = match &mut *writer {
+            Some(c) => c,
+            None => writer.insert(Conn::open(&self.path, Duration::ZERO, true)?),
+        };
+        let out = conn.write(&stmt.sql, values);
+        if out.is_err() && !conn.autocommit() {
+            // Closing rolls the transaction back.
+            *writer = None;
+            return out;
+        }
+        let pages = conn
+            .wal_pages
+            .as_ref()
+            .map_or(0, |p| p.load(Ordering::Relaxed));
+        // A checkpoint off the caller's thread while the pool's keep up;
+        // here (as SQLite's automatic one) when they do not, or when
+        // there is no runtime to run one on.
+        if out.is_ok()
+            && pages >= CHECKPOINT_PAGES
+            && (pages >= CHECKPOINT_PAGES * 4 || !self.checkpoint_on_pool())
+            && let Err(e) = conn.exec(c"PRAGMA wal_checkpoint(PASSIVE)")
+        {
+            tracing::warn!(error = ?e, "WAL checkpoint");
+        }
+        out
+    }
+
+    /// Starts a passive checkpoint of the WAL on the pool's thread unless
+    /// one is under way; false when there is no runtime to run it on.
+    fn checkpoint_on_pool(&self) -> bool {
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            return false;
+        };
+        if self.checkpointing.swap(true, Ordering::AcqRel) {
+            return true;
+        }
+        let (pool, flag) = (self.pool.clone(), self.checkpointing.clone());
+        rt.spawn(async move {
+            if let Err(e) = pool
+                .execute_unprepared("PRAGMA wal_checkpoint(PASSIVE)")
+                .await
+            {
+                tracing::warn!(error = %e, "WAL checkpoint");
+            }
+            flag.store(false, Ordering::Release);
+        });
+        true
+    }
+
+    /// `stmt` written here (its rows and counts), or `None` when the
+    /// pool is to write it.
+    fn written_here(&self, stmt: &Statement) -> Option<(Vec<Vec<Cell>>, Written)> {
+        match self.write_here(stmt) {
+            Ok((rows, written)) => {
+                if self.log {
+                    tracing::info!(target: "sqlx::query", statement = %stmt.sql, rows_returned = rows.len(), rows_affected = written.changed, "write connection");
+                }
+                Some((rows, written))
+            }
+            Err(why) => {
+                tracing::debug!(?why, sql = %stmt.sql, "a write on the pool");
+                None
+            }
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl Writer for Local {
+    async fn write_returning(&self, stmt: Statement) -> Result<Option<ReadRow>, DbErr> {
+        match self.written_here(&stmt) {
+            Some((rows, _)) => Ok(rows.into_iter().next().map(ReadRow::Cells)),
+            None => Ok(Writer::write_returning(&self.pool, stmt)
+                .await?
+                .map(ReadRow::Pool)),
+        }
+    }
+
+    async fn write(&self, stmt: Statement) -> Result<Written, DbErr> {
+        match self.written_here(&stmt) {
+            Some((_, written)) => Ok(written),
+            None => Writer::write(&self.pool, stmt).await,
+        }
+    }
 }
 
 fn sqlite_err(rc: c_int, msg: &str) -> DbErr {
@@ -594,7 +799,7 @@ fn sqlite_err(rc: c_int, msg: &str) -> DbErr {
 }
 
 #[async_trait::async_trait]
-impl Reader for Reads {
+impl Reader for Local {
     type Row = ReadRow;
 
     fn backend(&self) -> DbBackend {
