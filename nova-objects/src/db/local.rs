@@ -25,11 +25,13 @@
 //!
 //! **Writes** (`create`, `save`, `destroy`: one `INSERT`, `UPDATE` or
 //! `DELETE` each, most with `RETURNING`) run on one write connection (SQLite
-//! has one writer at a time) that never waits for SQLite's lock: a write
-//! that finds the database locked (a transaction on the pool, such as
-//! Placement's claims, or another process), or that fails in any way, is
-//! run again on the pool, where it waits its turn with the busy timeout
-//! and fails, if it does, with sqlx's error as before. An autocommit
+//! has one writer at a time), each in the process's writers' turn
+//! (`Database::write_lock`, which Placement's transactions beside nova's
+//! tables take too: a task waits for it, no thread), and never wait for
+//! SQLite's lock: a write that finds the database locked all the same
+//! (another process, a transaction that does not take the turn), or that
+//! fails in any way, is run again on the pool, where it waits with the
+//! busy timeout and fails, if it does, with sqlx's error as before. An autocommit
 //! statement that failed changed nothing, so running it again is safe. The
 //! write connection keeps SQLite's settings of the pool's (`foreign_keys`,
 //! `synchronous = NORMAL`) and leaves the WAL's checkpoints to the pool's
@@ -93,6 +95,10 @@ pub(crate) struct Local {
     writer: Mutex<Option<Conn>>,
     /// A checkpoint started on the pool and not yet done.
     checkpointing: Arc<AtomicBool>,
+    /// The process's writers' turn (`Database::write_lock`), taken for
+    /// each write here: a write then finds the file locked only by
+    /// another process or a writer that does not take it.
+    turn: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl std::fmt::Debug for Local {
@@ -577,6 +583,7 @@ impl Local {
         busy: Duration,
         log: bool,
         max: usize,
+        turn: Arc<tokio::sync::Mutex<()>>,
     ) -> Result<Self, String> {
         use std::os::unix::ffi::OsStrExt as _;
         let path = CString::new(path.as_os_str().as_bytes())
@@ -590,6 +597,7 @@ impl Local {
             permits: tokio::sync::Semaphore::new(max.max(1)),
             writer: Mutex::new(None),
             checkpointing: Arc::new(AtomicBool::new(false)),
+            turn,
         })
     }
 
@@ -778,7 +786,11 @@ impl Local {
 #[async_trait::async_trait]
 impl Writer for Local {
     async fn write_returning(&self, stmt: Statement) -> Result<Option<ReadRow>, DbErr> {
-        match self.written_here(&stmt) {
+        let here = {
+            let _turn = self.turn.lock().await;
+            self.written_here(&stmt)
+        };
+        match here {
             Some((rows, _)) => Ok(rows.into_iter().next().map(ReadRow::Cells)),
             None => Ok(Writer::write_returning(&self.pool, stmt)
                 .await?
@@ -787,7 +799,11 @@ impl Writer for Local {
     }
 
     async fn write(&self, stmt: Statement) -> Result<Written, DbErr> {
-        match self.written_here(&stmt) {
+        let here = {
+            let _turn = self.turn.lock().await;
+            self.written_here(&stmt)
+        };
+        match here {
             Some((_, written)) => Ok(written),
             None => Writer::write(&self.pool, stmt).await,
         }

@@ -158,6 +158,8 @@ pub struct Database {
     /// SQLite files: the connections the store's reads and writes run on
     /// ([`local`]).
     local: Option<Arc<local::Local>>,
+    /// The in-process writers' turn ([`Database::write_lock`]).
+    write_lock: Arc<tokio::sync::Mutex<()>>,
 }
 
 /// The settings of the pool's SQLite connections (this crate's own
@@ -278,6 +280,7 @@ impl Database {
         let conn = sea_orm::Database::connect(opts)
             .await
             .map_err(|e| Error::Db(format!("cannot connect to {}: {e}", mask(&cfg.connection))))?;
+        let write_lock = Arc::<tokio::sync::Mutex<()>>::default();
         let local = if backend == DbBackend::Sqlite && !memory {
             let o: sea_orm::sqlx::sqlite::SqliteConnectOptions = url
                 .parse()
@@ -288,13 +291,18 @@ impl Database {
                 cfg.sqlite_busy_timeout,
                 cfg.connection_debug >= 50,
                 pool as usize,
+                write_lock.clone(),
             )
             .map_err(Error::Db)?;
             Some(Arc::new(local))
         } else {
             None
         };
-        Ok(Database { conn, local })
+        Ok(Database {
+            conn,
+            local,
+            write_lock,
+        })
     }
 
     /// `nova-manage db sync`: applies pending migrations; returns how many
@@ -321,6 +329,16 @@ impl Database {
             DbBackend::MySql => "mysql",
             _ => "sqlite",
         }
+    }
+
+    /// The turn of this process's writers to this database: SQLite allows
+    /// one writer at a time, and queueing here (a task waits, no thread)
+    /// beats finding the file locked. The store's own writes to a SQLite
+    /// file take it for each statement; code running transactions of its
+    /// own on [`Database::connection`] (Placement beside nova's tables)
+    /// takes it for each transaction.
+    pub fn write_lock(&self) -> Arc<tokio::sync::Mutex<()>> {
+        self.write_lock.clone()
     }
 
     /// The sea-orm connection, for queries of one's own.

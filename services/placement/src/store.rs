@@ -81,9 +81,14 @@ impl SqlPlacement {
         }
     }
 
-    /// Placement in the same database as `db`'s objects, on its connections.
+    /// Placement in the same database as `db`'s objects, on its
+    /// connections, its writers queueing with the objects' own
+    /// ([`nova_objects::db::Database::write_lock`]).
     pub fn on(db: &nova_objects::db::Database) -> Self {
-        Self::new(db.connection().clone())
+        SqlPlacement {
+            write_lock: db.write_lock(),
+            ..Self::new(db.connection().clone())
+        }
     }
 
     /// How old the candidates mirror may get (default 1 s).
