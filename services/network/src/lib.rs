@@ -126,9 +126,9 @@ pub async fn open(runner: &Runner) -> anyhow::Result<Arc<NetworkService>> {
                 .await
                 .with_context(|| format!("[network] connection = {url}"))?;
             nova_service::metrics::watch_pool("network", &db);
-            store::Store::open(db.connection().clone()).await?
+            store::Store::open(&db).await?
         }
-        None => store::Store::open(runner.database().await?.connection().clone()).await?,
+        None => store::Store::open(&*runner.database().await?).await?,
     };
     NetworkService::open(store, datapath).await
 }

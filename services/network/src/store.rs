@@ -39,6 +39,9 @@ fn initial(backend: DbBackend) -> Vec<Statement> {
 #[derive(Debug, Clone, Default)]
 pub struct Store {
     conn: Option<DatabaseConnection>,
+    /// The database's writers' turn, taken for each write (SQLite has one
+    /// writer; nova's objects in the same file take it too).
+    turn: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 
 /// Every stored resource: kind → id → body.
@@ -88,13 +91,18 @@ fn upsert(backend: DbBackend, kind: &str, body: &serde_json::Value) -> anyhow::R
 impl Store {
     /// Nothing persisted (the service's state lives as long as it does).
     pub fn memory() -> Self {
-        Store { conn: None }
+        Store::default()
     }
 
-    /// Over `conn`, its schema migrated.
-    pub async fn open(conn: DatabaseConnection) -> anyhow::Result<Self> {
+    /// In `db`, its schema migrated; its writes queue with the other
+    /// writers of `db` ([`nova_objects::db::Database::write_lock`]).
+    pub async fn open(db: &nova_objects::db::Database) -> anyhow::Result<Self> {
+        let conn = db.connection().clone();
         MIGRATIONS.sync(&conn).await?;
-        Ok(Store { conn: Some(conn) })
+        Ok(Store {
+            conn: Some(conn),
+            turn: db.write_lock(),
+        })
     }
 
     /// Every row.
@@ -133,6 +141,7 @@ impl Store {
             return Ok(());
         };
         let b = c.get_database_backend();
+        let _turn = self.turn.lock().await;
         let mut stmts = Vec::with_capacity(puts.len() + deletes.len());
         for (kind, id) in deletes {
             stmts.push(stmt(

@@ -19,7 +19,7 @@ async fn open(path: &std::path::Path) -> Arc<NetworkService> {
     let db = nova_objects::db::Database::connect(&nova_objects::db::DbConfig::new(url))
         .await
         .unwrap();
-    let store = Store::open(db.connection().clone()).await.unwrap();
+    let store = Store::open(&db).await.unwrap();
     NetworkService::open(store, Arc::new(NoopDatapath))
         .await
         .unwrap()

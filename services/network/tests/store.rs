@@ -7,13 +7,12 @@
 
 use nova_network::store::Store;
 use nova_objects::db::{Database, DbConfig};
-use sea_orm::ConnectionTrait as _;
 use serde_json::json;
 
 /// Writes, rewrites and removes rows on `url`, loading after each step.
 async fn writes_are_loaded_again(url: &str) {
     let db = Database::connect(&DbConfig::new(url)).await.unwrap();
-    let store = Store::open(db.connection().clone()).await.unwrap();
+    let store = Store::open(&db).await.unwrap();
     let net = json!({"id": "n1", "project_id": "p1", "name": "flat"});
     let port = json!({"id": "p1", "project_id": "p1", "status": "DOWN"});
     store
@@ -42,7 +41,7 @@ async fn writes_are_loaded_again(url: &str) {
 
     // A removal alone; a second start loads the same.
     store.write(&[], &[("network", "n1")]).await.unwrap();
-    let again = Store::open(db.connection().clone()).await.unwrap();
+    let again = Store::open(&db).await.unwrap();
     let rows = again.load().await.unwrap();
     assert!(rows.get("network").is_none_or(|m| m.is_empty()));
     assert_eq!(rows["port"]["p2"], other);
