@@ -636,7 +636,11 @@ impl Local {
             "REGEXP"
         } else {
             let values = stmt.values.as_ref().map_or(&[][..], |v| v.0.as_slice());
-            match self.with_conn(|c| c.query(&stmt.sql, values, one)).await? {
+            let (sql, values) = match limit_inlined(&stmt.sql, values) {
+                Some((sql, n)) => (Cow::Owned(sql), &values[..n]),
+                None => (Cow::Borrowed(stmt.sql.as_str()), values),
+            };
+            match self.with_conn(|c| c.query(&sql, values, one)).await? {
                 Ok(rows) => {
                     self.logged(&stmt.sql, rows.len());
                     return Ok(rows.into_iter().map(ReadRow::Cells).collect());
@@ -810,8 +814,65 @@ impl Writer for Local {
     }
 }
 
+/// `sql` with a trailing `LIMIT ?` (and `OFFSET ?`) written out from the
+/// last of `values`, and how many values remain to bind; `None` when it
+/// has none (or they are not integers). SQLite plans a statement anew each
+/// time a value is bound to its `LIMIT` (the planner uses it), so a list
+/// with a bound limit was re-prepared at every run (3 % of a
+/// boot+delete's CPU); a statement per distinct limit is kept instead.
+fn limit_inlined(sql: &str, values: &[SqlValue]) -> Option<(String, usize)> {
+    fn int(v: &SqlValue) -> Option<u64> {
+        match v {
+            SqlValue::BigUnsigned(Some(n)) => Some(*n),
+            SqlValue::Unsigned(Some(n)) => Some((*n).into()),
+            SqlValue::BigInt(Some(n)) => u64::try_from(*n).ok(),
+            SqlValue::Int(Some(n)) => u64::try_from(*n).ok(),
+            _ => None,
+        }
+    }
+    let (head, n) = if let Some(h) = sql.strip_suffix(" LIMIT ? OFFSET ?") {
+        (h, 2)
+    } else {
+        (sql.strip_suffix(" LIMIT ?")?, 1)
+    };
+    let keep = values.len().checked_sub(n)?;
+    let limit = int(&values[keep])?;
+    let out = match values.get(keep + 1) {
+        Some(offset) => format!("{head} LIMIT {limit} OFFSET {}", int(offset)?),
+        None => format!("{head} LIMIT {limit}"),
+    };
+    Some((out, keep))
+}
+
 fn sqlite_err(rc: c_int, msg: &str) -> DbErr {
     DbErr::Query(RuntimeErr::Internal(format!("SQLite error {rc}: {msg}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bound_limit_is_written_out() {
+        let v = |n: u64| SqlValue::BigUnsigned(Some(n));
+        let s = SqlValue::String(Some("p".into()));
+        let sql = "SELECT a FROM t WHERE p = ? LIMIT ?";
+        assert_eq!(
+            limit_inlined(sql, &[s.clone(), v(5)]),
+            Some(("SELECT a FROM t WHERE p = ? LIMIT 5".into(), 1))
+        );
+        assert_eq!(
+            limit_inlined(&format!("{sql} OFFSET ?"), &[s.clone(), v(5), v(10)]),
+            Some(("SELECT a FROM t WHERE p = ? LIMIT 5 OFFSET 10".into(), 1))
+        );
+        // Nothing to write out, or not an integer: left to bind.
+        assert_eq!(
+            limit_inlined("SELECT a FROM t WHERE p = ?", &[s.clone()]),
+            None
+        );
+        assert_eq!(limit_inlined(sql, &[v(5), s.clone()]), None);
+        assert_eq!(limit_inlined(sql, &[]), None);
+    }
 }
 
 #[async_trait::async_trait]
