@@ -848,6 +848,23 @@ fn sqlite_err(rc: c_int, msg: &str) -> DbErr {
     DbErr::Query(RuntimeErr::Internal(format!("SQLite error {rc}: {msg}")))
 }
 
+#[async_trait::async_trait]
+impl Reader for Local {
+    type Row = ReadRow;
+
+    fn backend(&self) -> DbBackend {
+        DbBackend::Sqlite
+    }
+
+    async fn read_one(&self, stmt: Statement) -> Result<Option<ReadRow>, DbErr> {
+        Ok(self.read(stmt, true).await?.into_iter().next())
+    }
+
+    async fn read_all(&self, stmt: Statement) -> Result<Vec<ReadRow>, DbErr> {
+        self.read(stmt, false).await
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -867,27 +884,10 @@ mod tests {
         );
         // Nothing to write out, or not an integer: left to bind.
         assert_eq!(
-            limit_inlined("SELECT a FROM t WHERE p = ?", &[s.clone()]),
+            limit_inlined("SELECT a FROM t WHERE p = ?", std::slice::from_ref(&s)),
             None
         );
         assert_eq!(limit_inlined(sql, &[v(5), s.clone()]), None);
         assert_eq!(limit_inlined(sql, &[]), None);
-    }
-}
-
-#[async_trait::async_trait]
-impl Reader for Local {
-    type Row = ReadRow;
-
-    fn backend(&self) -> DbBackend {
-        DbBackend::Sqlite
-    }
-
-    async fn read_one(&self, stmt: Statement) -> Result<Option<ReadRow>, DbErr> {
-        Ok(self.read(stmt, true).await?.into_iter().next())
-    }
-
-    async fn read_all(&self, stmt: Statement) -> Result<Vec<ReadRow>, DbErr> {
-        self.read(stmt, false).await
     }
 }
