@@ -63,6 +63,7 @@ async fn sqlite() {
 /// afterwards.
 #[cfg(any(feature = "postgres", feature = "mysql"))]
 async fn on_server(env: &str, default: &str) {
+    use sea_orm::ConnectionTrait as _;
     let admin_url = std::env::var(env).unwrap_or_else(|_| default.into());
     let (admin, name, url) = Database::create_scratch(&admin_url, "network_test")
         .await
