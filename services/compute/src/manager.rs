@@ -715,7 +715,22 @@ impl ComputeManager {
         inst.set_terminated_at(Some(chrono::Utc::now()));
         me.objects.save(&ctx, &mut inst).await?;
         self.updated(&ctx, &inst, &old).await;
-        me.objects.destroy(&ctx, &mut inst).await?;
+        // Deleted on this host: the row must go too. While the database
+        // (or the conductor) is away, tried again for a while; past that,
+        // the next start completes it (`recover_instances`).
+        let mut wait = std::time::Duration::from_millis(250);
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(120);
+        loop {
+            match me.objects.destroy(&ctx, &mut inst).await {
+                Err(e) if !e.is_not_found() && std::time::Instant::now() + wait < until => {
+                    tracing::warn!(instance = %inst.uuid(), error = %e, "instance deleted on the host, its row not yet: trying again");
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(std::time::Duration::from_secs(10));
+                }
+                Err(e) if !e.is_not_found() => return Err(e.into()),
+                _ => break,
+            }
+        }
         self.notify_action(&ctx, &inst, "delete", Phase::End, None)
             .await;
         Ok(())

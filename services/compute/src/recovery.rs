@@ -21,6 +21,15 @@ impl ComputeManager {
             let building = inst.vm_state() == &VmState::Building
                 || task.is_some_and(|t| TaskState::BUILDING.contains(&t));
             let r = match task {
+                // nova's _complete_partial_deletion: deleted here, its row
+                // left behind (the database was away at the destroy).
+                _ if inst.vm_state() == &VmState::Deleted => {
+                    let mut inst = inst;
+                    match self.inner.objects.destroy(&ctx, &mut inst).await {
+                        Err(e) if !e.is_not_found() => Err(e.into()),
+                        _ => Ok(()),
+                    }
+                }
                 Some(TaskState::Deleting) => self
                     .terminate_instance(ctx.clone(), inst, None)
                     .await

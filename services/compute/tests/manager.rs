@@ -762,3 +762,25 @@ async fn actions_record_their_events_and_failures_as_nova() {
     assert_eq!(none, "");
     h.stop().await;
 }
+
+/// An instance deleted on its host whose row stayed (the database away at
+/// the destroy: vm_state DELETED, not deleted) goes at the next start, as
+/// nova's `_complete_partial_deletion`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_start_completes_a_partial_deletion() {
+    let h = host().await;
+    let inst = h.instance().await;
+    h.build(&inst, json!({}), vec![]).await;
+    let mut inst = h
+        .until(inst.uuid(), |i| i.vm_state() == &VmState::Active)
+        .await;
+    inst.set_vm_state(Some(VmState::Deleted.into()));
+    h.objects.save(&ctx(), &mut inst).await.unwrap();
+    h.manager.recover_instances().await;
+    let err = h
+        .objects
+        .get_by_uuid::<Instance>(&ctx(), inst.uuid())
+        .await
+        .unwrap_err();
+    assert!(err.is_not_found(), "{err}");
+}
