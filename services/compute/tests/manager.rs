@@ -237,6 +237,14 @@ impl Host {
             .unwrap();
     }
 
+    /// A new instance built on this host, once ACTIVE.
+    async fn active(&self) -> Instance {
+        let inst = self.instance().await;
+        self.build(&inst, json!({}), vec![]).await;
+        self.until(inst.uuid(), |i| i.vm_state() == &VmState::Active)
+            .await
+    }
+
     /// Waits until the instance satisfies `ok`.
     async fn until(&self, uuid: &str, ok: impl Fn(&Instance) -> bool) -> Instance {
         let mut last = None;
@@ -269,11 +277,7 @@ impl Host {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_build_ends_active_and_running_on_this_host() {
     let h = host().await;
-    let inst = h.instance().await;
-    h.build(&inst, json!({}), vec![]).await;
-    let built = h
-        .until(inst.uuid(), |i| i.vm_state() == &VmState::Active)
-        .await;
+    let built = h.active().await;
     assert!(built.task_state().is_none());
     assert_eq!(
         built.power_state(),
@@ -283,7 +287,7 @@ async fn a_build_ends_active_and_running_on_this_host() {
     assert_eq!(built.node().as_deref(), Some("node-1"));
     assert!(built.launched_at().is_some());
     assert_eq!(
-        h.fake.get_info(inst.uuid()).await.unwrap().state,
+        h.fake.get_info(built.uuid()).await.unwrap().state,
         PowerState::Running
     );
     // Stop, then start: each ends its task in the state nova sets.
@@ -292,21 +296,21 @@ async fn a_build_ends_active_and_running_on_this_host() {
         .await
         .unwrap();
     let stopped = h
-        .until(inst.uuid(), |i| i.vm_state() == &VmState::Stopped)
+        .until(built.uuid(), |i| i.vm_state() == &VmState::Stopped)
         .await;
     assert_eq!(
         stopped.power_state(),
         &Some(PowerState::Shutdown.code() as i64)
     );
     assert_eq!(
-        h.fake.get_info(inst.uuid()).await.unwrap().state,
+        h.fake.get_info(built.uuid()).await.unwrap().state,
         PowerState::Shutdown
     );
     h.api
         .start_instance(&ctx(), "host-1", &stopped)
         .await
         .unwrap();
-    h.until(inst.uuid(), |i| i.vm_state() == &VmState::Active)
+    h.until(built.uuid(), |i| i.vm_state() == &VmState::Active)
         .await;
     h.stop().await;
 }
@@ -664,11 +668,7 @@ async fn api_side(h: &Host, inst: &mut Instance, task: TaskState, action: &str) 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn actions_record_their_events_and_failures_as_nova() {
     let h = host().await;
-    let inst = h.instance().await;
-    h.build(&inst, json!({}), vec![]).await;
-    let mut inst = h
-        .until(inst.uuid(), |i| i.vm_state() == &VmState::Active)
-        .await;
+    let mut inst = h.active().await;
     // pause: PAUSED, the guest paused, one Success event on this host.
     let c = api_side(&h, &mut inst, TaskState::Pausing, "pause").await;
     h.api.pause_instance(&c, "host-1", &inst).await.unwrap();
@@ -769,11 +769,7 @@ async fn actions_record_their_events_and_failures_as_nova() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_start_completes_a_partial_deletion() {
     let h = host().await;
-    let inst = h.instance().await;
-    h.build(&inst, json!({}), vec![]).await;
-    let mut inst = h
-        .until(inst.uuid(), |i| i.vm_state() == &VmState::Active)
-        .await;
+    let mut inst = h.active().await;
     inst.set_vm_state(Some(VmState::Deleted.into()));
     h.objects.save(&ctx(), &mut inst).await.unwrap();
     h.manager.recover_instances().await;
